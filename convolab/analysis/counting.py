@@ -1,0 +1,56 @@
+"""Parameter and multiply-accumulate counts.
+
+MACs follow REFERENCE.md's convention: Conv2d `H_out*W_out*C_out*(C_in/groups)*kH*kW` plus Linear
+`in*out`, batch 1, nothing else (no BN, activations, pooling, adds or biases).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Parameters, each shared tensor once; BN running statistics are buffers and not counted."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """MACs of one Conv2d or Linear call producing `output` (batch 1); 0 for other modules."""
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        per_output = (module.in_channels // module.groups) * kh * kw
+        return int(output[0].numel()) * per_output
+    if isinstance(module, nn.Linear):
+        rows = output.numel() // output.shape[0] // module.out_features
+        return rows * module.in_features * module.out_features
+    return 0
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
+    """Conv2d + Linear MACs of one eval-mode forward pass at `input_size` (C, H, W), batch 1.
+
+    The input is made where the model's parameters live; a model built under
+    `torch.device("meta")` is counted from shapes alone, in milliseconds even for Inception-v4.
+    """
+    total = 0
+
+    def hook(module: nn.Module, _inputs, output) -> None:
+        nonlocal total
+        total += layer_macs(module, output)
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        model(torch.zeros(1, *input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return total

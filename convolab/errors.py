@@ -1,0 +1,22 @@
+"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+
+
+class ConvolabError(Exception):
+    """Base class: the message names the bad value and says what to do."""
+
+
+class UnknownModelError(ConvolabError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(ConvolabError):
+    """A data set that cannot be found, read or understood."""
+
+
+class ConfigError(ConvolabError, ValueError):
+    """An argument or option out of range or in conflict with another."""
+
+
+class CheckpointError(ConvolabError):
+    """A checkpoint that is missing, truncated, foreign or of the wrong model."""

@@ -1,0 +1,24 @@
+"""Classifier heads: global pool -> flatten -> dropout -> linear, the end of most networks."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool, dropout and a linear layer; `num_classes=0` gives pooled features."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0, pool: bool = True):
+        super().__init__()
+        self.in_features = in_features
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool else nn.Identity()
+        self.flatten = nn.Flatten(1)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.flatten(self.pool(x)))
+        return x if pre_logits else self.fc(x)

@@ -1,0 +1,83 @@
+"""The API every convolab model shares (after timm): features, head, classifier reset, data config."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a model expects of its input: size (C, H, W) and per-channel normalization."""
+
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def data_config_for(in_chans: int, size: int, mean: tuple[float, ...] = IMAGENET_MEAN,
+                    std: tuple[float, ...] = IMAGENET_STD) -> DataConfig:
+    """A DataConfig whose mean/std match `in_chans` (grey input averages the RGB statistics)."""
+    if len(mean) != in_chans:
+        mean = (sum(mean) / len(mean),) * in_chans
+        std = (sum(std) / len(std),) * in_chans
+    return DataConfig((in_chans, size, size), tuple(mean), tuple(std))
+
+
+@dataclass
+class FeatureInfo:
+    """One stage whose output can be taken as features: module name, channels, total stride."""
+
+    module: str
+    num_chs: int
+    reduction: int
+
+
+class ConvNet(nn.Module):
+    """Base class: `forward(x) == forward_head(forward_features(x))`.
+
+    Subclasses set `self.head` (a module with `.fc`, `.reset(n)` and `forward(x, pre_logits)`),
+    `self.num_features`, `self.num_classes`, `self.in_chans`, `self.feature_info` and
+    `self.data_config`, and implement `forward_features`.
+    """
+
+    head: nn.Module
+    num_features: int
+    num_classes: int
+    in_chans: int
+    feature_info: list[FeatureInfo]
+    data_config: DataConfig
+    aux_names: tuple[str, ...] = ()
+    model_name: str = ""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All named outputs: `{"main": logits}` plus one entry per auxiliary head, in any mode."""
+        return {"main": self(x)}
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final linear layer for `num_classes` (0 drops it: the model gives features)."""
+        self.head.reset(num_classes)
+        self.num_classes = num_classes
