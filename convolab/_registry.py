@@ -24,6 +24,7 @@ class ModelEntry:
     family: str
     aliases: tuple[str, ...] = ()
     pretrained_sources: tuple[str, ...] = field(default=())  # e.g. ("torchvision",), ("timm",)
+    train_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. {"lr": 0.01} where the global default fails
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -32,12 +33,15 @@ _families_loaded = False
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: tuple[str, ...] = (),
-                   pretrained: tuple[str, ...] = ()):
-    """Register a model entry point under its function name (and any aliases)."""
+                   pretrained: tuple[str, ...] = (), train_defaults: dict[str, Any] | None = None):
+    """Register a model entry point under its function name (and any aliases).
+
+    `train_defaults` overrides the engine's defaults for this model when the user gives none.
+    """
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         family = f.__module__.rsplit(".", 1)[-1]
-        entry = ModelEntry(f.__name__, f, family, tuple(aliases), tuple(pretrained))
+        entry = ModelEntry(f.__name__, f, family, tuple(aliases), tuple(pretrained), dict(train_defaults or {}))
         if f.__name__ in _ENTRIES or f.__name__ in _ALIASES:
             raise RuntimeError(f"model {f.__name__!r} registered twice")
         _ENTRIES[f.__name__] = entry

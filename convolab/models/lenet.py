@@ -63,7 +63,7 @@ class LeNet5(ConvNet):
         return self.features(x)
 
 
-@register_model(aliases=("lenet",))
+@register_model(aliases=("lenet",), train_defaults={"lr": 0.01})  # sigmoids learn slowly at 2e-3
 def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> LeNet5:
     """LeNet-5 exactly as the article: sigmoid, average pooling, padding 2."""
     return LeNet5(num_classes, in_chans, img_size)

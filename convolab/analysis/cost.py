@@ -1,0 +1,211 @@
+"""The cost of a block design: a chain of convolutions written as `5x5:32`, `1x1:16`, `3x3:64/s2`.
+
+Each layer's multiplications are `H_out*W_out*C_out*C_in*kH*kW` (= its MACs, as `count_macs`
+counts them); parameters are the weights, and the weights plus one bias per output channel.
+Padding is 'same' unless a layer says `/pP`: the output is `ceil(H/stride)` (for odd kernels
+this is PyTorch's padding `(k-1)//2`; even kernels are padded one more on the far side).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..ops.shapes import conv_output_size
+
+DESIGN_FORM = "KxK:CHANNELS[/sS][/pP]"
+DESIGN_EXAMPLE = "e.g. 3x3:64/s2, 1x1:16, 1x3:64, 5x5:32/p0"
+_PATTERN = re.compile(r"(\d+)x(\d+):(\d+)((?:/[sp]\d+)*)")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolution of a design: kernel (kH, kW), output channels, stride, padding (None = same)."""
+
+    kernel: tuple[int, int]
+    out_channels: int
+    stride: int = 1
+    padding: int | None = None
+
+    @property
+    def text(self) -> str:
+        extra = (f"/s{self.stride}" if self.stride != 1 else "") + \
+            (f"/p{self.padding}" if self.padding is not None else "")
+        return f"{self.kernel[0]}x{self.kernel[1]}:{self.out_channels}{extra}"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """A layer applied to a given input: shapes, multiplications and parameters."""
+
+    spec: ConvSpec
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    multiplications: int
+    weights: int
+    biases: int
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+    def to_dict(self) -> dict:
+        return {"layer": self.spec.text, "input": list(self.input_shape), "output": list(self.output_shape),
+                "multiplications": self.multiplications, "weights": self.weights, "params": self.params}
+
+
+@dataclass(frozen=True)
+class DesignCost:
+    """The layers of a design in order, with totals."""
+
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(layer.spec.text for layer in self.layers)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.layers[0].input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        return self.layers[-1].output_shape
+
+    @property
+    def multiplications(self) -> int:
+        return sum(layer.multiplications for layer in self.layers)
+
+    @property
+    def weights(self) -> int:
+        return sum(layer.weights for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        return {"design": self.text, "input": list(self.input_shape), "output": list(self.output_shape),
+                "multiplications": self.multiplications, "weights": self.weights, "params": self.params,
+                "layers": [layer.to_dict() for layer in self.layers]}
+
+
+def parse_layer(text: str) -> ConvSpec:
+    """`3x3:64/s2/p0` -> ConvSpec((3, 3), 64, stride=2, padding=0)."""
+    match = _PATTERN.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(f"bad design string {text!r}: expected {DESIGN_FORM}, {DESIGN_EXAMPLE}")
+    kh, kw, channels = int(match[1]), int(match[2]), int(match[3])
+    options: dict[str, int] = {}
+    for option in filter(None, match[4].split("/")):
+        if option[0] in options:
+            raise ConfigError(f"bad design string {text!r}: /{option[0]} given twice; expected {DESIGN_FORM}")
+        options[option[0]] = int(option[1:])
+    stride = options.get("s", 1)
+    if min(kh, kw, channels, stride) < 1:
+        raise ConfigError(f"bad design string {text!r}: kernel, channels and stride must be >= 1; "
+                          f"expected {DESIGN_FORM}, {DESIGN_EXAMPLE}")
+    return ConvSpec((kh, kw), channels, stride, options.get("p"))
+
+
+def parse_design(layers: str | Sequence[str]) -> list[ConvSpec]:
+    """A design as a list of ConvSpecs, from `"1x1:16 5x5:32"` or `["1x1:16", "5x5:32"]`."""
+    items = layers.split() if isinstance(layers, str) else [t for item in layers for t in item.split()]
+    if not items:
+        raise ConfigError(f"empty design: give at least one layer as {DESIGN_FORM}, {DESIGN_EXAMPLE}")
+    return [parse_layer(item) for item in items]
+
+
+def _output_side(n: int, k: int, spec: ConvSpec) -> int:
+    if spec.padding is None:
+        return math.ceil(n / spec.stride)
+    try:
+        return conv_output_size(n, k, padding=spec.padding, stride=spec.stride)  # type: ignore[return-value]
+    except ConfigError as err:
+        raise ConfigError(f"layer {spec.text} does not fit its {n}-pixel input: {err}") from None
+
+
+def design_cost(input_shape: Sequence[int], design: str | Sequence[str] | Sequence[ConvSpec]) -> DesignCost:
+    """Per-layer shapes, multiplications and parameters of a design on a (C, H, W) input."""
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ConfigError(f"input must be C, H, W with positive integers, got {tuple(input_shape)}")
+    if isinstance(design, str) or (design and isinstance(design[0], str)):
+        specs = parse_design(design)  # type: ignore[arg-type]
+    else:
+        specs = list(design)  # type: ignore[arg-type]
+    c, h, w = (int(v) for v in input_shape)
+    layers = []
+    for spec in specs:
+        kh, kw = spec.kernel
+        out = (spec.out_channels, _output_side(h, kh, spec), _output_side(w, kw, spec))
+        weights = spec.out_channels * c * kh * kw
+        layers.append(LayerCost(spec, (c, h, w), out, out[0] * out[1] * out[2] * c * kh * kw,
+                                weights, spec.out_channels))
+        c, h, w = out
+    return DesignCost(tuple(layers))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A design against a baseline on the same input: ratios > 1 mean the design is cheaper."""
+
+    design: DesignCost
+    versus: DesignCost
+
+    def ratio(self, quantity: str) -> float:
+        return getattr(self.versus, quantity) / getattr(self.design, quantity)
+
+    def saved(self, quantity: str) -> float:
+        return 1 - getattr(self.design, quantity) / getattr(self.versus, quantity)
+
+    def to_dict(self) -> dict:
+        return {q: {"ratio": self.ratio(q), "saved": self.saved(q)}
+                for q in ("multiplications", "weights", "params")}
+
+
+def compare_designs(input_shape: Sequence[int], design: str | Sequence[str],
+                    versus: str | Sequence[str]) -> Comparison:
+    """Cost of `design` against `versus` on the same input."""
+    return Comparison(design_cost(input_shape, design), design_cost(input_shape, versus))
+
+
+def _sum_line(values: Sequence[int]) -> str:
+    total = f"{sum(values):,}"
+    return total if len(values) == 1 else " + ".join(f"{v:,}" for v in values) + f" = {total}"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def format_design(cost: DesignCost, title: str = "design") -> str:
+    """A design as a small table of its layers and the sums of multiplications and parameters."""
+    header = ("layer", "input", "output", "multiplications", "weights", "params")
+    body = [(layer.spec.text, _shape(layer.input_shape), _shape(layer.output_shape),
+             f"{layer.multiplications:,}", f"{layer.weights:,}", f"{layer.params:,}")
+            for layer in cost.layers]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [f"{title} {cost.text} on {_shape(cost.input_shape)}"]
+    for row in [header, *body]:
+        lines.append("  " + "  ".join(f"{v:<{widths[i]}}" if i < 3 else f"{v:>{widths[i]}}"
+                                      for i, v in enumerate(row)))
+    lines.append(f"  multiplications: {_sum_line([layer.multiplications for layer in cost.layers])}")
+    lines.append(f"  weights: {_sum_line([layer.weights for layer in cost.layers])}")
+    lines.append(f"  params with biases: {_sum_line([layer.params for layer in cost.layers])}")
+    return "\n".join(lines)
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """Both designs, then each quantity side by side with the ratio and the share saved."""
+    lines = [format_design(comparison.design), format_design(comparison.versus, "versus"),
+             f"{comparison.design.text} against {comparison.versus.text}:"]
+    for quantity, label in (("multiplications", "multiplications"), ("weights", "weights"),
+                            ("params", "params with biases")):
+        ours, theirs = getattr(comparison.design, quantity), getattr(comparison.versus, quantity)
+        ratio, saved = comparison.ratio(quantity), comparison.saved(quantity)
+        verdict = (f"{ratio:.2f}x fewer, {saved:.0%} saved" if ratio >= 1
+                   else f"{1 / ratio:.2f}x more, {-saved:.0%} added")
+        lines.append(f"  {label}: {ours:,} vs {theirs:,}: {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""A per-layer summary in the manner of torchinfo: output shape, parameters and MACs of each module.
+
+One eval-mode forward pass at batch 1 is watched with hooks. Rows follow the order in which the
+modules are called; a module called twice gets two rows. MACs are those of `count_macs`
+(Conv2d + Linear only, `layer_macs`); everything else that ran is named as not counted, and modules
+that never ran (an auxiliary head in eval mode) are listed rather than silently counted.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .counting import count_params, layer_macs
+
+COUNTED_TYPES = (nn.Conv2d, nn.Linear)
+
+
+@dataclass
+class LayerRow:
+    """One call of one module: its output shape, the parameters it owns and the MACs of the call."""
+
+    name: str
+    type: str
+    depth: int
+    output_shape: Any  # list[int] for a tensor, a list of those for a tuple of tensors, None otherwise
+    params: int
+    macs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModuleInfo:
+    """A module named in the footer: its dotted name, type and parameter count."""
+
+    name: str
+    type: str
+    params: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Summary:
+    """Rows, totals, modules that did not run and the module types whose cost is not counted."""
+
+    model: str
+    input_size: tuple[int, ...]
+    rows: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    not_run: list[ModuleInfo] = field(default_factory=list)
+    not_counted: list[str] = field(default_factory=list)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.total_macs
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "total_macs": self.total_macs,
+            "flops": self.flops,
+            "macs_counted": "Conv2d + Linear multiply-accumulates, batch 1; FLOPs = 2 x MACs",
+            "layers": [r.to_dict() for r in self.rows],
+            "not_run": [m.to_dict() for m in self.not_run],
+            "not_counted": list(self.not_counted),
+        }
+
+    def to_table(self) -> str:
+        """The summary as a fixed-width text table with a footer stating what was counted."""
+        header = ("Layer (name: type)", "Output shape", "Params", "MACs")
+        body = [("  " * (r.depth - 1) + f"{r.name}: {r.type}", _format_shape(r.output_shape),
+                 f"{r.params:,}" if r.params else "--", f"{r.macs:,}" if r.macs else "--")
+                for r in self.rows]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(4)]
+        widths[0] = max(widths[0], 34)
+
+        def fmt(line: Sequence[str]) -> str:
+            return (f"{line[0]:<{widths[0]}}  {line[1]:<{widths[1]}}  "
+                    f"{line[2]:>{widths[2]}}  {line[3]:>{widths[3]}}")
+
+        rule = "=" * len(fmt(header))
+        lines = [f"{self.model} at input {'x'.join(map(str, self.input_size))} (batch 1, eval mode)",
+                 rule, fmt(header), rule, *(fmt(b) for b in body), rule,
+                 f"Total params: {self.total_params:,}",
+                 f"Trainable params: {self.trainable_params:,}",
+                 f"Non-trainable params: {self.total_params - self.trainable_params:,}",
+                 f"Total MACs: {self.total_macs:,} (Conv2d + Linear multiply-accumulates)",
+                 f"FLOPs: {self.flops:,} (= 2 x MACs)"]
+        counted = ", ".join(self.not_counted) or "none"
+        lines.append(f"Not counted: {counted} modules; functional ops in forward code "
+                     "(activations, adds, concatenations)")
+        if self.not_run:
+            names = ", ".join(f"{m.name} ({m.type}, {m.params:,} params)" for m in self.not_run)
+            lines.append(f"Did not run: {names}; their params are in the totals, their MACs are not")
+        else:
+            lines.append("Did not run: none")
+        lines.append(rule)
+        return "\n".join(lines)
+
+
+def _format_shape(shape: Any) -> str:
+    if shape is None:
+        return "--"
+    if shape and isinstance(shape[0], list):
+        return ", ".join(_format_shape(s) for s in shape)
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _output_shape(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return list(output.shape)
+    if isinstance(output, (tuple, list)) and output and all(isinstance(o, torch.Tensor) for o in output):
+        return [list(o.shape) for o in output]
+    if isinstance(output, dict) and output and all(isinstance(o, torch.Tensor) for o in output.values()):
+        return [list(o.shape) for o in output.values()]
+    return None
+
+
+def _owned_params(model: nn.Module) -> dict[str, int]:
+    """Parameters each module owns directly, a tensor shared by several modules going to the first."""
+    seen: set[int] = set()
+    owned: dict[str, int] = {}
+    for name, module in model.named_modules():
+        total = 0
+        for p in module.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        owned[name] = total
+    return owned
+
+
+def _depth(name: str) -> int:
+    """0 for the model itself, 1 for its children, and so on."""
+    return name.count(".") + 1 if name else 0
+
+
+def _prefixes(name: str) -> list[str]:
+    """The module and all its ancestors: "a.b" -> ["a.b", "a", ""]."""
+    parts = name.split(".") if name else []
+    return [".".join(parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+def _describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
+    name = getattr(model, "model_name", "") or type(model).__name__
+    given = "x".join(map(str, input_size))
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    config = getattr(model, "data_config", None)
+    default = tuple(config.input_size) if config is not None else None
+    if default is None:
+        return f"input {given} does not fit {name}: {reason}"
+    expected = "x".join(map(str, default))
+    if input_size[0] != default[0]:
+        return f"{name} expects {default[0]}-channel input, got {given} (default size {expected})"
+    if input_size[1] * input_size[2] < default[1] * default[2]:
+        return f"input {given} is too small for {name} (default size {expected}): {reason}"
+    return f"input {given} does not fit {name} (default size {expected}): {reason}"
+
+
+@torch.no_grad()
+def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> Summary:
+    """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1.
+
+    `depth` keeps rows of modules nested at most that deep (1 = the model's children); totals
+    always cover the whole model. A model built under `torch.device("meta")` is summarized from
+    shapes alone.
+    """
+    input_size = tuple(int(v) for v in input_size)
+    if depth is not None and depth < 1:
+        raise ConfigError(f"depth must be >= 1, got {depth}")
+    owned = _owned_params(model)
+    modules = dict(model.named_modules())
+    names = {id(m): n for n, m in modules.items()}
+    subtree_params = dict.fromkeys(modules, 0)
+    for name, count in owned.items():
+        for prefix in _prefixes(name):
+            subtree_params[prefix] += count
+    rows: list[LayerRow] = []
+    stack: list[LayerRow] = []  # rows of the calls now open, innermost last
+    called: set[str] = set()
+    total_macs = 0
+
+    def pre_hook(module: nn.Module, _inputs) -> None:
+        name = names[id(module)]
+        first_call = name not in called
+        called.add(name)
+        row = LayerRow(name, type(module).__name__, _depth(name), None,
+                       subtree_params[name] if first_call else 0, 0)
+        rows.append(row)
+        stack.append(row)
+
+    def post_hook(module: nn.Module, _inputs, output) -> None:
+        nonlocal total_macs
+        row = stack.pop()
+        row.output_shape = _output_shape(output)
+        if isinstance(module, COUNTED_TYPES):
+            macs = layer_macs(module, output)
+            total_macs += macs
+            row.macs += macs
+            for open_row in stack:  # each enclosing call's MACs include those of its children
+                open_row.macs += macs
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    handles = []
+    for module in modules.values():
+        handles.append(module.register_forward_pre_hook(pre_hook))
+        handles.append(module.register_forward_hook(post_hook))
+    try:
+        model(torch.zeros(1, *input_size, device=device))
+    except RuntimeError as err:
+        raise ConfigError(_describe_input_error(model, input_size, err)) from err
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    # a module "ran" when it or anything inside it was called (a ModuleList is never called itself)
+    ran = {prefix for name in called for prefix in _prefixes(name)}
+    not_run = [ModuleInfo(n, type(m).__name__, subtree_params[n]) for n, m in modules.items()
+               if n not in ran and n.rpartition(".")[0] in ran]
+    not_counted = sorted({type(modules[n]).__name__ for n in called
+                          if not list(modules[n].children()) and not isinstance(modules[n], COUNTED_TYPES)})
+    rows = [r for r in rows if r.depth >= 1 and (depth is None or r.depth <= depth)]
+    return Summary(
+        model=getattr(model, "model_name", "") or type(model).__name__,
+        input_size=input_size,
+        rows=rows,
+        total_params=count_params(model),
+        trainable_params=count_params(model, trainable_only=True),
+        total_macs=total_macs,
+        not_run=not_run,
+        not_counted=not_counted,
+    )

@@ -1,0 +1,42 @@
+"""`convolab cost --input CxHxW LAYER... [--versus LAYER...]`: the cost of a block design."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..analysis.cost import (
+    DESIGN_EXAMPLE,
+    DESIGN_FORM,
+    compare_designs,
+    design_cost,
+    format_comparison,
+    format_design,
+)
+from ._args import input_size
+
+HELP = "multiplications and parameters of a chain of convolutions, against another design"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("design", nargs="+", metavar="LAYER",
+                        help=f"convolutions in order, each {DESIGN_FORM} ({DESIGN_EXAMPLE}); 'same' padding "
+                             "unless /pP is given")
+    parser.add_argument("--input", type=input_size, required=True, metavar="CxHxW",
+                        help="input channels, height and width, e.g. 192x28x28")
+    parser.add_argument("--versus", nargs="+", metavar="LAYER", default=None,
+                        help="a second design on the same input, to compare against")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.versus:
+        comparison = compare_designs(args.input, args.design, args.versus)
+        if args.json:
+            print(json.dumps({"design": comparison.design.to_dict(), "versus": comparison.versus.to_dict(),
+                              "comparison": comparison.to_dict()}))
+        else:
+            print(format_comparison(comparison))
+    else:
+        cost = design_cost(args.input, args.design)
+        print(json.dumps(cost.to_dict()) if args.json else format_design(cost))
+    return 0

@@ -1,0 +1,38 @@
+"""`convolab draw MODEL --out FILE.svg`: a picture of the architecture, branches side by side."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from .._registry import create_model
+from ..analysis.draw import draw
+from ..errors import ConfigError
+from ._args import input_size, positive_int
+
+HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="registered model name (see `convolab models`)")
+    parser.add_argument("--out", required=True, metavar="FILE.svg", help="where to write the SVG")
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="draw modules nested deeper than this as one box (default: every layer)")
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="C,H,W",
+                        help="input size for the shapes (default: the model's data_config.input_size)")
+    parser.add_argument("--num-classes", type=positive_int, default=None, help="passed to create_model")
+    parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
+
+
+def run(args: argparse.Namespace) -> int:
+    with torch.device("meta"):  # shapes only: no weights are allocated or initialized
+        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
+    size = args.input_size
+    if size is None:
+        config = getattr(model, "data_config", None)
+        if config is None:
+            raise ConfigError(f"{args.model} has no default input size; give --input-size C,H,W")
+        size = tuple(config.input_size)
+    graph = draw(model, size, args.out, depth=args.depth)
+    print(f"wrote {args.out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
+    return 0

@@ -1,0 +1,48 @@
+"""`convolab summary MODEL`: per-layer output shapes, parameters and MACs, like torchinfo."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from .._registry import create_model
+from ..analysis.summary import summary
+from ..errors import ConfigError
+from ._args import input_size, positive_int
+
+HELP = "per-layer output shapes, parameters and MACs of a model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="registered model name (see `convolab models`)")
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="C,H,W",
+                        help="input size (default: the model's data_config.input_size)")
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="show modules nested at most this deep (1 = the model's children)")
+    parser.add_argument("--num-classes", type=positive_int, default=None, help="passed to create_model")
+    parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
+    parser.add_argument("--aux-logits", action="store_true",
+                        help="build the model with its auxiliary heads (they do not run in eval mode)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    # built on the meta device: shapes and counts without allocating or initializing any weight
+    options = {"aux_logits": True} if args.aux_logits else {}
+    try:
+        with torch.device("meta"):
+            model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
+    except TypeError as err:
+        if not options:
+            raise
+        raise ConfigError(f"{args.model} has no auxiliary heads to build (--aux-logits)") from err
+    size = args.input_size
+    if size is None:
+        config = getattr(model, "data_config", None)
+        if config is None:
+            raise ConfigError(f"{args.model} has no default input size; give --input-size C,H,W")
+        size = tuple(config.input_size)
+    result = summary(model, size, depth=args.depth)
+    print(json.dumps(result.to_dict()) if args.json else result.to_table())
+    return 0

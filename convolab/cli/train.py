@@ -1,0 +1,115 @@
+"""`convolab train MODEL`: train a model on a data set; `--resume RUN_DIR` continues a run."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import ConfigError
+from ..training import TrainConfig, Trainer
+from ..training.config import AMP_MODES, AUGMENT_MODES
+from ..training.optim import OPTIMIZERS, SCHEDULES
+from ._args import non_negative_float, positive_float, positive_int
+
+HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every training verb shares (train, compare, finetune)."""
+    d = TrainConfig(model="")
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", default=d.data, help="mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, "
+                   "or an image folder / .tar / .tar.gz of one (default: %(default)s)")
+    g.add_argument("--data-dir", help="where torchvision data sets live (default: ~/.cache/convolab/data)")
+    g.add_argument("--download", action="store_true", help="download a torchvision data set if missing")
+    g.add_argument("--image-size", type=positive_int, help="train at this size (default: the model's input size)")
+    g.add_argument("--augment", choices=AUGMENT_MODES, default=d.augment,
+                   help="auto: random crop and flips for colour images, none for grey digits (default: %(default)s)")
+    g.add_argument("--random-erasing", type=non_negative_float, default=d.random_erasing, metavar="P")
+    g.add_argument("--normalize", choices=("data", "model"), default=d.normalize,
+                   help="use the data set's or the model's mean/std (default: %(default)s)")
+    g.add_argument("--skip-bad-images", action="store_true", help="count and skip unreadable images")
+    g.add_argument("--val-fraction", type=non_negative_float, default=d.val_fraction,
+                   help="held-out fraction when an image folder has no test/ or val/ split")
+    g = parser.add_argument_group("optimization")
+    g.add_argument("--epochs", type=positive_int, default=d.epochs, help="(default: %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="(default: %(default)s)")
+    g.add_argument("--lr", type=positive_float, help="base learning rate (default: the model's registered default, else 0.05 for sgd, "
+                   "2e-3 for adam/adamw, 1e-3 for rmsprop)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="(default: %(default)s)")
+    g.add_argument("--momentum", type=non_negative_float, default=d.momentum)
+    g.add_argument("--nesterov", action="store_true")
+    g.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help="(default: %(default)s)")
+    g.add_argument("--decay-norm-and-bias", action="store_true", help="apply weight decay to norm and bias too")
+    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="(default: %(default)s)")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=d.warmup_epochs)
+    g.add_argument("--label-smoothing", type=non_negative_float, default=d.label_smoothing)
+    g.add_argument("--aux-weight", type=non_negative_float,
+                   help="auxiliary-head loss weight (default: the paper's, 0.3 GoogLeNet, 0.4 Inception-v3)")
+    g.add_argument("--clip-grad", type=positive_float, metavar="NORM")
+    g.add_argument("--ema", type=positive_float, dest="ema_decay", metavar="DECAY", help="evaluate an EMA of the weights")
+    g.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
+    g.add_argument("--min-delta", type=non_negative_float, default=d.min_delta)
+    g = parser.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--device", default=d.device, help="auto, cpu or cuda (default: %(default)s)")
+    g.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="mixed precision (auto: bf16 on CUDA)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument("--output", help="run folder (default: runs/MODEL-DATA[-N])")
+    g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to the model constructor, e.g. aux_logits=false (repeatable)")
+
+
+def parse_model_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
+    return TrainConfig(
+        model=model, data=args.data, data_dir=args.data_dir, download=args.download, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+        nesterov=args.nesterov, weight_decay=args.weight_decay, decay_norm_and_bias=args.decay_norm_and_bias,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        aux_weight=args.aux_weight, clip_grad=args.clip_grad, ema_decay=args.ema_decay, seed=args.seed,
+        device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        image_size=args.image_size, normalize=args.normalize, augment=args.augment,
+        random_erasing=args.random_erasing, patience=args.patience, min_delta=args.min_delta,
+        output=args.output, model_options=parse_model_options(args.model_option),
+        skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, tensorboard=args.tensorboard,
+        progress=args.progress)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="model name (see `convolab models`)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from RUN_DIR/last.pt")
+    add_training_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        trainer = Trainer.resume(args.resume, progress=args.progress)
+        print(f"resuming {trainer.config.model} in {trainer.run_dir} at epoch {trainer.epoch + 1}, "
+              f"step {trainer.step}")
+    else:
+        if not args.model:
+            raise ConfigError("give a MODEL (see `convolab models`) or --resume RUN_DIR")
+        trainer = Trainer(config_from_args(args, args.model))
+    print(f"training {trainer.config.model} on {trainer.config.data} "
+          f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
+          f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
+          f"on {trainer.device}; run folder {trainer.run_dir}")
+    result = trainer.fit()
+    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; run folder {result.run_dir}")
+    print(f"test accuracy: {result.test_acc:.4f}")
+    return 0

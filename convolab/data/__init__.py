@@ -1,0 +1,47 @@
+"""Data: the offline default `mnist5k`, `digits`, torchvision sets, and image folders or tars."""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from ..errors import DataError
+from .base import ImageData, Split, stratified_split
+from .builtin import load_digits, load_mnist5k
+from .torchvision_sets import TORCHVISION_SETS, load_torchvision
+
+BUILTIN_SETS = ("mnist5k", "digits")
+DATA_SETS = BUILTIN_SETS + TORCHVISION_SETS
+DEFAULT_DATA_DIR = os.environ.get("CONVOLAB_DATA", "~/.cache/convolab/data")
+
+
+def _looks_like_path(source: str) -> bool:
+    return os.sep in source or source.startswith(".") or Path(source).suffix != ""
+
+
+def load_data(source: str, data_dir: str | None = None, download: bool = False,
+              skip_bad_images: bool = False, val_fraction: float = 0.1) -> ImageData:
+    """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
+    an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/)."""
+    if source == "mnist5k":
+        return load_mnist5k()
+    if source == "digits":
+        return load_digits()
+    if source in TORCHVISION_SETS:
+        return load_torchvision(source, data_dir or DEFAULT_DATA_DIR, download)
+    path = Path(source).expanduser()
+    if path.exists():
+        from .folder import load_image_folder
+
+        return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction)
+    if _looks_like_path(source):
+        raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
+                        f"of one, or a data set name ({', '.join(DATA_SETS)})")
+    close = difflib.get_close_matches(source, DATA_SETS, n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise DataError(f"unknown data set {source!r}{hint} (known: {', '.join(DATA_SETS)}; "
+                    f"or give a path to an image folder or tar)")
+
+
+__all__ = ["DATA_SETS", "ImageData", "Split", "load_data", "load_digits", "load_mnist5k",
+           "load_torchvision", "stratified_split"]

@@ -1,0 +1,107 @@
+"""Whole-batch preprocessing and augmentation on the training device.
+
+uint8 N x C x H x W in, normalized float out: channel conversion, resize to the model's input,
+random crop with padding, horizontal flip and random erasing, each done for the whole batch at
+once with tensor ops (no per-sample Python work).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_padding: int = 0  # random crop of the original size from the image padded by this many pixels
+    flip: bool = False     # random horizontal flip (off for digits: a mirrored 2 is not a 2)
+    erasing: float = 0.0   # probability of erasing one random rectangle per image
+
+    @property
+    def enabled(self) -> bool:
+        return self.crop_padding > 0 or self.flip or self.erasing > 0
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey -> RGB by repetition, RGB -> grey by the luma weights."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, channels, -1, -1)
+    if channels == 1 and x.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * weights).sum(1, keepdim=True)
+    raise ValueError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image shifted by its own random offset within a zero border of `padding` pixels."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator,
+                   scale: tuple[float, float] = (0.02, 0.33)) -> torch.Tensor:
+    """Zero one random rectangle (area a `scale` fraction of the image) in a fraction `p` of images."""
+    n, _, h, w = x.shape
+    gdev = generator.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=gdev).to(x.device)
+
+    area = (scale[0] + (scale[1] - scale[0]) * rand(n)) * h * w
+    aspect = torch.exp((rand(n) - 0.5) * 2 * 1.2)  # log-uniform in (0.3, 3.3)
+    eh = torch.sqrt(area * aspect).clamp(1, h).floor()
+    ew = torch.sqrt(area / aspect).clamp(1, w).floor()
+    y0 = ((h - eh + 1) * rand(n)).floor()
+    x0 = ((w - ew + 1) * rand(n)).floor()
+    ys = torch.arange(h, device=x.device)[None, :]
+    xs = torch.arange(w, device=x.device)[None, :]
+    in_y = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
+    in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
+    mask = (in_y[:, :, None] & in_x[:, None, :]) & (rand(n) < p)[:, None, None]
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+class BatchTransform:
+    """uint8 batch -> float batch the model expects, with optional augmentation."""
+
+    def __init__(self, channels: int, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...],
+                 augment: AugmentConfig = AugmentConfig(), channels_last: bool = False):
+        self.channels, self.size = channels, tuple(size)
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.augment = augment
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, images: torch.Tensor, train: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.float().div_(255)
+        x = convert_channels(x, self.channels)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        if train and self.augment.enabled:
+            assert generator is not None, "training augmentation needs a generator"
+            if self.augment.crop_padding:
+                x = random_crop(x, self.augment.crop_padding, generator)
+            if self.augment.flip:
+                x = random_flip(x, generator)
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        x = (x - self.mean) / self.std
+        if train and self.augment.erasing > 0:
+            x = random_erasing(x, self.augment.erasing, generator)
+        return x.contiguous(memory_format=self.memory_format)

@@ -1,0 +1,63 @@
+"""In-memory image data: uint8 NCHW tensors, batched by indexing (no per-sample Python work)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Split:
+    """Images as a uint8 tensor N x C x H x W and labels as int64 N."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 N x C x H x W, got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        self.labels = self.labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass
+class ImageData:
+    """A named data set with a train and a test split and its class names."""
+
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        x = self.train.images.float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
+        return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+
+def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic train/test indices holding out `test_fraction` of every class."""
+    gen = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for cls in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_test = round(len(idx) * test_fraction)
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values

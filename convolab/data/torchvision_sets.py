@@ -1,0 +1,45 @@
+"""MNIST, Fashion-MNIST and CIFAR-10/100 through torchvision, held in memory as uint8 tensors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .base import ImageData, Split
+
+_SETS = {
+    "mnist": ("MNIST", "MNIST/raw"),
+    "fashion-mnist": ("FashionMNIST", "FashionMNIST/raw"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
+    "cifar100": ("CIFAR100", "cifar-100-python"),
+}
+TORCHVISION_SETS = tuple(_SETS)
+
+
+def _split(dataset) -> Split:
+    data = dataset.data
+    data = data.numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+    images = torch.from_numpy(data)
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # N x C x H x W
+    return Split(images.contiguous(), torch.as_tensor(np.asarray(dataset.targets)))
+
+
+def load_torchvision(name: str, data_dir: str | Path, download: bool = False) -> ImageData:
+    """Load a torchvision data set from `data_dir` (downloading it there if `download`)."""
+    import torchvision.datasets as tvd
+
+    class_name, sub = _SETS[name]
+    cls = getattr(tvd, class_name)
+    root = Path(data_dir).expanduser()
+    try:
+        train = cls(root=str(root), train=True, download=download)
+        test = cls(root=str(root), train=False, download=download)
+    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+        raise DataError(f"{name} not found under {root / sub} ({err}); pass --download to fetch it "
+                        f"there, or --data-dir to point at a folder that holds it") from None
+    except OSError as err:  # download attempted without network
+        raise DataError(f"{name} could not be downloaded into {root} ({err}); copy the files to "
+                        f"{root / sub} by hand, or run once where the network is reachable") from None
+    return ImageData(name, _split(train), _split(test), list(train.classes))

@@ -1,0 +1,55 @@
+"""timm InceptionV4 and InceptionResnetV2 -> convolab `inception_v4` and `inception_resnet_v2`.
+
+Our module names follow timm's, so converting is renaming the classifier (`last_linear` /
+`classif` -> `head.fc`) and a strict load.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from . import UnsupportedArchitectureError, converter
+from .torchvision_inception import load_converted, rename_keys
+
+
+# timm writes IR-v2's Mixed_5b with numbered branches; ours is Inception-v3's module A.
+MIXED_5B_KEYS = {
+    "mixed_5b.branch0": "mixed_5b.branch1x1",
+    "mixed_5b.branch1.0": "mixed_5b.branch5x5_1",
+    "mixed_5b.branch1.1": "mixed_5b.branch5x5_2",
+    "mixed_5b.branch2.0": "mixed_5b.branch3x3dbl_1",
+    "mixed_5b.branch2.1": "mixed_5b.branch3x3dbl_2",
+    "mixed_5b.branch2.2": "mixed_5b.branch3x3dbl_3",
+    "mixed_5b.branch3.1": "mixed_5b.branch_pool",
+}
+
+
+def _convert(peer: nn.Module, build: Callable[..., nn.Module], fc_name: str,
+             renames: dict[str, str] | None = None) -> nn.Module:
+    fc = getattr(peer, fc_name)
+    pool_type = getattr(peer.global_pool, "pool_type", "avg")
+    if pool_type != "avg":
+        raise UnsupportedArchitectureError(
+            f"timm {type(peer).__name__} with global_pool={pool_type!r}: convolab's head averages; "
+            "build the timm model with global_pool='avg'")
+    num_classes = fc.out_features if isinstance(fc, nn.Linear) else 0
+    ours = build(num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p)
+    state = rename_keys(peer.state_dict(), {fc_name: "head.fc", **(renames or {})})
+    return load_converted(ours.to(next(peer.parameters()).device), state, peer)
+
+
+@converter("timm", "InceptionV4")
+def from_timm_inception_v4(peer: nn.Module) -> nn.Module:
+    """timm `inception_v4` -> our `inception_v4` with the same classes and input channels."""
+    from ..models.inception_v4 import inception_v4
+
+    return _convert(peer, inception_v4, "last_linear")
+
+
+@converter("timm", "InceptionResnetV2")
+def from_timm_inception_resnet_v2(peer: nn.Module) -> nn.Module:
+    """timm `inception_resnet_v2` -> our `inception_resnet_v2` with the same classes and input channels."""
+    from ..models.inception_resnet import inception_resnet_v2
+
+    return _convert(peer, inception_resnet_v2, "classif", MIXED_5B_KEYS)

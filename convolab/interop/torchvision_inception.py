@@ -1,0 +1,66 @@
+"""torchvision GoogLeNet and Inception3 -> convolab `googlenet_tv` and `inception_v3`.
+
+Our module names follow torchvision's, so converting is renaming the classifier (`fc` ->
+`head.fc`, `AuxLogits` -> `aux`) and a strict load; a shape that differs (a modified peer)
+is refused, never loaded in part.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from . import UnsupportedArchitectureError, converter
+
+
+def rename_keys(state_dict: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """The state dict with each key's leading `old.` prefix replaced by `new.` (first match)."""
+    out = {}
+    for key, value in state_dict.items():
+        for old, new in prefixes.items():
+            if key.startswith(old + "."):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def load_converted(ours: nn.Module, state_dict: Mapping[str, torch.Tensor], peer: nn.Module) -> nn.Module:
+    """Strictly load `state_dict` into `ours`, in `peer`'s train/eval mode; a mismatch is refused by name."""
+    try:
+        ours.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise UnsupportedArchitectureError(
+            f"{type(peer).__name__} does not match convolab's {type(ours).__name__}: {err}") from None
+    return ours.train(peer.training)
+
+
+def _convert(peer: nn.Module, build: Callable[..., nn.Module], aux_attr: str, aux_prefixes: dict[str, str],
+             first_conv: nn.Conv2d) -> nn.Module:
+    fc = peer.fc
+    aux = getattr(peer, aux_attr) is not None
+    ours = build(num_classes=fc.out_features, in_chans=first_conv.in_channels, aux_logits=aux,
+                 transform_input=bool(peer.transform_input))
+    ours.head.drop.p = peer.dropout.p
+    state = rename_keys(peer.state_dict(), {"fc": "head.fc", **aux_prefixes})
+    return load_converted(ours.to(fc.weight.device, fc.weight.dtype), state, peer)
+
+
+@converter("torchvision", "GoogLeNet")
+def from_torchvision_googlenet(peer: nn.Module) -> nn.Module:
+    """torchvision `googlenet(...)` -> our `googlenet_tv` with the same classes, aux heads and input transform."""
+    from ..models.googlenet import googlenet_tv
+
+    ours = _convert(peer, googlenet_tv, "aux1", {}, peer.conv1.conv)
+    for name in ours.aux_names:
+        getattr(ours, name).drop.p = getattr(peer, name).dropout.p
+    return ours
+
+
+@converter("torchvision", "Inception3")
+def from_torchvision_inception3(peer: nn.Module) -> nn.Module:
+    """torchvision `inception_v3(...)` -> our `inception_v3` with the same classes, aux head and input transform."""
+    from ..models.inception_v3 import inception_v3
+
+    return _convert(peer, inception_v3, "AuxLogits", {"AuxLogits": "aux"}, peer.Conv2d_1a_3x3.conv)

@@ -1,0 +1,103 @@
+"""torchvision ResNet and DenseNet -> convolab: read the architecture off the peer model, build ours
+to match, rename the classifier (`fc` / `classifier` -> `head.fc`) and load the weights strictly.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .._registry import create_model
+from . import UnsupportedArchitectureError, converter
+
+# (block expansion, blocks per stage) and (blocks, growth rate, stem width, bn_size) of the
+# registered models, so that a converted model carries its registry name.
+_RESNETS = {(1, (2, 2, 2, 2)): "resnet18", (1, (3, 4, 6, 3)): "resnet34", (4, (3, 4, 6, 3)): "resnet50",
+            (4, (3, 4, 23, 3)): "resnet101", (4, (3, 8, 36, 3)): "resnet152"}
+_DENSENETS = {((6, 12, 24, 16), 32, 64, 4): "densenet121", ((6, 12, 32, 32), 32, 64, 4): "densenet169",
+              ((6, 12, 48, 32), 32, 64, 4): "densenet201", ((6, 12, 36, 24), 48, 96, 4): "densenet161"}
+
+
+def _linear_classifier(peer: nn.Module, attr: str, arch: str) -> nn.Linear:
+    fc = getattr(peer, attr)
+    if not isinstance(fc, nn.Linear):
+        raise UnsupportedArchitectureError(
+            f"torchvision {arch} with a {type(fc).__name__} as `{attr}`: convolab converts a single nn.Linear "
+            "classifier only")
+    return fc
+
+
+def _load(ours: nn.Module, peer: nn.Module, renames: dict[str, str]) -> nn.Module:
+    state = {}
+    for key, value in peer.state_dict().items():
+        for old, new in renames.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        state[key] = value
+    ours.load_state_dict(state, strict=True)
+    param = next(peer.parameters(), None)
+    if param is not None:
+        ours.to(param.device)
+    return ours.train(peer.training)
+
+
+@converter("torchvision", "ResNet")
+def convert_resnet(peer: nn.Module) -> nn.Module:
+    """torchvision ResNet-18/34/50/101/152 (any depth of basic or bottleneck blocks) -> ours."""
+    from torchvision.models.resnet import BasicBlock as TvBasic
+    from torchvision.models.resnet import Bottleneck as TvBottleneck
+
+    from ..models.resnet import ResNet, imagenet_stages
+    from ..layers import BasicBlock, Bottleneck
+
+    groups, width = getattr(peer, "groups", 1), getattr(peer, "base_width", 64)
+    if groups != 1 or width != 64:
+        kind = "ResNeXt, e.g. resnext50_32x4d" if groups != 1 else "Wide ResNet, e.g. wide_resnet50_2"
+        raise UnsupportedArchitectureError(
+            f"torchvision ResNet with groups={groups}, width_per_group={width} ({kind}) is not convertible: "
+            "convolab's ResNet has plain blocks only (groups=1, width_per_group=64)")
+    if getattr(peer, "dilation", 1) != 1:
+        raise UnsupportedArchitectureError(
+            "torchvision ResNet with replace_stride_with_dilation: convolab's ResNet has no dilated stages")
+    if type(peer.bn1) is not nn.BatchNorm2d:
+        raise UnsupportedArchitectureError(
+            f"torchvision ResNet with norm_layer={type(peer.bn1).__name__}: convolab converts BatchNorm2d only")
+    first = peer.layer1[0]
+    if isinstance(first, TvBottleneck):
+        block = Bottleneck
+    elif isinstance(first, TvBasic):
+        block = BasicBlock
+    else:
+        raise UnsupportedArchitectureError(f"torchvision ResNet of {type(first).__name__} blocks is not convertible")
+    fc = _linear_classifier(peer, "fc", "ResNet")
+    blocks = [len(getattr(peer, f"layer{i}")) for i in range(1, 5)]
+    name = _RESNETS.get((block.expansion, tuple(blocks)))
+    if name is not None:
+        ours = create_model(name, num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    else:
+        ours = ResNet(block, imagenet_stages(blocks), num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    return _load(ours, peer, {"fc.": "head.fc."})
+
+
+@converter("torchvision", "DenseNet")
+def convert_densenet(peer: nn.Module) -> nn.Module:
+    """torchvision DenseNet-121/169/201/161 (any block config, growth rate, bn_size) -> ours."""
+    from ..models.densenet import DenseNet, DenseNetSpec
+
+    features = peer.features
+    blocks = [m for name, m in features.named_children() if name.startswith("denseblock")]
+    transitions = [m for name, m in features.named_children() if name.startswith("transition")]
+    first_layer = blocks[0].denselayer1
+    growth_rate = first_layer.conv2.out_channels
+    bn_size, rest = divmod(first_layer.conv1.out_channels, growth_rate)
+    compressions = {t.conv.out_channels / t.conv.in_channels for t in transitions}
+    if rest or any(t.conv.out_channels != t.conv.in_channels // 2 for t in transitions):
+        raise UnsupportedArchitectureError(
+            f"torchvision DenseNet with compression {sorted(compressions)} or bn_size not a whole multiple "
+            "of the growth rate: not a torchvision-built DenseNet convolab can match")
+    fc = _linear_classifier(peer, "classifier", "DenseNet")
+    spec = DenseNetSpec(tuple(len(b) for b in blocks), growth_rate, features.conv0.out_channels, bn_size, 0.5)
+    kwargs = dict(num_classes=fc.out_features, in_chans=features.conv0.in_channels,
+                  drop_rate=float(first_layer.drop_rate))
+    name = _DENSENETS.get((spec.block_config, growth_rate, spec.num_init_features, bn_size))
+    ours = create_model(name, **kwargs) if name is not None else DenseNet(spec, **kwargs)
+    return _load(ours, peer, {"classifier.": "head.fc."})

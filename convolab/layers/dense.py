@@ -1,0 +1,76 @@
+"""DenseNet parts (Huang et al. 2017): dense layer (optionally with the B bottleneck), dense block,
+transition (with the C compression). Module names follow torchvision's DenseNet.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NormLayer = Callable[[int], nn.Module]
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-conv3x3 giving `growth_rate` new channels; with `bn_size`, a BN-ReLU-conv1x1 to
+    `bn_size * growth_rate` channels first (DenseNet-B).
+
+    The optional bottleneck is `norm1/relu1/conv1` and the 3x3 is always `norm2/relu2/conv2`, so a
+    bottlenecked layer has torchvision's names.
+    """
+
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int | None = 4,
+                 drop_rate: float = 0.0, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__()
+        mid = in_channels
+        if bn_size is not None:
+            mid = bn_size * growth_rate
+            self.norm1 = norm_layer(in_channels)
+            self.relu1 = nn.ReLU(inplace=True)
+            self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.bottleneck = bn_size is not None
+        self.norm2 = norm_layer(mid)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, growth_rate, 3, padding=1, bias=False)
+        self.drop_rate = drop_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bottleneck:
+            x = self.conv1(self.relu1(self.norm1(x)))
+        x = self.conv2(self.relu2(self.norm2(x)))
+        return F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate > 0 else x
+
+
+class DenseBlock(nn.ModuleDict):
+    """`num_layers` dense layers; each sees the concatenation of the block input and all earlier
+    layers' outputs, and the block outputs all of them: in + num_layers * growth_rate channels."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int | None = 4,
+                 drop_rate: float = 0.0, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__()
+        for i in range(num_layers):
+            layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, norm_layer)
+            self.add_module(f"denselayer{i + 1}", layer)
+        self.out_channels = in_channels + num_layers * growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    """BN-ReLU-conv1x1 to `floor(compression * in)` channels, then 2x2 average pooling (DenseNet-C
+    when compression < 1)."""
+
+    def __init__(self, in_channels: int, compression: float = 0.5, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__()
+        if not 0 < compression <= 1:
+            raise ValueError(f"compression must be in (0, 1], got {compression}")
+        self.out_channels = int(in_channels * compression)
+        self.norm = norm_layer(in_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(in_channels, self.out_channels, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, stride=2)

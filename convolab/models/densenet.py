@@ -1,0 +1,140 @@
+"""DenseNet (Huang et al. 2017) for ImageNet, torchvision-compatible, and the paper's CIFAR nets.
+
+ImageNet models keep torchvision's module names (`features.conv0`, `features.denseblock1.
+denselayer1.norm1`, ...; torchvision's `classifier` is our `head.fc`). CIFAR models follow the
+authors' code (liuzhuang13/DenseNet): a 3x3 stem with no BN, three dense blocks at 32/16/8 pixels,
+and a final BN-ReLU before pooling.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._registry import register_model
+from ..layers import ClassifierHead, DenseBlock, Transition
+from ._base import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ConvNet, FeatureInfo, data_config_for
+
+
+@dataclass(frozen=True)
+class DenseNetSpec:
+    """The paper's table: layers per block, growth rate k, stem width, bottleneck and compression."""
+
+    block_config: tuple[int, ...]
+    growth_rate: int
+    num_init_features: int
+    bn_size: int | None = 4       # None: no 1x1 bottleneck (plain DenseNet, not -B)
+    compression: float = 0.5      # 1.0: no compression (not -C)
+
+
+class DenseNet(ConvNet):
+    """Stem, dense blocks joined by transitions, final BN-ReLU, global pool and linear head."""
+
+    def __init__(self, spec: DenseNetSpec, num_classes: int = 1000, in_chans: int = 3,
+                 stem: Literal["imagenet", "cifar"] = "imagenet", drop_rate: float = 0.0,
+                 head_drop_rate: float = 0.0, img_size: int | None = None):
+        super().__init__()
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}")
+        self.num_classes, self.in_chans = num_classes, in_chans
+        channels = spec.num_init_features
+        if stem == "imagenet":
+            layers: OrderedDict[str, nn.Module] = OrderedDict(
+                conv0=nn.Conv2d(in_chans, channels, 7, stride=2, padding=3, bias=False),
+                norm0=nn.BatchNorm2d(channels),
+                relu0=nn.ReLU(inplace=True),
+                pool0=nn.MaxPool2d(3, stride=2, padding=1),
+            )
+            reduction = 4
+        else:
+            layers = OrderedDict(conv0=nn.Conv2d(in_chans, channels, 3, padding=1, bias=False))
+            reduction = 1
+        self.feature_info: list[FeatureInfo] = []
+        for i, num_layers in enumerate(spec.block_config, start=1):
+            block = DenseBlock(num_layers, channels, spec.growth_rate, spec.bn_size, drop_rate)
+            layers[f"denseblock{i}"] = block
+            channels = block.out_channels
+            self.feature_info.append(FeatureInfo(f"features.denseblock{i}", channels, reduction))
+            if i < len(spec.block_config):
+                transition = Transition(channels, spec.compression)
+                layers[f"transition{i}"] = transition
+                channels = transition.out_channels
+                reduction *= 2
+        layers["norm5"] = nn.BatchNorm2d(channels)
+        layers["relu5"] = nn.ReLU(inplace=True)
+        self.features = nn.Sequential(layers)
+        self.num_features = channels
+        self.head = ClassifierHead(channels, num_classes, head_drop_rate)
+        if stem == "imagenet":
+            self.data_config = data_config_for(in_chans, img_size or 224, IMAGENET_MEAN, IMAGENET_STD)
+        else:
+            self.data_config = data_config_for(in_chans, img_size or 32, CIFAR10_MEAN, CIFAR10_STD)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # densenet121 at 224: stem N x 64 x 56 x 56 -> blocks N x 256 x 56 x 56, N x 512 x 28 x 28,
+        # N x 1024 x 14 x 14, N x 1024 x 7 x 7 (each transition halves channels and H, W).
+        return self.features(x)
+
+
+def _densenet(spec: DenseNetSpec, num_classes: int, in_chans: int, **kwargs: Any) -> DenseNet:
+    return DenseNet(spec, num_classes, in_chans, **kwargs)
+
+
+def _cifar_spec(depth: int, growth_rate: int, bc: bool) -> DenseNetSpec:
+    """Three equal blocks of (depth - 4) / 3 layers (halved for BC: each layer has two convs)."""
+    per_block, rest = divmod(depth - 4, 6 if bc else 3)
+    if rest or per_block < 1:
+        raise ValueError(f"a CIFAR DenseNet{'-BC' if bc else ''} needs depth = {6 if bc else 3}n+4, got {depth}")
+    if bc:
+        return DenseNetSpec((per_block,) * 3, growth_rate, 2 * growth_rate, bn_size=4, compression=0.5)
+    return DenseNetSpec((per_block,) * 3, growth_rate, 16, bn_size=None, compression=1.0)
+
+
+@register_model(pretrained=("torchvision",))
+def densenet121(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """DenseNet-121 (BC, k=32): blocks [6, 12, 24, 16]; 7,978,856 parameters."""
+    return _densenet(DenseNetSpec((6, 12, 24, 16), 32, 64), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def densenet169(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """DenseNet-169 (BC, k=32): blocks [6, 12, 32, 32]."""
+    return _densenet(DenseNetSpec((6, 12, 32, 32), 32, 64), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def densenet201(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """DenseNet-201 (BC, k=32): blocks [6, 12, 48, 32]."""
+    return _densenet(DenseNetSpec((6, 12, 48, 32), 32, 64), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def densenet161(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """DenseNet-161 (BC, k=48, 96 stem channels): blocks [6, 12, 36, 24]."""
+    return _densenet(DenseNetSpec((6, 12, 36, 24), 48, 96), num_classes, in_chans, **kwargs)
+
+
+@register_model
+def densenet40_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet (L=40, k=12), no bottleneck, no compression; 1,019,722 parameters."""
+    return _densenet(_cifar_spec(40, 12, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+
+
+@register_model
+def densenet_bc100_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet-BC (L=100, k=12): 16 bottleneck layers a block, compression 0.5; 769,162."""
+    return _densenet(_cifar_spec(100, 12, bc=True), num_classes, in_chans, stem="cifar", **kwargs)

@@ -1,0 +1,192 @@
+"""Inception-v3 (Szegedy et al. 2015, "Rethinking the Inception Architecture"), and a small Inception.
+
+`inception_v3` is torchvision's (= TF-slim's) network, weight for weight: 23,834,568 parameters,
+27,161,264 with the auxiliary head, 5,713,216,096 MACs at 299x299; it runs from 75x75 up. The
+real stem differs from the paper's Table 1 (1x1 -> 80 at 73x73, 3x3 -> 192 at 71x71, and
+Mixed_5b outputs 256, not 288); the implementation is what the published weights need.
+
+`inception_small` is the small Inception of Zhang et al. 2017 ("Understanding deep learning
+requires rethinking generalization", Fig. 3) for 28x28 and 32x32 input: conv 3x3 96, then
+modules of a 1x1 and a 3x3 branch, and downsample modules of a stride-2 3x3 beside a max pool.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .._registry import register_model
+from ..errors import ConfigError
+from ..layers import (ClassifierHead, InceptionV3A, InceptionV3ASpec, InceptionV3Aux, InceptionV3B,
+                      InceptionV3BSpec, InceptionV3C, InceptionV3CSpec, InceptionV3D, InceptionV3DSpec,
+                      InceptionV3E, InceptionV3ESpec, conv_block)
+from ..layers.conv_norm_act import ConvBlock
+from ._aux import AuxClassifierNet
+from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for
+
+
+class InceptionV3(AuxClassifierNet):
+    """Inception-v3 with torchvision's module names; `aux_logits=True` adds the head on Mixed_6e."""
+
+    possible_aux = ("aux",)
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
+                 transform_input: bool = False, drop_rate: float = 0.5, img_size: int = 299,
+                 block: ConvBlock | None = None):
+        super().__init__()
+        if transform_input and in_chans != 3:
+            raise ConfigError(f"transform_input re-normalizes 3 RGB channels; in_chans is {in_chans}")
+        block = block or conv_block(norm="bn", eps=1e-3)
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.transform_input = transform_input
+        self.Conv2d_1a_3x3 = block(in_chans, 32, kernel_size=3, stride=2, padding=0)
+        self.Conv2d_2a_3x3 = block(32, 32, kernel_size=3, padding=0)
+        self.Conv2d_2b_3x3 = block(32, 64, kernel_size=3, padding=1)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2)
+        self.Conv2d_3b_1x1 = block(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = block(80, 192, kernel_size=3, padding=0)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2)
+        self.Mixed_5b = InceptionV3A(192, InceptionV3ASpec(pool_proj=32), block)
+        self.Mixed_5c = InceptionV3A(256, InceptionV3ASpec(pool_proj=64), block)
+        self.Mixed_5d = InceptionV3A(288, InceptionV3ASpec(pool_proj=64), block)
+        self.Mixed_6a = InceptionV3B(288, InceptionV3BSpec(), block)
+        self.Mixed_6b = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=128), block)
+        self.Mixed_6c = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=160), block)
+        self.Mixed_6d = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=160), block)
+        self.Mixed_6e = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=192), block)
+        self.Mixed_7a = InceptionV3D(768, InceptionV3DSpec(), block)
+        self.Mixed_7b = InceptionV3E(1280, InceptionV3ESpec(), block)
+        self.Mixed_7c = InceptionV3E(2048, InceptionV3ESpec(), block)
+        self.num_features = self.Mixed_7c.out_channels
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
+        self.aux = InceptionV3Aux(768, num_classes, block) if aux_logits else None
+        self._set_aux_names()
+        self.feature_info = [
+            FeatureInfo("Conv2d_2b_3x3", 64, 2), FeatureInfo("Conv2d_4a_3x3", 192, 4),
+            FeatureInfo("Mixed_5d", 288, 8), FeatureInfo("Mixed_6e", 768, 16), FeatureInfo("Mixed_7c", 2048, 32)]
+        self.data_config = data_config_for(in_chans, img_size)
+
+    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.transform_input:
+            # torchvision's ported TF weights expect (x - 0.5) / 0.5; undo ImageNet normalization.
+            mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+            std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            x = x * (std / 0.5) + (mean - 0.5) / 0.5
+        # N x 3 x 299 x 299
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        # N x 64 x 147 x 147
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(self.maxpool1(x)))
+        # N x 192 x 71 x 71
+        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(self.maxpool2(x))))
+        # N x 288 x 35 x 35
+        x = self.Mixed_6a(x)
+        # N x 768 x 17 x 17
+        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
+        # N x 768 x 17 x 17
+        aux_in = x
+        x = self.Mixed_7a(x)
+        # N x 1280 x 8 x 8
+        x = self.Mixed_7c(self.Mixed_7b(x))
+        # N x 2048 x 8 x 8
+        return x, {"aux": aux_in}
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_aux(x)[0]
+
+
+@register_model(pretrained=("torchvision",))
+def inception_v3(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
+                 transform_input: bool = False, drop_rate: float = 0.5, img_size: int = 299) -> InceptionV3:
+    """Inception-v3 as torchvision and TF-slim (23,834,568 params; 27,161,264 with aux)."""
+    return InceptionV3(num_classes, in_chans, aux_logits, transform_input, drop_rate, img_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small Inception (Zhang et al. 2017, Fig. 3) for 28x28 / 32x32 input
+# ---------------------------------------------------------------------------------------------
+
+class SmallInceptionSpec(NamedTuple):
+    """A module of the small Inception: the filters of its 1x1 and its 3x3 branch."""
+
+    ch1x1: int
+    ch3x3: int
+
+
+class SmallInceptionModule(nn.Module):
+    """1x1 | 3x3 (same padding), concatenated."""
+
+    def __init__(self, in_channels: int, spec: SmallInceptionSpec, block: ConvBlock):
+        super().__init__()
+        self.out_channels = spec.ch1x1 + spec.ch3x3
+        self.branch1x1 = block(in_channels, spec.ch1x1, kernel_size=1)
+        self.branch3x3 = block(in_channels, spec.ch3x3, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1x1(x), self.branch3x3(x)], 1)
+
+
+class SmallDownsample(nn.Module):
+    """conv 3x3/2 (valid) | max pool 3x3/2, concatenated: halves H and W."""
+
+    def __init__(self, in_channels: int, ch3x3: int, block: ConvBlock):
+        super().__init__()
+        self.out_channels = ch3x3 + in_channels
+        self.branch3x3 = block(in_channels, ch3x3, kernel_size=3, stride=2, padding=0)
+        self.pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch3x3(x), self.pool(x)], 1)
+
+
+# Fig. 3 of Zhang et al.: Inception(ch1x1, ch3x3) modules and Downsample(ch3x3) between them.
+SMALL_INCEPTION_STAGES: tuple[tuple[SmallInceptionSpec, ...], ...] = (
+    (SmallInceptionSpec(32, 32), SmallInceptionSpec(32, 48)),
+    (SmallInceptionSpec(112, 48), SmallInceptionSpec(96, 64), SmallInceptionSpec(80, 80),
+     SmallInceptionSpec(48, 96)),
+    (SmallInceptionSpec(176, 160), SmallInceptionSpec(176, 160)),
+)
+SMALL_DOWNSAMPLE = (80, 96)
+
+
+class SmallInception(ConvNet):
+    """conv 3x3 96 -> stage1 -> downsample -> stage2 -> downsample -> stage3 -> global pool -> fc."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
+                 block: ConvBlock | None = None):
+        super().__init__()
+        if img_size < 15:
+            raise ConfigError(f"inception_small needs img_size >= 15 (two 3x3/2 reductions), got {img_size}")
+        block = block or conv_block(norm="bn")
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.stem = block(in_chans, 96, kernel_size=3, padding=1)
+        channels, stages = 96, []
+        for i, specs in enumerate(SMALL_INCEPTION_STAGES):
+            modules: list[nn.Module] = []
+            if i > 0:
+                modules.append(SmallDownsample(channels, SMALL_DOWNSAMPLE[i - 1], block))
+                channels = modules[-1].out_channels
+            for spec in specs:
+                modules.append(SmallInceptionModule(channels, spec, block))
+                channels = modules[-1].out_channels
+            stages.append(nn.Sequential(*modules))
+        self.stage1, self.stage2, self.stage3 = stages
+        self.num_features = channels
+        self.head = ClassifierHead(channels, num_classes)
+        self.feature_info = [FeatureInfo("stem", 96, 1), FeatureInfo("stage1", 80, 1),
+                             FeatureInfo("stage2", 144, 2), FeatureInfo("stage3", 336, 4)]
+        self.data_config = data_config_for(in_chans, img_size, CIFAR10_MEAN, CIFAR10_STD)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # N x 3 x 32 x 32
+        x = self.stage1(self.stem(x))
+        # N x 80 x 32 x 32
+        x = self.stage2(x)
+        # N x 144 x 15 x 15; stage3 gives N x 336 x 7 x 7
+        return self.stage3(x)
+
+
+@register_model
+def inception_small(num_classes: int = 10, in_chans: int = 3, img_size: int = 32) -> SmallInception:
+    """The small Inception of Zhang et al. 2017 for CIFAR-10 / MNIST-size input (conv + BN + ReLU)."""
+    return SmallInception(num_classes, in_chans, img_size)

@@ -1,0 +1,220 @@
+"""ResNet (He et al. 2015) for ImageNet and CIFAR, and pre-activation ResNet (He et al. 2016).
+
+ImageNet models are torchvision-compatible: same module names (conv1, bn1, layer1..4; torchvision's
+`fc` is our `head.fc`), same parameters, stride on the bottleneck's 3x3 ("v1.5"); the `_v1` models
+put it on the first 1x1 as the paper does. CIFAR models follow the paper's section 4.2: three
+stages of 16/32/64 channels, 6n+2 layers, parameter-free zero-pad shortcuts (option A).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .._registry import register_model
+from ..layers import (BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck,
+                      make_stage)
+from ..layers.residual import ResidualBlock, Shortcut
+from ._base import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ConvNet, FeatureInfo, data_config_for
+
+
+class Stage(NamedTuple):
+    """One row of the paper's Table 1: `blocks` blocks of width `planes` (output planes x expansion)."""
+
+    blocks: int
+    planes: int
+    stride: int
+
+
+def imagenet_stages(blocks: Sequence[int]) -> tuple[Stage, ...]:
+    """conv2_x .. conv5_x of Table 1: widths 64/128/256/512, the last three halving H and W."""
+    return tuple(Stage(n, planes, 1 if i == 0 else 2) for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512))))
+
+
+def cifar_stages(depth: int, block: ResidualBlock) -> tuple[Stage, ...]:
+    """Three stages of 16/32/64 at 32/16/8 pixels; `depth` = 6n+2 (basic) or 9n+2 (bottleneck)."""
+    per_block = 3 if block.expansion == 4 else 2
+    n, rest = divmod(depth - 2, 3 * per_block)
+    if rest or n < 1:
+        raise ValueError(f"a CIFAR ResNet of {block.__name__} needs depth = {3 * per_block}n+2, got {depth}")
+    return (Stage(n, 16, 1), Stage(n, 32, 2), Stage(n, 64, 2))
+
+
+class ResNet(ConvNet):
+    """Stem, residual stages `layer1..`, global pool and linear head.
+
+    stem="imagenet": conv 7x7/2 + max-pool 3x3/2 (224 input); stem="cifar": conv 3x3/1 (32 input).
+    Pre-activation blocks get a stem without BN (the first block normalizes) and a final BN-ReLU
+    before pooling, as He et al. 2016 place them.
+    """
+
+    def __init__(self, block: ResidualBlock, stages: Sequence[Stage], num_classes: int = 1000,
+                 in_chans: int = 3, stem: Literal["imagenet", "cifar"] = "imagenet", stem_width: int = 64,
+                 shortcut: Shortcut = "B", stride_in_1x1: bool = False, drop_rate: float = 0.0,
+                 img_size: int | None = None):
+        super().__init__()
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}")
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.preact = block in (PreActBasicBlock, PreActBottleneck)
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_chans, stem_width, 3, stride=1, padding=1, bias=False)
+        if not self.preact:
+            self.bn1 = nn.BatchNorm2d(stem_width)
+            self.relu = nn.ReLU(inplace=True)
+        reduction = 2 if stem == "imagenet" else 1
+        if stem == "imagenet":
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            reduction *= 2
+        channels = stem_width
+        self.feature_info: list[FeatureInfo] = []
+        self.stage_names: list[str] = []
+        for i, spec in enumerate(stages, start=1):
+            stage = make_stage(block, channels, spec.planes, spec.blocks, spec.stride, shortcut,
+                               stride_in_1x1=stride_in_1x1)
+            self.add_module(f"layer{i}", stage)
+            channels = spec.planes * block.expansion
+            reduction *= spec.stride
+            self.stage_names.append(f"layer{i}")
+            self.feature_info.append(FeatureInfo(f"layer{i}", channels, reduction))
+        if self.preact:
+            self.norm = nn.BatchNorm2d(channels)
+            self.act = nn.ReLU(inplace=True)
+        self.num_features = channels
+        self.head = ClassifierHead(channels, num_classes, drop_rate)
+        if stem == "imagenet":
+            self.data_config = data_config_for(in_chans, img_size or 224, IMAGENET_MEAN, IMAGENET_STD)
+        else:
+            self.data_config = data_config_for(in_chans, img_size or 32, CIFAR10_MEAN, CIFAR10_STD)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # Shapes for resnet50 at 224 (CIFAR: 16 x 32 x 32, then 64/128/256 or 16/32/64 at 32/16/8).
+        x = self.conv1(x)                    # N x 64 x 112 x 112
+        if not self.preact:
+            x = self.relu(self.bn1(x))
+        if hasattr(self, "maxpool"):
+            x = self.maxpool(x)              # N x 64 x 56 x 56
+        for name in self.stage_names:
+            x = getattr(self, name)(x)       # layer1..4: N x 256 x 56 x 56 ... N x 2048 x 7 x 7
+        if self.preact:
+            x = self.act(self.norm(x))
+        return x
+
+
+def _resnet(block: ResidualBlock, blocks: Sequence[int], num_classes: int, in_chans: int,
+            **kwargs: Any) -> ResNet:
+    return ResNet(block, imagenet_stages(blocks), num_classes, in_chans, **kwargs)
+
+
+def _cifar_resnet(block: ResidualBlock, depth: int, num_classes: int, in_chans: int, **kwargs: Any) -> ResNet:
+    kwargs.setdefault("shortcut", "B" if block.expansion == 4 else "A")
+    return ResNet(block, cifar_stages(depth, block), num_classes, in_chans, stem="cifar", stem_width=16,
+                  **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-18: basic blocks [2, 2, 2, 2]; 11,689,512 parameters."""
+    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-34: basic blocks [3, 4, 6, 3]."""
+    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50 (torchvision v1.5, stride on the 3x3): bottlenecks [3, 4, 6, 3]."""
+    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-101 (v1.5): bottlenecks [3, 4, 23, 3]."""
+    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, in_chans, **kwargs)
+
+
+@register_model(pretrained=("torchvision",))
+def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-152 (v1.5): bottlenecks [3, 8, 36, 3]."""
+    return _resnet(Bottleneck, (3, 8, 36, 3), num_classes, in_chans, **kwargs)
+
+
+@register_model
+def resnet50_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50 as in the paper: stride on the first 1x1 of the bottleneck."""
+    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, stride_in_1x1=True, **kwargs)
+
+
+@register_model
+def resnet101_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-101 as in the paper: stride on the first 1x1."""
+    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, in_chans, stride_in_1x1=True, **kwargs)
+
+
+@register_model
+def resnet152_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-152 as in the paper: stride on the first 1x1."""
+    return _resnet(Bottleneck, (3, 8, 36, 3), num_classes, in_chans, stride_in_1x1=True, **kwargs)
+
+
+@register_model
+def resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-20 (n=3), option-A shortcuts; 269,722 parameters."""
+    return _cifar_resnet(BasicBlock, 20, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-32 (n=5)."""
+    return _cifar_resnet(BasicBlock, 32, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-44 (n=7)."""
+    return _cifar_resnet(BasicBlock, 44, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-56 (n=9)."""
+    return _cifar_resnet(BasicBlock, 56, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-110 (n=18)."""
+    return _cifar_resnet(BasicBlock, 110, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """Pre-activation ResNet-18 for ImageNet (He et al. 2016): BN-ReLU-conv basic blocks."""
+    return _resnet(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)
+
+
+@register_model
+def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """Pre-activation ResNet-50 for ImageNet: BN-ReLU-conv bottlenecks [3, 4, 6, 3]."""
+    return _resnet(PreActBottleneck, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
+
+
+@register_model
+def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections); 1,703,258 params."""
+    return _cifar_resnet(PreActBottleneck, 164, num_classes, in_chans, **kwargs)

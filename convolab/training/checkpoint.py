@@ -1,0 +1,56 @@
+"""Checkpoints: one dict of tensors, numbers and strings, written atomically, read with weights_only."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+
+FORMAT = "convolab-checkpoint-1"
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call `write(tmp_path)`, then rename onto `path`: a reader never sees a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a convolab checkpoint; anything else gets a CheckpointError saying what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise CheckpointError(f"{path} is a folder without best.pt or last.pt; give a checkpoint file or a run folder")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, corrupt or not made by "
+                              f"torch.save: {first[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a convolab checkpoint (no '{FORMAT}' marker); "
+                              "give a last.pt or best.pt written by `convolab train`")
+    return state

@@ -1,0 +1,96 @@
+"""The resolved configuration of a training run (written to the run folder as config.json)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str = "mnist5k"
+    data_dir: str | None = None
+    download: bool = False
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR)
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    decay_norm_and_bias: bool = False
+    schedule: str = "onecycle"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    aux_weight: float | None = None  # None: the paper's weight for models with auxiliary heads
+    clip_grad: float | None = None
+    ema_decay: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool | None = None  # None: on for CUDA, off on the CPU
+    compile: bool = False
+    image_size: int | None = None  # None: the model's input size
+    normalize: str = "data"  # "data": the training set's statistics; "model": the model's data config
+    augment: str = "auto"
+    random_erasing: float = 0.0
+    patience: int | None = None  # early stopping, in epochs without improvement of test accuracy
+    min_delta: float = 0.0
+    output: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    skip_bad_images: bool = False
+    val_fraction: float = 0.1
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.augment not in AUGMENT_MODES:
+            raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.normalize not in ("data", "model"):
+            raise ConfigError(f"--normalize must be 'data' or 'model', got {self.normalize!r}")
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ConfigError("--weight-decay must be >= 0 and --label-smoothing in [0, 1)")
+
+    @property
+    def base_lr(self) -> float:
+        """--lr, else the model's registered default, else the optimizer's."""
+        if self.lr is not None:
+            return self.lr
+        from .._registry import get_entry
+
+        return get_entry(self.model).train_defaults.get("lr", DEFAULT_LR[self.optimizer])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> TrainConfig:
+        path = Path(run_dir) / "config.json"
+        if not path.is_file():
+            raise ConfigError(f"{run_dir} is not a run folder (no config.json); give the --output folder of a `convolab train` run")
+        return cls.from_dict(json.loads(path.read_text()))

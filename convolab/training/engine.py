@@ -1,0 +1,468 @@
+"""The training engine: data resident on the device, batches by indexing, augmentation per batch,
+learning rate as a pure function of the step, full-state checkpoints that resume exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import create_model
+from ..data import ImageData, load_data
+from ..data.augment import AugmentConfig, BatchTransform
+from ..errors import ConfigError, ConvolabError
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .metrics import plot_curves, write_metrics
+from .optim import ModelEma, build_optimizer, lr_factor, param_groups
+
+log = logging.getLogger("convolab")
+
+# Auxiliary-classifier loss weights from the papers (GoogLeNet section 5; Inception-v3 section 4).
+PAPER_AUX_WEIGHTS = {"googlenet": 0.3, "googlenet_tv": 0.3, "inception_v3": 0.4}
+
+
+class TrainingInterrupted(ConvolabError):
+    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed."""
+
+
+class NonFiniteLoss(ConvolabError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best_acc: float
+    best_epoch: int
+    test_acc: float
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the device runs it fast (CUDA), fp16 only on CUDA; 'auto' leaves the CPU in fp32."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+        return torch.float16
+    return torch.bfloat16
+
+
+def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) -> AugmentConfig:
+    """'auto': crop with padding size/8 and flips for colour images; none for grey digits, where
+    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs)."""
+    pad = max(1, round(image_shape[-1] / 8))
+    if mode == "auto":
+        mode = "crop-flip" if image_shape[0] == 3 else "none"
+    return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stem = f"{config.model}-{Path(config.data).name.split('.')[0]}"
+    path = Path("runs") / stem
+    n = 2
+    while path.exists():
+        path = Path("runs") / f"{stem}-{n}"
+        n += 1
+    return path
+
+
+def prepare_run_dir(output: str | Path) -> Path:
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a folder for the run (it will be created)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output {path} cannot be created ({err.strerror}); choose another folder") from None
+    return path
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
+    if want_aux and hasattr(model, "forward_outputs"):
+        return model.forward_outputs(x)
+    return {"main": model(x)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
+             batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
+             return_logits: bool = False) -> dict[str, Any]:
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked."""
+    model.eval()
+    total_loss, correct, outputs = 0.0, 0, []
+    for start in range(0, len(labels), batch_size):
+        x = transform(images[start:start + batch_size].to(device, non_blocking=True))
+        y = labels[start:start + batch_size].to(device, non_blocking=True)
+        with _autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        if return_logits:
+            outputs.append(logits.cpu())
+    n = max(1, len(labels))
+    result: dict[str, Any] = {"loss": total_loss / n, "acc": correct / n}
+    if return_logits:
+        result["logits"] = torch.cat(outputs) if outputs else torch.empty(0)
+    return result
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Trainer:
+    """Runs one training job described by a TrainConfig; `Trainer.resume(run_dir)` continues one."""
+
+    def __init__(self, config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.amp_dtype = resolve_amp(config.amp, self.device)
+        torch.manual_seed(config.seed)
+        self.data = data if data is not None else load_data(
+            config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction)
+        if model is None:
+            options = dict(config.model_options)
+            model = create_model(config.model, num_classes=self.data.num_classes,
+                                 in_chans=self.data.image_shape[0], **options)
+        self.model = model.to(self.device)
+        channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        data_cfg = getattr(self.model, "data_config", None)
+        size = config.image_size or (data_cfg.input_size[-1] if data_cfg else self.data.image_shape[-1])
+        in_chans = getattr(self.model, "in_chans", self.data.image_shape[0])
+        if config.normalize == "model" and data_cfg is not None:
+            mean, std = data_cfg.mean, data_cfg.std
+        else:
+            mean, std = self.data.channel_stats()
+            if len(mean) != in_chans:  # stats follow the channel conversion
+                mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.image_size = (size, size)
+        augment = augment_for(config.augment, self.data.image_shape, config.random_erasing)
+        self.transform = BatchTransform(in_chans, self.image_size, self.mean, self.std, augment, channels_last)
+        self.eval_transform = BatchTransform(in_chans, self.image_size, self.mean, self.std, AugmentConfig(),
+                                             channels_last)
+        self.aux_weight = config.aux_weight if config.aux_weight is not None else \
+            PAPER_AUX_WEIGHTS.get(getattr(self.model, "model_name", config.model), 0.0)
+        self.want_aux = self.aux_weight > 0 and bool(getattr(self.model, "aux_names", ()))
+        self.optimizer = build_optimizer(
+            param_groups(self.model, config.weight_decay, config.decay_norm_and_bias),
+            config.optimizer, config.base_lr, config.momentum, config.nesterov)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = ModelEma(self.model, config.ema_decay) if config.ema_decay else None
+        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        # Data live on the device as uint8; batches are taken by indexing.
+        self.train_images = self.data.train.images.to(self.device)
+        self.train_labels = self.data.train.labels.to(self.device)
+        self.test_images = self.data.test.images.to(self.device)
+        self.test_labels = self.data.test.labels.to(self.device)
+        n = len(self.train_labels)
+        self.steps_per_epoch = max(1, n // config.batch_size)  # the last partial batch is dropped
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup_steps = min(round(config.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
+        self.aug_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.run_dir = prepare_run_dir(config.output or default_run_dir(config))
+        # Progress through the run (all of it goes into the checkpoint).
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.batch_in_epoch = 0
+        self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.history: list[dict[str, Any]] = []
+        self.best_acc, self.best_epoch, self.epochs_since_best = -1.0, 0, 0
+        self.wall_seconds = 0.0
+        self._stop_signal: int | None = None
+        self.tensorboard = self._open_tensorboard() if config.tensorboard else None
+
+    # ----- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        model = getattr(self.model, "module", self.model)
+        state = {
+            "model": model.state_dict(),
+            "model_name": getattr(model, "model_name", self.config.model),
+            "model_options": dict(self.config.model_options),
+            "num_classes": self.data.num_classes,
+            "in_chans": getattr(model, "in_chans", self.data.image_shape[0]),
+            "classes": list(self.data.classes),
+            "image_size": list(self.image_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "data": self.config.data,
+            "config": json.dumps(self.config.to_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch,
+            "partial": dict(self.partial),
+            "history": json.dumps(self.history),
+            "best_acc": self.best_acc,
+            "best_epoch": self.best_epoch,
+            "epochs_since_best": self.epochs_since_best,
+            "wall_seconds": self.wall_seconds,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_aug": self.aug_generator.get_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        getattr(self.model, "module", self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.partial = dict(state["partial"])
+        self.history = json.loads(state["history"])
+        self.best_acc, self.best_epoch = float(state["best_acc"]), int(state["best_epoch"])
+        self.epochs_since_best = int(state["epochs_since_best"])
+        self.wall_seconds = float(state["wall_seconds"])
+        torch.set_rng_state(state["rng_cpu"])
+        self.aug_generator.set_state(state["rng_aug"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.ema is not None and "ema" in state:
+            self.ema.module.load_state_dict(state["ema"])
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, **overrides: Any) -> Trainer:
+        """Continue the run in `run_dir` from its last.pt: model, optimizer, schedule, RNG, metrics."""
+        run_dir = Path(run_dir)
+        config = TrainConfig.from_run(run_dir)
+        config.output = str(run_dir)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        state = load_checkpoint(run_dir / "last.pt")
+        trainer = cls(config)
+        trainer.load_state_dict(state)
+        return trainer
+
+    def save(self, name: str) -> None:
+        save_checkpoint(self.state_dict(), self.run_dir / name)
+
+    # ----- the loop ----------------------------------------------------------------------------
+    def _epoch_permutation(self, epoch: int) -> torch.Tensor:
+        """The data order of `epoch`, derived from (seed, epoch) so a resumed run needs no state."""
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.train_labels), generator=gen).to(self.device)
+
+    def _set_lr(self) -> float:
+        lr = self.config.base_lr * lr_factor(self.step, self.total_steps, self.config.schedule, self.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _loss(self, outputs: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        smoothing = self.config.label_smoothing
+        loss = F.cross_entropy(outputs["main"].float(), y, label_smoothing=smoothing)
+        for name, logits in outputs.items():
+            if name != "main":
+                loss = loss + self.aux_weight * F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+        return loss
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with _autocast(self.device, self.amp_dtype):
+            outputs = model_outputs(self.forward_model, x, self.want_aux)
+        loss = self._loss(outputs, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        correct = (outputs["main"].detach().argmax(1) == y).sum()
+        return loss.detach(), correct
+
+    def _run_epoch(self) -> bool:
+        """Train the rest of the current epoch; False if a stop signal arrived first."""
+        cfg = self.config
+        perm = self._epoch_permutation(self.epoch)
+        bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress,
+                        initial=self.batch_in_epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        self.model.train()
+        try:
+            while self.batch_in_epoch < self.steps_per_epoch:
+                if self._stop_signal is not None:
+                    return False
+                idx = perm[self.batch_in_epoch * cfg.batch_size:(self.batch_in_epoch + 1) * cfg.batch_size]
+                x = self.transform(self.train_images[idx], train=True, generator=self.aug_generator)
+                y = self.train_labels[idx]
+                lr = self._set_lr()
+                loss, correct = self._train_step(x, y)
+                loss_sum += loss * len(y)
+                correct_sum += correct
+                seen += len(y)
+                self.step += 1
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch % 10 == 0 or self.batch_in_epoch == self.steps_per_epoch:
+                    self._fold_partial(loss_sum, correct_sum, seen, time.perf_counter() - start)
+                    loss_sum.zero_()
+                    correct_sum.zero_()
+                    seen, start = 0, time.perf_counter()
+                    p = self.partial
+                    if not math.isfinite(p["loss"]):
+                        raise NonFiniteLoss(
+                            f"the training loss became {p['loss']} at step {self.step} (epoch {self.epoch + 1}); "
+                            f"lower --lr (now {cfg.base_lr:g}) or add --clip-grad; {self.run_dir / 'last.pt'} "
+                            "holds the last good state")
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{p['loss'] / p['seen']:.4f}", acc=f"{p['correct'] / p['seen']:.4f}",
+                                        lr=f"{lr:.2e}", img_s=f"{p['seen'] / max(p['seconds'], 1e-9):.0f}",
+                                        refresh=False)
+                        bar.update(self.batch_in_epoch - bar.n)
+        finally:
+            if seen:
+                self._fold_partial(loss_sum, correct_sum, seen, time.perf_counter() - start)
+            if bar is not None:
+                bar.close()
+        return True
+
+    def _fold_partial(self, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int, seconds: float) -> None:
+        self.partial["loss"] += loss_sum.item()
+        self.partial["correct"] += int(correct_sum.item())
+        self.partial["seen"] += seen
+        self.partial["seconds"] += seconds
+
+    def _end_epoch(self) -> dict[str, Any]:
+        eval_model = self.ema.module if self.ema is not None else self.model
+        test = evaluate(eval_model, self.test_images, self.test_labels, self.eval_transform,
+                        max(256, self.config.batch_size), self.device, self.amp_dtype)
+        p = self.partial
+        self.wall_seconds += p["seconds"]
+        row = {
+            "epoch": self.epoch + 1, "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": p["loss"] / max(1, p["seen"]), "train_acc": p["correct"] / max(1, p["seen"]),
+            "test_loss": test["loss"], "test_acc": test["acc"],
+            "epoch_seconds": p["seconds"], "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
+            "wall_seconds": self.wall_seconds,
+        }
+        self.history.append(row)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        improved = row["test_acc"] > self.best_acc + self.config.min_delta
+        if improved:
+            self.best_acc, self.best_epoch, self.epochs_since_best = row["test_acc"], row["epoch"], 0
+        else:
+            self.epochs_since_best += 1
+        self.save("last.pt")
+        if improved:
+            self.save("best.pt")
+        write_metrics(self.run_dir, self.history)
+        plot_curves(self.history, self.run_dir / "curves.png", f"{self.config.model} on {self.config.data}")
+        if self.tensorboard is not None:
+            for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
+                self.tensorboard.add_scalar(key, row[key], row["epoch"])
+            self.tensorboard.flush()
+        log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs",
+                 row["epoch"], self.config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
+                 row["test_acc"], row["images_per_second"], row["epoch_seconds"])
+        return row
+
+    def fit(self) -> TrainResult:
+        """Train to the configured number of epochs (or early stop); SIGINT/SIGTERM save and stop."""
+        self._write_config()
+        stopped_early = False
+        with self._signals():
+            while self.epoch < self.config.epochs:
+                if not self._run_epoch():
+                    self.save("last.pt")
+                    raise TrainingInterrupted(
+                        f"stopped by signal {self._stop_signal} in epoch {self.epoch + 1}; state saved to "
+                        f"{self.run_dir / 'last.pt'}; continue with: convolab train --resume {self.run_dir}")
+                self._end_epoch()
+                if self.config.patience is not None and self.epochs_since_best >= self.config.patience:
+                    stopped_early = self.epoch < self.config.epochs
+                    if stopped_early:
+                        log.info("early stop: no improvement of test accuracy for %d epochs", self.config.patience)
+                    break
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        last = self.history[-1] if self.history else {"test_acc": float("nan")}
+        return TrainResult(self.run_dir, self.history, self.best_acc, self.best_epoch, last["test_acc"],
+                           stopped_early)
+
+    def _write_config(self) -> None:
+        resolved = self.config.to_dict() | {
+            "output": str(self.run_dir), "resolved_lr": self.config.base_lr, "device_used": str(self.device),
+            "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+            "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
+            "augment_resolved": vars(self.transform.augment), "aux_weight_resolved": self.aux_weight,
+            "steps_per_epoch": self.steps_per_epoch, "torch": torch.__version__,
+        }
+        text = json.dumps(resolved, indent=1, default=str)
+        atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
+
+    @contextlib.contextmanager
+    def _signals(self):
+        def handler(signum, _frame):
+            self._stop_signal = signum
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _open_tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, initial=initial, leave=False, dynamic_ncols=True, unit="batch")
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Build data and model from `config` and train."""
+    return Trainer(config).fit()

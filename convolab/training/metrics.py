@@ -1,0 +1,51 @@
+"""Per-epoch metrics: CSV and JSON in the run folder, and loss/accuracy curves as a PNG."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import atomic_write
+
+COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+           "epoch_seconds", "images_per_second", "wall_seconds")
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(history, indent=1)))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Loss and accuracy by epoch, train and test, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-"), ("test", "--")):
+        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=split)
+        ax_acc.plot(epochs, [h[f"{split}_acc"] for h in history], style, marker="o", label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

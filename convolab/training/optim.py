@@ -1,0 +1,84 @@
+"""Optimizers with decay-free norm/bias groups, and learning-rate schedules as pure functions of the step."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict]:
+    """Two groups: weights with decay, and (unless asked) 1-D params (norm scales, biases) without."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 and not decay_norm_and_bias else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 0.9,
+                    nesterov: bool = False) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "rmsprop":  # Inception-v3's choice: decay 0.9, eps 1.0
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1.0, momentum=momentum)
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0,
+              milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1,
+              final_factor: float = 0.0) -> float:
+    """Multiplier of the base learning rate at `step` (0-based) of `total_steps`.
+
+    A pure function, so a resumed run needs no scheduler state. `milestones` are fractions of
+    the run (`step` uses the first only); warm-up rises linearly from 0 to 1 over `warmup_steps`.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        return gamma ** int(progress >= milestones[0])
+    if schedule == "multistep":
+        return gamma ** sum(progress >= m for m in milestones)
+    if schedule == "cosine":
+        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "onecycle":  # linear decay to zero after warm-up (the airbench/one-cycle tail)
+        return final_factor + (1 - final_factor) * (1 - progress)
+    raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+class ModelEma:
+    """Exponential moving average of a model's weights (buffers copied), for evaluation."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for ema_v, v in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if ema_v.dtype.is_floating_point:
+                ema_v.lerp_(v, 1 - self.decay)
+            else:
+                ema_v.copy_(v)

@@ -1,0 +1,185 @@
+"""Every registered model keeps the shared API: generated from `list_models()`, so a model is
+tested the moment it registers.
+
+Shape-only checks run on the meta device (milliseconds even for the big nets); the one real
+forward/backward per model runs at the smallest input the model accepts, from a fixed ladder.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pytest
+import torch
+from torch import nn
+
+import convolab
+from convolab import create_model, list_models, register_model
+from convolab._registry import get_entry, resolve_name
+from convolab.errors import UnknownModelError
+from convolab.models import ConvNet
+
+MODELS = list_models()
+SIDES = (32, 48, 64, 96, 128, 160, 224, 299)
+
+
+def _meta_model(name: str, **kwargs) -> ConvNet:
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    return model.forward_outputs(x) if isinstance(model, ConvNet) else {"main": model(x)}
+
+
+@lru_cache(maxsize=None)
+def _input_side(name: str) -> int:
+    """The smallest side on the ladder (or the default) at which the model runs; default if smaller."""
+    model = _meta_model(name).eval()
+    channels, default, _ = model.data_config.input_size
+    for side in [s for s in SIDES if s < default] + [default]:
+        try:
+            with torch.no_grad():
+                model(torch.empty(2, channels, side, side, device="meta"))
+        except RuntimeError:
+            continue
+        return side
+    raise AssertionError(f"{name} does not run at its own data_config size {default}")
+
+
+
+
+def test_registry_lists_the_model_families():
+    assert MODELS == sorted(MODELS)
+    for name in ("lenet5", "nin", "resnet18", "resnet50", "resnet20", "densenet121", "densenet_bc100_k12",
+                 "inception_mnist", "resnet_mnist", "preact_resnet164"):
+        assert name in MODELS
+
+
+def test_list_models_filters_by_shell_pattern():
+    resnets = list_models("resnet*")
+    assert "resnet18" in resnets and "resnet110" in resnets and "resnet50_v1" in resnets
+    assert all(n.startswith("resnet") for n in resnets)
+    assert "preact_resnet18" not in resnets and "densenet121" not in resnets
+    assert list_models("densenet[12]??") == ["densenet121", "densenet161", "densenet169", "densenet201"]
+    assert list_models("no_such_model*") == []
+
+
+def test_aliases_resolve_to_their_model_and_are_listed_only_on_request():
+    assert "lenet" not in list_models() and "lenet" in list_models(include_aliases=True)
+    assert create_model("lenet").model_name == "lenet5"
+    for alias in set(list_models(include_aliases=True)) - set(MODELS):
+        assert resolve_name(alias) in MODELS
+
+
+def test_unknown_name_is_refused_with_close_suggestions():
+    with pytest.raises(UnknownModelError, match=r"did you mean .*resnet18"):
+        create_model("resnet19")
+    with pytest.raises(UnknownModelError, match="unknown model 'qqqqqq'"):
+        create_model("qqqqqq")
+    assert isinstance(UnknownModelError("x"), convolab.ConvolabError)
+
+
+def test_registering_a_taken_name_is_refused():
+    def resnet18():  # same name as the registered model
+        raise AssertionError("never built")
+
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register_model(resnet18)
+    assert get_entry("resnet18").fn is not resnet18
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_forwards_without_nan_and_backward_reaches_every_parameter(name):
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    assert model.model_name == name and get_entry(name).family == type(model).__module__.rsplit(".", 1)[-1]
+    side = _input_side(name)
+    x = torch.randn(2, model.in_chans, side, side)
+    outputs = _outputs(model, x)
+    assert set(outputs) == {"main", *model.aux_names}
+    for key, out in outputs.items():
+        assert out.shape == (2, model.num_classes), key
+        assert torch.isfinite(out).all(), key
+    sum(out.sum() for out in outputs.values()).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters the loss never reached: {no_grad[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_reset_classifier_changes_the_output_classes_and_get_classifier_is_the_last_layer(name):
+    model = _meta_model(name).eval()
+    side = _input_side(name)
+    x = torch.empty(2, model.in_chans, side, side, device="meta")
+    model.reset_classifier(5)
+    assert model.num_classes == 5
+    executed: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: executed.append(m))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        out = model(x)
+    for h in hooks:
+        h.remove()
+    assert out.shape == (2, 5)
+    classifier = model.get_classifier()
+    inside = list(classifier.modules())
+    assert executed[-1] in inside, "the last layer run is not part of get_classifier()"
+    last = executed[-1]
+    assert (last.out_features if isinstance(last, nn.Linear) else last.out_channels) == 5
+    assert all(o.shape == (2, 5) for o in _outputs(model, x).values())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_reset_classifier_to_zero_gives_pooled_features_of_num_features(name):
+    model = _meta_model(name).eval()
+    side = _input_side(name)
+    x = torch.empty(2, model.in_chans, side, side, device="meta")
+    with torch.no_grad():
+        pre_logits = model.forward_head(model.forward_features(x), pre_logits=True)
+        model.reset_classifier(0)
+        features = model(x)
+    assert pre_logits.shape == (2, model.num_features)
+    assert features.shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_feature_info_names_real_modules_whose_outputs_have_the_stated_channels(name):
+    model = _meta_model(name).eval()
+    side = _input_side(name)
+    modules = dict(model.named_modules())
+    assert model.feature_info, "feature_info is empty"
+    seen: dict[str, torch.Tensor] = {}
+    hooks = []
+    for info in model.feature_info:
+        assert info.module in modules, f"feature_info names {info.module!r}, not a module of {name}"
+        hooks.append(modules[info.module].register_forward_hook(
+            lambda m, i, o, key=info.module: seen.setdefault(key, o)))
+    with torch.no_grad():
+        features = model.forward_features(torch.empty(1, model.in_chans, side, side, device="meta"))
+    for h in hooks:
+        h.remove()
+    for info in model.feature_info:
+        assert seen[info.module].shape[1] == info.num_chs, info
+    assert features.shape[1] == model.feature_info[-1].num_chs
+    reductions = [info.reduction for info in model.feature_info]
+    assert reductions == sorted(reductions) and reductions[0] >= 1
+    sizes = [seen[info.module].shape[-1] for info in model.feature_info]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_in_chans_and_num_classes_are_taken_at_construction_and_data_config_follows(name):
+    default = _meta_model(name)
+    config = default.data_config
+    assert config.input_size[0] == default.in_chans == len(config.mean) == len(config.std)
+    assert config.input_size[1] == config.input_size[2] > 0
+    assert all(s > 0 for s in config.std)
+    other = 3 if default.in_chans == 1 else 1
+    model = _meta_model(name, in_chans=other, num_classes=7).eval()
+    assert model.in_chans == other and model.num_classes == 7
+    assert model.data_config.input_size == (other, *config.input_size[1:])
+    assert len(model.data_config.mean) == len(model.data_config.std) == other
+    side = _input_side(name)
+    with torch.no_grad():
+        out = model(torch.empty(2, other, side, side, device="meta"))
+    assert out.shape == (2, 7)

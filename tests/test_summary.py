@@ -1,0 +1,220 @@
+"""`convolab.analysis.summary` and `convolab summary`: shapes, parameters, MACs, what did not run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import convolab
+from convolab.analysis import count_macs, count_params, summary
+from convolab.cli import main
+from convolab.errors import ConfigError
+
+LENET_SHAPES = [[1, 6, 28, 28], [1, 6, 28, 28], [1, 6, 14, 14], [1, 16, 10, 10], [1, 16, 10, 10],
+                [1, 16, 5, 5], [1, 400], [1, 120], [1, 120], [1, 84], [1, 84], [1, 10]]
+
+
+class WithAuxHead(nn.Module):
+    """A trunk and an auxiliary head that, like GoogLeNet's, runs only in training."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.ReLU()
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(8, 5))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        out = self.fc(self.pool(x).flatten(1))
+        return out + self.aux(x) if self.training else out
+
+
+class TiedLinears(nn.Module):
+    """Two linear layers sharing one weight tensor, and one ReLU called twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = nn.Linear(6, 6)
+        self.decode = nn.Linear(6, 6)
+        self.decode.weight = self.encode.weight
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.decode(self.act(self.encode(x.flatten(1)))))
+
+
+class ListBlocks(nn.Module):
+    """Children held in a ModuleList, which is never called itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Conv2d(2, 2, 3, padding=1, groups=2) for _ in range(2)])
+        self.unused = nn.ModuleList([nn.Conv2d(2, 2, 1)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_lenet5_rows_give_the_article_shapes_in_order_and_61706_params():
+    result = summary(convolab.create_model("lenet5"), (1, 28, 28))
+    leaves = [r for r in result.rows if r.depth == 2]
+    assert [r.output_shape for r in leaves] == LENET_SHAPES
+    assert [r.type for r in leaves][:3] == ["Conv2d", "Sigmoid", "AvgPool2d"]
+    assert result.total_params == result.trainable_params == 61_706
+    assert sum(r.params for r in leaves) == 61_706
+    # 28*28*6*25 + 10*10*16*6*25 + 400*120 + 120*84 + 84*10
+    assert result.total_macs == 117_600 + 240_000 + 48_000 + 10_080 + 840 == 416_520
+    assert result.flops == 2 * result.total_macs
+    assert result.not_run == []
+    assert result.not_counted == ["AvgPool2d", "Flatten", "Sigmoid"]
+
+
+def test_depth_1_keeps_only_the_children_with_their_subtree_totals():
+    result = summary(convolab.create_model("lenet5"), (1, 28, 28), depth=1)
+    assert [(r.name, r.output_shape) for r in result.rows] == [("features", [1, 16, 5, 5]), ("head", [1, 10])]
+    assert [r.params for r in result.rows] == [2_572, 59_134]
+    assert sum(r.macs for r in result.rows) == result.total_macs == 416_520
+
+
+def test_auxiliary_head_is_listed_as_not_run_and_its_macs_are_not_counted():
+    model = WithAuxHead()
+    result = summary(model, (3, 8, 8))
+    assert [(m.name, m.type, m.params) for m in result.not_run] == [("aux", "Sequential", 45)]
+    assert "aux" not in {r.name.split(".")[0] for r in result.rows}
+    assert result.total_params == count_params(model)  # the aux head's parameters are in the total
+    assert result.total_macs == 8 * 8 * 8 * 3 * 9 + 8 * 5 == count_macs(model, (3, 8, 8))
+    assert result.not_counted == ["AdaptiveAvgPool2d", "BatchNorm2d", "ReLU"]
+    assert model.training  # the summary runs in eval mode and restores the mode
+
+
+def test_a_shared_parameter_is_counted_once_and_a_reused_module_gets_a_row_per_call():
+    model = TiedLinears()
+    result = summary(model, (6,))
+    assert result.total_params == 36 + 6 + 6 == count_params(model)
+    by_name = [(r.name, r.params) for r in result.rows]
+    assert by_name == [("encode", 42), ("act", 0), ("decode", 6), ("act", 0)]
+    assert sum(r.params for r in result.rows) == result.total_params
+    assert result.total_macs == 2 * 36 == count_macs(model, (6,))
+
+
+def test_module_list_children_run_and_an_unused_list_is_reported():
+    model = ListBlocks()
+    result = summary(model, (2, 5, 5))
+    assert [r.name for r in result.rows] == ["blocks.0", "blocks.1"]
+    assert [m.name for m in result.not_run] == ["unused"]
+    # grouped conv: (C_in / groups) * kH * kW per output value
+    assert result.total_macs == 2 * (5 * 5 * 2 * 1 * 9) == count_macs(model, (2, 5, 5))
+
+
+def test_torchvision_googlenet_on_meta_matches_reference_and_lists_both_aux_heads():
+    with torch.device("meta"):
+        model = torchvision.models.googlenet(weights=None, init_weights=True)
+    result = summary(model, (3, 224, 224), depth=1)
+    assert result.total_macs == 1_498_376_192  # REFERENCE.md 1a
+    assert result.total_params == 13_004_888
+    assert [(m.name, m.params) for m in result.not_run] == [("aux1", 3_188_968), ("aux2", 3_191_016)]
+    assert "BatchNorm2d" in result.not_counted and "MaxPool2d" in result.not_counted
+
+
+@pytest.mark.parametrize("name", convolab.list_models())
+def test_summary_totals_agree_with_count_macs_and_count_params(name):
+    with torch.device("meta"):
+        model = convolab.create_model(name)
+    size = model.data_config.input_size
+    result = summary(model, size)
+    assert result.total_macs == count_macs(model, size)
+    assert result.total_params == count_params(model)
+    assert sum(r.params for r in result.rows if r.depth == 1) + sum(m.params for m in result.not_run
+                                                                    if m.name.count(".") == 0) \
+        <= result.total_params
+
+
+def _require_googlenet_tv() -> None:
+    if "googlenet_tv" not in convolab.list_models():
+        pytest.skip("googlenet_tv is not registered yet")
+
+
+def test_googlenet_tv_totals_1498376192_macs_and_its_aux_heads_did_not_run():
+    _require_googlenet_tv()
+    with torch.device("meta"):
+        model = convolab.create_model("googlenet_tv", aux_logits=True)
+    result = summary(model, (3, 224, 224))
+    assert result.total_macs == 1_498_376_192  # REFERENCE.md 1a: eval, aux heads not executed
+    assert result.total_params == 13_004_888
+    assert [(m.name, m.params) for m in result.not_run] == [("aux1", 3_188_968), ("aux2", 3_191_016)]
+
+
+def test_cli_googlenet_tv_with_aux_logits_lists_both_heads_as_not_run():
+    _require_googlenet_tv()
+    out = _run_cli(["summary", "googlenet_tv", "--input-size", "3,224,224", "--aux-logits", "--depth", "1"])
+    assert "Total MACs: 1,498,376,192" in out
+    assert "Did not run: aux1 (" in out and ", aux2 (" in out
+    data = json.loads(_run_cli(["summary", "googlenet_tv", "--input-size", "3,224,224", "--aux-logits",
+                                "--json"]))
+    assert data["total_macs"] == 1_498_376_192
+    assert [m["name"] for m in data["not_run"]] == ["aux1", "aux2"]
+
+
+def test_input_too_small_raises_a_config_error_naming_the_default_size():
+    with pytest.raises(ConfigError, match=r"too small for lenet5 \(default size 1x28x28\)"):
+        summary(convolab.create_model("lenet5"), (1, 8, 8))
+
+
+def _run_cli(argv) -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(argv) == 0
+    return buffer.getvalue()
+
+
+def test_cli_table_lists_lenet_shapes_in_order_and_states_what_is_counted():
+    out = _run_cli(["summary", "lenet5", "--input-size", "1,28,28"])
+    shapes = [s for s in (line[36:].split("]")[0] + "]" for line in out.splitlines()
+                          if line.startswith("  ")) if s.startswith("[")]
+    assert shapes == [str(s) for s in LENET_SHAPES]
+    assert "Total params: 61,706" in out
+    assert "Total MACs: 416,520 (Conv2d + Linear multiply-accumulates)" in out
+    assert "FLOPs: 833,040 (= 2 x MACs)" in out
+    assert "Not counted: AvgPool2d, Flatten, Sigmoid" in out
+    assert "Did not run: none" in out
+
+
+def test_cli_json_has_totals_layers_and_not_run():
+    data = json.loads(_run_cli(["summary", "lenet5", "--json"]))  # default size from data_config
+    assert data["input_size"] == [1, 28, 28]
+    assert data["total_params"] == 61_706 and data["total_macs"] == 416_520
+    assert [row["output_shape"] for row in data["layers"] if row["depth"] == 2] == LENET_SHAPES
+    assert data["not_run"] == []
+
+
+def test_cli_passes_num_classes_and_in_chans_to_the_model():
+    data = json.loads(_run_cli(["summary", "lenet5", "--num-classes", "3", "--in-chans", "2", "--json"]))
+    assert data["input_size"] == [2, 28, 28]
+    assert data["layers"][-1]["output_shape"] == [1, 3]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["summary", "lenet9"], "unknown model 'lenet9'"),
+    (["summary", "lenet5", "--input-size", "1,28"], "expected C,H,W"),
+    (["summary", "lenet5", "--input-size", "1,8,8"], "too small for lenet5 (default size 1x28x28)"),
+    (["summary", "lenet5", "--depth", "0"], "positive integer"),
+    (["summary", "lenet5", "--aux-logits"], "lenet5 has no auxiliary heads"),
+])
+def test_cli_bad_input_gives_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
