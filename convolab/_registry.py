@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .errors import UnknownModelError
+from .errors import ConfigError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
-    model = entry.fn(**kwargs)
+    try:
+        model = entry.fn(**kwargs)
+    except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {err}") from None
     model.model_name = entry.name
     return model

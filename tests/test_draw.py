@@ -201,5 +201,6 @@ def test_cli_bad_out_gives_one_line_and_exit_2(out, message, tmp_path, capsys, m
 
 
 def test_draw_refuses_an_input_the_model_cannot_take(tmp_path):
-    with pytest.raises(ConfigError, match="does not fit"):
+    with pytest.raises(ConfigError, match=r"too small for lenet5 \(default size 1x28x28\)"):
         draw(convolab.create_model("lenet5"), (1, 20, 20), tmp_path / "x.svg")
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -6,7 +6,7 @@ forward/backward per model runs at the smallest input the model accepts, from a 
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -19,7 +19,16 @@ from convolab.errors import UnknownModelError
 from convolab.models import ConvNet
 
 MODELS = list_models()
-SIDES = (32, 48, 64, 96, 128, 160, 224, 299)
+SIDES = (16, 32, 48, 64, 96, 128, 160, 224, 299)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small-input passes are bound by per-op overhead; one thread avoids spin-waiting on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _meta_model(name: str, **kwargs) -> ConvNet:
@@ -31,12 +40,14 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return model.forward_outputs(x) if isinstance(model, ConvNet) else {"main": model(x)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _input_side(name: str) -> int:
-    """The smallest side on the ladder (or the default) at which the model runs; default if smaller."""
+    """The smallest side on the ladder at which the model runs, else its default side."""
     model = _meta_model(name).eval()
     channels, default, _ = model.data_config.input_size
-    for side in [s for s in SIDES if s < default] + [default]:
+    # Not below a seventh of the default: deep ImageNet nets at 16 x 16 have 1 x 1 maps from their
+    # third stage on, where train-mode BN over two samples divides by a near-zero variance.
+    for side in [s for s in SIDES if default // 7 <= s < default] + [default]:
         try:
             with torch.no_grad():
                 model(torch.empty(2, channels, side, side, device="meta"))
@@ -111,7 +122,8 @@ def test_reset_classifier_changes_the_output_classes_and_get_classifier_is_the_l
     model = _meta_model(name).eval()
     side = _input_side(name)
     x = torch.empty(2, model.in_chans, side, side, device="meta")
-    model.reset_classifier(5)
+    with torch.device("meta"):
+        model.reset_classifier(5)
     assert model.num_classes == 5
     executed: list[nn.Module] = []
     hooks = [m.register_forward_hook(lambda m, i, o: executed.append(m))
@@ -136,7 +148,8 @@ def test_reset_classifier_to_zero_gives_pooled_features_of_num_features(name):
     x = torch.empty(2, model.in_chans, side, side, device="meta")
     with torch.no_grad():
         pre_logits = model.forward_head(model.forward_features(x), pre_logits=True)
-        model.reset_classifier(0)
+        with torch.device("meta"):
+            model.reset_classifier(0)
         features = model(x)
     assert pre_logits.shape == (2, model.num_features)
     assert features.shape == (2, model.num_features)
@@ -153,7 +166,7 @@ def test_feature_info_names_real_modules_whose_outputs_have_the_stated_channels(
     for info in model.feature_info:
         assert info.module in modules, f"feature_info names {info.module!r}, not a module of {name}"
         hooks.append(modules[info.module].register_forward_hook(
-            lambda m, i, o, key=info.module: seen.setdefault(key, o)))
+            lambda m, i, o, key=info.module: seen.update({key: o})))
     with torch.no_grad():
         features = model.forward_features(torch.empty(1, model.in_chans, side, side, device="meta"))
     for h in hooks:

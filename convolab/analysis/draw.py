@@ -1,10 +1,10 @@
 """Architecture pictures: the dataflow graph of a model, laid out in layers and written as SVG.
 
 The graph comes from `torch.fx.symbolic_trace` (modules deeper than `depth` become one box), the
-shapes from fx's ShapeProp. Layout is the classic layered one: each node goes one layer below the
-longest path to it, edges that skip layers pass through invisible waypoints, nodes in a layer are
-ordered by the mean position of their inputs, so parallel branches stand side by side and meet at
-their join (a concatenation or an addition).
+shapes from running the traced graph once. Layout is the classic layered one: each node goes one
+layer below the longest path to it, edges that skip layers pass through invisible waypoints, nodes
+in a layer are ordered by the mean position of their inputs, so parallel branches stand side by
+side and meet at their join (a concatenation or an addition).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from ..errors import ConfigError, ConvolabError
+from .summary import describe_input_error
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -79,12 +79,25 @@ def _function_name(target: object) -> str:
     return getattr(target, "__name__", str(target)).lstrip("_")
 
 
-def _shape_of(meta: object) -> list[int] | list[list[int]] | None:
-    if isinstance(meta, TensorMetadata):
-        return list(meta.shape)
-    if isinstance(meta, (tuple, list)) and meta and all(isinstance(m, TensorMetadata) for m in meta):
-        return [list(m.shape) for m in meta]
+def _shape_of(value: object) -> list[int] | list[list[int]] | None:
+    if isinstance(value, torch.Tensor):
+        return list(value.shape)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return [list(v.shape) for v in value]
     return None
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the traced graph once and keeps each node's output shape (fx's ShapeProp prints errors)."""
+
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.shapes: dict[str, list[int] | list[list[int]] | None] = {}
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        self.shapes[n.name] = _shape_of(result)
+        return result
 
 
 def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> ArchGraph:
@@ -104,26 +117,25 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
         gm = fx.GraphModule(tracer.root, graph)
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
+        recorder = _ShapeRecorder(gm)
         try:
             with torch.no_grad():
-                ShapeProp(gm).propagate(torch.zeros(1, *input_size, device=device))
+                recorder.run(torch.zeros(1, *input_size, device=device))
         except RuntimeError as err:
-            reason = str(err).strip().splitlines()[0]
-            given = "x".join(map(str, input_size))
-            raise ConfigError(f"input {given} does not fit {name}: {reason}") from err
+            raise ConfigError(describe_input_error(model, input_size, err)) from err
     finally:
         model.train(was_training)
 
     nodes: list[GraphNode] = []
     kept: set[str] = set()
     for node in graph.nodes:
-        shape = _shape_of(node.meta.get("tensor_meta"))
+        shape = recorder.shapes.get(node.name)
         if node.op == "call_method" and node.target in _SKIPPED_METHODS:
             continue
         if node.op == "output":
             kind, op, label = "output", "output", "output"
             result = node.args[0]
-            shape = _shape_of(result.meta.get("tensor_meta")) if isinstance(result, fx.Node) else None
+            shape = recorder.shapes.get(result.name) if isinstance(result, fx.Node) else None
         elif shape is None:
             continue  # scalars and other non-tensor values (x.shape, constants) are not dataflow
         elif node.op == "placeholder":

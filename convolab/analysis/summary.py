@@ -154,7 +154,8 @@ def _prefixes(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), -1, -1)]
 
 
-def _describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
+def describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
+    """One line on why a forward pass at `input_size` failed, with the model's default size."""
     name = getattr(model, "model_name", "") or type(model).__name__
     given = "x".join(map(str, input_size))
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -168,6 +169,17 @@ def _describe_input_error(model: nn.Module, input_size: Sequence[int], err: Runt
     if input_size[1] * input_size[2] < default[1] * default[2]:
         return f"input {given} is too small for {name} (default size {expected}): {reason}"
     return f"input {given} does not fit {name} (default size {expected}): {reason}"
+
+
+def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
+    """`input_size` if given, else the model's `data_config.input_size`."""
+    if input_size is not None:
+        return tuple(int(v) for v in input_size)
+    config = getattr(model, "data_config", None)
+    if config is None:
+        name = getattr(model, "model_name", "") or type(model).__name__
+        raise ConfigError(f"{name} has no default input size; give --input-size C,H,W")
+    return tuple(config.input_size)
 
 
 @torch.no_grad()
@@ -224,7 +236,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     try:
         model(torch.zeros(1, *input_size, device=device))
     except RuntimeError as err:
-        raise ConfigError(_describe_input_error(model, input_size, err)) from err
+        raise ConfigError(describe_input_error(model, input_size, err)) from err
     finally:
         for h in handles:
             h.remove()

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return int(args._run(args) or 0)

@@ -7,7 +7,7 @@ import torch
 
 from .._registry import create_model
 from ..analysis.draw import draw
-from ..errors import ConfigError
+from ..analysis.summary import resolve_input_size
 from ._args import input_size, positive_int
 
 HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"
@@ -27,12 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes only: no weights are allocated or initialized
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
-    size = args.input_size
-    if size is None:
-        config = getattr(model, "data_config", None)
-        if config is None:
-            raise ConfigError(f"{args.model} has no default input size; give --input-size C,H,W")
-        size = tuple(config.input_size)
+    size = resolve_input_size(model, args.input_size)
     graph = draw(model, size, args.out, depth=args.depth)
     print(f"wrote {args.out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
     return 0

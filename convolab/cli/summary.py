@@ -7,8 +7,7 @@ import json
 import torch
 
 from .._registry import create_model
-from ..analysis.summary import summary
-from ..errors import ConfigError
+from ..analysis.summary import resolve_input_size, summary
 from ._args import input_size, positive_int
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
@@ -28,21 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # built on the meta device: shapes and counts without allocating or initializing any weight
     options = {"aux_logits": True} if args.aux_logits else {}
-    try:
-        with torch.device("meta"):
-            model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
-    except TypeError as err:
-        if not options:
-            raise
-        raise ConfigError(f"{args.model} has no auxiliary heads to build (--aux-logits)") from err
-    size = args.input_size
-    if size is None:
-        config = getattr(model, "data_config", None)
-        if config is None:
-            raise ConfigError(f"{args.model} has no default input size; give --input-size C,H,W")
-        size = tuple(config.input_size)
+    with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
+        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
+    size = resolve_input_size(model, args.input_size)
     result = summary(model, size, depth=args.depth)
     print(json.dumps(result.to_dict()) if args.json else result.to_table())
     return 0

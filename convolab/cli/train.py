@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
+from .._registry import get_entry
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer
 from ..training.config import AMP_MODES, AUGMENT_MODES
+from ..training.distributed import Distributed, in_torchrun, launch, strip_option
 from ..training.optim import OPTIMIZERS, SCHEDULES
 from ._args import non_negative_float, positive_float, positive_int
 
@@ -93,23 +96,51 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="model name (see `convolab models`)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from RUN_DIR/last.pt")
+    parser.add_argument("--nproc", type=positive_int, metavar="N",
+                        help="data-parallel on N processes of this machine through torchrun (gloo on the "
+                        "CPU, NCCL with one GPU each); --batch-size is the global batch")
     add_training_arguments(parser)
 
 
+def launch_processes(args: argparse.Namespace) -> int:
+    """Check what can be checked here, then rerun this command line under torchrun without --nproc."""
+    if args.resume:
+        batch_size = TrainConfig.from_run(args.resume).batch_size
+    else:
+        get_entry(args.model)  # an unknown model fails here, not once per process
+        batch_size = config_from_args(args, args.model).batch_size
+    Distributed(world_size=args.nproc).check_batch_size(batch_size)
+    return launch(args.nproc, strip_option(args._argv, "--nproc", min_prefix=4))
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.resume and not args.model:
+        raise ConfigError("give a MODEL (see `convolab models`) or --resume RUN_DIR")
+    if args.nproc and in_torchrun() and args.nproc != int(os.environ["WORLD_SIZE"]):
+        raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {os.environ['WORLD_SIZE']} "
+                          "processes; leave --nproc out when you start torchrun yourself")
+    if args.nproc and args.nproc > 1 and not in_torchrun():
+        return launch_processes(args)
     if args.resume:
         trainer = Trainer.resume(args.resume, progress=args.progress)
+    else:
+        trainer = Trainer(config_from_args(args, args.model))
+    main = trainer.dist.is_main  # under torchrun, rank 0 speaks for all
+    procs = f" x {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
+    if main and args.resume:
         print(f"resuming {trainer.config.model} in {trainer.run_dir} at epoch {trainer.epoch + 1}, "
               f"step {trainer.step}")
-    else:
-        if not args.model:
-            raise ConfigError("give a MODEL (see `convolab models`) or --resume RUN_DIR")
-        trainer = Trainer(config_from_args(args, args.model))
-    print(f"training {trainer.config.model} on {trainer.config.data} "
-          f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
-          f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
-          f"on {trainer.device}; run folder {trainer.run_dir}")
-    result = trainer.fit()
-    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; run folder {result.run_dir}")
-    print(f"test accuracy: {result.test_acc:.4f}")
+    if main:
+        print(f"training {trainer.config.model} on {trainer.config.data} "
+              f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
+              f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
+              f"on {trainer.device}{procs}; run folder {trainer.run_dir}")
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.dist.close()
+    if main:
+        print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
+              f"run folder {result.run_dir}")
+        print(f"test accuracy: {result.test_acc:.4f}")
     return 0

@@ -20,8 +20,8 @@ def _linear_classifier(peer: nn.Module, attr: str, arch: str) -> nn.Linear:
     fc = getattr(peer, attr)
     if not isinstance(fc, nn.Linear):
         raise UnsupportedArchitectureError(
-            f"torchvision {arch} with a {type(fc).__name__} as `{attr}`: convolab converts a single nn.Linear "
-            "classifier only")
+            f"torchvision {arch} with a {type(fc).__name__} as `{attr}`: convolab converts a single "
+            "nn.Linear classifier only")
     return fc
 
 
@@ -46,8 +46,8 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
     from torchvision.models.resnet import BasicBlock as TvBasic
     from torchvision.models.resnet import Bottleneck as TvBottleneck
 
-    from ..models.resnet import ResNet, imagenet_stages
     from ..layers import BasicBlock, Bottleneck
+    from ..models.resnet import ResNet, imagenet_stages
 
     groups, width = getattr(peer, "groups", 1), getattr(peer, "base_width", 64)
     if groups != 1 or width != 64:
@@ -60,21 +60,21 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
             "torchvision ResNet with replace_stride_with_dilation: convolab's ResNet has no dilated stages")
     if type(peer.bn1) is not nn.BatchNorm2d:
         raise UnsupportedArchitectureError(
-            f"torchvision ResNet with norm_layer={type(peer.bn1).__name__}: convolab converts BatchNorm2d only")
+            f"torchvision ResNet with norm_layer={type(peer.bn1).__name__}: convolab converts BatchNorm2d "
+            "only")
     first = peer.layer1[0]
     if isinstance(first, TvBottleneck):
         block = Bottleneck
     elif isinstance(first, TvBasic):
         block = BasicBlock
     else:
-        raise UnsupportedArchitectureError(f"torchvision ResNet of {type(first).__name__} blocks is not convertible")
+        raise UnsupportedArchitectureError(
+            f"torchvision ResNet of {type(first).__name__} blocks is not convertible")
     fc = _linear_classifier(peer, "fc", "ResNet")
     blocks = [len(getattr(peer, f"layer{i}")) for i in range(1, 5)]
     name = _RESNETS.get((block.expansion, tuple(blocks)))
-    if name is not None:
-        ours = create_model(name, num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
-    else:
-        ours = ResNet(block, imagenet_stages(blocks), num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    kwargs = dict(num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    ours = create_model(name, **kwargs) if name else ResNet(block, imagenet_stages(blocks), **kwargs)
     return _load(ours, peer, {"fc.": "head.fc."})
 
 

@@ -3,7 +3,7 @@ transition (with the C compression). Module names follow torchvision's DenseNet.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -2,7 +2,7 @@
 1x1 convolutions, each with ReLU, i.e. a small MLP slid over every pixel."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -17,7 +17,7 @@ class MlpConv(nn.Sequential):
             raise ValueError("an mlpconv layer needs at least one output width")
         self.add_module("conv", nn.Conv2d(in_channels, channels[0], kernel_size, stride, padding))
         self.add_module("act", nn.ReLU(inplace=True))
-        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]), start=1):
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True), start=1):
             self.add_module(f"cccp{i}", nn.Conv2d(c_in, c_out, 1))  # "cascaded cross-channel pooling"
             self.add_module(f"act{i}", nn.ReLU(inplace=True))
         self.out_channels = channels[-1]

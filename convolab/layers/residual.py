@@ -5,8 +5,9 @@ Module names follow torchvision (`conv1`, `bn1`, ..., `downsample`) so its state
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,15 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead, DenseBlock, Transition
-from ._base import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ConvNet, FeatureInfo, data_config_for
+from ._base import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ConvNet,
+    FeatureInfo,
+    data_config_for,
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,8 @@ def _cifar_spec(depth: int, growth_rate: int, bc: bool) -> DenseNetSpec:
     """Three equal blocks of (depth - 4) / 3 layers (halved for BC: each layer has two convs)."""
     per_block, rest = divmod(depth - 4, 6 if bc else 3)
     if rest or per_block < 1:
-        raise ValueError(f"a CIFAR DenseNet{'-BC' if bc else ''} needs depth = {6 if bc else 3}n+4, got {depth}")
+        kind, step = ("DenseNet-BC", 6) if bc else ("DenseNet", 3)
+        raise ValueError(f"a CIFAR {kind} needs depth = {step}n+4, got {depth}")
     if bc:
         return DenseNetSpec((per_block,) * 3, growth_rate, 2 * growth_rate, bn_size=4, compression=0.5)
     return DenseNetSpec((per_block,) * 3, growth_rate, 16, bn_size=None, compression=1.0)

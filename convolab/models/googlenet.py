@@ -9,8 +9,9 @@ Three registered variants share one class and one table of modules (paper Table 
 * `googlenet_tv`: torchvision 0.29.1's `googlenet`, weight for weight. 3x3 in the "5x5" branch
   (torchvision issue #906), conv + BN(eps 1e-3) + ReLU, ceil-mode pools, maxpool4 2x2/2, dropout
   0.2, adaptive-pool aux heads. 6,624,904 parameters (13,004,888 with aux heads).
-* `googlenet_small`: d2l's GoogLeNet (1 channel, 10 classes): the paper's modules, no LRN,
-  pools 3x3/2 with padding 1 so that 28x28 input still ends at 1x1. 5,977,530 parameters.
+* `googlenet_small`: d2l's GoogLeNet layout (1 channel, 10 classes): the paper's modules, no LRN,
+  pools 3x3/2 with padding 1 so that 28x28 input still ends at 1x1, plus BN after every conv so
+  it trains in a few hundred steps; `batch_norm=False` is d2l's net exactly (5,977,530 parameters).
 
 Auxiliary heads: `aux_logits=False` by default (torchvision defaults to True when built without
 weights; we follow its released weights and timm, and `model(x)` then trains every parameter).
@@ -102,6 +103,13 @@ class GoogLeNet(AuxClassifierNet):
             FeatureInfo("conv1", 64, 2), FeatureInfo("conv3", 192, 4), FeatureInfo("inception3b", 480, 8),
             FeatureInfo("inception4e", 832, 16), FeatureInfo("inception5b", 1024, 32)]
         self.data_config = data_config_for(in_chans, img_size, mean, std)
+        if not any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
+            # Without BN, 22 ReLU layers under PyTorch's default init barely pass a gradient; the
+            # paper's Caffe model and d2l both train from Xavier weights and zero biases.
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.xavier_uniform_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         # torchvision's ported weights expect (x - 0.5) / 0.5 of [0, 1] pixels; this maps
@@ -155,8 +163,11 @@ def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = 
 
 
 @register_model
-def googlenet_small(num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> GoogLeNet:
-    """d2l's GoogLeNet for 28x28 to 96x96 input: padded floor pools, no LRN, no dropout (5,977,530 params)."""
+def googlenet_small(num_classes: int = 10, in_chans: int = 1, img_size: int = 28,
+                    batch_norm: bool = True) -> GoogLeNet:
+    """d2l's GoogLeNet layout for 28x28 to 96x96 input, with BN after each conv (`batch_norm=False`: d2l's exactly)."""
     # No aux heads: at 28x28 inception4a is 2x2, too small for the 5x5/3 pool of the paper's head.
-    return GoogLeNet(num_classes, in_chans, False, block=conv_block(norm=None), pool_ceil_mode=False,
-                     pool_padding=1, drop_rate=0.0, img_size=img_size, mean=MNIST_MEAN, std=MNIST_STD)
+    # BN by default because the plain 22-layer net barely moves in its first hundreds of steps.
+    block = conv_block(norm="bn") if batch_norm else conv_block(norm=None)
+    return GoogLeNet(num_classes, in_chans, False, block=block, pool_ceil_mode=False, pool_padding=1,
+                     drop_rate=0.0, img_size=img_size, mean=MNIST_MEAN, std=MNIST_STD)

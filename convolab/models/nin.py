@@ -7,15 +7,25 @@ made of convolutions, with no fully connected layer.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._registry import register_model
 from ..layers import MlpConv
-from ._base import (CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, ConvNet,
-                    FeatureInfo, data_config_for)
+from ._base import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+    ConvNet,
+    FeatureInfo,
+    data_config_for,
+)
 
 
 class NiNHead(nn.Module):

@@ -7,16 +7,24 @@ stages of 16/32/64 channels, 6n+2 layers, parameter-free zero-pad shortcuts (opt
 """
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
 
 from .._registry import register_model
-from ..layers import (BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck,
-                      make_stage)
+from ..layers import BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck, make_stage
 from ..layers.residual import ResidualBlock, Shortcut
-from ._base import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ConvNet, FeatureInfo, data_config_for
+from ._base import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ConvNet,
+    FeatureInfo,
+    data_config_for,
+)
 
 
 class Stage(NamedTuple):
@@ -29,7 +37,10 @@ class Stage(NamedTuple):
 
 def imagenet_stages(blocks: Sequence[int]) -> tuple[Stage, ...]:
     """conv2_x .. conv5_x of Table 1: widths 64/128/256/512, the last three halving H and W."""
-    return tuple(Stage(n, planes, 1 if i == 0 else 2) for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512))))
+    if len(blocks) != 4:
+        raise ValueError(f"an ImageNet ResNet has 4 stages, got block counts {tuple(blocks)}")
+    widths, strides = (64, 128, 256, 512), (1, 2, 2, 2)
+    return tuple(Stage(*row) for row in zip(blocks, widths, strides, strict=True))
 
 
 def cifar_stages(depth: int, block: ResidualBlock) -> tuple[Stage, ...]:

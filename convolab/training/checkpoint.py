@@ -1,31 +1,17 @@
 """Checkpoints: one dict of tensors, numbers and strings, written atomically, read with weights_only."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._atomic import atomic_write
 from ..errors import CheckpointError
 
 FORMAT = "convolab-checkpoint-1"
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: a reader never sees a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:

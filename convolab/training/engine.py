@@ -23,6 +23,7 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..errors import ConfigError, ConvolabError
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .distributed import Distributed
 from .metrics import plot_curves, write_metrics
 from .optim import ModelEma, build_optimizer, lr_factor, param_groups
 
@@ -107,6 +108,18 @@ def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str
     return {"main": model(x)}
 
 
+class TrainingOutputs(nn.Module):
+    """`model_outputs` as a module: what torch.compile and DistributedDataParallel wrap, so both
+    see the auxiliary heads' outputs the loss uses."""
+
+    def __init__(self, model: nn.Module, want_aux: bool):
+        super().__init__()
+        self.model, self.want_aux = model, want_aux
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model_outputs(self.model, x, self.want_aux)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
@@ -143,6 +156,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None):
         self.config = config
         self.device = resolve_device(config.device)
+        # Several processes under torchrun: join the job, one GPU per process.
+        self.dist = Distributed.from_env(self.device)
+        self.dist.check_batch_size(config.batch_size)
+        self.device = self.dist.device(self.device)
+        if not self.dist.is_main:
+            log.setLevel(logging.WARNING)  # rank 0 reports for all
         self.amp_dtype = resolve_amp(config.amp, self.device)
         torch.manual_seed(config.seed)
         self.data = data if data is not None else load_data(
@@ -178,7 +197,11 @@ class Trainer:
             config.optimizer, config.base_lr, config.momentum, config.nesterov)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = ModelEma(self.model, config.ema_decay) if config.ema_decay else None
-        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        forward = TrainingOutputs(self.model, self.want_aux)
+        if self.dist.enabled:
+            forward = self.dist.wrap(self.model, forward)
+            torch.manual_seed(config.seed + self.dist.rank)  # own dropout masks per rank (same init before)
+        self.forward_model = torch.compile(forward) if config.compile else forward
         # Data live on the device as uint8; batches are taken by indexing.
         self.train_images = self.data.train.images.to(self.device)
         self.train_labels = self.data.train.labels.to(self.device)
@@ -188,8 +211,11 @@ class Trainer:
         self.steps_per_epoch = max(1, n // config.batch_size)  # the last partial batch is dropped
         self.total_steps = self.steps_per_epoch * config.epochs
         self.warmup_steps = min(round(config.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
-        self.aug_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        self.run_dir = prepare_run_dir(config.output or default_run_dir(config))
+        self.aug_generator = torch.Generator(device=self.device).manual_seed(
+            config.seed + 1 + self.dist.rank * 1_000_003)
+        # Rank 0 names and creates the run folder (a default name depends on what exists).
+        run_dir = prepare_run_dir(config.output or default_run_dir(config)) if self.dist.is_main else None
+        self.run_dir = Path(self.dist.broadcast(str(run_dir) if run_dir else None))
         # Progress through the run (all of it goes into the checkpoint).
         self.epoch = 0  # epochs completed
         self.step = 0
@@ -199,7 +225,7 @@ class Trainer:
         self.best_acc, self.best_epoch, self.epochs_since_best = -1.0, 0, 0
         self.wall_seconds = 0.0
         self._stop_signal: int | None = None
-        self.tensorboard = self._open_tensorboard() if config.tensorboard else None
+        self.tensorboard = self._open_tensorboard() if config.tensorboard and self.dist.is_main else None
 
     # ----- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -234,6 +260,14 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.ema is not None:
             state["ema"] = self.ema.module.state_dict()
+        if self.dist.enabled:  # every rank's random streams (a collective: all ranks call state_dict)
+            state["rng_ranks"] = self.dist.gather(self._rng_state())
+        return state
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": torch.get_rng_state(), "aug": self.aug_generator.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -253,6 +287,17 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         if self.ema is not None and "ema" in state:
             self.ema.module.load_state_dict(state["ema"])
+        if self.dist.enabled:
+            ranks = state.get("rng_ranks")
+            if ranks is not None and len(ranks) == self.dist.world_size:
+                mine = ranks[self.dist.rank]
+                torch.set_rng_state(mine["cpu"])
+                self.aug_generator.set_state(mine["aug"])
+                if "cuda" in mine and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(mine["cuda"], self.device)
+            elif self.dist.rank:  # saved by another number of processes: fresh streams for this rank
+                torch.manual_seed(self.config.seed + self.dist.rank + self.step * 1_000_003)
+                self.aug_generator.manual_seed(self.config.seed + 1 + self.dist.rank * 1_000_003 + self.step)
 
     @classmethod
     def resume(cls, run_dir: str | Path, **overrides: Any) -> Trainer:
@@ -268,7 +313,9 @@ class Trainer:
         return trainer
 
     def save(self, name: str) -> None:
-        save_checkpoint(self.state_dict(), self.run_dir / name)
+        state = self.state_dict()  # on every rank: it gathers their random streams
+        if self.dist.is_main:
+            save_checkpoint(state, self.run_dir / name)
 
     # ----- the loop ----------------------------------------------------------------------------
     def _epoch_permutation(self, epoch: int) -> torch.Tensor:
@@ -292,7 +339,7 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with _autocast(self.device, self.amp_dtype):
-            outputs = model_outputs(self.forward_model, x, self.want_aux)
+            outputs = self.forward_model(x)
         loss = self._loss(outputs, y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -310,17 +357,20 @@ class Trainer:
         """Train the rest of the current epoch; False if a stop signal arrived first."""
         cfg = self.config
         perm = self._epoch_permutation(self.epoch)
-        bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress,
-                        initial=self.batch_in_epoch)
+        bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}",
+                        cfg.progress and self.dist.is_main, initial=self.batch_in_epoch)
         loss_sum = torch.zeros((), device=self.device)
         correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
         self.model.train()
         try:
             while self.batch_in_epoch < self.steps_per_epoch:
-                if self._stop_signal is not None:
+                # Stop only where the partial sums were just folded, so a resumed run adds the
+                # same numbers in the same order as an uninterrupted one.
+                if seen == 0 and self._should_stop():
                     return False
                 idx = perm[self.batch_in_epoch * cfg.batch_size:(self.batch_in_epoch + 1) * cfg.batch_size]
+                idx = self.dist.shard(idx)  # rank r of W takes idx[r::W]: the global batch stays B
                 x = self.transform(self.train_images[idx], train=True, generator=self.aug_generator)
                 y = self.train_labels[idx]
                 lr = self._set_lr()
@@ -347,22 +397,42 @@ class Trainer:
                                         refresh=False)
                         bar.update(self.batch_in_epoch - bar.n)
         finally:
-            if seen:
-                self._fold_partial(loss_sum, correct_sum, seen, time.perf_counter() - start)
             if bar is not None:
                 bar.close()
         return True
 
     def _fold_partial(self, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int, seconds: float) -> None:
-        self.partial["loss"] += loss_sum.item()
-        self.partial["correct"] += int(correct_sum.item())
-        self.partial["seen"] += seen
+        loss, correct, seen = self.dist.sum(loss_sum.item(), correct_sum.item(), seen)  # over all ranks
+        self.partial["loss"] += loss
+        self.partial["correct"] += round(correct)
+        self.partial["seen"] += round(seen)
         self.partial["seconds"] += seconds
+
+    def _should_stop(self) -> bool:
+        """A stop signal arrived (on any rank: all must stop at the same step, or the others would
+        wait forever in the next all-reduce)."""
+        stop = self.dist.any(self._stop_signal is not None)
+        if stop and self._stop_signal is None:
+            self._stop_signal = signal.SIGTERM
+        return stop
+
+    def _evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """Test loss and accuracy; with several processes each evaluates its share of the test set."""
+        size = max(256, self.config.batch_size)
+        if not self.dist.enabled:
+            return evaluate(model, self.test_images, self.test_labels, self.eval_transform, size, self.device,
+                            self.amp_dtype)
+        self.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
+        labels = self.dist.shard(self.test_labels)
+        result = evaluate(model, self.dist.shard(self.test_images), labels, self.eval_transform, size,
+                          self.device, self.amp_dtype)
+        n = len(labels)
+        loss, correct, n = self.dist.sum(result["loss"] * n, result["acc"] * n, n)
+        return {"loss": loss / max(1, n), "acc": round(correct) / max(1, n)}
 
     def _end_epoch(self) -> dict[str, Any]:
         eval_model = self.ema.module if self.ema is not None else self.model
-        test = evaluate(eval_model, self.test_images, self.test_labels, self.eval_transform,
-                        max(256, self.config.batch_size), self.device, self.amp_dtype)
+        test = self._evaluate(eval_model)
         p = self.partial
         self.wall_seconds += p["seconds"]
         row = {
@@ -385,8 +455,10 @@ class Trainer:
         self.save("last.pt")
         if improved:
             self.save("best.pt")
-        write_metrics(self.run_dir, self.history)
-        plot_curves(self.history, self.run_dir / "curves.png", f"{self.config.model} on {self.config.data}")
+        if self.dist.is_main:
+            write_metrics(self.run_dir, self.history)
+            title = f"{self.config.model} on {self.config.data}"
+            plot_curves(self.history, self.run_dir / "curves.png", title)
         if self.tensorboard is not None:
             for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
                 self.tensorboard.add_scalar(key, row[key], row["epoch"])
@@ -398,7 +470,8 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train to the configured number of epochs (or early stop); SIGINT/SIGTERM save and stop."""
-        self._write_config()
+        if self.dist.is_main:
+            self._write_config()
         stopped_early = False
         with self._signals():
             while self.epoch < self.config.epochs:
@@ -420,13 +493,14 @@ class Trainer:
                            stopped_early)
 
     def _write_config(self) -> None:
-        resolved = self.config.to_dict() | {
-            "output": str(self.run_dir), "resolved_lr": self.config.base_lr, "device_used": str(self.device),
+        resolved = self.config.to_dict() | {"output": str(self.run_dir), "resolved": {
+            "lr": self.config.base_lr, "device": str(self.device),
             "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
-            "augment_resolved": vars(self.transform.augment), "aux_weight_resolved": self.aux_weight,
+            "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,
             "steps_per_epoch": self.steps_per_epoch, "torch": torch.__version__,
-        }
+            "processes": self.dist.world_size,
+        }}
         text = json.dumps(resolved, indent=1, default=str)
         atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
 

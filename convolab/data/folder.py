@@ -1,0 +1,232 @@
+"""Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or
+.tar.gz archives of one, read in place.
+
+Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later
+runs load a single file instead of decoding thousands of JPEGs.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._atomic import atomic_write
+from ..errors import DataError
+from .base import ImageData, Split, stratified_split
+
+log = logging.getLogger("convolab")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+SPLIT_NAMES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
+CACHE_VERSION = 1
+DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image of the source: where it is, which split and class its path names."""
+
+    location: str  # path relative to the folder, or the tar member name
+    split: str | None
+    class_name: str
+
+
+def _is_image(name: str) -> bool:
+    base = os.path.basename(name)
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_SUFFIXES
+
+
+def _classify(paths: list[str]) -> list[ImageEntry]:
+    """Assign split and class from the path layout, after dropping folders every path shares."""
+    parts = [p.split("/") for p in paths]
+    common = 0
+    while all(len(p) > common + 2 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    entries = []
+    has_splits = all(len(p) > common + 2 and p[common].lower() in SPLIT_NAMES for p in parts)
+    for path, p in zip(paths, parts):
+        rest = p[common:]
+        if has_splits:
+            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], rest[1]))
+        elif len(rest) >= 2:
+            entries.append(ImageEntry(path, None, rest[0]))
+        else:
+            raise DataError(f"{path} is not inside a class folder; lay images out as root/<class>/<image>")
+    return entries
+
+
+class _Source:
+    """Lists and reads the images of a folder or a tar archive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.is_tar = path.is_file()
+        if self.is_tar and not tarfile.is_tarfile(path):
+            raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
+
+    def list_images(self) -> tuple[list[str], list[str]]:
+        """Image paths, and the class-like folders that hold no image."""
+        if self.is_tar:
+            with tarfile.open(self.path) as tar:
+                members = tar.getmembers()
+            names = [m.name for m in members if m.isfile() and _is_image(m.name)]
+            dirs = {m.name for m in members if m.isdir()}
+        else:
+            names, dirs = [], set()
+            for root, subdirs, files in os.walk(self.path):
+                rel = os.path.relpath(root, self.path)
+                for d in subdirs:
+                    dirs.add(os.path.normpath(os.path.join(rel, d)))
+                names += [os.path.normpath(os.path.join(rel, f)) for f in files if _is_image(f)]
+        holders = {os.path.dirname(n) for n in names}
+        empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
+        return sorted(names), empty
+
+    def fingerprint(self) -> str:
+        """The cache key: the archive's bytes, or the folder's names, sizes and modification times."""
+        digest = hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
+        if self.is_tar:
+            with open(self.path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        else:
+            for root, subdirs, files in os.walk(self.path):
+                subdirs.sort()
+                for name in sorted(files):
+                    st = os.stat(os.path.join(root, name))
+                    digest.update(f"{os.path.relpath(os.path.join(root, name), self.path)}|{st.st_size}|"
+                                  f"{st.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:32]
+
+    def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
+        if self.is_tar:
+            with tarfile.open(self.path, mode="r|*") as tar:  # streaming: one pass, no unpacking
+                for member in tar:
+                    if member.name in wanted:
+                        f = tar.extractfile(member)
+                        yield member.name, f.read() if f is not None else b""
+        else:
+            for name in sorted(wanted):
+                yield name, (self.path / name).read_bytes()
+
+    def describe(self, location: str) -> str:
+        return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
+
+
+def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
+    """HWC uint8 array and PIL mode, or (None, reason)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            mode = img.mode
+            if mode not in ("L", "RGB"):
+                img = img.convert("RGBA" if "A" in mode or mode == "P" else "RGB")
+                if img.mode == "RGBA":
+                    img = img.convert("RGB")
+                mode = "RGB"
+            return np.asarray(img), mode
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        return None, str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool) -> tuple[list[ImageEntry], np.ndarray, int]:
+    by_location = {e.location: e for e in entries}
+    decoded: dict[str, tuple[np.ndarray, str]] = {}
+    bad: list[tuple[str, str]] = []
+    for location, data in source.read_all(set(by_location)):
+        array, mode = _decode(data)
+        if array is None:
+            bad.append((location, f"cannot be decoded ({mode})"))
+        else:
+            decoded[location] = (array, mode)
+    # The common size and mode are those of most images; the rest are mismatches.
+    sizes = Counter(a.shape[:2] for a, _ in decoded.values())
+    modes = Counter(m for _, m in decoded.values())
+    if not sizes:
+        raise DataError(f"no readable image in {source.path}")
+    size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
+    for location, (array, m) in list(decoded.items()):
+        if array.shape[:2] != size or m != mode:
+            what = (f"is {array.shape[1]}x{array.shape[0]} while most images are {size[1]}x{size[0]}"
+                    if array.shape[:2] != size else f"is mode {m} while most images are {mode}")
+            bad.append((location, what))
+            del decoded[location]
+    if bad and not skip_bad:
+        location, why = sorted(bad)[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, or pass "
+                        "--skip-bad-images to count and skip such files")
+    if bad:
+        log.warning("skipped %d unreadable or mismatched images of %s", len(bad), source.path)
+    kept = [by_location[loc] for loc in sorted(decoded)]
+    stack = np.stack([decoded[e.location][0] for e in kept])
+    stack = stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)  # N x C x H x W
+    return kept, np.ascontiguousarray(stack), len(bad)
+
+
+def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
+                      cache_dir: str | Path | None = None) -> ImageData:
+    """An image folder or an archive of one, through the on-disk uint8 cache."""
+    path = Path(path).expanduser()
+    source = _Source(path)
+    cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    key = f"{source.fingerprint()}-skip{int(skip_bad_images)}"
+    cache_file = cache_root / f"{key}.pt"
+    if cache_file.is_file():
+        try:
+            cached = torch.load(cache_file, weights_only=True)
+            return _assemble(path, cached, val_fraction)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            log.warning("rebuilding the damaged image cache %s", cache_file)
+    names, empty = source.list_images()
+    if not names:
+        raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
+                        "files under root/<class>/)")
+    entries = _classify(names)
+    classes = sorted({e.class_name for e in entries})
+    if empty:
+        empty_named = [d for d in empty if os.path.basename(d) not in SPLIT_NAMES]
+        if empty_named and not skip_bad_images:
+            raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
+                            "images, or pass --skip-bad-images to ignore it")
+    log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
+    kept, images, n_bad = _decode_source(source, entries, skip_bad_images)
+    class_index = {c: i for i, c in enumerate(classes)}
+    cached = {
+        "images": torch.from_numpy(images),
+        "labels": torch.tensor([class_index[e.class_name] for e in kept], dtype=torch.int64),
+        "is_test": torch.tensor([e.split == "test" for e in kept], dtype=torch.bool),
+        "has_splits": any(e.split is not None for e in kept),
+        "classes": classes,
+        "skipped": n_bad,
+    }
+    cache_root.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
+    return _assemble(path, cached, val_fraction)
+
+
+def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
+    images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
+    if cached["has_splits"]:
+        test_mask = cached["is_test"]
+        train_idx = torch.nonzero(~test_mask).flatten()
+        test_idx = torch.nonzero(test_mask).flatten()
+    else:
+        train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise DataError(f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; "
+                        "both splits need images (add a test/ folder or raise --val-fraction)")
+    name = path.name.split(".")[0]
+    return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
+                     classes)

@@ -1,0 +1,67 @@
+"""Article 001's pooling: max pooling of arange(16) as a 4x4 image, with the stride defaulting to
+the window, then with padding and stride, average pooling, and several channels.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..ops import pool2d
+from ._format import nested, rows
+
+Size = int | tuple[int, int]
+
+
+@dataclass
+class PoolExample:
+    """One pooling call of the article (or its PyTorch form), as `pool2d` arguments."""
+
+    text: str
+    window: Size
+    stride: Size | None = None
+    padding: Size = 0
+    mode: str = "max"
+    torch_accepts: bool = True  # PyTorch refuses padding above half the window
+
+
+POOL_EXAMPLES = (
+    PoolExample("max pool 3x3 (stride defaults to the window)", 3),
+    PoolExample("max pool 3x3, padding 1, stride 2", 3, 2, 1),
+    PoolExample("max pool (2, 3), padding (1, 2), stride (2, 3) (the article's MXNet call)",
+                (2, 3), (2, 3), (1, 2), torch_accepts=False),
+    PoolExample("max pool (2, 3), padding (0, 1), stride (2, 3) (its PyTorch form)", (2, 3), (2, 3), (0, 1)),
+    PoolExample("avg pool 3x3, padding 1, stride 2 (the padding counts as zeros)", 3, 2, 1, "avg"),
+)
+
+
+def torch_pool(x: np.ndarray, ex: PoolExample) -> np.ndarray:
+    """The same pooling by torch.nn.functional, for the side-by-side check."""
+    fn = F.max_pool2d if ex.mode == "max" else F.avg_pool2d
+    stride = ex.window if ex.stride is None else ex.stride
+    return fn(torch.from_numpy(x), ex.window, stride, ex.padding).numpy()
+
+
+def pooling_demo() -> Iterator[str]:
+    """Each example by convolab.ops.pool2d, beside PyTorch's result where PyTorch accepts the call."""
+    X = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    yield "X = arange(16) as a 1x1x4x4 image:"
+    yield from rows(X[0, 0])
+    for ex in POOL_EXAMPLES:
+        ours = pool2d(X, ex.window, ex.stride, ex.padding, ex.mode)
+        yield f"{ex.text}:"
+        yield f"  pool2d: {nested(ours[0, 0])}"
+        if ex.torch_accepts:
+            yield f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])}"
+        else:
+            yield "  PyTorch refuses it: padding may be at most half the window"
+    X2 = np.concatenate([X, X + 1], axis=1)
+    yield "two channels, X and X + 1 (1x2x4x4): pooling keeps the channels apart"
+    ex = POOL_EXAMPLES[1]
+    ours = pool2d(X2, ex.window, ex.stride, ex.padding)
+    yield f"{ex.text}:"
+    yield f"  pool2d: {nested(ours[0])} (shape {list(ours.shape)})"
+    yield f"  PyTorch: {nested(torch_pool(X2, ex)[0])}"

@@ -1,0 +1,217 @@
+"""ONNX and TorchScript export: fold batch norm, write to a temporary file, run the written model
+against PyTorch eager on the same random inputs, and rename it into place only if they agree.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__, create_model
+from ..errors import CheckpointError, ConfigError, ConvolabError
+from ..training.checkpoint import atomic_write, load_checkpoint
+from .fold import count_batchnorm, fold_batchnorm
+
+TOLERANCE = 1e-4  # largest absolute difference of the logits an export may show
+ONNX_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+TORCHSCRIPT_META = "convolab.json"  # the name of the metadata in a TorchScript file's _extra_files
+ONNX_MISSING = "ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
+
+
+class ExportError(ConvolabError):
+    """An export that cannot be written or does not reproduce the PyTorch model."""
+
+
+@dataclass(frozen=True)
+class ExportMeta:
+    """What a user of the exported file needs to feed it: written into the file itself."""
+
+    model_name: str
+    classes: tuple[str, ...]
+    in_chans: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_strings(self) -> dict[str, str]:
+        """Flat string key/values (ONNX metadata_props hold strings only)."""
+        values = {k: json.dumps(list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        values["model_name"] = self.model_name
+        values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
+        values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
+        values["producer"] = f"convolab {__version__}"
+        return values
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> ExportMeta:
+        try:
+            return cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
+                       in_chans=int(json.loads(values["in_chans"])),
+                       image_size=tuple(json.loads(values["image_size"])),  # type: ignore[arg-type]
+                       mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])))
+        except (KeyError, ValueError, TypeError) as err:
+            raise ExportError(f"the model's metadata lacks or garbles {err}; "
+                              "export it with `convolab export`") from None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    max_abs_diff: float  # exported vs PyTorch eager (unfolded), over every checked batch size
+    batch_sizes_checked: tuple[int, ...]
+    folded_bn: int  # batch norms merged into convolutions
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ExportMeta]:
+    """The eval-mode model a `convolab train` checkpoint (or run folder) holds, and its metadata."""
+    ckpt = load_checkpoint(path)
+    try:
+        model = create_model(ckpt["model_name"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"],
+                             **ckpt["model_options"])
+        model.load_state_dict(ckpt["model"])
+        meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
+                          tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]))  # type: ignore[arg-type]
+    except KeyError as err:
+        raise CheckpointError(f"{path} lacks {err}; give a checkpoint written by `convolab train`") from None
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: the weights do not fit {ckpt['model_name']} "
+                              f"({first[:160]})") from None
+    return model.eval(), meta
+
+
+def _check_inputs(input_size: tuple[int, int, int], batch_size: int, dynamic_batch: bool) -> tuple[int, ...]:
+    """The batch sizes the check runs: the fixed one, or two different ones for a dynamic batch."""
+    if len(input_size) != 3 or min(input_size) <= 0:
+        raise ConfigError(f"input_size must be (C, H, W) with positive sizes, got {input_size}")
+    if batch_size <= 0:
+        raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
+    return (1, 3) if dynamic_batch else (batch_size,)
+
+
+def _prepare(model: nn.Module, fold: bool) -> tuple[nn.Module, nn.Module, int]:
+    """(reference, model to export, batch norms folded), both float32 eval-mode copies on the CPU."""
+    reference = copy.deepcopy(model).cpu().float().eval()
+    exported = fold_batchnorm(reference) if fold else reference
+    return reference, exported, count_batchnorm(reference) - count_batchnorm(exported)
+
+
+def _random_inputs(input_size: tuple[int, int, int], batch_sizes: tuple[int, ...]) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(n, *input_size, generator=gen) for n in batch_sizes]
+
+
+@torch.no_grad()
+def _max_diff(reference: nn.Module, run: Callable[[torch.Tensor], torch.Tensor],
+              inputs: list[torch.Tensor]) -> float:
+    diff = 0.0
+    for x in inputs:
+        expected, got = reference(x).float(), run(x).float()
+        if got.shape != expected.shape:
+            raise ExportError(f"the exported model gives shape {tuple(got.shape)} for a batch of {len(x)}, "
+                              f"PyTorch {tuple(expected.shape)}")
+        diff = max(diff, (expected - got).abs().max().item())
+    return diff
+
+
+def _write_checked(path: Path, fmt: str, write: Callable[[str], float], tolerance: float) -> float:
+    """Write through `write(tmp) -> max diff`; rename into place only within `tolerance`."""
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out {path}: the folder {path.parent} does not exist")
+    found: dict[str, float] = {}
+
+    def checked(tmp: str) -> None:
+        found["diff"] = diff = write(tmp)
+        if not diff <= tolerance:  # also refuses NaN
+            raise ExportError(f"the {fmt} export differs from the PyTorch model by up to {diff:.3g} "
+                              f"(tolerance {tolerance:g}) on the same random inputs; nothing was written "
+                              "(try --no-fold to export without batch-norm folding)")
+
+    try:
+        atomic_write(path, checked)
+    except OSError as err:
+        raise ConfigError(f"--out {path} cannot be written ({err.strerror or err}); "
+                          "choose another file") from None
+    return found["diff"]
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int], batch_size: int = 1,
+                dynamic_batch: bool = False, meta: ExportMeta | None = None, fold: bool = True,
+                tolerance: float = TOLERANCE, opset: int = ONNX_OPSET) -> ExportResult:
+    """Write `model` as ONNX (input `input` N x C x H x W float32, output `logits`), checked with
+    ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError(ONNX_MISSING) from None
+    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
+    reference, exported, folded = _prepare(model, fold)
+    inputs = _random_inputs(tuple(input_size), batch_sizes)
+    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+
+    def write(tmp: str) -> float:
+        with warnings.catch_warnings():
+            # The TorchScript-based exporter: torch.export's needs onnxscript and more time, and
+            # gives the same graph for these feed-forward nets.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(exported, (inputs[0],), tmp, dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
+                              do_constant_folding=True)
+        proto = onnx.load(tmp)
+        if meta is not None:
+            for key, value in meta.to_strings().items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+        proto.producer_name = "convolab"
+        onnx.save(proto, tmp)
+        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        return _max_diff(reference, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
+                         inputs)
+
+    diff = _write_checked(Path(path), "ONNX", write, tolerance)
+    return ExportResult(Path(path), "onnx", diff, batch_sizes, folded)
+
+
+def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
+                       batch_size: int = 1, dynamic_batch: bool = False, meta: ExportMeta | None = None,
+                       fold: bool = True, tolerance: float = TOLERANCE) -> ExportResult:
+    """Write `model` traced and frozen as TorchScript, checked with torch.jit.load against PyTorch
+    eager; `meta` goes into the file as `_extra_files["convolab.json"]`."""
+    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
+    reference, exported, folded = _prepare(model, fold)
+    inputs = _random_inputs(tuple(input_size), batch_sizes)
+    extra = {TORCHSCRIPT_META: json.dumps(meta.to_strings() if meta is not None else {})}
+
+    def write(tmp: str) -> float:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracer warnings about Python ints in shapes, and TorchScript's deprecation notice.
+            warnings.simplefilter("ignore")
+            traced = torch.jit.freeze(torch.jit.trace(exported, inputs[0], check_trace=False))
+            torch.jit.save(traced, tmp, _extra_files=extra)
+            loaded = torch.jit.load(tmp, map_location="cpu")
+        return _max_diff(reference, loaded, inputs)
+
+    diff = _write_checked(Path(path), "TorchScript", write, tolerance)
+    return ExportResult(Path(path), "torchscript", diff, batch_sizes, folded)
+
+
+def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, ExportMeta]:
+    """A TorchScript file written by `export_torchscript` and its metadata."""
+    extra = {TORCHSCRIPT_META: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    values: dict[str, Any] = json.loads(extra[TORCHSCRIPT_META] or "{}")
+    return module, ExportMeta.from_strings(values)

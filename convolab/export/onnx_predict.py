@@ -1,0 +1,94 @@
+"""Prediction with an exported ONNX model: the preprocessing (channels, size, mean, std) comes
+from the file's own metadata, so the .onnx file is all a user needs besides ONNX Runtime.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.augment import BatchTransform
+from ..errors import DataError
+from .exporters import INPUT_NAME, ONNX_MISSING, ExportError, ExportMeta
+
+
+def read_image(path: str | Path, channels: int) -> torch.Tensor:
+    """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            array = np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable image ({err})") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+class OnnxClassifier:
+    """An exported classifier run by ONNX Runtime on uint8 images, preprocessed as in training."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ExportError(ONNX_MISSING) from None
+        path = Path(path)
+        if not path.is_file():
+            raise ExportError(f"ONNX model {path} does not exist")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors for a bad file
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{path} is not a readable ONNX model ({first[:160]})") from None
+        self.meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map)
+        batch = self.session.get_inputs()[0].shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) else None  # None: any batch size
+        meta = self.meta
+        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.meta.classes
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes."""
+        return self._run(self.transform(images))
+
+    def predict_files(self, paths: Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (class name, probability) for each image file, best first."""
+        # Images may differ in size: each is resized on its own, then they run as one batch.
+        x = [self.transform(read_image(p, self.meta.in_chans)[None]) for p in paths]
+        if not x:
+            return []
+        probs = self._run(torch.cat(x)).softmax(1)
+        k = min(top_k, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        return [[(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]
+                for vs, ids in zip(values, indices, strict=True)]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float batch -> logits, in chunks of the model's batch size if it is fixed."""
+        arrays, step = x.numpy(), self.fixed_batch or max(1, len(x))
+        out = []
+        for start in range(0, len(arrays), step):
+            chunk = arrays[start:start + step]
+            if self.fixed_batch and len(chunk) < step:  # pad the last chunk to the fixed batch
+                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            out.append(self.session.run(None, {INPUT_NAME: chunk})[0][:len(arrays) - start])
+        return torch.from_numpy(np.concatenate(out)) if out else torch.empty(0, len(self.classes))
+
+
+def predict_onnx(model_path: str | Path, images: Sequence[str | Path],
+                 top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) per image file from an ONNX model written by `convolab export`."""
+    return OnnxClassifier(model_path).predict_files(images, top_k)

@@ -1,0 +1,141 @@
+"""Data-parallel training on several processes through PyTorch's own engine (torch.distributed).
+
+torchrun starts the processes and sets RANK, WORLD_SIZE and LOCAL_RANK; `Distributed.from_env`
+joins the process group (gloo on the CPU, NCCL on CUDA). Every rank takes `idx[rank::world]` of
+each global batch, so the global batch and the data order are those of one process; DDP averages
+the gradients, which equals the gradient of the whole batch's mean loss.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def in_torchrun() -> bool:
+    """True in a process started by torchrun (or any launcher that sets its variables)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in the job; a single process is rank 0 of a world of 1."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> Distributed:
+        """Join the torchrun job this process belongs to; a plain process gets the world of 1."""
+        if not in_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
+            return cls()
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(local_rank)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(rank, world, local_rank)
+
+    def device(self, device: torch.device) -> torch.device:
+        """One GPU per process on a node: cuda:LOCAL_RANK."""
+        return torch.device("cuda", self.local_rank) if self.enabled and device.type == "cuda" else device
+
+    def check_batch_size(self, batch_size: int) -> None:
+        if batch_size % self.world_size:
+            lower = max(1, batch_size // self.world_size) * self.world_size
+            raise ConfigError(f"--batch-size {batch_size} is not divisible by the {self.world_size} processes"
+                              f" that share each batch evenly; try --batch-size {lower}")
+
+    def shard(self, index: torch.Tensor) -> torch.Tensor:
+        """This rank's part of a global batch of indices."""
+        return index[self.rank::self.world_size] if self.enabled else index
+
+    def sum(self, *values: float | torch.Tensor) -> list[float]:
+        """The sums over all ranks of a few numbers (one all-reduce)."""
+        if not self.enabled:
+            return [float(v) for v in values]
+        on_gpu = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
+        device = torch.device("cuda", self.local_rank) if on_gpu else torch.device("cpu")
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is true on any (ranks must agree to stop at the same step)."""
+        return bool(self.sum(float(flag))[0]) if self.enabled else flag
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's value of a picklable object, on every rank."""
+        if not self.enabled:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's value of a picklable object, by rank."""
+        if not self.enabled:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Rank 0's buffers (BN running statistics, which each rank updates on its own shard) everywhere."""
+        if self.enabled:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def wrap(self, model: nn.Module, outputs: nn.Module) -> nn.Module:
+        """`outputs` (a module computing the training outputs of `model`) under DistributedDataParallel."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.local_rank] if next(model.parameters()).is_cuda else None
+        # Auxiliary heads left out of the loss get no gradient: DDP must be told to look for them.
+        unused = bool(getattr(model, "aux_names", ())) and not getattr(outputs, "want_aux", True)
+        return DistributedDataParallel(outputs, device_ids=device_ids, find_unused_parameters=unused)
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def launch(nproc: int, argv: Sequence[str]) -> int:
+    """Run `convolab ARGV` in `nproc` processes on this machine through torchrun; its exit code."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone",
+           "-m", "convolab", *argv]
+    return subprocess.run(cmd).returncode
+
+
+def strip_option(argv: Sequence[str], option: str, min_prefix: int) -> list[str]:
+    """`argv` without `option VALUE` / `option=VALUE` (also argparse's abbreviations of it)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if len(name) >= min_prefix and option.startswith(name):
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out

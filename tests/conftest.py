@@ -1,0 +1,43 @@
+"""Shared fixtures: small real data and paths to the optional shared CIFAR-10 tar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Image caches of tests go to a temporary folder, never the user's."""
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))
+    import convolab.data.folder as folder
+
+    monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "image-cache"))
+
+
+@pytest.fixture(scope="session")
+def cifar_tar() -> Path:
+    if not SHARED_CIFAR_TAR.is_file():
+        pytest.skip(f"the shared CIFAR-10 tar is not at {SHARED_CIFAR_TAR} (only on development machines)")
+    return SHARED_CIFAR_TAR
+
+
+def write_png_folder(root: Path, per_class: int = 6, size: int = 12, classes=("a", "b", "c"),
+                     mode: str = "RGB", split_dirs: bool = True) -> Path:
+    """A small image folder of real PNG files whose class is readable from the pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in (("train", "test") if split_dirs else ("",)):
+        for k, cls in enumerate(classes):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                base = np.full((size, size, 3), 40 + 80 * k, dtype=np.uint8)
+                noise = rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
+                img = Image.fromarray(base + noise)
+                (img.convert("L") if mode == "L" else img).save(folder / f"{i}.png")
+    return root

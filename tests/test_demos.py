@@ -1,0 +1,143 @@
+"""`convolab demo NAME` prints the source articles' figures; the training demos train through the
+engine and end with `test accuracy: 0.xxxx`."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from convolab import create_model
+from convolab.analysis.counting import count_macs, count_params
+from convolab.cli import main
+from convolab.demos import get_demo, list_demos
+from convolab.demos.convolution import learn_edge_kernel, lenet_shapes
+from convolab.errors import ConfigError
+
+ACCURACY = re.compile(r"^test accuracy: (0\.\d{4})$")
+
+
+def _demo(capsys, *argv: str) -> list[str]:
+    assert main(["demo", *argv]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_demo_without_a_name_lists_every_demo(capsys):
+    listed = [line.split()[0] for line in _demo(capsys)]
+    assert listed == ["corr2d", "edge-kernel", "shapes", "pooling", "bottleneck", "batchnorm",
+                      "inception-mnist", "resnet-mnist"]
+    assert [line.split()[0] for line in _demo(capsys, "--list")] == listed
+    assert {d.name for d in list_demos() if d.trains} == {"batchnorm", "inception-mnist", "resnet-mnist"}
+
+
+def test_corr2d_demo_prints_the_articles_19_25_37_43(capsys):
+    out = "\n".join(_demo(capsys, "corr2d"))
+    assert "corr2d(X, K) = [[19, 25], [37, 43]]" in out
+    assert "[[56, 72], [104, 120]]" in out  # two input channels, summed
+
+
+def test_edge_kernel_demo_prints_the_image_the_edge_map_and_ends_with_the_learned_kernel(capsys):
+    lines = _demo(capsys, "edge-kernel")
+    assert lines.count("  [1, 1, 0, 0, 0, 0, 1, 1]") == 6
+    assert lines.count("  [0, 1, 0, 0, 0, -1, 0]") == 6
+    losses = [float(m[2]) for line in lines if (m := re.fullmatch(r"batch (\d), loss (\d+\.\d{3})", line))]
+    assert len(losses) == 5 and losses == sorted(losses, reverse=True)  # printed at steps 1, 3, 5, 7, 9
+    match = re.fullmatch(r"learned kernel: \[\[(-?\d\.\d\d), (-?\d\.\d\d)\]\]", lines[-1])
+    assert match, lines[-1]
+    assert abs(float(match[1]) - 1) < 0.1 and abs(float(match[2]) + 1) < 0.1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ten_steps_of_the_articles_loop_recover_the_edge_kernel_within_0_1_from_any_start(seed):
+    run = learn_edge_kernel(steps=10, lr=3e-2, seed=seed)
+    np.testing.assert_allclose(run.kernel, [[1, -1]], atol=0.1)
+    assert [i for i, _ in run.losses] == [1, 3, 5, 7, 9]
+
+
+def test_shapes_demo_prints_the_articles_padding_and_stride_examples_agreeing_with_nn_conv2d(capsys):
+    lines = _demo(capsys, "shapes")
+    expected = {"8x8, kernel 3, padding 1 ": "8x8", "kernel (5, 3), padding (2, 1)": "8x8",
+                "8x8, kernel 3, padding 1, stride 2": "4x4",
+                "kernel (3, 5), padding (0, 1), stride (3, 4)": "2x2"}
+    for text, out in expected.items():
+        (line,) = [line for line in lines if text in line]
+        assert line.endswith(f"-> {out}   nn.Conv2d: {out}"), line
+
+
+def test_shapes_demo_prints_the_lenet_shape_table_of_article_003(capsys):
+    lines = _demo(capsys, "shapes")
+    shapes = [line.split("output shape: ")[1] for line in lines if "output shape: " in line]
+    assert shapes == ["[1, 6, 28, 28]", "[1, 6, 28, 28]", "[1, 6, 14, 14]", "[1, 16, 10, 10]",
+                      "[1, 16, 10, 10]", "[1, 16, 5, 5]", "[1, 400]", "[1, 120]", "[1, 120]", "[1, 84]",
+                      "[1, 84]", "[1, 10]"]
+    assert [kind for kind, _ in lenet_shapes()][:3] == ["Conv2d", "Sigmoid", "AvgPool2d"]
+
+
+def test_pooling_demo_gives_10_for_arange16_and_the_padded_strided_results(capsys):
+    lines = _demo(capsys, "pooling")
+    out = "\n".join(lines)
+    i = lines.index("max pool 3x3 (stride defaults to the window):")
+    assert lines[i + 1:i + 3] == ["  pool2d: [[10]]", "  PyTorch: [[10]]"]
+    assert "  pool2d: [[5, 7], [13, 15]]\n  PyTorch: [[5, 7], [13, 15]]" in out
+    assert "  pool2d: [[0, 3], [8, 11], [12, 15]]\n  PyTorch refuses it" in out
+    assert "  pool2d: [[1.11, 2.67], [5.67, 10]]\n  PyTorch: [[1.11, 2.67], [5.67, 10]]" in out
+    assert "[[[5, 7], [13, 15]], [[6, 8], [14, 16]]] (shape [1, 2, 2, 2])" in out
+
+
+def test_bottleneck_demo_prints_120m_against_12_4m(capsys):
+    out = "\n".join(_demo(capsys, "bottleneck"))
+    assert "28*28*32 * 5*5*192 = 120,422,400" in out
+    assert "28*28*16 * 1*1*192 = 2,408,448" in out
+    assert "28*28*32 * 5*5*16 = 10,035,200" in out
+    assert "2,408,448 + 10,035,200 = 12,443,648" in out
+    assert "9.68x fewer multiplications" in out
+
+
+def test_demos_that_do_not_train_refuse_epochs_and_an_unknown_demo_is_named(capsys):
+    assert main(["demo", "corr2d", "--epochs", "2"]) == 2
+    assert "does not train" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="did you mean corr2d"):
+        get_demo("corr2")
+
+
+def test_lenet5_bn_is_d2l_bn_lenet_44878_parameters_and_44426_without_bn():
+    model = create_model("lenet5_bn")
+    assert count_params(model) == 44_878
+    assert count_macs(model, (1, 28, 28)) == 281_640
+    assert count_params(create_model("lenet5_bn", batch_norm=False)) == 44_878 - 2 * (6 + 16 + 120 + 84)
+
+
+def test_batchnorm_demo_writes_the_png_and_trains_both_arms(capsys, tmp_path):
+    lines = _demo(capsys, "batchnorm", "--epochs", "1", "--output", str(tmp_path), "--no-progress")
+    png = tmp_path / "batchnorm.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for arm in ("lenet5_no_bn", "lenet5_bn"):
+        assert (tmp_path / arm / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
+    rows = {line.split("  ")[0]: line.split() for line in lines if line.startswith("with")}
+    assert set(rows) == {"without batch norm", "with batch norm"}
+    assert f"loss curves: {png}" in lines
+    assert ACCURACY.match(lines[-1])
+    assert float(ACCURACY.match(lines[-1])[1]) == float(rows["with batch norm"][-1])
+
+
+@pytest.mark.parametrize("name", ["resnet-mnist", "inception-mnist"])
+def test_one_epoch_of_a_lecture_net_clears_0_85_on_mnist5k(capsys, tmp_path, name):
+    lines = _demo(capsys, name, "--epochs", "1", "--output", str(tmp_path), "--no-progress")
+    assert (tmp_path / "metrics.csv").is_file()
+    assert float(ACCURACY.match(lines[-1])[1]) >= 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet-mnist", "inception-mnist"])
+def test_the_lecture_nets_reach_0_97_on_mnist5k_with_the_demo_recipe(capsys, tmp_path, name):
+    lines = _demo(capsys, name, "--output", str(tmp_path), "--no-progress")
+    assert float(ACCURACY.match(lines[-1])[1]) >= 0.97
+
+
+@pytest.mark.slow
+def test_batch_norm_is_ahead_after_the_demo_recipe(capsys, tmp_path):
+    lines = _demo(capsys, "batchnorm", "--output", str(tmp_path), "--no-progress")
+    rows = {line.split("  ")[0]: line.split() for line in lines if line.startswith("with")}
+    without, with_bn = rows["without batch norm"], rows["with batch norm"]
+    assert float(with_bn[-2]) < float(without[-2])  # final train loss
+    assert float(with_bn[-1]) > float(without[-1]) + 0.1  # test accuracy

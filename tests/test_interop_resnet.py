@@ -1,0 +1,100 @@
+"""torchvision ResNet / DenseNet weights load into ours and give the same outputs (random weights,
+random BN statistics, eval mode)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from convolab import list_models
+from convolab._registry import get_entry
+from convolab.analysis import count_params
+from convolab.interop import UnsupportedArchitectureError, from_torchvision
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small-input passes are bound by per-op overhead; one thread avoids spin-waiting on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomized(model: nn.Module) -> nn.Module:
+    """Random BN affine and running statistics, so that a mismatched BN mapping cannot pass."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name, num_classes", [("resnet18", 1000), ("resnet50", 10), ("densenet121", 7)])
+def test_torchvision_weights_give_the_same_outputs(name, num_classes):
+    peer = randomized(getattr(torchvision.models, name)(weights=None, num_classes=num_classes))
+    ours = from_torchvision(peer)
+    assert ours.model_name == name and not ours.training
+    assert ours.num_classes == num_classes
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = peer(x), ours(x)
+    assert got.shape == expected.shape == (2, num_classes)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_converted_model_keeps_in_chans_and_train_mode():
+    peer = torchvision.models.resnet18(weights=None, num_classes=3)
+    peer.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+    ours = from_torchvision(peer.train())
+    assert ours.in_chans == 1 and ours.training
+    assert torch.equal(ours.conv1.weight, peer.conv1.weight)
+    assert torch.equal(ours.get_classifier().weight, peer.fc.weight)
+
+
+@pytest.mark.parametrize("build, named", [
+    (lambda: torchvision.models.resnext50_32x4d(weights=None), "ResNeXt"),
+    (lambda: torchvision.models.wide_resnet50_2(weights=None), "Wide ResNet"),
+])
+def test_grouped_or_wide_resnets_are_refused_by_name(build, named):
+    with torch.device("meta"):
+        peer = build()
+    with pytest.raises(UnsupportedArchitectureError, match=named):
+        from_torchvision(peer)
+
+
+def test_replaced_classifier_is_refused():
+    with torch.device("meta"):
+        peer = torchvision.models.resnet18(weights=None)
+    peer.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 10))
+    with pytest.raises(UnsupportedArchitectureError, match="nn.Linear"):
+        from_torchvision(peer)
+
+
+def test_unknown_torchvision_class_is_refused_with_the_list_of_convertible_ones():
+    with torch.device("meta"):
+        peer = torchvision.models.vgg11(weights=None)
+    with pytest.raises(UnsupportedArchitectureError, match="'VGG'.*ResNet"):
+        from_torchvision(peer)
+
+
+def test_every_model_marked_with_torchvision_weights_converts():
+    marked = {n for n in list_models() if "torchvision" in get_entry(n).pretrained_sources}
+    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+            "densenet121", "densenet169", "densenet201", "densenet161"} <= marked
+
+
+@pytest.mark.parametrize("name", ["resnet34", "resnet101", "resnet152",
+                                  "densenet169", "densenet201", "densenet161"])
+def test_other_depths_convert_strictly_to_the_registered_model(name):
+    with torch.device("meta"):
+        peer = getattr(torchvision.models, name)(weights=None)
+    peer = peer.to_empty(device="cpu")  # storage only: the strict load is what is checked
+    ours = from_torchvision(peer)
+    assert ours.model_name == name
+    assert count_params(ours) == count_params(peer)

@@ -1,0 +1,153 @@
+"""The training engine: real runs on the embedded digits, checkpoints, exact resume, bad states."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from convolab.errors import CheckpointError
+from convolab.training import TrainConfig, Trainer, load_checkpoint
+from convolab.training.engine import NonFiniteLoss, TrainingInterrupted
+from convolab.training.optim import lr_factor
+
+
+def quick_config(tmp_path: Path, **overrides) -> TrainConfig:
+    values = dict(model="lenet5_modern", data="digits", epochs=2, batch_size=32, output=str(tmp_path / "run"),
+                  progress=False)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_lenet5_modern_learns_mnist5k_in_three_epochs(tmp_path):
+    result = Trainer(TrainConfig(model="lenet5_modern", epochs=3, output=str(tmp_path / "run"),
+                                 progress=False)).fit()
+    assert result.test_acc >= 0.93, result.history
+    run = result.run_dir
+    for name in ("config.json", "metrics.csv", "metrics.json", "last.pt", "best.pt", "curves.png"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,lr,train_loss,train_acc,test_loss,test_acc") and len(rows) == 4
+
+
+def test_checkpoint_loads_with_weights_only_and_names_the_model(tmp_path):
+    result = Trainer(quick_config(tmp_path, model="lenet5", epochs=1, model_options={"img_size": 12})).fit()
+    state = torch.load(result.run_dir / "best.pt", weights_only=True)
+    assert state["model_name"] == "lenet5" and state["classes"] == [str(i) for i in range(10)]
+    assert state["model_options"] == {"img_size": 12} and state["in_chans"] == 1
+    assert state["image_size"] == [12, 12]
+
+
+def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_path):
+    config = quick_config(tmp_path, epochs=3, output=str(tmp_path / "whole"))
+    whole = Trainer(config).fit().history
+
+    interrupted = Trainer(quick_config(tmp_path, epochs=3, output=str(tmp_path / "cut")))
+    original_step = interrupted._train_step
+
+    def step_then_signal(x, y):
+        out = original_step(x, y)
+        if interrupted.step == interrupted.steps_per_epoch + 15:  # in the middle of epoch 2
+            interrupted._stop_signal = signal.SIGTERM
+        return out
+
+    interrupted._train_step = step_then_signal
+    with pytest.raises(TrainingInterrupted, match="convolab train --resume"):
+        interrupted.fit()
+    saved = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert saved["epoch"] == 1 and 0 < saved["batch_in_epoch"] < interrupted.steps_per_epoch
+    resumed = Trainer.resume(tmp_path / "cut").fit().history
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+
+
+def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_path):
+    base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--epochs", "4", "--batch-size", "16",
+            "--no-progress"]
+    subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(base + ["--output", str(tmp_path / "cut")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    metrics = tmp_path / "cut" / "metrics.csv"
+    deadline = time.time() + 240
+    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the second epoch
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 2), err.decode()
+    resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),
+                              "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    whole_rows = (tmp_path / "whole" / "metrics.csv").read_text().splitlines()
+    cut_rows = (tmp_path / "cut" / "metrics.csv").read_text().splitlines()
+
+    def metric_columns(rows):
+        return [r.split(",")[:7] for r in rows]
+
+    assert metric_columns(cut_rows) == metric_columns(whole_rows)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(quick_config(tmp_path, epochs=3))
+    original_step = trainer._train_step
+
+    def poisoned(x, y):
+        if trainer.epoch == 1:
+            x = x * float("nan")
+        return original_step(x, y)
+
+    trainer._train_step = poisoned
+    with pytest.raises(NonFiniteLoss, match="lower --lr"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
+    trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
+    result = trainer.fit()
+    assert result.stopped_early and len(result.history) == 2
+
+
+def test_truncated_and_foreign_checkpoints_get_clear_errors(tmp_path):
+    result = Trainer(quick_config(tmp_path, epochs=1)).fit()
+    data = (result.run_dir / "last.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a convolab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "multistep", "cosine", "onecycle"])
+def test_schedules_are_pure_functions_of_the_step_with_linear_warmup(schedule):
+    total, warmup = 100, 10
+    values = [lr_factor(s, total, schedule, warmup) for s in range(total)]
+    assert values[:warmup] == [(s + 1) / warmup for s in range(warmup)]
+    assert values == [lr_factor(s, total, schedule, warmup) for s in range(total)]
+    assert all(0 <= v <= 1 for v in values)
+    if schedule != "constant":
+        assert values[-1] < values[warmup]
+
+
+def test_weight_decay_skips_norm_and_bias_unless_asked(tmp_path):
+    trainer = Trainer(quick_config(tmp_path, model="resnet_mnist", epochs=1))
+    decayed, free = trainer.optimizer.param_groups
+    assert decayed["weight_decay"] > 0 and free["weight_decay"] == 0
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in free["params"])
+
+
+def test_config_json_records_the_resolved_run(tmp_path):
+    result = Trainer(quick_config(tmp_path, epochs=1)).fit()
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["model"] == "lenet5_modern" and config["resolved"]["lr"] == 2e-3
+    assert config["resolved"]["device"] == "cpu" and config["resolved"]["steps_per_epoch"] == 1438 // 32
