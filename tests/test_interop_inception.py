@@ -46,7 +46,7 @@ def test_torchvision_googlenet_converts_to_googlenet_tv(aux_logits):
     peer = torchvision_model(torchvision.models.googlenet, aux_logits=aux_logits, num_classes=17,
                              transform_input=aux_logits)
     ours = from_torchvision(peer)
-    assert ours.model_name == "" or ours.model_name == "googlenet_tv"
+    assert ours.model_name == "googlenet_tv"
     assert not ours.training and ours.transform_input == aux_logits
     assert ours.aux_names == (("aux1", "aux2") if aux_logits else ())
     assert_same_outputs(peer, ours, torch.randn(2, 3, 64, 64))
@@ -63,7 +63,8 @@ def test_torchvision_googlenet_aux_heads_agree_in_train_mode():
     x = torch.randn(2, 3, 64, 64)
     expected = peer(x)  # GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
     got = ours.forward_outputs(x)
-    for mine, theirs in [("main", expected.logits), ("aux1", expected.aux_logits1), ("aux2", expected.aux_logits2)]:
+    pairs = [("main", expected.logits), ("aux1", expected.aux_logits1), ("aux2", expected.aux_logits2)]
+    for mine, theirs in pairs:
         torch.testing.assert_close(got[mine], theirs, rtol=0, atol=1e-5)
 
 
@@ -93,7 +94,7 @@ def test_timm_models_convert_with_identical_outputs(name, num_classes):
     torch.manual_seed(0)
     peer = randomize_batch_norm(timm.create_model(name, pretrained=False, num_classes=num_classes)).eval()
     ours = from_timm(peer)
-    assert ours.num_classes == num_classes
+    assert ours.model_name == name and ours.num_classes == num_classes
     assert_same_outputs(peer, ours, torch.randn(1, 3, 75, 75))
 
 
@@ -117,7 +118,8 @@ def test_unknown_architecture_is_refused_by_name():
 
 def test_a_modified_peer_is_refused_not_loaded_in_part():
     peer = torchvision_model(torchvision.models.googlenet, aux_logits=False)
-    peer.inception3a.branch3[1].conv = nn.Conv2d(16, 32, kernel_size=5, padding=2, bias=False)  # the paper's 5x5
+    # the paper's 5x5 where torchvision has 3x3
+    peer.inception3a.branch3[1].conv = nn.Conv2d(16, 32, kernel_size=5, padding=2, bias=False)
     with pytest.raises(UnsupportedArchitectureError, match="GoogLeNet"):
         from_torchvision(peer)
 

@@ -288,3 +288,19 @@ def test_cifar_depth_must_fit_the_block_pattern():
         cifar_stages(21, BasicBlock)
     with pytest.raises(ValueError, match="9n\\+2"):
         cifar_stages(50, PreActBottleneck)  # 6n+2 but not 9n+2
+
+
+def test_nin_reset_rebuilds_the_class_maps_and_the_model_pickles():
+    import io
+
+    model = create_model("nin")
+    model.reset_classifier(5)
+    convs = [m for m in model.head.fc.modules() if isinstance(m, nn.Conv2d)]
+    shapes = [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs]
+    assert shapes == [(384, 5, 3), (5, 5, 1), (5, 5, 1)]
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False).eval()
+    x = torch.randn(1, 1, 96, 96)
+    assert torch.equal(loaded(x), model.eval()(x))

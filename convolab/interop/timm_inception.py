@@ -5,13 +5,11 @@ Our module names follow timm's, so converting is renaming the classifier (`last_
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import nn
 
+from .._registry import create_model
 from . import UnsupportedArchitectureError, converter
 from .torchvision_inception import load_converted, rename_keys
-
 
 # timm writes IR-v2's Mixed_5b with numbered branches; ours is Inception-v3's module A.
 MIXED_5B_KEYS = {
@@ -25,7 +23,7 @@ MIXED_5B_KEYS = {
 }
 
 
-def _convert(peer: nn.Module, build: Callable[..., nn.Module], fc_name: str,
+def _convert(peer: nn.Module, name: str, fc_name: str,
              renames: dict[str, str] | None = None) -> nn.Module:
     fc = getattr(peer, fc_name)
     pool_type = getattr(peer.global_pool, "pool_type", "avg")
@@ -34,7 +32,7 @@ def _convert(peer: nn.Module, build: Callable[..., nn.Module], fc_name: str,
             f"timm {type(peer).__name__} with global_pool={pool_type!r}: convolab's head averages; "
             "build the timm model with global_pool='avg'")
     num_classes = fc.out_features if isinstance(fc, nn.Linear) else 0
-    ours = build(num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p)
+    ours = create_model(name, num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p)
     state = rename_keys(peer.state_dict(), {fc_name: "head.fc", **(renames or {})})
     return load_converted(ours.to(next(peer.parameters()).device), state, peer)
 
@@ -42,14 +40,10 @@ def _convert(peer: nn.Module, build: Callable[..., nn.Module], fc_name: str,
 @converter("timm", "InceptionV4")
 def from_timm_inception_v4(peer: nn.Module) -> nn.Module:
     """timm `inception_v4` -> our `inception_v4` with the same classes and input channels."""
-    from ..models.inception_v4 import inception_v4
-
-    return _convert(peer, inception_v4, "last_linear")
+    return _convert(peer, "inception_v4", "last_linear")
 
 
 @converter("timm", "InceptionResnetV2")
 def from_timm_inception_resnet_v2(peer: nn.Module) -> nn.Module:
     """timm `inception_resnet_v2` -> our `inception_resnet_v2` with the same classes and input channels."""
-    from ..models.inception_resnet import inception_resnet_v2
-
-    return _convert(peer, inception_resnet_v2, "classif", MIXED_5B_KEYS)
+    return _convert(peer, "inception_resnet_v2", "classif", MIXED_5B_KEYS)

@@ -6,15 +6,17 @@ is refused, never loaded in part.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from .._registry import create_model
 from . import UnsupportedArchitectureError, converter
 
 
-def rename_keys(state_dict: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]) -> dict[str, torch.Tensor]:
+def rename_keys(state_dict: Mapping[str, torch.Tensor],
+                prefixes: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """The state dict with each key's leading `old.` prefix replaced by `new.` (first match)."""
     out = {}
     for key, value in state_dict.items():
@@ -36,12 +38,12 @@ def load_converted(ours: nn.Module, state_dict: Mapping[str, torch.Tensor], peer
     return ours.train(peer.training)
 
 
-def _convert(peer: nn.Module, build: Callable[..., nn.Module], aux_attr: str, aux_prefixes: dict[str, str],
+def _convert(peer: nn.Module, name: str, aux_attr: str, aux_prefixes: dict[str, str],
              first_conv: nn.Conv2d) -> nn.Module:
     fc = peer.fc
     aux = getattr(peer, aux_attr) is not None
-    ours = build(num_classes=fc.out_features, in_chans=first_conv.in_channels, aux_logits=aux,
-                 transform_input=bool(peer.transform_input))
+    ours = create_model(name, num_classes=fc.out_features, in_chans=first_conv.in_channels, aux_logits=aux,
+                        transform_input=bool(peer.transform_input))
     ours.head.drop.p = peer.dropout.p
     state = rename_keys(peer.state_dict(), {"fc": "head.fc", **aux_prefixes})
     return load_converted(ours.to(fc.weight.device, fc.weight.dtype), state, peer)
@@ -49,10 +51,8 @@ def _convert(peer: nn.Module, build: Callable[..., nn.Module], aux_attr: str, au
 
 @converter("torchvision", "GoogLeNet")
 def from_torchvision_googlenet(peer: nn.Module) -> nn.Module:
-    """torchvision `googlenet(...)` -> our `googlenet_tv` with the same classes, aux heads and input transform."""
-    from ..models.googlenet import googlenet_tv
-
-    ours = _convert(peer, googlenet_tv, "aux1", {}, peer.conv1.conv)
+    """torchvision `googlenet(...)` -> our `googlenet_tv`: same classes, aux heads, input transform."""
+    ours = _convert(peer, "googlenet_tv", "aux1", {}, peer.conv1.conv)
     for name in ours.aux_names:
         getattr(ours, name).drop.p = getattr(peer, name).dropout.p
     return ours
@@ -60,7 +60,5 @@ def from_torchvision_googlenet(peer: nn.Module) -> nn.Module:
 
 @converter("torchvision", "Inception3")
 def from_torchvision_inception3(peer: nn.Module) -> nn.Module:
-    """torchvision `inception_v3(...)` -> our `inception_v3` with the same classes, aux head and input transform."""
-    from ..models.inception_v3 import inception_v3
-
-    return _convert(peer, inception_v3, "AuxLogits", {"AuxLogits": "aux"}, peer.Conv2d_1a_3x3.conv)
+    """torchvision `inception_v3(...)` -> our `inception_v3`: same classes, aux head, input transform."""
+    return _convert(peer, "inception_v3", "AuxLogits", {"AuxLogits": "aux"}, peer.Conv2d_1a_3x3.conv)

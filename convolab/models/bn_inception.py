@@ -72,7 +72,8 @@ class BNInceptionNet(ConvNet):
         self.head = ClassifierHead(channels, num_classes, drop_rate)
         self.feature_info = [
             FeatureInfo("conv1", 64, 2), FeatureInfo("conv2", 192, 4), FeatureInfo("inception3b", 320, 8),
-            FeatureInfo("inception4d", self.inception4d.out_channels, 16), FeatureInfo("inception5b", channels, 32)]
+            FeatureInfo("inception4d", self.inception4d.out_channels, 16),
+            FeatureInfo("inception5b", channels, 32)]
         self.data_config = data_config_for(in_chans, img_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,27 +17,46 @@ classes (facenet-pytorch's backbone, 22,564,096, plus 1,793,000).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from .._registry import register_model
-from ..layers import (REDUCTION_A, ClassifierHead, InceptionResnetA, InceptionResnetASpec, InceptionResnetB,
-                      InceptionResnetBSpec, InceptionResnetC, InceptionResnetCSpec, InceptionV3A,
-                      InceptionV3ASpec, ReductionA, ResnetReductionB, ResnetReductionBSpec, conv_block)
+from ..layers import (
+    REDUCTION_A,
+    ClassifierHead,
+    InceptionResnetA,
+    InceptionResnetASpec,
+    InceptionResnetB,
+    InceptionResnetBSpec,
+    InceptionResnetC,
+    InceptionResnetCSpec,
+    InceptionV3A,
+    InceptionV3ASpec,
+    ReductionA,
+    ReductionASpec,
+    ResnetReductionB,
+    ResnetReductionBSpec,
+    conv_block,
+)
 from ._base import ConvNet, FeatureInfo, data_config_for
 from .inception_v4 import INCEPTION_MEAN, INCEPTION_STD
 
 
+@dataclass(frozen=True)
 class InceptionResnetConfig:
     """Block specs, counts and residual scales of one Inception-ResNet."""
 
-    def __init__(self, stem_out: int, block_a: InceptionResnetASpec, block_b: InceptionResnetBSpec,
-                 block_c: InceptionResnetCSpec, reduction_b: ResnetReductionBSpec, depths: tuple[int, int, int],
-                 scales: tuple[float, float, float], reduction_a_key: str, final_conv: int | None):
-        self.stem_out, self.block_a, self.block_b, self.block_c = stem_out, block_a, block_b, block_c
-        self.reduction_b, self.depths, self.scales = reduction_b, depths, scales
-        self.reduction_a = REDUCTION_A[reduction_a_key]
-        self.final_conv = final_conv
+    stem_out: int
+    block_a: InceptionResnetASpec
+    block_b: InceptionResnetBSpec
+    block_c: InceptionResnetCSpec
+    reduction_a: ReductionASpec
+    reduction_b: ResnetReductionBSpec
+    depths: tuple[int, int, int]  # Block35, Block17, Block8 (plus the final no-ReLU Block8)
+    scales: tuple[float, float, float]
+    final_conv: int | None  # v2's 1x1 to 1536 before the pool
 
 
 # Figs. 16-19 (v2) and 10-13 (v1); the counts and scales are TF-slim's (see the module docstring).
@@ -47,18 +66,20 @@ IR_V2 = InceptionResnetConfig(
     block_b=InceptionResnetBSpec(192, 128, 160, 192),
     block_c=InceptionResnetCSpec(192, 192, 224, 256),
     reduction_b=ResnetReductionBSpec(256, 384, 256, 288, 256, 288, 320),
-    depths=(10, 20, 9), scales=(0.17, 0.10, 0.20), reduction_a_key="inception_resnet_v2", final_conv=1536)
+    reduction_a=REDUCTION_A["inception_resnet_v2"],
+    depths=(10, 20, 9), scales=(0.17, 0.10, 0.20), final_conv=1536)
 IR_V1 = InceptionResnetConfig(
     stem_out=256,
     block_a=InceptionResnetASpec(32, 32, 32, 32, 32, 32),
     block_b=InceptionResnetBSpec(128, 128, 128, 128),
     block_c=InceptionResnetCSpec(192, 192, 192, 192),
     reduction_b=ResnetReductionBSpec(256, 384, 256, 256, 256, 256, 256),
-    depths=(5, 10, 5), scales=(0.17, 0.10, 0.20), reduction_a_key="inception_resnet_v1", final_conv=None)
+    reduction_a=REDUCTION_A["inception_resnet_v1"],
+    depths=(5, 10, 5), scales=(0.17, 0.10, 0.20), final_conv=None)
 
 
 class InceptionResnet(ConvNet):
-    """Inception-ResNet with timm's module names (conv2d_1a ... mixed_5b, repeat, repeat_1, repeat_2, block8)."""
+    """Inception-ResNet with timm's module names (conv2d_1a ... repeat, repeat_1, repeat_2, block8)."""
 
     def __init__(self, cfg: InceptionResnetConfig, num_classes: int = 1000, in_chans: int = 3,
                  drop_rate: float = 0.0, img_size: int = 299):
@@ -83,13 +104,16 @@ class InceptionResnet(ConvNet):
         width_a = cfg.stem_out
         n_a, n_b, n_c = cfg.depths
         s_a, s_b, s_c = cfg.scales
-        self.repeat = nn.Sequential(*[InceptionResnetA(width_a, cfg.block_a, block, s_a) for _ in range(n_a)])
+        self.repeat = nn.Sequential(*[InceptionResnetA(width_a, cfg.block_a, block, s_a)
+                                      for _ in range(n_a)])
         self.mixed_6a = ReductionA(width_a, cfg.reduction_a, block)
         width_b = self.mixed_6a.out_channels
-        self.repeat_1 = nn.Sequential(*[InceptionResnetB(width_b, cfg.block_b, block, s_b) for _ in range(n_b)])
+        self.repeat_1 = nn.Sequential(*[InceptionResnetB(width_b, cfg.block_b, block, s_b)
+                                        for _ in range(n_b)])
         self.mixed_7a = ResnetReductionB(width_b, cfg.reduction_b, block)
         width_c = self.mixed_7a.out_channels
-        self.repeat_2 = nn.Sequential(*[InceptionResnetC(width_c, cfg.block_c, block, s_c) for _ in range(n_c)])
+        self.repeat_2 = nn.Sequential(*[InceptionResnetC(width_c, cfg.block_c, block, s_c)
+                                        for _ in range(n_c)])
         # The last block adds its residual unscaled and without ReLU (TF-slim's `block8(activation_fn=None)`).
         self.block8 = InceptionResnetC(width_c, cfg.block_c, block, scale=1.0, no_relu=True)
         if cfg.final_conv:
@@ -100,8 +124,9 @@ class InceptionResnet(ConvNet):
             self.num_features, last = width_c, "block8"
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         self.feature_info = [
-            FeatureInfo("conv2d_2b", 64, 2), FeatureInfo("conv2d_4a", 192, 4), FeatureInfo("repeat", width_a, 8),
-            FeatureInfo("repeat_1", width_b, 16), FeatureInfo(last, self.num_features, 32)]
+            FeatureInfo("conv2d_2b", 64, 2), FeatureInfo("conv2d_4a", 192, 4),
+            FeatureInfo("repeat", width_a, 8), FeatureInfo("repeat_1", width_b, 16),
+            FeatureInfo(last, self.num_features, 32)]
         self.data_config = data_config_for(in_chans, img_size, INCEPTION_MEAN, INCEPTION_STD)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

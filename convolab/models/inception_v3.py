@@ -18,9 +18,21 @@ from torch import nn
 
 from .._registry import register_model
 from ..errors import ConfigError
-from ..layers import (ClassifierHead, InceptionV3A, InceptionV3ASpec, InceptionV3Aux, InceptionV3B,
-                      InceptionV3BSpec, InceptionV3C, InceptionV3CSpec, InceptionV3D, InceptionV3DSpec,
-                      InceptionV3E, InceptionV3ESpec, conv_block)
+from ..layers import (
+    ClassifierHead,
+    InceptionV3A,
+    InceptionV3ASpec,
+    InceptionV3Aux,
+    InceptionV3B,
+    InceptionV3BSpec,
+    InceptionV3C,
+    InceptionV3CSpec,
+    InceptionV3D,
+    InceptionV3DSpec,
+    InceptionV3E,
+    InceptionV3ESpec,
+    conv_block,
+)
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
 from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for
@@ -64,7 +76,8 @@ class InceptionV3(AuxClassifierNet):
         self._set_aux_names()
         self.feature_info = [
             FeatureInfo("Conv2d_2b_3x3", 64, 2), FeatureInfo("Conv2d_4a_3x3", 192, 4),
-            FeatureInfo("Mixed_5d", 288, 8), FeatureInfo("Mixed_6e", 768, 16), FeatureInfo("Mixed_7c", 2048, 32)]
+            FeatureInfo("Mixed_5d", 288, 8), FeatureInfo("Mixed_6e", 768, 16),
+            FeatureInfo("Mixed_7c", 2048, 32)]
         self.data_config = data_config_for(in_chans, img_size)
 
     def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

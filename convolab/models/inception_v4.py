@@ -12,9 +12,23 @@ import torch
 from torch import nn
 
 from .._registry import register_model
-from ..layers import (REDUCTION_A, ClassifierHead, InceptionV4A, InceptionV4ASpec, InceptionV4B,
-                      InceptionV4BSpec, InceptionV4C, InceptionV4CSpec, InceptionV4ReductionB,
-                      InceptionV4ReductionBSpec, Mixed3a, Mixed4a, Mixed5a, ReductionA, conv_block)
+from ..layers import (
+    REDUCTION_A,
+    ClassifierHead,
+    InceptionV4A,
+    InceptionV4ASpec,
+    InceptionV4B,
+    InceptionV4BSpec,
+    InceptionV4C,
+    InceptionV4CSpec,
+    InceptionV4ReductionB,
+    InceptionV4ReductionBSpec,
+    Mixed3a,
+    Mixed4a,
+    Mixed5a,
+    ReductionA,
+    conv_block,
+)
 from ._base import ConvNet, FeatureInfo, data_config_for
 
 INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim's [-1, 1] input scaling
@@ -27,7 +41,8 @@ NUM_A, NUM_B, NUM_C = 4, 7, 3
 class InceptionV4(ConvNet):
     """Inception-v4; `features` is one Sequential (stem convs, Mixed3a-5a, A x4, Red-A, B x7, Red-B, C x3)."""
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, img_size: int = 299):
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 img_size: int = 299):
         super().__init__()
         block = conv_block(norm="bn", eps=1e-3)
         self.num_classes, self.in_chans = num_classes, in_chans

@@ -7,7 +7,6 @@ made of convolutions, with no fully connected layer.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,18 +34,18 @@ class NiNHead(nn.Module):
     drops the class maps and gives the same.
     """
 
-    def __init__(self, in_features: int, num_classes: int, make_classifier: Callable[[int], nn.Module],
+    def __init__(self, in_features: int, num_classes: int, class_maps: type[nn.Module],
                  drop_rate: float = 0.0):
         super().__init__()
         self.in_features = in_features
-        self.make_classifier = make_classifier
+        self.class_maps = class_maps  # a class, not a closure, so that the model pickles
         self.drop = nn.Dropout(drop_rate)
-        self.fc = make_classifier(num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = class_maps(in_features, num_classes) if num_classes > 0 else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = self.make_classifier(num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = self.class_maps(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits or isinstance(self.fc, nn.Identity):
@@ -54,9 +53,11 @@ class NiNHead(nn.Module):
         return self.flatten(self.pool(self.fc(self.drop(x))))
 
 
-def _class_maps_3x3(in_features: int) -> Callable[[int], nn.Module]:
+class _ClassMaps3x3(MlpConv):
     """d2l's last mlpconv: 3x3 then two 1x1 convolutions, all `num_classes` wide."""
-    return lambda n: MlpConv(in_features, (n, n, n), 3, padding=1)
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__(in_features, (num_classes,) * 3, 3, padding=1)
 
 
 class _ClassMaps1x1(nn.Sequential):
@@ -83,7 +84,7 @@ class NiN(ConvNet):
             nn.MaxPool2d(3, stride=2),                           # N x 384 x 5 x 5
         )
         self.num_features = 384
-        self.head = NiNHead(384, num_classes, _class_maps_3x3(384), drop_rate)  # N x 10 x 5 x 5 -> N x 10
+        self.head = NiNHead(384, num_classes, _ClassMaps3x3, drop_rate)  # N x 10 x 5 x 5 -> N x 10
         self.feature_info = [FeatureInfo("features.1", 96, 8), FeatureInfo("features.3", 256, 16),
                              FeatureInfo("features.5", 384, 32)]
         mean, std = (MNIST_MEAN, MNIST_STD) if in_chans == 1 else (IMAGENET_MEAN, IMAGENET_STD)
@@ -110,7 +111,7 @@ class NiNCifar(ConvNet):
             MlpConv(192, (192, 192), 3, padding=1),              # N x 192 x 8 x 8
         )
         self.num_features = 192
-        self.head = NiNHead(192, num_classes, lambda n: _ClassMaps1x1(192, n))  # N x 10 x 8 x 8 -> N x 10
+        self.head = NiNHead(192, num_classes, _ClassMaps1x1)  # N x 10 x 8 x 8 -> N x 10
         self.feature_info = [FeatureInfo("features.0", 96, 1), FeatureInfo("features.3", 192, 2),
                              FeatureInfo("features.6", 192, 4)]
         self.data_config = data_config_for(in_chans, img_size, CIFAR10_MEAN, CIFAR10_STD)

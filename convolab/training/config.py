@@ -43,6 +43,7 @@ class TrainConfig:
     augment: str = "auto"
     random_erasing: float = 0.0
     patience: int | None = None  # early stopping, in epochs without improvement of test accuracy
+    budget_seconds: float | None = None  # stop after the epoch in which training time reaches this
     min_delta: float = 0.0
     output: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +57,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ConfigError(f"--budget-seconds must be a positive number, got {self.budget_seconds}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:

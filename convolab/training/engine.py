@@ -300,15 +300,16 @@ class Trainer:
                 self.aug_generator.manual_seed(self.config.seed + 1 + self.dist.rank * 1_000_003 + self.step)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **overrides: Any) -> Trainer:
-        """Continue the run in `run_dir` from its last.pt: model, optimizer, schedule, RNG, metrics."""
+    def resume(cls, run_dir: str | Path, data: ImageData | None = None, **overrides: Any) -> Trainer:
+        """Continue the run in `run_dir` from its last.pt: model, optimizer, schedule, RNG, metrics;
+        `data` (the run's data set, already loaded) spares loading it again."""
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
         config.output = str(run_dir)
         for key, value in overrides.items():
             setattr(config, key, value)
         state = load_checkpoint(run_dir / "last.pt")
-        trainer = cls(config)
+        trainer = cls(config, data=data)
         trainer.load_state_dict(state)
         return trainer
 
@@ -469,12 +470,20 @@ class Trainer:
         return row
 
     def fit(self) -> TrainResult:
-        """Train to the configured number of epochs (or early stop); SIGINT/SIGTERM save and stop."""
+        """Train to the configured number of epochs (or early stop, or the time budget); SIGINT/SIGTERM
+        save and stop."""
         if self.dist.is_main:
             self._write_config()
         stopped_early = False
         with self._signals():
             while self.epoch < self.config.epochs:
+                # Checked before each epoch, so a resumed run whose budget is spent trains no more.
+                budget = self.config.budget_seconds
+                if budget is not None and self.wall_seconds >= budget:
+                    stopped_early = True
+                    log.info("time budget of %gs reached after epoch %d (%.1fs of training)", budget,
+                             self.epoch, self.wall_seconds)
+                    break
                 if not self._run_epoch():
                     self.save("last.pt")
                     raise TrainingInterrupted(

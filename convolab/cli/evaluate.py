@@ -1,0 +1,45 @@
+"""`convolab evaluate CHECKPOINT`: top-1, top-5, per-class accuracy and a confusion matrix."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..data import load_data
+from ..training.inference import evaluate_checkpoint, load_trained_model
+
+HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used)")
+    parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on)")
+    parser.add_argument("--data-dir", help="where torchvision data sets live")
+    parser.add_argument("--download", action="store_true")
+    parser.add_argument("--output", help="folder for per_class.csv, confusion.csv, confusion.png "
+                        "(default: an `evaluation` folder beside the checkpoint)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.engine import resolve_device
+
+    loaded = load_trained_model(args.checkpoint, resolve_device(args.device))
+    source = args.data or loaded.checkpoint["data"]
+    data = load_data(source, args.data_dir, args.download)
+    report = evaluate_checkpoint(loaded, data)
+    ckpt_path = Path(args.checkpoint)
+    out = Path(args.output) if args.output else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "evaluation"
+    files = report.write(out)
+    width = max(len(c) for c in report.classes)
+    print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images")
+    for name, acc in zip(report.classes, report.per_class):
+        print(f"  {name.ljust(width)}  {acc:.4f}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    if args.json:
+        print(json.dumps({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(report.classes,
+                          report.per_class)), "images": report.count}))
+    print(f"top-1 accuracy: {report.top1:.4f}")
+    print(f"top-5 accuracy: {report.top5:.4f}")
+    return 0

@@ -1,0 +1,31 @@
+"""`convolab predict CHECKPOINT IMAGE...`: the top-k classes of each image file."""
+from __future__ import annotations
+
+import argparse
+
+from ._args import positive_int
+
+HELP = "classify image files with a checkpoint (or an exported .onnx model): top-k classes and probabilities"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .pt or run folder from `convolab train`, or a .onnx from `convolab export`")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--topk", type=positive_int, default=3, help="(default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if str(args.checkpoint).endswith(".onnx"):
+        from ..export.onnx_predict import predict_onnx_files as predict
+    else:
+        from ..training.inference import load_trained_model, predict_files
+
+        loaded = load_trained_model(args.checkpoint)
+
+        def predict(_model, paths, topk):
+            return predict_files(loaded, paths, topk)
+    for path, top in zip(args.images, predict(args.checkpoint, args.images, args.topk)):
+        best, prob = top[0]
+        rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
+        print(f"{path}  {best}  {prob:.4f}  {rest}".rstrip())
+    return 0

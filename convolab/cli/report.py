@@ -1,0 +1,22 @@
+"""`convolab report RUN_DIR [RUN_DIR ...]`: the comparison report of runs already made."""
+from __future__ import annotations
+
+import argparse
+
+from ..compare import markdown_table, report_runs
+
+HELP = "compare finished runs (of one data set) in one report: table, curves and report.html"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run folders of `convolab train` or of a comparison (DIR/runs/MODEL)")
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="folder for results.json, results.md, curves.png and report.html")
+
+
+def run(args: argparse.Namespace) -> int:
+    results = report_runs(args.run_dirs, args.output, ["convolab", *args._argv])
+    print(markdown_table(results), end="")
+    print(f"report: {args.output}/report.html")
+    return 0

@@ -1,0 +1,128 @@
+"""One row of a comparison, read from a run folder: config.json, metrics.csv and last.pt's metadata."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._registry import create_model
+from ..analysis import count_macs, count_params
+from ..errors import CheckpointError, ConfigError
+from ..training import TrainConfig, load_checkpoint
+from ..training.metrics import read_metrics
+
+OK, INTERRUPTED, NOT_RUN = "ok", "interrupted", "not run"
+INT_COLUMNS = ("epoch", "step")
+
+
+@dataclass
+class ModelResult:
+    """What the report shows of one model; numbers are None where the run has none (yet)."""
+
+    model: str
+    run_dir: str
+    status: str = OK  # "ok", "interrupted", "not run" or "failed: <one-line reason>"
+    data: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    input_size: list[int] | None = None  # C, H, W the model was trained at
+    lr: float | None = None
+    device: str | None = None
+    epochs: int = 0  # completed
+    planned_epochs: int | None = None
+    images_per_second: float | None = None  # mean of the epochs after the first (warm-up excluded)
+    wall_seconds: float | None = None  # training time, evaluation excluded (the engine's wall_seconds)
+    best_acc: float | None = None
+    best_epoch: int | None = None
+    final_acc: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the run's TrainConfig, less model and output
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_options(config: TrainConfig) -> dict[str, Any]:
+    """The options a comparison holds equal (everything but the model and where its run goes)."""
+    options = config.to_dict()
+    for key in ("model", "output", "progress"):
+        options.pop(key)
+    return options
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """metrics.csv, with epoch and step as integers; [] when no epoch has finished."""
+    if not (run_dir / "metrics.csv").is_file():
+        return []
+    return [{k: int(v) if k in INT_COLUMNS else v for k, v in row.items()} for row in read_metrics(run_dir)]
+
+
+def mean_images_per_second(history: list[dict[str, float]]) -> float | None:
+    """Mean over the epochs after the first, whose speed includes warm-up; the first if it is alone."""
+    speeds = [row["images_per_second"] for row in history]
+    if not speeds:
+        return None
+    later = speeds[1:] or speeds
+    return sum(later) / len(later)
+
+
+def run_is_complete(config: TrainConfig, state: dict[str, Any] | None) -> bool:
+    """True when the run stopped by itself: all epochs, early stopping or its time budget."""
+    if state is None or int(state["batch_in_epoch"]) > 0:
+        return False
+    epoch = int(state["epoch"])
+    if epoch >= config.epochs:
+        return True
+    if config.patience is not None and int(state["epochs_since_best"]) >= config.patience:
+        return True
+    return config.budget_seconds is not None and float(state["wall_seconds"]) >= config.budget_seconds
+
+
+def read_last_state(run_dir: Path) -> dict[str, Any] | None:
+    """last.pt of a run, or None if it has none (no epoch finished and no interruption saved)."""
+    path = run_dir / "last.pt"
+    return load_checkpoint(path) if path.is_file() else None
+
+
+def model_cost(state: dict[str, Any]) -> tuple[int, int, list[int]]:
+    """Parameters and MACs of the checkpoint's model at its training input size (built on the meta device)."""
+    in_chans = int(state["in_chans"])
+    height, width = (int(v) for v in state["image_size"])
+    with torch.device("meta"):
+        model = create_model(state["model_name"], num_classes=int(state["num_classes"]), in_chans=in_chans,
+                             **dict(state["model_options"]))
+    input_size = [in_chans, height, width]
+    return count_params(model), count_macs(model, input_size), input_size
+
+
+def read_run(run_dir: str | Path, status: str | None = None, label: str | None = None) -> ModelResult:
+    """The row of the run in `run_dir`; `status` overrides the one inferred from its checkpoint."""
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_run(run_dir)
+    resolved = json.loads((run_dir / "config.json").read_text()).get("resolved", {})
+    try:
+        state = read_last_state(run_dir)
+    except CheckpointError as err:
+        raise ConfigError(f"run {run_dir} cannot be reported: {err}") from None
+    history = read_history(run_dir)
+    result = ModelResult(model=label or config.model, run_dir=str(run_dir), data=config.data,
+                         lr=resolved.get("lr"), device=resolved.get("device"), planned_epochs=config.epochs,
+                         history=history, epochs=len(history), options=run_options(config))
+    result.status = status or (OK if run_is_complete(config, state) else INTERRUPTED)
+    if state is not None:
+        result.params, result.macs, result.input_size = model_cost(state)
+    if history:
+        accs = [row["test_acc"] for row in history]
+        best = max(accs)
+        result.best_acc, result.best_epoch = best, history[accs.index(best)]["epoch"]
+        result.final_acc = accs[-1]
+        result.wall_seconds = history[-1]["wall_seconds"]
+        result.images_per_second = mean_images_per_second(history)
+    return result

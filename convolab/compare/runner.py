@@ -1,0 +1,239 @@
+"""Train several models in turn under one set of options, on data loaded once, then write one report.
+
+The comparison folder holds compare.json (the invocation and each model's status), runs/<model>/
+(one ordinary run folder per model) and the report. A model that fails is marked and the others go
+on; an interruption writes the report of what finished, and `resume_comparison` continues it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .._atomic import atomic_write
+from .._registry import get_entry
+from ..data import ImageData, load_data
+from ..errors import ConfigError, ConvolabError
+from ..training import TrainConfig, Trainer, TrainingInterrupted
+from .report import write_report
+from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
+
+log = logging.getLogger("convolab")
+
+COMPARE_FILE = "compare.json"
+FORMAT = "convolab-compare-1"
+
+
+@dataclass
+class Comparison:
+    """What compare.json holds: enough to continue the comparison with no other argument."""
+
+    output: Path
+    models: list[str]
+    config: TrainConfig  # the options shared by all models (its model and output are set per model)
+    command: str
+    resumed_by: list[str] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    def run_dir(self, model: str) -> Path:
+        return self.output / "runs" / model
+
+    def save(self) -> None:
+        state = {"format": FORMAT, "models": self.models, "config": self.config.to_dict(),
+                 "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses}
+        text = json.dumps(state, indent=1) + "\n"
+        atomic_write(self.output / COMPARE_FILE, lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, output: str | Path) -> Comparison:
+        output = Path(output)
+        path = output / COMPARE_FILE
+        if not path.is_file():
+            raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the --output folder of a "
+                              "`convolab compare`")
+        try:
+            state = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON ({err}); the comparison cannot be resumed") from None
+        if state.get("format") != FORMAT:
+            raise ConfigError(f"{path} is not a convolab comparison (no '{FORMAT}' marker)")
+        return cls(output, list(state["models"]), TrainConfig.from_dict(state["config"]), state["command"],
+                   list(state.get("resumed_by", [])), dict(state.get("statuses", {})))
+
+
+def default_compare_dir(data: str) -> Path:
+    """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs)."""
+    stem = f"compare-{Path(data).name.split('.')[0]}"
+    path = Path("runs") / stem
+    n = 2
+    while path.exists():
+        path = Path("runs") / f"{stem}-{n}"
+        n += 1
+    return path
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one short line; errors that are not the user's keep their type for the reader."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    if not isinstance(err, ConvolabError):
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def compare_models(models: list[str], config: TrainConfig, output: str | Path,
+                   command: list[str] | str) -> list[ModelResult]:
+    """Train `models` one after another with `config`'s options and write the report into `output`."""
+    if not models:
+        raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"model {', '.join(repeated)} given twice; each model runs once per comparison")
+    for name in models:
+        get_entry(name)  # a typo fails now, not after the models before it have trained
+    output = Path(output)
+    if (output / COMPARE_FILE).is_file():
+        raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
+                          f"{output}` or choose another --output")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; give a folder for the comparison "
+                          "(it will be created)")
+    output.mkdir(parents=True, exist_ok=True)
+    shared = dataclasses.replace(config, model="", output=None)
+    command = command if isinstance(command, str) else shlex.join(command)
+    comparison = Comparison(output, list(models), shared, command)
+    comparison.save()
+    return run_comparison(comparison)
+
+
+def resume_comparison(output: str | Path, command: list[str] | str,
+                      progress: bool | None = None) -> list[ModelResult]:
+    """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
+    rest train."""
+    comparison = Comparison.load(output)
+    comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
+    if progress is not None:
+        comparison.config.progress = progress
+    comparison.save()
+    return run_comparison(comparison, resume=True)
+
+
+def run_comparison(comparison: Comparison, resume: bool = False) -> list[ModelResult]:
+    """Each model in turn (kept, resumed or trained), then the report; failures are recorded, not raised."""
+    config = comparison.config
+    data: ImageData | None = None
+    results: list[ModelResult] = []
+    models = comparison.models
+    for index, model in enumerate(models):
+        run_dir = comparison.run_dir(model)
+        action = _next_action(run_dir, comparison.statuses.get(model)) if resume else "train"
+        if action == "keep":
+            log.info("[%d/%d] %s: finished in %s, kept", index + 1, len(models), model, run_dir)
+            comparison.statuses[model] = OK
+            results.append(_result(model, run_dir, OK))
+            continue
+        if data is None:  # loaded once, and only if something trains
+            data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
+                             config.val_fraction)
+        try:
+            status = _train(comparison, model, run_dir, data, action, f"[{index + 1}/{len(models)}]")
+        except (KeyboardInterrupt, TrainingInterrupted):
+            comparison.statuses[model] = INTERRUPTED
+            for later in models[index + 1:]:
+                comparison.statuses.setdefault(later, NOT_RUN)
+            comparison.save()
+            results.append(_result(model, run_dir, INTERRUPTED))
+            results += [_result(m, comparison.run_dir(m), comparison.statuses[m]) for m in models[index + 1:]]
+            write_report(results, comparison.output, comparison.command, comparison.resumed_by)
+            raise TrainingInterrupted(
+                f"stopped while training {model}; the report in {comparison.output} holds what finished; "
+                f"continue with: convolab compare --resume {comparison.output}") from None
+        comparison.statuses[model] = status
+        comparison.save()
+        results.append(_result(model, run_dir, status))
+    write_report(results, comparison.output, comparison.command, comparison.resumed_by)
+    return results
+
+
+def _next_action(run_dir: Path, status: str | None) -> str:
+    """'keep' a finished run, 'resume' an interrupted one, 'train' a failed or missing one afresh."""
+    if not (run_dir / "config.json").is_file():
+        return "train"
+    try:
+        state = read_last_state(run_dir)
+    except ConvolabError:
+        state = None  # an unreadable checkpoint: train again
+    if run_is_complete(TrainConfig.from_run(run_dir), state):
+        return "keep"
+    if state is not None and not (status or "").startswith("failed"):
+        return "resume"
+    return "train"
+
+
+def _train(comparison: Comparison, model: str, run_dir: Path, data: ImageData, action: str, step: str) -> str:
+    """Train (or resume) one model; its status: OK or 'failed: <reason>'."""
+    trainer = None
+    try:
+        if action == "resume":
+            trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
+            log.info("%s %s: resuming in %s at epoch %d", step, model, run_dir, trainer.epoch + 1)
+        else:
+            if run_dir.exists():  # what a failed attempt left
+                shutil.rmtree(run_dir)
+            log.info("%s %s: training in %s", step, model, run_dir)
+            config = dataclasses.replace(comparison.config, model=model, output=str(run_dir))
+            trainer = Trainer(config, data=data)
+        trainer.fit()
+        return OK
+    except TrainingInterrupted:
+        raise
+    except Exception as err:  # any failure of one model must not lose the others
+        reason = one_line(err)
+        log.warning("%s %s failed: %s", step, model, reason, exc_info=not isinstance(err, ConvolabError))
+        return f"failed: {reason}"
+    finally:
+        del trainer
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next model gets the memory this one held
+
+
+def _result(model: str, run_dir: Path, status: str) -> ModelResult:
+    """The report row of `model`; a run that never wrote its config is a row with its status alone."""
+    if (run_dir / "config.json").is_file():
+        try:
+            return read_run(run_dir, status=status, label=model)
+        except ConvolabError as err:
+            status = f"{status}; unreadable run: {one_line(err)}"
+    return ModelResult(model=model, run_dir=str(run_dir), status=status)
+
+
+def report_runs(run_dirs: list[str | Path], output: str | Path,
+                command: list[str] | str) -> list[ModelResult]:
+    """The comparison report of runs already made (`convolab report`); runs of other data sets are
+    refused."""
+    if not run_dirs:
+        raise ConfigError("give at least one RUN_DIR (a `convolab train` or `convolab compare` run folder)")
+    paths = [Path(p) for p in run_dirs]
+    output = Path(output)
+    for path in paths:
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
+                              "`convolab train` run or a folder under a comparison's runs/")
+        if path.resolve() == output.resolve():
+            raise ConfigError(f"--output {output} is one of the runs (its curves.png would be overwritten); "
+                              "write the report to another folder")
+    results = [read_run(path) for path in paths]
+    names = [r.model for r in results]
+    for r in results:
+        if names.count(r.model) > 1:  # the same model run twice: tell the runs apart by folder
+            r.model = f"{r.model} ({Path(r.run_dir).name})"
+    write_report(results, output, command)
+    return results

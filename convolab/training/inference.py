@@ -1,0 +1,164 @@
+"""Using a trained checkpoint: rebuild its model, evaluate it on a data set, classify image files."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import create_model
+from .._atomic import atomic_write
+from ..data import ImageData
+from ..data.augment import AugmentConfig, BatchTransform
+from ..errors import CheckpointError, DataError
+from .checkpoint import load_checkpoint
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    checkpoint: dict
+    transform: BatchTransform
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.checkpoint["classes"])
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """The model of a checkpoint (or run folder) in eval mode, with the preprocessing it was trained with."""
+    ckpt = load_checkpoint(path)
+    try:
+        model = create_model(ckpt["model_name"], num_classes=int(ckpt["num_classes"]), in_chans=int(ckpt["in_chans"]),
+                             **dict(ckpt.get("model_options", {})))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{path} does not match its model {ckpt.get('model_name')!r}: "
+                              f"{str(err).splitlines()[0][:200]}") from None
+    model.to(device).eval()
+    transform = BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]), tuple(ckpt["mean"]),
+                               tuple(ckpt["std"]), AugmentConfig())
+    return LoadedModel(model, ckpt, transform)
+
+
+@torch.no_grad()
+def predict_logits(loaded: LoadedModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    device = next(loaded.model.parameters()).device
+    out = [loaded.model(loaded.transform(images[i:i + batch_size].to(device))).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, len(loaded.classes))
+
+
+@dataclass
+class EvaluationReport:
+    classes: list[str]
+    top1: float
+    top5: float
+    per_class: list[float]
+    confusion: np.ndarray  # rows: true class, columns: predicted class
+    count: int
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """per_class.csv, confusion.csv and confusion.png in `out_dir`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["class", "accuracy", "images"])
+        for name, acc, n in zip(self.classes, self.per_class, self.confusion.sum(1)):
+            writer.writerow([name, f"{acc:.4f}", int(n)])
+        atomic_write(out / "per_class.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["true \\ predicted", *self.classes])
+        for name, row in zip(self.classes, self.confusion):
+            writer.writerow([name, *map(int, row)])
+        atomic_write(out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        plot_confusion(self.confusion, self.classes, out / "confusion.png", f"top-1 {self.top1:.4f}")
+        return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
+
+
+def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Tensor:
+    """Index of each data class among the model's classes, matched by name."""
+    missing = [c for c in data_classes if c not in model_classes]
+    if missing:
+        raise DataError(f"the data has classes the checkpoint does not know: {', '.join(missing[:5])}; "
+                        f"the checkpoint's classes are {', '.join(model_classes[:12])}")
+    return torch.tensor([model_classes.index(c) for c in data_classes])
+
+
+def evaluate_checkpoint(loaded: LoadedModel, data: ImageData) -> EvaluationReport:
+    """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`."""
+    classes = loaded.classes
+    labels = class_mapping(data.classes, classes)[data.test.labels]
+    logits = predict_logits(loaded, data.test.images)
+    k = min(5, logits.shape[1])
+    topk = logits.topk(k, dim=1).indices
+    top1 = (topk[:, 0] == labels).float().mean().item()
+    top5 = (topk == labels[:, None]).any(1).float().mean().item()
+    n = len(classes)
+    confusion = torch.bincount(labels * n + topk[:, 0], minlength=n * n).reshape(n, n).numpy()
+    totals = confusion.sum(1)
+    per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
+    return EvaluationReport(classes, top1, top5, per_class, confusion, len(labels))
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    size = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90)
+        ax.set_yticks(range(n), classes)
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def read_images(paths: list[str | Path], channels: int) -> list[torch.Tensor]:
+    """Decode image files to uint8 C x H x W tensors with `channels` channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                img = img.convert("L" if channels == 1 else "RGB")
+                array = np.asarray(img)
+        except FileNotFoundError:
+            raise DataError(f"image {p} does not exist") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"image {p} cannot be read ({str(err).splitlines()[0]})") from None
+        t = torch.from_numpy(array.copy())
+        images.append(t[None] if t.ndim == 2 else t.permute(2, 0, 1))
+    return images
+
+
+@torch.no_grad()
+def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) for each image file, preprocessed as in training."""
+    classes = loaded.classes
+    k = min(topk, len(classes))
+    results = []
+    for image in read_images(paths, int(loaded.checkpoint["in_chans"])):
+        probs = predict_logits(loaded, image[None]).softmax(1)[0]
+        values, indices = probs.topk(k)
+        results.append([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])
+    return results

@@ -1,0 +1,117 @@
+"""The command line: the README's main job, every bad input as one line with exit code 2."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from convolab.cli import main
+from convolab.data import load_data
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", "lenet5_modern", "--epochs", "2", "--no-progress", "--output", str(run)])
+    assert code == 0
+    return run
+
+
+def test_two_epochs_of_lenet5_modern_on_mnist5k_clear_90_percent(trained_run):
+    lines = (trained_run / "metrics.csv").read_text().splitlines()
+    assert float(lines[-1].split(",")[6]) >= 0.90
+
+
+def test_train_last_line_is_test_accuracy(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "train", "lenet", "--data", "digits", "--epochs", "1", "--no-progress",
+                           "--output", str(tmp_path / "r"))
+    assert code == 0
+    assert out.strip().splitlines()[-1].startswith("test accuracy: 0.")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet"),
+    (["train", "lenet", "--data", "mnist6k"], "unknown data set 'mnist6k'"),
+    (["train", "lenet", "--data", "./no/such/folder"], "does not exist"),
+    (["train", "lenet", "--epochs", "0"], "--epochs: must be a positive integer"),
+    (["train", "lenet", "--epochs", "-3"], "--epochs: must be a positive integer"),
+    (["train", "lenet", "--batch-size", "0"], "--batch-size: must be a positive integer"),
+    (["train", "lenet", "--lr", "0"], "--lr: must be a positive number"),
+    (["train", "lenet", "--lr", "-0.1"], "--lr: must be a positive number"),
+    (["train", "lenet", "--model-option", "depth=3"], "cannot build lenet5"),
+    (["train"], "give a MODEL"),
+    (["models", "--nope"], "unrecognized arguments"),
+    (["evaluate", "missing-run/best.pt"], "does not exist"),
+])
+def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, argv, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_output_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "taken.txt"
+    target.write_text("keep me")
+    code, _, err = run_cli(capsys, "train", "lenet", "--output", str(target))
+    assert code == 2 and "is a file" in err
+    assert target.read_text() == "keep me"
+
+
+def test_console_script_reports_errors_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "convolab", "train", "resnet2O"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "did you mean" in proc.stderr
+
+
+def test_models_lists_lenet5_with_its_parameter_count(capsys):
+    code, out, _ = run_cli(capsys, "models", "lenet*")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("lenet5 "))
+    assert "61,706" in row and "416,520" in row and "1x28x28" in row
+
+
+def test_evaluate_prints_top1_top5_and_writes_the_confusion_matrix(trained_run, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", str(trained_run), "--output", str(trained_run / "ev"))
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[-2].startswith("top-1 accuracy: 0.9") and lines[-1].startswith("top-5 accuracy: ")
+    confusion = (trained_run / "ev" / "confusion.csv").read_text().splitlines()
+    assert len(confusion) == 11 and sum(int(v) for row in confusion[1:] for v in row.split(",")[1:]) == 1000
+    assert (trained_run / "ev" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_names_the_class_of_real_digit_images(trained_run, tmp_path, capsys):
+    data = load_data("mnist5k")
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(data.test.images[i * 100, 0].numpy()).save(path)
+        paths.append(str(path))
+    code, out, _ = run_cli(capsys, "predict", str(trained_run), *paths, "--topk", "3")
+    assert code == 0
+    predicted = [line.split()[1] for line in out.strip().splitlines()]
+    truth = [str(int(data.test.labels[i * 100])) for i in range(6)]
+    assert sum(p == t for p, t in zip(predicted, truth)) >= 5
+    assert all(len(line.split()) == 7 for line in out.strip().splitlines())  # path, top-1, p, 2 more pairs
+
+
+def test_predict_and_evaluate_refuse_a_corrupt_checkpoint_and_a_missing_image(trained_run, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((trained_run / "last.pt").read_bytes()[:1000])
+    code, _, err = run_cli(capsys, "evaluate", str(bad))
+    assert code == 2 and "not a readable checkpoint" in err
+    code, _, err = run_cli(capsys, "predict", str(trained_run), str(tmp_path / "none.png"))
+    assert code == 2 and "does not exist" in err
+    assert torch.load(trained_run / "last.pt", weights_only=True)["epoch"] == 2  # untouched

@@ -1,0 +1,264 @@
+"""Export: batch-norm folding, ONNX and TorchScript files checked against PyTorch, the export
+verb, and prediction with an exported ONNX model on real PNG digits."""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import convolab
+from convolab.cli import main
+from convolab.export import (
+    ExportError,
+    conv_bn_pairs,
+    export_onnx,
+    export_torchscript,
+    fold_batchnorm,
+    model_from_checkpoint,
+    predict_onnx,
+    read_torchscript_meta,
+)
+from convolab.export.fold import count_batchnorm
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+# Smallest inputs each network runs at (Inception-v3's 75 px is torchvision's minimum).
+SIZES = {"lenet5": 28, "googlenet_tv": 64, "resnet18": 64, "inception_v3": 75, "densenet121": 64,
+         "preact_resnet18": 32}
+_MODELS: dict[str, nn.Module] = {}
+
+
+@torch.no_grad()
+def trained_like(name: str) -> nn.Module:
+    """Random weights with BN statistics taken from data (as training leaves them) and random BN
+    scales and shifts, so folding has non-trivial numbers to merge; cached per name."""
+    if name not in _MODELS:
+        torch.manual_seed(0)
+        model = convolab.create_model(name)
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        for bn in bns:
+            bn.momentum = None  # cumulative average: one batch sets the statistics to its own
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.2)
+        size = SIZES[name]
+        model.train()(torch.randn(8, model.in_chans, size, size))
+        for bn in bns:
+            bn.running_mean.add_(torch.randn_like(bn.running_mean) * 0.05)
+        _MODELS[name] = model.eval()
+    return _MODELS[name]
+
+
+def sample(name: str, n: int = 2, seed: int = 1) -> torch.Tensor:
+    size, chans = SIZES[name], trained_like(name).in_chans
+    return torch.randn(n, chans, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "googlenet_tv", "resnet18", "inception_v3", "densenet121"])
+def test_folded_model_matches_unfolded_to_1e5(name):
+    model = trained_like(name)
+    folded = fold_batchnorm(model)
+    x = sample(name)
+    with torch.no_grad():
+        assert (folded(x) - model(x)).abs().max().item() <= 1e-5
+    assert folded is not model and not folded.training
+
+
+@pytest.mark.parametrize("name,left", [("googlenet_tv", 0), ("resnet18", 0), ("inception_v3", 0)])
+def test_fold_removes_every_post_conv_batchnorm(name, left):
+    assert count_batchnorm(fold_batchnorm(trained_like(name))) == left
+
+
+def test_fold_leaves_pre_activation_batchnorms_alone():
+    # DenseNet: only conv0->norm0 and each layer's bottleneck conv1->norm2 feed a BN from a conv;
+    # norm1 and the transitions' norms read a concatenation or a pooled map.
+    pairs = conv_bn_pairs(trained_like("densenet121"))
+    assert ("features.conv0", "features.norm0") in pairs
+    assert all(c.endswith(".conv1") and b == c[:-len("conv1")] + "norm2" for c, b in pairs[1:])
+    assert len(pairs) == 1 + 58
+    # Pre-activation ResNet: bn1 reads the block input and the stem has no BN.
+    preact = trained_like("preact_resnet18")
+    pairs = conv_bn_pairs(preact)
+    assert pairs and all(c.endswith(".conv1") and b.endswith(".bn2") for c, b in pairs)
+    x = sample("preact_resnet18")
+    with torch.no_grad():
+        assert (fold_batchnorm(preact)(x) - preact(x)).abs().max().item() <= 1e-5
+
+
+class ConvUsedTwice(nn.Module):
+    """conv -> bn registered in that order, but the conv's output also feeds the sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn(y) + y
+
+
+class BnBeforeConv(nn.Module):
+    """conv then bn in registration order, bn applied first: a registration walk would fold it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.conv(self.bn(x))
+
+
+@pytest.mark.parametrize("cls", [ConvUsedTwice, BnBeforeConv])
+def test_fold_refuses_pairs_the_data_flow_does_not_support(cls):
+    model = cls().eval()
+    with torch.no_grad():
+        model.bn.running_mean.normal_()
+        model.bn.running_var.uniform_(0.5, 2)
+    assert conv_bn_pairs(model) == []
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(fold_batchnorm(model)(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "googlenet_tv", "resnet18", "inception_v3"])
+def test_onnx_export_agrees_with_pytorch(tmp_path, name):
+    model = trained_like(name)
+    size = SIZES[name]
+    path = tmp_path / f"{name}.onnx"
+    result = export_onnx(model, path, (model.in_chans, size, size), dynamic_batch=True)
+    assert result.max_abs_diff <= 1e-4 and result.batch_sizes_checked == (1, 3)
+    assert result.folded_bn == count_batchnorm(model)
+    # Checked again here, on inputs the export did not see, at a third batch size.
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = sample(name, n=2, seed=7)
+    got = session.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(got - model(x).numpy()).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["lenet5", "googlenet_tv", "resnet18", "inception_v3"])
+def test_torchscript_export_agrees_with_pytorch(tmp_path, name):
+    model = trained_like(name)
+    size = SIZES[name]
+    path = tmp_path / f"{name}.torchscript.pt"
+    result = export_torchscript(model, path, (model.in_chans, size, size), batch_size=2)
+    assert result.max_abs_diff <= 1e-4 and result.batch_sizes_checked == (2,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        loaded = torch.jit.load(str(path))
+    x = sample(name, n=2, seed=7)
+    with torch.no_grad():
+        assert (loaded(x) - model(x)).abs().max().item() <= 1e-4
+
+
+class FrozenByTracing(nn.Module):
+    """Multiplies by the input's mean as a Python float: tracing freezes it, so exports differ."""
+
+    def forward(self, x):
+        return x.flatten(1)[:, :4] * float(x.mean())
+
+
+@pytest.mark.parametrize("export", [export_onnx, export_torchscript])
+def test_export_refuses_a_model_it_does_not_reproduce(tmp_path, export):
+    path = tmp_path / "bad.out"
+    with pytest.raises(ExportError, match="differs from the PyTorch model by up to"):
+        export(FrozenByTracing(), path, (1, 4, 4), dynamic_batch=True)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+# ----- from a real checkpoint ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """lenet5_modern trained for one epoch on the digits (the engine's real checkpoint)."""
+    from convolab.training import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=64, progress=False,
+                        output=str(out))).fit()
+    return out
+
+
+def test_export_verb_writes_checked_onnx_with_metadata(run_dir, tmp_path, capsys):
+    out = tmp_path / "digits.onnx"
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "largest difference from PyTorch:" in printed
+    diff = float(printed.split("largest difference from PyTorch:")[1].split()[0])
+    assert diff <= 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    assert json.loads(meta["classes"]) == ckpt["classes"]
+    assert json.loads(meta["mean"]) == pytest.approx(ckpt["mean"])
+    assert json.loads(meta["std"]) == pytest.approx(ckpt["std"])
+    assert json.loads(meta["image_size"]) == [28, 28] and json.loads(meta["in_chans"]) == 1
+
+
+def test_export_verb_torchscript_default_output_and_metadata(run_dir, capsys):
+    assert main(["export", str(run_dir / "last.pt"), "--format", "torchscript", "--batch-size", "4"]) == 0
+    path = run_dir / "last.torchscript.pt"
+    assert str(path) in capsys.readouterr().out
+    module, meta = read_torchscript_meta(path)
+    assert meta.model_name == "lenet5_modern" and meta.classes == tuple(str(i) for i in range(10))
+    model, _ = model_from_checkpoint(run_dir / "last.pt")
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert (module(x) - model(x)).abs().max().item() <= 1e-4
+
+
+def test_export_verb_refusals_are_one_line_exit_2(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    cases = [
+        (["export", str(tmp_path / "missing.pt")], "does not exist"),
+        (["export", str(bad)], "not a readable checkpoint"),
+        (["export", str(run_dir), "--out", str(tmp_path / "no" / "such" / "m.onnx")], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(run_dir), "--batch-size", "2", "--dynamic-batch"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_export_verb_names_the_pip_command_when_onnx_is_missing(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install onnx onnxruntime" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("batch", [None, 2])  # dynamic, and a fixed batch that 3 images do not fill
+def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, batch):
+    from PIL import Image
+
+    from convolab.data import load_mnist5k
+    from convolab.data.augment import BatchTransform
+
+    test = load_mnist5k().test
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(test.images[i, 0].numpy(), mode="L").save(paths[-1])
+    out = tmp_path / "m.onnx"
+    model, meta = model_from_checkpoint(run_dir)
+    export_onnx(model, out, (1, 28, 28), batch_size=batch or 1, dynamic_batch=batch is None, meta=meta)
+    got = predict_onnx(out, paths, top_k=3)
+    transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+    with torch.no_grad():
+        probs = model(transform(test.images[:3])).softmax(1)
+    assert len(got) == 3
+    for row, p in zip(got, probs, strict=True):
+        values, indices = p.topk(3)
+        assert [name for name, _ in row] == [meta.classes[i] for i in indices]
+        assert [prob for _, prob in row] == pytest.approx(values.tolist(), abs=1e-5)
