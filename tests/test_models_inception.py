@@ -64,8 +64,9 @@ def test_params_and_macs_equal_the_reference(name, options, params, macs, size):
 
 
 def test_small_inception_is_zhang_et_al_table_1_plus_bn_scale():
-    # Zhang et al. 2017 list 1,649,402 parameters for their CIFAR-10 Inception; their TF-slim
-    # batch norm has no scale gamma (scale=False), ours has one per BN channel: 1,712 of them.
+    # Zhang et al. 2017, Table 1: 1,649,402 parameters for their CIFAR-10 Inception. That is one
+    # per-channel term per conv output (TF-slim's batch norm has a beta but no gamma by default);
+    # ours has BN's gamma and beta, so 1,712 more.
     model = meta_model("inception_small")
     bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     assert bn_channels == 1_712
@@ -111,7 +112,7 @@ STAGES = [
                                   "block8": (1792, 8, 8)}),
     ("bn_inception", 224, {"conv1": (64, 112, 112), "conv2": (192, 56, 56), "inception3b": (320, 28, 28),
                            "inception4d": (608, 14, 14), "inception5b": (1024, 7, 7)}),
-    ("inception_small", 32, {"stem": (96, 32, 32), "stage1": (80, 32, 32), "stage2": (144, 15, 15),
+    ("inception_small", 28, {"stem": (96, 28, 28), "stage1": (80, 28, 28), "stage2": (144, 14, 14),
                              "stage3": (336, 7, 7)}),
 ]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import positive_int
+from ..export.exporters import TOLERANCE
+from ._args import positive_float, positive_int
 
 HELP = "export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch)"
 
@@ -19,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--dynamic-batch", action="store_true",
                        help="any batch size (the default when --batch-size is not given)")
     parser.add_argument("--out", help="output file (default: next to the checkpoint, e.g. RUN/best.onnx)")
+    parser.add_argument("--tolerance", type=positive_float, default=TOLERANCE,
+                        help="largest absolute difference from PyTorch accepted (default: %(default)g)")
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions")
 
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
     export = export_onnx if args.format == "onnx" else export_torchscript
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
-                    dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold)
+                    dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
+                    tolerance=args.tolerance)
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
     print(f"wrote {result.path} ({args.format}, {meta.model_name}, input {size}, {batch}, "

@@ -56,13 +56,38 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda (default: %(default)s)")
     g.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="mixed precision (auto: bf16 on CUDA)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
+                   help="NHWC memory format (default: on)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g.add_argument("--output", help="run folder (default: runs/MODEL-DATA[-N])")
     g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to the model constructor, e.g. aux_logits=false (repeatable)")
+    g = parser.add_argument_group("transfer and several outputs")
+    g.add_argument("--freeze-backbone", action="store_true",
+                   help="train only the classifier and other heads (frozen batch norm stays in eval mode)")
+    g.add_argument("--backbone-lr-scale", type=positive_float, metavar="F",
+                   help="the backbone learns at F x the learning rate (the heads at 1 x)")
+    g.add_argument("--loss", type=loss_weights, default={}, metavar="NAME=W,...",
+                   help="loss weight per model output, e.g. main=1.0,aux1=0.3,aux2=0.3 or main=1,parity=0.5")
+    g.add_argument("--extra-target", action="append", default=[], metavar="NAME",
+                   help="a second target per image derived from its class, learnt by the output NAME: "
+                   "parity (digits: even/odd), vehicle (CIFAR-10: animal/vehicle) (repeatable)")
+
+
+def loss_weights(text: str) -> dict[str, float]:
+    """`main=1.0,aux1=0.3` -> {"main": 1.0, "aux1": 0.3}."""
+    weights = {}
+    for pair in filter(None, text.split(",")):
+        name, sep, value = pair.partition("=")
+        try:
+            weights[name.strip()] = non_negative_float(value) if sep and name.strip() else None
+        except argparse.ArgumentTypeError:
+            weights[name.strip()] = None
+        if weights[name.strip()] is None:
+            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT pairs with weights >= 0, got {pair!r}")
+    return weights
 
 
 def parse_model_options(pairs: list[str]) -> dict:
@@ -90,12 +115,17 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         random_erasing=args.random_erasing, patience=args.patience, min_delta=args.min_delta,
         output=args.output, model_options=parse_model_options(args.model_option),
         skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, tensorboard=args.tensorboard,
-        progress=args.progress)
+        progress=args.progress, init_from=getattr(args, "init_from", None),
+        freeze_backbone=args.freeze_backbone, backbone_lr_scale=args.backbone_lr_scale,
+        loss_weights=dict(args.loss), extra_targets=list(args.extra_target))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="model name (see `convolab models`)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from RUN_DIR/last.pt")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="start from the weights of a checkpoint that match by name and shape (the "
+                        "others are listed by name)")
     parser.add_argument("--nproc", type=positive_int, metavar="N",
                         help="data-parallel on N processes of this machine through torchrun (gloo on the "
                         "CPU, NCCL with one GPU each); --batch-size is the global batch")

@@ -113,6 +113,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="col")
     for i, r in enumerate(results):
@@ -128,6 +129,8 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_title("training loss")
     axes[0, 1].set_title("test accuracy")
     for ax in axes.flat:

@@ -105,12 +105,13 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; give a folder for the comparison "
                           "(it will be created)")
+    data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     output.mkdir(parents=True, exist_ok=True)
     shared = dataclasses.replace(config, model="", output=None)
     command = command if isinstance(command, str) else shlex.join(command)
     comparison = Comparison(output, list(models), shared, command)
     comparison.save()
-    return run_comparison(comparison)
+    return run_comparison(comparison, data=data)
 
 
 def resume_comparison(output: str | Path, command: list[str] | str,
@@ -125,10 +126,15 @@ def resume_comparison(output: str | Path, command: list[str] | str,
     return run_comparison(comparison, resume=True)
 
 
-def run_comparison(comparison: Comparison, resume: bool = False) -> list[ModelResult]:
-    """Each model in turn (kept, resumed or trained), then the report; failures are recorded, not raised."""
-    config = comparison.config
-    data: ImageData | None = None
+def _load(config: TrainConfig) -> ImageData:
+    return load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
+                     config.val_fraction)
+
+
+def run_comparison(comparison: Comparison, resume: bool = False,
+                   data: ImageData | None = None) -> list[ModelResult]:
+    """Each model in turn (kept, resumed or trained), then the report; failures are recorded, not raised.
+    All models train on one ImageData (`data`, else loaded once when the first model needs it)."""
     results: list[ModelResult] = []
     models = comparison.models
     for index, model in enumerate(models):
@@ -140,8 +146,7 @@ def run_comparison(comparison: Comparison, resume: bool = False) -> list[ModelRe
             results.append(_result(model, run_dir, OK))
             continue
         if data is None:  # loaded once, and only if something trains
-            data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
-                             config.val_fraction)
+            data = _load(comparison.config)
         try:
             status = _train(comparison, model, run_dir, data, action, f"[{index + 1}/{len(models)}]")
         except (KeyboardInterrupt, TrainingInterrupted):

@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import create_model
 from ..analysis.summary import summary
-from ..ops import conv2d, conv_output_size, corr2d
+from ..ops import conv1x1_as_matmul, conv2d, conv_output_size, corr2d
 from ._format import nested, rows, size
 
 CORR2D_X = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
@@ -37,6 +37,13 @@ def corr2d_demo() -> Iterator[str]:
         yield f"  channel {c}: X = {nested(MULTI_X[c])}, K = {nested(MULTI_K[c])}, " \
               f"corr2d = {nested(corr2d(MULTI_X[c], MULTI_K[c]))}"
     yield f"  conv2d (1 x 2 x 2 x 2 kernel) = {nested(conv2d(MULTI_X[None], MULTI_K[None])[0, 0])}"
+    yield ""
+    x = np.arange(27, dtype=np.float64).reshape(1, 3, 3, 3)
+    weight = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    y = conv1x1_as_matmul(x, weight)
+    same = np.allclose(y, conv2d(x, weight[:, :, None, None]))
+    yield "a 1x1 convolution is a fully connected layer at every pixel: (2 x 3 weight) @ (3 channels x 9 px)"
+    yield f"  equals conv2d with a 2x3x1x1 kernel: {same}; output channel 0 = X0 - X2 = {nested(y[0, 0])}"
 
 
 @dataclass

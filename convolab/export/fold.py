@@ -33,8 +33,12 @@ def _graph(model: nn.Module) -> tuple[fx.Graph, str]:
 
 def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv, bn) module names where the BN's only input is the conv's output, the conv's output
-    goes nowhere else, and each of the two modules is called exactly once."""
-    graph, prefix = _graph(model)
+    goes nowhere else, and each of the two modules is called exactly once; none for a model that
+    torch.fx cannot trace."""
+    try:
+        graph, prefix = _graph(model)
+    except Exception:  # noqa: BLE001 - not symbolically traceable (data-dependent Python): fold nothing
+        return []
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
     for node in graph.nodes:

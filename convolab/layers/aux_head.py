@@ -15,6 +15,7 @@ class GoogLeNetAux(nn.Module):
 
     `pool="avg"` is the paper's 5x5/3 average pool (14 -> 4); `pool="adaptive"` is torchvision's
     adaptive average pool to 4x4, which bins 14 pixels differently (same shapes, other numbers).
+    The paper's pool gives 4x4 only from a 14-16 pixel grid, i.e. GoogLeNet at about 224x224.
     """
 
     def __init__(self, in_channels: int, num_classes: int, conv_block: ConvBlock, pool: str = "avg",
@@ -43,7 +44,10 @@ class GoogLeNetAux(nn.Module):
 
 
 class InceptionV3Aux(nn.Module):
-    """avg pool 5x5/3 -> 1x1 conv 128 -> 5x5 conv 768 -> global pool -> FC classes (v3 Fig. 8)."""
+    """avg pool 5x5/3 -> 1x1 conv 128 -> 5x5 conv 768 -> global pool -> FC classes (v3 Fig. 8).
+
+    Needs a grid of at least 17x17 (Mixed_6e at 299x299 input), as torchvision's.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, conv_block: ConvBlock):
         super().__init__()

@@ -10,8 +10,9 @@ Three registered variants share one class and one table of modules (paper Table 
   (torchvision issue #906), conv + BN(eps 1e-3) + ReLU, ceil-mode pools, maxpool4 2x2/2, dropout
   0.2, adaptive-pool aux heads. 6,624,904 parameters (13,004,888 with aux heads).
 * `googlenet_small`: d2l's GoogLeNet layout (1 channel, 10 classes): the paper's modules, no LRN,
-  pools 3x3/2 with padding 1 so that 28x28 input still ends at 1x1, plus BN after every conv so
-  it trains in a few hundred steps; `batch_norm=False` is d2l's net exactly (5,977,530 parameters).
+  pools 3x3/2 with padding 1 so that 28x28 input still ends at 1x1, plus BN after every conv
+  (without it the MNIST loss stayed at 2.30 through our first 20-100 Adam steps); `batch_norm=False`
+  is d2l's net exactly (5,977,530 parameters).
 
 Auxiliary heads: `aux_logits=False` by default (torchvision defaults to True when built without
 weights; we follow its released weights and timm, and `model(x)` then trains every parameter).
@@ -104,8 +105,8 @@ class GoogLeNet(AuxClassifierNet):
             FeatureInfo("inception4e", 832, 16), FeatureInfo("inception5b", 1024, 32)]
         self.data_config = data_config_for(in_chans, img_size, mean, std)
         if not any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
-            # Without BN, 22 ReLU layers under PyTorch's default init barely pass a gradient; the
-            # paper's Caffe model and d2l both train from Xavier weights and zero biases.
+            # Without BN the initial scale matters; the paper's Caffe model (bvlc_googlenet) and
+            # d2l both start from Xavier weights, so we do too.
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.init.xavier_uniform_(m.weight)

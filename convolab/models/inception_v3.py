@@ -1,7 +1,9 @@
 """Inception-v3 (Szegedy et al. 2015, "Rethinking the Inception Architecture"), and a small Inception.
 
 `inception_v3` is torchvision's (= TF-slim's) network, weight for weight: 23,834,568 parameters,
-27,161,264 with the auxiliary head, 5,713,216,096 MACs at 299x299; it runs from 75x75 up. The
+27,161,264 with the auxiliary head, 5,713,216,096 MACs at 299x299; it runs from 75x75 up (the aux
+head, as torchvision's, needs the 17x17 grid of 299x299 input). `aux_logits=False` is the default
+(timm's; torchvision's is True without weights); `forward_outputs(x)` gives `{"main", "aux"}`. The
 real stem differs from the paper's Table 1 (1x1 -> 80 at 73x73, 3x3 -> 192 at 71x71, and
 Mixed_5b outputs 256, not 288); the implementation is what the published weights need.
 
@@ -140,13 +142,14 @@ class SmallInceptionModule(nn.Module):
 
 
 class SmallDownsample(nn.Module):
-    """conv 3x3/2 (valid) | max pool 3x3/2, concatenated: halves H and W."""
+    """conv 3x3/2 | max pool 3x3/2, both padded by 1 ("same"), concatenated: halves H and W."""
 
     def __init__(self, in_channels: int, ch3x3: int, block: ConvBlock):
         super().__init__()
         self.out_channels = ch3x3 + in_channels
-        self.branch3x3 = block(in_channels, ch3x3, kernel_size=3, stride=2, padding=0)
-        self.pool = nn.MaxPool2d(3, stride=2)
+        # "same" padding as in TF: 28 -> 14 -> 7, the paper's 28x28 crops ending on a 7x7 grid
+        self.branch3x3 = block(in_channels, ch3x3, kernel_size=3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch3x3(x), self.pool(x)], 1)
@@ -168,8 +171,6 @@ class SmallInception(ConvNet):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
                  block: ConvBlock | None = None):
         super().__init__()
-        if img_size < 15:
-            raise ConfigError(f"inception_small needs img_size >= 15 (two 3x3/2 reductions), got {img_size}")
         block = block or conv_block(norm="bn")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.stem = block(in_chans, 96, kernel_size=3, padding=1)
@@ -195,7 +196,7 @@ class SmallInception(ConvNet):
         x = self.stage1(self.stem(x))
         # N x 80 x 32 x 32
         x = self.stage2(x)
-        # N x 144 x 15 x 15; stage3 gives N x 336 x 7 x 7
+        # N x 144 x 16 x 16; stage3 gives N x 336 x 8 x 8
         return self.stage3(x)
 
 

@@ -4,6 +4,7 @@ learning rate as a pure function of the step, full-state checkpoints that resume
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -123,22 +124,31 @@ class TrainingOutputs(nn.Module):
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
-             return_logits: bool = False) -> dict[str, Any]:
-    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked."""
+             return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
+
+    `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`.
+    """
     model.eval()
+    targets = targets or {}
     total_loss, correct, outputs = 0.0, 0, []
+    correct_by = dict.fromkeys(targets, 0)
     for start in range(0, len(labels), batch_size):
         x = transform(images[start:start + batch_size].to(device, non_blocking=True))
         y = labels[start:start + batch_size].to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
-            logits = model(x)
-        logits = logits.float()
+            named = model.forward_outputs(x) if targets else {"main": model(x)}
+        logits = named["main"].float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
+        for name, target in targets.items():
+            t = target[start:start + batch_size].to(device, non_blocking=True)
+            correct_by[name] += (named[name].argmax(1) == t).sum().item()
         if return_logits:
             outputs.append(logits.cpu())
     n = max(1, len(labels))
     result: dict[str, Any] = {"loss": total_loss / n, "acc": correct / n}
+    result.update({f"acc_{name}": c / n for name, c in correct_by.items()})
     if return_logits:
         result["logits"] = torch.cat(outputs) if outputs else torch.empty(0)
     return result
@@ -155,6 +165,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None):
         self.config = config
+        self.init_report = None  # what config.init_from loaded and skipped
         self.device = resolve_device(config.device)
         # Several processes under torchrun: join the job, one GPU per process.
         self.dist = Distributed.from_env(self.device)
@@ -170,8 +181,10 @@ class Trainer:
             options = dict(config.model_options)
             model = create_model(config.model, num_classes=self.data.num_classes,
                                  in_chans=self.data.image_shape[0], **options)
+            if config.init_from:
+                self.init_report = self._init_from(model, config.init_from)
         self.model = model.to(self.device)
-        channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        channels_last = config.channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         data_cfg = getattr(self.model, "data_config", None)
@@ -191,10 +204,22 @@ class Trainer:
                                              channels_last)
         self.aux_weight = config.aux_weight if config.aux_weight is not None else \
             PAPER_AUX_WEIGHTS.get(getattr(self.model, "model_name", config.model), 0.0)
-        self.want_aux = self.aux_weight > 0 and bool(getattr(self.model, "aux_names", ()))
-        self.optimizer = build_optimizer(
-            param_groups(self.model, config.weight_decay, config.decay_norm_and_bias),
-            config.optimizer, config.base_lr, config.momentum, config.nesterov)
+        self.train_targets, self.test_targets = self._extra_targets()
+        self.loss_weights = self._loss_weights()
+        self.want_aux = any(w > 0 for name, w in self.loss_weights.items() if name != "main")
+        # Outputs scored per epoch besides main: each trained output, against its own target or the labels.
+        self.scored_outputs = [n for n in self.loss_weights if n != "main"] if self.want_aux else []
+        groups = param_groups(self.model, config.weight_decay, config.decay_norm_and_bias)
+        if config.freeze_backbone or config.backbone_lr_scale is not None:
+            from ..finetune.freeze import backbone_lr_groups, freeze_backbone
+
+            if config.freeze_backbone:
+                freeze_backbone(self.model)
+                groups = param_groups(self.model, config.weight_decay, config.decay_norm_and_bias)
+            if config.backbone_lr_scale is not None:
+                groups = backbone_lr_groups(self.model, groups, config.backbone_lr_scale)
+        self.optimizer = build_optimizer(groups, config.optimizer, config.base_lr, config.momentum,
+                                         config.nesterov)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = ModelEma(self.model, config.ema_decay) if config.ema_decay else None
         forward = TrainingOutputs(self.model, self.want_aux)
@@ -226,6 +251,48 @@ class Trainer:
         self.wall_seconds = 0.0
         self._stop_signal: int | None = None
         self.tensorboard = self._open_tensorboard() if config.tensorboard and self.dist.is_main else None
+
+    # ----- transfer and several outputs --------------------------------------------------------
+    @staticmethod
+    def _init_from(model: nn.Module, path: str) -> Any:
+        """Load the weights of `path` that match `model` by name and shape; log every skipped name."""
+        from ..finetune.loading import load_matching
+
+        report = load_matching(model, load_checkpoint(path)["model"])
+        log.info("init from %s: %s", path, report.summary())
+        return report
+
+    def _extra_targets(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The derived targets of the outputs that have their own (e.g. `parity`), on the device."""
+        names = list(self.config.extra_targets)
+        outputs = ("main", *getattr(self.model, "aux_names", ()))
+        for name in names:
+            if name not in outputs:
+                raise ConfigError(f"--extra-target {name}: the model has no output named {name!r} "
+                                  f"(its outputs: {', '.join(outputs)})")
+        for name in getattr(self.model, "task_classes", {}):
+            if name not in names:
+                raise ConfigError(f"the model's output {name!r} predicts its own target: "
+                                  f"add --extra-target {name}")
+        if not names:
+            return {}, {}
+        from ..finetune.targets import derive_target
+
+        train, test = {}, {}
+        for name in names:
+            train[name] = derive_target(name, self.data.train.labels, self.data.classes).to(self.device)
+            test[name] = derive_target(name, self.data.test.labels, self.data.classes).to(self.device)
+        return train, test
+
+    def _loss_weights(self) -> dict[str, float]:
+        """Each output's loss weight: main 1, auxiliary heads the aux weight, task heads 1; --loss overrides."""
+        aux = getattr(self.model, "aux_names", ())
+        weights = {"main": 1.0} | {n: 1.0 if n in self.train_targets else self.aux_weight for n in aux}
+        unknown = sorted(set(self.config.loss_weights) - set(weights))
+        if unknown:
+            raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
+                              f"(its outputs: {', '.join(weights)})")
+        return weights | {k: float(v) for k, v in self.config.loss_weights.items()}
 
     # ----- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -309,7 +376,9 @@ class Trainer:
         for key, value in overrides.items():
             setattr(config, key, value)
         state = load_checkpoint(run_dir / "last.pt")
-        trainer = cls(config, data=data)
+        # The saved state replaces any initial weights: don't read (or need) the init_from checkpoint.
+        trainer = cls(dataclasses.replace(config, init_from=None), data=data)
+        trainer.config = config
         trainer.load_state_dict(state)
         return trainer
 
@@ -327,21 +396,26 @@ class Trainer:
     def _set_lr(self) -> float:
         lr = self.config.base_lr * lr_factor(self.step, self.total_steps, self.config.schedule, self.warmup_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # e.g. a fine-tuned backbone's lower rate
         return lr
 
-    def _loss(self, outputs: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        smoothing = self.config.label_smoothing
-        loss = F.cross_entropy(outputs["main"].float(), y, label_smoothing=smoothing)
+    def _loss(self, outputs: dict[str, torch.Tensor], y: torch.Tensor,
+              targets: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Weighted sum of each output's cross-entropy against its own target, else the labels."""
+        smoothing, targets = self.config.label_smoothing, targets or {}
+        weights = self.loss_weights
+        loss = weights["main"] * F.cross_entropy(outputs["main"].float(), y, label_smoothing=smoothing)
         for name, logits in outputs.items():
             if name != "main":
-                loss = loss + self.aux_weight * F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+                loss = loss + weights[name] * F.cross_entropy(
+                    logits.float(), targets.get(name, y), label_smoothing=smoothing)
         return loss
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor,
+                    targets: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with _autocast(self.device, self.amp_dtype):
             outputs = self.forward_model(x)
-        loss = self._loss(outputs, y)
+        loss = self._loss(outputs, y, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.clip_grad:
@@ -374,8 +448,9 @@ class Trainer:
                 idx = self.dist.shard(idx)  # rank r of W takes idx[r::W]: the global batch stays B
                 x = self.transform(self.train_images[idx], train=True, generator=self.aug_generator)
                 y = self.train_labels[idx]
+                targets = {name: t[idx] for name, t in self.train_targets.items()}
                 lr = self._set_lr()
-                loss, correct = self._train_step(x, y)
+                loss, correct = self._train_step(x, y, targets)
                 loss_sum += loss * len(y)
                 correct_sum += correct
                 seen += len(y)
@@ -403,11 +478,13 @@ class Trainer:
         return True
 
     def _fold_partial(self, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int, seconds: float) -> None:
-        loss, correct, seen = self.dist.sum(loss_sum.item(), correct_sum.item(), seen)  # over all ranks
+        # Summed over the ranks; the seconds averaged, so that every rank sees the same clock
+        # (a time budget must stop all of them after the same epoch).
+        loss, correct, seen, seconds = self.dist.sum(loss_sum.item(), correct_sum.item(), seen, seconds)
         self.partial["loss"] += loss
         self.partial["correct"] += round(correct)
         self.partial["seen"] += round(seen)
-        self.partial["seconds"] += seconds
+        self.partial["seconds"] += seconds / self.dist.world_size
 
     def _should_stop(self) -> bool:
         """A stop signal arrived (on any rank: all must stop at the same step, or the others would
@@ -420,16 +497,20 @@ class Trainer:
     def _evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Test loss and accuracy; with several processes each evaluates its share of the test set."""
         size = max(256, self.config.batch_size)
+        targets = {name: self.test_targets.get(name, self.test_labels) for name in self.scored_outputs}
         if not self.dist.enabled:
             return evaluate(model, self.test_images, self.test_labels, self.eval_transform, size, self.device,
-                            self.amp_dtype)
+                            self.amp_dtype, targets=targets)
         self.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
         labels = self.dist.shard(self.test_labels)
+        shards = {name: self.dist.shard(t) for name, t in targets.items()}
         result = evaluate(model, self.dist.shard(self.test_images), labels, self.eval_transform, size,
-                          self.device, self.amp_dtype)
+                          self.device, self.amp_dtype, targets=shards)
         n = len(labels)
-        loss, correct, n = self.dist.sum(result["loss"] * n, result["acc"] * n, n)
-        return {"loss": loss / max(1, n), "acc": round(correct) / max(1, n)}
+        keys = ["acc"] + [f"acc_{name}" for name in targets]
+        loss, n_all, *corrects = self.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
+        accs = {k: round(c) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
+        return {"loss": loss / max(1, n_all)} | accs
 
     def _end_epoch(self) -> dict[str, Any]:
         eval_model = self.ema.module if self.ema is not None else self.model
@@ -444,6 +525,7 @@ class Trainer:
             "epoch_seconds": p["seconds"], "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
             "wall_seconds": self.wall_seconds,
         }
+        row.update({f"test_acc_{name}": test[f"acc_{name}"] for name in self.scored_outputs})
         self.history.append(row)
         self.epoch += 1
         self.batch_in_epoch = 0
@@ -467,6 +549,9 @@ class Trainer:
         log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs",
                  row["epoch"], self.config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
                  row["test_acc"], row["images_per_second"], row["epoch_seconds"])
+        if self.scored_outputs:
+            log.info("  test acc per output: %s",
+                     ", ".join(f"{n} {row[f'test_acc_{n}']:.4f}" for n in self.scored_outputs))
         return row
 
     def fit(self) -> TrainResult:
@@ -508,7 +593,8 @@ class Trainer:
             "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
             "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,
             "steps_per_epoch": self.steps_per_epoch, "torch": torch.__version__,
-            "processes": self.dist.world_size,
+            "processes": self.dist.world_size, "loss_weights": self.loss_weights,
+            "init_from": self.init_report.to_dict() if self.init_report is not None else None,
         }}
         text = json.dumps(resolved, indent=1, default=str)
         atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))

@@ -15,7 +15,9 @@ COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    # Per-output accuracies of models with several heads (test_acc_aux1, test_acc_parity, ...) follow.
+    extra = [k for k in (history[0] if history else {}) if k.startswith("test_acc_")]
+    writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, *extra), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
     atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))

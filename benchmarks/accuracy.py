@@ -1,0 +1,60 @@
+"""Accuracy in a stated budget: lenet5_modern on mnist5k, and resnet20 on the CIFAR-10 JPEG tar.
+
+    python benchmarks/accuracy.py [--quick] [--data PATH_TO_CIFAR_TAR] [--device auto]
+
+Ends with `accuracy <what> <value>` lines. The budget is the epoch count and recipe printed; the
+wall time is measured and printed with the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import SHARED_CIFAR_TAR, machine  # noqa: E402
+
+from convolab.training import TrainConfig, Trainer  # noqa: E402
+
+
+def run(config: TrainConfig) -> tuple[float, float]:
+    start = time.perf_counter()
+    result = Trainer(config).fit()
+    return result.test_acc, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 resnet20 epochs instead of the full budget")
+    parser.add_argument("--data", default=str(SHARED_CIFAR_TAR), help="CIFAR-10 image-folder tar")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=int, help="resnet20 epochs (default 15, --quick 3)")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lenet = TrainConfig(model="lenet5_modern", data="mnist5k", epochs=10, output=f"{tmp}/lenet",
+                            device=args.device, progress=False)
+        acc, seconds = run(lenet)
+        print(f"lenet5_modern on mnist5k, defaults (AdamW 2e-3, one-cycle, batch 64, 10 epochs): "
+              f"test accuracy {acc:.4f} in {seconds:.0f} s")
+        figures.append(("lenet5_modern-mnist5k-10ep", acc))
+        if Path(args.data).is_file():
+            epochs = args.epochs or (3 if args.quick else 15)
+            resnet = TrainConfig(model="resnet20", data=args.data, epochs=epochs, batch_size=128, optimizer="sgd",
+                                 lr=0.2, nesterov=True, weight_decay=5e-4, schedule="onecycle", warmup_epochs=1,
+                                 label_smoothing=0.1, output=f"{tmp}/resnet20", device=args.device, progress=False)
+            acc, seconds = run(resnet)
+            print(f"resnet20 on CIFAR-10 ({args.data}), SGD nesterov lr 0.2 one-cycle, wd 5e-4, label smoothing "
+                  f"0.1, crop+flip, batch 128, {epochs} epochs: test accuracy {acc:.4f} in {seconds:.0f} s")
+            figures.append((f"resnet20-cifar10-{epochs}ep", acc))
+        else:
+            print(f"skipped resnet20: no CIFAR-10 tar at {args.data}")
+    for what, value in figures:
+        print(f"accuracy {what} {value:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Inference images/s of convolab's folded, exported models against torchvision's eager model.
+
+For googlenet_tv, resnet50 and inception_v3 at batch 1 and 32 on this machine's CPU, in one run:
+torchvision eager (the peer, weights=None, eval) vs our model in PyTorch eager (as built, and with
+batch norm folded), TorchScript (folded, traced, frozen, optimize_for_inference) and ONNX Runtime
+(folded, exported by `convolab.export.export_onnx`, graph optimizations ALL, one intra-op thread
+per core). Each path is checked against its PyTorch model before it is timed; the time per batch
+is the median of the timed runs. Ends with `ratio <model>-<path>-b<batch>-vs-torchvision <x>`.
+
+    python benchmarks/inference.py            # ~5-10 minutes on 2 cores
+    python benchmarks/inference.py --quick    # fewer repetitions, ~2 minutes
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+import torchvision
+
+import convolab
+from convolab.export import export_onnx, fold_batchnorm
+
+TV = torchvision.models
+MODELS = {  # convolab name: (torchvision constructor, input size)
+    "googlenet_tv": (partial(TV.googlenet, weights=None, aux_logits=False, init_weights=False), 224),
+    "resnet50": (partial(TV.resnet50, weights=None), 224),
+    "inception_v3": (partial(TV.inception_v3, weights=None, aux_logits=False, init_weights=False), 299),
+}
+PATHS = ("torchvision", "eager", "eager-folded", "torchscript", "onnx")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def time_per_batch(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of one call of each, after a warm-up call; the paths take turns, so that
+    other work on the machine slows them alike."""
+    times: dict[str, list[float]] = {path: [] for path in runs}
+    for run in runs.values():  # warm-up
+        run()
+    for _ in range(rounds):
+        for path, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[path].append(time.perf_counter() - t0)
+    return {path: statistics.median(t) for path, t in times.items()}
+
+
+def torchscript(model: torch.nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.freeze(torch.jit.trace(model, x, check_trace=False))
+        return torch.jit.optimize_for_inference(traced)
+
+
+def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, threads: int):
+    import onnxruntime as ort
+
+    path = Path(folder) / f"model-b{batch}.onnx"
+    result = export_onnx(model, path, (3, size, size), batch_size=batch, fold=True)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session, result.max_abs_diff
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about two minutes)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch and ONNX Runtime intra-op threads (default: the number of cores)")
+    args = parser.parse_args()
+    threads = args.threads
+    torch.set_num_threads(threads)
+    import onnxruntime as ort
+
+    print(f"peer: torchvision {torchvision.__version__} eager models of the same architectures "
+          "(weights=None, eval)")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+          f"onnxruntime {ort.__version__}; {torch.get_num_threads()} torch threads, "
+          f"{threads} ONNX Runtime intra-op threads")
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
+        for name in args.models:
+            make_peer, size = MODELS[name]
+            torch.manual_seed(0)
+            peer = make_peer().eval()
+            ours = convolab.create_model(name).eval()
+            folded = fold_batchnorm(ours)
+            for batch in args.batches:
+                big = batch >= 8
+                rounds = (2 if big else 10) if args.quick else (5 if big else 30)
+                x = torch.randn(batch, 3, size, size)
+                ts = torchscript(folded, x)
+                session, diff = onnx_session(ours, size, batch, folder, threads)
+                check = (ts(x) - ours(x)).abs().max().item()
+                feed = {"input": x.numpy()}
+                runs = {"torchvision": partial(peer, x), "eager": partial(ours, x),
+                        "eager-folded": partial(folded, x), "torchscript": partial(ts, x),
+                        "onnx": partial(session.run, None, feed)}
+                if args.quick and big:
+                    runs.pop("eager")
+                times = time_per_batch(runs, rounds)
+                for path, seconds in times.items():
+                    rows.append((name, batch, path, batch / seconds, seconds * 1000,
+                                 times["torchvision"] / seconds))
+                print(f"  {name} b{batch}: checked onnx {diff:.1e}, torchscript {check:.1e} against PyTorch",
+                      flush=True)
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print()
+    print(f"{'model':<14}{'batch':>6}  {'path':<14}{'images/s':>10}{'ms/batch':>11}{'vs torchvision':>16}")
+    for name, batch, path, ips, ms, ratio in rows:
+        print(f"{name:<14}{batch:>6}  {path:<14}{ips:>10.1f}{ms:>11.1f}{ratio:>15.2f}x")
+    print()
+    for name, batch, path, _, _, ratio in rows:
+        if path in ("eager-folded", "torchscript", "onnx"):
+            print(f"ratio {name}-{path}-b{batch}-vs-torchvision {ratio:.2f}")
+    for name in args.models:
+        for batch in args.batches:
+            best = max((r for r in rows if r[0] == name and r[1] == batch and r[2] != "torchvision"),
+                       key=lambda r: r[5])
+            print(f"ratio {name}-best-b{batch}-vs-torchvision {best[5]:.2f} ({best[2]})")
+
+
+if __name__ == "__main__":
+    main()

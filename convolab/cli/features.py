@@ -1,0 +1,33 @@
+"""`convolab features CHECKPOINT --out features.npz`: pooled penultimate features with labels."""
+from __future__ import annotations
+
+import argparse
+
+from ..data import load_data
+from ..finetune import extract_features, save_features
+from ..training.checkpoint import load_checkpoint
+from ..training.engine import resolve_device
+from ._args import positive_int
+
+HELP = ("write a checkpoint's pooled penultimate features of every train and test image, with labels "
+        "and class names, to an .npz file")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt or a run folder")
+    parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's)")
+    parser.add_argument("--data-dir", help="where torchvision data sets live")
+    parser.add_argument("--out", default="features.npz", help="output file (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    source = args.data or str(load_checkpoint(args.checkpoint).get("data", "mnist5k"))
+    data = load_data(source, args.data_dir)
+    arrays = extract_features(args.checkpoint, data, args.batch_size, resolve_device(args.device))
+    save_features(args.out, arrays)
+    train, test = arrays["train_features"], arrays["test_features"]
+    print(f"wrote {args.out}: {len(train)} train and {len(test)} test feature vectors of "
+          f"{train.shape[1]} values from {source} (keys: {', '.join(arrays)})")
+    return 0

@@ -1,0 +1,33 @@
+"""`convolab finetune CHECKPOINT --data NEW`: a trained model with a new head, trained on new data."""
+from __future__ import annotations
+
+import argparse
+
+from ..finetune import finetune_trainer
+from .train import add_training_arguments, config_from_args
+
+HELP = ("fine-tune a checkpoint on new data: new head (--until LAYER: only the layers up to LAYER), "
+        "--freeze-backbone or --backbone-lr-scale; ends with `test accuracy: 0.xxxx`")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt or a run folder")
+    parser.add_argument("--until", metavar="LAYER",
+                        help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
+    add_training_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args, model="")
+    trainer = finetune_trainer(args.checkpoint, config, until=args.until)
+    cut = f" up to {args.until}" if args.until else ""
+    frozen = " (backbone frozen)" if config.freeze_backbone else ""
+    print(f"fine-tuning {trainer.config.model}{cut} from {args.checkpoint}{frozen} on {trainer.config.data} "
+          f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
+          f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
+          f"on {trainer.device}; run folder {trainer.run_dir}")
+    result = trainer.fit()
+    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
+          f"run folder {result.run_dir}")
+    print(f"test accuracy: {result.test_acc:.4f}")
+    return 0

@@ -1,0 +1,44 @@
+"""Feature extraction: a trained model's pooled penultimate features of every image, for other tools."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._atomic import atomic_write
+from ..data import ImageData
+from ..training.inference import load_trained_model
+
+
+@torch.no_grad()
+def extract_features(checkpoint: str | Path, data: ImageData, batch_size: int = 256,
+                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """`forward_head(pre_logits=True)` of every train and test image, with labels and class names."""
+    loaded = load_trained_model(checkpoint, device)
+    model, transform = loaded.model, loaded.transform
+    arrays: dict[str, np.ndarray] = {}
+    for split_name, split in (("train", data.train), ("test", data.test)):
+        chunks = []
+        for start in range(0, len(split), batch_size):
+            x = transform(split.images[start:start + batch_size].to(device))
+            chunks.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+        width = getattr(model, "num_features", 0)
+        features = torch.cat(chunks) if chunks else torch.empty(0, width)
+        arrays[f"{split_name}_features"] = features.flatten(1).numpy()
+        arrays[f"{split_name}_labels"] = split.labels.numpy()
+    arrays["classes"] = np.array(data.classes)
+    arrays["model_name"] = np.array(str(loaded.checkpoint["model_name"]))
+    return arrays
+
+
+def save_features(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the arrays as one .npz file, atomically (a reader never sees half a file)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a temporary name
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
+__all__ = ["extract_features", "save_features"]

@@ -1,0 +1,74 @@
+"""Several task heads on one backbone: the main classifier plus named heads on the same
+penultimate features (e.g. the digit and its parity), each an output of `forward_outputs`.
+
+The engine trains every output with its own loss and weight (`--loss main=1,parity=0.5`); an
+output's target is the extra target of the same name (`--extra-target parity`, see
+convolab/finetune/targets.py), and metrics.csv gets a `test_acc_<name>` column per output.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._registry import create_model, register_model
+from ._base import ConvNet, FeatureInfo
+
+
+class MultiTaskNet(ConvNet):
+    """A backbone ConvNet whose pre-logits features also feed one linear head per extra task."""
+
+    def __init__(self, backbone: ConvNet, tasks: dict[str, int]):
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes, self.in_chans = backbone.num_classes, backbone.in_chans
+        self.num_features = backbone.num_features
+        self.data_config = backbone.data_config
+        self.feature_info = [FeatureInfo(f"backbone.{f.module}", f.num_chs, f.reduction)
+                             for f in backbone.feature_info]
+        for name, classes in tasks.items():
+            if name == "main" or hasattr(self, name) or not name.isidentifier():
+                raise ValueError(f"task head name {name!r} is taken or not an identifier")
+            if not isinstance(classes, int) or classes < 2:
+                raise ValueError(f"task head {name!r} needs an integer >= 2 classes, got {classes!r}")
+            self.add_module(name, nn.Linear(self.num_features, classes))
+        self.task_classes = dict(tasks)
+        self.aux_names = tuple(tasks)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.backbone.forward_head(x, pre_logits=pre_logits)
+
+    def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`{"main": logits, <task>: logits, ...}`; the heads share one pass through the backbone."""
+        features = self.forward_head(self.forward_features(x), pre_logits=True)
+        outputs = {"main": self.get_classifier()(features)}
+        for name in self.aux_names:
+            outputs[name] = getattr(self, name)(features)
+        return outputs
+
+    def get_classifier(self) -> nn.Module:
+        return self.backbone.get_classifier()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new main classifier; the task heads keep their own classes."""
+        self.backbone.reset_classifier(num_classes)
+        self.num_classes = num_classes
+
+
+@register_model
+def multitask(num_classes: int = 10, in_chans: int = 1, backbone: str = "lenet5_modern",
+              tasks: dict[str, int] | None = None, **backbone_options: Any) -> MultiTaskNet:
+    """Any registered backbone with extra task heads, e.g. tasks={"vehicle": 2} (default {"parity": 2})."""
+    net = create_model(backbone, num_classes=num_classes, in_chans=in_chans, **backbone_options)
+    return MultiTaskNet(net, dict(tasks) if tasks is not None else {"parity": 2})
+
+
+@register_model
+def lenet5_two_head(num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> MultiTaskNet:
+    """LeNet-5 (ReLU, max pool) predicting the digit (`main`) and its parity (`parity`: even/odd)."""
+    return MultiTaskNet(create_model("lenet5_modern", num_classes=num_classes, in_chans=in_chans,
+                                     img_size=img_size), {"parity": 2})

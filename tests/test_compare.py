@@ -1,0 +1,265 @@
+"""`convolab compare` and `convolab report`: real runs on the embedded digits, several models, one report."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import signal
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_png_folder
+from PIL import Image
+
+from convolab import create_model
+from convolab.analysis import count_macs, count_params
+from convolab.cli import main
+from convolab.compare import REPORT_FILES
+from convolab.training import TrainConfig, Trainer
+from convolab.training.metrics import read_metrics
+
+PNG = b"\x89PNG\r\n\x1a\n"
+QUICK = ["--data", "digits", "--batch-size", "128", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory) -> tuple[Path, int]:
+    """lenet5 and lenet5_modern at 12x12 for 2 epochs; resnet_mnist cannot take img_size=12 and fails."""
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    rc = main(["compare", "lenet5", "resnet_mnist", "lenet5_modern", *QUICK, "--epochs", "2",
+               "--model-option", "img_size=12", "--output", str(out)])
+    return out, rc
+
+
+def results_of(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def rows_of(folder: Path) -> dict[str, dict]:
+    return {row["model"]: row for row in results_of(folder)["models"]}
+
+
+def test_compare_writes_the_four_report_files_with_the_numbers_of_each_run_folder(comparison):
+    out, _ = comparison
+    for name in REPORT_FILES:
+        assert (out / name).is_file(), name
+    rows = rows_of(out)
+    assert list(rows) == ["lenet5", "resnet_mnist", "lenet5_modern"]  # the order given
+    for model in ("lenet5", "lenet5_modern"):
+        metrics = read_metrics(out / "runs" / model)
+        row = rows[model]
+        assert row["status"] == "ok" and row["epochs"] == len(metrics) == 2
+        accs = [m["test_acc"] for m in metrics]
+        assert [h["test_acc"] for h in row["history"]] == accs
+        assert [h["train_loss"] for h in row["history"]] == [m["train_loss"] for m in metrics]
+        assert row["final_acc"] == accs[-1] and row["best_acc"] == max(accs)
+        assert row["best_epoch"] == accs.index(max(accs)) + 1
+        assert row["wall_seconds"] == metrics[-1]["wall_seconds"]
+        assert row["images_per_second"] == metrics[1]["images_per_second"]  # the epochs after the first
+        net = create_model(model, img_size=12)
+        assert row["input_size"] == [1, 12, 12]
+        assert row["params"] == count_params(net) and row["macs"] == count_macs(net, (1, 12, 12))
+        line = next(x for x in (out / "results.md").read_text().splitlines() if x.startswith(f"| {model} |"))
+        cells = (f"{row['params']:,}", f"{row['macs']:,}", f"{row['final_acc']:.4f}",
+                 f"{row['best_acc']:.4f}", f"{row['wall_seconds']:.1f}", f"{row['images_per_second']:,.0f}")
+        for cell in cells:
+            assert f"| {cell} |" in line, (cell, line)
+    assert rows["lenet5"]["lr"] == 0.01 and rows["lenet5_modern"]["lr"] == 2e-3  # registered defaults, shown
+    report = results_of(out)
+    assert report["data"] == "digits" and report["shared_options"]["epochs"] == 2
+    assert report["shared_options"]["model_options"] == {"img_size": 12}
+    assert report["command"].startswith("convolab compare lenet5 resnet_mnist lenet5_modern --data digits")
+    assert report["versions"]["torch"] == torch.__version__ and report["versions"]["device"].startswith("cpu")
+
+
+def test_curves_png_draws_every_trained_model_in_four_panels(comparison):
+    out, _ = comparison
+    image = Image.open(out / "curves.png").convert("RGB")
+    assert image.size == (1100, 800)
+    colours = {c for _, c in image.getcolors(maxcolors=1 << 20)}
+    assert (31, 119, 180) in colours and (44, 160, 44) in colours  # C0 (lenet5) and C2 (lenet5_modern)
+
+
+def test_a_model_that_fails_is_marked_and_the_others_are_kept(comparison):
+    out, rc = comparison
+    assert rc == 1  # the report is written, but not every model finished
+    rows = rows_of(out)
+    failed = rows["resnet_mnist"]
+    assert failed["status"].startswith("failed: ") and "img_size >= 16" in failed["status"]
+    assert "\n" not in failed["status"] and failed["params"] is None and failed["history"] == []
+    assert rows["lenet5"]["status"] == rows["lenet5_modern"]["status"] == "ok"
+    md = (out / "results.md").read_text()
+    assert md.splitlines()[0].endswith("| status |") and "| failed: " in md
+    assert '<tr class="failed"><td>resnet_mnist</td>' in (out / "report.html").read_text()
+    assert json.loads((out / "compare.json").read_text())["statuses"]["resnet_mnist"] == failed["status"]
+
+
+def test_compare_refuses_an_output_that_already_holds_a_comparison(comparison, capsys):
+    out, _ = comparison
+    assert main(["compare", "lenet5", *QUICK, "--output", str(out)]) == 2
+    assert "convolab compare --resume" in capsys.readouterr().err
+
+
+def test_report_from_the_run_folders_reproduces_the_comparison(comparison, tmp_path):
+    out, _ = comparison
+    rc = main(["report", str(out / "runs" / "lenet5"), str(out / "runs" / "lenet5_modern"),
+               "--output", str(tmp_path / "again")])
+    assert rc == 0
+    expected = [row for row in results_of(out)["models"] if row["status"] == "ok"]
+    assert results_of(tmp_path / "again")["models"] == expected
+    for name in REPORT_FILES:
+        assert (tmp_path / "again" / name).is_file(), name
+    assert "| status |" not in (tmp_path / "again" / "results.md").read_text()  # all finished: no column
+
+
+def test_report_refuses_runs_of_different_data_sets_in_one_line(comparison, tmp_path, capsys):
+    out, _ = comparison
+    folder = write_png_folder(tmp_path / "shapes")
+    Trainer(TrainConfig(model="lenet5", data=str(folder), epochs=1, batch_size=6,
+                        model_options={"img_size": 12}, output=str(tmp_path / "other"), progress=False)).fit()
+    capsys.readouterr()
+    rc = main(["report", str(out / "runs" / "lenet5"), str(tmp_path / "other"),
+               "--output", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "different data sets" in err and "digits" in err and str(folder) in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_refuses_to_write_into_one_of_its_runs(comparison, capsys):
+    run = comparison[0] / "runs" / "lenet5"
+    assert main(["report", str(run), "--output", str(run)]) == 2
+    assert "curves.png would be overwritten" in capsys.readouterr().err
+
+
+def test_compare_checks_model_names_before_training_anything(tmp_path, capsys):
+    assert main(["compare", "lenet5", "lenet_5_modern", *QUICK, "--output", str(tmp_path / "a")]) == 2
+    assert "lenet_5_modern" in capsys.readouterr().err
+    assert main(["compare", "lenet5", "lenet5", *QUICK, "--output", str(tmp_path / "b")]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["compare", "lenet5", "--resume", str(tmp_path)]) == 2
+    assert "--resume takes no MODEL" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(tmp_path)]) == 2
+    assert "holds no compare.json" in capsys.readouterr().err
+
+
+def test_resume_keeps_finished_runs_resumes_the_interrupted_one_and_trains_the_rest(tmp_path, monkeypatch,
+                                                                                     capsys, caplog):
+    out = tmp_path / "cmp"
+    original_step = Trainer._train_step
+
+    def step_then_signal(self, *args, **kwargs):  # a SIGTERM while lenet5 trains, in the middle of its epoch
+        result = original_step(self, *args, **kwargs)
+        if self.config.model == "lenet5" and self.step == 4:
+            self._stop_signal = signal.SIGTERM
+        return result
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
+    rc = main(["compare", "lenet5_modern", "lenet5", "resnet_mnist", *QUICK, "--epochs", "1",
+               "--model-option", "img_size=16", "--output", str(out)])
+    assert rc == 2 and f"convolab compare --resume {out}" in capsys.readouterr().err
+    monkeypatch.undo()
+    statuses = {m: r["status"] for m, r in rows_of(out).items()}
+    assert statuses == {"lenet5_modern": "ok", "lenet5": "interrupted", "resnet_mnist": "not run"}
+    assert json.loads((out / "compare.json").read_text())["statuses"] == statuses
+    kept = out / "runs" / "lenet5_modern" / "last.pt"
+    kept_stamp, kept_metrics = kept.stat().st_mtime_ns, (kept.parent / "metrics.csv").read_text()
+
+    caplog.set_level("INFO", logger="convolab")
+    assert main(["compare", "--resume", str(out)]) == 0  # no other argument: compare.json has them
+    assert kept.stat().st_mtime_ns == kept_stamp and (kept.parent / "metrics.csv").read_text() == kept_metrics
+    assert "lenet5_modern: finished in" in caplog.text and "lenet5: resuming in" in caplog.text
+    assert "resnet_mnist: training in" in caplog.text
+    rows = rows_of(out)
+    assert all(r["status"] == "ok" and r["epochs"] == 1 for r in rows.values())
+    assert rows["lenet5"]["history"][0]["step"] == 11  # 1437 digits // 128: the resumed epoch completed
+    assert results_of(out)["resumed_by"] == [f"convolab compare --resume {out}"]
+
+
+def test_budget_seconds_stops_each_model_after_the_epoch_that_reaches_it(tmp_path):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "lenet5_modern", *QUICK, "--epochs", "3", "--budget-seconds", "0.001",
+               "--model-option", "img_size=12", "--output", str(out)])
+    assert rc == 0
+    row = rows_of(out)["lenet5_modern"]
+    assert row["status"] == "ok" and row["epochs"] == 1 and row["planned_epochs"] == 3
+    assert results_of(out)["shared_options"]["budget_seconds"] == 0.001
+    resumed = Trainer.resume(out / "runs" / "lenet5_modern").fit()  # a spent budget trains no more
+    assert len(resumed.history) == 1 and resumed.stopped_early
+
+
+def find_chromium() -> str | None:
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+class PageParser(HTMLParser):
+    """The first table's body rows and every <img> src of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.images: list[str] = []
+        self.body_attrs: dict[str, str] = {}
+        self._tables = 0
+        self._in_body_rows = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "body":
+            self.body_attrs = attrs
+        elif tag == "table":
+            self._tables += 1
+        elif tag == "tbody" and self._tables == 1:
+            self._in_body_rows = True
+        elif tag == "tr" and self._in_body_rows:
+            self.rows.append([])
+        elif tag == "td" and self._in_body_rows:
+            self._cell = []
+        elif tag == "img":
+            self.images.append(attrs.get("src", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body_rows = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_report_html_shows_the_table_and_the_images_in_headless_chromium(comparison, tmp_path):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install -y chromium)")
+    out, _ = comparison
+    # The browser records how wide it decoded each image once the page has loaded.
+    probe = "<script>addEventListener('load', () => { document.body.dataset.imageWidths = " \
+            "Array.from(document.images, i => i.naturalWidth).join(','); });</script></body>"
+    page = tmp_path / "probe.html"
+    page.write_text((out / "report.html").read_text().replace("</body>", probe))
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = PageParser()
+    parsed.feed(dom)
+    assert [row[0] for row in parsed.rows] == ["lenet5", "resnet_mnist", "lenet5_modern"]
+    lenet5 = rows_of(out)["lenet5"]
+    assert f"{lenet5['final_acc']:.4f}" in parsed.rows[0] and f"{lenet5['params']:,}" in parsed.rows[0]
+    assert len(parsed.images) == 3  # the comparison and each finished run's own curves
+    for src in parsed.images:
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1])
+        assert png.startswith(PNG) and Image.open(io.BytesIO(png)).size[0] > 0
+    widths = [int(w) for w in parsed.body_attrs["data-image-widths"].split(",")]
+    assert widths == [1100, 1000, 1000]  # every image decoded by the browser, at its own size

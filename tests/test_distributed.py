@@ -1,0 +1,67 @@
+"""Data-parallel training: 2 CPU processes (gloo, through `convolab train --nproc 2`) reach the
+same weights as 1 process with the same global batch and data order."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from convolab.cli import main
+from convolab.training import TrainConfig, Trainer, load_checkpoint
+from convolab.training.distributed import Distributed, strip_option
+
+# BN-free and dropout-free (DDP keeps BN statistics per process); SGD, whose update is linear in
+# the gradient, so the two ways of averaging it differ by float round-off only.
+RUN = ["lenet5_modern", "--data", "digits", "--epochs", "1", "--batch-size", "64", "--optimizer", "sgd",
+       "--augment", "none", "--no-progress"]
+
+
+def test_two_processes_reach_the_weights_of_one_process(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=64, optimizer="sgd",
+                         augment="none", progress=False, output=str(one))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the two processes (2 shared cores)
+    try:
+        Trainer(config).fit()
+    finally:
+        torch.set_num_threads(threads)
+    cmd = [sys.executable, "-m", "convolab", "train", *RUN, "--output", str(two), "--nproc", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "x 2 processes" in proc.stdout and proc.stdout.count("test accuracy:") == 1  # rank 0 prints
+    a, b = load_checkpoint(one / "last.pt"), load_checkpoint(two / "last.pt")
+    assert a["step"] == b["step"] == 1437 // 64
+    for name, tensor in a["model"].items():
+        assert (tensor - b["model"][name]).abs().max().item() <= 1e-5, name
+    # Metrics are reduced over both processes: the same loss and accuracies as one process.
+    ha, hb = json.loads(a["history"])[0], json.loads(b["history"])[0]
+    assert hb["train_loss"] == pytest.approx(ha["train_loss"], abs=1e-5)
+    assert (hb["train_acc"], hb["test_acc"]) == (ha["train_acc"], ha["test_acc"])
+    assert json.loads((two / "config.json").read_text())["resolved"]["processes"] == 2
+    assert len(b["rng_ranks"]) == 2  # each rank's random streams, for --resume
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_nproc_refuses_a_batch_that_does_not_split_evenly(tmp_path, capsys):
+    assert main(["train", *RUN, "--batch-size", "50", "--nproc", "3", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 50 is not divisible by the 3 processes" in err and "--batch-size 48" in err
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_ranks_split_each_global_batch_in_order():
+    idx = torch.arange(10, 18)
+    shards = [Distributed(rank=r, world_size=2).shard(idx) for r in range(2)]
+    assert shards[0].tolist() == [10, 12, 14, 16] and shards[1].tolist() == [11, 13, 15, 17]
+    assert Distributed().shard(idx) is idx
+
+
+def test_relaunch_drops_nproc_and_its_abbreviations():
+    argv = ["train", "lenet", "--nproc", "2", "--epochs", "1", "--npr=2", "--no-progress", "--nproc=4"]
+    assert strip_option(argv, "--nproc", min_prefix=4) == ["train", "lenet", "--epochs", "1", "--no-progress"]

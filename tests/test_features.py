@@ -1,0 +1,65 @@
+"""Feature extraction: features_only models (channels and strides as feature_info says, source
+parameter names) and `convolab features` writing pooled penultimate features to .npz."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from convolab import create_model
+from convolab.cli import main
+from convolab.errors import ConfigError
+from convolab.finetune import load_matching
+from convolab.training import TrainConfig, Trainer
+
+
+@pytest.mark.parametrize("name, size, check_stride", [
+    ("lenet5", 28, False),  # LeNet's unpadded second conv: 10x10 -> 5x5, not 28/4
+    ("resnet18", 64, True),
+    ("googlenet_tv", 64, True),
+])
+def test_features_only_returns_one_map_per_stage_with_the_channels_of_feature_info(name, size, check_stride):
+    torch.manual_seed(0)
+    model = create_model(name, features_only=True).eval()
+    source_info = create_model(name, num_classes=10).feature_info if name == "lenet5" else None
+    with torch.no_grad():
+        maps = model(torch.randn(2, model.in_chans, size, size))
+    assert isinstance(maps, list) and len(maps) == len(model.feature_info) >= 2
+    for fmap, info in zip(maps, model.feature_info, strict=True):
+        assert fmap.shape[:2] == (2, info.num_chs), (info, fmap.shape)
+        if check_stride:
+            assert fmap.shape[-1] == size // info.reduction, (info, fmap.shape)
+    if source_info is not None:
+        assert [f.module for f in model.feature_info] == [f.module for f in source_info]
+
+
+def test_out_indices_choose_stages_and_keep_the_source_parameter_names():
+    source = create_model("resnet18", num_classes=1000)
+    model = create_model("resnet18", features_only=True, out_indices=(1, -1))
+    assert [(f.module, f.num_chs, f.reduction) for f in model.feature_info] == [("layer2", 128, 8), ("layer4", 512, 32)]
+    maps = model.eval()(torch.randn(1, 3, 64, 64))
+    assert [m.shape[1] for m in maps] == [128, 512]
+    report = load_matching(model, source.state_dict())  # a classifier checkpoint loads by name
+    assert report.missing == [] and report.mismatched == []
+    assert report.unexpected == ["head.fc.weight", "head.fc.bias"]
+    with pytest.raises(ConfigError, match="out_indices .* resnet18 has 4 feature stages"):
+        create_model("resnet18", features_only=True, out_indices=(4,))
+
+
+def test_features_cli_writes_pooled_penultimate_features_with_labels_and_classes(tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(run), progress=False)).fit()
+    out = tmp_path / "features.npz"
+    assert main(["features", str(run), "--data", "digits", "--out", str(out)]) == 0
+    assert "1438 train and 359 test feature vectors of 84 values" in capsys.readouterr().out
+    with np.load(out) as f:
+        arrays = {k: f[k] for k in f.files}
+    assert arrays["train_features"].shape == (1438, 84) and arrays["test_features"].shape == (359, 84)
+    assert arrays["train_labels"].shape == (1438,) and set(arrays["test_labels"].tolist()) == set(range(10))
+    assert list(arrays["classes"]) == [str(i) for i in range(10)]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # written atomically
+    # The features are what a linear head reads: the checkpoint's own head reproduces its predictions.
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    w, b = ckpt["model"]["head.fc.weight"].numpy(), ckpt["model"]["head.fc.bias"].numpy()
+    acc = ((arrays["test_features"] @ w.T + b).argmax(1) == arrays["test_labels"]).mean()
+    assert acc > 0.5
