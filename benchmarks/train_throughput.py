@@ -116,8 +116,8 @@ def convolab_engine(model_name: str, data: ImageData, batch: int, device: torch.
 
 
 def subset(data: ImageData, n: int) -> ImageData:
-    return ImageData(data.name, data.train.subset(torch.arange(n)), data.test.subset(torch.arange(min(256, len(data.test)))),
-                     data.classes)
+    test = data.test.subset(torch.arange(min(256, len(data.test))))
+    return ImageData(data.name, data.train.subset(torch.arange(n)), test, data.classes)
 
 
 def main() -> None:

@@ -94,9 +94,12 @@ def test_bottleneck_demo_prints_120m_against_12_4m(capsys):
     assert "9.68x fewer multiplications" in out
 
 
-def test_demos_that_do_not_train_refuse_epochs_and_an_unknown_demo_is_named(capsys):
+def test_demos_refuse_options_they_do_not_take_and_an_unknown_demo_is_named(capsys):
     assert main(["demo", "corr2d", "--epochs", "2"]) == 2
-    assert "does not train" in capsys.readouterr().err
+    assert "demo corr2d does not take --epochs" in capsys.readouterr().err
+    assert main(["demo", "edge-kernel", "--output", "x"]) == 2
+    assert "it takes --seed" in capsys.readouterr().err
+    assert _demo(capsys, "edge-kernel", "--seed", "3")[-1] == "learned kernel: [[0.92, -1.06]]"
     with pytest.raises(ConfigError, match="did you mean corr2d"):
         get_demo("corr2")
 

@@ -52,14 +52,13 @@ def test_loss_is_the_weighted_sum_of_each_output_against_its_own_target(tmp_path
     assert torch.equal(trainer.train_targets["parity"].cpu(), digits.train.labels % 2)
 
 
-def test_auxiliary_heads_take_paper_weights_and_per_output_overrides():
+def test_auxiliary_heads_take_paper_weights_and_per_output_overrides(tmp_path):
     digits = load_data("digits")
-    config = TrainConfig(model="googlenet_tv", data="digits", progress=False, output=None,
+    config = TrainConfig(model="googlenet_tv", data="digits", progress=False, output=str(tmp_path / "run"),
                          model_options={"aux_logits": True}, loss_weights={"aux2": 0.1})
     trainer = Trainer(config, data=digits)
     assert trainer.loss_weights == {"main": 1.0, "aux1": 0.3, "aux2": 0.1}
     assert trainer.scored_outputs == ["aux1", "aux2"]  # metrics.csv gets test_acc_aux1, test_acc_aux2
-    trainer.run_dir.rmdir()
 
 
 @pytest.mark.parametrize("overrides, message", [

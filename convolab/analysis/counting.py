@@ -5,7 +5,7 @@ MACs follow REFERENCE.md's convention: Conv2d `H_out*W_out*C_out*(C_in/groups)*k
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser)
     for action in parser._actions:  # the shared option means the comparison folder here
         if action.dest == "output":
+            action.metavar = "DIR"
             action.help = ("comparison folder: the report, and runs/MODEL/ for each run "
                            "(default: runs/compare-DATA[-N])")
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=positive_int, help="epochs to train (default: the demo's own)")
     g.add_argument("--output", "--out", dest="output", metavar="DIR",
                    help="run folder (default: demo-batchnorm/ for batchnorm, runs/demo-MODEL for the others)")
-    g.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    g.add_argument("--seed", type=int, help="random seed (default: 0); edge-kernel takes it too")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -30,15 +30,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{d.name:<{width}}  [{d.article}] {d.summary}")
         return 0
     demo = get_demo(args.name)
-    if demo.trains:
-        lines = demo.run(epochs=args.epochs, output=args.output, progress=args.progress, seed=args.seed)
-    else:
-        options = (("--epochs", args.epochs), ("--output", args.output))
-        given = [opt for opt, value in options if value is not None]
-        if given:
-            raise ConfigError(f"demo {demo.name} does not train, so {' and '.join(given)} do not apply; "
-                              "they are for batchnorm, inception-mnist and resnet-mnist")
-        lines = demo.run()
+    given = {"epochs": args.epochs, "output": args.output, "seed": args.seed}
+    refused = [f"--{name}" for name, value in given.items() if value is not None and name not in demo.options]
+    if refused:
+        takes = ", ".join(f"--{name}" for name in demo.options if name != "progress") or "no options"
+        raise ConfigError(f"demo {demo.name} does not take {' or '.join(refused)}; it takes {takes} "
+                          "(--epochs and --output are for the demos that train)")
+    options = {name: value for name, value in given.items() if value is not None}
+    if "progress" in demo.options:
+        options["progress"] = args.progress
+    lines = demo.run(**options)
     for line in lines:
         print(line, flush=True)
     return 0

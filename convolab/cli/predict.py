@@ -9,7 +9,8 @@ HELP = "classify image files with a checkpoint (or an exported .onnx model): top
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .pt or run folder from `convolab train`, or a .onnx from `convolab export`")
+    parser.add_argument("checkpoint",
+                        help="a .pt or run folder from `convolab train`, or a .onnx from `convolab export`")
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--topk", type=positive_int, default=3, help="(default: %(default)s)")
 

@@ -49,7 +49,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--aux-weight", type=non_negative_float,
                    help="auxiliary-head loss weight (default: the paper's, 0.3 GoogLeNet, 0.4 Inception-v3)")
     g.add_argument("--clip-grad", type=positive_float, metavar="NORM")
-    g.add_argument("--ema", type=positive_float, dest="ema_decay", metavar="DECAY", help="evaluate an EMA of the weights")
+    g.add_argument("--ema", type=positive_float, dest="ema_decay", metavar="DECAY",
+                   help="evaluate an EMA of the weights")
     g.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
     g.add_argument("--min-delta", type=non_negative_float, default=d.min_delta)
     g = parser.add_argument_group("run")

@@ -140,7 +140,8 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
         return None, str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
-def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool) -> tuple[list[ImageEntry], np.ndarray, int]:
+def _decode_source(source: _Source, entries: list[ImageEntry],
+                   skip_bad: bool) -> tuple[list[ImageEntry], np.ndarray, int]:
     by_location = {e.location: e for e in entries}
     decoded: dict[str, tuple[np.ndarray, str]] = {}
     bad: list[tuple[str, str]] = []

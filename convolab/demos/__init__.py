@@ -1,7 +1,8 @@
 """The source articles as runnable examples: each demo yields the lines it shows (the CLI prints them).
 
-`list_demos()` names them; `get_demo(name).run(...)` runs one. Demos that train take `epochs`,
-`output`, `progress` and `seed`, and their last line is `test accuracy: 0.xxxx`.
+`list_demos()` names them; `get_demo(name).run(**options)` runs one, with the keyword options it
+names in `options`. Demos that train take `epochs`, `output`, `progress` and `seed`, and their last
+line is `test accuracy: 0.xxxx`.
 """
 from __future__ import annotations
 
@@ -19,20 +20,27 @@ from .pooling import pooling_demo
 
 @dataclass(frozen=True)
 class Demo:
-    """A worked example: its name, the article it reproduces, what it shows, and whether it trains."""
+    """A worked example: its name, the article it reproduces, what it shows, and its keyword options."""
 
     name: str
     article: str
     summary: str
     run: Callable[..., Iterator[str]]
-    trains: bool = False
+    options: tuple[str, ...] = ()
+
+    @property
+    def trains(self) -> bool:
+        return "epochs" in self.options
+
+
+TRAINING = ("epochs", "output", "progress", "seed")
 
 
 DEMOS = {demo.name: demo for demo in (
     Demo("corr2d", "001", "2-D cross-correlation from scratch: the 3x3 example gives [[19, 25], [37, 43]]",
          corr2d_demo),
     Demo("edge-kernel", "001", "a 6x8 image, its edge map, and the 1x2 kernel [1, -1] learned back by "
-         "gradient descent", edge_kernel_demo),
+         "gradient descent", edge_kernel_demo, options=("seed",)),
     Demo("shapes", "001, 003", "output shapes under padding and stride, checked on nn.Conv2d; the LeNet-5 "
          "shape table", shapes_demo),
     Demo("pooling", "001", "max pooling of arange(16) as 4x4 gives [[10]]; padding, stride, average, "
@@ -40,11 +48,10 @@ DEMOS = {demo.name: demo for demo in (
     Demo("bottleneck", "004", "a 1x1 bottleneck: 120,422,400 against 12,443,648 multiplications",
          bottleneck_demo),
     Demo("batchnorm", "002", "LeNet with and without batch norm at SGD lr 0.9: loss curves (PNG) and "
-         "accuracy", batchnorm_demo, trains=True),
+         "accuracy", batchnorm_demo, TRAINING),
     Demo("inception-mnist", "000", "the lecture's InceptionA net trained on mnist5k", inception_mnist_demo,
-         trains=True),
-    Demo("resnet-mnist", "000", "the lecture's residual net trained on mnist5k", resnet_mnist_demo,
-         trains=True),
+         TRAINING),
+    Demo("resnet-mnist", "000", "the lecture's residual net trained on mnist5k", resnet_mnist_demo, TRAINING),
 )}
 
 

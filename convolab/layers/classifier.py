@@ -17,7 +17,10 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        """A fresh final layer on the device and dtype of the one it replaces."""
+        old = next(self.fc.parameters(), None)
+        fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = fc.to(old.device, old.dtype) if old is not None else fc
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.flatten(self.pool(x)))

@@ -5,12 +5,13 @@ norm, the activation and the BN eps change in one place for a whole network.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from torch import nn
 
 ConvBlock = Callable[..., nn.Module]
+RELU_INPLACE = partial(nn.ReLU, inplace=True)
 
 
 def same_padding(kernel_size: int | tuple[int, int], dilation: int = 1) -> int | tuple[int, int]:
@@ -27,7 +28,7 @@ class ConvNormAct(nn.Sequential):
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | None = None,
                  dilation: int = 1, groups: int = 1, bias: bool | None = None,
                  norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
-                 act_layer: Callable[[], nn.Module] | None = partial(nn.ReLU, inplace=True)):
+                 act_layer: Callable[[], nn.Module] | None = RELU_INPLACE):
         super().__init__()
         if padding is None:
             padding = same_padding(kernel_size, dilation)
@@ -49,7 +50,7 @@ def conv_block(norm: str | None = "bn", act: str | None = "relu", eps: float = 1
     norms: dict[str | None, Callable[[int], nn.Module] | None] = {
         "bn": partial(nn.BatchNorm2d, eps=eps), None: None}
     acts: dict[str | None, Callable[[], nn.Module] | None] = {
-        "relu": partial(nn.ReLU, inplace=True), "sigmoid": nn.Sigmoid, None: None}
+        "relu": RELU_INPLACE, "sigmoid": nn.Sigmoid, None: None}
     if norm not in norms:
         raise ValueError(f"norm must be one of {sorted(k for k in norms if k)} or None, not {norm!r}")
     if act not in acts:

@@ -1,7 +1,7 @@
 """The API every convolab model shares (after timm): features, head, classifier reset, data config."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

@@ -25,7 +25,8 @@ class LeNetHead(nn.Module):
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
-        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = fc.to(self.fc2.weight.device, self.fc2.weight.dtype)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act2(self.fc2(self.act1(self.fc1(self.flatten(x)))))

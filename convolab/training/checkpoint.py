@@ -27,7 +27,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 path = path / name
                 break
         else:
-            raise CheckpointError(f"{path} is a folder without best.pt or last.pt; give a checkpoint file or a run folder")
+            raise CheckpointError(f"{path} is a folder without best.pt or last.pt; "
+                                  "give a checkpoint file or a run folder")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:

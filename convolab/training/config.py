@@ -106,5 +106,6 @@ class TrainConfig:
     def from_run(cls, run_dir: str | Path) -> TrainConfig:
         path = Path(run_dir) / "config.json"
         if not path.is_file():
-            raise ConfigError(f"{run_dir} is not a run folder (no config.json); give the --output folder of a `convolab train` run")
+            raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
+                              "give the --output folder of a `convolab train` run")
         return cls.from_dict(json.loads(path.read_text()))
