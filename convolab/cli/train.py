@@ -36,7 +36,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimization")
     g.add_argument("--epochs", type=positive_int, default=d.epochs, help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="(default: %(default)s)")
-    g.add_argument("--lr", type=positive_float, help="base learning rate (default: the model's registered default, else 0.05 for sgd, "
+    g.add_argument("--lr", type=positive_float,
+                   help="base learning rate (default: the model's registered default, else 0.05 for sgd, "
                    "2e-3 for adam/adamw, 1e-3 for rmsprop)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="(default: %(default)s)")
     g.add_argument("--momentum", type=non_negative_float, default=d.momentum)
