@@ -33,7 +33,8 @@ def class_subset(data: ImageData, classes: tuple[str, ...], train_per_class: int
     """The images of `classes` (relabelled 0..k-1), at most so many per class, drawn at random."""
     missing = [c for c in classes if c not in data.classes]
     if missing:
-        raise SystemExit(f"{data.name} has no class {', '.join(missing)} (classes: {', '.join(data.classes)})")
+        raise SystemExit(f"{data.name} has no class {', '.join(missing)} "
+                         f"(classes: {', '.join(data.classes)})")
     old = torch.tensor([data.classes.index(c) for c in classes])
     relabel = torch.full((len(data.classes),), -1, dtype=torch.int64)
     relabel[old] = torch.arange(len(classes))
@@ -54,7 +55,7 @@ def class_subset(data: ImageData, classes: tuple[str, ...], train_per_class: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_TAR), help="the CIFAR-10 image tar (default: %(default)s)")
+    parser.add_argument("--data", default=str(DEFAULT_TAR), help="the CIFAR-10 tar (default: %(default)s)")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--pretrain-per-class", type=int, default=None, help="default: all 5,000")
@@ -64,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None, help="default: the engine's for the model")
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's input size")
-    parser.add_argument("--backbone-lr-scale", type=float, default=None, help="fine-tuning: the backbone's lr factor")
+    parser.add_argument("--backbone-lr-scale", type=float, default=None, help="fine-tuning: backbone lr factor")
     parser.add_argument("--freeze-backbone", action="store_true", help="fine-tuning: train the new head only")
-    parser.add_argument("--pretrained", help="a checkpoint pretrained on the five source classes (skips pretraining)")
-    parser.add_argument("--skip-scratch", action="store_true", help="fine-tune only (e.g. to try fine-tuning options)")
+    parser.add_argument("--pretrained", help="a checkpoint pretrained on the five source classes (no pretraining)")
+    parser.add_argument("--skip-scratch", action="store_true", help="fine-tune only (to try fine-tuning options)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="where the three runs go (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true",
@@ -110,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     start = time.perf_counter()
-    scratch = Trainer(TrainConfig(model=args.model, epochs=args.epochs, output=str(out / "scratch"), **common),
-                      data=target).fit()
+    scratch_config = TrainConfig(model=args.model, epochs=args.epochs, output=str(out / "scratch"), **common)
+    scratch = Trainer(scratch_config, data=target).fit()
     print(f"accuracy scratch {scratch.test_acc:.4f}  ({time.perf_counter() - start:.0f} s)")
     print(f"ratio finetune-minus-scratch-points {100 * (tuned.test_acc - scratch.test_acc):.1f}")
     return 0

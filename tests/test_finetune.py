@@ -57,24 +57,18 @@ def test_load_matching_reports_exactly_the_skipped_names():
 
 
 def test_init_from_loads_matching_weights_and_logs_every_skipped_name(tmp_path, pretrained, digits, caplog):
-    config = TrainConfig(model="lenet5_bn", data="digits", epochs=1, output=str(tmp_path / "run"),
-                         progress=False, init_from=pretrained, model_options={"num_classes": 10})
     five = ImageData("five", digits.train.subset(digits.train.labels < 5), digits.test.subset(digits.test.labels < 5),
                      digits.classes[:5])
+    config = TrainConfig(model="lenet5_bn", data="digits", epochs=1, output=str(tmp_path / "run"), progress=False,
+                         init_from=pretrained)
     with caplog.at_level(logging.INFO, logger="convolab"):
-        trainer = Trainer(dataclasses_replace(config, model_options={}), data=five)
+        trainer = Trainer(config, data=five)
     report = trainer.init_report
     assert sorted(n for n, _, _ in report.mismatched) == ["head.fc.bias", "head.fc.weight"]
     assert report.missing == [] and report.unexpected == []
     saved = load_checkpoint(pretrained)["model"]
     assert torch.equal(trainer.model.state_dict()["features.0.weight"], saved["features.0.weight"])
     assert "head.fc.weight (10x84 in checkpoint, 5x84 in model)" in caplog.text
-
-
-def dataclasses_replace(config: TrainConfig, **changes) -> TrainConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
 
 
 def test_frozen_backbone_weights_and_batch_norm_statistics_stay_bit_identical(tmp_path, digits):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..compare import compare_models, default_compare_dir, markdown_table, resume_comparison
 from ..errors import ConfigError
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.models:
             raise ConfigError("give the MODELs to compare (see `convolab models`) or --resume DIR")
-        config = config_from_args(args, model=args.models[0])
-        config.budget_seconds = args.budget_seconds
+        config = dataclasses.replace(config_from_args(args, model=args.models[0]),
+                                     budget_seconds=args.budget_seconds)
         output = args.output or str(default_compare_dir(args.data))
         results = compare_models(args.models, config, output, command)
     print(markdown_table(results), end="")

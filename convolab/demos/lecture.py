@@ -49,7 +49,8 @@ def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: b
     params = sum(p.numel() for p in trainer.model.parameters())
     yield f"training {cfg.model} ({params:,} parameters) on {cfg.data}: " \
           f"{len(trainer.train_labels)} train / {len(trainer.test_labels)} test digits, " \
-          f"{cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, batch {cfg.batch_size}, " \
+          f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, " \
+          f"batch {cfg.batch_size}, " \
           f"label smoothing {cfg.label_smoothing:g}; " \
           f"run folder {trainer.run_dir}"
     result = trainer.fit()

@@ -1,0 +1,70 @@
+"""Engine options: batch augmentation, mixed precision, EMA, auxiliary losses, label smoothing."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convolab.data.augment import AugmentConfig, BatchTransform, convert_channels, random_crop, random_erasing
+from convolab.errors import ConfigError
+from convolab.training import TrainConfig, Trainer
+
+
+def test_random_crop_shifts_each_image_within_the_padding():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6) + 1
+    gen = torch.Generator().manual_seed(0)
+    out = random_crop(x, 2, gen)
+    assert out.shape == x.shape
+    for i in range(2):  # every output is a window of the zero-padded image
+        padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
+        windows = [padded[:, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_random_erasing_zeroes_one_rectangle_in_some_images_only():
+    x = torch.ones(64, 3, 16, 16)
+    out = random_erasing(x, 0.5, torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).any(1)
+    assert 10 < int(erased.sum()) < 54
+    rows = (out[erased][:, 0] == 0).any(2)  # erased rows of each image form one contiguous band
+    assert all(int(r.nonzero().max() - r.nonzero().min() + 1) == int(r.sum()) for r in rows)
+
+
+def test_batch_transform_converts_channels_resizes_and_normalizes():
+    images = torch.full((4, 1, 8, 8), 255, dtype=torch.uint8)
+    t = BatchTransform(3, (16, 16), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), AugmentConfig(), channels_last=True)
+    out = t(images)
+    assert out.shape == (4, 3, 16, 16) and torch.allclose(out, torch.ones_like(out))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grey = convert_channels(torch.ones(1, 3, 2, 2), 1)
+    assert grey.shape == (1, 1, 2, 2) and torch.allclose(grey, torch.ones_like(grey))
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=2, amp="bf16", progress=False,
+                                 output=str(tmp_path / "r"))).fit()
+    assert result.test_acc > 0.5
+
+
+def test_ema_label_smoothing_and_gradient_clipping_together(tmp_path):
+    result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=3, ema_decay=0.9,
+                                 label_smoothing=0.1, clip_grad=1.0, progress=False, output=str(tmp_path / "r"))).fit()
+    assert result.test_acc > 0.5
+
+
+def test_fp16_is_refused_on_the_cpu(tmp_path):
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        Trainer(TrainConfig(model="lenet5_modern", data="digits", amp="fp16", device="cpu",
+                            output=str(tmp_path / "r")))
+
+
+def test_googlenet_auxiliary_heads_get_the_papers_weight_and_train(tmp_path):
+    config = TrainConfig(model="googlenet_small", data="digits", epochs=1, batch_size=32, image_size=32,
+                         progress=False, output=str(tmp_path / "r"))
+    trainer = Trainer(config)
+    assert trainer.aux_weight == 0.0  # no auxiliary heads, no auxiliary loss
+    tv = Trainer(TrainConfig(model="googlenet_tv", data="digits", epochs=1, image_size=64, progress=False,
+                             model_options={"aux_logits": True}, output=str(tmp_path / "tv")))
+    assert tv.aux_weight == 0.3 and tv.want_aux
+    x = tv.transform(tv.train_images[:8], train=False)
+    losses = tv._loss(tv.model.forward_outputs(x), tv.train_labels[:8])
+    assert losses.ndim == 0 and torch.isfinite(losses)
