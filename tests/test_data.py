@@ -107,3 +107,14 @@ def test_shared_cifar10_tar_reads_50000_train_and_10000_test(cifar_tar):
     d = load_data(str(cifar_tar))
     assert (len(d.train), len(d.test), d.image_shape) == (50000, 10000, (3, 32, 32))
     assert d.classes[0] == "airplane" and d.train.labels.bincount().tolist() == [5000] * 10
+
+
+def test_image_size_resizes_photos_of_mixed_sizes_as_they_are_decoded(tmp_path):
+    from PIL import Image
+
+    root = write_png_folder(tmp_path / "photos", per_class=3, size=20)
+    Image.new("RGB", (37, 23), (200, 10, 10)).save(root / "train" / "a" / "wide.png")
+    with pytest.raises(DataError, match="--image-size N"):
+        load_data(str(root))
+    data = load_data(str(root), image_size=16)
+    assert data.image_shape == (3, 16, 16) and len(data.train) == 10

@@ -19,9 +19,10 @@ import torch
 
 from .._atomic import atomic_write
 from .._registry import get_entry
-from ..data import ImageData, load_data
+from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
+from ..training.engine import load_config_data
 from .report import write_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 
@@ -127,8 +128,7 @@ def resume_comparison(output: str | Path, command: list[str] | str,
 
 
 def _load(config: TrainConfig) -> ImageData:
-    return load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
-                     config.val_fraction)
+    return load_config_data(config)
 
 
 def run_comparison(comparison: Comparison, resume: bool = False,

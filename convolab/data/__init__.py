@@ -20,9 +20,10 @@ def _looks_like_path(source: str) -> bool:
 
 
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
-              skip_bad_images: bool = False, val_fraction: float = 0.1) -> ImageData:
+              skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None) -> ImageData:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
-    an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/)."""
+    an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
+    `image_size` resizes a folder's images as they are decoded (named sets are resized per batch)."""
     if source == "mnist5k":
         return load_mnist5k()
     if source == "digits":
@@ -33,7 +34,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if path.exists():
         from .folder import load_image_folder
 
-        return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction)
+        return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
+                                 resize=image_size)
     if _looks_like_path(source):
         raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")

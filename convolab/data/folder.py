@@ -122,8 +122,8 @@ class _Source:
         return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
 
 
-def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
-    """HWC uint8 array and PIL mode, or (None, reason)."""
+def _decode(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
+    """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -135,18 +135,20 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
                 if img.mode == "RGBA":
                     img = img.convert("RGB")
                 mode = "RGB"
+            if resize is not None and img.size != (resize, resize):
+                img = img.resize((resize, resize), Image.BILINEAR)
             return np.asarray(img), mode
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         return None, str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
-def _decode_source(source: _Source, entries: list[ImageEntry],
-                   skip_bad: bool) -> tuple[list[ImageEntry], np.ndarray, int]:
+def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
+                   resize: int | None = None) -> tuple[list[ImageEntry], np.ndarray, int]:
     by_location = {e.location: e for e in entries}
     decoded: dict[str, tuple[np.ndarray, str]] = {}
     bad: list[tuple[str, str]] = []
     for location, data in source.read_all(set(by_location)):
-        array, mode = _decode(data)
+        array, mode = _decode(data, resize)
         if array is None:
             bad.append((location, f"cannot be decoded ({mode})"))
         else:
@@ -157,7 +159,9 @@ def _decode_source(source: _Source, entries: list[ImageEntry],
     if not sizes:
         raise DataError(f"no readable image in {source.path}")
     size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
+    odd_size = False
     for location, (array, m) in list(decoded.items()):
+        odd_size |= array.shape[:2] != size
         if array.shape[:2] != size or m != mode:
             what = (f"is {array.shape[1]}x{array.shape[0]} while most images are {size[1]}x{size[0]}"
                     if array.shape[:2] != size else f"is mode {m} while most images are {mode}")
@@ -166,8 +170,9 @@ def _decode_source(source: _Source, entries: list[ImageEntry],
     if bad and not skip_bad:
         location, why = sorted(bad)[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, or pass "
-                        "--skip-bad-images to count and skip such files")
+        hint = ", or --image-size N to resize every image" if odd_size else ""
+        raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, pass "
+                        f"--skip-bad-images to count and skip such files{hint}")
     if bad:
         log.warning("skipped %d unreadable or mismatched images of %s", len(bad), source.path)
     kept = [by_location[loc] for loc in sorted(decoded)]
@@ -177,12 +182,16 @@ def _decode_source(source: _Source, entries: list[ImageEntry],
 
 
 def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
-                      cache_dir: str | Path | None = None) -> ImageData:
-    """An image folder or an archive of one, through the on-disk uint8 cache."""
+                      cache_dir: str | Path | None = None, resize: int | None = None) -> ImageData:
+    """An image folder or an archive of one, through the on-disk uint8 cache.
+
+    `resize` scales every image to `resize` x `resize` as it is decoded: photographs of any size
+    then share one small tensor cache instead of being refused for their mixed sizes.
+    """
     path = Path(path).expanduser()
     source = _Source(path)
     cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
-    key = f"{source.fingerprint()}-skip{int(skip_bad_images)}"
+    key = f"{source.fingerprint()}-skip{int(skip_bad_images)}" + (f"-{resize}px" if resize else "")
     cache_file = cache_root / f"{key}.pt"
     if cache_file.is_file():
         try:
@@ -202,7 +211,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
             raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
                             "images, or pass --skip-bad-images to ignore it")
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
-    kept, images, n_bad = _decode_source(source, entries, skip_bad_images)
+    kept, images, n_bad = _decode_source(source, entries, skip_bad_images, resize)
     class_index = {c: i for i, c in enumerate(classes)}
     cached = {
         "images": torch.from_numpy(images),

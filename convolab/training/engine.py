@@ -103,6 +103,12 @@ def prepare_run_dir(output: str | Path) -> Path:
     return path
 
 
+def load_config_data(config: TrainConfig) -> ImageData:
+    """The data a training config names, as every training verb loads it."""
+    return load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
+                     config.image_size)
+
+
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
     if want_aux and hasattr(model, "forward_outputs"):
         return model.forward_outputs(x)
@@ -175,8 +181,7 @@ class Trainer:
             log.setLevel(logging.WARNING)  # rank 0 reports for all
         self.amp_dtype = resolve_amp(config.amp, self.device)
         torch.manual_seed(config.seed)
-        self.data = data if data is not None else load_data(
-            config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction)
+        self.data = data if data is not None else load_config_data(config)
         if model is None:
             options = dict(config.model_options)
             model = create_model(config.model, num_classes=self.data.num_classes,
