@@ -22,7 +22,7 @@ from .._registry import get_entry
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.engine import load_config_data
+from ..training.engine import data_stem, load_config_data, next_free_dir
 from .report import write_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 
@@ -71,13 +71,7 @@ class Comparison:
 
 def default_compare_dir(data: str) -> Path:
     """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs)."""
-    stem = f"compare-{Path(data).name.split('.')[0]}"
-    path = Path("runs") / stem
-    n = 2
-    while path.exists():
-        path = Path("runs") / f"{stem}-{n}"
-        n += 1
-    return path
+    return next_free_dir(f"compare-{data_stem(data)}")
 
 
 def one_line(err: BaseException) -> str:

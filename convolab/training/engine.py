@@ -82,14 +82,21 @@ def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) ->
     return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing)
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    stem = f"{config.model}-{Path(config.data).name.split('.')[0]}"
-    path = Path("runs") / stem
-    n = 2
+def next_free_dir(stem: str, parent: str | Path = "runs") -> Path:
+    """parent/stem, or stem-2, stem-3... beside the ones that exist."""
+    path, n = Path(parent) / stem, 2
     while path.exists():
-        path = Path("runs") / f"{stem}-{n}"
-        n += 1
+        path, n = Path(parent) / f"{stem}-{n}", n + 1
     return path
+
+
+def data_stem(data: str) -> str:
+    """A short name for a data source: `cifar10` for ../shared/data/cifar10-jpg.tar.gz."""
+    return Path(data).name.split(".")[0]
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return next_free_dir(f"{config.model}-{data_stem(config.data)}")
 
 
 def prepare_run_dir(output: str | Path) -> Path:
