@@ -22,7 +22,12 @@ def _adopt(target: nn.Module, source: nn.Module, nodes: dict[str, str]) -> tuple
     uses on `target` under their own names, and return the traced forward (train, eval)."""
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    graph = create_feature_extractor(source, return_nodes=nodes)
+    try:
+        graph = create_feature_extractor(source, return_nodes=nodes)
+    except Exception as err:  # torch.fx cannot follow data-dependent Python control flow
+        name = getattr(source, "model_name", "") or type(source).__name__
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{name} cannot be cut into stages by torch.fx tracing: {first}") from None
     for name, child in graph.named_children():
         target.add_module(name, child)
     for name, param in graph.named_parameters(recurse=False):
