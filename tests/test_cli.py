@@ -115,3 +115,16 @@ def test_predict_and_evaluate_refuse_a_corrupt_checkpoint_and_a_missing_image(tr
     code, _, err = run_cli(capsys, "predict", str(trained_run), str(tmp_path / "none.png"))
     assert code == 2 and "does not exist" in err
     assert torch.load(trained_run / "last.pt", weights_only=True)["epoch"] == 2  # untouched
+
+
+def test_predict_runs_an_exported_onnx_model_like_its_checkpoint(trained_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    data = load_data("mnist5k")
+    path = tmp_path / "digit.png"
+    Image.fromarray(data.test.images[7, 0].numpy()).save(path)
+    code, _, _ = run_cli(capsys, "export", str(trained_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    assert code == 0
+    _, from_checkpoint, _ = run_cli(capsys, "predict", str(trained_run), str(path))
+    _, from_onnx, _ = run_cli(capsys, "predict", str(tmp_path / "m.onnx"), str(path))
+    assert from_onnx.split()[1] == from_checkpoint.split()[1]
+    assert abs(float(from_onnx.split()[2]) - float(from_checkpoint.split()[2])) < 1e-3

@@ -52,8 +52,8 @@ def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_pa
     interrupted = Trainer(quick_config(tmp_path, epochs=3, output=str(tmp_path / "cut")))
     original_step = interrupted._train_step
 
-    def step_then_signal(x, y):
-        out = original_step(x, y)
+    def step_then_signal(x, y, *rest):
+        out = original_step(x, y, *rest)
         if interrupted.step == interrupted.steps_per_epoch + 15:  # in the middle of epoch 2
             interrupted._stop_signal = signal.SIGTERM
         return out
@@ -98,10 +98,10 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     trainer = Trainer(quick_config(tmp_path, epochs=3))
     original_step = trainer._train_step
 
-    def poisoned(x, y):
+    def poisoned(x, y, *rest):
         if trainer.epoch == 1:
             x = x * float("nan")
-        return original_step(x, y)
+        return original_step(x, y, *rest)
 
     trainer._train_step = poisoned
     with pytest.raises(NonFiniteLoss, match="lower --lr"):

@@ -17,15 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if str(args.checkpoint).endswith(".onnx"):
-        from ..export.onnx_predict import predict_onnx_files as predict
+        from ..export import predict_onnx
+
+        results = predict_onnx(args.checkpoint, args.images, top_k=args.topk)
     else:
         from ..training.inference import load_trained_model, predict_files
 
-        loaded = load_trained_model(args.checkpoint)
-
-        def predict(_model, paths, topk):
-            return predict_files(loaded, paths, topk)
-    for path, top in zip(args.images, predict(args.checkpoint, args.images, args.topk)):
+        results = predict_files(load_trained_model(args.checkpoint), args.images, args.topk)
+    for path, top in zip(args.images, results):
         best, prob = top[0]
         rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
         print(f"{path}  {best}  {prob:.4f}  {rest}".rstrip())

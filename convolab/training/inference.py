@@ -14,6 +14,7 @@ from .. import create_model
 from .._atomic import atomic_write
 from ..data import ImageData
 from ..data.augment import AugmentConfig, BatchTransform
+from ..data.files import read_image
 from ..errors import CheckpointError, DataError
 from .checkpoint import load_checkpoint
 
@@ -132,32 +133,13 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title:
     plt.close(fig)
 
 
-def read_images(paths: list[str | Path], channels: int) -> list[torch.Tensor]:
-    """Decode image files to uint8 C x H x W tensors with `channels` channels."""
-    from PIL import Image, UnidentifiedImageError
-
-    images = []
-    for p in paths:
-        try:
-            with Image.open(p) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
-                array = np.asarray(img)
-        except FileNotFoundError:
-            raise DataError(f"image {p} does not exist") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"image {p} cannot be read ({str(err).splitlines()[0]})") from None
-        t = torch.from_numpy(array.copy())
-        images.append(t[None] if t.ndim == 2 else t.permute(2, 0, 1))
-    return images
-
-
 @torch.no_grad()
 def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (class name, probability) for each image file, preprocessed as in training."""
     classes = loaded.classes
     k = min(topk, len(classes))
     results = []
-    for image in read_images(paths, int(loaded.checkpoint["in_chans"])):
+    for image in (read_image(p, int(loaded.checkpoint["in_chans"])) for p in paths):
         probs = predict_logits(loaded, image[None]).softmax(1)[0]
         values, indices = probs.topk(k)
         results.append([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])
