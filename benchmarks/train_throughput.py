@@ -90,16 +90,24 @@ def handwritten(model_name: str, data: ImageData, batch: int, device: torch.devi
     start = time.perf_counter()
     perm = torch.randperm(len(labels), device=device)
     steps = len(labels) // batch
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
     for b in range(steps):
         idx = perm[b * batch:(b + 1) * batch]
         x = images[idx].float().div_(255)
         if colour:
             x = random_flip(random_crop(x, 4, gen), gen)
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(model(x), labels[idx])
+        y = labels[idx]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        loss_sum += loss.detach() * len(y)  # the running loss and accuracy any training loop reports
+        correct += (logits.detach().argmax(1) == y).sum()
+    print(f"    hand-written epoch: loss {loss_sum.item() / (steps * batch):.3f}, "
+          f"acc {correct.item() / (steps * batch):.3f}", file=sys.stderr)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - start)
