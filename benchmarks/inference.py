@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch
 import torchvision
 
 import convolab
+from convolab._platform import cpu_name
 from convolab.export import export_onnx, fold_batchnorm
 
 TV = torchvision.models
@@ -36,16 +36,6 @@ MODELS = {  # convolab name: (torchvision constructor, input size)
     "inception_v3": (partial(TV.inception_v3, weights=None, aux_logits=False, init_weights=False), 299),
 }
 PATHS = ("torchvision", "eager", "eager-folded", "torchscript", "onnx")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def time_per_batch(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:

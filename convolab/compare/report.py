@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
+from .._platform import cpu_name
 from ..errors import ConfigError
 from .results import ModelResult
 
@@ -55,19 +56,9 @@ def environment(results: list[ModelResult]) -> dict[str, str]:
         if device.startswith("cuda") and torch.cuda.is_available():
             names.append(f"{device} ({torch.cuda.get_device_name(torch.device(device))})")
         else:
-            names.append(f"{device} ({_cpu_name()}, {torch.get_num_threads()} threads)")
+            names.append(f"{device} ({cpu_name()}, {torch.get_num_threads()} threads)")
     return {"convolab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version(), "device": "; ".join(names) or "-"}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ----- the table ---------------------------------------------------------------------------------
