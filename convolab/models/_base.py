@@ -44,6 +44,16 @@ class FeatureInfo:
     reduction: int
 
 
+def init_xavier(model: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every Conv2d and Linear (d2l's train_ch6 init):
+    sigmoid networks stall under PyTorch's default initialization."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class ConvNet(nn.Module):
     """Base class: `forward(x) == forward_head(forward_features(x))`.
 

@@ -30,7 +30,7 @@ from .._registry import register_model
 from ..errors import ConfigError
 from ..layers import ClassifierHead, ConvBlock, GoogLeNetAux, InceptionSpec, InceptionV1, conv_block
 from ._aux import AuxClassifierNet
-from ._base import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, FeatureInfo, data_config_for
+from ._base import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, FeatureInfo, data_config_for, init_xavier
 
 # Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 GOOGLENET_TABLE: dict[str, InceptionSpec] = {
@@ -107,10 +107,7 @@ class GoogLeNet(AuxClassifierNet):
         if not any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
             # Without BN the initial scale matters; the paper's Caffe model (bvlc_googlenet) and
             # d2l both start from Xavier weights, so we do too.
-            for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.xavier_uniform_(m.weight)
-                    nn.init.zeros_(m.bias)
+            init_xavier(self)
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         # torchvision's ported weights expect (x - 0.5) / 0.5 of [0, 1] pixels; this maps

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._registry import register_model
-from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for
+from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for, init_xavier
 
 
 class LeNetHead(nn.Module):
@@ -54,11 +54,7 @@ class LeNet5(ConvNet):
         self.feature_info = [FeatureInfo("features.2", 6, 2), FeatureInfo("features.5", 16, 4)]
         self.data_config = data_config_for(in_chans, img_size, MNIST_MEAN, MNIST_STD)
         if act_layer is nn.Sigmoid:
-            # Sigmoid nets stall under PyTorch's default init; Xavier keeps activations in range.
-            for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.xavier_uniform_(m.weight)
-                    nn.init.zeros_(m.bias)
+            init_xavier(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._registry import register_model
-from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for
+from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for, init_xavier
 
 
 def _norm(layer: type[nn.Module], channels: int, batch_norm: bool) -> nn.Module:
@@ -62,11 +62,7 @@ class LeNetBN(ConvNet):
         self.num_features = 84
         self.feature_info = [FeatureInfo("features.3", 6, 2), FeatureInfo("features.7", 16, 4)]
         self.data_config = data_config_for(in_chans, img_size, MNIST_MEAN, MNIST_STD)
-        # d2l's initialization (train_ch6): sigmoid nets stall under PyTorch's default init.
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_xavier(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
