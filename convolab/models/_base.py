@@ -35,6 +35,13 @@ def data_config_for(in_chans: int, size: int, mean: tuple[float, ...] = IMAGENET
     return DataConfig((in_chans, size, size), tuple(mean), tuple(std))
 
 
+def stem_data_config(stem: str, in_chans: int, img_size: int | None = None) -> DataConfig:
+    """The input of an ImageNet-stem model (224, ImageNet statistics) or a CIFAR-stem one (32, CIFAR-10)."""
+    if stem == "imagenet":
+        return data_config_for(in_chans, img_size or 224, IMAGENET_MEAN, IMAGENET_STD)
+    return data_config_for(in_chans, img_size or 32, CIFAR10_MEAN, CIFAR10_STD)
+
+
 @dataclass
 class FeatureInfo:
     """One stage whose output can be taken as features: module name, channels, total stride."""

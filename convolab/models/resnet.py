@@ -16,15 +16,7 @@ from torch import nn
 from .._registry import register_model
 from ..layers import BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck, make_stage
 from ..layers.residual import ResidualBlock, Shortcut
-from ._base import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ConvNet,
-    FeatureInfo,
-    data_config_for,
-)
+from ._base import ConvNet, FeatureInfo, stem_data_config
 
 
 class Stage(NamedTuple):
@@ -96,10 +88,7 @@ class ResNet(ConvNet):
             self.act = nn.ReLU(inplace=True)
         self.num_features = channels
         self.head = ClassifierHead(channels, num_classes, drop_rate)
-        if stem == "imagenet":
-            self.data_config = data_config_for(in_chans, img_size or 224, IMAGENET_MEAN, IMAGENET_STD)
-        else:
-            self.data_config = data_config_for(in_chans, img_size or 32, CIFAR10_MEAN, CIFAR10_STD)
+        self.data_config = stem_data_config(stem, in_chans, img_size)
         self._init_weights()
 
     def _init_weights(self) -> None:
