@@ -5,8 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data import load_data
-from ..training.inference import evaluate_checkpoint, load_trained_model
+from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
 
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_trained_model(args.checkpoint, resolve_device(args.device))
     source = args.data or loaded.checkpoint["data"]
-    data = load_data(source, args.data_dir, args.download)
+    data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)
     report = evaluate_checkpoint(loaded, data)
     ckpt_path = Path(args.checkpoint)
     out = Path(args.output) if args.output else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "evaluation"

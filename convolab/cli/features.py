@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import load_data
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
 from ..training.engine import resolve_device
+from ..training.inference import load_data_for
 from ._args import positive_int
 
 HELP = ("write a checkpoint's pooled penultimate features of every train and test image, with labels "
@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    source = args.data or str(load_checkpoint(args.checkpoint).get("data", "mnist5k"))
-    data = load_data(source, args.data_dir)
+    checkpoint = load_checkpoint(args.checkpoint)
+    source = args.data or str(checkpoint.get("data", "mnist5k"))
+    data = load_data_for(checkpoint, source, args.data_dir)
     arrays = extract_features(args.checkpoint, data, args.batch_size, resolve_device(args.device))
     save_features(args.out, arrays)
     train, test = arrays["train_features"], arrays["test_features"]

@@ -6,12 +6,13 @@ import json
 import os
 
 from .._registry import get_entry
+from ..data.stream import LOADERS
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer
 from ..training.config import AMP_MODES, AUGMENT_MODES
 from ..training.distributed import Distributed, in_torchrun, launch, strip_option
 from ..training.optim import OPTIMIZERS, SCHEDULES
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
 
@@ -33,6 +34,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-bad-images", action="store_true", help="count and skip unreadable images")
     g.add_argument("--val-fraction", type=non_negative_float, default=d.val_fraction,
                    help="held-out fraction when an image folder has no test/ or val/ split")
+    g.add_argument("--loader", choices=LOADERS, default=d.loader,
+                   help="image folders: cache small images once in memory, stream large ones from the files "
+                   "through worker processes; auto picks by image size (default: %(default)s)")
+    g.add_argument("--workers", type=non_negative_int, metavar="N",
+                   help="processes decoding streamed images (default: min(8, CPUs); 0: in the main process)")
+    g.add_argument("--min-crop-scale", type=positive_float, default=d.min_crop_scale, metavar="S",
+                   help="streamed training images are random-resized crops of S to 1 of the image area "
+                   "(default: %(default)s, as Inception)")
     g = parser.add_argument_group("optimization")
     g.add_argument("--epochs", type=positive_int, default=d.epochs, help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="(default: %(default)s)")
@@ -116,7 +125,8 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         image_size=args.image_size, normalize=args.normalize, augment=args.augment,
         random_erasing=args.random_erasing, patience=args.patience, min_delta=args.min_delta,
         output=args.output, model_options=parse_model_options(args.model_option),
-        skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, tensorboard=args.tensorboard,
+        skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, loader=args.loader,
+        workers=args.workers, min_crop_scale=args.min_crop_scale, tensorboard=args.tensorboard,
         progress=args.progress, init_from=getattr(args, "init_from", None),
         freeze_backbone=args.freeze_backbone, backbone_lr_scale=args.backbone_lr_scale,
         loss_weights=dict(args.loss), extra_targets=list(args.extra_target))

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import DataError
 from .base import ImageData, Split, stratified_split
 from .builtin import load_digits, load_mnist5k
+from .stream import LOADERS, StreamingImageData, StreamSplit
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 
 BUILTIN_SETS = ("mnist5k", "digits")
@@ -20,10 +21,22 @@ def _looks_like_path(source: str) -> bool:
 
 
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
-              skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None) -> ImageData:
+              skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
+              loader: str = "auto", workers: int | None = None) -> ImageData:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
     an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
-    `image_size` resizes a folder's images as they are decoded (named sets are resized per batch)."""
+    `image_size` resizes a folder's images as they are decoded (named sets are resized per batch).
+
+    `loader`: a folder's small images are decoded once into a uint8 cache (`cache`), large ones are
+    streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
+    """
+    if loader not in LOADERS:
+        raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+    if workers is not None and workers < 0:
+        raise DataError(f"--workers must be 0 or more, got {workers}")
+    if loader == "stream" and (source in DATA_SETS):
+        raise DataError(f"--loader stream reads image folders and tars; {source} is held in memory, "
+                        "drop --loader or give a folder")
     if source == "mnist5k":
         return load_mnist5k()
     if source == "digits":
@@ -35,7 +48,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         from .folder import load_image_folder
 
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
-                                 resize=image_size)
+                                 resize=image_size, loader=loader, workers=workers)
     if _looks_like_path(source):
         raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")
@@ -45,5 +58,5 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                     f"or give a path to an image folder or tar)")
 
 
-__all__ = ["DATA_SETS", "ImageData", "Split", "load_data", "load_digits", "load_mnist5k",
-           "load_torchvision", "stratified_split"]
+__all__ = ["DATA_SETS", "LOADERS", "ImageData", "Split", "StreamSplit", "StreamingImageData", "load_data",
+           "load_digits", "load_mnist5k", "load_torchvision", "stratified_split"]

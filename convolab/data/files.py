@@ -9,14 +9,20 @@ import torch
 from ..errors import DataError
 
 
-def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise."""
+def read_image(path: str | Path, channels: int, center_crop_size: int | None = None) -> torch.Tensor:
+    """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
+    its centre crop at that size, as streamed images are evaluated."""
     from PIL import Image, UnidentifiedImageError
 
+    from .stream import decode_crop
+
+    mode = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            array = np.asarray(img, dtype=np.uint8)
+        if center_crop_size is not None:
+            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode)
+        else:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert(mode), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:

@@ -22,6 +22,17 @@ import torch
 from .._atomic import atomic_write
 from ..errors import DataError
 from .base import ImageData, Split, stratified_split
+from .stream import (
+    LOADERS,
+    FileReader,
+    StreamingImageData,
+    StreamSplit,
+    compression_of,
+    decompress_once,
+    majority_mode,
+    sample_headers,
+    should_stream,
+)
 
 log = logging.getLogger("convolab")
 
@@ -118,6 +129,22 @@ class _Source:
             for name in sorted(wanted):
                 yield name, (self.path / name).read_bytes()
 
+    def sample_headers(self, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
+        """Size and mode of up to `count` images: spread over a folder, the first ones of an archive
+        (a compressed archive cannot be read out of order)."""
+        if not self.is_tar:
+            return sample_headers(lambda name: (self.path / name).read_bytes(), names, count)
+        first: dict[str, bytes] = {}
+        wanted = set(names)
+        with tarfile.open(self.path, mode="r|*") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    f = tar.extractfile(member)
+                    first[member.name] = f.read() if f is not None else b""
+                    if len(first) == count:
+                        break
+        return sample_headers(first.__getitem__, sorted(first), count)
+
     def describe(self, location: str) -> str:
         return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
 
@@ -182,23 +209,29 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
 
 
 def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
-                      cache_dir: str | Path | None = None, resize: int | None = None) -> ImageData:
-    """An image folder or an archive of one, through the on-disk uint8 cache.
+                      cache_dir: str | Path | None = None, resize: int | None = None, loader: str = "auto",
+                      workers: int | None = None) -> ImageData:
+    """An image folder or an archive of one: small images through the on-disk uint8 cache, large ones
+    streamed from their files by DataLoader workers (`loader`: auto, cache or stream; see `stream.py`).
 
     `resize` scales every image to `resize` x `resize` as it is decoded: photographs of any size
     then share one small tensor cache instead of being refused for their mixed sizes.
     """
+    if loader not in LOADERS:
+        raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     path = Path(path).expanduser()
     source = _Source(path)
     cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
-    key = f"{source.fingerprint()}-skip{int(skip_bad_images)}" + (f"-{resize}px" if resize else "")
-    cache_file = cache_root / f"{key}.pt"
-    if cache_file.is_file():
-        try:
-            cached = torch.load(cache_file, weights_only=True)
-            return _assemble(path, cached, val_fraction)
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            log.warning("rebuilding the damaged image cache %s", cache_file)
+    cache_file = None
+    if loader != "stream":
+        key = f"{source.fingerprint()}-skip{int(skip_bad_images)}" + (f"-{resize}px" if resize else "")
+        cache_file = cache_root / f"{key}.pt"
+        if cache_file.is_file():
+            try:
+                cached = torch.load(cache_file, weights_only=True)
+                return _assemble(path, cached, val_fraction)
+            except Exception:  # a damaged cache is rebuilt, never trusted
+                log.warning("rebuilding the damaged image cache %s", cache_file)
     names, empty = source.list_images()
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
@@ -210,6 +243,15 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         if empty_named and not skip_bad_images:
             raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
                             "images, or pass --skip-bad-images to ignore it")
+    headers = source.sample_headers(names) if loader != "cache" else []
+    if loader == "auto":
+        stream, why = should_stream(headers, len(names), resize)
+        log.info("%s: %s, so they are %s", path, why, "streamed from the files" if stream else "cached")
+        loader = "stream" if stream else "cache"
+    if loader == "stream":
+        return _streaming(path, source, entries, classes, headers, val_fraction, resize, workers,
+                          skip_bad_images, cache_root)
+    assert cache_file is not None
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
     kept, images, n_bad = _decode_source(source, entries, skip_bad_images, resize)
     class_index = {c: i for i, c in enumerate(classes)}
@@ -226,17 +268,46 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     return _assemble(path, cached, val_fraction)
 
 
-def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
-    images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
-    if cached["has_splits"]:
-        test_mask = cached["is_test"]
-        train_idx = torch.nonzero(~test_mask).flatten()
-        test_idx = torch.nonzero(test_mask).flatten()
+def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
+                   val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if has_splits:
+        train_idx, test_idx = torch.nonzero(~is_test).flatten(), torch.nonzero(is_test).flatten()
     else:
         train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise DataError(f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; "
                         "both splits need images (add a test/ folder or raise --val-fraction)")
+    return train_idx, test_idx
+
+
+def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: list[str], headers: list,
+               val_fraction: float, resize: int | None, workers: int | None, skip_bad_images: bool,
+               cache_root: Path) -> StreamingImageData:
+    """The folder or archive as StreamSplits over its files (a compressed archive decompressed once)."""
+    if not headers:
+        raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
+                        "--loader cache to decode them all and name the bad ones")
+    if source.is_tar:
+        kind = compression_of(path)
+        tar_path = decompress_once(path, kind, source.fingerprint(), cache_root) if kind else path
+        reader = FileReader(path, tar_path)
+    else:
+        reader = FileReader(path)
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([class_index[e.class_name] for e in entries], dtype=torch.int64)
+    is_test = torch.tensor([e.split == "test" for e in entries], dtype=torch.bool)
+    train_idx, test_idx = _split_indices(path, labels, is_test, any(e.split is not None for e in entries),
+                                         val_fraction)
+    locations = [e.location for e in entries]
+    everything = StreamSplit(reader, locations, labels)
+    return StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
+                              classes, majority_mode(headers), size=resize, workers=workers,
+                              skip_bad_images=skip_bad_images, source=str(path))
+
+
+def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
+    images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
+    train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction)
     name = path.name.split(".")[0]
     return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
                      classes)

@@ -8,7 +8,7 @@ import torch
 
 from .._atomic import atomic_write
 from ..data import ImageData
-from ..training.inference import load_trained_model
+from ..training.inference import load_trained_model, uint8_batches
 
 
 @torch.no_grad()
@@ -19,14 +19,15 @@ def extract_features(checkpoint: str | Path, data: ImageData, batch_size: int = 
     model, transform = loaded.model, loaded.transform
     arrays: dict[str, np.ndarray] = {}
     for split_name, split in (("train", data.train), ("test", data.test)):
-        chunks = []
-        for start in range(0, len(split), batch_size):
-            x = transform(split.images[start:start + batch_size].to(device))
+        chunks, labels = [], []
+        for images, y in uint8_batches(data, split, batch_size, int(loaded.checkpoint["image_size"][0])):
+            x = transform(images.to(device))
             chunks.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+            labels.append(y)
         width = getattr(model, "num_features", 0)
         features = torch.cat(chunks) if chunks else torch.empty(0, width)
         arrays[f"{split_name}_features"] = features.flatten(1).numpy()
-        arrays[f"{split_name}_labels"] = split.labels.numpy()
+        arrays[f"{split_name}_labels"] = (torch.cat(labels) if labels else split.labels[:0]).numpy()
     arrays["classes"] = np.array(data.classes)
     arrays["model_name"] = np.array(str(loaded.checkpoint["model_name"]))
     return arrays

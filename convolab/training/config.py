@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.stream import LOADERS, MIN_CROP_SCALE
 from ..errors import ConfigError
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
 
@@ -49,6 +50,9 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     skip_bad_images: bool = False
     val_fraction: float = 0.1
+    loader: str = "auto"  # image folders: "cache" small images in memory, "stream" large ones from the files
+    workers: int | None = None  # DataLoader processes that decode streamed images (None: min(8, CPUs))
+    min_crop_scale: float = MIN_CROP_SCALE  # streamed training images: random-resized crops of this much area up
     tensorboard: bool = False
     progress: bool = True
     # Transfer and several outputs (convolab/finetune).
@@ -75,6 +79,12 @@ class TrainConfig:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.augment not in AUGMENT_MODES:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.loader not in LOADERS:
+            raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
+        if not 0 < self.min_crop_scale <= 1:
+            raise ConfigError(f"--min-crop-scale must be in (0, 1], got {self.min_crop_scale}")
         if self.normalize not in ("data", "model"):
             raise ConfigError(f"--normalize must be 'data' or 'model', got {self.normalize!r}")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:

@@ -10,6 +10,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from torch import nn
 from .. import create_model
 from ..data import ImageData, load_data
 from ..data.augment import AugmentConfig, BatchTransform
+from ..data.stream import StreamingImageData, epoch_permutation
 from ..errors import ConfigError, ConvolabError
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -113,7 +115,7 @@ def prepare_run_dir(output: str | Path) -> Path:
 def load_config_data(config: TrainConfig) -> ImageData:
     """The data a training config names, as every training verb loads it."""
     return load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
-                     config.image_size)
+                     config.image_size, config.loader, config.workers)
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
@@ -134,32 +136,43 @@ class TrainingOutputs(nn.Module):
         return model_outputs(self.model, x, self.want_aux)
 
 
+def split_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels, indices) of in-memory data, in order."""
+    for start in range(0, len(labels), batch_size):
+        stop = min(start + batch_size, len(labels))
+        yield images[start:stop], labels[start:stop], torch.arange(start, stop, device=labels.device)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
+def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
-             return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+             return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None,
+             batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None) -> dict[str, Any]:
     """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
 
     `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`.
+    `batches` ((uint8 images, labels, indices into `labels`), e.g. streamed from files) replaces `images`.
     """
     model.eval()
     targets = targets or {}
-    total_loss, correct, outputs = 0.0, 0, []
+    total_loss, correct, count, outputs = 0.0, 0, 0, []
     correct_by = dict.fromkeys(targets, 0)
-    for start in range(0, len(labels), batch_size):
-        x = transform(images[start:start + batch_size].to(device, non_blocking=True))
-        y = labels[start:start + batch_size].to(device, non_blocking=True)
+    for images_u8, y, index in batches if batches is not None else split_batches(images, labels, batch_size):
+        x = transform(images_u8.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
             named = model.forward_outputs(x) if targets else {"main": model(x)}
         logits = named["main"].float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
         for name, target in targets.items():
-            t = target[start:start + batch_size].to(device, non_blocking=True)
+            t = target[index.to(target.device)].to(device, non_blocking=True)
             correct_by[name] += (named[name].argmax(1) == t).sum().item()
         if return_logits:
             outputs.append(logits.cpu())
-    n = max(1, len(labels))
+    n = max(1, count)
     result: dict[str, Any] = {"loss": total_loss / n, "acc": correct / n}
     result.update({f"acc_{name}": c / n for name, c in correct_by.items()})
     if return_logits:
@@ -202,6 +215,13 @@ class Trainer:
         data_cfg = getattr(self.model, "data_config", None)
         size = config.image_size or (data_cfg.input_size[-1] if data_cfg else self.data.image_shape[-1])
         in_chans = getattr(self.model, "in_chans", self.data.image_shape[0])
+        augment = augment_for(config.augment, self.data.image_shape, config.random_erasing)
+        # Large images stream from their files: workers decode each straight to the input size, a
+        # random-resized crop standing in for the padded crop of cached data.
+        self.streaming = isinstance(self.data, StreamingImageData)
+        if self.streaming:
+            self.data.configure(size, random_crop=augment.crop_padding > 0, min_scale=config.min_crop_scale)
+            augment = dataclasses.replace(augment, crop_padding=0)
         if config.normalize == "model" and data_cfg is not None:
             mean, std = data_cfg.mean, data_cfg.std
         else:
@@ -210,7 +230,6 @@ class Trainer:
                 mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
         self.mean, self.std = tuple(mean), tuple(std)
         self.image_size = (size, size)
-        augment = augment_for(config.augment, self.data.image_shape, config.random_erasing)
         self.transform = BatchTransform(in_chans, self.image_size, self.mean, self.std, augment, channels_last)
         self.eval_transform = BatchTransform(in_chans, self.image_size, self.mean, self.std, AugmentConfig(),
                                              channels_last)
@@ -239,11 +258,18 @@ class Trainer:
             forward = self.dist.wrap(self.model, forward)
             torch.manual_seed(config.seed + self.dist.rank)  # own dropout masks per rank (same init before)
         self.forward_model = torch.compile(forward) if config.compile else forward
-        # Data live on the device as uint8; batches are taken by indexing.
-        self.train_images = self.data.train.images.to(self.device)
+        # Data live on the device as uint8 and batches are taken by indexing; or, streamed, worker
+        # processes decode each batch from the files.
         self.train_labels = self.data.train.labels.to(self.device)
-        self.test_images = self.data.test.images.to(self.device)
         self.test_labels = self.data.test.labels.to(self.device)
+        if self.streaming:
+            self.train_images, self.test_images = None, None
+            self.train_loader, self.train_sampler = self.data.train_loader(
+                config.batch_size, config.seed, self.dist.rank, self.dist.world_size,
+                pin_memory=self.device.type == "cuda")
+        else:
+            self.train_images = self.data.train.images.to(self.device)
+            self.test_images = self.data.test.images.to(self.device)
         n = len(self.train_labels)
         self.steps_per_epoch = max(1, n // config.batch_size)  # the last partial batch is dropped
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -317,6 +343,8 @@ class Trainer:
             "in_chans": getattr(model, "in_chans", self.data.image_shape[0]),
             "classes": list(self.data.classes),
             "image_size": list(self.image_size),
+            # how a file becomes the input: squashed to the size, or (streamed data) its centre crop
+            "preprocess": "center-crop" if self.streaming else "resize",
             "mean": list(self.mean),
             "std": list(self.std),
             "data": self.config.data,
@@ -400,10 +428,21 @@ class Trainer:
             save_checkpoint(state, self.run_dir / name)
 
     # ----- the loop ----------------------------------------------------------------------------
-    def _epoch_permutation(self, epoch: int) -> torch.Tensor:
-        """The data order of `epoch`, derived from (seed, epoch) so a resumed run needs no state."""
-        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.train_labels), generator=gen).to(self.device)
+    def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels, indices) of this rank's share of each remaining batch of the epoch,
+        on the device; the order comes from (seed, epoch), so a resumed run needs no other state."""
+        cfg = self.config
+        if self.streaming:
+            self.train_sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            for images, labels, index in self.data.batches(self.train_loader, self.data.train):
+                yield (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True),
+                       index.to(self.device, non_blocking=True))
+            return
+        perm = epoch_permutation(len(self.train_labels), cfg.seed, self.epoch).to(self.device)
+        while True:
+            b = self.batch_in_epoch
+            idx = self.dist.shard(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])  # rank r of W: idx[r::W]
+            yield self.train_images[idx], self.train_labels[idx], idx
 
     def _set_lr(self) -> float:
         lr = self.config.base_lr * lr_factor(self.step, self.total_steps, self.config.schedule, self.warmup_steps)
@@ -443,7 +482,8 @@ class Trainer:
     def _run_epoch(self) -> bool:
         """Train the rest of the current epoch; False if a stop signal arrived first."""
         cfg = self.config
-        perm = self._epoch_permutation(self.epoch)
+        batches = self._train_batches()
+        lr = self._set_lr()
         bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}",
                         cfg.progress and self.dist.is_main, initial=self.batch_in_epoch)
         loss_sum = torch.zeros((), device=self.device)
@@ -456,16 +496,15 @@ class Trainer:
                 # same numbers in the same order as an uninterrupted one.
                 if seen == 0 and self._should_stop():
                     return False
-                idx = perm[self.batch_in_epoch * cfg.batch_size:(self.batch_in_epoch + 1) * cfg.batch_size]
-                idx = self.dist.shard(idx)  # rank r of W takes idx[r::W]: the global batch stays B
-                x = self.transform(self.train_images[idx], train=True, generator=self.aug_generator)
-                y = self.train_labels[idx]
-                targets = {name: t[idx] for name, t in self.train_targets.items()}
-                lr = self._set_lr()
-                loss, correct = self._train_step(x, y, targets)
-                loss_sum += loss * len(y)
-                correct_sum += correct
-                seen += len(y)
+                images, y, idx = next(batches)
+                if len(y):  # (a streamed batch whose images were all unreadable and skipped is empty)
+                    x = self.transform(images, train=True, generator=self.aug_generator)
+                    targets = {name: t[idx] for name, t in self.train_targets.items()}
+                    lr = self._set_lr()
+                    loss, correct = self._train_step(x, y, targets)
+                    loss_sum += loss * len(y)
+                    correct_sum += correct
+                    seen += len(y)
                 self.step += 1
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch % 10 == 0 or self.batch_in_epoch == self.steps_per_epoch:
@@ -485,6 +524,7 @@ class Trainer:
                                         refresh=False)
                         bar.update(self.batch_in_epoch - bar.n)
         finally:
+            batches.close()
             if bar is not None:
                 bar.close()
         return True
@@ -512,17 +552,25 @@ class Trainer:
         targets = {name: self.test_targets.get(name, self.test_labels) for name in self.scored_outputs}
         if not self.dist.enabled:
             return evaluate(model, self.test_images, self.test_labels, self.eval_transform, size, self.device,
-                            self.amp_dtype, targets=targets)
+                            self.amp_dtype, targets=targets, batches=self._test_batches(size))
         self.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
         labels = self.dist.shard(self.test_labels)
         shards = {name: self.dist.shard(t) for name, t in targets.items()}
-        result = evaluate(model, self.dist.shard(self.test_images), labels, self.eval_transform, size,
-                          self.device, self.amp_dtype, targets=shards)
+        images = self.dist.shard(self.test_images) if self.test_images is not None else None
+        result = evaluate(model, images, labels, self.eval_transform, size, self.device, self.amp_dtype,
+                          targets=shards, batches=self._test_batches(size, shard=True))
         n = len(labels)
         keys = ["acc"] + [f"acc_{name}" for name in targets]
         loss, n_all, *corrects = self.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
         accs = {k: round(c) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
         return {"loss": loss / max(1, n_all)} | accs
+
+    def _test_batches(self, batch_size: int, shard: bool = False) -> Iterator | None:
+        """Streamed data: the test split's batches (this rank's share), decoded by the workers; else None."""
+        if not self.streaming:
+            return None
+        split = self.dist.shard(self.data.test) if shard else self.data.test
+        return self.data.eval_batches(split, batch_size, pin_memory=self.device.type == "cuda")
 
     def _end_epoch(self) -> dict[str, Any]:
         eval_model = self.ema.module if self.ema is not None else self.model

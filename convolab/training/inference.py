@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from torch import nn
 
 from .. import create_model
 from .._atomic import atomic_write
-from ..data import ImageData
+from ..data import ImageData, Split, StreamingImageData, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.files import read_image
 from ..errors import CheckpointError, DataError
@@ -92,11 +93,45 @@ def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Te
     return torch.tensor([model_classes.index(c) for c in data_classes])
 
 
+def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
+                  workers: int | None = None) -> ImageData:
+    """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
+    it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training)."""
+    import json
+
+    config = json.loads(checkpoint.get("config", "{}"))
+    if not Path(source).expanduser().exists():  # a named data set: held in memory, resized per batch
+        return load_data(source, data_dir, download)
+    streamed = checkpoint.get("preprocess") == "center-crop"
+    return load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
+                     val_fraction=float(config.get("val_fraction", 0.1)),
+                     image_size=None if streamed else config.get("image_size"),
+                     loader="stream" if streamed else "auto", workers=workers)
+
+
+def uint8_batches(data: ImageData, split: Split | StreamSplit, batch_size: int, size: int | None = None
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels) of a split in order: sliced from memory, or streamed from the files
+    (centre crops at `size`; unreadable files named, or skipped with --skip-bad-images)."""
+    if isinstance(data, StreamingImageData):
+        data.configure(size)
+        for images, labels, _ in data.eval_batches(split, batch_size):
+            yield images, labels
+    else:
+        for start in range(0, len(split), batch_size):
+            yield split.images[start:start + batch_size], split.labels[start:start + batch_size]
+
+
 def evaluate_checkpoint(loaded: LoadedModel, data: ImageData) -> EvaluationReport:
     """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`."""
     classes = loaded.classes
-    labels = class_mapping(data.classes, classes)[data.test.labels]
-    logits = predict_logits(loaded, data.test.images)
+    mapping = class_mapping(data.classes, classes)
+    chunks, label_chunks = [], []
+    for images, labels in uint8_batches(data, data.test, 256, int(loaded.checkpoint["image_size"][0])):
+        chunks.append(predict_logits(loaded, images))
+        label_chunks.append(mapping[labels])
+    logits = torch.cat(chunks) if chunks else torch.empty(0, len(classes))
+    labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
     k = min(5, logits.shape[1])
     topk = logits.topk(k, dim=1).indices
     top1 = (topk[:, 0] == labels).float().mean().item()
@@ -139,7 +174,13 @@ def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -
     classes = loaded.classes
     k = min(topk, len(classes))
     results = []
-    for image in (read_image(p, int(loaded.checkpoint["in_chans"])) for p in paths):
+    ckpt = loaded.checkpoint
+    center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
+    for path in paths:
+        if center_crop:
+            image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]))
+        else:
+            image = read_image(path, int(ckpt["in_chans"]))
         probs = predict_logits(loaded, image[None]).softmax(1)[0]
         values, indices = probs.topk(k)
         results.append([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])

@@ -1,0 +1,393 @@
+"""Large images, streamed: decoded batch by batch in DataLoader worker processes, never all in memory.
+
+Small images (digits, CIFAR) are decoded once into the uint8 cache of `folder.py`. Photographs are
+too large for that, and their sizes differ, so they are read from the folder or tar archive for every
+batch, the way torchvision's ImageFolder does, but with the work split differently:
+
+- a worker decodes a file straight to the model's input size: for training a random-resized crop
+  (Inception's scale augmentation, the paper's "patches of 8% to 100% of the image"), for evaluation
+  the centre crop of the image resized to size / 0.875; JPEGs are decoded at a reduced DCT scale
+  when the crop allows it (PIL's `draft`), so a 4000 px photo costs little more than a 500 px one;
+- the worker hands back uint8, a quarter of float32's bytes; flips, erasing and normalization run
+  on whole batches on the training device (`augment.BatchTransform`), as for cached data;
+- each image's crop is drawn from (seed, epoch, index), not from a worker's random state, so a run
+  is reproducible with any number of workers and resumes mid-epoch exactly.
+
+An uncompressed .tar is read in place by seeking to each member; a compressed one (.tar.gz, .bz2,
+.xz) cannot be read out of order, so it is decompressed once into the cache folder (keyed by its
+content) and read from there.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import random
+import shutil
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._atomic import atomic_write
+from ..errors import DataError
+from .base import ImageData
+
+log = logging.getLogger("convolab")
+
+LOADERS = ("auto", "cache", "stream")
+LARGE_SIDE = 128  # images whose longer side exceeds this stream unless --image-size shrinks them for the cache
+CACHE_LIMIT_BYTES = int(float(os.environ.get("CONVOLAB_CACHE_LIMIT_GB", "4")) * (1 << 30))
+CROP_PCT = 0.875  # evaluation: resize to size / 0.875, then take the centre size x size (torchvision, timm)
+MIN_CROP_SCALE = 0.08  # training: random-resized crops of 8% to 100% of the image area (Inception, torchvision)
+CROP_RATIO = (3 / 4, 4 / 3)
+STATS_SAMPLE = 256  # images decoded to estimate the data's mean and std
+
+
+def default_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+# ----- reading files ----------------------------------------------------------------------------
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def compression_of(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return next((kind for magic, kind in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+
+
+def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
+    """The uncompressed tar of a compressed archive, made once in the cache folder."""
+    import bz2
+    import gzip
+    import lzma
+
+    target = cache_root / f"{fingerprint}.tar"
+    if target.is_file():
+        return target
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
+    log.info("decompressing %s once to %s, to read its images in any order", path, target)
+    cache_root.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with opener(path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+
+    try:
+        atomic_write(target, write)
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} cannot be decompressed ({err}); check the archive, or unpack it into a "
+                        "folder and give the folder") from None
+    return target
+
+
+class FileReader:
+    """The bytes of one image of a folder or an uncompressed tar, by its location; safe to send to workers
+    (each process opens the archive itself)."""
+
+    def __init__(self, root: Path, tar_path: Path | None = None):
+        self.root, self.tar_path = root, tar_path
+        self.offsets: dict[str, tuple[int, int]] = {}
+        if tar_path is not None:
+            with tarfile.open(tar_path, mode="r:") as tar:
+                self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        self._file = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
+    def read(self, location: str) -> bytes:
+        if self.tar_path is None:
+            return (self.root / location).read_bytes()
+        if self._pid != os.getpid():  # a forked worker must not share the parent's file position
+            self._file, self._pid = open(self.tar_path, "rb"), os.getpid()
+        offset, size = self.offsets[location]
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def describe(self, location: str) -> str:
+        return f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location)
+
+
+# ----- decoding to the input size ---------------------------------------------------------------
+def random_resized_box(width: int, height: int, rng: random.Random, min_scale: float = MIN_CROP_SCALE,
+                       ratio: tuple[float, float] = CROP_RATIO) -> tuple[float, float, float, float]:
+    """torchvision's RandomResizedCrop box (left, top, right, bottom): a random area fraction in
+    [min_scale, 1] and aspect ratio in `ratio`, else the centre crop of the nearest ratio."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(min_scale, 1.0)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = rng.randint(0, height - h)
+            left = rng.randint(0, width - w)
+            return left, top, left + w, top + h
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -> tuple[float, float, float, float]:
+    """The region that resizing the shorter side to size / crop_pct and cropping the centre size x size keeps."""
+    resized_short = size / crop_pct
+    extent = size * min(width, height) / resized_short  # the crop's side in original pixels
+    ew, eh = min(extent, width), min(extent, height)
+    left, top = (width - ew) / 2, (height - eh) / 2
+    return left, top, left + ew, top + eh
+
+
+def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,
+                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT) -> np.ndarray:
+    """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given,
+    else the evaluation centre crop. JPEGs are decoded at the smallest DCT scale that still gives the
+    crop `size` pixels. Raises OSError/ValueError for files that are not readable images."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        box = random_resized_box(width, height, rng, min_scale) if rng is not None else \
+            center_box(width, height, size, crop_pct)
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if img.format == "JPEG":
+            img.draft("L" if mode == "L" else "RGB", (math.ceil(width * size / bw), math.ceil(height * size / bh)))
+        sx, sy = img.size[0] / width, img.size[1] / height
+        img.load()
+        if img.mode != mode:
+            img = img.convert("RGBA" if mode == "RGB" and ("A" in img.mode or img.mode == "P") else mode)
+            if img.mode != mode:
+                img = img.convert(mode)
+        img = img.resize((size, size), Image.BILINEAR,
+                         box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        return np.array(img)  # a writable copy: torch.from_numpy shares it
+
+
+def _sample_key(seed: int, epoch: int, index: int) -> str:
+    return f"convolab/{seed}/{epoch}/{index}"
+
+
+class StreamDataset(torch.utils.data.Dataset):
+    """Map-style data set of one split: item (index, epoch) is (uint8 C x S x S, label, index, error)."""
+
+    def __init__(self, split: StreamSplit, size: int, mode: str, train: bool, random_crop: bool,
+                 min_scale: float, seed: int):
+        self.split, self.size, self.mode = split, size, mode
+        self.train, self.random_crop, self.min_scale, self.seed = train, random_crop, min_scale, seed
+        self.channels = 1 if mode == "L" else 3
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int, str]:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        location = self.split.locations[index]
+        rng = random.Random(_sample_key(self.seed, epoch, index)) if self.train and self.random_crop else None
+        try:
+            array = decode_crop(self.split.reader.read(location), self.size, self.mode, rng, self.min_scale)
+            error = ""
+        except (OSError, ValueError, SyntaxError, KeyError) as err:
+            array = np.zeros((self.size, self.size, self.channels), np.uint8)
+            error = str(err).splitlines()[0] if str(err) else type(err).__name__
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+        return tensor, int(self.split.labels[index]), index, error
+
+
+class EpochBatches:
+    """Batch sampler: the epoch's permutation from (seed, epoch), from batch `start` on, this rank's
+    share of each global batch; the last partial batch is dropped (as the in-memory loop does)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return max(0, max(1, self.n // self.batch_size) - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        perm = epoch_permutation(self.n, self.seed, self.epoch)
+        for b in range(self.start, max(1, self.n // self.batch_size)):
+            idx = perm[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world_size]
+            yield [(i, self.epoch) for i in idx.tolist()]
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of `epoch`, derived from (seed, epoch) so a resumed run needs no state."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+# ----- the splits and the data set ---------------------------------------------------------------
+class StreamSplit:
+    """A split whose images stay in their files: the locations and labels, read by DataLoader workers."""
+
+    def __init__(self, reader: FileReader, locations: list[str], labels: torch.Tensor):
+        self.reader, self.locations, self.labels = reader, list(locations), labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def subset(self, index: torch.Tensor | list[int]) -> StreamSplit:
+        index = torch.as_tensor(index, dtype=torch.int64)
+        return StreamSplit(self.reader, [self.locations[i] for i in index.tolist()], self.labels[index])
+
+    def __getitem__(self, key: slice) -> StreamSplit:
+        """A slice, e.g. one rank's share `[rank::world_size]`."""
+        return self.subset(torch.arange(len(self))[key])
+
+    @property
+    def images(self) -> torch.Tensor:
+        raise TypeError("a streamed split has no in-memory images; read them with StreamingImageData.batches()")
+
+
+class StreamingImageData(ImageData):
+    """An image folder or tar read batch by batch from its files (see the module's docstring).
+
+    The input size is set by the trainer once the model is known (`configure`); until then it is the
+    `size` given (--image-size), else 224.
+    """
+
+    def __init__(self, name: str, train: StreamSplit, test: StreamSplit, classes: list[str], mode: str,
+                 size: int | None = None, workers: int | None = None, skip_bad_images: bool = False,
+                 source: str = ""):
+        super().__init__(name, train, test, classes)  # type: ignore[arg-type]
+        self.mode, self.source = mode, source
+        self.size = size or 224
+        self.workers = default_workers() if workers is None else workers
+        self.skip_bad_images = skip_bad_images
+        self.random_crop, self.min_scale = True, MIN_CROP_SCALE
+        self.skipped: set[str] = set()
+        self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (1 if self.mode == "L" else 3, self.size, self.size)
+
+    def configure(self, size: int | None = None, random_crop: bool | None = None,
+                  min_scale: float | None = None) -> None:
+        """The size images are decoded to, and whether training images are random-resized crops."""
+        if size is not None and size != self.size:
+            self.size, self._stats = size, None
+        if random_crop is not None:
+            self.random_crop = random_crop
+        if min_scale is not None:
+            if not 0 < min_scale <= 1:
+                raise DataError(f"--min-crop-scale must be in (0, 1], got {min_scale}")
+            self.min_scale = min_scale
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of up to 256 training images spread over the split (centre crops)."""
+        if self._stats is None:
+            n = len(self.train)
+            picks = sorted({round(i * (n - 1) / max(1, STATS_SAMPLE - 1)) for i in range(min(n, STATS_SAMPLE))})
+            dataset = self._dataset(self.train, train=False, seed=0)
+            images = [t for t, _, _, err in (dataset[i] for i in picks) if not err]
+            if not images:
+                raise DataError(f"no readable image among {len(picks)} sampled from {self.source}")
+            x = torch.stack(images).float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
+            self._stats = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+        return self._stats
+
+    def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
+        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed)
+
+    def _loader(self, dataset: StreamDataset, batch_sampler=None, batch_size: int | None = None,
+                pin_memory: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:
+        workers = self.workers
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
+            shuffle=False, num_workers=workers, pin_memory=pin_memory,
+            persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+    def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                     pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader, EpochBatches]:
+        """A loader of training batches, and its sampler (`set_epoch(epoch, start_batch)` before each epoch)."""
+        sampler = EpochBatches(len(self.train), batch_size, seed, rank, world_size)
+        loader = self._loader(self._dataset(self.train, train=True, seed=seed), batch_sampler=sampler,
+                              pin_memory=pin_memory, persistent=True)
+        return loader, sampler
+
+    def batches(self, loader: torch.utils.data.DataLoader, split: StreamSplit
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels, indices) of each batch of `loader`, without the unreadable images:
+        the first one is an error naming the file, or with --skip-bad-images counted and skipped."""
+        for images, labels, index, errors in loader:
+            bad = [i for i, e in enumerate(errors) if e]
+            if bad:
+                for i in bad:
+                    location = split.locations[int(index[i])]
+                    if not self.skip_bad_images:
+                        raise DataError(f"image {split.reader.describe(location)} cannot be decoded ({errors[i]}); "
+                                        "fix or remove it, or pass --skip-bad-images to count and skip such files")
+                    if location not in self.skipped:
+                        self.skipped.add(location)
+                        log.warning("skipped unreadable image %s (%s)", split.reader.describe(location), errors[i])
+                keep = torch.tensor([not e for e in errors])
+                images, labels, index = images[keep], labels[keep], index[keep]
+            yield images, labels, index
+
+    def eval_batches(self, split: StreamSplit, batch_size: int, pin_memory: bool = False
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels, indices) of `split` in order, centre-cropped, batch by batch."""
+        loader = self._loader(self._dataset(split, train=False, seed=0), batch_size=batch_size, pin_memory=pin_memory)
+        return self.batches(loader, split)
+
+
+# ----- choosing between the cache and the stream ------------------------------------------------
+def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
+    """(width, height) and mode of up to `count` images spread over `names` (headers only)."""
+    from PIL import Image
+
+    picks = sorted({names[round(i * (len(names) - 1) / max(1, count - 1))] for i in range(min(count, len(names)))})
+    found = []
+    for name in picks:
+        try:
+            with Image.open(io.BytesIO(read(name))) as img:
+                found.append((img.size, img.mode))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return found
+
+
+def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize: int | None,
+                  limit: int = CACHE_LIMIT_BYTES) -> tuple[bool, str]:
+    """Stream when the images are large (longer side over 128 px) and --image-size does not shrink
+    them, or when their decoded cache would pass `limit` bytes; and why, in words."""
+    if not headers:
+        return False, "no readable image among those sampled"
+    sides = sorted(max(size) for size, _ in headers)
+    side = sides[len(sides) // 2]
+    channels = 1 if Counter(mode == "L" for _, mode in headers).most_common(1)[0][0] else 3
+    cached_side = resize or side
+    estimate = count * channels * cached_side * cached_side
+    if resize is None and side > LARGE_SIDE:
+        return True, f"images of about {side} px are larger than the {LARGE_SIDE} px cached in memory"
+    if estimate > limit:
+        return True, f"{count} images at {cached_side} px need {estimate / (1 << 30):.1f} GiB, over the " \
+                     f"cache limit of {limit / (1 << 30):.1f} GiB (CONVOLAB_CACHE_LIMIT_GB)"
+    return False, f"{count} images at {cached_side} px fit the cache ({estimate / (1 << 20):.0f} MiB)"
+
+
+def majority_mode(headers: list[tuple[tuple[int, int], str]]) -> str:
+    """L if most sampled images are grey, else RGB (every image is converted to it as it is decoded)."""
+    grey = sum(mode in ("L", "1", "I;16", "I") for _, mode in headers)
+    return "L" if grey * 2 > len(headers) else "RGB"
