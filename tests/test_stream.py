@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import random
 import signal
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +241,32 @@ def test_streamed_run_interrupted_mid_epoch_resumes_to_the_same_metrics(big_digi
     resumed = Trainer.resume(tmp_path / "cut").fit().history
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
     assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+
+
+def test_ctrl_c_to_the_process_group_with_workers_saves_and_resumes_to_the_same_metrics(big_digits, tmp_path):
+    """A real SIGINT to the trainer and its DataLoader workers (what Ctrl-C in a terminal sends)."""
+    base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(big_digits), "--epochs", "3",
+            "--batch-size", "16", "--loader", "stream", "--workers", "2", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600,
+                   env=env)
+    proc = subprocess.Popen(base + ["--output", str(tmp_path / "cut")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    metrics = tmp_path / "cut" / "metrics.csv"
+    deadline = time.time() + 600
+    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # epoch 1 just ended: the signal lands in epoch 2
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2 and b"convolab train --resume" in err, err.decode()
+    assert b"Traceback" not in err and b"exited unexpectedly" not in err
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
+    resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),
+                              "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = [r.split(",")[:7] for r in (tmp_path / "whole" / "metrics.csv").read_text().splitlines()]
+    cut = [r.split(",")[:7] for r in metrics.read_text().splitlines()]
+    assert len(cut) == 4 and cut == whole
 
 
 def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path, capsys):

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -219,6 +220,12 @@ class StreamDataset(torch.utils.data.Dataset):
         return tensor, int(self.split.labels[index]), index, error
 
 
+def _ignore_interrupts(_worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: the workers leave it to the main process, which saves
+    the run at the next safe step (a worker that quit on it would fail the batch being read)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class EpochBatches:
     """Batch sampler: the epoch's permutation from (seed, epoch), from batch `start` on, this rank's
     share of each global batch; the last partial batch is dropped (as the in-memory loop does)."""
@@ -326,7 +333,7 @@ class StreamingImageData(ImageData):
         workers = self.workers
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
-            shuffle=False, num_workers=workers, pin_memory=pin_memory,
+            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=_ignore_interrupts,
             persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None)
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
