@@ -114,6 +114,14 @@ def parse_model_options(pairs: list[str]) -> dict:
     return options
 
 
+def streamed(trainer: Trainer) -> str:
+    """`, streamed by N workers` for data read from the files batch by batch; empty for cached data."""
+    if not trainer.streaming:
+        return ""
+    workers = trainer.data.workers
+    return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
+
+
 def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
     return TrainConfig(
         model=model, data=args.data, data_dir=args.data_dir, download=args.download, epochs=args.epochs,
@@ -176,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"training {trainer.config.model} on {trainer.config.data} "
               f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
               f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
-              f"on {trainer.device}{procs}; run folder {trainer.run_dir}")
+              f"on {trainer.device}{procs}{streamed(trainer)}; run folder {trainer.run_dir}")
     try:
         result = trainer.fit()
     finally:
