@@ -87,7 +87,8 @@ def convolab_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[f
     data = load_image_folder(root, loader="stream", workers=workers)
     data.configure(SIZE, random_crop=True)
     loader, sampler = data.train_loader(batch, seed=0)
-    transform = BatchTransform(3, (SIZE, SIZE), MEAN, STD, AugmentConfig(flip=True))
+    data.configure(flip=True)  # mirrored by the workers, as the engine asks when it streams
+    transform = BatchTransform(3, (SIZE, SIZE), MEAN, STD, AugmentConfig())
     generator = torch.Generator().manual_seed(0)
     rates = []
     for epoch in range(epochs):

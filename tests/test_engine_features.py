@@ -68,3 +68,31 @@ def test_googlenet_auxiliary_heads_get_the_papers_weight_and_train(tmp_path):
     x = tv.transform(tv.train_images[:8], train=False)
     losses = tv._loss(tv.model.forward_outputs(x), tv.train_labels[:8])
     assert losses.ndim == 0 and torch.isfinite(losses)
+
+
+@pytest.mark.parametrize("shape,channels,size", [((6, 3, 32, 32), 3, 32), ((6, 1, 28, 28), 1, 28),
+                                                 ((6, 1, 28, 28), 3, 32), ((6, 3, 40, 30), 3, 32)])
+@pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig(flip=True), AugmentConfig(crop_padding=4),
+                                     AugmentConfig(crop_padding=4, flip=True, erasing=0.5)])
+def test_batch_transform_equals_the_float_pipeline_it_shortcuts(shape, channels, size, augment):
+    """Crops and flips run on uint8 when no resize comes first: bit for bit what the float pipeline
+    (convert, resize, crop, flip, normalize, erase) gives with the same random draws."""
+
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    mean, std = (0.4,) * channels, (0.25,) * channels
+    got = BatchTransform(channels, (size, size), mean, std, augment)(
+        images, train=True, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    x = convert_channels(images.float() / 255, channels)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                            antialias=True)
+    if augment.crop_padding:
+        x = random_crop(x, augment.crop_padding, gen)
+    if augment.flip:
+        chosen = torch.rand(x.shape[0], generator=gen) < 0.5
+        x = torch.where(chosen[:, None, None, None], x.flip(3), x)
+    x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    if augment.erasing:
+        x = random_erasing(x, augment.erasing, gen)
+    assert torch.equal(got, x)

@@ -141,7 +141,7 @@ def test_random_resized_box_stays_inside_with_the_asked_area_and_ratio(w, h, see
 
 def test_training_crops_depend_on_seed_epoch_and_index_only_not_on_workers(big_digits):
     data = load_data(str(big_digits), loader="stream", workers=0)
-    data.configure(48)
+    data.configure(48, flip=True)
     batches = {}
     for workers in (0, 2):
         data.workers = workers
@@ -225,7 +225,8 @@ def stream_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
 def test_streamed_run_interrupted_mid_epoch_resumes_to_the_same_metrics(big_digits, tmp_path):
     whole = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "whole"))).fit().history
     cut = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "cut")))
-    assert cut.streaming and cut.data.random_crop and cut.transform.augment.crop_padding == 0
+    assert cut.streaming and cut.data.random_crop and cut.data.flip  # done by the workers, not the transform
+    assert cut.transform.augment.crop_padding == 0 and not cut.transform.augment.flip
     original_step = cut._train_step
 
     def step_then_signal(x, y, *rest):

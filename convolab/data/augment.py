@@ -49,8 +49,12 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2 (only the chosen ones are copied flipped)."""
     flip = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+    out = x.clone()
+    chosen = torch.nonzero(flip).flatten()
+    out[chosen] = x[chosen].flip(3)
+    return out
 
 
 def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator,
@@ -89,19 +93,29 @@ class BatchTransform:
 
     def __call__(self, images: torch.Tensor, train: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        x = images.float().div_(255)
+        augment = train and (self.augment.crop_padding > 0 or self.augment.flip)
+        if augment:
+            assert generator is not None, "training augmentation needs a generator"
+        # Crops and flips only move pixels: on uint8 at the model's size they give the same result as
+        # on floats, for a quarter of the memory traffic.
+        early = augment and tuple(images.shape[-2:]) == self.size and images.shape[1] == self.channels
+        x = self._crop_flip(images, generator) if early else images
+        x = x.float().div_(255)  # a new tensor: the in-place steps below never touch `images`
         x = convert_channels(x, self.channels)
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        if train and self.augment.enabled:
-            assert generator is not None, "training augmentation needs a generator"
-            if self.augment.crop_padding:
-                x = random_crop(x, self.augment.crop_padding, generator)
-            if self.augment.flip:
-                x = random_flip(x, generator)
+        if augment and not early:
+            x = self._crop_flip(x, generator)
         if self.mean.device != x.device:
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        x = (x - self.mean) / self.std
+        x = (x.sub_(self.mean) if x.stride(1) else x - self.mean).div_(self.std)  # (grey expanded to RGB: a view)
         if train and self.augment.erasing > 0:
             x = random_erasing(x, self.augment.erasing, generator)
         return x.contiguous(memory_format=self.memory_format)
+
+    def _crop_flip(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.augment.crop_padding:
+            x = random_crop(x, self.augment.crop_padding, generator)
+        if self.augment.flip:
+            x = random_flip(x, generator)
+        return x

@@ -165,10 +165,11 @@ def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -
 
 
 def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,
-                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT) -> np.ndarray:
-    """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given,
-    else the evaluation centre crop. JPEGs are decoded at the smallest DCT scale that still gives the
-    crop `size` pixels. Raises OSError/ValueError for files that are not readable images."""
+                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT, flip: bool = False) -> np.ndarray:
+    """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given
+    (mirrored with probability 1/2 if `flip`), else the evaluation centre crop. JPEGs are decoded at
+    the smallest DCT scale that still gives the crop `size` pixels. Raises OSError/ValueError for
+    files that are not readable images."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
@@ -186,6 +187,8 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
                 img = img.convert(mode)
         img = img.resize((size, size), Image.BILINEAR,
                          box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        if flip and rng is not None and rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return np.array(img)  # a writable copy: torch.from_numpy shares it
 
 
@@ -197,9 +200,10 @@ class StreamDataset(torch.utils.data.Dataset):
     """Map-style data set of one split: item (index, epoch) is (uint8 C x S x S, label, index, error)."""
 
     def __init__(self, split: StreamSplit, size: int, mode: str, train: bool, random_crop: bool,
-                 min_scale: float, seed: int):
+                 min_scale: float, seed: int, flip: bool = False):
         self.split, self.size, self.mode = split, size, mode
         self.train, self.random_crop, self.min_scale, self.seed = train, random_crop, min_scale, seed
+        self.flip = flip
         self.channels = 1 if mode == "L" else 3
 
     def __len__(self) -> int:
@@ -210,7 +214,8 @@ class StreamDataset(torch.utils.data.Dataset):
         location = self.split.locations[index]
         rng = random.Random(_sample_key(self.seed, epoch, index)) if self.train and self.random_crop else None
         try:
-            array = decode_crop(self.split.reader.read(location), self.size, self.mode, rng, self.min_scale)
+            array = decode_crop(self.split.reader.read(location), self.size, self.mode, rng, self.min_scale,
+                                flip=self.flip and self.train)
             error = ""
         except (OSError, ValueError, SyntaxError, KeyError) as err:
             array = np.zeros((self.size, self.size, self.channels), np.uint8)
@@ -292,7 +297,7 @@ class StreamingImageData(ImageData):
         self.size = size or 224
         self.workers = default_workers() if workers is None else workers
         self.skip_bad_images = skip_bad_images
-        self.random_crop, self.min_scale = True, MIN_CROP_SCALE
+        self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
         self.skipped: set[str] = set()
         self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
@@ -301,8 +306,11 @@ class StreamingImageData(ImageData):
         return (1 if self.mode == "L" else 3, self.size, self.size)
 
     def configure(self, size: int | None = None, random_crop: bool | None = None,
-                  min_scale: float | None = None) -> None:
-        """The size images are decoded to, and whether training images are random-resized crops."""
+                  min_scale: float | None = None, flip: bool | None = None) -> None:
+        """The size images are decoded to, whether training images are random-resized crops, and
+        whether those are mirrored at random (flips need the crop's random stream)."""
+        if flip is not None:
+            self.flip = flip
         if size is not None and size != self.size:
             self.size, self._stats = size, None
         if random_crop is not None:
@@ -326,7 +334,8 @@ class StreamingImageData(ImageData):
         return self._stats
 
     def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
-        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed)
+        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed,
+                             self.flip and self.random_crop)
 
     def _loader(self, dataset: StreamDataset, batch_sampler=None, batch_size: int | None = None,
                 pin_memory: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:

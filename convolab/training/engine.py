@@ -219,9 +219,10 @@ class Trainer:
         # Large images stream from their files: workers decode each straight to the input size, a
         # random-resized crop standing in for the padded crop of cached data.
         self.streaming = isinstance(self.data, StreamingImageData)
-        if self.streaming:
-            self.data.configure(size, random_crop=augment.crop_padding > 0, min_scale=config.min_crop_scale)
-            augment = dataclasses.replace(augment, crop_padding=0)
+        if self.streaming:  # the workers crop and mirror each image as they decode it
+            crop = augment.crop_padding > 0
+            self.data.configure(size, random_crop=crop, min_scale=config.min_crop_scale, flip=augment.flip and crop)
+            augment = dataclasses.replace(augment, crop_padding=0, flip=augment.flip and not crop)
         if config.normalize == "model" and data_cfg is not None:
             mean, std = data_cfg.mean, data_cfg.std
         else:
