@@ -3,6 +3,7 @@ stream, the crops against torchvision's, archives, bad files, exact resume, and 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import random
@@ -287,3 +288,21 @@ def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path,
     assert main(["predict", str(run / "best.pt"), str(image)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}  ")
+
+
+def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tmp_path):
+    """Each rank's workers decode only its half of every global batch; the sum is one process's run."""
+    run = ["train", "lenet5_modern", "--data", str(big_digits), "--epochs", "1", "--batch-size", "64",
+           "--optimizer", "sgd", "--lr", "0.02", "--augment", "none", "--loader", "stream", "--workers", "1",
+           "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for name, extra in (("one", []), ("two", ["--nproc", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "convolab", *run, "--output", str(tmp_path / name), *extra],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "x 2 processes, streamed by 1 worker" in proc.stdout
+    a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
+    assert a["step"] == b["step"] == 600 // 64
+    for name, tensor in a["model"].items():
+        assert (tensor - b["model"][name]).abs().max().item() <= 1e-5, name
+    assert json.loads(a["history"])[0]["test_acc"] == json.loads(b["history"])[0]["test_acc"]
