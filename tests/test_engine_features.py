@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from convolab.data import load_data
 from convolab.data.augment import AugmentConfig, BatchTransform, convert_channels, random_crop, random_erasing
 from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer
@@ -49,6 +50,19 @@ def test_ema_label_smoothing_and_gradient_clipping_together(tmp_path):
     result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=3, ema_decay=0.9,
                                  label_smoothing=0.1, clip_grad=1.0, progress=False, output=str(tmp_path / "r"))).fit()
     assert result.test_acc > 0.5
+    # The EMA weights scored the run and chose best.pt: evaluate and export serve those, not the raw ones.
+    from convolab.export.exporters import model_from_checkpoint
+    from convolab.training import load_checkpoint
+    from convolab.training.inference import evaluate_checkpoint, load_trained_model
+
+    best = load_checkpoint(result.run_dir / "best.pt")
+    assert any(not torch.equal(best["ema"][k], best["model"][k]) for k in best["model"])
+    loaded = load_trained_model(result.run_dir / "best.pt")
+    assert all(torch.equal(v, best["ema"][k]) for k, v in loaded.model.state_dict().items())
+    report = evaluate_checkpoint(loaded, load_data("digits"))
+    assert report.top1 == pytest.approx(result.best_acc, abs=1e-6)
+    exported, _ = model_from_checkpoint(result.run_dir / "best.pt")
+    assert all(torch.equal(v, best["ema"][k]) for k, v in exported.state_dict().items())
 
 
 def test_fp16_is_refused_on_the_cpu(tmp_path):

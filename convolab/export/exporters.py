@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import __version__, create_model
 from ..errors import CheckpointError, ConfigError, ConvolabError
-from ..training.checkpoint import atomic_write, load_checkpoint
+from ..training.checkpoint import atomic_write, load_checkpoint, served_weights
 from .fold import count_batchnorm, fold_batchnorm
 
 TOLERANCE = 1e-4  # largest absolute difference of the logits an export may show
@@ -77,7 +77,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ExportMeta]:
     try:
         model = create_model(ckpt["model_name"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"],
                              **ckpt["model_options"])
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(served_weights(ckpt))
         meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
                           tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]))  # type: ignore[arg-type]
     except KeyError as err:

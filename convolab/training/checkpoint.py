@@ -41,3 +41,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} is not a convolab checkpoint (no '{FORMAT}' marker); "
                               "give a last.pt or best.pt written by `convolab train`")
     return state
+
+
+def served_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's test metrics were measured with: the EMA of a run trained with
+    `--ema` (which `best.pt` was chosen on), else the trained weights. What evaluate, predict,
+    features, export and --init-from use."""
+    return state["ema"] if "ema" in state else state["model"]

@@ -24,7 +24,7 @@ from ..data import ImageData, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.stream import StreamingImageData, epoch_permutation
 from ..errors import ConfigError, ConvolabError
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint, served_weights
 from .config import TrainConfig
 from .distributed import Distributed
 from .metrics import plot_curves, write_metrics
@@ -297,7 +297,7 @@ class Trainer:
         """Load the weights of `path` that match `model` by name and shape; log every skipped name."""
         from ..finetune.loading import load_matching
 
-        report = load_matching(model, load_checkpoint(path)["model"])
+        report = load_matching(model, served_weights(load_checkpoint(path)))
         log.info("init from %s: %s", path, report.summary())
         return report
 

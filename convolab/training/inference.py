@@ -17,7 +17,7 @@ from ..data import ImageData, Split, StreamingImageData, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.files import read_image
 from ..errors import CheckpointError, DataError
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, served_weights
 
 
 @dataclass
@@ -37,7 +37,7 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     try:
         model = create_model(ckpt["model_name"], num_classes=int(ckpt["num_classes"]), in_chans=int(ckpt["in_chans"]),
                              **dict(ckpt.get("model_options", {})))
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(served_weights(ckpt))
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not match its model {ckpt.get('model_name')!r}: "
                               f"{str(err).splitlines()[0][:200]}") from None
