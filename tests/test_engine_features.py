@@ -110,3 +110,16 @@ def test_batch_transform_equals_the_float_pipeline_it_shortcuts(shape, channels,
     if augment.erasing:
         x = random_erasing(x, augment.erasing, gen)
     assert torch.equal(got, x)
+
+
+def test_threads_sets_the_cpu_threads_of_the_run(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, threads=1, progress=False,
+                            output=str(tmp_path / "r")))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="--threads must be a positive integer"):
+        TrainConfig(model="lenet5_modern", threads=0)

@@ -70,6 +70,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
                    help="NHWC memory format (default: on)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads of PyTorch in each process (default: PyTorch's, one per core; 1 on a "
+                   "machine other jobs share, where waiting threads spin)")
     g.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g.add_argument("--output", help="run folder (default: runs/MODEL-DATA[-N])")
@@ -134,7 +137,7 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         random_erasing=args.random_erasing, patience=args.patience, min_delta=args.min_delta,
         output=args.output, model_options=parse_model_options(args.model_option),
         skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, loader=args.loader,
-        workers=args.workers, min_crop_scale=args.min_crop_scale, tensorboard=args.tensorboard,
+        workers=args.workers, min_crop_scale=args.min_crop_scale, threads=args.threads, tensorboard=args.tensorboard,
         progress=args.progress, init_from=getattr(args, "init_from", None),
         freeze_backbone=args.freeze_backbone, backbone_lr_scale=args.backbone_lr_scale,
         loss_weights=dict(args.loss), extra_targets=list(args.extra_target))
@@ -172,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc and args.nproc > 1 and not in_torchrun():
         return launch_processes(args)
     if args.resume:
-        trainer = Trainer.resume(args.resume, progress=args.progress)
+        runtime = {"threads": args.threads} if args.threads else {}
+        trainer = Trainer.resume(args.resume, progress=args.progress, **runtime)
     else:
         trainer = Trainer(config_from_args(args, args.model))
     main = trainer.dist.is_main  # under torchrun, rank 0 speaks for all

@@ -39,6 +39,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool = True  # NHWC: several times faster convolutions on CPU (oneDNN) and CUDA
     compile: bool = False
+    threads: int | None = None  # torch.set_num_threads in each process (None: PyTorch's default)
     image_size: int | None = None  # None: the model's input size
     normalize: str = "data"  # "data": the training set's statistics; "model": the model's data config
     augment: str = "auto"
@@ -79,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.augment not in AUGMENT_MODES:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads <= 0):
+            raise ConfigError(f"--threads must be a positive integer, got {self.threads}")
         if self.loader not in LOADERS:
             raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):

@@ -200,6 +200,8 @@ class Trainer:
         if not self.dist.is_main:
             log.setLevel(logging.WARNING)  # rank 0 reports for all
         self.amp_dtype = resolve_amp(config.amp, self.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.data = data if data is not None else load_config_data(config)
         if model is None:
