@@ -133,6 +133,30 @@ def densenet40_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> D
 
 
 @register_model
+def densenet100_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet (L=100, k=12), no bottleneck, no compression; 6,979,642 parameters."""
+    return _densenet(_cifar_spec(100, 12, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+
+
+@register_model
+def densenet100_k24(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet (L=100, k=24), no bottleneck, no compression; 27,249,082 parameters."""
+    return _densenet(_cifar_spec(100, 24, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+
+
+@register_model
 def densenet_bc100_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet-BC (L=100, k=12): 16 bottleneck layers a block, compression 0.5; 769,162."""
     return _densenet(_cifar_spec(100, 12, bc=True), num_classes, in_chans, stem="cifar", **kwargs)
+
+
+@register_model
+def densenet_bc250_k24(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet-BC (L=250, k=24): 41 bottleneck layers a block; 15,324,406 parameters."""
+    return _densenet(_cifar_spec(250, 24, bc=True), num_classes, in_chans, stem="cifar", **kwargs)
+
+
+@register_model
+def densenet_bc190_k40(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
+    """CIFAR DenseNet-BC (L=190, k=40): 31 bottleneck layers a block; 25,624,430 parameters."""
+    return _densenet(_cifar_spec(190, 40, bc=True), num_classes, in_chans, stem="cifar", **kwargs)

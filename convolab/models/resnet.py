@@ -203,6 +203,12 @@ def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet
 
 
 @register_model
+def resnet1202(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-1202 (n=200), the paper's overfitting example (7.93% error); 19,421,274 params."""
+    return _cifar_resnet(BasicBlock, 1202, num_classes, in_chans, **kwargs)
+
+
+@register_model
 def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """Pre-activation ResNet-18 for ImageNet (He et al. 2016): BN-ReLU-conv basic blocks."""
     return _resnet(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)
@@ -218,3 +224,9 @@ def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -
 def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections); 1,703,258 params."""
     return _cifar_resnet(PreActBottleneck, 164, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def preact_resnet1001(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR pre-activation ResNet-1001 (111 bottlenecks a stage), 4.92% error; 10,327,706 params."""
+    return _cifar_resnet(PreActBottleneck, 1001, num_classes, in_chans, **kwargs)
