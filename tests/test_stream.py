@@ -288,6 +288,11 @@ def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path,
     assert main(["predict", str(run / "best.pt"), str(image)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}  ")
+    # The exported model records the centre crop too: ONNX Runtime predicts the same.
+    assert main(["export", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.onnx"), str(image)]) == 0
+    assert capsys.readouterr().out.strip() == line
 
 
 def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tmp_path):

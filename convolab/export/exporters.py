@@ -40,11 +40,13 @@ class ExportMeta:
     image_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    preprocess: str = "resize"  # "resize": the image squashed to image_size; "center-crop": as streamed photos
 
     def to_strings(self) -> dict[str, str]:
         """Flat string key/values (ONNX metadata_props hold strings only)."""
         values = {k: json.dumps(list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
         values["model_name"] = self.model_name
+        values["preprocess"] = self.preprocess
         values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
         values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
         values["producer"] = f"convolab {__version__}"
@@ -56,7 +58,8 @@ class ExportMeta:
             return cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
                        in_chans=int(json.loads(values["in_chans"])),
                        image_size=tuple(json.loads(values["image_size"])),  # type: ignore[arg-type]
-                       mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])))
+                       mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])),
+                       preprocess=values.get("preprocess", "resize"))
         except (KeyError, ValueError, TypeError) as err:
             raise ExportError(f"the model's metadata lacks or garbles {err}; "
                               "export it with `convolab export`") from None
@@ -79,7 +82,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ExportMeta]:
                              **ckpt["model_options"])
         model.load_state_dict(served_weights(ckpt))
         meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
-                          tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]))  # type: ignore[arg-type]
+                          tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
+                          str(ckpt.get("preprocess", "resize")))
     except KeyError as err:
         raise CheckpointError(f"{path} lacks {err}; give a checkpoint written by `convolab train`") from None
     except RuntimeError as err:

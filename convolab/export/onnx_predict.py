@@ -51,7 +51,8 @@ class OnnxClassifier:
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (class name, probability) for each image file, best first."""
         # Images may differ in size: each is resized on its own, then they run as one batch.
-        x = [self.transform(read_image(p, self.meta.in_chans)[None]) for p in paths]
+        crop = self.meta.image_size[0] if self.meta.preprocess == "center-crop" else None
+        x = [self.transform(read_image(p, self.meta.in_chans, center_crop_size=crop)[None]) for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

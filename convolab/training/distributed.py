@@ -65,6 +65,10 @@ class Distributed:
             raise ConfigError(f"--batch-size {batch_size} is not divisible by the {self.world_size} processes"
                               f" that share each batch evenly; try --batch-size {lower}")
 
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
     def shard(self, index: torch.Tensor) -> torch.Tensor:
         """This rank's part of a global batch of indices."""
         return index[self.rank::self.world_size] if self.enabled else index

@@ -203,7 +203,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.data = data if data is not None else load_config_data(config)
+        self.data = data if data is not None else self._load_data(config)
         if model is None:
             options = dict(config.model_options)
             model = create_model(config.model, num_classes=self.data.num_classes,
@@ -292,6 +292,16 @@ class Trainer:
         self.wall_seconds = 0.0
         self._stop_signal: int | None = None
         self.tensorboard = self._open_tensorboard() if config.tensorboard and self.dist.is_main else None
+
+    def _load_data(self, config: TrainConfig) -> ImageData:
+        """The run's data; with several processes rank 0 loads first, so that a --download, an image
+        cache or a decompressed archive is made once and the other ranks find it ready."""
+        if self.dist.is_main:
+            data = load_config_data(config)
+        self.dist.barrier()
+        if not self.dist.is_main:
+            data = load_config_data(config)
+        return data
 
     # ----- transfer and several outputs --------------------------------------------------------
     @staticmethod
