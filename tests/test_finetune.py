@@ -2,6 +2,7 @@
 learning-rate scale, --until, and the finetune CLI end to end on real digits."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -180,3 +181,39 @@ def test_bad_finetune_inputs_fail_with_one_line_and_exit_2(tmp_path, pretrained,
     code = main(["finetune", ckpt, "--data", "digits", "--epochs", "1", "--output", str(tmp_path / "x"), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_fine_tuned_run_on_data_of_other_channels_resumes_exactly(tmp_path, digits):
+    """A colour checkpoint fine-tuned on grey digits keeps its 3 input channels (the digits are
+    converted); an interrupted run resumes on that network and ends as the uninterrupted one."""
+    import signal
+
+    from conftest import write_png_folder
+
+    from convolab.training.engine import TrainingInterrupted
+
+    colour = write_png_folder(tmp_path / "colour", per_class=8, size=28)
+    Trainer(TrainConfig(model="lenet5_modern", data=str(colour), epochs=1, batch_size=8, progress=False,
+                        output=str(tmp_path / "pre"))).fit()
+    config = TrainConfig(model="", data="digits", epochs=2, batch_size=64, progress=False)
+    whole = finetune_trainer(tmp_path / "pre" / "last.pt", dataclasses.replace(config, output=str(tmp_path / "a")),
+                             data=digits)
+    assert whole.model.in_chans == 3 and digits.image_shape[0] == 1
+    expected = whole.fit().history
+    cut = finetune_trainer(tmp_path / "pre" / "last.pt", dataclasses.replace(config, output=str(tmp_path / "b")),
+                           data=digits)
+    step = cut._train_step
+
+    def step_then_signal(*args):
+        out = step(*args)
+        if cut.step == cut.steps_per_epoch + 5:
+            cut._stop_signal = signal.SIGTERM
+        return out
+
+    cut._train_step = step_then_signal
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    resumed = Trainer.resume(tmp_path / "b", data=digits)
+    assert resumed.model.in_chans == 3
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
+    assert [[r[k] for k in keys] for r in resumed.fit().history] == [[r[k] for k in keys] for r in expected]

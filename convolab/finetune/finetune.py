@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from ..data import ImageData, load_data
 from ..errors import ConfigError
 from ..models._features import truncate
@@ -27,8 +29,9 @@ def finetune_trainer(checkpoint: str | Path, config: TrainConfig, until: str | N
     ckpt, model = loaded.checkpoint, loaded.model
     if data is None:
         data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
-                         config.val_fraction)
+                         config.val_fraction, config.image_size, config.loader, config.workers)
     options = dict(ckpt.get("model_options", {}))
+    torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
     if until is not None:
         if options.get("until") is not None:
             raise ConfigError(f"{checkpoint} is already cut at {options['until']!r}; "

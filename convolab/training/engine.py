@@ -23,7 +23,7 @@ from .. import create_model
 from ..data import ImageData, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.stream import StreamingImageData, epoch_permutation
-from ..errors import ConfigError, ConvolabError
+from ..errors import CheckpointError, ConfigError, ConvolabError
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint, served_weights
 from .config import TrainConfig
 from .distributed import Distributed
@@ -429,8 +429,15 @@ class Trainer:
         for key, value in overrides.items():
             setattr(config, key, value)
         state = load_checkpoint(run_dir / "last.pt")
-        # The saved state replaces any initial weights: don't read (or need) the init_from checkpoint.
-        trainer = cls(dataclasses.replace(config, init_from=None), data=data)
+        # The network the state was saved from (a fine-tuned one keeps its checkpoint's input channels,
+        # which need not be the data's); the saved weights replace any initial ones, so the
+        # init_from checkpoint is neither read nor needed.
+        try:
+            model = create_model(str(state["model_name"]), num_classes=int(state["num_classes"]),
+                                 in_chans=int(state["in_chans"]), **dict(state.get("model_options", {})))
+        except KeyError as err:
+            raise CheckpointError(f"{run_dir / 'last.pt'} lacks {err}; it was not written by convolab train") from None
+        trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model)
         trainer.config = config
         trainer.load_state_dict(state)
         return trainer
