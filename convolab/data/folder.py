@@ -174,7 +174,11 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     by_location = {e.location: e for e in entries}
     decoded: dict[str, tuple[np.ndarray, str]] = {}
     bad: list[tuple[str, str]] = []
-    for location, data in source.read_all(set(by_location)):
+    from tqdm.auto import tqdm
+
+    # A bar on a terminal (disable=None: none when the output is a log file or a pipe).
+    for location, data in tqdm(source.read_all(set(by_location)), total=len(by_location), disable=None,
+                               desc="decoding into the cache", unit="img", leave=False, dynamic_ncols=True):
         array, mode = _decode(data, resize)
         if array is None:
             bad.append((location, f"cannot be decoded ({mode})"))

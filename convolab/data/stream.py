@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import signal
 import tarfile
 from collections import Counter
@@ -77,8 +76,16 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
     cache_root.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
-        with opener(path, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
+        from tqdm.auto import tqdm
+
+        with opener(path, "rb") as src, open(tmp, "wb") as dst, \
+                tqdm(total=path.stat().st_size, disable=None, desc="decompressing", unit="B", unit_scale=True,
+                     leave=False, dynamic_ncols=True) as bar:
+            raw = getattr(src, "fileobj", None) or getattr(src, "_fp", None)  # the compressed stream's position
+            for block in iter(lambda: src.read(1 << 22), b""):
+                dst.write(block)
+                if raw is not None and hasattr(raw, "tell"):
+                    bar.update(raw.tell() - bar.n)
 
     try:
         atomic_write(target, write)
