@@ -311,3 +311,22 @@ def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tm
     for name, tensor in a["model"].items():
         assert (tensor - b["model"][name]).abs().max().item() <= 1e-5, name
     assert json.loads(a["history"])[0]["test_acc"] == json.loads(b["history"])[0]["test_acc"]
+
+
+def test_a_truncated_archive_is_one_line_naming_it_on_either_path(big_digits, tmp_path, capsys):
+    with tarfile.open(tmp_path / "d.tar.gz", "w:gz") as tar:
+        tar.add(big_digits, arcname="digits")
+    whole = (tmp_path / "d.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[:len(whole) // 3])
+    import gzip
+
+    plain = gzip.decompress(whole)
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        member = [m for m in tar.getmembers() if m.isfile()][len(tar.getmembers()) // 3]
+    (tmp_path / "cut.tar").write_bytes(plain[:member.offset_data + member.size // 2])  # inside an image
+    for name, loader in (("cut.tar.gz", "stream"), ("cut.tar.gz", "cache"), ("cut.tar", "stream")):
+        code = main(["train", "lenet5_modern", "--data", str(tmp_path / name), "--loader", loader, "--epochs", "1",
+                     "--workers", "0", "--no-progress", "--output", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"archive {tmp_path / name} cannot be read to the end" in err, (name, loader, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -27,6 +27,7 @@ from .stream import (
     FileReader,
     StreamingImageData,
     StreamSplit,
+    archive_errors,
     compression_of,
     decompress_once,
     majority_mode,
@@ -87,8 +88,14 @@ class _Source:
     def list_images(self) -> tuple[list[str], list[str]]:
         """Image paths, and the class-like folders that hold no image."""
         if self.is_tar:
-            with tarfile.open(self.path) as tar:
+            with archive_errors(self.path), tarfile.open(self.path) as tar:
                 members = tar.getmembers()
+            # tarfile lists a plain tar cut inside a member without complaint; the member's bytes are missing.
+            end = max((m.offset_data + m.size for m in members), default=0)
+            if compression_of(self.path) is None and end > self.path.stat().st_size:
+                with archive_errors(self.path):
+                    raise tarfile.ReadError(f"its last member needs {end} bytes, the file has "
+                                            f"{self.path.stat().st_size}")
             names = [m.name for m in members if m.isfile() and _is_image(m.name)]
             dirs = {m.name for m in members if m.isdir()}
         else:
@@ -120,7 +127,7 @@ class _Source:
 
     def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         if self.is_tar:
-            with tarfile.open(self.path, mode="r|*") as tar:  # streaming: one pass, no unpacking
+            with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
                 for member in tar:
                     if member.name in wanted:
                         f = tar.extractfile(member)
@@ -136,7 +143,7 @@ class _Source:
             return sample_headers(lambda name: (self.path / name).read_bytes(), names, count)
         first: dict[str, bytes] = {}
         wanted = set(names)
-        with tarfile.open(self.path, mode="r|*") as tar:
+        with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
             for member in tar:
                 if member.name in wanted:
                     f = tar.extractfile(member)

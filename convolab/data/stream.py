@@ -19,6 +19,7 @@ content) and read from there.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -53,6 +54,20 @@ def default_workers() -> int:
 
 
 # ----- reading files ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def archive_errors(path: Path) -> Iterator[None]:
+    """A truncated or corrupt archive becomes one DataError naming it, not tarfile's traceback."""
+    import lzma
+    import zlib
+
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"archive {path} cannot be read to the end ({reason}); it is truncated or corrupt: "
+                        "download or pack it again") from None
+
+
 _COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 
 
@@ -87,11 +102,8 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
                 if raw is not None and hasattr(raw, "tell"):
                     bar.update(raw.tell() - bar.n)
 
-    try:
+    with archive_errors(path):
         atomic_write(target, write)
-    except (OSError, EOFError) as err:
-        raise DataError(f"{path} cannot be decompressed ({err}); check the archive, or unpack it into a "
-                        "folder and give the folder") from None
     return target
 
 
@@ -103,7 +115,7 @@ class FileReader:
         self.root, self.tar_path = root, tar_path
         self.offsets: dict[str, tuple[int, int]] = {}
         if tar_path is not None:
-            with tarfile.open(tar_path, mode="r:") as tar:
+            with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
                 self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
         self._file = None
         self._pid = -1
