@@ -9,6 +9,16 @@ import torch
 from ..errors import DataError
 
 
+def to_mode(img, mode: str):
+    """A PIL image in mode L or RGB; palette and alpha images pass through RGBA on the way to RGB,
+    so a transparent palette converts cleanly."""
+    if img.mode == mode:
+        return img
+    if mode == "RGB" and ("A" in img.mode or img.mode == "P"):
+        img = img.convert("RGBA")
+    return img.convert(mode)
+
+
 def read_image(path: str | Path, channels: int, center_crop_size: int | None = None) -> torch.Tensor:
     """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
     its centre crop at that size, as streamed images are evaluated."""
@@ -22,7 +32,7 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
             array = decode_crop(Path(path).read_bytes(), center_crop_size, mode)
         else:
             with Image.open(path) as img:
-                array = np.asarray(img.convert(mode), dtype=np.uint8)
+                array = np.asarray(to_mode(img, mode), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:

@@ -22,8 +22,8 @@ import torch
 from .._atomic import atomic_write
 from ..errors import DataError
 from .base import ImageData, Split, stratified_split
+from .files import to_mode
 from .stream import (
-    LOADERS,
     FileReader,
     StreamingImageData,
     StreamSplit,
@@ -163,12 +163,8 @@ def _decode(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, 
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            mode = img.mode
-            if mode not in ("L", "RGB"):
-                img = img.convert("RGBA" if "A" in mode or mode == "P" else "RGB")
-                if img.mode == "RGBA":
-                    img = img.convert("RGB")
-                mode = "RGB"
+            mode = "L" if img.mode == "L" else "RGB"
+            img = to_mode(img, mode)
             if resize is not None and img.size != (resize, resize):
                 img = img.resize((resize, resize), Image.BILINEAR)
             return np.asarray(img), mode
@@ -228,8 +224,6 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     `resize` scales every image to `resize` x `resize` as it is decoded: photographs of any size
     then share one small tensor cache instead of being refused for their mixed sizes.
     """
-    if loader not in LOADERS:
-        raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     path = Path(path).expanduser()
     source = _Source(path)
     cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()

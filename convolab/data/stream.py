@@ -8,9 +8,11 @@ batch, the way torchvision's ImageFolder does, but with the work split different
   (Inception's scale augmentation, the paper's "patches of 8% to 100% of the image"), for evaluation
   the centre crop of the image resized to size / 0.875; JPEGs are decoded at a reduced DCT scale
   when the crop allows it (PIL's `draft`), so a 4000 px photo costs little more than a 500 px one;
-- the worker hands back uint8, a quarter of float32's bytes; flips, erasing and normalization run
-  on whole batches on the training device (`augment.BatchTransform`), as for cached data;
-- each image's crop is drawn from (seed, epoch, index), not from a worker's random state, so a run
+- a training crop is mirrored with probability 1/2 in the worker too (a PIL transpose of the small
+  crop, cheaper there than on the batch); the worker hands back uint8, a quarter of float32's
+  bytes; normalization and random erasing run on whole batches on the training device
+  (`augment.BatchTransform`), as for cached data;
+- each image's crop and flip are drawn from (seed, epoch, index), not from a worker's random state, so a run
   is reproducible with any number of workers and resumes mid-epoch exactly.
 
 An uncompressed .tar is read in place by seeking to each member; a compressed one (.tar.gz, .bz2,
@@ -27,7 +29,6 @@ import os
 import random
 import signal
 import tarfile
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import torch
 from .._atomic import atomic_write
 from ..errors import DataError
 from .base import ImageData
+from .files import to_mode
 
 log = logging.getLogger("convolab")
 
@@ -200,10 +202,7 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
             img.draft("L" if mode == "L" else "RGB", (math.ceil(width * size / bw), math.ceil(height * size / bh)))
         sx, sy = img.size[0] / width, img.size[1] / height
         img.load()
-        if img.mode != mode:
-            img = img.convert("RGBA" if mode == "RGB" and ("A" in img.mode or img.mode == "P") else mode)
-            if img.mode != mode:
-                img = img.convert(mode)
+        img = to_mode(img, mode)
         img = img.resize((size, size), Image.BILINEAR,
                          box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
         if flip and rng is not None and rng.random() < 0.5:
@@ -234,7 +233,7 @@ class StreamDataset(torch.utils.data.Dataset):
         rng = random.Random(_sample_key(self.seed, epoch, index)) if self.train and self.random_crop else None
         try:
             array = decode_crop(self.split.reader.read(location), self.size, self.mode, rng, self.min_scale,
-                                flip=self.flip and self.train)
+                                flip=self.flip)
             error = ""
         except (OSError, ValueError, SyntaxError, KeyError) as err:
             array = np.zeros((self.size, self.size, self.channels), np.uint8)
@@ -353,8 +352,7 @@ class StreamingImageData(ImageData):
         return self._stats
 
     def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
-        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed,
-                             self.flip and self.random_crop)
+        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed, self.flip)
 
     def _loader(self, dataset: StreamDataset, batch_sampler=None, batch_size: int | None = None,
                 pin_memory: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:
@@ -422,7 +420,7 @@ def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize
         return False, "no readable image among those sampled"
     sides = sorted(max(size) for size, _ in headers)
     side = sides[len(sides) // 2]
-    channels = 1 if Counter(mode == "L" for _, mode in headers).most_common(1)[0][0] else 3
+    channels = 1 if majority_mode(headers) == "L" else 3
     cached_side = resize or side
     estimate = count * channels * cached_side * cached_side
     if resize is None and side > LARGE_SIDE:
