@@ -1,6 +1,10 @@
 """Shared fixtures: small real data and paths to the optional shared CIFAR-10 tar."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +45,31 @@ def write_png_folder(root: Path, per_class: int = 6, size: int = 12, classes=("a
                 img = Image.fromarray(base + noise)
                 (img.convert("L") if mode == "L" else img).save(folder / f"{i}.png")
     return root
+
+
+def signal_after_step(trainer, step: int) -> None:
+    """`trainer` records a SIGTERM (as its signal handler would) when it has taken optimizer step `step`."""
+    original = trainer._train_step
+
+    def step_then_signal(*args):
+        out = original(*args)
+        if trainer.step == step:
+            trainer._stop_signal = signal.SIGTERM
+        return out
+
+    trainer._train_step = step_then_signal
+
+
+def signal_after_first_epoch(command: list[str], run_dir: Path, signum: int, env: dict | None = None,
+                             process_group: bool = False) -> tuple[int, bytes]:
+    """Start `command --output run_dir`, send `signum` once epoch 1's metrics exist (to the whole process
+    group if asked, as Ctrl-C does), and return the exit code and stderr."""
+    proc = subprocess.Popen(command + ["--output", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, start_new_session=process_group)
+    metrics = run_dir / "metrics.csv"
+    deadline = time.time() + 600
+    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    (os.killpg if process_group else os.kill)(proc.pid, signum)  # epoch 1 just ended: it lands in epoch 2
+    _, err = proc.communicate(timeout=600)
+    return proc.returncode, err

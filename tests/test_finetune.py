@@ -186,9 +186,7 @@ def test_bad_finetune_inputs_fail_with_one_line_and_exit_2(tmp_path, pretrained,
 def test_a_fine_tuned_run_on_data_of_other_channels_resumes_exactly(tmp_path, digits):
     """A colour checkpoint fine-tuned on grey digits keeps its 3 input channels (the digits are
     converted); an interrupted run resumes on that network and ends as the uninterrupted one."""
-    import signal
-
-    from conftest import write_png_folder
+    from conftest import signal_after_step, write_png_folder
 
     from convolab.training.engine import TrainingInterrupted
 
@@ -202,15 +200,7 @@ def test_a_fine_tuned_run_on_data_of_other_channels_resumes_exactly(tmp_path, di
     expected = whole.fit().history
     cut = finetune_trainer(tmp_path / "pre" / "last.pt", dataclasses.replace(config, output=str(tmp_path / "b")),
                            data=digits)
-    step = cut._train_step
-
-    def step_then_signal(*args):
-        out = step(*args)
-        if cut.step == cut.steps_per_epoch + 5:
-            cut._stop_signal = signal.SIGTERM
-        return out
-
-    cut._train_step = step_then_signal
+    signal_after_step(cut, cut.steps_per_epoch + 5)
     with pytest.raises(TrainingInterrupted):
         cut.fit()
     resumed = Trainer.resume(tmp_path / "b", data=digits)

@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import signal_after_first_epoch, signal_after_step
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -228,15 +228,7 @@ def test_streamed_run_interrupted_mid_epoch_resumes_to_the_same_metrics(big_digi
     cut = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "cut")))
     assert cut.streaming and cut.data.random_crop and cut.data.flip  # done by the workers, not the transform
     assert cut.transform.augment.crop_padding == 0 and not cut.transform.augment.flip
-    original_step = cut._train_step
-
-    def step_then_signal(x, y, *rest):
-        out = original_step(x, y, *rest)
-        if cut.step == cut.steps_per_epoch + 7:  # in the middle of epoch 2
-            cut._stop_signal = signal.SIGTERM
-        return out
-
-    cut._train_step = step_then_signal
+    signal_after_step(cut, cut.steps_per_epoch + 7)  # in the middle of epoch 2
     with pytest.raises(TrainingInterrupted):
         cut.fit()
     assert 0 < load_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] < cut.steps_per_epoch
@@ -252,15 +244,9 @@ def test_ctrl_c_to_the_process_group_with_workers_saves_and_resumes_to_the_same_
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600,
                    env=env)
-    proc = subprocess.Popen(base + ["--output", str(tmp_path / "cut")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGINT, env, process_group=True)
     metrics = tmp_path / "cut" / "metrics.csv"
-    deadline = time.time() + 600
-    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)  # epoch 1 just ended: the signal lands in epoch 2
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 2 and b"convolab train --resume" in err, err.decode()
+    assert returncode == 2 and b"convolab train --resume" in err, err.decode()
     assert b"Traceback" not in err and b"exited unexpectedly" not in err
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
     resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),

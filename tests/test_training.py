@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import signal_after_first_epoch, signal_after_step
 
 from convolab.errors import CheckpointError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
@@ -50,15 +49,7 @@ def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_pa
     whole = Trainer(config).fit().history
 
     interrupted = Trainer(quick_config(tmp_path, epochs=3, output=str(tmp_path / "cut")))
-    original_step = interrupted._train_step
-
-    def step_then_signal(x, y, *rest):
-        out = original_step(x, y, *rest)
-        if interrupted.step == interrupted.steps_per_epoch + 15:  # in the middle of epoch 2
-            interrupted._stop_signal = signal.SIGTERM
-        return out
-
-    interrupted._train_step = step_then_signal
+    signal_after_step(interrupted, interrupted.steps_per_epoch + 15)  # in the middle of epoch 2
     with pytest.raises(TrainingInterrupted, match="convolab train --resume"):
         interrupted.fit()
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")
@@ -72,15 +63,8 @@ def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_pat
     base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "3",
             "--batch-size", "16", "--no-progress"]
     subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
-    proc = subprocess.Popen(base + ["--output", str(tmp_path / "cut")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    metrics = tmp_path / "cut" / "metrics.csv"
-    deadline = time.time() + 600
-    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGTERM)  # epoch 1 just ended: the signal lands in epoch 2
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 2 and b"convolab train --resume" in err, err.decode()
+    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGTERM)
+    assert returncode == 2 and b"convolab train --resume" in err, err.decode()
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
     resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),
                               "--no-progress"], capture_output=True, text=True, timeout=600)
