@@ -191,8 +191,10 @@ def run(args: argparse.Namespace) -> int:
               f"on {trainer.device}{procs}{streamed(trainer)}; run folder {trainer.run_dir}")
     try:
         result = trainer.fit()
-    finally:
-        trainer.dist.close()
+    except BaseException:
+        trainer.dist.close(finished=False)  # the other ranks may never reach a barrier
+        raise
+    trainer.dist.close()
     if main:
         print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
               f"run folder {result.run_dir}")

@@ -118,8 +118,13 @@ class Distributed:
         unused = bool(getattr(model, "aux_names", ())) and not getattr(outputs, "want_aux", True)
         return DistributedDataParallel(outputs, device_ids=device_ids, find_unused_parameters=unused)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group. A rank that finished waits for the others first: one that tore its
+        group down while rank 0 was still writing the run's files aborted now and then ("terminate
+        called without an active exception", SIGABRT) and torchrun failed the whole job."""
         if self.enabled and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 
