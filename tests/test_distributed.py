@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import signal_after_first_epoch
 
 from convolab.cli import main
 from convolab.training import TrainConfig, Trainer, load_checkpoint
@@ -46,6 +48,42 @@ def test_two_processes_reach_the_weights_of_one_process(tmp_path):
     assert json.loads((two / "config.json").read_text())["resolved"]["processes"] == 2
     assert len(b["rng_ranks"]) == 2  # each rank's random streams, for --resume
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_ctrl_c_stops_every_process_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "3",
+            "--batch-size", "16", "--no-progress", "--nproc", "2"]
+    whole = subprocess.run(base + ["--output", str(tmp_path / "whole")], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    # SIGINT to the launcher and both ranks at once, as Ctrl-C in a terminal sends it.
+    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGINT, env=env, process_group=True)
+    text = err.decode()
+    assert returncode == 2 and "Traceback" not in text, text
+    assert text.count("error: stopped by signal 2") == 1 and "convolab train --resume" in text  # rank 0 only
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
+    resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),
+                              "--no-progress", "--nproc", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    def metric_columns(run):
+        return [r.split(",")[:7] for r in (tmp_path / run / "metrics.csv").read_text().splitlines()]
+
+    assert len(metric_columns("cut")) == 4 and metric_columns("cut") == metric_columns("whole")
+
+
+def test_bad_data_under_nproc_is_one_line_and_exit_code_2(tmp_path):
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    (tmp_path / "photos" / "cat" / "1.png").write_bytes(b"not a png")
+    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(tmp_path / "photos"),
+           "--no-progress", "--nproc", "2", "--output", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", CONVOLAB_CACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"convolab train: error: no readable image in {tmp_path / 'photos'}"], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_nproc_refuses_a_batch_that_does_not_split_evenly(tmp_path, capsys):

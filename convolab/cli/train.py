@@ -10,7 +10,8 @@ from ..data.stream import LOADERS
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer
 from ..training.config import AMP_MODES, AUGMENT_MODES
-from ..training.distributed import Distributed, in_torchrun, launch, strip_option
+from ..training.distributed import PEER_LOST, Distributed, in_torchrun, launch, lost_peer, strip_option
+from ..training.engine import NonFiniteLoss, TrainingInterrupted
 from ..training.optim import OPTIMIZERS, SCHEDULES
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -150,13 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from the weights of a checkpoint that match by name and shape (the "
                         "others are listed by name)")
     parser.add_argument("--nproc", type=positive_int, metavar="N",
-                        help="data-parallel on N processes of this machine through torchrun (gloo on the "
+                        help="data-parallel on N processes of this machine, as torchrun would start them (gloo on the "
                         "CPU, NCCL with one GPU each); --batch-size is the global batch")
     add_training_arguments(parser)
 
 
 def launch_processes(args: argparse.Namespace) -> int:
-    """Check what can be checked here, then rerun this command line under torchrun without --nproc."""
+    """Check what can be checked here, then rerun this command line in N processes without --nproc."""
     if args.resume:
         batch_size = TrainConfig.from_run(args.resume).batch_size
     else:
@@ -174,12 +175,21 @@ def run(args: argparse.Namespace) -> int:
                           "processes; leave --nproc out when you start torchrun yourself")
     if args.nproc and args.nproc > 1 and not in_torchrun():
         return launch_processes(args)
+    try:
+        return _train(args)
+    except Exception as err:
+        if in_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and lost_peer(err):
+            return PEER_LOST  # another process failed first and said why
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.resume:
         runtime = {"threads": args.threads} if args.threads else {}
         trainer = Trainer.resume(args.resume, progress=args.progress, **runtime)
     else:
         trainer = Trainer(config_from_args(args, args.model))
-    main = trainer.dist.is_main  # under torchrun, rank 0 speaks for all
+    main = trainer.dist.is_main  # with several processes, rank 0 speaks for all
     procs = f" x {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
     if main and args.resume:
         print(f"resuming {trainer.config.model} in {trainer.run_dir} at epoch {trainer.epoch + 1}, "
@@ -191,6 +201,11 @@ def run(args: argparse.Namespace) -> int:
               f"on {trainer.device}{procs}{streamed(trainer)}; run folder {trainer.run_dir}")
     try:
         result = trainer.fit()
+    except (TrainingInterrupted, NonFiniteLoss):
+        trainer.dist.close()  # every rank stops at the same step (the stop flag and loss are all-reduced)
+        if not main:
+            return 2  # rank 0 says it once
+        raise
     except BaseException:
         trainer.dist.close(finished=False)  # the other ranks may never reach a barrier
         raise

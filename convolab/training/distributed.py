@@ -1,15 +1,19 @@
 """Data-parallel training on several processes through PyTorch's own engine (torch.distributed).
 
-torchrun starts the processes and sets RANK, WORLD_SIZE and LOCAL_RANK; `Distributed.from_env`
-joins the process group (gloo on the CPU, NCCL on CUDA). Every rank takes `idx[rank::world]` of
-each global batch, so the global batch and the data order are those of one process; DDP averages
-the gradients, which equals the gradient of the whole batch's mean loss.
+`launch` (behind `convolab train --nproc N`) or torchrun starts the processes and sets RANK,
+WORLD_SIZE and LOCAL_RANK; `Distributed.from_env` joins the process group (gloo on the CPU, NCCL
+on CUDA). Every rank takes `idx[rank::world]` of each global batch, so the global batch and the
+data order are those of one process; DDP averages the gradients, which equals the gradient of the
+whole batch's mean loss.
 """
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,18 +125,92 @@ class Distributed:
     def close(self, finished: bool = True) -> None:
         """Leave the process group. A rank that finished waits for the others first: one that tore its
         group down while rank 0 was still writing the run's files aborted now and then ("terminate
-        called without an active exception", SIGABRT) and torchrun failed the whole job."""
+        called without an active exception", SIGABRT), which failed the whole job."""
         if self.enabled and dist.is_initialized():
             if finished:
                 dist.barrier()
             dist.destroy_process_group()
 
 
+# Exit code of a rank that stopped because another one did; that one printed the cause.
+PEER_LOST = 3
+_GRACE_SECONDS = 15.0  # after one rank fails, how long the others get to notice before they are killed
+
+
+def lost_peer(err: BaseException) -> bool:
+    """True for the error a rank gets from a collective once another rank has gone (gloo raises a
+    plain RuntimeError: "Connection closed by peer")."""
+    if isinstance(err, dist.DistError):
+        return True
+    tb, filename = err.__traceback__, ""
+    while tb is not None:
+        filename, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    return isinstance(err, RuntimeError) and f"torch{os.sep}distributed{os.sep}" in filename
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run `convolab ARGV` in `nproc` processes on this machine through torchrun; its exit code."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone",
-           "-m", "convolab", *argv]
-    return subprocess.run(cmd).returncode
+    """Run `convolab ARGV` in `nproc` processes on this machine (what `torchrun --standalone` does,
+    with convolab's own messages): rank r gets RANK=r, LOCAL_RANK=r, WORLD_SIZE and a free local
+    MASTER_PORT. Returns the exit code of the first rank that failed for a reason of its own, else 0.
+
+    Ctrl-C reaches the ranks with us (one process group) and a SIGINT or SIGTERM sent to this
+    process alone is passed on; either way the ranks save their state and stop together, and this
+    process waits for them. When a rank fails, the others stop at their next collective operation
+    (quietly, with PEER_LOST); one still running after a grace period is killed, as torchrun does.
+    """
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+               WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # share the cores
+    procs: list[subprocess.Popen] = []
+
+    def forward(signum, _frame):
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for rank in range(nproc):
+            procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv],
+                                          env=env | {"RANK": str(rank), "LOCAL_RANK": str(rank)}))
+        return _wait_for_ranks(procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
+    failed_at, killed = None, set()
+    while True:
+        codes = [proc.poll() for proc in procs]
+        if all(code is not None for code in codes):
+            break
+        if failed_at is None and any(code for code in codes):
+            failed_at = time.monotonic()
+        if failed_at is not None and time.monotonic() - failed_at > _GRACE_SECONDS:
+            for rank, proc in enumerate(procs):
+                if proc.poll() is None:
+                    proc.kill()
+                    killed.add(rank)
+        time.sleep(0.05)
+    own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
+    if own:
+        return own[0] if own[0] > 0 else 128 - own[0]  # killed by signal N: 128 + N, as a shell says
+    if any(codes):
+        sys.stderr.write(f"convolab: the {len(procs)} processes lost contact with one another and none said "
+                         "why; run the same command without --nproc to see the error\n")
+        return 1
+    return 0
 
 
 def strip_option(argv: Sequence[str], option: str, min_prefix: int) -> list[str]:
