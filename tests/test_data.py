@@ -64,6 +64,27 @@ def test_tar_gz_of_a_folder_reads_the_same_as_the_folder_and_is_cached(tmp_path)
     assert torch.equal(cached.train.images, packed.train.images)
 
 
+def test_an_archive_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    from convolab.data import folder
+
+    root = write_png_folder(tmp_path / "src" / "set", per_class=4, size=8)
+    archive = tmp_path / "set.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(root, arcname="set")
+    hashed = []
+    real_hash = folder.hash_archive
+    monkeypatch.setattr(folder, "hash_archive", lambda path: hashed.append(path) or real_hash(path))
+    first = load_image_folder(archive, cache_dir=tmp_path / "cache")
+    again = load_image_folder(archive, cache_dir=tmp_path / "cache")  # the same file: one stat, no read
+    assert len(hashed) == 1 and torch.equal(first.train.images, again.train.images)
+    with tarfile.open(archive, "w") as tar:  # replaced by other content: hashed and decoded afresh
+        tar.add(root / "train", arcname="set/train")
+        tar.add(root / "train", arcname="set/test")
+    changed = load_image_folder(archive, cache_dir=tmp_path / "cache")
+    assert len(hashed) == 2 and torch.equal(changed.test.images, changed.train.images)
+    assert len(list((tmp_path / "cache" / "fingerprints").iterdir())) == 2
+
+
 def test_corrupt_image_is_named_and_can_be_skipped(tmp_path):
     root = write_png_folder(tmp_path / "bad", per_class=4)
     (root / "train" / "b" / "broken.png").write_bytes(b"not a png at all")

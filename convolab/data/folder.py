@@ -79,9 +79,11 @@ def _classify(paths: list[str]) -> list[ImageEntry]:
 class _Source:
     """Lists and reads the images of a folder or a tar archive."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cache_root: Path | None = None):
         self.path = path
+        self.cache_root = cache_root
         self.is_tar = path.is_file()
+        self._fingerprint: str | None = None
         if self.is_tar and not tarfile.is_tarfile(path):
             raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
 
@@ -110,19 +112,44 @@ class _Source:
         return sorted(names), empty
 
     def fingerprint(self) -> str:
-        """The cache key: the archive's bytes, or the folder's names, sizes and modification times."""
+        """The cache key: the archive's bytes, or the folder's names, sizes and modification times.
+
+        Hashing an archive reads all of it, so the result is remembered under `cache_root`, keyed by
+        the archive's path, size, modification time and inode (as git's index and make trust them):
+        a later run on the same unchanged file costs one stat, and a replaced file is hashed again."""
+        if self._fingerprint is None:
+            self._fingerprint = self._remembered_hash() if self.is_tar else self._folder_hash()
+        return self._fingerprint
+
+    def _remembered_hash(self) -> str:
+        st = self.path.stat()
+        stamp = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{CACHE_VERSION}"
+        memo = None
+        if self.cache_root is not None:
+            memo = self.cache_root / "fingerprints" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:32]}.txt"
+            try:
+                remembered = memo.read_text().strip()
+                if len(remembered) == 32:
+                    return remembered
+            except OSError:
+                pass
+        digest = hash_archive(self.path)
+        if memo is not None:
+            try:
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(memo, lambda tmp: Path(tmp).write_text(digest + "\n"))
+            except OSError:  # a read-only cache folder: hash again next time
+                pass
+        return digest
+
+    def _folder_hash(self) -> str:
         digest = hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
-        if self.is_tar:
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        else:
-            for root, subdirs, files in os.walk(self.path):
-                subdirs.sort()
-                for name in sorted(files):
-                    st = os.stat(os.path.join(root, name))
-                    digest.update(f"{os.path.relpath(os.path.join(root, name), self.path)}|{st.st_size}|"
-                                  f"{st.st_mtime_ns}\n".encode())
+        for root, subdirs, files in os.walk(self.path):
+            subdirs.sort()
+            for name in sorted(files):
+                st = os.stat(os.path.join(root, name))
+                digest.update(f"{os.path.relpath(os.path.join(root, name), self.path)}|{st.st_size}|"
+                              f"{st.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:32]
 
     def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
@@ -154,6 +181,15 @@ class _Source:
 
     def describe(self, location: str) -> str:
         return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
+
+
+def hash_archive(path: Path) -> str:
+    """The content key of an archive: SHA-256 of its bytes (with the cache version), 32 hex digits."""
+    digest = hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:32]
 
 
 def _decode(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
@@ -225,8 +261,8 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     then share one small tensor cache instead of being refused for their mixed sizes.
     """
     path = Path(path).expanduser()
-    source = _Source(path)
     cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    source = _Source(path, cache_root)
     cache_file = None
     if loader != "stream":
         key = f"{source.fingerprint()}-skip{int(skip_bad_images)}" + (f"-{resize}px" if resize else "")
