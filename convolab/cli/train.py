@@ -140,6 +140,7 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, loader=args.loader,
         workers=args.workers, min_crop_scale=args.min_crop_scale, threads=args.threads, tensorboard=args.tensorboard,
         progress=args.progress, init_from=getattr(args, "init_from", None),
+        sync_bn=getattr(args, "sync_bn", False),
         freeze_backbone=args.freeze_backbone, backbone_lr_scale=args.backbone_lr_scale,
         loss_weights=dict(args.loss), extra_targets=list(args.extra_target))
 
@@ -153,6 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nproc", type=positive_int, metavar="N",
                         help="data-parallel on N processes of this machine, as torchrun would start them (gloo on the "
                         "CPU, NCCL with one GPU each); --batch-size is the global batch")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="with several processes: batch-norm statistics over the whole global batch, "
+                        "so N processes train the network of one (off: each process's share, as DDP does)")
     add_training_arguments(parser)
 
 

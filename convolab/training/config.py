@@ -54,6 +54,7 @@ class TrainConfig:
     loader: str = "auto"  # image folders: "cache" small images in memory, "stream" large ones from the files
     workers: int | None = None  # DataLoader processes that decode streamed images (None: min(8, CPUs))
     min_crop_scale: float = MIN_CROP_SCALE  # streamed training images: random-resized crops of this much area up
+    sync_bn: bool = False  # several processes: batch-norm statistics over the whole global batch
     tensorboard: bool = False
     progress: bool = True
     # Transfer and several outputs (convolab/finetune).

@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .distributed import Distributed
 from .metrics import plot_curves, write_metrics
 from .optim import ModelEma, build_optimizer, lr_factor, param_groups
+from .sync_bn import convert_sync_batchnorm
 
 log = logging.getLogger("convolab")
 
@@ -255,6 +256,8 @@ class Trainer:
         self.optimizer = build_optimizer(groups, config.optimizer, config.base_lr, config.momentum,
                                          config.nesterov)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if config.sync_bn and self.dist.enabled:  # BN statistics of the global batch, as one process has
+            self.model = convert_sync_batchnorm(self.model, self.device)
         self.ema = ModelEma(self.model, config.ema_decay) if config.ema_decay else None
         forward = TrainingOutputs(self.model, self.want_aux)
         if self.dist.enabled:
