@@ -73,16 +73,47 @@ def test_ctrl_c_stops_every_process_and_the_resumed_run_ends_as_an_uninterrupted
     assert len(metric_columns("cut")) == 4 and metric_columns("cut") == metric_columns("whole")
 
 
-def test_bad_data_under_nproc_is_one_line_and_exit_code_2(tmp_path):
-    (tmp_path / "photos" / "cat").mkdir(parents=True)
-    (tmp_path / "photos" / "cat" / "1.png").write_bytes(b"not a png")
-    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(tmp_path / "photos"),
+def _photos_with_bad_files(root):
+    """32 training photos of 200 px, 5 of them unreadable: a streaming worker of either rank meets one."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(16):
+                pixels = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+    for i in range(3, 8):
+        (root / "train" / "b" / f"{i}.png").write_bytes(b"not a png")
+    return root
+
+
+@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch"])
+def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
+    """Rank 0 fails alone (rank 1 waits for its data), every rank fails alike, or either rank's worker
+    meets a bad file mid-epoch: one line in every case, never a traceback from the rank left behind."""
+    if case == "no-cuda" and torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    if case == "no-image":
+        (tmp_path / "photos" / "cat").mkdir(parents=True)
+        (tmp_path / "photos" / "cat" / "1.png").write_bytes(b"not a png")
+        extra, expected = [], f"convolab train: error: no readable image in {tmp_path / 'photos'}"
+    elif case == "no-cuda":
+        (tmp_path / "photos").mkdir()
+        extra, expected = ["--data", "digits", "--device", "cuda"], "convolab train: error: --device cuda was asked"
+    else:
+        _photos_with_bad_files(tmp_path / "photos")
+        extra = ["--loader", "stream", "--workers", "0", "--batch-size", "8"]
+        expected = f"convolab train: error: image {tmp_path / 'photos' / 'train' / 'b'}"
+    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(tmp_path / "photos"), *extra,
            "--no-progress", "--nproc", "2", "--output", str(tmp_path / "run")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env=dict(os.environ, OMP_NUM_THREADS="1", CONVOLAB_CACHE=str(tmp_path / "cache")))
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-    assert errors == [f"convolab train: error: no readable image in {tmp_path / 'photos'}"], proc.stderr
+    assert len(errors) == 1 and errors[0].startswith(expected), proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from types import ModuleType
@@ -53,8 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ConvolabError as err:
-        sys.stderr.write(f"convolab {args.verb}: error: {err}\n")
+        _say_error(f"convolab {args.verb}: error: {err}")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write(f"convolab {args.verb}: interrupted\n")
+        _say_error(f"convolab {args.verb}: interrupted")
         return 130
+
+
+def _say_error(line: str) -> None:
+    """Write the one line of a failed command to stderr. A process that `convolab train --nproc`
+    started also leaves it in CONVOLAB_ERROR_FILE and, unless it is rank 0, says nothing itself:
+    the launcher prints each line once, so a mistake every rank makes is not said N times."""
+    path = os.environ.get("CONVOLAB_ERROR_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    if not path or os.environ.get("RANK", "0") == "0":
+        sys.stderr.write(line + "\n")

@@ -10,7 +10,7 @@ from ..data.stream import LOADERS
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer
 from ..training.config import AMP_MODES, AUGMENT_MODES
-from ..training.distributed import PEER_LOST, Distributed, in_torchrun, launch, lost_peer, strip_option
+from ..training.distributed import PEER_LOST, Distributed, in_torchrun, launch, lost_peer, note_lost_peer, strip_option
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
 from ..training.optim import OPTIMIZERS, SCHEDULES
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
@@ -183,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         return _train(args)
     except Exception as err:
         if in_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and lost_peer(err):
+            note_lost_peer(err)
             return PEER_LOST  # another process failed first and said why
         raise
 

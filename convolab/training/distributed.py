@@ -9,13 +9,16 @@ whole batch's mean loss.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -137,15 +140,40 @@ PEER_LOST = 3
 _GRACE_SECONDS = 15.0  # after one rank fails, how long the others get to notice before they are killed
 
 
+# What gloo and NCCL say when the other end of a collective has gone.
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "gloo/transport",
+              "NCCL communicator was aborted")
+
+
 def lost_peer(err: BaseException) -> bool:
-    """True for the error a rank gets from a collective once another rank has gone (gloo raises a
-    plain RuntimeError: "Connection closed by peer")."""
+    """True for the error a rank gets from a collective once another rank has gone: gloo raises a
+    plain RuntimeError ("Connection closed by peer"), from a torch.distributed call or from inside
+    the backward pass, where DistributedDataParallel all-reduces the gradients."""
     if isinstance(err, dist.DistError):
         return True
-    tb, filename = err.__traceback__, ""
+    if not isinstance(err, RuntimeError):
+        return False
+    if any(text in str(err) for text in _PEER_GONE):
+        return True
+    tb = err.__traceback__
     while tb is not None:
-        filename, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
-    return isinstance(err, RuntimeError) and f"torch{os.sep}distributed{os.sep}" in filename
+        if f"torch{os.sep}distributed{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def note_lost_peer(err: BaseException) -> None:
+    """Leave the error in CONVOLAB_ERROR_FILE marked as a consequence, not a cause: the launcher
+    shows it only if no process said why it stopped."""
+    path = os.environ.get("CONVOLAB_ERROR_FILE")
+    if path:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        with open(path, "a") as f:
+            f.write(f"{_CONSEQUENCE}{type(err).__name__}: {first[:300]}\n")
+
+
+_CONSEQUENCE = "#lost-peer "
 
 
 def free_port() -> int:
@@ -175,12 +203,27 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                 proc.send_signal(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    reports = Path(tempfile.mkdtemp(prefix="convolab-ranks-"))
     try:
         for rank in range(nproc):
-            procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv],
-                                          env=env | {"RANK": str(rank), "LOCAL_RANK": str(rank)}))
-        return _wait_for_ranks(procs)
+            procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv], env=env | {
+                "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt")}))
+        code = _wait_for_ranks(procs)
+        said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
+                for rank in range(nproc)]
+        # Rank 0 printed its own; else the first rank that failed for a reason of its own is heard
+        # (a mistake every rank makes, such as --device cuda without CUDA, is said once, not N times).
+        causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
+        if not causes[0] and any(causes):
+            sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
+        if code and not any(causes):
+            lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
+            sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"
+                             f"{' (' + lost[0] + ')' if lost else ''} and none said why; run the same command "
+                             "without --nproc to see the error\n")
+        return code
     finally:
+        shutil.rmtree(reports, ignore_errors=True)
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
@@ -206,11 +249,7 @@ def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
     own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
     if own:
         return own[0] if own[0] > 0 else 128 - own[0]  # killed by signal N: 128 + N, as a shell says
-    if any(codes):
-        sys.stderr.write(f"convolab: the {len(procs)} processes lost contact with one another and none said "
-                         "why; run the same command without --nproc to see the error\n")
-        return 1
-    return 0
+    return 1 if any(codes) else 0
 
 
 def strip_option(argv: Sequence[str], option: str, min_prefix: int) -> list[str]:
