@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,6 +117,35 @@ def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith(expected), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc (Linux)")
+def test_a_rank_killed_mid_run_is_named_and_the_other_stops(tmp_path):
+    """SIGKILL (what the kernel's out-of-memory killer sends) to rank 1 after epoch 1: rank 0 stops
+    quietly at its next collective and the launcher says which process died of what."""
+    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "30",
+           "--batch-size", "16", "--no-progress", "--nproc", "2", "--output", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while not (tmp_path / "run" / "metrics.csv").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    rank1 = []
+    for entry in Path("/proc").iterdir():  # the launcher's child whose environment says RANK=1
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid \
+                    and b"\0RANK=1\0" in b"\0" + (entry / "environ").read_bytes():
+                rank1.append(int(entry.name))
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            pass
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert proc.returncode == 128 + signal.SIGKILL, err[-2000:]
+    assert errors == ["convolab train: error: process 1 of 2 died of SIGKILL (the system may have run out of "
+                      "memory); the others were stopped"], err[-2000:]
+    assert "Traceback" not in err
 
 
 def test_nproc_refuses_a_batch_that_does_not_split_evenly(tmp_path, capsys):

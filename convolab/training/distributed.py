@@ -208,20 +208,29 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         for rank in range(nproc):
             procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv], env=env | {
                 "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt")}))
-        code = _wait_for_ranks(procs)
+        codes, killed = _wait_for_ranks(procs)
         said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
                 for rank in range(nproc)]
         # Rank 0 printed its own; else the first rank that failed for a reason of its own is heard
         # (a mistake every rank makes, such as --device cuda without CUDA, is said once, not N times).
         causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
+        died = [(rank, -code) for rank, code in enumerate(codes) if code < 0 and rank not in killed]
         if not causes[0] and any(causes):
             sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
-        if code and not any(causes):
+        elif not any(causes) and died:
+            rank, signum = died[0]
+            hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
+            sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal.Signals(signum).name}"
+                             f"{hint}; the others were stopped\n")
+        elif not any(causes) and any(codes):
             lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
             sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"
                              f"{' (' + lost[0] + ')' if lost else ''} and none said why; run the same command "
                              "without --nproc to see the error\n")
-        return code
+        own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
+        if own:
+            return own[0] if own[0] > 0 else 128 - own[0]  # died of signal N: 128 + N, as a shell says
+        return 1 if any(codes) else 0
     finally:
         shutil.rmtree(reports, ignore_errors=True)
         for proc in procs:
@@ -232,7 +241,8 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
             signal.signal(signum, handler)
 
 
-def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
+def _wait_for_ranks(procs: list[subprocess.Popen]) -> tuple[list[int], set[int]]:
+    """Every rank's exit code, and the ranks this launcher had to kill."""
     failed_at, killed = None, set()
     while True:
         codes = [proc.poll() for proc in procs]
@@ -246,10 +256,7 @@ def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
                     proc.kill()
                     killed.add(rank)
         time.sleep(0.05)
-    own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
-    if own:
-        return own[0] if own[0] > 0 else 128 - own[0]  # killed by signal N: 128 + N, as a shell says
-    return 1 if any(codes) else 0
+    return codes, killed
 
 
 def strip_option(argv: Sequence[str], option: str, min_prefix: int) -> list[str]:
