@@ -310,7 +310,9 @@ def test_a_truncated_archive_is_one_line_naming_it_on_either_path(big_digits, tm
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         member = [m for m in tar.getmembers() if m.isfile()][len(tar.getmembers()) // 3]
     (tmp_path / "cut.tar").write_bytes(plain[:member.offset_data + member.size // 2])  # inside an image
-    for name, loader in (("cut.tar.gz", "stream"), ("cut.tar.gz", "cache"), ("cut.tar", "stream")):
+    (tmp_path / "cut-at-header.tar").write_bytes(plain[:member.offset])  # where the next header starts
+    for name, loader in (("cut.tar.gz", "stream"), ("cut.tar.gz", "cache"), ("cut.tar", "stream"),
+                         ("cut-at-header.tar", "cache")):
         code = main(["train", "lenet5_modern", "--data", str(tmp_path / name), "--loader", loader, "--epochs", "1",
                      "--workers", "0", "--no-progress", "--output", str(tmp_path / "run")])
         err = capsys.readouterr().err

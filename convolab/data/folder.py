@@ -92,12 +92,8 @@ class _Source:
         if self.is_tar:
             with archive_errors(self.path), tarfile.open(self.path) as tar:
                 members = tar.getmembers()
-            # tarfile lists a plain tar cut inside a member without complaint; the member's bytes are missing.
-            end = max((m.offset_data + m.size for m in members), default=0)
-            if compression_of(self.path) is None and end > self.path.stat().st_size:
-                with archive_errors(self.path):
-                    raise tarfile.ReadError(f"its last member needs {end} bytes, the file has "
-                                            f"{self.path.stat().st_size}")
+            if compression_of(self.path) is None:
+                self._check_tar_end(members)
             names = [m.name for m in members if m.isfile() and _is_image(m.name)]
             dirs = {m.name for m in members if m.isdir()}
         else:
@@ -110,6 +106,24 @@ class _Source:
         holders = {os.path.dirname(n) for n in names}
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
         return sorted(names), empty
+
+    def _check_tar_end(self, members: list[tarfile.TarInfo]) -> None:
+        """tarfile lists a plain tar cut short without complaint: cut inside a member, that member's
+        bytes are missing; cut where a header would start, the listing just ends there. A whole tar
+        ends with two zero blocks after its last member (POSIX; tar and Python's tarfile write them)."""
+        size = self.path.stat().st_size
+        end = max((m.offset_data + m.size for m in members), default=0)
+        if end > size:
+            reason = f"its last member needs {end} bytes, the file has {size}"
+        else:
+            with open(self.path, "rb") as f:
+                f.seek(-(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE)
+                marker = f.read(2 * tarfile.BLOCKSIZE)
+            if marker == bytes(2 * tarfile.BLOCKSIZE):
+                return
+            reason = "it stops after a member without the two zero blocks that end a tar"
+        with archive_errors(self.path):
+            raise tarfile.ReadError(reason)
 
     def fingerprint(self) -> str:
         """The cache key: the archive's bytes, or the folder's names, sizes and modification times.
