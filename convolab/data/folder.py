@@ -157,7 +157,7 @@ class _Source:
         return digest
 
     def _folder_hash(self) -> str:
-        digest = hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
+        digest = _cache_digest()
         for root, subdirs, files in os.walk(self.path):
             subdirs.sort()
             for name in sorted(files):
@@ -197,9 +197,14 @@ class _Source:
         return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
 
 
+def _cache_digest():
+    """SHA-256 seeded with the cache version: a new version never reuses an old cache file."""
+    return hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
+
+
 def hash_archive(path: Path) -> str:
     """The content key of an archive: SHA-256 of its bytes (with the cache version), 32 hex digits."""
-    digest = hashlib.sha256(f"convolab-image-cache-{CACHE_VERSION}".encode())
+    digest = _cache_digest()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

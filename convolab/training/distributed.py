@@ -137,6 +137,7 @@ class Distributed:
 
 # Exit code of a rank that stopped because another one did; that one printed the cause.
 PEER_LOST = 3
+_CONSEQUENCE = "#lost-peer "  # marks such a rank's line in its CONVOLAB_ERROR_FILE
 _GRACE_SECONDS = 15.0  # after one rank fails, how long the others get to notice before they are killed
 
 
@@ -171,9 +172,6 @@ def note_lost_peer(err: BaseException) -> None:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         with open(path, "a") as f:
             f.write(f"{_CONSEQUENCE}{type(err).__name__}: {first[:300]}\n")
-
-
-_CONSEQUENCE = "#lost-peer "
 
 
 def free_port() -> int:
@@ -211,22 +209,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         codes, killed = _wait_for_ranks(procs)
         said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
                 for rank in range(nproc)]
-        # Rank 0 printed its own; else the first rank that failed for a reason of its own is heard
-        # (a mistake every rank makes, such as --device cuda without CUDA, is said once, not N times).
-        causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
-        died = [(rank, -code) for rank, code in enumerate(codes) if code < 0 and rank not in killed]
-        if not causes[0] and any(causes):
-            sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
-        elif not any(causes) and died:
-            rank, signum = died[0]
-            hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
-            sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal.Signals(signum).name}"
-                             f"{hint}; the others were stopped\n")
-        elif not any(causes) and any(codes):
-            lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
-            sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"
-                             f"{' (' + lost[0] + ')' if lost else ''} and none said why; run the same command "
-                             "without --nproc to see the error\n")
+        _explain_failure(nproc, codes, killed, said)
         own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
         if own:
             return own[0] if own[0] > 0 else 128 - own[0]  # died of signal N: 128 + N, as a shell says
@@ -239,6 +222,28 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                 proc.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[list[str]]) -> None:
+    """One line on stderr for a failed job, unless rank 0 printed it already: the first other rank's
+    own error (a mistake every rank makes, such as --device cuda without CUDA, is said once, not N
+    times), else the rank that died of a signal, else the lost contact."""
+    causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
+    died = [(rank, -code) for rank, code in enumerate(codes) if code < 0 and rank not in killed]
+    if causes[0]:
+        return
+    if any(causes):
+        sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
+    elif died:
+        rank, signum = died[0]
+        hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
+        sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal.Signals(signum).name}"
+                         f"{hint}; the others were stopped\n")
+    elif any(codes):
+        lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
+        sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"
+                         f"{' (' + lost[0] + ')' if lost else ''} and none said why; run the same command "
+                         "without --nproc to see the error\n")
 
 
 def _wait_for_ranks(procs: list[subprocess.Popen]) -> tuple[list[int], set[int]]:

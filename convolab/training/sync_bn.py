@@ -4,7 +4,7 @@ With plain BN each of N processes normalizes its share of the global batch by th
 mean and variance, so N processes train another network than one process with the same batch.
 Synchronized BN all-reduces the per-channel sums (forward) and the sums the backward pass needs,
 so every process normalizes by the statistics of the whole global batch: N processes then train
-the network of one, up to float round-off (`tests/test_distributed.py`).
+the network of one, up to float round-off (`tests/test_sync_bn.py`).
 
 PyTorch's `nn.SyncBatchNorm` runs on GPUs only ("expected input tensor to be on GPU"); this one
 runs wherever the process group does (gloo on the CPU). On CUDA, convolab uses PyTorch's.
@@ -28,13 +28,12 @@ class _SyncBatchNormFunction(torch.autograd.Function):
                            torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64, device=x.device)])
         dist.all_reduce(local, group=group)
         channels = x.shape[1]
-        count = local[-1]
+        count = local[-1].item()
         mean = local[:channels] / count
         var = (local[channels:2 * channels] / count - mean * mean).clamp_(min=0)
         if running_mean is not None:
-            n = count.item()
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
-            unbiased = var * (n / max(n - 1, 1))
+            unbiased = var * (count / max(count - 1, 1))
             running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
         invstd = torch.rsqrt(var + eps).to(x.dtype)
         xhat = (x - mean.to(x.dtype).view(shape)) * invstd.view(shape)
@@ -42,7 +41,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         if weight is not None:
             y = y * weight.view(shape) + bias.view(shape)
         ctx.save_for_backward(xhat, invstd, weight)
-        ctx.count, ctx.group = count.item(), group
+        ctx.count, ctx.group = count, group
         return y
 
     @staticmethod
@@ -101,7 +100,7 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 def _convert(module: nn.Module) -> nn.Module:
     if isinstance(module, _BatchNorm) and not isinstance(module, (SyncBatchNorm, nn.SyncBatchNorm)):
         synced = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                               module.track_running_stats, device=None)
+                               module.track_running_stats)
         if module.affine:
             synced.weight, synced.bias = module.weight, module.bias
         if module.track_running_stats:
