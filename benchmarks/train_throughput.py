@@ -127,8 +127,8 @@ def convolab_engine(model_name: str, data: ImageData, batch: int, device: torch.
                              augment="crop-flip" if colour else "none", output=tmp, device=str(device),
                              progress=False, amp="off")
         result = Trainer(config, data=data).fit()
-    seconds = sum(row["epoch_seconds"] for row in result.history)  # training only, as the others
-    return sum(row["images_per_second"] * row["epoch_seconds"] for row in result.history) / seconds
+    seconds = sum(row["train_seconds"] for row in result.history)  # training only, as the others
+    return sum(row["images_per_second"] * row["train_seconds"] for row in result.history) / seconds
 
 
 def subset(data: ImageData, n: int) -> ImageData:

@@ -5,14 +5,17 @@ import argparse
 import json
 import os
 
+import torch
+
 from .._registry import get_entry
 from ..data.stream import LOADERS
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer
-from ..training.config import AMP_MODES, AUGMENT_MODES
+from ..training.config import AMP_MODES, AUGMENT_MODES, TTA_MODES
 from ..training.distributed import PEER_LOST, Distributed, in_torchrun, launch, lost_peer, note_lost_peer, strip_option
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
 from ..training.optim import OPTIMIZERS, SCHEDULES
+from ..training.recipes import RECIPES, recipe_values
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
@@ -21,6 +24,9 @@ HELP = "train a model (default data: the embedded mnist5k digits); ends with `te
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every training verb shares (train, compare, finetune)."""
     d = TrainConfig(model="")
+    parser.set_defaults(_parser=parser)  # to tell the options given from the defaults (see given_options)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), help="a named set of option values the options "
+                        "given on the command line override; fast: " + RECIPES["fast"].summary)
     g = parser.add_argument_group("data")
     g.add_argument("--data", default=d.data, help="mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, "
                    "or an image folder / .tar / .tar.gz of one (default: %(default)s)")
@@ -30,6 +36,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", choices=AUGMENT_MODES, default=d.augment,
                    help="auto: random crop and flips for colour images, none for grey digits (default: %(default)s)")
     g.add_argument("--random-erasing", type=non_negative_float, default=d.random_erasing, metavar="P")
+    g.add_argument("--tta", choices=TTA_MODES, default=d.tta,
+                   help="test-time augmentation: flip scores the mean of the logits of each test image and its "
+                   "mirror image (default: %(default)s)")
     g.add_argument("--normalize", choices=("data", "model"), default=d.normalize,
                    help="use the data set's or the model's mean/std (default: %(default)s)")
     g.add_argument("--skip-bad-images", action="store_true", help="count and skip unreadable images")
@@ -126,7 +135,27 @@ def streamed(trainer: Trainer) -> str:
     return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
 
 
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The destinations of the options typed on the command line (not left at their defaults)."""
+    parser, argv = getattr(args, "_parser", None), getattr(args, "_argv", None)
+    if parser is None or argv is None:  # a Namespace built by hand: everything in it counts as given
+        return set(vars(args))
+    verb = argv.index(args.verb) + 1 if getattr(args, "verb", None) in argv else 0
+    saved = {action: action.default for action in parser._actions}
+    try:
+        for action in saved:
+            action.default = argparse.SUPPRESS
+        given, _ = parser.parse_known_args(argv[verb:])
+    finally:
+        for action, default in saved.items():
+            action.default = default
+    return set(vars(given))
+
+
 def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
+    recipe = getattr(args, "recipe", None)
+    if recipe:  # the recipe's value of each option the user did not give
+        args = argparse.Namespace(**(vars(args) | recipe_values(recipe, given_options(args))))
     return TrainConfig(
         model=model, data=args.data, data_dir=args.data_dir, download=args.download, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
@@ -135,7 +164,8 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         aux_weight=args.aux_weight, clip_grad=args.clip_grad, ema_decay=args.ema_decay, seed=args.seed,
         device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         image_size=args.image_size, normalize=args.normalize, augment=args.augment,
-        random_erasing=args.random_erasing, patience=args.patience, min_delta=args.min_delta,
+        random_erasing=args.random_erasing, tta=args.tta, recipe=recipe, patience=args.patience,
+        min_delta=args.min_delta,
         output=args.output, model_options=parse_model_options(args.model_option),
         skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, loader=args.loader,
         workers=args.workers, min_crop_scale=args.min_crop_scale, threads=args.threads, tensorboard=args.tensorboard,
@@ -168,6 +198,13 @@ def launch_processes(args: argparse.Namespace) -> int:
         get_entry(args.model)  # an unknown model fails here, not once per process
         batch_size = config_from_args(args, args.model).batch_size
     Distributed(world_size=args.nproc).check_batch_size(batch_size)
+    device = TrainConfig.from_run(args.resume).device if args.resume and "device" not in given_options(args) \
+        else args.device
+    wants_cuda = torch.cuda.is_available() and (device.startswith("cuda") or device == "auto")
+    if wants_cuda and torch.cuda.device_count() < args.nproc:  # (without CUDA, each rank says so)
+        raise ConfigError(f"--nproc {args.nproc} on CUDA needs {args.nproc} GPUs (one a process), "
+                          f"{torch.cuda.device_count()} visible; give --nproc {max(1, torch.cuda.device_count())} "
+                          f"or --device cpu")
     return launch(args.nproc, strip_option(args._argv, "--nproc", min_prefix=4))
 
 

@@ -49,12 +49,12 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image mirrored left-right with probability 1/2 (only the chosen ones are copied flipped)."""
+    """Each image mirrored left-right with probability 1/2.
+
+    A select, not an index of the chosen images: `nonzero` would wait for the device on every batch.
+    """
     flip = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device) < 0.5
-    out = x.clone()
-    chosen = torch.nonzero(flip).flatten()
-    out[chosen] = x[chosen].flip(3)
-    return out
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator,

@@ -54,7 +54,7 @@ def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: b
           f"label smoothing {cfg.label_smoothing:g}; " \
           f"run folder {trainer.run_dir}"
     result = trainer.fit()
-    seconds = sum(row["epoch_seconds"] for row in result.history)
+    seconds = sum(row["train_seconds"] for row in result.history)
     yield f"trained in {seconds:.0f} s; best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}"
     yield f"test accuracy: {result.test_acc:.4f}"
 

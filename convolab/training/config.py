@@ -12,6 +12,7 @@ from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
+TTA_MODES = ("none", "flip")
 
 
 @dataclass
@@ -44,6 +45,8 @@ class TrainConfig:
     normalize: str = "data"  # "data": the training set's statistics; "model": the model's data config
     augment: str = "auto"
     random_erasing: float = 0.0
+    tta: str = "none"  # test-time augmentation: "flip" scores the mean of the logits of image and mirror
+    recipe: str | None = None  # the named recipe whose values this run took (convolab.training.recipes)
     patience: int | None = None  # early stopping, in epochs without improvement of test accuracy
     budget_seconds: float | None = None  # stop after the epoch in which training time reaches this
     min_delta: float = 0.0
@@ -81,6 +84,8 @@ class TrainConfig:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.augment not in AUGMENT_MODES:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads <= 0):
             raise ConfigError(f"--threads must be a positive integer, got {self.threads}")
         if self.loader not in LOADERS:

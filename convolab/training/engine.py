@@ -65,6 +65,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_clock(device: torch.device) -> float:
+    """The host clock once the device has finished the work queued so far.
+
+    CUDA runs kernels asynchronously: without waiting, a clock read after `loss.backward()` would stop
+    while the step is still queued, and images/s would count unfinished work.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """bf16 where the device runs it fast (CUDA), fp16 only on CUDA; 'auto' leaves the CPU in fp32."""
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
@@ -149,33 +160,41 @@ def split_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int
 def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
              return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None,
-             batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None) -> dict[str, Any]:
+             batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
+             tta: str = "none") -> dict[str, Any]:
     """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
 
     `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`.
     `batches` ((uint8 images, labels, indices into `labels`), e.g. streamed from files) replaces `images`.
+    `tta="flip"`: each output is the mean of the logits of the image and of its mirror image.
     """
     model.eval()
     targets = targets or {}
-    total_loss, correct, count, outputs = 0.0, 0, 0, []
-    correct_by = dict.fromkeys(targets, 0)
+    # Sums stay on the device: one synchronization at the end, not two per batch.
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    correct_by = {name: torch.zeros((), dtype=torch.long, device=device) for name in targets}
+    count, outputs = 0, []
     for images_u8, y, index in batches if batches is not None else split_batches(images, labels, batch_size):
         x = transform(images_u8.to(device, non_blocking=True))
         y = y.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
             named = model.forward_outputs(x) if targets else {"main": model(x)}
+            if tta == "flip":
+                mirrored = model.forward_outputs(x.flip(3)) if targets else {"main": model(x.flip(3))}
+                named = {k: (v.float() + mirrored[k].float()) / 2 for k, v in named.items()}
         logits = named["main"].float()
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        total_loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
         count += len(y)
         for name, target in targets.items():
             t = target[index.to(target.device)].to(device, non_blocking=True)
-            correct_by[name] += (named[name].argmax(1) == t).sum().item()
+            correct_by[name] += (named[name].argmax(1) == t).sum()
         if return_logits:
             outputs.append(logits.cpu())
     n = max(1, count)
-    result: dict[str, Any] = {"loss": total_loss / n, "acc": correct / n}
-    result.update({f"acc_{name}": c / n for name, c in correct_by.items()})
+    result: dict[str, Any] = {"loss": total_loss.item() / n, "acc": correct.item() / n}
+    result.update({f"acc_{name}": c.item() / n for name, c in correct_by.items()})
     if return_logits:
         result["logits"] = torch.cat(outputs) if outputs else torch.empty(0)
     return result
@@ -191,6 +210,7 @@ class Trainer:
     """Runs one training job described by a TrainConfig; `Trainer.resume(run_dir)` continues one."""
 
     def __init__(self, config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None):
+        self.started = time.perf_counter()  # elapsed_seconds counts from here: data loading included
         self.config = config
         self.init_report = None  # what config.init_from loaded and skipped
         self.device = resolve_device(config.device)
@@ -201,6 +221,8 @@ class Trainer:
         if not self.dist.is_main:
             log.setLevel(logging.WARNING)  # rank 0 reports for all
         self.amp_dtype = resolve_amp(config.amp, self.device)
+        if self.device.type == "cuda":  # fixed input shapes: cuDNN times its algorithms once and keeps the fastest
+            torch.backends.cudnn.benchmark = True
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -511,7 +533,7 @@ class Trainer:
                         cfg.progress and self.dist.is_main, initial=self.batch_in_epoch)
         loss_sum = torch.zeros((), device=self.device)
         correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
-        seen, start = 0, time.perf_counter()
+        seen, start = 0, device_clock(self.device)
         self.model.train()
         try:
             while self.batch_in_epoch < self.steps_per_epoch:
@@ -531,7 +553,8 @@ class Trainer:
                 self.step += 1
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch % 10 == 0 or self.batch_in_epoch == self.steps_per_epoch:
-                    self._fold_partial(loss_sum, correct_sum, seen, time.perf_counter() - start)
+                    now = device_clock(self.device)  # the queued steps are done: they count in full
+                    self._fold_partial(loss_sum, correct_sum, seen, now - start)
                     loss_sum.zero_()
                     correct_sum.zero_()
                     seen, start = 0, time.perf_counter()
@@ -575,13 +598,13 @@ class Trainer:
         targets = {name: self.test_targets.get(name, self.test_labels) for name in self.scored_outputs}
         if not self.dist.enabled:
             return evaluate(model, self.test_images, self.test_labels, self.eval_transform, size, self.device,
-                            self.amp_dtype, targets=targets, batches=self._test_batches(size))
+                            self.amp_dtype, targets=targets, batches=self._test_batches(size), tta=self.config.tta)
         self.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
         labels = self.dist.shard(self.test_labels)
         shards = {name: self.dist.shard(t) for name, t in targets.items()}
         images = self.dist.shard(self.test_images) if self.test_images is not None else None
         result = evaluate(model, images, labels, self.eval_transform, size, self.device, self.amp_dtype,
-                          targets=shards, batches=self._test_batches(size, shard=True))
+                          targets=shards, batches=self._test_batches(size, shard=True), tta=self.config.tta)
         n = len(labels)
         keys = ["acc"] + [f"acc_{name}" for name in targets]
         loss, n_all, *corrects = self.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
@@ -597,7 +620,10 @@ class Trainer:
 
     def _end_epoch(self) -> dict[str, Any]:
         eval_model = self.ema.module if self.ema is not None else self.model
+        eval_start = device_clock(self.device)
         test = self._evaluate(eval_model)
+        now = device_clock(self.device)
+        eval_seconds = now - eval_start
         p = self.partial
         self.wall_seconds += p["seconds"]
         row = {
@@ -605,8 +631,14 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": p["loss"] / max(1, p["seen"]), "train_acc": p["correct"] / max(1, p["seen"]),
             "test_loss": test["loss"], "test_acc": test["acc"],
-            "epoch_seconds": p["seconds"], "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
-            "wall_seconds": self.wall_seconds,
+            # What each time covers: train_seconds the training steps of this epoch (data waits
+            # included, the device synchronized); eval_seconds the test-set evaluation; epoch_seconds
+            # both; wall_seconds the training steps of all epochs so far (what --budget-seconds
+            # counts); elapsed_seconds this command's time since the trainer began (data loading,
+            # checkpoints and plots of earlier epochs included; a resumed run counts from its restart).
+            "train_seconds": p["seconds"], "eval_seconds": eval_seconds, "epoch_seconds": p["seconds"] + eval_seconds,
+            "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
+            "wall_seconds": self.wall_seconds, "elapsed_seconds": now - self.started,
         }
         row.update({f"test_acc_{name}": test[f"acc_{name}"] for name in self.scored_outputs})
         self.history.append(row)
@@ -629,9 +661,11 @@ class Trainer:
             for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
                 self.tensorboard.add_scalar(key, row[key], row["epoch"])
             self.tensorboard.flush()
-        log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs",
+        log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs "
+                 "(train %.1fs + test %.1fs; %.1fs since start)",
                  row["epoch"], self.config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
-                 row["test_acc"], row["images_per_second"], row["epoch_seconds"])
+                 row["test_acc"], row["images_per_second"], row["epoch_seconds"], row["train_seconds"],
+                 row["eval_seconds"], row["elapsed_seconds"])
         if self.scored_outputs:
             log.info("  test acc per output: %s",
                      ", ".join(f"{n} {row[f'test_acc_{n}']:.4f}" for n in self.scored_outputs))

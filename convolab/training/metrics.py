@@ -10,7 +10,8 @@ from typing import Any
 from .checkpoint import atomic_write
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-           "epoch_seconds", "images_per_second", "wall_seconds")
+           "train_seconds", "eval_seconds", "epoch_seconds", "images_per_second", "wall_seconds",
+           "elapsed_seconds")
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:

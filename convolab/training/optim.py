@@ -77,8 +77,12 @@ class ModelEma:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for ema_v, v in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema_v.dtype.is_floating_point:
-                ema_v.lerp_(v, 1 - self.decay)
-            else:
-                ema_v.copy_(v)
+        # One fused kernel per dtype group (torch._foreach_*), not one launch per tensor: on a GPU the
+        # per-tensor loop cost more than the step of a small network.
+        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
+        floats = [(e, v) for e, v in pairs if e.dtype.is_floating_point]
+        others = [(e, v) for e, v in pairs if not e.dtype.is_floating_point]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [v for _, v in floats], 1 - self.decay)
+        if others:
+            torch._foreach_copy_([e for e, _ in others], [v for _, v in others])

@@ -1,0 +1,394 @@
+"""Everything convolab claims for a GPU, in one run of about 8 minutes on one CUDA GPU.
+
+    python benchmarks/gpu.py --data PATH/cifar10-jpg.tar.gz [--out DIR] [--only PART ...] [--dry-run]
+
+Parts, in this order (each in its own process, with its own time limit, so one that fails or hangs
+costs only itself; every figure lands in OUT/gpu.json as soon as its part ends, and the whole
+output in OUT/gpu.log):
+
+1. `env`: the device, driver-side CUDA, torch, Python, CPUs; that the CIFAR-10 tar is there.
+2. `pytest`: `pytest -m cuda`, every test of a CUDA path (bf16 and fp16 autocast, channels-last,
+   torch.compile, data resident in GPU memory, pinned-memory streaming, SyncBatchNorm, NCCL).
+3. `resnet20`: `convolab train resnet20 --recipe fast` on the CIFAR-10 tar with an empty image
+   cache (cold: the JPEGs are decoded as part of the command), to the paper's 91.25%.
+4. `resnet18`: `convolab train resnet18 --model-option stem=cifar --recipe fast --epochs 20`, the
+   image cache now warm, to 94%.
+   Both report the wall time from starting the command to the end of the first epoch whose test
+   accuracy reaches the target (read off the command's own output, by this script's clock), the
+   accuracy of every epoch, and the command's whole time.
+5. `throughput`: training images/s of convolab's engine, the hand-written loop and the textbook
+   loop on the same GPU, for lenet5, resnet20, resnet18 (CIFAR stem, 32 px) and googlenet_small
+   on the CIFAR-10 training images at 32 px, batch 512. All three sides run bf16 autocast,
+   channels-last, cudnn.benchmark and the same SGD; each trains 3 epochs and keeps its best of
+   epochs 2-3 (the first pays for cudnn's algorithm search and worker start-up).
+   - textbook: a torchvision-style Dataset of PIL images, DataLoader(shuffle, pin_memory,
+     persistent workers, one worker per CPU but one) with per-sample RandomCrop/Flip/ToTensor/
+     Normalize, each batch copied to the GPU (non_blocking);
+   - hand-written: the images as one uint8 tensor in GPU memory, batches by indexing, crop and flip
+     on the whole batch, the running loss and accuracy kept on the device;
+   - convolab: `Trainer.fit` with the same model, data, batch and optimizer (its images/s is the
+     engine's device-synchronized clock over the training steps; the test-set evaluation each
+     epoch does is excluded, as the others do none).
+
+`--dry-run` runs every part on the CPU with tiny sizes (a 1,200-image subset of the tar, 1 epoch),
+to catch mistakes before GPU minutes are spent. Ends with a table of every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("env", "pytest", "resnet20", "resnet18", "throughput")
+LIMITS = {"env": 60, "pytest": 180, "resnet20": 150, "resnet18": 150, "throughput": 170}  # seconds
+TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
+RUNS = {  # the commands of the accuracy parts (after `convolab train`)
+    "resnet20": ["resnet20", "--recipe", "fast"],
+    "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "20"],
+}
+THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}), ("googlenet_small", {}))
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*test loss \S+ acc ([\d.]+)")
+
+
+# ----- the orchestrator -----------------------------------------------------------------------------
+class Log:
+    def __init__(self, path: Path):
+        self.file = open(path, "a", buffering=1)
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.file.write(line + "\n")
+
+
+def run_streamed(cmd: list[str], timeout: float, log: Log, env: dict | None = None) -> tuple[int, list]:
+    """Run `cmd`, echo its output, and return (exit code, [(seconds since start, line)]); rc 124 on timeout."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            env=env, cwd=ROOT, start_new_session=True)
+    lines = []
+    try:
+        deadline = start + timeout
+        for line in proc.stdout:
+            t = time.perf_counter() - start
+            lines.append((t, line.rstrip("\n")))
+            log(f"  [{t:6.1f}s] {line.rstrip()}")
+            if time.perf_counter() > deadline:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+        proc.wait(timeout=max(1.0, deadline - time.perf_counter()))
+        return proc.returncode, lines
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        log(f"  timed out after {timeout:.0f}s: {' '.join(cmd[:6])} ...")
+        return 124, lines
+
+
+def save(out: Path, results: dict) -> None:
+    tmp = out / "gpu.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1, default=str))
+    tmp.replace(out / "gpu.json")
+
+
+def part_env(args, log: Log) -> dict:
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "cuda_available": torch.cuda.is_available(), "cuda_runtime": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info |= {"device": torch.cuda.get_device_name(0), "capability": f"{p.major}.{p.minor}",
+                 "memory_gib": round(p.total_memory / 2**30, 1), "multiprocessors": p.multi_processor_count,
+                 "devices": torch.cuda.device_count()}
+    else:
+        info["device"] = "cpu (no CUDA device)"
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        info["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as err:
+        info["nvidia_smi"] = f"not available ({err})"
+    data = Path(args.data)
+    info["data"] = str(data)
+    info["data_bytes"] = data.stat().st_size if data.is_file() else None
+    for key, value in info.items():
+        log(f"  {key}: {value}")
+    if not data.is_file():
+        raise SystemExit(f"the CIFAR-10 tar is not at {data}; give --data")
+    return info
+
+
+def part_pytest(args, log: Log) -> dict:
+    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "-rs", "tests"]
+    start = time.perf_counter()
+    rc, lines = run_streamed(cmd, LIMITS["pytest"] - 10, log)
+    if rc in (2, 4):  # a test module that cannot be imported here stops the collection: the CUDA file alone
+        log("  collection failed; running tests/test_cuda.py alone")
+        rc, lines = run_streamed(cmd[:-1] + ["tests/test_cuda.py"], LIMITS["pytest"] - 10 - (time.perf_counter()
+                                                                                            - start), log)
+    summary = next((line for _, line in reversed(lines) if re.search(r"\d+ (passed|failed|skipped|error)", line)), "")
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", summary)}
+    return {"exit_code": rc, "summary": summary.strip("= "), "counts": counts,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def part_accuracy(name: str, args, log: Log, cache: Path) -> dict:
+    """Run the part's `convolab train` command and read each epoch's test accuracy off its output."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"gpu-{name}-"))
+    cold = not any(cache.rglob("*")) if cache.exists() else True
+    cmd = [sys.executable, "-m", "convolab", "train", *RUNS[name], "--data", args.data, "--no-progress",
+           "--output", str(run_dir)]
+    if args.dry_run:
+        cmd += ["--epochs", "1", "--device", "cpu"]
+    env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    log(f"  $ convolab train {' '.join(cmd[4:])}   (image cache {'cold' if cold else 'warm'}: {cache})")
+    rc, lines = run_streamed(cmd, LIMITS[name] - 5, log, env)
+    epochs = []
+    for t, line in lines:
+        m = EPOCH_LINE.match(line)
+        if m:
+            epochs.append({"epoch": int(m[1]), "test_acc": float(m[3]), "seconds_since_command_start": round(t, 2)})
+    target = TARGETS[name]
+    hit = next((e for e in epochs if e["test_acc"] >= target), None)
+    result = {"command": "convolab train " + " ".join(cmd[4:]), "exit_code": rc, "image_cache": "cold" if cold
+              else "warm", "target": target, "reached": hit is not None,
+              "seconds_to_target": hit["seconds_since_command_start"] if hit else None,
+              "epoch_reaching_target": hit["epoch"] if hit else None,
+              "best_test_acc": max((e["test_acc"] for e in epochs), default=None),
+              "final_test_acc": epochs[-1]["test_acc"] if epochs else None,
+              "command_seconds": round(lines[-1][0], 2) if lines else None, "epochs": epochs}
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():  # the engine's own clock: steps, evaluation, since the trainer began
+        rows = json.loads(metrics.read_text())
+        result["engine"] = [{k: round(r[k], 3) for k in ("train_seconds", "eval_seconds", "images_per_second",
+                                                          "elapsed_seconds")} for r in rows]
+        config = json.loads((run_dir / "config.json").read_text())
+        result["recipe"] = {k: config[k] for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
+                                                   "weight_decay", "schedule", "warmup_epochs", "label_smoothing",
+                                                   "augment", "tta", "ema_decay", "channels_last", "amp")}
+        result["recipe"]["amp_dtype"] = config["resolved"]["amp_dtype"]
+    curves = run_dir / "curves.png"
+    if curves.is_file():
+        (args.out / f"{name}-curves.png").write_bytes(curves.read_bytes())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"),
+                        help="the CIFAR-10 image-folder tar (default: ../shared/data/cifar10-jpg.tar.gz)")
+    parser.add_argument("--out", type=Path, help="where gpu.json, gpu.log and the curves go (default: $OUT, else "
+                        "./gpu-out)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
+    parser.add_argument("--part", choices=("throughput",), help=argparse.SUPPRESS)  # a child process
+    args = parser.parse_args()
+    if args.part == "throughput":
+        return throughput_main(args)
+    args.out = args.out or Path(os.environ.get("OUT") or "gpu-out")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = Log(args.out / "gpu.log")
+    results = json.loads((args.out / "gpu.json").read_text()) if (args.out / "gpu.json").is_file() else {}
+    work = Path(tempfile.mkdtemp(prefix="convolab-gpu-"))
+    if args.dry_run:
+        args.data = str(subset_tar(Path(args.data), work / "cifar-subset.tar", per_class=100, test_per_class=20))
+        log(f"dry run: a subset of the tar at {args.data}")
+    cache = work / "image-cache"
+    results["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    results["dry_run"] = args.dry_run
+    for part in args.only or PARTS:
+        log(f"== {part} (limit {LIMITS[part]} s)")
+        start = time.perf_counter()
+        try:
+            if part == "env":
+                results["env"] = part_env(args, log)
+            elif part == "pytest":
+                results["pytest"] = part_pytest(args, log)
+            elif part in RUNS:
+                results[part] = part_accuracy(part, args, log, cache)
+            else:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
+                       "--out", str(args.out)] + (["--dry-run"] if args.dry_run else [])
+                env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+                rc, lines = run_streamed(cmd, LIMITS[part] - 5, log, env)
+                found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
+                results["throughput"] = {"exit_code": rc, "models": found}
+        except SystemExit as err:
+            results[part] = {"error": str(err)}
+            log(f"  {part} failed: {err}")
+        except Exception as err:  # keep going: the other parts' figures still count
+            results[part] = {"error": f"{type(err).__name__}: {err}"}
+            log(f"  {part} failed: {type(err).__name__}: {err}")
+        log(f"== {part} done in {time.perf_counter() - start:.1f} s")
+        save(args.out, results)
+    summary(results, log)
+
+
+def summary(results: dict, log: Log) -> None:
+    env = results.get("env", {})
+    log("")
+    log(f"device: {env.get('device')} ({env.get('nvidia_smi', '')}); torch {env.get('torch')}, "
+        f"CUDA {env.get('cuda_runtime')}, {env.get('cpus')} CPUs")
+    if "pytest" in results:
+        log(f"pytest -m cuda: {results['pytest'].get('summary') or results['pytest']}")
+    for name in RUNS:
+        r = results.get(name)
+        if r and "target" in r:
+            when = (f"reached {r['target']:.4f} at epoch {r['epoch_reaching_target']} after "
+                    f"{r['seconds_to_target']:.1f} s" if r["reached"] else f"did not reach {r['target']:.4f}")
+            log(f"{name}: {when} (image cache {r['image_cache']}); best {r['best_test_acc']}, final "
+                f"{r['final_test_acc']}, command {r['command_seconds']} s")
+        elif r:
+            log(f"{name}: {r}")
+    for m in results.get("throughput", {}).get("models", []):
+        log(f"{m['model']:16s} textbook {m['textbook']:9,.0f} img/s  hand-written {m['handwritten']:9,.0f} img/s  "
+            f"convolab {m['convolab']:9,.0f} img/s  convolab/textbook {m['convolab'] / m['textbook']:.2f}x  "
+            f"convolab/hand-written {m['convolab'] / m['handwritten']:.2f}x")
+
+
+def subset_tar(source: Path, dest: Path, per_class: int, test_per_class: int) -> Path:
+    """A small image-folder tar of the first images of each class of `source` (for --dry-run)."""
+    counts: dict[tuple[str, str], int] = {}
+    with tarfile.open(source) as src, tarfile.open(dest, "w") as out:
+        for member in src:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 4:
+                continue
+            key = (parts[-3], parts[-2])
+            if counts.get(key, 0) < (per_class if parts[-3] == "train" else test_per_class):
+                counts[key] = counts.get(key, 0) + 1
+                out.addfile(member, src.extractfile(member))
+    return dest
+
+
+# ----- the throughput part (a child process) ----------------------------------------------------------
+def throughput_main(args) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_throughput import PILDataset  # noqa: E402
+
+    from convolab import create_model
+    from convolab.data import ImageData, load_data
+    from convolab.data.augment import random_crop, random_flip
+    from convolab.training import TrainConfig, Trainer
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.dry_run else "cpu")
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    torch.backends.cudnn.benchmark = True  # every side: fixed shapes, so cuDNN may pick its fastest kernels
+    batch, epochs = (128, 3) if args.dry_run else (512, 3)
+    data = load_data(args.data)
+    if args.dry_run:
+        data = ImageData(data.name, data.train.subset(torch.arange(768)), data.test, data.classes)
+    mean_, std_ = data.channel_stats()
+    workers = max(2, (os.cpu_count() or 2) - 1)
+    print(f"device {device}, batch {batch}, {len(data.train)} training images, {epochs} epochs a side, "
+          f"bf16 {'on' if amp else 'off (CPU)'}, channels-last, textbook workers {workers}", flush=True)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp, enabled=amp is not None)
+
+    def build(name: str, options: dict):
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=10, in_chans=3, **options).to(device)
+        return model.to(memory_format=torch.channels_last)
+
+    def synced() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def textbook(name: str, options: dict) -> list[float]:
+        import torchvision.transforms as T
+
+        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                               T.Normalize(mean_, std_)])
+        loader = torch.utils.data.DataLoader(
+            PILDataset(data.train, transform), batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+            pin_memory=device.type == "cuda", persistent_workers=True, prefetch_factor=4)
+        model = build(name, options)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        model.train()
+        speeds = []
+        for _ in range(epochs):
+            start, seen = synced(), 0
+            for x, y in loader:
+                x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                y = y.to(device, non_blocking=True)
+                with autocast():
+                    loss = F.cross_entropy(model(x).float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                seen += len(y)
+            speeds.append(seen / (synced() - start))
+        del loader
+        return speeds
+
+    def handwritten(name: str, options: dict) -> list[float]:
+        model = build(name, options)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        images, labels = data.train.images.to(device), data.train.labels.to(device)
+        mean = torch.tensor(mean_, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(std_, device=device).view(1, -1, 1, 1)
+        gen = torch.Generator(device=device).manual_seed(1)
+        steps, speeds = len(labels) // batch, []
+        model.train()
+        for _ in range(epochs):
+            start = synced()
+            perm = torch.randperm(len(labels), device=device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            for b in range(steps):
+                idx = perm[b * batch:(b + 1) * batch]
+                x = random_flip(random_crop(images[idx], 4, gen), gen)  # on uint8: a quarter of the bytes
+                x = x.float().div_(255).sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+                y = labels[idx]
+                with autocast():
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+            print(f"    hand-written epoch: loss {loss_sum.item() / (steps * batch):.3f}, "
+                  f"acc {correct.item() / (steps * batch):.3f}", flush=True)
+            speeds.append(steps * batch / (synced() - start))
+        return speeds
+
+    def engine(name: str, options: dict) -> list[float]:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = TrainConfig(model=name, data=data.name, epochs=epochs, batch_size=batch, optimizer="sgd",
+                                 lr=0.01, weight_decay=0.0, schedule="constant", warmup_epochs=0, augment="crop-flip",
+                                 output=tmp, device=str(device), progress=False, image_size=32,
+                                 model_options=options, amp="bf16" if amp else "off")
+            result = Trainer(config, data=data).fit()
+        return [row["images_per_second"] for row in result.history]
+
+    for name, options in THROUGHPUT_MODELS:
+        speeds = {}
+        for side, fn in (("textbook", textbook), ("handwritten", handwritten), ("convolab", engine)):
+            per_epoch = fn(name, options)
+            speeds[side] = max(per_epoch[1:] or per_epoch)
+            print(f"  {name} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch", flush=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        record = {"model": name + "".join(f" {k}={v}" for k, v in options.items()), "batch": batch, **{k: round(v) for k, v in
+                  speeds.items()}, "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
+                  "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}
+        print("RESULT " + json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Honest timing columns, named recipes, test-time flip, the sync-free flip, the fused EMA update and
+the parallel decode into the image cache."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from conftest import write_png_folder
+
+import convolab.data.folder as folder
+from convolab import create_model
+from convolab.cli import main
+from convolab.data import load_data
+from convolab.data.augment import AugmentConfig, BatchTransform, random_flip
+from convolab.errors import ConfigError
+from convolab.training import TrainConfig, Trainer, evaluate
+from convolab.training.metrics import read_metrics
+from convolab.training.optim import ModelEma
+from convolab.training.recipes import RECIPES, recipe_values
+
+
+def test_every_epoch_names_what_its_times_cover(tmp_path):
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=2, batch_size=64, progress=False,
+                         output=str(tmp_path / "run"))
+    result = Trainer(config).fit()
+    rows = read_metrics(result.run_dir)
+    assert len(rows) == 2
+    for row, kept in zip(rows, result.history):
+        for key in ("train_seconds", "eval_seconds", "epoch_seconds", "elapsed_seconds", "wall_seconds"):
+            assert row[key] > 0, key
+        assert row["epoch_seconds"] == pytest.approx(row["train_seconds"] + row["eval_seconds"])
+        assert row["images_per_second"] == pytest.approx(kept["images_per_second"])
+        # the command's clock runs over data loading and every epoch's steps and evaluation
+        assert row["elapsed_seconds"] > row["wall_seconds"]
+    assert rows[1]["elapsed_seconds"] > rows[0]["elapsed_seconds"] + rows[1]["epoch_seconds"] * 0.99
+    assert rows[1]["wall_seconds"] == pytest.approx(rows[0]["train_seconds"] + rows[1]["train_seconds"])
+
+
+def test_a_recipe_fills_only_the_options_not_given(tmp_path):
+    run = tmp_path / "run"
+    code = main(["train", "lenet5_modern", "--data", "digits", "--recipe", "fast", "--epochs", "1", "--batch-size",
+                 "128", "--lr", "0.05", "--no-progress", "--output", str(run)])
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    # given on the command line: kept
+    assert (config["epochs"], config["batch_size"], config["lr"]) == (1, 128, 0.05)
+    # not given: the recipe's
+    fast = RECIPES["fast"].values
+    for key in ("optimizer", "nesterov", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "tta"):
+        assert config[key] == fast[key], key
+    assert config["recipe"] == "fast"
+    assert recipe_values("fast", {"lr", "epochs"}).keys() == fast.keys() - {"lr", "epochs"}
+    with pytest.raises(ConfigError, match="--recipe 'slow' is not a recipe"):
+        recipe_values("slow")
+
+
+def test_an_abbreviated_option_counts_as_given(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--recipe", "fast", "--epoch", "1",
+                 "--batch-size", "256", "--no-progress", "--output", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["epochs"] == 1
+
+
+def test_test_time_flip_scores_the_mean_of_image_and_mirror():
+    torch.manual_seed(0)
+    data = load_data("digits")
+    model = create_model("lenet5_modern", num_classes=10, in_chans=1).eval()
+    transform = BatchTransform(1, (28, 28), (0.5,), (0.25,), AugmentConfig())
+    images, labels = data.test.images[:50], data.test.labels[:50]
+    plain = evaluate(model, images, labels, transform, 16, torch.device("cpu"), return_logits=True)
+    flipped = evaluate(model, images.flip(3), labels, transform, 16, torch.device("cpu"), return_logits=True)
+    both = evaluate(model, images, labels, transform, 16, torch.device("cpu"), return_logits=True, tta="flip")
+    torch.testing.assert_close(both["logits"], (plain["logits"] + flipped["logits"]) / 2)
+    assert both["acc"] == pytest.approx((both["logits"].argmax(1) == labels).float().mean().item())
+    with pytest.raises(ConfigError, match="--tta must be one of none, flip"):
+        TrainConfig(model="lenet5", tta="crop")
+
+
+def test_random_flip_mirrors_about_half_the_images_and_no_other_change():
+    x = torch.randint(0, 256, (200, 3, 5, 7), dtype=torch.uint8)
+    out = random_flip(x, torch.Generator().manual_seed(3))
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(3)).flatten(1).all(1)
+    assert bool((same | mirrored).all())
+    assert 70 < int(mirrored.sum()) < 130
+    again = random_flip(x, torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)  # the generator alone decides
+
+
+def test_fused_ema_update_equals_the_per_tensor_one():
+    torch.manual_seed(0)
+    model = create_model("lenet5_bn", num_classes=10, in_chans=1)
+    ema = ModelEma(model, 0.9)
+    expected = copy.deepcopy(ema.module.state_dict())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    model.train()
+    model(torch.randn(8, 1, 28, 28))  # moves BN statistics and num_batches_tracked
+    ema.update(model)
+    for key, value in model.state_dict().items():
+        want = expected[key].lerp(value, 0.1) if value.dtype.is_floating_point else value
+        torch.testing.assert_close(ema.module.state_dict()[key], want)
+
+
+def test_the_parallel_decode_fills_the_same_cache_as_one_process(tmp_path, monkeypatch):
+    write_png_folder(tmp_path / "imgs", per_class=30, size=10)
+    monkeypatch.setattr(folder, "PARALLEL_DECODE_MIN", 10**9)
+    one = load_data(str(tmp_path / "imgs"), loader="cache")
+    monkeypatch.setattr(folder, "PARALLEL_DECODE_MIN", 1)
+    monkeypatch.setattr(folder, "DECODE_CHUNK", 7)  # several chunks, the last one short
+    monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path / "other-cache"))
+    many = load_data(str(tmp_path / "imgs"), loader="cache")
+    assert torch.equal(one.train.images, many.train.images) and torch.equal(one.test.images, many.test.images)
+    assert torch.equal(one.train.labels, many.train.labels)
