@@ -55,7 +55,8 @@ RUNS = {  # the commands of the accuracy parts (after `convolab train`)
     "resnet20": ["resnet20", "--recipe", "fast"],
     "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "20"],
 }
-THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}), ("googlenet_small", {}))
+THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}),
+                     ("googlenet_small", {}))
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*test loss \S+ acc ([\d.]+)")
 
 
@@ -384,8 +385,9 @@ def throughput_main(args) -> None:
             print(f"  {name} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        record = {"model": name + "".join(f" {k}={v}" for k, v in options.items()), "batch": batch, **{k: round(v) for k, v in
-                  speeds.items()}, "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
+        label = name + "".join(f" {k}={v}" for k, v in options.items())
+        record = {"model": label, "batch": batch, **{k: round(v) for k, v in speeds.items()},
+                  "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
                   "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}
         print("RESULT " + json.dumps(record), flush=True)
 
