@@ -48,13 +48,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("env", "pytest", "resnet20", "resnet18", "throughput")
-LIMITS = {"env": 60, "pytest": 180, "resnet20": 150, "resnet18": 150, "throughput": 170}  # seconds
-TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
-RUNS = {  # the commands of the accuracy parts (after `convolab train`)
+# The accuracy runs (after `convolab train`): each trains from scratch on the CIFAR-10 tar with the fast
+# recipe; resnet20 against the paper's 91.25%, resnet18 (CIFAR stem) against 94%.
+RUNS = {
     "resnet20": ["resnet20", "--recipe", "fast"],
-    "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "20"],
+    "resnet20-45": ["resnet20", "--recipe", "fast", "--epochs", "45"],
+    "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "15"],
+    "resnet18-25": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "25"],
 }
+TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
+PARTS = ("env", "pytest", *RUNS, "throughput")
+LIMITS = {"env": 60, "pytest": 180, "throughput": 170} | dict.fromkeys(RUNS, 150)  # seconds
 THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}),
                      ("googlenet_small", {}))
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*test loss \S+ acc ([\d.]+)")
@@ -158,7 +162,7 @@ def part_accuracy(name: str, args, log: Log, cache: Path) -> dict:
         m = EPOCH_LINE.match(line)
         if m:
             epochs.append({"epoch": int(m[1]), "test_acc": float(m[3]), "seconds_since_command_start": round(t, 2)})
-    target = TARGETS[name]
+    target = TARGETS[RUNS[name][0]]
     hit = next((e for e in epochs if e["test_acc"] >= target), None)
     result = {"command": "convolab train " + " ".join(cmd[4:]), "exit_code": rc, "image_cache": "cold" if cold
               else "warm", "target": target, "reached": hit is not None,
