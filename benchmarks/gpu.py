@@ -52,9 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # recipe; resnet20 against the paper's 91.25%, resnet18 (CIFAR stem) against 94%.
 RUNS = {
     "resnet20": ["resnet20", "--recipe", "fast"],
-    "resnet20-45": ["resnet20", "--recipe", "fast", "--epochs", "45"],
-    "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "15"],
-    "resnet18-25": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "25"],
+    "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "20"],
 }
 TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
 PARTS = ("env", "pytest", *RUNS, "throughput")
