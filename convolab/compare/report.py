@@ -62,7 +62,7 @@ def environment(results: list[ModelResult]) -> dict[str, str]:
 
 
 # ----- the table ---------------------------------------------------------------------------------
-COLUMNS = ("model", "parameters", "MACs", "lr", "train img/s", "wall time (s)", "epochs", "best test acc",
+COLUMNS = ("model", "parameters", "MACs", "lr", "train img/s", "train time (s)", "epochs", "best test acc",
            "final test acc", "best epoch")
 
 
@@ -172,7 +172,8 @@ def render_html(report: dict[str, Any], results: list[ModelResult], curves_png: 
     title = f"convolab comparison on {report['data']}"
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(results)} models, created {html.escape(report['created'])}. Training images/s is "
-             "the mean of the epochs after the first; wall time is training time, evaluation excluded.</p>",
+             "the mean of the epochs after the first; train time is the training steps of all epochs "
+             "(device-synchronized), evaluation excluded.</p>",
              "<h2>Results</h2>",
              _html_table(header, rows, numeric, [_row_class(r) for r in results]),
              "<h2>Curves</h2>",
