@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import write_png_folder
+from conftest import signal_after_step, write_png_folder
 
 import convolab.data.folder as folder
 from convolab import create_model
@@ -16,7 +16,8 @@ from convolab.data import load_data
 from convolab.data.augment import AugmentConfig, BatchTransform, random_flip
 from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer, evaluate
-from convolab.training.metrics import read_metrics
+from convolab.training.engine import TrainingInterrupted
+from convolab.training.metrics import read_metrics, read_steps
 from convolab.training.optim import ModelEma
 from convolab.training.recipes import RECIPES, recipe_values
 
@@ -115,3 +116,28 @@ def test_the_parallel_decode_fills_the_same_cache_as_one_process(tmp_path, monke
     many = load_data(str(tmp_path / "imgs"), loader="cache")
     assert torch.equal(one.train.images, many.train.images) and torch.equal(one.test.images, many.test.images)
     assert torch.equal(one.train.labels, many.train.labels)
+
+
+def test_steps_csv_holds_training_error_every_10_steps_and_resumes_exactly(tmp_path):
+    def config(name):
+        return TrainConfig(model="lenet5_modern", data="digits", epochs=2, batch_size=32, progress=False,
+                           output=str(tmp_path / name))
+
+    whole = Trainer(config("whole"))
+    result = whole.fit()
+    steps = read_steps(result.run_dir)
+    per_epoch = -(-whole.steps_per_epoch // 10)  # a row each 10 steps and one at the epoch's end
+    assert len(steps) == 2 * per_epoch
+    assert [r["step"] for r in steps[:2]] == [10, 20] and steps[per_epoch - 1]["epoch"] == 1.0
+    for row in steps:
+        assert row["train_error"] == pytest.approx(1 - row["train_acc"])
+    for epoch, summary in enumerate(result.history):  # the epoch's figures are the images-weighted steps'
+        rows = steps[epoch * per_epoch:(epoch + 1) * per_epoch]
+        images = sum(r["images"] for r in rows)
+        assert summary["train_loss"] == pytest.approx(sum(r["train_loss"] * r["images"] for r in rows) / images)
+    cut = Trainer(config("cut"))
+    signal_after_step(cut, whole.steps_per_epoch + 15)
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    Trainer.resume(tmp_path / "cut").fit()
+    assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "whole" / "steps.csv").read_text()

@@ -313,6 +313,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.history: list[dict[str, Any]] = []
+        # Training loss and accuracy every 10 steps (He et al. plot training error by iteration).
+        self.step_history: list[dict[str, Any]] = []
         self.best_acc, self.best_epoch, self.epochs_since_best = -1.0, 0, 0
         self.wall_seconds = 0.0
         self._stop_signal: int | None = None
@@ -394,6 +396,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "partial": dict(self.partial),
             "history": json.dumps(self.history),
+            "step_history": json.dumps(self.step_history),
             "best_acc": self.best_acc,
             "best_epoch": self.best_epoch,
             "epochs_since_best": self.epochs_since_best,
@@ -423,6 +426,7 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.partial = dict(state["partial"])
         self.history = json.loads(state["history"])
+        self.step_history = json.loads(state.get("step_history", "[]"))
         self.best_acc, self.best_epoch = float(state["best_acc"]), int(state["best_epoch"])
         self.epochs_since_best = int(state["epochs_since_best"])
         self.wall_seconds = float(state["wall_seconds"])
@@ -554,7 +558,7 @@ class Trainer:
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch % 10 == 0 or self.batch_in_epoch == self.steps_per_epoch:
                     now = device_clock(self.device)  # the queued steps are done: they count in full
-                    self._fold_partial(loss_sum, correct_sum, seen, now - start)
+                    self._fold_partial(loss_sum, correct_sum, seen, now - start, lr)
                     loss_sum.zero_()
                     correct_sum.zero_()
                     seen, start = 0, time.perf_counter()
@@ -575,7 +579,8 @@ class Trainer:
                 bar.close()
         return True
 
-    def _fold_partial(self, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int, seconds: float) -> None:
+    def _fold_partial(self, loss_sum: torch.Tensor, correct_sum: torch.Tensor, seen: int, seconds: float,
+                      lr: float) -> None:
         # Summed over the ranks; the seconds averaged, so that every rank sees the same clock
         # (a time budget must stop all of them after the same epoch).
         loss, correct, seen, seconds = self.dist.sum(loss_sum.item(), correct_sum.item(), seen, seconds)
@@ -583,6 +588,11 @@ class Trainer:
         self.partial["correct"] += round(correct)
         self.partial["seen"] += round(seen)
         self.partial["seconds"] += seconds / self.dist.world_size
+        if seen:
+            self.step_history.append({
+                "step": self.step, "epoch": self.epoch + self.batch_in_epoch / self.steps_per_epoch, "lr": lr,
+                "train_loss": loss / seen, "train_acc": correct / seen, "train_error": 1 - correct / seen,
+                "images": round(seen)})
 
     def _should_stop(self) -> bool:
         """A stop signal arrived (on any rank: all must stop at the same step, or the others would
@@ -654,7 +664,7 @@ class Trainer:
         if improved:
             self.save("best.pt")
         if self.dist.is_main:
-            write_metrics(self.run_dir, self.history)
+            write_metrics(self.run_dir, self.history, self.step_history)
             title = f"{self.config.model} on {self.config.data}"
             plot_curves(self.history, self.run_dir / "curves.png", title)
         if self.tensorboard is not None:

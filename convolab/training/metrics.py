@@ -14,7 +14,12 @@ COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_
            "elapsed_seconds")
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+STEP_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "train_error", "images")
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: list[dict[str, Any]] = ()) -> None:
+    """metrics.csv/.json (a row per epoch) and, if given, steps.csv (training loss, accuracy and error
+    over each 10 steps; `epoch` is fractional: 2.5 is halfway through the third epoch)."""
     buf = io.StringIO()
     # Per-output accuracies of models with several heads (test_acc_aux1, test_acc_parity, ...) follow.
     extra = [k for k in (history[0] if history else {}) if k.startswith("test_acc_")]
@@ -23,10 +28,25 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     writer.writerows(history)
     atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
     atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(history, indent=1)))
+    if step_history:
+        steps = io.StringIO()
+        writer = csv.DictWriter(steps, fieldnames=STEP_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(step_history)
+        atomic_write(run_dir / "steps.csv", lambda tmp: Path(tmp).write_text(steps.getvalue()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of steps.csv (none for a run written before it existed)."""
+    path = Path(run_dir) / "steps.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
