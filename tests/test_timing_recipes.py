@@ -12,7 +12,7 @@ from conftest import signal_after_step, write_png_folder
 import convolab.data.folder as folder
 from convolab import create_model
 from convolab.cli import main
-from convolab.data import load_data
+from convolab.data import load_data, per_class_subset
 from convolab.data.augment import AugmentConfig, BatchTransform, random_flip
 from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer, evaluate
@@ -141,3 +141,17 @@ def test_steps_csv_holds_training_error_every_10_steps_and_resumes_exactly(tmp_p
         cut.fit()
     Trainer.resume(tmp_path / "cut").fit()
     assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "whole" / "steps.csv").read_text()
+
+
+def test_train_and_test_subsets_take_every_class_alike_and_the_same_images(tmp_path):
+    labels = torch.tensor([0] * 5 + [1] * 100 + [2] * 100)
+    index = per_class_subset(labels, 30)
+    assert torch.bincount(labels[index]).tolist() == [5, 13, 12]  # the small class gives all it has
+    assert torch.equal(index, per_class_subset(labels, 30)) and torch.equal(index, index.sort().values)
+    assert len(per_class_subset(labels, 999)) == len(labels)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--train-subset", "200", "--test-subset", "100",
+                 "--epochs", "1", "--no-progress", "--output", str(run)]) == 0
+    trainer = Trainer.resume(run)
+    assert (len(trainer.train_labels), len(trainer.test_labels)) == (200, 100)
+    assert torch.bincount(trainer.train_labels.cpu()).tolist() == [20] * 10

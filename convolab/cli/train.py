@@ -44,6 +44,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-bad-images", action="store_true", help="count and skip unreadable images")
     g.add_argument("--val-fraction", type=non_negative_float, default=d.val_fraction,
                    help="held-out fraction when an image folder has no test/ or val/ split")
+    g.add_argument("--train-subset", type=positive_int, metavar="N",
+                   help="train on N of the training images (every class alike, the same ones each run)")
+    g.add_argument("--test-subset", type=positive_int, metavar="N", help="evaluate on N of the test images")
     g.add_argument("--loader", choices=LOADERS, default=d.loader,
                    help="image folders: cache small images once in memory, stream large ones from the files "
                    "through worker processes; auto picks by image size (default: %(default)s)")
@@ -167,7 +170,8 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         random_erasing=args.random_erasing, tta=args.tta, recipe=recipe, patience=args.patience,
         min_delta=args.min_delta,
         output=args.output, model_options=parse_model_options(args.model_option),
-        skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, loader=args.loader,
+        skip_bad_images=args.skip_bad_images, val_fraction=args.val_fraction, train_subset=args.train_subset,
+        test_subset=args.test_subset, loader=args.loader,
         workers=args.workers, min_crop_scale=args.min_crop_scale, threads=args.threads, tensorboard=args.tensorboard,
         progress=args.progress, init_from=getattr(args, "init_from", None),
         sync_bn=getattr(args, "sync_bn", False),

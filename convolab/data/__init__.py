@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from .base import ImageData, Split, stratified_split
+from .base import ImageData, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
 from .stream import LOADERS, StreamingImageData, StreamSplit
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
@@ -59,4 +59,4 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 
 
 __all__ = ["DATA_SETS", "LOADERS", "ImageData", "Split", "StreamSplit", "StreamingImageData", "load_data",
-           "load_digits", "load_mnist5k", "load_torchvision", "stratified_split"]
+           "load_digits", "load_mnist5k", "load_torchvision", "per_class_subset", "stratified_split"]

@@ -61,3 +61,22 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) 
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
+
+
+def per_class_subset(labels: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of `count` images (all if fewer), the classes as evenly represented as they allow,
+    drawn at random within each class (seeded, so every run takes the same ones)."""
+    if count >= len(labels):
+        return torch.arange(len(labels))
+    gen = torch.Generator().manual_seed(seed)
+    by_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]
+    by_class = [idx[torch.randperm(len(idx), generator=gen)] for idx in by_class]
+    taken = [0] * len(by_class)
+    remaining = count
+    while remaining:  # round-robin, so a small class gives all it has and the others fill in
+        for k, idx in enumerate(by_class):
+            if remaining and taken[k] < len(idx):
+                taken[k] += 1
+                remaining -= 1
+    return torch.sort(torch.cat([idx[:n] for idx, n in zip(by_class, taken)])).values
+

@@ -54,6 +54,8 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     skip_bad_images: bool = False
     val_fraction: float = 0.1
+    train_subset: int | None = None  # train on this many training images (classes balanced, seeded)
+    test_subset: int | None = None  # evaluate on this many test images
     loader: str = "auto"  # image folders: "cache" small images in memory, "stream" large ones from the files
     workers: int | None = None  # DataLoader processes that decode streamed images (None: min(8, CPUs))
     min_crop_scale: float = MIN_CROP_SCALE  # streamed training images: random-resized crops of this much area up
@@ -86,6 +88,10 @@ class TrainConfig:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
         if self.tta not in TTA_MODES:
             raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
+        for name in ("train_subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads <= 0):
             raise ConfigError(f"--threads must be a positive integer, got {self.threads}")
         if self.loader not in LOADERS:

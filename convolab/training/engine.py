@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import create_model
-from ..data import ImageData, load_data
+from ..data import ImageData, load_data, per_class_subset
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.stream import StreamingImageData, epoch_permutation
 from ..errors import CheckpointError, ConfigError, ConvolabError
@@ -125,9 +125,19 @@ def prepare_run_dir(output: str | Path) -> Path:
 
 
 def load_config_data(config: TrainConfig) -> ImageData:
-    """The data a training config names, as every training verb loads it."""
-    return load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
+    """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
+    data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers)
+    if config.train_subset is None and config.test_subset is None:
+        return data
+    if isinstance(data, StreamingImageData):
+        raise ConfigError(f"--train-subset and --test-subset take images held in memory; {config.data} is "
+                          "streamed from its files: add --loader cache, or give a folder of fewer images")
+    train = data.train.subset(per_class_subset(data.train.labels, config.train_subset or len(data.train)))
+    test = data.test.subset(per_class_subset(data.test.labels, config.test_subset or len(data.test)))
+    log.info("a subset: %d of %d training and %d of %d test images", len(train), len(data.train), len(test),
+             len(data.test))
+    return ImageData(data.name, train, test, data.classes)
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
