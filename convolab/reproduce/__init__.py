@@ -1,0 +1,142 @@
+"""`convolab reproduce NAME`: run one of the articles' experiments through `compare` and say, from the
+measured numbers, whether its claim held.
+
+The output folder holds one comparison per seed and arm (`seed-S/ARM/`, each an ordinary compare
+folder with its own report), and the experiment's report: `reproduce.md` (our figures beside the
+paper's, the verdict as its last line), `reproduce.json` and `curves.png` (training error by step and
+test accuracy by epoch, the mean over seeds).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_write
+from ..compare import compare_models
+from ..errors import ConfigError
+from ..training import TrainConfig
+from ..training.metrics import read_metrics, read_steps
+from .experiments import EXPERIMENTS, Experiment, Outcome
+
+log = logging.getLogger("convolab")
+
+REPORT = "reproduce.md"
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"no experiment named {name!r}; `convolab reproduce --list` shows them "
+                          f"({', '.join(EXPERIMENTS)})")
+    return EXPERIMENTS[name]
+
+
+def arm_configs(experiment: Experiment, quick: bool, seed: int, base: TrainConfig) -> list[TrainConfig]:
+    """The compare configuration of each arm for one seed: the experiment's schedule over `base`."""
+    values = experiment.quick if quick else experiment.full
+    configs = []
+    for arm in experiment.arms:
+        configs.append(dataclasses.replace(base, **(values | arm.options), seed=seed, model=arm.models[0]))
+    return configs
+
+
+def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig, quick: bool = False,
+                   seeds: int | None = None, command: str = "") -> tuple[bool, str, Path]:
+    """Train every arm for every seed, write the report, and return (held, verdict line, report path)."""
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
+    count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)
+    runs: dict[str, list[Path]] = {label: [] for label in experiment.labels()}
+    for k in range(count):
+        seed = base.seed + k
+        for i, (arm, config) in enumerate(zip(experiment.arms, arm_configs(experiment, quick, seed, base))):
+            folder = output / f"seed-{seed}" / f"arm-{i + 1}"
+            log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
+                     f" with {arm.options}" if arm.options else "")
+            results = compare_models(list(arm.models), config, folder, command or f"convolab reproduce "
+                                     f"{experiment.name}")
+            for result in results:
+                if not result.ok:
+                    raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); "
+                                      f"see {folder}")
+                runs[arm.run_label(result.model)].append(Path(result.run_dir))
+    outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
+    held, line = experiment.verdict(outcome)
+    write_report(experiment, outcome, runs, output, quick, count, line)
+    return held, line, output / REPORT
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    return f"{mean:.4f} +- {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
+
+
+def summary_rows(experiment: Experiment, outcome: Outcome) -> list[dict[str, Any]]:
+    rows = []
+    for label in experiment.labels():
+        rows.append({"run": label, "paper": experiment.paper.get(label, ""), "seeds": len(outcome.runs[label]),
+                     "final train error": [1 - v for v in outcome.final(label, "train_acc")],
+                     "final test accuracy": outcome.final(label, "test_acc"),
+                     "best test accuracy": [max(r["test_acc"] for r in h) for h in outcome.runs[label] if h]})
+    return rows
+
+
+def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], output: Path,
+                 quick: bool, seeds: int, verdict: str) -> None:
+    rows = summary_rows(experiment, outcome)
+    form = f"quick form ({experiment.quick_note})" if quick else "full form (the paper's schedule)"
+    lines = [f"# {experiment.name}", "", f"Claim: {experiment.claim}.", f"Source: {experiment.source}.",
+             f"Run: {form}, {seeds} seed{'s' if seeds != 1 else ''} (mean +- sample standard deviation).", "",
+             "| run | paper | final train error | final test accuracy | best test accuracy |",
+             "|---|---|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['run']} | {row['paper']} | {_mean_sd(row['final train error'])} | "
+                     f"{_mean_sd(row['final test accuracy'])} | {_mean_sd(row['best test accuracy'])} |")
+    lines += ["", "Curves: curves.png (training error by step, test accuracy by epoch; means over seeds). "
+              "Each run's own folder and each comparison's report are under seed-S/arm-K/.", "", verdict, ""]
+    text = "\n".join(lines)
+    atomic_write(output / REPORT, lambda tmp: Path(tmp).write_text(text))
+    state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict,
+             "rows": rows, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
+    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1)))
+    plot_experiment(experiment, outcome, runs, output / "curves.png")
+
+
+def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], path: Path) -> None:
+    """Training error by step (He et al.'s Fig. 6 axes) and test accuracy by epoch, the mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_steps, ax_test) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, dirs in runs.items():
+        step_runs = [read_steps(d) for d in dirs]
+        length = min((len(s) for s in step_runs), default=0)
+        if length:
+            steps = [r["step"] for r in step_runs[0][:length]]
+            error = [statistics.fmean(s[i]["train_error"] for s in step_runs) for i in range(length)]
+            ax_steps.plot(steps, error, label=label)
+        histories = outcome.runs[label]
+        epochs = min((len(h) for h in histories), default=0)
+        if epochs:
+            acc = [statistics.fmean(h[i]["test_acc"] for h in histories) for i in range(epochs)]
+            ax_test.plot(range(1, epochs + 1), acc, marker="o", label=label)
+    ax_steps.set(xlabel="step", ylabel="training error (each 10 steps)", title="training error")
+    ax_test.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+    for ax in (ax_steps, ax_test):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(experiment.name)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+__all__ = ["EXPERIMENTS", "Experiment", "Outcome", "arm_configs", "get_experiment", "run_experiment"]

@@ -1,0 +1,208 @@
+"""The articles' and papers' experiments as recipes: what is claimed, where, which runs test it, and how
+the measured numbers decide whether the claim held.
+
+An experiment is a few *arms* (one `compare` each: models under shared options) trained over one or more
+seeds; its verdict reads the runs' figures (`Outcome`: per run label, the per-seed histories) and
+returns the last line of the report. Each has a full form (the paper's own schedule, for a GPU) and a
+quick form that a 2-core CPU runs in about ten minutes (a subset of the data, fewer epochs; the report
+says so).
+"""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+History = list[dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Models trained with the experiment's options plus `options`; each run is labelled `label` + model."""
+
+    models: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def run_label(self, model: str) -> str:
+        return f"{model}{self.label}"
+
+
+@dataclass
+class Outcome:
+    """The measured histories of an experiment: run label -> one history (list of epoch rows) per seed."""
+
+    runs: dict[str, list[History]]
+
+    def final(self, label: str, key: str) -> list[float]:
+        return [h[-1][key] for h in self.runs[label] if h]
+
+    def mean(self, label: str, key: str) -> float:
+        values = self.final(label, key)
+        return statistics.fmean(values) if values else float("nan")
+
+    def train_error(self, label: str) -> float:
+        return 1 - self.mean(label, "train_acc")
+
+    def test_error(self, label: str) -> float:
+        return 1 - self.mean(label, "test_acc")
+
+    def best_test_acc(self, label: str) -> float:
+        values = [max(r["test_acc"] for r in h) for h in self.runs[label] if h]
+        return statistics.fmean(values) if values else float("nan")
+
+
+Verdict = Callable[[Outcome], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    claim: str
+    source: str
+    arms: tuple[Arm, ...]
+    data: str  # the data set it needs (a name, or a CIFAR-10 folder/tar given with --data)
+    full: dict[str, Any]  # TrainConfig values of the paper's schedule
+    quick: dict[str, Any]  # ... of the quick form
+    paper: dict[str, str]  # the paper's figure for each run label (or for the claim), as printed there
+    verdict: Verdict
+    full_seeds: int = 1
+    quick_seeds: int = 1
+    quick_note: str = ""
+
+    def labels(self) -> list[str]:
+        return [arm.run_label(m) for arm in self.arms for m in arm.models]
+
+
+def _held(ok: bool) -> str:
+    return "reproduced" if ok else "not reproduced"
+
+
+def degradation_verdict(out: Outcome) -> tuple[bool, str]:
+    p20, p56, r56 = (out.train_error(k) for k in ("plain20", "plain56", "resnet56"))
+    ok = p56 > p20 and r56 < p56
+    return ok, (f"degradation: plain56 final train error {p56:.3f} {'>' if p56 > p20 else '<='} plain20 {p20:.3f}; "
+                f"resnet56 {r56:.3f} {'<' if r56 < p56 else '>='} plain56: {_held(ok)}")
+
+
+def resnet_cifar_verdict(out: Outcome) -> tuple[bool, str]:
+    labels = list(out.runs)
+    errors = [out.test_error(k) for k in labels]
+    ok = all(a >= b for a, b in zip(errors, errors[1:]))
+    pairs = ", ".join(f"{k} {e * 100:.2f}%" for k, e in zip(labels, errors))
+    return ok, f"resnet-cifar: test error {pairs}; deeper is {'never worse' if ok else 'not always better'}: " \
+               f"{_held(ok)}"
+
+
+def lecture_mnist_verdict(out: Outcome) -> tuple[bool, str]:
+    acc = out.best_test_acc("resnet_mnist")
+    ok = acc >= 0.99
+    return ok, f"lecture-mnist: resnet_mnist best test accuracy {acc:.4f} {'>=' if ok else '<'} 0.99: {_held(ok)}"
+
+
+def lenet_fashion_verdict(out: Outcome) -> tuple[bool, str]:
+    train, test = out.mean("lenet5", "train_acc"), out.mean("lenet5", "test_acc")
+    # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (REFERENCE.md section 3)
+    ok = 0.80 <= train <= 0.85 and test >= 0.75
+    return ok, (f"lenet-fashion: lenet5 final train accuracy {train:.3f} (book 0.815-0.831), test {test:.3f} "
+                f"(book 0.762-0.823): {_held(ok)}")
+
+
+def batchnorm_verdict(out: Outcome) -> tuple[bool, str]:
+    plain, bn = out.mean("lenet5", "test_acc"), out.mean("lenet5_bn", "test_acc")
+    ok = bn > plain
+    return ok, (f"batchnorm: at the high learning rate lenet5_bn final test accuracy {bn:.4f} "
+                f"{'>' if ok else '<='} lenet5 {plain:.4f}: {_held(ok)}")
+
+
+def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
+    plain, smooth = out.test_error("resnet20"), out.test_error("resnet20+ls0.1")
+    ok = smooth < plain
+    seeds = min(len(v) for v in out.runs.values())
+    return ok, (f"label-smoothing: resnet20 final test error {smooth:.4f} with smoothing 0.1 "
+                f"{'<' if ok else '>='} {plain:.4f} without ({seeds} seed{'s' if seeds != 1 else ''}; the "
+                f"report's Welch test says whether the difference exceeds the seeds' noise): {_held(ok)}")
+
+
+# He et al. 2015, section 4.2: batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, 64k in all
+# (182 epochs of 45k images; here the 50k of the whole training set), weight decay 1e-4, momentum 0.9,
+# crop + flip.
+HE_CIFAR = {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+            "decay_norm_and_bias": True, "schedule": "multistep", "warmup_epochs": 0, "epochs": 164,
+            "augment": "crop-flip"}
+QUICK_CIFAR = {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+               "decay_norm_and_bias": True, "schedule": "onecycle", "warmup_epochs": 1, "epochs": 5,
+               "augment": "crop-flip", "train_subset": 5000, "test_subset": 2000}
+D2L_LENET = {"optimizer": "sgd", "lr": 0.9, "momentum": 0.0, "weight_decay": 0.0, "batch_size": 256, "epochs": 10,
+             "schedule": "constant", "warmup_epochs": 0, "augment": "none"}
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment(
+        "degradation",
+        "a 56-layer plain network has higher training error than a 20-layer one; residual connections fix it",
+        "article 000; He et al. 2015, Fig. 1 and Fig. 6 (left: plain, right: ResNet)",
+        (Arm(("plain20", "plain56", "resnet20", "resnet56")),),
+        "cifar10", HE_CIFAR, QUICK_CIFAR,
+        {"plain20": "Fig. 6: lower training error than plain56 throughout",
+         "plain56": "Fig. 6: the highest training error of the plain nets",
+         "resnet20": "8.75% test error (Table 6)", "resnet56": "6.97% test error (Table 6)"},
+        degradation_verdict,
+        quick_note="5,000 training and 2,000 test images, 5 epochs of one-cycle",
+    ),
+    Experiment(
+        "resnet-cifar",
+        "deeper CIFAR ResNets have lower test error (Table 6)",
+        "He et al. 2015, Table 6",
+        (Arm(("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")),),
+        "cifar10", HE_CIFAR, QUICK_CIFAR | {"epochs": 4},
+        {"resnet20": "8.75%", "resnet32": "7.51%", "resnet44": "7.17%", "resnet56": "6.97%",
+         "resnet110": "6.43% (best of 5; mean 6.61 +- 0.16)"},
+        resnet_cifar_verdict,
+        quick_note="5,000 training and 2,000 test images, 4 epochs of one-cycle",
+    ),
+    Experiment(
+        "lecture-mnist",
+        "the lecture's residual network reaches 99% test accuracy on MNIST",
+        "article 000 (the lecture's residual and Inception nets)",
+        (Arm(("resnet_mnist", "inception_mnist")),),
+        "mnist", {"epochs": 10, "batch_size": 128}, {"epochs": 3, "batch_size": 128, "train_subset": 20000},
+        {"resnet_mnist": ">= 99% test accuracy", "inception_mnist": "(no figure)"},
+        lecture_mnist_verdict,
+        quick_note="20,000 training images, 3 epochs",
+    ),
+    Experiment(
+        "lenet-fashion",
+        "d2l's LeNet-5 (sigmoid, SGD lr 0.9, batch 256, 10 epochs) on Fashion-MNIST",
+        "article 003 (d2l 6.6); book output train 0.831 / test 0.789 (REFERENCE.md section 3)",
+        (Arm(("lenet5",)), Arm(("lenet5_bn",), {"lr": 1.0}), Arm(("lenet5_modern",), {"lr": 0.1, "momentum": 0.9})),
+        "fashion-mnist", D2L_LENET, D2L_LENET | {"epochs": 5, "train_subset": 20000},
+        {"lenet5": "train 0.831, test 0.789 (CI builds: test 0.762-0.823)",
+         "lenet5_bn": "train 0.897, test 0.836 (lr 1.0)", "lenet5_modern": "(not in the book)"},
+        lenet_fashion_verdict,
+        quick_note="20,000 training images, 5 epochs",
+    ),
+    Experiment(
+        "batchnorm",
+        "batch normalization allows high learning rates",
+        "article 002 (Ioffe and Szegedy 2015)",
+        (Arm(("lenet5", "lenet5_bn")),),
+        "mnist", {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "epochs": 10,
+                  "batch_size": 256, "schedule": "constant", "warmup_epochs": 0},
+        {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "epochs": 3, "batch_size": 256,
+         "schedule": "constant", "warmup_epochs": 0, "train_subset": 20000},
+        {"lenet5": "(no figure: trains slowly or not at all at lr 1.0)", "lenet5_bn": "trains at lr 1.0"},
+        batchnorm_verdict,
+        quick_note="20,000 training images, 3 epochs",
+    ),
+    Experiment(
+        "label-smoothing",
+        "label smoothing lowers the error a little",
+        "article 002 (Szegedy et al. 2016: about 0.2% lower top-1 error on ImageNet)",
+        (Arm(("resnet20",)), Arm(("resnet20",), {"label_smoothing": 0.1}, "+ls0.1")),
+        "cifar10", HE_CIFAR, QUICK_CIFAR | {"epochs": 3, "train_subset": 3000, "test_subset": 2000},
+        {"resnet20": "8.75% test error (Table 6)", "resnet20+ls0.1": "about 0.2 points lower (ImageNet)"},
+        label_smoothing_verdict, full_seeds=5, quick_seeds=2,
+        quick_note="3,000 training and 2,000 test images, 3 epochs, 2 seeds",
+    ),
+)}

@@ -1,0 +1,92 @@
+"""`convolab reproduce`: every experiment's recipe builds, verdicts are computed from the numbers, and a
+real quick run ends with its report and verdict line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from convolab._registry import get_entry
+from convolab.cli import main
+from convolab.reproduce import EXPERIMENTS, arm_configs
+from convolab.reproduce.experiments import Outcome, degradation_verdict, resnet_cifar_verdict
+from convolab.training import TrainConfig
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "full"])
+def test_every_experiment_builds_its_configurations_without_training(name, quick):
+    experiment = EXPERIMENTS[name]
+    base = TrainConfig(model="", data=experiment.data)
+    configs = arm_configs(experiment, quick, seed=3, base=base)
+    assert len(configs) == len(experiment.arms)
+    for arm, config in zip(experiment.arms, configs):
+        assert config.seed == 3 and config.data == experiment.data
+        for model in arm.models:
+            get_entry(model)  # every model exists
+        for key, value in arm.options.items():
+            assert getattr(config, key) == value
+    assert set(experiment.paper) <= set(experiment.labels())
+    assert experiment.quick_note
+
+
+def history(train_acc: float, test_acc: float) -> list[dict[str, float]]:
+    return [{"train_acc": train_acc - 0.1, "test_acc": test_acc - 0.1}, {"train_acc": train_acc, "test_acc": test_acc}]
+
+
+def test_the_degradation_verdict_is_computed_from_the_numbers():
+    held = Outcome({"plain20": [history(0.9, 0.85)], "plain56": [history(0.8, 0.8)],
+                    "resnet20": [history(0.9, 0.86)], "resnet56": [history(0.95, 0.9)]})
+    ok, line = degradation_verdict(held)
+    assert ok and line == ("degradation: plain56 final train error 0.200 > plain20 0.100; "
+                           "resnet56 0.050 < plain56: reproduced")
+    not_held = Outcome(held.runs | {"plain56": [history(0.95, 0.9), history(0.93, 0.9)]})
+    ok, line = degradation_verdict(not_held)
+    assert not ok and line.endswith(": not reproduced") and "0.060 <= plain20 0.100" in line
+    ok, line = resnet_cifar_verdict(Outcome({"resnet20": [history(0.9, 0.90)], "resnet32": [history(0.9, 0.92)]}))
+    assert ok and "resnet20 10.00%, resnet32 8.00%" in line
+
+
+def test_reproduce_list_names_every_experiment(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert name in out
+
+
+def test_a_quick_experiment_writes_its_report_and_ends_with_the_verdict(tmp_path):
+    out = tmp_path / "bn"
+    proc = subprocess.run([sys.executable, "-m", "convolab", "reproduce", "batchnorm", "--quick", "--data", "mnist5k",
+                           "--output", str(out), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("batchnorm: at the high learning rate lenet5_bn final test accuracy")
+    report = (out / "reproduce.md").read_text()
+    assert report.strip().splitlines()[-1] == last
+    assert "| lenet5_bn | trains at lr 1.0 |" in report
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    for arm in ("arm-1",):
+        assert (out / "seed-0" / arm / "runs" / "lenet5" / "steps.csv").is_file()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["reproduce", "degradaton"], "convolab reproduce: error: no experiment named 'degradaton'"),
+    (["reproduce"], "convolab reproduce: error: give an experiment NAME"),
+    (["reproduce", "batchnorm", "--seeds", "0"], "convolab reproduce: error: argument --seeds: must be a positive"),
+])
+def test_bad_reproduce_input_is_one_line_and_exit_code_2(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), err
+
+
+def test_an_experiment_will_not_write_into_a_used_folder(tmp_path, capsys):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "mnist5k", "--output", str(tmp_path / "used")]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
