@@ -1,5 +1,6 @@
 """Residual blocks: basic and bottleneck (He et al. 2015), their pre-activation forms (He et al.
 2016), and the two shortcuts for a change of shape: option A (zero-pad) and option B (projection).
+`shortcut="none"` drops the shortcut altogether: the block of the paper's plain nets (sec. 4.1-4.2).
 
 Module names follow torchvision (`conv1`, `bn1`, ..., `downsample`) so its state dicts load as is.
 """
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NormLayer = Callable[[int], nn.Module]
-Shortcut = Literal["A", "B"]
+Shortcut = Literal["A", "B", "none"]
 
 
 class PadShortcut(nn.Module):
@@ -45,14 +46,16 @@ def projection_shortcut(in_channels: int, out_channels: int, stride: int = 1,
 
 def make_shortcut(in_channels: int, out_channels: int, stride: int, shortcut: Shortcut = "B",
                   norm_layer: NormLayer | None = nn.BatchNorm2d) -> nn.Module | None:
-    """The shortcut a block needs: None (identity) when the shape is unchanged, else option A or B."""
-    if stride == 1 and in_channels == out_channels:
+    """The shortcut module a block needs: option A or B where the shape changes; None where it does
+    not (the block adds its input as is) or where `shortcut="none"` (the block adds nothing)."""
+    if shortcut not in ("A", "B", "none"):
+        raise ValueError(f"shortcut must be 'A' (zero-pad), 'B' (1x1 projection) or 'none' (a plain net), "
+                         f"not {shortcut!r}")
+    if shortcut == "none" or (stride == 1 and in_channels == out_channels):
         return None
     if shortcut == "A":
         return PadShortcut(in_channels, out_channels, stride)
-    if shortcut == "B":
-        return projection_shortcut(in_channels, out_channels, stride, norm_layer)
-    raise ValueError(f"shortcut must be 'A' (zero-pad) or 'B' (1x1 projection), not {shortcut!r}")
+    return projection_shortcut(in_channels, out_channels, stride, norm_layer)
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -64,7 +67,10 @@ def _conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus the shortcut, then ReLU (ResNet-18/34, CIFAR)."""
+    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus the shortcut, then ReLU (ResNet-18/34, CIFAR).
+
+    With `shortcut="none"` nothing is added: conv-BN-ReLU-conv-BN-ReLU, the plain nets' block.
+    """
 
     expansion = 1
 
@@ -79,13 +85,15 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv3x3(planes, out_channels)
         self.bn2 = norm_layer(out_channels)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer)
+        self.residual = shortcut != "none"
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -111,14 +119,16 @@ class Bottleneck(nn.Module):
         self.bn3 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer)
+        self.residual = shortcut != "none"
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class PreActBasicBlock(nn.Module):
@@ -140,14 +150,16 @@ class PreActBasicBlock(nn.Module):
         self.bn2 = norm_layer(planes)
         self.conv2 = _conv3x3(planes, out_channels)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer=None)
+        self.residual = shortcut != "none"
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
-        return out + identity
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(pre))
+        return out
 
 
 class PreActBottleneck(nn.Module):
@@ -168,15 +180,17 @@ class PreActBottleneck(nn.Module):
         self.bn3 = norm_layer(planes)
         self.conv3 = _conv1x1(planes, out_channels)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer=None)
+        self.residual = shortcut != "none"
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
-        return out + identity
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(pre))
+        return out
 
 
 ResidualBlock = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]

@@ -4,6 +4,8 @@ ImageNet models are torchvision-compatible: same module names (conv1, bn1, layer
 `fc` is our `head.fc`), same parameters, stride on the bottleneck's 3x3 ("v1.5"); the `_v1` models
 put it on the first 1x1 as the paper does. CIFAR models follow the paper's section 4.2: three
 stages of 16/32/64 channels, 6n+2 layers, parameter-free zero-pad shortcuts (option A).
+The `plain*` models are the paper's plain nets of the degradation experiment: the same ResNets
+with `shortcut="none"` (no shortcut, hence no projection either).
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ class ResNet(ConvNet):
 
     stem="imagenet": conv 7x7/2 + max-pool 3x3/2 (224 input); stem="cifar": conv 3x3/1 (32 input).
     Pre-activation blocks get a stem without BN (the first block normalizes) and a final BN-ReLU
-    before pooling, as He et al. 2016 place them.
+    before pooling, as He et al. 2016 place them. shortcut: "A" zero-pad, "B" 1x1 projection where
+    the shape changes, "none" for a plain net whose blocks add nothing.
     """
 
     def __init__(self, block: ResidualBlock, stages: Sequence[Stage], num_classes: int = 1000,
@@ -122,6 +125,14 @@ def _cifar_resnet(block: ResidualBlock, depth: int, num_classes: int, in_chans: 
     kwargs.setdefault("shortcut", "B" if block.expansion == 4 else "A")
     return ResNet(block, cifar_stages(depth, block), num_classes, in_chans, stem="cifar", stem_width=16,
                   **kwargs)
+
+
+def _without_shortcut(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A plain net's options: `shortcut="none"`; any other shortcut asks for the ResNet instead."""
+    shortcut = kwargs.setdefault("shortcut", "none")
+    if shortcut != "none":
+        raise ValueError(f"{name} has no shortcut; for shortcut={shortcut!r} build {name.replace('plain', 'resnet')}")
+    return kwargs
 
 
 @register_model(pretrained=("torchvision",))
@@ -206,6 +217,48 @@ def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet
 def resnet1202(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-1202 (n=200), the paper's overfitting example (7.93% error); 19,421,274 params."""
     return _cifar_resnet(BasicBlock, 1202, num_classes, in_chans, **kwargs)
+
+
+@register_model
+def plain18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """Plain-18 of He et al. 2015, Table 1: resnet18 with no shortcut (nor projection); 11,515,688 params."""
+    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **_without_shortcut("plain18", kwargs))
+
+
+@register_model
+def plain34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """Plain-34 of He et al. 2015, Table 1: resnet34 with no shortcut (nor projection); 21,623,848 params."""
+    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, **_without_shortcut("plain34", kwargs))
+
+
+@register_model
+def plain20(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR plain-20 of He et al. 2015, sec. 4.2: resnet20 with no shortcut; 269,722 parameters."""
+    return _cifar_resnet(BasicBlock, 20, num_classes, in_chans, **_without_shortcut("plain20", kwargs))
+
+
+@register_model
+def plain32(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR plain-32 of He et al. 2015, sec. 4.2: resnet32 with no shortcut."""
+    return _cifar_resnet(BasicBlock, 32, num_classes, in_chans, **_without_shortcut("plain32", kwargs))
+
+
+@register_model
+def plain44(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR plain-44 of He et al. 2015, sec. 4.2: resnet44 with no shortcut."""
+    return _cifar_resnet(BasicBlock, 44, num_classes, in_chans, **_without_shortcut("plain44", kwargs))
+
+
+@register_model
+def plain56(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR plain-56 of He et al. 2015, sec. 4.2: resnet56 with no shortcut (worse than plain-20: degradation)."""
+    return _cifar_resnet(BasicBlock, 56, num_classes, in_chans, **_without_shortcut("plain56", kwargs))
+
+
+@register_model
+def plain110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """CIFAR plain-110 of He et al. 2015, sec. 4.2: resnet110 with no shortcut."""
+    return _cifar_resnet(BasicBlock, 110, num_classes, in_chans, **_without_shortcut("plain110", kwargs))
 
 
 @register_model
