@@ -10,7 +10,7 @@ import pytest
 from convolab._registry import get_entry
 from convolab.cli import main
 from convolab.reproduce import EXPERIMENTS, arm_configs
-from convolab.reproduce.experiments import Outcome, degradation_verdict, resnet_cifar_verdict
+from convolab.reproduce.experiments import Outcome, degradation_verdict, label_smoothing_verdict, resnet_cifar_verdict
 from convolab.training import TrainConfig
 
 
@@ -90,3 +90,17 @@ def test_an_experiment_will_not_write_into_a_used_folder(tmp_path, capsys):
     assert main(["reproduce", "batchnorm", "--quick", "--data", "mnist5k", "--output", str(tmp_path / "used")]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
+
+
+def test_the_label_smoothing_verdict_asks_for_more_than_the_seeds_noise():
+    def runs(*accs):
+        return [history(a, a) for a in accs]
+
+    clear = Outcome({"resnet20": runs(0.80, 0.81, 0.805), "resnet20+ls0.1": runs(0.85, 0.86, 0.855)})
+    ok, line = label_smoothing_verdict(clear)
+    assert ok and "Welch p<0.001, beyond the seeds' noise at 5%): reproduced" in line
+    noisy = Outcome({"resnet20": runs(0.80, 0.90), "resnet20+ls0.1": runs(0.86, 0.85)})
+    ok, line = label_smoothing_verdict(noisy)
+    assert not ok and "within the seeds' noise" in line  # lower on average, but not beyond the noise
+    ok, line = label_smoothing_verdict(Outcome({"resnet20": runs(0.8), "resnet20+ls0.1": runs(0.9)}))
+    assert not ok and "one seed: no test" in line

@@ -4,7 +4,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..compare import compare_models, default_compare_dir, markdown_table, resume_comparison
+from ..compare import (
+    compare_models,
+    default_compare_dir,
+    resume_comparison,
+    seed_values,
+    significance_lines,
+    summary_table,
+    unfinished_line,
+)
 from ..errors import ConfigError
 from ._args import positive_float
 from .train import add_training_arguments, config_from_args
@@ -16,23 +24,41 @@ HELP = ("train several models in turn with the same data and options; one report
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL", help="model names (see `convolab models`)")
     parser.add_argument("--resume", metavar="DIR", help="continue the comparison in DIR (its compare.json "
-                        "holds the models and options): finished runs are kept, an interrupted one resumes")
+                        "holds the models, seeds and options): finished runs are kept, an interrupted one resumes")
     parser.add_argument("--budget-seconds", type=positive_float, metavar="S",
                         help="stop each model after the epoch in which its training time reaches S seconds "
                         "(--epochs still sets the schedule's length and the most epochs)")
+    parser.add_argument("--seeds", type=seeds_option, metavar="N|S,S,...",
+                        help="train each model once per seed: N seeds from --seed on, or the seeds listed; "
+                        "the report gives each figure's mean and standard deviation over the seeds and tests "
+                        "each pair of models (default: 1, one run per model)")
     add_training_arguments(parser)
     for action in parser._actions:  # the shared option means the comparison folder here
         if action.dest == "output":
             action.metavar = "DIR"
-            action.help = ("comparison folder: the report, and runs/MODEL/ for each run "
-                           "(default: runs/compare-DATA[-N])")
+            action.help = ("comparison folder: the report, and runs/MODEL/ for each run (runs/MODEL/seed-S/ "
+                           "with several seeds) (default: runs/compare-DATA[-N])")
+
+
+def seeds_option(text: str) -> int | list[int]:
+    """`3` -> 3 seeds; `0,1,2` -> the seeds 0, 1 and 2 (checked as compare_models checks them)."""
+    try:
+        seeds = int(text) if "," not in text else [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds >= 1 or a comma list of seeds like 0,1,2, "
+                                         f"got {text!r}") from None
+    try:
+        seed_values(seeds, first=0)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:
     command = ["convolab", *args._argv]
     if args.resume:
-        if args.models:
-            raise ConfigError(f"--resume takes no MODEL; the models come from {args.resume}/compare.json")
+        if args.models or args.seeds is not None:
+            raise ConfigError(f"--resume takes no MODEL or --seeds; they come from {args.resume}/compare.json")
         results = resume_comparison(args.resume, command, progress=args.progress)
         output = args.resume
     else:
@@ -41,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config_from_args(args, model=args.models[0]),
                                      budget_seconds=args.budget_seconds)
         output = args.output or str(default_compare_dir(args.data))
-        results = compare_models(args.models, config, output, command)
-    print(markdown_table(results), end="")
-    failed = [r.model for r in results if not r.ok]
+        results = compare_models(args.models, config, output, command, seeds=args.seeds or 1)
+    print(summary_table(results), end="")
     print(f"report: {output}/report.html (results.json, results.md, curves.png beside it)")
-    if failed:
-        print(f"{len(failed)} of {len(results)} models did not finish: {', '.join(failed)}")
-        return 1
-    return 0
+    unfinished = unfinished_line(results)
+    if unfinished:
+        print(unfinished)
+    for line in significance_lines(results):
+        print(line)
+    return 1 if unfinished else 0

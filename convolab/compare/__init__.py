@@ -1,8 +1,18 @@
 """Architectures side by side: train several models under one set of options, report them together."""
-from .report import REPORT_FILES, markdown_table, write_report
+from .report import (
+    REPORT_FILES,
+    markdown_table,
+    significance_lines,
+    summary_table,
+    unfinished_line,
+    write_report,
+    write_seeds_report,
+)
 from .results import ModelResult, read_run
 from .runner import Comparison, compare_models, default_compare_dir, report_runs, resume_comparison
+from .seeds import SeedSummary, seed_values, summarize_seeds, verdict_line, welch_test
 
-__all__ = ["REPORT_FILES", "Comparison", "ModelResult", "compare_models", "default_compare_dir",
-           "markdown_table", "read_run",
-           "report_runs", "resume_comparison", "write_report"]
+__all__ = ["REPORT_FILES", "Comparison", "ModelResult", "SeedSummary", "compare_models", "default_compare_dir",
+           "markdown_table", "read_run", "report_runs", "resume_comparison", "seed_values", "significance_lines",
+           "summarize_seeds", "summary_table", "unfinished_line", "verdict_line", "welch_test", "write_report",
+           "write_seeds_report"]

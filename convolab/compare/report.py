@@ -1,12 +1,15 @@
-"""The comparison report: results.json, results.md, curves.png and a self-contained report.html."""
+"""The comparison report: results.json, results.md, curves.png and a self-contained report.html; a row
+per model, or with several seeds per model their mean and standard deviation and a test of each pair."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
 import platform
 import shlex
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,22 @@ from typing import Any
 from .._atomic import atomic_write
 from .._platform import cpu_name
 from ..errors import ConfigError
-from .results import ModelResult
+from .results import OK, ModelResult
+from .seeds import (
+    ALPHA,
+    FIGURES,
+    SPREAD,
+    SeedSummary,
+    compare_pairs,
+    epoch_curve,
+    has_several_seeds,
+    run_label,
+    summarize_seeds,
+)
 
 FORMAT = "convolab-compare-report-1"
+SEEDS_FORMAT = "convolab-compare-seeds-report-1"
+BAND = "shaded: min..max over the seeds"
 REPORT_FILES = ("results.json", "results.md", "curves.png", "report.html")
 
 
@@ -85,7 +101,10 @@ def table_rows(results: list[ModelResult]) -> tuple[tuple[str, ...], list[tuple[
 
 
 def markdown_table(results: list[ModelResult]) -> str:
-    header, rows = table_rows(results)
+    return _markdown(*table_rows(results))
+
+
+def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     numeric = {i for i, h in enumerate(header) if h not in ("model", "status")}
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
@@ -100,6 +119,46 @@ def _label(r: ModelResult) -> str:
 
 def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
     """Training loss and test accuracy of every model, against epoch (top) and wall time (bottom), as PNG."""
+    def draw(axes: Any) -> bool:
+        for i, r in enumerate(results):
+            if not r.history:
+                continue
+            color = f"C{i % 10}"
+            for row, x_key in enumerate(("epoch", "wall_seconds")):
+                x = [h[x_key] for h in r.history]
+                style = dict(color=color, marker="o", markersize=3, label=_label(r),
+                             linestyle="-" if r.ok else ":")
+                axes[row, 0].plot(x, [h["train_loss"] for h in r.history], **style)
+                axes[row, 1].plot(x, [h["test_acc"] for h in r.history], **style)
+        return any(r.history for r in results)
+
+    return _four_panels(draw, title)
+
+
+def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
+    """plot_comparison's four panels with each model's mean over its seeds, shaded from the lowest to the
+    highest seed (at each epoch, over the seeds that reached it)."""
+    def draw(axes: Any) -> bool:
+        for i, s in enumerate(summaries):
+            runs = s.finished
+            if not runs:
+                continue
+            color = f"C{i % 10}"
+            label = f"{s.model}: mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}, min..max shaded"
+            epochs = [h["epoch"] for h in max(runs, key=lambda r: len(r.history)).history]
+            curves = [epoch_curve(runs, "train_loss"), epoch_curve(runs, "test_acc")]
+            for row, x in enumerate((epochs, epoch_curve(runs, "wall_seconds").mean)):
+                for column, values in enumerate(curves):
+                    axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
+                    axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
+        return any(s.finished for s in summaries)
+
+    return _four_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
+
+
+def _four_panels(draw: Callable[[Any], bool], title: str) -> bytes:
+    """Training loss and test accuracy against epoch and wall time; `draw(axes)` adds the lines and says
+    whether it drew any (then a legend is added)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,16 +166,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="col")
-    for i, r in enumerate(results):
-        if not r.history:
-            continue
-        color = f"C{i % 10}"
-        for row, x_key in enumerate(("epoch", "wall_seconds")):
-            x = [h[x_key] for h in r.history]
-            style = dict(color=color, marker="o", markersize=3, label=_label(r),
-                         linestyle="-" if r.ok else ":")
-            axes[row, 0].plot(x, [h["train_loss"] for h in r.history], **style)
-            axes[row, 1].plot(x, [h["test_acc"] for h in r.history], **style)
+    drawn = draw(axes)
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
@@ -126,7 +176,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
     axes[0, 1].set_title("test accuracy")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
-    if any(r.history for r in results):
+    if drawn:
         axes[0, 1].legend(loc="lower right")
     if title:
         fig.suptitle(title)
@@ -186,8 +236,12 @@ def render_html(report: dict[str, Any], results: list[ModelResult], curves_png: 
         for r, path in own:
             parts.append(f"<h3>{html.escape(r.model)}</h3><p><code>{html.escape(r.run_dir)}</code></p>"
                          f'<img alt="curves of {html.escape(r.model)}" src="{_data_uri(path.read_bytes())}">')
-    parts.append("<h2>Command</h2>")
-    parts.append(f"<pre>{html.escape(report['command'])}</pre>")
+    return _page(title, parts + _html_footer(report))
+
+
+def _html_footer(report: dict[str, Any]) -> list[str]:
+    """The end of the page: the command, the options, the versions."""
+    parts = ["<h2>Command</h2>", f"<pre>{html.escape(report['command'])}</pre>"]
     for resumed in report.get("resumed_by", []):
         parts.append(f"<p>resumed with</p><pre>{html.escape(resumed)}</pre>")
     options = [(k, json.dumps(v)) for k, v in report["shared_options"].items()]
@@ -198,6 +252,10 @@ def render_html(report: dict[str, Any], results: list[ModelResult], curves_png: 
                      f"{html.escape(', '.join(report['differing_options']))} (see results.json)</p>")
     parts.append("<h2>Versions</h2>")
     parts.append(_html_table(("", "version"), list(report["versions"].items()), set()))
+    return parts
+
+
+def _page(title: str, parts: list[str]) -> str:
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
@@ -232,5 +290,147 @@ def write_report(results: list[ModelResult], output: str | Path, command: list[s
     curves = plot_comparison(results, title)
     atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
     page = render_html(report, results, curves)
+    atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    return report
+
+
+# ----- several seeds -----------------------------------------------------------------------------
+SEED_COLUMNS = ("model", "parameters", "MACs", "lr", "seeds", "epochs", "train time (s)", *FIGURES.values())
+SIGNIFICANCE = (f"Is the difference in final test accuracy larger than seed-to-seed noise? Welch's t-test, "
+                f"two-sided, at {ALPHA:.0%}")
+
+
+def _range(values: list[int]) -> str:
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def seeds_table_rows(summaries: list[SeedSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Header and cells of the table of several seeds: each figure as mean ± sample standard deviation;
+    `seeds` counts the runs that finished; a status column only when some run did not finish."""
+    with_status = any(s.status != OK for s in summaries)
+    header = SEED_COLUMNS + (("status",) if with_status else ())
+    rows = []
+    for s in summaries:
+        finished, total = len(s.finished), len(s.runs)
+        cells = (s.model, _fmt(s.first("params"), ","), _fmt(s.first("macs"), ","), _fmt(s.first("lr"), "g"),
+                 str(finished) if finished == total else f"{finished} of {total}",
+                 _range([r.epochs for r in s.finished]), s.spread("wall_seconds").format(".1f"),
+                 *(s.spread(figure).format(".4f") for figure in FIGURES))
+        rows.append(cells + ((s.status,) if with_status else ()))
+    return header, rows
+
+
+def seeds_markdown_table(summaries: list[SeedSummary]) -> str:
+    return _markdown(*seeds_table_rows(summaries))
+
+
+def _seeds_note(summaries: list[SeedSummary]) -> str:
+    seeds = sorted({seed for s in summaries for seed in s.seeds})
+    return f"Each figure: {SPREAD} (seeds {', '.join(map(str, seeds)) or '-'})."
+
+
+def summary_table(results: list[ModelResult]) -> str:
+    """The table `convolab compare` prints: a row per model, or with several seeds per model the mean and
+    standard deviation of each figure and a line saying so."""
+    if not has_several_seeds(results):
+        return markdown_table(results)
+    summaries = summarize_seeds(results)
+    return seeds_markdown_table(summaries) + _seeds_note(summaries) + "\n"
+
+
+def significance_lines(results: list[ModelResult]) -> list[str]:
+    """A line per pair of models saying whether their final test accuracies differ by more than
+    seed-to-seed noise; none when each model ran once."""
+    if not has_several_seeds(results):
+        return []
+    return [pair.line for pair in compare_pairs(summarize_seeds(results))]
+
+
+def unfinished_line(results: list[ModelResult]) -> str:
+    """`2 of 6 models did not finish: ...` naming them (with several seeds: the runs), or ''."""
+    several = has_several_seeds(results)
+    failed = [run_label(r) if several else r.model for r in results if not r.ok]
+    if not failed:
+        return ""
+    return f"{len(failed)} of {len(results)} {'runs' if several else 'models'} did not finish: {', '.join(failed)}"
+
+
+def render_seeds_html(report: dict[str, Any], summaries: list[SeedSummary], results: list[ModelResult],
+                      curves_png: bytes) -> str:
+    """render_html's page for several seeds: the table of means and deviations, the test of each pair of
+    models, the mean curves, then every run."""
+    header, rows = seeds_table_rows(summaries)
+    numeric = {i for i, h in enumerate(header) if h not in ("model", "status")}
+    title = f"convolab comparison on {report['data']}"
+    classes = ["" if s.status == OK else "failed" for s in summaries]
+    runs = [dataclasses.replace(r, model=run_label(r)) for r in results]
+    run_header, run_rows = table_rows(runs)
+    run_numeric = {i for i, h in enumerate(run_header) if h not in ("model", "status")}
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{len(summaries)} models, {len(results)} runs, created {html.escape(report['created'])}. "
+             f"{html.escape(_seeds_note(summaries))} The seeds column counts the runs that finished. Train time "
+             "is the training steps of all epochs (device-synchronized), evaluation excluded.</p>",
+             "<h2>Results</h2>",
+             _html_table(header, rows, numeric, classes),
+             f"<h2>{html.escape(SIGNIFICANCE)}</h2>",
+             "<ul>" + "".join(f"<li><code>{html.escape(p['line'])}</code></li>" for p in report["significance"])
+             + "</ul>",
+             "<h2>Curves</h2>",
+             f"<p>Lines: each model's mean over its seeds (at each epoch, of the seeds that reached it); "
+             f"{html.escape(BAND)}.</p>",
+             f'<img id="curves" alt="mean training loss and test accuracy of every model over its seeds" '
+             f'src="{_data_uri(curves_png)}">',
+             "<h2>Each run</h2>",
+             _html_table(run_header, run_rows, run_numeric, [_row_class(r) for r in results])]
+    for r in runs:
+        path = Path(r.run_dir) / "curves.png"
+        if path.is_file():
+            parts.append(f"<h3>{html.escape(r.model)}</h3><p><code>{html.escape(r.run_dir)}</code></p>"
+                         f'<img alt="curves of {html.escape(r.model)}" src="{_data_uri(path.read_bytes())}">')
+    return _page(title, parts + _html_footer(report))
+
+
+def write_seeds_report(results: list[ModelResult], output: str | Path, command: list[str] | str,
+                       resumed_by: list[str] | None = None) -> dict[str, Any]:
+    """write_report for a comparison of several seeds per model (`results`: a row per run); results.json
+    holds a row per model with the mean and sample standard deviation of each figure, the test of each
+    pair of models and every run's row."""
+    data = check_same_data(results)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    shared, differing = split_options(results)
+    summaries = summarize_seeds(results)
+    pairs = compare_pairs(summaries)
+    report = {
+        "format": SEEDS_FORMAT,
+        "data": data,
+        "command": command if isinstance(command, str) else shlex.join(command),
+        "resumed_by": list(resumed_by or []),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": environment(results),
+        "shared_options": shared,
+        "differing_options": differing,
+        "statistics": SPREAD,
+        "models": [s.to_dict() for s in summaries],
+        "significance": [{"models": list(p.models), "figure": "final_acc", "test": "welch", "alpha": ALPHA,
+                          "t": p.test.t if p.test else None, "p": p.test.p if p.test else None,
+                          "different": p.test.different if p.test else None, "line": p.line} for p in pairs],
+        "runs": [r.to_dict() for r in results],
+    }
+    text = json.dumps(report, indent=1) + "\n"
+    atomic_write(output / "results.json", lambda tmp: Path(tmp).write_text(text))
+    md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
+          + "".join(f"- {p.line}\n" for p in pairs))
+    atomic_write(output / "results.md", lambda tmp: Path(tmp).write_text(md, encoding="utf-8"))
+    epochs = sorted({r.planned_epochs for r in results if r.planned_epochs})
+    title = f"{data}: " + ", ".join(s.model for s in summaries)
+    if epochs:
+        title += f" ({'/'.join(map(str, epochs))} epochs)"
+    curves = plot_seed_comparison(summaries, title)
+    atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
+    page = render_seeds_html(report, summaries, results, curves)
     atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return report

@@ -1,8 +1,9 @@
 """Train several models in turn under one set of options, on data loaded once, then write one report.
 
-The comparison folder holds compare.json (the invocation and each model's status), runs/<model>/
-(one ordinary run folder per model) and the report. A model that fails is marked and the others go
-on; an interruption writes the report of what finished, and `resume_comparison` continues it.
+The comparison folder holds compare.json (the invocation and each run's status), runs/<model>/
+(one ordinary run folder per model; runs/<model>/seed-<S>/ per model and seed when there are several
+seeds) and the report. A run that fails is marked and the others go on; an interruption writes the
+report of what finished, and `resume_comparison` continues it.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import json
 import logging
 import shlex
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -23,13 +26,22 @@ from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.engine import data_stem, load_config_data, next_free_dir
-from .report import write_report
+from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
+from .seeds import seed_values
 
 log = logging.getLogger("convolab")
 
 COMPARE_FILE = "compare.json"
 FORMAT = "convolab-compare-1"
+
+
+class Run(NamedTuple):
+    """One training run of a comparison."""
+
+    model: str
+    seed: int
+    name: str  # its folder under runs/ and its key in compare.json's statuses: MODEL, or MODEL/seed-S
 
 
 @dataclass
@@ -38,17 +50,31 @@ class Comparison:
 
     output: Path
     models: list[str]
-    config: TrainConfig  # the options shared by all models (its model and output are set per model)
+    seeds: list[int]  # each model trains once per seed
+    config: TrainConfig  # the options shared by all runs (its model, seed and output are set per run)
     command: str
     resumed_by: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
 
-    def run_dir(self, model: str) -> Path:
-        return self.output / "runs" / model
+    @property
+    def several_seeds(self) -> bool:
+        return len(self.seeds) > 1
+
+    def runs(self) -> list[Run]:
+        """Seed by seed, each model in the order given: an interrupted comparison has as many seeds of
+        every model, give or take one."""
+        if not self.several_seeds:
+            return [Run(model, self.seeds[0], model) for model in self.models]
+        return [Run(model, seed, f"{model}/seed-{seed}") for seed in self.seeds for model in self.models]
+
+    def run_dir(self, run: Run) -> Path:
+        return self.output / "runs" / run.name
 
     def save(self) -> None:
         state = {"format": FORMAT, "models": self.models, "config": self.config.to_dict(),
                  "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses}
+        if self.several_seeds:  # one seed: compare.json as it was before there could be several
+            state["seeds"] = self.seeds
         text = json.dumps(state, indent=1) + "\n"
         atomic_write(self.output / COMPARE_FILE, lambda tmp: Path(tmp).write_text(text))
 
@@ -65,7 +91,8 @@ class Comparison:
             raise ConfigError(f"{path} is not valid JSON ({err}); the comparison cannot be resumed") from None
         if state.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a convolab comparison (no '{FORMAT}' marker)")
-        return cls(output, list(state["models"]), TrainConfig.from_dict(state["config"]), state["command"],
+        config = TrainConfig.from_dict(state["config"])
+        return cls(output, list(state["models"]), list(state.get("seeds", [config.seed])), config, state["command"],
                    list(state.get("resumed_by", [])), dict(state.get("statuses", {})))
 
 
@@ -84,15 +111,21 @@ def one_line(err: BaseException) -> str:
 
 
 def compare_models(models: list[str], config: TrainConfig, output: str | Path,
-                   command: list[str] | str) -> list[ModelResult]:
-    """Train `models` one after another with `config`'s options and write the report into `output`."""
+                   command: list[str] | str, seeds: int | Sequence[int] = 1) -> list[ModelResult]:
+    """Train `models` one after another with `config`'s options and write the report into `output`.
+
+    seeds: train each model this many times, with the seeds config.seed, config.seed + 1, ..., or once
+    with each seed of a list. With several seeds each run has its folder runs/MODEL/seed-S and the
+    report gives each model's mean and standard deviation over its seeds. Returns a row per run.
+    """
     if not models:
         raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
     repeated = sorted({m for m in models if models.count(m) > 1})
     if repeated:
-        raise ConfigError(f"model {', '.join(repeated)} given twice; each model runs once per comparison")
+        raise ConfigError(f"model {', '.join(repeated)} given twice; give each model once")
     for name in models:
         get_entry(name)  # a typo fails now, not after the models before it have trained
+    seeds = seed_values(seeds, config.seed)
     output = Path(output)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
@@ -102,9 +135,9 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
                           "(it will be created)")
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     output.mkdir(parents=True, exist_ok=True)
-    shared = dataclasses.replace(config, model="", output=None)
+    shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
     command = command if isinstance(command, str) else shlex.join(command)
-    comparison = Comparison(output, list(models), shared, command)
+    comparison = Comparison(output, list(models), seeds, shared, command)
     comparison.save()
     return run_comparison(comparison, data=data)
 
@@ -127,38 +160,43 @@ def _load(config: TrainConfig) -> ImageData:
 
 def run_comparison(comparison: Comparison, resume: bool = False,
                    data: ImageData | None = None) -> list[ModelResult]:
-    """Each model in turn (kept, resumed or trained), then the report; failures are recorded, not raised.
-    All models train on one ImageData (`data`, else loaded once when the first model needs it)."""
+    """Each run in turn (kept, resumed or trained), then the report; failures are recorded, not raised.
+    All runs train on one ImageData (`data`, else loaded once when the first run needs it)."""
     results: list[ModelResult] = []
-    models = comparison.models
-    for index, model in enumerate(models):
-        run_dir = comparison.run_dir(model)
-        action = _next_action(run_dir, comparison.statuses.get(model)) if resume else "train"
+    runs = comparison.runs()
+    for index, run in enumerate(runs):
+        run_dir = comparison.run_dir(run)
+        action = _next_action(run_dir, comparison.statuses.get(run.name)) if resume else "train"
         if action == "keep":
-            log.info("[%d/%d] %s: finished in %s, kept", index + 1, len(models), model, run_dir)
-            comparison.statuses[model] = OK
-            results.append(_result(model, run_dir, OK))
+            log.info("[%d/%d] %s: finished in %s, kept", index + 1, len(runs), run.name, run_dir)
+            comparison.statuses[run.name] = OK
+            results.append(_result(run.model, run_dir, OK))
             continue
         if data is None:  # loaded once, and only if something trains
             data = _load(comparison.config)
         try:
-            status = _train(comparison, model, run_dir, data, action, f"[{index + 1}/{len(models)}]")
+            status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]")
         except (KeyboardInterrupt, TrainingInterrupted):
-            comparison.statuses[model] = INTERRUPTED
-            for later in models[index + 1:]:
-                comparison.statuses.setdefault(later, NOT_RUN)
+            comparison.statuses[run.name] = INTERRUPTED
+            for later in runs[index + 1:]:
+                comparison.statuses.setdefault(later.name, NOT_RUN)
             comparison.save()
-            results.append(_result(model, run_dir, INTERRUPTED))
-            results += [_result(m, comparison.run_dir(m), comparison.statuses[m]) for m in models[index + 1:]]
-            write_report(results, comparison.output, comparison.command, comparison.resumed_by)
+            results.append(_result(run.model, run_dir, INTERRUPTED))
+            results += [_result(r.model, comparison.run_dir(r), comparison.statuses[r.name]) for r in runs[index + 1:]]
+            _write_report(comparison, results)
             raise TrainingInterrupted(
-                f"stopped while training {model}; the report in {comparison.output} holds what finished; "
+                f"stopped while training {run.name}; the report in {comparison.output} holds what finished; "
                 f"continue with: convolab compare --resume {comparison.output}") from None
-        comparison.statuses[model] = status
+        comparison.statuses[run.name] = status
         comparison.save()
-        results.append(_result(model, run_dir, status))
-    write_report(results, comparison.output, comparison.command, comparison.resumed_by)
+        results.append(_result(run.model, run_dir, status))
+    _write_report(comparison, results)
     return results
+
+
+def _write_report(comparison: Comparison, results: list[ModelResult]) -> None:
+    write = write_seeds_report if comparison.several_seeds else write_report
+    write(results, comparison.output, comparison.command, comparison.resumed_by)
 
 
 def _next_action(run_dir: Path, status: str | None) -> str:
@@ -176,18 +214,18 @@ def _next_action(run_dir: Path, status: str | None) -> str:
     return "train"
 
 
-def _train(comparison: Comparison, model: str, run_dir: Path, data: ImageData, action: str, step: str) -> str:
-    """Train (or resume) one model; its status: OK or 'failed: <reason>'."""
+def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, action: str, step: str) -> str:
+    """Train (or resume) one run; its status: OK or 'failed: <reason>'."""
     trainer = None
     try:
         if action == "resume":
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
-            log.info("%s %s: resuming in %s at epoch %d", step, model, run_dir, trainer.epoch + 1)
+            log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
             if run_dir.exists():  # what a failed attempt left
                 shutil.rmtree(run_dir)
-            log.info("%s %s: training in %s", step, model, run_dir)
-            config = dataclasses.replace(comparison.config, model=model, output=str(run_dir))
+            log.info("%s %s: training in %s", step, run.name, run_dir)
+            config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
             trainer = Trainer(config, data=data)
         trainer.fit()
         return OK
@@ -195,7 +233,7 @@ def _train(comparison: Comparison, model: str, run_dir: Path, data: ImageData, a
         raise
     except Exception as err:  # any failure of one model must not lose the others
         reason = one_line(err)
-        log.warning("%s %s failed: %s", step, model, reason, exc_info=not isinstance(err, ConvolabError))
+        log.warning("%s %s failed: %s", step, run.name, reason, exc_info=not isinstance(err, ConvolabError))
         return f"failed: {reason}"
     finally:
         del trainer

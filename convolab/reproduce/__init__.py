@@ -17,6 +17,7 @@ from typing import Any
 
 from .._atomic import atomic_write
 from ..compare import compare_models
+from ..compare.seeds import verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig
 from ..training.metrics import read_metrics, read_steps
@@ -98,6 +99,11 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
     for row in rows:
         lines.append(f"| {row['run']} | {row['paper']} | {_mean_sd(row['final train error'])} | "
                      f"{_mean_sd(row['final test accuracy'])} | {_mean_sd(row['best test accuracy'])} |")
+    significance = [verdict_line(a, outcome.final(a, "test_acc"), b, outcome.final(b, "test_acc"))
+                    for i, a in enumerate(experiment.labels()) for b in experiment.labels()[i + 1:]]
+    if seeds > 1:
+        lines += ["", "Is each difference in final test accuracy larger than the seeds' noise (Welch's t-test, "
+                  "two-sided, 5%)?", "", *(f"- {line}" for line in significance)]
     lines += ["", "Curves: curves.png (training error by step, test accuracy by epoch; means over seeds). "
               "Each run's own folder and each comparison's report are under seed-S/arm-K/.", "", verdict, ""]
     text = "\n".join(lines)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..compare.seeds import welch_test
+
 History = list[dict[str, float]]
 
 
@@ -117,12 +119,18 @@ def batchnorm_verdict(out: Outcome) -> tuple[bool, str]:
 
 
 def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
-    plain, smooth = out.test_error("resnet20"), out.test_error("resnet20+ls0.1")
-    ok = smooth < plain
-    seeds = min(len(v) for v in out.runs.values())
-    return ok, (f"label-smoothing: resnet20 final test error {smooth:.4f} with smoothing 0.1 "
-                f"{'<' if ok else '>='} {plain:.4f} without ({seeds} seed{'s' if seeds != 1 else ''}; the "
-                f"report's Welch test says whether the difference exceeds the seeds' noise): {_held(ok)}")
+    plain, smooth = out.final("resnet20", "test_acc"), out.final("resnet20+ls0.1", "test_acc")
+    test = welch_test(smooth, plain)
+    lower = statistics.fmean(smooth) > statistics.fmean(plain)
+    ok = lower and test is not None and test.different
+    if test is None:
+        why = "one seed: no test"
+    else:
+        p = f"p={test.p:.3f}" if test.p >= 0.001 else "p<0.001"
+        why = f"Welch {p}, {'beyond' if test.different else 'within'} the seeds' noise at 5%"
+    return ok, (f"label-smoothing: resnet20 final test error {1 - statistics.fmean(smooth):.4f} with smoothing 0.1 "
+                f"{'<' if lower else '>='} {1 - statistics.fmean(plain):.4f} without ({len(smooth)} and "
+                f"{len(plain)} seeds; {why}): {_held(ok)}")
 
 
 # He et al. 2015, section 4.2: batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, 64k in all

@@ -1,0 +1,209 @@
+"""Several seeds per model: the runs grouped by model, each figure's mean and spread over the seeds, and
+whether two models differ by more than seed-to-seed noise (Welch's t-test)."""
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import ConfigError
+from .results import ModelResult
+
+# The accuracy and loss figures summarized over seeds: key in results.json -> column of the table.
+FIGURES = {"best_acc": "best test acc", "final_acc": "final test acc", "final_train_loss": "final train loss",
+           "final_train_acc": "final train acc", "final_test_loss": "final test loss"}
+TIMES = ("wall_seconds", "images_per_second")
+ALPHA = 0.05  # the significance level of the verdicts
+SPREAD = "mean ± sample standard deviation (n-1) over the seeds that finished"
+
+
+def seed_values(seeds: int | Sequence[int], first: int) -> list[int]:
+    """`seeds` as a number N (the seeds first .. first+N-1) or as the seed values themselves."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be >= 1 (a number of seeds) or a list of seed values, got {seeds}")
+        return list(range(first, first + seeds))
+    values = [int(s) for s in seeds]
+    if not values:
+        raise ConfigError("seeds is an empty list; give at least one seed value")
+    repeated = sorted({s for s in values if values.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"seed {', '.join(map(str, repeated))} given twice in seeds; each seed runs once per model")
+    return values
+
+
+class Spread(NamedTuple):
+    """A figure over seeds: its mean and sample standard deviation (None with fewer than two values)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    def format(self, spec: str, sign: str = "±") -> str:
+        if self.mean is None:
+            return "-"
+        if self.std is None:
+            return format(self.mean, spec)
+        return f"{self.mean:{spec}} {sign} {self.std:{spec}}"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    values = [float(v) for v in values]
+    if not values:
+        return Spread(None, None, 0)
+    std = statistics.stdev(values) if len(values) > 1 else None  # n-1: the seeds are a sample
+    return Spread(statistics.fmean(values), std, len(values))
+
+
+class WelchTest(NamedTuple):
+    t: float
+    p: float
+    different: bool  # p < alpha
+
+
+def welch_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> WelchTest | None:
+    """Welch's two-sided t-test of two samples (unequal variances); None when either has fewer than two
+    values or scipy is missing."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0 and statistics.fmean(a) == statistics.fmean(b):
+        return WelchTest(0.0, 1.0, False)  # the same constant twice: scipy's 0/0 would be nan
+    try:  # scipy.stats takes most of a second to import: only when a test is asked for
+        from scipy import stats
+    except ImportError:
+        return None
+    with warnings.catch_warnings():  # nearly equal values: scipy warns of precision loss, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
+    t, p = float(result.statistic), float(result.pvalue)
+    return WelchTest(t, p, p < alpha)
+
+
+def _p_text(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def verdict_line(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float],
+                 figure: str = FIGURES["final_acc"], alpha: float = ALPHA) -> str:
+    """`A vs B: final test acc 0.8512 +- 0.0031 vs 0.8420 +- 0.0042, Welch t=3.12, p=0.035: different at 5%`."""
+    return _line(name_a, a, name_b, b, figure, welch_test(a, b, alpha), alpha)
+
+
+def _line(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], figure: str, test: WelchTest | None,
+          alpha: float) -> str:
+    head = f"{name_a} vs {name_b}: {figure} {spread(a).format('.4f', '+-')} vs {spread(b).format('.4f', '+-')}"
+    if not a or not b:
+        return f"{head}: no finished run: no test"
+    if len(a) < 2 or len(b) < 2:
+        return f"{head}: one seed: no test"
+    if test is None:
+        return f"{head}: scipy is not installed: no test"
+    verdict = "different" if test.different else "not different"
+    t = f"{test.t:.2f}" if math.isfinite(test.t) else f"{test.t}"
+    return f"{head}, Welch t={t}, p={_p_text(test.p)}: {verdict} at {alpha:.0%}"
+
+
+def run_figures(r: ModelResult) -> dict[str, float | None]:
+    """The figures of one run that the seeds summary averages."""
+    last = r.history[-1] if r.history else {}
+    return {"best_acc": r.best_acc, "final_acc": r.final_acc, "final_train_loss": last.get("train_loss"),
+            "final_train_acc": last.get("train_acc"), "final_test_loss": last.get("test_loss"),
+            "wall_seconds": r.wall_seconds, "images_per_second": r.images_per_second}
+
+
+def run_label(r: ModelResult) -> str:
+    """`lenet5 (seed-1)`: the model and its run folder, as a comparison of several seeds names its runs."""
+    return f"{r.model} ({Path(r.run_dir).name})"
+
+
+class Curve(NamedTuple):
+    """One metric per epoch over the seeds that reached that epoch."""
+
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+
+
+def epoch_curve(runs: list[ModelResult], key: str) -> Curve:
+    """`key` of each epoch: its mean, lowest and highest value over the runs that reached that epoch."""
+    length = max((len(r.history) for r in runs), default=0)
+    columns = [[r.history[i][key] for r in runs if len(r.history) > i] for i in range(length)]
+    return Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns])
+
+
+@dataclass
+class SeedSummary:
+    """One model of a comparison over several seeds: its runs and the spread of each figure over those
+    that finished."""
+
+    model: str
+    runs: list[ModelResult]
+
+    @property
+    def finished(self) -> list[ModelResult]:
+        return [r for r in self.runs if r.ok and r.history]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.options["seed"]) for r in self.finished]
+
+    def values(self, figure: str) -> list[float]:
+        return [v for v in (run_figures(r)[figure] for r in self.finished) if v is not None]
+
+    def spread(self, figure: str) -> Spread:
+        return spread(self.values(figure))
+
+    def first(self, attribute: str) -> Any:
+        """A value every run of the model shares (parameters, MACs, lr), from the first run that has it."""
+        return next((getattr(r, attribute) for r in self.runs if getattr(r, attribute) is not None), None)
+
+    @property
+    def status(self) -> str:
+        """ok, or the runs that did not finish with their status."""
+        return "; ".join(f"{Path(r.run_dir).name}: {r.status}" for r in self.runs if not r.ok) or "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"model": self.model, "seeds": self.seeds, "n_seeds": len(self.finished),
+                               "runs": len(self.runs), "status": self.status}
+        for attribute in ("params", "macs", "input_size", "lr", "device"):
+            row[attribute] = self.first(attribute)
+        row["epochs"] = [r.epochs for r in self.finished]
+        for figure in (*FIGURES, *TIMES):
+            mean, std, _ = self.spread(figure)
+            row[f"{figure}_mean"], row[f"{figure}_std"] = mean, std
+        return row
+
+
+def summarize_seeds(results: list[ModelResult]) -> list[SeedSummary]:
+    """The runs grouped by model, in the order the models first appear."""
+    by_model: dict[str, list[ModelResult]] = {}
+    for r in results:
+        by_model.setdefault(r.model, []).append(r)
+    return [SeedSummary(model, runs) for model, runs in by_model.items()]
+
+
+def has_several_seeds(results: list[ModelResult]) -> bool:
+    """True for a comparison that ran some model more than once (once per seed)."""
+    return any(len(s.runs) > 1 for s in summarize_seeds(results))
+
+
+class PairTest(NamedTuple):
+    models: tuple[str, str]
+    test: WelchTest | None
+    line: str
+
+
+def compare_pairs(summaries: list[SeedSummary], figure: str = "final_acc") -> list[PairTest]:
+    """Each pair of models, in the order given: is the difference in `figure` larger than seed-to-seed noise?"""
+    pairs = []
+    for i, a in enumerate(summaries):
+        for b in summaries[i + 1:]:
+            values_a, values_b = a.values(figure), b.values(figure)
+            test = welch_test(values_a, values_b)
+            line = _line(a.model, values_a, b.model, values_b, FIGURES[figure], test, ALPHA)
+            pairs.append(PairTest((a.model, b.model), test, line))
+    return pairs
