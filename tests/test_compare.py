@@ -76,10 +76,12 @@ def test_compare_writes_the_four_report_files_with_the_numbers_of_each_run_folde
     assert report["versions"]["torch"] == torch.__version__ and report["versions"]["device"].startswith("cpu")
 
 
-def test_curves_png_draws_every_trained_model_in_four_panels(comparison):
+def test_curves_png_draws_every_trained_model_in_six_panels(comparison):
     out, _ = comparison
     image = Image.open(out / "curves.png").convert("RGB")
-    assert image.size == (1100, 800)
+    assert image.size == (1100, 1200)  # by epoch, by training time, and training error and loss by step
+    bottom = image.crop((0, 800, 1100, 1200))  # the step panels draw both models too
+    assert {(31, 119, 180), (44, 160, 44)} <= {c for _, c in bottom.getcolors(maxcolors=1 << 20)}
     colours = {c for _, c in image.getcolors(maxcolors=1 << 20)}
     assert (31, 119, 180) in colours and (44, 160, 44) in colours  # C0 (lenet5) and C2 (lenet5_modern)
 

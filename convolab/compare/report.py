@@ -17,6 +17,7 @@ from typing import Any
 from .._atomic import atomic_write
 from .._platform import cpu_name
 from ..errors import ConfigError
+from ..training.metrics import read_steps
 from .results import OK, ModelResult
 from .seeds import (
     ALPHA,
@@ -27,6 +28,7 @@ from .seeds import (
     epoch_curve,
     has_several_seeds,
     run_label,
+    step_curve,
     summarize_seeds,
 )
 
@@ -118,25 +120,30 @@ def _label(r: ModelResult) -> str:
 
 
 def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
-    """Training loss and test accuracy of every model, against epoch (top) and wall time (bottom), as PNG."""
+    """Training loss and test accuracy of every model against epoch (top) and training time (middle), and
+    training error and loss by step (bottom, from each run's steps.csv), as PNG."""
     def draw(axes: Any) -> bool:
         for i, r in enumerate(results):
             if not r.history:
                 continue
             color = f"C{i % 10}"
+            linestyle = "-" if r.ok else ":"
             for row, x_key in enumerate(("epoch", "wall_seconds")):
                 x = [h[x_key] for h in r.history]
-                style = dict(color=color, marker="o", markersize=3, label=_label(r),
-                             linestyle="-" if r.ok else ":")
+                style = dict(color=color, marker="o", markersize=3, label=_label(r), linestyle=linestyle)
                 axes[row, 0].plot(x, [h["train_loss"] for h in r.history], **style)
                 axes[row, 1].plot(x, [h["test_acc"] for h in r.history], **style)
+            steps = read_steps(r.run_dir)
+            x = [h["step"] for h in steps]
+            axes[2, 0].plot(x, [h["train_error"] for h in steps], color=color, linestyle=linestyle)
+            axes[2, 1].plot(x, [h["train_loss"] for h in steps], color=color, linestyle=linestyle)
         return any(r.history for r in results)
 
-    return _four_panels(draw, title)
+    return _six_panels(draw, title)
 
 
 def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
-    """plot_comparison's four panels with each model's mean over its seeds, shaded from the lowest to the
+    """plot_comparison's six panels with each model's mean over its seeds, shaded from the lowest to the
     highest seed (at each epoch, over the seeds that reached it)."""
     def draw(axes: Any) -> bool:
         for i, s in enumerate(summaries):
@@ -151,29 +158,40 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
                 for column, values in enumerate(curves):
                     axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
                     axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
+            for column, key in enumerate(("train_error", "train_loss")):
+                steps, values = step_curve(runs, key)
+                axes[2, column].plot(steps, values.mean, color=color)
+                axes[2, column].fill_between(steps, values.low, values.high, color=color, alpha=0.2, linewidth=0)
         return any(s.finished for s in summaries)
 
-    return _four_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
+    return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
 
 
-def _four_panels(draw: Callable[[Any], bool], title: str) -> bytes:
-    """Training loss and test accuracy against epoch and wall time; `draw(axes)` adds the lines and says
-    whether it drew any (then a legend is added)."""
+def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
+    """Training loss and test accuracy against epoch and training time, and training error and loss by
+    step (He et al. plot training error by iteration); `draw(axes)` adds the lines and says whether it
+    drew any (then a legend is added)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="col")
+    fig, axes = plt.subplots(3, 2, figsize=(11, 12))
+    for column in range(2):  # epoch and time rows share the scale of each measure
+        axes[1, column].sharey(axes[0, column])
     drawn = draw(axes)
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
+    axes[2, 0].set(xlabel="step", ylabel="training error (1 - accuracy, each 10 steps)")
+    axes[2, 1].set(xlabel="step", ylabel="training loss (each 10 steps)", yscale="log")
     for ax in axes[0]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_title("training loss")
     axes[0, 1].set_title("test accuracy")
+    axes[2, 0].set_title("training error by step")
+    axes[2, 1].set_title("training loss by step")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     if drawn:

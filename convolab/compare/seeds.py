@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
+from ..training.metrics import read_steps
 from .results import ModelResult
 
 # The accuracy and loss figures summarized over seeds: key in results.json -> column of the table.
@@ -133,6 +134,16 @@ def epoch_curve(runs: list[ModelResult], key: str) -> Curve:
     length = max((len(r.history) for r in runs), default=0)
     columns = [[r.history[i][key] for r in runs if len(r.history) > i] for i in range(length)]
     return Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns])
+
+
+def step_curve(runs: list[ModelResult], key: str) -> tuple[list[float], Curve]:
+    """(steps, `key` of steps.csv at each: mean, lowest and highest over the runs that reached that step)."""
+    tables = [read_steps(r.run_dir) for r in runs]
+    length = max((len(t) for t in tables), default=0)
+    steps = [next(t[i]["step"] for t in tables if len(t) > i) for i in range(length)]
+    columns = [[t[i][key] for t in tables if len(t) > i] for i in range(length)]
+    return steps, Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns],
+                        [max(c) for c in columns])
 
 
 @dataclass
