@@ -30,6 +30,10 @@ output in OUT/gpu.log):
      engine's device-synchronized clock over the training steps; the test-set evaluation each
      epoch does is excluded, as the others do none).
 
+`--only throughput --compile [--models resnet20 resnet18]` measures the hand-written loop and convolab
+with torch.compile (the first H200 run found every step bound by the host at about 11 ms whatever the
+network: fewer kernel launches is the lever to try first).
+
 `--dry-run` runs every part on the CPU with tiny sizes (a 1,200-image subset of the tar, 1 epoch),
 to catch mistakes before GPU minutes are spent. Ends with a table of every figure.
 """
@@ -193,6 +197,11 @@ def main() -> None:
                         "./gpu-out)")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU, to check the script")
+    parser.add_argument("--compile", action="store_true", help="throughput: torch.compile the hand-written loop's "
+                        "model and convolab's (--compile); the textbook loop, bound by its per-sample data work, "
+                        "stays eager")
+    parser.add_argument("--models", nargs="+", metavar="MODEL", help="throughput: these models only (of "
+                        + ", ".join(name for name, _ in THROUGHPUT_MODELS) + ")")
     parser.add_argument("--part", choices=("throughput",), help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args()
     if args.part == "throughput":
@@ -220,7 +229,8 @@ def main() -> None:
                 results[part] = part_accuracy(part, args, log, cache)
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
-                       "--out", str(args.out)] + (["--dry-run"] if args.dry_run else [])
+                       "--out", str(args.out)] + (["--dry-run"] if args.dry_run else []) + \
+                    (["--compile"] if args.compile else []) + (["--models", *args.models] if args.models else [])
                 env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
                 rc, lines = run_streamed(cmd, LIMITS[part] - 5, log, env)
                 found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
@@ -341,6 +351,7 @@ def throughput_main(args) -> None:
     def handwritten(name: str, options: dict) -> list[float]:
         model = build(name, options)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        forward = torch.compile(model) if args.compile else model
         images, labels = data.train.images.to(device), data.train.labels.to(device)
         mean = torch.tensor(mean_, device=device).view(1, -1, 1, 1)
         std = torch.tensor(std_, device=device).view(1, -1, 1, 1)
@@ -358,7 +369,7 @@ def throughput_main(args) -> None:
                 x = x.float().div_(255).sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
                 y = labels[idx]
                 with autocast():
-                    logits = model(x)
+                    logits = forward(x)
                 loss = F.cross_entropy(logits.float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -375,11 +386,13 @@ def throughput_main(args) -> None:
             config = TrainConfig(model=name, data=data.name, epochs=epochs, batch_size=batch, optimizer="sgd",
                                  lr=0.01, weight_decay=0.0, schedule="constant", warmup_epochs=0, augment="crop-flip",
                                  output=tmp, device=str(device), progress=False, image_size=32,
-                                 model_options=options, amp="bf16" if amp else "off")
+                                 model_options=options, amp="bf16" if amp else "off", compile=args.compile)
             result = Trainer(config, data=data).fit()
         return [row["images_per_second"] for row in result.history]
 
     for name, options in THROUGHPUT_MODELS:
+        if args.models and name not in args.models:
+            continue
         speeds = {}
         for side, fn in (("textbook", textbook), ("handwritten", handwritten), ("convolab", engine)):
             per_epoch = fn(name, options)
@@ -387,7 +400,7 @@ def throughput_main(args) -> None:
             print(f"  {name} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        label = name + "".join(f" {k}={v}" for k, v in options.items())
+        label = name + "".join(f" {k}={v}" for k, v in options.items()) + (" compiled" if args.compile else "")
         record = {"model": label, "batch": batch, **{k: round(v) for k, v in speeds.items()},
                   "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
                   "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}
