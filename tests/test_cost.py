@@ -39,7 +39,7 @@ def test_bad_design_strings_raise_with_the_expected_form(text):
 
 def test_5x5_on_192x28x28_costs_120422400_multiplications():
     cost = design_cost((192, 28, 28), "5x5:32")
-    assert cost.multiplications == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400  # REFERENCE.md 4
+    assert cost.multiplications == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400  # docs/REFERENCE.md 4
     assert cost.output_shape == (32, 28, 28)
     assert cost.weights == 153_600 and cost.params == 153_632
 

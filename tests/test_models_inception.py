@@ -1,4 +1,4 @@
-"""The GoogLeNet / Inception family: exact counts against REFERENCE.md, stage shapes, aux heads."""
+"""The GoogLeNet / Inception family: exact counts against docs/REFERENCE.md, stage shapes, aux heads."""
 from __future__ import annotations
 
 import math
@@ -26,7 +26,7 @@ def meta_model(name: str, **kwargs) -> nn.Module:
         return create_model(name, **kwargs)
 
 
-# (model, options, params, MACs, input side); every figure is REFERENCE.md's or derived below.
+# (model, options, params, MACs, input side); every figure is docs/REFERENCE.md's or derived below.
 COUNTS = [
     # 2c / 1c: paper GoogLeNet, true 5x5, biases, no BN; aux heads 3,188,840 + 3,190,888 (2c).
     ("googlenet", {}, 6_998_552, 1_582_671_872, 224),

@@ -1,4 +1,4 @@
-"""ResNet, DenseNet, NiN and the lecture nets equal REFERENCE.md: parameters, MACs, stage shapes.
+"""ResNet, DenseNet, NiN and the lecture nets equal docs/REFERENCE.md: parameters, MACs, stage shapes.
 
 Counts run on the meta device (shapes only), so even ResNet-152 costs milliseconds.
 """
@@ -23,7 +23,7 @@ from convolab.layers import (
 from convolab.models._base import CIFAR10_MEAN, IMAGENET_MEAN, MNIST_MEAN
 from convolab.models.lecture import InceptionA, ResidualBlock
 
-# name: (input side, params, MACs); REFERENCE.md 1a, 1d, 1e (the lecture nets: counted here, by hand below)
+# name: (input side, params, MACs); docs/REFERENCE.md 1a, 1d, 1e (the lecture nets: counted here, by hand below)
 REFERENCE = {
     "resnet18": (224, 11_689_512, 1_814_073_344),
     "resnet34": (224, 21_797_672, 3_663_761_408),
@@ -166,7 +166,7 @@ def test_preact_resnet164_normalizes_before_pooling():
         (64, 32, 32), (128, 16, 16), (256, 8, 8), (256, 8, 8)]
 
 
-# REFERENCE.md 2a: (db1, t1, db2, t2, db3, t3, db4) channels
+# docs/REFERENCE.md 2a: (db1, t1, db2, t2, db3, t3, db4) channels
 DENSENET_CHANNELS = {
     "densenet121": (256, 128, 512, 256, 1024, 512, 1024),
     "densenet169": (256, 128, 512, 256, 1280, 640, 1664),

@@ -36,3 +36,13 @@ def test_readme_model_table_matches_the_counted_figures(row):
     assert size == tuple(model.data_config.input_size)
     assert count_params(model) == int(row["params"].replace(",", ""))
     assert count_macs(model, size) == int(row["macs"].replace(",", ""))
+
+
+def test_every_citation_of_the_reference_figures_names_a_section_of_docs_reference():
+    root = Path(__file__).resolve().parents[1]
+    headings = set(re.findall(r"^#{2,3} (\d+[a-z]?)\.", (root / "docs" / "REFERENCE.md").read_text(), re.M))
+    cited = set()
+    for path in [root / "README.md", *root.glob("convolab/**/*.py"), *root.glob("tests/*.py")]:
+        cited |= set(re.findall(r"docs/REFERENCE\.md(?:'s)?,? (?:section )?(\d+[a-z]?)\b", path.read_text()))
+    assert cited and cited <= headings, cited - headings
+    assert "4c and 4d output 608 channels" in (root / "docs" / "REFERENCE.md").read_text()

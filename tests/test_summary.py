@@ -118,7 +118,7 @@ def test_torchvision_googlenet_on_meta_matches_reference_and_lists_both_aux_head
     with torch.device("meta"):
         model = torchvision.models.googlenet(weights=None, init_weights=True)
     result = summary(model, (3, 224, 224), depth=1)
-    assert result.total_macs == 1_498_376_192  # REFERENCE.md 1a
+    assert result.total_macs == 1_498_376_192  # docs/REFERENCE.md 1a
     assert result.total_params == 13_004_888
     assert [(m.name, m.params) for m in result.not_run] == [("aux1", 3_188_968), ("aux2", 3_191_016)]
     assert "BatchNorm2d" in result.not_counted and "MaxPool2d" in result.not_counted
@@ -156,7 +156,7 @@ def test_googlenet_tv_totals_1498376192_macs_and_its_aux_heads_did_not_run():
     with torch.device("meta"):
         model = convolab.create_model("googlenet_tv", aux_logits=True)
     result = summary(model, (3, 224, 224))
-    assert result.total_macs == 1_498_376_192  # REFERENCE.md 1a: eval, aux heads not executed
+    assert result.total_macs == 1_498_376_192  # docs/REFERENCE.md 1a: eval, aux heads not executed
     assert result.total_params == 13_004_888
     assert [(m.name, m.params) for m in result.not_run] == [("aux1", 3_188_968), ("aux2", 3_191_016)]
 

@@ -1,6 +1,6 @@
 """Parameter and multiply-accumulate counts.
 
-MACs follow REFERENCE.md's convention: Conv2d `H_out*W_out*C_out*(C_in/groups)*kH*kW` plus Linear
+MACs follow docs/REFERENCE.md's convention: Conv2d `H_out*W_out*C_out*(C_in/groups)*kH*kW` plus Linear
 `in*out`, batch 1, nothing else (no BN, activations, pooling, adds or biases).
 """
 from __future__ import annotations

@@ -105,7 +105,7 @@ def lecture_mnist_verdict(out: Outcome) -> tuple[bool, str]:
 
 def lenet_fashion_verdict(out: Outcome) -> tuple[bool, str]:
     train, test = out.mean("lenet5", "train_acc"), out.mean("lenet5", "test_acc")
-    # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (REFERENCE.md section 3)
+    # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (docs/REFERENCE.md section 3)
     ok = 0.80 <= train <= 0.85 and test >= 0.75
     return ok, (f"lenet-fashion: lenet5 final train accuracy {train:.3f} (book 0.815-0.831), test {test:.3f} "
                 f"(book 0.762-0.823): {_held(ok)}")
@@ -183,7 +183,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "lenet-fashion",
         "d2l's LeNet-5 (sigmoid, SGD lr 0.9, batch 256, 10 epochs) on Fashion-MNIST",
-        "article 003 (d2l 6.6); book output train 0.831 / test 0.789 (REFERENCE.md section 3)",
+        "article 003 (d2l 6.6); book output train 0.831 / test 0.789 (docs/REFERENCE.md section 3)",
         (Arm(("lenet5",)), Arm(("lenet5_bn",), {"lr": 1.0}), Arm(("lenet5_modern",), {"lr": 0.1, "momentum": 0.9})),
         "fashion-mnist", D2L_LENET, D2L_LENET | {"epochs": 5, "train_subset": 20000},
         {"lenet5": "train 0.831, test 0.789 (CI builds: test 0.762-0.823)",
