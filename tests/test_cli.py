@@ -54,6 +54,12 @@ def test_train_last_line_is_test_accuracy(tmp_path, capsys):
     (["train"], "give a MODEL"),
     (["models", "--nope"], "unrecognized arguments"),
     (["evaluate", "missing-run/best.pt"], "does not exist"),
+    (["train", "lenet", "--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
+    (["train", "lenet", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
+    (["train", "lenet", "--train-subset", "0"], "--train-subset: must be a positive integer"),
+    (["reproduce", "degradaton"], "no experiment named 'degradaton'"),
+    (["reproduce", "batchnorm", "--seeds", "0"], "--seeds: must be a positive integer"),
+    (["compare", "lenet", "--seeds", "0"], "seeds"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)

@@ -159,7 +159,7 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
                     axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
                     axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
             for column, key in enumerate(("train_error", "train_loss")):
-                steps, values = step_curve(runs, key)
+                steps, values = step_curve([r.run_dir for r in runs], key)
                 axes[2, column].plot(steps, values.mean, color=color)
                 axes[2, column].fill_between(steps, values.low, values.high, color=color, alpha=0.2, linewidth=0)
         return any(s.finished for s in summaries)
@@ -279,15 +279,14 @@ def _page(title: str, parts: list[str]) -> str:
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
-def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,
-                 resumed_by: list[str] | None = None) -> dict[str, Any]:
-    """Write the four report files into `output` (each atomically) and return results.json's content."""
+def _report_head(results: list[ModelResult], output: Path, command: list[str] | str,
+                 resumed_by: list[str] | None, form: str) -> dict[str, Any]:
+    """What results.json holds of any comparison (the data are checked to be one set); creates `output`."""
     data = check_same_data(results)
-    output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     shared, differing = split_options(results)
-    report = {
-        "format": FORMAT,
+    return {
+        "format": form,
         "data": data,
         "command": command if isinstance(command, str) else shlex.join(command),
         "resumed_by": list(resumed_by or []),
@@ -295,17 +294,25 @@ def write_report(results: list[ModelResult], output: str | Path, command: list[s
         "versions": environment(results),
         "shared_options": shared,
         "differing_options": differing,
-        "models": [r.to_dict() for r in results],
     }
+
+
+def _curves_title(data: str, models: list[str], results: list[ModelResult]) -> str:
+    epochs = sorted({r.planned_epochs for r in results if r.planned_epochs})
+    return f"{data}: " + ", ".join(models) + (f" ({'/'.join(map(str, epochs))} epochs)" if epochs else "")
+
+
+def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,
+                 resumed_by: list[str] | None = None) -> dict[str, Any]:
+    """Write the four report files into `output` (each atomically) and return results.json's content."""
+    output = Path(output)
+    report = _report_head(results, output, command, resumed_by, FORMAT)
+    report["models"] = [r.to_dict() for r in results]
     text = json.dumps(report, indent=1) + "\n"
     atomic_write(output / "results.json", lambda tmp: Path(tmp).write_text(text))
     md = markdown_table(results)
     atomic_write(output / "results.md", lambda tmp: Path(tmp).write_text(md))
-    epochs = sorted({r.planned_epochs for r in results if r.planned_epochs})
-    title = f"{data}: " + ", ".join(r.model for r in results)
-    if epochs:
-        title += f" ({'/'.join(map(str, epochs))} epochs)"
-    curves = plot_comparison(results, title)
+    curves = plot_comparison(results, _curves_title(report["data"], [r.model for r in results], results))
     atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
     page = render_html(report, results, curves)
     atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
@@ -416,21 +423,10 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     """write_report for a comparison of several seeds per model (`results`: a row per run); results.json
     holds a row per model with the mean and sample standard deviation of each figure, the test of each
     pair of models and every run's row."""
-    data = check_same_data(results)
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    shared, differing = split_options(results)
     summaries = summarize_seeds(results)
     pairs = compare_pairs(summaries)
-    report = {
-        "format": SEEDS_FORMAT,
-        "data": data,
-        "command": command if isinstance(command, str) else shlex.join(command),
-        "resumed_by": list(resumed_by or []),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": environment(results),
-        "shared_options": shared,
-        "differing_options": differing,
+    report = _report_head(results, output, command, resumed_by, SEEDS_FORMAT) | {
         "statistics": SPREAD,
         "models": [s.to_dict() for s in summaries],
         "significance": [{"models": list(p.models), "figure": "final_acc", "test": "welch", "alpha": ALPHA,
@@ -443,11 +439,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
           + "".join(f"- {p.line}\n" for p in pairs))
     atomic_write(output / "results.md", lambda tmp: Path(tmp).write_text(md, encoding="utf-8"))
-    epochs = sorted({r.planned_epochs for r in results if r.planned_epochs})
-    title = f"{data}: " + ", ".join(s.model for s in summaries)
-    if epochs:
-        title += f" ({'/'.join(map(str, epochs))} epochs)"
-    curves = plot_seed_comparison(summaries, title)
+    curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
     atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
     page = render_seeds_html(report, summaries, results, curves)
     atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))

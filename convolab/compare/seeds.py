@@ -136,9 +136,9 @@ def epoch_curve(runs: list[ModelResult], key: str) -> Curve:
     return Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns])
 
 
-def step_curve(runs: list[ModelResult], key: str) -> tuple[list[float], Curve]:
+def step_curve(run_dirs: Sequence[str | Path], key: str) -> tuple[list[float], Curve]:
     """(steps, `key` of steps.csv at each: mean, lowest and highest over the runs that reached that step)."""
-    tables = [read_steps(r.run_dir) for r in runs]
+    tables = [read_steps(d) for d in run_dirs]
     length = max((len(t) for t in tables), default=0)
     steps = [next(t[i]["step"] for t in tables if len(t) > i) for i in range(length)]
     columns = [[t[i][key] for t in tables if len(t) > i] for i in range(length)]

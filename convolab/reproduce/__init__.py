@@ -17,10 +17,10 @@ from typing import Any
 
 from .._atomic import atomic_write
 from ..compare import compare_models
-from ..compare.seeds import verdict_line
+from ..compare.seeds import spread, step_curve, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig
-from ..training.metrics import read_metrics, read_steps
+from ..training.metrics import read_metrics
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -71,13 +71,6 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     return held, line, output / REPORT
 
 
-def _mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    return f"{mean:.4f} +- {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
-
-
 def summary_rows(experiment: Experiment, outcome: Outcome) -> list[dict[str, Any]]:
     rows = []
     for label in experiment.labels():
@@ -97,8 +90,9 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
              "| run | paper | final train error | final test accuracy | best test accuracy |",
              "|---|---|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| {row['run']} | {row['paper']} | {_mean_sd(row['final train error'])} | "
-                     f"{_mean_sd(row['final test accuracy'])} | {_mean_sd(row['best test accuracy'])} |")
+        figures = (spread(row[k]).format(".4f", "+-") for k in ("final train error", "final test accuracy",
+                                                                 "best test accuracy"))
+        lines.append(f"| {row['run']} | {row['paper']} | " + " | ".join(figures) + " |")
     significance = [verdict_line(a, outcome.final(a, "test_acc"), b, outcome.final(b, "test_acc"))
                     for i, a in enumerate(experiment.labels()) for b in experiment.labels()[i + 1:]]
     if seeds > 1:
@@ -115,7 +109,8 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
 
 
 def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], path: Path) -> None:
-    """Training error by step (He et al.'s Fig. 6 axes) and test accuracy by epoch, the mean over seeds."""
+    """Training error by step (He et al.'s Fig. 6 axes; shaded: min..max over seeds) and test accuracy by
+    epoch, the mean over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,12 +118,10 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
 
     fig, (ax_steps, ax_test) = plt.subplots(1, 2, figsize=(11, 4))
     for label, dirs in runs.items():
-        step_runs = [read_steps(d) for d in dirs]
-        length = min((len(s) for s in step_runs), default=0)
-        if length:
-            steps = [r["step"] for r in step_runs[0][:length]]
-            error = [statistics.fmean(s[i]["train_error"] for s in step_runs) for i in range(length)]
-            ax_steps.plot(steps, error, label=label)
+        steps, error = step_curve(dirs, "train_error")
+        if steps:
+            ax_steps.plot(steps, error.mean, label=label)
+            ax_steps.fill_between(steps, error.low, error.high, alpha=0.2, linewidth=0)
         histories = outcome.runs[label]
         epochs = min((len(h) for h in histories), default=0)
         if epochs:
