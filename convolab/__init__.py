@@ -1,6 +1,7 @@
 """convolab: the classic convolutional networks, built from readable blocks, measured and trained."""
-from ._registry import create_model, list_models, register_model
+from ._registry import list_models, register_model
+from ._version import __version__
 from .errors import ConvolabError
+from .models import create_model
 
-__version__ = "0.1.0"
 __all__ = ["ConvolabError", "__version__", "create_model", "list_models", "register_model"]

@@ -20,3 +20,12 @@ class ConfigError(ConvolabError, ValueError):
 
 class CheckpointError(ConvolabError):
     """A checkpoint that is missing, truncated, foreign or of the wrong model."""
+
+
+class FieldError(ConfigError):
+    """A value out of range for one option: `field` names it (a TrainConfig field), `problem` says what
+    is wrong ("must be a positive integer, got 0"). The message names the field; the CLI names its flag."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem

@@ -60,6 +60,13 @@ def test_train_last_line_is_test_accuracy(tmp_path, capsys):
     (["reproduce", "degradaton"], "no experiment named 'degradaton'"),
     (["reproduce", "batchnorm", "--seeds", "0"], "--seeds: must be a positive integer"),
     (["compare", "lenet", "--seeds", "0"], "seeds"),
+    # bounds declared on TrainConfig's fields, checked by the generated options
+    (["train", "lenet", "--ema", "2"], "--ema: must be a number in (0, 1), got 2.0"),
+    (["train", "lenet", "--random-erasing", "2"], "--random-erasing: must be a number in [0, 1], got 2.0"),
+    (["train", "lenet", "--label-smoothing", "1.5"], "--label-smoothing: must be a number in [0, 1), got 1.5"),
+    (["train", "lenet", "--momentum", "5"], "--momentum: must be a number in [0, 1), got 5.0"),
+    (["compare", "lenet", "--budget-seconds", "0"], "--budget-seconds: must be a positive number, got 0.0"),
+    (["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)

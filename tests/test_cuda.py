@@ -21,9 +21,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from convolab import create_model
+from convolab.cli._launch import free_port
 from convolab.data import StreamingImageData
 from convolab.training import TrainConfig, Trainer, load_checkpoint
-from convolab.training.distributed import free_port
 from convolab.training.sync_bn import convert_sync_batchnorm
 
 pytestmark = [pytest.mark.cuda,

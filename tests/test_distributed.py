@@ -15,8 +15,9 @@ import torch
 from conftest import signal_after_first_epoch
 
 from convolab.cli import main
+from convolab.cli._launch import strip_option
 from convolab.training import TrainConfig, Trainer, load_checkpoint
-from convolab.training.distributed import Distributed, strip_option
+from convolab.training.distributed import Distributed
 
 # BN-free and dropout-free (DDP keeps BN statistics per process); SGD, whose update is linear in
 # the gradient, so the two ways of averaging it differ by float round-off only.

@@ -121,5 +121,5 @@ def test_threads_sets_the_cpu_threads_of_the_run(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(ConfigError, match="--threads must be a positive integer"):
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
         TrainConfig(model="lenet5_modern", threads=0)

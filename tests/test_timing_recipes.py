@@ -75,7 +75,7 @@ def test_test_time_flip_scores_the_mean_of_image_and_mirror():
     both = evaluate(model, images, labels, transform, 16, torch.device("cpu"), return_logits=True, tta="flip")
     torch.testing.assert_close(both["logits"], (plain["logits"] + flipped["logits"]) / 2)
     assert both["acc"] == pytest.approx((both["logits"].argmax(1) == labels).float().mean().item())
-    with pytest.raises(ConfigError, match="--tta must be one of none, flip"):
+    with pytest.raises(ConfigError, match="tta must be one of none, flip"):
         TrainConfig(model="lenet5", tta="crop")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .._registry import create_model, get_entry, list_models
+from ..models import create_model, get_entry, list_models
 from .counting import count_macs, count_params
 
 

@@ -11,7 +11,9 @@ import pkgutil
 import sys
 from types import ModuleType
 
+from .._version import __version__
 from ..errors import ConvolabError
+from ._options import cli_message
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -32,8 +34,6 @@ def _verbs() -> dict[str, ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = OneLineParser(prog="convolab", description="Classic convolutional networks: build, "
                            "inspect, train, compare, fine-tune, export.")
     parser.add_argument("--version", action="version", version=f"convolab {__version__}")
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ConvolabError as err:
-        _say_error(f"convolab {args.verb}: error: {err}")
+        _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
         return 2
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")

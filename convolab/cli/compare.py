@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from ..compare import (
     compare_models,
@@ -14,8 +13,7 @@ from ..compare import (
     unfinished_line,
 )
 from ..errors import ConfigError
-from ._args import positive_float
-from .train import add_training_arguments, config_from_args
+from ._options import add_config_options, config_from_args
 
 HELP = ("train several models in turn with the same data and options; one report (table, curves, "
         "report.html) compares them")
@@ -25,19 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL", help="model names (see `convolab models`)")
     parser.add_argument("--resume", metavar="DIR", help="continue the comparison in DIR (its compare.json "
                         "holds the models, seeds and options): finished runs are kept, an interrupted one resumes")
-    parser.add_argument("--budget-seconds", type=positive_float, metavar="S",
-                        help="stop each model after the epoch in which its training time reaches S seconds "
-                        "(--epochs still sets the schedule's length and the most epochs)")
     parser.add_argument("--seeds", type=seeds_option, metavar="N|S,S,...",
                         help="train each model once per seed: N seeds from --seed on, or the seeds listed; "
                         "the report gives each figure's mean and standard deviation over the seeds and tests "
                         "each pair of models (default: 1, one run per model)")
-    add_training_arguments(parser)
-    for action in parser._actions:  # the shared option means the comparison folder here
-        if action.dest == "output":
-            action.metavar = "DIR"
-            action.help = ("comparison folder: the report, and runs/MODEL/ for each run (runs/MODEL/seed-S/ "
-                           "with several seeds) (default: runs/compare-DATA[-N])")
+    add_config_options(parser, skip=("init_from", "sync_bn"), metavar={"output": "DIR"}, help={
+        "output": "comparison folder: the report, and runs/MODEL/ for each run (runs/MODEL/seed-S/ with several "
+                  "seeds) (default: runs/compare-DATA[-N])",
+        "budget_seconds": "stop each model after the epoch in which its training time reaches S seconds "
+                          "(--epochs still sets the schedule's length and the most epochs)"})
 
 
 def seeds_option(text: str) -> int | list[int]:
@@ -59,14 +53,13 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.models or args.seeds is not None:
             raise ConfigError(f"--resume takes no MODEL or --seeds; they come from {args.resume}/compare.json")
-        results = resume_comparison(args.resume, command, progress=args.progress)
+        results = resume_comparison(args.resume, command, progress=getattr(args, "progress", True))
         output = args.resume
     else:
         if not args.models:
             raise ConfigError("give the MODELs to compare (see `convolab models`) or --resume DIR")
-        config = dataclasses.replace(config_from_args(args, model=args.models[0]),
-                                     budget_seconds=args.budget_seconds)
-        output = args.output or str(default_compare_dir(args.data))
+        config = config_from_args(args, model=args.models[0])
+        output = config.output or str(default_compare_dir(config.data))
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1)
     print(summary_table(results), end="")
     print(f"report: {output}/report.html (results.json, results.md, curves.png beside it)")

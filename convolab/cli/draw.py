@@ -5,9 +5,9 @@ import argparse
 
 import torch
 
-from .._registry import create_model
 from ..analysis.draw import draw
 from ..analysis.summary import resolve_input_size
+from ..models import create_model
 from ._args import input_size, positive_int
 
 HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"

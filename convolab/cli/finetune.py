@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..finetune import finetune_trainer
-from .train import add_training_arguments, config_from_args
+from ._options import add_config_options, config_from_args
 
 HELP = ("fine-tune a checkpoint on new data: new head (--until LAYER: only the layers up to LAYER), "
         "--freeze-backbone or --backbone-lr-scale; ends with `test accuracy: 0.xxxx`")
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt or a run folder")
     parser.add_argument("--until", metavar="LAYER",
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
-    add_training_arguments(parser)
+    add_config_options(parser, skip=("init_from", "sync_bn"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from ..reproduce import EXPERIMENTS, get_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.engine import next_free_dir
 from ._args import positive_int
+from ._options import add_config_options, given_config
 
 HELP = "run an experiment of the articles (degradation, resnet-cifar, ...) and say whether its claim held"
 
@@ -21,15 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the quick form: a subset and fewer epochs, about ten minutes on 2 CPU cores")
     parser.add_argument("--seeds", type=positive_int, metavar="N",
                         help="train every run N times, seeds SEED..SEED+N-1 (default: the experiment's)")
-    parser.add_argument("--seed", type=int, default=0, help="the first seed (default: %(default)s)")
-    parser.add_argument("--data", help="the data set or folder/tar (default: the experiment's; CIFAR-10 "
-                        "experiments take a folder or tar of it, or cifar10 with --download)")
-    parser.add_argument("--data-dir", help="where torchvision data sets live (default: ~/.cache/convolab/data)")
-    parser.add_argument("--download", action="store_true", help="download a torchvision data set if missing")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads of PyTorch")
-    parser.add_argument("--output", help="the experiment's folder (default: runs/reproduce-NAME[-N])")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_config_options(parser, only=("seed", "data", "data_dir", "download", "device", "threads", "output",
+                                      "progress"), help={
+        "seed": "the first seed (default: 0)",
+        "data": "the data set or folder/tar (default: the experiment's; CIFAR-10 experiments take a folder or tar "
+                "of it, or cifar10 with --download)",
+        "output": "the experiment's folder (default: runs/reproduce-NAME[-N])"})
 
 
 def list_experiments() -> str:
@@ -48,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         raise ConfigError("give an experiment NAME (see `convolab reproduce --list`)")
     experiment = get_experiment(args.name)
-    base = TrainConfig(model="", data=args.data or experiment.data, data_dir=args.data_dir, download=args.download,
-                       device=args.device, threads=args.threads, progress=args.progress, seed=args.seed)
-    output = args.output or str(next_free_dir(f"reproduce-{experiment.name}"))
+    given = given_config(args)
+    output = given.pop("output", None) or str(next_free_dir(f"reproduce-{experiment.name}"))
+    base = TrainConfig(model="", **({"data": experiment.data} | given))
     held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
                                         command=shlex.join(["convolab", *args._argv]))
     print(f"report: {report} (curves.png and reproduce.json beside it)")

@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from .._registry import create_model
 from ..analysis.summary import resolve_input_size, summary
+from ..models import create_model
 from ._args import input_size, positive_int
 
 HELP = "per-layer output shapes, parameters and MACs of a model"

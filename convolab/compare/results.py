@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from .._registry import create_model
 from ..analysis import count_macs, count_params
 from ..errors import CheckpointError, ConfigError
+from ..models import create_model
 from ..training import TrainConfig, load_checkpoint
 from ..training.metrics import read_metrics
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import create_model
 from ..analysis.summary import summary
+from ..models import create_model
 from ..ops import conv1x1_as_matmul, conv2d, conv_output_size, corr2d
 from ._format import nested, rows, size
 

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__, create_model
+from .._version import __version__
 from ..errors import CheckpointError, ConfigError, ConvolabError
+from ..models import create_model
 from ..training.checkpoint import atomic_write, load_checkpoint, served_weights
 from .fold import count_batchnorm, fold_batchnorm
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._registry import create_model
+from ..layers import BasicBlock, Bottleneck
+from ..models import create_model
+from ..models.densenet import DenseNet, DenseNetSpec
+from ..models.resnet import ResNet, imagenet_stages
 from . import UnsupportedArchitectureError, converter
 
 # (block expansion, blocks per stage) and (blocks, growth rate, stem width, bn_size) of the
@@ -43,11 +46,8 @@ def _load(ours: nn.Module, peer: nn.Module, renames: dict[str, str]) -> nn.Modul
 @converter("torchvision", "ResNet")
 def convert_resnet(peer: nn.Module) -> nn.Module:
     """torchvision ResNet-18/34/50/101/152 (any depth of basic or bottleneck blocks) -> ours."""
-    from torchvision.models.resnet import BasicBlock as TvBasic
+    from torchvision.models.resnet import BasicBlock as TvBasic  # torchvision: only when converting from it
     from torchvision.models.resnet import Bottleneck as TvBottleneck
-
-    from ..layers import BasicBlock, Bottleneck
-    from ..models.resnet import ResNet, imagenet_stages
 
     groups, width = getattr(peer, "groups", 1), getattr(peer, "base_width", 64)
     if groups != 1 or width != 64:
@@ -81,8 +81,6 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
 @converter("torchvision", "DenseNet")
 def convert_densenet(peer: nn.Module) -> nn.Module:
     """torchvision DenseNet-121/169/201/161 (any block config, growth rate, bn_size) -> ours."""
-    from ..models.densenet import DenseNet, DenseNetSpec
-
     features = peer.features
     blocks = [m for name, m in features.named_children() if name.startswith("denseblock")]
     transitions = [m for name, m in features.named_children() if name.startswith("transition")]

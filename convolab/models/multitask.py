@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._registry import create_model, register_model
+from .._registry import register_model
 from ._base import ConvNet, FeatureInfo
+from ._factory import create_model
 
 
 class MultiTaskNet(ConvNet):

@@ -1,123 +1,172 @@
-"""The resolved configuration of a training run (written to the run folder as config.json)."""
+"""The configuration of a training run: the one place every training option is declared.
+
+Each field of `TrainConfig` carries its help text, its choices or bounds, its group and whether it may
+change when a run is resumed. The CLI generates its options from these fields (convolab/cli/_options.py),
+and every value is checked once, here, by `check_option` — from Python (`TrainConfig(epochs=0)`) and from
+the command line alike. A library error names the Python field (`epochs must be a positive integer, got 0`);
+the CLI says the flag instead.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+import types
+import typing
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..data.stream import LOADERS, MIN_CROP_SCALE
-from ..errors import ConfigError
+from .._registry import train_defaults
+from ..data import LOADERS
+from ..data.decode import MIN_CROP_SCALE
+from ..errors import ConfigError, FieldError
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+from .recipes import RECIPES
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
 TTA_MODES = ("none", "flip")
+NORMALIZE_MODES = ("data", "model")
+
+
+def option(default: Any, help: str, *, group: str = "run", choices: tuple | None = None,
+           bounds: str | None = None, resume: bool = False, metavar: str | None = None, flag: str | None = None,
+           cli: bool = True) -> Any:
+    """A TrainConfig field. `bounds`: an interval such as "(0, inf)", "[0, 1)" or "[1, inf)" for numbers;
+    `resume`: the option may change on a resumed run; `flag`: the CLI's name if not --field-name;
+    `cli=False`: not a command-line option."""
+    meta = {"help": help, "group": group, "choices": choices, "bounds": bounds, "resume": resume,
+            "metavar": metavar, "flag": flag, "cli": cli}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=type(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    model: str
-    data: str = "mnist5k"
-    data_dir: str | None = None
-    download: bool = False
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR)
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = False
-    schedule: str = "onecycle"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    aux_weight: float | None = None  # None: the paper's weight for models with auxiliary heads
-    clip_grad: float | None = None
-    ema_decay: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: bool = True  # NHWC: several times faster convolutions on CPU (oneDNN) and CUDA
-    compile: bool = False
-    threads: int | None = None  # torch.set_num_threads in each process (None: PyTorch's default)
-    image_size: int | None = None  # None: the model's input size
-    normalize: str = "data"  # "data": the training set's statistics; "model": the model's data config
-    augment: str = "auto"
-    random_erasing: float = 0.0
-    tta: str = "none"  # test-time augmentation: "flip" scores the mean of the logits of image and mirror
-    recipe: str | None = None  # the named recipe whose values this run took (convolab.training.recipes)
-    patience: int | None = None  # early stopping, in epochs without improvement of test accuracy
-    budget_seconds: float | None = None  # stop after the epoch in which training time reaches this
-    min_delta: float = 0.0
-    output: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    skip_bad_images: bool = False
-    val_fraction: float = 0.1
-    train_subset: int | None = None  # train on this many training images (classes balanced, seeded)
-    test_subset: int | None = None  # evaluate on this many test images
-    loader: str = "auto"  # image folders: "cache" small images in memory, "stream" large ones from the files
-    workers: int | None = None  # DataLoader processes that decode streamed images (None: min(8, CPUs))
-    min_crop_scale: float = MIN_CROP_SCALE  # streamed training images: random-resized crops of this much area up
-    sync_bn: bool = False  # several processes: batch-norm statistics over the whole global batch
-    tensorboard: bool = False
-    progress: bool = True
-    # Transfer and several outputs (convolab/finetune).
-    init_from: str | None = None  # checkpoint whose weights matching by name and shape are loaded
-    freeze_backbone: bool = False  # train the heads only; frozen BN stays in eval mode
-    backbone_lr_scale: float | None = None  # the backbone's learning rate is lr x this
-    loss_weights: dict[str, float] = field(default_factory=dict)  # per output, e.g. {"main": 1, "aux1": 0.3}
-    extra_targets: list[str] = field(default_factory=list)  # derived targets of task heads, e.g. ["parity"]
+    model: str = option(MISSING, "model name (see `convolab models`)", cli=False)  # type: ignore[assignment]
+    # data
+    data: str = option("mnist5k", "mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, or an image folder "
+                       "/ .tar / .tar.gz of one", group="data")
+    data_dir: str | None = option(None, "where torchvision data sets live (default: ~/.cache/convolab/data)",
+                                  group="data", resume=True)
+    download: bool = option(False, "download a torchvision data set if missing", group="data")
+    image_size: int | None = option(None, "train at this size (default: the model's input size)", group="data",
+                                    bounds="[1, inf)")
+    augment: str = option("auto", "auto: random crop and flips for colour images, none for grey digits",
+                          group="data", choices=AUGMENT_MODES)
+    random_erasing: float = option(0.0, "probability of erasing a random rectangle of each training image",
+                                   group="data", bounds="[0, 1]", metavar="P")
+    tta: str = option("none", "test-time augmentation: flip scores the mean of the logits of each test image "
+                      "and its mirror image", group="data", choices=TTA_MODES)
+    normalize: str = option("data", "use the data set's or the model's mean/std", group="data",
+                            choices=NORMALIZE_MODES)
+    skip_bad_images: bool = option(False, "count and skip unreadable images", group="data")
+    val_fraction: float = option(0.1, "held-out fraction when an image folder has no test/ or val/ split",
+                                 group="data", bounds="[0, 1)")
+    train_subset: int | None = option(None, "train on N of the training images (every class alike, the same "
+                                      "ones each run)", group="data", bounds="[1, inf)", metavar="N")
+    test_subset: int | None = option(None, "evaluate on N of the test images", group="data", bounds="[1, inf)",
+                                     metavar="N")
+    loader: str = option("auto", "image folders: cache small images once in memory, stream large ones from the "
+                         "files through worker processes; auto picks by image size", group="data", choices=LOADERS)
+    workers: int | None = option(None, "processes decoding streamed images (default: min(8, CPUs); 0: in the "
+                                 "main process)", group="data", bounds="[0, inf)", metavar="N", resume=True)
+    min_crop_scale: float = option(MIN_CROP_SCALE, "streamed training images are random-resized crops of S to 1 "
+                                   "of the image area (as Inception)", group="data", bounds="(0, 1]", metavar="S")
+    # optimization
+    epochs: int = option(10, "epochs to train (on --resume: more than the run has, to extend it; the schedule "
+                         "is then the one of a run of this length)", group="optimization", bounds="[1, inf)",
+                         resume=True)
+    batch_size: int = option(64, "images per step (with --nproc: the global batch)", group="optimization",
+                             bounds="[1, inf)")
+    lr: float | None = option(None, "base learning rate (default: the model's registered default, else 0.05 "
+                              "for sgd, 2e-3 for adam/adamw, 1e-3 for rmsprop)", group="optimization",
+                              bounds="(0, inf)")
+    optimizer: str = option("adamw", "the optimizer", group="optimization", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "momentum (sgd, rmsprop) or beta1 (adam, adamw)", group="optimization",
+                             bounds="[0, 1)")
+    nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimization")
+    weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
+    decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
+    schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)
+    warmup_epochs: float = option(1.0, "linear warm-up, in epochs", group="optimization", bounds="[0, inf)")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", group="optimization",
+                                    bounds="[0, 1)")
+    aux_weight: float | None = option(None, "auxiliary-head loss weight (default: the paper's, 0.3 GoogLeNet, "
+                                      "0.4 Inception-v3)", group="optimization", bounds="[0, inf)")
+    clip_grad: float | None = option(None, "clip the gradient norm to NORM", group="optimization",
+                                     bounds="(0, inf)", metavar="NORM")
+    ema_decay: float | None = option(None, "evaluate an exponential moving average of the weights with this decay",
+                                     group="optimization", bounds="(0, 1)", metavar="DECAY", flag="--ema")
+    patience: int | None = option(None, "early stopping after this many epochs without improvement",
+                                  group="optimization", bounds="[1, inf)", resume=True)
+    min_delta: float = option(0.0, "the least gain in test accuracy that counts as an improvement",
+                              group="optimization", bounds="[0, 1]", resume=True)
+    budget_seconds: float | None = option(None, "stop after the epoch in which training time reaches S seconds "
+                                          "(--epochs still sets the schedule's length)", group="optimization",
+                                          bounds="(0, inf)", metavar="S", resume=True)
+    recipe: str | None = option(None, "a named set of option values that the options given on the command line "
+                                "override; fast: " + RECIPES["fast"].summary, group="optimization",
+                                choices=tuple(sorted(RECIPES)))
+    # run
+    seed: int = option(0, "random seed of initialization, data order and augmentation")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", resume=True)
+    amp: str = option("auto", "mixed precision (auto: bf16 on CUDA, off on the CPU)", choices=AMP_MODES)
+    channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
+                                 "and CUDA")
+    compile: bool = option(False, "torch.compile the model", resume=True)
+    threads: int | None = option(None, "CPU threads of PyTorch in each process (default: PyTorch's, one per core; "
+                                 "1 on a machine other jobs share, where waiting threads spin)", bounds="[1, inf)",
+                                 metavar="N", resume=True)
+    tensorboard: bool = option(False, "also log to RUN_DIR/tensorboard", resume=True)
+    progress: bool = option(True, "no progress bar", flag="--no-progress", resume=True)
+    output: str | None = option(None, "run folder (default: runs/MODEL-DATA[-N])")
+    model_options: dict[str, Any] = option({}, "passed to the model constructor, e.g. aux_logits=false "
+                                           "(repeatable)", metavar="KEY=VALUE", flag="--model-option")
+    sync_bn: bool = option(False, "with several processes: batch-norm statistics over the whole global batch, so "
+                           "N processes train the network of one (off: each process's share, as DDP does)")
+    # transfer and several outputs (convolab/finetune)
+    init_from: str | None = option(None, "start from the weights of a checkpoint that match by name and shape "
+                                   "(the others are listed by name)", group="transfer and several outputs",
+                                   metavar="CHECKPOINT")
+    freeze_backbone: bool = option(False, "train only the classifier and other heads (the backbone's batch norm "
+                                   "is frozen too)", group="transfer and several outputs")
+    backbone_lr_scale: float | None = option(None, "the backbone learns at F x the learning rate (the heads at "
+                                             "1 x)", group="transfer and several outputs", bounds="(0, inf)",
+                                             metavar="F")
+    loss_weights: dict[str, float] = option({}, "loss weight per model output, e.g. main=1.0,aux1=0.3,aux2=0.3 "
+                                            "or main=1,parity=0.5", group="transfer and several outputs",
+                                            metavar="NAME=W,...", flag="--loss")
+    extra_targets: list[str] = option([], "a second target per image derived from its class, learnt by the "
+                                      "output NAME: parity (digits: even/odd), vehicle (CIFAR-10: animal/vehicle) "
+                                      "(repeatable)", group="transfer and several outputs", metavar="NAME",
+                                      flag="--extra-target")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-        if self.budget_seconds is not None and not self.budget_seconds > 0:
-            raise ConfigError(f"--budget-seconds must be a positive number, got {self.budget_seconds}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.augment not in AUGMENT_MODES:
-            raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
-        if self.tta not in TTA_MODES:
-            raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads <= 0):
-            raise ConfigError(f"--threads must be a positive integer, got {self.threads}")
-        if self.loader not in LOADERS:
-            raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
-        if not 0 < self.min_crop_scale <= 1:
-            raise ConfigError(f"--min-crop-scale must be in (0, 1], got {self.min_crop_scale}")
-        if self.normalize not in ("data", "model"):
-            raise ConfigError(f"--normalize must be 'data' or 'model', got {self.normalize!r}")
-        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ConfigError("--weight-decay must be >= 0 and --label-smoothing in [0, 1)")
-        if self.backbone_lr_scale is not None and not 0 < self.backbone_lr_scale < float("inf"):
-            raise ConfigError(f"--backbone-lr-scale must be a positive number, got {self.backbone_lr_scale}")
-        bad = {k: v for k, v in self.loss_weights.items() if not 0 <= v < float("inf")}
-        if bad:
-            raise ConfigError(f"--loss weights must be numbers >= 0, got {bad}")
+        for f in fields(self):
+            check_option(f.name, getattr(self, f.name))
 
     @property
     def base_lr(self) -> float:
         """--lr, else the model's registered default, else the optimizer's."""
         if self.lr is not None:
             return self.lr
-        from .._registry import get_entry
+        return train_defaults(self.model).get("lr", DEFAULT_LR[self.optimizer])
 
-        return get_entry(self.model).train_defaults.get("lr", DEFAULT_LR[self.optimizer])
+    def resumed_with(self, changes: dict[str, Any]) -> TrainConfig:
+        """This run's config with `changes` for its resumption: only options that cannot change what the
+        run computes (the device, threads, workers, progress...) may differ, and `epochs`, which extends
+        (or shortens) the run: its learning-rate schedule becomes that of a run of the new length, from the
+        step it stopped at. Any other change is refused, naming the field."""
+        for name, value in changes.items():
+            old = getattr(self, name)
+            if value != old and not FIELDS[name].metadata["resume"]:
+                raise FieldError(name, f"cannot change when a run is resumed (the run has {old!r}; it shaped the "
+                                 "model, data, optimizer or schedule already trained): leave it out, or start a "
+                                 "new run")
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,3 +183,77 @@ class TrainConfig:
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
                               "give the --output folder of a `convolab train` run")
         return cls.from_dict(json.loads(path.read_text()))
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def option_type(name: str) -> type:
+    """The field's value type without None: int, float, str, bool, dict or list."""
+    hint = _TYPES[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None` -> int
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def resumable_options() -> list[str]:
+    """The fields a resumed run may change."""
+    return [name for name, f in FIELDS.items() if f.metadata["resume"]]
+
+
+def _interval(bounds: str) -> tuple[bool, float, float, bool]:
+    low, high = bounds[1:-1].split(",")
+    return bounds[0] == "[", float(low), float(high), bounds[-1] == "]"
+
+
+def _bounds_phrase(kind: type, bounds: str) -> str:
+    closed_low, low, high, closed_high = _interval(bounds)
+    noun = "an integer" if kind is int else "a number"
+    if math.isinf(high):
+        if kind is int and low == 1 or kind is float and low == 0 and not closed_low:
+            return f"must be a positive {'integer' if kind is int else 'number'}"
+        return f"must be {noun} >= {low:g}" if closed_low else f"must be {noun} > {low:g}"
+    return f"must be {noun} in {bounds[0]}{low:g}, {high:g}{bounds[-1]}"
+
+
+def option_problem(name: str, value: Any) -> str | None:
+    """What is wrong with `value` for the field `name` (a phrase such as "must be a positive integer,
+    got 0"), or None: the one check of every option's type, choices and bounds."""
+    meta, kind = FIELDS[name].metadata, option_type(name)
+    if value is None and FIELDS[name].default is None:
+        return None
+    if kind is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if kind in (int, float):
+        numeric = isinstance(value, int) or (kind is float and isinstance(value, float))
+        if not numeric or isinstance(value, bool):
+            return f"must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+        if meta["bounds"]:
+            closed_low, low, high, closed_high = _interval(meta["bounds"])
+            inside = (value >= low if closed_low else value > low) and (value <= high if closed_high else value < high)
+            if not inside or (kind is float and math.isnan(value)):
+                return f"{_bounds_phrase(kind, meta['bounds'])}, got {value}"
+        return None
+    if kind is str:
+        if not isinstance(value, str):
+            return f"must be a string, got {value!r}"
+        choices = meta["choices"]
+        if choices and value not in choices:
+            return f"must be one of {', '.join(choices)}, got {value!r}"
+        return None
+    if kind is dict and name == "loss_weights":
+        bad = {k: v for k, v in value.items() if not isinstance(v, (int, float)) or not 0 <= v < float("inf")}
+        return f"must map each output to a weight >= 0, got {bad}" if bad else None
+    if kind is dict:
+        return None if isinstance(value, dict) else f"must be a dict, got {value!r}"
+    if kind is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return None if ok else f"must be a list of names, got {value!r}"
+    return None
+
+
+def check_option(name: str, value: Any) -> None:
+    problem = option_problem(name, value)
+    if problem is not None:
+        raise FieldError(name, problem)

@@ -1,7 +1,7 @@
 """Data-parallel training on several processes through PyTorch's own engine (torch.distributed).
 
-`launch` (behind `convolab train --nproc N`) or torchrun starts the processes and sets RANK,
-WORLD_SIZE and LOCAL_RANK; `Distributed.from_env` joins the process group (gloo on the CPU, NCCL
+The CLI's launcher (`convolab train --nproc N`, convolab/cli/_launch.py) or torchrun starts the processes
+and sets RANK, WORLD_SIZE and LOCAL_RANK; `Distributed.from_env` joins the process group (gloo on the CPU, NCCL
 on CUDA). Every rank takes `idx[rank::world]` of each global batch, so the global batch and the
 data order are those of one process; DDP averages the gradients, which equals the gradient of the
 whole batch's mean loss.
@@ -9,16 +9,7 @@ whole batch's mean loss.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,147 +124,3 @@ class Distributed:
             if finished:
                 dist.barrier()
             dist.destroy_process_group()
-
-
-# Exit code of a rank that stopped because another one did; that one printed the cause.
-PEER_LOST = 3
-_CONSEQUENCE = "#lost-peer "  # marks such a rank's line in its CONVOLAB_ERROR_FILE
-_GRACE_SECONDS = 15.0  # after one rank fails, how long the others get to notice before they are killed
-
-
-# What gloo and NCCL say when the other end of a collective has gone.
-_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "gloo/transport",
-              "NCCL communicator was aborted")
-
-
-def lost_peer(err: BaseException) -> bool:
-    """True for the error a rank gets from a collective once another rank has gone: gloo raises a
-    plain RuntimeError ("Connection closed by peer"), from a torch.distributed call or from inside
-    the backward pass, where DistributedDataParallel all-reduces the gradients."""
-    if isinstance(err, dist.DistError):
-        return True
-    if not isinstance(err, RuntimeError):
-        return False
-    if any(text in str(err) for text in _PEER_GONE):
-        return True
-    tb = err.__traceback__
-    while tb is not None:
-        if f"torch{os.sep}distributed{os.sep}" in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def note_lost_peer(err: BaseException) -> None:
-    """Leave the error in CONVOLAB_ERROR_FILE marked as a consequence, not a cause: the launcher
-    shows it only if no process said why it stopped."""
-    path = os.environ.get("CONVOLAB_ERROR_FILE")
-    if path:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        with open(path, "a") as f:
-            f.write(f"{_CONSEQUENCE}{type(err).__name__}: {first[:300]}\n")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run `convolab ARGV` in `nproc` processes on this machine (what `torchrun --standalone` does,
-    with convolab's own messages): rank r gets RANK=r, LOCAL_RANK=r, WORLD_SIZE and a free local
-    MASTER_PORT. Returns the exit code of the first rank that failed for a reason of its own, else 0.
-
-    Ctrl-C reaches the ranks with us (one process group) and a SIGINT or SIGTERM sent to this
-    process alone is passed on; either way the ranks save their state and stop together, and this
-    process waits for them. When a rank fails, the others stop at their next collective operation
-    (quietly, with PEER_LOST); one still running after a grace period is killed, as torchrun does.
-    """
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
-               WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # share the cores
-    procs: list[subprocess.Popen] = []
-
-    def forward(signum, _frame):
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
-    reports = Path(tempfile.mkdtemp(prefix="convolab-ranks-"))
-    try:
-        for rank in range(nproc):
-            procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv], env=env | {
-                "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt")}))
-        codes, killed = _wait_for_ranks(procs)
-        said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
-                for rank in range(nproc)]
-        _explain_failure(nproc, codes, killed, said)
-        own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
-        if own:
-            return own[0] if own[0] > 0 else 128 - own[0]  # died of signal N: 128 + N, as a shell says
-        return 1 if any(codes) else 0
-    finally:
-        shutil.rmtree(reports, ignore_errors=True)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[list[str]]) -> None:
-    """One line on stderr for a failed job, unless rank 0 printed it already: the first other rank's
-    own error (a mistake every rank makes, such as --device cuda without CUDA, is said once, not N
-    times), else the rank that died of a signal, else the lost contact."""
-    causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
-    died = [(rank, -code) for rank, code in enumerate(codes) if code < 0 and rank not in killed]
-    if causes[0]:
-        return
-    if any(causes):
-        sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
-    elif died:
-        rank, signum = died[0]
-        hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
-        sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal.Signals(signum).name}"
-                         f"{hint}; the others were stopped\n")
-    elif any(codes):
-        lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
-        sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"
-                         f"{' (' + lost[0] + ')' if lost else ''} and none said why; run the same command "
-                         "without --nproc to see the error\n")
-
-
-def _wait_for_ranks(procs: list[subprocess.Popen]) -> tuple[list[int], set[int]]:
-    """Every rank's exit code, and the ranks this launcher had to kill."""
-    failed_at, killed = None, set()
-    while True:
-        codes = [proc.poll() for proc in procs]
-        if all(code is not None for code in codes):
-            break
-        if failed_at is None and any(code for code in codes):
-            failed_at = time.monotonic()
-        if failed_at is not None and time.monotonic() - failed_at > _GRACE_SECONDS:
-            for rank, proc in enumerate(procs):
-                if proc.poll() is None:
-                    proc.kill()
-                    killed.add(rank)
-        time.sleep(0.05)
-    return codes, killed
-
-
-def strip_option(argv: Sequence[str], option: str, min_prefix: int) -> list[str]:
-    """`argv` without `option VALUE` / `option=VALUE` (also argparse's abbreviations of it)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if len(name) >= min_prefix and option.startswith(name):
-            skip = "=" not in arg
-            continue
-        out.append(arg)
-    return out

@@ -1,0 +1,130 @@
+"""The training verbs' options, generated from `TrainConfig`'s fields (convolab/training/config.py).
+
+Each field declares its help, choices, bounds and group; this module turns them into argparse options
+whose values are checked by the same function that checks a `TrainConfig` built from Python. An option
+left out on the command line is absent from the parsed namespace (its default is `SUPPRESS`), so the
+options a user gave are exactly the config values present: a recipe fills in the rest, and a resumed run
+knows what was asked of it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Collection
+from dataclasses import MISSING
+from typing import Any
+
+from ..errors import ConfigError, ConvolabError, FieldError
+from ..training import TrainConfig
+from ..training.config import FIELDS, option_problem, option_type
+from ..training.recipes import recipe_values
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a TrainConfig field: `--epochs`, `--ema` for ema_decay."""
+    return FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+
+
+def cli_message(err: ConvolabError) -> str:
+    """The error's line as the CLI says it: a field of TrainConfig is named by its flag."""
+    if isinstance(err, FieldError) and err.field in FIELDS:
+        return f"{flag_of(err.field)} {err.problem}"
+    return str(err)
+
+
+def _value_parser(name: str, kind: type):
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        problem = option_problem(name, value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def loss_weights(text: str) -> dict[str, float]:
+    """`main=1.0,aux1=0.3` -> {"main": 1.0, "aux1": 0.3}."""
+    weights: dict[str, float] = {}
+    for pair in filter(None, text.split(",")):
+        name, sep, value = pair.partition("=")
+        try:
+            weight = float(value) if sep and name.strip() else -1.0
+        except ValueError:
+            weight = -1.0
+        if not 0 <= weight < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT pairs with weights >= 0, got {pair!r}")
+        weights[name.strip()] = weight
+    return weights
+
+
+def model_option(pair: str) -> tuple[str, Any]:
+    """`KEY=VALUE` -> (key, value), the value read as JSON where it is (numbers, true/false, null)."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--model-option expects KEY=VALUE, got {pair!r}")
+    try:
+        return key, json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+# Fields whose command-line form is not one value of their type.
+_SPECIAL: dict[str, dict[str, Any]] = {
+    "loss_weights": {"type": loss_weights},
+    "model_options": {"action": "append"},
+    "extra_targets": {"action": "append"},
+}
+
+
+def _help(name: str, text: str) -> str:
+    default = FIELDS[name].default
+    if name == "progress" or default is MISSING or default in (None, False, "") or "(default" in text:
+        return text
+    return f"{text} (default: {'on' if default is True else default})"
+
+
+def add_config_options(parser: argparse.ArgumentParser, skip: Collection[str] = (), only: Collection[str] = (),
+                       help: dict[str, str] | None = None, metavar: dict[str, str] | None = None) -> None:
+    """An option for every command-line field of TrainConfig (or only those in `only`), in its group."""
+    groups: dict[str, Any] = {}
+    for name, f in FIELDS.items():
+        meta = f.metadata
+        if not meta["cli"] or name in skip or (only and name not in only):
+            continue
+        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        kind, flag = option_type(name), flag_of(name)
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
+                                  "help": _help(name, (help or {}).get(name, meta["help"]))}
+        if kind is bool:
+            kwargs["action"] = ("store_false" if flag.startswith("--no-") else
+                                argparse.BooleanOptionalAction if f.default is True else "store_true")
+        elif name in _SPECIAL:
+            kwargs.update(_SPECIAL[name])
+        elif meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        else:
+            kwargs["type"] = _value_parser(name, kind)
+        if kind is not bool and (meta["metavar"] or (metavar or {}).get(name)):
+            kwargs["metavar"] = (metavar or {}).get(name, meta["metavar"])
+        group.add_argument(flag, **kwargs)
+
+
+def given_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig values typed on the command line (and only those)."""
+    given = {name: getattr(args, name) for name, f in FIELDS.items() if f.metadata["cli"] and hasattr(args, name)}
+    if "model_options" in given:
+        given["model_options"] = dict(model_option(pair) for pair in given["model_options"])
+    return given
+
+
+def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
+    """The options given, over the recipe's values (`--recipe`), over TrainConfig's defaults."""
+    given = given_config(args)
+    return TrainConfig(model=model, **(recipe_values(given.get("recipe"), set(given)) | given))

@@ -1,0 +1,39 @@
+"""`create_model`: a registered entry built, and optionally cut into its feature maps or its first stages."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .._registry import get_entry
+from ..errors import ConfigError
+from ._features import features_only as feature_maps
+from ._features import truncate
+
+
+def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
+                 **options: Any) -> nn.Module:
+    """Build a registered model; `None` leaves the model's own default.
+
+    `features_only=True` (with `out_indices`) gives the feature maps of the chosen stages as a
+    list; `until=LAYER` keeps the layers up to LAYER under a fresh head (see models/_features.py).
+    """
+    entry = get_entry(name)
+    kwargs = dict(options)
+    features_only = kwargs.pop("features_only", False)
+    out_indices = kwargs.pop("out_indices", None)
+    until = kwargs.pop("until", None)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if in_chans is not None:
+        kwargs["in_chans"] = in_chans
+    try:
+        model = entry.fn(**kwargs)
+    except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {err}") from None
+    model.model_name = entry.name
+    if until is not None:
+        model = truncate(model, until)
+    if features_only:
+        model = feature_maps(model, tuple(out_indices) if out_indices is not None else None)
+    return model

@@ -1,0 +1,100 @@
+"""TrainConfig as the one source of the training options: the generated CLI, the one check of every
+value, errors that name the field from Python and the flag from the CLI, and `--resume` with options."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from convolab.cli import build_parser, main
+from convolab.errors import FieldError
+from convolab.training import TrainConfig
+from convolab.training.config import FIELDS, resumable_options
+from convolab.training.metrics import read_metrics, read_steps
+from convolab.training.optim import lr_factor
+
+
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[verb]
+
+
+@pytest.mark.parametrize("verb, skipped", [("train", set()), ("compare", {"init_from", "sync_bn"}),
+                                           ("finetune", {"init_from", "sync_bn"})])
+def test_every_training_option_is_generated_from_its_field(verb, skipped):
+    dests = {a.dest: a for a in verb_parser(verb)._actions}
+    for name, f in FIELDS.items():
+        if f.metadata["cli"] and name not in skipped:
+            assert name in dests, f"{verb} has no option for TrainConfig.{name}"
+            assert dests[name].help and f.metadata["help"].split()[0] in dests[name].help
+
+
+def test_a_library_error_names_the_field():
+    with pytest.raises(FieldError, match=r"^epochs must be a positive integer, got 0$"):
+        TrainConfig(model="lenet5", epochs=0)
+    with pytest.raises(FieldError, match=r"^ema_decay must be a number in \(0, 1\), got 2$"):
+        TrainConfig(model="lenet5", ema_decay=2)
+    with pytest.raises(FieldError, match=r"^batch_size must be an integer, got 2.5$"):
+        TrainConfig(model="lenet5", batch_size=2.5)
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("resume") / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--batch-size", "32",
+                 "--no-progress", "--output", str(run)]) == 0
+    return run
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lr", "0.5"], "--lr cannot change when a run is resumed"),
+    (["--batch-size", "16"], "--batch-size cannot change when a run is resumed"),
+    (["--data", "mnist5k"], "--data cannot change when a run is resumed"),
+    (["--output", "elsewhere"], "--output cannot change when a run is resumed"),
+    (["--recipe", "fast"], "--recipe cannot change when a run is resumed"),
+    ([], "--epochs is 1 and"),  # a finished run says so: nothing to resume
+    (["--epochs", "1"], "the run is complete; give --epochs N with N > 1"),
+])
+def test_resume_refuses_options_that_cannot_change_in_one_line(one_epoch_run, capsys, extra, message):
+    before = (one_epoch_run / "metrics.csv").read_text(), (one_epoch_run / "last.pt").read_bytes()
+    code = main(["train", "--resume", str(one_epoch_run), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert ((one_epoch_run / "metrics.csv").read_text(), (one_epoch_run / "last.pt").read_bytes()) == before
+
+
+def test_resume_with_a_model_name_is_refused(one_epoch_run, capsys):
+    assert main(["train", "lenet5", "--resume", str(one_epoch_run)]) == 2
+    assert "leave out MODEL (lenet5)" in capsys.readouterr().err
+
+
+def test_resume_extends_epochs_on_the_schedule_of_the_longer_run(tmp_path, capsys):
+    common = ["--data", "digits", "--batch-size", "32", "--no-progress"]
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    assert main(["train", "lenet5_modern", "--epochs", "1", *common, "--output", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--threads", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "changed: --epochs 1 -> 3, --threads None -> 1" in out
+    config = json.loads((run / "config.json").read_text())
+    assert config["epochs"] == 3 and config["threads"] == 1  # the changes are recorded
+    assert len(read_metrics(run)) == 3
+    # From the step it stopped at, the learning rate is that of a run of 3 epochs at the same step.
+    assert main(["train", "lenet5_modern", "--epochs", "3", *common, "--output", str(whole)]) == 0
+    spe = config["resolved"]["steps_per_epoch"]
+    later = [(r["step"], r["lr"]) for r in read_steps(run) if r["step"] > spe]
+    assert later == [(r["step"], r["lr"]) for r in read_steps(whole) if r["step"] > spe]
+    base, total = config["resolved"]["lr"], 3 * spe
+    warmup = min(round(1.0 * spe), total // 2)
+    step, lr = later[-1]  # (a row's lr is the one its last step trained at: step - 1, 0-based)
+    assert lr == pytest.approx(base * lr_factor(int(step) - 1, total, "onecycle", warmup))
+
+
+def test_the_options_a_resumed_run_takes_are_declared_on_their_fields():
+    assert set(resumable_options()) == {"data_dir", "workers", "epochs", "patience", "min_delta", "budget_seconds",
+                                        "device", "compile", "threads", "tensorboard", "progress"}
+    config = TrainConfig(model="lenet5", epochs=2)
+    assert config.resumed_with({"epochs": 5, "device": "cpu"}).epochs == 5
+    assert config.resumed_with({"lr": None}).lr is None  # the value it has: no change
+    with pytest.raises(FieldError, match="^lr cannot change when a run is resumed"):
+        config.resumed_with({"lr": 0.1})
