@@ -10,15 +10,10 @@ from torch import nn
 from convolab import create_model
 from convolab._registry import get_entry
 from convolab.analysis import count_macs, count_params
-from convolab.layers import (
-    BNInception,
-    BNInceptionSpec,
-    InceptionResnetA,
-    InceptionResnetASpec,
-    InceptionSpec,
-    InceptionV1,
-    conv_block,
-)
+from convolab.layers import conv_block
+from convolab.models.bn_inception import BNInception, BNInceptionSpec
+from convolab.models.googlenet import InceptionSpec, InceptionV1
+from convolab.models.inception_resnet import InceptionResnetA, InceptionResnetASpec
 
 
 def meta_model(name: str, **kwargs) -> nn.Module:

@@ -17,12 +17,66 @@ Caffe model also has: 4c and 4d give 608 channels and 4e 1056 (the figure prints
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from .._registry import register_model
-from ..layers import BNInception, BNInceptionSpec, ClassifierHead, ConvBlock, conv_block
+from ..layers import ClassifierHead, ConvBlock, avg_pool_3x3, conv_block, tower
 from ._base import ConvNet, FeatureInfo, data_config_for
+
+
+class BNInceptionSpec(NamedTuple):
+    """One row of the BN paper's Figure 5; `pool_proj=0` passes the pooled input through."""
+
+    ch1x1: int
+    ch3x3_reduce: int
+    ch3x3: int
+    double3x3_reduce: int
+    double3x3: int
+    pool: str  # "avg" or "max"
+    pool_proj: int
+    stride: int = 1
+
+    def out_channels(self, in_channels: int) -> int:
+        pooled = self.pool_proj if self.pool_proj else in_channels
+        return self.ch1x1 + self.ch3x3 + self.double3x3 + pooled
+
+
+class BNInception(nn.Module):
+    """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool (-> 1x1 proj); stride 2 drops the 1x1 branch.
+
+    The double 3x3 replaces v1's 5x5. Pools round up (Caffe's convention, as the reference port)
+    so that 28 -> 14 -> 7 at stride 2.
+    """
+
+    def __init__(self, in_channels: int, spec: BNInceptionSpec, conv_block: ConvBlock):
+        super().__init__()
+        if spec.pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', not {spec.pool!r}")
+        if spec.stride == 2 and (spec.ch1x1 or spec.pool_proj):
+            raise ValueError("a stride-2 BN-Inception module has no 1x1 branch and passes the pool through")
+        self.spec = spec
+        self.out_channels = spec.out_channels(in_channels)
+        s = spec.stride
+        self.branch1x1 = conv_block(in_channels, spec.ch1x1, kernel_size=1) if spec.ch1x1 else None
+        self.branch3x3 = tower(conv_block, in_channels, (spec.ch3x3_reduce, 1), (spec.ch3x3, 3, s, 1))
+        self.branch3x3dbl = tower(conv_block, in_channels, (spec.double3x3_reduce, 1), (spec.double3x3, 3),
+                                  (spec.double3x3, 3, s, 1))
+        if s == 2:
+            pool: nn.Module = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        elif spec.pool == "avg":
+            pool = avg_pool_3x3(ceil_mode=True)
+        else:
+            pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        self.branch_pool = tower(conv_block, in_channels, pool, *([(spec.pool_proj, 1)] if spec.pool_proj else []))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [] if self.branch1x1 is None else [self.branch1x1(x)]
+        outs += [self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)]
+        return torch.cat(outs, 1)
+
 
 # Fig. 5: #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj (0 = pass through).
 BN_INCEPTION_TABLE: dict[str, BNInceptionSpec] = {

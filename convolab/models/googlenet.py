@@ -22,15 +22,54 @@ With `aux_logits=True`, `model(x)` still returns the main logits in every mode a
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .._registry import register_model
 from ..errors import ConfigError
-from ..layers import ClassifierHead, ConvBlock, GoogLeNetAux, InceptionSpec, InceptionV1, conv_block
+from ..layers import ClassifierHead, ConvBlock, GoogLeNetAux, conv_block, tower
 from ._aux import AuxClassifierNet
 from ._base import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, FeatureInfo, data_config_for, init_xavier
+
+
+class InceptionSpec(NamedTuple):
+    """One row of GoogLeNet's Table 1: the filters of each branch."""
+
+    ch1x1: int
+    ch3x3_reduce: int
+    ch3x3: int
+    ch5x5_reduce: int
+    ch5x5: int
+    pool_proj: int
+
+    @property
+    def out_channels(self) -> int:
+        return self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
+
+
+class InceptionV1(nn.Module):
+    """1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | maxpool 3x3/1 -> 1x1, concatenated; H and W are kept.
+
+    `kernel_5x5=5` is the paper; torchvision's GoogLeNet uses 3 there (its issue #906). Submodule
+    names follow torchvision so that its state dict loads without renaming.
+    """
+
+    def __init__(self, in_channels: int, spec: InceptionSpec, conv_block: ConvBlock,
+                 kernel_5x5: int = 5, ceil_mode: bool = False):
+        super().__init__()
+        self.spec = spec
+        self.out_channels = spec.out_channels
+        self.branch1 = conv_block(in_channels, spec.ch1x1, kernel_size=1)
+        self.branch2 = tower(conv_block, in_channels, (spec.ch3x3_reduce, 1), (spec.ch3x3, 3))
+        self.branch3 = tower(conv_block, in_channels, (spec.ch5x5_reduce, 1), (spec.ch5x5, kernel_5x5))
+        self.branch4 = tower(conv_block, in_channels, nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=ceil_mode),
+                             (spec.pool_proj, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
 
 # Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 GOOGLENET_TABLE: dict[str, InceptionSpec] = {

@@ -18,31 +18,158 @@ classes (facenet-pytorch's backbone, 22,564,096, plus 1,793,000).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .._registry import register_model
 from ..layers import (
-    REDUCTION_A,
     ClassifierHead,
-    InceptionResnetA,
-    InceptionResnetASpec,
-    InceptionResnetB,
-    InceptionResnetBSpec,
-    InceptionResnetC,
-    InceptionResnetCSpec,
+    ConvBlock,
     InceptionV3A,
     InceptionV3ASpec,
     ReductionA,
     ReductionASpec,
-    ResnetReductionB,
-    ResnetReductionBSpec,
     conv_block,
+    tower,
 )
 from ._base import ConvNet, FeatureInfo, data_config_for
 from .inception_v4 import INCEPTION_MEAN, INCEPTION_STD
 
+# ---------------------------------------------------------------------------------------------
+# The residual blocks (Figs. 10-13 for v1, 16-19 for v2) and Reduction-B; Reduction-A, shared
+# with Inception-v4, is convolab.layers.ReductionA. Submodule names follow timm.
+# ---------------------------------------------------------------------------------------------
+
+
+class ResidualInception(nn.Module):
+    """Branches -> concat -> linear 1x1 back to the input width -> x + scale * that -> ReLU.
+
+    The 1x1 has a bias and no BN or activation (the paper's "1x1 Conv (Linear)"). `scale` is the
+    paper's residual scaling (0.1-0.3, Section 3.3) that keeps the residuals from blowing up;
+    `no_relu` is the last 8x8 block of the TF-slim models, which feeds a 1x1 conv directly.
+    """
+
+    def __init__(self, in_channels: int, branch_channels: int, scale: float, no_relu: bool):
+        super().__init__()
+        self.scale = scale
+        self.out_channels = in_channels
+        self.conv2d = nn.Conv2d(branch_channels, in_channels, kernel_size=1)
+        self.act = nn.Identity() if no_relu else nn.ReLU()
+
+    def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2d(torch.cat(self.branches(x), 1))
+        return self.act(out * self.scale + x)
+
+
+class InceptionResnetASpec(NamedTuple):
+    """The 35x35 residual block (Block35): Fig. 10 (v1: 32/32/32) and Fig. 16 (v2: 32/32-32/32-48-64)."""
+
+    ch1x1: int
+    ch3x3_reduce: int
+    ch3x3: int
+    ch3x3dbl_reduce: int
+    ch3x3dbl_1: int
+    ch3x3dbl: int
+
+
+class InceptionResnetA(ResidualInception):
+    """Block35: 1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3, then the linear 1x1 and the residual add."""
+
+    def __init__(self, in_channels: int, spec: InceptionResnetASpec, conv_block: ConvBlock,
+                 scale: float = 1.0, no_relu: bool = False):
+        super().__init__(in_channels, spec.ch1x1 + spec.ch3x3 + spec.ch3x3dbl, scale, no_relu)
+        s = spec
+        self.branch0 = conv_block(in_channels, s.ch1x1, kernel_size=1)
+        self.branch1 = tower(conv_block, in_channels, (s.ch3x3_reduce, 1), (s.ch3x3, 3))
+        self.branch2 = tower(conv_block, in_channels, (s.ch3x3dbl_reduce, 1), (s.ch3x3dbl_1, 3), (s.ch3x3dbl, 3))
+
+    def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.branch0(x), self.branch1(x), self.branch2(x)]
+
+
+class InceptionResnetBSpec(NamedTuple):
+    """The 17x17 residual block (Block17): Fig. 11 (v1: 128/128-128-128), Fig. 17 (v2: 192/128-160-192)."""
+
+    ch1x1: int
+    ch7x7_reduce: int
+    ch1x7: int
+    ch7x1: int
+
+
+class InceptionResnetB(ResidualInception):
+    """Block17: 1x1 | 1x1 -> 1x7 -> 7x1, then the linear 1x1 and the residual add."""
+
+    def __init__(self, in_channels: int, spec: InceptionResnetBSpec, conv_block: ConvBlock,
+                 scale: float = 1.0, no_relu: bool = False):
+        super().__init__(in_channels, spec.ch1x1 + spec.ch7x1, scale, no_relu)
+        s = spec
+        self.branch0 = conv_block(in_channels, s.ch1x1, kernel_size=1)
+        self.branch1 = tower(conv_block, in_channels, (s.ch7x7_reduce, 1), (s.ch1x7, (1, 7)), (s.ch7x1, (7, 1)))
+
+    def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.branch0(x), self.branch1(x)]
+
+
+class InceptionResnetCSpec(NamedTuple):
+    """The 8x8 residual block (Block8): Fig. 13 (v1: 192/192-192-192), Fig. 19 (v2: 192/192-224-256)."""
+
+    ch1x1: int
+    ch3x3_reduce: int
+    ch1x3: int
+    ch3x1: int
+
+
+class InceptionResnetC(ResidualInception):
+    """Block8: 1x1 | 1x1 -> 1x3 -> 3x1, then the linear 1x1 and the residual add."""
+
+    def __init__(self, in_channels: int, spec: InceptionResnetCSpec, conv_block: ConvBlock,
+                 scale: float = 1.0, no_relu: bool = False):
+        super().__init__(in_channels, spec.ch1x1 + spec.ch3x1, scale, no_relu)
+        s = spec
+        self.branch0 = conv_block(in_channels, s.ch1x1, kernel_size=1)
+        self.branch1 = tower(conv_block, in_channels, (s.ch3x3_reduce, 1), (s.ch1x3, (1, 3)), (s.ch3x1, (3, 1)))
+
+    def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.branch0(x), self.branch1(x)]
+
+
+class ResnetReductionBSpec(NamedTuple):
+    """Reduction-B of the residual networks (Fig. 12 for v1, Fig. 18 for v2)."""
+
+    ch3x3a_reduce: int
+    ch3x3a: int
+    ch3x3b_reduce: int
+    ch3x3b: int
+    ch3x3dbl_reduce: int
+    ch3x3dbl_1: int
+    ch3x3dbl: int
+
+
+class ResnetReductionB(nn.Module):
+    """17 -> 8: 1x1 -> 3x3/2 | 1x1 -> 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | max pool 3x3/2."""
+
+    def __init__(self, in_channels: int, spec: ResnetReductionBSpec, conv_block: ConvBlock):
+        super().__init__()
+        s = spec
+        self.out_channels = s.ch3x3a + s.ch3x3b + s.ch3x3dbl + in_channels
+        self.branch0 = tower(conv_block, in_channels, (s.ch3x3a_reduce, 1), (s.ch3x3a, 3, 2, 0))
+        self.branch1 = tower(conv_block, in_channels, (s.ch3x3b_reduce, 1), (s.ch3x3b, 3, 2, 0))
+        self.branch2 = tower(conv_block, in_channels, (s.ch3x3dbl_reduce, 1), (s.ch3x3dbl_1, 3),
+                             (s.ch3x3dbl, 3, 2, 0))
+        self.branch3 = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two networks
+# ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class InceptionResnetConfig:
@@ -50,31 +177,32 @@ class InceptionResnetConfig:
 
     stem_out: int
     block_a: InceptionResnetASpec
-    block_b: InceptionResnetBSpec
-    block_c: InceptionResnetCSpec
     reduction_a: ReductionASpec
+    block_b: InceptionResnetBSpec
     reduction_b: ResnetReductionBSpec
+    block_c: InceptionResnetCSpec
     depths: tuple[int, int, int]  # Block35, Block17, Block8 (plus the final no-ReLU Block8)
     scales: tuple[float, float, float]
     final_conv: int | None  # v2's 1x1 to 1536 before the pool
 
 
-# Figs. 16-19 (v2) and 10-13 (v1); the counts and scales are TF-slim's (see the module docstring).
+# Figs. 16-19 (v2) and 10-13 (v1), in the network's order; Reduction-A's k, l, m, n are the v4
+# paper's Table 1. The counts and scales are TF-slim's (see the module docstring).
 IR_V2 = InceptionResnetConfig(
     stem_out=320,
     block_a=InceptionResnetASpec(32, 32, 32, 32, 48, 64),
+    reduction_a=ReductionASpec(256, 256, 384, 384),
     block_b=InceptionResnetBSpec(192, 128, 160, 192),
-    block_c=InceptionResnetCSpec(192, 192, 224, 256),
     reduction_b=ResnetReductionBSpec(256, 384, 256, 288, 256, 288, 320),
-    reduction_a=REDUCTION_A["inception_resnet_v2"],
+    block_c=InceptionResnetCSpec(192, 192, 224, 256),
     depths=(10, 20, 9), scales=(0.17, 0.10, 0.20), final_conv=1536)
 IR_V1 = InceptionResnetConfig(
     stem_out=256,
     block_a=InceptionResnetASpec(32, 32, 32, 32, 32, 32),
+    reduction_a=ReductionASpec(192, 192, 256, 384),
     block_b=InceptionResnetBSpec(128, 128, 128, 128),
-    block_c=InceptionResnetCSpec(192, 192, 192, 192),
     reduction_b=ResnetReductionBSpec(256, 384, 256, 256, 256, 256, 256),
-    reduction_a=REDUCTION_A["inception_resnet_v1"],
+    block_c=InceptionResnetCSpec(192, 192, 192, 192),
     depths=(5, 10, 5), scales=(0.17, 0.10, 0.20), final_conv=None)
 
 

@@ -20,24 +20,164 @@ from torch import nn
 
 from .._registry import register_model
 from ..errors import ConfigError
-from ..layers import (
-    ClassifierHead,
-    InceptionV3A,
-    InceptionV3ASpec,
-    InceptionV3Aux,
-    InceptionV3B,
-    InceptionV3BSpec,
-    InceptionV3C,
-    InceptionV3CSpec,
-    InceptionV3D,
-    InceptionV3DSpec,
-    InceptionV3E,
-    InceptionV3ESpec,
-    conv_block,
-)
+from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, InceptionV3Aux, avg_pool_3x3, conv_block
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
 from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for
+
+# ---------------------------------------------------------------------------------------------
+# Modules B-E (module A, which Inception-ResNet-v2 shares, is convolab.layers.InceptionV3A)
+# ---------------------------------------------------------------------------------------------
+
+class InceptionV3BSpec(NamedTuple):
+    """35 -> 17 grid reduction (Fig. 10): a stride-2 3x3, a stride-2 double 3x3, max pool."""
+
+    ch3x3: int
+    ch3x3dbl_reduce: int
+    ch3x3dbl: int
+
+
+class InceptionV3B(nn.Module):
+    """Grid reduction 35 -> 17: stride-2 convolutions beside a max pool, concatenated."""
+
+    def __init__(self, in_channels: int, spec: InceptionV3BSpec, conv_block: ConvBlock):
+        super().__init__()
+        self.out_channels = spec.ch3x3 + spec.ch3x3dbl + in_channels
+        self.branch3x3 = conv_block(in_channels, spec.ch3x3, kernel_size=3, stride=2, padding=0)
+        self.branch3x3dbl_1 = conv_block(in_channels, spec.ch3x3dbl_reduce, kernel_size=1)
+        self.branch3x3dbl_2 = conv_block(spec.ch3x3dbl_reduce, spec.ch3x3dbl, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = conv_block(spec.ch3x3dbl, spec.ch3x3dbl, kernel_size=3, stride=2, padding=0)
+        self.pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch3x3(x), b3, self.pool(x)], 1)
+
+
+class InceptionV3CSpec(NamedTuple):
+    """17x17 module (Fig. 6): 7x7 factorized into 1x7 and 7x1, `ch7x7_reduce` inside both."""
+
+    ch7x7_reduce: int
+    ch1x1: int
+    ch7x7: int
+    ch7x7dbl: int
+    pool_proj: int
+
+
+class InceptionV3C(nn.Module):
+    """1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avgpool -> 1x1 at 17x17."""
+
+    def __init__(self, in_channels: int, spec: InceptionV3CSpec, conv_block: ConvBlock,
+                 count_include_pad: bool = True):
+        super().__init__()
+        c7 = spec.ch7x7_reduce
+        self.out_channels = spec.ch1x1 + spec.ch7x7 + spec.ch7x7dbl + spec.pool_proj
+        self.branch1x1 = conv_block(in_channels, spec.ch1x1, kernel_size=1)
+        self.branch7x7_1 = conv_block(in_channels, c7, kernel_size=1)
+        self.branch7x7_2 = conv_block(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = conv_block(c7, spec.ch7x7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = conv_block(in_channels, c7, kernel_size=1)
+        self.branch7x7dbl_2 = conv_block(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = conv_block(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = conv_block(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = conv_block(c7, spec.ch7x7dbl, kernel_size=(1, 7), padding=(0, 3))
+        self.pool = avg_pool_3x3(count_include_pad)
+        self.branch_pool = conv_block(in_channels, spec.pool_proj, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        bd = self.branch7x7dbl_1(x)
+        bd = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(bd))))
+        return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(self.pool(x))], 1)
+
+
+class InceptionV3DSpec(NamedTuple):
+    """17 -> 8 grid reduction: 1x1 -> stride-2 3x3, and 1x1 -> 1x7 -> 7x1 -> stride-2 3x3."""
+
+    ch3x3_reduce: int
+    ch3x3: int
+    ch7x7x3_reduce: int
+    ch7x7x3: int
+
+
+class InceptionV3D(nn.Module):
+    """Grid reduction 17 -> 8 beside a max pool."""
+
+    def __init__(self, in_channels: int, spec: InceptionV3DSpec, conv_block: ConvBlock):
+        super().__init__()
+        r = spec.ch7x7x3_reduce
+        self.out_channels = spec.ch3x3 + spec.ch7x7x3 + in_channels
+        self.branch3x3_1 = conv_block(in_channels, spec.ch3x3_reduce, kernel_size=1)
+        self.branch3x3_2 = conv_block(spec.ch3x3_reduce, spec.ch3x3, kernel_size=3, stride=2, padding=0)
+        self.branch7x7x3_1 = conv_block(in_channels, r, kernel_size=1)
+        self.branch7x7x3_2 = conv_block(r, r, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = conv_block(r, r, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = conv_block(r, spec.ch7x7x3, kernel_size=3, stride=2, padding=0)
+        self.pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([b3, b7, self.pool(x)], 1)
+
+
+class InceptionV3ESpec(NamedTuple):
+    """8x8 module (Fig. 7): 3x3 split into parallel 1x3 and 3x1 outputs (expanded filter bank)."""
+
+    ch1x1: int
+    ch3x3_reduce: int
+    ch3x3: int  # each of the 1x3 and 3x1 outputs
+    ch3x3dbl_reduce: int
+    ch3x3dbl: int  # the 3x3, and each of the 1x3 and 3x1 after it
+    pool_proj: int
+
+
+class InceptionV3E(nn.Module):
+    """1x1 | 1x1 -> (1x3, 3x1) | 1x1 -> 3x3 -> (1x3, 3x1) | avgpool -> 1x1 at 8x8."""
+
+    def __init__(self, in_channels: int, spec: InceptionV3ESpec, conv_block: ConvBlock,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.out_channels = spec.ch1x1 + 2 * spec.ch3x3 + 2 * spec.ch3x3dbl + spec.pool_proj
+        r, d = spec.ch3x3_reduce, spec.ch3x3dbl
+        self.branch1x1 = conv_block(in_channels, spec.ch1x1, kernel_size=1)
+        self.branch3x3_1 = conv_block(in_channels, r, kernel_size=1)
+        self.branch3x3_2a = conv_block(r, spec.ch3x3, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = conv_block(r, spec.ch3x3, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = conv_block(in_channels, spec.ch3x3dbl_reduce, kernel_size=1)
+        self.branch3x3dbl_2 = conv_block(spec.ch3x3dbl_reduce, d, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = conv_block(d, d, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = conv_block(d, d, kernel_size=(3, 1), padding=(1, 0))
+        self.pool = avg_pool_3x3(count_include_pad)
+        self.branch_pool = conv_block(in_channels, spec.pool_proj, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+        return torch.cat([self.branch1x1(x), b3, bd, self.branch_pool(self.pool(x))], 1)
+
+
+# The modules of Inception-v3, in order, with their widths (torchvision's and TF-slim's).
+# A, Fig. 5:  #1x1, #5x5 reduce, #5x5, #3x3dbl reduce, #3x3dbl, pool proj
+# B, Fig. 10: #3x3/2, #3x3dbl reduce, #3x3dbl/2 (beside a max pool)
+# C, Fig. 6:  #7x7 reduce, #1x1, #7x7, #7x7dbl, pool proj
+# D:          #3x3 reduce, #3x3/2, #7x7x3 reduce, #7x7x3/2 (beside a max pool)
+# E, Fig. 7:  #1x1, #3x3 reduce, #3x3 (each of 1x3, 3x1), #3x3dbl reduce, #3x3dbl (each), pool proj
+INCEPTION_V3_TABLE: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
+    "Mixed_5b": (InceptionV3A, InceptionV3ASpec(64, 48, 64, 64, 96, 32)),
+    "Mixed_5c": (InceptionV3A, InceptionV3ASpec(64, 48, 64, 64, 96, 64)),
+    "Mixed_5d": (InceptionV3A, InceptionV3ASpec(64, 48, 64, 64, 96, 64)),
+    "Mixed_6a": (InceptionV3B, InceptionV3BSpec(384, 64, 96)),
+    "Mixed_6b": (InceptionV3C, InceptionV3CSpec(128, 192, 192, 192, 192)),
+    "Mixed_6c": (InceptionV3C, InceptionV3CSpec(160, 192, 192, 192, 192)),
+    "Mixed_6d": (InceptionV3C, InceptionV3CSpec(160, 192, 192, 192, 192)),
+    "Mixed_6e": (InceptionV3C, InceptionV3CSpec(192, 192, 192, 192, 192)),
+    "Mixed_7a": (InceptionV3D, InceptionV3DSpec(192, 320, 192, 192)),
+    "Mixed_7b": (InceptionV3E, InceptionV3ESpec(320, 384, 384, 448, 384, 192)),
+    "Mixed_7c": (InceptionV3E, InceptionV3ESpec(320, 384, 384, 448, 384, 192)),
+}
 
 
 class InceptionV3(AuxClassifierNet):
@@ -61,17 +201,10 @@ class InceptionV3(AuxClassifierNet):
         self.Conv2d_3b_1x1 = block(64, 80, kernel_size=1)
         self.Conv2d_4a_3x3 = block(80, 192, kernel_size=3, padding=0)
         self.maxpool2 = nn.MaxPool2d(3, stride=2)
-        self.Mixed_5b = InceptionV3A(192, InceptionV3ASpec(pool_proj=32), block)
-        self.Mixed_5c = InceptionV3A(256, InceptionV3ASpec(pool_proj=64), block)
-        self.Mixed_5d = InceptionV3A(288, InceptionV3ASpec(pool_proj=64), block)
-        self.Mixed_6a = InceptionV3B(288, InceptionV3BSpec(), block)
-        self.Mixed_6b = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=128), block)
-        self.Mixed_6c = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=160), block)
-        self.Mixed_6d = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=160), block)
-        self.Mixed_6e = InceptionV3C(768, InceptionV3CSpec(ch7x7_reduce=192), block)
-        self.Mixed_7a = InceptionV3D(768, InceptionV3DSpec(), block)
-        self.Mixed_7b = InceptionV3E(1280, InceptionV3ESpec(), block)
-        self.Mixed_7c = InceptionV3E(2048, InceptionV3ESpec(), block)
+        channels = 192
+        for name, (module, spec) in INCEPTION_V3_TABLE.items():
+            setattr(self, name, module(channels, spec, block))
+            channels = getattr(self, name).out_channels
         self.num_features = self.Mixed_7c.out_channels
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         self.aux = InceptionV3Aux(768, num_classes, block) if aux_logits else None
