@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
@@ -22,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.engine import resolve_device
-
     loaded = load_trained_model(args.checkpoint, resolve_device(args.device))
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..export import export_onnx, export_torchscript, model_from_checkpoint
 from ..export.exporters import TOLERANCE
 from ._args import positive_float, positive_int
 
@@ -34,8 +35,6 @@ def default_output(checkpoint: str, fmt: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_onnx, export_torchscript, model_from_checkpoint
-
     model, meta = model_from_checkpoint(args.checkpoint)
     out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
     export = export_onnx if args.format == "onnx" else export_torchscript

@@ -5,7 +5,7 @@ import argparse
 
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
-from ..training.engine import resolve_device
+from ..training.device import resolve_device
 from ..training.inference import load_data_for
 from ._args import positive_int
 

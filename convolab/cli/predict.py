@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..export import predict_onnx
+from ..training.inference import load_trained_model, predict_files
 from ._args import positive_int
 
 HELP = "classify image files with a checkpoint (or an exported .onnx model): top-k classes and probabilities"
@@ -17,12 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if str(args.checkpoint).endswith(".onnx"):
-        from ..export import predict_onnx
-
         results = predict_onnx(args.checkpoint, args.images, top_k=args.topk)
     else:
-        from ..training.inference import load_trained_model, predict_files
-
         results = predict_files(load_trained_model(args.checkpoint), args.images, args.topk)
     for path, top in zip(args.images, results):
         best, prob = top[0]

@@ -8,7 +8,7 @@ import shlex
 from ..errors import ConfigError
 from ..reproduce import EXPERIMENTS, get_experiment, run_experiment
 from ..training import TrainConfig
-from ..training.engine import next_free_dir
+from ..training.rundir import next_free_dir
 from ._args import positive_int
 from ._options import add_config_options, given_config
 

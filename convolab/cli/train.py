@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue a run from RUN_DIR/last.pt; it takes only the options that leave what it "
                         "has trained valid (" + ", ".join(flag_of(n) for n in resumable_options()) +
-                        "), any other is refused; --epochs N extends it, its schedule becoming that of a run of N epochs")
+                        "), any other is refused; --epochs N extends it, its schedule becoming that of a run of "
+                        "N epochs")
     parser.add_argument("--nproc", type=positive_int, metavar="N",
                         help="data-parallel on N processes of this machine, as torchrun would start them (gloo on the "
                         "CPU, NCCL with one GPU each); --batch-size is the global batch")

@@ -14,8 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+import torchvision
+
 from .._atomic import atomic_write
 from .._platform import cpu_name
+from .._version import __version__
 from ..errors import ConfigError
 from ..training.metrics import read_steps
 from .results import OK, ModelResult
@@ -63,11 +67,6 @@ def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]
 
 def environment(results: list[ModelResult]) -> dict[str, str]:
     """Versions of what produced the report and the devices the runs trained on."""
-    import torch
-    import torchvision
-
-    from .. import __version__
-
     devices = sorted({r.device for r in results if r.device})
     names = []
     for device in devices:
