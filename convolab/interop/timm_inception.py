@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._registry import create_model
-from . import UnsupportedArchitectureError, converter
+from ..models import create_model
+from ._converters import UnsupportedArchitectureError, converter
 from .torchvision_inception import load_converted, rename_keys
 
 # timm writes IR-v2's Mixed_5b with numbered branches; ours is Inception-v3's module A.

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._registry import create_model
-from . import UnsupportedArchitectureError, converter
+from ..models import create_model
+from ._converters import UnsupportedArchitectureError, converter
 
 
 def rename_keys(state_dict: Mapping[str, torch.Tensor],

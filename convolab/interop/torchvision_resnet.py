@@ -9,7 +9,7 @@ from ..layers import BasicBlock, Bottleneck
 from ..models import create_model
 from ..models.densenet import DenseNet, DenseNetSpec
 from ..models.resnet import ResNet, imagenet_stages
-from . import UnsupportedArchitectureError, converter
+from ._converters import UnsupportedArchitectureError, converter
 
 # (block expansion, blocks per stage) and (blocks, growth rate, stem width, bn_size) of the
 # registered models, so that a converted model carries its registry name.
