@@ -1,5 +1,4 @@
 """Building blocks shared by the model families."""
-from .aux_head import GoogLeNetAux, InceptionV3Aux
 from .classifier import ClassifierHead
 from .conv_norm_act import ConvBlock, ConvNormAct, conv_block, same_padding
 from .dense import DenseBlock, DenseLayer, Transition
@@ -8,7 +7,7 @@ from .mlpconv import MlpConv
 from .residual import BasicBlock, Bottleneck, PadShortcut, PreActBasicBlock, PreActBottleneck, make_stage
 
 __all__ = ["ClassifierHead", "ConvBlock", "ConvNormAct", "conv_block", "same_padding"]
-__all__ += ["GoogLeNetAux", "InceptionV3Aux", "InceptionV3A", "InceptionV3ASpec", "ReductionA",
+__all__ += ["InceptionV3A", "InceptionV3ASpec", "ReductionA",
             "ReductionASpec", "avg_pool_3x3", "tower"]
 __all__ += ["BasicBlock", "Bottleneck", "DenseBlock", "DenseLayer", "MlpConv", "PadShortcut",
             "PreActBasicBlock", "PreActBottleneck", "Transition", "make_stage"]

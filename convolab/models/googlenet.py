@@ -29,9 +29,42 @@ from torch import nn
 
 from .._registry import register_model
 from ..errors import ConfigError
-from ..layers import ClassifierHead, ConvBlock, GoogLeNetAux, conv_block, tower
+from ..layers import ClassifierHead, ConvBlock, conv_block, tower
 from ._aux import AuxClassifierNet
 from ._base import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, FeatureInfo, data_config_for, init_xavier
+
+
+class GoogLeNetAux(nn.Module):
+    """pool to 4x4 -> 1x1 conv 128 -> FC 1024 -> ReLU -> dropout -> FC classes (GoogLeNet Sec. 5).
+
+    `pool="avg"` is the paper's 5x5/3 average pool (14 -> 4); `pool="adaptive"` is torchvision's
+    adaptive average pool to 4x4, which bins 14 pixels differently (same shapes, other numbers).
+    The paper's pool gives 4x4 only from a 14-16 pixel grid, i.e. GoogLeNet at about 224x224.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, conv_block: ConvBlock, pool: str = "avg",
+                 drop_rate: float = 0.7):
+        super().__init__()
+        if pool not in ("avg", "adaptive"):
+            raise ValueError(f"pool must be 'avg' or 'adaptive', not {pool!r}")
+        self.pool = nn.AvgPool2d(5, stride=3) if pool == "avg" else nn.AdaptiveAvgPool2d(4)
+        self.conv = conv_block(in_channels, 128, kernel_size=1)
+        self.flatten = nn.Flatten(1)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        self.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # aux1: N x 512 x 14 x 14, aux2: N x 528 x 14 x 14
+        x = self.conv(self.pool(x))
+        # N x 128 x 4 x 4
+        x = self.drop(self.act(self.fc1(self.flatten(x))))
+        # N x 1024
+        return self.fc2(x)
 
 
 class InceptionSpec(NamedTuple):

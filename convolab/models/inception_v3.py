@@ -20,7 +20,7 @@ from torch import nn
 
 from .._registry import register_model
 from ..errors import ConfigError
-from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, InceptionV3Aux, avg_pool_3x3, conv_block
+from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, avg_pool_3x3, conv_block
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
 from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for
@@ -28,6 +28,33 @@ from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_
 # ---------------------------------------------------------------------------------------------
 # Modules B-E (module A, which Inception-ResNet-v2 shares, is convolab.layers.InceptionV3A)
 # ---------------------------------------------------------------------------------------------
+
+class InceptionV3Aux(nn.Module):
+    """avg pool 5x5/3 -> 1x1 conv 128 -> 5x5 conv 768 -> global pool -> FC classes (v3 Fig. 8).
+
+    Needs a grid of at least 17x17 (Mixed_6e at 299x299 input), as torchvision's.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, conv_block: ConvBlock):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv0 = conv_block(in_channels, 128, kernel_size=1)
+        self.conv1 = conv_block(128, 768, kernel_size=5, padding=0)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.fc = nn.Linear(768, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = nn.Linear(768, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # N x 768 x 17 x 17
+        x = self.conv0(self.pool(x))
+        # N x 128 x 5 x 5
+        x = self.conv1(x)
+        # N x 768 x 1 x 1
+        return self.fc(self.flatten(self.global_pool(x)))
+
 
 class InceptionV3BSpec(NamedTuple):
     """35 -> 17 grid reduction (Fig. 10): a stride-2 3x3, a stride-2 double 3x3, max pool."""
