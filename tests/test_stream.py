@@ -23,14 +23,8 @@ from PIL import Image
 
 from convolab.cli import main
 from convolab.data import StreamingImageData, load_data
-from convolab.data.stream import (
-    CROP_PCT,
-    EpochBatches,
-    decode_crop,
-    random_resized_box,
-    ratio_center_box,
-    should_stream,
-)
+from convolab.data.decode import CROP_PCT, decode_crop, random_resized_box, ratio_center_box
+from convolab.data.stream import EpochBatches, should_stream
 from convolab.errors import DataError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.engine import TrainingInterrupted

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import DataError
 from .base import ImageData, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
+from .folder import load_image_folder
 from .stream import LOADERS, StreamingImageData, StreamSplit
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 
@@ -45,8 +46,6 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         return load_torchvision(source, data_dir or DEFAULT_DATA_DIR, download)
     path = Path(source).expanduser()
     if path.exists():
-        from .folder import load_image_folder
-
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
                                  resize=image_size, loader=loader, workers=workers)
     if _looks_like_path(source):

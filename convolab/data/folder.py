@@ -1,5 +1,6 @@
 """Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or
-.tar.gz archives of one, read in place.
+.tar.gz archives of one (read by `archive.py`): their images classified by path, then decoded into the
+cache below or streamed (`stream.py`).
 
 Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later
 runs load a single file instead of decoding thousands of JPEGs.
@@ -7,11 +8,9 @@ runs load a single file instead of decoding thousands of JPEGs.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import multiprocessing
 import os
-import tarfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -23,23 +22,13 @@ import torch
 
 from .._atomic import atomic_write
 from ..errors import DataError
+from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once
 from .base import ImageData, Split, stratified_split
-from .files import to_mode
-from .stream import (
-    FileReader,
-    StreamingImageData,
-    StreamSplit,
-    archive_errors,
-    compression_of,
-    decompress_once,
-    majority_mode,
-    sample_headers,
-    should_stream,
-)
+from .decode import decode_image, majority_mode
+from .stream import StreamingImageData, StreamSplit, should_stream
 
 log = logging.getLogger("convolab")
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
@@ -52,11 +41,6 @@ class ImageEntry:
     location: str  # path relative to the folder, or the tar member name
     split: str | None
     class_name: str
-
-
-def _is_image(name: str) -> bool:
-    base = os.path.basename(name)
-    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_SUFFIXES
 
 
 def _classify(paths: list[str]) -> list[ImageEntry]:
@@ -78,54 +62,13 @@ def _classify(paths: list[str]) -> list[ImageEntry]:
     return entries
 
 
-class _Source:
-    """Lists and reads the images of a folder or a tar archive."""
+class _Source(ImageSource):
+    """A folder or archive of images, and its content key, which names its decoded cache."""
 
     def __init__(self, path: Path, cache_root: Path | None = None):
-        self.path = path
+        super().__init__(path)
         self.cache_root = cache_root
-        self.is_tar = path.is_file()
         self._fingerprint: str | None = None
-        if self.is_tar and not tarfile.is_tarfile(path):
-            raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
-
-    def list_images(self) -> tuple[list[str], list[str]]:
-        """Image paths, and the class-like folders that hold no image."""
-        if self.is_tar:
-            with archive_errors(self.path), tarfile.open(self.path) as tar:
-                members = tar.getmembers()
-            if compression_of(self.path) is None:
-                self._check_tar_end(members)
-            names = [m.name for m in members if m.isfile() and _is_image(m.name)]
-            dirs = {m.name for m in members if m.isdir()}
-        else:
-            names, dirs = [], set()
-            for root, subdirs, files in os.walk(self.path):
-                rel = os.path.relpath(root, self.path)
-                for d in subdirs:
-                    dirs.add(os.path.normpath(os.path.join(rel, d)))
-                names += [os.path.normpath(os.path.join(rel, f)) for f in files if _is_image(f)]
-        holders = {os.path.dirname(n) for n in names}
-        empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
-        return sorted(names), empty
-
-    def _check_tar_end(self, members: list[tarfile.TarInfo]) -> None:
-        """tarfile lists a plain tar cut short without complaint: cut inside a member, that member's
-        bytes are missing; cut where a header would start, the listing just ends there. A whole tar
-        ends with two zero blocks after its last member (POSIX; tar and Python's tarfile write them)."""
-        size = self.path.stat().st_size
-        end = max((m.offset_data + m.size for m in members), default=0)
-        if end > size:
-            reason = f"its last member needs {end} bytes, the file has {size}"
-        else:
-            with open(self.path, "rb") as f:
-                f.seek(-(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE)
-                marker = f.read(2 * tarfile.BLOCKSIZE)
-            if marker == bytes(2 * tarfile.BLOCKSIZE):
-                return
-            reason = "it stops after a member without the two zero blocks that end a tar"
-        with archive_errors(self.path):
-            raise tarfile.ReadError(reason)
 
     def fingerprint(self) -> str:
         """The cache key: the archive's bytes, or the folder's names, sizes and modification times.
@@ -168,36 +111,6 @@ class _Source:
                               f"{st.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:32]
 
-    def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-        if self.is_tar:
-            with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
-                for member in tar:
-                    if member.name in wanted:
-                        f = tar.extractfile(member)
-                        yield member.name, f.read() if f is not None else b""
-        else:
-            for name in sorted(wanted):
-                yield name, (self.path / name).read_bytes()
-
-    def sample_headers(self, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
-        """Size and mode of up to `count` images: spread over a folder, the first ones of an archive
-        (a compressed archive cannot be read out of order)."""
-        if not self.is_tar:
-            return sample_headers(lambda name: (self.path / name).read_bytes(), names, count)
-        first: dict[str, bytes] = {}
-        wanted = set(names)
-        with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
-            for member in tar:
-                if member.name in wanted:
-                    f = tar.extractfile(member)
-                    first[member.name] = f.read() if f is not None else b""
-                    if len(first) == count:
-                        break
-        return sample_headers(first.__getitem__, sorted(first), count)
-
-    def describe(self, location: str) -> str:
-        return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
-
 
 def _cache_digest():
     """SHA-256 seeded with the cache version: a new version never reuses an old cache file."""
@@ -213,28 +126,12 @@ def hash_archive(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _decode(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
-    """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            mode = "L" if img.mode == "L" else "RGB"
-            img = to_mode(img, mode)
-            if resize is not None and img.size != (resize, resize):
-                img = img.resize((resize, resize), Image.BILINEAR)
-            return np.asarray(img), mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        return None, str(err).splitlines()[0] if str(err) else type(err).__name__
-
-
 PARALLEL_DECODE_MIN = 4096  # fewer images decode faster in this process than worker processes start
 DECODE_CHUNK = 512
 
 
 def _decode_chunk(items: list[tuple[str, bytes]], resize: int | None) -> list[tuple[str, np.ndarray | None, str]]:
-    return [(location, *_decode(data, resize)) for location, data in items]
+    return [(location, *decode_image(data, resize)) for location, data in items]
 
 
 def _chunks(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
@@ -256,7 +153,7 @@ def _decode_all(source: _Source, wanted: set[str], resize: int | None
     procs = min(8, os.cpu_count() or 1)
     if procs < 2 or len(wanted) < PARALLEL_DECODE_MIN or "fork" not in multiprocessing.get_all_start_methods():
         for location, data in source.read_all(wanted):
-            yield (location, *_decode(data, resize))
+            yield (location, *decode_image(data, resize))
         return
     with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
         pending = []

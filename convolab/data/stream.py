@@ -1,213 +1,46 @@
 """Large images, streamed: decoded batch by batch in DataLoader worker processes, never all in memory.
 
 Small images (digits, CIFAR) are decoded once into the uint8 cache of `folder.py`. Photographs are
-too large for that, and their sizes differ, so they are read from the folder or tar archive for every
-batch, the way torchvision's ImageFolder does, but with the work split differently:
+too large for that, and their sizes differ, so they are read from the folder or tar archive
+(`archive.py`) for every batch, the way torchvision's ImageFolder does, but with the work split
+differently:
 
-- a worker decodes a file straight to the model's input size: for training a random-resized crop
-  (Inception's scale augmentation, the paper's "patches of 8% to 100% of the image"), for evaluation
-  the centre crop of the image resized to size / 0.875; JPEGs are decoded at a reduced DCT scale
-  when the crop allows it (PIL's `draft`), so a 4000 px photo costs little more than a 500 px one;
+- a worker decodes a file straight to the model's input size (`decode.decode_crop`): for training a
+  random-resized crop (Inception's scale augmentation, the paper's "patches of 8% to 100% of the
+  image"), for evaluation the centre crop of the image resized to size / 0.875;
 - a training crop is mirrored with probability 1/2 in the worker too (a PIL transpose of the small
   crop, cheaper there than on the batch); the worker hands back uint8, a quarter of float32's
   bytes; normalization and random erasing run on whole batches on the training device
   (`augment.BatchTransform`), as for cached data;
 - each image's crop and flip are drawn from (seed, epoch, index), not from a worker's random state, so a run
   is reproducible with any number of workers and resumes mid-epoch exactly.
-
-An uncompressed .tar is read in place by seeking to each member; a compressed one (.tar.gz, .bz2,
-.xz) cannot be read out of order, so it is decompressed once into the cache folder (keyed by its
-content) and read from there.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import math
 import os
 import random
 import signal
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._atomic import atomic_write
 from ..errors import DataError
+from .archive import FileReader
 from .base import ImageData
-from .files import to_mode
+from .decode import MIN_CROP_SCALE, decode_crop, majority_mode
 
 log = logging.getLogger("convolab")
 
 LOADERS = ("auto", "cache", "stream")
 LARGE_SIDE = 128  # images whose longer side exceeds this stream unless --image-size shrinks them for the cache
 CACHE_LIMIT_BYTES = int(float(os.environ.get("CONVOLAB_CACHE_LIMIT_GB", "4")) * (1 << 30))
-CROP_PCT = 0.875  # evaluation: resize to size / 0.875, then take the centre size x size (torchvision, timm)
-MIN_CROP_SCALE = 0.08  # training: random-resized crops of 8% to 100% of the image area (Inception, torchvision)
-CROP_RATIO = (3 / 4, 4 / 3)
 STATS_SAMPLE = 256  # images decoded to estimate the data's mean and std
 
 
 def default_workers() -> int:
     return min(8, os.cpu_count() or 1)
-
-
-# ----- reading files ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def archive_errors(path: Path) -> Iterator[None]:
-    """A truncated or corrupt archive becomes one DataError naming it, not tarfile's traceback."""
-    import lzma
-    import zlib
-
-    try:
-        yield
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"archive {path} cannot be read to the end ({reason}); it is truncated or corrupt: "
-                        "download or pack it again") from None
-
-
-_COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
-
-
-def compression_of(path: Path) -> str | None:
-    with open(path, "rb") as f:
-        head = f.read(6)
-    return next((kind for magic, kind in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
-
-
-def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
-    """The uncompressed tar of a compressed archive, made once in the cache folder."""
-    import bz2
-    import gzip
-    import lzma
-
-    target = cache_root / f"{fingerprint}.tar"
-    if target.is_file():
-        return target
-    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
-    log.info("decompressing %s once to %s, to read its images in any order", path, target)
-    cache_root.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: str) -> None:
-        from tqdm.auto import tqdm
-
-        with opener(path, "rb") as src, open(tmp, "wb") as dst, \
-                tqdm(total=path.stat().st_size, disable=None, desc="decompressing", unit="B", unit_scale=True,
-                     leave=False, dynamic_ncols=True) as bar:
-            raw = getattr(src, "fileobj", None) or getattr(src, "_fp", None)  # the compressed stream's position
-            for block in iter(lambda: src.read(1 << 22), b""):
-                dst.write(block)
-                if raw is not None and hasattr(raw, "tell"):
-                    bar.update(raw.tell() - bar.n)
-
-    with archive_errors(path):
-        atomic_write(target, write)
-    return target
-
-
-class FileReader:
-    """The bytes of one image of a folder or an uncompressed tar, by its location; safe to send to workers
-    (each process opens the archive itself)."""
-
-    def __init__(self, root: Path, tar_path: Path | None = None):
-        self.root, self.tar_path = root, tar_path
-        self.offsets: dict[str, tuple[int, int]] = {}
-        if tar_path is not None:
-            with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
-                self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
-        self._file = None
-        self._pid = -1
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None, "_pid": -1}
-
-    def read(self, location: str) -> bytes:
-        if self.tar_path is None:
-            return (self.root / location).read_bytes()
-        if self._pid != os.getpid():  # a forked worker must not share the parent's file position
-            self._file, self._pid = open(self.tar_path, "rb"), os.getpid()
-        offset, size = self.offsets[location]
-        self._file.seek(offset)
-        return self._file.read(size)
-
-    def describe(self, location: str) -> str:
-        return f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location)
-
-
-# ----- decoding to the input size ---------------------------------------------------------------
-def random_resized_box(width: int, height: int, rng: random.Random, min_scale: float = MIN_CROP_SCALE,
-                       ratio: tuple[float, float] = CROP_RATIO) -> tuple[float, float, float, float]:
-    """torchvision's RandomResizedCrop box (left, top, right, bottom): a random area fraction in
-    [min_scale, 1] and aspect ratio in `ratio`, else the centre crop of the nearest ratio."""
-    area = width * height
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * rng.uniform(min_scale, 1.0)
-        aspect = math.exp(rng.uniform(*log_ratio))
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            top = rng.randint(0, height - h)
-            left = rng.randint(0, width - w)
-            return left, top, left + w, top + h
-    return ratio_center_box(width, height, ratio)
-
-
-def ratio_center_box(width: int, height: int, ratio: tuple[float, float] = CROP_RATIO
-                     ) -> tuple[float, float, float, float]:
-    """The whole image, or its centre cut to the nearest aspect ratio in `ratio` (RandomResizedCrop's
-    fallback when ten draws miss)."""
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        w, h = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        w, h = round(height * ratio[1]), height
-    else:
-        w, h = width, height
-    left, top = (width - w) // 2, (height - h) // 2
-    return left, top, left + w, top + h
-
-
-def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -> tuple[float, float, float, float]:
-    """The region of the original that torchvision's Resize(int(size / crop_pct)) then CenterCrop(size)
-    keeps (the same integer sizes and offsets), to be resampled once instead of twice."""
-    short = int(size / crop_pct)
-    if width <= height:
-        rw, rh = short, int(short * height / width)
-    else:
-        rw, rh = int(short * width / height), short
-    left, top = int(round((rw - size) / 2.0)), int(round((rh - size) / 2.0))
-    sx, sy = width / rw, height / rh
-    return max(0.0, left * sx), max(0.0, top * sy), min(width, (left + size) * sx), min(height, (top + size) * sy)
-
-
-def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,
-                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT, flip: bool = False) -> np.ndarray:
-    """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given
-    (mirrored with probability 1/2 if `flip`), else the evaluation centre crop. JPEGs are decoded at
-    the smallest DCT scale that still gives the crop `size` pixels. Raises OSError/ValueError for
-    files that are not readable images."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        width, height = img.size
-        box = random_resized_box(width, height, rng, min_scale) if rng is not None else \
-            center_box(width, height, size, crop_pct)
-        bw, bh = box[2] - box[0], box[3] - box[1]
-        if img.format == "JPEG":
-            img.draft("L" if mode == "L" else "RGB", (math.ceil(width * size / bw), math.ceil(height * size / bh)))
-        sx, sy = img.size[0] / width, img.size[1] / height
-        img.load()
-        img = to_mode(img, mode)
-        img = img.resize((size, size), Image.BILINEAR,
-                         box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
-        if flip and rng is not None and rng.random() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return np.array(img)  # a writable copy: torch.from_numpy shares it
 
 
 def _sample_key(seed: int, epoch: int, index: int) -> str:
@@ -397,21 +230,6 @@ class StreamingImageData(ImageData):
 
 
 # ----- choosing between the cache and the stream ------------------------------------------------
-def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
-    """(width, height) and mode of up to `count` images spread over `names` (headers only)."""
-    from PIL import Image
-
-    picks = sorted({names[round(i * (len(names) - 1) / max(1, count - 1))] for i in range(min(count, len(names)))})
-    found = []
-    for name in picks:
-        try:
-            with Image.open(io.BytesIO(read(name))) as img:
-                found.append((img.size, img.mode))
-        except (OSError, ValueError, SyntaxError):
-            continue
-    return found
-
-
 def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize: int | None,
                   limit: int = CACHE_LIMIT_BYTES) -> tuple[bool, str]:
     """Stream when the images are large (longer side over 128 px) and --image-size does not shrink
@@ -429,9 +247,3 @@ def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize
         return True, f"{count} images at {cached_side} px need {estimate / (1 << 30):.1f} GiB, over the " \
                      f"cache limit of {limit / (1 << 30):.1f} GiB (CONVOLAB_CACHE_LIMIT_GB)"
     return False, f"{count} images at {cached_side} px fit the cache ({estimate / (1 << 20):.0f} MiB)"
-
-
-def majority_mode(headers: list[tuple[tuple[int, int], str]]) -> str:
-    """L if most sampled images are grey, else RGB (every image is converted to it as it is decoded)."""
-    grey = sum(mode in ("L", "1", "I;16", "I") for _, mode in headers)
-    return "L" if grey * 2 > len(headers) else "RGB"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data.augment import BatchTransform
-from ..data.files import read_image
+from ..data.decode import read_image
 from .exporters import INPUT_NAME, ONNX_MISSING, ExportError, ExportMeta
 
 

@@ -15,7 +15,7 @@ from .. import create_model
 from .._atomic import atomic_write
 from ..data import ImageData, Split, StreamingImageData, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
-from ..data.files import read_image
+from ..data.decode import read_image
 from ..errors import CheckpointError, DataError
 from .checkpoint import load_checkpoint, served_weights
 

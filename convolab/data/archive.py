@@ -1,0 +1,187 @@
+"""Reading images out of an image folder, a .tar, or a compressed tar, without unpacking it.
+
+An uncompressed .tar is read in place by seeking to each member; a compressed one (.tar.gz, .bz2,
+.xz) cannot be read out of order, so it is decompressed once into the cache folder (keyed by its
+content) and read from there.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .._atomic import atomic_write
+from ..errors import DataError
+from .decode import sample_headers
+
+log = logging.getLogger("convolab")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def _is_image(name: str) -> bool:
+    base = os.path.basename(name)
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_SUFFIXES
+
+
+@contextlib.contextmanager
+def archive_errors(path: Path) -> Iterator[None]:
+    """A truncated or corrupt archive becomes one DataError naming it, not tarfile's traceback."""
+    import lzma
+    import zlib
+
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"archive {path} cannot be read to the end ({reason}); it is truncated or corrupt: "
+                        "download or pack it again") from None
+
+
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def compression_of(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return next((kind for magic, kind in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+
+
+def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
+    """The uncompressed tar of a compressed archive, made once in the cache folder."""
+    import bz2
+    import gzip
+    import lzma
+
+    target = cache_root / f"{fingerprint}.tar"
+    if target.is_file():
+        return target
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
+    log.info("decompressing %s once to %s, to read its images in any order", path, target)
+    cache_root.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: str) -> None:
+        from tqdm.auto import tqdm
+
+        with opener(path, "rb") as src, open(tmp, "wb") as dst, \
+                tqdm(total=path.stat().st_size, disable=None, desc="decompressing", unit="B", unit_scale=True,
+                     leave=False, dynamic_ncols=True) as bar:
+            raw = getattr(src, "fileobj", None) or getattr(src, "_fp", None)  # the compressed stream's position
+            for block in iter(lambda: src.read(1 << 22), b""):
+                dst.write(block)
+                if raw is not None and hasattr(raw, "tell"):
+                    bar.update(raw.tell() - bar.n)
+
+    with archive_errors(path):
+        atomic_write(target, write)
+    return target
+
+
+class FileReader:
+    """The bytes of one image of a folder or an uncompressed tar, by its location; safe to send to workers
+    (each process opens the archive itself)."""
+
+    def __init__(self, root: Path, tar_path: Path | None = None):
+        self.root, self.tar_path = root, tar_path
+        self.offsets: dict[str, tuple[int, int]] = {}
+        if tar_path is not None:
+            with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
+                self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        self._file = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
+    def read(self, location: str) -> bytes:
+        if self.tar_path is None:
+            return (self.root / location).read_bytes()
+        if self._pid != os.getpid():  # a forked worker must not share the parent's file position
+            self._file, self._pid = open(self.tar_path, "rb"), os.getpid()
+        offset, size = self.offsets[location]
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def describe(self, location: str) -> str:
+        return f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location)
+
+
+class ImageSource:
+    """Lists and reads the images of a folder or a tar archive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.is_tar = path.is_file()
+        if self.is_tar and not tarfile.is_tarfile(path):
+            raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
+
+    def list_images(self) -> tuple[list[str], list[str]]:
+        """Image paths, and the class-like folders that hold no image."""
+        if self.is_tar:
+            with archive_errors(self.path), tarfile.open(self.path) as tar:
+                members = tar.getmembers()
+            if compression_of(self.path) is None:
+                self._check_tar_end(members)
+            names = [m.name for m in members if m.isfile() and _is_image(m.name)]
+            dirs = {m.name for m in members if m.isdir()}
+        else:
+            names, dirs = [], set()
+            for root, subdirs, files in os.walk(self.path):
+                rel = os.path.relpath(root, self.path)
+                for d in subdirs:
+                    dirs.add(os.path.normpath(os.path.join(rel, d)))
+                names += [os.path.normpath(os.path.join(rel, f)) for f in files if _is_image(f)]
+        holders = {os.path.dirname(n) for n in names}
+        empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
+        return sorted(names), empty
+
+    def _check_tar_end(self, members: list[tarfile.TarInfo]) -> None:
+        """tarfile lists a plain tar cut short without complaint: cut inside a member, that member's
+        bytes are missing; cut where a header would start, the listing just ends there. A whole tar
+        ends with two zero blocks after its last member (POSIX; tar and Python's tarfile write them)."""
+        size = self.path.stat().st_size
+        end = max((m.offset_data + m.size for m in members), default=0)
+        if end > size:
+            reason = f"its last member needs {end} bytes, the file has {size}"
+        else:
+            with open(self.path, "rb") as f:
+                f.seek(-(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE)
+                marker = f.read(2 * tarfile.BLOCKSIZE)
+            if marker == bytes(2 * tarfile.BLOCKSIZE):
+                return
+            reason = "it stops after a member without the two zero blocks that end a tar"
+        with archive_errors(self.path):
+            raise tarfile.ReadError(reason)
+
+    def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
+        if self.is_tar:
+            with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
+                for member in tar:
+                    if member.name in wanted:
+                        f = tar.extractfile(member)
+                        yield member.name, f.read() if f is not None else b""
+        else:
+            for name in sorted(wanted):
+                yield name, (self.path / name).read_bytes()
+
+    def sample_headers(self, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
+        """Size and mode of up to `count` images: spread over a folder, the first ones of an archive
+        (a compressed archive cannot be read out of order)."""
+        if not self.is_tar:
+            return sample_headers(lambda name: (self.path / name).read_bytes(), names, count)
+        first: dict[str, bytes] = {}
+        wanted = set(names)
+        with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    f = tar.extractfile(member)
+                    first[member.name] = f.read() if f is not None else b""
+                    if len(first) == count:
+                        break
+        return sample_headers(first.__getitem__, sorted(first), count)
+
+    def describe(self, location: str) -> str:
+        return f"{self.path}:{location}" if self.is_tar else str(self.path / location)

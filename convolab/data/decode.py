@@ -1,0 +1,163 @@
+"""Decoding images: the mode each is converted to, the crops of training and evaluation, and one
+encoded image to a uint8 array, at most the size the model needs. Where the bytes come from is
+`archive.py`'s business, how they become batches `stream.py`'s and `folder.py`'s.
+
+JPEGs are decoded at a reduced DCT scale when the crop allows it (PIL's `draft`), so a 4000 px photo
+costs little more than a 500 px one.
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+CROP_PCT = 0.875  # evaluation: resize to size / 0.875, then take the centre size x size (torchvision, timm)
+MIN_CROP_SCALE = 0.08  # training: random-resized crops of 8% to 100% of the image area (Inception, torchvision)
+CROP_RATIO = (3 / 4, 4 / 3)
+
+
+def to_mode(img, mode: str):
+    """A PIL image in mode L or RGB; palette and alpha images pass through RGBA on the way to RGB,
+    so a transparent palette converts cleanly."""
+    if img.mode == mode:
+        return img
+    if mode == "RGB" and ("A" in img.mode or img.mode == "P"):
+        img = img.convert("RGBA")
+    return img.convert(mode)
+
+
+def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
+    """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            mode = "L" if img.mode == "L" else "RGB"
+            img = to_mode(img, mode)
+            if resize is not None and img.size != (resize, resize):
+                img = img.resize((resize, resize), Image.BILINEAR)
+            return np.asarray(img), mode
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        return None, str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+# ----- decoding to the input size ---------------------------------------------------------------
+def random_resized_box(width: int, height: int, rng: random.Random, min_scale: float = MIN_CROP_SCALE,
+                       ratio: tuple[float, float] = CROP_RATIO) -> tuple[float, float, float, float]:
+    """torchvision's RandomResizedCrop box (left, top, right, bottom): a random area fraction in
+    [min_scale, 1] and aspect ratio in `ratio`, else the centre crop of the nearest ratio."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(min_scale, 1.0)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = rng.randint(0, height - h)
+            left = rng.randint(0, width - w)
+            return left, top, left + w, top + h
+    return ratio_center_box(width, height, ratio)
+
+
+def ratio_center_box(width: int, height: int, ratio: tuple[float, float] = CROP_RATIO
+                     ) -> tuple[float, float, float, float]:
+    """The whole image, or its centre cut to the nearest aspect ratio in `ratio` (RandomResizedCrop's
+    fallback when ten draws miss)."""
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -> tuple[float, float, float, float]:
+    """The region of the original that torchvision's Resize(int(size / crop_pct)) then CenterCrop(size)
+    keeps (the same integer sizes and offsets), to be resampled once instead of twice."""
+    short = int(size / crop_pct)
+    if width <= height:
+        rw, rh = short, int(short * height / width)
+    else:
+        rw, rh = int(short * width / height), short
+    left, top = int(round((rw - size) / 2.0)), int(round((rh - size) / 2.0))
+    sx, sy = width / rw, height / rh
+    return max(0.0, left * sx), max(0.0, top * sy), min(width, (left + size) * sx), min(height, (top + size) * sy)
+
+
+def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,
+                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT, flip: bool = False) -> np.ndarray:
+    """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given
+    (mirrored with probability 1/2 if `flip`), else the evaluation centre crop. JPEGs are decoded at
+    the smallest DCT scale that still gives the crop `size` pixels. Raises OSError/ValueError for
+    files that are not readable images."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        box = random_resized_box(width, height, rng, min_scale) if rng is not None else \
+            center_box(width, height, size, crop_pct)
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if img.format == "JPEG":
+            img.draft("L" if mode == "L" else "RGB", (math.ceil(width * size / bw), math.ceil(height * size / bh)))
+        sx, sy = img.size[0] / width, img.size[1] / height
+        img.load()
+        img = to_mode(img, mode)
+        img = img.resize((size, size), Image.BILINEAR,
+                         box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        if flip and rng is not None and rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return np.array(img)  # a writable copy: torch.from_numpy shares it
+
+
+# ----- single files, as `predict` reads them ----------------------------------------------------
+def read_image(path: str | Path, channels: int, center_crop_size: int | None = None) -> torch.Tensor:
+    """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
+    its centre crop at that size, as streamed images are evaluated."""
+    from PIL import Image, UnidentifiedImageError
+
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        if center_crop_size is not None:
+            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode)
+        else:
+            with Image.open(path) as img:
+                array = np.asarray(to_mode(img, mode), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable image ({str(err).splitlines()[0]})") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+# ----- headers only ---------------------------------------------------------------------------
+def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[int, int], str]]:
+    """(width, height) and mode of up to `count` images spread over `names` (headers only)."""
+    from PIL import Image
+
+    picks = sorted({names[round(i * (len(names) - 1) / max(1, count - 1))] for i in range(min(count, len(names)))})
+    found = []
+    for name in picks:
+        try:
+            with Image.open(io.BytesIO(read(name))) as img:
+                found.append((img.size, img.mode))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return found
+
+
+def majority_mode(headers: list[tuple[tuple[int, int], str]]) -> str:
+    """L if most sampled images are grey, else RGB (every image is converted to it as it is decoded)."""
+    grey = sum(mode in ("L", "1", "I;16", "I") for _, mode in headers)
+    return "L" if grey * 2 > len(headers) else "RGB"
