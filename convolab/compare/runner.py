@@ -25,7 +25,8 @@ from .._registry import get_entry
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.engine import data_stem, load_config_data, next_free_dir
+from ..training.build import load_config_data
+from ..training.rundir import data_stem, next_free_dir
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 from .seeds import seed_values

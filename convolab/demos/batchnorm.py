@@ -12,7 +12,7 @@ from typing import Any
 from ..data import load_data
 from ..training import TrainConfig, Trainer
 from ..training.checkpoint import atomic_write
-from ..training.engine import prepare_run_dir
+from ..training.rundir import prepare_run_dir
 
 MODEL = "lenet5_bn"
 ARMS = (("without batch norm", False), ("with batch norm", True))

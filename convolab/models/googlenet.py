@@ -214,7 +214,7 @@ class GoogLeNet(AuxClassifierNet):
         return self.forward_aux(x)[0]
 
 
-@register_model
+@register_model(train_defaults={"aux_weight": 0.3})  # the aux heads' loss weight: the paper's section 5
 def googlenet(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
               drop_rate: float = 0.4, img_size: int = 224) -> GoogLeNet:
     """GoogLeNet as the paper: true 5x5, conv biases, ReLU, LRN, no BN (6,998,552 params)."""
@@ -222,7 +222,7 @@ def googlenet(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = Fal
                      drop_rate=drop_rate, img_size=img_size)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision",), train_defaults={"aux_weight": 0.3})  # GoogLeNet paper, section 5
 def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
                  transform_input: bool = False, drop_rate: float = 0.2, aux_drop_rate: float = 0.7,
                  img_size: int = 224) -> GoogLeNet:

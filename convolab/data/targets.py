@@ -1,4 +1,5 @@
-"""Extra targets derived from a data set's class names, for models with several task heads.
+"""Extra targets derived from a data set's class names, for models with several task heads
+(`--extra-target`; the training engine derives them, `convolab.finetune` re-exports them).
 
 A target is named like the model output that predicts it: `--extra-target parity` gives every
 image a second label (even/odd digit) that the output `parity` of e.g. `lenet5_two_head` learns.

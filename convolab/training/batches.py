@@ -1,0 +1,118 @@
+"""Where a run's batches come from: data resident on the device, or images streamed from their files.
+
+Both kinds of source answer the same few questions, so that the loop and the builder never ask which
+kind they hold:
+
+- `train_batches(epoch, start_batch)`: (uint8 images, labels, indices) of this process's share of each
+  remaining training batch of `epoch`, on the device; the order comes from (seed, epoch), so a resumed
+  run needs no other state;
+- `test_batches(batch_size, shard)`: the test split's batches in order (with `shard`, this process's
+  share), the indices pointing into `test_labels` (or its share);
+- `train_labels`, `test_labels`: on the device; `preprocess`: how a file becomes the input (squashed
+  to the size, or the centre crop of a streamed photo), for the checkpoint;
+- `batch_augment`: what the batch transform still does (a stream's workers crop and mirror as they
+  decode); `describe()`: for the CLI's "training ... on cpu, streamed by 8 workers".
+
+Resident data (`ImageData`) live on the device as uint8 and a batch is an index into them; streamed
+data (`StreamingImageData`) are decoded by DataLoader worker processes, batch by batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterator
+
+import torch
+
+from ..data import ImageData, StreamingImageData
+from ..data.augment import AugmentConfig
+from ..data.stream import epoch_permutation
+from .distributed import Distributed
+from .evaluation import Batch, split_batches
+
+
+class ResidentBatches:
+    """In-memory data moved once to the device; a training batch is an index into it."""
+
+    streamed = False
+    preprocess = "resize"
+    loader = None
+
+    def __init__(self, data: ImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+                 augment: AugmentConfig):
+        self.data, self.dist, self.batch_size, self.seed = data, dist, batch_size, seed
+        self.batch_augment = augment
+        self.train_labels = data.train.labels.to(device)
+        self.test_labels = data.test.labels.to(device)
+        self.train_images: torch.Tensor | None = data.train.images.to(device)
+        self.test_images: torch.Tensor | None = data.test.images.to(device)
+
+    def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        perm = epoch_permutation(len(self.train_labels), self.seed, epoch).to(self.train_labels.device)
+        for b in range(start_batch, max(1, len(perm) // self.batch_size)):  # the last partial batch is dropped
+            idx = self.dist.shard(perm[b * self.batch_size:(b + 1) * self.batch_size])  # rank r of W: idx[r::W]
+            yield self.train_images[idx], self.train_labels[idx], idx
+
+    def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        images, labels = self.test_images, self.test_labels
+        if shard:
+            images, labels = self.dist.shard(images), self.dist.shard(labels)
+        return split_batches(images, labels, batch_size)
+
+    def describe(self) -> str:
+        return ""
+
+
+class StreamedBatches:
+    """Images decoded from their files by worker processes: a training image becomes a random-resized
+    crop of the input size (mirrored at random if the augmentation flips), a test image its centre crop."""
+
+    streamed = True
+    preprocess = "center-crop"
+    train_images = test_images = None
+
+    def __init__(self, data: StreamingImageData, device: torch.device, dist: Distributed, batch_size: int,
+                 seed: int, augment: AugmentConfig, size: int, min_crop_scale: float):
+        # The workers crop and mirror each image as they decode it; the batch transform does the rest.
+        crop = augment.crop_padding > 0
+        data.configure(size, random_crop=crop, min_scale=min_crop_scale, flip=augment.flip and crop)
+        self.data, self.dist, self.device = data, dist, device
+        self.batch_augment = dataclasses.replace(augment, crop_padding=0, flip=augment.flip and not crop)
+        self.pin_memory = device.type == "cuda"
+        self.train_labels = data.train.labels.to(device)
+        self.test_labels = data.test.labels.to(device)
+        self.loader, self.sampler = data.train_loader(batch_size, seed, dist.rank, dist.world_size,
+                                                      pin_memory=self.pin_memory)
+
+    def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        self.sampler.set_epoch(epoch, start_batch)
+        for images, labels, index in self.data.batches(self.loader, self.data.train):
+            yield (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True),
+                   index.to(self.device, non_blocking=True))
+
+    def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        split = self.dist.shard(self.data.test) if shard else self.data.test
+        return self.data.eval_batches(split, batch_size, pin_memory=self.pin_memory)
+
+    def describe(self) -> str:
+        workers = self.data.workers
+        return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
+
+
+BatchSource = ResidentBatches | StreamedBatches
+
+
+@functools.singledispatch
+def batch_source(data: ImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+                 augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
+    """The source of `data`'s batches: resident for data held in memory, streamed for data in files."""
+    return ResidentBatches(data, device, dist, batch_size, seed, augment)
+
+
+@batch_source.register
+def _streamed(data: StreamingImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+              augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
+    return StreamedBatches(data, device, dist, batch_size, seed, augment, size, min_crop_scale)
+
+
+__all__ = ["BatchSource", "ResidentBatches", "StreamedBatches", "batch_source"]

@@ -1,0 +1,302 @@
+"""Building a training run from its config: every part the loop reads, made once, in a fixed order.
+
+`build_run` goes: the process (device, process group, precision, threads, seed), the data, the model
+(and the weights it starts from), the input (size, batch source, normalization, transforms), the
+outputs (targets and loss weights), the optimization (SyncBN, freezing, optimizer, scaler, EMA,
+DDP and torch.compile), the schedule's lengths, and the run folder. The order is part of the result:
+the random streams are drawn in it, so the same config gives the same run.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._registry import train_defaults
+from ..data import ImageData, StreamingImageData, load_data, per_class_subset
+from ..data.augment import AugmentConfig, BatchTransform
+from ..data.targets import derive_target
+from ..errors import ConfigError, UnknownModelError
+from ..models import create_model
+from .batches import BatchSource, batch_source
+from .checkpoint import load_checkpoint, served_weights
+from .config import TrainConfig
+from .device import resolve_amp, resolve_device
+from .distributed import Distributed
+from .optim import ModelEma, build_optimizer, param_groups
+from .rundir import default_run_dir, prepare_run_dir
+from .sync_bn import convert_sync_batchnorm
+from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matching
+
+log = logging.getLogger("convolab")
+
+
+@dataclass
+class Run:
+    """The parts of a training run, as `build_run` made them; what the loop and the checkpoint read."""
+
+    config: TrainConfig
+    started: float  # perf_counter at the start of building: elapsed_seconds counts data loading too
+    device: torch.device
+    dist: Distributed
+    amp_dtype: torch.dtype | None
+    data: ImageData | StreamingImageData
+    model: nn.Module
+    init_report: LoadReport | None  # what config.init_from loaded and skipped
+    batches: BatchSource
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    transform: BatchTransform  # training batches: augmentation, then normalization
+    eval_transform: BatchTransform
+    aux_weight: float
+    train_targets: dict[str, torch.Tensor]  # derived targets of the outputs that have their own
+    test_targets: dict[str, torch.Tensor]
+    loss_weights: dict[str, float]
+    want_aux: bool  # the forward pass returns the auxiliary outputs (some have a loss weight)
+    scored_outputs: list[str]  # outputs scored per epoch besides main
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: ModelEma | None
+    forward_model: nn.Module  # the model's training outputs, under DDP and torch.compile if asked
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    aug_generator: torch.Generator
+    run_dir: Path
+    tensorboard: Any  # a SummaryWriter on rank 0 with --tensorboard, else None
+
+    def resolved(self) -> dict[str, Any]:
+        """What the options became, for config.json."""
+        return {
+            "lr": self.config.base_lr, "device": str(self.device),
+            "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+            "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
+            "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,
+            "steps_per_epoch": self.steps_per_epoch, "torch": torch.__version__,
+            "processes": self.dist.world_size, "loss_weights": self.loss_weights,
+            "init_from": self.init_report.to_dict() if self.init_report is not None else None,
+        }
+
+
+def build_run(config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None) -> Run:
+    """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names."""
+    started = time.perf_counter()
+    device, dist, amp_dtype = start_process(config)
+    torch.manual_seed(config.seed)
+    data = data if data is not None else load_run_data(config, dist)
+    init_report = None
+    if model is None:
+        model, init_report = create_run_model(config, data)
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    # The input: its size, where its batches come from, its statistics and the batch transforms.
+    data_cfg = getattr(model, "data_config", None)
+    size = config.image_size or (data_cfg.input_size[-1] if data_cfg else data.image_shape[-1])
+    in_chans = getattr(model, "in_chans", data.image_shape[0])
+    augment = augment_for(config.augment, data.image_shape, config.random_erasing)
+    batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
+    mean, std = input_statistics(config, model, batches.data, in_chans)
+    transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
+    eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
+
+    # The outputs: each one's target and loss weight.
+    aux_weight = config.aux_weight if config.aux_weight is not None else registered_aux_weight(model, config)
+    train_targets, test_targets = extra_targets(config, model, batches, data.classes)
+    loss_weights = output_loss_weights(config, model, train_targets, aux_weight)
+    want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
+    scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
+
+    # The optimization.
+    if config.sync_bn and dist.enabled:  # BN statistics of the global batch, as one process has
+        model = convert_sync_batchnorm(model, device)
+    optimizer = build_optimizer(trainable_groups(config, model), config.optimizer, config.base_lr,
+                                config.momentum, config.nesterov)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
+    forward: nn.Module = TrainingOutputs(model, want_aux)
+    if dist.enabled:
+        forward = dist.wrap(model, forward)
+        torch.manual_seed(config.seed + dist.rank)  # own dropout masks per rank (same init before)
+    forward_model = torch.compile(forward) if config.compile else forward
+
+    steps_per_epoch = max(1, len(batches.train_labels) // config.batch_size)  # the last partial batch is dropped
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+    aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
+    # Rank 0 names and creates the run folder (a default name depends on what exists).
+    run_dir = prepare_run_dir(config.output or default_run_dir(config)) if dist.is_main else None
+    run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
+    tensorboard = open_tensorboard(run_dir) if config.tensorboard and dist.is_main else None
+    return Run(config, started, device, dist, amp_dtype, data, model, init_report, batches, (size, size),
+               mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
+               want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,
+               warmup_steps, aug_generator, run_dir, tensorboard)
+
+
+# ----- the process ---------------------------------------------------------------------------------
+def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch.dtype | None]:
+    """The device, this process's place in the job (joined: one GPU per process), and the precision."""
+    device = resolve_device(config.device)
+    dist = Distributed.from_env(device)
+    dist.check_batch_size(config.batch_size)
+    device = dist.device(device)
+    if not dist.is_main:
+        log.setLevel(logging.WARNING)  # rank 0 reports for all
+    amp_dtype = resolve_amp(config.amp, device)
+    if device.type == "cuda":  # fixed input shapes: cuDNN times its algorithms once and keeps the fastest
+        torch.backends.cudnn.benchmark = True
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return device, dist, amp_dtype
+
+
+# ----- the data ------------------------------------------------------------------------------------
+def load_config_data(config: TrainConfig) -> ImageData | StreamingImageData:
+    """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
+    data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
+                     config.image_size, config.loader, config.workers)
+    if config.train_subset is None and config.test_subset is None:
+        return data
+    if isinstance(data, StreamingImageData):
+        raise ConfigError(f"--train-subset and --test-subset take images held in memory; {config.data} is "
+                          "streamed from its files: add --loader cache, or give a folder of fewer images")
+    train = data.train.subset(per_class_subset(data.train.labels, config.train_subset or len(data.train)))
+    test = data.test.subset(per_class_subset(data.test.labels, config.test_subset or len(data.test)))
+    log.info("a subset: %d of %d training and %d of %d test images", len(train), len(data.train), len(test),
+             len(data.test))
+    return ImageData(data.name, train, test, data.classes)
+
+
+def load_run_data(config: TrainConfig, dist: Distributed) -> ImageData | StreamingImageData:
+    """The run's data; with several processes rank 0 loads first, so that a --download, an image
+    cache or a decompressed archive is made once and the other ranks find it ready."""
+    if dist.is_main:
+        data = load_config_data(config)
+    dist.barrier()
+    if not dist.is_main:
+        data = load_config_data(config)
+    return data
+
+
+# ----- the model and its input ---------------------------------------------------------------------
+def create_run_model(config: TrainConfig, data: ImageData | StreamingImageData) -> tuple[nn.Module, LoadReport | None]:
+    """The config's model for the data's classes and channels, with the weights of config.init_from
+    that match by name and shape (every skipped name logged)."""
+    model = create_model(config.model, num_classes=data.num_classes, in_chans=data.image_shape[0],
+                         **dict(config.model_options))
+    if not config.init_from:
+        return model, None
+    report = load_matching(model, served_weights(load_checkpoint(config.init_from)))
+    log.info("init from %s: %s", config.init_from, report.summary())
+    return model, report
+
+
+def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) -> AugmentConfig:
+    """'auto': crop with padding size/8 and flips for colour images; none for grey digits, where
+    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs)."""
+    pad = max(1, round(image_shape[-1] / 8))
+    if mode == "auto":
+        mode = "crop-flip" if image_shape[0] == 3 else "none"
+    return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing)
+
+
+def input_statistics(config: TrainConfig, model: nn.Module, data: ImageData | StreamingImageData,
+                     in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel mean and std inputs are normalized by: the model's (--normalize model, where it
+    has a data config) or the training images' (averaged over the channels where the model's differ)."""
+    data_cfg = getattr(model, "data_config", None)
+    if config.normalize == "model" and data_cfg is not None:
+        return tuple(data_cfg.mean), tuple(data_cfg.std)
+    mean, std = data.channel_stats()
+    if len(mean) != in_chans:  # stats follow the channel conversion
+        mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+    return tuple(mean), tuple(std)
+
+
+# ----- the outputs ---------------------------------------------------------------------------------
+def registered_aux_weight(model: nn.Module, config: TrainConfig) -> float:
+    """The auxiliary heads' loss weight the model registers (its paper's, in `train_defaults`), else 0."""
+    try:
+        defaults = train_defaults(getattr(model, "model_name", config.model))
+    except UnknownModelError:  # a model built outside the registry
+        return 0.0
+    return float(defaults.get("aux_weight", 0.0))
+
+
+def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, classes: list[str]
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The derived targets of the outputs that have their own (e.g. `parity`), on the device."""
+    names = list(config.extra_targets)
+    outputs = ("main", *getattr(model, "aux_names", ()))
+    for name in names:
+        if name not in outputs:
+            raise ConfigError(f"--extra-target {name}: the model has no output named {name!r} "
+                              f"(its outputs: {', '.join(outputs)})")
+    for name in getattr(model, "task_classes", {}):
+        if name not in names:
+            raise ConfigError(f"the model's output {name!r} predicts its own target: "
+                              f"add --extra-target {name}")
+    train = {name: derive_target(name, batches.train_labels, classes) for name in names}
+    test = {name: derive_target(name, batches.test_labels, classes) for name in names}
+    return train, test
+
+
+def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: dict[str, torch.Tensor],
+                        aux_weight: float) -> dict[str, float]:
+    """Each output's loss weight: main 1, auxiliary heads the aux weight, task heads 1; --loss overrides."""
+    aux = getattr(model, "aux_names", ())
+    weights = {"main": 1.0} | {n: 1.0 if n in train_targets else aux_weight for n in aux}
+    unknown = sorted(set(config.loss_weights) - set(weights))
+    if unknown:
+        raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
+                          f"(its outputs: {', '.join(weights)})")
+    return weights | {k: float(v) for k, v in config.loss_weights.items()}
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
+    if want_aux and hasattr(model, "forward_outputs"):
+        return model.forward_outputs(x)
+    return {"main": model(x)}
+
+
+class TrainingOutputs(nn.Module):
+    """`model_outputs` as a module: what torch.compile and DistributedDataParallel wrap, so both
+    see the auxiliary heads' outputs the loss uses."""
+
+    def __init__(self, model: nn.Module, want_aux: bool):
+        super().__init__()
+        self.model, self.want_aux = model, want_aux
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model_outputs(self.model, x, self.want_aux)
+
+
+# ----- the optimization and the run folder --------------------------------------------------------
+def trainable_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
+    """The optimizer's parameter groups: decay and no-decay; a frozen backbone left out (its BN layers
+    frozen), or given its own groups at --backbone-lr-scale."""
+    if config.freeze_backbone:
+        freeze_backbone(model)
+    groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias)
+    if config.backbone_lr_scale is not None:
+        groups = backbone_lr_groups(model, groups, config.backbone_lr_scale)
+    return groups
+
+
+def open_tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+__all__ = ["Run", "TrainingOutputs", "augment_for", "build_run", "load_config_data", "model_outputs"]

@@ -1,0 +1,52 @@
+"""The device a run trains on: which one, its clock, and its mixed precision."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+
+from ..errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def device_clock(device: torch.device) -> float:
+    """The host clock once the device has finished the work queued so far.
+
+    CUDA runs kernels asynchronously: without waiting, a clock read after `loss.backward()` would stop
+    while the step is still queued, and images/s would count unfinished work.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the device runs it fast (CUDA), fp16 only on CUDA; 'auto' leaves the CPU in fp32."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision in `dtype` on `device`; None: full precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+__all__ = ["autocast", "device_clock", "resolve_amp", "resolve_device"]

@@ -1,0 +1,67 @@
+"""Scoring a model on a test split: loss and top-1 accuracy, of each output that has a target."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.augment import BatchTransform
+from .device import autocast
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, indices into the labels
+
+
+def split_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> Iterator[Batch]:
+    """(uint8 images, labels, indices) of in-memory data, in order."""
+    for start in range(0, len(labels), batch_size):
+        stop = min(start + batch_size, len(labels))
+        yield images[start:stop], labels[start:stop], torch.arange(start, stop, device=labels.device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor, transform: BatchTransform,
+             batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
+             return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None,
+             batches: Iterable[Batch] | None = None, tta: str = "none") -> dict[str, Any]:
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
+
+    `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`.
+    `batches` ((uint8 images, labels, indices into `labels`), e.g. streamed from files) replaces `images`.
+    `tta="flip"`: each output is the mean of the logits of the image and of its mirror image.
+    """
+    model.eval()
+    targets = targets or {}
+    # Sums stay on the device: one synchronization at the end, not two per batch.
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    correct_by = {name: torch.zeros((), dtype=torch.long, device=device) for name in targets}
+    count, outputs = 0, []
+    for images_u8, y, index in batches if batches is not None else split_batches(images, labels, batch_size):
+        x = transform(images_u8.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            named = model.forward_outputs(x) if targets else {"main": model(x)}
+            if tta == "flip":
+                mirrored = model.forward_outputs(x.flip(3)) if targets else {"main": model(x.flip(3))}
+                named = {k: (v.float() + mirrored[k].float()) / 2 for k, v in named.items()}
+        logits = named["main"].float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+        for name, target in targets.items():
+            t = target[index.to(target.device)].to(device, non_blocking=True)
+            correct_by[name] += (named[name].argmax(1) == t).sum()
+        if return_logits:
+            outputs.append(logits.cpu())
+    n = max(1, count)
+    result: dict[str, Any] = {"loss": total_loss.item() / n, "acc": correct.item() / n}
+    result.update({f"acc_{name}": c.item() / n for name, c in correct_by.items()})
+    if return_logits:
+        result["logits"] = torch.cat(outputs) if outputs else torch.empty(0)
+    return result
+
+
+__all__ = ["Batch", "evaluate", "split_batches"]

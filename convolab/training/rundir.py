@@ -1,0 +1,51 @@
+"""The run folder: its default name, its creation, and the config.json that describes the run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_write
+from ..errors import ConfigError
+from .config import TrainConfig
+
+
+def next_free_dir(stem: str, parent: str | Path = "runs") -> Path:
+    """parent/stem, or stem-2, stem-3... beside the ones that exist."""
+    path, n = Path(parent) / stem, 2
+    while path.exists():
+        path, n = Path(parent) / f"{stem}-{n}", n + 1
+    return path
+
+
+def data_stem(data: str) -> str:
+    """A short name for a data source: `cifar10` for ../shared/data/cifar10-jpg.tar.gz."""
+    return Path(data).name.split(".")[0]
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """runs/MODEL-DATA, or the first of runs/MODEL-DATA-2, -3... that does not exist."""
+    return next_free_dir(f"{config.model}-{data_stem(config.data)}")
+
+
+def prepare_run_dir(output: str | Path) -> Path:
+    """`output` as a folder, created if need be; a clear error if it is a file or cannot be made."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a folder for the run (it will be created)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output {path} cannot be created ({err.strerror}); choose another folder") from None
+    return path
+
+
+def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
+    """run_dir/config.json: the options of the run (what `TrainConfig.from_run` reads back), its folder,
+    and under "resolved" what the options became (learning rate, device, input size, statistics...)."""
+    values = config.to_dict() | {"output": str(run_dir), "resolved": resolved}
+    text = json.dumps(values, indent=1, default=str)
+    atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
+
+
+__all__ = ["data_stem", "default_run_dir", "next_free_dir", "prepare_run_dir", "write_run_config"]

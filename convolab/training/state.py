@@ -1,0 +1,141 @@
+"""A run's progress as one dataclass, and the checkpoint: the run's parts and its progress in one flat dict.
+
+`RunState` serializes itself field by field (`dataclasses.fields`), so a new field is saved, resumed and
+read back from older checkpoints (which lack it: its default) without a key written twice. The
+checkpoint keeps its flat keys (`epoch`, `history`, `model`, `image_size`...): readers of last.pt and
+best.pt (`load_trained_model`, compare's results, export) read them by name.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from .build import Run
+
+
+def no_partial() -> dict[str, float]:
+    """The sums of the epoch's steps so far: loss (summed over images), correct, images, seconds."""
+    return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+@dataclass
+class RunState:
+    """Progress through a run: everything the loop changes, all of it in the checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0
+    partial: dict[str, float] = field(default_factory=no_partial)  # folded every 10 steps
+    history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})  # a row per epoch
+    # Training loss and accuracy every 10 steps (He et al. plot training error by iteration).
+    step_history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    epochs_since_best: int = 0
+    wall_seconds: float = 0.0  # the training steps of all epochs so far (what --budget-seconds counts)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each field under its name; lists of rows as JSON text (a checkpoint holds tensors, numbers, strings)."""
+        return {f.name: _encode(f, getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> RunState:
+        """The fields found in `state` (e.g. a checkpoint); a field an older checkpoint lacks keeps its default."""
+        return cls(**{f.name: _decode(f, state[f.name]) for f in fields(cls) if f.name in state})
+
+    def end_epoch(self, row: dict[str, Any], min_delta: float) -> bool:
+        """Record the epoch's row and start the next epoch; True if its test accuracy is a new best."""
+        self.history.append(row)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.partial = no_partial()
+        improved = row["test_acc"] > self.best_acc + min_delta
+        if improved:
+            self.best_acc, self.best_epoch, self.epochs_since_best = row["test_acc"], row["epoch"], 0
+        else:
+            self.epochs_since_best += 1
+        return improved
+
+
+def _encode(f: Field, value: Any) -> Any:
+    return json.dumps(value) if f.metadata.get("json") else copy.copy(value)
+
+
+def _decode(f: Field, value: Any) -> Any:
+    if f.metadata.get("json"):
+        return json.loads(value)
+    kind = type(f.default_factory() if f.default is MISSING else f.default)  # type: ignore[misc]
+    return kind(value)
+
+
+# ----- the checkpoint ------------------------------------------------------------------------------
+def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
+    """Everything a resumed run, `convolab predict/evaluate/export` and a fine-tuning run need: the
+    model and how its input is made, the optimizer, the progress, and every random stream."""
+    model = getattr(run.model, "module", run.model)
+    saved = {
+        "model": model.state_dict(),
+        "model_name": getattr(model, "model_name", run.config.model),
+        "model_options": dict(run.config.model_options),
+        "num_classes": run.data.num_classes,
+        "in_chans": getattr(model, "in_chans", run.data.image_shape[0]),
+        "classes": list(run.data.classes),
+        "image_size": list(run.image_size),
+        "preprocess": run.batches.preprocess,  # files squashed to the size, or (streamed) their centre crop
+        "mean": list(run.mean),
+        "std": list(run.std),
+        "data": run.config.data,
+        "config": json.dumps(run.config.to_dict()),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        **state.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_aug": run.aug_generator.get_state(),
+    }
+    if run.device.type == "cuda":
+        saved["rng_cuda"] = torch.cuda.get_rng_state(run.device)
+    if run.ema is not None:
+        saved["ema"] = run.ema.module.state_dict()
+    if run.dist.enabled:  # every rank's random streams (a collective: all ranks call checkpoint_state)
+        saved["rng_ranks"] = run.dist.gather(_rng_state(run))
+    return saved
+
+
+def _rng_state(run: Run) -> dict[str, torch.Tensor]:
+    rng = {"cpu": torch.get_rng_state(), "aug": run.aug_generator.get_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(run.device)
+    return rng
+
+
+def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
+    """Load `saved` into the run's model, optimizer, scaler, EMA and random streams; its progress."""
+    getattr(run.model, "module", run.model).load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scaler.load_state_dict(saved["scaler"])
+    state = RunState.from_state_dict(saved)
+    torch.set_rng_state(saved["rng_cpu"])
+    run.aug_generator.set_state(saved["rng_aug"])
+    if "rng_cuda" in saved and run.device.type == "cuda":
+        torch.cuda.set_rng_state(saved["rng_cuda"], run.device)
+    if run.ema is not None and "ema" in saved:
+        run.ema.module.load_state_dict(saved["ema"])
+    if run.dist.enabled:
+        ranks = saved.get("rng_ranks")
+        rank = run.dist.rank
+        if ranks is not None and len(ranks) == run.dist.world_size:
+            torch.set_rng_state(ranks[rank]["cpu"])
+            run.aug_generator.set_state(ranks[rank]["aug"])
+            if "cuda" in ranks[rank] and run.device.type == "cuda":
+                torch.cuda.set_rng_state(ranks[rank]["cuda"], run.device)
+        elif rank:  # saved by another number of processes: fresh streams for this rank
+            torch.manual_seed(run.config.seed + rank + state.step * 1_000_003)
+            run.aug_generator.manual_seed(run.config.seed + 1 + rank * 1_000_003 + state.step)
+    return state
+
+
+__all__ = ["RunState", "checkpoint_state", "restore_checkpoint"]
