@@ -1,4 +1,5 @@
-"""In-memory image data: uint8 NCHW tensors, batched by indexing (no per-sample Python work)."""
+"""In-memory image data (uint8 NCHW tensors, batched by indexing: no per-sample Python work), and what
+every data set answers, in memory or streamed (`LabelledImages`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,9 +28,34 @@ class Split:
         return Split(self.images[index], self.labels[index])
 
 
+class LabelledImages:
+    """What every data set answers, held in memory (`ImageData`) or streamed from its files
+    (`StreamingImageData`): its name, class names, train and test splits (each with `labels` and a
+    length), the shape of its images and their per-channel statistics."""
+
+    name: str
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        raise NotImplementedError
+
+    def per_class_subsets(self, train: int | None, test: int | None) -> LabelledImages:
+        """`train` training and `test` test images (None: all), every class alike, the same ones each time."""
+        raise NotImplementedError
+
+
 @dataclass
-class ImageData:
-    """A named data set with a train and a test split and its class names."""
+class ImageData(LabelledImages):
+    """A named data set held in memory: a train and a test split of uint8 images, and its class names."""
 
     name: str
     train: Split
@@ -40,14 +66,13 @@ class ImageData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the training images, in [0, 1] units."""
         x = self.train.images.float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
         return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+    def per_class_subsets(self, train: int | None, test: int | None) -> ImageData:
+        return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train or len(self.train))),
+                         self.test.subset(per_class_subset(self.test.labels, test or len(self.test))), self.classes)
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

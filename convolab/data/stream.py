@@ -17,6 +17,7 @@ differently:
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
@@ -26,9 +27,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .archive import FileReader
-from .base import ImageData
+from .base import LabelledImages
 from .decode import MIN_CROP_SCALE, decode_crop, majority_mode
 
 log = logging.getLogger("convolab")
@@ -128,29 +129,27 @@ class StreamSplit:
         """A slice, e.g. one rank's share `[rank::world_size]`."""
         return self.subset(torch.arange(len(self))[key])
 
-    @property
-    def images(self) -> torch.Tensor:
-        raise TypeError("a streamed split has no in-memory images; read them with StreamingImageData.batches()")
 
-
-class StreamingImageData(ImageData):
+class StreamingImageData(LabelledImages):
     """An image folder or tar read batch by batch from its files (see the module's docstring).
 
-    The input size is set by the trainer once the model is known (`configure`); until then it is the
-    `size` given (--image-size), else 224.
+    How its images are decoded (the size, random-resized crops for training, random mirroring) is the
+    `size` given (--image-size, else 224) until `configure` changes it; the trainer takes a copy
+    decoded as its model needs (`decoded_as`) and leaves the data it was given as it was.
     """
 
     def __init__(self, name: str, train: StreamSplit, test: StreamSplit, classes: list[str], mode: str,
                  size: int | None = None, workers: int | None = None, skip_bad_images: bool = False,
                  source: str = ""):
-        super().__init__(name, train, test, classes)  # type: ignore[arg-type]
+        self.name, self.train, self.test, self.classes = name, train, test, classes
         self.mode, self.source = mode, source
         self.size = size or 224
         self.workers = default_workers() if workers is None else workers
         self.skip_bad_images = skip_bad_images
         self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
+        # Shared with the copies `decoded_as` makes: the files skipped, the statistics by size.
         self.skipped: set[str] = set()
-        self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        self._stats: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -162,8 +161,8 @@ class StreamingImageData(ImageData):
         whether those are mirrored at random (flips need the crop's random stream)."""
         if flip is not None:
             self.flip = flip
-        if size is not None and size != self.size:
-            self.size, self._stats = size, None
+        if size is not None:
+            self.size = size
         if random_crop is not None:
             self.random_crop = random_crop
         if min_scale is not None:
@@ -171,9 +170,20 @@ class StreamingImageData(ImageData):
                 raise DataError(f"--min-crop-scale must be in (0, 1], got {min_scale}")
             self.min_scale = min_scale
 
+    def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
+                   flip: bool | None = None) -> StreamingImageData:
+        """A copy of this data that decodes as `configure` would make it; this one is left unchanged."""
+        data = copy.copy(self)
+        data.configure(size, random_crop, min_scale, flip)
+        return data
+
+    def per_class_subsets(self, train: int | None, test: int | None) -> StreamingImageData:
+        raise ConfigError(f"--train-subset and --test-subset take images held in memory; {self.source} is "
+                          "streamed from its files: add --loader cache, or give a folder of fewer images")
+
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of up to 256 training images spread over the split (centre crops)."""
-        if self._stats is None:
+        if self.size not in self._stats:
             n = len(self.train)
             picks = sorted({round(i * (n - 1) / max(1, STATS_SAMPLE - 1)) for i in range(min(n, STATS_SAMPLE))})
             dataset = self._dataset(self.train, train=False, seed=0)
@@ -181,8 +191,8 @@ class StreamingImageData(ImageData):
             if not images:
                 raise DataError(f"no readable image among {len(picks)} sampled from {self.source}")
             x = torch.stack(images).float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
-            self._stats = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
-        return self._stats
+            self._stats[self.size] = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+        return self._stats[self.size]
 
     def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
         return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed, self.flip)

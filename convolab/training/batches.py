@@ -26,6 +26,7 @@ import torch
 
 from ..data import ImageData, StreamingImageData
 from ..data.augment import AugmentConfig
+from ..data.base import LabelledImages
 from ..data.stream import epoch_permutation
 from .distributed import Distributed
 from .evaluation import Batch, split_batches
@@ -74,15 +75,16 @@ class StreamedBatches:
     def __init__(self, data: StreamingImageData, device: torch.device, dist: Distributed, batch_size: int,
                  seed: int, augment: AugmentConfig, size: int, min_crop_scale: float):
         # The workers crop and mirror each image as they decode it; the batch transform does the rest.
+        # The source holds its own copy of the data, decoded so; the data it was given stay as they were.
         crop = augment.crop_padding > 0
-        data.configure(size, random_crop=crop, min_scale=min_crop_scale, flip=augment.flip and crop)
-        self.data, self.dist, self.device = data, dist, device
+        self.data = data.decoded_as(size, random_crop=crop, min_scale=min_crop_scale, flip=augment.flip and crop)
+        self.dist, self.device = dist, device
         self.batch_augment = dataclasses.replace(augment, crop_padding=0, flip=augment.flip and not crop)
         self.pin_memory = device.type == "cuda"
         self.train_labels = data.train.labels.to(device)
         self.test_labels = data.test.labels.to(device)
-        self.loader, self.sampler = data.train_loader(batch_size, seed, dist.rank, dist.world_size,
-                                                      pin_memory=self.pin_memory)
+        self.loader, self.sampler = self.data.train_loader(batch_size, seed, dist.rank, dist.world_size,
+                                                           pin_memory=self.pin_memory)
 
     def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
         self.sampler.set_epoch(epoch, start_batch)
@@ -103,9 +105,15 @@ BatchSource = ResidentBatches | StreamedBatches
 
 
 @functools.singledispatch
-def batch_source(data: ImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+def batch_source(data: LabelledImages, device: torch.device, dist: Distributed, batch_size: int, seed: int,
                  augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
     """The source of `data`'s batches: resident for data held in memory, streamed for data in files."""
+    raise TypeError(f"no batch source for {type(data).__name__}; give ImageData or StreamingImageData")
+
+
+@batch_source.register
+def _resident(data: ImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+              augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
     return ResidentBatches(data, device, dist, batch_size, seed, augment)
 
 

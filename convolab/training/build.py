@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from .._registry import train_defaults
-from ..data import ImageData, StreamingImageData, load_data, per_class_subset
+from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
+from ..data.base import LabelledImages
 from ..data.targets import derive_target
 from ..errors import ConfigError, UnknownModelError
 from ..models import create_model
@@ -45,7 +46,7 @@ class Run:
     device: torch.device
     dist: Distributed
     amp_dtype: torch.dtype | None
-    data: ImageData | StreamingImageData
+    data: LabelledImages  # as the batch source holds them (streamed images: decoded as the model needs)
     model: nn.Module
     init_report: LoadReport | None  # what config.init_from loaded and skipped
     batches: BatchSource
@@ -84,7 +85,7 @@ class Run:
         }
 
 
-def build_run(config: TrainConfig, data: ImageData | None = None, model: nn.Module | None = None) -> Run:
+def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None) -> Run:
     """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names."""
     started = time.perf_counter()
     device, dist, amp_dtype = start_process(config)
@@ -135,7 +136,7 @@ def build_run(config: TrainConfig, data: ImageData | None = None, model: nn.Modu
     run_dir = prepare_run_dir(config.output or default_run_dir(config)) if dist.is_main else None
     run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
     tensorboard = open_tensorboard(run_dir) if config.tensorboard and dist.is_main else None
-    return Run(config, started, device, dist, amp_dtype, data, model, init_report, batches, (size, size),
+    return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),
                mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
                want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,
                warmup_steps, aug_generator, run_dir, tensorboard)
@@ -159,23 +160,19 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
 
 
 # ----- the data ------------------------------------------------------------------------------------
-def load_config_data(config: TrainConfig) -> ImageData | StreamingImageData:
+def load_config_data(config: TrainConfig) -> LabelledImages:
     """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers)
     if config.train_subset is None and config.test_subset is None:
         return data
-    if isinstance(data, StreamingImageData):
-        raise ConfigError(f"--train-subset and --test-subset take images held in memory; {config.data} is "
-                          "streamed from its files: add --loader cache, or give a folder of fewer images")
-    train = data.train.subset(per_class_subset(data.train.labels, config.train_subset or len(data.train)))
-    test = data.test.subset(per_class_subset(data.test.labels, config.test_subset or len(data.test)))
-    log.info("a subset: %d of %d training and %d of %d test images", len(train), len(data.train), len(test),
-             len(data.test))
-    return ImageData(data.name, train, test, data.classes)
+    subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data refuse)
+    log.info("a subset: %d of %d training and %d of %d test images", len(subset.train), len(data.train),
+             len(subset.test), len(data.test))
+    return subset
 
 
-def load_run_data(config: TrainConfig, dist: Distributed) -> ImageData | StreamingImageData:
+def load_run_data(config: TrainConfig, dist: Distributed) -> LabelledImages:
     """The run's data; with several processes rank 0 loads first, so that a --download, an image
     cache or a decompressed archive is made once and the other ranks find it ready."""
     if dist.is_main:
@@ -187,7 +184,7 @@ def load_run_data(config: TrainConfig, dist: Distributed) -> ImageData | Streami
 
 
 # ----- the model and its input ---------------------------------------------------------------------
-def create_run_model(config: TrainConfig, data: ImageData | StreamingImageData) -> tuple[nn.Module, LoadReport | None]:
+def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Module, LoadReport | None]:
     """The config's model for the data's classes and channels, with the weights of config.init_from
     that match by name and shape (every skipped name logged)."""
     model = create_model(config.model, num_classes=data.num_classes, in_chans=data.image_shape[0],
@@ -208,7 +205,7 @@ def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) ->
     return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing)
 
 
-def input_statistics(config: TrainConfig, model: nn.Module, data: ImageData | StreamingImageData,
+def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages,
                      in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The per-channel mean and std inputs are normalized by: the model's (--normalize model, where it
     has a data config) or the training images' (averaged over the channels where the model's differ)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..data import ImageData, StreamingImageData
+from ..data.base import LabelledImages
 from ..errors import CheckpointError
 from ..models import create_model
 from .build import Run, build_run
@@ -32,7 +32,7 @@ _PROGRESS = frozenset(f.name for f in dataclasses.fields(RunState))
 class Trainer:
     """Runs one training job described by a TrainConfig; `Trainer.resume(run_dir)` continues one."""
 
-    def __init__(self, config: TrainConfig, data: ImageData | StreamingImageData | None = None,
+    def __init__(self, config: TrainConfig, data: LabelledImages | None = None,
                  model: torch.nn.Module | None = None):
         self.run = build_run(config, data, model)
         self.state = RunState()
@@ -108,7 +108,7 @@ class Trainer:
             save_checkpoint(state, self.run.run_dir / name)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: ImageData | StreamingImageData | None = None,
+    def resume(cls, run_dir: str | Path, data: LabelledImages | None = None,
                **overrides: Any) -> Trainer:
         """Continue the run in `run_dir` from its last.pt: model, optimizer, schedule, RNG, metrics;
         `data` (the run's data set, already loaded) spares loading it again."""
