@@ -29,7 +29,15 @@ from ..data.augment import AugmentConfig
 from ..data.base import LabelledImages
 from ..data.stream import epoch_permutation
 from .distributed import Distributed
-from .evaluation import Batch, split_batches
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, indices into the labels
+
+
+def split_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> Iterator[Batch]:
+    """(uint8 images, labels, indices) of in-memory data, in order."""
+    for start in range(0, len(labels), batch_size):
+        stop = min(start + batch_size, len(labels))
+        yield images[start:stop], labels[start:stop], torch.arange(start, stop, device=labels.device)
 
 
 class ResidentBatches:
@@ -123,4 +131,4 @@ def _streamed(data: StreamingImageData, device: torch.device, dist: Distributed,
     return StreamedBatches(data, device, dist, batch_size, seed, augment, size, min_crop_scale)
 
 
-__all__ = ["BatchSource", "ResidentBatches", "StreamedBatches", "batch_source"]
+__all__ = ["Batch", "BatchSource", "ResidentBatches", "StreamedBatches", "batch_source", "split_batches"]

@@ -1,7 +1,7 @@
 """Scoring a model on a test split: loss and top-1 accuracy, of each output that has a target."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -9,16 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import BatchTransform
+from .batches import Batch, split_batches
+from .build import Run
 from .device import autocast
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, indices into the labels
-
-
-def split_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> Iterator[Batch]:
-    """(uint8 images, labels, indices) of in-memory data, in order."""
-    for start in range(0, len(labels), batch_size):
-        stop = min(start + batch_size, len(labels))
-        yield images[start:stop], labels[start:stop], torch.arange(start, stop, device=labels.device)
 
 
 @torch.no_grad()
@@ -64,4 +57,24 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
     return result
 
 
-__all__ = ["Batch", "evaluate", "split_batches"]
+def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
+    """Test loss and accuracy (of each scored output too); with several processes each evaluates its
+    share of the test set and the sums are all-reduced."""
+    size, shard = max(256, run.config.batch_size), run.dist.enabled
+    labels = run.batches.test_labels
+    targets = {name: run.test_targets.get(name, labels) for name in run.scored_outputs}
+    if shard:
+        run.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
+        labels, targets = run.dist.shard(labels), {name: run.dist.shard(t) for name, t in targets.items()}
+    result = evaluate(model, None, labels, run.eval_transform, size, run.device, run.amp_dtype, targets=targets,
+                      batches=run.batches.test_batches(size, shard), tta=run.config.tta)
+    if not shard:
+        return result
+    n = len(labels)
+    keys = ["acc"] + [f"acc_{name}" for name in targets]
+    loss, n_all, *corrects = run.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
+    accs = {k: round(c) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
+    return {"loss": loss / max(1, n_all)} | accs
+
+
+__all__ = ["evaluate", "evaluate_run", "split_batches"]

@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import ConvolabError
 from .build import Run
 from .device import autocast, device_clock
-from .evaluation import evaluate
+from .evaluation import evaluate_run
 from .metrics import plot_curves, write_metrics
 from .optim import lr_factor
 from .rundir import write_run_config
@@ -110,7 +110,11 @@ def fit(trainer: Trainable) -> TrainResult:
                     state.batch_in_epoch += 1
                     if state.batch_in_epoch % 10 == 0 or state.batch_in_epoch == run.steps_per_epoch:
                         now = device_clock(run.device)  # the queued steps are done: they count in full
-                        fold_partial(run, state, loss_sum.item(), correct_sum.item(), seen, now - start, lr)
+                        # Summed over the ranks; the seconds averaged, so that every rank sees the same
+                        # clock (a time budget must stop all of them after the same epoch).
+                        loss, correct, count, seconds = run.dist.sum(loss_sum.item(), correct_sum.item(), seen,
+                                                                     now - start)
+                        state.fold(loss, correct, count, seconds / run.dist.world_size, lr, run.steps_per_epoch)
                         loss_sum.zero_()
                         correct_sum.zero_()
                         seen, start = 0, time.perf_counter()
@@ -195,44 +199,7 @@ def set_lr(run: Run, step: int) -> float:
     return lr
 
 
-def fold_partial(run: Run, state: RunState, loss: float, correct: float, seen: int, seconds: float,
-                 lr: float) -> None:
-    """Add the last steps' sums to the epoch's partial sums and a row to the step history. Summed over
-    the ranks; the seconds averaged, so that every rank sees the same clock (a time budget must stop
-    all of them after the same epoch)."""
-    loss, correct, seen, seconds = run.dist.sum(loss, correct, seen, seconds)
-    state.partial["loss"] += loss
-    state.partial["correct"] += round(correct)
-    state.partial["seen"] += round(seen)
-    state.partial["seconds"] += seconds / run.dist.world_size
-    if seen:
-        state.step_history.append({
-            "step": state.step, "epoch": state.epoch + state.batch_in_epoch / run.steps_per_epoch, "lr": lr,
-            "train_loss": loss / seen, "train_acc": correct / seen, "train_error": 1 - correct / seen,
-            "images": round(seen)})
-
-
 # ----- the epoch's end -----------------------------------------------------------------------------
-def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
-    """Test loss and accuracy (of each scored output too); with several processes each evaluates its
-    share of the test set and the sums are all-reduced."""
-    size, shard = max(256, run.config.batch_size), run.dist.enabled
-    labels = run.batches.test_labels
-    targets = {name: run.test_targets.get(name, labels) for name in run.scored_outputs}
-    if shard:
-        run.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
-        labels, targets = run.dist.shard(labels), {name: run.dist.shard(t) for name, t in targets.items()}
-    result = evaluate(model, None, labels, run.eval_transform, size, run.device, run.amp_dtype, targets=targets,
-                      batches=run.batches.test_batches(size, shard), tta=run.config.tta)
-    if not shard:
-        return result
-    n = len(labels)
-    keys = ["acc"] + [f"acc_{name}" for name in targets]
-    loss, n_all, *corrects = run.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
-    accs = {k: round(c) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
-    return {"loss": loss / max(1, n_all)} | accs
-
-
 def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: float, now: float) -> dict[str, Any]:
     """metrics.csv's row of the epoch just trained (state.partial holds its sums)."""
     p = state.partial

@@ -47,6 +47,19 @@ class RunState:
         """The fields found in `state` (e.g. a checkpoint); a field an older checkpoint lacks keeps its default."""
         return cls(**{f.name: _decode(f, state[f.name]) for f in fields(cls) if f.name in state})
 
+    def fold(self, loss: float, correct: float, seen: float, seconds: float, lr: float, steps_per_epoch: int) -> None:
+        """Add the last steps' sums (loss summed over their `seen` images) to the epoch's partial sums,
+        and their row to the step history."""
+        self.partial["loss"] += loss
+        self.partial["correct"] += round(correct)
+        self.partial["seen"] += round(seen)
+        self.partial["seconds"] += seconds
+        if seen:
+            self.step_history.append({
+                "step": self.step, "epoch": self.epoch + self.batch_in_epoch / steps_per_epoch, "lr": lr,
+                "train_loss": loss / seen, "train_acc": correct / seen, "train_error": 1 - correct / seen,
+                "images": round(seen)})
+
     def end_epoch(self, row: dict[str, Any], min_delta: float) -> bool:
         """Record the epoch's row and start the next epoch; True if its test accuracy is a new best."""
         self.history.append(row)
