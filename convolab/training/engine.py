@@ -19,10 +19,8 @@ from ..models import create_model
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .device import resolve_device  # noqa: F401  (convolab/cli imports it from here, for now)
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
-from .rundir import next_free_dir  # noqa: F401  (convolab/cli imports it from here, for now)
 from .state import RunState, checkpoint_state, restore_checkpoint
 
 _RUN_PARTS = frozenset(f.name for f in dataclasses.fields(Run))
