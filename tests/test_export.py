@@ -153,6 +153,8 @@ def test_fold_refuses_pairs_the_data_flow_does_not_support(cls):
         assert torch.equal(fold_batchnorm(model)(x), model(x))
 
 
+# These four at their SIZES with a dynamic batch; every registered model, at its smallest input, is
+# exported to ONNX and TorchScript (and traced with torch.fx) by tests/test_registry_sweep.py.
 @pytest.mark.parametrize("name", ["lenet5", "googlenet_tv", "resnet18", "inception_v3"])
 def test_onnx_export_agrees_with_pytorch(tmp_path, name):
     model = trained_like(name)

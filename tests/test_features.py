@@ -13,6 +13,8 @@ from convolab.finetune import load_matching
 from convolab.training import TrainConfig, Trainer
 
 
+# Every registered model's features_only net (maps equal to the source's module outputs, sides from
+# feature_info's reductions) is checked by tests/test_registry_sweep.py; these three at 28-64 px, batch 2.
 @pytest.mark.parametrize("name, size, check_stride", [
     ("lenet5", 28, False),  # LeNet's unpadded second conv: 10x10 -> 5x5, not 28/4
     ("resnet18", 64, True),
