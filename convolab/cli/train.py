@@ -19,14 +19,6 @@ from ._options import add_config_options, config_from_args, flag_of, given_confi
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
 
 
-def streamed(trainer: Trainer) -> str:
-    """`, streamed by N workers` for data read from the files batch by batch; empty for cached data."""
-    if not trainer.streaming:
-        return ""
-    workers = trainer.data.workers
-    return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="model name (see `convolab models`)")
     parser.add_argument("--resume", metavar="RUN_DIR",
@@ -106,18 +98,13 @@ def _train(args: argparse.Namespace) -> int:
         print(f"training {trainer.config.model} on {trainer.config.data} "
               f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
               f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
-              f"on {trainer.device}{procs}{streamed(trainer)}; run folder {trainer.run_dir}")
+              f"on {trainer.device}{procs}{trainer.run.batches.describe()}; run folder {trainer.run_dir}")
     try:
-        result = trainer.fit()
+        result = trainer.fit()  # (with several processes, each leaves the process group as it ends)
     except (TrainingInterrupted, NonFiniteLoss):
-        trainer.dist.close()  # every rank stops at the same step (the stop flag and loss are all-reduced)
         if not main:
-            return 2  # rank 0 says it once
+            return 2  # every rank stopped at the same step; rank 0 says why, once
         raise
-    except BaseException:
-        trainer.dist.close(finished=False)  # the other ranks may never reach a barrier
-        raise
-    trainer.dist.close()
     if main:
         print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
               f"run folder {result.run_dir}")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from .base import ImageData, Split, per_class_subset, stratified_split
+from .base import ImageData, LabelledImages, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
 from .folder import load_image_folder
 from .stream import LOADERS, StreamingImageData, StreamSplit
@@ -23,7 +23,7 @@ def _looks_like_path(source: str) -> bool:
 
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
               skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
-              loader: str = "auto", workers: int | None = None) -> ImageData:
+              loader: str = "auto", workers: int | None = None) -> LabelledImages:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
     an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
     `image_size` resizes a folder's images as they are decoded (named sets are resized per batch).
@@ -57,5 +57,5 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                     f"or give a path to an image folder or tar)")
 
 
-__all__ = ["DATA_SETS", "LOADERS", "ImageData", "Split", "StreamSplit", "StreamingImageData", "load_data",
-           "load_digits", "load_mnist5k", "load_torchvision", "per_class_subset", "stratified_split"]
+__all__ = ["DATA_SETS", "LOADERS", "ImageData", "LabelledImages", "Split", "StreamSplit", "StreamingImageData",
+           "load_data", "load_digits", "load_mnist5k", "load_torchvision", "per_class_subset", "stratified_split"]

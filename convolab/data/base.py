@@ -2,6 +2,7 @@
 every data set answers, in memory or streamed (`LabelledImages`)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,18 @@ class LabelledImages:
         """`train` training and `test` test images (None: all), every class alike, the same ones each time."""
         raise NotImplementedError
 
+    def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
+                   flip: bool | None = None) -> LabelledImages:
+        """This data with its images decoded at `size` (and, for training, cropped and mirrored so): data
+        read from files decode each image so; data held in memory are resized per batch, and are returned as
+        they are."""
+        return self
+
+    def eval_batches(self, split, batch_size: int, pin_memory: bool = False
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels, indices) of `split` in order, batch by batch."""
+        raise NotImplementedError
+
 
 @dataclass
 class ImageData(LabelledImages):
@@ -69,6 +82,12 @@ class ImageData(LabelledImages):
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         x = self.train.images.float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
         return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+    def eval_batches(self, split: Split, batch_size: int, pin_memory: bool = False
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(split), batch_size):
+            stop = min(start + batch_size, len(split))
+            yield split.images[start:stop], split.labels[start:stop], torch.arange(start, stop)
 
     def per_class_subsets(self, train: int | None, test: int | None) -> ImageData:
         return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train or len(self.train))),

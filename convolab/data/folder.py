@@ -210,7 +210,7 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
 
 def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
                       cache_dir: str | Path | None = None, resize: int | None = None, loader: str = "auto",
-                      workers: int | None = None) -> ImageData:
+                      workers: int | None = None) -> ImageData | StreamingImageData:
     """An image folder or an archive of one: small images through the on-disk uint8 cache, large ones
     streamed from their files by DataLoader workers (`loader`: auto, cache or stream; see `stream.py`).
 

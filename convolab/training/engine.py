@@ -79,8 +79,19 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train to the configured number of epochs (or early stop, or the time budget); SIGINT/SIGTERM
-        save and stop."""
-        return fit(self)
+        save and stop. With several processes this one then leaves the process group: after the others
+        when the run ended or stopped (every rank stops at the same step: the stop flag and the loss are
+        all-reduced), at once on an error of its own (the others may never reach a barrier)."""
+        try:
+            result = fit(self)
+        except (TrainingInterrupted, NonFiniteLoss):
+            self.run.dist.close()
+            raise
+        except BaseException:
+            self.run.dist.close(finished=False)
+            raise
+        self.run.dist.close()
+        return result
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor,
                     targets: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import create_model
 from .._atomic import atomic_write
-from ..data import ImageData, Split, StreamingImageData, StreamSplit, load_data
+from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import read_image
 from ..errors import CheckpointError, DataError
+from ..models import create_model
 from .checkpoint import load_checkpoint, served_weights
 
 
@@ -94,11 +95,9 @@ def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Te
 
 
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
-                  workers: int | None = None) -> ImageData:
+                  workers: int | None = None) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
     it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training)."""
-    import json
-
     config = json.loads(checkpoint.get("config", "{}"))
     if not Path(source).expanduser().exists():  # a named data set: held in memory, resized per batch
         return load_data(source, data_dir, download)
@@ -109,20 +108,15 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
                      loader="stream" if streamed else "auto", workers=workers)
 
 
-def uint8_batches(data: ImageData, split: Split | StreamSplit, batch_size: int, size: int | None = None
+def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: int, size: int | None = None
                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(uint8 images, labels) of a split in order: sliced from memory, or streamed from the files
     (centre crops at `size`; unreadable files named, or skipped with --skip-bad-images)."""
-    if isinstance(data, StreamingImageData):
-        data.configure(size)
-        for images, labels, _ in data.eval_batches(split, batch_size):
-            yield images, labels
-    else:
-        for start in range(0, len(split), batch_size):
-            yield split.images[start:start + batch_size], split.labels[start:start + batch_size]
+    for images, labels, _ in data.decoded_as(size).eval_batches(split, batch_size):
+        yield images, labels
 
 
-def evaluate_checkpoint(loaded: LoadedModel, data: ImageData) -> EvaluationReport:
+def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages) -> EvaluationReport:
     """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`."""
     classes = loaded.classes
     mapping = class_mapping(data.classes, classes)
