@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
 
@@ -20,6 +21,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     import convolab.data.folder as folder
 
     monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "image-cache"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small-input passes are bound by per-op overhead: one thread avoids spin-waiting on a busy CPU
+    (modules that want it say `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

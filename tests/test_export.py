@@ -26,6 +26,8 @@ from convolab.export import (
 )
 from convolab.export.fold import count_batchnorm
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
@@ -33,15 +35,6 @@ onnx = pytest.importorskip("onnx")
 SIZES = {"lenet5": 28, "googlenet_tv": 64, "resnet18": 64, "inception_v3": 75, "densenet121": 64,
          "preact_resnet18": 32}
 _MODELS: dict[str, nn.Module] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The machine is shared: one thread avoids oversubscription stalls and keeps timings steady.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @torch.no_grad()

@@ -12,14 +12,7 @@ from convolab._registry import get_entry
 from convolab.analysis import count_params
 from convolab.interop import UnsupportedArchitectureError, from_torchvision
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small-input passes are bound by per-op overhead; one thread avoids spin-waiting on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
 
 def randomized(model: nn.Module) -> nn.Module:

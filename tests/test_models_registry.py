@@ -18,17 +18,10 @@ from convolab._registry import get_entry, resolve_name
 from convolab.errors import UnknownModelError
 from convolab.models import ConvNet
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
 MODELS = list_models()
 SIDES = (16, 32, 48, 64, 96, 128, 160, 224, 299)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small-input passes are bound by per-op overhead; one thread avoids spin-waiting on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _meta_model(name: str, **kwargs) -> ConvNet:
@@ -60,8 +53,6 @@ def _input_side(name: str) -> int:
             continue
         return side
     raise AssertionError(f"{name} does not run at its own data_config size {default}")
-
-
 
 
 def test_registry_lists_the_model_families():

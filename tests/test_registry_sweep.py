@@ -29,6 +29,8 @@ from torch import nn
 from convolab import create_model, list_models
 from convolab.export import export_onnx, export_torchscript
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
 MODELS = list_models()
 SIDES = (16, 32, 48, 64, 96, 128, 160, 224, 299)  # as in test_models_registry.py
 TOLERANCE = 1e-4  # largest difference from eager (the exporters' default), or 4x eager's own round-off
@@ -126,13 +128,6 @@ def test_every_left_out_model_is_registered_and_has_a_reason():
 
 
 # ----- one model at a time, shared by the sweeps --------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Batch-1 passes are bound by per-op overhead; one thread avoids spin-waiting on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Case:
