@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,15 @@ def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | N
                 img = img.resize((resize, resize), Image.BILINEAR)
             return np.asarray(img), mode
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        return None, str(err).splitlines()[0] if str(err) else type(err).__name__
+        return None, failure(err)
+
+
+def failure(err: BaseException) -> str:
+    """Why PIL could not decode an image, in a few words: never the repr of the buffer it read from."""
+    if type(err).__name__ == "UnidentifiedImageError":
+        return "not an image format PIL recognises"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", text)[:160]
 
 
 # ----- decoding to the input size ---------------------------------------------------------------
@@ -135,8 +144,14 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
                 array = np.asarray(to_mode(img, mode), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"{path} is not a readable image ({str(err).splitlines()[0]})") from None
+    except IsADirectoryError:
+        raise DataError(f"image {path} is a folder; give image files") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"image {path} is too large to decode safely (PIL's decompression-bomb limit); "
+                        "resize it or give a smaller image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataError(f"image {path} is not a readable image ({failure(err)}); "
+                        "give a PNG, JPEG or other file PIL can open") from None
     tensor = torch.from_numpy(array.copy())
     return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 

@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..errors import CheckpointError, ConfigError, ConvolabError
-from ..models import create_model
-from ..training.checkpoint import atomic_write, load_checkpoint, served_weights
+from ..errors import ConfigError, ConvolabError
+from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from .fold import count_batchnorm, fold_batchnorm
 
 TOLERANCE = 1e-4  # largest absolute difference of the logits an export may show
@@ -25,6 +24,8 @@ ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 TORCHSCRIPT_META = "convolab.json"  # the name of the metadata in a TorchScript file's _extra_files
 ONNX_MISSING = "ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
+ORT_MISSING = ("predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime "
+               "(or pip install 'convolab[export]'), or give the .pt checkpoint or run folder instead")
 
 
 class ExportError(ConvolabError):
@@ -78,19 +79,10 @@ class ExportResult:
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ExportMeta]:
     """The eval-mode model a `convolab train` checkpoint (or run folder) holds, and its metadata."""
     ckpt = load_checkpoint(path)
-    try:
-        model = create_model(ckpt["model_name"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"],
-                             **ckpt["model_options"])
-        model.load_state_dict(served_weights(ckpt))
-        meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
-                          tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
-                          str(ckpt.get("preprocess", "resize")))
-    except KeyError as err:
-        raise CheckpointError(f"{path} lacks {err}; give a checkpoint written by `convolab train`") from None
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: the weights do not fit {ckpt['model_name']} "
-                              f"({first[:160]})") from None
+    model = checkpoint_model(ckpt, path)
+    meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
+                      tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
+                      str(ckpt.get("preprocess", "resize")))
     return model.eval(), meta
 
 

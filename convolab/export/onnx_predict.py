@@ -11,7 +11,7 @@ import torch
 
 from ..data.augment import BatchTransform
 from ..data.decode import read_image
-from .exporters import INPUT_NAME, ONNX_MISSING, ExportError, ExportMeta
+from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta
 
 
 class OnnxClassifier:
@@ -21,7 +21,7 @@ class OnnxClassifier:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ExportError(ONNX_MISSING) from None
+            raise ExportError(ORT_MISSING) from None
         path = Path(path)
         if not path.is_file():
             raise ExportError(f"ONNX model {path} does not exist")

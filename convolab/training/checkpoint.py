@@ -2,20 +2,48 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .._atomic import atomic_write
 from ..errors import CheckpointError
+from ..models import create_model
 
 FORMAT = "convolab-checkpoint-1"
+GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
+RECORD = ("model_name", "num_classes", "in_chans", "classes", "image_size", "mean", "std")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+
+
+def _zip_names(path: Path) -> list[str] | None:
+    """The members of a zip archive (what torch.save writes), or None for any other file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
+    """One line for a file torch.load refused: what it is, never torch's multi-sentence advice."""
+    text = str(err)
+    if names is None:
+        return (f"{path} is not a readable checkpoint: not a zip archive as torch.save writes "
+                f"(truncated, corrupt or another kind of file); {GIVE}")
+    if "WeightsUnpickler error:" in text:  # a pickle with objects weights_only does not allow
+        reason = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
+        return (f"{path} is not a readable checkpoint: it holds Python objects other than tensors, numbers "
+                f"and strings ({reason[:120]}), which convolab does not unpickle; {GIVE}")
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
+    return f"{path} is not a readable checkpoint: a damaged archive ({first[:120]}); {GIVE}"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -31,20 +59,66 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                                   "give a checkpoint file or a run folder")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    names = _zip_names(path)
+    if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
+                              "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
+                              "(predict also takes a .onnx file written by `convolab export`)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes on the file; the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, corrupt or not made by "
-                              f"torch.save: {first[:160]})") from None
+        raise CheckpointError(_unreadable(path, err, names)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a convolab checkpoint (no '{FORMAT}' marker); "
                               "give a last.pt or best.pt written by `convolab train`")
     return state
 
 
-def served_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+def served_weights(state: dict[str, Any], path: str | Path | None = None) -> dict[str, torch.Tensor]:
     """The weights a checkpoint's test metrics were measured with: the EMA of a run trained with
     `--ema` (which `best.pt` was chosen on), else the trained weights. What evaluate, predict,
     features, export and --init-from use."""
-    return state["ema"] if "ema" in state else state["model"]
+    weights = state.get("ema", state.get("model"))
+    if not isinstance(weights, dict):
+        where = f"checkpoint {path}" if path is not None else "the checkpoint"
+        raise CheckpointError(f"{where} holds no model weights (no 'model' entry); {GIVE}")
+    return weights
+
+
+def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str | None:
+    """The first one or two differences between a model's state dict and `weights`, or None."""
+    own = model.state_dict()
+    found = [f"{key} is {'x'.join(map(str, weights[key].shape)) or 'a scalar'} in the checkpoint, "
+             f"{'x'.join(map(str, own[key].shape)) or 'a scalar'} in the model"
+             for key in own if key in weights and tuple(weights[key].shape) != tuple(own[key].shape)]
+    missing, extra = [k for k in own if k not in weights], [k for k in weights if k not in own]
+    if missing:
+        found.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if extra:
+        found.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+    return "; ".join(found[:2]) if found else None
+
+
+def checkpoint_model(state: dict[str, Any], path: str | Path) -> nn.Module:
+    """The model a checkpoint's record describes (name, classes, channels, options), with its served
+    weights, in eval mode; a CheckpointError naming the first differences when they do not fit."""
+    lacking = [key for key in RECORD if key not in state]
+    if lacking:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {GIVE}")
+    weights = served_weights(state, path)
+    options = state.get("model_options", {})
+    try:
+        model = create_model(state["model_name"], num_classes=int(state["num_classes"]),
+                             in_chans=int(state["in_chans"]), **dict(options))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}: its model record ({state['model_name']!r}, {options}) "
+                              f"does not build a model ({str(err).splitlines()[0][:120]}); {GIVE}") from None
+    problem = weights_mismatch(model, weights)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {path}: its weights do not match its own model record "
+                              f"({state['model_name']}, {int(state['num_classes'])} classes): {problem}; "
+                              f"the file was altered or mixed from two runs; {GIVE}")
+    model.load_state_dict(weights)
+    return model.eval()

@@ -16,9 +16,8 @@ from .._atomic import atomic_write
 from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import read_image
-from ..errors import CheckpointError, DataError
-from ..models import create_model
-from .checkpoint import load_checkpoint, served_weights
+from ..errors import DataError
+from .checkpoint import checkpoint_model, load_checkpoint
 
 
 @dataclass
@@ -35,13 +34,7 @@ class LoadedModel:
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """The model of a checkpoint (or run folder) in eval mode, with the preprocessing it was trained with."""
     ckpt = load_checkpoint(path)
-    try:
-        model = create_model(ckpt["model_name"], num_classes=int(ckpt["num_classes"]), in_chans=int(ckpt["in_chans"]),
-                             **dict(ckpt.get("model_options", {})))
-        model.load_state_dict(served_weights(ckpt))
-    except (KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{path} does not match its model {ckpt.get('model_name')!r}: "
-                              f"{str(err).splitlines()[0][:200]}") from None
+    model = checkpoint_model(ckpt, path)
     model.to(device).eval()
     transform = BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]), tuple(ckpt["mean"]),
                                tuple(ckpt["std"]), AugmentConfig())
