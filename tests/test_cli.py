@@ -67,6 +67,13 @@ def test_train_last_line_is_test_accuracy(tmp_path, capsys):
     (["train", "lenet", "--momentum", "5"], "--momentum: must be a number in [0, 1), got 5.0"),
     (["compare", "lenet", "--budget-seconds", "0"], "--budget-seconds: must be a positive number, got 0.0"),
     (["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
+    # an input size the model's layers cannot take, refused before training with the smallest that works
+    (["train", "lenet5", "--data", "digits", "--image-size", "3"],
+     "--image-size 3 is too small for lenet5 (its layers need at least 28 px); give --image-size 28 or more"),
+    (["train", "lenet5_modern", "--data", "digits", "--image-size", "16"],
+     "--image-size 16 is too small for lenet5_modern (its layers need at least 28 px)"),
+    (["train", "inception_v3", "--data", "digits", "--image-size", "32"],
+     "--image-size 32 is too small for inception_v3 (its layers need at least 75 px)"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)

@@ -93,7 +93,7 @@ def _photos_with_bad_files(root):
     return root
 
 
-@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch"])
+@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch", "image-size-too-small"])
 def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     """Rank 0 fails alone (rank 1 waits for its data), every rank fails alike, or either rank's worker
     meets a bad file mid-epoch: one line in every case, never a traceback from the rank left behind."""
@@ -106,6 +106,10 @@ def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     elif case == "no-cuda":
         (tmp_path / "photos").mkdir()
         extra, expected = ["--data", "digits", "--device", "cuda"], "convolab train: error: --device cuda was asked"
+    elif case == "image-size-too-small":  # every rank refuses it in build_run
+        (tmp_path / "photos").mkdir()
+        extra = ["--data", "digits", "--image-size", "16"]
+        expected = "convolab train: error: --image-size 16 is too small for lenet5_modern"
     else:
         _photos_with_bad_files(tmp_path / "photos")
         extra = ["--loader", "stream", "--workers", "0", "--batch-size", "8"]

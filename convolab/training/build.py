@@ -22,7 +22,7 @@ from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import LabelledImages
 from ..data.targets import derive_target
-from ..errors import ConfigError, UnknownModelError
+from ..errors import ConfigError, FieldError, UnknownModelError
 from ..models import create_model
 from .batches import BatchSource, batch_source
 from .checkpoint import load_checkpoint, served_weights
@@ -102,6 +102,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     data_cfg = getattr(model, "data_config", None)
     size = config.image_size or (data_cfg.input_size[-1] if data_cfg else data.image_shape[-1])
     in_chans = getattr(model, "in_chans", data.image_shape[0])
+    default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
+    if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
+        check_input_size(model, getattr(model, "model_name", config.model), in_chans, size, default_size, device)
     augment = augment_for(config.augment, data.image_shape, config.random_erasing)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)
@@ -194,6 +197,49 @@ def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Modu
     report = load_matching(model, served_weights(load_checkpoint(config.init_from)))
     log.info("init from %s: %s", config.init_from, report.summary())
     return model, report
+
+
+def runs_at(model: nn.Module, in_chans: int, size: int, device: torch.device) -> bool:
+    """Whether a zero batch of one `size` px image goes through the model (eval mode, no gradients)."""
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, size, size, device=device))
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, default_size: int,
+                     device: torch.device) -> None:
+    """Refuse an input size the model's layers cannot take, before any training: one forward pass of a
+    zero image; on failure the smallest size that works (doubling, then bisecting towards the model's
+    own size, which works) is named. A failure the model's own size shares is not about the size."""
+    was_training = model.training
+    model.eval()
+    try:
+        if runs_at(model, in_chans, size, device):
+            return
+        if not runs_at(model, in_chans, default_size, device):
+            with torch.no_grad():  # not a matter of size: the model's own error, as it is
+                model(torch.zeros(1, in_chans, size, size, device=device))
+        if size > default_size:
+            raise FieldError("image_size", f"{size} does not fit {name} (its layers are built for "
+                                           f"{default_size} px); give --image-size {default_size}")
+        low, high, probe = size, default_size, size * 2
+        while probe < default_size:
+            if runs_at(model, in_chans, probe, device):
+                high = probe
+                break
+            low, probe = probe, probe * 2
+        while high - low > 1:  # low fails, high works
+            mid = (low + high) // 2
+            low, high = (low, mid) if runs_at(model, in_chans, mid, device) else (mid, high)
+        raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
+                                       f"give --image-size {high} or more")
+    finally:
+        model.train(was_training)
 
 
 def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) -> AugmentConfig:
