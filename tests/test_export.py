@@ -283,3 +283,55 @@ def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, ba
         values, indices = p.topk(3)
         assert [name for name, _ in row] == [meta.classes[i] for i in indices]
         assert [prob for _, prob in row] == pytest.approx(values.tolist(), abs=1e-5)
+
+
+# ----- the tolerance scales with the logits -------------------------------------------------------
+@pytest.fixture(scope="module")
+def realistic_resnet50():
+    """torchvision's resnet50 with batch-norm statistics and affine parameters as training leaves them
+    (running variance 0.5-1.5, mean +-0.1, weights ~N(1, 0.1)), converted: logits in the hundreds."""
+    torchvision = pytest.importorskip("torchvision")
+    from convolab.interop import from_torchvision
+
+    torch.manual_seed(0)
+    peer = torchvision.models.resnet50()
+    with torch.no_grad():
+        for bn in (m for m in peer.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.running_mean.uniform_(-0.1, 0.1)
+            bn.weight.normal_(1, 0.1)
+            bn.bias.normal_(0, 0.1)
+    return from_torchvision(peer.eval()).eval()
+
+
+def test_export_accepts_float32_round_off_of_large_logits(realistic_resnet50, tmp_path):
+    from convolab.export import RTOL, TOLERANCE
+
+    model, size = realistic_resnet50, (3, 112, 112)
+    with pytest.raises(ExportError, match="differs from the PyTorch model by up to"):  # the old, absolute rule
+        export_onnx(model, tmp_path / "abs.onnx", size, dynamic_batch=True, rtol=0.0)
+    assert list(tmp_path.iterdir()) == []
+    result = export_onnx(model, tmp_path / "r50.onnx", size, dynamic_batch=True)
+    assert result.path.is_file() and result.folded_bn == count_batchnorm(model)
+    assert TOLERANCE < result.max_abs_diff < 1e-3  # beyond the absolute part alone ...
+    assert 0 < result.max_rel_diff < RTOL / 5  # ... but a few float32 epsilons of the largest logit
+    with torch.no_grad():
+        largest = model(torch.randn(1, *size, generator=torch.Generator().manual_seed(0))).abs().max().item()
+    assert largest > 100
+
+
+@pytest.mark.parametrize("export", [export_onnx, export_torchscript])
+def test_export_still_refuses_one_logit_off_by_1e_2(realistic_resnet50, tmp_path, monkeypatch, export):
+    import convolab.export.exporters as exporters
+
+    def fold_then_break(model):
+        folded = fold_batchnorm(model)
+        last = [m for m in folded.modules() if isinstance(m, nn.Linear)][-1]
+        with torch.no_grad():
+            last.bias[0] += 1e-2  # 3e-5 of logits in the hundreds: an error, not round-off
+        return folded
+
+    monkeypatch.setattr(exporters, "fold_batchnorm", fold_then_break)
+    with pytest.raises(ExportError, match="differs from the PyTorch model by up to 0.01"):
+        export(realistic_resnet50, tmp_path / "broken.out", (3, 112, 112), batch_size=1)
+    assert list(tmp_path.iterdir()) == []

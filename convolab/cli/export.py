@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 
 from ..export import export_onnx, export_torchscript, model_from_checkpoint
-from ..export.exporters import TOLERANCE
-from ._args import positive_float, positive_int
+from ..export.exporters import RTOL, TOLERANCE
+from ._args import non_negative_float, positive_float, positive_int
 
 HELP = "export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch)"
 
@@ -22,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="any batch size (the default when --batch-size is not given)")
     parser.add_argument("--out", help="output file (default: next to the checkpoint, e.g. RUN/best.onnx)")
     parser.add_argument("--tolerance", type=positive_float, default=TOLERANCE,
-                        help="largest absolute difference from PyTorch accepted (default: %(default)g)")
+                        help="absolute part of the difference from PyTorch accepted (default: %(default)g)")
+    parser.add_argument("--rtol", type=non_negative_float, default=RTOL,
+                        help="relative part: each image's logits may also differ by this times its largest "
+                             "|logit|, float32 round-off in deep nets (default: %(default)g)")
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions")
 
@@ -40,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
     export = export_onnx if args.format == "onnx" else export_torchscript
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                     dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
-                    tolerance=args.tolerance)
+                    tolerance=args.tolerance, rtol=args.rtol)
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
     print(f"wrote {result.path} ({args.format}, {meta.model_name}, input {size}, {batch}, "
           f"{result.folded_bn} batch norms folded)")
-    print(f"largest difference from PyTorch: {result.max_abs_diff:.3g} "
-          f"(batch sizes {', '.join(map(str, result.batch_sizes_checked))})")
+    print(f"largest difference from PyTorch: {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
+          f"image's largest logit; batch sizes {', '.join(map(str, result.batch_sizes_checked))})")
     return 0

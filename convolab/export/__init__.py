@@ -1,6 +1,7 @@
 """Export for inference: batch-norm folding, ONNX and TorchScript files checked against PyTorch,
 and prediction with an exported ONNX model."""
 from .exporters import (
+                        RTOL,
                         TOLERANCE,
                         ExportError,
                         ExportMeta,
@@ -13,6 +14,6 @@ from .exporters import (
 from .fold import conv_bn_pairs, fold_batchnorm
 from .onnx_predict import OnnxClassifier, predict_onnx
 
-__all__ = ["TOLERANCE", "ExportError", "ExportMeta", "ExportResult", "OnnxClassifier", "conv_bn_pairs",
+__all__ = ["RTOL", "TOLERANCE", "ExportError", "ExportMeta", "ExportResult", "OnnxClassifier", "conv_bn_pairs",
            "export_onnx", "export_torchscript", "fold_batchnorm", "model_from_checkpoint", "predict_onnx",
            "read_torchscript_meta"]

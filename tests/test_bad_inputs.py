@@ -1,0 +1,102 @@
+"""Bad inputs, one row each: the verb's argv (built from files a fixture makes), the words its one
+error line must hold. Every row: exit code 2, exactly one line on stderr starting `convolab VERB:
+error:`, no traceback, no internals (object reprs), and no warning or log line before it. The next
+bad input is one more row."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from convolab.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    """A run trained for one epoch on the digits and the bad files made from it, in one folder."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("bad")
+    run = root / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(run)]) == 0
+    (root / "junk.pt").write_bytes(os.urandom(4096))  # random bytes
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    torch.save({**ckpt, "num_classes": 5}, root / "other_classes.pt")  # weights for 10 classes, record says 5
+    torch.save({k: v for k, v in ckpt.items() if k not in ("model", "ema")}, root / "no_weights.pt")
+    torch.save({**ckpt, "preprocess": "center-crop"}, root / "crop.pt")  # predict reads centre crops of bytes
+    Image.new("L", (28, 28)).save(root / "digit.png")
+    (root / "broken.png").write_bytes(b"these bytes are not an image")
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert main(["export", str(run), "--out", str(root / "model.onnx")]) == 0
+    return root
+
+
+Argv = Callable[[Path], list[str]]
+UNREADABLE = "is not a readable checkpoint: not a zip archive"
+MISMATCH = "its weights do not match its own model record (lenet5_modern, 5 classes): head.fc.weight is 10x84"
+NO_WEIGHTS = "holds no model weights (no 'model' entry)"
+BAD_IMAGE = "broken.png is not a readable image (not an image format PIL recognises)"
+TORCHSCRIPT = "model.torchscript.pt is a TorchScript export"
+
+CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
+    # (id, argv from the fixture's folder, words the line holds, modules made unimportable)
+    ("evaluate-random-bytes", lambda d: ["evaluate", str(d / "junk.pt")], UNREADABLE, ()),
+    ("predict-random-bytes", lambda d: ["predict", str(d / "junk.pt"), str(d / "digit.png")], UNREADABLE, ()),
+    ("evaluate-weights-of-another-model", lambda d: ["evaluate", str(d / "other_classes.pt")], MISMATCH, ()),
+    ("predict-weights-of-another-model", lambda d: ["predict", str(d / "other_classes.pt"), str(d / "digit.png")],
+     MISMATCH, ()),
+    ("export-weights-of-another-model", lambda d: ["export", str(d / "other_classes.pt")], MISMATCH, ()),
+    ("evaluate-no-weights", lambda d: ["evaluate", str(d / "no_weights.pt")], NO_WEIGHTS, ()),
+    ("predict-no-weights", lambda d: ["predict", str(d / "no_weights.pt"), str(d / "digit.png")], NO_WEIGHTS, ()),
+    ("export-no-weights", lambda d: ["export", str(d / "no_weights.pt")], NO_WEIGHTS, ()),
+    ("predict-unreadable-image", lambda d: ["predict", str(d / "run"), str(d / "broken.png")], BAD_IMAGE, ()),
+    ("predict-unreadable-image-centre-crop", lambda d: ["predict", str(d / "crop.pt"), str(d / "broken.png")],
+     BAD_IMAGE, ()),
+    ("predict-onnx-unreadable-image", lambda d: ["predict", str(d / "model.onnx"), str(d / "broken.png")],
+     BAD_IMAGE, ()),
+    ("predict-torchscript-file", lambda d: ["predict", str(d / "model.torchscript.pt"), str(d / "digit.png")],
+     TORCHSCRIPT, ()),
+    ("evaluate-torchscript-file", lambda d: ["evaluate", str(d / "model.torchscript.pt")], TORCHSCRIPT, ()),
+    ("predict-onnx-without-onnxruntime", lambda d: ["predict", str(d / "model.onnx"), str(d / "digit.png")],
+     "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
+     ("onnxruntime",)),
+]
+
+
+@pytest.mark.parametrize("argv,words,hidden", [pytest.param(*row[1:], id=row[0]) for row in CASES])
+def test_bad_input_is_one_line_exit_2(files, argv, words, hidden, capsys, caplog, monkeypatch):
+    args = argv(files)
+    if any(a.endswith(".onnx") for a in args) and not (files / "model.onnx").exists():
+        pytest.skip("onnx and onnxruntime are not installed (pip install -e '.[export]')")
+    for name in hidden:
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            code = main(args)
+        except SystemExit as exit_:
+            code = exit_.code
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith(f"convolab {args[0]}: error: "), err
+    assert words in lines[0], lines[0]
+    assert "Traceback" not in err and "object at 0x" not in err and not out, err
+    assert [str(w.message) for w in caught] == []
+    assert [r.getMessage() for r in caplog.records] == []
