@@ -1,6 +1,7 @@
 """The command line: the README's main job, every bad input as one line with exit code 2."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -87,6 +88,54 @@ def test_output_that_is_a_file_is_refused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "lenet", "--output", str(target))
     assert code == 2 and "is a file" in err
     assert target.read_text() == "keep me"
+
+
+# Bad inputs that need files: each row's builder makes its input in tmp_path and returns its path, which
+# replaces {in} in the argv and the message; {run} is a trained run (the module's fixture).
+def a_file(tmp_path):
+    """A file where a folder is expected (its content must survive)."""
+    (tmp_path / "taken.txt").write_text("keep me")
+    return tmp_path / "taken.txt"
+
+
+def a_read_only_folder(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod cannot make a folder read-only")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    return tmp_path / "ro"
+
+
+def no_folder(tmp_path):
+    return tmp_path / "missing"
+
+
+@pytest.mark.parametrize("build, argv, message", [
+    # --output / --out under a file, a file as a folder, a missing folder for a file, a read-only folder
+    (a_file, ["evaluate", "{run}", "--output", "{in}/ev"], "--output {in}/ev lies under {in}, which is a file"),
+    (a_file, ["evaluate", "{run}", "--output", "{in}"], "--output {in} is a file; give a folder"),
+    (a_file, ["features", "{run}", "--out", "{in}/f.npz"], "--out {in}/f.npz lies under {in}, which is a file"),
+    (no_folder, ["features", "{run}", "--out", "{in}/f.npz"], "the folder of --out {in}/f.npz does not exist"),
+    (a_file, ["report", "{run}", "--output", "{in}/rep"], "--output {in}/rep lies under {in}, which is a file"),
+    (a_file, ["draw", "lenet5", "--out", "{in}/m.svg"], "--out {in}/m.svg lies under {in}, which is a file"),
+    (a_file, ["compare", "lenet", "--data", "digits", "--output", "{in}/c"], "--output {in}/c lies under {in}"),
+    (a_file, ["train", "lenet", "--data", "digits", "--output", "{in}/t"], "--output {in}/t lies under {in}"),
+    (a_read_only_folder, ["evaluate", "{run}", "--output", "{in}/ev"], "--output {in}/ev is not writable"),
+    (a_read_only_folder, ["features", "{run}", "--out", "{in}/f.npz"], "--out {in}/f.npz is not writable"),
+    (a_read_only_folder, ["report", "{run}", "--output", "{in}/rep"], "--output {in}/rep is not writable"),
+    (a_read_only_folder, ["draw", "lenet5", "--out", "{in}/m.svg"], "--out {in}/m.svg is not writable"),
+    (a_read_only_folder, ["compare", "lenet", "--data", "digits", "--output", "{in}/c"], "is not writable"),
+    (a_read_only_folder, ["train", "lenet", "--data", "digits", "--output", "{in}/t"], "is not writable"),
+])
+def test_bad_input_with_files_is_one_line_on_stderr_with_exit_code_2(request, tmp_path, capsys, build, argv,
+                                                                      message):
+    place = build(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    run = request.getfixturevalue("trained_run") if "{run}" in argv else None
+    code, _, err = run_cli(capsys, *[a.format(**{"in": place, "run": run}) for a in argv])
+    assert code == 2
+    assert message.format(**{"in": place}) in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing lost or added
 
 
 def test_console_script_reports_errors_without_traceback():

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 import torch
 from torch import fx, nn
 
+from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
 from .summary import describe_input_error
 
@@ -294,11 +295,7 @@ def to_svg(graph: ArchGraph) -> str:
 def _check_out_path(out: Path) -> None:
     if out.suffix.lower() != ".svg":
         raise ConfigError(f"--out must name an .svg file, got {str(out)!r}")
-    if out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a directory; give a file name such as {out / 'model.svg'}")
-    if not out.parent.is_dir():
-        raise ConfigError(f"the folder of --out {str(out)!r} does not exist; "
-                          f"create {str(out.parent)!r} first")
+    writable_output(out, "--out", "file", example="model.svg")
 
 
 def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, depth: int | None = None

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .._paths import writable_output
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
 
@@ -23,12 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    ckpt_path = Path(args.checkpoint)
+    out = Path(args.output) if args.output else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "evaluation"
     loaded = load_trained_model(args.checkpoint, resolve_device(args.device))
+    writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)
     report = evaluate_checkpoint(loaded, data)
-    ckpt_path = Path(args.checkpoint)
-    out = Path(args.output) if args.output else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "evaluation"
     files = report.write(out)
     width = max(len(c) for c in report.classes)
     print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._paths import writable_output
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
+    writable_output(args.out, "--out", "file", example="features.npz")  # before the features are computed
     source = args.data or str(checkpoint.get("data", "mnist5k"))
     data = load_data_for(checkpoint, source, args.data_dir)
     arrays = extract_features(args.checkpoint, data, args.batch_size, resolve_device(args.device))

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from .._atomic import atomic_write
+from .._paths import writable_output
 from .._registry import get_entry
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
@@ -131,9 +132,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
                           f"{output}` or choose another --output")
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output} is a file; give a folder for the comparison "
-                          "(it will be created)")
+    writable_output(output, "--output", create=False)  # made below, once the data are read
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     output.mkdir(parents=True, exist_ok=True)
     shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
@@ -268,6 +267,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
         if path.resolve() == output.resolve():
             raise ConfigError(f"--output {output} is one of the runs (its curves.png would be overwritten); "
                               "write the report to another folder")
+    writable_output(output, "--output", create=False)  # write_report makes it
     results = [read_run(path) for path in paths]
     names = [r.model for r in results]
     for r in results:

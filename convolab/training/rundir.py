@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
-from ..errors import ConfigError
+from .._paths import writable_output
 from .config import TrainConfig
 
 
@@ -29,15 +29,8 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def prepare_run_dir(output: str | Path) -> Path:
-    """`output` as a folder, created if need be; a clear error if it is a file or cannot be made."""
-    path = Path(output)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--output {path} is a file; give a folder for the run (it will be created)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--output {path} cannot be created ({err.strerror}); choose another folder") from None
-    return path
+    """`output` as a folder, created if need be; one clear line if it is a file or cannot be made or written."""
+    return writable_output(output, "--output", "folder")
 
 
 def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:

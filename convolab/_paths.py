@@ -1,0 +1,50 @@
+"""Output locations, checked before any work is done: one line that names the flag, the path and what to do.
+
+Every verb that writes (train, evaluate, features, compare, report, draw) checks its output here, so the
+wording is in one place. A folder output is created with its parents (as `mkdir -p`); a file output's
+folder must exist (a typo in the folder is refused, not made).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest of `path` and its parents that exists (absolute)."""
+    path = path.absolute()
+    return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor))
+
+
+def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", create_parents: bool | None = None,
+                    create: bool = True, example: str = "output") -> Path:
+    """`path` checked as the output `flag` names, before any work: kind "folder" (created with its parents
+    unless create=False, which leaves the making to the writer) or "file" (its folder must exist unless
+    create_parents; `example` names a file for the message). A ConfigError of one line where it is of the
+    wrong kind, lies under a file, has no folder, or cannot be written to; nothing is written either way."""
+    path = Path(path)
+    create_parents = kind == "folder" if create_parents is None else create_parents
+    what = "folder" if kind == "folder" else "file"
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder for the output (it will be created)")
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{flag} {path} is a directory; give a file name such as {path / example}")
+    folder = path if kind == "folder" else path.parent
+    existing = folder if folder.is_dir() else _existing_ancestor(folder)
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path} lies under {existing}, which is a file; choose another {what}")
+    if existing != folder and not create_parents:
+        raise ConfigError(f"the folder of {flag} {path} does not exist; create {folder} first or choose another {what}")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag} {path} is not writable (permission denied in {existing}); choose another {what}")
+    if create and existing != folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"{flag} {path} cannot be created ({err.strerror}); choose another {what}") from None
+    return path
+
+
+__all__ = ["writable_output"]
