@@ -75,6 +75,9 @@ def test_train_last_line_is_test_accuracy(tmp_path, capsys):
      "--image-size 16 is too small for lenet5_modern (its layers need at least 28 px)"),
     (["train", "inception_v3", "--data", "digits", "--image-size", "32"],
      "--image-size 32 is too small for inception_v3 (its layers need at least 75 px)"),
+    # a batch bigger than the training set would train no step (the last partial batch is dropped)
+    (["train", "lenet", "--data", "digits", "--batch-size", "100000"],
+     "--batch-size 100000 is larger than the 1438 training images; give at most 1438"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)
@@ -110,6 +113,13 @@ def no_folder(tmp_path):
     return tmp_path / "missing"
 
 
+def a_one_class_folder(tmp_path):
+    for i in range(10):
+        (tmp_path / "one" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), i * 20).save(tmp_path / "one" / "cat" / f"{i}.png")
+    return tmp_path / "one"
+
+
 @pytest.mark.parametrize("build, argv, message", [
     # --output / --out under a file, a file as a folder, a missing folder for a file, a read-only folder
     (a_file, ["evaluate", "{run}", "--output", "{in}/ev"], "--output {in}/ev lies under {in}, which is a file"),
@@ -126,6 +136,9 @@ def no_folder(tmp_path):
     (a_read_only_folder, ["draw", "lenet5", "--out", "{in}/m.svg"], "--out {in}/m.svg is not writable"),
     (a_read_only_folder, ["compare", "lenet", "--data", "digits", "--output", "{in}/c"], "is not writable"),
     (a_read_only_folder, ["train", "lenet", "--data", "digits", "--output", "{in}/t"], "is not writable"),
+    # data a classifier cannot learn from
+    (a_one_class_folder, ["train", "lenet", "--data", "{in}", "--output", "{in}-run"],
+     "{in} has one class (cat); a classifier needs two or more class folders"),
 ])
 def test_bad_input_with_files_is_one_line_on_stderr_with_exit_code_2(request, tmp_path, capsys, build, argv,
                                                                       message):

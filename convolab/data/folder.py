@@ -228,6 +228,8 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
             try:
                 cached = torch.load(cache_file, weights_only=True)
                 return _assemble(path, cached, val_fraction)
+            except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
+                raise
             except Exception:  # a damaged cache is rebuilt, never trusted
                 log.warning("rebuilding the damaged image cache %s", cache_file)
     names, empty = source.list_images()
@@ -236,6 +238,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                         "files under root/<class>/)")
     entries = _classify(names)
     classes = sorted({e.class_name for e in entries})
+    _check_classes(path, classes)  # before any image is decoded
     if empty:
         empty_named = [d for d in empty if os.path.basename(d) not in SPLIT_NAMES]
         if empty_named and not skip_bad_images:
@@ -303,8 +306,15 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
 
 
+def _check_classes(path: Path, classes: list[str]) -> None:
+    if len(classes) < 2:
+        raise DataError(f"{path} has one class ({', '.join(classes)}); a classifier needs two or more class "
+                        "folders (root/<class>/*.png)")
+
+
 def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
     images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
+    _check_classes(path, classes)  # a cache made before this check
     train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction)
     name = path.name.split(".")[0]
     return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),

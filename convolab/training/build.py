@@ -91,6 +91,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     device, dist, amp_dtype = start_process(config)
     torch.manual_seed(config.seed)
     data = data if data is not None else load_run_data(config, dist)
+    check_batch_size(config.batch_size, len(data.train), dist.world_size)
     init_report = None
     if model is None:
         model, init_report = create_run_model(config, data)
@@ -184,6 +185,15 @@ def load_run_data(config: TrainConfig, dist: Distributed) -> LabelledImages:
     if not dist.is_main:
         data = load_config_data(config)
     return data
+
+
+def check_batch_size(batch_size: int, train_images: int, processes: int) -> None:
+    """A batch no bigger than the training set: the last partial batch of an epoch is dropped, so a larger
+    one would train no step at all."""
+    if batch_size > train_images:
+        most = max(processes, train_images // processes * processes)  # shared evenly by the processes
+        raise FieldError("batch_size", f"{batch_size} is larger than the {train_images} training images; "
+                                       f"give at most {most}")
 
 
 # ----- the model and its input ---------------------------------------------------------------------
