@@ -75,6 +75,15 @@ CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
     ("predict-onnx-without-onnxruntime", lambda d: ["predict", str(d / "model.onnx"), str(d / "digit.png")],
      "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
      ("onnxruntime",)),
+    # sizes no device could hold: arithmetic only, refused before anything is allocated
+    ("cost-huge-kernel", lambda d: ["cost", "--input", "3x224x224", "99999x99999:1"],
+     "layer 99999x99999:1's weight tensor 1x3x99999x99999 would be 112 GiB in float32", ()),
+    ("cost-huge-input", lambda d: ["cost", "--input", "3x99999x99999", "3x3:64"],
+     "the input 3x99999x99999 at batch 1 would be 112 GiB in float32", ()),
+    ("summary-huge-input", lambda d: ["summary", "resnet18", "--input-size", "3,99999,99999"],
+     "--input-size 3,99999,99999: the input at batch 1 would be 112 GiB in float32", ()),
+    ("summary-huge-feature-map", lambda d: ["summary", "resnet18", "--input-size", "3,20000,20000"],
+     "conv1's output 1x64x10000x10000 would be 24 GiB in float32", ()),
 ]
 
 

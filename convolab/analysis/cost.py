@@ -4,6 +4,10 @@ Each layer's multiplications are `H_out*W_out*C_out*C_in*kH*kW` (= its MACs, as 
 counts them); parameters are the weights, and the weights plus one bias per output channel.
 Padding is 'same' unless a layer says `/pP`: the output is `ceil(H/stride)` (for odd kernels
 this is PyTorch's padding `(k-1)//2`; even kernels are padded one more on the far side).
+
+It is arithmetic only: nothing is allocated. Yet a design whose input, feature map or weights would
+be one tensor above `MAX_TENSOR_BYTES` (16 GiB in float32 at batch 1) could not run on any device,
+so it is refused, naming the tensor: the same limit `summary` applies.
 """
 from __future__ import annotations
 
@@ -18,6 +22,26 @@ from ..ops.shapes import conv_output_size
 DESIGN_FORM = "KxK:CHANNELS[/sS][/pP]"
 DESIGN_EXAMPLE = "e.g. 3x3:64/s2, 1x1:16, 1x3:64, 5x5:32/p0"
 _PATTERN = re.compile(r"(\d+)x(\d+):(\d+)((?:/[sp]\d+)*)")
+MAX_TENSOR_BYTES = 16 * 2**30  # one float32 tensor at batch 1; above it no device could hold the run
+
+
+def tensor_bytes(*shape: int) -> int:
+    """Bytes of a float32 tensor of this shape."""
+    return 4 * math.prod(shape)
+
+
+def gib(n_bytes: int) -> str:
+    """`120_000_000_000` -> "112 GiB"; small sizes in MiB."""
+    return f"{n_bytes / 2**30:,.0f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def too_large(what: str, shape: Sequence[int], advice: str) -> ConfigError | None:
+    """A ConfigError naming `what` when a float32 tensor of `shape` exceeds MAX_TENSOR_BYTES, else None."""
+    size = tensor_bytes(*shape)
+    if size <= MAX_TENSOR_BYTES:
+        return None
+    return ConfigError(f"{what} would be {gib(size)} in float32, above the {gib(MAX_TENSOR_BYTES)} one tensor "
+                       f"may take (nothing was allocated); {advice}")
 
 
 @dataclass(frozen=True)
@@ -136,11 +160,20 @@ def design_cost(input_shape: Sequence[int], design: str | Sequence[str] | Sequen
     else:
         specs = list(design)  # type: ignore[arg-type]
     c, h, w = (int(v) for v in input_shape)
+    error = too_large(f"the input {c}x{h}x{w} at batch 1", (c, h, w), "give a smaller --input")
+    if error is not None:
+        raise error
     layers = []
     for spec in specs:
         kh, kw = spec.kernel
         out = (spec.out_channels, _output_side(h, kh, spec), _output_side(w, kw, spec))
         weights = spec.out_channels * c * kh * kw
+        error = (too_large(f"layer {spec.text}'s weight tensor {spec.out_channels}x{c}x{kh}x{kw}",
+                           (spec.out_channels, c, kh, kw), "use a smaller kernel or fewer channels")
+                 or too_large(f"layer {spec.text}'s output {_shape(out)} at batch 1", out,
+                              "give a smaller --input, fewer channels or a larger stride"))
+        if error is not None:
+            raise error
         layers.append(LayerCost(spec, (c, h, w), out, out[0] * out[1] * out[2] * c * kh * kw,
                                 weights, spec.out_channels))
         c, h, w = out

@@ -1,7 +1,9 @@
 """A per-layer summary in the manner of torchinfo: output shape, parameters and MACs of each module.
 
-One eval-mode forward pass at batch 1 is watched with hooks. Rows follow the order in which the
-modules are called; a module called twice gets two rows. MACs are those of `count_macs`
+One eval-mode forward pass at batch 1 is watched with hooks. An input that would be one float32
+tensor above `cost.MAX_TENSOR_BYTES` (16 GiB) is refused before the pass; on the meta device (as
+the CLI builds models: nothing is allocated) so is any module's output after it. Rows follow the
+order in which the modules are called; a module called twice gets two rows. MACs are those of `count_macs`
 (Conv2d + Linear only, `layer_macs`); everything else that ran is named as not counted, and modules
 that never ran (an auxiliary head in eval mode) are listed rather than silently counted.
 """
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .cost import too_large
 from .counting import count_params, layer_macs
 
 COUNTED_TYPES = (nn.Conv2d, nn.Linear)
@@ -182,6 +185,17 @@ def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tu
     return tuple(config.input_size)
 
 
+def _refuse_huge_outputs(rows: list[LayerRow], input_size: tuple[int, ...]) -> None:
+    """ConfigError naming the first module whose output alone would exceed the one-tensor limit."""
+    for row in rows:
+        shapes = row.output_shape if row.output_shape and isinstance(row.output_shape[0], list) else [row.output_shape]
+        for shape in filter(None, shapes):
+            error = too_large(f"at --input-size {','.join(map(str, input_size))}, {row.name or 'the model'}'s output "
+                              f"{'x'.join(map(str, shape))}", shape, "give a smaller --input-size")
+            if error is not None:
+                raise error
+
+
 @torch.no_grad()
 def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> Summary:
     """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1.
@@ -193,6 +207,10 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     input_size = tuple(int(v) for v in input_size)
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
+    error = too_large(f"--input-size {','.join(map(str, input_size))}: the input at batch 1", (1, *input_size),
+                      "give a smaller --input-size")
+    if error is not None:
+        raise error
     owned = _owned_params(model)
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
@@ -242,6 +260,8 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
             h.remove()
         model.train(was_training)
 
+    if device.type == "meta":  # on a real device the pass has already held every output, so it fitted
+        _refuse_huge_outputs(rows, input_size)
     # a module "ran" when it or anything inside it was called (a ModuleList is never called itself)
     ran = {prefix for name in called for prefix in _prefixes(name)}
     not_run = [ModuleInfo(n, type(m).__name__, subtree_params[n]) for n, m in modules.items()

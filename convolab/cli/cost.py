@@ -7,14 +7,17 @@ import json
 from ..analysis.cost import (
     DESIGN_EXAMPLE,
     DESIGN_FORM,
+    MAX_TENSOR_BYTES,
     compare_designs,
     design_cost,
     format_comparison,
     format_design,
+    gib,
 )
 from ._args import input_size
 
-HELP = "multiplications and parameters of a chain of convolutions, against another design"
+HELP = ("multiplications and parameters of a chain of convolutions, against another design (arithmetic only: "
+        f"nothing is allocated; a tensor above {gib(MAX_TENSOR_BYTES)} is refused as no device could run it)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
