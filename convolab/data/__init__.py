@@ -5,7 +5,7 @@ import difflib
 import os
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, FieldError
 from .base import ImageData, LabelledImages, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
 from .folder import load_image_folder
@@ -31,6 +31,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     `loader`: a folder's small images are decoded once into a uint8 cache (`cache`), large ones are
     streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
     """
+    if not 0 <= val_fraction < 1:  # (the CLI refuses it first; a caller of the library is told here)
+        raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction}")
     if loader not in LOADERS:
         raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     if workers is not None and workers < 0:

@@ -277,7 +277,8 @@ def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_
         train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise DataError(f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; "
-                        "both splits need images (add a test/ folder or raise --val-fraction)")
+                        "both splits need images (add a test/ folder, or "
+                        f"{'raise' if len(test_idx) == 0 else 'lower'} --val-fraction from {val_fraction:g})")
     return train_idx, test_idx
 
 

@@ -122,7 +122,8 @@ def fit(trainer: Trainable) -> TrainResult:
                             raise NonFiniteLoss(
                                 f"the training loss became {state.partial['loss']} at step {state.step} (epoch "
                                 f"{state.epoch + 1}); lower --lr (now {cfg.base_lr:g}) or add --clip-grad; "
-                                f"{run.run_dir / 'last.pt'} holds the last good state")
+                                + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
+                                   if state.epoch else "no epoch finished, so nothing was saved"))
                         show_progress(bar, state, lr)
             finally:
                 batches.close()
