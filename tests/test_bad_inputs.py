@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_png_folder
 
 from convolab.cli import main
 
@@ -35,6 +36,7 @@ def files(tmp_path_factory) -> Path:
     torch.save({**ckpt, "preprocess": "center-crop"}, root / "crop.pt")  # predict reads centre crops of bytes
     Image.new("L", (28, 28)).save(root / "digit.png")
     (root / "broken.png").write_bytes(b"these bytes are not an image")
+    Image.new("1", (20000, 20000)).save(root / "huge.png")  # 400 M pixels, over PIL's limit; 48 KB, under 1 s
     assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
     try:
         import onnx  # noqa: F401
@@ -52,6 +54,7 @@ MISMATCH = "its weights do not match its own model record (lenet5_modern, 5 clas
 NO_WEIGHTS = "holds no model weights (no 'model' entry)"
 BAD_IMAGE = "broken.png is not a readable image (not an image format PIL recognises)"
 TORCHSCRIPT = "model.torchscript.pt is a TorchScript export"
+HUGE = "400 M pixels, over PIL's limit of 179 M that guards against decompression bombs: resize it"
 
 CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
     # (id, argv from the fixture's folder, words the line holds, modules made unimportable)
@@ -75,6 +78,10 @@ CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
     ("predict-onnx-without-onnxruntime", lambda d: ["predict", str(d / "model.onnx"), str(d / "digit.png")],
      "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
      ("onnxruntime",)),
+    ("predict-image-over-pil-limit", lambda d: ["predict", str(d / "run"), str(d / "huge.png")],
+     f"huge.png is too large to decode: {HUGE}", ()),
+    ("predict-image-over-pil-limit-centre-crop", lambda d: ["predict", str(d / "crop.pt"), str(d / "huge.png")],
+     f"huge.png is too large to decode: {HUGE}", ()),
     # sizes no device could hold: arithmetic only, refused before anything is allocated
     ("cost-huge-kernel", lambda d: ["cost", "--input", "3x224x224", "99999x99999:1"],
      "layer 99999x99999:1's weight tensor 1x3x99999x99999 would be 112 GiB in float32", ()),
@@ -109,3 +116,47 @@ def test_bad_input_is_one_line_exit_2(files, argv, words, hidden, capsys, caplog
     assert "Traceback" not in err and "object at 0x" not in err and not out, err
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in caplog.records] == []
+
+
+# ----- bad files inside a training folder: the run's log lines come first, so not rows of the table --------
+@pytest.fixture(scope="module")
+def folder_with_huge_image(tmp_path_factory) -> Path:
+    """Two classes of 28 px grey PNGs, and in one of them a 20000 x 20000 PNG (over PIL's limit)."""
+    from PIL import Image
+
+    root = write_png_folder(tmp_path_factory.mktemp("huge") / "data", per_class=6, size=28, classes=("a", "b"),
+                            mode="L", split_dirs=False)
+    Image.new("1", (20000, 20000)).save(root / "a" / "huge.png")
+    return root
+
+
+LOADERS = [pytest.param(["--loader", "cache"], id="cache"), pytest.param(["--loader", "stream", "--workers", "0"],
+                                                                        id="stream")]
+
+
+def _train(folder: Path, out: Path, extra: list[str], capsys) -> tuple[int, list[str]]:
+    try:
+        code = main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+                     "--no-progress", "--output", str(out), *extra])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err.strip().splitlines()
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_train_names_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
+    code, lines = _train(folder_with_huge_image, tmp_path / "run", loader, capsys)
+    assert code == 2, lines
+    assert lines[-1].startswith("convolab train: error: image ") and "huge.png cannot be decoded" in lines[-1]
+    assert HUGE in lines[-1] and "--skip-bad-images" in lines[-1]
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_train_skips_and_counts_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    code, lines = _train(folder_with_huge_image, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
+    assert code == 0, lines
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped")]
+    assert skipped and ("huge.png" in skipped[0] or "skipped 1 " in skipped[0]), skipped

@@ -33,6 +33,21 @@ def to_mode(img, mode: str):
     return img.convert(mode)
 
 
+class ImageTooLarge(ValueError):
+    """PIL refused an image as a possible decompression bomb: its text says how large and the limit."""
+
+
+_BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of (\d+) pixels")
+
+
+def too_large(err: BaseException) -> ImageTooLarge:
+    """PIL's DecompressionBombError as a few words: `400 M pixels, over PIL's limit of 179 M: resize it`."""
+    match = _BOMB.search(str(err))
+    size = (f"{int(match[1]) / 1e6:,.0f} M pixels, over PIL's limit of {int(match[2]) / 1e6:,.0f} M"
+            if match else "more pixels than PIL's limit")
+    return ImageTooLarge(f"{size} that guards against decompression bombs: resize it")
+
+
 def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
     """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
     from PIL import Image, UnidentifiedImageError
@@ -45,6 +60,8 @@ def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | N
             if resize is not None and img.size != (resize, resize):
                 img = img.resize((resize, resize), Image.BILINEAR)
             return np.asarray(img), mode
+    except Image.DecompressionBombError as err:
+        return None, str(too_large(err))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         return None, failure(err)
 
@@ -109,10 +126,14 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
     """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given
     (mirrored with probability 1/2 if `flip`), else the evaluation centre crop. JPEGs are decoded at
     the smallest DCT scale that still gives the crop `size` pixels. Raises OSError/ValueError for
-    files that are not readable images."""
+    files that are not readable images, ImageTooLarge (a ValueError) for those over PIL's pixel limit."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise too_large(err) from None
+    with opened as img:
         width, height = img.size
         box = random_resized_box(width, height, rng, min_scale) if rng is not None else \
             center_box(width, height, size, crop_pct)
@@ -146,9 +167,10 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
         raise DataError(f"image {path} does not exist") from None
     except IsADirectoryError:
         raise DataError(f"image {path} is a folder; give image files") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"image {path} is too large to decode safely (PIL's decompression-bomb limit); "
-                        "resize it or give a smaller image") from None
+    except Image.DecompressionBombError as err:
+        raise DataError(f"image {path} is too large to decode: {too_large(err)}") from None
+    except ImageTooLarge as err:
+        raise DataError(f"image {path} is too large to decode: {err}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DataError(f"image {path} is not a readable image ({failure(err)}); "
                         "give a PNG, JPEG or other file PIL can open") from None
@@ -167,8 +189,8 @@ def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[
         try:
             with Image.open(io.BytesIO(read(name))) as img:
                 found.append((img.size, img.mode))
-        except (OSError, ValueError, SyntaxError):
-            continue
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # an unreadable image is named when it is decoded
     return found
 
 
