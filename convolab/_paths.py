@@ -37,7 +37,7 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
         raise ConfigError(f"{flag} {path} lies under {existing}, which is a file; choose another {what}")
     if existing != folder and not create_parents:
         raise ConfigError(f"the folder of {flag} {path} does not exist; create {folder} first or choose another {what}")
-    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(existing, os.W_OK | os.X_OK):  # a file is written beside its name, then renamed onto it
         raise ConfigError(f"{flag} {path} is not writable (permission denied in {existing}); choose another {what}")
     if create and existing != folder:
         try:
