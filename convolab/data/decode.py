@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import random
 import re
 from pathlib import Path
@@ -164,6 +165,9 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
             with Image.open(path) as img:
                 array = np.asarray(to_mode(img, mode), dtype=np.uint8)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise DataError(f"image {path} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
+                            "fix the link or give the image itself") from None
         raise DataError(f"image {path} does not exist") from None
     except IsADirectoryError:
         raise DataError(f"image {path} is a folder; give image files") from None
