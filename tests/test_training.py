@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -57,6 +58,32 @@ def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_pa
     resumed = Trainer.resume(tmp_path / "cut").fit().history
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
     assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+
+
+def test_a_stop_signal_is_honoured_before_the_next_step(tmp_path):
+    cut = Trainer(quick_config(tmp_path, epochs=2, output=str(tmp_path / "cut")))
+    signal_after_step(cut, 3)  # between two folds of the running sums (every 10 steps)
+    with pytest.raises(TrainingInterrupted, match="convolab train --resume"):
+        cut.fit()
+    saved = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert saved["step"] == 4 and saved["pending"]["seen"] > 0  # the sums since the last fold are kept
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    trainer = Trainer(quick_config(tmp_path, epochs=2, output=str(tmp_path / "run")))
+    original = trainer._train_step
+
+    def step_then_two_signals(*args):
+        out = original(*args)
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the first asks to save and stop before the next step,
+            os.kill(os.getpid(), signal.SIGINT)  # the second stops at once
+        return out
+
+    trainer._train_step = step_then_two_signals
+    with pytest.raises(TrainingInterrupted, match="stopped at once by a second signal"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "last.pt").exists()  # nothing was being written: nothing half-written
 
 
 def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_path):

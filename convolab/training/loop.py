@@ -30,7 +30,7 @@ from .evaluation import evaluate_run
 from .metrics import plot_curves, write_metrics
 from .optim import lr_factor
 from .rundir import write_run_config
-from .state import RunState
+from .state import RunState, no_partial
 
 log = logging.getLogger("convolab")
 
@@ -86,15 +86,19 @@ def fit(trainer: Trainable) -> TrainResult:
             batches = run.batches.train_batches(state.epoch, state.batch_in_epoch)
             lr = set_lr(run, state.step)
             bar = progress_bar(run, state)
-            loss_sum = torch.zeros((), device=run.device)
-            correct_sum = torch.zeros((), device=run.device, dtype=torch.long)
-            seen, start, interrupted = 0, device_clock(run.device), False
+            # The running sums of the steps since the last fold (those a stopped run left, if any).
+            pending = state.pending
+            loss_sum = torch.tensor(pending["loss"], device=run.device)
+            correct_sum = torch.tensor(int(pending["correct"]), device=run.device, dtype=torch.long)
+            seen, start, interrupted = int(pending["seen"]), device_clock(run.device) - pending["seconds"], False
             run.model.train()
             try:
                 while state.batch_in_epoch < run.steps_per_epoch:
-                    # Stop only where the partial sums were just folded, so a resumed run adds the
-                    # same numbers in the same order as an uninterrupted one.
-                    if seen == 0 and should_stop(trainer):
+                    # A stop signal is honoured before the next step; the sums since the last fold are
+                    # kept in the state, so a resumed run adds the same numbers in the same order as one
+                    # never stopped. Several processes check at the folds only (agreeing on the step to
+                    # stop at takes an all-reduce).
+                    if (seen == 0 or not run.dist.enabled) and should_stop(trainer):
                         interrupted = True
                         break
                     images, y, idx = next(batches)
@@ -129,6 +133,8 @@ def fit(trainer: Trainable) -> TrainResult:
                 batches.close()
                 if bar is not None:
                     bar.close()
+            state.pending = {"loss": loss_sum.item(), "correct": int(correct_sum.item()), "seen": seen,
+                             "seconds": time.perf_counter() - start} if interrupted else no_partial()
             if interrupted:
                 trainer.save("last.pt")
                 raise TrainingInterrupted(
@@ -271,8 +277,14 @@ def should_stop(trainer: Trainable) -> bool:
 
 @contextlib.contextmanager
 def stop_signals(trainer: Trainable):
-    """SIGINT and SIGTERM recorded in `trainer._stop_signal` (the loop stops at the next fold) while fitting."""
+    """SIGINT and SIGTERM recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
+    its next step. A second signal stops at once: the checkpoints already written are whole (each is
+    written to a temporary file, then renamed), and the run resumes from the last one."""
     def handler(signum, _frame):
+        if trainer._stop_signal is not None:
+            raise TrainingInterrupted(
+                f"stopped at once by a second signal {signum}; {trainer.run.run_dir / 'last.pt'} holds the state "
+                f"last saved (if any); continue with: convolab train --resume {trainer.run.run_dir}")
         trainer._stop_signal = signum
 
     previous = {}

@@ -30,6 +30,9 @@ class RunState:
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0
     partial: dict[str, float] = field(default_factory=no_partial)  # folded every 10 steps
+    # The sums of the steps since the last fold, when a run stopped between two folds: the resumed run
+    # goes on adding to them, so its sums are those of a run never stopped.
+    pending: dict[str, float] = field(default_factory=no_partial)
     history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})  # a row per epoch
     # Training loss and accuracy every 10 steps (He et al. plot training error by iteration).
     step_history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})
