@@ -279,13 +279,21 @@ def should_stop(trainer: Trainable) -> bool:
 def stop_signals(trainer: Trainable):
     """SIGINT and SIGTERM recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
     its next step. A second signal stops at once: the checkpoints already written are whole (each is
-    written to a temporary file, then renamed), and the run resumes from the last one."""
+    written to a temporary file, then renamed), and the run resumes from the last one. Copies of one request
+    (the --nproc launcher passes a Ctrl-C on to ranks that got it too) count once: a second signal is one
+    sent a second or more after the first."""
+    first: list[float] = []  # when the first signal came
+
     def handler(signum, _frame):
-        if trainer._stop_signal is not None:
-            raise TrainingInterrupted(
-                f"stopped at once by a second signal {signum}; {trainer.run.run_dir / 'last.pt'} holds the state "
-                f"last saved (if any); continue with: convolab train --resume {trainer.run.run_dir}")
-        trainer._stop_signal = signum
+        # A copy of the same request (Ctrl-C reaches the --nproc launcher and its ranks at once, and the
+        # launcher passes it on) arrives within milliseconds: a second signal counts a second on.
+        if trainer._stop_signal is None or not first or time.monotonic() - first[0] < 1.0:
+            first[:] = first or [time.monotonic()]
+            trainer._stop_signal = trainer._stop_signal or signum
+            return
+        raise TrainingInterrupted(
+            f"stopped at once by a second signal {signum}; {trainer.run.run_dir / 'last.pt'} holds the state "
+            f"last saved (if any); continue with: convolab train --resume {trainer.run.run_dir}")
 
     previous = {}
     try:
