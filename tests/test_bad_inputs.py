@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,6 +19,10 @@ from conftest import write_png_folder
 from convolab.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+
+def _grey_folder(root: Path) -> Path:
+    return write_png_folder(root, per_class=6, size=28, classes=("a", "b"), mode="L", split_dirs=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +42,10 @@ def files(tmp_path_factory) -> Path:
     Image.new("L", (28, 28)).save(root / "digit.png")
     (root / "broken.png").write_bytes(b"these bytes are not an image")
     Image.new("1", (20000, 20000)).save(root / "huge.png")  # 400 M pixels, over PIL's limit; 48 KB, under 1 s
+    os.symlink("/nonexistent/gone.png", _grey_folder(root / "dangling") / "a" / "gone.png")
+    os.symlink("/nonexistent/gone.png", root / "gone.png")
+    os.symlink("loop.png", _grey_folder(root / "loop") / "a" / "loop.png")
+    os.symlink("..", _grey_folder(root / "folder_loop") / "a" / "up")
     assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
     try:
         import onnx  # noqa: F401
@@ -82,6 +91,25 @@ CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
      f"huge.png is too large to decode: {HUGE}", ()),
     ("predict-image-over-pil-limit-centre-crop", lambda d: ["predict", str(d / "crop.pt"), str(d / "huge.png")],
      f"huge.png is too large to decode: {HUGE}", ()),
+    ("predict-dangling-symlink", lambda d: ["predict", str(d / "run"), str(d / "gone.png")],
+     "gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix the link", ()),
+    # symbolic links in a data folder that lead nowhere: named before anything is decoded
+    ("train-dangling-symlink", lambda d: ["train", "lenet5_modern", "--data", str(d / "dangling"),
+                                          "--output", str(d / "unused")],
+     "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix or remove "
+     "the link, or pass --skip-bad-images", ()),
+    ("train-dangling-symlink-stream", lambda d: ["train", "lenet5_modern", "--data", str(d / "dangling"),
+                                                 "--loader", "stream", "--output", str(d / "unused")],
+     "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist", ()),
+    ("train-symlink-loop", lambda d: ["train", "lenet5_modern", "--data", str(d / "loop"),
+                                      "--output", str(d / "unused")],
+     "loop/a/loop.png is a symbolic link that leads back to itself (a loop); fix or remove the link", ()),
+    ("train-symlink-loop-stream", lambda d: ["train", "lenet5_modern", "--data", str(d / "loop"),
+                                             "--loader", "stream", "--output", str(d / "unused")],
+     "loop/a/loop.png is a symbolic link that leads back to itself (a loop)", ()),
+    ("train-folder-symlink-loop", lambda d: ["train", "lenet5_modern", "--data", str(d / "folder_loop"),
+                                             "--output", str(d / "unused")],
+     "folder_loop/a/up is a symbolic link to a folder that holds it (a loop); fix or remove the link", ()),
     # sizes no device could hold: arithmetic only, refused before anything is allocated
     ("cost-huge-kernel", lambda d: ["cost", "--input", "3x224x224", "99999x99999:1"],
      "layer 99999x99999:1's weight tensor 1x3x99999x99999 would be 112 GiB in float32", ()),
@@ -134,20 +162,21 @@ LOADERS = [pytest.param(["--loader", "cache"], id="cache"), pytest.param(["--loa
                                                                         id="stream")]
 
 
-def _train(folder: Path, out: Path, extra: list[str], capsys) -> tuple[int, list[str]]:
+def _train(folder: Path, out: Path, extra: list[str], capsys) -> tuple[int, list[str], str]:
+    """Exit code, the lines of stderr (never a traceback) and stdout of a one-epoch run on `folder`."""
     try:
         code = main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "4",
                      "--no-progress", "--output", str(out), *extra])
     except SystemExit as exit_:
         code = exit_.code
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
     assert "Traceback" not in err, err
-    return code, err.strip().splitlines()
+    return code, err.strip().splitlines(), printed
 
 
 @pytest.mark.parametrize("loader", LOADERS)
 def test_train_names_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
-    code, lines = _train(folder_with_huge_image, tmp_path / "run", loader, capsys)
+    code, lines, _ = _train(folder_with_huge_image, tmp_path / "run", loader, capsys)
     assert code == 2, lines
     assert lines[-1].startswith("convolab train: error: image ") and "huge.png cannot be decoded" in lines[-1]
     assert HUGE in lines[-1] and "--skip-bad-images" in lines[-1]
@@ -156,7 +185,43 @@ def test_train_names_an_image_over_pils_limit(folder_with_huge_image, loader, tm
 @pytest.mark.parametrize("loader", LOADERS)
 def test_train_skips_and_counts_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO)
-    code, lines = _train(folder_with_huge_image, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
+    code, lines, _ = _train(folder_with_huge_image, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
     assert code == 0, lines
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped")]
     assert skipped and ("huge.png" in skipped[0] or "skipped 1 " in skipped[0]), skipped
+
+
+@pytest.fixture(scope="module")
+def odd_names(tmp_path_factory) -> Path:
+    """A folder with a link to nowhere, a link loop, a folder linked to its parent, a class folder that
+    is a link to a folder elsewhere, and a readable image whose name is not UTF-8."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("odd")
+    root = _grey_folder(base / "data")
+    os.symlink("/nonexistent/gone.png", root / "a" / "gone.png")
+    os.symlink("loop.png", root / "b" / "loop.png")
+    os.symlink("..", root / "b" / "up")
+    os.symlink(_grey_folder(base / "elsewhere") / "b", root / "c")  # followed, as torchvision's ImageFolder does
+    Image.open(root / "a" / "0.png").save(os.fsencode(root / "a") + b"/bad\xff.png", format="PNG")
+    return root
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_train_skips_and_counts_links_that_lead_nowhere_and_reads_linked_folders_and_names_not_utf8(
+        odd_names, loader, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    code, lines, printed = _train(odd_names, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
+    assert code == 0, lines
+    skipped = [r.getMessage() for r in caplog.records if "symbolic links" in r.getMessage()]
+    assert skipped and skipped[0].startswith("skipped 3 symbolic links that lead nowhere or into a loop"), skipped
+    counts = re.findall(r"\((\d+) train / (\d+) test images", "\n".join([printed, *lines]))
+    assert [int(a) + int(b) for a, b in counts] == [19], counts  # 12 + 6 in c/, and the one named b"bad\xff.png"
+
+
+def test_an_unreadable_image_whose_name_is_not_utf8_is_named(tmp_path, capsys):
+    folder = _grey_folder(tmp_path / "data")
+    (folder / "a" / os.fsdecode(b"bad\xff.png")).write_bytes(b"not an image")
+    code, lines, _ = _train(folder, tmp_path / "run", [], capsys)
+    assert code == 2, lines
+    assert lines[-1].startswith("convolab train: error: image ") and "a/bad\\xff.png cannot be decoded" in lines[-1]

@@ -7,6 +7,7 @@ content) and read from there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tarfile
@@ -20,6 +21,50 @@ from .decode import sample_headers
 log = logging.getLogger("convolab")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def printable(name: str) -> str:
+    """A file name for messages: bytes that are not UTF-8 (kept by Python as surrogates) written as `\\xff`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def broken_link(path: str) -> str | None:
+    """Why the file at `path` cannot be opened when it is a symbolic link that leads nowhere, else None."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as err:
+        if not os.path.islink(path):
+            return None  # not a link: reading it says what is wrong
+        if err.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself (a loop)"
+        return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+
+
+def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk in a stable order, into folders that are symbolic links too (as torchvision's ImageFolder
+    does), except a link back to a folder that holds it (a loop): its path, relative to `path`, is
+    appended to `loops` and it is not entered."""
+    for root, subdirs, files in os.walk(path, followlinks=True):
+        here = os.path.realpath(root)
+        keep = []
+        for d in sorted(subdirs):
+            target = os.path.realpath(os.path.join(root, d))
+            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                if loops is not None:
+                    loops.append(os.path.normpath(os.path.relpath(os.path.join(root, d), path)))
+            else:
+                keep.append(d)
+        subdirs[:] = keep
+        yield root, subdirs, sorted(files)
+
+
+def file_stat(path: str) -> os.stat_result:
+    """The stat of the file a link leads to; of the link itself when it leads nowhere (dangling, a loop)."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return os.lstat(path)
 
 
 def _is_image(name: str) -> bool:
@@ -106,7 +151,7 @@ class FileReader:
         return self._file.read(size)
 
     def describe(self, location: str) -> str:
-        return f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location)
+        return printable(f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location))
 
 
 class ImageSource:
@@ -115,11 +160,13 @@ class ImageSource:
     def __init__(self, path: Path):
         self.path = path
         self.is_tar = path.is_file()
+        self.skipped_links = 0  # symbolic links leading nowhere that list_images(skip_bad=True) left out
         if self.is_tar and not tarfile.is_tarfile(path):
             raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
 
-    def list_images(self) -> tuple[list[str], list[str]]:
-        """Image paths, and the class-like folders that hold no image."""
+    def list_images(self, skip_bad: bool = False) -> tuple[list[str], list[str]]:
+        """Image paths, and the class-like folders that hold no image. A symbolic link that leads
+        nowhere (dangling, or a loop) is a DataError naming it, or with `skip_bad` counted and left out."""
         if self.is_tar:
             with archive_errors(self.path), tarfile.open(self.path) as tar:
                 members = tar.getmembers()
@@ -128,15 +175,39 @@ class ImageSource:
             names = [m.name for m in members if m.isfile() and _is_image(m.name)]
             dirs = {m.name for m in members if m.isdir()}
         else:
-            names, dirs = [], set()
-            for root, subdirs, files in os.walk(self.path):
+            names, dirs, broken, loops = [], set(), [], []
+            for root, subdirs, files in walk(self.path, loops):
                 rel = os.path.relpath(root, self.path)
                 for d in subdirs:
                     dirs.add(os.path.normpath(os.path.join(rel, d)))
-                names += [os.path.normpath(os.path.join(rel, f)) for f in files if _is_image(f)]
+                for f in filter(_is_image, files):
+                    name, why = os.path.normpath(os.path.join(rel, f)), broken_link(os.path.join(root, f))
+                    if why:
+                        broken.append((f"image {self.describe(name)}", why))
+                    else:
+                        names.append(name)
+            broken += [(f"folder {self.describe(name)}", "is a symbolic link to a folder that holds it (a loop)")
+                       for name in loops]
+            if broken and not skip_bad:
+                what, why = sorted(broken)[0]
+                more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+                raise DataError(f"{what} {why}{more}; fix or remove the link, or pass --skip-bad-images to count "
+                                "and skip such files")
+            if broken:
+                log.warning("skipped %d symbolic links that lead nowhere or into a loop in %s (the first: %s)",
+                            len(broken), self.path, sorted(broken)[0][0])
+            self.skipped_links = len(broken)
         holders = {os.path.dirname(n) for n in names}
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
         return sorted(names), empty
+
+    def file_stats(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file of a folder, in a stable order, as (path relative to the folder, stat): what its
+        fingerprint hashes. A link that leads nowhere gives its own stat rather than an error."""
+        for root, _, files in walk(self.path):
+            for name in files:
+                full = os.path.join(root, name)
+                yield os.path.relpath(full, self.path), file_stat(full)
 
     def _check_tar_end(self, members: list[tarfile.TarInfo]) -> None:
         """tarfile lists a plain tar cut short without complaint: cut inside a member, that member's
@@ -184,4 +255,4 @@ class ImageSource:
         return sample_headers(first.__getitem__, sorted(first), count)
 
     def describe(self, location: str) -> str:
-        return f"{self.path}:{location}" if self.is_tar else str(self.path / location)
+        return printable(f"{self.path}:{location}" if self.is_tar else str(self.path / location))

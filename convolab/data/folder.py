@@ -103,12 +103,8 @@ class _Source(ImageSource):
 
     def _folder_hash(self) -> str:
         digest = _cache_digest()
-        for root, subdirs, files in os.walk(self.path):
-            subdirs.sort()
-            for name in sorted(files):
-                st = os.stat(os.path.join(root, name))
-                digest.update(f"{os.path.relpath(os.path.join(root, name), self.path)}|{st.st_size}|"
-                              f"{st.st_mtime_ns}\n".encode())
+        for name, st in self.file_stats():  # a name that is not UTF-8 hashed by its bytes (os.fsencode)
+            digest.update(os.fsencode(f"{name}|{st.st_size}|{st.st_mtime_ns}\n"))
         return digest.hexdigest()[:32]
 
 
@@ -232,7 +228,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                 raise
             except Exception:  # a damaged cache is rebuilt, never trusted
                 log.warning("rebuilding the damaged image cache %s", cache_file)
-    names, empty = source.list_images()
+    names, empty = source.list_images(skip_bad_images)
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
                         "files under root/<class>/)")
@@ -262,7 +258,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "is_test": torch.tensor([e.split == "test" for e in kept], dtype=torch.bool),
         "has_splits": any(e.split is not None for e in kept),
         "classes": classes,
-        "skipped": n_bad,
+        "skipped": n_bad + source.skipped_links,
     }
     cache_root.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
