@@ -234,7 +234,6 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                         "files under root/<class>/)")
     entries = _classify(names)
     classes = sorted({e.class_name for e in entries})
-    _check_classes(path, classes)  # before any image is decoded
     if empty:
         empty_named = [d for d in empty if os.path.basename(d) not in SPLIT_NAMES]
         if empty_named and not skip_bad_images:
@@ -285,6 +284,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
                         "--loader cache to decode them all and name the bad ones")
+    _check_classes(path, classes)
     if source.is_tar:
         kind = compression_of(path)
         tar_path = decompress_once(path, kind, source.fingerprint(), cache_root) if kind else path
@@ -311,7 +311,7 @@ def _check_classes(path: Path, classes: list[str]) -> None:
 
 def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
     images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
-    _check_classes(path, classes)  # a cache made before this check
+    _check_classes(path, classes)  # (after decoding: a folder with nothing readable says that first)
     train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction)
     name = path.name.split(".")[0]
     return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
