@@ -1,20 +1,26 @@
-"""Bad inputs, one row each: the verb's argv (built from files a fixture makes), the words its one
-error line must hold. Every row: exit code 2, exactly one line on stderr starting `convolab VERB:
-error:`, no traceback, no internals (object reprs), and no warning or log line before it. The next
-bad input is one more row."""
+"""Bad inputs, one row each, in one table: the verb's argv, the words its one error line must hold, and
+what the row needs made first. Every row: exit code 2, exactly one line on stderr starting `convolab VERB:
+error:`, no traceback, no internals (object reprs), no warning or log line, nothing on stdout, and every
+file that existed before the command still there, byte for byte. The next bad input is one more row.
+
+Placeholders in argv and words: {d} is the module's folder of bad files (a trained run, junk checkpoints,
+broken images, links), {t} is the row's own temporary folder, which the row's `make` fills first."""
 from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
 from conftest import write_png_folder
+from PIL import Image
 
 from convolab.cli import main
 
@@ -28,17 +34,16 @@ def _grey_folder(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     """A run trained for one epoch on the digits and the bad files made from it, in one folder."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("bad")
     run = root / "run"
     assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
                  "--output", str(run)]) == 0
-    (root / "junk.pt").write_bytes(os.urandom(4096))  # random bytes
+    (root / "junk.pt").write_bytes(random.Random(0).randbytes(4096))  # random bytes, the same in every run
     ckpt = torch.load(run / "best.pt", weights_only=True)
     torch.save({**ckpt, "num_classes": 5}, root / "other_classes.pt")  # weights for 10 classes, record says 5
     torch.save({k: v for k, v in ckpt.items() if k not in ("model", "ema")}, root / "no_weights.pt")
     torch.save({**ckpt, "preprocess": "center-crop"}, root / "crop.pt")  # predict reads centre crops of bytes
+    (root / "truncated.pt").write_bytes((run / "last.pt").read_bytes()[:1000])
     Image.new("L", (28, 28)).save(root / "digit.png")
     (root / "broken.png").write_bytes(b"these bytes are not an image")
     Image.new("1", (20000, 20000)).save(root / "huge.png")  # 400 M pixels, over PIL's limit; 48 KB, under 1 s
@@ -57,78 +62,197 @@ def files(tmp_path_factory) -> Path:
     return root
 
 
-Argv = Callable[[Path], list[str]]
+# ----- what a row makes in its own folder {t} first ---------------------------------------------------------
+def a_file(t: Path) -> None:
+    """A file where a folder is expected (its content must survive)."""
+    (t / "taken.txt").write_text("keep me")
+
+
+def a_read_only_folder(t: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod cannot make a folder read-only")
+    (t / "ro").mkdir()
+    (t / "ro").chmod(0o555)
+
+
+def a_two_class_folder(t: Path) -> None:
+    for name in ("cat", "dog"):
+        (t / "two" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (8, 8), i * 20).save(t / "two" / name / f"{i}.png")
+
+
+def a_one_class_folder(t: Path) -> None:
+    (t / "one" / "cat").mkdir(parents=True)
+    for i in range(10):
+        Image.new("L", (8, 8), i * 20).save(t / "one" / "cat" / f"{i}.png")
+
+
+class Row(NamedTuple):
+    id: str
+    argv: list[str]
+    words: str
+    make: Callable[[Path], None] | None = None
+    hidden: tuple[str, ...] = ()  # modules made unimportable for the row
+    trains: bool = False  # the run started: its opening lines on stdout come before the error
+
+
 UNREADABLE = "is not a readable checkpoint: not a zip archive"
 MISMATCH = "its weights do not match its own model record (lenet5_modern, 5 classes): head.fc.weight is 10x84"
 NO_WEIGHTS = "holds no model weights (no 'model' entry)"
 BAD_IMAGE = "broken.png is not a readable image (not an image format PIL recognises)"
 TORCHSCRIPT = "model.torchscript.pt is a TorchScript export"
 HUGE = "400 M pixels, over PIL's limit of 179 M that guards against decompression bombs: resize it"
+LENET = ["train", "lenet", "--data", "digits"]
 
-CASES: list[tuple[str, Argv, str, tuple[str, ...]]] = [
-    # (id, argv from the fixture's folder, words the line holds, modules made unimportable)
-    ("evaluate-random-bytes", lambda d: ["evaluate", str(d / "junk.pt")], UNREADABLE, ()),
-    ("predict-random-bytes", lambda d: ["predict", str(d / "junk.pt"), str(d / "digit.png")], UNREADABLE, ()),
-    ("evaluate-weights-of-another-model", lambda d: ["evaluate", str(d / "other_classes.pt")], MISMATCH, ()),
-    ("predict-weights-of-another-model", lambda d: ["predict", str(d / "other_classes.pt"), str(d / "digit.png")],
-     MISMATCH, ()),
-    ("export-weights-of-another-model", lambda d: ["export", str(d / "other_classes.pt")], MISMATCH, ()),
-    ("evaluate-no-weights", lambda d: ["evaluate", str(d / "no_weights.pt")], NO_WEIGHTS, ()),
-    ("predict-no-weights", lambda d: ["predict", str(d / "no_weights.pt"), str(d / "digit.png")], NO_WEIGHTS, ()),
-    ("export-no-weights", lambda d: ["export", str(d / "no_weights.pt")], NO_WEIGHTS, ()),
-    ("predict-unreadable-image", lambda d: ["predict", str(d / "run"), str(d / "broken.png")], BAD_IMAGE, ()),
-    ("predict-unreadable-image-centre-crop", lambda d: ["predict", str(d / "crop.pt"), str(d / "broken.png")],
-     BAD_IMAGE, ()),
-    ("predict-onnx-unreadable-image", lambda d: ["predict", str(d / "model.onnx"), str(d / "broken.png")],
-     BAD_IMAGE, ()),
-    ("predict-torchscript-file", lambda d: ["predict", str(d / "model.torchscript.pt"), str(d / "digit.png")],
-     TORCHSCRIPT, ()),
-    ("evaluate-torchscript-file", lambda d: ["evaluate", str(d / "model.torchscript.pt")], TORCHSCRIPT, ()),
-    ("predict-onnx-without-onnxruntime", lambda d: ["predict", str(d / "model.onnx"), str(d / "digit.png")],
-     "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
-     ("onnxruntime",)),
-    ("predict-image-over-pil-limit", lambda d: ["predict", str(d / "run"), str(d / "huge.png")],
-     f"huge.png is too large to decode: {HUGE}", ()),
-    ("predict-image-over-pil-limit-centre-crop", lambda d: ["predict", str(d / "crop.pt"), str(d / "huge.png")],
-     f"huge.png is too large to decode: {HUGE}", ()),
-    ("predict-dangling-symlink", lambda d: ["predict", str(d / "run"), str(d / "gone.png")],
-     "gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix the link", ()),
+CASES: list[Row] = [
+    # ----- names and numbers on the command line
+    Row("unknown-model", ["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet"),
+    Row("unknown-data-set", ["train", "lenet", "--data", "mnist6k"], "unknown data set 'mnist6k'"),
+    Row("missing-data-folder", ["train", "lenet", "--data", "{t}/no/such/folder"], "does not exist"),
+    Row("no-model", ["train"], "give a MODEL"),
+    Row("unknown-flag", ["models", "--nope"], "unrecognized arguments"),
+    Row("bad-model-option", ["train", "lenet", "--model-option", "depth=3"], "cannot build lenet5"),
+    Row("unknown-recipe", ["train", "lenet", "--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
+    Row("unknown-tta", ["train", "lenet", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
+    Row("unknown-experiment", ["reproduce", "degradaton"], "no experiment named 'degradaton'"),
+    # bounds declared on TrainConfig's fields, checked by the generated options, naming the value
+    Row("epochs-0", ["train", "lenet", "--epochs", "0"], "--epochs: must be a positive integer"),
+    Row("epochs-negative", ["train", "lenet", "--epochs", "-3"], "--epochs: must be a positive integer"),
+    Row("batch-size-0", ["train", "lenet", "--batch-size", "0"], "--batch-size: must be a positive integer"),
+    Row("lr-0", ["train", "lenet", "--lr", "0"], "--lr: must be a positive number"),
+    Row("lr-negative", ["train", "lenet", "--lr", "-0.1"], "--lr: must be a positive number"),
+    Row("train-subset-0", ["train", "lenet", "--train-subset", "0"], "--train-subset: must be a positive integer"),
+    Row("reproduce-seeds-0", ["reproduce", "batchnorm", "--seeds", "0"], "--seeds: must be a positive integer"),
+    Row("compare-seeds-0", ["compare", "lenet", "--seeds", "0"], "seeds"),
+    Row("ema-2", ["train", "lenet", "--ema", "2"], "--ema: must be a number in (0, 1), got 2.0"),
+    Row("random-erasing-2", ["train", "lenet", "--random-erasing", "2"],
+        "--random-erasing: must be a number in [0, 1], got 2.0"),
+    Row("label-smoothing-1.5", ["train", "lenet", "--label-smoothing", "1.5"],
+        "--label-smoothing: must be a number in [0, 1), got 1.5"),
+    Row("momentum-5", ["train", "lenet", "--momentum", "5"], "--momentum: must be a number in [0, 1), got 5.0"),
+    Row("val-fraction-1.5", ["train", "lenet", "--val-fraction", "1.5"],
+        "--val-fraction: must be a number in [0, 1), got 1.5"),
+    Row("budget-seconds-0", ["compare", "lenet", "--budget-seconds", "0"],
+        "--budget-seconds: must be a positive number, got 0.0"),
+    Row("threads-0", ["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
+    # an input size the model's layers cannot take, refused before training with the smallest that works
+    Row("image-size-too-small-lenet5", ["train", "lenet5", "--data", "digits", "--image-size", "3"],
+        "--image-size 3 is too small for lenet5 (its layers need at least 28 px); give --image-size 28 or more"),
+    Row("image-size-too-small-lenet5-modern", ["train", "lenet5_modern", "--data", "digits", "--image-size", "16"],
+        "--image-size 16 is too small for lenet5_modern (its layers need at least 28 px)"),
+    Row("image-size-too-small-inception-v3", ["train", "inception_v3", "--data", "digits", "--image-size", "32"],
+        "--image-size 32 is too small for inception_v3 (its layers need at least 75 px)"),
+    # a batch bigger than the training set would train no step (the last partial batch is dropped)
+    Row("batch-larger-than-data", [*LENET, "--batch-size", "100000"],
+        "--batch-size 100000 is larger than the 1438 training images; give at most 1438"),
+
+    # ----- checkpoints that are not what they claim
+    Row("evaluate-missing-run", ["evaluate", "{t}/missing-run/best.pt"], "does not exist"),
+    Row("evaluate-random-bytes", ["evaluate", "{d}/junk.pt"], UNREADABLE),
+    Row("predict-random-bytes", ["predict", "{d}/junk.pt", "{d}/digit.png"], UNREADABLE),
+    Row("evaluate-truncated-checkpoint", ["evaluate", "{d}/truncated.pt"], "not a readable checkpoint"),
+    Row("evaluate-weights-of-another-model", ["evaluate", "{d}/other_classes.pt"], MISMATCH),
+    Row("predict-weights-of-another-model", ["predict", "{d}/other_classes.pt", "{d}/digit.png"], MISMATCH),
+    Row("export-weights-of-another-model", ["export", "{d}/other_classes.pt"], MISMATCH),
+    Row("evaluate-no-weights", ["evaluate", "{d}/no_weights.pt"], NO_WEIGHTS),
+    Row("predict-no-weights", ["predict", "{d}/no_weights.pt", "{d}/digit.png"], NO_WEIGHTS),
+    Row("export-no-weights", ["export", "{d}/no_weights.pt"], NO_WEIGHTS),
+    Row("predict-torchscript-file", ["predict", "{d}/model.torchscript.pt", "{d}/digit.png"], TORCHSCRIPT),
+    Row("evaluate-torchscript-file", ["evaluate", "{d}/model.torchscript.pt"], TORCHSCRIPT),
+    Row("predict-onnx-without-onnxruntime", ["predict", "{d}/model.onnx", "{d}/digit.png"],
+        "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
+        hidden=("onnxruntime",)),
+
+    # ----- images that cannot be read
+    Row("predict-missing-image", ["predict", "{d}/run", "{t}/none.png"], "does not exist"),
+    Row("predict-unreadable-image", ["predict", "{d}/run", "{d}/broken.png"], BAD_IMAGE),
+    Row("predict-unreadable-image-centre-crop", ["predict", "{d}/crop.pt", "{d}/broken.png"], BAD_IMAGE),
+    Row("predict-onnx-unreadable-image", ["predict", "{d}/model.onnx", "{d}/broken.png"], BAD_IMAGE),
+    Row("predict-image-over-pil-limit", ["predict", "{d}/run", "{d}/huge.png"],
+        f"huge.png is too large to decode: {HUGE}"),
+    Row("predict-image-over-pil-limit-centre-crop", ["predict", "{d}/crop.pt", "{d}/huge.png"],
+        f"huge.png is too large to decode: {HUGE}"),
+    Row("predict-dangling-symlink", ["predict", "{d}/run", "{d}/gone.png"],
+        "gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix the link"),
     # symbolic links in a data folder that lead nowhere: named before anything is decoded
-    ("train-dangling-symlink", lambda d: ["train", "lenet5_modern", "--data", str(d / "dangling"),
-                                          "--output", str(d / "unused")],
-     "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix or remove "
-     "the link, or pass --skip-bad-images", ()),
-    ("train-dangling-symlink-stream", lambda d: ["train", "lenet5_modern", "--data", str(d / "dangling"),
-                                                 "--loader", "stream", "--output", str(d / "unused")],
-     "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist", ()),
-    ("train-symlink-loop", lambda d: ["train", "lenet5_modern", "--data", str(d / "loop"),
-                                      "--output", str(d / "unused")],
-     "loop/a/loop.png is a symbolic link that leads back to itself (a loop); fix or remove the link", ()),
-    ("train-symlink-loop-stream", lambda d: ["train", "lenet5_modern", "--data", str(d / "loop"),
-                                             "--loader", "stream", "--output", str(d / "unused")],
-     "loop/a/loop.png is a symbolic link that leads back to itself (a loop)", ()),
-    ("train-folder-symlink-loop", lambda d: ["train", "lenet5_modern", "--data", str(d / "folder_loop"),
-                                             "--output", str(d / "unused")],
-     "folder_loop/a/up is a symbolic link to a folder that holds it (a loop); fix or remove the link", ()),
-    # sizes no device could hold: arithmetic only, refused before anything is allocated
-    ("cost-huge-kernel", lambda d: ["cost", "--input", "3x224x224", "99999x99999:1"],
-     "layer 99999x99999:1's weight tensor 1x3x99999x99999 would be 112 GiB in float32", ()),
-    ("cost-huge-input", lambda d: ["cost", "--input", "3x99999x99999", "3x3:64"],
-     "the input 3x99999x99999 at batch 1 would be 112 GiB in float32", ()),
-    ("summary-huge-input", lambda d: ["summary", "resnet18", "--input-size", "3,99999,99999"],
-     "--input-size 3,99999,99999: the input at batch 1 would be 112 GiB in float32", ()),
-    ("summary-huge-feature-map", lambda d: ["summary", "resnet18", "--input-size", "3,20000,20000"],
-     "conv1's output 1x64x10000x10000 would be 24 GiB in float32", ()),
+    Row("train-dangling-symlink", ["train", "lenet5_modern", "--data", "{d}/dangling", "--output", "{t}/run"],
+        "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix or remove "
+        "the link, or pass --skip-bad-images"),
+    Row("train-dangling-symlink-stream", ["train", "lenet5_modern", "--data", "{d}/dangling", "--loader", "stream",
+                                          "--output", "{t}/run"],
+        "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist"),
+    Row("train-symlink-loop", ["train", "lenet5_modern", "--data", "{d}/loop", "--output", "{t}/run"],
+        "loop/a/loop.png is a symbolic link that leads back to itself (a loop); fix or remove the link"),
+    Row("train-symlink-loop-stream", ["train", "lenet5_modern", "--data", "{d}/loop", "--loader", "stream",
+                                      "--output", "{t}/run"],
+        "loop/a/loop.png is a symbolic link that leads back to itself (a loop)"),
+    Row("train-folder-symlink-loop", ["train", "lenet5_modern", "--data", "{d}/folder_loop", "--output", "{t}/run"],
+        "folder_loop/a/up is a symbolic link to a folder that holds it (a loop); fix or remove the link"),
+
+    # ----- sizes no device could hold: arithmetic only, refused before anything is allocated
+    Row("cost-huge-kernel", ["cost", "--input", "3x224x224", "99999x99999:1"],
+        "layer 99999x99999:1's weight tensor 1x3x99999x99999 would be 112 GiB in float32"),
+    Row("cost-huge-input", ["cost", "--input", "3x99999x99999", "3x3:64"],
+        "the input 3x99999x99999 at batch 1 would be 112 GiB in float32"),
+    Row("summary-huge-input", ["summary", "resnet18", "--input-size", "3,99999,99999"],
+        "--input-size 3,99999,99999: the input at batch 1 would be 112 GiB in float32"),
+    Row("summary-huge-feature-map", ["summary", "resnet18", "--input-size", "3,20000,20000"],
+        "conv1's output 1x64x10000x10000 would be 24 GiB in float32"),
+
+    # ----- --output / --out under a file, a file as a folder, a missing folder for a file, a read-only folder
+    Row("train-output-is-a-file", ["train", "lenet", "--output", "{t}/taken.txt"], "is a file", a_file),
+    Row("evaluate-output-under-a-file", ["evaluate", "{d}/run", "--output", "{t}/taken.txt/ev"],
+        "--output {t}/taken.txt/ev lies under {t}/taken.txt, which is a file", a_file),
+    Row("evaluate-output-is-a-file", ["evaluate", "{d}/run", "--output", "{t}/taken.txt"],
+        "--output {t}/taken.txt is a file; give a folder", a_file),
+    Row("features-out-under-a-file", ["features", "{d}/run", "--out", "{t}/taken.txt/f.npz"],
+        "--out {t}/taken.txt/f.npz lies under {t}/taken.txt, which is a file", a_file),
+    Row("features-out-in-missing-folder", ["features", "{d}/run", "--out", "{t}/missing/f.npz"],
+        "the folder of --out {t}/missing/f.npz does not exist"),
+    Row("report-output-under-a-file", ["report", "{d}/run", "--output", "{t}/taken.txt/rep"],
+        "--output {t}/taken.txt/rep lies under {t}/taken.txt, which is a file", a_file),
+    Row("draw-out-under-a-file", ["draw", "lenet5", "--out", "{t}/taken.txt/m.svg"],
+        "--out {t}/taken.txt/m.svg lies under {t}/taken.txt, which is a file", a_file),
+    Row("compare-output-under-a-file", ["compare", "lenet", "--data", "digits", "--output", "{t}/taken.txt/c"],
+        "--output {t}/taken.txt/c lies under {t}/taken.txt", a_file),
+    Row("train-output-under-a-file", [*LENET, "--output", "{t}/taken.txt/t"],
+        "--output {t}/taken.txt/t lies under {t}/taken.txt", a_file),
+    Row("evaluate-output-read-only", ["evaluate", "{d}/run", "--output", "{t}/ro/ev"],
+        "--output {t}/ro/ev is not writable", a_read_only_folder),
+    Row("features-out-read-only", ["features", "{d}/run", "--out", "{t}/ro/f.npz"],
+        "--out {t}/ro/f.npz is not writable", a_read_only_folder),
+    Row("report-output-read-only", ["report", "{d}/run", "--output", "{t}/ro/rep"],
+        "--output {t}/ro/rep is not writable", a_read_only_folder),
+    Row("draw-out-read-only", ["draw", "lenet5", "--out", "{t}/ro/m.svg"], "--out {t}/ro/m.svg is not writable",
+        a_read_only_folder),
+    Row("compare-output-read-only", ["compare", "lenet", "--data", "digits", "--output", "{t}/ro/c"],
+        "is not writable", a_read_only_folder),
+    Row("train-output-read-only", [*LENET, "--output", "{t}/ro/t"], "is not writable", a_read_only_folder),
+
+    # ----- data a classifier cannot learn from
+    Row("one-class-folder", ["train", "lenet", "--data", "{t}/one", "--output", "{t}/run"],
+        "{t}/one has one class (cat); a classifier needs two or more class folders", a_one_class_folder),
+    Row("empty-test-split", ["train", "lenet", "--data", "{t}/two", "--val-fraction", "0.01", "--output", "{t}/run"],
+        "{t}/two yields 20 training and 0 test images; both splits need images (add a test/ folder, or raise "
+        "--val-fraction from 0.01)", a_two_class_folder),
+    # a loss that is NaN before any epoch finished: nothing was saved, and the line says so
+    Row("nan-in-epoch-1", [*LENET, "--lr", "1e10", "--epochs", "1", "--no-progress", "--output", "{t}/run"],
+        "the training loss became nan at step 10 (epoch 1); lower --lr (now 1e+10) or add --clip-grad; "
+        "no epoch finished, so nothing was saved", trains=True),
 ]
 
 
-@pytest.mark.parametrize("argv,words,hidden", [pytest.param(*row[1:], id=row[0]) for row in CASES])
-def test_bad_input_is_one_line_exit_2(files, argv, words, hidden, capsys, caplog, monkeypatch):
-    args = argv(files)
+@pytest.mark.parametrize("row", [pytest.param(row, id=row.id) for row in CASES])
+def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monkeypatch):
+    if row.make:
+        row.make(tmp_path)
+    args = [a.format(d=files, t=tmp_path) for a in row.argv]
     if any(a.endswith(".onnx") for a in args) and not (files / "model.onnx").exists():
         pytest.skip("onnx and onnxruntime are not installed (pip install -e '.[export]')")
-    for name in hidden:
+    for name in row.hidden:
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
+    before = {p: p.read_bytes() for p in [*tmp_path.rglob("*"), *files.rglob("*")] if p.is_file()}
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -140,10 +264,12 @@ def test_bad_input_is_one_line_exit_2(files, argv, words, hidden, capsys, caplog
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith(f"convolab {args[0]}: error: "), err
-    assert words in lines[0], lines[0]
-    assert "Traceback" not in err and "object at 0x" not in err and not out, err
+    assert row.words.format(d=files, t=tmp_path) in lines[0], lines[0]
+    assert "Traceback" not in err and "object at 0x" not in err, err
+    assert row.trains or not out, out
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in caplog.records] == []
+    assert all(p.is_file() and p.read_bytes() == data for p, data in before.items())  # nothing lost
 
 
 # ----- bad files inside a training folder: the run's log lines come first, so not rows of the table --------

@@ -42,13 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in sorted(_verbs().items()):
         verb_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(verb_parser)
-        verb_parser.set_defaults(_run=module.run)
+        verb_parser.set_defaults(_run=module.run, _parser=verb_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the verb's parser, so the line and its --help name the verb
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

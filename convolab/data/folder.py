@@ -239,6 +239,9 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         if empty_named and not skip_bad_images:
             raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
                             "images, or pass --skip-bad-images to ignore it")
+    if not skip_bad_images:  # what the listing already says is wrong is said before any work or log line
+        _check_classes(path, classes)
+        _split_indices(path, *_labels(entries, classes), val_fraction)
     headers = source.sample_headers(names) if loader != "cache" else []
     if loader == "auto":
         stream, why = should_stream(headers, len(names), resize)
@@ -250,18 +253,26 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     assert cache_file is not None
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
     kept, images, n_bad = _decode_source(source, entries, skip_bad_images, resize)
-    class_index = {c: i for i, c in enumerate(classes)}
+    labels, is_test, has_splits = _labels(kept, classes)
     cached = {
         "images": torch.from_numpy(images),
-        "labels": torch.tensor([class_index[e.class_name] for e in kept], dtype=torch.int64),
-        "is_test": torch.tensor([e.split == "test" for e in kept], dtype=torch.bool),
-        "has_splits": any(e.split is not None for e in kept),
+        "labels": labels,
+        "is_test": is_test,
+        "has_splits": has_splits,
         "classes": classes,
         "skipped": n_bad + source.skipped_links,
     }
     cache_root.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
     return _assemble(path, cached, val_fraction)
+
+
+def _labels(entries: list[ImageEntry], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Each entry's class index, whether it is in test/, and whether the folder has train/ and test/."""
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([class_index[e.class_name] for e in entries], dtype=torch.int64)
+    is_test = torch.tensor([e.split == "test" for e in entries], dtype=torch.bool)
+    return labels, is_test, any(e.split is not None for e in entries)
 
 
 def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
@@ -291,11 +302,8 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
         reader = FileReader(path, tar_path)
     else:
         reader = FileReader(path)
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([class_index[e.class_name] for e in entries], dtype=torch.int64)
-    is_test = torch.tensor([e.split == "test" for e in entries], dtype=torch.bool)
-    train_idx, test_idx = _split_indices(path, labels, is_test, any(e.split is not None for e in entries),
-                                         val_fraction)
+    labels, is_test, has_splits = _labels(entries, classes)
+    train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction)
     locations = [e.location for e in entries]
     everything = StreamSplit(reader, locations, labels)
     return StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
