@@ -2,6 +2,6 @@
 from ._registry import list_models, register_model
 from ._version import __version__
 from .errors import ConvolabError
-from .models import create_model
+from .pretrained import create_model  # the plain builder, or with weights (pretrained=...)
 
 __all__ = ["ConvolabError", "__version__", "create_model", "list_models", "register_model"]

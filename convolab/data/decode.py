@@ -152,15 +152,17 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
 
 
 # ----- single files, as `predict` reads them ----------------------------------------------------
-def read_image(path: str | Path, channels: int, center_crop_size: int | None = None) -> torch.Tensor:
+def read_image(path: str | Path, channels: int, center_crop_size: int | None = None,
+               crop_pct: float = CROP_PCT) -> torch.Tensor:
     """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
-    its centre crop at that size, as streamed images are evaluated."""
+    its centre crop at that size (of the image resized to `center_crop_size / crop_pct`), as streamed
+    images are evaluated."""
     from PIL import Image, UnidentifiedImageError
 
     mode = "L" if channels == 1 else "RGB"
     try:
         if center_crop_size is not None:
-            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode)
+            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct)
         else:
             with Image.open(path) as img:
                 array = np.asarray(to_mode(img, mode), dtype=np.uint8)

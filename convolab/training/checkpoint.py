@@ -12,6 +12,7 @@ from torch import nn
 from .._atomic import atomic_write
 from ..errors import CheckpointError
 from ..models import create_model
+from .safetensors_io import is_safetensors, load_safetensors
 
 FORMAT = "convolab-checkpoint-1"
 GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
@@ -45,9 +46,17 @@ def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
     return f"{path} is not a readable checkpoint: a damaged archive ({first[:120]}); {GIVE}"
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a convolab checkpoint; anything else gets a CheckpointError saying what is wrong."""
+def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a convolab checkpoint, or a safetensors folder or file (`convolab export --format safetensors`);
+    anything else gets a CheckpointError saying what is wrong. A record already read (a dict, e.g.
+    published weights from `convolab.pretrained`) is passed through."""
+    if isinstance(path, dict):
+        if path.get("format") != FORMAT:
+            raise CheckpointError(f"not a convolab checkpoint record (no '{FORMAT}' marker); {GIVE}")
+        return path
     path = Path(path)
+    if is_safetensors(path):
+        return {"format": FORMAT, **load_safetensors(path)}
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
@@ -100,9 +109,11 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
     return "; ".join(found[:2]) if found else None
 
 
-def checkpoint_model(state: dict[str, Any], path: str | Path) -> nn.Module:
+def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -> nn.Module:
     """The model a checkpoint's record describes (name, classes, channels, options), with its served
     weights, in eval mode; a CheckpointError naming the first differences when they do not fit."""
+    if isinstance(path, dict):  # a record read elsewhere: named by where it came from
+        path = str(path.get("source", "the weights"))
     lacking = [key for key in RECORD if key not in state]
     if lacking:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {GIVE}")

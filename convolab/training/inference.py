@@ -15,7 +15,7 @@ from torch import nn
 from .._atomic import atomic_write
 from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
-from ..data.decode import read_image
+from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 
@@ -165,7 +165,8 @@ def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
     for path in paths:
         if center_crop:
-            image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]))
+            image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
+                               crop_pct=float(ckpt.get("crop_pct", CROP_PCT)))  # published weights: their own
         else:
             image = read_image(path, int(ckpt["in_chans"]))
         probs = predict_logits(loaded, image[None]).softmax(1)[0]

@@ -1,0 +1,91 @@
+"""`create_model(name, pretrained=...)`: a registered model with published weights or weights from a file,
+carrying their metadata (classes, input size, crop, mean, std) as `model.pretrained_cfg`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..models import DataConfig, get_entry
+from ..models import create_model as build_model
+from ..models._features import features_only as feature_maps
+from ..models._features import truncate
+from ..training.checkpoint import checkpoint_model, load_checkpoint
+from .load import fetch_pretrained
+
+# Options that cut a model after it is built, so they combine with any weights.
+_CUTS = ("features_only", "out_indices", "until")
+PRETRAINED_CFG_KEYS = ("weights", "classes", "image_size", "crop_pct", "mean", "std", "preprocess")
+
+
+def is_weights_path(pretrained: Any) -> bool:
+    """Whether `pretrained` names a file or folder rather than a library or a weights name."""
+    if isinstance(pretrained, Path):
+        return True
+    text = str(pretrained)
+    return isinstance(pretrained, str) and (os.sep in text or "/" in text or text.endswith((".pt", ".safetensors"))
+                                            or Path(text).expanduser().exists())
+
+
+def _record_and_model(name: str, pretrained: bool | str | Path) -> tuple[dict[str, Any], nn.Module | None]:
+    name = get_entry(name).name
+    if not is_weights_path(pretrained):
+        return fetch_pretrained(name, pretrained)
+    record = load_checkpoint(Path(pretrained).expanduser())
+    if get_entry(str(record.get("model_name", ""))).name != name:
+        raise ConfigError(f"{pretrained} holds the weights of {record.get('model_name')!r}, not {name}; "
+                          f"give create_model({record.get('model_name')!r}, pretrained=...)")
+    return record, None
+
+
+def weights_record(name: str, pretrained: bool | str | Path) -> dict[str, Any]:
+    """The checkpoint record of registered model `name` that `pretrained` names: published weights (True,
+    "torchvision", "timm", a weights name) or a local convolab checkpoint, safetensors file or folder."""
+    return _record_and_model(name, pretrained)[0]
+
+
+def model_from_record(record: dict[str, Any], model: nn.Module | None = None) -> nn.Module:
+    """The eval-mode model of a checkpoint record (or `model`, already holding its weights), with
+    `pretrained_cfg` and a `data_config` of the record's input."""
+    model = checkpoint_model(record, record) if model is None else model.eval()
+    model.pretrained_cfg = {k: record[k] for k in PRETRAINED_CFG_KEYS if k in record}
+    model.data_config = DataConfig((int(record["in_chans"]), *map(int, record["image_size"])),
+                                   tuple(record["mean"]), tuple(record["std"]))
+    return model
+
+
+def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
+                 pretrained: bool | str | Path | None = None, **options: Any) -> nn.Module:
+    """Build a registered model, with weights when `pretrained` is given.
+
+    `pretrained`: True (the best weights torchvision or timm publishes for it), "torchvision" or "timm",
+    a weights name ("IMAGENET1K_V2", "tf_in1k"), or a path (a convolab checkpoint or run folder, a
+    .safetensors file or a folder from `convolab export --format safetensors`). A `num_classes` other
+    than the weights' replaces the head (freshly initialized). Without `pretrained`, the plain builder
+    (`convolab.models.create_model`).
+    """
+    if pretrained is None or pretrained is False:
+        return build_model(name, num_classes=num_classes, in_chans=in_chans, **options)
+    cuts = {k: options.pop(k) for k in _CUTS if k in options}
+    record, built = _record_and_model(name, pretrained)
+    if options:
+        raise ConfigError(f"the weights fix {record['model_name']}'s options ({record.get('model_options', {})}); "
+                          f"{', '.join(sorted(options))} cannot be given with pretrained=")
+    if in_chans is not None and in_chans != int(record["in_chans"]):
+        raise ConfigError(f"the weights of {record['model_name']} take {record['in_chans']} input channels, "
+                          f"not in_chans={in_chans}; convert the images instead")
+    model = model_from_record(record, built)
+    if num_classes is not None and num_classes != int(record["num_classes"]):
+        model.reset_classifier(num_classes)
+    if cuts.get("until") is not None:
+        model = truncate(model, cuts["until"], num_classes)
+    if cuts.get("features_only"):
+        indices = cuts.get("out_indices")
+        model = feature_maps(model, tuple(indices) if indices is not None else None)
+    return model
+
+
+__all__ = ["create_model", "is_weights_path", "model_from_record", "weights_record"]
