@@ -1,8 +1,9 @@
 """Whole-batch preprocessing and augmentation on the training device.
 
 uint8 N x C x H x W in, normalized float out: channel conversion, resize to the model's input,
-random crop with padding, horizontal flip and random erasing, each done for the whole batch at
-once with tensor ops (no per-sample Python work).
+random crop with padding, horizontal flip, an AutoAugment-family policy (`autoaugment.py`) and random
+erasing, each done for the whole batch at once with tensor ops (no per-sample Python work), each image
+with its own random parameters, drawn from the run's augmentation generator in this order.
 """
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .autoaugment import auto_augment
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
     crop_padding: int = 0  # random crop of the original size from the image padded by this many pixels
     flip: bool = False     # random horizontal flip (off for digits: a mirrored 2 is not a 2)
     erasing: float = 0.0   # probability of erasing one random rectangle per image
+    auto_augment: str = "none"  # rand, trivial, autoaugment-cifar10 or autoaugment-imagenet (autoaugment.POLICIES)
 
     @property
     def enabled(self) -> bool:
-        return self.crop_padding > 0 or self.flip or self.erasing > 0
+        return self.crop_padding > 0 or self.flip or self.erasing > 0 or self.auto_augment != "none"
 
 
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -93,19 +97,25 @@ class BatchTransform:
 
     def __call__(self, images: torch.Tensor, train: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        augment = train and (self.augment.crop_padding > 0 or self.augment.flip)
+        policy = self.augment.auto_augment if train else "none"
+        augment = train and (self.augment.crop_padding > 0 or self.augment.flip or policy != "none")
         if augment:
             assert generator is not None, "training augmentation needs a generator"
         # Crops and flips only move pixels: on uint8 at the model's size they give the same result as
-        # on floats, for a quarter of the memory traffic.
+        # on floats, for a quarter of the memory traffic. The policy works on uint8 values (0-255).
         early = augment and tuple(images.shape[-2:]) == self.size and images.shape[1] == self.channels
         x = self._crop_flip(images, generator) if early else images
-        x = x.float().div_(255)  # a new tensor: the in-place steps below never touch `images`
+        x = x.float()  # a new tensor: the in-place steps below never touch `images`
+        if early and policy != "none":
+            x = auto_augment(x, policy, generator)
+        x = x.div_(255)
         x = convert_channels(x, self.channels)
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
         if augment and not early:
             x = self._crop_flip(x, generator)
+            if policy != "none":
+                x = auto_augment(x.mul(255).round_(), policy, generator).div_(255)
         if self.mean.device != x.device:
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
         x = (x.sub_(self.mean) if x.stride(1) else x - self.mean).div_(self.std)  # (grey expanded to RGB: a view)

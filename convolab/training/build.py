@@ -20,6 +20,7 @@ from torch import nn
 from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
+from ..data.autoaugment import resolve_policy
 from ..data.base import LabelledImages
 from ..data.targets import derive_target
 from ..errors import ConfigError, FieldError, UnknownModelError
@@ -29,6 +30,7 @@ from .checkpoint import load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
 from .distributed import Distributed
+from .mixing import MixConfig
 from .optim import ModelEma, build_optimizer, param_groups
 from .rundir import default_run_dir, prepare_run_dir
 from .sync_bn import convert_sync_batchnorm
@@ -65,12 +67,17 @@ class Run:
     scaler: torch.amp.GradScaler
     ema: ModelEma | None
     forward_model: nn.Module  # the model's training outputs, under DDP and torch.compile if asked
-    steps_per_epoch: int
+    steps_per_epoch: int  # optimizer steps (each --accumulate batches)
     total_steps: int
     warmup_steps: int
     aug_generator: torch.Generator
     run_dir: Path
     tensorboard: Any  # a SummaryWriter on rank 0 with --tensorboard, else None
+    mixing: MixConfig = MixConfig()  # mixup and CutMix of the transformed training batches
+    batches_per_epoch: int = 0  # the batches an epoch trains: steps_per_epoch x --accumulate
+
+    def __post_init__(self) -> None:
+        self.batches_per_epoch = self.batches_per_epoch or self.steps_per_epoch
 
     def resolved(self) -> dict[str, Any]:
         """What the options became, for config.json."""
@@ -79,7 +86,9 @@ class Run:
             "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
             "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,
-            "steps_per_epoch": self.steps_per_epoch, "torch": torch.__version__,
+            "steps_per_epoch": self.steps_per_epoch, "batches_per_epoch": self.batches_per_epoch,
+            "effective_batch_size": self.config.batch_size * self.config.accumulate,
+            "mixing": vars(self.mixing), "torch": torch.__version__,
             "processes": self.dist.world_size, "loss_weights": self.loss_weights,
             "init_from": self.init_report.to_dict() if self.init_report is not None else None,
         }
@@ -106,7 +115,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
     if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
         check_input_size(model, getattr(model, "model_name", config.model), in_chans, size, default_size, device)
-    augment = augment_for(config.augment, data.image_shape, config.random_erasing)
+    augment = augment_for(config.augment, data.image_shape, config.random_erasing, config.auto_augment, size)
+    mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
@@ -132,7 +142,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         torch.manual_seed(config.seed + dist.rank)  # own dropout masks per rank (same init before)
     forward_model = torch.compile(forward) if config.compile else forward
 
-    steps_per_epoch = max(1, len(batches.train_labels) // config.batch_size)  # the last partial batch is dropped
+    batches_per_epoch, steps_per_epoch = epoch_lengths(len(batches.train_labels), config.batch_size,
+                                                       config.accumulate)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
     aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
@@ -143,7 +154,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),
                mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
                want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,
-               warmup_steps, aug_generator, run_dir, tensorboard)
+               warmup_steps, aug_generator, run_dir, tensorboard, mixing=mixing, batches_per_epoch=batches_per_epoch)
 
 
 # ----- the process ---------------------------------------------------------------------------------
@@ -194,6 +205,17 @@ def check_batch_size(batch_size: int, train_images: int, processes: int) -> None
         most = max(processes, train_images // processes * processes)  # shared evenly by the processes
         raise FieldError("batch_size", f"{batch_size} is larger than the {train_images} training images; "
                                        f"give at most {most}")
+
+
+def epoch_lengths(train_images: int, batch_size: int, accumulate: int) -> tuple[int, int]:
+    """The batches an epoch trains and its optimizer steps: the last partial batch is dropped, and so are
+    the batches after the last whole group of `accumulate` (an optimizer step sums the gradients of one)."""
+    batches = max(1, train_images // batch_size)
+    if accumulate > batches:
+        raise FieldError("accumulate", f"is {accumulate} but an epoch has only {batches} batches of {batch_size} "
+                                       f"({train_images} training images), too few for one optimizer step; "
+                                       f"give at most {batches}")
+    return batches // accumulate * accumulate, batches // accumulate
 
 
 # ----- the model and its input ---------------------------------------------------------------------
@@ -252,13 +274,27 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
         model.train(was_training)
 
 
-def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float) -> AugmentConfig:
+def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float, auto_augment: str = "none",
+                size: int | None = None) -> AugmentConfig:
     """'auto': crop with padding size/8 and flips for colour images; none for grey digits, where
-    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs)."""
+    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs).
+    `auto_augment` 'autoaugment' becomes the CIFAR-10 policy at `size` <= 64 px, else ImageNet's."""
     pad = max(1, round(image_shape[-1] / 8))
     if mode == "auto":
         mode = "crop-flip" if image_shape[0] == 3 else "none"
-    return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing)
+    policy = resolve_policy(auto_augment, size or image_shape[-1])
+    return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing,
+                         auto_augment=policy)
+
+
+def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:
+    """Mixup and CutMix as asked; refused where each process's batch holds one image (nothing to mix with)."""
+    mixing = MixConfig(config.mixup, config.cutmix)
+    if mixing.enabled and config.batch_size // dist.world_size < 2:
+        name = "mixup" if config.mixup > 0 else "cutmix"
+        raise FieldError(name, f"mixes the images of a batch, but each process's batch holds "
+                               f"{config.batch_size // dist.world_size}; give --batch-size 2 or more per process")
+    return mixing
 
 
 def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages,

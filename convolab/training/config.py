@@ -19,6 +19,7 @@ from typing import Any
 
 from .._registry import train_defaults
 from ..data import LOADERS
+from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
 from ..errors import ConfigError, FieldError
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
@@ -26,6 +27,7 @@ from .recipes import RECIPES
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
+AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip")
 NORMALIZE_MODES = ("data", "model")
 
@@ -58,6 +60,16 @@ class TrainConfig:
                           group="data", choices=AUGMENT_MODES)
     random_erasing: float = option(0.0, "probability of erasing a random rectangle of each training image",
                                    group="data", bounds="[0, 1]", metavar="P")
+    auto_augment: str = option("none", "a policy per training image, each its own draw, after crop and flip: "
+                               "rand (RandAugment n=2 m=9), trivial (TrivialAugmentWide), autoaugment (the CIFAR-10 "
+                               "policy up to 64 px, else ImageNet's) or autoaugment-cifar10/-imagenet",
+                               group="data", choices=AUTO_AUGMENT_MODES)
+    mixup: float = option(0.0, "mixup: blend each training image with another, weight ~ Beta(ALPHA, ALPHA) per "
+                          "image, labels mixed alike in the loss (0: off)", group="data", bounds="[0, inf)",
+                          metavar="ALPHA")
+    cutmix: float = option(0.0, "CutMix: paste a box of another training image, its area ~ Beta(ALPHA, ALPHA) per "
+                           "image, labels mixed by area (0: off; with --mixup each image picks one, 1/2 each)",
+                           group="data", bounds="[0, inf)", metavar="ALPHA")
     tta: str = option("none", "test-time augmentation: flip scores the mean of the logits of each test image "
                       "and its mirror image", group="data", choices=TTA_MODES)
     normalize: str = option("data", "use the data set's or the model's mean/std", group="data",
@@ -81,6 +93,9 @@ class TrainConfig:
                          resume=True)
     batch_size: int = option(64, "images per step (with --nproc: the global batch)", group="optimization",
                              bounds="[1, inf)")
+    accumulate: int = option(1, "sum the gradients of N batches per optimizer step: an effective batch of "
+                             "N x --batch-size (the schedule and --ema count optimizer steps)",
+                             group="optimization", bounds="[1, inf)", metavar="N")
     lr: float | None = option(None, "base learning rate (default: the model's registered default, else 0.05 "
                               "for sgd, 2e-3 for adam/adamw, 1e-3 for rmsprop)", group="optimization",
                               bounds="(0, inf)")

@@ -21,6 +21,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
+from .mixing import Mix
 from .state import RunState, checkpoint_state, restore_checkpoint
 
 _RUN_PARTS = frozenset(f.name for f in dataclasses.fields(Run))
@@ -93,9 +94,9 @@ class Trainer:
         self.run.dist.close()
         return result
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor,
-                    targets: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return train_step(self.run, x, y, targets)
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
+                    mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        return train_step(self.run, x, y, targets, mix, micro)
 
     def _train_batches(self):
         return self.run.batches.train_batches(self.state.epoch, self.state.batch_in_epoch)

@@ -1,8 +1,9 @@
 """The training loop: `fit`, read top to bottom, is the one place a run takes its steps.
 
     for each epoch (until --epochs, the time budget, early stopping or a stop signal):
-        for each remaining batch: transform, step (forward, weighted loss, backward, optimizer, EMA)
-            every 10 steps: fold the sums into the run state (a stop signal is honoured only here)
+        for each remaining batch: transform (and mixup/CutMix), forward, weighted loss, backward;
+            after each --accumulate batches: optimizer step, EMA (a stop signal is honoured only here)
+            every 10 optimizer steps: fold the sums into the run state
         evaluate, add the epoch's row, save last.pt (and best.pt), write the metrics and curves
 
 Data order, augmentation and learning rate are functions of (seed, epoch, step), and the partial sums
@@ -28,6 +29,7 @@ from .build import Run
 from .device import autocast, device_clock
 from .evaluation import evaluate_run
 from .metrics import plot_curves, write_metrics
+from .mixing import Mix, mix_batch
 from .optim import lr_factor
 from .rundir import write_run_config
 from .state import RunState, no_partial
@@ -60,8 +62,8 @@ class Trainable(Protocol):
     state: RunState
     _stop_signal: int | None
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor,
-                    targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor],
+                    mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def save(self, name: str) -> None: ...
 
@@ -91,34 +93,42 @@ def fit(trainer: Trainable) -> TrainResult:
             loss_sum = torch.tensor(pending["loss"], device=run.device)
             correct_sum = torch.tensor(int(pending["correct"]), device=run.device, dtype=torch.long)
             seen, start, interrupted = int(pending["seen"]), device_clock(run.device) - pending["seconds"], False
+            accumulate = cfg.accumulate  # batches per optimizer step
             run.model.train()
             try:
-                while state.batch_in_epoch < run.steps_per_epoch:
-                    # A stop signal is honoured before the next step; the sums since the last fold are
-                    # kept in the state, so a resumed run adds the same numbers in the same order as one
-                    # never stopped. Several processes check at the folds only (agreeing on the step to
-                    # stop at takes an all-reduce).
-                    if (seen == 0 or not run.dist.enabled) and should_stop(trainer):
+                while state.batch_in_epoch < run.batches_per_epoch:
+                    # A stop signal is honoured before the next optimizer step's first batch (a run stops
+                    # with no gradients half summed); the sums since the last fold are kept in the state, so
+                    # a resumed run adds the same numbers in the same order as one never stopped. Several
+                    # processes check at the folds only (agreeing on the step to stop at takes an all-reduce).
+                    micro = state.batch_in_epoch % accumulate
+                    if micro == 0 and (seen == 0 or not run.dist.enabled) and should_stop(trainer):
                         interrupted = True
                         break
                     images, y, idx = next(batches)
                     if len(y):  # (a streamed batch whose images were all unreadable and skipped is empty)
                         x = run.transform(images, train=True, generator=run.aug_generator)
                         targets = {name: t[idx] for name, t in run.train_targets.items()}
+                        mix = None
+                        if run.mixing.enabled:
+                            x, mix = mix_batch(x, run.mixing, run.aug_generator)
                         lr = set_lr(run, state.step)
-                        loss, correct = trainer._train_step(x, y, targets)
+                        loss, correct = trainer._train_step(x, y, targets, mix, micro)
                         loss_sum += loss * len(y)
                         correct_sum += correct
                         seen += len(y)
-                    state.step += 1
+                    elif micro == accumulate - 1 and accumulate > 1:  # the group's gradients still step
+                        optimizer_step(run)
                     state.batch_in_epoch += 1
-                    if state.batch_in_epoch % 10 == 0 or state.batch_in_epoch == run.steps_per_epoch:
+                    if state.batch_in_epoch % accumulate == 0:
+                        state.step += 1
+                    if state.batch_in_epoch % (10 * accumulate) == 0 or state.batch_in_epoch == run.batches_per_epoch:
                         now = device_clock(run.device)  # the queued steps are done: they count in full
                         # Summed over the ranks; the seconds averaged, so that every rank sees the same
                         # clock (a time budget must stop all of them after the same epoch).
                         loss, correct, count, seconds = run.dist.sum(loss_sum.item(), correct_sum.item(), seen,
                                                                      now - start)
-                        state.fold(loss, correct, count, seconds / run.dist.world_size, lr, run.steps_per_epoch)
+                        state.fold(loss, correct, count, seconds / run.dist.world_size, lr, run.batches_per_epoch)
                         loss_sum.zero_()
                         correct_sum.zero_()
                         seen, start = 0, time.perf_counter()
@@ -167,14 +177,28 @@ def fit(trainer: Trainable) -> TrainResult:
 
 
 # ----- the step ------------------------------------------------------------------------------------
-def train_step(run: Run, x: torch.Tensor, y: torch.Tensor,
-               targets: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch; its loss and number of correct main predictions (on the device)."""
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
+               mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's forward and backward, and after the last batch of an optimizer step's --accumulate
+    (`micro` counts them from 0) the optimizer step; the batch's loss and number of correct main
+    predictions (on the device). A mixed batch (`mix`) is scored against each image's dominant label."""
+    accumulate = run.config.accumulate
     with autocast(run.device, run.amp_dtype):
         outputs = run.forward_model(x)
-    loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing)
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
+    loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix)
+    if micro == 0:
+        run.optimizer.zero_grad(set_to_none=True)
+    # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
+    run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+    if micro == accumulate - 1:
+        optimizer_step(run)
+    scored = y if mix is None else mix.dominant(y)
+    correct = (outputs["main"].detach().argmax(1) == scored).sum()
+    return loss.detach(), correct
+
+
+def optimizer_step(run: Run) -> None:
+    """The optimizer step on the summed gradients (clipped if asked), and the EMA's update."""
     if run.config.clip_grad:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_(run.model.parameters(), run.config.clip_grad)
@@ -182,19 +206,23 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor,
     run.scaler.update()
     if run.ema is not None:
         run.ema.update(run.model)
-    correct = (outputs["main"].detach().argmax(1) == y).sum()
-    return loss.detach(), correct
 
 
 def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: dict[str, torch.Tensor] | None,
-                  weights: dict[str, float], smoothing: float) -> torch.Tensor:
-    """Weighted sum of each output's cross-entropy against its own target, else the labels."""
+                  weights: dict[str, float], smoothing: float, mix: Mix | None = None) -> torch.Tensor:
+    """Weighted sum of each output's cross-entropy against its own target, else the labels; of a mixed
+    batch, each image's two targets weighted by its mixing weight."""
     targets = targets or {}
-    loss = weights["main"] * F.cross_entropy(outputs["main"].float(), y, label_smoothing=smoothing)
+
+    def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if mix is not None:
+            return mix.loss(logits.float(), target, smoothing)
+        return F.cross_entropy(logits.float(), target, label_smoothing=smoothing)
+
+    loss = weights["main"] * ce(outputs["main"], y)
     for name, logits in outputs.items():
         if name != "main":
-            loss = loss + weights[name] * F.cross_entropy(logits.float(), targets.get(name, y),
-                                                          label_smoothing=smoothing)
+            loss = loss + weights[name] * ce(logits, targets.get(name, y))
     return loss
 
 
@@ -253,7 +281,7 @@ def progress_bar(run: Run, state: RunState) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=run.steps_per_epoch, desc=f"epoch {state.epoch + 1}/{run.config.epochs}",
+    return tqdm(total=run.batches_per_epoch, desc=f"epoch {state.epoch + 1}/{run.config.epochs}",
                 initial=state.batch_in_epoch, leave=False, dynamic_ncols=True, unit="batch")
 
 
@@ -308,5 +336,5 @@ def stop_signals(trainer: Trainable):
             signal.signal(sig, old)
 
 
-__all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "fit", "train_step",
-           "weighted_loss"]
+__all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "fit", "optimizer_step",
+           "train_step", "weighted_loss"]
