@@ -100,6 +100,22 @@ def test_a_model_that_fails_is_marked_and_the_others_are_kept(comparison):
     assert json.loads((out / "compare.json").read_text())["statuses"]["resnet_mnist"] == failed["status"]
 
 
+def test_a_fault_that_is_not_the_users_is_one_line_and_its_traceback_goes_to_a_file(tmp_path, monkeypatch, caplog):
+    def fault(self):
+        raise RuntimeError("shape '[-1, 400]' is invalid for input of size 7\nmore torch detail")
+
+    monkeypatch.setattr(Trainer, "fit", fault)
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5", *QUICK, "--epochs", "1", "--output", str(out)]) == 1
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records) and "more torch detail" not in said, said
+    reason = "RuntimeError: shape '[-1, 400]' is invalid for input of size 7"
+    saved = out / "failures" / "lenet5.txt"
+    assert f"lenet5 failed: {reason} (the traceback is in {saved})" in said
+    assert saved.read_text().startswith("Traceback") and "in fault" in saved.read_text()
+    assert rows_of(out)["lenet5"]["status"] == f"failed: {reason}"
+
+
 def test_compare_refuses_an_output_that_already_holds_a_comparison(comparison, capsys):
     out, _ = comparison
     assert main(["compare", "lenet5", *QUICK, "--output", str(out)]) == 2

@@ -13,6 +13,7 @@ import json
 import logging
 import shlex
 import shutil
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,13 +234,26 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         raise
     except Exception as err:  # any failure of one model must not lose the others
         reason = one_line(err)
-        log.warning("%s %s failed: %s", step, run.name, reason, exc_info=not isinstance(err, ConvolabError))
+        if isinstance(err, ConvolabError):  # the user's to fix: the line says what to do
+            log.warning("%s %s failed: %s", step, run.name, reason)
+        else:  # a fault of ours or of torch: one line here, the whole traceback in a file for the bug report
+            where = save_traceback(comparison.output, run.name)
+            log.warning("%s %s failed: %s (the traceback is in %s)", step, run.name, reason, where)
         return f"failed: {reason}"
     finally:
         del trainer
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next model gets the memory this one held
+
+
+def save_traceback(output: Path, run_name: str) -> Path:
+    """The exception being handled, written whole to OUTPUT/failures/RUN.txt."""
+    path = Path(output) / "failures" / f"{run_name.replace('/', '-')}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = traceback.format_exc()
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
 
 
 def _result(model: str, run_dir: Path, status: str) -> ModelResult:
