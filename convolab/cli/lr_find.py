@@ -1,0 +1,41 @@
+"""`convolab lr-find MODEL`: the learning-rate range test on a fresh run built as `convolab train` builds it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .._registry import get_entry
+from ..training.lr_find import MIN_STEPS, check_range, lr_range_test
+from ..training.rundir import data_stem, next_free_dir
+from ._args import positive_float, positive_int
+from ._options import add_config_options, config_from_args
+
+HELP = ("the learning-rate range test: train a fresh model (as `train` would build it) for --steps batches at "
+        "exponentially rising learning rates; writes lr_find.csv and lr_find.png and prints the suggested lr")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model name (see `convolab models`)")
+    test = parser.add_argument_group("range test")
+    test.add_argument("--start-lr", type=positive_float, default=1e-7, metavar="LR",
+                      help="learning rate of the first step (default: %(default)g)")
+    test.add_argument("--end-lr", type=positive_float, default=10.0, metavar="LR",
+                      help="learning rate of the last step (default: %(default)g); the test stops early once the "
+                      "smoothed loss exceeds 4 x its best")
+    test.add_argument("--steps", type=positive_int, default=100, metavar="N",
+                      help=f"training steps, one batch each (default: %(default)s; at least {MIN_STEPS})")
+    # Every option of `train`, so that a training command line can be tested as it is; --lr, --epochs,
+    # --schedule and --warmup-epochs are read but the test sets the learning rate of each step itself.
+    add_config_options(parser, help={"output": "folder for lr_find.csv and lr_find.png "
+                                     "(default: runs/lr-find-MODEL-DATA[-N])"})
+
+
+def run(args: argparse.Namespace) -> int:
+    check_range(args.start_lr, args.end_lr, args.steps)  # before anything is loaded
+    get_entry(args.model)  # an unknown model: one line, before the data
+    config = config_from_args(args, args.model)
+    output = Path(config.output) if config.output else next_free_dir(f"lr-find-{args.model}-{data_stem(config.data)}")
+    result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output)
+    print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
+          f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
+    return 0

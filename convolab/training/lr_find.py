@@ -1,0 +1,217 @@
+"""The learning-rate range test (Smith 2017, "Cyclical learning rates", section 3.3), as fastai's
+`lr_find` and Lightning's `Tuner.lr_find` run it.
+
+A fresh run is built from the config exactly as `convolab train` builds it (model, optimizer with its
+momentum and weight decay, data order, augmentation, precision); then each step trains one batch at a
+learning rate that grows exponentially from `start_lr` to `end_lr`. The loss is smoothed exponentially
+(beta 0.98, bias-corrected) and the test stops early once the smoothed loss exceeds 4 x the best one.
+
+Two suggestions are read off the smoothed curve:
+* `suggestion`: the learning rate of its steepest descent (Lightning's default: the most negative
+  gradient of the loss over the step index, i.e. over log lr, skipping the first 10 and the last point;
+  here only up to the lowest point of the curve, see `steepest_index`);
+* `min_loss_lr`: the learning rate of its minimum, divided by 10 (fastai's `lr_min`).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._atomic import atomic_write
+from ..data.base import LabelledImages
+from ..errors import ConfigError
+from .build import Run, build_run
+from .config import TrainConfig
+from .loop import train_step
+from .rundir import prepare_run_dir
+
+BETA = 0.98  # smoothing of the loss
+DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times the best
+SKIP_BEGIN, SKIP_END = 10, 1  # Lightning's: the first steps' smoothed loss still follows the initial weights
+MIN_STEPS = 5
+
+
+@dataclass
+class LRFindResult:
+    """Every step's learning rate, loss and smoothed loss, and what they suggest."""
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    stopped_early: bool = False  # the smoothed loss diverged (or became non-finite) before the last step
+    output: Path | None = None
+
+    @property
+    def suggestion(self) -> float:
+        """The learning rate where the smoothed loss falls fastest (Lightning's suggestion)."""
+        return self.lrs[steepest_index(self.smoothed)]
+
+    @property
+    def min_loss_lr(self) -> float:
+        """The learning rate of the lowest smoothed loss, divided by 10 (fastai's `lr_min`)."""
+        finite = [(v, i) for i, v in enumerate(self.smoothed) if math.isfinite(v)]
+        return self.lrs[min(finite)[1]] / 10
+
+    def summary(self) -> str:
+        end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
+               else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
+        return (f"suggested lr {self.suggestion:.2e} (steepest descent of the smoothed loss); "
+                f"min-loss lr / 10 {self.min_loss_lr:.2e}; {end}")
+
+    def write(self, folder: str | Path, title: str = "") -> None:
+        """folder/lr_find.csv (lr, loss, smoothed) and folder/lr_find.png, each written atomically."""
+        folder = Path(folder)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("lr", "loss", "smoothed"))
+        writer.writerows(zip(self.lrs, self.losses, self.smoothed))
+        atomic_write(folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        plot_lr_find(self, folder / "lr_find.png", title)
+
+
+def steepest_index(smoothed: list[float]) -> int:
+    """The index of the most negative gradient of the finite smoothed losses (unit steps, as Lightning),
+    skipping the first 10 and the last point where enough points remain (a short curve skips fewer).
+    Unlike Lightning, only the points up to the lowest smoothed loss count: with few steps the smoothing
+    lags, the test can run past a divergence, and the exploding loss can then fall steeply again."""
+    index = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    if index:  # only the descent: up to the lowest point (a loss that explodes may fall back steeply)
+        lowest = min(index, key=smoothed.__getitem__)
+        index = [i for i in index if i <= lowest]
+    if len(index) < 2:
+        return index[0] if index else 0
+    begin, end = SKIP_BEGIN, SKIP_END
+    while len(index) - begin - end < 2:  # too few points left: skip fewer at the start, then at the end
+        begin, end = (begin - 1, end) if begin > 0 else (begin, end - 1)
+    kept = index[begin:len(index) - end]
+    gradients = torch.gradient(torch.tensor([smoothed[i] for i in kept], dtype=torch.float64))[0]
+    return kept[int(torch.argmin(gradients))]
+
+
+def check_range(start_lr: float, end_lr: float, steps: int) -> None:
+    """One line for a range the test cannot run."""
+    if not (start_lr > 0 and math.isfinite(start_lr)):
+        raise ConfigError(f"--start-lr must be a positive number, got {start_lr}")
+    if not (end_lr > start_lr and math.isfinite(end_lr)):
+        raise ConfigError(f"--end-lr {end_lr:g} must be greater than --start-lr {start_lr:g} (the test raises "
+                          "the learning rate from start to end)")
+    if steps < MIN_STEPS:
+        raise ConfigError(f"--steps must be at least {MIN_STEPS}, got {steps} (too few points to draw a curve)")
+
+
+def lr_at(step: int, start_lr: float, end_lr: float, steps: int) -> float:
+    """Exponential growth from start_lr (step 0) to end_lr (step steps - 1)."""
+    return start_lr * (end_lr / start_lr) ** (step / (steps - 1))
+
+
+def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+                  output: str | Path | None = None, data: LabelledImages | None = None,
+                  run: Run | None = None) -> LRFindResult:
+    """Run the range test on a fresh run of `config` (on `data` if given, already loaded; or on the given
+    `run`) and, if `output` is given (a folder), write lr_find.csv and lr_find.png there. The folder is
+    checked before any work."""
+    check_range(start_lr, end_lr, steps)
+    folder = prepare_run_dir(output) if output is not None else None
+    with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch:
+        if run is None:  # the run's folder: the output (nothing but lr_find.* is written), else a scratch one
+            run = build_run(dataclasses.replace(config, output=str(folder or scratch), tensorboard=False), data)
+        result = _range_test(run, start_lr, end_lr, steps)
+    result.output = folder
+    if folder is not None:
+        result.write(folder, f"{config.model} on {config.data}")
+    return result
+
+
+def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindResult:
+    result = LRFindResult()
+    bar = _progress_bar(run, steps)
+    run.model.train()
+    epoch, batches = 0, run.batches.train_batches(0)
+    average, best = 0.0, math.inf
+    try:
+        for step in range(steps):
+            images, y, idx = _next_batch(run, batches)
+            while images is None:  # the epoch is over: the next one, in its own order
+                batches.close()
+                epoch += 1
+                batches = run.batches.train_batches(epoch)
+                images, y, idx = _next_batch(run, batches)
+            lr = lr_at(step, start_lr, end_lr, steps)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            x = run.transform(images, train=True, generator=run.aug_generator)
+            targets = {name: t[idx] for name, t in run.train_targets.items()}
+            loss = train_step(run, x, y, targets)[0].item()
+            average = BETA * average + (1 - BETA) * loss
+            smoothed = average / (1 - BETA ** (step + 1))
+            result.lrs.append(lr)
+            result.losses.append(loss)
+            result.smoothed.append(smoothed)
+            if bar is not None:
+                bar.set_postfix(lr=f"{lr:.2e}", loss=f"{smoothed:.4f}", refresh=False)
+                bar.update(1)
+            if not math.isfinite(smoothed) or (step > 0 and smoothed > DIVERGE * best):
+                result.stopped_early = step < steps - 1
+                break
+            best = min(best, smoothed)
+    finally:
+        batches.close()
+        if bar is not None:
+            bar.close()
+    if not any(math.isfinite(v) for v in result.smoothed):
+        raise ConfigError(f"the loss was not finite from the first step at lr {start_lr:g}: lower --start-lr")
+    return result
+
+
+def _next_batch(run: Run, batches: Any) -> tuple[Any, Any, Any]:
+    """The next non-empty batch of the epoch, or (None, None, None) at its end."""
+    for images, y, idx in batches:
+        if len(y):  # (a streamed batch whose images were all unreadable is empty)
+            return images, y, idx
+    return None, None, None
+
+
+def _progress_bar(run: Run, steps: int) -> Any:
+    if not run.config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc="lr-find", leave=False, dynamic_ncols=True, unit="step")
+
+
+def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
+    """The loss and smoothed loss against the learning rate (log x), both suggestions marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
+    ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
+    i = steepest_index(result.smoothed)
+    ax.plot([result.lrs[i]], [result.smoothed[i]], "o", color="C3", ms=9,
+            label=f"suggestion {result.suggestion:.2e} (steepest)")
+    ax.axvline(result.min_loss_lr, color="C2", ls="--", lw=1, label=f"min-loss lr / 10 {result.min_loss_lr:.2e}")
+    finite = [v for v in result.smoothed if math.isfinite(v)]
+    low, high = min(finite), max(finite[0], min(finite) * 1.2)
+    span = high - low + 1e-9
+    ax.set_ylim(low - 0.15 * span, high + 0.3 * span)  # from the best to the start: the diverging tail clipped
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss",
+           title=title or "learning-rate range test")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+__all__ = ["LRFindResult", "check_range", "lr_at", "lr_range_test", "plot_lr_find", "steepest_index"]
