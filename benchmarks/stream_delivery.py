@@ -25,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,20 @@ def source_images(count: int) -> tuple[list[np.ndarray], list[int]]:
     from PIL import Image
 
     if SHARED_CIFAR_TAR.is_file():
-        images, labels, classes = [], [], {}
+        # The tar is sorted by class: take the first count/10 of each class (the first `count` would all
+        # be airplanes, and a folder of one class is refused).
+        images, labels, classes, taken = [], [], {}, Counter()
+        per_class = -(-count // 10)
         with tarfile.open(SHARED_CIFAR_TAR, mode="r|*") as tar:
             for member in tar:
                 if member.isfile() and "/train/" in member.name and member.name.endswith((".jpg", ".png")):
-                    cls = member.name.split("/")[-2]
+                    cls = classes.setdefault(member.name.split("/")[-2], len(classes))
+                    if taken[cls] >= per_class:
+                        continue
+                    taken[cls] += 1
                     with Image.open(tar.extractfile(member)) as img:
                         images.append(np.asarray(img.convert("RGB")))
-                    labels.append(classes.setdefault(cls, len(classes)))
+                    labels.append(cls)
                     if len(images) == count:
                         break
         return images, labels
@@ -83,12 +90,19 @@ def write_photos(root: Path, count: int, sizes: tuple[int, int], seed: int = 0) 
     return total
 
 
-def convolab_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[float]:
+def convolab_loader(root: Path, batch: int, workers: int):
+    """convolab's streamed training loader: random-resized crops at SIZE, mirrored at random by the workers
+    (as the engine asks when it streams). Configured before `train_loader`, which hands the workers a data
+    set built from the settings of that moment."""
     data = load_image_folder(root, loader="stream", workers=workers)
-    data.configure(SIZE, random_crop=True)
+    data.configure(SIZE, random_crop=True, flip=True)
     loader, sampler = data.train_loader(batch, seed=0)
-    data.configure(flip=True)  # mirrored by the workers, as the engine asks when it streams
-    transform = BatchTransform(3, (SIZE, SIZE), MEAN, STD, AugmentConfig())
+    return data, loader, sampler
+
+
+def convolab_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[float]:
+    data, loader, sampler = convolab_loader(root, batch, workers)
+    transform = BatchTransform(3, (SIZE, SIZE), MEAN, STD, AugmentConfig())  # normalization (flips: done)
     generator = torch.Generator().manual_seed(0)
     rates = []
     for epoch in range(epochs):
@@ -101,15 +115,20 @@ def convolab_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[f
     return rates
 
 
-def imagefolder_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[float]:
+def imagefolder_loader(root: Path, batch: int, workers: int):
+    """torchvision's ImageNet reference recipe: per-sample crop, flip, ToTensor, Normalize in the workers."""
     import torchvision.datasets as tvd
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
 
     dataset = tvd.ImageFolder(str(root / "train"), T.Compose([
         T.RandomResizedCrop(SIZE), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]))
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=workers > 0)
+    return DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                      persistent_workers=workers > 0)
+
+
+def imagefolder_epochs(root: Path, batch: int, workers: int, epochs: int) -> list[float]:
+    loader = imagefolder_loader(root, batch, workers)
     rates = []
     for _ in range(epochs):
         start, seen = time.perf_counter(), 0
@@ -134,7 +153,11 @@ def main() -> None:
     torch.set_num_threads(1)  # the main process: the workers do the decoding on the other cores
     print(f"machine: {machine()}")
     print(f"peer: torchvision ImageFolder + DataLoader(batch {args.batch_size}, shuffle, num_workers={args.workers}, "
-          f"RandomResizedCrop({SIZE}) + RandomHorizontalFlip + ToTensor + Normalize)")
+          f"persistent workers; per sample in the workers: RandomResizedCrop({SIZE}) + RandomHorizontalFlip + "
+          "ToTensor + Normalize; float32 NCHW batches out)")
+    print(f"ours: convolab streamed, {args.workers} persistent workers decode each file to its random-resized "
+          f"{SIZE} px crop and mirror half of them (uint8 out); the main process (1 torch thread) converts and "
+          "normalizes the whole batch to float32 NCHW")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "photos"
         total = write_photos(root, count, sizes)

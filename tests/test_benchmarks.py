@@ -1,0 +1,34 @@
+"""The benchmarks compare like with like: each side does the same work (fast checks, no timing)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import stream_delivery  # noqa: E402
+
+
+def test_stream_delivery_mirrors_on_both_sides(tmp_path):
+    """convolab's streamed side flips half its crops, as torchvision's RandomHorizontalFlip does (it once
+    built its loader before asking for flips, so its workers never mirrored)."""
+    import torchvision.transforms as T
+
+    stream_delivery.write_photos(tmp_path, 16, (40, 60))
+    _, loader, _ = stream_delivery.convolab_loader(tmp_path, batch=4, workers=0)
+    flipped = loader.dataset
+    assert flipped.flip and flipped.random_crop and flipped.size == stream_delivery.SIZE
+    plain = type(flipped)(flipped.split, flipped.size, flipped.mode, True, True, flipped.min_scale,
+                          flipped.seed, flip=False)
+    mirrored = same = 0
+    for i in range(len(flipped)):  # the same crop (same random stream), mirrored or not
+        a, b = flipped[(i, 0)][0], plain[(i, 0)][0]
+        mirrored += torch.equal(a, b.flip(-1)) and not torch.equal(a, b)
+        same += torch.equal(a, b)
+    assert mirrored + same == len(flipped) and mirrored >= 3 and same >= 3, (mirrored, same)
+
+    steps = stream_delivery.imagefolder_loader(tmp_path, batch=4, workers=0).dataset.transform.transforms
+    kinds = [type(t) for t in steps]
+    assert kinds == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
+    assert steps[0].size == (stream_delivery.SIZE, stream_delivery.SIZE) and steps[1].p == 0.5
