@@ -128,10 +128,11 @@ def _affine(x: torch.Tensor, op: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     theta = torch.zeros(n, 2, 3, device=x.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     shear_x, shear_y = op == OP_ID["ShearX"], op == OP_ID["ShearY"]
-    theta[:, 0, 1] = torch.where(shear_x, -m * h / w, 0.0)  # x_in = x_out - m * y_out (pixels from the corner)
-    theta[:, 1, 0] = torch.where(shear_y, -m * w / h, 0.0)
-    shift_x = torch.where(shear_x, -m * h / w + m / w, 0.0)
-    shift_y = torch.where(shear_y, -m * w / h + m / h, 0.0)
+    # x_in = x_out + m * y_out, y measured from the image's top edge (torchvision's centre [0, 0])
+    theta[:, 0, 1] = torch.where(shear_x, m * h / w, 0.0)
+    theta[:, 1, 0] = torch.where(shear_y, m * w / h, 0.0)
+    shift_x = torch.where(shear_x, m * h / w, 0.0)
+    shift_y = torch.where(shear_y, m * w / h, 0.0)
     shift_x = torch.where(op == OP_ID["TranslateX"], -2 * m.trunc() / w, shift_x)
     shift_y = torch.where(op == OP_ID["TranslateY"], -2 * m.trunc() / h, shift_y)
     theta[:, 0, 2], theta[:, 1, 2] = shift_x, shift_y
