@@ -11,6 +11,8 @@ import logging
 import os
 import random
 import re
+import shutil
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -351,3 +353,38 @@ def test_an_unreadable_image_whose_name_is_not_utf8_is_named(tmp_path, capsys):
     code, lines, _ = _train(folder, tmp_path / "run", [], capsys)
     assert code == 2, lines
     assert lines[-1].startswith("convolab train: error: image ") and "a/bad\\xff.png cannot be decoded" in lines[-1]
+
+
+# ----- a disk that fills up while a run writes its checkpoint -------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs, unmounted afterwards; skipped where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'}): the full-disk "
+                    "case needs root with CAP_SYS_ADMIN")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_previous_checkpoint_resumes(small_disk, capsys):
+    run = small_disk / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(run)]) == 0
+    before = (run / "last.pt").read_bytes()
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 300 * 1024))  # a 750 KB checkpoint won't fit
+    capsys.readouterr()
+    code = main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"convolab train: error: no space left on the disk of {run} (") and \
+        "while writing last.pt: free some space, or write elsewhere; the previous last.pt is unchanged" in err, err
+    assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))  # no partial file left
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    filler.unlink()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()] == ["epoch", "1", "2"]

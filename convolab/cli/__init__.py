@@ -9,8 +9,10 @@ import logging
 import os
 import pkgutil
 import sys
+from pathlib import Path
 from types import ModuleType
 
+from .._atomic import disk_full, no_space_line
 from .._version import __version__
 from ..errors import ConvolabError
 from ._options import cli_message
@@ -57,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ConvolabError as err:
         _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
+        return 2
+    except OSError as err:  # a write outside atomic_write that met a full disk
+        if not disk_full(err):
+            raise
+        _say_error(f"convolab {args.verb}: error: {no_space_line(Path(err.filename or '.'))}")
         return 2
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")
