@@ -8,12 +8,14 @@ from pathlib import Path
 from .._paths import writable_output
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
+from ._weights import add_pretrained_options, checkpoint_or_weights, output_beside
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used)")
+    parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
+                        "a safetensors folder, or a model name with --pretrained")
     parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on)")
     parser.add_argument("--data-dir", help="where torchvision data sets live")
     parser.add_argument("--download", action="store_true")
@@ -21,12 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: an `evaluation` folder beside the checkpoint)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    add_pretrained_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    ckpt_path = Path(args.checkpoint)
-    out = Path(args.output) if args.output else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "evaluation"
-    loaded = load_trained_model(args.checkpoint, resolve_device(args.device))
+    out = Path(args.output) if args.output else output_beside(args, "evaluation")
+    loaded = load_trained_model(checkpoint_or_weights(args), resolve_device(args.device))
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)

@@ -9,26 +9,29 @@ from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
 from ..training.inference import load_data_for
 from ._args import positive_int
+from ._weights import add_pretrained_options, checkpoint_or_weights
 
 HELP = ("write a checkpoint's pooled penultimate features of every train and test image, with labels "
         "and class names, to an .npz file")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt or a run folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt, a run folder, a safetensors "
+                        "folder, or a model name with --pretrained")
     parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's)")
     parser.add_argument("--data-dir", help="where torchvision data sets live")
     parser.add_argument("--out", default="features.npz", help="output file (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    add_pretrained_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(checkpoint_or_weights(args))
     writable_output(args.out, "--out", "file", example="features.npz")  # before the features are computed
     source = args.data or str(checkpoint.get("data", "mnist5k"))
     data = load_data_for(checkpoint, source, args.data_dir)
-    arrays = extract_features(args.checkpoint, data, args.batch_size, resolve_device(args.device))
+    arrays = extract_features(checkpoint, data, args.batch_size, resolve_device(args.device))
     save_features(args.out, arrays)
     train, test = arrays["train_features"], arrays["test_features"]
     print(f"wrote {args.out}: {len(train)} train and {len(test)} test feature vectors of "

@@ -1,28 +1,36 @@
-"""`convolab finetune CHECKPOINT --data NEW`: a trained model with a new head, trained on new data."""
+"""`convolab finetune CHECKPOINT --data NEW` (or `MODEL --pretrained`): a trained model with a new head,
+trained on new data."""
 from __future__ import annotations
 
 import argparse
 
-from ..finetune import finetune_trainer
-from ._options import add_config_options, config_from_args
+from ..finetune import finetune_trainer, pretrained_defaults
+from ._options import add_config_options, config_from_args, given_config
+from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
-HELP = ("fine-tune a checkpoint on new data: new head (--until LAYER: only the layers up to LAYER), "
-        "--freeze-backbone or --backbone-lr-scale; ends with `test accuracy: 0.xxxx`")
+HELP = ("fine-tune a checkpoint or a model's published weights (MODEL --pretrained) on new data: new head "
+        "(--until LAYER: only the layers up to LAYER), --freeze-backbone or --backbone-lr-scale; ends with "
+        "`test accuracy: 0.xxxx`")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt or a run folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt, a run folder, a safetensors "
+                        "folder, or a model name with --pretrained (then by default --normalize model and "
+                        "--backbone-lr-scale 0.1, at the weights' input size)")
     parser.add_argument("--until", metavar="LAYER",
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
     add_config_options(parser, skip=("init_from", "sync_bn"))
+    add_pretrained_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, model="")
-    trainer = finetune_trainer(args.checkpoint, config, until=args.until)
+    if wants_pretrained(args):
+        config = pretrained_defaults(config, given_config(args))
+    trainer = finetune_trainer(checkpoint_or_weights(args), config, until=args.until)
     cut = f" up to {args.until}" if args.until else ""
     frozen = " (backbone frozen)" if config.freeze_backbone else ""
-    print(f"fine-tuning {trainer.config.model}{cut} from {args.checkpoint}{frozen} on {trainer.config.data} "
+    print(f"fine-tuning {trainer.config.model}{cut} from {trainer.config.init_from}{frozen} on {trainer.config.data} "
           f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
           f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
           f"on {trainer.device}; run folder {trainer.run_dir}")

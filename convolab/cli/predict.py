@@ -6,22 +6,26 @@ import argparse
 from ..export import predict_onnx
 from ..training.inference import load_trained_model, predict_files
 from ._args import positive_int
+from ._weights import add_pretrained_options, checkpoint_or_weights
 
-HELP = "classify image files with a checkpoint (or an exported .onnx model): top-k classes and probabilities"
+HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
+        "published weights (MODEL --pretrained): top-k classes and probabilities")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint",
-                        help="a .pt or run folder from `convolab train`, or a .onnx from `convolab export`")
+                        help="a .pt or run folder from `convolab train`, a .onnx or safetensors folder from "
+                             "`convolab export`, or a model name with --pretrained")
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--topk", type=positive_int, default=3, help="(default: %(default)s)")
+    add_pretrained_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if str(args.checkpoint).endswith(".onnx"):
+    if str(args.checkpoint).endswith(".onnx") and not args.pretrained:
         results = predict_onnx(args.checkpoint, args.images, top_k=args.topk)
     else:
-        results = predict_files(load_trained_model(args.checkpoint), args.images, args.topk)
+        results = predict_files(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
     for path, top in zip(args.images, results):
         best, prob = top[0]
         rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])

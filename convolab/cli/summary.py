@@ -7,7 +7,8 @@ import json
 import torch
 
 from ..analysis.summary import resolve_input_size, summary
-from ..models import create_model
+from ..models import create_model, get_entry
+from ..pretrained import SOURCES, choose_weights
 from ._args import input_size, positive_int
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
@@ -24,13 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-logits", action="store_true",
                         help="build the model with its auxiliary heads (they do not run in eval mode)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="the model as its published weights build it: their options, classes and input size "
+                             "(nothing is downloaded)")
+    parser.add_argument("--weights", metavar="NAME", help="which published weights (implies --pretrained)")
 
 
 def run(args: argparse.Namespace) -> int:
     options = {"aux_logits": True} if args.aux_logits else {}
+    size = args.input_size
+    if args.pretrained or args.weights:
+        weights = choose_weights(get_entry(args.model).name, args.weights or True)
+        options = {**SOURCES[weights.source.model].options, **options}
+        size = size or (3, weights.crop_size, weights.crop_size)
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
-    size = resolve_input_size(model, args.input_size)
+    size = resolve_input_size(model, size)
     result = summary(model, size, depth=args.depth)
     print(json.dumps(result.to_dict()) if args.json else result.to_table())
     return 0

@@ -86,7 +86,7 @@ class ExportResult:
     max_rel_diff: float = 0.0  # the largest difference over its image's largest |logit|, over every image
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ExportMeta]:
+def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module, ExportMeta]:
     """The eval-mode model a `convolab train` checkpoint (or run folder) holds, and its metadata."""
     ckpt = load_checkpoint(path)
     model = checkpoint_model(ckpt, path)

@@ -12,7 +12,7 @@ from ..training.inference import load_trained_model, uint8_batches
 
 
 @torch.no_grad()
-def extract_features(checkpoint: str | Path, data: ImageData, batch_size: int = 256,
+def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
     """`forward_head(pre_logits=True)` of every train and test image, with labels and class names."""
     loaded = load_trained_model(checkpoint, device)

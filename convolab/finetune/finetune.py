@@ -1,32 +1,53 @@
-"""Fine-tuning: a trained checkpoint's model with a new head (or only its layers up to a named
-stage, under a fresh head), trained on new data by the ordinary engine."""
+"""Fine-tuning: a trained checkpoint's model (or a model with published weights) with a new head (or only
+its layers up to a named stage, under a fresh head), trained on new data by the ordinary engine."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..data import ImageData, load_data
 from ..errors import ConfigError
+from ..models import DataConfig
 from ..models._features import truncate
 from ..training import TrainConfig, Trainer
 from ..training.inference import load_trained_model
 
+# What suits a backbone trained on ImageNet: it learns at a tenth of the head's rate, and sees its inputs as it
+# was trained to (the weights' mean and std, and their input size: finetune_trainer's image_size default).
+PRETRAINED_DEFAULTS: dict[str, Any] = {"normalize": "model", "backbone_lr_scale": 0.1}
 
-def finetune_trainer(checkpoint: str | Path, config: TrainConfig, until: str | None = None,
+
+def pretrained_defaults(config: TrainConfig, given: Collection[str]) -> TrainConfig:
+    """`config` with PRETRAINED_DEFAULTS for the options not `given` (a frozen backbone needs no learning rate)."""
+    changes = {k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in given}
+    if config.freeze_backbone:
+        changes.pop("backbone_lr_scale", None)
+    return dataclasses.replace(config, **changes)
+
+
+def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfig, until: str | None = None,
                      data: ImageData | None = None) -> Trainer:
     """A Trainer for `checkpoint`'s model, weights loaded, head replaced for `config.data`'s classes.
 
     `until` keeps only the layers up to that stage (e.g. GoogLeNet's `inception4e`) under global
     pooling and a fresh linear head. Freezing and the backbone's learning-rate scale come from
     `config` (`freeze_backbone`, `backbone_lr_scale`); images are resized to the checkpoint's
-    training size and converted to its channels unless `config.image_size` says otherwise.
+    training size and converted to its channels unless `config.image_size` says otherwise. A record of
+    published weights (`convolab.pretrained.pretrained_checkpoint`) gives the model the weights' mean and
+    std as its own (what `--normalize model` uses); see `pretrained_defaults`.
     """
     if config.model_options:
         raise ConfigError("fine-tuning rebuilds the checkpoint's own model; --model-option is not taken")
     loaded = load_trained_model(checkpoint)
     ckpt, model = loaded.checkpoint, loaded.model
+    if ckpt.get("weights"):  # published weights: their statistics are the model's
+        model.data_config = DataConfig((int(ckpt["in_chans"]), *map(int, ckpt["image_size"])),
+                                       tuple(ckpt["mean"]), tuple(ckpt["std"]))
+    source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
     if data is None:
         data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
                          config.val_fraction, config.image_size, config.loader, config.workers)
@@ -34,7 +55,7 @@ def finetune_trainer(checkpoint: str | Path, config: TrainConfig, until: str | N
     torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
     if until is not None:
         if options.get("until") is not None:
-            raise ConfigError(f"{checkpoint} is already cut at {options['until']!r}; "
+            raise ConfigError(f"{source} is already cut at {options['until']!r}; "
                               "fine-tune it without --until")
         model = truncate(model, until, num_classes=data.num_classes)
         options["until"] = until  # create_model(..., until=...) rebuilds this network from the new checkpoint
@@ -42,9 +63,9 @@ def finetune_trainer(checkpoint: str | Path, config: TrainConfig, until: str | N
         model.reset_classifier(data.num_classes)
     model.train()
     config = dataclasses.replace(
-        config, model=str(ckpt["model_name"]), model_options=options, init_from=str(checkpoint),
+        config, model=str(ckpt["model_name"]), model_options=options, init_from=source,
         image_size=config.image_size or int(ckpt["image_size"][0]))
     return Trainer(config, data=data, model=model)
 
 
-__all__ = ["finetune_trainer"]
+__all__ = ["PRETRAINED_DEFAULTS", "finetune_trainer", "pretrained_defaults"]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..interop import from_timm, from_torchvision
+from ..models import get_entry
 from ..training.checkpoint import FORMAT
 from .sources import TIMM_MISSING, Weights, WeightsError, choose_weights
 
@@ -126,6 +127,7 @@ def fetch_pretrained(name: str, pretrained: bool | str = True) -> tuple[dict[str
     """The checkpoint record (as `load_checkpoint` returns) of registered model `name` with published weights,
     and our model holding them (eval mode): `pretrained` is True (the best published), "torchvision"/"timm",
     or a weights name ("IMAGENET1K_V2")."""
+    name = get_entry(name).name
     weights = choose_weights(name, pretrained)
     model = _torchvision_peer(weights) if weights.source.library == "torchvision" else _timm_peer(weights)
     num_classes = int(model.num_classes)

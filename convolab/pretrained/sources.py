@@ -4,6 +4,7 @@ from torchvision's weights enums and timm's pretrained configs, which know it wi
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,18 @@ def published_weights(source: Source) -> list[Weights]:
     return _torchvision_weights(source) if source.library == "torchvision" else _timm_weights(source)
 
 
+def weights_table(pattern: str = "*") -> list[dict[str, Any]]:
+    """One row per set of published weights of the models matching `pattern`: model, source, weights name,
+    published top-1 (None where the library gives none), input size (C, H, W), and whether it is the default."""
+    rows = []
+    for name in sorted(n for n in SOURCES if fnmatch.fnmatchcase(n, pattern)):
+        for i, weights in enumerate(published_weights(SOURCES[name])):
+            rows.append({"model": name, "source": weights.source.library, "weights": weights.name,
+                         "top1": weights.top1, "input_size": [3, weights.crop_size, weights.crop_size],
+                         "crop_pct": round(weights.crop_pct, 4), "default": i == 0})
+    return rows
+
+
 def choose_weights(name: str, pretrained: bool | str) -> Weights:
     """The weights `pretrained` names for registered model `name`: True (the best published), a library
     ("torchvision", "timm") or a weights name ("IMAGENET1K_V2", "tf_in1k")."""
@@ -128,4 +141,4 @@ def choose_weights(name: str, pretrained: bool | str) -> Weights:
 
 
 __all__ = ["SOURCES", "Source", "Weights", "WeightsError", "choose_weights", "models_with_weights",
-           "no_weights_message", "published_weights"]
+           "no_weights_message", "published_weights", "weights_table"]

@@ -1,0 +1,36 @@
+"""`--pretrained` / `--weights`: the verbs that take a checkpoint take a model name with published weights."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..pretrained import pretrained_checkpoint
+
+
+def add_pretrained_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pretrained", action="store_true",
+                        help="CHECKPOINT is a model name: use the weights torchvision or timm publish for it, "
+                             "downloaded once into their caches (see `convolab models --pretrained`)")
+    parser.add_argument("--weights", metavar="NAME",
+                        help="which published weights (implies --pretrained), e.g. IMAGENET1K_V1, tf_in1k, "
+                             "torchvision, timm (default: the best published)")
+
+
+def wants_pretrained(args: argparse.Namespace) -> bool:
+    return bool(args.pretrained or args.weights)
+
+
+def checkpoint_or_weights(args: argparse.Namespace) -> str | dict[str, Any]:
+    """`args.checkpoint` as given (a file or folder), or the record of the published weights it names."""
+    if wants_pretrained(args):
+        return pretrained_checkpoint(args.checkpoint, args.weights or True)
+    return args.checkpoint
+
+
+def output_beside(args: argparse.Namespace, name: str) -> Path:
+    """Where a verb's default output goes: beside the checkpoint, or `MODEL-name` here for published weights."""
+    if wants_pretrained(args):
+        return Path(f"{args.checkpoint}-{name}")
+    path = Path(args.checkpoint)
+    return (path if path.is_dir() else path.parent) / name

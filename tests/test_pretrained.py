@@ -1,0 +1,283 @@
+"""Published weights (issue 15): `create_model(name, pretrained=...)` through torchvision's weights API and
+timm's hub, on caches this file seeds with random weights under the exact names the hubs expect (no
+network: CONVOLAB_OFFLINE=1); the verbs with `--pretrained`; offline and damaged-file errors as one line;
+safetensors folders; fine-tuning defaults for a pretrained backbone."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+import convolab
+from convolab.cli import main
+from convolab.finetune import pretrained_defaults
+from convolab.pretrained import WeightsError, choose_weights, weights_record
+from convolab.training import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+# torchvision's builders as the weights build them: Inception's input transform and auxiliary heads on
+TV_KWARGS = {"googlenet": {"aux_logits": True, "transform_input": True, "init_weights": False},
+             "inception_v3": {"aux_logits": True, "transform_input": True, "init_weights": False}}
+TV_NAMES = {"resnet18": "resnet18", "densenet121": "densenet121", "googlenet_tv": "googlenet",
+            "inception_v3": "inception_v3"}
+
+
+def randomized(model: nn.Module) -> nn.Module:
+    """Random BN statistics too, so that a mismatched BN mapping cannot pass."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch) -> Path:
+    """TORCH_HOME and HF_HOME in tmp_path, empty; the network never asked."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("CONVOLAB_OFFLINE", "1")
+    return tmp_path
+
+
+def seed_torchvision(cache_root: Path, name: str) -> tuple[nn.Module, Path]:
+    """A random torchvision model saved where torch.hub looks for `name`'s default weights."""
+    tv_name = TV_NAMES[name]
+    torch.manual_seed(1)
+    peer = randomized(getattr(torchvision.models, tv_name)(weights=None, **TV_KWARGS.get(tv_name, {})))
+    url = choose_weights(name, True).handle.url
+    file = cache_root / "torch" / "hub" / "checkpoints" / os.path.basename(url)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(peer.state_dict(), file)
+    return peer, file
+
+
+def seed_timm(cache_root: Path, hub_name: str) -> tuple[nn.Module, Path]:
+    """A random timm model as the Hugging Face hub cache holds it: snapshots/REV/model.safetensors + refs/main."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    peer = randomized(timm.create_model(hub_name.split(".")[0], pretrained=False))
+    repo = cache_root / "hf" / "hub" / f"models--timm--{hub_name}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    file = repo / "snapshots" / "0123abcd" / "model.safetensors"
+    file.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(file))
+    return peer, file
+
+
+def write_images(folder: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 6,
+                 size: int = 48) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for split, count in (("train", per_class), ("test", 2)):
+        for c, name in enumerate(classes):
+            (folder / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = rng.integers(0, 90, (size, size, 3), dtype=np.uint8) + np.uint8(120 * c)
+                path = folder / split / name / f"{i}.png"
+                Image.fromarray(pixels).save(path)
+                paths.append(path)
+    return paths
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+# ----- create_model(name, pretrained=True) equals the peer with the same weights ------------------------
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("densenet121", 64), ("googlenet_tv", 64),
+                                        ("inception_v3", 80)])
+def test_torchvision_weights_from_the_hub_cache_give_the_peers_outputs(offline_caches, name, size):
+    peer, _ = seed_torchvision(offline_caches, name)
+    ours = convolab.create_model(name, pretrained=True)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peer(x), rtol=0, atol=1e-5)
+    cfg = ours.pretrained_cfg
+    assert cfg["weights"].startswith(f"torchvision:{TV_NAMES[name]}.IMAGENET1K_")
+    assert cfg["classes"][:2] == ["tench", "goldfish"] and len(cfg["classes"]) == 1000
+    assert cfg["mean"] == [0.485, 0.456, 0.406] and ours.data_config.input_size[-1] == cfg["image_size"][0]
+
+
+def test_timm_weights_from_the_hf_cache_give_the_peers_outputs(offline_caches):
+    peer, _ = seed_timm(offline_caches, "inception_v4.tf_in1k")
+    ours = convolab.create_model("inception_v4", pretrained="timm")
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peer(x), rtol=0, atol=1e-5)
+    cfg = ours.pretrained_cfg
+    assert cfg["weights"] == "timm:inception_v4.tf_in1k" and cfg["image_size"] == [299, 299]
+    assert cfg["mean"] == [0.5, 0.5, 0.5] and cfg["crop_pct"] == 0.875 and cfg["classes"][0] == "tench"
+
+
+def test_other_num_classes_replaces_the_head_and_keeps_the_backbone(offline_caches):
+    peer, _ = seed_torchvision(offline_caches, "resnet18")
+    ours = convolab.create_model("resnet18", pretrained="IMAGENET1K_V1", num_classes=5)
+    assert ours.get_classifier().out_features == 5
+    assert torch.equal(ours.conv1.weight, peer.conv1.weight)
+    with pytest.raises(WeightsError, match="IMAGENET1K_V1"):
+        convolab.create_model("resnet18", pretrained="IMAGENET1K_V9")
+    with pytest.raises(WeightsError, match="come from torchvision, not timm"):
+        convolab.create_model("resnet18", pretrained="timm")
+
+
+def test_the_weights_options_rebuild_the_model_the_verbs_use():
+    """Each model's recorded options build the architecture its converted weights fit (meta device: no memory)."""
+    for name in ("googlenet_tv", "inception_v3"):
+        tv = TV_NAMES[name]
+        peer = getattr(torchvision.models, tv)(weights=None, **TV_KWARGS[tv])
+        if tv == "googlenet":
+            peer.aux1 = peer.aux2 = None  # as torchvision leaves it when the weights are loaded
+        expected = {k: v.shape for k, v in convolab.interop.from_torchvision(peer).state_dict().items()}
+        with torch.device("meta"):
+            model = convolab.models.create_model(name, **convolab.pretrained.SOURCES[name].options)
+        assert {k: v.shape for k, v in model.state_dict().items()} == expected
+
+
+# ----- errors: a model without weights, missing and damaged files -----------------------------------------
+def test_a_model_without_weights_gets_one_line_listing_those_with(offline_caches, capsys, tmp_path):
+    with pytest.raises(WeightsError, match="lenet5 has no published weights.*resnet18"):
+        convolab.create_model("lenet5", pretrained=True)
+    image = write_images(tmp_path / "img", per_class=1)[0]
+    assert main(["predict", "lenet5", "--pretrained", str(image)]) == 2
+    assert "densenet121, densenet161" in one_line_error(capsys)
+
+
+def test_missing_weights_name_the_file_the_cache_and_how_to_place_it(offline_caches, capsys, tmp_path):
+    image = write_images(tmp_path / "img", per_class=1)[0]
+    assert main(["predict", "resnet18", "--pretrained", str(image)]) == 2
+    err = one_line_error(capsys)
+    folder = offline_caches / "torch" / "hub" / "checkpoints"
+    assert "resnet18-f37072fd.pth" in err and str(folder) in err and "$TORCH_HOME/hub/checkpoints" in err
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in err
+    assert main(["predict", "inception_v4", "--pretrained", str(image)]) == 2
+    err = one_line_error(capsys)
+    hub_folder = offline_caches / "hf" / "hub" / "models--timm--inception_v4.tf_in1k"
+    assert "model.safetensors" in err and str(hub_folder) in err
+
+
+def test_a_truncated_weights_file_is_named_with_delete_it(offline_caches, capsys, tmp_path):
+    _, file = seed_torchvision(offline_caches, "resnet18")
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 3])
+    image = write_images(tmp_path / "img", per_class=1)[0]
+    assert main(["predict", "resnet18", "--pretrained", str(image)]) == 2
+    err = one_line_error(capsys)
+    assert str(file) in err and "delete it" in err
+
+
+def test_a_truncated_hf_safetensors_file_is_named_with_delete_it(offline_caches):
+    pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    repo = offline_caches / "hf" / "hub" / "models--timm--inception_resnet_v2.tf_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("rev1")
+    file = repo / "snapshots" / "rev1" / "model.safetensors"
+    file.parent.mkdir(parents=True)
+    save_file({"w": torch.zeros(1000)}, str(file))
+    file.write_bytes(file.read_bytes()[:100])
+    with pytest.raises(WeightsError, match=f"{file}.*delete it"):
+        convolab.create_model("inception_resnet_v2", pretrained=True)
+
+
+def test_timm_weights_without_timm_say_pip_install_timm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(WeightsError, match="pip install timm"):
+        convolab.create_model("inception_v4", pretrained=True)
+
+
+# ----- the verbs with --pretrained ----------------------------------------------------------------------
+def test_predict_prints_the_weights_class_names(offline_caches, capsys, tmp_path):
+    seed_torchvision(offline_caches, "resnet18")
+    image = write_images(tmp_path / "img", per_class=1)[0]
+    assert main(["predict", "resnet18", "--pretrained", str(image), "--topk", "3"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    categories = choose_weights("resnet18", True).handle.meta["categories"]
+    fields = line.split("  ")
+    assert fields[0] == str(image) and fields[1] in categories and len(fields) == 5
+    assert all(f.rsplit(" ", 1)[0] in categories for f in fields[3:])
+
+
+def test_models_pretrained_lists_source_weights_top1_and_input(capsys):
+    assert main(["models", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:4] == ["model", "source", "weights", "top-1"]
+    assert any(line.split()[:4] == ["resnet50", "torchvision", "IMAGENET1K_V2", "*"] and "80.86" in line
+               and line.endswith("3x224x224") for line in out.splitlines())
+    assert any(line.startswith("inception_v4") and "timm" in line and "3x299x299" in line for line in out.splitlines())
+
+
+def test_summary_pretrained_uses_the_weights_input_size(capsys):
+    assert main(["summary", "inception_v3", "--pretrained", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_size"][-1] == 299
+
+
+def test_pretrained_defaults_only_fill_what_was_not_given():
+    config = TrainConfig(model="", data="x")
+    assert pretrained_defaults(config, set()).normalize == "model"
+    assert pretrained_defaults(config, set()).backbone_lr_scale == 0.1
+    assert pretrained_defaults(config, {"normalize"}).normalize == "data"
+    frozen = TrainConfig(model="", data="x", freeze_backbone=True)
+    assert pretrained_defaults(frozen, set()).backbone_lr_scale is None
+
+
+def test_finetune_pretrained_end_to_end_then_evaluate_predict_export_safetensors(offline_caches, capsys, tmp_path):
+    seed_torchvision(offline_caches, "resnet18")
+    images = write_images(tmp_path / "photos")
+    run = tmp_path / "run"
+    assert main(["finetune", "resnet18", "--pretrained", "--data", str(tmp_path / "photos"), "--epochs", "2",
+                 "--batch-size", "4", "--output", str(run), "--no-progress", "--threads", "1"]) == 0
+    assert "test accuracy:" in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["normalize"] == "model" and config["backbone_lr_scale"] == 0.1
+    assert config["image_size"] == 224 and config["init_from"] == "torchvision:resnet18.IMAGENET1K_V1"
+    record = weights_record("resnet18", run)
+    assert record["mean"] == [0.485, 0.456, 0.406] and record["classes"] == ["cat", "dog"]
+
+    assert main(["evaluate", str(run)]) == 0
+    assert "top-1 accuracy:" in capsys.readouterr().out
+    assert main(["predict", str(run), str(images[0]), str(images[-1])]) == 0
+    from_checkpoint = capsys.readouterr().out
+    assert main(["export", str(run), "--format", "safetensors"]) == 0
+    capsys.readouterr()
+    folder = run / "best-safetensors"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert main(["predict", str(folder), str(images[0]), str(images[-1])]) == 0
+    assert capsys.readouterr().out == from_checkpoint  # the checkpoint's own predictions
+
+    model = convolab.create_model("resnet18", pretrained=folder)
+    assert model.pretrained_cfg["classes"] == ["cat", "dog"] and model.get_classifier().out_features == 2
+
+
+def test_a_safetensors_tensor_of_the_wrong_shape_gets_one_line(offline_caches, capsys, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    seed_torchvision(offline_caches, "resnet18")
+    folder = tmp_path / "st"
+    assert main(["export", "resnet18", "--pretrained", "--format", "safetensors", "--out", str(folder)]) == 0
+    capsys.readouterr()
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["head.fc.weight"] = torch.zeros(7, 512)
+    save_file(tensors, str(folder / "model.safetensors"))
+    image = write_images(tmp_path / "img", per_class=1)[0]
+    assert main(["predict", str(folder), str(image)]) == 2
+    assert "head.fc.weight is 7x512" in one_line_error(capsys)
