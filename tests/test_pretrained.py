@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -173,6 +174,20 @@ def test_missing_weights_name_the_file_the_cache_and_how_to_place_it(offline_cac
     err = one_line_error(capsys)
     hub_folder = offline_caches / "hf" / "hub" / "models--timm--inception_v4.tf_in1k"
     assert "model.safetensors" in err and str(hub_folder) in err
+
+
+def test_without_network_the_line_comes_at_once_without_the_libraries_retries(offline_caches, monkeypatch):
+    monkeypatch.delenv("CONVOLAB_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(WeightsError, match="no network: download.pytorch.org does not resolve"):
+        convolab.create_model("resnet18", pretrained=True)
+    with pytest.raises(WeightsError, match="no network: huggingface.co does not resolve"):
+        convolab.create_model("inception_v4", pretrained=True)
 
 
 def test_a_truncated_weights_file_is_named_with_delete_it(offline_caches, capsys, tmp_path):

@@ -7,8 +7,12 @@ one line names the file, the cache folder and what to do. `CONVOLAB_OFFLINE=1` (
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,6 +32,29 @@ def offline() -> bool:
     """Whether the user asked for the caches only (no download attempted)."""
     return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
                for var in ("CONVOLAB_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def unreachable(url: str) -> str | None:
+    """Why `url`'s host cannot be reached (its name does not resolve: no network), or None. Asked before a
+    download so that an offline machine gets one line at once, not the libraries' retries and notices."""
+    host = urlparse(url).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as err:
+        return f"no network: {host} does not resolve ({err.strerror or err})"
+    return None
+
+
+@contextlib.contextmanager
+def quiet_timm() -> Iterator[None]:
+    """timm logs where it loads weights from at INFO, which the CLI shows: keep its notices out of the output."""
+    logger = logging.getLogger("timm")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def torch_cache_dir() -> Path:
@@ -67,8 +94,10 @@ def _torchvision_peer(weights: Weights) -> nn.Module:
     file = torch_cache_dir() / os.path.basename(urlparse(url).path)
     how = (f"download {url} on a machine with internet and copy it there under that name "
            "(the folder is $TORCH_HOME/hub/checkpoints, ~/.cache/torch/hub/checkpoints by default)")
-    if not file.is_file() and offline():
-        raise _missing(weights, file.name, file.parent, how, "offline: CONVOLAB_OFFLINE or HF_HUB_OFFLINE is set")
+    if not file.is_file():
+        reason = "offline: CONVOLAB_OFFLINE or HF_HUB_OFFLINE is set" if offline() else unreachable(url)
+        if reason:
+            raise _missing(weights, file.name, file.parent, how, reason)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -95,15 +124,18 @@ def _timm_peer(weights: Weights) -> nn.Module:
            "hub cache is $HF_HOME/hub, ~/.cache/huggingface/hub by default; or copy the whole models--... "
            "folder from a machine that has it)")
     cached = try_to_load_from_cache(repo, HF_FILE, cache_dir=str(cache))
-    with warnings.catch_warnings():
+    url = f"https://huggingface.co/{repo}/resolve/main/{HF_FILE}"
+    reason = None if isinstance(cached, str) else (
+        "offline: CONVOLAB_OFFLINE or HF_HUB_OFFLINE is set" if offline() else unreachable(url))
+    with warnings.catch_warnings(), quiet_timm():
         warnings.simplefilter("ignore")
         if isinstance(cached, str):
             try:
                 peer = timm.create_model(weights.handle, pretrained=True, pretrained_cfg_overlay={"file": cached})
             except Exception as err:  # noqa: BLE001  safetensors' own error for a truncated file
                 raise _damaged(weights, Path(cached), err) from None
-        elif offline():
-            raise _missing(weights, HF_FILE, folder, how, "offline: CONVOLAB_OFFLINE or HF_HUB_OFFLINE is set")
+        elif reason:
+            raise _missing(weights, HF_FILE, folder, how, reason)
         else:
             try:
                 peer = timm.create_model(weights.handle, pretrained=True, cache_dir=str(cache))
