@@ -1,171 +1,350 @@
-"""Training throughput of convolab's engine against (a) the textbook loop and (b) the best loop we
-can write by hand with the same tricks, for lenet5, resnet20 and a small Inception net, in one run.
+"""Training throughput on folder data (CIFAR-10 JPEGs): convolab's `convolab train` against five peers,
+for lenet5, resnet20 and googlenet_small, each side a process of its own, in one run.
 
-    python benchmarks/train_throughput.py [--quick] [--device auto]
+    python benchmarks/train_throughput.py [--quick] [--data PATH/cifar10-jpg.tar.gz] [--models ...] [--sides ...]
 
-(a) textbook: a torchvision data set of PIL images, DataLoader(shuffle, 2 workers) with per-sample
-    transforms (ToTensor, Normalize; RandomCrop and flip for colour), NCHW fp32 eager.
-(b) hand-written: the data as one uint8 tensor on the device, batches by indexing, whole-batch
-    augmentation, channels-last, the same optimizer - the loop a careful engineer writes in 30 lines.
-convolab: `Trainer.fit` with the same model, data, batch size and optimizer.
-Each method trains the same epochs of the same images (3, or 1 with --quick); rounds are
-interleaved (5, or 2) and the best of each is kept.
-Ends with `ratio <what> <value>` lines.
+The same images (a class-balanced subset of the tar's training images, written once as a folder of the
+original JPEG files), the same model (convolab's, built by `create_model`), batch, SGD (lr 0.01,
+momentum 0.9, no weight decay, constant lr), crop-and-flip augmentation and precision (fp32, no
+autocast) on every side; every side on the CPU. Sides:
+
+- d2l: the textbook loop as d2l writes it (train_ch6 with `d2l.load_data_*` style loaders): ImageFolder,
+  DataLoader(shuffle, num_workers=4 = d2l.get_dataloader_workers(), workers restarted each epoch),
+  per-sample RandomCrop(32, padding=4)/flip/ToTensor/Normalize, NCHW, torch's threads, the loss and
+  accuracy read back every step (d2l.Accumulator);
+- textbook-best: the same loop at its best: 2 persistent workers, channels-last, nothing read back per step;
+- hand-written: the images decoded once into a uint8 tensor (convolab's cache), batches by indexing,
+  whole-batch crop/flip, channels-last: the loop a careful engineer writes in 30 lines;
+- timm: timm's train.py data path: `timm.data.ImageDataset` + `create_loader` (is_training, its
+  RandomResizedCrop at scale 0.64-1 + flip, no colour jitter, 2 persistent workers, no CUDA prefetcher
+  on the CPU), `create_optimizer_v2`, channels-last as `train.py --channels-last` does;
+- lightning: `Trainer.fit` (barebones=True, accelerator cpu, precision 32-true) on the textbook-best
+  DataLoader, the LightningModule's step converting its batch to channels-last;
+- convolab: the `convolab train` command (resident uint8 data, batch augmentation, channels-last, its
+  defaults otherwise), which also evaluates its 200 test images after each epoch.
+
+Per side: images/s of the training steps (best epoch after the first, which starts the workers and warms
+up; convolab: metrics.csv's images_per_second, its device-synchronized clock) and the whole process's
+wall time (Python start, imports, data, all epochs: for convolab the whole `convolab train` command).
+convolab's image cache is built once before the sides run (its time is printed) and is warm for them.
+Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
+Full run: ~15 min on 2 cores; --quick: ~4 min.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SHARED_CIFAR_TAR, machine  # noqa: E402
 
-from convolab import create_model  # noqa: E402
-from convolab.data import ImageData, Split, load_data  # noqa: E402
-from convolab.data.augment import random_crop, random_flip  # noqa: E402
-from convolab.training import TrainConfig, Trainer  # noqa: E402
+SIDES = ("d2l", "textbook-best", "hand-written", "timm", "lightning", "convolab")
+MODELS = {"lenet5": {"img_size": 32}, "resnet20": {}, "googlenet_small": {}}
+# Training images per model (a tenth of each class), epochs: full and --quick.
+IMAGES = {"lenet5": (10000, 2000), "resnet20": (3000, 1000), "googlenet_small": (2000, 600)}
+BATCH, LR, MOMENTUM, TEST_PER_CLASS, WORKERS = 128, 0.01, 0.9, 20, 2
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, fixed for every side
+DESCRIBE = {
+    "d2l": "ImageFolder, DataLoader(num_workers=4, not persistent), per-sample PIL crop/flip/ToTensor/Normalize, "
+           "NCHW fp32, torch threads {threads}, loss and accuracy read back each step",
+    "textbook-best": "ImageFolder, DataLoader(num_workers=2, persistent), per-sample PIL crop/flip/ToTensor/"
+                     "Normalize, channels-last fp32, torch threads {threads}",
+    "hand-written": "uint8 tensor in memory (decoded once), batches by indexing, whole-batch crop/flip/normalize, "
+                    "channels-last fp32, torch threads {threads}, no workers",
+    "timm": "timm ImageDataset + create_loader(num_workers=2, persistent, RRC 0.64-1 + flip, no prefetcher), "
+            "create_optimizer_v2(sgd), channels-last fp32, torch threads {threads}",
+    "lightning": "lightning {version} Trainer(barebones, cpu, 32-true).fit on DataLoader(num_workers=2, "
+                 "persistent, per-sample PIL crop/flip/ToTensor/Normalize), channels-last, torch threads {threads}",
+    "convolab": "`convolab train`: uint8 tensor in memory (image cache, warm), batch crop/flip/normalize, "
+                "channels-last fp32, torch threads {threads}, no workers; evaluates 200 test images each epoch",
+}
 
 
-class PILDataset(torch.utils.data.Dataset):
-    """What a torchvision data set hands a DataLoader: one PIL image and label at a time."""
+# ----- the data ------------------------------------------------------------------------------------
+def write_subset(tar_path: Path, root: Path, train: int) -> None:
+    """root/train/<class>/*.jpg: the first train/10 of each class of the tar; root/test: 20 of each.
+    The files are the tar's own JPEG bytes."""
+    per = {"train": train // 10, "test": TEST_PER_CLASS}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(tar_path, mode="r|*") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 3 or parts[-3] not in per:
+                continue
+            key = (parts[-3], parts[-2])
+            if taken.get(key, 0) >= per[parts[-3]]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            target = root / parts[-3] / parts[-2] / parts[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
 
-    def __init__(self, split: Split, transform):
-        from PIL import Image
 
-        arrays = split.images.permute(0, 2, 3, 1).numpy()
-        mode = "L" if arrays.shape[-1] == 1 else "RGB"
-        self.images = [Image.fromarray(a[..., 0] if mode == "L" else a, mode) for a in arrays]
-        self.labels = split.labels.tolist()
-        self.transform = transform
+# ----- the sides (each run in a process of its own: `--run-side`) -------------------------------
+def build_model(name: str, channels_last: bool) -> torch.nn.Module:
+    from convolab import create_model
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.transform(self.images[i]), self.labels[i]
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=3, **MODELS[name])
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def textbook(model_name: str, data: ImageData, batch: int, device: torch.device, colour: bool, epochs: int) -> float:
+def imagefolder_loader(root: Path, workers: int, persistent: bool):
+    import torchvision.datasets as tvd
     import torchvision.transforms as T
+    from torch.utils.data import DataLoader
 
-    mean, std = data.channel_stats()
-    steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if colour else []
-    dataset = PILDataset(data.train, T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)]))
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=2, drop_last=True,
-                        persistent_workers=False)
-    torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10, in_chans=data.image_shape[0]).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    return DataLoader(tvd.ImageFolder(str(root / "train"), transform), batch_size=BATCH, shuffle=True,
+                      num_workers=workers, persistent_workers=persistent and workers > 0, drop_last=True)
+
+
+def loader_epochs(model: torch.nn.Module, loader, optimizer, epochs: int, channels_last: bool,
+                  read_back: bool) -> list[float]:
+    """The textbook loop; `read_back`: d2l's Accumulator, which turns the loss and accuracy into floats each step."""
+    rates = []
     model.train()
-    start, seen = time.perf_counter(), 0
-    for _ in range(epochs):  # each epoch starts its workers, as a DataLoader does by default
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            seen += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - start)
-
-
-def handwritten(model_name: str, data: ImageData, batch: int, device: torch.device, colour: bool,
-                epochs: int) -> float:
-    torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10, in_chans=data.image_shape[0]).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images, labels = data.train.images.to(device), data.train.labels.to(device)
-    mean_, std_ = data.channel_stats()
-    mean = torch.tensor(mean_, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(std_, device=device).view(1, -1, 1, 1)
-    gen = torch.Generator(device=device).manual_seed(1)
-    model.train()
-    start = time.perf_counter()
-    steps = len(labels) // batch
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
     for _ in range(epochs):
-        perm = torch.randperm(len(labels), device=device)
-        loss_sum.zero_()
-        correct.zero_()
-        for b in range(steps):
-            idx = perm[b * batch:(b + 1) * batch]
-            x = images[idx]
-            if colour:  # crops and flips move pixels only: on uint8, a quarter of the bytes of float
-                x = random_flip(random_crop(x, 4, gen), gen)
-            x = x.float().div_(255).sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
-            y = labels[idx]
+        start, seen, metric = time.perf_counter(), 0, [0.0, 0.0]
+        for x, y in loader:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad()
             logits = model(x)
             loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(y)  # the running loss and accuracy any training loop reports
-            correct += (logits.detach().argmax(1) == y).sum()
-    print(f"    hand-written epoch: loss {loss_sum.item() / (steps * batch):.3f}, "
-          f"acc {correct.item() / (steps * batch):.3f}", file=sys.stderr)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return epochs * steps * batch / (time.perf_counter() - start)
+            optimizer.step()
+            if read_back:
+                with torch.no_grad():
+                    metric[0] += float(loss * x.shape[0])
+                    metric[1] += float((logits.argmax(1) == y).sum())
+            seen += len(y)
+        rates.append(seen / (time.perf_counter() - start))
+    return rates
 
 
-def convolab_engine(model_name: str, data: ImageData, batch: int, device: torch.device, colour: bool,
-                    epochs: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(model=model_name, data=data.name, epochs=epochs, batch_size=batch, optimizer="sgd",
-                             lr=0.01, weight_decay=0.0, schedule="constant", warmup_epochs=0,
-                             augment="crop-flip" if colour else "none", output=tmp, device=str(device),
-                             progress=False, amp="off")
-        result = Trainer(config, data=data).fit()
-    seconds = sum(row["train_seconds"] for row in result.history)  # training only, as the others
-    return sum(row["images_per_second"] * row["train_seconds"] for row in result.history) / seconds
+def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
 
-def subset(data: ImageData, n: int) -> ImageData:
-    test = data.test.subset(torch.arange(min(256, len(data.test))))
-    return ImageData(data.name, data.train.subset(torch.arange(n)), test, data.classes)
+def side_d2l(name: str, root: Path, epochs: int) -> list[float]:
+    model = build_model(name, channels_last=False)
+    return loader_epochs(model, imagefolder_loader(root, 4, persistent=False), sgd(model), epochs, False, True)
+
+
+def side_textbook_best(name: str, root: Path, epochs: int) -> list[float]:
+    model = build_model(name, channels_last=True)
+    return loader_epochs(model, imagefolder_loader(root, WORKERS, persistent=True), sgd(model), epochs, True, False)
+
+
+def side_handwritten(name: str, root: Path, epochs: int) -> list[float]:
+    from convolab.data.augment import random_crop, random_flip
+    from convolab.data.folder import load_image_folder
+
+    data = load_image_folder(root)  # decoded once (the warm cache)
+    model = build_model(name, channels_last=True)
+    optimizer = sgd(model)
+    images, labels = data.train.images, data.train.labels
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    gen = torch.Generator().manual_seed(1)
+    steps, rates = len(labels) // BATCH, []
+    model.train()
+    for _ in range(epochs):
+        start = time.perf_counter()
+        perm = torch.randperm(len(labels))
+        for b in range(steps):
+            idx = perm[b * BATCH:(b + 1) * BATCH]
+            x = random_flip(random_crop(images[idx], 4, gen), gen)  # on uint8: a quarter of float's bytes
+            x = x.float().div_(255).sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(x), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        rates.append(steps * BATCH / (time.perf_counter() - start))
+    return rates
+
+
+def side_timm(name: str, root: Path, epochs: int) -> list[float]:
+    from timm.data import ImageDataset, create_loader
+    from timm.optim import create_optimizer_v2
+
+    model = build_model(name, channels_last=True)
+    loader = create_loader(ImageDataset(str(root / "train")), input_size=(3, 32, 32), batch_size=BATCH,
+                           is_training=True, scale=(0.64, 1.0), hflip=0.5, color_jitter=0.0, mean=MEAN, std=STD,
+                           num_workers=WORKERS, use_prefetcher=False, persistent_workers=True,
+                           device=torch.device("cpu"))
+    optimizer = create_optimizer_v2(model, opt="sgd", lr=LR, momentum=MOMENTUM, weight_decay=0.0)
+    return loader_epochs(model, loader, optimizer, epochs, True, False)
+
+
+def side_lightning(name: str, root: Path, epochs: int) -> list[float]:
+    import lightning as L
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = build_model(name, channels_last=True)
+
+        def training_step(self, batch, _index):
+            x, y = batch
+            return F.cross_entropy(self.model(x.contiguous(memory_format=torch.channels_last)), y)
+
+        def configure_optimizers(self):
+            return sgd(self.model)
+
+    class EpochClock(L.Callback):
+        def __init__(self):
+            self.rates: list[float] = []
+
+        def on_train_epoch_start(self, trainer, module):
+            self.start, self.seen = time.perf_counter(), 0
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, index):
+            self.seen += len(batch[1])
+
+        def on_train_epoch_end(self, trainer, module):
+            self.rates.append(self.seen / (time.perf_counter() - self.start))
+
+    clock = EpochClock()
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="32-true", max_epochs=epochs, barebones=True,
+                        callbacks=[clock])
+    trainer.fit(Module(), imagefolder_loader(root, WORKERS, persistent=True))
+    return clock.rates
+
+
+def side_convolab(name: str, root: Path, epochs: int, run_dir: Path) -> list[str]:
+    """The `convolab train` command line (run as its own process; its figures are read from metrics.csv)."""
+    options = [f"--model-option={k}={v}" for k, v in MODELS[name].items()]
+    return [sys.executable, "-m", "convolab", "train", name, "--data", str(root), "--epochs", str(epochs),
+            "--batch-size", str(BATCH), "--optimizer", "sgd", "--lr", str(LR), "--momentum", str(MOMENTUM),
+            "--weight-decay", "0", "--schedule", "constant", "--warmup-epochs", "0", "--augment", "crop-flip",
+            "--amp", "off", "--device", "cpu", "--no-progress", "--output", str(run_dir), *options]
+
+
+RUNNERS = {"d2l": side_d2l, "textbook-best": side_textbook_best, "hand-written": side_handwritten,
+           "timm": side_timm, "lightning": side_lightning}
+NEEDS = {"timm": "timm", "lightning": "lightning"}
+
+
+# ----- the driver ----------------------------------------------------------------------------------
+def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict) -> tuple[list[float], float]:
+    """(images/s of each epoch, the process's wall seconds)."""
+    if side == "convolab":
+        run_dir = tmp / f"run-{name}"
+        cmd = side_convolab(name, root, epochs, run_dir)
+    else:
+        cmd = [sys.executable, __file__, "--run-side", side, "--models", name, "--folder", str(root),
+               "--epochs", str(epochs)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"{side} on {name} failed ({done.returncode}): {' | '.join(tail)}")
+    if side == "convolab":
+        with open(run_dir / "metrics.csv", newline="") as f:
+            rates = [float(row["images_per_second"]) for row in csv.DictReader(f)]
+    else:
+        rates = json.loads(done.stdout.strip().splitlines()[-1])["rates"]
+    return rates, wall
+
+
+def missing(side: str) -> str | None:
+    import importlib.util
+
+    package = NEEDS.get(side)
+    if package and importlib.util.find_spec(package) is None:
+        return f"skipped {side}: the {package} package is not installed (pip install 'convolab[bench]')"
+    return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer images and rounds (a minute or two)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default=str(SHARED_CIFAR_TAR), help="CIFAR-10 tar for resnet20")
+    parser.add_argument("--quick", action="store_true", help="fewer images, 2 epochs (~4 minutes)")
+    parser.add_argument("--data", default=str(SHARED_CIFAR_TAR), help="the CIFAR-10 JPEG tar")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
+    parser.add_argument("--epochs", type=int, help="epochs per side (default: 3, --quick 2); the first is not timed")
+    parser.add_argument("--run-side", choices=list(RUNNERS), help=argparse.SUPPRESS)  # one side, in this process
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    print(f"machine: {machine()}")
-    print("peers: (a) textbook torchvision Dataset + DataLoader(2 workers, per-sample ToTensor), "
-          "(b) hand-written loop with device-resident uint8 data and batch augmentation")
-    rounds, epochs = (2, 1) if args.quick else (5, 3)
-    mnist = load_data("mnist5k")
-    cases = [("lenet5", mnist, 64, False, 1024 if args.quick else 3968),
-             ("inception_mnist", mnist, 64, False, 512 if args.quick else 1984)]
-    if Path(args.data).is_file():
-        cases.append(("resnet20", load_data(args.data), 128, True, 512 if args.quick else 2048))
-    else:
-        print(f"skipped resnet20: no CIFAR-10 tar at {args.data}")
-    lines = []
-    for name, data, batch, colour, n in cases:
-        small = subset(data, n)
-        best = {"textbook": 0.0, "handwritten": 0.0, "convolab": 0.0}
-        for _ in range(rounds):
-            for method, fn in (("textbook", textbook), ("handwritten", handwritten), ("convolab", convolab_engine)):
-                best[method] = max(best[method], fn(name, small, batch, device, colour, epochs))
-        print(f"{name:16s} batch {batch:4d}, {epochs} x {n} images: textbook {best['textbook']:8.0f} img/s  "
-              f"hand-written {best['handwritten']:8.0f} img/s  convolab {best['convolab']:8.0f} img/s")
-        lines.append(f"ratio {name}-convolab-vs-textbook {best['convolab'] / best['textbook']:.2f}")
-        lines.append(f"ratio {name}-convolab-vs-handwritten {best['convolab'] / best['handwritten']:.2f}")
+    epochs = args.epochs or (2 if args.quick else 3)
+    if args.run_side:
+        rates = RUNNERS[args.run_side](args.models[0], Path(args.folder), epochs)
+        print(json.dumps({"rates": rates}))
+        return
+    if not Path(args.data).is_file():
+        raise SystemExit(f"skipped: no CIFAR-10 tar at {args.data} (pass --data PATH)")
+    started = time.perf_counter()
+    print(f"machine: {machine()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"every side: convolab's model, batch {BATCH}, SGD lr {LR} momentum {MOMENTUM} (no weight decay, constant "
+          f"lr), crop + flip, fp32 on the CPU, {epochs} epochs (images/s: best epoch after the first)")
+    versions = {"lightning": _version("lightning"), "timm": _version("timm")}
+    for side in args.sides:
+        print(f"  {side}: {DESCRIBE[side].format(threads=torch.get_num_threads(), version=versions['lightning'])}"
+              + (f" (timm {versions['timm']})" if side == "timm" else ""))
+    sides = []
+    for side in args.sides:
+        reason = missing(side)
+        if reason:
+            print(reason)
+        else:
+            sides.append(side)
+    results, lines = [], []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        env = os.environ | {"CONVOLAB_CACHE": str(tmp / "cache")}
+        for name in args.models:
+            n = IMAGES[name][1 if args.quick else 0]
+            root = tmp / f"cifar10-{n}"
+            if not root.is_dir():
+                write_subset(Path(args.data), root, n)
+                start = time.perf_counter()  # convolab's image cache, once, outside the sides' timing
+                subprocess.run([sys.executable, "-c", "import sys; from convolab.data.folder import "
+                                "load_image_folder; load_image_folder(sys.argv[1])", str(root)], env=env, check=True)
+                print(f"{name}: {n} training images ({n // 10} a class) + {10 * TEST_PER_CLASS} test; convolab's "
+                      f"image cache built in {time.perf_counter() - start:.1f} s (a process), once", flush=True)
+            row = {}
+            for side in sides:
+                rates, wall = run_side(side, name, root, epochs, tmp, env)
+                row[side] = (max(rates[1:] or rates), wall)
+                print(f"  {name:16s} {side:14s} {row[side][0]:8.0f} img/s   process {wall:6.1f} s   "
+                      f"(epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
+            results.append((name, n, row))
+    print()
+    print(f"{'model':<16}{'side':<15}{'images/s':>10}{'wall s':>9}{'convolab x':>12}{'wall ratio':>12}")
+    for name, _, row in results:
+        ours = row.get("convolab")
+        for side, (ips, wall) in row.items():
+            versus = f"{ours[0] / ips:11.2f}x" if ours else ""
+            walls = f"{wall / ours[1]:11.2f}x" if ours else ""
+            print(f"{name:<16}{side:<15}{ips:>10.0f}{wall:>9.1f}{versus:>12}{walls:>12}")
+            if ours and side != "convolab":
+                lines.append(f"ratio {name}-convolab-vs-{side} {ours[0] / ips:.2f} (wall: {side} {wall:.1f} s, "
+                             f"convolab {ours[1]:.1f} s)")
+    print("(convolab x: convolab's images/s over the side's; wall ratio: the side's process time over convolab's)")
     print("\n".join(lines))
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def _version(package: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(package)
+    except Exception:
+        return "not installed"
 
 
 if __name__ == "__main__":
