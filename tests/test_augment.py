@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import signal_after_step
+from conftest import signal_after_step, write_png_folder
 from torchvision.transforms.v2 import functional as TF
 
 from convolab.cli import main
@@ -172,3 +172,19 @@ def test_cli_records_the_options_in_the_run_config(tmp_path):
     assert (config["mixup"], config["cutmix"], config["auto_augment"], config["accumulate"]) == (0.2, 1.0, "trivial", 2)
     assert config["resolved"]["augment"]["auto_augment"] == "trivial"
     assert config["resolved"]["effective_batch_size"] == 128
+
+
+def test_streamed_images_take_the_policy_and_mixing_and_resume_exactly(tmp_path):
+    folder = write_png_folder(tmp_path / "photos", per_class=16)
+    options = dict(data=str(folder), loader="stream", workers=0, batch_size=8, train_subset=None, test_subset=None,
+                   auto_augment="rand", mixup=0.2, cutmix=1.0)
+    whole = Trainer(quick(tmp_path, "whole", **options))
+    assert whole.streaming and whole.transform.augment.auto_augment == "rand" and whole.steps_per_epoch == 6
+    history = whole.fit().history
+    cut = Trainer(quick(tmp_path, "cut", **options))
+    signal_after_step(cut, 8)  # in the middle of epoch 2
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    resumed = Trainer.resume(tmp_path / "cut").fit().history
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in history]
