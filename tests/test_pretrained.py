@@ -232,6 +232,19 @@ def test_predict_prints_the_weights_class_names(offline_caches, capsys, tmp_path
     assert all(f.rsplit(" ", 1)[0] in categories for f in fields[3:])
 
 
+def test_evaluate_and_features_take_a_model_name_with_pretrained(offline_caches, capsys, tmp_path, monkeypatch):
+    seed_torchvision(offline_caches, "resnet18")
+    write_images(tmp_path / "fish", classes=("tench", "goldfish"), per_class=2, size=40)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "resnet18", "--pretrained", "--data", "fish"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18 on fish: 4 test images" in out and "(other classes)" in out  # not 1000 rows
+    assert (tmp_path / "resnet18-evaluation" / "confusion.png").is_file()
+    assert main(["features", "resnet18", "--pretrained", "--data", "fish", "--out", "f.npz"]) == 0
+    arrays = np.load(tmp_path / "f.npz")
+    assert arrays["train_features"].shape == (4, 512) and list(arrays["classes"]) == ["goldfish", "tench"]
+
+
 def test_models_pretrained_lists_source_weights_top1_and_input(capsys):
     assert main(["models", "--pretrained"]) == 0
     out = capsys.readouterr().out

@@ -109,8 +109,12 @@ def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: 
         yield images, labels
 
 
+OTHER_CLASSES = "(other classes)"  # the predictions outside the data's classes, for a model that knows more
+
+
 def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages) -> EvaluationReport:
-    """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`."""
+    """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`; a model of more
+    classes than the data's is reported on the data's classes, its other predictions counted together."""
     classes = loaded.classes
     mapping = class_mapping(data.classes, classes)
     chunks, label_chunks = [], []
@@ -123,8 +127,14 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages) -> Evaluation
     topk = logits.topk(k, dim=1).indices
     top1 = (topk[:, 0] == labels).float().mean().item()
     top5 = (topk == labels[:, None]).any(1).float().mean().item()
+    predicted = topk[:, 0]
+    if len(data.classes) < len(classes):  # e.g. ImageNet weights on a few of its classes: report those
+        classes = [*data.classes, OTHER_CLASSES]
+        position = torch.full((len(loaded.classes),), len(data.classes), dtype=torch.int64)
+        position[mapping] = torch.arange(len(data.classes))
+        labels, predicted = position[labels], position[predicted]
     n = len(classes)
-    confusion = torch.bincount(labels * n + topk[:, 0], minlength=n * n).reshape(n, n).numpy()
+    confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).numpy()
     totals = confusion.sum(1)
     per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
     return EvaluationReport(classes, top1, top5, per_class, confusion, len(labels))
