@@ -117,7 +117,7 @@ def test_mixed_loss_is_cross_entropy_of_mixed_smoothed_targets_for_every_output(
 
 def quick(tmp_path: Path, name: str, **overrides) -> TrainConfig:
     values = dict(model="lenet5_modern", data="digits", epochs=2, batch_size=32, train_subset=480, test_subset=200,
-                  progress=False, model_options={"img_size": 12}, output=str(tmp_path / name))
+                  progress=False, threads=1, model_options={"img_size": 12}, output=str(tmp_path / name))
     return TrainConfig(**(values | overrides))
 
 
