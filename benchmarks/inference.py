@@ -1,14 +1,21 @@
-"""Inference images/s of convolab's folded, exported models against torchvision's eager model.
+"""Inference images/s of convolab's folded, exported models against torchvision's model run every way
+ours is run, plus torch.compile.
 
-For googlenet_tv, resnet50 and inception_v3 at batch 1 and 32 on this machine's CPU, in one run:
-torchvision eager (the peer, weights=None, eval) vs our model in PyTorch eager (as built, and with
-batch norm folded), TorchScript (folded, traced, frozen, optimize_for_inference) and ONNX Runtime
-(folded, exported by `convolab.export.export_onnx`, graph optimizations ALL, one intra-op thread
-per core). Each path is checked against its PyTorch model before it is timed; the time per batch
-is the median of the timed runs. Ends with `ratio <model>-<path>-b<batch>-vs-torchvision <x>`.
+For googlenet_tv, resnet50 and inception_v3 at batch 1 and 32 on this machine's CPU, in one run, fp32,
+NCHW, the same torch threads and ONNX Runtime intra-op threads (one per core) on every path:
+- ours: PyTorch eager (as built, and with batch norm folded), TorchScript (folded, traced, frozen,
+  optimize_for_inference) and ONNX Runtime (folded, exported by `convolab.export.export_onnx`, graph
+  optimizations ALL);
+- torchvision's model of the same architecture (weights=None, eval): eager, and exported to TorchScript
+  and ONNX by the very same functions (its batch norm folded the same way where `fold_batchnorm` finds
+  conv-bn pairs in it), and `torch.compile` (inductor, its default mode; compiled once per batch size
+  before the timing, the compile time printed; skipped with the reason where it fails).
+Each path is checked against its PyTorch model before it is timed; the time per batch is the median of
+the timed runs, the paths taking turns. Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>` lines.
 
-    python benchmarks/inference.py            # ~5-10 minutes on 2 cores
-    python benchmarks/inference.py --quick    # fewer repetitions, ~2 minutes
+    python benchmarks/inference.py            # ~15-20 minutes on 2 cores (6 torch.compile builds included)
+    python benchmarks/inference.py --quick    # fewer repetitions, ~8 minutes (~3 with --no-compile)
+    python benchmarks/inference.py --no-compile   # without the torch.compile peer
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ MODELS = {  # convolab name: (torchvision constructor, input size)
     "resnet50": (partial(TV.resnet50, weights=None), 224),
     "inception_v3": (partial(TV.inception_v3, weights=None, aux_logits=False, init_weights=False), 299),
 }
-PATHS = ("torchvision", "eager", "eager-folded", "torchscript", "onnx")
+PATHS = ("torchvision", "tv-torchscript", "tv-onnx", "tv-compile", "eager", "eager-folded", "torchscript", "onnx")
+PEER_OF = {"eager": "torchvision", "eager-folded": "torchvision", "torchscript": "tv-torchscript", "onnx": "tv-onnx"}
 
 
 def time_per_batch(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
@@ -59,10 +67,29 @@ def torchscript(model: torch.nn.Module, x: torch.Tensor) -> torch.jit.ScriptModu
         return torch.jit.optimize_for_inference(traced)
 
 
-def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, threads: int):
+def foldable(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """The model with its batch norm folded as ours is, where `fold_batchnorm` can (else as it is)."""
+    try:
+        return fold_batchnorm(model), True
+    except Exception:
+        return model, False
+
+
+def compiled(model: torch.nn.Module, x: torch.Tensor) -> tuple[Callable[[], object] | None, str]:
+    """torch.compile(model) run once on x (compiling), or None and why it could not be."""
+    start = time.perf_counter()
+    try:
+        fn = torch.compile(model)
+        fn(x)
+    except Exception as err:  # no C++ compiler, an unsupported op...
+        return None, f"torch.compile failed: {str(err).splitlines()[0][:120]}"
+    return partial(fn, x), f"compiled in {time.perf_counter() - start:.0f} s"
+
+
+def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, threads: int, tag: str = ""):
     import onnxruntime as ort
 
-    path = Path(folder) / f"model-b{batch}.onnx"
+    path = Path(folder) / f"model{tag}-b{batch}.onnx"
     result = export_onnx(model, path, (3, size, size), batch_size=batch, fold=True)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -77,6 +104,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about two minutes)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile peer")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch and ONNX Runtime intra-op threads (default: the number of cores)")
     args = parser.parse_args()
@@ -84,8 +112,10 @@ def main() -> None:
     torch.set_num_threads(threads)
     import onnxruntime as ort
 
-    print(f"peer: torchvision {torchvision.__version__} eager models of the same architectures "
-          "(weights=None, eval)")
+    print(f"peers: torchvision {torchvision.__version__} models of the same architectures (weights=None, eval), "
+          "eager, exported to TorchScript and ONNX Runtime by the same functions as ours (batch norm folded the "
+          "same way), and torch.compile (inductor, default mode)" + (" [left out: --no-compile]" if args.no_compile
+                                                                     else ""))
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}; {torch.get_num_threads()} torch threads, "
           f"{threads} ONNX Runtime intra-op threads")
@@ -98,6 +128,7 @@ def main() -> None:
             peer = make_peer().eval()
             ours = convolab.create_model(name).eval()
             folded = fold_batchnorm(ours)
+            peer_folded, peer_was_folded = foldable(peer)
             for batch in args.batches:
                 big = batch >= 8
                 rounds = (2 if big else 10) if args.quick else (5 if big else 30)
@@ -105,33 +136,49 @@ def main() -> None:
                 ts = torchscript(folded, x)
                 session, diff = onnx_session(ours, size, batch, folder, threads)
                 check = (ts(x) - ours(x)).abs().max().item()
+                peer_ts = torchscript(peer_folded, x)
+                peer_session, peer_diff = onnx_session(peer, size, batch, folder, threads, tag="-tv")
+                peer_check = (peer_ts(x) - peer(x)).abs().max().item()
                 feed = {"input": x.numpy()}
-                runs = {"torchvision": partial(peer, x), "eager": partial(ours, x),
-                        "eager-folded": partial(folded, x), "torchscript": partial(ts, x),
-                        "onnx": partial(session.run, None, feed)}
+                runs = {"torchvision": partial(peer, x), "tv-torchscript": partial(peer_ts, x),
+                        "tv-onnx": partial(peer_session.run, None, feed)}
+                note = "left out"
+                if not args.no_compile:
+                    run_compiled, note = compiled(peer, x)
+                    if run_compiled is not None:
+                        runs["tv-compile"] = run_compiled
+                runs |= {"eager": partial(ours, x), "eager-folded": partial(folded, x), "torchscript": partial(ts, x),
+                         "onnx": partial(session.run, None, feed)}
                 if args.quick and big:
                     runs.pop("eager")
                 times = time_per_batch(runs, rounds)
                 for path, seconds in times.items():
                     rows.append((name, batch, path, batch / seconds, seconds * 1000,
                                  times["torchvision"] / seconds))
-                print(f"  {name} b{batch}: checked onnx {diff:.1e}, torchscript {check:.1e} against PyTorch",
-                      flush=True)
+                print(f"  {name} b{batch}: checked onnx {diff:.1e}, torchscript {check:.1e} against PyTorch; "
+                      f"torchvision's: onnx {peer_diff:.1e}, torchscript {peer_check:.1e} (batch norm "
+                      f"{'folded' if peer_was_folded else 'not folded: fold_batchnorm failed on it'}); "
+                      f"tv-compile {note}", flush=True)
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print()
     print(f"{'model':<14}{'batch':>6}  {'path':<14}{'images/s':>10}{'ms/batch':>11}{'vs torchvision':>16}")
     for name, batch, path, ips, ms, ratio in rows:
         print(f"{name:<14}{batch:>6}  {path:<14}{ips:>10.1f}{ms:>11.1f}{ratio:>15.2f}x")
     print()
+    seconds = {(name, batch, path): batch / ips for name, batch, path, ips, _, _ in rows}
     for name, batch, path, _, _, ratio in rows:
         if path in ("eager-folded", "torchscript", "onnx"):
             print(f"ratio {name}-{path}-b{batch}-vs-torchvision {ratio:.2f}")
+        if path in ("torchscript", "onnx") and (name, batch, PEER_OF[path]) in seconds:
+            like = seconds[(name, batch, PEER_OF[path])] / seconds[(name, batch, path)]
+            print(f"ratio {name}-{path}-b{batch}-vs-{PEER_OF[path]} {like:.2f}")
     for name in args.models:
         for batch in args.batches:
-            best = max((r for r in rows if r[0] == name and r[1] == batch and r[2] != "torchvision"),
-                       key=lambda r: r[5])
+            mine = [r for r in rows if r[0] == name and r[1] == batch and r[2] in PEER_OF]
+            theirs = [r for r in rows if r[0] == name and r[1] == batch and r[2] not in PEER_OF]
+            best, peer_best = max(mine, key=lambda r: r[3]), max(theirs, key=lambda r: r[3])
             print(f"ratio {name}-best-b{batch}-vs-torchvision {best[5]:.2f} ({best[2]})")
-
+            print(f"ratio {name}-best-b{batch}-vs-best-peer {best[3] / peer_best[3]:.2f} ({best[2]} vs {peer_best[2]})")
 
 if __name__ == "__main__":
     main()
