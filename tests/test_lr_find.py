@@ -98,3 +98,14 @@ def test_unwritable_output_is_one_line(where, expected, tmp_path, capsys):
     assert exit_code(["lr-find", "lenet5", "--data", "digits", "--output", str(tmp_path / where)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--output" in err and expected in err, err
+
+
+def test_accumulate_and_mixup_train_as_train_does(tmp_path):
+    """With --accumulate 2 each point of the curve is one optimizer step over two batches (as train steps),
+    and mixup runs on the batches; the curve still comes out whole."""
+    config = TrainConfig(model="lenet5", data="digits", batch_size=32, accumulate=2, mixup=0.2, optimizer="sgd",
+                         progress=False, threads=2)
+    result = lr_range_test(config, steps=12, end_lr=0.1, output=tmp_path / "o")
+    assert len(result.lrs) == 12 and not result.stopped_early
+    assert all(math.isfinite(v) for v in result.losses)
+    assert (tmp_path / "o" / "lr_find.csv").read_text().count("\n") == 13

@@ -2,9 +2,10 @@
 `lr_find` and Lightning's `Tuner.lr_find` run it.
 
 A fresh run is built from the config exactly as `convolab train` builds it (model, optimizer with its
-momentum and weight decay, data order, augmentation, precision); then each step trains one batch at a
-learning rate that grows exponentially from `start_lr` to `end_lr`. The loss is smoothed exponentially
-(beta 0.98, bias-corrected) and the test stops early once the smoothed loss exceeds 4 x the best one.
+momentum and weight decay, data order, augmentation, mixup/CutMix, precision); then each step trains
+one batch (--accumulate batches, their gradients summed, as `train` steps) at a learning rate that
+grows exponentially from `start_lr` to `end_lr`. The loss is smoothed exponentially (beta 0.98,
+bias-corrected) and the test stops early once the smoothed loss exceeds 4 x the best one.
 
 Two suggestions are read off the smoothed curve:
 * `suggestion`: the learning rate of its steepest descent (Lightning's default: the most negative
@@ -31,6 +32,7 @@ from ..errors import ConfigError
 from .build import Run, build_run
 from .config import TrainConfig
 from .loop import train_step
+from .mixing import mix_batch
 from .rundir import prepare_run_dir
 
 BETA = 0.98  # smoothing of the loss
@@ -136,20 +138,27 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
     run.model.train()
     epoch, batches = 0, run.batches.train_batches(0)
     average, best = 0.0, math.inf
+    accumulate = run.config.accumulate  # batches per optimizer step, as `train` sums them
     try:
         for step in range(steps):
-            images, y, idx = _next_batch(run, batches)
-            while images is None:  # the epoch is over: the next one, in its own order
-                batches.close()
-                epoch += 1
-                batches = run.batches.train_batches(epoch)
-                images, y, idx = _next_batch(run, batches)
             lr = lr_at(step, start_lr, end_lr, steps)
             for group in run.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
-            x = run.transform(images, train=True, generator=run.aug_generator)
-            targets = {name: t[idx] for name, t in run.train_targets.items()}
-            loss = train_step(run, x, y, targets)[0].item()
+            loss = 0.0
+            for micro in range(accumulate):
+                images, y, idx = _next_batch(run, batches)
+                while images is None:  # the epoch is over: the next one, in its own order
+                    batches.close()
+                    epoch += 1
+                    batches = run.batches.train_batches(epoch)
+                    images, y, idx = _next_batch(run, batches)
+                # The batch as the training loop makes it: augmentation and normalization, then mixup/CutMix.
+                x = run.transform(images, train=True, generator=run.aug_generator)
+                targets = {name: t[idx] for name, t in run.train_targets.items()}
+                mix = None
+                if run.mixing.enabled:
+                    x, mix = mix_batch(x, run.mixing, run.aug_generator)
+                loss += train_step(run, x, y, targets, mix, micro)[0].item() / accumulate
             average = BETA * average + (1 - BETA) * loss
             smoothed = average / (1 - BETA ** (step + 1))
             result.lrs.append(lr)
