@@ -202,6 +202,11 @@ CASES: list[Row] = [
     Row("summary-huge-feature-map", ["summary", "resnet18", "--input-size", "3,20000,20000"],
         "conv1's output 1x64x10000x10000 would be 24 GiB in float32"),
 
+    Row("memory-would-not-fit", ["train", "resnet20", "--image-size", "512", "--batch-size", "4000",
+                                 "--output", "{t}/run"],
+        "resnet20 at 512 px, batch 4000, would need about 2078.1 GiB of memory to train (10.31 G MACs an image), "
+        "more than the "),
+
     # ----- --output / --out under a file, a file as a folder, a missing folder for a file, a read-only folder
     Row("train-output-is-a-file", ["train", "lenet", "--output", "{t}/taken.txt"], "is a file", a_file),
     Row("evaluate-output-under-a-file", ["evaluate", "{d}/run", "--output", "{t}/taken.txt/ev"],

@@ -30,6 +30,7 @@ from .checkpoint import load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
 from .distributed import Distributed
+from .forecast import check_cost
 from .mixing import MixConfig
 from .optim import ModelEma, build_optimizer, param_groups
 from .rundir import default_run_dir, prepare_run_dir
@@ -115,6 +116,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
     if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
         check_input_size(model, getattr(model, "model_name", config.model), in_chans, size, default_size, device)
+    check_cost(model, getattr(model, "model_name", config.model), in_chans, size, data.image_shape[-1],
+               -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,
+               amp_dtype is not None, config.channels_last, config.optimizer, config.memory_check, say=dist.is_main)
     augment = augment_for(config.augment, data.image_shape, config.random_erasing, config.auto_augment, size)
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)

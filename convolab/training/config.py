@@ -137,6 +137,8 @@ class TrainConfig:
                                  metavar="N", resume=True)
     tensorboard: bool = option(False, "also log to RUN_DIR/tensorboard", resume=True)
     progress: bool = option(True, "no progress bar", flag="--no-progress", resume=True)
+    memory_check: bool = option(True, "train even where the estimated memory exceeds the device's free memory "
+                                "(refused otherwise)", flag="--no-memory-check", resume=True)
     output: str | None = option(None, "run folder (default: runs/MODEL-DATA[-N])")
     model_options: dict[str, Any] = option({}, "passed to the model constructor, e.g. aux_logits=false "
                                            "(repeatable)", metavar="KEY=VALUE", flag="--model-option")

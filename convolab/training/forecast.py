@@ -1,0 +1,162 @@
+"""What a run will cost, said before it starts: a warning where the images are resized far from their own
+size, a refusal where the estimated memory would not fit on the device.
+
+The estimate is arithmetic on one forward pass of one image: MACs from torch's FlopCounterMode, and the
+training memory as the weights, their gradients and optimizer state plus every layer's output kept for the
+backward pass (the sum of the leaf modules' output sizes) times the batch. Where the run warns, a short timed
+probe (two training steps at a small batch, with the random state, batch-norm statistics and gradients put
+back afterwards) turns the MACs into seconds per epoch on this device.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..errors import ConfigError
+
+log = logging.getLogger("convolab")
+
+FAR = 2.0  # an image side this many times its own (4x the pixels) or more is worth a word before training
+PROBE_BATCH = 8
+HEAVY_MACS = 1e12  # an epoch of more multiply-adds than this (forward and backward) is worth a word: 10 s or more
+# The backward pass needs working memory beside the saved outputs: peak RSS of a training step on the CPU was
+# 1.32-1.41x the saved outputs plus weights (resnet20, googlenet_small at 32 px, densenet121 at 64, resnet18 at 224)
+BACKWARD = 1.4
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: int  # per image, forward
+    activation_bytes: int  # per image: layer outputs kept for the backward pass
+    fixed_bytes: int  # weights, gradients and optimizer state
+
+    def training_bytes(self, batch: int) -> int:
+        return self.fixed_bytes + batch * self.activation_bytes
+
+    def batch_that_fits(self, available: int) -> int:
+        return max(0, (available - self.fixed_bytes) // max(1, self.activation_bytes))
+
+
+def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.device, value_bytes: int = 4,
+                  optimizer_slots: int = 1) -> Cost:
+    """MACs and training memory of one image at `size` (value_bytes 2 under bf16/fp16 autocast)."""
+    outputs = 0
+
+    def count(_module, inputs, output):
+        nonlocal outputs
+        shared = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
+        for t in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in shared:  # not in place, no view
+                outputs += t.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as flops:
+            model(torch.zeros(1, in_chans, size, size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    fixed = 4 * (params + trainable * (1 + optimizer_slots))
+    return Cost(macs=flops.get_total_flops() // 2, activation_bytes=int(BACKWARD * outputs * value_bytes),
+                fixed_bytes=fixed)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this process on `device`: the GPU's free memory, or the host's MemAvailable."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def probe_seconds_per_image(model: nn.Module, in_chans: int, size: int, device: torch.device,
+                            channels_last: bool) -> float:
+    """Seconds per image of a training step (forward and backward) at a small batch: the second of two
+    steps, timed. The model's batch-norm statistics, gradients and the random state are as they were."""
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    tracked = {k: v.clone() for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}
+    was_training = model.training
+    seconds = 0.0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        x = torch.randn(PROBE_BATCH, in_chans, size, size, device=device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        model.train()
+        for _ in range(2):
+            started = time.perf_counter()
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            out.float().sum().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - started
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict({**buffers, **tracked}, strict=False)
+    model.train(was_training)
+    return seconds / PROBE_BATCH
+
+
+def free_share(free: int | None) -> float:
+    """A quarter of the free memory: a run needing more is worth a word even at its images' own size."""
+    return float("inf") if free is None else free / 4
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_cost(model: nn.Module, name: str, in_chans: int, size: int, native: int, batch: int, images: int,
+               device: torch.device, amp: bool, channels_last: bool, optimizer: str, memory_check: bool,
+               say: bool = True) -> Cost:
+    """Refuse a run whose estimated memory exceeds the device's free memory (unless not `memory_check`);
+    warn, with a timed probe, before one whose images are resized FAR times their side or more where the epoch
+    is heavy (over HEAVY_MACS, or a quarter of the free memory)."""
+    cost = estimate_cost(model, in_chans, size, device, 2 if amp else 4, 2 if optimizer in ("adam", "adamw") else 1)
+    need, free = cost.training_bytes(batch), available_memory(device)
+    if memory_check and free is not None and need > free:
+        fits = cost.batch_that_fits(free)
+        advice = (f"lower --batch-size to {fits} or less" if fits else "no batch fits") + \
+            (" or give a smaller --image-size" if size > native else "")
+        raise ConfigError(f"{name} at {size} px, batch {batch}, would need about {gib(need)} of memory to train "
+                          f"({cost.macs / 1e9:.2f} G MACs an image), more than the {gib(free)} free on "
+                          f"{device.type}: {advice}, or pass --no-memory-check to try anyway")
+    heavy = 3 * cost.macs * images > HEAVY_MACS or need > free_share(free)
+    if say and size >= FAR * native and heavy:
+        per_image = probe_seconds_per_image(model, in_chans, size, device, channels_last)
+        log.warning("%s resizes the %d px images to %d px (%.0fx the pixels): %.2f G MACs an image, about %s of "
+                    "memory at batch %d and about %s an epoch on %s (timed on %d images); give --image-size to "
+                    "train smaller", name, native, size, (size / native) ** 2, cost.macs / 1e9, gib(need), batch,
+                    duration(per_image * images), device.type, PROBE_BATCH)
+    return cost
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+__all__ = ["Cost", "available_memory", "check_cost", "estimate_cost", "probe_seconds_per_image"]
