@@ -54,6 +54,9 @@ def files(tmp_path_factory) -> Path:
     os.symlink("loop.png", _grey_folder(root / "loop") / "a" / "loop.png")
     os.symlink("..", _grey_folder(root / "folder_loop") / "a" / "up")
     assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
+    assert main(["export", str(run), "--format", "safetensors", "--out", str(root / "st")]) == 0
+    shutil.copytree(root / "st", root / "st_truncated")
+    (root / "st_truncated" / "model.safetensors").write_bytes((root / "st" / "model.safetensors").read_bytes()[:999])
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -90,6 +93,12 @@ def a_one_class_folder(t: Path) -> None:
         Image.new("L", (8, 8), i * 20).save(t / "one" / "cat" / f"{i}.png")
 
 
+def a_truncated_resnet18_weights_file(t: Path) -> None:
+    """torchvision's resnet18 weights, cut short, under the name torch.hub caches them in $TORCH_HOME."""
+    (t / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    (t / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(random.Random(1).randbytes(999))
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -97,6 +106,7 @@ class Row(NamedTuple):
     make: Callable[[Path], None] | None = None
     hidden: tuple[str, ...] = ()  # modules made unimportable for the row
     trains: bool = False  # the run started: its opening lines on stdout come before the error
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set for the row
 
 
 UNREADABLE = "is not a readable checkpoint: not a zip archive"
@@ -166,6 +176,31 @@ CASES: list[Row] = [
         "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
         hidden=("onnxruntime",)),
 
+    Row("predict-truncated-safetensors", ["predict", "{d}/st_truncated", "{d}/digit.png"],
+        "st_truncated/model.safetensors is not a readable safetensors file"),
+
+    # ----- pretrained weights that are not there (offline: the caches only)
+    Row("predict-model-without-published-weights", ["predict", "lenet5", "--pretrained", "{d}/digit.png"],
+        "lenet5 has no published weights; the models with weights from torchvision or timm are: densenet121"),
+    Row("predict-unknown-weights-name", ["predict", "resnet18", "--weights", "IMAGENET1K_V9", "{d}/digit.png"],
+        "resnet18 has no weights named 'IMAGENET1K_V9'; torchvision publishes IMAGENET1K_V1"),
+    Row("predict-weights-of-another-source", ["predict", "resnet18", "--weights", "timm", "{d}/digit.png"],
+        "resnet18's weights come from torchvision, not timm"),
+    Row("predict-pretrained-unknown-model", ["predict", "resnet19", "--pretrained", "{d}/digit.png"],
+        "unknown model 'resnet19'"),
+    Row("predict-pretrained-not-cached-offline", ["predict", "resnet18", "--pretrained", "{d}/digit.png"],
+        "the torchvision:resnet18.IMAGENET1K_V1 weights are neither cached nor downloadable (offline",
+        env=(("TORCH_HOME", "{t}/torch"), ("CONVOLAB_OFFLINE", "1"))),
+    Row("evaluate-pretrained-timm-not-cached-offline", ["evaluate", "inception_v4", "--pretrained", "--data", "digits"],
+        "the timm:inception_v4.tf_in1k weights are neither cached nor downloadable",
+        env=(("HF_HOME", "{t}/hf"), ("CONVOLAB_OFFLINE", "1"))),
+    Row("predict-pretrained-truncated-cache", ["predict", "resnet18", "--pretrained", "{d}/digit.png"],
+        "resnet18-f37072fd.pth in the weights cache is not a complete torchvision:resnet18.IMAGENET1K_V1 weights file",
+        a_truncated_resnet18_weights_file, env=(("TORCH_HOME", "{t}/torch"), ("CONVOLAB_OFFLINE", "1"))),
+    Row("predict-pretrained-timm-without-timm", ["predict", "inception_v4", "--pretrained", "{d}/digit.png"],
+        "weights from timm need the timm package, which is not installed: pip install timm", hidden=("timm",),
+        env=(("HF_HOME", "{t}/hf"), ("CONVOLAB_OFFLINE", "1"))),
+
     # ----- images that cannot be read
     Row("predict-missing-image", ["predict", "{d}/run", "{t}/none.png"], "does not exist"),
     Row("predict-unreadable-image", ["predict", "{d}/run", "{d}/broken.png"], BAD_IMAGE),
@@ -213,6 +248,8 @@ CASES: list[Row] = [
         "--output {t}/taken.txt/ev lies under {t}/taken.txt, which is a file", a_file),
     Row("evaluate-output-is-a-file", ["evaluate", "{d}/run", "--output", "{t}/taken.txt"],
         "--output {t}/taken.txt is a file; give a folder", a_file),
+    Row("export-safetensors-out-is-a-file", ["export", "{d}/run", "--format", "safetensors", "--out", "{t}/taken.txt"],
+        "--out {t}/taken.txt is a file; give a folder for model.safetensors and config.json", a_file),
     Row("features-out-under-a-file", ["features", "{d}/run", "--out", "{t}/taken.txt/f.npz"],
         "--out {t}/taken.txt/f.npz lies under {t}/taken.txt, which is a file", a_file),
     Row("features-out-in-missing-folder", ["features", "{d}/run", "--out", "{t}/missing/f.npz"],
@@ -259,6 +296,8 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
         pytest.skip("onnx and onnxruntime are not installed (pip install -e '.[export]')")
     for name in row.hidden:
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
+    for name, value in row.env:
+        monkeypatch.setenv(name, value.format(d=files, t=tmp_path))
     before = {p: p.read_bytes() for p in [*tmp_path.rglob("*"), *files.rglob("*")] if p.is_file()}
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as caught:
