@@ -183,13 +183,16 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
     (`micro` counts them from 0) the optimizer step; the batch's loss and number of correct main
     predictions (on the device). A mixed batch (`mix`) is scored against each image's dominant label."""
     accumulate = run.config.accumulate
-    with autocast(run.device, run.amp_dtype):
-        outputs = run.forward_model(x)
-    loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix)
-    if micro == 0:
-        run.optimizer.zero_grad(set_to_none=True)
-    # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
-    run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+    # Under DDP, the gradients are all-reduced once a step: after its last batch's backward.
+    no_sync = getattr(run.forward_model, "no_sync", None) if micro < accumulate - 1 else None
+    with no_sync() if no_sync is not None else contextlib.nullcontext():
+        with autocast(run.device, run.amp_dtype):
+            outputs = run.forward_model(x)
+        loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix)
+        if micro == 0:
+            run.optimizer.zero_grad(set_to_none=True)
+        # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
+        run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
     if micro == accumulate - 1:
         optimizer_step(run)
     scored = y if mix is None else mix.dominant(y)
