@@ -28,7 +28,7 @@ up; convolab: metrics.csv's images_per_second, its device-synchronized clock) an
 wall time (Python start, imports, data, all epochs: for convolab the whole `convolab train` command).
 convolab's image cache is built once before the sides run (its time is printed) and is warm for them.
 Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
-Full run: ~15 min on 2 cores; --quick: ~4 min.
+Full run: ~10 min on 2 idle cores (estimated; 9 min for --quick's smaller sizes under load 6); --quick: ~4 min.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from _common import SHARED_CIFAR_TAR, machine  # noqa: E402
 SIDES = ("d2l", "textbook-best", "hand-written", "timm", "lightning", "convolab")
 MODELS = {"lenet5": {"img_size": 32}, "resnet20": {}, "googlenet_small": {}}
 # Training images per model (a tenth of each class), epochs: full and --quick.
-IMAGES = {"lenet5": (10000, 2000), "resnet20": (3000, 1000), "googlenet_small": (2000, 600)}
+IMAGES = {"lenet5": (10000, 2560), "resnet20": (4000, 1280), "googlenet_small": (4000, 1280)}  # >= 10 steps
 BATCH, LR, MOMENTUM, TEST_PER_CLASS, WORKERS = 128, 0.01, 0.9, 20, 2
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, fixed for every side
 DESCRIBE = {
@@ -238,14 +238,15 @@ NEEDS = {"timm": "timm", "lightning": "lightning"}
 
 
 # ----- the driver ----------------------------------------------------------------------------------
-def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict) -> tuple[list[float], float]:
+def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict,
+             extra: list[str]) -> tuple[list[float], float]:
     """(images/s of each epoch, the process's wall seconds)."""
     if side == "convolab":
         run_dir = tmp / f"run-{name}"
         cmd = side_convolab(name, root, epochs, run_dir)
     else:
         cmd = [sys.executable, __file__, "--run-side", side, "--models", name, "--folder", str(root),
-               "--epochs", str(epochs)]
+               "--epochs", str(epochs), *extra]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -276,11 +277,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
     parser.add_argument("--epochs", type=int, help="epochs per side (default: 3, --quick 2); the first is not timed")
+    parser.add_argument("--loader-threads", type=int, help="torch threads of the DataLoader sides' main process "
+                        "(textbook-best, timm, lightning; default: torch's, one per core)")
     parser.add_argument("--run-side", choices=list(RUNNERS), help=argparse.SUPPRESS)  # one side, in this process
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (2 if args.quick else 3)
     if args.run_side:
+        if args.loader_threads and args.run_side in ("textbook-best", "timm", "lightning"):
+            torch.set_num_threads(args.loader_threads)
         rates = RUNNERS[args.run_side](args.models[0], Path(args.folder), epochs)
         print(json.dumps({"rates": rates}))
         return
@@ -292,7 +297,9 @@ def main() -> None:
           f"lr), crop + flip, fp32 on the CPU, {epochs} epochs (images/s: best epoch after the first)")
     versions = {"lightning": _version("lightning"), "timm": _version("timm")}
     for side in args.sides:
-        print(f"  {side}: {DESCRIBE[side].format(threads=torch.get_num_threads(), version=versions['lightning'])}"
+        threads = args.loader_threads if args.loader_threads and side in ("textbook-best", "timm", "lightning") \
+            else torch.get_num_threads()
+        print(f"  {side}: {DESCRIBE[side].format(threads=threads, version=versions['lightning'])}"
               + (f" (timm {versions['timm']})" if side == "timm" else ""))
     sides = []
     for side in args.sides:
@@ -317,7 +324,8 @@ def main() -> None:
                       f"image cache built in {time.perf_counter() - start:.1f} s (a process), once", flush=True)
             row = {}
             for side in sides:
-                rates, wall = run_side(side, name, root, epochs, tmp, env)
+                extra = ["--loader-threads", str(args.loader_threads)] if args.loader_threads else []
+                rates, wall = run_side(side, name, root, epochs, tmp, env, extra)
                 row[side] = (max(rates[1:] or rates), wall)
                 print(f"  {name:16s} {side:14s} {row[side][0]:8.0f} img/s   process {wall:6.1f} s   "
                       f"(epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
