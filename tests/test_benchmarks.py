@@ -5,9 +5,15 @@ import sys
 from pathlib import Path
 
 import torch
+import torchvision.transforms as T
+from PIL import Image
+
+from convolab.cli import build_parser
+from convolab.cli._options import config_from_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stream_delivery  # noqa: E402
+import train_throughput as tt  # noqa: E402
 
 
 def test_stream_delivery_mirrors_on_both_sides(tmp_path):
@@ -32,3 +38,22 @@ def test_stream_delivery_mirrors_on_both_sides(tmp_path):
     kinds = [type(t) for t in steps]
     assert kinds == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
     assert steps[0].size == (stream_delivery.SIZE, stream_delivery.SIZE) and steps[1].p == 0.5
+
+
+def test_train_throughput_convolab_side_trains_as_the_peers(tmp_path):
+    """The `convolab train` command of train_throughput.py asks for the peers' batch, optimizer, learning
+    rate, momentum, schedule, augmentation and precision, and the peers' loaders crop and flip alike."""
+    cmd = tt.side_convolab("resnet20", tmp_path, 3, tmp_path / "run")
+    args = build_parser().parse_args(cmd[3:])  # after `python -m convolab`
+    config = config_from_args(args, args.model)
+    assert (config.batch_size, config.optimizer, config.lr, config.momentum, config.weight_decay) == \
+        (tt.BATCH, "sgd", tt.LR, tt.MOMENTUM, 0.0)
+    assert (config.schedule, config.warmup_epochs, config.augment, config.amp, config.epochs) == \
+        ("constant", 0.0, "crop-flip", "off", 3)
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "b").mkdir(parents=True)
+    for cls in "ab":
+        Image.new("RGB", (32, 32)).save(tmp_path / "train" / cls / "0.jpg")
+    steps = tt.imagefolder_loader(tmp_path, 0, persistent=False).dataset.transform.transforms
+    assert [type(t) for t in steps] == [T.RandomCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
+    assert steps[0].padding == 4 and steps[1].p == 0.5  # convolab's crop-flip: padding 32/8, p 1/2
