@@ -19,8 +19,6 @@ import train_throughput as tt  # noqa: E402
 def test_stream_delivery_mirrors_on_both_sides(tmp_path):
     """convolab's streamed side flips half its crops, as torchvision's RandomHorizontalFlip does (it once
     built its loader before asking for flips, so its workers never mirrored)."""
-    import torchvision.transforms as T
-
     stream_delivery.write_photos(tmp_path, 16, (40, 60))
     _, loader, _ = stream_delivery.convolab_loader(tmp_path, batch=4, workers=0)
     flipped = loader.dataset
