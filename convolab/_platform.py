@@ -1,7 +1,9 @@
 """What machine this is, for reports and benchmarks."""
 from __future__ import annotations
 
+import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -14,3 +16,35 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def busy_elsewhere(samples: int = 5, interval: float = 0.01) -> int:
+    """How many other processes are running on the CPU now: the median of a few reads of /proc/stat's
+    `procs_running` (which counts this one too), 0 where it cannot be read."""
+    counts = []
+    for i in range(samples):
+        try:
+            for line in Path("/proc/stat").read_text().splitlines():
+                if line.startswith("procs_running"):
+                    counts.append(int(line.split()[1]) - 1)
+        except (OSError, ValueError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0, sorted(counts)[len(counts) // 2]) if counts else 0
+
+
+def threads_for_a_shared_cpu(current: int) -> int:
+    """PyTorch's CPU threads for a machine other processes may share: its `current` count, but no more than
+    the cores the other running processes leave free, and at least one. Threads beyond the free cores do not
+    add speed: they wait, spinning, for a thread the scheduler has parked, and a step can take several
+    times as long (benchmarks/thread_contention.py measures it)."""
+    return max(1, min(current, usable_cores() - busy_elsewhere()))

@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 from .._atomic import disk_full, no_space_line
+from .._platform import threads_for_a_shared_cpu
 from .._version import __version__
 from ..errors import ConvolabError
 from ._options import cli_message
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # said by the verb's parser, so the line and its --help name the verb
         args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
+    if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
+        # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
+        # threads than the cores other running processes leave free
+        torch.set_num_threads(threads_for_a_shared_cpu(torch.get_num_threads()))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return int(args._run(args) or 0)

@@ -132,8 +132,8 @@ class TrainConfig:
     channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
                                  "and CUDA")
     compile: bool = option(False, "torch.compile the model", resume=True)
-    threads: int | None = option(None, "CPU threads of PyTorch in each process (default: PyTorch's, one per core; "
-                                 "1 on a machine other jobs share, where waiting threads spin)", bounds="[1, inf)",
+    threads: int | None = option(None, "CPU threads of PyTorch in each process (default: one per core, less the "
+                                 "cores other running processes keep busy when the command starts)", bounds="[1, inf)",
                                  metavar="N", resume=True)
     tensorboard: bool = option(False, "also log to RUN_DIR/tensorboard", resume=True)
     progress: bool = option(True, "no progress bar", flag="--no-progress", resume=True)
