@@ -64,6 +64,14 @@ def loss_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def column_names(text: str) -> list[str]:
+    """`species,colour:class,age` -> ["species", "colour:class", "age"]."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return names
+
+
 def model_option(pair: str) -> tuple[str, Any]:
     """`KEY=VALUE` -> (key, value), the value read as JSON where it is (numbers, true/false, null)."""
     key, sep, value = pair.partition("=")
@@ -80,6 +88,8 @@ _SPECIAL: dict[str, dict[str, Any]] = {
     "loss_weights": {"type": loss_weights},
     "model_options": {"action": "append"},
     "extra_targets": {"action": "append"},
+    "targets": {"type": column_names},
+    "inputs": {"type": column_names},
 }
 
 

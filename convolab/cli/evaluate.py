@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from .._paths import writable_output
+from ..data import TabularImages
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
+from ..training.table_eval import evaluate_table
 from ._weights import add_pretrained_options, checkpoint_or_weights, output_beside
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
@@ -32,16 +34,21 @@ def run(args: argparse.Namespace) -> int:
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)
-    report = evaluate_checkpoint(loaded, data)
-    files = report.write(out)
+    table = evaluate_table(loaded, data) if isinstance(data, TabularImages) else None  # a labels CSV: each target
+    report = table.main if table is not None else evaluate_checkpoint(loaded, data)
+    files = (table or report).write(out)
     width = max(len(c) for c in report.classes)
     print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images")
     for name, acc in zip(report.classes, report.per_class):
         print(f"  {name.ljust(width)}  {acc:.4f}")
+    if table is not None:
+        print("targets:")
+        print("\n".join(table.lines()))
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.json:
         print(json.dumps({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(report.classes,
-                          report.per_class)), "images": report.count}))
+                          report.per_class)), "images": report.count}
+                         | ({"targets": table.targets} if table is not None else {})))
     print(f"top-1 accuracy: {report.top1:.4f}")
     print(f"top-5 accuracy: {report.top5:.4f}")
     return 0

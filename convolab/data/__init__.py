@@ -9,6 +9,7 @@ from ..errors import DataError, FieldError
 from .base import ImageData, LabelledImages, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
 from .folder import load_image_folder
+from .labels_csv import TabularImages, load_labels_csv
 from .stream import LOADERS, StreamingImageData, StreamSplit
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 
@@ -23,13 +24,17 @@ def _looks_like_path(source: str) -> bool:
 
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
               skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
-              loader: str = "auto", workers: int | None = None) -> LabelledImages:
+              loader: str = "auto", workers: int | None = None, targets: list[str] | None = None,
+              inputs: list[str] | None = None) -> LabelledImages:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
     an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
     `image_size` resizes a folder's images as they are decoded (named sets are resized per batch).
 
     `loader`: a folder's small images are decoded once into a uint8 cache (`cache`), large ones are
     streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
+
+    A `.csv` is a labels CSV (data/labels_csv.py): its image files, `targets` columns (classes or numbers)
+    and `inputs` columns (more images or numbers), decoded once and held in memory.
     """
     if not 0 <= val_fraction < 1:  # (the CLI refuses it first; a caller of the library is told here)
         raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction}")
@@ -40,6 +45,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if loader == "stream" and (source in DATA_SETS):
         raise DataError(f"--loader stream reads image folders and tars; {source} is held in memory, "
                         "drop --loader or give a folder")
+    if (targets or inputs) and not source.lower().endswith(".csv"):
+        raise DataError(f"--targets and --inputs name the columns of a labels CSV; {source} is not a .csv file")
     if source == "mnist5k":
         return load_mnist5k()
     if source == "digits":
@@ -47,6 +54,11 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if source in TORCHVISION_SETS:
         return load_torchvision(source, data_dir or DEFAULT_DATA_DIR, download)
     path = Path(source).expanduser()
+    is_csv = path.suffix.lower() == ".csv"
+    if is_csv:
+        if loader == "stream":
+            raise DataError("--loader stream reads image folders and tars; a labels CSV is held in memory")
+        return load_labels_csv(path, targets, inputs, val_fraction, image_size)
     if path.exists():
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
                                  resize=image_size, loader=loader, workers=workers)
@@ -60,4 +72,5 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 
 
 __all__ = ["DATA_SETS", "LOADERS", "ImageData", "LabelledImages", "Split", "StreamSplit", "StreamingImageData",
-           "load_data", "load_digits", "load_mnist5k", "load_torchvision", "per_class_subset", "stratified_split"]
+           "TabularImages", "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision",
+           "per_class_subset", "stratified_split"]

@@ -15,6 +15,7 @@ from torch import nn
 from .._registry import register_model
 from ._base import ConvNet, FeatureInfo
 from ._factory import create_model
+from .two_input import MultiInputNet, task_head
 
 
 class MultiTaskNet(ConvNet):
@@ -31,9 +32,7 @@ class MultiTaskNet(ConvNet):
         for name, classes in tasks.items():
             if name == "main" or hasattr(self, name) or not name.isidentifier():
                 raise ValueError(f"task head name {name!r} is taken or not an identifier")
-            if not isinstance(classes, int) or classes < 2:
-                raise ValueError(f"task head {name!r} needs an integer >= 2 classes, got {classes!r}")
-            self.add_module(name, nn.Linear(self.num_features, classes))
+            self.add_module(name, task_head(self.num_features, classes))
         self.task_classes = dict(tasks)
         self.aux_names = tuple(tasks)
 
@@ -62,10 +61,23 @@ class MultiTaskNet(ConvNet):
 
 @register_model
 def multitask(num_classes: int = 10, in_chans: int = 1, backbone: str = "lenet5_modern",
-              tasks: dict[str, int] | None = None, **backbone_options: Any) -> MultiTaskNet:
-    """Any registered backbone with extra task heads, e.g. tasks={"vehicle": 2} (default {"parity": 2})."""
-    net = create_model(backbone, num_classes=num_classes, in_chans=in_chans, **backbone_options)
-    return MultiTaskNet(net, dict(tasks) if tasks is not None else {"parity": 2})
+              tasks: dict[str, int] | None = None, image_inputs: int = 1, vector_inputs: int = 0,
+              main_name: str = "main", **backbone_options: Any) -> MultiTaskNet | MultiInputNet:
+    """Any registered backbone with extra task heads, e.g. tasks={"vehicle": 2} (default {"parity": 2};
+    1 output: a number, learnt by regression). `image_inputs` images of an item (stacked on the `in_chans`
+    channels) through the shared backbone and `vector_inputs` numbers through an MLP give a MultiInputNet
+    (convolab/models/two_input.py); `main_name` names the main output's target (a labels CSV's column)."""
+    tasks = dict(tasks) if tasks is not None else {"parity": 2}
+    if in_chans % image_inputs:
+        raise ValueError(f"in_chans {in_chans} is not {image_inputs} images' channels")
+    net = create_model(backbone, num_classes=num_classes, in_chans=in_chans // image_inputs, **backbone_options)
+    model = (MultiInputNet(net, num_classes, tasks, image_inputs, vector_inputs)
+             if image_inputs > 1 or vector_inputs else MultiTaskNet(net, tasks))
+    model.main_name = main_name
+    # What rebuilds it (a checkpoint records these: config.json's options are the backbone's).
+    model.model_options = {"backbone": backbone, "tasks": tasks, "image_inputs": image_inputs,
+                           "vector_inputs": vector_inputs, "main_name": main_name, **backbone_options}
+    return model
 
 
 @register_model

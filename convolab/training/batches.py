@@ -27,6 +27,7 @@ import torch
 from ..data import ImageData, StreamingImageData
 from ..data.augment import AugmentConfig
 from ..data.base import LabelledImages
+from ..data.labels_csv import TabularImages
 from ..data.stream import epoch_permutation
 from .distributed import Distributed
 
@@ -109,6 +110,50 @@ class StreamedBatches:
         return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
 
 
+class VectorBatches(ResidentBatches):
+    """A labels CSV with numeric input columns: each batch's images come as a pair (uint8 images, their
+    rows' standardized numbers), which `VectorInputs` passes through the batch transform to the model."""
+
+    def __init__(self, data: TabularImages, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+                 augment: AugmentConfig):
+        super().__init__(data, device, dist, batch_size, seed, augment)
+        self.train_vectors = data.train.vectors.to(device)
+        self.test_vectors = data.test.vectors.to(device)
+
+    def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        for images, labels, idx in super().train_batches(epoch, start_batch):
+            yield (images, self.train_vectors[idx]), labels, idx
+
+    def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        vectors = self.dist.shard(self.test_vectors) if shard else self.test_vectors
+        for images, labels, idx in super().test_batches(batch_size, shard):
+            yield (images, vectors[idx]), labels, idx
+
+
+class VectorInputs:
+    """The batch transform of a model with numeric inputs: a pair's images transformed (augmented,
+    normalized), its numbers passed on beside them; a plain batch of images as the transform does it."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["transform"], name)  # augment, size, channels...
+
+    def __call__(self, batch, train: bool = False, generator: torch.Generator | None = None):
+        if isinstance(batch, tuple):
+            images, vectors = batch
+            return self.transform(images, train=train, generator=generator), vectors.float()
+        return self.transform(batch, train=train, generator=generator)
+
+
+def to_device(batch, device: torch.device):
+    """A batch's images (or (images, numbers) pair) on `device`."""
+    if isinstance(batch, tuple):
+        return tuple(t.to(device, non_blocking=True) for t in batch)
+    return batch.to(device, non_blocking=True)
+
+
 BatchSource = ResidentBatches | StreamedBatches
 
 
@@ -126,9 +171,18 @@ def _resident(data: ImageData, device: torch.device, dist: Distributed, batch_si
 
 
 @batch_source.register
+def _tabular(data: TabularImages, device: torch.device, dist: Distributed, batch_size: int, seed: int,
+             augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
+    if data.train.vectors is None:
+        return ResidentBatches(data, device, dist, batch_size, seed, augment)
+    return VectorBatches(data, device, dist, batch_size, seed, augment)
+
+
+@batch_source.register
 def _streamed(data: StreamingImageData, device: torch.device, dist: Distributed, batch_size: int, seed: int,
               augment: AugmentConfig, size: int, min_crop_scale: float) -> BatchSource:
     return StreamedBatches(data, device, dist, batch_size, seed, augment, size, min_crop_scale)
 
 
-__all__ = ["Batch", "BatchSource", "ResidentBatches", "StreamedBatches", "batch_source", "split_batches"]
+__all__ = ["Batch", "BatchSource", "ResidentBatches", "StreamedBatches", "VectorBatches", "VectorInputs",
+           "batch_source", "split_batches", "to_device"]

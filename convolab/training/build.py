@@ -22,10 +22,11 @@ from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
 from ..data.base import LabelledImages
+from ..data.labels_csv import TabularImages
 from ..data.targets import derive_target
 from ..errors import ConfigError, FieldError, UnknownModelError
 from ..models import create_model
-from .batches import BatchSource, batch_source
+from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
@@ -125,6 +126,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     mean, std = input_statistics(config, model, batches.data, in_chans)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
     eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
+    if isinstance(batches, VectorBatches):  # a labels CSV's numeric inputs: (images, numbers) pairs
+        transform, eval_transform = VectorInputs(transform), VectorInputs(eval_transform)
 
     # The outputs: each one's target and loss weight.
     aux_weight = config.aux_weight if config.aux_weight is not None else registered_aux_weight(model, config)
@@ -182,7 +185,7 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
 def load_config_data(config: TrainConfig) -> LabelledImages:
     """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
-                     config.image_size, config.loader, config.workers)
+                     config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
     if config.train_subset is None and config.test_subset is None:
         return data
     subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data refuse)
@@ -226,8 +229,10 @@ def epoch_lengths(train_images: int, batch_size: int, accumulate: int) -> tuple[
 def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Module, LoadReport | None]:
     """The config's model for the data's classes and channels, with the weights of config.init_from
     that match by name and shape (every skipped name logged)."""
-    model = create_model(config.model, num_classes=data.num_classes, in_chans=data.image_shape[0],
-                         **dict(config.model_options))
+    name, options = config.model, dict(config.model_options)
+    if isinstance(data, TabularImages):  # a head per target column, on the config's model as the backbone
+        name, options = "multitask", data.model_options(config.model, options)
+    model = create_model(name, num_classes=data.num_classes, in_chans=data.image_shape[0], **options)
     if not config.init_from:
         return model, None
     report = load_matching(model, served_weights(load_checkpoint(config.init_from)))
@@ -326,7 +331,10 @@ def registered_aux_weight(model: nn.Module, config: TrainConfig) -> float:
 
 def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, classes: list[str]
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The derived targets of the outputs that have their own (e.g. `parity`), on the device."""
+    """The derived targets of the outputs that have their own (e.g. `parity`), on the device; a labels
+    CSV's target columns (class indices, or standardized numbers) for its model's heads."""
+    if isinstance(batches.data, TabularImages):
+        return table_targets(config, batches)
     names = list(config.extra_targets)
     outputs = ("main", *getattr(model, "aux_names", ()))
     for name in names:
@@ -344,14 +352,35 @@ def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, c
 
 def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: dict[str, torch.Tensor],
                         aux_weight: float) -> dict[str, float]:
-    """Each output's loss weight: main 1, auxiliary heads the aux weight, task heads 1; --loss overrides."""
+    """Each output's loss weight: main 1, auxiliary heads the aux weight, task heads 1; --loss overrides
+    (the main output also by its target column's name, e.g. species=1)."""
     aux = getattr(model, "aux_names", ())
     weights = {"main": 1.0} | {n: 1.0 if n in train_targets else aux_weight for n in aux}
-    unknown = sorted(set(config.loss_weights) - set(weights))
+    main_name = getattr(model, "main_name", "main")
+    given = {("main" if k == main_name else k): float(v) for k, v in config.loss_weights.items()}
+    unknown = sorted(set(given) - set(weights))
     if unknown:
+        outputs = [main_name if n == "main" else n for n in weights]
         raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
-                          f"(its outputs: {', '.join(weights)})")
-    return weights | {k: float(v) for k, v in config.loss_weights.items()}
+                          f"(its outputs: {', '.join(outputs)})")
+    return weights | given
+
+
+def table_targets(config: TrainConfig, batches: BatchSource
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused."""
+    data: TabularImages = batches.data
+    if config.extra_targets:
+        raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
+                          "as columns: use --targets")
+    numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
+    if numbers and (config.mixup or config.cutmix):
+        raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
+    if data.train.vectors is not None and config.tta != "none":
+        raise ConfigError("--tta flip needs a model of images only; this labels CSV has numeric inputs")
+    device = batches.train_labels.device
+    return ({n: t.to(device) for n, t in data.train.targets.items()},
+            {n: t.to(device) for n, t in data.test.targets.items()})
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:

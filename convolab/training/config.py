@@ -160,6 +160,12 @@ class TrainConfig:
                                       "output NAME: parity (digits: even/odd), vehicle (CIFAR-10: animal/vehicle) "
                                       "(repeatable)", group="transfer and several outputs", metavar="NAME",
                                       flag="--extra-target")
+    targets: list[str] = option([], "a labels CSV's target columns, NAME or NAME:class / NAME:number (default: "
+                                "every column but the inputs and split; the first class column is the main "
+                                "target)", group="transfer and several outputs", metavar="NAME,...")
+    inputs: list[str] = option([], "a labels CSV's input columns: the image column first, then a second image "
+                               "column or numeric columns (e.g. image,image2 or image,height,weight)",
+                               group="transfer and several outputs", metavar="NAME,...")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -1,4 +1,5 @@
-"""Scoring a model on a test split: loss and top-1 accuracy, of each output that has a target."""
+"""Scoring a model on a test split: loss and top-1 accuracy, of each output that has a target (the mean
+absolute error of an output of numbers)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import BatchTransform
-from .batches import Batch, split_batches
+from .batches import Batch, split_batches, to_device
 from .build import Run
 from .device import autocast
 
@@ -18,10 +19,12 @@ from .device import autocast
 def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
              return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None,
-             batches: Iterable[Batch] | None = None, tta: str = "none") -> dict[str, Any]:
+             batches: Iterable[Batch] | None = None, tta: str = "none",
+             scales: dict[str, float] | None = None) -> dict[str, Any]:
     """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
 
-    `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`.
+    `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`,
+    or `mae_<name>` for a target of numbers (in its units: times `scales[name]`, its standard deviation).
     `batches` ((uint8 images, labels, indices into `labels`), e.g. streamed from files) replaces `images`.
     `tta="flip"`: each output is the mean of the logits of the image and of its mirror image.
     """
@@ -30,10 +33,10 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
     # Sums stay on the device: one synchronization at the end, not two per batch.
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    correct_by = {name: torch.zeros((), dtype=torch.long, device=device) for name in targets}
+    correct_by = {name: torch.zeros((), dtype=torch.float64, device=device) for name in targets}
     count, outputs = 0, []
     for images_u8, y, index in batches if batches is not None else split_batches(images, labels, batch_size):
-        x = transform(images_u8.to(device, non_blocking=True))
+        x = transform(to_device(images_u8, device))
         y = y.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             named = model.forward_outputs(x) if targets else {"main": model(x)}
@@ -46,12 +49,16 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
         count += len(y)
         for name, target in targets.items():
             t = target[index.to(target.device)].to(device, non_blocking=True)
-            correct_by[name] += (named[name].argmax(1) == t).sum()
+            if t.is_floating_point():  # numbers: the summed absolute error
+                correct_by[name] += (named[name].float().squeeze(1) - t).abs().sum() * (scales or {}).get(name, 1.0)
+            else:
+                correct_by[name] += (named[name].argmax(1) == t).sum()
         if return_logits:
             outputs.append(logits.cpu())
     n = max(1, count)
     result: dict[str, Any] = {"loss": total_loss.item() / n, "acc": correct.item() / n}
-    result.update({f"acc_{name}": c.item() / n for name, c in correct_by.items()})
+    result.update({f"{'mae' if targets[name].is_floating_point() else 'acc'}_{name}": c.item() / n
+                   for name, c in correct_by.items()})
     if return_logits:
         result["logits"] = torch.cat(outputs) if outputs else torch.empty(0)
     return result
@@ -63,17 +70,19 @@ def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
     size, shard = max(256, run.config.batch_size), run.dist.enabled
     labels = run.batches.test_labels
     targets = {name: run.test_targets.get(name, labels) for name in run.scored_outputs}
+    columns = getattr(run.data, "columns", {})  # a labels CSV's: numbers scored in their units
+    scales = {name: c.std for name, c in columns.items() if c.kind == "number"}
     if shard:
         run.dist.sync_buffers(model)  # rank 0's BN statistics, the ones its checkpoint holds
         labels, targets = run.dist.shard(labels), {name: run.dist.shard(t) for name, t in targets.items()}
     result = evaluate(model, None, labels, run.eval_transform, size, run.device, run.amp_dtype, targets=targets,
-                      batches=run.batches.test_batches(size, shard), tta=run.config.tta)
+                      batches=run.batches.test_batches(size, shard), tta=run.config.tta, scales=scales)
     if not shard:
         return result
     n = len(labels)
-    keys = ["acc"] + [f"acc_{name}" for name in targets]
+    keys = ["acc"] + [k for k in result if k.startswith(("acc_", "mae_"))]
     loss, n_all, *corrects = run.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
-    accs = {k: round(c) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
+    accs = {k: (c if k.startswith("mae_") else round(c)) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
     return {"loss": loss / max(1, n_all)} | accs
 
 

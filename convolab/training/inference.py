@@ -98,7 +98,8 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
     return load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
                      val_fraction=float(config.get("val_fraction", 0.1)),
                      image_size=None if streamed else config.get("image_size"),
-                     loader="stream" if streamed else "auto", workers=workers)
+                     loader="stream" if streamed else "auto", workers=workers,
+                  targets=config.get("targets") or None, inputs=config.get("inputs") or None)
 
 
 def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: int, size: int | None = None

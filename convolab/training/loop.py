@@ -213,11 +213,14 @@ def optimizer_step(run: Run) -> None:
 
 def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: dict[str, torch.Tensor] | None,
                   weights: dict[str, float], smoothing: float, mix: Mix | None = None) -> torch.Tensor:
-    """Weighted sum of each output's cross-entropy against its own target, else the labels; of a mixed
+    """Weighted sum of each output's cross-entropy against its own target, else the labels (the mean
+    squared error against a target of numbers: a labels CSV's standardized numeric column); of a mixed
     batch, each image's two targets weighted by its mixing weight."""
     targets = targets or {}
 
     def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.is_floating_point():
+            return F.mse_loss(logits.float().squeeze(1), target.float())
         if mix is not None:
             return mix.loss(logits.float(), target, smoothing)
         return F.cross_entropy(logits.float(), target, label_smoothing=smoothing)
@@ -255,7 +258,8 @@ def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: flo
         "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
         "wall_seconds": state.wall_seconds, "elapsed_seconds": now - run.started,
     }
-    row.update({f"test_acc_{name}": test[f"acc_{name}"] for name in run.scored_outputs})
+    # Each scored output's accuracy, or the mean absolute error of an output of numbers (a labels CSV's).
+    row.update({f"test_{key}": value for key, value in test.items() if key.startswith(("acc_", "mae_"))})
     return row
 
 
@@ -274,7 +278,8 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
              row["test_acc"], row["images_per_second"], row["epoch_seconds"], row["train_seconds"],
              row["eval_seconds"], row["elapsed_seconds"])
     if run.scored_outputs:
-        log.info("  test acc per output: %s", ", ".join(f"{n} {row[f'test_acc_{n}']:.4f}" for n in run.scored_outputs))
+        log.info("  test per output: %s", ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}" for k, v in row.items()
+                                                    if k.startswith(("test_acc_", "test_mae_"))))
 
 
 # ----- progress and signals ------------------------------------------------------------------------

@@ -21,8 +21,9 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: li
     """metrics.csv/.json (a row per epoch) and, if given, steps.csv (training loss, accuracy and error
     over each 10 steps; `epoch` is fractional: 2.5 is halfway through the third epoch)."""
     buf = io.StringIO()
-    # Per-output accuracies of models with several heads (test_acc_aux1, test_acc_parity, ...) follow.
-    extra = [k for k in (history[0] if history else {}) if k.startswith("test_acc_")]
+    # Per-output accuracies of models with several heads (test_acc_aux1, test_acc_parity, ...) follow, and
+    # the mean absolute errors of outputs of numbers (test_mae_age: a labels CSV's numeric column).
+    extra = [k for k in (history[0] if history else {}) if k.startswith(("test_acc_", "test_mae_"))]
     writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, *extra), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)

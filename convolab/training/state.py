@@ -96,7 +96,8 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
     saved = {
         "model": model.state_dict(),
         "model_name": getattr(model, "model_name", run.config.model),
-        "model_options": dict(run.config.model_options),
+        # (a model that records what rebuilds it, e.g. a labels CSV's `multitask`, its own options)
+        "model_options": dict(getattr(model, "model_options", None) or run.config.model_options),
         "num_classes": run.data.num_classes,
         "in_chans": getattr(model, "in_chans", run.data.image_shape[0]),
         "classes": list(run.data.classes),
@@ -114,6 +115,8 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
     }
     if run.device.type == "cuda":
         saved["rng_cuda"] = torch.cuda.get_rng_state(run.device)
+    if hasattr(run.data, "record"):  # a labels CSV's targets and inputs (numbers: their mean and std)
+        saved["table"] = run.data.record()
     if run.ema is not None:
         saved["ema"] = run.ema.module.state_dict()
     if run.dist.enabled:  # every rank's random streams (a collective: all ranks call checkpoint_state)

@@ -1,0 +1,304 @@
+"""A labels CSV: a row per item naming its image file(s) and any number of target columns, classes or
+numbers, and optionally a second image or numeric input columns. Decoded once and held in memory.
+
+    image,species,colour,age,split
+    img/0.png,cat,red,3.5,train
+
+* The header names the columns. The image column is `--inputs`' first name, else `image`, `path` or
+  `file`, else the first column; its paths are relative to the CSV's folder.
+* Targets: `--targets` (each `NAME`, `NAME:class` or `NAME:number`), else every column that is not an
+  input, `split` or a column of image paths. A column is a class column when its values are not all
+  numbers (a few non-numbers among numbers are refused as typos), else numeric. The first class column
+  is the main target (the `main` output: accuracy, per-class figures, the best checkpoint); every other
+  target gets its own head, named as its column.
+* Numeric targets are standardized with the training rows' mean and std (MSE on them); their mean and
+  std are kept so that predictions and the MAE come back in the column's units.
+* Inputs (`--inputs image,image2` or `--inputs image,height,weight`): further image columns (values
+  with an image suffix, or `NAME:image`) become a second image of the item, stacked on the channels;
+  numeric columns a vector (standardized like numeric targets).
+* A `split` column (train / test, val, valid, validation) splits the rows; else --val-fraction of each
+  main class is held out.
+* An empty target or input cell is refused, naming the file, line and column (no masking).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .archive import IMAGE_SUFFIXES
+from .base import ImageData, Split, per_class_subset, stratified_split
+from .decode import decode_image
+
+IMAGE_COLUMNS = ("image", "path", "file")
+KINDS = ("class", "number", "image")
+SPLIT_VALUES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
+NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
+
+
+@dataclass(frozen=True)
+class Column:
+    """A target or numeric input column: its kind, its classes (class) or training mean and std (number)."""
+
+    name: str
+    kind: str
+    classes: tuple[str, ...] = ()
+    mean: float = 0.0
+    std: float = 1.0
+
+    def to_dict(self) -> dict:
+        if self.kind == "class":
+            return {"kind": "class", "classes": list(self.classes)}
+        return {"kind": "number", "mean": self.mean, "std": self.std}
+
+
+@dataclass
+class TableSplit(Split):
+    """A split's images (several images of an item stacked on the channels), its main labels, the other
+    targets (class indices, or standardized numbers as float32) and its numeric inputs (N x K or None)."""
+
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    vectors: torch.Tensor | None = None
+
+    def subset(self, index: torch.Tensor) -> TableSplit:
+        return TableSplit(self.images[index], self.labels[index], {k: v[index] for k, v in self.targets.items()},
+                          None if self.vectors is None else self.vectors[index])
+
+
+@dataclass
+class TabularImages(ImageData):
+    """A labels CSV held in memory: `columns` are the target columns, the main one first."""
+
+    columns: dict[str, Column] = field(default_factory=dict)
+    image_columns: tuple[str, ...] = ("image",)
+    vector_columns: tuple[Column, ...] = ()
+
+    @property
+    def main_column(self) -> str:
+        return next(iter(self.columns))
+
+    def model_options(self, backbone: str, backbone_options: dict) -> dict:
+        """The options of the `multitask` model that learns these targets from these inputs on `backbone`."""
+        tasks = {name: len(c.classes) if c.kind == "class" else 1 for name, c in self.columns.items()
+                 if name != self.main_column}
+        return {"backbone": backbone, "tasks": tasks, "image_inputs": len(self.image_columns),
+                "vector_inputs": len(self.vector_columns), "main_name": self.main_column, **backbone_options}
+
+    def record(self) -> dict:
+        """What a checkpoint keeps of the targets and inputs (numbers in their columns' units)."""
+        return {"targets": {n: c.to_dict() for n, c in self.columns.items()},
+                "inputs": [*self.image_columns, *(c.name for c in self.vector_columns)],
+                "vectors": {c.name: c.to_dict() for c in self.vector_columns}}
+
+    def per_class_subsets(self, train: int | None, test: int | None) -> TabularImages:
+        pick = {"train": per_class_subset(self.train.labels, train or len(self.train)),
+                "test": per_class_subset(self.test.labels, test or len(self.test))}
+        return TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
+                             self.classes, self.columns, self.image_columns, self.vector_columns)
+
+
+def is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    name, sep, kind = spec.partition(":")
+    name, kind = name.strip(), kind.strip().lower()
+    if sep and kind not in KINDS:
+        raise DataError(f"column {spec!r}: the kind after ':' must be one of {', '.join(KINDS)}")
+    return name, kind if sep else None
+
+
+class _Table:
+    """The CSV's header and rows, and its one-line errors (file, line, column)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = [r for r in csv.reader(f)]
+        except FileNotFoundError:
+            raise DataError(f"labels CSV {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"labels CSV {path} cannot be read: {err}") from None
+        numbered = [(i + 1, r) for i, r in enumerate(rows) if any(cell.strip() for cell in r)]
+        if len(numbered) < 2:
+            raise DataError(f"labels CSV {path} needs a header row and at least one row of data")
+        self.header = [h.strip() for h in numbered[0][1]]
+        if len(set(self.header)) != len(self.header) or "" in self.header:
+            raise DataError(f"labels CSV {path}: the header names a column twice or leaves one unnamed: "
+                            f"{','.join(self.header)}")
+        self.rows = numbered[1:]
+        for line, r in self.rows:
+            if len(r) != len(self.header):
+                raise DataError(f"{path} line {line}: {len(r)} cells, but the header names {len(self.header)} columns")
+
+    def check(self, name: str, what: str) -> None:
+        if name not in self.header:
+            raise DataError(f"{what} {name!r} is not a column of {self.path} (its columns: {', '.join(self.header)})")
+
+    def values(self, name: str) -> list[str]:
+        """The column's cells; an empty one is refused (an unlabelled row)."""
+        k = self.header.index(name)
+        cells = [r[k].strip() for _, r in self.rows]
+        for (line, _), cell in zip(self.rows, cells):
+            if not cell:
+                raise DataError(f"{self.path} line {line}, column {name!r}: empty; every row needs a value "
+                                "(drop the row or fill it in)")
+        return cells
+
+    def numbers(self, name: str) -> list[float]:
+        cells = self.values(name)
+        for (line, _), cell in zip(self.rows, cells):
+            if not is_number(cell):
+                raise DataError(f"{self.path} line {line}, column {name!r}: {cell!r} is not a number "
+                                f"(mark the column {name}:class to read it as classes)")
+        return [float(c) for c in cells]
+
+    def kind_of(self, name: str, kind: str | None, image_allowed: bool) -> str:
+        if kind is not None:
+            return kind
+        cells = self.values(name)
+        if image_allowed and any(Path(c).suffix.lower() in IMAGE_SUFFIXES for c in cells):
+            return "image"
+        share = sum(map(is_number, cells)) / len(cells)
+        if share == 1 or (share >= NUMERIC_SHARE and not image_allowed):
+            return "number"  # (a few non-numbers among numbers: refused as typos by `numbers`)
+        return "number" if image_allowed else "class"
+
+
+def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: list[str] | None = None,
+                    val_fraction: float = 0.1, image_size: int | None = None, seed: int = 0) -> TabularImages:
+    """The images and targets a labels CSV names (see the module's text)."""
+    path = Path(path).expanduser()
+    table = _Table(path)
+    header = table.header
+    input_specs = [_split_spec(s) for s in inputs or []]
+    if input_specs:
+        image_column = input_specs[0][0]
+        table.check(image_column, "--inputs names")
+    else:
+        image_column = next((h for h in header if h.lower() in IMAGE_COLUMNS), header[0])
+    image_columns, vector_names = [image_column], []
+    for name, kind in input_specs[1:]:
+        table.check(name, "--inputs names")
+        (image_columns if table.kind_of(name, kind, True) == "image" else vector_names).append(name)
+    split_column = next((h for h in header if h.lower() == "split"), None)
+    used = {*image_columns, *vector_names, split_column}
+    specs = ([_split_spec(s) for s in targets] if targets else
+             [(h, None) for h in header if h not in used and table.kind_of(h, None, True) != "image"])
+    for name, _ in specs:
+        table.check(name, "--targets names")
+        if name in used:
+            raise DataError(f"--targets names {name!r}, which is an input or the split column of {path}")
+    kinds = {name: table.kind_of(name, kind, False) for name, kind in specs}
+    bad = [f"{n}:image" for n, k in kinds.items() if k == "image"]
+    if bad:
+        raise DataError(f"--targets {', '.join(bad)}: a target is a class or a number, not an image")
+    classes = [n for n, k in kinds.items() if k == "class"]
+    if not classes:
+        raise DataError(f"{path}: no class column among the targets ({', '.join(kinds) or 'none'}); the first "
+                        "class column is the main target (mark one NAME:class)")
+    for name in kinds:
+        if name != classes[0] and (not name.isidentifier() or name == "main"):
+            raise DataError(f"column {name!r} of {path} names a model output: rename it to a Python identifier "
+                            "other than 'main'")
+
+    test_mask = _test_rows(table, split_column, val_fraction, classes[0], seed)
+    train_index = torch.nonzero(~test_mask).flatten()
+    test_index = torch.nonzero(test_mask).flatten()
+    if len(train_index) == 0:
+        raise DataError(f"{path}: no training rows (the split column or --val-fraction leaves none)")
+
+    columns, values = {}, {}
+    for name in [classes[0], *(n for n in kinds if n != classes[0])]:
+        columns[name], values[name] = _target(table, name, kinds[name], train_index)
+    vectors = [_target(table, name, "number", train_index) for name in vector_names]
+    images = _images(table, image_columns, image_size)
+    vector = torch.stack([v for _, v in vectors], 1) if vectors else None
+    main = classes[0]
+
+    def split(index: torch.Tensor) -> TableSplit:
+        return TableSplit(images[index], values[main][index], {n: v[index] for n, v in values.items() if n != main},
+                          None if vector is None else vector[index])
+
+    return TabularImages(path.name, split(train_index), split(test_index), list(columns[main].classes), columns,
+                         tuple(image_columns), tuple(c for c, _ in vectors))
+
+
+def _test_rows(table: _Table, split_column: str | None, val_fraction: float, main: str, seed: int) -> torch.Tensor:
+    """Which rows are test rows: the split column's, else --val-fraction of each main class."""
+    if split_column is not None:
+        cells = table.values(split_column)
+        for (line, _), cell in zip(table.rows, cells):
+            if cell.lower() not in SPLIT_VALUES:
+                raise DataError(f"{table.path} line {line}, column {split_column!r}: {cell!r}; give train or test")
+        return torch.tensor([SPLIT_VALUES[c.lower()] == "test" for c in cells])
+    labels = torch.tensor(np.unique(table.values(main), return_inverse=True)[1].reshape(-1), dtype=torch.int64)
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    mask[stratified_split(labels, val_fraction, seed)[1]] = True
+    return mask
+
+
+def _target(table: _Table, name: str, kind: str, train_index: torch.Tensor) -> tuple[Column, torch.Tensor]:
+    """The column's description and its values: class indices, or numbers standardized by the training rows."""
+    if kind == "class":
+        cells = table.values(name)
+        names = sorted(set(cells))
+        if len(names) < 2:
+            raise DataError(f"class column {name!r} of {table.path} has one value ({names[0]!r}): nothing to learn")
+        index = {c: i for i, c in enumerate(names)}
+        return Column(name, "class", tuple(names)), torch.tensor([index[c] for c in cells], dtype=torch.int64)
+    numbers = torch.tensor(table.numbers(name), dtype=torch.float64)
+    train = numbers[train_index]
+    mean = float(train.mean())
+    std = float(train.std()) if len(train) > 1 else 0.0
+    std = std if std > 0 else 1.0
+    return Column(name, "number", mean=mean, std=std), ((numbers - mean) / std).float()
+
+
+def _images(table: _Table, names: list[str], image_size: int | None) -> torch.Tensor:
+    """The image files of the columns `names` decoded (at `image_size` if given) into uint8 N x C x H x W,
+    an item's images stacked on the channels; grey images become RGB where any image is colour."""
+    arrays, colour = [], False
+    for name in names:
+        for (line, _), cell in zip(table.rows, table.values(name)):
+            file = table.path.parent / cell
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                raise DataError(f"{table.path} line {line}, column {name!r}: image {cell} does not exist "
+                                f"(looked for {file})") from None
+            except OSError as err:
+                raise DataError(f"{table.path} line {line}, column {name!r}: image {cell} cannot be read "
+                                f"({err.strerror or err})") from None
+            array, mode = decode_image(data, image_size)
+            if array is None:
+                raise DataError(f"{table.path} line {line}, column {name!r}: image {cell} is not a readable "
+                                f"image ({mode})")
+            if array.shape[:2] != (arrays[0][2].shape[:2] if arrays else array.shape[:2]):
+                first = arrays[0]
+                raise DataError(f"{table.path}: images differ in size ({first[1]} is {first[2].shape[1]}x"
+                                f"{first[2].shape[0]}, {cell} on line {line} {array.shape[1]}x{array.shape[0]}); "
+                                "give --image-size N to resize every image")
+            arrays.append((line, cell, array))
+            colour = colour or mode == "RGB"
+    tensors = []
+    for _, _, a in arrays:
+        t = torch.from_numpy(np.array(a))  # (a copy: PIL's array is read-only)
+        t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+        tensors.append(t.expand(3, -1, -1) if colour and t.shape[0] == 1 else t)
+    stacked = torch.stack(tensors)  # (columns x rows) x C x H x W
+    rows = len(table.rows)
+    return torch.cat([stacked[k * rows:(k + 1) * rows] for k in range(len(names))], dim=1).contiguous()
+
+
+__all__ = ["Column", "TableSplit", "TabularImages", "load_labels_csv"]

@@ -1,0 +1,199 @@
+"""Several targets and inputs from a labels CSV: images the test writes, whose pixels encode their labels
+(the species a square's place, the colour another square's side, the age a bar's brightness), two class
+columns and a numeric one trained by a three-headed model; two images of an item, or an image and
+numbers, as the inputs; `evaluate` scoring each target; and the CSV's bad inputs as one-line errors."""
+from __future__ import annotations
+
+import csv
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convolab import create_model
+from convolab.cli import main
+from convolab.data import TabularImages, load_data
+from convolab.errors import DataError
+
+SPECIES = ("cat", "dog", "fox")
+COLOURS = ("blue", "red")
+FAST = ["--batch-size", "8", "--lr", "0.01", "--threads", "1", "--no-progress"]
+
+
+def picture(species: int, colour: int, age: float) -> np.ndarray:
+    a = np.zeros((28, 28), np.uint8)
+    a[3:11, 2 + 9 * species:9 + 9 * species] = 255
+    a[14:22, 2 + 16 * colour:10 + 16 * colour] = 255
+    a[24:27, 2:26] = int(20 * age)
+    return a
+
+
+def write_items(folder, count: int = 36) -> list[dict]:
+    """`count` items with their pictures written; every fourth a test item."""
+    rng = random.Random(0)
+    items = []
+    for i in range(count):
+        s, c, age = i % 3, (i // 3) % 2, round(rng.uniform(1, 12), 1)
+        Image.fromarray(picture(s, c, age)).save(folder / f"{i}.png")
+        items.append({"image": f"{i}.png", "species": SPECIES[s], "colour": COLOURS[c], "age": age,
+                      "split": "test" if i % 4 == 3 else "train", "s": s, "c": c})
+    return items
+
+
+def write_csv(path, header: list[str], rows: list[list]) -> str:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labelled")
+    items = write_items(folder)
+    path = write_csv(folder / "labels.csv", ["image", "species", "colour", "age", "split"],
+                     [[it[k] for k in ("image", "species", "colour", "age", "split")] for it in items])
+    return folder, items, path
+
+
+def test_a_csv_of_two_class_columns_and_a_numeric_one_loads_as_three_targets(labelled):
+    _, items, path = labelled
+    data = load_data(path)
+    assert isinstance(data, TabularImages) and data.main_column == "species"
+    assert data.classes == list(SPECIES) and data.image_shape == (1, 28, 28)
+    assert {n: c.kind for n, c in data.columns.items()} == {"species": "class", "colour": "class", "age": "number"}
+    assert (len(data.train), len(data.test)) == (27, 9)  # the split column's
+    ages = torch.tensor([it["age"] for it in items if it["split"] == "train"])
+    age = data.columns["age"]
+    assert abs(age.mean - ages.mean().item()) < 1e-4 and abs(age.std - ages.std().item()) < 1e-4
+    back = data.train.targets["age"] * age.std + age.mean  # standardized, and back in years
+    assert torch.allclose(back, ages, atol=1e-4)
+    picked = load_data(path, targets=["species", "age:class"])
+    assert list(picked.columns) == ["species", "age"] and picked.columns["age"].kind == "class"
+
+
+def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(labelled, tmp_path, capsys):
+    _, _, path = labelled
+    out = tmp_path / "run"
+    code = main(["train", "lenet5_modern", "--data", path, "--epochs", "12", "--loss", "species=1,colour=0.5,age=0.5",
+                 "--output", str(out), *FAST])
+    assert code == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    last = rows[-1]
+    assert {"test_acc", "test_acc_colour", "test_mae_age"} <= set(last)
+    species, colour, mae = float(last["test_acc"]), float(last["test_acc_colour"]), float(last["test_mae_age"])
+    assert species > 0.8 and colour > 0.8, (species, colour)  # chance: 1/3 and 1/2
+    assert mae < 1.5, mae  # years; predicting the mean: about 2.7
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "last.pt"), "--output", str(tmp_path / "eval")]) == 0
+    text = capsys.readouterr().out
+    lines = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ")}
+    assert lines["species"][1:3] == ["class", "accuracy"] and "(main)" in text
+    assert float(lines["colour"][3]) == pytest.approx(colour, abs=1e-4)
+    assert lines["age"][1:3] == ["number", "MAE"] and float(lines["age"][3]) == pytest.approx(mae, rel=1e-3)
+    assert (tmp_path / "eval" / "targets.csv").is_file()
+
+
+def test_a_two_image_model_trains_on_pairs(labelled, tmp_path, capsys):
+    folder, items, _ = labelled
+    # The species is in the first image, the colour only in the second one (an item's other picture).
+    rows = [[it["image"], items[(i + 1) % len(items)]["image"], it["species"],
+             items[(i + 1) % len(items)]["colour"], it["split"]] for i, it in enumerate(items)]
+    path = write_csv(folder / "pairs.csv", ["image", "image2", "species", "colour", "split"], rows)
+    data = load_data(path, inputs=["image", "image2"])
+    assert data.image_shape == (2, 28, 28) and data.image_columns == ("image", "image2")
+    out = tmp_path / "pairs"
+    assert main(["train", "lenet5_modern", "--data", path, "--inputs", "image,image2", "--epochs", "12",
+                 "--output", str(out), *FAST]) == 0
+    last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
+    assert float(last["test_acc"]) > 0.8 and float(last["test_acc_colour"]) > 0.8, last
+    model = torch.load(out / "last.pt", weights_only=False)
+    assert model["model_options"]["image_inputs"] == 2 and model["in_chans"] == 2
+
+
+def test_an_image_and_numeric_inputs_train_a_target_only_the_numbers_tell(labelled, tmp_path):
+    folder, items, _ = labelled
+    rows = [[it["image"], it["species"], "tall" if it["age"] > 6.5 else "short", it["age"], it["split"]]
+            for it in items]
+    # The height is a number input (the picture's bar is not the height here: only the vector tells).
+    for row, it in zip(rows, items):
+        Image.fromarray(picture(it["s"], it["c"], 0)).save(folder / f"flat{row[0]}")
+        row[0] = f"flat{row[0]}"
+    path = write_csv(folder / "vector.csv", ["image", "species", "size", "height", "split"], rows)
+    out = tmp_path / "vector"
+    assert main(["train", "lenet5_modern", "--data", path, "--inputs", "image,height", "--epochs", "12",
+                 "--output", str(out), *FAST]) == 0
+    last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
+    assert float(last["test_acc_size"]) > 0.8, last
+    assert main(["evaluate", str(out / "last.pt"), "--output", str(tmp_path / "eval")]) == 0
+
+
+def test_the_multi_input_model_shares_its_backbone_and_rebuilds_from_its_options():
+    model = create_model("multitask", num_classes=3, in_chans=2, backbone="lenet5_modern",
+                         tasks={"colour": 2, "age": 1}, image_inputs=2, vector_inputs=2).eval()
+    x, v = torch.randn(4, 2, 28, 28), torch.randn(4, 2)
+    outputs = model.forward_outputs((x, v))
+    assert outputs["main"].shape == (4, 3) and outputs["colour"].shape == (4, 2) and outputs["age"].shape == (4, 1)
+    assert torch.equal(outputs["main"], model((x, v)))
+    swapped = model.forward_features((torch.cat([x[:, 1:], x[:, :1]], 1), v))
+    width = model.backbone.num_features
+    first, second = model.forward_features((x, v))[:, :width], swapped[:, width:2 * width]
+    assert torch.allclose(first, second, atol=1e-6)  # one backbone for both images
+    again = create_model("multitask", num_classes=3, in_chans=2, **model.model_options)
+    again.load_state_dict(model.state_dict())
+
+
+def _bad(tmp_path, header, rows, extra=(), make_images=True):
+    if make_images:
+        for i in range(6):
+            Image.fromarray(picture(i % 3, i % 2, i)).save(tmp_path / f"{i}.png")
+    path = write_csv(tmp_path / "labels.csv", header, rows)
+    return ["train", "lenet5_modern", "--data", path, "--epochs", "1", "--output", str(tmp_path / "run"),
+            *FAST, "--batch-size", "2", *extra]
+
+
+GOOD = [[f"{i}.png", SPECIES[i % 3], COLOURS[i % 2], i + 1] for i in range(6)]
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing csv", "labels CSV"),
+    ("missing file", "line 4, column 'image': image 2.png does not exist"),
+    ("no image column", "--inputs names 'picture' is not a column"),
+    ("unknown target", "--targets names 'weight' is not a column"),
+    ("unknown loss", "--loss names weight, which the model does not output"),
+    ("not a number", "line 3, column 'age': 'old' is not a number"),
+    ("unlabelled", "line 5, column 'colour': empty"),
+])
+def test_bad_labels_csv_inputs_are_one_line_errors(tmp_path, capsys, case, words):
+    header, rows, extra = ["image", "species", "colour", "age"], [list(r) for r in GOOD], []
+    if case == "missing csv":
+        args = _bad(tmp_path, header, rows)
+        args[args.index("--data") + 1] = str(tmp_path / "nowhere.csv")
+    else:
+        if case == "missing file":
+            pass  # 2.png, named on line 4, is deleted below
+        elif case == "no image column":
+            extra = ["--inputs", "picture"]
+        elif case == "unknown target":
+            extra = ["--targets", "species,weight"]
+        elif case == "unknown loss":
+            extra = ["--loss", "species=1,weight=0.5"]
+        elif case == "not a number":
+            rows = [list(r) for r in GOOD * 3]  # one typo among 18 numbers: a numeric column still
+            rows[1][3] = "old"
+        elif case == "unlabelled":
+            rows[3][2] = ""
+        args = _bad(tmp_path, header, rows, extra)
+        if case == "missing file":
+            (tmp_path / "2.png").unlink()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_a_labels_csv_refuses_what_cannot_work():
+    with pytest.raises(DataError, match="not a labels CSV|not a .csv"):
+        load_data("digits", targets=["species"])
