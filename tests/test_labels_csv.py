@@ -71,6 +71,8 @@ def test_a_csv_of_two_class_columns_and_a_numeric_one_loads_as_three_targets(lab
     assert abs(age.mean - ages.mean().item()) < 1e-4 and abs(age.std - ages.std().item()) < 1e-4
     back = data.train.targets["age"] * age.std + age.mean  # standardized, and back in years
     assert torch.allclose(back, ages, atol=1e-4)
+    few = data.per_class_subsets(9, 3)  # --train-subset / --test-subset keep every column in step
+    assert len(few.train) == 9 and len(few.train.targets["age"]) == 9 and len(few.test.targets["colour"]) == 3
     picked = load_data(path, targets=["species", "age:class"])
     assert list(picked.columns) == ["species", "age"] and picked.columns["age"].kind == "class"
 
@@ -112,6 +114,9 @@ def test_a_two_image_model_trains_on_pairs(labelled, tmp_path, capsys):
     assert float(last["test_acc"]) > 0.8 and float(last["test_acc_colour"]) > 0.8, last
     model = torch.load(out / "last.pt", weights_only=False)
     assert model["model_options"]["image_inputs"] == 2 and model["in_chans"] == 2
+    capsys.readouterr()
+    assert main(["predict", str(out / "last.pt"), str(folder / "0.png")]) == 2  # one image a file: refused
+    assert "takes image, image2 of each item" in capsys.readouterr().err
 
 
 def test_an_image_and_numeric_inputs_train_a_target_only_the_numbers_tell(labelled, tmp_path):

@@ -173,6 +173,10 @@ def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -
     k = min(topk, len(classes))
     results = []
     ckpt = loaded.checkpoint
+    inputs = ckpt.get("table", {}).get("inputs", [])
+    if len(inputs) > 1:  # a labels CSV's model of several inputs
+        raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
+                        "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
     for path in paths:
         if center_crop:
