@@ -89,7 +89,9 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     species, colour, mae = float(last["test_acc"]), float(last["test_acc_colour"]), float(last["test_mae_age"])
     assert species > 0.8 and colour > 0.8, (species, colour)  # chance: 1/3 and 1/2
     assert mae < 1.5, mae  # years; predicting the mean: about 2.7
-    capsys.readouterr()
+    said = capsys.readouterr().out
+    assert "targets: species (main, 3 classes), colour (2 classes), age (number); inputs: image" in said
+    assert f"other targets: colour accuracy {colour:.4f}, age MAE {mae:.4g}" in said
     assert main(["evaluate", str(out / "last.pt"), "--output", str(tmp_path / "eval")]) == 0
     text = capsys.readouterr().out
     lines = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ")}

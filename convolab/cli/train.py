@@ -99,6 +99,8 @@ def _train(args: argparse.Namespace) -> int:
               f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
               f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
               f"on {trainer.device}{procs}{trainer.run.batches.describe()}; run folder {trainer.run_dir}")
+        if hasattr(trainer.data, "describe"):  # a labels CSV: its targets and inputs
+            print(trainer.data.describe())
     try:
         result = trainer.fit()  # (with several processes, each leaves the process group as it ends)
     except (TrainingInterrupted, NonFiniteLoss):
@@ -108,5 +110,10 @@ def _train(args: argparse.Namespace) -> int:
     if main:
         print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
               f"run folder {result.run_dir}")
+        others = {k[5:]: v for k, v in (result.history[-1] if result.history else {}).items()
+                  if k.startswith(("test_acc_", "test_mae_"))}
+        if others and hasattr(trainer.data, "describe"):  # a labels CSV's other targets, at the last epoch
+            print("other targets: " + ", ".join(f"{k[4:]} accuracy {v:.4f}" if k.startswith("acc") else
+                                                f"{k[4:]} MAE {v:.4g}" for k, v in others.items()))
         print(f"test accuracy: {result.test_acc:.4f}")
     return 0

@@ -89,6 +89,14 @@ class TabularImages(ImageData):
         return {"backbone": backbone, "tasks": tasks, "image_inputs": len(self.image_columns),
                 "vector_inputs": len(self.vector_columns), "main_name": self.main_column, **backbone_options}
 
+    def describe(self) -> str:
+        """`targets: species (main, 3 classes), age (number); inputs: image, height`."""
+        targets = [f"{n} ({'main, ' if n == self.main_column else ''}"
+                   f"{f'{len(c.classes)} classes' if c.kind == 'class' else 'number'})"
+                   for n, c in self.columns.items()]
+        inputs = [*self.image_columns, *(f"{c.name} (number)" for c in self.vector_columns)]
+        return f"targets: {', '.join(targets)}; inputs: {', '.join(inputs)}"
+
     def record(self) -> dict:
         """What a checkpoint keeps of the targets and inputs (numbers in their columns' units)."""
         return {"targets": {n: c.to_dict() for n, c in self.columns.items()},
