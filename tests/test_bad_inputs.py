@@ -158,6 +158,8 @@ CASES: list[Row] = [
     # a batch bigger than the training set would train no step (the last partial batch is dropped)
     Row("batch-larger-than-data", [*LENET, "--batch-size", "100000"],
         "--batch-size 100000 is larger than the 1438 training images; give at most 1438"),
+    Row("batch-larger-than-subset", [*LENET, "--train-subset", "1", "--output", "{t}/run"],
+        "--batch-size 64 is larger than the 1 training images; give at most 1"),
 
     # ----- checkpoints that are not what they claim
     Row("evaluate-missing-run", ["evaluate", "{t}/missing-run/best.pt"], "does not exist"),

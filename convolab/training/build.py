@@ -9,6 +9,7 @@ the random streams are drawn in it, so the same config gives the same run.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,7 @@ def load_config_data(config: TrainConfig) -> LabelledImages:
     if config.train_subset is None and config.test_subset is None:
         return data
     subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data refuse)
+    check_batch_size(config.batch_size, len(subset.train), int(os.environ.get("WORLD_SIZE", "1")))
     log.info("a subset: %d of %d training and %d of %d test images", len(subset.train), len(data.train),
              len(subset.test), len(data.test))
     return subset
