@@ -12,23 +12,27 @@ autocast) on every side; every side on the CPU. Sides:
   DataLoader(shuffle, num_workers=4 = d2l.get_dataloader_workers(), workers restarted each epoch),
   per-sample RandomCrop(32, padding=4)/flip/ToTensor/Normalize, NCHW, torch's threads, the loss and
   accuracy read back every step (d2l.Accumulator);
-- textbook-best: the same loop at its best: 2 persistent workers, channels-last, nothing read back per step;
+- textbook-best: the same loop at its best: 2 persistent workers, the main process at the cores they leave
+  (1 torch thread on 2 cores; --loader-threads), channels-last, nothing read back per step;
 - hand-written: the images decoded once into a uint8 tensor (convolab's cache), batches by indexing,
   whole-batch crop/flip, channels-last: the loop a careful engineer writes in 30 lines;
 - timm: timm's train.py data path: `timm.data.ImageDataset` + `create_loader` (is_training, its
   RandomResizedCrop at scale 0.64-1 + flip, no colour jitter, 2 persistent workers, no CUDA prefetcher
-  on the CPU), `create_optimizer_v2`, channels-last as `train.py --channels-last` does;
+  on the CPU), `create_optimizer_v2`, channels-last as `train.py --channels-last` does, threads as
+  textbook-best;
 - lightning: `Trainer.fit` (barebones=True, accelerator cpu, precision 32-true) on the textbook-best
-  DataLoader, the LightningModule's step converting its batch to channels-last;
-- convolab: the `convolab train` command (resident uint8 data, batch augmentation, channels-last, its
-  defaults otherwise), which also evaluates its 200 test images after each epoch.
+  DataLoader and threads, the LightningModule's step converting its batch to channels-last;
+- convolab: the `convolab train` command (resident uint8 data, batch augmentation, channels-last, torch's
+  threads and no workers: the same 2 cores; its defaults otherwise), which also evaluates its 200 test
+  images and writes checkpoints, metrics and curves after each epoch (inside its wall time).
 
 Per side: images/s of the training steps (best epoch after the first, which starts the workers and warms
 up; convolab: metrics.csv's images_per_second, its device-synchronized clock) and the whole process's
 wall time (Python start, imports, data, all epochs: for convolab the whole `convolab train` command).
 convolab's image cache is built once before the sides run (its time is printed) and is warm for them.
 Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
-Full run: ~10 min on 2 idle cores (estimated; 9 min for --quick's smaller sizes under load 6); --quick: ~4 min.
+Full run: ~10 min on 2 idle cores (an estimate); --quick: ~4 min idle (resnet20 + googlenet_small alone
+took 9 min under a load of 6-7).
 """
 from __future__ import annotations
 
@@ -54,6 +58,9 @@ MODELS = {"lenet5": {"img_size": 32}, "resnet20": {}, "googlenet_small": {}}
 # Training images per model (a tenth of each class), epochs: full and --quick.
 IMAGES = {"lenet5": (10000, 2560), "resnet20": (4000, 1280), "googlenet_small": (4000, 1280)}  # >= 10 steps
 BATCH, LR, MOMENTUM, TEST_PER_CLASS, WORKERS = 128, 0.01, 0.9, 20, 2
+# The thread count of a main process beside its WORKERS busy workers: the cores they leave (on 2 cores, 1;
+# with 2 threads, lenet5's textbook-best loop ran at a quarter of the speed under load, the threads spinning).
+LOADER_THREADS = max(1, (os.cpu_count() or 1) - WORKERS)
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, fixed for every side
 DESCRIBE = {
     "d2l": "ImageFolder, DataLoader(num_workers=4, not persistent), per-sample PIL crop/flip/ToTensor/Normalize, "
@@ -277,8 +284,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
     parser.add_argument("--epochs", type=int, help="epochs per side (default: 3, --quick 2); the first is not timed")
-    parser.add_argument("--loader-threads", type=int, help="torch threads of the DataLoader sides' main process "
-                        "(textbook-best, timm, lightning; default: torch's, one per core)")
+    parser.add_argument("--loader-threads", type=int, default=LOADER_THREADS,
+                        help="torch threads of the main process of the sides with DataLoader workers (textbook-best, "
+                        "timm, lightning): the cores left to it beside its 2 workers, at least 1 (default: "
+                        "%(default)s; d2l keeps torch's default, one per core)")
     parser.add_argument("--run-side", choices=list(RUNNERS), help=argparse.SUPPRESS)  # one side, in this process
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
