@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .archive import IMAGE_SUFFIXES
 from .base import ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image
@@ -84,6 +84,9 @@ class TabularImages(ImageData):
 
     def model_options(self, backbone: str, backbone_options: dict) -> dict:
         """The options of the `multitask` model that learns these targets from these inputs on `backbone`."""
+        if backbone == "multitask":
+            raise ConfigError("a labels CSV builds its heads on the MODEL given: give the backbone (e.g. "
+                              "lenet5_modern or resnet20), not multitask")
         tasks = {name: len(c.classes) if c.kind == "class" else 1 for name, c in self.columns.items()
                  if name != self.main_column}
         return {"backbone": backbone, "tasks": tasks, "image_inputs": len(self.image_columns),

@@ -3,7 +3,9 @@ penultimate features (e.g. the digit and its parity), each an output of `forward
 
 The engine trains every output with its own loss and weight (`--loss main=1,parity=0.5`); an
 output's target is the extra target of the same name (`--extra-target parity`, see
-convolab/data/targets.py), and metrics.csv gets a `test_acc_<name>` column per output.
+convolab/data/targets.py), or a labels CSV's column of that name (convolab/data/labels_csv.py: a
+head of one output learns a numeric column by regression), and metrics.csv gets a `test_acc_<name>`
+(or `test_mae_<name>`) column per output.
 """
 from __future__ import annotations
 
