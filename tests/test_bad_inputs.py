@@ -49,6 +49,7 @@ def files(tmp_path_factory) -> Path:
     Image.new("L", (28, 28)).save(root / "digit.png")
     (root / "broken.png").write_bytes(b"these bytes are not an image")
     Image.new("1", (20000, 20000)).save(root / "huge.png")  # 400 M pixels, over PIL's limit; 48 KB, under 1 s
+    Image.new("1", (10000, 10000)).save(root / "large.png")  # 100 M pixels: over PIL's warning, under its limit
     os.symlink("/nonexistent/gone.png", _grey_folder(root / "dangling") / "a" / "gone.png")
     os.symlink("/nonexistent/gone.png", root / "gone.png")
     os.symlink("loop.png", _grey_folder(root / "loop") / "a" / "loop.png")
@@ -399,6 +400,15 @@ def test_an_unreadable_image_whose_name_is_not_utf8_is_named(tmp_path, capsys):
     code, lines, _ = _train(folder, tmp_path / "run", [], capsys)
     assert code == 2, lines
     assert lines[-1].startswith("convolab train: error: image ") and "a/bad\\xff.png cannot be decoded" in lines[-1]
+
+
+def test_an_image_between_pils_warning_and_its_limit_is_decoded_without_a_warning(files, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", str(files / "run"), str(files / "large.png")]) == 0
+    assert [str(w.message) for w in caught] == []
+    out, err = capsys.readouterr()
+    assert out.startswith(str(files / "large.png")) and not err, err
 
 
 # ----- a disk that fills up while a run writes its checkpoint -------------------------------------------------

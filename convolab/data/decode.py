@@ -12,6 +12,7 @@ import math
 import os
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,23 @@ def too_large(err: BaseException) -> ImageTooLarge:
     return ImageTooLarge(f"{size} that guards against decompression bombs: resize it")
 
 
+def open_image(source):
+    """PIL's `Image.open`, without its DecompressionBombWarning: an image of 89-179 M pixels is a large
+    photograph and is decoded; over 179 M PIL raises DecompressionBombError, which the callers refuse
+    in one line (`too_large`)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
     """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(io.BytesIO(data)) as img:
             img.load()
             mode = "L" if img.mode == "L" else "RGB"
             img = to_mode(img, mode)
@@ -131,7 +143,7 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
     from PIL import Image
 
     try:
-        opened = Image.open(io.BytesIO(data))
+        opened = open_image(io.BytesIO(data))
     except Image.DecompressionBombError as err:
         raise too_large(err) from None
     with opened as img:
@@ -164,7 +176,7 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
         if center_crop_size is not None:
             array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct)
         else:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 array = np.asarray(to_mode(img, mode), dtype=np.uint8)
     except FileNotFoundError:
         if os.path.islink(path):
@@ -193,7 +205,7 @@ def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[
     found = []
     for name in picks:
         try:
-            with Image.open(io.BytesIO(read(name))) as img:
+            with open_image(io.BytesIO(read(name))) as img:
                 found.append((img.size, img.mode))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # an unreadable image is named when it is decoded
