@@ -148,6 +148,7 @@ CASES: list[Row] = [
         "--val-fraction: must be a number in [0, 1), got 1.5"),
     Row("budget-seconds-0", ["compare", "lenet", "--budget-seconds", "0"],
         "--budget-seconds: must be a positive number, got 0.0"),
+    Row("seed-negative", ["train", "lenet", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
     Row("threads-0", ["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
     # an input size the model's layers cannot take, refused before training with the smallest that works
     Row("image-size-too-small-lenet5", ["train", "lenet5", "--data", "digits", "--image-size", "3"],

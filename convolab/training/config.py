@@ -126,7 +126,7 @@ class TrainConfig:
                                 "override; fast: " + RECIPES["fast"].summary, group="optimization",
                                 choices=tuple(sorted(RECIPES)))
     # run
-    seed: int = option(0, "random seed of initialization, data order and augmentation")
+    seed: int = option(0, "random seed of initialization, data order and augmentation", bounds="[0, inf)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", resume=True)
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA, off on the CPU)", choices=AMP_MODES)
     channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
