@@ -21,7 +21,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 POLICIES = ("rand", "trivial", "autoaugment-cifar10", "autoaugment-imagenet")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast",
@@ -52,12 +51,21 @@ def _space(table: dict, bins: int, h: int, w: int) -> tuple[torch.Tensor, torch.
     return mags, signed
 
 
+def _v2():
+    """torchvision.transforms.v2, imported when a policy is first drawn: importing torchvision loads its
+    models and torch._dynamo, seconds that `import convolab` should not pay."""
+    from torchvision.transforms import v2
+
+    return v2
+
+
 def _ids(table: dict) -> torch.Tensor:
     return torch.tensor([OP_ID[name] for name in table])
 
 
 def _auto_tables(policy: str, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """AutoAugment's sub-policies as (S x 2) tables: operation, probability, magnitude, signed."""
+    v2 = _v2()
     which = v2.AutoAugmentPolicy.CIFAR10 if policy.endswith("cifar10") else v2.AutoAugmentPolicy.IMAGENET
     mags, signed = _space(v2.AutoAugment._AUGMENTATION_SPACE, AUTO_BINS, h, w)
     subs = v2.AutoAugment(which)._policies
@@ -79,12 +87,12 @@ def draw(policy: str, n: int, h: int, w: int, generator: torch.Generator) -> lis
         return torch.where(signed & (rand(*signed.shape) <= 0.5), -1.0, 1.0)
 
     if policy == "rand":
-        table = v2.RandAugment._AUGMENTATION_SPACE
+        table = _v2().RandAugment._AUGMENTATION_SPACE
         mags, signed = _space(table, RAND_BINS, h, w)
         ops = _ids(table)[(rand(RAND_OPS, n) * len(table)).long()]
         return [(o, mags[o, RAND_MAGNITUDE] * sign(signed[o])) for o in ops]
     if policy == "trivial":
-        table = v2.TrivialAugmentWide._AUGMENTATION_SPACE
+        table = _v2().TrivialAugmentWide._AUGMENTATION_SPACE
         mags, signed = _space(table, TRIVIAL_BINS, h, w)
         op = _ids(table)[(rand(n) * len(table)).long()]
         level = (rand(n) * TRIVIAL_BINS).long()
