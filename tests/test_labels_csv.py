@@ -168,7 +168,8 @@ GOOD = [[f"{i}.png", SPECIES[i % 3], COLOURS[i % 2], i + 1] for i in range(6)]
 @pytest.mark.parametrize("case, words", [
     ("missing csv", "labels CSV"),
     ("missing file", "line 4, column 'image': image 2.png does not exist"),
-    ("no image column", "--inputs names 'picture' is not a column"),
+    ("no image column", "has no image column (named image, path, file, or of image files"),
+    ("unknown input", "--inputs names 'picture' is not a column"),
     ("unknown target", "--targets names 'weight' is not a column"),
     ("unknown loss", "--loss names weight, which the model does not output"),
     ("not a number", "line 3, column 'age': 'old' is not a number"),
@@ -183,6 +184,8 @@ def test_bad_labels_csv_inputs_are_one_line_errors(tmp_path, capsys, case, words
         if case == "missing file":
             pass  # 2.png, named on line 4, is deleted below
         elif case == "no image column":
+            header[0], rows = "picture", [[r[0][:-4], *r[1:]] for r in rows]  # no suffix, no usual name
+        elif case == "unknown input":
             extra = ["--inputs", "picture"]
         elif case == "unknown target":
             extra = ["--targets", "species,weight"]

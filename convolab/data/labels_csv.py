@@ -5,7 +5,7 @@ numbers, and optionally a second image or numeric input columns. Decoded once an
     img/0.png,cat,red,3.5,train
 
 * The header names the columns. The image column is `--inputs`' first name, else `image`, `path` or
-  `file`, else the first column; its paths are relative to the CSV's folder.
+  `file`, else the first column of image file names; its paths are relative to the CSV's folder.
 * Targets: `--targets` (each `NAME`, `NAME:class` or `NAME:number`), else every column that is not an
   input, `split` or a column of image paths. A column is a class column when its values are not all
   numbers (a few non-numbers among numbers are refused as typos), else numeric. The first class column
@@ -197,7 +197,11 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         image_column = input_specs[0][0]
         table.check(image_column, "--inputs names")
     else:
-        image_column = next((h for h in header if h.lower() in IMAGE_COLUMNS), header[0])
+        image_column = next((h for h in header if h.lower() in IMAGE_COLUMNS), None)
+        image_column = image_column or next((h for h in header if table.kind_of(h, None, True) == "image"), None)
+        if image_column is None:
+            raise DataError(f"labels CSV {path} has no image column (named {', '.join(IMAGE_COLUMNS)}, or of image "
+                            f"files: .png, .jpg...); its columns: {', '.join(header)}; name it with --inputs")
     image_columns, vector_names = [image_column], []
     for name, kind in input_specs[1:]:
         table.check(name, "--inputs names")
