@@ -65,3 +65,12 @@ def test_no_convolab_module_is_imported_inside_a_function():
     # slow to import); convolab's own modules only at the top, where the contract sees them.
     found = [hit for path in sorted((ROOT / "convolab").rglob("*.py")) for hit in imports_inside_functions(path)]
     assert found == [], "\n".join(found)
+
+
+def test_import_convolab_loads_no_heavy_optional_package():
+    """torchvision (its models load torch._dynamo: seconds), timm, matplotlib and onnx are imported where they
+    are used, so `import convolab` and the CLI's start pay only for torch."""
+    heavy = "('torchvision', 'torch._dynamo', 'timm', 'matplotlib', 'onnx')"
+    code = f"import sys, convolab, convolab.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
