@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import shutil
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -100,6 +98,27 @@ def a_truncated_resnet18_weights_file(t: Path) -> None:
     (t / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(random.Random(1).randbytes(999))
 
 
+def a_labels_csv(t: Path, edit: Callable[[list[str], list[list[str]]], None] | None = None) -> None:
+    """{t}/labels.csv: 12 grey 28 px images with two class columns and a numeric one, `edit`ed first."""
+    header = ["image", "species", "colour", "age"]
+    rows = [[f"{i}.png", ("cat", "dog")[i % 2], ("red", "blue")[i // 2 % 2], str(3 + i)] for i in range(12)]
+    for i in range(12):
+        Image.new("L", (28, 28), 20 * i).save(t / f"{i}.png")
+    if edit:
+        edit(header, rows)
+    (t / "labels.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+
+
+def csv_edited(edit: Callable[[list[str], list[list[str]]], None]) -> Callable[[Path], None]:
+    return lambda t: a_labels_csv(t, edit)
+
+
+def _no_image_column(header: list[str], rows: list[list[str]]) -> None:
+    header[0] = "picture"
+    for r in rows:
+        r[0] = r[0][:-4]  # no suffix and no usual name: nothing says which column holds images
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -117,6 +136,7 @@ BAD_IMAGE = "broken.png is not a readable image (not an image format PIL recogni
 TORCHSCRIPT = "model.torchscript.pt is a TorchScript export"
 HUGE = "400 M pixels, over PIL's limit of 179 M that guards against decompression bombs: resize it"
 LENET = ["train", "lenet", "--data", "digits"]
+CSV = ["train", "lenet5_modern", "--data", "{t}/labels.csv", "--batch-size", "2"]
 
 CASES: list[Row] = [
     # ----- names and numbers on the command line
@@ -162,6 +182,35 @@ CASES: list[Row] = [
         "--batch-size 100000 is larger than the 1438 training images; give at most 1438"),
     Row("batch-larger-than-subset", [*LENET, "--train-subset", "1", "--output", "{t}/run"],
         "--batch-size 64 is larger than the 1 training images; give at most 1"),
+
+    # ----- a labels CSV of several targets (issue 15): what it names must be there and fit
+    Row("csv-missing", ["train", "lenet5_modern", "--data", "{t}/nowhere.csv"],
+        "labels CSV {t}/nowhere.csv does not exist"),
+    Row("csv-image-missing", [*CSV, "--output", "{t}/run"],
+        "labels.csv line 4, column 'image': image 2.png does not exist",
+        lambda t: (a_labels_csv(t), (t / "2.png").unlink())),
+    Row("csv-no-image-column", [*CSV, "--output", "{t}/run"],
+        "has no image column (named image, path, file, or of image files", csv_edited(_no_image_column)),
+    Row("csv-unknown-input", [*CSV, "--inputs", "picture"], "--inputs names 'picture' is not a column of",
+        a_labels_csv),
+    Row("csv-unknown-target", [*CSV, "--targets", "species,weight"], "--targets names 'weight' is not a column of",
+        a_labels_csv),
+    Row("csv-unknown-loss", [*CSV, "--loss", "species=1,weight=0.5", "--output", "{t}/run"],
+        "--loss names weight, which the model does not output (its outputs: species, colour, age)", a_labels_csv),
+    Row("csv-not-a-number", [*CSV, "--output", "{t}/run"], "labels.csv line 3, column 'age': 'old' is not a number",
+        csv_edited(lambda h, rows: rows[1].__setitem__(3, "old"))),
+    Row("csv-empty-cell", [*CSV, "--output", "{t}/run"],
+        "labels.csv line 5, column 'colour': empty; every row needs a value",
+        csv_edited(lambda h, rows: rows[3].__setitem__(2, ""))),
+    Row("csv-no-class-column", [*CSV, "--targets", "age", "--output", "{t}/run"], "no class column among the targets",
+        a_labels_csv),
+    Row("csv-mixup-numeric-target", [*CSV, "--mixup", "0.2", "--output", "{t}/run"],
+        "--mixup and --cutmix mix class labels", a_labels_csv),
+    Row("csv-multitask-model", ["train", "multitask", "--data", "{t}/labels.csv", "--batch-size", "2",
+                                "--output", "{t}/run"],
+        "a labels CSV builds its heads on the MODEL given", a_labels_csv),
+    Row("targets-without-csv", ["train", "lenet", "--data", "digits", "--targets", "x"],
+        "--targets and --inputs name the columns of a labels CSV"),
 
     # ----- checkpoints that are not what they claim
     Row("evaluate-missing-run", ["evaluate", "{t}/missing-run/best.pt"], "does not exist"),
@@ -322,87 +371,6 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
     assert all(p.is_file() and p.read_bytes() == data for p, data in before.items())  # nothing lost
 
 
-# ----- bad files inside a training folder: the run's log lines come first, so not rows of the table --------
-@pytest.fixture(scope="module")
-def folder_with_huge_image(tmp_path_factory) -> Path:
-    """Two classes of 28 px grey PNGs, and in one of them a 20000 x 20000 PNG (over PIL's limit)."""
-    from PIL import Image
-
-    root = write_png_folder(tmp_path_factory.mktemp("huge") / "data", per_class=6, size=28, classes=("a", "b"),
-                            mode="L", split_dirs=False)
-    Image.new("1", (20000, 20000)).save(root / "a" / "huge.png")
-    return root
-
-
-LOADERS = [pytest.param(["--loader", "cache"], id="cache"), pytest.param(["--loader", "stream", "--workers", "0"],
-                                                                        id="stream")]
-
-
-def _train(folder: Path, out: Path, extra: list[str], capsys) -> tuple[int, list[str], str]:
-    """Exit code, the lines of stderr (never a traceback) and stdout of a one-epoch run on `folder`."""
-    try:
-        code = main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "4",
-                     "--no-progress", "--output", str(out), *extra])
-    except SystemExit as exit_:
-        code = exit_.code
-    printed, err = capsys.readouterr()
-    assert "Traceback" not in err, err
-    return code, err.strip().splitlines(), printed
-
-
-@pytest.mark.parametrize("loader", LOADERS)
-def test_train_names_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
-    code, lines, _ = _train(folder_with_huge_image, tmp_path / "run", loader, capsys)
-    assert code == 2, lines
-    assert lines[-1].startswith("convolab train: error: image ") and "huge.png cannot be decoded" in lines[-1]
-    assert HUGE in lines[-1] and "--skip-bad-images" in lines[-1]
-
-
-@pytest.mark.parametrize("loader", LOADERS)
-def test_train_skips_and_counts_an_image_over_pils_limit(folder_with_huge_image, loader, tmp_path, capsys, caplog):
-    caplog.set_level(logging.INFO)
-    code, lines, _ = _train(folder_with_huge_image, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
-    assert code == 0, lines
-    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped")]
-    assert skipped and ("huge.png" in skipped[0] or "skipped 1 " in skipped[0]), skipped
-
-
-@pytest.fixture(scope="module")
-def odd_names(tmp_path_factory) -> Path:
-    """A folder with a link to nowhere, a link loop, a folder linked to its parent, a class folder that
-    is a link to a folder elsewhere, and a readable image whose name is not UTF-8."""
-    from PIL import Image
-
-    base = tmp_path_factory.mktemp("odd")
-    root = _grey_folder(base / "data")
-    os.symlink("/nonexistent/gone.png", root / "a" / "gone.png")
-    os.symlink("loop.png", root / "b" / "loop.png")
-    os.symlink("..", root / "b" / "up")
-    os.symlink(_grey_folder(base / "elsewhere") / "b", root / "c")  # followed, as torchvision's ImageFolder does
-    Image.open(root / "a" / "0.png").save(os.fsencode(root / "a") + b"/bad\xff.png", format="PNG")
-    return root
-
-
-@pytest.mark.parametrize("loader", LOADERS)
-def test_train_skips_and_counts_links_that_lead_nowhere_and_reads_linked_folders_and_names_not_utf8(
-        odd_names, loader, tmp_path, capsys, caplog):
-    caplog.set_level(logging.INFO)
-    code, lines, printed = _train(odd_names, tmp_path / "run", [*loader, "--skip-bad-images"], capsys)
-    assert code == 0, lines
-    skipped = [r.getMessage() for r in caplog.records if "symbolic links" in r.getMessage()]
-    assert skipped and skipped[0].startswith("skipped 3 symbolic links that lead nowhere or into a loop"), skipped
-    counts = re.findall(r"\((\d+) train / (\d+) test images", "\n".join([printed, *lines]))
-    assert [int(a) + int(b) for a, b in counts] == [19], counts  # 12 + 6 in c/, and the one named b"bad\xff.png"
-
-
-def test_an_unreadable_image_whose_name_is_not_utf8_is_named(tmp_path, capsys):
-    folder = _grey_folder(tmp_path / "data")
-    (folder / "a" / os.fsdecode(b"bad\xff.png")).write_bytes(b"not an image")
-    code, lines, _ = _train(folder, tmp_path / "run", [], capsys)
-    assert code == 2, lines
-    assert lines[-1].startswith("convolab train: error: image ") and "a/bad\\xff.png cannot be decoded" in lines[-1]
-
-
 def test_an_image_between_pils_warning_and_its_limit_is_decoded_without_a_warning(files, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -410,38 +378,3 @@ def test_an_image_between_pils_warning_and_its_limit_is_decoded_without_a_warnin
     assert [str(w.message) for w in caught] == []
     out, err = capsys.readouterr()
     assert out.startswith(str(files / "large.png")) and not err, err
-
-
-# ----- a disk that fills up while a run writes its checkpoint -------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs, unmounted afterwards; skipped where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'}): the full-disk "
-                    "case needs root with CAP_SYS_ADMIN")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
-
-
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_previous_checkpoint_resumes(small_disk, capsys):
-    run = small_disk / "run"
-    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
-                 "--output", str(run)]) == 0
-    before = (run / "last.pt").read_bytes()
-    filler = small_disk / "filler"
-    filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 300 * 1024))  # a 750 KB checkpoint won't fit
-    capsys.readouterr()
-    code = main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith(f"convolab train: error: no space left on the disk of {run} (") and \
-        "while writing last.pt: free some space, or write elsewhere; the previous last.pt is unchanged" in err, err
-    assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))  # no partial file left
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
-    filler.unlink()
-    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
-    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()] == ["epoch", "1", "2"]

@@ -153,55 +153,7 @@ def test_the_multi_input_model_shares_its_backbone_and_rebuilds_from_its_options
     again.load_state_dict(model.state_dict())
 
 
-def _bad(tmp_path, header, rows, extra=(), make_images=True):
-    if make_images:
-        for i in range(6):
-            Image.fromarray(picture(i % 3, i % 2, i)).save(tmp_path / f"{i}.png")
-    path = write_csv(tmp_path / "labels.csv", header, rows)
-    return ["train", "lenet5_modern", "--data", path, "--epochs", "1", "--output", str(tmp_path / "run"),
-            *FAST, "--batch-size", "2", *extra]
-
-
-GOOD = [[f"{i}.png", SPECIES[i % 3], COLOURS[i % 2], i + 1] for i in range(6)]
-
-
-@pytest.mark.parametrize("case, words", [
-    ("missing csv", "labels CSV"),
-    ("missing file", "line 4, column 'image': image 2.png does not exist"),
-    ("no image column", "has no image column (named image, path, file, or of image files"),
-    ("unknown input", "--inputs names 'picture' is not a column"),
-    ("unknown target", "--targets names 'weight' is not a column"),
-    ("unknown loss", "--loss names weight, which the model does not output"),
-    ("not a number", "line 3, column 'age': 'old' is not a number"),
-    ("unlabelled", "line 5, column 'colour': empty"),
-])
-def test_bad_labels_csv_inputs_are_one_line_errors(tmp_path, capsys, case, words):
-    header, rows, extra = ["image", "species", "colour", "age"], [list(r) for r in GOOD], []
-    if case == "missing csv":
-        args = _bad(tmp_path, header, rows)
-        args[args.index("--data") + 1] = str(tmp_path / "nowhere.csv")
-    else:
-        if case == "missing file":
-            pass  # 2.png, named on line 4, is deleted below
-        elif case == "no image column":
-            header[0], rows = "picture", [[r[0][:-4], *r[1:]] for r in rows]  # no suffix, no usual name
-        elif case == "unknown input":
-            extra = ["--inputs", "picture"]
-        elif case == "unknown target":
-            extra = ["--targets", "species,weight"]
-        elif case == "unknown loss":
-            extra = ["--loss", "species=1,weight=0.5"]
-        elif case == "not a number":
-            rows = [list(r) for r in GOOD * 3]  # one typo among 18 numbers: a numeric column still
-            rows[1][3] = "old"
-        elif case == "unlabelled":
-            rows[3][2] = ""
-        args = _bad(tmp_path, header, rows, extra)
-        if case == "missing file":
-            (tmp_path / "2.png").unlink()
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and words in err, err
+# The CSV's bad inputs (a missing file or column, a typo, an empty cell...) are rows of tests/test_bad_inputs.py.
 
 
 def test_a_labels_csv_refuses_what_cannot_work():
