@@ -15,16 +15,19 @@ autocast) on every side; every side on the CPU. Sides:
 - textbook-best: the same loop at its best: 2 persistent workers, the main process at the cores they leave
   (1 torch thread on 2 cores; --loader-threads), channels-last, nothing read back per step;
 - hand-written: the images decoded once into a uint8 tensor (convolab's cache), batches by indexing,
-  whole-batch crop/flip, channels-last: the loop a careful engineer writes in 30 lines;
+  whole-batch crop/flip, channels-last, one torch thread per core (--threads), no workers: the loop a
+  careful engineer writes in 30 lines;
 - timm: timm's train.py data path: `timm.data.ImageDataset` + `create_loader` (is_training, its
   RandomResizedCrop at scale 0.64-1 + flip, no colour jitter, 2 persistent workers, no CUDA prefetcher
   on the CPU), `create_optimizer_v2`, channels-last as `train.py --channels-last` does, threads as
   textbook-best;
 - lightning: `Trainer.fit` (barebones=True, accelerator cpu, precision 32-true) on the textbook-best
   DataLoader and threads, the LightningModule's step converting its batch to channels-last;
-- convolab: the `convolab train` command (resident uint8 data, batch augmentation, channels-last, torch's
-  threads and no workers: the same 2 cores; its defaults otherwise), which also evaluates its 200 test
-  images and writes checkpoints, metrics and curves after each epoch (inside its wall time).
+- convolab: the `convolab train --threads 2` command (resident uint8 data, batch augmentation, channels-last,
+  no workers: the same 2 cores; its defaults otherwise; --threads as the hand-written loop's, since a
+  convolab command left to itself lowers its threads to the cores other processes leave free), which
+  also evaluates its 200 test images and writes checkpoints, metrics and curves after each epoch (inside
+  its wall time).
 
 Per side: images/s of the training steps (best epoch after the first, which starts the workers and warms
 up; convolab: metrics.csv's images_per_second, its device-synchronized clock) and the whole process's
@@ -61,6 +64,7 @@ BATCH, LR, MOMENTUM, TEST_PER_CLASS, WORKERS = 128, 0.01, 0.9, 20, 2
 # The thread count of a main process beside its WORKERS busy workers: the cores they leave (on 2 cores, 1;
 # with 2 threads, lenet5's textbook-best loop ran at a quarter of the speed under load, the threads spinning).
 LOADER_THREADS = max(1, (os.cpu_count() or 1) - WORKERS)
+THREADS = os.cpu_count() or 1  # convolab's and the hand-written loop's (no workers): one per core
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, fixed for every side
 DESCRIBE = {
     "d2l": "ImageFolder, DataLoader(num_workers=4, not persistent), per-sample PIL crop/flip/ToTensor/Normalize, "
@@ -230,9 +234,11 @@ def side_lightning(name: str, root: Path, epochs: int) -> list[float]:
     return clock.rates
 
 
-def side_convolab(name: str, root: Path, epochs: int, run_dir: Path) -> list[str]:
-    """The `convolab train` command line (run as its own process; its figures are read from metrics.csv)."""
-    options = [f"--model-option={k}={v}" for k, v in MODELS[name].items()]
+def side_convolab(name: str, root: Path, epochs: int, run_dir: Path, threads: int = THREADS) -> list[str]:
+    """The `convolab train` command line (run as its own process; its figures are read from metrics.csv).
+    --threads is given: without it a convolab command lowers its threads to the cores that other running
+    processes leave free, and the hand-written side would not run at the same count."""
+    options = [f"--model-option={k}={v}" for k, v in MODELS[name].items()] + ["--threads", str(threads)]
     return [sys.executable, "-m", "convolab", "train", name, "--data", str(root), "--epochs", str(epochs),
             "--batch-size", str(BATCH), "--optimizer", "sgd", "--lr", str(LR), "--momentum", str(MOMENTUM),
             "--weight-decay", "0", "--schedule", "constant", "--warmup-epochs", "0", "--augment", "crop-flip",
@@ -245,12 +251,12 @@ NEEDS = {"timm": "timm", "lightning": "lightning"}
 
 
 # ----- the driver ----------------------------------------------------------------------------------
-def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict,
-             extra: list[str]) -> tuple[list[float], float]:
+def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict, extra: list[str],
+             threads: int) -> tuple[list[float], float]:
     """(images/s of each epoch, the process's wall seconds)."""
     if side == "convolab":
         run_dir = tmp / f"run-{name}"
-        cmd = side_convolab(name, root, epochs, run_dir)
+        cmd = side_convolab(name, root, epochs, run_dir, threads)
     else:
         cmd = [sys.executable, __file__, "--run-side", side, "--models", name, "--folder", str(root),
                "--epochs", str(epochs), *extra]
@@ -288,13 +294,18 @@ def main() -> None:
                         help="torch threads of the main process of the sides with DataLoader workers (textbook-best, "
                         "timm, lightning): the cores left to it beside its 2 workers, at least 1 (default: "
                         "%(default)s; d2l keeps torch's default, one per core)")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="torch threads of convolab (`convolab train --threads`) and the hand-written loop, the "
+                        "sides without workers (default: one per core, %(default)s)")
     parser.add_argument("--run-side", choices=list(RUNNERS), help=argparse.SUPPRESS)  # one side, in this process
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (2 if args.quick else 3)
     if args.run_side:
-        if args.loader_threads and args.run_side in ("textbook-best", "timm", "lightning"):
+        if args.run_side in ("textbook-best", "timm", "lightning"):
             torch.set_num_threads(args.loader_threads)
+        elif args.run_side == "hand-written":
+            torch.set_num_threads(args.threads)
         rates = RUNNERS[args.run_side](args.models[0], Path(args.folder), epochs)
         print(json.dumps({"rates": rates}))
         return
@@ -306,8 +317,8 @@ def main() -> None:
           f"lr), crop + flip, fp32 on the CPU, {epochs} epochs (images/s: best epoch after the first)")
     versions = {"lightning": _version("lightning"), "timm": _version("timm")}
     for side in args.sides:
-        threads = args.loader_threads if args.loader_threads and side in ("textbook-best", "timm", "lightning") \
-            else torch.get_num_threads()
+        threads = {"textbook-best": args.loader_threads, "timm": args.loader_threads, "lightning": args.loader_threads,
+                   "hand-written": args.threads, "convolab": args.threads}.get(side, torch.get_num_threads())
         print(f"  {side}: {DESCRIBE[side].format(threads=threads, version=versions['lightning'])}"
               + (f" (timm {versions['timm']})" if side == "timm" else ""))
     sides = []
@@ -324,7 +335,9 @@ def main() -> None:
         for name in args.models:
             n = IMAGES[name][1 if args.quick else 0]
             root = tmp / f"cifar10-{n}"
-            if not root.is_dir():
+            if root.is_dir():
+                print(f"{name}: the same {n} training images + {10 * TEST_PER_CLASS} test", flush=True)
+            else:
                 write_subset(Path(args.data), root, n)
                 start = time.perf_counter()  # convolab's image cache, once, outside the sides' timing
                 subprocess.run([sys.executable, "-c", "import sys; from convolab.data.folder import "
@@ -333,8 +346,8 @@ def main() -> None:
                       f"image cache built in {time.perf_counter() - start:.1f} s (a process), once", flush=True)
             row = {}
             for side in sides:
-                extra = ["--loader-threads", str(args.loader_threads)] if args.loader_threads else []
-                rates, wall = run_side(side, name, root, epochs, tmp, env, extra)
+                extra = ["--loader-threads", str(args.loader_threads), "--threads", str(args.threads)]
+                rates, wall = run_side(side, name, root, epochs, tmp, env, extra, args.threads)
                 row[side] = (max(rates[1:] or rates), wall)
                 print(f"  {name:16s} {side:14s} {row[side][0]:8.0f} img/s   process {wall:6.1f} s   "
                       f"(epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)

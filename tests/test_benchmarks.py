@@ -48,6 +48,7 @@ def test_train_throughput_convolab_side_trains_as_the_peers(tmp_path):
         (tt.BATCH, "sgd", tt.LR, tt.MOMENTUM, 0.0)
     assert (config.schedule, config.warmup_epochs, config.augment, config.amp, config.epochs) == \
         ("constant", 0.0, "crop-flip", "off", 3)
+    assert config.threads == tt.THREADS  # as the hand-written loop's (else it follows the machine's load)
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "train" / "b").mkdir(parents=True)
     for cls in "ab":
