@@ -21,14 +21,14 @@ def one_epoch_accuracy(data, lr: float, tmp_path) -> float:
     """Test accuracy of resnet_mnist after `convolab train resnet_mnist --epochs 1 --lr LR` (62 steps of
     train's defaults: AdamW, one-cycle with its warm-up, batch 64)."""
     config = TrainConfig(model="resnet_mnist", epochs=1, lr=lr, output=str(tmp_path / f"run-{lr:g}"),
-                         progress=False, threads=2)
+                         progress=False, threads=1)
     return Trainer(config, data=data).fit().test_acc
 
 
 def test_suggestion_lies_where_training_works(mnist, tmp_path):
     """The steepest-descent lr trains resnet_mnist to >= 0.85 in one epoch (chance: 0.1; measured 0.95-0.96
     over seeds 0 and 1, where 100 x the suggestion gave 0.10 and 1/100 of it 0.43-0.48)."""
-    result = lr_range_test(TrainConfig(model="resnet_mnist", progress=False, threads=2), data=mnist)
+    result = lr_range_test(TrainConfig(model="resnet_mnist", progress=False, threads=1), data=mnist)
     suggested = result.suggestion
     assert 1e-5 < suggested < 1.0, result.summary()
     assert result.stopped_early, result.summary()  # lr 10 is far past where AdamW diverges
@@ -56,7 +56,7 @@ def test_schedule_smoothing_and_suggestions():
 def test_cli_writes_csv_and_png(tmp_path, capsys):
     out = tmp_path / "lrf"
     code = main(["lr-find", "lenet5", "--data", "digits", "--steps", "30", "--batch-size", "32", "--output",
-                 str(out), "--no-progress", "--optimizer", "sgd", "--threads", "2"])
+                 str(out), "--no-progress", "--optimizer", "sgd", "--threads", "1"])
     assert code == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("lr-find lenet5 on digits (sgd, batch 32): suggested lr ") and "lr_find.png" in line
@@ -104,7 +104,7 @@ def test_accumulate_and_mixup_train_as_train_does(tmp_path):
     """With --accumulate 2 each point of the curve is one optimizer step over two batches (as train steps),
     and mixup runs on the batches; the curve still comes out whole."""
     config = TrainConfig(model="lenet5", data="digits", batch_size=32, accumulate=2, mixup=0.2, optimizer="sgd",
-                         progress=False, threads=2)
+                         progress=False, threads=1)
     result = lr_range_test(config, steps=12, end_lr=0.1, output=tmp_path / "o")
     assert len(result.lrs) == 12 and not result.stopped_early
     assert all(math.isfinite(v) for v in result.losses)
