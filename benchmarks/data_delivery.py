@@ -85,7 +85,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="ImageFolder on a 10,000-image subset")
     parser.add_argument("--data", default=str(SHARED_CIFAR_TAR))
+    parser.add_argument("--threads", type=int, help="torch threads of the main process (convolab's and the "
+                        "decode-once side; default: torch's, one per core; 1 on a machine other jobs load)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tar_path = Path(args.data)
     if not tar_path.is_file():
         raise SystemExit(f"skipped: no CIFAR-10 tar at {tar_path}")
