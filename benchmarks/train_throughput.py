@@ -34,8 +34,8 @@ up; convolab: metrics.csv's images_per_second, its device-synchronized clock) an
 wall time (Python start, imports, data, all epochs: for convolab the whole `convolab train` command).
 convolab's image cache is built once before the sides run (its time is printed) and is warm for them.
 Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
-Full run: ~10 min on 2 idle cores (an estimate); --quick: ~4 min idle (resnet20 + googlenet_small alone
-took 9 min under a load of 6-7).
+Full run: ~10 min on 2 idle cores (an estimate); --quick: ~4 min idle (7.8 min measured under a load of
+4-7). On a machine other processes load, give --threads 1 (waiting threads spin: every side at one thread).
 """
 from __future__ import annotations
 
