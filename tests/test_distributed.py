@@ -100,8 +100,10 @@ def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     if case == "no-cuda" and torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
     if case == "no-image":
-        (tmp_path / "photos" / "cat").mkdir(parents=True)
-        (tmp_path / "photos" / "cat" / "1.png").write_bytes(b"not a png")
+        for name in ("cat", "dog"):  # (one class, or too few for a test split, is refused before any is read)
+            (tmp_path / "photos" / name).mkdir(parents=True)
+            for i in range(10):
+                (tmp_path / "photos" / name / f"{i}.png").write_bytes(b"not a png")
         extra, expected = [], f"convolab train: error: no readable image in {tmp_path / 'photos'}"
     elif case == "no-cuda":
         (tmp_path / "photos").mkdir()
