@@ -142,6 +142,11 @@ CASES: list[Row] = [
     # ----- names and numbers on the command line
     Row("unknown-model", ["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet"),
     Row("unknown-data-set", ["train", "lenet", "--data", "mnist6k"], "unknown data set 'mnist6k'"),
+    Row("empty-data", ["train", "lenet", "--data", ""], "--data is empty: give a data set name"),
+    Row("finetune-model-name-without-pretrained", ["finetune", "resnet18", "--data", "digits"],
+        "resnet18 is a model name, not a checkpoint: add --pretrained"),
+    Row("resume-with-another-lr", ["train", "--resume", "{d}/run", "--lr", "0.5"],
+        "--lr cannot change when a run is resumed (the run used its default; it shaped the model"),
     Row("missing-data-folder", ["train", "lenet", "--data", "{t}/no/such/folder"], "does not exist"),
     Row("no-model", ["train"], "give a MODEL"),
     Row("unknown-flag", ["models", "--nope"], "unrecognized arguments"),

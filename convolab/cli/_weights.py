@@ -5,6 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .._registry import list_models
+from ..errors import ConfigError
 from ..pretrained import pretrained_checkpoint
 
 
@@ -25,6 +27,10 @@ def checkpoint_or_weights(args: argparse.Namespace) -> str | dict[str, Any]:
     """`args.checkpoint` as given (a file or folder), or the record of the published weights it names."""
     if wants_pretrained(args):
         return pretrained_checkpoint(args.checkpoint, args.weights or True)
+    if not Path(args.checkpoint).exists() and args.checkpoint in list_models():
+        raise ConfigError(f"{args.checkpoint} is a model name, not a checkpoint: add --pretrained for the weights "
+                          "torchvision or timm publish for it (`convolab models --pretrained`), or give a checkpoint "
+                          "file or run folder")
     return args.checkpoint
 
 

@@ -36,6 +36,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     A `.csv` is a labels CSV (data/labels_csv.py): its image files, `targets` columns (classes or numbers)
     and `inputs` columns (more images or numbers), decoded once and held in memory.
     """
+    if not str(source).strip():
+        raise DataError("--data is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
+                        "cifar100) or the path of an image folder, a .tar/.tar.gz of one, or a labels CSV")
     if not 0 <= val_fraction < 1:  # (the CLI refuses it first; a caller of the library is told here)
         raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction}")
     if loader not in LOADERS:

@@ -186,7 +186,8 @@ class TrainConfig:
         for name, value in changes.items():
             old = getattr(self, name)
             if value != old and not FIELDS[name].metadata["resume"]:
-                raise FieldError(name, f"cannot change when a run is resumed (the run has {old!r}; it shaped the "
+                had = "used its default" if old is None else f"has {old!r}"
+                raise FieldError(name, f"cannot change when a run is resumed (the run {had}; it shaped the "
                                  "model, data, optimizer or schedule already trained): leave it out, or start a "
                                  "new run")
         return dataclasses.replace(self, **changes)
