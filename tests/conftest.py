@@ -84,3 +84,17 @@ def signal_after_first_epoch(command: list[str], run_dir: Path, signum: int, env
     (os.killpg if process_group else os.kill)(proc.pid, signum)  # epoch 1 just ended: it lands in epoch 2
     _, err = proc.communicate(timeout=600)
     return proc.returncode, err
+
+
+def randomized(model: torch.nn.Module) -> torch.nn.Module:
+    """Random BN affine and running statistics, so that a mismatched BN mapping between two
+    implementations cannot pass an output comparison; the model in eval mode."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()

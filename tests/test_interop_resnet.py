@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from conftest import randomized
 from torch import nn
 
 from convolab import list_models
@@ -13,19 +14,6 @@ from convolab.analysis import count_params
 from convolab.interop import UnsupportedArchitectureError, from_torchvision
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
-
-
-def randomized(model: nn.Module) -> nn.Module:
-    """Random BN affine and running statistics, so that a mismatched BN mapping cannot pass."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
 
 
 @pytest.mark.parametrize("name, num_classes", [("resnet18", 1000), ("resnet50", 10), ("densenet121", 7)])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import randomized
 from PIL import Image
 from torch import nn
 
@@ -30,19 +31,6 @@ TV_KWARGS = {"googlenet": {"aux_logits": True, "transform_input": True, "init_we
              "inception_v3": {"aux_logits": True, "transform_input": True, "init_weights": False}}
 TV_NAMES = {"resnet18": "resnet18", "densenet121": "densenet121", "googlenet_tv": "googlenet",
             "inception_v3": "inception_v3"}
-
-
-def randomized(model: nn.Module) -> nn.Module:
-    """Random BN statistics too, so that a mismatched BN mapping cannot pass."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
 
 
 @pytest.fixture
