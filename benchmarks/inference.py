@@ -13,8 +13,9 @@ NCHW, the same torch threads and ONNX Runtime intra-op threads (one per core) on
 Each path is checked against its PyTorch model before it is timed; the time per batch is the median of
 the timed runs, the paths taking turns. Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>` lines.
 
-    python benchmarks/inference.py            # ~15-20 minutes on 2 cores (6 torch.compile builds included)
-    python benchmarks/inference.py --quick    # fewer repetitions, ~8 minutes (~3 with --no-compile)
+    python benchmarks/inference.py            # ~20-25 minutes on 2 cores (an estimate; 6 torch.compile builds)
+    python benchmarks/inference.py --quick    # fewer repetitions: 12 minutes measured (load 3-4, inductor's
+                                              # cache warm; a cold first compile took 132 s instead of 6 s)
     python benchmarks/inference.py --no-compile   # without the torch.compile peer
 """
 from __future__ import annotations
