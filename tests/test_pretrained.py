@@ -20,6 +20,7 @@ from torch import nn
 
 import convolab
 from convolab.cli import main
+from convolab.data.decode import center_box, read_image
 from convolab.finetune import pretrained_defaults
 from convolab.pretrained import WeightsError, choose_weights, weights_record
 from convolab.training import TrainConfig
@@ -245,6 +246,21 @@ def test_models_pretrained_lists_source_weights_top1_and_input(capsys):
 def test_summary_pretrained_uses_the_weights_input_size(capsys):
     assert main(["summary", "inception_v3", "--pretrained", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_size"][-1] == 299
+
+
+def test_predict_resizes_as_the_weights_specify_bicubic_for_timms(tmp_path):
+    pytest.importorskip("timm")
+    assert choose_weights("inception_v4", True).interpolation == "bicubic"
+    assert choose_weights("resnet18", True).interpolation == "bilinear"
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(path)
+    crops = {how: read_image(path, 3, center_crop_size=32, crop_pct=0.875, interpolation=how)
+             for how in ("bilinear", "bicubic")}
+    expected = {how: torch.from_numpy(np.array(Image.open(path).resize(
+        (32, 32), resample, box=center_box(131, 97, 32, 0.875)))).permute(2, 0, 1)
+        for how, resample in (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC))}
+    assert all(torch.equal(crops[how], expected[how]) for how in crops)
+    assert not torch.equal(crops["bilinear"], crops["bicubic"])
 
 
 def test_pretrained_defaults_only_fill_what_was_not_given():

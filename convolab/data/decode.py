@@ -135,7 +135,8 @@ def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -
 
 
 def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = None,
-                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT, flip: bool = False) -> np.ndarray:
+                min_scale: float = MIN_CROP_SCALE, crop_pct: float = CROP_PCT, flip: bool = False,
+                interpolation: str = "bilinear") -> np.ndarray:
     """An encoded image as a uint8 size x size (x 3) array: a random-resized crop if `rng` is given
     (mirrored with probability 1/2 if `flip`), else the evaluation centre crop. JPEGs are decoded at
     the smallest DCT scale that still gives the crop `size` pixels. Raises OSError/ValueError for
@@ -156,8 +157,8 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
         sx, sy = img.size[0] / width, img.size[1] / height
         img.load()
         img = to_mode(img, mode)
-        img = img.resize((size, size), Image.BILINEAR,
-                         box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        resample = Image.BICUBIC if interpolation == "bicubic" else Image.BILINEAR  # (timm's weights: bicubic)
+        img = img.resize((size, size), resample, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
         if flip and rng is not None and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return np.array(img)  # a writable copy: torch.from_numpy shares it
@@ -165,7 +166,7 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
 
 # ----- single files, as `predict` reads them ----------------------------------------------------
 def read_image(path: str | Path, channels: int, center_crop_size: int | None = None,
-               crop_pct: float = CROP_PCT) -> torch.Tensor:
+               crop_pct: float = CROP_PCT, interpolation: str = "bilinear") -> torch.Tensor:
     """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
     its centre crop at that size (of the image resized to `center_crop_size / crop_pct`), as streamed
     images are evaluated."""
@@ -174,7 +175,8 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
     mode = "L" if channels == 1 else "RGB"
     try:
         if center_crop_size is not None:
-            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct)
+            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct,
+                                interpolation=interpolation)
         else:
             with open_image(path) as img:
                 array = np.asarray(to_mode(img, mode), dtype=np.uint8)

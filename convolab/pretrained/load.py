@@ -168,7 +168,8 @@ def fetch_pretrained(name: str, pretrained: bool | str = True) -> tuple[dict[str
         "num_classes": num_classes, "in_chans": 3, "classes": class_names(weights, num_classes),
         "image_size": [weights.crop_size, weights.crop_size], "mean": list(weights.mean), "std": list(weights.std),
         # evaluation as the weights specify: resize to crop_size / crop_pct, centre crop at crop_size
-        "preprocess": "center-crop", "crop_pct": weights.crop_pct, "data": "imagenet", "weights": weights.label,
+        "preprocess": "center-crop", "crop_pct": weights.crop_pct, "interpolation": weights.interpolation,
+        "data": "imagenet", "weights": weights.label,
         "model": model.state_dict(), "source": weights.label,
     }
     return record, model

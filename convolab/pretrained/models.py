@@ -18,7 +18,7 @@ from .load import fetch_pretrained
 
 # Options that cut a model after it is built, so they combine with any weights.
 _CUTS = ("features_only", "out_indices", "until")
-PRETRAINED_CFG_KEYS = ("weights", "classes", "image_size", "crop_pct", "mean", "std", "preprocess")
+PRETRAINED_CFG_KEYS = ("weights", "classes", "image_size", "crop_pct", "interpolation", "mean", "std", "preprocess")
 
 
 def is_weights_path(pretrained: Any) -> bool:

@@ -181,7 +181,8 @@ def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -
     for path in paths:
         if center_crop:
             image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
-                               crop_pct=float(ckpt.get("crop_pct", CROP_PCT)))  # published weights: their own
+                               crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
+                               interpolation=str(ckpt.get("interpolation", "bilinear")))
         else:
             image = read_image(path, int(ckpt["in_chans"]))
         probs = predict_logits(loaded, image[None]).softmax(1)[0]
