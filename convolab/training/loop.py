@@ -139,10 +139,6 @@ def fit(trainer: Trainable) -> TrainResult:
                                 + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
                                    if state.epoch else "no epoch finished, so nothing was saved"))
                         show_progress(bar, state, lr)
-            except BaseException:
-                if bar is not None:
-                    bar.leave = False  # a failed epoch's bar is cleared: the error's one line stands alone
-                raise
             finally:
                 batches.close()
                 if bar is not None:
