@@ -1,7 +1,8 @@
 """Bad inputs, one row each, in one table: the verb's argv, the words its one error line must hold, and
 what the row needs made first. Every row: exit code 2, exactly one line on stderr starting `convolab VERB:
-error:`, no traceback, no internals (object reprs), no warning or log line, nothing on stdout, and every
-file that existed before the command still there, byte for byte. The next bad input is one more row.
+error:`, no traceback, no internals (object reprs), no warning or log line, nothing on stdout, every
+file that existed before the command still there, byte for byte, and nothing new left in the row's folder
+(no half-made output folder). The next bad input is one more row.
 
 Placeholders in argv and words: {d} is the module's folder of bad files (a trained run, junk checkpoints,
 broken images, links), {t} is the row's own temporary folder, which the row's `make` fills first."""
@@ -154,6 +155,24 @@ CASES: list[Row] = [
     Row("unknown-recipe", ["train", "lenet", "--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
     Row("unknown-tta", ["train", "lenet", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
     Row("unknown-experiment", ["reproduce", "degradaton"], "no experiment named 'degradaton'"),
+    Row("reproduce-no-name", ["reproduce"], "give an experiment NAME (see `convolab reproduce --list`)"),
+    Row("demo-option-it-does-not-take", ["demo", "corr2d", "--epochs", "2"], "demo corr2d does not take --epochs"),
+    Row("demo-output-it-does-not-take", ["demo", "edge-kernel", "--output", "{t}/x"], "it takes --seed"),
+    Row("finetune-unknown-layer", ["finetune", "{d}/run", "--data", "digits", "--until", "nope", "--output", "{t}/x"],
+        "unknown layer 'nope' for lenet5_modern; choose one of: "),
+    Row("finetune-missing-checkpoint", ["finetune", "{t}/missing.pt", "--data", "digits", "--output", "{t}/x"],
+        "does not exist"),
+    Row("summary-unknown-model", ["summary", "lenet9"], "unknown model 'lenet9'"),
+    Row("summary-input-size-two-numbers", ["summary", "lenet5", "--input-size", "1,28"], "expected C,H,W"),
+    Row("summary-input-too-small", ["summary", "lenet5", "--input-size", "1,8,8"],
+        "too small for lenet5 (default size 1x28x28)"),
+    Row("summary-depth-0", ["summary", "lenet5", "--depth", "0"], "positive integer"),
+    Row("summary-option-the-model-lacks", ["summary", "lenet5", "--aux-logits"],
+        "cannot build lenet5 with {{'aux_logits': True}}"),
+    Row("cost-bad-layer", ["cost", "--input", "192x28x28", "5x5-32"],
+        "expected KxK:CHANNELS[/sS][/pP], e.g. 3x3:64/s2"),
+    Row("cost-input-two-numbers", ["cost", "--input", "192x28", "5x5:32"], "expected C,H,W"),
+    Row("cost-kernel-does-not-fit", ["cost", "--input", "3x4x4", "7x7:8/p0"], "does not fit"),
     # bounds declared on TrainConfig's fields, checked by the generated options, naming the value
     Row("epochs-0", ["train", "lenet", "--epochs", "0"], "--epochs: must be a positive integer"),
     Row("epochs-negative", ["train", "lenet", "--epochs", "-3"], "--epochs: must be a positive integer"),
@@ -331,6 +350,24 @@ CASES: list[Row] = [
     Row("compare-output-read-only", ["compare", "lenet", "--data", "digits", "--output", "{t}/ro/c"],
         "is not writable", a_read_only_folder),
     Row("train-output-read-only", [*LENET, "--output", "{t}/ro/t"], "is not writable", a_read_only_folder),
+    Row("lr-find-output-is-a-file", ["lr-find", "lenet5", "--data", "digits", "--output", "{t}/taken.txt"],
+        "--output {t}/taken.txt is a file; give a folder", a_file),
+    Row("lr-find-output-under-a-file", ["lr-find", "lenet5", "--data", "digits", "--output", "{t}/taken.txt/sub"],
+        "--output {t}/taken.txt/sub lies under {t}/taken.txt, which is a file; choose another folder", a_file),
+
+    # ----- lr-find's range
+    Row("lr-find-end-below-start", ["lr-find", "lenet5", "--output", "{t}/o", "--start-lr", "1", "--end-lr", "0.1"],
+        "--end-lr 0.1 must be greater than --start-lr 1"),
+    Row("lr-find-end-equals-start", ["lr-find", "lenet5", "--output", "{t}/o", "--start-lr", "0.1", "--end-lr",
+                                     "0.1"], "--end-lr 0.1 must be greater than --start-lr 0.1"),
+    Row("lr-find-too-few-steps", ["lr-find", "lenet5", "--output", "{t}/o", "--steps", "4"],
+        "--steps must be at least 5, got 4"),
+    Row("lr-find-zero-steps", ["lr-find", "lenet5", "--output", "{t}/o", "--steps", "0"],
+        "--steps: must be a positive integer, got 0"),
+    Row("lr-find-zero-start", ["lr-find", "lenet5", "--output", "{t}/o", "--start-lr", "0"],
+        "--start-lr: must be a positive number, got 0"),
+    Row("lr-find-infinite-end", ["lr-find", "lenet5", "--output", "{t}/o", "--end-lr", "inf"],
+        "--end-lr: must be a positive number, got inf"),
 
     # ----- data a classifier cannot learn from
     Row("one-class-folder", ["train", "lenet", "--data", "{t}/one", "--output", "{t}/run"],
@@ -357,6 +394,7 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
     for name, value in row.env:
         monkeypatch.setenv(name, value.format(d=files, t=tmp_path))
     before = {p: p.read_bytes() for p in [*tmp_path.rglob("*"), *files.rglob("*")] if p.is_file()}
+    paths_before = set(tmp_path.rglob("*"))
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -374,6 +412,8 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in caplog.records] == []
     assert all(p.is_file() and p.read_bytes() == data for p, data in before.items())  # nothing lost
+    if not row.trains:  # (a run that started keeps its folder and config.json: the record of what was tried)
+        assert sorted(map(str, set(tmp_path.rglob("*")) - paths_before)) == []  # nothing half-made left behind
 
 
 def test_an_image_between_pils_warning_and_its_limit_is_decoded_without_a_warning(files, capsys):

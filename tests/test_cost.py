@@ -114,16 +114,3 @@ def test_cli_json_has_layers_totals_and_comparison():
     assert [row["multiplications"] for row in data["design"]["layers"]] == [2_408_448, 10_035_200]
     assert data["versus"]["multiplications"] == 120_422_400
     assert round(data["comparison"]["multiplications"]["ratio"], 2) == 9.68
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["cost", "--input", "192x28x28", "5x5-32"], "expected KxK:CHANNELS[/sS][/pP], e.g. 3x3:64/s2"),
-    (["cost", "--input", "192x28", "5x5:32"], "expected C,H,W"),
-    (["cost", "--input", "3x4x4", "7x7:8/p0"], "does not fit"),
-])
-def test_cli_bad_input_gives_one_line_and_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        raise SystemExit(main(argv))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1

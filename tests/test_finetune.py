@@ -171,18 +171,6 @@ def test_finetune_replaces_the_head_for_new_classes_and_converts_channels(tmp_pa
     assert x.shape == (4, 1, 28, 28)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--until", "nope"], "unknown layer 'nope' for lenet5_bn; choose one of: features, features.3, features.7"),
-    (["--checkpoint-missing"], "does not exist"),
-])
-def test_bad_finetune_inputs_fail_with_one_line_and_exit_2(tmp_path, pretrained, capsys, argv, message):
-    ckpt = str(tmp_path / "missing.pt") if argv == ["--checkpoint-missing"] else pretrained
-    extra = [] if argv == ["--checkpoint-missing"] else argv
-    code = main(["finetune", ckpt, "--data", "digits", "--epochs", "1", "--output", str(tmp_path / "x"), *extra])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
-
-
 def test_a_fine_tuned_run_on_data_of_other_channels_resumes_exactly(tmp_path, digits):
     """A colour checkpoint fine-tuned on grey digits keeps its 3 input channels (the digits are
     converted); an interrupted run resumes on that network and ends as the uninterrupted one."""

@@ -69,37 +69,6 @@ def test_cli_writes_csv_and_png(tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def exit_code(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:  # argparse's own checks
-        return int(stop.code)
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["--start-lr", "1", "--end-lr", "0.1"], "--end-lr 0.1 must be greater than --start-lr 1"),
-    (["--start-lr", "0.1", "--end-lr", "0.1"], "--end-lr 0.1 must be greater than --start-lr 0.1"),
-    (["--steps", "4"], "--steps must be at least 5, got 4"),
-    (["--start-lr", "0"], "--start-lr: must be a positive number, got 0"),
-    (["--steps", "0"], "--steps: must be a positive integer, got 0"),
-    (["--end-lr", "inf"], "--end-lr: must be a positive number, got inf"),
-])
-def test_bad_ranges_are_one_line(argv, expected, tmp_path, capsys):
-    assert exit_code(["lr-find", "lenet5", "--output", str(tmp_path / "o"), *argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and expected in err, err
-    assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("where, expected", [("file", "is a file; give a folder"),
-                                             ("file/sub", "which is a file; choose another folder")])
-def test_unwritable_output_is_one_line(where, expected, tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    assert exit_code(["lr-find", "lenet5", "--data", "digits", "--output", str(tmp_path / where)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--output" in err and expected in err, err
-
-
 def test_accumulate_and_mixup_train_as_train_does(tmp_path):
     """With --accumulate 2 each point of the curve is one optimizer step over two batches (as train steps),
     and mixup runs on the batches; the curve still comes out whole."""

@@ -2,6 +2,7 @@
 real quick run ends with its report and verdict line."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -61,27 +62,15 @@ def test_a_quick_experiment_writes_its_report_and_ends_with_the_verdict(tmp_path
                            "--output", str(out), "--no-progress"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("batchnorm: at the high learning rate lenet5_bn final test accuracy")
+    verdict = re.fullmatch(r"batchnorm: at the high learning rate lenet5_bn final test accuracy (0\.\d{4}) > "
+                           r"(0\.\d{4}) without its BN layers: reproduced", last)
+    assert verdict and float(verdict[1]) > float(verdict[2]) + 0.1, last  # the demo's old margin
     report = (out / "reproduce.md").read_text()
     assert report.strip().splitlines()[-1] == last
     assert "| lenet5_bn | trains at lr 1.0 |" in report
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    for arm in ("arm-1",):
-        assert (out / "seed-0" / arm / "runs" / "lenet5" / "steps.csv").is_file()
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["reproduce", "degradaton"], "convolab reproduce: error: no experiment named 'degradaton'"),
-    (["reproduce"], "convolab reproduce: error: give an experiment NAME"),
-    (["reproduce", "batchnorm", "--seeds", "0"], "convolab reproduce: error: argument --seeds: must be a positive"),
-])
-def test_bad_reproduce_input_is_one_line_and_exit_code_2(argv, expected, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        code = main(argv)
-        raise SystemExit(code)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(expected), err
+    for arm in ("arm-1", "arm-2"):
+        assert (out / "seed-0" / arm / "runs" / "lenet5_bn" / "steps.csv").is_file()
 
 
 def test_an_experiment_will_not_write_into_a_used_folder(tmp_path, capsys):

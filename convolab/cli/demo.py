@@ -5,7 +5,14 @@ import argparse
 
 from ..demos import get_demo, list_demos
 from ..errors import ConfigError
+from ..reproduce import get_experiment, run_experiment
+from ..training import TrainConfig
+from ..training.rundir import next_free_dir
 from ._args import positive_int
+
+# Demos that became experiments of `convolab reproduce`: the old name runs the experiment's quick form on the
+# offline data it names.
+MOVED = {"batchnorm": ("002", "mnist5k")}
 
 HELP = "run a worked example of the source articles (`convolab demo --list`); training demos end with " \
        "`test accuracy: 0.xxxx`"
@@ -14,10 +21,10 @@ HELP = "run a worked example of the source articles (`convolab demo --list`); tr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME", help="the demo to run; without it, list the demos")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
-    g = parser.add_argument_group("demos that train (batchnorm, inception-mnist, resnet-mnist)")
+    g = parser.add_argument_group("demos that train (inception-mnist, resnet-mnist; batchnorm: see reproduce)")
     g.add_argument("--epochs", type=positive_int, help="epochs to train (default: the demo's own)")
     g.add_argument("--output", "--out", dest="output", metavar="DIR",
-                   help="run folder (default: demo-batchnorm/ for batchnorm, runs/demo-MODEL for the others)")
+                   help="run folder (default: runs/demo-MODEL; batchnorm: runs/demo-batchnorm)")
     g.add_argument("--seed", type=int, help="random seed (default: 0); edge-kernel takes it too")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -28,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(d.name) for d in demos)
         for d in demos:
             print(f"{d.name:<{width}}  [{d.article}] {d.summary}")
+        for name, (article, data) in MOVED.items():
+            print(f"{name:<{width}}  [{article}] moved to `convolab reproduce {name}`; this name runs its quick form "
+                  f"on {data}")
         return 0
+    if args.name in MOVED:
+        return run_moved(args)
     demo = get_demo(args.name)
     given = {"epochs": args.epochs, "output": args.output, "seed": args.seed}
     refused = [f"--{name}" for name, value in given.items() if value is not None and name not in demo.options]
@@ -42,4 +54,19 @@ def run(args: argparse.Namespace) -> int:
     lines = demo.run(**options)
     for line in lines:
         print(line, flush=True)
+    return 0
+
+
+def run_moved(args: argparse.Namespace) -> int:
+    """A demo that is now an experiment of `convolab reproduce`: its quick form, on offline data."""
+    experiment, (_, data) = get_experiment(args.name), MOVED[args.name]
+    if args.epochs is not None:
+        raise ConfigError(f"demo {args.name} is now `convolab reproduce {args.name}`, which runs the experiment's own "
+                          f"schedule: drop --epochs")
+    print(f"demo {args.name} is now `convolab reproduce {args.name}`; running its quick form on {data}", flush=True)
+    base = TrainConfig(model="", data=data, seed=args.seed or 0, progress=args.progress)
+    output = args.output or str(next_free_dir(f"demo-{args.name}"))
+    _, line, report = run_experiment(experiment, output, base, quick=True, command=f"convolab demo {args.name}")
+    print(f"report: {report} (curves.png and reproduce.json beside it)")
+    print(line)
     return 0

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .batchnorm import batchnorm_demo
 from .bottleneck import bottleneck_demo
 from .convolution import corr2d_demo, edge_kernel_demo, shapes_demo
 from .lecture import inception_mnist_demo, resnet_mnist_demo
@@ -47,8 +46,6 @@ DEMOS = {demo.name: demo for demo in (
          "channels", pooling_demo),
     Demo("bottleneck", "004", "a 1x1 bottleneck: 120,422,400 against 12,443,648 multiplications",
          bottleneck_demo),
-    Demo("batchnorm", "002", "LeNet with and without batch norm at SGD lr 0.9: loss curves (PNG) and "
-         "accuracy", batchnorm_demo, TRAINING),
     Demo("inception-mnist", "000", "the lecture's InceptionA net trained on mnist5k", inception_mnist_demo,
          TRAINING),
     Demo("resnet-mnist", "000", "the lecture's residual net trained on mnist5k", resnet_mnist_demo, TRAINING),

@@ -3,7 +3,7 @@ layer after each convolution and each hidden fully connected layer, before the s
 
 d2l's layout: convolutions without padding, so 16 x 4 x 4 = 256 features -> 120 -> 84 -> classes
 (44,878 parameters with BN, 44,426 without). `batch_norm=False` gives the same net without BN,
-the control of `convolab demo batchnorm`.
+the control of `convolab reproduce batchnorm`.
 """
 from __future__ import annotations
 

@@ -107,15 +107,16 @@ def lenet_fashion_verdict(out: Outcome) -> tuple[bool, str]:
     train, test = out.mean("lenet5", "train_acc"), out.mean("lenet5", "test_acc")
     # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (docs/REFERENCE.md section 3)
     ok = 0.80 <= train <= 0.85 and test >= 0.75
+    above = "; above it" if test > 0.823 else ""
     return ok, (f"lenet-fashion: lenet5 final train accuracy {train:.3f} (book 0.815-0.831), test {test:.3f} "
-                f"(book 0.762-0.823): {_held(ok)}")
+                f"(book 0.762-0.823{above}): {_held(ok)}")
 
 
 def batchnorm_verdict(out: Outcome) -> tuple[bool, str]:
-    plain, bn = out.mean("lenet5", "test_acc"), out.mean("lenet5_bn", "test_acc")
+    plain, bn = out.mean("lenet5_bn-without-bn", "test_acc"), out.mean("lenet5_bn", "test_acc")
     ok = bn > plain
     return ok, (f"batchnorm: at the high learning rate lenet5_bn final test accuracy {bn:.4f} "
-                f"{'>' if ok else '<='} lenet5 {plain:.4f}: {_held(ok)}")
+                f"{'>' if ok else '<='} {plain:.4f} without its BN layers: {_held(ok)}")
 
 
 def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
@@ -185,22 +186,23 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "d2l's LeNet-5 (sigmoid, SGD lr 0.9, batch 256, 10 epochs) on Fashion-MNIST",
         "article 003 (d2l 6.6); book output train 0.831 / test 0.789 (docs/REFERENCE.md section 3)",
         (Arm(("lenet5",)), Arm(("lenet5_bn",), {"lr": 1.0}), Arm(("lenet5_modern",), {"lr": 0.1, "momentum": 0.9})),
-        "fashion-mnist", D2L_LENET, D2L_LENET | {"epochs": 5, "train_subset": 20000},
+        "fashion-mnist", D2L_LENET, D2L_LENET,  # the book's recipe is CPU-sized: the quick form is the full one
         {"lenet5": "train 0.831, test 0.789 (CI builds: test 0.762-0.823)",
          "lenet5_bn": "train 0.897, test 0.836 (lr 1.0)", "lenet5_modern": "(not in the book)"},
         lenet_fashion_verdict,
-        quick_note="20,000 training images, 5 epochs",
+        quick_note="the book's recipe in full: all 60,000 training images, 10 epochs",
     ),
     Experiment(
         "batchnorm",
         "batch normalization allows high learning rates",
         "article 002 (Ioffe and Szegedy 2015)",
-        (Arm(("lenet5", "lenet5_bn")),),
+        # the control is the same network with its BN layers taken out (d2l's BN-LeNet, 44,426 parameters)
+        (Arm(("lenet5_bn",)), Arm(("lenet5_bn",), {"model_options": {"batch_norm": False}}, "-without-bn")),
         "mnist", {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "epochs": 10,
                   "batch_size": 256, "schedule": "constant", "warmup_epochs": 0},
         {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "epochs": 3, "batch_size": 256,
          "schedule": "constant", "warmup_epochs": 0, "train_subset": 20000},
-        {"lenet5": "(no figure: trains slowly or not at all at lr 1.0)", "lenet5_bn": "trains at lr 1.0"},
+        {"lenet5_bn": "trains at lr 1.0", "lenet5_bn-without-bn": "(no figure: trains slowly or not at all at lr 1.0)"},
         batchnorm_verdict,
         quick_note="20,000 training images, 3 epochs",
     ),
