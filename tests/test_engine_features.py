@@ -40,6 +40,16 @@ def test_batch_transform_converts_channels_resizes_and_normalizes():
     assert grey.shape == (1, 1, 2, 2) and torch.allclose(grey, torch.ones_like(grey))
 
 
+def test_normalize_none_feeds_the_pixels_in_0_1_as_to_tensor_does(tmp_path):
+    digits = load_data("digits")
+    trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", normalize="none", augment="none",
+                                  progress=False, output=str(tmp_path / "r")), data=digits)
+    images = digits.train.images[:4]
+    expected = torch.nn.functional.interpolate(images.float() / 255, size=trainer.image_size, mode="bilinear",
+                                               antialias=False, align_corners=False)
+    assert torch.allclose(trainer.transform(images), expected, atol=1e-6)
+
+
 def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=2, amp="bf16", progress=False,
                                  output=str(tmp_path / "r"))).fit()

@@ -311,7 +311,10 @@ def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:
 def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages,
                      in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The per-channel mean and std inputs are normalized by: the model's (--normalize model, where it
-    has a data config) or the training images' (averaged over the channels where the model's differ)."""
+    has a data config), none (0 and 1: pixels in [0, 1]) or the training images' (averaged over the channels
+    where the model's differ)."""
+    if config.normalize == "none":
+        return (0.0,) * in_chans, (1.0,) * in_chans
     data_cfg = getattr(model, "data_config", None)
     if config.normalize == "model" and data_cfg is not None:
         return tuple(data_cfg.mean), tuple(data_cfg.std)

@@ -29,7 +29,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip")
-NORMALIZE_MODES = ("data", "model")
+NORMALIZE_MODES = ("data", "model", "none")
 
 
 def option(default: Any, help: str, *, group: str = "run", choices: tuple | None = None,
@@ -72,7 +72,8 @@ class TrainConfig:
                            group="data", bounds="[0, inf)", metavar="ALPHA")
     tta: str = option("none", "test-time augmentation: flip scores the mean of the logits of each test image "
                       "and its mirror image", group="data", choices=TTA_MODES)
-    normalize: str = option("data", "use the data set's or the model's mean/std", group="data",
+    normalize: str = option("data", "use the data set's or the model's mean/std, or none (pixels in [0, 1], "
+                            "as torchvision's ToTensor alone leaves them: d2l's recipes)", group="data",
                             choices=NORMALIZE_MODES)
     skip_bad_images: bool = option(False, "count and skip unreadable images", group="data")
     val_fraction: float = option(0.1, "held-out fraction when an image folder has no test/ or val/ split",
