@@ -148,24 +148,6 @@ def test_report_refuses_runs_of_different_data_sets_in_one_line(comparison, tmp_
     assert not (tmp_path / "rep").exists()
 
 
-def test_report_refuses_to_write_into_one_of_its_runs(comparison, capsys):
-    run = comparison[0] / "runs" / "lenet5"
-    assert main(["report", str(run), "--output", str(run)]) == 2
-    assert "curves.png would be overwritten" in capsys.readouterr().err
-
-
-def test_compare_checks_model_names_before_training_anything(tmp_path, capsys):
-    assert main(["compare", "lenet5", "lenet_5_modern", *QUICK, "--output", str(tmp_path / "a")]) == 2
-    assert "lenet_5_modern" in capsys.readouterr().err
-    assert main(["compare", "lenet5", "lenet5", *QUICK, "--output", str(tmp_path / "b")]) == 2
-    assert "given twice" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-    assert main(["compare", "lenet5", "--resume", str(tmp_path)]) == 2
-    assert "--resume takes no MODEL" in capsys.readouterr().err
-    assert main(["compare", "--resume", str(tmp_path)]) == 2
-    assert "holds no compare.json" in capsys.readouterr().err
-
-
 def test_resume_keeps_finished_runs_resumes_the_interrupted_one_and_trains_the_rest(tmp_path, monkeypatch,
                                                                                      capsys, caplog):
     out = tmp_path / "cmp"

@@ -116,22 +116,6 @@ def test_overlapping_samples_are_not_different_and_one_seed_is_no_test():
                                                          "one seed: no test"
 
 
-@pytest.mark.parametrize("seeds, message", [
-    ("0", "seeds must be >= 1"),
-    ("-2", "seeds must be >= 1"),
-    ("two", "expected a number of seeds >= 1 or a comma list of seeds like 0,1,2, got 'two'"),
-    ("1,x", "got '1,x'"),
-    (",", "seeds is an empty list"),
-    ("1,2,1", "seed 1 given twice"),
-])
-def test_a_bad_seeds_value_is_one_line_with_exit_code_2(tmp_path, capsys, seeds, message):
-    with pytest.raises(SystemExit) as exit_:
-        main(["compare", "lenet5", *QUICK, "--seeds", seeds, "--output", str(tmp_path / "cmp")])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "--seeds" in err and message in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "cmp").exists()
-
-
 def test_resume_takes_the_seeds_from_compare_json_not_the_command_line(two_seeds, capsys):
     out, _, _ = two_seeds
     assert main(["compare", "--resume", str(out), "--seeds", "3"]) == 2

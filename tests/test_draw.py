@@ -183,23 +183,6 @@ def test_cli_writes_the_svg_atomically_and_reports_the_graph_size(tmp_path):
     assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # same permissions as any new file
 
 
-@pytest.mark.parametrize("out, message", [
-    (".", "is a directory"),
-    ("missing/dir/model.svg", "does not exist"),
-    ("model.png", "must name an .svg file"),
-])
-def test_cli_bad_out_gives_one_line_and_exit_2(out, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    if out == ".":
-        (tmp_path / "dir.svg").mkdir()
-        out = "dir.svg"
-    with pytest.raises(SystemExit) as exit_info:
-        raise SystemExit(main(["draw", "lenet5", "--out", out]))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
-
-
 def test_draw_refuses_an_input_the_model_cannot_take(tmp_path):
     with pytest.raises(ConfigError, match=r"too small for lenet5 \(default size 1x28x28\)"):
         draw(convolab.create_model("lenet5"), (1, 20, 20), tmp_path / "x.svg")
