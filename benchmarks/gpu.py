@@ -30,6 +30,11 @@ output in OUT/gpu.log):
      engine's device-synchronized clock over the training steps; the test-set evaluation each
      epoch does is excluded, as the others do none).
 
+6. `augment`: `benchmarks/augment_policies.py` on the GPU: RandAugment, TrivialAugmentWide and
+   AutoAugment with each image's own draw, convolab's batched code against torchvision's per-image loop
+   (and, for scale, torchvision's one-draw batched call and kornia where installed: kornia travels as
+   a wheel), each as a share of a resnet20 training step (issue 17: is our own code needed on a GPU?).
+
 `--only throughput --compile [--models resnet20 resnet18]` measures the hand-written loop and convolab
 with torch.compile (the first H200 run found every step bound by the host at about 11 ms whatever the
 network: fewer kernel launches is the lever to try first).
@@ -59,8 +64,8 @@ RUNS = {
     "resnet18": ["resnet18", "--model-option", "stem=cifar", "--recipe", "fast", "--epochs", "20"],
 }
 TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
-PARTS = ("env", "pytest", *RUNS, "throughput")
-LIMITS = {"env": 60, "pytest": 180, "throughput": 170} | dict.fromkeys(RUNS, 150)  # seconds
+PARTS = ("env", "pytest", *RUNS, "throughput", "augment")
+LIMITS = {"env": 60, "pytest": 180, "throughput": 170, "augment": 60} | dict.fromkeys(RUNS, 150)  # seconds
 THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}),
                      ("googlenet_small", {}))
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*test loss \S+ acc ([\d.]+)")
@@ -227,6 +232,13 @@ def main() -> None:
                 results["pytest"] = part_pytest(args, log)
             elif part in RUNS:
                 results[part] = part_accuracy(part, args, log, cache)
+            elif part == "augment":
+                figures = args.out / "augment.json"
+                cmd = [sys.executable, str(Path(__file__).resolve().parent / "augment_policies.py"), "--data",
+                       args.data, "--json", str(figures)] + (["--device", "cpu", "--iters", "2", "--batch", "64"]
+                                                              if args.dry_run else [])
+                rc, _ = run_streamed(cmd, LIMITS[part] - 5, log, os.environ | {"PYTHONUNBUFFERED": "1"})
+                results["augment"] = {"exit_code": rc} | (json.loads(figures.read_text()) if figures.is_file() else {})
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
                        "--out", str(args.out)] + (["--dry-run"] if args.dry_run else []) + \
@@ -266,6 +278,10 @@ def summary(results: dict, log: Log) -> None:
         log(f"{m['model']:16s} textbook {m['textbook']:9,.0f} img/s  hand-written {m['handwritten']:9,.0f} img/s  "
             f"convolab {m['convolab']:9,.0f} img/s  convolab/textbook {m['convolab'] / m['textbook']:.2f}x  "
             f"convolab/hand-written {m['convolab'] / m['handwritten']:.2f}x")
+    for policy, sides in results.get("augment", {}).get("policies", {}).items():
+        log(f"augment {policy}: " + "; ".join(f"{side} {r['images_per_second']:,.0f} img/s ({r['share_of_step']:.1%} "
+                                               f"of a resnet20 step, {r['distinct_of_64']}/64 distinct)"
+                                               for side, r in sides.items()))
 
 
 def subset_tar(source: Path, dest: Path, per_class: int, test_per_class: int) -> Path:

@@ -12,6 +12,7 @@ from convolab.cli import build_parser
 from convolab.cli._options import config_from_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import augment_policies  # noqa: E402
 import stream_delivery  # noqa: E402
 import train_throughput as tt  # noqa: E402
 
@@ -56,3 +57,16 @@ def test_train_throughput_convolab_side_trains_as_the_peers(tmp_path):
     steps = tt.imagefolder_loader(tmp_path, 0, persistent=False).dataset.transform.transforms
     assert [type(t) for t in steps] == [T.RandomCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
     assert steps[0].padding == 4 and steps[1].p == 0.5  # convolab's crop-flip: padding 32/8, p 1/2
+
+
+def test_augment_policies_sides_do_what_the_table_says_of_them():
+    """convolab's batched policies and torchvision's per-image loop give each image its own draw; torchvision
+    called once on a batch gives one draw to all (the `distinct/64` column the benchmark prints)."""
+    image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    for policy in augment_policies.POLICIES:
+        per_image, batched = augment_policies.torchvision_sides(policy)
+        ours = augment_policies.distinct_outputs(lambda b, p=policy: augment_policies.auto_augment(b, p, generator),
+                                                 image)
+        assert ours >= 10 and augment_policies.distinct_outputs(per_image, image) >= 10
+        assert augment_policies.distinct_outputs(batched, image) == 1
