@@ -1,15 +1,13 @@
 """AutoAugment, RandAugment and TrivialAugmentWide on a whole batch, every image with its own draw.
 
 The policies, operations and magnitude ranges are torchvision's (`torchvision.transforms.v2`: its
-`_AUGMENTATION_SPACE` tables and AutoAugment's sub-policies, read from the library, not copied). What is
-our own is how they run: torchvision draws one operation and one magnitude per call, so a batched tensor
-gets a single draw for all of its images, and per image it takes a Python loop: on 256 x 3 x 32 x 32 uint8,
-1 CPU thread, CPU time, that loop ran 4,600 (RandAugment), 8,500 (TrivialAugmentWide) and 6,500
-(AutoAugment CIFAR-10) images/s against 24,000, 42,000 and 30,000 here, next to a resnet20 training step of
-~310 images/s (4-7% of the step's time for the loop, 1.5-2% here); on a GPU the loop would launch every
-operation's kernels once per image. Here each image draws its own operation(s), magnitude and sign, and
-each operation runs once per batch on the images that drew it (the geometric ones together, as one
-`grid_sample`), on the batch's device.
+`_AUGMENTATION_SPACE` tables and AutoAugment's sub-policies, read from the library, not copied). What is our
+own is how they run: torchvision draws one operation and one magnitude per call, so a batched tensor gets a
+single draw for all of its images, and per image it takes a Python loop; kornia draws the parameters per image
+but picks the operations once per call. `benchmarks/augment_policies.py` measures all of them, each as a share
+of a resnet20 training step (on 2 CPU threads at batch 256 the per-image loop costs 5.5-10% of the step, ours
+0.6-1.3%). Here each image draws its own operation(s), magnitude and sign, and each operation runs once per
+batch on the images that drew it (the geometric ones together, as one `grid_sample`), on the batch's device.
 
 Images are float tensors holding uint8 values (0 to 255), N x C x H x W; every operation returns whole
 values in that range. Grey images (C = 1) take every operation: Color (saturation) leaves them as they
