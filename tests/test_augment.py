@@ -16,7 +16,7 @@ from convolab.data import load_data
 from convolab.data.augment import AugmentConfig, BatchTransform
 from convolab.data.autoaugment import OP_ID, POLICIES, apply_ops, auto_augment, draw, resolve_policy
 from convolab.errors import FieldError
-from convolab.training import TrainConfig, Trainer
+from convolab.training import TrainConfig, Trainer, loop
 from convolab.training.engine import TrainingInterrupted
 from convolab.training.loop import weighted_loss
 from convolab.training.mixing import MixConfig, mix_batch
@@ -151,6 +151,39 @@ def test_accumulating_two_batches_of_16_equals_one_of_32(tmp_path, digits):
     for (name, a), b in zip(one.model.state_dict().items(), two.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), name
     assert one.history[-1]["train_loss"] == pytest.approx(two.history[-1]["train_loss"], abs=1e-5)
+
+
+def test_a_group_whose_first_batch_is_empty_steps_on_its_own_gradients_only(tmp_path, digits, monkeypatch):
+    """A streamed batch of unreadable images comes empty; when it is the first of an --accumulate group, the
+    group's step takes the gradients of its other batches alone (not the last step's as well), and a group
+    of empty batches makes no step."""
+    trainer = Trainer(quick(tmp_path, "r", model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0,
+                            schedule="constant", warmup_epochs=0,
+                            batch_size=16, accumulate=2, epochs=1), data=digits)
+    run, kept, after = trainer.run, {}, []
+    batches = run.batches.train_batches
+
+    def with_empty(epoch, start=0):  # batches 2, 4 and 5 empty: step 2 has batch 3 only, step 3 none
+        for i, (images, y, idx) in enumerate(batches(epoch, start), start):
+            kept[i] = (images, y)
+            yield (images[:0], y[:0], idx[:0]) if i in (2, 4, 5) else (images, y, idx)
+
+    step = loop.optimizer_step
+
+    def recorded(run_):
+        step(run_)
+        after.append({k: v.clone() for k, v in run_.model.state_dict().items()})
+
+    monkeypatch.setattr(run.batches, "train_batches", with_empty)
+    monkeypatch.setattr(loop, "optimizer_step", recorded)
+    trainer.fit()
+    assert len(after) == run.steps_per_epoch - 1  # the empty group made no step
+    run.model.load_state_dict(after[0])
+    images, y = kept[3]
+    loss = F.cross_entropy(run.forward_model(run.transform(images, train=True, generator=run.aug_generator))["main"], y)
+    (loss / 2).backward()
+    for name, p in run.model.named_parameters():
+        torch.testing.assert_close(after[1][name], after[0][name] - 0.1 * p.grad, rtol=0, atol=1e-6)
 
 
 def test_combinations_that_make_no_sense_are_refused_in_one_line(tmp_path, digits):

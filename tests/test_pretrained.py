@@ -56,8 +56,9 @@ def seed_torchvision(cache_root: Path, name: str) -> tuple[nn.Module, Path]:
     return peer, file
 
 
-def seed_timm(cache_root: Path, hub_name: str) -> tuple[nn.Module, Path]:
-    """A random timm model as the Hugging Face hub cache holds it: snapshots/REV/model.safetensors + refs/main."""
+def seed_timm(cache_root: Path, hub_name: str, file_name: str = "model.safetensors") -> tuple[nn.Module, Path]:
+    """A random timm model as the Hugging Face hub cache holds it: snapshots/REV/model.safetensors (or an older
+    repository's pytorch_model.bin) + refs/main."""
     timm = pytest.importorskip("timm")
     from safetensors.torch import save_file
 
@@ -66,9 +67,12 @@ def seed_timm(cache_root: Path, hub_name: str) -> tuple[nn.Module, Path]:
     repo = cache_root / "hf" / "hub" / f"models--timm--{hub_name}"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0123abcd")
-    file = repo / "snapshots" / "0123abcd" / "model.safetensors"
+    file = repo / "snapshots" / "0123abcd" / file_name
     file.parent.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(file))
+    if file_name.endswith(".bin"):
+        torch.save(peer.state_dict(), file)
+    else:
+        save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(file))
     return peer, file
 
 
@@ -108,8 +112,9 @@ def test_torchvision_weights_from_the_hub_cache_give_the_peers_outputs(offline_c
     assert cfg["mean"] == [0.485, 0.456, 0.406] and ours.data_config.input_size[-1] == cfg["image_size"][0]
 
 
-def test_timm_weights_from_the_hf_cache_give_the_peers_outputs(offline_caches):
-    peer, _ = seed_timm(offline_caches, "inception_v4.tf_in1k")
+@pytest.mark.parametrize("file_name", ["model.safetensors", "pytorch_model.bin"])
+def test_timm_weights_from_the_hf_cache_give_the_peers_outputs(offline_caches, file_name):
+    peer, _ = seed_timm(offline_caches, "inception_v4.tf_in1k", file_name)
     ours = convolab.create_model("inception_v4", pretrained="timm")
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """`create_model`: a registered entry built, and optionally cut into its feature maps or its first stages."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -27,6 +28,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
+    check_option_types(entry.name, entry.fn, kwargs)
     try:
         model = entry.fn(**kwargs)
     except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
@@ -37,3 +39,24 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if features_only:
         model = feature_maps(model, tuple(out_indices) if out_indices is not None else None)
     return model
+
+
+_KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a word"))
+
+
+def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
+    """An option whose default is a bool, a whole number, a number or a word takes a value of that kind
+    (a whole number where a number is expected): said in one line, before the constructor fails on it."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        kind = next(((t, words) for t, words in _KINDS if type(default) is t), None)
+        if kind is None or value is None:
+            continue
+        expected, words = kind
+        fits = type(value) is expected or (expected is float and type(value) is int)
+        if not fits:
+            raise ConfigError(f"{name}'s option {key} takes {words} (default {default!r}), got {value!r}")

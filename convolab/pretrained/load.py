@@ -26,6 +26,7 @@ from ..training.checkpoint import FORMAT
 from .sources import TIMM_MISSING, Weights, WeightsError, choose_weights
 
 HF_FILE = "model.safetensors"
+HF_FALLBACK = "pytorch_model.bin"  # what older hub repositories (and caches filled by older timm) hold instead
 
 
 def offline() -> bool:
@@ -124,6 +125,8 @@ def _timm_peer(weights: Weights) -> nn.Module:
            "hub cache is $HF_HOME/hub, ~/.cache/huggingface/hub by default; or copy the whole models--... "
            "folder from a machine that has it)")
     cached = try_to_load_from_cache(repo, HF_FILE, cache_dir=str(cache))
+    if not isinstance(cached, str):
+        cached = try_to_load_from_cache(repo, HF_FALLBACK, cache_dir=str(cache))
     url = f"https://huggingface.co/{repo}/resolve/main/{HF_FILE}"
     reason = None if isinstance(cached, str) else (
         "offline: CONVOLAB_OFFLINE or HF_HUB_OFFLINE is set" if offline() else unreachable(url))

@@ -117,8 +117,9 @@ def fit(trainer: Trainable) -> TrainResult:
                         loss_sum += loss * len(y)
                         correct_sum += correct
                         seen += len(y)
-                    elif micro == accumulate - 1 and accumulate > 1:  # the group's gradients still step
-                        optimizer_step(run)
+                    elif micro == accumulate - 1 and accumulate > 1 and has_gradients(run):
+                        optimizer_step(run)  # the group's earlier batches still step (none: no step, as the
+                        # fp16 scaler refuses a step that recorded no gradients)
                     state.batch_in_epoch += 1
                     if state.batch_in_epoch % accumulate == 0:
                         state.step += 1
@@ -189,8 +190,6 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
         with autocast(run.device, run.amp_dtype):
             outputs = run.forward_model(x)
         loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix)
-        if micro == 0:
-            run.optimizer.zero_grad(set_to_none=True)
         # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
         run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
     if micro == accumulate - 1:
@@ -207,8 +206,15 @@ def optimizer_step(run: Run) -> None:
         nn.utils.clip_grad_norm_(run.model.parameters(), run.config.clip_grad)
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    # Cleared after the step, not before a group's first batch: a group whose first batches were empty (a
+    # streamed batch of unreadable images) must not add onto the last step's gradients.
+    run.optimizer.zero_grad(set_to_none=True)
     if run.ema is not None:
         run.ema.update(run.model)
+
+
+def has_gradients(run: Run) -> bool:
+    return any(p.grad is not None for group in run.optimizer.param_groups for p in group["params"])
 
 
 def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: dict[str, torch.Tensor] | None,
