@@ -21,6 +21,7 @@ from torch import nn
 import convolab
 from convolab.cli import main
 from convolab.data.decode import center_box, read_image
+from convolab.errors import CheckpointError
 from convolab.finetune import pretrained_defaults
 from convolab.pretrained import WeightsError, choose_weights, weights_record
 from convolab.training import TrainConfig
@@ -122,6 +123,16 @@ def test_timm_weights_from_the_hf_cache_give_the_peers_outputs(offline_caches, f
     cfg = ours.pretrained_cfg
     assert cfg["weights"] == "timm:inception_v4.tf_in1k" and cfg["image_size"] == [299, 299]
     assert cfg["mean"] == [0.5, 0.5, 0.5] and cfg["crop_pct"] == 0.875 and cfg["classes"][0] == "tench"
+
+
+def test_a_weights_name_means_the_weights_even_beside_a_file_of_that_name(offline_caches, tmp_path, monkeypatch):
+    peer, _ = seed_torchvision(offline_caches, "resnet18")
+    monkeypatch.chdir(tmp_path)
+    for word in ("torchvision", "IMAGENET1K_V1"):
+        (tmp_path / word).write_bytes(b"not weights")
+        assert torch.equal(convolab.create_model("resnet18", pretrained=word).conv1.weight, peer.conv1.weight)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        convolab.create_model("resnet18", pretrained="./torchvision")  # the file, asked for as a path
 
 
 def test_other_num_classes_replaces_the_head_and_keeps_the_backbone(offline_caches):

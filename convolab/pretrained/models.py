@@ -15,24 +15,35 @@ from ..models._features import features_only as feature_maps
 from ..models._features import truncate
 from ..training.checkpoint import checkpoint_model, load_checkpoint
 from .load import fetch_pretrained
+from .sources import WeightsError, choose_weights
 
 # Options that cut a model after it is built, so they combine with any weights.
 _CUTS = ("features_only", "out_indices", "until")
 PRETRAINED_CFG_KEYS = ("weights", "classes", "image_size", "crop_pct", "interpolation", "mean", "std", "preprocess")
 
 
-def is_weights_path(pretrained: Any) -> bool:
-    """Whether `pretrained` names a file or folder rather than a library or a weights name."""
+def is_weights_path(pretrained: Any, name: str | None = None) -> bool:
+    """Whether `pretrained` names a file or folder rather than a library or a weights name. A bare word that
+    is also one of model `name`'s weights names ("timm", "IMAGENET1K_V2") means the weights, even where a
+    file of that name lies in the current folder (write ./timm for the file)."""
     if isinstance(pretrained, Path):
         return True
-    text = str(pretrained)
-    return isinstance(pretrained, str) and (os.sep in text or "/" in text or text.endswith((".pt", ".safetensors"))
-                                            or Path(text).expanduser().exists())
+    if not isinstance(pretrained, str):
+        return False
+    if os.sep in pretrained or "/" in pretrained or pretrained.endswith((".pt", ".safetensors")):
+        return True
+    if name is not None:
+        try:
+            choose_weights(get_entry(name).name, pretrained)
+            return False
+        except WeightsError:
+            pass
+    return Path(pretrained).expanduser().exists()
 
 
 def _record_and_model(name: str, pretrained: bool | str | Path) -> tuple[dict[str, Any], nn.Module | None]:
     name = get_entry(name).name
-    if not is_weights_path(pretrained):
+    if not is_weights_path(pretrained, name):
         return fetch_pretrained(name, pretrained)
     record = load_checkpoint(Path(pretrained).expanduser())
     if get_entry(str(record.get("model_name", ""))).name != name:
