@@ -304,9 +304,6 @@ def throughput_main(args) -> None:
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_throughput import PILDataset  # noqa: E402
-
     from convolab import create_model
     from convolab.data import ImageData, load_data
     from convolab.data.augment import random_crop, random_flip
@@ -326,6 +323,24 @@ def throughput_main(args) -> None:
 
     def autocast():
         return torch.autocast(device.type, dtype=amp, enabled=amp is not None)
+
+    class PILDataset(torch.utils.data.Dataset):
+        """What a torchvision data set hands a DataLoader: one PIL image and label at a time."""
+
+        def __init__(self, split, transform):
+            from PIL import Image
+
+            arrays = split.images.permute(0, 2, 3, 1).numpy()
+            mode = "L" if arrays.shape[-1] == 1 else "RGB"
+            self.images = [Image.fromarray(a[..., 0] if mode == "L" else a, mode) for a in arrays]
+            self.labels = split.labels.tolist()
+            self.transform = transform
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return self.transform(self.images[i]), self.labels[i]
 
     def build(name: str, options: dict):
         torch.manual_seed(0)

@@ -1,6 +1,9 @@
 """The benchmarks compare like with like: each side does the same work (fast checks, no timing)."""
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -70,3 +73,22 @@ def test_augment_policies_sides_do_what_the_table_says_of_them():
                                                  image)
         assert ours >= 10 and augment_policies.distinct_outputs(per_image, image) >= 10
         assert augment_policies.distinct_outputs(batched, image) == 1
+
+
+def test_every_name_a_benchmark_imports_exists():
+    """Imports inside a benchmark's functions run only when that part runs (on a GPU, say): each `from M import
+    N` of a sibling script or of convolab must name something M has (gpu.py once imported a class that
+    train_throughput.py no longer defined, found only by its dry run)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    siblings = {p.stem for p in folder.glob("*.py")}
+    checked = 0
+    for script in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level and (
+                    node.module in siblings or node.module.split(".")[0] == "convolab"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), \
+                        f"{script.name}: from {node.module} import {alias.name}"
+                    checked += 1
+    assert checked > 20
