@@ -99,6 +99,19 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     assert float(lines["colour"][3]) == pytest.approx(colour, abs=1e-4)
     assert lines["age"][1:3] == ["number", "MAE"] and float(lines["age"][3]) == pytest.approx(mae, rel=1e-3)
     assert (tmp_path / "eval" / "targets.csv").is_file()
+    # predict gives every target of each picture: its colour agrees as often, its age is as far off, as evaluate said
+    folder, items, _ = labelled
+    tests = [it for it in items if it["split"] == "test"]
+    assert main(["predict", str(out / "last.pt"), *(str(folder / it["image"]) for it in tests), "--topk", "1"]) == 0
+    said = [line.split("  | ") for line in capsys.readouterr().out.splitlines()]
+    assert len(said) == len(tests) and all(len(parts) == 3 for parts in said)
+    colours = [parts[1].split() for parts in said]
+    ages = [parts[2].split() for parts in said]
+    assert all(c[0] == "colour" and c[1] in COLOURS and 0.5 <= float(c[2]) <= 1 for c in colours)
+    assert all(a[0] == "age" and len(a) == 2 for a in ages)
+    assert sum(c[1] == it["colour"] for c, it in zip(colours, tests)) / len(tests) == pytest.approx(colour, abs=1e-4)
+    errors = [abs(float(a[1]) - it["age"]) for a, it in zip(ages, tests)]
+    assert sum(errors) / len(errors) == pytest.approx(mae, abs=0.01)
 
 
 def test_a_two_image_model_trains_on_pairs(labelled, tmp_path, capsys):

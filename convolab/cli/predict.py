@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 
 from ..export import predict_onnx
-from ..training.inference import load_trained_model, predict_files
+from ..training.inference import load_trained_model, predict_targets
 from ._args import positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights
 
 HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
-        "published weights (MODEL --pretrained): top-k classes and probabilities")
+        "published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's model, "
+        "each other target's class or number after a |)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if str(args.checkpoint).endswith(".onnx") and not args.pretrained:
-        results = predict_onnx(args.checkpoint, args.images, top_k=args.topk)
+        results = [(top, {}) for top in predict_onnx(args.checkpoint, args.images, top_k=args.topk)]
     else:
-        results = predict_files(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
-    for path, top in zip(args.images, results):
+        results = predict_targets(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
+    for path, (top, others) in zip(args.images, results):
         best, prob = top[0]
         rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
-        print(f"{path}  {best}  {prob:.4f}  {rest}".rstrip())
+        extra = "".join(f"  | {name} {value}" + (f" {p:.4f}" if p is not None else "")
+                        for name, (value, p) in others.items())
+        print(f"{path}  {best}  {prob:.4f}  {rest}".rstrip() + extra)
     return 0

@@ -166,17 +166,30 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title:
     plt.close(fig)
 
 
+Prediction = tuple[list[tuple[str, float]], dict[str, tuple[str, float | None]]]
+
+
 @torch.no_grad()
 def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (class name, probability) for each image file, preprocessed as in training."""
+    return [top for top, _ in predict_targets(loaded, paths, topk)]
+
+
+@torch.no_grad()
+def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
+    """For each image file: the main target's top-k (class name, probability), and each other target of a
+    labels CSV's model: {name: (class, probability)} or {name: (number in the column's units, None)}."""
     classes = loaded.classes
     k = min(topk, len(classes))
-    results = []
+    results: list[Prediction] = []
     ckpt = loaded.checkpoint
-    inputs = ckpt.get("table", {}).get("inputs", [])
+    table = ckpt.get("table", {})
+    inputs = table.get("inputs", [])
     if len(inputs) > 1:  # a labels CSV's model of several inputs
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
                         "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
+    others = {name: t for name, t in list(table.get("targets", {}).items())[1:]}
+    device = next(loaded.model.parameters()).device
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
     for path in paths:
         if center_crop:
@@ -185,7 +198,17 @@ def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -
                                interpolation=str(ckpt.get("interpolation", "bilinear")))
         else:
             image = read_image(path, int(ckpt["in_chans"]))
-        probs = predict_logits(loaded, image[None]).softmax(1)[0]
+        x = loaded.transform(image[None].to(device))
+        outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
+        probs = outputs["main"].float().softmax(1)[0].cpu()
         values, indices = probs.topk(k)
-        results.append([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())])
+        extra: dict[str, tuple[str, float | None]] = {}
+        for name, target in others.items():
+            out = outputs[name].float()[0].cpu()
+            if target["kind"] == "class":
+                p = out.softmax(0)
+                extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
+            else:
+                extra[name] = (f"{float(out[0]) * target['std'] + target['mean']:.4g}", None)
+        results.append(([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())], extra))
     return results
