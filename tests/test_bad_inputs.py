@@ -222,6 +222,11 @@ CASES: list[Row] = [
     Row("budget-seconds-0", ["compare", "lenet", "--budget-seconds", "0"],
         "--budget-seconds: must be a positive number, got 0.0"),
     Row("seed-negative", ["train", "lenet", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    Row("monitor-unknown-figure", ["train", "lenet", "--monitor", "val_acc"],
+        "--monitor must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got 'val_acc'"),
+    Row("monitor-a-target-the-run-lacks", ["train", "lenet", "--data", "digits", "--monitor", "test_mae_age",
+                                           "--output", "{t}/run"],
+        "--monitor test_mae_age is not a figure of this run; it has test_acc, test_loss"),
     Row("threads-0", ["reproduce", "degradation", "--threads", "0"], "--threads: must be a positive integer, got 0"),
     # an input size the model's layers cannot take, refused before training with the smallest that works
     Row("image-size-too-small-lenet5", ["train", "lenet5", "--data", "digits", "--image-size", "3"],

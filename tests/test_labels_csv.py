@@ -5,6 +5,7 @@ numbers, as the inputs; `evaluate` scoring each target; and the CSV's bad inputs
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 
 import numpy as np
@@ -15,7 +16,8 @@ from PIL import Image
 from convolab import create_model
 from convolab.cli import main
 from convolab.data import TabularImages, load_data
-from convolab.errors import DataError
+from convolab.errors import DataError, FieldError
+from convolab.training import TrainConfig, Trainer
 
 SPECIES = ("cat", "dog", "fox")
 COLOURS = ("blue", "red")
@@ -112,6 +114,20 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     assert sum(c[1] == it["colour"] for c, it in zip(colours, tests)) / len(tests) == pytest.approx(colour, abs=1e-4)
     errors = [abs(float(a[1]) - it["age"]) for a, it in zip(ages, tests)]
     assert sum(errors) / len(errors) == pytest.approx(mae, abs=0.01)
+
+
+def test_monitor_takes_a_targets_accuracy_or_mae_and_best_pt_follows_it(labelled, tmp_path):
+    _, _, path = labelled
+    data = load_data(path)
+    config = TrainConfig(model="lenet5_modern", data=path, epochs=3, batch_size=8, lr=0.01, threads=1, progress=False,
+                         monitor="test_mae_age", output=str(tmp_path / "mae"))
+    result = Trainer(config, data=data).fit()
+    maes = [row["test_mae_age"] for row in result.history]
+    assert result.best_epoch == maes.index(min(maes)) + 1
+    Trainer(dataclasses.replace(config, monitor="test_acc_colour", output=str(tmp_path / "c")), data=data)
+    with pytest.raises(FieldError, match="monitor test_acc_age is not a figure of this run; it has test_acc, "
+                                         "test_loss, test_acc_colour, test_mae_age"):
+        Trainer(dataclasses.replace(config, monitor="test_acc_age", output=str(tmp_path / "a")), data=data)
 
 
 def test_a_two_image_model_trains_on_pairs(labelled, tmp_path, capsys):

@@ -17,6 +17,7 @@ from convolab.errors import CheckpointError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.engine import NonFiniteLoss, TrainingInterrupted
 from convolab.training.optim import lr_factor
+from convolab.training.state import RunState
 
 
 def quick_config(tmp_path: Path, **overrides) -> TrainConfig:
@@ -127,6 +128,27 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
     trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
     result = trainer.fit()
     assert result.stopped_early and len(result.history) == 2
+
+
+def test_monitor_picks_best_pt_by_the_figure_it_names_lower_loss_and_mae_better():
+    state = RunState()
+    for epoch, (acc, loss, mae) in enumerate([(0.5, 1.0, 3.0), (0.7, 1.2, 2.0), (0.6, 0.8, 2.5)], 1):
+        state.end_epoch({"epoch": epoch, "test_acc": acc, "test_loss": loss, "test_mae_age": mae}, 0.0, "test_loss")
+    assert (state.best_epoch, state.best_score, state.best_acc, state.epochs_since_best) == (3, 0.8, 0.6, 0)
+    state = RunState()
+    improved = [state.end_epoch({"epoch": e, "test_acc": 0.5, "test_mae_age": m}, 0.1, "test_mae_age")
+                for e, m in enumerate([3.0, 2.95, 2.5, float("nan")], 1)]
+    assert improved == [True, False, True, False] and state.best_epoch == 3 and state.epochs_since_best == 1
+    state = RunState.from_state_dict({"best_acc": 0.9, "best_epoch": 4})  # a checkpoint from before --monitor
+    assert not state.end_epoch({"epoch": 5, "test_acc": 0.85}, 0.0) and state.best_epoch == 4
+
+
+def test_best_pt_and_patience_follow_monitor_test_loss(tmp_path):
+    result = Trainer(quick_config(tmp_path, epochs=4, monitor="test_loss", patience=4)).fit()
+    losses = [row["test_loss"] for row in result.history]
+    best = losses.index(min(losses)) + 1
+    assert result.best_epoch == best and load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == best
+    assert result.best_acc == result.history[best - 1]["test_acc"]
 
 
 def test_truncated_and_foreign_checkpoints_get_clear_errors(tmp_path):

@@ -136,6 +136,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     loss_weights = output_loss_weights(config, model, train_targets, aux_weight)
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
+    check_monitor(config.monitor, scored_outputs, train_targets)
 
     # The optimization.
     if config.sync_bn and dist.enabled:  # BN statistics of the global batch, as one process has
@@ -296,6 +297,15 @@ def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float, au
     policy = resolve_policy(auto_augment, size or image_shape[-1])
     return AugmentConfig(crop_padding=pad if "crop" in mode else 0, flip="flip" in mode, erasing=erasing,
                          auto_augment=policy)
+
+
+def check_monitor(monitor: str, scored: list[str], targets: dict[str, torch.Tensor]) -> None:
+    """--monitor must name a figure the run's epochs will have: each scored output's test_acc_NAME, or
+    test_mae_NAME where its target is numbers."""
+    figures = ["test_acc", "test_loss"] + [
+        f"test_{'mae' if n in targets and targets[n].is_floating_point() else 'acc'}_{n}" for n in scored]
+    if monitor not in figures:
+        raise FieldError("monitor", f"{monitor} is not a figure of this run; it has {', '.join(figures)}")
 
 
 def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:

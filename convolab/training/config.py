@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
@@ -30,6 +31,7 @@ AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip")
 NORMALIZE_MODES = ("data", "model", "none")
+MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
 def option(default: Any, help: str, *, group: str = "run", choices: tuple | None = None,
@@ -118,8 +120,11 @@ class TrainConfig:
                                      group="optimization", bounds="(0, 1)", metavar="DECAY", flag="--ema")
     patience: int | None = option(None, "early stopping after this many epochs without improvement",
                                   group="optimization", bounds="[1, inf)", resume=True)
-    min_delta: float = option(0.0, "the least gain in test accuracy that counts as an improvement",
+    min_delta: float = option(0.0, "the least gain in --monitor that counts as an improvement",
                               group="optimization", bounds="[0, 1]", resume=True)
+    monitor: str = option("test_acc", "the epoch figure that picks best.pt and that --patience waits on: test_acc, "
+                          "test_loss, or a labels CSV target's test_acc_COLUMN / test_mae_COLUMN (loss and MAE: "
+                          "lower is better)", group="optimization", metavar="METRIC")
     budget_seconds: float | None = option(None, "stop after the epoch in which training time reaches S seconds "
                                           "(--epochs still sets the schedule's length)", group="optimization",
                                           bounds="(0, inf)", metavar="S", resume=True)
@@ -171,6 +176,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_option(f.name, getattr(self, f.name))
+        if not MONITOR.fullmatch(self.monitor):
+            raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
+                                        f"{self.monitor!r}")
 
     @property
     def base_lr(self) -> float:

@@ -158,7 +158,7 @@ def fit(trainer: Trainable) -> TrainResult:
             now = device_clock(run.device)
             state.wall_seconds += state.partial["seconds"]
             row = epoch_row(run, state, test, now - eval_start, now)
-            improved = state.end_epoch(row, cfg.min_delta)
+            improved = state.end_epoch(row, cfg.min_delta, cfg.monitor)
             trainer.save("last.pt")
             if improved:
                 trainer.save("best.pt")
@@ -168,7 +168,7 @@ def fit(trainer: Trainable) -> TrainResult:
             if cfg.patience is not None and state.epochs_since_best >= cfg.patience:
                 stopped_early = state.epoch < cfg.epochs
                 if stopped_early:
-                    log.info("early stop: no improvement of test accuracy for %d epochs", cfg.patience)
+                    log.info("early stop: no improvement of %s for %d epochs", cfg.monitor, cfg.patience)
                 break
     if run.tensorboard is not None:
         run.tensorboard.close()

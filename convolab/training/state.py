@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
@@ -36,7 +37,8 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})  # a row per epoch
     # Training loss and accuracy every 10 steps (He et al. plot training error by iteration).
     step_history: list[dict[str, Any]] = field(default_factory=list, metadata={"json": True})
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # the test accuracy of best.pt's epoch (with --monitor test_acc: the highest)
+    best_score: float = math.nan  # --monitor's figure at best.pt's epoch (nan: no epoch yet)
     best_epoch: int = 0
     epochs_since_best: int = 0
     wall_seconds: float = 0.0  # the training steps of all epochs so far (what --budget-seconds counts)
@@ -63,15 +65,23 @@ class RunState:
                 "train_loss": loss / seen, "train_acc": correct / seen, "train_error": 1 - correct / seen,
                 "images": round(seen)})
 
-    def end_epoch(self, row: dict[str, Any], min_delta: float) -> bool:
-        """Record the epoch's row and start the next epoch; True if its test accuracy is a new best."""
+    def end_epoch(self, row: dict[str, Any], min_delta: float, monitor: str = "test_acc") -> bool:
+        """Record the epoch's row and start the next epoch; True if its `monitor` figure is a new best by more
+        than `min_delta` (higher accuracy, or lower loss or mean absolute error)."""
         self.history.append(row)
         self.epoch += 1
         self.batch_in_epoch = 0
         self.partial = no_partial()
-        improved = row["test_acc"] > self.best_acc + min_delta
+        value = row[monitor]
+        if monitor == "test_acc":  # (as checkpoints before --monitor kept it: best_acc alone)
+            improved = value > self.best_acc + min_delta
+        elif monitor == "test_loss" or monitor.startswith("test_mae_"):
+            improved = math.isnan(self.best_score) and not math.isnan(value) or value < self.best_score - min_delta
+        else:
+            improved = math.isnan(self.best_score) and not math.isnan(value) or value > self.best_score + min_delta
         if improved:
-            self.best_acc, self.best_epoch, self.epochs_since_best = row["test_acc"], row["epoch"], 0
+            self.best_acc, self.best_score, self.best_epoch = row["test_acc"], value, row["epoch"]
+            self.epochs_since_best = 0
         else:
             self.epochs_since_best += 1
         return improved
