@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from convolab import create_model
+from convolab import create_model, list_models
 from convolab.analysis import count_macs, count_params
 from convolab.cli import main
 from convolab.errors import ConfigError
@@ -123,7 +123,8 @@ def test_convolab_models_lists_the_plain_nets(capsys):
     assert lines[-1].startswith("7 models")
 
 
-def test_convolab_models_without_a_pattern_includes_the_plain_nets(capsys):
-    assert main(["models"]) == 0
-    names = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]}
+def test_the_registry_lists_the_plain_nets_beside_the_resnets():
+    # (`convolab models` prints from this list; the pattern test above runs the command itself: without a
+    # pattern it counts all 50 models, 9 s)
+    names = set(list_models())
     assert {*CIFAR, *IMAGENET} <= names and "resnet20" in names

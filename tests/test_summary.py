@@ -124,7 +124,13 @@ def test_torchvision_googlenet_on_meta_matches_reference_and_lists_both_aux_head
     assert "BatchNorm2d" in result.not_counted and "MaxPool2d" in result.not_counted
 
 
-@pytest.mark.parametrize("name", convolab.list_models())
+# The two slowest (11 s and 3 s of the default run) run with `pytest -m slow`; the other DenseNets and ResNets
+# take the same code paths.
+SLOW_SUMMARIES = ("densenet201", "resnet1202")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SUMMARIES else n
+                                  for n in convolab.list_models()])
 def test_summary_totals_agree_with_count_macs_and_count_params(name):
     with torch.device("meta"):
         model = convolab.create_model(name)
