@@ -112,10 +112,9 @@ def _train(args: argparse.Namespace) -> int:
         if monitor == "test_acc":
             print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
                   f"run folder {result.run_dir}")
-        elif result.best_epoch:
-            best = result.history[result.best_epoch - 1] if len(result.history) >= result.best_epoch else {}
-            print(f"best {monitor} {best.get(monitor, float('nan')):.4g} at epoch {result.best_epoch} (test accuracy "
-                  f"{result.best_acc:.4f}); run folder {result.run_dir}")
+        elif result.best_epoch:  # (the history holds every epoch, a resumed run's too)
+            print(f"best {monitor} {result.history[result.best_epoch - 1][monitor]:.4g} at epoch {result.best_epoch} "
+                  f"(test accuracy {result.best_acc:.4f}); run folder {result.run_dir}")
         others = {k[5:]: v for k, v in (result.history[-1] if result.history else {}).items()
                   if k.startswith(("test_acc_", "test_mae_"))}
         if others and hasattr(trainer.data, "describe"):  # a labels CSV's other targets, at the last epoch

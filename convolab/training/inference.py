@@ -170,15 +170,10 @@ Prediction = tuple[list[tuple[str, float]], dict[str, tuple[str, float | None]]]
 
 
 @torch.no_grad()
-def predict_files(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (class name, probability) for each image file, preprocessed as in training."""
-    return [top for top, _ in predict_targets(loaded, paths, topk)]
-
-
-@torch.no_grad()
 def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
-    """For each image file: the main target's top-k (class name, probability), and each other target of a
-    labels CSV's model: {name: (class, probability)} or {name: (number in the column's units, None)}."""
+    """For each image file, preprocessed as in training: the main target's top-k (class name, probability), and
+    each other target of a labels CSV's model: {name: (class, probability)} or {name: (number in the column's
+    units, None)}."""
     classes = loaded.classes
     k = min(topk, len(classes))
     results: list[Prediction] = []
@@ -188,7 +183,7 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
     if len(inputs) > 1:  # a labels CSV's model of several inputs
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
                         "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
-    others = {name: t for name, t in list(table.get("targets", {}).items())[1:]}
+    others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
     device = next(loaded.model.parameters()).device
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
     for path in paths:

@@ -73,12 +73,13 @@ class RunState:
         self.batch_in_epoch = 0
         self.partial = no_partial()
         value = row[monitor]
-        if monitor == "test_acc":  # (as checkpoints before --monitor kept it: best_acc alone)
-            improved = value > self.best_acc + min_delta
-        elif monitor == "test_loss" or monitor.startswith("test_mae_"):
-            improved = math.isnan(self.best_score) and not math.isnan(value) or value < self.best_score - min_delta
+        best = self.best_acc if monitor == "test_acc" else self.best_score  # (checkpoints before --monitor: best_acc)
+        if math.isnan(best):  # no epoch yet
+            improved = not math.isnan(value)
+        elif monitor == "test_loss" or monitor.startswith("test_mae_"):  # lower is better
+            improved = value < best - min_delta
         else:
-            improved = math.isnan(self.best_score) and not math.isnan(value) or value > self.best_score + min_delta
+            improved = value > best + min_delta
         if improved:
             self.best_acc, self.best_score, self.best_epoch = row["test_acc"], value, row["epoch"]
             self.epochs_since_best = 0
