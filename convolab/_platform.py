@@ -1,8 +1,11 @@
 """What machine this is, for reports and benchmarks."""
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -48,3 +51,21 @@ def threads_for_a_shared_cpu(current: int) -> int:
     add speed: they wait, spinning, for a thread the scheduler has parked, and a step can take several
     times as long (benchmarks/thread_contention.py measures it)."""
     return max(1, min(current, usable_cores() - busy_elsewhere()))
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when the process `parent_pid` that started it dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing). A rank of `convolab train --nproc` whose launcher was killed
+    outright (SIGKILL, a CI timeout) would otherwise wait, orphaned, in its next collective operation."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # it died before the line above: nothing will send the signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1

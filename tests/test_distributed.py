@@ -127,32 +127,61 @@ def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc (Linux)")
-def test_a_rank_killed_mid_run_is_named_and_the_other_stops(tmp_path):
-    """SIGKILL (what the kernel's out-of-memory killer sends) to rank 1 after epoch 1: rank 0 stops
-    quietly at its next collective and the launcher says which process died of what."""
-    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "30",
+def _start_until_first_epoch(tmp_path: Path, epochs: int = 30) -> tuple[subprocess.Popen, dict[int, int]]:
+    """`train --nproc 2` for `epochs` epochs, started and waited on until its first epoch is written; the
+    launcher, and its ranks' process ids by rank."""
+    cmd = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", str(epochs),
            "--batch-size", "16", "--no-progress", "--nproc", "2", "--output", str(tmp_path / "run")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.time() + 120
     while not (tmp_path / "run" / "metrics.csv").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    rank1 = []
-    for entry in Path("/proc").iterdir():  # the launcher's child whose environment says RANK=1
+    ranks = {}
+    for entry in Path("/proc").iterdir():  # the launcher's children, by the RANK their environment holds
         try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid \
-                    and b"\0RANK=1\0" in b"\0" + (entry / "environ").read_bytes():
-                rank1.append(int(entry.name))
-        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                ranks[int(next(v for v in environ if v.startswith(b"RANK="))[5:])] = int(entry.name)
+        except (OSError, IndexError, ValueError, StopIteration):  # a process that ended meanwhile
             pass
-    assert len(rank1) == 1
-    os.kill(rank1[0], signal.SIGKILL)
+    assert sorted(ranks) == [0, 1], ranks
+    return proc, ranks
+
+
+def test_a_rank_killed_mid_run_is_named_and_the_other_stops(tmp_path):
+    """SIGKILL (what the kernel's out-of-memory killer sends) to rank 1 after epoch 1: rank 0 stops
+    quietly at its next collective and the launcher says which process died of what."""
+    proc, ranks = _start_until_first_epoch(tmp_path)
+    os.kill(ranks[1], signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert proc.returncode == 128 + signal.SIGKILL, err[-2000:]
     assert errors == ["convolab train: error: process 1 of 2 died of SIGKILL (the system may have run out of "
                       "memory); the others were stopped"], err[-2000:]
     assert "Traceback" not in err
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_ranks_die_with_a_launcher_killed_outright(tmp_path):
+    """SIGKILL to the launcher (a CI job's timeout) leaves no rank behind, orphaned in a collective."""
+    proc, ranks = _start_until_first_epoch(tmp_path, epochs=1000)  # (hours of training)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.time() + 20
+    while any(map(_alive, ranks.values())) and time.time() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in ranks.values() if _alive(pid)]
+    for pid in left:  # (so that a failure leaves nothing running)
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"ranks {left} outlived their launcher"
 
 
 def test_nproc_refuses_a_batch_that_does_not_split_evenly(tmp_path, capsys):

@@ -293,6 +293,25 @@ def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tm
     assert json.loads(a["history"])[0]["test_acc"] == json.loads(b["history"])[0]["test_acc"]
 
 
+def test_a_rank_whose_batch_is_all_unreadable_still_joins_the_step(tmp_path):
+    """Under --nproc, a rank whose share of a batch was all unreadable (skipped) takes a zero-weighted step:
+    its backward joins the gradient all-reduce the other rank makes, which would otherwise wait forever."""
+    root = write_big_digits(tmp_path / "digits", train_per_class=4, test_per_class=1)
+    train = load_data(str(root), loader="stream", workers=0).train
+    perm = next(iter(EpochBatches(len(train), 8, seed=0, rank=1, world_size=2)))  # rank 1's half of batch 1
+    for i, _ in perm:
+        (root / train.locations[i]).write_bytes(b"not an image")
+    proc = subprocess.run(
+        [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(root), "--epochs", "1",
+         "--batch-size", "8", "--image-size", "28", "--loader", "stream", "--workers", "0", "--skip-bad-images",
+         "--seed", "0", "--no-progress", "--nproc", "2", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=90, cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("skipped unreadable image") == 4, proc.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["step"] == 40 // 8 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
 def test_a_truncated_archive_is_one_line_naming_it_on_either_path(big_digits, tmp_path, capsys):
     with tarfile.open(tmp_path / "d.tar.gz", "w:gz") as tar:
         tar.add(big_digits, arcname="digits")

@@ -15,7 +15,7 @@ from types import ModuleType
 import torch
 
 from .._atomic import disk_full, no_space_line
-from .._platform import threads_for_a_shared_cpu
+from .._platform import die_with_parent, threads_for_a_shared_cpu
 from .._version import __version__
 from ..errors import ConvolabError
 from ._options import cli_message
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
+        die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the verb's parser, so the line and its --help name the verb

@@ -89,7 +89,8 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     try:
         for rank in range(nproc):
             procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv], env=env | {
-                "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt")}))
+                "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt"),
+                "CONVOLAB_LAUNCHER_PID": str(os.getpid())}))
         codes, killed = _wait_for_ranks(procs)
         said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
                 for rank in range(nproc)]

@@ -93,6 +93,7 @@ def fit(trainer: Trainable) -> TrainResult:
             loss_sum = torch.tensor(pending["loss"], device=run.device)
             correct_sum = torch.tensor(int(pending["correct"]), device=run.device, dtype=torch.long)
             seen, start, interrupted = int(pending["seen"]), device_clock(run.device) - pending["seconds"], False
+            at_fold = True  # no batch since the last fold (or the epoch's start): the same on every process
             accumulate = cfg.accumulate  # batches per optimizer step
             run.model.train()
             try:
@@ -102,11 +103,14 @@ def fit(trainer: Trainable) -> TrainResult:
                     # a resumed run adds the same numbers in the same order as one never stopped. Several
                     # processes check at the folds only (agreeing on the step to stop at takes an all-reduce).
                     micro = state.batch_in_epoch % accumulate
-                    if micro == 0 and (seen == 0 or not run.dist.enabled) and should_stop(trainer):
+                    if micro == 0 and (at_fold or not run.dist.enabled) and should_stop(trainer):
                         interrupted = True
                         break
                     images, y, idx = next(batches)
-                    if len(y):  # (a streamed batch whose images were all unreadable and skipped is empty)
+                    # A streamed batch whose images were all unreadable (and skipped) is empty. Alone, it is
+                    # passed over; under --nproc it still takes its step, a zero-weighted one, so that its
+                    # backward joins the gradient all-reduce the other processes make (they would wait forever).
+                    if len(y) or run.dist.enabled:
                         x = run.transform(images, train=True, generator=run.aug_generator)
                         targets = {name: t[idx] for name, t in run.train_targets.items()}
                         mix = None
@@ -121,6 +125,7 @@ def fit(trainer: Trainable) -> TrainResult:
                         optimizer_step(run)  # the group's earlier batches still step (none: no step, as the
                         # fp16 scaler refuses a step that recorded no gradients)
                     state.batch_in_epoch += 1
+                    at_fold = False
                     if state.batch_in_epoch % accumulate == 0:
                         state.step += 1
                     if state.batch_in_epoch % (10 * accumulate) == 0 or state.batch_in_epoch == run.batches_per_epoch:
@@ -132,7 +137,7 @@ def fit(trainer: Trainable) -> TrainResult:
                         state.fold(loss, correct, count, seconds / run.dist.world_size, lr, run.batches_per_epoch)
                         loss_sum.zero_()
                         correct_sum.zero_()
-                        seen, start = 0, time.perf_counter()
+                        seen, start, at_fold = 0, time.perf_counter(), True
                         if not math.isfinite(state.partial["loss"]):
                             raise NonFiniteLoss(
                                 f"the training loss became {state.partial['loss']} at step {state.step} (epoch "
@@ -189,7 +194,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
     with no_sync() if no_sync is not None else contextlib.nullcontext():
         with autocast(run.device, run.amp_dtype):
             outputs = run.forward_model(x)
-        loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix)
+        loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix) if len(y) \
+            else sum(out.float().sum() for out in outputs.values()) * 0.0  # (an empty batch: zero gradients)
         # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
         run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
     if micro == accumulate - 1:
