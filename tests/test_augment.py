@@ -82,6 +82,16 @@ def test_operations_match_torchvisions_on_each_image():
     assert torch.equal(out[0::2], 255 - x[0::2].float()) and torch.equal(out[1::2], x[1::2].float())
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_gpus_whole_batch_form_gives_what_picking_the_images_gives(policy):
+    """On a GPU each operation runs on the whole batch and a select keeps each image's own (no `nonzero`,
+    so the host never waits); on the CPU each runs on the images that drew it. Same images out."""
+    for channels, size in ((3, 32), (1, 28)):
+        x = images(64, channels, size).float()
+        for op, value in draw(policy, 64, size, size, gen()):
+            assert torch.equal(apply_ops(x, op, value, dense=True), apply_ops(x, op, value, dense=False))
+
+
 def test_autoaugment_picks_cifar10_policy_for_small_images():
     assert resolve_policy("autoaugment", 32) == "autoaugment-cifar10"
     assert resolve_policy("autoaugment", 224) == "autoaugment-imagenet"

@@ -23,7 +23,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from convolab import create_model
 from convolab.cli._launch import free_port
 from convolab.data import StreamingImageData
+from convolab.data.augment import AugmentConfig, BatchTransform
+from convolab.data.autoaugment import POLICIES
 from convolab.training import TrainConfig, Trainer, load_checkpoint
+from convolab.training.mixing import MixConfig, mix_batch
 from convolab.training.sync_bn import convert_sync_batchnorm
 
 pytestmark = [pytest.mark.cuda,
@@ -152,6 +155,26 @@ def test_cached_data_live_in_gpu_memory_and_train(tmp_path):
     result = trainer.fit()
     assert_finite_history(result.history, 1)
     assert result.test_acc > 0.3, result.history  # one epoch; chance is 0.1
+
+
+def test_batch_augmentation_on_the_gpu_never_waits_for_it():
+    """Crop, flip, every policy, random erasing, mixup and CutMix on a CUDA batch, from the run's CUDA
+    generator, make no host-device synchronization (CUDA's sync debug mode raises on one), once the
+    policy's tables are on the GPU."""
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for policy in POLICIES:
+        transform = BatchTransform(3, (32, 32), (0.5,) * 3, (0.25,) * 3, channels_last=True,
+                                   augment=AugmentConfig(crop_padding=4, flip=True, erasing=0.5, auto_augment=policy))
+        mixing = MixConfig(mixup=0.2, cutmix=1.0)
+        mix_batch(transform(x, train=True, generator=gen), mixing, gen)  # (copies the policy's tables to the GPU)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out, _ = mix_batch(transform(x, train=True, generator=gen), mixing, gen)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert out.is_cuda and out.shape == (64, 3, 32, 32) and torch.isfinite(out).all(), policy
 
 
 def test_streamed_batches_come_through_pinned_memory(tmp_path):

@@ -15,6 +15,7 @@ are, as torchvision's does.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -74,36 +75,52 @@ def _auto_tables(policy: str, h: int, w: int) -> tuple[torch.Tensor, torch.Tenso
     return op, prob, mag, signed[op]
 
 
+@functools.lru_cache(maxsize=32)
+def _tables(policy: str, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The policy's tables for h x w images, on `device` (copied there once, not on every batch)."""
+    if policy == "rand":
+        table = _v2().RandAugment._AUGMENTATION_SPACE
+        tables = (_ids(table), *_space(table, RAND_BINS, h, w))
+    elif policy == "trivial":
+        table = _v2().TrivialAugmentWide._AUGMENTATION_SPACE
+        tables = (_ids(table), *_space(table, TRIVIAL_BINS, h, w))
+    elif policy in ("autoaugment-cifar10", "autoaugment-imagenet"):
+        tables = _auto_tables(policy, h, w)
+    else:
+        raise ValueError(f"unknown auto-augment policy {policy!r}; choose from {', '.join(POLICIES)}")
+    return tuple(t.to(device) for t in tables)
+
+
 def draw(policy: str, n: int, h: int, w: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The batch's draws: for each layer of operations, (operation id, signed magnitude) per image."""
+    """The batch's draws: for each layer of operations, (operation id, signed magnitude) per image, on the
+    generator's device (a GPU's draws stay there: nothing waits for the device)."""
     gdev = generator.device
+    tables = _tables(policy, h, w, gdev)
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=gdev).cpu()
+        return torch.rand(*shape, generator=generator, device=gdev)
 
     def sign(signed: torch.Tensor) -> torch.Tensor:
         return torch.where(signed & (rand(*signed.shape) <= 0.5), -1.0, 1.0)
 
     if policy == "rand":
-        table = _v2().RandAugment._AUGMENTATION_SPACE
-        mags, signed = _space(table, RAND_BINS, h, w)
-        ops = _ids(table)[(rand(RAND_OPS, n) * len(table)).long()]
+        ids, mags, signed = tables
+        ops = ids[(rand(RAND_OPS, n) * len(ids)).long()]
         return [(o, mags[o, RAND_MAGNITUDE] * sign(signed[o])) for o in ops]
     if policy == "trivial":
-        table = _v2().TrivialAugmentWide._AUGMENTATION_SPACE
-        mags, signed = _space(table, TRIVIAL_BINS, h, w)
-        op = _ids(table)[(rand(n) * len(table)).long()]
+        ids, mags, signed = tables
+        op = ids[(rand(n) * len(ids)).long()]
         level = (rand(n) * TRIVIAL_BINS).long()
         return [(op, mags[op, level] * sign(signed[op]))]
     if policy in ("autoaugment-cifar10", "autoaugment-imagenet"):
-        op, prob, mag, signed = _auto_tables(policy, h, w)
+        op, prob, mag, signed = tables
         sub = (rand(n) * len(op)).long()
         layers = []
         for k in range(2):
             apply = rand(n) < prob[sub, k]
             layers.append((torch.where(apply, op[sub, k], OP_ID["Identity"]), mag[sub, k] * sign(signed[sub, k])))
         return layers
-    raise ValueError(f"unknown auto-augment policy {policy!r}; choose from {', '.join(POLICIES)}")
+    raise AssertionError(policy)  # (_tables refused it)
 
 
 def auto_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:
@@ -115,8 +132,14 @@ def auto_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> to
     return out.to(torch.uint8) if as_uint8 else out
 
 
-def apply_ops(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Image i through operation OPS[op[i]] with magnitude value[i]."""
+def apply_ops(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor, dense: bool | None = None) -> torch.Tensor:
+    """Image i through operation OPS[op[i]] with magnitude value[i].
+
+    On the CPU each operation runs on the images that drew it. On a GPU (`dense`) each runs on the whole
+    batch and a select keeps each image's own: picking the images out (`nonzero`) would make the host wait
+    for the device on every operation of every batch, and the GPU does the spare work in less time."""
+    if dense if dense is not None else x.device.type != "cpu":
+        return _apply_dense(x, op, value)
     out = x.clone()
     geometric = (op >= OP_ID["ShearX"]) & (op <= OP_ID["Rotate"])
     idx = geometric.nonzero().squeeze(1)
@@ -126,6 +149,18 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor) -> torch.T
         idx = (op == OP_ID[name]).nonzero().squeeze(1)
         if idx.numel():
             out[idx] = fn(x[idx], value[idx].view(-1, 1, 1, 1)).clamp_(0, 255).round_()
+    return out
+
+
+def _apply_dense(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def chosen(mask: torch.Tensor) -> torch.Tensor:
+        return mask.view(-1, 1, 1, 1)
+
+    geometric = (op >= OP_ID["ShearX"]) & (op <= OP_ID["Rotate"])
+    out = torch.where(chosen(geometric), _affine(x, op, value), x)
+    m = value.view(-1, 1, 1, 1)
+    for name, fn in _COLOUR.items():
+        out = torch.where(chosen(op == OP_ID[name]), fn(x, m).clamp_(0, 255).round_(), out)
     return out
 
 

@@ -10,11 +10,13 @@ targets alike), with label smoothing inside each CE, the same as a cross-entropy
 one-hot targets. A mixed image counts as correct when the prediction is its dominant label (the one of
 weight >= 1/2).
 
-Beta draws need a numpy generator: it is seeded from the run's augmentation generator, so the batches are
-a function of its state, which the checkpoint keeps.
+Beta draws need a numpy generator: it is seeded from the state of the run's augmentation generator, so the
+batches are a function of that state, which the checkpoint keeps. The state is read on the host, never
+drawn on the device: on a GPU nothing in the mixing waits for it.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,10 +58,17 @@ class Mix:
         return self.lam[:, None] * own + (1 - self.lam[:, None]) * own[self.partner]
 
 
-def beta(alpha: float, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n draws of Beta(alpha, alpha), from a numpy generator seeded by `generator`."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-    return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, n)).float()
+def beta(alpha: float, n: int, generator: torch.Generator, salt: int = 0,
+         device: torch.device | str = "cpu") -> torch.Tensor:
+    """n draws of Beta(alpha, alpha) on `device`, from a numpy generator seeded by the state of `generator`
+    (and `salt`, for a second draw from the same state). A CUDA generator's state (its seed and offset) lives
+    on the host, so reading it does not wait for the device."""
+    digest = hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=8).digest()
+    draws = torch.from_numpy(np.random.default_rng([int.from_bytes(digest, "little"), salt]).beta(alpha, alpha, n))
+    draws = draws.float()
+    if torch.device(device).type == "cpu":
+        return draws
+    return draws.pin_memory().to(device, non_blocking=True)  # (from pinned memory: a copy the host need not wait on)
 
 
 def mix_batch(x: torch.Tensor, config: MixConfig, generator: torch.Generator) -> tuple[torch.Tensor, Mix]:
@@ -73,11 +82,11 @@ def mix_batch(x: torch.Tensor, config: MixConfig, generator: torch.Generator) ->
     partner = torch.arange(n - 1, -1, -1, device=x.device)
     if config.mixup > 0 and config.cutmix > 0:
         cut = rand(n) < SWITCH_PROB
-        lam = torch.where(cut, beta(config.cutmix, n, generator).to(x.device),
-                          beta(config.mixup, n, generator).to(x.device))
+        lam = torch.where(cut, beta(config.cutmix, n, generator, 0, x.device),
+                          beta(config.mixup, n, generator, 1, x.device))
     else:
         cut = torch.full((n,), config.cutmix > 0, device=x.device)
-        lam = beta(config.cutmix or config.mixup, n, generator).to(x.device)
+        lam = beta(config.cutmix or config.mixup, n, generator, 0, x.device)
     # CutMix's box (timm's rand_bbox): sides sqrt(1 - lam) of the image's, centred at random, clipped.
     ratio = torch.sqrt(1 - lam)
     cut_h, cut_w = (h * ratio).floor(), (w * ratio).floor()
