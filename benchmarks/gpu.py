@@ -35,9 +35,10 @@ output in OUT/gpu.log):
    (and, for scale, torchvision's one-draw batched call and kornia where installed: kornia travels as
    a wheel), each as a share of a resnet20 training step (issue 17: is our own code needed on a GPU?).
 
-`--only throughput --compile [--models resnet20 resnet18]` measures the hand-written loop and convolab
-with torch.compile (the first H200 run found every step bound by the host at about 11 ms whatever the
-network: fewer kernel launches is the lever to try first).
+`--only throughput --compile [--compile-mode reduce-overhead] [--models resnet20 resnet18]` measures the
+hand-written loop and convolab with torch.compile, in reduce-overhead mode as CUDA graphs (the first H200
+run found every step bound by the host at about 11 ms whatever the network: fewer kernel launches is the
+lever to try first).
 
 `--dry-run` runs every part on the CPU with tiny sizes (a 1,200-image subset of the tar, 1 epoch),
 to catch mistakes before GPU minutes are spent. Ends with a table of every figure.
@@ -55,6 +56,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from convolab.training.config import COMPILE_MODES, CUDA_GRAPH_MODES
 
 ROOT = Path(__file__).resolve().parents[1]
 # The accuracy runs (after `convolab train`): each trains from scratch on the CIFAR-10 tar with the fast
@@ -205,6 +208,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="throughput: torch.compile the hand-written loop's "
                         "model and convolab's (--compile); the textbook loop, bound by its per-sample data work, "
                         "stays eager")
+    parser.add_argument("--compile-mode", default="default", choices=COMPILE_MODES,
+                        help="throughput, with --compile: torch.compile's mode on both sides (reduce-overhead: the "
+                        "step's kernels replayed as CUDA graphs)")
     parser.add_argument("--models", nargs="+", metavar="MODEL", help="throughput: these models only (of "
                         + ", ".join(name for name, _ in THROUGHPUT_MODELS) + ")")
     parser.add_argument("--part", choices=("throughput",), help=argparse.SUPPRESS)  # a child process
@@ -242,7 +248,8 @@ def main() -> None:
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
                        "--out", str(args.out)] + (["--dry-run"] if args.dry_run else []) + \
-                    (["--compile"] if args.compile else []) + (["--models", *args.models] if args.models else [])
+                    (["--compile", "--compile-mode", args.compile_mode] if args.compile else []) + \
+                    (["--models", *args.models] if args.models else [])
                 env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
                 rc, lines = run_streamed(cmd, LIMITS[part] - 5, log, env)
                 found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
@@ -382,7 +389,9 @@ def throughput_main(args) -> None:
     def handwritten(name: str, options: dict) -> list[float]:
         model = build(name, options)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        forward = torch.compile(model) if args.compile else model
+        mode = None if args.compile_mode == "default" else args.compile_mode
+        forward = torch.compile(model, mode=mode) if args.compile else model
+        graphs = args.compile and args.compile_mode in CUDA_GRAPH_MODES
         images, labels = data.train.images.to(device), data.train.labels.to(device)
         mean = torch.tensor(mean_, device=device).view(1, -1, 1, 1)
         std = torch.tensor(std_, device=device).view(1, -1, 1, 1)
@@ -399,6 +408,8 @@ def throughput_main(args) -> None:
                 x = random_flip(random_crop(images[idx], 4, gen), gen)  # on uint8: a quarter of the bytes
                 x = x.float().div_(255).sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
                 y = labels[idx]
+                if graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
                 with autocast():
                     logits = forward(x)
                 loss = F.cross_entropy(logits.float(), y)
@@ -417,7 +428,8 @@ def throughput_main(args) -> None:
             config = TrainConfig(model=name, data=data.name, epochs=epochs, batch_size=batch, optimizer="sgd",
                                  lr=0.01, weight_decay=0.0, schedule="constant", warmup_epochs=0, augment="crop-flip",
                                  output=tmp, device=str(device), progress=False, image_size=32,
-                                 model_options=options, amp="bf16" if amp else "off", compile=args.compile)
+                                 model_options=options, amp="bf16" if amp else "off", compile=args.compile,
+                                 compile_mode=args.compile_mode if args.compile else "default")
             result = Trainer(config, data=data).fit()
         return [row["images_per_second"] for row in result.history]
 
@@ -431,7 +443,8 @@ def throughput_main(args) -> None:
             print(f"  {name} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        label = name + "".join(f" {k}={v}" for k, v in options.items()) + (" compiled" if args.compile else "")
+        label = name + "".join(f" {k}={v}" for k, v in options.items()) \
+            + (f" compiled ({args.compile_mode})" if args.compile else "")
         record = {"model": label, "batch": batch, **{k: round(v) for k, v in speeds.items()},
                   "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
                   "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}

@@ -126,12 +126,13 @@ def test_channels_last_on_cuda_keeps_nhwc_weights_and_matches_the_contiguous_for
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(trainer.model))
 
 
-def test_compile_on_cuda_trains_as_the_eager_model_does(tmp_path):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # (reduce-overhead: CUDA graphs)
+def test_compile_on_cuda_trains_as_the_eager_model_does(tmp_path, mode):
     if not (os.environ.get("CC") or any(shutil.which(c) for c in ("cc", "gcc", "clang"))):
         pytest.skip("torch.compile's Triton kernels need a C compiler (cc, gcc or clang); none on PATH")
     # fp32: eager and compiled kernels differ by round-off only, which bf16 would magnify.
     eager = Trainer(cuda_config(tmp_path, "eager", amp="off", epochs=1))
-    compiled = Trainer(cuda_config(tmp_path, "compiled", amp="off", epochs=1, compile=True))
+    compiled = Trainer(cuda_config(tmp_path, "compiled", amp="off", epochs=1, compile=True, compile_mode=mode))
     assert hasattr(compiled.forward_model, "_orig_mod") and not hasattr(eager.forward_model, "_orig_mod")
     a, b = eager.fit().history, compiled.fit().history
     assert_finite_history(b, 1)

@@ -50,6 +50,21 @@ def test_normalize_none_feeds_the_pixels_in_0_1_as_to_tensor_does(tmp_path):
     assert torch.allclose(trainer.transform(images), expected, atol=1e-6)
 
 
+def test_compile_mode_reaches_torch_compile_and_each_step_is_marked_for_its_cuda_graphs(tmp_path, monkeypatch):
+    """--compile-mode is torch.compile's `mode`; with a mode that captures CUDA graphs, each training step
+    tells them a new step begins (its outputs of the last one, read already, may be overwritten)."""
+    modes, marks = [], []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: modes.append(mode) or model)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(len(marks)))
+    for mode, marked in (("default", False), ("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)):
+        marks.clear()
+        trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=256, compile=True,
+                                      compile_mode=mode, progress=False, output=str(tmp_path / mode)))
+        trainer.fit()
+        assert len(marks) == (trainer.steps_per_epoch if marked else 0), mode
+    assert modes == [None, "reduce-overhead", "max-autotune-no-cudagraphs"]
+
+
 def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=2, amp="bf16", progress=False,
                                  output=str(tmp_path / "r"))).fit()

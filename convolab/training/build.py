@@ -149,7 +149,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if dist.enabled:
         forward = dist.wrap(model, forward)
         torch.manual_seed(config.seed + dist.rank)  # own dropout masks per rank (same init before)
-    forward_model = torch.compile(forward) if config.compile else forward
+    forward_model = torch.compile(forward, mode=None if config.compile_mode == "default" else config.compile_mode) \
+        if config.compile else forward
 
     batches_per_epoch, steps_per_epoch = epoch_lengths(len(batches.train_labels), config.batch_size,
                                                        config.accumulate)

@@ -28,6 +28,8 @@ from .recipes import RECIPES
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # those that capture CUDA graphs (on a GPU)
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip")
 NORMALIZE_MODES = ("data", "model", "none")
@@ -138,6 +140,9 @@ class TrainConfig:
     channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
                                  "and CUDA")
     compile: bool = option(False, "torch.compile the model", resume=True)
+    compile_mode: str = option("default", "torch.compile's mode with --compile; reduce-overhead replays the step's "
+                               "kernels as CUDA graphs (fewer launches: for small networks whose GPU steps are bound "
+                               "by launching kernels)", choices=COMPILE_MODES, resume=True)
     threads: int | None = option(None, "CPU threads of PyTorch in each process (default: one per core, less the "
                                  "cores other running processes keep busy when the command starts)", bounds="[1, inf)",
                                  metavar="N", resume=True)
@@ -176,6 +181,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_option(f.name, getattr(self, f.name))
+        if self.compile_mode != "default" and not self.compile:
+            raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give --compile too")
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")

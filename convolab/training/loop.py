@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ConvolabError
 from .build import Run
+from .config import CUDA_GRAPH_MODES
 from .device import autocast, device_clock
 from .evaluation import evaluate_run
 from .metrics import plot_curves, write_metrics
@@ -191,6 +192,9 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
     accumulate = run.config.accumulate
     # Under DDP, the gradients are all-reduced once a step: after its last batch's backward.
     no_sync = getattr(run.forward_model, "no_sync", None) if micro < accumulate - 1 else None
+    if run.config.compile and run.config.compile_mode in CUDA_GRAPH_MODES:
+        # A new step: the graphs' outputs of the last one (read already) may be overwritten.
+        torch.compiler.cudagraph_mark_step_begin()
     with no_sync() if no_sync is not None else contextlib.nullcontext():
         with autocast(run.device, run.amp_dtype):
             outputs = run.forward_model(x)
