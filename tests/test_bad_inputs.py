@@ -148,6 +148,9 @@ CASES: list[Row] = [
         "resnet18 is a model name, not a checkpoint: add --pretrained"),
     Row("resume-with-another-lr", ["train", "--resume", "{d}/run", "--lr", "0.5"],
         "--lr cannot change when a run is resumed (the run used its default; it shaped the model"),
+    Row("resume-with-another-monitor", ["train", "--resume", "{d}/run", "--monitor", "test_loss"],
+        "--monitor cannot change when a run is resumed (the run has 'test_acc'; best.pt and the epochs "
+        "--patience counts were chosen by it): leave it out, or start a new run"),
     Row("missing-data-folder", ["train", "lenet", "--data", "{t}/no/such/folder"], "does not exist"),
     Row("no-model", ["train"], "give a MODEL"),
     Row("unknown-flag", ["models", "--nope"], "unrecognized arguments"),
@@ -165,6 +168,9 @@ CASES: list[Row] = [
     Row("unknown-experiment", ["reproduce", "degradaton"], "no experiment named 'degradaton'"),
     Row("reproduce-no-name", ["reproduce"], "give an experiment NAME (see `convolab reproduce --list`)"),
     Row("demo-option-it-does-not-take", ["demo", "corr2d", "--epochs", "2"], "demo corr2d does not take --epochs"),
+    Row("moved-demo-with-epochs", ["demo", "batchnorm", "--epochs", "2"],
+        "demo batchnorm is now `convolab reproduce batchnorm`, which runs the experiment's own schedule: drop "
+        "--epochs"),
     Row("demo-output-it-does-not-take", ["demo", "edge-kernel", "--output", "{t}/x"], "it takes --seed"),
     Row("finetune-unknown-layer", ["finetune", "{d}/run", "--data", "digits", "--until", "nope", "--output", "{t}/x"],
         "unknown layer 'nope' for lenet5_modern; choose one of: "),

@@ -30,6 +30,8 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # those that capture CUDA graphs (on a GPU)
+# Why an option cannot change on --resume, where the general reason (it shaped what was trained) fits it loosely.
+RESUME_REFUSALS = {"monitor": "best.pt and the epochs --patience counts were chosen by it"}
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip")
 NORMALIZE_MODES = ("data", "model", "none")
@@ -203,9 +205,9 @@ class TrainConfig:
             old = getattr(self, name)
             if value != old and not FIELDS[name].metadata["resume"]:
                 had = "used its default" if old is None else f"has {old!r}"
-                raise FieldError(name, f"cannot change when a run is resumed (the run {had}; it shaped the "
-                                 "model, data, optimizer or schedule already trained): leave it out, or start a "
-                                 "new run")
+                why = RESUME_REFUSALS.get(name, "it shaped the model, data, optimizer or schedule already trained")
+                raise FieldError(name, f"cannot change when a run is resumed (the run {had}; {why}): leave it "
+                                 "out, or start a new run")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
