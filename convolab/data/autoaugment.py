@@ -5,9 +5,10 @@ The policies, operations and magnitude ranges are torchvision's (`torchvision.tr
 own is how they run: torchvision draws one operation and one magnitude per call, so a batched tensor gets a
 single draw for all of its images, and per image it takes a Python loop; kornia draws the parameters per image
 but picks the operations once per call. `benchmarks/augment_policies.py` measures all of them, each as a share
-of a resnet20 training step (on 2 CPU threads at batch 256 the per-image loop costs 5.5-10% of the step, ours
-0.6-1.3%). Here each image draws its own operation(s), magnitude and sign, and each operation runs once per
-batch on the images that drew it (the geometric ones together, as one `grid_sample`), on the batch's device.
+of a resnet20 training step (on 2 CPU threads at batch 256 the per-image loop costs 5.7-10.5% of the step,
+ours 0.6-1.1%). Here each image draws its own operation(s), magnitude and sign, and each operation runs once
+per batch on the images that drew it (the geometric ones together, as one `grid_sample`), on the batch's
+device; on a GPU, on the whole batch with a select, so that nothing waits for the device.
 
 Images are float tensors holding uint8 values (0 to 255), N x C x H x W; every operation returns whole
 values in that range. Grey images (C = 1) take every operation: Color (saturation) leaves them as they
