@@ -48,6 +48,18 @@ def test_the_synced_function_is_batch_norm_forward_and_backward(world_of_one, sh
     torch.testing.assert_close((mean_a, var_a), (mean_b, var_b))  # running statistics, unbiased variance
 
 
+def test_an_empty_global_batch_leaves_the_running_statistics_as_batch_norm_does(world_of_one):
+    """Every process's share empty (a streamed batch of only unreadable images under --skip-bad-images):
+    the zero-weighted step it takes must not turn the running statistics into 0/0."""
+    x = torch.empty(0, 3, 4, 4, requires_grad=True)
+    weight, bias = torch.ones(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    mean, var = torch.full((3,), 0.5), torch.full((3,), 2.0)
+    y = _SyncBatchNormFunction.apply(x, weight, bias, mean, var, 1e-5, 0.1, world_of_one)
+    y.sum().backward()
+    assert y.shape == x.shape and torch.equal(mean, torch.full((3,), 0.5)) and torch.equal(var, torch.full((3,), 2.0))
+    assert torch.equal(weight.grad, torch.zeros(3)) and torch.equal(bias.grad, torch.zeros(3))
+
+
 def test_conversion_keeps_the_tensors_and_the_state_dict_keys():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3))
     keys, weight = list(model.state_dict()), model[1].weight

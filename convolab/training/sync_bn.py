@@ -31,7 +31,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         count = local[-1].item()
         mean = local[:channels] / count
         var = (local[channels:2 * channels] / count - mean * mean).clamp_(min=0)
-        if running_mean is not None:
+        if running_mean is not None and count > 0:  # (every share empty: the statistics stay, as BN's do)
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
             unbiased = var * (count / max(count - 1, 1))
             running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
