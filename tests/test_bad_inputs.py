@@ -110,6 +110,27 @@ def a_labels_csv(t: Path, edit: Callable[[list[str], list[list[str]]], None] | N
     (t / "labels.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
 
 
+def a_run_with_a_numeric_input(t: Path) -> None:
+    """{t}/num: one epoch on {t}/labels.csv with its age column as a second input."""
+    a_labels_csv(t)
+    assert main(["train", "lenet5_modern", "--data", str(t / "labels.csv"), "--inputs", "image,age", "--targets",
+                 "species", "--epochs", "1", "--batch-size", "4", "--no-progress", "--output", str(t / "num")]) == 0
+
+
+def an_onnx_model_of_two_image_inputs(t: Path) -> None:
+    """{t}/two.onnx: the export of one epoch on a labels CSV whose items are two images each."""
+    a_labels_csv(t, lambda header, rows: ([header.append("image2")], [r.append(f"{(i + 1) % 12}.png")
+                                                                      for i, r in enumerate(rows)]))
+    assert main(["train", "lenet5_modern", "--data", str(t / "labels.csv"), "--inputs", "image,image2", "--targets",
+                 "species", "--epochs", "1", "--batch-size", "4", "--no-progress", "--output", str(t / "two")]) == 0
+    assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
+
+
+def a_comparison_record(t: Path) -> None:
+    """{t}/compare.json, as a comparison's folder holds it (only its presence counts here)."""
+    (t / "compare.json").write_text("{}")
+
+
 def csv_edited(edit: Callable[[list[str], list[list[str]]], None]) -> Callable[[Path], None]:
     return lambda t: a_labels_csv(t, edit)
 
@@ -148,6 +169,11 @@ CASES: list[Row] = [
         "resnet18 is a model name, not a checkpoint: add --pretrained"),
     Row("resume-with-another-lr", ["train", "--resume", "{d}/run", "--lr", "0.5"],
         "--lr cannot change when a run is resumed (the run used its default; it shaped the model"),
+    Row("train-into-a-run-folder", ["train", "lenet", "--data", "digits", "--output", "{d}/run"],
+        "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv); continue it with "
+        "--resume {d}/run, or give another folder"),
+    Row("finetune-into-a-run-folder", ["finetune", "{d}/run", "--data", "digits", "--output", "{d}/run"],
+        "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv)"),
     Row("resume-with-another-monitor", ["train", "--resume", "{d}/run", "--monitor", "test_loss"],
         "--monitor cannot change when a run is resumed (the run has 'test_acc'; best.pt and the epochs "
         "--patience counts were chosen by it): leave it out, or start a new run"),
@@ -161,6 +187,8 @@ CASES: list[Row] = [
         "lenet5's option img_size takes a whole number (default 28), got 3.5"),
     Row("unknown-recipe", ["train", "lenet", "--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
     Row("unknown-tta", ["train", "lenet", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
+    Row("frozen-backbone-with-its-own-lr", ["train", "lenet", "--freeze-backbone", "--backbone-lr-scale", "0.5"],
+        "--backbone-lr-scale 0.5 scales the backbone's learning rate, but --freeze-backbone trains no backbone"),
     Row("compile-mode-without-compile", ["train", "lenet", "--compile-mode", "reduce-overhead"],
         "--compile-mode reduce-overhead is torch.compile's mode: give --compile too"),
     Row("unknown-compile-mode", ["train", "lenet", "--compile", "--compile-mode", "fast"],
@@ -210,12 +238,24 @@ CASES: list[Row] = [
     Row("compare-resume-with-a-model", ["compare", "lenet5", "--resume", "{t}"], "--resume takes no MODEL"),
     Row("compare-resume-not-a-comparison", ["compare", "--resume", "{t}"], "holds no compare.json"),
     Row("report-into-one-of-its-runs", ["report", "{d}/run", "--output", "{d}/run"], "curves.png would be overwritten"),
+    Row("report-a-run-twice", ["report", "{d}/run", "{d}/run/../run", "--output", "{t}/rep"],
+        "run/../run is given twice; give each run once"),
+    Row("report-into-a-comparison", ["report", "{d}/run", "--output", "{t}"],
+        "--output {t} holds a comparison (compare.json), whose report would be overwritten", a_comparison_record),
+    Row("compare-resume-with-options", ["compare", "--resume", "{t}", "--epochs", "3", "--lr", "0.5"],
+        "--resume {t} continues the comparison with the options in its compare.json; leave out --epochs, --lr"),
     Row("draw-out-is-a-folder", ["draw", "lenet5", "--out", "{t}/dir.svg"], "is a directory",
         lambda t: (t / "dir.svg").mkdir()),
     Row("draw-out-in-missing-folder", ["draw", "lenet5", "--out", "{t}/missing/dir/model.svg"], "does not exist"),
     Row("draw-out-not-svg", ["draw", "lenet5", "--out", "{t}/model.png"], "must name an .svg file"),
     Row("export-missing-checkpoint", ["export", "{t}/missing.pt"], "does not exist"),
     Row("export-random-bytes", ["export", "{d}/junk.pt"], "not a readable checkpoint"),
+    Row("export-a-model-of-numeric-inputs", ["export", "{t}/num", "--out", "{t}/num.onnx"],
+        "also takes 1 numeric input(s) of a labels CSV besides its image, which an exported model could not be "
+        "given", a_run_with_a_numeric_input),
+    Row("predict-one-image-with-a-model-of-two", ["predict", "{t}/two.onnx", "{t}/0.png"],
+        "cannot make 3-channel images into the model's 2-channel input; a model of several image inputs takes an "
+        "item's images stacked", an_onnx_model_of_two_image_inputs),
     Row("export-out-in-missing-folder", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx"], "does not exist"),
     Row("export-fixed-and-dynamic-batch", ["export", "{d}/run", "--batch-size", "2", "--dynamic-batch"],
         "--dynamic-batch"),
@@ -430,6 +470,7 @@ CASES: list[Row] = [
 def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monkeypatch):
     if row.make:
         row.make(tmp_path)
+        capsys.readouterr()  # (what making a row's files printed, a run trained for it, is not the row's)
     args = [a.format(d=files, t=tmp_path) for a in row.argv]
     if any(a.endswith(".onnx") for a in args) and not (files / "model.onnx").exists():
         pytest.skip("onnx and onnxruntime are not installed (pip install -e '.[export]')")

@@ -46,6 +46,15 @@ def test_console_script_reports_errors_without_traceback():
     assert "Traceback" not in proc.stderr and "did you mean" in proc.stderr
 
 
+def test_a_reader_that_leaves_early_stops_the_command_quietly():
+    """`convolab models | head -3`: the pipe closes before the listing is written; no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "convolab", "models", "lenet*"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # (before the command, still importing, writes its first line)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+
+
 def test_models_lists_lenet5_with_its_parameter_count(capsys):
     code, out, _ = run_cli(capsys, "models", "lenet*")
     assert code == 0

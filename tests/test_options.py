@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import pytest
+from PIL import Image
 
 from convolab.cli import build_parser, main
 from convolab.errors import FieldError
@@ -62,6 +64,30 @@ def test_resume_refuses_options_that_cannot_change_in_one_line(one_epoch_run, ca
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert ((one_epoch_run / "metrics.csv").read_text(), (one_epoch_run / "last.pt").read_bytes()) == before
+
+
+def test_resume_takes_the_runs_own_values_repeated_and_its_folder_moved(tmp_path, capsys, monkeypatch):
+    """Repeating an option as the run has it is no change: the data (a folder written relative or absolute),
+    the batch, and as --output the run folder itself, also after the folder was copied elsewhere."""
+    folder = tmp_path / "dig folder"
+    for i, (cls, value) in enumerate([("a", 40), ("b", 200)] * 12):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (28, 28), value + i).save(folder / cls / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "lenet5_modern", "--data", "dig folder", "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--output", "run"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(folder)  # absolute
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # evaluate and resume from another folder find the data
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--data", str(folder), "--batch-size", "8",
+                 "--output", str(tmp_path / "run"), "--epochs", "2", "--no-progress"]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    assert main(["train", "--resume", "../copy", "--output", "../copy", "--data", "../dig folder", "--epochs", "3",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "changed: --epochs 1 -> 2" in out and "changed: --epochs 2 -> 3" in out, out
+    assert json.loads((tmp_path / "copy" / "config.json").read_text())["epochs"] == 3
 
 
 def test_resume_with_a_model_name_is_refused(one_epoch_run, capsys):

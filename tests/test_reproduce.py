@@ -11,7 +11,13 @@ import pytest
 from convolab._registry import get_entry
 from convolab.cli import main
 from convolab.reproduce import EXPERIMENTS, arm_configs
-from convolab.reproduce.experiments import Outcome, degradation_verdict, label_smoothing_verdict, resnet_cifar_verdict
+from convolab.reproduce.experiments import (
+    Outcome,
+    batchnorm_verdict,
+    degradation_verdict,
+    label_smoothing_verdict,
+    resnet_cifar_verdict,
+)
 from convolab.training import TrainConfig
 
 
@@ -36,7 +42,7 @@ def history(train_acc: float, test_acc: float) -> list[dict[str, float]]:
     return [{"train_acc": train_acc - 0.1, "test_acc": test_acc - 0.1}, {"train_acc": train_acc, "test_acc": test_acc}]
 
 
-def test_the_degradation_verdict_is_computed_from_the_numbers():
+def test_the_verdicts_are_computed_from_the_numbers():
     held = Outcome({"plain20": [history(0.9, 0.85)], "plain56": [history(0.8, 0.8)],
                     "resnet20": [history(0.9, 0.86)], "resnet56": [history(0.95, 0.9)]})
     ok, line = degradation_verdict(held)
@@ -47,6 +53,14 @@ def test_the_degradation_verdict_is_computed_from_the_numbers():
     assert not ok and line.endswith(": not reproduced") and "0.060 <= plain20 0.100" in line
     ok, line = resnet_cifar_verdict(Outcome({"resnet20": [history(0.9, 0.90)], "resnet32": [history(0.9, 0.92)]}))
     assert ok and "resnet20 10.00%, resnet32 8.00%" in line
+    # Both arms at chance (digits at lr 1.0): BN a little higher is not BN training where the plain net cannot.
+    ok, line = batchnorm_verdict(Outcome({"lenet5_bn": [history(0.12, 0.1198)],
+                                          "lenet5_bn-without-bn": [history(0.1, 0.1003)]}))
+    assert not ok and line.endswith("0.1198 > 0.1003 without its BN layers, but lenet5_bn itself stayed under 0.5 "
+                                    "(it did not learn): not reproduced"), line
+    ok, _ = batchnorm_verdict(Outcome({"lenet5_bn": [history(0.9, 0.896)],
+                                       "lenet5_bn-without-bn": [history(0.1, 0.1)]}))
+    assert ok
 
 
 def test_reproduce_list_names_every_experiment(capsys):

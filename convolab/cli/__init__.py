@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConvolabError as err:
         _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
         return 2
+    except BrokenPipeError:  # the reader left (`convolab models | head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit's flush)
+        return 128 + 13  # SIGPIPE's status
     except OSError as err:  # a write outside atomic_write that met a full disk
         if not disk_full(err):
             raise

@@ -12,8 +12,10 @@ import argparse
 import json
 from collections.abc import Collection
 from dataclasses import MISSING
+from pathlib import Path
 from typing import Any
 
+from ..data import DATA_SETS
 from ..errors import ConfigError, ConvolabError, FieldError
 from ..training import TrainConfig
 from ..training.config import FIELDS, option_problem, option_type
@@ -127,10 +129,16 @@ def add_config_options(parser: argparse.ArgumentParser, skip: Collection[str] = 
 
 
 def given_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig values typed on the command line (and only those)."""
+    """The TrainConfig values typed on the command line (and only those); a --data or --data-dir path
+    made absolute, so that the run's config names its data from any folder (evaluate, --resume...)."""
     given = {name: getattr(args, name) for name, f in FIELDS.items() if f.metadata["cli"] and hasattr(args, name)}
     if "model_options" in given:
         given["model_options"] = dict(model_option(pair) for pair in given["model_options"])
+    if isinstance(given.get("data"), str) and given["data"].strip() and given["data"] not in DATA_SETS \
+            and Path(given["data"]).expanduser().exists():
+        given["data"] = str(Path(given["data"]).expanduser().resolve())
+    if isinstance(given.get("data_dir"), str) and given["data_dir"].strip():
+        given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())
     return given
 
 

@@ -13,7 +13,7 @@ from ..compare import (
     unfinished_line,
 )
 from ..errors import ConfigError
-from ._options import add_config_options, config_from_args
+from ._options import add_config_options, config_from_args, flag_of, given_config
 
 HELP = ("train several models in turn with the same data and options; one report (table, curves, "
         "report.html) compares them")
@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.models or args.seeds is not None:
             raise ConfigError(f"--resume takes no MODEL or --seeds; they come from {args.resume}/compare.json")
+        others = [flag_of(name) for name in given_config(args) if name != "progress"]
+        if others:  # (they would be ignored: the comparison's runs keep the options they were started with)
+            raise ConfigError(f"--resume {args.resume} continues the comparison with the options in its compare.json; "
+                              f"leave out {', '.join(others)}")
         results = resume_comparison(args.resume, command, progress=getattr(args, "progress", True))
         output = args.resume
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from .._paths import writable_output
 from ..data import TabularImages
 from ..training.device import resolve_device
-from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model
+from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
 from ..training.table_eval import evaluate_table
 from ._weights import add_pretrained_options, checkpoint_or_weights, output_beside
 
@@ -18,8 +18,11 @@ HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
                         "a safetensors folder, or a model name with --pretrained")
-    parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on)")
-    parser.add_argument("--data-dir", help="where torchvision data sets live")
+    parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on, "
+                        "and its --test-subset if it had one; other data are evaluated whole)")
+    parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
+    parser.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation: flip scores the mean of "
+                        "the logits of each image and its mirror image (default: the run's --tta)")
     parser.add_argument("--download", action="store_true")
     parser.add_argument("--output", help="folder for per_class.csv, confusion.csv, confusion.png "
                         "(default: an `evaluation` folder beside the checkpoint)")
@@ -34,11 +37,13 @@ def run(args: argparse.Namespace) -> int:
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)
-    table = evaluate_table(loaded, data) if isinstance(data, TabularImages) else None  # a labels CSV: each target
-    report = table.main if table is not None else evaluate_checkpoint(loaded, data)
+    tta, origin = (args.tta, "--tta") if args.tta else \
+        (run_tta(loaded.checkpoint), "the run's" if "tta" in run_config(loaded.checkpoint) else "the default")
+    table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
+    report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     files = (table or report).write(out)
     width = max(len(c) for c in report.classes)
-    print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images")
+    print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images, tta {tta} ({origin})")
     for name, acc in zip(report.classes, report.per_class):
         print(f"  {name.ljust(width)}  {acc:.4f}")
     if table is not None:
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.json:
         print(json.dumps({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(report.classes,
-                          report.per_class)), "images": report.count}
+                          report.per_class)), "images": report.count, "tta": tta}
                          | ({"targets": table.targets} if table is not None else {})))
     print(f"top-1 accuracy: {report.top1:.4f}")
     print(f"top-5 accuracy: {report.top5:.4f}")

@@ -18,8 +18,9 @@ HELP = ("write a checkpoint's pooled penultimate features of every train and tes
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt, a run folder, a safetensors "
                         "folder, or a model name with --pretrained")
-    parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's)")
-    parser.add_argument("--data-dir", help="where torchvision data sets live")
+    parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's, as the run "
+                        "took them: its --train-subset and --test-subset if it had them; other data are used whole)")
+    parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--out", default="features.npz", help="output file (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
+from ..training.rundir import refuse_to_overwrite_a_run
 from ._options import add_config_options, config_from_args, given_config
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, model="")
+    refuse_to_overwrite_a_run(config.output)
     if wants_pretrained(args):
         config = pretrained_defaults(config, given_config(args))
     trainer = finetune_trainer(checkpoint_or_weights(args), config, until=args.until)

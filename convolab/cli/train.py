@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import torch
 
@@ -12,6 +13,7 @@ from ..training import TrainConfig, Trainer
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
+from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
@@ -37,9 +39,23 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     if args.model:
         raise ConfigError(f"--resume {args.resume} continues that run's own model; leave out MODEL ({args.model})")
     config = TrainConfig.from_run(args.resume)
-    changes = given_config(args)
+    given = given_config(args)
+    # What names the run's own value is no change: the run folder itself as --output (wherever it was made
+    # or copied), the same data path written another way, any option repeated as it was.
+    changes = {name: value for name, value in given.items()
+               if not (name == "output" and same_path(value, args.resume)
+                       or name in ("data", "data_dir") and same_path(value, getattr(config, name))
+                       or value == getattr(config, name))}
     config.resumed_with(changes)  # one line naming the flag that cannot change
     return config, changes
+
+
+def same_path(a: object, b: object) -> bool:
+    """Whether two values name the same existing file or folder."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
 def launch_processes(args: argparse.Namespace) -> int:
@@ -50,6 +66,7 @@ def launch_processes(args: argparse.Namespace) -> int:
     else:
         get_entry(args.model)  # an unknown model fails here, not once per process
         config = config_from_args(args, args.model)
+        refuse_to_overwrite_a_run(config.output)
     Distributed(world_size=args.nproc).check_batch_size(config.batch_size)
     wants_cuda = torch.cuda.is_available() and (config.device.startswith("cuda") or config.device == "auto")
     if wants_cuda and torch.cuda.device_count() < args.nproc:  # (without CUDA, each rank says so)
@@ -91,7 +108,12 @@ def _resume(args: argparse.Namespace) -> Trainer:
 
 
 def _train(args: argparse.Namespace) -> int:
-    trainer = _resume(args) if args.resume else Trainer(config_from_args(args, args.model))
+    if args.resume:
+        trainer = _resume(args)
+    else:
+        config = config_from_args(args, args.model)
+        refuse_to_overwrite_a_run(config.output)
+        trainer = Trainer(config)
     main = trainer.dist.is_main  # with several processes, rank 0 speaks for all
     procs = f" x {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
     if main:

@@ -281,6 +281,12 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
         if path.resolve() == output.resolve():
             raise ConfigError(f"--output {output} is one of the runs (its curves.png would be overwritten); "
                               "write the report to another folder")
+    twice = next((p for i, p in enumerate(paths) if p.resolve() in [q.resolve() for q in paths[:i]]), None)
+    if twice is not None:
+        raise ConfigError(f"{twice} is given twice; give each run once")
+    if (output / "compare.json").is_file():  # (its report files describe its own runs)
+        raise ConfigError(f"--output {output} holds a comparison (compare.json), whose report would be overwritten; "
+                          "write the report to another folder")
     writable_output(output, "--output", create=False)  # write_report makes it
     results = [read_run(path) for path in paths]
     names = [r.model for r in results]

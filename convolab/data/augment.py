@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
 from .autoaugment import auto_augment
 
 
@@ -36,7 +37,9 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 1 and x.shape[1] == 3:
         weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return (x * weights).sum(1, keepdim=True)
-    raise ValueError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
+    several = ("; a model of several image inputs takes an item's images stacked: score it on its labels CSV "
+               "(convolab evaluate RUN --data labels.csv)" if channels not in (1, 3) else "")
+    raise DataError(f"cannot make {x.shape[1]}-channel images into the model's {channels}-channel input{several}")
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

@@ -182,9 +182,7 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if not sizes:
         raise DataError(f"no readable image in {source.path}")
     size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
-    odd_size = False
     for location, (array, m) in list(decoded.items()):
-        odd_size |= array.shape[:2] != size
         if array.shape[:2] != size or m != mode:
             what = (f"is {array.shape[1]}x{array.shape[0]} while most images are {size[1]}x{size[0]}"
                     if array.shape[:2] != size else f"is mode {m} while most images are {mode}")
@@ -193,7 +191,7 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if bad and not skip_bad:
         location, why = sorted(bad)[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        hint = ", or --image-size N to resize every image" if odd_size else ""
+        hint = ", or --image-size N to resize every image" if not why.startswith("is mode") else ""
         raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, pass "
                         f"--skip-bad-images to count and skip such files{hint}")
     if bad:

@@ -183,6 +183,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_option(f.name, getattr(self, f.name))
+        if self.freeze_backbone and self.backbone_lr_scale is not None:
+            raise FieldError("backbone_lr_scale", f"{self.backbone_lr_scale:g} scales the backbone's learning rate, "
+                                                  "but --freeze-backbone trains no backbone: give one of the two")
         if self.compile_mode != "default" and not self.compile:
             raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give --compile too")
         if not MONITOR.fullmatch(self.monitor):

@@ -18,6 +18,7 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
+from .evaluation import evaluate
 
 
 @dataclass
@@ -87,19 +88,39 @@ def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Te
     return torch.tensor([model_classes.index(c) for c in data_classes])
 
 
+def run_config(checkpoint: dict) -> dict:
+    """The options the checkpoint's run was trained with (its config.json); {} for published weights."""
+    return json.loads(checkpoint.get("config") or "{}")
+
+
+def is_run_data(checkpoint: dict, source: str) -> bool:
+    """Whether `source` names the data the checkpoint's run was trained on."""
+    return source in {checkpoint.get("data"), run_config(checkpoint).get("data")} - {None}
+
+
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
                   workers: int | None = None) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
-    it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training)."""
-    config = json.loads(checkpoint.get("config", "{}"))
+    it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training).
+
+    The run's own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
+    --train-subset and --test-subset of them, chosen as training chose them; other data are used whole."""
+    config = run_config(checkpoint)
+    own = is_run_data(checkpoint, source)
+    data_dir = data_dir or (config.get("data_dir") if own else None)
     if not Path(source).expanduser().exists():  # a named data set: held in memory, resized per batch
-        return load_data(source, data_dir, download)
-    streamed = checkpoint.get("preprocess") == "center-crop"
-    return load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
-                     val_fraction=float(config.get("val_fraction", 0.1)),
-                     image_size=None if streamed else config.get("image_size"),
-                     loader="stream" if streamed else "auto", workers=workers,
-                  targets=config.get("targets") or None, inputs=config.get("inputs") or None)
+        data = load_data(source, data_dir, download)
+    else:
+        streamed = checkpoint.get("preprocess") == "center-crop"
+        data = load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
+                         val_fraction=float(config.get("val_fraction", 0.1)),
+                         image_size=None if streamed else config.get("image_size"),
+                         loader="stream" if streamed else "cache" if own else "auto", workers=workers,
+                         targets=config.get("targets") or None, inputs=config.get("inputs") or None)
+    train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
+    if train_subset is None and test_subset is None:
+        return data
+    return data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
 
 
 def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: int, size: int | None = None
@@ -113,21 +134,36 @@ def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: 
 OTHER_CLASSES = "(other classes)"  # the predictions outside the data's classes, for a model that knows more
 
 
-def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages) -> EvaluationReport:
-    """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`; a model of more
-    classes than the data's is reported on the data's classes, its other predictions counted together."""
+def run_tta(checkpoint: dict) -> str:
+    """The test-time augmentation the checkpoint's run scored its test images with (none, flip)."""
+    return str(run_config(checkpoint).get("tta") or "none")
+
+
+def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | None = None) -> EvaluationReport:
+    """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`, scored as the
+    run's training scored its test images (`tta`: none or flip; None: the run's); a model of more classes
+    than the data's is reported on the data's classes, its other predictions counted together."""
     classes = loaded.classes
     mapping = class_mapping(data.classes, classes)
-    chunks, label_chunks = [], []
-    for images, labels in uint8_batches(data, data.test, 256, int(loaded.checkpoint["image_size"][0])):
-        chunks.append(predict_logits(loaded, images))
-        label_chunks.append(mapping[labels])
-    logits = torch.cat(chunks) if chunks else torch.empty(0, len(classes))
+    batch_size = max(256, int(run_config(loaded.checkpoint).get("batch_size") or 256))  # as evaluate_run's
+    label_chunks: list[torch.Tensor] = []
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for images, labels, index in data.decoded_as(int(loaded.checkpoint["image_size"][0])).eval_batches(
+                data.test, batch_size):
+            label_chunks.append(mapping[labels])
+            yield images, label_chunks[-1], index
+
+    device = next(loaded.model.parameters()).device
+    result = evaluate(loaded.model, None, mapping[data.test.labels], loaded.transform, batch_size, device,
+                      return_logits=True, batches=batches(), tta=run_tta(loaded.checkpoint) if tta is None else tta)
+    logits = result["logits"] if label_chunks else torch.empty(0, len(classes))
     labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
     k = min(5, logits.shape[1])
     topk = logits.topk(k, dim=1).indices
-    top1 = (topk[:, 0] == labels).float().mean().item()
-    top5 = (topk == labels[:, None]).any(1).float().mean().item()
+    n_images = len(labels) or float("nan")  # correct / images, as training counts its accuracy: the same float
+    top1 = (topk[:, 0] == labels).sum().item() / n_images
+    top5 = (topk == labels[:, None]).any(1).sum().item() / n_images
     predicted = topk[:, 0]
     if len(data.classes) < len(classes):  # e.g. ImageNet weights on a few of its classes: report those
         classes = [*data.classes, OTHER_CLASSES]

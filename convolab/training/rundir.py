@@ -7,6 +7,7 @@ from typing import Any
 
 from .._atomic import atomic_write
 from .._paths import writable_output
+from ..errors import ConfigError
 from .config import TrainConfig
 
 
@@ -33,6 +34,20 @@ def prepare_run_dir(output: str | Path) -> Path:
     return writable_output(output, "--output", "folder")
 
 
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run writes into its folder
+
+
+def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
+    """One clear line when `output` already holds a run: a new run there would overwrite its checkpoints
+    and metrics and leave its other files (an evaluation, exports) beside ones they do not describe."""
+    if output is None or not Path(output).is_dir():
+        return
+    found = [name for name in RUN_FILES if (Path(output) / name).exists()]
+    if found:
+        raise ConfigError(f"--output {output} already holds a run ({', '.join(found)}); continue it with "
+                          f"--resume {output}, or give another folder")
+
+
 def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
     """run_dir/config.json: the options of the run (what `TrainConfig.from_run` reads back), its folder,
     and under "resolved" what the options became (learning rate, device, input size, statistics...)."""
@@ -41,4 +56,5 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
 
 
-__all__ = ["data_stem", "default_run_dir", "next_free_dir", "prepare_run_dir", "write_run_config"]
+__all__ = ["RUN_FILES", "data_stem", "default_run_dir", "next_free_dir", "prepare_run_dir", "refuse_to_overwrite_a_run",
+           "write_run_config"]

@@ -13,7 +13,7 @@ import torch
 
 from .._atomic import atomic_write
 from ..data.labels_csv import TabularImages
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .batches import VectorInputs
 from .evaluation import evaluate
 from .inference import EvaluationReport, LoadedModel
@@ -54,8 +54,11 @@ def _restandardize(values: torch.Tensor, now: dict, then: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 256) -> TableReport:
-    """Every target of a labels CSV's test rows scored by the checkpoint's model."""
+def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 256, tta: str = "none") -> TableReport:
+    """Every target of a labels CSV's test rows scored by the checkpoint's model (`tta` flip: the mean of the
+    logits of each item's images and their mirror images, as training scored them with --tta flip)."""
+    if tta != "none" and data.vector_columns:
+        raise ConfigError(f"--tta {tta} needs a model of images only; this labels CSV has numeric inputs")
     record = loaded.checkpoint.get("table")
     if record is None:
         raise DataError(f"{data.name} is a labels CSV, but the checkpoint was not trained on one; give the "
@@ -90,7 +93,7 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
     device = next(loaded.model.parameters()).device
     scales = {n: saved[n]["std"] for n in targets if saved[n]["kind"] == "number"}
     result = evaluate(loaded.model, None, test.labels, transform, batch_size, device, return_logits=True,
-                      targets=targets, batches=batches(), scales=scales)
+                      targets=targets, batches=batches(), scales=scales, tta=tta)
     main = main_report(result["logits"], test.labels, data.classes)
     scores: dict[str, dict[str, Any]] = {data.main_column: {"kind": "class", "accuracy": main.top1, "main": True}}
     for name in targets:

@@ -1,0 +1,82 @@
+"""`convolab evaluate` and `convolab features` of a run folder read the run's test set as training scored it:
+its --tta, its --data-dir and its --test-subset (the same images), unless told otherwise."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import convolab.data as data_module
+from convolab.cli import main
+from convolab.data import load_data
+from convolab.training import TrainConfig, Trainer
+from convolab.training.build import load_config_data
+from convolab.training.checkpoint import load_checkpoint
+from convolab.training.inference import load_data_for
+
+
+def evaluate_json(capsys, *argv: str) -> tuple[dict, str]:
+    assert main(["evaluate", *argv, "--json"]) == 0
+    out = capsys.readouterr().out
+    return json.loads(next(line for line in out.splitlines() if line.startswith("{"))), out
+
+
+def test_evaluate_scores_with_the_runs_tta_as_training_did_and_tta_overrides_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    result = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, tta="flip", output=str(run),
+                                 progress=False)).fit()
+    figures, out = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert "359 test images, tta flip (the run's)" in out and figures["tta"] == "flip"
+    assert figures["top1"] == result.best_acc  # train's figure for best.pt, exactly
+    plain, out = evaluate_json(capsys, str(run), "--tta", "none", "--output", str(tmp_path / "ev"))
+    assert "tta none (--tta)" in out and plain["tta"] == "none"
+    assert plain["top1"] != pytest.approx(figures["top1"], abs=1e-6)  # digits mirrored are other digits
+
+
+def test_evaluate_and_features_take_the_runs_subsets_and_other_data_whole(tmp_path, capsys):
+    run = tmp_path / "run"
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=1, train_subset=500, test_subset=100,
+                         output=str(run), progress=False)
+    result = Trainer(config).fit()
+    figures, out = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert figures["images"] == 100 and "digits: 100 test images" in out
+    assert figures["top1"] == result.best_acc
+    # The same 100 images training chose, in the same order.
+    checkpoint = load_checkpoint(run / "best.pt")
+    ours, trained = load_data_for(checkpoint, "digits").test, load_config_data(config).test
+    assert torch.equal(ours.images, trained.images) and torch.equal(ours.labels, trained.labels)
+    assert main(["features", str(run), "--out", str(tmp_path / "f.npz")]) == 0
+    assert "500 train and 100 test feature vectors" in capsys.readouterr().out
+    # Other data than the run's are used whole.
+    assert len(load_data_for(checkpoint, "mnist5k").test) == len(load_data("mnist5k").test)
+
+
+def write_fake_mnist(root, train: int = 120, test: int = 60) -> None:
+    """MNIST's four idx files (uncompressed, as torchvision keeps them) of a few images whose class is readable."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        labels = np.arange(n, dtype=np.uint8) % 10
+        images = rng.integers(0, 40, (n, 28, 28), dtype=np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 * label:2 * label + 6, 4:24] = 255  # a bar whose height says the class
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
+
+
+def test_evaluate_reads_mnist_from_the_runs_data_dir_unless_data_dir_is_given(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data_module, "DEFAULT_DATA_DIR", str(tmp_path / "nowhere"))  # not the user's cache
+    write_fake_mnist(tmp_path / "tv")
+    run = tmp_path / "run"
+    result = Trainer(TrainConfig(model="lenet5_modern", data="mnist", data_dir=str(tmp_path / "tv"), epochs=1,
+                                 batch_size=32, test_subset=30, output=str(run), progress=False)).fit()
+    figures, _ = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert figures["images"] == 30 and figures["top1"] == result.best_acc
+    # --data-dir replaces the run's.
+    assert main(["evaluate", str(run), "--data-dir", str(tmp_path / "empty"), "--output", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert f"mnist not found under {tmp_path / 'empty'}" in err and "Traceback" not in err
