@@ -114,6 +114,15 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     assert sum(c[1] == it["colour"] for c, it in zip(colours, tests)) / len(tests) == pytest.approx(colour, abs=1e-4)
     errors = [abs(float(a[1]) - it["age"]) for a, it in zip(ages, tests)]
     assert sum(errors) / len(errors) == pytest.approx(mae, abs=0.01)
+    # Its safetensors export keeps the labels CSV's record: evaluate and predict read every target from it too.
+    assert main(["export", str(out / "last.pt"), "--format", "safetensors", "--out", str(tmp_path / "sf")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "sf"), "--data", path, "--output", str(tmp_path / "eval-sf")]) == 0
+    again = capsys.readouterr().out
+    assert [line for line in again.splitlines() if line.startswith("  ")] == \
+        [line for line in text.splitlines() if line.startswith("  ")]
+    assert main(["predict", str(tmp_path / "sf"), str(folder / tests[0]["image"]), "--topk", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["  | ".join(said[0])]
 
 
 def test_monitor_takes_a_targets_accuracy_or_mae_and_best_pt_follows_it(labelled, tmp_path):
