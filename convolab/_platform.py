@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1  # prctl's option: the signal this process gets when its parent dies (Linux)
+
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo, else what the platform module knows."""
@@ -67,5 +69,3 @@ def die_with_parent(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # it died before the line above: nothing will send the signal
         os.kill(os.getpid(), signal.SIGKILL)
 
-
-PR_SET_PDEATHSIG = 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..export import export_onnx, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
 from ._args import non_negative_float, positive_float, positive_int
@@ -49,16 +48,12 @@ def default_output(args: argparse.Namespace, fmt: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     source = checkpoint_or_weights(args)
     out = Path(args.out) if args.out else default_output(args, args.format)
-    model, meta = model_from_checkpoint(source)
-    if getattr(model, "vector_inputs", 0):  # (an exported model would read them as zeros, silently)
-        raise ConfigError(f"{source} also takes {model.vector_inputs} numeric input(s) of a labels CSV besides its "
-                          "image, which an exported model could not be given; score it on its labels CSV instead "
-                          "(convolab evaluate RUN --data labels.csv)")
     if args.format == "safetensors":
         saved = export_safetensors(source, out)
         print(f"wrote {', '.join(map(str, saved.files))} (safetensors, {saved.model_name}, {saved.tensors} tensors; "
               f"read back: the same outputs, largest difference {saved.max_abs_diff:.3g})")
         return 0
+    model, meta = model_from_checkpoint(source)
     export = export_onnx if args.format == "onnx" else export_torchscript
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                     dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,

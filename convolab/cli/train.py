@@ -50,6 +50,13 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     return config, changes
 
 
+def new_run_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of a new run, whose --output must not hold a run already."""
+    config = config_from_args(args, args.model)
+    refuse_to_overwrite_a_run(config.output)
+    return config
+
+
 def same_path(a: object, b: object) -> bool:
     """Whether two values name the same existing file or folder."""
     if not (isinstance(a, str) and isinstance(b, str)):
@@ -65,8 +72,7 @@ def launch_processes(args: argparse.Namespace) -> int:
         config = config.resumed_with(changes)
     else:
         get_entry(args.model)  # an unknown model fails here, not once per process
-        config = config_from_args(args, args.model)
-        refuse_to_overwrite_a_run(config.output)
+        config = new_run_config(args)
     Distributed(world_size=args.nproc).check_batch_size(config.batch_size)
     wants_cuda = torch.cuda.is_available() and (config.device.startswith("cuda") or config.device == "auto")
     if wants_cuda and torch.cuda.device_count() < args.nproc:  # (without CUDA, each rank says so)
@@ -111,9 +117,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = _resume(args)
     else:
-        config = config_from_args(args, args.model)
-        refuse_to_overwrite_a_run(config.output)
-        trainer = Trainer(config)
+        trainer = Trainer(new_run_config(args))
     main = trainer.dist.is_main  # with several processes, rank 0 speaks for all
     procs = f" x {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
     if main:

@@ -113,15 +113,13 @@ def draw(policy: str, n: int, h: int, w: int, generator: torch.Generator) -> lis
         op = ids[(rand(n) * len(ids)).long()]
         level = (rand(n) * TRIVIAL_BINS).long()
         return [(op, mags[op, level] * sign(signed[op]))]
-    if policy in ("autoaugment-cifar10", "autoaugment-imagenet"):
-        op, prob, mag, signed = tables
-        sub = (rand(n) * len(op)).long()
-        layers = []
-        for k in range(2):
-            apply = rand(n) < prob[sub, k]
-            layers.append((torch.where(apply, op[sub, k], OP_ID["Identity"]), mag[sub, k] * sign(signed[sub, k])))
-        return layers
-    raise AssertionError(policy)  # (_tables refused it)
+    op, prob, mag, signed = tables  # AutoAugment's (_tables refused any other policy)
+    sub = (rand(n) * len(op)).long()
+    layers = []
+    for k in range(2):
+        apply = rand(n) < prob[sub, k]
+        layers.append((torch.where(apply, op[sub, k], OP_ID["Identity"]), mag[sub, k] * sign(signed[sub, k])))
+    return layers
 
 
 def auto_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:

@@ -107,6 +107,10 @@ def _check_inputs(input_size: tuple[int, int, int], batch_size: int, dynamic_bat
 
 def _prepare(model: nn.Module, fold: bool) -> tuple[nn.Module, nn.Module, int]:
     """(reference, model to export, batch norms folded), both float32 eval-mode copies on the CPU."""
+    if getattr(model, "vector_inputs", 0):  # (the exported graph takes the image only: they would read as zeros)
+        raise ExportError(f"the model also takes {model.vector_inputs} numeric input(s) of a labels CSV besides its "
+                          "image, which an exported model could not be given; export it as safetensors, or score "
+                          "it on its labels CSV (convolab evaluate RUN --data labels.csv)")
     reference = copy.deepcopy(model).cpu().float().eval()
     exported = fold_batchnorm(reference) if fold else reference
     return reference, exported, count_batchnorm(reference) - count_batchnorm(exported)

@@ -42,14 +42,6 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     return LoadedModel(model, ckpt, transform)
 
 
-@torch.no_grad()
-def predict_logits(loaded: LoadedModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    device = next(loaded.model.parameters()).device
-    out = [loaded.model(loaded.transform(images[i:i + batch_size].to(device))).float().cpu()
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, len(loaded.classes))
-
-
 @dataclass
 class EvaluationReport:
     classes: list[str]
