@@ -187,6 +187,7 @@ CASES: list[Row] = [
         "lenet5's option img_size takes a whole number (default 28), got 3.5"),
     Row("unknown-recipe", ["train", "lenet", "--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
     Row("unknown-tta", ["train", "lenet", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
+    Row("evaluate-unknown-tta", ["evaluate", "{d}/run", "--tta", "crop"], "argument --tta: invalid choice: 'crop'"),
     Row("frozen-backbone-with-its-own-lr", ["train", "lenet", "--freeze-backbone", "--backbone-lr-scale", "0.5"],
         "--backbone-lr-scale 0.5 scales the backbone's learning rate, but --freeze-backbone trains no backbone"),
     Row("compile-mode-without-compile", ["train", "lenet", "--compile-mode", "reduce-overhead"],
