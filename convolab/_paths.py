@@ -48,3 +48,11 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
 
 
 __all__ = ["writable_output"]
+
+
+def same_path(a: object, b: object) -> bool:
+    """Whether two values name the same existing file or folder (however each is spelled)."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()

@@ -15,7 +15,7 @@ from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
 from convolab.training.build import load_config_data
 from convolab.training.checkpoint import load_checkpoint
-from convolab.training.inference import load_data_for
+from convolab.training.inference import is_run_data, load_data_for
 
 
 def evaluate_json(capsys, *argv: str) -> tuple[dict, str]:
@@ -52,6 +52,17 @@ def test_evaluate_and_features_take_the_runs_subsets_and_other_data_whole(tmp_pa
     assert "500 train and 100 test feature vectors" in capsys.readouterr().out
     # Other data than the run's are used whole.
     assert len(load_data_for(checkpoint, "mnist5k").test) == len(load_data("mnist5k").test)
+
+
+def test_the_runs_data_folder_is_recognised_however_it_is_spelled(tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (tmp_path / "other").mkdir()
+    checkpoint = {"data": str(folder), "config": json.dumps({"data": str(folder)})}
+    monkeypatch.chdir(tmp_path / "other")
+    assert is_run_data(checkpoint, "../photos") and is_run_data(checkpoint, str(folder) + "/")
+    assert not is_run_data(checkpoint, "../other") and not is_run_data(checkpoint, "digits")
+    assert is_run_data({"data": "digits"}, "digits")
 
 
 def write_fake_mnist(root, train: int = 120, test: int = 60) -> None:

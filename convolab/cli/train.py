@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import torch
 
+from .._paths import same_path
 from .._registry import get_entry
 from ..errors import ConfigError, FieldError
 from ..training import TrainConfig, Trainer
@@ -55,14 +55,6 @@ def new_run_config(args: argparse.Namespace) -> TrainConfig:
     config = config_from_args(args, args.model)
     refuse_to_overwrite_a_run(config.output)
     return config
-
-
-def same_path(a: object, b: object) -> bool:
-    """Whether two values name the same existing file or folder."""
-    if not (isinstance(a, str) and isinstance(b, str)):
-        return False
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
 def launch_processes(args: argparse.Namespace) -> int:

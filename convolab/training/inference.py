@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
+from .._paths import same_path
 from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import CROP_PCT, read_image
@@ -87,7 +88,8 @@ def run_config(checkpoint: dict) -> dict:
 
 def is_run_data(checkpoint: dict, source: str) -> bool:
     """Whether `source` names the data the checkpoint's run was trained on."""
-    return source in {checkpoint.get("data"), run_config(checkpoint).get("data")} - {None}
+    recorded = {checkpoint.get("data"), run_config(checkpoint).get("data")} - {None}
+    return source in recorded or any(same_path(source, data) for data in recorded)
 
 
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
