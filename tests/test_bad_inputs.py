@@ -141,6 +141,39 @@ def _no_image_column(header: list[str], rows: list[list[str]]) -> None:
         r[0] = r[0][:-4]  # no suffix and no usual name: nothing says which column holds images
 
 
+def _same_image_twice(header: list[str], rows: list[list[str]]) -> None:
+    rows[7][0] = rows[2][0]  # line 9 lists 2.png again, as a dog of 10 where line 4 has a cat of 5
+
+
+def _same_pair_twice(header: list[str], rows: list[list[str]]) -> None:
+    header.append("image2")
+    for i, r in enumerate(rows):
+        r.append(f"{(i + 1) % 12}.png")
+    rows[7][0], rows[7][4] = rows[2][0], rows[2][4]  # line 9 lists the pair 2.png, 3.png again
+
+
+def _a_test_only_class(header: list[str], rows: list[list[str]]) -> None:
+    header.append("split")
+    for i, r in enumerate(rows):
+        r.append("test" if i >= 8 else "train")
+    rows[9][1] = "bird"  # line 11: a test row of a species no training row has
+
+
+def a_split_folder_with_a_loose_image(t: Path) -> None:
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (t / "s" / split / name).mkdir(parents=True)
+            for i in range(4):
+                Image.new("L", (8, 8), i * 20).save(t / "s" / split / name / f"{i}.png")
+    Image.new("L", (8, 8)).save(t / "s" / "train" / "preview.png")
+
+
+def a_test_split_named_unlike_training(t: Path) -> None:
+    a_split_folder_with_a_loose_image(t)
+    (t / "s" / "train" / "preview.png").unlink()
+    (t / "s" / "test" / "cat").rename(t / "s" / "test" / "Cat")
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -300,6 +333,33 @@ CASES: list[Row] = [
         lambda t: (a_labels_csv(t), (t / "2.png").unlink())),
     Row("csv-no-image-column", [*CSV, "--output", "{t}/run"],
         "has no image column (named image, path, file, or of image files", csv_edited(_no_image_column)),
+    Row("csv-split-column-without-test-rows", [*CSV, "--output", "{t}/run"],
+        "labels.csv yields 12 training and 0 test rows; both splits need rows (mark some rows test in its "
+        "column 'split')", csv_edited(lambda h, rows: (h.append("split"), [r.append("train") for r in rows]))),
+    Row("csv-val-fraction-0", [*CSV, "--val-fraction", "0", "--output", "{t}/run"],
+        "labels.csv yields 12 training and 0 test rows; both splits need rows (add a split column of train/test, "
+        "or raise --val-fraction from 0)", a_labels_csv),
+    Row("csv-split-column-without-training-rows", [*CSV, "--output", "{t}/run"],
+        "labels.csv yields 0 training and 12 test rows; both splits need rows (mark some rows train in its "
+        "column 'split')", csv_edited(lambda h, rows: (h.append("split"), [r.append("test") for r in rows]))),
+    Row("csv-test-only-class", [*CSV, "--output", "{t}/run"],
+        "labels.csv: column 'species' has classes only in test rows: bird (a model is never taught them)",
+        csv_edited(_a_test_only_class)),
+    Row("csv-nan-cell", [*CSV, "--output", "{t}/run"],
+        "labels.csv line 3, column 'age': 'nan' is not a finite number; every row needs one",
+        csv_edited(lambda h, rows: rows[1].__setitem__(3, "nan"))),
+    Row("csv-nan-and-inf-cells", [*CSV, "--output", "{t}/run"],
+        "labels.csv line 3, column 'age': 'NaN' is not a finite number; every row needs one",
+        csv_edited(lambda h, rows: [rows[i].__setitem__(3, v) for i, v in ((1, "NaN"), (4, "inf"), (7, "-inf"))])),
+    Row("csv-image-listed-twice", [*CSV, "--output", "{t}/run"],
+        "labels.csv lines 4 and 9 both list image 2.png, with different species (cat, dog)",
+        csv_edited(_same_image_twice)),
+    Row("csv-row-listed-twice", [*CSV, "--output", "{t}/run"],
+        "labels.csv lines 4 and 9 list image 2.png twice (the same row)",
+        csv_edited(lambda h, rows: rows.__setitem__(7, list(rows[2])))),
+    Row("csv-image-pair-listed-twice", [*CSV, "--inputs", "image,image2", "--output", "{t}/run"],
+        "labels.csv lines 4 and 9 both list the images 2.png, 3.png, with different species (cat, dog)",
+        csv_edited(_same_pair_twice)),
     Row("csv-unknown-input", [*CSV, "--inputs", "picture"], "--inputs names 'picture' is not a column of",
         a_labels_csv),
     Row("csv-unknown-target", [*CSV, "--targets", "species,weight"], "--targets names 'weight' is not a column of",
@@ -457,6 +517,15 @@ CASES: list[Row] = [
     # ----- data a classifier cannot learn from
     Row("one-class-folder", ["train", "lenet", "--data", "{t}/one", "--output", "{t}/run"],
         "{t}/one has one class (cat); a classifier needs two or more class folders", a_one_class_folder),
+    Row("loose-image-in-a-split-folder", ["train", "lenet", "--data", "{t}/s", "--output", "{t}/run"],
+        "train/preview.png is not inside a class folder of train/; lay images out as root/train/<class>/<image>",
+        a_split_folder_with_a_loose_image),
+    Row("test-classes-named-unlike-training", ["train", "lenet", "--data", "{t}/s", "--output", "{t}/run"],
+        "{t}/s: the test split has classes the training split lacks: Cat (class folders must be named alike",
+        a_test_split_named_unlike_training),
+    Row("output-inside-the-data-folder", ["train", "lenet", "--data", "{t}/two", "--output", "{t}/two/runs/a"],
+        "--output {t}/two/runs/a lies inside the data folder {t}/two: its checkpoints and curves would be read as "
+        "images of a class the next time; give --output outside it", a_two_class_folder),
     Row("empty-test-split", ["train", "lenet", "--data", "{t}/two", "--val-fraction", "0.01", "--output", "{t}/run"],
         "{t}/two yields 20 training and 0 test images; both splits need images (add a test/ folder, or raise "
         "--val-fraction from 0.01)", a_two_class_folder),

@@ -100,7 +100,8 @@ def test_grayscale_among_rgb_and_odd_sizes_are_named(tmp_path):
     root = write_png_folder(tmp_path / "mixed", per_class=4, size=8)
     Image.new("L", (8, 8)).save(root / "train" / "a" / "grey.png")
     Image.new("RGB", (9, 8)).save(root / "train" / "c" / "wide.png")
-    with pytest.raises(DataError, match=r"grey\.png is mode L .*\(and 1 more\)") as err:
+    with pytest.raises(DataError, match=r"grey\.png is grey \(L\) while most images are in colour \(RGB\).*"
+                                        r"\(and 1 more\)") as err:
         load_data(str(root))
     assert "--image-size" not in str(err.value)  # (the line names the grey one: resizing does not change modes)
     (root / "train" / "a" / "grey.png").unlink()
@@ -140,3 +141,90 @@ def test_image_size_resizes_photos_of_mixed_sizes_as_they_are_decoded(tmp_path):
         load_data(str(root))
     data = load_data(str(root), image_size=16)
     assert data.image_shape == (3, 16, 16) and len(data.train) == 10
+
+
+def test_hidden_folders_and_empty_folders_inside_a_class_are_not_data(tmp_path):
+    from PIL import Image
+
+    root = write_png_folder(tmp_path / "f", per_class=4, size=8, split_dirs=False)
+    for hidden in (root / ".ipynb_checkpoints", root / "a" / ".ipynb_checkpoints", root / "__MACOSX" / "a"):
+        hidden.mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(hidden / "copy.png")
+    (root / ".git" / "objects").mkdir(parents=True)
+    (root / "a" / "thumbs").mkdir()  # empty, inside a class folder: not a class
+    data = load_image_folder(root, cache_dir=tmp_path / "cache", val_fraction=0.25)
+    assert data.classes == ["a", "b", "c"] and len(data.train) + len(data.test) == 12
+    (root / "d").mkdir()  # empty, beside the class folders: a class without images
+    with pytest.raises(DataError, match=r"class folder .*/f/d holds no image"):
+        load_image_folder(root, cache_dir=tmp_path / "cache2", val_fraction=0.25)
+
+
+def test_an_image_loose_in_a_split_folder_is_named_not_read_as_a_layout_without_splits(tmp_path):
+    from PIL import Image
+
+    root = write_png_folder(tmp_path / "f", per_class=3, size=8)
+    Image.new("RGB", (8, 8)).save(root / "train" / "preview.png")
+    with pytest.raises(DataError, match=r"^train/preview\.png is not inside a class folder of train/"):
+        load_image_folder(root, cache_dir=tmp_path / "cache")
+
+
+def test_test_classes_the_training_split_lacks_are_refused(tmp_path):
+    root = write_png_folder(tmp_path / "f", per_class=3, size=8, classes=("Cat", "Dog"))
+    (root / "test" / "Cat").rename(root / "test" / "cat")
+    with pytest.raises(DataError, match="the test split has classes the training split lacks: cat "):
+        load_image_folder(root, cache_dir=tmp_path / "cache")
+
+
+def test_with_train_val_and_test_val_scores_the_run_and_test_is_left_out(tmp_path, caplog):
+    root = write_png_folder(tmp_path / "f", per_class=3, size=8)
+    write_png_folder(tmp_path / "v", per_class=2, size=8, split_dirs=False)
+    (tmp_path / "v").rename(root / "val")
+    caplog.set_level("INFO", logger="convolab")
+    for loader in ("cache", "stream"):
+        caplog.clear()
+        data = load_image_folder(root, cache_dir=tmp_path / "cache", loader=loader)
+        assert (len(data.train), len(data.test)) == (9, 6)  # val/'s 6, not val/ and test/'s 15
+        assert "val/ scores the run and test/ (9 images) is left out" in caplog.text
+
+
+def test_scoring_takes_every_image_of_an_unsplit_folder_and_one_class_will_do(tmp_path):
+    root = write_png_folder(tmp_path / "f", per_class=5, size=8, classes=("a", "b"), split_dirs=False)
+    for loader in ("cache", "stream"):
+        data = load_image_folder(root, cache_dir=tmp_path / "cache", loader=loader, whole=True)
+        assert (len(data.train), len(data.test)) == (0, 10)
+    write_png_folder(tmp_path / "one", per_class=5, size=8, classes=("a",), split_dirs=False)
+    assert len(load_image_folder(tmp_path / "one", cache_dir=tmp_path / "cache", whole=True).test) == 5
+    split = write_png_folder(tmp_path / "s", per_class=2, size=8, classes=("a", "b"))
+    assert (len(load_image_folder(split, cache_dir=tmp_path / "cache", whole=True).test)) == 4  # its test/
+
+
+def test_sixteen_bit_and_float_grey_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from convolab.data.decode import decode_image, read_image
+
+    ramp = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, "PNG")
+    array, mode = decode_image(buf.getvalue())
+    assert mode == "L" and array.tolist() == [[0, 100, 255]]
+    (tmp_path / "x.png").write_bytes(buf.getvalue())
+    assert read_image(tmp_path / "x.png", 3)[:, 0].tolist() == [[0, 100, 255]] * 3
+    buf = io.BytesIO()
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), "F").save(buf, "TIFF")
+    assert decode_image(buf.getvalue())[0].tolist() == [[0, 128, 255]]
+    for grey in ("LA", "1"):  # grey variants decode as grey, beside L images
+        buf = io.BytesIO()
+        Image.new(grey, (3, 1)).save(buf, "PNG")
+        assert decode_image(buf.getvalue())[1] == "L"
+
+
+def test_a_folder_named_like_a_built_in_set_is_named_in_a_warning(tmp_path, monkeypatch, caplog):
+    (tmp_path / "digits" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert len(load_data("digits").classes) == 10
+    assert "--data digits names the built-in data set; the folder digits here is not read (give ./digits" \
+        in caplog.text

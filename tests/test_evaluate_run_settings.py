@@ -91,3 +91,23 @@ def test_evaluate_reads_mnist_from_the_runs_data_dir_unless_data_dir_is_given(tm
     assert main(["evaluate", str(run), "--data-dir", str(tmp_path / "empty"), "--output", str(tmp_path / "ev")]) == 2
     err = capsys.readouterr().err
     assert f"mnist not found under {tmp_path / 'empty'}" in err and "Traceback" not in err
+
+
+def test_evaluate_scores_every_image_of_another_folder_and_warns_when_the_runs_folder_changed(tmp_path, capsys,
+                                                                                               caplog):
+    from conftest import write_png_folder
+
+    root = write_png_folder(tmp_path / "photos", per_class=10, size=28, classes=("a", "b"), split_dirs=False)
+    other = write_png_folder(tmp_path / "other", per_class=7, size=28, classes=("a", "b"), split_dirs=False)
+    one = write_png_folder(tmp_path / "one", per_class=3, size=28, classes=("b",), split_dirs=False)
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data=str(root), epochs=1, batch_size=6, output=str(run),
+                        progress=False)).fit()
+    figures, _ = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert figures["images"] == 2 and "has changed" not in caplog.text  # the run's own 10% of each class
+    assert evaluate_json(capsys, str(run), "--data", str(other), "--output", str(tmp_path / "ev"))[0]["images"] == 14
+    assert evaluate_json(capsys, str(run), "--data", str(one), "--output", str(tmp_path / "ev"))[0]["images"] == 3
+    write_png_folder(root, per_class=15, size=28, classes=("a", "b"), split_dirs=False)  # five more a class
+    evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert "has changed since the run trained on it (18 training and 2 test images then, 26 and 4 now)" \
+        in caplog.text

@@ -191,6 +191,76 @@ def test_the_multi_input_model_shares_its_backbone_and_rebuilds_from_its_options
     again.load_state_dict(model.state_dict())
 
 
+def test_a_semicolon_or_tab_csv_loads_like_the_comma_one(labelled):
+    """The delimiter is the header line's: Excel writes semicolons (and decimal commas) in many locales. A BOM,
+    CRLF line ends and quoted cells holding the delimiter are read as before."""
+    folder, items, path = labelled
+    keys = ("image", "species", "colour", "age", "split")
+    targets = ["species", "colour", "age"]  # (the note column is no target)
+    comma = load_data(path, targets=targets)
+    semicolon = "".join(f'"{it["image"]}";{it["species"]};{it["colour"]};{str(it["age"]).replace(".", ",")};'
+                        f'{it["split"]};"a;b"\r\n' for it in items)
+    (folder / "semicolon.csv").write_bytes(f"\ufeff{';'.join(keys)};note\r\n{semicolon}".encode())
+    tab = "".join("\t".join(str(it[k]) for k in keys) + "\n" for it in items)
+    (folder / "tab.csv").write_text("\t".join(keys) + "\n" + tab)
+    for name in ("semicolon.csv", "tab.csv"):
+        data = load_data(str(folder / name), targets=targets)
+        assert {n: c.kind for n, c in data.columns.items()} == {"species": "class", "colour": "class", "age": "number"}
+        assert (len(data.train), len(data.test)) == (27, 9) and data.classes == comma.classes
+        assert torch.equal(data.train.images, comma.train.images) and torch.equal(data.test.labels, comma.test.labels)
+        assert all(torch.equal(data.train.targets[k], comma.train.targets[k]) for k in ("colour", "age")), name
+        assert data.columns["age"] == comma.columns["age"]  # 3,5 is 3.5 in the semicolon file
+
+
+def test_nan_and_inf_cells_of_a_numeric_column_are_missing_numbers_but_nan_may_be_a_class(labelled):
+    folder, items, _ = labelled
+    header = ["image", "species", "keeper", "age", "split"]
+    rows = [[it["image"], it["species"], ("nan", "inf", "bob")[it["s"]], it["age"], it["split"]] for it in items]
+    data = load_data(write_csv(folder / "keepers.csv", header, rows))  # names, two of them nan and inf: classes
+    assert data.main_column == "species" and data.columns["keeper"].classes == ("bob", "inf", "nan")
+    assert data.columns["age"].kind == "number"
+    for k, cell in ((2, "NaN"), (5, "inf"), (9, "-inf"), (20, "nan")):  # (many: not a column of classes)
+        rows[k][3] = cell
+    with pytest.raises(DataError, match="nan_ages.csv line 4, column 'age': 'NaN' is not a finite number; "
+                                        "every row needs one"):
+        load_data(write_csv(folder / "nan_ages.csv", header, rows))
+
+
+def test_both_splits_need_rows(labelled):
+    folder, items, path = labelled
+    rows = [[it[k] for k in ("image", "species", "colour", "age")] for it in items]
+    all_train = write_csv(folder / "all_train.csv", ["image", "species", "colour", "age", "split"],
+                          [[*r, "train"] for r in rows])
+    with pytest.raises(DataError, match="all_train.csv yields 36 training and 0 test rows; both splits need rows "
+                                        r"\(mark some rows test in its column 'split'\)"):
+        load_data(all_train)
+    no_split = write_csv(folder / "no_split.csv", ["image", "species", "colour", "age"], rows)
+    assert len(load_data(no_split).test) == 3  # a tenth of each species
+    with pytest.raises(DataError, match="yields 36 training and 0 test rows; .*raise --val-fraction from 0"):
+        load_data(no_split, val_fraction=0)
+
+
+def test_an_image_is_listed_once_but_pairs_may_share_an_image(labelled):
+    folder, items, _ = labelled
+    header = ["image", "species", "colour", "split"]
+    rows = [[it["image"], it["species"], it["colour"], it["split"]] for it in items]
+    again = write_csv(folder / "again.csv", header, [*rows, ["./0.png", "dog", "blue", "test"]])
+    with pytest.raises(DataError, match=r"again.csv lines 2 and 38 both list image 0.png, with different species "
+                                        r"\(cat, dog\), split \(train, test\); list each image once"):
+        load_data(again)
+    twice = write_csv(folder / "twice.csv", header, [*rows, rows[4]])
+    with pytest.raises(DataError, match=r"twice.csv lines 6 and 38 list image 4.png twice \(the same row\)"):
+        load_data(twice)
+    # Two images an item: an image may be in several pairs, a pair only once.
+    pairs = [[it["image"], items[(i + 1) % 36]["image"], it["species"], it["split"]] for i, it in enumerate(items)]
+    pairs.append(["0.png", "5.png", "cat", "train"])
+    header = ["image", "image2", "species", "split"]
+    assert len(load_data(write_csv(folder / "pairs2.csv", header, pairs), inputs=["image", "image2"]).train) == 28
+    with pytest.raises(DataError, match="lines 2 and 39 both list the images 0.png, 1.png, with different species"):
+        load_data(write_csv(folder / "pair_again.csv", header, [*pairs, ["0.png", "1.png", "dog", "train"]]),
+                  inputs=["image", "image2"])
+
+
 # The CSV's bad inputs (a missing file or column, a typo, an empty cell...) are rows of tests/test_bad_inputs.py.
 
 

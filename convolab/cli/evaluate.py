@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
                         "a safetensors folder, or a model name with --pretrained")
     parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on, "
-                        "and its --test-subset if it had one; other data are evaluated whole)")
+                        "and its --test-subset if it had one; other data are evaluated whole: their test/ split, or "
+                        "every image of a folder without one)")
     parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation: flip scores the mean of "
                         "the logits of each image and its mirror image (default: the run's --tta)")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_trained_model(checkpoint_or_weights(args), resolve_device(args.device))
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     source = args.data or loaded.checkpoint["data"]
-    data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download)
+    data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download, whole=True)
     tta, origin = (args.tta, "--tta") if args.tta else \
         (run_tta(loaded.checkpoint), "the run's" if "tta" in run_config(loaded.checkpoint) else "the default")
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None

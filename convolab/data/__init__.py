@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from .folder import load_image_folder
 from .labels_csv import TabularImages, load_labels_csv
 from .stream import LOADERS, StreamingImageData, StreamSplit
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
+
+log = logging.getLogger("convolab")
 
 BUILTIN_SETS = ("mnist5k", "digits")
 DATA_SETS = BUILTIN_SETS + TORCHVISION_SETS
@@ -25,13 +28,16 @@ def _looks_like_path(source: str) -> bool:
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
               skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
               loader: str = "auto", workers: int | None = None, targets: list[str] | None = None,
-              inputs: list[str] | None = None) -> LabelledImages:
+              inputs: list[str] | None = None, whole: bool = False) -> LabelledImages:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
     an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
     `image_size` resizes a folder's images as they are decoded (named sets are resized per batch).
 
     `loader`: a folder's small images are decoded once into a uint8 cache (`cache`), large ones are
     streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
+
+    `whole`: the data are to be scored, not trained on (`convolab evaluate` of other data than the run's):
+    an image folder without a test/ split is all test images, and one class will do.
 
     A `.csv` is a labels CSV (data/labels_csv.py): its image files, `targets` columns (classes or numbers)
     and `inputs` columns (more images or numbers), decoded once and held in memory.
@@ -50,6 +56,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                         "drop --loader or give a folder")
     if (targets or inputs) and not source.lower().endswith(".csv"):
         raise DataError(f"--targets and --inputs name the columns of a labels CSV; {source} is not a .csv file")
+    if source in DATA_SETS and Path(source).is_dir():
+        log.warning("--data %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
+                    source, source, source)
     if source == "mnist5k":
         return load_mnist5k()
     if source == "digits":
@@ -64,7 +73,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         return load_labels_csv(path, targets, inputs, val_fraction, image_size)
     if path.exists():
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
-                                 resize=image_size, loader=loader, workers=workers)
+                                 resize=image_size, loader=loader, workers=workers, whole=whole)
     if _looks_like_path(source):
         raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")

@@ -43,12 +43,14 @@ def broken_link(path: str) -> str | None:
 
 def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """os.walk in a stable order, into folders that are symbolic links too (as torchvision's ImageFolder
-    does), except a link back to a folder that holds it (a loop): its path, relative to `path`, is
-    appended to `loops` and it is not entered."""
+    does), except hidden folders (`hidden`) and a link back to a folder that holds it (a loop): its path,
+    relative to `path`, is appended to `loops` and it is not entered."""
     for root, subdirs, files in os.walk(path, followlinks=True):
         here = os.path.realpath(root)
         keep = []
         for d in sorted(subdirs):
+            if hidden(d):  # .git, .ipynb_checkpoints, __MACOSX: never data, never entered
+                continue
             target = os.path.realpath(os.path.join(root, d))
             if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
                 if loops is not None:
@@ -67,9 +69,15 @@ def file_stat(path: str) -> os.stat_result:
         return os.lstat(path)
 
 
+def hidden(name: str) -> bool:
+    """Whether a file or folder name is one that tools leave behind rather than data: a dot-file or
+    dot-folder (.DS_Store, ._x.jpg, .git, .ipynb_checkpoints) or macOS's __MACOSX."""
+    return name.startswith(".") and name not in (".", "..") or name == "__MACOSX"
+
+
 def _is_image(name: str) -> bool:
-    base = os.path.basename(name)
-    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_SUFFIXES
+    """An image file name, not inside (or itself) a hidden file or folder."""
+    return not any(map(hidden, name.split("/"))) and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 @contextlib.contextmanager
@@ -173,7 +181,7 @@ class ImageSource:
             if compression_of(self.path) is None:
                 self._check_tar_end(members)
             names = [m.name for m in members if m.isfile() and _is_image(m.name)]
-            dirs = {m.name for m in members if m.isdir()}
+            dirs = {m.name for m in members if m.isdir() and not any(map(hidden, m.name.split("/")))}
         else:
             names, dirs, broken, loops = [], set(), [], []
             for root, subdirs, files in walk(self.path, loops):

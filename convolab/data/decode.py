@@ -25,11 +25,32 @@ MIN_CROP_SCALE = 0.08  # training: random-resized crops of 8% to 100% of the ima
 CROP_RATIO = (3 / 4, 4 / 3)
 
 
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # decoded as grey (L)
+
+
+def to_8bit(img):
+    """A grey image of more than 8 bits (a 16-bit PNG opens as I;16 or I, a float TIFF as F) in mode L,
+    its range scaled rather than clipped: 16-bit values divided by 257 (65535 becomes 255); floats of at
+    most 1 times 255; what is left outside [0, 255] clipped."""
+    from PIL import Image
+
+    a = np.asarray(img).astype(np.float64)
+    if img.mode == "F":
+        a = a * 255 if a.size and np.nanmax(a) <= 1 else a
+    elif img.mode.startswith("I;16") or (a.size and a.max() > 255):
+        a = a / 257
+    return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L")
+
+
 def to_mode(img, mode: str):
     """A PIL image in mode L or RGB; palette and alpha images pass through RGBA on the way to RGB,
-    so a transparent palette converts cleanly."""
+    so a transparent palette converts cleanly, and grey images of more than 8 bits are scaled to 8."""
     if img.mode == mode:
         return img
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = to_8bit(img)
+        if mode == "L":
+            return img
     if mode == "RGB" and ("A" in img.mode or img.mode == "P"):
         img = img.convert("RGBA")
     return img.convert(mode)
@@ -68,7 +89,7 @@ def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | N
     try:
         with open_image(io.BytesIO(data)) as img:
             img.load()
-            mode = "L" if img.mode == "L" else "RGB"
+            mode = "L" if img.mode in GREY_MODES else "RGB"
             img = to_mode(img, mode)
             if resize is not None and img.size != (resize, resize):
                 img = img.resize((resize, resize), Image.BILINEAR)
@@ -216,5 +237,5 @@ def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[
 
 def majority_mode(headers: list[tuple[tuple[int, int], str]]) -> str:
     """L if most sampled images are grey, else RGB (every image is converted to it as it is decoded)."""
-    grey = sum(mode in ("L", "1", "I;16", "I") for _, mode in headers)
+    grey = sum(mode in GREY_MODES for _, mode in headers)
     return "L" if grey * 2 > len(headers) else "RGB"

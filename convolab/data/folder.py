@@ -29,6 +29,7 @@ from .stream import StreamingImageData, StreamSplit, should_stream
 
 log = logging.getLogger("convolab")
 
+LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
@@ -36,30 +37,45 @@ DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """One image of the source: where it is, which split and class its path names."""
+    """One image of the source: where it is, which split and class its path names, and its class folder."""
 
     location: str  # path relative to the folder, or the tar member name
     split: str | None
     class_name: str
+    folder: str = ""  # the class folder's path, as `location` is written
 
 
-def _classify(paths: list[str]) -> list[ImageEntry]:
-    """Assign split and class from the path layout, after dropping folders every path shares."""
+def _classify(paths: list[str]) -> tuple[list[ImageEntry], str | None]:
+    """Assign split and class from the path layout, after dropping folders every path shares; and a note
+    when a test/ folder is left out because a val/ folder scores the run (train/, val/ and test/)."""
     parts = [p.split("/") for p in paths]
     common = 0
     while all(len(p) > common + 2 for p in parts) and len({p[common] for p in parts}) == 1:
         common += 1
+    # Split folders (train/, test/, val/...) when every top folder is one: then an image directly in one
+    # is out of place, not a reason to read the split folders as classes.
+    tops = {p[common] for p in parts if len(p) > common + 1}
+    has_splits = bool(tops) and all(t.lower() in SPLIT_NAMES for t in tops)
     entries = []
-    has_splits = all(len(p) > common + 2 and p[common].lower() in SPLIT_NAMES for p in parts)
     for path, p in zip(paths, parts):
         rest = p[common:]
-        if has_splits:
-            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], rest[1]))
+        if has_splits and len(rest) >= 3:
+            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], rest[1], "/".join(p[:common + 2])))
+        elif has_splits and len(rest) == 2:
+            raise DataError(f"{path} is not inside a class folder of {rest[0]}/; lay images out as "
+                            f"root/{rest[0]}/<class>/<image>, or move it out")
         elif len(rest) >= 2:
-            entries.append(ImageEntry(path, None, rest[0]))
+            entries.append(ImageEntry(path, None, rest[0], "/".join(p[:common + 1])))
         else:
             raise DataError(f"{path} is not inside a class folder; lay images out as root/<class>/<image>")
-    return entries
+    named = {t.lower() for t in tops} if has_splits else set()
+    val = sorted(t for t in tops if t.lower() in SPLIT_NAMES and t.lower() not in ("train", "test"))
+    if "test" in named and val:  # val/ scores each epoch and picks best.pt; test/ stays unseen
+        test = next(t for t in tops if t.lower() == "test")
+        kept = [e for e in entries if e.location.split("/")[common] != test]
+        return kept, (f"{val[0]}/ scores the run and {test}/ ({len(entries) - len(kept)} images) is left out, "
+                      f"unseen: score it afterwards with `convolab evaluate RUN --data .../{test}`")
+    return entries, None
 
 
 class _Source(ImageSource):
@@ -182,16 +198,17 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if not sizes:
         raise DataError(f"no readable image in {source.path}")
     size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
+    resized = {loc for loc, (array, _) in decoded.items() if array.shape[:2] != size}  # what --image-size mends
     for location, (array, m) in list(decoded.items()):
         if array.shape[:2] != size or m != mode:
             what = (f"is {array.shape[1]}x{array.shape[0]} while most images are {size[1]}x{size[0]}"
-                    if array.shape[:2] != size else f"is mode {m} while most images are {mode}")
+                    if array.shape[:2] != size else f"is {LOOKS[m]} while most images are {LOOKS[mode]}")
             bad.append((location, what))
             del decoded[location]
     if bad and not skip_bad:
         location, why = sorted(bad)[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        hint = ", or --image-size N to resize every image" if not why.startswith("is mode") else ""
+        hint = ", or --image-size N to resize every image" if location in resized else ""
         raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, pass "
                         f"--skip-bad-images to count and skip such files{hint}")
     if bad:
@@ -204,12 +221,15 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
 
 def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
                       cache_dir: str | Path | None = None, resize: int | None = None, loader: str = "auto",
-                      workers: int | None = None) -> ImageData | StreamingImageData:
+                      workers: int | None = None, whole: bool = False) -> ImageData | StreamingImageData:
     """An image folder or an archive of one: small images through the on-disk uint8 cache, large ones
     streamed from their files by DataLoader workers (`loader`: auto, cache or stream; see `stream.py`).
 
     `resize` scales every image to `resize` x `resize` as it is decoded: photographs of any size
     then share one small tensor cache instead of being refused for their mixed sizes.
+
+    `whole`: the data are to be scored, not trained on: a folder without a test/ (or val/) split is all
+    test images, and one class will do.
     """
     path = Path(path).expanduser()
     cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
@@ -221,7 +241,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         if cache_file.is_file():
             try:
                 cached = torch.load(cache_file, weights_only=True)
-                return _assemble(path, cached, val_fraction)
+                return _assemble(path, cached, val_fraction, whole)
             except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
                 raise
             except Exception:  # a damaged cache is rebuilt, never trusted
@@ -230,24 +250,27 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
                         "files under root/<class>/)")
-    entries = _classify(names)
+    entries, note = _classify(names)
     classes = sorted({e.class_name for e in entries})
-    if empty:
-        empty_named = [d for d in empty if os.path.basename(d) not in SPLIT_NAMES]
-        if empty_named and not skip_bad_images:
-            raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
-                            "images, or pass --skip-bad-images to ignore it")
+    # An empty folder beside the class folders is a class without images; one inside a class folder is not.
+    beside = {os.path.dirname(e.folder) for e in entries}
+    empty_named = [d for d in empty if os.path.dirname(d) in beside and os.path.basename(d).lower() not in SPLIT_NAMES]
+    if empty_named and not skip_bad_images and not whole:
+        raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
+                        "images, or pass --skip-bad-images to ignore it")
     if not skip_bad_images:  # what the listing already says is wrong is said before any work or log line
-        _check_classes(path, classes)
-        _split_indices(path, *_labels(entries, classes), val_fraction)
+        _check_split_classes(path, *_labels(entries, classes), classes, whole)
+        _split_indices(path, *_labels(entries, classes), val_fraction, whole)
     headers = source.sample_headers(names) if loader != "cache" else []
     if loader == "auto":
         stream, why = should_stream(headers, len(names), resize)
         log.info("%s: %s, so they are %s", path, why, "streamed from the files" if stream else "cached")
         loader = "stream" if stream else "cache"
     if loader == "stream":
+        if note:
+            log.info("%s: %s", path, note)
         return _streaming(path, source, entries, classes, headers, val_fraction, resize, workers,
-                          skip_bad_images, cache_root)
+                          skip_bad_images, cache_root, whole)
     assert cache_file is not None
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
     kept, images, n_bad = _decode_source(source, entries, skip_bad_images, resize)
@@ -259,10 +282,11 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "has_splits": has_splits,
         "classes": classes,
         "skipped": n_bad + source.skipped_links,
+        "note": note or "",
     }
     cache_root.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
-    return _assemble(path, cached, val_fraction)
+    return _assemble(path, cached, val_fraction, whole)
 
 
 def _labels(entries: list[ImageEntry], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -274,34 +298,54 @@ def _labels(entries: list[ImageEntry], classes: list[str]) -> tuple[torch.Tensor
 
 
 def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
-                   val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+                   val_fraction: float, whole: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    if whole and not (has_splits and is_test.any()):  # to be scored: every image is a test image
+        return torch.zeros(0, dtype=torch.int64), torch.arange(len(labels))
     if has_splits:
         train_idx, test_idx = torch.nonzero(~is_test).flatten(), torch.nonzero(is_test).flatten()
     else:
         train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
-    if len(train_idx) == 0 or len(test_idx) == 0:
+    if not whole and (len(train_idx) == 0 or len(test_idx) == 0):
+        fix = ("add a test/ folder, or " + ("raise" if len(test_idx) == 0 else "lower") +
+               f" --val-fraction from {val_fraction:g}") if not has_splits else \
+            f"add a {'train' if len(train_idx) == 0 else 'test'}/ folder of class folders"
         raise DataError(f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; "
-                        "both splits need images (add a test/ folder, or "
-                        f"{'raise' if len(test_idx) == 0 else 'lower'} --val-fraction from {val_fraction:g})")
+                        f"both splits need images ({fix})")
     return train_idx, test_idx
+
+
+def _check_split_classes(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
+                         classes: list[str], whole: bool = False) -> None:
+    """One line when the test split has classes the training split lacks (a model never taught them, or
+    `Cat/` in train and `cat/` in test), and when there is one class (unless scoring)."""
+    if not whole and len(classes) < 2:
+        raise DataError(f"{path} has one class ({', '.join(classes)}); a classifier needs two or more class "
+                        "folders (root/<class>/*.png)")
+    if whole or not has_splits:
+        return
+    taught = set(labels[~is_test].tolist())
+    untaught = [classes[c] for c in sorted(set(labels[is_test].tolist()) - taught)]
+    if untaught and taught:
+        raise DataError(f"{path}: the test split has classes the training split lacks: {', '.join(untaught)} "
+                        "(class folders must be named alike in both, letter case too); rename or remove them")
 
 
 def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: list[str], headers: list,
                val_fraction: float, resize: int | None, workers: int | None, skip_bad_images: bool,
-               cache_root: Path) -> StreamingImageData:
+               cache_root: Path, whole: bool = False) -> StreamingImageData:
     """The folder or archive as StreamSplits over its files (a compressed archive decompressed once)."""
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
                         "--loader cache to decode them all and name the bad ones")
-    _check_classes(path, classes)
+    labels, is_test, has_splits = _labels(entries, classes)
+    _check_split_classes(path, labels, is_test, has_splits, classes, whole)
     if source.is_tar:
         kind = compression_of(path)
         tar_path = decompress_once(path, kind, source.fingerprint(), cache_root) if kind else path
         reader = FileReader(path, tar_path)
     else:
         reader = FileReader(path)
-    labels, is_test, has_splits = _labels(entries, classes)
-    train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction)
+    train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction, whole)
     locations = [e.location for e in entries]
     everything = StreamSplit(reader, locations, labels)
     return StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
@@ -309,16 +353,13 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
 
 
-def _check_classes(path: Path, classes: list[str]) -> None:
-    if len(classes) < 2:
-        raise DataError(f"{path} has one class ({', '.join(classes)}); a classifier needs two or more class "
-                        "folders (root/<class>/*.png)")
-
-
-def _assemble(path: Path, cached: dict, val_fraction: float) -> ImageData:
+def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False) -> ImageData:
     images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
-    _check_classes(path, classes)  # (after decoding: a folder with nothing readable says that first)
-    train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction)
+    # (after decoding: a folder with nothing readable says that first)
+    _check_split_classes(path, labels, cached["is_test"], cached["has_splits"], classes, whole)
+    if cached.get("note"):
+        log.info("%s: %s", path, cached["note"])
+    train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction, whole)
     name = path.name.split(".")[0]
     return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
                      classes)

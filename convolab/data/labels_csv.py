@@ -4,11 +4,17 @@ numbers, and optionally a second image or numeric input columns. Decoded once an
     image,species,colour,age,split
     img/0.png,cat,red,3.5,train
 
-* The header names the columns. The image column is `--inputs`' first name, else `image`, `path` or
-  `file`, else the first column of image file names; its paths are relative to the CSV's folder.
+* The header names the columns. Cells are separated by commas, semicolons or tabs, whichever the header
+  line holds most of outside quotes (commas on a tie); in a semicolon or tab file a number may have a
+  decimal comma (`3,5`), as Excel writes it where the comma is the decimal sign. The image column is
+  `--inputs`' first name, else `image`, `path` or `file`, else the first column of image file names; its
+  paths are relative to the CSV's folder. An image (for several image columns, a tuple of images) is one
+  item: listed on two rows, even twice the same row, it is refused, naming both lines.
 * Targets: `--targets` (each `NAME`, `NAME:class` or `NAME:number`), else every column that is not an
   input, `split` or a column of image paths. A column is a class column when its values are not all
-  numbers (a few non-numbers among numbers are refused as typos), else numeric. The first class column
+  numbers (a few non-numbers among numbers are refused as typos), else numeric; `nan` and `inf` cells are
+  left out of that count, so numbers with them are a numeric column whose `nan` and `inf` cells are
+  refused as missing values, and names with them a class column. The first class column
   is the main target (the `main` output: accuracy, per-class figures, the best checkpoint); every other
   target gets its own head, named as its column.
 * Numeric targets are standardized with the training rows' mean and std (MSE on them); their mean and
@@ -17,13 +23,17 @@ numbers, and optionally a second image or numeric input columns. Decoded once an
   with an image suffix, or `NAME:image`) become a second image of the item, stacked on the channels;
   numeric columns a vector (standardized like numeric targets).
 * A `split` column (train / test, val, valid, validation) splits the rows; else --val-fraction of each
-  main class is held out.
-* An empty target or input cell is refused, naming the file, line and column (no masking).
+  main class is held out. Either way both splits need rows: one left empty is refused.
+* An empty target or input cell, or a numeric one that is not a finite number, is refused, naming the
+  file, line and column (no masking).
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +49,8 @@ IMAGE_COLUMNS = ("image", "path", "file")
 KINDS = ("class", "number", "image")
 SPLIT_VALUES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
 NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
+DELIMITERS = ",;\t"  # the header line's most frequent one (outside quotes) separates the cells; comma on a tie
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")  # 3,5: a number in a semicolon or tab file
 
 
 @dataclass(frozen=True)
@@ -113,13 +125,6 @@ class TabularImages(ImageData):
                              self.classes, self.columns, self.image_columns, self.vector_columns)
 
 
-def is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
 def _split_spec(spec: str) -> tuple[str, str | None]:
     name, sep, kind = spec.partition(":")
     name, kind = name.strip(), kind.strip().lower()
@@ -135,7 +140,9 @@ class _Table:
         self.path = path
         try:
             with open(path, newline="", encoding="utf-8-sig") as f:
-                rows = [r for r in csv.reader(f)]
+                text = f.read()
+            self.delimiter = _delimiter(text)
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
         except FileNotFoundError:
             raise DataError(f"labels CSV {path} does not exist") from None
         except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -166,13 +173,46 @@ class _Table:
                                 "(drop the row or fill it in)")
         return cells
 
+    def number(self, cell: str) -> float | None:
+        """The cell's number (nan and inf included: `numbers` refuses them), or None."""
+        if self.delimiter != "," and DECIMAL_COMMA.fullmatch(cell):
+            cell = cell.replace(",", ".")
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
     def numbers(self, name: str) -> list[float]:
-        cells = self.values(name)
-        for (line, _), cell in zip(self.rows, cells):
-            if not is_number(cell):
+        numbers = []
+        for (line, _), cell in zip(self.rows, self.values(name)):
+            number = self.number(cell)
+            if number is None:
                 raise DataError(f"{self.path} line {line}, column {name!r}: {cell!r} is not a number "
                                 f"(mark the column {name}:class to read it as classes)")
-        return [float(c) for c in cells]
+            if not math.isfinite(number):
+                raise DataError(f"{self.path} line {line}, column {name!r}: {cell!r} is not a finite number; "
+                                "every row needs one (drop the row or fill it in)")
+            numbers.append(number)
+        return numbers
+
+    def check_items(self, names: list[str]) -> None:
+        """Refuse an image (a tuple of images for several image columns) listed on two rows."""
+        ks = [self.header.index(n) for n in names]
+        keys = zip(*(map(os.path.normpath, self.values(n)) for n in names))  # (an empty cell: refused first)
+        seen: dict[tuple[str, ...], tuple[int, list[str]]] = {}
+        for (line, row), key in zip(self.rows, keys):
+            if key not in seen:
+                seen[key] = (line, row)
+                continue
+            first, other = seen[key]
+            what = f"image {key[0]}" if len(key) == 1 else f"the images {', '.join(key)}"
+            differ = [f"{h} ({a.strip()}, {b.strip()})" for k, (h, a, b) in enumerate(zip(self.header, other, row))
+                      if k not in ks and a.strip() != b.strip()]
+            if not differ:
+                raise DataError(f"{self.path} lines {first} and {line} list {what} twice (the same row); drop one")
+            raise DataError(f"{self.path} lines {first} and {line} both list {what}, with different "
+                            f"{', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}; list each "
+                            f"{'image' if len(key) == 1 else 'set of images'} once (keep the correct row)")
 
     def kind_of(self, name: str, kind: str | None, image_allowed: bool) -> str:
         if kind is not None:
@@ -180,7 +220,9 @@ class _Table:
         cells = self.values(name)
         if image_allowed and any(Path(c).suffix.lower() in IMAGE_SUFFIXES for c in cells):
             return "image"
-        share = sum(map(is_number, cells)) / len(cells)
+        numbers = [self.number(c) for c in cells]
+        finite = sum(n is not None and math.isfinite(n) for n in numbers)
+        share = finite / (finite + numbers.count(None)) if finite else 0.0  # (nan and inf count neither way)
         if share == 1 or (share >= NUMERIC_SHARE and not image_allowed):
             return "number"  # (a few non-numbers among numbers: refused as typos by `numbers`)
         return "number" if image_allowed else "class"
@@ -206,6 +248,7 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
     for name, kind in input_specs[1:]:
         table.check(name, "--inputs names")
         (image_columns if table.kind_of(name, kind, True) == "image" else vector_names).append(name)
+    table.check_items(image_columns)
     split_column = next((h for h in header if h.lower() == "split"), None)
     used = {*image_columns, *vector_names, split_column}
     specs = ([_split_spec(s) for s in targets] if targets else
@@ -230,8 +273,18 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
     test_mask = _test_rows(table, split_column, val_fraction, classes[0], seed)
     train_index = torch.nonzero(~test_mask).flatten()
     test_index = torch.nonzero(test_mask).flatten()
-    if len(train_index) == 0:
-        raise DataError(f"{path}: no training rows (the split column or --val-fraction leaves none)")
+    if len(train_index) == 0 or len(test_index) == 0:
+        fix = (f"mark some rows {'train' if len(train_index) == 0 else 'test'} in its column {split_column!r}"
+               if split_column else "add a split column of train/test, or "
+               f"{'lower' if len(train_index) == 0 else 'raise'} --val-fraction from {val_fraction:g}")
+        raise DataError(f"{path} yields {len(train_index)} training and {len(test_index)} test rows; both splits "
+                        f"need rows ({fix})")
+    cells = table.values(classes[0])  # a main class only test rows have is never taught (or is a typo)
+    untaught = sorted({cells[i] for i in test_index.tolist()} - {cells[i] for i in train_index.tolist()})
+    if untaught:
+        raise DataError(f"{path}: column {classes[0]!r} has classes only in test rows: {', '.join(untaught[:5])}"
+                        f"{' ...' if len(untaught) > 5 else ''} (a model is never taught them); fix the spelling, "
+                        "or give them training rows")
 
     columns, values = {}, {}
     for name in [classes[0], *(n for n in kinds if n != classes[0])]:
@@ -247,6 +300,12 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
 
     return TabularImages(path.name, split(train_index), split(test_index), list(columns[main].classes), columns,
                          tuple(image_columns), tuple(c for c, _ in vectors))
+
+
+def _delimiter(text: str) -> str:
+    """The header line's most frequent delimiter outside quotes (a comma on a tie, or if it holds none)."""
+    header = re.sub(r'"[^"]*"', "", next((line for line in text.splitlines() if line.strip()), ""))
+    return max(DELIMITERS, key=header.count)
 
 
 def _test_rows(table: _Table, split_column: str | None, val_fraction: float, main: str, seed: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ from .distributed import Distributed
 from .forecast import check_cost
 from .mixing import MixConfig
 from .optim import ModelEma, build_optimizer, param_groups
-from .rundir import default_run_dir, prepare_run_dir
+from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
 from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matching
 
@@ -100,6 +100,7 @@ class Run:
 def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None) -> Run:
     """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names."""
     started = time.perf_counter()
+    refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
     torch.manual_seed(config.seed)
     data = data if data is not None else load_run_data(config, dist)

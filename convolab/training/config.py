@@ -113,7 +113,8 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
     decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
     schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)
-    warmup_epochs: float = option(1.0, "linear warm-up, in epochs (at most half the run)", group="optimization", bounds="[0, inf)")
+    warmup_epochs: float = option(1.0, "linear warm-up, in epochs (at most half the run)", group="optimization",
+                                  bounds="[0, inf)")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", group="optimization",
                                     bounds="[0, 1)")
     aux_weight: float | None = option(None, "auxiliary-head loss weight (default: the paper's, 0.3 GoogLeNet, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .evaluation import evaluate
+
+log = logging.getLogger("convolab")
 
 
 @dataclass
@@ -93,12 +96,14 @@ def is_run_data(checkpoint: dict, source: str) -> bool:
 
 
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
-                  workers: int | None = None) -> LabelledImages:
+                  workers: int | None = None, whole: bool = False) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
     it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training).
 
     The run's own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
-    --train-subset and --test-subset of them, chosen as training chose them; other data are used whole."""
+    --train-subset and --test-subset of them, chosen as training chose them; other data are used whole
+    (every class, every image; with `whole`, an image folder without a test/ split is all test images).
+    A warning when the run's data no longer have the numbers of images the run had (changed since)."""
     config = run_config(checkpoint)
     own = is_run_data(checkpoint, source)
     data_dir = data_dir or (config.get("data_dir") if own else None)
@@ -110,11 +115,17 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
                          val_fraction=float(config.get("val_fraction", 0.1)),
                          image_size=None if streamed else config.get("image_size"),
                          loader="stream" if streamed else "cache" if own else "auto", workers=workers,
-                         targets=config.get("targets") or None, inputs=config.get("inputs") or None)
+                         targets=config.get("targets") or None, inputs=config.get("inputs") or None,
+                         whole=whole and not own)
     train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
-    if train_subset is None and test_subset is None:
-        return data
-    return data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
+    if train_subset is not None or test_subset is not None:
+        data = data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
+    then = checkpoint.get("data_images")
+    if own and then and list(then) != [len(data.train), len(data.test)]:
+        log.warning("%s has changed since the run trained on it (%d training and %d test images then, %d and %d "
+                    "now): its test images are drawn again and may include images the model trained on",
+                    source, then[0], then[1], len(data.train), len(data.test))
+    return data
 
 
 def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: int, size: int | None = None

@@ -29,6 +29,19 @@ def default_run_dir(config: TrainConfig) -> Path:
     return next_free_dir(f"{config.model}-{data_stem(config.data)}")
 
 
+def refuse_output_inside_data(config: TrainConfig) -> None:
+    """One line when the run folder would lie inside the image folder it trains on: the next run on that
+    folder would read the run's curves as images of a class `runs`."""
+    data = Path(config.data).expanduser()
+    if not str(config.data).strip() or not data.is_dir():
+        return
+    out = Path(config.output).expanduser() if config.output else Path("runs")
+    if out.absolute().resolve() == data.resolve() or data.resolve() in out.absolute().resolve().parents:
+        what = f"--output {out}" if config.output else "the default output folder runs/ (in the current folder)"
+        raise ConfigError(f"{what} lies inside the data folder {config.data}: its checkpoints and curves would be "
+                          "read as images of a class the next time; give --output outside it")
+
+
 def prepare_run_dir(output: str | Path) -> Path:
     """`output` as a folder, created if need be; one clear line if it is a file or cannot be made or written."""
     return writable_output(output, "--output", "folder")

@@ -117,6 +117,7 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
         "mean": list(run.mean),
         "std": list(run.std),
         "data": run.config.data,
+        "data_images": [len(run.data.train), len(run.data.test)],  # evaluate warns when they have changed
         "config": json.dumps(run.config.to_dict()),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
