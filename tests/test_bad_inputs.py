@@ -126,6 +126,12 @@ def an_onnx_model_of_two_image_inputs(t: Path) -> None:
     assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
 
 
+def a_safetensors_config(t: Path) -> None:
+    """{t}/sf/config.json as a safetensors export writes it: a model's record, not a run's options."""
+    (t / "sf").mkdir()
+    (t / "sf" / "config.json").write_text('{"model_name": "lenet5_modern", "num_classes": 10}')
+
+
 def a_comparison_record(t: Path) -> None:
     """{t}/compare.json, as a comparison's folder holds it (only its presence counts here)."""
     (t / "compare.json").write_text("{}")
@@ -207,6 +213,12 @@ CASES: list[Row] = [
         "--resume {d}/run, or give another folder"),
     Row("finetune-into-a-run-folder", ["finetune", "{d}/run", "--data", "digits", "--output", "{d}/run"],
         "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv)"),
+    Row("resume-a-safetensors-folder", ["train", "--resume", "{t}/sf"],
+        "{t}/sf is not a run folder: its config.json is not a training run's (a safetensors export's?); give the "
+        "--output folder of a `convolab train` run", a_safetensors_config),
+    Row("weights-with-a-run-folder", ["predict", "{d}/run", "{d}/digit.png", "--weights", "IMAGENET1K_V1"],
+        "--weights IMAGENET1K_V1 names a model's published weights, but {d}/run is a file or folder: drop --weights "
+        "to use it, or give a model name"),
     Row("resume-with-another-monitor", ["train", "--resume", "{d}/run", "--monitor", "test_loss"],
         "--monitor cannot change when a run is resumed (the run has 'test_acc'; best.pt and the epochs "
         "--patience counts were chosen by it): leave it out, or start a new run"),

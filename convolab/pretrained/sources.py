@@ -72,7 +72,7 @@ def models_with_weights() -> list[str]:
 
 def no_weights_message(name: str) -> str:
     return (f"{name} has no published weights; the models with weights from torchvision or timm are: "
-            f"{', '.join(models_with_weights())} (or give pretrained=PATH, a checkpoint or safetensors folder)")
+            f"{', '.join(models_with_weights())} (or use weights of your own: a checkpoint or a safetensors folder)")
 
 
 def _torchvision_weights(source: Source) -> list[Weights]:

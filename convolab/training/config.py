@@ -228,7 +228,15 @@ class TrainConfig:
         if not path.is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
                               "give the --output folder of a `convolab train` run")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            values = json.loads(path.read_text())
+        except (ValueError, OSError) as err:
+            raise ConfigError(f"{path} cannot be read as a run's config ({str(err).splitlines()[0][:80]}); "
+                              "give the --output folder of a `convolab train` run") from None
+        if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
+            raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
+                              "safetensors export's?); give the --output folder of a `convolab train` run")
+        return cls.from_dict(values)
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}
