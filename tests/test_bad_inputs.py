@@ -126,6 +126,12 @@ def an_onnx_model_of_two_image_inputs(t: Path) -> None:
     assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
 
 
+def a_folder_with_another_tools_config(t: Path) -> None:
+    """{t}/other/config.json, written by something else (its content must survive)."""
+    (t / "other").mkdir()
+    (t / "other" / "config.json").write_text('{"tool": "not convolab"}\n')
+
+
 def a_safetensors_config(t: Path) -> None:
     """{t}/sf/config.json as a safetensors export writes it: a model's record, not a run's options."""
     (t / "sf").mkdir()
@@ -303,6 +309,61 @@ CASES: list[Row] = [
         "cannot make 3-channel images into the model's 2-channel input; a model of several image inputs takes an "
         "item's images stacked", an_onnx_model_of_two_image_inputs),
     Row("export-out-in-missing-folder", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx"], "does not exist"),
+    # ----- an export never replaces what it reads, nor a file a run or a safetensors folder keeps
+    Row("export-onto-the-checkpoint-it-reads", ["export", "{d}/run", "--out", "{d}/run/best.pt"],
+        "--out {d}/run/best.pt is the checkpoint being exported: the export would replace it; give another file"),
+    Row("export-torchscript-onto-a-checkpoint-file", ["export", "{d}/crop.pt", "--format", "torchscript", "--out",
+                                                      "{d}/crop.pt"],
+        "--out {d}/crop.pt is the checkpoint being exported"),
+    Row("export-onto-the-runs-last-checkpoint", ["export", "{d}/run", "--format", "torchscript", "--out",
+                                                 "{d}/run/last.pt"],
+        "--out {d}/run/last.pt is the last.pt of the run in {d}/run (config.json, last.pt, best.pt, metrics.csv), "
+        "which the export would replace"),
+    Row("export-onto-the-runs-config", ["export", "{d}/run", "--out", "{d}/run/config.json"],
+        "--out {d}/run/config.json is the config.json of the run in {d}/run"),
+    Row("export-safetensors-into-the-run-folder", ["export", "{d}/run", "--format", "safetensors", "--out", "{d}/run"],
+        "--out {d}/run holds a run (config.json, last.pt, best.pt, metrics.csv): the safetensors config.json would "
+        "replace the run's; give another folder, e.g. {d}/run/best-safetensors"),
+    Row("export-safetensors-of-a-checkpoint-into-its-run", ["export", "{d}/run/best.pt", "--format", "safetensors",
+                                                           "--out", "{d}/run"], "--out {d}/run holds a run"),
+    Row("export-safetensors-onto-the-folder-it-reads", ["export", "{d}/st", "--format", "safetensors", "--out",
+                                                        "{d}/st"],
+        "--out {d}/st is the safetensors folder being exported; give another folder"),
+    Row("export-safetensors-of-a-safetensors-folder", ["export", "{d}/st", "--format", "safetensors"],
+        "{d}/st is already a safetensors folder: give --out FOLDER for a checked copy of it elsewhere"),
+    Row("export-onto-a-safetensors-folders-weights", ["export", "{d}/st", "--format", "torchscript", "--out",
+                                                      "{d}/st/model.safetensors"],
+        "--out {d}/st/model.safetensors is the model.safetensors of the safetensors export in {d}/st"),
+    Row("export-safetensors-onto-another-tools-config", ["export", "{d}/run", "--format", "safetensors", "--out",
+                                                         "{t}/other"],
+        "--out {t}/other holds a config.json that no safetensors export wrote, which the export would replace",
+        a_folder_with_another_tools_config),
+    # ----- --out that cannot be written, or lies under a file
+    Row("export-out-under-a-file", ["export", "{d}/run", "--out", "{t}/taken.txt/m.onnx"],
+        "--out {t}/taken.txt/m.onnx lies under {t}/taken.txt, which is a file", a_file),
+    Row("export-safetensors-out-under-a-file", ["export", "{d}/run", "--format", "safetensors", "--out",
+                                                "{t}/taken.txt/sf"],
+        "--out {t}/taken.txt/sf lies under {t}/taken.txt, which is a file", a_file),
+    Row("export-safetensors-out-read-only", ["export", "{d}/run", "--format", "safetensors", "--out", "{t}/ro/sf"],
+        "--out {t}/ro/sf is not writable", a_read_only_folder),
+    Row("export-safetensors-out-in-sys", ["export", "{d}/run", "--format", "safetensors", "--out", "/sys/sf"],
+        "--out /sys/sf "),  # root: "cannot be written (Operation not permitted)"; others: "is not writable"
+    # ----- options and names that do not fit the format
+    Row("export-safetensors-with-onnx-options", ["export", "{d}/run", "--format", "safetensors", "--batch-size", "3",
+                                                 "--no-fold"],
+        "--batch-size, --no-fold shape an ONNX or TorchScript export, not --format safetensors, which writes the "
+        "weights as they are"),
+    Row("export-safetensors-with-a-tolerance", ["export", "{d}/run", "--format", "safetensors", "--rtol", "1e-3"],
+        "--rtol shapes an ONNX or TorchScript export, not --format safetensors"),
+    Row("export-torchscript-named-onnx", ["export", "{d}/run", "--format", "torchscript", "--out", "{t}/m.onnx"],
+        "--out {t}/m.onnx ends in .onnx, the suffix of an ONNX file, but --format torchscript writes a TorchScript "
+        "file: name it {t}/m.torchscript.pt, or give --format onnx"),
+    Row("export-onnx-named-pt", ["export", "{d}/run", "--format", "onnx", "--out", "{t}/m.pt"],
+        "--out {t}/m.pt ends in .pt, the suffix of a TorchScript file, but --format onnx writes an ONNX file: name it "
+        "{t}/m.onnx, or give --format torchscript"),
+    Row("export-default-format-named-safetensors", ["export", "{d}/run", "--out", "{t}/m.safetensors"],
+        "--out {t}/m.safetensors ends in .safetensors, the suffix of safetensors weights, but the default format, "
+        "onnx, writes an ONNX file: name it {t}/m.onnx, or give --format safetensors"),
     Row("export-fixed-and-dynamic-batch", ["export", "{d}/run", "--batch-size", "2", "--dynamic-batch"],
         "--dynamic-batch"),
     Row("export-onnx-without-onnx", ["export", "{d}/run", "--out", "{t}/m.onnx"], "pip install onnx onnxruntime",

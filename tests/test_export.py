@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -13,10 +14,13 @@ from torch import nn
 
 import convolab
 from convolab.cli import main
+from convolab.errors import ConfigError
 from convolab.export import (
     ExportError,
+    ExportMeta,
     conv_bn_pairs,
     export_onnx,
+    export_safetensors,
     export_torchscript,
     fold_batchnorm,
     model_from_checkpoint,
@@ -308,3 +312,117 @@ def test_export_still_refuses_one_logit_off_by_1e_2(realistic_resnet50, tmp_path
     with pytest.raises(ExportError, match="differs from the PyTorch model by up to 0.01"):
         export(realistic_resnet50, tmp_path / "broken.out", (3, 112, 112), batch_size=1)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----- where an export may go, the metadata of a bare model, the readers' refusals ------------------------
+@pytest.fixture
+def run_copy(run_dir, tmp_path):
+    """A copy of the run, for a test that, failing, would overwrite its files."""
+    return shutil.copytree(run_dir, tmp_path / "run")
+
+
+def contents(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["best.pt", "config.json"])
+@pytest.mark.parametrize("export", [export_onnx, export_torchscript])
+def test_export_refuses_a_file_the_run_keeps(run_copy, export, name):
+    model, meta = model_from_checkpoint(run_copy)
+    before = contents(run_copy)
+    with pytest.raises(ConfigError, match=f"--out .*{name} is the {name} of the run in .*which the export would"):
+        export(model, run_copy / name, (1, 28, 28), meta=meta)
+    assert contents(run_copy) == before
+
+
+def test_safetensors_export_refuses_a_run_folder_and_the_folder_it_reads(run_copy):
+    before = contents(run_copy)
+    with pytest.raises(ConfigError, match=r"holds a run \(config.json, last.pt, best.pt, metrics.csv\): the "
+                                          "safetensors config.json would replace the run's"):
+        export_safetensors(run_copy, run_copy)
+    assert contents(run_copy) == before
+    export_safetensors(run_copy, run_copy / "st")
+    with pytest.raises(ConfigError, match="is the safetensors folder being exported"):
+        export_safetensors(run_copy / "st", run_copy / "st")
+
+
+def test_safetensors_export_to_an_unwritable_folder_is_one_line(run_dir, tmp_path, monkeypatch):
+    import convolab.export.to_safetensors as module
+
+    def denied(state, weights, folder):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(module, "save_safetensors", denied)
+    with pytest.raises(ExportError, match=r"--out .*sf cannot be written \(Permission denied\); choose another"):
+        export_safetensors(run_dir, tmp_path / "sf")
+
+
+@pytest.mark.parametrize("export", [export_onnx, export_torchscript])
+def test_export_under_a_file_says_it_is_a_file(tmp_path, export):
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(ConfigError, match=f"lies under {tmp_path / 'afile'}, which is a file"):
+        export(trained_like("lenet5"), tmp_path / "afile" / "m.out", (1, 28, 28))
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_export_without_meta_writes_the_models_own(tmp_path):
+    from PIL import Image
+
+    model = trained_like("lenet5")
+    export_onnx(model, tmp_path / "plain.onnx", (1, 28, 28))
+    export_torchscript(model, tmp_path / "plain.pt", (1, 28, 28))
+    expected = ExportMeta(model.model_name, tuple(str(i) for i in range(10)), 1, (28, 28), model.data_config.mean,
+                          model.data_config.std)
+    assert read_torchscript_meta(tmp_path / "plain.pt")[1] == expected
+    Image.new("L", (28, 28), 128).save(tmp_path / "img.png")
+    top = predict_onnx(tmp_path / "plain.onnx", [tmp_path / "img.png"], top_k=10)[0]
+    assert sorted(name for name, _ in top) == sorted(expected.classes)
+    # A bare module has no normalization to tell: nothing is guessed, and the reader says what to pass.
+    export_torchscript(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), tmp_path / "bare.pt", (1, 4, 4))
+    with pytest.raises(ExportError, match=r"meta=ExportMeta\(...\)"):
+        read_torchscript_meta(tmp_path / "bare.pt")
+
+
+def test_predict_onnx_takes_one_path_and_refuses_top_k_below_1(tmp_path):
+    from PIL import Image
+
+    meta = ExportMeta("lenet5", tuple("abcdefghij"), 1, (28, 28), (0.5,), (0.5,))
+    model = tmp_path / "m.onnx"
+    export_onnx(trained_like("lenet5"), model, (1, 28, 28), dynamic_batch=True, meta=meta)
+    image = tmp_path / "img.png"
+    Image.new("L", (28, 28), 128).save(image)
+    listed = predict_onnx(model, [image], top_k=2)
+    assert len(listed) == 1 and len(listed[0]) == 2
+    assert predict_onnx(model, str(image), top_k=2) == predict_onnx(model, image, top_k=2) == listed
+    for k in (0, -1):
+        with pytest.raises(ConfigError, match=f"top_k must be a positive integer, got {k}"):
+            predict_onnx(model, [image], top_k=k)
+
+
+def test_read_torchscript_meta_refuses_what_is_not_torchscript(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"an ONNX file, or anything else")
+    torch.save({"model": {}}, tmp_path / "checkpoint.pt")
+    for name in ("m.onnx", "checkpoint.pt"):
+        with pytest.raises(ExportError, match=f"{name} is not a TorchScript export"):
+            read_torchscript_meta(tmp_path / name)
+    with pytest.raises(ExportError, match="missing.pt does not exist"):
+        read_torchscript_meta(tmp_path / "missing.pt")
+
+
+def test_out_suffix_chooses_the_format_when_format_is_not_given(run_dir, tmp_path, capsys):
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "m.pt"), "--batch-size", "2"]) == 0
+    assert "(torchscript, lenet5_modern" in capsys.readouterr().out
+    assert read_torchscript_meta(tmp_path / "m.pt")[1].model_name == "lenet5_modern"
+
+
+def test_export_of_a_safetensors_folder_writes_beside_it(run_copy, capsys):
+    assert main(["export", str(run_copy), "--format", "safetensors"]) == 0
+    folder = run_copy / "best-safetensors"
+    before = contents(folder)
+    for given in (folder, folder / "model.safetensors"):
+        assert main(["export", str(given), "--format", "torchscript", "--batch-size", "2"]) == 0
+        assert f"wrote {run_copy / 'best-safetensors.torchscript.pt'} (" in capsys.readouterr().out
+    assert contents(folder) == before and sorted(before) == ["config.json", "model.safetensors"]
+    assert main(["export", str(folder), "--format", "safetensors"]) == 2  # a copy of it needs --out
+    assert "is already a safetensors folder: give --out FOLDER" in capsys.readouterr().err
+    assert contents(folder) == before and not (run_copy / "best-safetensors-safetensors").exists()

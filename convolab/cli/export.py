@@ -5,62 +5,134 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..export import export_onnx, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
+from ..export.outputs import check_file_output, check_folder_output
+from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
 from ._args import non_negative_float, positive_float, positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights
+from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch), or its "
         "weights to a safetensors folder (model.safetensors + config.json, no pickle)")
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": "-safetensors"}  # the last: a folder
+# The suffixes a format's files are known by: an --out ending in one of another format is refused (predict
+# reads a file by its suffix), and one ending in .onnx, .pt or .pth chooses the format when --format is not given.
+FORMAT_OF_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".safetensors": "safetensors"}
+WHAT = {"onnx": "an ONNX file", "torchscript": "a TorchScript file", "safetensors": "safetensors weights"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a run folder or a .pt checkpoint written by `convolab train`, a "
                         "safetensors folder, or a model name with --pretrained")
-    parser.add_argument("--format", choices=tuple(SUFFIXES), default="onnx", help="(default: %(default)s)")
+    parser.add_argument("--format", choices=tuple(SUFFIXES),
+                        help="(default: torchscript for an --out ending in .pt or .pth, else onnx)")
     batch = parser.add_mutually_exclusive_group()
-    batch.add_argument("--batch-size", type=positive_int, help="fix the batch size of the exported model")
+    batch.add_argument("--batch-size", type=positive_int, help="fix the batch size of the exported model "
+                       "(onnx, torchscript)")
     batch.add_argument("--dynamic-batch", action="store_true",
-                       help="any batch size (the default when --batch-size is not given)")
-    parser.add_argument("--out", help="output file, or folder for safetensors (default: next to the checkpoint, "
-                        "e.g. RUN/best.onnx, RUN/best-safetensors; MODEL.onnx here with --pretrained)")
-    parser.add_argument("--tolerance", type=positive_float, default=TOLERANCE,
-                        help="absolute part of the difference from PyTorch accepted (default: %(default)g)")
-    parser.add_argument("--rtol", type=non_negative_float, default=RTOL,
+                       help="any batch size (the default when --batch-size is not given; onnx, torchscript)")
+    parser.add_argument("--out", help="output file, or folder for safetensors; a file ending in another format's "
+                        "suffix (.onnx, .pt or .pth, .safetensors) is refused, and so is a file the run keeps "
+                        "(best.pt, last.pt, config.json, metrics.csv) or a folder holding a run (default: next to "
+                        "the checkpoint, e.g. RUN/best.onnx, RUN/best.torchscript.pt, RUN/best-safetensors; beside "
+                        "a safetensors folder SF, SF.onnx or SF.torchscript.pt; MODEL.onnx here with --pretrained)")
+    parser.add_argument("--tolerance", type=positive_float,
+                        help=f"absolute part of the difference from PyTorch accepted (default: {TOLERANCE:g}; onnx, "
+                             "torchscript)")
+    parser.add_argument("--rtol", type=non_negative_float,
                         help="relative part: each image's logits may also differ by this times its largest "
-                             "|logit|, float32 round-off in deep nets (default: %(default)g)")
+                             f"|logit|, float32 round-off in deep nets (default: {RTOL:g}; onnx, torchscript)")
     parser.add_argument("--no-fold", dest="fold", action="store_false",
-                        help="keep batch norms as they are instead of folding them into the convolutions")
+                        help="keep batch norms as they are instead of folding them into the convolutions (onnx, "
+                             "torchscript)")
     add_pretrained_options(parser)
 
 
-def default_output(args: argparse.Namespace, fmt: str) -> Path:
-    if args.pretrained or args.weights:
+def chosen_format(args: argparse.Namespace) -> str:
+    """--format, else the format --out's suffix names (.onnx, .pt, .pth), else onnx; the options that shape
+    an ONNX or TorchScript export are refused with safetensors, which writes the weights as they are."""
+    suffix = Path(args.out).suffix.lower() if args.out else ""
+    fmt = args.format or ("torchscript" if suffix in (".pt", ".pth") else "onnx")
+    if fmt == "safetensors":
+        given = [flag for flag, on in (("--batch-size", args.batch_size is not None),
+                                       ("--dynamic-batch", args.dynamic_batch), ("--no-fold", not args.fold),
+                                       ("--tolerance", args.tolerance is not None), ("--rtol", args.rtol is not None))
+                 if on]
+        if given:
+            raise ConfigError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} an ONNX or TorchScript "
+                              "export, not --format safetensors, which writes the weights as they are and checks "
+                              f"them read back bit for bit; leave {'it' if len(given) == 1 else 'them'} out")
+    return fmt
+
+
+def refuse_a_suffix_of_another_format(args: argparse.Namespace, fmt: str, out: Path) -> None:
+    """One line when --out ends in a suffix another format's files are known by (a TorchScript file named .onnx
+    would be read by predict as ONNX, and fail)."""
+    suffix = out.suffix.lower()
+    claimed = FORMAT_OF_SUFFIX.get(suffix, fmt)
+    if claimed == fmt:
+        return
+    stem = out.name[:-len(suffix)].removesuffix(".torchscript")
+    given = f"--format {fmt}" if args.format else f"the default format, {fmt},"
+    raise ConfigError(f"--out {out} ends in {suffix}, the suffix of {WHAT[claimed]}, but {given} writes "
+                      f"{WHAT[fmt]}: name it {out.with_name(stem + SUFFIXES[fmt])}, or give --format {claimed}")
+
+
+def default_output(args: argparse.Namespace, fmt: str) -> Path | None:
+    """Beside the checkpoint, named after it (RUN/best.onnx, RUN/best-safetensors, x.onnx for x.pt or
+    x.safetensors); beside a safetensors folder, named after it (SF.onnx), never inside it, and None (a copy
+    needs --out) for safetensors of a safetensors folder; MODEL.onnx here with --pretrained."""
+    if wants_pretrained(args):
         return Path(args.checkpoint + SUFFIXES[fmt])  # here, named after the model
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = path / ("best.pt" if (path / "best.pt").is_file() else "last.pt")
-    return path.with_name(path.name.removesuffix(".pt") + SUFFIXES[fmt])
+    path = Path(args.checkpoint).expanduser()
+    path = path.resolve() if path.name in ("", "..") else path
+    if path.name == WEIGHTS_FILE and is_safetensors(path.parent):  # the weights of a safetensors folder
+        path = path.parent
+    if path.is_dir() and is_safetensors(path):
+        return None if fmt == "safetensors" else path.with_name(path.name + SUFFIXES[fmt])
+    path = checkpoint_file(path)
+    stem = path.name[:-len(path.suffix)] if path.suffix in (".pt", ".pth", ".safetensors") else path.name
+    return path.with_name(stem + SUFFIXES[fmt])
+
+
+def checkpoint_file(path: Path) -> Path:
+    """The file (or safetensors folder) that loading `path` reads: a run folder's best.pt, else its last.pt."""
+    if path.is_dir() and not is_safetensors(path):
+        return path / ("best.pt" if (path / "best.pt").is_file() else "last.pt")
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
+    fmt = chosen_format(args)
+    instead = default_output(args, fmt)
+    out = Path(args.out) if args.out else instead
+    if out is None:
+        raise ConfigError(f"{args.checkpoint} is already a safetensors folder: give --out FOLDER for a checked "
+                          "copy of it elsewhere")
+    if wants_pretrained(args) or Path(args.checkpoint).expanduser().exists():  # (a missing one: said by its loading)
+        source = None if wants_pretrained(args) else checkpoint_file(Path(args.checkpoint).expanduser())
+        if fmt == "safetensors":
+            check_folder_output(out, source, instead)
+        else:
+            check_file_output(out, source, instead, example=instead.name if instead else f"model{SUFFIXES[fmt]}")
+    refuse_a_suffix_of_another_format(args, fmt, out)
     source = checkpoint_or_weights(args)
-    out = Path(args.out) if args.out else default_output(args, args.format)
-    if args.format == "safetensors":
+    if fmt == "safetensors":
         saved = export_safetensors(source, out)
         print(f"wrote {', '.join(map(str, saved.files))} (safetensors, {saved.model_name}, {saved.tensors} tensors; "
               f"read back: the same outputs, largest difference {saved.max_abs_diff:.3g})")
         return 0
     model, meta = model_from_checkpoint(source)
-    export = export_onnx if args.format == "onnx" else export_torchscript
+    export = export_onnx if fmt == "onnx" else export_torchscript
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                     dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
-                    tolerance=args.tolerance, rtol=args.rtol)
+                    tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                    rtol=RTOL if args.rtol is None else args.rtol)
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
-    print(f"wrote {result.path} ({args.format}, {meta.model_name}, input {size}, {batch}, "
+    print(f"wrote {result.path} ({fmt}, {meta.model_name}, input {size}, {batch}, "
           f"{result.folded_bn} batch norms folded)")
     print(f"largest difference from PyTorch: {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
           f"image's largest logit; batch sizes {', '.join(map(str, result.batch_sizes_checked))})")

@@ -18,6 +18,7 @@ from .._version import __version__
 from ..errors import ConfigError, ConvolabError
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from .fold import count_batchnorm, fold_batchnorm
+from .outputs import check_file_output
 
 # An export passes when, for every checked image, each logit is within
 #     TOLERANCE + RTOL * (the largest |logit| of that image in PyTorch)
@@ -72,8 +73,28 @@ class ExportMeta:
                        mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])),
                        preprocess=values.get("preprocess", "resize"))
         except (KeyError, ValueError, TypeError) as err:
-            raise ExportError(f"the model's metadata lacks or garbles {err}; "
-                              "export it with `convolab export`") from None
+            raise ExportError(f"the model's metadata lacks or garbles {err}; export it with `convolab export`, or "
+                              "in Python with meta=ExportMeta(...) for a model without num_classes and "
+                              "data_config") from None
+
+    @classmethod
+    def of_model(cls, model: nn.Module, input_size: tuple[int, int, int]) -> ExportMeta | None:
+        """What a model exported without `meta` says of itself: its `num_classes` (class names "0".."N-1",
+        or its `pretrained_cfg` classes when they are N), the exported input size and the mean and std of
+        its `data_config`, as every convolab model has them. None for a model that lacks either (a plain
+        nn.Module, a features-only model): its normalization and classes are unknown, so nothing is guessed."""
+        config, classes = getattr(model, "data_config", None), getattr(model, "num_classes", 0)
+        chans = int(input_size[0])
+        if config is None or not isinstance(classes, int) or classes < 1:
+            return None
+        mean, std = tuple(map(float, config.mean)), tuple(map(float, config.std))
+        if len(mean) != chans or len(std) != chans:
+            return None
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        names = tuple(map(str, cfg.get("classes") or ()))
+        names = names if len(names) == classes else tuple(str(i) for i in range(classes))
+        return cls(getattr(model, "model_name", "") or type(model).__name__, names, chans,
+                   (int(input_size[1]), int(input_size[2])), mean, std, str(cfg.get("preprocess", "resize")))
 
 
 @dataclass(frozen=True)
@@ -140,10 +161,7 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
                    rtol: float) -> tuple[float, float]:
     """Write through `write(tmp) -> _differences`; rename into place only if every image is within
     `tolerance + rtol * its largest |logit|`. (largest absolute, largest relative difference)."""
-    if path.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--out {path}: the folder {path.parent} does not exist")
+    # (`path` was checked by `check_file_output` before any work)
     found: dict[str, float] = {}
 
     def checked(tmp: str) -> None:
@@ -169,15 +187,20 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
                 dynamic_batch: bool = False, meta: ExportMeta | None = None, fold: bool = True,
                 tolerance: float = TOLERANCE, opset: int = ONNX_OPSET, rtol: float = RTOL) -> ExportResult:
     """Write `model` as ONNX (input `input` N x C x H x W float32, output `logits`), checked with
-    ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props."""
+    ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props (default: the model's
+    own, `ExportMeta.of_model`, so that `predict_onnx` reads the file; none for a model without
+    num_classes and data_config). `path` may not be a file a run folder keeps (its checkpoints,
+    config.json, metrics.csv) nor a safetensors folder's."""
     try:
         import onnx
         import onnxruntime as ort
     except ImportError:
         raise ExportError(ONNX_MISSING) from None
+    check_file_output(path, example="model.onnx")  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
+    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
 
     def write(tmp: str) -> torch.Tensor:
@@ -207,10 +230,13 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
                        batch_size: int = 1, dynamic_batch: bool = False, meta: ExportMeta | None = None,
                        fold: bool = True, tolerance: float = TOLERANCE, rtol: float = RTOL) -> ExportResult:
     """Write `model` traced and frozen as TorchScript, checked with torch.jit.load against PyTorch
-    eager; `meta` goes into the file as `_extra_files["convolab.json"]`."""
+    eager; `meta` goes into the file as `_extra_files["convolab.json"]` (default: the model's own,
+    `ExportMeta.of_model`, so that `read_torchscript_meta` reads the file). `path` as for `export_onnx`."""
+    check_file_output(path, example="model.torchscript.pt")  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
+    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
     extra = {TORCHSCRIPT_META: json.dumps(meta.to_strings() if meta is not None else {})}
 
     def write(tmp: str) -> torch.Tensor:
@@ -227,10 +253,19 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
 
 
 def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, ExportMeta]:
-    """A TorchScript file written by `export_torchscript` and its metadata."""
+    """A TorchScript file written by `export_torchscript` and its metadata; an ExportError of one line for a
+    missing file or one that is not TorchScript (an .onnx file, a training checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"TorchScript file {path} does not exist")
     extra = {TORCHSCRIPT_META: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception:  # noqa: BLE001  torch raises RuntimeError (not a zip, no code in it) and others for foreign files
+        raise ExportError(f"{path} is not a TorchScript export (torch.jit.load cannot read it: an .onnx file or a "
+                          "training checkpoint?); give a file written by `convolab export --format torchscript` or "
+                          "export_torchscript") from None
     values: dict[str, Any] = json.loads(extra[TORCHSCRIPT_META] or "{}")
     return module, ExportMeta.from_strings(values)

@@ -11,6 +11,7 @@ import torch
 
 from ..data.augment import BatchTransform
 from ..data.decode import read_image
+from ..errors import ConfigError
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta
 
 
@@ -48,8 +49,13 @@ class OnnxClassifier:
         """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes."""
         return self._run(self.transform(images))
 
-    def predict_files(self, paths: Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
-        """Top-k (class name, probability) for each image file, best first."""
+    def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (class name, probability) for each image file, best first (one path alone is one image);
+        `top_k` a positive integer (more than the classes gives them all)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
         # Images may differ in size: each is resized on its own, then they run as one batch.
         crop = self.meta.image_size[0] if self.meta.preprocess == "center-crop" else None
         x = [self.transform(read_image(p, self.meta.in_chans, center_crop_size=crop)[None]) for p in paths]
@@ -73,7 +79,8 @@ class OnnxClassifier:
         return torch.from_numpy(np.concatenate(out)) if out else torch.empty(0, len(self.classes))
 
 
-def predict_onnx(model_path: str | Path, images: Sequence[str | Path],
+def predict_onnx(model_path: str | Path, images: str | Path | Sequence[str | Path],
                  top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (class name, probability) per image file from an ONNX model written by `convolab export`."""
+    """Top-k (class name, probability) per image file from an ONNX model written by `convolab export` (or
+    `export_onnx`); `images` a list of paths, or one path (a list of one result)."""
     return OnnxClassifier(model_path).predict_files(images, top_k)

@@ -1,0 +1,88 @@
+"""Where an export may be written, checked before any work: never onto the checkpoint it reads, a file a run
+folder keeps (its config.json, checkpoints, metrics) or a safetensors folder's own files, and never where it
+cannot be written. Each refusal is one ConfigError line naming --out and what to give instead."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .._paths import same_path, writable_output
+from ..errors import ConfigError
+from ..training.rundir import RUN_FILES
+from ..training.safetensors_io import CONFIG_FILE, FORMAT, WEIGHTS_FILE
+
+SAFETENSORS_FILES = (WEIGHTS_FILE, CONFIG_FILE)
+
+
+def run_files(folder: Path) -> list[str]:
+    """The files of a run (RUN_FILES) that `folder` holds; a safetensors export's own config.json is not one."""
+    found = [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+    return [] if found == [CONFIG_FILE] and _is_safetensors_config(folder / CONFIG_FILE) else found
+
+
+def kept_files(folder: Path) -> tuple[str, tuple[str, ...]] | None:
+    """What `folder` keeps that an export must not replace: (what the folder is, the names of its files),
+    or None for a folder that holds neither a run nor a safetensors export."""
+    found, safetensors = run_files(folder), (folder / WEIGHTS_FILE).is_file()
+    names = (RUN_FILES if found else ()) + (SAFETENSORS_FILES if safetensors else ())
+    if not names:
+        return None
+    return (f"the run in {folder} ({', '.join(found)})" if found else f"the safetensors export in {folder}"), names
+
+
+def _same(a: Path, b: str | Path | None) -> bool:
+    """Whether `a` and `b` name the same existing file or folder, however each is spelled."""
+    return b is not None and same_path(str(a), str(b))
+
+
+def _instead(what: str, instead: str | Path | None) -> str:
+    return f"give another {what}" + (f", e.g. {instead}" if instead is not None else "")
+
+
+def check_file_output(path: str | Path, source: str | Path | None = None, instead: str | Path | None = None,
+                      example: str = "model.onnx") -> Path:
+    """`path` checked as the file of an ONNX or TorchScript export, before any work: not the checkpoint
+    `source` being exported, not a file that a run folder or a safetensors folder keeps, not a folder, and
+    in a folder that exists and can be written (`writable_output`; `example` names a file for a folder given).
+    `instead`: a file to suggest in the line."""
+    path = Path(path)
+    if not path.is_dir() and _same(path, source):
+        raise ConfigError(f"--out {path} is the checkpoint being exported: the export would replace it; "
+                          + _instead("file", instead))
+    kept = kept_files(path.parent)
+    if kept is not None and path.name in kept[1]:
+        raise ConfigError(f"--out {path} is the {path.name} of {kept[0]}, which the export would replace; "
+                          + _instead("file", instead))
+    return writable_output(path, "--out", "file", example=example)
+
+
+def check_folder_output(folder: str | Path, source: str | Path | None = None,
+                        instead: str | Path | None = None) -> Path:
+    """`folder` checked as the output of a safetensors export (model.safetensors + config.json), before any
+    work: not a file, not a folder that holds a run (its config.json would be replaced), not the folder
+    being exported, no foreign config.json in it, and creatable or writable (`writable_output`; nothing is
+    made here)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; give a folder for model.safetensors and config.json")
+    found = run_files(folder)
+    if found == [CONFIG_FILE]:  # a run's that has no checkpoint yet, or another tool's
+        raise ConfigError(f"--out {folder} holds a {CONFIG_FILE} that no safetensors export wrote, which the "
+                          "export would replace; " + _instead("folder", instead))
+    if found:
+        raise ConfigError(f"--out {folder} holds a run ({', '.join(found)}): the safetensors {CONFIG_FILE} would "
+                          "replace the run's; " + _instead("folder", instead))
+    if _same(folder, source):
+        raise ConfigError(f"--out {folder} is the safetensors folder being exported; " + _instead("folder", instead))
+    return writable_output(folder, "--out", "folder", create=False)
+
+
+def _is_safetensors_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+__all__ = ["SAFETENSORS_FILES", "check_file_output", "check_folder_output", "kept_files", "run_files"]
