@@ -19,6 +19,7 @@ from convolab import create_model
 from convolab.analysis import count_macs, count_params
 from convolab.cli import main
 from convolab.compare import REPORT_FILES
+from convolab.compare.results import read_run
 from convolab.training import TrainConfig, Trainer
 from convolab.training.metrics import read_metrics
 
@@ -263,3 +264,13 @@ def test_report_html_shows_the_table_and_the_images_in_headless_chromium(compari
         assert png.startswith(PNG) and Image.open(io.BytesIO(png)).size[0] > 0
     widths = [int(w) for w in parsed.body_attrs["data-image-widths"].split(",")]
     assert widths == [1100, 1000, 1000]  # every image decoded by the browser, at its own size
+
+
+def test_the_best_figures_are_those_of_best_pt_as_min_delta_and_monitor_chose_it(tmp_path):
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=3, min_delta=0.5, output=str(run),
+                        progress=False)).fit()  # no epoch after the first gains 0.5: best.pt stays at epoch 1
+    result = read_run(run)
+    accs = [row["test_acc"] for row in result.history]
+    assert max(accs) > accs[0]  # (the highest accuracy is a later epoch's)
+    assert (result.best_epoch, result.best_acc) == (1, accs[0])

@@ -14,7 +14,7 @@ from convolab.errors import FieldError
 from convolab.training import TrainConfig
 from convolab.training.config import FIELDS, resumable_options
 from convolab.training.metrics import read_metrics, read_steps
-from convolab.training.optim import lr_factor
+from convolab.training.optim import build_optimizer, lr_factor
 
 
 def verb_parser(verb: str) -> argparse.ArgumentParser:
@@ -125,3 +125,30 @@ def test_the_options_a_resumed_run_takes_are_declared_on_their_fields():
     assert config.resumed_with({"lr": None}).lr is None  # the value it has: no change
     with pytest.raises(FieldError, match="^lr cannot change when a run is resumed"):
         config.resumed_with({"lr": 0.1})
+
+
+def test_momentum_is_adams_beta1_and_nesterov_elsewhere_is_said_to_be_ignored(caplog):
+    import torch
+
+    groups = lambda: [{"params": [torch.nn.Parameter(torch.zeros(2))]}]  # noqa: E731
+    for name in ("adam", "adamw"):
+        assert build_optimizer(groups(), name, 1e-3, momentum=0.5).param_groups[0]["betas"] == (0.5, 0.999)
+        assert build_optimizer(groups(), name, 1e-3).param_groups[0]["betas"] == (0.9, 0.999)  # PyTorch's default
+    assert "--nesterov" not in caplog.text
+    build_optimizer(groups(), "sgd", 0.1, momentum=0.9, nesterov=True)
+    assert "--nesterov" not in caplog.text
+    build_optimizer(groups(), "adamw", 1e-3, nesterov=True)
+    assert "--nesterov is ignored: it is Nesterov momentum of sgd with --momentum above 0 (here adamw" in caplog.text
+
+
+def test_a_run_stopped_early_resumes_to_nothing_unless_patience_is_raised(tmp_path):
+    from convolab.training import Trainer
+
+    run = tmp_path / "run"
+    first = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=5, patience=1, min_delta=0.5,
+                                output=str(run), progress=False)).fit()
+    assert first.stopped_early and len(first.history) == 2  # epoch 2 gains less than 0.5
+    again = Trainer.resume(run).fit()
+    assert again.stopped_early and again.history == first.history
+    longer = Trainer.resume(run, patience=2).fit()
+    assert len(longer.history) == 3

@@ -120,8 +120,13 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         result.params, result.macs, result.input_size = model_cost(state)
     if history:
         accs = [row["test_acc"] for row in history]
-        best = max(accs)
-        result.best_acc, result.best_epoch = best, history[accs.index(best)]["epoch"]
+        # best.pt's epoch, as the run's --monitor and --min-delta chose it (the highest accuracy by default)
+        kept = int(state.get("best_epoch", 0)) if state is not None else 0
+        rows = {row["epoch"]: row for row in history}
+        if kept in rows:
+            result.best_acc, result.best_epoch = rows[kept]["test_acc"], kept
+        else:  # (a run whose last.pt predates its history)
+            result.best_acc, result.best_epoch = max(accs), history[accs.index(max(accs))]["epoch"]
         result.final_acc = accs[-1]
         result.wall_seconds = history[-1]["wall_seconds"]
         result.images_per_second = mean_images_per_second(history)

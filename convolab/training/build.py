@@ -90,6 +90,7 @@ class Run:
             "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
             "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,
             "steps_per_epoch": self.steps_per_epoch, "batches_per_epoch": self.batches_per_epoch,
+            "warmup_steps": self.warmup_steps,  # --warmup-epochs in steps, at most half the run's
             "effective_batch_size": self.config.batch_size * self.config.accumulate,
             "mixing": vars(self.mixing), "torch": torch.__version__,
             "processes": self.dist.world_size, "loss_weights": self.loss_weights,

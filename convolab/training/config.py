@@ -106,10 +106,12 @@ class TrainConfig:
     lr: float | None = option(None, "base learning rate (default: the model's registered default, else 0.05 "
                               "for sgd, 2e-3 for adam/adamw, 1e-3 for rmsprop)", group="optimization",
                               bounds="(0, inf)")
-    optimizer: str = option("adamw", "the optimizer", group="optimization", choices=OPTIMIZERS)
+    optimizer: str = option("adamw", "the optimizer (rmsprop as Inception-v3 ran it: decay 0.9, eps 1.0)",
+                            group="optimization", choices=OPTIMIZERS)
     momentum: float = option(0.9, "momentum (sgd, rmsprop) or beta1 (adam, adamw)", group="optimization",
                              bounds="[0, 1)")
-    nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimization")
+    nesterov: bool = option(False, "Nesterov momentum (sgd with --momentum above 0; a warning elsewhere)",
+                            group="optimization")
     weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
     decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
     schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)

@@ -84,6 +84,14 @@ def fit(trainer: Trainable) -> TrainResult:
                 log.info("time budget of %gs reached after epoch %d (%.1fs of training)", cfg.budget_seconds,
                          state.epoch, state.wall_seconds)
                 break
+            # Early stopping, checked before each epoch too: a resumed run that stopped early trains no more
+            # unless a larger --patience lets it.
+            if cfg.patience is not None and state.epoch > 0 and state.batch_in_epoch == 0 \
+                    and state.epochs_since_best >= cfg.patience:
+                stopped_early = True
+                log.info("the run stopped early after epoch %d (no improvement of %s for %d epochs); a larger "
+                         "--patience trains it further", state.epoch, cfg.monitor, state.epochs_since_best)
+                break
 
             # ----- the epoch's remaining steps
             batches = run.batches.train_batches(state.epoch, state.batch_in_epoch)

@@ -1,6 +1,7 @@
 """Optimizers with decay-free norm/bias groups, and learning-rate schedules as pure functions of the step."""
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
+log = logging.getLogger("convolab")
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 
 
@@ -28,12 +30,18 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
 
 def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 0.9,
                     nesterov: bool = False) -> torch.optim.Optimizer:
+    """The optimizer `name` over `groups`: `momentum` is SGD's and RMSprop's momentum, Adam's and AdamW's
+    beta1 (beta2 0.999, PyTorch's); `nesterov` applies to SGD with momentum, and is said to be ignored
+    elsewhere."""
+    if nesterov and (name != "sgd" or momentum == 0):
+        log.warning("--nesterov is ignored: it is Nesterov momentum of sgd with --momentum above 0 (here %s, "
+                    "momentum %g)", name, momentum)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999))
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
     if name == "rmsprop":  # Inception-v3's choice: decay 0.9, eps 1.0
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1.0, momentum=momentum)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
