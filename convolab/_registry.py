@@ -52,9 +52,22 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: tuple
 
 
 def list_models(pattern: str = "*", include_aliases: bool = False) -> list[str]:
-    """Sorted names of the registered models matching a shell-style pattern."""
+    """Sorted names of the registered models matching a shell-style pattern, in any case ('ResNet*')."""
     names = list(_ENTRIES) + (list(_ALIASES) if include_aliases else [])
-    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
+
+
+def close_names(text: str, n: int = 3) -> list[str]:
+    """Up to `n` registered names and aliases spelled like `text` (a name or a pattern, whose wildcards
+    are left out), closest first: the "did you mean" of an unknown name."""
+    word = "".join(c for c in text.lower() if c not in "*?[]!")
+    return difflib.get_close_matches(word, list(_ENTRIES) + list(_ALIASES), n=n, cutoff=0.5)
+
+
+def did_you_mean(text: str) -> str:
+    """"; did you mean resnet50?" for a misspelt name, "" when nothing is close."""
+    close = close_names(text)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def resolve_name(name: str) -> str:
@@ -63,9 +76,7 @@ def resolve_name(name: str) -> str:
         return name
     if name in _ALIASES:
         return _ALIASES[name]
-    close = difflib.get_close_matches(name, list(_ENTRIES) + list(_ALIASES), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownModelError(f"unknown model {name!r}{hint} (see `convolab models` for the list)")
+    raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} (see `convolab models` for the list)")
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import convolab
+from convolab.analysis import summary
 from convolab.analysis.draw import architecture_graph, draw, to_svg
 from convolab.cli import main
 from convolab.errors import ConfigError
@@ -187,3 +188,37 @@ def test_draw_refuses_an_input_the_model_cannot_take(tmp_path):
     with pytest.raises(ConfigError, match=r"too small for lenet5 \(default size 1x28x28\)"):
         draw(convolab.create_model("lenet5"), (1, 20, 20), tmp_path / "x.svg")
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_output_the_system_will_not_take_is_one_config_error(tmp_path, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")  # as /sys answers root, whom os.access lets through
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    out = tmp_path / "x.svg"
+    with pytest.raises(ConfigError, match=rf"^--out {out} cannot be written \(Permission denied\); choose another"):
+        draw(convolab.create_model("lenet5"), (1, 28, 28), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="no /sys (not Linux)")
+def test_cli_draw_into_sys_is_one_line_exit_2(capsys):
+    assert main(["draw", "lenet5", "--out", "/sys/x.svg"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert not out and len(lines) == 1 and lines[0].startswith("convolab draw: error: --out /sys/x.svg ")
+
+
+@pytest.mark.parametrize("size,words", [
+    ((3, 100_000, 100_000), "--input-size 3,100000,100000: the input at batch 1 would be 112 GiB in float32"),
+    ((3, 20_000, 20_000), "conv1's output 1x64x10000x10000 would be 24 GiB in float32"),
+])
+def test_draw_refuses_a_tensor_above_16_gib_as_summary_does(tmp_path, size, words):
+    with torch.device("meta"):
+        model = convolab.create_model("resnet18")
+    with pytest.raises(ConfigError) as drawn:
+        draw(model, size, tmp_path / "x.svg")
+    with pytest.raises(ConfigError) as summarized:
+        summary(model, size)
+    assert words in str(drawn.value) and str(drawn.value) == str(summarized.value)
+    assert list(tmp_path.iterdir()) == []

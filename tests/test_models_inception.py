@@ -11,7 +11,7 @@ from convolab import create_model
 from convolab._registry import get_entry
 from convolab.analysis import count_macs, count_params
 from convolab.layers import conv_block
-from convolab.models.bn_inception import BNInception, BNInceptionSpec
+from convolab.models.bn_inception import BNInception, BNInceptionSpec, reduction_pool
 from convolab.models.googlenet import InceptionSpec, InceptionV1
 from convolab.models.inception_resnet import InceptionResnetA, InceptionResnetASpec
 
@@ -170,6 +170,32 @@ def test_bn_inception_stride_two_module_passes_the_pool_through():
     assert module(torch.zeros(1, 320, 28, 28)).shape == (1, 160 + 96 + 320, 14, 14)
     with pytest.raises(ValueError, match="stride-2"):
         BNInception(320, spec._replace(ch1x1=64), conv_block())
+
+
+def test_bn_inception_stride_two_module_takes_odd_and_even_grids():
+    # Its stride-2 3x3s give ceil(n/2); Caffe's ceil_mode pool gave ceil((n-1)/2), one fewer at odd n,
+    # so the concat failed (bn_inception ran only at 32k-1 ... 32k+6 px).
+    module = BNInception(32, BNInceptionSpec(0, 8, 8, 8, 8, "max", 0, stride=2), conv_block()).eval()
+    for n in range(1, 34):
+        assert module(torch.zeros(1, 32, n, n)).shape == (1, 8 + 8 + 32, -(-n // 2), -(-n // 2))
+
+
+@pytest.mark.parametrize("n", [2, 14, 28, 56])
+def test_bn_inception_reduction_pool_is_caffes_ceil_mode_pool_at_even_sizes(n):
+    # every size that ran before (224 included) meets only even grids at 3c and 4e: same outputs
+    x = torch.randn(2, 5, n, n + 2)
+    pad, pool = reduction_pool()
+    assert torch.equal(pool(pad(x)), nn.MaxPool2d(3, stride=2, ceil_mode=True)(x))
+
+
+def test_bn_inception_runs_at_sizes_between_the_32k_bands_and_keeps_224():
+    model = meta_model("bn_inception").eval()
+    for side in (7, 8, 9, 10, 30, 39, 62, 100, 110, 135, 240, 263, 299, 320):
+        assert model(torch.zeros(1, 3, side, side, device="meta")).shape == (1, 1000), side
+    assert model(torch.zeros(1, 3, 110, 299, device="meta")).shape == (1, 1000)
+    assert stage_shapes(model, 299)["inception5b"] == (1024, 10, 10)
+    with pytest.raises(RuntimeError, match="too small"):  # 6 px: pool2 would have no output
+        model(torch.zeros(1, 3, 6, 6, device="meta"))
 
 
 def test_inception_resnet_block_scales_the_residual():

@@ -6,8 +6,10 @@ forward/backward per model runs at the smallest input the model accepts, from a 
 """
 from __future__ import annotations
 
+import json
 from functools import cache
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +17,8 @@ from torch import nn
 import convolab
 from convolab import create_model, list_models, register_model
 from convolab._registry import get_entry, resolve_name
-from convolab.errors import UnknownModelError
+from convolab.cli import main
+from convolab.errors import ConfigError, UnknownModelError
 from convolab.models import ConvNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
@@ -196,3 +199,45 @@ def test_in_chans_and_num_classes_are_taken_at_construction_and_data_config_foll
     with torch.no_grad():
         out = model(torch.empty(2, other, side, side, device="meta"))
     assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("options,words", [
+    ({"num_classes": -1}, r"num_classes must be a whole number >= 0 \(0 drops the classifier.*got -1"),
+    ({"num_classes": 2.5}, "num_classes must be a whole number >= 0.*got 2.5"),
+    ({"num_classes": True}, "num_classes must be a whole number >= 0.*got True"),
+    ({"in_chans": 0}, r"in_chans must be a whole number >= 1 \(the input's channels.*got 0"),
+    ({"in_chans": -1}, "in_chans must be a whole number >= 1.*got -1"),
+])
+@pytest.mark.parametrize("name", ["resnet20", "lenet5", "googlenet_tv", "multitask"])
+def test_create_model_refuses_classes_below_0_and_channels_below_1_in_one_line(name, options, words):
+    with pytest.raises(ConfigError, match=words) as caught:
+        _meta_model(name, **options)
+    assert isinstance(caught.value, ValueError) and "\n" not in str(caught.value)
+
+
+def test_create_model_takes_0_classes_for_features_and_numpy_whole_numbers():
+    model = _meta_model("resnet20", num_classes=0, in_chans=np.int64(1))
+    assert model.num_classes == 0 and type(model.in_chans) is int and model.in_chans == 1
+    assert model(torch.empty(2, 1, 32, 32, device="meta")).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_reset_classifier_refuses_a_negative_or_fractional_class_count(name):
+    model = _meta_model(name)
+    for bad in (-5, 1.5):
+        with pytest.raises(ConfigError, match=f"num_classes must be a whole number >= 0.*got {bad}"):
+            model.reset_classifier(bad)
+    assert model.num_classes == _meta_model(name).num_classes  # unchanged
+
+
+def test_list_models_matches_in_any_case_and_the_verb_names_close_models(capsys):
+    assert list_models("ResNet5?") == ["resnet50", "resnet56"] == list_models("resnet5?")
+    assert main(["models", "resnt50"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.splitlines() == [
+        "convolab models: error: no model matches 'resnt50'; did you mean resnet50, resnet56, resnet20? "
+        "(`convolab models` lists them all)"]
+    assert main(["models", "ResNet*", "--json"]) == 0
+    assert [row["name"] for row in json.loads(capsys.readouterr().out)] == list_models("resnet*")
+    assert main(["models", "lenet"]) == 0  # an alias shows its model's row
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]] == ["lenet5"]

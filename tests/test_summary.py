@@ -217,3 +217,24 @@ def test_cli_passes_num_classes_and_in_chans_to_the_model():
     data = json.loads(_run_cli(["summary", "lenet5", "--num-classes", "3", "--in-chans", "2", "--json"]))
     assert data["input_size"] == [2, 28, 28]
     assert data["layers"][-1]["output_shape"] == [1, 3]
+
+
+def test_cli_pretrained_with_other_in_chans_says_the_weights_take_rgb(capsys):
+    assert main(["summary", "resnet50", "--pretrained", "--in-chans", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.splitlines() == [
+        "convolab summary: error: --in-chans 1 does not fit --pretrained: the weights "
+        "torchvision:resnet50.IMAGENET1K_V2 take 3-channel (RGB) input; leave out --in-chans, or leave out "
+        "--pretrained to see resnet50 built for 1 channel"]
+    data = json.loads(_run_cli(["summary", "resnet50", "--pretrained", "--in-chans", "3", "--depth", "1", "--json"]))
+    assert data["input_size"] == [3, 224, 224] and data["total_params"] == 25_557_032
+
+
+def test_bn_inception_summarizes_between_the_32k_bands():
+    # sizes 32k+7 ... 32k+30 were refused as "too small" (110) or "does not fit" (299): the reduction
+    # modules' pool and stride-2 convolutions disagreed at odd grids
+    for side in (110, 299):
+        with torch.device("meta"):
+            model = convolab.create_model("bn_inception")
+        result = summary(model, (3, side, side))
+        assert result.total_params == 11_285_224 and result.rows[-1].output_shape == [1, 1000]

@@ -8,9 +8,10 @@ from .counting import count_macs, count_params
 
 
 def model_catalog(pattern: str = "*") -> list[dict]:
-    """One row per model matching `pattern`; models are built on the meta device (no memory, fast)."""
+    """One row per model whose name or alias matches `pattern` (any case); models are built on the meta
+    device (no memory, fast)."""
     rows = []
-    for name in list_models(pattern):
+    for name in sorted({get_entry(n).name for n in list_models(pattern, include_aliases=True)}):
         entry = get_entry(name)
         with torch.device("meta"):
             model = create_model(name)

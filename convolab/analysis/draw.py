@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import operator
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,10 @@ from xml.sax.saxutils import escape, quoteattr
 import torch
 from torch import fx, nn
 
+from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
-from .summary import describe_input_error
+from .summary import describe_input_error, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -74,6 +74,11 @@ class _DepthTracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
+def _node_name(node: fx.Node) -> str:
+    """A module's dotted name, or the fx name of a function call ("cat_1")."""
+    return str(node.target) if node.op == "call_module" else node.name
+
+
 def _function_name(target: object) -> str:
     if target is operator.add:
         return "add"
@@ -105,6 +110,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
     """The eval-mode dataflow graph of `model` at (C, H, W), batch 1, with each node's output shape."""
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
+    refuse_huge_input(input_size)
     name = getattr(model, "model_name", "") or type(model).__name__
     was_training = model.training
     model.eval()  # training-only branches (auxiliary heads) are left out of the trace
@@ -126,6 +132,9 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
             raise ConfigError(describe_input_error(model, input_size, err)) from err
     finally:
         model.train(was_training)
+    if device.type == "meta":  # as summary: on a real device every output has been held, so it fitted
+        refuse_huge_outputs(((_node_name(n), recorder.shapes.get(n.name)) for n in graph.nodes
+                             if n.op not in ("placeholder", "output")), input_size)
 
     nodes: list[GraphNode] = []
     kept: set[str] = set()
@@ -305,15 +314,10 @@ def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, de
     _check_out_path(path)
     graph = architecture_graph(model, input_size, depth)
     svg = to_svg(graph)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(svg)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a picture is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    try:  # beside `out`, then renamed onto it: a reader never sees half a picture
+        atomic_write(path, lambda tmp: Path(tmp).write_text(svg, encoding="utf-8"))
+    except ConvolabError:  # a full disk, said in its own line
         raise
+    except OSError as err:  # a folder the permission bits allow but the system refuses (/sys, /proc)
+        raise ConfigError(f"--out {path} cannot be written ({err.strerror or err}); choose another file") from None
     return graph

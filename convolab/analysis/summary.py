@@ -9,7 +9,7 @@ that never ran (an auxiliary head in eval mode) are listed rather than silently 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -185,12 +185,22 @@ def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tu
     return tuple(config.input_size)
 
 
-def _refuse_huge_outputs(rows: list[LayerRow], input_size: tuple[int, ...]) -> None:
-    """ConfigError naming the first module whose output alone would exceed the one-tensor limit."""
-    for row in rows:
-        shapes = row.output_shape if row.output_shape and isinstance(row.output_shape[0], list) else [row.output_shape]
+def refuse_huge_input(input_size: Sequence[int]) -> None:
+    """ConfigError when the input itself (batch 1, float32) would exceed the one-tensor limit of
+    `cost.MAX_TENSOR_BYTES`: what summary, draw and cost refuse alike, before any work."""
+    error = too_large(f"--input-size {','.join(map(str, input_size))}: the input at batch 1", (1, *input_size),
+                      "give a smaller --input-size")
+    if error is not None:
+        raise error
+
+
+def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence[int]) -> None:
+    """ConfigError naming the first of (name, output shape) whose tensor alone would exceed the one-tensor
+    limit (a shape is a list of ints, a list of those for several tensors, or None)."""
+    for name, output_shape in outputs:
+        shapes = output_shape if output_shape and isinstance(output_shape[0], list) else [output_shape]
         for shape in filter(None, shapes):
-            error = too_large(f"at --input-size {','.join(map(str, input_size))}, {row.name or 'the model'}'s output "
+            error = too_large(f"at --input-size {','.join(map(str, input_size))}, {name or 'the model'}'s output "
                               f"{'x'.join(map(str, shape))}", shape, "give a smaller --input-size")
             if error is not None:
                 raise error
@@ -207,10 +217,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     input_size = tuple(int(v) for v in input_size)
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
-    error = too_large(f"--input-size {','.join(map(str, input_size))}: the input at batch 1", (1, *input_size),
-                      "give a smaller --input-size")
-    if error is not None:
-        raise error
+    refuse_huge_input(input_size)
     owned = _owned_params(model)
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
@@ -261,7 +268,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
         model.train(was_training)
 
     if device.type == "meta":  # on a real device the pass has already held every output, so it fitted
-        _refuse_huge_outputs(rows, input_size)
+        refuse_huge_outputs(((r.name, r.output_shape) for r in rows), input_size)
     # a module "ran" when it or anything inside it was called (a ModuleList is never called itself)
     ran = {prefix for name in called for prefix in _prefixes(name)}
     not_run = [ModuleInfo(n, type(m).__name__, subtree_params[n]) for n, m in modules.items()

@@ -4,14 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from .._registry import did_you_mean, list_models
 from ..analysis.catalog import model_catalog
+from ..errors import UnknownModelError
 from ..pretrained import weights_table
 
 HELP = "list the registered models with parameters, MACs at their input size, and loadable weights"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
+    parser.add_argument("pattern", nargs="?", default="*",
+                        help="a model name or alias, or a shell-style filter such as 'resnet*', in any case; "
+                             "one that matches no model is an error naming the closest")
     parser.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     parser.add_argument("--pretrained", action="store_true",
                         help="list the published weights instead: model, source, weights name, published top-1, "
@@ -24,8 +28,17 @@ def print_table(header: tuple[str, ...], table: list[tuple[str, ...]], right: se
         print("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))))
 
 
+def check_matches(pattern: str) -> None:
+    """An UnknownModelError (exit 2, as for an unknown model in any verb) when `pattern` matches no model
+    name or alias, naming the closest."""
+    if not list_models(pattern, include_aliases=True):
+        raise UnknownModelError(f"no model matches {pattern!r}{did_you_mean(pattern)} "
+                                "(`convolab models` lists them all)")
+
+
 def run_pretrained(args: argparse.Namespace) -> int:
-    rows = weights_table(args.pattern)
+    check_matches(args.pattern)
+    rows = weights_table(args.pattern.lower())  # (every registered name is lower case)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -43,16 +56,15 @@ def run_pretrained(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.pretrained:
         return run_pretrained(args)
+    check_matches(args.pattern)
     rows = model_catalog(args.pattern)
     if args.json:
         print(json.dumps(rows, indent=1))
-        return 0
-    if not rows:
-        print(f"no model matches {args.pattern!r}")
         return 0
     header = ("model", "params", "MACs", "input", "weights from", "aliases")
     table = [(r["name"], f"{r['params']:,}", f"{r['macs']:,}", "x".join(map(str, r["input_size"])),
               ", ".join(r["pretrained"]) or "-", ", ".join(r["aliases"]) or "-") for r in rows]
     print_table(header, table, {1, 2})
-    print(f"{len(rows)} models; MACs = Conv2d + Linear multiply-accumulates at the input size, batch 1")
+    print(f"{len(rows)} model{'s' if len(rows) != 1 else ''}; MACs = Conv2d + Linear multiply-accumulates at the "
+          "input size, batch 1")
     return 0

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from numbers import Integral
 
 import torch
 from torch import nn
+
+from ..errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -12,6 +15,27 @@ MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_num_classes(num_classes: object) -> int:
+    """`num_classes` as an int >= 0 (0: no classifier, the model gives its pooled features, as in timm);
+    anything else is a ConfigError (a ValueError) of one line, before any layer is built."""
+    if not _whole_number(num_classes) or num_classes < 0:  # type: ignore[operator]
+        raise ConfigError(f"num_classes must be a whole number >= 0 (0 drops the classifier: the model gives its "
+                          f"pooled features), got {num_classes!r}")
+    return int(num_classes)  # type: ignore[arg-type]
+
+
+def check_in_chans(in_chans: object) -> int:
+    """`in_chans` as an int >= 1, else a ConfigError (a ValueError) of one line."""
+    if not _whole_number(in_chans) or in_chans < 1:  # type: ignore[operator]
+        raise ConfigError(f"in_chans must be a whole number >= 1 (the input's channels: 3 for colour, 1 for "
+                          f"grey), got {in_chans!r}")
+    return int(in_chans)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -96,5 +120,6 @@ class ConvNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer for `num_classes` (0 drops it: the model gives features)."""
+        num_classes = check_num_classes(num_classes)
         self.head.reset(num_classes)
         self.num_classes = num_classes

@@ -8,6 +8,7 @@ from torch import nn
 
 from .._registry import get_entry
 from ..errors import ConfigError
+from ._base import check_in_chans, check_num_classes
 from ._features import features_only as feature_maps
 from ._features import truncate
 
@@ -25,9 +26,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     out_indices = kwargs.pop("out_indices", None)
     until = kwargs.pop("until", None)
     if num_classes is not None:
-        kwargs["num_classes"] = num_classes
+        kwargs["num_classes"] = check_num_classes(num_classes)
     if in_chans is not None:
-        kwargs["in_chans"] = in_chans
+        kwargs["in_chans"] = check_in_chans(in_chans)
     check_option_types(entry.name, entry.fn, kwargs)
     try:
         model = entry.fn(**kwargs)

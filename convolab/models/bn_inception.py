@@ -14,6 +14,10 @@ its convolutions carry in front of BN (one per BN channel; BN's shift makes them
 so ours have none); 11,278,528 with the separable stem. MACs at 224: 2,032,600,064, equal to
 Cadene's (biases cost no MACs). Output widths follow the sums of Fig. 5's columns, which the
 Caffe model also has: 4c and 4d give 608 channels and 4e 1056 (the figure prints 576 and 1024).
+
+Sizes: the stride-2 modules (3c, 4e) pad their max pool on the far side so that it rounds as their
+stride-2 convolutions do (`reduction_pool`); any input from 7 px up runs, where Caffe's pool (and
+Cadene's port) ran only at 32k-1 ... 32k+6 px. At those sizes, 224 included, the outputs are unchanged.
 """
 from __future__ import annotations
 
@@ -44,11 +48,24 @@ class BNInceptionSpec(NamedTuple):
         return self.ch1x1 + self.ch3x3 + self.double3x3 + pooled
 
 
+def reduction_pool() -> tuple[nn.Module, nn.Module]:
+    """The max pool of a stride-2 module: one -inf row and column on the far side, then 3x3/2 rounding up.
+
+    The module's stride-2 3x3 convolutions (padding 1) give ceil(n/2) rows; Caffe's 3x3/2 pool with
+    ceil_mode (Cadene's port, and ours before) gives ceil((n-1)/2), one fewer at odd n, so the concat
+    failed unless the input was 32k-1 ... 32k+6 px. Padded so, the pool gives ceil(n/2) at every n, as
+    TF-slim's 'SAME' pool does; at even n (every size that ran before, 224 included) its windows and
+    outputs are Caffe's exactly (the pad falls where ceil_mode's last, partial window already reached).
+    """
+    return nn.ConstantPad2d((0, 1, 0, 1), float("-inf")), nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+
 class BNInception(nn.Module):
     """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool (-> 1x1 proj); stride 2 drops the 1x1 branch.
 
     The double 3x3 replaces v1's 5x5. Pools round up (Caffe's convention, as the reference port)
-    so that 28 -> 14 -> 7 at stride 2.
+    so that 28 -> 14 -> 7 at stride 2; at stride 2 the pool is padded to round as the convolutions do
+    (15 -> 8), so every input size from 7 px up runs (`reduction_pool`).
     """
 
     def __init__(self, in_channels: int, spec: BNInceptionSpec, conv_block: ConvBlock):
@@ -64,13 +81,14 @@ class BNInception(nn.Module):
         self.branch3x3 = tower(conv_block, in_channels, (spec.ch3x3_reduce, 1), (spec.ch3x3, 3, s, 1))
         self.branch3x3dbl = tower(conv_block, in_channels, (spec.double3x3_reduce, 1), (spec.double3x3, 3),
                                   (spec.double3x3, 3, s, 1))
-        if s == 2:
-            pool: nn.Module = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        pools: tuple[nn.Module, ...]
+        if s == 2:  # ceil(n/2) at every n, as the stride-2 convolutions give (see reduction_pool)
+            pools = reduction_pool()
         elif spec.pool == "avg":
-            pool = avg_pool_3x3(ceil_mode=True)
+            pools = (avg_pool_3x3(ceil_mode=True),)
         else:
-            pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
-        self.branch_pool = tower(conv_block, in_channels, pool, *([(spec.pool_proj, 1)] if spec.pool_proj else []))
+            pools = (nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),)
+        self.branch_pool = tower(conv_block, in_channels, *pools, *([(spec.pool_proj, 1)] if spec.pool_proj else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [] if self.branch1x1 is None else [self.branch1x1(x)]

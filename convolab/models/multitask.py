@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .._registry import register_model
-from ._base import ConvNet, FeatureInfo
+from ._base import ConvNet, FeatureInfo, check_num_classes
 from ._factory import create_model
 from .two_input import MultiInputNet, task_head
 
@@ -57,6 +57,7 @@ class MultiTaskNet(ConvNet):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new main classifier; the task heads keep their own classes."""
+        num_classes = check_num_classes(num_classes)
         self.backbone.reset_classifier(num_classes)
         self.num_classes = num_classes
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import ConvNet, DataConfig, FeatureInfo
+from ._base import ConvNet, DataConfig, FeatureInfo, check_num_classes
 
 VECTOR_WIDTH = 32  # the numeric inputs' MLP: K -> 32 -> 32, ReLU
 
@@ -82,6 +82,7 @@ class MultiInputNet(ConvNet):
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
+        num_classes = check_num_classes(num_classes)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.num_classes = num_classes
 
