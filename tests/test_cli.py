@@ -98,3 +98,15 @@ def test_predict_runs_an_exported_onnx_model_like_its_checkpoint(trained_run, tm
     _, from_onnx, _ = run_cli(capsys, "predict", str(tmp_path / "m.onnx"), str(path))
     assert from_onnx.split()[1] == from_checkpoint.split()[1]
     assert abs(float(from_onnx.split()[2]) - float(from_checkpoint.split()[2])) < 1e-3
+
+
+def test_ctrl_c_while_the_verbs_still_import_is_one_line_and_130(monkeypatch, capsys):
+    import convolab.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)  # where Ctrl-C lands in the first seconds
+    assert cli.main(["train", "lenet5", "--epochs", "1"]) == 130
+    assert capsys.readouterr().err == "convolab train: interrupted\n"
+    assert cli.main(["--version"]) == 130 and capsys.readouterr().err == "convolab: interrupted\n"

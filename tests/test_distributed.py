@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import signal_after_first_epoch
+from conftest import signal_after_first_epoch, signal_after_step
 
 from convolab.cli import main
 from convolab.cli._launch import strip_option
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.distributed import Distributed
+from convolab.training.engine import TrainingInterrupted
 
 # BN-free and dropout-free (DDP keeps BN statistics per process); SGD, whose update is linear in
 # the gradient, so the two ways of averaging it differ by float round-off only.
@@ -51,6 +52,29 @@ def test_two_processes_reach_the_weights_of_one_process(tmp_path):
     assert json.loads((two / "config.json").read_text())["resolved"]["processes"] == 2
     assert len(b["rng_ranks"]) == 2  # each rank's random streams, for --resume
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_a_one_process_run_stopped_between_folds_resumes_under_nproc_counting_its_sums_once(tmp_path):
+    config = dict(model="lenet5_modern", data="digits", epochs=1, batch_size=64, optimizer="sgd", augment="none",
+                  progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole = Trainer(TrainConfig(**config, output=str(tmp_path / "whole"))).fit().history[0]
+        cut = Trainer(TrainConfig(**config, output=str(tmp_path / "cut")))
+        signal_after_step(cut, 15)  # 6 batches past the fold after 10: their sums are kept in last.pt
+        with pytest.raises(TrainingInterrupted):
+            cut.fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["pending"]["seen"] == 6 * 64
+    proc = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"), "--nproc",
+                           "2", "--no-progress"], capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed = json.loads(load_checkpoint(tmp_path / "cut" / "last.pt")["history"])[0]
+    assert resumed["train_acc"] == whole["train_acc"]  # (before: the 384 images counted once per rank)
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], abs=1e-5)
 
 
 def test_ctrl_c_stops_every_process_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path):

@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `convolab` command: its exit code (0, 2 for a mistake of the user's, 130 when interrupted)."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
+        verb = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+        known = {m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+        _say_error(f"convolab {verb}: interrupted" if verb in known else "convolab: interrupted")
+        return 130
+
+
+def _command(argv: list[str] | None) -> int:
     if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
         die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
     parser = build_parser()

@@ -64,6 +64,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# What a rank runs: `python -m convolab ARGV`, except that a Ctrl-C while it is still importing (torch takes
+# seconds) ends it quietly instead of with a traceback from every rank; once convolab is loaded, SIGINT is
+# Python's KeyboardInterrupt again, which the command and its training loop handle.
+RANK_ENTRY = ("import signal, sys\n"
+              "signal.signal(signal.SIGINT, lambda *_: sys.exit(130))\n"
+              "from convolab.cli import main\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "sys.exit(main())\n")
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run `convolab ARGV` in `nproc` processes on this machine (what `torchrun --standalone` does,
     with convolab's own messages): rank r gets RANK=r, LOCAL_RANK=r, WORLD_SIZE and a free local
@@ -78,8 +88,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # share the cores
     procs: list[subprocess.Popen] = []
+    signals: list[int] = []  # those passed on to the ranks
 
     def forward(signum, _frame):
+        signals.append(signum)
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signum)
@@ -88,12 +100,15 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     reports = Path(tempfile.mkdtemp(prefix="convolab-ranks-"))
     try:
         for rank in range(nproc):
-            procs.append(subprocess.Popen([sys.executable, "-m", "convolab", *argv], env=env | {
+            procs.append(subprocess.Popen([sys.executable, "-c", RANK_ENTRY, *argv], env=env | {
                 "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt"),
                 "CONVOLAB_LAUNCHER_PID": str(os.getpid())}))
         codes, killed = _wait_for_ranks(procs)
         said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
                 for rank in range(nproc)]
+        if signals and any(codes) and not any(said):  # stopped before any rank had begun to train
+            sys.stderr.write("convolab train: interrupted\n")
+            return 128 + signals[0]
         _explain_failure(nproc, codes, killed, said)
         own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
         if own:

@@ -20,6 +20,7 @@ from ..compare import compare_models
 from ..compare.seeds import spread, step_curve, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig
+from ..training.checkpoint import load_checkpoint
 from ..training.metrics import read_metrics
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
@@ -81,12 +82,23 @@ def summary_rows(experiment: Experiment, outcome: Outcome) -> list[dict[str, Any
     return rows
 
 
+def data_line(runs: dict[str, list[Path]]) -> list[str]:
+    """`Data: mnist5k, 4,000 training and 1,000 test images.`, as the first run's checkpoint records them."""
+    first = next((d for dirs in runs.values() for d in dirs if (d / "last.pt").is_file()), None)
+    record = load_checkpoint(first / "last.pt") if first is not None else {}
+    if not record.get("data_images"):
+        return []
+    train, test = record["data_images"]
+    return [f"Data: {record.get('data')}, {train:,} training and {test:,} test images."]
+
+
 def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], output: Path,
                  quick: bool, seeds: int, verdict: str) -> None:
     rows = summary_rows(experiment, outcome)
     form = f"quick form ({experiment.quick_note})" if quick else "full form (the paper's schedule)"
     lines = [f"# {experiment.name}", "", f"Claim: {experiment.claim}.", f"Source: {experiment.source}.",
-             f"Run: {form}, {seeds} seed{'s' if seeds != 1 else ''} (mean +- sample standard deviation).", "",
+             f"Run: {form}, {seeds} seed{'s' if seeds != 1 else ''} (mean +- sample standard deviation).",
+             *data_line(runs), "",
              "| run | paper | final train error | final test accuracy | best test accuracy |",
              "|---|---|---:|---:|---:|"]
     for row in rows:

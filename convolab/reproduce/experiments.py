@@ -214,7 +214,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         D2L_LENET | {"lr": 1.0, "epochs": 3, "train_subset": 20000},
         {"lenet5_bn": "trains at lr 1.0", "lenet5_bn-without-bn": "(no figure: trains slowly or not at all at lr 1.0)"},
         batchnorm_verdict,
-        quick_note="20,000 training images, 3 epochs",
+        quick_note="20,000 training images (all, if the data have fewer), 3 epochs",
     ),
     Experiment(
         "label-smoothing",

@@ -98,7 +98,7 @@ class TrainConfig:
     epochs: int = option(10, "epochs to train (on --resume: more than the run has, to extend it; the schedule "
                          "is then the one of a run of this length)", group="optimization", bounds="[1, inf)",
                          resume=True)
-    batch_size: int = option(64, "images per step (with --nproc: the global batch)", group="optimization",
+    batch_size: int = option(64, "images per step (with train --nproc: the global batch)", group="optimization",
                              bounds="[1, inf)")
     accumulate: int = option(1, "sum the gradients of N batches per optimizer step: an effective batch of "
                              "N x --batch-size (the schedule and --ema count optimizer steps)",

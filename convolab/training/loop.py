@@ -97,8 +97,10 @@ def fit(trainer: Trainable) -> TrainResult:
             batches = run.batches.train_batches(state.epoch, state.batch_in_epoch)
             lr = set_lr(run, state.step)
             bar = progress_bar(run, state)
-            # The running sums of the steps since the last fold (those a stopped run left, if any).
-            pending = state.pending
+            # The running sums of the steps since the last fold (those a stopped run left, if any: only one
+            # process was running, since several stop at folds only; rank 0 takes them, lest a run resumed
+            # under --nproc count them once per rank; the seconds every rank, as they are averaged).
+            pending = state.pending if run.dist.is_main else {**state.pending, "loss": 0.0, "correct": 0, "seen": 0}
             loss_sum = torch.tensor(pending["loss"], device=run.device)
             correct_sum = torch.tensor(int(pending["correct"]), device=run.device, dtype=torch.long)
             seen, start, interrupted = int(pending["seen"]), device_clock(run.device) - pending["seconds"], False
