@@ -123,6 +123,14 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
         [line for line in text.splitlines() if line.startswith("  ")]
     assert main(["predict", str(tmp_path / "sf"), str(folder / tests[0]["image"]), "--topk", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == ["  | ".join(said[0])]
+    # features: every target of each item beside its features, numbers in their own units
+    assert main(["features", str(out), "--out", str(tmp_path / "f.npz")]) == 0
+    saved = np.load(tmp_path / "f.npz")
+    assert saved["test_labels"].tolist() == [it["s"] for it in tests]
+    assert saved["test_target_colour"].tolist() == [it["c"] for it in tests]
+    assert saved["target_colour_classes"].tolist() == list(COLOURS)
+    assert saved["test_target_age"] == pytest.approx([it["age"] for it in tests])
+    assert len(saved["train_target_age"]) == len(saved["train_features"]) == len(items) - len(tests)
 
 
 def test_monitor_takes_a_targets_accuracy_or_mae_and_best_pt_follows_it(labelled, tmp_path):

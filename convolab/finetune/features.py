@@ -7,14 +7,16 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
-from ..data import ImageData
+from ..data import ImageData, TabularImages
 from ..training.inference import load_trained_model, uint8_batches
 
 
 @torch.no_grad()
 def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """`forward_head(pre_logits=True)` of every train and test image, with labels and class names."""
+    """`forward_head(pre_logits=True)` of every train and test image, with labels and class names; for a
+    labels CSV, each other target too: `{split}_target_{column}` (class indices, with `target_{column}_classes`,
+    or numbers in the column's own units)."""
     loaded = load_trained_model(checkpoint, device)
     model, transform = loaded.model, loaded.transform
     arrays: dict[str, np.ndarray] = {}
@@ -28,7 +30,16 @@ def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size:
         features = torch.cat(chunks) if chunks else torch.empty(0, width)
         arrays[f"{split_name}_features"] = features.flatten(1).numpy()
         arrays[f"{split_name}_labels"] = (torch.cat(labels) if labels else split.labels[:0]).numpy()
+        if isinstance(data, TabularImages):  # the other targets, in the order of the features
+            for name, values in split.targets.items():
+                column = data.columns[name]
+                arrays[f"{split_name}_target_{name}"] = (values.double() * column.std + column.mean).numpy() \
+                    if column.kind == "number" else values.numpy()
     arrays["classes"] = np.array(data.classes)
+    if isinstance(data, TabularImages):
+        for name, column in data.columns.items():
+            if column.kind == "class" and name != data.main_column:
+                arrays[f"target_{name}_classes"] = np.array(column.classes)
     arrays["model_name"] = np.array(str(loaded.checkpoint["model_name"]))
     return arrays
 
