@@ -117,7 +117,9 @@ def _photos_with_bad_files(root):
     return root
 
 
-@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch", "image-size-too-small"])
+@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch",
+                                  pytest.param("image-size-too-small", marks=pytest.mark.slow)])  # (as no-cuda:
+# every rank fails alike, before training)
 def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     """Rank 0 fails alone (rank 1 waits for its data), every rank fails alike, or either rank's worker
     meets a bad file mid-epoch: one line in every case, never a traceback from the rank left behind."""

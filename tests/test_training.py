@@ -90,6 +90,8 @@ def test_a_second_signal_stops_at_once(tmp_path):
     assert not (tmp_path / "run" / "last.pt").exists()  # nothing was being written: nothing half-written
 
 
+@pytest.mark.slow  # (18 s; the same stop-and-resume by a real SIGINT runs by default in test_stream.py and
+# test_distributed.py; SIGTERM takes the same handler, and its stop and resume run in-process here)
 def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_path):
     base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "3",
             "--batch-size", "16", "--no-progress"]
