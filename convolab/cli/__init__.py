@@ -29,13 +29,14 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _verb_modules() -> dict[str, str]:
+    """verb -> the module of this package that runs it (one module a verb, `lr_find` for `lr-find`)."""
+    return {info.name.replace("_", "-"): info.name for info in pkgutil.iter_modules(__path__)
+            if not info.name.startswith("_")}
+
+
 def _verbs() -> dict[str, ModuleType]:
-    verbs = {}
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            verbs[info.name.replace("_", "-")] = module
-    return verbs
+    return {verb: importlib.import_module(f"{__name__}.{module}") for verb, module in _verb_modules().items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return _command(argv)
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
         verb = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
-        known = {m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-        _say_error(f"convolab {verb}: interrupted" if verb in known else "convolab: interrupted")
+        _say_error(f"convolab {verb}: interrupted" if verb in _verb_modules() else "convolab: interrupted")
         return 130
 
 

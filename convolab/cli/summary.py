@@ -10,10 +10,10 @@ from ..analysis.summary import resolve_input_size, summary
 from ..errors import ConfigError
 from ..models import create_model, get_entry
 from ..pretrained import SOURCES, choose_weights
+from ..pretrained.load import WEIGHTS_IN_CHANS
 from ._args import input_size, positive_int
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
-WEIGHTS_CHANNELS = 3  # every published set of weights (torchvision's, timm's) takes RGB input
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
     size = args.input_size
     if args.pretrained or args.weights:
         weights = choose_weights(get_entry(args.model).name, args.weights or True)
-        if args.in_chans not in (None, WEIGHTS_CHANNELS):  # as create_model(pretrained=...) refuses it
+        if args.in_chans not in (None, WEIGHTS_IN_CHANS):  # as create_model(pretrained=...) refuses it
             flag = f"--weights {args.weights}" if args.weights else "--pretrained"
             raise ConfigError(f"--in-chans {args.in_chans} does not fit {flag}: the weights {weights.label} take "
-                              f"{WEIGHTS_CHANNELS}-channel (RGB) input; leave out --in-chans, or leave out {flag} "
+                              f"{WEIGHTS_IN_CHANS}-channel (RGB) input; leave out --in-chans, or leave out {flag} "
                               f"to see {weights.source.model} built for {args.in_chans} channel"
                               f"{'s' if args.in_chans > 1 else ''}")
         options = {**SOURCES[weights.source.model].options, **options}
-        size = size or (WEIGHTS_CHANNELS, weights.crop_size, weights.crop_size)
+        size = size or (WEIGHTS_IN_CHANS, weights.crop_size, weights.crop_size)
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
     size = resolve_input_size(model, size)

@@ -25,6 +25,7 @@ from ..models import get_entry
 from ..training.checkpoint import FORMAT
 from .sources import TIMM_MISSING, Weights, WeightsError, choose_weights
 
+WEIGHTS_IN_CHANS = 3  # every published set of weights (torchvision's, timm's) takes RGB input
 HF_FILE = "model.safetensors"
 HF_FALLBACK = "pytorch_model.bin"  # what older hub repositories (and caches filled by older timm) hold instead
 
@@ -168,7 +169,7 @@ def fetch_pretrained(name: str, pretrained: bool | str = True) -> tuple[dict[str
     num_classes = int(model.num_classes)
     record = {
         "format": FORMAT, "model_name": name, "model_options": dict(weights.source.options),
-        "num_classes": num_classes, "in_chans": 3, "classes": class_names(weights, num_classes),
+        "num_classes": num_classes, "in_chans": WEIGHTS_IN_CHANS, "classes": class_names(weights, num_classes),
         "image_size": [weights.crop_size, weights.crop_size], "mean": list(weights.mean), "std": list(weights.std),
         # evaluation as the weights specify: resize to crop_size / crop_pct, centre crop at crop_size
         "preprocess": "center-crop", "crop_pct": weights.crop_pct, "interpolation": weights.interpolation,

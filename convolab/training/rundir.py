@@ -36,7 +36,8 @@ def refuse_output_inside_data(config: TrainConfig) -> None:
     if not str(config.data).strip() or not data.is_dir():
         return
     out = Path(config.output).expanduser() if config.output else Path("runs")
-    if out.absolute().resolve() == data.resolve() or data.resolve() in out.absolute().resolve().parents:
+    target, folder = out.absolute().resolve(), data.resolve()
+    if target == folder or folder in target.parents:
         what = f"--output {out}" if config.output else "the default output folder runs/ (in the current folder)"
         raise ConfigError(f"{what} lies inside the data folder {config.data}: its checkpoints and curves would be "
                           "read as images of a class the next time; give --output outside it")
