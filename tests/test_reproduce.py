@@ -47,10 +47,17 @@ def test_the_verdicts_are_computed_from_the_numbers():
                     "resnet20": [history(0.9, 0.86)], "resnet56": [history(0.95, 0.9)]})
     ok, line = degradation_verdict(held)
     assert ok and line == ("degradation: plain56 final train error 0.200 > plain20 0.100; "
-                           "resnet56 0.050 < plain56: reproduced")
+                           "resnet56 0.050 <= resnet20 0.100 and < plain56: reproduced")
     not_held = Outcome(held.runs | {"plain56": [history(0.95, 0.9), history(0.93, 0.9)]})
     ok, line = degradation_verdict(not_held)
     assert not ok and line.endswith(": not reproduced") and "0.060 <= plain20 0.100" in line
+    # The quick form's numbers in the README: the plain nets degrade, but resnet56 still trains worse than
+    # resnet20, so the shortcuts' half of the claim has not been shown.
+    quick = Outcome({"plain20": [history(0.364, 0.3865)], "plain56": [history(0.1308, 0.1305)],
+                     "resnet20": [history(0.4309, 0.4335)], "resnet56": [history(0.3624, 0.392)]})
+    ok, line = degradation_verdict(quick)
+    assert not ok and line == ("degradation: plain56 final train error 0.869 > plain20 0.636; resnet56 0.638 > "
+                               "resnet20 0.569 and < plain56: not reproduced")
     ok, line = resnet_cifar_verdict(Outcome({"resnet20": [history(0.9, 0.90)], "resnet32": [history(0.9, 0.92)]}))
     assert ok and "resnet20 10.00%, resnet32 8.00%" in line
     # Both arms at chance (digits at lr 1.0): BN a little higher is not BN training where the plain net cannot.
@@ -108,3 +115,34 @@ def test_the_label_smoothing_verdict_asks_for_more_than_the_seeds_noise():
     assert not ok and "within the seeds' noise" in line  # lower on average, but not beyond the noise
     ok, line = label_smoothing_verdict(Outcome({"resnet20": runs(0.8), "resnet20+ls0.1": runs(0.9)}))
     assert not ok and "one seed: no test" in line
+
+
+def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the second arm: the line names `convolab reproduce --resume`, which keeps the first arm's
+    comparison, trains the second and writes the report; a bad device or a file as --output writes nothing."""
+    import convolab.compare.runner as runner
+
+    out, real_train = tmp_path / "bn", runner._train
+
+    def stop_in_second_arm(comparison, *args):
+        if comparison.output.name == "arm-2":
+            raise KeyboardInterrupt
+        return real_train(comparison, *args)
+
+    monkeypatch.setattr(runner, "_train", stop_in_second_arm)
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"stopped during batchnorm (seed 0, arm 2); what finished is kept; continue with: convolab reproduce " \
+           f"--resume {out}" in err and "Traceback" not in err
+    first = (out / "seed-0" / "arm-1" / "runs" / "lenet5_bn" / "best.pt").stat().st_mtime_ns
+    assert not (out / "reproduce.md").exists()
+    monkeypatch.setattr(runner, "_train", real_train)
+    assert main(["reproduce", "--resume", str(out), "--no-progress"]) == 0
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.startswith("batchnorm: at the high learning rate lenet5_bn final test accuracy")
+    assert (out / "reproduce.md").read_text().strip().splitlines()[-1] == verdict
+    assert (out / "seed-0" / "arm-1" / "runs" / "lenet5_bn" / "best.pt").stat().st_mtime_ns == first  # kept
+    assert (out / "seed-0" / "arm-2" / "runs" / "lenet5_bn" / "best.pt").is_file()
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--output", str(out)]) == 2
+    assert f"already holds an experiment; continue it with `convolab reproduce --resume {out}`" in \
+        capsys.readouterr().err

@@ -51,6 +51,11 @@ def _value_parser(name: str, kind: type):
     return parse
 
 
+def field_value(name: str):
+    """The argparse type of a TrainConfig field, for a verb that takes it outside add_config_options."""
+    return _value_parser(name, option_type(name))
+
+
 def loss_weights(text: str) -> dict[str, float]:
     """`main=1.0,aux1=0.3` -> {"main": 1.0, "aux1": 0.3}."""
     weights: dict[str, float] = {}

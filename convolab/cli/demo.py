@@ -9,6 +9,7 @@ from ..reproduce import get_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.rundir import next_free_dir
 from ._args import positive_int
+from ._options import field_value
 
 # Demos that became experiments of `convolab reproduce`: the old name runs the experiment's quick form on the
 # offline data it names.
@@ -24,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("demos that train (inception-mnist, resnet-mnist; batchnorm: see reproduce)")
     g.add_argument("--epochs", type=positive_int, help="epochs to train (default: the demo's own)")
     g.add_argument("--output", "--out", dest="output", metavar="DIR",
-                   help="run folder (default: runs/demo-MODEL; batchnorm: runs/demo-batchnorm)")
-    g.add_argument("--seed", type=int, help="random seed (default: 0); edge-kernel takes it too")
+                   help="run folder (default: runs/demo-MODEL, or -2, -3... beside an existing one; batchnorm: "
+                        "runs/demo-batchnorm[-N])")
+    g.add_argument("--seed", type=field_value("seed"), metavar="SEED",
+                   help="random seed (default: 0); edge-kernel takes it too")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 

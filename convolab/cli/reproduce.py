@@ -6,11 +6,11 @@ import argparse
 import shlex
 
 from ..errors import ConfigError
-from ..reproduce import EXPERIMENTS, get_experiment, run_experiment
+from ..reproduce import EXPERIMENTS, get_experiment, resume_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.rundir import next_free_dir
 from ._args import positive_int
-from ._options import add_config_options, given_config
+from ._options import add_config_options, flag_of, given_config
 
 HELP = "run an experiment of the articles (degradation, resnet-cifar, ...) and say whether its claim held"
 
@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="the experiments, their claims and sources")
     parser.add_argument("--quick", action="store_true",
                         help="the quick form: a subset and fewer epochs, about ten minutes on 2 CPU cores")
+    parser.add_argument("--resume", metavar="DIR", help="continue the experiment in DIR (an interrupted one, or one "
+                        "whose run failed and was fixed): finished comparisons and runs are kept, an interrupted "
+                        "run resumes, the rest train, then the report")
     parser.add_argument("--seeds", type=positive_int, metavar="N",
                         help="train every run N times, seeds SEED..SEED+N-1 (default: the experiment's)")
     add_config_options(parser, only=("seed", "data", "data_dir", "download", "device", "threads", "output",
@@ -43,14 +46,24 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_experiments())
         return 0
-    if not args.name:
-        raise ConfigError("give an experiment NAME (see `convolab reproduce --list`)")
-    experiment = get_experiment(args.name)
-    given = given_config(args)
-    output = given.pop("output", None) or str(next_free_dir(f"reproduce-{experiment.name}"))
-    base = TrainConfig(model="", **({"data": experiment.data} | given))
-    held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
-                                        command=shlex.join(["convolab", *args._argv]))
+    command = shlex.join(["convolab", *args._argv])
+    if args.resume:
+        others = [flag_of(name) for name in given_config(args) if name != "progress"]
+        others += [flag for flag, given in (("NAME", args.name), ("--quick", args.quick),
+                                            ("--seeds", args.seeds is not None)) if given]
+        if others:  # (the experiment's runs keep what they were started with)
+            raise ConfigError(f"--resume {args.resume} continues the experiment as its experiment.json records it; "
+                              f"leave out {', '.join(others)}")
+        held, line, report = resume_experiment(args.resume, command, progress=getattr(args, "progress", True))
+    else:
+        if not args.name:
+            raise ConfigError("give an experiment NAME (see `convolab reproduce --list`) or --resume DIR")
+        experiment = get_experiment(args.name)
+        given = given_config(args)
+        output = given.pop("output", None) or str(next_free_dir(f"reproduce-{experiment.name}"))
+        base = TrainConfig(model="", **({"data": experiment.data} | given))
+        held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
+                                            command=command)
     print(f"report: {report} (curves.png and reproduce.json beside it)")
     print(line)
     return 0

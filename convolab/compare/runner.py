@@ -28,6 +28,7 @@ from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import load_config_data
+from ..training.device import resolve_amp, resolve_device
 from ..training.rundir import data_stem, next_free_dir
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
@@ -134,6 +135,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
                           f"{output}` or choose another --output")
     writable_output(output, "--output", create=False)  # made below, once the data are read
+    check_device_options(config)
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     output.mkdir(parents=True, exist_ok=True)
     shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
@@ -141,6 +143,11 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     comparison = Comparison(output, list(models), seeds, shared, command)
     comparison.save()
     return run_comparison(comparison, data=data)
+
+
+def check_device_options(config: TrainConfig) -> None:
+    """--device and --amp checked before a comparison's folder exists: every run would fail alike."""
+    resolve_amp(config.amp, resolve_device(config.device))
 
 
 def resume_comparison(output: str | Path, command: list[str] | str,

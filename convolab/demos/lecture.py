@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..training import TrainConfig, Trainer
+from ..training.rundir import next_free_dir, refuse_to_overwrite_a_run
 
 DATA = "mnist5k"
 
@@ -39,11 +40,12 @@ def lecture_config(recipe: LectureRecipe, epochs: int | None = None, output: str
     return TrainConfig(model=recipe.model, data=DATA, epochs=epochs or recipe.epochs,
                        batch_size=recipe.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
                        schedule=recipe.schedule, label_smoothing=recipe.label_smoothing, seed=seed,
-                       output=output or f"runs/demo-{recipe.model}", progress=progress)
+                       output=output or str(next_free_dir(f"demo-{recipe.model}")), progress=progress)
 
 
 def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: bool,
                   seed: int) -> Iterator[str]:
+    refuse_to_overwrite_a_run(output)  # (as `convolab train --output` does)
     trainer = Trainer(lecture_config(RECIPES[name], epochs, output, progress, seed))
     cfg = trainer.config
     params = sum(p.numel() for p in trainer.model.parameters())

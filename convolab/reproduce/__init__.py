@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
-from ..compare import compare_models
+from .._paths import writable_output
+from ..compare import compare_models, resume_comparison
+from ..compare.runner import COMPARE_FILE, check_device_options
 from ..compare.seeds import spread, step_curve, verdict_line
 from ..errors import ConfigError
-from ..training import TrainConfig
+from ..training import TrainConfig, TrainingInterrupted
+from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import read_metrics
 from .experiments import EXPERIMENTS, Experiment, Outcome
@@ -27,6 +30,8 @@ from .experiments import EXPERIMENTS, Experiment, Outcome
 log = logging.getLogger("convolab")
 
 REPORT = "reproduce.md"
+STATE = "experiment.json"  # the experiment, its form and seeds, the shared options: what --resume needs
+FORMAT = "convolab-reproduce-1"
 
 
 def get_experiment(name: str) -> Experiment:
@@ -47,11 +52,57 @@ def arm_configs(experiment: Experiment, quick: bool, seed: int, base: TrainConfi
 
 def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig, quick: bool = False,
                    seeds: int | None = None, command: str = "") -> tuple[bool, str, Path]:
-    """Train every arm for every seed, write the report, and return (held, verdict line, report path)."""
-    output = Path(output)
+    """Train every arm for every seed, write the report, and return (held, verdict line, report path).
+    The folder's experiment.json records the experiment, so an interrupted one continues with
+    `resume_experiment` (`convolab reproduce --resume DIR`)."""
+    output = writable_output(output, "--output", create=False)
+    if (output / STATE).is_file():
+        raise ConfigError(f"--output {output} already holds an experiment; continue it with `convolab reproduce "
+                          f"--resume {output}`, or give a new folder")
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
-    count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)
+    # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
+    check_device_options(base)
+    load_config_data(arm_configs(experiment, quick, base.seed, base)[0])
+    state = {"format": FORMAT, "experiment": experiment.name, "quick": quick,
+             "seeds": seeds or (experiment.quick_seeds if quick else experiment.full_seeds),
+             "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
+    output.mkdir(parents=True, exist_ok=True)
+    _save_state(output, state)
+    return _run_arms(experiment, output, base, state, resume=False)
+
+
+def resume_experiment(output: str | Path, command: str, progress: bool | None = None) -> tuple[bool, str, Path]:
+    """Continue the experiment in `output`: finished comparisons are kept, an interrupted one resumes (its
+    finished runs kept), the rest train; then the report. Returns as `run_experiment`."""
+    output = Path(output)
+    path = output / STATE
+    if not path.is_file():
+        raise ConfigError(f"--resume {output} is not an experiment's folder (no {STATE}); give the --output folder "
+                          f"of a `convolab reproduce` run")
+    try:
+        state = json.loads(path.read_text())
+        experiment = get_experiment(state["experiment"])
+        base = TrainConfig.from_dict(state["config"])
+        state["seeds"], state["quick"] = int(state["seeds"]), bool(state["quick"])
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise ConfigError(f"{path} cannot be read ({str(err).splitlines()[0][:80]}); the experiment cannot be "
+                          "resumed: start it again in a new folder") from None
+    if progress is not None:
+        base.progress = progress
+    state["resumed_by"] = [*state.get("resumed_by", []), command]
+    _save_state(output, state)
+    return _run_arms(experiment, output, base, state, resume=True)
+
+
+def _save_state(output: Path, state: dict[str, Any]) -> None:
+    atomic_write(output / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1)))
+
+
+def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: dict[str, Any],
+              resume: bool) -> tuple[bool, str, Path]:
+    count, quick = state["seeds"], state["quick"]
+    command = state["resumed_by"][-1] if resume else state["command"]
     runs: dict[str, list[Path]] = {label: [] for label in experiment.labels()}
     for k in range(count):
         seed = base.seed + k
@@ -59,12 +110,19 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
             folder = output / f"seed-{seed}" / f"arm-{i + 1}"
             log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
                      f" with {arm.options}" if arm.options else "")
-            results = compare_models(list(arm.models), config, folder, command or f"convolab reproduce "
-                                     f"{experiment.name}")
+            try:
+                if resume and (folder / COMPARE_FILE).is_file():
+                    results = resume_comparison(folder, command, progress=base.progress)
+                else:
+                    results = compare_models(list(arm.models), config, folder, command)
+            except TrainingInterrupted:
+                raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
+                                          f"finished is kept; continue with: convolab reproduce --resume {output}"
+                                          ) from None
             for result in results:
                 if not result.ok:
-                    raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); "
-                                      f"see {folder}")
+                    raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "
+                                      f"{folder}; once fixed, continue with: convolab reproduce --resume {output}")
                 runs[arm.run_label(result.model)].append(Path(result.run_dir))
     outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
     held, line = experiment.verdict(outcome)
@@ -150,4 +208,5 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
     plt.close(fig)
 
 
-__all__ = ["EXPERIMENTS", "Experiment", "Outcome", "arm_configs", "get_experiment", "run_experiment"]
+__all__ = ["EXPERIMENTS", "Experiment", "Outcome", "arm_configs", "get_experiment", "resume_experiment",
+           "run_experiment"]

@@ -139,7 +139,7 @@ class TrainConfig:
                                 "override; fast: " + RECIPES["fast"].summary, group="optimization",
                                 choices=tuple(sorted(RECIPES)))
     # run
-    seed: int = option(0, "random seed of initialization, data order and augmentation", bounds="[0, inf)")
+    seed: int = option(0, "random seed of initialization, data order and augmentation", bounds="[0, 4294967295]")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", resume=True)
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA, off on the CPU)", choices=AMP_MODES)
     channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
@@ -270,6 +270,8 @@ def _bounds_phrase(kind: type, bounds: str) -> str:
         if kind is int and low == 1 or kind is float and low == 0 and not closed_low:
             return f"must be a positive {'integer' if kind is int else 'number'}"
         return f"must be {noun} >= {low:g}" if closed_low else f"must be {noun} > {low:g}"
+    if kind is int:
+        return f"must be {noun} in {bounds[0]}{low:.0f}, {high:.0f}{bounds[-1]}"
     return f"must be {noun} in {bounds[0]}{low:g}, {high:g}{bounds[-1]}"
 
 
