@@ -275,3 +275,20 @@ def test_an_image_is_listed_once_but_pairs_may_share_an_image(labelled):
 def test_a_labels_csv_refuses_what_cannot_work():
     with pytest.raises(DataError, match="not a labels CSV|not a .csv"):
         load_data("digits", targets=["species"])
+
+
+def test_fine_tuning_a_one_head_run_on_several_columns_is_refused_naming_them(labelled, tmp_path, capsys):
+    """Before, the extra columns were dropped in silence and evaluate/predict of the run died on KeyError."""
+    _, _, path = labelled
+    run = tmp_path / "one"
+    assert main(["train", "lenet5_modern", "--data", path, "--targets", "species", "--epochs", "1",
+                 "--output", str(run), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["finetune", str(run), "--data", path, "--epochs", "1", "--output", str(tmp_path / "ft"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("convolab finetune: error: the model has no output for the labels CSV's columns colour, age (a "
+                   "checkpoint's model keeps its heads); give --targets species to learn its main target alone, or "
+                   "train a model of every column with `convolab train`"), err
+    assert not (tmp_path / "ft" / "last.pt").exists()
+    assert main(["finetune", str(run), "--data", path, "--targets", "species", "--epochs", "1",
+                 "--output", str(tmp_path / "ft2"), *FAST]) == 0

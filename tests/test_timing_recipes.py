@@ -42,14 +42,14 @@ def test_every_epoch_names_what_its_times_cover(tmp_path):
 def test_a_recipe_fills_only_the_options_not_given(tmp_path):
     run = tmp_path / "run"
     code = main(["train", "lenet5_modern", "--data", "digits", "--recipe", "fast", "--epochs", "1", "--batch-size",
-                 "128", "--lr", "0.05", "--no-progress", "--output", str(run)])
+                 "128", "--lr", "0.05", "--no-nesterov", "--no-progress", "--output", str(run)])
     assert code == 0
     config = json.loads((run / "config.json").read_text())
-    # given on the command line: kept
-    assert (config["epochs"], config["batch_size"], config["lr"]) == (1, 128, 0.05)
+    # given on the command line: kept (a switch the recipe turns on can be turned off)
+    assert (config["epochs"], config["batch_size"], config["lr"], config["nesterov"]) == (1, 128, 0.05, False)
     # not given: the recipe's
     fast = RECIPES["fast"].values
-    for key in ("optimizer", "nesterov", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "tta"):
+    for key in ("optimizer", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "tta"):
         assert config[key] == fast[key], key
     assert config["recipe"] == "fast"
     assert recipe_values("fast", {"lr", "epochs"}).keys() == fast.keys() - {"lr", "epochs"}

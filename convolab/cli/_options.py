@@ -19,7 +19,7 @@ from ..data import DATA_SETS
 from ..errors import ConfigError, ConvolabError, FieldError
 from ..training import TrainConfig
 from ..training.config import FIELDS, option_problem, option_type
-from ..training.recipes import recipe_values
+from ..training.recipes import RECIPES, recipe_values
 
 
 def flag_of(name: str) -> str:
@@ -119,9 +119,10 @@ def add_config_options(parser: argparse.ArgumentParser, skip: Collection[str] = 
         kind, flag = option_type(name), flag_of(name)
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
                                   "help": _help(name, (help or {}).get(name, meta["help"]))}
-        if kind is bool:
+        if kind is bool:  # --no-X too where X is on by default or a recipe turns it on (an option given wins)
+            both = f.default is True or any(name in recipe.values for recipe in RECIPES.values())
             kwargs["action"] = ("store_false" if flag.startswith("--no-") else
-                                argparse.BooleanOptionalAction if f.default is True else "store_true")
+                                argparse.BooleanOptionalAction if both else "store_true")
         elif name in _SPECIAL:
             kwargs.update(_SPECIAL[name])
         elif meta["choices"]:

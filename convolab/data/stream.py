@@ -30,7 +30,7 @@ import torch
 from ..errors import ConfigError, DataError
 from .archive import FileReader
 from .base import LabelledImages
-from .decode import MIN_CROP_SCALE, decode_crop, majority_mode
+from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, majority_mode
 
 log = logging.getLogger("convolab")
 
@@ -52,10 +52,11 @@ class StreamDataset(torch.utils.data.Dataset):
     """Map-style data set of one split: item (index, epoch) is (uint8 C x S x S, label, index, error)."""
 
     def __init__(self, split: StreamSplit, size: int, mode: str, train: bool, random_crop: bool,
-                 min_scale: float, seed: int, flip: bool = False):
+                 min_scale: float, seed: int, flip: bool = False, crop_pct: float = CROP_PCT,
+                 interpolation: str = "bilinear"):
         self.split, self.size, self.mode = split, size, mode
         self.train, self.random_crop, self.min_scale, self.seed = train, random_crop, min_scale, seed
-        self.flip = flip
+        self.flip, self.crop_pct, self.interpolation = flip, crop_pct, interpolation
         self.channels = 1 if mode == "L" else 3
 
     def __len__(self) -> int:
@@ -67,7 +68,7 @@ class StreamDataset(torch.utils.data.Dataset):
         rng = random.Random(_sample_key(self.seed, epoch, index)) if self.train and self.random_crop else None
         try:
             array = decode_crop(self.split.reader.read(location), self.size, self.mode, rng, self.min_scale,
-                                flip=self.flip)
+                                self.crop_pct, self.flip, self.interpolation)
             error = ""
         except (OSError, ValueError, SyntaxError, KeyError) as err:
             array = np.zeros((self.size, self.size, self.channels), np.uint8)
@@ -147,6 +148,9 @@ class StreamingImageData(LabelledImages):
         self.workers = default_workers() if workers is None else workers
         self.skip_bad_images = skip_bad_images
         self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
+        # The evaluation centre crop: the image resized to size / crop_pct, as torchvision's weights state it
+        # (published weights may state their own, and bicubic resampling: `evaluated_as`).
+        self.crop_pct, self.interpolation = CROP_PCT, "bilinear"
         # Shared with the copies `decoded_as` makes: the files skipped, the statistics by size.
         self.skipped: set[str] = set()
         self._stats: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
@@ -169,6 +173,13 @@ class StreamingImageData(LabelledImages):
             if not 0 < min_scale <= 1:
                 raise DataError(f"--min-crop-scale must be in (0, 1], got {min_scale}")
             self.min_scale = min_scale
+
+    def evaluated_as(self, crop_pct: float, interpolation: str) -> StreamingImageData:
+        """A copy whose evaluation centre crops take `crop_pct` of the resized image, resampled with
+        `interpolation` (bilinear or bicubic), as a checkpoint of published weights records them."""
+        data = copy.copy(self)
+        data.crop_pct, data.interpolation = float(crop_pct), str(interpolation)
+        return data
 
     def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
                    flip: bool | None = None) -> StreamingImageData:
@@ -195,7 +206,8 @@ class StreamingImageData(LabelledImages):
         return self._stats[self.size]
 
     def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
-        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed, self.flip)
+        return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed, self.flip,
+                             self.crop_pct, self.interpolation)
 
     def _loader(self, dataset: StreamDataset, batch_sampler=None, batch_size: int | None = None,
                 pin_memory: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:

@@ -50,7 +50,8 @@ def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfi
     source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
     if data is None:
         data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
-                         config.val_fraction, config.image_size, config.loader, config.workers)
+                         config.val_fraction, config.image_size, config.loader, config.workers,
+                         config.targets or None, config.inputs or None)
     options = dict(ckpt.get("model_options", {}))
     torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
     if until is not None:

@@ -352,7 +352,7 @@ def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, c
     """The derived targets of the outputs that have their own (e.g. `parity`), on the device; a labels
     CSV's target columns (class indices, or standardized numbers) for its model's heads."""
     if isinstance(batches.data, TabularImages):
-        return table_targets(config, batches)
+        return table_targets(config, model, batches)
     names = list(config.extra_targets)
     outputs = ("main", *getattr(model, "aux_names", ()))
     for name in names:
@@ -384,13 +384,20 @@ def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: di
     return weights | given
 
 
-def table_targets(config: TrainConfig, batches: BatchSource
+def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused."""
+    """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused, and
+    targets the model has no head for (a one-head checkpoint fine-tuned on several columns)."""
     data: TabularImages = batches.data
     if config.extra_targets:
         raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
                           "as columns: use --targets")
+    missing = [n for n in data.train.targets if n not in getattr(model, "aux_names", ())]
+    if missing:
+        raise ConfigError(f"the model has no output for the labels CSV's column{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)} (a checkpoint's model keeps its heads); give --targets "
+                          f"{data.main_column} to learn its main target alone, or train a model of every column with "
+                          "`convolab train`")
     numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
     if numbers and (config.mixup or config.cutmix):
         raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")

@@ -15,7 +15,7 @@ from torch import nn
 
 from .._atomic import atomic_write
 from .._paths import same_path
-from ..data import LabelledImages, Split, StreamSplit, load_data
+from ..data import LabelledImages, Split, StreamingImageData, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
@@ -110,13 +110,19 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
     if not Path(source).expanduser().exists():  # a named data set: held in memory, resized per batch
         data = load_data(source, data_dir, download)
     else:
+        # As predict reads an image: the centre crop of a run trained on streamed photos (at the crop and
+        # resampling its published weights state), else the whole image at the run's size (other data of
+        # any sizes: resized to the model's input, as the run's --image-size resized its own).
         streamed = checkpoint.get("preprocess") == "center-crop"
+        size = config.get("image_size") or (None if own else int(checkpoint["image_size"][0]))
         data = load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
-                         val_fraction=float(config.get("val_fraction", 0.1)),
-                         image_size=None if streamed else config.get("image_size"),
-                         loader="stream" if streamed else "cache" if own else "auto", workers=workers,
+                         val_fraction=float(config.get("val_fraction", 0.1)), image_size=None if streamed else size,
+                         loader="stream" if streamed else "cache", workers=workers,
                          targets=config.get("targets") or None, inputs=config.get("inputs") or None,
                          whole=whole and not own)
+        if isinstance(data, StreamingImageData):
+            data = data.evaluated_as(float(checkpoint.get("crop_pct", CROP_PCT)),
+                                     str(checkpoint.get("interpolation", "bilinear")))
     train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
     if train_subset is not None or test_subset is not None:
         data = data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
