@@ -228,3 +228,20 @@ def test_a_folder_named_like_a_built_in_set_is_named_in_a_warning(tmp_path, monk
     assert len(load_data("digits").classes) == 10
     assert "--data digits names the built-in data set; the folder digits here is not read (give ./digits" \
         in caplog.text
+
+
+def test_a_failed_download_is_one_line_that_does_not_ask_for_download(tmp_path, monkeypatch):
+    """torchvision's error lists each mirror tried over several lines; without a network it said
+    "pass --download" to a user who had."""
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a, got:\n<urlopen error>\n")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    with pytest.raises(DataError) as err:
+        load_data("mnist", data_dir=str(tmp_path), download=True)
+    line = str(err.value)
+    assert "\n" not in line and "--download" not in line, line
+    assert line.startswith(f"mnist could not be downloaded into {tmp_path / 'MNIST' / 'raw'} (Error downloading "
+                           "train-images-idx3-ubyte.gz; no network?)"), line

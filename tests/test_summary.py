@@ -238,3 +238,15 @@ def test_bn_inception_summarizes_between_the_32k_bands():
             model = convolab.create_model("bn_inception")
         result = summary(model, (3, side, side))
         assert result.total_params == 11_285_224 and result.rows[-1].output_shape == [1, 1000]
+
+
+def test_every_task_head_runs_and_counts_and_the_footer_reads_right(tmp_path, capsys):
+    """lenet5_two_head's parity head predicts at inference: summary counts its 168 MACs (before: listed as "did
+    not run"); draw says it is not in the picture; a model of only counted modules says "no module"."""
+    two = summary(convolab.create_model("lenet5_two_head"), (1, 28, 28))
+    one = summary(convolab.create_model("lenet5"), (1, 28, 28))
+    assert two.total_macs == one.total_macs + 84 * 2 and not two.not_run
+    assert "Not counted: no module;" in summary(nn.Sequential(nn.Linear(4, 2)), (1, 2, 4)).to_table()
+    capsys.readouterr()
+    assert main(["draw", "lenet5_two_head", "--out", str(tmp_path / "th.svg")]) == 0
+    assert "not drawn: the task head parity" in capsys.readouterr().out

@@ -28,9 +28,16 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     return 0
 
 
+def inference_outputs(model: nn.Module, x: torch.Tensor):
+    """What an eval-mode model computes for `x` at inference: every task head of a model of several tasks
+    (e.g. lenet5_two_head's parity), the main output of any other (auxiliary heads run in training only)."""
+    return model.forward_outputs(x) if getattr(model, "task_classes", None) else model(x)
+
+
 @torch.no_grad()
 def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
-    """Conv2d + Linear MACs of one eval-mode forward pass at `input_size` (C, H, W), batch 1.
+    """Conv2d + Linear MACs of one eval-mode forward pass at `input_size` (C, H, W), batch 1 (every task head
+    included: `inference_outputs`).
 
     The input is made where the model's parameters live; a model built under
     `torch.device("meta")` is counted from shapes alone, in milliseconds even for Inception-v4.
@@ -48,7 +55,7 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
-        model(torch.zeros(1, *input_size, device=device))
+        inference_outputs(model, torch.zeros(1, *input_size, device=device))
     finally:
         for h in handles:
             h.remove()

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .cost import too_large
-from .counting import count_params, layer_macs
+from .counting import count_params, inference_outputs, layer_macs
 
 COUNTED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -102,8 +102,8 @@ class Summary:
                  f"Non-trainable params: {self.total_params - self.trainable_params:,}",
                  f"Total MACs: {self.total_macs:,} (Conv2d + Linear multiply-accumulates)",
                  f"FLOPs: {self.flops:,} (= 2 x MACs)"]
-        counted = ", ".join(self.not_counted) or "none"
-        lines.append(f"Not counted: {counted} modules; functional ops in forward code "
+        counted = f"{', '.join(self.not_counted)} modules" if self.not_counted else "no module"
+        lines.append(f"Not counted: {counted}; functional ops in forward code "
                      "(activations, adds, concatenations)")
         if self.not_run:
             names = ", ".join(f"{m.name} ({m.type}, {m.params:,} params)" for m in self.not_run)
@@ -208,7 +208,8 @@ def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence
 
 @torch.no_grad()
 def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> Summary:
-    """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1.
+    """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1 (every task head
+    of a model of several tasks included; auxiliary heads, which run in training only, are not).
 
     `depth` keeps rows of modules nested at most that deep (1 = the model's children); totals
     always cover the whole model. A model built under `torch.device("meta")` is summarized from
@@ -259,7 +260,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
     try:
-        model(torch.zeros(1, *input_size, device=device))
+        inference_outputs(model, torch.zeros(1, *input_size, device=device))
     except RuntimeError as err:
         raise ConfigError(describe_input_error(model, input_size, err)) from err
     finally:

@@ -36,10 +36,13 @@ def load_torchvision(name: str, data_dir: str | Path, download: bool = False) ->
     try:
         train = cls(root=str(root), train=True, download=download)
         test = cls(root=str(root), train=False, download=download)
-    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
-        raise DataError(f"{name} not found under {root / sub} ({err}); pass --download to fetch it "
+    except (RuntimeError, OSError) as err:
+        # torchvision's "Dataset not found or corrupted", or a download that failed (its message spans lines:
+        # each mirror tried, each error)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+        if download:
+            raise DataError(f"{name} could not be downloaded into {root / sub} ({first[:120]}; no network?); "
+                            f"copy its files there by hand, or run once where the network is reachable") from None
+        raise DataError(f"{name} not found under {root / sub} ({first[:120]}); pass --download to fetch it "
                         f"there, or --data-dir to point at a folder that holds it") from None
-    except OSError as err:  # download attempted without network
-        raise DataError(f"{name} could not be downloaded into {root} ({err}); copy the files to "
-                        f"{root / sub} by hand, or run once where the network is reachable") from None
     return ImageData(name, _split(train), _split(test), list(train.classes))
