@@ -154,7 +154,8 @@ def part_env(args, log: Log) -> dict:
 
 
 def part_pytest(args, log: Log) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "-rs", "tests"]
+    # -n 0: one test process (the CUDA tests share one GPU; pyproject's addopts ask for one per core)
+    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-n", "0", "-q", "-p", "no:cacheprovider", "-rs", "tests"]
     start = time.perf_counter()
     rc, lines = run_streamed(cmd, LIMITS["pytest"] - 10, log)
     if rc in (2, 4):  # a test module that cannot be imported here stops the collection: the CUDA file alone

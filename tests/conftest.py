@@ -14,6 +14,7 @@ import torch
 SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
 
 
+@pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist: unknown to a pytest without it)
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto` (pyproject's addopts): one test process per core, at most 4 (each holds torch and its models)."""
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4))

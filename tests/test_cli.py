@@ -5,10 +5,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from convolab.cli import main
 from convolab.data import load_data
+from convolab.errors import ConfigError
+from convolab.training.device import resolve_device
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -110,3 +113,41 @@ def test_ctrl_c_while_the_verbs_still_import_is_one_line_and_130(monkeypatch, ca
     assert cli.main(["train", "lenet5", "--epochs", "1"]) == 130
     assert capsys.readouterr().err == "convolab train: interrupted\n"
     assert cli.main(["--version"]) == 130 and capsys.readouterr().err == "convolab: interrupted\n"
+
+
+def test_predict_reads_an_onnx_file_whose_suffix_is_upper_case(trained_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    image = tmp_path / "digit.png"
+    Image.fromarray(load_data("mnist5k").test.images[3, 0].numpy()).save(image)
+    code, _, _ = run_cli(capsys, "export", str(trained_run), "--out", str(tmp_path / "Model.ONNX"))
+    assert code == 0
+    code, from_onnx, err = run_cli(capsys, "predict", str(tmp_path / "Model.ONNX"), str(image))
+    assert code == 0, err
+    _, from_checkpoint, _ = run_cli(capsys, "predict", str(trained_run), str(image))
+    assert from_onnx.split()[1] == from_checkpoint.split()[1]
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate"])
+@pytest.mark.parametrize("device, words", [
+    ("cuda:1", "--device cuda:1 was asked for but no CUDA device is available; use --device cpu or auto"),
+    ("cuda:x", "--device cuda:x: the CUDA device index must be a non-negative whole number, e.g. cuda:0, got 'x'"),
+    ("cuda:-1", "the CUDA device index must be a non-negative whole number"),
+])
+def test_a_cuda_device_this_machine_lacks_is_one_line(trained_run, tmp_path, capsys, monkeypatch, verb, device,
+                                                        words):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # (the same on a machine with a GPU)
+    argv = ["train", "lenet", "--data", "digits", "--epochs", "1", "--no-progress", "--output", str(tmp_path / "r")] \
+        if verb == "train" else ["evaluate", str(trained_run), "--output", str(tmp_path / "ev")]
+    code, _, err = run_cli(capsys, *argv, "--device", device)
+    assert code == 2
+    assert err.startswith(f"convolab {verb}: error: ") and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "ev").exists()
+
+
+def test_a_cuda_index_past_the_devices_there_are_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"--device cuda:2: this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")

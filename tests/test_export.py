@@ -426,3 +426,38 @@ def test_export_of_a_safetensors_folder_writes_beside_it(run_copy, capsys):
     assert main(["export", str(folder), "--format", "safetensors"]) == 2  # a copy of it needs --out
     assert "is already a safetensors folder: give --out FOLDER" in capsys.readouterr().err
     assert contents(folder) == before and not (run_copy / "best-safetensors-safetensors").exists()
+
+
+def test_onnx_export_keeps_the_crop_and_interpolation_of_published_weights(tmp_path):
+    """A record as `convolab.pretrained` makes it for published weights (resnet50 V2: crop 224/232, not 0.875):
+    its ONNX export predicts on an image file bigger than the input as the checkpoint itself does."""
+    from PIL import Image
+
+    from convolab.training.checkpoint import save_checkpoint
+    from convolab.training.inference import load_trained_model, predict_targets
+
+    model = copy.deepcopy(trained_like("lenet5"))  # (not the cached one)
+    with torch.no_grad():  # logits of some size, as trained weights give, so that the crop shows in them
+        model.get_classifier().weight.mul_(20)
+        model.get_classifier().bias.mul_(20)
+    config = model.data_config
+    record = {"model_name": "lenet5", "model_options": {}, "num_classes": 10, "in_chans": 1,
+              "classes": [f"c{i}" for i in range(10)], "image_size": [28, 28], "mean": list(config.mean),
+              "std": list(config.std), "preprocess": "center-crop", "crop_pct": 224 / 232, "interpolation": "bicubic",
+              "model": model.state_dict()}
+    save_checkpoint(record, tmp_path / "w.pt")
+    y, x = np.mgrid[0:70, 0:90]  # rings, which a crop of another share or resampling changes
+    rings = 127.5 + 127.5 * np.cos(np.hypot(x - 45, y - 35) / 4)
+    Image.fromarray(rings.astype(np.uint8), mode="L").save(tmp_path / "img.png")
+    assert main(["export", str(tmp_path / "w.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    from_onnx = dict(predict_onnx(tmp_path / "m.onnx", [tmp_path / "img.png"], top_k=10)[0])
+    from_pt = dict(predict_targets(load_trained_model(tmp_path / "w.pt"), [tmp_path / "img.png"], 10)[0][0])
+    # log-probabilities: the logits less their log-sum-exp (0.04 apart with the default crop and resampling)
+    assert from_onnx.keys() == from_pt.keys()
+    assert max(abs(np.log(from_onnx[k]) - np.log(from_pt[k])) for k in from_pt) < 1e-4
+    meta = model_from_checkpoint(tmp_path / "w.pt")[1]
+    assert (meta.crop_pct, meta.interpolation) == (224 / 232, "bicubic")
+    # exported without meta, the model's own pretrained_cfg says it; TorchScript's record keeps it too
+    model.pretrained_cfg = {k: record[k] for k in ("classes", "preprocess", "crop_pct", "interpolation")}
+    export_torchscript(model, tmp_path / "m.torchscript.pt", (1, 28, 28))
+    assert read_torchscript_meta(tmp_path / "m.torchscript.pt")[1] == meta

@@ -128,3 +128,18 @@ def test_timm_max_pooled_head_is_refused():
     peer = timm.create_model("inception_v4", pretrained=False, global_pool="max")
     with pytest.raises(UnsupportedArchitectureError, match="global_pool"):
         from_timm(peer)
+
+
+def test_a_float64_timm_peer_converts_to_a_float64_model():
+    peer = randomize_batch_norm(timm.create_model("inception_v4", pretrained=False, num_classes=5)).double().eval()
+    ours = from_timm(peer)
+    assert {p.dtype for p in ours.parameters()} == {torch.float64}
+    assert_same_outputs(peer, ours, torch.randn(1, 3, 75, 75, dtype=torch.float64))
+
+
+def test_a_modified_peer_is_refused_in_one_line_naming_the_tensor():
+    peer = torchvision_model(torchvision.models.googlenet, aux_logits=False)
+    peer.conv1.conv = nn.Conv2d(3, 32, kernel_size=7, stride=2, padding=3, bias=False)
+    with pytest.raises(UnsupportedArchitectureError, match="its conv1.conv.weight is 32x3x7x7") as refused:
+        from_torchvision(peer)
+    assert "\n" not in str(refused.value)

@@ -2,6 +2,8 @@
 random BN statistics, eval mode)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torchvision
@@ -79,3 +81,56 @@ def test_other_depths_convert_strictly_to_the_registered_model(name):
     ours = from_torchvision(peer)
     assert ours.model_name == name
     assert count_params(ours) == count_params(peer)
+
+
+@pytest.mark.parametrize("build, edit, named", [
+    (lambda: torchvision.models.resnet18(weights=None, num_classes=10), lambda p: setattr(p, "maxpool", nn.Identity()),
+     "`maxpool` = Identity()"),
+    (lambda: torchvision.models.resnet18(weights=None, num_classes=10),
+     lambda p: setattr(p, "avgpool", nn.AdaptiveMaxPool2d(1)), "`avgpool` = AdaptiveMaxPool2d"),
+    (lambda: torchvision.models.resnet18(weights=None, num_classes=10),
+     lambda p: setattr(p.layer2[0].conv1, "stride", (1, 1)), "`layer2.0.conv1` = Conv2d"),
+    (lambda: torchvision.models.densenet121(weights=None, num_classes=10),
+     lambda p: setattr(p.features, "pool0", nn.Identity()), "`features.pool0` = Identity()"),
+])
+def test_a_peer_with_a_parameter_free_layer_changed_is_refused_by_its_name(build, edit, named):
+    """Its weights load, but its outputs would differ (a maxpool made Identity: 0.395 on resnet18)."""
+    peer = build()
+    edit(peer)
+    with pytest.raises(UnsupportedArchitectureError, match=re.escape(named)) as refused:
+        from_torchvision(peer)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_cifar_change_of_a_resnet_converts_to_our_cifar_stem_exactly():
+    peer = torchvision.models.resnet18(weights=None, num_classes=10)
+    peer.conv1, peer.maxpool = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False), nn.Identity()
+    peer = randomized(peer)
+    ours = from_torchvision(peer)
+    assert not hasattr(ours, "maxpool") and ours.model_options == {"stem": "cifar"}
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda p: setattr(p, "conv1", nn.Conv2d(3, 64, 3, 1, 1, bias=False)), "`conv1` = Conv2d"),  # maxpool kept
+    (lambda p: setattr(p, "conv1", nn.Conv2d(3, 32, 7, 2, 3, bias=False)), "its conv1.weight is 32x3x7x7"),
+    (lambda p: setattr(p, "conv1", nn.Conv2d(3, 64, 7, 2, 3, bias=True)), "it has conv1.bias"),
+])
+def test_a_peer_of_other_weight_shapes_is_refused_in_one_line(edit, named):
+    peer = torchvision.models.resnet18(weights=None)
+    edit(peer)
+    with pytest.raises(UnsupportedArchitectureError, match=re.escape(named)) as refused:
+        from_torchvision(peer)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121"])
+def test_a_float64_peer_converts_to_a_float64_model(name):
+    peer = randomized(getattr(torchvision.models, name)(weights=None, num_classes=5)).double()
+    ours = from_torchvision(peer)
+    assert {p.dtype for p in ours.parameters()} == {torch.float64}
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peer(x), rtol=1e-10, atol=1e-10)

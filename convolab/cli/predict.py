@@ -6,7 +6,7 @@ import argparse
 from ..export import predict_onnx
 from ..training.inference import load_trained_model, predict_targets
 from ._args import positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights
+from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
         "published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's model, "
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if str(args.checkpoint).endswith(".onnx") and not args.pretrained:
+    if str(args.checkpoint).lower().endswith(".onnx") and not wants_pretrained(args):  # (Model.ONNX too)
         results = [(top, {}) for top in predict_onnx(args.checkpoint, args.images, top_k=args.topk)]
     else:
         results = predict_targets(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from .fold import count_batchnorm, fold_batchnorm
@@ -53,12 +54,16 @@ class ExportMeta:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     preprocess: str = "resize"  # "resize": the image squashed to image_size; "center-crop": as streamed photos
+    # "center-crop": resize to image_size / crop_pct, crop the centre (published weights: their own, e.g. 224/232)
+    crop_pct: float = CROP_PCT
+    interpolation: str = "bilinear"  # of that resize: "bilinear", or "bicubic" (timm's weights)
 
     def to_strings(self) -> dict[str, str]:
         """Flat string key/values (ONNX metadata_props hold strings only)."""
         values = {k: json.dumps(list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
         values["model_name"] = self.model_name
         values["preprocess"] = self.preprocess
+        values["interpolation"] = self.interpolation
         values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
         values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
         values["producer"] = f"convolab {__version__}"
@@ -71,7 +76,10 @@ class ExportMeta:
                        in_chans=int(json.loads(values["in_chans"])),
                        image_size=tuple(json.loads(values["image_size"])),  # type: ignore[arg-type]
                        mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])),
-                       preprocess=values.get("preprocess", "resize"))
+                       preprocess=values.get("preprocess", "resize"),
+                       # (a file written before they were recorded: what a checkpoint without them means)
+                       crop_pct=float(json.loads(values.get("crop_pct", json.dumps(CROP_PCT)))),
+                       interpolation=values.get("interpolation", "bilinear"))
         except (KeyError, ValueError, TypeError) as err:
             raise ExportError(f"the model's metadata lacks or garbles {err}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
@@ -94,7 +102,8 @@ class ExportMeta:
         names = tuple(map(str, cfg.get("classes") or ()))
         names = names if len(names) == classes else tuple(str(i) for i in range(classes))
         return cls(getattr(model, "model_name", "") or type(model).__name__, names, chans,
-                   (int(input_size[1]), int(input_size[2])), mean, std, str(cfg.get("preprocess", "resize")))
+                   (int(input_size[1]), int(input_size[2])), mean, std, str(cfg.get("preprocess", "resize")),
+                   float(cfg.get("crop_pct", CROP_PCT)), str(cfg.get("interpolation", "bilinear")))
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,8 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
     model = checkpoint_model(ckpt, path)
     meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
                       tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
-                      str(ckpt.get("preprocess", "resize")))
+                      str(ckpt.get("preprocess", "resize")), float(ckpt.get("crop_pct", CROP_PCT)),
+                      str(ckpt.get("interpolation", "bilinear")))
     return model.eval(), meta
 
 

@@ -57,8 +57,10 @@ class OnnxClassifier:
         if isinstance(paths, (str, Path)):
             paths = [paths]
         # Images may differ in size: each is resized on its own, then they run as one batch.
-        crop = self.meta.image_size[0] if self.meta.preprocess == "center-crop" else None
-        x = [self.transform(read_image(p, self.meta.in_chans, center_crop_size=crop)[None]) for p in paths]
+        meta = self.meta
+        crop = meta.image_size[0] if meta.preprocess == "center-crop" else None
+        x = [self.transform(read_image(p, meta.in_chans, center_crop_size=crop, crop_pct=meta.crop_pct,
+                                       interpolation=meta.interpolation)[None]) for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

@@ -34,7 +34,8 @@ def _convert(peer: nn.Module, name: str, fc_name: str,
     num_classes = fc.out_features if isinstance(fc, nn.Linear) else 0
     ours = create_model(name, num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p)
     state = rename_keys(peer.state_dict(), {fc_name: "head.fc", **(renames or {})})
-    return load_converted(ours.to(next(peer.parameters()).device), state, peer)
+    param = next(peer.parameters())
+    return load_converted(ours.to(param.device, param.dtype), state, peer)
 
 
 @converter("timm", "InceptionV4")

@@ -28,13 +28,31 @@ def rename_keys(state_dict: Mapping[str, torch.Tensor],
     return out
 
 
+def _mismatch(ours: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The first tensor that a strict load of `state_dict` into `ours` would refuse, in words; None if none."""
+    mine = ours.state_dict()
+    for key, value in state_dict.items():
+        if key not in mine:
+            return f"it has {key}, which convolab's has not"
+        if tuple(value.shape) != tuple(mine[key].shape):
+            shape, expected = "x".join(map(str, value.shape)), "x".join(map(str, mine[key].shape))
+            return f"its {key} is {shape or 'a scalar'}, convolab's {expected or 'a scalar'}"
+    missing = next((key for key in mine if key not in state_dict), None)
+    return None if missing is None else f"it lacks {missing}, which convolab's has"
+
+
 def load_converted(ours: nn.Module, state_dict: Mapping[str, torch.Tensor], peer: nn.Module) -> nn.Module:
-    """Strictly load `state_dict` into `ours`, in `peer`'s train/eval mode; a mismatch is refused by name."""
+    """Strictly load `state_dict` into `ours`, in `peer`'s train/eval mode; a mismatch is refused in one line
+    naming the first tensor that differs (a modified peer: a layer of other channels or kernel size)."""
+    what = f"{type(peer).__name__} does not match convolab's {type(ours).__name__}"
+    mismatch = _mismatch(ours, state_dict)
+    if mismatch is not None:
+        raise UnsupportedArchitectureError(f"{what}: {mismatch}; convolab converts the stock architecture only")
     try:
         ours.load_state_dict(state_dict, strict=True)
-    except RuntimeError as err:
-        raise UnsupportedArchitectureError(
-            f"{type(peer).__name__} does not match convolab's {type(ours).__name__}: {err}") from None
+    except RuntimeError as err:  # (what _mismatch does not foresee: torch's own words, first line)
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err).strip())
+        raise UnsupportedArchitectureError(f"{what}: {first}") from None
     return ours.train(peer.training)
 
 

@@ -10,6 +10,7 @@ from ..models import create_model
 from ..models.densenet import DenseNet, DenseNetSpec
 from ..models.resnet import ResNet, imagenet_stages
 from ._converters import UnsupportedArchitectureError, converter
+from .torchvision_inception import load_converted, rename_keys
 
 # (block expansion, blocks per stage) and (blocks, growth rate, stem width, bn_size) of the
 # registered models, so that a converted model carries its registry name.
@@ -17,6 +18,9 @@ _RESNETS = {(1, (2, 2, 2, 2)): "resnet18", (1, (3, 4, 6, 3)): "resnet34", (4, (3
             (4, (3, 4, 23, 3)): "resnet101", (4, (3, 8, 36, 3)): "resnet152"}
 _DENSENETS = {((6, 12, 24, 16), 32, 64, 4): "densenet121", ((6, 12, 32, 32), 32, 64, 4): "densenet169",
               ((6, 12, 48, 32), 32, 64, 4): "densenet201", ((6, 12, 36, 24), 48, 96, 4): "densenet161"}
+
+# Our head's layers the peers' forward has as a flatten call, and no dropout (ours: p=0).
+_HEAD_ONLY: dict[str, str | None] = {"head.flatten": None, "head.drop": None}
 
 
 def _linear_classifier(peer: nn.Module, attr: str, arch: str) -> nn.Linear:
@@ -28,19 +32,61 @@ def _linear_classifier(peer: nn.Module, attr: str, arch: str) -> nn.Linear:
     return fc
 
 
-def _load(ours: nn.Module, peer: nn.Module, renames: dict[str, str]) -> nn.Module:
-    state = {}
-    for key, value in peer.state_dict().items():
-        for old, new in renames.items():
-            if key.startswith(old):
-                key = new + key[len(old):]
-                break
-        state[key] = value
-    ours.load_state_dict(state, strict=True)
+def _config(module: nn.Module) -> tuple:
+    """What a parameter-free setting of `module` changes in its output (its weights' shapes are the load's)."""
+    if isinstance(module, nn.Conv2d):
+        return (module.kernel_size, module.stride, module.padding, module.dilation, module.groups,
+                module.padding_mode)
+    if isinstance(module, nn.BatchNorm2d):
+        return (module.eps, module.affine, module.track_running_stats)
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        size = module.output_size
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if isinstance(module, (nn.ReLU, nn.Linear)):
+        return ()
+    return (module.extra_repr(),)
+
+
+def _leaves(model: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if name and next(m.children(), None) is None}
+
+
+def _describe(module: nn.Module | None) -> str:
+    """One line: a layer with its settings, a container by its kind only."""
+    if module is None:
+        return "missing"
+    settings = module.extra_repr() if next(module.children(), None) is None else "..."
+    return f"{type(module).__name__}({settings})"
+
+
+def _check_modules(ours: nn.Module, peer: nn.Module, arch: str, renames: dict[str, str | None]) -> None:
+    """Refuse, by name, a peer whose layers differ from ours in kind or setting (a max-pool replaced by
+    nn.Identity, a conv of another stride, a pool of another size): their weights load, their outputs differ.
+    `renames`: our layer's name -> the peer's, None for ours only (what the peer's forward does as a function)."""
+    theirs, everything, mine_all = _leaves(peer), dict(peer.named_modules()), _leaves(ours)
+    for name, mine in mine_all.items():
+        peer_name = renames.get(name, name)
+        found = everything.get(peer_name) if peer_name is not None else mine
+        if type(found) is not type(mine) or _config(found) != _config(mine):
+            raise UnsupportedArchitectureError(
+                f"torchvision {arch} with `{peer_name}` = {_describe(found)}, where convolab's {arch} has "
+                f"{_describe(mine)}: its outputs would differ; convolab converts the stock {arch} layers only")
+    matched = {renames.get(name, name) for name in mine_all}
+    extra = [n for n, m in theirs.items() if n not in matched and not isinstance(m, nn.Identity)]
+    if extra:
+        raise UnsupportedArchitectureError(
+            f"torchvision {arch} with `{extra[0]}` = {_describe(theirs[extra[0]])}, which convolab's {arch} does "
+            f"not have; convolab converts the stock {arch} layers only")
+
+
+def _load(ours: nn.Module, peer: nn.Module, arch: str, head: str, renames: dict[str, str | None]) -> nn.Module:
+    """`ours` with the peer's weights (the classifier `head` renamed to head.fc), on its device, in its dtype
+    and train/eval mode, once its layers are checked to be the peer's."""
+    _check_modules(ours, peer, arch, {"head.fc": head, **renames})
     param = next(peer.parameters(), None)
     if param is not None:
-        ours.to(param.device)
-    return ours.train(peer.training)
+        ours.to(param.device, param.dtype)
+    return load_converted(ours, rename_keys(peer.state_dict(), {head: "head.fc"}), peer)
 
 
 @converter("torchvision", "ResNet")
@@ -74,8 +120,16 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
     blocks = [len(getattr(peer, f"layer{i}")) for i in range(1, 5)]
     name = _RESNETS.get((block.expansion, tuple(blocks)))
     kwargs = dict(num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    conv1 = peer.conv1
+    # The common CIFAR change (3x3 stride-1 conv1, no max-pool) is our stem="cifar"; any other is refused.
+    cifar = isinstance(peer.maxpool, nn.Identity) and isinstance(conv1, nn.Conv2d) and \
+        (conv1.kernel_size, conv1.stride, conv1.padding) == ((3, 3), (1, 1), (1, 1))
+    if cifar:
+        kwargs["stem"] = "cifar"
     ours = create_model(name, **kwargs) if name else ResNet(block, imagenet_stages(blocks), **kwargs)
-    return _load(ours, peer, {"fc.": "head.fc."})
+    if cifar:
+        ours.model_options = {"stem": "cifar"}  # (what a checkpoint of it rebuilds it with)
+    return _load(ours, peer, "ResNet", "fc", {"head.pool": "avgpool", **_HEAD_ONLY})
 
 
 @converter("torchvision", "DenseNet")
@@ -98,4 +152,4 @@ def convert_densenet(peer: nn.Module) -> nn.Module:
                   drop_rate=float(first_layer.drop_rate))
     name = _DENSENETS.get((spec.block_config, growth_rate, spec.num_init_features, bn_size))
     ours = create_model(name, **kwargs) if name is not None else DenseNet(spec, **kwargs)
-    return _load(ours, peer, {"classifier.": "head.fc."})
+    return _load(ours, peer, "DenseNet", "classifier", {"head.pool": None, "features.relu5": None, **_HEAD_ONLY})

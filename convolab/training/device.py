@@ -10,14 +10,23 @@ from ..errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N`."""
+    """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N` (N a device index this machine has)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name != "cuda" and not name.startswith("cuda:"):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    index = name[len("cuda:"):] if name != "cuda" else None
+    if index is not None and not (index.isascii() and index.isdigit()):
+        raise ConfigError(f"--device {name}: the CUDA device index must be a non-negative whole number, "
+                          f"e.g. cuda:0, got {index!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} was asked for but no CUDA device is available; use --device cpu or auto")
+    if index is not None and int(index) >= (count := torch.cuda.device_count()):
+        raise ConfigError(f"--device {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                          f"(cuda:0 to cuda:{count - 1}); give one of them, or --device cuda")
+    return torch.device("cuda" if index is None else f"cuda:{int(index)}")
 
 
 def device_clock(device: torch.device) -> float:
