@@ -305,6 +305,37 @@ CASES: list[Row] = [
         "lenet_5_modern"),
     Row("compare-model-twice", ["compare", "lenet5", "lenet5", "--data", "digits", "--output", "{t}/c"],
         "given twice"),
+    Row("compare-into-a-folder-whose-runs-hold-a-run", ["compare", "lenet5_modern", "--data", "digits", "--output",
+                                                         "{t}"],
+        "{t}/runs/lenet5_modern already holds a run (last.pt), which the comparison would overwrite: choose another "
+        "--output", lambda t: (t / "runs" / "lenet5_modern").mkdir(parents=True)
+        or (t / "runs" / "lenet5_modern" / "last.pt").write_bytes(b"")),
+    Row("compare-into-a-run", ["compare", "lenet5_modern", "--data", "digits", "--output", "{d}/run"],
+        "--output {d}/run holds a run (config.json, last.pt, best.pt, metrics.csv); the comparison's report would "
+        "overwrite its curves.png: choose another --output"),
+    Row("report-into-another-run", ["report", "{d}/run", "--output", "{t}/other"],
+        "--output {t}/other holds a run (last.pt), whose curves.png would be overwritten; write the report to "
+        "another folder", lambda t: (t / "other").mkdir() or (t / "other" / "last.pt").write_bytes(b"")),
+    Row("compare-output-inside-the-data-folder", ["compare", "lenet", "--data", "{t}/two", "--output", "{t}/two"],
+        "--output {t}/two lies inside the data folder {t}/two: its checkpoints and curves would be read as images "
+        "of a class the next time; give --output outside it", a_two_class_folder),
+    Row("compare-tensorboard-missing", ["compare", "lenet", "--data", "digits", "--tensorboard", "--output", "{t}/c"],
+        "--tensorboard needs the tensorboard package: pip install tensorboard", hidden=("torch.utils.tensorboard",)),
+    Row("compare-accumulate-over-an-epoch", ["compare", "lenet", "--data", "digits", "--accumulate", "1000",
+                                             "--output", "{t}/c"],
+        "--accumulate is 1000 but an epoch has only 22 batches of 64 (1438 training images), too few for one "
+        "optimizer step; give at most 22"),
+    Row("compare-batch-over-the-data", ["compare", "lenet", "--data", "digits", "--batch-size", "5000", "--output",
+                                        "{t}/c"],
+        "--batch-size 5000 is larger than the 1438 training images; give at most 1438"),
+    Row("compare-one-model-under-two-names", ["compare", "lenet5", "lenet", "--data", "digits", "--output", "{t}/c"],
+        "model lenet5 given twice (as lenet5 and lenet); give each model once"),
+    Row("compare-seeds-negative-in-a-list", ["compare", "lenet", "--seeds=-1,2", "--output", "{t}/c"],
+        "argument --seeds: each seed in seeds must be an integer in [0, 4294967295], got -1"),
+    Row("compare-seeds-counted-past-the-largest-seed", ["compare", "lenet", "--data", "digits", "--seed", "4294967295",
+                                                        "--seeds", "2", "--output", "{t}/c"],
+        "seeds 2 from seed 4294967295 run up to seed 4294967296, but a seed must be an integer in [0, 4294967295], "
+        "got 4294967296; give fewer seeds or a lower --seed"),
     Row("compare-resume-with-a-model", ["compare", "lenet5", "--resume", "{t}"], "--resume takes no MODEL"),
     Row("compare-resume-not-a-comparison", ["compare", "--resume", "{t}"], "holds no compare.json"),
     Row("report-into-one-of-its-runs", ["report", "{d}/run", "--output", "{d}/run"], "curves.png would be overwritten"),

@@ -7,6 +7,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -274,3 +275,132 @@ def test_the_best_figures_are_those_of_best_pt_as_min_delta_and_monitor_chose_it
     accs = [row["test_acc"] for row in result.history]
     assert max(accs) > accs[0]  # (the highest accuracy is a later epoch's)
     assert (result.best_epoch, result.best_acc) == (1, accs[0])
+
+
+# ----- what a comparison or a report must not overwrite, and what it refuses before it writes anything -------
+ONE_EPOCH = [*QUICK, "--epochs", "1", "--model-option", "img_size=12"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """FOLDER/runs/lenet5_modern: a `convolab train` run of one epoch, as a comparison in FOLDER would name it."""
+    root = tmp_path_factory.mktemp("trained")
+    assert main(["train", "lenet5_modern", *ONE_EPOCH, "--output", str(root / "runs" / "lenet5_modern")]) == 0
+    return root
+
+
+def files_of(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(argv: list[str], capsys) -> str:
+    """The one error line of a command that must exit 2."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and not out, err
+    return err
+
+
+@pytest.mark.parametrize("seeds", [[], ["--seeds", "0,1"]], ids=["one-seed", "two-seeds"])
+def test_a_new_comparison_refuses_a_runs_folder_that_holds_a_run_and_leaves_it_as_it_was(trained, tmp_path,
+                                                                                        capsys, seeds):
+    out = tmp_path / "out"
+    shutil.copytree(trained, out)
+    before = files_of(out)
+    err = refused(["compare", "lenet5_modern", *ONE_EPOCH, *seeds, "--output", str(out)], capsys)
+    assert f"{out / 'runs' / 'lenet5_modern'} already holds a run (config.json" in err
+    assert "choose another --output" in err
+    assert files_of(out) == before and not (out / "compare.json").exists()
+
+
+def test_a_new_comparison_keeps_what_a_runs_folder_without_a_run_holds(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs" / "lenet5_modern").mkdir(parents=True)
+    (out / "runs" / "lenet5_modern" / "notes.txt").write_text("mine")
+    assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 0
+    assert (out / "runs" / "lenet5_modern" / "notes.txt").read_text() == "mine"
+    assert rows_of(out)["lenet5_modern"]["status"] == "ok"
+
+
+def test_resume_trains_afresh_a_run_the_comparison_recorded_as_failed(tmp_path, monkeypatch):
+    def fault(self):
+        (self.run.run_dir / "left.txt").write_text("what the failed attempt left")
+        raise RuntimeError("a fault")
+
+    monkeypatch.setattr(Trainer, "fit", fault)
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 1
+    monkeypatch.undo()
+    assert (out / "runs" / "lenet5_modern" / "left.txt").is_file()
+    assert main(["compare", "--resume", str(out)]) == 0
+    assert not (out / "runs" / "lenet5_modern" / "left.txt").exists()  # its folder was made afresh
+    assert rows_of(out)["lenet5_modern"]["status"] == "ok"
+
+
+def test_compare_and_report_refuse_an_output_inside_the_data_folder(tmp_path, capsys):
+    folder = write_png_folder(tmp_path / "shapes")
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5", data=str(folder), epochs=1, batch_size=6, model_options={"img_size": 12},
+                        output=str(run), progress=False)).fit()
+    before = files_of(folder)
+    for output in (folder, folder / "cmp"):
+        err = refused(["compare", "lenet5", "--data", str(folder), "--batch-size", "6", "--no-progress",
+                       "--output", str(output)], capsys)
+        assert f"--output {output} lies inside the data folder {folder}" in err
+        err = refused(["report", str(run), "--output", str(output)], capsys)
+        assert f"--output {output} lies inside the data folder {folder}" in err
+        assert files_of(folder) == before and not (folder / "cmp").exists()
+
+
+def test_compare_and_report_refuse_an_output_that_holds_a_run(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "lenet5_modern", run)
+    other = tmp_path / "other"
+    shutil.copytree(trained / "runs" / "lenet5_modern", other)
+    before = files_of(tmp_path)
+    err = refused(["compare", "lenet5", *ONE_EPOCH, "--output", str(run)], capsys)
+    assert f"--output {run} holds a run (config.json, last.pt, best.pt, metrics.csv)" in err
+    assert "choose another --output" in err
+    err = refused(["report", str(run), "--output", str(other)], capsys)
+    assert f"--output {other} holds a run (config.json, last.pt, best.pt, metrics.csv), whose curves.png would " \
+           "be overwritten" in err
+    assert files_of(tmp_path) == before
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--tensorboard"], "--tensorboard needs the tensorboard package: pip install tensorboard"),
+    (["--accumulate", "1000"], "--accumulate is 1000 but an epoch has only 11 batches of 128"),
+    (["--batch-size", "5000"], "--batch-size 5000 is larger than the 1438 training images"),
+], ids=["tensorboard-missing", "accumulate-over-an-epoch", "batch-over-the-data"])
+def test_options_that_fail_every_model_alike_are_refused_before_the_comparison_exists(tmp_path, monkeypatch,
+                                                                                     capsys, option, words):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` raises ImportError
+    out = tmp_path / "cmp"
+    err = refused(["compare", "lenet5", "lenet5_modern", *ONE_EPOCH, *option, "--output", str(out)], capsys)
+    assert words in err and not out.exists()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda text: text[:200],  # cut in the middle of a row
+    lambda text: "epoch,step\n",
+    lambda text: "epoch,step\n1,11\n",
+    lambda text: "",
+    lambda text: text.splitlines()[0] + "\n",  # the header alone, though last.pt has an epoch
+    lambda text: text.replace("\n1,", "\none,", 1),
+    lambda text: text.rstrip("\n") + ",7\n",  # a field more than the header
+], ids=["cut-short", "header-of-two-columns", "rows-of-two-columns", "empty", "header-only", "a-word",
+        "a-field-too-many"])
+def test_report_of_a_run_whose_metrics_csv_is_damaged_is_one_line(trained, tmp_path, capsys, edit):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "lenet5_modern", run)
+    (run / "metrics.csv").write_text(edit((run / "metrics.csv").read_text()))
+    err = refused(["report", str(run), "--output", str(tmp_path / "rep")], capsys)
+    assert f"{run / 'metrics.csv'} is damaged (" in err and "train it again" in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_one_model_under_two_of_its_names_is_refused_naming_both(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    err = refused(["compare", "lenet5", "lenet", *ONE_EPOCH, "--output", str(out)], capsys)
+    assert "model lenet5 given twice (as lenet5 and lenet); give each model once" in err and not out.exists()

@@ -170,3 +170,26 @@ def test_resume_of_several_seeds_keeps_finished_runs_and_resumes_the_interrupted
     assert all(row["n_seeds"] == 2 and row["seeds"] == [0, 1] for row in rows.values())
     assert read_metrics(out / "runs" / "lenet5" / "seed-1")[-1]["step"] == 11  # the resumed epoch completed
     assert printed.splitlines()[-1].startswith("lenet5_modern vs lenet5: final test acc ")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seeds=-1,2"], "argument --seeds: each seed in seeds must be an integer in [0, 4294967295], got -1"),
+    (["--seeds", "0,4294967296"], "argument --seeds: each seed in seeds must be an integer in [0, 4294967295], "
+                                  "got 4294967296"),
+    (["--seed", "4294967295", "--seeds", "2"], "seeds 2 from seed 4294967295 run up to seed 4294967296, but a seed "
+                                               "must be an integer in [0, 4294967295]"),
+], ids=["negative", "past-the-largest", "counted-past-the-largest"])
+def test_a_seed_out_of_bounds_is_refused_naming_seeds_before_the_data_are_read(tmp_path, monkeypatch, capsys,
+                                                                               argv, words):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were read")
+
+    monkeypatch.setattr("convolab.compare.runner.load_config_data", no_data)
+    out = tmp_path / "cmp"
+    try:
+        code = main(["compare", *MODELS, *QUICK, *argv, "--output", str(out)])
+    except SystemExit as exit_:  # (argparse's refusal)
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert not out.exists()

@@ -112,6 +112,12 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
     except CheckpointError as err:
         raise ConfigError(f"run {run_dir} cannot be reported: {err}") from None
     history = read_history(run_dir)
+    finished = int(state["epoch"]) if state is not None else 0  # the epochs last.pt says finished
+    if len(history) < finished:  # (an epoch writes its row right after last.pt: a row a finished epoch)
+        rows = f"{len(history)} rows" if (run_dir / "metrics.csv").is_file() else "missing"
+        epochs = f"{finished} epoch{'s' if finished > 1 else ''}"
+        raise ConfigError(f"{run_dir / 'metrics.csv'} is damaged ({rows}, but last.pt says {epochs} finished); "
+                          "restore it from a copy, or leave the run out or train it again")
     result = ModelResult(model=label or config.model, run_dir=str(run_dir), data=config.data,
                          lr=resolved.get("lr"), device=resolved.get("device"), planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))

@@ -13,6 +13,7 @@ import json
 import logging
 import shlex
 import shutil
+import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,13 +24,13 @@ import torch
 
 from .._atomic import atomic_write
 from .._paths import writable_output
-from .._registry import get_entry
+from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import load_config_data
+from ..training.build import check_batch_size, epoch_lengths, load_config_data, open_tensorboard
 from ..training.device import resolve_amp, resolve_device
-from ..training.rundir import data_stem, next_free_dir
+from ..training.rundir import RUN_FILES, data_stem, next_free_dir, refuse_output_inside_data
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 from .seeds import seed_values
@@ -127,22 +128,66 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     repeated = sorted({m for m in models if models.count(m) > 1})
     if repeated:
         raise ConfigError(f"model {', '.join(repeated)} given twice; give each model once")
-    for name in models:
-        get_entry(name)  # a typo fails now, not after the models before it have trained
+    check_aliases(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
                           f"{output}` or choose another --output")
-    writable_output(output, "--output", create=False)  # made below, once the data are read
-    check_device_options(config)
-    data = _load(config)  # a data set that cannot be read stops the comparison before it exists
-    output.mkdir(parents=True, exist_ok=True)
+    found = run_files(output)
+    if found:
+        raise ConfigError(f"--output {output} holds a run ({', '.join(found)}); the comparison's report would "
+                          "overwrite its curves.png: choose another --output")
     shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
     command = command if isinstance(command, str) else shlex.join(command)
     comparison = Comparison(output, list(models), seeds, shared, command)
+    refuse_existing_runs(comparison)
+    default = config.output is None and output.parent == Path("runs")  # (named as `train` names runs/)
+    refuse_output_inside_data(config if default else dataclasses.replace(config, output=str(output)))
+    writable_output(output, "--output", create=False)  # made below, once the data are read
+    check_device_options(config)
+    data = _load(config)  # a data set that cannot be read stops the comparison before it exists
+    check_run_options(config, data)
+    output.mkdir(parents=True, exist_ok=True)
     comparison.save()
     return run_comparison(comparison, data=data)
+
+
+def check_aliases(models: list[str]) -> None:
+    """One model under two of its names (`lenet5 lenet`) would train twice: refused, naming both."""
+    spellings: dict[str, list[str]] = {}
+    for name in models:
+        spellings.setdefault(resolve_name(name), []).append(name)
+    for canonical, names in spellings.items():
+        if len(names) > 1:
+            raise ConfigError(f"model {canonical} given twice (as {' and '.join(names)}); give each model once")
+
+
+def run_files(folder: Path) -> list[str]:
+    """The files of a run (config.json, last.pt...) that `folder` holds."""
+    return [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+
+
+def refuse_existing_runs(comparison: Comparison) -> None:
+    """A new comparison trains into no folder that holds a run already (its runs/MODEL, and with several seeds
+    runs/MODEL/seed-S): training there would overwrite that run."""
+    for run in comparison.runs():
+        for folder in dict.fromkeys((comparison.output / "runs" / run.model, comparison.run_dir(run))):
+            found = run_files(folder)
+            if found:
+                raise ConfigError(f"{folder} already holds a run ({', '.join(found)}), which the comparison would "
+                                  "overwrite: choose another --output")
+
+
+def check_run_options(config: TrainConfig, data: ImageData) -> None:
+    """What fails every run alike, checked once before the comparison's folder exists (as each run's
+    build_run checks it): the batch size and --accumulate against the training images, --tensorboard's
+    package."""
+    check_batch_size(config.batch_size, len(data.train), 1)
+    epoch_lengths(len(data.train), config.batch_size, config.accumulate)
+    if config.tensorboard:
+        with tempfile.TemporaryDirectory() as scratch:
+            open_tensorboard(Path(scratch)).close()
 
 
 def check_device_options(config: TrainConfig) -> None:
@@ -230,8 +275,9 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
             log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
-            if run_dir.exists():  # what a failed attempt left
-                shutil.rmtree(run_dir)
+            status = comparison.statuses.get(run.name, "")
+            if run_dir.exists() and (status.startswith("failed") or status == INTERRUPTED):
+                shutil.rmtree(run_dir)  # what this comparison's failed or interrupted attempt left
             log.info("%s %s: training in %s", step, run.name, run_dir)
             config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
             trainer = Trainer(config, data=data)
@@ -294,6 +340,12 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     if (output / "compare.json").is_file():  # (its report files describe its own runs)
         raise ConfigError(f"--output {output} holds a comparison (compare.json), whose report would be overwritten; "
                           "write the report to another folder")
+    found = run_files(output)
+    if found:
+        raise ConfigError(f"--output {output} holds a run ({', '.join(found)}), whose curves.png would be "
+                          "overwritten; write the report to another folder")
+    for path in paths:  # (a report inside a run's image folder would be read as images of a class)
+        refuse_output_inside_data(dataclasses.replace(TrainConfig.from_run(path), output=str(output)))
     writable_output(output, "--output", create=False)  # write_report makes it
     results = [read_run(path) for path in paths]
     names = [r.model for r in results]

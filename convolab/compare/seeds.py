@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
+from ..training.config import option_problem
 from ..training.metrics import read_steps
 from .results import ModelResult
 
@@ -27,10 +28,19 @@ def seed_values(seeds: int | Sequence[int], first: int) -> list[int]:
     if isinstance(seeds, int):
         if seeds < 1:
             raise ConfigError(f"seeds must be >= 1 (a number of seeds) or a list of seed values, got {seeds}")
-        return list(range(first, first + seeds))
+        values = list(range(first, first + seeds))
+        problem = option_problem("seed", values[-1])  # (`first` is a checked --seed)
+        if problem is not None:
+            raise ConfigError(f"seeds {seeds} from seed {first} run up to seed {values[-1]}, but a seed {problem}; "
+                              "give fewer seeds or a lower --seed")
+        return values
     values = [int(s) for s in seeds]
     if not values:
         raise ConfigError("seeds is an empty list; give at least one seed value")
+    for value in values:
+        problem = option_problem("seed", value)
+        if problem is not None:
+            raise ConfigError(f"each seed in seeds {problem}")
     repeated = sorted({s for s in values if values.count(s) > 1})
     if repeated:
         raise ConfigError(f"seed {', '.join(map(str, repeated))} given twice in seeds; each seed runs once per model")

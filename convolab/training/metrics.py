@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .checkpoint import atomic_write
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -37,9 +38,37 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: li
         atomic_write(run_dir / "steps.csv", lambda tmp: Path(tmp).write_text(steps.getvalue()))
 
 
+# The columns every metrics.csv has held (later ones added more): a file without one of them is damaged.
+ALWAYS_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds",
+                  "images_per_second", "wall_seconds")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
-    with open(Path(run_dir) / "metrics.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """The rows of run_dir/metrics.csv as numbers; one line naming the file where it is damaged (no header,
+    a column missing, a row cut short or too long, a value that is not a number)."""
+    path = Path(run_dir) / "metrics.csv"
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ALWAYS_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise damaged_metrics(path, "no header line" if not reader.fieldnames else
+                                      f"no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}")
+            for row in reader:  # a short row has None values; a long one a list under the key None
+                try:
+                    rows.append({k: float(v) for k, v in row.items()})
+                except (TypeError, ValueError):
+                    raise damaged_metrics(path, f"line {reader.line_num} is not a row of numbers under "
+                                                "its header") from None
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise damaged_metrics(path, str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    return rows
+
+
+def damaged_metrics(path: Path, why: str) -> ConfigError:
+    return ConfigError(f"{path} is damaged ({why}); restore it from a copy, or leave the run out or train "
+                       "it again")
 
 
 def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
