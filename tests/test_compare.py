@@ -404,3 +404,11 @@ def test_one_model_under_two_of_its_names_is_refused_naming_both(tmp_path, capsy
     out = tmp_path / "cmp"
     err = refused(["compare", "lenet5", "lenet", *ONE_EPOCH, "--output", str(out)], capsys)
     assert "model lenet5 given twice (as lenet5 and lenet); give each model once" in err and not out.exists()
+
+
+def test_report_of_a_run_whose_steps_csv_is_cut_short_is_one_line(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "lenet5_modern", run)
+    (run / "steps.csv").write_text((run / "steps.csv").read_text()[:60])
+    err = refused(["report", str(run), "--output", str(tmp_path / "rep")], capsys)
+    assert f"{run / 'steps.csv'} is damaged (line 2 is not a row of numbers under its header)" in err, err

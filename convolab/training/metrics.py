@@ -46,13 +46,22 @@ ALWAYS_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss",
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     """The rows of run_dir/metrics.csv as numbers; one line naming the file where it is damaged (no header,
     a column missing, a row cut short or too long, a value that is not a number)."""
-    path = Path(run_dir) / "metrics.csv"
+    return _read_numbers(Path(run_dir) / "metrics.csv", ALWAYS_COLUMNS)
+
+
+def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of steps.csv (none for a run written before it existed); damaged: one line, as metrics.csv."""
+    path = Path(run_dir) / "steps.csv"
+    return _read_numbers(path, ()) if path.is_file() else []
+
+
+def _read_numbers(path: Path, columns: tuple[str, ...]) -> list[dict[str, float]]:
     rows = []
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in ALWAYS_COLUMNS if c not in (reader.fieldnames or ())]
-            if missing:
+            missing = [c for c in columns if c not in (reader.fieldnames or ())]
+            if missing or not reader.fieldnames:
                 raise damaged_metrics(path, "no header line" if not reader.fieldnames else
                                       f"no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}")
             for row in reader:  # a short row has None values; a long one a list under the key None
@@ -69,15 +78,6 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
 def damaged_metrics(path: Path, why: str) -> ConfigError:
     return ConfigError(f"{path} is damaged ({why}); restore it from a copy, or leave the run out or train "
                        "it again")
-
-
-def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
-    """The rows of steps.csv (none for a run written before it existed)."""
-    path = Path(run_dir) / "steps.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
