@@ -6,10 +6,12 @@ folder must exist (a typo in the folder is refused, not made).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, ConvolabError
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -47,7 +49,41 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
     return path
 
 
-__all__ = ["writable_output"]
+def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
+    """Really write where `path` goes, before any work, after `writable_output` (whose permission check a root
+    user always passes, even on /sys or a read-only mount): make its folder and a scratch file in it, then
+    remove what was made. A ConfigError of one line where the system refuses."""
+    path = Path(path)
+    folder = path if kind == "folder" else path.parent
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again, deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(scratch)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path} cannot be written ({err.strerror or err}); choose another "
+                          f"{'folder' if kind == 'folder' else 'file'}") from None
+    finally:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
+
+@contextlib.contextmanager
+def written(path: str | Path, flag: str, kind: str = "folder"):
+    """Around the final write of `path`: an OSError (a disk gone read-only, a folder removed meanwhile) is one
+    ConfigError line; a full disk keeps its own line (DiskFullError)."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, ConvolabError):
+            raise
+        raise ConfigError(f"{flag} {path} cannot be written ({err.strerror or err}); choose another "
+                          f"{'folder' if kind == 'folder' else 'file'}") from None
+
+
+__all__ = ["probe_output", "writable_output", "written"]
 
 
 def same_path(a: object, b: object) -> bool:

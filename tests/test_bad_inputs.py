@@ -8,6 +8,7 @@ Placeholders in argv and words: {d} is the module's folder of bad files (a train
 broken images, links), {t} is the row's own temporary folder, which the row's `make` fills first."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -41,7 +42,7 @@ def files(tmp_path_factory) -> Path:
                  "--output", str(run)]) == 0
     (root / "junk.pt").write_bytes(random.Random(0).randbytes(4096))  # random bytes, the same in every run
     ckpt = torch.load(run / "best.pt", weights_only=True)
-    torch.save({**ckpt, "num_classes": 5}, root / "other_classes.pt")  # weights for 10 classes, record says 5
+    torch.save({**ckpt, "num_classes": 5, "classes": list("01234")}, root / "other_classes.pt")  # 10 classes of weights
     torch.save({k: v for k, v in ckpt.items() if k not in ("model", "ema")}, root / "no_weights.pt")
     torch.save({**ckpt, "preprocess": "center-crop"}, root / "crop.pt")  # predict reads centre crops of bytes
     (root / "truncated.pt").write_bytes((run / "last.pt").read_bytes()[:1000])
@@ -57,6 +58,13 @@ def files(tmp_path_factory) -> Path:
     assert main(["export", str(run), "--format", "safetensors", "--out", str(root / "st")]) == 0
     shutil.copytree(root / "st", root / "st_truncated")
     (root / "st_truncated" / "model.safetensors").write_bytes((root / "st" / "model.safetensors").read_bytes()[:999])
+    st_config = json.loads((root / "st" / "config.json").read_text())  # safetensors configs edited by hand
+    for name, edit in (("st_mean", {"mean": 0.3}), ("st_std", {"std": [0]}), ("st_size", {"image_size": 28}),
+                       ("st_classes", {"classes": list("012345678")})):
+        shutil.copytree(root / "st", root / name)
+        (root / name / "config.json").write_text(json.dumps({**st_config, **edit}))
+    torch.save({**ckpt, "classes": list("012345678")}, root / "nine_classes.pt")  # 9 names for 10 outputs
+    torch.save({**ckpt, "image_size": [32, 32]}, root / "wrong_size.pt")  # lenet5_modern takes 28 px
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -536,6 +544,32 @@ CASES: list[Row] = [
         "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
         hidden=("onnxruntime",)),
 
+    # ----- a record's values edited by hand (a safetensors config.json, a checkpoint's record)
+    Row("predict-safetensors-mean-not-a-list", ["predict", "{d}/st_mean", "{d}/digit.png"],
+        "{d}/st_mean/config.json: its 'mean' is 0.3, not a list of 1 finite number, one per input channel "
+        "('in_chans'); the file was edited or damaged"),
+    Row("evaluate-safetensors-std-0", ["evaluate", "{d}/st_std", "--output", "{t}/ev"],
+        "{d}/st_std/config.json: its 'std' is [0], but every value must be > 0 (the inputs are divided by it)"),
+    Row("predict-safetensors-image-size-a-number", ["predict", "{d}/st_size", "{d}/digit.png"],
+        "{d}/st_size/config.json: its 'image_size' is 28, not [height, width] in pixels (two whole numbers >= 1)"),
+    Row("predict-safetensors-fewer-classes-than-outputs", ["predict", "{d}/st_classes", "{d}/digit.png", "--topk",
+                                                          "10"],
+        "{d}/st_classes/config.json: its 'classes' lists 9 names for the model's 10 outputs ('num_classes')"),
+    Row("predict-checkpoint-fewer-classes-than-outputs", ["predict", "{d}/nine_classes.pt", "{d}/digit.png"],
+        "{d}/nine_classes.pt: its 'classes' lists 9 names for the model's 10 outputs ('num_classes'); the file was "
+        "edited or damaged"),
+    Row("features-checkpoint-fewer-classes-than-outputs", ["features", "{d}/nine_classes.pt", "--out", "{t}/f.npz"],
+        "{d}/nine_classes.pt: its 'classes' lists 9 names for the model's 10 outputs"),
+    Row("evaluate-checkpoint-image-size-the-model-cannot-take", ["evaluate", "{d}/wrong_size.pt", "--output",
+                                                                "{t}/ev"],
+        "checkpoint {d}/wrong_size.pt: its 'image_size' [32, 32] does not fit lenet5_modern, whose layers are built "
+        "for [28, 28]"),
+    # ----- outputs the system refuses though os.access allows them (root): the write is tried before any work
+    Row("evaluate-output-in-sys", ["evaluate", "{d}/run", "--output", "/sys/ev"], "--output /sys/ev "),
+    Row("evaluate-output-an-existing-sys-folder", ["evaluate", "{d}/run", "--output", "/sys/kernel"],
+        "--output /sys/kernel "),
+    Row("features-out-in-sys", ["features", "{d}/run", "--out", "/sys/f.npz"], "--out /sys/f.npz "),
+    Row("features-out-in-proc", ["features", "{d}/run", "--out", "/proc/f.npz"], "--out /proc/f.npz "),
     Row("predict-truncated-safetensors", ["predict", "{d}/st_truncated", "{d}/digit.png"],
         "st_truncated/model.safetensors is not a readable safetensors file"),
 

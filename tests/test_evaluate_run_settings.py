@@ -3,19 +3,21 @@ its --tta, its --data-dir and its --test-subset (the same images), unless told o
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 import numpy as np
 import pytest
 import torch
 
+import convolab.cli.evaluate as evaluate_cli
 import convolab.data as data_module
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
 from convolab.training.build import load_config_data
 from convolab.training.checkpoint import load_checkpoint
-from convolab.training.inference import is_run_data, load_data_for
+from convolab.training.inference import EvaluationReport, is_run_data, load_data_for
 
 
 def evaluate_json(capsys, *argv: str) -> tuple[dict, str]:
@@ -111,3 +113,52 @@ def test_evaluate_scores_every_image_of_another_folder_and_warns_when_the_runs_f
     evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
     assert "has changed since the run trained on it (18 training and 2 test images then, 26 and 4 now)" \
         in caplog.text
+
+
+def strict_json(out: str) -> dict:
+    """The JSON line of evaluate's output, read as strict JSON (NaN and Infinity are not JSON)."""
+    line = next(line for line in out.splitlines() if line.startswith("{"))
+    return json.loads(line, parse_constant=lambda word: pytest.fail(f"{word} is not JSON: {line}"))
+
+
+def test_evaluate_json_of_a_class_without_images_is_null_not_nan(tmp_path, capsys):
+    from conftest import write_png_folder
+
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(run), progress=False)).fit()
+    capsys.readouterr()
+    one = write_png_folder(tmp_path / "threes", per_class=4, size=28, classes=("3",), split_dirs=False)
+    assert main(["evaluate", str(run), "--data", str(one), "--output", str(tmp_path / "ev"), "--json"]) == 0
+    out = capsys.readouterr().out
+    figures = strict_json(out)
+    assert figures["images"] == 4 and set(figures["per_class"]) == {"3", "(other classes)"}
+    assert figures["per_class"]["(other classes)"] is None and 0 <= figures["per_class"]["3"] <= 1
+    assert "(other classes)  -  (no images)" in out and "nan" not in out
+    assert "(other classes),,0" in (tmp_path / "ev" / "per_class.csv").read_text().splitlines()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="no /sys (not Linux)")
+def test_evaluate_output_that_cannot_be_written_is_refused_before_the_evaluation(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(run), progress=False)).fit()
+    capsys.readouterr()
+    monkeypatch.setattr(evaluate_cli, "evaluate_checkpoint", lambda *a, **k: pytest.fail("the evaluation ran"))
+    for output in ("/sys/ev", "/sys/kernel"):  # one to make, one that exists: root passes os.access on both
+        assert main(["evaluate", str(run), "--output", output]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"convolab evaluate: error: --output {output} ") and len(err.splitlines()) == 1, err
+    assert not os.path.exists("/sys/ev")
+    # the check makes nothing that stays: a folder of three levels is made for the check and removed again
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "a/b/c")]) == 2
+    assert not (tmp_path / "a").exists() and "Traceback" not in capsys.readouterr().err
+    # a write that fails at the end (a disk gone read-only) is one line, too
+    monkeypatch.undo()
+
+    def refused(self, out):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(EvaluationReport, "write", refused)
+    assert main(["evaluate", str(run), "--output", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path / 'ev'} cannot be written (Permission denied); choose another folder" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -2,10 +2,13 @@
 parameter names) and `convolab features` writing pooled penultimate features to .npz."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
+import convolab.cli.features as features_cli
 from convolab import create_model
 from convolab.cli import main
 from convolab.errors import ConfigError
@@ -65,3 +68,48 @@ def test_features_cli_writes_pooled_penultimate_features_with_labels_and_classes
     w, b = ckpt["model"]["head.fc.weight"].numpy(), ckpt["model"]["head.fc.bias"].numpy()
     acc = ((arrays["test_features"] @ w.T + b).argmax(1) == arrays["test_labels"]).mean()
     assert acc > 0.5
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("features") / "run"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(run), progress=False)).fit()
+    return run
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="no /sys (not Linux)")
+def test_features_out_in_sys_is_refused_before_the_features_are_computed(digits_run, capsys, monkeypatch):
+    monkeypatch.setattr(features_cli, "extract_features", lambda *a, **k: pytest.fail("the features were computed"))
+    assert main(["features", str(digits_run), "--out", "/sys/f.npz"]) == 2
+    # root passes os.access: the write itself is tried ("cannot be written"); others get "is not writable"
+    assert "convolab features: error: --out /sys/f.npz " in one_line(capsys)
+    assert not os.path.exists("/sys/f.npz")
+
+
+def test_features_a_write_that_fails_at_the_end_is_one_line(digits_run, tmp_path, capsys, monkeypatch):
+    def refused(path, arrays):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(features_cli, "save_features", refused)
+    out = tmp_path / "f.npz"
+    assert main(["features", str(digits_run), "--out", str(out)]) == 2
+    assert f"convolab features: error: --out {out} cannot be written (Permission denied); choose another file" \
+        in one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_features_of_an_edited_checkpoint_name_the_checkpoint(digits_run, tmp_path, capsys):
+    edited = tmp_path / "edited.pt"
+    torch.save({**torch.load(digits_run / "best.pt", weights_only=True), "image_size": [32, 32]}, edited)
+    assert main(["features", str(edited), "--data", "digits", "--out", str(tmp_path / "f.npz")]) == 2
+    assert f"checkpoint {edited}: its 'image_size' [32, 32] does not fit lenet5_modern" in one_line(capsys)
+    torch.save({**torch.load(digits_run / "best.pt", weights_only=True), "image_size": 28}, edited)
+    assert main(["features", str(edited), "--out", str(tmp_path / "f.npz")]) == 2
+    assert f"{edited}: its 'image_size' is 28, not [height, width]" in one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.pt"]

@@ -329,3 +329,70 @@ def test_a_safetensors_tensor_of_the_wrong_shape_gets_one_line(offline_caches, c
     image = write_images(tmp_path / "img", per_class=1)[0]
     assert main(["predict", str(folder), str(image)]) == 2
     assert "head.fc.weight is 7x512" in one_line_error(capsys)
+
+
+# ----- a record's values, edited or damaged: one line naming the file and the key (and a lone file's header) -----
+@pytest.fixture(scope="module")
+def digits_export(tmp_path_factory) -> Path:
+    """A run of one epoch on the digits ({root}/run) and its safetensors folder ({root}/st), with a digit image."""
+    root = tmp_path_factory.mktemp("record")
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(root / "run")]) == 0
+    assert main(["export", str(root / "run"), "--format", "safetensors", "--out", str(root / "st")]) == 0
+    Image.new("L", (28, 28), 90).save(root / "digit.png")
+    return root
+
+
+EDITS = [  # (key, edited value, the words of the line after "FILE: ")
+    ("mean", 0.3, "its 'mean' is 0.3, not a list of 1 finite number, one per input channel ('in_chans')"),
+    ("mean", [0.1, 0.2, 0.3], "its 'mean' is [0.1, 0.2, 0.3], not a list of 1 finite number"),
+    ("std", [0], "its 'std' is [0], but every value must be > 0"),
+    ("std", [float("nan")], "its 'std' is [NaN], not a list of 1 finite number"),
+    ("image_size", 28, "its 'image_size' is 28, not [height, width] in pixels (two whole numbers >= 1)"),
+    ("image_size", [32, 32], "its 'image_size' [32, 32] does not fit lenet5_modern, whose layers are built for "
+                             "[28, 28]"),
+    ("classes", list("012345678"), "its 'classes' lists 9 names for the model's 10 outputs ('num_classes')"),
+    ("classes", [0, 1], "its 'classes' is [0, 1], not a list of class names"),
+]
+
+
+@pytest.mark.parametrize("key, value, words", EDITS, ids=[f"{k}={v}" for k, v, _ in EDITS])
+@pytest.mark.parametrize("kind", ["safetensors", "pt"])
+def test_an_edited_record_value_is_one_line_naming_the_file_and_the_key(digits_export, tmp_path, capsys, kind, key,
+                                                                         value, words):
+    if kind == "safetensors":
+        weights = tmp_path / "st"
+        weights.mkdir()
+        (weights / "model.safetensors").write_bytes((digits_export / "st" / "model.safetensors").read_bytes())
+        config = json.loads((digits_export / "st" / "config.json").read_text())
+        (weights / "config.json").write_text(json.dumps({**config, key: value}))
+        named = weights / "config.json" if key != "image_size" or value == 28 else weights
+    else:
+        weights = named = tmp_path / "edited.pt"
+        torch.save({**torch.load(digits_export / "run" / "best.pt", weights_only=True), key: value}, weights)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(["predict", str(weights), str(digits_export / "digit.png"), "--topk", "10"]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith("convolab predict: error: ") and f"{named}: {words}" in err, err
+    assert "the file was edited or damaged" in err
+    assert main(["evaluate", str(weights), "--output", str(tmp_path / "ev")]) == 2
+    assert f"{named}: {words}" in one_line_error(capsys)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing written
+
+
+def test_a_lone_safetensors_file_beside_a_runs_config_is_read_by_its_own_header(digits_export, tmp_path, capsys):
+    other = tmp_path / "other-run"  # another run's folder: its config.json is a training run's
+    other.mkdir()
+    (other / "config.json").write_bytes((digits_export / "run" / "config.json").read_bytes())
+    lone = other / "digits.safetensors"
+    lone.write_bytes((digits_export / "st" / "model.safetensors").read_bytes())
+    image = str(digits_export / "digit.png")
+    assert main(["predict", str(digits_export / "st"), image]) == 0
+    expected = capsys.readouterr().out
+    assert main(["predict", str(lone), image]) == 0
+    assert capsys.readouterr().out == expected
+    # a safetensors config.json of its own (the marker) is still what is read, and checked
+    config = json.loads((digits_export / "st" / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "std": [0]}))
+    assert main(["predict", str(lone), image]) == 2
+    assert f"{other / 'config.json'}: its 'std' is [0]" in one_line_error(capsys)

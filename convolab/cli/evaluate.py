@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
-from .._paths import writable_output
+from .._paths import probe_output, writable_output, written
 from ..data import TabularImages
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
@@ -36,25 +38,41 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else output_beside(args, "evaluation")
     loaded = load_trained_model(checkpoint_or_weights(args), resolve_device(args.device))
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
+    probe_output(out, "--output")
     source = args.data or loaded.checkpoint["data"]
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download, whole=True)
     tta, origin = (args.tta, "--tta") if args.tta else \
         (run_tta(loaded.checkpoint), "the run's" if "tta" in run_config(loaded.checkpoint) else "the default")
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
-    files = (table or report).write(out)
+    with written(out, "--output"):
+        files = (table or report).write(out)
     width = max(len(c) for c in report.classes)
     print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images, tta {tta} ({origin})")
     for name, acc in zip(report.classes, report.per_class):
-        print(f"  {name.ljust(width)}  {acc:.4f}")
+        print(f"  {name.ljust(width)}  {acc:.4f}" if math.isfinite(acc) else f"  {name.ljust(width)}  -  (no images)")
     if table is not None:
         print("targets:")
         print("\n".join(table.lines()))
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.json:
-        print(json.dumps({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(report.classes,
-                          report.per_class)), "images": report.count, "tta": tta}
-                         | ({"targets": table.targets} if table is not None else {})))
+        # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
+        print(json.dumps(finite_or_null({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
+            report.classes, report.per_class)), "images": report.count, "tta": tta}
+            | ({"targets": table.targets} if table is not None else {})), allow_nan=False))
     print(f"top-1 accuracy: {report.top1:.4f}")
     print(f"top-5 accuracy: {report.top5:.4f}")
     return 0
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every NaN or infinite float (in dicts, lists and tuples) made None, for JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+

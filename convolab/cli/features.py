@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._paths import writable_output
+from .._paths import probe_output, writable_output, written
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
@@ -28,12 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = load_checkpoint(checkpoint_or_weights(args))
+    path = checkpoint_or_weights(args)
+    checkpoint = load_checkpoint(path)
+    if not isinstance(path, dict):  # the file its errors name (a record read elsewhere names its own source)
+        checkpoint.setdefault("source", str(path))
     writable_output(args.out, "--out", "file", example="features.npz")  # before the features are computed
+    probe_output(args.out, "--out", "file")
     source = args.data or str(checkpoint.get("data", "mnist5k"))
     data = load_data_for(checkpoint, source, args.data_dir)
     arrays = extract_features(checkpoint, data, args.batch_size, resolve_device(args.device))
-    save_features(args.out, arrays)
+    with written(args.out, "--out", "file"):
+        save_features(args.out, arrays)
     train, test = arrays["train_features"], arrays["test_features"]
     print(f"wrote {args.out}: {len(train)} train and {len(test)} test feature vectors of "
           f"{train.shape[1]} values from {source} (keys: {', '.join(arrays)})")

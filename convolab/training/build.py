@@ -28,7 +28,7 @@ from ..data.targets import derive_target
 from ..errors import ConfigError, FieldError, UnknownModelError
 from ..models import create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
-from .checkpoint import load_checkpoint, served_weights
+from .checkpoint import load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
 from .distributed import Distributed
@@ -244,18 +244,6 @@ def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Modu
     report = load_matching(model, served_weights(load_checkpoint(config.init_from)))
     log.info("init from %s: %s", config.init_from, report.summary())
     return model, report
-
-
-def runs_at(model: nn.Module, in_chans: int, size: int, device: torch.device) -> bool:
-    """Whether a zero batch of one `size` px image goes through the model (eval mode, no gradients)."""
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_chans, size, size, device=device))
-    except torch.OutOfMemoryError:
-        raise
-    except RuntimeError:
-        return False
-    return True
 
 
 def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, default_size: int,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from torch import nn
 from .._atomic import atomic_write
 from ..errors import CheckpointError
 from ..models import create_model
-from .safetensors_io import is_safetensors, load_safetensors
+from .safetensors_io import GIVE as GIVE_SAFETENSORS
+from .safetensors_io import check_record, is_safetensors, load_safetensors
 
 FORMAT = "convolab-checkpoint-1"
 GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
@@ -81,6 +83,7 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a convolab checkpoint (no '{FORMAT}' marker); "
                               "give a last.pt or best.pt written by `convolab train`")
+    check_record(state, path, GIVE)  # before a reader sizes the data by its image_size
     return state
 
 
@@ -111,12 +114,16 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
 
 def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -> nn.Module:
     """The model a checkpoint's record describes (name, classes, channels, options), with its served
-    weights, in eval mode; a CheckpointError naming the first differences when they do not fit."""
+    weights, in eval mode; a CheckpointError naming the first differences when they do not fit, or the key
+    whose value does not fit (`check_record`; an image_size other than the model's own is tried with one
+    zero image)."""
     if isinstance(path, dict):  # a record read elsewhere: named by where it came from
         path = str(path.get("source", "the weights"))
+    give = GIVE_SAFETENSORS if is_safetensors(path) else GIVE
     lacking = [key for key in RECORD if key not in state]
     if lacking:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {GIVE}")
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {give}")
+    check_record(state, f"checkpoint {path}", give)
     weights = served_weights(state, path)
     options = state.get("model_options", {})
     try:
@@ -131,4 +138,32 @@ def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -
                               f"({state['model_name']}, {int(state['num_classes'])} classes): {problem}; "
                               f"the file was altered or mixed from two runs; {GIVE}")
     model.load_state_dict(weights)
-    return model.eval()
+    model.eval()
+    size = [int(s) for s in state["image_size"]]
+    own = _own_size(model)
+    if own is not None and own != size and not runs_at(model, int(state["in_chans"]), size) \
+            and runs_at(model, int(state["in_chans"]), own):  # (a model that fails at its own size: not the size)
+        raise CheckpointError(f"checkpoint {path}: its 'image_size' {size} does not fit {state['model_name']}, whose "
+                              f"layers are built for {own}; the file was edited or damaged; {give}")
+    return model
+
+
+def _own_size(model: nn.Module) -> list[int] | None:
+    """The [height, width] a model is built for (its data_config), or None."""
+    size = getattr(getattr(model, "data_config", None), "input_size", None)
+    return [int(s) for s in size[-2:]] if size is not None and len(size) == 3 else None
+
+
+def runs_at(model: nn.Module, in_chans: int, size: int | Sequence[int],
+            device: torch.device | None = None) -> bool:
+    """Whether a zero batch of one image of `size` (px, or [height, width]) goes through the model (eval mode, no
+    gradients)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, int(height), int(width), device=device))
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError):  # (shapes that do not fit: RuntimeError; a model's own size check: either)
+        return False
+    return True

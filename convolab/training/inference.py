@@ -63,7 +63,7 @@ class EvaluationReport:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["class", "accuracy", "images"])
         for name, acc, n in zip(self.classes, self.per_class, self.confusion.sum(1)):
-            writer.writerow([name, f"{acc:.4f}", int(n)])
+            writer.writerow([name, f"{acc:.4f}" if n else "", int(n)])  # (a class without images: no accuracy)
         atomic_write(out / "per_class.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -2,11 +2,17 @@
 and feeds the model: name, options, classes, input size, mean, std), read back as a checkpoint record.
 
 The record is also kept in the safetensors header's metadata, so that a lone `.safetensors` file
-written here is complete; `config.json` beside it, where present, is what is read.
+written here is complete; `config.json` beside it, where present and written here (it carries the format
+marker), is what is read; another tool's or a run's config.json beside a lone file is passed over.
+
+`check_record` checks the values of a record (this one, or a .pt checkpoint's) that shape the model's input
+and output, so that an edited or damaged file is one line, not a traceback or silently wrong answers.
 """
 from __future__ import annotations
 
 import json
+import math
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +72,80 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
     weights_path = path / WEIGHTS_FILE if path.is_dir() else path
     tensors, metadata = read_tensors(weights_path)
     config_path = weights_path.with_name(CONFIG_FILE)
+    where: Path | None = None
     if config_path.is_file():
-        text, where = config_path.read_text(), config_path
-    elif "convolab" in metadata:
-        text, where = metadata["convolab"], weights_path
-    else:
-        raise CheckpointError(f"{weights_path} has no {CONFIG_FILE} beside it and no convolab record in its header, "
-                              f"so its model is unknown; {GIVE}")
+        config, where = _parse(config_path.read_text(), config_path), config_path
+        # another tool's or a run's config.json beside a lone file that holds its own record: not its config
+        if not _marked(config) and "convolab" in metadata:
+            where = None
+    if where is None:
+        if "convolab" not in metadata:
+            raise CheckpointError(f"{weights_path} has no {CONFIG_FILE} beside it and no convolab record in its "
+                                  f"header, so its model is unknown; {GIVE}")
+        config, where = _parse(metadata["convolab"], weights_path), weights_path
+    if not _marked(config):
+        raise CheckpointError(f"{where} is not a convolab safetensors config (no '{FORMAT}' marker); {GIVE}")
+    check_record(config, where, GIVE)
+    return {**{k: v for k, v in config.items() if k != "format"}, "model": tensors, "source": str(path)}
+
+
+def _parse(text: str, where: Path) -> Any:
     try:
-        config = json.loads(text)
+        return json.loads(text)
     except ValueError as err:
         raise CheckpointError(f"{where} is not valid JSON ({err}); {GIVE}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{where} is not a convolab safetensors config (no '{FORMAT}' marker); {GIVE}")
-    return {**{k: v for k, v in config.items() if k != "format"}, "model": tensors, "source": str(path)}
+
+
+def _marked(config: Any) -> bool:
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+# ----- the values of a record --------------------------------------------------------------------------------
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= least
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict, str, int, float)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def record_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong with the values of a checkpoint record (those it holds of num_classes, in_chans, classes,
+    mean, std, image_size), or None: the words after `FILE: `."""
+    for key, least in (("num_classes", 0), ("in_chans", 1)):
+        if key in state and not _whole(state[key], least):
+            return f"its '{key}' is {_shown(state[key])}, not a whole number >= {least}"
+    classes, outputs = state.get("classes"), state.get("num_classes")
+    if "classes" in state and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)):
+        return f"its 'classes' is {_shown(classes)}, not a list of class names"
+    if classes is not None and outputs is not None and len(classes) != outputs:
+        return f"its 'classes' lists {len(classes)} names for the model's {outputs} outputs ('num_classes')"
+    channels = state.get("in_chans")
+    for key in ("mean", "std"):
+        if key not in state:
+            continue
+        value = state[key]
+        count = f"{channels} finite number{'s' if channels != 1 else ''}" if channels is not None else "finite numbers"
+        if not (isinstance(value, (list, tuple)) and all(map(_finite, value))
+                and (len(value) == channels if channels is not None else len(value) > 0)):
+            return f"its '{key}' is {_shown(value)}, not a list of {count}, one per input channel ('in_chans')"
+        if key == "std" and not all(v > 0 for v in value):
+            return f"its 'std' is {_shown(value)}, but every value must be > 0 (the inputs are divided by it)"
+    size = state.get("image_size")
+    if "image_size" in state and not (isinstance(size, (list, tuple)) and len(size) == 2
+                                      and all(_whole(s, 1) for s in size)):
+        return f"its 'image_size' is {_shown(size)}, not [height, width] in pixels (two whole numbers >= 1)"
+    return None
+
+
+def check_record(state: dict[str, Any], where: str | Path, give: str) -> None:
+    """A CheckpointError of one line naming `where` and the key, where the record's values do not fit (see
+    `record_problem`); `give` says what to give instead."""
+    problem = record_problem(state)
+    if problem is not None:
+        raise CheckpointError(f"{where}: {problem}; the file was edited or damaged; {give}")
