@@ -236,6 +236,16 @@ def test_export_verb_torchscript_default_output_and_metadata(run_dir, capsys):
         assert (module(x) - model(x)).abs().max().item() <= 1e-4
 
 
+def test_the_default_output_of_an_upper_case_checkpoint_name_drops_its_suffix(run_dir, tmp_path):
+    import argparse
+
+    from convolab.cli.export import default_output
+
+    shutil.copy(run_dir / "last.pt", tmp_path / "Model.PT")
+    args = argparse.Namespace(checkpoint=str(tmp_path / "Model.PT"), pretrained=False, weights=None)
+    assert default_output(args, "onnx") == tmp_path / "Model.onnx"  # (was Model.PT.onnx)
+
+
 @pytest.mark.parametrize("batch", [None, 2])  # dynamic, and a fixed batch that 3 images do not fill
 def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, batch):
     from PIL import Image

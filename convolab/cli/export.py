@@ -93,7 +93,8 @@ def default_output(args: argparse.Namespace, fmt: str) -> Path | None:
     if path.is_dir() and is_safetensors(path):
         return None if fmt == "safetensors" else path.with_name(path.name + SUFFIXES[fmt])
     path = checkpoint_file(path)
-    stem = path.name[:-len(path.suffix)] if path.suffix in (".pt", ".pth", ".safetensors") else path.name
+    stem = path.name[:-len(path.suffix)] if path.suffix.lower() in (".pt", ".pth", ".safetensors") \
+        else path.name
     return path.with_name(stem + SUFFIXES[fmt])
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
 import torch
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = {"aux_logits": True} if args.aux_logits else {}
+    if args.aux_logits and "aux_logits" not in inspect.signature(get_entry(args.model).fn).parameters:
+        raise ConfigError(f"{args.model} has no auxiliary heads; leave out --aux-logits (googlenet, googlenet_tv "
+                          "and inception_v3 have them)")
     size = args.input_size
     if args.pretrained or args.weights:
         weights = choose_weights(get_entry(args.model).name, args.weights or True)

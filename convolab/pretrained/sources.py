@@ -138,7 +138,7 @@ def choose_weights(name: str, pretrained: bool | str) -> Weights:
         if str(pretrained) in (weights.name, f"{source.peer}.{weights.name}", weights.label):
             return weights
     raise WeightsError(f"{name} has no weights named {pretrained!r}; {source.library} publishes "
-                       f"{', '.join(w.name for w in available)} (or give pretrained=True for {available[0].name})")
+                       f"{', '.join(w.name for w in available)} (without a name: {available[0].name})")
 
 
 __all__ = ["SOURCES", "Source", "Weights", "WeightsError", "choose_weights", "models_with_weights",
