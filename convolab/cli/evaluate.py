@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on, "
                         "and its --test-subset if it had one; other data are evaluated whole: their test/ split, or "
                         "every image of a folder without one)")
+    parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images, and images "
+                        "whose colour mode or size differs from most (counted and named in a warning)")
     parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation: flip scores the mean of "
                         "the logits of each image and its mirror image (default: the run's --tta)")
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     probe_output(out, "--output")
     source = args.data or loaded.checkpoint["data"]
-    data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download, whole=True)
+    data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download, whole=True,
+                         skip_bad_images=args.skip_bad_images)
     tta, origin = (args.tta, "--tta") if args.tta else \
         (run_tta(loaded.checkpoint), "the run's" if "tta" in run_config(loaded.checkpoint) else "the default")
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "folder, or a model name with --pretrained")
     parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's, as the run "
                         "took them: its --train-subset and --test-subset if it had them; other data are used whole)")
+    parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images, and images "
+                        "whose colour mode or size differs from most (counted and named in a warning)")
     parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--out", default="features.npz", help="output file (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=256)
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     writable_output(args.out, "--out", "file", example="features.npz")  # before the features are computed
     probe_output(args.out, "--out", "file")
     source = args.data or str(checkpoint.get("data", "mnist5k"))
-    data = load_data_for(checkpoint, source, args.data_dir)
+    data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images)
     arrays = extract_features(checkpoint, data, args.batch_size, resolve_device(args.device))
     with written(args.out, "--out", "file"):
         save_features(args.out, arrays)

@@ -96,13 +96,14 @@ def is_run_data(checkpoint: dict, source: str) -> bool:
 
 
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
-                  workers: int | None = None, whole: bool = False) -> LabelledImages:
+                  workers: int | None = None, whole: bool = False, skip_bad_images: bool = False) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
     it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training).
 
     The run's own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
     --train-subset and --test-subset of them, chosen as training chose them; other data are used whole
-    (every class, every image; with `whole`, an image folder without a test/ split is all test images).
+    (every class, every image; with `whole`, an image folder without a test/ split is all test images);
+    `skip_bad_images` skips unreadable images and odd ones out (as the run's --skip-bad-images did).
     A warning when the run's data no longer have the numbers of images the run had (changed since)."""
     config = run_config(checkpoint)
     own = is_run_data(checkpoint, source)
@@ -115,7 +116,8 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
         # any sizes: resized to the model's input, as the run's --image-size resized its own).
         streamed = checkpoint.get("preprocess") == "center-crop"
         size = config.get("image_size") or (None if own else int(checkpoint["image_size"][0]))
-        data = load_data(source, data_dir, download, skip_bad_images=bool(config.get("skip_bad_images", False)),
+        skip = skip_bad_images or bool(config.get("skip_bad_images", False))  # (the run's, or asked for here)
+        data = load_data(source, data_dir, download, skip_bad_images=skip,
                          val_fraction=float(config.get("val_fraction", 0.1)), image_size=None if streamed else size,
                          loader="stream" if streamed else "cache", workers=workers,
                          targets=config.get("targets") or None, inputs=config.get("inputs") or None,
