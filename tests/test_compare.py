@@ -20,7 +20,7 @@ from convolab import create_model
 from convolab.analysis import count_macs, count_params
 from convolab.cli import main
 from convolab.compare import REPORT_FILES
-from convolab.compare.results import read_run
+from convolab.compare.results import OK, read_run
 from convolab.training import TrainConfig, Trainer
 from convolab.training.metrics import read_metrics
 
@@ -386,11 +386,9 @@ def test_options_that_fail_every_model_alike_are_refused_before_the_comparison_e
     lambda text: "epoch,step\n",
     lambda text: "epoch,step\n1,11\n",
     lambda text: "",
-    lambda text: text.splitlines()[0] + "\n",  # the header alone, though last.pt has an epoch
     lambda text: text.replace("\n1,", "\none,", 1),
     lambda text: text.rstrip("\n") + ",7\n",  # a field more than the header
-], ids=["cut-short", "header-of-two-columns", "rows-of-two-columns", "empty", "header-only", "a-word",
-        "a-field-too-many"])
+], ids=["cut-short", "header-of-two-columns", "rows-of-two-columns", "empty", "a-word", "a-field-too-many"])
 def test_report_of_a_run_whose_metrics_csv_is_damaged_is_one_line(trained, tmp_path, capsys, edit):
     run = tmp_path / "run"
     shutil.copytree(trained / "runs" / "lenet5_modern", run)
@@ -412,3 +410,29 @@ def test_report_of_a_run_whose_steps_csv_is_cut_short_is_one_line(trained, tmp_p
     (run / "steps.csv").write_text((run / "steps.csv").read_text()[:60])
     err = refused(["report", str(run), "--output", str(tmp_path / "rep")], capsys)
     assert f"{run / 'steps.csv'} is damaged (line 2 is not a row of numbers under its header)" in err, err
+
+
+def test_a_run_stopped_between_last_pt_and_its_metrics_row_is_reported_from_last_pt(trained, tmp_path, caplog):
+    """last.pt is written before the epoch's row of metrics.csv: a kill in between leaves the row out. The report
+    takes the epoch from last.pt's own history (before: "damaged", and compare/reproduce --resume stuck)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "lenet5_modern", run)
+    whole = (run / "metrics.csv").read_text()
+    (run / "metrics.csv").write_text(whole.splitlines()[0] + "\n")  # the header alone; last.pt has the epoch
+    assert main(["report", str(run), "--output", str(tmp_path / "rep")]) == 0
+    assert "lacks the last 1 epoch(s) that last.pt finished" in caplog.text
+    row = read_run(run)
+    assert row.epochs == 1 and row.status == OK
+    assert row.best_acc == float(whole.splitlines()[1].split(",")[whole.splitlines()[0].split(",").index("test_acc")])
+
+
+def test_resume_keeps_the_recorded_progress_setting_and_a_safetensors_copy_is_no_run(trained, tmp_path):
+    """`compare --resume DIR` without --progress keeps what the comparison was started with (before: always
+    the bar); a folder holding a safetensors export's config.json is not a run that --output would overwrite."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 0
+    assert main(["compare", "--resume", str(out)]) == 0
+    assert json.loads((out / "compare.json").read_text())["config"]["progress"] is False
+    assert main(["export", str(trained / "runs" / "lenet5_modern"), "--format", "safetensors", "--out",
+                 str(tmp_path / "st")]) == 0
+    assert main(["report", str(trained / "runs" / "lenet5_modern"), "--output", str(tmp_path / "st")]) == 0

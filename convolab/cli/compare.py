@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if others:  # (they would be ignored: the comparison's runs keep the options they were started with)
             raise ConfigError(f"--resume {args.resume} continues the comparison with the options in its compare.json; "
                               f"leave out {', '.join(others)}")
-        results = resume_comparison(args.resume, command, progress=getattr(args, "progress", True))
+        results = resume_comparison(args.resume, command, progress=getattr(args, "progress", None))
         output = args.resume
     else:
         if not args.models:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if others:  # (the experiment's runs keep what they were started with)
             raise ConfigError(f"--resume {args.resume} continues the experiment as its experiment.json records it; "
                               f"leave out {', '.join(others)}")
-        held, line, report = resume_experiment(args.resume, command, progress=getattr(args, "progress", True))
+        held, line, report = resume_experiment(args.resume, command, progress=getattr(args, "progress", None))
     else:
         if not args.name:
             raise ConfigError("give an experiment NAME (see `convolab reproduce --list`) or --resume DIR")

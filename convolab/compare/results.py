@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from ..training import TrainConfig, load_checkpoint
 from ..training.metrics import read_metrics
 
 OK, INTERRUPTED, NOT_RUN = "ok", "interrupted", "not run"
+log = logging.getLogger("convolab")
+
 INT_COLUMNS = ("epoch", "step")
 
 
@@ -102,6 +105,23 @@ def model_cost(state: dict[str, Any]) -> tuple[int, int, list[int]]:
     return count_params(model), count_macs(model, input_size), input_size
 
 
+def checkpoint_history(run_dir: Path, state: dict[str, Any], history: list[dict[str, float]], finished: int
+                       ) -> list[dict[str, float]]:
+    """The rows of last.pt's own history, for a metrics.csv short of the epochs last.pt says finished (a run
+    killed between writing the two); one line where last.pt lacks them too."""
+    saved = state.get("history") or []
+    saved = json.loads(saved) if isinstance(saved, str) else saved
+    if len(saved) >= finished:
+        log.warning("%s lacks the last %d epoch(s) that last.pt finished (stopped between the two writes); "
+                    "reported from last.pt", run_dir / "metrics.csv", finished - len(history))
+        return [{k: int(v) if k in INT_COLUMNS else v for k, v in row.items()} for row in saved[:finished]]
+    rows = f"{len(history)} row{'s' if len(history) != 1 else ''}" if (run_dir / "metrics.csv").is_file() \
+        else "missing"
+    raise ConfigError(f"{run_dir / 'metrics.csv'} is damaged ({rows}, but last.pt says {finished} epoch"
+                      f"{'s' if finished > 1 else ''} finished); restore it from a copy, or leave the run out or train "
+                      "it again")
+
+
 def read_run(run_dir: str | Path, status: str | None = None, label: str | None = None) -> ModelResult:
     """The row of the run in `run_dir`; `status` overrides the one inferred from its checkpoint."""
     run_dir = Path(run_dir)
@@ -113,11 +133,8 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         raise ConfigError(f"run {run_dir} cannot be reported: {err}") from None
     history = read_history(run_dir)
     finished = int(state["epoch"]) if state is not None else 0  # the epochs last.pt says finished
-    if len(history) < finished:  # (an epoch writes its row right after last.pt: a row a finished epoch)
-        rows = f"{len(history)} rows" if (run_dir / "metrics.csv").is_file() else "missing"
-        epochs = f"{finished} epoch{'s' if finished > 1 else ''}"
-        raise ConfigError(f"{run_dir / 'metrics.csv'} is damaged ({rows}, but last.pt says {epochs} finished); "
-                          "restore it from a copy, or leave the run out or train it again")
+    if len(history) < finished:  # an epoch writes its row right after last.pt: a stop in between leaves it out
+        history = checkpoint_history(run_dir, state, history, finished)
     result = ModelResult(model=label or config.model, run_dir=str(run_dir), data=config.data,
                          lr=resolved.get("lr"), device=resolved.get("device"), planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))

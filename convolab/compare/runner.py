@@ -30,7 +30,7 @@ from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import check_batch_size, epoch_lengths, load_config_data, open_tensorboard
 from ..training.device import resolve_amp, resolve_device
-from ..training.rundir import RUN_FILES, data_stem, next_free_dir, refuse_output_inside_data
+from ..training.rundir import data_stem, next_free_dir, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 from .seeds import seed_values
@@ -161,11 +161,6 @@ def check_aliases(models: list[str]) -> None:
     for canonical, names in spellings.items():
         if len(names) > 1:
             raise ConfigError(f"model {canonical} given twice (as {' and '.join(names)}); give each model once")
-
-
-def run_files(folder: Path) -> list[str]:
-    """The files of a run (config.json, last.pt...) that `folder` holds."""
-    return [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
 
 
 def refuse_existing_runs(comparison: Comparison) -> None:

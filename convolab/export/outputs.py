@@ -3,21 +3,14 @@ folder keeps (its config.json, checkpoints, metrics) or a safetensors folder's o
 cannot be written. Each refusal is one ConfigError line naming --out and what to give instead."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .._paths import same_path, writable_output
 from ..errors import ConfigError
-from ..training.rundir import RUN_FILES
-from ..training.safetensors_io import CONFIG_FILE, FORMAT, WEIGHTS_FILE
+from ..training.rundir import RUN_FILES, run_files
+from ..training.safetensors_io import CONFIG_FILE, WEIGHTS_FILE
 
 SAFETENSORS_FILES = (WEIGHTS_FILE, CONFIG_FILE)
-
-
-def run_files(folder: Path) -> list[str]:
-    """The files of a run (RUN_FILES) that `folder` holds; a safetensors export's own config.json is not one."""
-    found = [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
-    return [] if found == [CONFIG_FILE] and _is_safetensors_config(folder / CONFIG_FILE) else found
 
 
 def kept_files(folder: Path) -> tuple[str, tuple[str, ...]] | None:
@@ -75,14 +68,6 @@ def check_folder_output(folder: str | Path, source: str | Path | None = None,
     if _same(folder, source):
         raise ConfigError(f"--out {folder} is the safetensors folder being exported; " + _instead("folder", instead))
     return writable_output(folder, "--out", "folder", create=False)
-
-
-def _is_safetensors_config(path: Path) -> bool:
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("format") == FORMAT
 
 
 __all__ = ["SAFETENSORS_FILES", "check_file_output", "check_folder_output", "kept_files", "run_files"]

@@ -19,7 +19,7 @@ from .._atomic import atomic_write
 from .._paths import writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.runner import COMPARE_FILE, check_device_options
-from ..compare.seeds import spread, step_curve, verdict_line
+from ..compare.seeds import seed_values, spread, step_curve, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
@@ -63,9 +63,10 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
         raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
     # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
     check_device_options(base)
+    count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)
+    seed_values(count, base.seed)  # (the last seed within bounds: --seed 4294967295 --seeds 2 is refused)
     load_config_data(arm_configs(experiment, quick, base.seed, base)[0])
-    state = {"format": FORMAT, "experiment": experiment.name, "quick": quick,
-             "seeds": seeds or (experiment.quick_seeds if quick else experiment.full_seeds),
+    state = {"format": FORMAT, "experiment": experiment.name, "quick": quick, "seeds": count,
              "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
     output.mkdir(parents=True, exist_ok=True)
     _save_state(output, state)

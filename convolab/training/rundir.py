@@ -9,6 +9,8 @@ from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
+from .safetensors_io import CONFIG_FILE
+from .safetensors_io import FORMAT as SAFETENSORS_FORMAT
 
 
 def next_free_dir(stem: str, parent: str | Path = "runs") -> Path:
@@ -51,12 +53,27 @@ def prepare_run_dir(output: str | Path) -> Path:
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run writes into its folder
 
 
+def run_files(folder: str | Path) -> list[str]:
+    """The files of a run (RUN_FILES) that `folder` holds; a safetensors export's own config.json is not one."""
+    folder = Path(folder)
+    found = [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+    return [] if found == [CONFIG_FILE] and _is_safetensors_config(folder / CONFIG_FILE) else found
+
+
+def _is_safetensors_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == SAFETENSORS_FORMAT
+
+
 def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     """One clear line when `output` already holds a run: a new run there would overwrite its checkpoints
     and metrics and leave its other files (an evaluation, exports) beside ones they do not describe."""
-    if output is None or not Path(output).is_dir():
+    if output is None:
         return
-    found = [name for name in RUN_FILES if (Path(output) / name).exists()]
+    found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} already holds a run ({', '.join(found)}); continue it with "
                           f"--resume {output}, or give another folder")
