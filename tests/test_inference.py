@@ -48,7 +48,7 @@ def test_streamed_evaluation_takes_the_weights_crop_and_resampling(tmp_path):
     _photos(tmp_path / "photos" / "test", [(300, 200), (220, 260)], classes=("x", "y"))
     data = load_data(str(tmp_path / "photos"), loader="stream", workers=0).decoded_as(64)
     for crop_pct, interpolation in ((0.875, "bilinear"), (224 / 232, "bicubic"), (1.0, "bicubic")):
-        evaluated = data.evaluated_as(crop_pct, interpolation)
+        evaluated = data.decoded_as(crop_pct=crop_pct, interpolation=interpolation)
         images, _, index = next(evaluated.eval_batches(evaluated.train, 8))
         for row, i in enumerate(index.tolist()):
             path = tmp_path / "photos" / evaluated.train.locations[i]

@@ -64,7 +64,12 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
     """metrics.csv, with epoch and step as integers; [] when no epoch has finished."""
     if not (run_dir / "metrics.csv").is_file():
         return []
-    return [{k: int(v) if k in INT_COLUMNS else v for k, v in row.items()} for row in read_metrics(run_dir)]
+    return _typed(read_metrics(run_dir))
+
+
+def _typed(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """History rows with epoch and step as integers."""
+    return [{k: int(v) if k in INT_COLUMNS else v for k, v in row.items()} for row in rows]
 
 
 def mean_images_per_second(history: list[dict[str, float]]) -> float | None:
@@ -114,7 +119,7 @@ def checkpoint_history(run_dir: Path, state: dict[str, Any], history: list[dict[
     if len(saved) >= finished:
         log.warning("%s lacks the last %d epoch(s) that last.pt finished (stopped between the two writes); "
                     "reported from last.pt", run_dir / "metrics.csv", finished - len(history))
-        return [{k: int(v) if k in INT_COLUMNS else v for k, v in row.items()} for row in saved[:finished]]
+        return _typed(saved[:finished])
     rows = f"{len(history)} row{'s' if len(history) != 1 else ''}" if (run_dir / "metrics.csv").is_file() \
         else "missing"
     raise ConfigError(f"{run_dir / 'metrics.csv'} is damaged ({rows}, but last.pt says {finished} epoch"

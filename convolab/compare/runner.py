@@ -13,7 +13,6 @@ import json
 import logging
 import shlex
 import shutil
-import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import check_batch_size, epoch_lengths, load_config_data, open_tensorboard
+from ..training.build import check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import resolve_amp, resolve_device
 from ..training.rundir import data_stem, next_free_dir, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
@@ -125,10 +124,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     """
     if not models:
         raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
-    repeated = sorted({m for m in models if models.count(m) > 1})
-    if repeated:
-        raise ConfigError(f"model {', '.join(repeated)} given twice; give each model once")
-    check_aliases(models)  # (and a typo fails now, not after the models before it have trained)
+    check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)
     if (output / COMPARE_FILE).is_file():
@@ -153,14 +149,16 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     return run_comparison(comparison, data=data)
 
 
-def check_aliases(models: list[str]) -> None:
-    """One model under two of its names (`lenet5 lenet`) would train twice: refused, naming both."""
+def check_repeats(models: list[str]) -> None:
+    """A model given twice, or under two of its names (`lenet5 lenet`), would train twice: refused, naming the
+    spellings where they differ."""
     spellings: dict[str, list[str]] = {}
     for name in models:
         spellings.setdefault(resolve_name(name), []).append(name)
     for canonical, names in spellings.items():
         if len(names) > 1:
-            raise ConfigError(f"model {canonical} given twice (as {' and '.join(names)}); give each model once")
+            as_ = f" (as {' and '.join(names)})" if len(set(names)) > 1 else ""
+            raise ConfigError(f"model {canonical} given twice{as_}; give each model once")
 
 
 def refuse_existing_runs(comparison: Comparison) -> None:
@@ -181,8 +179,7 @@ def check_run_options(config: TrainConfig, data: ImageData) -> None:
     check_batch_size(config.batch_size, len(data.train), 1)
     epoch_lengths(len(data.train), config.batch_size, config.accumulate)
     if config.tensorboard:
-        with tempfile.TemporaryDirectory() as scratch:
-            open_tensorboard(Path(scratch)).close()
+        tensorboard_writer()
 
 
 def check_device_options(config: TrainConfig) -> None:

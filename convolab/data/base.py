@@ -54,10 +54,11 @@ class LabelledImages:
         raise NotImplementedError
 
     def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
-                   flip: bool | None = None) -> LabelledImages:
-        """This data with its images decoded at `size` (and, for training, cropped and mirrored so): data
-        read from files decode each image so; data held in memory are resized per batch, and are returned as
-        they are."""
+                   flip: bool | None = None, crop_pct: float | None = None,
+                   interpolation: str | None = None) -> LabelledImages:
+        """This data with its images decoded at `size` (and, for training, cropped and mirrored so; for
+        evaluation, centre-cropped at `crop_pct` and resampled with `interpolation`): data read from files
+        decode each image so; data held in memory are resized per batch, and are returned as they are."""
         return self
 
     def eval_batches(self, split, batch_size: int, pin_memory: bool = False

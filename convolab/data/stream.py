@@ -149,7 +149,7 @@ class StreamingImageData(LabelledImages):
         self.skip_bad_images = skip_bad_images
         self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
         # The evaluation centre crop: the image resized to size / crop_pct, as torchvision's weights state it
-        # (published weights may state their own, and bicubic resampling: `evaluated_as`).
+        # (published weights may state their own, and bicubic resampling: `configure`).
         self.crop_pct, self.interpolation = CROP_PCT, "bilinear"
         # Shared with the copies `decoded_as` makes: the files skipped, the statistics by size.
         self.skipped: set[str] = set()
@@ -160,11 +160,18 @@ class StreamingImageData(LabelledImages):
         return (1 if self.mode == "L" else 3, self.size, self.size)
 
     def configure(self, size: int | None = None, random_crop: bool | None = None,
-                  min_scale: float | None = None, flip: bool | None = None) -> None:
+                  min_scale: float | None = None, flip: bool | None = None, crop_pct: float | None = None,
+                  interpolation: str | None = None) -> None:
         """The size images are decoded to, whether training images are random-resized crops, and
-        whether those are mirrored at random (flips need the crop's random stream)."""
+        whether those are mirrored at random (flips need the crop's random stream); the evaluation centre
+        crop's share of the resized image and its resampling (bilinear or bicubic), as published weights
+        state them."""
         if flip is not None:
             self.flip = flip
+        if crop_pct is not None:
+            self.crop_pct = float(crop_pct)
+        if interpolation is not None:
+            self.interpolation = str(interpolation)
         if size is not None:
             self.size = size
         if random_crop is not None:
@@ -174,18 +181,12 @@ class StreamingImageData(LabelledImages):
                 raise DataError(f"--min-crop-scale must be in (0, 1], got {min_scale}")
             self.min_scale = min_scale
 
-    def evaluated_as(self, crop_pct: float, interpolation: str) -> StreamingImageData:
-        """A copy whose evaluation centre crops take `crop_pct` of the resized image, resampled with
-        `interpolation` (bilinear or bicubic), as a checkpoint of published weights records them."""
-        data = copy.copy(self)
-        data.crop_pct, data.interpolation = float(crop_pct), str(interpolation)
-        return data
-
     def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
-                   flip: bool | None = None) -> StreamingImageData:
+                   flip: bool | None = None, crop_pct: float | None = None,
+                   interpolation: str | None = None) -> StreamingImageData:
         """A copy of this data that decodes as `configure` would make it; this one is left unchanged."""
         data = copy.copy(self)
-        data.configure(size, random_crop, min_scale, flip)
+        data.configure(size, random_crop, min_scale, flip, crop_pct, interpolation)
         return data
 
     def per_class_subsets(self, train: int | None, test: int | None) -> StreamingImageData:

@@ -426,12 +426,17 @@ def trainable_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
     return groups
 
 
-def open_tensorboard(run_dir: Path) -> Any:
+def tensorboard_writer() -> Any:
+    """torch's SummaryWriter class; one line when the optional tensorboard package is missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter
+
+
+def open_tensorboard(run_dir: Path) -> Any:
+    return tensorboard_writer()(str(run_dir / "tensorboard"))
 
 
 __all__ = ["Run", "TrainingOutputs", "augment_for", "build_run", "load_config_data", "model_outputs"]

@@ -55,6 +55,7 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     if isinstance(path, dict):
         if path.get("format") != FORMAT:
             raise CheckpointError(f"not a convolab checkpoint record (no '{FORMAT}' marker); {GIVE}")
+        check_record(path, f"the record of {path.get('source', 'the weights')}", GIVE)
         return path
     path = Path(path)
     if is_safetensors(path):
@@ -114,16 +115,15 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
 
 def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -> nn.Module:
     """The model a checkpoint's record describes (name, classes, channels, options), with its served
-    weights, in eval mode; a CheckpointError naming the first differences when they do not fit, or the key
-    whose value does not fit (`check_record`; an image_size other than the model's own is tried with one
-    zero image)."""
+    weights, in eval mode; a CheckpointError naming the first differences when they do not fit, or an
+    image_size the model cannot take (one other than its own is tried with one zero image). The record's
+    values were checked where it was read (`load_checkpoint`, `load_safetensors`: `check_record`)."""
     if isinstance(path, dict):  # a record read elsewhere: named by where it came from
         path = str(path.get("source", "the weights"))
     give = GIVE_SAFETENSORS if is_safetensors(path) else GIVE
     lacking = [key for key in RECORD if key not in state]
     if lacking:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {give}")
-    check_record(state, f"checkpoint {path}", give)
     weights = served_weights(state, path)
     options = state.get("model_options", {})
     try:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .._atomic import atomic_write
 from .._paths import same_path
-from ..data import LabelledImages, Split, StreamingImageData, StreamSplit, load_data
+from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
@@ -122,9 +122,8 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
                          loader="stream" if streamed else "cache", workers=workers,
                          targets=config.get("targets") or None, inputs=config.get("inputs") or None,
                          whole=whole and not own)
-        if isinstance(data, StreamingImageData):
-            data = data.evaluated_as(float(checkpoint.get("crop_pct", CROP_PCT)),
-                                     str(checkpoint.get("interpolation", "bilinear")))
+        data = data.decoded_as(crop_pct=float(checkpoint.get("crop_pct", CROP_PCT)),
+                               interpolation=str(checkpoint.get("interpolation", "bilinear")))
     train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
     if train_subset is not None or test_subset is not None:
         data = data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
