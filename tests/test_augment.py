@@ -199,8 +199,10 @@ def test_a_group_whose_first_batch_is_empty_steps_on_its_own_gradients_only(tmp_
 def test_combinations_that_make_no_sense_are_refused_in_one_line(tmp_path, digits):
     with pytest.raises(FieldError, match="accumulate.*too few for one optimizer step; give at most 15"):
         Trainer(quick(tmp_path, "a", accumulate=16), data=digits)
-    with pytest.raises(FieldError, match="mixup mixes the images of a batch"):
-        Trainer(quick(tmp_path, "b", batch_size=1, mixup=0.2), data=digits)
+    for option in ("mixup", "cutmix"):  # refused by the options themselves, before any data are read
+        with pytest.raises(FieldError, match=f"{option} mixes the images of a batch, but --batch-size 1 holds one"):
+            TrainConfig(model="lenet5", batch_size=1, **{option: 0.2})
+        TrainConfig(model="lenet5", batch_size=2, **{option: 0.2})  # two will do
     with pytest.raises(FieldError, match="mixup must be a number >= 0"):
         TrainConfig(model="lenet5", mixup=-1.0)
 
@@ -231,3 +233,12 @@ def test_streamed_images_take_the_policy_and_mixing_and_resume_exactly(tmp_path)
     resumed = Trainer.resume(tmp_path / "cut").fit().history
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
     assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in history]
+
+
+def test_mixing_drops_a_last_batch_of_one_image(tmp_path):
+    """21 images in batches of 4: five mixed batches, the last image left out (as any last partial batch)."""
+    run = tmp_path / "run"
+    assert main(["train", "lenet5", "--data", "digits", "--epochs", "1", "--train-subset", "21", "--test-subset", "10",
+                 "--batch-size", "4", "--mixup", "0.2", "--cutmix", "1", "--no-progress", "--output", str(run)]) == 0
+    steps = (run / "steps.csv").read_text().splitlines()
+    assert steps[0].split(",")[-1] == "images" and steps[-1].split(",")[0] == "5" and steps[-1].endswith(",20")

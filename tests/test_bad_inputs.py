@@ -710,6 +710,39 @@ CASES: list[Row] = [
     Row("nan-in-epoch-1", [*LENET, "--lr", "1e10", "--epochs", "1", "--no-progress", "--output", "{t}/run"],
         "the training loss became nan at step 10 (epoch 1); lower --lr (now 1e+10) or add --clip-grad; "
         "no epoch finished, so nothing was saved", trains=True),
+    Row("compare-where-a-models-folder-is-a-file", ["compare", "lenet5_modern", "lenet5", "--data", "digits",
+                                                    "--output", "{t}"],
+        "{t}/runs/lenet5 is a file, where the comparison would train lenet5: remove it or choose another --output",
+        lambda t: (t / "runs").mkdir() or (t / "runs" / "lenet5").write_text("keep me")),
+    Row("compare-where-a-models-folder-holds-other-files", ["compare", "lenet5_modern", "lenet5", "--data", "digits",
+                                                            "--output", "{t}"],
+        "{t}/runs/lenet5 already holds files that are not a run (notes.txt), where the comparison would train "
+        "lenet5: move them out or choose another --output",
+        lambda t: (t / "runs" / "lenet5").mkdir(parents=True)
+        or (t / "runs" / "lenet5" / "notes.txt").write_text("keep me")),
+    Row("compare-where-runs-is-a-file", ["compare", "lenet5_modern", "--data", "digits", "--output", "{t}"],
+        "{t}/runs is a file, where the comparison would keep its runs: remove it or choose another --output",
+        lambda t: (t / "runs").write_text("keep me")),
+    Row("mixup-batch-of-one", [*LENET, "--batch-size", "1", "--mixup", "0.2", "--output", "{t}/run"],
+        "--mixup mixes the images of a batch, but --batch-size 1 holds one image: give --batch-size 2 or more, or "
+        "leave out --mixup"),
+    Row("compare-cutmix-batch-of-one", ["compare", "lenet", "--data", "digits", "--batch-size", "1", "--cutmix", "1",
+                                        "--output", "{t}/c"],
+        "--cutmix mixes the images of a batch, but --batch-size 1 holds one image: give --batch-size 2 or more, or "
+        "leave out --cutmix"),
+    Row("features-empty-test-split", ["features", "{d}/run", "--data", "{t}/few", "--out", "{t}/f.npz"],
+        "{t}/few yields 6 training and 0 test images; both splits need images (add a test/ folder, or more images "
+        "of each class: of a folder without test/, this command holds out 0.1 of each class, as `convolab train "
+        "--val-fraction 0.1` would, and takes no --val-fraction)",
+        lambda t: write_png_folder(t / "few", per_class=3, size=28, classes=("a", "b"), mode="L", split_dirs=False)),
+    Row("evaluate-csv-empty-test-split", ["evaluate", "{d}/run", "--data", "{t}/labels.csv", "--output", "{t}/ev"],
+        "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
+        "or more rows of each class: of a labels CSV without one, this command holds out 0.1 of each class, as "
+        "`convolab train --val-fraction 0.1` would, and takes no --val-fraction)",
+        csv_edited(lambda h, rows: rows.__delitem__(slice(4, None)))),
+    Row("features-csv-empty-test-split", ["features", "{d}/run", "--data", "{t}/labels.csv", "--out", "{t}/f.npz"],
+        "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
+        "or more rows of each class", csv_edited(lambda h, rows: rows.__delitem__(slice(4, None)))),
 ]
 
 

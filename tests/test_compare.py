@@ -21,6 +21,8 @@ from convolab.analysis import count_macs, count_params
 from convolab.cli import main
 from convolab.compare import REPORT_FILES
 from convolab.compare.results import OK, read_run
+from convolab.compare.runner import Comparison, refuse_existing_runs
+from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer
 from convolab.training.metrics import read_metrics
 
@@ -314,13 +316,25 @@ def test_a_new_comparison_refuses_a_runs_folder_that_holds_a_run_and_leaves_it_a
     assert files_of(out) == before and not (out / "compare.json").exists()
 
 
-def test_a_new_comparison_keeps_what_a_runs_folder_without_a_run_holds(tmp_path):
+def test_a_new_comparison_refuses_a_runs_folder_that_holds_other_files_and_keeps_them(tmp_path, capsys):
+    # compare owns runs/MODEL: `--resume` deletes a failed run's folder, so it must hold nothing of the user's
     out = tmp_path / "out"
     (out / "runs" / "lenet5_modern").mkdir(parents=True)
     (out / "runs" / "lenet5_modern" / "notes.txt").write_text("mine")
-    assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 0
-    assert (out / "runs" / "lenet5_modern" / "notes.txt").read_text() == "mine"
-    assert rows_of(out)["lenet5_modern"]["status"] == "ok"
+    err = refused(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)], capsys)
+    assert "already holds files that are not a run (notes.txt)" in err and "choose another --output" in err
+    assert (out / "runs" / "lenet5_modern" / "notes.txt").read_text() == "mine" and not (out / "compare.json").exists()
+
+
+def test_compare_with_seeds_refuses_a_file_in_a_models_folder(tmp_path):
+    out = tmp_path / "c"
+    (out / "runs" / "lenet5").mkdir(parents=True)
+    (out / "runs" / "lenet5" / "seed-1").write_text("mine")
+    comparison = Comparison(out, ["lenet5"], [0, 1], TrainConfig(model=""), "convolab compare")
+    with pytest.raises(ConfigError, match=r"runs/lenet5 already holds files that are not a run \(seed-1\)"):
+        refuse_existing_runs(comparison)
+    (out / "runs" / "lenet5" / "seed-1").unlink()
+    refuse_existing_runs(comparison)  # an empty runs/MODEL will do
 
 
 def test_resume_trains_afresh_a_run_the_comparison_recorded_as_failed(tmp_path, monkeypatch):

@@ -163,13 +163,29 @@ def check_repeats(models: list[str]) -> None:
 
 def refuse_existing_runs(comparison: Comparison) -> None:
     """A new comparison trains into no folder that holds a run already (its runs/MODEL, and with several seeds
-    runs/MODEL/seed-S): training there would overwrite that run."""
+    runs/MODEL/seed-S): training there would overwrite that run. Nor where runs/ or a runs/MODEL is a file (that
+    model would fail), or a runs/MODEL holds other files: they would lie among the run's, and go with its folder
+    if the run failed and `--resume` trained it afresh. An empty folder will do."""
     for run in comparison.runs():
         for folder in dict.fromkeys((comparison.output / "runs" / run.model, comparison.run_dir(run))):
             found = run_files(folder)
             if found:
                 raise ConfigError(f"{folder} already holds a run ({', '.join(found)}), which the comparison would "
                                   "overwrite: choose another --output")
+    runs = comparison.output / "runs"
+    for folder, use in [(runs, "keep its runs"), *((runs / m, f"train {m}") for m in comparison.models)]:
+        if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+            raise ConfigError(f"{folder} is {'a file' if folder.is_file() else 'not a folder'}, where the comparison "
+                              f"would {use}: remove it or choose another --output")
+    for model in comparison.models:
+        try:
+            held = sorted(p.name for p in (runs / model).iterdir()) if (runs / model).is_dir() else []
+        except OSError as err:
+            raise ConfigError(f"{runs / model} cannot be read ({err.strerror}): choose another --output") from None
+        if held:
+            raise ConfigError(f"{runs / model} already holds files that are not a run ({', '.join(held[:3])}"
+                              f"{', ...' if len(held) > 3 else ''}), where the comparison would train {model}: "
+                              "move them out or choose another --output")
 
 
 def check_run_options(config: TrainConfig, data: ImageData) -> None:

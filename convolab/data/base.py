@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import DataError
+
 
 @dataclass
 class Split:
@@ -125,3 +127,16 @@ def per_class_subset(labels: torch.Tensor, count: int, seed: int = 0) -> torch.T
                 remaining -= 1
     return torch.sort(torch.cat([idx[:n] for idx, n in zip(by_class, taken)])).values
 
+
+class EmptySplitError(DataError):
+    """A split by --val-fraction that leaves the training or the test images empty. Its message tells a verb that
+    takes --val-fraction (train, compare, finetune, lr-find) to change it; `without_val_fraction` is the line for
+    a verb that splits as the run did and takes no --val-fraction (features, evaluate)."""
+
+    def __init__(self, found: str, layout: str, more: str, unsplit: str, val_fraction: float, test_empty: bool):
+        super().__init__(f"{found} ({layout}, or {'raise' if test_empty else 'lower'} --val-fraction from "
+                         f"{val_fraction:g})")
+        more = f", or {more}" if val_fraction > 0 else ""  # (nothing is held out at 0, however many there are)
+        self.without_val_fraction = (f"{found} ({layout}{more}: of {unsplit}, this command holds out {val_fraction:g} "
+                                     f"of each class, as `convolab train --val-fraction {val_fraction:g}` would, and "
+                                     "takes no --val-fraction)")

@@ -23,7 +23,7 @@ import torch
 from .._atomic import atomic_write
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once
-from .base import ImageData, Split, stratified_split
+from .base import EmptySplitError, ImageData, Split, stratified_split
 from .decode import decode_image, majority_mode
 from .stream import StreamingImageData, StreamSplit, should_stream
 
@@ -306,11 +306,11 @@ def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_
     else:
         train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
     if not whole and (len(train_idx) == 0 or len(test_idx) == 0):
-        fix = ("add a test/ folder, or " + ("raise" if len(test_idx) == 0 else "lower") +
-               f" --val-fraction from {val_fraction:g}") if not has_splits else \
-            f"add a {'train' if len(train_idx) == 0 else 'test'}/ folder of class folders"
-        raise DataError(f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; "
-                        f"both splits need images ({fix})")
+        found = f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; both splits need images"
+        if has_splits:
+            raise DataError(f"{found} (add a {'train' if len(train_idx) == 0 else 'test'}/ folder of class folders)")
+        raise EmptySplitError(found, "add a test/ folder", "more images of each class", "a folder without test/",
+                              val_fraction, len(test_idx) == 0)
     return train_idx, test_idx
 
 

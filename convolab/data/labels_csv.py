@@ -42,7 +42,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .archive import IMAGE_SUFFIXES
-from .base import ImageData, Split, per_class_subset, stratified_split
+from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image
 
 IMAGE_COLUMNS = ("image", "path", "file")
@@ -274,11 +274,12 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
     train_index = torch.nonzero(~test_mask).flatten()
     test_index = torch.nonzero(test_mask).flatten()
     if len(train_index) == 0 or len(test_index) == 0:
-        fix = (f"mark some rows {'train' if len(train_index) == 0 else 'test'} in its column {split_column!r}"
-               if split_column else "add a split column of train/test, or "
-               f"{'lower' if len(train_index) == 0 else 'raise'} --val-fraction from {val_fraction:g}")
-        raise DataError(f"{path} yields {len(train_index)} training and {len(test_index)} test rows; both splits "
-                        f"need rows ({fix})")
+        found = f"{path} yields {len(train_index)} training and {len(test_index)} test rows; both splits need rows"
+        if split_column:
+            raise DataError(f"{found} (mark some rows {'train' if len(train_index) == 0 else 'test'} in its column "
+                            f"{split_column!r})")
+        raise EmptySplitError(found, "add a split column of train/test", "more rows of each class",
+                              "a labels CSV without one", val_fraction, len(test_index) == 0)
     cells = table.values(classes[0])  # a main class only test rows have is never taught (or is a typo)
     untaught = sorted({cells[i] for i in test_index.tolist()} - {cells[i] for i in train_index.tolist()})
     if untaught:

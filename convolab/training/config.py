@@ -191,6 +191,10 @@ class TrainConfig:
                                                   "but --freeze-backbone trains no backbone: give one of the two")
         if self.compile_mode != "default" and not self.compile:
             raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give --compile too")
+        if (self.mixup or self.cutmix) and self.batch_size < 2:  # (a run with --nproc checks each process's share)
+            name = "mixup" if self.mixup else "cutmix"
+            raise FieldError(name, f"mixes the images of a batch, but --batch-size {self.batch_size} holds one "
+                                   f"image: give --batch-size 2 or more, or leave out --{name}")
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")

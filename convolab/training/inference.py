@@ -17,6 +17,7 @@ from .._atomic import atomic_write
 from .._paths import same_path
 from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.augment import AugmentConfig, BatchTransform
+from ..data.base import EmptySplitError
 from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
@@ -117,11 +118,14 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
         streamed = checkpoint.get("preprocess") == "center-crop"
         size = config.get("image_size") or (None if own else int(checkpoint["image_size"][0]))
         skip = skip_bad_images or bool(config.get("skip_bad_images", False))  # (the run's, or asked for here)
-        data = load_data(source, data_dir, download, skip_bad_images=skip,
-                         val_fraction=float(config.get("val_fraction", 0.1)), image_size=None if streamed else size,
-                         loader="stream" if streamed else "cache", workers=workers,
-                         targets=config.get("targets") or None, inputs=config.get("inputs") or None,
-                         whole=whole and not own)
+        try:
+            data = load_data(source, data_dir, download, skip_bad_images=skip,
+                             val_fraction=float(config.get("val_fraction", 0.1)),
+                             image_size=None if streamed else size, loader="stream" if streamed else "cache",
+                             workers=workers, targets=config.get("targets") or None,
+                             inputs=config.get("inputs") or None, whole=whole and not own)
+        except EmptySplitError as err:  # (its line names --val-fraction, which a trained run's verbs do not take)
+            raise DataError(err.without_val_fraction) from None
         data = data.decoded_as(crop_pct=float(checkpoint.get("crop_pct", CROP_PCT)),
                                interpolation=str(checkpoint.get("interpolation", "bilinear")))
     train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
