@@ -15,10 +15,13 @@ output in OUT/gpu.log):
    image cache now warm, to 94%.
 5. `resnet20-graphs`: part 3's command with `--compile --compile-mode reduce-overhead` (the step's
    kernels replayed as CUDA graphs, compiled inside the command's time), the image cache warm.
-   Parts 3-5 each report the wall time from starting the command to the end of the first epoch whose test
+6. `resnet20-large`: part 3's command at batch 1024 and lr 0.8 (the recipe's rate scaled with the batch), 60
+   epochs, the image cache warm: if a step costs the host the same whatever the batch, as on the first H200, an
+   epoch costs half as much, and the extra epochs buy the accuracy the larger batch costs.
+   Parts 3-6 each report the wall time from starting the command to the end of the first epoch whose test
    accuracy reaches the target (read off the command's own output, by this script's clock), the
    accuracy of every epoch, and the command's whole time.
-6. `throughput`: training images/s of convolab's engine, the hand-written loop and the textbook
+7. `throughput`: training images/s of convolab's engine, the hand-written loop and the textbook
    loop on the same GPU, for lenet5, resnet20, resnet18 (CIFAR stem, 32 px) and googlenet_small
    on the CIFAR-10 training images at 32 px, batch 512. All three sides run bf16 autocast,
    channels-last, cudnn.benchmark and the same SGD; each trains 3 epochs and keeps its best of
@@ -32,11 +35,13 @@ output in OUT/gpu.log):
      engine's device-synchronized clock over the training steps; the test-set evaluation each
      epoch does is excluded, as the others do none).
 
-7. `augment`: `benchmarks/augment_policies.py` on the GPU: RandAugment, TrivialAugmentWide and
+8. `augment`: `benchmarks/augment_policies.py` on the GPU: RandAugment, TrivialAugmentWide and
    AutoAugment with each image's own draw, convolab's batched code against torchvision's per-image loop
    (and, for scale, torchvision's one-draw batched call and kornia where installed: kornia travels as
    a wheel), each as a share of a resnet20 training step (issue 17: is our own code needed on a GPU?).
 
+`--only throughput --batches 512 1024 2048 --models resnet20` measures the hand-written loop and convolab at each batch
+(the textbook loop at the first only): how far a larger batch buys images/s where the host bounds the step.
 `--only throughput --compile [--compile-mode reduce-overhead] [--models resnet20 resnet18]` measures the
 hand-written loop and convolab with torch.compile, in reduce-overhead mode as CUDA graphs (the first H200
 run found every step bound by the host at about 11 ms whatever the network: fewer kernel launches is the
@@ -45,11 +50,18 @@ lever to try first).
 `--dry-run` runs every part on the CPU with tiny sizes (a 1,200-image subset of the tar, 1 epoch),
 to catch mistakes before GPU minutes are spent. Ends with a table of every figure.
 
-The parts' limits add up to 920 s, more than one 600 s call of a lent device machine and more than a
-session's 15 minutes of device time. What the first H200 run measured (parts 3, 4 and 6, eager) stands
-in the README; a session with a GPU should run what is new first, in two calls: `--only env pytest
-resnet20-graphs` (at most 390 s), then `--only throughput augment --compile --compile-mode
-reduce-overhead --models resnet20 resnet18` (at most 230 s).
+The parts' limits add up to 1,070 s, more than one 600 s call of a lent device machine and more than a
+session's 15 minutes of device time. What the first H200 run measured (parts 3, 4 and 7, eager) stands
+in the README; a session with a GPU should run what is new first, in two calls (figures of both land in
+one gpu.json; a compiled throughput run under its own key):
+
+    python benchmarks/gpu.py --only env pytest resnet20-graphs resnet20-large       # at most 540 s
+    python benchmarks/gpu.py --only throughput --models resnet20 --batches 512 1024 2048 && \
+    python benchmarks/gpu.py --only throughput --models resnet20 --compile --compile-mode reduce-overhead
+                                                                                    # at most 340 s
+
+and, with time left, `python benchmarks/learning_parity.py --full` (convolab's fast recipe against the
+same recipe written as a textbook loop, both on the GPU: is a shortfall the recipe's or the engine's?).
 """
 from __future__ import annotations
 
@@ -76,6 +88,9 @@ RUNS = {
     # The same resnet20 run with its steps replayed as CUDA graphs (the first H200 run was bound by launching
     # kernels, about 11 ms a step whatever the network); the compilation counts in its wall time.
     "resnet20-graphs": ["resnet20", "--recipe", "fast", "--compile", "--compile-mode", "reduce-overhead"],
+    # Twice the batch at twice the rate (linear scaling), 60 epochs: where a step costs the host the same ~11 ms at
+    # any batch, an epoch of half the steps costs half the time, so 60 epochs cost what 30 do at 512.
+    "resnet20-large": ["resnet20", "--recipe", "fast", "--batch-size", "1024", "--lr", "0.8", "--epochs", "60"],
 }
 TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
 PARTS = ("env", "pytest", *RUNS, "throughput", "augment")
@@ -175,7 +190,7 @@ def part_accuracy(name: str, args, log: Log, cache: Path) -> dict:
     cmd = [sys.executable, "-m", "convolab", "train", *RUNS[name], "--data", args.data, "--no-progress",
            "--output", str(run_dir)]
     if args.dry_run:
-        cmd += ["--epochs", "1", "--device", "cpu"]
+        cmd += ["--epochs", "1", "--device", "cpu", "--batch-size", "256"]  # (the subset: 1,000 training images)
     env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     log(f"  $ convolab train {' '.join(cmd[4:])}   (image cache {'cold' if cold else 'warm'}: {cache})")
     rc, lines = run_streamed(cmd, LIMITS[name] - 5, log, env)
@@ -225,6 +240,8 @@ def main() -> None:
                         "step's kernels replayed as CUDA graphs)")
     parser.add_argument("--models", nargs="+", metavar="MODEL", help="throughput: these models only (of "
                         + ", ".join(name for name, _ in THROUGHPUT_MODELS) + ")")
+    parser.add_argument("--batches", nargs="+", type=int, default=[512], metavar="N",
+                        help="throughput: these batch sizes (default 512; the textbook loop runs at the first only)")
     parser.add_argument("--part", choices=("throughput",), help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args()
     if args.part == "throughput":
@@ -261,11 +278,13 @@ def main() -> None:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
                        "--out", str(args.out)] + (["--dry-run"] if args.dry_run else []) + \
                     (["--compile", "--compile-mode", args.compile_mode] if args.compile else []) + \
-                    (["--models", *args.models] if args.models else [])
+                    (["--models", *args.models] if args.models else []) + \
+                    ["--batches", *map(str, args.batches)]
                 env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
                 rc, lines = run_streamed(cmd, LIMITS[part] - 5, log, env)
                 found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
-                results["throughput"] = {"exit_code": rc, "models": found}
+                key = f"throughput-compiled-{args.compile_mode}" if args.compile else "throughput"  # (one run each)
+                results[key] = {"exit_code": rc, "models": found}
         except SystemExit as err:
             results[part] = {"error": str(err)}
             log(f"  {part} failed: {err}")
@@ -293,10 +312,12 @@ def summary(results: dict, log: Log) -> None:
                 f"{r['final_test_acc']}, command {r['command_seconds']} s")
         elif r:
             log(f"{name}: {r}")
-    for m in results.get("throughput", {}).get("models", []):
-        log(f"{m['model']:16s} textbook {m['textbook']:9,.0f} img/s  hand-written {m['handwritten']:9,.0f} img/s  "
-            f"convolab {m['convolab']:9,.0f} img/s  convolab/textbook {m['convolab'] / m['textbook']:.2f}x  "
-            f"convolab/hand-written {m['convolab'] / m['handwritten']:.2f}x")
+    for m in (m for key in results if key.startswith("throughput") for m in results[key].get("models", [])):
+        textbook = (f"textbook {m['textbook']:9,.0f} img/s  " if "textbook" in m else "") + \
+            (f"convolab/textbook {m['convolab'] / m['textbook']:.2f}x  " if "textbook" in m else "")
+        log(f"{m['model']:16s} batch {m['batch']:5d}  hand-written {m['handwritten']:9,.0f} img/s  "
+            f"convolab {m['convolab']:9,.0f} img/s  {textbook}convolab/hand-written "
+            f"{m['convolab'] / m['handwritten']:.2f}x")
     for policy, sides in results.get("augment", {}).get("policies", {}).items():
         log(f"augment {policy}: " + "; ".join(f"{side} {r['images_per_second']:,.0f} img/s ({r['share_of_step']:.1%} "
                                                f"of a resnet20 step, {r['distinct_of_64']}/64 distinct)"
@@ -331,13 +352,15 @@ def throughput_main(args) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.dry_run else "cpu")
     amp = torch.bfloat16 if device.type == "cuda" else None
     torch.backends.cudnn.benchmark = True  # every side: fixed shapes, so cuDNN may pick its fastest kernels
-    batch, epochs = (128, 3) if args.dry_run else (512, 3)
+    epochs = 3
+    batches = [b // 4 for b in args.batches] if args.dry_run else args.batches  # (dry run: 128 for 512)
     data = load_data(args.data)
     if args.dry_run:
         data = ImageData(data.name, data.train.subset(torch.arange(768)), data.test, data.classes)
     mean_, std_ = data.channel_stats()
     workers = max(2, (os.cpu_count() or 2) - 1)
-    print(f"device {device}, batch {batch}, {len(data.train)} training images, {epochs} epochs a side, "
+    print(f"device {device}, batch {', '.join(map(str, batches))}, {len(data.train)} training images, "
+          f"{epochs} epochs a side, "
           f"bf16 {'on' if amp else 'off (CPU)'}, channels-last, textbook workers {workers}", flush=True)
 
     def autocast():
@@ -371,7 +394,7 @@ def throughput_main(args) -> None:
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    def textbook(name: str, options: dict) -> list[float]:
+    def textbook(name: str, options: dict, batch: int) -> list[float]:
         import torchvision.transforms as T
 
         transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
@@ -398,7 +421,7 @@ def throughput_main(args) -> None:
         del loader
         return speeds
 
-    def handwritten(name: str, options: dict) -> list[float]:
+    def handwritten(name: str, options: dict, batch: int) -> list[float]:
         model = build(name, options)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         mode = None if args.compile_mode == "default" else args.compile_mode
@@ -435,7 +458,7 @@ def throughput_main(args) -> None:
             speeds.append(steps * batch / (synced() - start))
         return speeds
 
-    def engine(name: str, options: dict) -> list[float]:
+    def engine(name: str, options: dict, batch: int) -> list[float]:
         with tempfile.TemporaryDirectory() as tmp:
             config = TrainConfig(model=name, data=data.name, epochs=epochs, batch_size=batch, optimizer="sgd",
                                  lr=0.01, weight_decay=0.0, schedule="constant", warmup_epochs=0, augment="crop-flip",
@@ -448,20 +471,25 @@ def throughput_main(args) -> None:
     for name, options in THROUGHPUT_MODELS:
         if args.models and name not in args.models:
             continue
-        speeds = {}
-        for side, fn in (("textbook", textbook), ("handwritten", handwritten), ("convolab", engine)):
-            per_epoch = fn(name, options)
-            speeds[side] = max(per_epoch[1:] or per_epoch)
-            print(f"  {name} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch", flush=True)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        label = name + "".join(f" {k}={v}" for k, v in options.items()) \
-            + (f" compiled ({args.compile_mode})" if args.compile else "")
-        record = {"model": label, "batch": batch, **{k: round(v) for k, v in speeds.items()},
-                  "convolab_vs_textbook": round(speeds["convolab"] / speeds["textbook"], 2),
-                  "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}
-        print("RESULT " + json.dumps(record), flush=True)
-
+        for batch in batches:
+            # the textbook loop at the first batch only: its per-sample work in the workers bounds it at any batch
+            sides = (("textbook", textbook),) * (batch == batches[0]) + (("handwritten", handwritten),
+                                                                         ("convolab", engine))
+            speeds = {}
+            for side, fn in sides:
+                per_epoch = fn(name, options, batch)
+                speeds[side] = max(per_epoch[1:] or per_epoch)
+                print(f"  {name} batch {batch} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch",
+                      flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            label = name + "".join(f" {k}={v}" for k, v in options.items()) \
+                + (f" compiled ({args.compile_mode})" if args.compile else "")
+            record = {"model": label, "batch": batch, **{k: round(v) for k, v in speeds.items()},
+                      "convolab_vs_handwritten": round(speeds["convolab"] / speeds["handwritten"], 2)}
+            if "textbook" in speeds:
+                record["convolab_vs_textbook"] = round(speeds["convolab"] / speeds["textbook"], 2)
+            print("RESULT " + json.dumps(record), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -5,17 +5,21 @@ import ast
 import importlib
 import importlib.util
 import sys
+import tarfile
 from pathlib import Path
 
+import pytest
 import torch
 import torchvision.transforms as T
 from PIL import Image
 
 from convolab.cli import build_parser
 from convolab.cli._options import config_from_args
+from convolab.training.optim import lr_factor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import augment_policies  # noqa: E402
+import learning_parity  # noqa: E402
 import stream_delivery  # noqa: E402
 import train_throughput as tt  # noqa: E402
 
@@ -92,3 +96,26 @@ def test_every_name_a_benchmark_imports_exists():
                         f"{script.name}: from {node.module} import {alias.name}"
                     checked += 1
     assert checked > 20
+
+
+def test_learning_parity_sides_share_the_schedule_and_the_images(tmp_path):
+    """The textbook loop's LambdaLR is the engine's one-cycle schedule step for step, and both sides read the
+    same files: the first N of each class of each split, copied byte for byte from the tar."""
+    for total, warmup in ((390, 78), (40, 20), (10, 0)):
+        for step in range(total):
+            assert learning_parity.lr_factor(step, total, warmup) == pytest.approx(
+                lr_factor(step, total, "onecycle", warmup), abs=1e-12)
+    source = tmp_path / "src"
+    for split, n in (("train", 4), ("test", 2)):
+        for cls in ("cat", "dog"):
+            (source / "cifar10" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(source / "cifar10" / split / cls / f"{i:04d}.jpg")
+    tar = tmp_path / "c.tar.gz"
+    with tarfile.open(tar, "w:gz") as t:
+        t.add(source / "cifar10", arcname="cifar10")
+    root = learning_parity.write_subset(tar, tmp_path / "subset", train_per_class=3, test_per_class=None)
+    got = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))
+    assert got == [f"{s}/{c}/{i:04d}.jpg" for s, n in (("test", 2), ("train", 3)) for c in ("cat", "dog")
+                   for i in range(n)]
+    assert (root / "train/dog/0002.jpg").read_bytes() == (source / "cifar10/train/dog/0002.jpg").read_bytes()
