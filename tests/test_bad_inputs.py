@@ -735,6 +735,12 @@ CASES: list[Row] = [
         "of each class: of a folder without test/, this command holds out 0.1 of each class, as `convolab train "
         "--val-fraction 0.1` would, and takes no --val-fraction)",
         lambda t: write_png_folder(t / "few", per_class=3, size=28, classes=("a", "b"), mode="L", split_dirs=False)),
+    Row("reproduce-empty-test-split", ["reproduce", "degradation", "--quick", "--data", "{t}/few", "--output",
+                                       "{t}/rep"],
+        "{t}/few yields 6 training and 0 test images; both splits need images (add a test/ folder, or more images "
+        "of each class: of a folder without test/, this command holds out 0.1 of each class, as `convolab train "
+        "--val-fraction 0.1` would, and takes no --val-fraction)",
+        lambda t: write_png_folder(t / "few", per_class=3, size=32, classes=("a", "b"), split_dirs=False)),
     Row("evaluate-csv-empty-test-split", ["evaluate", "{d}/run", "--data", "{t}/labels.csv", "--output", "{t}/ev"],
         "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
         "or more rows of each class: of a labels CSV without one, this command holds out 0.1 of each class, as "

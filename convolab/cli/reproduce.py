@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ..errors import ConfigError
+from ..data.base import EmptySplitError
+from ..errors import ConfigError, DataError
 from ..reproduce import EXPERIMENTS, get_experiment, resume_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.rundir import next_free_dir
@@ -62,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         given = given_config(args)
         output = given.pop("output", None) or str(next_free_dir(f"reproduce-{experiment.name}"))
         base = TrainConfig(model="", **({"data": experiment.data} | given))
-        held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
-                                            command=command)
+        try:
+            held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
+                                                command=command)
+        except EmptySplitError as err:  # (its line names --val-fraction, which reproduce does not take)
+            raise DataError(err.without_val_fraction) from None
     print(f"report: {report} (curves.png and reproduce.json beside it)")
     print(line)
     return 0
