@@ -726,6 +726,10 @@ CASES: list[Row] = [
     Row("mixup-batch-of-one", [*LENET, "--batch-size", "1", "--mixup", "0.2", "--output", "{t}/run"],
         "--mixup mixes the images of a batch, but --batch-size 1 holds one image: give --batch-size 2 or more, or "
         "leave out --mixup"),
+    Row("nproc-mixup-one-image-a-process", [*LENET, "--nproc", "2", "--batch-size", "2", "--mixup", "0.2",
+                                            "--output", "{t}/run"],
+        "--mixup mixes the images of a batch, but each process's batch holds 1; give --batch-size 4 or more "
+        "(2 a process)"),
     Row("compare-cutmix-batch-of-one", ["compare", "lenet", "--data", "digits", "--batch-size", "1", "--cutmix", "1",
                                         "--output", "{t}/c"],
         "--cutmix mixes the images of a batch, but --batch-size 1 holds one image: give --batch-size 2 or more, or "

@@ -10,6 +10,7 @@ from .._paths import same_path
 from .._registry import get_entry
 from ..errors import ConfigError, FieldError
 from ..training import TrainConfig, Trainer
+from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
@@ -65,7 +66,9 @@ def launch_processes(args: argparse.Namespace) -> int:
     else:
         get_entry(args.model)  # an unknown model fails here, not once per process
         config = new_run_config(args)
-    Distributed(world_size=args.nproc).check_batch_size(config.batch_size)
+    processes = Distributed(world_size=args.nproc)
+    processes.check_batch_size(config.batch_size)
+    mixing_for(config, processes)  # each process's share of the batch mixes (refused before the data are read)
     wants_cuda = torch.cuda.is_available() and (config.device.startswith("cuda") or config.device == "auto")
     if wants_cuda and torch.cuda.device_count() < args.nproc:  # (without CUDA, each rank says so)
         raise ConfigError(f"--nproc {args.nproc} on CUDA needs {args.nproc} GPUs (one a process), "

@@ -304,8 +304,9 @@ def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:
     mixing = MixConfig(config.mixup, config.cutmix)
     if mixing.enabled and config.batch_size // dist.world_size < 2:
         name = "mixup" if config.mixup > 0 else "cutmix"
-        raise FieldError(name, f"mixes the images of a batch, but each process's batch holds "
-                               f"{config.batch_size // dist.world_size}; give --batch-size 2 or more per process")
+        share, least = config.batch_size // dist.world_size, 2 * dist.world_size
+        raise FieldError(name, f"mixes the images of a batch, but each process's batch holds {share}; give "
+                               f"--batch-size {least} or more (2 a process)")
     return mixing
 
 
