@@ -745,11 +745,6 @@ CASES: list[Row] = [
         "of each class: of a folder without test/, this command holds out 0.1 of each class, as `convolab train "
         "--val-fraction 0.1` would, and takes no --val-fraction)",
         lambda t: write_png_folder(t / "few", per_class=3, size=32, classes=("a", "b"), split_dirs=False)),
-    Row("evaluate-csv-empty-test-split", ["evaluate", "{d}/run", "--data", "{t}/labels.csv", "--output", "{t}/ev"],
-        "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
-        "or more rows of each class: of a labels CSV without one, this command holds out 0.1 of each class, as "
-        "`convolab train --val-fraction 0.1` would, and takes no --val-fraction)",
-        csv_edited(lambda h, rows: rows.__delitem__(slice(4, None)))),
     Row("features-csv-empty-test-split", ["features", "{d}/run", "--data", "{t}/labels.csv", "--out", "{t}/f.npz"],
         "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
         "or more rows of each class", csv_edited(lambda h, rows: rows.__delitem__(slice(4, None)))),

@@ -131,6 +131,12 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     assert saved["target_colour_classes"].tolist() == list(COLOURS)
     assert saved["test_target_age"] == pytest.approx([it["age"] for it in tests])
     assert len(saved["train_target_age"]) == len(saved["train_features"]) == len(items) - len(tests)
+    # another labels CSV, without a split column, is scored whole, as another image folder without test/ is
+    other = write_csv(folder / "other.csv", ["image", "species", "colour", "age"],
+                      [[it[k] for k in ("image", "species", "colour", "age")] for it in items])
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", other, "--output", str(tmp_path / "eval-other")]) == 0
+    assert f"on {other}: {len(items)} test images" in capsys.readouterr().out
 
 
 def test_monitor_takes_a_targets_accuracy_or_mae_and_best_pt_follows_it(labelled, tmp_path):

@@ -37,7 +37,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
 
     `whole`: the data are to be scored, not trained on (`convolab evaluate` of other data than the run's):
-    an image folder without a test/ split is all test images, and one class will do.
+    an image folder without a test/ split is all test images, and one class will do; so are the rows of a
+    labels CSV without a split column.
 
     A `.csv` is a labels CSV (data/labels_csv.py): its image files, `targets` columns (classes or numbers)
     and `inputs` columns (more images or numbers), decoded once and held in memory.
@@ -70,7 +71,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if is_csv:
         if loader == "stream":
             raise DataError("--loader stream reads image folders and tars; a labels CSV is held in memory")
-        return load_labels_csv(path, targets, inputs, val_fraction, image_size)
+        return load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole)
     if path.exists():
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
                                  resize=image_size, loader=loader, workers=workers, whole=whole)

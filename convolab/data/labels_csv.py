@@ -229,8 +229,10 @@ class _Table:
 
 
 def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: list[str] | None = None,
-                    val_fraction: float = 0.1, image_size: int | None = None, seed: int = 0) -> TabularImages:
-    """The images and targets a labels CSV names (see the module's text)."""
+                    val_fraction: float = 0.1, image_size: int | None = None, seed: int = 0,
+                    whole: bool = False) -> TabularImages:
+    """The images and targets a labels CSV names (see the module's text). `whole`: the rows are to be scored
+    (`convolab evaluate` of another CSV than the run's): without a split column, every row is a test row."""
     path = Path(path).expanduser()
     table = _Table(path)
     header = table.header
@@ -270,9 +272,11 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
             raise DataError(f"column {name!r} of {path} names a model output: rename it to a Python identifier "
                             "other than 'main'")
 
-    test_mask = _test_rows(table, split_column, val_fraction, classes[0], seed)
-    train_index = torch.nonzero(~test_mask).flatten()
-    test_index = torch.nonzero(test_mask).flatten()
+    if whole and split_column is None:  # every row scored (and the columns described by every row)
+        train_index = test_index = torch.arange(len(table.rows))
+    else:
+        test_mask = _test_rows(table, split_column, val_fraction, classes[0], seed)
+        train_index, test_index = torch.nonzero(~test_mask).flatten(), torch.nonzero(test_mask).flatten()
     if len(train_index) == 0 or len(test_index) == 0:
         found = f"{path} yields {len(train_index)} training and {len(test_index)} test rows; both splits need rows"
         if split_column:
