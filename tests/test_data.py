@@ -94,19 +94,23 @@ def test_corrupt_image_is_named_and_can_be_skipped(tmp_path):
     assert len(d.train) == 12
 
 
-def test_grayscale_among_rgb_and_odd_sizes_are_named(tmp_path):
+def test_grey_among_colour_is_read_in_colour_and_colour_among_grey_and_odd_sizes_are_named(tmp_path):
     from PIL import Image
 
     root = write_png_folder(tmp_path / "mixed", per_class=4, size=8)
-    Image.new("L", (8, 8)).save(root / "train" / "a" / "grey.png")
+    Image.new("L", (8, 8), 77).save(root / "train" / "a" / "grey.png")
     Image.new("RGB", (9, 8)).save(root / "train" / "c" / "wide.png")
-    with pytest.raises(DataError, match=r"grey\.png is grey \(L\) while most images are in colour \(RGB\).*"
-                                        r"\(and 1 more\)") as err:
-        load_data(str(root))
-    assert "--image-size" not in str(err.value)  # (the line names the grey one: resizing does not change modes)
-    (root / "train" / "a" / "grey.png").unlink()
     with pytest.raises(DataError, match=r"wide\.png is 9x8 while most images are 8x8.*--image-size N to resize"):
         load_data(str(root))
+    (root / "train" / "c" / "wide.png").unlink()
+    data = load_data(str(root))  # as torchvision's loader reads it: grey in 3 channels
+    grey = data.train.images[(data.train.images == 77).flatten(1).all(1)]
+    assert len(data.train) == 13 and grey.shape == (1, 3, 8, 8)
+    greys = write_png_folder(tmp_path / "greys", per_class=4, size=8, mode="L")
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(greys / "train" / "a" / "red.png")
+    with pytest.raises(DataError, match=r"red\.png is in colour \(RGB\) while most images are grey \(L\).*"
+                                        r"--skip-bad-images"):
+        load_data(str(greys))
 
 
 def test_empty_class_folder_is_named(tmp_path):

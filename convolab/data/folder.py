@@ -31,7 +31,7 @@ log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: grey images among colour ones cached in colour
 DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
 
 
@@ -198,6 +198,10 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if not sizes:
         raise DataError(f"no readable image in {source.path}")
     size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
+    if mode == "RGB":  # a grey photo among colour ones is read in colour, as torchvision and the streamed path read it
+        for location, (array, m) in list(decoded.items()):
+            if m == "L":
+                decoded[location] = (np.repeat(array[..., None], 3, axis=2), "RGB")
     resized = {loc for loc, (array, _) in decoded.items() if array.shape[:2] != size}  # what --image-size mends
     for location, (array, m) in list(decoded.items()):
         if array.shape[:2] != size or m != mode:
