@@ -332,6 +332,10 @@ CASES: list[Row] = [
     Row("compare-output-inside-the-data-folder", ["compare", "lenet", "--data", "{t}/two", "--output", "{t}/two"],
         "--output {t}/two lies inside the data folder {t}/two: its checkpoints and curves would be read as images "
         "of a class the next time; give --output outside it", a_two_class_folder),
+    Row("summary-negative-num-classes", ["summary", "resnet20", "--num-classes", "-1"],
+        "argument --num-classes: must be an integer >= 0 (0: the features, no classifier), got -1"),
+    Row("train-tensorboard-missing", [*LENET, "--tensorboard", "--output", "{t}/run"],
+        "--tensorboard needs the tensorboard package: pip install tensorboard", hidden=("torch.utils.tensorboard",)),
     Row("compare-tensorboard-missing", ["compare", "lenet", "--data", "digits", "--tensorboard", "--output", "{t}/c"],
         "--tensorboard needs the tensorboard package: pip install tensorboard", hidden=("torch.utils.tensorboard",)),
     Row("compare-accumulate-over-an-epoch", ["compare", "lenet", "--data", "digits", "--accumulate", "1000",

@@ -250,3 +250,12 @@ def test_every_task_head_runs_and_counts_and_the_footer_reads_right(tmp_path, ca
     capsys.readouterr()
     assert main(["draw", "lenet5_two_head", "--out", str(tmp_path / "th.svg")]) == 0
     assert "not drawn: the task head parity" in capsys.readouterr().out
+
+
+def test_num_classes_0_summarizes_and_draws_the_feature_extractor(tmp_path, capsys):
+    """--num-classes 0 is create_model's features-only model (README: num_classes >= 0), on the CLI too."""
+    assert main(["summary", "resnet20", "--num-classes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 269,072" in out  # resnet20's 269,722 less its 64 x 10 + 10 classifier
+    assert main(["draw", "resnet20", "--num-classes", "0", "--out", str(tmp_path / "f.svg")]) == 0
+    assert (tmp_path / "f.svg").is_file()

@@ -14,6 +14,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def class_count(text: str) -> int:
+    """--num-classes: 0 is the model without its classifier (its pooled features), as create_model takes it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0: the features, no classifier), got {value}")
+    return value
+
 
 def positive_float(text: str) -> float:
     try:

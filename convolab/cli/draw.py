@@ -8,7 +8,7 @@ import torch
 from ..analysis.draw import draw
 from ..analysis.summary import resolve_input_size
 from ..models import create_model
-from ._args import input_size, positive_int
+from ._args import class_count, input_size, positive_int
 
 HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"
 
@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw modules nested deeper than this as one box (default: every layer)")
     parser.add_argument("--input-size", type=input_size, default=None, metavar="C,H,W",
                         help="input size for the shapes (default: the model's data_config.input_size)")
-    parser.add_argument("--num-classes", type=positive_int, default=None, help="passed to create_model")
+    parser.add_argument("--num-classes", type=class_count, default=None,
+                        help="passed to create_model (0: the features, no classifier)")
     parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
 
 

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..models import create_model, get_entry
 from ..pretrained import SOURCES, choose_weights
 from ..pretrained.load import WEIGHTS_IN_CHANS
-from ._args import input_size, positive_int
+from ._args import class_count, input_size, positive_int
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
 
@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input size (default: the model's data_config.input_size)")
     parser.add_argument("--depth", type=positive_int, default=None,
                         help="show modules nested at most this deep (1 = the model's children)")
-    parser.add_argument("--num-classes", type=positive_int, default=None, help="passed to create_model")
+    parser.add_argument("--num-classes", type=class_count, default=None,
+                        help="passed to create_model (0: the features, no classifier)")
     parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
     parser.add_argument("--aux-logits", action="store_true",
                         help="build the model with its auxiliary heads (they do not run in eval mode)")

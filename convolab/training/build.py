@@ -159,10 +159,11 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
     aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
+    writer = tensorboard_writer() if config.tensorboard and dist.is_main else None  # (missing: before any folder)
     # Rank 0 names and creates the run folder (a default name depends on what exists).
     run_dir = prepare_run_dir(config.output or default_run_dir(config)) if dist.is_main else None
     run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
-    tensorboard = open_tensorboard(run_dir) if config.tensorboard and dist.is_main else None
+    tensorboard = writer(str(run_dir / "tensorboard")) if writer else None
     return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),
                mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
                want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,
@@ -434,10 +435,6 @@ def tensorboard_writer() -> Any:
     except ImportError:
         raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
     return SummaryWriter
-
-
-def open_tensorboard(run_dir: Path) -> Any:
-    return tensorboard_writer()(str(run_dir / "tensorboard"))
 
 
 __all__ = ["Run", "TrainingOutputs", "augment_for", "build_run", "load_config_data", "model_outputs"]
