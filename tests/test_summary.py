@@ -10,6 +10,7 @@ from torch import nn
 
 import convolab
 from convolab.analysis import count_macs, count_params, summary
+from convolab.analysis.draw import architecture_graph
 from convolab.cli import main
 from convolab.errors import ConfigError
 
@@ -242,14 +243,19 @@ def test_bn_inception_summarizes_between_the_32k_bands():
 
 def test_every_task_head_runs_and_counts_and_the_footer_reads_right(tmp_path, capsys):
     """lenet5_two_head's parity head predicts at inference: summary counts its 168 MACs (before: listed as "did
-    not run"); draw says it is not in the picture; a model of only counted modules says "no module"."""
+    not run"); draw traces forward_outputs, so the head is in the picture, an input of the output; a model of only
+    counted modules says "no module"."""
     two = summary(convolab.create_model("lenet5_two_head"), (1, 28, 28))
     one = summary(convolab.create_model("lenet5"), (1, 28, 28))
     assert two.total_macs == one.total_macs + 84 * 2 and not two.not_run
     assert "Not counted: no module;" in summary(nn.Sequential(nn.Linear(4, 2)), (1, 2, 4)).to_table()
     capsys.readouterr()
     assert main(["draw", "lenet5_two_head", "--out", str(tmp_path / "th.svg")]) == 0
-    assert "not drawn: the task head parity" in capsys.readouterr().out
+    assert "not drawn" not in capsys.readouterr().out
+    graph = architecture_graph(convolab.create_model("lenet5_two_head"), (1, 28, 28))
+    output = next(n for n in graph.nodes if n.kind == "output")
+    heads = {n.id: n.label for n in graph.nodes if n.id in output.inputs}
+    assert sorted(heads.values()) == ["backbone.head.fc", "parity"], heads  # both outputs' paths end in the output
 
 
 def test_num_classes_0_summarizes_and_draws_the_feature_extractor(tmp_path, capsys):

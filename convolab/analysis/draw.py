@@ -116,6 +116,8 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
     model.eval()  # training-only branches (auxiliary heads) are left out of the trace
     try:
         tracer = _DepthTracer(depth)
+        if getattr(model, "task_classes", None):  # task heads: every output's path (forward() is the main one's)
+            tracer.traced_func_name = "forward_outputs"
         try:
             graph = tracer.trace(model)
         except Exception as err:  # fx raises many types for Python control flow it cannot follow

@@ -31,8 +31,4 @@ def run(args: argparse.Namespace) -> int:
     size = resolve_input_size(model, args.input_size)
     graph = draw(model, size, args.out, depth=args.depth)
     print(f"wrote {args.out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
-    tasks = [name for name in getattr(model, "task_classes", {}) if name != "main"]
-    if tasks:  # the trace follows forward(), the main output
-        print(f"not drawn: the task head{'s' if len(tasks) > 1 else ''} {', '.join(tasks)} (the picture is the main "
-              f"output's path; `convolab summary {args.model}` lists every head)")
     return 0
