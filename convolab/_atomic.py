@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,19 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         if free is not None and (disk_full(err) or free < NEARLY_FULL):
             raise DiskFullError(no_space_line(path, free, existed)) from err
         raise
+
+
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what atomic_write names its temporary files (mkstemp's)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that writes into `folder` left when their process was killed mid-write
+    (SIGKILL, a crash of the machine: nothing runs to remove them), and return them. Call it where no other
+    process writes into `folder`."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if TEMPORARY.fullmatch(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def disk_full(err: BaseException) -> bool:

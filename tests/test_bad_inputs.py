@@ -222,9 +222,11 @@ CASES: list[Row] = [
         "resnet18 is a model name, not a checkpoint: add --pretrained"),
     Row("resume-with-another-lr", ["train", "--resume", "{d}/run", "--lr", "0.5"],
         "--lr cannot change when a run is resumed (the run used its default; it shaped the model"),
+    Row("resume-with-another-image-size", ["train", "--resume", "{d}/run", "--image-size", "32"],
+        "--image-size cannot change when a run is resumed (the run used its default; it shaped the model"),
     Row("train-into-a-run-folder", ["train", "lenet", "--data", "digits", "--output", "{d}/run"],
         "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv); continue it with "
-        "--resume {d}/run, or give another folder"),
+        "`convolab train --resume {d}/run`, or give another folder"),
     Row("finetune-into-a-run-folder", ["finetune", "{d}/run", "--data", "digits", "--output", "{d}/run"],
         "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv)"),
     Row("resume-a-safetensors-folder", ["train", "--resume", "{t}/sf"],

@@ -130,7 +130,7 @@ def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsy
         return real_train(comparison, *args)
 
     monkeypatch.setattr(runner, "_train", stop_in_second_arm)
-    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 2
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 130
     err = capsys.readouterr().err
     assert f"stopped during batchnorm (seed 0, arm 2); what finished is kept; continue with: convolab reproduce " \
            f"--resume {out}" in err and "Traceback" not in err

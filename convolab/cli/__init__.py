@@ -18,6 +18,7 @@ from .._atomic import disk_full, no_space_line
 from .._platform import die_with_parent, threads_for_a_shared_cpu
 from .._version import __version__
 from ..errors import ConvolabError
+from ..training import TrainingInterrupted
 from ._options import cli_message
 
 
@@ -77,6 +78,9 @@ def _command(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return int(args._run(args) or 0)
+    except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
+        _say_error(f"convolab {args.verb}: {cli_message(err)}")
+        return 130
     except ConvolabError as err:
         _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
         return 2

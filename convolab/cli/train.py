@@ -14,7 +14,7 @@ from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
-from ..training.rundir import refuse_to_overwrite_a_run
+from ..training.rundir import refuse_to_overwrite_a_run, resolved_options
 from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
@@ -41,12 +41,15 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
         raise ConfigError(f"--resume {args.resume} continues that run's own model; leave out MODEL ({args.model})")
     config = TrainConfig.from_run(args.resume)
     given = given_config(args)
+    used = resolved_options(args.resume)
     # What names the run's own value is no change: the run folder itself as --output (wherever it was made
-    # or copied), the same data path written another way, any option repeated as it was.
+    # or copied), the same data path written another way, any option repeated as it was given or as the
+    # run resolved it (--lr 0.01 for lenet5's default lr).
     changes = {name: value for name, value in given.items()
                if not (name == "output" and same_path(value, args.resume)
                        or name in ("data", "data_dir") and same_path(value, getattr(config, name))
-                       or value == getattr(config, name))}
+                       or value == getattr(config, name)
+                       or name in used and value == used[name])}
     config.resumed_with(changes)  # one line naming the flag that cannot change
     return config, changes
 
@@ -124,9 +127,9 @@ def _train(args: argparse.Namespace) -> int:
             print(trainer.data.describe())
     try:
         result = trainer.fit()  # (with several processes, each leaves the process group as it ends)
-    except (TrainingInterrupted, NonFiniteLoss):
-        if not main:
-            return 2  # every rank stopped at the same step; rank 0 says why, once
+    except (TrainingInterrupted, NonFiniteLoss) as err:
+        if not main:  # every rank stopped at the same step; rank 0 says why, once
+            return 130 if isinstance(err, TrainingInterrupted) else 2
         raise
     if main:
         monitor = trainer.config.monitor

@@ -129,7 +129,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     output = Path(output)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
-                          f"{output}` or choose another --output")
+                          f"{shlex.quote(str(output))}` or choose another --output")
     found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} holds a run ({', '.join(found)}); the comparison's report would "
@@ -247,7 +247,7 @@ def run_comparison(comparison: Comparison, resume: bool = False,
             _write_report(comparison, results)
             raise TrainingInterrupted(
                 f"stopped while training {run.name}; the report in {comparison.output} holds what finished; "
-                f"continue with: convolab compare --resume {comparison.output}") from None
+                f"continue with: convolab compare --resume {shlex.quote(str(comparison.output))}") from None
         comparison.statuses[run.name] = status
         comparison.save()
         results.append(_result(run.model, run_dir, status))

@@ -213,10 +213,15 @@ class StreamingImageData(LabelledImages):
     def _loader(self, dataset: StreamDataset, batch_sampler=None, batch_size: int | None = None,
                 pin_memory: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:
         workers = self.workers
+        # Each new iterator draws its workers' base seed from `generator`, by default torch's global stream,
+        # which dropout draws on too: a resumed process starts its iterators at other points of the run than
+        # the process it continues, so that draw would move the stream and the dropout masks after it. The
+        # loader's own generator leaves the global stream alone (the images draw on (seed, epoch, index)).
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
             shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=_ignore_interrupts,
-            persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None)
+            persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
+            generator=torch.Generator().manual_seed(dataset.seed))
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                      pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader, EpochBatches]:

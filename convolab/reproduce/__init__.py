@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shlex
 import statistics
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     output = writable_output(output, "--output", create=False)
     if (output / STATE).is_file():
         raise ConfigError(f"--output {output} already holds an experiment; continue it with `convolab reproduce "
-                          f"--resume {output}`, or give a new folder")
+                          f"--resume {shlex.quote(str(output))}`, or give a new folder")
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
     # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
@@ -118,12 +119,13 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                     results = compare_models(list(arm.models), config, folder, command)
             except TrainingInterrupted:
                 raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
-                                          f"finished is kept; continue with: convolab reproduce --resume {output}"
-                                          ) from None
+                                          f"finished is kept; continue with: convolab reproduce --resume "
+                                          f"{shlex.quote(str(output))}") from None
             for result in results:
                 if not result.ok:
                     raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "
-                                      f"{folder}; once fixed, continue with: convolab reproduce --resume {output}")
+                                      f"{folder}; once fixed, continue with: convolab reproduce --resume "
+                                      f"{shlex.quote(str(output))}")
                 runs[arm.run_label(result.model)].append(Path(result.run_dir))
     outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
     held, line = experiment.verdict(outcome)

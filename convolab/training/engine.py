@@ -8,6 +8,7 @@ saves it. The run's parts and progress read as the trainer's attributes (`traine
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
 from .mixing import Mix
 from .state import RunState, checkpoint_state, restore_checkpoint
+
+log = logging.getLogger("convolab")
 
 _RUN_PARTS = frozenset(f.name for f in dataclasses.fields(Run))
 _PROGRESS = frozenset(f.name for f in dataclasses.fields(RunState))
@@ -127,6 +130,11 @@ class Trainer:
         config.output = str(run_dir)
         for key, value in overrides.items():
             setattr(config, key, value)
+        if not (run_dir / "last.pt").exists():  # (its config.json was read above)
+            # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
+            log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
+                     run_dir)
+            return cls(config, data=data)
         state = load_checkpoint(run_dir / "last.pt")
         # The network the state was saved from (a fine-tuned one keeps its checkpoint's input channels,
         # which need not be the data's); the saved weights replace any initial ones, so the

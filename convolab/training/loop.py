@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shlex
 import signal
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._atomic import remove_stale_temporaries
 from ..errors import ConvolabError
 from .build import Run
 from .config import CUDA_GRAPH_MODES
@@ -74,6 +76,8 @@ def fit(trainer: Trainable) -> TrainResult:
     save and stop. Each step goes through `trainer._train_step`, each checkpoint through `trainer.save`."""
     run, cfg, state = trainer.run, trainer.run.config, trainer.state
     if run.dist.is_main:
+        for path in remove_stale_temporaries(run.run_dir):  # a checkpoint half-written when a kill came
+            log.info("removed %s, left by a write that was killed", path)
         write_run_config(run.run_dir, cfg, run.resolved())
     stopped_early = False
     with stop_signals(trainer):
@@ -166,7 +170,7 @@ def fit(trainer: Trainable) -> TrainResult:
                 trainer.save("last.pt")
                 raise TrainingInterrupted(
                     f"stopped by signal {trainer._stop_signal} in epoch {state.epoch + 1}; state saved to "
-                    f"{run.run_dir / 'last.pt'}; continue with: convolab train --resume {run.run_dir}")
+                    f"{run.run_dir / 'last.pt'}; continue with: {resume_command(run)}")
 
             # ----- evaluation, the epoch's row, checkpoints and metrics
             eval_start = device_clock(run.device)
@@ -175,10 +179,12 @@ def fit(trainer: Trainable) -> TrainResult:
             state.wall_seconds += state.partial["seconds"]
             row = epoch_row(run, state, test, now - eval_start, now)
             improved = state.end_epoch(row, cfg.min_delta, cfg.monitor)
-            trainer.save("last.pt")
+            # last.pt last: it is what --resume trusts, so a run killed between these writes redoes the epoch
+            # and rewrites best.pt and the metrics, rather than keeping a best.pt and metrics of the epoch before
             if improved:
                 trainer.save("best.pt")
             report_epoch(run, state, row)
+            trainer.save("last.pt")
 
             # ----- early stopping
             if cfg.patience is not None and state.epochs_since_best >= cfg.patience:
@@ -309,6 +315,12 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
 
 
 # ----- progress and signals ------------------------------------------------------------------------
+def resume_command(run: Run) -> str:
+    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes)."""
+    nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
+    return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
+
+
 def progress_bar(run: Run, state: RunState) -> Any:
     """A tqdm bar over the epoch's batches (rank 0, unless --no-progress), else None."""
     if not (run.config.progress and run.dist.is_main):
@@ -353,9 +365,11 @@ def stop_signals(trainer: Trainable):
             first[:] = first or [time.monotonic()]
             trainer._stop_signal = trainer._stop_signal or signum
             return
+        saved = trainer.run.run_dir / "last.pt"
         raise TrainingInterrupted(
-            f"stopped at once by a second signal {signum}; {trainer.run.run_dir / 'last.pt'} holds the state "
-            f"last saved (if any); continue with: convolab train --resume {trainer.run.run_dir}")
+            f"stopped at once by a second signal {signum}; "
+            + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
+            + f"; continue with: {resume_command(trainer.run)}")
 
     previous = {}
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,24 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} already holds a run ({', '.join(found)}); continue it with "
-                          f"--resume {output}, or give another folder")
+                          f"`convolab train --resume {shlex.quote(str(output))}`, or give another folder")
+
+
+def resolved_options(run_dir: str | Path) -> dict[str, Any]:
+    """The values the run in `run_dir` took for the options it left to their defaults (config.json's
+    "resolved"), as those options would give them: lr, aux_weight, loss_weights, image_size. (Not amp: what
+    `auto` became depends on the device, which a resumed run may change.)"""
+    try:
+        resolved = json.loads((Path(run_dir) / "config.json").read_text()).get("resolved")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(resolved, dict):
+        return {}
+    used = {name: resolved[name] for name in ("lr", "aux_weight", "loss_weights") if resolved.get(name) is not None}
+    size = resolved.get("image_size")
+    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
+        used["image_size"] = size[0]
+    return used
 
 
 def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
@@ -88,4 +106,4 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
 
 
 __all__ = ["RUN_FILES", "data_stem", "default_run_dir", "next_free_dir", "prepare_run_dir", "refuse_to_overwrite_a_run",
-           "write_run_config"]
+           "resolved_options", "write_run_config"]
