@@ -93,3 +93,15 @@ def test_resume_still_refuses_a_defaulted_option_given_another_value(lenet5_run,
     err = capsys.readouterr().err
     assert f"{flag} cannot change when a run is resumed" in err and len(err.strip().splitlines()) == 1
     assert (lenet5_run / "last.pt").read_bytes() == before
+
+
+def test_resume_takes_the_init_from_checkpoint_written_another_way(lenet5_run, tmp_path, capsys):
+    """The same --init-from file spelled another way is no change (as --data is); another file still is."""
+    run = tmp_path / "ft"
+    assert main(["train", "lenet5", "--data", "digits", "--epochs", "1", "--no-progress", "--init-from",
+                 str(lenet5_run / "best.pt"), "--output", str(run)]) == 0
+    respelled = str(lenet5_run / ".." / lenet5_run.name / "best.pt")
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress", "--init-from", respelled]) == 0
+    assert "changed: --epochs 1 -> 2\n" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--init-from", str(run / "best.pt")]) == 2
+    assert "--init-from cannot change when a run is resumed" in capsys.readouterr().err

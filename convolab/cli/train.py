@@ -47,7 +47,7 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     # run resolved it (--lr 0.01 for lenet5's default lr).
     changes = {name: value for name, value in given.items()
                if not (name == "output" and same_path(value, args.resume)
-                       or name in ("data", "data_dir") and same_path(value, getattr(config, name))
+                       or name in ("data", "data_dir", "init_from") and same_path(value, getattr(config, name))
                        or value == getattr(config, name)
                        or name in used and value == used[name])}
     config.resumed_with(changes)  # one line naming the flag that cannot change
