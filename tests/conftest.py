@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from convolab.training import Trainer, TrainingInterrupted, load_checkpoint
+
 SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
 
 
@@ -83,6 +85,23 @@ def signal_after_step(trainer, step: int) -> None:
         return out
 
     trainer._train_step = step_then_signal
+
+
+HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "step")  # what a resumed run must repeat
+
+
+def stopped_mid_epoch_and_resumed(cut, step: int) -> list[list]:
+    """Stop trainer `cut` by a SIGTERM after optimizer step `step`, check that its last.pt holds part of an
+    epoch, resume the run from it, and return the finished run's history (HISTORY_KEYS of each epoch)."""
+    signal_after_step(cut, step)
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    assert 0 < load_checkpoint(cut.run_dir / "last.pt")["batch_in_epoch"] < cut.steps_per_epoch
+    return history_of(Trainer.resume(cut.run_dir).fit().history)
+
+
+def history_of(rows: list[dict]) -> list[list]:
+    return [[row[k] for k in HISTORY_KEYS] for row in rows]
 
 
 def signal_after_first_epoch(command: list[str], run_dir: Path, signum: int, env: dict | None = None,

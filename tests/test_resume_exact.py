@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import signal_after_step, write_png_folder
+from conftest import history_of, stopped_mid_epoch_and_resumed, write_png_folder
 
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer, load_checkpoint
-from convolab.training.engine import TrainingInterrupted
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -50,14 +49,9 @@ def test_streamed_run_with_dropout_resumes_mid_epoch_to_the_same_weights(pngs, t
     again = Trainer(dropout_stream_config(pngs, tmp_path / "again")).fit().history
     cut = Trainer(dropout_stream_config(pngs, tmp_path / "cut"))
     assert cut.streaming
-    signal_after_step(cut, cut.steps_per_epoch + 2)  # in the middle of epoch 2
-    with pytest.raises(TrainingInterrupted):
-        cut.fit()
-    assert 0 < load_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] < cut.steps_per_epoch
-    resumed = Trainer.resume(tmp_path / "cut").fit().history
-    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
-    assert [[r[k] for k in keys] for r in again] == [[r[k] for k in keys] for r in whole]  # deterministic
-    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+    resumed = stopped_mid_epoch_and_resumed(cut, cut.steps_per_epoch + 2)  # in the middle of epoch 2
+    assert history_of(again) == history_of(whole)  # deterministic
+    assert resumed == history_of(whole)
     for name, tensor in weights(tmp_path / "whole").items():
         assert torch.equal(weights(tmp_path / "cut")[name], tensor), name
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import signal_after_first_epoch, signal_after_step
+from conftest import history_of, signal_after_first_epoch, stopped_mid_epoch_and_resumed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,7 +27,6 @@ from convolab.data.decode import CROP_PCT, decode_crop, random_resized_box, rati
 from convolab.data.stream import EpochBatches, should_stream
 from convolab.errors import DataError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
-from convolab.training.engine import TrainingInterrupted
 
 
 def write_big_digits(root: Path, train_per_class: int, test_per_class: int, seed: int = 0,
@@ -222,13 +221,7 @@ def test_streamed_run_interrupted_mid_epoch_resumes_to_the_same_metrics(big_digi
     cut = Trainer(stream_config(tmp_path, big_digits, output=str(tmp_path / "cut")))
     assert cut.streaming and cut.data.random_crop and cut.data.flip  # done by the workers, not the transform
     assert cut.transform.augment.crop_padding == 0 and not cut.transform.augment.flip
-    signal_after_step(cut, cut.steps_per_epoch + 7)  # in the middle of epoch 2
-    with pytest.raises(TrainingInterrupted):
-        cut.fit()
-    assert 0 < load_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] < cut.steps_per_epoch
-    resumed = Trainer.resume(tmp_path / "cut").fit().history
-    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
-    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in whole]
+    assert stopped_mid_epoch_and_resumed(cut, cut.steps_per_epoch + 7) == history_of(whole)  # mid epoch 2
 
 
 def test_ctrl_c_to_the_process_group_with_workers_saves_and_resumes_to_the_same_metrics(big_digits, tmp_path):
