@@ -74,6 +74,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -115,22 +116,23 @@ def run_streamed(cmd: list[str], timeout: float, log: Log, env: dict | None = No
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env=env, cwd=ROOT, start_new_session=True)
+    # The limit holds even while the command prints nothing (a watchdog kills its process group on time).
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, lambda: (expired.set(), os.killpg(proc.pid, 9)))
+    watchdog.start()
     lines = []
     try:
-        deadline = start + timeout
         for line in proc.stdout:
             t = time.perf_counter() - start
             lines.append((t, line.rstrip("\n")))
             log(f"  [{t:6.1f}s] {line.rstrip()}")
-            if time.perf_counter() > deadline:
-                raise subprocess.TimeoutExpired(cmd, timeout)
-        proc.wait(timeout=max(1.0, deadline - time.perf_counter()))
-        return proc.returncode, lines
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
         proc.wait()
+    finally:
+        watchdog.cancel()
+    if expired.is_set():
         log(f"  timed out after {timeout:.0f}s: {' '.join(cmd[:6])} ...")
         return 124, lines
+    return proc.returncode, lines
 
 
 def save(out: Path, results: dict) -> None:

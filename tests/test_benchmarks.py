@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from convolab.training.optim import lr_factor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import augment_policies  # noqa: E402
+import gpu  # noqa: E402
 import learning_parity  # noqa: E402
 import stream_delivery  # noqa: E402
 import train_throughput as tt  # noqa: E402
@@ -119,3 +121,14 @@ def test_learning_parity_sides_share_the_schedule_and_the_images(tmp_path):
     assert got == [f"{s}/{c}/{i:04d}.jpg" for s, n in (("test", 2), ("train", 3)) for c in ("cat", "dog")
                    for i in range(n)]
     assert (root / "train/dog/0002.jpg").read_bytes() == (source / "cifar10/train/dog/0002.jpg").read_bytes()
+
+
+def test_gpu_script_parts_stop_at_their_limit_even_when_silent(tmp_path):
+    """A part that hangs without printing is killed at its limit (device minutes are few); before, the limit was
+    checked only when a line came, and a silent throughput part ran 314 s against its 165."""
+    log = gpu.Log(tmp_path / "gpu.log")
+    start = time.perf_counter()
+    code, lines = gpu.run_streamed([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                   1.0, log)
+    assert code == 124 and [line for _, line in lines] == ["up"] and time.perf_counter() - start < 10
+    assert gpu.run_streamed([sys.executable, "-c", "print('done')"], 30, log)[0] == 0
