@@ -336,6 +336,10 @@ CASES: list[Row] = [
         "of a class the next time; give --output outside it", a_two_class_folder),
     Row("summary-negative-num-classes", ["summary", "resnet20", "--num-classes", "-1"],
         "argument --num-classes: must be an integer >= 0 (0: the features, no classifier), got -1"),
+    Row("aux-heads-too-small", ["train", "googlenet", "--model-option", "aux_logits=true", "--data", "digits",
+                                "--image-size", "96", "--output", "{t}/run"],
+        "--image-size 96 is too small for googlenet's other heads (they need at least 223 px); give --image-size "
+        "223 or more, or leave out aux_logits"),
     Row("train-tensorboard-missing", [*LENET, "--tensorboard", "--output", "{t}/run"],
         "--tensorboard needs the tensorboard package: pip install tensorboard", hidden=("torch.utils.tensorboard",)),
     Row("compare-tensorboard-missing", ["compare", "lenet", "--data", "digits", "--tensorboard", "--output", "{t}/c"],

@@ -250,28 +250,37 @@ def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Modu
 def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, default_size: int,
                      device: torch.device) -> None:
     """Refuse an input size the model's layers cannot take, before any training: one forward pass of a
-    zero image; on failure the smallest size that works (doubling, then bisecting towards the model's
-    own size, which works) is named. A failure the model's own size shares is not about the size."""
+    zero image through every head training runs (auxiliary and task heads too); on failure the smallest
+    size that works (doubling, then bisecting towards the model's own size, which works) is named. A
+    failure the model's own size shares is not about the size."""
     was_training = model.training
     model.eval()
+
+    def fits(px: int) -> bool:
+        return runs_at(model, in_chans, px, device, every_output=True)
+
     try:
-        if runs_at(model, in_chans, size, device):
+        if fits(size):
             return
-        if not runs_at(model, in_chans, default_size, device):
+        if not fits(default_size):
             with torch.no_grad():  # not a matter of size: the model's own error, as it is
-                model(torch.zeros(1, in_chans, size, size, device=device))
+                model.forward_outputs(torch.zeros(1, in_chans, size, size, device=device))
         if size > default_size:
             raise FieldError("image_size", f"{size} does not fit {name} (its layers are built for "
                                            f"{default_size} px); give --image-size {default_size}")
         low, high, probe = size, default_size, size * 2
         while probe < default_size:
-            if runs_at(model, in_chans, probe, device):
+            if fits(probe):
                 high = probe
                 break
             low, probe = probe, probe * 2
         while high - low > 1:  # low fails, high works
             mid = (low + high) // 2
-            low, high = (low, mid) if runs_at(model, in_chans, mid, device) else (mid, high)
+            low, high = (low, mid) if fits(mid) else (mid, high)
+        if runs_at(model, in_chans, size, device):  # the main path takes it: the other heads do not
+            aux = ", or leave out aux_logits" if getattr(model, "aux_names", None) else ""
+            raise FieldError("image_size", f"{size} is too small for {name}'s other heads (they need at least "
+                                           f"{high} px); give --image-size {high} or more{aux}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
                                        f"give --image-size {high} or more")
     finally:

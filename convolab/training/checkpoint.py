@@ -155,13 +155,15 @@ def _own_size(model: nn.Module) -> list[int] | None:
 
 
 def runs_at(model: nn.Module, in_chans: int, size: int | Sequence[int],
-            device: torch.device | None = None) -> bool:
+            device: torch.device | None = None, every_output: bool = False) -> bool:
     """Whether a zero batch of one image of `size` (px, or [height, width]) goes through the model (eval mode, no
-    gradients)."""
+    gradients); with `every_output`, through every head training runs (`forward_outputs`: auxiliary and task
+    heads too), else through the main output's path."""
     height, width = (size, size) if isinstance(size, int) else size
+    forward = model.forward_outputs if every_output and hasattr(model, "forward_outputs") else model
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_chans, int(height), int(width), device=device))
+            forward(torch.zeros(1, in_chans, int(height), int(width), device=device))
     except torch.OutOfMemoryError:
         raise
     except (RuntimeError, ValueError):  # (shapes that do not fit: RuntimeError; a model's own size check: either)
