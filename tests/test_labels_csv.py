@@ -298,3 +298,20 @@ def test_fine_tuning_a_one_head_run_on_several_columns_is_refused_naming_them(la
     assert not (tmp_path / "ft" / "last.pt").exists()
     assert main(["finetune", str(run), "--data", path, "--targets", "species", "--epochs", "1",
                  "--output", str(tmp_path / "ft2"), *FAST]) == 0
+
+
+def test_finetune_refuses_a_head_that_does_not_fit_its_column_before_any_folder(labelled, tmp_path, capsys):
+    """A checkpoint's 2-class colour head fine-tuned on a CSV of 3 colours: one line naming the column (before:
+    an IndexError mid-epoch, and a folder holding only config.json)."""
+    folder, items, path = labelled
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", path, "--targets", "species,colour", "--epochs", "1",
+                 "--output", str(run), *FAST]) == 0
+    rows = [[it["image"], it["species"], "green" if i % 3 == 0 else it["colour"], it["split"]]
+            for i, it in enumerate(items)]
+    other = write_csv(folder / "three-colours.csv", ["image", "species", "colour", "split"], rows)
+    capsys.readouterr()
+    code = main(["finetune", str(run), "--data", other, "--epochs", "1", "--output", str(tmp_path / "ft"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and "colour (its class column needs 3, the head has 2)" in err, err
+    assert not (tmp_path / "ft").exists()

@@ -24,7 +24,6 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
-from ..data.targets import derive_target
 from ..errors import ConfigError, FieldError, UnknownModelError
 from ..models import create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
@@ -37,6 +36,7 @@ from .mixing import MixConfig
 from .optim import ModelEma, build_optimizer, param_groups
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
+from .targets import extra_targets
 from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matching
 
 log = logging.getLogger("convolab")
@@ -346,27 +346,6 @@ def registered_aux_weight(model: nn.Module, config: TrainConfig) -> float:
     return float(defaults.get("aux_weight", 0.0))
 
 
-def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, classes: list[str]
-                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The derived targets of the outputs that have their own (e.g. `parity`), on the device; a labels
-    CSV's target columns (class indices, or standardized numbers) for its model's heads."""
-    if isinstance(batches.data, TabularImages):
-        return table_targets(config, model, batches)
-    names = list(config.extra_targets)
-    outputs = ("main", *getattr(model, "aux_names", ()))
-    for name in names:
-        if name not in outputs:
-            raise ConfigError(f"--extra-target {name}: the model has no output named {name!r} "
-                              f"(its outputs: {', '.join(outputs)})")
-    for name in getattr(model, "task_classes", {}):
-        if name not in names:
-            raise ConfigError(f"the model's output {name!r} predicts its own target: "
-                              f"add --extra-target {name}")
-    train = {name: derive_target(name, batches.train_labels, classes) for name in names}
-    test = {name: derive_target(name, batches.test_labels, classes) for name in names}
-    return train, test
-
-
 def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: dict[str, torch.Tensor],
                         aux_weight: float) -> dict[str, float]:
     """Each output's loss weight: main 1, auxiliary heads the aux weight, task heads 1; --loss overrides
@@ -381,30 +360,6 @@ def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: di
         raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
                           f"(its outputs: {', '.join(outputs)})")
     return weights | given
-
-
-def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
-                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused, and
-    targets the model has no head for (a one-head checkpoint fine-tuned on several columns)."""
-    data: TabularImages = batches.data
-    if config.extra_targets:
-        raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
-                          "as columns: use --targets")
-    missing = [n for n in data.train.targets if n not in getattr(model, "aux_names", ())]
-    if missing:
-        raise ConfigError(f"the model has no output for the labels CSV's column{'s' if len(missing) > 1 else ''} "
-                          f"{', '.join(missing)} (a checkpoint's model keeps its heads); give --targets "
-                          f"{data.main_column} to learn its main target alone, or train a model of every column with "
-                          "`convolab train`")
-    numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
-    if numbers and (config.mixup or config.cutmix):
-        raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
-    if data.train.vectors is not None and config.tta != "none":
-        raise ConfigError("--tta flip needs a model of images only; this labels CSV has numeric inputs")
-    device = batches.train_labels.device
-    return ({n: t.to(device) for n, t in data.train.targets.items()},
-            {n: t.to(device) for n, t in data.test.targets.items()})
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:

@@ -1,0 +1,71 @@
+"""The targets of a run's outputs besides the main labels: targets derived from the class names
+(`--extra-target parity`), or a labels CSV's other columns, each checked against the model's heads."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.labels_csv import Column, TabularImages
+from ..data.targets import DERIVED_TARGETS, derive_target
+from ..errors import ConfigError
+from .batches import BatchSource
+from .config import TrainConfig
+
+
+def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, classes: list[str]
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The derived targets of the outputs that have their own (e.g. `parity`), on the device; a labels
+    CSV's target columns (class indices, or standardized numbers) for its model's heads."""
+    if isinstance(batches.data, TabularImages):
+        return table_targets(config, model, batches)
+    names = list(config.extra_targets)
+    outputs = ("main", *getattr(model, "aux_names", ()))
+    for name in names:
+        if name not in outputs:
+            raise ConfigError(f"--extra-target {name}: the model has no output named {name!r} "
+                              f"(its outputs: {', '.join(outputs)})")
+    for name in getattr(model, "task_classes", {}):
+        if name not in names:
+            raise ConfigError(f"the model's output {name!r} predicts its own target: add --extra-target {name}"
+                              if name in DERIVED_TARGETS else f"the model's output {name!r} learnt a labels CSV's "
+                              f"column: give --data a labels CSV with a {name!r} column")
+    train = {name: derive_target(name, batches.train_labels, classes) for name in names}
+    test = {name: derive_target(name, batches.test_labels, classes) for name in names}
+    return train, test
+
+
+def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused, and
+    targets the model has no head for (a one-head checkpoint fine-tuned on several columns)."""
+    data: TabularImages = batches.data
+    if config.extra_targets:
+        raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
+                          "as columns: use --targets")
+    heads = getattr(model, "task_classes", {})
+    missing = [n for n in data.train.targets if n not in getattr(model, "aux_names", ())]
+    # a head of another size than its column's (a checkpoint's head of 2 classes, a column of 3 or of numbers)
+    wrong = [f"{n} (its {c.kind} column needs {_outputs(c)}, the head has {heads[n]})"
+             for n, c in data.columns.items() if n in heads and heads[n] != _outputs(c)]
+    if missing or wrong:
+        what = (f"no output for the labels CSV's column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+                if missing else f"heads that do not fit the labels CSV's columns: {', '.join(wrong)}")
+        raise ConfigError(f"the model has {what} (a checkpoint's model keeps its heads); give --targets "
+                          f"{data.main_column} to learn its main target alone, or train a model of every column with "
+                          "`convolab train`")
+    numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
+    if numbers and (config.mixup or config.cutmix):
+        raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
+    if data.train.vectors is not None and config.tta != "none":
+        raise ConfigError("--tta flip needs a model of images only; this labels CSV has numeric inputs")
+    device = batches.train_labels.device
+    return ({n: t.to(device) for n, t in data.train.targets.items()},
+            {n: t.to(device) for n, t in data.test.targets.items()})
+
+
+def _outputs(column: Column) -> int:
+    """How many outputs a head of this column has: one per class, one for a number."""
+    return len(column.classes) if column.kind == "class" else 1
+
+
+__all__ = ["extra_targets", "table_targets"]
