@@ -25,6 +25,10 @@ def test_two_head_lenet_learns_digit_and_parity_from_the_cli(tmp_path, capsys):
     digit, parity = float(rows[-1]["test_acc"]), float(rows[-1]["test_acc_parity"])
     assert digit > 0.8 and parity > 0.8, (digit, parity)  # chance: 0.1 and 0.5
     assert capsys.readouterr().out.strip().endswith(f"test accuracy: {digit:.4f}")
+    # An ONNX or TorchScript export is the main output's graph: it says so, naming the head it leaves out
+    assert main(["export", str(out), "--format", "torchscript"]) == 0
+    assert "not exported: the model's other head parity; the torchscript model gives the main output alone " \
+           "(--format safetensors keeps every head)" in capsys.readouterr().out
 
 
 def test_two_head_outputs_share_the_backbone_and_the_main_output_is_the_plain_call():

@@ -137,4 +137,8 @@ def run(args: argparse.Namespace) -> int:
           f"{result.folded_bn} batch norms folded)")
     print(f"largest difference from PyTorch: {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
           f"image's largest logit; batch sizes {', '.join(map(str, result.batch_sizes_checked))})")
+    heads = [name for name in getattr(model, "task_classes", {}) if name != "main"]
+    if heads:  # (the exported graph is forward(): the main output; predict reads one output)
+        print(f"not exported: the model's other head{'s' if len(heads) > 1 else ''} {', '.join(heads)}; the "
+              f"{fmt} model gives the main output alone (--format safetensors keeps every head)")
     return 0

@@ -71,6 +71,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if is_csv:
         if loader == "stream":
             raise DataError("--loader stream reads image folders and tars; a labels CSV is held in memory")
+        if skip_bad_images:  # (a folder's unreadable files are counted and skipped; a CSV's rows are each meant)
+            raise DataError(f"--skip-bad-images skips the unreadable files of an image folder or tar; the labels CSV "
+                            f"{source} names each of its files: fix or remove the row of a bad one, and drop the flag")
         return load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole)
     if path.exists():
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,

@@ -39,8 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import ConfigError, DataError
+from ..models import ConvNet
+from ..models.multitask import MultiTaskNet
+from ..models.two_input import MultiInputNet
 from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image
@@ -51,6 +55,12 @@ SPLIT_VALUES = {"train": "train", "test": "test", "val": "test", "valid": "test"
 NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
 DELIMITERS = ",;\t"  # the header line's most frequent one (outside quotes) separates the cells; comma on a tie
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")  # 3,5: a number in a semicolon or tab file
+# A target's head is an attribute of the `multitask` model, named as its column; models/multitask.py and two_input.py
+# refuse a name the model has already: their classes' attributes, nn.Module's and ConvNet's instance ones, those
+# their __init__ sets (backbone ... task_classes) and those set on the built model (multitask(), pretrained/).
+TAKEN_NAMES = frozenset({*dir(MultiTaskNet), *dir(MultiInputNet), *vars(nn.Module()), *ConvNet.__annotations__,
+                         "main", "backbone", "fc", "vector", "image_inputs", "vector_inputs", "task_classes",
+                         "main_name", "model_options", "pretrained_cfg"})
 
 
 @dataclass(frozen=True)
@@ -139,13 +149,18 @@ class _Table:
     def __init__(self, path: Path):
         self.path = path
         try:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                text = f.read()
+            data = path.read_bytes()  # UTF-8 (a BOM or none), or UTF-16 with its BOM
+            text = data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
+            if "\0" in text:
+                raise UnicodeError("a NUL character (UTF-16 without a BOM?)")
             self.delimiter = _delimiter(text)
             rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
         except FileNotFoundError:
             raise DataError(f"labels CSV {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, csv.Error) as err:
+        except UnicodeError as err:
+            raise DataError(f"labels CSV {path} is not UTF-8 text ({err}): save it as UTF-8 "
+                            "(Excel: CSV UTF-8)") from None
+        except (OSError, csv.Error) as err:
             raise DataError(f"labels CSV {path} cannot be read: {err}") from None
         numbered = [(i + 1, r) for i, r in enumerate(rows) if any(cell.strip() for cell in r)]
         if len(numbered) < 2:
@@ -218,7 +233,7 @@ class _Table:
         if kind is not None:
             return kind
         cells = self.values(name)
-        if image_allowed and any(Path(c).suffix.lower() in IMAGE_SUFFIXES for c in cells):
+        if any(Path(c).suffix.lower() in IMAGE_SUFFIXES for c in cells):
             return "image"
         numbers = [self.number(c) for c in cells]
         finite = sum(n is not None and math.isfinite(n) for n in numbers)
@@ -259,10 +274,15 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         table.check(name, "--targets names")
         if name in used:
             raise DataError(f"--targets names {name!r}, which is an input or the split column of {path}")
+    for flag, names in (("--inputs", [n for n, _ in input_specs]), ("--targets", [n for n, _ in specs])):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DataError(f"{flag} names {', '.join(map(repr, twice))} twice: name each column once")
     kinds = {name: table.kind_of(name, kind, False) for name, kind in specs}
-    bad = [f"{n}:image" for n, k in kinds.items() if k == "image"]
+    bad = [n for n, k in kinds.items() if k == "image"]
     if bad:
-        raise DataError(f"--targets {', '.join(bad)}: a target is a class or a number, not an image")
+        raise DataError(f"--targets names {', '.join(bad)}, a column of image files: a target is a class or a number, "
+                        "not an image (mark it NAME:class if its values are classes)")
     classes = [n for n, k in kinds.items() if k == "class"]
     if not classes:
         raise DataError(f"{path}: no class column among the targets ({', '.join(kinds) or 'none'}); the first "
@@ -271,6 +291,9 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         if name != classes[0] and (not name.isidentifier() or name == "main"):
             raise DataError(f"column {name!r} of {path} names a model output: rename it to a Python identifier "
                             "other than 'main'")
+        if name != classes[0] and name in TAKEN_NAMES:
+            raise DataError(f"column {name!r} of {path} names a model output, and the model has an attribute "
+                            f"{name!r} already: rename the column (e.g. {name}_)")
 
     if whole and split_column is None:  # every row scored (and the columns described by every row)
         train_index = test_index = torch.arange(len(table.rows))
@@ -284,12 +307,8 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
                             f"{split_column!r})")
         raise EmptySplitError(found, "add a split column of train/test", "more rows of each class",
                               "a labels CSV without one", val_fraction, len(test_index) == 0)
-    cells = table.values(classes[0])  # a main class only test rows have is never taught (or is a typo)
-    untaught = sorted({cells[i] for i in test_index.tolist()} - {cells[i] for i in train_index.tolist()})
-    if untaught:
-        raise DataError(f"{path}: column {classes[0]!r} has classes only in test rows: {', '.join(untaught[:5])}"
-                        f"{' ...' if len(untaught) > 5 else ''} (a model is never taught them); fix the spelling, "
-                        "or give them training rows")
+    for name in [] if whole else classes:  # (scored rows: one class will do, and the run's classes count)
+        _check_classes(table, name, train_index, test_index)
 
     columns, values = {}, {}
     for name in [classes[0], *(n for n in kinds if n != classes[0])]:
@@ -327,13 +346,26 @@ def _test_rows(table: _Table, split_column: str | None, val_fraction: float, mai
     return mask
 
 
+def _check_classes(table: _Table, name: str, train_index: torch.Tensor, test_index: torch.Tensor) -> None:
+    """Refuse a class column whose training rows hold one class, or whose test rows hold classes none of them has
+    (never taught, or a typo)."""
+    cells = table.values(name)
+    taught = {cells[i] for i in train_index.tolist()}
+    if len(taught) < 2:
+        raise DataError(f"class column {name!r} of {table.path} has one value on its training rows ({min(taught)!r}): "
+                        "nothing to learn")
+    untaught = sorted({cells[i] for i in test_index.tolist()} - taught)
+    if untaught:
+        raise DataError(f"{table.path}: column {name!r} has classes only in test rows: {', '.join(untaught[:5])}"
+                        f"{' ...' if len(untaught) > 5 else ''} (a model is never taught them); fix the spelling, "
+                        "or give them training rows")
+
+
 def _target(table: _Table, name: str, kind: str, train_index: torch.Tensor) -> tuple[Column, torch.Tensor]:
     """The column's description and its values: class indices, or numbers standardized by the training rows."""
     if kind == "class":
         cells = table.values(name)
         names = sorted(set(cells))
-        if len(names) < 2:
-            raise DataError(f"class column {name!r} of {table.path} has one value ({names[0]!r}): nothing to learn")
         index = {c: i for i, c in enumerate(names)}
         return Column(name, "class", tuple(names)), torch.tensor([index[c] for c in cells], dtype=torch.int64)
     numbers = torch.tensor(table.numbers(name), dtype=torch.float64)
@@ -341,6 +373,9 @@ def _target(table: _Table, name: str, kind: str, train_index: torch.Tensor) -> t
     mean = float(train.mean())
     std = float(train.std()) if len(train) > 1 else 0.0
     std = std if std > 0 else 1.0
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise DataError(f"column {name!r} of {table.path}: its numbers are too large for a mean and std "
+                        f"(mean {mean:g}, std {std:g}); give them in larger units")
     return Column(name, "number", mean=mean, std=std), ((numbers - mean) / std).float()
 
 

@@ -117,7 +117,8 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
         # any sizes: resized to the model's input, as the run's --image-size resized its own).
         streamed = checkpoint.get("preprocess") == "center-crop"
         size = config.get("image_size") or (None if own else int(checkpoint["image_size"][0]))
-        skip = skip_bad_images or bool(config.get("skip_bad_images", False))  # (the run's, or asked for here)
+        # the run's --skip-bad-images, or asked for here (a labels CSV takes none: it names each file)
+        skip = skip_bad_images or (bool(config.get("skip_bad_images")) and not source.lower().endswith(".csv"))
         try:
             data = load_data(source, data_dir, download, skip_bad_images=skip,
                              val_fraction=float(config.get("val_fraction", 0.1)),

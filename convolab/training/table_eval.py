@@ -65,18 +65,21 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
                         "data it was trained on")
     saved = record["targets"]
     learnt = ", ".join(f"{n} ({t['kind']})" for n, t in saved.items())
+    as_learnt = {}  # a class column's indices -> the checkpoint's (another CSV may hold some of its classes)
     for name, column in data.columns.items():
         kept = saved.get(name)
         if kept is None or kept["kind"] != column.kind or (column.kind == "class" and
-                                                           list(column.classes) != kept["classes"]):
+                                                           not set(column.classes) <= set(kept["classes"])):
             raise DataError(f"column {name!r} of {data.name} is not the target the checkpoint learnt (it learnt "
-                            f"{learnt}; class columns need "
-                            "the same classes)")
+                            f"{learnt}; a class column's classes must be ones the checkpoint learnt)")
+        if column.kind == "class":
+            as_learnt[name] = torch.tensor([kept["classes"].index(c) for c in column.classes], dtype=torch.long)
     if list(data.columns)[0] != list(saved)[0]:
         raise DataError(f"the main target of {data.name} is {data.main_column!r}, the checkpoint's {list(saved)[0]!r}")
-    test = data.test
-    targets = {n: (_restandardize(t, data.columns[n].to_dict(), saved[n]) if t.is_floating_point() else t)
-               for n, t in test.targets.items()}
+    test, main_column = data.test, data.main_column
+    labels = as_learnt[main_column][test.labels]
+    targets = {n: (_restandardize(t, data.columns[n].to_dict(), saved[n]) if t.is_floating_point()
+                   else as_learnt[n][t]) for n, t in test.targets.items()}
     vectors = test.vectors
     if vectors is not None:
         kept = record["vectors"]
@@ -88,13 +91,13 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
         for start in range(0, len(test), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(test)))
             images = test.images[idx] if vectors is None else (test.images[idx], vectors[idx])
-            yield images, test.labels[idx], idx
+            yield images, labels[idx], idx
 
     device = next(loaded.model.parameters()).device
     scales = {n: saved[n]["std"] for n in targets if saved[n]["kind"] == "number"}
-    result = evaluate(loaded.model, None, test.labels, transform, batch_size, device, return_logits=True,
+    result = evaluate(loaded.model, None, labels, transform, batch_size, device, return_logits=True,
                       targets=targets, batches=batches(), scales=scales, tta=tta)
-    main = main_report(result["logits"], test.labels, data.classes)
+    main = main_report(result["logits"], labels, list(saved[main_column]["classes"]))
     scores: dict[str, dict[str, Any]] = {data.main_column: {"kind": "class", "accuracy": main.top1, "main": True}}
     for name in targets:
         kind = data.columns[name].kind
