@@ -11,7 +11,13 @@ from PIL import Image
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.data.decode import read_image
-from convolab.training.inference import evaluate_checkpoint, load_data_for, load_trained_model, predict_targets
+from convolab.training.inference import (
+    evaluate_checkpoint,
+    in_units,
+    load_data_for,
+    load_trained_model,
+    predict_targets,
+)
 
 
 def _photos(root, sizes, classes=("a", "b", "c")):
@@ -72,3 +78,9 @@ def test_evaluate_takes_skip_bad_images_as_its_message_says(tmp_path, capsys):
                  "--skip-bad-images", "--json"]) == 0
     assert f'"images": {len(paths) - 1}' in capsys.readouterr().out
     assert main(["features", str(run), "--out", str(tmp_path / "f.npz"), "--skip-bad-images"]) == 0
+
+
+def test_predict_prints_a_numeric_output_to_a_hundredth_of_its_columns_spread():
+    """A column of values near 1e9 with a spread of 30 prints 1000000015.0 (before: 4 significant digits, 1e+09
+    for every image); ages of spread 3 print to 0.01."""
+    assert in_units(0.5, 1e9, 30) == "1000000015.0" and in_units(0.2, 6, 3) == "6.60"

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,15 @@ Prediction = tuple[list[tuple[str, float]], dict[str, tuple[str, float | None]]]
 
 
 @torch.no_grad()
+def in_units(standardized: float, mean: float, std: float) -> str:
+    """A numeric output in its column's units, to a hundredth of the column's spread (not to 4 significant
+    digits, which turned 1,000,000,060 into 1e+09)."""
+    value = standardized * std + mean
+    decimals = max(0, math.ceil(-math.log10(std / 100))) if std > 0 else 4
+    return f"{value:.{decimals}f}"
+
+
+@torch.no_grad()
 def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
     """For each image file, preprocessed as in training: the main target's top-k (class name, probability), and
     each other target of a labels CSV's model: {name: (class, probability)} or {name: (number in the column's
@@ -257,6 +267,6 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
                 p = out.softmax(0)
                 extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
             else:
-                extra[name] = (f"{float(out[0]) * target['std'] + target['mean']:.4g}", None)
+                extra[name] = (in_units(float(out[0]), target["mean"], target["std"]), None)
         results.append(([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())], extra))
     return results
