@@ -347,6 +347,9 @@ CASES: list[Row] = [
         "--targets names image2, a column of image files: a target is a class or a number, not an image",
         csv_edited(lambda h, rows: ([h.append("image2")],
                                     [r.append(f"{(i + 1) % 12}.png") for i, r in enumerate(rows)]))),
+    Row("labels-file-named-tsv", [*LENET[:2], "--data", "{t}/labels.tsv", "--output", "{t}/run"],
+        "{t}/labels.tsv: a labels CSV is read from a file ending in .csv (tab- or semicolon-separated ones too); "
+        "name it labels.csv", lambda t: (t / "labels.tsv").write_text("image\tclass\na.png\tcat\n")),
     Row("csv-input-named-twice", [*CSV, "--inputs", "image,image"],
         "--inputs names 'image' twice: name each column once", a_labels_csv),
     Row("csv-target-named-twice", [*CSV, "--targets", "species,species"],
