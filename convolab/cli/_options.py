@@ -80,12 +80,20 @@ def column_names(text: str) -> list[str]:
 
 
 def model_option(pair: str) -> tuple[str, Any]:
-    """`KEY=VALUE` -> (key, value), the value read as JSON where it is (numbers, true/false, null)."""
+    """`KEY=VALUE` -> (key, value): true/false/null, a whole number, a number (.5, 5., +0.5, 1e-3),
+    JSON (a list, an object), else the word itself."""
     key, sep, value = pair.partition("=")
     if not sep or not key:
         raise ConfigError(f"--model-option expects KEY=VALUE, got {pair!r}")
+    if value.lower() in ("true", "false", "null"):
+        return key, json.loads(value.lower())
+    for number in (int, float):
+        try:
+            return key, number(value)
+        except ValueError:
+            pass
     try:
-        return key, json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+        return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ._base import ConvNet
+from ._base import ConvNet, move_like
 
 
 def drop_aux_keys(state_dict: Mapping[str, Any], aux_names: tuple[str, ...]) -> dict[str, Any]:
@@ -43,9 +43,11 @@ class AuxClassifierNet(ConvNet):
         return outputs
 
     def reset_classifier(self, num_classes: int) -> None:
+        reference = next(self.parameters(), None)
         super().reset_classifier(num_classes)
         for name in self.aux_names:
             getattr(self, name).reset(num_classes)
+            move_like(getattr(self, name), reference)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         """Load as nn.Module does, after dropping the keys of auxiliary heads this model was built without."""

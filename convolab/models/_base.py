@@ -38,6 +38,26 @@ def check_in_chans(in_chans: object) -> int:
     return int(in_chans)  # type: ignore[arg-type]
 
 
+def check_img_size(img_size: object) -> int:
+    """`img_size` (the input's side in pixels) as an int >= 1, else a ConfigError (a ValueError) of one line."""
+    if not _whole_number(img_size) or img_size < 1:  # type: ignore[operator]
+        raise ConfigError(f"img_size must be a whole number >= 1 (the input's side in pixels), got {img_size!r}")
+    return int(img_size)  # type: ignore[arg-type]
+
+
+def refuse_fixed_options(name: str, options: dict, fixed: dict, instead: str) -> None:
+    """A ConfigError of one line when `options` sets what the entry `name` fixes itself (`fixed`)."""
+    given = sorted(set(options) & set(fixed))
+    if given:
+        settings = " and ".join(f"{key}={value!r}" for key, value in fixed.items())
+        raise ConfigError(f"{name} fixes {settings} itself; drop {', '.join(given)}, or build {instead}")
+
+
+def move_like(module: nn.Module, reference: torch.Tensor | None) -> nn.Module:
+    """`module` on the device and dtype of `reference` (a fresh layer is float32 on the CPU); as is without one."""
+    return module if reference is None else module.to(reference.device, reference.dtype)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """What a model expects of its input: size (C, H, W) and per-channel normalization."""
@@ -53,6 +73,7 @@ class DataConfig:
 def data_config_for(in_chans: int, size: int, mean: tuple[float, ...] = IMAGENET_MEAN,
                     std: tuple[float, ...] = IMAGENET_STD) -> DataConfig:
     """A DataConfig whose mean/std match `in_chans` (grey input averages the RGB statistics)."""
+    size = check_img_size(size)
     if len(mean) != in_chans:
         mean = (sum(mean) / len(mean),) * in_chans
         std = (sum(std) / len(std),) * in_chans
@@ -62,8 +83,8 @@ def data_config_for(in_chans: int, size: int, mean: tuple[float, ...] = IMAGENET
 def stem_data_config(stem: str, in_chans: int, img_size: int | None = None) -> DataConfig:
     """The input of an ImageNet-stem model (224, ImageNet statistics) or a CIFAR-stem one (32, CIFAR-10)."""
     if stem == "imagenet":
-        return data_config_for(in_chans, img_size or 224, IMAGENET_MEAN, IMAGENET_STD)
-    return data_config_for(in_chans, img_size or 32, CIFAR10_MEAN, CIFAR10_STD)
+        return data_config_for(in_chans, 224 if img_size is None else img_size, IMAGENET_MEAN, IMAGENET_STD)
+    return data_config_for(in_chans, 32 if img_size is None else img_size, CIFAR10_MEAN, CIFAR10_STD)
 
 
 @dataclass
@@ -121,5 +142,7 @@ class ConvNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer for `num_classes` (0 drops it: the model gives features)."""
         num_classes = check_num_classes(num_classes)
+        reference = next(self.parameters(), None)
         self.head.reset(num_classes)
+        move_like(self.head.fc, reference)
         self.num_classes = num_classes

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from torch import nn
 
 from .._registry import get_entry
 from ..errors import ConfigError
-from ._base import check_in_chans, check_num_classes
+from ._base import check_img_size, check_in_chans, check_num_classes
 from ._features import features_only as feature_maps
 from ._features import truncate
 
@@ -30,15 +31,19 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if in_chans is not None:
         kwargs["in_chans"] = check_in_chans(in_chans)
     check_option_types(entry.name, entry.fn, kwargs)
+    if kwargs.get("img_size") is not None:  # most entries take it behind **kwargs, unseen by the type check
+        kwargs["img_size"] = check_img_size(kwargs["img_size"])
     try:
         model = entry.fn(**kwargs)
+    except ConfigError:  # already one line that names the option
+        raise
     except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
         raise ConfigError(f"cannot build {entry.name} with {kwargs}: {err}") from None
     model.model_name = entry.name
     if until is not None:
         model = truncate(model, until)
     if features_only:
-        model = feature_maps(model, tuple(out_indices) if out_indices is not None else None)
+        model = feature_maps(model, out_indices)
     return model
 
 
@@ -47,12 +52,15 @@ _KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"),
 
 def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
     """An option whose default is a bool, a whole number, a number or a word takes a value of that kind
-    (a whole number where a number is expected): said in one line, before the constructor fails on it."""
+    (a whole number where a number is expected), and no option is NaN or infinite: said in one line, before
+    the constructor fails on it."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin or a callable without a signature
         return
     for key, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}'s option {key} must be a finite number, got {value!r}")
         default = params[key].default if key in params else None
         kind = next(((t, words) for t, words in _KINDS if type(default) is t), None)
         if kind is None or value is None:

@@ -7,20 +7,23 @@ source loads into the part by name, and the part's checkpoint is rebuilt with `c
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import nn
+from torch.fx import Graph, GraphModule
 
 from ..errors import ConfigError
 from ..layers import ClassifierHead
 from ._base import ConvNet, FeatureInfo
 
 
-def _adopt(target: nn.Module, source: nn.Module, nodes: dict[str, str]) -> tuple[Callable, Callable]:
+def _adopt(target: nn.Module, source: nn.Module, nodes: dict[str, str]) -> tuple[Graph, Graph]:
     """Trace `source` up to `nodes` ({module name: output name}), register the modules the trace
-    uses on `target` under their own names, and return the traced forward (train, eval)."""
-    from torchvision.models.feature_extraction import create_feature_extractor
+    uses on `target` under their own names, and return the traced graphs (train, eval)."""
+    from torchvision.models.feature_extraction import create_feature_extractor  # torchvision loads slowly
 
     try:
         graph = create_feature_extractor(source, return_nodes=nodes)
@@ -34,12 +37,37 @@ def _adopt(target: nn.Module, source: nn.Module, nodes: dict[str, str]) -> tuple
         target.register_parameter(name, param)
     for name, buffer in graph.named_buffers(recurse=False):
         target.register_buffer(name, buffer)
-    # The generated code reads `self.<name>` only, so it runs on `target` as well as on `graph`.
-    graph.train()
-    forward_train = type(graph).forward
-    graph.eval()
-    forward_eval = type(graph).forward
-    return forward_train, forward_eval
+    # Copies own no module, so they pickle alone (a graph keeps its owner, with every weight).
+    return copy.deepcopy(graph.train_graph), copy.deepcopy(graph.eval_graph)
+
+
+class _TracedForward:
+    """Runs traced code on `self`: the generated code reads `self.<name>` only, so it runs on the
+    part as well as on the GraphModule it was made for. The code is a function made at run time,
+    which pickle cannot save: the part pickles its graphs and makes the code again on loading."""
+
+    _graphs: tuple[Graph, Graph]
+    training: bool
+
+    def _compile(self, graphs: tuple[Graph, Graph]) -> None:
+        self._graphs = graphs
+        # GraphModule(self, ...) refers to this part's own modules and becomes the graph's owner: give it a copy.
+        self._forward_train, self._forward_eval = (type(GraphModule(self, copy.deepcopy(g))).forward
+                                                   for g in graphs)
+
+    def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        run = self._forward_train if self.training else self._forward_eval
+        return run(self, x)
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        state.pop("_forward_train", None)
+        state.pop("_forward_eval", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        self._compile(self._graphs)
 
 
 def _stage_index(model: ConvNet, name: str) -> int | None:
@@ -55,34 +83,49 @@ def layer_names(model: nn.Module) -> list[str]:
     return names
 
 
-class FeatureListNet(nn.Module):
-    """The feature maps of the chosen stages of a model, as a list; `feature_info` lists them."""
+def _check_out_indices(model: ConvNet, out_indices: Sequence[int] | None) -> tuple[int, ...]:
+    """`out_indices` as stage numbers from 0, each once and in range, else a ConfigError of one line."""
+    info = model.feature_info
+    name = getattr(model, "model_name", "") or type(model).__name__
+    if out_indices is None:
+        return tuple(range(len(info)))
+    if (isinstance(out_indices, (str, bytes)) or not isinstance(out_indices, Sequence)
+            or any(not isinstance(i, Integral) or isinstance(i, bool) for i in out_indices)):
+        raise ConfigError(f"out_indices must be a list of whole numbers (stages of {name}), got {out_indices!r}")
+    indices = tuple(int(i) for i in out_indices)
+    if not indices or any(not -len(info) <= i < len(info) for i in indices):
+        raise ConfigError(f"out_indices {indices} out of range: {name} has {len(info)} feature stages "
+                          f"({', '.join(f.module for f in info)})")
+    positive = [i % len(info) for i in indices]
+    if len(set(positive)) < len(positive):
+        raise ConfigError(f"out_indices {indices} name a stage twice; give each stage of {name} once")
+    return tuple(positive)
 
-    def __init__(self, model: ConvNet, out_indices: tuple[int, ...] | None = None):
+
+class FeatureListNet(_TracedForward, nn.Module):
+    """The feature maps of the chosen stages of a model, as a list in the order of `out_indices`;
+    `feature_info` lists them in the same order."""
+
+    def __init__(self, model: ConvNet, out_indices: Sequence[int] | None = None):
         super().__init__()
         info = getattr(model, "feature_info", None)
         if not info:
             raise ConfigError(f"{type(model).__name__} lists no feature stages (feature_info); "
                               "features_only needs them")
-        indices = tuple(range(len(info))) if out_indices is None else tuple(out_indices)
-        if not indices or any(not -len(info) <= i < len(info) for i in indices):
-            name = getattr(model, "model_name", "") or type(model).__name__
-            raise ConfigError(f"out_indices {indices} out of range: {name} has {len(info)} feature stages "
-                              f"({', '.join(f.module for f in info)})")
-        chosen = [info[i] for i in indices]
-        self.out_indices = tuple(i % len(info) for i in indices)
+        self.out_indices = _check_out_indices(model, out_indices)
+        chosen = [info[i] for i in self.out_indices]
         self.feature_info = [FeatureInfo(f.module, f.num_chs, f.reduction) for f in chosen]
         self.in_chans = model.in_chans
         self.data_config = model.data_config
         self.model_name = getattr(model, "model_name", "")
-        self._forward_train, self._forward_eval = _adopt(self, model, {f.module: f.module for f in chosen})
+        self._compile(_adopt(self, model, {f.module: f.module for f in chosen}))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        run = self._forward_train if self.training else self._forward_eval
-        return list(run(self, x).values())
+        maps = self._run(x)  # in the order of the graph
+        return [maps[f.module] for f in self.feature_info]
 
 
-class TruncatedNet(ConvNet):
+class TruncatedNet(_TracedForward, ConvNet):
     """The layers of a model up to `layer` (inclusive), then global pool and a fresh linear head."""
 
     def __init__(self, model: ConvNet, layer: str, num_classes: int | None = None, drop_rate: float = 0.0):
@@ -95,7 +138,7 @@ class TruncatedNet(ConvNet):
         self.num_classes = model.num_classes if num_classes is None else num_classes
         self.in_chans, self.data_config = model.in_chans, model.data_config
         self.model_name = getattr(model, "model_name", "")
-        self._forward_train, self._forward_eval = _adopt(self, model, {layer: "features"})
+        self._compile(_adopt(self, model, {layer: "features"}))
         index = _stage_index(model, layer)
         if index is not None:
             kept = model.feature_info[:index + 1]
@@ -120,11 +163,10 @@ class TruncatedNet(ConvNet):
         return True
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        run = self._forward_train if self.training else self._forward_eval
-        return run(self, x)["features"]
+        return self._run(x)["features"]
 
 
-def features_only(model: ConvNet, out_indices: tuple[int, ...] | None = None) -> FeatureListNet:
+def features_only(model: ConvNet, out_indices: Sequence[int] | None = None) -> FeatureListNet:
     """`model`'s feature maps at `out_indices` (indices into its feature_info; default all)."""
     return FeatureListNet(model, out_indices)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead, DenseBlock, Transition
-from ._base import ConvNet, FeatureInfo, stem_data_config
+from ._base import ConvNet, FeatureInfo, refuse_fixed_options, stem_data_config
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,11 @@ def _densenet(spec: DenseNetSpec, num_classes: int, in_chans: int, **kwargs: Any
     return DenseNet(spec, num_classes, in_chans, **kwargs)
 
 
+def _cifar_densenet(name: str, spec: DenseNetSpec, num_classes: int, in_chans: int, **kwargs: Any) -> DenseNet:
+    refuse_fixed_options(name, kwargs, {"stem": "cifar"}, "densenet121 for the ImageNet stem")
+    return DenseNet(spec, num_classes, in_chans, stem="cifar", **kwargs)
+
+
 def _cifar_spec(depth: int, growth_rate: int, bc: bool) -> DenseNetSpec:
     """Three equal blocks of (depth - 4) / 3 layers (halved for BC: each layer has two convs)."""
     per_block, rest = divmod(depth - 4, 6 if bc else 3)
@@ -129,34 +134,34 @@ def densenet161(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> De
 @register_model
 def densenet40_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet (L=40, k=12), no bottleneck, no compression; 1,019,722 parameters."""
-    return _densenet(_cifar_spec(40, 12, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet40_k12", _cifar_spec(40, 12, bc=False), num_classes, in_chans, **kwargs)
 
 
 @register_model
 def densenet100_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet (L=100, k=12), no bottleneck, no compression; 6,979,642 parameters."""
-    return _densenet(_cifar_spec(100, 12, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet100_k12", _cifar_spec(100, 12, bc=False), num_classes, in_chans, **kwargs)
 
 
 @register_model
 def densenet100_k24(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet (L=100, k=24), no bottleneck, no compression; 27,249,082 parameters."""
-    return _densenet(_cifar_spec(100, 24, bc=False), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet100_k24", _cifar_spec(100, 24, bc=False), num_classes, in_chans, **kwargs)
 
 
 @register_model
 def densenet_bc100_k12(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet-BC (L=100, k=12): 16 bottleneck layers a block, compression 0.5; 769,162."""
-    return _densenet(_cifar_spec(100, 12, bc=True), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet_bc100_k12", _cifar_spec(100, 12, bc=True), num_classes, in_chans, **kwargs)
 
 
 @register_model
 def densenet_bc250_k24(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet-BC (L=250, k=24): 41 bottleneck layers a block; 15,324,406 parameters."""
-    return _densenet(_cifar_spec(250, 24, bc=True), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet_bc250_k24", _cifar_spec(250, 24, bc=True), num_classes, in_chans, **kwargs)
 
 
 @register_model
 def densenet_bc190_k40(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """CIFAR DenseNet-BC (L=190, k=40): 31 bottleneck layers a block; 25,624,430 parameters."""
-    return _densenet(_cifar_spec(190, 40, bc=True), num_classes, in_chans, stem="cifar", **kwargs)
+    return _cifar_densenet("densenet_bc190_k40", _cifar_spec(190, 40, bc=True), num_classes, in_chans, **kwargs)

@@ -33,7 +33,9 @@ class LeNetBNHead(nn.Module):
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
-        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        """A fresh final layer on the device and dtype of the layer before it."""
+        fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = fc.to(self.fc2.weight.device, self.fc2.weight.dtype)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act1(self.bn1(self.fc1(self.flatten(x))))

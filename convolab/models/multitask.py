@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._registry import register_model
+from ..errors import ConfigError
 from ._base import ConvNet, FeatureInfo, check_num_classes
 from ._factory import create_model
 from .two_input import MultiInputNet, task_head
@@ -46,8 +47,13 @@ class MultiTaskNet(ConvNet):
 
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """`{"main": logits, <task>: logits, ...}`; the heads share one pass through the backbone."""
-        features = self.forward_head(self.forward_features(x), pre_logits=True)
-        outputs = {"main": self.get_classifier()(features)}
+        feature_map = self.forward_features(x)
+        features = self.forward_head(feature_map, pre_logits=True)
+        classifier = self.get_classifier()
+        if isinstance(classifier, (nn.Linear, nn.Identity)):  # one dropout draw for every head
+            outputs = {"main": classifier(features)}
+        else:  # NiN's classifier: class-map convolutions on the unpooled map
+            outputs = {"main": self.forward_head(feature_map)}
         for name in self.aux_names:
             outputs[name] = getattr(self, name)(features)
         return outputs
@@ -71,6 +77,9 @@ def multitask(num_classes: int = 10, in_chans: int = 1, backbone: str = "lenet5_
     channels) through the shared backbone and `vector_inputs` numbers through an MLP give a MultiInputNet
     (convolab/models/two_input.py); `main_name` names the main output's target (a labels CSV's column)."""
     tasks = dict(tasks) if tasks is not None else {"parity": 2}
+    for key, value, least in (("image_inputs", image_inputs, 1), ("vector_inputs", vector_inputs, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"multitask's {key} must be a whole number >= {least}, got {value!r}")
     if in_chans % image_inputs:
         raise ValueError(f"in_chans {in_chans} is not {image_inputs} images' channels")
     net = create_model(backbone, num_classes=num_classes, in_chans=in_chans // image_inputs, **backbone_options)

@@ -18,7 +18,7 @@ from torch import nn
 from .._registry import register_model
 from ..layers import BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck, make_stage
 from ..layers.residual import ResidualBlock, Shortcut
-from ._base import ConvNet, FeatureInfo, stem_data_config
+from ._base import ConvNet, FeatureInfo, refuse_fixed_options, stem_data_config
 
 
 class Stage(NamedTuple):
@@ -121,10 +121,15 @@ def _resnet(block: ResidualBlock, blocks: Sequence[int], num_classes: int, in_ch
     return ResNet(block, imagenet_stages(blocks), num_classes, in_chans, **kwargs)
 
 
-def _cifar_resnet(block: ResidualBlock, depth: int, num_classes: int, in_chans: int, **kwargs: Any) -> ResNet:
+_CIFAR_STEM = {"stem": "cifar", "stem_width": 16}
+
+
+def _cifar_resnet(name: str, block: ResidualBlock, depth: int, num_classes: int, in_chans: int,
+                  **kwargs: Any) -> ResNet:
+    family = name.rstrip("0123456789")  # resnet, plain or preact_resnet: each has an ImageNet-stem 18
+    refuse_fixed_options(name, kwargs, _CIFAR_STEM, f"{family}18 for the ImageNet stem")
     kwargs.setdefault("shortcut", "B" if block.expansion == 4 else "A")
-    return ResNet(block, cifar_stages(depth, block), num_classes, in_chans, stem="cifar", stem_width=16,
-                  **kwargs)
+    return ResNet(block, cifar_stages(depth, block), num_classes, in_chans, **_CIFAR_STEM, **kwargs)
 
 
 def _without_shortcut(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -186,37 +191,37 @@ def resnet152_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
 @register_model
 def resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-20 (n=3), option-A shortcuts; 269,722 parameters."""
-    return _cifar_resnet(BasicBlock, 20, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet20", BasicBlock, 20, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-32 (n=5)."""
-    return _cifar_resnet(BasicBlock, 32, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet32", BasicBlock, 32, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-44 (n=7)."""
-    return _cifar_resnet(BasicBlock, 44, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet44", BasicBlock, 44, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-56 (n=9)."""
-    return _cifar_resnet(BasicBlock, 56, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet56", BasicBlock, 56, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-110 (n=18)."""
-    return _cifar_resnet(BasicBlock, 110, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet110", BasicBlock, 110, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet1202(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR ResNet-1202 (n=200), the paper's overfitting example (7.93% error); 19,421,274 params."""
-    return _cifar_resnet(BasicBlock, 1202, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("resnet1202", BasicBlock, 1202, num_classes, in_chans, **kwargs)
 
 
 @register_model
@@ -234,31 +239,31 @@ def plain34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet
 @register_model
 def plain20(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR plain-20 of He et al. 2015, sec. 4.2: resnet20 with no shortcut; 269,722 parameters."""
-    return _cifar_resnet(BasicBlock, 20, num_classes, in_chans, **_without_shortcut("plain20", kwargs))
+    return _cifar_resnet("plain20", BasicBlock, 20, num_classes, in_chans, **_without_shortcut("plain20", kwargs))
 
 
 @register_model
 def plain32(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR plain-32 of He et al. 2015, sec. 4.2: resnet32 with no shortcut."""
-    return _cifar_resnet(BasicBlock, 32, num_classes, in_chans, **_without_shortcut("plain32", kwargs))
+    return _cifar_resnet("plain32", BasicBlock, 32, num_classes, in_chans, **_without_shortcut("plain32", kwargs))
 
 
 @register_model
 def plain44(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR plain-44 of He et al. 2015, sec. 4.2: resnet44 with no shortcut."""
-    return _cifar_resnet(BasicBlock, 44, num_classes, in_chans, **_without_shortcut("plain44", kwargs))
+    return _cifar_resnet("plain44", BasicBlock, 44, num_classes, in_chans, **_without_shortcut("plain44", kwargs))
 
 
 @register_model
 def plain56(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR plain-56 of He et al. 2015, sec. 4.2: resnet56 with no shortcut (worse than plain-20: degradation)."""
-    return _cifar_resnet(BasicBlock, 56, num_classes, in_chans, **_without_shortcut("plain56", kwargs))
+    return _cifar_resnet("plain56", BasicBlock, 56, num_classes, in_chans, **_without_shortcut("plain56", kwargs))
 
 
 @register_model
 def plain110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR plain-110 of He et al. 2015, sec. 4.2: resnet110 with no shortcut."""
-    return _cifar_resnet(BasicBlock, 110, num_classes, in_chans, **_without_shortcut("plain110", kwargs))
+    return _cifar_resnet("plain110", BasicBlock, 110, num_classes, in_chans, **_without_shortcut("plain110", kwargs))
 
 
 @register_model
@@ -276,10 +281,10 @@ def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -
 @register_model
 def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections); 1,703,258 params."""
-    return _cifar_resnet(PreActBottleneck, 164, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("preact_resnet164", PreActBottleneck, 164, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def preact_resnet1001(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-1001 (111 bottlenecks a stage), 4.92% error; 10,327,706 params."""
-    return _cifar_resnet(PreActBottleneck, 1001, num_classes, in_chans, **kwargs)
+    return _cifar_resnet("preact_resnet1001", PreActBottleneck, 1001, num_classes, in_chans, **kwargs)

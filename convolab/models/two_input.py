@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import ConvNet, DataConfig, FeatureInfo, check_num_classes
+from ._base import ConvNet, DataConfig, FeatureInfo, check_num_classes, move_like
 
 VECTOR_WIDTH = 32  # the numeric inputs' MLP: K -> 32 -> 32, ReLU
 
@@ -48,7 +48,7 @@ class MultiInputNet(ConvNet):
         self.vector = (nn.Sequential(nn.Linear(vector_inputs, VECTOR_WIDTH), nn.ReLU(),
                                      nn.Linear(VECTOR_WIDTH, VECTOR_WIDTH), nn.ReLU())
                        if vector_inputs else None)
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         for name, classes in tasks.items():
             if name in ("main", "fc", "vector", "backbone") or hasattr(self, name) or not name.isidentifier():
                 raise ValueError(f"task head name {name!r} is taken or not an identifier")
@@ -83,7 +83,8 @@ class MultiInputNet(ConvNet):
 
     def reset_classifier(self, num_classes: int) -> None:
         num_classes = check_num_classes(num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = move_like(fc, next(self.backbone.parameters(), None))
         self.num_classes = num_classes
 
 

@@ -78,7 +78,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     than the weights' replaces the head (freshly initialized). Without `pretrained`, the plain builder
     (`convolab.models.create_model`).
     """
-    if pretrained is None or pretrained is False:
+    if not isinstance(pretrained, Path) and not pretrained:  # None, False, 0, "": no weights
         return build_model(name, num_classes=num_classes, in_chans=in_chans, **options)
     cuts = {k: options.pop(k) for k in _CUTS if k in options}
     record, built = _record_and_model(name, pretrained)
@@ -94,8 +94,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if cuts.get("until") is not None:
         model = truncate(model, cuts["until"], num_classes)
     if cuts.get("features_only"):
-        indices = cuts.get("out_indices")
-        model = feature_maps(model, tuple(indices) if indices is not None else None)
+        model = feature_maps(model, cuts.get("out_indices"))
     return model
 
 
