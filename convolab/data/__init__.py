@@ -75,7 +75,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
             raise DataError(f"--skip-bad-images skips the unreadable files of an image folder or tar; the labels CSV "
                             f"{source} names each of its files: fix or remove the row of a bad one, and drop the flag")
         return load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole)
-    if path.is_file() and path.suffix.lower() in (".tsv", ".tab", ".txt"):
+    if path.is_file() and path.suffix.lower() in (".tsv", ".tab"):
         raise DataError(f"{source}: a labels CSV is read from a file ending in .csv (tab- or semicolon-separated "
                         f"ones too); name it {path.with_suffix('.csv').name}")
     if path.exists():
