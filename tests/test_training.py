@@ -95,12 +95,14 @@ def test_a_second_signal_stops_at_once(tmp_path):
 def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_path):
     base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "3",
             "--batch-size", "16", "--no-progress"]
-    subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
-    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGTERM)
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # (left to itself, each command picks its threads by the load)
+    subprocess.run(base + ["--output", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600,
+                   env=env)
+    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGTERM, env=env)
     assert returncode == 130 and b"convolab train --resume" in err, err.decode()
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
     resumed = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(tmp_path / "cut"),
-                              "--no-progress"], capture_output=True, text=True, timeout=600)
+                              "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stderr
     whole_rows = (tmp_path / "whole" / "metrics.csv").read_text().splitlines()
     cut_rows = (tmp_path / "cut" / "metrics.csv").read_text().splitlines()
