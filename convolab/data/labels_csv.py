@@ -39,12 +39,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..models import ConvNet
-from ..models.multitask import MultiTaskNet
-from ..models.two_input import MultiInputNet
+from ..models.two_input import TAKEN_HEAD_NAMES
 from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image
@@ -55,12 +52,6 @@ SPLIT_VALUES = {"train": "train", "test": "test", "val": "test", "valid": "test"
 NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
 DELIMITERS = ",;\t"  # the header line's most frequent one (outside quotes) separates the cells; comma on a tie
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")  # 3,5: a number in a semicolon or tab file
-# A target's head is an attribute of the `multitask` model, named as its column; models/multitask.py and two_input.py
-# refuse a name the model has already: their classes' attributes, nn.Module's and ConvNet's instance ones, those
-# their __init__ sets (backbone ... task_classes) and those set on the built model (multitask(), pretrained/).
-TAKEN_NAMES = frozenset({*dir(MultiTaskNet), *dir(MultiInputNet), *vars(nn.Module()), *ConvNet.__annotations__,
-                         "main", "backbone", "fc", "vector", "image_inputs", "vector_inputs", "task_classes",
-                         "main_name", "model_options", "pretrained_cfg"})
 
 
 @dataclass(frozen=True)
@@ -291,7 +282,7 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         if name != classes[0] and (not name.isidentifier() or name == "main"):
             raise DataError(f"column {name!r} of {path} names a model output: rename it to a Python identifier "
                             "other than 'main'")
-        if name != classes[0] and name in TAKEN_NAMES:
+        if name != classes[0] and name in TAKEN_HEAD_NAMES:
             raise DataError(f"column {name!r} of {path} names a model output, and the model has an attribute "
                             f"{name!r} already: rename the column (e.g. {name}_)")
 

@@ -50,7 +50,7 @@ class MultiInputNet(ConvNet):
                        if vector_inputs else None)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         for name, classes in tasks.items():
-            if name in ("main", "fc", "vector", "backbone") or hasattr(self, name) or not name.isidentifier():
+            if name in TAKEN_HEAD_NAMES or hasattr(self, name) or not name.isidentifier():
                 raise ValueError(f"task head name {name!r} is taken or not an identifier")
             self.add_module(name, task_head(self.num_features, classes))
         self.task_classes = dict(tasks)
@@ -88,4 +88,12 @@ class MultiInputNet(ConvNet):
         self.num_classes = num_classes
 
 
-__all__ = ["MultiInputNet", "VECTOR_WIDTH", "task_head"]
+# A task head is an attribute of the model named as its target, so a name the model has already is refused (by both
+# kinds, MultiTaskNet's attributes being a subset of these, and by the labels-CSV loader, which names the column):
+# the class's attributes, nn.Module's and ConvNet's instance ones, those __init__ sets, and those set on the built
+# model (multitask(), pretrained/).
+TAKEN_HEAD_NAMES = frozenset({*dir(MultiInputNet), *vars(nn.Module()), *ConvNet.__annotations__, "main", "backbone",
+                              "fc", "vector", "image_inputs", "vector_inputs", "task_classes", "main_name",
+                              "model_options", "pretrained_cfg"})
+
+__all__ = ["MultiInputNet", "TAKEN_HEAD_NAMES", "VECTOR_WIDTH", "task_head"]
