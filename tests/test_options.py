@@ -41,6 +41,18 @@ def test_a_library_error_names_the_field():
         TrainConfig(model="lenet5", batch_size=2.5)
 
 
+def test_numpy_numbers_are_taken_as_python_ones_and_min_delta_is_in_the_monitors_units():
+    import numpy as np
+
+    config = TrainConfig(model="lenet5", seed=np.int64(3), epochs=np.int32(2), lr=np.float32(0.5),
+                         label_smoothing=np.float64(0.1), ema_decay=np.float16(0.5))
+    assert (config.seed, config.epochs, config.lr, config.ema_decay) == (3, 2, 0.5, 0.5)
+    assert type(config.seed) is int and type(config.lr) is float and json.loads(json.dumps(config.to_dict()))
+    with pytest.raises(FieldError, match=r"^batch_size must be an integer, got np.float32\(2.5\)$"):
+        TrainConfig(model="lenet5", batch_size=np.float32(2.5))
+    assert TrainConfig(model="lenet5", monitor="test_loss", min_delta=2.0).min_delta == 2.0  # a loss, or MAE in years
+
+
 @pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("resume") / "run"

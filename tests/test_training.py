@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import signal_after_first_epoch, signal_after_step
 
+from convolab.cli import main
 from convolab.errors import CheckpointError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.engine import NonFiniteLoss, TrainingInterrupted
@@ -128,6 +129,26 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
+def test_a_loss_gone_nan_in_the_first_epoch_leaves_no_run_behind_so_the_same_folder_takes_a_lower_lr(tmp_path):
+    with pytest.raises(NonFiniteLoss, match="nothing was saved, so .* can take the new run"):
+        Trainer(quick_config(tmp_path, epochs=1, optimizer="sgd", lr=1e4, warmup_epochs=0)).fit()
+    assert not (tmp_path / "run" / "config.json").exists()
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--optimizer", "sgd", "--lr", "0.05",
+                 "--output", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_rmsprop_learns_at_its_default_rate(tmp_path):
+    # eps 1.0 (Inception-v3's) makes each step about lr x gradient: 1e-3 learned nothing in 5 epochs
+    result = Trainer(quick_config(tmp_path, epochs=2, optimizer="rmsprop")).fit()
+    assert result.test_acc > 0.6, result.history
+
+
+def test_aux_weight_on_a_model_without_auxiliary_heads_is_said_to_be_unused(tmp_path, caplog):
+    Trainer(quick_config(tmp_path, epochs=1, aux_weight=0.5, train_subset=64, test_subset=32)).fit()
+    assert "--aux-weight 0.5 is not used: lenet5_modern has no auxiliary heads" in caplog.text
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
     result = trainer.fit()
@@ -140,9 +161,14 @@ def test_monitor_picks_best_pt_by_the_figure_it_names_lower_loss_and_mae_better(
         state.end_epoch({"epoch": epoch, "test_acc": acc, "test_loss": loss, "test_mae_age": mae}, 0.0, "test_loss")
     assert (state.best_epoch, state.best_score, state.best_acc, state.epochs_since_best) == (3, 0.8, 0.6, 0)
     state = RunState()
-    improved = [state.end_epoch({"epoch": e, "test_acc": 0.5, "test_mae_age": m}, 0.1, "test_mae_age")
-                for e, m in enumerate([3.0, 2.95, 2.5, float("nan")], 1)]
-    assert improved == [True, False, True, False] and state.best_epoch == 3 and state.epochs_since_best == 1
+    improved, waited = [], []
+    for e, m in enumerate([3.0, 2.95, 2.5, 2.45, float("nan")], 1):
+        improved.append(state.end_epoch({"epoch": e, "test_acc": 0.5, "test_mae_age": m}, 0.1, "test_mae_age"))
+        waited.append(state.epochs_since_best)
+    # best.pt follows every new best; --patience counts from the last gain of more than --min-delta (0.1), as
+    # Lightning's ModelCheckpoint and EarlyStopping do
+    assert improved == [True, True, True, True, False] and state.best_epoch == 4 and state.best_score == 2.45
+    assert waited == [0, 1, 0, 1, 2]
     state = RunState.from_state_dict({"best_acc": 0.9, "best_epoch": 4})  # a checkpoint from before --monitor
     assert not state.end_epoch({"epoch": 5, "test_acc": 0.85}, 0.0) and state.best_epoch == 4
 

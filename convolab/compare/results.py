@@ -148,7 +148,7 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         result.params, result.macs, result.input_size = model_cost(state)
     if history:
         accs = [row["test_acc"] for row in history]
-        # best.pt's epoch, as the run's --monitor and --min-delta chose it (the highest accuracy by default)
+        # best.pt's epoch, as the run's --monitor chose it (the highest accuracy by default)
         kept = int(state.get("best_epoch", 0)) if state is not None else 0
         rows = {row["epoch"]: row for row in history}
         if kept in rows:

@@ -136,6 +136,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     aux_weight = config.aux_weight if config.aux_weight is not None else registered_aux_weight(model, config)
     train_targets, test_targets = extra_targets(config, model, batches, data.classes)
     loss_weights = output_loss_weights(config, model, train_targets, aux_weight)
+    if config.aux_weight is not None and set(loss_weights) <= {"main", *train_targets} and dist.is_main:
+        log.warning("--aux-weight %g is not used: %s has no auxiliary heads (`convolab models %s` says whether an "
+                    "aux_logits option gives it some)", config.aux_weight, config.model, config.model)
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import re
 import types
 import typing
@@ -104,7 +105,7 @@ class TrainConfig:
                              "N x --batch-size (the schedule and --ema count optimizer steps)",
                              group="optimization", bounds="[1, inf)", metavar="N")
     lr: float | None = option(None, "base learning rate (default: the model's registered default, else 0.05 "
-                              "for sgd, 2e-3 for adam/adamw, 1e-3 for rmsprop)", group="optimization",
+                              "for sgd, 2e-3 for adam/adamw, 0.045 for rmsprop, Inception-v3's)", group="optimization",
                               bounds="(0, inf)")
     optimizer: str = option("adamw", "the optimizer (rmsprop as Inception-v3 ran it: decay 0.9, eps 1.0)",
                             group="optimization", choices=OPTIMIZERS)
@@ -127,8 +128,9 @@ class TrainConfig:
                                      group="optimization", bounds="(0, 1)", metavar="DECAY", flag="--ema")
     patience: int | None = option(None, "early stopping after this many epochs without improvement",
                                   group="optimization", bounds="[1, inf)", resume=True)
-    min_delta: float = option(0.0, "the least gain in --monitor that counts as an improvement",
-                              group="optimization", bounds="[0, 1]", resume=True)
+    min_delta: float = option(0.0, "early stopping: the least gain in --monitor (in its own units) that resets "
+                              "--patience's count (best.pt keeps every new best)", group="optimization",
+                              bounds="[0, inf)", resume=True)
     monitor: str = option("test_acc", "the epoch figure that picks best.pt and that --patience waits on: test_acc, "
                           "test_loss, or a labels CSV target's test_acc_COLUMN / test_mae_COLUMN (loss and MAE: "
                           "lower is better)", group="optimization", metavar="METRIC")
@@ -185,6 +187,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            setattr(self, f.name, plain_number(f.name, getattr(self, f.name)))
             check_option(f.name, getattr(self, f.name))
         if self.freeze_backbone and self.backbone_lr_scale is not None:
             raise FieldError("backbone_lr_scale", f"{self.backbone_lr_scale:g} scales the backbone's learning rate, "
@@ -277,6 +280,17 @@ def _bounds_phrase(kind: type, bounds: str) -> str:
     if kind is int:
         return f"must be {noun} in {bounds[0]}{low:.0f}, {high:.0f}{bounds[-1]}"
     return f"must be {noun} in {bounds[0]}{low:g}, {high:g}{bounds[-1]}"
+
+
+def plain_number(name: str, value: Any) -> Any:
+    """A whole number or a number of another type (numpy's int64 or float32, from np.arange or a sweep) as
+    the Python int or float of the field `name`; any other value as it is (option_problem judges it)."""
+    kind = option_type(name)
+    if isinstance(value, (bool, int, float)):  # Python's own (an int where a float goes stays as given)
+        return value
+    if kind is int and isinstance(value, numbers.Integral) or kind is float and isinstance(value, numbers.Real):
+        return kind(value)
+    return value
 
 
 def option_problem(name: str, value: Any) -> str | None:

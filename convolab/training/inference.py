@@ -22,6 +22,7 @@ from ..data.base import EmptySplitError
 from ..data.decode import CROP_PCT, read_image
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
+from .device import resolve_amp
 from .evaluation import evaluate
 
 log = logging.getLogger("convolab")
@@ -157,10 +158,17 @@ def run_tta(checkpoint: dict) -> str:
     return str(run_config(checkpoint).get("tta") or "none")
 
 
+def run_amp(checkpoint: dict, device: torch.device) -> torch.dtype | None:
+    """The precision the checkpoint's run scored its test images in, on a device of this kind: its --amp
+    (auto: bf16 on CUDA, full precision on the CPU); an fp16 run on a device without fp16: full precision."""
+    mode = str(run_config(checkpoint).get("amp") or "off")
+    return None if mode == "fp16" and device.type != "cuda" else resolve_amp(mode, device)
+
+
 def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | None = None) -> EvaluationReport:
     """Top-1, top-5, per-class accuracy and the confusion matrix on the test split of `data`, scored as the
-    run's training scored its test images (`tta`: none or flip; None: the run's); a model of more classes
-    than the data's is reported on the data's classes, its other predictions counted together."""
+    run's training scored its test images (in its precision; `tta`: none or flip; None: the run's); a model of
+    more classes than the data's is reported on the data's classes, its other predictions counted together."""
     classes = loaded.classes
     mapping = class_mapping(data.classes, classes)
     batch_size = max(256, int(run_config(loaded.checkpoint).get("batch_size") or 256))  # as evaluate_run's
@@ -174,7 +182,8 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
 
     device = next(loaded.model.parameters()).device
     result = evaluate(loaded.model, None, mapping[data.test.labels], loaded.transform, batch_size, device,
-                      return_logits=True, batches=batches(), tta=run_tta(loaded.checkpoint) if tta is None else tta)
+                      run_amp(loaded.checkpoint, device), return_logits=True, batches=batches(),
+                      tta=run_tta(loaded.checkpoint) if tta is None else tta)
     logits = result["logits"] if label_chunks else torch.empty(0, len(classes))
     labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
     k = min(5, logits.shape[1])

@@ -34,7 +34,7 @@ from .evaluation import evaluate_run
 from .metrics import plot_curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
-from .rundir import write_run_config
+from .rundir import forget_unsaved_run, write_run_config
 from .state import RunState, no_partial
 
 log = logging.getLogger("convolab")
@@ -154,11 +154,14 @@ def fit(trainer: Trainable) -> TrainResult:
                         correct_sum.zero_()
                         seen, start, at_fold = 0, time.perf_counter(), True
                         if not math.isfinite(state.partial["loss"]):
+                            saved = (run.run_dir / "last.pt").exists()
+                            if not saved and run.dist.is_main:
+                                forget_unsaved_run(run.run_dir)  # the same command, a lower --lr, may start again
                             raise NonFiniteLoss(
                                 f"the training loss became {state.partial['loss']} at step {state.step} (epoch "
                                 f"{state.epoch + 1}); lower --lr (now {cfg.base_lr:g}) or add --clip-grad; "
                                 + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
-                                   if state.epoch else "no epoch finished, so nothing was saved"))
+                                   if saved else f"nothing was saved, so {run.run_dir} can take the new run"))
                         show_progress(bar, state, lr)
             finally:
                 batches.close()

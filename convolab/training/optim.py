@@ -13,7 +13,7 @@ from ..errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
 log = logging.getLogger("convolab")
-DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 0.045}  # rmsprop: Inception-v3's, with eps 1.0
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict]:

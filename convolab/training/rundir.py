@@ -69,6 +69,13 @@ def _is_safetensors_config(path: Path) -> bool:
     return isinstance(config, dict) and config.get("format") == SAFETENSORS_FORMAT
 
 
+def forget_unsaved_run(run_dir: Path) -> None:
+    """Remove the config.json of a run that saved no checkpoint (its loss became NaN in its first epoch), so
+    that the folder holds no run and a new one, with a lower --lr, may start there."""
+    if not (run_dir / "last.pt").exists():
+        (run_dir / "config.json").unlink(missing_ok=True)
+
+
 def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     """One clear line when `output` already holds a run: a new run there would overwrite its checkpoints
     and metrics and leave its other files (an evaluation, exports) beside ones they do not describe."""
@@ -105,5 +112,5 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
 
 
-__all__ = ["RUN_FILES", "data_stem", "default_run_dir", "next_free_dir", "prepare_run_dir", "refuse_to_overwrite_a_run",
-           "resolved_options", "write_run_config"]
+__all__ = ["RUN_FILES", "data_stem", "default_run_dir", "forget_unsaved_run", "next_free_dir", "prepare_run_dir",
+           "refuse_to_overwrite_a_run", "resolved_options", "write_run_config"]

@@ -40,6 +40,9 @@ class RunState:
     best_acc: float = -1.0  # the test accuracy of best.pt's epoch (with --monitor test_acc: the highest)
     best_score: float = math.nan  # --monitor's figure at best.pt's epoch (nan: no epoch yet)
     best_epoch: int = 0
+    # --monitor's figure at the last epoch that gained more than --min-delta, and the epochs since it
+    # (what --patience counts; best.pt follows every new best, however small)
+    patience_score: float = math.nan
     epochs_since_best: int = 0
     wall_seconds: float = 0.0  # the training steps of all epochs so far (what --budget-seconds counts)
 
@@ -66,26 +69,34 @@ class RunState:
                 "images": round(seen)})
 
     def end_epoch(self, row: dict[str, Any], min_delta: float, monitor: str = "test_acc") -> bool:
-        """Record the epoch's row and start the next epoch; True if its `monitor` figure is a new best by more
-        than `min_delta` (higher accuracy, or lower loss or mean absolute error)."""
+        """Record the epoch's row and start the next epoch; True if its `monitor` figure is a new best (higher
+        accuracy, or lower loss or mean absolute error): best.pt's epoch. Early stopping counts the epochs
+        since the figure last gained more than `min_delta`, as Lightning's EarlyStopping does beside a
+        ModelCheckpoint that keeps every new best."""
         self.history.append(row)
         self.epoch += 1
         self.batch_in_epoch = 0
         self.partial = no_partial()
         value = row[monitor]
+        lower = monitor == "test_loss" or monitor.startswith("test_mae_")
         best = self.best_acc if monitor == "test_acc" else self.best_score  # (checkpoints before --monitor: best_acc)
-        if math.isnan(best):  # no epoch yet
-            improved = not math.isnan(value)
-        elif monitor == "test_loss" or monitor.startswith("test_mae_"):  # lower is better
-            improved = value < best - min_delta
-        else:
-            improved = value > best + min_delta
+        first = self.best_epoch == 0  # no epoch before with a figure: any figure is a gain
+        # (checkpoints before the two were told apart keep no reference of their own: best.pt's figure)
+        reference = best if math.isnan(self.patience_score) else self.patience_score
+        improved = not math.isnan(value) if first else _better(value, best, 0.0, lower)
+        gained = not math.isnan(value) if first else _better(value, reference, min_delta, lower)
         if improved:
             self.best_acc, self.best_score, self.best_epoch = row["test_acc"], value, row["epoch"]
-            self.epochs_since_best = 0
+        if gained:
+            self.patience_score, self.epochs_since_best = value, 0
         else:
             self.epochs_since_best += 1
         return improved
+
+
+def _better(value: float, than: float, by: float, lower: bool) -> bool:
+    """Whether `value` beats `than` by more than `by` (lower is better where `lower`)."""
+    return value < than - by if lower else value > than + by
 
 
 def _encode(f: Field, value: Any) -> Any:

@@ -16,7 +16,7 @@ from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError
 from .batches import VectorInputs
 from .evaluation import evaluate
-from .inference import EvaluationReport, LoadedModel
+from .inference import EvaluationReport, LoadedModel, run_amp
 
 
 @dataclass
@@ -95,8 +95,8 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
 
     device = next(loaded.model.parameters()).device
     scales = {n: saved[n]["std"] for n in targets if saved[n]["kind"] == "number"}
-    result = evaluate(loaded.model, None, labels, transform, batch_size, device, return_logits=True,
-                      targets=targets, batches=batches(), scales=scales, tta=tta)
+    result = evaluate(loaded.model, None, labels, transform, batch_size, device, run_amp(loaded.checkpoint, device),
+                      return_logits=True, targets=targets, batches=batches(), scales=scales, tta=tta)
     main = main_report(result["logits"], labels, list(saved[main_column]["classes"]))
     scores: dict[str, dict[str, Any]] = {data.main_column: {"kind": "class", "accuracy": main.top1, "main": True}}
     for name in targets:
