@@ -25,6 +25,7 @@ from conftest import write_png_folder
 from PIL import Image
 
 from convolab.cli import main
+from convolab.data import load_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -93,6 +94,15 @@ def a_two_class_folder(t: Path) -> None:
         (t / "two" / name).mkdir(parents=True)
         for i in range(10):
             Image.new("L", (8, 8), i * 20).save(t / "two" / name / f"{i}.png")
+
+
+def a_run_whose_class_folder_was_renamed(t: Path) -> None:
+    """{t}/r: one epoch on {t}/two (cat, dog), whose dog folder is then renamed wolf."""
+    a_two_class_folder(t)
+    assert main(["train", "lenet5_modern", "--data", str(t / "two"), "--val-fraction", "0.5", "--epochs", "1",
+                 "--batch-size", "4", "--no-progress", "--output", str(t / "r")]) == 0
+    (t / "two" / "dog").rename(t / "two" / "wolf")
+    load_data(str(t / "two"), val_fraction=0.5)  # the image cache of the renamed folder (its making is logged)
 
 
 def a_one_class_folder(t: Path) -> None:
@@ -758,7 +768,14 @@ CASES: list[Row] = [
     # a loss that is NaN before any epoch finished: nothing was saved, and the line says so
     Row("nan-in-epoch-1", [*LENET, "--lr", "1e10", "--epochs", "1", "--no-progress", "--output", "{t}/run"],
         "the training loss became nan at step 10 (epoch 1); lower --lr (now 1e+10) or add --clip-grad; "
-        "no epoch finished, so nothing was saved", trains=True),
+        "nothing was saved, so {t}/run can take the new run", trains=True),
+    Row("resume-after-a-class-renamed", ["train", "--resume", "{t}/r"],
+        "--data {t}/two no longer holds the classes {t}/r was trained on (gone: dog; new: wolf): restore the data "
+        "as it was, or start a new run from its weights with --init-from {t}/r/last.pt",
+        a_run_whose_class_folder_was_renamed),
+    Row("model-option-in-chans", [*LENET, "--model-option", "in_chans=3"],
+        "--model-option in_chans come from the data (its classes; 1 channel for grey images, 3 for colour), not "
+        "from an option: leave them out"),
     Row("compare-where-a-models-folder-is-a-file", ["compare", "lenet5_modern", "lenet5", "--data", "digits",
                                                     "--output", "{t}"],
         "{t}/runs/lenet5 is a file, where the comparison would train lenet5: remove it or choose another --output",

@@ -17,7 +17,7 @@ from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
 from convolab.training.build import load_config_data
 from convolab.training.checkpoint import load_checkpoint
-from convolab.training.inference import EvaluationReport, is_run_data, load_data_for
+from convolab.training.inference import EvaluationReport, class_mapping, is_run_data, load_data_for
 
 
 def evaluate_json(capsys, *argv: str) -> tuple[dict, str]:
@@ -44,6 +44,24 @@ def test_evaluate_scores_a_bf16_run_in_bf16_as_training_did(tmp_path, capsys):
                                  progress=False)).fit()
     figures, _ = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
     assert figures["top1"] == result.best_acc  # in fp32 this run scored 0.8524 against training's 0.8496
+
+
+def test_evaluate_writes_a_class_folder_named_in_bytes_that_are_not_utf8(tmp_path, capsys):
+    from PIL import Image
+
+    folder = os.fsencode(tmp_path / "photos")
+    for name in (b"cat", b"s\xe9ven"):  # a Latin-1 name, as an old archive keeps it
+        os.makedirs(os.path.join(folder, name))
+        for i in range(6):
+            Image.new("L", (8, 8), i * 40 + len(name)).save(os.fsdecode(os.path.join(folder, name, b"%d.png" % i)))
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", os.fsdecode(folder), "--val-fraction", "0.5", "--epochs", "1",
+                 "--batch-size", "2", "--no-progress", "--output", str(run)]) == 0
+    figures, _ = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
+    assert figures["images"] == 6
+    rows = [line.split(",") for line in (tmp_path / "ev" / "per_class.csv").read_text().splitlines()]
+    assert [(r[0], r[2]) for r in rows[1:]] == [("cat", "3"), ("s\\xe9ven", "3")]
+    assert (tmp_path / "ev" / "confusion.csv").read_text().splitlines()[0] == "true \\ predicted,cat,s\\xe9ven"
 
 
 def test_evaluate_and_features_take_the_runs_subsets_and_other_data_whole(tmp_path, capsys):
@@ -97,6 +115,10 @@ def test_evaluate_reads_mnist_from_the_runs_data_dir_unless_data_dir_is_given(tm
                                  batch_size=32, test_subset=30, output=str(run), progress=False)).fit()
     figures, _ = evaluate_json(capsys, str(run), "--output", str(tmp_path / "ev"))
     assert figures["images"] == 30 and figures["top1"] == result.best_acc
+    # MNIST's classes are named as mnist5k's and digits' ("0", not torchvision's "0 - zero"): each scores the other
+    assert load_checkpoint(run / "best.pt")["classes"] == [str(d) for d in range(10)]
+    assert evaluate_json(capsys, str(run), "--data", "mnist5k", "--output", str(tmp_path / "ev"))[0]["images"] == 1000
+    assert class_mapping(["0", "9"], [f"{d} - x" if d else "0 - zero" for d in range(10)]).tolist() == [0, 9]
     # --data-dir replaces the run's.
     assert main(["evaluate", str(run), "--data-dir", str(tmp_path / "empty"), "--output", str(tmp_path / "ev")]) == 2
     err = capsys.readouterr().err

@@ -1,6 +1,7 @@
 """MNIST, Fashion-MNIST and CIFAR-10/100 through torchvision, held in memory as uint8 tensors."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,13 @@ _SETS = {
     "cifar100": ("CIFAR100", "cifar-100-python"),
 }
 TORCHVISION_SETS = tuple(_SETS)
+MNIST_NAME = re.compile(r"(\d) - [a-z]+")  # torchvision's names of MNIST's classes: "0 - zero"
+
+
+def plain_class_name(name: str) -> str:
+    """A class's name, torchvision's "0 - zero" of MNIST as "0" (as mnist5k and digits name it)."""
+    digit = MNIST_NAME.fullmatch(name)
+    return digit.group(1) if digit else name
 
 
 def _split(dataset) -> Split:
@@ -45,4 +53,7 @@ def load_torchvision(name: str, data_dir: str | Path, download: bool = False) ->
                             f"copy its files there by hand, or run once where the network is reachable") from None
         raise DataError(f"{name} not found under {root / sub} ({first[:120]}); pass --download to fetch it "
                         f"there, or --data-dir to point at a folder that holds it") from None
-    return ImageData(name, _split(train), _split(test), list(train.classes))
+    # MNIST's classes as the digits mnist5k and digits name them ("0", not torchvision's "0 - zero"), so that a
+    # model of one scores the others
+    classes = [plain_class_name(c) for c in train.classes]
+    return ImageData(name, _split(train), _split(test), classes)

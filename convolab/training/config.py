@@ -198,6 +198,9 @@ class TrainConfig:
             name = "mixup" if self.mixup else "cutmix"
             raise FieldError(name, f"mixes the images of a batch, but --batch-size {self.batch_size} holds one "
                                    f"image: give --batch-size 2 or more, or leave out --{name}")
+        if taken := sorted(set(self.model_options) & {"num_classes", "in_chans"}):
+            raise FieldError("model_options", f"{' and '.join(taken)} come from the data (its classes; 1 channel for "
+                                              "grey images, 3 for colour), not from an option: leave them out")
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from ..data.base import LabelledImages
-from ..errors import CheckpointError
+from ..data.torchvision_sets import plain_class_name
+from ..errors import CheckpointError, DataError
 from ..models import create_model
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -145,9 +146,23 @@ class Trainer:
         except KeyError as err:
             raise CheckpointError(f"{run_dir / 'last.pt'} lacks {err}; it was not written by convolab train") from None
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model)
+        check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
         trainer.config = config
         trainer.load_state_dict(state)
         return trainer
+
+
+def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:
+    """One line when the data's classes are no longer those the run was trained on (a class folder renamed,
+    added or removed): its outputs would be read as other classes, or a new label would have no output."""
+    saved, now = [plain_class_name(str(c)) for c in state.get("classes", [])], [str(c) for c in classes]
+    if not saved or saved == now:
+        return
+    gone, new = [c for c in saved if c not in now], [c for c in now if c not in saved]
+    what = "; ".join(part for part in (f"gone: {', '.join(gone)}" if gone else "",
+                                       f"new: {', '.join(new)}" if new else "") if part) or "another order"
+    raise DataError(f"--data {data} no longer holds the classes {run_dir} was trained on ({what}): restore the "
+                    f"data as it was, or start a new run from its weights with --init-from {run_dir / 'last.pt'}")
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -155,4 +170,5 @@ def train(config: TrainConfig) -> TrainResult:
     return Trainer(config).fit()
 
 
-__all__ = ["NonFiniteLoss", "TrainResult", "Trainer", "TrainingInterrupted", "evaluate", "train"]
+__all__ = ["NonFiniteLoss", "TrainResult", "Trainer", "TrainingInterrupted", "check_same_classes", "evaluate",
+           "train"]

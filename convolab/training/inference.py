@@ -17,9 +17,11 @@ from torch import nn
 from .._atomic import atomic_write
 from .._paths import same_path
 from ..data import LabelledImages, Split, StreamSplit, load_data
+from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import EmptySplitError
 from ..data.decode import CROP_PCT, read_image
+from ..data.torchvision_sets import plain_class_name
 from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
@@ -79,7 +81,9 @@ class EvaluationReport:
 
 
 def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Tensor:
-    """Index of each data class among the model's classes, matched by name."""
+    """Index of each data class among the model's classes, matched by name (a run on MNIST before its classes
+    were named as the digits are keeps torchvision's "0 - zero": the same class as "0")."""
+    model_classes = [plain_class_name(c) for c in model_classes]
     missing = [c for c in data_classes if c not in model_classes]
     if missing:
         raise DataError(f"the data has classes the checkpoint does not know: {', '.join(missing[:5])}; "
@@ -201,7 +205,8 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
     confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).numpy()
     totals = confusion.sum(1)
     per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
-    return EvaluationReport(classes, top1, top5, per_class, confusion, len(labels))
+    # (a folder name in bytes that are not UTF-8 as \xe9, as messages write it: printed and written as text)
+    return EvaluationReport([printable(c) for c in classes], top1, top5, per_class, confusion, len(labels))
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
