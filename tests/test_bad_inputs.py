@@ -204,6 +204,34 @@ def a_test_split_named_unlike_training(t: Path) -> None:
     (t / "s" / "test" / "cat").rename(t / "s" / "test" / "Cat")
 
 
+def a_folder_of_other_split_names(t: Path) -> None:
+    """{t}/s: train_set/ and test_set/ of class folders (Kaggle's names, which convolab does not read as splits)."""
+    write_png_folder(t / "s", per_class=4, size=8, classes=("cat", "dog"), mode="L")
+    (t / "s" / "train").rename(t / "s" / "train_set")
+    (t / "s" / "test").rename(t / "s" / "test_set")
+
+
+def a_split_folder_beside_an_unlabeled_folder(t: Path) -> None:
+    a_split_folder_with_a_loose_image(t)
+    (t / "s" / "unlabeled").mkdir()
+    (t / "s" / "train" / "preview.png").rename(t / "s" / "unlabeled" / "preview.png")
+
+
+def a_cached_folder_then_empty_class_folders(t: Path) -> None:
+    """{t}/s trained on once (so its images are cached), then an empty class folder made in train/ and test/."""
+    a_split_folder_with_a_loose_image(t)
+    (t / "s" / "train" / "preview.png").unlink()
+    assert main(["train", "lenet5_modern", "--data", str(t / "s"), "--epochs", "1", "--batch-size", "4",
+                 "--no-progress", "--output", str(t / "first")]) == 0
+    (t / "s" / "train" / "bird").mkdir()
+    (t / "s" / "test" / "bird").mkdir()
+
+
+def a_streamed_folder_with_an_unreadable_image(t: Path) -> None:
+    write_png_folder(t / "p", per_class=4, size=28, classes=("a", "b"), mode="L")
+    (t / "p" / "test" / "b" / "0.png").write_bytes(b"garbage\n")
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -769,6 +797,21 @@ CASES: list[Row] = [
     Row("nan-in-epoch-1", [*LENET, "--lr", "1e10", "--epochs", "1", "--no-progress", "--output", "{t}/run"],
         "the training loss became nan at step 10 (epoch 1); lower --lr (now 1e+10) or add --clip-grad; "
         "nothing was saved, so {t}/run can take the new run", trains=True),
+    Row("split-folders-of-other-names", ["train", "lenet", "--data", "{t}/s", "--output", "{t}/run"],
+        "{t}/s: every image lies two folders down (e.g. test_set/cat/0.png), so its top folders (test_set/, "
+        "train_set/) would be read as classes; convolab reads top folders as splits only when they are named train/, "
+        "test/ or val/", a_folder_of_other_split_names),
+    Row("split-folders-beside-another-folder", ["train", "lenet", "--data", "{t}/s", "--output", "{t}/run"],
+        "{t}/s holds split folders (test/, train/) beside other folders (unlabeled/), which would all be read as "
+        "classes; move unlabeled/ out of it", a_split_folder_beside_an_unlabeled_folder),
+    Row("empty-class-folder-of-a-cached-folder", ["train", "lenet", "--data", "{t}/s", "--output", "{t}/run"],
+        "class folder {t}/s/test/bird holds no image; remove it, add images, or pass --skip-bad-images",
+        a_cached_folder_then_empty_class_folders),
+    Row("streamed-unreadable-image", ["train", "lenet5_modern", "--data", "{t}/p", "--loader", "stream", "--workers",
+                                      "0", "--batch-size", "4", "--epochs", "1", "--no-progress", "--output",
+                                      "{t}/run"],
+        "image {t}/p/test/b/0.png cannot be decoded (not an image format PIL recognises); fix or remove it",
+        a_streamed_folder_with_an_unreadable_image, trains=True),
     Row("resume-after-a-class-renamed", ["train", "--resume", "{t}/r"],
         "--data {t}/two no longer holds the classes {t}/r was trained on (gone: dog; new: wolf): restore the data "
         "as it was, or start a new run from its weights with --init-from {t}/r/last.pt",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._atomic import atomic_write
-from ..errors import DataError
+from ..errors import DataError, DiskFullError
 from .decode import sample_headers
 
 log = logging.getLogger("convolab")
@@ -103,8 +103,16 @@ def compression_of(path: Path) -> str | None:
     return next((kind for magic, kind in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
 
 
+def write_failure(err: OSError) -> str:
+    """Why a file could not be written, in a few words: `Read-only file system`, `its disk is full`."""
+    if isinstance(err, DiskFullError):
+        return "its disk is full"
+    return err.strerror or (str(err).splitlines() or [type(err).__name__])[0]
+
+
 def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
-    """The uncompressed tar of a compressed archive, made once in the cache folder."""
+    """The uncompressed tar of a compressed archive, made once in the cache folder. A read error of the
+    archive is said as one (truncated or corrupt); a cache folder that cannot take the copy as another."""
     import bz2
     import gzip
     import lzma
@@ -113,23 +121,36 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
     if target.is_file():
         return target
     opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
-    log.info("decompressing %s once to %s, to read its images in any order", path, target)
-    cache_root.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
         from tqdm.auto import tqdm
 
-        with opener(path, "rb") as src, open(tmp, "wb") as dst, \
+        # (said once the temporary file exists: a cache folder that cannot take it is one error line, no log)
+        log.info("decompressing %s once to %s, to read its images in any order", path, target)
+        with archive_errors(path):
+            src = opener(path, "rb")
+        with src, open(tmp, "wb") as dst, \
                 tqdm(total=path.stat().st_size, disable=None, desc="decompressing", unit="B", unit_scale=True,
                      leave=False, dynamic_ncols=True) as bar:
             raw = getattr(src, "fileobj", None) or getattr(src, "_fp", None)  # the compressed stream's position
-            for block in iter(lambda: src.read(1 << 22), b""):
+            while True:
+                with archive_errors(path):  # (only reading the archive: a failed write is the cache's)
+                    block = src.read(1 << 22)
+                if not block:
+                    break
                 dst.write(block)
                 if raw is not None and hasattr(raw, "tell"):
                     bar.update(raw.tell() - bar.n)
 
-    with archive_errors(path):
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
         atomic_write(target, write)
+    except DataError:
+        raise
+    except OSError as err:  # (DiskFullError is one too)
+        raise DataError(f"cannot write the decompressed copy of {path} into the cache folder {cache_root} "
+                        f"({write_failure(err)}), which streaming a compressed archive reads: set CONVOLAB_CACHE to a "
+                        "writable folder with room for it, or give an uncompressed .tar") from None
     return target
 
 
@@ -209,10 +230,14 @@ class ImageSource:
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
         return sorted(names), empty
 
-    def file_stats(self) -> Iterator[tuple[str, os.stat_result]]:
-        """Every file of a folder, in a stable order, as (path relative to the folder, stat): what its
-        fingerprint hashes. A link that leads nowhere gives its own stat rather than an error."""
-        for root, _, files in walk(self.path):
+    def file_stats(self) -> Iterator[tuple[str, os.stat_result | None]]:
+        """Every file and folder of a folder, in a stable order, as (path relative to the folder, stat; None
+        and a trailing / for a folder): what its fingerprint hashes. Folders count by name alone, so that an
+        empty class folder, refused when found, is found on every run. A link that leads nowhere gives its
+        own stat rather than an error."""
+        for root, subdirs, files in walk(self.path):
+            for name in subdirs:
+                yield os.path.relpath(os.path.join(root, name), self.path) + "/", None
             for name in files:
                 full = os.path.join(root, name)
                 yield os.path.relpath(full, self.path), file_stat(full)

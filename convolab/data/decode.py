@@ -28,6 +28,24 @@ CROP_RATIO = (3 / 4, 4 / 3)
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # decoded as grey (L)
 
 
+def grey_or_colour(img) -> str:
+    """The mode an image is decoded to: L for a grey one, RGB otherwise. A palette image (P, PA: a GIF, an
+    8-bit PNG) is grey when every palette entry it uses is (R == G == B); that needs its pixels, so it is
+    loaded (palette images are small)."""
+    if img.mode in GREY_MODES:
+        return "L"
+    if img.mode not in ("P", "PA"):
+        return "RGB"
+    palette = img.getpalette()
+    if palette is None:  # no palette: PIL reads the indices as grey levels
+        return "L"
+    indices = np.asarray(img)
+    used = np.unique(indices[..., 0] if indices.ndim == 3 else indices)
+    colours = np.asarray(palette, dtype=np.int64).reshape(-1, 3)
+    used = colours[used[used < len(colours)]]
+    return "L" if (used[:, 0] == used[:, 1]).all() and (used[:, 1] == used[:, 2]).all() else "RGB"
+
+
 def to_8bit(img):
     """A grey image of more than 8 bits (a 16-bit PNG opens as I;16 or I, a float TIFF as F) in mode L,
     its range scaled rather than clipped: 16-bit values divided by 257 (65535 becomes 255); floats of at
@@ -43,15 +61,15 @@ def to_8bit(img):
 
 
 def to_mode(img, mode: str):
-    """A PIL image in mode L or RGB; palette and alpha images pass through RGBA on the way to RGB,
-    so a transparent palette converts cleanly, and grey images of more than 8 bits are scaled to 8."""
+    """A PIL image in mode L or RGB; palette images pass through RGBA (alpha images too, on the way to
+    RGB), so a transparent palette converts cleanly, and grey images of more than 8 bits are scaled to 8."""
     if img.mode == mode:
         return img
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         img = to_8bit(img)
         if mode == "L":
             return img
-    if mode == "RGB" and ("A" in img.mode or img.mode == "P"):
+    if img.mode in ("P", "PA") or (mode == "RGB" and "A" in img.mode):
         img = img.convert("RGBA")
     return img.convert(mode)
 
@@ -89,7 +107,7 @@ def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | N
     try:
         with open_image(io.BytesIO(data)) as img:
             img.load()
-            mode = "L" if img.mode in GREY_MODES else "RGB"
+            mode = grey_or_colour(img)
             img = to_mode(img, mode)
             if resize is not None and img.size != (resize, resize):
                 img = img.resize((resize, resize), Image.BILINEAR)
@@ -228,8 +246,8 @@ def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[
     found = []
     for name in picks:
         try:
-            with open_image(io.BytesIO(read(name))) as img:
-                found.append((img.size, img.mode))
+            with open_image(io.BytesIO(read(name))) as img:  # (a palette image as the mode it decodes to)
+                found.append((img.size, grey_or_colour(img) if img.mode in ("P", "PA") else img.mode))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # an unreadable image is named when it is decoded
     return found

@@ -1,6 +1,6 @@
 """Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or
-.tar.gz archives of one (read by `archive.py`): their images classified by path, then decoded into the
-cache below or streamed (`stream.py`).
+.tar.gz archives of one (read by `archive.py`): their images classified by path (`layout.py`), then
+decoded into the cache below or streamed (`stream.py`).
 
 Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later
 runs load a single file instead of decoding thousands of JPEGs.
@@ -14,7 +14,6 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,60 +21,17 @@ import torch
 
 from .._atomic import atomic_write
 from ..errors import DataError
-from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once
+from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
 from .base import EmptySplitError, ImageData, Split, stratified_split
 from .decode import decode_image, majority_mode
+from .layout import SPLIT_NAMES, ImageEntry, classify
 from .stream import StreamingImageData, StreamSplit, should_stream
 
 log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
-SPLIT_NAMES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
-CACHE_VERSION = 2  # 2: grey images among colour ones cached in colour
+CACHE_VERSION = 3  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey
 DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
-
-
-@dataclass(frozen=True)
-class ImageEntry:
-    """One image of the source: where it is, which split and class its path names, and its class folder."""
-
-    location: str  # path relative to the folder, or the tar member name
-    split: str | None
-    class_name: str
-    folder: str = ""  # the class folder's path, as `location` is written
-
-
-def _classify(paths: list[str]) -> tuple[list[ImageEntry], str | None]:
-    """Assign split and class from the path layout, after dropping folders every path shares; and a note
-    when a test/ folder is left out because a val/ folder scores the run (train/, val/ and test/)."""
-    parts = [p.split("/") for p in paths]
-    common = 0
-    while all(len(p) > common + 2 for p in parts) and len({p[common] for p in parts}) == 1:
-        common += 1
-    # Split folders (train/, test/, val/...) when every top folder is one: then an image directly in one
-    # is out of place, not a reason to read the split folders as classes.
-    tops = {p[common] for p in parts if len(p) > common + 1}
-    has_splits = bool(tops) and all(t.lower() in SPLIT_NAMES for t in tops)
-    entries = []
-    for path, p in zip(paths, parts):
-        rest = p[common:]
-        if has_splits and len(rest) >= 3:
-            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], rest[1], "/".join(p[:common + 2])))
-        elif has_splits and len(rest) == 2:
-            raise DataError(f"{path} is not inside a class folder of {rest[0]}/; lay images out as "
-                            f"root/{rest[0]}/<class>/<image>, or move it out")
-        elif len(rest) >= 2:
-            entries.append(ImageEntry(path, None, rest[0], "/".join(p[:common + 1])))
-        else:
-            raise DataError(f"{path} is not inside a class folder; lay images out as root/<class>/<image>")
-    named = {t.lower() for t in tops} if has_splits else set()
-    val = sorted(t for t in tops if t.lower() in SPLIT_NAMES and t.lower() not in ("train", "test"))
-    if "test" in named and val:  # val/ scores each epoch and picks best.pt; test/ stays unseen
-        test = next(t for t in tops if t.lower() == "test")
-        kept = [e for e in entries if e.location.split("/")[common] != test]
-        return kept, (f"{val[0]}/ scores the run and {test}/ ({len(entries) - len(kept)} images) is left out, "
-                      f"unseen: score it afterwards with `convolab evaluate RUN --data .../{test}`")
-    return entries, None
 
 
 class _Source(ImageSource):
@@ -120,7 +76,7 @@ class _Source(ImageSource):
     def _folder_hash(self) -> str:
         digest = _cache_digest()
         for name, st in self.file_stats():  # a name that is not UTF-8 hashed by its bytes (os.fsencode)
-            digest.update(os.fsencode(f"{name}|{st.st_size}|{st.st_mtime_ns}\n"))
+            digest.update(os.fsencode(f"{name}\n" if st is None else f"{name}|{st.st_size}|{st.st_mtime_ns}\n"))
         return digest.hexdigest()[:32]
 
 
@@ -254,7 +210,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
                         "files under root/<class>/)")
-    entries, note = _classify(names)
+    entries, note = classify(names, str(path))
     classes = sorted({e.class_name for e in entries})
     # An empty folder beside the class folders is a class without images; one inside a class folder is not.
     beside = {os.path.dirname(e.folder) for e in entries}
@@ -288,9 +244,25 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "skipped": n_bad + source.skipped_links,
         "note": note or "",
     }
-    cache_root.mkdir(parents=True, exist_ok=True)
-    atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
+    _save_cache(cache_file, cached)
     return _assemble(path, cached, val_fraction, whole)
+
+
+_UNWRITABLE: set[Path] = set()  # cache folders already warned about in this process
+
+
+def _save_cache(cache_file: Path, cached: dict) -> None:
+    """Write the decoded images into the cache; where that fails (a read-only or full cache folder) the run
+    goes on with them unsaved, after one warning per cache folder: they are decoded again next time."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
+    except OSError as err:  # (DiskFullError is one too)
+        if cache_file.parent not in _UNWRITABLE:
+            _UNWRITABLE.add(cache_file.parent)
+            log.warning("cannot write the image cache in %s (%s); going on without it, so the images are "
+                        "decoded again next time: set CONVOLAB_CACHE to a writable folder to keep them",
+                        cache_file.parent, write_failure(err))
 
 
 def _labels(entries: list[ImageEntry], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .archive import FileReader
-from .base import LabelledImages
-from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, majority_mode
+from .base import LabelledImages, per_class_subset
+from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, majority_mode
 
 log = logging.getLogger("convolab")
 
@@ -72,7 +72,7 @@ class StreamDataset(torch.utils.data.Dataset):
             error = ""
         except (OSError, ValueError, SyntaxError, KeyError) as err:
             array = np.zeros((self.size, self.size, self.channels), np.uint8)
-            error = str(err).splitlines()[0] if str(err) else type(err).__name__
+            error = failure(err)  # (as the cache's decoding words it: never the repr of a buffer)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
         return tensor, int(self.split.labels[index]), index, error
@@ -190,8 +190,13 @@ class StreamingImageData(LabelledImages):
         return data
 
     def per_class_subsets(self, train: int | None, test: int | None) -> StreamingImageData:
-        raise ConfigError(f"--train-subset and --test-subset take images held in memory; {self.source} is "
-                          "streamed from its files: add --loader cache, or give a folder of fewer images")
+        """The images the in-memory data of the same folder would keep (its files are in the same order,
+        and `per_class_subset` draws alike), still streamed; the training statistics are the subset's."""
+        data = copy.copy(self)
+        data.train = self.train.subset(per_class_subset(self.train.labels, train or len(self.train)))
+        data.test = self.test.subset(per_class_subset(self.test.labels, test or len(self.test)))
+        data._stats = {}
+        return data
 
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of up to 256 training images spread over the split (centre crops)."""

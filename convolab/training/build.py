@@ -197,7 +197,7 @@ def load_config_data(config: TrainConfig) -> LabelledImages:
                      config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
     if config.train_subset is None and config.test_subset is None:
         return data
-    subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data refuse)
+    subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data too)
     check_batch_size(config.batch_size, len(subset.train), int(os.environ.get("WORLD_SIZE", "1")))
     log.info("a subset: %d of %d training and %d of %d test images", len(subset.train), len(data.train),
              len(subset.test), len(data.test))
