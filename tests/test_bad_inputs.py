@@ -66,13 +66,19 @@ def files(tmp_path_factory) -> Path:
         (root / name / "config.json").write_text(json.dumps({**st_config, **edit}))
     torch.save({**ckpt, "classes": list("012345678")}, root / "nine_classes.pt")  # 9 names for 10 outputs
     torch.save({**ckpt, "image_size": [32, 32]}, root / "wrong_size.pt")  # lenet5_modern takes 28 px
+    diverged = {k: v.clone() for k, v in ckpt["model"].items()}  # as a run whose loss became NaN leaves them
+    next(iter(diverged.values())).fill_(float("nan"))
+    torch.save({**ckpt, "model": diverged}, root / "diverged.pt")
     try:
-        import onnx  # noqa: F401
+        import onnx
         import onnxruntime  # noqa: F401
     except ImportError:
         pass
     else:
         assert main(["export", str(run), "--out", str(root / "model.onnx")]) == 0
+        proto = onnx.load(str(root / "model.onnx"))  # metadata of 3 classes for the model's 10 outputs
+        next(p for p in proto.metadata_props if p.key == "classes").value = '["a", "b", "c"]'
+        onnx.save(proto, str(root / "three_classes.onnx"))
     return root
 
 
@@ -80,6 +86,11 @@ def files(tmp_path_factory) -> Path:
 def a_file(t: Path) -> None:
     """A file where a folder is expected (its content must survive)."""
     (t / "taken.txt").write_text("keep me")
+
+
+def a_fifo(t: Path) -> None:
+    """{t}/fifo: a named pipe, where a file is expected (it must stay a pipe)."""
+    os.mkfifo(t / "fifo")
 
 
 def a_read_only_folder(t: Path) -> None:
@@ -528,6 +539,29 @@ CASES: list[Row] = [
         "onnx, writes an ONNX file: name it {t}/m.onnx, or give --format safetensors"),
     Row("export-fixed-and-dynamic-batch", ["export", "{d}/run", "--batch-size", "2", "--dynamic-batch"],
         "--dynamic-batch"),
+    Row("export-onto-a-fifo", ["export", "{d}/run", "--format", "torchscript", "--out", "{t}/fifo"],
+        "--out {t}/fifo exists and is not a regular file (a device, a FIFO or a socket), which the export would "
+        "replace", a_fifo),
+    Row("export-onto-the-runs-metrics-json", ["export", "{d}/run", "--format", "torchscript", "--out",
+                                              "{d}/run/metrics.json"],
+        "--out {d}/run/metrics.json is the metrics.json of the run in {d}/run"),
+    Row("export-onto-the-runs-curves", ["export", "{d}/run", "--format", "torchscript", "--out",
+                                        "{d}/run/curves.png"],
+        "--out {d}/run/curves.png is the curves.png of the run in {d}/run"),
+    Row("export-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--out", "{t}/m.onnx"],
+        "the model outputs NaN or inf on random inputs: its weights diverged"),
+    Row("export-torchscript-of-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--format", "torchscript",
+                                                        "--out", "{t}/m.pt"],
+        "the model outputs NaN or inf on random inputs: its weights diverged"),
+    Row("export-safetensors-of-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--format", "safetensors",
+                                                        "--out", "{t}/sf"],
+        "the model of {d}/diverged.pt outputs NaN or inf on random inputs: its weights diverged (a run whose loss "
+        "became NaN?); export another checkpoint, e.g. an earlier epoch's"),
+    Row("export-unfolded-beyond-its-tolerance", ["export", "{d}/run", "--out", "{t}/m.onnx", "--no-fold",
+                                                 "--tolerance", "1e-12", "--rtol", "0"],
+        "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"),
+    Row("predict-onnx-whose-metadata-do-not-fit", ["predict", "{d}/three_classes.onnx", "{d}/digit.png"],
+        "{d}/three_classes.onnx: its metadata do not fit its model: they list 3 classes, the model gives 10 outputs"),
     Row("export-onnx-without-onnx", ["export", "{d}/run", "--out", "{t}/m.onnx"], "pip install onnx onnxruntime",
         hidden=("onnx",)),
     Row("ema-2", ["train", "lenet", "--ema", "2"], "--ema: must be a number in (0, 1), got 2.0"),

@@ -3,6 +3,7 @@ folder) from a trained model or a model's published weights."""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="any batch size (the default when --batch-size is not given; onnx, torchscript)")
     parser.add_argument("--out", help="output file, or folder for safetensors; a file ending in another format's "
                         "suffix (.onnx, .pt or .pth, .safetensors) is refused, and so is a file the run keeps "
-                        "(best.pt, last.pt, config.json, metrics.csv) or a folder holding a run (default: next to "
+                        "(best.pt, last.pt, config.json, metrics, curves) or a folder holding a run (default: next to "
                         "the checkpoint, e.g. RUN/best.onnx, RUN/best.torchscript.pt, RUN/best-safetensors; beside "
                         "a safetensors folder SF, SF.onnx or SF.torchscript.pt; MODEL.onnx here with --pretrained)")
     parser.add_argument("--tolerance", type=positive_float,
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
               f"read back: the same outputs, largest difference {saved.max_abs_diff:.3g})")
         return 0
     model, meta = model_from_checkpoint(source)
-    export = export_onnx if fmt == "onnx" else export_torchscript
+    # (a fixed batch: ONNX's input shape, or a TorchScript model that refuses another batch, as ONNX Runtime does)
+    export = export_onnx if fmt == "onnx" else partial(export_torchscript, fixed_batch=args.batch_size is not None)
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                     dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
                     tolerance=TOLERANCE if args.tolerance is None else args.tolerance,

@@ -3,10 +3,13 @@ against PyTorch eager on the same random inputs, and rename it into place only i
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
+import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 TORCHSCRIPT_META = "convolab.json"  # the name of the metadata in a TorchScript file's _extra_files
 ONNX_MISSING = "ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
+DIVERGED = ("outputs NaN or inf on random inputs: its weights diverged (a run whose loss became NaN?); export another "
+            "checkpoint, e.g. an earlier epoch's")
 ORT_MISSING = ("predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime "
                "(or pip install 'convolab[export]'), or give the .pt checkpoint or run folder instead")
 
@@ -153,26 +158,81 @@ def _random_inputs(input_size: tuple[int, int, int], batch_sizes: tuple[int, ...
 
 
 @torch.no_grad()
-def _differences(reference: nn.Module, run: Callable[[torch.Tensor], torch.Tensor],
+def reference_outputs(reference: nn.Module, inputs: list[torch.Tensor], what: str = "the model") -> list[torch.Tensor]:
+    """PyTorch's outputs for `inputs`, refused (one line naming `what`) where any is NaN or inf: a diverged
+    model, which no export could reproduce (NaN differs from itself) and none should serve."""
+    outputs = [reference(x).float() for x in inputs]
+    if not all(bool(torch.isfinite(out).all()) for out in outputs):
+        raise ExportError(f"{what} {DIVERGED}")
+    return outputs
+
+
+def _check_meta(meta: ExportMeta | None, input_size: tuple[int, int, int], outputs: torch.Tensor) -> None:
+    """`meta` against the exported input size and the model's N x classes output: a file whose metadata do
+    not fit its model would be read wrongly by `predict` (a class index past the names, images of the wrong
+    size fed to the graph)."""
+    if meta is None:
+        return
+    problems = []
+    if (meta.in_chans, *meta.image_size) != tuple(input_size):
+        problems.append(f"it says inputs of {meta.in_chans}x{'x'.join(map(str, meta.image_size))}, but input_size "
+                        f"is {'x'.join(map(str, input_size))}")
+    if len(meta.mean) != meta.in_chans or len(meta.std) != meta.in_chans:
+        problems.append(f"its mean and std have {len(meta.mean)} and {len(meta.std)} values for {meta.in_chans} "
+                        "input channel(s)")
+    if outputs.dim() != 2:
+        problems.append(f"it lists classes, but the model gives outputs of shape {tuple(outputs.shape)}, not N x "
+                        "classes")
+    elif len(meta.classes) != outputs.shape[1]:
+        problems.append(f"it lists {len(meta.classes)} classes, but the model gives {outputs.shape[1]} outputs")
+    if problems:
+        raise ExportError(f"meta does not fit the model: {'; '.join(problems)}; give an ExportMeta of the model's "
+                          "classes, input size, mean and std, or meta=None for the model's own; nothing was written")
+
+
+def _differences(expected: list[torch.Tensor], run: Callable[[torch.Tensor], torch.Tensor],
                  inputs: list[torch.Tensor]) -> torch.Tensor:
     """Per image checked: (largest |exported - PyTorch| over its logits, largest |PyTorch logit|)."""
     rows = []
-    for x in inputs:
-        expected, got = reference(x).float(), run(x).float()
-        if got.shape != expected.shape:
-            raise ExportError(f"the exported model gives shape {tuple(got.shape)} for a batch of {len(x)}, "
-                              f"PyTorch {tuple(expected.shape)}")
-        diff, scale = (expected - got).abs().reshape(len(x), -1), expected.abs().reshape(len(x), -1)
-        rows.append(torch.stack([diff.max(1).values, scale.max(1).values], 1))
+    with torch.no_grad():
+        for want, x in zip(expected, inputs, strict=True):
+            got = run(x).float()
+            if got.shape != want.shape:
+                raise ExportError(f"the exported model gives shape {tuple(got.shape)} for a batch of {len(x)}, "
+                                  f"PyTorch {tuple(want.shape)}")
+            diff, scale = (want - got).abs().reshape(len(x), -1), want.abs().reshape(len(x), -1)
+            rows.append(torch.stack([diff.max(1).values, scale.max(1).values], 1))
     return torch.cat(rows)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while an export writes, as Ctrl-C does, so that the temporary file
+    beside its output is removed on the way out (the default action of SIGTERM ends the process at once and
+    leaves it); the CLI says "interrupted" and exits 130. Outside the main thread, signals are left alone."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], tolerance: float,
-                   rtol: float) -> tuple[float, float]:
+                   rtol: float, fold: bool) -> tuple[float, float]:
     """Write through `write(tmp) -> _differences`; rename into place only if every image is within
     `tolerance + rtol * its largest |logit|`. (largest absolute, largest relative difference)."""
     # (`path` was checked by `check_file_output` before any work)
     found: dict[str, float] = {}
+    # the PyTorch outputs are finite (`reference_outputs`): a large difference is the export's or round-off's
+    hint = "try --no-fold to export without batch-norm folding" if fold else \
+        "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"
 
     def checked(tmp: str) -> None:
         rows = write(tmp).double()
@@ -183,10 +243,13 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
             raise ExportError(f"the {fmt} export differs from the PyTorch model by up to {worst:.3g} "
                               f"({rel:.3g} of an image's largest logit |{scale.max().item():.3g}|; tolerance "
                               f"{tolerance:g} + {rtol:g} x that logit) on the same random inputs; nothing was "
-                              "written (try --no-fold to export without batch-norm folding)")
+                              f"written ({hint})")
 
     try:
-        atomic_write(path, checked)
+        with sigterm_as_interrupt():
+            atomic_write(path, checked)
+    except ConvolabError:  # a full disk (DiskFullError, an OSError too) or the check: its own line
+        raise
     except OSError as err:
         raise ConfigError(f"--out {path} cannot be written ({err.strerror or err}); "
                           "choose another file") from None
@@ -199,8 +262,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     """Write `model` as ONNX (input `input` N x C x H x W float32, output `logits`), checked with
     ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props (default: the model's
     own, `ExportMeta.of_model`, so that `predict_onnx` reads the file; none for a model without
-    num_classes and data_config). `path` may not be a file a run folder keeps (its checkpoints,
-    config.json, metrics.csv) nor a safetensors folder's."""
+    num_classes and data_config; a `meta` that does not fit the model, its classes its outputs or its
+    sizes `input_size`, is refused). `path` may not be a file a run folder keeps (its checkpoints, config.json,
+    metrics, curves: `RUN_WRITES`) nor a safetensors folder's, nor a device or a FIFO."""
     try:
         import onnx
         import onnxruntime as ort
@@ -211,6 +275,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
+    expected = reference_outputs(reference, inputs)
+    _check_meta(meta, tuple(input_size), expected[0])
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
 
     def write(tmp: str) -> torch.Tensor:
@@ -229,36 +295,67 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
         proto.producer_name = "convolab"
         onnx.save(proto, tmp)
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        return _differences(reference, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
+        return _differences(expected, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
                             inputs)
 
-    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol)
+    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, fold)
     return ExportResult(Path(path), "onnx", diff, batch_sizes, folded, rel)
+
+
+class _FixedBatch(nn.Module):
+    """A traced model that refuses batches of another size than the one it was exported for, as an ONNX model
+    of a fixed batch does (scripted around the traced graph, which itself takes any batch size)."""
+
+    def __init__(self, model: nn.Module, batch_size: int):
+        super().__init__()
+        self.model, self.batch_size = model, batch_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.batch_size:
+            raise RuntimeError("this TorchScript model was exported for batches of " + str(self.batch_size)
+                               + " images, got " + str(x.shape[0]) + "; export it again with `convolab export "
+                               "--batch-size N` for another size, or without --batch-size for any")
+        return self.model(x)
 
 
 def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
                        batch_size: int = 1, dynamic_batch: bool = False, meta: ExportMeta | None = None,
-                       fold: bool = True, tolerance: float = TOLERANCE, rtol: float = RTOL) -> ExportResult:
+                       fold: bool = True, tolerance: float = TOLERANCE, rtol: float = RTOL,
+                       fixed_batch: bool = False) -> ExportResult:
     """Write `model` traced and frozen as TorchScript, checked with torch.jit.load against PyTorch
     eager; `meta` goes into the file as `_extra_files["convolab.json"]` (default: the model's own,
-    `ExportMeta.of_model`, so that `read_torchscript_meta` reads the file). `path` as for `export_onnx`."""
+    `ExportMeta.of_model`, so that `read_torchscript_meta` reads the file). `path` as for `export_onnx`.
+    The traced model takes any batch size (`batch_size` is the one it is traced and checked at; with
+    `dynamic_batch`, two are checked) unless `fixed_batch`: then it refuses any other, as an ONNX export of a
+    fixed batch does."""
     check_file_output(path, example="model.torchscript.pt")  # before any work
+    if fixed_batch and dynamic_batch:
+        raise ConfigError("fixed_batch and dynamic_batch contradict each other; give one")
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
+    expected = reference_outputs(reference, inputs)
+    _check_meta(meta, tuple(input_size), expected[0])
     extra = {TORCHSCRIPT_META: json.dumps(meta.to_strings() if meta is not None else {})}
 
     def write(tmp: str) -> torch.Tensor:
         with torch.no_grad(), warnings.catch_warnings():
             # Tracer warnings about Python ints in shapes, and TorchScript's deprecation notice.
             warnings.simplefilter("ignore")
-            traced = torch.jit.freeze(torch.jit.trace(exported, inputs[0], check_trace=False))
-            torch.jit.save(traced, tmp, _extra_files=extra)
+            traced = torch.jit.trace(exported, inputs[0], check_trace=False)
+            if fixed_batch:
+                traced = torch.jit.script(_FixedBatch(traced, batch_size).eval())
+            traced = torch.jit.freeze(traced)
+            # Saved to memory and written from Python: torch.jit.save's own file writer, meeting a full disk,
+            # throws in a C++ destructor, which aborts the process (SIGABRT) and leaves the partial file.
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer, _extra_files=extra)
+            Path(tmp).write_bytes(buffer.getvalue())
             loaded = torch.jit.load(tmp, map_location="cpu")
-        return _differences(reference, loaded, inputs)
+        return _differences(expected, loaded, inputs)
 
-    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol)
+    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol, fold)
     return ExportResult(Path(path), "torchscript", diff, batch_sizes, folded, rel)
 
 

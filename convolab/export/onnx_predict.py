@@ -35,10 +35,13 @@ class OnnxClassifier:
         except Exception as err:  # onnxruntime raises its own untyped errors for a bad file
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExportError(f"{path} is not a readable ONNX model ({first[:160]})") from None
-        self.meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map)
+        problem = _misfit(meta, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
+        if problem:
+            raise ExportError(f"{path}: its metadata do not fit its model: {problem}; export the model again with "
+                              "`convolab export` (or export_onnx with meta=None, or an ExportMeta that fits it)")
         batch = self.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) else None  # None: any batch size
-        meta = self.meta
         self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
 
     @property
@@ -79,6 +82,22 @@ class OnnxClassifier:
                 chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             out.append(self.session.run(None, {INPUT_NAME: chunk})[0][:len(arrays) - start])
         return torch.from_numpy(np.concatenate(out)) if out else torch.empty(0, len(self.classes))
+
+
+def _misfit(meta: ExportMeta, inputs: list, outputs: list) -> str:
+    """What of `meta` does not fit the graph's input shape N x C x H x W and output shape N x classes (its
+    sizes ints, or names for a dynamic axis), or "": a file whose metadata were written for another model."""
+    problems = []
+    if len(inputs) == 4 and all(isinstance(n, int) for n in inputs[1:]) \
+            and (meta.in_chans, *meta.image_size) != tuple(inputs[1:]):
+        problems.append(f"they say inputs of {meta.in_chans}x{'x'.join(map(str, meta.image_size))}, the model takes "
+                        f"{'x'.join(map(str, inputs[1:]))}")
+    if len(meta.mean) != meta.in_chans or len(meta.std) != meta.in_chans:
+        problems.append(f"their mean and std have {len(meta.mean)} and {len(meta.std)} values for {meta.in_chans} "
+                        "input channel(s)")
+    if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(meta.classes):
+        problems.append(f"they list {len(meta.classes)} classes, the model gives {outputs[1]} outputs")
+    return "; ".join(problems)
 
 
 def predict_onnx(model_path: str | Path, images: str | Path | Sequence[str | Path],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._paths import same_path, writable_output
 from ..errors import ConfigError
-from ..training.rundir import RUN_FILES, run_files
+from ..training.rundir import RUN_WRITES, run_files
 from ..training.safetensors_io import CONFIG_FILE, WEIGHTS_FILE
 
 SAFETENSORS_FILES = (WEIGHTS_FILE, CONFIG_FILE)
@@ -17,7 +17,7 @@ def kept_files(folder: Path) -> tuple[str, tuple[str, ...]] | None:
     """What `folder` keeps that an export must not replace: (what the folder is, the names of its files),
     or None for a folder that holds neither a run nor a safetensors export."""
     found, safetensors = run_files(folder), (folder / WEIGHTS_FILE).is_file()
-    names = (RUN_FILES if found else ()) + (SAFETENSORS_FILES if safetensors else ())
+    names = (RUN_WRITES if found else ()) + (SAFETENSORS_FILES if safetensors else ())
     if not names:
         return None
     return (f"the run in {folder} ({', '.join(found)})" if found else f"the safetensors export in {folder}"), names
@@ -35,9 +35,10 @@ def _instead(what: str, instead: str | Path | None) -> str:
 def check_file_output(path: str | Path, source: str | Path | None = None, instead: str | Path | None = None,
                       example: str = "model.onnx") -> Path:
     """`path` checked as the file of an ONNX or TorchScript export, before any work: not the checkpoint
-    `source` being exported, not a file that a run folder or a safetensors folder keeps, not a folder, and
-    in a folder that exists and can be written (`writable_output`; `example` names a file for a folder given).
-    `instead`: a file to suggest in the line."""
+    `source` being exported, not a file that a run folder (`RUN_WRITES`) or a safetensors folder keeps, not a
+    folder nor anything else that is not a regular file (a device, a FIFO), and in a folder that exists and can
+    be written (`writable_output`; `example` names a file for a folder given). `instead`: a file to suggest in
+    the line."""
     path = Path(path)
     if not path.is_dir() and _same(path, source):
         raise ConfigError(f"--out {path} is the checkpoint being exported: the export would replace it; "
@@ -46,6 +47,9 @@ def check_file_output(path: str | Path, source: str | Path | None = None, instea
     if kept is not None and path.name in kept[1]:
         raise ConfigError(f"--out {path} is the {path.name} of {kept[0]}, which the export would replace; "
                           + _instead("file", instead))
+    if path.exists() and not path.is_file() and not path.is_dir():  # (os.access lets root replace /dev/null)
+        raise ConfigError(f"--out {path} exists and is not a regular file (a device, a FIFO or a socket), which the "
+                          "export would replace; " + _instead("file", instead))
     return writable_output(path, "--out", "file", example=example)
 
 

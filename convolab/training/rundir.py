@@ -52,6 +52,10 @@ def prepare_run_dir(output: str | Path) -> Path:
 
 
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run writes into its folder
+# Every file a run writes into its folder (RUN_FILES are those that make a folder a run), and those `convolab
+# evaluate RUN --output RUN` writes beside them: what an export into a run folder must not replace.
+RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.csv", "confusion.csv", "confusion.png",
+              "targets.csv")
 
 
 def run_files(folder: str | Path) -> list[str]:
@@ -112,5 +116,5 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
 
 
-__all__ = ["RUN_FILES", "data_stem", "default_run_dir", "forget_unsaved_run", "next_free_dir", "prepare_run_dir",
-           "refuse_to_overwrite_a_run", "resolved_options", "write_run_config"]
+__all__ = ["RUN_FILES", "RUN_WRITES", "data_stem", "default_run_dir", "forget_unsaved_run", "next_free_dir",
+           "prepare_run_dir", "refuse_to_overwrite_a_run", "resolved_options", "write_run_config"]

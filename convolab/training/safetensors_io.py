@@ -10,8 +10,11 @@ and output, so that an edited or damaged file is one line, not a traceback or si
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import re
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -36,17 +39,39 @@ def is_safetensors(path: str | Path) -> bool:
 
 
 def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], folder: str | Path) -> list[Path]:
-    """`folder`/model.safetensors and `folder`/config.json from a checkpoint record and its weights."""
+    """`folder`/model.safetensors and `folder`/config.json from a checkpoint record and its weights; the
+    folders made for them are removed again when the writing fails (a full disk)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again, deepest first
     folder.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, **{k: state[k] for k in CONFIG_KEYS if k in state}}
     text = json.dumps(config, indent=1)
     # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
-    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"convolab": text}))
-    atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
+
+    def write_weights(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata={"convolab": text})
+        except Exception as err:  # (safetensors' writer, in Rust, raises its own error for what the system said)
+            code = re.search(r"\(os error (\d+)\)", str(err))
+            if code is None or isinstance(err, OSError):
+                raise
+            # e.g. SafetensorError("... No space left on device (os error 28)"): `atomic_write` knows an OSError
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from err
+
+    try:
+        atomic_write(folder / WEIGHTS_FILE, write_weights)
+        atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
+    except BaseException:
+        if made:  # (what a folder made here holds is this call's own)
+            for name in (WEIGHTS_FILE, CONFIG_FILE):
+                (folder / name).unlink(missing_ok=True)
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     return [folder / WEIGHTS_FILE, folder / CONFIG_FILE]
 
 
