@@ -15,8 +15,10 @@ import torch
 from conftest import signal_after_first_epoch, signal_after_step
 
 from convolab.cli import main
-from convolab.cli._launch import strip_option
+from convolab.cli._launch import READER_LEFT, _explain_failure, strip_option
+from convolab.errors import ConfigError, FieldError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
+from convolab.training.build import check_batch_size
 from convolab.training.distributed import Distributed
 from convolab.training.engine import TrainingInterrupted
 
@@ -216,6 +218,29 @@ def test_nproc_refuses_a_batch_that_does_not_split_evenly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--batch-size 50 is not divisible by the 3 processes" in err and "--batch-size 48" in err
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_nproc_hints_name_what_can_change_a_resumed_runs_batch_cannot_nor_images_fewer_than_processes(
+        tmp_path, capsys):
+    assert main(["train", *RUN, "--batch-size", "63", "--no-progress", "--output", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "r"), "--epochs", "2", "--nproc", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "convolab train: error: --batch-size 63 of the resumed run is not divisible by the 2 processes that share "
+        "each batch evenly, and cannot change; give --nproc 3 or 7 or 9 or 21 or 63, or leave out --nproc\n")
+    with pytest.raises(ConfigError, match=r"^the 2 training images cannot be shared by 3 processes .*; give "
+                                          r"--nproc 2 or fewer, or more images$"):
+        check_batch_size(3, 2, 3)
+    with pytest.raises(FieldError, match=r"7 is larger than the 5 training images; give at most 4$"):
+        check_batch_size(7, 5, 2)
+
+
+def test_a_reader_that_left_is_no_failure_of_the_processes(capsys):
+    # `convolab train ... --nproc 2 | head -1`: rank 0 stops quietly (141, as one process does), rank 1 loses it
+    _explain_failure(2, [READER_LEFT, 3], set(), [[], ["#lost-peer Connection closed by peer"]])
+    assert capsys.readouterr().err == ""
+    _explain_failure(2, [1, 3], set(), [[], ["#lost-peer Connection closed by peer"]])
+    assert "lost contact with one another" in capsys.readouterr().err
 
 
 def test_ranks_split_each_global_batch_in_order():

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,11 +269,20 @@ def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path,
     assert capsys.readouterr().out.strip() == line
 
 
-def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tmp_path):
-    """Each rank's workers decode only its half of every global batch; the sum is one process's run."""
-    run = ["train", "lenet5_modern", "--data", str(big_digits), "--epochs", "1", "--batch-size", "64",
+@pytest.mark.parametrize("unreadable", [False, True], ids=["readable", "some-unreadable-skipped"])
+def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tmp_path, unreadable, capsys):
+    """Each rank's workers decode only its half of every global batch; the sum is one process's run. With
+    unreadable images skipped, the ranks' shares differ: each weighs by its images, and the test accuracy
+    counts the images scored (as `evaluate` of best.pt in one process does)."""
+    data = big_digits
+    if unreadable:
+        data = Path(shutil.copytree(big_digits, tmp_path / "digits"))
+        for split, count in (("train", 7), ("test", 3)):
+            for path in sorted(p for p in (data / split).rglob("*") if p.is_file())[::11][:count]:
+                path.write_bytes(b"not an image")
+    run = ["train", "lenet5_modern", "--data", str(data), "--epochs", "1", "--batch-size", "64",
            "--optimizer", "sgd", "--lr", "0.02", "--augment", "none", "--loader", "stream", "--workers", "1",
-           "--no-progress"]
+           "--no-progress", *(["--skip-bad-images"] if unreadable else [])]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):
         proc = subprocess.run([sys.executable, "-m", "convolab", *run, "--output", str(tmp_path / name), *extra],
@@ -284,6 +294,8 @@ def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tm
     for name, tensor in a["model"].items():
         assert (tensor - b["model"][name]).abs().max().item() <= 1e-5, name
     assert json.loads(a["history"])[0]["test_acc"] == json.loads(b["history"])[0]["test_acc"]
+    assert main(["evaluate", str(tmp_path / "two" / "best.pt"), "--output", str(tmp_path / "ev")]) == 0
+    assert f"top-1 accuracy: {json.loads(b['history'])[0]['test_acc']:.4f}" in capsys.readouterr().out
 
 
 def test_a_rank_whose_batch_is_all_unreadable_still_joins_the_step(tmp_path):

@@ -19,6 +19,7 @@ from .._platform import die_with_parent, threads_for_a_shared_cpu
 from .._version import __version__
 from ..errors import ConvolabError
 from ..training import TrainingInterrupted
+from ._launch import READER_LEFT
 from ._options import cli_message
 
 
@@ -86,7 +87,7 @@ def _command(argv: list[str] | None) -> int:
         return 2
     except BrokenPipeError:  # the reader left (`convolab models | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit's flush)
-        return 128 + 13  # SIGPIPE's status
+        return READER_LEFT
     except OSError as err:  # a write outside atomic_write that met a full disk
         if not disk_full(err):
             raise

@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 # Exit code of a rank that stopped because another one did; that one printed the cause.
 PEER_LOST = 3
+READER_LEFT = 128 + 13  # SIGPIPE's status: the command's reader left (`convolab train ... | head -1`), quietly
 _CONSEQUENCE = "#lost-peer "  # marks such a rank's line in its CONVOLAB_ERROR_FILE
 _GRACE_SECONDS = 15.0  # after one rank fails, how long the others get to notice before they are killed
 
@@ -130,7 +131,7 @@ def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[
     times), else the rank that died of a signal, else the lost contact."""
     causes = [[line for line in lines if not line.startswith(_CONSEQUENCE)] for lines in said]
     died = [(rank, -code) for rank, code in enumerate(codes) if code < 0 and rank not in killed]
-    if causes[0]:
+    if causes[0] or codes[0] == READER_LEFT:  # (rank 0 stopped quietly, as one process does, when its reader left)
         return
     if any(causes):
         sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")

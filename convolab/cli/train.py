@@ -70,7 +70,7 @@ def launch_processes(args: argparse.Namespace) -> int:
         get_entry(args.model)  # an unknown model fails here, not once per process
         config = new_run_config(args)
     processes = Distributed(world_size=args.nproc)
-    processes.check_batch_size(config.batch_size)
+    processes.check_batch_size(config.batch_size, resumed=bool(args.resume))
     mixing_for(config, processes)  # each process's share of the batch mixes (refused before the data are read)
     wants_cuda = torch.cuda.is_available() and (config.device.startswith("cuda") or config.device == "auto")
     if wants_cuda and torch.cuda.device_count() < args.nproc:  # (without CUDA, each rank says so)

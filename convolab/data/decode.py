@@ -12,6 +12,7 @@ import math
 import os
 import random
 import re
+import signal
 import warnings
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def open_image(source):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(source)
+
+
+def ignore_interrupts(*_worker_id: int) -> None:
+    """In a worker process that decodes images (a DataLoader's, the cache's pool): Ctrl-C reaches the whole
+    process group, and the workers leave it to the main process, which stops at the next safe point (a worker
+    that quit on it would fail the batch being read, or leave the pool's queues locked)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:

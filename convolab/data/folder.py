@@ -23,7 +23,7 @@ from .._atomic import atomic_write
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
 from .base import EmptySplitError, ImageData, Split, stratified_split
-from .decode import decode_image, majority_mode
+from .decode import decode_image, ignore_interrupts, majority_mode
 from .layout import SPLIT_NAMES, ImageEntry, classify
 from .stream import StreamingImageData, StreamSplit, should_stream
 
@@ -123,7 +123,11 @@ def _decode_all(source: _Source, wanted: set[str], resize: int | None
         for location, data in source.read_all(wanted):
             yield (location, *decode_image(data, resize))
         return
-    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
+    # The workers ignore Ctrl-C, which reaches the whole process group: one interrupted while it held the
+    # result queue's lock would leave the others, and this process, waiting forever. This process takes it,
+    # drops the chunks not yet begun and waits for the few under way.
+    pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork"), initializer=ignore_interrupts)
+    try:
         pending = []
         for chunk in _chunks(source.read_all(wanted), DECODE_CHUNK):
             pending.append(pool.submit(_decode_chunk, chunk, resize))
@@ -131,6 +135,8 @@ def _decode_all(source: _Source, wanted: set[str], resize: int | None
                 yield from pending.pop(0).result()
         for future in pending:
             yield from future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,

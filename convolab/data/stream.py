@@ -21,7 +21,6 @@ import copy
 import logging
 import os
 import random
-import signal
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 from ..errors import DataError
 from .archive import FileReader
 from .base import LabelledImages, per_class_subset
-from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, majority_mode
+from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_interrupts, majority_mode
 
 log = logging.getLogger("convolab")
 
@@ -76,12 +75,6 @@ class StreamDataset(torch.utils.data.Dataset):
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
         return tensor, int(self.split.labels[index]), index, error
-
-
-def _ignore_interrupts(_worker_id: int) -> None:
-    """Ctrl-C reaches the whole process group: the workers leave it to the main process, which saves
-    the run at the next safe step (a worker that quit on it would fail the batch being read)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class EpochBatches:
@@ -224,7 +217,7 @@ class StreamingImageData(LabelledImages):
         # loader's own generator leaves the global stream alone (the images draw on (seed, epoch, index)).
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
-            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=_ignore_interrupts,
+            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_interrupts,
             persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(dataset.seed))
 

@@ -218,8 +218,12 @@ def load_run_data(config: TrainConfig, dist: Distributed) -> LabelledImages:
 def check_batch_size(batch_size: int, train_images: int, processes: int) -> None:
     """A batch no bigger than the training set: the last partial batch of an epoch is dropped, so a larger
     one would train no step at all."""
+    if train_images < processes:
+        raise ConfigError(f"the {train_images} training image{'s' if train_images != 1 else ''} cannot be shared by "
+                          f"{processes} processes (each needs one image a step at least); give --nproc {train_images} "
+                          "or fewer, or more images")
     if batch_size > train_images:
-        most = max(processes, train_images // processes * processes)  # shared evenly by the processes
+        most = train_images // processes * processes  # shared evenly by the processes
         raise FieldError("batch_size", f"{batch_size} is larger than the {train_images} training images; "
                                        f"give at most {most}")
 

@@ -57,8 +57,16 @@ class Distributed:
         """One GPU per process on a node: cuda:LOCAL_RANK."""
         return torch.device("cuda", self.local_rank) if self.enabled and device.type == "cuda" else device
 
-    def check_batch_size(self, batch_size: int) -> None:
+    def check_batch_size(self, batch_size: int, resumed: bool = False) -> None:
+        """One line when the processes cannot share the batch evenly: another batch size to try, or for a
+        resumed run (whose batch cannot change) the process counts that divide it."""
         if batch_size % self.world_size:
+            if resumed:
+                counts = [n for n in range(2, min(batch_size, 64) + 1) if batch_size % n == 0][:6]
+                fits = f"--nproc {' or '.join(map(str, counts))}, or " if counts else ""
+                raise ConfigError(f"--batch-size {batch_size} of the resumed run is not divisible by the "
+                                  f"{self.world_size} processes that share each batch evenly, and cannot change; "
+                                  f"give {fits}leave out --nproc")
             lower = max(1, batch_size // self.world_size) * self.world_size
             raise ConfigError(f"--batch-size {batch_size} is not divisible by the {self.world_size} processes"
                               f" that share each batch evenly; try --batch-size {lower}")

@@ -21,7 +21,7 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
              return_logits: bool = False, targets: dict[str, torch.Tensor] | None = None,
              batches: Iterable[Batch] | None = None, tta: str = "none",
              scales: dict[str, float] | None = None) -> dict[str, Any]:
-    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images; logits too if asked.
+    """Loss and top-1 accuracy of `model` (eval mode) on uint8 images, and the images scored; logits too if asked.
 
     `targets` ({output name: labels}) also scores those outputs of `model.forward_outputs`: `acc_<name>`,
     or `mae_<name>` for a target of numbers (in its units: times `scales[name]`, its standard deviation).
@@ -56,7 +56,7 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
         if return_logits:
             outputs.append(logits.cpu())
     n = max(1, count)
-    result: dict[str, Any] = {"loss": total_loss.item() / n, "acc": correct.item() / n}
+    result: dict[str, Any] = {"loss": total_loss.item() / n, "acc": correct.item() / n, "images": count}
     result.update({f"{'mae' if targets[name].is_floating_point() else 'acc'}_{name}": c.item() / n
                    for name, c in correct_by.items()})
     if return_logits:
@@ -79,7 +79,7 @@ def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
                       batches=run.batches.test_batches(size, shard), tta=run.config.tta, scales=scales)
     if not shard:
         return result
-    n = len(labels)
+    n = result["images"]  # those scored: a streamed shard's unreadable images, skipped, count in no process
     keys = ["acc"] + [k for k in result if k.startswith(("acc_", "mae_"))]
     loss, n_all, *corrects = run.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
     accs = {k: (c if k.startswith("mae_") else round(c)) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._atomic import remove_stale_temporaries
+from ..data import StreamingImageData
 from ..errors import ConvolabError
 from .build import Run
 from .config import CUDA_GRAPH_MODES
@@ -220,7 +221,13 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
         loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix) if len(y) \
             else sum(out.float().sum() for out in outputs.values()) * 0.0  # (an empty batch: zero gradients)
         # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
-        run.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+        share = loss / accumulate if accumulate > 1 else loss
+        if run.dist.enabled and run.config.skip_bad_images and isinstance(run.data, StreamingImageData):
+            # Streamed images skipped as unreadable leave the ranks' shares unequal, while DDP averages the
+            # ranks' gradients equally: each rank's mean weighs by its share of the images, as one process's.
+            images = run.dist.sum(len(y))[0]
+            share = share * (len(y) * run.dist.world_size / max(1.0, images))
+        run.scaler.scale(share).backward()
     if micro == accumulate - 1:
         optimizer_step(run)
     scored = y if mix is None else mix.dominant(y)
