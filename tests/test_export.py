@@ -28,6 +28,7 @@ from convolab.export import (
     read_torchscript_meta,
 )
 from convolab.export.fold import count_batchnorm
+from convolab.training import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -471,3 +472,15 @@ def test_onnx_export_keeps_the_crop_and_interpolation_of_published_weights(tmp_p
     model.pretrained_cfg = {k: record[k] for k in ("classes", "preprocess", "crop_pct", "interpolation")}
     export_torchscript(model, tmp_path / "m.torchscript.pt", (1, 28, 28))
     assert read_torchscript_meta(tmp_path / "m.torchscript.pt")[1] == meta
+
+
+def test_a_trained_models_own_export_carries_the_normalization_it_was_trained_with(tmp_path, capsys):
+    # export_onnx(trainer.model) wrote the model's registered mean/std (MNIST's), not the run's: other classes
+    trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(tmp_path / "run"),
+                                  progress=False))
+    trainer.fit()
+    export_onnx(trainer.model.eval(), tmp_path / "a.onnx", (1, 28, 28))
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "b.onnx")]) == 0
+    ours, cli = (ExportMeta.from_strings(ort.InferenceSession(str(tmp_path / f"{n}.onnx")).get_modelmeta()
+                                         .custom_metadata_map) for n in "ab")
+    assert (ours.mean, ours.std) == (cli.mean, cli.std) != ((0.1307,), (0.3081,))

@@ -195,3 +195,16 @@ def test_a_fine_tuned_run_on_data_of_other_channels_resumes_exactly(tmp_path, di
     assert resumed.model.in_chans == 3
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "step")
     assert [[r[k] for k in keys] for r in resumed.fit().history] == [[r[k] for k in keys] for r in expected]
+
+
+def test_finetune_and_a_trainer_given_data_take_the_subsets_asked_for(tmp_path, pretrained, digits):
+    # finetune loaded the whole data while config.json recorded the subsets (a resumed run then took them)
+    out = tmp_path / "ft"
+    assert main(["finetune", pretrained, "--data", "digits", "--train-subset", "96", "--test-subset", "40",
+                 "--epochs", "1", "--batch-size", "32", "--output", str(out), "--no-progress"]) == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 96 // 32
+    assert main(["evaluate", str(out), "--output", str(tmp_path / "ev")]) == 0
+    config = TrainConfig(model="lenet5_modern", data="digits", train_subset=100, test_subset=50, epochs=1,
+                         output=str(tmp_path / "t"), progress=False)
+    trainer = Trainer(config, data=digits)
+    assert (len(trainer.run.data.train), len(trainer.run.data.test)) == (100, 50)

@@ -114,6 +114,11 @@ def test_resume_extends_epochs_on_the_schedule_of_the_longer_run(tmp_path, capsy
     assert main(["train", "--resume", str(run), "--epochs", "3", "--threads", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "changed: --epochs 1 -> 3, --threads None -> 1" in out
+    shown = tmp_path / "shown"  # a run that showed its progress bar, resumed without it
+    assert main(["train", "lenet5_modern", "--epochs", "1", "--data", "digits", "--batch-size", "32", "--output",
+                 str(shown)]) == 0
+    assert main(["train", "--resume", str(shown), "--epochs", "2", "--no-progress"]) == 0
+    assert "changed: --epochs 1 -> 2, --no-progress False -> True" in capsys.readouterr().out
     config = json.loads((run / "config.json").read_text())
     assert config["epochs"] == 3 and config["threads"] == 1  # the changes are recorded
     assert len(read_metrics(run)) == 3

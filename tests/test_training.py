@@ -149,6 +149,33 @@ def test_aux_weight_on_a_model_without_auxiliary_heads_is_said_to_be_unused(tmp_
     assert "--aux-weight 0.5 is not used: lenet5_modern has no auxiliary heads" in caplog.text
 
 
+def test_data_built_in_python_with_a_label_past_its_classes_or_no_test_images_is_refused(tmp_path):
+    from convolab.data import ImageData, Split
+    from convolab.errors import DataError
+
+    def split(n: int, classes: int) -> Split:
+        return Split(torch.zeros(n, 1, 28, 28, dtype=torch.uint8), torch.arange(n) % classes)
+
+    with pytest.raises(DataError, match=r"^toy: the train split has label 2, outside the 2 classes"):
+        ImageData("toy", split(64, 3), split(16, 2), ["a", "b"])
+    with pytest.raises(DataError, match=r"^toy has no test images"):
+        Trainer(quick_config(tmp_path, data="toy"), data=ImageData("toy", split(64, 2), split(0, 2), ["a", "b"]))
+
+
+def test_a_checkpoint_of_a_model_no_registry_names_says_so(tmp_path, capsys):
+    from convolab.models.lecture import ResNetMnist
+
+    model = ResNetMnist(10, 1)
+    model.model_name = ""  # a network of the user's own, given to the Trainer
+    Trainer(quick_config(tmp_path, epochs=1, train_subset=64, test_subset=32), model=model).fit()
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "holds a model of no registered name (built outside convolab.register_model" in capsys.readouterr().err
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    torch.save({**checkpoint, "model_name": "mynet"}, tmp_path / "run" / "last.pt")
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2"]) == 2
+    assert "holds a model named 'mynet', which is not registered here" in capsys.readouterr().err
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
     result = trainer.fit()

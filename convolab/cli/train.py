@@ -104,11 +104,16 @@ def _resume(args: argparse.Namespace) -> Trainer:
         raise FieldError("epochs", f"is {trainer.config.epochs} and {args.resume} has trained {trainer.epoch} "
                          f"epochs: the run is complete; give --epochs N with N > {trainer.epoch} to train it further")
     if trainer.dist.is_main:
-        changed = ", ".join(f"{flag_of(k)} {getattr(config, k)!r} -> {v!r}" for k, v in changes.items()
-                            if getattr(config, k) != v)
+        changed = ", ".join(f"{flag_of(k)} {_as_flag(k, getattr(config, k))!r} -> {_as_flag(k, v)!r}"
+                            for k, v in changes.items() if getattr(config, k) != v)
         print(f"resuming {trainer.config.model} in {trainer.run_dir} at epoch {trainer.epoch + 1}, "
               f"step {trainer.step}" + (f"; changed: {changed}" if changed else ""))
     return trainer
+
+
+def _as_flag(name: str, value: object) -> object:
+    """A field's value as its flag reads it: --no-progress True where the field `progress` is False."""
+    return not value if isinstance(value, bool) and flag_of(name).startswith("--no-") else value
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -78,6 +78,15 @@ class ImageData(LabelledImages):
     test: Split
     classes: list[str]
 
+    def __post_init__(self) -> None:
+        # (data built in Python: a label past the class names would fail mid-training, far from its cause)
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            bad = split.labels[(split.labels < 0) | (split.labels >= len(self.classes))]
+            if len(bad):
+                raise DataError(f"{self.name}: the {split_name} split has label {int(bad[0])}, outside the "
+                                f"{len(self.classes)} classes (labels 0 to {len(self.classes) - 1} index the "
+                                "class names)")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]

@@ -9,11 +9,12 @@ from typing import Any
 
 import torch
 
-from ..data import ImageData, load_data
+from ..data import ImageData
 from ..errors import ConfigError
 from ..models import DataConfig
 from ..models._features import truncate
 from ..training import TrainConfig, Trainer
+from ..training.build import load_config_data
 from ..training.inference import load_trained_model
 
 # What suits a backbone trained on ImageNet: it learns at a tenth of the head's rate, and sees its inputs as it
@@ -49,9 +50,7 @@ def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfi
                                        tuple(ckpt["mean"]), tuple(ckpt["std"]))
     source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
     if data is None:
-        data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images,
-                         config.val_fraction, config.image_size, config.loader, config.workers,
-                         config.targets or None, config.inputs or None)
+        data = load_config_data(config)  # (its subsets too)
     options = dict(ckpt.get("model_options", {}))
     torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
     if until is not None:

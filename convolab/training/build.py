@@ -8,6 +8,7 @@ the random streams are drawn in it, so the same config gives the same run.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -24,8 +25,8 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
-from ..errors import ConfigError, FieldError, UnknownModelError
-from ..models import create_model
+from ..errors import ConfigError, DataError, FieldError, UnknownModelError
+from ..models import DataConfig, create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
@@ -104,7 +105,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
     torch.manual_seed(config.seed)
-    data = data if data is not None else load_run_data(config, dist)
+    data = config_subsets(config, data) if data is not None else load_run_data(config, dist)
+    if not len(data.test):  # (data built in Python: a folder's loader refuses an empty split itself)
+        raise DataError(f"{data.name} has no test images: each epoch scores the run on them (best.pt, "
+                        "--patience); give data with a test split")
     check_batch_size(config.batch_size, len(data.train), dist.world_size)
     init_report = None
     if model is None:
@@ -127,6 +131,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)
+    if isinstance(getattr(model, "data_config", None), DataConfig):  # what the model is trained on, as its own
+        model.data_config = dataclasses.replace(model.data_config, mean=tuple(mean), std=tuple(std))  # (exports)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
     eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
     if isinstance(batches, VectorBatches):  # a labels CSV's numeric inputs: (images, numbers) pairs
@@ -195,9 +201,17 @@ def load_config_data(config: TrainConfig) -> LabelledImages:
     """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
+    return config_subsets(config, data)
+
+
+def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
+    """The --train-subset/--test-subset of `data` (streamed data too); data that are those subsets already
+    (a caller loaded them with `load_config_data`) as they are."""
     if config.train_subset is None and config.test_subset is None:
         return data
-    subset = data.per_class_subsets(config.train_subset, config.test_subset)  # (streamed data too)
+    subset = data.per_class_subsets(config.train_subset, config.test_subset)
+    if len(subset.train) == len(data.train) and len(subset.test) == len(data.test):
+        return data
     check_batch_size(config.batch_size, len(subset.train), int(os.environ.get("WORLD_SIZE", "1")))
     log.info("a subset: %d of %d training and %d of %d test images", len(subset.train), len(data.train),
              len(subset.test), len(data.test))

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnknownModelError
 from ..models import create_model
 from .safetensors_io import GIVE as GIVE_SAFETENSORS
 from .safetensors_io import check_record, is_safetensors, load_safetensors
@@ -113,6 +113,24 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
     return "; ".join(found[:2]) if found else None
 
 
+def recorded_model(state: dict[str, Any], where: str | Path) -> nn.Module:
+    """The (untrained) model a checkpoint's record names, with its classes, channels and options; a model of
+    no registered name, or one registered in another process only (a user's own), said as such."""
+    name = str(state["model_name"])
+    try:
+        return create_model(name, num_classes=int(state["num_classes"]), in_chans=int(state["in_chans"]),
+                            **dict(state.get("model_options", {})))
+    except UnknownModelError:
+        if not name:
+            raise CheckpointError(f"{where} holds a model of no registered name (built outside "
+                                  "convolab.register_model and given to Trainer): build it yourself and load "
+                                  "checkpoint['model'] into it, or register it and train it by name") from None
+        raise CheckpointError(f"{where} holds a model named {name!r}, which is not registered here: a model of "
+                              "your own is known to the process that imports the module registering it "
+                              "(convolab.register_model), so use it from Python there; the convolab command "
+                              "knows its own models only") from None
+
+
 def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -> nn.Module:
     """The model a checkpoint's record describes (name, classes, channels, options), with its served
     weights, in eval mode; a CheckpointError naming the first differences when they do not fit, or an
@@ -127,8 +145,7 @@ def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -
     weights = served_weights(state, path)
     options = state.get("model_options", {})
     try:
-        model = create_model(state["model_name"], num_classes=int(state["num_classes"]),
-                             in_chans=int(state["in_chans"]), **dict(options))
+        model = recorded_model(state, path)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: its model record ({state['model_name']!r}, {options}) "
                               f"does not build a model ({str(err).splitlines()[0][:120]}); {GIVE}") from None

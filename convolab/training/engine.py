@@ -16,10 +16,9 @@ import torch
 
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, DataError
-from ..models import create_model
+from ..errors import CheckpointError, ConvolabError, DataError
 from .build import Run, build_run
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
 from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
@@ -141,8 +140,9 @@ class Trainer:
         # which need not be the data's); the saved weights replace any initial ones, so the
         # init_from checkpoint is neither read nor needed.
         try:
-            model = create_model(str(state["model_name"]), num_classes=int(state["num_classes"]),
-                                 in_chans=int(state["in_chans"]), **dict(state.get("model_options", {})))
+            model = recorded_model(state, run_dir / "last.pt")
+        except ConvolabError:  # (an unregistered model: UnknownModelError is a KeyError too)
+            raise
         except KeyError as err:
             raise CheckpointError(f"{run_dir / 'last.pt'} lacks {err}; it was not written by convolab train") from None
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model)
