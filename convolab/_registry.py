@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from .errors import UnknownModelError
+from .errors import RegistryError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,91 @@ _ENTRIES: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: tuple[str, ...] = (),
-                   pretrained: tuple[str, ...] = (), train_defaults: dict[str, Any] | None = None):
-    """Register a model entry point under its function name (and any aliases).
+# The train_defaults keys the engine reads: `lr` (TrainConfig.base_lr, where --lr is not given) and `aux_weight`
+# (the auxiliary heads' loss weight, where --aux-weight is not given). Any other key would be ignored.
+TRAIN_DEFAULT_KEYS = ("lr", "aux_weight")
 
-    `train_defaults` overrides the engine's defaults for this model when the user gives none.
+
+def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: str | tuple[str, ...] = (),
+                   pretrained: str | tuple[str, ...] = (), train_defaults: dict[str, Any] | None = None):
+    """Register a model entry point under its function name (and any aliases: a name or a tuple of names).
+
+    `train_defaults` replaces the engine's default for this model where the user gives none, for the keys
+    in `TRAIN_DEFAULT_KEYS` only: `lr` (a number > 0) and `aux_weight` (the auxiliary heads' loss weight,
+    a number >= 0). A name or alias already taken is refused (RegistryError), except the same function
+    registered again from the same module (a re-run notebook cell, `importlib.reload`), which replaces it.
     """
+    alias_names = _names("aliases", aliases)
+    sources = _names("pretrained", pretrained)
+    defaults = _checked_train_defaults(train_defaults)
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        family = f.__module__.rsplit(".", 1)[-1]
-        entry = ModelEntry(f.__name__, f, family, tuple(aliases), tuple(pretrained), dict(train_defaults or {}))
-        if f.__name__ in _ENTRIES or f.__name__ in _ALIASES:
-            raise RuntimeError(f"model {f.__name__!r} registered twice")
-        _ENTRIES[f.__name__] = entry
-        for alias in aliases:
-            _ALIASES[alias] = f.__name__
+        name = f.__name__
+        old = _ENTRIES.get(name)
+        replaced = old if old is not None and _same_function(old.fn, f) else None
+        for key in (name, *alias_names):
+            _check_free(key, name, f, replaced)
+        if len(set(alias_names)) < len(alias_names) or name in alias_names:
+            raise RegistryError(f"model {name!r} (in {f.__module__}): aliases={alias_names} repeats a name (an alias "
+                                "twice, or the model's own name); give each alias once")
+        if replaced is not None:
+            for alias in replaced.aliases:
+                del _ALIASES[alias]
+        _ENTRIES[name] = ModelEntry(name, f, f.__module__.rsplit(".", 1)[-1], alias_names, sources, defaults)
+        for alias in alias_names:
+            _ALIASES[alias] = name
         return f
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _names(argument: str, value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """`aliases`/`pretrained` as a tuple of names: a single string is one name, not one per character."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise RegistryError(f"register_model's {argument} must be a name or a tuple of names, got {value!r}")
+    return names
+
+
+def _checked_train_defaults(train_defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of `train_defaults`, refused where a key is one the engine does not read or a value is no
+    positive (`lr`) or non-negative (`aux_weight`) number."""
+    defaults = dict(train_defaults or {})
+    if unknown := sorted(set(defaults) - set(TRAIN_DEFAULT_KEYS)):
+        raise RegistryError(f"register_model's train_defaults has {', '.join(map(repr, unknown))}, which training "
+                            f"does not read; the keys it takes are {', '.join(TRAIN_DEFAULT_KEYS)} (give other "
+                            "options in TrainConfig or on the command line)")
+    for key, value in defaults.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < 0 or (key == "lr" and value == 0):
+            bound = "> 0" if key == "lr" else ">= 0"
+            raise RegistryError(f"register_model's train_defaults {key} must be a number {bound}, got {value!r}")
+    return defaults
+
+
+def _same_function(old: Callable[..., nn.Module], new: Callable[..., nn.Module]) -> bool:
+    """Whether `new` is `old` defined again: the same qualified name in the same module (a reload)."""
+    return _defined_at(old) == _defined_at(new)
+
+
+def _defined_at(fn: Callable[..., nn.Module]) -> tuple[str, str]:
+    return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", getattr(fn, "__name__", ""))
+
+
+def _check_free(key: str, name: str, f: Callable[..., nn.Module], replaced: ModelEntry | None) -> None:
+    """A RegistryError where `key` (the new model's name or one of its aliases) is already another model's
+    name or alias; the model being registered again (`replaced`) gives its own back."""
+    owner = _ENTRIES.get(key) or (_ENTRIES[_ALIASES[key]] if key in _ALIASES else None)
+    if owner is None or owner is replaced:
+        return
+    if key == name and key in _ENTRIES:
+        raise RegistryError(f"model {name!r} (in {f.__module__}) registered twice: {owner.fn.__module__} registered "
+                            "it first; give your function another name (the same function registered again from "
+                            "the same module, as a reload does, replaces it)")
+    taken = "the name of" if key in _ENTRIES else "an alias of"
+    what = "name" if key == name else "alias"
+    raise RegistryError(f"model {name!r} (in {f.__module__}): its {what} {key!r} is already {taken} {owner.name} "
+                        f"(registered by {owner.fn.__module__}); give another {what}")
 
 
 def list_models(pattern: str = "*", include_aliases: bool = False) -> list[str]:

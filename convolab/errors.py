@@ -33,3 +33,8 @@ class FieldError(ConfigError):
     def __init__(self, field: str, problem: str):
         super().__init__(f"{field} {problem}")
         self.field, self.problem = field, problem
+
+
+class RegistryError(ConfigError, RuntimeError):
+    """A model registration that cannot stand: a name or alias already taken, an unknown train default.
+    (Also a RuntimeError, which a name registered twice raised before.)"""

@@ -193,3 +193,27 @@ def test_a_seed_out_of_bounds_is_refused_naming_seeds_before_the_data_are_read(t
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
     assert not out.exists()
+
+
+def test_report_labels_say_where_seeds_stopped_which_folders_differ_and_the_runs_own_threads(tmp_path):
+    from convolab.compare.report import environment
+    from convolab.compare.results import ModelResult
+    from convolab.compare.runner import distinct_tails
+    from convolab.compare.seeds import seed_label
+
+    def run(epochs: int, threads: int | None = None) -> ModelResult:
+        return ModelResult(model="lenet5", run_dir="x", device="cpu", threads=threads,
+                           history=[{"epoch": e + 1} for e in range(epochs)])
+
+    # a seed stopped early (--patience): the mean after its last epoch is of the others
+    assert seed_label("lenet5", [run(5), run(2)]) == \
+        "lenet5: mean of 2 seeds (1 after epoch 2: the others stopped), min..max shaded"
+    assert seed_label("lenet5", [run(3), run(3)]) == "lenet5: mean of 2 seeds, min..max shaded"
+    # a comparison's runs/MODEL of two comparisons, told apart by the folders above
+    assert distinct_tails(["A/runs/lenet5", "B/runs/lenet5", "B/runs/resnet20"]) == \
+        ["A/runs/lenet5", "B/runs/lenet5", "B/runs/resnet20"]
+    assert distinct_tails(["A/lenet5", "A/resnet20"]) == ["lenet5", "resnet20"]
+    # the threads the runs trained with, not the reporting process's
+    assert environment([run(1, 2), run(1, 2)])["device"].endswith(", 2 threads)")
+    assert environment([run(1, 1), run(1, 2)])["device"].endswith(", 1-2 threads)")
+    assert "threads" not in environment([run(1)])["device"]  # (a run of an older version records none)

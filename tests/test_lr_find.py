@@ -51,6 +51,18 @@ def test_schedule_smoothing_and_suggestions():
     best = min(range(len(smoothed)), key=smoothed.__getitem__)
     assert result.min_loss_lr == pytest.approx(lrs[best] / 10)
     assert steepest_index([3.0, 2.0, float("nan")]) == 0  # short curves skip fewer points; NaN ignored
+    # The fall into the lowest point counts (the curve's last point is skipped before the cut at the lowest)
+    assert steepest_index([2.3057, 2.3069, 2.3051, 2.3019, 2.5]) == 2
+    assert steepest_index([2.0, 9.0]) is None  # no descent: nothing to suggest
+    assert "no descent of the smoothed loss" in LRFindResult([1.0, 1.4], [2.0, 9.0], [2.0, 9.0], True).summary()
+
+
+def test_a_curve_that_only_rises_is_one_line_pointing_at_a_lower_start_lr(tmp_path, capsys):
+    assert main(["lr-find", "lenet5_modern", "--data", "digits", "--start-lr", "1", "--end-lr", "1000", "--steps",
+                 "20", "--no-progress", "--output", str(tmp_path / "lrf")]) == 2
+    err = capsys.readouterr().err
+    assert "no descent of the smoothed loss to suggest a rate from: it rose from the first step" in err
+    assert "lower --start-lr" in err and err.count("\n") == 1 and (tmp_path / "lrf" / "lr_find.png").is_file()
 
 
 def test_cli_writes_csv_and_png(tmp_path, capsys):

@@ -146,3 +146,17 @@ def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsy
     assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--output", str(out)]) == 2
     assert f"already holds an experiment; continue it with `convolab reproduce --resume {out}`" in \
         capsys.readouterr().err
+
+
+def test_lenet_fashion_holds_only_within_the_ranges_it_prints():
+    # REFERENCE.md section 3: train accuracy within about 0.01 of the book's 0.815-0.831, test at least 0.75
+    from convolab.reproduce.experiments import Outcome, lenet_fashion_verdict
+
+    def verdict(train: float, test: float) -> tuple[bool, str]:
+        return lenet_fashion_verdict(Outcome({"lenet5": [[{"train_acc": train, "test_acc": test}]]}))
+
+    assert verdict(0.822, 0.818)[0]
+    assert not verdict(0.801, 0.751)[0]  # (said "reproduced" below the range it printed)
+    ok, line = verdict(0.845, 0.846)  # standardized inputs: above the book's range
+    assert not ok and line.endswith("(book 0.762-0.823; above it; at least 0.75): not reproduced")
+    assert not verdict(0.822, 0.74)[0]

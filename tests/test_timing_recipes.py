@@ -155,12 +155,3 @@ def test_train_and_test_subsets_take_every_class_alike_and_the_same_images(tmp_p
     trainer = Trainer.resume(run)
     assert (len(trainer.train_labels), len(trainer.test_labels)) == (200, 100)
     assert torch.bincount(trainer.train_labels.cpu()).tolist() == [20] * 10
-
-
-def test_a_subset_of_streamed_images_is_one_line(tmp_path, capsys):
-    write_png_folder(tmp_path / "photos", per_class=3, size=160)
-    code = main(["train", "lenet5_modern", "--data", str(tmp_path / "photos"), "--loader", "stream",
-                 "--train-subset", "4", "--no-progress", "--output", str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--train-subset and --test-subset take images held in memory" in err[0]
-    assert not (tmp_path / "run").exists()

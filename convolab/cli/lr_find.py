@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from .._registry import get_entry
+from ..errors import ConfigError
 from ..training.lr_find import MIN_STEPS, check_range, lr_range_test
 from ..training.rundir import data_stem, next_free_dir
 from ._args import positive_float, positive_int
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.model)
     output = Path(config.output) if config.output else next_free_dir(f"lr-find-{args.model}-{data_stem(config.data)}")
     result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output)
+    if result.suggestion is None:  # (the curve is written: it shows where the loss went)
+        raise ConfigError(f"lr-find {config.model}: {result.summary()}; lower --start-lr (the curve: "
+                          f"{output / 'lr_find.png'})")
     print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
     return 0

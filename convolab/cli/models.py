@@ -62,9 +62,18 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     header = ("model", "params", "MACs", "input", "weights from", "aliases")
-    table = [(r["name"], f"{r['params']:,}", f"{r['macs']:,}", "x".join(map(str, r["input_size"])),
+    table = [(r["name"], figure(r["params"]), figure(r["macs"]),
+              "x".join(map(str, r["input_size"])) if r["input_size"] else "-",
               ", ".join(r["pretrained"]) or "-", ", ".join(r["aliases"]) or "-") for r in rows]
     print_table(header, table, {1, 2})
     print(f"{len(rows)} model{'s' if len(rows) != 1 else ''}; MACs = Conv2d + Linear multiply-accumulates at the "
           "input size, batch 1")
+    for r in rows:
+        if r["note"]:
+            print(f"- {r['name']}: {r['note']}")
     return 0
+
+
+def figure(count: int | None) -> str:
+    """A count with thousands separators, "-" where it could not be computed."""
+    return "-" if count is None else f"{count:,}"

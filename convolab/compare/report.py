@@ -32,6 +32,7 @@ from .seeds import (
     epoch_curve,
     has_several_seeds,
     run_label,
+    seed_label,
     step_curve,
     summarize_seeds,
 )
@@ -72,8 +73,10 @@ def environment(results: list[ModelResult]) -> dict[str, str]:
     for device in devices:
         if device.startswith("cuda") and torch.cuda.is_available():
             names.append(f"{device} ({torch.cuda.get_device_name(torch.device(device))})")
-        else:
-            names.append(f"{device} ({cpu_name()}, {torch.get_num_threads()} threads)")
+        else:  # the threads the runs trained with (this process's are the report's own)
+            threads = sorted({r.threads for r in results if r.device == device and r.threads})
+            said = f", {'-'.join(map(str, threads[::max(1, len(threads) - 1)]))} threads" if threads else ""
+            names.append(f"{device} ({cpu_name()}{said})")
     return {"convolab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version(), "device": "; ".join(names) or "-"}
 
@@ -150,7 +153,7 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
             if not runs:
                 continue
             color = f"C{i % 10}"
-            label = f"{s.model}: mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}, min..max shaded"
+            label = seed_label(s.model, runs)
             epochs = [h["epoch"] for h in max(runs, key=lambda r: len(r.history)).history]
             curves = [epoch_curve(runs, "train_loss"), epoch_curve(runs, "test_acc")]
             for row, x in enumerate((epochs, epoch_curve(runs, "wall_seconds").mean)):

@@ -34,6 +34,7 @@ class ModelResult:
     input_size: list[int] | None = None  # C, H, W the model was trained at
     lr: float | None = None
     device: str | None = None
+    threads: int | None = None  # torch's threads the run trained with (runs of older versions: not recorded)
     epochs: int = 0  # completed
     planned_epochs: int | None = None
     images_per_second: float | None = None  # mean of the epochs after the first (warm-up excluded)
@@ -141,7 +142,8 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
     if len(history) < finished:  # an epoch writes its row right after last.pt: a stop in between leaves it out
         history = checkpoint_history(run_dir, state, history, finished)
     result = ModelResult(model=label or config.model, run_dir=str(run_dir), data=config.data,
-                         lr=resolved.get("lr"), device=resolved.get("device"), planned_epochs=config.epochs,
+                         lr=resolved.get("lr"), device=resolved.get("device"),
+                         threads=resolved.get("threads"), planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))
     result.status = status or (OK if run_is_complete(config, state) else INTERRUPTED)
     if state is not None:

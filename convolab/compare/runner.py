@@ -357,8 +357,20 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     writable_output(output, "--output", create=False)  # write_report makes it
     results = [read_run(path) for path in paths]
     names = [r.model for r in results]
-    for r in results:
-        if names.count(r.model) > 1:  # the same model run twice: tell the runs apart by folder
-            r.model = f"{r.model} ({Path(r.run_dir).name})"
+    twice = [r for r in results if names.count(r.model) > 1]  # the same model run twice: told apart by folder
+    for r, folder in zip(twice, distinct_tails([r.run_dir for r in twice])):
+        r.model = f"{r.model} ({folder})"
     write_report(results, output, command)
     return results
+
+
+def distinct_tails(paths: list[str]) -> list[str]:
+    """Each path's last folders, as few as tell them apart: `lenet5` beside `resnet20`, but `A/lenet5` and
+    `B/lenet5` for a comparison's runs/lenet5 of two comparisons."""
+    parts = [Path(p).absolute().parts for p in paths]
+    for depth in range(1, max((len(p) for p in parts), default=1) + 1):
+        tails = ["/".join(p[-depth:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    return [str(p) for p in paths]
+

@@ -146,6 +146,15 @@ def epoch_curve(runs: list[ModelResult], key: str) -> Curve:
     return Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns])
 
 
+def seed_label(model: str, runs: list[ModelResult]) -> str:
+    """A model's line in the seeds' curves; where seeds stopped early (--patience, --budget-seconds), the mean
+    after that epoch is of fewer seeds: said so."""
+    first = min(len(r.history) for r in runs)
+    going = sum(len(r.history) > first for r in runs)
+    stopped = f" ({going} after epoch {first}: the others stopped)" if going else ""
+    return f"{model}: mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}{stopped}, min..max shaded"
+
+
 def step_curve(run_dirs: Sequence[str | Path], key: str) -> tuple[list[float], Curve]:
     """(steps, `key` of steps.csv at each: mean, lowest and highest over the runs that reached that step)."""
     tables = [read_steps(d) for d in run_dirs]

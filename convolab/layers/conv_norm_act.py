@@ -10,6 +10,8 @@ from functools import partial
 
 from torch import nn
 
+from ._checks import check_channels
+
 ConvBlock = Callable[..., nn.Module]
 RELU_INPLACE = partial(nn.ReLU, inplace=True)
 
@@ -30,6 +32,7 @@ class ConvNormAct(nn.Sequential):
                  norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
                  act_layer: Callable[[], nn.Module] | None = RELU_INPLACE):
         super().__init__()
+        check_channels("ConvNormAct", in_channels=in_channels, out_channels=out_channels)
         if padding is None:
             padding = same_padding(kernel_size, dilation)
         if bias is None:

@@ -3,11 +3,14 @@ transition (with the C compression). Module names follow torchvision's DenseNet.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._checks import check_channels
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -23,6 +26,9 @@ class DenseLayer(nn.Module):
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int | None = 4,
                  drop_rate: float = 0.0, norm_layer: NormLayer = nn.BatchNorm2d):
         super().__init__()
+        check_channels("DenseLayer", in_channels=in_channels, growth_rate=growth_rate)
+        if bn_size is not None and bn_size < 1:
+            raise ValueError(f"DenseLayer: bn_size must be >= 1 (or None: no bottleneck), got {bn_size}")
         mid = in_channels
         if bn_size is not None:
             mid = bn_size * growth_rate
@@ -49,6 +55,8 @@ class DenseBlock(nn.ModuleDict):
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int | None = 4,
                  drop_rate: float = 0.0, norm_layer: NormLayer = nn.BatchNorm2d):
         super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"DenseBlock: num_layers must be >= 1, got {num_layers}")
         for i in range(num_layers):
             layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, norm_layer)
             self.add_module(f"denselayer{i + 1}", layer)
@@ -70,6 +78,10 @@ class Transition(nn.Sequential):
         if not 0 < compression <= 1:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
         self.out_channels = int(in_channels * compression)
+        if self.out_channels < 1:
+            raise ValueError(f"Transition: in_channels {in_channels} x compression {compression} gives "
+                             f"{self.out_channels} output channels; give in_channels >= {math.ceil(1 / compression)} "
+                             "or a larger compression")
         self.norm = norm_layer(in_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv = nn.Conv2d(in_channels, self.out_channels, 1, bias=False)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ._checks import check_channels
 from .conv_norm_act import ConvBlock
 
 
@@ -41,10 +42,16 @@ def tower(conv_block: ConvBlock, in_channels: int, *layers: nn.Module | tuple[An
             modules.append(layer)
             continue
         out_channels, kernel_size, *stride_padding = layer
+        check_channels("tower", **{f"layer {len(modules) + 1}'s out_channels": out_channels})
         modules.append(conv_block(channels, out_channels, kernel_size=kernel_size,
                                   **dict(zip(("stride", "padding"), stride_padding))))
         channels = out_channels
     return nn.Sequential(*modules)
+
+
+def spec_widths(spec: NamedTuple) -> dict[str, int]:
+    """A spec's branch widths named as in a message: {"spec.ch1x1": 64, ...}."""
+    return {f"spec.{field}": width for field, width in spec._asdict().items()}
 
 
 class InceptionV3ASpec(NamedTuple):
@@ -64,6 +71,7 @@ class InceptionV3A(nn.Module):
     def __init__(self, in_channels: int, spec: InceptionV3ASpec, conv_block: ConvBlock,
                  count_include_pad: bool = True):
         super().__init__()
+        check_channels("InceptionV3A", in_channels=in_channels, **spec_widths(spec))
         self.out_channels = spec.ch1x1 + spec.ch5x5 + spec.ch3x3dbl + spec.pool_proj
         self.branch1x1 = conv_block(in_channels, spec.ch1x1, kernel_size=1)
         self.branch5x5_1 = conv_block(in_channels, spec.ch5x5_reduce, kernel_size=1)
@@ -94,6 +102,7 @@ class ReductionA(nn.Module):
 
     def __init__(self, in_channels: int, spec: ReductionASpec, conv_block: ConvBlock):
         super().__init__()
+        check_channels("ReductionA", in_channels=in_channels, **spec_widths(spec))
         self.out_channels = spec.n + spec.m + in_channels
         self.branch0 = conv_block(in_channels, spec.n, kernel_size=3, stride=2, padding=0)
         self.branch1 = tower(conv_block, in_channels, (spec.k, 1), (spec.l, 3), (spec.m, 3, 2, 0))

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ._checks import check_channels
+
 
 class MlpConv(nn.Sequential):
     """conv kxk -> ReLU -> (conv 1x1 -> ReLU) per further width in `channels`."""
@@ -15,6 +17,7 @@ class MlpConv(nn.Sequential):
         super().__init__()
         if not channels:
             raise ValueError("an mlpconv layer needs at least one output width")
+        check_channels("MlpConv", in_channels=in_channels, **{f"channels[{i}]": c for i, c in enumerate(channels)})
         self.add_module("conv", nn.Conv2d(in_channels, channels[0], kernel_size, stride, padding))
         self.add_module("act", nn.ReLU(inplace=True))
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True), start=1):

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_channels
+
 NormLayer = Callable[[int], nn.Module]
 Shortcut = Literal["A", "B", "none"]
 
@@ -77,6 +79,7 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
                  norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
         super().__init__()
+        check_channels("BasicBlock", in_channels=in_channels, planes=planes)
         del stride_in_1x1  # a basic block has no 1x1; accepted so that every block takes one signature
         out_channels = planes * self.expansion
         self.conv1 = _conv3x3(in_channels, planes, stride)
@@ -109,6 +112,7 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
                  norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
         super().__init__()
+        check_channels("Bottleneck", in_channels=in_channels, planes=planes)
         out_channels = planes * self.expansion
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = _conv1x1(in_channels, planes, stride_1x1)
@@ -142,6 +146,7 @@ class PreActBasicBlock(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
                  norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
         super().__init__()
+        check_channels("PreActBasicBlock", in_channels=in_channels, planes=planes)
         del stride_in_1x1
         out_channels = planes * self.expansion
         self.bn1 = norm_layer(in_channels)
@@ -170,6 +175,7 @@ class PreActBottleneck(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
                  norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
         super().__init__()
+        check_channels("PreActBottleneck", in_channels=in_channels, planes=planes)
         out_channels = planes * self.expansion
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.bn1 = norm_layer(in_channels)
@@ -200,6 +206,8 @@ def make_stage(block: ResidualBlock, in_channels: int, planes: int, num_blocks: 
                shortcut: Shortcut = "B", norm_layer: NormLayer = nn.BatchNorm2d,
                stride_in_1x1: bool = False) -> nn.Sequential:
     """`num_blocks` blocks; only the first changes the stride and channel count."""
+    if num_blocks < 1:
+        raise ValueError(f"make_stage: num_blocks must be >= 1, got {num_blocks}")
     make = partial(block, shortcut=shortcut, norm_layer=norm_layer, stride_in_1x1=stride_in_1x1)
     blocks = [make(in_channels, planes, stride)]
     blocks += [make(planes * block.expansion, planes, 1) for _ in range(num_blocks - 1)]

@@ -109,11 +109,12 @@ def lecture_mnist_verdict(out: Outcome) -> tuple[bool, str]:
 
 def lenet_fashion_verdict(out: Outcome) -> tuple[bool, str]:
     train, test = out.mean("lenet5", "train_acc"), out.mean("lenet5", "test_acc")
-    # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (docs/REFERENCE.md section 3)
-    ok = 0.80 <= train <= 0.85 and test >= 0.75
+    # d2l's 51 CI builds: train accuracy 0.815-0.831, test 0.762-0.823 (docs/REFERENCE.md section 3, whose
+    # takeaway: train accuracy within about 0.01 of that range, test accuracy at least 0.75)
+    ok = 0.805 <= train <= 0.841 and test >= 0.75
     above = "; above it" if test > 0.823 else ""
-    return ok, (f"lenet-fashion: lenet5 final train accuracy {train:.3f} (book 0.815-0.831), test {test:.3f} "
-                f"(book 0.762-0.823{above}): {_held(ok)}")
+    return ok, (f"lenet-fashion: lenet5 final train accuracy {train:.3f} (book 0.815-0.831, within 0.01), test "
+                f"{test:.3f} (book 0.762-0.823{above}; at least 0.75): {_held(ok)}")
 
 
 BN_LEARNT = 0.5  # the least final test accuracy of lenet5_bn that counts as having learnt

@@ -86,7 +86,7 @@ class Run:
     def resolved(self) -> dict[str, Any]:
         """What the options became, for config.json."""
         return {
-            "lr": self.config.base_lr, "device": str(self.device),
+            "lr": self.config.base_lr, "device": str(self.device), "threads": torch.get_num_threads(),
             "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             "image_size": list(self.image_size), "mean": list(self.mean), "std": list(self.std),
             "augment": vars(self.transform.augment), "aux_weight": self.aux_weight,

@@ -52,19 +52,23 @@ class LRFindResult:
     output: Path | None = None
 
     @property
-    def suggestion(self) -> float:
-        """The learning rate where the smoothed loss falls fastest (Lightning's suggestion)."""
-        return self.lrs[steepest_index(self.smoothed)]
+    def suggestion(self) -> float | None:
+        """The learning rate where the smoothed loss falls fastest (Lightning's suggestion); None where it
+        never falls."""
+        i = steepest_index(self.smoothed)
+        return None if i is None else self.lrs[i]
 
     @property
     def min_loss_lr(self) -> float:
-        """The learning rate of the lowest smoothed loss, divided by 10 (fastai's `lr_min`)."""
-        finite = [(v, i) for i, v in enumerate(self.smoothed) if math.isfinite(v)]
-        return self.lrs[min(finite)[1]] / 10
+        """The learning rate of the lowest smoothed loss `considered`, divided by 10 (fastai's `lr_min`)."""
+        return self.lrs[min(considered(self.smoothed), key=self.smoothed.__getitem__)] / 10
 
     def summary(self) -> str:
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
                else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
+        if self.suggestion is None:
+            return (f"no descent of the smoothed loss to suggest a rate from: it rose from the first step, at "
+                    f"{self.lrs[0]:.2e}; {end}")
         return (f"suggested lr {self.suggestion:.2e} (steepest descent of the smoothed loss); "
                 f"min-loss lr / 10 {self.min_loss_lr:.2e}; {end}")
 
@@ -79,23 +83,29 @@ class LRFindResult:
         plot_lr_find(self, folder / "lr_find.png", title)
 
 
-def steepest_index(smoothed: list[float]) -> int:
-    """The index of the most negative gradient of the finite smoothed losses (unit steps, as Lightning),
-    skipping the first 10 and the last point where enough points remain (a short curve skips fewer).
-    Unlike Lightning, only the points up to the lowest smoothed loss count: with few steps the smoothing
-    lags, the test can run past a divergence, and the exploding loss can then fall steeply again."""
+def considered(smoothed: list[float]) -> list[int]:
+    """The indices of the finite smoothed losses both suggestions read: without the first 10, whose smoothed
+    loss still follows the first batches (a lucky first batch is no minimum), and the last (Lightning's
+    skip_begin and skip_end), where enough points remain (a short curve skips fewer, the start first)."""
     index = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    end = SKIP_END if len(index) > SKIP_END + 2 else 0
+    begin = max(0, min(SKIP_BEGIN, len(index) - end - 2))
+    return index[begin:len(index) - end]
+
+
+def steepest_index(smoothed: list[float]) -> int | None:
+    """The index of the most negative gradient of the smoothed losses `considered` (unit steps, as
+    Lightning); None where no descent is left (the loss rose from the first of them). Unlike Lightning, only
+    the points up to the lowest count, the fall into it included: with few steps the smoothing lags, the test
+    can run past a divergence, and the exploding loss can then fall steeply again."""
+    index = considered(smoothed)
     if index:  # only the descent: up to the lowest point (a loss that explodes may fall back steeply)
         lowest = min(index, key=smoothed.__getitem__)
         index = [i for i in index if i <= lowest]
     if len(index) < 2:
-        return index[0] if index else 0
-    begin, end = SKIP_BEGIN, SKIP_END
-    while len(index) - begin - end < 2:  # too few points left: skip fewer at the start, then at the end
-        begin, end = (begin - 1, end) if begin > 0 else (begin, end - 1)
-    kept = index[begin:len(index) - end]
-    gradients = torch.gradient(torch.tensor([smoothed[i] for i in kept], dtype=torch.float64))[0]
-    return kept[int(torch.argmin(gradients))]
+        return None
+    gradients = torch.gradient(torch.tensor([smoothed[i] for i in index], dtype=torch.float64))[0]
+    return index[int(torch.argmin(gradients))]
 
 
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
@@ -207,9 +217,10 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
     i = steepest_index(result.smoothed)
-    ax.plot([result.lrs[i]], [result.smoothed[i]], "o", color="C3", ms=9,
-            label=f"suggestion {result.suggestion:.2e} (steepest)")
-    ax.axvline(result.min_loss_lr, color="C2", ls="--", lw=1, label=f"min-loss lr / 10 {result.min_loss_lr:.2e}")
+    if i is not None:
+        ax.plot([result.lrs[i]], [result.smoothed[i]], "o", color="C3", ms=9,
+                label=f"suggestion {result.suggestion:.2e} (steepest)")
+        ax.axvline(result.min_loss_lr, color="C2", ls="--", lw=1, label=f"min-loss lr / 10 {result.min_loss_lr:.2e}")
     finite = [v for v in result.smoothed if math.isfinite(v)]
     low, high = min(finite), max(finite[0], min(finite) * 1.2)
     span = high - low + 1e-9
@@ -223,4 +234,4 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-__all__ = ["LRFindResult", "check_range", "lr_at", "lr_range_test", "plot_lr_find", "steepest_index"]
+__all__ = ["LRFindResult", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find", "steepest_index"]
