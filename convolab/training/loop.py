@@ -154,15 +154,7 @@ def fit(trainer: Trainable) -> TrainResult:
                         loss_sum.zero_()
                         correct_sum.zero_()
                         seen, start, at_fold = 0, time.perf_counter(), True
-                        if not math.isfinite(state.partial["loss"]):
-                            saved = (run.run_dir / "last.pt").exists()
-                            if not saved and run.dist.is_main:
-                                forget_unsaved_run(run.run_dir)  # the same command, a lower --lr, may start again
-                            raise NonFiniteLoss(
-                                f"the training loss became {state.partial['loss']} at step {state.step} (epoch "
-                                f"{state.epoch + 1}); lower --lr (now {cfg.base_lr:g}) or add --clip-grad; "
-                                + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
-                                   if saved else f"nothing was saved, so {run.run_dir} can take the new run"))
+                        check_finite_loss(run, state)
                         show_progress(bar, state, lr)
             finally:
                 batches.close()
@@ -201,6 +193,21 @@ def fit(trainer: Trainable) -> TrainResult:
     last = state.history[-1] if state.history else {"test_acc": float("nan")}
     return TrainResult(run.run_dir, state.history, state.best_acc, state.best_epoch, last["test_acc"],
                        stopped_early)
+
+
+def check_finite_loss(run: Run, state: RunState) -> None:
+    """NonFiniteLoss once the training loss is NaN or inf, naming the last good checkpoint; a run that saved
+    none leaves no config.json behind, so that the same command with a lower --lr may start again there."""
+    if math.isfinite(state.partial["loss"]):
+        return
+    saved = (run.run_dir / "last.pt").exists()
+    if not saved and run.dist.is_main:
+        forget_unsaved_run(run.run_dir)
+    raise NonFiniteLoss(
+        f"the training loss became {state.partial['loss']} at step {state.step} (epoch {state.epoch + 1}); "
+        f"lower --lr (now {run.config.base_lr:g}) or add --clip-grad; "
+        + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
+           if saved else f"nothing was saved, so {run.run_dir} can take the new run"))
 
 
 # ----- the step ------------------------------------------------------------------------------------
