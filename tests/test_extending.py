@@ -256,3 +256,13 @@ def test_a_registered_model_of_a_zero_wide_block_is_refused_by_create_model_in_o
 
     with pytest.raises(ConfigError, match="cannot build ext_zero_wide .*ConvNormAct: out_channels must be >= 1"):
         create_model("ext_zero_wide")
+
+
+def test_conv_norm_act_takes_a_dilation_pair_as_it_takes_a_kernel_pair():
+    import torch
+
+    from convolab.layers import ConvNormAct
+
+    block = ConvNormAct(8, 8, (3, 5), dilation=(2, 1))  # (a pair of dilations failed in same_padding)
+    assert block.conv.padding == (2, 2) and block(torch.randn(1, 8, 9, 11)).shape == (1, 8, 9, 11)
+    assert ConvNormAct(8, 8, 3, dilation=(2, 3)).conv.padding == (2, 3)

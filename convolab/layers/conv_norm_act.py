@@ -16,10 +16,12 @@ ConvBlock = Callable[..., nn.Module]
 RELU_INPLACE = partial(nn.ReLU, inplace=True)
 
 
-def same_padding(kernel_size: int | tuple[int, int], dilation: int = 1) -> int | tuple[int, int]:
-    """Padding that keeps H and W at stride 1 for an odd kernel."""
-    if isinstance(kernel_size, tuple):
-        return tuple(dilation * (k - 1) // 2 for k in kernel_size)  # type: ignore[return-value]
+def same_padding(kernel_size: int | tuple[int, int], dilation: int | tuple[int, int] = 1) -> int | tuple[int, int]:
+    """Padding that keeps H and W at stride 1 for an odd kernel (kernel and dilation each a number or a pair)."""
+    if isinstance(kernel_size, tuple) or isinstance(dilation, tuple):
+        kernels = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
+        dilations = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernels, dilations))  # type: ignore[return-value]
     return dilation * (kernel_size - 1) // 2
 
 
@@ -28,7 +30,7 @@ class ConvNormAct(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int] = 1,
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | None = None,
-                 dilation: int = 1, groups: int = 1, bias: bool | None = None,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool | None = None,
                  norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
                  act_layer: Callable[[], nn.Module] | None = RELU_INPLACE):
         super().__init__()
