@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,7 +88,7 @@ def _checked_train_defaults(train_defaults: dict[str, Any] | None) -> dict[str, 
                             f"does not read; the keys it takes are {', '.join(TRAIN_DEFAULT_KEYS)} (give other "
                             "options in TrainConfig or on the command line)")
     for key, value in defaults.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not number or value < 0 or (key == "lr" and value == 0):
             bound = "> 0" if key == "lr" else ">= 0"
             raise RegistryError(f"register_model's train_defaults {key} must be a number {bound}, got {value!r}")

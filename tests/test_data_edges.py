@@ -115,6 +115,12 @@ def test_an_unwritable_image_cache_warns_once_and_the_images_are_used_unsaved(tm
     assert len(warnings) == 1 and warnings[0].startswith(f"cannot write the image cache in {cache} (Read-only file "
                                                          "system); going on without it"), warnings
     assert "CONVOLAB_CACHE" in warnings[0] and list(cache.iterdir()) == []
+    caplog.clear()
+    monkeypatch.setattr(folder, "_UNWRITABLE", set())
+    monkeypatch.setenv("RANK", "1")  # under --nproc, rank 0 says it for every process
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        load_image_folder(root, cache_dir=cache)
+    assert not caplog.records
 
 
 def test_an_unwritable_cache_for_a_compressed_archive_is_one_line_naming_the_cache(tmp_path, monkeypatch):
@@ -270,3 +276,30 @@ def test_the_cache_pools_workers_leave_ctrl_c_to_the_main_process(monkeypatch):
     source = SimpleNamespace(read_all=lambda wanted: ((name, b"") for name in sorted(wanted)))
     results = list(folder._decode_all(source, {f"{i}.png" for i in range(8)}, None))
     assert len(results) == 8 and all(int(array[0, 0]) == 1 for _, array, _ in results)
+
+
+def test_a_folder_given_is_read_from_its_top_and_a_lone_test_split_is_no_training_set(tmp_path):
+    # torchvision's ImageFolder reads d/0/day1/*.png as one class `0`; the shared folder was read past
+    for day in ("day1", "day2"):
+        write_png_folder(tmp_path / "d" / "0" / day, per_class=3, size=8, classes=("x",), split_dirs=False)
+    with pytest.raises(DataError, match="one class"):
+        load_image_folder(tmp_path / "d")
+    test_only = write_png_folder(tmp_path / "t" / "test", per_class=4, size=8, classes=("a", "b"), split_dirs=False)
+    with pytest.raises(DataError, match=r"yields 0 training and 8 test images; .*add a train/ folder"):
+        load_image_folder(test_only.parent)
+    # a lone train/ is the training split, the test images held out by --val-fraction, as before
+    train_only = write_png_folder(tmp_path / "r" / "train", per_class=10, size=8, classes=("a", "b"),
+                                  split_dirs=False)
+    data = load_image_folder(train_only.parent, val_fraction=0.5)
+    assert (len(data.train), len(data.test)) == (10, 10)
+
+
+def test_two_spellings_of_one_split_and_an_image_beside_the_splits_are_one_line_each(tmp_path):
+    root = _split_folder(tmp_path / "d")
+    shutil.copytree(root / "test", root / "testing")
+    with pytest.raises(DataError, match=r"holds test/, testing/, spellings of one split; keep one"):
+        load_image_folder(root)
+    shutil.rmtree(root / "testing")
+    Image.new("L", (8, 8)).save(root / "sample.png")
+    with pytest.raises(DataError, match=r"/d/sample.png lies beside the split folders \(test/, train/\); move it"):
+        load_image_folder(root)

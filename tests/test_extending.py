@@ -151,6 +151,14 @@ def test_train_defaults_lr_and_aux_weight_are_kept():
 
     assert _registry.train_defaults("ext_tuned") == {"lr": 0.003, "aux_weight": 0.0}
 
+    import numpy as np
+
+    @register_model(train_defaults={"lr": np.float32(0.1)})  # a number of numpy's, as TrainConfig takes them
+    def ext_tuned_numpy() -> nn.Module:
+        return nn.Identity()
+
+    assert float(_registry.train_defaults("ext_tuned_numpy")["lr"]) == pytest.approx(0.1)
+
 
 # ----- 4. registering a name twice ---------------------------------------------------------------------
 def test_a_name_registered_twice_is_a_convolab_error_naming_where_it_was_first_registered():

@@ -55,13 +55,17 @@ def test_schedule_smoothing_and_suggestions():
     assert steepest_index([2.3057, 2.3069, 2.3051, 2.3019, 2.5]) == 2
     assert steepest_index([2.0, 9.0]) is None  # no descent: nothing to suggest
     assert "no descent of the smoothed loss" in LRFindResult([1.0, 1.4], [2.0, 9.0], [2.0, 9.0], True).summary()
+    # a fall in the first steps only, which are not read: said so, at the first step read
+    falls_then_rises = [2.3 - 0.05 * i for i in range(6)] + [2.05 + 0.1 * i for i in range(24)]
+    line = LRFindResult([lr_at(i, 0.01, 30, 30) for i in range(30)], falls_then_rises, falls_then_rises).summary()
+    assert "it rose from step 11 on, at" in line and "the first 10 steps, whose smoothed loss still follows" in line
 
 
 def test_a_curve_that_only_rises_is_one_line_pointing_at_a_lower_start_lr(tmp_path, capsys):
     assert main(["lr-find", "lenet5_modern", "--data", "digits", "--start-lr", "1", "--end-lr", "1000", "--steps",
                  "20", "--no-progress", "--output", str(tmp_path / "lrf")]) == 2
     err = capsys.readouterr().err
-    assert "no descent of the smoothed loss to suggest a rate from: it rose from the first step" in err
+    assert "no descent of the smoothed loss to suggest a rate from: it rose from step 1 on" in err
     assert "lower --start-lr" in err and err.count("\n") == 1 and (tmp_path / "lrf" / "lr_find.png").is_file()
 
 

@@ -158,5 +158,7 @@ def test_lenet_fashion_holds_only_within_the_ranges_it_prints():
     assert verdict(0.822, 0.818)[0]
     assert not verdict(0.801, 0.751)[0]  # (said "reproduced" below the range it printed)
     ok, line = verdict(0.845, 0.846)  # standardized inputs: above the book's range
-    assert not ok and line.endswith("(book 0.762-0.823; above it; at least 0.75): not reproduced")
-    assert not verdict(0.822, 0.74)[0]
+    assert not ok and line.endswith("(book 0.762-0.823; above it; at least 0.75): not reproduced (train outside "
+                                    "0.805-0.841)")
+    assert verdict(0.822, 0.74)[1].endswith("not reproduced (test below 0.75)")
+    assert verdict(0.8413, 0.80)[0] and not verdict(0.8416, 0.80)[0]  # judged as printed: 0.841 in, 0.842 out

@@ -176,6 +176,13 @@ def test_a_checkpoint_of_a_model_no_registry_names_says_so(tmp_path, capsys):
     assert "holds a model named 'mynet', which is not registered here" in capsys.readouterr().err
 
 
+def test_the_early_stop_line_says_what_min_delta_asked():
+    from convolab.training.loop import no_gain
+
+    assert no_gain("test_loss", 0.5, 1) == "test_loss gained no more than --min-delta 0.5 for 1 epoch"
+    assert no_gain("test_acc", 0.0, 3) == "test_acc did not improve for 3 epochs"
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
     result = trainer.fit()

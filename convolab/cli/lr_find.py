@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(config.output) if config.output else next_free_dir(f"lr-find-{args.model}-{data_stem(config.data)}")
     result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output)
     if result.suggestion is None:  # (the curve is written: it shows where the loss went)
-        raise ConfigError(f"lr-find {config.model}: {result.summary()}; lower --start-lr (the curve: "
-                          f"{output / 'lr_find.png'})")
+        raise ConfigError(f"lr-find {config.model}: {result.summary()}; lower --start-lr, or give more --steps "
+                          f"(the curve: {output / 'lr_find.png'})")
     print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
     return 0

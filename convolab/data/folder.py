@@ -216,7 +216,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
                         "files under root/<class>/)")
-    entries, note = classify(names, str(path))
+    entries, note = classify(names, str(path), archive=not path.is_dir())
     classes = sorted({e.class_name for e in entries})
     # An empty folder beside the class folders is a class without images; one inside a class folder is not.
     beside = {os.path.dirname(e.folder) for e in entries}
@@ -264,7 +264,7 @@ def _save_cache(cache_file: Path, cached: dict) -> None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
     except OSError as err:  # (DiskFullError is one too)
-        if cache_file.parent not in _UNWRITABLE:
+        if cache_file.parent not in _UNWRITABLE and os.environ.get("RANK", "0") == "0":  # (--nproc: said once)
             _UNWRITABLE.add(cache_file.parent)
             log.warning("cannot write the image cache in %s (%s); going on without it, so the images are "
                         "decoded again next time: set CONVOLAB_CACHE to a writable folder to keep them",

@@ -59,20 +59,44 @@ def _check_tops(root: str, paths: list[str], rests: list[list[str]]) -> None:
                         "root/<class>/<image>")
 
 
-def classify(paths: list[str], root: str = "the data") -> tuple[list[ImageEntry], str | None]:
-    """Assign split and class from the path layout, after dropping folders every path shares; and a note
-    when a test/ folder is left out because a val/ folder scores the run (train/, val/ and test/).
-    `root` names the data in the errors."""
-    parts = [p.split("/") for p in paths]
+def _shared(parts: list[list[str]], archive: bool) -> int:
+    """How many top folders every path shares and the layout reads past: an archive's wrapping folders
+    (`cifar10/` of cifar10.tar.gz), and a lone train/ (the training split, the test images then held out by
+    --val-fraction). A folder given is read from its top, as torchvision's ImageFolder reads it (a lone class
+    folder with subfolders is one class); a lone test/ or val/ is a split without training images."""
     common = 0
     while all(len(p) > common + 2 for p in parts) and len({p[common] for p in parts}) == 1:
+        split = SPLIT_NAMES.get(parts[0][common].lower())
+        if split == "test" or not archive and split != "train":
+            break
         common += 1
+    return common
+
+
+def _check_spellings(root: str, tops: set[str]) -> None:
+    """One line where two spellings of one split (val/ and validation/) would be pooled silently."""
+    for kind in ({"train", "training"}, {"test", "testing"}, {"val", "valid", "validation"}):
+        both = sorted(t for t in tops if t.lower() in kind)
+        if len(both) > 1:
+            raise DataError(f"{root} holds {_listed(both)}, spellings of one split; keep one (move the images of "
+                            "the others into it)")
+
+
+def classify(paths: list[str], root: str = "the data",
+             archive: bool = False) -> tuple[list[ImageEntry], str | None]:
+    """Assign split and class from the path layout, after the folders every path shares that it reads past
+    (`_shared`); and a note when a test/ folder is left out because a val/ folder scores the run (train/,
+    val/ and test/). `root` names the data in the errors; `archive`: the paths are a tar's members."""
+    parts = [p.split("/") for p in paths]
+    common = _shared(parts, archive)
     # Split folders (train/, test/, val/...) when every top folder is one: then an image directly in one
     # is out of place, not a reason to read the split folders as classes.
     tops = {p[common] for p in parts if len(p) > common + 1}
     has_splits = bool(tops) and all(t.lower() in SPLIT_NAMES for t in tops)
     if not has_splits:
         _check_tops(root, paths, [p[common:] for p in parts])
+    else:
+        _check_spellings(root, tops)
     entries = []
     for path, p in zip(paths, parts):
         rest = p[common:]
@@ -83,8 +107,11 @@ def classify(paths: list[str], root: str = "the data") -> tuple[list[ImageEntry]
                             f"root/{rest[0]}/<class>/<image>, or move it out")
         elif len(rest) >= 2:
             entries.append(ImageEntry(path, None, rest[0], "/".join(p[:common + 1])))
+        elif has_splits:
+            raise DataError(f"{root}/{path} lies beside the split folders ({_listed(sorted(tops))}); move it into a "
+                            "class folder of one of them, or out")
         else:
-            raise DataError(f"{path} is not inside a class folder; lay images out as root/<class>/<image>")
+            raise DataError(f"{root}/{path} is not inside a class folder; lay images out as {root}/<class>/<image>")
     val = sorted(t for t in tops if SPLIT_NAMES.get(t.lower()) == "test" and t.lower() not in TEST_NAMES)
     test = [t for t in sorted(tops) if t.lower() in TEST_NAMES]
     if has_splits and test and val:  # val/ scores each epoch and picks best.pt; test/ stays unseen

@@ -94,8 +94,8 @@ def fit(trainer: Trainable) -> TrainResult:
             if cfg.patience is not None and state.epoch > 0 and state.batch_in_epoch == 0 \
                     and state.epochs_since_best >= cfg.patience:
                 stopped_early = True
-                log.info("the run stopped early after epoch %d (no improvement of %s for %d epochs); a larger "
-                         "--patience trains it further", state.epoch, cfg.monitor, state.epochs_since_best)
+                log.info("the run stopped early after epoch %d (%s); a larger --patience trains it further",
+                         state.epoch, no_gain(cfg.monitor, cfg.min_delta, state.epochs_since_best))
                 break
 
             # ----- the epoch's remaining steps
@@ -186,13 +186,19 @@ def fit(trainer: Trainable) -> TrainResult:
             if cfg.patience is not None and state.epochs_since_best >= cfg.patience:
                 stopped_early = state.epoch < cfg.epochs
                 if stopped_early:
-                    log.info("early stop: no improvement of %s for %d epochs", cfg.monitor, cfg.patience)
+                    log.info("early stop: %s", no_gain(cfg.monitor, cfg.min_delta, cfg.patience))
                 break
     if run.tensorboard is not None:
         run.tensorboard.close()
     last = state.history[-1] if state.history else {"test_acc": float("nan")}
     return TrainResult(run.run_dir, state.history, state.best_acc, state.best_epoch, last["test_acc"],
                        stopped_early)
+
+
+def no_gain(monitor: str, min_delta: float, epochs: int) -> str:
+    """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta)."""
+    gain = f"gained no more than --min-delta {min_delta:g}" if min_delta else "did not improve"
+    return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''}"
 
 
 def check_finite_loss(run: Run, state: RunState) -> None:

@@ -67,8 +67,12 @@ class LRFindResult:
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
                else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
         if self.suggestion is None:
-            return (f"no descent of the smoothed loss to suggest a rate from: it rose from the first step, at "
-                    f"{self.lrs[0]:.2e}; {end}")
+            read = considered(self.smoothed)
+            first = read[0] if read else 0
+            skipped = f" (the first {first} steps, whose smoothed loss still follows the first batches, are not " \
+                      "read)" if first else ""
+            return (f"no descent of the smoothed loss to suggest a rate from: it rose from step {first + 1} on, at "
+                    f"{self.lrs[first]:.2e}{skipped}; {end}")
         return (f"suggested lr {self.suggestion:.2e} (steepest descent of the smoothed loss); "
                 f"min-loss lr / 10 {self.min_loss_lr:.2e}; {end}")
 
