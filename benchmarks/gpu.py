@@ -14,7 +14,8 @@ output in OUT/gpu.log):
 4. `resnet18`: `convolab train resnet18 --model-option stem=cifar --recipe fast --epochs 20`, the
    image cache now warm, to 94%.
 5. `resnet20-graphs`: part 3's command with `--compile --compile-mode reduce-overhead` (the step's
-   kernels replayed as CUDA graphs, compiled inside the command's time), the image cache warm.
+   kernels replayed as CUDA graphs, compiled inside the command's time); the image cache warm where an earlier
+   part or call on the machine filled it, else cold (each part reports which).
 6. `resnet20-large`: part 3's command at batch 1024 and lr 0.8 (the recipe's rate scaled with the batch), 60
    epochs, the image cache warm: if a step costs the host the same whatever the batch, as on the first H200, an
    epoch costs half as much, and the extra epochs buy the accuracy the larger batch costs.
@@ -52,15 +53,20 @@ to catch mistakes before GPU minutes are spent. Ends with a table of every figur
 
 The parts' limits add up to 1,070 s, more than one 600 s call of a lent device machine and more than a
 session's 15 minutes of device time. What the first H200 run measured (parts 3, 4 and 7, eager) stands
-in the README; a session with a GPU should run what is new first, in two calls (figures of both land in
-one gpu.json; a compiled throughput run under its own key):
+in the README; a session with a GPU should run what is new first, in two calls (each call's figures land
+in its own gpu.json, since $OUT is emptied before each call; the image cache, in the machine's temporary
+folder, serves both; a compiled throughput run is stored under its own key). The CIFAR-10 tar does not travel
+by itself (`../shared` stays behind): copy it into a git-ignored folder of the repository, e.g.
+`.devdata/cifar10-jpg.tar.gz`, name that folder in the call's `carry`, and give `--data .devdata/cifar10-jpg.tar.gz`:
 
     python benchmarks/gpu.py --only env pytest resnet20-graphs resnet20-large       # at most 540 s
     python benchmarks/gpu.py --only throughput --models resnet20 --batches 512 1024 2048 && \
     python benchmarks/gpu.py --only throughput --models resnet20 --compile --compile-mode reduce-overhead
-                                                                                    # at most 340 s
+                                                                                    # at most 450 s
 
-The limits of the two (880 s) and the machine's start (a minute or more) exceed 15 minutes of device time:
+(the compiled throughput skips the textbook loop, whose eager figure stands, and has 280 s: the hand-written
+loop and convolab each compile first; each side's figure is kept as it is measured). The limits of the two
+(990 s) and the machine's start (a minute or more) exceed 15 minutes of device time:
 they are ceilings, the first H200 run's parts ended well inside theirs (pytest 60 s of 180), and the
 second call, made at once on the still-warm machine, runs with whatever time is left (the lender cuts a
 command to it), its uncompiled batches first. Then, with time left, `python benchmarks/learning_parity.py
@@ -100,6 +106,7 @@ RUNS = {
 TARGETS = {"resnet20": 0.9125, "resnet18": 0.94}
 PARTS = ("env", "pytest", *RUNS, "throughput", "augment")
 LIMITS = {"env": 60, "pytest": 180, "throughput": 170, "augment": 60} | dict.fromkeys(RUNS, 150)  # seconds
+COMPILED_THROUGHPUT_LIMIT = 280  # the hand-written loop and convolab each compile resnet20 first
 THROUGHPUT_MODELS = (("lenet5", {"img_size": 32}), ("resnet20", {}), ("resnet18", {"stem": "cifar"}),
                      ("googlenet_small", {}))
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*test loss \S+ acc ([\d.]+)")
@@ -131,6 +138,7 @@ def run_streamed(cmd: list[str], timeout: float, log: Log, env: dict | None = No
             lines.append((t, line.rstrip("\n")))
             log(f"  [{t:6.1f}s] {line.rstrip()}")
         proc.wait()
+        lines.append((time.perf_counter() - start, ""))  # the command's end, after its last line (its teardown)
     finally:
         watchdog.cancel()
     if expired.is_set():
@@ -260,7 +268,9 @@ def main() -> None:
     if args.dry_run:
         args.data = str(subset_tar(Path(args.data), work / "cifar-subset.tar", per_class=100, test_per_class=20))
         log(f"dry run: a subset of the tar at {args.data}")
-    cache = work / "image-cache"
+    # one image cache for every call on the machine (the second call need not decode the JPEGs again); a dry run's
+    # subset in its own
+    cache = work / "image-cache" if args.dry_run else Path(tempfile.gettempdir()) / "convolab-gpu-image-cache"
     results["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["dry_run"] = args.dry_run
     for part in args.only or PARTS:
@@ -287,10 +297,12 @@ def main() -> None:
                     (["--models", *args.models] if args.models else []) + \
                     ["--batches", *map(str, args.batches)]
                 env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-                rc, lines = run_streamed(cmd, LIMITS[part] - 5, log, env)
+                limit = COMPILED_THROUGHPUT_LIMIT if args.compile else LIMITS[part]  # (two compilations)
+                rc, lines = run_streamed(cmd, limit - 5, log, env)
                 found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
+                partial = [json.loads(line[len("PARTIAL "):]) for _, line in lines if line.startswith("PARTIAL ")]
                 key = f"throughput-compiled-{args.compile_mode}" if args.compile else "throughput"  # (one run each)
-                results[key] = {"exit_code": rc, "models": found}
+                results[key] = {"exit_code": rc, "models": found, "sides": partial}
         except SystemExit as err:
             results[part] = {"error": str(err)}
             log(f"  {part} failed: {err}")
@@ -479,14 +491,18 @@ def throughput_main(args) -> None:
             continue
         for batch in batches:
             # the textbook loop at the first batch only: its per-sample work in the workers bounds it at any batch
-            sides = (("textbook", textbook),) * (batch == batches[0]) + (("handwritten", handwritten),
-                                                                         ("convolab", engine))
+            # (compiled: the hand-written loop and convolab only, the textbook loop's figure being the eager one)
+            sides = (("textbook", textbook),) * (batch == batches[0] and not args.compile) + \
+                (("handwritten", handwritten), ("convolab", engine))
             speeds = {}
             for side, fn in sides:
                 per_epoch = fn(name, options, batch)
                 speeds[side] = max(per_epoch[1:] or per_epoch)
                 print(f"  {name} batch {batch} {side}: {', '.join(f'{s:,.0f}' for s in per_epoch)} img/s by epoch",
                       flush=True)
+                # each side's figure as soon as it is measured: a part stopped at its limit keeps the sides done
+                print("PARTIAL " + json.dumps({"model": name, "batch": batch, "compiled": bool(args.compile),
+                                               side: round(speeds[side])}), flush=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             label = name + "".join(f" {k}={v}" for k, v in options.items()) \

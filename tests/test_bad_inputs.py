@@ -850,6 +850,9 @@ CASES: list[Row] = [
         "--data {t}/two no longer holds the classes {t}/r was trained on (gone: dog; new: wolf): restore the data "
         "as it was, or start a new run from its weights with --init-from {t}/r/last.pt",
         a_run_whose_class_folder_was_renamed),
+    Row("cuda-graphs-with-accumulate", [*LENET, "--compile", "--compile-mode", "reduce-overhead", "--accumulate", "2"],
+        "--accumulate 2 sums the gradients of several batches, which --compile-mode reduce-overhead's CUDA graphs "
+        "would overwrite; give --accumulate 1 or --compile-mode default"),
     Row("model-option-in-chans", [*LENET, "--model-option", "in_chans=3"],
         "--model-option in_chans come from the data (its classes; 1 channel for grey images, 3 for colour), not "
         "from an option: leave them out"),

@@ -183,6 +183,16 @@ def test_the_early_stop_line_says_what_min_delta_asked():
     assert no_gain("test_acc", 0.0, 3) == "test_acc did not improve for 3 epochs"
 
 
+def test_a_run_saved_on_a_device_of_another_kind_resumes_with_a_fresh_augmentation_stream(tmp_path, caplog):
+    Trainer(quick_config(tmp_path, epochs=1, train_subset=64, test_subset=32)).fit()
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    # a CUDA generator's state (16 bytes), as a run trained on a GPU saves it, does not fit the CPU's generator
+    torch.save({**checkpoint, "rng_aug": torch.zeros(16, dtype=torch.uint8)}, tmp_path / "run" / "last.pt")
+    resumed = Trainer.resume(tmp_path / "run", epochs=2)
+    assert "the augmentation stream was saved on a device of another kind" in caplog.text
+    assert resumed.fit().history[-1]["epoch"] == 2
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=10, patience=1, min_delta=0.5))
     result = trainer.fit()

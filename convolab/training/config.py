@@ -194,6 +194,11 @@ class TrainConfig:
                                                   "but --freeze-backbone trains no backbone: give one of the two")
         if self.compile_mode != "default" and not self.compile:
             raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give --compile too")
+        if self.compile and self.compile_mode in CUDA_GRAPH_MODES and self.accumulate > 1:
+            # (a replay of the step's graphs would overwrite the gradients the earlier batches left in their pool)
+            raise FieldError("accumulate", f"{self.accumulate} sums the gradients of several batches, which "
+                                           f"--compile-mode {self.compile_mode}'s CUDA graphs would overwrite; "
+                                           "give --accumulate 1 or --compile-mode default")
         if (self.mixup or self.cutmix) and self.batch_size < 2:  # (a run with --nproc checks each process's share)
             name = "mixup" if self.mixup else "cutmix"
             raise FieldError(name, f"mixes the images of a batch, but --batch-size {self.batch_size} holds one "

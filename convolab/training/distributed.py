@@ -89,6 +89,13 @@ class Distributed:
         dist.all_reduce(t)
         return t.tolist()
 
+    def sum_on_device(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum over all ranks of a tensor on this rank's device, without waiting for it on the host
+        (an all-reduce queued as a kernel is; no copy back)."""
+        if self.enabled:
+            dist.all_reduce(value)
+        return value
+
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any (ranks must agree to stop at the same step)."""
         return bool(self.sum(float(flag))[0]) if self.enabled else flag

@@ -238,8 +238,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
         if run.dist.enabled and run.config.skip_bad_images and isinstance(run.data, StreamingImageData):
             # Streamed images skipped as unreadable leave the ranks' shares unequal, while DDP averages the
             # ranks' gradients equally: each rank's mean weighs by its share of the images, as one process's.
-            images = run.dist.sum(len(y))[0]
-            share = share * (len(y) * run.dist.world_size / max(1.0, images))
+            images = run.dist.sum_on_device(torch.full((), float(len(y)), device=run.device))  # (no host wait)
+            share = share * (len(y) * run.dist.world_size) / images.clamp_min(1.0)
         run.scaler.scale(share).backward()
     if micro == accumulate - 1:
         optimizer_step(run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 
 from .build import Run
+
+log = logging.getLogger("convolab")
 
 
 def no_partial() -> dict[str, float]:
@@ -161,7 +164,7 @@ def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
     run.scaler.load_state_dict(saved["scaler"])
     state = RunState.from_state_dict(saved)
     torch.set_rng_state(saved["rng_cpu"])
-    run.aug_generator.set_state(saved["rng_aug"])
+    set_aug_state(run, saved["rng_aug"], state.step)
     if "rng_cuda" in saved and run.device.type == "cuda":
         torch.cuda.set_rng_state(saved["rng_cuda"], run.device)
     if run.ema is not None and "ema" in saved:
@@ -171,7 +174,7 @@ def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
         rank = run.dist.rank
         if ranks is not None and len(ranks) == run.dist.world_size:
             torch.set_rng_state(ranks[rank]["cpu"])
-            run.aug_generator.set_state(ranks[rank]["aug"])
+            set_aug_state(run, ranks[rank]["aug"], state.step)
             if "cuda" in ranks[rank] and run.device.type == "cuda":
                 torch.cuda.set_rng_state(ranks[rank]["cuda"], run.device)
         elif rank:  # saved by another number of processes: fresh streams for this rank
@@ -180,4 +183,16 @@ def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
     return state
 
 
-__all__ = ["RunState", "checkpoint_state", "restore_checkpoint"]
+def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
+    """The augmentation stream where it stopped; a run saved on a device of another kind (a GPU run resumed
+    on the CPU: a CUDA generator's state does not fit a CPU generator) gets a fresh stream, seeded by its
+    step, and says so: the run goes on, its augmentations no longer those of a run never stopped."""
+    try:
+        run.aug_generator.set_state(saved)
+    except RuntimeError:
+        run.aug_generator.manual_seed(run.config.seed + 1 + run.dist.rank * 1_000_003 + step)
+        log.warning("the augmentation stream was saved on a device of another kind; it restarts, seeded by the "
+                    "step, so the resumed run is no longer exactly one never stopped")
+
+
+__all__ = ["RunState", "checkpoint_state", "restore_checkpoint", "set_aug_state"]
