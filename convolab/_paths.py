@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ConfigError, ConvolabError
@@ -83,7 +84,22 @@ def written(path: str | Path, flag: str, kind: str = "folder"):
                           f"{'folder' if kind == 'folder' else 'file'}") from None
 
 
-__all__ = ["probe_output", "writable_output", "written"]
+@contextlib.contextmanager
+def making(folder: Path) -> Iterator[list[Path]]:
+    """`folder` made, with its missing parents (the list of those made, deepest first); a failure inside
+    removes them again where empty, so that a failed write leaves no empty folder behind."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield made
+    except BaseException:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+__all__ = ["making", "probe_output", "writable_output", "written"]
 
 
 def same_path(a: object, b: object) -> bool:

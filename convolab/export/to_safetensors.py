@@ -2,7 +2,6 @@
 read back and checked to give the checkpoint's own outputs before it is put in place and reported written."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from .._atomic import no_space_line
+from .._paths import making
 from ..errors import ConvolabError, DiskFullError
 from ..pretrained import load_safetensors, save_safetensors
 from ..training.checkpoint import checkpoint_model, load_checkpoint, served_weights
@@ -43,10 +43,8 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
     model = checkpoint_model(ckpt, label)
     x = torch.randn(2, int(ckpt["in_chans"]), *map(int, ckpt["image_size"]), generator=torch.Generator().manual_seed(0))
     expected = reference_outputs(model, [x], f"the model of {label}")[0]  # before anything is written
-    made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again on failure, deepest first
     try:
-        with sigterm_as_interrupt():
-            folder.mkdir(parents=True, exist_ok=True)
+        with sigterm_as_interrupt(), making(folder):  # (the folders it makes, removed again on failure)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder))
             try:
                 save_safetensors(ckpt, served_weights(ckpt, label), staging)
@@ -61,9 +59,6 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except BaseException as err:
-        for path in made:
-            with contextlib.suppress(OSError):
-                path.rmdir()
         if isinstance(err, DiskFullError):  # its own line, but naming --out rather than the temporary folder
             weights = folder / WEIGHTS_FILE
             raise DiskFullError(no_space_line(weights, existed=weights.exists())) from None

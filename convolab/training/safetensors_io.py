@@ -10,7 +10,6 @@ and output, so that an edited or damaged file is one line, not a traceback or si
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write
+from .._paths import making
 from ..errors import CheckpointError
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
@@ -44,8 +44,6 @@ def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], fo
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again, deepest first
-    folder.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, **{k: state[k] for k in CONFIG_KEYS if k in state}}
     text = json.dumps(config, indent=1)
     # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
@@ -61,17 +59,15 @@ def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], fo
             # e.g. SafetensorError("... No space left on device (os error 28)"): `atomic_write` knows an OSError
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from err
 
-    try:
-        atomic_write(folder / WEIGHTS_FILE, write_weights)
-        atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
-    except BaseException:
-        if made:  # (what a folder made here holds is this call's own)
-            for name in (WEIGHTS_FILE, CONFIG_FILE):
-                (folder / name).unlink(missing_ok=True)
-        for path in made:
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        raise
+    with making(folder) as made:
+        try:
+            atomic_write(folder / WEIGHTS_FILE, write_weights)
+            atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
+        except BaseException:
+            if made:  # (what a folder made here holds is this call's own; `making` removes the folders)
+                for name in (WEIGHTS_FILE, CONFIG_FILE):
+                    (folder / name).unlink(missing_ok=True)
+            raise
     return [folder / WEIGHTS_FILE, folder / CONFIG_FILE]
 
 

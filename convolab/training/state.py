@@ -179,8 +179,13 @@ def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
                 torch.cuda.set_rng_state(ranks[rank]["cuda"], run.device)
         elif rank:  # saved by another number of processes: fresh streams for this rank
             torch.manual_seed(run.config.seed + rank + state.step * 1_000_003)
-            run.aug_generator.manual_seed(run.config.seed + 1 + rank * 1_000_003 + state.step)
+            run.aug_generator.manual_seed(fresh_aug_seed(run, state.step))
     return state
+
+
+def fresh_aug_seed(run: Run, step: int) -> int:
+    """The seed of a rank's augmentation stream started afresh at `step` (its saved state unusable)."""
+    return run.config.seed + 1 + run.dist.rank * 1_000_003 + step
 
 
 def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
@@ -190,7 +195,7 @@ def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
     try:
         run.aug_generator.set_state(saved)
     except RuntimeError:
-        run.aug_generator.manual_seed(run.config.seed + 1 + run.dist.rank * 1_000_003 + step)
+        run.aug_generator.manual_seed(fresh_aug_seed(run, step))
         log.warning("the augmentation stream was saved on a device of another kind; it restarts, seeded by the "
                     "step, so the resumed run is no longer exactly one never stopped")
 
