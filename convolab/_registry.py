@@ -139,6 +139,13 @@ def did_you_mean(text: str) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+def is_builtin(name: str) -> bool:
+    """Whether `name` is a model convolab itself registers (one the `convolab` command knows in any process),
+    not one registered by a user's module or of no registered name."""
+    canonical = _ALIASES.get(name, name)
+    return canonical in _ENTRIES and _ENTRIES[canonical].fn.__module__.startswith("convolab.")
+
+
 def resolve_name(name: str) -> str:
     """The canonical name of a model or alias; an unknown name suggests the closest ones."""
     if name in _ENTRIES:

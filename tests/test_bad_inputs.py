@@ -266,6 +266,8 @@ CASES: list[Row] = [
     # ----- names and numbers on the command line
     Row("unknown-model", ["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet"),
     Row("unknown-data-set", ["train", "lenet", "--data", "mnist6k"], "unknown data set 'mnist6k'"),
+    Row("data-set-name-in-capitals", ["train", "lenet", "--data", "MNIST5K"],
+        "unknown data set 'MNIST5K'; did you mean mnist5k"),
     Row("empty-data", ["train", "lenet", "--data", ""], "--data is empty: give a data set name"),
     Row("finetune-model-name-without-pretrained", ["finetune", "resnet18", "--data", "digits"],
         "resnet18 is a model name, not a checkpoint: add --pretrained"),
@@ -549,10 +551,10 @@ CASES: list[Row] = [
                                         "{d}/run/curves.png"],
         "--out {d}/run/curves.png is the curves.png of the run in {d}/run"),
     Row("export-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--out", "{t}/m.onnx"],
-        "the model outputs NaN or inf on random inputs: its weights diverged"),
+        "the model of {d}/diverged.pt outputs NaN or inf on random inputs: its weights diverged"),
     Row("export-torchscript-of-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--format", "torchscript",
                                                         "--out", "{t}/m.pt"],
-        "the model outputs NaN or inf on random inputs: its weights diverged"),
+        "the model of {d}/diverged.pt outputs NaN or inf on random inputs: its weights diverged"),
     Row("export-safetensors-of-a-diverged-checkpoint", ["export", "{d}/diverged.pt", "--format", "safetensors",
                                                         "--out", "{t}/sf"],
         "the model of {d}/diverged.pt outputs NaN or inf on random inputs: its weights diverged (a run whose loss "

@@ -345,3 +345,12 @@ def test_the_readme_does_not_say_predict_takes_a_torchscript_export():
     text = " ".join((ROOT / "README.md").read_text().split())
     assert "`predict` on its ONNX or TorchScript export" not in text
     assert "`predict` on its ONNX export" in text
+
+
+def test_safetensors_export_on_a_disk_full_at_its_config_names_config_json(run, tmp_path, monkeypatch):
+    real = Path.write_text
+    monkeypatch.setattr(Path, "write_text", lambda self, text, *a, **k: _no_space() if self.name.endswith(".tmp")
+                        else real(self, text, *a, **k))
+    with pytest.raises(DiskFullError, match=r"no space left on the disk of .*/sf\b.* writing config\.json"):
+        export_safetensors(run, tmp_path / "sf")
+    assert list(tmp_path.iterdir()) == []

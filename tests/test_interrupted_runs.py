@@ -78,5 +78,6 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
 def test_the_resume_command_reads_as_a_shell_takes_it(folder, processes, said):
     """A folder with a space is quoted, and a run of N processes continues with --nproc N (without it, the run
     goes on in one process: a different run)."""
-    run = SimpleNamespace(run_dir=Path(folder), dist=SimpleNamespace(enabled=processes > 1, world_size=processes))
+    run = SimpleNamespace(run_dir=Path(folder), dist=SimpleNamespace(enabled=processes > 1, world_size=processes),
+                          model=SimpleNamespace(model_name="resnet20"))
     assert resume_command(run) == said

@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                     dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
                     tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-                    rtol=RTOL if args.rtol is None else args.rtol)
+                    rtol=RTOL if args.rtol is None else args.rtol,
+                    what="the model" if isinstance(source, dict) else f"the model of {source}")
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
     print(f"wrote {result.path} ({fmt}, {meta.model_name}, input {size}, {batch}, "

@@ -84,7 +84,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if _looks_like_path(source):
         raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")
-    close = difflib.get_close_matches(source, DATA_SETS, n=2, cutoff=0.5)
+    close = difflib.get_close_matches(source.lower(), DATA_SETS, n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     raise DataError(f"unknown data set {source!r}{hint} (known: {', '.join(DATA_SETS)}; "
                     f"or give a path to an image folder or tar)")

@@ -335,8 +335,24 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
 
 
+def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """The labels and classes without the classes --skip-bad-images left no image of (each unreadable): left
+    out, as an empty class folder is, rather than trained as an output no image teaches."""
+    present = sorted(set(labels.tolist()))
+    if len(present) == len(classes):
+        return labels, classes
+    lost = [c for i, c in enumerate(classes) if i not in set(present)]
+    log.warning("%s: every image of class%s %s was skipped: %s left out, as an empty class folder is", path,
+                "es" * (len(lost) > 1), ", ".join(lost), "they are" if len(lost) > 1 else "it is")
+    new_index = torch.full((len(classes),), -1, dtype=torch.int64)
+    new_index[present] = torch.arange(len(present))
+    return new_index[labels], [classes[i] for i in present]
+
+
 def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False) -> ImageData:
     images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
+    if cached.get("skipped") and not whole:
+        labels, classes = _without_skipped_classes(path, labels, classes)
     # (after decoding: a folder with nothing readable says that first)
     _check_split_classes(path, labels, cached["is_test"], cached["has_splits"], classes, whole)
     if cached.get("note"):

@@ -37,6 +37,7 @@ LOADERS = ("auto", "cache", "stream")
 LARGE_SIDE = 128  # images whose longer side exceeds this stream unless --image-size shrinks them for the cache
 CACHE_LIMIT_BYTES = int(float(os.environ.get("CONVOLAB_CACHE_LIMIT_GB", "4")) * (1 << 30))
 STATS_SAMPLE = 256  # images decoded to estimate the data's mean and std
+NAMED_SKIPS = 10  # unreadable images named one line each with --skip-bad-images; the rest are counted
 
 
 def default_workers() -> int:
@@ -243,7 +244,11 @@ class StreamingImageData(LabelledImages):
                                         "fix or remove it, or pass --skip-bad-images to count and skip such files")
                     if location not in self.skipped:
                         self.skipped.add(location)
-                        log.warning("skipped unreadable image %s (%s)", split.reader.describe(location), errors[i])
+                        if len(self.skipped) <= NAMED_SKIPS:
+                            log.warning("skipped unreadable image %s (%s)", split.reader.describe(location), errors[i])
+                        if len(self.skipped) == NAMED_SKIPS:  # (a folder of thousands: not a line each)
+                            log.warning("further unreadable images of %s are skipped without naming each",
+                                        self.source or self.name)
                 keep = torch.tensor([not e for e in errors])
                 images, labels, index = images[keep], labels[keep], index[keep]
             yield images, labels, index

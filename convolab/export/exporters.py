@@ -258,13 +258,15 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int], batch_size: int = 1,
                 dynamic_batch: bool = False, meta: ExportMeta | None = None, fold: bool = True,
-                tolerance: float = TOLERANCE, opset: int = ONNX_OPSET, rtol: float = RTOL) -> ExportResult:
+                tolerance: float = TOLERANCE, opset: int = ONNX_OPSET, rtol: float = RTOL,
+                what: str = "the model") -> ExportResult:
     """Write `model` as ONNX (input `input` N x C x H x W float32, output `logits`), checked with
     ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props (default: the model's
     own, `ExportMeta.of_model`, so that `predict_onnx` reads the file; none for a model without
     num_classes and data_config; a `meta` that does not fit the model, its classes its outputs or its
-    sizes `input_size`, is refused). `path` may not be a file a run folder keeps (its checkpoints, config.json,
-    metrics, curves: `RUN_WRITES`) nor a safetensors folder's, nor a device or a FIFO."""
+    sizes `input_size`, is refused; a model outputting NaN or inf too, in a line naming it as `what`). `path`
+    may not be a file a run folder keeps (its checkpoints, config.json, metrics, curves: `RUN_WRITES`) nor a
+    safetensors folder's, nor a device or a FIFO."""
     try:
         import onnx
         import onnxruntime as ort
@@ -275,7 +277,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs)
+    expected = reference_outputs(reference, inputs, what)
     _check_meta(meta, tuple(input_size), expected[0])
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
 
@@ -321,7 +323,7 @@ class _FixedBatch(nn.Module):
 def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
                        batch_size: int = 1, dynamic_batch: bool = False, meta: ExportMeta | None = None,
                        fold: bool = True, tolerance: float = TOLERANCE, rtol: float = RTOL,
-                       fixed_batch: bool = False) -> ExportResult:
+                       fixed_batch: bool = False, what: str = "the model") -> ExportResult:
     """Write `model` traced and frozen as TorchScript, checked with torch.jit.load against PyTorch
     eager; `meta` goes into the file as `_extra_files["convolab.json"]` (default: the model's own,
     `ExportMeta.of_model`, so that `read_torchscript_meta` reads the file). `path` as for `export_onnx`.
@@ -335,7 +337,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs)
+    expected = reference_outputs(reference, inputs, what)
     _check_meta(meta, tuple(input_size), expected[0])
     extra = {TORCHSCRIPT_META: json.dumps(meta.to_strings() if meta is not None else {})}
 

@@ -60,8 +60,8 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
                 shutil.rmtree(staging, ignore_errors=True)
     except BaseException as err:
         if isinstance(err, DiskFullError):  # its own line, but naming --out rather than the temporary folder
-            weights = folder / WEIGHTS_FILE
-            raise DiskFullError(no_space_line(weights, existed=weights.exists())) from None
+            written = folder / (CONFIG_FILE if f"writing {CONFIG_FILE}" in str(err) else WEIGHTS_FILE)
+            raise DiskFullError(no_space_line(written, existed=written.exists())) from None
         if isinstance(err, OSError) and not isinstance(err, ConvolabError):
             raise ExportError(f"--out {folder} cannot be written ({err.strerror or err}); choose another "
                               "folder") from None

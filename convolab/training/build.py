@@ -113,6 +113,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     init_report = None
     if model is None:
         model, init_report = create_run_model(config, data)
+    else:
+        config = config.for_model_named(getattr(model, "model_name", ""))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -361,8 +363,8 @@ def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages
 def registered_aux_weight(model: nn.Module, config: TrainConfig) -> float:
     """The auxiliary heads' loss weight the model registers (its paper's, in `train_defaults`), else 0."""
     try:
-        defaults = train_defaults(getattr(model, "model_name", config.model))
-    except UnknownModelError:  # a model built outside the registry
+        defaults = train_defaults(getattr(model, "model_name", ""))
+    except UnknownModelError:  # a model built outside the registry (and no model_name: not config.model's)
         return 0.0
     return float(defaults.get("aux_weight", 0.0))
 

@@ -23,7 +23,7 @@ from .._registry import train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
-from ..errors import ConfigError, FieldError
+from ..errors import ConfigError, FieldError, UnknownModelError
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
 from .recipes import RECIPES
 
@@ -216,6 +216,23 @@ class TrainConfig:
         if self.lr is not None:
             return self.lr
         return train_defaults(self.model).get("lr", DEFAULT_LR[self.optimizer])
+
+    def for_model_named(self, name: str) -> TrainConfig:
+        """This config for a model built outside it (`Trainer(config, model=...)`), of registered name `name` ("" for
+        none): without --lr it trains at that model's registered rate, else the optimizer's default, not at the rate
+        `self.model` registers; the rate is then recorded as given."""
+        if self.lr is not None:
+            return self
+        try:
+            own = train_defaults(name) if name else {}
+        except UnknownModelError:
+            own = {}
+        lr = own.get("lr", DEFAULT_LR[self.optimizer])
+        try:
+            current = self.base_lr
+        except UnknownModelError:  # (`self.model` need not be a registered name when the model is given)
+            current = None
+        return self if lr == current else dataclasses.replace(self, lr=lr)
 
     def resumed_with(self, changes: dict[str, Any]) -> TrainConfig:
         """This run's config with `changes` for its resumption: only options that cannot change what the

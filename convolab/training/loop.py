@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._atomic import remove_stale_temporaries
+from .._registry import is_builtin
 from ..data import StreamingImageData
 from ..errors import ConvolabError
 from .build import Run
@@ -339,7 +340,14 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
 
 # ----- progress and signals ------------------------------------------------------------------------
 def resume_command(run: Run) -> str:
-    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes)."""
+    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes); for a
+    model of the user's own (registered in Python, which the `convolab` command does not import), the call."""
+    name = getattr(getattr(run.model, "module", run.model), "model_name", "")
+    if not name:
+        return "Trainer(config, model=...) with the same model, loading last.pt's 'model' weights (a model of no " \
+               "registered name cannot be resumed by name)"
+    if not is_builtin(name):
+        return f"Trainer.resume({str(run.run_dir)!r}).fit() in Python, with the module registering {name} imported"
     nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
     return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
 

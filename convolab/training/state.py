@@ -120,7 +120,7 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
     model = getattr(run.model, "module", run.model)
     saved = {
         "model": model.state_dict(),
-        "model_name": getattr(model, "model_name", run.config.model),
+        "model_name": getattr(model, "model_name", ""),  # ("": a model given of no registered name, not config.model)
         # (a model that records what rebuilds it, e.g. a labels CSV's `multitask`, its own options)
         "model_options": dict(getattr(model, "model_options", None) or run.config.model_options),
         "num_classes": run.data.num_classes,
