@@ -266,6 +266,9 @@ CASES: list[Row] = [
     # ----- names and numbers on the command line
     Row("unknown-model", ["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet"),
     Row("unknown-data-set", ["train", "lenet", "--data", "mnist6k"], "unknown data set 'mnist6k'"),
+    Row("batch-of-one-for-batchnorm1d", ["train", "lenet5_bn", "--data", "digits", "--batch-size", "1"],
+        "--batch-size 1 leaves each process 1 image a step, but lenet5_bn's BatchNorm1d layers need 2 or more for "
+        "their batch statistics; give --batch-size 2 or more"),
     Row("data-set-name-in-capitals", ["train", "lenet", "--data", "MNIST5K"],
         "unknown data set 'MNIST5K'; did you mean mnist5k"),
     Row("empty-data", ["train", "lenet", "--data", ""], "--data is empty: give a data set name"),

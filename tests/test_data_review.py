@@ -50,3 +50,37 @@ def test_streamed_unreadable_images_are_named_up_to_ten_then_counted(tmp_path, c
     named = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped unreadable image")]
     assert len(named) == 10 == len(set(named))
     assert caplog.text.count("further unreadable images of") == 1
+
+
+# ----- the training engine's review ------------------------------------------------------------------------
+def test_the_crop_padding_is_an_eighth_of_the_size_the_crop_is_made_at():
+    """The crop is made at the model's input size (after resizing): its padding is an eighth of that, so CIFAR
+    at 224 px shifts by up to 28 px (4 px of the 32-px image), not by 4 px (half a pixel of it)."""
+    import torch
+
+    from convolab.data.augment import BatchTransform
+    from convolab.training.build import augment_for
+
+    assert augment_for("auto", (3, 32, 32), 0.0, "none", 32).crop_padding == 4
+    aug = augment_for("auto", (3, 32, 32), 0.0, "none", 224)
+    assert aug.crop_padding == 28 and aug.flip
+    transform = BatchTransform(3, (224, 224), (0.5,) * 3, (0.25,) * 3, aug)
+    x = torch.zeros(256, 3, 32, 32, dtype=torch.uint8)
+    x[:, :, 16, 16] = 255
+    out = transform(x, train=True, generator=torch.Generator().manual_seed(0))
+    rows = torch.stack([(o[0] == o[0].max()).nonzero()[0] for o in out])[:, 0]
+    assert rows.max() - rows.min() > 40  # (±28 px at 224; ±4 px before)
+    assert augment_for("crop", (1, 8, 8), 0.0, "none", 28).crop_padding == 4  # (digits at 28 px: was 1)
+
+
+def test_a_step_of_one_image_a_process_is_refused_for_batchnorm1d_naming_the_batch_to_give():
+    from convolab import create_model
+    from convolab.errors import FieldError
+    from convolab.training.forecast import check_batch_statistics
+
+    bn = create_model("lenet5_bn")
+    with pytest.raises(FieldError, match=r"6 leaves each process 1 image a step, .* give --batch-size 8 or more "
+                                         r"\(2 a process\)"):
+        check_batch_statistics(bn, "lenet5_bn", 6, 4)
+    check_batch_statistics(bn, "lenet5_bn", 8, 4)
+    check_batch_statistics(create_model("lenet5_modern"), "lenet5_modern", 1, 1)  # (no BatchNorm1d: a batch of 1)

@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
 from .distributed import Distributed
-from .forecast import check_cost
+from .forecast import check_batch_statistics, check_cost
 from .mixing import MixConfig
 from .optim import ModelEma, build_optimizer, param_groups
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
@@ -126,6 +126,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
     if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
         check_input_size(model, getattr(model, "model_name", config.model), in_chans, size, default_size, device)
+    check_batch_statistics(model, getattr(model, "model_name", config.model), config.batch_size, dist.world_size)
     check_cost(model, getattr(model, "model_name", config.model), in_chans, size, data.image_shape[-1],
                -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,
                amp_dtype is not None, config.channels_last, config.optimizer, config.memory_check, say=dist.is_main)
@@ -313,9 +314,11 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
 def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float, auto_augment: str = "none",
                 size: int | None = None) -> AugmentConfig:
     """'auto': crop with padding size/8 and flips for colour images; none for grey digits, where
-    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs).
-    `auto_augment` 'autoaugment' becomes the CIFAR-10 policy at `size` <= 64 px, else ImageNet's."""
-    pad = max(1, round(image_shape[-1] / 8))
+    short runs learn faster without (a mirrored 2 is not a 2, and a shifted digit costs epochs). The crop is
+    made at the model's input size `size` (after resizing the images to it), so its padding is an eighth of
+    that, not of the images' own size. `auto_augment` 'autoaugment' becomes the CIFAR-10 policy at `size` <= 64
+    px, else ImageNet's."""
+    pad = max(1, round((size or image_shape[-1]) / 8))
     if mode == "auto":
         mode = "crop-flip" if image_shape[0] == 3 else "none"
     policy = resolve_policy(auto_augment, size or image_shape[-1])

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FieldError
 
 log = logging.getLogger("convolab")
 
@@ -124,6 +124,16 @@ def free_share(free: int | None) -> float:
 
 def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
+
+
+def check_batch_statistics(model: nn.Module, name: str, batch_size: int, processes: int) -> None:
+    """A step of one image a process is refused where the model has BatchNorm1d layers: batch statistics of one
+    value a channel raise at the first step (after the run folder is made), not where the batch is chosen."""
+    if batch_size // processes < 2 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+        a_process = " (2 a process)" if processes > 1 else ""
+        raise FieldError("batch_size", f"{batch_size} leaves each process 1 image a step, but {name or 'the model'}'s "
+                                       "BatchNorm1d layers need 2 or more for their batch statistics; give "
+                                       f"--batch-size {2 * processes} or more{a_process}")
 
 
 def check_cost(model: nn.Module, name: str, in_chans: int, size: int, native: int, batch: int, images: int,

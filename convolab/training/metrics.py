@@ -89,8 +89,10 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> N
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split, style in (("train", "-"), ("test", "--")):
-        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=split)
+    # The train loss is what the steps minimise (other heads' weighted losses, mixed and smoothed targets
+    # included); the test loss the main output's plain cross-entropy: the legend says so.
+    for split, style, what in (("train", "-", "train (training objective)"), ("test", "--", "test (cross-entropy)")):
+        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=what)
         ax_acc.plot(epochs, [h[f"{split}_acc"] for h in history], style, marker="o", label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")

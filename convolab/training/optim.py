@@ -73,7 +73,9 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0,
 
 
 class ModelEma:
-    """Exponential moving average of a model's weights (buffers copied), for evaluation."""
+    """Exponential moving average of a model's weights for evaluation: every floating-point entry of its state,
+    BatchNorm's running statistics too, averaged (as timm's ModelEmaV2 does); integer ones (BN's batch count)
+    copied."""
 
     def __init__(self, model: nn.Module, decay: float):
         import copy
