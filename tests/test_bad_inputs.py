@@ -269,6 +269,12 @@ CASES: list[Row] = [
     Row("batch-of-one-for-batchnorm1d", ["train", "lenet5_bn", "--data", "digits", "--batch-size", "1"],
         "--batch-size 1 leaves each process 1 image a step, but lenet5_bn's BatchNorm1d layers need 2 or more for "
         "their batch statistics; give --batch-size 2 or more"),
+    Row("auto-augment-of-two-image-inputs", [*CSV, "--inputs", "image,image2", "--targets", "species",
+                                             "--auto-augment", "rand", "--output", "{t}/run"],
+        "--auto-augment rand draws its operations image by image; this labels CSV gives each item 2 images (image, "
+        "image2), which it would not keep alike",
+        csv_edited(lambda header, rows: ([header.append("image2")], [r.append(f"{(i + 1) % 12}.png")
+                                                                      for i, r in enumerate(rows)]))),
     Row("data-set-name-in-capitals", ["train", "lenet", "--data", "MNIST5K"],
         "unknown data set 'MNIST5K'; did you mean mnist5k"),
     Row("empty-data", ["train", "lenet", "--data", ""], "--data is empty: give a data set name"),

@@ -84,3 +84,53 @@ def test_a_step_of_one_image_a_process_is_refused_for_batchnorm1d_naming_the_bat
         check_batch_statistics(bn, "lenet5_bn", 6, 4)
     check_batch_statistics(bn, "lenet5_bn", 8, 4)
     check_batch_statistics(create_model("lenet5_modern"), "lenet5_modern", 1, 1)  # (no BatchNorm1d: a batch of 1)
+
+
+# ----- augmentation's review ---------------------------------------------------------------------------------
+def test_the_fast_recipe_crops_and_flips_colour_images_and_neither_grey_digits(tmp_path):
+    from convolab.training import TrainConfig, Trainer
+    from convolab.training.recipes import RECIPES
+
+    assert RECIPES["fast"].values["augment"] == "auto" and RECIPES["fast"].values["tta"] == "auto"
+    grey = Trainer(TrainConfig(model="lenet5_modern", data="digits", augment="auto", tta="auto", epochs=1,
+                               progress=False, output=str(tmp_path / "grey")))
+    assert grey.run.config.tta == "none" and not grey.run.transform.augment.flip
+    colour = write_png_folder(tmp_path / "c", per_class=4, size=8, classes=("a", "b"))
+    rgb = Trainer(TrainConfig(model="lenet5_modern", data=str(colour), augment="auto", tta="auto", epochs=1,
+                              batch_size=4, progress=False, output=str(tmp_path / "rgb")))
+    assert rgb.run.config.tta == "flip" and rgb.run.transform.augment.flip
+    rgb.fit()
+    import json
+
+    assert json.loads((tmp_path / "rgb" / "config.json").read_text())["tta"] == "flip"  # (what evaluate reads)
+
+
+def test_two_colour_inputs_of_a_labels_csv_are_cropped_and_flipped_as_colour_images(tmp_path):
+    from PIL import Image
+
+    from convolab.training import TrainConfig, Trainer
+
+    rows = ["image,image2,label"]
+    for i in range(12):
+        Image.new("RGB", (8, 8), (20 * i, 10, 200 - 10 * i)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{(i + 1) % 12}.png,{'ab'[i % 2]}")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    trainer = Trainer(TrainConfig(model="lenet5_modern", data=str(tmp_path / "pairs.csv"), inputs=["image", "image2"],
+                                  epochs=1, batch_size=4, progress=False, val_fraction=0.5,
+                                  output=str(tmp_path / "run")))
+    augment = trainer.run.transform.augment
+    assert augment.flip and augment.crop_padding > 0
+
+
+def test_colour_operations_truncate_as_torchvisions_on_uint8_not_half_a_level_brighter():
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    from convolab.data.autoaugment import OP_ID, apply_ops
+
+    x = torch.randint(0, 256, (8, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for name, theirs, m in (("Brightness", TF.adjust_brightness, -0.33), ("Contrast", TF.adjust_contrast, 0.27),
+                            ("Color", TF.adjust_saturation, -0.9), ("Sharpness", TF.adjust_sharpness, 0.5)):
+        ours = apply_ops(x.float(), torch.full((8,), OP_ID[name]), torch.full((8,), m))
+        diff = ours - torch.stack([theirs(im, 1 + m) for im in x]).float()
+        assert diff.abs().max() <= 1 and (diff != 0).float().mean() < 0.02, name  # (was 17-50% of pixels, +1)

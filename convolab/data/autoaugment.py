@@ -147,7 +147,7 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor, dense: boo
     for name, fn in _COLOUR.items():
         idx = (op == OP_ID[name]).nonzero().squeeze(1)
         if idx.numel():
-            out[idx] = fn(x[idx], value[idx].view(-1, 1, 1, 1)).clamp_(0, 255).round_()
+            out[idx] = fn(x[idx], value[idx].view(-1, 1, 1, 1)).clamp_(0, 255).floor_()
     return out
 
 
@@ -159,7 +159,7 @@ def _apply_dense(x: torch.Tensor, op: torch.Tensor, value: torch.Tensor) -> torc
     out = torch.where(chosen(geometric), _affine(x, op, value), x)
     m = value.view(-1, 1, 1, 1)
     for name, fn in _COLOUR.items():
-        out = torch.where(chosen(op == OP_ID[name]), fn(x, m).clamp_(0, 255).round_(), out)
+        out = torch.where(chosen(op == OP_ID[name]), fn(x, m).clamp_(0, 255).floor_(), out)
     return out
 
 
@@ -192,7 +192,7 @@ def _affine(x: torch.Tensor, op: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 def _grey(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).floor()
+    return (0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).floor()  # (torchvision's weights)
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

@@ -130,7 +130,11 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     check_cost(model, getattr(model, "model_name", config.model), in_chans, size, data.image_shape[-1],
                -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,
                amp_dtype is not None, config.channels_last, config.optimizer, config.memory_check, say=dist.is_main)
-    augment = augment_for(config.augment, data.image_shape, config.random_erasing, config.auto_augment, size)
+    images = len(getattr(data, "image_columns", ("image",)))  # (a labels CSV's item: its images stacked)
+    augment = augment_for(config.augment, (data.image_shape[0] // images, *data.image_shape[1:]),
+                          config.random_erasing, config.auto_augment, size)
+    if config.tta == "auto":  # recorded as what it became: evaluate and a resumed run read that
+        config = dataclasses.replace(config, tta="flip" if augment.flip else "none")
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)

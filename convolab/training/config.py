@@ -34,7 +34,7 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # those that capture CUD
 # Why an option cannot change on --resume, where the general reason (it shaped what was trained) fits it loosely.
 RESUME_REFUSALS = {"monitor": "best.pt and the epochs --patience counts were chosen by it"}
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
@@ -78,7 +78,8 @@ class TrainConfig:
                            "image, labels mixed by area (0: off; with --mixup each image picks one, 1/2 each)",
                            group="data", bounds="[0, inf)", metavar="ALPHA")
     tta: str = option("none", "test-time augmentation: flip scores the mean of the logits of each test image "
-                      "and its mirror image", group="data", choices=TTA_MODES)
+                      "and its mirror image; auto flips where training mirrors its images (colour images under "
+                      "--augment auto), else none", group="data", choices=TTA_MODES)
     normalize: str = option("data", "use the data set's or the model's mean/std, or none (pixels in [0, 1], "
                             "as torchvision's ToTensor alone leaves them: d2l's recipes)", group="data",
                             choices=NORMALIZE_MODES)

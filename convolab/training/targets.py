@@ -56,7 +56,12 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
     numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
     if numbers and (config.mixup or config.cutmix):
         raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
-    if data.train.vectors is not None and config.tta != "none":
+    if len(data.image_columns) > 1 and config.auto_augment != "none":
+        raise ConfigError(f"--auto-augment {config.auto_augment} draws its operations image by image; this labels "
+                          f"CSV gives each item {len(data.image_columns)} images ({', '.join(data.image_columns)}), "
+                          "which it would not keep alike: leave it out (--augment crops and flips an item's images "
+                          "alike)")
+    if data.train.vectors is not None and config.tta == "flip":
         raise ConfigError("--tta flip needs a model of images only; this labels CSV has numeric inputs")
     device = batches.train_labels.device
     return ({n: t.to(device) for n, t in data.train.targets.items()},
