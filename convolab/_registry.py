@@ -148,10 +148,11 @@ def is_builtin(name: str) -> bool:
 
 def resolve_name(name: str) -> str:
     """The canonical name of a model or alias; an unknown name suggests the closest ones."""
-    if name in _ENTRIES:
-        return name
-    if name in _ALIASES:
-        return _ALIASES[name]
+    for spelling in (name, name.lower()):  # (any case, as `convolab models` matches and torchvision's get_model)
+        if spelling in _ENTRIES:
+            return spelling
+        if spelling in _ALIASES:
+            return _ALIASES[spelling]
     raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} (see `convolab models` for the list)")
 
 

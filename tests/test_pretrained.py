@@ -142,7 +142,7 @@ def test_other_num_classes_replaces_the_head_and_keeps_the_backbone(offline_cach
     assert torch.equal(ours.conv1.weight, peer.conv1.weight)
     with pytest.raises(WeightsError, match="IMAGENET1K_V1"):
         convolab.create_model("resnet18", pretrained="IMAGENET1K_V9")
-    with pytest.raises(WeightsError, match="come from torchvision, not timm"):
+    with pytest.raises(WeightsError, match="loads resnet18's weights from torchvision only, not from timm"):
         convolab.create_model("resnet18", pretrained="timm")
 
 

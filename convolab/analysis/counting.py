@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Parameters, each shared tensor once; BN running statistics are buffers and not counted."""
@@ -28,6 +30,21 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     return 0
 
 
+def one_input_size(input_size: Sequence[int]) -> tuple[int, ...]:
+    """`input_size` as a tuple, refused in one line where it has the batch in front (torchinfo's habit): four
+    numbers for a 2-D convolutional network. (A model of other inputs, an MLP's (6,), passes.)"""
+    size = tuple(int(v) for v in input_size)
+    if len(size) == 4:
+        raise ConfigError(not_chw(size))
+    return size
+
+
+def not_chw(size: tuple[int, ...]) -> str:
+    """Why a forward at `size` (of other than three numbers) failed: an image is (C, H, W)."""
+    return (f"input_size must be (channels, height, width) of one image, without the batch, got {size}"
+            + (f"; give {size[1:]}" if len(size) == 4 else ""))
+
+
 def inference_outputs(model: nn.Module, x: torch.Tensor):
     """What an eval-mode model computes for `x` at inference: every task head of a model of several tasks
     (e.g. lenet5_two_head's parity), the main output of any other (auxiliary heads run in training only)."""
@@ -42,6 +59,7 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     The input is made where the model's parameters live; a model built under
     `torch.device("meta")` is counted from shapes alone, in milliseconds even for Inception-v4.
     """
+    input_size = one_input_size(input_size)
     total = 0
 
     def hook(module: nn.Module, _inputs, output) -> None:
@@ -56,6 +74,10 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         inference_outputs(model, torch.zeros(1, *input_size, device=device))
+    except RuntimeError as err:
+        if len(input_size) != 3:  # (H and W alone for an image network: its first convolution refused them)
+            raise ConfigError(not_chw(input_size)) from err
+        raise
     finally:
         for h in handles:
             h.remove()

@@ -21,6 +21,7 @@ from torch import fx, nn
 from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
+from .counting import one_input_size
 from .summary import describe_input_error, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
@@ -110,6 +111,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
     """The eval-mode dataflow graph of `model` at (C, H, W), batch 1, with each node's output shape."""
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
+    input_size = one_input_size(input_size)
     refuse_huge_input(input_size)
     name = getattr(model, "model_name", "") or type(model).__name__
     was_training = model.training

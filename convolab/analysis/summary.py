@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .cost import too_large
-from .counting import count_params, inference_outputs, layer_macs
+from .counting import count_params, inference_outputs, layer_macs, not_chw, one_input_size
 
 COUNTED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -160,6 +160,8 @@ def _prefixes(name: str) -> list[str]:
 def describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
     """One line on why a forward pass at `input_size` failed, with the model's default size."""
     name = getattr(model, "model_name", "") or type(model).__name__
+    if len(input_size) != 3 and getattr(model, "data_config", None) is not None:
+        return not_chw(tuple(input_size))
     given = "x".join(map(str, input_size))
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     config = getattr(model, "data_config", None)
@@ -206,6 +208,22 @@ def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence
                 raise error
 
 
+def _with_uncalled_containers(rows: list[LayerRow], modules: dict[str, nn.Module], called: set[str], ran: set[str],
+                              subtree_params: dict[str, int]) -> list[LayerRow]:
+    """`rows` with a row for each module whose forward never ran while modules inside it did (a two-head
+    model calls its backbone's parts, not the backbone): its parameters and the MACs of what ran inside it,
+    before its first part, so that the rows of one depth add up to the totals. Module lists and dicts, which
+    are never called, keep their parts' rows alone."""
+    for name in sorted(ran - called - {""}):
+        if isinstance(modules[name], (nn.ModuleList, nn.ModuleDict)):
+            continue
+        inside = [i for i, r in enumerate(rows) if r.name.startswith(name + ".")]
+        macs = sum(r.macs for r in rows if r.name.startswith(name + ".") and isinstance(modules[r.name], COUNTED_TYPES))
+        rows.insert(inside[0], LayerRow(name, type(modules[name]).__name__, _depth(name), None,
+                                        subtree_params[name], macs))
+    return rows
+
+
 @torch.no_grad()
 def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> Summary:
     """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1 (every task head
@@ -215,7 +233,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     always cover the whole model. A model built under `torch.device("meta")` is summarized from
     shapes alone.
     """
-    input_size = tuple(int(v) for v in input_size)
+    input_size = one_input_size(input_size)
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
     refuse_huge_input(input_size)
@@ -276,6 +294,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
                if n not in ran and n.rpartition(".")[0] in ran]
     not_counted = sorted({type(modules[n]).__name__ for n in called
                           if not list(modules[n].children()) and not isinstance(modules[n], COUNTED_TYPES)})
+    rows = _with_uncalled_containers(rows, modules, called, ran, subtree_params)
     rows = [r for r in rows if r.depth >= 1 and (depth is None or r.depth <= depth)]
     return Summary(
         model=getattr(model, "model_name", "") or type(model).__name__,

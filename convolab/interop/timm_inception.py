@@ -5,10 +5,13 @@ Our module names follow timm's, so converting is renaming the classifier (`last_
 """
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 from ..models import create_model
 from ._converters import UnsupportedArchitectureError, converter
+from ._layers import Rules, classifier_classes, match_layers
 from .torchvision_inception import load_converted, rename_keys
 
 # timm writes IR-v2's Mixed_5b with numbered branches; ours is Inception-v3's module A.
@@ -19,20 +22,32 @@ MIXED_5B_KEYS = {
     "mixed_5b.branch2.0": "mixed_5b.branch3x3dbl_1",
     "mixed_5b.branch2.1": "mixed_5b.branch3x3dbl_2",
     "mixed_5b.branch2.2": "mixed_5b.branch3x3dbl_3",
+    "mixed_5b.branch3.0": "mixed_5b.pool",  # (no weights: for the layer check)
     "mixed_5b.branch3.1": "mixed_5b.branch_pool",
 }
 
 
+# timm's conv blocks apply their activation inside the BN (BatchNormAct2d's `act`); IR-v2's Block8 calls its
+# activation `relu` (None in the last block, whose Identity is ours only).
+_RULES: Rules = ((r"head\.pool", "global_pool.pool"), (r"head\.flatten", "global_pool.flatten"),
+                 (r"head\.drop", "head_drop"), (r"block8\.act", None), (r"(repeat_2\.\d+)\.act", r"\1.relu"),
+                 (r"(repeat(_1)?\.\d+)\.act", r"\1.act"), (r"(.+)\.act", r"\1.bn.act"))
+
+
 def _convert(peer: nn.Module, name: str, fc_name: str,
              renames: dict[str, str] | None = None) -> nn.Module:
-    fc = getattr(peer, fc_name)
     pool_type = getattr(peer.global_pool, "pool_type", "avg")
     if pool_type != "avg":
         raise UnsupportedArchitectureError(
             f"timm {type(peer).__name__} with global_pool={pool_type!r}: convolab's head averages; "
             "build the timm model with global_pool='avg'")
-    num_classes = fc.out_features if isinstance(fc, nn.Linear) else 0
+    num_classes = classifier_classes(peer, fc_name, "timm")
     ours = create_model(name, num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p)
+    # our layer's name -> the peer's: the renames (given peer -> ours) reversed, then the rules
+    back = [rule for theirs, mine in (renames or {}).items() for rule in (
+        (re.escape(mine) + r"\.act", theirs + ".bn.act"), (re.escape(mine) + r"(\..+)?", theirs + r"\1"))]
+    match_layers(ours, peer, "timm", ((r"head\.fc", fc_name), *back, *_RULES),
+                 stand_ins={"BatchNormAct2d": nn.BatchNorm2d})
     state = rename_keys(peer.state_dict(), {fc_name: "head.fc", **(renames or {})})
     param = next(peer.parameters())
     return load_converted(ours.to(param.device, param.dtype), state, peer)

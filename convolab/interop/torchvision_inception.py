@@ -13,6 +13,7 @@ from torch import nn
 
 from ..models import create_model
 from ._converters import UnsupportedArchitectureError, converter
+from ._layers import Rules, classifier_classes, match_layers
 
 
 def rename_keys(state_dict: Mapping[str, torch.Tensor],
@@ -56,27 +57,39 @@ def load_converted(ours: nn.Module, state_dict: Mapping[str, torch.Tensor], peer
     return ours.train(peer.training)
 
 
-def _convert(peer: nn.Module, name: str, aux_attr: str, aux_prefixes: dict[str, str],
+# Our layers the peers' forward applies as functions (BasicConv2d's and the aux heads' F.relu, the blocks'
+# F.avg_pool2d / F.max_pool2d), GoogLeNet's LRN places (torchvision has none), and the head's renames.
+_HEAD: Rules = ((r"head\.fc", "fc"), (r"head\.pool", "avgpool"), (r"head\.drop", "dropout"),
+                (r"head\.flatten", None), (r".*\.act", None))
+_GOOGLENET: Rules = (*_HEAD, (r"lrn[12]", None), (r"aux[12]\.(pool|flatten)", None),
+                     (r"(aux[12])\.drop", r"\1.dropout"))
+_INCEPTION3: Rules = (*_HEAD, (r"Mixed_\w+\.pool", None), (r"aux\.(pool|global_pool|flatten)", None),
+                      (r"aux\.(.+)", r"AuxLogits.\1"))
+
+
+def _convert(peer: nn.Module, name: str, aux_attr: str, aux_prefixes: dict[str, str], rules: Rules,
              first_conv: nn.Conv2d) -> nn.Module:
-    fc = peer.fc
+    num_classes = classifier_classes(peer, "fc", "torchvision")
     aux = getattr(peer, aux_attr) is not None
-    ours = create_model(name, num_classes=fc.out_features, in_chans=first_conv.in_channels, aux_logits=aux,
+    if aux and num_classes == 0:
+        raise UnsupportedArchitectureError(
+            f"torchvision {type(peer).__name__} with `fc` = Identity() and auxiliary heads: convolab's "
+            f"{name} without a classifier (num_classes=0) has none; build it with aux_logits=False or keep "
+            "an nn.Linear `fc`")
+    ours = create_model(name, num_classes=num_classes, in_chans=first_conv.in_channels, aux_logits=aux,
                         transform_input=bool(peer.transform_input))
-    ours.head.drop.p = peer.dropout.p
+    match_layers(ours, peer, "torchvision", rules)
     state = rename_keys(peer.state_dict(), {"fc": "head.fc", **aux_prefixes})
-    return load_converted(ours.to(fc.weight.device, fc.weight.dtype), state, peer)
+    return load_converted(ours.to(first_conv.weight.device, first_conv.weight.dtype), state, peer)
 
 
 @converter("torchvision", "GoogLeNet")
 def from_torchvision_googlenet(peer: nn.Module) -> nn.Module:
     """torchvision `googlenet(...)` -> our `googlenet_tv`: same classes, aux heads, input transform."""
-    ours = _convert(peer, "googlenet_tv", "aux1", {}, peer.conv1.conv)
-    for name in ours.aux_names:
-        getattr(ours, name).drop.p = getattr(peer, name).dropout.p
-    return ours
+    return _convert(peer, "googlenet_tv", "aux1", {}, _GOOGLENET, peer.conv1.conv)
 
 
 @converter("torchvision", "Inception3")
 def from_torchvision_inception3(peer: nn.Module) -> nn.Module:
     """torchvision `inception_v3(...)` -> our `inception_v3`: same classes, aux head, input transform."""
-    return _convert(peer, "inception_v3", "AuxLogits", {"AuxLogits": "aux"}, peer.Conv2d_1a_3x3.conv)
+    return _convert(peer, "inception_v3", "AuxLogits", {"AuxLogits": "aux"}, _INCEPTION3, peer.Conv2d_1a_3x3.conv)

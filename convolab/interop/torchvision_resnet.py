@@ -10,6 +10,7 @@ from ..models import create_model
 from ..models.densenet import DenseNet, DenseNetSpec
 from ..models.resnet import ResNet, imagenet_stages
 from ._converters import UnsupportedArchitectureError, converter
+from ._layers import Rules, classifier_classes, match_layers
 from .torchvision_inception import load_converted, rename_keys
 
 # (block expansion, blocks per stage) and (blocks, growth rate, stem width, bn_size) of the
@@ -20,69 +21,13 @@ _DENSENETS = {((6, 12, 24, 16), 32, 64, 4): "densenet121", ((6, 12, 32, 32), 32,
               ((6, 12, 48, 32), 32, 64, 4): "densenet201", ((6, 12, 36, 24), 48, 96, 4): "densenet161"}
 
 # Our head's layers the peers' forward has as a flatten call, and no dropout (ours: p=0).
-_HEAD_ONLY: dict[str, str | None] = {"head.flatten": None, "head.drop": None}
+_HEAD_ONLY: Rules = ((r"head\.flatten", None), (r"head\.drop", None))
 
 
-def _linear_classifier(peer: nn.Module, attr: str, arch: str) -> nn.Linear:
-    fc = getattr(peer, attr)
-    if not isinstance(fc, nn.Linear):
-        raise UnsupportedArchitectureError(
-            f"torchvision {arch} with a {type(fc).__name__} as `{attr}`: convolab converts a single "
-            "nn.Linear classifier only")
-    return fc
-
-
-def _config(module: nn.Module) -> tuple:
-    """What a parameter-free setting of `module` changes in its output (its weights' shapes are the load's)."""
-    if isinstance(module, nn.Conv2d):
-        return (module.kernel_size, module.stride, module.padding, module.dilation, module.groups,
-                module.padding_mode)
-    if isinstance(module, nn.BatchNorm2d):
-        return (module.eps, module.affine, module.track_running_stats)
-    if isinstance(module, nn.AdaptiveAvgPool2d):
-        size = module.output_size
-        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-    if isinstance(module, (nn.ReLU, nn.Linear)):
-        return ()
-    return (module.extra_repr(),)
-
-
-def _leaves(model: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in model.named_modules() if name and next(m.children(), None) is None}
-
-
-def _describe(module: nn.Module | None) -> str:
-    """One line: a layer with its settings, a container by its kind only."""
-    if module is None:
-        return "missing"
-    settings = module.extra_repr() if next(module.children(), None) is None else "..."
-    return f"{type(module).__name__}({settings})"
-
-
-def _check_modules(ours: nn.Module, peer: nn.Module, arch: str, renames: dict[str, str | None]) -> None:
-    """Refuse, by name, a peer whose layers differ from ours in kind or setting (a max-pool replaced by
-    nn.Identity, a conv of another stride, a pool of another size): their weights load, their outputs differ.
-    `renames`: our layer's name -> the peer's, None for ours only (what the peer's forward does as a function)."""
-    theirs, everything, mine_all = _leaves(peer), dict(peer.named_modules()), _leaves(ours)
-    for name, mine in mine_all.items():
-        peer_name = renames.get(name, name)
-        found = everything.get(peer_name) if peer_name is not None else mine
-        if type(found) is not type(mine) or _config(found) != _config(mine):
-            raise UnsupportedArchitectureError(
-                f"torchvision {arch} with `{peer_name}` = {_describe(found)}, where convolab's {arch} has "
-                f"{_describe(mine)}: its outputs would differ; convolab converts the stock {arch} layers only")
-    matched = {renames.get(name, name) for name in mine_all}
-    extra = [n for n, m in theirs.items() if n not in matched and not isinstance(m, nn.Identity)]
-    if extra:
-        raise UnsupportedArchitectureError(
-            f"torchvision {arch} with `{extra[0]}` = {_describe(theirs[extra[0]])}, which convolab's {arch} does "
-            f"not have; convolab converts the stock {arch} layers only")
-
-
-def _load(ours: nn.Module, peer: nn.Module, arch: str, head: str, renames: dict[str, str | None]) -> nn.Module:
+def _load(ours: nn.Module, peer: nn.Module, head: str, rules: Rules) -> nn.Module:
     """`ours` with the peer's weights (the classifier `head` renamed to head.fc), on its device, in its dtype
     and train/eval mode, once its layers are checked to be the peer's."""
-    _check_modules(ours, peer, arch, {"head.fc": head, **renames})
+    match_layers(ours, peer, "torchvision", ((r"head\.fc", head), *rules))
     param = next(peer.parameters(), None)
     if param is not None:
         ours.to(param.device, param.dtype)
@@ -116,10 +61,9 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
     else:
         raise UnsupportedArchitectureError(
             f"torchvision ResNet of {type(first).__name__} blocks is not convertible")
-    fc = _linear_classifier(peer, "fc", "ResNet")
     blocks = [len(getattr(peer, f"layer{i}")) for i in range(1, 5)]
     name = _RESNETS.get((block.expansion, tuple(blocks)))
-    kwargs = dict(num_classes=fc.out_features, in_chans=peer.conv1.in_channels)
+    kwargs = dict(num_classes=classifier_classes(peer, "fc", "torchvision"), in_chans=peer.conv1.in_channels)
     conv1 = peer.conv1
     # The common CIFAR change (3x3 stride-1 conv1, no max-pool) is our stem="cifar"; any other is refused.
     cifar = isinstance(peer.maxpool, nn.Identity) and isinstance(conv1, nn.Conv2d) and \
@@ -129,7 +73,7 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
     ours = create_model(name, **kwargs) if name else ResNet(block, imagenet_stages(blocks), **kwargs)
     if cifar:
         ours.model_options = {"stem": "cifar"}  # (what a checkpoint of it rebuilds it with)
-    return _load(ours, peer, "ResNet", "fc", {"head.pool": "avgpool", **_HEAD_ONLY})
+    return _load(ours, peer, "fc", ((r"head\.pool", "avgpool"), *_HEAD_ONLY))
 
 
 @converter("torchvision", "DenseNet")
@@ -146,10 +90,11 @@ def convert_densenet(peer: nn.Module) -> nn.Module:
         raise UnsupportedArchitectureError(
             f"torchvision DenseNet with compression {sorted(compressions)} or bn_size not a whole multiple "
             "of the growth rate: not a torchvision-built DenseNet convolab can match")
-    fc = _linear_classifier(peer, "classifier", "DenseNet")
     spec = DenseNetSpec(tuple(len(b) for b in blocks), growth_rate, features.conv0.out_channels, bn_size, 0.5)
-    kwargs = dict(num_classes=fc.out_features, in_chans=features.conv0.in_channels,
+    num_classes = classifier_classes(peer, "classifier", "torchvision")
+    kwargs = dict(num_classes=num_classes, in_chans=features.conv0.in_channels,
                   drop_rate=float(first_layer.drop_rate))
     name = _DENSENETS.get((spec.block_config, growth_rate, spec.num_init_features, bn_size))
     ours = create_model(name, **kwargs) if name is not None else DenseNet(spec, **kwargs)
-    return _load(ours, peer, "DenseNet", "classifier", {"head.pool": None, "features.relu5": None, **_HEAD_ONLY})
+    # (torchvision's DenseNet pools and applies the last ReLU as functions)
+    return _load(ours, peer, "classifier", ((r"head\.pool", None), (r"features\.relu5", None), *_HEAD_ONLY))

@@ -19,18 +19,22 @@ from .sources import WeightsError, choose_weights
 
 # Options that cut a model after it is built, so they combine with any weights.
 _CUTS = ("features_only", "out_indices", "until")
+# What a weights file's name ends with: such a string is a path, a missing file said as such (never taken
+# for a weights name).
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 PRETRAINED_CFG_KEYS = ("weights", "classes", "image_size", "crop_pct", "interpolation", "mean", "std", "preprocess")
 
 
 def is_weights_path(pretrained: Any, name: str | None = None) -> bool:
-    """Whether `pretrained` names a file or folder rather than a library or a weights name. A bare word that
-    is also one of model `name`'s weights names ("timm", "IMAGENET1K_V2") means the weights, even where a
-    file of that name lies in the current folder (write ./timm for the file)."""
+    """Whether `pretrained` names a file or folder rather than a library or a weights name: a path with a
+    folder separator or a weights file's suffix (.pth .pt .ckpt .bin .safetensors), existing or not. A bare
+    word that is also one of model `name`'s weights names ("timm", "IMAGENET1K_V2") means the weights, even
+    where a file of that name lies in the current folder (write ./timm for the file)."""
     if isinstance(pretrained, Path):
         return True
     if not isinstance(pretrained, str):
         return False
-    if os.sep in pretrained or "/" in pretrained or pretrained.endswith((".pt", ".safetensors")):
+    if os.sep in pretrained or "/" in pretrained or pretrained.lower().endswith(WEIGHTS_SUFFIXES):
         return True
     if name is not None:
         try:
@@ -45,7 +49,11 @@ def _record_and_model(name: str, pretrained: bool | str | Path) -> tuple[dict[st
     name = get_entry(name).name
     if not is_weights_path(pretrained, name):
         return fetch_pretrained(name, pretrained)
-    record = load_checkpoint(Path(pretrained).expanduser())
+    path = Path(pretrained).expanduser()
+    if not path.exists():
+        raise ConfigError(f"file {pretrained} does not exist (pretrained= took it for a path); give an existing "
+                          "checkpoint, run folder or safetensors file, or True / a weights name for published weights")
+    record = load_checkpoint(path)
     if get_entry(str(record.get("model_name", ""))).name != name:
         raise ConfigError(f"{pretrained} holds the weights of {record.get('model_name')!r}, not {name}; "
                           f"give create_model({record.get('model_name')!r}, pretrained=...)")

@@ -129,7 +129,7 @@ def choose_weights(name: str, pretrained: bool | str) -> Weights:
     if source is None:
         raise WeightsError(no_weights_message(name))
     if pretrained in ("torchvision", "timm") and pretrained != source.library:
-        raise WeightsError(f"{name}'s weights come from {source.library}, not {pretrained}; "
+        raise WeightsError(f"convolab loads {name}'s weights from {source.library} only, not from {pretrained}; "
                            f"give pretrained=True or pretrained={source.library!r}")
     available = published_weights(source)
     if pretrained is True or pretrained == source.library:

@@ -34,6 +34,15 @@ def _zip_names(path: Path) -> list[str] | None:
         return None
 
 
+def _pickled_objects(text: str) -> str:
+    """What torch's weights-only unpickler refused, in words: the class it names (a whole pickled model:
+    "torchvision.models.resnet.ResNet"), else its reason's first sentence, whole."""
+    reason = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
+    if "GLOBAL " in reason:
+        return f"it holds a pickled {reason.split('GLOBAL ', 1)[1].split()[0]} object"
+    return f"it holds Python objects other than tensors, numbers and strings ({reason.split('. ')[0].rstrip('.')})"
+
+
 def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
     """One line for a file torch.load refused: what it is, never torch's multi-sentence advice."""
     text = str(err)
@@ -41,9 +50,8 @@ def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
         return (f"{path} is not a readable checkpoint: not a zip archive as torch.save writes "
                 f"(truncated, corrupt or another kind of file); {GIVE}")
     if "WeightsUnpickler error:" in text:  # a pickle with objects weights_only does not allow
-        reason = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
-        return (f"{path} is not a readable checkpoint: it holds Python objects other than tensors, numbers "
-                f"and strings ({reason[:120]}), which convolab does not unpickle; {GIVE}")
+        return (f"{path} is not a readable checkpoint: {_pickled_objects(text)}, which convolab does not unpickle "
+                f"(a checkpoint holds tensors, numbers and strings only); {GIVE}")
     first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
     return f"{path} is not a readable checkpoint: a damaged archive ({first[:120]}); {GIVE}"
 
