@@ -5,11 +5,12 @@ decoding.
     python benchmarks/data_delivery.py [--quick] [--data PATH_TO_TAR]
 
 Every side delivers normalized float32 NCHW batches of 256 training images in a shuffled order:
-- convolab: `load_image_folder` decodes the tar once into a uint8 tensor (cached on disk); a batch is an
-  index into it, converted and normalized whole by `BatchTransform` (main process, torch's threads);
-- decode-once tensor: what a user writes after torchvision's CIFAR10 class (all images decoded once
-  with PIL into one uint8 N x H x W x C array, kept in memory); a batch is an index, then permute,
-  float, divide and normalize (main process, torch's threads);
+- convolab: `load_image_folder` decodes the tar once into a uint8 N x C x H x W tensor (cached on disk); a
+  batch is an index into it, converted and normalized by `BatchTransform` (float(), then div_, sub_, div_
+  in place; main process, torch's threads);
+- decode-once tensor: what a careful user writes after torchvision's CIFAR10 class, at its best: all
+  images decoded once with PIL into one uint8 array, permuted once to N x C x H x W (contiguous); a batch
+  is an index, then float() and the same in-place divide and normalize (main process, torch's threads);
 - ImageFolder + DataLoader(2 workers, persistent, started before the timing by a first epoch):
   per-sample PIL decode, ToTensor, Normalize in the workers (the tar is unpacked beforehand, untimed).
 Ends with `ratio <what> <value>` lines.
@@ -31,6 +32,7 @@ from _common import SHARED_CIFAR_TAR, machine  # noqa: E402
 
 from convolab.data.augment import AugmentConfig, BatchTransform  # noqa: E402
 from convolab.data.folder import load_image_folder  # noqa: E402
+from convolab.errors import ConvolabError  # noqa: E402
 
 BATCH = 256
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -55,7 +57,8 @@ def convolab_epoch(images: torch.Tensor, labels: torch.Tensor, transform: BatchT
 
 
 def decode_once(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchvision's CIFAR10 layout, from image files: one uint8 N x H x W x C array and the labels."""
+    """torchvision's CIFAR10 decoding, from image files: one uint8 array, made N x C x H x W once (a batch then
+    needs no permute and is contiguous), and the labels."""
     from PIL import Image
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -64,21 +67,30 @@ def decode_once(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     for f, _ in files:
         with Image.open(f) as img:
             arrays.append(np.asarray(img.convert("RGB")))
-    return torch.from_numpy(np.stack(arrays)), torch.tensor([c for _, c in files])
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor([c for _, c in files])
 
 
 def decode_once_epoch(images: torch.Tensor, labels: torch.Tensor, epoch: int) -> float:
-    """The loop a user writes over such a tensor: index, permute, float, normalize."""
+    """The loop a careful user writes over such a tensor: index, float, normalize in place."""
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     start = time.perf_counter()
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(epoch))
     seen = 0
     for b in range(0, len(perm), BATCH):
         idx = perm[b:b + BATCH]
-        x = images[idx].permute(0, 3, 1, 2).float().div(255)
-        x = (x - mean) / std
+        x = images[idx].float().div_(255).sub_(mean).div_(std)
         seen += len(x)
     return seen / (time.perf_counter() - start)
+
+
+def train_folder(unpacked: Path, tar_path: Path) -> Path:
+    """The tar's train/ folder: at its top level or inside one wrapping folder, as `load_image_folder` reads it."""
+    found = sorted(p for p in (unpacked / "train", *unpacked.glob("*/train")) if p.is_dir())
+    if not found:
+        raise SystemExit(f"{tar_path} has no train/ folder at its top level or inside one folder "
+                         "(give --data a tar of train/<class>/*.jpg and test/<class>/*.jpg)")
+    return found[0]
 
 
 def main() -> None:
@@ -98,12 +110,16 @@ def main() -> None:
     from torch.utils.data import DataLoader, Subset
 
     print(f"machine: {machine()}")
-    print(f"convolab and decode-once: main process, {torch.get_num_threads()} torch threads, uint8 in memory, "
-          "float32 NCHW out; ImageFolder: DataLoader(batch 256, shuffle, num_workers=2, persistent_workers, "
+    print(f"convolab and decode-once: main process, {torch.get_num_threads()} torch threads, uint8 NCHW in "
+          "memory, float() then in-place divide and normalize, float32 NCHW out; ImageFolder: DataLoader(batch 256, "
+          "shuffle, num_workers=2, persistent_workers, "
           "workers started by an untimed first epoch), per-sample PIL decode + ToTensor + Normalize in the workers")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        data = load_image_folder(tar_path, cache_dir=f"{tmp}/cache")
+        try:
+            data = load_image_folder(tar_path, cache_dir=f"{tmp}/cache")
+        except ConvolabError as error:  # a tar convolab cannot read: its one line, no traceback
+            raise SystemExit(str(error)) from None
         build = time.perf_counter() - start
         start = time.perf_counter()
         data = load_image_folder(tar_path, cache_dir=f"{tmp}/cache")
@@ -115,7 +131,7 @@ def main() -> None:
 
         with tarfile.open(tar_path) as tar:
             tar.extractall(f"{tmp}/unpacked", filter="data")
-        train_root = next(Path(f"{tmp}/unpacked").glob("*/train"))
+        train_root = train_folder(Path(f"{tmp}/unpacked"), tar_path)
         start = time.perf_counter()
         images, labels = decode_once(train_root)
         decode = time.perf_counter() - start

@@ -3,8 +3,8 @@
 Pretrain a model on five classes (airplane, automobile, bird, cat, deer), then fine-tune it on
 the other five (dog, frog, horse, ship, truck) with 100 training images per class; train the
 same model from scratch on the same 500 images for the same epochs; both are tested on the
-test images of those five classes. Prints `accuracy finetune <v>`, `accuracy scratch <v>` and
-`ratio finetune-minus-scratch-points <v>` (the issue asks for at least 10 points).
+test images of those five classes. Prints the machine, `accuracy finetune <v>`, `accuracy scratch <v>`
+and `ratio finetune-minus-scratch-points <v>` (the issue asks for at least 10 points).
 
     python benchmarks/finetune.py --data ../shared/data/cifar10-jpg.tar.gz [--quick] [--model resnet20]
 """
@@ -19,9 +19,12 @@ from pathlib import Path
 
 import torch
 
-from convolab.data import ImageData, Split, load_data
-from convolab.finetune import finetune_trainer
-from convolab.training import TrainConfig, Trainer
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine  # noqa: E402
+
+from convolab.data import ImageData, Split, load_data  # noqa: E402
+from convolab.finetune import finetune_trainer  # noqa: E402
+from convolab.training import TrainConfig, Trainer  # noqa: E402
 
 SOURCE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer")
 TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: the CIFAR-10 tar {args.data} is absent (give --data PATH)")
         return 0
     logging.basicConfig(level=logging.WARNING)
+    print(f"machine: {machine()}")
     torch.manual_seed(0)
     cifar = load_data(args.data)
     source = class_subset(cifar, SOURCE_CLASSES, args.pretrain_per_class, args.test_per_class)

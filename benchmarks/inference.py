@@ -14,8 +14,8 @@ Each path is checked against its PyTorch model before it is timed; the time per 
 the timed runs, the paths taking turns. Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>` lines.
 
     python benchmarks/inference.py            # ~20-25 minutes on 2 cores (an estimate; 6 torch.compile builds)
-    python benchmarks/inference.py --quick    # fewer repetitions: 12 minutes measured (load 3-4, inductor's
-                                              # cache warm; a cold first compile took 132 s instead of 6 s)
+    python benchmarks/inference.py --quick    # fewer repetitions: 4 min 6 s measured on 2 idle cores (the
+                                              # README's table; a cold first compile took 132 s instead of 6 s)
     python benchmarks/inference.py --no-compile   # without the torch.compile peer
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, thr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about two minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (4 min 6 s measured on 2 idle cores)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile peer")

@@ -6,7 +6,9 @@ Each setting is a whole `convolab train` command in its own process (as a user r
 convolab/_platform.py) and every explicit --threads from 1 to the usable cores (--threads N = PyTorch's own
 default when N is the core count). Each runs on an idle machine and beside one competing busy process (a
 Python busy loop, started first). The figure is the images/s of the last epoch's training steps, from the
-run's metrics.csv; every setting runs `--repeats` times and keeps its best.
+run's metrics.csv; every setting runs `--repeats` times and keeps its best. Prints the machine and ends
+with `ratio <what> <value>` lines (the default's images/s, and PyTorch's own default's, over the best
+explicit --threads, idle and loaded).
 
     python benchmarks/thread_contention.py            # resnet20 on mnist5k, 2 epochs a run
     python benchmarks/thread_contention.py --quick    # lenet5_modern, to check the script
@@ -23,7 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from convolab._platform import cpu_name, usable_cores  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+
+from convolab._platform import usable_cores  # noqa: E402
 
 
 def train_images_per_second(model: str, threads: int | None, epochs: int, batch: int) -> float:
@@ -50,8 +55,10 @@ def main() -> None:
         args.model, args.repeats = "lenet5_modern", 1
     cores = usable_cores()
     settings: list[int | None] = [None, *range(1, cores + 1)]
+    print(f"machine: {machine()}; {cores} usable cores; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{args.model} on mnist5k (4000 training images at 28 px), batch {args.batch_size}, {args.epochs} epochs a "
-          f"run, fp32, channels-last; {cpu_name()}, {cores} usable cores; best of {args.repeats}")
+          f"run, fp32, channels-last; best of {args.repeats}")
     print("each setting: `convolab train` in its own process, OMP_NUM_THREADS unset; the competitor: "
           "`python -c 'while True: pass'`\n")
     results: dict[str, dict[str, float]] = {}
@@ -84,6 +91,10 @@ def main() -> None:
           f"{default['one busy process'] / best_loaded:.2f}x (goal: >= 0.5x loaded, no loss idle)")
     print(f"PyTorch's own default (--threads {cores}) / best: idle {torch_default['idle'] / best_idle:.2f}x, "
           f"loaded {torch_default['one busy process'] / best_loaded:.2f}x")
+    print(f"ratio default-vs-best-threads-idle {default['idle'] / best_idle:.2f}")
+    print(f"ratio default-vs-best-threads-loaded {default['one busy process'] / best_loaded:.2f}")
+    print(f"ratio torch-default-vs-best-threads-idle {torch_default['idle'] / best_idle:.2f}")
+    print(f"ratio torch-default-vs-best-threads-loaded {torch_default['one busy process'] / best_loaded:.2f}")
 
 
 if __name__ == "__main__":

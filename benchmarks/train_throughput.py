@@ -10,17 +10,19 @@ autocast) on every side; every side on the CPU. Sides:
 
 - d2l: the textbook loop as d2l writes it (train_ch6 with `d2l.load_data_*` style loaders): ImageFolder,
   DataLoader(shuffle, num_workers=4 = d2l.get_dataloader_workers(), workers restarted each epoch),
-  per-sample RandomCrop(32, padding=4)/flip/ToTensor/Normalize, NCHW, torch's threads, the loss and
-  accuracy read back every step (d2l.Accumulator);
-- textbook-best: the same loop at its best: 2 persistent workers, the main process at the cores they leave
-  (1 torch thread on 2 cores; --loader-threads), channels-last, nothing read back per step;
+  per-sample RandomCrop(32, padding=4)/flip/ToTensor/Normalize, NCHW, torch's threads (one per core;
+  --threads), the loss and accuracy read back every step (d2l.Accumulator);
+- textbook-best: the same loop at its best: 2 persistent workers, channels-last, nothing read back per step;
+  the main process measured at the cores its workers leave and at convolab's thread count (1 and 2 torch
+  threads on 2 cores; --loader-threads) and its better setting kept;
 - hand-written: the images decoded once into a uint8 tensor (convolab's cache), batches by indexing,
   whole-batch crop/flip, channels-last, one torch thread per core (--threads), no workers: the loop a
   careful engineer writes in 30 lines;
 - timm: timm's train.py data path: `timm.data.ImageDataset` + `create_loader` (is_training, its
   RandomResizedCrop at scale 0.64-1 + flip, no colour jitter, 2 persistent workers, no CUDA prefetcher
-  on the CPU), `create_optimizer_v2`, channels-last as `train.py --channels-last` does, threads as
-  textbook-best;
+  on the CPU), `create_optimizer_v2(opt="momentum")` (timm's plain-momentum SGD, as every other side; its
+  "sgd" is Nesterov), channels-last as `train.py --channels-last` does, threads as textbook-best (each
+  count measured, the better kept);
 - lightning: `Trainer.fit` (barebones=True, accelerator cpu, precision 32-true) on the textbook-best
   DataLoader and threads, the LightningModule's step converting its batch to channels-last;
 - convolab: the `convolab train --threads 2` command (resident uint8 data, batch augmentation, channels-last,
@@ -33,9 +35,11 @@ Per side: images/s of the training steps (best epoch after the first, which star
 up; convolab: metrics.csv's images_per_second, its device-synchronized clock) and the whole process's
 wall time (Python start, imports, data, all epochs: for convolab the whole `convolab train` command).
 convolab's image cache is built once before the sides run (its time is printed) and is warm for them.
-Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
-Full run: ~10 min on 2 idle cores (an estimate); --quick: ~4 min idle (7.8 min measured under a load of
-4-7). On a machine other processes load, give --threads 1 (waiting threads spin: every side at one thread).
+Ends with `ratio <model>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster), each against the
+side's better thread setting.
+The three sides with workers run once per thread count tried: 9 processes a model on 2 cores, not 6.
+On a machine other processes load, give --threads 1 (waiting threads spin: every side, d2l's too, then at
+one thread).
 """
 from __future__ import annotations
 
@@ -61,10 +65,12 @@ MODELS = {"lenet5": {"img_size": 32}, "resnet20": {}, "googlenet_small": {}}
 # Training images per model (a tenth of each class), epochs: full and --quick.
 IMAGES = {"lenet5": (10000, 2560), "resnet20": (4000, 1280), "googlenet_small": (4000, 1280)}  # >= 10 steps
 BATCH, LR, MOMENTUM, TEST_PER_CLASS, WORKERS = 128, 0.01, 0.9, 20, 2
-# The thread count of a main process beside its WORKERS busy workers: the cores they leave (on 2 cores, 1;
-# with 2 threads, lenet5's textbook-best loop ran at a quarter of the speed under load, the threads spinning).
-LOADER_THREADS = max(1, (os.cpu_count() or 1) - WORKERS)
-THREADS = os.cpu_count() or 1  # convolab's and the hand-written loop's (no workers): one per core
+THREADS = os.cpu_count() or 1  # convolab's, d2l's and the hand-written loop's: one per core
+# The sides whose main process runs beside WORKERS busy workers: no one thread count is best for them (under
+# load, lenet5's textbook-best loop ran at a quarter of the speed at 2 threads than at 1, the threads spinning;
+# on the compute-bound models, idle, d2l's loop at 2 threads beat them at 1), so each is measured at every
+# count tried and keeps its best.
+LOADER_SIDES = ("textbook-best", "timm", "lightning")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, fixed for every side
 DESCRIBE = {
     "d2l": "ImageFolder, DataLoader(num_workers=4, not persistent), per-sample PIL crop/flip/ToTensor/Normalize, "
@@ -74,7 +80,7 @@ DESCRIBE = {
     "hand-written": "uint8 tensor in memory (decoded once), batches by indexing, whole-batch crop/flip/normalize, "
                     "channels-last fp32, torch threads {threads}, no workers",
     "timm": "timm ImageDataset + create_loader(num_workers=2, persistent, RRC 0.64-1 + flip, no prefetcher), "
-            "create_optimizer_v2(sgd), channels-last fp32, torch threads {threads}",
+            "create_optimizer_v2(momentum: plain SGD momentum), channels-last fp32, torch threads {threads}",
     "lightning": "lightning {version} Trainer(barebones, cpu, 32-true).fit on DataLoader(num_workers=2, "
                  "persistent, per-sample PIL crop/flip/ToTensor/Normalize), channels-last, torch threads {threads}",
     "convolab": "`convolab train`: uint8 tensor in memory (image cache, warm), batch crop/flip/normalize, "
@@ -83,9 +89,10 @@ DESCRIBE = {
 
 
 # ----- the data ------------------------------------------------------------------------------------
-def write_subset(tar_path: Path, root: Path, train: int) -> None:
+def write_subset(tar_path: Path, root: Path, train: int) -> dict[str, int]:
     """root/train/<class>/*.jpg: the first train/10 of each class of the tar; root/test: 20 of each.
-    The files are the tar's own JPEG bytes."""
+    The files are the tar's own JPEG bytes. Returns the images written per split (fewer than asked
+    where the tar holds fewer)."""
     per = {"train": train // 10, "test": TEST_PER_CLASS}
     taken: dict[tuple[str, str], int] = {}
     with tarfile.open(tar_path, mode="r|*") as tar:
@@ -100,6 +107,7 @@ def write_subset(tar_path: Path, root: Path, train: int) -> None:
             target = root / parts[-3] / parts[-2] / parts[-1]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(tar.extractfile(member).read())
+    return {split: sum(n for (s, _), n in taken.items() if s == split) for split in per}
 
 
 # ----- the sides (each run in a process of its own: `--run-side`) -------------------------------
@@ -195,7 +203,8 @@ def side_timm(name: str, root: Path, epochs: int) -> list[float]:
                            is_training=True, scale=(0.64, 1.0), hflip=0.5, color_jitter=0.0, mean=MEAN, std=STD,
                            num_workers=WORKERS, use_prefetcher=False, persistent_workers=True,
                            device=torch.device("cpu"))
-    optimizer = create_optimizer_v2(model, opt="sgd", lr=LR, momentum=MOMENTUM, weight_decay=0.0)
+    # "momentum": timm's plain-momentum SGD, as every other side; its "sgd" (and "nesterov") is Nesterov.
+    optimizer = create_optimizer_v2(model, opt="momentum", lr=LR, momentum=MOMENTUM, weight_decay=0.0)
     return loader_epochs(model, loader, optimizer, epochs, True, False)
 
 
@@ -251,15 +260,15 @@ NEEDS = {"timm": "timm", "lightning": "lightning"}
 
 
 # ----- the driver ----------------------------------------------------------------------------------
-def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict, extra: list[str],
-             threads: int) -> tuple[list[float], float]:
-    """(images/s of each epoch, the process's wall seconds)."""
+def run_side(side: str, name: str, root: Path, epochs: int, tmp: Path, env: dict, threads: int,
+             round_: int) -> tuple[list[float], float]:
+    """(images/s of each epoch, the process's wall seconds); `threads`: the side's torch threads."""
     if side == "convolab":
-        run_dir = tmp / f"run-{name}"
+        run_dir = tmp / f"run-{name}-{round_}"  # a folder per round: `convolab train` refuses one holding a run
         cmd = side_convolab(name, root, epochs, run_dir, threads)
     else:
         cmd = [sys.executable, __file__, "--run-side", side, "--models", name, "--folder", str(root),
-               "--epochs", str(epochs), *extra]
+               "--epochs", str(epochs), "--side-threads", str(threads)]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -283,38 +292,48 @@ def missing(side: str) -> str | None:
     return None
 
 
+def thread_settings(args: argparse.Namespace) -> dict[str, list[int]]:
+    """The torch thread counts each side is measured at: one for the sides without workers (and d2l's, which
+    keeps torch's default), every count tried for the sides with workers."""
+    tried = args.loader_threads or sorted({max(1, args.threads - WORKERS), args.threads})
+    return {side: list(tried) if side in LOADER_SIDES else [args.threads] for side in SIDES}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer images, 2 epochs (~4 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer images, 2 epochs")
     parser.add_argument("--data", default=str(SHARED_CIFAR_TAR), help="the CIFAR-10 JPEG tar")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
     parser.add_argument("--epochs", type=int, help="epochs per side (default: 3, --quick 2); the first is not timed")
-    parser.add_argument("--loader-threads", type=int, default=LOADER_THREADS,
-                        help="torch threads of the main process of the sides with DataLoader workers (textbook-best, "
-                        "timm, lightning): the cores left to it beside its 2 workers, at least 1 (default: "
-                        "%(default)s; d2l keeps torch's default, one per core)")
+    parser.add_argument("--loader-threads", type=int, nargs="+",
+                        help="the torch thread counts to measure the main process of the sides with DataLoader "
+                        "workers (textbook-best, timm, lightning) at; each side keeps its best (default: the cores "
+                        f"its {WORKERS} workers leave, at least 1, and --threads: "
+                        f"{' and '.join(map(str, sorted({max(1, THREADS - WORKERS), THREADS})))} here)")
     parser.add_argument("--threads", type=int, default=THREADS,
-                        help="torch threads of convolab (`convolab train --threads`) and the hand-written loop, the "
-                        "sides without workers (default: one per core, %(default)s)")
+                        help="torch threads of convolab (`convolab train --threads`), the hand-written loop and d2l's "
+                        "loop (default: one per core, %(default)s)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every side this many times, in turn (A B A B ...), and keep each side's best epoch "
                         "and best wall time: on a machine whose speed drifts, no side gets only the slow minutes "
                         "(default: %(default)s)")
     parser.add_argument("--run-side", choices=list(RUNNERS), help=argparse.SUPPRESS)  # one side, in this process
+    parser.add_argument("--side-threads", type=int, help=argparse.SUPPRESS)  # its torch threads
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (2 if args.quick else 3)
     if args.run_side:
-        if args.run_side in ("textbook-best", "timm", "lightning"):
-            torch.set_num_threads(args.loader_threads)
-        elif args.run_side == "hand-written":
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.side_threads)
         rates = RUNNERS[args.run_side](args.models[0], Path(args.folder), epochs)
         print(json.dumps({"rates": rates}))
         return
     if not Path(args.data).is_file():
         raise SystemExit(f"skipped: no CIFAR-10 tar at {args.data} (pass --data PATH)")
+    for flag, counts in (("--threads", [args.threads]), ("--loader-threads", args.loader_threads or [])):
+        if any(n < 1 for n in counts):
+            raise SystemExit(f"{flag} must be >= 1, got {' '.join(map(str, counts))}")
+    settings = thread_settings(args)
     started = time.perf_counter()
     print(f"machine: {machine()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"every side: convolab's model, batch {BATCH}, SGD lr {LR} momentum {MOMENTUM} (no weight decay, constant "
@@ -322,8 +341,8 @@ def main() -> None:
           + (f"; {args.rounds} rounds in turn, each side's best" if args.rounds > 1 else ""))
     versions = {"lightning": _version("lightning"), "timm": _version("timm")}
     for side in args.sides:
-        threads = {"textbook-best": args.loader_threads, "timm": args.loader_threads, "lightning": args.loader_threads,
-                   "hand-written": args.threads, "convolab": args.threads}.get(side, torch.get_num_threads())
+        counts = settings[side]
+        threads = " and ".join(map(str, counts)) + (" (each measured, the better kept)" if len(counts) > 1 else "")
         print(f"  {side}: {DESCRIBE[side].format(threads=threads, version=versions['lightning'])}"
               + (f" (timm {versions['timm']})" if side == "timm" else ""))
     sides = []
@@ -341,37 +360,49 @@ def main() -> None:
             n = IMAGES[name][1 if args.quick else 0]
             root = tmp / f"cifar10-{n}"
             if root.is_dir():
-                print(f"{name}: the same {n} training images + {10 * TEST_PER_CLASS} test", flush=True)
+                print(f"{name}: the same images as above", flush=True)
             else:
-                write_subset(Path(args.data), root, n)
+                written = write_subset(Path(args.data), root, n)
                 start = time.perf_counter()  # convolab's image cache, once, outside the sides' timing
                 subprocess.run([sys.executable, "-c", "import sys; from convolab.data.folder import "
                                 "load_image_folder; load_image_folder(sys.argv[1])", str(root)], env=env, check=True)
-                print(f"{name}: {n} training images ({n // 10} a class) + {10 * TEST_PER_CLASS} test; convolab's "
+                short = f" (asked for {n}: the tar holds fewer)" if written["train"] < n else ""
+                print(f"{name}: {written['train']} training images{short} + {written['test']} test; convolab's "
                       f"image cache built in {time.perf_counter() - start:.1f} s (a process), once", flush=True)
-            row: dict[str, tuple[float, float]] = {}
+            # (side, threads) -> (best images/s, best wall s) over the rounds
+            measured: dict[tuple[str, int], tuple[float, float]] = {}
             for round_ in range(args.rounds):
                 for side in sides:
-                    extra = ["--loader-threads", str(args.loader_threads), "--threads", str(args.threads)]
-                    rates, wall = run_side(side, name, root, epochs, tmp, env, extra, args.threads)
-                    best = max(rates[1:] or rates)
-                    row[side] = (max(best, row[side][0]), min(wall, row[side][1])) if side in row else (best, wall)
-                    which = f" round {round_ + 1}" if args.rounds > 1 else ""
-                    print(f"  {name:16s} {side:14s} {best:8.0f} img/s   process {wall:6.1f} s   "
-                          f"(epochs: {', '.join(f'{r:.0f}' for r in rates)}){which}", flush=True)
-            results.append((name, n, row))
+                    for threads in settings[side]:
+                        rates, wall = run_side(side, name, root, epochs, tmp, env, threads, round_)
+                        best, key = max(rates[1:] or rates), (side, threads)
+                        old = measured.get(key, (best, wall))
+                        measured[key] = (max(best, old[0]), min(wall, old[1]))
+                        which = f"   round {round_ + 1}" if args.rounds > 1 else ""
+                        print(f"  {name:16s} {side:14s} {threads} thr {best:8.0f} img/s   process {wall:6.1f} s   "
+                              f"(epochs: {', '.join(f'{r:.0f}' for r in rates)}){which}", flush=True)
+            row: dict[str, tuple[int, float, float]] = {}  # side -> (kept threads, images/s, wall s)
+            for side in sides:
+                tried = {t: measured[(side, t)] for t in settings[side]}
+                kept = max(tried, key=lambda t: tried[t][0])
+                row[side] = (kept, *tried[kept])
+                if len(tried) > 1:
+                    print(f"  {name:16s} {side:14s} kept {kept} threads: "
+                          + ", ".join(f"{t} thr {ips:.0f} img/s" for t, (ips, _) in tried.items()), flush=True)
+            results.append((name, row))
     print()
-    print(f"{'model':<16}{'side':<15}{'images/s':>10}{'wall s':>9}{'convolab x':>12}{'wall ratio':>12}")
-    for name, _, row in results:
+    print(f"{'model':<16}{'side':<15}{'threads':>8}{'images/s':>10}{'wall s':>9}{'convolab x':>12}{'wall ratio':>12}")
+    for name, row in results:
         ours = row.get("convolab")
-        for side, (ips, wall) in row.items():
-            versus = f"{ours[0] / ips:11.2f}x" if ours else ""
-            walls = f"{wall / ours[1]:11.2f}x" if ours else ""
-            print(f"{name:<16}{side:<15}{ips:>10.0f}{wall:>9.1f}{versus:>12}{walls:>12}")
+        for side, (threads, ips, wall) in row.items():
+            versus = f"{ours[1] / ips:11.2f}x" if ours else ""
+            walls = f"{wall / ours[2]:11.2f}x" if ours else ""
+            print(f"{name:<16}{side:<15}{threads:>8}{ips:>10.0f}{wall:>9.1f}{versus:>12}{walls:>12}")
             if ours and side != "convolab":
-                lines.append(f"ratio {name}-convolab-vs-{side} {ours[0] / ips:.2f} (wall: {side} {wall:.1f} s, "
-                             f"convolab {ours[1]:.1f} s)")
-    print("(convolab x: convolab's images/s over the side's; wall ratio: the side's process time over convolab's)")
+                lines.append(f"ratio {name}-convolab-vs-{side} {ours[1] / ips:.2f} (wall: {side} {wall:.1f} s at "
+                             f"{threads} threads, convolab {ours[2]:.1f} s)")
+    print("(threads: the side's torch threads, its best where more were tried; convolab x: convolab's images/s over "
+          "the side's; wall ratio: the side's process time over convolab's)")
     print("\n".join(lines))
     print(f"total {time.perf_counter() - started:.0f} s")
 
