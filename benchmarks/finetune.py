@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
 from convolab.data import ImageData, Split, load_data  # noqa: E402
+from convolab.errors import ConvolabError  # noqa: E402
 from convolab.finetune import finetune_trainer  # noqa: E402
 from convolab.training import TrainConfig, Trainer  # noqa: E402
 
@@ -60,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_TAR), help="the CIFAR-10 tar (default: %(default)s)")
     parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="default: 10 (--quick: 4)")
     parser.add_argument("--pretrain-per-class", type=int, default=None, help="default: all 5,000")
-    parser.add_argument("--epochs", type=int, default=30, help="fine-tuning and from-scratch epochs")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="fine-tuning and from-scratch epochs (default: 30; --quick: 15)")
     parser.add_argument("--per-class", type=int, default=100, help="training images per new class")
     parser.add_argument("--test-per-class", type=int, default=None, help="default: all 1,000")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -77,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="1,000 pretraining images per class, 4 + 15 epochs, 300 test images per class")
     args = parser.parse_args(argv)
+    # --quick sets what the command line leaves unset; an option given wins
+    args.pretrain_epochs = args.pretrain_epochs or (4 if args.quick else 10)
+    args.epochs = args.epochs or (15 if args.quick else 30)
     if args.quick:
-        args.pretrain_epochs, args.epochs = 4, 15
         args.pretrain_per_class = args.pretrain_per_class or 1000
         args.test_per_class = args.test_per_class or 300
     if not Path(args.data).exists():
@@ -123,4 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ConvolabError as err:  # (a batch larger than the images asked for, ...): one line, as the CLI says it
+        sys.exit(f"finetune.py: {err}")
