@@ -50,6 +50,18 @@ def test_streamed_unreadable_images_are_named_up_to_ten_then_counted(tmp_path, c
     named = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped unreadable image")]
     assert len(named) == 10 == len(set(named))
     assert caplog.text.count("further unreadable images of") == 1
+    assert caplog.text.count("skipped 14 unreadable images of") == 1  # (said after the pass, not again)
+
+
+def test_ten_streamed_unreadable_images_are_named_with_no_line_of_further_ones(tmp_path, caplog):
+    root = write_png_folder(tmp_path / "p", per_class=10, size=40, classes=("a", "b"))
+    for png in (root / "test" / "b").glob("*.png"):
+        png.write_bytes(b"garbage\n")
+    data = load_image_folder(root, loader="stream", workers=0, skip_bad_images=True)
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        list(data.eval_batches(data.test, 8))
+    assert caplog.text.count("skipped unreadable image") == 10
+    assert "further" not in caplog.text and "so far" not in caplog.text
 
 
 # ----- the training engine's review ------------------------------------------------------------------------
@@ -130,7 +142,30 @@ def test_colour_operations_truncate_as_torchvisions_on_uint8_not_half_a_level_br
 
     x = torch.randint(0, 256, (8, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     for name, theirs, m in (("Brightness", TF.adjust_brightness, -0.33), ("Contrast", TF.adjust_contrast, 0.27),
-                            ("Color", TF.adjust_saturation, -0.9), ("Sharpness", TF.adjust_sharpness, 0.5)):
+                            ("Color", TF.adjust_saturation, -0.9), ("Sharpness", TF.adjust_sharpness, 0.5),
+                            ("AutoContrast", lambda im, _: TF.autocontrast(im), 0.0)):
         ours = apply_ops(x.float(), torch.full((8,), OP_ID[name]), torch.full((8,), m))
         diff = ours - torch.stack([theirs(im, 1 + m) for im in x]).float()
         assert diff.abs().max() <= 1 and (diff != 0).float().mean() < 0.02, name  # (was 17-50% of pixels, +1)
+
+
+def test_a_test_class_whose_training_images_were_all_skipped_is_said_as_such(tmp_path):
+    root = write_png_folder(tmp_path / "d", per_class=3, size=8, classes=("a", "b", "c"))
+    for png in (root / "train" / "c").glob("*.png"):
+        png.write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"every training image of class c was unreadable and skipped "
+                                        r"\(--skip-bad-images\), while the test split has some"):
+        load_image_folder(root, skip_bad_images=True, cache_dir=tmp_path / "cache")
+    for png in (root / "train" / "c").glob("*.png"):
+        png.unlink()
+    with pytest.raises(DataError, match="the test split has classes the training split lacks: c"):
+        load_image_folder(root, skip_bad_images=True, cache_dir=tmp_path / "cache")  # (listed so: said as before)
+
+
+@pytest.mark.parametrize("batch, processes, said", [(3, 2, 4), (5, 2, 4), (50, 3, 48), (2, 4, 8)])
+def test_an_uneven_batch_is_told_a_batch_that_leaves_each_process_two_images_or_more(batch, processes, said):
+    from convolab.errors import ConfigError
+    from convolab.training.distributed import Distributed
+
+    with pytest.raises(ConfigError, match=rf"try --batch-size {said}$"):
+        Distributed(world_size=processes).check_batch_size(batch)

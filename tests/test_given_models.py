@@ -74,3 +74,12 @@ def test_a_run_of_a_model_registered_in_python_is_continued_in_python():
                                    "given_own imported")
     run.model = create_model("lenet")  # (an alias's model: convolab's own)
     assert resume_command(run) == "convolab train --resume runs/own"
+
+
+def test_a_given_registered_model_is_recorded_as_the_runs_model(tmp_path):
+    trainer = Trainer(config(tmp_path), model=create_model("resnet20", in_chans=1))
+    assert trainer.run.config.model == "resnet20" and trainer.run.config.base_lr == ADAMW
+    assert Trainer(config(tmp_path, output=str(tmp_path / "alias")), model=create_model("lenet")).run.config.model \
+        == "lenet5"  # (lenet is lenet5: nothing to change)
+    plain = Trainer(config(tmp_path, output=str(tmp_path / "plain")), model=small())
+    assert plain.run.config.model == "lenet5"  # (no registered name to record: config.model stays)

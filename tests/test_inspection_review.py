@@ -39,3 +39,11 @@ def test_an_input_size_that_is_not_one_images_chw_is_one_line(size, hint):
 def test_model_names_are_taken_in_any_case():
     assert convolab.create_model("RESNET20").model_name == "resnet20"
     assert convolab.create_model("LeNet").model_name == "lenet5"  # (an alias too)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_every_depth_of_a_two_head_model_adds_up_to_the_totals(depth):
+    table = summary(convolab.create_model("lenet5_two_head"), (1, 28, 28), depth=depth)
+    top = [r for r in table.rows if r.depth == depth or (r.depth < depth and not any(
+        o.name.startswith(r.name + ".") and o.depth <= depth for o in table.rows))]
+    assert sum(r.macs for r in top) == table.total_macs

@@ -9,6 +9,7 @@ that never ran (an auxiliary head in eval mode) are listed rather than silently 
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -221,6 +222,13 @@ def _with_uncalled_containers(rows: list[LayerRow], modules: dict[str, nn.Module
         macs = sum(r.macs for r in rows if r.name.startswith(name + ".") and isinstance(modules[r.name], COUNTED_TYPES))
         rows.insert(inside[0], LayerRow(name, type(modules[name]).__name__, _depth(name), None,
                                         subtree_params[name], macs))
+    # A module called once whose part runs outside its forward (LeNet's head.fc, called after head) counts
+    # that part's MACs too: its row covers what ran inside it, as its parameters do.
+    calls = Counter(r.name for r in rows)
+    for row in rows:
+        if calls[row.name] == 1 and list(modules[row.name].children()):
+            row.macs = sum(r.macs for r in rows if r.name.startswith(row.name + ".")
+                           and isinstance(modules[r.name], COUNTED_TYPES))
     return rows
 
 

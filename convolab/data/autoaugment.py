@@ -215,8 +215,8 @@ def _sharpness(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 def _autocontrast(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     low, high = x.amin((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)
     flat = high == low
-    scale = 255 / torch.where(flat, 1.0, high - low)
-    return torch.where(flat, x, (x - low) * scale)
+    inv_scale = torch.where(flat, 1.0, (high - low) * (1.0 / 255))  # (torchvision's arithmetic: its truncation)
+    return torch.where(flat, x, (x - low) / inv_scale)
 
 
 def _equalize(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -224,8 +224,10 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if empty_named and not skip_bad_images and not whole:
         raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
                         "images, or pass --skip-bad-images to ignore it")
-    if not skip_bad_images:  # what the listing already says is wrong is said before any work or log line
-        _check_split_classes(path, *_labels(entries, classes), classes, whole)
+    # What the listing already says is wrong is said before any work or log line (with --skip-bad-images, the
+    # classes of the splits too: a test class whose training images are all skipped is then said as such).
+    _check_split_classes(path, *_labels(entries, classes), classes, whole)
+    if not skip_bad_images:
         _split_indices(path, *_labels(entries, classes), val_fraction, whole)
     headers = source.sample_headers(names) if loader != "cache" else []
     if loader == "auto":
@@ -335,9 +337,16 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
 
 
-def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str]) -> tuple[torch.Tensor, list[str]]:
+def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], is_test: torch.Tensor,
+                             has_splits: bool) -> tuple[torch.Tensor, list[str]]:
     """The labels and classes without the classes --skip-bad-images left no image of (each unreadable): left
-    out, as an empty class folder is, rather than trained as an output no image teaches."""
+    out, as an empty class folder is, rather than trained as an output no image teaches. A class left with test
+    images but no training image (the listing had some: `load_image_folder` checked it) is one line."""
+    if has_splits and (untaught := sorted(set(labels[is_test].tolist()) - set(labels[~is_test].tolist()))):
+        names = ", ".join(classes[i] for i in untaught)
+        raise DataError(f"{path}: every training image of class{'es' * (len(untaught) > 1)} {names} was unreadable "
+                        "and skipped (--skip-bad-images), while the test split has some: fix or remove those "
+                        "images, or remove the class from both splits")
     present = sorted(set(labels.tolist()))
     if len(present) == len(classes):
         return labels, classes
@@ -352,7 +361,7 @@ def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str
 def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False) -> ImageData:
     images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
     if cached.get("skipped") and not whole:
-        labels, classes = _without_skipped_classes(path, labels, classes)
+        labels, classes = _without_skipped_classes(path, labels, classes, cached["is_test"], cached["has_splits"])
     # (after decoding: a folder with nothing readable says that first)
     _check_split_classes(path, labels, cached["is_test"], cached["has_splits"], classes, whole)
     if cached.get("note"):

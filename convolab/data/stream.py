@@ -147,6 +147,7 @@ class StreamingImageData(LabelledImages):
         self.crop_pct, self.interpolation = CROP_PCT, "bilinear"
         # Shared with the copies `decoded_as` makes: the files skipped, the statistics by size.
         self.skipped: set[str] = set()
+        self._counted = [0]  # the skipped count last said (a list: shared with the copies, as `skipped` is)
         self._stats: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
     @property
@@ -246,12 +247,16 @@ class StreamingImageData(LabelledImages):
                         self.skipped.add(location)
                         if len(self.skipped) <= NAMED_SKIPS:
                             log.warning("skipped unreadable image %s (%s)", split.reader.describe(location), errors[i])
-                        if len(self.skipped) == NAMED_SKIPS:  # (a folder of thousands: not a line each)
-                            log.warning("further unreadable images of %s are skipped without naming each",
-                                        self.source or self.name)
+                        elif len(self.skipped) == NAMED_SKIPS + 1:  # (a folder of thousands: not a line each)
+                            log.warning("further unreadable images of %s are skipped without naming each; their "
+                                        "count follows each pass over the data", self.source or self.name)
                 keep = torch.tensor([not e for e in errors])
                 images, labels, index = images[keep], labels[keep], index[keep]
             yield images, labels, index
+        if len(self.skipped) > max(NAMED_SKIPS, self._counted[0]):  # (the count of those not named, once a pass)
+            self._counted[0] = len(self.skipped)
+            log.warning("skipped %d unreadable images of %s so far (%d named above)", len(self.skipped),
+                        self.source or self.name, NAMED_SKIPS)
 
     def eval_batches(self, split: StreamSplit, batch_size: int, pin_memory: bool = False
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -53,6 +53,7 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
         raise UnsupportedArchitectureError(
             f"torchvision ResNet with norm_layer={type(peer.bn1).__name__}: convolab converts BatchNorm2d "
             "only")
+    _refuse_a_replaced_stage("ResNet", {f"layer{i}": getattr(peer, f"layer{i}") for i in range(1, 5)})
     first = peer.layer1[0]
     if isinstance(first, TvBottleneck):
         block = Bottleneck
@@ -76,10 +77,22 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
     return _load(ours, peer, "fc", ((r"head\.pool", "avgpool"), *_HEAD_ONLY))
 
 
+def _refuse_a_replaced_stage(family: str, stages: dict[str, nn.Module]) -> None:
+    """A stage or block of blocks replaced whole (by nn.Identity, say): one line naming it, before its blocks are
+    counted (the layer check pairs layers inside the stages, which such a peer lacks)."""
+    for name, stage in stages.items():
+        if not list(stage.children()):
+            raise UnsupportedArchitectureError(
+                f"torchvision {family} with `{name}` = {stage!r}, where convolab's {family} has a stage of blocks: its "
+                "outputs would differ; convert the network as torchvision builds it")
+
+
 @converter("torchvision", "DenseNet")
 def convert_densenet(peer: nn.Module) -> nn.Module:
     """torchvision DenseNet-121/169/201/161 (any block config, growth rate, bn_size) -> ours."""
     features = peer.features
+    _refuse_a_replaced_stage("DenseNet", {f"features.{name}": m for name, m in features.named_children()
+                                          if name.startswith(("denseblock", "transition"))})
     blocks = [m for name, m in features.named_children() if name.startswith("denseblock")]
     transitions = [m for name, m in features.named_children() if name.startswith("transition")]
     first_layer = blocks[0].denselayer1

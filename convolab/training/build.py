@@ -114,7 +114,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if model is None:
         model, init_report = create_run_model(config, data)
     else:
-        config = config.for_model_named(getattr(model, "model_name", ""))
+        config = config.for_model_named(getattr(model, "model_name", ""), getattr(model, "model_options", None))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -133,8 +133,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     images = len(getattr(data, "image_columns", ("image",)))  # (a labels CSV's item: its images stacked)
     augment = augment_for(config.augment, (data.image_shape[0] // images, *data.image_shape[1:]),
                           config.random_erasing, config.auto_augment, size)
-    if config.tta == "auto":  # recorded as what it became: evaluate and a resumed run read that
-        config = dataclasses.replace(config, tta="flip" if augment.flip else "none")
+    if config.tta == "auto":  # recorded as what it became: evaluate and a resumed run read that (a labels CSV's
+        # numeric inputs, which a mirror image would not go with: none)
+        flip = augment.flip and getattr(data.train, "vectors", None) is None
+        config = dataclasses.replace(config, tta="flip" if flip else "none")
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)

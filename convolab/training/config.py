@@ -19,7 +19,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._registry import train_defaults
+from .._registry import resolve_name, train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
@@ -218,22 +218,27 @@ class TrainConfig:
             return self.lr
         return train_defaults(self.model).get("lr", DEFAULT_LR[self.optimizer])
 
-    def for_model_named(self, name: str) -> TrainConfig:
+    def for_model_named(self, name: str, options: dict[str, Any] | None = None) -> TrainConfig:
         """This config for a model built outside it (`Trainer(config, model=...)`), of registered name `name` ("" for
-        none): without --lr it trains at that model's registered rate, else the optimizer's default, not at the rate
-        `self.model` registers; the rate is then recorded as given."""
-        if self.lr is not None:
-            return self
+        none) and `options`: a registered one is recorded as `model` in place of `self.model` (config.json and the
+        lines that name the run say what was trained); without --lr it trains at that model's registered rate,
+        else the optimizer's default, not at the rate `self.model` registers; the rate is then recorded as given."""
         try:
-            own = train_defaults(name) if name else {}
+            own = train_defaults(name) if name else None
         except UnknownModelError:
-            own = {}
-        lr = own.get("lr", DEFAULT_LR[self.optimizer])
-        try:
-            current = self.base_lr
-        except UnknownModelError:  # (`self.model` need not be a registered name when the model is given)
-            current = None
-        return self if lr == current else dataclasses.replace(self, lr=lr)
+            own = None
+        changes: dict[str, Any] = {}
+        if own is not None and resolve_name(name) != _registered_as(self.model):
+            changes.update(model=name, model_options=dict(options or {}))
+        if self.lr is None:
+            lr = (own or {}).get("lr", DEFAULT_LR[self.optimizer])
+            try:
+                current = self.base_lr
+            except UnknownModelError:  # (`self.model` need not be a registered name when the model is given)
+                current = None
+            if lr != current:
+                changes["lr"] = lr
+        return dataclasses.replace(self, **changes) if changes else self
 
     def resumed_with(self, changes: dict[str, Any]) -> TrainConfig:
         """This run's config with `changes` for its resumption: only options that cannot change what the
@@ -359,3 +364,11 @@ def check_option(name: str, value: Any) -> None:
     problem = option_problem(name, value)
     if problem is not None:
         raise FieldError(name, problem)
+
+
+def _registered_as(name: str) -> str | None:
+    """The registered name `name` stands for (an alias's model), None for a name not registered."""
+    try:
+        return resolve_name(name)
+    except UnknownModelError:
+        return None

@@ -67,9 +67,11 @@ class Distributed:
                 raise ConfigError(f"--batch-size {batch_size} of the resumed run is not divisible by the "
                                   f"{self.world_size} processes that share each batch evenly, and cannot change; "
                                   f"give {fits}leave out --nproc")
-            lower = max(1, batch_size // self.world_size) * self.world_size
+            # the multiple below, unless it leaves each process one image (batch statistics need two): then above
+            share = batch_size // self.world_size
+            fit = max(share, 2) * self.world_size
             raise ConfigError(f"--batch-size {batch_size} is not divisible by the {self.world_size} processes"
-                              f" that share each batch evenly; try --batch-size {lower}")
+                              f" that share each batch evenly; try --batch-size {fit}")
 
     def barrier(self) -> None:
         if self.enabled:
