@@ -79,6 +79,7 @@ class Run:
     tensorboard: Any  # a SummaryWriter on rank 0 with --tensorboard, else None
     mixing: MixConfig = MixConfig()  # mixup and CutMix of the transformed training batches
     batches_per_epoch: int = 0  # the batches an epoch trains: steps_per_epoch x --accumulate
+    step_images: Any = 0.0  # the images of the optimizer step under way, where its batches add their sums (loop.py)
 
     def __post_init__(self) -> None:
         self.batches_per_epoch = self.batches_per_epoch or self.steps_per_epoch

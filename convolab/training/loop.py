@@ -234,13 +234,18 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
             outputs = run.forward_model(x)
         loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix) if len(y) \
             else sum(out.float().sum() for out in outputs.values()) * 0.0  # (an empty batch: zero gradients)
-        # The mean over the step's images: each of its batches adds 1/accumulate of its own mean.
-        share = loss / accumulate if accumulate > 1 else loss
-        if run.dist.enabled and run.config.skip_bad_images and isinstance(run.data, StreamingImageData):
-            # Streamed images skipped as unreadable leave the ranks' shares unequal, while DDP averages the
-            # ranks' gradients equally: each rank's mean weighs by its share of the images, as one process's.
-            images = run.dist.sum_on_device(torch.full((), float(len(y)), device=run.device))  # (no host wait)
-            share = share * (len(y) * run.dist.world_size) / images.clamp_min(1.0)
+        share = loss
+        skipping = run.config.skip_bad_images and isinstance(run.data, StreamingImageData)
+        if accumulate > 1 or (run.dist.enabled and skipping):
+            # The mean over the step's images, each image alike, as one batch of them gives it: the batch adds
+            # its sum over its images (times the processes, whose gradients DDP averages), and the step's image
+            # count is divided out when it is taken. Streamed images skipped as unreadable leave batches (and
+            # ranks) unequal; without them every batch holds as many images on every rank.
+            images: float | torch.Tensor = float(len(y) * run.dist.world_size)
+            if run.dist.enabled and skipping:
+                images = run.dist.sum_on_device(torch.full((), float(len(y)), device=run.device))  # (no host wait)
+            run.step_images = run.step_images + images
+            share = loss * (len(y) * run.dist.world_size)
         run.scaler.scale(share).backward()
     if micro == accumulate - 1:
         optimizer_step(run)
@@ -250,7 +255,14 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
 
 
 def optimizer_step(run: Run) -> None:
-    """The optimizer step on the summed gradients (clipped if asked), and the EMA's update."""
+    """The optimizer step on the summed gradients (divided by the step's images where its batches added their
+    sums: `train_step`; clipped if asked), and the EMA's update."""
+    if not isinstance(run.step_images, float) or run.step_images:
+        grads = [p.grad for group in run.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        count = run.step_images.clamp_min(1.0) if isinstance(run.step_images, torch.Tensor) \
+            else max(run.step_images, 1.0)
+        torch._foreach_div_(grads, count)
+        run.step_images = 0.0
     if run.config.clip_grad:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_(run.model.parameters(), run.config.clip_grad)
