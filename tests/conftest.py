@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from convolab import _registry
 from convolab.training import Trainer, TrainingInterrupted, load_checkpoint
 
 SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -37,6 +38,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     import convolab.data.folder as folder
 
     monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "image-cache"))
+
+
+@pytest.fixture
+def fresh_registry():
+    """The test registers into a copy of the model registry: nothing it registers outlives it (modules that
+    register say `pytestmark = pytest.mark.usefixtures("fresh_registry")` or take it)."""
+    entries, aliases = _registry._ENTRIES, _registry._ALIASES
+    _registry._ENTRIES, _registry._ALIASES = dict(entries), dict(aliases)
+    yield
+    _registry._ENTRIES, _registry._ALIASES = entries, aliases
 
 
 @pytest.fixture(scope="module")

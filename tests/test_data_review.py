@@ -38,11 +38,16 @@ def test_two_classes_of_which_one_is_all_skipped_leave_one_class_which_is_refuse
         load_image_folder(root, skip_bad_images=True, cache_dir=tmp_path / "cache")
 
 
-def test_streamed_unreadable_images_are_named_up_to_ten_then_counted(tmp_path, caplog):
-    root = write_png_folder(tmp_path / "p", per_class=14, size=40, classes=("a", "b"))
+def _streamed_with_unreadable(root, unreadable: int):
+    """A streamed folder whose test images of class b, `unreadable` of them, cannot be decoded."""
+    write_png_folder(root, per_class=unreadable, size=40, classes=("a", "b"))
     for png in (root / "test" / "b").glob("*.png"):
         png.write_bytes(b"garbage\n")
-    data = load_image_folder(root, loader="stream", workers=0, skip_bad_images=True)
+    return load_image_folder(root, loader="stream", workers=0, skip_bad_images=True)
+
+
+def test_streamed_unreadable_images_are_named_up_to_ten_then_counted(tmp_path, caplog):
+    data = _streamed_with_unreadable(tmp_path / "p", 14)
     with caplog.at_level(logging.WARNING, logger="convolab"):
         for _ in range(2):  # (a second pass names nothing again)
             scored = sum(len(labels) for _, labels, _ in data.eval_batches(data.test, 8))
@@ -54,10 +59,7 @@ def test_streamed_unreadable_images_are_named_up_to_ten_then_counted(tmp_path, c
 
 
 def test_ten_streamed_unreadable_images_are_named_with_no_line_of_further_ones(tmp_path, caplog):
-    root = write_png_folder(tmp_path / "p", per_class=10, size=40, classes=("a", "b"))
-    for png in (root / "test" / "b").glob("*.png"):
-        png.write_bytes(b"garbage\n")
-    data = load_image_folder(root, loader="stream", workers=0, skip_bad_images=True)
+    data = _streamed_with_unreadable(tmp_path / "p", 10)
     with caplog.at_level(logging.WARNING, logger="convolab"):
         list(data.eval_batches(data.test, 8))
     assert caplog.text.count("skipped unreadable image") == 10

@@ -37,14 +37,7 @@ from convolab.layers import (
     tower,
 )
 
-
-@pytest.fixture(autouse=True)
-def registry():
-    """Each test registers into a copy of the registry: nothing it registers outlives it."""
-    entries, aliases = _registry._ENTRIES, _registry._ALIASES
-    _registry._ENTRIES, _registry._ALIASES = dict(entries), dict(aliases)
-    yield
-    _registry._ENTRIES, _registry._ALIASES = entries, aliases
+pytestmark = pytest.mark.usefixtures("fresh_registry")  # (tests/conftest.py)
 
 
 def register_plain_and_unbuildable() -> None:

@@ -19,12 +19,7 @@ from convolab.training.optim import DEFAULT_LR
 ADAMW = DEFAULT_LR[TrainConfig("lenet5").optimizer]  # the optimizer's default rate
 
 
-@pytest.fixture(autouse=True)
-def registry():
-    entries, aliases = _registry._ENTRIES, _registry._ALIASES
-    _registry._ENTRIES, _registry._ALIASES = dict(entries), dict(aliases)
-    yield
-    _registry._ENTRIES, _registry._ALIASES = entries, aliases
+pytestmark = pytest.mark.usefixtures("fresh_registry")  # (tests/conftest.py)
 
 
 def small(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
