@@ -716,7 +716,8 @@ CASES: list[Row] = [
     Row("predict-unknown-weights-name", ["predict", "resnet18", "--weights", "IMAGENET1K_V9", "{d}/digit.png"],
         "resnet18 has no weights named 'IMAGENET1K_V9'; torchvision publishes IMAGENET1K_V1"),
     Row("predict-weights-of-another-source", ["predict", "resnet18", "--weights", "timm", "{d}/digit.png"],
-        "convolab loads resnet18's weights from torchvision only, not from timm"),
+        "convolab loads resnet18's weights from torchvision only, not from timm; give --weights torchvision or "
+        "--pretrained"),
     Row("predict-whole-pickled-model", ["predict", "{t}/full.pth", "{d}/digit.png"],
         "it holds a pickled torch.nn.modules.container.Sequential object, which convolab does not unpickle",
         lambda t: torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), t / "full.pth")),

@@ -130,7 +130,8 @@ def choose_weights(name: str, pretrained: bool | str) -> Weights:
         raise WeightsError(no_weights_message(name))
     if pretrained in ("torchvision", "timm") and pretrained != source.library:
         raise WeightsError(f"convolab loads {name}'s weights from {source.library} only, not from {pretrained}; "
-                           f"give pretrained=True or pretrained={source.library!r}")
+                           f"give --weights {source.library} or --pretrained (pretrained={source.library!r} or True "
+                           "in Python)")
     available = published_weights(source)
     if pretrained is True or pretrained == source.library:
         return available[0]
