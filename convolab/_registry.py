@@ -142,17 +142,25 @@ def did_you_mean(text: str) -> str:
 def is_builtin(name: str) -> bool:
     """Whether `name` is a model convolab itself registers (one the `convolab` command knows in any process),
     not one registered by a user's module or of no registered name."""
-    canonical = _ALIASES.get(name, name)
-    return canonical in _ENTRIES and _ENTRIES[canonical].fn.__module__.startswith("convolab.")
+    canonical = registered_name(name)
+    return canonical is not None and _ENTRIES[canonical].fn.__module__.startswith("convolab.")
 
 
-def resolve_name(name: str) -> str:
-    """The canonical name of a model or alias; an unknown name suggests the closest ones."""
-    for spelling in (name, name.lower()):  # (any case, as `convolab models` matches and torchvision's get_model)
+def registered_name(name: str) -> str | None:
+    """The canonical name of a model or alias, in any case (as `convolab models` matches and torchvision's
+    get_model), or None for a name not registered."""
+    for spelling in (name, name.lower()):
         if spelling in _ENTRIES:
             return spelling
         if spelling in _ALIASES:
             return _ALIASES[spelling]
+    return None
+
+
+def resolve_name(name: str) -> str:
+    """The canonical name of a model or alias; an unknown name suggests the closest ones."""
+    if (found := registered_name(name)) is not None:
+        return found
     raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} (see `convolab models` for the list)")
 
 

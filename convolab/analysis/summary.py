@@ -214,21 +214,23 @@ def _with_uncalled_containers(rows: list[LayerRow], modules: dict[str, nn.Module
     """`rows` with a row for each module whose forward never ran while modules inside it did (a two-head
     model calls its backbone's parts, not the backbone): its parameters and the MACs of what ran inside it,
     before its first part, so that the rows of one depth add up to the totals. Module lists and dicts, which
-    are never called, keep their parts' rows alone."""
-    for name in sorted(ran - called - {""}):
-        if isinstance(modules[name], (nn.ModuleList, nn.ModuleDict)):
-            continue
-        inside = [i for i, r in enumerate(rows) if r.name.startswith(name + ".")]
-        macs = sum(r.macs for r in rows if r.name.startswith(name + ".") and isinstance(modules[r.name], COUNTED_TYPES))
-        rows.insert(inside[0], LayerRow(name, type(modules[name]).__name__, _depth(name), None,
-                                        subtree_params[name], macs))
-    # A module called once whose part runs outside its forward (LeNet's head.fc, called after head) counts
-    # that part's MACs too: its row covers what ran inside it, as its parameters do.
+    are never called, keep their parts' rows alone. A module called once whose part runs outside its forward
+    (LeNet's head.fc, called after head) counts that part's MACs too, as its parameters count it."""
+    inside: Counter[str] = Counter()  # the MACs of the counted calls inside each module, and where its rows start
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        counted = isinstance(modules[row.name], COUNTED_TYPES)
+        for prefix in _prefixes(row.name)[1:]:
+            inside[prefix] += row.macs if counted else 0
+            first.setdefault(prefix, i)
     calls = Counter(r.name for r in rows)
     for row in rows:
-        if calls[row.name] == 1 and list(modules[row.name].children()):
-            row.macs = sum(r.macs for r in rows if r.name.startswith(row.name + ".")
-                           and isinstance(modules[r.name], COUNTED_TYPES))
+        if calls[row.name] == 1 and row.name in first:
+            row.macs = inside[row.name]
+    uncalled = [n for n in ran - called - {""} if not isinstance(modules[n], (nn.ModuleList, nn.ModuleDict))]
+    for name in sorted(uncalled, key=lambda n: (first[n], _depth(n)), reverse=True):  # (from the last: no shifts)
+        rows.insert(first[name], LayerRow(name, type(modules[name]).__name__, _depth(name), None,
+                                          subtree_params[name], inside[name]))
     return rows
 
 

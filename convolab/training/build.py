@@ -125,10 +125,11 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     size = config.image_size or (data_cfg.input_size[-1] if data_cfg else data.image_shape[-1])
     in_chans = getattr(model, "in_chans", data.image_shape[0])
     default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
+    name = getattr(model, "model_name", config.model)
     if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
-        check_input_size(model, getattr(model, "model_name", config.model), in_chans, size, default_size, device)
-    check_batch_statistics(model, getattr(model, "model_name", config.model), config.batch_size, dist.world_size)
-    check_cost(model, getattr(model, "model_name", config.model), in_chans, size, data.image_shape[-1],
+        check_input_size(model, name, in_chans, size, default_size, device)
+    check_batch_statistics(model, name, config.batch_size, dist.world_size)
+    check_cost(model, name, in_chans, size, data.image_shape[-1],
                -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,
                amp_dtype is not None, config.channels_last, config.optimizer, config.memory_check, say=dist.is_main)
     images = len(getattr(data, "image_columns", ("image",)))  # (a labels CSV's item: its images stacked)

@@ -19,7 +19,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._registry import resolve_name, train_defaults
+from .._registry import registered_name, train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
@@ -223,15 +223,12 @@ class TrainConfig:
         none) and `options`: a registered one is recorded as `model` in place of `self.model` (config.json and the
         lines that name the run say what was trained); without --lr it trains at that model's registered rate,
         else the optimizer's default, not at the rate `self.model` registers; the rate is then recorded as given."""
-        try:
-            own = train_defaults(name) if name else None
-        except UnknownModelError:
-            own = None
+        registered = registered_name(name) if name else None
         changes: dict[str, Any] = {}
-        if own is not None and resolve_name(name) != _registered_as(self.model):
+        if registered is not None and registered != registered_name(self.model):
             changes.update(model=name, model_options=dict(options or {}))
         if self.lr is None:
-            lr = (own or {}).get("lr", DEFAULT_LR[self.optimizer])
+            lr = (train_defaults(registered) if registered else {}).get("lr", DEFAULT_LR[self.optimizer])
             try:
                 current = self.base_lr
             except UnknownModelError:  # (`self.model` need not be a registered name when the model is given)
@@ -365,10 +362,3 @@ def check_option(name: str, value: Any) -> None:
     if problem is not None:
         raise FieldError(name, problem)
 
-
-def _registered_as(name: str) -> str | None:
-    """The registered name `name` stands for (an alias's model), None for a name not registered."""
-    try:
-        return resolve_name(name)
-    except UnknownModelError:
-        return None

@@ -242,8 +242,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
             # count is divided out when it is taken. Streamed images skipped as unreadable leave batches (and
             # ranks) unequal; without them every batch holds as many images on every rank.
             images: float | torch.Tensor = float(len(y) * run.dist.world_size)
-            if run.dist.enabled and skipping:
-                images = run.dist.sum_on_device(torch.full((), float(len(y)), device=run.device))  # (no host wait)
+            if run.dist.enabled and skipping:  # (an all-reduce on the device: no host wait)
+                images = run.dist.sum_on_device(torch.full((), float(len(y)), device=run.device))
             run.step_images = run.step_images + images
             share = loss * (len(y) * run.dist.world_size)
         run.scaler.scale(share).backward()
@@ -257,10 +257,9 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
 def optimizer_step(run: Run) -> None:
     """The optimizer step on the summed gradients (divided by the step's images where its batches added their
     sums: `train_step`; clipped if asked), and the EMA's update."""
-    if not isinstance(run.step_images, float) or run.step_images:
+    if torch.is_tensor(run.step_images) or run.step_images:  # (a tensor: counted on the device, maybe 0)
+        count = run.step_images.clamp_min(1.0) if torch.is_tensor(run.step_images) else run.step_images
         grads = [p.grad for group in run.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        count = run.step_images.clamp_min(1.0) if isinstance(run.step_images, torch.Tensor) \
-            else max(run.step_images, 1.0)
         torch._foreach_div_(grads, count)
         run.step_images = 0.0
     if run.config.clip_grad:
