@@ -1,6 +1,7 @@
 """What machine this is, for reports and benchmarks."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -10,6 +11,27 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # prctl's option: the signal this process gets when its parent dies (Linux)
+
+
+@contextlib.contextmanager
+def quiet_interrupt_while_starting():
+    """Ctrl-C while the `convolab` command (or `python -m convolab`) is still importing its modules (torch
+    takes seconds): one line and exit code 130, not a traceback from inside torch. In any other program
+    that imports convolab, the KeyboardInterrupt is that program's, untouched."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not is_the_convolab_command():
+            raise
+        sys.stderr.write("convolab: interrupted\n")
+        raise SystemExit(130) from None
+
+
+def is_the_convolab_command() -> bool:
+    """Whether this process is the `convolab` console script or `python -m convolab`."""
+    args = list(getattr(sys, "orig_argv", sys.argv))
+    as_module = any(a == "-m" and b == "convolab" for a, b in zip(args, args[1:]))
+    return as_module or bool(sys.argv) and Path(sys.argv[0]).stem == "convolab"
 
 
 def cpu_name() -> str:

@@ -115,6 +115,29 @@ def test_ctrl_c_while_the_verbs_still_import_is_one_line_and_130(monkeypatch, ca
     assert cli.main(["--version"]) == 130 and capsys.readouterr().err == "convolab: interrupted\n"
 
 
+INTERRUPTED_IMPORT = """
+import sys
+class CtrlC:  # Ctrl-C landing while convolab imports torch and its own modules
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = [{argv0!r}]
+from convolab.cli import main
+"""
+
+
+@pytest.mark.parametrize("module", ["convolab.pretrained", "convolab.training"])
+def test_ctrl_c_while_the_command_imports_convolab_is_one_line_and_130(module):
+    script = INTERRUPTED_IMPORT.format(module=module, argv0="/venv/bin/convolab")
+    command = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (command.returncode, command.stderr) == (130, "convolab: interrupted\n")
+    # a program of the user's that imports convolab keeps its own KeyboardInterrupt
+    program = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT.format(module=module, argv0="mine.py")],
+                             capture_output=True, text=True, timeout=120)
+    assert program.returncode != 130 and "KeyboardInterrupt" in program.stderr
+
+
 def test_predict_reads_an_onnx_file_whose_suffix_is_upper_case(trained_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     image = tmp_path / "digit.png"

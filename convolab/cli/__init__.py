@@ -12,15 +12,17 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import torch
+from .._platform import die_with_parent, quiet_interrupt_while_starting, threads_for_a_shared_cpu
 
-from .._atomic import disk_full, no_space_line
-from .._platform import die_with_parent, threads_for_a_shared_cpu
-from .._version import __version__
-from ..errors import ConvolabError
-from ..training import TrainingInterrupted
-from ._launch import READER_LEFT
-from ._options import cli_message
+with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, and so guarded, in main)
+    import torch
+
+    from .._atomic import disk_full, no_space_line
+    from .._version import __version__
+    from ..errors import ConvolabError
+    from ..training import TrainingInterrupted
+    from ._launch import READER_LEFT
+    from ._options import cli_message
 
 
 class OneLineParser(argparse.ArgumentParser):
