@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from convolab import _registry, create_model, register_model
+from convolab.export import model_from_checkpoint
 from convolab.training import TrainConfig, Trainer
 from convolab.training.loop import resume_command
 from convolab.training.optim import DEFAULT_LR
@@ -78,3 +79,14 @@ def test_a_given_registered_model_is_recorded_as_the_runs_model(tmp_path):
         == "lenet5"  # (lenet is lenet5: nothing to change)
     plain = Trainer(config(tmp_path, output=str(tmp_path / "plain")), model=small())
     assert plain.run.config.model == "lenet5"  # (no registered name to record: config.model stays)
+
+
+def test_a_given_model_built_with_options_is_saved_with_them_and_loads_again(tmp_path):
+    given = create_model("lenet5_modern", num_classes=10, in_chans=1, img_size=16)  # (digits are 8x8: 16 px)
+    assert given.model_options == {"img_size": 16}
+    Trainer(config(tmp_path, image_size=16), model=given).fit()
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["model_options"] == {"img_size": 16}
+    model, _ = model_from_checkpoint(run)  # rebuilt as it was given, not at lenet5_modern's default 28 px
+    assert model.model_options == {"img_size": 16}
+    torch.testing.assert_close(model.state_dict(), torch.load(run / "last.pt", weights_only=True)["model"])

@@ -40,6 +40,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
         raise ConfigError(f"cannot build {entry.name} with {kwargs}: {err}") from None
     model.model_name = entry.name
+    if "model_options" not in vars(model):  # (a builder may record its own, as multitask does)
+        # what it was built with beside its classes and channels, so that a checkpoint of it rebuilds it
+        model.model_options = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_chans")}
     if until is not None:
         model = truncate(model, until)
     if features_only:
