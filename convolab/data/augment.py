@@ -42,6 +42,17 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     raise DataError(f"cannot make {x.shape[1]}-channel images into the model's {channels}-channel input{several}")
 
 
+def channel_statistics(images: torch.Tensor, channels: int | None = None
+                       ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std, in [0, 1] units, of uint8 N x C x H x W images as a model of `channels`
+    input channels sees them (grey made colour, colour made grey by `convert_channels`; None: as they are)."""
+    x = images.float().div_(255)
+    if channels in (1, 3) and x.shape[1] in (1, 3):
+        x = convert_channels(x, channels)
+    x = x.transpose(0, 1).reshape(x.shape[1], -1)
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Each image shifted by its own random offset within a zero border of `padding` pixels."""
     n, c, h, w = x.shape
@@ -101,8 +112,8 @@ class BatchTransform:
                  generator: torch.Generator | None = None) -> torch.Tensor:
         policy = self.augment.auto_augment if train else "none"
         augment = train and (self.augment.crop_padding > 0 or self.augment.flip or policy != "none")
-        if augment:
-            assert generator is not None, "training augmentation needs a generator"
+        if train and self.augment.enabled and generator is None:  # (random erasing draws from it too)
+            raise ValueError("training augmentation needs a generator: pass generator=torch.Generator()")
         # Crops and flips only move pixels: on uint8 at the model's size they give the same result as
         # on floats, for a quarter of the memory traffic. The policy works on uint8 values (0-255).
         early = augment and tuple(images.shape[-2:]) == self.size and images.shape[1] == self.channels

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from .augment import channel_statistics
 
 
 @dataclass
@@ -47,8 +48,9 @@ class LabelledImages:
     def image_shape(self) -> tuple[int, int, int]:
         raise NotImplementedError
 
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the training images, in [0, 1] units."""
+    def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images, in [0, 1] units, as a model of `channels` input
+        channels sees them (colour images made grey; None: as they are)."""
         raise NotImplementedError
 
     def per_class_subsets(self, train: int | None, test: int | None) -> LabelledImages:
@@ -91,9 +93,8 @@ class ImageData(LabelledImages):
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        x = self.train.images.float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
-        return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+    def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return channel_statistics(self.train.images, channels)
 
     def eval_batches(self, split: Split, batch_size: int, pin_memory: bool = False
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -102,8 +103,8 @@ class ImageData(LabelledImages):
             yield split.images[start:stop], split.labels[start:stop], torch.arange(start, stop)
 
     def per_class_subsets(self, train: int | None, test: int | None) -> ImageData:
-        return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train or len(self.train))),
-                         self.test.subset(per_class_subset(self.test.labels, test or len(self.test))), self.classes)
+        return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
+                         self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,10 +120,12 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) 
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
 
 
-def per_class_subset(labels: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
-    """Sorted indices of `count` images (all if fewer), the classes as evenly represented as they allow,
-    drawn at random within each class (seeded, so every run takes the same ones)."""
-    if count >= len(labels):
+def per_class_subset(labels: torch.Tensor, count: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of `count` images (all if fewer, or if None), the classes as evenly represented as they
+    allow, drawn at random within each class (seeded, so every run takes the same ones)."""
+    if count is not None and count < 1:
+        raise ConfigError(f"a subset of {count!r} images: give a whole number of at least 1, or None for all")
+    if count is None or count >= len(labels):
         return torch.arange(len(labels))
     gen = torch.Generator().manual_seed(seed)
     by_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]

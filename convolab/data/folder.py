@@ -207,7 +207,12 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         if cache_file.is_file():
             try:
                 cached = torch.load(cache_file, weights_only=True)
-                return _assemble(path, cached, val_fraction, whole)
+                # A cache a `--loader cache` run made of images `auto` streams (photographs) is not what
+                # `auto` trains on; and the listing's refusals hold whichever command made the cache.
+                if not (loader == "auto" and cached.get("auto_streams", False)):
+                    if cached.get("empty") and not skip_bad_images and not whole:
+                        _refuse_empty_class(source, cached["empty"][0])
+                    return _assemble(path, cached, val_fraction, whole)
             except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
                 raise
             except Exception:  # a damaged cache is rebuilt, never trusted
@@ -222,16 +227,16 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     beside = {os.path.dirname(e.folder) for e in entries}
     empty_named = [d for d in empty if os.path.dirname(d) in beside and os.path.basename(d).lower() not in SPLIT_NAMES]
     if empty_named and not skip_bad_images and not whole:
-        raise DataError(f"class folder {source.describe(empty_named[0])} holds no image; remove it, add "
-                        "images, or pass --skip-bad-images to ignore it")
+        _refuse_empty_class(source, empty_named[0])
     # What the listing already says is wrong is said before any work or log line (with --skip-bad-images, the
     # classes of the splits too: a test class whose training images are all skipped is then said as such).
     _check_split_classes(path, *_labels(entries, classes), classes, whole)
     if not skip_bad_images:
         _split_indices(path, *_labels(entries, classes), val_fraction, whole)
-    headers = source.sample_headers(names) if loader != "cache" else []
+    headers = source.sample_headers(names)  # (a sample's headers: what `auto` chooses by, recorded in a cache)
+    auto_streams, why = should_stream(headers, len(names), resize)
     if loader == "auto":
-        stream, why = should_stream(headers, len(names), resize)
+        stream = auto_streams
         log.info("%s: %s, so they are %s", path, why, "streamed from the files" if stream else "cached")
         loader = "stream" if stream else "cache"
     if loader == "stream":
@@ -251,9 +256,16 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "classes": classes,
         "skipped": n_bad + source.skipped_links,
         "note": note or "",
+        "empty": empty_named,  # empty class folders (refused on a hit, unless the command skips them)
+        "auto_streams": auto_streams,  # whether `--loader auto` streams these images
     }
     _save_cache(cache_file, cached)
     return _assemble(path, cached, val_fraction, whole)
+
+
+def _refuse_empty_class(source: _Source, location: str) -> None:
+    raise DataError(f"class folder {source.describe(location)} holds no image; remove it, add images, or pass "
+                    "--skip-bad-images to ignore it")
 
 
 _UNWRITABLE: set[Path] = set()  # cache folders already warned about in this process

@@ -45,10 +45,10 @@ from ..models.two_input import TAKEN_HEAD_NAMES
 from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image
+from .layout import SPLIT_NAMES
 
 IMAGE_COLUMNS = ("image", "path", "file")
 KINDS = ("class", "number", "image")
-SPLIT_VALUES = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
 NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
 DELIMITERS = ",;\t"  # the header line's most frequent one (outside quotes) separates the cells; comma on a tie
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")  # 3,5: a number in a semicolon or tab file
@@ -120,8 +120,8 @@ class TabularImages(ImageData):
                 "vectors": {c.name: c.to_dict() for c in self.vector_columns}}
 
     def per_class_subsets(self, train: int | None, test: int | None) -> TabularImages:
-        pick = {"train": per_class_subset(self.train.labels, train or len(self.train)),
-                "test": per_class_subset(self.test.labels, test or len(self.test))}
+        pick = {"train": per_class_subset(self.train.labels, train),
+                "test": per_class_subset(self.test.labels, test)}
         return TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
                              self.classes, self.columns, self.image_columns, self.vector_columns)
 
@@ -328,9 +328,9 @@ def _test_rows(table: _Table, split_column: str | None, val_fraction: float, mai
     if split_column is not None:
         cells = table.values(split_column)
         for (line, _), cell in zip(table.rows, cells):
-            if cell.lower() not in SPLIT_VALUES:
+            if cell.lower() not in SPLIT_NAMES:  # (the split folders' names: train/training, test/testing/val...)
                 raise DataError(f"{table.path} line {line}, column {split_column!r}: {cell!r}; give train or test")
-        return torch.tensor([SPLIT_VALUES[c.lower()] == "test" for c in cells])
+        return torch.tensor([SPLIT_NAMES[c.lower()] == "test" for c in cells])
     labels = torch.tensor(np.unique(table.values(main), return_inverse=True)[1].reshape(-1), dtype=torch.int64)
     mask = torch.zeros(len(labels), dtype=torch.bool)
     mask[stratified_split(labels, val_fraction, seed)[1]] = True

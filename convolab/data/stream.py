@@ -28,6 +28,7 @@ import torch
 
 from ..errors import DataError
 from .archive import FileReader
+from .augment import channel_statistics
 from .base import LabelledImages, per_class_subset
 from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_interrupts, majority_mode
 
@@ -145,10 +146,11 @@ class StreamingImageData(LabelledImages):
         # The evaluation centre crop: the image resized to size / crop_pct, as torchvision's weights state it
         # (published weights may state their own, and bicubic resampling: `configure`).
         self.crop_pct, self.interpolation = CROP_PCT, "bilinear"
-        # Shared with the copies `decoded_as` makes: the files skipped, the statistics by size.
+        # Shared with the copies `decoded_as` makes: the files skipped, the statistics by centre crop (size,
+        # crop share, resampling).
         self.skipped: set[str] = set()
         self._counted = [0]  # the skipped count last said (a list: shared with the copies, as `skipped` is)
-        self._stats: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+        self._stats: dict[tuple, tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -188,23 +190,24 @@ class StreamingImageData(LabelledImages):
         """The images the in-memory data of the same folder would keep (its files are in the same order,
         and `per_class_subset` draws alike), still streamed; the training statistics are the subset's."""
         data = copy.copy(self)
-        data.train = self.train.subset(per_class_subset(self.train.labels, train or len(self.train)))
-        data.test = self.test.subset(per_class_subset(self.test.labels, test or len(self.test)))
+        data.train = self.train.subset(per_class_subset(self.train.labels, train))
+        data.test = self.test.subset(per_class_subset(self.test.labels, test))
         data._stats = {}
         return data
 
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of up to 256 training images spread over the split (centre crops)."""
-        if self.size not in self._stats:
+    def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of up to 256 training images spread over the split (centre crops), as a
+        model of `channels` input channels sees them (None: as they are)."""
+        crop = (self.size, self.crop_pct, self.interpolation, channels)
+        if crop not in self._stats:
             n = len(self.train)
             picks = sorted({round(i * (n - 1) / max(1, STATS_SAMPLE - 1)) for i in range(min(n, STATS_SAMPLE))})
             dataset = self._dataset(self.train, train=False, seed=0)
             images = [t for t, _, _, err in (dataset[i] for i in picks) if not err]
             if not images:
                 raise DataError(f"no readable image among {len(picks)} sampled from {self.source}")
-            x = torch.stack(images).float().div_(255).transpose(0, 1).reshape(self.image_shape[0], -1)
-            self._stats[self.size] = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
-        return self._stats[self.size]
+            self._stats[crop] = channel_statistics(torch.stack(images), channels)
+        return self._stats[crop]
 
     def _dataset(self, split: StreamSplit, train: bool, seed: int) -> StreamDataset:
         return StreamDataset(split, self.size, self.mode, train, self.random_crop, self.min_scale, seed, self.flip,

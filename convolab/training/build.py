@@ -364,8 +364,8 @@ def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages
     data_cfg = getattr(model, "data_config", None)
     if config.normalize == "model" and data_cfg is not None:
         return tuple(data_cfg.mean), tuple(data_cfg.std)
-    mean, std = data.channel_stats()
-    if len(mean) != in_chans:  # stats follow the channel conversion
+    mean, std = data.channel_stats(in_chans)  # as the model sees them: colour images made grey, grey made colour
+    if len(mean) != in_chans:  # (several images stacked: the mean over their channels)
         mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
     return tuple(mean), tuple(std)
 

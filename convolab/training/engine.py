@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
 from .mixing import Mix
+from .rundir import forget_unsaved_run
 from .state import RunState, checkpoint_state, restore_checkpoint
 
 log = logging.getLogger("convolab")
@@ -91,6 +92,11 @@ class Trainer:
         except (TrainingInterrupted, NonFiniteLoss):
             self.run.dist.close()
             raise
+        except DataError:  # no image of a streamed pass readable: a run that saved nothing leaves no config.json,
+            if self.run.dist.is_main:  # so that the same command may start again there once the data are mended
+                forget_unsaved_run(self.run.run_dir)
+            self.run.dist.close(finished=False)
+            raise
         except BaseException:
             self.run.dist.close(finished=False)
             raise
@@ -128,8 +134,7 @@ class Trainer:
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
         config.output = str(run_dir)
-        for key, value in overrides.items():
-            setattr(config, key, value)
+        config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
         if not (run_dir / "last.pt").exists():  # (its config.json was read above)
             # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
             log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",

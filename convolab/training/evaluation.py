@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import BatchTransform
+from ..errors import DataError
 from .batches import Batch, split_batches, to_device
 from .build import Run
 from .device import autocast
@@ -78,12 +79,24 @@ def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
     result = evaluate(model, None, labels, run.eval_transform, size, run.device, run.amp_dtype, targets=targets,
                       batches=run.batches.test_batches(size, shard), tta=run.config.tta, scales=scales)
     if not shard:
+        if not result["images"]:
+            raise no_image_read(run, "test")
         return result
     n = result["images"]  # those scored: a streamed shard's unreadable images, skipped, count in no process
     keys = ["acc"] + [k for k in result if k.startswith(("acc_", "mae_"))]
     loss, n_all, *corrects = run.dist.sum(result["loss"] * n, n, *(result[k] * n for k in keys))
-    accs = {k: (c if k.startswith("mae_") else round(c)) / max(1, n_all) for k, c in zip(keys, corrects, strict=True)}
-    return {"loss": loss / max(1, n_all)} | accs
+    if not n_all:
+        raise no_image_read(run, "test")
+    accs = {k: (c if k.startswith("mae_") else round(c)) / n_all for k, c in zip(keys, corrects, strict=True)}
+    return {"loss": loss / n_all} | accs
 
 
-__all__ = ["evaluate", "evaluate_run", "split_batches"]
+def no_image_read(run: Run, split: str) -> DataError:
+    """The line for a pass over streamed `split` images none of which could be read (every one skipped): no
+    figure is made of no image."""
+    skipped = len(getattr(run.data, "skipped", ()))
+    return DataError(f"no {split} image of --data {run.config.data} could be read ({skipped} unreadable files "
+                     "skipped by --skip-bad-images, the first of them named above): repair or remove them")
+
+
+__all__ = ["evaluate", "evaluate_run", "no_image_read", "split_batches"]

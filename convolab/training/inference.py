@@ -60,6 +60,27 @@ class EvaluationReport:
     confusion: np.ndarray  # rows: true class, columns: predicted class
     count: int
 
+    @classmethod
+    def of(cls, logits: torch.Tensor, labels: torch.Tensor, classes: list[str],
+           reported: tuple[list[str], torch.Tensor] | None = None) -> EvaluationReport:
+        """Top-1 and top-5 accuracy (correct / images, the float training counts), per-class accuracy and the
+        confusion matrix of `logits` against `labels`; `reported`: the classes the matrix shows and each of
+        `classes`' position among them (several of the model's classes counted as one)."""
+        topk = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        n_images = len(labels) or float("nan")
+        top1 = (topk[:, 0] == labels).sum().item() / n_images
+        top5 = (topk == labels[:, None]).any(1).sum().item() / n_images
+        predicted = topk[:, 0]
+        if reported is not None:
+            classes, position = reported
+            labels, predicted = position[labels], position[predicted]
+        n = len(classes)
+        confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).numpy()
+        totals = confusion.sum(1)
+        per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
+        # (a folder name in bytes that are not UTF-8 as \xe9, as messages write it: printed and written as text)
+        return cls([printable(c) for c in classes], top1, top5, per_class, confusion, len(labels))
+
     def write(self, out_dir: str | Path) -> list[Path]:
         """per_class.csv, confusion.csv and confusion.png in `out_dir`."""
         out = Path(out_dir)
@@ -190,23 +211,12 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
                       tta=run_tta(loaded.checkpoint) if tta is None else tta)
     logits = result["logits"] if label_chunks else torch.empty(0, len(classes))
     labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
-    k = min(5, logits.shape[1])
-    topk = logits.topk(k, dim=1).indices
-    n_images = len(labels) or float("nan")  # correct / images, as training counts its accuracy: the same float
-    top1 = (topk[:, 0] == labels).sum().item() / n_images
-    top5 = (topk == labels[:, None]).any(1).sum().item() / n_images
-    predicted = topk[:, 0]
+    reported = None
     if len(data.classes) < len(classes):  # e.g. ImageNet weights on a few of its classes: report those
-        classes = [*data.classes, OTHER_CLASSES]
         position = torch.full((len(loaded.classes),), len(data.classes), dtype=torch.int64)
         position[mapping] = torch.arange(len(data.classes))
-        labels, predicted = position[labels], position[predicted]
-    n = len(classes)
-    confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).numpy()
-    totals = confusion.sum(1)
-    per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
-    # (a folder name in bytes that are not UTF-8 as \xe9, as messages write it: printed and written as text)
-    return EvaluationReport([printable(c) for c in classes], top1, top5, per_class, confusion, len(labels))
+        reported = [*data.classes, OTHER_CLASSES], position
+    return EvaluationReport.of(logits, labels, classes, reported)
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:

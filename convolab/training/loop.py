@@ -32,7 +32,7 @@ from ..errors import ConvolabError
 from .build import Run
 from .config import CUDA_GRAPH_MODES
 from .device import autocast, device_clock
-from .evaluation import evaluate_run
+from .evaluation import evaluate_run, no_image_read
 from .metrics import plot_curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
@@ -163,6 +163,8 @@ def fit(trainer: Trainable) -> TrainResult:
                     bar.close()
             state.pending = {"loss": loss_sum.item(), "correct": int(correct_sum.item()), "seen": seen,
                              "seconds": time.perf_counter() - start} if interrupted else no_partial()
+            if not interrupted and not state.partial["seen"]:  # (summed over the processes)
+                raise no_image_read(run, "training")
             if interrupted:
                 trainer.save("last.pt")
                 raise TrainingInterrupted(
@@ -377,7 +379,8 @@ def show_progress(bar: Any, state: RunState, lr: float) -> None:
     if bar is None:
         return
     p = state.partial
-    bar.set_postfix(loss=f"{p['loss'] / p['seen']:.4f}", acc=f"{p['correct'] / p['seen']:.4f}", lr=f"{lr:.2e}",
+    seen = max(1, p["seen"])  # (0 while every streamed image so far was unreadable, and skipped)
+    bar.set_postfix(loss=f"{p['loss'] / seen:.4f}", acc=f"{p['correct'] / seen:.4f}", lr=f"{lr:.2e}",
                     img_s=f"{p['seen'] / max(p['seconds'], 1e-9):.0f}", refresh=False)
     bar.update(state.batch_in_epoch - bar.n)
 

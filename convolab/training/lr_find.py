@@ -31,6 +31,7 @@ from ..data.base import LabelledImages
 from ..errors import ConfigError
 from .build import Run, build_run
 from .config import TrainConfig
+from .evaluation import no_image_read
 from .loop import train_step
 from .mixing import mix_batch
 from .rundir import prepare_run_dir
@@ -161,11 +162,13 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
             loss = 0.0
             for micro in range(accumulate):
                 images, y, idx = _next_batch(run, batches)
-                while images is None:  # the epoch is over: the next one, in its own order
+                if images is None:  # the epoch is over: the next one, in its own order
                     batches.close()
                     epoch += 1
                     batches = run.batches.train_batches(epoch)
                     images, y, idx = _next_batch(run, batches)
+                    if images is None:  # a whole epoch of streamed images skipped as unreadable
+                        raise no_image_read(run, "training")
                 # The batch as the training loop makes it: augmentation and normalization, then mixup/CutMix.
                 x = run.transform(images, train=True, generator=run.aug_generator)
                 targets = {name: t[idx] for name, t in run.train_targets.items()}

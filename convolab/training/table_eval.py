@@ -97,7 +97,7 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
     scales = {n: saved[n]["std"] for n in targets if saved[n]["kind"] == "number"}
     result = evaluate(loaded.model, None, labels, transform, batch_size, device, run_amp(loaded.checkpoint, device),
                       return_logits=True, targets=targets, batches=batches(), scales=scales, tta=tta)
-    main = main_report(result["logits"], labels, list(saved[main_column]["classes"]))
+    main = EvaluationReport.of(result["logits"], labels, list(saved[main_column]["classes"]))
     scores: dict[str, dict[str, Any]] = {data.main_column: {"kind": "class", "accuracy": main.top1, "main": True}}
     for name in targets:
         kind = data.columns[name].kind
@@ -106,16 +106,4 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
     return TableReport(main, scores)
 
 
-def main_report(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> EvaluationReport:
-    """Top-1, top-5, per-class accuracy and the confusion matrix of the main target."""
-    n = len(classes)
-    topk = logits.topk(min(5, n), dim=1).indices
-    top1 = (topk[:, 0] == labels).float().mean().item() if len(labels) else float("nan")
-    top5 = (topk == labels[:, None]).any(1).float().mean().item() if len(labels) else float("nan")
-    confusion = torch.bincount(labels * n + topk[:, 0], minlength=n * n).reshape(n, n).numpy()
-    totals = confusion.sum(1)
-    per_class = [float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(n)]
-    return EvaluationReport(list(classes), top1, top5, per_class, confusion, len(labels))
-
-
-__all__ = ["TableReport", "evaluate_table", "main_report"]
+__all__ = ["TableReport", "evaluate_table"]
