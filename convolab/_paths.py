@@ -7,6 +7,7 @@ folder must exist (a typo in the folder is refused, not made).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
     path = Path(path)
     create_parents = kind == "folder" if create_parents is None else create_parents
     what = "folder" if kind == "folder" else "file"
+    check_usable(path, flag, what)
     if kind == "folder" and path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder for the output (it will be created)")
     if kind == "file" and path.is_dir():
@@ -48,6 +50,17 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
         except OSError as err:
             raise ConfigError(f"{flag} {path} cannot be created ({err.strerror}); choose another {what}") from None
     return path
+
+
+def check_usable(path: str | os.PathLike, flag: str, what: str = "folder") -> None:
+    """One line where no file can be at `path` at all (a name too long, a loop of links), which any check of it
+    would raise as a traceback (Path.exists and is_dir let those errors through)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            shown = str(path) if len(str(path)) <= 80 else f"{str(path)[:77]}..."
+            raise ConfigError(f"{flag} {shown} cannot be used ({err.strerror}); choose another {what}") from None
 
 
 def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:

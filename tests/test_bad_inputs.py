@@ -155,6 +155,14 @@ def an_onnx_model_of_two_image_inputs(t: Path) -> None:
     assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
 
 
+def an_onnx_model_of_anothers(t: Path) -> None:
+    """{t}/plain.onnx: an ONNX file another tool wrote (no convolab metadata)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+        torch.onnx.export(plain, (torch.zeros(1, 1, 28, 28),), str(t / "plain.onnx"), dynamo=False)
+
+
 def a_folder_with_another_tools_config(t: Path) -> None:
     """{t}/other/config.json, written by something else (its content must survive)."""
     (t / "other").mkdir()
@@ -495,10 +503,10 @@ CASES: list[Row] = [
     Row("export-out-in-missing-folder", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx"], "does not exist"),
     # ----- an export never replaces what it reads, nor a file a run or a safetensors folder keeps
     Row("export-onto-the-checkpoint-it-reads", ["export", "{d}/run", "--out", "{d}/run/best.pt"],
-        "--out {d}/run/best.pt is the checkpoint being exported: the export would replace it; give another file"),
+        "--out {d}/run/best.pt is the checkpoint being read: the export would replace it; give another file"),
     Row("export-torchscript-onto-a-checkpoint-file", ["export", "{d}/crop.pt", "--format", "torchscript", "--out",
                                                       "{d}/crop.pt"],
-        "--out {d}/crop.pt is the checkpoint being exported"),
+        "--out {d}/crop.pt is the checkpoint being read"),
     Row("export-onto-the-runs-last-checkpoint", ["export", "{d}/run", "--format", "torchscript", "--out",
                                                  "{d}/run/last.pt"],
         "--out {d}/run/last.pt is the last.pt of the run in {d}/run (config.json, last.pt, best.pt, metrics.csv), "
@@ -909,6 +917,25 @@ CASES: list[Row] = [
     Row("features-csv-empty-test-split", ["features", "{d}/run", "--data", "{t}/labels.csv", "--out", "{t}/f.npz"],
         "{t}/labels.csv yields 4 training and 0 test rows; both splits need rows (add a split column of train/test, "
         "or more rows of each class", csv_edited(lambda h, rows: rows.__delitem__(slice(4, None)))),
+    Row("features-out-a-file-of-the-run", ["features", "{d}/run", "--out", "{d}/run/best.pt"],
+        "--out {d}/run/best.pt is the best.pt of the run in {d}/run"),
+    Row("features-out-the-checkpoint-read", ["features", "{d}/crop.pt", "--out", "{d}/crop.pt"],
+        "--out {d}/crop.pt is the checkpoint being read: the features would replace it; give another file, e.g. "
+        "features.npz"),
+    Row("features-out-a-safetensors-file", ["features", "{d}/st", "--out", "{d}/st/model.safetensors"],
+        "which the features would replace"),
+    Row("predict-onnx-without-metadata", ["predict", "{t}/plain.onnx", "{d}/digit.png"],
+        "{t}/plain.onnx's metadata lacks or garbles 'classes'", an_onnx_model_of_anothers),
+    Row("output-name-too-long", [*LENET, "--output", "{t}/" + "a" * 300], "cannot be used (File name too long); "
+        "choose another folder"),
+    Row("draw-out-name-too-long", ["draw", "lenet5", "--out", "{t}/" + "a" * 300 + ".svg"],
+        "cannot be used (File name too long); choose another file"),
+    Row("demo-output-name-too-long", ["demo", "resnet-mnist", "--output", "{t}/" + "a" * 300],
+        "cannot be used (File name too long); choose another folder"),
+    Row("lr-find-one-class-leaves-no-folder", ["lr-find", "lenet5", "--data", "{t}/one", "--output", "{t}/lr"],
+        "{t}/one has one class (cat)", a_one_class_folder),
+    Row("finetune-takes-no-model-option", ["finetune", "{d}/run", "--data", "digits", "--model-option", "a=1",
+                                           "--output", "{t}/ft"], "unrecognized arguments: --model-option a=1"),
 ]
 
 

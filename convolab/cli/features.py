@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .._paths import probe_output, writable_output, written
+from .._paths import probe_output, written
+from ..export.outputs import check_file_output
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
@@ -34,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(path)
     if not isinstance(path, dict):  # the file its errors name (a record read elsewhere names its own source)
         checkpoint.setdefault("source", str(path))
-    writable_output(args.out, "--out", "file", example="features.npz")  # before the features are computed
+    # before the features are computed: not the checkpoint read, nor a file a run or safetensors folder keeps
+    check_file_output(args.out, None if isinstance(path, dict) else path, example="features.npz",
+                      writer="the features", instead="features.npz")
     probe_output(args.out, "--out", "file")
     source = args.data or str(checkpoint.get("data", "mnist5k"))
     data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images)

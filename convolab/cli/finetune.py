@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--backbone-lr-scale 0.1, at the weights' input size)")
     parser.add_argument("--until", metavar="LAYER",
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
-    add_config_options(parser, skip=("init_from", "sync_bn"))
+    add_config_options(parser, skip=("init_from", "sync_bn", "model_options"))  # (the checkpoint fixes its model)
     add_pretrained_options(parser)
 
 

@@ -75,7 +75,8 @@ class ExportMeta:
         return values
 
     @classmethod
-    def from_strings(cls, values: dict[str, str]) -> ExportMeta:
+    def from_strings(cls, values: dict[str, str], source: str | Path = "the model") -> ExportMeta:
+        """The metadata an export recorded as strings; `source`: the file, as the error line names it."""
         try:
             return cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
                        in_chans=int(json.loads(values["in_chans"])),
@@ -86,7 +87,7 @@ class ExportMeta:
                        crop_pct=float(json.loads(values.get("crop_pct", json.dumps(CROP_PCT)))),
                        interpolation=values.get("interpolation", "bilinear"))
         except (KeyError, ValueError, TypeError) as err:
-            raise ExportError(f"the model's metadata lacks or garbles {err}; export it with `convolab export`, or "
+            raise ExportError(f"{source}'s metadata lacks or garbles {err}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
                               "data_config") from None
 
@@ -377,4 +378,4 @@ def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, Exp
                           "training checkpoint?); give a file written by `convolab export --format torchscript` or "
                           "export_torchscript") from None
     values: dict[str, Any] = json.loads(extra[TORCHSCRIPT_META] or "{}")
-    return module, ExportMeta.from_strings(values)
+    return module, ExportMeta.from_strings(values, path)

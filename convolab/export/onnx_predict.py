@@ -35,7 +35,7 @@ class OnnxClassifier:
         except Exception as err:  # onnxruntime raises its own untyped errors for a bad file
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExportError(f"{path} is not a readable ONNX model ({first[:160]})") from None
-        self.meta = meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map, path)
         problem = _misfit(meta, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
         if problem:
             raise ExportError(f"{path}: its metadata do not fit its model: {problem}; export the model again with "

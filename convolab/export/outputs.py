@@ -33,23 +33,23 @@ def _instead(what: str, instead: str | Path | None) -> str:
 
 
 def check_file_output(path: str | Path, source: str | Path | None = None, instead: str | Path | None = None,
-                      example: str = "model.onnx") -> Path:
+                      example: str = "model.onnx", writer: str = "the export") -> Path:
     """`path` checked as the file of an ONNX or TorchScript export, before any work: not the checkpoint
     `source` being exported, not a file that a run folder (`RUN_WRITES`) or a safetensors folder keeps, not a
     folder nor anything else that is not a regular file (a device, a FIFO), and in a folder that exists and can
     be written (`writable_output`; `example` names a file for a folder given). `instead`: a file to suggest in
-    the line."""
+    the line; `writer`: what writes the file, as the line names it."""
     path = Path(path)
     if not path.is_dir() and _same(path, source):
-        raise ConfigError(f"--out {path} is the checkpoint being exported: the export would replace it; "
+        raise ConfigError(f"--out {path} is the checkpoint being read: {writer} would replace it; "
                           + _instead("file", instead))
     kept = kept_files(path.parent)
     if kept is not None and path.name in kept[1]:
-        raise ConfigError(f"--out {path} is the {path.name} of {kept[0]}, which the export would replace; "
+        raise ConfigError(f"--out {path} is the {path.name} of {kept[0]}, which {writer} would replace; "
                           + _instead("file", instead))
     if path.exists() and not path.is_file() and not path.is_dir():  # (os.access lets root replace /dev/null)
-        raise ConfigError(f"--out {path} exists and is not a regular file (a device, a FIFO or a socket), which the "
-                          "export would replace; " + _instead("file", instead))
+        raise ConfigError(f"--out {path} exists and is not a regular file (a device, a FIFO or a socket), which "
+                          f"{writer} would replace; " + _instead("file", instead))
     return writable_output(path, "--out", "file", example=example)
 
 

@@ -51,6 +51,7 @@ def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfi
     source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
     if data is None:
         data = load_config_data(config)  # (its subsets too)
+    check_kept_heads(ckpt, data, source)
     options = dict(ckpt.get("model_options", {}))
     torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
     if until is not None:
@@ -68,4 +69,19 @@ def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfi
     return Trainer(config, data=data, model=model)
 
 
-__all__ = ["PRETRAINED_DEFAULTS", "finetune_trainer", "pretrained_defaults"]
+def check_kept_heads(checkpoint: dict[str, Any], data: Any, source: str) -> None:
+    """The heads a fine-tuned model keeps (a labels CSV's columns besides its main one) predict the classes
+    they learnt, in their order: a column of other class names would be read by index, as other classes."""
+    learnt = (checkpoint.get("table") or {}).get("targets", {})
+    for name, column in getattr(data, "columns", {}).items():
+        kept = learnt.get(name)
+        if name == data.main_column or kept is None or column.kind != "class" or kept.get("kind") != "class":
+            continue
+        if list(column.classes) != list(kept["classes"]):
+            raise ConfigError(f"column {name!r} of {data.name} holds the classes {', '.join(column.classes)}, but "
+                              f"{source}'s head {name!r} learnt {', '.join(kept['classes'])}, which it keeps: name "
+                              f"them as it learnt them, or give --targets {data.main_column} to fine-tune the main "
+                              "target alone")
+
+
+__all__ = ["PRETRAINED_DEFAULTS", "check_kept_heads", "finetune_trainer", "pretrained_defaults"]

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write
+from .._paths import writable_output
 from ..data.base import LabelledImages
 from ..errors import ConfigError
 from .build import Run, build_run
@@ -136,11 +137,13 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     `run`) and, if `output` is given (a folder), write lr_find.csv and lr_find.png there. The folder is
     checked before any work."""
     check_range(start_lr, end_lr, steps)
-    folder = prepare_run_dir(output) if output is not None else None
+    if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
+        writable_output(output, "--output", "folder", create=False)
     with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch:
-        if run is None:  # the run's folder: the output (nothing but lr_find.* is written), else a scratch one
-            run = build_run(dataclasses.replace(config, output=str(folder or scratch), tensorboard=False), data)
+        if run is None:  # (a run folder of its own, which nothing is written to)
+            run = build_run(dataclasses.replace(config, output=scratch, tensorboard=False), data)
         result = _range_test(run, start_lr, end_lr, steps)
+    folder = prepare_run_dir(output) if output is not None else None
     result.output = folder
     if folder is not None:
         result.write(folder, f"{config.model} on {config.data}")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
-from .._paths import writable_output
+from .._paths import check_usable, writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
 from .safetensors_io import CONFIG_FILE
@@ -85,6 +85,7 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     and metrics and leave its other files (an evaluation, exports) beside ones they do not describe."""
     if output is None:
         return
+    check_usable(output, "--output")
     found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} already holds a run ({', '.join(found)}); continue it with "
