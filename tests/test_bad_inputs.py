@@ -163,6 +163,12 @@ def an_onnx_model_of_anothers(t: Path) -> None:
         torch.onnx.export(plain, (torch.zeros(1, 1, 28, 28),), str(t / "plain.onnx"), dynamo=False)
 
 
+def an_experiment(t: Path) -> None:
+    """{t}/experiment.json: the record of a `convolab reproduce` experiment folder (its curves.png beside it)."""
+    (t / "experiment.json").write_text("{}")
+    (t / "curves.png").write_bytes(b"the experiment's own curves")
+
+
 def a_folder_with_another_tools_config(t: Path) -> None:
     """{t}/other/config.json, written by something else (its content must survive)."""
     (t / "other").mkdir()
@@ -934,6 +940,23 @@ CASES: list[Row] = [
         "cannot be used (File name too long); choose another folder"),
     Row("lr-find-one-class-leaves-no-folder", ["lr-find", "lenet5", "--data", "{t}/one", "--output", "{t}/lr"],
         "{t}/one has one class (cat)", a_one_class_folder),
+    *[Row(f"{verb}-output-in-{where}", [*argv, "--output", f"/{where}/x"], f"--output /{where}/x ")
+      for verb, argv in (("compare", ["compare", "lenet5_modern", "--data", "digits"]),
+                         ("report", ["report", "{d}/run"]),
+                         ("reproduce", ["reproduce", "batchnorm", "--quick", "--data", "digits"]))
+      for where in ("sys", "proc")],
+    Row("report-into-an-experiment", ["report", "{d}/run", "--output", "{t}"],
+        "--output {t} holds an experiment (experiment.json); its curves.png would be overwritten", an_experiment),
+    Row("compare-into-an-experiment", ["compare", "lenet5_modern", "--data", "digits", "--output", "{t}"],
+        "--output {t} holds an experiment (experiment.json); the comparison's report would overwrite its curves.png",
+        an_experiment),
+    Row("demo-typo-of-a-moved-demo", ["demo", "batchnor"], "did you mean batchnorm?"),
+    Row("report-output-name-too-long", ["report", "{d}/run", "--output", "{t}/" + "a" * 300],
+        "cannot be used (File name too long)"),
+    Row("reproduce-output-name-too-long", ["reproduce", "batchnorm", "--quick", "--output", "{t}/" + "a" * 300],
+        "cannot be used (File name too long)"),
+    Row("compare-output-name-too-long", ["compare", "lenet5_modern", "--data", "digits", "--output",
+                                         "{t}/" + "a" * 300], "cannot be used (File name too long)"),
     Row("finetune-takes-no-model-option", ["finetune", "{d}/run", "--data", "digits", "--model-option", "a=1",
                                            "--output", "{t}/ft"], "unrecognized arguments: --model-option a=1"),
 ]

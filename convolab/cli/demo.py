@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name in MOVED:
         return run_moved(args)
-    demo = get_demo(args.name)
+    demo = get_demo(args.name, moved=MOVED)  # (a typo of a moved name is told its name)
     given = {"epochs": args.epochs, "output": args.output, "seed": args.seed}
     refused = [f"--{name}" for name, value in given.items() if value is not None and name not in demo.options]
     if refused:

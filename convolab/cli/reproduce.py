@@ -38,8 +38,9 @@ def list_experiments() -> str:
     lines = []
     for e in EXPERIMENTS.values():
         runs = ", ".join(e.labels())
+        seeds = f"; seeds: {e.full_seeds} (quick: {e.quick_seeds})" if max(e.full_seeds, e.quick_seeds) > 1 else ""
         lines.append(f"{e.name:16s} {e.claim}\n{'':16s} source: {e.source}\n{'':16s} runs: {runs}; data: "
-                     f"{e.data}; quick form: {e.quick_note}")
+                     f"{e.data}; quick form: {e.quick_note}{seeds}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from .._atomic import atomic_write
-from .._paths import writable_output
+from .._paths import check_usable, probe_output, writable_output
 from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
@@ -38,6 +38,7 @@ log = logging.getLogger("convolab")
 
 COMPARE_FILE = "compare.json"
 FORMAT = "convolab-compare-1"
+EXPERIMENT_FILE = "experiment.json"  # a `convolab reproduce` folder's record (its curves.png is the experiment's)
 
 
 class Run(NamedTuple):
@@ -127,9 +128,11 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)
+    check_usable(output, "--output")  # (a name too long: every check below would raise it)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
                           f"{shlex.quote(str(output))}` or choose another --output")
+    refuse_experiment(output, "the comparison's report would overwrite its curves.png: choose another --output")
     found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} holds a run ({', '.join(found)}); the comparison's report would "
@@ -141,12 +144,19 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     default = config.output is None and output.parent == Path("runs")  # (named as `train` names runs/)
     refuse_output_inside_data(config if default else dataclasses.replace(config, output=str(output)))
     writable_output(output, "--output", create=False)  # made below, once the data are read
+    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     check_device_options(config)
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
     output.mkdir(parents=True, exist_ok=True)
     comparison.save()
     return run_comparison(comparison, data=data)
+
+
+def refuse_experiment(output: Path, what: str) -> None:
+    """An --output holding a `convolab reproduce` experiment is refused: the report would overwrite its own."""
+    if (output / EXPERIMENT_FILE).is_file():
+        raise ConfigError(f"--output {output} holds an experiment ({EXPERIMENT_FILE}); {what}")
 
 
 def check_repeats(models: list[str]) -> None:
@@ -335,6 +345,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
         raise ConfigError("give at least one RUN_DIR (a `convolab train` or `convolab compare` run folder)")
     paths = [Path(p) for p in run_dirs]
     output = Path(output)
+    check_usable(output, "--output")
     for path in paths:
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
@@ -348,6 +359,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     if (output / "compare.json").is_file():  # (its report files describe its own runs)
         raise ConfigError(f"--output {output} holds a comparison (compare.json), whose report would be overwritten; "
                           "write the report to another folder")
+    refuse_experiment(output, "its curves.png would be overwritten; write the report to another folder")
     found = run_files(output)
     if found:
         raise ConfigError(f"--output {output} holds a run ({', '.join(found)}), whose curves.png would be "
@@ -355,6 +367,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     for path in paths:  # (a report inside a run's image folder would be read as images of a class)
         refuse_output_inside_data(dataclasses.replace(TrainConfig.from_run(path), output=str(output)))
     writable_output(output, "--output", create=False)  # write_report makes it
+    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     results = [read_run(path) for path in paths]
     names = [r.model for r in results]
     twice = [r for r in results if names.count(r.model) > 1]  # the same model run twice: told apart by folder

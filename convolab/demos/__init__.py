@@ -7,7 +7,7 @@ line is `test accuracy: 0.xxxx`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -57,13 +57,15 @@ def list_demos() -> list[Demo]:
     return list(DEMOS.values())
 
 
-def get_demo(name: str) -> Demo:
-    """The demo called `name`; an unknown name is refused with the closest ones."""
+def get_demo(name: str, moved: Iterable[str] = ()) -> Demo:
+    """The demo called `name`; an unknown name is refused with the closest ones. `moved`: the names the caller
+    runs elsewhere (the CLI's demos that became experiments), offered too, as `convolab demo --list` lists them."""
     if name in DEMOS:
         return DEMOS[name]
-    close = difflib.get_close_matches(name, DEMOS, n=3)
+    names = [*DEMOS, *(m for m in moved if m not in DEMOS)]
+    close = difflib.get_close_matches(name, names, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"unknown demo {name!r}; {hint}choose one of {', '.join(DEMOS)} "
+    raise ConfigError(f"unknown demo {name!r}; {hint}choose one of {', '.join(names)} "
                       "(`convolab demo --list`)")
 
 

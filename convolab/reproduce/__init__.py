@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
-from .._paths import writable_output
+from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
-from ..compare.runner import COMPARE_FILE, check_device_options
+from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options
 from ..compare.seeds import seed_values, spread, step_curve, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
@@ -31,7 +31,7 @@ from .experiments import EXPERIMENTS, Experiment, Outcome
 log = logging.getLogger("convolab")
 
 REPORT = "reproduce.md"
-STATE = "experiment.json"  # the experiment, its form and seeds, the shared options: what --resume needs
+STATE = EXPERIMENT_FILE  # experiment.json: the experiment, its form and seeds, the shared options: what --resume needs
 FORMAT = "convolab-reproduce-1"
 
 
@@ -62,6 +62,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
                           f"--resume {shlex.quote(str(output))}`, or give a new folder")
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
+    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
     check_device_options(base)
     count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)

@@ -84,7 +84,8 @@ def _held(ok: bool) -> str:
 def degradation_verdict(out: Outcome) -> tuple[bool, str]:
     """Both halves of the claim: the deeper plain net trains worse (Fig. 6 left), and with shortcuts the deeper
     net trains at least as well as the shallower one and better than the deep plain net (Fig. 6 right)."""
-    p20, p56, r20, r56 = (out.train_error(k) for k in ("plain20", "plain56", "resnet20", "resnet56"))
+    # judged as printed, so that the line never reads "0.636 > 0.636"
+    p20, p56, r20, r56 = (round(out.train_error(k), 3) for k in ("plain20", "plain56", "resnet20", "resnet56"))
     degraded, fixed = p56 > p20, r56 <= r20 and r56 < p56
     return degraded and fixed, (
         f"degradation: plain56 final train error {p56:.3f} {'>' if degraded else '<='} plain20 {p20:.3f}; "
@@ -92,17 +93,29 @@ def degradation_verdict(out: Outcome) -> tuple[bool, str]:
         f"plain56: {_held(degraded and fixed)}")
 
 
+# The least final test accuracy of the shallowest ResNet that counts as having learnt: three times chance on
+# CIFAR-10's ten classes (the quick form's resnet20 reaches 0.41, the full form's about 0.91).
+CIFAR_LEARNT = 0.3
+
+
 def resnet_cifar_verdict(out: Outcome) -> tuple[bool, str]:
+    """Test error never rises with depth and falls somewhere, the shallowest net having learnt: depths that all
+    tie (at chance, say) show nothing about depth."""
     labels = list(out.runs)
-    errors = [out.test_error(k) for k in labels]
-    ok = all(a >= b for a, b in zip(errors, errors[1:]))
-    pairs = ", ".join(f"{k} {e * 100:.2f}%" for k, e in zip(labels, errors))
-    return ok, f"resnet-cifar: test error {pairs}; deeper is {'never worse' if ok else 'not always better'}: " \
-               f"{_held(ok)}"
+    errors = [round(out.test_error(k) * 100, 2) for k in labels]  # in percent, judged as printed
+    monotone = all(a >= b for a, b in zip(errors, errors[1:]))
+    falls = any(a > b for a, b in zip(errors, errors[1:]))
+    learnt = bool(errors) and 100 - errors[0] >= CIFAR_LEARNT * 100
+    ok = monotone and falls and learnt
+    pairs = ", ".join(f"{k} {e:.2f}%" for k, e in zip(labels, errors))
+    why = (["deeper is not always better"] if not monotone else [] if falls else ["no deeper net is better"]) + \
+        ([] if learnt else [f"{labels[0]} stayed under {CIFAR_LEARNT:.0%} test accuracy (it did not learn)"])
+    said = "; ".join(why) or "deeper is never worse, and better at least once"
+    return ok, f"resnet-cifar: test error {pairs}; {said}: {_held(ok)}"
 
 
 def lecture_mnist_verdict(out: Outcome) -> tuple[bool, str]:
-    acc = out.best_test_acc("resnet_mnist")
+    acc = round(out.best_test_acc("resnet_mnist"), 4)  # (judged as printed)
     ok = acc >= 0.99
     return ok, f"lecture-mnist: resnet_mnist best test accuracy {acc:.4f} {'>=' if ok else '<'} 0.99: {_held(ok)}"
 
@@ -124,7 +137,7 @@ BN_LEARNT = 0.5  # the least final test accuracy of lenet5_bn that counts as hav
 
 
 def batchnorm_verdict(out: Outcome) -> tuple[bool, str]:
-    plain, bn = out.mean("lenet5_bn-without-bn", "test_acc"), out.mean("lenet5_bn", "test_acc")
+    plain, bn = (round(out.mean(k, "test_acc"), 4) for k in ("lenet5_bn-without-bn", "lenet5_bn"))  # as printed
     # The claim is that BN trains where the plain net does not: BN must learn (half right, 5x chance with 10
     # classes), not merely sit a little higher at chance.
     learnt = bn >= BN_LEARNT
@@ -137,15 +150,16 @@ def batchnorm_verdict(out: Outcome) -> tuple[bool, str]:
 def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
     plain, smooth = out.final("resnet20", "test_acc"), out.final("resnet20+ls0.1", "test_acc")
     test = welch_test(smooth, plain)
-    lower = statistics.fmean(smooth) > statistics.fmean(plain)
+    error, error_plain = round(1 - statistics.fmean(smooth), 4), round(1 - statistics.fmean(plain), 4)  # as printed
+    lower = error < error_plain
     ok = lower and test is not None and test.different
     if test is None:
         why = "one seed: no test"
     else:
         p = f"p={test.p:.3f}" if test.p >= 0.001 else "p<0.001"
         why = f"Welch {p}, {'beyond' if test.different else 'within'} the seeds' noise at 5%"
-    return ok, (f"label-smoothing: resnet20 final test error {1 - statistics.fmean(smooth):.4f} with smoothing 0.1 "
-                f"{'<' if lower else '>='} {1 - statistics.fmean(plain):.4f} without ({len(smooth)} and "
+    return ok, (f"label-smoothing: resnet20 final test error {error:.4f} with smoothing 0.1 "
+                f"{'<' if lower else '>='} {error_plain:.4f} without ({len(smooth)} and "
                 f"{len(plain)} seeds; {why}): {_held(ok)}")
 
 
@@ -232,6 +246,6 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "cifar10", HE_CIFAR, QUICK_CIFAR | {"epochs": 3, "train_subset": 3000, "test_subset": 2000},
         {"resnet20": "8.75% test error (Table 6)", "resnet20+ls0.1": "about 0.2 points lower (ImageNet)"},
         label_smoothing_verdict, full_seeds=5, quick_seeds=2,
-        quick_note="at most 3,000 training and 2,000 test images, 3 epochs, 2 seeds",
+        quick_note="at most 3,000 training and 2,000 test images, 3 epochs",  # (the seeds: in the Run: line)
     ),
 )}

@@ -26,7 +26,8 @@ def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, c
                               f"(its outputs: {', '.join(outputs)})")
     for name in getattr(model, "task_classes", {}):
         if name not in names:
-            raise ConfigError(f"the model's output {name!r} predicts its own target: add --extra-target {name}"
+            raise ConfigError(f"the model's output {name!r} predicts its own target: add --extra-target {name} "
+                              f"(which needs data of {DERIVED_TARGETS[name].needs})"
                               if name in DERIVED_TARGETS else f"the model's output {name!r} learnt a labels CSV's "
                               f"column: give --data a labels CSV with a {name!r} column")
     train = {name: derive_target(name, batches.train_labels, classes) for name in names}
