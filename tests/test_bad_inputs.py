@@ -24,6 +24,7 @@ import torch
 from conftest import write_png_folder
 from PIL import Image
 
+from convolab._platform import usable_cores
 from convolab.cli import main
 from convolab.data import load_data
 
@@ -957,6 +958,15 @@ CASES: list[Row] = [
         "cannot be used (File name too long)"),
     Row("compare-output-name-too-long", ["compare", "lenet5_modern", "--data", "digits", "--output",
                                          "{t}/" + "a" * 300], "cannot be used (File name too long)"),
+    Row("threads-beyond-the-cores", [*LENET, "--threads", "100000", "--output", "{t}/run"],
+        f"--threads 100000 is more than 4 threads a core on this machine's {usable_cores()} cores"),
+    Row("image-size-beyond-the-memory", ["train", "resnet20", "--data", "digits", "--image-size", "100000",
+                                         "--output", "{t}/run"],
+        "one 100000x100000 px image does not fit in this machine's memory"),
+    Row("loss-weighs-every-output-0", [*LENET, "--loss", "main=0", "--output", "{t}/run"],
+        "--loss weighs every output 0 (main=0); give at least one a weight above 0"),
+    Row("output-empty", [*LENET, "--output", ""], "argument --output: is empty; give a path"),
+    Row("data-dir-empty", [*LENET, "--data-dir", "", "--output", "{t}/run"], "argument --data-dir: is empty"),
     Row("finetune-takes-no-model-option", ["finetune", "{d}/run", "--data", "digits", "--model-option", "a=1",
                                            "--output", "{t}/ft"], "unrecognized arguments: --model-option a=1"),
 ]

@@ -23,7 +23,7 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
 
 
 @pytest.mark.parametrize("verb, skipped", [("train", set()), ("compare", {"init_from", "sync_bn"}),
-                                           ("finetune", {"init_from", "sync_bn"})])
+                                           ("finetune", {"init_from", "sync_bn", "model_options"})])
 def test_every_training_option_is_generated_from_its_field(verb, skipped):
     dests = {a.dest: a for a in verb_parser(verb)._actions}
     for name, f in FIELDS.items():

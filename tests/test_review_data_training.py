@@ -5,12 +5,14 @@ images; subset counts below 1; random erasing without a generator; a labels CSV'
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import write_png_folder
 
+import convolab.training.engine as engine
 from convolab import create_model
 from convolab.data import load_data, per_class_subset
 from convolab.data.augment import AugmentConfig, BatchTransform
@@ -140,3 +142,12 @@ def test_one_top1_for_evaluate_and_a_labels_csv_evaluation():
     report = EvaluationReport.of(logits, labels, ["a", "b", "c", "d"])
     assert report.top1 == 2 / 3  # the float training's correct / images gives (not float32's 0.6666666865)
     assert json.dumps(report.top1) == json.dumps(2 / 3)
+
+
+def test_resuming_a_run_in_a_read_only_folder_names_resume_not_output(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    Trainer(TrainConfig("lenet5", data="digits", epochs=1, batch_size=256, progress=False, output=str(run))).fit()
+    monkeypatch.setattr(engine.os, "access", lambda path, mode: Path(path) != run)  # (a read-only mount)
+    with pytest.raises(ConfigError, match=f"--resume {run} is not writable, and a resumed run writes its "
+                                          "checkpoints there: make it writable, or copy the run folder"):
+        Trainer.resume(run, epochs=2)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._platform import usable_cores
 from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
@@ -40,6 +41,7 @@ from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
 from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matching
 
+THREADS_PER_CORE = 4  # --threads above this many a core: refused (each waits for a core; thousands crash OpenMP)
 log = logging.getLogger("convolab")
 
 
@@ -203,6 +205,10 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
     if device.type == "cuda":  # fixed input shapes: cuDNN times its algorithms once and keeps the fastest
         torch.backends.cudnn.benchmark = True
     if config.threads:
+        cores = usable_cores()
+        if config.threads > THREADS_PER_CORE * cores:  # (thousands fail to start: a crash inside OpenMP)
+            raise FieldError("threads", f"{config.threads} is more than {THREADS_PER_CORE} threads a core on this "
+                             f"machine's {cores} cores (each thread waits for a core); give --threads {cores} or fewer")
         torch.set_num_threads(config.threads)
     return device, dist, amp_dtype
 
@@ -393,6 +399,9 @@ def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: di
         outputs = [main_name if n == "main" else n for n in weights]
         raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
                           f"(its outputs: {', '.join(outputs)})")
+    if not any((weights | given).values()):  # (the loss would be 0: nothing learnt, the weights only decayed)
+        raise ConfigError(f"--loss weighs every output 0 ({', '.join(f'{k}={v:g}' for k, v in given.items())}); "
+                          "give at least one a weight above 0")
     return weights | given
 
 

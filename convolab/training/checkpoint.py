@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
-from ..errors import CheckpointError, UnknownModelError
+from ..errors import CheckpointError, ConfigError, UnknownModelError
 from ..models import create_model
 from .safetensors_io import GIVE as GIVE_SAFETENSORS
 from .safetensors_io import check_record, is_safetensors, load_safetensors
@@ -191,6 +191,10 @@ def runs_at(model: nn.Module, in_chans: int, size: int | Sequence[int],
             forward(torch.zeros(1, in_chans, int(height), int(width), device=device))
     except torch.OutOfMemoryError:
         raise
-    except (RuntimeError, ValueError):  # (shapes that do not fit: RuntimeError; a model's own size check: either)
+    except (RuntimeError, ValueError, MemoryError) as err:  # (shapes that do not fit: RuntimeError; a model's own
+        # size check: either) -- but an image too large for the memory is not a shape the layers refuse
+        if isinstance(err, MemoryError) or "allocate" in str(err):
+            raise ConfigError(f"one {int(height)}x{int(width)} px image does not fit in this machine's memory "
+                              "(allocating its activations failed); give a smaller --image-size") from None
         return False
     return True

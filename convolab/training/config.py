@@ -277,6 +277,7 @@ class TrainConfig:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}
+EMPTY_REFUSED = ("output", "data_dir", "init_from")  # paths, which "" does not name
 _TYPES = typing.get_type_hints(TrainConfig)
 
 
@@ -342,6 +343,8 @@ def option_problem(name: str, value: Any) -> str | None:
     if kind is str:
         if not isinstance(value, str):
             return f"must be a string, got {value!r}"
+        if value == "" and name in EMPTY_REFUSED:  # ("" is not "left out": a typo, or a shell variable unset)
+            return "is empty; give a path, or leave the option out"
         choices = meta["choices"]
         if choices and value not in choices:
             return f"must be one of {', '.join(choices)}, got {value!r}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, ConvolabError, DataError
+from ..errors import CheckpointError, ConfigError, ConvolabError, DataError
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
 from .config import TrainConfig
@@ -133,6 +134,9 @@ class Trainer:
         `data` (the run's data set, already loaded) spares loading it again."""
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
+        if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
+            raise ConfigError(f"--resume {run_dir} is not writable, and a resumed run writes its checkpoints there: "
+                              "make it writable, or copy the run folder elsewhere and resume the copy")
         config.output = str(run_dir)
         config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
         if not (run_dir / "last.pt").exists():  # (its config.json was read above)
