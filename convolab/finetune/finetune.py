@@ -77,7 +77,8 @@ def check_kept_heads(checkpoint: dict[str, Any], data: Any, source: str) -> None
         kept = learnt.get(name)
         if name == data.main_column or kept is None or column.kind != "class" or kept.get("kind") != "class":
             continue
-        if list(column.classes) != list(kept["classes"]):
+        # (a head of another size than its column is refused as such when the targets are read)
+        if len(column.classes) == len(kept["classes"]) and list(column.classes) != list(kept["classes"]):
             raise ConfigError(f"column {name!r} of {data.name} holds the classes {', '.join(column.classes)}, but "
                               f"{source}'s head {name!r} learnt {', '.join(kept['classes'])}, which it keeps: name "
                               f"them as it learnt them, or give --targets {data.main_column} to fine-tune the main "
