@@ -22,7 +22,7 @@ from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
 from .counting import one_input_size
-from .summary import describe_input_error, refuse_huge_input, refuse_huge_outputs
+from .summary import SIZE_GIVEN, SizeArgs, describe_input_error, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -107,12 +107,14 @@ class _ShapeRecorder(fx.Interpreter):
         return result
 
 
-def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> ArchGraph:
-    """The eval-mode dataflow graph of `model` at (C, H, W), batch 1, with each node's output shape."""
+def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int | None = None,
+                       given: SizeArgs = SIZE_GIVEN) -> ArchGraph:
+    """The eval-mode dataflow graph of `model` at (C, H, W), batch 1, with each node's output shape (`given`:
+    which arguments the sizes came from, for the line that refuses one too large, as `summary`)."""
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
     input_size = one_input_size(input_size)
-    refuse_huge_input(input_size)
+    refuse_huge_input(input_size, given)
     name = getattr(model, "model_name", "") or type(model).__name__
     was_training = model.training
     model.eval()  # training-only branches (auxiliary heads) are left out of the trace
@@ -138,7 +140,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
         model.train(was_training)
     if device.type == "meta":  # as summary: on a real device every output has been held, so it fitted
         refuse_huge_outputs(((_node_name(n), recorder.shapes.get(n.name)) for n in graph.nodes
-                             if n.op not in ("placeholder", "output")), input_size)
+                             if n.op not in ("placeholder", "output")), input_size, given)
 
     nodes: list[GraphNode] = []
     kept: set[str] = set()
@@ -311,12 +313,12 @@ def _check_out_path(out: Path) -> None:
     writable_output(out, "--out", "file", example="model.svg")
 
 
-def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, depth: int | None = None
-         ) -> ArchGraph:
+def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, depth: int | None = None,
+         given: SizeArgs = SIZE_GIVEN) -> ArchGraph:
     """Write the architecture of `model` as SVG to `out` (atomically); returns the drawn graph."""
     path = Path(out)
     _check_out_path(path)
-    graph = architecture_graph(model, input_size, depth)
+    graph = architecture_graph(model, input_size, depth, given)
     svg = to_svg(graph)
     try:  # beside `out`, then renamed onto it: a reader never sees half a picture
         atomic_write(path, lambda tmp: Path(tmp).write_text(svg, encoding="utf-8"))

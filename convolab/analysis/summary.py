@@ -188,23 +188,54 @@ def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tu
     return tuple(config.input_size)
 
 
-def refuse_huge_input(input_size: Sequence[int]) -> None:
+@dataclass(frozen=True)
+class SizeArgs:
+    """Where the sizes of a summary or drawing came from, so that a tensor refused as too large names the
+    argument to change: `input_size` True when the input size was given (--input-size; the default, as a
+    size passed from Python is), False when it is the model's own (or its weights'); `in_chans` and
+    `num_classes` as given to create_model (--in-chans, --num-classes), None when left out."""
+
+    input_size: bool = True
+    in_chans: int | None = None
+    num_classes: int | None = None
+
+
+SIZE_GIVEN = SizeArgs()  # a size passed in, as from Python
+
+
+def refuse_huge_input(input_size: Sequence[int], given: SizeArgs = SIZE_GIVEN) -> None:
     """ConfigError when the input itself (batch 1, float32) would exceed the one-tensor limit of
     `cost.MAX_TENSOR_BYTES`: what summary, draw and cost refuse alike, before any work."""
-    error = too_large(f"--input-size {','.join(map(str, input_size))}: the input at batch 1", (1, *input_size),
-                      "give a smaller --input-size")
+    size = ",".join(map(str, input_size))
+    if given.input_size:
+        what, advice = f"--input-size {size}: the input at batch 1", "give a smaller --input-size"
+    elif given.in_chans is not None and given.in_chans == input_size[0]:  # the model's size, with these channels
+        what = f"--in-chans {given.in_chans}: the input {'x'.join(map(str, input_size))} at batch 1"
+        advice = "give a smaller --in-chans"
+    else:
+        what, advice = f"the model's input size {size}: the input at batch 1", "give a smaller --input-size"
+    error = too_large(what, (1, *input_size), advice)
     if error is not None:
         raise error
 
 
-def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence[int]) -> None:
+def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence[int],
+                        given: SizeArgs = SIZE_GIVEN) -> None:
     """ConfigError naming the first of (name, output shape) whose tensor alone would exceed the one-tensor
-    limit (a shape is a list of ints, a list of those for several tensors, or None)."""
+    limit (a shape is a list of ints, a list of those for several tensors, or None), and the argument that
+    made it so: --num-classes for a classifier's output (batch, classes) of the classes given, else the
+    input size."""
+    size = ",".join(map(str, input_size))
+    at = f"at --input-size {size}" if given.input_size else f"at the model's input size {size}"
     for name, output_shape in outputs:
         shapes = output_shape if output_shape and isinstance(output_shape[0], list) else [output_shape]
         for shape in filter(None, shapes):
-            error = too_large(f"at --input-size {','.join(map(str, input_size))}, {name or 'the model'}'s output "
-                              f"{'x'.join(map(str, shape))}", shape, "give a smaller --input-size")
+            output = f"{name or 'the model'}'s output {'x'.join(map(str, shape))}"
+            if given.num_classes is not None and len(shape) == 2 and shape[1] == given.num_classes:
+                what, advice = f"--num-classes {given.num_classes}: {output}", "give a smaller --num-classes"
+            else:
+                what, advice = f"{at}, {output}", "give a smaller --input-size"
+            error = too_large(what, shape, advice)
             if error is not None:
                 raise error
 
@@ -235,18 +266,19 @@ def _with_uncalled_containers(rows: list[LayerRow], modules: dict[str, nn.Module
 
 
 @torch.no_grad()
-def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None) -> Summary:
+def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = None,
+            given: SizeArgs = SIZE_GIVEN) -> Summary:
     """Per-module output shapes, parameters and MACs of one eval forward at (C, H, W), batch 1 (every task head
     of a model of several tasks included; auxiliary heads, which run in training only, are not).
 
     `depth` keeps rows of modules nested at most that deep (1 = the model's children); totals
     always cover the whole model. A model built under `torch.device("meta")` is summarized from
-    shapes alone.
+    shapes alone. `given` says which arguments the sizes came from, for the line that refuses one too large.
     """
     input_size = one_input_size(input_size)
     if depth is not None and depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
-    refuse_huge_input(input_size)
+    refuse_huge_input(input_size, given)
     owned = _owned_params(model)
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
@@ -297,7 +329,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
         model.train(was_training)
 
     if device.type == "meta":  # on a real device the pass has already held every output, so it fitted
-        refuse_huge_outputs(((r.name, r.output_shape) for r in rows), input_size)
+        refuse_huge_outputs(((r.name, r.output_shape) for r in rows), input_size, given)
     # a module "ran" when it or anything inside it was called (a ModuleList is never called itself)
     ran = {prefix for name in called for prefix in _prefixes(name)}
     not_run = [ModuleInfo(n, type(m).__name__, subtree_params[n]) for n, m in modules.items()

@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,14 @@ with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, 
 
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line on stderr and exit code 2 (argparse adds a usage block)."""
+
+    # What argparse takes for a negative number (a value) rather than an option: its own matcher knows only
+    # -1 and -0.1, so `--lr -1e-3` or `--lr -inf` was "expected one argument" instead of the option's own check.
+    NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = self.NEGATIVE_NUMBER  # (every verb's parser is one of these)
 
     def error(self, message: str):  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+# What an empty CHECKPOINT argument is told to give instead (evaluate, features, export, predict, finetune).
+CHECKPOINT = "a checkpoint file or run folder (or a model name with --pretrained)"
+
 
 def positive_int(text: str) -> int:
     try:
@@ -55,3 +58,17 @@ def input_size(text: str) -> tuple[int, int, int]:
     if len(values) != 3 or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"expected C,H,W with positive integers (e.g. 3,224,224), got {text!r}")
     return values  # type: ignore[return-value]
+
+
+def nonempty(give: str):
+    """The argparse type of a value that must name something (a file, a folder, a data set, a name): "" is
+    refused with what to give (a typo, or a shell variable left unset), not read as the current folder or as
+    the option left out. `give` completes "give ...", e.g. "a folder, or leave the option out"."""
+
+    def parse(text: str) -> str:
+        if text == "":
+            raise argparse.ArgumentTypeError(f"is empty; give {give}")
+        return text
+
+    parse.__name__ = "str"  # argparse names the type in some messages
+    return parse

@@ -8,13 +8,17 @@ from typing import Any
 from .._registry import list_models
 from ..errors import ConfigError
 from ..pretrained import pretrained_checkpoint
+from ._args import nonempty
+
+# What an empty --weights is told to give instead.
+WEIGHTS = "the name of published weights (`convolab models --pretrained`), or leave the option out"
 
 
 def add_pretrained_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="CHECKPOINT is a model name: use the weights torchvision or timm publish for it, "
                              "downloaded once into their caches (see `convolab models --pretrained`)")
-    parser.add_argument("--weights", metavar="NAME",
+    parser.add_argument("--weights", metavar="NAME", type=nonempty(WEIGHTS),
                         help="which published weights (implies --pretrained), e.g. IMAGENET1K_V1, tf_in1k, "
                              "torchvision, timm (default: the best published)")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..compare import (
     compare_models,
@@ -13,6 +14,7 @@ from ..compare import (
     unfinished_line,
 )
 from ..errors import ConfigError
+from ._args import nonempty
 from ._options import add_config_options, config_from_args, flag_of, given_config
 
 HELP = ("train several models in turn with the same data and options; one report (table, curves, "
@@ -21,7 +23,8 @@ HELP = ("train several models in turn with the same data and options; one report
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL", help="model names (see `convolab models`)")
-    parser.add_argument("--resume", metavar="DIR", help="continue the comparison in DIR (its compare.json "
+    parser.add_argument("--resume", metavar="DIR", type=nonempty("the comparison's folder"),
+                        help="continue the comparison in DIR (its compare.json "
                         "holds the models, seeds and options): finished runs are kept, an interrupted one resumes")
     parser.add_argument("--seeds", type=seeds_option, metavar="N|S,S,...",
                         help="train each model once per seed: N seeds from --seed on, or the seeds listed; "
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         output = config.output or str(default_compare_dir(config.data))
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1)
     print(summary_table(results), end="")
-    print(f"report: {output}/report.html (results.json, results.md, curves.png beside it)")
+    print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
     if unfinished:
         print(unfinished)

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..reproduce import get_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.rundir import next_free_dir
-from ._args import positive_int
+from ._args import nonempty, positive_int
 from ._options import field_value
 
 # Demos that became experiments of `convolab reproduce`: the old name runs the experiment's quick form on the
@@ -20,11 +20,13 @@ HELP = "run a worked example of the source articles (`convolab demo --list`); tr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="the demo to run; without it, list the demos")
+    parser.add_argument("name", nargs="?", metavar="NAME", type=nonempty("a demo name (`convolab demo --list`)"),
+                        help="the demo to run; without it, list the demos")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
     g = parser.add_argument_group("demos that train (inception-mnist, resnet-mnist; batchnorm: see reproduce)")
     g.add_argument("--epochs", type=positive_int, help="epochs to train (default: the demo's own)")
     g.add_argument("--output", "--out", dest="output", metavar="DIR",
+                   type=nonempty("a folder, or leave the option out"),
                    help="run folder (default: runs/demo-MODEL, or -2, -3... beside an existing one; batchnorm: "
                         "runs/demo-batchnorm[-N])")
     g.add_argument("--seed", type=field_value("seed"), metavar="SEED",

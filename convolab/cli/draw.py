@@ -6,16 +6,17 @@ import argparse
 import torch
 
 from ..analysis.draw import draw
-from ..analysis.summary import resolve_input_size
+from ..analysis.summary import SizeArgs, resolve_input_size
 from ..models import create_model
-from ._args import class_count, input_size, positive_int
+from ._args import class_count, input_size, nonempty, positive_int
 
 HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="registered model name (see `convolab models`)")
-    parser.add_argument("--out", required=True, metavar="FILE.svg", help="where to write the SVG")
+    parser.add_argument("--out", required=True, metavar="FILE.svg", type=nonempty("a file name such as model.svg"),
+                        help="where to write the SVG")
     parser.add_argument("--depth", type=positive_int, default=None,
                         help="draw modules nested deeper than this as one box (default: every layer)")
     parser.add_argument("--input-size", type=input_size, default=None, metavar="C,H,W",
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes only: no weights are allocated or initialized
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
     size = resolve_input_size(model, args.input_size)
-    graph = draw(model, size, args.out, depth=args.depth)
+    # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
+    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes)
+    graph = draw(model, size, args.out, depth=args.depth, given=given)
     print(f"wrote {args.out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
     return 0

@@ -12,24 +12,31 @@ from ..data import TabularImages
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
 from ..training.table_eval import evaluate_table
+from ._args import CHECKPOINT, nonempty
 from ._weights import add_pretrained_options, checkpoint_or_weights, output_beside
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
+    parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
+                        help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
                         "a safetensors folder, or a model name with --pretrained")
-    parser.add_argument("--data", help="data set name or image folder/tar (default: the data it was trained on, "
+    parser.add_argument("--data", type=nonempty("a data set name or an image folder/tar, or leave the option out "
+                                                 "for the run's own data"),
+                        help="data set name or image folder/tar (default: the data it was trained on, "
                         "and its --test-subset if it had one; other data are evaluated whole: their test/ split, or "
                         "every image of a folder without one)")
     parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images, and images "
                         "whose colour mode or size differs from most (counted and named in a warning)")
-    parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
+    parser.add_argument("--data-dir", type=nonempty("a folder, or leave the option out"),
+                        help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation: flip scores the mean of "
                         "the logits of each image and its mirror image (default: the run's --tta)")
     parser.add_argument("--download", action="store_true")
-    parser.add_argument("--output", help="folder for per_class.csv, confusion.csv, confusion.png "
+    parser.add_argument("--output", type=nonempty("a folder, or leave the option out (an `evaluation` folder "
+                                                   "beside the checkpoint)"),
+                        help="folder for per_class.csv, confusion.csv, confusion.png "
                         "(default: an `evaluation` folder beside the checkpoint)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")

@@ -11,7 +11,7 @@ from ..export import export_onnx, export_safetensors, export_torchscript, model_
 from ..export.exporters import RTOL, TOLERANCE
 from ..export.outputs import check_file_output, check_folder_output
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch), or its "
@@ -25,7 +25,8 @@ WHAT = {"onnx": "an ONNX file", "torchscript": "a TorchScript file", "safetensor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a run folder or a .pt checkpoint written by `convolab train`, a "
+    parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
+                        help="a run folder or a .pt checkpoint written by `convolab train`, a "
                         "safetensors folder, or a model name with --pretrained")
     parser.add_argument("--format", choices=tuple(SUFFIXES),
                         help="(default: torchscript for an --out ending in .pt or .pth, else onnx)")
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(onnx, torchscript)")
     batch.add_argument("--dynamic-batch", action="store_true",
                        help="any batch size (the default when --batch-size is not given; onnx, torchscript)")
-    parser.add_argument("--out", help="output file, or folder for safetensors; a file ending in another format's "
+    parser.add_argument("--out", type=nonempty("a file (a folder for safetensors), or leave the option out "
+                                                   "(next to the checkpoint)"),
+                        help="output file, or folder for safetensors; a file ending in another format's "
                         "suffix (.onnx, .pt or .pth, .safetensors) is refused, and so is a file the run keeps "
                         "(best.pt, last.pt, config.json, metrics, curves) or a folder holding a run (default: next to "
                         "the checkpoint, e.g. RUN/best.onnx, RUN/best.torchscript.pt, RUN/best-safetensors; beside "

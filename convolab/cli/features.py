@@ -9,7 +9,7 @@ from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
 from ..training.inference import load_data_for
-from ._args import positive_int
+from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights
 
 HELP = ("write a checkpoint's pooled penultimate features of every train and test image, with labels "
@@ -17,14 +17,19 @@ HELP = ("write a checkpoint's pooled penultimate features of every train and tes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt, a run folder, a safetensors "
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=nonempty(CHECKPOINT),
+                        help="a best.pt / last.pt, a run folder, a safetensors "
                         "folder, or a model name with --pretrained")
-    parser.add_argument("--data", help="data set name or image folder / tar (default: the checkpoint's, as the run "
+    parser.add_argument("--data", type=nonempty("a data set name or an image folder/tar, or leave the option out "
+                                                 "for the checkpoint's own data"),
+                        help="data set name or image folder / tar (default: the checkpoint's, as the run "
                         "took them: its --train-subset and --test-subset if it had them; other data are used whole)")
     parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images, and images "
                         "whose colour mode or size differs from most (counted and named in a warning)")
-    parser.add_argument("--data-dir", help="where torchvision data sets live (default: the run's --data-dir)")
-    parser.add_argument("--out", default="features.npz", help="output file (default: %(default)s)")
+    parser.add_argument("--data-dir", type=nonempty("a folder, or leave the option out"),
+                        help="where torchvision data sets live (default: the run's --data-dir)")
+    parser.add_argument("--out", default="features.npz", type=nonempty("a file name such as features.npz"),
+                        help="output file (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     add_pretrained_options(parser)

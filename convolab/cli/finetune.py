@@ -6,6 +6,7 @@ import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
 from ..training.rundir import refuse_to_overwrite_a_run
+from ._args import CHECKPOINT, nonempty
 from ._options import add_config_options, config_from_args, given_config
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
@@ -15,10 +16,11 @@ HELP = ("fine-tune a checkpoint or a model's published weights (MODEL --pretrain
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt / last.pt, a run folder, a safetensors "
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=nonempty(CHECKPOINT),
+                        help="a best.pt / last.pt, a run folder, a safetensors "
                         "folder, or a model name with --pretrained (then by default --normalize model and "
                         "--backbone-lr-scale 0.1, at the weights' input size)")
-    parser.add_argument("--until", metavar="LAYER",
+    parser.add_argument("--until", metavar="LAYER", type=nonempty("a layer name, or leave the option out"),
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
     add_config_options(parser, skip=("init_from", "sync_bn", "model_options"))  # (the checkpoint fixes its model)
     add_pretrained_options(parser)

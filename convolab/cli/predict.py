@@ -5,7 +5,7 @@ import argparse
 
 from ..export import predict_onnx
 from ..training.inference import load_trained_model, predict_targets
-from ._args import positive_int
+from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
@@ -14,10 +14,10 @@ HELP = ("classify image files with a checkpoint, a safetensors folder, an export
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint",
+    parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
                         help="a .pt or run folder from `convolab train`, a .onnx or safetensors folder from "
                              "`convolab export`, or a model name with --pretrained")
-    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("images", nargs="+", type=nonempty("image files"), help="image files")
     parser.add_argument("--topk", type=positive_int, default=3, help="(default: %(default)s)")
     add_pretrained_options(parser)
 

@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..compare import markdown_table, report_runs
+from ._args import nonempty
 
 HELP = "compare finished runs (of one data set) in one report: table, curves and report.html"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", type=nonempty("a run folder"),
                         help="run folders of `convolab train` or of a comparison (DIR/runs/MODEL)")
-    parser.add_argument("--output", required=True, metavar="DIR",
+    parser.add_argument("--output", required=True, metavar="DIR", type=nonempty("a folder for the report"),
                         help="folder for results.json, results.md, curves.png and report.html")
 
 
 def run(args: argparse.Namespace) -> int:
     results = report_runs(args.run_dirs, args.output, ["convolab", *args._argv])
     print(markdown_table(results), end="")
-    print(f"report: {args.output}/report.html")
+    print(f"report: {Path(args.output) / 'report.html'}")  # (a path, however --output ends: `out/` too)
     return 0

@@ -10,18 +10,21 @@ from ..errors import ConfigError, DataError
 from ..reproduce import EXPERIMENTS, get_experiment, resume_experiment, run_experiment
 from ..training import TrainConfig
 from ..training.rundir import next_free_dir
-from ._args import positive_int
+from ._args import nonempty, positive_int
 from ._options import add_config_options, flag_of, given_config
 
 HELP = "run an experiment of the articles (degradation, resnet-cifar, ...) and say whether its claim held"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="the experiment (see --list)")
+    parser.add_argument("name", nargs="?", metavar="NAME",
+                        type=nonempty("an experiment name (`convolab reproduce --list`)"),
+                        help="the experiment (see --list)")
     parser.add_argument("--list", action="store_true", help="the experiments, their claims and sources")
     parser.add_argument("--quick", action="store_true",
                         help="the quick form: a subset and fewer epochs, about ten minutes on 2 CPU cores")
-    parser.add_argument("--resume", metavar="DIR", help="continue the experiment in DIR (an interrupted one, or one "
+    parser.add_argument("--resume", metavar="DIR", type=nonempty("the experiment's folder"),
+                        help="continue the experiment in DIR (an interrupted one, or one "
                         "whose run failed and was fixed): finished comparisons and runs are kept, an interrupted "
                         "run resumes, the rest train, then the report")
     parser.add_argument("--seeds", type=positive_int, metavar="N",

@@ -7,12 +7,13 @@ import json
 
 import torch
 
-from ..analysis.summary import resolve_input_size, summary
+from ..analysis.summary import SizeArgs, resolve_input_size, summary
 from ..errors import ConfigError
 from ..models import create_model, get_entry
 from ..pretrained import SOURCES, choose_weights
 from ..pretrained.load import WEIGHTS_IN_CHANS
-from ._args import class_count, input_size, positive_int
+from ._args import class_count, input_size, nonempty, positive_int
+from ._weights import WEIGHTS
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
 
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="the model as its published weights build it: their options, classes and input size "
                              "(nothing is downloaded)")
-    parser.add_argument("--weights", metavar="NAME", help="which published weights (implies --pretrained)")
+    parser.add_argument("--weights", metavar="NAME", type=nonempty(WEIGHTS),
+                        help="which published weights (implies --pretrained)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         size = size or (WEIGHTS_IN_CHANS, weights.crop_size, weights.crop_size)
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
+    # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
+    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes)
     size = resolve_input_size(model, size)
-    result = summary(model, size, depth=args.depth)
+    result = summary(model, size, depth=args.depth, given=given)
     print(json.dumps(result.to_dict()) if args.json else result.to_table())
     return 0

@@ -21,13 +21,20 @@ FIGURES = {"best_acc": "best test acc", "final_acc": "final test acc", "final_tr
 TIMES = ("wall_seconds", "images_per_second")
 ALPHA = 0.05  # the significance level of the verdicts
 SPREAD = "mean ± sample standard deviation (n-1) over the seeds that finished"
+# The most seeds a comparison or experiment takes: each is a whole run of every model, so more is a typo, not a
+# plan (and a count of billions would first build its list of seeds: a MemoryError).
+MAX_SEEDS = 1000
 
 
 def seed_values(seeds: int | Sequence[int], first: int) -> list[int]:
     """`seeds` as a number N (the seeds first .. first+N-1) or as the seed values themselves."""
+    if isinstance(seeds, int) and seeds < 1:
+        raise ConfigError(f"seeds must be >= 1 (a number of seeds) or a list of seed values, got {seeds}")
+    count = seeds if isinstance(seeds, int) else len(seeds)
+    if count > MAX_SEEDS:  # (before any list is made, or searched for repeats, which takes the square of the count)
+        raise ConfigError(f"seeds {count if isinstance(seeds, int) else f'lists {count} values'}: at most {MAX_SEEDS} "
+                          "seeds are taken (each seed trains every model once); give fewer seeds")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"seeds must be >= 1 (a number of seeds) or a list of seed values, got {seeds}")
         values = list(range(first, first + seeds))
         problem = option_problem("seed", values[-1])  # (`first` is a checked --seed)
         if problem is not None:

@@ -41,6 +41,7 @@ BETA = 0.98  # smoothing of the loss
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times the best
 SKIP_BEGIN, SKIP_END = 10, 1  # Lightning's: the first steps' smoothed loss still follows the initial weights
 MIN_STEPS = 5
+FULL_CURVE = SKIP_BEGIN + SKIP_END + 2  # the points a curve needs for both skips and a gradient of two
 
 
 @dataclass
@@ -71,12 +72,14 @@ class LRFindResult:
         if self.suggestion is None:
             read = considered(self.smoothed)
             first = read[0] if read else 0
-            skipped = f" (the first {first} steps, whose smoothed loss still follows the first batches, are not " \
-                      "read)" if first else ""
+            steps = "step, whose smoothed loss still follows the first batch, is" if first == 1 else \
+                f"{first} steps, whose smoothed loss still follows the first batches, are"
+            skipped = f" (the first {steps} not read)" if first else ""
             return (f"no descent of the smoothed loss to suggest a rate from: it rose from step {first + 1} on, at "
                     f"{self.lrs[first]:.2e}{skipped}; {end}")
+        read = read_steps(self.smoothed)
         return (f"suggested lr {self.suggestion:.2e} (steepest descent of the smoothed loss); "
-                f"min-loss lr / 10 {self.min_loss_lr:.2e}; {end}")
+                f"min-loss lr / 10 {self.min_loss_lr:.2e}; {read + '; ' if read else ''}{end}")
 
     def write(self, folder: str | Path, title: str = "") -> None:
         """folder/lr_find.csv (lr, loss, smoothed) and folder/lr_find.png, each written atomically."""
@@ -92,11 +95,24 @@ class LRFindResult:
 def considered(smoothed: list[float]) -> list[int]:
     """The indices of the finite smoothed losses both suggestions read: without the first 10, whose smoothed
     loss still follows the first batches (a lucky first batch is no minimum), and the last (Lightning's
-    skip_begin and skip_end), where enough points remain (a short curve skips fewer, the start first)."""
+    skip_begin and skip_end), where enough points remain (a short curve skips fewer, the start first, and
+    `read_steps` says so)."""
     index = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
     end = SKIP_END if len(index) > SKIP_END + 2 else 0
     begin = max(0, min(SKIP_BEGIN, len(index) - end - 2))
     return index[begin:len(index) - end]
+
+
+def read_steps(smoothed: list[float]) -> str:
+    """Which steps the suggestions read, where they do not read the curve as documented (its first 10 finite
+    points and its last left out; then ""): a curve shorter than 13 finite points (a small --steps, or a test that
+    stopped early) leaves out fewer, and the line says so rather than the README's rule quietly not holding."""
+    read = considered(smoothed)
+    if not read or sum(map(math.isfinite, smoothed)) >= FULL_CURVE:
+        return ""
+    steps = f"step {read[0] + 1}" if len(read) == 1 else f"steps {read[0] + 1}-{read[-1] + 1}"
+    return (f"read from {steps} of {len(smoothed)}: too short a curve to leave out the first {SKIP_BEGIN} steps "
+            f"and the last, which takes {FULL_CURVE} steps of finite loss")
 
 
 def steepest_index(smoothed: list[float]) -> int | None:
@@ -126,8 +142,14 @@ def check_range(start_lr: float, end_lr: float, steps: int) -> None:
 
 
 def lr_at(step: int, start_lr: float, end_lr: float, steps: int) -> float:
-    """Exponential growth from start_lr (step 0) to end_lr (step steps - 1)."""
-    return start_lr * (end_lr / start_lr) ** (step / (steps - 1))
+    """Exponential growth from start_lr (step 0) to end_lr (step steps - 1), in log space: the ratio
+    end_lr / start_lr of a valid range can overflow (1e308 / 1e-7 is inf), its logarithm cannot. Every rate lies
+    in [start_lr, end_lr], so it is finite."""
+    if step <= 0 or step >= steps - 1:  # (the ends exactly as given)
+        return start_lr if step <= 0 else end_lr
+    t = step / (steps - 1)
+    lr = math.exp(math.log(start_lr) + (math.log(end_lr) - math.log(start_lr)) * t)
+    return min(max(lr, start_lr), end_lr)  # (exp's rounding may not step past either end)
 
 
 def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
@@ -244,4 +266,5 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-__all__ = ["LRFindResult", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find", "steepest_index"]
+__all__ = ["LRFindResult", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find", "read_steps",
+           "steepest_index"]
