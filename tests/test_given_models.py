@@ -90,3 +90,13 @@ def test_a_given_model_built_with_options_is_saved_with_them_and_loads_again(tmp
     model, _ = model_from_checkpoint(run)  # rebuilt as it was given, not at lenet5_modern's default 28 px
     assert model.model_options == {"img_size": 16}
     torch.testing.assert_close(model.state_dict(), torch.load(run / "last.pt", weights_only=True)["model"])
+
+
+def test_a_given_cut_model_of_the_configs_own_name_is_recorded_cut_and_loads_again(tmp_path):
+    given = create_model("lenet5_modern", num_classes=10, in_chans=1, img_size=16, until="features")
+    assert given.model_options == {"img_size": 16, "until": "features"}
+    Trainer(config(tmp_path, model="lenet5_modern", image_size=16), model=given).fit()
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["model_options"] == {"img_size": 16, "until": "features"}
+    model, _ = model_from_checkpoint(run)  # (it was rebuilt uncut: head.fc 10x84 against the checkpoint's 10x16)
+    torch.testing.assert_close(model.state_dict(), torch.load(run / "last.pt", weights_only=True)["model"])

@@ -149,7 +149,7 @@ def test_a_typo_of_a_moved_demo_is_offered_its_name(capsys):
 
 
 # ----- 7. the README's demo outputs are the demos' own -----------------------------------------------------------
-@pytest.mark.parametrize("name", ["corr2d", "shapes", "pooling", "bottleneck"])
+@pytest.mark.parametrize("name", ["corr2d", "shapes", "pooling", "bottleneck", "edge-kernel"])
 def test_the_readme_shows_each_demo_output_whole(name):
     text = README.read_text()
     start = text.index("```text\n", text.index(f"**`convolab demo {name}`**")) + len("```text\n")

@@ -27,7 +27,7 @@ from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
+from ..training.build import check_batch_size, check_threads, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import resolve_amp, resolve_device
 from ..training.rundir import data_stem, next_free_dir, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
@@ -209,8 +209,10 @@ def check_run_options(config: TrainConfig, data: ImageData) -> None:
 
 
 def check_device_options(config: TrainConfig) -> None:
-    """--device and --amp checked before a comparison's folder exists: every run would fail alike."""
+    """--device, --amp and --threads checked before a comparison's (or an experiment's) folder exists: every run
+    would fail alike, and a resumed one cannot change them."""
     resolve_amp(config.amp, resolve_device(config.device))
+    check_threads(config.threads)
 
 
 def resume_comparison(output: str | Path, command: list[str] | str,

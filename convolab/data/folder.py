@@ -30,7 +30,8 @@ from .stream import StreamingImageData, StreamSplit, should_stream
 log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
-CACHE_VERSION = 3  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey
+CACHE_VERSION = 4  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
+# 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache)
 DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
 
 

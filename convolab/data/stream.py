@@ -201,7 +201,8 @@ class StreamingImageData(LabelledImages):
         crop = (self.size, self.crop_pct, self.interpolation, channels)
         if crop not in self._stats:
             n = len(self.train)
-            picks = sorted({round(i * (n - 1) / max(1, STATS_SAMPLE - 1)) for i in range(min(n, STATS_SAMPLE))})
+            k = min(n, STATS_SAMPLE)  # spread over the whole split, however few its images
+            picks = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
             dataset = self._dataset(self.train, train=False, seed=0)
             images = [t for t, _, _, err in (dataset[i] for i in picks) if not err]
             if not images:

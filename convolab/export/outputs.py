@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._paths import same_path, writable_output
+from .._paths import check_usable, same_path, writable_output
 from ..errors import ConfigError
 from ..training.rundir import RUN_WRITES, run_files
 from ..training.safetensors_io import CONFIG_FILE, WEIGHTS_FILE
@@ -40,6 +40,7 @@ def check_file_output(path: str | Path, source: str | Path | None = None, instea
     be written (`writable_output`; `example` names a file for a folder given). `instead`: a file to suggest in
     the line; `writer`: what writes the file, as the line names it."""
     path = Path(path)
+    check_usable(path, "--out", "file")  # (a name too long: every check below would raise it)
     if not path.is_dir() and _same(path, source):
         raise ConfigError(f"--out {path} is the checkpoint being read: {writer} would replace it; "
                           + _instead("file", instead))

@@ -43,8 +43,10 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if "model_options" not in vars(model):  # (a builder may record its own, as multitask does)
         # what it was built with beside its classes and channels, so that a checkpoint of it rebuilds it
         model.model_options = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_chans")}
+    options = model.model_options
     if until is not None:
         model = truncate(model, until)
+        model.model_options = {**options, "until": until}  # (create_model(..., until=...) rebuilds it)
     if features_only:
         model = feature_maps(model, out_indices)
     return model

@@ -205,12 +205,18 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
     if device.type == "cuda":  # fixed input shapes: cuDNN times its algorithms once and keeps the fastest
         torch.backends.cudnn.benchmark = True
     if config.threads:
-        cores = usable_cores()
-        if config.threads > THREADS_PER_CORE * cores:  # (thousands fail to start: a crash inside OpenMP)
-            raise FieldError("threads", f"{config.threads} is more than {THREADS_PER_CORE} threads a core on this "
-                             f"machine's {cores} cores (each thread waits for a core); give --threads {cores} or fewer")
+        check_threads(config.threads)
         torch.set_num_threads(config.threads)
     return device, dist, amp_dtype
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads no more than THREADS_PER_CORE a core (thousands fail to start: a crash inside OpenMP)."""
+    cores = usable_cores()
+    if threads and threads > THREADS_PER_CORE * cores:
+        raise FieldError("threads", f"{threads} is more than {THREADS_PER_CORE} threads a core on this machine's "
+                         f"{cores} cores; give --threads {THREADS_PER_CORE * cores} or fewer ({cores}, one a core, is "
+                         "the fastest)")
 
 
 # ----- the data ------------------------------------------------------------------------------------

@@ -227,6 +227,8 @@ class TrainConfig:
         changes: dict[str, Any] = {}
         if registered is not None and registered != registered_name(self.model):
             changes.update(model=name, model_options=dict(options or {}))
+        elif registered is not None and options is not None and dict(options) != self.model_options:
+            changes["model_options"] = dict(options)  # (the options it was built with, e.g. img_size=16)
         if self.lr is None:
             lr = (train_defaults(registered) if registered else {}).get("lr", DEFAULT_LR[self.optimizer])
             try:

@@ -94,7 +94,7 @@ def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
 def no_image_read(run: Run, split: str) -> DataError:
     """The line for a pass over streamed `split` images none of which could be read (every one skipped): no
     figure is made of no image."""
-    skipped = len(getattr(run.data, "skipped", ()))
+    skipped = round(run.dist.sum(len(getattr(run.data, "skipped", ())))[0])  # (every process reaches this line)
     return DataError(f"no {split} image of --data {run.config.data} could be read ({skipped} unreadable files "
                      "skipped by --skip-bad-images, the first of them named above): repair or remove them")
 

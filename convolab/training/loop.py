@@ -379,9 +379,9 @@ def show_progress(bar: Any, state: RunState, lr: float) -> None:
     if bar is None:
         return
     p = state.partial
-    seen = max(1, p["seen"])  # (0 while every streamed image so far was unreadable, and skipped)
-    bar.set_postfix(loss=f"{p['loss'] / seen:.4f}", acc=f"{p['correct'] / seen:.4f}", lr=f"{lr:.2e}",
-                    img_s=f"{p['seen'] / max(p['seconds'], 1e-9):.0f}", refresh=False)
+    if p["seen"]:  # (none while every streamed image so far was unreadable, and skipped: no figure of none)
+        bar.set_postfix(loss=f"{p['loss'] / p['seen']:.4f}", acc=f"{p['correct'] / p['seen']:.4f}", lr=f"{lr:.2e}",
+                        img_s=f"{p['seen'] / max(p['seconds'], 1e-9):.0f}", refresh=False)
     bar.update(state.batch_in_epoch - bar.n)
 
 
