@@ -7,7 +7,6 @@ saves it. The run's parts and progress read as the trainer's attributes (`traine
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -97,8 +96,6 @@ class Trainer:
         except DataError:  # no image of a streamed pass readable: a run that saved nothing leaves no config.json,
             if self.run.dist.is_main:  # so that the same command may start again there once the data are mended
                 forget_unsaved_run(self.run.run_dir)
-                with contextlib.suppress(OSError):  # (and the folder it made, left empty)
-                    self.run.run_dir.rmdir()
             self.run.dist.close(finished=False)
             raise
         except BaseException:

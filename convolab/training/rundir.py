@@ -1,6 +1,7 @@
 """The run folder: its default name, its creation, and the config.json that describes the run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 from pathlib import Path
@@ -74,10 +75,13 @@ def _is_safetensors_config(path: Path) -> bool:
 
 
 def forget_unsaved_run(run_dir: Path) -> None:
-    """Remove the config.json of a run that saved no checkpoint (its loss became NaN in its first epoch), so
-    that the folder holds no run and a new one, with a lower --lr, may start there."""
+    """Remove the config.json of a run that saved no checkpoint (its loss became NaN, or no image of its data
+    could be read, in its first epoch), and its folder if that is left empty, so that no run is left there and the
+    corrected command may start again."""
     if not (run_dir / "last.pt").exists():
         (run_dir / "config.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a folder holding anything else stays)
+            run_dir.rmdir()
 
 
 def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
