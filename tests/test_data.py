@@ -125,7 +125,7 @@ def test_folder_without_images_and_file_that_is_not_an_archive(tmp_path):
     with pytest.raises(DataError, match="no images found"):
         load_data(str(tmp_path / "nothing"))
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match="neither an image folder nor"):
+    with pytest.raises(DataError, match="neither an image folder, a .tar/.tar.gz archive nor a labels CSV"):
         load_data(str(tmp_path / "notes.txt"))
 
 

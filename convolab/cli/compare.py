@@ -39,8 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def seeds_option(text: str) -> int | list[int]:
     """`3` -> 3 seeds; `0,1,2` -> the seeds 0, 1 and 2 (checked as compare_models checks them)."""
+    parts = text.split(",")
+    if len(parts) > 1 and not all(part.strip() for part in parts):  # "1,,2" or "1,2,": a seed left out by mistake?
+        raise argparse.ArgumentTypeError(f"a comma list of seeds with an empty item: {text!r}; give them like 0,1,2")
     try:
-        seeds = int(text) if "," not in text else [int(part) for part in text.split(",") if part.strip()]
+        seeds = int(text) if len(parts) == 1 else [int(part) for part in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seeds >= 1 or a comma list of seeds like 0,1,2, "
                                          f"got {text!r}") from None

@@ -191,7 +191,8 @@ class ImageSource:
         self.is_tar = path.is_file()
         self.skipped_links = 0  # symbolic links leading nowhere that list_images(skip_bad=True) left out
         if self.is_tar and not tarfile.is_tarfile(path):
-            raise DataError(f"{path} is neither an image folder nor a .tar/.tar.gz archive")
+            raise DataError(f"{path} is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv "
+                            "file); give one of these")
 
     def list_images(self, skip_bad: bool = False) -> tuple[list[str], list[str]]:
         """Image paths, and the class-like folders that hold no image. A symbolic link that leads
