@@ -392,6 +392,9 @@ CASES: list[Row] = [
         "a comma list of seeds with an empty item: ','"),
     Row("data-neither-folder-tar-nor-csv", ["train", "lenet5", "--data", "{t}/taken.txt", "--output", "{t}/r"],
         "{t}/taken.txt is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv file)", a_file),
+    Row("train-batch-1-batchnorm2d-on-1x1", ["train", "googlenet_small", "--batch-size", "1", "--output", "{t}/r"],
+        "--batch-size 1 leaves each process 1 image a step, but googlenet_small's BatchNorm2d on a 1 x 1 map at 28 px "
+        "layers need 2 or more"),
     Row("compare-seeds-empty-item", ["compare", "lenet", "--seeds", "1,,2", "--output", "{t}/c"],
         "a comma list of seeds with an empty item: '1,,2'; give them like 0,1,2"),
     Row("compare-seeds-trailing-comma", ["compare", "lenet", "--seeds", "1,2,", "--output", "{t}/c"],
@@ -736,8 +739,8 @@ CASES: list[Row] = [
         "lenet5 has no published weights; the models with weights from torchvision or timm are: densenet121"),
     Row("predict-unknown-weights-name", ["predict", "resnet18", "--weights", "IMAGENET1K_V9", "{d}/digit.png"],
         "resnet18 has no weights named 'IMAGENET1K_V9'; torchvision publishes IMAGENET1K_V1"),
-    Row("predict-weights-of-another-source", ["predict", "resnet18", "--weights", "timm", "{d}/digit.png"],
-        "convolab loads resnet18's weights from torchvision only, not from timm; give --weights torchvision or "
+    Row("predict-weights-of-another-source", ["predict", "googlenet_tv", "--weights", "timm", "{d}/digit.png"],
+        "convolab loads googlenet_tv's weights from torchvision only, not from timm; give --weights torchvision or "
         "--pretrained"),
     Row("predict-whole-pickled-model", ["predict", "{t}/full.pth", "{d}/digit.png"],
         "it holds a pickled torch.nn.modules.container.Sequential object, which convolab does not unpickle",

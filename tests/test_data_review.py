@@ -88,6 +88,8 @@ def test_the_crop_padding_is_an_eighth_of_the_size_the_crop_is_made_at():
 
 
 def test_a_step_of_one_image_a_process_is_refused_for_batchnorm1d_naming_the_batch_to_give():
+    import torch
+
     from convolab import create_model
     from convolab.errors import FieldError
     from convolab.training.forecast import check_batch_statistics
@@ -95,9 +97,10 @@ def test_a_step_of_one_image_a_process_is_refused_for_batchnorm1d_naming_the_bat
     bn = create_model("lenet5_bn")
     with pytest.raises(FieldError, match=r"6 leaves each process 1 image a step, .* give --batch-size 8 or more "
                                          r"\(2 a process\)"):
-        check_batch_statistics(bn, "lenet5_bn", 6, 4)
-    check_batch_statistics(bn, "lenet5_bn", 8, 4)
-    check_batch_statistics(create_model("lenet5_modern"), "lenet5_modern", 1, 1)  # (no BatchNorm1d: a batch of 1)
+        check_batch_statistics(bn, "lenet5_bn", 6, 4, 1, 28, torch.device("cpu"))
+    check_batch_statistics(bn, "lenet5_bn", 8, 4, 1, 28, torch.device("cpu"))
+    # (BatchNorm2d on maps larger than 1 x 1: a batch of 1 has values enough)
+    check_batch_statistics(create_model("lenet5_modern"), "lenet5_modern", 1, 1, 1, 28, torch.device("cpu"))
 
 
 # ----- augmentation's review ---------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     name = getattr(model, "model_name", config.model)
     if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
         check_input_size(model, name, in_chans, size, default_size, device)
-    check_batch_statistics(model, name, config.batch_size, dist.world_size)
+    check_batch_statistics(model, name, config.batch_size, dist.world_size, in_chans, size, device)
     check_cost(model, name, in_chans, size, data.image_shape[-1],
                -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,
                amp_dtype is not None, config.channels_last, config.optimizer, config.memory_check, say=dist.is_main)

@@ -126,13 +126,39 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def check_batch_statistics(model: nn.Module, name: str, batch_size: int, processes: int) -> None:
-    """A step of one image a process is refused where the model has BatchNorm1d layers: batch statistics of one
-    value a channel raise at the first step (after the run folder is made), not where the batch is chosen."""
-    if batch_size // processes < 2 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+def check_batch_statistics(model: nn.Module, name: str, batch_size: int, processes: int, in_chans: int,
+                           size: int, device: torch.device) -> None:
+    """A step of one image a process is refused where a BatchNorm layer would see one value a channel (BatchNorm1d
+    always; BatchNorm2d on a 1 x 1 map at the input size, as googlenet_small's last stage at 28 px): batch statistics
+    of one value raise at the first step, after the run folder is made, not where the batch is chosen."""
+    if batch_size // processes >= 2:
+        return
+    single = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    if not single:
+        seen: list[nn.Module] = []
+
+        def one_value(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            if inputs[0][0, 0].numel() == 1:  # (one image's one channel: the values a channel has per image)
+                seen.append(module)
+
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        hooks = [m.register_forward_pre_hook(one_value) for m in norms]
+        was_training = model.training
+        model.eval()  # (running statistics untouched)
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, in_chans, size, size, device=device))
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
+        single = seen
+    if single:
+        kind = "BatchNorm1d" if isinstance(single[0], nn.BatchNorm1d) else \
+            f"{type(single[0]).__name__} on a 1 x 1 map at {size} px"
         a_process = " (2 a process)" if processes > 1 else ""
         raise FieldError("batch_size", f"{batch_size} leaves each process 1 image a step, but {name or 'the model'}'s "
-                                       "BatchNorm1d layers need 2 or more for their batch statistics; give "
+                                       f"{kind} layers need 2 or more for their batch statistics; give "
                                        f"--batch-size {2 * processes} or more{a_process}")
 
 
