@@ -46,9 +46,28 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
         return None
     if mode == "fp16":
         if device.type != "cuda":
-            raise ConfigError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+            raise ConfigError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU (a run trained with "
+                              "--amp fp16 continues on a CUDA device only: its precision cannot change on --resume)")
         return torch.float16
     return torch.bfloat16
+
+
+def check_compiler(device: torch.device) -> None:
+    """torch.compile on the CPU builds C++ (inductor): without a working compiler it fails at the first step, after
+    the run folder is made, in a traceback of a hundred lines."""
+    if device.type != "cpu":
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler  # (private; absent from older torch: not checked)
+    except ImportError:
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as err:  # noqa: BLE001  torch's InvalidCxxCompiler, by name only in a private module
+        if type(err).__name__ != "InvalidCxxCompiler":
+            raise
+        raise ConfigError("--compile on the CPU needs a C++ compiler (torch builds the compiled step with it) and "
+                          "none works here (g++ or $CXX); install one, or leave out --compile") from None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -58,4 +77,4 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-__all__ = ["autocast", "device_clock", "resolve_amp", "resolve_device"]
+__all__ = ["autocast", "check_compiler", "device_clock", "resolve_amp", "resolve_device"]
