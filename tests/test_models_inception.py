@@ -289,7 +289,7 @@ def test_api_on_every_inception_model():
 
 def test_pretrained_sources_are_declared():
     assert get_entry("googlenet_tv").pretrained_sources == ("torchvision",)
-    assert get_entry("inception_v3").pretrained_sources == ("torchvision",)
+    assert get_entry("inception_v3").pretrained_sources == ("torchvision", "timm")
     assert get_entry("inception_v4").pretrained_sources == ("timm",)
     assert get_entry("inception_resnet_v2").pretrained_sources == ("timm",)
     assert get_entry("googlenet").pretrained_sources == ()

@@ -142,8 +142,8 @@ def test_other_num_classes_replaces_the_head_and_keeps_the_backbone(offline_cach
     assert torch.equal(ours.conv1.weight, peer.conv1.weight)
     with pytest.raises(WeightsError, match="IMAGENET1K_V1"):
         convolab.create_model("resnet18", pretrained="IMAGENET1K_V9")
-    with pytest.raises(WeightsError, match="loads resnet18's weights from torchvision only, not from timm"):
-        convolab.create_model("resnet18", pretrained="timm")
+    with pytest.raises(WeightsError, match="loads inception_v4's weights from timm only, not from torchvision"):
+        convolab.create_model("inception_v4", pretrained="torchvision")
 
 
 def test_the_weights_options_rebuild_the_model_the_verbs_use():
@@ -155,7 +155,7 @@ def test_the_weights_options_rebuild_the_model_the_verbs_use():
             peer.aux1 = peer.aux2 = None  # as torchvision leaves it when the weights are loaded
         expected = {k: v.shape for k, v in convolab.interop.from_torchvision(peer).state_dict().items()}
         with torch.device("meta"):
-            model = convolab.models.create_model(name, **convolab.pretrained.SOURCES[name].options)
+            model = convolab.models.create_model(name, **convolab.pretrained.SOURCES[name][0].options)
         assert {k: v.shape for k, v in model.state_dict().items()} == expected
 
 

@@ -10,7 +10,7 @@ import torch
 from ..analysis.summary import SizeArgs, resolve_input_size, summary
 from ..errors import ConfigError
 from ..models import create_model, get_entry
-from ..pretrained import SOURCES, choose_weights
+from ..pretrained import choose_weights
 from ..pretrained.load import WEIGHTS_IN_CHANS
 from ._args import class_count, input_size, nonempty, positive_int
 from ._weights import WEIGHTS
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{WEIGHTS_IN_CHANS}-channel (RGB) input; leave out --in-chans, or leave out {flag} "
                               f"to see {weights.source.model} built for {args.in_chans} channel"
                               f"{'s' if args.in_chans > 1 else ''}")
-        options = {**SOURCES[weights.source.model].options, **options}
+        options = {**weights.source.options, **options}
         size = size or (WEIGHTS_IN_CHANS, weights.crop_size, weights.crop_size)
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)

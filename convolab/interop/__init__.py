@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import timm_inception, torchvision_inception, torchvision_resnet  # noqa: F401  (they register)
+from . import timm_inception, timm_resnet, torchvision_inception, torchvision_resnet  # noqa: F401  (they register)
 from ._converters import UnsupportedArchitectureError, convert, converter
 
 

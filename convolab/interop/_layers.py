@@ -3,8 +3,9 @@ ours (a pool replaced by another kind or by nn.Identity, another BN eps, another
 weights and gives other outputs, so it is refused in one line naming the layer.
 
 Layers are paired by name. `rules` say where our layer lives in the peer: `(regex, peer_name)`, the regex
-matched against our layer's whole name, `peer_name` a template (`\\1`) or None for a layer of ours only (one
-the peer's forward applies as a function, as torchvision's `F.relu`). A name no rule matches is the peer's too.
+matched against our layer's whole name, `peer_name` a template (`\\1`), a tuple of templates (a layer of ours the
+peer has as several, as our block's one `relu` is timm's `act1`, `act2`, `act3`), or None for a layer of ours only
+(one the peer's forward applies as a function, as torchvision's `F.relu`). A name no rule matches is the peer's too.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 
 from ._converters import UnsupportedArchitectureError
 
-Rules = Sequence[tuple[str, str | None]]
+Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
 
 def config(module: nn.Module) -> tuple:
@@ -52,13 +53,14 @@ def describe(module: nn.Module | None) -> str:
     return f"{type(module).__name__}({settings})"
 
 
-def peer_name(name: str, rules: Rules) -> str | None:
-    """Where our layer `name` lives in the peer (see the module's docstring); None: ours only."""
+def peer_names(name: str, rules: Rules) -> tuple[str, ...]:
+    """Where our layer `name` lives in the peer (see the module's docstring); none: ours only."""
     for pattern, template in rules:
         found = re.fullmatch(pattern, name)
         if found:
-            return None if template is None else found.expand(template)
-    return name
+            templates = () if template is None else (template,) if isinstance(template, str) else template
+            return tuple(found.expand(t) for t in templates)
+    return (name,)
 
 
 def classifier_classes(peer: nn.Module, attr: str, library: str) -> int:
@@ -83,16 +85,14 @@ def match_layers(ours: nn.Module, peer: nn.Module, library: str, rules: Rules,
     arch, stand_ins = type(peer).__name__, stand_ins or {}
     everything, pairs = dict(peer.named_modules()), []
     for name, mine in leaves(ours).items():
-        theirs_name = peer_name(name, rules)
-        if theirs_name is None:
-            continue
-        found = everything.get(theirs_name)
-        kind = stand_ins.get(type(found).__name__, type(found))
-        if kind is not type(mine) or config(found) != config(mine):
-            raise UnsupportedArchitectureError(
-                f"{library} {arch} with `{theirs_name}` = {describe(found)}, where convolab's {arch} has "
-                f"{describe(mine)}: its outputs would differ; convolab converts the stock {arch} layers only")
-        pairs.append((mine, found, theirs_name))
+        for theirs_name in peer_names(name, rules):
+            found = everything.get(theirs_name)
+            kind = stand_ins.get(type(found).__name__, type(found))
+            if kind is not type(mine) or config(found) != config(mine):
+                raise UnsupportedArchitectureError(
+                    f"{library} {arch} with `{theirs_name}` = {describe(found)}, where convolab's {arch} has "
+                    f"{describe(mine)}: its outputs would differ; convolab converts the stock {arch} layers only")
+            pairs.append((mine, found, theirs_name))
     matched = {theirs_name for _, _, theirs_name in pairs}
     extra = [n for n, m in leaves(peer).items() if n not in matched and not isinstance(m, nn.Identity)]
     if extra:

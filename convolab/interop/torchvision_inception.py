@@ -63,19 +63,25 @@ _HEAD: Rules = ((r"head\.fc", "fc"), (r"head\.pool", "avgpool"), (r"head\.drop",
                 (r"head\.flatten", None), (r".*\.act", None))
 _GOOGLENET: Rules = (*_HEAD, (r"lrn[12]", None), (r"aux[12]\.(pool|flatten)", None),
                      (r"(aux[12])\.drop", r"\1.dropout"))
-_INCEPTION3: Rules = (*_HEAD, (r"Mixed_\w+\.pool", None), (r"aux\.(pool|global_pool|flatten)", None),
-                      (r"aux\.(.+)", r"AuxLogits.\1"))
+# (Inception-v3's block and aux-head pools, functions in torchvision's forward and timm's alike)
+INCEPTION3_POOLS: Rules = ((r"Mixed_\w+\.pool", None), (r"aux\.(pool|global_pool|flatten)", None))
+_INCEPTION3: Rules = (*_HEAD, *INCEPTION3_POOLS, (r"aux\.(.+)", r"AuxLogits.\1"))
+
+
+def refuse_aux_without_classifier(peer: nn.Module, library: str, name: str, aux: bool, num_classes: int) -> None:
+    """A peer with auxiliary heads but no classifier (`fc` = nn.Identity): ours without one has no aux heads."""
+    if aux and num_classes == 0:
+        raise UnsupportedArchitectureError(
+            f"{library} {type(peer).__name__} with `fc` = Identity() and auxiliary heads: convolab's "
+            f"{name} without a classifier (num_classes=0) has none; build it with aux_logits=False or keep "
+            "an nn.Linear `fc`")
 
 
 def _convert(peer: nn.Module, name: str, aux_attr: str, aux_prefixes: dict[str, str], rules: Rules,
              first_conv: nn.Conv2d) -> nn.Module:
     num_classes = classifier_classes(peer, "fc", "torchvision")
     aux = getattr(peer, aux_attr) is not None
-    if aux and num_classes == 0:
-        raise UnsupportedArchitectureError(
-            f"torchvision {type(peer).__name__} with `fc` = Identity() and auxiliary heads: convolab's "
-            f"{name} without a classifier (num_classes=0) has none; build it with aux_logits=False or keep "
-            "an nn.Linear `fc`")
+    refuse_aux_without_classifier(peer, "torchvision", name, aux, num_classes)
     ours = create_model(name, num_classes=num_classes, in_chans=first_conv.in_channels, aux_logits=aux,
                         transform_input=bool(peer.transform_input))
     match_layers(ours, peer, "torchvision", rules)

@@ -3,6 +3,8 @@ to match, rename the classifier (`fc` / `classifier` -> `head.fc`) and load the 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from torch import nn
 
 from ..layers import BasicBlock, Bottleneck
@@ -24,10 +26,11 @@ _DENSENETS = {((6, 12, 24, 16), 32, 64, 4): "densenet121", ((6, 12, 32, 32), 32,
 _HEAD_ONLY: Rules = ((r"head\.flatten", None), (r"head\.drop", None))
 
 
-def _load(ours: nn.Module, peer: nn.Module, head: str, rules: Rules) -> nn.Module:
+def load_checked(ours: nn.Module, peer: nn.Module, head: str, rules: Rules, library: str = "torchvision",
+                 stand_ins: Mapping[str, type[nn.Module]] | None = None) -> nn.Module:
     """`ours` with the peer's weights (the classifier `head` renamed to head.fc), on its device, in its dtype
     and train/eval mode, once its layers are checked to be the peer's."""
-    match_layers(ours, peer, "torchvision", ((r"head\.fc", head), *rules))
+    match_layers(ours, peer, library, ((r"head\.fc", head), *rules), stand_ins)
     param = next(peer.parameters(), None)
     if param is not None:
         ours.to(param.device, param.dtype)
@@ -53,7 +56,7 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
         raise UnsupportedArchitectureError(
             f"torchvision ResNet with norm_layer={type(peer.bn1).__name__}: convolab converts BatchNorm2d "
             "only")
-    _refuse_a_replaced_stage("ResNet", {f"layer{i}": getattr(peer, f"layer{i}") for i in range(1, 5)})
+    refuse_a_replaced_stage("ResNet", {f"layer{i}": getattr(peer, f"layer{i}") for i in range(1, 5)})
     first = peer.layer1[0]
     if isinstance(first, TvBottleneck):
         block = Bottleneck
@@ -63,7 +66,6 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
         raise UnsupportedArchitectureError(
             f"torchvision ResNet of {type(first).__name__} blocks is not convertible")
     blocks = [len(getattr(peer, f"layer{i}")) for i in range(1, 5)]
-    name = _RESNETS.get((block.expansion, tuple(blocks)))
     kwargs = dict(num_classes=classifier_classes(peer, "fc", "torchvision"), in_chans=peer.conv1.in_channels)
     conv1 = peer.conv1
     # The common CIFAR change (3x3 stride-1 conv1, no max-pool) is our stem="cifar"; any other is refused.
@@ -71,28 +73,44 @@ def convert_resnet(peer: nn.Module) -> nn.Module:
         (conv1.kernel_size, conv1.stride, conv1.padding) == ((3, 3), (1, 1), (1, 1))
     if cifar:
         kwargs["stem"] = "cifar"
-    ours = create_model(name, **kwargs) if name else ResNet(block, imagenet_stages(blocks), **kwargs)
+    ours = build_resnet(block, blocks, **kwargs)
     if cifar:
         ours.model_options = {"stem": "cifar"}  # (what a checkpoint of it rebuilds it with)
-    return _load(ours, peer, "fc", ((r"head\.pool", "avgpool"), *_HEAD_ONLY))
+    return load_checked(ours, peer, "fc", ((r"head\.pool", "avgpool"), *_HEAD_ONLY))
 
 
-def _refuse_a_replaced_stage(family: str, stages: dict[str, nn.Module]) -> None:
+def build_resnet(block: type[nn.Module], blocks: Sequence[int], **kwargs) -> nn.Module:
+    """Our ImageNet ResNet of `block`s, `blocks` per stage: the registered model of that depth where there is one
+    (it carries its registry name), else one built directly."""
+    name = _RESNETS.get((block.expansion, tuple(blocks)))
+    return create_model(name, **kwargs) if name else ResNet(block, imagenet_stages(blocks), **kwargs)
+
+
+def refuse_a_replaced_stage(family: str, stages: dict[str, nn.Module], library: str = "torchvision") -> None:
     """A stage or block of blocks replaced whole (by nn.Identity, say): one line naming it, before its blocks are
     counted (the layer check pairs layers inside the stages, which such a peer lacks)."""
     for name, stage in stages.items():
         if not list(stage.children()):
             raise UnsupportedArchitectureError(
-                f"torchvision {family} with `{name}` = {stage!r}, where convolab's {family} has a stage of blocks: its "
-                "outputs would differ; convert the network as torchvision builds it")
+                f"{library} {family} with `{name}` = {stage!r}, where convolab's {family} has a stage of blocks: its "
+                f"outputs would differ; convert the network as {library} builds it")
 
 
 @converter("torchvision", "DenseNet")
 def convert_densenet(peer: nn.Module) -> nn.Module:
     """torchvision DenseNet-121/169/201/161 (any block config, growth rate, bn_size) -> ours."""
+    ours = build_densenet(peer, "torchvision")
+    # (torchvision's DenseNet pools and applies the last ReLU as functions)
+    return load_checked(ours, peer, "classifier", ((r"head\.pool", None), (r"features\.relu5", None), *_HEAD_ONLY))
+
+
+def build_densenet(peer: nn.Module, library: str, **kwargs) -> nn.Module:
+    """Our DenseNet of the peer's block config, growth rate, stem width and bn_size (torchvision's and timm's name
+    their layers alike): the registered model where there is one, else one built directly; `kwargs` add to the
+    classes, input channels and dense layers' dropout read off the peer."""
     features = peer.features
-    _refuse_a_replaced_stage("DenseNet", {f"features.{name}": m for name, m in features.named_children()
-                                          if name.startswith(("denseblock", "transition"))})
+    refuse_a_replaced_stage("DenseNet", {f"features.{name}": m for name, m in features.named_children()
+                                         if name.startswith(("denseblock", "transition"))}, library)
     blocks = [m for name, m in features.named_children() if name.startswith("denseblock")]
     transitions = [m for name, m in features.named_children() if name.startswith("transition")]
     first_layer = blocks[0].denselayer1
@@ -101,13 +119,10 @@ def convert_densenet(peer: nn.Module) -> nn.Module:
     compressions = {t.conv.out_channels / t.conv.in_channels for t in transitions}
     if rest or any(t.conv.out_channels != t.conv.in_channels // 2 for t in transitions):
         raise UnsupportedArchitectureError(
-            f"torchvision DenseNet with compression {sorted(compressions)} or bn_size not a whole multiple "
-            "of the growth rate: not a torchvision-built DenseNet convolab can match")
+            f"{library} DenseNet with compression {sorted(compressions)} or bn_size not a whole multiple "
+            f"of the growth rate: not a {library}-built DenseNet convolab can match")
     spec = DenseNetSpec(tuple(len(b) for b in blocks), growth_rate, features.conv0.out_channels, bn_size, 0.5)
-    num_classes = classifier_classes(peer, "classifier", "torchvision")
-    kwargs = dict(num_classes=num_classes, in_chans=features.conv0.in_channels,
-                  drop_rate=float(first_layer.drop_rate))
+    kwargs = dict(num_classes=classifier_classes(peer, "classifier", library), in_chans=features.conv0.in_channels,
+                  drop_rate=float(first_layer.drop_rate), **kwargs)
     name = _DENSENETS.get((spec.block_config, growth_rate, spec.num_init_features, bn_size))
-    ours = create_model(name, **kwargs) if name is not None else DenseNet(spec, **kwargs)
-    # (torchvision's DenseNet pools and applies the last ReLU as functions)
-    return _load(ours, peer, "classifier", ((r"head\.pool", None), (r"features\.relu5", None), *_HEAD_ONLY))
+    return create_model(name, **kwargs) if name is not None else DenseNet(spec, **kwargs)

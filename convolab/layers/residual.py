@@ -60,6 +60,12 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, shortcut: Sh
     return projection_shortcut(in_channels, out_channels, stride, norm_layer)
 
 
+def _refuse_stride_in_1x1(block: str, stride_in_1x1: bool) -> None:
+    """A basic block takes the option (every block has one signature) but has no 1x1 to put a stride on."""
+    if stride_in_1x1:
+        raise ValueError(f"{block}: stride_in_1x1 applies to bottleneck nets only (a basic block has no 1x1 conv)")
+
+
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
@@ -80,7 +86,7 @@ class BasicBlock(nn.Module):
                  norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
         super().__init__()
         check_channels("BasicBlock", in_channels=in_channels, planes=planes)
-        del stride_in_1x1  # a basic block has no 1x1; accepted so that every block takes one signature
+        _refuse_stride_in_1x1("BasicBlock", stride_in_1x1)
         out_channels = planes * self.expansion
         self.conv1 = _conv3x3(in_channels, planes, stride)
         self.bn1 = norm_layer(planes)
@@ -135,19 +141,34 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-class PreActBasicBlock(nn.Module):
+class _PreActShortcut:
+    """The shortcut of a pre-activation block: the activated input `pre` where it projects or is the
+    net's first unit (He et al. 2016, Appendix), else the block's input `x` as is."""
+
+    downsample: nn.Module | None
+    first_unit: bool
+
+    def _shortcut(self, x: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        if self.downsample is not None:
+            return self.downsample(pre)
+        return pre if self.first_unit else x
+
+
+class PreActBasicBlock(_PreActShortcut, nn.Module):
     """BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3, plus the shortcut; no ReLU after the add.
 
     A projection shortcut takes the pre-activated input (He et al. 2016), so it is a bare 1x1 conv.
+    `first_unit=True` (the net's first block) adds the activated input on an identity shortcut too:
+    "we adopt the first activation right after conv1 and before splitting into two paths" (Appendix).
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
-                 norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
+                 norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False, first_unit: bool = False):
         super().__init__()
         check_channels("PreActBasicBlock", in_channels=in_channels, planes=planes)
-        del stride_in_1x1
+        _refuse_stride_in_1x1("PreActBasicBlock", stride_in_1x1)
         out_channels = planes * self.expansion
         self.bn1 = norm_layer(in_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -156,6 +177,7 @@ class PreActBasicBlock(nn.Module):
         self.conv2 = _conv3x3(planes, out_channels)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer=None)
         self.residual = shortcut != "none"
+        self.first_unit = first_unit
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,17 +185,20 @@ class PreActBasicBlock(nn.Module):
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(pre))
+            out = out + self._shortcut(x, pre)
         return out
 
 
-class PreActBottleneck(nn.Module):
-    """BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1 (x4), plus the shortcut; no ReLU after the add."""
+class PreActBottleneck(_PreActShortcut, nn.Module):
+    """BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1 (x4), plus the shortcut; no ReLU after the add.
+
+    A projection shortcut, and with `first_unit=True` an identity one, takes the activated input.
+    """
 
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "B",
-                 norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False):
+                 norm_layer: NormLayer = nn.BatchNorm2d, stride_in_1x1: bool = False, first_unit: bool = False):
         super().__init__()
         check_channels("PreActBottleneck", in_channels=in_channels, planes=planes)
         out_channels = planes * self.expansion
@@ -187,6 +212,7 @@ class PreActBottleneck(nn.Module):
         self.conv3 = _conv1x1(planes, out_channels)
         self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer=None)
         self.residual = shortcut != "none"
+        self.first_unit = first_unit
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,7 +221,7 @@ class PreActBottleneck(nn.Module):
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
         if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(pre))
+            out = out + self._shortcut(x, pre)
         return out
 
 

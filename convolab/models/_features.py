@@ -75,12 +75,29 @@ def _stage_index(model: ConvNet, name: str) -> int | None:
     return names.index(name) if name in names else None
 
 
-def layer_names(model: nn.Module) -> list[str]:
-    """The names `truncate` takes: the model's top-level layers in order, then its feature stages."""
+def _flattens(module: nn.Module) -> bool:
+    """Whether `module` ends in vectors, not a feature map: it holds a linear or flatten layer (a head,
+    an MLP, or a whole network such as a multi-task net's `backbone`, whose output is its logits)."""
+    return any(isinstance(m, (nn.Linear, nn.Flatten)) for m in module.modules())
+
+
+def _flat_children(model: nn.Module) -> list[str]:
     skip = {"head", *getattr(model, "aux_names", ())}
+    return [name for name, child in model.named_children() if name not in skip and _flattens(child)]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The names `truncate` takes: the model's top-level layers in order, then its feature stages;
+    a layer whose output is not a feature map (N x C x H x W) cannot be cut at and is left out."""
+    skip = {"head", *getattr(model, "aux_names", ()), *_flat_children(model)}
     names = [name for name, _ in model.named_children() if name not in skip]
     names += [f.module for f in getattr(model, "feature_info", []) if f.module not in names]
     return names
+
+
+def _not_a_feature_map(name: str, layer: str, gives: str, valid: list[str]) -> ConfigError:
+    return ConfigError(f"cannot cut {name} at {layer!r}: it gives {gives}, not a feature map (N x C x H x W) "
+                       f"to pool under a new head; choose one of: {', '.join(valid)}")
 
 
 def _check_out_indices(model: ConvNet, out_indices: Sequence[int] | None) -> tuple[int, ...]:
@@ -131,8 +148,10 @@ class TruncatedNet(_TracedForward, ConvNet):
     def __init__(self, model: ConvNet, layer: str, num_classes: int | None = None, drop_rate: float = 0.0):
         super().__init__()
         valid = layer_names(model)
+        name = getattr(model, "model_name", "") or type(model).__name__
+        if layer in _flat_children(model):
+            raise _not_a_feature_map(name, layer, "vectors (it ends in a linear or flatten layer)", valid)
         if layer not in valid:
-            name = getattr(model, "model_name", "") or type(model).__name__
             raise ConfigError(f"unknown layer {layer!r} for {name}; choose one of: {', '.join(valid)}")
         self.until = layer
         self.num_classes = model.num_classes if num_classes is None else num_classes
@@ -150,6 +169,8 @@ class TruncatedNet(_TracedForward, ConvNet):
             with torch.no_grad():
                 out = self.eval().forward_features(torch.zeros(1, *size))
             self.train(was_training)
+            if out.dim() != 4:  # pooling it under a new head would fail only in the first forward
+                raise _not_a_feature_map(name, layer, f"an output of shape {tuple(out.shape)}", valid)
             kept.append(FeatureInfo(layer, out.shape[1], max(1, size[-1] // out.shape[-1])))
             self.feature_info = kept
         self.num_features = self.feature_info[-1].num_chs

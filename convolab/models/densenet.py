@@ -3,7 +3,9 @@
 ImageNet models keep torchvision's module names (`features.conv0`, `features.denseblock1.
 denselayer1.norm1`, ...; torchvision's `classifier` is our `head.fc`). CIFAR models follow the
 authors' code (liuzhuang13/DenseNet): a 3x3 stem with no BN, three dense blocks at 32/16/8 pixels,
-and a final BN-ReLU before pooling.
+a final BN-ReLU before pooling, dropout after every conv but the stem (bottleneck 1x1, 3x3 and
+transition conv) and convs drawn from N(0, 2 / (k*k*out)). ImageNet models keep torchvision's
+dropout (after the 3x3 only) and init (Kaiming fan_in), so its weights convert as they are.
 """
 from __future__ import annotations
 
@@ -52,14 +54,19 @@ class DenseNet(ConvNet):
         else:
             layers = OrderedDict(conv0=nn.Conv2d(in_chans, channels, 3, padding=1, bias=False))
             reduction = 1
+        # The CIFAR form follows the authors' code: dropout after each conv but the first
+        # (DenseConnectLayer.lua; densenet.lua addTransition); torchvision drops after the 3x3 only.
+        self.authors_layout = stem == "cifar"
+        transition_drop = drop_rate if self.authors_layout else 0.0
         self.feature_info: list[FeatureInfo] = []
         for i, num_layers in enumerate(spec.block_config, start=1):
-            block = DenseBlock(num_layers, channels, spec.growth_rate, spec.bn_size, drop_rate)
+            block = DenseBlock(num_layers, channels, spec.growth_rate, spec.bn_size, drop_rate,
+                               drop_every_conv=self.authors_layout)
             layers[f"denseblock{i}"] = block
             channels = block.out_channels
             self.feature_info.append(FeatureInfo(f"features.denseblock{i}", channels, reduction))
             if i < len(spec.block_config):
-                transition = Transition(channels, spec.compression)
+                transition = Transition(channels, spec.compression, drop_rate=transition_drop)
                 layers[f"transition{i}"] = transition
                 channels = transition.out_channels
                 reduction *= 2
@@ -72,9 +79,12 @@ class DenseNet(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        # The authors' ConvInit draws N(0, sqrt(2 / (kW*kH*nOutputPlane))): Kaiming fan_out (densenet.lua);
+        # torchvision's DenseNet uses kaiming_normal_ with its default fan_in.
+        mode = "fan_out" if self.authors_layout else "fan_in"
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -107,25 +117,25 @@ def _cifar_spec(depth: int, growth_rate: int, bc: bool) -> DenseNetSpec:
     return DenseNetSpec((per_block,) * 3, growth_rate, 16, bn_size=None, compression=1.0)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def densenet121(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """DenseNet-121 (BC, k=32): blocks [6, 12, 24, 16]; 7,978,856 parameters."""
     return _densenet(DenseNetSpec((6, 12, 24, 16), 32, 64), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def densenet169(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """DenseNet-169 (BC, k=32): blocks [6, 12, 32, 32]."""
     return _densenet(DenseNetSpec((6, 12, 32, 32), 32, 64), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def densenet201(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """DenseNet-201 (BC, k=32): blocks [6, 12, 48, 32]."""
     return _densenet(DenseNetSpec((6, 12, 48, 32), 32, 64), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def densenet161(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """DenseNet-161 (BC, k=48, 96 stem channels): blocks [6, 12, 36, 24]."""
     return _densenet(DenseNetSpec((6, 12, 36, 24), 48, 96), num_classes, in_chans, **kwargs)

@@ -270,7 +270,7 @@ class InceptionV3(AuxClassifierNet):
         return self.forward_aux(x)[0]
 
 
-@register_model(pretrained=("torchvision",), train_defaults={"aux_weight": 0.4})  # the paper's section 4
+@register_model(pretrained=("torchvision", "timm"), train_defaults={"aux_weight": 0.4})  # the paper's section 4
 def inception_v3(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False,
                  transform_input: bool = False, drop_rate: float = 0.5, img_size: int = 299) -> InceptionV3:
     """Inception-v3 as torchvision and TF-slim (23,834,568 params; 27,161,264 with aux)."""

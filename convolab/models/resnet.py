@@ -5,7 +5,9 @@ ImageNet models are torchvision-compatible: same module names (conv1, bn1, layer
 put it on the first 1x1 as the paper does. CIFAR models follow the paper's section 4.2: three
 stages of 16/32/64 channels, 6n+2 layers, parameter-free zero-pad shortcuts (option A).
 The `plain*` models are the paper's plain nets of the degradation experiment: the same ResNets
-with `shortcut="none"` (no shortcut, hence no projection either).
+with `shortcut="none"` (no shortcut, hence no projection either). The CIFAR pre-activation
+bottleneck nets put the stride on the first 1x1 as the authors' code does (KaimingHe/resnet-1k-layers);
+preact_resnet50 keeps fb.resnet.torch's stride on the 3x3.
 """
 from __future__ import annotations
 
@@ -50,9 +52,10 @@ class ResNet(ConvNet):
     """Stem, residual stages `layer1..`, global pool and linear head.
 
     stem="imagenet": conv 7x7/2 + max-pool 3x3/2 (224 input); stem="cifar": conv 3x3/1 (32 input).
-    Pre-activation blocks get a stem without BN (the first block normalizes) and a final BN-ReLU
-    before pooling, as He et al. 2016 place them. shortcut: "A" zero-pad, "B" 1x1 projection where
-    the shape changes, "none" for a plain net whose blocks add nothing.
+    Pre-activation blocks get a stem without BN (the first block normalizes, and its shortcut takes
+    the normalized input) and a final BN-ReLU before pooling, as He et al. 2016 place them.
+    shortcut: "A" zero-pad, "B" 1x1 projection where the shape changes, "none" for a plain net
+    whose blocks add nothing.
     """
 
     def __init__(self, block: ResidualBlock, stages: Sequence[Stage], num_classes: int = 1000,
@@ -81,6 +84,8 @@ class ResNet(ConvNet):
         for i, spec in enumerate(stages, start=1):
             stage = make_stage(block, channels, spec.planes, spec.blocks, spec.stride, shortcut,
                                stride_in_1x1=stride_in_1x1)
+            if self.preact and i == 1:  # the stem's output is activated before the split (He et al. 2016, App.)
+                stage[0].first_unit = True
             self.add_module(f"layer{i}", stage)
             channels = spec.planes * block.expansion
             reduction *= spec.stride
@@ -140,31 +145,31 @@ def _without_shortcut(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2]; 11,689,512 parameters."""
     return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3]."""
     return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-50 (torchvision v1.5, stride on the 3x3): bottlenecks [3, 4, 6, 3]."""
     return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-101 (v1.5): bottlenecks [3, 4, 23, 3]."""
     return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, in_chans, **kwargs)
 
 
-@register_model(pretrained=("torchvision",))
+@register_model(pretrained=("torchvision", "timm"))
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-152 (v1.5): bottlenecks [3, 8, 36, 3]."""
     return _resnet(Bottleneck, (3, 8, 36, 3), num_classes, in_chans, **kwargs)
@@ -280,11 +285,14 @@ def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -
 
 @register_model
 def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections); 1,703,258 params."""
+    """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections, stride on the first
+    1x1 as in the authors' resnet-pre-act.lua); 1,703,258 params."""
+    kwargs.setdefault("stride_in_1x1", True)  # resnet-pre-act.lua: the stride is on the first 1x1
     return _cifar_resnet("preact_resnet164", PreActBottleneck, 164, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def preact_resnet1001(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-1001 (111 bottlenecks a stage), 4.92% error; 10,327,706 params."""
+    kwargs.setdefault("stride_in_1x1", True)  # as preact_resnet164
     return _cifar_resnet("preact_resnet1001", PreActBottleneck, 1001, num_classes, in_chans, **kwargs)

@@ -161,8 +161,8 @@ def class_names(weights: Weights, num_classes: int) -> list[str]:
 
 def fetch_pretrained(name: str, pretrained: bool | str = True) -> tuple[dict[str, Any], nn.Module]:
     """The checkpoint record (as `load_checkpoint` returns) of registered model `name` with published weights,
-    and our model holding them (eval mode): `pretrained` is True (the best published), "torchvision"/"timm",
-    or a weights name ("IMAGENET1K_V2")."""
+    and our model holding them (eval mode): `pretrained` is True (the first source's default), "torchvision" /
+    "timm" (that source's default), or a weights name ("IMAGENET1K_V2", "a1_in1k", "timm:resnet50.a1_in1k")."""
     name = get_entry(name).name
     weights = choose_weights(name, pretrained)
     model = _torchvision_peer(weights) if weights.source.library == "torchvision" else _timm_peer(weights)

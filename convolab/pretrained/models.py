@@ -80,11 +80,12 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
                  pretrained: bool | str | Path | None = None, **options: Any) -> nn.Module:
     """Build a registered model, with weights when `pretrained` is given.
 
-    `pretrained`: True (the best weights torchvision or timm publishes for it), "torchvision" or "timm",
-    a weights name ("IMAGENET1K_V2", "tf_in1k"), or a path (a convolab checkpoint or run folder, a
-    .safetensors file or a folder from `convolab export --format safetensors`). A `num_classes` other
-    than the weights' replaces the head (freshly initialized). Without `pretrained`, the plain builder
-    (`convolab.models.create_model`).
+    `pretrained`: True (the default of its first source: torchvision's where it publishes weights, else timm's),
+    "torchvision" or "timm" (that source's default), a weights name ("IMAGENET1K_V2", "a1_in1k",
+    "resnet50.a1_in1k", "timm:resnet50.a1_in1k"; `convolab models --pretrained` lists them), or a path (a
+    convolab checkpoint or run folder, a .safetensors file or a folder from `convolab export --format
+    safetensors`). A `num_classes` other than the weights' replaces the head (freshly initialized). Without
+    `pretrained`, the plain builder (`convolab.models.create_model`).
     """
     if not isinstance(pretrained, Path) and not pretrained:  # None, False, 0, "": no weights
         return build_model(name, num_classes=num_classes, in_chans=in_chans, **options)

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import ConvolabError
 
 TIMM_MISSING = "weights from timm need the timm package, which is not installed: pip install timm"
+IMAGENET_CLASSES = 1000
 
 
 class WeightsError(ConvolabError):
@@ -25,22 +26,50 @@ class Source:
     library: str
     peer: str
     options: dict[str, Any] = field(default_factory=dict)  # our model's options that match the peer with weights
-    default: str = ""  # timm: the tag `pretrained=True` means
     top1: dict[str, float] = field(default_factory=dict)  # timm: published top-1 by tag (timm's results tables)
 
 
-# GoogLeNet and Inception-v3: torchvision's weights set `transform_input` (ImageNet statistics to the
-# [-1, 1] scaling they were trained with); its builders keep Inception-v3's auxiliary head, drop GoogLeNet's.
-SOURCES: dict[str, Source] = {s.model: s for s in (
+# timm's configs carry no top-1: these are the `top1` column of timm's results/results-imagenet.csv (one row per
+# tag; the version stored at huggingface/pytorch-image-models@0173a139), measured at the tag's test size where its
+# cfg gives one (test_input_size, test_crop_pct: 288 px, crop 1.0 for resnet50.a1_in1k, which convolab runs, as
+# timm does by default, at its input size 224, crop 0.95), else at its input size. A tag that the CSV lacks
+# (resnet34.tv_in1k, resnet34.ra4_e3600_r224_in1k) has none.
+_RESNET_TOP1 = {
+    18: {"a1_in1k": 73.158, "a2_in1k": 72.372, "a3_in1k": 68.254, "fb_ssl_yfcc100m_ft_in1k": 72.594,
+         "fb_swsl_ig1b_ft_in1k": 73.282, "gluon_in1k": 70.838, "tv_in1k": 69.760},
+    34: {"a1_in1k": 77.918, "a2_in1k": 77.158, "a3_in1k": 72.970, "bt_in1k": 76.480, "gluon_in1k": 74.578},
+    50: {"a1_in1k": 81.214, "a1h_in1k": 80.676, "a2_in1k": 80.772, "a3_in1k": 78.048, "am_in1k": 78.998,
+         "b1k_in1k": 80.706, "b2k_in1k": 80.454, "bt_in1k": 79.640, "c1_in1k": 80.912, "c2_in1k": 80.870,
+         "d_in1k": 80.972, "fb_ssl_yfcc100m_ft_in1k": 79.234, "fb_swsl_ig1b_ft_in1k": 81.182, "gluon_in1k": 77.580,
+         "ra_in1k": 79.836, "ram_in1k": 79.976, "tv2_in1k": 80.850, "tv_in1k": 76.130},
+    101: {"a1_in1k": 82.322, "a1h_in1k": 82.778, "a2_in1k": 82.236, "a3_in1k": 79.814, "gluon_in1k": 79.310,
+          "tv2_in1k": 81.890, "tv_in1k": 77.376},
+    152: {"a1_in1k": 82.732, "a1h_in1k": 83.450, "a2_in1k": 82.608, "a3_in1k": 80.546, "gluon_in1k": 79.694,
+          "tv2_in1k": 82.288, "tv_in1k": 78.322},
+}
+_DENSENET_TOP1 = {121: {"ra_in1k": 76.500, "tv_in1k": 74.764}, 169: {"tv_in1k": 75.900},
+                  201: {"tv_in1k": 77.286}, 161: {"tv_in1k": 77.358}}
+_INCEPTION_V3_TOP1 = {"gluon_in1k": 78.806, "tf_adv_in1k": 77.592, "tf_in1k": 77.862, "tv_in1k": 77.434}
+
+# Each model's sources, torchvision's first where it has weights (what `pretrained=True` loads). GoogLeNet and
+# Inception-v3: torchvision's weights set `transform_input` (ImageNet statistics to the [-1, 1] scaling they were
+# trained with); its builders keep Inception-v3's auxiliary head, drop GoogLeNet's. timm's Inception-v3 weights
+# expect their own mean and std instead (no transform) and timm builds it without the aux head.
+_ALL = (
     *(Source(f"resnet{d}", "torchvision", f"resnet{d}") for d in (18, 34, 50, 101, 152)),
+    *(Source(f"resnet{d}", "timm", f"resnet{d}", top1=top1) for d, top1 in _RESNET_TOP1.items()),
     *(Source(f"densenet{d}", "torchvision", f"densenet{d}") for d in (121, 169, 201, 161)),
+    *(Source(f"densenet{d}", "timm", f"densenet{d}", top1=top1) for d, top1 in _DENSENET_TOP1.items()),
     Source("googlenet_tv", "torchvision", "googlenet", {"aux_logits": False, "transform_input": True}),
     Source("inception_v3", "torchvision", "inception_v3", {"aux_logits": True, "transform_input": True}),
-    # timm's configs carry no top-1: these are timm's results/results-imagenet.csv, as docs REFERENCE.md cites them
-    Source("inception_v4", "timm", "inception_v4", default="tf_in1k", top1={"tf_in1k": 80.144}),
-    Source("inception_resnet_v2", "timm", "inception_resnet_v2", default="tf_in1k",
-           top1={"tf_in1k": 80.434, "tf_ens_adv_in1k": 79.998}),
-)}
+    Source("inception_v3", "timm", "inception_v3", top1=_INCEPTION_V3_TOP1),
+    # (another version of the same CSV, as docs REFERENCE.md cites them)
+    Source("inception_v4", "timm", "inception_v4", top1={"tf_in1k": 80.144}),
+    Source("inception_resnet_v2", "timm", "inception_resnet_v2", top1={"tf_in1k": 80.434, "tf_ens_adv_in1k": 79.998}),
+)
+SOURCES: dict[str, tuple[Source, ...]] = {name: tuple(s for s in _ALL if s.model == name) for name in dict.fromkeys(
+    s.model for s in _ALL)}
+LIBRARIES = ("torchvision", "timm")
 
 
 @dataclass(frozen=True)
@@ -98,49 +127,76 @@ def _timm_weights(source: Source) -> list[Weights]:
     found = []
     for full in timm.list_pretrained(source.peer + ".*"):
         cfg = timm.models.get_pretrained_cfg(full)
-        tag = full.split(".", 1)[1]
+        # convolab's weights are ImageNet-1k classifiers (its class names, head and top-1 are those): tags of other
+        # classes are left out (resnet50.bamboo: a backbone without a head, num_classes 0)
+        if cfg.num_classes != IMAGENET_CLASSES or cfg.label_offset:
+            continue
         crop = int(cfg.input_size[-1])
-        found.append(Weights(source, tag, source.top1.get(tag), crop, float(cfg.crop_pct), tuple(cfg.mean),
+        found.append(Weights(source, cfg.tag, source.top1.get(cfg.tag), crop, float(cfg.crop_pct), tuple(cfg.mean),
                              tuple(cfg.std), str(cfg.interpolation), full))
-    return sorted(found, key=lambda w: w.name != source.default)
+    default = timm.models.get_pretrained_cfg(source.peer).tag  # what timm.create_model(peer, pretrained=True) loads
+    return sorted(found, key=lambda w: w.name != default)  # the default first
 
 
 def published_weights(source: Source) -> list[Weights]:
-    """Every set of weights the library publishes for `source`, the one `pretrained=True` picks first."""
+    """Every set of weights the library publishes for `source`, the one its library loads by default first."""
     return _torchvision_weights(source) if source.library == "torchvision" else _timm_weights(source)
 
 
 def weights_table(pattern: str = "*") -> list[dict[str, Any]]:
     """One row per set of published weights of the models matching `pattern`: model, source, weights name,
-    published top-1 (None where the library gives none), input size (C, H, W), and whether it is the default."""
+    published top-1 (None where the library gives none), input size (C, H, W), and whether it is the default
+    (the first source's first weights)."""
     rows = []
     for name in sorted(n for n in SOURCES if fnmatch.fnmatchcase(n, pattern)):
-        for i, weights in enumerate(published_weights(SOURCES[name])):
+        for weights in (w for source in SOURCES[name] for w in published_weights(source)):
             rows.append({"model": name, "source": weights.source.library, "weights": weights.name,
                          "top1": weights.top1, "input_size": [3, weights.crop_size, weights.crop_size],
-                         "crop_pct": round(weights.crop_pct, 4), "default": i == 0})
+                         "crop_pct": round(weights.crop_pct, 4), "default": not rows or rows[-1]["model"] != name})
     return rows
 
 
+def _names(source: Source) -> str:
+    """`source`'s weights names for an error, or why they cannot be listed (timm not installed)."""
+    try:
+        return f"{source.library} publishes {', '.join(w.name for w in published_weights(source))}"
+    except WeightsError as err:
+        return f"{source.library}'s cannot be listed: {err}"
+
+
 def choose_weights(name: str, pretrained: bool | str) -> Weights:
-    """The weights `pretrained` names for registered model `name`: True (the best published), a library
-    ("torchvision", "timm") or a weights name ("IMAGENET1K_V2", "tf_in1k")."""
-    source = SOURCES.get(name)
-    if source is None:
+    """The weights `pretrained` names for registered model `name`: True (the first source's default), a library
+    ("torchvision", "timm": its default), or a weights name, bare ("IMAGENET1K_V2", "a1_in1k"), with the peer's
+    name ("resnet50.a1_in1k") or with the library's too ("timm:resnet50.a1_in1k"). torchvision's names are upper
+    case, timm's lower case: a bare name is looked up in each source in turn, and never names two."""
+    sources = SOURCES.get(name)
+    if sources is None:
         raise WeightsError(no_weights_message(name))
-    if pretrained in ("torchvision", "timm") and pretrained != source.library:
-        raise WeightsError(f"convolab loads {name}'s weights from {source.library} only, not from {pretrained}; "
-                           f"give --weights {source.library} or --pretrained (pretrained={source.library!r} or True "
-                           "in Python)")
-    available = published_weights(source)
-    if pretrained is True or pretrained == source.library:
-        return available[0]
-    for weights in available:
-        if str(pretrained) in (weights.name, f"{source.peer}.{weights.name}", weights.label):
-            return weights
-    raise WeightsError(f"{name} has no weights named {pretrained!r}; {source.library} publishes "
-                       f"{', '.join(w.name for w in available)} (without a name: {available[0].name})")
+    libraries = [s.library for s in sources]
+    if pretrained is True or pretrained in LIBRARIES:
+        source = sources[0] if pretrained is True else next((s for s in sources if s.library == pretrained), None)
+        if source is None:
+            only = " and ".join(libraries)
+            raise WeightsError(f"convolab loads {name}'s weights from {only} only, not from {pretrained}; give "
+                               f"--weights {libraries[0]} or --pretrained (pretrained={libraries[0]!r} or True in "
+                               "Python)")
+        return published_weights(source)[0]
+    given = str(pretrained)
+    library = given.split(":", 1)[0] if ":" in given else None
+    looked_in = [s for s in sources if s.library == library] if library in libraries else list(sources)
+    for source in looked_in:
+        try:
+            available = published_weights(source)
+        except WeightsError:  # (timm not installed: a torchvision name still loads; no name found says why)
+            continue
+        for weights in available:
+            if given in (weights.name, f"{source.peer}.{weights.name}", weights.label,
+                         f"{source.library}:{weights.name}"):
+                return weights
+    default = choose_weights(name, True) if looked_in[0] is sources[0] else None
+    tail = f" (without a name: {default.name}, from {default.source.library})" if default else ""
+    raise WeightsError(f"{name} has no weights named {pretrained!r}; {'; '.join(_names(s) for s in looked_in)}{tail}")
 
 
-__all__ = ["SOURCES", "Source", "Weights", "WeightsError", "choose_weights", "models_with_weights",
-           "no_weights_message", "published_weights", "weights_table"]
+__all__ = ["LIBRARIES", "SOURCES", "Source", "Weights", "WeightsError", "choose_weights",
+           "models_with_weights", "no_weights_message", "published_weights", "weights_table"]
