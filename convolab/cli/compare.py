@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the comparison in DIR (its compare.json "
                         "holds the models, seeds and options): finished runs are kept, an interrupted one resumes")
     parser.add_argument("--seeds", type=seeds_option, metavar="N|S,S,...",
-                        help="train each model once per seed: N seeds from --seed on, or the seeds listed; "
+                        help="train each model once per seed: N seeds from --seed on, or the seeds listed (S, for "
+                        "the seed S alone); "
                         "the report gives each figure's mean and standard deviation over the seeds and tests "
                         "each pair of models (default: 1, one run per model)")
     add_config_options(parser, skip=("init_from", "sync_bn"), metavar={"output": "DIR"}, help={
@@ -38,12 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def seeds_option(text: str) -> int | list[int]:
-    """`3` -> 3 seeds; `0,1,2` -> the seeds 0, 1 and 2 (checked as compare_models checks them)."""
+    """`3` -> 3 seeds; `0,1,2` -> the seeds 0, 1 and 2; `7,` -> the seed 7 alone (checked as compare_models
+    checks them)."""
     parts = text.split(",")
-    if len(parts) > 1 and not all(part.strip() for part in parts):  # "1,,2" or "1,2,": a seed left out by mistake?
-        raise argparse.ArgumentTypeError(f"a comma list of seeds with an empty item: {text!r}; give them like 0,1,2")
+    if len(parts) > 1 and not parts[-1].strip():  # (one trailing comma: "7," is a list of the one seed 7)
+        parts = parts[:-1]
+    if len(parts) > 1 or "," in text:
+        if not all(part.strip() for part in parts):  # "1,,2" or ",": a seed left out by mistake?
+            raise argparse.ArgumentTypeError(f"a comma list of seeds with an empty item: {text!r}; give them like "
+                                             "0,1,2 (or 7, for the seed 7 alone)")
     try:
-        seeds = int(text) if len(parts) == 1 else [int(part) for part in parts]
+        seeds = [int(part) for part in parts] if "," in text else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seeds >= 1 or a comma list of seeds like 0,1,2, "
                                          f"got {text!r}") from None

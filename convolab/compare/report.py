@@ -21,7 +21,7 @@ from .._atomic import atomic_write
 from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
-from ..training.metrics import read_steps
+from ..training import metrics as plots  # (what every picture of curves draws alike)
 from .results import OK, ModelResult
 from .seeds import (
     ALPHA,
@@ -33,7 +33,6 @@ from .seeds import (
     has_several_seeds,
     run_label,
     seed_label,
-    step_curve,
     summarize_seeds,
 )
 
@@ -133,12 +132,12 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
             for row, x_key in enumerate(("epoch", "wall_seconds")):
                 x = [h[x_key] for h in r.history]
                 style = dict(color=color, marker="o", markersize=3, label=_label(r), linestyle=linestyle)
-                axes[row, 0].plot(x, [h["train_loss"] for h in r.history], **style)
-                axes[row, 1].plot(x, [h["test_acc"] for h in r.history], **style)
-            steps = read_steps(r.run_dir)
-            x = [h["step"] for h in steps]
-            axes[2, 0].plot(x, [h["train_error"] for h in steps], color=color, linestyle=linestyle)
-            axes[2, 1].plot(x, [h["train_loss"] for h in steps], color=color, linestyle=linestyle)
+                for column, key in enumerate(("train_loss", "test_acc")):
+                    axes[row, column].plot(x, [h[key] for h in r.history], **style)
+                    plots.mark_nonfinite(axes[row, column], x, [h[key] for h in r.history], color)
+            for column, key in enumerate(("train_error", "train_loss")):
+                x, values, _, _ = plots.step_points([r.run_dir], key)  # (one point: a marker, a line is none)
+                axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
         return any(r.history for r in results)
 
     return _six_panels(draw, title)
@@ -161,9 +160,9 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
                     axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
                     axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
             for column, key in enumerate(("train_error", "train_loss")):
-                steps, values = step_curve([r.run_dir for r in runs], key)
-                axes[2, column].plot(steps, values.mean, color=color)
-                axes[2, column].fill_between(steps, values.low, values.high, color=color, alpha=0.2, linewidth=0)
+                steps, mean, low, high = plots.step_points([r.run_dir for r in runs], key)
+                axes[2, column].plot(steps, mean, color=color, marker="o" if len(steps) == 1 else None)
+                axes[2, column].fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         return any(s.finished for s in summaries)
 
     return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
@@ -177,30 +176,32 @@ def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(3, 2, figsize=(11, 12))
     for column in range(2):  # epoch and time rows share the scale of each measure
         axes[1, column].sharey(axes[0, column])
-    drawn = draw(axes)
+    drawn, (handles, labels) = draw(axes), axes[0, 1].get_legend_handles_labels()
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
-    axes[2, 0].set(xlabel="step", ylabel="training error (1 - accuracy, each 10 steps)")
-    axes[2, 1].set(xlabel="step", ylabel="training loss (each 10 steps)", yscale="log")
+    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {plots.STEPS_LABEL})")
+    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({plots.STEPS_LABEL})", yscale="log")
     for ax in axes[0]:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
     axes[0, 0].set_title("training loss")
     axes[0, 1].set_title("test accuracy")
     axes[2, 0].set_title("training error by step")
     axes[2, 1].set_title("training loss by step")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
-    if drawn:
-        axes[0, 1].legend(loc="lower right")
+        plots.plain_log_ticks(ax)
+    # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
+    rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
+    if rows:
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(plots.figure_title(title, 100))
+    fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -300,8 +301,8 @@ def _report_head(results: list[ModelResult], output: Path, command: list[str] | 
 
 
 def _curves_title(data: str, models: list[str], results: list[ModelResult]) -> str:
-    epochs = sorted({r.planned_epochs for r in results if r.planned_epochs})
-    return f"{data}: " + ", ".join(models) + (f" ({'/'.join(map(str, epochs))} epochs)" if epochs else "")
+    epochs = "/".join(map(str, sorted({r.planned_epochs for r in results if r.planned_epochs})))
+    return f"{plots.data_name(data)}: {', '.join(models)}" + (f" ({epochs} epochs)" if epochs else "")
 
 
 def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,

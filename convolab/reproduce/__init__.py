@@ -20,12 +20,12 @@ from .._atomic import atomic_write
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options
-from ..compare.seeds import seed_values, spread, step_curve, verdict_line
+from ..compare.seeds import seed_values, spread, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
-from ..training.metrics import read_metrics
+from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -191,22 +191,25 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
     import matplotlib.pyplot as plt
 
     fig, (ax_steps, ax_test) = plt.subplots(1, 2, figsize=(11, 4))
+    most = 0  # epochs
     for label, dirs in runs.items():
-        steps, error = step_curve(dirs, "train_error")
+        steps, mean, low, high = step_points(dirs, "train_error")  # (each window at its centre, whole ones)
         if steps:
-            ax_steps.plot(steps, error.mean, label=label)
-            ax_steps.fill_between(steps, error.low, error.high, alpha=0.2, linewidth=0)
+            ax_steps.plot(steps, mean, label=label, marker="o" if len(steps) == 1 else None)
+            ax_steps.fill_between(steps, low, high, alpha=0.2, linewidth=0)
         histories = outcome.runs[label]
         epochs = min((len(h) for h in histories), default=0)
+        most = max(most, epochs)
         if epochs:
             acc = [statistics.fmean(h[i]["test_acc"] for h in histories) for i in range(epochs)]
             ax_test.plot(range(1, epochs + 1), acc, marker="o", label=label)
-    ax_steps.set(xlabel="step", ylabel="training error (each 10 steps)", title="training error")
+    ax_steps.set(xlabel="step", ylabel=f"training error ({STEPS_LABEL})", title="training error")
     ax_test.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+    epoch_axis(ax_test, most)
     for ax in (ax_steps, ax_test):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(experiment.name)
+    fig.suptitle(figure_title(experiment.name, 100))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)

@@ -6,9 +6,10 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from ..errors import DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate
+from .metrics import undrawable
 
 log = logging.getLogger("convolab")
 
@@ -82,7 +84,8 @@ class EvaluationReport:
         return cls([printable(c) for c in classes], top1, top5, per_class, confusion, len(labels))
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """per_class.csv, confusion.csv and confusion.png in `out_dir`."""
+        """per_class.csv, confusion.csv and confusion.png in `out_dir`, as one set: all written to temporary
+        files, then renamed (an interrupt while the picture draws leaves the old three, which agree)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
@@ -90,15 +93,28 @@ class EvaluationReport:
         writer.writerow(["class", "accuracy", "images"])
         for name, acc, n in zip(self.classes, self.per_class, self.confusion.sum(1)):
             writer.writerow([name, f"{acc:.4f}" if n else "", int(n)])  # (a class without images: no accuracy)
-        atomic_write(out / "per_class.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        per_class = buf.getvalue()
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["true \\ predicted", *self.classes])
         for name, row in zip(self.classes, self.confusion):
             writer.writerow([name, *map(int, row)])
-        atomic_write(out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
-        plot_confusion(self.confusion, self.classes, out / "confusion.png", f"top-1 {self.top1:.4f}")
+        fig = confusion_figure(self.confusion, self.classes, f"top-1 {self.top1:.4f}")
+        try:
+            write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
+                            (out / "per_class.csv", lambda tmp: Path(tmp).write_text(per_class)),
+                            (out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
+        finally:
+            close_figure(fig)
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
+
+
+def write_together(writes: list[tuple[Path, Callable[[str], object]]]) -> None:
+    """Each (path, write) onto a temporary file beside its path, all of them before any is renamed into
+    place: files that belong together are replaced together or (interrupted, failed) not at all."""
+    if writes:
+        (path, write), rest = writes[0], writes[1:]
+        atomic_write(path, lambda tmp: (write(tmp), write_together(rest)))
 
 
 def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Tensor:
@@ -219,29 +235,73 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
     return EvaluationReport.of(logits, labels, classes, reported)
 
 
-def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
+DPI = 100
+MAX_INCHES = 16.0  # the figure's side at most, whatever the class count (1,600 pixels at DPI)
+NAME_LENGTH = 24  # characters of a class name drawn (all of it in the CSVs)
+COUNTS_UP_TO = 30  # classes: the images of each cell written in it
+
+
+def drawn_names(classes: list[str]) -> list[str]:
+    """Class names as the picture draws them: long ones shortened in the middle; where the font lacks a
+    character (中文 in DejaVu Sans) it is drawn as ? (no warning per glyph), and where names then look alike,
+    each is prefixed with its index (its row of confusion.csv)."""
+    missing = undrawable("".join(classes))
+    names = ["".join("?" if c in missing else c for c in name) for name in classes]
+    half = (NAME_LENGTH - 1) // 2
+    names = [f"{n[:half]}\u2026{n[-(NAME_LENGTH - 1 - half):]}" if len(n) > NAME_LENGTH else n for n in names]
+    if missing or len(set(names)) < len(names):
+        names = [f"{i}: {n}" for i, n in enumerate(names)]
+    return names
+
+
+def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "") -> Any:
+    """The confusion matrix as a figure of at most MAX_INCHES a side: each cell coloured by its share of the
+    true class's images, named classes on both axes (every k-th where all would not fit at 6 points), and the
+    counts written in the cells of a matrix of up to COUNTS_UP_TO classes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(classes)
-    size = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    if n <= 30:
-        ax.set_xticks(range(n), classes, rotation=90)
-        ax.set_yticks(range(n), classes)
-        for i in range(n):
-            for j in range(n):
-                if confusion[i, j]:
-                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    names = drawn_names(classes)
+    matrix = min(max(3.0, 0.45 * n), 12.0)  # inches of the matrix itself
+    cell = matrix * 72 / max(n, 1)  # points
+    fontsize = min(9.0, max(6.0, cell / 1.3))
+    every = max(1, math.ceil(fontsize * 1.3 / cell))
+    margin = max((len(s) for s in names), default=1) * fontsize * 0.62 / 72 + 0.7  # the names' room
+    fig, ax = plt.subplots(figsize=(min(MAX_INCHES, matrix + margin + 1.6), min(MAX_INCHES, matrix + margin + 0.9)),
+                           layout="constrained")
+    rates = (confusion / np.maximum(confusion.sum(1, keepdims=True), 1)).astype(np.float32)  # (halves the work)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # (not smoothed: fast)
+    shown = range(0, n, every)
+    ax.set_xticks(shown, [names[i] for i in shown], rotation=90, fontsize=fontsize)
+    ax.set_yticks(shown, [names[i] for i in shown], fontsize=fontsize)
+    counts = n <= COUNTS_UP_TO
+    if counts:
+        for i, j in zip(*np.nonzero(confusion)):
+            ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    nth = f"{every}{'nd' if every % 10 == 2 else 'rd' if every % 10 == 3 else 'th'}"
+    named = f" (every {nth} class named; all in confusion.csv)" if every > 1 else ""
+    ax.set(xlabel=f"predicted{named}", ylabel="true",
+           title=f"{title}\n" + ("numbers: images; " if counts else "") + "colour: share of the true class")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's images (row-normalised)")
+    return fig
+
+
+def close_figure(fig: Any) -> None:
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
+    fig = confusion_figure(confusion, classes, title)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    finally:
+        close_figure(fig)
 
 
 Prediction = tuple[list[tuple[str, float]], dict[str, tuple[str, float | None]]]

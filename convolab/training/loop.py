@@ -336,7 +336,7 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
     """metrics.csv/json, steps.csv and curves.png (rank 0), TensorBoard, and the epoch's log line."""
     if run.dist.is_main:
         write_metrics(run.run_dir, state.history, state.step_history)
-        plot_curves(state.history, run.run_dir / "curves.png", f"{run.config.model} on {run.config.data}")
+        plot_curves(state.history, run.run_dir / "curves.png", run.config.model, data=run.config.data)
     if run.tensorboard is not None:
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
             run.tensorboard.add_scalar(key, row[key], row["epoch"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import statistics
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +83,9 @@ def damaged_metrics(path: Path, why: str) -> ConfigError:
                        "it again")
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Loss and accuracy by epoch, train and test, side by side."""
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data: str = "") -> None:
+    """Loss and accuracy by epoch, train and test, side by side; a loss that is not a number marked. The
+    title: `title` (the model) on `data`'s short name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,15 +96,110 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> N
     # The train loss is what the steps minimise (other heads' weighted losses, mixed and smoothed targets
     # included); the test loss the main output's plain cross-entropy: the legend says so.
     for split, style, what in (("train", "-", "train (training objective)"), ("test", "--", "test (cross-entropy)")):
-        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=what)
-        ax_acc.plot(epochs, [h[f"{split}_acc"] for h in history], style, marker="o", label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+        for ax, key, label in ((ax_loss, "loss", what), (ax_acc, "acc", split)):
+            values = [h[f"{split}_{key}"] for h in history]
+            line, = ax.plot(epochs, finite(values), style, marker="o", label=label)
+            mark_nonfinite(ax, epochs, values, line.get_color())
+    losses = [v for h in history for k in ("train_loss", "test_loss") if math.isfinite(v := h[k])]
+    # a diverging run's losses span many decades: on a linear axis all but the largest read as 0
+    log_loss = bool(losses) and min(losses) > 0
+    ax_loss.set(xlabel="epoch", ylabel="loss" + (" (log scale)" if log_loss else ""), title="loss",
+                yscale="log" if log_loss else "linear")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
+        plain_log_ticks(ax)
+        epoch_axis(ax, len(epochs))
         ax.grid(alpha=0.3)
         ax.legend()
+    title = f"{title} on {data_name(data)}" if data else title
     if title:
-        fig.suptitle(title)
+        fig.suptitle(figure_title(title))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+# ----- shared by every picture of curves (a run's, compare's, reproduce's) -------------------------------
+def data_name(data: str) -> str:
+    """The short name of a data set in a title: a path's last component, an archive's name without .tar.gz."""
+    name = Path(str(data).rstrip("/\\") or str(data)).name or str(data)
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def figure_title(text: str, width: int = 80) -> str:
+    """`text` wrapped to lines a figure's width holds (a long title was cut at both edges), a character the
+    font lacks as ? (matplotlib drew a box and warned once per glyph)."""
+    missing = undrawable(text)
+    text = "".join("?" if c in missing else c for c in str(text))
+    return "\n".join(textwrap.fill(line, width) or line for line in text.splitlines())
+
+
+def undrawable(text: str) -> set[str]:
+    """The characters of `text` that matplotlib's font has no glyph for (中文 in DejaVu Sans)."""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    font = get_font(findfont(FontProperties()))
+    return {c for c in set(text) if c.isprintable() and font.get_char_index(ord(c)) == 0}
+
+
+def epoch_axis(ax: Any, epochs: int) -> None:
+    """Whole epochs only on an x axis of `epochs` epochs (one epoch alone was ticked 0.96, 1.0, 1.04)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlim(0.5, max(1, epochs) + 0.5)
+
+
+def plain_log_ticks(ax: Any) -> None:
+    """A log y axis ticked 2.4, 2.45 (where it spans less than a decade) or 1e+15, not 2.45 x 10^0."""
+    from matplotlib.ticker import LogFormatter
+
+    if ax.get_yscale() == "log":
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def finite(values: list[float]) -> list[float]:
+    return [v if math.isfinite(v) else math.nan for v in values]
+
+
+def mark_nonfinite(ax: Any, x: list[float], values: list[float], color: Any) -> None:
+    """An x at the top edge (the bottom for -inf) of each point that is not a number, with what it is:
+    a line simply stopping does not say the run diverged."""
+    for xi, v in zip(x, values):
+        if not math.isfinite(v):
+            edge = 0.0 if v < 0 else 1.0
+            ax.plot([xi], [edge], "x", color=color, markersize=9, mew=2, clip_on=False,
+                    transform=ax.get_xaxis_transform())
+            ax.annotate("nan" if math.isnan(v) else str(v), (xi, edge), xycoords=ax.get_xaxis_transform(),
+                        xytext=(4, -10 if edge else 4), textcoords="offset points", color=color, fontsize=8)
+
+
+def whole_windows(rows: list[dict[str, float]]) -> tuple[list[int], list[float]]:
+    """The steps.csv rows worth a point of a curve by step and where: each window's centre step. The last
+    window of an epoch may average a step or two (its `images` says): one under half the others' images is
+    left out, as its point is noise (it drew a cliff at every epoch's end)."""
+    nominal = max((r.get("images", 0.0) for r in rows), default=0.0)
+    kept, centres, last = [], [], 0.0
+    for i, r in enumerate(rows):
+        if 2 * r.get("images", nominal) >= nominal:
+            kept.append(i)
+            centres.append((last + 1 + r["step"]) / 2)
+        last = r["step"]
+    return kept, centres
+
+
+STEPS_LABEL = "mean of each 10 steps"
+
+
+def step_points(run_dirs: list[str | Path], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """A curve by step of steps.csv's `key` over runs: the centres of the whole windows (whole_windows) and
+    the mean, lowest and highest value at each, over the runs that reached it."""
+    tables = [read_steps(d) for d in run_dirs]
+    kept, centres = whole_windows(max(tables, key=len, default=[]))
+    columns = [[t[i][key] for t in tables if len(t) > i] for i in kept]
+    return (centres, [statistics.fmean(c) for c in columns], [min(c) for c in columns],
+            [max(c) for c in columns])
