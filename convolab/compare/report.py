@@ -302,7 +302,8 @@ def _report_head(results: list[ModelResult], output: Path, command: list[str] | 
 
 def _curves_title(data: str, models: list[str], results: list[ModelResult]) -> str:
     epochs = "/".join(map(str, sorted({r.planned_epochs for r in results if r.planned_epochs})))
-    return f"{plots.data_name(data)}: {', '.join(models)}" + (f" ({epochs} epochs)" if epochs else "")
+    unit = "epoch" if epochs == "1" else "epochs"
+    return f"{plots.data_name(data)}: {', '.join(models)}" + (f" ({epochs} {unit})" if epochs else "")
 
 
 def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from ..training.config import option_problem
-from ..training.metrics import read_steps
 from .results import ModelResult
 
 # The accuracy and loss figures summarized over seeds: key in results.json -> column of the table.
@@ -160,16 +159,6 @@ def seed_label(model: str, runs: list[ModelResult]) -> str:
     going = sum(len(r.history) > first for r in runs)
     stopped = f" ({going} after epoch {first}: the others stopped)" if going else ""
     return f"{model}: mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}{stopped}, min..max shaded"
-
-
-def step_curve(run_dirs: Sequence[str | Path], key: str) -> tuple[list[float], Curve]:
-    """(steps, `key` of steps.csv at each: mean, lowest and highest over the runs that reached that step)."""
-    tables = [read_steps(d) for d in run_dirs]
-    length = max((len(t) for t in tables), default=0)
-    steps = [next(t[i]["step"] for t in tables if len(t) > i) for i in range(length)]
-    columns = [[t[i][key] for t in tables if len(t) > i] for i in range(length)]
-    return steps, Curve([statistics.fmean(c) for c in columns], [min(c) for c in columns],
-                        [max(c) for c in columns])
 
 
 @dataclass
