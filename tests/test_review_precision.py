@@ -35,3 +35,34 @@ def test_fp16_refused_on_the_cpu_says_a_run_trained_so_continues_on_cuda_only():
         assert "continues on a CUDA device only" in str(err)
     else:
         raise AssertionError("fp16 on the CPU was accepted")
+
+
+def test_a_run_whose_test_loss_turns_nan_stops_before_saving_it_as_best(tmp_path, capsys):
+    """The training loss is measured before each step: a run that diverged in an epoch's last steps showed a NaN
+    test loss, saved that epoch as best.pt and ended with exit 0."""
+    run = tmp_path / "run"
+    code = main(["train", "lenet5_modern", "--data", "digits", "--epochs", "2", "--lr", "1e30", "--optimizer", "sgd",
+                 "--schedule", "constant", "--output", str(run), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "loss became nan" in err[0]
+    assert not (run / "best.pt").exists()
+
+
+def test_evaluate_predict_and_finetune_refuse_a_model_whose_outputs_are_not_numbers(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--output", str(run),
+                 "--no-progress"]) == 0
+    for name in ("best.pt", "last.pt"):  # finite weights whose outputs overflow: what a diverging run leaves
+        ckpt = torch.load(run / name, weights_only=True)
+        first = next(k for k, v in ckpt["model"].items() if v.dtype.is_floating_point and v.dim() == 4)
+        ckpt["model"][first] = ckpt["model"][first].sign() * 3e38
+        torch.save(ckpt, run / name)
+    capsys.readouterr()
+    image = tmp_path / "x.png"
+    from PIL import Image
+    Image.new("L", (8, 8), 128).save(image)
+    for argv in (["evaluate", str(run)], ["predict", str(run), str(image)],
+                 ["finetune", str(run), "--data", "digits", "--epochs", "1", "--output", str(tmp_path / "ft")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "outputs NaN or inf" in err[0], (argv, err)

@@ -23,7 +23,7 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import EmptySplitError
 from ..data.decode import CROP_PCT, read_image
 from ..data.torchvision_sets import plain_class_name
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate
@@ -48,9 +48,24 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     ckpt = load_checkpoint(path)
     model = checkpoint_model(ckpt, path)
     model.to(device).eval()
+    check_finite_outputs(model, ckpt, path)
     transform = BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]), tuple(ckpt["mean"]),
                                tuple(ckpt["std"]), AugmentConfig())
     return LoadedModel(model, ckpt, transform)
+
+
+@torch.no_grad()
+def check_finite_outputs(model: nn.Module, ckpt: dict, path: str | Path) -> None:
+    """Refuse, in one line, a model whose outputs on a standardized random image are NaN or inf (finite weights
+    can diverge so): scored, its argmax over NaN rows is one class for every image, and nothing says so."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.randn(1, int(ckpt["in_chans"]), *map(int, ckpt["image_size"]), generator=torch.Generator().manual_seed(0))
+    out = model(x.to(device))
+    outputs = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else (out,)
+    if not all(bool(torch.isfinite(o).all()) for o in outputs if isinstance(o, torch.Tensor)):
+        raise CheckpointError(f"{path}: its model outputs NaN or inf (its weights diverged: a run whose loss became "
+                              "NaN?); give another checkpoint, e.g. an earlier epoch's")
 
 
 @dataclass

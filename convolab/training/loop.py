@@ -174,6 +174,7 @@ def fit(trainer: Trainable) -> TrainResult:
             # ----- evaluation, the epoch's row, checkpoints and metrics
             eval_start = device_clock(run.device)
             test = evaluate_run(run, run.ema.module if run.ema is not None else run.model)
+            check_finite_loss(run, state, test["loss"])  # (the epoch's last steps are in no training loss)
             now = device_clock(run.device)
             state.wall_seconds += state.partial["seconds"]
             row = epoch_row(run, state, test, now - eval_start, now)
@@ -204,16 +205,20 @@ def no_gain(monitor: str, min_delta: float, epochs: int) -> str:
     return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''}"
 
 
-def check_finite_loss(run: Run, state: RunState) -> None:
-    """NonFiniteLoss once the training loss is NaN or inf, naming the last good checkpoint; a run that saved
-    none leaves no config.json behind, so that the same command with a lower --lr may start again there."""
-    if math.isfinite(state.partial["loss"]):
+def check_finite_loss(run: Run, state: RunState, test_loss: float | None = None) -> None:
+    """NonFiniteLoss once the training loss (or the epoch's `test_loss`) is NaN or inf, naming the last good
+    checkpoint; a run that saved none leaves no config.json behind, so that the same command with a lower --lr may
+    start again there. Before the epoch's checkpoints: a model whose outputs are not numbers is never best.pt."""
+    loss = state.partial["loss"] if test_loss is None else test_loss
+    if math.isfinite(loss):
         return
     saved = (run.run_dir / "last.pt").exists()
     if not saved and run.dist.is_main:
         forget_unsaved_run(run.run_dir)
+    what = f"the training loss became {loss} at step {state.step} (epoch {state.epoch + 1})" if test_loss is None \
+        else f"the test loss became {loss} after epoch {state.epoch + 1} (the weights diverged in its last steps)"
     raise NonFiniteLoss(
-        f"the training loss became {state.partial['loss']} at step {state.step} (epoch {state.epoch + 1}); "
+        f"{what}; "
         f"lower --lr (now {run.config.base_lr:g}) or add --clip-grad; "
         + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
            if saved else f"nothing was saved, so {run.run_dir} can take the new run"))
