@@ -1,6 +1,7 @@
 """Atomic file writes: a reader never sees a half-written checkpoint, report or cache."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -12,13 +13,26 @@ from pathlib import Path
 from .errors import ConvolabError, DiskFullError
 
 NEARLY_FULL = 1 << 20  # bytes: a write that fails with less than this left free failed for want of space
+REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # the folder cannot be written (a read-only mount, permissions)
+
+
+class NotWritableError(ConvolabError, OSError):
+    """A file could not be written: its folder became read-only or lost its write permission. What was
+    there before is unchanged."""
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `path`, then rename it onto `path`."""
     path = Path(path)
     existed = path.exists()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:  # (the folder may have become read-only, or been removed, since the command checked it)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if disk_full(err):
+            raise DiskFullError(no_space_line(path, None, existed)) from err
+        if err.errno in (*REFUSED, errno.ENOENT):
+            raise NotWritableError(not_writable_line(path, err, existed)) from err
+        raise
     os.close(fd)
     try:
         write(tmp)
@@ -28,12 +42,15 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         os.replace(tmp, path)
     except BaseException as err:
         ours = isinstance(err, Exception) and not isinstance(err, ConvolabError)
-        free = shutil.disk_usage(path.parent).free if ours else None
-        Path(tmp).unlink(missing_ok=True)
+        free = _free_space(path.parent) if ours else None
+        with contextlib.suppress(OSError):  # (a folder turned read-only keeps the temporary: removed on --resume)
+            Path(tmp).unlink(missing_ok=True)
         # torch.save on a full disk fails with RuntimeError("... unexpected pos ..."), not ENOSPC: the free
         # space, measured before the partial file is removed, tells
-        if free is not None and (disk_full(err) or free < NEARLY_FULL):
+        if ours and (disk_full(err) or free is not None and free < NEARLY_FULL):
             raise DiskFullError(no_space_line(path, free, existed)) from err
+        if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
+            raise NotWritableError(not_writable_line(path, err, existed)) from err
         raise
 
 
@@ -50,8 +67,23 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return stale
 
 
+def _free_space(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 def disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def not_writable_line(path: Path, err: OSError, existed: bool = False) -> str:
+    why = {errno.EROFS: "its file system is read-only", errno.ENOENT: "the folder no longer exists"}.get(
+        err.errno, "permission denied")
+    kept = f"; the previous {path.name} is unchanged" if existed else ""
+    return (f"{path.parent} cannot be written ({why}) while writing {path.name}: make it writable, or write "
+            f"elsewhere{kept}")
 
 
 def no_space_line(path: Path, free: int | None = None, existed: bool = False) -> str:

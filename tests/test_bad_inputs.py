@@ -67,6 +67,17 @@ def files(tmp_path_factory) -> Path:
         (root / name / "config.json").write_text(json.dumps({**st_config, **edit}))
     torch.save({**ckpt, "classes": list("012345678")}, root / "nine_classes.pt")  # 9 names for 10 outputs
     torch.save({**ckpt, "image_size": [32, 32]}, root / "wrong_size.pt")  # lenet5_modern takes 28 px
+    for name, edit in (("run_shape", lambda c: c["model"].__setitem__("features.0.weight", torch.zeros(3, 3))),
+                       ("run_noopt", lambda c: c.pop("optimizer")),
+                       ("run_epoch", lambda c: c.__setitem__("epoch", -5))):
+        shutil.copytree(run, root / name)  # last.pt edited by hand: a resume refuses it in one line
+        last = torch.load(root / name / "last.pt", weights_only=True)
+        edit(last)
+        torch.save(last, root / name / "last.pt")
+    run_config = json.loads((run / "config.json").read_text())
+    for name, edit in (("run_cfg", {"batch_size": 32}), ("run_word", {"epochs": "abc"})):  # config.json edited
+        shutil.copytree(run, root / name)
+        (root / name / "config.json").write_text(json.dumps({**run_config, **edit}))
     diverged = {k: v.clone() for k, v in ckpt["model"].items()}  # as a run whose loss became NaN leaves them
     next(iter(diverged.values())).fill_(float("nan"))
     torch.save({**ckpt, "model": diverged}, root / "diverged.pt")
@@ -299,6 +310,17 @@ CASES: list[Row] = [
         "--lr cannot change when a run is resumed (the run used its default; it shaped the model"),
     Row("resume-with-another-image-size", ["train", "--resume", "{d}/run", "--image-size", "32"],
         "--image-size cannot change when a run is resumed (the run used its default; it shaped the model"),
+    Row("resume-a-last-pt-with-a-weight-reshaped", ["train", "--resume", "{d}/run_shape", "--epochs", "2"],
+        "{d}/run_shape/last.pt was altered or damaged (its 'model' weights do not fit lenet5_modern"),
+    Row("resume-a-last-pt-without-its-optimizer", ["train", "--resume", "{d}/run_noopt", "--epochs", "2"],
+        "{d}/run_noopt/last.pt was altered or damaged (its 'optimizer' entry is not an optimizer's state)"),
+    Row("resume-a-last-pt-of-a-negative-epoch", ["train", "--resume", "{d}/run_epoch", "--epochs", "2"],
+        "{d}/run_epoch/last.pt was altered or damaged (its epoch is -5, not a whole number >= 0)"),
+    Row("resume-a-config-json-edited", ["train", "--resume", "{d}/run_cfg", "--epochs", "2"],
+        "{d}/run_cfg/config.json and {d}/run_cfg/last.pt describe different runs (batch_size 32 there, 64 in the "
+        "checkpoint)"),
+    Row("resume-a-config-json-with-a-word-for-epochs", ["train", "--resume", "{d}/run_word"],
+        "{d}/run_word/config.json: epochs must be an integer, got 'abc'"),
     Row("train-into-a-run-folder", ["train", "lenet", "--data", "digits", "--output", "{d}/run"],
         "--output {d}/run already holds a run (config.json, last.pt, best.pt, metrics.csv); continue it with "
         "`convolab train --resume {d}/run`, or give another folder"),

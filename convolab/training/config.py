@@ -253,6 +253,13 @@ class TrainConfig:
                                  "out, or start a new run")
         return dataclasses.replace(self, **changes)
 
+    def differences_from(self, recorded: dict[str, Any]) -> list[str]:
+        """The fields that shaped what a run trained (those `resumed_with` refuses to change; its folder aside,
+        which may be moved) whose values differ from `recorded` (a checkpoint's config), as phrases."""
+        own = json.loads(json.dumps(self.to_dict(), default=str))  # (as both were written: JSON)
+        return [f"{name} {own[name]!r} there, {recorded[name]!r} in the checkpoint" for name, f in FIELDS.items()
+                if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -275,7 +282,11 @@ class TrainConfig:
         if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
             raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
                               "safetensors export's?); give the --output folder of a `convolab train` run")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except FieldError as err:  # (named as the file's field, not as a flag the user never gave)
+            raise ConfigError(f"{path}: {err}; the file was edited or damaged: restore the value the run was "
+                              "started with") from None
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}

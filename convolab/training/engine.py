@@ -8,6 +8,7 @@ saves it. The run's parts and progress read as the trainer's attributes (`traine
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .._atomic import NotWritableError
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError
@@ -22,10 +24,10 @@ from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
 from .config import TrainConfig
 from .evaluation import evaluate
-from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step, weighted_loss
+from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
-from .rundir import forget_unsaved_run
-from .state import RunState, checkpoint_state, restore_checkpoint
+from .rundir import claim_run_dir, forget_check, forget_unsaved_run
+from .state import RunState, checkpoint_state, restore_checkpoint, resume_problem
 
 log = logging.getLogger("convolab")
 
@@ -41,6 +43,13 @@ class Trainer:
         self.run = build_run(config, data, model)
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
+        self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
+        self._claim = self._claim_folder()
+
+    def _claim_folder(self) -> Any:
+        """This process's claim on the run folder (rank 0 writes it): one line if another command holds it."""
+        flag = "--output" if self.run.config.output else "the run folder"
+        return claim_run_dir(self.run.run_dir, flag) if self.run.dist.is_main else None
 
     def __getattr__(self, name: str) -> Any:
         """The run's parts (`model`, `optimizer`, `data`...) and progress (`epoch`, `step`, `history`...)."""
@@ -88,8 +97,16 @@ class Trainer:
         save and stop. With several processes this one then leaves the process group: after the others
         when the run ended or stopped (every rank stops at the same step: the stop flag and the loss are
         all-reduced), at once on an error of its own (the others may never reach a barrier)."""
+        if self._claim is None or not self._claim.held:  # (released by an earlier fit)
+            self._claim = self._claim_folder()
         try:
             result = fit(self)
+        except NotWritableError as err:  # the run folder turned read-only: what was saved resumes
+            self.run.dist.close(finished=False)
+            saved = f"its last.pt of epoch {self._saved_epoch} is intact" if self._saved_epoch is not None \
+                else "nothing was saved"
+            raise NotWritableError(f"{err}; the run stopped ({saved}): make {self.run.run_dir} writable and continue "
+                                   f"with {resume_command(self.run)}") from None
         except (TrainingInterrupted, NonFiniteLoss):
             self.run.dist.close()
             raise
@@ -101,6 +118,9 @@ class Trainer:
         except BaseException:
             self.run.dist.close(finished=False)
             raise
+        finally:
+            if self._claim is not None:
+                self._claim.release()  # (the folder may be resumed by another command now)
         self.run.dist.close()
         return result
 
@@ -126,6 +146,8 @@ class Trainer:
         state = self.state_dict()  # on every rank: it gathers their random streams
         if self.run.dist.is_main:
             save_checkpoint(state, self.run.run_dir / name)
+            if name == "last.pt":
+                self._saved_epoch = self.state.epoch
 
     @classmethod
     def resume(cls, run_dir: str | Path, data: LabelledImages | None = None,
@@ -139,12 +161,24 @@ class Trainer:
                               "make it writable, or copy the run folder elsewhere and resume the copy")
         config.output = str(run_dir)
         config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
-        if not (run_dir / "last.pt").exists():  # (its config.json was read above)
-            # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
-            log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
-                     run_dir)
-            return cls(config, data=data)
+        forget_check(run_dir)  # (a folder refuse_to_overwrite_a_run saw empty earlier in this process)
+        # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
+        claim = claim_run_dir(run_dir, "--resume") if int(os.environ.get("RANK", "0")) == 0 else None
+        try:
+            if not (run_dir / "last.pt").exists():  # (its config.json was read above)
+                # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
+                log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
+                         run_dir)
+                return cls(config, data=data)
+            return cls._resumed(run_dir, config, data)
+        finally:
+            if claim is not None:
+                claim.release()
+
+    @classmethod
+    def _resumed(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None) -> Trainer:
         state = load_checkpoint(run_dir / "last.pt")
+        check_same_run(config, state, run_dir)
         # The network the state was saved from (a fine-tuned one keeps its checkpoint's input channels,
         # which need not be the data's); the saved weights replace any initial ones, so the
         # init_from checkpoint is neither read nor needed.
@@ -154,11 +188,47 @@ class Trainer:
             raise
         except KeyError as err:
             raise CheckpointError(f"{run_dir / 'last.pt'} lacks {err}; it was not written by convolab train") from None
+        except (TypeError, ValueError) as err:  # (a record edited: options the model does not take)
+            raise CheckpointError(f"{run_dir / 'last.pt'} was altered or damaged (its model record does not build a "
+                                  f"model: {str(err)[:120]}); restore it from a copy, or start the run anew") from None
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
         trainer.config = config
-        trainer.load_state_dict(state)
+        altered = "was altered or damaged ({}); it cannot be resumed: restore it from a copy, or start the run anew"
+        problem = resume_problem(trainer.run, state)
+        try:
+            if problem is not None:
+                raise CheckpointError(f"{run_dir / 'last.pt'} " + altered.format(problem))
+            trainer.load_state_dict(state)
+        except Exception as err:
+            if trainer._claim is not None:
+                trainer._claim.release()
+            if isinstance(err, ConvolabError):
+                raise
+            # what the checks above missed fails deep in torch
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise CheckpointError(f"{run_dir / 'last.pt'} " + altered.format(first)) from None
+        trainer._saved_epoch = trainer.epoch
         return trainer
+
+
+def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) -> None:
+    """One line when config.json and last.pt describe different runs (either edited by hand, or a last.pt
+    copied from another run's folder): the options that shaped the weights must agree."""
+    if "config" not in state:  # (a checkpoint older than its record of the options)
+        return
+    try:
+        recorded = json.loads(state["config"])
+    except (TypeError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"{run_dir / 'last.pt'} holds no readable record of its run's options (its 'config'); "
+                              "it was altered or not written by convolab train: restore it from a copy")
+    differences = config.differences_from(recorded)
+    if differences:
+        raise CheckpointError(f"{run_dir / 'config.json'} and {run_dir / 'last.pt'} describe different runs "
+                              f"({'; '.join(differences[:3])}): one was edited or copied from another run; "
+                              "restore it, or start a new run")
 
 
 def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:
@@ -179,5 +249,5 @@ def train(config: TrainConfig) -> TrainResult:
     return Trainer(config).fit()
 
 
-__all__ = ["NonFiniteLoss", "TrainResult", "Trainer", "TrainingInterrupted", "check_same_classes", "evaluate",
-           "train"]
+__all__ = ["NonFiniteLoss", "TrainResult", "Trainer", "TrainingInterrupted", "check_same_classes", "check_same_run",
+           "evaluate", "train"]

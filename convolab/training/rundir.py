@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from ..errors import ConfigError
 from .config import TrainConfig
 from .safetensors_io import CONFIG_FILE
 from .safetensors_io import FORMAT as SAFETENSORS_FORMAT
+
+try:
+    import fcntl
+except ImportError:  # (Windows: no flock; run folders go unclaimed, as before)
+    fcntl = None
+
+LOCK_FILE = ".convolab.lock"  # the claim on a run folder: held (flock) by the one process that writes there
 
 
 def next_free_dir(stem: str, parent: str | Path = "runs") -> Path:
@@ -79,7 +87,9 @@ def forget_unsaved_run(run_dir: Path) -> None:
     could be read, in its first epoch), and its folder if that is left empty, so that no run is left there and the
     corrected command may start again."""
     if not (run_dir / "last.pt").exists():
-        (run_dir / "config.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a folder turned read-only: the error that stopped the run says it)
+            (run_dir / "config.json").unlink(missing_ok=True)
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)  # (a claim's lock follows the file, not the name)
         with contextlib.suppress(OSError):  # (a folder holding anything else stays)
             run_dir.rmdir()
 
@@ -92,8 +102,103 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     check_usable(output, "--output")
     found = run_files(output)
     if found:
-        raise ConfigError(f"--output {output} already holds a run ({', '.join(found)}); continue it with "
-                          f"`convolab train --resume {shlex.quote(str(output))}`, or give another folder")
+        raise ConfigError(holds_a_run(output, found))
+    _CHECKED_EMPTY.add(_key(output))  # the run that claims it checks again, under its claim (claim_run_dir)
+
+
+def holds_a_run(output: str | Path, found: list[str]) -> str:
+    return (f"--output {output} already holds a run ({', '.join(found)}); continue it with "
+            f"`convolab train --resume {shlex.quote(str(output))}`, or give another folder")
+
+
+# ----- the claim on a run folder -------------------------------------------------------------------
+# Two commands given the same --output at once would both pass refuse_to_overwrite_a_run and then mix their files;
+# so the process that writes a run folder holds an exclusive flock on LOCK_FILE there for the run's life. The kernel
+# drops it when the process dies (a lock file left by a killed run means nothing); the holder removes the file.
+_CHECKED_EMPTY: set[str] = set()  # folders refuse_to_overwrite_a_run found holding no run, not yet claimed
+_HELD: dict[str, _Lock] = {}  # this process's claims, by folder: a second Trainer here on it shares the claim
+
+
+def _key(folder: str | Path) -> str:
+    return str(Path(folder).expanduser().absolute().resolve())
+
+
+class _Lock:
+    def __init__(self, key: str, fd: int):
+        self.key, self.fd, self.holders = key, fd, 0
+
+
+class RunClaim:
+    """One holder's share of this process's claim on a run folder; `release` (or its collection) ends the share,
+    and the claim with the last one."""
+
+    def __init__(self, lock: _Lock):
+        self._lock: _Lock | None = lock
+        lock.holders += 1
+
+    def release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        lock.holders -= 1
+        if lock.holders == 0 and _HELD.get(lock.key) is lock:
+            del _HELD[lock.key]
+            with contextlib.suppress(OSError):
+                os.unlink(Path(lock.key) / LOCK_FILE)  # before the unlock: a waiting process re-checks the name
+            fcntl.flock(lock.fd, fcntl.LOCK_UN)  # (for forked data-loader workers too, which share the open file)
+            os.close(lock.fd)
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # (at the interpreter's exit the kernel drops the lock anyway)
+            self.release()
+
+
+def claim_run_dir(run_dir: str | Path, flag: str = "--output") -> RunClaim | None:
+    """Claim `run_dir` for this process's run (its writer: rank 0), or one line when another convolab command
+    holds it; a folder that refuse_to_overwrite_a_run found empty is checked again under the claim (a run of
+    the same --output may have ended meanwhile). None where the platform has no flock."""
+    key = _key(run_dir)
+    fresh = key in _CHECKED_EMPTY
+    _CHECKED_EMPTY.discard(key)
+    if fcntl is None:
+        return None
+    if key in _HELD:
+        return RunClaim(_HELD[key])
+    path = Path(key) / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # (a folder turned read-only or removed: its first write says so)
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(f"{flag} {run_dir} is in use by another convolab command; wait for it to end, or "
+                              "choose another folder") from None
+        try:  # the name may have been removed and made anew by a holder that ended meanwhile: lock that one
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    _HELD[key] = lock = _Lock(key, fd)
+    claim = RunClaim(lock)
+    found = run_files(key) if fresh else []
+    if found:
+        claim.release()
+        raise ConfigError(holds_a_run(run_dir, found))
+    return claim
+
+
+def forget_check(run_dir: str | Path) -> None:
+    """A resumed run claims its folder as it is: no check for a run there."""
+    _CHECKED_EMPTY.discard(_key(run_dir))
 
 
 def resolved_options(run_dir: str | Path) -> dict[str, Any]:
@@ -121,5 +226,6 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
 
 
-__all__ = ["RUN_FILES", "RUN_WRITES", "data_stem", "default_run_dir", "forget_unsaved_run", "next_free_dir",
-           "prepare_run_dir", "refuse_to_overwrite_a_run", "resolved_options", "write_run_config"]
+__all__ = ["LOCK_FILE", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "data_stem", "default_run_dir",
+           "forget_check", "forget_unsaved_run", "next_free_dir", "prepare_run_dir", "refuse_to_overwrite_a_run",
+           "resolved_options", "write_run_config"]

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .build import Run
+from .checkpoint import weights_mismatch
 
 log = logging.getLogger("convolab")
 
@@ -157,6 +158,82 @@ def _rng_state(run: Run) -> dict[str, torch.Tensor]:
     return rng
 
 
+COUNTERS = ("epoch", "step", "batch_in_epoch", "best_epoch", "epochs_since_best")  # whole numbers >= 0
+SUMS = tuple(no_partial())
+
+
+def resume_problem(run: Run, saved: dict[str, Any]) -> str | None:
+    """What in a checkpoint does not fit the run it would resume (weights, optimizer, random streams, progress),
+    or None: checked before any of it is loaded, as a file edited by hand or damaged fails deep in torch."""
+    model = getattr(run.model, "module", run.model)
+    for key in ("model", "ema") if run.ema is not None and "ema" in saved else ("model",):
+        weights = saved.get(key)
+        if not isinstance(weights, dict) or not all(torch.is_tensor(w) for w in weights.values()):
+            return f"its {key!r} entry is not a set of weights"
+        if (problem := weights_mismatch(model, weights)) is not None:
+            return f"its {key!r} weights do not fit {getattr(model, 'model_name', '') or 'the model'}: {problem}"
+    if (problem := _optimizer_problem(run, saved.get("optimizer"))) is not None:
+        return problem
+    for key in ("rng_cpu", "rng_aug"):  # (rng_aug of another size: a GPU's stream, which set_aug_state restarts)
+        value = saved.get(key)
+        if not torch.is_tensor(value) or value.dtype != torch.uint8:
+            return f"its {key!r} is not a random generator's state"
+    if (size := saved["rng_cpu"].numel()) != torch.get_rng_state().numel():
+        return f"its 'rng_cpu' holds {size} bytes, not a CPU generator's {torch.get_rng_state().numel()}"
+    return _progress_problem(run, saved)
+
+
+def _optimizer_problem(run: Run, saved: Any) -> str | None:
+    own = run.optimizer.state_dict()["param_groups"]
+    groups = saved.get("param_groups") if isinstance(saved, dict) and isinstance(saved.get("state"), dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                               for g in groups):
+        return "its 'optimizer' entry is not an optimizer's state"
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in own]:
+        return (f"its optimizer has {len(groups)} parameter groups of {[len(g['params']) for g in groups]} parameters, "
+                f"the run's {len(own)} of {[len(g['params']) for g in own]}")
+    params = [p for group in run.optimizer.param_groups for p in group["params"]]
+    shapes = dict(zip([i for g in groups for i in g["params"]], [tuple(p.shape) for p in params]))
+    for ident, values in saved["state"].items():
+        if ident not in shapes or not isinstance(values, dict):
+            return f"its optimizer holds a state for parameter {ident!r}, which the run has not"
+        for name, value in values.items():  # (moments and buffers: the parameter's shape; steps: one number)
+            if torch.is_tensor(value) and value.dim() and tuple(value.shape) != shapes[ident]:
+                return (f"its optimizer's {name} of parameter {ident} is {tuple(value.shape)}, the parameter "
+                        f"{shapes[ident]}")
+    return None
+
+
+def _progress_problem(run: Run, saved: dict[str, Any]) -> str | None:
+    for f in fields(RunState):
+        if f.name not in saved:
+            continue  # (an older checkpoint: the default)
+        value = saved[f.name]
+        if f.name in COUNTERS and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return f"its {f.name} is {value!r}, not a whole number >= 0"
+        if f.name in ("partial", "pending") and not (isinstance(value, dict) and set(value) == set(SUMS) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())):
+            return f"its {f.name} is {value!r}, not the sums {', '.join(SUMS)}"
+        if f.metadata.get("json"):
+            try:
+                rows = json.loads(value)
+            except (TypeError, ValueError):
+                return f"its {f.name} is not JSON text"
+            if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                return f"its {f.name} is not a list of rows"
+        if f.type == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            return f"its {f.name} is {value!r}, not a number"
+    state = RunState.from_state_dict(saved)
+    if len(state.history) != state.epoch:
+        return f"its epoch is {state.epoch} but its history holds {len(state.history)} epochs"
+    if state.best_epoch > state.epoch:
+        return f"its best_epoch {state.best_epoch} is later than its epoch {state.epoch}"
+    if state.batch_in_epoch >= run.batches_per_epoch:
+        return (f"its batch_in_epoch is {state.batch_in_epoch}, but an epoch of this run has "
+                f"{run.batches_per_epoch} batches")
+    return None
+
+
 def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
     """Load `saved` into the run's model, optimizer, scaler, EMA and random streams; its progress."""
     getattr(run.model, "module", run.model).load_state_dict(saved["model"])
@@ -200,4 +277,4 @@ def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
                     "step, so the resumed run is no longer exactly one never stopped")
 
 
-__all__ = ["RunState", "checkpoint_state", "restore_checkpoint", "set_aug_state"]
+__all__ = ["RunState", "checkpoint_state", "restore_checkpoint", "resume_problem", "set_aug_state"]
