@@ -10,15 +10,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConvolabError, DiskFullError
+from .errors import ConvolabError, DiskFullError, NotWritableError
 
 NEARLY_FULL = 1 << 20  # bytes: a write that fails with less than this left free failed for want of space
 REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # the folder cannot be written (a read-only mount, permissions)
-
-
-class NotWritableError(ConvolabError, OSError):
-    """A file could not be written: its folder became read-only or lost its write permission. What was
-    there before is unchanged."""
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:

@@ -26,6 +26,11 @@ class DiskFullError(ConvolabError, OSError):
     """A file could not be written: its disk (or quota) is full. What was there before is unchanged."""
 
 
+class NotWritableError(ConvolabError, OSError):
+    """A file could not be written: its folder became read-only or lost its write permission. What was
+    there before is unchanged."""
+
+
 class FieldError(ConfigError):
     """A value out of range for one option: `field` names it (a TrainConfig field), `problem` says what
     is wrong ("must be a positive integer, got 0"). The message names the field; the CLI names its flag."""

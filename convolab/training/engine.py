@@ -16,10 +16,9 @@ from typing import Any
 
 import torch
 
-from .._atomic import NotWritableError
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, ConfigError, ConvolabError, DataError
+from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
 from .config import TrainConfig
