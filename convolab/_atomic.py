@@ -10,10 +10,20 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConvolabError, DiskFullError, NotWritableError
+from .errors import ConvolabError, DiskFullError
 
 NEARLY_FULL = 1 << 20  # bytes: a write that fails with less than this left free failed for want of space
 REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # the folder cannot be written (a read-only mount, permissions)
+
+
+class RefusedWrite(OSError):
+    """The system refused a write (a read-only file system, permissions, a folder gone): the system's OSError
+    (errno, strerror), for callers that name their own argument, and `line`, the one line for those that do not
+    (a training run: its engine adds what to resume)."""
+
+    def __init__(self, err: OSError, line: str):
+        super().__init__(err.errno, err.strerror, err.filename)
+        self.line = line
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
@@ -26,7 +36,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         if disk_full(err):
             raise DiskFullError(no_space_line(path, None, existed)) from err
         if err.errno in (*REFUSED, errno.ENOENT):
-            raise NotWritableError(not_writable_line(path, err, existed)) from err
+            raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
         raise
     os.close(fd)
     try:
@@ -45,7 +55,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         if ours and (disk_full(err) or free is not None and free < NEARLY_FULL):
             raise DiskFullError(no_space_line(path, free, existed)) from err
         if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
-            raise NotWritableError(not_writable_line(path, err, existed)) from err
+            raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
         raise
 
 

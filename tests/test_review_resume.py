@@ -86,8 +86,10 @@ def test_a_refused_rename_is_one_line_and_keeps_the_previous_file(tmp_path, monk
         raise PermissionError(errno.EACCES, "Permission denied", str(src))
 
     monkeypatch.setattr(atomic.os, "replace", refused)
-    with pytest.raises(ConvolabError, match=r"cannot be written \(permission denied\) while writing report.txt"):
+    with pytest.raises(atomic.RefusedWrite) as refused:  # (the system's OSError, for callers naming their argument)
         atomic.atomic_write(target, lambda tmp: Path(tmp).write_text("after"))
+    assert refused.value.errno == errno.EACCES and refused.value.strerror == "Permission denied"
+    assert "cannot be written (permission denied) while writing report.txt" in refused.value.line
     assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["report.txt"]
 
 

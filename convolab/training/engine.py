@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .._atomic import RefusedWrite
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
@@ -100,12 +101,12 @@ class Trainer:
             self._claim = self._claim_folder()
         try:
             result = fit(self)
-        except NotWritableError as err:  # the run folder turned read-only: what was saved resumes
+        except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
             self.run.dist.close(finished=False)
             saved = f"its last.pt of epoch {self._saved_epoch} is intact" if self._saved_epoch is not None \
                 else "nothing was saved"
-            raise NotWritableError(f"{err}; the run stopped ({saved}): make {self.run.run_dir} writable and continue "
-                                   f"with {resume_command(self.run)}") from None
+            raise NotWritableError(f"{err.line}; the run stopped ({saved}): make {self.run.run_dir} writable and "
+                                   f"continue with {resume_command(self.run)}") from None
         except (TrainingInterrupted, NonFiniteLoss):
             self.run.dist.close()
             raise
