@@ -27,8 +27,8 @@ from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import check_batch_size, check_threads, epoch_lengths, load_config_data, tensorboard_writer
-from ..training.device import resolve_amp, resolve_device
+from ..training.build import check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
+from ..training.device import check_threads, resolve_amp, resolve_device
 from ..training.rundir import data_stem, next_free_dir, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._platform import usable_cores
 from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
@@ -31,7 +30,7 @@ from ..models import DataConfig, create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
-from .device import check_compiler, resolve_amp, resolve_device
+from .device import check_compiler, check_threads, resolve_amp, resolve_device
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
 from .mixing import MixConfig
@@ -41,7 +40,6 @@ from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
 from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matching
 
-THREADS_PER_CORE = 4  # --threads above this many a core: refused (each waits for a core; thousands crash OpenMP)
 log = logging.getLogger("convolab")
 
 
@@ -210,15 +208,6 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
         check_threads(config.threads)
         torch.set_num_threads(config.threads)
     return device, dist, amp_dtype
-
-
-def check_threads(threads: int | None) -> None:
-    """--threads no more than THREADS_PER_CORE a core (thousands fail to start: a crash inside OpenMP)."""
-    cores = usable_cores()
-    if threads and threads > THREADS_PER_CORE * cores:
-        raise FieldError("threads", f"{threads} is more than {THREADS_PER_CORE} threads a core on this machine's "
-                         f"{cores} cores; give --threads {THREADS_PER_CORE * cores} or fewer ({cores}, one a core, is "
-                         "the fastest)")
 
 
 # ----- the data ------------------------------------------------------------------------------------

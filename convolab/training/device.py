@@ -6,7 +6,8 @@ import time
 
 import torch
 
-from ..errors import ConfigError
+from .._platform import usable_cores
+from ..errors import ConfigError, FieldError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,6 +28,9 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"--device {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
                           f"(cuda:0 to cuda:{count - 1}); give one of them, or --device cuda")
     return torch.device("cuda" if index is None else f"cuda:{int(index)}")
+
+
+THREADS_PER_CORE = 4  # --threads above this many a core: refused (each waits for a core; thousands crash OpenMP)
 
 
 def device_clock(device: torch.device) -> float:
@@ -70,6 +74,15 @@ def check_compiler(device: torch.device) -> None:
                           "none works here (g++ or $CXX); install one, or leave out --compile") from None
 
 
+def check_threads(threads: int | None) -> None:
+    """--threads no more than THREADS_PER_CORE a core (thousands fail to start: a crash inside OpenMP)."""
+    cores = usable_cores()
+    if threads and threads > THREADS_PER_CORE * cores:
+        raise FieldError("threads", f"{threads} is more than {THREADS_PER_CORE} threads a core on this machine's "
+                         f"{cores} cores; give --threads {THREADS_PER_CORE * cores} or fewer ({cores}, one a core, is "
+                         "the fastest)")
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     """Mixed precision in `dtype` on `device`; None: full precision."""
     if dtype is None:
@@ -77,4 +90,5 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-__all__ = ["autocast", "check_compiler", "device_clock", "resolve_amp", "resolve_device"]
+__all__ = ["THREADS_PER_CORE", "autocast", "check_compiler", "check_threads", "device_clock", "resolve_amp",
+           "resolve_device"]
