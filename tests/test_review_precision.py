@@ -41,10 +41,12 @@ def test_a_run_whose_test_loss_turns_nan_stops_before_saving_it_as_best(tmp_path
     """The training loss is measured before each step: a run that diverged in an epoch's last steps showed a NaN
     test loss, saved that epoch as best.pt and ended with exit 0."""
     run = tmp_path / "run"
-    code = main(["train", "lenet5_modern", "--data", "digits", "--epochs", "2", "--lr", "1e30", "--optimizer", "sgd",
-                 "--schedule", "constant", "--output", str(run), "--no-progress"])
+    # (one step an epoch: the training loss, measured before it, is finite; the test loss after it is not)
+    code = main(["train", "lenet5_modern", "--data", "mnist5k", "--train-subset", "64", "--test-subset", "100",
+                 "--epochs", "1", "--lr", "1e30", "--optimizer", "sgd", "--schedule", "constant", "--output", str(run),
+                 "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "loss became nan" in err[0]
+    assert code == 2 and len(err) == 1 and "the test loss became nan after epoch 1" in err[0], err
     assert not (run / "best.pt").exists()
 
 
