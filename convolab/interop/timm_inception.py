@@ -11,8 +11,9 @@ import re
 from torch import nn
 
 from ..models import create_model
-from ._converters import UnsupportedArchitectureError, converter
+from ._converters import converter
 from ._layers import Rules, classifier_classes, match_layers
+from ._timm import HEAD_RULES, STAND_INS, refuse_other_pools
 from .torchvision_inception import INCEPTION3_POOLS, load_converted, refuse_aux_without_classifier, rename_keys
 
 # timm writes IR-v2's Mixed_5b with numbered branches; ours is Inception-v3's module A.
@@ -27,13 +28,6 @@ MIXED_5B_KEYS = {
     "mixed_5b.branch3.1": "mixed_5b.branch_pool",
 }
 
-# timm's heads: SelectAdaptivePool2d's pool and flatten, and the dropout (DenseNet's, Inception's) as a layer.
-HEAD_RULES: Rules = ((r"head\.pool", "global_pool.pool"), (r"head\.flatten", "global_pool.flatten"),
-                     (r"head\.drop", "head_drop"))
-# timm's BatchNormAct2d: a BatchNorm2d whose activation is its child `act` (checked as a layer of its own); its
-# Linear (of Inception-v3's aux head): an nn.Linear that casts its weights for torchscript, same outputs.
-STAND_INS = {"BatchNormAct2d": nn.BatchNorm2d, "Linear": nn.Linear}
-
 # timm's conv blocks apply their activation inside the BN (BatchNormAct2d's `act`); IR-v2's Block8 calls its
 # activation `relu` (None in the last block, whose Identity is ours only).
 _RULES: Rules = (*HEAD_RULES, (r"block8\.act", None), (r"(repeat_2\.\d+)\.act", r"\1.relu"),
@@ -41,15 +35,6 @@ _RULES: Rules = (*HEAD_RULES, (r"block8\.act", None), (r"(repeat_2\.\d+)\.act", 
 # Inception-v3: timm names the stem's pools Pool1/Pool2 and the aux head AuxLogits, and applies the blocks' and the
 # aux head's pools as functions, as torchvision does.
 _INCEPTION3: Rules = ((r"maxpool(\d)", r"Pool\1"), *INCEPTION3_POOLS, (r"aux\.(.+)\.act", r"AuxLogits.\1.bn.act"))
-
-
-def refuse_other_pools(peer: nn.Module) -> None:
-    """A timm model whose head pools other than by averaging (global_pool='max', 'avgmax', '' ...) in one line."""
-    pool_type = getattr(peer.global_pool, "pool_type", "avg")
-    if pool_type != "avg":
-        raise UnsupportedArchitectureError(
-            f"timm {type(peer).__name__} with global_pool={pool_type!r}: convolab's head averages; "
-            "build the timm model with global_pool='avg'")
 
 
 def _convert(peer: nn.Module, name: str, fc_name: str, renames: dict[str, str] | None = None,

@@ -11,7 +11,7 @@ from torch import nn
 from ..layers import BasicBlock, Bottleneck
 from ._converters import UnsupportedArchitectureError, converter
 from ._layers import Rules, classifier_classes
-from .timm_inception import HEAD_RULES, STAND_INS, refuse_other_pools
+from ._timm import HEAD_RULES, STAND_INS, refuse_other_pools
 from .torchvision_resnet import build_densenet, build_resnet, load_checked, refuse_a_replaced_stage
 
 # timm's ResNet applies its head dropout as a function (ours: a layer of the same rate); each block has its own
