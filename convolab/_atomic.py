@@ -6,7 +6,9 @@ import errno
 import os
 import re
 import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,11 +29,13 @@ class RefusedWrite(OSError):
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
-    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it onto `path`."""
+    """Call `write(tmp_path)` on a temporary file beside `path` (`temporary_prefix`: its writer named), then rename
+    it onto `path`; first, the temporaries of `path` that writers killed mid-write left are removed."""
     path = Path(path)
     existed = path.exists()
+    remove_dead_temporaries(path.parent, path.name)  # (a write of this file killed earlier left them)
     try:  # (the folder may have become read-only, or been removed, since the command checked it)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as err:
         if disk_full(err):
             raise DiskFullError(no_space_line(path, None, existed)) from err
@@ -59,14 +63,76 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         raise
 
 
-TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what atomic_write names its temporary files (mkstemp's)
+def _writer_space() -> str:
+    """This machine and pid namespace, hashed: a temporary's pid is judged only by processes that share both (one
+    written from another machine on a shared disk, or from another container, is never taken for a dead one's)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{zlib.crc32(f'{socket.gethostname()}/{namespace}'.encode()):08x}"
+
+
+WRITER_SPACE = _writer_space()
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # any temporary of atomic_write's (mkstemp's 8 characters)
+# What they are named now: `.NAME.SPACE-PID.XXXXXXXX.tmp`, the writer's machine (and pid namespace) and pid in it.
+WRITTEN_BY = re.compile(r"\.(?P<name>.+)\.(?P<space>[0-9a-f]{8})-(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp")
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of the name of a temporary file (or folder) written for `name`: `.NAME.SPACE-PID.`, so that a
+    later write can tell one left by a killed process from one a live process is still writing."""
+    return f".{name}.{WRITER_SPACE}-{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this machine runs (a zombie, not yet reaped, counts as running)."""
+    if pid == os.getpid() or os.name == "nt":  # (Windows' os.kill ends the process it is asked about)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (EPERM: another user's process, running)
+        return True
+    return True
+
+
+def left_by_the_dead(name: str, target: str | None = None) -> bool:
+    """Whether `name` is a temporary (of `target`, when given) whose writer, a process of this machine, has ended;
+    False for one of a live process, of another machine or container, or of an older convolab (no writer named)."""
+    found = WRITTEN_BY.fullmatch(name)
+    return (found is not None and (target is None or found["name"] == target)
+            and found["space"] == WRITER_SPACE and not _alive(int(found["pid"])))
+
+
+def remove_dead_temporaries(folder: str | Path, target: str) -> list[Path]:
+    """Delete the temporaries (files, or staging folders) beside `folder`/`target` that writes of it left when their
+    process was killed mid-write (SIGKILL, the out-of-memory killer: nothing ran to remove them), and return them;
+    those of a process still writing, here or elsewhere, stay. Never raises: a folder that cannot be read or
+    written is the write's own error to give."""
+    removed = []
+    start = f".{target}."
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(start) and entry.name.endswith(".tmp") and left_by_the_dead(entry.name, target):
+                path = Path(folder) / entry.name
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Delete the temporary files that writes into `folder` left when their process was killed mid-write
-    (SIGKILL, a crash of the machine: nothing runs to remove them), and return them. Call it where no other
-    process writes into `folder`."""
-    stale = [p for p in Path(folder).glob(".*.tmp") if TEMPORARY.fullmatch(p.name) and p.is_file()]
+    (SIGKILL, a crash of the machine: nothing runs to remove them), and return them: those whose writer has
+    ended, and those of an older convolab, which named no writer. Call it where no other process of an older
+    convolab writes into `folder`."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if TEMPORARY.fullmatch(p.name) and p.is_file()
+             and (WRITTEN_BY.fullmatch(p.name) is None or left_by_the_dead(p.name))]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if fmt == "safetensors":
             check_folder_output(out, source, instead)
         else:
-            check_file_output(out, source, instead, example=instead.name if instead else f"model{SUFFIXES[fmt]}")
+            check_file_output(out, source, instead, example=instead.name if instead else f"model{SUFFIXES[fmt]}",
+                              create_parents=True)  # (made by the export, as a safetensors folder is)
     refuse_a_suffix_of_another_format(args, fmt, out)
     source = checkpoint_or_weights(args)
     if fmt == "safetensors":

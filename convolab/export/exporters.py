@@ -17,10 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._paths import making
 from .._version import __version__
 from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
+from ..training.inference import finite_outputs
 from .fold import count_batchnorm, fold_batchnorm
 from .outputs import check_file_output
 
@@ -163,7 +165,7 @@ def reference_outputs(reference: nn.Module, inputs: list[torch.Tensor], what: st
     """PyTorch's outputs for `inputs`, refused (one line naming `what`) where any is NaN or inf: a diverged
     model, which no export could reproduce (NaN differs from itself) and none should serve."""
     outputs = [reference(x).float() for x in inputs]
-    if not all(bool(torch.isfinite(out).all()) for out in outputs):
+    if not finite_outputs(outputs):  # (the test evaluate and predict make, with export's own line)
         raise ExportError(f"{what} {DIVERGED}")
     return outputs
 
@@ -246,8 +248,8 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
                               f"{tolerance:g} + {rtol:g} x that logit) on the same random inputs; nothing was "
                               f"written ({hint})")
 
-    try:
-        with sigterm_as_interrupt():
+    try:  # (the missing folders of `path` made, as a safetensors export makes its own, and removed on failure)
+        with sigterm_as_interrupt(), making(path.parent):
             atomic_write(path, checked)
     except ConvolabError:  # a full disk (DiskFullError, an OSError too) or the check: its own line
         raise
@@ -273,7 +275,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
         import onnxruntime as ort
     except ImportError:
         raise ExportError(ONNX_MISSING) from None
-    check_file_output(path, example="model.onnx")  # before any work
+    check_file_output(path, example="model.onnx", create_parents=True)  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
@@ -331,7 +333,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
     The traced model takes any batch size (`batch_size` is the one it is traced and checked at; with
     `dynamic_batch`, two are checked) unless `fixed_batch`: then it refuses any other, as an ONNX export of a
     fixed batch does."""
-    check_file_output(path, example="model.torchscript.pt")  # before any work
+    check_file_output(path, example="model.torchscript.pt", create_parents=True)  # before any work
     if fixed_batch and dynamic_batch:
         raise ConfigError("fixed_batch and dynamic_batch contradict each other; give one")
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)

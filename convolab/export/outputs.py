@@ -33,12 +33,13 @@ def _instead(what: str, instead: str | Path | None) -> str:
 
 
 def check_file_output(path: str | Path, source: str | Path | None = None, instead: str | Path | None = None,
-                      example: str = "model.onnx", writer: str = "the export") -> Path:
+                      example: str = "model.onnx", writer: str = "the export", create_parents: bool = False) -> Path:
     """`path` checked as the file of an ONNX or TorchScript export, before any work: not the checkpoint
     `source` being exported, not a file that a run folder (`RUN_WRITES`) or a safetensors folder keeps, not a
     folder nor anything else that is not a regular file (a device, a FIFO), and in a folder that exists and can
-    be written (`writable_output`; `example` names a file for a folder given). `instead`: a file to suggest in
-    the line; `writer`: what writes the file, as the line names it."""
+    be written (`writable_output`; `example` names a file for a folder given), or, with `create_parents`, that
+    can be made (by the writer: nothing is made here). `instead`: a file to suggest in the line; `writer`: what
+    writes the file, as the line names it."""
     path = Path(path)
     check_usable(path, "--out", "file")  # (a name too long: every check below would raise it)
     if not path.is_dir() and _same(path, source):
@@ -51,7 +52,7 @@ def check_file_output(path: str | Path, source: str | Path | None = None, instea
     if path.exists() and not path.is_file() and not path.is_dir():  # (os.access lets root replace /dev/null)
         raise ConfigError(f"--out {path} exists and is not a regular file (a device, a FIFO or a socket), which "
                           f"{writer} would replace; " + _instead("file", instead))
-    return writable_output(path, "--out", "file", example=example)
+    return writable_output(path, "--out", "file", create_parents, create=False, example=example)
 
 
 def check_folder_output(folder: str | Path, source: str | Path | None = None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import no_space_line
+from .._atomic import no_space_line, remove_dead_temporaries, temporary_prefix
 from .._paths import making
 from ..errors import ConvolabError, DiskFullError
 from ..pretrained import load_safetensors, save_safetensors
@@ -45,7 +45,8 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
     expected = reference_outputs(model, [x], f"the model of {label}")[0]  # before anything is written
     try:
         with sigterm_as_interrupt(), making(folder):  # (the folders it makes, removed again on failure)
-            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder))
+            remove_dead_temporaries(folder, folder.name)  # staging folders of exports killed mid-write
+            staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder.name), suffix=".tmp", dir=folder))
             try:
                 save_safetensors(ckpt, served_weights(ckpt, label), staging)
                 back = load_safetensors(staging)

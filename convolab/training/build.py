@@ -30,7 +30,7 @@ from ..models import DataConfig, create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
-from .device import check_compiler, check_threads, resolve_amp, resolve_device
+from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
 from .mixing import MixConfig
@@ -200,8 +200,8 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
     if not dist.is_main:
         log.setLevel(logging.WARNING)  # rank 0 reports for all
     amp_dtype = resolve_amp(config.amp, device)
-    if config.compile:
-        check_compiler(device)
+    if config.compile:  # (a C++ compiler on the CPU; a line for CUDA graphs where there are none)
+        start_compiling(device, config.compile_mode)
     if device.type == "cuda":  # fixed input shapes: cuDNN times its algorithms once and keeps the fastest
         torch.backends.cudnn.benchmark = True
     if config.threads:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 import torch
 
 from .._platform import usable_cores
 from ..errors import ConfigError, FieldError
+from .config import CUDA_GRAPH_MODES
+
+log = logging.getLogger("convolab")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,6 +78,28 @@ def check_compiler(device: torch.device) -> None:
                           "none works here (g++ or $CXX); install one, or leave out --compile") from None
 
 
+class _NoCudaRuntimeNotice(logging.Filter):
+    """torch's "No CUDA runtime is found, using CUDA_HOME=..." (torch.utils.cpp_extension, read while inductor
+    builds a CPU step on a machine with a CUDA toolkit but no GPU): it tells a CPU run nothing; only it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+NO_CUDA_RUNTIME_NOTICE = _NoCudaRuntimeNotice()
+
+
+def start_compiling(device: torch.device, mode: str) -> None:
+    """Before a --compile run builds anything: a C++ compiler on the CPU (`check_compiler`), torch's notice of no
+    CUDA runtime silenced, and one line where --compile-mode asks for CUDA graphs that `device` cannot replay."""
+    check_compiler(device)
+    logging.getLogger("torch.utils.cpp_extension").addFilter(NO_CUDA_RUNTIME_NOTICE)  # (added once)
+    if mode in CUDA_GRAPH_MODES and device.type != "cuda":
+        alike = "default" if mode == "reduce-overhead" else f"{mode}-no-cudagraphs"
+        log.info("--compile-mode %s replays the step as CUDA graphs, which need a CUDA device: on %s it compiles as "
+                 "--compile-mode %s does", mode, device.type, alike)
+
+
 def check_threads(threads: int | None) -> None:
     """--threads no more than THREADS_PER_CORE a core (thousands fail to start: a crash inside OpenMP)."""
     cores = usable_cores()
@@ -91,4 +117,4 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 __all__ = ["THREADS_PER_CORE", "autocast", "check_compiler", "check_threads", "device_clock", "resolve_amp",
-           "resolve_device"]
+           "resolve_device", "start_compiling"]

@@ -61,11 +61,16 @@ def check_finite_outputs(model: nn.Module, ckpt: dict, path: str | Path) -> None
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.randn(1, int(ckpt["in_chans"]), *map(int, ckpt["image_size"]), generator=torch.Generator().manual_seed(0))
-    out = model(x.to(device))
-    outputs = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else (out,)
-    if not all(bool(torch.isfinite(o).all()) for o in outputs if isinstance(o, torch.Tensor)):
+    if not finite_outputs(model(x.to(device))):
         raise CheckpointError(f"{path}: its model outputs NaN or inf (its weights diverged: a run whose loss became "
                               "NaN?); give another checkpoint, e.g. an earlier epoch's")
+
+
+def finite_outputs(out: Any) -> bool:
+    """Whether a model's outputs (a tensor, or a dict, tuple or list of them: its heads) are all finite: not NaN,
+    not inf. The one test of a diverged model, which evaluate, predict and export each refuse in a line of their own."""
+    outputs = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else (out,)
+    return all(bool(torch.isfinite(o).all()) for o in outputs if isinstance(o, torch.Tensor))
 
 
 @dataclass

@@ -81,7 +81,7 @@ def fit(trainer: Trainable) -> TrainResult:
         for path in remove_stale_temporaries(run.run_dir):  # a checkpoint half-written when a kill came
             log.info("removed %s, left by a write that was killed", path)
         write_run_config(run.run_dir, cfg, run.resolved())
-    stopped_early = False
+    stopped_early, compiling = False, cfg.compile  # (this process's first step compiles: timed apart)
     with stop_signals(trainer):
         while state.epoch < cfg.epochs:
             # The time budget, checked before each epoch: a resumed run whose budget is spent trains no more.
@@ -111,6 +111,7 @@ def fit(trainer: Trainable) -> TrainResult:
             correct_sum = torch.tensor(int(pending["correct"]), device=run.device, dtype=torch.long)
             seen, start, interrupted = int(pending["seen"]), device_clock(run.device) - pending["seconds"], False
             at_fold = True  # no batch since the last fold (or the epoch's start): the same on every process
+            compiled = None  # (seconds, images) of the step that compiled the model, in the epoch that has it
             accumulate = cfg.accumulate  # batches per optimizer step
             run.model.train()
             try:
@@ -134,7 +135,10 @@ def fit(trainer: Trainable) -> TrainResult:
                         if run.mixing.enabled:
                             x, mix = mix_batch(x, run.mixing, run.aug_generator)
                         lr = set_lr(run, state.step)
+                        began = device_clock(run.device) if compiling else 0.0  # (a sync on that path alone, once)
                         loss, correct = trainer._train_step(x, y, targets, mix, micro)
+                        if compiling:
+                            compiled, compiling = (device_clock(run.device) - began, len(y)), False
                         loss_sum += loss * len(y)
                         correct_sum += correct
                         seen += len(y)
@@ -177,13 +181,13 @@ def fit(trainer: Trainable) -> TrainResult:
             check_finite_loss(run, state, test["loss"])  # (the epoch's last steps are in no training loss)
             now = device_clock(run.device)
             state.wall_seconds += state.partial["seconds"]
-            row = epoch_row(run, state, test, now - eval_start, now)
+            row, speed = epoch_row(run, state, test, now - eval_start, now, compiled)
             improved = state.end_epoch(row, cfg.min_delta, cfg.monitor)
             # last.pt last: it is what --resume trusts, so a run killed between these writes redoes the epoch
             # and rewrites best.pt and the metrics, rather than keeping a best.pt and metrics of the epoch before
             if improved:
                 trainer.save("best.pt")
-            report_epoch(run, state, row)
+            report_epoch(run, state, row, speed)
             trainer.save("last.pt")
 
             # ----- early stopping
@@ -315,9 +319,15 @@ def set_lr(run: Run, step: int) -> float:
 
 
 # ----- the epoch's end -----------------------------------------------------------------------------
-def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: float, now: float) -> dict[str, Any]:
-    """metrics.csv's row of the epoch just trained (state.partial holds its sums)."""
+def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: float, now: float,
+              compiled: tuple[float, int] | None = None) -> tuple[dict[str, Any], str]:
+    """metrics.csv's row of the epoch just trained (state.partial holds its sums) and what its img/s covers: with
+    --compile, the steps after the one that compiled the model (`compiled`: its seconds and images), if any."""
     p = state.partial
+    # Every rank compiled at the same step: its seconds averaged over them, as p["seconds"], its images summed.
+    seconds, images = run.dist.sum(compiled[0] / run.dist.world_size, compiled[1]) if compiled else (0.0, 0)
+    excluded = 0 < images < p["seen"] and seconds < p["seconds"]  # (other steps to measure img/s by)
+    speed = "img/s after compiling" if excluded else "img/s incl. compile" if compiled else "img/s"
     row = {
         "epoch": state.epoch + 1, "step": state.step,
         "lr": run.optimizer.param_groups[0]["lr"],
@@ -329,15 +339,16 @@ def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: flo
         # counts); elapsed_seconds this command's time since the trainer began (data loading,
         # checkpoints and plots of earlier epochs included; a resumed run counts from its restart).
         "train_seconds": p["seconds"], "eval_seconds": eval_seconds, "epoch_seconds": p["seconds"] + eval_seconds,
-        "images_per_second": p["seen"] / max(p["seconds"], 1e-9),
+        "images_per_second": (p["seen"] - images * excluded) / max(p["seconds"] - seconds * excluded, 1e-9),
         "wall_seconds": state.wall_seconds, "elapsed_seconds": now - run.started,
+        **({"compile_seconds": seconds} if run.config.compile else {}),  # (in train_seconds; 0: none this epoch)
     }
     # Each scored output's accuracy, or the mean absolute error of an output of numbers (a labels CSV's).
     row.update({f"test_{key}": value for key, value in test.items() if key.startswith(("acc_", "mae_"))})
-    return row
+    return row, speed
 
 
-def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
+def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str = "img/s") -> None:
     """metrics.csv/json, steps.csv and curves.png (rank 0), TensorBoard, and the epoch's log line."""
     if run.dist.is_main:
         write_metrics(run.run_dir, state.history, state.step_history)
@@ -346,11 +357,12 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any]) -> None:
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
             run.tensorboard.add_scalar(key, row[key], row["epoch"])
         run.tensorboard.flush()
-    log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs "
-             "(train %.1fs + test %.1fs; %.1fs since start)",
+    compiled = f" incl. compile {row['compile_seconds']:.1f}s" if row.get("compile_seconds") else ""
+    log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f %s  %.1fs "
+             "(train %.1fs%s + test %.1fs; %.1fs since start)",
              row["epoch"], run.config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
-             row["test_acc"], row["images_per_second"], row["epoch_seconds"], row["train_seconds"],
-             row["eval_seconds"], row["elapsed_seconds"])
+             row["test_acc"], row["images_per_second"], speed, row["epoch_seconds"], row["train_seconds"],
+             compiled, row["eval_seconds"], row["elapsed_seconds"])
     if run.scored_outputs:
         log.info("  test per output: %s", ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}" for k, v in row.items()
                                                     if k.startswith(("test_acc_", "test_mae_"))))

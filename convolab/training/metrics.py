@@ -17,6 +17,7 @@ COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_
            "train_seconds", "eval_seconds", "epoch_seconds", "images_per_second", "wall_seconds",
            "elapsed_seconds")
 
+COMPILE_COLUMN = "compile_seconds"  # with --compile: the step that compiled the model, within train_seconds
 
 STEP_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "train_error", "images")
 
@@ -28,9 +29,11 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: li
     # Per-output accuracies of models with several heads (test_acc_aux1, test_acc_parity, ...) follow, and
     # the mean absolute errors of outputs of numbers (test_mae_age: a labels CSV's numeric column).
     extra = [k for k in (history[0] if history else {}) if k.startswith(("test_acc_", "test_mae_"))]
-    writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, *extra), extrasaction="ignore", lineterminator="\n")
+    # --compile's compile_seconds after the other times (0 in epochs before a --resume that added --compile)
+    timed = (COMPILE_COLUMN,) if any(COMPILE_COLUMN in row for row in history) else ()
+    writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, *timed, *extra), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(history)
+    writer.writerows([{COMPILE_COLUMN: 0.0, **row} for row in history] if timed else history)
     atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
     atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(history, indent=1)))
     if step_history:
