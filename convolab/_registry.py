@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import math
 import numbers
 from collections.abc import Callable
@@ -27,6 +28,13 @@ class ModelEntry:
     aliases: tuple[str, ...] = ()
     pretrained_sources: tuple[str, ...] = field(default=())  # e.g. ("torchvision",), ("timm",)
     train_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. {"lr": 0.01} where the global default fails
+    layout_changes: dict[int, str] = field(default_factory=dict)  # revision (2, 3...) -> what it changed
+    layout_from: str | None = None  # the option naming the registered model whose layout this one has
+
+    @property
+    def layout(self) -> int:
+        """The layout revision: 1, plus one for each change to what the same weights compute."""
+        return 1 + len(self.layout_changes)
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -39,8 +47,16 @@ TRAIN_DEFAULT_KEYS = ("lr", "aux_weight")
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: str | tuple[str, ...] = (),
-                   pretrained: str | tuple[str, ...] = (), train_defaults: dict[str, Any] | None = None):
+                   pretrained: str | tuple[str, ...] = (), train_defaults: dict[str, Any] | None = None,
+                   layout_changes: dict[int, str] | None = None, layout_from: str | None = None):
     """Register a model entry point under its function name (and any aliases: a name or a tuple of names).
+
+    Layout revision: a model is at revision 1 until a change makes the same weights compute something else
+    (a stride moved, a shortcut rewired) without changing a tensor's shape; `layout_changes` then says, for
+    each later revision from 2 on, what it changed: `{2: "the stride on the first 1x1"}` puts the model at
+    revision 2. Checkpoints record the revision, and one of an older revision is refused rather than loaded
+    into layers that would compute something else. A model built around another registered model (multitask's
+    `backbone`) gives `layout_from="backbone"`: its layout is that model's.
 
     `train_defaults` replaces the engine's default for this model where the user gives none, for the keys
     in `TRAIN_DEFAULT_KEYS` only: `lr` (a number > 0) and `aux_weight` (the auxiliary heads' loss weight,
@@ -50,6 +66,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: str |
     alias_names = _names("aliases", aliases)
     sources = _names("pretrained", pretrained)
     defaults = _checked_train_defaults(train_defaults)
+    changes = _checked_layout(layout_changes, layout_from)
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = f.__name__
@@ -63,7 +80,8 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, aliases: str |
         if replaced is not None:
             for alias in replaced.aliases:
                 del _ALIASES[alias]
-        _ENTRIES[name] = ModelEntry(name, f, f.__module__.rsplit(".", 1)[-1], alias_names, sources, defaults)
+        _ENTRIES[name] = ModelEntry(name, f, f.__module__.rsplit(".", 1)[-1], alias_names, sources, defaults,
+                                    changes, layout_from)
         for alias in alias_names:
             _ALIASES[alias] = name
         return f
@@ -93,6 +111,42 @@ def _checked_train_defaults(train_defaults: dict[str, Any] | None) -> dict[str, 
             bound = "> 0" if key == "lr" else ">= 0"
             raise RegistryError(f"register_model's train_defaults {key} must be a number {bound}, got {value!r}")
     return defaults
+
+
+def _checked_layout(changes: dict[int, str] | None, layout_from: str | None) -> dict[int, str]:
+    """A copy of `layout_changes`, refused unless it notes revisions 2, 3, ... each once, in words."""
+    changes = dict(changes or {})
+    if sorted(changes) != list(range(2, 2 + len(changes))) or not all(
+            isinstance(note, str) and note.strip() for note in changes.values()):
+        raise RegistryError(f"register_model's layout_changes must map each revision from 2 on (2, 3, ...) to a note "
+                            f"of what it changed, got {changes!r}")
+    if layout_from is not None and (changes or not isinstance(layout_from, str) or not layout_from):
+        raise RegistryError(f"register_model's layout_from must name the option that names the model built around "
+                            f"(e.g. 'backbone'), and excludes layout_changes; got {layout_from!r}")
+    return changes
+
+
+def current_layout(name: str, options: dict[str, Any] | None = None) -> tuple[str, int, dict[int, str]]:
+    """The model whose layout a model `name` built with `options` has (itself, or the one its `layout_from`
+    option names), that model's current revision and its notes; a name not registered here: revision 1."""
+    canonical = registered_name(name)
+    if canonical is None:
+        return name, 1, {}
+    entry = _ENTRIES[canonical]
+    if entry.layout_from is not None:
+        inner = (options or {}).get(entry.layout_from, _default(entry.fn, entry.layout_from))
+        if isinstance(inner, str) and registered_name(inner) is not None and registered_name(inner) != canonical:
+            return current_layout(inner)
+    return entry.name, entry.layout, dict(entry.layout_changes)
+
+
+def _default(fn: Callable[..., nn.Module], option: str) -> Any:
+    """The default of `fn`'s parameter `option` (a record need not list an option left at its default)."""
+    try:
+        parameter = inspect.signature(fn).parameters.get(option)
+    except (TypeError, ValueError):
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def _same_function(old: Callable[..., nn.Module], new: Callable[..., nn.Module]) -> bool:

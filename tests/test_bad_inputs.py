@@ -128,6 +128,18 @@ def a_run_whose_class_folder_was_renamed(t: Path) -> None:
     load_data(str(t / "two"), val_fraction=0.5)  # the image cache of the renamed folder (its making is logged)
 
 
+def a_run_of_another_layout(t: Path, layout: int | None = None) -> None:
+    """{t}/r: preact_resnet164 trained for two steps of 8 px images on {t}/two, its checkpoints rewritten as
+    convolab wrote them before layout revisions (none recorded: revision 1), or as a newer one (`layout`)."""
+    a_two_class_folder(t)
+    assert main(["train", "preact_resnet164", "--data", str(t / "two"), "--val-fraction", "0.5", "--epochs", "1",
+                 "--batch-size", "4", "--image-size", "8", "--no-progress", "--output", str(t / "r")]) == 0
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(t / "r" / name, weights_only=True)
+        state = {k: v for k, v in state.items() if k not in ("layout", "convolab_version")}
+        torch.save({**state, **({"layout": layout, "convolab_version": "9.9.0"} if layout else {})}, t / "r" / name)
+
+
 def a_one_class_folder(t: Path) -> None:
     (t / "one" / "cat").mkdir(parents=True)
     for i in range(10):
@@ -538,7 +550,10 @@ CASES: list[Row] = [
     Row("predict-one-image-with-a-model-of-two", ["predict", "{t}/two.onnx", "{t}/0.png"],
         "cannot make 3-channel images into the model's 2-channel input; a model of several image inputs takes an "
         "item's images stacked", an_onnx_model_of_two_image_inputs),
-    Row("export-out-in-missing-folder", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx"], "does not exist"),
+    # (a missing folder of --out is made, as a safetensors export makes its own: a failed export removes it again)
+    Row("export-into-a-new-folder-beyond-its-tolerance", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx",
+                                                          "--no-fold", "--tolerance", "1e-12", "--rtol", "0"],
+        "nothing was written (without folding, a larger difference is float32 round-off"),
     # ----- an export never replaces what it reads, nor a file a run or a safetensors folder keeps
     Row("export-onto-the-checkpoint-it-reads", ["export", "{d}/run", "--out", "{d}/run/best.pt"],
         "--out {d}/run/best.pt is the checkpoint being read: the export would replace it; give another file"),
@@ -571,6 +586,14 @@ CASES: list[Row] = [
     # ----- --out that cannot be written, or lies under a file
     Row("export-out-under-a-file", ["export", "{d}/run", "--out", "{t}/taken.txt/m.onnx"],
         "--out {t}/taken.txt/m.onnx lies under {t}/taken.txt, which is a file", a_file),
+    Row("export-torchscript-into-a-new-folder-under-a-file", ["export", "{d}/run", "--format", "torchscript",
+                                                              "--out", "{t}/taken.txt/new/m.pt"],
+        "--out {t}/taken.txt/new/m.pt lies under {t}/taken.txt, which is a file", a_file),
+    Row("export-into-a-new-folder-read-only", ["export", "{d}/run", "--out", "{t}/ro/new/m.onnx"],
+        "--out {t}/ro/new/m.onnx is not writable", a_read_only_folder),
+    Row("export-into-a-new-folder-in-sys", ["export", "{d}/run", "--format", "torchscript", "--out",
+                                            "/sys/convolab-new/m.pt"],
+        "--out /sys/convolab-new/m.pt "),  # root: "cannot be written (...)"; others: "is not writable"
     Row("export-safetensors-out-under-a-file", ["export", "{d}/run", "--format", "safetensors", "--out",
                                                 "{t}/taken.txt/sf"],
         "--out {t}/taken.txt/sf lies under {t}/taken.txt, which is a file", a_file),
@@ -911,6 +934,18 @@ CASES: list[Row] = [
         "--data {t}/two no longer holds the classes {t}/r was trained on (gone: dog; new: wolf): restore the data "
         "as it was, or start a new run from its weights with --init-from {t}/r/last.pt",
         a_run_whose_class_folder_was_renamed),
+    # a checkpoint of preact_resnet164 written before its stride moved to the first 1x1 (layout revision 2)
+    Row("evaluate-a-checkpoint-of-an-older-layout", ["evaluate", "{t}/r"],
+        "{t}/r/best.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds: "
+        "revision 2 changed what the same weights compute (the downsampling units' stride moved from the 3x3 to the "
+        "first 1x1, as in the authors' code); retrain the model, or use the file with the older convolab that wrote "
+        "it (the file does not record which)", a_run_of_another_layout),
+    Row("resume-a-last-pt-of-an-older-layout", ["train", "--resume", "{t}/r", "--epochs", "2"],
+        "{t}/r/last.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds",
+        a_run_of_another_layout),
+    Row("predict-with-a-checkpoint-of-a-newer-layout", ["predict", "{t}/r/last.pt", "{t}/two/cat/0.png"],
+        "{t}/r/last.pt holds preact_resnet164 weights of layout revision 3, written by a newer convolab (9.9.0); "
+        "this convolab (0.1.0) builds revision 2 at most: upgrade convolab", lambda t: a_run_of_another_layout(t, 3)),
     Row("cuda-graphs-with-accumulate", [*LENET, "--compile", "--compile-mode", "reduce-overhead", "--accumulate", "2"],
         "--accumulate 2 sums the gradients of several batches, which --compile-mode reduce-overhead's CUDA graphs "
         "would overwrite; give --accumulate 1 or --compile-mode default"),

@@ -68,7 +68,7 @@ class MultiTaskNet(ConvNet):
         self.num_classes = num_classes
 
 
-@register_model
+@register_model(layout_from="backbone")  # (the heads add nothing a layout change touched)
 def multitask(num_classes: int = 10, in_chans: int = 1, backbone: str = "lenet5_modern",
               tasks: dict[str, int] | None = None, image_inputs: int = 1, vector_inputs: int = 0,
               main_name: str = "main", **backbone_options: Any) -> MultiTaskNet | MultiInputNet:

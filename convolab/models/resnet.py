@@ -271,7 +271,8 @@ def plain110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     return _cifar_resnet("plain110", BasicBlock, 110, num_classes, in_chans, **_without_shortcut("plain110", kwargs))
 
 
-@register_model
+@register_model(layout_changes={2: "the first unit's shortcut adds the activated input, not the stem's output, "
+                                   "as in He et al. 2016's appendix"})
 def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """Pre-activation ResNet-18 for ImageNet (He et al. 2016): BN-ReLU-conv basic blocks."""
     return _resnet(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)
@@ -283,7 +284,11 @@ def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -
     return _resnet(PreActBottleneck, (3, 4, 6, 3), num_classes, in_chans, **kwargs)
 
 
-@register_model
+# (preact_resnet50 keeps revision 1: its first unit projects the activated input, as before)
+_STRIDE_IN_1X1 = {2: "the downsampling units' stride moved from the 3x3 to the first 1x1, as in the authors' code"}
+
+
+@register_model(layout_changes=_STRIDE_IN_1X1)
 def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-164 (18 bottlenecks a stage, 1x1 projections, stride on the first
     1x1 as in the authors' resnet-pre-act.lua); 1,703,258 params."""
@@ -291,7 +296,7 @@ def preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) ->
     return _cifar_resnet("preact_resnet164", PreActBottleneck, 164, num_classes, in_chans, **kwargs)
 
 
-@register_model
+@register_model(layout_changes=_STRIDE_IN_1X1)
 def preact_resnet1001(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """CIFAR pre-activation ResNet-1001 (111 bottlenecks a stage), 4.92% error; 10,327,706 params."""
     kwargs.setdefault("stride_in_1x1", True)  # as preact_resnet164

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..interop import from_timm, from_torchvision
 from ..models import get_entry
-from ..training.checkpoint import FORMAT
+from ..training.checkpoint import FORMAT, layout_fields
 from .sources import TIMM_MISSING, Weights, WeightsError, choose_weights
 
 WEIGHTS_IN_CHANS = 3  # every published set of weights (torchvision's, timm's) takes RGB input
@@ -174,6 +174,7 @@ def fetch_pretrained(name: str, pretrained: bool | str = True) -> tuple[dict[str
         # evaluation as the weights specify: resize to crop_size / crop_pct, centre crop at crop_size
         "preprocess": "center-crop", "crop_pct": weights.crop_pct, "interpolation": weights.interpolation,
         "data": "imagenet", "weights": weights.label,
+        **layout_fields(name, dict(weights.source.options)),  # (today's converters: the model's current layout)
         "model": model.state_dict(), "source": weights.label,
     }
     return record, model

@@ -11,10 +11,12 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
+from .._registry import current_layout, registered_name
+from .._version import __version__
 from ..errors import CheckpointError, ConfigError, UnknownModelError
 from ..models import create_model
 from .safetensors_io import GIVE as GIVE_SAFETENSORS
-from .safetensors_io import check_record, is_safetensors, load_safetensors
+from .safetensors_io import check_record, is_safetensors, load_safetensors, record_problem
 
 FORMAT = "convolab-checkpoint-1"
 GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
@@ -121,9 +123,43 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
     return "; ".join(found[:2]) if found else None
 
 
+def layout_fields(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """What a record written now says of its weights' layout: the model's revision (`register_model`'s
+    layout_changes) and the convolab that wrote it, which a refusal of an older layout names."""
+    return {"layout": current_layout(name, options)[1], "convolab_version": __version__}
+
+
+def check_layout(state: dict[str, Any], where: str | Path) -> None:
+    """Refuse, in one line, a record whose layout revision (absent: 1, as before revisions were recorded) is
+    not the one its model has here: its weights would load without a word and compute something else."""
+    name, options = str(state.get("model_name", "")), state.get("model_options")
+    if registered_name(name) is None:  # (recorded_model says what is wrong with the name)
+        return
+    if (problem := record_problem({k: state[k] for k in ("layout", "convolab_version") if k in state})) is not None:
+        raise CheckpointError(f"{where}: {problem}; the file was edited or damaged; {GIVE}")
+    model, current, changes = current_layout(name, options if isinstance(options, dict) else None)
+    held, version = int(state.get("layout", 1)), state.get("convolab_version")
+    weights = f"{name} weights" if model == registered_name(name) else f"{name} weights on a {model} backbone"
+    if held > current:
+        raise CheckpointError(f"{where} holds {weights} of layout revision {held}, written by a newer convolab "
+                              f"({version or 'its version unrecorded'}); this convolab ({__version__}) builds "
+                              f"revision {current} at most: upgrade convolab")
+    if held < current:
+        later = range(held + 1, current + 1)
+        which = f"revision {current}" if len(later) == 1 else f"revisions {', '.join(map(str, later))}"
+        notes = changes[current] if len(later) == 1 else "; ".join(f"{r}: {changes[r]}" for r in later)
+        wrote = (f"convolab {version}, which wrote it" if version
+                 else "the older convolab that wrote it (the file does not record which)")
+        raise CheckpointError(f"{where} holds {weights} of layout revision {held}, which this convolab no longer "
+                              f"builds: {which} changed what the same weights compute ({notes}); retrain the "
+                              f"model, or use the file with {wrote}")
+
+
 def recorded_model(state: dict[str, Any], where: str | Path) -> nn.Module:
     """The (untrained) model a checkpoint's record names, with its classes, channels and options; a model of
-    no registered name, or one registered in another process only (a user's own), said as such."""
+    no registered name, or one registered in another process only (a user's own), said as such; a record of
+    another layout revision than the model's (`check_layout`) refused."""
+    check_layout(state, where)
     name = str(state["model_name"])
     try:
         return create_model(name, num_classes=int(state["num_classes"]), in_chans=int(state["in_chans"]),
@@ -152,6 +188,7 @@ def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, lacking))} of its model record; {give}")
     weights = served_weights(state, path)
     options = state.get("model_options", {})
+    check_layout(state, _read_from(path))
     try:
         model = recorded_model(state, path)
     except (TypeError, ValueError) as err:
@@ -171,6 +208,15 @@ def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -
         raise CheckpointError(f"checkpoint {path}: its 'image_size' {size} does not fit {state['model_name']}, whose "
                               f"layers are built for {own}; the file was edited or damaged; {give}")
     return model
+
+
+def _read_from(path: str | Path) -> str | Path:
+    """The file a run folder's record was read from (`load_checkpoint`: best.pt, else last.pt), for a message
+    that names the file; any other path as it is."""
+    folder = Path(path)
+    if not folder.is_dir() or is_safetensors(folder):
+        return path
+    return next((folder / name for name in ("best.pt", "last.pt") if (folder / name).is_file()), path)
 
 
 def _own_size(model: nn.Module) -> list[int] | None:

@@ -28,7 +28,8 @@ WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 FORMAT = "convolab-safetensors-1"
 # The checkpoint record written to config.json (a convolab checkpoint's keys of the same names).
 CONFIG_KEYS = ("model_name", "model_options", "num_classes", "in_chans", "classes", "image_size", "mean", "std",
-               "preprocess", "crop_pct", "interpolation", "data", "weights", "table", "config")
+               "preprocess", "crop_pct", "interpolation", "data", "weights", "table", "config", "layout",
+               "convolab_version")
 GIVE = "give a folder written by `convolab export --format safetensors` (model.safetensors + config.json)"
 
 
@@ -45,6 +46,9 @@ def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], fo
 
     folder = Path(folder)
     config = {"format": FORMAT, **{k: state[k] for k in CONFIG_KEYS if k in state}}
+    # The weights' layout revision: a record without one is of revision 1 (written before revisions were),
+    # and refused on reading where its model has changed since; its writer, unrecorded, stays unnamed.
+    config.setdefault("layout", 1)
     text = json.dumps(config, indent=1)
     # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
@@ -137,7 +141,7 @@ def _shown(value: object) -> str:
 
 def record_problem(state: dict[str, Any]) -> str | None:
     """What is wrong with the values of a checkpoint record (those it holds of num_classes, in_chans, classes,
-    mean, std, image_size), or None: the words after `FILE: `."""
+    mean, std, layout, convolab_version, image_size), or None: the words after `FILE: `."""
     for key, least in (("num_classes", 0), ("in_chans", 1)):
         if key in state and not _whole(state[key], least):
             return f"its '{key}' is {_shown(state[key])}, not a whole number >= {least}"
@@ -157,6 +161,10 @@ def record_problem(state: dict[str, Any]) -> str | None:
             return f"its '{key}' is {_shown(value)}, not a list of {count}, one per input channel ('in_chans')"
         if key == "std" and not all(v > 0 for v in value):
             return f"its 'std' is {_shown(value)}, but every value must be > 0 (the inputs are divided by it)"
+    if "layout" in state and not _whole(state["layout"], 1):
+        return f"its 'layout' is {_shown(state['layout'])}, not a layout revision (a whole number >= 1)"
+    if "convolab_version" in state and not (isinstance(state["convolab_version"], str) and state["convolab_version"]):
+        return f"its 'convolab_version' is {_shown(state['convolab_version'])}, not a version such as \"0.1.0\""
     size = state.get("image_size")
     if "image_size" in state and not (isinstance(size, (list, tuple)) and len(size) == 2
                                       and all(_whole(s, 1) for s in size)):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .build import Run
-from .checkpoint import weights_mismatch
+from .checkpoint import check_layout, layout_fields, weights_mismatch
 
 log = logging.getLogger("convolab")
 
@@ -119,11 +119,14 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
     """Everything a resumed run, `convolab predict/evaluate/export` and a fine-tuning run need: the
     model and how its input is made, the optimizer, the progress, and every random stream."""
     model = getattr(run.model, "module", run.model)
+    name = getattr(model, "model_name", "")  # ("": a model given of no registered name, not config.model)
+    # (a model that records what rebuilds it, e.g. a labels CSV's `multitask`, its own options)
+    options = dict(getattr(model, "model_options", None) or run.config.model_options)
     saved = {
         "model": model.state_dict(),
-        "model_name": getattr(model, "model_name", ""),  # ("": a model given of no registered name, not config.model)
-        # (a model that records what rebuilds it, e.g. a labels CSV's `multitask`, its own options)
-        "model_options": dict(getattr(model, "model_options", None) or run.config.model_options),
+        "model_name": name,
+        "model_options": options,
+        **layout_fields(name, options),  # the weights' layout revision: a later one refuses this file
         "num_classes": run.data.num_classes,
         "in_chans": getattr(model, "in_chans", run.data.image_shape[0]),
         "classes": list(run.data.classes),
@@ -235,7 +238,9 @@ def _progress_problem(run: Run, saved: dict[str, Any]) -> str | None:
 
 
 def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
-    """Load `saved` into the run's model, optimizer, scaler, EMA and random streams; its progress."""
+    """Load `saved` into the run's model, optimizer, scaler, EMA and random streams; its progress. A record
+    of an older layout revision is refused (`Trainer.resume` refused it already, naming last.pt)."""
+    check_layout(saved, saved.get("source", "the checkpoint"))
     getattr(run.model, "module", run.model).load_state_dict(saved["model"])
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scaler.load_state_dict(saved["scaler"])
