@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._atomic import temporary_prefix
 from .errors import ConfigError, ConvolabError
 
 
@@ -72,7 +73,8 @@ def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        # (its writer named: one a kill leaves in this instant is removed later, as atomic_write's temporaries are)
+        fd, scratch = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(scratch)
     except OSError as err:

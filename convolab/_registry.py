@@ -11,7 +11,7 @@ import fnmatch
 import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,10 +174,17 @@ def _check_free(key: str, name: str, f: Callable[..., nn.Module], replaced: Mode
                         f"(registered by {owner.fn.__module__}); give another {what}")
 
 
-def list_models(pattern: str = "*", include_aliases: bool = False) -> list[str]:
-    """Sorted names of the registered models matching a shell-style pattern, in any case ('ResNet*')."""
+def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = False,
+                pretrained: bool = False) -> list[str]:
+    """Sorted names of the registered models matching a shell-style pattern, in any case ('ResNet*'), or any of
+    several (['resnet1*', 'densenet*']), as timm's list_models takes them; with `pretrained`, only those that
+    load published weights (`pretrained_sources`; an alias counts as its model)."""
+    patterns = list(pattern) if isinstance(pattern, (list, tuple, set, frozenset)) else [pattern]
+    if not all(isinstance(p, str) for p in patterns):
+        raise RegistryError(f"list_models takes a pattern or a list of patterns (strings), got {pattern!r}")
     names = list(_ENTRIES) + (list(_ALIASES) if include_aliases else [])
-    return sorted(n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
+    return sorted(n for n in names if any(fnmatch.fnmatchcase(n.lower(), p.lower()) for p in patterns)
+                  and (not pretrained or _ENTRIES[_ALIASES.get(n, n)].pretrained_sources))
 
 
 def close_names(text: str, n: int = 3) -> list[str]:
