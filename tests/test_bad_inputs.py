@@ -943,6 +943,11 @@ CASES: list[Row] = [
     Row("resume-a-last-pt-of-an-older-layout", ["train", "--resume", "{t}/r", "--epochs", "2"],
         "{t}/r/last.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds",
         a_run_of_another_layout),
+    Row("init-from-a-checkpoint-of-an-older-layout",
+        ["train", "preact_resnet164", "--data", "{t}/two", "--val-fraction", "0.5", "--epochs", "1", "--batch-size",
+         "4", "--image-size", "8", "--init-from", "{t}/r/last.pt", "--output", "{t}/r2"],
+        "{t}/r/last.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds",
+        a_run_of_another_layout),
     Row("predict-with-a-checkpoint-of-a-newer-layout", ["predict", "{t}/r/last.pt", "{t}/two/cat/0.png"],
         "{t}/r/last.pt holds preact_resnet164 weights of layout revision 3, written by a newer convolab (9.9.0); "
         "this convolab (0.1.0) builds revision 2 at most: upgrade convolab", lambda t: a_run_of_another_layout(t, 3)),

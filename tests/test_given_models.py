@@ -56,7 +56,7 @@ def test_a_plain_given_model_is_saved_of_no_name_and_told_how_to_continue(tmp_pa
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert state["model_name"] == ""  # not lenet5's: loading it as lenet5 would fail on every weight
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == ADAMW
-    assert resume_command(trainer.run).startswith("Trainer(config, model=...) with the same model")
+    assert resume_command(trainer.run).startswith(f"Trainer.resume({str(tmp_path / 'run')!r}, model=...).fit()")
 
 
 def test_a_run_of_a_model_registered_in_python_is_continued_in_python():

@@ -103,7 +103,7 @@ def one_line_error(capsys) -> str:
                                         ("inception_v3", 80)])
 def test_torchvision_weights_from_the_hub_cache_give_the_peers_outputs(offline_caches, name, size):
     peer, _ = seed_torchvision(offline_caches, name)
-    ours = convolab.create_model(name, pretrained=True)
+    ours = convolab.create_model(name, pretrained=True).eval()  # (it comes in train mode, as the peers)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), peer(x), rtol=0, atol=1e-5)
@@ -116,7 +116,7 @@ def test_torchvision_weights_from_the_hub_cache_give_the_peers_outputs(offline_c
 @pytest.mark.parametrize("file_name", ["model.safetensors", "pytorch_model.bin"])
 def test_timm_weights_from_the_hf_cache_give_the_peers_outputs(offline_caches, file_name):
     peer, _ = seed_timm(offline_caches, "inception_v4.tf_in1k", file_name)
-    ours = convolab.create_model("inception_v4", pretrained="timm")
+    ours = convolab.create_model("inception_v4", pretrained="timm").eval()
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), peer(x), rtol=0, atol=1e-5)

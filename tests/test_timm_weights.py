@@ -184,7 +184,7 @@ def test_weights_table_has_both_sources_and_one_default():
 def test_timm_weights_load_from_the_cache_with_their_metadata(offline_caches):  # noqa: F811
     peer, _ = seed_timm(offline_caches, "resnet18.a1_in1k")
     for given in ("a1_in1k", "timm"):
-        ours = convolab.create_model("resnet18", pretrained=given)
+        ours = convolab.create_model("resnet18", pretrained=given).eval()  # (train mode, as timm's)
         assert_same_outputs(peer.eval(), ours, torch.randn(2, 3, 32, 32))
         cfg = ours.pretrained_cfg
         assert cfg["weights"] == "timm:resnet18.a1_in1k"
@@ -196,7 +196,7 @@ def test_timm_weights_load_from_the_cache_with_their_metadata(offline_caches):  
 
 def test_timm_inception_v3_weights_load_without_the_input_transform(offline_caches):  # noqa: F811
     peer, _ = seed_timm(offline_caches, "inception_v3.tv_in1k")
-    ours = convolab.create_model("inception_v3", pretrained="timm")
+    ours = convolab.create_model("inception_v3", pretrained="timm").eval()
     assert ours.transform_input is False and ours.pretrained_cfg["mean"] == [0.5, 0.5, 0.5]
     assert_same_outputs(peer.eval(), ours, torch.randn(2, 3, 75, 75))
 

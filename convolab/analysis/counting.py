@@ -51,13 +51,56 @@ def inference_outputs(model: nn.Module, x: torch.Tensor):
     return model.forward_outputs(x) if getattr(model, "task_classes", None) else model(x)
 
 
-@torch.no_grad()
+def probe_input(model: nn.Module, input_size: Sequence[int]) -> torch.Tensor:
+    """One zero image (batch 1) as the model takes it: where its parameters live, in their dtype (a model made
+    .double() or .half())."""
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is None:
+        return torch.zeros(1, *input_size)
+    return torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)
+
+
+def describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
+    """One line on why a forward pass at `input_size` failed, with the model's default size."""
+    name = getattr(model, "model_name", "") or type(model).__name__
+    config = getattr(model, "data_config", None)
+    image_net = config is not None or any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if len(input_size) != 3 and image_net:  # (H and W alone, say, for an image network)
+        return not_chw(tuple(input_size))
+    given = "x".join(map(str, input_size))
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    default = tuple(config.input_size) if config is not None else None
+    if default is None:
+        return f"input {given} does not fit {name}: {reason}"
+    expected = "x".join(map(str, default))
+    if input_size[0] != default[0]:
+        return f"{name} expects {default[0]}-channel input, got {given} (default size {expected})"
+    if input_size[1] * input_size[2] < default[1] * default[2]:
+        return f"input {given} is too small for {name} (default size {expected}): {reason}"
+    return f"input {given} does not fit {name} (default size {expected}): {reason}"
+
+
+def probe_forward(model: nn.Module, input_size: Sequence[int], run=inference_outputs):
+    """`run(model, one zero image)` in eval mode (the model's mode restored after), without gradients; a forward
+    that fails on the input's size or channels is one ConfigError line (`describe_input_error`)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return run(model, probe_input(model, input_size))
+    except RuntimeError as err:
+        raise ConfigError(describe_input_error(model, input_size, err)) from err
+    finally:
+        model.train(was_training)
+
+
 def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     """Conv2d + Linear MACs of one eval-mode forward pass at `input_size` (C, H, W), batch 1 (every task head
     included: `inference_outputs`).
 
-    The input is made where the model's parameters live; a model built under
-    `torch.device("meta")` is counted from shapes alone, in milliseconds even for Inception-v4.
+    The input is made where the model's parameters live, in their dtype; a model built under
+    `torch.device("meta")` is counted from shapes alone, in milliseconds even for Inception-v4. An input the
+    model cannot take is one ConfigError line, as `summary` says it.
     """
     input_size = one_input_size(input_size)
     total = 0
@@ -66,20 +109,11 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
         nonlocal total
         total += layer_macs(module, output)
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
-        inference_outputs(model, torch.zeros(1, *input_size, device=device))
-    except RuntimeError as err:
-        if len(input_size) != 3:  # (H and W alone for an image network: its first convolution refused them)
-            raise ConfigError(not_chw(input_size)) from err
-        raise
+        probe_forward(model, input_size)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return total

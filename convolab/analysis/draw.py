@@ -21,8 +21,8 @@ from torch import fx, nn
 from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
-from .counting import one_input_size
-from .summary import SIZE_GIVEN, SizeArgs, describe_input_error, refuse_huge_input, refuse_huge_outputs
+from .counting import describe_input_error, one_input_size, probe_input
+from .summary import SIZE_GIVEN, SizeArgs, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -133,7 +133,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
         recorder = _ShapeRecorder(gm)
         try:
             with torch.no_grad():
-                recorder.run(torch.zeros(1, *input_size, device=device))
+                recorder.run(probe_input(model, input_size))
         except RuntimeError as err:
             raise ConfigError(describe_input_error(model, input_size, err)) from err
     finally:

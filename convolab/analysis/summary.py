@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .cost import too_large
-from .counting import count_params, inference_outputs, layer_macs, not_chw, one_input_size
+from .counting import count_params, layer_macs, one_input_size, probe_forward
 
 COUNTED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -158,25 +158,6 @@ def _prefixes(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), -1, -1)]
 
 
-def describe_input_error(model: nn.Module, input_size: Sequence[int], err: RuntimeError) -> str:
-    """One line on why a forward pass at `input_size` failed, with the model's default size."""
-    name = getattr(model, "model_name", "") or type(model).__name__
-    if len(input_size) != 3 and getattr(model, "data_config", None) is not None:
-        return not_chw(tuple(input_size))
-    given = "x".join(map(str, input_size))
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    config = getattr(model, "data_config", None)
-    default = tuple(config.input_size) if config is not None else None
-    if default is None:
-        return f"input {given} does not fit {name}: {reason}"
-    expected = "x".join(map(str, default))
-    if input_size[0] != default[0]:
-        return f"{name} expects {default[0]}-channel input, got {given} (default size {expected})"
-    if input_size[1] * input_size[2] < default[1] * default[2]:
-        return f"input {given} is too small for {name} (default size {expected}): {reason}"
-    return f"input {given} does not fit {name} (default size {expected}): {reason}"
-
-
 def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
     """`input_size` if given, else the model's `data_config.input_size`."""
     if input_size is not None:
@@ -311,24 +292,18 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
             for open_row in stack:  # each enclosing call's MACs include those of its children
                 open_row.macs += macs
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
     handles = []
     for module in modules.values():
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
     try:
-        inference_outputs(model, torch.zeros(1, *input_size, device=device))
-    except RuntimeError as err:
-        raise ConfigError(describe_input_error(model, input_size, err)) from err
+        probe_forward(model, input_size)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
 
-    if device.type == "meta":  # on a real device the pass has already held every output, so it fitted
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type == "meta":  # on a real device the pass held every output: it fitted
         refuse_huge_outputs(((r.name, r.output_shape) for r in rows), input_size, given)
     # a module "ran" when it or anything inside it was called (a ModuleList is never called itself)
     ran = {prefix for name in called for prefix in _prefixes(name)}

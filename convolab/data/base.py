@@ -19,11 +19,22 @@ class Split:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
+        # (ConfigError is a ValueError, which these checks raised before)
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 N x C x H x W, got {self.images.dtype} {tuple(self.images.shape)}")
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
-        self.labels = self.labels.to(torch.int64)
+            raise ConfigError(f"images must be uint8 N x C x H x W, got {self.images.dtype} "
+                              f"{tuple(self.images.shape)}")
+        # One class index an image: a label of another shape (N x 1) or fractional values would fail mid-training,
+        # far from its cause. (A labels CSV's other targets are carried beside them: TableSplit.targets.)
+        labels = self.labels
+        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point() \
+                or labels.is_complex() or labels.dtype == torch.bool:
+            got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ConfigError(f"labels must be a 1-D integer tensor of N class indices, got {got}"
+                              + ("; give labels.flatten()" if isinstance(labels, torch.Tensor) and labels.ndim > 1
+                                 and labels.numel() == len(labels) else ""))
+        if len(self.images) != len(labels):
+            raise ConfigError(f"{len(self.images)} images but {len(labels)} labels")
+        self.labels = labels.to(torch.int64)
 
     def __len__(self) -> int:
         return len(self.labels)

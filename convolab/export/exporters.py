@@ -164,7 +164,12 @@ def _random_inputs(input_size: tuple[int, int, int], batch_sizes: tuple[int, ...
 def reference_outputs(reference: nn.Module, inputs: list[torch.Tensor], what: str = "the model") -> list[torch.Tensor]:
     """PyTorch's outputs for `inputs`, refused (one line naming `what`) where any is NaN or inf: a diverged
     model, which no export could reproduce (NaN differs from itself) and none should serve."""
-    outputs = [reference(x).float() for x in inputs]
+    outputs = [reference(x) for x in inputs]
+    if not isinstance(outputs[0], torch.Tensor):  # (a features_only model's list of feature maps, a dict)
+        raise ExportError(f"{what} gives a {type(outputs[0]).__name__} of outputs, not one tensor of logits, and an "
+                          "export here has one output: export the model without features_only, or wrap it in a "
+                          "module whose forward returns one tensor")
+    outputs = [out.float() for out in outputs]
     if not finite_outputs(outputs):  # (the test evaluate and predict make, with export's own line)
         raise ExportError(f"{what} {DIVERGED}")
     return outputs

@@ -28,7 +28,7 @@ from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
-from .checkpoint import load_checkpoint, runs_at, served_weights
+from .checkpoint import check_layout, load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
@@ -277,7 +277,9 @@ def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Modu
     model = create_model(name, num_classes=data.num_classes, in_chans=data.image_shape[0], **options)
     if not config.init_from:
         return model, None
-    report = load_matching(model, served_weights(load_checkpoint(config.init_from)))
+    state = load_checkpoint(config.init_from)
+    check_layout(state, config.init_from)  # (weights of an older layout would load by name and mean something else)
+    report = load_matching(model, served_weights(state))
     log.info("init from %s: %s", config.init_from, report.summary())
     return model, report
 

@@ -21,12 +21,12 @@ from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
 from .build import Run, build_run
-from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
+from .checkpoint import load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
-from .rundir import claim_run_dir, forget_check, forget_unsaved_run
+from .rundir import claim_run_dir, forget_check, forget_unsaved_run, refuse_a_new_run_in, resume_call
 from .state import RunState, checkpoint_state, restore_checkpoint, resume_problem
 
 log = logging.getLogger("convolab")
@@ -36,20 +36,28 @@ _PROGRESS = frozenset(f.name for f in dataclasses.fields(RunState))
 
 
 class Trainer:
-    """Runs one training job described by a TrainConfig; `Trainer.resume(run_dir)` continues one."""
+    """Runs one training job described by a TrainConfig; `Trainer.resume(run_dir)` continues one. A new
+    Trainer refuses an output folder that holds a run (as `convolab train --output` does): resume that one."""
 
     def __init__(self, config: TrainConfig, data: LabelledImages | None = None,
-                 model: torch.nn.Module | None = None):
+                 model: torch.nn.Module | None = None, *, _resuming: bool = False):
+        # (`_resuming`: built by `Trainer.resume`, which claimed the folder of the run it continues)
+        check_given(data, model)
+        own = model is not None and not getattr(model, "model_name", "")  # (a model of no registered name)
+        if not _resuming and config.output and int(os.environ.get("RANK", "0")) == 0:
+            # before the data are read; checked again under the claim
+            refuse_a_new_run_in(config.output, resume_call(config.output, own))
         self.run = build_run(config, data, model)
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
-        self._claim = self._claim_folder()
+        self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
 
-    def _claim_folder(self) -> Any:
-        """This process's claim on the run folder (rank 0 writes it): one line if another command holds it."""
+    def _claim_folder(self, new_run: str | None = None) -> Any:
+        """This process's claim on the run folder (rank 0 writes it): one line if another command holds it,
+        or, for a new run (`new_run`: the call that continues a run), if the folder holds a run."""
         flag = "--output" if self.run.config.output else "the run folder"
-        return claim_run_dir(self.run.run_dir, flag) if self.run.dist.is_main else None
+        return claim_run_dir(self.run.run_dir, flag, new_run) if self.run.dist.is_main else None
 
     def __getattr__(self, name: str) -> Any:
         """The run's parts (`model`, `optimizer`, `data`...) and progress (`epoch`, `step`, `history`...)."""
@@ -150,10 +158,12 @@ class Trainer:
                 self._saved_epoch = self.state.epoch
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: LabelledImages | None = None,
+    def resume(cls, run_dir: str | Path, data: LabelledImages | None = None, model: torch.nn.Module | None = None,
                **overrides: Any) -> Trainer:
         """Continue the run in `run_dir` from its last.pt: model, optimizer, schedule, RNG, metrics;
-        `data` (the run's data set, already loaded) spares loading it again."""
+        `data` (the run's data set, already loaded) spares loading it again. `model`: the network to continue
+        in place of the one last.pt names (needed for a model of no registered name, `Trainer(config,
+        model=...)`): built as the run's, its weights are replaced by last.pt's."""
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
         if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
@@ -169,21 +179,26 @@ class Trainer:
                 # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
                 log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
                          run_dir)
-                return cls(config, data=data)
-            return cls._resumed(run_dir, config, data)
+                return cls(config, data=data, model=model, _resuming=True)
+            return cls._resumed(run_dir, config, data, model)
         finally:
             if claim is not None:
                 claim.release()
 
     @classmethod
-    def _resumed(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None) -> Trainer:
+    def _resumed(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None,
+                 model: torch.nn.Module | None) -> Trainer:
         state = load_checkpoint(run_dir / "last.pt")
         check_same_run(config, state, run_dir)
         # The network the state was saved from (a fine-tuned one keeps its checkpoint's input channels,
         # which need not be the data's); the saved weights replace any initial ones, so the
         # init_from checkpoint is neither read nor needed.
+        if model is None and "model_name" in state and not state["model_name"]:
+            raise CheckpointError(f"{run_dir / 'last.pt'} holds a model of no registered name (given to Trainer("
+                                  f"config, model=...)); continue it with {resume_call(run_dir, own_model=True)} in "
+                                  "Python, giving a model built as the run's")
         try:
-            model = recorded_model(state, run_dir / "last.pt")
+            model = recorded_model(state, run_dir / "last.pt") if model is None else given_model(model, state, run_dir)
         except ConvolabError:  # (an unregistered model: UnknownModelError is a KeyError too)
             raise
         except KeyError as err:
@@ -191,7 +206,7 @@ class Trainer:
         except (TypeError, ValueError) as err:  # (a record edited: options the model does not take)
             raise CheckpointError(f"{run_dir / 'last.pt'} was altered or damaged (its model record does not build a "
                                   f"model: {str(err)[:120]}); restore it from a copy, or start the run anew") from None
-        trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model)
+        trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model, _resuming=True)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
         trainer.config = config
         altered = "was altered or damaged ({}); it cannot be resumed: restore it from a copy, or start the run anew"
@@ -210,6 +225,27 @@ class Trainer:
             raise CheckpointError(f"{run_dir / 'last.pt'} " + altered.format(first)) from None
         trainer._saved_epoch = trainer.epoch
         return trainer
+
+
+def check_given(data: Any, model: Any) -> None:
+    """One line, before anything is read or written, for a `data=` or `model=` of another kind than they take."""
+    if data is not None and not isinstance(data, LabelledImages):
+        raise ConfigError(f"Trainer(data=...) takes convolab data, not a {type(data).__name__}: "
+                          "convolab.data.ImageData(name, Split(uint8 N x C x H x W images, int64 labels), Split(...) "
+                          "for the test images, class names), or what convolab.data.load_data(...) returns; or leave "
+                          "data out and name the data in TrainConfig(data=...)")
+    if model is not None and not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"Trainer(model=...) takes a torch.nn.Module, not a {type(model).__name__}; name a "
+                          "registered model in TrainConfig(model=...) instead")
+
+
+def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> torch.nn.Module:
+    """`Trainer.resume(run_dir, model=...)`'s model, when last.pt's weights fit it: one line when they do not."""
+    problem = weights_mismatch(getattr(model, "module", model), state["model"])
+    if problem is not None:
+        raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
+                              "give a model built as the run's")
+    return model
 
 
 def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) -> None:

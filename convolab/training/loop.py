@@ -36,7 +36,7 @@ from .evaluation import evaluate_run, no_image_read
 from .metrics import plot_curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
-from .rundir import forget_unsaved_run, write_run_config
+from .rundir import forget_unsaved_run, resume_call, write_run_config
 from .state import RunState, no_partial
 
 log = logging.getLogger("convolab")
@@ -374,10 +374,10 @@ def resume_command(run: Run) -> str:
     model of the user's own (registered in Python, which the `convolab` command does not import), the call."""
     name = getattr(getattr(run.model, "module", run.model), "model_name", "")
     if not name:
-        return "Trainer(config, model=...) with the same model, loading last.pt's 'model' weights (a model of no " \
-               "registered name cannot be resumed by name)"
+        return f"{resume_call(run.run_dir, own_model=True)} in Python, giving a model built as this run's (its " \
+               "weights become last.pt's)"
     if not is_builtin(name):
-        return f"Trainer.resume({str(run.run_dir)!r}).fit() in Python, with the module registering {name} imported"
+        return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
     nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
     return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
 

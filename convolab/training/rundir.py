@@ -106,9 +106,27 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     _CHECKED_EMPTY.add(_key(output))  # the run that claims it checks again, under its claim (claim_run_dir)
 
 
-def holds_a_run(output: str | Path, found: list[str]) -> str:
+def holds_a_run(output: str | Path, found: list[str], resume_call: str | None = None) -> str:
+    """The line refusing a new run in `output`: for the command line, or with `resume_call` (`Trainer.resume(...)`,
+    from Python) naming what continues it instead."""
+    if resume_call is not None:
+        return (f"TrainConfig(output={str(output)!r}) already holds a run ({', '.join(found)}), which a new Trainer "
+                f"would overwrite; continue it with {resume_call}, or give another output folder")
     return (f"--output {output} already holds a run ({', '.join(found)}); continue it with "
             f"`convolab train --resume {shlex.quote(str(output))}`, or give another folder")
+
+
+def resume_call(run_dir: str | Path, own_model: bool = False) -> str:
+    """The Python call that continues the run in `run_dir` (a model of no registered name is given again)."""
+    return f"Trainer.resume({str(run_dir)!r}{', model=...' if own_model else ''}).fit()"
+
+
+def refuse_a_new_run_in(output: str | Path, resume_call: str) -> None:
+    """What a new Trainer checks before its work (refuse_to_overwrite_a_run for Python): one line when `output`
+    holds a run, worded for the command line when that command checked the folder first."""
+    found = run_files(output)
+    if found:
+        raise ConfigError(holds_a_run(output, found, None if _key(output) in _CHECKED_EMPTY else resume_call))
 
 
 # ----- the claim on a run folder -------------------------------------------------------------------
@@ -157,17 +175,19 @@ class RunClaim:
             self.release()
 
 
-def claim_run_dir(run_dir: str | Path, flag: str = "--output") -> RunClaim | None:
+def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | None = None) -> RunClaim | None:
     """Claim `run_dir` for this process's run (its writer: rank 0), or one line when another convolab command
-    holds it; a folder that refuse_to_overwrite_a_run found empty is checked again under the claim (a run of
-    the same --output may have ended meanwhile). None where the platform has no flock."""
+    holds it. For a new run (`new_run`: the Python call that would continue a run found there) the folder is
+    checked again under the claim (a run of the same output may have ended meanwhile, or another Trainer of this
+    process may have written it); a resumed run claims it as it is. None where the platform has no flock."""
     key = _key(run_dir)
-    fresh = key in _CHECKED_EMPTY
+    resume_call = None if key in _CHECKED_EMPTY else new_run  # (checked by a command: its own wording)
     _CHECKED_EMPTY.discard(key)
     if fcntl is None:
         return None
     if key in _HELD:
-        return RunClaim(_HELD[key])
+        claim = RunClaim(_HELD[key])
+        return _checked(claim, run_dir, new_run is not None, resume_call)
     path = Path(key) / LOCK_FILE
     while True:
         try:
@@ -188,11 +208,14 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output") -> RunClaim | Non
             break
         os.close(fd)
     _HELD[key] = lock = _Lock(key, fd)
-    claim = RunClaim(lock)
-    found = run_files(key) if fresh else []
+    return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
+
+
+def _checked(claim: RunClaim, run_dir: str | Path, new_run: bool, resume_call: str | None) -> RunClaim:
+    found = run_files(run_dir) if new_run else []
     if found:
         claim.release()
-        raise ConfigError(holds_a_run(run_dir, found))
+        raise ConfigError(holds_a_run(run_dir, found, resume_call))
     return claim
 
 
@@ -227,5 +250,5 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
 
 
 __all__ = ["LOCK_FILE", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "data_stem", "default_run_dir",
-           "forget_check", "forget_unsaved_run", "next_free_dir", "prepare_run_dir", "refuse_to_overwrite_a_run",
-           "resolved_options", "write_run_config"]
+           "forget_check", "forget_unsaved_run", "next_free_dir", "prepare_run_dir", "refuse_a_new_run_in",
+           "refuse_to_overwrite_a_run", "resolved_options", "resume_call", "write_run_config"]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import CheckpointError
 from ..layers.frozen_norm import FrozenBatchNorm2d
+from .checkpoint import served_weights
 
 
 # ----- loading matching weights ------------------------------------------------------------------------
@@ -56,9 +59,30 @@ class LoadReport:
                 "mismatched": [[n, list(c), list(m)] for n, c, m in self.mismatched]}
 
 
+# The prefixes DistributedDataParallel (`module.`) and torch.compile (`_orig_mod.`) put before every name.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def plain_weights(state_dict: Mapping[str, Any], own: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The weights `state_dict` holds, named as a model's are: a convolab checkpoint's served weights (`best.pt`
+    read whole, not its 'model' entry), and names without the prefix a wrapper put before all of them."""
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()) and "model" in state_dict:
+        state_dict = served_weights(dict(state_dict))
+    changed = True
+    while changed and state_dict:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state_dict) and not any(k.startswith(prefix) for k in own):
+                state_dict, changed = {k[len(prefix):]: v for k, v in state_dict.items()}, True
+    return state_dict
+
+
 def load_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> LoadReport:
-    """Copy into `model` every entry of `state_dict` whose name and shape match; report the rest."""
+    """Copy into `model` every entry of `state_dict` whose name and shape match; report the rest. A whole
+    convolab checkpoint gives its served weights, and names a wrapper prefixed (`module.` of DDP, `_orig_mod.`
+    of torch.compile) are read without it; a state dict of which nothing matches is one CheckpointError line."""
     own = model.state_dict()
+    state_dict = plain_weights(state_dict, own)
     report, loadable = LoadReport(), {}
     for name, value in state_dict.items():
         if name not in own:
@@ -70,6 +94,12 @@ def load_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> L
             loadable[name] = value
             report.loaded.append(name)
     report.missing = [name for name in own if name not in state_dict]
+    if own and not report.loaded:
+        theirs = next(iter(state_dict), None)
+        example = f" (e.g. {theirs!r} there, {next(iter(own))!r} in the model)" if theirs else ""
+        raise CheckpointError(f"none of the state dict's {len(state_dict)} entries matches any of the model's "
+                              f"{len(own)} tensors by name and shape{example}: give the weights of a model of this "
+                              "architecture")
     result = model.load_state_dict(loadable, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys  # filtered above
     return report
