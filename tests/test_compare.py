@@ -353,6 +353,21 @@ def test_resume_trains_afresh_a_run_the_comparison_recorded_as_failed(tmp_path, 
     assert rows_of(out)["lenet5_modern"]["status"] == "ok"
 
 
+def test_resume_trains_afresh_a_run_killed_before_its_status_was_saved(tmp_path):
+    """A kill between a run's first files and compare.json's status of it: --resume trains it again in a fresh
+    folder (a new Trainer refuses a folder holding a run, so the comparison clears its own)."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 0
+    run = out / "runs" / "lenet5_modern"
+    for name in ("best.pt", "last.pt"):
+        (run / name).unlink()  # as if killed before its first checkpoint: config.json and nothing to resume
+    state = json.loads((out / "compare.json").read_text())
+    state["statuses"].pop("lenet5_modern")
+    (out / "compare.json").write_text(json.dumps(state))
+    assert main(["compare", "--resume", str(out)]) == 0
+    assert rows_of(out)["lenet5_modern"]["status"] == "ok" and (run / "last.pt").is_file()
+
+
 def test_compare_and_report_refuse_an_output_inside_the_data_folder(tmp_path, capsys):
     folder = write_png_folder(tmp_path / "shapes")
     run = tmp_path / "run"

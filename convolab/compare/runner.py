@@ -295,9 +295,8 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
             log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
-            status = comparison.statuses.get(run.name, "")
-            if run_dir.exists() and (status.startswith("failed") or status == INTERRUPTED):
-                shutil.rmtree(run_dir)  # what this comparison's failed or interrupted attempt left
+            if run_dir.exists():  # what this comparison's failed or interrupted attempt left (a kill can come
+                shutil.rmtree(run_dir)  # before its status is saved): a new Trainer refuses a folder holding a run
             log.info("%s %s: training in %s", step, run.name, run_dir)
             config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
             trainer = Trainer(config, data=data)
