@@ -129,15 +129,16 @@ def a_run_whose_class_folder_was_renamed(t: Path) -> None:
 
 
 def a_run_of_another_layout(t: Path, layout: int | None = None) -> None:
-    """{t}/r: preact_resnet164 trained for two steps of 8 px images on {t}/two, its checkpoints rewritten as
-    convolab wrote them before layout revisions (none recorded: revision 1), or as a newer one (`layout`)."""
+    """{t}/r: preact_resnet164 trained for two steps of 8 px images on {t}/two, its checkpoints rewritten as of
+    layout revision 1 (before its stride moved; the convolab that wrote them unrecorded), or as a newer one."""
     a_two_class_folder(t)
     assert main(["train", "preact_resnet164", "--data", str(t / "two"), "--val-fraction", "0.5", "--epochs", "1",
                  "--batch-size", "4", "--image-size", "8", "--no-progress", "--output", str(t / "r")]) == 0
     for name in ("best.pt", "last.pt"):
         state = torch.load(t / "r" / name, weights_only=True)
         state = {k: v for k, v in state.items() if k not in ("layout", "convolab_version")}
-        torch.save({**state, **({"layout": layout, "convolab_version": "9.9.0"} if layout else {})}, t / "r" / name)
+        torch.save({**state, **({"layout": layout, "convolab_version": "9.9.0"} if layout else {"layout": 1})},
+                   t / "r" / name)
 
 
 def a_one_class_folder(t: Path) -> None:

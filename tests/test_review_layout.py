@@ -1,8 +1,9 @@
 """Review of layout revisions: models whose computation changed without a tensor changing shape (the CIFAR
 pre-activation bottlenecks' stride, a pre-activation net's first shortcut) are at layout revision 2; every
-record written now says its revision and the convolab that wrote it, and a record of an older revision (none
-recorded: 1) or a newer one is refused in one line wherever it would become a model, rather than loaded
-silently into layers that compute something else."""
+record written now says its revision and the convolab that wrote it, and a record of an older revision or a
+newer one is refused in one line wherever it would become a model, rather than loaded silently into layers that
+compute something else. A record of none, written before revisions were recorded, may hold revision 1 or 2: it
+loads with a warning naming the change."""
 from __future__ import annotations
 
 import dataclasses
@@ -50,12 +51,13 @@ def run(tmp_path_factory) -> Path:
     return root / "run"
 
 
-def as_before_revisions(path: Path) -> None:
-    """Rewrite a checkpoint as convolab wrote it before layouts were recorded: without the two fields."""
+def as_before_revisions(path: Path, layout: int | None = 1) -> None:
+    """Rewrite a checkpoint as of an older revision (`layout`, its convolab unrecorded), or with None as convolab
+    wrote it before layouts were recorded: without the two fields."""
     state = torch.load(path, weights_only=True)
     for key in ("layout", "convolab_version"):
         state.pop(key, None)
-    torch.save(state, path)
+    torch.save({**state, **({} if layout is None else {"layout": layout})}, path)
 
 
 def record(name: str, **extra) -> dict:
@@ -79,7 +81,8 @@ def test_a_safetensors_export_records_them_too_and_without_them_is_refused(run, 
     config = json.loads((tmp_path / "st" / "config.json").read_text())
     assert (config["layout"], config["convolab_version"]) == (2, __version__)
     load_trained_model(tmp_path / "st")  # (current: it loads)
-    config.pop("layout")
+    config["layout"] = 1  # (an older revision; one recording none loads with a warning, tested below)
+    config.pop("convolab_version")
     (tmp_path / "st" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="^" + re.escape(f"{tmp_path / 'st'} {OLD}")):
         load_trained_model(tmp_path / "st")
@@ -103,7 +106,7 @@ def test_the_record_of_published_weights_is_of_the_current_layout(offline_caches
     ("preact_resnet1001", "the downsampling units' stride moved from the 3x3 to the first 1x1"),
     ("preact_resnet18", "the first unit's shortcut adds the activated input, not the stem's output")])
 def test_an_old_record_of_a_changed_model_is_refused_by_checkpoint_model(name, change):
-    state = record(name)
+    state = record(name, layout=1)
     with pytest.raises(CheckpointError) as err:
         checkpoint_model(state, "old.pt")
     line = str(err.value)
@@ -111,6 +114,45 @@ def test_an_old_record_of_a_changed_model_is_refused_by_checkpoint_model(name, c
                            f"builds: revision 2 changed what the same weights compute ({change}")
     assert line.endswith(f"retrain the model, or {UNRECORDED}") and "\n" not in line
     checkpoint_model({**state, "layout": 2}, "new.pt")  # the same weights recorded at revision 2: loaded
+
+
+@pytest.mark.parametrize("name", ["preact_resnet164", "preact_resnet18"])
+def test_a_record_of_no_revision_may_be_of_either_and_loads_with_one_warning_a_file(name, caplog):
+    # (written before 2405e80 recorded layouts: before 4d9b7dc's revision 2, or between the two commits)
+    state = record(name)
+    with caplog.at_level("WARNING", logger="convolab"):
+        model = checkpoint_model(state, f"{name}-unrecorded.pt")
+        checkpoint_model(state, f"{name}-unrecorded.pt")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"{name}-unrecorded.pt records no layout revision, as files written before 2026-11-29 14:45 UTC do, so it "
+        f"may hold revision 1 or 2 of {name} weights: if it was trained before revision 2 (commit 4d9b7dc"), warned
+    assert "should be retrained; one trained since loads as it was trained" in warned[0]
+    reference = create_model(name, num_classes=2).eval()
+    reference.load_state_dict(state["model"])
+    x = torch.randn(1, 3, *state["image_size"])
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+def test_a_safetensors_export_of_a_record_of_no_revision_stays_of_none(run, tmp_path):
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    as_before_revisions(old / "best.pt", layout=None)
+    assert main(["export", str(old / "best.pt"), "--format", "safetensors", "--out", str(tmp_path / "st")]) == 0
+    config = json.loads((tmp_path / "st" / "config.json").read_text())
+    assert "layout" not in config and "convolab_version" not in config  # (not passed off as revision 1, nor as new)
+    load_trained_model(tmp_path / "st")  # (loaded, with the warning)
+
+
+def test_a_record_of_no_revision_is_refused_by_a_model_at_revision_3(fresh_registry):
+    # (it surely predates a revision 3, made after revisions were recorded)
+    changes = {2: "the stride moved", 3: "the shortcut moved"}
+    _registry.register_model(layout_changes=changes)(_registry.get_entry("preact_resnet164").fn)
+    with pytest.raises(CheckpointError, match=r"holds preact_resnet164 weights of layout revision 2 at most \(it "
+                                              r"records no layout revision.*revision 3 changed what the same "
+                                              r"weights compute \(the shortcut moved\)"):
+        checkpoint_model(record("preact_resnet164"), "old.pt")
 
 
 def test_an_old_checkpoint_is_refused_by_the_loaders_of_the_verbs_and_of_create_model(run, tmp_path):
@@ -145,14 +187,14 @@ def test_resuming_an_old_last_pt_is_refused_in_one_line(run, tmp_path, capsys):
 def test_a_trainer_refuses_an_old_state_loaded_into_it(run, tmp_path):
     shutil.copytree(run, tmp_path / "run")
     trainer = Trainer.resume(tmp_path / "run")
-    state = {k: v for k, v in load_checkpoint(run / "last.pt").items() if k != "layout"}
+    state = {**load_checkpoint(run / "last.pt"), "layout": 1}
     with pytest.raises(CheckpointError, match="^" + re.escape(f"the checkpoint {OLD}")):
         trainer.load_state_dict(state)
     trainer._claim.release()  # (the folder's lock, which a resumed trainer holds until it fits)
 
 
 def test_a_multitask_record_on_a_changed_backbone_is_refused():
-    state = record("multitask", options={"backbone": "preact_resnet18", "in_chans": 3})
+    state = record("multitask", options={"backbone": "preact_resnet18", "in_chans": 3}, layout=1)
     with pytest.raises(CheckpointError, match="^m.pt holds multitask weights on a preact_resnet18 backbone of layout "
                                               "revision 1, which this convolab no longer builds"):
         checkpoint_model(state, "m.pt")

@@ -1,6 +1,7 @@
 """Checkpoints: one dict of tensors, numbers and strings, written atomically, read with weights_only."""
 from __future__ import annotations
 
+import logging
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
-from .._registry import current_layout, registered_name
+from .._registry import current_layout, is_builtin, registered_name
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, UnknownModelError
 from ..models import create_model
@@ -20,6 +21,7 @@ from .safetensors_io import check_record, is_safetensors, load_safetensors, reco
 
 FORMAT = "convolab-checkpoint-1"
 GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
+log = logging.getLogger("convolab")
 RECORD = ("model_name", "num_classes", "in_chans", "classes", "image_size", "mean", "std")
 
 
@@ -129,30 +131,53 @@ def layout_fields(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
     return {"layout": current_layout(name, options)[1], "convolab_version": __version__}
 
 
+# Checkpoints record their layout revision from commit 2405e80 (2026-11-29 14:45 UTC) on. Revision 2 of the three
+# models that have one came a little earlier, with commit 4d9b7dc (12:54 UTC): a file that records none was written
+# either before revision 2 or between the two, so it may hold either; any later revision it surely predates.
+UNRECORDED = ("records no layout revision, as files written before 2026-11-29 14:45 UTC do, so it may hold "
+              "revision 1 or 2")
+REVISION_2 = "commit 4d9b7dc, 2026-11-29 12:54 UTC"
+_WARNED: set[str] = set()
+
+
 def check_layout(state: dict[str, Any], where: str | Path) -> None:
-    """Refuse, in one line, a record whose layout revision (absent: 1, as before revisions were recorded) is
-    not the one its model has here: its weights would load without a word and compute something else."""
+    """Refuse, in one line, a record whose layout revision is not the one its model has here: its weights would
+    load without a word and compute something else. A record of none (written before revisions were recorded)
+    may be of revision 1 or 2: loaded with a warning, once a file, where the model is at revision 2 (it cannot
+    tell which), and refused where the model is at a later one (which it surely predates)."""
     name, options = str(state.get("model_name", "")), state.get("model_options")
     if registered_name(name) is None:  # (recorded_model says what is wrong with the name)
         return
     if (problem := record_problem({k: state[k] for k in ("layout", "convolab_version") if k in state})) is not None:
         raise CheckpointError(f"{where}: {problem}; the file was edited or damaged; {GIVE}")
     model, current, changes = current_layout(name, options if isinstance(options, dict) else None)
-    held, version = int(state.get("layout", 1)), state.get("convolab_version")
+    version = state.get("convolab_version")
     weights = f"{name} weights" if model == registered_name(name) else f"{name} weights on a {model} backbone"
+    if "layout" not in state and current == 2 and is_builtin(model):  # (a user's revision 2: refused below)
+        if str(where) not in _WARNED:
+            _WARNED.add(str(where))
+            log.warning("%s %s of %s: if it was trained before revision 2 (%s: %s), its weights compute something "
+                        "else here and it should be retrained; one trained since loads as it was trained",
+                        where, UNRECORDED, weights, REVISION_2, changes[2])
+        return
+    # (none recorded: 1; of a model of ours at revision 3 or later, 2 at most: revision 2 may predate the record)
+    assumed = "layout" not in state and current > 2 and is_builtin(model)
+    held = int(state.get("layout", 2 if assumed else 1))
     if held > current:
-        raise CheckpointError(f"{where} holds {weights} of layout revision {held}, written by a newer convolab "
-                              f"({version or 'its version unrecorded'}); this convolab ({__version__}) builds "
-                              f"revision {current} at most: upgrade convolab")
+        newer = f"a newer convolab ({version})" if version and version != __version__ else \
+            "a newer convolab" + ("" if version else " (its version unrecorded)")
+        raise CheckpointError(f"{where} holds {weights} of layout revision {held}, written by {newer}; this "
+                              f"convolab ({__version__}) builds revision {current} at most: upgrade convolab")
     if held < current:
         later = range(held + 1, current + 1)
         which = f"revision {current}" if len(later) == 1 else f"revisions {', '.join(map(str, later))}"
         notes = changes[current] if len(later) == 1 else "; ".join(f"{r}: {changes[r]}" for r in later)
         wrote = (f"convolab {version}, which wrote it" if version
                  else "the older convolab that wrote it (the file does not record which)")
-        raise CheckpointError(f"{where} holds {weights} of layout revision {held}, which this convolab no longer "
-                              f"builds: {which} changed what the same weights compute ({notes}); retrain the "
-                              f"model, or use the file with {wrote}")
+        of = f"of layout revision {held}" + (f" at most (it {UNRECORDED})" if assumed else "")
+        raise CheckpointError(f"{where} holds {weights} {of}, which this convolab no longer builds: {which} changed "
+                              f"what the same weights compute ({notes}); retrain the model, or use the file with "
+                              f"{wrote}")
 
 
 def recorded_model(state: dict[str, Any], where: str | Path) -> nn.Module:

@@ -46,9 +46,8 @@ def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], fo
 
     folder = Path(folder)
     config = {"format": FORMAT, **{k: state[k] for k in CONFIG_KEYS if k in state}}
-    # The weights' layout revision: a record without one is of revision 1 (written before revisions were),
-    # and refused on reading where its model has changed since; its writer, unrecorded, stays unnamed.
-    config.setdefault("layout", 1)
+    # (a record of no layout revision, written before they were recorded, stays without one: it may hold either
+    # of two revisions, which reading it says; its writer, unrecorded, stays unnamed)
     text = json.dumps(config, indent=1)
     # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
