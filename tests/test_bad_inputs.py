@@ -544,6 +544,9 @@ CASES: list[Row] = [
         "no model matches 'resnt50'; did you mean resnet50"),
     Row("draw-out-not-svg", ["draw", "lenet5", "--out", "{t}/model.png"], "must name an .svg file"),
     Row("export-missing-checkpoint", ["export", "{t}/missing.pt"], "does not exist"),
+    Row("export-a-check-batch-beyond-the-memory", ["export", "{d}/run", "--format", "torchscript", "--out", "{t}/m.pt",
+                                                   "--batch-size", "400000000"],
+        "--batch-size 400000000: the batch the export is checked with does not fit in this machine's memory"),
     Row("export-random-bytes", ["export", "{d}/junk.pt"], "not a readable checkpoint"),
     Row("export-a-model-of-numeric-inputs", ["export", "{t}/num", "--out", "{t}/num.onnx"],
         "also takes 1 numeric input(s) of a labels CSV besides its image, which an exported model could not be "

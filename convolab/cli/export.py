@@ -133,11 +133,19 @@ def run(args: argparse.Namespace) -> int:
     model, meta = model_from_checkpoint(source)
     # (a fixed batch: ONNX's input shape, or a TorchScript model that refuses another batch, as ONNX Runtime does)
     export = export_onnx if fmt == "onnx" else partial(export_torchscript, fixed_batch=args.batch_size is not None)
-    result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
-                    dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
-                    tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-                    rtol=RTOL if args.rtol is None else args.rtol,
-                    what="the model" if isinstance(source, dict) else f"the model of {source}")
+    try:
+        result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
+                        dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
+                        tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                        rtol=RTOL if args.rtol is None else args.rtol,
+                        what="the model" if isinstance(source, dict) else f"the model of {source}")
+    except (MemoryError, RuntimeError) as err:  # (the check batch, or its activations, beyond the memory)
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        given = f"--batch-size {args.batch_size}" if args.batch_size else "the batches of 1 and 3 images"
+        raise ConfigError(f"{given}: the batch the export is checked with does not fit in this machine's memory "
+                          "(allocating it failed); give a smaller --batch-size, or none (any batch size, checked "
+                          "at 1 and 3)") from None
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
     print(f"wrote {result.path} ({fmt}, {meta.model_name}, input {size}, {batch}, "
