@@ -29,7 +29,15 @@ from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
-from ..training.rundir import data_stem, next_free_dir, refuse_output_inside_data, run_files
+from ..training.rundir import (
+    LOCK_FILE,
+    RunClaim,
+    claim_run_dir,
+    data_stem,
+    next_free_dir,
+    refuse_output_inside_data,
+    run_files,
+)
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 from .seeds import seed_values
@@ -295,11 +303,14 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
             log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
-            if run_dir.exists():  # what this comparison's failed or interrupted attempt left (a kill can come
-                shutil.rmtree(run_dir)  # before its status is saved): a new Trainer refuses a folder holding a run
-            log.info("%s %s: training in %s", step, run.name, run_dir)
-            config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
-            trainer = Trainer(config, data=data)
+            claim = _cleared(run_dir)
+            try:
+                log.info("%s %s: training in %s", step, run.name, run_dir)
+                config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
+                trainer = Trainer(config, data=data)  # (it shares the claim, which it holds on)
+            finally:
+                if claim is not None:
+                    claim.release()
         trainer.fit()
         return OK
     except TrainingInterrupted:
@@ -317,6 +328,29 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next model gets the memory this one held
+
+
+def _cleared(run_dir: Path) -> RunClaim | None:
+    """Empty the folder of a run trained afresh (what this comparison's failed or interrupted attempt left: a kill
+    can come before its status is saved, and a new Trainer refuses a folder holding a run), under its claim: one
+    line, with nothing removed, when another command holds it (a second `compare --resume` of the same folder).
+    The claim's lock file stays: another command would lock a new file of that name. Its claim, if any."""
+    if not run_dir.is_dir():
+        return None
+    claim = claim_run_dir(run_dir, "--output")
+    try:
+        for path in run_dir.iterdir():
+            if path.name == LOCK_FILE:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    return claim
 
 
 def save_traceback(output: Path, run_name: str) -> Path:

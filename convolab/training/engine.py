@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .._atomic import RefusedWrite
+from .._registry import registered_name
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
@@ -26,7 +27,15 @@ from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
-from .rundir import claim_run_dir, forget_check, forget_unsaved_run, refuse_a_new_run_in, resume_call
+from .rundir import (
+    claim_run_dir,
+    forget_check,
+    forget_unsaved_run,
+    is_own_model_run,
+    note_own_model,
+    refuse_a_new_run_in,
+    resume_call,
+)
 from .state import RunState, checkpoint_state, restore_checkpoint, resume_problem
 
 log = logging.getLogger("convolab")
@@ -51,6 +60,7 @@ class Trainer:
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
+        self._own_model = own  # (config.json says so: config.model is not what this run trains)
         self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
 
     def _claim_folder(self, new_run: str | None = None) -> Any:
@@ -107,6 +117,8 @@ class Trainer:
         all-reduced), at once on an error of its own (the others may never reach a barrier)."""
         if self._claim is None or not self._claim.held:  # (released by an earlier fit)
             self._claim = self._claim_folder()
+        if self.run.dist.is_main:
+            note_own_model(self.run.run_dir, self._own_model)  # (for the config.json that fit writes first)
         try:
             result = fit(self)
         except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
@@ -176,6 +188,11 @@ class Trainer:
         claim = claim_run_dir(run_dir, "--resume") if int(os.environ.get("RANK", "0")) == 0 else None
         try:
             if not (run_dir / "last.pt").exists():  # (its config.json was read above)
+                if model is None and is_own_model_run(run_dir):  # config.model is not the model it trained
+                    raise ConfigError(f"{run_dir} is a run of a model of no registered name (given to Trainer(config, "
+                                      "model=...)), stopped before its first checkpoint; continue it with "
+                                      f"{resume_call(run_dir, own_model=True)} in Python, giving a model built as "
+                                      "the run's")
                 # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
                 log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
                          run_dir)
@@ -240,12 +257,32 @@ def check_given(data: Any, model: Any) -> None:
 
 
 def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> torch.nn.Module:
-    """`Trainer.resume(run_dir, model=...)`'s model, when last.pt's weights fit it: one line when they do not."""
-    problem = weights_mismatch(getattr(model, "module", model), state["model"])
+    """`Trainer.resume(run_dir, model=...)`'s model, when it is the one last.pt records (a registered one: by name
+    and options, as weights of the same shapes may compute something else) and last.pt's weights fit it: one line
+    when not."""
+    inner = getattr(model, "module", model)
+    name = str(getattr(inner, "model_name", "") or "")
+    if name and "model_name" in state:  # (one of no registered name is known by its weights alone)
+        recorded, options = str(state.get("model_name", "")), _plain(getattr(inner, "model_options", None))
+        saved = _plain(state.get("model_options"))
+        if (registered_name(name) or name) != (registered_name(recorded) or recorded) or options != saved:
+            given, held = f"{name} {options}" if options else name, f"{recorded} {saved}" if saved else recorded
+            built = "".join(f", {key}={value!r}" for key, value in saved.items())
+            build = f"create_model({recorded!r}, num_classes=..., in_chans=...{built}), or leave model= out"
+            if not recorded:
+                held, build = "a model of no registered name", "a model built as the run's"
+            raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained (given: "
+                                  f"{given}; its last.pt records {held}): give {build}")
+    problem = weights_mismatch(inner, state["model"])
     if problem is not None:
         raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
                               "give a model built as the run's")
     return model
+
+
+def _plain(options: Any) -> dict[str, Any]:
+    """Model options as a checkpoint's JSON-like record compares them (tuples as lists)."""
+    return json.loads(json.dumps(dict(options or {}), default=str))
 
 
 def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) -> None:
