@@ -128,6 +128,18 @@ def a_run_whose_class_folder_was_renamed(t: Path) -> None:
     load_data(str(t / "two"), val_fraction=0.5)  # the image cache of the renamed folder (its making is logged)
 
 
+def a_run_of_an_own_model_stopped_early(t: Path) -> None:
+    """{t}/r: a run folder as a run of a model of no registered name (Trainer(config, model=...)) leaves it when
+    killed before its first checkpoint: config.json (marked own_model) and nothing to resume."""
+    a_two_class_folder(t)
+    assert main(["train", "lenet5_modern", "--data", str(t / "two"), "--val-fraction", "0.5", "--epochs", "1",
+                 "--batch-size", "4", "--no-progress", "--output", str(t / "r")]) == 0
+    for name in ("best.pt", "last.pt"):
+        (t / "r" / name).unlink()
+    config = json.loads((t / "r" / "config.json").read_text())
+    (t / "r" / "config.json").write_text(json.dumps({**config, "own_model": True}))
+
+
 def a_run_of_another_layout(t: Path, layout: int | None = None) -> None:
     """{t}/r: preact_resnet164 trained for two steps of 8 px images on {t}/two, its checkpoints rewritten as of
     layout revision 1 (before its stride moved; the convolab that wrote them unrecorded), or as a newer one."""
@@ -947,6 +959,10 @@ CASES: list[Row] = [
     Row("resume-a-last-pt-of-an-older-layout", ["train", "--resume", "{t}/r", "--epochs", "2"],
         "{t}/r/last.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds",
         a_run_of_another_layout),
+    Row("resume-a-run-of-an-own-model-without-it", ["train", "--resume", "{t}/r"],
+        "{t}/r is a run of a model of no registered name (given to Trainer(config, model=...)), stopped before its "
+        "first checkpoint; continue it with Trainer.resume('{t}/r', model=...).fit() in Python",
+        a_run_of_an_own_model_stopped_early),
     Row("init-from-a-checkpoint-of-an-older-layout",
         ["train", "preact_resnet164", "--data", "{t}/two", "--val-fraction", "0.5", "--epochs", "1", "--batch-size",
          "4", "--image-size", "8", "--init-from", "{t}/r/last.pt", "--output", "{t}/r2"],
