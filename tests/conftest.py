@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from convolab import _registry
+from convolab.cli import main
 from convolab.training import Trainer, TrainingInterrupted, load_checkpoint
 
 SHARED_CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -58,6 +59,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    """lenet5_modern trained for one epoch on the digits: a real run folder (one a test module)."""
+    out = tmp_path_factory.mktemp("digits") / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(out)]) == 0
+    return out
 
 
 @pytest.fixture(scope="session")

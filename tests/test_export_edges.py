@@ -38,12 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """lenet5_modern trained for one epoch on the digits: a real run folder."""
-    out = tmp_path_factory.mktemp("fix6") / "run"
-    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
-                 "--output", str(out)]) == 0
-    return out
+def run(digits_run) -> Path:
+    """lenet5_modern trained for one epoch on the digits (tests/conftest.py)."""
+    return digits_run
 
 
 @pytest.fixture

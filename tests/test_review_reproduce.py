@@ -27,12 +27,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A run trained for one epoch on the digits."""
-    folder = tmp_path_factory.mktemp("run") / "run"
-    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
-                 "--output", str(folder)]) == 0
-    return folder
+def run(digits_run) -> Path:
+    """A run trained for one epoch on the digits (tests/conftest.py)."""
+    return digits_run
 
 
 def one_error_line(capsys, argv: list[str]) -> str:
