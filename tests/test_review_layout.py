@@ -184,6 +184,15 @@ def test_resuming_an_old_last_pt_is_refused_in_one_line(run, tmp_path, capsys):
     assert len(lines) == 1 and f"{old / 'last.pt'} {OLD}" in lines[0], lines
 
 
+def test_resuming_an_old_last_pt_with_its_model_given_is_refused_too(run, tmp_path):
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    as_before_revisions(old / "last.pt")
+    given = create_model("preact_resnet164", num_classes=2, in_chans=1)
+    with pytest.raises(CheckpointError, match="^" + re.escape(f"{old / 'last.pt'} {OLD}")):
+        Trainer.resume(old, model=given)
+
+
 def test_a_trainer_refuses_an_old_state_loaded_into_it(run, tmp_path):
     shutil.copytree(run, tmp_path / "run")
     trainer = Trainer.resume(tmp_path / "run")

@@ -22,7 +22,7 @@ from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
 from .build import Run, build_run
-from .checkpoint import load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
+from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
@@ -273,6 +273,7 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
                 held, build = "a model of no registered name", "a model built as the run's"
             raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained (given: "
                                   f"{given}; its last.pt records {held}): give {build}")
+    check_layout(state, run_dir / "last.pt")  # (its weights, of an older layout, would compute something else)
     problem = weights_mismatch(inner, state["model"])
     if problem is not None:
         raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
