@@ -109,9 +109,9 @@ class Comparison:
                    list(state.get("resumed_by", [])), dict(state.get("statuses", {})))
 
 
-def default_compare_dir(data: str) -> Path:
-    """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs)."""
-    return next_free_dir(f"compare-{data_stem(data)}")
+def default_compare_dir(data: str, create: bool = False) -> Path:
+    """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs; made, with `create`)."""
+    return next_free_dir(f"compare-{data_stem(data)}", create=create)
 
 
 def one_line(err: BaseException) -> str:
@@ -150,12 +150,18 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     comparison = Comparison(output, list(models), seeds, shared, command)
     refuse_existing_runs(comparison)
     default = config.output is None and output.parent == Path("runs")  # (named as `train` names runs/)
+    existed = output.exists()
     refuse_output_inside_data(config if default else dataclasses.replace(config, output=str(output)))
     writable_output(output, "--output", create=False)  # made below, once the data are read
     probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     check_device_options(config)
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
+    if default and not existed:  # named by what existed: a command started beside it may have taken it since
+        try:
+            output.mkdir(parents=True)
+        except FileExistsError:
+            output = comparison.output = default_compare_dir(config.data, create=True)
     output.mkdir(parents=True, exist_ok=True)
     comparison.save()
     return run_comparison(comparison, data=data)

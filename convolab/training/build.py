@@ -181,7 +181,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
     writer = tensorboard_writer() if config.tensorboard and dist.is_main else None  # (missing: before any folder)
     # Rank 0 names and creates the run folder (a default name depends on what exists).
-    run_dir = prepare_run_dir(config.output or default_run_dir(config)) if dist.is_main else None
+    run_dir = prepare_run_dir(config.output or default_run_dir(config, create=True)) if dist.is_main else None
     run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
     tensorboard = writer(str(run_dir / "tensorboard")) if writer else None
     return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),

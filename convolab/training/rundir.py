@@ -23,12 +23,23 @@ except ImportError:  # (Windows: no flock; run folders go unclaimed, as before)
 LOCK_FILE = ".convolab.lock"  # the claim on a run folder: held (flock) by the one process that writes there
 
 
-def next_free_dir(stem: str, parent: str | Path = "runs") -> Path:
-    """parent/stem, or stem-2, stem-3... beside the ones that exist."""
+def next_free_dir(stem: str, parent: str | Path = "runs", create: bool = False) -> Path:
+    """parent/stem, or stem-2, stem-3... beside the ones that exist. With `create`, the folder is made here, by
+    an exclusive mkdir: of two commands started together in one folder, each takes a folder of its own (where it
+    cannot be made, it is returned unmade, for the caller's check to say why in one line)."""
     path, n = Path(parent) / stem, 2
-    while path.exists():
+    while True:
+        if not path.exists() and not path.is_symlink():
+            if not create:
+                return path
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:  # taken meanwhile, by another command
+                pass
+            except OSError:
+                return path
         path, n = Path(parent) / f"{stem}-{n}", n + 1
-    return path
 
 
 def data_stem(data: str) -> str:
@@ -36,9 +47,9 @@ def data_stem(data: str) -> str:
     return Path(data).name.split(".")[0]
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    """runs/MODEL-DATA, or the first of runs/MODEL-DATA-2, -3... that does not exist."""
-    return next_free_dir(f"{config.model}-{data_stem(config.data)}")
+def default_run_dir(config: TrainConfig, create: bool = False) -> Path:
+    """runs/MODEL-DATA, or the first of runs/MODEL-DATA-2, -3... that does not exist (made, with `create`)."""
+    return next_free_dir(f"{config.model}-{data_stem(config.data)}", create=create)
 
 
 def refuse_output_inside_data(config: TrainConfig) -> None:

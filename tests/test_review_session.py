@@ -1,0 +1,51 @@
+"""Faults found and fixed in the session of 2026-11-29 (evening): each test failed before its fix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from convolab.cli import main
+from convolab.compare import runner
+from convolab.training import rundir
+
+
+def _taken_after_the_look(monkeypatch, name: str) -> None:
+    """Another command makes the folder `name` just after this one looked for it (and found none)."""
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        found = real_exists(self, *args, **kwargs)
+        if self.name == name and not found:
+            self.mkdir(parents=True)  # (the other command's mkdir, between this one's look and its own)
+        return found
+
+    monkeypatch.setattr(Path, "exists", exists)
+
+
+def test_a_default_folder_taken_between_the_look_and_the_mkdir_goes_to_the_next(tmp_path, monkeypatch):
+    _taken_after_the_look(monkeypatch, "m-d")
+    made = rundir.next_free_dir("m-d", tmp_path / "runs", create=True)
+    assert made == tmp_path / "runs" / "m-d-2" and made.is_dir()
+    assert rundir.next_free_dir("m-d", tmp_path / "runs") == tmp_path / "runs" / "m-d-3"  # (unmade: as before)
+    assert not (tmp_path / "runs" / "m-d-3").exists()
+
+
+def test_two_trains_without_output_started_together_each_get_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _taken_after_the_look(monkeypatch, "lenet5_modern-digits")  # (the other `convolab train`, started with it)
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "lenet5_modern-digits-2" / "last.pt").is_file()
+    assert not any((tmp_path / "runs" / "lenet5_modern-digits").iterdir())  # (the other command's, untouched)
+
+
+def test_two_compares_without_output_started_together_each_get_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real_load = runner._load
+
+    def load_while_another_takes_the_name(config):
+        (tmp_path / "runs" / "compare-digits").mkdir(parents=True)  # the other comparison, while this one reads
+        return real_load(config)
+
+    monkeypatch.setattr(runner, "_load", load_while_another_takes_the_name)
+    assert main(["compare", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "compare-digits-2" / "compare.json").is_file()
+    assert not any((tmp_path / "runs" / "compare-digits").iterdir())
