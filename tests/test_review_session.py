@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
+
+import convolab
 from convolab.cli import main
 from convolab.compare import runner
+from convolab.errors import CheckpointError
 from convolab.training import rundir
 
 
@@ -49,3 +54,25 @@ def test_two_compares_without_output_started_together_each_get_a_folder(tmp_path
     assert main(["compare", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress"]) == 0
     assert (tmp_path / "runs" / "compare-digits-2" / "compare.json").is_file()
     assert not any((tmp_path / "runs" / "compare-digits").iterdir())
+
+
+@pytest.mark.parametrize("wrap", ["whole", "state_dict", "model", "module."])
+def test_a_plain_torch_state_dict_loads_as_pretrained_as_timm_reads_it(tmp_path, wrap):
+    """(before: "is not a convolab checkpoint (no 'convolab-checkpoint' marker)": only safetensors were read)"""
+    source = convolab.create_model("resnet20")
+    tensors = source.state_dict()
+    state = {"whole": tensors, "state_dict": {"state_dict": tensors, "epoch": 3}, "model": {"model": tensors},
+             "module.": {f"module.{k}": v for k, v in tensors.items()}}[wrap]
+    torch.save(state, tmp_path / "w.pth")
+    model = convolab.create_model("resnet20", pretrained=tmp_path / "w.pth")
+    assert model.training and torch.equal(model.conv1.weight, source.conv1.weight)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in tensors.items())
+
+
+def test_a_torch_file_that_is_no_state_dict_is_refused_as_before(tmp_path):
+    torch.save({"epoch": 3, "note": "no tensors"}, tmp_path / "w.pth")
+    with pytest.raises(CheckpointError, match=r"w.pth is not a convolab checkpoint"):
+        convolab.create_model("resnet20", pretrained=tmp_path / "w.pth")
+    torch.save(convolab.create_model("resnet20").state_dict(), tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"x.pt holds a plain state dict .* resnet20\(num_classes=5\)"):
+        convolab.create_model("resnet20", num_classes=5, pretrained=str(tmp_path / "x.pt"))

@@ -99,9 +99,10 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     `pretrained`: True (the default of its first source: torchvision's where it publishes weights, else timm's),
     "torchvision" or "timm" (that source's default), a weights name ("IMAGENET1K_V2", "a1_in1k",
     "resnet50.a1_in1k", "timm:resnet50.a1_in1k"; `convolab models --pretrained` lists them), or a path (a
-    convolab checkpoint or run folder, a folder from `convolab export --format safetensors`, or a .safetensors
-    file: one of a plain state dict, `safetensors.torch.save_file(model.state_dict(), ...)`, loads strictly into
-    `name` built with the `num_classes`, `in_chans` and options given). A `num_classes` other than the weights'
+    convolab checkpoint or run folder, a folder from `convolab export --format safetensors`, or a file of a plain
+    state dict: `safetensors.torch.save_file(model.state_dict(), ...)` or `torch.save(model.state_dict(), ...)`
+    (whole, or under "state_dict" or "model", as timm reads them); it loads strictly into `name` built with
+    the `num_classes`, `in_chans` and options given). A `num_classes` other than the weights'
     replaces the head (freshly initialized). The weights fix the model's other options, but for those that leave
     every weight meaning the same: the dropout rates (`drop_rate`, `aux_drop_rate`, `head_drop_rate`) and
     `aux_logits` (heads the weights lack are added freshly initialized, with torchvision's warning that they are
@@ -162,23 +163,51 @@ def _rebuilt(record: dict[str, Any], model: nn.Module, options: dict[str, Any]) 
 
 
 def _plain_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
-    """The tensors of a safetensors file (or folder) that holds no convolab record (a plain state dict, saved
-    with `safetensors.torch.save_file`), else None: a convolab file, or one `load_checkpoint` refuses itself."""
-    if not is_safetensors(path):
-        return None
-    file = path / WEIGHTS_FILE if path.is_dir() else path
-    beside = file.with_name(CONFIG_FILE)
-    try:
-        from safetensors import safe_open
+    """The tensors of a file that holds a plain state dict and no convolab record, else None (a convolab file, or
+    one `load_checkpoint` refuses itself): a safetensors file (or folder) saved with `safetensors.torch.save_file`,
+    or a torch file (`torch.save(model.state_dict(), ...)`, read with weights_only=True), its state dict whole or
+    under "state_dict" or "model", as timm's `load_checkpoint` reads them. A "module." before every name (a model
+    saved inside DataParallel or DDP) is dropped, as timm does."""
+    if is_safetensors(path):
+        file = path / WEIGHTS_FILE if path.is_dir() else path
+        beside = file.with_name(CONFIG_FILE)
+        try:
+            from safetensors import safe_open
 
-        if beside.is_file() and json.loads(beside.read_text()).get("format") == SAFETENSORS_FORMAT:
-            return None
-        with safe_open(str(file), framework="pt") as f:  # (the header only)
-            if "convolab" in (f.metadata() or {}):
+            if beside.is_file() and json.loads(beside.read_text()).get("format") == SAFETENSORS_FORMAT:
                 return None
-    except Exception:  # noqa: BLE001  missing, damaged or foreign: load_checkpoint says which, in one line
+            with safe_open(str(file), framework="pt") as f:  # (the header only)
+                if "convolab" in (f.metadata() or {}):
+                    return None
+        except Exception:  # noqa: BLE001  missing, damaged or foreign: load_checkpoint says which, in one line
+            return None
+        return _unwrapped(read_tensors(file)[0])
+    if not path.is_file():
         return None
-    return read_tensors(file)[0]
+    try:
+        with warnings.catch_warnings():  # (torch's notes on a foreign file: load_checkpoint's line says it all)
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001  not a torch file, or one of code (TorchScript): load_checkpoint says which
+        return None
+    if not isinstance(state, dict) or "format" in state:  # (a convolab checkpoint is marked so)
+        return None
+    for key in ("state_dict", "model"):
+        if _all_tensors(state.get(key)):
+            return _unwrapped(state[key])
+    return _unwrapped(state) if _all_tensors(state) else None
+
+
+def _all_tensors(tensors: Any) -> bool:
+    return isinstance(tensors, dict) and bool(tensors) and all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in tensors.items())
+
+
+def _unwrapped(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The names without the "module." that DataParallel and DDP put before every one."""
+    if all(k.startswith("module.") for k in tensors):
+        return {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
 
 
 def _with_plain_weights(name: str, tensors: dict[str, torch.Tensor], pretrained: str | Path,
