@@ -1,6 +1,7 @@
 """Faults found and fixed in the session of 2026-11-29 (evening): each test failed before its fix."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import convolab
 from convolab.cli import main
 from convolab.compare import runner
 from convolab.errors import CheckpointError
+from convolab.training import Trainer
 from convolab.training import rundir
 
 
@@ -76,3 +78,16 @@ def test_a_torch_file_that_is_no_state_dict_is_refused_as_before(tmp_path):
     torch.save(convolab.create_model("resnet20").state_dict(), tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match=r"x.pt holds a plain state dict .* resnet20\(num_classes=5\)"):
         convolab.create_model("resnet20", num_classes=5, pretrained=str(tmp_path / "x.pt"))
+
+
+def test_resume_takes_a_model_given_with_an_option_at_its_default(digits_run, tmp_path):
+    """(before: "the model given to Trainer.resume is not the one ... trained (given: lenet5_modern
+    {'drop_rate': 0.0}; its last.pt records lenet5_modern)")"""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    model = convolab.create_model("lenet5_modern", num_classes=10, img_size=28)  # (28: the default)
+    assert model.model_options == {"img_size": 28}
+    assert Trainer.resume(run, model=model, epochs=2).fit().history[-1]["epoch"] == 2
+    other = convolab.create_model("lenet5_modern", num_classes=10, img_size=32)
+    with pytest.raises(CheckpointError, match=r"given: lenet5_modern \{'img_size': 32\}; its last.pt records"):
+        Trainer.resume(run, model=other)
