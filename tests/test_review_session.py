@@ -11,8 +11,7 @@ import convolab
 from convolab.cli import main
 from convolab.compare import runner
 from convolab.errors import CheckpointError
-from convolab.training import Trainer
-from convolab.training import rundir
+from convolab.training import Trainer, rundir
 
 
 def _taken_after_the_look(monkeypatch, name: str) -> None:
