@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import convolab
+from convolab import reproduce
 from convolab.cli import main
 from convolab.compare import runner
 from convolab.errors import CheckpointError
@@ -90,3 +91,15 @@ def test_resume_takes_a_model_given_with_an_option_at_its_default(digits_run, tm
     other = convolab.create_model("lenet5_modern", num_classes=10, img_size=32)
     with pytest.raises(CheckpointError, match=r"given: lenet5_modern \{'img_size': 32\}; its last.pt records"):
         Trainer.resume(run, model=other)
+
+
+def test_two_reproduces_without_output_started_together_each_get_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    taken = tmp_path / "runs" / "reproduce-degradation"
+    # The other command makes the folder while this one reads the data (not read here: only the folders matter).
+    monkeypatch.setattr(reproduce, "load_config_data", lambda config: taken.mkdir(parents=True))
+    monkeypatch.setattr(reproduce, "_run_arms", lambda experiment, output, *rest, **kw: (True, "ok", output / "r.html"))
+    assert main(["reproduce", "degradation", "--quick"]) == 0
+    assert (tmp_path / "runs" / "reproduce-degradation-2" / "experiment.json").is_file()
+    assert not any(taken.iterdir())
+    assert "runs/reproduce-degradation-2/r.html" in capsys.readouterr().out

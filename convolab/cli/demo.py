@@ -70,8 +70,10 @@ def run_moved(args: argparse.Namespace) -> int:
                           f"schedule: drop --epochs")
     print(f"demo {args.name} is now `convolab reproduce {args.name}`; running its quick form on {data}", flush=True)
     base = TrainConfig(model="", data=data, seed=args.seed or 0, progress=args.progress)
-    output = args.output or str(next_free_dir(f"demo-{args.name}"))
-    _, line, report = run_experiment(experiment, output, base, quick=True, command=f"convolab demo {args.name}")
+    stem = None if args.output else f"demo-{args.name}"
+    output = args.output or str(next_free_dir(stem))
+    _, line, report = run_experiment(experiment, output, base, quick=True, command=f"convolab demo {args.name}",
+                                     default_stem=stem)
     print(f"report: {report} (curves.png and reproduce.json beside it)")
     print(line)
     return 0

@@ -65,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give an experiment NAME (see `convolab reproduce --list`) or --resume DIR")
         experiment = get_experiment(args.name)
         given = given_config(args)
-        output = given.pop("output", None) or str(next_free_dir(f"reproduce-{experiment.name}"))
+        stem = None if given.get("output") else f"reproduce-{experiment.name}"
+        output = given.pop("output", None) or str(next_free_dir(stem))
         base = TrainConfig(model="", **({"data": experiment.data} | given))
         try:
             held, line, report = run_experiment(experiment, output, base, quick=args.quick, seeds=args.seeds,
-                                                command=command)
+                                                command=command, default_stem=stem)
         except EmptySplitError as err:  # (its line names --val-fraction, which reproduce does not take)
             raise DataError(err.without_val_fraction) from None
     print(f"report: {report} (curves.png and reproduce.json beside it)")

@@ -26,6 +26,7 @@ from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
+from ..training.rundir import next_free_dir
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -52,11 +53,15 @@ def arm_configs(experiment: Experiment, quick: bool, seed: int, base: TrainConfi
 
 
 def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig, quick: bool = False,
-                   seeds: int | None = None, command: str = "") -> tuple[bool, str, Path]:
+                   seeds: int | None = None, command: str = "", default_stem: str | None = None
+                   ) -> tuple[bool, str, Path]:
     """Train every arm for every seed, write the report, and return (held, verdict line, report path).
     The folder's experiment.json records the experiment, so an interrupted one continues with
-    `resume_experiment` (`convolab reproduce --resume DIR`)."""
+    `resume_experiment` (`convolab reproduce --resume DIR`). `default_stem`: `output` is the folder
+    `next_free_dir(default_stem)` named, and a command started beside this one that makes it first leaves this
+    one the next free name."""
     output = writable_output(output, "--output", create=False)
+    existed = output.exists()
     if (output / STATE).is_file():
         raise ConfigError(f"--output {output} already holds an experiment; continue it with `convolab reproduce "
                           f"--resume {shlex.quote(str(output))}`, or give a new folder")
@@ -70,6 +75,11 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     load_config_data(arm_configs(experiment, quick, base.seed, base)[0])
     state = {"format": FORMAT, "experiment": experiment.name, "quick": quick, "seeds": count,
              "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
+    if default_stem is not None and not existed:
+        try:
+            output.mkdir(parents=True)
+        except FileExistsError:
+            output = next_free_dir(default_stem, output.parent, create=True)
     output.mkdir(parents=True, exist_ok=True)
     _save_state(output, state)
     return _run_arms(experiment, output, base, state, resume=False)
