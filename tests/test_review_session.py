@@ -1,7 +1,10 @@
 """Faults found and fixed in the session of 2026-11-29 (evening): each test failed before its fix."""
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from convolab.cli import main
 from convolab.compare import runner
 from convolab.errors import CheckpointError
 from convolab.training import Trainer, rundir
+from convolab.training.rundir import LOCK_FILE
 
 
 def _taken_after_the_look(monkeypatch, name: str) -> None:
@@ -103,3 +107,46 @@ def test_two_reproduces_without_output_started_together_each_get_a_folder(tmp_pa
     assert (tmp_path / "runs" / "reproduce-degradation-2" / "experiment.json").is_file()
     assert not any(taken.iterdir())
     assert "runs/reproduce-degradation-2/r.html" in capsys.readouterr().out
+
+
+HOLDER = """import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_command(folder: Path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder / LOCK_FILE)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_a_comparison_or_experiment_folder_in_use_by_another_command_is_refused(tmp_path, monkeypatch, capsys):
+    """(before: both commands ran in the folder, the second's compare.json or experiment.json replacing the
+    first's; a second `--resume` of one folder resumed it twice at once)"""
+    out = tmp_path / "cmp"
+    out.mkdir()
+    with held_by_another_command(out):  # another `convolab compare --output cmp`, started with this one
+        assert main(["compare", "lenet5_modern", "--data", "digits", "--epochs", "1", "--output", str(out)]) == 2
+        assert f"--output {out} is in use by another convolab command" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]
+    exp = tmp_path / "exp"
+    monkeypatch.setattr(reproduce, "load_config_data", lambda config: None)  # (cifar10: not here)
+    monkeypatch.setattr(reproduce, "_run_arms", lambda experiment, output, *rest, **kw: (True, "ok", output / "r.html"))
+    exp.mkdir()
+    with held_by_another_command(exp):
+        assert main(["reproduce", "degradation", "--quick", "--output", str(exp)]) == 2
+        assert f"--output {exp} is in use by another convolab command" in capsys.readouterr().err
+    assert main(["reproduce", "degradation", "--quick", "--output", str(exp)]) == 0  # (its lock file alone: empty)
+    with held_by_another_command(exp):
+        assert main(["reproduce", "--resume", str(exp)]) == 2
+        assert f"--resume {exp} is in use by another convolab command" in capsys.readouterr().err

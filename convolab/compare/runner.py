@@ -7,6 +7,7 @@ report of what finished, and `resume_comparison` continues it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -14,7 +15,7 @@ import logging
 import shlex
 import shutil
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -163,8 +164,24 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
         except FileExistsError:
             output = comparison.output = default_compare_dir(config.data, create=True)
     output.mkdir(parents=True, exist_ok=True)
-    comparison.save()
-    return run_comparison(comparison, data=data)
+    with claimed(output, "--output"):
+        if (output / COMPARE_FILE).is_file():  # (written meanwhile, by a command started beside this one)
+            raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
+                              f"{shlex.quote(str(output))}` or choose another --output")
+        comparison.save()
+        return run_comparison(comparison, data=data)
+
+
+@contextlib.contextmanager
+def claimed(folder: Path, flag: str) -> Iterator[None]:
+    """`folder` claimed for this command while it writes there (its record, runs and report): one line when
+    another convolab command holds it (two started with one --output, or a second --resume of it)."""
+    claim = claim_run_dir(folder, flag)
+    try:
+        yield
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def refuse_experiment(output: Path, what: str) -> None:
@@ -234,11 +251,13 @@ def resume_comparison(output: str | Path, command: list[str] | str,
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
     rest train."""
     comparison = Comparison.load(output)
-    comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
-    if progress is not None:
-        comparison.config.progress = progress
-    comparison.save()
-    return run_comparison(comparison, resume=True)
+    with claimed(comparison.output, "--resume"):
+        comparison = Comparison.load(output)  # (as the command that held it left it)
+        comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
+        if progress is not None:
+            comparison.config.progress = progress
+        comparison.save()
+        return run_comparison(comparison, resume=True)
 
 
 def _load(config: TrainConfig) -> ImageData:

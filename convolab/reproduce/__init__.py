@@ -19,14 +19,14 @@ from typing import Any
 from .._atomic import atomic_write
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
-from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options
+from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options, claimed
 from ..compare.seeds import seed_values, spread, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
-from ..training.rundir import next_free_dir
+from ..training.rundir import LOCK_FILE, next_free_dir
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -65,7 +65,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     if (output / STATE).is_file():
         raise ConfigError(f"--output {output} already holds an experiment; continue it with `convolab reproduce "
                           f"--resume {shlex.quote(str(output))}`, or give a new folder")
-    if output.exists() and any(output.iterdir()):
+    if output.exists() and any(p.name != LOCK_FILE for p in output.iterdir()):  # (a claim's file alone: nothing)
         raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
     probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
@@ -81,8 +81,11 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
         except FileExistsError:
             output = next_free_dir(default_stem, output.parent, create=True)
     output.mkdir(parents=True, exist_ok=True)
-    _save_state(output, state)
-    return _run_arms(experiment, output, base, state, resume=False)
+    with claimed(output, "--output"):
+        if (output / STATE).is_file():  # (written meanwhile, by a command started beside this one)
+            raise ConfigError(f"--output {output} already holds an experiment; give a new folder")
+        _save_state(output, state)
+        return _run_arms(experiment, output, base, state, resume=False)
 
 
 def resume_experiment(output: str | Path, command: str, progress: bool | None = None) -> tuple[bool, str, Path]:
@@ -93,19 +96,20 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
     if not path.is_file():
         raise ConfigError(f"--resume {output} is not an experiment's folder (no {STATE}); give the --output folder "
                           f"of a `convolab reproduce` run")
-    try:
-        state = json.loads(path.read_text())
-        experiment = get_experiment(state["experiment"])
-        base = TrainConfig.from_dict(state["config"])
-        state["seeds"], state["quick"] = int(state["seeds"]), bool(state["quick"])
-    except (ValueError, KeyError, TypeError, OSError) as err:
-        raise ConfigError(f"{path} cannot be read ({str(err).splitlines()[0][:80]}); the experiment cannot be "
-                          "resumed: start it again in a new folder") from None
-    if progress is not None:
-        base.progress = progress
-    state["resumed_by"] = [*state.get("resumed_by", []), command]
-    _save_state(output, state)
-    return _run_arms(experiment, output, base, state, resume=True)
+    with claimed(output, "--resume"):  # (one line when another command holds it: a second --resume)
+        try:
+            state = json.loads(path.read_text())
+            experiment = get_experiment(state["experiment"])
+            base = TrainConfig.from_dict(state["config"])
+            state["seeds"], state["quick"] = int(state["seeds"]), bool(state["quick"])
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise ConfigError(f"{path} cannot be read ({str(err).splitlines()[0][:80]}); the experiment cannot be "
+                              "resumed: start it again in a new folder") from None
+        if progress is not None:
+            base.progress = progress
+        state["resumed_by"] = [*state.get("resumed_by", []), command]
+        _save_state(output, state)
+        return _run_arms(experiment, output, base, state, resume=True)
 
 
 def _save_state(output: Path, state: dict[str, Any]) -> None:
