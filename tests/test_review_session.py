@@ -150,3 +150,21 @@ def test_a_comparison_or_experiment_folder_in_use_by_another_command_is_refused(
     with held_by_another_command(exp):
         assert main(["reproduce", "--resume", str(exp)]) == 2
         assert f"--resume {exp} is in use by another convolab command" in capsys.readouterr().err
+
+
+def test_training_and_its_pictures_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """(before: fit() switched the caller's backend to Agg: a notebook's inline backend was lost)"""
+    code = f"""
+import matplotlib.pyplot as plt
+plt.switch_backend("pdf"); mine = plt.figure()
+from convolab.training import TrainConfig, Trainer
+from convolab.training.inference import plot_confusion
+import numpy as np
+Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, output={str(tmp_path / 'r')!r},
+                    progress=False)).fit()
+plot_confusion(np.eye(3, dtype=np.int64), ["a", "b", "c"], __import__("pathlib").Path({str(tmp_path / 'c.png')!r}))
+print(plt.get_backend(), plt.get_fignums())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["pdf", "[1]"], out
+    assert (tmp_path / "r" / "curves.png").stat().st_size > 10_000 and (tmp_path / "c.png").is_file()

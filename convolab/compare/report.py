@@ -172,12 +172,10 @@ def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
     """Training loss and test accuracy against epoch and training time, and training error and loss by
     step (He et al. plot training error by iteration); `draw(axes)` adds the lines and says whether it
     drew any (then a legend is added)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 2, figsize=(11, 12))
+    fig = Figure(figsize=(11, 12))
+    axes = fig.subplots(3, 2)
     for column in range(2):  # epoch and time rows share the scale of each measure
         axes[1, column].sharey(axes[0, column])
     drawn, (handles, labels) = draw(axes), axes[0, 1].get_legend_handles_labels()
@@ -204,7 +202,6 @@ def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
     fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -199,12 +199,10 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
 def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], path: Path) -> None:
     """Training error by step (He et al.'s Fig. 6 axes; shaded: min..max over seeds) and test accuracy by
     epoch, the mean over seeds."""
-    import matplotlib
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_steps, ax_test) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_steps, ax_test = fig.subplots(1, 2)
     most = 0  # epochs
     for label, dirs in runs.items():
         steps, mean, low, high = step_points(dirs, "train_error")  # (each window at its centre, whole ones)
@@ -226,7 +224,6 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
     fig.suptitle(figure_title(experiment.name, 100))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "Outcome", "arm_configs", "get_experiment", "resume_experiment",

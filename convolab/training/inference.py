@@ -120,12 +120,9 @@ class EvaluationReport:
         for name, row in zip(self.classes, self.confusion):
             writer.writerow([name, *map(int, row)])
         fig = confusion_figure(self.confusion, self.classes, f"top-1 {self.top1:.4f}")
-        try:
-            write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
-                            (out / "per_class.csv", lambda tmp: Path(tmp).write_text(per_class)),
-                            (out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
-        finally:
-            close_figure(fig)
+        write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
+                        (out / "per_class.csv", lambda tmp: Path(tmp).write_text(per_class)),
+                        (out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
 
 
@@ -278,10 +275,7 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     """The confusion matrix as a figure of at most MAX_INCHES a side: each cell coloured by its share of the
     true class's images, named classes on both axes (every k-th where all would not fit at 6 points), and the
     counts written in the cells of a matrix of up to COUNTS_UP_TO classes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
     n = len(classes)
     names = drawn_names(classes)
@@ -290,8 +284,9 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     fontsize = min(9.0, max(6.0, cell / 1.3))
     every = max(1, math.ceil(fontsize * 1.3 / cell))
     margin = max((len(s) for s in names), default=1) * fontsize * 0.62 / 72 + 0.7  # the names' room
-    fig, ax = plt.subplots(figsize=(min(MAX_INCHES, matrix + margin + 1.6), min(MAX_INCHES, matrix + margin + 0.9)),
-                           layout="constrained")
+    fig = Figure(figsize=(min(MAX_INCHES, matrix + margin + 1.6), min(MAX_INCHES, matrix + margin + 0.9)),
+                 layout="constrained")
+    ax = fig.subplots()
     rates = (confusion / np.maximum(confusion.sum(1, keepdims=True), 1)).astype(np.float32)  # (halves the work)
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # (not smoothed: fast)
     shown = range(0, n, every)
@@ -310,18 +305,9 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     return fig
 
 
-def close_figure(fig: Any) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
     fig = confusion_figure(confusion, classes, title)
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    finally:
-        close_figure(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
 Prediction = tuple[list[tuple[str, float]], dict[str, tuple[str, float | None]]]

@@ -240,12 +240,10 @@ def _progress_bar(run: Run, steps: int) -> Any:
 
 def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     """The loss and smoothed loss against the learning rate (log x), both suggestions marked."""
-    import matplotlib
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
     i = steepest_index(result.smoothed)
@@ -263,7 +261,6 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
 
 
 __all__ = ["LRFindResult", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find", "read_steps",

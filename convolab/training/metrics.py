@@ -89,13 +89,11 @@ def damaged_metrics(path: Path, why: str) -> ConfigError:
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data: str = "") -> None:
     """Loss and accuracy by epoch, train and test, side by side; a loss that is not a number marked. The
     title: `title` (the model) on `data`'s short name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     # The train loss is what the steps minimise (other heads' weighted losses, mixed and smoothed targets
     # included); the test loss the main output's plain cross-entropy: the legend says so.
     for split, style, what in (("train", "-", "train (training objective)"), ("test", "--", "test (cross-entropy)")):
@@ -119,7 +117,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data
         fig.suptitle(figure_title(title))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
 
 
 # ----- shared by every picture of curves (a run's, compare's, reproduce's) -------------------------------
