@@ -123,3 +123,14 @@ def same_path(a: object, b: object) -> bool:
         return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def user_cache(variable: str, *parts: str) -> str:
+    """A cache folder of convolab's: the environment's `variable` where it is set, else convolab/PARTS under
+    $XDG_CACHE_HOME (an absolute path), else under ~/.cache; read at each call, so that a variable set after
+    the import counts, and an empty one counts as unset (as XDG's do)."""
+    given = os.environ.get(variable)
+    if given:
+        return given
+    xdg = os.environ.get("XDG_CACHE_HOME") or ""
+    return os.path.join(xdg if os.path.isabs(xdg) else "~/.cache", "convolab", *parts)

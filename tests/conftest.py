@@ -35,10 +35,7 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Image caches of tests go to a temporary folder, never the user's."""
-    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))
-    import convolab.data.folder as folder
-
-    monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "image-cache"))
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))  # (read at each load)
 
 
 @pytest.fixture

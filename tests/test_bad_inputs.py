@@ -833,6 +833,15 @@ CASES: list[Row] = [
     Row("predict-dangling-symlink", ["predict", "{d}/run", "{d}/gone.png"],
         "gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix the link"),
     # symbolic links in a data folder that lead nowhere: named before anything is decoded
+    # a malformed environment variable: one line naming it (before: a traceback at `import convolab`)
+    Row("train-cache-limit-not-a-size", ["train", "lenet5_modern", "--data", "{t}/s", "--output", "{t}/run"],
+        "CONVOLAB_CACHE_LIMIT_GB='4GB' is not a size in GiB; set it to a number such as 4 (or unset it: 4)",
+        lambda t: write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
+        env=(("CONVOLAB_CACHE_LIMIT_GB", "4GB"),)),
+    Row("train-cache-limit-nan", ["train", "lenet5_modern", "--data", "{t}/s", "--output", "{t}/run"],
+        "CONVOLAB_CACHE_LIMIT_GB='nan' is not a size in GiB",
+        lambda t: write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
+        env=(("CONVOLAB_CACHE_LIMIT_GB", "nan"),)),
     Row("train-dangling-symlink", ["train", "lenet5_modern", "--data", "{d}/dangling", "--output", "{t}/run"],
         "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix or remove "
         "the link, or pass --skip-bad-images"),

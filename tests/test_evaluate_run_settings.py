@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import convolab.cli.evaluate as evaluate_cli
-import convolab.data as data_module
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
@@ -108,7 +107,7 @@ def write_fake_mnist(root, train: int = 120, test: int = 60) -> None:
 
 
 def test_evaluate_reads_mnist_from_the_runs_data_dir_unless_data_dir_is_given(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(data_module, "DEFAULT_DATA_DIR", str(tmp_path / "nowhere"))  # not the user's cache
+    monkeypatch.setenv("CONVOLAB_DATA", str(tmp_path / "nowhere"))  # not the user's cache
     write_fake_mnist(tmp_path / "tv")
     run = tmp_path / "run"
     result = Trainer(TrainConfig(model="lenet5_modern", data="mnist", data_dir=str(tmp_path / "tv"), epochs=1,

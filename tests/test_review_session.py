@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_png_folder
 
 import convolab
 from convolab import reproduce
 from convolab.cli import main
 from convolab.compare import runner
+from convolab.data import default_data_dir, load_data
 from convolab.errors import CheckpointError
 from convolab.training import Trainer, rundir
 from convolab.training.rundir import LOCK_FILE
@@ -168,3 +170,22 @@ print(plt.get_backend(), plt.get_fignums())
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == ["pdf", "[1]"], out
     assert (tmp_path / "r" / "curves.png").stat().st_size > 10_000 and (tmp_path / "c.png").is_file()
+
+
+def test_cache_folders_follow_the_environment_at_each_load_and_an_empty_variable_is_unset(tmp_path, monkeypatch):
+    """(before: CONVOLAB_CACHE= cached into the current folder, a variable set after `import convolab` was
+    ignored, and XDG_CACHE_HOME moved torch's and Hugging Face's caches but not convolab's)"""
+    monkeypatch.chdir(tmp_path)
+    write_png_folder(tmp_path / "imgs", per_class=3, size=8)
+    monkeypatch.setenv("CONVOLAB_CACHE", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    load_data(str(tmp_path / "imgs"), loader="cache")
+    assert list((tmp_path / "xdg" / "convolab" / "images").glob("*.pt"))
+    assert not list(tmp_path.glob("*.pt"))
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path / "later"))  # (set after the import)
+    load_data(str(tmp_path / "imgs"), loader="cache")
+    assert list((tmp_path / "later").glob("*.pt"))
+    monkeypatch.setenv("CONVOLAB_DATA", "")
+    assert default_data_dir() == str(tmp_path / "xdg" / "convolab" / "data")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # (XDG: a relative path is ignored)
+    assert default_data_dir() == "~/.cache/convolab/data"

@@ -113,7 +113,7 @@ def test_the_parallel_decode_fills_the_same_cache_as_one_process(tmp_path, monke
     one = load_data(str(tmp_path / "imgs"), loader="cache")
     monkeypatch.setattr(folder, "PARALLEL_DECODE_MIN", 1)
     monkeypatch.setattr(folder, "DECODE_CHUNK", 7)  # several chunks, the last one short
-    monkeypatch.setattr(folder, "DEFAULT_CACHE_DIR", str(tmp_path / "other-cache"))
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path / "other-cache"))
     many = load_data(str(tmp_path / "imgs"), loader="cache")
     assert torch.equal(one.train.images, many.train.images) and torch.equal(one.test.images, many.test.images)
     assert torch.equal(one.train.labels, many.train.labels)

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from .._paths import user_cache
 from ..errors import DataError, FieldError
 from .base import ImageData, LabelledImages, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
@@ -18,7 +19,12 @@ log = logging.getLogger("convolab")
 
 BUILTIN_SETS = ("mnist5k", "digits")
 DATA_SETS = BUILTIN_SETS + TORCHVISION_SETS
-DEFAULT_DATA_DIR = os.environ.get("CONVOLAB_DATA", "~/.cache/convolab/data")
+
+
+def default_data_dir() -> str:
+    """Where torchvision's data sets are read and downloaded: $CONVOLAB_DATA, else convolab/data in the user's
+    cache folder."""
+    return user_cache("CONVOLAB_DATA", "data")
 
 
 def _looks_like_path(source: str) -> bool:
@@ -65,7 +71,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if source == "digits":
         return load_digits()
     if source in TORCHVISION_SETS:
-        return load_torchvision(source, data_dir or DEFAULT_DATA_DIR, download)
+        return load_torchvision(source, data_dir or default_data_dir(), download)
     path = Path(source).expanduser()
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
@@ -91,5 +97,5 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 
 
 __all__ = ["DATA_SETS", "LOADERS", "ImageData", "LabelledImages", "Split", "StreamSplit", "StreamingImageData",
-           "TabularImages", "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision",
+           "TabularImages", "default_data_dir", "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision",
            "per_class_subset", "stratified_split"]

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
+from .._paths import user_cache
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
 from .base import EmptySplitError, ImageData, Split, stratified_split
@@ -32,7 +33,11 @@ log = logging.getLogger("convolab")
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
 CACHE_VERSION = 4  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
 # 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache)
-DEFAULT_CACHE_DIR = os.environ.get("CONVOLAB_CACHE", "~/.cache/convolab/images")
+
+
+def default_cache_dir() -> str:
+    """Where decoded images are cached: $CONVOLAB_CACHE, else convolab/images in the user's cache folder."""
+    return user_cache("CONVOLAB_CACHE", "images")
 
 
 class _Source(ImageSource):
@@ -199,7 +204,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     test images, and one class will do.
     """
     path = Path(path).expanduser()
-    cache_root = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    cache_root = Path(cache_dir or default_cache_dir()).expanduser()
     source = _Source(path, cache_root)
     cache_file = None
     if loader != "stream":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .archive import FileReader
 from .augment import channel_statistics
 from .base import LabelledImages, per_class_subset
@@ -36,7 +37,6 @@ log = logging.getLogger("convolab")
 
 LOADERS = ("auto", "cache", "stream")
 LARGE_SIDE = 128  # images whose longer side exceeds this stream unless --image-size shrinks them for the cache
-CACHE_LIMIT_BYTES = int(float(os.environ.get("CONVOLAB_CACHE_LIMIT_GB", "4")) * (1 << 30))
 STATS_SAMPLE = 256  # images decoded to estimate the data's mean and std
 NAMED_SKIPS = 10  # unreadable images named one line each with --skip-bad-images; the rest are counted
 
@@ -270,10 +270,25 @@ class StreamingImageData(LabelledImages):
 
 
 # ----- choosing between the cache and the stream ------------------------------------------------
+def cache_limit_bytes() -> int:
+    """The size a decoded cache may reach: CONVOLAB_CACHE_LIMIT_GB GiB (4 where unset or empty), read at each call;
+    one line when it is no size."""
+    text = os.environ.get("CONVOLAB_CACHE_LIMIT_GB") or "4"
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = math.nan
+    if not math.isfinite(gib) or gib < 0:
+        raise ConfigError(f"CONVOLAB_CACHE_LIMIT_GB={text!r} is not a size in GiB; set it to a number such as 4 "
+                          "(or unset it: 4)")
+    return int(gib * (1 << 30))
+
+
 def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize: int | None,
-                  limit: int = CACHE_LIMIT_BYTES) -> tuple[bool, str]:
+                  limit: int | None = None) -> tuple[bool, str]:
     """Stream when the images are large (longer side over 128 px) and --image-size does not shrink
     them, or when their decoded cache would pass `limit` bytes; and why, in words."""
+    limit = cache_limit_bytes() if limit is None else limit
     if not headers:
         return False, "no readable image among those sampled"
     sides = sorted(max(size) for size, _ in headers)
