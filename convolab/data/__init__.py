@@ -97,5 +97,5 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 
 
 __all__ = ["DATA_SETS", "LOADERS", "ImageData", "LabelledImages", "Split", "StreamSplit", "StreamingImageData",
-           "TabularImages", "default_data_dir", "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision",
-           "per_class_subset", "stratified_split"]
+           "TabularImages", "default_data_dir", "load_data", "load_digits", "load_labels_csv", "load_mnist5k",
+           "load_torchvision", "per_class_subset", "stratified_split"]

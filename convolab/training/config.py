@@ -58,8 +58,8 @@ class TrainConfig:
     # data
     data: str = option("mnist5k", "mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, or an image folder "
                        "/ .tar / .tar.gz of one", group="data")
-    data_dir: str | None = option(None, "where torchvision data sets live (default: $CONVOLAB_DATA, else ~/.cache/convolab/data)",
-                                  group="data", resume=True)
+    data_dir: str | None = option(None, "where torchvision data sets live (default: $CONVOLAB_DATA, else "
+                                  "~/.cache/convolab/data)", group="data", resume=True)
     download: bool = option(False, "download a torchvision data set if missing", group="data")
     image_size: int | None = option(None, "train at this size (default: the model's input size)", group="data",
                                     bounds="[1, inf)")
