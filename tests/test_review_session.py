@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,29 @@ def test_cache_folders_follow_the_environment_at_each_load_and_an_empty_variable
     assert default_data_dir() == str(tmp_path / "xdg" / "convolab" / "data")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # (XDG: a relative path is ignored)
     assert default_data_dir() == "~/.cache/convolab/data"
+
+
+def test_a_path_the_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path):
+    """(before: UnicodeEncodeError at the first line naming the run folder, exit 1, the folder left empty)"""
+    out = tmp_path / "rün"
+    done = subprocess.run([sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs",
+                           "1", "--no-progress", "--output", str(out)], capture_output=True,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()[-600:]
+    assert b"r\\xfcn" in done.stdout and (out / "last.pt").is_file()
+
+
+def test_main_called_from_python_logs_to_stderr_and_leaves_the_root_logger_alone(tmp_path):
+    """(before: main() ran logging.basicConfig(level=INFO) on the caller's root logger, so every library's INFO
+    lines, matplotlib's "generated new fontManager" among them, went to stderr from then on)"""
+    code = f"""
+import logging
+from convolab.cli import main
+main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+      "--output", {str(tmp_path / 'r')!r}])
+root = logging.getLogger()
+print(root.level, len(root.handlers), len(logging.getLogger("convolab").handlers))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-3:] == ["30", "0", "0"], done.stdout
+    assert "epoch 1/1  train loss" in done.stderr  # (a log line of convolab's, on stderr as from the command)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import pkgutil
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -87,9 +89,11 @@ def _command(argv: list[str] | None) -> int:
         # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
         # threads than the cores other running processes leave free
         torch.set_num_threads(threads_for_a_shared_cpu(torch.get_num_threads()))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
+        sys.stdout.reconfigure(errors="backslashreplace")   # a traceback; stderr already does so)
     try:
-        return int(args._run(args) or 0)
+        with logging_to_stderr():
+            return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
         _say_error(f"convolab {args.verb}: {cli_message(err)}")
         return 130
@@ -107,6 +111,26 @@ def _command(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")
         return 130
+
+
+@contextlib.contextmanager
+def logging_to_stderr() -> Iterator[None]:
+    """convolab's log lines (INFO and up, the message alone) on stderr while a command runs, where nothing has
+    configured logging (the root logger has no handler); the root logger, other libraries' loggers (matplotlib's
+    INFO lines) and an application's own handlers are left as they are."""
+    if logging.getLogger().handlers:  # (an application's, or pytest's: convolab's lines go there)
+        yield
+        return
+    logger, handler = logging.getLogger("convolab"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _say_error(line: str) -> None:
