@@ -61,9 +61,14 @@ def test_torchvision_googlenet_aux_heads_agree_in_train_mode():
             m.p = 0.0
     peer.train(), ours.train()
     x = torch.randn(2, 3, 64, 64)
-    expected = peer(x)  # GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
+    # Each aux head's output as its module gives it: torchvision 0.19's GoogLeNetOutputs names them the other way
+    # round (its aux_logits1 field holds aux2's logits; later releases name them as they are).
+    heads = {}
+    for name in ("aux1", "aux2"):
+        getattr(peer, name).register_forward_hook(lambda module, args, out, name=name: heads.__setitem__(name, out))
+    expected = peer(x)
     got = ours.forward_outputs(x)
-    pairs = [("main", expected.logits), ("aux1", expected.aux_logits1), ("aux2", expected.aux_logits2)]
+    pairs = [("main", expected.logits), ("aux1", heads["aux1"]), ("aux2", heads["aux2"])]
     for mine, theirs in pairs:
         torch.testing.assert_close(got[mine], theirs, rtol=0, atol=1e-5)
 

@@ -106,8 +106,9 @@ def test_eval_centre_crop_matches_torchvision_resize_then_center_crop():
     reference = v2.Compose([v2.Resize(int(224 / CROP_PCT), antialias=True), v2.CenterCrop(224)])(
         torch.from_numpy(image.copy()).permute(2, 0, 1)).permute(1, 2, 0).numpy().astype(np.float32)
     assert ours.shape == reference.shape == (224, 224, 3)
-    # One resampling of the kept region against resize-then-crop: the same pixels to rounding (0.002 measured).
-    assert np.abs(ours - reference).mean() < 0.1
+    # One resampling of the kept region against resize-then-crop: the same pixels to rounding (0.002 measured with
+    # torchvision 0.29; 0.139 with 0.19, whose antialiased uint8 resize rounds otherwise: a level in 255 is 1.0).
+    assert np.abs(ours - reference).mean() < 0.25
 
 
 def test_jpeg_draft_decoding_keeps_the_crop_faithful():
