@@ -25,6 +25,7 @@ from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoin
 from ..training.inference import finite_outputs
 from .fold import count_batchnorm, fold_batchnorm
 from .outputs import check_file_output
+from .portable import portable
 
 # An export passes when, for every checked image, each logit is within
 #     TOLERANCE + RTOL * (the largest |logit| of that image in PyTorch)
@@ -283,6 +284,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     check_file_output(path, example="model.onnx", create_parents=True)  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
+    exported = portable(exported)  # (ceil-mode average pools as floor-mode ones, which all runtimes compute alike)
     inputs = _random_inputs(tuple(input_size), batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
     expected = reference_outputs(reference, inputs, what)
