@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_png_folder
+from conftest import signal_after_step, write_png_folder
 from torch import nn
 
 import convolab
@@ -19,10 +19,10 @@ from convolab import reproduce
 from convolab.cli import main
 from convolab.compare import runner
 from convolab.data import default_data_dir, load_data
-from convolab.errors import CheckpointError
+from convolab.errors import CheckpointError, ConvolabError
 from convolab.export.exporters import export_onnx
 from convolab.export.portable import FloorModeAvgPool
-from convolab.training import Trainer, rundir
+from convolab.training import TrainConfig, Trainer, TrainingInterrupted, rundir
 from convolab.training.rundir import LOCK_FILE
 
 
@@ -264,3 +264,77 @@ def test_nin_cifars_onnx_graph_pools_in_floor_mode_only(tmp_path):
     assert result.max_abs_diff < 1e-4
     pools = [node for node in onnx.load(str(tmp_path / "nin.onnx")).graph.node if node.op_type == "AveragePool"]
     assert pools and all(attr.i == 0 for node in pools for attr in node.attribute if attr.name == "ceil_mode")
+
+
+# ----- a Trainer leaves its caller's process as it found it (a tester's hunt of the Python API) -----------------
+def _digits(tmp_path: Path, name: str, **options) -> TrainConfig:
+    return TrainConfig(**{"model": "lenet5_modern", "data": "digits", "epochs": 1, "progress": False,
+                          "output": str(tmp_path / name), **options})
+
+
+def test_a_trainer_draws_from_its_own_random_streams_not_the_callers(tmp_path):
+    """(before: every Trainer reseeded torch's global stream with its seed and kept it: a caller's random search
+    drew the same lr after every run, and resuming set the checkpoint's stream as the caller's)"""
+    torch.manual_seed(2024)
+    expected = torch.rand(3)
+    torch.manual_seed(2024)
+    first = torch.rand(1)
+    trainer = Trainer(_digits(tmp_path, "a"))
+    second = torch.rand(1)
+    trainer.fit()
+    third = torch.rand(1)
+    Trainer.resume(tmp_path / "a", epochs=2).fit()
+    assert torch.equal(torch.cat([first, second, third]), expected)
+    # the run's own numbers are the same whatever the caller drew meanwhile
+    torch.manual_seed(7)
+    again = Trainer(_digits(tmp_path, "b"))
+    torch.rand(100)
+    assert again.fit().history[0]["train_loss"] == trainer.history[0]["train_loss"]
+
+
+def test_fit_inside_a_callers_no_grad_or_autocast_region_trains(tmp_path):
+    """(before: inside torch.no_grad() a traceback, "element 0 of tensors does not require grad", and the folder
+    kept a config.json that refused the next Trainer; inside a caller's autocast the forwards read autocast's cached
+    copies of the initial weights: test accuracy 0.1, no warning)"""
+    plain = Trainer(_digits(tmp_path, "plain")).fit().test_acc
+    with torch.no_grad():
+        assert Trainer(_digits(tmp_path, "no-grad")).fit().test_acc == plain
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert Trainer(_digits(tmp_path, "autocast")).fit().test_acc == plain  # (amp off: full precision)
+    with torch.autocast("cpu", enabled=False):
+        assert Trainer(_digits(tmp_path, "bf16", amp="bf16")).fit().test_acc > 0.5
+
+
+def test_a_trainer_leaves_the_callers_threads_and_default_dtype(tmp_path):
+    """(before: --threads stayed set after fit(); a caller's float64 default built a model of doubles: "Input type
+    (float) and bias type (double) should be the same")"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    try:
+        result = Trainer(_digits(tmp_path, "t", threads=2)).fit()
+        assert torch.get_num_threads() == 1 and torch.get_default_dtype() == torch.float64
+        assert result.test_acc > 0.5
+        assert Trainer.resume(tmp_path / "t", epochs=2).fit().history[-1]["epoch"] == 2
+        assert torch.get_num_threads() == 1 and torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+        torch.set_num_threads(threads)
+
+
+def test_fit_again_after_a_ctrl_c_trains_on(tmp_path):
+    """(before: the spent signal stopped the second fit() at once: "stopped by signal 2", no step taken)"""
+    trainer = Trainer(_digits(tmp_path, "r", epochs=2))
+    signal_after_step(trainer, 3)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    assert trainer.fit().history[-1]["epoch"] == 2
+
+
+def test_a_refused_trainer_leaves_the_given_models_data_config(tmp_path):
+    """(before: its mean and std were the digits' though the Trainer refused the config)"""
+    model = convolab.create_model("lenet5_modern", num_classes=10, in_chans=1)
+    before = model.data_config
+    with pytest.raises(ConvolabError, match="monitor"):
+        Trainer(_digits(tmp_path, "m", monitor="test_acc_foo"), model=model)
+    assert model.data_config == before

@@ -16,6 +16,7 @@ from ..models._features import truncate
 from ..training import TrainConfig, Trainer
 from ..training.build import load_config_data
 from ..training.inference import load_trained_model
+from ..training.process import callers_kept
 
 # What suits a backbone trained on ImageNet: it learns at a tenth of the head's rate, and sees its inputs as it
 # was trained to (the weights' mean and std, and their input size: finetune_trainer's image_size default).
@@ -41,32 +42,33 @@ def finetune_trainer(checkpoint: str | Path | dict[str, Any], config: TrainConfi
     published weights (`convolab.pretrained.pretrained_checkpoint`) gives the model the weights' mean and
     std as its own (what `--normalize model` uses); see `pretrained_defaults`.
     """
-    if config.model_options:
-        raise ConfigError("fine-tuning rebuilds the checkpoint's own model; --model-option is not taken")
-    loaded = load_trained_model(checkpoint)
-    ckpt, model = loaded.checkpoint, loaded.model
-    if ckpt.get("weights"):  # published weights: their statistics are the model's
-        model.data_config = DataConfig((int(ckpt["in_chans"]), *map(int, ckpt["image_size"])),
-                                       tuple(ckpt["mean"]), tuple(ckpt["std"]))
-    source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
-    if data is None:
-        data = load_config_data(config)  # (its subsets too)
-    check_kept_heads(ckpt, data, source)
-    options = dict(ckpt.get("model_options", {}))
-    torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
-    if until is not None:
-        if options.get("until") is not None:
-            raise ConfigError(f"{source} is already cut at {options['until']!r}; "
-                              "fine-tune it without --until")
-        model = truncate(model, until, num_classes=data.num_classes)
-        options["until"] = until  # create_model(..., until=...) rebuilds this network from the new checkpoint
-    else:
-        model.reset_classifier(data.num_classes)
-    model.train()
-    config = dataclasses.replace(
-        config, model=str(ckpt["model_name"]), model_options=options, init_from=source,
-        image_size=config.image_size or int(ckpt["image_size"][0]))
-    return Trainer(config, data=data, model=model)
+    with callers_kept():  # (the new head's seeded draws, and the model's dtype, leave the caller's as they were)
+        if config.model_options:
+            raise ConfigError("fine-tuning rebuilds the checkpoint's own model; --model-option is not taken")
+        loaded = load_trained_model(checkpoint)
+        ckpt, model = loaded.checkpoint, loaded.model
+        if ckpt.get("weights"):  # published weights: their statistics are the model's
+            model.data_config = DataConfig((int(ckpt["in_chans"]), *map(int, ckpt["image_size"])),
+                                           tuple(ckpt["mean"]), tuple(ckpt["std"]))
+        source = str(ckpt.get("weights") or ckpt.get("source")) if isinstance(checkpoint, dict) else str(checkpoint)
+        if data is None:
+            data = load_config_data(config)  # (its subsets too)
+        check_kept_heads(ckpt, data, source)
+        options = dict(ckpt.get("model_options", {}))
+        torch.manual_seed(config.seed)  # the new head's initial weights: the same for the same seed
+        if until is not None:
+            if options.get("until") is not None:
+                raise ConfigError(f"{source} is already cut at {options['until']!r}; "
+                                  "fine-tune it without --until")
+            model = truncate(model, until, num_classes=data.num_classes)
+            options["until"] = until  # create_model(..., until=...) rebuilds this network from the new checkpoint
+        else:
+            model.reset_classifier(data.num_classes)
+        model.train()
+        config = dataclasses.replace(
+            config, model=str(ckpt["model_name"]), model_options=options, init_from=source,
+            image_size=config.image_size or int(ckpt["image_size"][0]))
+        return Trainer(config, data=data, model=model)
 
 
 def check_kept_heads(checkpoint: dict[str, Any], data: Any, source: str) -> None:

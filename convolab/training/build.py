@@ -142,8 +142,6 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
     mean, std = input_statistics(config, model, batches.data, in_chans)
-    if isinstance(getattr(model, "data_config", None), DataConfig):  # what the model is trained on, as its own
-        model.data_config = dataclasses.replace(model.data_config, mean=tuple(mean), std=tuple(std))  # (exports)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
     eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
     if isinstance(batches, VectorBatches):  # a labels CSV's numeric inputs: (images, numbers) pairs
@@ -184,6 +182,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     run_dir = prepare_run_dir(config.output or default_run_dir(config, create=True)) if dist.is_main else None
     run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
     tensorboard = writer(str(run_dir / "tensorboard")) if writer else None
+    if isinstance(getattr(model, "data_config", None), DataConfig):  # what the model is trained on, as its own
+        model.data_config = dataclasses.replace(model.data_config, mean=tuple(mean), std=tuple(std))  # (exports;
+        if ema is not None:  # once every check passed: a Trainer refused leaves a given model as it was)
+            ema.module.data_config = model.data_config
     return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),
                mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
                want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -109,12 +110,35 @@ def check_threads(threads: int | None) -> None:
                          "the fastest)")
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Mixed precision in `dtype` on `device`; None: full precision."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Mixed precision in `dtype` on `device`; None: full precision, inside a caller's autocast region too. The
+    casts autocast keeps are dropped on the way out: in a caller's region they outlived the step (autocast drops
+    them when its outermost region ends) and the next steps' forwards read the weights before the optimizer's
+    updates (a run learned nothing)."""
+    if dtype is None and not autocasting(device):
+        yield
+        return
+    try:
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+            yield
+    finally:
+        torch.clear_autocast_cache()
 
 
-__all__ = ["THREADS_PER_CORE", "autocast", "check_compiler", "check_threads", "device_clock", "resolve_amp",
-           "resolve_device", "start_compiling"]
+def without_callers_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """A caller's autocast region for `device`'s kind closed while a run trains: its config says the precision
+    (every op of the step as alone, the loss and the batch transforms too)."""
+    return torch.autocast(device_type=device.type, enabled=False) if autocasting(device) else contextlib.nullcontext()
+
+
+def autocasting(device: torch.device) -> bool:
+    """Whether a caller's autocast region is open for `device`'s kind."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except TypeError:  # (torch before 2.4: no device argument)
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+__all__ = ["THREADS_PER_CORE", "autocast", "autocasting", "check_compiler", "check_threads", "device_clock",
+           "resolve_amp", "resolve_device", "start_compiling", "without_callers_autocast"]

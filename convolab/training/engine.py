@@ -24,9 +24,11 @@ from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, Not
 from .build import Run, build_run
 from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig
+from .device import without_callers_autocast
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
+from .process import ProcessState, callers_kept
 from .rundir import (
     claim_run_dir,
     forget_check,
@@ -56,7 +58,10 @@ class Trainer:
         if not _resuming and config.output and int(os.environ.get("RANK", "0")) == 0:
             # before the data are read; checked again under the claim
             refuse_a_new_run_in(config.output, resume_call(config.output, own))
-        self.run = build_run(config, data, model)
+        # (the run's random streams, threads and dtype apart from the caller's: ProcessState)
+        self._process = ProcessState(threads=config.threads)
+        with self._process.applied():
+            self.run = build_run(config, data, model)
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
@@ -119,8 +124,12 @@ class Trainer:
             self._claim = self._claim_folder()
         if self.run.dist.is_main:
             note_own_model(self.run.run_dir, self._own_model)  # (for the config.json that fit writes first)
+        self._stop_signal = None  # (a Ctrl-C that stopped an earlier fit of this Trainer is spent)
+        self._process.threads = self.run.config.threads
         try:
-            result = fit(self)
+            # (grad on and the config's precision, inside a caller's torch.no_grad() or autocast region too)
+            with self._process.applied(train=True), without_callers_autocast(self.run.device):
+                result = fit(self)
         except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
             self.run.dist.close(finished=False)
             saved = f"its last.pt of epoch {self._saved_epoch} is intact" if self._saved_epoch is not None \
@@ -157,10 +166,12 @@ class Trainer:
 
     # ----- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return checkpoint_state(self.run, self.state)
+        with self._process.applied():  # (its random streams are the run's)
+            return checkpoint_state(self.run, self.state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = restore_checkpoint(self.run, state)
+        with self._process.applied():
+            self.state = restore_checkpoint(self.run, state)
 
     def save(self, name: str) -> None:
         state = self.state_dict()  # on every rank: it gathers their random streams
@@ -187,20 +198,26 @@ class Trainer:
         # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
         claim = claim_run_dir(run_dir, "--resume") if int(os.environ.get("RANK", "0")) == 0 else None
         try:
-            if not (run_dir / "last.pt").exists():  # (its config.json was read above)
-                if model is None and is_own_model_run(run_dir):  # config.model is not the model it trained
-                    raise ConfigError(f"{run_dir} is a run of a model of no registered name (given to Trainer(config, "
-                                      "model=...)), stopped before its first checkpoint; continue it with "
-                                      f"{resume_call(run_dir, own_model=True)} in Python, giving a model built as "
-                                      "the run's")
-                # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
-                log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
-                         run_dir)
-                return cls(config, data=data, model=model, _resuming=True)
-            return cls._resumed(run_dir, config, data, model)
+            with callers_kept():  # (the recorded model: built in float32, its initial weights not the caller's draws)
+                return cls._resumed_or_started(run_dir, config, data, model)
         finally:
             if claim is not None:
                 claim.release()
+
+    @classmethod
+    def _resumed_or_started(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None,
+                            model: torch.nn.Module | None) -> Trainer:
+        if not (run_dir / "last.pt").exists():  # (its config.json was read above)
+            if model is None and is_own_model_run(run_dir):  # config.model is not the model it trained
+                raise ConfigError(f"{run_dir} is a run of a model of no registered name (given to Trainer(config, "
+                                  "model=...)), stopped before its first checkpoint; continue it with "
+                                  f"{resume_call(run_dir, own_model=True)} in Python, giving a model built as "
+                                  "the run's")
+            # stopped (a kill, a crash, a second Ctrl-C) before its first checkpoint: the run starts again
+            log.info("%s holds no last.pt (stopped before its first epoch ended): training it from the start",
+                     run_dir)
+            return cls(config, data=data, model=model, _resuming=True)
+        return cls._resumed(run_dir, config, data, model)
 
     @classmethod
     def _resumed(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None,

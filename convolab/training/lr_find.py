@@ -35,6 +35,7 @@ from .config import TrainConfig
 from .evaluation import no_image_read
 from .loop import train_step
 from .mixing import mix_batch
+from .process import ProcessState
 from .rundir import prepare_run_dir
 
 BETA = 0.98  # smoothing of the loss
@@ -161,7 +162,8 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     check_range(start_lr, end_lr, steps)
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
         writable_output(output, "--output", "folder", create=False)
-    with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch:
+    process = ProcessState(threads=config.threads)  # (the caller's random streams and threads kept)
+    with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch, process.applied(train=True):
         if run is None:  # (a run folder of its own, which nothing is written to)
             run = build_run(dataclasses.replace(config, output=scratch, tensorboard=False), data)
         result = _range_test(run, start_lr, end_lr, steps)

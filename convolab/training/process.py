@@ -1,0 +1,90 @@
+"""What a run changes in its process while it works, and gives back to its caller after: torch's random streams
+(the run's own: its initialization, dropout and data order resume from them), its CPU threads (--threads), the
+default dtype (a run computes in float32) and grad mode (a run trains, whatever block its caller is in).
+
+A Trainer used from Python leaves these as it found them, as timm's and torchvision's functions do: a caller's
+`torch.manual_seed(2024)` followed by a random search over runs draws each trial's value anew (it drew the
+same value after every run when each Trainer reseeded the global stream and kept it).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def random_states() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """torch's global random streams: the CPU's, and each GPU's where CUDA is initialized."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def set_random_states(states: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """float32 as torch's default dtype inside (a caller's float64 default built a model of doubles, which the
+    float32 batches could not go through); the caller's default after."""
+    caller = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(caller)
+
+
+@contextlib.contextmanager
+def callers_kept() -> Iterator[None]:
+    """float32 inside (`float32_default`); after, the caller's random streams as they were too (a model built
+    inside draws its initial weights from them)."""
+    streams = random_states()
+    try:
+        with float32_default():
+            yield
+    finally:
+        set_random_states(streams)
+
+
+@dataclass
+class ProcessState:
+    """A run's own settings of the process, applied while it works (`applied`) and the caller's put back after.
+    `threads`: --threads (None: the caller's)."""
+
+    threads: int | None = None
+    _random: Any = None  # the run's random streams between its calls (None: none yet, the caller's are used)
+    _depth: int = field(default=0, repr=False)
+
+    @contextlib.contextmanager
+    def applied(self, train: bool = False) -> Iterator[None]:
+        """The run's streams, threads and float32 in place of the caller's (grad on too, with `train`); nested
+        calls (a checkpoint written while fitting) change nothing."""
+        if self._depth:
+            with torch.enable_grad() if train else contextlib.nullcontext():
+                yield
+            return
+        caller_random, caller_threads = random_states(), torch.get_num_threads()
+        if self._random is not None:
+            set_random_states(self._random)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self._depth += 1
+        try:
+            with float32_default(), torch.enable_grad() if train else contextlib.nullcontext():
+                yield
+        finally:
+            self._depth -= 1
+            self._random = random_states()
+            set_random_states(caller_random)
+            if torch.get_num_threads() != caller_threads:
+                torch.set_num_threads(caller_threads)
+
+
+__all__ = ["ProcessState", "callers_kept", "float32_default", "random_states", "set_random_states"]
