@@ -137,13 +137,16 @@ def test_batch_transform_equals_the_float_pipeline_it_shortcuts(shape, channels,
     assert torch.equal(got, x)
 
 
-def test_threads_sets_the_cpu_threads_of_the_run(tmp_path):
+def test_threads_sets_the_cpu_threads_of_the_run_and_gives_the_callers_back(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, threads=1, progress=False,
-                            output=str(tmp_path / "r")))
-        assert torch.get_num_threads() == 1
+        trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, threads=1, progress=False,
+                                      output=str(tmp_path / "r")))
+        seen, step = [], trainer._train_step
+        trainer._train_step = lambda *args, **kwargs: (seen.append(torch.get_num_threads()), step(*args, **kwargs))[1]
+        trainer.fit()
+        assert set(seen) == {1} and torch.get_num_threads() == 2  # (the run's while it trains; the caller's after)
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
