@@ -23,6 +23,7 @@ from convolab.errors import CheckpointError, ConvolabError
 from convolab.export.exporters import export_onnx
 from convolab.export.portable import FloorModeAvgPool
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted, rundir
+from convolab.training.process import ProcessState
 from convolab.training.rundir import LOCK_FILE
 
 
@@ -338,3 +339,15 @@ def test_a_refused_trainer_leaves_the_given_models_data_config(tmp_path):
     with pytest.raises(ConvolabError, match="monitor"):
         Trainer(_digits(tmp_path, "m", monitor="test_acc_foo"), model=model)
     assert model.data_config == before
+
+
+def test_cudnn_benchmark_holds_while_a_gpu_run_works_and_the_callers_comes_back():
+    """(before: a CUDA run set torch.backends.cudnn.benchmark = True for the rest of the caller's process)"""
+    process, before = ProcessState(cudnn_benchmark=True), torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        with process.applied():
+            assert torch.backends.cudnn.benchmark
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before

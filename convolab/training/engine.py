@@ -62,6 +62,7 @@ class Trainer:
         self._process = ProcessState(threads=config.threads)
         with self._process.applied():
             self.run = build_run(config, data, model)
+        self._process.cudnn_benchmark = self.run.device.type == "cuda"
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)

@@ -32,6 +32,7 @@ from ..data.base import LabelledImages
 from ..errors import ConfigError
 from .build import Run, build_run
 from .config import TrainConfig
+from .device import resolve_device
 from .evaluation import no_image_read
 from .loop import train_step
 from .mixing import mix_batch
@@ -162,7 +163,7 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     check_range(start_lr, end_lr, steps)
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
         writable_output(output, "--output", "folder", create=False)
-    process = ProcessState(threads=config.threads)  # (the caller's random streams and threads kept)
+    process = ProcessState(config.threads, resolve_device(config.device).type == "cuda")  # (the caller's kept)
     with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch, process.applied(train=True):
         if run is None:  # (a run folder of its own, which nothing is written to)
             run = build_run(dataclasses.replace(config, output=scratch, tensorboard=False), data)

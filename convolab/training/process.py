@@ -1,6 +1,7 @@
 """What a run changes in its process while it works, and gives back to its caller after: torch's random streams
-(the run's own: its initialization, dropout and data order resume from them), its CPU threads (--threads), the
-default dtype (a run computes in float32) and grad mode (a run trains, whatever block its caller is in).
+(the run's own: its initialization, dropout and data order resume from them), its CPU threads (--threads), cuDNN's
+benchmark mode on a GPU, the default dtype (a run computes in float32) and grad mode (a run trains, whatever block
+its caller is in).
 
 A Trainer used from Python leaves these as it found them, as timm's and torchvision's functions do: a caller's
 `torch.manual_seed(2024)` followed by a random search over runs draws each trial's value anew (it drew the
@@ -59,6 +60,7 @@ class ProcessState:
     `threads`: --threads (None: the caller's)."""
 
     threads: int | None = None
+    cudnn_benchmark: bool = False  # (on a GPU: fixed input shapes, so cuDNN times its algorithms once)
     _random: Any = None  # the run's random streams between its calls (None: none yet, the caller's are used)
     _depth: int = field(default=0, repr=False)
 
@@ -71,10 +73,13 @@ class ProcessState:
                 yield
             return
         caller_random, caller_threads = random_states(), torch.get_num_threads()
+        caller_benchmark = torch.backends.cudnn.benchmark
         if self._random is not None:
             set_random_states(self._random)
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
         self._depth += 1
         try:
             with float32_default(), torch.enable_grad() if train else contextlib.nullcontext():
@@ -85,6 +90,7 @@ class ProcessState:
             set_random_states(caller_random)
             if torch.get_num_threads() != caller_threads:
                 torch.set_num_threads(caller_threads)
+            torch.backends.cudnn.benchmark = caller_benchmark
 
 
 __all__ = ["ProcessState", "callers_kept", "float32_default", "random_states", "set_random_states"]
