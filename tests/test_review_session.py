@@ -351,3 +351,13 @@ def test_cudnn_benchmark_holds_while_a_gpu_run_works_and_the_callers_comes_back(
         assert not torch.backends.cudnn.benchmark
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+def test_the_input_size_probe_leaves_each_modules_own_mode(tmp_path):
+    """(before: their `model.train(was_training)` put a BatchNorm the caller had frozen back in train mode)"""
+    model = convolab.create_model("resnet20", num_classes=10, in_chans=1)
+    frozen = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in frozen:
+        bn.eval()
+    Trainer(_digits(tmp_path, "s", image_size=16), model=model)  # (16 px: not the model's own 32, so probed)
+    assert not any(bn.training for bn in frozen) and model.training

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models._modes import modes_kept
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -81,17 +82,14 @@ def describe_input_error(model: nn.Module, input_size: Sequence[int], err: Runti
 
 
 def probe_forward(model: nn.Module, input_size: Sequence[int], run=inference_outputs):
-    """`run(model, one zero image)` in eval mode (the model's mode restored after), without gradients; a forward
+    """`run(model, one zero image)` in eval mode (each module's mode restored after), without gradients; a forward
     that fails on the input's size or channels is one ConfigError line (`describe_input_error`)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
+    with modes_kept(model), torch.no_grad():
+        model.eval()
+        try:
             return run(model, probe_input(model, input_size))
-    except RuntimeError as err:
-        raise ConfigError(describe_input_error(model, input_size, err)) from err
-    finally:
-        model.train(was_training)
+        except RuntimeError as err:
+            raise ConfigError(describe_input_error(model, input_size, err)) from err
 
 
 def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:

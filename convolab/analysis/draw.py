@@ -21,6 +21,7 @@ from torch import fx, nn
 from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
+from ..models._modes import modes_kept
 from .counting import describe_input_error, one_input_size, probe_input
 from .summary import SIZE_GIVEN, SizeArgs, refuse_huge_input, refuse_huge_outputs
 
@@ -116,9 +117,8 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
     input_size = one_input_size(input_size)
     refuse_huge_input(input_size, given)
     name = getattr(model, "model_name", "") or type(model).__name__
-    was_training = model.training
-    model.eval()  # training-only branches (auxiliary heads) are left out of the trace
-    try:
+    with modes_kept(model):
+        model.eval()  # training-only branches (auxiliary heads) are left out of the trace
         tracer = _DepthTracer(depth)
         if getattr(model, "task_classes", None):  # task heads: every output's path (forward() is the main one's)
             tracer.traced_func_name = "forward_outputs"
@@ -136,8 +136,6 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
                 recorder.run(probe_input(model, input_size))
         except RuntimeError as err:
             raise ConfigError(describe_input_error(model, input_size, err)) from err
-    finally:
-        model.train(was_training)
     if device.type == "meta":  # as summary: on a real device every output has been held, so it fitted
         refuse_huge_outputs(((_node_name(n), recorder.shapes.get(n.name)) for n in graph.nodes
                              if n.op not in ("placeholder", "output")), input_size, given)

@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The `convolab` command: its exit code (0, 2 for a mistake of the user's, 130 when interrupted)."""
+    """The `convolab` command: its exit code (0, 2 for a mistake of the user's, 130 when interrupted).
+
+    Called with `argv` (from Python) it returns that code also for an argument mistake, `--help` or `--version`,
+    where argparse would raise SystemExit; the console script (no `argv`) exits through argparse as ever."""
     try:
         return _command(argv)
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
@@ -81,9 +84,14 @@ def _command(argv: list[str] | None) -> int:
     if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
         die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # said by the verb's parser, so the line and its --help name the verb
-        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the verb's parser, so the line and its --help name the verb
+            args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exit_:  # argparse's, after a mistake, --help or --version
+        if argv is None:  # (the console script exits, as ever)
+            raise
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
     if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
         # a command of its own (not main() called from Python, whose caller owns torch's threads): no more

@@ -81,9 +81,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     MASTER_PORT. Returns the exit code of the first rank that failed for a reason of its own, else 0.
 
     Ctrl-C reaches the ranks with us (one process group) and a SIGINT or SIGTERM sent to this
-    process alone is passed on; either way the ranks save their state and stop together, and this
-    process waits for them. When a rank fails, the others stop at their next collective operation
-    (quietly, with PEER_LOST); one still running after a grace period is killed, as torchrun does.
+    process alone is passed on (when called from the main thread); either way the ranks save their
+    state and stop together, and this process waits for them. When a rank fails, the others stop at
+    their next collective operation (quietly, with PEER_LOST); one still running after a grace period
+    is killed, as torchrun does.
     """
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
                WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
@@ -97,7 +98,12 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, forward)
+    except ValueError:  # not the main thread: leave signals alone (Ctrl-C still reaches the ranks)
+        pass
     reports = Path(tempfile.mkdtemp(prefix="convolab-ranks-"))
     try:
         for rank in range(nproc):

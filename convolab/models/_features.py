@@ -18,6 +18,7 @@ from torch.fx import Graph, GraphModule
 from ..errors import ConfigError
 from ..layers import ClassifierHead
 from ._base import ConvNet, FeatureInfo
+from ._modes import modes_kept
 
 
 def _adopt(target: nn.Module, source: nn.Module, nodes: dict[str, str]) -> tuple[Graph, Graph]:
@@ -165,10 +166,8 @@ class TruncatedNet(_TracedForward, ConvNet):
         else:  # a layer between the listed stages: measure its output once
             kept = [f for f in model.feature_info if self._has(f.module)]
             size = self.data_config.input_size
-            was_training = self.training
-            with torch.no_grad():
+            with modes_kept(self), torch.no_grad():
                 out = self.eval().forward_features(torch.zeros(1, *size))
-            self.train(was_training)
             if out.dim() != 4:  # pooling it under a new head would fail only in the first forward
                 raise _not_a_feature_map(name, layer, f"an output of shape {tuple(out.shape)}", valid)
             kept.append(FeatureInfo(layer, out.shape[1], max(1, size[-1] // out.shape[-1])))

@@ -27,6 +27,7 @@ from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
+from ..models._modes import modes_kept
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import check_layout, load_checkpoint, runs_at, served_weights
 from .config import TrainConfig
@@ -292,13 +293,11 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
     zero image through every head training runs (auxiliary and task heads too); on failure the smallest
     size that works (doubling, then bisecting towards the model's own size, which works) is named. A
     failure the model's own size shares is not about the size."""
-    was_training = model.training
-    model.eval()
-
     def fits(px: int) -> bool:
         return runs_at(model, in_chans, px, device, every_output=True)
 
-    try:
+    with modes_kept(model):  # (each module's own mode after: a BatchNorm the caller froze stays frozen)
+        model.eval()
         if fits(size):
             return
         if not fits(default_size):
@@ -322,8 +321,6 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
                                            f"{high} px); give --image-size {high} or more{aux}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
                                        f"give --image-size {high} or more")
-    finally:
-        model.train(was_training)
 
 
 def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float, auto_augment: str = "none",

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError, FieldError
+from ..models._modes import modes_kept
 
 log = logging.getLogger("convolab")
 
@@ -57,15 +58,13 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
 
     leaves = [m for m in model.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        with modes_kept(model), torch.no_grad(), FlopCounterMode(display=False) as flops:
+            model.eval()
             model(torch.zeros(1, in_chans, size, size, device=device))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fixed = 4 * (params + trainable * (1 + optimizer_slots))
@@ -93,12 +92,11 @@ def available_memory(device: torch.device) -> int | None:
 def probe_seconds_per_image(model: nn.Module, in_chans: int, size: int, device: torch.device,
                             channels_last: bool) -> float:
     """Seconds per image of a training step (forward and backward) at a small batch: the second of two
-    steps, timed. The model's batch-norm statistics, gradients and the random state are as they were."""
+    steps, timed. The model's batch-norm statistics, gradients, modes and the random state are as they were."""
     buffers = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     tracked = {k: v.clone() for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}
-    was_training = model.training
     seconds = 0.0
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with modes_kept(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         x = torch.randn(PROBE_BATCH, in_chans, size, size, device=device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -113,7 +111,6 @@ def probe_seconds_per_image(model: nn.Module, in_chans: int, size: int, device: 
             seconds = time.perf_counter() - started
     model.zero_grad(set_to_none=True)
     model.load_state_dict({**buffers, **tracked}, strict=False)
-    model.train(was_training)
     return seconds / PROBE_BATCH
 
 
@@ -143,15 +140,13 @@ def check_batch_statistics(model: nn.Module, name: str, batch_size: int, process
 
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         hooks = [m.register_forward_pre_hook(one_value) for m in norms]
-        was_training = model.training
-        model.eval()  # (running statistics untouched)
         try:
-            with torch.no_grad():
+            with modes_kept(model), torch.no_grad():
+                model.eval()  # (running statistics untouched)
                 model(torch.zeros(1, in_chans, size, size, device=device))
         finally:
             for h in hooks:
                 h.remove()
-            model.train(was_training)
         single = seen
     if single:
         kind = "BatchNorm1d" if isinstance(single[0], nn.BatchNorm1d) else \
