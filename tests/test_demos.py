@@ -37,13 +37,13 @@ def test_the_batchnorm_demo_runs_the_reproduce_experiment_quick_on_mnist5k(capsy
     name hands the experiment its quick form, mnist5k, the seed and the folder."""
     calls = []
 
-    def run_experiment(experiment, output, base, quick, command):
-        calls.append((experiment.name, output, base.data, base.seed, base.progress, quick))
+    def run_experiment(experiment, output, base, quick, command, default_stem=None):
+        calls.append((experiment.name, output, base.data, base.seed, base.progress, quick, default_stem))
         return True, "batchnorm: ... reproduced", Path(output) / "reproduce.md"
 
     monkeypatch.setattr(demo_cli, "run_experiment", run_experiment)
     lines = _demo(capsys, "batchnorm", "--output", str(tmp_path / "bn"), "--seed", "3", "--no-progress")
-    assert calls == [("batchnorm", str(tmp_path / "bn"), "mnist5k", 3, False, True)]
+    assert calls == [("batchnorm", str(tmp_path / "bn"), "mnist5k", 3, False, True, None)]  # (None: --output given)
     assert lines[0] == "demo batchnorm is now `convolab reproduce batchnorm`; running its quick form on mnist5k"
     assert lines[-1] == "batchnorm: ... reproduced"  # (its refusal of --epochs is a row of test_bad_inputs)
 

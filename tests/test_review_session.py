@@ -68,6 +68,7 @@ def test_two_compares_without_output_started_together_each_get_a_folder(tmp_path
     assert main(["compare", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress"]) == 0
     assert (tmp_path / "runs" / "compare-digits-2" / "compare.json").is_file()
     assert not any((tmp_path / "runs" / "compare-digits").iterdir())
+    assert "report: runs/compare-digits-2/report.html" in capsys.readouterr().out  # (not the other command's)
 
 
 @pytest.mark.parametrize("wrap", ["whole", "state_dict", "model", "module."])
@@ -300,6 +301,8 @@ def test_fit_inside_a_callers_no_grad_or_autocast_region_trains(tmp_path):
     plain = Trainer(_digits(tmp_path, "plain")).fit().test_acc
     with torch.no_grad():
         assert Trainer(_digits(tmp_path, "no-grad")).fit().test_acc == plain
+    with torch.inference_mode():  # (built there too: its parameters were inference tensors)
+        assert Trainer(_digits(tmp_path, "inference")).fit().test_acc == plain
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert Trainer(_digits(tmp_path, "autocast")).fit().test_acc == plain  # (amp off: full precision)
     with torch.autocast("cpu", enabled=False):
@@ -361,3 +364,14 @@ def test_the_input_size_probe_leaves_each_modules_own_mode(tmp_path):
         bn.eval()
     Trainer(_digits(tmp_path, "s", image_size=16), model=model)  # (16 px: not the model's own 32, so probed)
     assert not any(bn.training for bn in frozen) and model.training
+
+
+def test_resume_takes_options_at_defaults_a_kwargs_builder_does_not_name(tmp_path):
+    """(before: resnet20's builder takes **kwargs, so drop_rate=0.0 and shortcut="A", its defaults, were refused)"""
+    Trainer(_digits(tmp_path, "r20", model="resnet20", train_subset=64, test_subset=32)).fit()
+    for options in ({"drop_rate": 0.0}, {"shortcut": "A"}):
+        model = convolab.create_model("resnet20", num_classes=10, in_chans=1, **options)
+        assert Trainer.resume(tmp_path / "r20", model=model).epoch == 1
+    other = convolab.create_model("resnet20", num_classes=10, in_chans=1, drop_rate=0.3)
+    with pytest.raises(CheckpointError, match=r"given: resnet20 \{'drop_rate': 0.3\}"):
+        Trainer.resume(tmp_path / "r20", model=other)

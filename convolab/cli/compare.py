@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args, model=args.models[0])
         output = config.output or str(default_compare_dir(config.data))
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1)
+        output = folder_of(results, output)  # (a default name another command took first: the next one's)
     print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
@@ -85,3 +86,12 @@ def run(args: argparse.Namespace) -> int:
     for line in significance_lines(results):
         print(line)
     return 1 if unfinished else 0
+
+
+def folder_of(results: list, output: str) -> str:
+    """The comparison folder its runs lie in (OUTPUT/runs/MODEL[/seed-S]), else `output`."""
+    for result in results:
+        for parent in Path(result.run_dir).parents:
+            if parent.name == "runs":
+                return str(parent.parent)
+    return output

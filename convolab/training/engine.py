@@ -21,6 +21,7 @@ from .._registry import registered_name, without_defaults
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
+from ..models import create_model as build_model
 from .build import Run, build_run
 from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig
@@ -284,7 +285,8 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
         recorded, options = str(state.get("model_name", "")), _plain(getattr(inner, "model_options", None))
         saved = _plain(state.get("model_options"))
         options, saved = without_defaults(name, options), without_defaults(recorded, saved)  # (said or left alike)
-        if (registered_name(name) or name) != (registered_name(recorded) or recorded) or options != saved:
+        same_name = (registered_name(name) or name) == (registered_name(recorded) or recorded)
+        if not same_name or (options != saved and not builds_alike(name, options, saved, inner)):
             given, held = f"{name} {options}" if options else name, f"{recorded} {saved}" if saved else recorded
             built = "".join(f", {key}={value!r}" for key, value in saved.items())
             build = f"create_model({recorded!r}, num_classes=..., in_chans=...{built}), or leave model= out"
@@ -298,6 +300,26 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
         raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
                               "give a model built as the run's")
     return model
+
+
+def builds_alike(name: str, given: dict[str, Any], saved: dict[str, Any], model: torch.nn.Module) -> bool:
+    """Whether model `name` built with the `given` options and with the `saved` ones has the same modules, each with
+    the same settings: options at their defaults where the builder takes **kwargs and names none (resnet20's
+    drop_rate=0.0, shortcut="A")."""
+    size = {"num_classes": getattr(model, "num_classes", None), "in_chans": getattr(model, "in_chans", None)}
+    try:
+        built = [build_model(name, **size, **options) for options in (given, saved)]
+    except Exception:  # noqa: BLE001  (options one of the two cannot take: not alike)
+        return False
+    return _settings(built[0]) == _settings(built[1])
+
+
+def _settings(model: torch.nn.Module) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each module's kind and plain settings (a convolution's stride, a dropout's p, a model's transform_input)."""
+    plain = (bool, int, float, str, tuple, type(None))
+    return [(name, type(m).__name__, {k: v for k, v in vars(m).items()
+                                      if not k.startswith("_") and isinstance(v, plain)})
+            for name, m in model.named_modules()]
 
 
 def _plain(options: Any) -> dict[str, Any]:

@@ -17,17 +17,21 @@ from typing import Any
 import torch
 
 
-def random_states() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-    """torch's global random streams: the CPU's, and each GPU's where CUDA is initialized."""
+def random_states() -> tuple[torch.Tensor, list[torch.Tensor] | None, int]:
+    """torch's global random streams: the CPU's, each GPU's where CUDA is initialized, and the seed CUDA's take
+    when it is initialized later (the last torch.manual_seed's, which seeds them lazily)."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    return torch.get_rng_state(), cuda
+    return torch.get_rng_state(), cuda, torch.initial_seed()
 
 
-def set_random_states(states: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
-    cpu, cuda = states
+def set_random_states(states: tuple[torch.Tensor, list[torch.Tensor] | None, int]) -> None:
+    cpu, cuda, seed = states
     torch.set_rng_state(cpu)
-    if cuda is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.set_rng_state_all(cuda)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        else:  # (initialized since: the streams it would have had, seeded as the caller last seeded)
+            torch.cuda.manual_seed_all(seed)
 
 
 @contextlib.contextmanager
@@ -66,10 +70,10 @@ class ProcessState:
 
     @contextlib.contextmanager
     def applied(self, train: bool = False) -> Iterator[None]:
-        """The run's streams, threads and float32 in place of the caller's (grad on too, with `train`); nested
-        calls (a checkpoint written while fitting) change nothing."""
+        """The run's streams, threads and float32 in place of the caller's, outside a caller's inference_mode (grad
+        on too, with `train`); nested calls (a checkpoint written while fitting) change nothing."""
         if self._depth:
-            with torch.enable_grad() if train else contextlib.nullcontext():
+            with torch.inference_mode(False), torch.enable_grad() if train else contextlib.nullcontext():
                 yield
             return
         caller_random, caller_threads = random_states(), torch.get_num_threads()
@@ -82,7 +86,9 @@ class ProcessState:
             torch.backends.cudnn.benchmark = True
         self._depth += 1
         try:
-            with float32_default(), torch.enable_grad() if train else contextlib.nullcontext():
+            # (inference_mode off: a model built inside a caller's inference_mode block had inference tensors)
+            with float32_default(), torch.inference_mode(False), \
+                    torch.enable_grad() if train else contextlib.nullcontext():
                 yield
         finally:
             self._depth -= 1
