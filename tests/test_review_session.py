@@ -375,3 +375,15 @@ def test_resume_takes_options_at_defaults_a_kwargs_builder_does_not_name(tmp_pat
     other = convolab.create_model("resnet20", num_classes=10, in_chans=1, drop_rate=0.3)
     with pytest.raises(CheckpointError, match=r"given: resnet20 \{'drop_rate': 0.3\}"):
         Trainer.resume(tmp_path / "r20", model=other)
+
+
+def test_threads_beyond_the_cores_are_refused_before_any_is_started(tmp_path):
+    """(before this fix, within this session: ProcessState set torch's threads before --threads was checked; torch
+    2.4 started all 100,000 of them, and the refused Trainer left 32,000 threads in the process)"""
+    tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
+    threads = torch.get_num_threads()
+    with pytest.raises(ConvolabError, match="threads 100000 is more than 4 threads a core"):
+        Trainer(_digits(tmp_path, "t", threads=100_000))
+    assert torch.get_num_threads() == threads
+    if tasks:
+        assert len(os.listdir("/proc/self/task")) < tasks + 64

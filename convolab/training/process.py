@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .device import check_threads
+
 
 def random_states() -> tuple[torch.Tensor, list[torch.Tensor] | None, int]:
     """torch's global random streams: the CPU's, each GPU's where CUDA is initialized, and the seed CUDA's take
@@ -76,6 +78,7 @@ class ProcessState:
             with torch.inference_mode(False), torch.enable_grad() if train else contextlib.nullcontext():
                 yield
             return
+        check_threads(self.threads)  # (before any change: a --threads of thousands is refused, not started)
         caller_random, caller_threads = random_states(), torch.get_num_threads()
         caller_benchmark = torch.backends.cudnn.benchmark
         if self._random is not None:
