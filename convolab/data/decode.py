@@ -118,7 +118,7 @@ def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | N
             mode = grey_or_colour(img)
             img = to_mode(img, mode)
             if resize is not None and img.size != (resize, resize):
-                img = img.resize((resize, resize), Image.BILINEAR)
+                img = img.resize((resize, resize), Image.Resampling.BILINEAR)
             return np.asarray(img), mode
     except Image.DecompressionBombError as err:
         return None, str(too_large(err))
@@ -204,7 +204,8 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
         sx, sy = img.size[0] / width, img.size[1] / height
         img.load()
         img = to_mode(img, mode)
-        resample = Image.BICUBIC if interpolation == "bicubic" else Image.BILINEAR  # (timm's weights: bicubic)
+        # (timm's weights: bicubic; Image.Resampling: Pillow 9.1 deprecated the bare names, which warned)
+        resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
         img = img.resize((size, size), resample, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
         if flip and rng is not None and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
