@@ -140,27 +140,13 @@ def current_layout(name: str, options: dict[str, Any] | None = None) -> tuple[st
     return entry.name, entry.layout, dict(entry.layout_changes)
 
 
-def without_defaults(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """`options` less those given at their builder's default: a model built with `drop_rate=0.0` explicitly is
-    the one built without it (a name not registered here: `options` as they are)."""
-    canonical = registered_name(name)
-    if canonical is None:
-        return dict(options)
-    fn, unset = _ENTRIES[canonical].fn, object()
-    def at_default(option: str, value: Any) -> bool:
-        default = _default(fn, option, unset)
-        return default == value or (isinstance(default, tuple) and list(default) == value)  # (a record's lists)
-
-    return {k: v for k, v in options.items() if not at_default(k, v)}
-
-
-def _default(fn: Callable[..., nn.Module], option: str, missing: Any = None) -> Any:
+def _default(fn: Callable[..., nn.Module], option: str) -> Any:
     """The default of `fn`'s parameter `option` (a record need not list an option left at its default)."""
     try:
         parameter = inspect.signature(fn).parameters.get(option)
     except (TypeError, ValueError):
-        return missing
-    return missing if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def _same_function(old: Callable[..., nn.Module], new: Callable[..., nn.Module]) -> bool:

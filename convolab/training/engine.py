@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .._atomic import RefusedWrite
-from .._registry import registered_name, without_defaults
+from .._registry import registered_name
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
@@ -284,7 +284,6 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
     if name and "model_name" in state:  # (one of no registered name is known by its weights alone)
         recorded, options = str(state.get("model_name", "")), _plain(getattr(inner, "model_options", None))
         saved = _plain(state.get("model_options"))
-        options, saved = without_defaults(name, options), without_defaults(recorded, saved)  # (said or left alike)
         same_name = (registered_name(name) or name) == (registered_name(recorded) or recorded)
         if not same_name or (options != saved and not builds_alike(name, options, saved, inner)):
             given, held = f"{name} {options}" if options else name, f"{recorded} {saved}" if saved else recorded
