@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     check_range(args.start_lr, args.end_lr, args.steps)  # before anything is loaded
     get_entry(args.model)  # an unknown model: one line, before the data
     config = config_from_args(args, args.model)
-    output = Path(config.output) if config.output else next_free_dir(f"lr-find-{args.model}-{data_stem(config.data)}")
-    result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output)
+    stem = None if config.output else f"lr-find-{args.model}-{data_stem(config.data)}"
+    output = Path(config.output) if config.output else next_free_dir(stem)
+    result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output, default_stem=stem)
+    output = result.output or output  # (a default name another command took first: the next one's)
     if result.suggestion is None:  # (the curve is written: it shows where the loss went)
         raise ConfigError(f"lr-find {config.model}: {result.summary()}; lower --start-lr, or give more --steps "
                           f"(the curve: {output / 'lr_find.png'})")

@@ -38,6 +38,7 @@ from ..training.rundir import (
     next_free_dir,
     refuse_output_inside_data,
     run_files,
+    take_default_dir,
 )
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
@@ -110,9 +111,9 @@ class Comparison:
                    list(state.get("resumed_by", [])), dict(state.get("statuses", {})))
 
 
-def default_compare_dir(data: str, create: bool = False) -> Path:
-    """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs; made, with `create`)."""
-    return next_free_dir(f"compare-{data_stem(data)}", create=create)
+def default_compare_dir(data: str) -> Path:
+    """runs/compare-DATA, or -2, -3... beside an existing one (as `convolab train` names runs)."""
+    return next_free_dir(f"compare-{data_stem(data)}")
 
 
 def one_line(err: BaseException) -> str:
@@ -159,10 +160,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     data = _load(config)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
     if default and not existed:  # named by what existed: a command started beside it may have taken it since
-        try:
-            output.mkdir(parents=True)
-        except FileExistsError:
-            output = comparison.output = default_compare_dir(config.data, create=True)
+        output = comparison.output = take_default_dir(output, f"compare-{data_stem(config.data)}")
     output.mkdir(parents=True, exist_ok=True)
     with claimed(output, "--output"):
         if (output / COMPARE_FILE).is_file():  # (written meanwhile, by a command started beside this one)

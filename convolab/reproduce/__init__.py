@@ -26,7 +26,7 @@ from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
-from ..training.rundir import LOCK_FILE, next_free_dir
+from ..training.rundir import LOCK_FILE, take_default_dir
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -76,10 +76,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     state = {"format": FORMAT, "experiment": experiment.name, "quick": quick, "seeds": count,
              "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
     if default_stem is not None and not existed:
-        try:
-            output.mkdir(parents=True)
-        except FileExistsError:
-            output = next_free_dir(default_stem, output.parent, create=True)
+        output = take_default_dir(output, default_stem)
     output.mkdir(parents=True, exist_ok=True)
     with claimed(output, "--output"):
         if (output / STATE).is_file():  # (written meanwhile, by a command started beside this one)

@@ -37,7 +37,7 @@ from .evaluation import no_image_read
 from .loop import train_step
 from .mixing import mix_batch
 from .process import ProcessState
-from .rundir import prepare_run_dir
+from .rundir import prepare_run_dir, take_default_dir
 
 BETA = 0.98  # smoothing of the loss
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times the best
@@ -156,11 +156,13 @@ def lr_at(step: int, start_lr: float, end_lr: float, steps: int) -> float:
 
 def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
                   output: str | Path | None = None, data: LabelledImages | None = None,
-                  run: Run | None = None) -> LRFindResult:
+                  run: Run | None = None, default_stem: str | None = None) -> LRFindResult:
     """Run the range test on a fresh run of `config` (on `data` if given, already loaded; or on the given
-    `run`) and, if `output` is given (a folder), write lr_find.csv and lr_find.png there. The folder is
-    checked before any work."""
+    `run`) and, if `output` is given (a folder), write lr_find.csv and lr_find.png there (`result.output`). The
+    folder is checked before any work. `default_stem`: `output` is the folder `next_free_dir(default_stem)` named,
+    and a command started beside this one that makes it first leaves this one the next free name."""
     check_range(start_lr, end_lr, steps)
+    existed = output is not None and Path(output).exists()
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
         writable_output(output, "--output", "folder", create=False)
     process = ProcessState(config.threads, resolve_device(config.device).type == "cuda")  # (the caller's kept)
@@ -168,6 +170,8 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
         if run is None:  # (a run folder of its own, which nothing is written to)
             run = build_run(dataclasses.replace(config, output=scratch, tensorboard=False), data)
         result = _range_test(run, start_lr, end_lr, steps)
+    if output is not None and default_stem is not None and not existed:
+        output = take_default_dir(output, default_stem)
     folder = prepare_run_dir(output) if output is not None else None
     result.output = folder
     if folder is not None:

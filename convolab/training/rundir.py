@@ -42,6 +42,20 @@ def next_free_dir(stem: str, parent: str | Path = "runs", create: bool = False) 
         path, n = Path(parent) / f"{stem}-{n}", n + 1
 
 
+def take_default_dir(path: str | Path, stem: str) -> Path:
+    """The default folder `path`, named by `next_free_dir(stem, path.parent)` when it did not exist, made here by an
+    exclusive mkdir; when a command started beside this one made it first, the next free name, made (where it cannot
+    be made, it is returned unmade, for the caller's check to say why in one line)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return next_free_dir(stem, path.parent, create=True)
+    except OSError:
+        pass
+    return path
+
+
 def data_stem(data: str) -> str:
     """A short name for a data source: `cifar10` for ../shared/data/cifar10-jpg.tar.gz."""
     return Path(data).name.split(".")[0]
@@ -287,4 +301,4 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
 __all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "data_stem",
            "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run", "next_free_dir",
            "note_own_model", "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
-           "resume_call", "write_run_config"]
+           "resume_call", "take_default_dir", "write_run_config"]
