@@ -22,6 +22,7 @@ from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
 from ..models import create_model as build_model
+from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig
@@ -129,8 +130,10 @@ class Trainer:
         self._stop_signal = None  # (a Ctrl-C that stopped an earlier fit of this Trainer is spent)
         self._process.threads = self.run.config.threads
         try:
-            # (grad on and the config's precision, inside a caller's torch.no_grad() or autocast region too)
-            with self._process.applied(train=True), without_callers_autocast(self.run.device):
+            # (grad on and the config's precision, inside a caller's torch.no_grad() or autocast region too; each
+            # module's train/eval mode as it was before, as Lightning's Trainer leaves it)
+            with self._process.applied(train=True), without_callers_autocast(self.run.device), \
+                    modes_kept(self.run.model):
                 result = fit(self)
         except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
             self.run.dist.close(finished=False)
