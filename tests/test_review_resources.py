@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 import convolab
 from convolab.cli import main
 from convolab.training import TrainConfig, Trainer, lr_find, rundir
+from convolab.training.inference import EvaluationReport, ranked
 
 
 def test_two_lr_finds_without_output_started_together_each_get_a_folder(tmp_path, monkeypatch, capsys):
@@ -49,3 +51,15 @@ def test_fit_leaves_each_module_of_a_given_model_in_its_own_mode(tmp_path):
     trainer.fit()
     assert model.training and not any(bn.training for bn in frozen)
     assert sum(m.training for m in model.modules()) == sum(1 for _ in model.modules()) - len(frozen)
+
+
+def test_evaluate_counts_a_tie_as_training_does():
+    """(before: top-1 took Tensor.topk's first class, which orders ties otherwise than argmax: `convolab evaluate`
+    of a bf16 run, whose logits tie, scored 0.8524 where training's own pass of the same logits scored 0.8496)"""
+    logits = torch.zeros(2, 6)
+    logits[:, 0] = logits[:, 1] = 1.0  # (topk(5) puts class 1 first; argmax, as training counts, class 0)
+    report = EvaluationReport.of(logits, torch.tensor([0, 1]), [str(i) for i in range(6)])
+    assert report.top1 == 0.5 and report.top5 == 1.0
+    assert report.confusion[0, 0] == 1 and report.confusion[1, 0] == 1
+    values, indices = ranked(torch.tensor([[1.0, 3.0, 3.0, 0.0, 0.0, 0.0]]), 5)
+    assert indices.tolist() == [[1, 2, 0, 3, 4]] and values.tolist() == [[3.0, 3.0, 1.0, 0.0, 0.0]]

@@ -12,6 +12,7 @@ import torch
 from ..data.augment import BatchTransform
 from ..data.decode import read_image
 from ..errors import ConfigError
+from ..training.inference import ranked
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta
 
 
@@ -68,7 +69,7 @@ class OnnxClassifier:
             return []
         probs = self._run(torch.cat(x)).softmax(1)
         k = min(top_k, probs.shape[1])
-        values, indices = probs.topk(k, dim=1)
+        values, indices = ranked(probs, k)
         return [[(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]
                 for vs, ids in zip(values, indices, strict=True)]
 

@@ -54,6 +54,15 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     return LoadedModel(model, ckpt, transform)
 
 
+def ranked(scores: torch.Tensor, k: int) -> torch.return_types.topk:
+    """The k highest scores of each row (k at most the row's length) and their classes, best first; classes of
+    equal scores in class order, so the first is `argmax`'s, the class training's accuracy counts (`Tensor.topk`
+    orders ties as it finds them: [1, 1, 0, 0, 0, 0].topk(5) begins with class 1)."""
+    k = min(k, scores.shape[-1])
+    values, indices = scores.sort(dim=-1, descending=True, stable=True)
+    return torch.return_types.topk((values[..., :k], indices[..., :k]))
+
+
 @torch.no_grad()
 def check_finite_outputs(model: nn.Module, ckpt: dict, path: str | Path) -> None:
     """Refuse, in one line, a model whose outputs on a standardized random image are NaN or inf (finite weights
@@ -88,7 +97,7 @@ class EvaluationReport:
         """Top-1 and top-5 accuracy (correct / images, the float training counts), per-class accuracy and the
         confusion matrix of `logits` against `labels`; `reported`: the classes the matrix shows and each of
         `classes`' position among them (several of the model's classes counted as one)."""
-        topk = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        topk = ranked(logits, 5).indices  # (classes of equal scores, as bf16 logits often are: argmax's choice first)
         n_images = len(labels) or float("nan")
         top1 = (topk[:, 0] == labels).sum().item() / n_images
         top5 = (topk == labels[:, None]).any(1).sum().item() / n_images
@@ -349,7 +358,7 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
         x = loaded.transform(image[None].to(device))
         outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
         probs = outputs["main"].float().softmax(1)[0].cpu()
-        values, indices = probs.topk(k)
+        values, indices = ranked(probs, k)
         extra: dict[str, tuple[str, float | None]] = {}
         for name, target in others.items():
             out = outputs[name].float()[0].cpu()
