@@ -80,7 +80,12 @@ def test_the_cache_limit_sends_many_small_images_to_the_stream():
     headers = [((32, 32), "RGB")] * 8
     assert should_stream(headers, 50_000, None) == (False, "50000 images at 32 px fit the cache (146 MiB)")
     stream, why = should_stream(headers, 50_000, None, limit=100 << 20)
-    assert stream and "over the cache limit of 0.1 GiB" in why
+    assert stream and "need 146.5 MiB, over the cache limit of 100.0 MiB" in why  # (before: 0.1 GiB)
+    # (before: "500 images at 32 px need 0.0 GiB, over the cache limit of 0.0 GiB")
+    assert should_stream(headers, 500, None, limit=int(0.001 * (1 << 30)))[1] == \
+        "500 images at 32 px need 1.5 MiB, over the cache limit of 1.0 MiB (CONVOLAB_CACHE_LIMIT_GB)"
+    big = should_stream(headers, 1, 40_000, limit=int(4.46 * (1 << 30)))[1]  # (3 x 40,000 x 40,000 bytes: 4.47 GiB)
+    assert "need 4.47 GiB, over the cache limit of 4.46 GiB" in big
     assert should_stream([((500, 375), "RGB")] * 8, 100, None)[0]
     assert not should_stream([((500, 375), "RGB")] * 8, 100, 64)[0]
 

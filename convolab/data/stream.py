@@ -284,6 +284,17 @@ def cache_limit_bytes() -> int:
     return int(gib * (1 << 30))
 
 
+def sizes_apart(larger: int, smaller: int) -> tuple[str, str]:
+    """Two byte counts in GiB, or MiB below 1 GiB, with the decimals that tell them apart (not "0.0 GiB, over
+    0.0 GiB")."""
+    unit, name = (1 << 30, "GiB") if larger >= 1 << 30 else (1 << 20, "MiB")
+    for decimals in range(1, 7):
+        texts = (f"{larger / unit:.{decimals}f} {name}", f"{smaller / unit:.{decimals}f} {name}")
+        if texts[0] != texts[1]:
+            break
+    return texts
+
+
 def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize: int | None,
                   limit: int | None = None) -> tuple[bool, str]:
     """Stream when the images are large (longer side over 128 px) and --image-size does not shrink
@@ -299,6 +310,7 @@ def should_stream(headers: list[tuple[tuple[int, int], str]], count: int, resize
     if resize is None and side > LARGE_SIDE:
         return True, f"images of about {side} px are larger than the {LARGE_SIDE} px cached in memory"
     if estimate > limit:
-        return True, f"{count} images at {cached_side} px need {estimate / (1 << 30):.1f} GiB, over the " \
-                     f"cache limit of {limit / (1 << 30):.1f} GiB (CONVOLAB_CACHE_LIMIT_GB)"
+        need, cap = sizes_apart(estimate, limit)
+        return True, f"{count} images at {cached_side} px need {need}, over the cache limit of {cap} " \
+                     "(CONVOLAB_CACHE_LIMIT_GB)"
     return False, f"{count} images at {cached_side} px fit the cache ({estimate / (1 << 20):.0f} MiB)"
