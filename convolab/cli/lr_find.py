@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from .._registry import get_entry
 from ..errors import ConfigError
-from ..training.lr_find import MIN_STEPS, check_range, lr_range_test
+from ..training.lr_find import MIN_STEPS, Terminated, check_range, lr_range_test
 from ..training.rundir import data_stem, next_free_dir
 from ._args import positive_float, positive_int
 from ._options import add_config_options, config_from_args
@@ -37,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.model)
     stem = None if config.output else f"lr-find-{args.model}-{data_stem(config.data)}"
     output = Path(config.output) if config.output else next_free_dir(stem)
-    result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output, default_stem=stem)
+    try:
+        result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output, default_stem=stem)
+    except Terminated:  # as Ctrl-C, one line; the status a shell gives a process SIGTERM ended
+        sys.stderr.write(f"convolab {args.verb}: interrupted by SIGTERM\n")
+        return 128 + signal.SIGTERM
     output = result.output or output  # (a default name another command took first: the next one's)
     if result.suggestion is None:  # (the curve is written: it shows where the loss went)
         raise ConfigError(f"lr-find {config.model}: {result.summary()}; lower --start-lr, or give more --steps "

@@ -11,7 +11,8 @@ kind they hold:
 - `train_labels`, `test_labels`: on the device; `preprocess`: how a file becomes the input (squashed
   to the size, or the centre crop of a streamed photo), for the checkpoint;
 - `batch_augment`: what the batch transform still does (a stream's workers crop and mirror as they
-  decode); `describe()`: for the CLI's "training ... on cpu, streamed by 8 workers".
+  decode); `describe()`: for the CLI's "training ... on cpu, streamed by 8 workers";
+- `close()`: end the worker processes a stream keeps across epochs (the next epoch starts new ones).
 
 Resident data (`ImageData`) live on the device as uint8 and a batch is an index into them; streamed
 data (`StreamingImageData`) are decoded by DataLoader worker processes, batch by batch.
@@ -72,6 +73,9 @@ class ResidentBatches:
     def describe(self) -> str:
         return ""
 
+    def close(self) -> None:
+        pass  # (no worker processes)
+
 
 class StreamedBatches:
     """Images decoded from their files by worker processes: a training image becomes a random-resized
@@ -104,6 +108,13 @@ class StreamedBatches:
     def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
         split = self.dist.shard(self.data.test) if shard else self.data.test
         return self.data.eval_batches(split, batch_size, pin_memory=self.pin_memory)
+
+    def close(self) -> None:
+        """Shut the training loader's persistent workers down, with their queues' threads: they would outlive the
+        fit, and, SIGTERMed by multiprocessing at exit, leave their `pymp-*` folders in $TMPDIR."""
+        iterator, self.loader._iterator = self.loader._iterator, None  # (torch keeps no public handle on them)
+        if iterator is not None:
+            iterator._shutdown_workers()
 
     def describe(self) -> str:
         workers = self.data.workers

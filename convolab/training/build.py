@@ -76,7 +76,7 @@ class Run:
     total_steps: int
     warmup_steps: int
     aug_generator: torch.Generator
-    run_dir: Path
+    run_dir: Path | None  # None: a run that writes nothing (lr-find's)
     tensorboard: Any  # a SummaryWriter on rank 0 with --tensorboard, else None
     mixing: MixConfig = MixConfig()  # mixup and CutMix of the transformed training batches
     batches_per_epoch: int = 0  # the batches an epoch trains: steps_per_epoch x --accumulate
@@ -101,10 +101,13 @@ class Run:
         }
 
 
-def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None) -> Run:
-    """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names."""
+def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None, *,
+              folder: bool = True) -> Run:
+    """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names; without
+    `folder`, one that writes nothing (no run folder is made: `run_dir` None; no TensorBoard log)."""
     started = time.perf_counter()
-    refuse_output_inside_data(config)
+    if folder:
+        refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
     torch.manual_seed(config.seed)
     data = config_subsets(config, data) if data is not None else load_run_data(config, dist)
@@ -178,10 +181,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
     aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
-    writer = tensorboard_writer() if config.tensorboard and dist.is_main else None  # (missing: before any folder)
-    # Rank 0 names and creates the run folder (a default name depends on what exists).
-    run_dir = prepare_run_dir(config.output or default_run_dir(config, create=True)) if dist.is_main else None
-    run_dir = Path(dist.broadcast(str(run_dir) if run_dir else None))
+    # Rank 0 names and creates the run folder (a default name depends on what exists); no TensorBoard: said before.
+    writer = tensorboard_writer() if folder and config.tensorboard and dist.is_main else None
+    made = prepare_run_dir(config.output or default_run_dir(config, create=True)) if folder and dist.is_main else None
+    run_dir = Path(dist.broadcast(str(made) if made else None)) if folder else None
     tensorboard = writer(str(run_dir / "tensorboard")) if writer else None
     if isinstance(getattr(model, "data_config", None), DataConfig):  # what the model is trained on, as its own
         model.data_config = dataclasses.replace(model.data_config, mean=tuple(mean), std=tuple(std))  # (exports;

@@ -153,6 +153,7 @@ class Trainer:
             self.run.dist.close(finished=False)
             raise
         finally:
+            self.run.batches.close()  # (a stream's workers: kept across this fit's epochs, not the Trainer's life)
             if self._claim is not None:
                 self._claim.release()  # (the folder may be resumed by another command now)
         self.run.dist.close()

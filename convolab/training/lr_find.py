@@ -15,11 +15,13 @@ Two suggestions are read off the smoothed curve:
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import math
-import tempfile
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times the best
 SKIP_BEGIN, SKIP_END = 10, 1  # Lightning's: the first steps' smoothed loss still follows the initial weights
 MIN_STEPS = 5
 FULL_CURVE = SKIP_BEGIN + SKIP_END + 2  # the points a curve needs for both skips and a gradient of two
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a range test: it unwinds as Ctrl-C does (the CLI says so in one line and exits 143, the status
+    a shell gives a process SIGTERM ended)."""
 
 
 @dataclass
@@ -166,17 +173,36 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
         writable_output(output, "--output", "folder", create=False)
     process = ProcessState(config.threads, resolve_device(config.device).type == "cuda")  # (the caller's kept)
-    with tempfile.TemporaryDirectory(prefix="lr-find-") as scratch, process.applied(train=True):
-        if run is None:  # (a run folder of its own, which nothing is written to)
-            run = build_run(dataclasses.replace(config, output=scratch, tensorboard=False), data)
-        result = _range_test(run, start_lr, end_lr, steps)
-    if output is not None and default_stem is not None and not existed:
-        output = take_default_dir(output, default_stem)
-    folder = prepare_run_dir(output) if output is not None else None
-    result.output = folder
-    if folder is not None:
-        result.write(folder, f"{config.model} on {config.data}")
+    with sigterm_unwinds():
+        with process.applied(train=True):
+            if run is None:  # (no run folder: nothing is written to one, and a killed test would strand it)
+                run = build_run(dataclasses.replace(config, output=None, tensorboard=False), data, folder=False)
+            result = _range_test(run, start_lr, end_lr, steps)
+        if output is not None and default_stem is not None and not existed:
+            output = take_default_dir(output, default_stem)
+        folder = prepare_run_dir(output) if output is not None else None
+        result.output = folder
+        if folder is not None:
+            result.write(folder, f"{config.model} on {config.data}")
     return result
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises `Terminated`, so that a stream's workers stop and a half-written file is removed, as on
+    Ctrl-C (its default action ends the process at once). Outside the main thread, signals are left alone."""
+    def stop(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous, installed = signal.signal(signal.SIGTERM, stop), True
+    except ValueError:  # not the main thread
+        previous, installed = None, False
+    try:
+        yield
+    finally:
+        if installed:  # (None: a handler not set from Python, which SIG_DFL stands for)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindResult:
@@ -222,6 +248,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
             best = min(best, smoothed)
     finally:
         batches.close()
+        run.batches.close()  # (a stream's workers end with the test)
         if bar is not None:
             bar.close()
     if not any(math.isfinite(v) for v in result.smoothed):
@@ -270,5 +297,5 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
-__all__ = ["LRFindResult", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find", "read_steps",
-           "steepest_index"]
+__all__ = ["LRFindResult", "Terminated", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find",
+           "read_steps", "sigterm_unwinds", "steepest_index"]
