@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from .._atomic import remove_dead_temporaries, temporary_prefix
+
 # Exit code of a rank that stopped because another one did; that one printed the cause.
 PEER_LOST = 3
 READER_LEFT = 128 + 13  # SIGPIPE's status: the command's reader left (`convolab train ... | head -1`), quietly
@@ -65,14 +67,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# What a rank runs: `python -m convolab ARGV`, except that a Ctrl-C while it is still importing (torch takes
-# seconds) ends it quietly instead of with a traceback from every rank; once convolab is loaded, SIGINT is
-# Python's KeyboardInterrupt again, which the command and its training loop handle.
-RANK_ENTRY = ("import signal, sys\n"
-              "signal.signal(signal.SIGINT, lambda *_: sys.exit(130))\n"
+# What a rank runs: `python -m convolab ARGV`, except that until its training loop takes SIGINT (to save and
+# stop), a Ctrl-C ends it at once, quietly, and the launcher says "interrupted". Raised as KeyboardInterrupt, it
+# could land inside an import (leaving modules half made), and its copy ms later (the terminal reaches the ranks,
+# the launcher passes it on) inside the handler of the first or at interpreter shutdown: each a traceback. The
+# rank starts with SIGINT blocked (see _start_rank), unblocked once its handler is in place.
+RANK_ENTRY = ("import os, signal, sys\n"
+              "def stop(*_):\n"
+              "    for stream in (sys.stdout, sys.stderr):\n"
+              "        try:\n"
+              "            stream.flush()\n"
+              "        except Exception:\n"
+              "            pass\n"
+              "    os._exit(130)\n"
+              "signal.signal(signal.SIGINT, stop)\n"
+              "if hasattr(signal, 'pthread_sigmask'):\n"
+              "    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
               "from convolab.cli import main\n"
-              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               "sys.exit(main())\n")
+INTERRUPTED = 130  # the exit code of a rank (or a command) a Ctrl-C stopped
+_REPORTS = "convolab-ranks"  # the temporary folder of the ranks' CONVOLAB_ERROR_FILEs, named after the launcher
 
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
@@ -104,18 +118,19 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
             previous[signum] = signal.signal(signum, forward)
     except ValueError:  # not the main thread: leave signals alone (Ctrl-C still reaches the ranks)
         pass
-    reports = Path(tempfile.mkdtemp(prefix="convolab-ranks-"))
+    remove_dead_temporaries(tempfile.gettempdir(), _REPORTS)  # (those of launchers killed outright)
+    reports = Path(tempfile.mkdtemp(prefix=temporary_prefix(_REPORTS), suffix=".tmp"))
     try:
         for rank in range(nproc):
-            procs.append(subprocess.Popen([sys.executable, "-c", RANK_ENTRY, *argv], env=env | {
+            procs.append(_start_rank(argv, env | {
                 "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt"),
                 "CONVOLAB_LAUNCHER_PID": str(os.getpid())}))
         codes, killed = _wait_for_ranks(procs)
         said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
                 for rank in range(nproc)]
-        if signals and any(codes) and not any(said):  # stopped before any rank had begun to train
+        if _interrupted(codes, killed, said, bool(signals)):
             sys.stderr.write("convolab train: interrupted\n")
-            return 128 + signals[0]
+            return 128 + signals[0] if signals else INTERRUPTED
         _explain_failure(nproc, codes, killed, said)
         own = [code for rank, code in enumerate(codes) if code not in (0, PEER_LOST) and rank not in killed]
         if own:
@@ -129,6 +144,26 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                 proc.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _start_rank(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start one rank with SIGINT blocked, so that a Ctrl-C before RANK_ENTRY's handler waits for it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return subprocess.Popen([sys.executable, "-c", RANK_ENTRY, *argv], env=env)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return subprocess.Popen([sys.executable, "-c", RANK_ENTRY, *argv], env=env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _interrupted(codes: list[int], killed: set[int], said: list[list[str]], signalled: bool) -> bool:
+    """Whether a Ctrl-C or SIGTERM stopped the ranks before any said why (a rank that lost its peer to it only
+    notes so): one this launcher passed on, or (from a thread, which cannot) one that every rank met."""
+    if not any(codes) or any(not line.startswith(_CONSEQUENCE) for lines in said for line in lines):
+        return False
+    return signalled or INTERRUPTED in codes and all(
+        code in (0, INTERRUPTED, PEER_LOST) or rank in killed for rank, code in enumerate(codes))
 
 
 def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[list[str]]) -> None:
