@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import write_png_folder
 
 import convolab
@@ -37,11 +39,19 @@ def _run_python(code: str, tmp: Path, timeout: float = 300) -> subprocess.Comple
                           env=_env(tmp), timeout=timeout)
 
 
-def test_fit_leaves_no_loader_workers_threads_or_temporary_folders(tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A $TMPDIR of a short path: multiprocessing's sockets there must fit AF_UNIX's 108 bytes, which pytest's
+    tmp_path under xdist (…/popen-gw1/test_fit_leaves_no_loader_work0/tmp) does not (the workers then hang)."""
+    folder = Path(tempfile.mkdtemp(prefix="cvw-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_fit_leaves_no_loader_workers_threads_or_temporary_folders(tmp_path, short_tmp):
     """Before: after fit() the streamed loader's 2 persistent workers and their QueueFeederThreads lived on with the
     Trainer, and at exit a `pymp-*` folder was left in $TMPDIR."""
-    data, tmp = write_png_folder(tmp_path / "pngs", per_class=20, size=16), tmp_path / "tmp"
-    tmp.mkdir()
+    data, tmp = write_png_folder(tmp_path / "pngs", per_class=20, size=16), short_tmp
     probe = f"""
         import json, os, threading, time
         from pathlib import Path
@@ -85,10 +95,9 @@ def test_range_test_makes_no_scratch_folder(tmp_path, monkeypatch):
     assert _left_in(tmp) == [] and not (tmp_path / "runs").exists()
 
 
-def test_sigterm_stops_lr_find_with_one_line_and_143(tmp_path):
+def test_sigterm_stops_lr_find_with_one_line_and_143(tmp_path, short_tmp):
     """Before: SIGTERM ended lr-find silently (rc 143, no line), leaving its `lr-find-XXXX` folder in $TMPDIR."""
-    tmp, marker = tmp_path / "tmp", tmp_path / "stepping"
-    tmp.mkdir()
+    tmp, marker = short_tmp, tmp_path / "stepping"
     driver = f"""
         import sys
         from pathlib import Path
