@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -63,3 +64,23 @@ def test_evaluate_counts_a_tie_as_training_does():
     assert report.confusion[0, 0] == 1 and report.confusion[1, 0] == 1
     values, indices = ranked(torch.tensor([[1.0, 3.0, 3.0, 0.0, 0.0, 0.0]]), 5)
     assert indices.tolist() == [[1, 2, 0, 3, 4]] and values.tolist() == [[3.0, 3.0, 1.0, 0.0, 0.0]]
+
+
+def test_lr_find_stopped_while_it_writes_leaves_neither_file_nor_its_folder(tmp_path, monkeypatch):
+    """(before: a Ctrl-C or SIGTERM while lr_find.png drew left lr_find.csv alone in a folder the command made)"""
+    real = lr_find.lr_find_figure
+
+    def figure_then_ctrl_c(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        fig.savefig = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+        return fig
+
+    monkeypatch.setattr(lr_find, "lr_find_figure", figure_then_ctrl_c)
+    config = TrainConfig(model="lenet5_modern", data="digits", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        lr_find.lr_range_test(config, steps=20, output=tmp_path / "runs" / "lrf", default_stem="lrf")
+    assert not (tmp_path / "runs" / "lrf").exists() and not any((tmp_path / "runs").iterdir())
+    (tmp_path / "given").mkdir()  # a folder the caller made stays (empty, as given)
+    with pytest.raises(KeyboardInterrupt):
+        lr_find.lr_range_test(config, steps=20, output=tmp_path / "given")
+    assert list((tmp_path / "given").iterdir()) == []

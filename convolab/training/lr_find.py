@@ -36,6 +36,7 @@ from .build import Run, build_run
 from .config import TrainConfig
 from .device import resolve_device
 from .evaluation import no_image_read
+from .inference import write_together
 from .loop import train_step
 from .mixing import mix_batch
 from .process import ProcessState
@@ -91,14 +92,16 @@ class LRFindResult:
                 f"min-loss lr / 10 {self.min_loss_lr:.2e}; {read + '; ' if read else ''}{end}")
 
     def write(self, folder: str | Path, title: str = "") -> None:
-        """folder/lr_find.csv (lr, loss, smoothed) and folder/lr_find.png, each written atomically."""
+        """folder/lr_find.csv (lr, loss, smoothed) and folder/lr_find.png, as one set: both written to temporary
+        files, then renamed (an interrupt while the picture draws leaves neither, or the two of before)."""
         folder = Path(folder)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("lr", "loss", "smoothed"))
         writer.writerows(zip(self.lrs, self.losses, self.smoothed))
-        atomic_write(folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
-        plot_lr_find(self, folder / "lr_find.png", title)
+        fig = lr_find_figure(self, title)
+        write_together([(folder / "lr_find.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100)),
+                        (folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
 
 
 def considered(smoothed: list[float]) -> list[int]:
@@ -183,7 +186,13 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
         folder = prepare_run_dir(output) if output is not None else None
         result.output = folder
         if folder is not None:
-            result.write(folder, f"{config.model} on {config.data}")
+            try:
+                result.write(folder, f"{config.model} on {config.data}")
+            except BaseException:  # (a Ctrl-C while the picture draws: the folder this call made goes too)
+                if not existed:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # (only if empty)
+                raise
     return result
 
 
@@ -273,7 +282,13 @@ def _progress_bar(run: Run, steps: int) -> Any:
 
 
 def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
-    """The loss and smoothed loss against the learning rate (log x), both suggestions marked."""
+    """The loss and smoothed loss against the learning rate (log x), both suggestions marked, as a PNG."""
+    fig = lr_find_figure(result, title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
+    """plot_lr_find's figure."""
     from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
     fig = Figure(figsize=(7, 4.5))
@@ -294,7 +309,7 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return fig
 
 
 __all__ = ["LRFindResult", "Terminated", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find",
