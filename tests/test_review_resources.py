@@ -84,3 +84,14 @@ def test_lr_find_stopped_while_it_writes_leaves_neither_file_nor_its_folder(tmp_
     with pytest.raises(KeyboardInterrupt):
         lr_find.lr_range_test(config, steps=20, output=tmp_path / "given")
     assert list((tmp_path / "given").iterdir()) == []
+
+
+def test_a_warm_up_cut_to_half_the_run_is_said(tmp_path, caplog):
+    """(before: --warmup-epochs 1.5 of 2 warmed up over 1 epoch, and nothing said so; config.json records 1.5)"""
+    argv = ["train", "lenet5_modern", "--data", "digits", "--epochs", "2", "--no-progress", "--output"]
+    assert main([*argv, str(tmp_path / "a"), "--warmup-epochs", "1.5"]) == 0
+    said = [r.getMessage() for r in caplog.records if "warm" in r.getMessage()]
+    assert said == ["--warmup-epochs 1.5 is over half of the 2 epochs: the warm-up takes 22 steps, 1 epoch"]
+    caplog.clear()
+    assert main([*argv, str(tmp_path / "b"), "--warmup-epochs", "1"]) == 0
+    assert not [r for r in caplog.records if "warm" in r.getMessage()]

@@ -35,7 +35,7 @@ from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
 from .mixing import MixConfig
-from .optim import ModelEma, build_optimizer, param_groups
+from .optim import ModelEma, build_optimizer, param_groups, warmup_length
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
@@ -179,7 +179,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     batches_per_epoch, steps_per_epoch = epoch_lengths(len(batches.train_labels), config.batch_size,
                                                        config.accumulate)
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+    warmup_steps = warmup_length(config, steps_per_epoch, say=folder and dist.is_main)  # (lr-find sets each lr)
     aug_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + dist.rank * 1_000_003)
     # Rank 0 names and creates the run folder (a default name depends on what exists); no TensorBoard: said before.
     writer = tensorboard_writer() if folder and config.tensorboard and dist.is_main else None

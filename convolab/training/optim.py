@@ -4,11 +4,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
@@ -45,6 +49,16 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
     if name == "rmsprop":  # Inception-v3's choice: decay 0.9, eps 1.0
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1.0, momentum=momentum)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) -> int:
+    """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts it)."""
+    asked, total = round(config.warmup_epochs * steps_per_epoch), steps_per_epoch * config.epochs
+    if say and asked > total // 2:
+        epochs = total // 2 / steps_per_epoch
+        log.warning("--warmup-epochs %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
+                    config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
+    return min(asked, total // 2)
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0,
