@@ -2,14 +2,18 @@
 fails on the code before its fix."""
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from test_review_session import held_by_another_command
 from torch import nn
 
 import convolab
 from convolab.cli import main
+from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer, lr_find, rundir
 from convolab.training.inference import EvaluationReport, ranked
 
@@ -95,3 +99,21 @@ def test_a_warm_up_cut_to_half_the_run_is_said(tmp_path, caplog):
     caplog.clear()
     assert main([*argv, str(tmp_path / "b"), "--warmup-epochs", "1"]) == 0
     assert not [r for r in caplog.records if "warm" in r.getMessage()]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_a_new_run_on_a_run_still_training_is_told_to_wait_not_to_resume(digits_run, tmp_path, capsys):
+    """(before: "already holds a run ...; continue it with convolab train --resume", which was then refused: "in use
+    by another convolab command")"""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    with held_by_another_command(run):  # (the run, still training in another command)
+        capsys.readouterr()
+        assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--output", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"convolab train: error: --output {run} is in use by another convolab command; wait for it " \
+                      "to end, or choose another folder\n"
+        with pytest.raises(ConfigError, match=r"TrainConfig\(output=.*\): .* is in use by another convolab command"):
+            Trainer(TrainConfig(model="lenet5_modern", data="digits", output=str(run), progress=False))
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--output", str(run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err  # (the holder gone: as before)

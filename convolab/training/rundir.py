@@ -127,7 +127,7 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     check_usable(output, "--output")
     found = run_files(output)
     if found:
-        raise ConfigError(holds_a_run(output, found))
+        raise ConfigError(in_use_line(output, "--output") if in_use(output) else holds_a_run(output, found))
     _CHECKED_EMPTY.add(_key(output))  # the run that claims it checks again, under its claim (claim_run_dir)
 
 
@@ -150,6 +150,8 @@ def refuse_a_new_run_in(output: str | Path, resume_call: str) -> None:
     """What a new Trainer checks before its work (refuse_to_overwrite_a_run for Python): one line when `output`
     holds a run, worded for the command line when that command checked the folder first."""
     found = run_files(output)
+    if found and in_use(output):  # (a run still training: --resume would be refused too, until it ends)
+        raise ConfigError(in_use_line(output, f"TrainConfig(output={str(output)!r}):"))
     if found:
         raise ConfigError(holds_a_run(output, found, None if _key(output) in _CHECKED_EMPTY else resume_call))
 
@@ -223,8 +225,7 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise ConfigError(f"{flag} {run_dir} is in use by another convolab command; wait for it to end, or "
-                              "choose another folder") from None
+            raise ConfigError(in_use_line(run_dir, flag)) from None
         try:  # the name may have been removed and made anew by a holder that ended meanwhile: lock that one
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -234,6 +235,27 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
         os.close(fd)
     _HELD[key] = lock = _Lock(key, fd)
     return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
+
+
+def in_use_line(run_dir: str | Path, flag: str) -> str:
+    return f"{flag} {run_dir} is in use by another convolab command; wait for it to end, or choose another folder"
+
+
+def in_use(run_dir: str | Path) -> bool:
+    """Whether another process holds `run_dir`'s claim: a command is writing there (checked, not taken)."""
+    if fcntl is None or _key(run_dir) in _HELD:
+        return False
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _checked(claim: RunClaim, run_dir: str | Path, new_run: bool, resume_call: str | None) -> RunClaim:
