@@ -7,6 +7,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ def quiet_interrupt_while_starting():
     """Ctrl-C while the `convolab` command (or `python -m convolab`) is still importing its modules (torch
     takes seconds): one line and exit code 130, not a traceback from inside torch. In any other program
     that imports convolab, the KeyboardInterrupt is that program's, untouched."""
+    if is_the_convolab_command():
+        interrupt_exits("convolab: interrupted")
     try:
         yield
     except KeyboardInterrupt:
@@ -25,6 +28,36 @@ def quiet_interrupt_while_starting():
             raise
         sys.stderr.write("convolab: interrupted\n")
         raise SystemExit(130) from None
+
+
+def interrupt_exits(line: str) -> None:
+    """While the convolab command starts: SIGINT writes `line` and ends the process at once, exit 130. Raised as
+    KeyboardInterrupt inside an import (numpy's, torch's), it would leave that module half made, and the import
+    that follows fails with a traceback of its own ("cannot load module more than once per process"). Only in
+    the main thread, and only where Ctrl-C is Python's (not ignored: `nohup`, a shell's background job)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, _exit_handlers.get("current")):
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        os._exit(130)
+
+    _exit_handlers["current"] = stop
+    signal.signal(signal.SIGINT, stop)
+
+
+def interrupt_raises() -> None:
+    """Ctrl-C is KeyboardInterrupt again, where interrupt_exits set it otherwise: the command's work handles it."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is _exit_handlers.pop("current", None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_exit_handlers: dict[str, object] = {}  # interrupt_exits' handler while it is set
 
 
 def is_the_convolab_command() -> bool:

@@ -3,6 +3,7 @@ fails on the code before its fix."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,3 +118,31 @@ def test_a_new_run_on_a_run_still_training_is_told_to_wait_not_to_resume(digits_
             Trainer(TrainConfig(model="lenet5_modern", data="digits", output=str(run), progress=False))
     assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--output", str(run)]) == 2
     assert "already holds a run" in capsys.readouterr().err  # (the holder gone: as before)
+
+
+SIGINT_IN_AN_IMPORT = """
+import os, signal, sys, time
+class CtrlC:  # a real Ctrl-C while a library's module is half made, which then fails otherwise (numpy's
+    def find_spec(self, name, path=None, target=None):  # C module, loaded once, refuses a second load)
+        if name == {module!r}:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                raise ImportError("cannot load module more than once per process") from None
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["/venv/bin/convolab", *{argv!r}]
+{code}
+"""
+
+
+@pytest.mark.parametrize("module, argv, code, line", [
+    ("convolab.pretrained", [], "import convolab.cli", "convolab: interrupted"),
+    ("convolab.cli.train", ["train", "lenet5"], "from convolab.cli import main; main()", "convolab train: interrupted"),
+])
+def test_a_real_ctrl_c_while_the_command_starts_is_one_line_and_130(module, argv, code, line):
+    """(before: the KeyboardInterrupt landed inside the half-made import, and what followed was a traceback: a Ctrl-C
+    1 s after `convolab train ...` printed numpy's "ImportError: cannot load module more than once per process")"""
+    script = SIGINT_IN_AN_IMPORT.format(module=module, argv=argv, code=code)
+    command = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (command.returncode, command.stderr) == (130, line + "\n")

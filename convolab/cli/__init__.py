@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from .._platform import die_with_parent, quiet_interrupt_while_starting, threads_for_a_shared_cpu
+from .._platform import (
+    die_with_parent,
+    interrupt_exits,
+    interrupt_raises,
+    is_the_convolab_command,
+    quiet_interrupt_while_starting,
+    threads_for_a_shared_cpu,
+)
 
 with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, and so guarded, in main)
     import torch
@@ -72,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
     Called with `argv` (from Python) it returns that code also for an argument mistake, `--help` or `--version`,
     where argparse would raise SystemExit; the console script (no `argv`) exits through argparse as ever."""
+    verb = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    line = f"convolab {verb}: interrupted" if verb in _verb_modules() else "convolab: interrupted"
+    if argv is None and is_the_convolab_command():
+        interrupt_exits(line)  # (until the verb's work begins: see _command)
     try:
         return _command(argv)
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
-        verb = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
-        _say_error(f"convolab {verb}: interrupted" if verb in _verb_modules() else "convolab: interrupted")
+        _say_error(line)
         return 130
 
 
@@ -93,6 +103,7 @@ def _command(argv: list[str] | None) -> int:
             raise
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
+    interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
     if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
         # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
         # threads than the cores other running processes leave free
