@@ -146,3 +146,10 @@ def test_a_real_ctrl_c_while_the_command_starts_is_one_line_and_130(module, argv
     script = SIGINT_IN_AN_IMPORT.format(module=module, argv=argv, code=code)
     command = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (command.returncode, command.stderr) == (130, line + "\n")
+
+
+def test_the_default_warm_up_halved_in_a_one_epoch_run_is_not_said(tmp_path, caplog):
+    """(the default epoch of warm-up is at most half the run, as documented: no warning on every --epochs 1 run)"""
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress", "--output",
+                 str(tmp_path / "a")]) == 0
+    assert not [r for r in caplog.records if "warm" in r.getMessage()]

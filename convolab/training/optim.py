@@ -1,6 +1,7 @@
 """Optimizers with decay-free norm/bias groups, and learning-rate schedules as pure functions of the step."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -52,9 +53,11 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
 
 
 def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) -> int:
-    """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts it)."""
+    """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts a warm-up
+    the user chose; the default epoch of warm-up, halved in a one-epoch run, is as documented)."""
     asked, total = round(config.warmup_epochs * steps_per_epoch), steps_per_epoch * config.epochs
-    if say and asked > total // 2:
+    default = next(f.default for f in dataclasses.fields(config) if f.name == "warmup_epochs")
+    if say and asked > total // 2 and config.warmup_epochs != default:
         epochs = total // 2 / steps_per_epoch
         log.warning("--warmup-epochs %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
                     config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
