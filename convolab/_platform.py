@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # prctl's option: the signal this process gets when its parent dies (Linux)
@@ -58,6 +59,25 @@ def interrupt_raises() -> None:
 
 
 _exit_handlers: dict[str, object] = {}  # interrupt_exits' handler while it is set
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(raising: type[BaseException] = KeyboardInterrupt) -> Iterator[None]:
+    """SIGTERM raises `raising` (a KeyboardInterrupt) while the block runs, as Ctrl-C does, so that what it
+    half made is removed on the way out (SIGTERM's default action ends the process at once and leaves it).
+    Outside the main thread, signals are left alone; a handler not set from Python comes back as SIG_DFL."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise raising
+
+    try:
+        previous, installed = signal.signal(signal.SIGTERM, interrupt), True
+    except ValueError:  # not the main thread
+        previous, installed = None, False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def is_the_convolab_command() -> bool:

@@ -3,13 +3,11 @@ against PyTorch eager on the same random inputs, and rename it into place only i
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
-import signal
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from .._paths import making
+from .._platform import sigterm_as_interrupt
 from .._version import __version__
 from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
@@ -212,25 +211,6 @@ def _differences(expected: list[torch.Tensor], run: Callable[[torch.Tensor], tor
             diff, scale = (want - got).abs().reshape(len(x), -1), want.abs().reshape(len(x), -1)
             rows.append(torch.stack([diff.max(1).values, scale.max(1).values], 1))
     return torch.cat(rows)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while an export writes, as Ctrl-C does, so that the temporary file
-    beside its output is removed on the way out (the default action of SIGTERM ends the process at once and
-    leaves it); the CLI says "interrupted" and exits 130. Outside the main thread, signals are left alone."""
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], tolerance: float,

@@ -20,8 +20,6 @@ import csv
 import dataclasses
 import io
 import math
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import torch
 
 from .._atomic import atomic_write
 from .._paths import writable_output
+from .._platform import sigterm_as_interrupt
 from ..data.base import LabelledImages
 from ..errors import ConfigError
 from .build import Run, build_run
@@ -176,7 +175,7 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
         writable_output(output, "--output", "folder", create=False)
     process = ProcessState(config.threads, resolve_device(config.device).type == "cuda")  # (the caller's kept)
-    with sigterm_unwinds():
+    with sigterm_as_interrupt(Terminated):  # (a stream's workers stop, a half-written file goes)
         with process.applied(train=True):
             if run is None:  # (no run folder: nothing is written to one, and a killed test would strand it)
                 run = build_run(dataclasses.replace(config, output=None, tensorboard=False), data, folder=False)
@@ -194,24 +193,6 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
                         folder.rmdir()  # (only if empty)
                 raise
     return result
-
-
-@contextlib.contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM raises `Terminated`, so that a stream's workers stop and a half-written file is removed, as on
-    Ctrl-C (its default action ends the process at once). Outside the main thread, signals are left alone."""
-    def stop(_signum: int, _frame: object) -> None:
-        raise Terminated
-
-    try:
-        previous, installed = signal.signal(signal.SIGTERM, stop), True
-    except ValueError:  # not the main thread
-        previous, installed = None, False
-    try:
-        yield
-    finally:
-        if installed:  # (None: a handler not set from Python, which SIG_DFL stands for)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindResult:
@@ -313,4 +294,4 @@ def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
 
 
 __all__ = ["LRFindResult", "Terminated", "check_range", "considered", "lr_at", "lr_range_test", "plot_lr_find",
-           "read_steps", "sigterm_unwinds", "steepest_index"]
+           "read_steps", "steepest_index"]
