@@ -63,6 +63,14 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         raise
 
 
+def write_together(writes: list[tuple[Path, Callable[[str], object]]]) -> None:
+    """Each (path, write) onto a temporary file beside its path, all of them before any is renamed into
+    place: files that belong together are replaced together or (interrupted, failed) not at all."""
+    if writes:
+        (path, write), rest = writes[0], writes[1:]
+        atomic_write(path, lambda tmp: (write(tmp), write_together(rest)))
+
+
 def _writer_space() -> str:
     """This machine and pid namespace, hashed: a temporary's pid is judged only by processes that share both (one
     written from another machine on a shared disk, or from another container, is never taken for a dead one's)."""

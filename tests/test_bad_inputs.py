@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -842,6 +843,15 @@ CASES: list[Row] = [
         "CONVOLAB_CACHE_LIMIT_GB='nan' is not a size in GiB",
         lambda t: write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
         env=(("CONVOLAB_CACHE_LIMIT_GB", "nan"),)),
+    # a $TMPDIR too long for the sockets streaming workers pass batches through (before: the workers died on an
+    # OSError each, with their tracebacks, and the epoch waited for them for ever)
+    Row("train-stream-tmpdir-too-long", ["train", "lenet5_modern", "--data", "{t}/s", "--loader", "stream",
+                                         "--workers", "2", "--output", "{t}/run"],
+        "is too long for the sockets the 2 data-loading workers pass their images through (at most 75); set TMPDIR "
+        "to a shorter folder, or give --workers 0",
+        lambda t: (write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
+                   (t / ("x" * 80)).mkdir()),
+        env=(("TMPDIR", "{t}/" + "x" * 80),)),
     Row("train-dangling-symlink", ["train", "lenet5_modern", "--data", "{d}/dangling", "--output", "{t}/run"],
         "dangling/a/gone.png is a symbolic link to '/nonexistent/gone.png', which does not exist; fix or remove "
         "the link, or pass --skip-bad-images"),
@@ -1150,6 +1160,8 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
     for name, value in row.env:
         monkeypatch.setenv(name, value.format(d=files, t=tmp_path))
+        if name == "TMPDIR":
+            monkeypatch.setattr(tempfile, "tempdir", None)  # (gettempdir() reads $TMPDIR again)
     before = {p: p.read_bytes() for p in [*tmp_path.rglob("*"), *files.rglob("*")] if p.is_file()}
     paths_before = set(tmp_path.rglob("*"))
     caplog.set_level(logging.INFO)

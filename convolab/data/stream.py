@@ -22,6 +22,8 @@ import logging
 import math
 import os
 import random
+import sys
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,6 +45,27 @@ NAMED_SKIPS = 10  # unreadable images named one line each with --skip-bad-images
 
 def default_workers() -> int:
     return min(8, os.cpu_count() or 1)
+
+
+# multiprocessing's AF_UNIX socket for passing a batch's shared memory between processes: TMPDIR/pymp-XXXXXXXX/
+# listener-XXXXXXXX, whose path must be shorter than the system's sun_path (108 bytes on Linux, 104 on macOS)
+SOCKET_NAMES = len("/pymp-XXXXXXXX/listener-XXXXXXXX")
+SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
+
+
+def check_socket_folder(workers: int) -> None:
+    """Worker processes hand their batches over through a socket in $TMPDIR where torch shares tensors by file
+    descriptor (Linux's default); a $TMPDIR too long for a socket's path ended each worker on an OSError and
+    left the epoch waiting for them (the command hung). A ConfigError of one line instead, before any work."""
+    if workers <= 0 or torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
+        return
+    folder = tempfile.gettempdir()
+    room = SUN_PATH - 1 - SOCKET_NAMES
+    if len(os.fsencode(folder)) > room:
+        shown = folder if len(folder) <= 60 else f"{folder[:57]}..."
+        raise ConfigError(f"the temporary folder {shown} ($TMPDIR) is {len(os.fsencode(folder))} bytes long: it "
+                          f"is too long for the sockets the {workers} data-loading workers pass their images through (at most {room}); "
+                          "set TMPDIR to a shorter folder, or give --workers 0")
 
 
 def _sample_key(seed: int, epoch: int, index: int) -> str:
@@ -141,6 +164,7 @@ class StreamingImageData(LabelledImages):
         self.mode, self.source = mode, source
         self.size = size or 224
         self.workers = default_workers() if workers is None else workers
+        check_socket_folder(self.workers)
         self.skip_bad_images = skip_bad_images
         self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
         # The evaluation centre crop: the image resized to size / crop_pct, as torchvision's weights state it

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, write_together
 from .._paths import same_path
 from ..data import LabelledImages, Split, StreamSplit, load_data
 from ..data.archive import printable
@@ -133,14 +133,6 @@ class EvaluationReport:
                         (out / "per_class.csv", lambda tmp: Path(tmp).write_text(per_class)),
                         (out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
-
-
-def write_together(writes: list[tuple[Path, Callable[[str], object]]]) -> None:
-    """Each (path, write) onto a temporary file beside its path, all of them before any is renamed into
-    place: files that belong together are replaced together or (interrupted, failed) not at all."""
-    if writes:
-        (path, write), rest = writes[0], writes[1:]
-        atomic_write(path, lambda tmp: (write(tmp), write_together(rest)))
 
 
 def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Tensor:

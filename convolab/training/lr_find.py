@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, write_together
 from .._paths import writable_output
 from .._platform import sigterm_as_interrupt
 from ..data.base import LabelledImages
@@ -35,7 +35,6 @@ from .build import Run, build_run
 from .config import TrainConfig
 from .device import resolve_device
 from .evaluation import no_image_read
-from .inference import write_together
 from .loop import train_step
 from .mixing import mix_batch
 from .process import ProcessState
