@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,9 +222,7 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:  # (a folder turned read-only or removed: its first write says so)
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _locked_exclusive(fd):
             os.close(fd)
             raise ConfigError(in_use_line(run_dir, flag)) from None
         try:  # the name may have been removed and made anew by a holder that ended meanwhile: lock that one
@@ -235,6 +234,23 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
         os.close(fd)
     _HELD[key] = lock = _Lock(key, fd)
     return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
+
+
+CLAIM_TRIES = 10  # tries at the claim's lock, CLAIM_WAIT seconds apart, before the folder is said to be in use
+CLAIM_WAIT = 0.01
+
+
+def _locked_exclusive(fd: int) -> bool:
+    """The exclusive lock on `fd`, or False where another process holds the claim. `in_use` takes a shared lock
+    for an instant to check: a claim made in that instant tries again rather than calling the folder in use."""
+    for attempt in range(CLAIM_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if attempt < CLAIM_TRIES - 1:
+                time.sleep(CLAIM_WAIT)
+    return False
 
 
 def in_use_line(run_dir: str | Path, flag: str) -> str:
