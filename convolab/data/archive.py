@@ -24,8 +24,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def printable(name: str) -> str:
-    """A file name for messages: bytes that are not UTF-8 (kept by Python as surrogates) written as `\\xff`."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """A file or class name for messages and tables: bytes that are not UTF-8 (kept by Python as surrogates)
+    written as `\\xff`, and control characters as Python writes them (`\\t`, `\\n`: a name holding a newline
+    broke a one-line message or a table's row in two)."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def broken_link(path: str) -> str | None:

@@ -214,10 +214,14 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
 
 # ----- single files, as `predict` reads them ----------------------------------------------------
 def read_image(path: str | Path, channels: int, center_crop_size: int | None = None,
-               crop_pct: float = CROP_PCT, interpolation: str = "bilinear") -> torch.Tensor:
-    """An image file as uint8 C x H x W, grey for 1 channel, RGB otherwise; with `center_crop_size`,
-    its centre crop at that size (of the image resized to `center_crop_size / crop_pct`), as streamed
-    images are evaluated."""
+               crop_pct: float = CROP_PCT, interpolation: str = "bilinear",
+               squash: tuple[int, int] | None = None) -> torch.Tensor:
+    """An image file as uint8 C x H x W. With `center_crop_size`: its centre crop at that size (of the image
+    resized to `center_crop_size / crop_pct`), as streamed images are evaluated, grey for 1 channel, RGB
+    otherwise. Else as an image folder's cache decodes it: grey (1 channel) or colour (3) as the image is,
+    the model's channels left to the batch transform as training left them (its float luma for a colour
+    image into a grey model, not PIL's rounded one); with `squash` (height, width), resized to it as the
+    cache resizes its images for --image-size (PIL's bilinear, to uint8), where its size differs."""
     from PIL import Image, UnidentifiedImageError
 
     mode = "L" if channels == 1 else "RGB"
@@ -227,7 +231,10 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
                                 interpolation=interpolation)
         else:
             with open_image(path) as img:
-                array = np.asarray(to_mode(img, mode), dtype=np.uint8)
+                img = to_mode(img, grey_or_colour(img))
+                if squash is not None and img.size != (squash[1], squash[0]):
+                    img = img.resize((squash[1], squash[0]), Image.Resampling.BILINEAR)
+                array = np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
         if os.path.islink(path):
             raise DataError(f"image {path} is a symbolic link to {os.readlink(path)!r}, which does not exist; "

@@ -21,7 +21,7 @@ from .._version import __version__
 from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
-from ..training.inference import finite_outputs
+from ..training.inference import finite_outputs, squashed_size
 from .fold import count_batchnorm, fold_batchnorm
 from .outputs import check_file_output
 from .portable import portable
@@ -60,7 +60,10 @@ class ExportMeta:
     image_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    preprocess: str = "resize"  # "resize": the image squashed to image_size; "center-crop": as streamed photos
+    # "resize": the image resized to image_size on the batch (bilinear, antialiased), "squash": by PIL's bilinear
+    # to uint8 first, as an image folder's cache resized a run's files for --image-size; "center-crop": as
+    # streamed photos
+    preprocess: str = "resize"
     # "center-crop": resize to image_size / crop_pct, crop the centre (published weights: their own, e.g. 224/232)
     crop_pct: float = CROP_PCT
     interpolation: str = "bilinear"  # of that resize: "bilinear", or "bicubic" (timm's weights)
@@ -130,7 +133,8 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
     model = checkpoint_model(ckpt, path)
     meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
                       tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
-                      str(ckpt.get("preprocess", "resize")), float(ckpt.get("crop_pct", CROP_PCT)),
+                      "squash" if squashed_size(ckpt) else str(ckpt.get("preprocess", "resize")),
+                      float(ckpt.get("crop_pct", CROP_PCT)),
                       str(ckpt.get("interpolation", "bilinear")))
     return model.eval(), meta
 

@@ -63,8 +63,9 @@ class OnnxClassifier:
         # Images may differ in size: each is resized on its own, then they run as one batch.
         meta = self.meta
         crop = meta.image_size[0] if meta.preprocess == "center-crop" else None
+        squash = meta.image_size if meta.preprocess == "squash" else None
         x = [self.transform(read_image(p, meta.in_chans, center_crop_size=crop, crop_pct=meta.crop_pct,
-                                       interpolation=meta.interpolation)[None]) for p in paths]
+                                       interpolation=meta.interpolation, squash=squash)[None]) for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

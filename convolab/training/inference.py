@@ -17,7 +17,7 @@ from torch import nn
 
 from .._atomic import atomic_write, write_together
 from .._paths import same_path
-from ..data import LabelledImages, Split, StreamSplit, load_data
+from ..data import DATA_SETS, LabelledImages, Split, StreamSplit, load_data
 from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import EmptySplitError
@@ -149,6 +149,18 @@ def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Te
 def run_config(checkpoint: dict) -> dict:
     """The options the checkpoint's run was trained with (its config.json); {} for published weights."""
     return json.loads(checkpoint.get("config") or "{}")
+
+
+def squashed_size(checkpoint: dict) -> tuple[int, int] | None:
+    """The (height, width) a run's image files were squashed to as they were decoded (--image-size on an image
+    folder, tar or labels CSV: PIL's bilinear resize, to uint8), which reading one image must repeat to see
+    what training saw; None where the run resized per batch (a named data set, or images already of the size)
+    or read centre crops (streamed photos, published weights)."""
+    config = run_config(checkpoint)
+    if checkpoint.get("preprocess", "resize") != "resize" or not config.get("image_size") \
+            or config.get("data") in DATA_SETS:
+        return None
+    return int(checkpoint["image_size"][0]), int(checkpoint["image_size"][1])
 
 
 def is_run_data(checkpoint: dict, source: str) -> bool:
@@ -298,12 +310,19 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
         for i, j in zip(*np.nonzero(confusion)):
             ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if rates[i, j] > 0.5 else "black")
-    nth = f"{every}{'nd' if every % 10 == 2 else 'rd' if every % 10 == 3 else 'th'}"
+    nth = f"{every}{ordinal_suffix(every)}"
     named = f" (every {nth} class named; all in confusion.csv)" if every > 1 else ""
     ax.set(xlabel=f"predicted{named}", ylabel="true",
            title=f"{title}\n" + ("numbers: images; " if counts else "") + "colour: share of the true class")
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's images (row-normalised)")
     return fig
+
+
+def ordinal_suffix(n: int) -> str:
+    """English: 1st, 2nd, 3rd, 4th, 11th-13th, 21st, 112th."""
+    if n % 100 in (11, 12, 13):
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
@@ -340,13 +359,14 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
     device = next(loaded.model.parameters()).device
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
+    squash = squashed_size(ckpt)  # trained on files PIL resized to --image-size: the same resize, not the batch's
     for path in paths:
         if center_crop:
             image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
                                crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
                                interpolation=str(ckpt.get("interpolation", "bilinear")))
         else:
-            image = read_image(path, int(ckpt["in_chans"]))
+            image = read_image(path, int(ckpt["in_chans"]), squash=squash)
         x = loaded.transform(image[None].to(device))
         outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
         probs = outputs["main"].float().softmax(1)[0].cpu()

@@ -138,11 +138,12 @@ def figure_title(text: str, width: int = 80) -> str:
 
 
 def undrawable(text: str) -> set[str]:
-    """The characters of `text` that matplotlib's font has no glyph for (中文 in DejaVu Sans)."""
+    """The characters of `text` that matplotlib's font has no glyph for (中文 in DejaVu Sans), and the control
+    characters (a tab: matplotlib warned of its missing glyph)."""
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
     font = get_font(findfont(FontProperties()))
-    return {c for c in set(text) if c.isprintable() and font.get_char_index(ord(c)) == 0}
+    return {c for c in set(text) if not c.isprintable() or font.get_char_index(ord(c)) == 0}
 
 
 def epoch_axis(ax: Any, epochs: int) -> None:
