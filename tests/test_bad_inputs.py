@@ -129,6 +129,11 @@ def a_run_whose_class_folder_was_renamed(t: Path) -> None:
     load_data(str(t / "two"), val_fraction=0.5)  # the image cache of the renamed folder (its making is logged)
 
 
+def a_run_of_two_batches_a_step(t: Path) -> None:
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--accumulate", "2", "--no-progress",
+                 "--output", str(t / "run")]) == 0
+
+
 def a_run_of_an_own_model_stopped_early(t: Path) -> None:
     """{t}/r: a run folder as a run of a model of no registered name (Trainer(config, model=...)) leaves it when
     killed before its first checkpoint: config.json (marked own_model) and nothing to resume."""
@@ -843,6 +848,12 @@ CASES: list[Row] = [
         "CONVOLAB_CACHE_LIMIT_GB='nan' is not a size in GiB",
         lambda t: write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
         env=(("CONVOLAB_CACHE_LIMIT_GB", "nan"),)),
+    # CUDA graphs asked of a resumed run that sums gradients over batches: the line named --accumulate 1, which a
+    # resumed run refuses
+    Row("resume-cuda-graphs-over-accumulate", ["train", "--resume", "{t}/run", "--epochs", "2", "--compile",
+                                               "--compile-mode", "reduce-overhead"],
+        "--compile-mode reduce-overhead's CUDA graphs would overwrite the gradients the run's --accumulate 2 sums "
+        "over several batches; leave it out or give --compile-mode default", a_run_of_two_batches_a_step),
     # a $TMPDIR too long for the sockets streaming workers pass batches through (before: the workers died on an
     # OSError each, with their tracebacks, and the epoch waited for them for ever)
     Row("train-stream-tmpdir-too-long", ["train", "lenet5_modern", "--data", "{t}/s", "--loader", "stream",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import threading
 import warnings
@@ -13,7 +14,8 @@ import pytest
 import torch
 from conftest import write_png_folder
 
-from convolab.cli import main
+from convolab.cli import build_parser, main
+from convolab.cli.train import resumed_config
 from convolab.data.archive import printable
 from convolab.data.decode import read_image
 from convolab.training import rundir
@@ -83,3 +85,17 @@ def test_a_class_name_with_a_tab_or_a_newline_is_written_on_one_line_and_drawn_w
         figure = confusion_figure(np.eye(3, dtype=np.int64), ["tab\there", "line\nbreak", "plain"], "t")
         figure.savefig(io.BytesIO(), format="png")
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["0: tab?here", "1: line?break", "2: plain"]
+
+
+def test_a_run_trained_with_compile_resumes_without_it_from_the_command_line(tmp_path):
+    """`--compile` is among the options `--resume` takes, but only turned it on: `--no-compile` was an unknown
+    argument, and a resumed compiled run compiled again (a machine without a C++ compiler could not continue it)."""
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "compile": True}))  # as `--compile` writes it
+    args = build_parser().parse_args(["train", "--resume", str(run), "--epochs", "2", "--no-compile"])
+    config, changes = resumed_config(args)
+    assert config.compile and changes == {"epochs": 2, "compile": False}
+    assert not config.resumed_with(changes).compile

@@ -127,8 +127,9 @@ def add_config_options(parser: argparse.ArgumentParser, skip: Collection[str] = 
         kind, flag = option_type(name), flag_of(name)
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
                                   "help": _help(name, (help or {}).get(name, meta["help"]))}
-        if kind is bool:  # --no-X too where X is on by default or a recipe turns it on (an option given wins)
-            both = f.default is True or any(name in recipe.values for recipe in RECIPES.values())
+        if kind is bool:  # --no-X too where X is on by default, a recipe turns it on (an option given wins) or
+            # a resumed run may turn it off (a run trained with --compile, continued without)
+            both = f.default is True or meta["resume"] or any(name in recipe.values for recipe in RECIPES.values())
             kwargs["action"] = ("store_false" if flag.startswith("--no-") else
                                 argparse.BooleanOptionalAction if both else "store_true")
         elif name in _SPECIAL:

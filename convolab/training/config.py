@@ -251,6 +251,12 @@ class TrainConfig:
                 why = RESUME_REFUSALS.get(name, "it shaped the model, data, optimizer or schedule already trained")
                 raise FieldError(name, f"cannot change when a run is resumed (the run {had}; {why}): leave it "
                                  "out, or start a new run")
+        mode = changes.get("compile_mode", self.compile_mode)
+        if changes.get("compile", self.compile) and mode in CUDA_GRAPH_MODES and self.accumulate > 1:
+            # (__post_init__'s line would advise --accumulate 1, which a resumed run cannot take)
+            raise FieldError("compile_mode", f"{mode}'s CUDA graphs would overwrite the gradients the run's "
+                                             f"--accumulate {self.accumulate} sums over several batches; leave it "
+                                             "out or give --compile-mode default")
         return dataclasses.replace(self, **changes)
 
     def differences_from(self, recorded: dict[str, Any]) -> list[str]:
