@@ -35,7 +35,7 @@ from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
 from .mixing import MixConfig
-from .optim import ModelEma, build_optimizer, param_groups, warmup_length
+from .optim import ModelEma, optimizer_of, param_groups, warmup_length
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
@@ -165,8 +165,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     # The optimization.
     if config.sync_bn and dist.enabled:  # BN statistics of the global batch, as one process has
         model = convert_sync_batchnorm(model, device)
-    optimizer = build_optimizer(trainable_groups(config, model), config.optimizer, config.base_lr,
-                                config.momentum, config.nesterov)
+    optimizer = optimizer_of(config, trainable_groups(config, model))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
     forward: nn.Module = TrainingOutputs(model, want_aux)

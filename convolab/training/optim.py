@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .recipes import RECIPES
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -52,12 +53,27 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
+def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    """`build_optimizer` as `config` chooses. A recipe's values suit its own optimizer: with another one (--recipe
+    fast --optimizer adam) the recipe's Nesterov momentum is not the user's, to be told it is ignored, and the
+    recipe's rate, which the run keeps unless --lr is given (SGD's 0.4 made Adam diverge), is said once."""
+    nesterov, recipe = config.nesterov, RECIPES.get(config.recipe or "")
+    if recipe is not None and config.optimizer != recipe.values.get("optimizer", config.optimizer):
+        nesterov = nesterov and not recipe.values.get("nesterov")
+        if config.lr is not None and config.lr == recipe.values.get("lr"):
+            log.warning("--recipe %s's lr %g is its %s's: --optimizer %s trains at it unless --lr is given "
+                        "(its usual rate: %g)", recipe.name, config.lr, recipe.values["optimizer"], config.optimizer,
+                        DEFAULT_LR.get(config.optimizer, config.lr))
+    return build_optimizer(groups, config.optimizer, config.base_lr, config.momentum, nesterov)
+
+
 def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) -> int:
     """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts a warm-up
     the user chose; the default epoch of warm-up, halved in a one-epoch run, is as documented)."""
     asked, total = round(config.warmup_epochs * steps_per_epoch), steps_per_epoch * config.epochs
     default = next(f.default for f in dataclasses.fields(config) if f.name == "warmup_epochs")
-    if say and asked > total // 2 and config.warmup_epochs != default:
+    recipes = RECIPES[config.recipe].values.get("warmup_epochs") if config.recipe in RECIPES else None
+    if say and asked > total // 2 and config.warmup_epochs not in (default, recipes):  # (a recipe's: as a default)
         epochs = total // 2 / steps_per_epoch
         log.warning("--warmup-epochs %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
                     config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
