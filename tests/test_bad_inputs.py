@@ -696,8 +696,15 @@ CASES: list[Row] = [
     # a batch bigger than the training set would train no step (the last partial batch is dropped)
     Row("batch-larger-than-data", [*LENET, "--batch-size", "100000"],
         "--batch-size 100000 is larger than the 1438 training images; give at most 1438"),
-    Row("batch-larger-than-subset", [*LENET, "--train-subset", "1", "--output", "{t}/run"],
-        "--batch-size 64 is larger than the 1 training images; give at most 1"),
+    Row("batch-larger-than-subset", [*LENET, "--train-subset", "10", "--output", "{t}/run"],
+        "--batch-size 64 is larger than the 10 training images; give at most 10"),
+    # a subset of fewer images than classes (before: the first classes by name, the test scoring classes never
+    # trained on)
+    Row("train-subset-under-the-classes", [*LENET, "--train-subset", "5", "--output", "{t}/run"],
+        "--train-subset 5 is fewer than the 10 classes of the training images: a subset takes every class alike, at "
+        "least one image each; give 10 or more"),
+    Row("test-subset-under-the-classes", [*LENET, "--test-subset", "9", "--output", "{t}/run"],
+        "--test-subset 9 is fewer than the 10 classes of the test images"),
 
     # ----- a labels CSV of several targets (issue 15): what it names must be there and fit
     Row("csv-missing", ["train", "lenet5_modern", "--data", "{t}/nowhere.csv"],

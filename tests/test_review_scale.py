@@ -118,3 +118,14 @@ def test_a_recipe_on_another_optimizer_says_its_rate_once_and_blames_no_option_t
                  "0.002", "--epochs", "1", "--batch-size", "128", "--train-subset", "256", "--no-progress",
                  "--output", str(tmp_path / "r2")]) == 0
     assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_subset_larger_than_its_split_is_said_once(tmp_path, caplog):
+    """(before: `--train-subset 5000 --test-subset 5000` on the digits trained on all 1,438 / 359 without a word,
+    and config.json recorded 5000)"""
+    caplog.set_level(logging.WARNING, logger="convolab")
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--train-subset", "5000",
+                 "--test-subset", "5000", "--no-progress", "--output", str(tmp_path / "r")]) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "--train-subset 5000 is more than the 1438 training images: all of them are used",
+        "--test-subset 5000 is more than the 359 test images: all of them are used"]

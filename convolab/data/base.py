@@ -2,6 +2,7 @@
 every data set answers, in memory or streamed (`LabelledImages`)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .augment import channel_statistics
+
+log = logging.getLogger("convolab")
 
 
 @dataclass
@@ -149,6 +152,23 @@ def per_class_subset(labels: torch.Tensor, count: int | None, seed: int = 0) -> 
                 taken[k] += 1
                 remaining -= 1
     return torch.sort(torch.cat([idx[:n] for idx, n in zip(by_class, taken)])).values
+
+
+def check_subset_counts(data: LabelledImages, train: int | None, test: int | None, say: bool = True) -> None:
+    """--train-subset/--test-subset against the splits of `data`: fewer images than a split has classes cannot take
+    every class alike (before: the first classes by name, so that the test could score classes never trained on):
+    one line; more images than the split holds take them all, and (`say`) a warning says so (config.json keeps the
+    number asked)."""
+    for flag, count, split, name in (("--train-subset", train, data.train, "training"),
+                                     ("--test-subset", test, data.test, "test")):
+        if count is None or count < 1:  # (per_class_subset refuses the latter)
+            continue
+        classes = len(torch.unique(split.labels))
+        if count < classes:
+            raise ConfigError(f"{flag} {count} is fewer than the {classes} classes of the {name} images: a subset "
+                              f"takes every class alike, at least one image each; give {classes} or more")
+        if say and count > len(split):
+            log.warning("%s %d is more than the %d %s images: all of them are used", flag, count, len(split), name)
 
 
 class EmptySplitError(DataError):

@@ -23,7 +23,7 @@ from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
-from ..data.base import LabelledImages
+from ..data.base import LabelledImages, check_subset_counts
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
@@ -220,6 +220,7 @@ def load_config_data(config: TrainConfig) -> LabelledImages:
     """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
+    check_subset_counts(data, config.train_subset, config.test_subset)  # (a subset over the split: said once, here)
     return config_subsets(config, data)
 
 
@@ -228,6 +229,7 @@ def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
     (a caller loaded them with `load_config_data`) as they are."""
     if config.train_subset is None and config.test_subset is None:
         return data
+    check_subset_counts(data, config.train_subset, config.test_subset, say=False)
     subset = data.per_class_subsets(config.train_subset, config.test_subset)
     if len(subset.train) == len(data.train) and len(subset.test) == len(data.test):
         return data
