@@ -570,7 +570,7 @@ CASES: list[Row] = [
         "also takes 1 numeric input(s) of a labels CSV besides its image, which an exported model could not be "
         "given", a_run_with_a_numeric_input),
     Row("predict-one-image-with-a-model-of-two", ["predict", "{t}/two.onnx", "{t}/0.png"],
-        "cannot make 3-channel images into the model's 2-channel input; a model of several image inputs takes an "
+        "cannot make 1-channel images into the model's 2-channel input; a model of several image inputs takes an "
         "item's images stacked", an_onnx_model_of_two_image_inputs),
     # (a missing folder of --out is made, as a safetensors export makes its own: a failed export removes it again)
     Row("export-into-a-new-folder-beyond-its-tolerance", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx",
@@ -837,6 +837,12 @@ CASES: list[Row] = [
     # ----- images that cannot be read
     Row("predict-missing-image", ["predict", "{d}/run", "{t}/none.png"], "does not exist"),
     Row("predict-unreadable-image", ["predict", "{d}/run", "{d}/broken.png"], BAD_IMAGE),
+    # a bad file after good ones: named before any image is scored (before: after scoring all the others, and their
+    # lines were lost with it)
+    Row("predict-unreadable-image-last", ["predict", "{d}/run", "{d}/digit.png", "{d}/digit.png", "{d}/broken.png"],
+        BAD_IMAGE),
+    Row("predict-onnx-unreadable-image-last", ["predict", "{d}/model.onnx", "{d}/digit.png", "{d}/broken.png"],
+        BAD_IMAGE),
     Row("predict-unreadable-image-centre-crop", ["predict", "{d}/crop.pt", "{d}/broken.png"], BAD_IMAGE),
     Row("predict-onnx-unreadable-image", ["predict", "{d}/model.onnx", "{d}/broken.png"], BAD_IMAGE),
     Row("predict-image-over-pil-limit", ["predict", "{d}/run", "{d}/huge.png"],

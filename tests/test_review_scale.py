@@ -129,3 +129,20 @@ def test_a_subset_larger_than_its_split_is_said_once(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "--train-subset 5000 is more than the 1438 training images: all of them are used",
         "--test-subset 5000 is more than the 359 test images: all of them are used"]
+
+
+def test_predict_prints_each_image_as_it_is_scored_and_keeps_them_when_a_later_file_fails(tmp_path, capsys):
+    """(before: the lines came only once every image was scored, and a file failing to decode after 10,000 others
+    lost all of them: exit 2 and nothing printed)"""
+    data = write_png_folder(tmp_path / "pngs", per_class=2, size=28, mode="L", split_dirs=False)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress",
+                 "--output", str(run)]) == 0
+    good = sorted(data.rglob("*.png"))[:3]
+    cut = tmp_path / "cut.png"  # a PNG whose header opens and whose pixels end early
+    cut.write_bytes(good[0].read_bytes()[:60])
+    capsys.readouterr()
+    assert main(["predict", str(run), *map(str, good), str(cut)]) == 2
+    said = capsys.readouterr()
+    assert [line.split()[0] for line in said.out.splitlines()] == list(map(str, good))
+    assert said.err.strip().startswith(f"convolab predict: error: image {cut} is not a readable image")

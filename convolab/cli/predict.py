@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterable
 
+from tqdm.auto import tqdm
+
+from ..data.archive import printable
+from ..data.decode import check_image_file
 from ..export import predict_onnx
-from ..training.inference import load_trained_model, predict_targets
+from ..training.inference import iter_predictions, load_trained_model
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
         "published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's model, "
         "each other target's class or number after a |)")
+
+
+BAR_FROM = 20  # images: a progress bar on a terminal from this many
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if str(args.checkpoint).lower().endswith(".onnx") and not wants_pretrained(args):  # (Model.ONNX too)
-        results = [(top, {}) for top in predict_onnx(args.checkpoint, args.images, top_k=args.topk)]
+        for path in args.images:
+            check_image_file(path)
+        results: Iterable = [(top, {}) for top in predict_onnx(args.checkpoint, args.images, top_k=args.topk)]
     else:
-        results = predict_targets(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
-    for path, (top, others) in zip(args.images, results):
-        best, prob = top[0]
-        rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
-        extra = "".join(f"  | {name} {value}" + (f" {p:.4f}" if p is not None else "")
-                        for name, (value, p) in others.items())
-        print(f"{path}  {best}  {prob:.4f}  {rest}".rstrip() + extra)
+        results = iter_predictions(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
+        for path in args.images:  # every file opens as an image before any is scored (a bad one last lost them all)
+            check_image_file(path)
+    # each line as its image is scored (a bar on a terminal for many), so that a file that fails to decode midway
+    # leaves the lines of those before it
+    with tqdm(total=len(args.images), disable=None if len(args.images) >= BAR_FROM else True, unit="img",
+              desc="predicting", leave=False, dynamic_ncols=True, file=sys.stderr) as bar:
+        for path, (top, others) in zip(args.images, results):
+            best, prob = top[0]
+            rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
+            extra = "".join(f"  | {name} {value}" + (f" {p:.4f}" if p is not None else "")
+                            for name, (value, p) in others.items())
+            bar.write(f"{printable(str(path))}  {best}  {prob:.4f}  {rest}".rstrip() + extra, file=sys.stdout)
+            bar.update()
     return 0

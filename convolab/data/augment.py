@@ -29,10 +29,11 @@ class AugmentConfig:
 
 
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """Grey -> RGB by repetition, RGB -> grey by the luma weights."""
+    """Grey -> RGB by repetition, RGB -> grey by the luma weights; nothing else (one grey image is not the
+    several images stacked that a model of 2 or 4 channels takes)."""
     if x.shape[1] == channels:
         return x
-    if x.shape[1] == 1:
+    if x.shape[1] == 1 and channels == 3:
         return x.expand(-1, channels, -1, -1)
     if channels == 1 and x.shape[1] == 3:
         weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)

@@ -7,6 +7,7 @@ costs little more than a 500 px one.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -14,6 +15,7 @@ import random
 import re
 import signal
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -222,10 +224,10 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
     the model's channels left to the batch transform as training left them (its float luma for a colour
     image into a grey model, not PIL's rounded one); with `squash` (height, width), resized to it as the
     cache resizes its images for --image-size (PIL's bilinear, to uint8), where its size differs."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
-    try:
+    with reading(path):
         if center_crop_size is not None:
             array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct,
                                 interpolation=interpolation)
@@ -235,6 +237,24 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
                 if squash is not None and img.size != (squash[1], squash[0]):
                     img = img.resize((squash[1], squash[0]), Image.Resampling.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
+    tensor = torch.from_numpy(array.copy())
+    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def check_image_file(path: str | Path) -> None:
+    """That `path` opens as an image (its header: no pixels decoded), else the one line `read_image` would
+    give: a command reading many files says so before any work (a truncated file is found when decoded)."""
+    with reading(path), open_image(path):
+        pass
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Around reading the image file `path`: why it cannot be read, as one DataError line."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
     except FileNotFoundError:
         if os.path.islink(path):
             raise DataError(f"image {path} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
@@ -249,8 +269,6 @@ def read_image(path: str | Path, channels: int, center_crop_size: int | None = N
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DataError(f"image {path} is not a readable image ({failure(err)}); "
                         "give a PNG, JPEG or other file PIL can open") from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 # ----- headers only ---------------------------------------------------------------------------

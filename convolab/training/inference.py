@@ -342,14 +342,18 @@ def in_units(standardized: float, mean: float, std: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-@torch.no_grad()
 def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
     """For each image file, preprocessed as in training: the main target's top-k (class name, probability), and
     each other target of a labels CSV's model: {name: (class, probability)} or {name: (number in the column's
     units, None)}."""
+    return list(iter_predictions(loaded, paths, topk))
+
+
+def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> Iterator[Prediction]:
+    """`predict_targets`, one image at a time, each as it is scored (a command prints it at once); the model is
+    checked at the call, each image when its turn comes."""
     classes = loaded.classes
     k = min(topk, len(classes))
-    results: list[Prediction] = []
     ckpt = loaded.checkpoint
     table = ckpt.get("table", {})
     inputs = table.get("inputs", [])
@@ -357,27 +361,33 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
                         "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
-    device = next(loaded.model.parameters()).device
     center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
     squash = squashed_size(ckpt)  # trained on files PIL resized to --image-size: the same resize, not the batch's
-    for path in paths:
-        if center_crop:
-            image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
-                               crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
-                               interpolation=str(ckpt.get("interpolation", "bilinear")))
+    # (a generator of its own: the checks above are made at the call; no grad mode is held across a yield)
+    return (_prediction(loaded, path, center_crop, squash, others, k) for path in paths)
+
+
+@torch.no_grad()
+def _prediction(loaded: LoadedModel, path: str | Path, center_crop: bool, squash: tuple[int, int] | None,
+                others: dict, k: int) -> Prediction:
+    ckpt, classes = loaded.checkpoint, loaded.classes
+    device = next(loaded.model.parameters()).device
+    if center_crop:
+        image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
+                           crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
+                           interpolation=str(ckpt.get("interpolation", "bilinear")))
+    else:
+        image = read_image(path, int(ckpt["in_chans"]), squash=squash)
+    x = loaded.transform(image[None].to(device))
+    outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
+    probs = outputs["main"].float().softmax(1)[0].cpu()
+    values, indices = ranked(probs, k)
+    extra: dict[str, tuple[str, float | None]] = {}
+    for name, target in others.items():
+        out = outputs[name].float()[0].cpu()
+        if target["kind"] == "class":
+            p = out.softmax(0)
+            extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
         else:
-            image = read_image(path, int(ckpt["in_chans"]), squash=squash)
-        x = loaded.transform(image[None].to(device))
-        outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
-        probs = outputs["main"].float().softmax(1)[0].cpu()
-        values, indices = ranked(probs, k)
-        extra: dict[str, tuple[str, float | None]] = {}
-        for name, target in others.items():
-            out = outputs[name].float()[0].cpu()
-            if target["kind"] == "class":
-                p = out.softmax(0)
-                extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
-            else:
-                extra[name] = (in_units(float(out[0]), target["mean"], target["std"]), None)
-        results.append(([(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())], extra))
-    return results
+            extra[name] = (in_units(float(out[0]), target["mean"], target["std"]), None)
+    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())], extra
