@@ -19,6 +19,8 @@ from convolab.cli import build_parser, main
 from convolab.cli.train import resumed_config
 from convolab.data.archive import printable
 from convolab.data.decode import read_image
+from convolab.errors import ConfigError
+from convolab.models import create_model
 from convolab.training import rundir
 from convolab.training.inference import (
     confusion_figure,
@@ -146,3 +148,31 @@ def test_predict_prints_each_image_as_it_is_scored_and_keeps_them_when_a_later_f
     said = capsys.readouterr()
     assert [line.split()[0] for line in said.out.splitlines()] == list(map(str, good))
     assert said.err.strip().startswith(f"convolab predict: error: image {cut} is not a readable image")
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"drop_rate": "x"}, "resnet20's option drop_rate takes a number in [0, 1], got 'x'"),
+    ({"drop_rate": None}, "resnet20's option drop_rate takes a number in [0, 1], got None"),
+    ({"drop_rate": 1.5}, "resnet20's option drop_rate takes a number in [0, 1], got 1.5"),
+    ({"stem_width": -4}, "resnet20's option stem_width takes a whole number of at least 1, got -4"),
+    ({"stem_width": 0}, "resnet20's option stem_width takes a whole number of at least 1, got 0"),
+    ({"stem_width": 1.5}, "resnet20's option stem_width takes a whole number of at least 1, got 1.5"),
+])
+def test_model_options_behind_a_builders_keywords_are_checked_in_one_line(options, words):
+    """(before: `stem_width=-4` a traceback from torch, exit 1; `drop_rate=x` "'<' not supported between instances
+    of 'str' and 'int'")"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (stem_width=0 warned of zero-element tensors, with a source line)
+        with pytest.raises(ConfigError) as raised:
+            create_model("resnet20", **options)
+    assert str(raised.value) == words
+
+
+@pytest.mark.parametrize("name, size", [("googlenet_tv", 224), ("inception_v3", 299)])
+def test_torchvisions_input_transform_takes_colour_images_only(name, size):
+    """(before: a grey batch broadcast to three channels and was scored; torchvision's own model fails on it)"""
+    model = create_model(name, transform_input=True).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, size, size)).shape == (1, 1000)
+        with pytest.raises(RuntimeError, match="transform_input takes 3-channel RGB images, got 1 channels"):
+            model(torch.zeros(1, 1, size, size))

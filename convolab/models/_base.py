@@ -96,6 +96,18 @@ class FeatureInfo:
     reduction: int
 
 
+def torchvision_input(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalized RGB as torchvision's ported GoogLeNet and Inception-v3 weights expect it, (x - 0.5) /
+    0.5 of [0, 1] pixels (their `transform_input`). Only 3 channels: a grey batch would broadcast to three
+    (torchvision's own fails on it)."""
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise RuntimeError(f"transform_input takes 3-channel RGB images, got {x.shape[1] if x.dim() > 1 else '?'} "
+                           "channels")
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return x * (std / 0.5) + (mean - 0.5) / 0.5
+
+
 def init_xavier(model: nn.Module) -> None:
     """Xavier-uniform weights and zero biases for every Conv2d and Linear (d2l's train_ch6 init):
     sigmoid networks stall under PyTorch's default initialization."""

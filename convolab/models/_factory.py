@@ -37,8 +37,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         model = entry.fn(**kwargs)
     except ConfigError:  # already one line that names the option
         raise
-    except (TypeError, ValueError) as err:  # an option the model does not take, or a bad value
-        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {err}") from None
+    except (TypeError, ValueError, RuntimeError) as err:  # an option the model does not take, or a bad value
+        # (RuntimeError: torch's own, a layer of a negative or zero width)
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {str(err).splitlines()[0]}") from None
     model.model_name = entry.name
     if "model_options" not in vars(model):  # (a builder may record its own, as multitask does)
         # what it was built with beside its classes and channels, so that a checkpoint of it rebuilds it
@@ -53,6 +54,15 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
 
 
 _KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a word"))
+# Options that builders of the zoo take behind **kwargs (their signature shows no default to check against): the
+# values each takes, [low, high] (None: unbounded). Before, `drop_rate=x` was "'<' not supported between 'str'
+# and 'int'", and `stem_width=-4` a traceback from torch.
+_RANGES: dict[str, tuple[type, float, float | None, str]] = {
+    "drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
+    "head_drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
+    "aux_drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
+    "stem_width": (int, 1, None, "a whole number of at least 1"),
+}
 
 
 def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
@@ -66,6 +76,11 @@ def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
     for key, value in kwargs.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{name}'s option {key} must be a finite number, got {value!r}")
+        if key in _RANGES:
+            kind, low, high, words = _RANGES[key]
+            number = type(value) in ((int, float) if kind is float else (int,))
+            if not number or value < low or (high is not None and value > high):
+                raise ConfigError(f"{name}'s option {key} takes {words}, got {value!r}")
         default = params[key].default if key in params else None
         kind = next(((t, words) for t, words in _KINDS if type(default) is t), None)
         if kind is None or value is None:

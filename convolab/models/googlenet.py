@@ -31,7 +31,16 @@ from .._registry import register_model
 from ..errors import ConfigError
 from ..layers import ClassifierHead, ConvBlock, conv_block, tower
 from ._aux import AuxClassifierNet
-from ._base import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD, FeatureInfo, data_config_for, init_xavier
+from ._base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+    FeatureInfo,
+    data_config_for,
+    init_xavier,
+    torchvision_input,
+)
 
 
 class GoogLeNetAux(nn.Module):
@@ -181,16 +190,9 @@ class GoogLeNet(AuxClassifierNet):
             # d2l both start from Xavier weights, so we do too.
             init_xavier(self)
 
-    def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
-        # torchvision's ported weights expect (x - 0.5) / 0.5 of [0, 1] pixels; this maps
-        # ImageNet-normalized input to that, so the usual data pipeline can feed them.
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return x * (std / 0.5) + (mean - 0.5) / 0.5
-
     def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.transform_input:
-            x = self._transform_input(x)
+            x = torchvision_input(x)  # (the usual data pipeline feeds the ported weights)
         # N x 3 x 224 x 224
         x = self.lrn1(self.maxpool1(self.conv1(x)))
         # N x 64 x 56 x 56

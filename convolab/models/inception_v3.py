@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, avg_pool_3x3, conv_block
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
-from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for
+from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for, torchvision_input
 
 # ---------------------------------------------------------------------------------------------
 # Modules B-E (module A, which Inception-ResNet-v2 shares, is convolab.layers.InceptionV3A)
@@ -244,10 +244,7 @@ class InceptionV3(AuxClassifierNet):
 
     def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.transform_input:
-            # torchvision's ported TF weights expect (x - 0.5) / 0.5; undo ImageNet normalization.
-            mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-            std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-            x = x * (std / 0.5) + (mean - 0.5) / 0.5
+            x = torchvision_input(x)  # torchvision's ported TF weights expect (x - 0.5) / 0.5
         # N x 3 x 299 x 299
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         # N x 64 x 147 x 147

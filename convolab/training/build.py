@@ -27,13 +27,13 @@ from ..data.base import LabelledImages, check_subset_counts
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
-from ..models._modes import modes_kept
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
-from .checkpoint import check_layout, load_checkpoint, runs_at, served_weights
+from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
+from .input_size import check_input_size
 from .mixing import MixConfig
 from .optim import ModelEma, optimizer_of, param_groups, warmup_length
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
@@ -289,42 +289,6 @@ def create_run_model(config: TrainConfig, data: LabelledImages) -> tuple[nn.Modu
     report = load_matching(model, served_weights(state))
     log.info("init from %s: %s", config.init_from, report.summary())
     return model, report
-
-
-def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, default_size: int,
-                     device: torch.device) -> None:
-    """Refuse an input size the model's layers cannot take, before any training: one forward pass of a
-    zero image through every head training runs (auxiliary and task heads too); on failure the smallest
-    size that works (doubling, then bisecting towards the model's own size, which works) is named. A
-    failure the model's own size shares is not about the size."""
-    def fits(px: int) -> bool:
-        return runs_at(model, in_chans, px, device, every_output=True)
-
-    with modes_kept(model):  # (each module's own mode after: a BatchNorm the caller froze stays frozen)
-        model.eval()
-        if fits(size):
-            return
-        if not fits(default_size):
-            with torch.no_grad():  # not a matter of size: the model's own error, as it is
-                model.forward_outputs(torch.zeros(1, in_chans, size, size, device=device))
-        if size > default_size:
-            raise FieldError("image_size", f"{size} does not fit {name} (its layers are built for "
-                                           f"{default_size} px); give --image-size {default_size}")
-        low, high, probe = size, default_size, size * 2
-        while probe < default_size:
-            if fits(probe):
-                high = probe
-                break
-            low, probe = probe, probe * 2
-        while high - low > 1:  # low fails, high works
-            mid = (low + high) // 2
-            low, high = (low, mid) if fits(mid) else (mid, high)
-        if runs_at(model, in_chans, size, device):  # the main path takes it: the other heads do not
-            aux = ", or leave out aux_logits" if getattr(model, "aux_names", None) else ""
-            raise FieldError("image_size", f"{size} is too small for {name}'s other heads (they need at least "
-                                           f"{high} px); give --image-size {high} or more{aux}")
-        raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
-                                       f"give --image-size {high} or more")
 
 
 def augment_for(mode: str, image_shape: tuple[int, int, int], erasing: float, auto_augment: str = "none",

@@ -1,0 +1,63 @@
+"""The input sizes a model's layers take: an --image-size they cannot take is refused before any training, naming
+the sizes that work."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..errors import FieldError
+from ..models._modes import modes_kept
+from .checkpoint import runs_at
+
+
+def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, default_size: int,
+                     device: torch.device) -> None:
+    """Refuse an input size the model's layers cannot take, before any training: one forward pass of a
+    zero image through every head training runs (auxiliary and task heads too); on failure the sizes that
+    work are named: the smallest (doubling, then bisecting towards the model's own size, which works) and, for a
+    model whose head is built for its size (lenet5's flatten: 28-31 px), the largest, with the option that
+    builds it for another size. A failure the model's own size shares is not about the size."""
+    def fits(px: int) -> bool:
+        return runs_at(model, in_chans, px, device, every_output=True)
+
+    with modes_kept(model):  # (each module's own mode after: a BatchNorm the caller froze stays frozen)
+        model.eval()
+        if fits(size):
+            return
+        if not fits(default_size):
+            with torch.no_grad():  # not a matter of size: the model's own error, as it is
+                model.forward_outputs(torch.zeros(1, in_chans, size, size, device=device))
+        top = None if fits(2 * default_size) else last_fitting(fits, default_size, 2 * default_size)
+        rebuild = "" if top is None else ", or --model-option img_size=N to build it for N px"
+        if size > default_size:
+            most = f", at most {top} px" if top is not None else ""
+            raise FieldError("image_size", f"{size} does not fit {name} (its layers are built for {default_size} "
+                                           f"px{most}); give --image-size {default_size}{rebuild}")
+        low, high, probe = size, default_size, size * 2
+        while probe < default_size:
+            if fits(probe):
+                high = probe
+                break
+            low, probe = probe, probe * 2
+        while high - low > 1:  # low fails, high works
+            mid = (low + high) // 2
+            low, high = (low, mid) if fits(mid) else (mid, high)
+        if runs_at(model, in_chans, size, device):  # the main path takes it: the other heads do not
+            aux = ", or leave out aux_logits" if getattr(model, "aux_names", None) else ""
+            raise FieldError("image_size", f"{size} is too small for {name}'s other heads (they need at least "
+                                           f"{high} px); give --image-size {high} or more{aux}")
+        if top is not None:  # (before: "give --image-size 28 or more", and 32 was then refused)
+            raise FieldError("image_size", f"{size} is too small for {name} (its layers take {high}-{top} px); give "
+                                           f"--image-size {high}{rebuild}")
+        raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
+                                       f"give --image-size {high} or more")
+
+
+def last_fitting(fits: Callable[[int], bool], works: int, fails: int) -> int:
+    """The largest size in [works, fails) that fits, `works` fitting and `fails` not (bisection)."""
+    while fails - works > 1:
+        mid = (works + fails) // 2
+        works, fails = (mid, fails) if fits(mid) else (works, mid)
+    return works
