@@ -217,7 +217,7 @@ def test_sixteen_bit_and_float_grey_images_are_scaled_to_eight_bits_not_clipped(
     assert mode == "L" and array.tolist() == [[0, 100, 255]]
     (tmp_path / "x.png").write_bytes(buf.getvalue())
     # (read as the cache reads it, grey: the batch transform repeats it for a colour model, as in training)
-    assert read_image(tmp_path / "x.png", 3)[:, 0].tolist() == [[0, 100, 255]]
+    assert read_image(tmp_path / "x.png")[:, 0].tolist() == [[0, 100, 255]]
     buf = io.BytesIO()
     Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), "F").save(buf, "TIFF")
     assert decode_image(buf.getvalue())[0].tolist() == [[0, 128, 255]]

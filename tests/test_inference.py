@@ -58,7 +58,7 @@ def test_streamed_evaluation_takes_the_weights_crop_and_resampling(tmp_path):
         images, _, index = next(evaluated.eval_batches(evaluated.train, 8))
         for row, i in enumerate(index.tolist()):
             path = tmp_path / "photos" / evaluated.train.locations[i]
-            expected = read_image(path, 3, center_crop_size=64, crop_pct=crop_pct, interpolation=interpolation)
+            expected = read_image(path, center_crop_size=64, crop_pct=crop_pct, interpolation=interpolation)
             assert torch.equal(images[row], expected), (crop_pct, interpolation, path)
     assert paths  # (the files the crops came from)
 

@@ -270,7 +270,7 @@ def test_predict_resizes_as_the_weights_specify_bicubic_for_timms(tmp_path):
     assert choose_weights("resnet18", True).interpolation == "bilinear"
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(path)
-    crops = {how: read_image(path, 3, center_crop_size=32, crop_pct=0.875, interpolation=how)
+    crops = {how: read_image(path, center_crop_size=32, crop_pct=0.875, interpolation=how)
              for how in ("bilinear", "bicubic")}
     expected = {how: torch.from_numpy(np.array(Image.open(path).resize(
         (32, 32), resample, box=center_box(131, 97, 32, 0.875)))).permute(2, 0, 1)

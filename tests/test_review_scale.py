@@ -63,7 +63,7 @@ def test_predict_reads_an_image_as_the_runs_image_size_cache_did(tmp_path):
     assert squashed_size(loaded.checkpoint) == (28, 28)
     cached = load_data_for(loaded.checkpoint, str(data))  # the images as training and evaluate see them
     files = sorted((data / "test").rglob("*.png"))
-    seen = torch.stack([read_image(f, 1, squash=(28, 28)) for f in files])  # (colour: the model greys them)
+    seen = torch.stack([read_image(f, squash=(28, 28)) for f in files])  # (colour: the model greys them)
     stored = {tuple(x.flatten().tolist()) for x in cached.test.images}
     assert seen.shape[1] == 3 and {tuple(x.flatten().tolist()) for x in seen} == stored  # the pixels training saw
     with torch.no_grad():

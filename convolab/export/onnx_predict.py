@@ -64,7 +64,7 @@ class OnnxClassifier:
         meta = self.meta
         crop = meta.image_size[0] if meta.preprocess == "center-crop" else None
         squash = meta.image_size if meta.preprocess == "squash" else None
-        x = [self.transform(read_image(p, meta.in_chans, center_crop_size=crop, crop_pct=meta.crop_pct,
+        x = [self.transform(read_image(p, center_crop_size=crop, crop_pct=meta.crop_pct,
                                        interpolation=meta.interpolation, squash=squash)[None]) for p in paths]
         if not x:
             return []

@@ -373,11 +373,11 @@ def _prediction(loaded: LoadedModel, path: str | Path, center_crop: bool, squash
     ckpt, classes = loaded.checkpoint, loaded.classes
     device = next(loaded.model.parameters()).device
     if center_crop:
-        image = read_image(path, int(ckpt["in_chans"]), center_crop_size=int(ckpt["image_size"][0]),
+        image = read_image(path, center_crop_size=int(ckpt["image_size"][0]),
                            crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
                            interpolation=str(ckpt.get("interpolation", "bilinear")))
     else:
-        image = read_image(path, int(ckpt["in_chans"]), squash=squash)
+        image = read_image(path, squash=squash)
     x = loaded.transform(image[None].to(device))
     outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
     probs = outputs["main"].float().softmax(1)[0].cpu()
