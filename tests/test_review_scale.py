@@ -176,3 +176,18 @@ def test_torchvisions_input_transform_takes_colour_images_only(name, size):
         assert model(torch.zeros(1, 3, size, size)).shape == (1, 1000)
         with pytest.raises(RuntimeError, match="transform_input takes 3-channel RGB images, got 1 channels"):
             model(torch.zeros(1, 1, size, size))
+
+
+def test_a_val_fraction_the_data_does_not_use_is_said(tmp_path, caplog):
+    """(before: `--val-fraction 0.5` on a folder with a test/ split, or on a named set, trained on the data's own
+    split without a word, config.json recording 0.5)"""
+    split = write_png_folder(tmp_path / "split", per_class=4, size=28, mode="L")
+    flat = write_png_folder(tmp_path / "flat", per_class=4, size=28, mode="L", split_dirs=False)
+    caplog.set_level(logging.WARNING, logger="convolab")
+    digits = ("--train-subset", "40", "--test-subset", "20")
+    for k, (data, said, more) in enumerate(((split, True, ()), ("digits", True, digits), (flat, False, ()))):
+        caplog.clear()
+        assert main(["train", "lenet5_modern", "--data", str(data), "--val-fraction", "0.5", "--epochs", "1",
+                     "--batch-size", "4", *more, "--no-progress", "--output", str(tmp_path / f"run{k}")]) == 0
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines == ([f"--val-fraction 0.5 is not used: {data} has a test split of its own"] if said else []), lines

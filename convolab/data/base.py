@@ -54,6 +54,8 @@ class LabelledImages:
     name: str
     classes: list[str]
 
+    held_out = False  # its test split was held out of the training images by --val-fraction (else its own)
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

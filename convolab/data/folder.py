@@ -350,9 +350,11 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction, whole)
     locations = [e.location for e in entries]
     everything = StreamSplit(reader, locations, labels)
-    return StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
+    data = StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
                               classes, majority_mode(headers), size=resize, workers=workers,
                               skip_bad_images=skip_bad_images, source=str(path))
+    data.held_out = not has_splits
+    return data
 
 
 def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], is_test: torch.Tensor,
@@ -386,5 +388,7 @@ def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False
         log.info("%s: %s", path, cached["note"])
     train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction, whole)
     name = path.name.split(".")[0]
-    return ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
+    data = ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
                      classes)
+    data.held_out = not cached["has_splits"]
+    return data

@@ -313,8 +313,10 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         return TableSplit(images[index], values[main][index], {n: v[index] for n, v in values.items() if n != main},
                           None if vector is None else vector[index])
 
-    return TabularImages(path.name, split(train_index), split(test_index), list(columns[main].classes), columns,
+    data = TabularImages(path.name, split(train_index), split(test_index), list(columns[main].classes), columns,
                          tuple(image_columns), tuple(c for c, _ in vectors))
+    data.held_out = split_column is None and not whole
+    return data
 
 
 def _delimiter(text: str) -> str:

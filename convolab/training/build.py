@@ -216,11 +216,16 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
 
 
 # ----- the data ------------------------------------------------------------------------------------
+VAL_FRACTION = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "val_fraction")
+
+
 def load_config_data(config: TrainConfig) -> LabelledImages:
     """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
     check_subset_counts(data, config.train_subset, config.test_subset)  # (a subset over the split: said once, here)
+    if config.val_fraction != VAL_FRACTION and not data.held_out:  # (before: taken silently, config.json keeping it)
+        log.warning("--val-fraction %g is not used: %s has a test split of its own", config.val_fraction, config.data)
     return config_subsets(config, data)
 
 
