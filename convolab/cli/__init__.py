@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import os
 import pkgutil
@@ -22,6 +23,7 @@ from .._platform import (
     is_the_convolab_command,
     quiet_interrupt_while_starting,
     threads_for_a_shared_cpu,
+    usable_cores,
 )
 
 with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, and so guarded, in main)
@@ -107,7 +109,9 @@ def _command(argv: list[str] | None) -> int:
     if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
         # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
         # threads than the cores other running processes leave free
-        torch.set_num_threads(threads_for_a_shared_cpu(torch.get_num_threads()))
+        # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
+        torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
+                              or threads_for_a_shared_cpu(torch.get_num_threads()))
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
         sys.stdout.reconfigure(errors="backslashreplace")   # a traceback; stderr already does so)
     try:
@@ -130,6 +134,24 @@ def _command(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")
         return 130
+
+
+def recorded_threads(folder: str | None) -> int | None:
+    """The torch threads the run in `folder` (or the first run of a comparison or an experiment there) trained
+    with, as its config.json records them, where this machine's cores take them: a resumed command left to choose
+    by the load (one thread where another process was busy, two before) summed in another order, and ended with
+    other weights than the run left alone (0.27 against 0.29)."""
+    if not folder:
+        return None
+    for depth in ("", "*/", "*/*/"):
+        for path in sorted(Path(folder).glob(f"{depth}config.json")):
+            try:
+                threads = json.loads(path.read_text()).get("resolved", {}).get("threads")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads:
+                return threads if threads <= usable_cores() else None
+    return None
 
 
 @contextlib.contextmanager
