@@ -876,7 +876,7 @@ CASES: list[Row] = [
     Row("train-stream-tmpdir-too-long", ["train", "lenet5_modern", "--data", "{t}/s", "--loader", "stream",
                                          "--workers", "2", "--output", "{t}/run"],
         "is too long for the sockets the 2 data-loading workers pass their images through (at most 75); set TMPDIR "
-        "to a shorter folder, or give --workers 0",
+        "to a shorter folder (or give --workers 0, where the command takes it",
         lambda t: (write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
                    (t / ("x" * 80)).mkdir()),
         env=(("TMPDIR", "{t}/" + "x" * 80),)),

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._paths import probe_output, writable_output, written
 from ..data import TabularImages
+from ..data.archive import shown
 from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
 from ..training.table_eval import evaluate_table
@@ -57,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     with written(out, "--output"):
         files = (table or report).write(out)
-    width = max(len(c) for c in report.classes)
+    names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
+    width = max(len(c) for c in names)
     print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images, tta {tta} ({origin})")
-    for name, acc in zip(report.classes, report.per_class):
+    for name, acc in zip(names, report.per_class):
         print(f"  {name.ljust(width)}  {acc:.4f}" if math.isfinite(acc) else f"  {name.ljust(width)}  -  (no images)")
     if table is not None:
         print("targets:")

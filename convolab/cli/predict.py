@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from tqdm.auto import tqdm
 
-from ..data.archive import printable
+from ..data.archive import shown
 from ..data.decode import check_image_file
 from ..export import predict_onnx
 from ..training.inference import iter_predictions, load_trained_model
@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
               desc="predicting", leave=False, dynamic_ncols=True, file=sys.stderr) as bar:
         for path, (top, others) in zip(args.images, results):
             best, prob = top[0]
-            rest = "  ".join(f"{name} {p:.4f}" for name, p in top[1:])
-            extra = "".join(f"  | {name} {value}" + (f" {p:.4f}" if p is not None else "")
+            rest = "  ".join(f"{shown(name)} {p:.4f}" for name, p in top[1:])
+            extra = "".join(f"  | {name} {shown(str(value))}" + (f" {p:.4f}" if p is not None else "")
                             for name, (value, p) in others.items())
-            bar.write(f"{printable(str(path))}  {best}  {prob:.4f}  {rest}".rstrip() + extra, file=sys.stdout)
+            bar.write(f"{shown(str(path))}  {shown(best)}  {prob:.4f}  {rest}".rstrip() + extra, file=sys.stdout)
             bar.update()
     return 0

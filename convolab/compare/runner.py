@@ -259,7 +259,7 @@ def resume_comparison(output: str | Path, command: list[str] | str,
 
 
 def _load(config: TrainConfig) -> ImageData:
-    return load_config_data(config)
+    return load_config_data(config, say_subsets=False)
 
 
 def run_comparison(comparison: Comparison, resume: bool = False,

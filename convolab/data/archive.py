@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import tarfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +25,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def printable(name: str) -> str:
-    """A file or class name for messages and tables: bytes that are not UTF-8 (kept by Python as surrogates)
-    written as `\\xff`, and control characters as Python writes them (`\\t`, `\\n`: a name holding a newline
-    broke a one-line message or a table's row in two)."""
-    text = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """A file or class name for files of results (CSV, JSON): bytes that are not UTF-8 (kept by Python as
+    surrogates) written as `\\xff`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def shown(name: str) -> str:
+    """A file or class name for a line a person reads (a message, a table on the console): `printable`, and
+    control characters as Python writes them (`\\t`, `\\n`: a name holding a newline broke a one-line message
+    or a table's row in two). Other characters, a no-break space among them, stay as they are."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in printable(name))
 
 
 def broken_link(path: str) -> str | None:
@@ -183,7 +189,7 @@ class FileReader:
         return self._file.read(size)
 
     def describe(self, location: str) -> str:
-        return printable(f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location))
+        return shown(f"{self.root}:{location}" if self.tar_path is not None else str(self.root / location))
 
 
 class ImageSource:
@@ -292,4 +298,4 @@ class ImageSource:
         return sample_headers(first.__getitem__, sorted(first), count)
 
     def describe(self, location: str) -> str:
-        return printable(f"{self.path}:{location}" if self.is_tar else str(self.path / location))
+        return shown(f"{self.path}:{location}" if self.is_tar else str(self.path / location))

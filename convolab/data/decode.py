@@ -217,20 +217,19 @@ def decode_crop(data: bytes, size: int, mode: str, rng: random.Random | None = N
 # ----- single files, as `predict` reads them ----------------------------------------------------
 def read_image(path: str | Path, center_crop_size: int | None = None,
                crop_pct: float = CROP_PCT, interpolation: str = "bilinear",
-               squash: tuple[int, int] | None = None) -> torch.Tensor:
-    """An image file as uint8 C x H x W, grey (1 channel) or colour (3) as the image is: the model's channels
-    are left to the batch transform, as training left them (its float luma for a colour image into
-    a grey model, not PIL's rounded one). With `center_crop_size`: its centre crop at that size (of the image
-    resized to `center_crop_size / crop_pct`), as streamed images are evaluated. Else the whole image, as an
-    image folder's cache decodes it; with `squash` (height, width), resized to it as the cache resizes its
-    images for --image-size (PIL's bilinear, to uint8), where its size differs."""
+               squash: tuple[int, int] | None = None, crop_mode: str = "RGB") -> torch.Tensor:
+    """An image file as uint8 C x H x W. With `center_crop_size`: its centre crop at that size (of the image
+    resized to `center_crop_size / crop_pct`), as streamed images are evaluated, in `crop_mode` ("L" or "RGB": the
+    run's, as its streaming workers decode every file in the data's mode). Else the whole image as an image
+    folder's cache decodes it: grey (1 channel) or colour (3) as the image is, the model's channels left to the
+    batch transform as training left them (its float luma for a colour image into a grey model, not PIL's
+    rounded one); with `squash` (height, width), resized to it as the cache resizes its images for --image-size
+    (PIL's bilinear, to uint8), where its size differs."""
     from PIL import Image
 
     with reading(path):
         if center_crop_size is not None:
-            with open_image(path) as img:
-                mode = grey_or_colour(img)
-            array = decode_crop(Path(path).read_bytes(), center_crop_size, mode, crop_pct=crop_pct,
+            array = decode_crop(Path(path).read_bytes(), center_crop_size, crop_mode, crop_pct=crop_pct,
                                 interpolation=interpolation)
         else:
             with open_image(path) as img:

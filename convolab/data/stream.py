@@ -65,7 +65,8 @@ def check_socket_folder(workers: int) -> None:
         shown = folder if len(folder) <= 60 else f"{folder[:57]}..."
         raise ConfigError(f"the temporary folder {shown} ($TMPDIR) is {len(os.fsencode(folder))} bytes long: it "
                           f"is too long for the sockets the {workers} data-loading workers pass their images "
-                          f"through (at most {room}); set TMPDIR to a shorter folder, or give --workers 0")
+                          f"through (at most {room}); set TMPDIR to a shorter folder (or give --workers 0, where the "
+                          "command takes it: train, compare, finetune, lr-find)")
 
 
 def _sample_key(seed: int, epoch: int, index: int) -> str:

@@ -65,7 +65,8 @@ class OnnxClassifier:
         crop = meta.image_size[0] if meta.preprocess == "center-crop" else None
         squash = meta.image_size if meta.preprocess == "squash" else None
         x = [self.transform(read_image(p, center_crop_size=crop, crop_pct=meta.crop_pct,
-                                       interpolation=meta.interpolation, squash=squash)[None]) for p in paths]
+                                       interpolation=meta.interpolation, squash=squash,
+                                       crop_mode="L" if meta.in_chans == 1 else "RGB")[None]) for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

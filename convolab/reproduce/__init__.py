@@ -72,7 +72,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     check_device_options(base)
     count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)
     seed_values(count, base.seed)  # (the last seed within bounds: --seed 4294967295 --seeds 2 is refused)
-    load_config_data(arm_configs(experiment, quick, base.seed, base)[0])
+    load_config_data(arm_configs(experiment, quick, base.seed, base)[0], say_subsets=False)
     state = {"format": FORMAT, "experiment": experiment.name, "quick": quick, "seeds": count,
              "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
     if default_stem is not None and not existed:

@@ -219,11 +219,13 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
 VAL_FRACTION = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "val_fraction")
 
 
-def load_config_data(config: TrainConfig) -> LabelledImages:
-    """The data a training config names, as every training verb loads it (and the subsets it asks for)."""
+def load_config_data(config: TrainConfig, say_subsets: bool = True) -> LabelledImages:
+    """The data a training config names, as every training verb loads it (and the subsets it asks for);
+    `say_subsets`: a warning where a subset asks for more images than its split holds (not where an experiment's
+    quick form asks for "at most" so many, nor once per run of a comparison)."""
     data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
                      config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
-    check_subset_counts(data, config.train_subset, config.test_subset)  # (a subset over the split: said once, here)
+    check_subset_counts(data, config.train_subset, config.test_subset, say=say_subsets)
     if config.val_fraction != VAL_FRACTION and not data.held_out:  # (before: taken silently, config.json keeping it)
         log.warning("--val-fraction %g is not used: %s has a test split of its own", config.val_fraction, config.data)
     return config_subsets(config, data)

@@ -375,7 +375,8 @@ def _prediction(loaded: LoadedModel, path: str | Path, center_crop: bool, squash
     if center_crop:
         image = read_image(path, center_crop_size=int(ckpt["image_size"][0]),
                            crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
-                           interpolation=str(ckpt.get("interpolation", "bilinear")))
+                           interpolation=str(ckpt.get("interpolation", "bilinear")),
+                           crop_mode="L" if int(ckpt["in_chans"]) == 1 else "RGB")
     else:
         image = read_image(path, squash=squash)
     x = loaded.transform(image[None].to(device))
