@@ -208,7 +208,11 @@ def test_a_resumed_command_trains_with_the_threads_the_run_recorded(tmp_path):
     config = json.loads((run / "config.json").read_text())
     config["resolved"]["threads"] = 1  # as a run that trained on one thread records it
     (run / "config.json").write_text(json.dumps(config))
-    assert recorded_threads(str(run)) == 1 and recorded_threads(str(tmp_path)) == 1  # (a comparison's folder too)
+    assert recorded_threads(str(run)) == 1 and recorded_threads(str(tmp_path)) == 1
+    experiment = tmp_path / "experiment" / "seed-0" / "arm-1" / "runs" / "lenet5_modern"  # (reproduce's layout)
+    experiment.mkdir(parents=True)
+    (experiment / "config.json").write_text(json.dumps(config))
+    assert recorded_threads(str(tmp_path / "experiment")) == 1
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["PYTHONPATH"] = str(Path(convolab.__file__).parents[1])
     done = subprocess.run([sys.executable, "-m", "convolab", "train", "--resume", str(run), "--epochs", "2",

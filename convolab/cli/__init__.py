@@ -143,7 +143,8 @@ def recorded_threads(folder: str | None) -> int | None:
     other weights than the run left alone (0.27 against 0.29)."""
     if not folder:
         return None
-    for depth in ("", "*/", "*/*/"):
+    # (a run's own, a comparison's runs/M/, an experiment's seed-0/runs/M/ or seed-0/arm-1/runs/M/)
+    for depth in ("", "*/", "*/*/", "*/*/*/", "*/*/*/*/"):
         for path in sorted(Path(folder).glob(f"{depth}config.json")):
             try:
                 threads = json.loads(path.read_text()).get("resolved", {}).get("threads")
