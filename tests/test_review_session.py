@@ -110,7 +110,7 @@ def test_two_reproduces_without_output_started_together_each_get_a_folder(tmp_pa
     monkeypatch.chdir(tmp_path)
     taken = tmp_path / "runs" / "reproduce-degradation"
     # The other command makes the folder while this one reads the data (not read here: only the folders matter).
-    monkeypatch.setattr(reproduce, "load_config_data", lambda config: taken.mkdir(parents=True))
+    monkeypatch.setattr(reproduce, "load_config_data", lambda config, **_: taken.mkdir(parents=True))
     monkeypatch.setattr(reproduce, "_run_arms", lambda experiment, output, *rest, **kw: (True, "ok", output / "r.html"))
     assert main(["reproduce", "degradation", "--quick"]) == 0
     assert (tmp_path / "runs" / "reproduce-degradation-2" / "experiment.json").is_file()
@@ -149,7 +149,7 @@ def test_a_comparison_or_experiment_folder_in_use_by_another_command_is_refused(
         assert f"--output {out} is in use by another convolab command" in capsys.readouterr().err
         assert [p.name for p in out.iterdir()] == [LOCK_FILE]
     exp = tmp_path / "exp"
-    monkeypatch.setattr(reproduce, "load_config_data", lambda config: None)  # (cifar10: not here)
+    monkeypatch.setattr(reproduce, "load_config_data", lambda config, **_: None)  # (cifar10: not here)
     monkeypatch.setattr(reproduce, "_run_arms", lambda experiment, output, *rest, **kw: (True, "ok", output / "r.html"))
     exp.mkdir()
     with held_by_another_command(exp):

@@ -56,12 +56,11 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
 _KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a word"))
 # Options that builders of the zoo take behind **kwargs (their signature shows no default to check against): the
 # values each takes, [low, high] (None: unbounded). Before, `drop_rate=x` was "'<' not supported between 'str'
-# and 'int'", and `stem_width=-4` a traceback from torch.
+# and 'int'".
 _RANGES: dict[str, tuple[type, float, float | None, str]] = {
     "drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
     "head_drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
     "aux_drop_rate": (float, 0.0, 1.0, "a number in [0, 1]"),
-    "stem_width": (int, 1, None, "a whole number of at least 1"),
 }
 
 
