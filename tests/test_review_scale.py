@@ -219,3 +219,27 @@ def test_a_resumed_command_trains_with_the_threads_the_run_recorded(tmp_path):
                            "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "config.json").read_text())["resolved"]["threads"] == 1
+
+
+def test_a_streamed_grey_runs_colour_file_scores_in_predict_as_in_evaluate(tmp_path):
+    """The streaming workers decode every file in the run's mode (PIL's grey for a grey run): predict's centre crop
+    must too. (This session's first change decoded it in the file's own colour mode: 7e-6 away from evaluate.)"""
+    from PIL import Image
+
+    data = write_png_folder(tmp_path / "grey", per_class=4, size=28, mode="L")
+    colour = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(data / "test" / "a" / "0.png")  # a colour file among the grey ones
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(data), "--loader", "stream", "--workers", "0", "--epochs",
+                 "1", "--batch-size", "4", "--no-progress", "--output", str(run)]) == 0
+    loaded = load_trained_model(run)
+    streamed = load_data_for(loaded.checkpoint, str(data))
+    evaluated = streamed.decoded_as(int(loaded.checkpoint["image_size"][0]))
+    images = torch.cat([batch[0] for batch in evaluated.eval_batches(evaluated.test, 64)])
+    with torch.no_grad():
+        expected = loaded.model(loaded.transform(images)).softmax(1)
+    files = [data / location for location in evaluated.test.locations]
+    for file, row in zip(files, expected):
+        (top, _), = predict_targets(loaded, [file], topk=len(loaded.classes))
+        scored = torch.tensor([dict(top)[c] for c in loaded.classes])
+        assert (scored - row).abs().max() < 1e-6, file
