@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 
 from ..data.archive import shown
 from ..data.decode import check_image_file
-from ..export import predict_onnx
-from ..training.inference import iter_predictions, load_trained_model
+from ..export import OnnxClassifier
+from ..training.inference import Prediction, iter_predictions, load_trained_model
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    results: Iterable[Prediction]
     if str(args.checkpoint).lower().endswith(".onnx") and not wants_pretrained(args):  # (Model.ONNX too)
-        for path in args.images:
-            check_image_file(path)
-        results: Iterable = [(top, {}) for top in predict_onnx(args.checkpoint, args.images, top_k=args.topk)]
+        classifier = OnnxClassifier(args.checkpoint)
+        results = ((classifier.predict_files([path], args.topk)[0], {}) for path in args.images)
     else:
         results = iter_predictions(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
-        for path in args.images:  # every file opens as an image before any is scored (a bad one last lost them all)
-            check_image_file(path)
+    for path in args.images:  # every file opens as an image before any is scored (a bad one last lost them all)
+        check_image_file(path)
     # each line as its image is scored (a bar on a terminal for many), so that a file that fails to decode midway
     # leaves the lines of those before it
     with tqdm(total=len(args.images), disable=None if len(args.images) >= BAR_FROM else True, unit="img",

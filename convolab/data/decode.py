@@ -241,6 +241,19 @@ def read_image(path: str | Path, center_crop_size: int | None = None,
     return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
+def read_input(path: str | Path, preprocess: str, image_size: tuple[int, ...], in_chans: int,
+               crop_pct: float = CROP_PCT, interpolation: str = "bilinear") -> torch.Tensor:
+    """An image file as uint8 C x H x W, read as a run's files became its inputs (`preprocess`, as a checkpoint or
+    an ONNX file records it): "center-crop" (streamed photos, published weights: the centre crop at
+    `image_size`, decoded in the run's mode, grey for 1 channel), "squash" (files resized to `image_size` as
+    they were decoded) or "resize" (the whole file, resized on the batch). The one reading that `predict` on a
+    checkpoint and on an exported ONNX model share."""
+    if preprocess == "center-crop":
+        return read_image(path, center_crop_size=int(image_size[0]), crop_pct=crop_pct, interpolation=interpolation,
+                          crop_mode="L" if in_chans == 1 else "RGB")
+    return read_image(path, squash=(int(image_size[0]), int(image_size[1])) if preprocess == "squash" else None)
+
+
 def check_image_file(path: str | Path) -> None:
     """That `path` opens as an image (its header: no pixels decoded), else the one line `read_image` would
     give: a command reading many files says so before any work (a truncated file is found when decoded)."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data.augment import BatchTransform
-from ..data.decode import read_image
+from ..data.decode import read_input
 from ..errors import ConfigError
 from ..training.inference import ranked
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta
@@ -62,11 +62,8 @@ class OnnxClassifier:
             paths = [paths]
         # Images may differ in size: each is resized on its own, then they run as one batch.
         meta = self.meta
-        crop = meta.image_size[0] if meta.preprocess == "center-crop" else None
-        squash = meta.image_size if meta.preprocess == "squash" else None
-        x = [self.transform(read_image(p, center_crop_size=crop, crop_pct=meta.crop_pct,
-                                       interpolation=meta.interpolation, squash=squash,
-                                       crop_mode="L" if meta.in_chans == 1 else "RGB")[None]) for p in paths]
+        x = [self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans, crop_pct=meta.crop_pct,
+                                       interpolation=meta.interpolation)[None]) for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

@@ -21,7 +21,7 @@ from ..data import DATA_SETS, LabelledImages, Split, StreamSplit, load_data
 from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import EmptySplitError
-from ..data.decode import CROP_PCT, read_image
+from ..data.decode import CROP_PCT, read_input
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
@@ -161,6 +161,12 @@ def squashed_size(checkpoint: dict) -> tuple[int, int] | None:
             or config.get("data") in DATA_SETS:
         return None
     return int(checkpoint["image_size"][0]), int(checkpoint["image_size"][1])
+
+
+def preprocess_of(checkpoint: dict) -> str:
+    """How the run's image files became its inputs, as `read_input` repeats it and an ONNX export records it:
+    "squash" (see `squashed_size`), "center-crop" (streamed photos, published weights) or "resize"."""
+    return "squash" if squashed_size(checkpoint) else str(checkpoint.get("preprocess", "resize"))
 
 
 def is_run_data(checkpoint: dict, source: str) -> bool:
@@ -361,24 +367,18 @@ def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
                         "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
-    center_crop = ckpt.get("preprocess") == "center-crop"  # trained on streamed photos: their centre crop
-    squash = squashed_size(ckpt)  # trained on files PIL resized to --image-size: the same resize, not the batch's
+    preprocess = preprocess_of(ckpt)  # e.g. files PIL resized to --image-size: the same resize, not the batch's
     # (a generator of its own: the checks above are made at the call; no grad mode is held across a yield)
-    return (_prediction(loaded, path, center_crop, squash, others, k) for path in paths)
+    return (_prediction(loaded, path, preprocess, others, k) for path in paths)
 
 
 @torch.no_grad()
-def _prediction(loaded: LoadedModel, path: str | Path, center_crop: bool, squash: tuple[int, int] | None,
-                others: dict, k: int) -> Prediction:
+def _prediction(loaded: LoadedModel, path: str | Path, preprocess: str, others: dict, k: int) -> Prediction:
     ckpt, classes = loaded.checkpoint, loaded.classes
     device = next(loaded.model.parameters()).device
-    if center_crop:
-        image = read_image(path, center_crop_size=int(ckpt["image_size"][0]),
-                           crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
-                           interpolation=str(ckpt.get("interpolation", "bilinear")),
-                           crop_mode="L" if int(ckpt["in_chans"]) == 1 else "RGB")
-    else:
-        image = read_image(path, squash=squash)
+    image = read_input(path, preprocess, ckpt["image_size"], int(ckpt["in_chans"]),
+                       crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
+                       interpolation=str(ckpt.get("interpolation", "bilinear")))
     x = loaded.transform(image[None].to(device))
     outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
     probs = outputs["main"].float().softmax(1)[0].cpu()
