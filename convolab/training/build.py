@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
-from .input_size import check_input_size
+from .input_size import check_input_size, check_size_before_data
 from .mixing import MixConfig
 from .optim import ModelEma, optimizer_of, param_groups, warmup_length
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
@@ -109,6 +109,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if folder:
         refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
+    if model is None:  # (before the data: a size the model cannot take, refused before they are decoded at it)
+        check_size_before_data(config.model, dict(config.model_options), config.image_size, device)
     torch.manual_seed(config.seed)
     data = config_subsets(config, data) if data is not None else load_run_data(config, dist)
     if not len(data.test):  # (data built in Python: a folder's loader refuses an empty split itself)

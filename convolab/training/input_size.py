@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import FieldError
+from ..models import create_model
 from ..models._modes import modes_kept
 from .checkpoint import runs_at
 
@@ -53,6 +54,19 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
                                            f"--image-size {high}{rebuild}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
                                        f"give --image-size {high} or more")
+
+
+def check_size_before_data(name: str, options: dict, size: int | None, device: torch.device) -> None:
+    """`check_input_size` on the named model (its own channels, two classes) before the data are read: a size its
+    layers cannot take is refused at once, not after a whole archive was decoded at that size (42 s for the
+    CIFAR-10 tar, before). Nothing to check without --image-size, or for a model that names no input size of its
+    own (the data's size is its size)."""
+    if not size:
+        return
+    model = create_model(name, num_classes=2, **options)
+    data_cfg = getattr(model, "data_config", None)
+    if data_cfg is not None and size != data_cfg.input_size[-1]:
+        check_input_size(model.to(device), name, data_cfg.input_size[0], size, data_cfg.input_size[-1], device)
 
 
 def last_fitting(fits: Callable[[int], bool], works: int, fails: int) -> int:
