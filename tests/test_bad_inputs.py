@@ -422,6 +422,13 @@ CASES: list[Row] = [
     Row("summary-input-too-small", ["summary", "lenet5", "--input-size", "1,8,8"],
         "too small for lenet5 (default size 1x28x28)"),
     Row("summary-depth-0", ["summary", "lenet5", "--depth", "0"], "positive integer"),
+    Row("summary-larger-than-the-head-is-built-for", ["summary", "lenet5", "--input-size", "1,64,64"],
+        "input 1x64x64 does not fit lenet5, whose layers are built for 1x28x28: build it for 64 px with img_size=64 "
+        "(the CLI: --model-option img_size=64)"),  # (before: torch's "a and b must have same reduction dim")
+    Row("summary-model-option-twice", ["summary", "lenet5", "--in-chans", "3", "--model-option", "in_chans=1"],
+        "--model-option in_chans=... sets what --in-chans sets: give it once"),
+    Row("draw-model-option-not-a-pair", ["draw", "lenet5", "--out", "{t}/l.svg", "--model-option", "img_size"],
+        "--model-option expects KEY=VALUE, got 'img_size'"),
     Row("summary-option-the-model-lacks", ["summary", "lenet5", "--aux-logits"],
         "lenet5 has no auxiliary heads; leave out --aux-logits (googlenet, googlenet_tv and inception_v3 have them)"),
     Row("cost-bad-layer", ["cost", "--input", "192x28x28", "5x5-32"],

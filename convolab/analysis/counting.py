@@ -5,11 +5,13 @@ MACs follow docs/REFERENCE.md's convention: Conv2d `H_out*W_out*C_out*(C_in/grou
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .._registry import get_entry, registered_name
 from ..errors import ConfigError
 from ..models._modes import modes_kept
 
@@ -78,7 +80,15 @@ def describe_input_error(model: nn.Module, input_size: Sequence[int], err: Runti
         return f"{name} expects {default[0]}-channel input, got {given} (default size {expected})"
     if input_size[1] * input_size[2] < default[1] * default[2]:
         return f"input {given} is too small for {name} (default size {expected}): {reason}"
+    if input_size[1] == input_size[2] and builds_for_size(name):  # (lenet5's flatten: built for 28 px)
+        return (f"input {given} does not fit {name}, whose layers are built for {expected}: build it for "
+                f"{input_size[1]} px with img_size={input_size[1]} (the CLI: --model-option img_size={input_size[1]})")
     return f"input {given} does not fit {name} (default size {expected}): {reason}"
+
+
+def builds_for_size(name: str) -> bool:
+    """Whether the registered model `name` takes an img_size to build its layers for (e.g. lenet5's head)."""
+    return registered_name(name) is not None and "img_size" in inspect.signature(get_entry(name).fn).parameters
 
 
 def probe_forward(model: nn.Module, input_size: Sequence[int], run=inference_outputs):

@@ -108,6 +108,23 @@ _SPECIAL: dict[str, dict[str, Any]] = {
 }
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """`--model-option KEY=VALUE` for a verb that builds a model by name to look at it (summary, draw), as
+    `train`'s: the model's own constructor options (`convolab models NAME` lists them)."""
+    parser.add_argument("--model-option", dest="model_options", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to create_model, as train's (e.g. img_size=64 builds lenet5's head for 64 px; "
+                             "`convolab models NAME` lists a model's options); repeatable")
+
+
+def model_options_of(args: argparse.Namespace, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The --model-option pairs of `args` as create_model's keyword arguments; `given`: the options the verb's own
+    flags set (e.g. --aux-logits, --num-classes), which a pair may not set again."""
+    options = dict(model_option(pair) for pair in args.model_options)
+    if taken := sorted(set(options) & set(given or {})):
+        raise ConfigError(f"--model-option {taken[0]}=... sets what --{taken[0].replace('_', '-')} sets: give it once")
+    return options
+
+
 def _help(name: str, text: str) -> str:
     default = FIELDS[name].default
     if name == "progress" or default is MISSING or default in (None, False, "") or "(default" in text:

@@ -9,6 +9,7 @@ from ..analysis.draw import draw
 from ..analysis.summary import SizeArgs, resolve_input_size
 from ..models import create_model
 from ._args import class_count, input_size, nonempty, positive_int
+from ._options import add_model_options, model_options_of
 
 HELP = "draw a model's architecture as SVG (branches side by side, joins visible)"
 
@@ -24,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=class_count, default=None,
                         help="passed to create_model (0: the features, no classifier)")
     parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes only: no weights are allocated or initialized
-        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
+        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans,
+                             **model_options_of(args, {"num_classes": None, "in_chans": None}))
     size = resolve_input_size(model, args.input_size)
     # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
     given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes)

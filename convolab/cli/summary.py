@@ -13,6 +13,7 @@ from ..models import create_model, get_entry
 from ..pretrained import choose_weights
 from ..pretrained.load import WEIGHTS_IN_CHANS
 from ._args import class_count, input_size, nonempty, positive_int
+from ._options import add_model_options, model_options_of
 from ._weights import WEIGHTS
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-chans", type=positive_int, default=None, help="passed to create_model")
     parser.add_argument("--aux-logits", action="store_true",
                         help="build the model with its auxiliary heads (they do not run in eval mode)")
+    add_model_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--pretrained", action="store_true",
                         help="the model as its published weights build it: their options, classes and input size "
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = {"aux_logits": True} if args.aux_logits else {}
+    options.update(model_options_of(args, {**options, "num_classes": args.num_classes, "in_chans": args.in_chans}))
     if args.aux_logits and "aux_logits" not in inspect.signature(get_entry(args.model).fn).parameters:
         raise ConfigError(f"{args.model} has no auxiliary heads; leave out --aux-logits (googlenet, googlenet_tv "
                           "and inception_v3 have them)")
