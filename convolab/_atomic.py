@@ -5,11 +5,12 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import ConvolabError, DiskFullError
@@ -66,9 +67,55 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
 def write_together(writes: list[tuple[Path, Callable[[str], object]]]) -> None:
     """Each (path, write) onto a temporary file beside its path, all of them before any is renamed into
     place: files that belong together are replaced together or (interrupted, failed) not at all."""
+    with restored_on_failure([path for path, _ in writes]):  # (a rename that fails after another was made)
+        _write_nested(writes)
+
+
+def _write_nested(writes: list[tuple[Path, Callable[[str], object]]]) -> None:
     if writes:
         (path, write), rest = writes[0], writes[1:]
-        atomic_write(path, lambda tmp: (write(tmp), write_together(rest)))
+        atomic_write(path, lambda tmp: (write(tmp), _write_nested(rest)))
+
+
+@contextlib.contextmanager
+def restored_on_failure(paths: list[Path]) -> Iterator[None]:
+    """Files the body replaces (renames onto) that belong together (e.g. a safetensors folder's weights and
+    config.json): where it fails or is interrupted after replacing some, each of `paths` gets back the file it held
+    (a hard link kept aside, `.NAME.<writer>.XXXXXXXX.tmp`, which a later write removes if this process is killed),
+    or is removed where it held none; so no half-made set is left, of one write's files beside another's."""
+    kept: dict[Path, Path | None] = {}
+    for path in map(Path, paths):
+        if path.is_dir():  # (not a file the body can replace: its rename fails, and the folder stays)
+            continue
+        kept[path] = _kept_aside(path) if path.is_file() else None
+    try:
+        yield
+    except BaseException:
+        for path, backup in kept.items():
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, path)
+                elif not path.is_dir():
+                    path.unlink(missing_ok=True)
+        raise
+    finally:
+        for backup in kept.values():
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    backup.unlink(missing_ok=True)
+
+
+def _kept_aside(path: Path) -> Path:
+    """A second name for the file `path` (a hard link, else a copy), beside it, named as a temporary of it."""
+    while True:
+        backup = path.with_name(f"{temporary_prefix(path.name)}{secrets.token_hex(4)}.tmp")
+        try:
+            os.link(path, backup)
+        except FileExistsError:
+            continue
+        except OSError:  # (a file system without hard links)
+            shutil.copy2(path, backup)
+        return backup
 
 
 def _writer_space() -> str:

@@ -250,6 +250,20 @@ def test_evaluate_and_features_take_a_model_name_with_pretrained(offline_caches,
     assert arrays["train_features"].shape == (4, 512) and list(arrays["classes"]) == ["goldfish", "tench"]
 
 
+def test_evaluate_and_features_of_published_weights_without_data_say_give_data(offline_caches, capsys, tmp_path,
+                                                                              monkeypatch):
+    """Without --data they fell back to the weights' record, "imagenet", and said "unknown data set 'imagenet'", a
+    name the user never gave, and not what to do."""
+    seed_torchvision(offline_caches, "resnet18")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "resnet18", "--pretrained"]) == 2
+    assert "resnet18's published weights were trained on ImageNet, which convolab does not load: give --data, a " \
+           "folder or tar of images of some of ImageNet's classes" in one_line_error(capsys)
+    assert main(["features", "resnet18", "--pretrained", "--out", "f.npz"]) == 2
+    assert "give --data, the images to compute the features of" in one_line_error(capsys)
+    assert not (tmp_path / "f.npz").exists() and not (tmp_path / "resnet18-evaluation").exists()
+
+
 def test_models_pretrained_lists_source_weights_top1_and_input(capsys):
     assert main(["models", "--pretrained"]) == 0
     out = capsys.readouterr().out

@@ -3,11 +3,16 @@ that could not fail, and the left-alone list): each test fails on the code befor
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
+from convolab._atomic import restored_on_failure
 from convolab.cli import main
 from convolab.errors import FieldError
+from convolab.export import ExportError, export_onnx
+from convolab.models import create_model
 from convolab.training import build
 from convolab.training.config import TrainConfig
 
@@ -34,3 +39,65 @@ def test_summary_and_draw_build_the_model_with_its_options(tmp_path, capsys):
     assert main(["draw", "lenet5", "--out", str(tmp_path / "l.svg"), "--input-size", "1,64,64",
                  "--model-option", "img_size=64"]) == 0
     assert "16x14x14" in (tmp_path / "l.svg").read_text()  # (the shape after the features, drawn)
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("lenet5", "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"),
+    ("lenet5_bn", "try --no-fold to export without batch-norm folding"),
+])
+def test_an_export_beyond_its_tolerance_suggests_no_fold_only_where_batch_norms_were_folded(tmp_path, name, hint):
+    """lenet5 has no batch norm, yet its refused export said "try --no-fold", which gives the same difference."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    with pytest.raises(ExportError) as caught:
+        export_onnx(model, tmp_path / "m.onnx", (1, 28, 28), tolerance=0.0, rtol=0.0)
+    assert f"nothing was written ({hint})" in str(caught.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_safetensors_export_that_fails_midway_leaves_the_folder_as_it_was(digits_run, tmp_path, capsys):
+    """Over an earlier export, config.json was renamed into place before model.safetensors failed to: one model's
+    config beside another's weights, though the docstring promised "a failed export leaves `folder` as it was"."""
+    folder = tmp_path / "sf"
+    assert main(["export", str(digits_run), "--format", "safetensors", "--out", str(folder)]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    config["model_options"] = {"marker": 1}  # (told apart from what the second export writes)
+    (folder / "config.json").write_text(json.dumps(config))
+    before = (folder / "config.json").read_bytes()
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors" / "x").mkdir(parents=True)  # the second rename fails: a folder stands there
+    capsys.readouterr()
+    assert main(["export", str(digits_run), "--format", "safetensors", "--out", str(folder)]) == 2
+    assert "cannot be written (Is a directory)" in capsys.readouterr().err
+    assert (folder / "config.json").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]  # nothing kept aside
+
+
+def test_restored_on_failure_puts_back_every_file_or_removes_the_new_one(tmp_path):
+    old, new = tmp_path / "a.txt", tmp_path / "b.txt"
+    old.write_text("old a")
+
+    def replace(path, text):  # (as the writes it guards replace their files: renamed onto them)
+        (tmp_path / "staged").write_text(text)
+        os.replace(tmp_path / "staged", path)
+
+    with pytest.raises(KeyboardInterrupt), restored_on_failure([old, new]):
+        replace(old, "new a")
+        replace(new, "new b")
+        raise KeyboardInterrupt  # (interrupted after both were replaced)
+    assert old.read_text() == "old a" and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with restored_on_failure([old, new]):
+        replace(old, "new a")
+    assert old.read_text() == "new a" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_evaluate_on_a_safetensors_folder_writes_beside_it_not_inside(digits_run, tmp_path, capsys):
+    """The default output was `SF/evaluation`, inside the folder `export` writes, though the help says "an
+    evaluation folder beside the checkpoint" (and `export` names its files beside a safetensors folder)."""
+    folder = tmp_path / "sf"
+    assert main(["export", str(digits_run), "--format", "safetensors", "--out", str(folder)]) == 0
+    for given in (folder, folder / "model.safetensors"):
+        assert main(["evaluate", str(given), "--data", "digits"]) == 0
+        assert (tmp_path / "sf-evaluation" / "confusion.png").is_file()
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]

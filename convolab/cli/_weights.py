@@ -8,6 +8,7 @@ from typing import Any
 from .._registry import list_models
 from ..errors import ConfigError
 from ..pretrained import pretrained_checkpoint
+from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
 from ._args import nonempty
 
 # What an empty --weights is told to give instead.
@@ -42,9 +43,34 @@ def checkpoint_or_weights(args: argparse.Namespace) -> str | dict[str, Any]:
     return args.checkpoint
 
 
+def data_of(args: argparse.Namespace, checkpoint: dict[str, Any], what: str) -> str:
+    """The data a verb reads: --data, else the data the checkpoint's run was trained on. Published weights were
+    trained on ImageNet, which convolab does not load (it said "unknown data set 'imagenet'", a name never given):
+    --data is needed, and `what` says what it should hold."""
+    if args.data:
+        return args.data
+    if checkpoint.get("weights"):
+        raise ConfigError(f"{args.checkpoint}'s published weights were trained on ImageNet, which convolab does not "
+                          f"load: give --data, {what}")
+    return str(checkpoint.get("data", "mnist5k"))
+
+
+def given_checkpoint(text: str) -> Path:
+    """The checkpoint a verb was given, as a path to write beside: a safetensors folder for its weights file (its
+    model.safetensors), a folder named `.` or `..` resolved (it has a name, and a parent)."""
+    path = Path(text).expanduser()
+    path = path.resolve() if path.name in ("", "..") else path
+    if path.name == WEIGHTS_FILE and is_safetensors(path.parent):  # the weights of a safetensors folder
+        path = path.parent
+    return path
+
+
 def output_beside(args: argparse.Namespace, name: str) -> Path:
-    """Where a verb's default output goes: beside the checkpoint, or `MODEL-name` here for published weights."""
+    """Where a verb's default output goes: beside the checkpoint (in a run folder: RUN/name), `SF-name` beside a
+    safetensors folder SF (never inside it, as `export` writes beside it), `MODEL-name` here for published weights."""
     if wants_pretrained(args):
         return Path(f"{args.checkpoint}-{name}")
-    path = Path(args.checkpoint)
+    path = given_checkpoint(args.checkpoint)
+    if path.is_dir() and is_safetensors(path):
+        return path.with_name(f"{path.name}-{name}")
     return (path if path.is_dir() else path.parent) / name

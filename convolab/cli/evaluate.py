@@ -14,7 +14,7 @@ from ..training.device import resolve_device
 from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
 from ..training.table_eval import evaluate_table
 from ._args import CHECKPOINT, nonempty
-from ._weights import add_pretrained_options, checkpoint_or_weights, output_beside
+from ._weights import add_pretrained_options, checkpoint_or_weights, data_of, output_beside
 
 HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
 
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_trained_model(checkpoint_or_weights(args), resolve_device(args.device))
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
     probe_output(out, "--output")
-    source = args.data or loaded.checkpoint["data"]
+    source = data_of(args, loaded.checkpoint, "a folder or tar of images of some of ImageNet's classes, a folder "
+                                              "each named as the class (`predict` prints the names)")
     data = load_data_for(loaded.checkpoint, source, args.data_dir, args.download, whole=True,
                          skip_bad_images=args.skip_bad_images)
     tta, origin = (args.tta, "--tta") if args.tta else \

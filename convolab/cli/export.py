@@ -10,9 +10,9 @@ from ..errors import ConfigError
 from ..export import export_onnx, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
 from ..export.outputs import check_file_output, check_folder_output
-from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
+from ..training.safetensors_io import is_safetensors
 from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
+from ._weights import add_pretrained_options, checkpoint_or_weights, given_checkpoint, wants_pretrained
 
 HELP = ("export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch), or its "
         "weights to a safetensors folder (model.safetensors + config.json, no pickle)")
@@ -90,10 +90,7 @@ def default_output(args: argparse.Namespace, fmt: str) -> Path | None:
     needs --out) for safetensors of a safetensors folder; MODEL.onnx here with --pretrained."""
     if wants_pretrained(args):
         return Path(args.checkpoint + SUFFIXES[fmt])  # here, named after the model
-    path = Path(args.checkpoint).expanduser()
-    path = path.resolve() if path.name in ("", "..") else path
-    if path.name == WEIGHTS_FILE and is_safetensors(path.parent):  # the weights of a safetensors folder
-        path = path.parent
+    path = given_checkpoint(args.checkpoint)
     if path.is_dir() and is_safetensors(path):
         return None if fmt == "safetensors" else path.with_name(path.name + SUFFIXES[fmt])
     path = checkpoint_file(path)

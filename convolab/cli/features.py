@@ -10,7 +10,7 @@ from ..training.checkpoint import load_checkpoint
 from ..training.device import resolve_device
 from ..training.inference import load_data_for
 from ._args import CHECKPOINT, nonempty, positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights
+from ._weights import add_pretrained_options, checkpoint_or_weights, data_of
 
 HELP = ("write a checkpoint's pooled penultimate features of every train and test image, with labels "
         "and class names, to an .npz file")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     check_file_output(args.out, None if isinstance(path, dict) else path, example="features.npz",
                       writer="the features", instead="features.npz")
     probe_output(args.out, "--out", "file")
-    source = args.data or str(checkpoint.get("data", "mnist5k"))
+    source = data_of(args, checkpoint, "the images to compute the features of (a folder, a tar or a named set)")
     data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images)
     arrays = extract_features(checkpoint, data, args.batch_size, resolve_device(args.device))
     with written(args.out, "--out", "file"):

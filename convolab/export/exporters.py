@@ -218,13 +218,14 @@ def _differences(expected: list[torch.Tensor], run: Callable[[torch.Tensor], tor
 
 
 def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], tolerance: float,
-                   rtol: float, fold: bool) -> tuple[float, float]:
+                   rtol: float, folded: int) -> tuple[float, float]:
     """Write through `write(tmp) -> _differences`; rename into place only if every image is within
     `tolerance + rtol * its largest |logit|`. (largest absolute, largest relative difference)."""
     # (`path` was checked by `check_file_output` before any work)
     found: dict[str, float] = {}
     # the PyTorch outputs are finite (`reference_outputs`): a large difference is the export's or round-off's
-    hint = "try --no-fold to export without batch-norm folding" if fold else \
+    # (--no-fold only where batch norms were folded: a model with none, e.g. lenet5, exports the same without)
+    hint = "try --no-fold to export without batch-norm folding" if folded else \
         "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"
 
     def checked(tmp: str) -> None:
@@ -294,7 +295,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
         return _differences(expected, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
                             inputs)
 
-    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, fold)
+    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, folded)
     return ExportResult(Path(path), "onnx", diff, batch_sizes, folded, rel)
 
 
@@ -351,7 +352,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
             loaded = torch.jit.load(tmp, map_location="cpu")
         return _differences(expected, loaded, inputs)
 
-    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol, fold)
+    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol, folded)
     return ExportResult(Path(path), "torchscript", diff, batch_sizes, folded, rel)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import no_space_line, remove_dead_temporaries, temporary_prefix
+from .._atomic import no_space_line, remove_dead_temporaries, restored_on_failure, temporary_prefix
 from .._paths import making
 from ..errors import ConvolabError, DiskFullError
 from ..pretrained import load_safetensors, save_safetensors
@@ -45,7 +45,8 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
     expected = reference_outputs(model, [x], f"the model of {label}")[0]  # before anything is written
     try:
         with sigterm_as_interrupt(), making(folder):  # (the folders it makes, removed again on failure)
-            remove_dead_temporaries(folder, folder.name)  # staging folders of exports killed mid-write
+            for name in (folder.name, CONFIG_FILE, WEIGHTS_FILE):  # staging folders and files kept aside of exports
+                remove_dead_temporaries(folder, name)  # killed mid-write
             staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder.name), suffix=".tmp", dir=folder))
             try:
                 save_safetensors(ckpt, served_weights(ckpt, label), staging)
@@ -55,8 +56,9 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
                 if not torch.equal(expected, got):  # (NaN read back differs too: `expected` is finite)
                     raise ExportError(f"{folder}: the weights read back give outputs {diff:.3g} away from the "
                                       "checkpoint's; nothing was written")
-                for name in (CONFIG_FILE, WEIGHTS_FILE):
-                    os.replace(staging / name, folder / name)
+                with restored_on_failure([folder / CONFIG_FILE, folder / WEIGHTS_FILE]):  # both, or neither
+                    for name in (CONFIG_FILE, WEIGHTS_FILE):
+                        os.replace(staging / name, folder / name)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except BaseException as err:
