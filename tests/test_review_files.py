@@ -2,19 +2,25 @@
 that could not fail, and the left-alone list): each test fails on the code before its fix."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
+from conftest import write_png_folder
+from PIL import Image
 
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
+from convolab.data.decode import read_image
 from convolab.errors import FieldError
-from convolab.export import ExportError, export_onnx
+from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
 from convolab.models import create_model
 from convolab.training import build
 from convolab.training.config import TrainConfig
+from convolab.training.inference import load_trained_model, predict_targets
 
 
 def test_an_image_size_the_model_cannot_take_is_refused_before_the_data_are_read(tmp_path, monkeypatch):
@@ -101,3 +107,40 @@ def test_evaluate_on_a_safetensors_folder_writes_beside_it_not_inside(digits_run
         assert main(["evaluate", str(given), "--data", "digits"]) == 0
         assert (tmp_path / "sf-evaluation" / "confusion.png").is_file()
         assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_predict_decodes_a_grey_streams_crops_grey_for_a_colour_model(tmp_path, capsys):
+    """A 3-channel model fine-tuned on a streamed grey folder saw every file decoded grey (the stream's mode), a
+    colour file too; `predict` decoded the crop in the model's mode (RGB), 0.11 apart in probability on CIFAR
+    pictures. The checkpoint (and an ONNX export) now records the stream's mode, and predict decodes in it."""
+    write_png_folder(tmp_path / "colour", per_class=8, size=32)
+    write_png_folder(tmp_path / "grey", per_class=8, size=32, mode="L")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "grey" / "test" / "a" / "c.png")
+    common = ["--epochs", "1", "--batch-size", "8", "--no-progress"]
+    assert main(["train", "lenet5_modern", "--data", str(tmp_path / "colour"), *common,
+                 "--output", str(tmp_path / "run")]) == 0
+    assert main(["finetune", str(tmp_path / "run"), "--data", str(tmp_path / "grey"), "--loader", "stream",
+                 "--workers", "0", *common, "--output", str(tmp_path / "ft")]) == 0
+    loaded = load_trained_model(tmp_path / "ft")
+    ckpt = loaded.checkpoint
+    assert ckpt["in_chans"] == 3 and ckpt["preprocess"] == "center-crop" and ckpt["crop_mode"] == "L"
+    picture = tmp_path / "grey" / "test" / "a" / "c.png"
+
+    def probs(mode: str) -> torch.Tensor:
+        image = read_image(picture, center_crop_size=int(ckpt["image_size"][0]), crop_mode=mode)
+        with torch.no_grad():
+            return loaded.model(loaded.transform(image[None])).softmax(1)[0]
+
+    assert not torch.allclose(probs("L"), probs("RGB"), atol=1e-4)  # (the two readings tell apart)
+    (top, _), = predict_targets(loaded, [picture], topk=3)
+    expected = probs("L")
+    for name, p in top:
+        assert p == pytest.approx(float(expected[loaded.classes.index(name)]), abs=1e-6)
+    model, meta = model_from_checkpoint(tmp_path / "ft")
+    assert meta.crop_mode == "L"
+    if importlib.util.find_spec("onnxruntime") is not None:
+        export_onnx(model, tmp_path / "m.onnx", (3, *meta.image_size), meta=meta)
+        onnx_top = predict_onnx(tmp_path / "m.onnx", picture, top_k=3)[0]
+        for (name, p), (onnx_name, q) in zip(top, onnx_top):
+            assert name == onnx_name and q == pytest.approx(p, abs=1e-5)

@@ -242,15 +242,16 @@ def read_image(path: str | Path, center_crop_size: int | None = None,
 
 
 def read_input(path: str | Path, preprocess: str, image_size: tuple[int, ...], in_chans: int,
-               crop_pct: float = CROP_PCT, interpolation: str = "bilinear") -> torch.Tensor:
+               crop_pct: float = CROP_PCT, interpolation: str = "bilinear", crop_mode: str = "") -> torch.Tensor:
     """An image file as uint8 C x H x W, read as a run's files became its inputs (`preprocess`, as a checkpoint or
     an ONNX file records it): "center-crop" (streamed photos, published weights: the centre crop at
-    `image_size`, decoded in the run's mode, grey for 1 channel), "squash" (files resized to `image_size` as
+    `image_size`, decoded in `crop_mode`, the mode the run's stream decoded in, "L" or "RGB", which a checkpoint
+    records; "" for one that does not: grey for a 1-channel model), "squash" (files resized to `image_size` as
     they were decoded) or "resize" (the whole file, resized on the batch). The one reading that `predict` on a
     checkpoint and on an exported ONNX model share."""
     if preprocess == "center-crop":
         return read_image(path, center_crop_size=int(image_size[0]), crop_pct=crop_pct, interpolation=interpolation,
-                          crop_mode="L" if in_chans == 1 else "RGB")
+                          crop_mode=crop_mode or ("L" if in_chans == 1 else "RGB"))
     return read_image(path, squash=(int(image_size[0]), int(image_size[1])) if preprocess == "squash" else None)
 
 

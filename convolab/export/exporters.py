@@ -67,6 +67,7 @@ class ExportMeta:
     # "center-crop": resize to image_size / crop_pct, crop the centre (published weights: their own, e.g. 224/232)
     crop_pct: float = CROP_PCT
     interpolation: str = "bilinear"  # of that resize: "bilinear", or "bicubic" (timm's weights)
+    crop_mode: str = ""  # "center-crop": "L" or "RGB", the mode the run's stream decoded in ("": by in_chans)
 
     def to_strings(self) -> dict[str, str]:
         """Flat string key/values (ONNX metadata_props hold strings only)."""
@@ -74,6 +75,7 @@ class ExportMeta:
         values["model_name"] = self.model_name
         values["preprocess"] = self.preprocess
         values["interpolation"] = self.interpolation
+        values["crop_mode"] = self.crop_mode
         values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
         values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
         values["producer"] = f"convolab {__version__}"
@@ -90,7 +92,7 @@ class ExportMeta:
                        preprocess=values.get("preprocess", "resize"),
                        # (a file written before they were recorded: what a checkpoint without them means)
                        crop_pct=float(json.loads(values.get("crop_pct", json.dumps(CROP_PCT)))),
-                       interpolation=values.get("interpolation", "bilinear"))
+                       interpolation=values.get("interpolation", "bilinear"), crop_mode=values.get("crop_mode", ""))
         except (KeyError, ValueError, TypeError) as err:
             raise ExportError(f"{source}'s metadata lacks or garbles {err}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
@@ -135,7 +137,7 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
                       tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
                       preprocess_of(ckpt),
                       float(ckpt.get("crop_pct", CROP_PCT)),
-                      str(ckpt.get("interpolation", "bilinear")))
+                      str(ckpt.get("interpolation", "bilinear")), str(ckpt.get("crop_mode") or ""))
     return model.eval(), meta
 
 

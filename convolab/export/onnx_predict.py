@@ -63,7 +63,8 @@ class OnnxClassifier:
         # Images may differ in size: each is resized on its own, then they run as one batch.
         meta = self.meta
         x = [self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans, crop_pct=meta.crop_pct,
-                                       interpolation=meta.interpolation)[None]) for p in paths]
+                                       interpolation=meta.interpolation, crop_mode=meta.crop_mode)[None])
+             for p in paths]
         if not x:
             return []
         probs = self._run(torch.cat(x)).softmax(1)

@@ -378,7 +378,8 @@ def _prediction(loaded: LoadedModel, path: str | Path, preprocess: str, others: 
     device = next(loaded.model.parameters()).device
     image = read_input(path, preprocess, ckpt["image_size"], int(ckpt["in_chans"]),
                        crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
-                       interpolation=str(ckpt.get("interpolation", "bilinear")))
+                       interpolation=str(ckpt.get("interpolation", "bilinear")),
+                       crop_mode=str(ckpt.get("crop_mode") or ""))  # (a grey stream's crops, for any model)
     x = loaded.transform(image[None].to(device))
     outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
     probs = outputs["main"].float().softmax(1)[0].cpu()

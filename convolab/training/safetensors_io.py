@@ -28,7 +28,7 @@ WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 FORMAT = "convolab-safetensors-1"
 # The checkpoint record written to config.json (a convolab checkpoint's keys of the same names).
 CONFIG_KEYS = ("model_name", "model_options", "num_classes", "in_chans", "classes", "image_size", "mean", "std",
-               "preprocess", "crop_pct", "interpolation", "data", "weights", "table", "config", "layout",
+               "preprocess", "crop_pct", "interpolation", "crop_mode", "data", "weights", "table", "config", "layout",
                "convolab_version")
 GIVE = "give a folder written by `convolab export --format safetensors` (model.safetensors + config.json)"
 

@@ -132,6 +132,9 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
         "classes": list(run.data.classes),
         "image_size": list(run.image_size),
         "preprocess": run.batches.preprocess,  # files squashed to the size, or (streamed) their centre crop
+        # (streamed: the mode every file was decoded in, "L" or "RGB", the data's, not the model's channels: a grey
+        # stream trains a 3-channel model on grey crops; `predict` decodes its crops so)
+        "crop_mode": getattr(run.batches.data, "mode", "") if run.batches.preprocess == "center-crop" else "",
         "mean": list(run.mean),
         "std": list(run.std),
         "data": run.config.data,
