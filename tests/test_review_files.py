@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 
 import numpy as np
@@ -14,8 +15,9 @@ from PIL import Image
 
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
+from convolab.data import load_data
 from convolab.data.decode import read_image
-from convolab.errors import FieldError
+from convolab.errors import DataError, FieldError
 from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
 from convolab.models import create_model
 from convolab.training import build
@@ -144,3 +146,55 @@ def test_predict_decodes_a_grey_streams_crops_grey_for_a_colour_model(tmp_path, 
         onnx_top = predict_onnx(tmp_path / "m.onnx", picture, top_k=3)[0]
         for (name, p), (onnx_name, q) in zip(top, onnx_top):
             assert name == onnx_name and q == pytest.approx(p, abs=1e-5)
+
+
+def test_integer_grey_images_are_scaled_by_one_rule_whatever_their_maximum(tmp_path):
+    """A 32-bit integer image (mode I; a 16-bit PNG opens so under Pillow 9) was divided by 257 only when its own
+    maximum passed 255: of two exposures of one scene, the darker came out 175 times brighter."""
+    scene = np.tile(np.arange(0, 256, 16, dtype=np.int64), (16, 1))
+    means = {}
+    for name, scale in (("light", 257 / 200), ("dark", 257 / 300)):  # maxima 308 and 205
+        Image.fromarray(np.rint(scene * scale).astype(np.int32), "I").save(tmp_path / f"{name}.tif")
+        means[name] = read_image(tmp_path / f"{name}.tif").float().mean().item()
+    assert means["light"] == pytest.approx(1.5 * means["dark"], rel=0.1)
+    full = tmp_path / "full.tif"
+    Image.fromarray((scene * 257).astype(np.int32), "I").save(full)
+    assert read_image(full)[0, 0].tolist() == scene[0].tolist()  # (65535 is 255)
+
+
+@pytest.mark.parametrize("loader", ["cache", "stream"])
+def test_skip_bad_images_leaves_out_a_class_of_no_image_and_names_what_it_skipped(tmp_path, caplog, loader):
+    """Streamed, a class whose every file was bad was trained as an output no image taught (cached, it was left
+    out). Cached, the skipped files were only counted, once, when the cache was made: a later run (a cache hit)
+    skipped them without a word, and an empty class folder was left out silently."""
+    root = write_png_folder(tmp_path / "data", per_class=8, size=16)
+    (root / "train" / "junk").mkdir()
+    (root / "train" / "junk" / "a.png").write_text("not an image")
+    (root / "train" / "junk" / "b.jpg").write_bytes(b"")
+    (root / "train" / "empty").mkdir()
+    (root / "train" / "b" / "odd.png").write_text("not an image")
+    for attempt in range(2 if loader == "cache" else 1):  # (the second: a cache hit)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="convolab"):
+            data = load_data(str(root), skip_bad_images=True, loader=loader, workers=0)
+        assert data.classes == ["a", "b", "c"], attempt
+        assert "every image of class junk was skipped: it is left out" in caplog.text
+        assert "left out the empty class folder" in caplog.text and "empty" in caplog.text
+        if loader == "cache":
+            assert f"{root / 'train' / 'b' / 'odd.png'} cannot be decoded" in caplog.text, attempt
+
+
+def test_a_grey_picture_stored_as_rgb_is_read_grey_among_grey_images(tmp_path):
+    """An RGB file of R = G = B among grey images was refused as "in colour (RGB) while most images are grey"; the
+    streamed path and torchvision read it. Now it is grey; a picture in colour is still refused."""
+    root = write_png_folder(tmp_path / "data", per_class=6, size=12, mode="L")
+    grey = np.array(Image.open(root / "train" / "a" / "0.png"))
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(root / "train" / "a" / "as_rgb.png")
+    data = load_data(str(root), loader="cache")
+    assert data.image_shape[0] == 1 and len(data.train) == 19
+    assert any(torch.equal(image[0], torch.from_numpy(grey)) for image in data.train.images)
+    colour = np.repeat(grey[..., None], 3, axis=2)
+    colour[0, 0] = (255, 0, 0)
+    Image.fromarray(colour).save(root / "train" / "a" / "colour.png")
+    with pytest.raises(DataError, match="colour.png is in colour \\(RGB\\) while most images are grey"):
+        load_data(str(root), loader="cache")

@@ -50,15 +50,17 @@ def grey_or_colour(img) -> str:
 
 
 def to_8bit(img):
-    """A grey image of more than 8 bits (a 16-bit PNG opens as I;16 or I, a float TIFF as F) in mode L,
-    its range scaled rather than clipped: 16-bit values divided by 257 (65535 becomes 255); floats of at
-    most 1 times 255; what is left outside [0, 255] clipped."""
+    """A grey image of more than 8 bits (a 16-bit PNG opens as I;16, or I under Pillow 9; a float TIFF as F) in
+    mode L, its range scaled rather than clipped: integer values (I;16 and I alike) divided by 257 (65535 becomes
+    255), whatever the image's own maximum, so that two exposures of one scene keep their order (a rule by each
+    image's maximum read a dark one 175 times brighter than a light one); floats of at most 1 times 255; what is
+    left outside [0, 255] clipped."""
     from PIL import Image
 
     a = np.asarray(img).astype(np.float64)
     if img.mode == "F":
         a = a * 255 if a.size and np.nanmax(a) <= 1 else a
-    elif img.mode.startswith("I;16") or (a.size and a.max() > 255):
+    else:  # (I;16, I;16B, I)
         a = a / 257
     return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L")
 
@@ -299,6 +301,17 @@ def sample_headers(read, names: list[str], count: int = 32) -> list[tuple[tuple[
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # an unreadable image is named when it is decoded
     return found
+
+
+def opens_as_image(data: bytes) -> bool:
+    """Whether `data` opens as an image PIL can decode (its header only; one over PIL's size limit does not)."""
+    from PIL import Image
+
+    try:
+        with open_image(io.BytesIO(data)):
+            return True
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
 
 
 def majority_mode(headers: list[tuple[tuple[int, int], str]]) -> str:

@@ -24,7 +24,7 @@ from .._paths import user_cache
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
 from .base import EmptySplitError, ImageData, Split, stratified_split
-from .decode import decode_image, ignore_interrupts, majority_mode
+from .decode import decode_image, ignore_interrupts, majority_mode, opens_as_image
 from .layout import SPLIT_NAMES, ImageEntry, classify
 from .stream import StreamingImageData, StreamSplit, should_stream
 
@@ -146,7 +146,8 @@ def _decode_all(source: _Source, wanted: set[str], resize: int | None
 
 
 def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
-                   resize: int | None = None) -> tuple[list[ImageEntry], np.ndarray, int]:
+                   resize: int | None = None) -> tuple[list[ImageEntry], np.ndarray, list[tuple[str, str]]]:
+    """The entries decoded, their images stacked N x C x H x W, and the (location, why) of each file skipped."""
     by_location = {e.location: e for e in entries}
     decoded: dict[str, tuple[np.ndarray, str]] = {}
     bad: list[tuple[str, str]] = []
@@ -166,10 +167,11 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if not sizes:
         raise DataError(f"no readable image in {source.path}")
     size, mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
-    if mode == "RGB":  # a grey photo among colour ones is read in colour, as torchvision and the streamed path read it
-        for location, (array, m) in list(decoded.items()):
-            if m == "L":
-                decoded[location] = (np.repeat(array[..., None], 3, axis=2), "RGB")
+    for location, (array, m) in list(decoded.items()):
+        if mode == "RGB" and m == "L":  # a grey photo among colour ones is read in colour, as torchvision and the
+            decoded[location] = (np.repeat(array[..., None], 3, axis=2), "RGB")  # streamed path read it
+        elif mode == "L" and m == "RGB" and (array[..., :1] == array).all():  # a grey picture stored as RGB (R = G =
+            decoded[location] = (np.ascontiguousarray(array[..., 0]), "L")  # B): grey, as the streamed path reads it
     resized = {loc for loc, (array, _) in decoded.items() if array.shape[:2] != size}  # what --image-size mends
     for location, (array, m) in list(decoded.items()):
         if array.shape[:2] != size or m != mode:
@@ -183,12 +185,10 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
         hint = ", or --image-size N to resize every image" if location in resized else ""
         raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, pass "
                         f"--skip-bad-images to count and skip such files{hint}")
-    if bad:
-        log.warning("skipped %d unreadable or mismatched images of %s", len(bad), source.path)
     kept = [by_location[loc] for loc in sorted(decoded)]
     stack = np.stack([decoded[e.location][0] for e in kept])
     stack = stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)  # N x C x H x W
-    return kept, np.ascontiguousarray(stack), len(bad)
+    return kept, np.ascontiguousarray(stack), sorted(bad)
 
 
 def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fraction: float = 0.1,
@@ -218,6 +218,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                 if not (loader == "auto" and cached.get("auto_streams", False)):
                     if cached.get("empty") and not skip_bad_images and not whole:
                         _refuse_empty_class(source, cached["empty"][0])
+                    _say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
                     return _assemble(path, cached, val_fraction, whole)
             except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
                 raise
@@ -234,6 +235,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     empty_named = [d for d in empty if os.path.dirname(d) in beside and os.path.basename(d).lower() not in SPLIT_NAMES]
     if empty_named and not skip_bad_images and not whole:
         _refuse_empty_class(source, empty_named[0])
+    _say_empty(source, empty_named, whole)
     # What the listing already says is wrong is said before any work or log line (with --skip-bad-images, the
     # classes of the splits too: a test class whose training images are all skipped is then said as such).
     _check_split_classes(path, *_labels(entries, classes), classes, whole)
@@ -252,7 +254,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                           skip_bad_images, cache_root, whole)
     assert cache_file is not None
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
-    kept, images, n_bad = _decode_source(source, entries, skip_bad_images, resize)
+    kept, images, bad = _decode_source(source, entries, skip_bad_images, resize)
     labels, is_test, has_splits = _labels(kept, classes)
     cached = {
         "images": torch.from_numpy(images),
@@ -260,13 +262,37 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "is_test": is_test,
         "has_splits": has_splits,
         "classes": classes,
-        "skipped": n_bad + source.skipped_links,
+        "skipped": len(bad) + source.skipped_links,
+        "skipped_files": [f"{source.describe(location)} {why}" for location, why in bad[:SAY_SKIPPED]],
         "note": note or "",
         "empty": empty_named,  # empty class folders (refused on a hit, unless the command skips them)
         "auto_streams": auto_streams,  # whether `--loader auto` streams these images
     }
     _save_cache(cache_file, cached)
+    _say_skipped(source, cached, whole)
     return _assemble(path, cached, val_fraction, whole)
+
+
+SAY_SKIPPED = 10  # files: the skipped ones a warning names (the rest counted)
+
+
+def _say_skipped(source: _Source, cached: dict, whole: bool, hit: bool = False) -> None:
+    """With --skip-bad-images, one warning naming the files skipped (the first SAY_SKIPPED), and (`hit`: the cache
+    read, not made: the listing said it then) one naming the empty class folders left out; on every load, a cache
+    hit too (before: a count once, when the cache was made; the empty folders never)."""
+    if count := int(cached.get("skipped", 0)):
+        named = list(cached.get("skipped_files", []))
+        more = f"; and {count - len(named)} more" if named and count > len(named) else ""
+        log.warning("skipped %d unreadable or mismatched image%s of %s (--skip-bad-images)%s%s", count,
+                    "s" * (count > 1), source.path, ": " + "; ".join(named) if named else "", more)
+    if hit:
+        _say_empty(source, cached.get("empty", []), whole)
+
+
+def _say_empty(source: _Source, empty: list[str], whole: bool) -> None:
+    if empty and not whole:
+        log.warning("%s: left out the empty class folder%s %s (--skip-bad-images)", source.path,
+                    "s" * (len(empty) > 1), ", ".join(source.describe(e) for e in empty))
 
 
 def _refuse_empty_class(source: _Source, location: str) -> None:
@@ -347,6 +373,10 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
         reader = FileReader(path, tar_path)
     else:
         reader = FileReader(path)
+    if skip_bad_images and not whole:
+        entries, classes = _classes_with_an_image(path, reader, entries, classes)
+        labels, is_test, has_splits = _labels(entries, classes)
+        _check_split_classes(path, labels, is_test, has_splits, classes, whole)
     train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction, whole)
     locations = [e.location for e in entries]
     everything = StreamSplit(reader, locations, labels)
@@ -355,6 +385,34 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
     data.held_out = not has_splits
     return data
+
+
+def _classes_with_an_image(path: Path, reader: FileReader, entries: list[ImageEntry],
+                           classes: list[str]) -> tuple[list[ImageEntry], list[str]]:
+    """(Streamed, --skip-bad-images) The entries and classes without the classes none of whose files opens as an
+    image: left out with a warning, as the cache leaves them out, not trained as an output no image teaches (a
+    class's first file that opens is enough: one header a class, unless its files are bad)."""
+    readable: set[str] = set()
+    for entry in entries:
+        if entry.class_name not in readable and _opens(reader, entry.location):
+            readable.add(entry.class_name)
+    lost = [c for c in classes if c not in readable]
+    if not lost:
+        return entries, classes
+    _say_lost_classes(path, lost)
+    return [e for e in entries if e.class_name in readable], [c for c in classes if c in readable]
+
+
+def _opens(reader: FileReader, location: str) -> bool:
+    try:
+        return opens_as_image(reader.read(location))
+    except OSError:  # (a file that cannot be read: skipped by the workers too)
+        return False
+
+
+def _say_lost_classes(path: Path, lost: list[str]) -> None:
+    log.warning("%s: every image of class%s %s was skipped: %s left out, as an empty class folder is", path,
+                "es" * (len(lost) > 1), ", ".join(lost), "they are" if len(lost) > 1 else "it is")
 
 
 def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], is_test: torch.Tensor,
@@ -370,9 +428,7 @@ def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str
     present = sorted(set(labels.tolist()))
     if len(present) == len(classes):
         return labels, classes
-    lost = [c for i, c in enumerate(classes) if i not in set(present)]
-    log.warning("%s: every image of class%s %s was skipped: %s left out, as an empty class folder is", path,
-                "es" * (len(lost) > 1), ", ".join(lost), "they are" if len(lost) > 1 else "it is")
+    _say_lost_classes(path, [c for i, c in enumerate(classes) if i not in set(present)])
     new_index = torch.full((len(classes),), -1, dtype=torch.int64)
     new_index[present] = torch.arange(len(present))
     return new_index[labels], [classes[i] for i in present]
