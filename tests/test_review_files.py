@@ -198,3 +198,24 @@ def test_a_grey_picture_stored_as_rgb_is_read_grey_among_grey_images(tmp_path):
     Image.fromarray(colour).save(root / "train" / "a" / "colour.png")
     with pytest.raises(DataError, match="colour.png is in colour \\(RGB\\) while most images are grey"):
         load_data(str(root), loader="cache")
+
+
+def test_a_changed_ds_store_or_other_non_image_file_does_not_decode_the_folder_again(tmp_path, caplog):
+    """The cache key hashed every file of the folder: Finder rewriting `.DS_Store` decoded the whole folder again
+    into a second cache file of the same size (convolab removes none)."""
+    root = write_png_folder(tmp_path / "data", per_class=4, size=12)
+    (root / "train" / "a" / ".DS_Store").write_text("a")
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        load_data(str(root), loader="cache")
+    assert "decoding 24 images" in caplog.text
+    (root / "train" / "a" / ".DS_Store").write_text("rewritten by Finder")
+    (root / "notes.txt").write_text("where the photos came from")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        load_data(str(root), loader="cache")
+    assert "decoding" not in caplog.text
+    (root / "train" / "a" / "0.png").write_bytes((root / "train" / "a" / "1.png").read_bytes())  # (an image: again)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        load_data(str(root), loader="cache")
+    assert "decoding 24 images" in caplog.text

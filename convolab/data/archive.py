@@ -241,14 +241,16 @@ class ImageSource:
         return sorted(names), empty
 
     def file_stats(self) -> Iterator[tuple[str, os.stat_result | None]]:
-        """Every file and folder of a folder, in a stable order, as (path relative to the folder, stat; None
-        and a trailing / for a folder): what its fingerprint hashes. Folders count by name alone, so that an
-        empty class folder, refused when found, is found on every run. A link that leads nowhere gives its
-        own stat rather than an error."""
+        """Every image file (as `list_images` reads them: not hidden, an image suffix) and folder of a folder, in
+        a stable order, as (path relative to the folder, stat; None and a trailing / for a folder): what its
+        fingerprint hashes. Folders count by name alone, so that an empty class folder, refused when found, is
+        found on every run. Other files are not data: a `.DS_Store` that Finder rewrites, a notes.txt, changed,
+        made the whole folder decode again into another cache file. A link that leads nowhere gives its own stat
+        rather than an error."""
         for root, subdirs, files in walk(self.path):
             for name in subdirs:
                 yield os.path.relpath(os.path.join(root, name), self.path) + "/", None
-            for name in files:
+            for name in filter(_is_image, files):
                 full = os.path.join(root, name)
                 yield os.path.relpath(full, self.path), file_stat(full)
 
