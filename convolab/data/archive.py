@@ -10,6 +10,7 @@ import contextlib
 import errno
 import logging
 import os
+import posixpath
 import tarfile
 import unicodedata
 from collections.abc import Iterator
@@ -82,6 +83,38 @@ def hidden(name: str) -> bool:
     """Whether a file or folder name is one that tools leave behind rather than data: a dot-file or
     dot-folder (.DS_Store, ._x.jpg, .git, .ipynb_checkpoints) or macOS's __MACOSX."""
     return name.startswith(".") and name not in (".", "..") or name == "__MACOSX"
+
+
+def tar_links(members: list[tarfile.TarInfo]) -> tuple[dict[str, str], list[str], list[str]]:
+    """An archive's links as the extracted archive shows them (what ImageFolder reads): {name: the file member whose
+    bytes it reads} for each hard link (GNU tar stores a file's second name so; `tar -h` every file met twice), each
+    symbolic link to a file, and each file under a symbolic link to a folder; and the names of the links that lead
+    nowhere in the archive (outside it, or to nothing): those named as images, and the others (a class folder
+    linked from outside the archive, which `tar` without -h stores so). Before, all were left out without a word."""
+    files = {posixpath.normpath(m.name): m.name for m in members if m.isfile()}
+    links = {posixpath.normpath(m.name): m for m in members if m.islnk() or m.issym()}
+
+    def target(m: tarfile.TarInfo) -> str:  # (a hard link names its target from the archive's root)
+        if m.issym() and m.linkname.startswith("/"):
+            return "/"  # (outside the archive)
+        return posixpath.normpath(m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname))
+
+    def file_of(name: str, hops: int = 0) -> str | None:
+        if name in files:
+            return files[name]
+        return file_of(target(links[name]), hops + 1) if name in links and hops < 8 else None
+
+    found, nowhere, others = {}, [], []
+    for name, m in links.items():
+        if (file := file_of(name)) is not None:
+            found[m.name] = file
+            continue
+        folder = target(m)
+        inside = {f: member for f, member in files.items() if f.startswith(folder + "/")} if folder != "/" else {}
+        found.update({m.name.rstrip("/") + f[len(folder):]: member for f, member in inside.items()})
+        if not inside and not any(map(hidden, m.name.split("/"))):
+            (nowhere if _is_image(m.name) else others).append(m.name)
+    return {name: file for name, file in found.items() if _is_image(name)}, sorted(nowhere), sorted(others)
 
 
 def _is_image(name: str) -> bool:
@@ -163,16 +196,26 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
     return target
 
 
+def aliases(links: dict[str, str], wanted: set[str]) -> dict[str, list[str]]:
+    """{file member: the wanted names that read it: its own, and those of the links to it}."""
+    names: dict[str, list[str]] = {}
+    for name in sorted(wanted):
+        names.setdefault(links.get(name, name), []).append(name)
+    return names
+
+
 class FileReader:
     """The bytes of one image of a folder or an uncompressed tar, by its location; safe to send to workers
     (each process opens the archive itself)."""
 
-    def __init__(self, root: Path, tar_path: Path | None = None):
+    def __init__(self, root: Path, tar_path: Path | None = None, links: dict[str, str] | None = None):
         self.root, self.tar_path = root, tar_path
         self.offsets: dict[str, tuple[int, int]] = {}
         if tar_path is not None:
             with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
                 self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            # a link reads its file member's bytes (`tar_links`)
+            self.offsets.update({name: self.offsets[file] for name, file in (links or {}).items()})
         self._file = None
         self._pid = -1
 
@@ -199,6 +242,7 @@ class ImageSource:
         self.path = path
         self.is_tar = path.is_file()
         self.skipped_links = 0  # symbolic links leading nowhere that list_images(skip_bad=True) left out
+        self.links: dict[str, str] = {}  # an archive's links: {name: the file member it reads} (`tar_links`)
         if self.is_tar and not tarfile.is_tarfile(path):
             raise DataError(f"{path} is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv "
                             "file); give one of these")
@@ -211,7 +255,22 @@ class ImageSource:
                 members = tar.getmembers()
             if compression_of(self.path) is None:
                 self._check_tar_end(members)
-            names = [m.name for m in members if m.isfile() and _is_image(m.name)]
+            self.links, nowhere, others = tar_links(members)
+            if others:  # (a folder or a file: the archive cannot say which)
+                log.warning("%s holds %d link%s that lead%s outside it or to nothing (the first: %s): what %s to is "
+                            "not in the archive; pack the files themselves (tar -h follows links)", self.path,
+                            len(others), "s" * (len(others) > 1), "" if len(others) > 1 else "s",
+                            self.describe(others[0]), "they lead" if len(others) > 1 else "it leads")
+            if nowhere and not skip_bad:
+                more = f" (and {len(nowhere) - 1} more)" if len(nowhere) > 1 else ""
+                raise DataError(f"image {self.describe(nowhere[0])}{more} is a link that leads nowhere in the archive "
+                                "(outside it, or to no file); pack the files themselves (tar -h follows links), or "
+                                "pass --skip-bad-images to count and skip such files")
+            if nowhere:
+                log.warning("skipped %d links that lead nowhere in %s (the first: %s)", len(nowhere), self.path,
+                            self.describe(nowhere[0]))
+            self.skipped_links = len(nowhere)
+            names = [m.name for m in members if m.isfile() and _is_image(m.name)] + list(self.links)
             dirs = {m.name for m in members if m.isdir() and not any(map(hidden, m.name.split("/")))}
         else:
             names, dirs, broken, loops = [], set(), [], []
@@ -275,10 +334,13 @@ class ImageSource:
     def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         if self.is_tar:
             with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
+                names_of = aliases(self.links, wanted)  # (a file member's bytes, under each name that reads it)
                 for member in tar:
-                    if member.name in wanted:
+                    if member.isfile() and (names := names_of.get(member.name)):
                         f = tar.extractfile(member)
-                        yield member.name, f.read() if f is not None else b""
+                        data = f.read() if f is not None else b""
+                        for name in names:
+                            yield name, data
         else:
             for name in sorted(wanted):
                 yield name, (self.path / name).read_bytes()
@@ -292,7 +354,7 @@ class ImageSource:
         wanted = set(names)
         with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
             for member in tar:
-                if member.name in wanted:
+                if member.isfile() and member.name in wanted:  # (a link's target: sampled under its own name)
                     f = tar.extractfile(member)
                     first[member.name] = f.read() if f is not None else b""
                     if len(first) == count:

@@ -370,7 +370,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     if source.is_tar:
         kind = compression_of(path)
         tar_path = decompress_once(path, kind, source.fingerprint(), cache_root) if kind else path
-        reader = FileReader(path, tar_path)
+        reader = FileReader(path, tar_path, source.links)
     else:
         reader = FileReader(path)
     if skip_bad_images and not whole:
