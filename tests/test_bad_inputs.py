@@ -416,6 +416,11 @@ CASES: list[Row] = [
     Row("finetune-missing-checkpoint", ["finetune", "{t}/missing.pt", "--data", "digits", "--output", "{t}/x"],
         "does not exist"),
     Row("summary-unknown-model", ["summary", "lenet9"], "unknown model 'lenet9'"),
+    Row("evaluate-model-alias-without-pretrained", ["evaluate", "LeNet"],  # (before: "checkpoint LeNet does not exist")
+        "LeNet is a model name, not a checkpoint: add --pretrained"),
+    Row("compare-seeds-list-starting-negative", ["compare", "lenet5", "--seeds", "-1,2", "--output", "{t}/c"],
+        "argument --seeds: each seed in seeds must be an integer in [0, 4294967295], got -1"),  # (before: "expected
+    # one argument": argparse took -1,2 for an option)
     Row("summary-unknown-weights", ["summary", "resnet18", "--weights", "FOO"],
         "resnet18 has no weights named 'FOO'; torchvision publishes IMAGENET1K_V1; timm publishes a1_in1k"),
     Row("summary-input-size-two-numbers", ["summary", "lenet5", "--input-size", "1,28"], "expected C,H,W"),

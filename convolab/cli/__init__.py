@@ -41,8 +41,9 @@ class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line on stderr and exit code 2 (argparse adds a usage block)."""
 
     # What argparse takes for a negative number (a value) rather than an option: its own matcher knows only
-    # -1 and -0.1, so `--lr -1e-3` or `--lr -inf` was "expected one argument" instead of the option's own check.
-    NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+    # -1 and -0.1, so `--lr -1e-3`, `--lr -inf` or `--seeds -1,2` was "expected one argument" instead of the
+    # option's own check. No option starts with a digit: whatever does is a value (a list of numbers too).
+    NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d)|^-(inf|infinity|nan)$", re.IGNORECASE)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._registry import list_models
+from .._registry import registered_name
 from ..errors import ConfigError
 from ..pretrained import pretrained_checkpoint
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
@@ -31,12 +31,12 @@ def wants_pretrained(args: argparse.Namespace) -> bool:
 def checkpoint_or_weights(args: argparse.Namespace) -> str | dict[str, Any]:
     """`args.checkpoint` as given (a file or folder), or the record of the published weights it names."""
     if wants_pretrained(args):
-        if Path(args.checkpoint).exists() and args.checkpoint not in list_models():
+        if Path(args.checkpoint).exists() and registered_name(args.checkpoint) is None:
             flag = f"--weights {args.weights}" if args.weights else "--pretrained"
             raise ConfigError(f"{flag} names a model's published weights, but {args.checkpoint} is a file or folder: "
                               f"drop {flag.split()[0]} to use it, or give a model name")
         return pretrained_checkpoint(args.checkpoint, args.weights or True)
-    if not Path(args.checkpoint).exists() and args.checkpoint in list_models():
+    if not Path(args.checkpoint).exists() and registered_name(args.checkpoint) is not None:  # (an alias, any case)
         raise ConfigError(f"{args.checkpoint} is a model name, not a checkpoint: add --pretrained for the weights "
                           "torchvision or timm publish for it (`convolab models --pretrained`), or give a checkpoint "
                           "file or run folder")
