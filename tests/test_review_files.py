@@ -2,6 +2,7 @@
 that could not fail, and the left-alone list): each test fails on the code before its fix."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -256,3 +257,18 @@ def test_a_tar_reads_its_links_as_the_unpacked_folder_does(tmp_path, loader, cap
     with caplog.at_level(logging.WARNING, logger="convolab"):
         skipped = load_data(str(tmp_path / "out.tar"), loader=loader, workers=0, skip_bad_images=True)
     assert len(skipped.train) == 20 and "skipped 1 links that lead nowhere" in caplog.text
+
+
+def test_an_aux_drop_rate_without_auxiliary_heads_is_said_unused(caplog):
+    """`--model-option aux_drop_rate=0.5` on a model built without aux_logits was recorded in config.json and never
+    used, without a word."""
+    config = TrainConfig(model="googlenet_tv", data="digits", image_size=64, epochs=1, batch_size=32,
+                         train_subset=100, test_subset=30, model_options={"img_size": 64, "aux_drop_rate": 0.5})
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        build.build_run(config, folder=False)
+    assert "--model-option aux_drop_rate is not used: googlenet_tv is built without auxiliary heads" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        build.build_run(dataclasses.replace(config, model_options={**config.model_options, "aux_logits": True}),
+                        folder=False)
+    assert "aux_drop_rate is not used" not in caplog.text

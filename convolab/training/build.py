@@ -160,6 +160,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if config.aux_weight is not None and set(loss_weights) <= {"main", *train_targets} and dist.is_main:
         log.warning("--aux-weight %g is not used: %s has no auxiliary heads (`convolab models %s` says whether an "
                     "aux_logits option gives it some)", config.aux_weight, config.model, config.model)
+    if "aux_drop_rate" in config.model_options and not getattr(model, "aux_names", ()) and dist.is_main:
+        log.warning("--model-option aux_drop_rate is not used: %s is built without auxiliary heads (add "
+                    "--model-option aux_logits=true to build them)", config.model)  # (before: recorded, unused)
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)
