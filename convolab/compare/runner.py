@@ -157,7 +157,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     writable_output(output, "--output", create=False)  # made below, once the data are read
     probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     check_device_options(config)
-    data = _load(config)  # a data set that cannot be read stops the comparison before it exists
+    data = _load(config, say=True)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
     if default and not existed:  # named by what existed: a command started beside it may have taken it since
         output = comparison.output = take_default_dir(output, f"compare-{data_stem(config.data)}")
@@ -258,8 +258,9 @@ def resume_comparison(output: str | Path, command: list[str] | str,
         return run_comparison(comparison, resume=True)
 
 
-def _load(config: TrainConfig) -> ImageData:
-    return load_config_data(config, say_subsets=False)
+def _load(config: TrainConfig, say: bool = False) -> ImageData:
+    """The comparison's data; `say`: once, as the comparison starts, a subset larger than its split."""
+    return load_config_data(config, say_subsets=say)
 
 
 def run_comparison(comparison: Comparison, resume: bool = False,
