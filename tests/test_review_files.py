@@ -277,6 +277,6 @@ def test_an_aux_drop_rate_without_auxiliary_heads_is_said_unused(caplog):
 def test_compare_says_once_that_a_subset_is_larger_than_its_split(tmp_path, caplog):
     """`train` warns that `--train-subset 5000` takes all of 1,438 training images; `compare` said nothing."""
     with caplog.at_level(logging.WARNING, logger="convolab"):
-        assert main(["compare", "lenet5", "lenet5_bn", "--data", "digits", "--train-subset", "5000", "--test-subset", "60", "--epochs", "1",
-                     "--no-progress", "--output", str(tmp_path / "c")]) == 0
+        assert main(["compare", "lenet5", "lenet5_bn", "--data", "digits", "--train-subset", "5000", "--test-subset",
+                     "60", "--epochs", "1", "--no-progress", "--output", str(tmp_path / "c")]) == 0
     assert caplog.text.count("--train-subset 5000 is more than the 1438 training images: all of them are used") == 1
