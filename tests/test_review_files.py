@@ -18,7 +18,7 @@ from PIL import Image
 
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
-from convolab.data import load_data
+from convolab.data import load_data, stratified_split
 from convolab.data.decode import read_image
 from convolab.errors import DataError, FieldError
 from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
@@ -280,3 +280,41 @@ def test_compare_says_once_that_a_subset_is_larger_than_its_split(tmp_path, capl
         assert main(["compare", "lenet5", "lenet5_bn", "--data", "digits", "--train-subset", "5000", "--test-subset",
                      "60", "--epochs", "1", "--no-progress", "--output", str(tmp_path / "c")]) == 0
     assert caplog.text.count("--train-subset 5000 is more than the 1438 training images: all of them are used") == 1
+
+
+def test_a_channel_of_one_value_everywhere_is_normalized_by_one_not_by_its_std_of_zero(tmp_path, caplog):
+    """Colour photos with an empty red channel (std 0) made every input 0/0 = NaN: the run stopped on a NaN loss,
+    blaming --lr. The channel is now divided by 1, with a warning."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for k, name in enumerate("ab"):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 100, (16, 16, 3), dtype=np.uint8) + 100 * k
+                pixels[..., 0] = 0
+                Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / split / name / f"{i}.png")
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        assert main(["train", "lenet5_modern", "--data", str(tmp_path / "data"), "--image-size", "28", "--epochs", "1",
+                     "--batch-size", "8", "--no-progress", "--output", str(tmp_path / "run")]) == 0
+    assert "channel 0 of the training images has one value everywhere (std 0): normalized by std 1" in caplog.text
+    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert ckpt["std"][0] == 1.0 and ckpt["std"][1] > 0.1
+
+
+def test_features_of_a_diverged_checkpoint_is_one_line_naming_the_file(digits_run, tmp_path, capsys):
+    """`features` loads the record itself, then named it in the error by the dict: 1,000 lines of tensors."""
+    ckpt = torch.load(digits_run / "best.pt", weights_only=False)
+    first = next(iter(ckpt["model"]))
+    ckpt["model"][first] = torch.full_like(ckpt["model"][first], float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pt")
+    capsys.readouterr()
+    assert main(["features", str(tmp_path / "nan.pt"), "--out", str(tmp_path / "f.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'nan.pt'}: its model outputs NaN or inf" in err, err[:300]
+
+
+def test_a_held_out_split_leaves_every_class_an_image_to_train_on():
+    labels = torch.tensor([0] * 1000 + [1] * 2)
+    train, test = stratified_split(labels, 0.999)
+    assert sorted(set(labels[train].tolist())) == [0, 1] and len(train) + len(test) == 1002
+    assert len(test) == 999 + 1  # (class 0: 999 of 1000 held out; class 1: 1 of 2, not both)

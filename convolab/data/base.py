@@ -124,13 +124,15 @@ class ImageData(LabelledImages):
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic train/test indices holding out `test_fraction` of every class."""
+    """Deterministic train/test indices holding out `test_fraction` of every class, and never all of a class:
+    one image at least stays to train on (at --val-fraction 0.999, a class of 2 images had none, and its output
+    was trained by no image without a word)."""
     gen = torch.Generator().manual_seed(seed)
     train, test = [], []
     for cls in torch.unique(labels).tolist():
         idx = torch.nonzero(labels == cls).flatten()
         idx = idx[torch.randperm(len(idx), generator=gen)]
-        n_test = round(len(idx) * test_fraction)
+        n_test = min(round(len(idx) * test_fraction), len(idx) - 1)
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values

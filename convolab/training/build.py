@@ -147,7 +147,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         config = dataclasses.replace(config, tta="flip" if flip else "none")
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
-    mean, std = input_statistics(config, model, batches.data, in_chans)
+    mean, std = input_statistics(config, model, batches.data, in_chans, say=dist.is_main)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
     eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
     if isinstance(batches, VectorBatches):  # a labels CSV's numeric inputs: (images, numbers) pairs
@@ -338,11 +338,15 @@ def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:
     return mixing
 
 
-def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages,
-                     in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+FLAT_STD = 1e-3  # a channel of the training images with a std below this is one value everywhere: divided by 1
+
+
+def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages, in_chans: int,
+                     say: bool = True) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The per-channel mean and std inputs are normalized by: the model's (--normalize model, where it
     has a data config), none (0 and 1: pixels in [0, 1]) or the training images' (averaged over the channels
-    where the model's differ)."""
+    where the model's differ), a channel of one value everywhere divided by 1, not by its std of 0 (every input
+    was NaN, and the run stopped on a NaN loss, blaming --lr), with a warning (`say`)."""
     if config.normalize == "none":
         return (0.0,) * in_chans, (1.0,) * in_chans
     data_cfg = getattr(model, "data_config", None)
@@ -351,7 +355,11 @@ def input_statistics(config: TrainConfig, model: nn.Module, data: LabelledImages
     mean, std = data.channel_stats(in_chans)  # as the model sees them: colour images made grey, grey made colour
     if len(mean) != in_chans:  # (several images stacked: the mean over their channels)
         mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
-    return tuple(mean), tuple(std)
+    if (flat := [i for i, s in enumerate(std) if not s >= FLAT_STD]) and say:
+        log.warning("channel%s %s of the training images %s one value everywhere (std %s): normalized by std 1, "
+                    "not by it", "s" * (len(flat) > 1), ", ".join(map(str, flat)), "have" if len(flat) > 1 else
+                    "has", ", ".join(f"{std[i]:.2g}" for i in flat))
+    return tuple(mean), tuple(s if s >= FLAT_STD else 1.0 for s in std)
 
 
 # ----- the outputs ---------------------------------------------------------------------------------

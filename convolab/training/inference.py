@@ -46,9 +46,11 @@ class LoadedModel:
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """The model of a checkpoint (or run folder) in eval mode, with the preprocessing it was trained with."""
     ckpt = load_checkpoint(path)
-    model = checkpoint_model(ckpt, path)
+    # (a record read already, e.g. by `features`, is named by its source: formatted, the dict filled 1,000 lines)
+    label = str(ckpt.get("source", "the checkpoint")) if isinstance(path, dict) else path
+    model = checkpoint_model(ckpt, label)
     model.to(device).eval()
-    check_finite_outputs(model, ckpt, path)
+    check_finite_outputs(model, ckpt, label)
     transform = BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]), tuple(ckpt["mean"]),
                                tuple(ckpt["std"]), AugmentConfig())
     return LoadedModel(model, ckpt, transform)
