@@ -197,8 +197,8 @@ def test_a_seed_out_of_bounds_is_refused_naming_seeds_before_the_data_are_read(t
 
 def test_report_labels_say_where_seeds_stopped_which_folders_differ_and_the_runs_own_threads(tmp_path):
     from convolab.compare.report import environment
+    from convolab.compare.reporting import distinct_tails
     from convolab.compare.results import ModelResult
-    from convolab.compare.runner import distinct_tails
     from convolab.compare.seeds import seed_label
 
     def run(epochs: int, threads: int | None = None) -> ModelResult:

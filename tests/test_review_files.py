@@ -8,7 +8,10 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +19,13 @@ import torch
 from conftest import write_png_folder
 from PIL import Image
 
+import convolab.compare.report as report_module
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
+from convolab.compare import report_runs
 from convolab.data import load_data, stratified_split
 from convolab.data.decode import read_image
-from convolab.errors import DataError, FieldError
+from convolab.errors import ConfigError, DataError, FieldError
 from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
 from convolab.models import create_model
 from convolab.training import build
@@ -318,3 +323,37 @@ def test_a_held_out_split_leaves_every_class_an_image_to_train_on():
     train, test = stratified_split(labels, 0.999)
     assert sorted(set(labels[train].tolist())) == [0, 1] and len(train) + len(test) == 1002
     assert len(test) == 999 + 1  # (class 0: 999 of 1000 held out; class 1: 1 of 2, not both)
+
+
+def test_a_report_that_fails_midway_leaves_the_earlier_report_whole(digits_run, tmp_path, monkeypatch):
+    """The four report files were written one by one (2.6 s of plotting between the table and the curves): a second
+    report into the folder, or SIGTERM midway, left one report's table beside another's page."""
+    out = tmp_path / "report"
+    report_runs([digits_run], out, "convolab report A")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = Path(shutil.copytree(digits_run, tmp_path / "other"))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "render_html", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report_runs([digits_run, other], out, "convolab report B")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_report_refuses_a_run_that_is_still_training(digits_run, tmp_path):
+    """A run another command holds (still training) was reported as "interrupted", exit 0."""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    hold = ("import fcntl, os, sys, time\n"
+            f"fd = os.open({str(run / '.convolab.lock')!r}, os.O_RDWR | os.O_CREAT, 0o666)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="is in use by another convolab command \\(a run still training\\?\\)"):
+            report_runs([run], tmp_path / "report", "convolab report")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "report").exists()

@@ -8,8 +8,9 @@ from .report import (
     write_report,
     write_seeds_report,
 )
+from .reporting import report_runs
 from .results import ModelResult, read_run
-from .runner import Comparison, compare_models, default_compare_dir, report_runs, resume_comparison
+from .runner import Comparison, compare_models, default_compare_dir, resume_comparison
 from .seeds import SeedSummary, seed_values, summarize_seeds, verdict_line, welch_test
 
 __all__ = ["REPORT_FILES", "Comparison", "ModelResult", "SeedSummary", "compare_models", "default_compare_dir",

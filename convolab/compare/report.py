@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torchvision
 
-from .._atomic import atomic_write
+from .._atomic import write_together
 from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
@@ -305,19 +305,23 @@ def _curves_title(data: str, models: list[str], results: list[ModelResult]) -> s
 
 def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,
                  resumed_by: list[str] | None = None) -> dict[str, Any]:
-    """Write the four report files into `output` (each atomically) and return results.json's content."""
+    """Write the four report files into `output` (together: `_write_files`) and return results.json's content."""
     output = Path(output)
     report = _report_head(results, output, command, resumed_by, FORMAT)
     report["models"] = [r.to_dict() for r in results]
-    text = json.dumps(report, indent=1) + "\n"
-    atomic_write(output / "results.json", lambda tmp: Path(tmp).write_text(text))
-    md = markdown_table(results)
-    atomic_write(output / "results.md", lambda tmp: Path(tmp).write_text(md))
     curves = plot_comparison(results, _curves_title(report["data"], [r.model for r in results], results))
-    atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
-    page = render_html(report, results, curves)
-    atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    _write_files(output, json.dumps(report, indent=1) + "\n", markdown_table(results), curves,
+                 render_html(report, results, curves))
     return report
+
+
+def _write_files(output: Path, results_json: str, results_md: str, curves_png: bytes, report_html: str) -> None:
+    """The four files of a report, replaced together or (failed, interrupted) not at all: one report's table
+    beside another's page was what a second report into the folder, or SIGTERM midway, left."""
+    write_together([(output / "results.json", lambda tmp: Path(tmp).write_text(results_json, encoding="utf-8")),
+                    (output / "results.md", lambda tmp: Path(tmp).write_text(results_md, encoding="utf-8")),
+                    (output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves_png)),
+                    (output / "report.html", lambda tmp: Path(tmp).write_text(report_html, encoding="utf-8"))])
 
 
 # ----- several seeds -----------------------------------------------------------------------------
@@ -435,13 +439,9 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
                           "different": p.test.different if p.test else None, "line": p.line} for p in pairs],
         "runs": [r.to_dict() for r in results],
     }
-    text = json.dumps(report, indent=1) + "\n"
-    atomic_write(output / "results.json", lambda tmp: Path(tmp).write_text(text))
     md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
           + "".join(f"- {p.line}\n" for p in pairs))
-    atomic_write(output / "results.md", lambda tmp: Path(tmp).write_text(md, encoding="utf-8"))
     curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
-    atomic_write(output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves))
-    page = render_seeds_html(report, summaries, results, curves)
-    atomic_write(output / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    _write_files(output, json.dumps(report, indent=1) + "\n", md, curves,
+                 render_seeds_html(report, summaries, results, curves))
     return report
