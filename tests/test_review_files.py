@@ -25,6 +25,7 @@ from convolab.cli import main
 from convolab.compare import report_runs
 from convolab.data import load_data, stratified_split
 from convolab.data.decode import read_image
+from convolab.demos.lecture import RECIPES, lecture_config
 from convolab.errors import ConfigError, DataError, FieldError
 from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
 from convolab.models import create_model
@@ -357,3 +358,12 @@ def test_report_refuses_a_run_that_is_still_training(digits_run, tmp_path):
         holder.kill()
         holder.wait()
     assert not (tmp_path / "report").exists()
+
+
+def test_two_demos_started_together_take_a_run_folder_each(tmp_path, monkeypatch):
+    """The default runs/demo-MODEL was named, not made: two demos started together took one name, and the second
+    was refused as "--output runs/demo-resnet_mnist is in use" (an --output never given)."""
+    monkeypatch.chdir(tmp_path)
+    first = lecture_config(RECIPES["resnet-mnist"], epochs=1)
+    second = lecture_config(RECIPES["resnet-mnist"], epochs=1)
+    assert Path(first.output).is_dir() and Path(second.output).is_dir() and first.output != second.output

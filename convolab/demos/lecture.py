@@ -40,7 +40,9 @@ def lecture_config(recipe: LectureRecipe, epochs: int | None = None, output: str
     return TrainConfig(model=recipe.model, data=DATA, epochs=epochs or recipe.epochs,
                        batch_size=recipe.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
                        schedule=recipe.schedule, label_smoothing=recipe.label_smoothing, seed=seed,
-                       output=output or str(next_free_dir(f"demo-{recipe.model}")), progress=progress)
+                       # (made here, by an exclusive mkdir: two demos started together took one name, and the
+                       # second was refused as "--output ... in use")
+                       output=output or str(next_free_dir(f"demo-{recipe.model}", create=True)), progress=progress)
 
 
 def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: bool,
