@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -29,7 +30,7 @@ from convolab.demos.lecture import RECIPES, lecture_config
 from convolab.errors import ConfigError, DataError, FieldError
 from convolab.export import ExportError, export_onnx, model_from_checkpoint, predict_onnx
 from convolab.models import create_model
-from convolab.training import build
+from convolab.training import Trainer, build, rundir
 from convolab.training.config import TrainConfig
 from convolab.training.inference import load_trained_model, predict_targets
 
@@ -367,3 +368,32 @@ def test_two_demos_started_together_take_a_run_folder_each(tmp_path, monkeypatch
     first = lecture_config(RECIPES["resnet-mnist"], epochs=1)
     second = lecture_config(RECIPES["resnet-mnist"], epochs=1)
     assert Path(first.output).is_dir() and Path(second.output).is_dir() and first.output != second.output
+
+
+def test_a_second_trainer_made_for_the_same_output_does_not_overwrite_the_first_ones_run(tmp_path):
+    """Two Trainers made for one output before either fit shared this process's claim: the second's fit overwrote
+    the first's finished run without a word."""
+    first = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, progress=False,
+                                output=str(tmp_path / "run")))
+    second = Trainer(TrainConfig(model="lenet5", data="digits", epochs=1, progress=False, output=str(tmp_path / "run")))
+    first.fit()
+    with pytest.raises(ConfigError, match="already holds a run .* which a new Trainer would overwrite"):
+        second.fit()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "lenet5_modern"
+
+
+def test_a_claim_ends_with_its_process_though_its_forked_workers_live_on(tmp_path):
+    """kill -9 of a streaming run: its DataLoader workers, forked with the lock's descriptor, kept the claim, and a
+    --resume at once was refused as "in use by another convolab command" until they died."""
+    script = (f"import os, sys, time\nfrom convolab.training.rundir import claim_run_dir\n"
+              f"claim = claim_run_dir({str(tmp_path)!r})\npid = os.fork()\n"
+              "if pid == 0:\n    null = os.open(os.devnull, os.O_WRONLY)\n    os.dup2(null, 1)\n    os.dup2(null, 2)\n"
+              "    time.sleep(60)\n    os._exit(0)\n"  # (the worker: its output pipe closed, or run() waits on it)
+              "print(pid, flush=True)\nos._exit(0)\n")  # (the parent dies as killed: nothing released)
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child = int(parent.stdout.split()[0])
+    try:
+        os.kill(child, 0)  # (the worker lives on)
+        assert not rundir.in_use(tmp_path)
+    finally:
+        os.kill(child, signal.SIGKILL)

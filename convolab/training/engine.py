@@ -69,6 +69,7 @@ class Trainer:
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
         self._own_model = own  # (config.json says so: config.model is not what this run trains)
+        self._new_run = not _resuming  # (until its first fit: the folder must still hold no run then)
         self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
 
     def _claim_folder(self, new_run: str | None = None) -> Any:
@@ -125,6 +126,10 @@ class Trainer:
         all-reduced), at once on an error of its own (the others may never reach a barrier)."""
         if self._claim is None or not self._claim.held:  # (released by an earlier fit)
             self._claim = self._claim_folder()
+        if self.run.dist.is_main and self._new_run:  # another Trainer of this process, made for the same output
+            # before this one's fit, shares its claim: its run, finished since, would be overwritten unsaid
+            refuse_a_new_run_in(self.run.run_dir, resume_call(self.run.run_dir, self._own_model))
+        self._new_run = False
         if self.run.dist.is_main:
             note_own_model(self.run.run_dir, self._own_model)  # (for the config.json that fit writes first)
         self._stop_signal = None  # (a Ctrl-C that stopped an earlier fit of this Trainer is spent)

@@ -236,6 +236,21 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
     return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
 
 
+def _forget_claims_in_child() -> None:
+    """In a forked child (a data-loader worker, the cache's decoding pool) the parent's claims stay the parent's:
+    the child closes its copies of their descriptors, so that a claim ends with its process even when that is
+    killed (kill -9) while its workers live on (they kept the lock, and a --resume at once was refused as "in use"),
+    and forgets them, so that no release of its own unlocks them (flock's unlock would end the parent's claim)."""
+    for lock in _HELD.values():
+        with contextlib.suppress(OSError):
+            os.close(lock.fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # (not on Windows, which has no fork and no flock)
+    os.register_at_fork(after_in_child=_forget_claims_in_child)
+
+
 CLAIM_TRIES = 10  # tries at the claim's lock, CLAIM_WAIT seconds apart, before the folder is said to be in use
 CLAIM_WAIT = 0.01
 
