@@ -397,3 +397,17 @@ def test_a_claim_ends_with_its_process_though_its_forked_workers_live_on(tmp_pat
         assert not rundir.in_use(tmp_path)
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_run_folder_without_best_pt_says_its_last_pt_is_read(digits_run, tmp_path, caplog):
+    """A run stopped in its first epoch has last.pt only: `evaluate RUN` scored that state without a word, though
+    its --help says best.pt is used."""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / "best.pt").unlink()
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        load_trained_model(run)
+    assert "holds no best.pt (no epoch finished, or it was removed): its last.pt is read" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        load_trained_model(digits_run)
+    assert "best.pt" not in caplog.text

@@ -75,6 +75,9 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
+                if name == "last.pt":  # (before: scored as the run's model without a word)
+                    log.warning("%s holds no best.pt (no epoch finished, or it was removed): its last.pt is read, the "
+                                "run as it stopped", path)
                 path = path / name
                 break
         else:
