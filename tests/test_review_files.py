@@ -411,3 +411,14 @@ def test_a_run_folder_without_best_pt_says_its_last_pt_is_read(digits_run, tmp_p
     with caplog.at_level(logging.WARNING, logger="convolab"):
         load_trained_model(digits_run)
     assert "best.pt" not in caplog.text
+
+
+def test_evaluate_says_top5_is_every_class_for_a_model_of_five_or_fewer(tmp_path, capsys):
+    """A 2-class run printed "top-1 accuracy: 0.0000" then "top-5 accuracy: 1.0000" without a word on why."""
+    data = write_png_folder(tmp_path / "data", per_class=6, size=28, classes=("a", "b", "c"))
+    assert main(["train", "lenet5", "--data", str(data), "--epochs", "1", "--batch-size", "6", "--no-progress",
+                 "--output", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "top-5 accuracy: 1.0000 (the model has 3 classes, all among every image's top 5)"
