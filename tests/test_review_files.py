@@ -33,6 +33,7 @@ from convolab.models import create_model
 from convolab.training import Trainer, build, rundir
 from convolab.training.config import TrainConfig
 from convolab.training.inference import load_trained_model, predict_targets
+from convolab.training.lr_find import LRFindResult
 
 
 def test_an_image_size_the_model_cannot_take_is_refused_before_the_data_are_read(tmp_path, monkeypatch):
@@ -422,3 +423,14 @@ def test_evaluate_says_top5_is_every_class_for_a_model_of_five_or_fewer(tmp_path
     assert main(["evaluate", str(tmp_path / "run")]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
         "top-5 accuracy: 1.0000 (the model has 3 classes, all among every image's top 5)"
+
+
+def test_lr_find_on_a_flat_curve_advises_a_larger_end_lr_not_a_lower_start(tmp_path, capsys):
+    """At rates of 1e-30 the loss is flat noise: "lower --start-lr" cannot help; a larger --end-lr can."""
+    rates = [1e-30 * 10 ** (i / 19) for i in range(20)]
+    flat = LRFindResult(rates, [2.30 + 0.001 * (i % 3) for i in range(20)], [2.30 + 0.0001 * i for i in range(20)])
+    falling = LRFindResult(rates, [2.3 - 0.1 * i for i in range(20)], [2.3 - 0.1 * i for i in range(20)])
+    assert flat.flat and not falling.flat
+    assert main(["lr-find", "lenet5_modern", "--data", "digits", "--start-lr", "1e-30", "--end-lr", "1e-29", "--steps",
+                 "20", "--no-progress", "--output", str(tmp_path / "l")]) == 2
+    assert "the loss barely moved up to 1.00e-29: give a larger --end-lr" in capsys.readouterr().err

@@ -70,6 +70,13 @@ class LRFindResult:
         return None if i is None else self.lrs[i]
 
     @property
+    def flat(self) -> bool:
+        """Whether the smoothed loss barely moved over the rates read (within 1% of its level): rates too small to
+        train, where a lower --start-lr cannot help and a higher --end-lr can."""
+        read = [self.smoothed[i] for i in considered(self.smoothed)]
+        return bool(read) and not self.stopped_early and max(read) - min(read) <= 0.01 * abs(read[0])
+
+    @property
     def min_loss_lr(self) -> float:
         """The learning rate of the lowest smoothed loss `considered`, divided by 10 (fastai's `lr_min`)."""
         return self.lrs[min(considered(self.smoothed), key=self.smoothed.__getitem__)] / 10
