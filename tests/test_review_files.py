@@ -434,3 +434,9 @@ def test_lr_find_on_a_flat_curve_advises_a_larger_end_lr_not_a_lower_start(tmp_p
     assert main(["lr-find", "lenet5_modern", "--data", "digits", "--start-lr", "1e-30", "--end-lr", "1e-29", "--steps",
                  "20", "--no-progress", "--output", str(tmp_path / "l")]) == 2
     assert "the loss barely moved up to 1.00e-29: give a larger --end-lr" in capsys.readouterr().err
+
+
+def test_a_resume_refused_as_in_use_is_not_told_to_choose_another_folder():
+    assert rundir.in_use_line("run", "--resume") == \
+        "--resume run is in use by another convolab command; wait for it to end"
+    assert rundir.in_use_line("run", "--output").endswith("wait for it to end, or choose another folder")

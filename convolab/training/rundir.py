@@ -269,7 +269,8 @@ def _locked_exclusive(fd: int) -> bool:
 
 
 def in_use_line(run_dir: str | Path, flag: str) -> str:
-    return f"{flag} {run_dir} is in use by another convolab command; wait for it to end, or choose another folder"
+    other = "" if flag == "--resume" else ", or choose another folder"  # (a run is resumed where it is)
+    return f"{flag} {run_dir} is in use by another convolab command; wait for it to end{other}"
 
 
 def in_use(run_dir: str | Path) -> bool:
