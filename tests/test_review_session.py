@@ -60,9 +60,9 @@ def test_two_compares_without_output_started_together_each_get_a_folder(tmp_path
     monkeypatch.chdir(tmp_path)
     real_load = runner._load
 
-    def load_while_another_takes_the_name(config):
+    def load_while_another_takes_the_name(config, **kwargs):
         (tmp_path / "runs" / "compare-digits").mkdir(parents=True)  # the other comparison, while this one reads
-        return real_load(config)
+        return real_load(config, **kwargs)
 
     monkeypatch.setattr(runner, "_load", load_while_another_takes_the_name)
     assert main(["compare", "lenet5_modern", "--data", "digits", "--epochs", "1", "--no-progress"]) == 0
