@@ -85,9 +85,9 @@ def restored_on_failure(paths: list[Path]) -> Iterator[None]:
     or is removed where it held none; so no half-made set is left, of one write's files beside another's."""
     kept: dict[Path, Path | None] = {}
     for path in map(Path, paths):
-        if path.is_dir():  # (not a file the body can replace: its rename fails, and the folder stays)
-            continue
-        kept[path] = _kept_aside(path) if path.is_file() else None
+        if path.is_dir() and not path.is_symlink():  # (not a file the body can replace: its rename fails, and the
+            continue  # folder stays)
+        kept[path] = _kept_aside(path) if os.path.lexists(path) else None  # (a link, dangling too, kept as a link)
     try:
         yield
     except BaseException:
@@ -110,11 +110,11 @@ def _kept_aside(path: Path) -> Path:
     while True:
         backup = path.with_name(f"{temporary_prefix(path.name)}{secrets.token_hex(4)}.tmp")
         try:
-            os.link(path, backup)
+            os.link(path, backup, follow_symlinks=False)
         except FileExistsError:
             continue
         except OSError:  # (a file system without hard links)
-            shutil.copy2(path, backup)
+            shutil.copy2(path, backup, follow_symlinks=False)
         return backup
 
 

@@ -431,7 +431,7 @@ CASES: list[Row] = [
         "input 1x64x64 does not fit lenet5, whose layers are built for 1x28x28: build it for 64 px with img_size=64 "
         "(the CLI: --model-option img_size=64)"),  # (before: torch's "a and b must have same reduction dim")
     Row("summary-model-option-twice", ["summary", "lenet5", "--in-chans", "3", "--model-option", "in_chans=1"],
-        "--model-option in_chans=... sets what --in-chans sets: give it once"),
+        "--model-option in_chans=... sets what --in-chans sets: give it as --in-chans instead"),
     Row("draw-model-option-not-a-pair", ["draw", "lenet5", "--out", "{t}/l.svg", "--model-option", "img_size"],
         "--model-option expects KEY=VALUE, got 'img_size'"),
     Row("summary-option-the-model-lacks", ["summary", "lenet5", "--aux-logits"],

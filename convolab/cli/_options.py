@@ -121,7 +121,8 @@ def model_options_of(args: argparse.Namespace, given: dict[str, Any] | None = No
     flags set (e.g. --aux-logits, --num-classes), which a pair may not set again."""
     options = dict(model_option(pair) for pair in args.model_options)
     if taken := sorted(set(options) & set(given or {})):
-        raise ConfigError(f"--model-option {taken[0]}=... sets what --{taken[0].replace('_', '-')} sets: give it once")
+        flag = f"--{taken[0].replace('_', '-')}"
+        raise ConfigError(f"--model-option {taken[0]}=... sets what {flag} sets: give it as {flag} instead")
     return options
 
 

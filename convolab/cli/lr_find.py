@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return 128 + signal.SIGTERM
     output = result.output or output  # (a default name another command took first: the next one's)
     if result.suggestion is None:  # (the curve is written: it shows where the loss went)
-        advice = (f"the loss barely moved up to {result.lrs[-1]:.2e}: give a larger --end-lr" if result.flat
-                  else "lower --start-lr, or give more --steps")  # (a flat curve: a lower start cannot help)
+        advice = ("give a larger --end-lr" if result.flat  # (a flat curve: a lower start cannot help)
+                  else "lower --start-lr, or give more --steps")
         raise ConfigError(f"lr-find {config.model}: {result.summary()}; {advice} (the curve: {output / 'lr_find.png'})")
     print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")

@@ -88,9 +88,11 @@ def hidden(name: str) -> bool:
 def tar_links(members: list[tarfile.TarInfo]) -> tuple[dict[str, str], list[str], list[str]]:
     """An archive's links as the extracted archive shows them (what ImageFolder reads): {name: the file member whose
     bytes it reads} for each hard link (GNU tar stores a file's second name so; `tar -h` every file met twice), each
-    symbolic link to a file, and each file under a symbolic link to a folder; and the names of the links that lead
-    nowhere in the archive (outside it, or to nothing): those named as images, and the others (a class folder
-    linked from outside the archive, which `tar` without -h stores so). Before, all were left out without a word."""
+    symbolic link to a file, and each file (or link to one) under a symbolic link to a folder, links followed as the
+    system follows them (through links to links, and folder links inside a path); and the names of the links that
+    lead nowhere in the archive (outside it, to nothing, or into a folder that holds them: a loop, which a folder
+    refuses too): those named as images or folders of them, and the others (a class folder linked from outside the
+    archive, which `tar` without -h stores so). Before, all were left out without a word."""
     files = {posixpath.normpath(m.name): m.name for m in members if m.isfile()}
     links = {posixpath.normpath(m.name): m for m in members if m.islnk() or m.issym()}
 
@@ -99,21 +101,27 @@ def tar_links(members: list[tarfile.TarInfo]) -> tuple[dict[str, str], list[str]
             return "/"  # (outside the archive)
         return posixpath.normpath(m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname))
 
-    def file_of(name: str, hops: int = 0) -> str | None:
-        if name in files:
-            return files[name]
-        return file_of(target(links[name]), hops + 1) if name in links and hops < 8 else None
+    def resolved(name: str, hops: int = 0) -> str:  # every link among the path's components followed (8 at most)
+        parts = name.split("/")
+        for i in range(1, len(parts) + 1):
+            if (prefix := "/".join(parts[:i])) in links and hops < 8:
+                goal = target(links[prefix])
+                rest = "/".join(parts[i:])
+                return "/" if goal == "/" else resolved(posixpath.normpath(posixpath.join(goal, rest)), hops + 1)
+        return name
 
     found, nowhere, others = {}, [], []
     for name, m in links.items():
-        if (file := file_of(name)) is not None:
-            found[m.name] = file
+        goal = resolved(name)
+        if goal in files:
+            found[m.name] = files[goal]
             continue
-        folder = target(m)
-        inside = {f: member for f, member in files.items() if f.startswith(folder + "/")} if folder != "/" else {}
-        found.update({m.name.rstrip("/") + f[len(folder):]: member for f, member in inside.items()})
+        loop = name.startswith(goal + "/")  # (a link to a folder that holds it: refused, as by a folder)
+        inside = {} if goal == "/" or loop else {n[len(goal):]: files[f] for n in (*files, *links)
+                                                  if n.startswith(goal + "/") and (f := resolved(n)) in files}
+        found.update({m.name.rstrip("/") + rest: member for rest, member in inside.items()})
         if not inside and not any(map(hidden, m.name.split("/"))):
-            (nowhere if _is_image(m.name) else others).append(m.name)
+            (nowhere if _is_image(m.name) or loop else others).append(m.name)
     return {name: file for name, file in found.items() if _is_image(name)}, sorted(nowhere), sorted(others)
 
 
@@ -264,8 +272,8 @@ class ImageSource:
             if nowhere and not skip_bad:
                 more = f" (and {len(nowhere) - 1} more)" if len(nowhere) > 1 else ""
                 raise DataError(f"image {self.describe(nowhere[0])}{more} is a link that leads nowhere in the archive "
-                                "(outside it, or to no file); pack the files themselves (tar -h follows links), or "
-                                "pass --skip-bad-images to count and skip such files")
+                                "(outside it, to no file, or into a folder that holds it); pack the files themselves "
+                                "(tar -h follows links), or pass --skip-bad-images to count and skip such files")
             if nowhere:
                 log.warning("skipped %d links that lead nowhere in %s (the first: %s)", len(nowhere), self.path,
                             self.describe(nowhere[0]))

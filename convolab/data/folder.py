@@ -24,15 +24,17 @@ from .._paths import user_cache
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
 from .base import EmptySplitError, ImageData, Split, stratified_split
-from .decode import decode_image, ignore_interrupts, majority_mode, opens_as_image
+from .decode import decode_image, ignore_interrupts, majority_mode
 from .layout import SPLIT_NAMES, ImageEntry, classify
+from .skipping import SAY_SKIPPED, classes_with_an_image, main_rank, say_empty, say_lost_classes, say_skipped
 from .stream import StreamingImageData, StreamSplit, should_stream
 
 log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
-CACHE_VERSION = 4  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
-# 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache)
+CACHE_VERSION = 5  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
+# 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache); 5: an
+# archive's links read, integer grey images scaled alike, R = G = B pictures grey, the skipped files named
 
 
 def default_cache_dir() -> str:
@@ -218,7 +220,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
                 if not (loader == "auto" and cached.get("auto_streams", False)):
                     if cached.get("empty") and not skip_bad_images and not whole:
                         _refuse_empty_class(source, cached["empty"][0])
-                    _say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
+                    say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
                     return _assemble(path, cached, val_fraction, whole)
             except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
                 raise
@@ -235,7 +237,7 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     empty_named = [d for d in empty if os.path.dirname(d) in beside and os.path.basename(d).lower() not in SPLIT_NAMES]
     if empty_named and not skip_bad_images and not whole:
         _refuse_empty_class(source, empty_named[0])
-    _say_empty(source, empty_named, whole)
+    say_empty(source, empty_named, whole)
     # What the listing already says is wrong is said before any work or log line (with --skip-bad-images, the
     # classes of the splits too: a test class whose training images are all skipped is then said as such).
     _check_split_classes(path, *_labels(entries, classes), classes, whole)
@@ -269,30 +271,8 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         "auto_streams": auto_streams,  # whether `--loader auto` streams these images
     }
     _save_cache(cache_file, cached)
-    _say_skipped(source, cached, whole)
+    say_skipped(source, cached, whole)
     return _assemble(path, cached, val_fraction, whole)
-
-
-SAY_SKIPPED = 10  # files: the skipped ones a warning names (the rest counted)
-
-
-def _say_skipped(source: _Source, cached: dict, whole: bool, hit: bool = False) -> None:
-    """With --skip-bad-images, one warning naming the files skipped (the first SAY_SKIPPED), and (`hit`: the cache
-    read, not made: the listing said it then) one naming the empty class folders left out; on every load, a cache
-    hit too (before: a count once, when the cache was made; the empty folders never)."""
-    if count := int(cached.get("skipped", 0)):
-        named = list(cached.get("skipped_files", []))
-        more = f"; and {count - len(named)} more" if named and count > len(named) else ""
-        log.warning("skipped %d unreadable or mismatched image%s of %s (--skip-bad-images)%s%s", count,
-                    "s" * (count > 1), source.path, ": " + "; ".join(named) if named else "", more)
-    if hit:
-        _say_empty(source, cached.get("empty", []), whole)
-
-
-def _say_empty(source: _Source, empty: list[str], whole: bool) -> None:
-    if empty and not whole:
-        log.warning("%s: left out the empty class folder%s %s (--skip-bad-images)", source.path,
-                    "s" * (len(empty) > 1), ", ".join(source.describe(e) for e in empty))
 
 
 def _refuse_empty_class(source: _Source, location: str) -> None:
@@ -310,7 +290,7 @@ def _save_cache(cache_file: Path, cached: dict) -> None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache_file, lambda tmp: torch.save(cached, tmp))
     except OSError as err:  # (DiskFullError is one too)
-        if cache_file.parent not in _UNWRITABLE and os.environ.get("RANK", "0") == "0":  # (--nproc: said once)
+        if cache_file.parent not in _UNWRITABLE and main_rank():  # (--nproc: said once)
             _UNWRITABLE.add(cache_file.parent)
             log.warning("cannot write the image cache in %s (%s); going on without it, so the images are "
                         "decoded again next time: set CONVOLAB_CACHE to a writable folder to keep them",
@@ -374,7 +354,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     else:
         reader = FileReader(path)
     if skip_bad_images and not whole:
-        entries, classes = _classes_with_an_image(path, reader, entries, classes)
+        entries, classes = classes_with_an_image(path, reader, entries, classes)
         labels, is_test, has_splits = _labels(entries, classes)
         _check_split_classes(path, labels, is_test, has_splits, classes, whole)
     train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction, whole)
@@ -385,34 +365,6 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                               skip_bad_images=skip_bad_images, source=str(path))
     data.held_out = not has_splits
     return data
-
-
-def _classes_with_an_image(path: Path, reader: FileReader, entries: list[ImageEntry],
-                           classes: list[str]) -> tuple[list[ImageEntry], list[str]]:
-    """(Streamed, --skip-bad-images) The entries and classes without the classes none of whose files opens as an
-    image: left out with a warning, as the cache leaves them out, not trained as an output no image teaches (a
-    class's first file that opens is enough: one header a class, unless its files are bad)."""
-    readable: set[str] = set()
-    for entry in entries:
-        if entry.class_name not in readable and _opens(reader, entry.location):
-            readable.add(entry.class_name)
-    lost = [c for c in classes if c not in readable]
-    if not lost:
-        return entries, classes
-    _say_lost_classes(path, lost)
-    return [e for e in entries if e.class_name in readable], [c for c in classes if c in readable]
-
-
-def _opens(reader: FileReader, location: str) -> bool:
-    try:
-        return opens_as_image(reader.read(location))
-    except OSError:  # (a file that cannot be read: skipped by the workers too)
-        return False
-
-
-def _say_lost_classes(path: Path, lost: list[str]) -> None:
-    log.warning("%s: every image of class%s %s was skipped: %s left out, as an empty class folder is", path,
-                "es" * (len(lost) > 1), ", ".join(lost), "they are" if len(lost) > 1 else "it is")
 
 
 def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], is_test: torch.Tensor,
@@ -428,7 +380,7 @@ def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str
     present = sorted(set(labels.tolist()))
     if len(present) == len(classes):
         return labels, classes
-    _say_lost_classes(path, [c for i, c in enumerate(classes) if i not in set(present)])
+    say_lost_classes(path, [c for i, c in enumerate(classes) if i not in set(present)])
     new_index = torch.full((len(classes),), -1, dtype=torch.int64)
     new_index[present] = torch.arange(len(present))
     return new_index[labels], [classes[i] for i in present]

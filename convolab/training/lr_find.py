@@ -52,6 +52,9 @@ class Terminated(KeyboardInterrupt):
     a shell gives a process SIGTERM ended)."""
 
 
+FLAT = 0.05  # a smoothed loss that moved less than this fraction of its level over the rates read: a flat curve
+
+
 @dataclass
 class LRFindResult:
     """Every step's learning rate, loss and smoothed loss, and what they suggest."""
@@ -66,15 +69,16 @@ class LRFindResult:
     def suggestion(self) -> float | None:
         """The learning rate where the smoothed loss falls fastest (Lightning's suggestion); None where it
         never falls."""
-        i = steepest_index(self.smoothed)
+        i = None if self.flat else steepest_index(self.smoothed)  # (batch noise of a flat curve: no descent)
         return None if i is None else self.lrs[i]
 
     @property
     def flat(self) -> bool:
-        """Whether the smoothed loss barely moved over the rates read (within 1% of its level): rates too small to
-        train, where a lower --start-lr cannot help and a higher --end-lr can."""
+        """Whether the smoothed loss barely moved over the rates read (within FLAT of its level): rates too small to
+        train, whose steepest "descent" is batch noise (at 1e-12 it suggested 2.61e-12), where a lower --start-lr
+        cannot help and a larger --end-lr can."""
         read = [self.smoothed[i] for i in considered(self.smoothed)]
-        return bool(read) and not self.stopped_early and max(read) - min(read) <= 0.01 * abs(read[0])
+        return bool(read) and not self.stopped_early and max(read) - min(read) <= FLAT * abs(read[0])
 
     @property
     def min_loss_lr(self) -> float:
@@ -84,6 +88,9 @@ class LRFindResult:
     def summary(self) -> str:
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
                else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
+        if self.flat:
+            return (f"no descent of the smoothed loss to suggest a rate from: it barely moved (within {FLAT:.0%}) up "
+                    f"to {self.lrs[-1]:.2e}; {end}")
         if self.suggestion is None:
             read = considered(self.smoothed)
             first = read[0] if read else 0
@@ -282,7 +289,7 @@ def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
     ax = fig.subplots()
     ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
-    i = steepest_index(result.smoothed)
+    i = None if result.suggestion is None else result.lrs.index(result.suggestion)  # (none on a flat curve)
     if i is not None:
         ax.plot([result.lrs[i]], [result.smoothed[i]], "o", color="C3", ms=9,
                 label=f"suggestion {result.suggestion:.2e} (steepest)")
