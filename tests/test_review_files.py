@@ -24,7 +24,7 @@ from PIL import Image
 import convolab.compare.report as report_module
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
-from convolab.compare import report_runs
+from convolab.compare import read_run, report_runs
 from convolab.data import load_data, stratified_split
 from convolab.data.archive import ImageSource
 from convolab.data.decode import read_image
@@ -509,3 +509,14 @@ def test_the_skipped_files_are_said_by_the_first_process_of_nproc_only(tmp_path,
     with caplog.at_level(logging.WARNING, logger="convolab"):
         load_data(str(root), skip_bad_images=True, loader="cache")
     assert "skipped 1 unreadable or mismatched image of" in caplog.text
+
+
+def test_a_run_stopped_by_a_nan_loss_is_reported_failed_not_interrupted(tmp_path):
+    """`compare` called a diverged run "failed: the test loss became nan ...", `report` of the same folder called it
+    "interrupted" (a --resume only diverged again): the run folder did not record why it stopped."""
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "mnist5k", "--train-subset", "200", "--test-subset", "100",
+                 "--epochs", "2", "--optimizer", "sgd", "--lr", "1e3", "--no-progress", "--output", str(run)]) == 2
+    assert read_run(run).status.startswith("failed: the test loss became nan after epoch 2")
+    rundir.clear_stop(run)  # (what a resumed fit does first)
+    assert read_run(run).status == "interrupted"

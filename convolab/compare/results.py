@@ -14,6 +14,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from ..training import TrainConfig, load_checkpoint
 from ..training.metrics import read_metrics
+from ..training.rundir import stop_reason
 
 OK, INTERRUPTED, NOT_RUN = "ok", "interrupted", "not run"
 log = logging.getLogger("convolab")
@@ -145,7 +146,9 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
                          lr=resolved.get("lr"), device=resolved.get("device"),
                          threads=resolved.get("threads"), planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))
-    result.status = status or (OK if run_is_complete(config, state) else INTERRUPTED)
+    # (a run whose loss became NaN: failed, as `compare` said of it, not "interrupted", which a --resume would mend)
+    failed = None if status or run_is_complete(config, state) else stop_reason(run_dir)
+    result.status = status or (OK if run_is_complete(config, state) else f"failed: {failed}" if failed else INTERRUPTED)
     if state is not None:
         result.params, result.macs, result.input_size = model_cost(state)
     if history:

@@ -33,10 +33,12 @@ from .mixing import Mix
 from .process import ProcessState, callers_kept
 from .rundir import (
     claim_run_dir,
+    clear_stop,
     forget_check,
     forget_unsaved_run,
     is_own_model_run,
     note_own_model,
+    record_stop,
     refuse_a_new_run_in,
     resume_call,
 )
@@ -132,6 +134,7 @@ class Trainer:
         self._new_run = False
         if self.run.dist.is_main:
             note_own_model(self.run.run_dir, self._own_model)  # (for the config.json that fit writes first)
+            clear_stop(self.run.run_dir)  # (a run that failed, resumed: failed no more, or anew below)
         self._stop_signal = None  # (a Ctrl-C that stopped an earlier fit of this Trainer is spent)
         self._process.threads = self.run.config.threads
         try:
@@ -146,7 +149,12 @@ class Trainer:
                 else "nothing was saved"
             raise NotWritableError(f"{err.line}; the run stopped ({saved}): make {self.run.run_dir} writable and "
                                    f"continue with {resume_command(self.run)}") from None
-        except (TrainingInterrupted, NonFiniteLoss):
+        except NonFiniteLoss as err:
+            if self.run.dist.is_main and (self.run.run_dir / "last.pt").exists():  # (none saved: the folder forgot)
+                record_stop(self.run.run_dir, str(err))
+            self.run.dist.close()
+            raise
+        except TrainingInterrupted:
             self.run.dist.close()
             raise
         except DataError:  # no image of a streamed pass readable: a run that saved nothing leaves no config.json,

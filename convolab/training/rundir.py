@@ -89,8 +89,29 @@ def prepare_run_dir(output: str | Path) -> Path:
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run writes into its folder
 # Every file a run writes into its folder (RUN_FILES are those that make a folder a run), and those `convolab
 # evaluate RUN --output RUN` writes beside them: what an export into a run folder must not replace.
+STOP_FILE = "stopped.json"  # why a run stopped short of its end without choosing to (a NaN loss): `report` says it
 RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.csv", "confusion.csv", "confusion.png",
-              "targets.csv")
+              "targets.csv", STOP_FILE)
+
+
+def record_stop(run_dir: str | Path, reason: str) -> None:
+    """Write why the run in `run_dir` failed (its loss became NaN): `report` calls it failed, as `compare` did, not
+    "interrupted", which a --resume would mend (before: one run, two words)."""
+    atomic_write(Path(run_dir) / STOP_FILE, lambda tmp: Path(tmp).write_text(json.dumps({"reason": reason}) + "\n"))
+
+
+def stop_reason(run_dir: str | Path) -> str | None:
+    """The reason `record_stop` wrote for the run in `run_dir`, or None (none written, or unreadable)."""
+    try:
+        return str(json.loads((Path(run_dir) / STOP_FILE).read_text())["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_stop(run_dir: str | Path) -> None:
+    """A run that trains again (resumed) has not failed, or not yet."""
+    with contextlib.suppress(OSError):
+        (Path(run_dir) / STOP_FILE).unlink(missing_ok=True)
 
 
 def run_files(folder: str | Path) -> list[str]:
