@@ -21,7 +21,7 @@ from .._version import __version__
 from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
-from ..training.inference import finite_outputs, preprocess_of
+from ..training.inference import finite_outputs, input_reading
 from .fold import count_batchnorm, fold_batchnorm
 from .outputs import check_file_output
 from .portable import portable
@@ -135,9 +135,7 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
     model = checkpoint_model(ckpt, path)
     meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
                       tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
-                      preprocess_of(ckpt),
-                      float(ckpt.get("crop_pct", CROP_PCT)),
-                      str(ckpt.get("interpolation", "bilinear")), str(ckpt.get("crop_mode") or ""))
+                      **input_reading(ckpt))  # (as `predict` reads a checkpoint's images)
     return model.eval(), meta
 
 

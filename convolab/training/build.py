@@ -109,8 +109,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if folder:
         refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
-    if model is None:  # (before the data: a size the model cannot take, refused before they are decoded at it)
-        check_size_before_data(config.model, dict(config.model_options), config.image_size, device)
+    # (before the data: a size the model cannot take, refused before they are decoded at it)
+    probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
+                                                      device)
     torch.manual_seed(config.seed)
     data = config_subsets(config, data) if data is not None else load_run_data(config, dist)
     if not len(data.test):  # (data built in Python: a folder's loader refuses an empty split itself)
@@ -132,8 +133,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     in_chans = getattr(model, "in_chans", data.image_shape[0])
     default_size = data_cfg.input_size[-1] if data_cfg else data.image_shape[-1]
     name = getattr(model, "model_name", config.model)
-    if config.image_size and config.image_size != default_size:  # the model's own size needs no probe
-        check_input_size(model, name, in_chans, size, default_size, device)
+    if config.image_size and config.image_size != default_size and not probed:  # (the model's own size, or one
+        check_input_size(model, name, in_chans, size, default_size, device)  # probed before the data: no probe)
     check_batch_statistics(model, name, config.batch_size, dist.world_size, in_chans, size, device)
     check_cost(model, name, in_chans, size, data.image_shape[-1],
                -(-config.batch_size // dist.world_size), len(data.train) // dist.world_size, device,

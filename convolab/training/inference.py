@@ -171,6 +171,15 @@ def preprocess_of(checkpoint: dict) -> str:
     return "squash" if squashed_size(checkpoint) else str(checkpoint.get("preprocess", "resize"))
 
 
+def input_reading(checkpoint: dict) -> dict[str, Any]:
+    """How `read_input` reads one image as the checkpoint's run read its files, by the names `read_input` and
+    `ExportMeta` share: `preprocess_of`, the centre crop's fraction and resampling (published weights: their own)
+    and the mode a stream decoded in ("": none recorded). `predict` reads so, and an ONNX export records it."""
+    return {"preprocess": preprocess_of(checkpoint), "crop_pct": float(checkpoint.get("crop_pct", CROP_PCT)),
+            "interpolation": str(checkpoint.get("interpolation", "bilinear")),
+            "crop_mode": str(checkpoint.get("crop_mode") or "")}
+
+
 def is_run_data(checkpoint: dict, source: str) -> bool:
     """Whether `source` names the data the checkpoint's run was trained on."""
     recorded = {checkpoint.get("data"), run_config(checkpoint).get("data")} - {None}
@@ -369,19 +378,16 @@ def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
                         "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
-    preprocess = preprocess_of(ckpt)  # e.g. files PIL resized to --image-size: the same resize, not the batch's
+    reading = input_reading(ckpt)  # e.g. files PIL resized to --image-size: the same resize, not the batch's
     # (a generator of its own: the checks above are made at the call; no grad mode is held across a yield)
-    return (_prediction(loaded, path, preprocess, others, k) for path in paths)
+    return (_prediction(loaded, path, reading, others, k) for path in paths)
 
 
 @torch.no_grad()
-def _prediction(loaded: LoadedModel, path: str | Path, preprocess: str, others: dict, k: int) -> Prediction:
+def _prediction(loaded: LoadedModel, path: str | Path, reading: dict[str, Any], others: dict, k: int) -> Prediction:
     ckpt, classes = loaded.checkpoint, loaded.classes
     device = next(loaded.model.parameters()).device
-    image = read_input(path, preprocess, ckpt["image_size"], int(ckpt["in_chans"]),
-                       crop_pct=float(ckpt.get("crop_pct", CROP_PCT)),  # published weights: their own
-                       interpolation=str(ckpt.get("interpolation", "bilinear")),
-                       crop_mode=str(ckpt.get("crop_mode") or ""))  # (a grey stream's crops, for any model)
+    image = read_input(path, image_size=ckpt["image_size"], in_chans=int(ckpt["in_chans"]), **reading)
     x = loaded.transform(image[None].to(device))
     outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
     probs = outputs["main"].float().softmax(1)[0].cpu()

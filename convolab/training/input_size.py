@@ -56,17 +56,19 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
                                        f"give --image-size {high} or more")
 
 
-def check_size_before_data(name: str, options: dict, size: int | None, device: torch.device) -> None:
+def check_size_before_data(name: str, options: dict, size: int | None, device: torch.device) -> bool:
     """`check_input_size` on the named model (its own channels and classes) before the data are read: a size its
     layers cannot take is refused at once, not after a whole archive was decoded at that size (42 s for the
     CIFAR-10 tar, before). Nothing to check without --image-size, or for a model that names no input size of its
-    own (the data's size is its size)."""
+    own (the data's size is its size). Whether it probed (the size fits: the run need not probe it again)."""
     if not size:
-        return
+        return False
     model = create_model(name, **options)  # (its own classes: a bad option's line names only what was given)
     data_cfg = getattr(model, "data_config", None)
-    if data_cfg is not None and size != data_cfg.input_size[-1]:
-        check_input_size(model.to(device), name, data_cfg.input_size[0], size, data_cfg.input_size[-1], device)
+    if data_cfg is None or size == data_cfg.input_size[-1]:
+        return False
+    check_input_size(model.to(device), name, data_cfg.input_size[0], size, data_cfg.input_size[-1], device)
+    return True
 
 
 def last_fitting(fits: Callable[[int], bool], works: int, fails: int) -> int:

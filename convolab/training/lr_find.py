@@ -66,10 +66,16 @@ class LRFindResult:
     output: Path | None = None
 
     @property
+    def suggestion_index(self) -> int | None:
+        """The step where the smoothed loss falls fastest; None where it never falls, or the curve is flat (its
+        steepest fall batch noise)."""
+        return None if self.flat else steepest_index(self.smoothed)
+
+    @property
     def suggestion(self) -> float | None:
         """The learning rate where the smoothed loss falls fastest (Lightning's suggestion); None where it
-        never falls."""
-        i = None if self.flat else steepest_index(self.smoothed)  # (batch noise of a flat curve: no descent)
+        never falls (`suggestion_index`)."""
+        i = self.suggestion_index
         return None if i is None else self.lrs[i]
 
     @property
@@ -289,7 +295,7 @@ def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
     ax = fig.subplots()
     ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
-    i = None if result.suggestion is None else result.lrs.index(result.suggestion)  # (none on a flat curve)
+    i = result.suggestion_index
     if i is not None:
         ax.plot([result.lrs[i]], [result.smoothed[i]], "o", color="C3", ms=9,
                 label=f"suggestion {result.suggestion:.2e} (steepest)")
