@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import sys
+import tarfile
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -111,6 +112,15 @@ def a_read_only_folder(t: Path) -> None:
         pytest.skip("running as root: chmod cannot make a folder read-only")
     (t / "ro").mkdir()
     (t / "ro").chmod(0o555)
+
+
+def a_tar_with_a_link_outside_it(t: Path) -> None:
+    a_two_class_folder(t)
+    with tarfile.open(t / "linked.tar", "w") as tar:
+        tar.add(t / "two", arcname="two")
+        link = tarfile.TarInfo("two/cat/outside.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../../elsewhere/x.png"
+        tar.addfile(link)
 
 
 def a_two_class_folder(t: Path) -> None:
@@ -455,6 +465,9 @@ CASES: list[Row] = [
     Row("compare-seeds-list-with-a-word", ["compare", "lenet", "--seeds", "1,x", "--output", "{t}/c"], "got '1,x'"),
     Row("compare-seeds-empty-list", ["compare", "lenet", "--seeds", ",", "--output", "{t}/c"],
         "a comma list of seeds with an empty item: ','"),
+    Row("tar-image-link-leading-outside-it", ["train", "lenet5", "--data", "{t}/linked.tar", "--output", "{t}/r"],
+        "image {t}/linked.tar:two/cat/outside.png is a link that leads nowhere in the archive (outside it, to no file, "
+        "or into a folder that holds it)", a_tar_with_a_link_outside_it),
     Row("data-neither-folder-tar-nor-csv", ["train", "lenet5", "--data", "{t}/taken.txt", "--output", "{t}/r"],
         "{t}/taken.txt is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv file)", a_file),
     Row("train-batch-1-batchnorm2d-on-1x1", ["train", "googlenet_small", "--batch-size", "1", "--output", "{t}/r"],
