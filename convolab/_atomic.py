@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import re
 import secrets
@@ -62,6 +64,23 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
             raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
         raise
+
+
+def json_text(value: object, indent: int | None = 1) -> str:
+    """`value` as strict JSON text (ending in a newline), every NaN or infinite float in it written as null:
+    Python's json writes them as the bare NaN and Infinity that JSON lacks and strict readers refuse."""
+    return json.dumps(finite_or_null(value), indent=indent, allow_nan=False) + "\n"
+
+
+def finite_or_null(value: object) -> object:
+    """`value` with every NaN or infinite float (in dicts, lists and tuples) made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def write_together(writes: list[tuple[Path, Callable[[str], object]]]) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -426,6 +427,28 @@ def test_report_of_a_run_whose_metrics_csv_is_damaged_is_one_line(trained, tmp_p
     err = refused(["report", str(run), "--output", str(tmp_path / "rep")], capsys)
     assert f"{run / 'metrics.csv'} is damaged (" in err and "train it again" in err
     assert not (tmp_path / "rep").exists()
+
+
+def strict_json(path: Path) -> Any:
+    """The file's JSON, refusing the bare NaN and Infinity that Python's json writes and JSON lacks."""
+    def refuse(word: str) -> None:
+        raise ValueError(f"{path} holds {word}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_report_of_a_run_whose_metrics_hold_nan_writes_strict_json_with_null(trained, tmp_path):
+    """A hand-edited or diverged metrics.csv with nan and inf: results.json says null where it wrote the bare NaN
+    that strict JSON readers (JavaScript's JSON.parse, jq) refuse."""
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "lenet5_modern", run)
+    head, row, *rest = (run / "metrics.csv").read_text().splitlines()
+    names, values = head.split(","), row.split(",")
+    values[names.index("test_loss")], values[names.index("train_loss")] = "nan", "inf"
+    (run / "metrics.csv").write_text("\n".join([head, ",".join(values), *rest]) + "\n")
+    assert main(["report", str(run), "--output", str(tmp_path / "rep")]) == 0
+    model = strict_json(tmp_path / "rep" / "results.json")["models"][0]
+    assert model["history"][0]["test_loss"] is None and model["history"][0]["train_loss"] is None
+    assert model["history"][0]["test_acc"] == float(values[names.index("test_acc")])
 
 
 def test_one_model_under_two_of_its_names_is_refused_naming_both(tmp_path, capsys):

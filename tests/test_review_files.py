@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import shutil
 import signal
 import subprocess
@@ -444,6 +445,30 @@ def test_a_resume_refused_as_in_use_is_not_told_to_choose_another_folder():
     assert rundir.in_use_line("run", "--resume") == \
         "--resume run is in use by another convolab command; wait for it to end"
     assert rundir.in_use_line("run", "--output").endswith("wait for it to end, or choose another folder")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_the_in_use_refusal_names_the_holders_pid_and_command(digits_run, tmp_path, capsys):
+    """(before: "in use by another convolab command" without saying which: a user with several terminals or a
+    forgotten nohup run had to hunt for it)"""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    script = tmp_path / "convolab"  # (run as `python .../convolab train ...`: what the holder's line shows)
+    script.write_text("import sys, time\nfrom convolab.training.rundir import claim_run_dir\n"
+                      "claim = claim_run_dir(sys.argv[-1])\nprint('held', flush=True)\ntime.sleep(60)\n")
+    held = subprocess.Popen([sys.executable, str(script), "train", "lenet5_modern", "--output", "run"],
+                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["train", "--epochs", "2", "--resume", str(run)]) == 2
+        who = f"(pid {held.pid}: convolab train lenet5_modern --output run)"
+        assert f"--resume {run} is in use by another convolab command {who}; wait for it to end" in \
+            capsys.readouterr().err
+        with pytest.raises(ConfigError, match=re.escape(f"in use by another convolab command {who}; report it")):
+            report_runs([run], tmp_path / "report", "convolab report")
+    finally:
+        held.kill()
+        held.wait()
 
 
 def _linked_layout(root: Path, kind: str) -> None:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
-from typing import Any
 
+from .._atomic import json_text
 from .._paths import probe_output, writable_output, written
 from ..data import TabularImages
 from ..data.archive import shown
@@ -71,24 +70,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.json:
         # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
-        print(json.dumps(finite_or_null({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
+        print(json_text({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
             report.classes, report.per_class)), "images": report.count, "tta": tta}
-            | ({"targets": table.targets} if table is not None else {})), allow_nan=False))
+            | ({"targets": table.targets} if table is not None else {}), indent=None), end="")
     print(f"top-1 accuracy: {report.top1:.4f}")
     few = len(loaded.classes) <= 5  # (every class among an image's top 5: 1.0 whatever the model learnt)
     print(f"top-5 accuracy: {report.top5:.4f}" + (f" (the model has {len(loaded.classes)} classes, all among every "
                                                   "image's top 5)" if few else ""))
     return 0
-
-
-def finite_or_null(value: Any) -> Any:
-    """`value` with every NaN or infinite float (in dicts, lists and tuples) made None, for JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    return value
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torchvision
 
-from .._atomic import write_together
+from .._atomic import json_text, write_together
 from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
@@ -310,7 +310,7 @@ def write_report(results: list[ModelResult], output: str | Path, command: list[s
     report = _report_head(results, output, command, resumed_by, FORMAT)
     report["models"] = [r.to_dict() for r in results]
     curves = plot_comparison(results, _curves_title(report["data"], [r.model for r in results], results))
-    _write_files(output, json.dumps(report, indent=1) + "\n", markdown_table(results), curves,
+    _write_files(output, json_text(report), markdown_table(results), curves,
                  render_html(report, results, curves))
     return report
 
@@ -442,6 +442,6 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
           + "".join(f"- {p.line}\n" for p in pairs))
     curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
-    _write_files(output, json.dumps(report, indent=1) + "\n", md, curves,
+    _write_files(output, json_text(report), md, curves,
                  render_seeds_html(report, summaries, results, curves))
     return report

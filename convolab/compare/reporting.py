@@ -7,7 +7,7 @@ from pathlib import Path
 from .._paths import check_usable, making, probe_output, writable_output
 from ..errors import ConfigError
 from ..training import TrainConfig
-from ..training.rundir import in_use, refuse_output_inside_data, run_files
+from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
 from .report import write_report
 from .results import ModelResult, read_run
 from .runner import claimed, refuse_experiment
@@ -27,8 +27,9 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
             raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
                               "`convolab train` run or a folder under a comparison's runs/")
         if in_use(path):  # (before: reported as "interrupted" while it trained on)
-            raise ConfigError(f"{path} is in use by another convolab command (a run still training?); report it "
-                              "once that command has ended")
+            who = holder(path) or " (a run still training?)"
+            raise ConfigError(f"{path} is in use by another convolab command{who}; report it once that command "
+                              "has ended")
         if path.resolve() == output.resolve():
             raise ConfigError(f"--output {output} is one of the runs (its curves.png would be overwritten); "
                               "write the report to another folder")

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, json_text
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options, claimed
@@ -189,7 +189,7 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
     atomic_write(output / REPORT, lambda tmp: Path(tmp).write_text(text))
     state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict,
              "rows": rows, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
-    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1)))
+    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json_text(state)))
     plot_experiment(experiment, outcome, runs, output / "curves.png")
 
 

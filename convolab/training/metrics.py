@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from .._atomic import json_text
 from ..errors import ConfigError
 from .checkpoint import atomic_write
 
@@ -35,7 +35,7 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: li
     writer.writeheader()
     writer.writerows([{COMPILE_COLUMN: 0.0, **row} for row in history] if timed else history)
     atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
-    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(history, indent=1)))
+    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json_text(history)))
     if step_history:
         steps = io.StringIO()
         writer = csv.DictWriter(steps, fieldnames=STEP_COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,9 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
         if same:
             break
         os.close(fd)
+    with contextlib.suppress(OSError):  # who holds it, for the line another command gives (`holder`)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{_command()}\n".encode(errors="replace"), 0)
     _HELD[key] = lock = _Lock(key, fd)
     return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
 
@@ -291,7 +295,26 @@ def _locked_exclusive(fd: int) -> bool:
 
 def in_use_line(run_dir: str | Path, flag: str) -> str:
     other = "" if flag == "--resume" else ", or choose another folder"  # (a run is resumed where it is)
-    return f"{flag} {run_dir} is in use by another convolab command; wait for it to end{other}"
+    return f"{flag} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
+
+
+def _command(limit: int = 160) -> str:
+    """This process's command line as a user typed it (`python -m convolab` as convolab), cut to `limit`."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    name = {"__main__.py": "convolab", "-c": "python -c"}.get(name, name)
+    words = [*name.split(), *sys.argv[1:]]
+    text = shlex.join(words).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def holder(run_dir: str | Path) -> str:
+    """" (pid N: COMMAND)" of the process whose claim holds `run_dir`, as it wrote it in the lock file; "" where
+    it has not (yet) or the file cannot be read."""
+    try:
+        pid, command = (Path(run_dir) / LOCK_FILE).read_text(errors="replace").split("\n")[:2]
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {pid}: {command})" if pid.isdigit() and command else ""
 
 
 def in_use(run_dir: str | Path) -> bool:
