@@ -17,6 +17,11 @@ from pathlib import Path
 
 from .errors import ConvolabError, DiskFullError
 
+try:
+    import fcntl
+except ImportError:  # (Windows: no flock; `one_at_a_time` lets every process through)
+    fcntl = None  # type: ignore[assignment]
+
 NEARLY_FULL = 1 << 20  # bytes: a write that fails with less than this left free failed for want of space
 REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # the folder cannot be written (a read-only mount, permissions)
 
@@ -64,6 +69,68 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
             raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
         raise
+
+
+@contextlib.contextmanager
+def one_at_a_time(lock: Path, waiting: Callable[[], object]) -> Iterator[None]:
+    """The block, run by one process at a time among those given the same `lock` file (an exclusive flock on it;
+    the file is made if need be, and removed by its holder at the end). A process that must wait calls `waiting`
+    once first, to say so. Where the platform has no flock or the file cannot be made (a read-only folder), the
+    block runs at once."""
+    fd = _locked(Path(lock), waiting) if fcntl is not None else None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            _HELD_LOCKS.discard(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)  # (before the unlock: a waiting process then finds its file gone and opens anew)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+_HELD_LOCKS: set[int] = set()  # the descriptors of this process's `one_at_a_time` locks
+
+
+def _locked(lock: Path, waiting: Callable[[], object]) -> int | None:
+    said = False
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if not said:
+                    said = True
+                    waiting()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:  # the holder before may have removed the name (and another process made it anew): lock that one
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:  # (Ctrl-C while waiting)
+            os.close(fd)
+            raise
+        if same:
+            _HELD_LOCKS.add(fd)
+            return fd
+        os.close(fd)
+
+
+def _close_locks_in_child() -> None:
+    """A forked child (the decoding pool's workers) closes its copies of the parent's locks, so that they end with
+    the parent even if it is killed while the child lives on."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_locks_in_child)
 
 
 def json_text(value: object, indent: int | None = 1) -> str:

@@ -23,6 +23,7 @@ from conftest import write_png_folder
 from PIL import Image
 
 import convolab.compare.report as report_module
+from convolab import _atomic
 from convolab._atomic import restored_on_failure
 from convolab.cli import main
 from convolab.compare import read_run, report_runs
@@ -469,6 +470,46 @@ def test_the_in_use_refusal_names_the_holders_pid_and_command(digits_run, tmp_pa
     finally:
         held.kill()
         held.wait()
+
+
+DECODE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+from convolab.data.folder import load_image_folder
+data = load_image_folder(sys.argv[1], cache_dir=sys.argv[2], loader=sys.argv[3])
+print(len(data.train), len(data.test), data.train.labels.tolist(), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+@pytest.mark.parametrize("archive", [False, True], ids=["folder", "tar-gz"])
+def test_two_commands_given_the_same_new_images_decode_them_once(tmp_path, archive):
+    """(before: two commands started on a folder or .tar.gz not yet in the cache both decoded every image, and
+    both decompressed the archive, each writing its own copy over the other's)"""
+    from convolab.data.folder import _Source
+
+    data = write_png_folder(tmp_path / "imgs", per_class=4)
+    if archive:
+        with tarfile.open(tmp_path / "imgs.tar.gz", "w:gz") as tar:
+            tar.add(data, arcname="imgs")
+        data = tmp_path / "imgs.tar.gz"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    key = _Source(data, cache).fingerprint()
+    lock = cache / (f"{key}.lock" if archive else f"{key}-skip0.lock")  # (the archive: its decompression's lock)
+    loader = "stream" if archive else "cache"  # (a streamed .tar.gz is decompressed once, not decoded)
+    with _atomic.one_at_a_time(lock, lambda: None):  # a third command, decoding: the two must wait for it
+        runs = [subprocess.Popen([sys.executable, "-c", DECODE, str(data), str(cache), loader], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        for run in runs:  # each has said it waits
+            while "waiting for another convolab command" not in (line := run.stderr.readline()):
+                assert line, f"ended without waiting: {run.stdout.read()}"
+    outs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    assert outs[0][0] == outs[1][0] and outs[0][0].split()[:2] == ["12", "12"]
+    work = "decompressing" if archive else "decoding 24 images"
+    assert sum(work in err for _, err in outs) == 1, outs
+    assert not lock.exists()
 
 
 def _linked_layout(root: Path, kind: str) -> None:

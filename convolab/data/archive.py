@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, one_at_a_time
 from ..errors import DataError, DiskFullError
 from .decode import sample_headers
 
@@ -194,7 +194,10 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
 
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, write)
+        with one_at_a_time(target.with_suffix(".lock"), lambda: log.info(
+                "waiting for another convolab command that is decompressing %s to %s", path, target)):
+            if not target.is_file():  # (made meanwhile, by the command this one waited for)
+                atomic_write(target, write)
     except DataError:
         raise
     except OSError as err:  # (DiskFullError is one too)

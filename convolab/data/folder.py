@@ -7,6 +7,7 @@ runs load a single file instead of decoding thousands of JPEGs.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, one_at_a_time
 from .._paths import user_cache
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
@@ -212,20 +213,10 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if loader != "stream":
         key = f"{source.fingerprint()}-skip{int(skip_bad_images)}" + (f"-{resize}px" if resize else "")
         cache_file = cache_root / f"{key}.pt"
-        if cache_file.is_file():
-            try:
-                cached = torch.load(cache_file, weights_only=True)
-                # A cache a `--loader cache` run made of images `auto` streams (photographs) is not what
-                # `auto` trains on; and the listing's refusals hold whichever command made the cache.
-                if not (loader == "auto" and cached.get("auto_streams", False)):
-                    if cached.get("empty") and not skip_bad_images and not whole:
-                        _refuse_empty_class(source, cached["empty"][0])
-                    say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
-                    return _assemble(path, cached, val_fraction, whole)
-            except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
-                raise
-            except Exception:  # a damaged cache is rebuilt, never trusted
-                log.warning("rebuilding the damaged image cache %s", cache_file)
+        looked = _stamp(cache_file)
+        hit = _from_cache(cache_file, source, loader, skip_bad_images, val_fraction, whole)
+        if hit is not None:
+            return hit
     names, empty = source.list_images(skip_bad_images)
     if not names:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} "
@@ -255,6 +246,53 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         return _streaming(path, source, entries, classes, headers, val_fraction, resize, workers,
                           skip_bad_images, cache_root, whole)
     assert cache_file is not None
+    with contextlib.suppress(OSError):  # (for the lock; a folder that cannot be made: the cache's warning says so)
+        cache_root.mkdir(parents=True, exist_ok=True)
+    with one_at_a_time(cache_file.with_suffix(".lock"), lambda: log.info(
+            "waiting for another convolab command that is decoding %s into the cache %s", path, cache_file)):
+        if _stamp(cache_file) != looked:  # made meanwhile, by the command this one waited for
+            hit = _from_cache(cache_file, source, loader, skip_bad_images, val_fraction, whole)
+            if hit is not None:
+                return hit
+        return _decode_into(cache_file, source, entries, classes, skip_bad_images, resize, note, empty_named,
+                            auto_streams, val_fraction, whole)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _from_cache(cache_file: Path, source: _Source, loader: str, skip_bad_images: bool, val_fraction: float,
+                whole: bool) -> ImageData | None:
+    """The data from the cache file, if it is there and serves this `loader`; None if not (or it is damaged)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        cached = torch.load(cache_file, weights_only=True)
+        # A cache a `--loader cache` run made of images `auto` streams (photographs) is not what
+        # `auto` trains on; and the listing's refusals hold whichever command made the cache.
+        if loader == "auto" and cached.get("auto_streams", False):
+            return None
+        if cached.get("empty") and not skip_bad_images and not whole:
+            _refuse_empty_class(source, cached["empty"][0])
+        say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
+        return _assemble(source.path, cached, val_fraction, whole)
+    except DataError:  # the data's fault (one class, an empty split), not the cache's: said at once
+        raise
+    except Exception:  # a damaged cache is rebuilt, never trusted
+        log.warning("rebuilding the damaged image cache %s", cache_file)
+        return None
+
+
+def _decode_into(cache_file: Path, source: _Source, entries: list[ImageEntry], classes: list[str],
+                 skip_bad_images: bool, resize: int | None, note: str | None, empty_named: list[str],
+                 auto_streams: bool, val_fraction: float, whole: bool) -> ImageData:
+    """Decode the images into the cache file (one warning where it cannot be written) and return them."""
+    path = source.path
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
     kept, images, bad = _decode_source(source, entries, skip_bad_images, resize)
     labels, is_test, has_splits = _labels(kept, classes)
