@@ -151,14 +151,29 @@ def _output_side(n: int, k: int, spec: ConvSpec) -> int:
         raise ConfigError(f"layer {spec.text} does not fit its {n}-pixel input: {err}") from None
 
 
+def _specs(design: str | Sequence[str] | Sequence[ConvSpec]) -> list[ConvSpec]:
+    """The layers of a design given as a string, or a list of layer strings and ConvSpecs (mixed, too)."""
+    if isinstance(design, str):
+        return parse_design(design)
+    specs: list[ConvSpec] = []
+    for item in design:
+        if isinstance(item, str):
+            specs += parse_design(item)
+        elif isinstance(item, ConvSpec):
+            specs.append(item)
+        else:
+            raise ConfigError(f"bad design layer {item!r}: give a layer as {DESIGN_FORM} or a ConvSpec, "
+                              f"{DESIGN_EXAMPLE}")
+    if not specs:
+        raise ConfigError(f"empty design: give at least one layer as {DESIGN_FORM}, {DESIGN_EXAMPLE}")
+    return specs
+
+
 def design_cost(input_shape: Sequence[int], design: str | Sequence[str] | Sequence[ConvSpec]) -> DesignCost:
     """Per-layer shapes, multiplications and parameters of a design on a (C, H, W) input."""
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ConfigError(f"input must be C, H, W with positive integers, got {tuple(input_shape)}")
-    if isinstance(design, str) or (design and isinstance(design[0], str)):
-        specs = parse_design(design)  # type: ignore[arg-type]
-    else:
-        specs = list(design)  # type: ignore[arg-type]
+    specs = _specs(design)
     c, h, w = (int(v) for v in input_shape)
     error = too_large(f"the input {c}x{h}x{w} at batch 1", (c, h, w), "give a smaller --input")
     if error is not None:

@@ -10,19 +10,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError
-from .shapes import conv_output_size
+from .shapes import _pair, conv_output_size
 
 Size = int | tuple[int, int]
 
 POOL_MODES = ("max", "avg")
-
-
-def _pair(value: Size, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
 def _check_ndim(x: np.ndarray, ndim: int, name: str, layout: str) -> None:

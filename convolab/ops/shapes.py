@@ -7,21 +7,29 @@ is an int when all are ints, else an (H, W) pair.
 """
 from __future__ import annotations
 
+import numbers
+
 from ..errors import ConfigError
 
 Size = int | tuple[int, int]
 
 
 def _pair(value: Size, name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    """(value, value) of an int, the pair of a pair of ints (numbers.Integral: numpy's integers too); anything
+    else (a float, a bool, a pair of floats, which would be cut to ints silently) refused."""
+    if _is_int(value):
+        return int(value), int(value)  # type: ignore[arg-type]
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _is_scalar(*values: object) -> bool:
-    return all(isinstance(v, int) for v in values)
+    return all(_is_int(v) for v in values)
 
 
 def _check_positive(name: str, value: int) -> None:

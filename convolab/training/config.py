@@ -369,7 +369,10 @@ def option_problem(name: str, value: Any) -> str | None:
             return f"must be one of {', '.join(choices)}, got {value!r}"
         return None
     if kind is dict and name == "loss_weights":
-        bad = {k: v for k, v in value.items() if not isinstance(v, (int, float)) or not 0 <= v < float("inf")}
+        if not isinstance(value, dict):
+            return f"must map each output to a weight >= 0, such as {{'main': 1.0, 'aux1': 0.3}}, got {value!r}"
+        bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+               or not 0 <= v < float("inf")}
         return f"must map each output to a weight >= 0, got {bad}" if bad else None
     if kind is dict:
         return None if isinstance(value, dict) else f"must be a dict, got {value!r}"

@@ -1,0 +1,76 @@
+"""Faults testers found by running convolab as users' machines, files and habits differ from ours: a type checker's
+leads, upgraded files, random command lines, the user's environment. Each test fails on the code before its fix."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convolab.analysis import compare_designs, design_cost
+from convolab.analysis.cost import parse_design
+from convolab.cli import main
+from convolab.errors import ConfigError, FieldError
+from convolab.ops import conv_output_size
+from convolab.ops.functional import conv2d, pool2d
+from convolab.training.config import TrainConfig
+
+
+def one_line(capsys, argv: list[str]) -> str:
+    """Exit code 2 and one stderr line without a traceback: the line."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("weights", ["main=1,aux1=0.3", None, [1.0], {"main": True}])
+def test_loss_weights_that_are_not_a_map_of_numbers_are_a_field_error(weights):
+    """(before: AttributeError: 'str' object has no attribute 'items', from inside the check)"""
+    with pytest.raises(FieldError, match="loss_weights must map each output to a weight >= 0"):
+        TrainConfig(model="lenet5", loss_weights=weights)
+
+
+def test_a_run_whose_config_json_loss_weights_was_damaged_is_one_line(digits_run, tmp_path, capsys):
+    """(before: report and --resume ended in a traceback, exit 1)"""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "loss_weights": None}))
+    err = one_line(capsys, ["report", str(run), "--output", str(tmp_path / "rep")])
+    assert "loss_weights must map each output to a weight >= 0" in err and "damaged" in err, err
+
+
+def test_a_design_of_no_layers_or_of_other_objects_is_one_error():
+    """(before: [] was a design of no layers, whose output_shape was an IndexError; a list mixing ConvSpecs and
+    strings an AttributeError)"""
+    for design in ([], (), [" "]):
+        with pytest.raises(ConfigError, match="empty design: give at least one layer"):
+            design_cost((192, 28, 28), design)
+    with pytest.raises(ConfigError, match="empty design"):
+        compare_designs((192, 28, 28), ["1x1:16"], [])
+    with pytest.raises(ConfigError, match="bad design layer 3: give a layer as"):
+        design_cost((3, 32, 32), ["3x3:16", 3])
+    mixed = design_cost((3, 32, 32), [parse_design("3x3:16")[0], "3x3:8/s2"])
+    assert mixed.output_shape == (8, 16, 16)
+    assert mixed == design_cost((3, 32, 32), "3x3:16 3x3:8/s2")
+
+
+@pytest.mark.parametrize("call", [
+    lambda: conv2d(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 3, 3)), stride=(1.9, 1.9)),
+    lambda: pool2d(np.zeros((1, 1, 8, 8)), (2.9, 2.9)),
+    lambda: conv2d(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 3, 3)), padding=True),
+    lambda: conv_output_size(8, (3.0, 3.0)),
+], ids=["conv-stride-floats", "pool-window-floats", "conv-padding-bool", "size-kernel-floats"])
+def test_a_pair_of_floats_is_refused_not_cut_to_ints(call):
+    """(before: stride=(1.9, 1.9) convolved at stride 1 and a 2.9 window pooled 2x2, without a word; 1.9 alone
+    was refused)"""
+    with pytest.raises(ConfigError, match="must be an int or a pair of ints"):
+        call()
+
+
+def test_numpy_integers_are_ints_to_the_shape_arithmetic():
+    assert conv_output_size(np.int64(8), np.int64(3), padding=np.int64(1)) == 8
+    assert conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), stride=np.int64(2)).shape == (1, 1, 3, 3)
