@@ -1198,6 +1198,15 @@ CASES: list[Row] = [
                                                "100000", "--output", "{t}/r"], "--threads 100000 is more than 4"),
     Row("finetune-takes-no-model-option", ["finetune", "{d}/run", "--data", "digits", "--model-option", "a=1",
                                            "--output", "{t}/ft"], "unrecognized arguments: --model-option a=1"),
+    # A subset's line waits for the model and options to be checked (before: said first, the error second)
+    Row("train-subset-of-an-unknown-model", ["train", "lenet6", "--data", "digits", "--train-subset", "100",
+                                             "--output", "{t}/o"], "unknown model 'lenet6'"),
+    Row("train-subset-with-an-unknown-model-option", ["train", "lenet5", "--data", "digits", "--train-subset", "100",
+                                                      "--model-option", "foo=1", "--output", "{t}/o"],
+        "unexpected keyword argument 'foo'"),
+    Row("lr-find-subset-with-another-monitor", ["lr-find", "lenet5", "--data", "digits", "--test-subset", "20",
+                                                "--monitor", "test_mae_age", "--output", "{t}/o"],
+        "--monitor test_mae_age is not a figure of this run"),
 ]
 
 

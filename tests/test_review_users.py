@@ -3,6 +3,7 @@ leads, upgraded files, random command lines, the user's environment. Each test f
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,13 @@ def test_a_pair_of_floats_is_refused_not_cut_to_ints(call):
 def test_numpy_integers_are_ints_to_the_shape_arithmetic():
     assert conv_output_size(np.int64(8), np.int64(3), padding=np.int64(1)) == 8
     assert conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), stride=np.int64(2)).shape == (1, 1, 3, 3)
+
+
+def test_a_subset_is_said_once_and_after_the_model_is_checked(tmp_path, caplog, capsys):
+    """The subset's line comes once the model and options are checked (a bad one is the command's only line: rows
+    of test_bad_inputs), and once for a comparison of several models on the one subset."""
+    caplog.set_level(logging.INFO)
+    assert main(["compare", "lenet5", "lenet5_bn", "--data", "digits", "--train-subset", "100", "--epochs", "1",
+                 "--no-progress", "--output", str(tmp_path / "cmp")]) == 0
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("a subset:")]
+    assert said == ["a subset: 100 of 1438 training and 359 of 359 test images"], said

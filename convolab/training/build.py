@@ -167,6 +167,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)
+    note = vars(data).pop("subset_note", None)  # (config_subsets': once, for the first run on these data)
+    if note and dist.is_main:
+        log.info("%s", note)
 
     # The optimization.
     if config.sync_bn and dist.enabled:  # BN statistics of the global batch, as one process has
@@ -247,8 +250,9 @@ def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
     if len(subset.train) == len(data.train) and len(subset.test) == len(data.test):
         return data
     check_batch_size(config.batch_size, len(subset.train), int(os.environ.get("WORLD_SIZE", "1")))
-    log.info("a subset: %d of %d training and %d of %d test images", len(subset.train), len(data.train),
-             len(subset.test), len(data.test))
+    # Said by build_run once the model and options are checked: a bad one is then the command's only line.
+    subset.subset_note = (f"a subset: {len(subset.train)} of {len(data.train)} training and {len(subset.test)} of "
+                          f"{len(data.test)} test images")
     return subset
 
 
