@@ -15,6 +15,7 @@ import logging
 import shlex
 import shutil
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
+from ..training.build import build_run, check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
 from ..training.rundir import (
     LOCK_FILE,
@@ -159,6 +160,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
     check_device_options(config)
     data = _load(config, say=True)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
+    check_some_model_builds(models, config, data)
     if default and not existed:  # named by what existed: a command started beside it may have taken it since
         output = comparison.output = take_default_dir(output, f"compare-{data_stem(config.data)}")
     output.mkdir(parents=True, exist_ok=True)
@@ -235,6 +237,43 @@ def check_run_options(config: TrainConfig, data: ImageData) -> None:
     epoch_lengths(len(data.train), config.batch_size, config.accumulate)
     if config.tensorboard:
         tensorboard_writer()
+
+
+def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageData) -> None:
+    """An option that fails every model (a --monitor no run has, a --loss output no model has) refused before the
+    comparison exists: the models' runs are built in turn (nothing trained, nothing written, nothing said) until
+    one builds. Where none does, their lines are the command's; where one does, a model that cannot is reported
+    failed in its turn, as before (before: every model "failed", a report of none, exit 1)."""
+    problems = []
+    note = vars(data).get("subset_note")  # (build_run says it, once: for the comparison's first run)
+    for model in models:
+        try:
+            with _quiet():
+                build_run(dataclasses.replace(config, model=model, output=None), data, folder=False)
+            return
+        except ConvolabError as err:
+            problems.append((model, one_line(err), err))
+        finally:
+            if note is not None:
+                data.subset_note = note  # type: ignore[attr-defined]
+            gc.collect()
+    if len({line for _, line, _ in problems}) == 1:
+        raise problems[0][2]  # (as it is: a FieldError's line names the option as the command spells it)
+    raise ConfigError("no model can train with these options: " + "; ".join(f"{model}: {line}"
+                                                                            for model, line, _ in problems))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Log records and warnings of the block left unsaid (a run built only to check it says them when it trains)."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(before)
 
 
 def check_device_options(config: TrainConfig) -> None:
