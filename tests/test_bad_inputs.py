@@ -1207,6 +1207,13 @@ CASES: list[Row] = [
     Row("lr-find-subset-with-another-monitor", ["lr-find", "lenet5", "--data", "digits", "--test-subset", "20",
                                                 "--monitor", "test_mae_age", "--output", "{t}/o"],
         "--monitor test_mae_age is not a figure of this run"),
+    # An option that fails every compared model is refused before the comparison exists (before: each "failed", a
+    # report of none, exit 1)
+    Row("compare-monitor-that-no-run-has", ["compare", "lenet5", "lenet5_bn", "--data", "digits", "--monitor",
+                                            "test_acc_parity", "--output", "{t}/c"],
+        "--monitor test_acc_parity is not a figure of this run"),
+    Row("compare-loss-of-an-output-no-model-has", ["compare", "lenet5", "googlenet_small", "--data", "digits", "--loss",
+                                                   "foo=1", "--output", "{t}/c"], "--loss names foo"),
 ]
 
 
