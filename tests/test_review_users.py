@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_png_folder
 
 from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
+from convolab.data.archive import ImageSource
 from convolab.errors import ConfigError, FieldError
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
@@ -85,3 +87,12 @@ def test_a_subset_is_said_once_and_after_the_model_is_checked(tmp_path, caplog, 
                  "--no-progress", "--output", str(tmp_path / "cmp")]) == 0
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("a subset:")]
     assert said == ["a subset: 100 of 1438 training and 359 of 359 test images"], said
+
+
+def test_a_link_into_the_kernels_folders_is_not_entered(tmp_path):
+    """A link to /proc inside the data (a user's home folder has such links) is passed over, not listed: /proc's own
+    links lead back into every folder, which made the listing endless."""
+    data = write_png_folder(tmp_path / "imgs", per_class=2, split_dirs=False)
+    (data / "a" / "proc").symlink_to("/proc")
+    names, _ = ImageSource(data).list_images()
+    assert sorted(names) == sorted(str(p.relative_to(data)) for p in data.rglob("*.png"))

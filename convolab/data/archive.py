@@ -12,9 +12,12 @@ import logging
 import os
 import posixpath
 import tarfile
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from .._atomic import atomic_write, one_at_a_time
 from ..errors import DataError, DiskFullError
@@ -51,24 +54,49 @@ def broken_link(path: str) -> str | None:
         return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
 
 
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # the kernel's, never images; /proc's links lead back into every folder
+LISTING_SHOWN_AFTER = 2.0  # seconds of listing a folder before a counter shows it (a home folder given as --data)
+
+
 def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """os.walk in a stable order, into folders that are symbolic links too (as torchvision's ImageFolder
-    does), except hidden folders (`hidden`) and a link back to a folder that holds it (a loop): its path,
-    relative to `path`, is appended to `loops` and it is not entered."""
-    for root, subdirs, files in os.walk(path, followlinks=True):
-        here = os.path.realpath(root)
-        keep = []
-        for d in sorted(subdirs):
-            if hidden(d):  # .git, .ipynb_checkpoints, __MACOSX: never data, never entered
-                continue
-            target = os.path.realpath(os.path.join(root, d))
-            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
-                if loops is not None:
-                    loops.append(os.path.normpath(os.path.relpath(os.path.join(root, d), path)))
-            else:
-                keep.append(d)
-        subdirs[:] = keep
-        yield root, subdirs, sorted(files)
+    does), except hidden folders (`hidden`), the kernel's folders (`SYSTEM_FOLDERS`) and a link back to a folder
+    that holds it (a loop): its path, relative to `path`, is appended to `loops` and it is not entered. The file
+    system's root and the kernel's folders themselves are refused; a listing that takes long shows a counter."""
+    real = os.path.realpath(path)
+    if real == os.sep or _system(real):
+        what = "the file system's root" if real == os.sep else "a folder of the kernel's"
+        raise DataError(f"{path} is {what}, not a folder of images; give the folder that holds the class folders "
+                        "(or train/ and test/)")
+    started, bar, folders = time.monotonic(), None, 0
+    try:
+        for root, subdirs, files in os.walk(path, followlinks=True):
+            here = os.path.realpath(root)
+            keep = []
+            for d in sorted(subdirs):
+                if hidden(d):  # .git, .ipynb_checkpoints, __MACOSX: never data, never entered
+                    continue
+                target = os.path.realpath(os.path.join(root, d))
+                if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                    if loops is not None:
+                        loops.append(os.path.normpath(os.path.relpath(os.path.join(root, d), path)))
+                elif not _system(target):
+                    keep.append(d)
+            subdirs[:] = keep
+            folders += 1
+            if bar is None and time.monotonic() - started > LISTING_SHOWN_AFTER:
+                bar = tqdm(desc=f"listing {path}", unit=" folders", initial=folders, disable=None, leave=False,
+                           dynamic_ncols=True)
+            elif bar is not None:
+                bar.update()
+            yield root, subdirs, sorted(files)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _system(real: str) -> bool:
+    return any(real == top or real.startswith(top + os.sep) for top in SYSTEM_FOLDERS)
 
 
 def file_stat(path: str) -> os.stat_result:
@@ -173,8 +201,6 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
     opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
 
     def write(tmp: str) -> None:
-        from tqdm.auto import tqdm
-
         # (said once the temporary file exists: a cache folder that cannot take it is one error line, no log)
         log.info("decompressing %s once to %s, to read its images in any order", path, target)
         with archive_errors(path):
