@@ -1214,6 +1214,12 @@ CASES: list[Row] = [
         "--monitor test_acc_parity is not a figure of this run"),
     Row("compare-loss-of-an-output-no-model-has", ["compare", "lenet5", "googlenet_small", "--data", "digits", "--loss",
                                                    "foo=1", "--output", "{t}/c"], "--loss names foo"),
+    # The file system's root or a kernel folder as data (before: listed for ever, /proc's links leading back into
+    # every folder, without a word)
+    Row("features-data-at-the-root", ["features", "{d}/run", "--data", "/", "--out", "{t}/f.npz"],
+        "/ is the file system's root, not a folder of images"),
+    Row("evaluate-data-in-proc", ["evaluate", "{d}/run", "--data", "/proc/self"],
+        "/proc/self is a folder of the kernel's, not a folder of images"),
 ]
 
 
