@@ -133,6 +133,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_locks_in_child)
 
 
+def write_utf8(path: str | Path, text: str) -> None:
+    """`text` into the file as UTF-8, whatever the locale; a name's bytes that are not UTF-8 (a file name Python
+    read as surrogate escapes) written back as the bytes they were."""
+    Path(path).write_text(text, encoding="utf-8", errors="surrogateescape")
+
+
 def json_text(value: object, indent: int | None = 1) -> str:
     """`value` as strict JSON text (ending in a newline), every NaN or infinite float in it written as null:
     Python's json writes them as the bare NaN and Infinity that JSON lacks and strict readers refuse."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +99,29 @@ def test_a_link_into_the_kernels_folders_is_not_entered(tmp_path):
     (data / "a" / "proc").symlink_to("/proc")
     names, _ = ImageSource(data).list_images()
     assert sorted(names) == sorted(str(p.relative_to(data)) for p in data.rglob("*.png"))
+
+
+def convolab_in(env: dict[str, str], *argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "convolab", *argv], cwd=cwd, capture_output=True,
+                          env={**os.environ, **env}, timeout=600)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX locales and file names")
+def test_an_ascii_locale_and_names_that_are_not_utf8_train_evaluate_and_report(tmp_path):
+    """Under LC_ALL=C without UTF-8 mode, text files were written in ASCII: evaluate of classes café and thé ended in
+    UnicodeEncodeError (an empty evaluation/ left), and a data folder whose name's bytes are not UTF-8 failed in the
+    cache's key and in compare's report.html. Now every text file is UTF-8 (a name's raw bytes kept)."""
+    data = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/d\xff"))
+    write_png_folder(data, per_class=4, classes=("café", "thé"))
+    ascii_locale = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "", "CONVOLAB_CACHE": str(tmp_path / "c")}
+    run = tmp_path / "run"
+    for argv in (["train", "lenet5_modern", "--data", str(data), "--batch-size", "4", "--epochs", "1",
+                  "--no-progress", "--output", str(run)],
+                 ["evaluate", str(run)],
+                 ["report", str(run), "--output", str(tmp_path / "rep")]):
+        done = convolab_in(ascii_locale, *argv, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+    per_class = (run / "evaluation" / "per_class.csv").read_text(encoding="utf-8")
+    assert "café" in per_class and "thé" in per_class
+    assert json.loads((tmp_path / "rep" / "results.json").read_text(encoding="utf-8"))["data"] == str(data)
+    assert b"/d\xff" in (tmp_path / "rep" / "report.html").read_bytes()  # (the folder's own bytes)

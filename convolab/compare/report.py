@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torchvision
 
-from .._atomic import json_text, write_together
+from .._atomic import json_text, write_together, write_utf8
 from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
@@ -319,9 +319,9 @@ def _write_files(output: Path, results_json: str, results_md: str, curves_png: b
     """The four files of a report, replaced together or (failed, interrupted) not at all: one report's table
     beside another's page was what a second report into the folder, or SIGTERM midway, left."""
     write_together([(output / "results.json", lambda tmp: Path(tmp).write_text(results_json, encoding="utf-8")),
-                    (output / "results.md", lambda tmp: Path(tmp).write_text(results_md, encoding="utf-8")),
+                    (output / "results.md", lambda tmp: write_utf8(tmp, results_md)),
                     (output / "curves.png", lambda tmp: Path(tmp).write_bytes(curves_png)),
-                    (output / "report.html", lambda tmp: Path(tmp).write_text(report_html, encoding="utf-8"))])
+                    (output / "report.html", lambda tmp: write_utf8(tmp, report_html))])
 
 
 # ----- several seeds -----------------------------------------------------------------------------

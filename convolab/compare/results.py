@@ -133,7 +133,7 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
     """The row of the run in `run_dir`; `status` overrides the one inferred from its checkpoint."""
     run_dir = Path(run_dir)
     config = TrainConfig.from_run(run_dir)
-    resolved = json.loads((run_dir / "config.json").read_text()).get("resolved", {})
+    resolved = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("resolved", {})
     try:
         state = read_last_state(run_dir)
     except CheckpointError as err:

@@ -92,7 +92,7 @@ class Comparison:
         if self.several_seeds:  # one seed: compare.json as it was before there could be several
             state["seeds"] = self.seeds
         text = json.dumps(state, indent=1) + "\n"
-        atomic_write(self.output / COMPARE_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(self.output / COMPARE_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, output: str | Path) -> Comparison:
@@ -102,7 +102,7 @@ class Comparison:
             raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the --output folder of a "
                               "`convolab compare`")
         try:
-            state = json.loads(path.read_text())
+            state = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path} is not valid JSON ({err}); the comparison cannot be resumed") from None
         if state.get("format") != FORMAT:
@@ -421,7 +421,7 @@ def save_traceback(output: Path, run_name: str) -> Path:
     path = Path(output) / "failures" / f"{run_name.replace('/', '-')}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = traceback.format_exc()
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 

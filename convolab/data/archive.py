@@ -30,8 +30,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def printable(name: str) -> str:
     """A file or class name for files of results (CSV, JSON): bytes that are not UTF-8 (kept by Python as
-    surrogates) written as `\\xff`."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    surrogates) written as `\\xff`; a UTF-8 name that an ASCII locale read as surrogates, as the characters it is."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def shown(name: str) -> str:

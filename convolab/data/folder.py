@@ -66,9 +66,9 @@ class _Source(ImageSource):
         stamp = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{CACHE_VERSION}"
         memo = None
         if self.cache_root is not None:
-            memo = self.cache_root / "fingerprints" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:32]}.txt"
+            memo = self.cache_root / "fingerprints" / f"{hashlib.sha256(os.fsencode(stamp)).hexdigest()[:32]}.txt"
             try:
-                remembered = memo.read_text().strip()
+                remembered = memo.read_text(encoding="utf-8").strip()
                 if len(remembered) == 32:
                     return remembered
             except OSError:
@@ -77,7 +77,7 @@ class _Source(ImageSource):
         if memo is not None:
             try:
                 memo.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(memo, lambda tmp: Path(tmp).write_text(digest + "\n"))
+                atomic_write(memo, lambda tmp: Path(tmp).write_text(digest + "\n", encoding="utf-8"))
             except OSError:  # a read-only cache folder: hash again next time
                 pass
         return digest

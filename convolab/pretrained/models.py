@@ -174,7 +174,7 @@ def _plain_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
         try:
             from safetensors import safe_open
 
-            if beside.is_file() and json.loads(beside.read_text()).get("format") == SAFETENSORS_FORMAT:
+            if beside.is_file() and json.loads(beside.read_text(encoding="utf-8")).get("format") == SAFETENSORS_FORMAT:
                 return None
             with safe_open(str(file), framework="pt") as f:  # (the header only)
                 if "convolab" in (f.metadata() or {}):

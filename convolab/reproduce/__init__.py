@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write, json_text
+from .._atomic import atomic_write, json_text, write_utf8
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options, claimed
@@ -95,7 +95,7 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
                           f"of a `convolab reproduce` run")
     with claimed(output, "--resume"):  # (one line when another command holds it: a second --resume)
         try:
-            state = json.loads(path.read_text())
+            state = json.loads(path.read_text(encoding="utf-8"))
             experiment = get_experiment(state["experiment"])
             base = TrainConfig.from_dict(state["config"])
             state["seeds"], state["quick"] = int(state["seeds"]), bool(state["quick"])
@@ -110,7 +110,7 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
 
 
 def _save_state(output: Path, state: dict[str, Any]) -> None:
-    atomic_write(output / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1)))
+    atomic_write(output / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1), encoding="utf-8"))
 
 
 def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: dict[str, Any],
@@ -186,10 +186,10 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
     lines += ["", "Curves: curves.png (training error by step, test accuracy by epoch; means over seeds). "
               "Each run's own folder and each comparison's report are under seed-S/arm-K/.", "", verdict, ""]
     text = "\n".join(lines)
-    atomic_write(output / REPORT, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(output / REPORT, lambda tmp: write_utf8(tmp, text))
     state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict,
              "rows": rows, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
-    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json_text(state)))
+    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json_text(state), encoding="utf-8"))
     plot_experiment(experiment, outcome, runs, output / "curves.png")
 
 

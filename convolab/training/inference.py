@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._atomic import atomic_write, write_together
+from .._atomic import atomic_write, write_together, write_utf8
 from .._paths import same_path
 from ..data import DATA_SETS, LabelledImages, Split, StreamSplit, load_data
 from ..data.archive import printable
@@ -132,8 +132,8 @@ class EvaluationReport:
             writer.writerow([name, *map(int, row)])
         fig = confusion_figure(self.confusion, self.classes, f"top-1 {self.top1:.4f}")
         write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
-                        (out / "per_class.csv", lambda tmp: Path(tmp).write_text(per_class)),
-                        (out / "confusion.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
+                        (out / "per_class.csv", lambda tmp: write_utf8(tmp, per_class)),
+                        (out / "confusion.csv", lambda tmp: write_utf8(tmp, buf.getvalue()))])
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
 
 

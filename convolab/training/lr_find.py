@@ -119,7 +119,7 @@ class LRFindResult:
         writer.writerows(zip(self.lrs, self.losses, self.smoothed))
         fig = lr_find_figure(self, title)
         write_together([(folder / "lr_find.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100)),
-                        (folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))])
+                        (folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))])
 
 
 def considered(smoothed: list[float]) -> list[int]:

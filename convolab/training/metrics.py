@@ -34,14 +34,14 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]], step_history: li
     writer = csv.DictWriter(buf, fieldnames=(*COLUMNS, *timed, *extra), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows([{COMPILE_COLUMN: 0.0, **row} for row in history] if timed else history)
-    atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
-    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json_text(history)))
+    atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))
+    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json_text(history), encoding="utf-8"))
     if step_history:
         steps = io.StringIO()
         writer = csv.DictWriter(steps, fieldnames=STEP_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(step_history)
-        atomic_write(run_dir / "steps.csv", lambda tmp: Path(tmp).write_text(steps.getvalue()))
+        atomic_write(run_dir / "steps.csv", lambda tmp: Path(tmp).write_text(steps.getvalue(), encoding="utf-8"))
 
 
 # The columns every metrics.csv has held (later ones added more): a file without one of them is damaged.
@@ -64,7 +64,7 @@ def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
 def _read_numbers(path: Path, columns: tuple[str, ...]) -> list[dict[str, float]]:
     rows = []
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             missing = [c for c in columns if c not in (reader.fieldnames or ())]
             if missing or not reader.fieldnames:

@@ -98,13 +98,14 @@ RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.
 def record_stop(run_dir: str | Path, reason: str) -> None:
     """Write why the run in `run_dir` failed (its loss became NaN): `report` calls it failed, as `compare` did, not
     "interrupted", which a --resume would mend (before: one run, two words)."""
-    atomic_write(Path(run_dir) / STOP_FILE, lambda tmp: Path(tmp).write_text(json.dumps({"reason": reason}) + "\n"))
+    text = json.dumps({"reason": reason}) + "\n"
+    atomic_write(Path(run_dir) / STOP_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def stop_reason(run_dir: str | Path) -> str | None:
     """The reason `record_stop` wrote for the run in `run_dir`, or None (none written, or unreadable)."""
     try:
-        return str(json.loads((Path(run_dir) / STOP_FILE).read_text())["reason"])
+        return str(json.loads((Path(run_dir) / STOP_FILE).read_text(encoding="utf-8"))["reason"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -124,7 +125,7 @@ def run_files(folder: str | Path) -> list[str]:
 
 def _is_safetensors_config(path: Path) -> bool:
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and config.get("format") == SAFETENSORS_FORMAT
@@ -311,7 +312,7 @@ def holder(run_dir: str | Path) -> str:
     """" (pid N: COMMAND)" of the process whose claim holds `run_dir`, as it wrote it in the lock file; "" where
     it has not (yet) or the file cannot be read."""
     try:
-        pid, command = (Path(run_dir) / LOCK_FILE).read_text(errors="replace").split("\n")[:2]
+        pid, command = (Path(run_dir) / LOCK_FILE).read_text(errors="replace", encoding="utf-8").split("\n")[:2]
     except (OSError, ValueError):
         return ""
     return f" (pid {pid}: {command})" if pid.isdigit() and command else ""
@@ -352,7 +353,7 @@ def resolved_options(run_dir: str | Path) -> dict[str, Any]:
     "resolved"), as those options would give them: lr, aux_weight, loss_weights, image_size. (Not amp: what
     `auto` became depends on the device, which a resumed run may change.)"""
     try:
-        resolved = json.loads((Path(run_dir) / "config.json").read_text()).get("resolved")
+        resolved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("resolved")
     except (OSError, ValueError, AttributeError):
         return {}
     if not isinstance(resolved, dict):
@@ -380,7 +381,7 @@ def note_own_model(run_dir: str | Path, own: bool) -> None:
 def is_own_model_run(run_dir: str | Path) -> bool:
     """Whether `run_dir`'s config.json says its model was given of no registered name (OWN_MODEL)."""
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text()).get(OWN_MODEL) is True
+        return json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get(OWN_MODEL) is True
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -393,7 +394,7 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     if _key(run_dir) in _OWN_MODEL_RUNS:
         values[OWN_MODEL] = True
     text = json.dumps(values, indent=1, default=str)
-    atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 __all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "data_stem",

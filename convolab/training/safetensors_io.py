@@ -65,7 +65,7 @@ def save_safetensors(state: dict[str, Any], weights: dict[str, torch.Tensor], fo
     with making(folder) as made:
         try:
             atomic_write(folder / WEIGHTS_FILE, write_weights)
-            atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n"))
+            atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         except BaseException:
             if made:  # (what a folder made here holds is this call's own; `making` removes the folders)
                 for name in (WEIGHTS_FILE, CONFIG_FILE):
@@ -98,7 +98,7 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
     config_path = weights_path.with_name(CONFIG_FILE)
     where: Path | None = None
     if config_path.is_file():
-        config, where = _parse(config_path.read_text(), config_path), config_path
+        config, where = _parse(config_path.read_text(encoding="utf-8"), config_path), config_path
         # another tool's or a run's config.json beside a lone file that holds its own record: not its config
         if not _marked(config) and "convolab" in metadata:
             where = None

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, write_utf8
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError
 from .batches import VectorInputs
@@ -36,7 +36,7 @@ class TableReport:
             metric = "accuracy" if t["kind"] == "class" else "mae"
             writer.writerow([name, t["kind"], metric, f"{t[metric]:.6g}"])
         path = Path(out_dir) / "targets.csv"
-        atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        atomic_write(path, lambda tmp: write_utf8(tmp, buf.getvalue()))
         return [*files, path]
 
     def lines(self) -> list[str]:
