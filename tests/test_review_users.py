@@ -2,6 +2,7 @@
 leads, upgraded files, random command lines, the user's environment. Each test fails on the code before its fix."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_png_folder
+from tqdm import tqdm
 
 from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
@@ -22,6 +24,7 @@ from convolab.errors import ConfigError, FieldError
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
 from convolab.training.config import TrainConfig
+from convolab.training.progress import BAR_FORMAT, progress_figures
 
 
 def one_line(capsys, argv: list[str]) -> str:
@@ -125,3 +128,16 @@ def test_an_ascii_locale_and_names_that_are_not_utf8_train_evaluate_and_report(t
     assert "café" in per_class and "thé" in per_class
     assert json.loads((tmp_path / "rep" / "results.json").read_text(encoding="utf-8"))["data"] == str(data)
     assert b"/d\xff" in (tmp_path / "rep" / "report.html").read_bytes()  # (the folder's own bytes)
+
+
+def test_the_training_bar_shows_its_figures_at_80_columns():
+    """(before: tqdm's layout and its keys in alphabetical order showed `acc=0.1016, img_s=3548, lo` at 80 columns,
+    never the loss nor the lr; at 20 no figure at all)"""
+    out = io.StringIO()
+    bar = tqdm(total=97, desc="epoch 10/40", unit="batch", bar_format=BAR_FORMAT, file=out, ncols=80)
+    bar.update(44)
+    bar.set_postfix_str(progress_figures(2.41234, 0.10156, 0.003, 3548.4))
+    bar.close()
+    line = out.getvalue().split("\r")[-2 if out.getvalue().endswith("\r") else -1].strip()
+    assert line.startswith("epoch 10/40 |") and "| 44/97, loss 2.412 acc 0.102 lr 3.0e-03 3548 img/s" in line, line
+    assert len(line) <= 80

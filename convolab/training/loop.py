@@ -36,6 +36,7 @@ from .evaluation import evaluate_run, no_image_read
 from .metrics import plot_curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
+from .progress import progress_bar, show_progress
 from .rundir import forget_unsaved_run, resume_call, write_run_config
 from .state import RunState, no_partial
 
@@ -380,26 +381,6 @@ def resume_command(run: Run) -> str:
         return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
     nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
     return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
-
-
-def progress_bar(run: Run, state: RunState) -> Any:
-    """A tqdm bar over the epoch's batches (rank 0, unless --no-progress), else None."""
-    if not (run.config.progress and run.dist.is_main):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=run.batches_per_epoch, desc=f"epoch {state.epoch + 1}/{run.config.epochs}",
-                initial=state.batch_in_epoch, leave=False, dynamic_ncols=True, unit="batch")
-
-
-def show_progress(bar: Any, state: RunState, lr: float) -> None:
-    if bar is None:
-        return
-    p = state.partial
-    if p["seen"]:  # (none while every streamed image so far was unreadable, and skipped: no figure of none)
-        bar.set_postfix(loss=f"{p['loss'] / p['seen']:.4f}", acc=f"{p['correct'] / p['seen']:.4f}", lr=f"{lr:.2e}",
-                        img_s=f"{p['seen'] / max(p['seconds'], 1e-9):.0f}", refresh=False)
-    bar.update(state.batch_in_epoch - bar.n)
 
 
 def should_stop(trainer: Trainable) -> bool:

@@ -38,6 +38,7 @@ from .evaluation import no_image_read
 from .loop import train_step
 from .mixing import mix_batch
 from .process import ProcessState
+from .progress import step_bar
 from .rundir import prepare_run_dir, take_default_dir
 
 BETA = 0.98  # smoothing of the loss
@@ -249,7 +250,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
             result.losses.append(loss)
             result.smoothed.append(smoothed)
             if bar is not None:
-                bar.set_postfix(lr=f"{lr:.2e}", loss=f"{smoothed:.4f}", refresh=False)
+                bar.set_postfix_str(f"lr {lr:.1e} loss {smoothed:.3f}", refresh=False)
                 bar.update(1)
             if not math.isfinite(smoothed) or (step > 0 and smoothed > DIVERGE * best):
                 result.stopped_early = step < steps - 1
@@ -276,9 +277,7 @@ def _next_batch(run: Run, batches: Any) -> tuple[Any, Any, Any]:
 def _progress_bar(run: Run, steps: int) -> Any:
     if not run.config.progress:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=steps, desc="lr-find", leave=False, dynamic_ncols=True, unit="step")
+    return step_bar(steps, "lr-find", "step")
 
 
 def plot_lr_find(result: LRFindResult, path: Path, title: str = "") -> None:
