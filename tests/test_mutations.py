@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,15 @@ from convolab.data.augment import AugmentConfig, BatchTransform, convert_channel
 from convolab.data.stream import epoch_permutation
 from convolab.export import fold_batchnorm
 from convolab.finetune import finetune_trainer
-from convolab.training import TrainConfig, load_checkpoint
+from convolab.layers import PreActBasicBlock, PreActBottleneck
+from convolab.models.densenet import DenseNet, DenseNetSpec
+from convolab.models.inception_resnet import InceptionResnetA, InceptionResnetB, InceptionResnetC
+from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.checkpoint import checkpoint_model
 from convolab.training.evaluation import evaluate
-from convolab.training.loop import weighted_loss
+from convolab.training.loop import set_lr, weighted_loss
+from convolab.training.optim import build_optimizer, optimizer_of, param_groups, warmup_length
+from convolab.training.recipes import recipe_values
 
 
 def test_evaluate_scores_a_model_in_eval_mode_whatever_mode_it_was_in():
@@ -173,3 +179,99 @@ def test_total_and_trainable_parameters_of_a_partly_frozen_model():
 def test_a_checkpoints_model_is_built_in_eval_mode(digits_run):
     """checkpoint.py `model.eval()` removed: callers mostly call it again, but the docstring promises eval mode."""
     assert checkpoint_model(load_checkpoint(digits_run / "best.pt"), digits_run).training is False
+
+
+def _digits(n_train: int = 128) -> ImageData:
+    """The first images of the digits: a Trainer built in a second (4 steps an epoch at a batch of 32)."""
+    digits = load_data("digits")
+    return ImageData(digits.name, digits.train.subset(torch.arange(n_train)), digits.test.subset(torch.arange(32)),
+                     digits.classes)
+
+
+@pytest.mark.parametrize("stem", ["cifar", "imagenet"])
+def test_a_densenets_dropout_is_off_in_eval_mode(stem):
+    """dense.py `F.dropout(..., training=self.training)` made `training=True`: a DenseNet with drop_rate > 0 gave a
+    different answer to every call in eval mode (evaluation, export, predict); no test ran one with dropout."""
+    torch.manual_seed(0)
+    model = DenseNet(DenseNetSpec((2, 2), growth_rate=4, num_init_features=8), num_classes=3, stem=stem,
+                     drop_rate=0.5)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.equal(model.train()(x), model(x))  # dropout is there: the check below is not vacuous
+        plain = DenseNet(DenseNetSpec((2, 2), growth_rate=4, num_init_features=8), num_classes=3, stem=stem)
+        plain.load_state_dict(model.state_dict())  # (after the train-mode calls: their BN statistics too)
+        first = model.eval()(x)
+        assert torch.equal(first, model(x))
+        assert torch.allclose(first, plain.eval()(x), atol=1e-6)  # eval mode: as if there were no dropout
+
+
+@pytest.mark.parametrize("block, in_channels, planes, stride", [
+    (PreActBottleneck, 64, 16, 1), (PreActBottleneck, 32, 16, 2), (PreActBasicBlock, 16, 16, 1),
+    (PreActBasicBlock, 16, 32, 2)])
+def test_preact_blocks_are_bn_relu_conv_throughout_plus_the_shortcut(block, in_channels, planes, stride):
+    """residual.py PreActBottleneck's `self.conv3(self.relu(self.bn3(out)))` made `self.conv3(self.bn3(out))`: the
+    third unit lost its ReLU (preact_resnet164's every block); the tests checked shapes and a zeroed conv only."""
+    torch.manual_seed(0)
+    b = block(in_channels, planes, stride).eval()
+    bns = [m for m in b.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == (3 if block is PreActBottleneck else 2)
+    for bn in bns:
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-1, 1)
+    x = torch.randn(2, in_channels, 8, 8)
+    r = torch.relu
+    pre = r(b.bn1(x))
+    if block is PreActBottleneck:  # BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1
+        residual = b.conv3(r(b.bn3(b.conv2(r(b.bn2(b.conv1(pre)))))))
+    else:  # BN-ReLU-3x3, BN-ReLU-3x3
+        residual = b.conv2(r(b.bn2(b.conv1(pre))))
+    shortcut = x if b.downsample is None else b.downsample(pre)  # a projection takes the activated input
+    assert (b.downsample is None) == (stride == 1 and in_channels == planes * block.expansion)
+    with torch.no_grad():
+        assert torch.allclose(b(x), residual + shortcut, atol=1e-5)
+
+
+def test_nesterov_momentum_reaches_sgd(tmp_path):
+    """optim.py `nesterov=nesterov and momentum > 0` made `nesterov=False`: --nesterov, and --recipe fast (SGD with
+    Nesterov momentum), trained with plain momentum; test_options built such an optimizer to check a warning only."""
+    model = create_model("lenet5", num_classes=10)
+    sgd = build_optimizer(param_groups(model, 5e-4), "sgd", 0.1, momentum=0.9, nesterov=True)
+    assert [g["nesterov"] for g in sgd.param_groups] == [True, True]
+    assert not build_optimizer(param_groups(model, 5e-4), "sgd", 0.1, momentum=0.0, nesterov=True) \
+        .param_groups[0]["nesterov"]  # (Nesterov needs momentum: refused by torch, said to be ignored)
+    assert not build_optimizer(param_groups(model, 5e-4), "sgd", 0.1, momentum=0.9).param_groups[0]["nesterov"]
+    config = TrainConfig(model="lenet5", optimizer="sgd", momentum=0.9, nesterov=True)
+    assert optimizer_of(config, param_groups(model, 5e-4)).param_groups[0]["nesterov"] is True
+    given = {"model": "lenet5", "data": "digits", "epochs": 1, "batch_size": 32, "progress": False, "recipe": "fast",
+             "output": str(tmp_path / "run")}
+    trainer = Trainer(TrainConfig(**(recipe_values("fast", set(given)) | given)), data=_digits())
+    assert [(g["momentum"], g["nesterov"]) for g in trainer.optimizer.param_groups] == [(0.9, True)] * 2
+
+
+def test_a_warm_up_over_half_the_run_is_cut_to_half_and_the_decay_follows(tmp_path):
+    """optim.py `return min(asked, total // 2)` made `return asked`: --epochs 2 --warmup-epochs 1.5 warmed up for 33
+    of 44 steps while the warning said 22, so at step 30 the rate still rose (31/33) where the cosine decay gives
+    0.708."""
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=2, warmup_epochs=1.5)
+    assert warmup_length(config, 22) == 22 and warmup_length(dataclasses.replace(config, warmup_epochs=0.5), 22) == 11
+    config = dataclasses.replace(config, model="lenet5", batch_size=32, schedule="cosine", lr=0.01, progress=False,
+                                 output=str(tmp_path / "run"))
+    trainer = Trainer(config, data=_digits())  # 4 steps an epoch, 8 in all: a warm-up of 6 asked, 4 taken
+    assert (trainer.steps_per_epoch, trainer.total_steps, trainer.warmup_steps) == (4, 8, 4)
+    assert set_lr(trainer.run, 0) == pytest.approx(0.01 / 4) and set_lr(trainer.run, 3) == pytest.approx(0.01)
+    cosine = 0.01 * 0.5 * (1 + math.cos(math.pi * (5 - 4) / (8 - 4)))  # step 5: a quarter into the decay
+    assert set_lr(trainer.run, 5) == pytest.approx(cosine)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cosine)
+
+
+def test_inception_resnet_v1_scales_each_kind_of_residual_as_the_paper():
+    """inception_resnet.py IR_V1's `scales=(0.17, 0.10, 0.20)` made `(0.10, 0.17, 0.20)`: Block35 scaled by 0.10 and
+    Block17 by 0.17 (the module docstring and TF-slim/facenet say 0.17 and 0.10); no test looked at v1's scales."""
+    model = create_model("inception_resnet_v1", num_classes=10)
+    scales = {kind.__name__: [b.scale for b in model.modules() if type(b) is kind]
+              for kind in (InceptionResnetA, InceptionResnetB, InceptionResnetC)}
+    assert scales == {"InceptionResnetA": [0.17] * 5, "InceptionResnetB": [0.10] * 10,
+                      "InceptionResnetC": [0.20] * 5 + [1.0]}
+    assert model.block8.scale == 1.0 and isinstance(model.block8.act, nn.Identity)  # the last: unscaled, no ReLU
