@@ -229,7 +229,19 @@ WRITTEN_BY = re.compile(r"\.(?P<name>.+)\.(?P<space>[0-9a-f]{8})-(?P<pid>[0-9]+)
 def temporary_prefix(name: str) -> str:
     """The start of the name of a temporary file (or folder) written for `name`: `.NAME.SPACE-PID.`, so that a
     later write can tell one left by a killed process from one a live process is still writing."""
-    return f".{name}.{WRITER_SPACE}-{os.getpid()}."
+    return f".{_short(name)}.{WRITER_SPACE}-{os.getpid()}."
+
+
+LONGEST_KEPT = 200  # bytes of a name its temporaries' names keep whole: they add up to 40 to it, and a name has 255
+
+
+def _short(name: str) -> str:
+    """`name`, or where it is too long to be part of a temporary's name (a legal name of 220-255 bytes was refused
+    as "File name too long"), its first bytes and a checksum of all of it."""
+    raw = os.fsencode(name)
+    if len(raw) <= LONGEST_KEPT:
+        return name
+    return f"{os.fsdecode(raw[:LONGEST_KEPT - 9])}~{zlib.crc32(raw):08x}"
 
 
 def _alive(pid: int) -> bool:
@@ -249,7 +261,7 @@ def left_by_the_dead(name: str, target: str | None = None) -> bool:
     """Whether `name` is a temporary (of `target`, when given) whose writer, a process of this machine, has ended;
     False for one of a live process, of another machine or container, or of an older convolab (no writer named)."""
     found = WRITTEN_BY.fullmatch(name)
-    return (found is not None and (target is None or found["name"] == target)
+    return (found is not None and (target is None or found["name"] == _short(target))
             and found["space"] == WRITER_SPACE and not _alive(int(found["pid"])))
 
 
@@ -259,7 +271,7 @@ def remove_dead_temporaries(folder: str | Path, target: str) -> list[Path]:
     those of a process still writing, here or elsewhere, stay. Never raises: a folder that cannot be read or
     written is the write's own error to give."""
     removed = []
-    start = f".{target}."
+    start = f".{_short(target)}."
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(start) and entry.name.endswith(".tmp") and left_by_the_dead(entry.name, target):

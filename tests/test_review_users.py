@@ -16,6 +16,7 @@ import pytest
 from conftest import write_png_folder
 from tqdm import tqdm
 
+from convolab import _atomic
 from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
@@ -141,3 +142,17 @@ def test_the_training_bar_shows_its_figures_at_80_columns():
     line = out.getvalue().split("\r")[-2 if out.getvalue().endswith("\r") else -1].strip()
     assert line.startswith("epoch 10/40 |") and "| 44/97, loss 2.412 acc 0.102 lr 3.0e-03 3548 img/s" in line, line
     assert len(line) <= 80
+
+
+def test_a_legal_file_name_of_up_to_255_bytes_is_written(tmp_path, capsys):
+    """(before: a name over about 220 bytes was refused as "File name too long": its temporary's, which adds the
+    writer's machine, pid and a random part, was)"""
+    longest = "f" * 251 + ".svg"  # 255 bytes
+    assert main(["draw", "lenet5", "--out", str(tmp_path / longest)]) == 0
+    assert (tmp_path / longest).read_text(encoding="utf-8").lstrip().startswith("<")
+    name = "é" * 120 + ".txt"  # 244 bytes of UTF-8
+    dead = tmp_path / f"{_atomic.temporary_prefix(name).replace(f'-{os.getpid()}.', '-999999999.')}abcd1234.tmp"
+    dead.write_text("left by a killed writer")
+    _atomic.atomic_write(tmp_path / name, lambda tmp: Path(tmp).write_text("whole", encoding="utf-8"))
+    assert (tmp_path / name).read_text(encoding="utf-8") == "whole" and not dead.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longest, name])
