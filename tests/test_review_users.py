@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import write_png_folder
 from tqdm import tqdm
 
@@ -21,10 +22,12 @@ from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
 from convolab.data.archive import ImageSource
-from convolab.errors import ConfigError, FieldError
+from convolab.errors import ConfigError, DiskFullError, FieldError
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
+from convolab.training import inference
 from convolab.training.config import TrainConfig
+from convolab.training.inference import EvaluationReport
 from convolab.training.progress import BAR_FORMAT, progress_figures
 
 
@@ -156,3 +159,15 @@ def test_a_legal_file_name_of_up_to_255_bytes_is_written(tmp_path, capsys):
     _atomic.atomic_write(tmp_path / name, lambda tmp: Path(tmp).write_text("whole", encoding="utf-8"))
     assert (tmp_path / name).read_text(encoding="utf-8") == "whole" and not dead.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longest, name])
+
+
+def test_an_evaluation_that_cannot_be_written_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """(before: `evaluate --output new/dir` on a full disk said so in one line and left new/dir empty)"""
+    report = EvaluationReport.of(torch.eye(3), torch.tensor([0, 1, 2]), ["a", "b", "c"])
+
+    def full(writes):
+        raise DiskFullError("no space left on the device")
+    monkeypatch.setattr(inference, "write_together", full)
+    with pytest.raises(DiskFullError):
+        report.write(tmp_path / "new" / "dir")
+    assert list(tmp_path.iterdir()) == []

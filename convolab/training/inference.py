@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write, write_together, write_utf8
-from .._paths import same_path
+from .._paths import making, same_path
 from ..data import DATA_SETS, LabelledImages, Split, StreamSplit, load_data
 from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
@@ -118,7 +118,6 @@ class EvaluationReport:
         """per_class.csv, confusion.csv and confusion.png in `out_dir`, as one set: all written to temporary
         files, then renamed (an interrupt while the picture draws leaves the old three, which agree)."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["class", "accuracy", "images"])
@@ -131,9 +130,10 @@ class EvaluationReport:
         for name, row in zip(self.classes, self.confusion):
             writer.writerow([name, *map(int, row)])
         fig = confusion_figure(self.confusion, self.classes, f"top-1 {self.top1:.4f}")
-        write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
-                        (out / "per_class.csv", lambda tmp: write_utf8(tmp, per_class)),
-                        (out / "confusion.csv", lambda tmp: write_utf8(tmp, buf.getvalue()))])
+        with making(out):  # (a write that fails, a full disk, leaves no empty folder behind)
+            write_together([(out / "confusion.png", lambda tmp: fig.savefig(tmp, format="png", dpi=DPI)),
+                            (out / "per_class.csv", lambda tmp: write_utf8(tmp, per_class)),
+                            (out / "confusion.csv", lambda tmp: write_utf8(tmp, buf.getvalue()))])
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
 
 
