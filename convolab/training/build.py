@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
 from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
-from .distributed import Distributed
+from .distributed import Distributed, launch_env
 from .forecast import check_batch_statistics, check_cost
 from .input_size import check_input_size, check_size_before_data
 from .mixing import MixConfig
@@ -249,7 +248,7 @@ def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
     subset = data.per_class_subsets(config.train_subset, config.test_subset)
     if len(subset.train) == len(data.train) and len(subset.test) == len(data.test):
         return data
-    check_batch_size(config.batch_size, len(subset.train), int(os.environ.get("WORLD_SIZE", "1")))
+    check_batch_size(config.batch_size, len(subset.train), launch_env("WORLD_SIZE", 1))
     # Said by build_run once the model and options are checked: a bad one is then the command's only line.
     subset.subset_note = (f"a subset: {len(subset.train)} of {len(data.train)} training and {len(subset.test)} of "
                           f"{len(data.test)} test images")

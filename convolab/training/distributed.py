@@ -24,6 +24,19 @@ def in_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def launch_env(name: str, default: int) -> int:
+    """The whole number a launcher (torchrun, --nproc) sets in the environment variable `name` (RANK, WORLD_SIZE,
+    LOCAL_RANK), `default` where it is unset or empty; one line where it holds something else (before: int()'s
+    traceback, from a stray `export RANK=abc`)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"the environment variable {name}={value!r} is not a whole number >= 0; torchrun (and "
+                          f"--nproc) set it for each process: unset it (unset {name}) to run one process")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in the job; a single process is rank 0 of a world of 1."""
@@ -43,10 +56,9 @@ class Distributed:
     @classmethod
     def from_env(cls, device: torch.device) -> Distributed:
         """Join the torchrun job this process belongs to; a plain process gets the world of 1."""
-        if not in_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
+        if not in_torchrun() or launch_env("WORLD_SIZE", 1) <= 1:
             return cls()
-        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        rank, world, local_rank = launch_env("RANK", 0), launch_env("WORLD_SIZE", 1), launch_env("LOCAL_RANK", 0)
         if not dist.is_initialized():
             if device.type == "cuda":
                 torch.cuda.set_device(local_rank)
