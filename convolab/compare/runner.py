@@ -50,6 +50,7 @@ log = logging.getLogger("convolab")
 COMPARE_FILE = "compare.json"
 FORMAT = "convolab-compare-1"
 EXPERIMENT_FILE = "experiment.json"  # a `convolab reproduce` folder's record (its curves.png is the experiment's)
+EXPERIMENT_REPORT = "reproduce.json"  # an experiment's report: the only record one of an older convolab holds
 
 
 class Run(NamedTuple):
@@ -185,9 +186,11 @@ def claimed(folder: Path, flag: str) -> Iterator[None]:
 
 
 def refuse_experiment(output: Path, what: str) -> None:
-    """An --output holding a `convolab reproduce` experiment is refused: the report would overwrite its own."""
-    if (output / EXPERIMENT_FILE).is_file():
-        raise ConfigError(f"--output {output} holds an experiment ({EXPERIMENT_FILE}); {what}")
+    """An --output holding a `convolab reproduce` experiment is refused: the report would overwrite its own (one an
+    older convolab wrote holds its report, reproduce.json, without experiment.json)."""
+    for marker in (EXPERIMENT_FILE, EXPERIMENT_REPORT):
+        if (output / marker).is_file():
+            raise ConfigError(f"--output {output} holds an experiment ({marker}); {what}")
 
 
 def check_repeats(models: list[str]) -> None:

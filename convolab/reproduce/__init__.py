@@ -19,7 +19,7 @@ from typing import Any
 from .._atomic import atomic_write, json_text, write_utf8
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
-from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, check_device_options, claimed
+from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, check_device_options, claimed
 from ..compare.seeds import seed_values, spread, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
@@ -90,6 +90,9 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
     finished runs kept), the rest train; then the report. Returns as `run_experiment`."""
     output = Path(output)
     path = output / STATE
+    if not path.is_file() and (output / EXPERIMENT_REPORT).is_file():
+        raise ConfigError(f"--resume {output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
+                          f"{STATE}), which cannot be continued; run it again into another --output")
     if not path.is_file():
         raise ConfigError(f"--resume {output} is not an experiment's folder (no {STATE}); give the --output folder "
                           f"of a `convolab reproduce` run")
@@ -189,7 +192,7 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
     atomic_write(output / REPORT, lambda tmp: write_utf8(tmp, text))
     state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict,
              "rows": rows, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
-    atomic_write(output / "reproduce.json", lambda tmp: Path(tmp).write_text(json_text(state), encoding="utf-8"))
+    atomic_write(output / EXPERIMENT_REPORT, lambda tmp: Path(tmp).write_text(json_text(state), encoding="utf-8"))
     plot_experiment(experiment, outcome, runs, output / "curves.png")
 
 
