@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import RegistryError, UnknownModelError
+from .errors import ConfigError, RegistryError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,11 @@ def registered_name(name: str) -> str | None:
 
 
 def resolve_name(name: str) -> str:
-    """The canonical name of a model or alias; an unknown name suggests the closest ones."""
+    """The canonical name of a model or alias; an unknown name suggests the closest ones. A name that is not a
+    string (None, a list of names) is one line too, not an AttributeError from str methods below."""
+    if not isinstance(name, str):
+        raise ConfigError(f"model name must be a string (a registered name or alias: see convolab.list_models()), "
+                          f"got {type(name).__name__} {name!r:.60}")
     if (found := registered_name(name)) is not None:
         return found
     raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} (see `convolab models` for the list)")

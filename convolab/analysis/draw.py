@@ -22,8 +22,9 @@ from .._atomic import atomic_write
 from .._paths import writable_output
 from ..errors import ConfigError, ConvolabError
 from ..models._modes import modes_kept
-from .counting import describe_input_error, one_input_size, probe_input
-from .summary import SIZE_GIVEN, SizeArgs, refuse_huge_input, refuse_huge_outputs
+from ..models._probe import describe_input_error, probe_input
+from .counting import one_input_size
+from .summary import SIZE_GIVEN, SizeArgs, check_depth, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -112,8 +113,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
                        given: SizeArgs = SIZE_GIVEN) -> ArchGraph:
     """The eval-mode dataflow graph of `model` at (C, H, W), batch 1, with each node's output shape (`given`:
     which arguments the sizes came from, for the line that refuses one too large, as `summary`)."""
-    if depth is not None and depth < 1:
-        raise ConfigError(f"depth must be >= 1, got {depth}")
+    check_depth(depth)
     input_size = one_input_size(input_size)
     refuse_huge_input(input_size, given)
     name = getattr(model, "model_name", "") or type(model).__name__

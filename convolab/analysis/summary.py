@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models._probe import probe_forward
 from .cost import too_large
-from .counting import count_params, layer_macs, one_input_size, probe_forward
+from .counting import check_module, count_params, is_whole, layer_macs, one_input_size
 
 COUNTED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -159,14 +160,21 @@ def _prefixes(name: str) -> list[str]:
 
 
 def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
-    """`input_size` if given, else the model's `data_config.input_size`."""
+    """`input_size` if given (checked: `one_input_size`), else the model's `data_config.input_size`."""
     if input_size is not None:
-        return tuple(int(v) for v in input_size)
+        return one_input_size(input_size)
     config = getattr(model, "data_config", None)
     if config is None:
         name = getattr(model, "model_name", "") or type(model).__name__
         raise ConfigError(f"{name} has no default input size; give --input-size C,H,W")
     return tuple(config.input_size)
+
+
+def check_depth(depth: object) -> None:
+    """A depth of rows to keep is None (all) or a whole number >= 1: else one ConfigError line (1.5 and True were
+    taken before, "2" a TypeError about `<`)."""
+    if depth is not None and not (is_whole(depth) and depth >= 1):  # type: ignore[operator]
+        raise ConfigError(f"depth must be a whole number >= 1 (1 = the model's children), got {depth!r}")
 
 
 @dataclass(frozen=True)
@@ -256,9 +264,9 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     always cover the whole model. A model built under `torch.device("meta")` is summarized from
     shapes alone. `given` says which arguments the sizes came from, for the line that refuses one too large.
     """
+    check_module(model)
     input_size = one_input_size(input_size)
-    if depth is not None and depth < 1:
-        raise ConfigError(f"depth must be >= 1, got {depth}")
+    check_depth(depth)
     refuse_huge_input(input_size, given)
     owned = _owned_params(model)
     modules = dict(model.named_modules())

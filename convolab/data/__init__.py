@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from numbers import Integral
 from pathlib import Path
 
 from .._paths import user_cache
@@ -31,10 +32,24 @@ def _looks_like_path(source: str) -> bool:
     return os.sep in source or source.startswith(".") or Path(source).suffix != ""
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _names(field: str, value: object) -> list[str] | None:
+    """A labels CSV's `targets` or `inputs`: a list of column names, or one name alone (a string, taken as one
+    column, not a character at a time as before), or None; anything else a FieldError naming the argument."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise FieldError(field, f"must be a column name or a list of them (e.g. ['species', 'age']), got {value!r:.60}")
+
+
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
               skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
-              loader: str = "auto", workers: int | None = None, targets: list[str] | None = None,
-              inputs: list[str] | None = None, whole: bool = False) -> LabelledImages:
+              loader: str = "auto", workers: int | None = None, targets: list[str] | str | None = None,
+              inputs: list[str] | str | None = None, whole: bool = False) -> LabelledImages:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
     an image folder / .tar / .tar.gz of one (`root/<class>/*.png`, optional train/ and test/);
     `image_size` resizes a folder's images as they are decoded (named sets are resized per batch).
@@ -47,13 +62,22 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     labels CSV without a split column.
 
     A `.csv` is a labels CSV (data/labels_csv.py): its image files, `targets` columns (classes or numbers)
-    and `inputs` columns (more images or numbers), decoded once and held in memory.
+    and `inputs` columns (more images or numbers), decoded once and held in memory; each a list of names, or one
+    name alone (`targets="species"`).
     """
+    if not isinstance(source, (str, os.PathLike)):  # (5 or None was a TypeError from pathlib, naming no argument)
+        raise DataError(f"load_data's source must be a data set name or a path, got {source!r:.60}")
+    source = os.fspath(source)
     if not str(source).strip():
         raise DataError("--data is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
                         "cifar100) or the path of an image folder, a .tar/.tar.gz of one, or a labels CSV")
     if not 0 <= val_fraction < 1:  # (the CLI refuses it first; a caller of the library is told here)
         raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction}")
+    if image_size is not None and not (_is_int(image_size) and image_size >= 1):  # type: ignore[operator]
+        # (-3 was "no readable image in FOLDER", 0 ignored, 2.5 a TypeError from inside PIL)
+        raise FieldError("image_size", f"must be a positive integer (pixels a side) or None, got {image_size!r}")
+    image_size = None if image_size is None else int(image_size)  # (numpy's too)
+    targets, inputs = _names("targets", targets), _names("inputs", inputs)
     if loader not in LOADERS:
         raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     if workers is not None and workers < 0:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from typing import Any
 
+import torch
 from torch import nn
 
 from .._registry import get_entry
@@ -39,7 +41,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         raise
     except (TypeError, ValueError, RuntimeError) as err:  # an option the model does not take, or a bad value
         # (RuntimeError: torch's own, a layer of a negative or zero width)
-        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {build_failure(err)}") from None
     model.model_name = entry.name
     if "model_options" not in vars(model):  # (a builder may record its own, as multitask does)
         # what it was built with beside its classes and channels, so that a checkpoint of it rebuilds it
@@ -51,6 +53,20 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if features_only:
         model = feature_maps(model, out_indices)
     return model
+
+
+def build_failure(err: Exception) -> str:
+    """Why a builder failed, in one line: a layer too large to make (an img_size of 10**11: torch's "Overflow
+    when unpacking long long" or "Storage size calculation overflowed", or an allocation that failed) in plain
+    words, anything else as its first line."""
+    text = str(err).strip()
+    if "Overflow when unpacking" in text or "size calculation overflowed" in text:
+        return "a layer would hold more values than a tensor can (its size overflows); give smaller options"
+    if isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in text:
+        asked = re.search(r"allocate (\d+) bytes", text)
+        need = f" ({int(asked[1]) / 2**30:,.0f} GiB)" if asked else ""
+        return f"its layers would need more memory than can be allocated{need}; give smaller options"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 _KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a word"))

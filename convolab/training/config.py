@@ -9,6 +9,7 @@ the CLI says the flag instead.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import numbers
@@ -244,6 +245,7 @@ class TrainConfig:
         run computes (the device, threads, workers, progress...) may differ, and `epochs`, which extends
         (or shortens) the run: its learning-rate schedule becomes that of a run of the new length, from the
         step it stopped at. Any other change is refused, naming the field."""
+        check_field_names(changes, "TrainConfig.resumed_with()")
         for name, value in changes.items():
             old = getattr(self, name)
             if value != old and not FIELDS[name].metadata["resume"]:
@@ -296,6 +298,18 @@ class TrainConfig:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}
+
+
+def check_field_names(names: typing.Iterable[str], call: str) -> None:
+    """A TypeError naming the first of `names` that is no TrainConfig field, as TrainConfig(foo=1)'s says it, with
+    the field spelled like it: `call` (e.g. "Trainer.resume()") took them as options (an AttributeError before)."""
+    for name in names:
+        if name not in FIELDS:
+            close = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise TypeError(f"{call} got an unexpected keyword argument {name!r}: not a TrainConfig field{hint}")
+
+
 EMPTY_REFUSED = ("output", "data_dir", "init_from")  # paths, which "" does not name
 _TYPES = typing.get_type_hints(TrainConfig)
 

@@ -25,7 +25,7 @@ from ..models import create_model as build_model
 from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
-from .config import TrainConfig
+from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
@@ -57,7 +57,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: LabelledImages | None = None,
                  model: torch.nn.Module | None = None, *, _resuming: bool = False):
         # (`_resuming`: built by `Trainer.resume`, which claimed the folder of the run it continues)
-        check_given(data, model)
+        check_given(config, data, model)
         own = model is not None and not getattr(model, "model_name", "")  # (a model of no registered name)
         if not _resuming and config.output and int(os.environ.get("RANK", "0")) == 0:
             # before the data are read; checked again under the claim
@@ -206,6 +206,7 @@ class Trainer:
         `data` (the run's data set, already loaded) spares loading it again. `model`: the network to continue
         in place of the one last.pt names (needed for a model of no registered name, `Trainer(config,
         model=...)`): built as the run's, its weights are replaced by last.pt's."""
+        check_field_names(overrides, "Trainer.resume()")  # (before the folder is read)
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
         if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
@@ -280,8 +281,13 @@ class Trainer:
         return trainer
 
 
-def check_given(data: Any, model: Any) -> None:
-    """One line, before anything is read or written, for a `data=` or `model=` of another kind than they take."""
+def check_given(config: Any, data: Any, model: Any) -> None:
+    """One line, before anything is read or written, for a config, `data=` or `model=` of another kind than they
+    take (Trainer("lenet5") was an AttributeError from inside)."""
+    if not isinstance(config, TrainConfig):
+        example = f"model={config!r}" if isinstance(config, str) else "model=NAME"
+        raise ConfigError(f"Trainer takes a TrainConfig, got {config!r:.60}; give Trainer(TrainConfig({example}, "
+                          "...))")
     if data is not None and not isinstance(data, LabelledImages):
         raise ConfigError(f"Trainer(data=...) takes convolab data, not a {type(data).__name__}: "
                           "convolab.data.ImageData(name, Split(uint8 N x C x H x W images, int64 labels), Split(...) "

@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError, FieldError
 from ..models._modes import modes_kept
+from ..models._probe import probe_forward
 
 log = logging.getLogger("convolab")
 
@@ -44,9 +45,16 @@ class Cost:
         return max(0, (available - self.fixed_bytes) // max(1, self.activation_bytes))
 
 
+def main_output(model: nn.Module, x: torch.Tensor):
+    """The forward pass a training step makes first (`model(x)`), for `probe_forward`."""
+    return model(x)
+
+
 def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.device, value_bytes: int = 4,
                   optimizer_slots: int = 1) -> Cost:
-    """MACs and training memory of one image at `size` (value_bytes 2 under bf16/fp16 autocast)."""
+    """MACs and training memory of one image at `size` (value_bytes 2 under bf16/fp16 autocast); the image is made
+    where the model's parameters live (`device`, where the run put them). A model that does not take it is one
+    ConfigError line (`probe_forward`)."""
     outputs = 0
 
     def count(_module, inputs, output):
@@ -58,10 +66,9 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
 
     leaves = [m for m in model.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
-    try:
-        with modes_kept(model), torch.no_grad(), FlopCounterMode(display=False) as flops:
-            model.eval()
-            model(torch.zeros(1, in_chans, size, size, device=device))
+    try:  # (a model that does not take the images: one line, as count_macs says it, not torch's error)
+        with FlopCounterMode(display=False) as flops:
+            probe_forward(model, (in_chans, size, size), run=main_output)
     finally:
         for h in hooks:
             h.remove()
@@ -140,10 +147,8 @@ def check_batch_statistics(model: nn.Module, name: str, batch_size: int, process
 
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         hooks = [m.register_forward_pre_hook(one_value) for m in norms]
-        try:
-            with modes_kept(model), torch.no_grad():
-                model.eval()  # (running statistics untouched)
-                model(torch.zeros(1, in_chans, size, size, device=device))
+        try:  # (in eval mode: running statistics untouched)
+            probe_forward(model, (in_chans, size, size), run=main_output)
         finally:
             for h in hooks:
                 h.remove()

@@ -10,6 +10,7 @@ from torch import nn
 from ..errors import FieldError
 from ..models import create_model
 from ..models._modes import modes_kept
+from ..models._probe import probe_forward
 from .checkpoint import runs_at
 
 
@@ -27,9 +28,9 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
         model.eval()
         if fits(size):
             return
-        if not fits(default_size):
-            with torch.no_grad():  # not a matter of size: the model's own error, as it is
-                model.forward_outputs(torch.zeros(1, in_chans, size, size, device=device))
+        if not fits(default_size):  # not a matter of size: the line count_macs says (a model of the user's own,
+            # which has no forward_outputs, of other channels than the data's: an AttributeError before)
+            probe_forward(model, (in_chans, size, size), run=every_output)
         top = None if fits(2 * default_size) else last_fitting(fits, default_size, 2 * default_size)
         rebuild = "" if top is None else ", or --model-option img_size=N to build it for N px"
         if size > default_size:
@@ -54,6 +55,11 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
                                            f"--image-size {high}{rebuild}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
                                        f"give --image-size {high} or more")
+
+
+def every_output(model: nn.Module, x: torch.Tensor):
+    """Every head training runs (`forward_outputs`), or the one output of a model without them."""
+    return model.forward_outputs(x) if hasattr(model, "forward_outputs") else model(x)
 
 
 def check_size_before_data(name: str, options: dict, size: int | None, device: torch.device) -> bool:
