@@ -135,6 +135,21 @@ def test_a_record_of_no_revision_may_be_of_either_and_loads_with_one_warning_a_f
         assert torch.equal(model(x), reference(x))
 
 
+def test_a_run_folder_of_no_revision_is_warned_about_once_naming_its_file(tmp_path, caplog):
+    """(before: predict and evaluate of such a run folder warned twice, as RUN/best.pt and as RUN; export three
+    times)"""
+    state = record("preact_resnet18")
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(state, run / "best.pt")
+    with caplog.at_level("WARNING", logger="convolab"):
+        checkpoint_model(state, run)
+        checkpoint_model(state, run / "best.pt")
+        checkpoint_model(state, tmp_path / "." / "run")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith(f"{run / 'best.pt'} records no layout revision"), warned
+
+
 def test_a_safetensors_export_of_a_record_of_no_revision_stays_of_none(run, tmp_path):
     old = tmp_path / "run"
     shutil.copytree(run, old)

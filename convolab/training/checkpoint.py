@@ -157,11 +157,13 @@ def check_layout(state: dict[str, Any], where: str | Path) -> None:
     version = state.get("convolab_version")
     weights = f"{name} weights" if model == registered_name(name) else f"{name} weights on a {model} backbone"
     if "layout" not in state and current == 2 and is_builtin(model):  # (a user's revision 2: refused below)
-        if str(where) not in _WARNED:
-            _WARNED.add(str(where))
+        file = _read_from(where)  # (a run folder and its best.pt, however spelled: one file, one warning)
+        key = str(Path(file).resolve()) if Path(file).exists() else str(where)
+        if key not in _WARNED:
+            _WARNED.add(key)
             log.warning("%s %s of %s: if it was trained before revision 2 (%s: %s), its weights compute something "
                         "else here and it should be retrained; one trained since loads as it was trained",
-                        where, UNRECORDED, weights, REVISION_2, changes[2])
+                        file, UNRECORDED, weights, REVISION_2, changes[2])
         return
     # (none recorded: 1; of a model of ours at revision 3 or later, 2 at most: revision 2 may predate the record)
     assumed = "layout" not in state and current > 2 and is_builtin(model)
@@ -218,7 +220,7 @@ def checkpoint_model(state: dict[str, Any], path: str | Path | dict[str, Any]) -
     options = state.get("model_options", {})
     check_layout(state, _read_from(path))
     try:
-        model = recorded_model(state, path)
+        model = recorded_model(state, _read_from(path))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: its model record ({state['model_name']!r}, {options}) "
                               f"does not build a model ({str(err).splitlines()[0][:120]}); {GIVE}") from None
