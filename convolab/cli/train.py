@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
 
@@ -12,7 +11,7 @@ from ..errors import ConfigError, FieldError
 from ..training import TrainConfig, Trainer
 from ..training.build import mixing_for
 from ..training.config import resumable_options
-from ..training.distributed import Distributed, in_torchrun
+from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
 from ..training.rundir import refuse_to_overwrite_a_run, resolved_options
 from ._args import positive_int
@@ -83,15 +82,15 @@ def launch_processes(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if not args.resume and not args.model:
         raise ConfigError("give a MODEL (see `convolab models`) or --resume RUN_DIR")
-    if args.nproc and in_torchrun() and args.nproc != int(os.environ["WORLD_SIZE"]):
-        raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {os.environ['WORLD_SIZE']} "
+    if args.nproc and in_torchrun() and args.nproc != launch_env("WORLD_SIZE", 1):
+        raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {launch_env('WORLD_SIZE', 1)} "
                           "processes; leave --nproc out when you start torchrun yourself")
     if args.nproc and args.nproc > 1 and not in_torchrun():
         return launch_processes(args)
     try:
         return _train(args)
     except Exception as err:
-        if in_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and lost_peer(err):
+        if in_torchrun() and launch_env("WORLD_SIZE", 1) > 1 and lost_peer(err):
             note_lost_peer(err)
             return PEER_LOST  # another process failed first and said why
         raise

@@ -27,6 +27,7 @@ from .build import Run, build_run
 from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
 from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
+from .distributed import launch_env
 from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
@@ -59,7 +60,7 @@ class Trainer:
         # (`_resuming`: built by `Trainer.resume`, which claimed the folder of the run it continues)
         check_given(config, data, model)
         own = model is not None and not getattr(model, "model_name", "")  # (a model of no registered name)
-        if not _resuming and config.output and int(os.environ.get("RANK", "0")) == 0:
+        if not _resuming and config.output and launch_env("RANK", 0) == 0:
             # before the data are read; checked again under the claim
             refuse_a_new_run_in(config.output, resume_call(config.output, own))
         # (the run's random streams, threads and dtype apart from the caller's: ProcessState)
@@ -216,7 +217,7 @@ class Trainer:
         config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
         forget_check(run_dir)  # (a folder refuse_to_overwrite_a_run saw empty earlier in this process)
         # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
-        claim = claim_run_dir(run_dir, "--resume") if int(os.environ.get("RANK", "0")) == 0 else None
+        claim = claim_run_dir(run_dir, "--resume") if launch_env("RANK", 0) == 0 else None
         try:
             with callers_kept():  # (the recorded model: built in float32, its initial weights not the caller's draws)
                 return cls._resumed_or_started(run_dir, config, data, model)
