@@ -60,7 +60,7 @@ class TrainConfig:
     data: str = option("mnist5k", "mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, or an image folder "
                        "/ .tar / .tar.gz of one", group="data")
     data_dir: str | None = option(None, "where torchvision data sets live (default: $CONVOLAB_DATA, else "
-                                  "~/.cache/convolab/data)", group="data", resume=True)
+                                  "convolab/data in $XDG_CACHE_HOME, else in ~/.cache)", group="data", resume=True)
     download: bool = option(False, "download a torchvision data set if missing", group="data")
     image_size: int | None = option(None, "train at this size (default: the model's input size)", group="data",
                                     bounds="[1, inf)")
