@@ -222,6 +222,14 @@ def an_experiment(t: Path) -> None:
     (t / "curves.png").write_bytes(b"the experiment's own curves")
 
 
+def an_older_experiment(t: Path) -> None:
+    """{t}/reproduce.json and reproduce.md beside its curves.png: an experiment an older convolab wrote (no
+    experiment.json, which came with reproduce --resume)."""
+    (t / "reproduce.json").write_text('{"experiment": "batchnorm"}')
+    (t / "reproduce.md").write_text("# batchnorm\n")
+    (t / "curves.png").write_bytes(b"the experiment's own curves")
+
+
 def a_folder_with_another_tools_config(t: Path) -> None:
     """{t}/other/config.json, written by something else (its content must survive)."""
     (t / "other").mkdir()
@@ -310,6 +318,27 @@ def a_streamed_folder_with_an_unreadable_image(t: Path) -> None:
     (t / "p" / "test" / "b" / "0.png").write_bytes(b"garbage\n")
 
 
+def a_folder_named_with_a_newline(t: Path) -> None:
+    """{t}/bad<newline>name: a folder whose name holds a newline (as a shell's $'bad\\nname' makes it)."""
+    (t / "bad\nname").mkdir()
+
+
+def a_labels_csv_and_a_link_to_it(t: Path) -> None:
+    """{t}/labels.csv (a_labels_csv) and {t}/link.csv, a symbolic link to it."""
+    a_labels_csv(t)
+    os.symlink("labels.csv", t / "link.csv")
+
+
+def an_empty_file(t: Path) -> None:
+    (t / "empty.txt").touch()
+
+
+def a_loop_of_links(t: Path) -> None:
+    """{t}/loop1 -> loop2 -> loop1."""
+    os.symlink("loop2", t / "loop1")
+    os.symlink("loop1", t / "loop2")
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -328,6 +357,7 @@ TORCHSCRIPT = "model.torchscript.pt is a TorchScript export"
 HUGE = "400 M pixels, over PIL's limit of 179 M that guards against decompression bombs: resize it"
 LENET = ["train", "lenet", "--data", "digits"]
 CSV = ["train", "lenet5_modern", "--data", "{t}/labels.csv", "--batch-size", "2"]
+LONG = "{t}/" + "y" * 300  # a name over the 255 bytes a file system allows
 
 CASES: list[Row] = [
     # ----- names and numbers on the command line
@@ -1212,14 +1242,83 @@ CASES: list[Row] = [
     Row("compare-monitor-that-no-run-has", ["compare", "lenet5", "lenet5_bn", "--data", "digits", "--monitor",
                                             "test_acc_parity", "--output", "{t}/c"],
         "--monitor test_acc_parity is not a figure of this run"),
+    # An experiment an older convolab wrote (reproduce.json, no experiment.json) is one too (before: report and
+    # compare wrote over its curves.png; reproduce --resume said it was not an experiment's folder)
+    Row("report-into-an-older-experiment", ["report", "{d}/run", "--output", "{t}"],
+        "--output {t} holds an experiment (reproduce.json); its curves.png would be overwritten", an_older_experiment),
+    Row("compare-into-an-older-experiment", ["compare", "lenet5_modern", "--data", "digits", "--output", "{t}"],
+        "--output {t} holds an experiment (reproduce.json)", an_older_experiment),
+    # A launcher's variable holding junk (before: int()'s traceback)
+    Row("train-rank-not-a-number", ["train", "lenet5", "--data", "digits", "--output", "{t}/o"],
+        "the environment variable RANK='abc' is not a whole number >= 0", env=(("RANK", "abc"),)),
+    Row("train-world-size-not-a-number", ["train", "lenet5", "--data", "digits", "--output", "{t}/o"],
+        "the environment variable WORLD_SIZE='x' is not a whole number >= 0", env=(("RANK", "0"), ("WORLD_SIZE", "x"))),
+    Row("reproduce-resume-of-an-older-experiment", ["reproduce", "--resume", "{t}"],
+        "--resume {t} holds an experiment of an older convolab (its reproduce.json, no experiment.json), which cannot "
+        "be continued; run it again into another --output", an_older_experiment),
     Row("compare-loss-of-an-output-no-model-has", ["compare", "lenet5", "googlenet_small", "--data", "digits", "--loss",
                                                    "foo=1", "--output", "{t}/c"], "--loss names foo"),
     # The file system's root or a kernel folder as data (before: listed for ever, /proc's links leading back into
     # every folder, without a word)
-    Row("features-data-at-the-root", ["features", "{d}/run", "--data", "/", "--out", "{t}/f.npz"],
+    Row("evaluate-data-at-the-root", ["evaluate", "{d}/run", "--data", "/"],
         "/ is the file system's root, not a folder of images"),
     Row("evaluate-data-in-proc", ["evaluate", "{d}/run", "--data", "/proc/self"],
         "/proc/self is a folder of the kernel's, not a folder of images"),
+    # A path with a name over the system's 255 bytes, wherever a verb first looks at it (before: a traceback of
+    # OSError ENAMETOOLONG from Path.exists or a glob, exit 1)
+    *[Row(f"{name}-name-too-long", argv, "a name in it is longer than the system allows (File name too long); give "
+          "a shorter path") for name, argv in (
+        ("features-checkpoint", ["features", LONG, "--out", "{t}/f.npz"]),
+        ("features-data", ["features", "{d}/run", "--data", LONG, "--out", "{t}/f.npz"]),
+        ("train-data", ["train", "lenet5", "--data", LONG, "--output", "{t}/run"]),
+        ("train-resume", ["train", "--resume", LONG]),
+        ("train-init-from", ["train", "lenet5", "--data", "digits", "--init-from", LONG, "--output", "{t}/run"]),
+        ("report-run", ["report", LONG, "--output", "{t}/rep"]),
+        ("evaluate-checkpoint", ["evaluate", LONG]),
+        ("evaluate-data", ["evaluate", "{d}/run", "--data", LONG]),
+        ("predict-checkpoint", ["predict", LONG, "{d}/digit.png"]),
+        ("export-checkpoint", ["export", LONG]),
+        ("finetune-checkpoint", ["finetune", LONG, "--data", "digits", "--output", "{t}/ft"]),
+        ("compare-data", ["compare", "lenet5", "--data", LONG, "--output", "{t}/c"]),
+        ("compare-resume", ["compare", "--resume", LONG]),
+        ("reproduce-resume", ["reproduce", "--resume", LONG]),
+        ("lr-find-data", ["lr-find", "lenet5", "--data", LONG, "--output", "{t}/lr"]))],
+    # (before: a RuntimeError of Path.resolve, "Symlink loop from", making --data-dir absolute)
+    Row("train-data-dir-a-loop-of-links", ["train", "lenet5", "--data", "mnist", "--data-dir", "{t}/loop1",
+                                           "--output", "{t}/run"], "mnist not found under {t}/loop1/MNIST/raw",
+        a_loop_of_links),
+    # A newline (or another line break) in a path the line quotes: shown escaped, the line one line (before: two)
+    Row("evaluate-checkpoint-with-a-newline", ["evaluate", "{t}/bad\nname"],
+        "{t}/bad\\nname is a folder without best.pt or last.pt", a_folder_named_with_a_newline),
+    Row("predict-checkpoint-with-a-newline", ["predict", "{t}/bad\nname", "{d}/digit.png"],
+        "{t}/bad\\nname is a folder without best.pt or last.pt", a_folder_named_with_a_newline),
+    Row("train-data-with-a-newline", ["train", "lenet5", "--data", "{t}/bad\nname", "--output", "{t}/run"],
+        "no images found in {t}/bad\\nname (looked for", a_folder_named_with_a_newline),
+    Row("report-run-with-a-newline", ["report", "{t}/bad\nname", "--output", "{t}/rep"],
+        "{t}/bad\\nname is not a run folder (no config.json)", a_folder_named_with_a_newline),
+    Row("report-run-with-other-line-breaks", ["report", "{t}/a\rb\x85c\u2028d\x0be", "--output", "{t}/rep"],
+        "{t}/a\\rb\\x85c\\u2028d\\x0be"),
+    Row("evaluate-unrecognized-argument-with-a-newline", ["evaluate", "{d}/run", "bad\nname"],
+        "unrecognized arguments: bad\\nname (see `convolab evaluate --help`)"),
+    # features --out onto the data it reads, into its folder, or onto a file it did not write (before: replaced by
+    # an .npz without a word, exit 0)
+    Row("features-out-is-the-labels-csv", ["features", "{d}/run", "--data", "{t}/labels.csv", "--out",
+                                           "{t}/labels.csv"],
+        "--out {t}/labels.csv is the data the features are computed from ({t}/labels.csv), which the features would "
+        "replace", a_labels_csv),
+    Row("features-out-is-a-link-to-the-labels-csv", ["features", "{d}/run", "--data", "{t}/labels.csv", "--out",
+                                                     "{t}/link.csv"],
+        "--out {t}/link.csv is the data the features are computed from", a_labels_csv_and_a_link_to_it),
+    Row("features-out-onto-an-image-of-the-data-folder", ["features", "{d}/run", "--data", "{t}/two", "--out",
+                                                          "{t}/two/cat/0.png"],
+        "--out {t}/two/cat/0.png lies inside the data folder {t}/two", a_two_class_folder),
+    Row("features-out-new-inside-the-data-folder", ["features", "{d}/run", "--data", "{t}/two", "--out",
+                                                    "{t}/two/f.npz"],
+        "--out {t}/two/f.npz lies inside the data folder {t}/two", a_two_class_folder),
+    Row("features-out-onto-an-image", ["features", "{d}/run", "--out", "{t}/0.png"],
+        "--out {t}/0.png exists and is not a features file `convolab features` wrote", a_labels_csv),
+    Row("features-out-onto-an-empty-file", ["features", "{d}/run", "--out", "{t}/empty.txt"],
+        "--out {t}/empty.txt exists and is not a features file `convolab features` wrote", an_empty_file),
 ]
 
 

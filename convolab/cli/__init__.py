@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import json
 import logging
@@ -12,6 +13,7 @@ import os
 import pkgutil
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -50,7 +52,7 @@ class OneLineParser(argparse.ArgumentParser):
         self._negative_number_matcher = self.NEGATIVE_NUMBER  # (every verb's parser is one of these)
 
     def error(self, message: str):  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        sys.stderr.write(one_line(f"{self.prog}: error: {message} (see `{self.prog} --help`)") + "\n")
         raise SystemExit(2)
 
 
@@ -107,15 +109,15 @@ def _command(argv: list[str] | None) -> int:
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
     interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
-    if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
-        # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
-        # threads than the cores other running processes leave free
-        # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
-        torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
-                              or threads_for_a_shared_cpu(torch.get_num_threads()))
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
         sys.stdout.reconfigure(errors="backslashreplace")   # a traceback; stderr already does so)
     try:
+        if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
+            # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
+            # threads than the cores other running processes leave free
+            # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
+            torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
+                                  or threads_for_a_shared_cpu(torch.get_num_threads()))
         with logging_to_stderr():
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
@@ -127,14 +129,49 @@ def _command(argv: list[str] | None) -> int:
     except BrokenPipeError:  # the reader left (`convolab models | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit's flush)
         return READER_LEFT
-    except OSError as err:  # a write outside atomic_write that met a full disk
-        if not disk_full(err):
+    except OSError as err:  # a write outside atomic_write that met a full disk, or a path no file can have
+        line = unusable_path_line(args, err)
+        if line is None and not disk_full(err):
             raise
-        _say_error(f"convolab {args.verb}: error: {no_space_line(Path(err.filename or '.'))}")
+        _say_error(f"convolab {args.verb}: error: {line or no_space_line(Path(err.filename or '.'))}")
         return 2
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")
         return 130
+
+
+def unusable_path_line(args: argparse.Namespace, err: OSError) -> str | None:
+    """The line for a path that no file can have, which any look at it raises wherever a verb first looks (a
+    Path.exists() lets ENAMETOOLONG through, a stat ELOOP): a name in it too long, or links that loop. It names
+    the argument that gave the path where one did (as argparse names it), shortened past 80 characters; None
+    for any other OSError."""
+    if err.errno not in (errno.ENAMETOOLONG, errno.ELOOP) or err.filename is None:
+        return None
+    path = os.fsdecode(err.filename)
+    named = _argument_of(args, path)
+    flag, shown = named if named else ("", path)
+    shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+    where = f"{flag} {shown}" if flag else shown
+    if err.errno == errno.ELOOP:
+        return (f"{where}: its symbolic links lead round in a loop, or nest deeper than the system follows "
+                f"({err.strerror}); fix the links, or give another path")
+    too_long = "a name in it is" if any(len(os.fsencode(part)) > 255 for part in Path(path).parts) \
+        else "it is"
+    return (f"{where}: {too_long} longer than the system allows ({err.strerror}); give a shorter path (rename "
+            "or move the file or folder)")
+
+
+def _argument_of(args: argparse.Namespace, path: str) -> tuple[str, str] | None:
+    """(the argument as argparse names it, its value) for the argument whose value is `path` or the nearest
+    folder above it, however either is spelled (~, ./, a trailing /); None where no argument gave it."""
+    target, found = os.path.normpath(os.path.expanduser(path)), []
+    for action in getattr(getattr(args, "_parser", None), "_actions", ()):
+        values = getattr(args, action.dest, None)
+        for value in values if isinstance(values, list) else [values]:
+            given = os.path.normpath(os.path.expanduser(value)) if isinstance(value, str) and value else os.sep
+            if given != os.sep and (target == given or target.startswith(given + os.sep)):
+                found.append((len(given), "/".join(action.option_strings) or action.metavar or action.dest, value))
+    return max(found)[1:] if found else None
 
 
 def recorded_threads(folder: str | None) -> int | None:
@@ -179,10 +216,18 @@ def logging_to_stderr() -> Iterator[None]:
 def _say_error(line: str) -> None:
     """Write the one line of a failed command to stderr. A process that `convolab train --nproc`
     started also leaves it in CONVOLAB_ERROR_FILE and, unless it is rank 0, says nothing itself:
-    the launcher prints each line once, so a mistake every rank makes is not said N times."""
+    the launcher prints each line once, so a mistake every rank makes is not said N times. Control characters
+    (a newline in a path) are shown escaped, as repr shows them: the line stays one line."""
+    line = one_line(line)
     path = os.environ.get("CONVOLAB_ERROR_FILE")
     if path:
-        with open(path, "a") as f:
+        with open(path, "a", errors="backslashreplace") as f:
             f.write(line + "\n")
     if not path or os.environ.get("RANK", "0") == "0":
         sys.stderr.write(line + "\n")
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters and line or paragraph separators escaped as repr shows them (a
+    newline as \\n, \\x85, \\u2028): a message that quotes a path holding one is still one line."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)

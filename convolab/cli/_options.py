@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Collection
 from dataclasses import MISSING
 from pathlib import Path
@@ -169,9 +170,10 @@ def given_config(args: argparse.Namespace) -> dict[str, Any]:
         given["model_options"] = dict(model_option(pair) for pair in given["model_options"])
     if isinstance(given.get("data"), str) and given["data"].strip() and given["data"] not in DATA_SETS \
             and Path(given["data"]).expanduser().exists():
-        given["data"] = str(Path(given["data"]).expanduser().resolve())
+        given["data"] = os.path.realpath(os.path.expanduser(given["data"]))
     if isinstance(given.get("data_dir"), str) and given["data_dir"].strip():
-        given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())
+        # (realpath: a loop of links is left for the data's loading to name; Path.resolve raised RuntimeError)
+        given["data_dir"] = os.path.realpath(os.path.expanduser(given["data_dir"]))
     return given
 
 
