@@ -171,3 +171,15 @@ def test_an_evaluation_that_cannot_be_written_leaves_no_empty_folder(tmp_path, m
     with pytest.raises(DiskFullError):
         report.write(tmp_path / "new" / "dir")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
+def test_a_command_whose_stderr_is_closed_does_its_work_and_keeps_its_exit_codes(tmp_path):
+    """`convolab train ... 2>&-` (a cron line, a service): Python leaves sys.stderr None, which the progress bar and
+    the error line wrote to (before: AttributeError, exit 1, a run folder of config.json alone)."""
+    def run(*argv: str) -> int:
+        return subprocess.run([sys.executable, "-m", "convolab", *argv], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              preexec_fn=lambda: os.close(2), timeout=600).returncode
+    assert run("train", "lenet5", "--data", "digits", "--epochs", "0", "--output", "bad") == 2
+    assert run("train", "lenet5", "--data", "digits", "--epochs", "1", "--train-subset", "200", "--output", "r") == 0
+    assert {"best.pt", "last.pt", "metrics.csv"} <= {p.name for p in (tmp_path / "r").iterdir()}

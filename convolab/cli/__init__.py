@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Called with `argv` (from Python) it returns that code also for an argument mistake, `--help` or `--version`,
     where argparse would raise SystemExit; the console script (no `argv`) exits through argparse as ever."""
+    for stream in ("stdout", "stderr"):
+        if getattr(sys, stream) is None:  # closed by the shell (2>&-): Python leaves None, which the progress bars
+            setattr(sys, stream, open(os.devnull, "w"))  # and the error line wrote to (AttributeError, exit 1)
     verb = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
     line = f"convolab {verb}: interrupted" if verb in _verb_modules() else "convolab: interrupted"
     if argv is None and is_the_convolab_command():
