@@ -25,7 +25,7 @@ from convolab.data.archive import ImageSource
 from convolab.errors import ConfigError, DiskFullError, FieldError
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
-from convolab.training import inference
+from convolab.training import Trainer, inference
 from convolab.training.config import TrainConfig
 from convolab.training.inference import EvaluationReport
 from convolab.training.progress import BAR_FORMAT, progress_figures
@@ -183,3 +183,41 @@ def test_a_command_whose_stderr_is_closed_does_its_work_and_keeps_its_exit_codes
     assert run("train", "lenet5", "--data", "digits", "--epochs", "0", "--output", "bad") == 2
     assert run("train", "lenet5", "--data", "digits", "--epochs", "1", "--train-subset", "200", "--output", "r") == 0
     assert {"best.pt", "last.pt", "metrics.csv"} <= {p.name for p in (tmp_path / "r").iterdir()}
+
+
+def _recorded_as(run: Path, data: str) -> None:
+    """The run's records of its data rewritten as `data` (an older convolab's relative path)."""
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    (run / "config.json").write_text(json.dumps({**config, "data": data}), encoding="utf-8")
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(run / name, weights_only=False)
+        state["data"] = data
+        state["config"] = json.dumps({**json.loads(state["config"]), "data": data})
+        torch.save(state, run / name)
+
+
+def test_a_run_that_records_its_data_relative_reads_it_from_here_saying_so(tmp_path, monkeypatch, caplog, capsys):
+    """A run of an older convolab records --data ../imgs (relative): evaluate and --resume read it against the
+    current folder, other data from another one, without a word. Now they say which folder they read, or, where
+    it is not there, one line; and a Python run records its data absolute, as the command does."""
+    write_png_folder(tmp_path / "imgs", per_class=4)
+    (tmp_path / "w").mkdir()
+    monkeypatch.chdir(tmp_path / "w")
+    trainer = Trainer(TrainConfig(model="lenet5_modern", data="../imgs", epochs=1, batch_size=4, output="run",
+                                  progress=False))
+    trainer.fit()
+    recorded = json.loads((tmp_path / "w" / "run" / "config.json").read_text(encoding="utf-8"))["data"]
+    assert recorded == str((tmp_path / "imgs").resolve())  # (before: "../imgs")
+    _recorded_as(tmp_path / "w" / "run", "../imgs")
+    caplog.set_level(logging.WARNING)
+    assert main(["evaluate", "run"]) == 0
+    said = "records its data as the relative path '../imgs', as convolab did before 2026-11-28"
+    assert f"run {said}: read from this folder as {(tmp_path / 'imgs').resolve()}" in caplog.text
+    monkeypatch.chdir(tmp_path)
+    err = one_line(capsys, ["evaluate", "w/run"])
+    assert f"w/run {said}, which is not there from this folder: give --data" in err, err
+    monkeypatch.chdir(tmp_path / "w")
+    assert main(["train", "--resume", "run", "--epochs", "2", "--no-progress"]) == 0
+    assert f"config.json {said}: read from this folder" in caplog.text
+    monkeypatch.chdir(tmp_path)  # (the resumed run records its data absolute: read from any folder now)
+    assert main(["evaluate", "w/run"]) == 0

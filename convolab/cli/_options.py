@@ -13,10 +13,9 @@ import json
 import os
 from collections.abc import Collection
 from dataclasses import MISSING
-from pathlib import Path
 from typing import Any
 
-from ..data import DATA_SETS
+from ..data import absolute_source
 from ..errors import ConfigError, ConvolabError, FieldError
 from ..training import TrainConfig
 from ..training.config import FIELDS, option_problem, option_type
@@ -168,9 +167,8 @@ def given_config(args: argparse.Namespace) -> dict[str, Any]:
     given = {name: getattr(args, name) for name, f in FIELDS.items() if f.metadata["cli"] and hasattr(args, name)}
     if "model_options" in given:
         given["model_options"] = dict(model_option(pair) for pair in given["model_options"])
-    if isinstance(given.get("data"), str) and given["data"].strip() and given["data"] not in DATA_SETS \
-            and Path(given["data"]).expanduser().exists():
-        given["data"] = os.path.realpath(os.path.expanduser(given["data"]))
+    if isinstance(given.get("data"), str):
+        given["data"] = absolute_source(given["data"])
     if isinstance(given.get("data_dir"), str) and given["data_dir"].strip():
         # (realpath: a loop of links is left for the data's loading to name; Path.resolve raised RuntimeError)
         given["data_dir"] = os.path.realpath(os.path.expanduser(given["data_dir"]))

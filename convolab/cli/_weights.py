@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .._registry import registered_name
+from ..data import read_from_here, relative_record
 from ..errors import ConfigError
 from ..pretrained import pretrained_checkpoint
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
@@ -52,7 +53,10 @@ def data_of(args: argparse.Namespace, checkpoint: dict[str, Any], what: str) -> 
     if checkpoint.get("weights"):
         raise ConfigError(f"{args.checkpoint}'s published weights were trained on ImageNet, which convolab does not "
                           f"load: give --data, {what}")
-    return str(checkpoint.get("data", "mnist5k"))
+    recorded = str(checkpoint.get("data", "mnist5k"))
+    if relative_record(recorded):
+        return read_from_here(recorded, args.checkpoint, "give --data")
+    return recorded
 
 
 def given_checkpoint(text: str) -> Path:

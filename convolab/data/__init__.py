@@ -28,6 +28,33 @@ def default_data_dir() -> str:
     return user_cache("CONVOLAB_DATA", "data")
 
 
+def absolute_source(source: str) -> str:
+    """What a run records of its --data: a data set's name as it is; an existing folder or file (of images, a tar, a
+    labels CSV) by its absolute path, links resolved, so that evaluate, features and --resume read the same data
+    from any folder. (realpath: a loop of links is left for the loading to name.)"""
+    if source.strip() and source not in DATA_SETS and Path(source).expanduser().exists():
+        return os.path.realpath(os.path.expanduser(source))
+    return source
+
+
+def relative_record(source: str) -> bool:
+    """Whether a run's recorded --data is a relative path: what convolab recorded before 2026-11-28 (and a Python
+    run before 2026-11-30), which names other data from another folder."""
+    return bool(source.strip()) and source not in DATA_SETS and not os.path.isabs(os.path.expanduser(source))
+
+
+def read_from_here(source: str, where: str | Path, otherwise: str) -> str:
+    """A relative --data a run recorded (`relative_record`), read from the current folder where it is there, with a
+    warning naming the folder it reads (before: read so without a word, other data from another folder), else one
+    line; `where` names the record, `otherwise` says what else to do."""
+    old = f"{where} records its data as the relative path {source!r}, as convolab did before 2026-11-28"
+    if not Path(source).expanduser().exists():
+        raise DataError(f"{old}, which is not there from this folder: {otherwise}")
+    absolute = os.path.realpath(os.path.expanduser(source))
+    log.warning("%s: read from this folder as %s; if that is not the run's data, %s", old, absolute, otherwise)
+    return absolute
+
+
 def _looks_like_path(source: str) -> bool:
     return os.sep in source or source.startswith(".") or Path(source).suffix != ""
 
@@ -120,6 +147,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                     f"or give a path to an image folder or tar)")
 
 
-__all__ = ["DATA_SETS", "LOADERS", "ImageData", "LabelledImages", "Split", "StreamSplit", "StreamingImageData",
-           "TabularImages", "default_data_dir", "load_data", "load_digits", "load_labels_csv", "load_mnist5k",
-           "load_torchvision", "per_class_subset", "stratified_split"]
+__all__ = ["DATA_SETS", "LOADERS", "absolute_source", "read_from_here", "relative_record", "ImageData",
+           "LabelledImages", "Split", "StreamSplit", "StreamingImageData", "TabularImages", "default_data_dir",
+           "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision", "per_class_subset",
+           "stratified_split"]

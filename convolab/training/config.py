@@ -20,6 +20,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._paths import same_path
 from .._registry import registered_name, train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
@@ -266,7 +267,8 @@ class TrainConfig:
         which may be moved) whose values differ from `recorded` (a checkpoint's config), as phrases."""
         own = json.loads(json.dumps(self.to_dict(), default=str))  # (as both were written: JSON)
         return [f"{name} {own[name]!r} there, {recorded[name]!r} in the checkpoint" for name, f in FIELDS.items()
-                if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]]
+                if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]
+                and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -283,7 +285,7 @@ class TrainConfig:
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
                               "give the --output folder of a `convolab train` run")
         try:
-            values = json.loads(path.read_text())
+            values = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as err:
             raise ConfigError(f"{path} cannot be read as a run's config ({str(err).splitlines()[0][:80]}); "
                               "give the --output folder of a `convolab train` run") from None

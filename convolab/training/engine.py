@@ -18,6 +18,7 @@ import torch
 
 from .._atomic import RefusedWrite
 from .._registry import registered_name
+from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
@@ -59,6 +60,9 @@ class Trainer:
                  model: torch.nn.Module | None = None, *, _resuming: bool = False):
         # (`_resuming`: built by `Trainer.resume`, which claimed the folder of the run it continues)
         check_given(config, data, model)
+        if not _resuming:  # (its paths recorded absolute, as the command records them: read from any folder later)
+            config = dataclasses.replace(config, data=absolute_source(config.data), data_dir=config.data_dir and
+                                         os.path.realpath(os.path.expanduser(config.data_dir)))
         own = model is not None and not getattr(model, "model_name", "")  # (a model of no registered name)
         if not _resuming and config.output and launch_env("RANK", 0) == 0:
             # before the data are read; checked again under the claim
@@ -214,6 +218,9 @@ class Trainer:
             raise ConfigError(f"--resume {run_dir} is not writable, and a resumed run writes its checkpoints there: "
                               "make it writable, or copy the run folder elsewhere and resume the copy")
         config.output = str(run_dir)
+        if data is None and relative_record(config.data):
+            config.data = read_from_here(config.data, run_dir / "config.json", "resume from the folder it was trained "
+                                         "in")
         config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
         forget_check(run_dir)  # (a folder refuse_to_overwrite_a_run saw empty earlier in this process)
         # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
