@@ -23,6 +23,7 @@ from convolab.analysis.cost import parse_design
 from convolab.cli import main
 from convolab.data.archive import ImageSource
 from convolab.errors import ConfigError, DiskFullError, FieldError
+from convolab.export.exporters import META_REVISION, ExportMeta
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
 from convolab.training import Trainer, inference
@@ -221,3 +222,23 @@ def test_a_run_that_records_its_data_relative_reads_it_from_here_saying_so(tmp_p
     assert f"config.json {said}: read from this folder" in caplog.text
     monkeypatch.chdir(tmp_path)  # (the resumed run records its data absolute: read from any folder now)
     assert main(["evaluate", "w/run"]) == 0
+
+
+def test_an_export_of_no_metadata_revision_at_another_size_is_warned_about(caplog):
+    """An ONNX or TorchScript file of a convolab before 2026-11-29 23:00 recorded 'resize' for a run that squashed its
+    image folder's files at --image-size: its predictions differ from the checkpoint's, and nothing said so. Files
+    written now record META_REVISION; an old one at the model's own size is as it was (no warning)."""
+    meta = ExportMeta("resnet20", ("a", "b"), 3, (24, 24), (0.5,) * 3, (0.25,) * 3)
+    now = meta.to_strings()
+    assert now["meta_revision"] == str(META_REVISION)
+    old = {k: v for k, v in now.items() if k != "meta_revision"}
+    own = {**old, "image_size": "[32, 32]"}
+    caplog.set_level(logging.WARNING)
+    assert ExportMeta.from_strings(now, "new.onnx") == meta
+    assert ExportMeta.from_strings(own, "own.onnx").image_size == (32, 32)
+    assert caplog.text == ""
+    assert ExportMeta.from_strings(old, "old.onnx") == meta
+    ExportMeta.from_strings(old, "old.onnx")
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith("old.onnx records no metadata revision") and \
+        "--image-size 24, export it again from its checkpoint" in warned[0], warned

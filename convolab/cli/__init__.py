@@ -188,7 +188,7 @@ def recorded_threads(folder: str | None) -> int | None:
     for depth in ("", "*/", "*/*/", "*/*/*/", "*/*/*/*/"):
         for path in sorted(Path(folder).glob(f"{depth}config.json")):
             try:
-                threads = json.loads(path.read_text()).get("resolved", {}).get("threads")
+                threads = json.loads(path.read_text(encoding="utf-8")).get("resolved", {}).get("threads")
             except (OSError, ValueError, AttributeError):
                 continue
             if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads:
@@ -224,7 +224,7 @@ def _say_error(line: str) -> None:
     line = one_line(line)
     path = os.environ.get("CONVOLAB_ERROR_FILE")
     if path:
-        with open(path, "a", errors="backslashreplace") as f:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(line + "\n")
     if not path or os.environ.get("RANK", "0") == "0":
         sys.stderr.write(line + "\n")

@@ -57,7 +57,7 @@ def note_lost_peer(err: BaseException) -> None:
     path = os.environ.get("CONVOLAB_ERROR_FILE")
     if path:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        with open(path, "a") as f:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(f"{_CONSEQUENCE}{type(err).__name__}: {first[:300]}\n")
 
 
@@ -126,8 +126,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                 "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt"),
                 "CONVOLAB_LAUNCHER_PID": str(os.getpid())}))
         codes, killed = _wait_for_ranks(procs)
-        said = [(reports / f"{rank}.txt").read_text().splitlines() if (reports / f"{rank}.txt").exists() else []
-                for rank in range(nproc)]
+        said = [_said(reports / f"{rank}.txt") for rank in range(nproc)]
         if _interrupted(codes, killed, said, bool(signals)):
             sys.stderr.write("convolab train: interrupted\n")
             return 128 + signals[0] if signals else INTERRUPTED
@@ -144,6 +143,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                 proc.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _said(report: Path) -> list[str]:
+    """The lines a rank wrote into its error file (none where it wrote none)."""
+    return report.read_text(encoding="utf-8", errors="replace").splitlines() if report.exists() else []
 
 
 def _start_rank(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen:

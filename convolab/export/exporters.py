@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -17,9 +18,11 @@ from torch import nn
 
 from .._paths import making
 from .._platform import sigterm_as_interrupt
+from .._registry import registered_name
 from .._version import __version__
 from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
+from ..models import create_model
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from ..training.inference import finite_outputs, input_reading
 from .fold import count_batchnorm, fold_batchnorm
@@ -37,6 +40,8 @@ from .portable import portable
 TOLERANCE = 1e-4  # the absolute part: enough for logits of order 1
 RTOL = 1e-5  # the relative part, times the image's largest |logit|
 ONNX_OPSET = 17
+log = logging.getLogger("convolab")
+
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 TORCHSCRIPT_META = "convolab.json"  # the name of the metadata in a TorchScript file's _extra_files
 ONNX_MISSING = "ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
@@ -44,6 +49,28 @@ DIVERGED = ("outputs NaN or inf on random inputs: its weights diverged (a run wh
             "checkpoint, e.g. an earlier epoch's")
 ORT_MISSING = ("predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime "
                "(or pip install 'convolab[export]'), or give the .pt checkpoint or run folder instead")
+
+
+META_REVISION = 2  # of an export's metadata: 2 since 2026-11-30 (squash recorded since 2026-11-29 23:00; none before)
+_WARNED: set[str] = set()
+
+
+def _warn_once(source: str | Path, line: str) -> None:
+    if str(source) not in _WARNED:
+        _WARNED.add(str(source))
+        log.warning("%s", line)
+
+
+def _own_size(meta: ExportMeta) -> tuple[int, int] | None:
+    """The input size the export's model is built for by default (None: no registered model of its name)."""
+    if registered_name(meta.model_name) is None:
+        return None
+    try:
+        with torch.device("meta"):  # (nothing allocated: only its data_config is read)
+            config = getattr(create_model(meta.model_name, in_chans=meta.in_chans), "data_config", None)
+    except ConvolabError:
+        return None
+    return tuple(config.input_size[-2:]) if config is not None else None
 
 
 class ExportError(ConvolabError):
@@ -79,13 +106,14 @@ class ExportMeta:
         values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
         values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
         values["producer"] = f"convolab {__version__}"
+        values["meta_revision"] = str(META_REVISION)
         return values
 
     @classmethod
     def from_strings(cls, values: dict[str, str], source: str | Path = "the model") -> ExportMeta:
         """The metadata an export recorded as strings; `source`: the file, as the error line names it."""
         try:
-            return cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
+            meta = cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
                        in_chans=int(json.loads(values["in_chans"])),
                        image_size=tuple(json.loads(values["image_size"])),  # type: ignore[arg-type]
                        mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])),
@@ -97,6 +125,13 @@ class ExportMeta:
             raise ExportError(f"{source}'s metadata lacks or garbles {err}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
                               "data_config") from None
+        if "meta_revision" not in values and meta.preprocess == "resize" and meta.image_size != _own_size(meta):
+            _warn_once(source, f"{source} records no metadata revision (a convolab before 2026-11-30 exported it), "
+                       "and one before 2026-11-29 23:00 recorded as 'resize' the preprocessing of a run that squashed "
+                       f"its image folder's files to --image-size as it read them: if its run read an image folder at "
+                       f"--image-size {meta.image_size[0]}, export it again from its checkpoint (its predictions "
+                       "differ slightly from the checkpoint's)")
+        return meta
 
     @classmethod
     def of_model(cls, model: nn.Module, input_size: tuple[int, int, int]) -> ExportMeta | None:
