@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,15 @@ def test_an_export_of_no_metadata_revision_at_another_size_is_warned_about(caplo
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and warned[0].startswith("old.onnx records no metadata revision") and \
         "--image-size 24, export it again from its checkpoint" in warned[0], warned
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_data_in_dev_shm_is_data(tmp_path):
+    """/dev/shm, a memory file system, holds users' data for speed: not refused with the kernel's /dev."""
+    shm = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        data = write_png_folder(shm / "imgs", per_class=2, split_dirs=False)
+        names, _ = ImageSource(data).list_images()
+        assert len(names) == 6
+    finally:
+        shutil.rmtree(shm)

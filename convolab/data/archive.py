@@ -96,6 +96,10 @@ def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list
 
 
 def _system(real: str) -> bool:
+    """Whether a (resolved) path lies in the kernel's folders; /dev/shm, a memory file system users keep data in for
+    speed, does not."""
+    if real == "/dev/shm" or real.startswith("/dev/shm/"):
+        return False
     return any(real == top or real.startswith(top + os.sep) for top in SYSTEM_FOLDERS)
 
 
