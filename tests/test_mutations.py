@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import math
+import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_png_folder
+from PIL import Image
 from torch import nn
 
 from convolab import create_model
@@ -19,12 +25,15 @@ from convolab.compare import results as results_module
 from convolab.compare.seeds import welch_test
 from convolab.data import ImageData, Split, load_data
 from convolab.data.augment import AugmentConfig, BatchTransform, convert_channels, random_crop
+from convolab.data.decode import decode_crop
 from convolab.data.stream import epoch_permutation
+from convolab.errors import ConfigError, DataError
 from convolab.export import fold_batchnorm
 from convolab.finetune import finetune_trainer
 from convolab.layers import PreActBasicBlock, PreActBottleneck
 from convolab.models.densenet import DenseNet, DenseNetSpec
 from convolab.models.inception_resnet import InceptionResnetA, InceptionResnetB, InceptionResnetC
+from convolab.reproduce.experiments import Outcome, degradation_verdict
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.checkpoint import checkpoint_model
 from convolab.training.evaluation import evaluate
@@ -275,3 +284,107 @@ def test_inception_resnet_v1_scales_each_kind_of_residual_as_the_paper():
     assert scales == {"InceptionResnetA": [0.17] * 5, "InceptionResnetB": [0.10] * 10,
                       "InceptionResnetC": [0.20] * 5 + [1.0]}
     assert model.block8.scale == 1.0 and isinstance(model.block8.act, nn.Identity)  # the last: unscaled, no ReLU
+
+
+def test_the_degradation_verdict_needs_resnet56_below_plain56_too():
+    """experiments.py `fixed = r56 <= r20 and r56 < p56` made `r56 <= r20`: a resnet56 that trained no worse than
+    resnet20 but worse than plain56 (train errors 0.25 against 0.20) was called "reproduced" while the line printed
+    "and >= plain56"; every tested outcome had resnet56 below plain56 or above resnet20."""
+    def final(train_acc: float) -> list[list[dict[str, float]]]:
+        return [[{"train_acc": train_acc, "test_acc": train_acc}]]
+
+    outcome = Outcome({"plain20": final(0.9), "plain56": final(0.8), "resnet20": final(0.7), "resnet56": final(0.75)})
+    ok, line = degradation_verdict(outcome)
+    assert not ok and line == ("degradation: plain56 final train error 0.200 > plain20 0.100; resnet56 0.250 <= "
+                               "resnet20 0.300 and >= plain56: not reproduced"), line
+    ok, line = degradation_verdict(Outcome(outcome.runs | {"resnet56": final(0.85)}))  # 0.15: below both
+    assert ok and line.endswith("resnet56 0.150 <= resnet20 0.300 and < plain56: reproduced"), line
+
+
+@pytest.mark.parametrize("mixing", [{"mixup": 0.2}, {"cutmix": 1.0}])
+def test_mixing_is_refused_for_a_labels_csv_with_numeric_targets(tmp_path, mixing):
+    """targets.py `if numbers and (config.mixup or config.cutmix)` made `if numbers and config.mixup`: `convolab
+    train ... --data labels.csv --cutmix 1.0` on a CSV with an age column trained without a word (CutMix's mixed
+    labels beside a regression target); only --mixup was tested."""
+    header = ["image", "species", "age", "split"]
+    rows = [[f"{i}.png", ("cat", "dog")[i % 2], str(3 + i), "test" if i % 4 == 3 else "train"] for i in range(8)]
+    for i in range(8):
+        Image.new("L", (28, 28), 20 * i).save(tmp_path / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    data = load_data(str(tmp_path / "labels.csv"))
+    config = TrainConfig(model="lenet5_modern", batch_size=2, epochs=1, progress=False, output=str(tmp_path / "run"),
+                         **mixing)
+    with pytest.raises(ConfigError, match="--mixup and --cutmix mix class labels; this labels CSV has numeric"):
+        Trainer(config, data=data)
+    Trainer(dataclasses.replace(config, mixup=0.0, cutmix=0.0, output=str(tmp_path / "plain")), data=data)
+
+
+def test_a_streamed_images_random_crop_changes_from_epoch_to_epoch(tmp_path):
+    """stream.py `_sample_key` `f"convolab/{seed}/{epoch}/{index}"` made `f"convolab/{seed}/{index}"`: every epoch
+    cut each streamed image the same crop (and flip), a tenth of the augmentation; the test of "another epoch, other
+    crops" compared the first batches of two epochs, which hold other images anyway."""
+    root = write_png_folder(tmp_path / "photos", per_class=4, size=64, classes=("a", "b"))
+    data = load_data(str(root), loader="stream", workers=0)
+    data.configure(16, flip=True)
+    loader, sampler = data.train_loader(batch_size=4, seed=3)
+
+    def crops(epoch: int) -> dict[int, torch.Tensor]:
+        sampler.set_epoch(epoch)
+        return {i: image for images, _, index in data.batches(loader, data.train)
+                for i, image in zip(index.tolist(), images)}
+
+    first, again, second = crops(0), crops(0), crops(1)
+    assert len(first) == len(second) == 8
+    assert all(torch.equal(first[i], again[i]) for i in first)  # (seed, epoch, index) alone decide
+    assert sum(not torch.equal(first[i], second[i]) for i in first) >= 7  # the next epoch: other crops
+
+
+def test_a_random_crop_with_flip_is_mirrored_half_the_time():
+    """decode.py `rng.random() < 0.5` made `< 0.0`: streamed training images (--augment crop-flip) were never
+    mirrored; no test looked at a flip of decode_crop."""
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    mirrored = 0
+    for seed in range(40):
+        plain = decode_crop(png.getvalue(), 16, "RGB", random.Random(seed))
+        flipped = decode_crop(png.getvalue(), 16, "RGB", random.Random(seed), flip=True)  # the same box drawn
+        assert np.array_equal(flipped, plain) != np.array_equal(flipped, plain[:, ::-1])
+        mirrored += np.array_equal(flipped, plain[:, ::-1])
+    assert 10 <= mirrored <= 30
+    assert np.array_equal(decode_crop(png.getvalue(), 16, "RGB", flip=True), decode_crop(png.getvalue(), 16, "RGB"))
+
+
+def test_the_image_cache_keeps_each_resize_apart(tmp_path):
+    """folder.py's cache key lost `+ (f"-{resize}px" if resize else "")`: a folder loaded at --image-size 16 came
+    back at 16 px when asked for 24 (the first size's cache read back); no test loaded one folder at two sizes."""
+    root = write_png_folder(tmp_path / "imgs", per_class=3, size=12, classes=("a", "b"))
+    for size in (16, 24, 16):
+        assert load_data(str(root), loader="cache", image_size=size).train.images.shape[-2:] == (size, size)
+    assert load_data(str(root), loader="cache").train.images.shape[-2:] == (12, 12)
+
+
+def test_a_cache_made_skipping_bad_images_does_not_skip_them_for_a_load_without(tmp_path):
+    """folder.py's cache key lost `-skip{int(skip_bad_images)}`: after one --skip-bad-images run, a run without the
+    flag read that cache and trained without the unreadable file instead of stopping to name it."""
+    root = write_png_folder(tmp_path / "imgs", per_class=3, size=12, classes=("a", "b"))
+    (root / "train" / "a" / "bad.png").write_bytes(b"not a png")
+    assert len(load_data(str(root), loader="cache", skip_bad_images=True).train) == 6
+    with pytest.raises(DataError, match=r"bad\.png cannot be decoded .*pass --skip-bad-images"):
+        load_data(str(root), loader="cache")
+
+
+def test_an_image_rewritten_at_the_same_size_is_decoded_anew(tmp_path):
+    """folder.py's folder hash `{name}|{st.st_size}|{st.st_mtime_ns}` lost the mtime: an image edited in place to the
+    same byte size (a BMP of the same shape) left the cache stale, its old pixels trained on."""
+    root = write_png_folder(tmp_path / "imgs", per_class=3, size=12, classes=("a", "b"))
+    path = root / "train" / "a" / "x.bmp"
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(path)
+    before = load_data(str(root), loader="cache").train.images
+    stat = path.stat()
+    Image.fromarray(np.full((12, 12, 3), 255, np.uint8)).save(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # (as a later edit: whatever the clock's grain)
+    assert path.stat().st_size == stat.st_size
+    after = load_data(str(root), loader="cache").train.images
+    white = lambda images: int((images == 255).flatten(1).all(1).sum())  # noqa: E731
+    assert (white(before), white(after)) == (0, 1)
