@@ -102,7 +102,10 @@ def _locked(lock: Path, waiting: Callable[[], object]) -> int | None:
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # (no locks here: NFS without lockd)
+                    os.close(fd)
+                    return None
                 if not said:
                     said = True
                     waiting()

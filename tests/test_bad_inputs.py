@@ -1253,6 +1253,8 @@ CASES: list[Row] = [
         "the environment variable RANK='abc' is not a whole number >= 0", env=(("RANK", "abc"),)),
     Row("train-world-size-not-a-number", ["train", "lenet5", "--data", "digits", "--output", "{t}/o"],
         "the environment variable WORLD_SIZE='x' is not a whole number >= 0", env=(("RANK", "0"), ("WORLD_SIZE", "x"))),
+    Row("train-world-size-a-superscript-digit", ["train", "lenet5", "--data", "digits", "--output", "{t}/o"],
+        "the environment variable WORLD_SIZE='²' is not a whole number >= 0", env=(("RANK", "0"), ("WORLD_SIZE", "²"))),
     Row("reproduce-resume-of-an-older-experiment", ["reproduce", "--resume", "{t}"],
         "--resume {t} holds an experiment of an older convolab (its reproduce.json, no experiment.json), which cannot "
         "be continued; run it again into another --output", an_older_experiment),

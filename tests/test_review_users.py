@@ -2,6 +2,7 @@
 leads, upgraded files, random command lines, the user's environment. Each test fails on the code before its fix."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -16,18 +17,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_png_folder
+from torch import nn
 from tqdm import tqdm
 
-from convolab import _atomic
+from convolab import _atomic, register_model
 from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
+from convolab.compare import compare_models
 from convolab.data.archive import ImageSource
 from convolab.errors import ConfigError, DiskFullError, FieldError
 from convolab.export.exporters import META_REVISION, ExportMeta
 from convolab.ops import conv_output_size
 from convolab.ops.functional import conv2d, pool2d
-from convolab.training import Trainer, inference
+from convolab.training import Trainer, inference, rundir
 from convolab.training.config import TrainConfig
 from convolab.training.inference import EvaluationReport
 from convolab.training.progress import BAR_FORMAT, progress_figures
@@ -243,6 +246,8 @@ def test_an_export_of_no_metadata_revision_at_another_size_is_warned_about(caplo
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and warned[0].startswith("old.onnx records no metadata revision") and \
         "--image-size 24, export it again from its checkpoint" in warned[0], warned
+    mine = {**old, "model_name": "MyNet"}  # (a model of no registered name: its own size unknown, nothing said)
+    assert ExportMeta.from_strings(mine, "mine.onnx").model_name == "MyNet" and len(caplog.records) == 1
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
@@ -255,3 +260,64 @@ def test_data_in_dev_shm_is_data(tmp_path):
         assert len(names) == 6
     finally:
         shutil.rmtree(shm)
+
+
+@register_model
+def review_users_picky(num_classes: int = 10, in_chans: int = 1, **_: object) -> nn.Module:
+    """A model of a user's own whose code refuses the data's size with its own AssertionError."""
+    class Picky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(in_chans * 32 * 32, num_classes)
+
+        def forward(self, x):
+            assert x.shape[-1] == 32, "Picky takes 32 px images"
+            return self.head(x.flatten(1))
+    return Picky()
+
+
+def test_compare_reports_a_model_whose_own_code_fails_and_trains_the_others(tmp_path):
+    """compare's check that some model builds (an option failing them all is refused before the comparison exists)
+    took a user model's own AssertionError for the end of the command (before: a traceback, nothing trained; and
+    before that check: the model reported failed, the others trained)."""
+    results = compare_models(["review_users_picky", "lenet5"], TrainConfig(model="lenet5", data="digits", epochs=1,
+                                                                           progress=False), tmp_path / "cmp", "x")
+    assert [(r.model, r.status.split(":")[0]) for r in results] == [("review_users_picky", "failed"), ("lenet5", "ok")]
+
+
+def test_a_file_system_without_locks_runs_the_block_at_once(tmp_path, monkeypatch):
+    """NFS without lockd refuses flock with ENOLCK: taken for another holder, it said "waiting for another convolab
+    command" and then raised OSError's traceback from the blocking flock."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(_atomic.fcntl, "flock", no_locks)
+    waited = []
+    with _atomic.one_at_a_time(tmp_path / "x.lock", lambda: waited.append(True)):
+        ran = True
+    assert ran and waited == []
+
+
+def test_a_labels_csv_linked_into_its_images_folder_trains(tmp_path, capsys):
+    """A labels CSV names its images from its own folder; one reached through a link was recorded (and read) at the
+    link's target, where the images are not (before: 'image 0.png does not exist (looked for SHARED/0.png)')."""
+    shared, images = tmp_path / "shared", tmp_path / "imgs"
+    shared.mkdir()
+    write_png_folder(images, per_class=6, split_dirs=False)
+    rows = [f"{p.relative_to(images)},{p.parent.name}" for p in sorted(images.rglob("*.png"))]
+    (shared / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
+    (images / "labels.csv").symlink_to(shared / "labels.csv")
+    assert main(["train", "lenet5_modern", "--data", str(images / "labels.csv"), "--epochs", "1", "--batch-size", "4",
+                 "--no-progress", "--output", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["data"] == \
+        str(images / "labels.csv")
+
+
+def test_ranks_of_nproc_name_the_command_the_user_ran_as_the_holder(tmp_path, monkeypatch):
+    """Under --nproc the holder line named rank 0 (`python -c train ...`), a process the user never started: the
+    launcher passes its own pid and command to the ranks."""
+    monkeypatch.setenv(rundir.HOLDER, "4321\nconvolab train lenet5 --nproc 2 --output run")
+    claim = rundir.claim_run_dir(tmp_path)
+    try:
+        assert rundir.holder(tmp_path) == " (pid 4321: convolab train lenet5 --nproc 2 --output run)"
+    finally:
+        claim.release()

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from .._atomic import remove_dead_temporaries, temporary_prefix
+from ..training.rundir import HOLDER, typed_command
 
 # Exit code of a rank that stopped because another one did; that one printed the cause.
 PEER_LOST = 3
@@ -124,7 +125,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         for rank in range(nproc):
             procs.append(_start_rank(argv, env | {
                 "RANK": str(rank), "LOCAL_RANK": str(rank), "CONVOLAB_ERROR_FILE": str(reports / f"{rank}.txt"),
-                "CONVOLAB_LAUNCHER_PID": str(os.getpid())}))
+                "CONVOLAB_LAUNCHER_PID": str(os.getpid()), HOLDER: f"{os.getpid()}\n{typed_command()}"}))
         codes, killed = _wait_for_ranks(procs)
         said = [_said(reports / f"{rank}.txt") for rank in range(nproc)]
         if _interrupted(codes, killed, said, bool(signals)):

@@ -256,6 +256,8 @@ def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageD
             return
         except ConvolabError as err:
             problems.append((model, one_line(err), err))
+        except Exception:  # noqa: BLE001  a fault of a model's own code: its run fails in its turn, as ever
+            return
         finally:
             if note is not None:
                 data.subset_note = note  # type: ignore[attr-defined]

@@ -31,9 +31,9 @@ def default_data_dir() -> str:
 def absolute_source(source: str) -> str:
     """What a run records of its --data: a data set's name as it is; an existing folder or file (of images, a tar, a
     labels CSV) by its absolute path, links resolved, so that evaluate, features and --resume read the same data
-    from any folder. (realpath: a loop of links is left for the loading to name.)"""
+    from any folder. Links are kept (a labels CSV linked into its images' folder names them from there)."""
     if source.strip() and source not in DATA_SETS and Path(source).expanduser().exists():
-        return os.path.realpath(os.path.expanduser(source))
+        return os.path.abspath(os.path.expanduser(source))
     return source
 
 
@@ -50,7 +50,7 @@ def read_from_here(source: str, where: str | Path, otherwise: str) -> str:
     old = f"{where} records its data as the relative path {source!r}, as convolab did before 2026-11-28"
     if not Path(source).expanduser().exists():
         raise DataError(f"{old}, which is not there from this folder: {otherwise}")
-    absolute = os.path.realpath(os.path.expanduser(source))
+    absolute = os.path.abspath(os.path.expanduser(source))
     log.warning("%s: read from this folder as %s; if that is not the run's data, %s", old, absolute, otherwise)
     return absolute
 

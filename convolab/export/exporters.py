@@ -125,7 +125,8 @@ class ExportMeta:
             raise ExportError(f"{source}'s metadata lacks or garbles {err}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
                               "data_config") from None
-        if "meta_revision" not in values and meta.preprocess == "resize" and meta.image_size != _own_size(meta):
+        own = _own_size(meta) if "meta_revision" not in values and meta.preprocess == "resize" else None
+        if own is not None and meta.image_size != own:  # (a model of no registered name: its own size unknown)
             _warn_once(source, f"{source} records no metadata revision (a convolab before 2026-11-30 exported it), "
                        "and one before 2026-11-29 23:00 recorded as 'resize' the preprocessing of a run that squashed "
                        f"its image folder's files to --image-size as it read them: if its run read an image folder at "

@@ -31,7 +31,7 @@ def launch_env(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # (int() takes other scripts' digits, not all: "²")
         raise ConfigError(f"the environment variable {name}={value!r} is not a whole number >= 0; torchrun (and "
                           f"--nproc) set it for each process: unset it (unset {name}) to run one process")
     return int(value)

@@ -257,7 +257,8 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
         os.close(fd)
     with contextlib.suppress(OSError):  # who holds it, for the line another command gives (`holder`)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{_command()}\n".encode(errors="replace"), 0)
+        who = os.environ.get(HOLDER) or f"{os.getpid()}\n{typed_command()}"  # (--nproc: the launcher the user ran)
+        os.pwrite(fd, f"{who}\n".encode(errors="replace"), 0)
     _HELD[key] = lock = _Lock(key, fd)
     return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
 
@@ -299,7 +300,10 @@ def in_use_line(run_dir: str | Path, flag: str) -> str:
     return f"{flag} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
 
 
-def _command(limit: int = 160) -> str:
+HOLDER = "CONVOLAB_HOLDER"  # "PID\nCOMMAND" of the command a user ran, set by `train --nproc` for its ranks
+
+
+def typed_command(limit: int = 160) -> str:
     """This process's command line as a user typed it (`python -m convolab` as convolab), cut to `limit`."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     name = {"__main__.py": "convolab", "-c": "python -c"}.get(name, name)
