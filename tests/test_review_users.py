@@ -321,3 +321,68 @@ def test_ranks_of_nproc_name_the_command_the_user_ran_as_the_holder(tmp_path, mo
         assert rundir.holder(tmp_path) == " (pid 4321: convolab train lenet5 --nproc 2 --output run)"
     finally:
         claim.release()
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("two") / "run"
+    assert main(["train", "lenet5", "--data", "digits", "--epochs", "2", "--no-progress", "--output", str(run)]) == 0
+    return run
+
+
+def _edited(run: Path, tmp_path: Path, edit) -> Path:
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    state = torch.load(copy / "last.pt", weights_only=True)
+    edit(state)
+    torch.save(state, copy / "last.pt")
+    return copy
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.update(step=10**12), "its step is 1000000000000, but epoch 2 and batch 0 of this run are step"),
+    (lambda s: s.update(step=10), "its step is 10, but epoch 2"),
+    (lambda s: s.update(best_acc=float("nan")), "its best_acc is nan, not an accuracy"),
+    (lambda s: s["optimizer"].update(state={}), "its optimizer holds no state (moments, momentum) after steps"),
+], ids=["step-huge", "step-small", "best-acc-nan", "optimizer-state-emptied"])
+def test_a_last_pt_of_edited_progress_is_refused(two_epochs, tmp_path, capsys, edit, words):
+    """(before: resumed without a word, on another schedule, never beating a NaN best, or with Adam's moments reset)"""
+    run = _edited(two_epochs, tmp_path, edit)
+    before = (run / "best.pt").read_bytes()
+    err = one_line(capsys, ["train", "--resume", str(run), "--epochs", "3", "--no-progress"])
+    assert words in err, err
+    assert (run / "best.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["dangling-link", "link-to-itself", "removed"])
+def test_a_run_whose_last_pt_is_lost_is_not_trained_again_over_its_best_pt(two_epochs, tmp_path, capsys, damage):
+    """(before: 'holds no last.pt (stopped before its first epoch ended): training it from the start', which
+    overwrote its best.pt and metrics)"""
+    run = Path(shutil.copytree(two_epochs, tmp_path / "run"))
+    (run / "last.pt").unlink()
+    if damage == "dangling-link":
+        (run / "last.pt").symlink_to(tmp_path / "gone" / "last.pt")
+    elif damage == "link-to-itself":
+        (run / "last.pt").symlink_to("last.pt")
+    before = (run / "best.pt").read_bytes()
+    err = one_line(capsys, ["train", "--resume", str(run), "--epochs", "3", "--no-progress"])
+    assert ("is a link that leads nowhere" if "link" in damage else "holds 2 epochs in metrics.csv but no last.pt") \
+        in err, err
+    assert (run / "best.pt").read_bytes() == before
+
+
+def test_a_checkpoint_whose_bytes_changed_or_whose_weights_are_whole_numbers_is_refused(two_epochs, tmp_path, capsys):
+    """torch.load reads a flipped bit of a tensor without a word (the zip's CRC-32 would tell), and casts whole-number
+    weights (before: evaluate scored both, 0.29 and 0.10 for the run's 0.35)."""
+    flipped = tmp_path / "flipped.pt"
+    raw = bytearray((two_epochs / "best.pt").read_bytes())
+    weight = torch.load(two_epochs / "best.pt", weights_only=True)["model"]["head.fc2.weight"]
+    at = bytes(raw).find(weight.flatten()[:4].numpy().tobytes())
+    raw[at + 3] ^= 0x40
+    flipped.write_bytes(raw)
+    err = one_line(capsys, ["evaluate", str(flipped), "--output", str(tmp_path / "e1")])
+    assert "flipped.pt is damaged: its part" in err and "fails its checksum" in err, err
+    state = torch.load(two_epochs / "best.pt", weights_only=True)
+    state["model"]["features.3.weight"] = state["model"]["features.3.weight"].long()
+    torch.save(state, tmp_path / "whole.pt")
+    err = one_line(capsys, ["evaluate", str(tmp_path / "whole.pt"), "--output", str(tmp_path / "e2")])
+    assert "features.3.weight holds torch.int64 values in the checkpoint" in err, err

@@ -38,6 +38,16 @@ def _zip_names(path: Path) -> list[str] | None:
         return None
 
 
+def _failed_checksum(path: Path) -> str | None:
+    """The first member of a zip archive whose bytes fail its CRC-32 (a bit flipped: a tensor's values changed, which
+    torch.load reads without a word), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+
+
 def _pickled_objects(text: str) -> str:
     """What torch's weights-only unpickler refused, in words: the class it names (a whole pickled model:
     "torchvision.models.resnet.ResNet"), else its reason's first sentence, whole."""
@@ -96,6 +106,9 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
             state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001  random bytes can fail deep in torch's unpickler (IndexError, KeyError...)
         raise CheckpointError(_unreadable(path, err, names)) from None
+    if names is not None and (member := _failed_checksum(path)) is not None:  # (torch.load checks none)
+        raise CheckpointError(f"{path} is damaged: its part {member} fails its checksum (bytes changed on the disk or "
+                              "in a copy); restore it from a copy, or use the run's other checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a convolab checkpoint (no '{FORMAT}' marker); "
                               "give a last.pt or best.pt written by `convolab train`")
@@ -120,6 +133,9 @@ def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> str 
     found = [f"{key} is {'x'.join(map(str, weights[key].shape)) or 'a scalar'} in the checkpoint, "
              f"{'x'.join(map(str, own[key].shape)) or 'a scalar'} in the model"
              for key in own if key in weights and tuple(weights[key].shape) != tuple(own[key].shape)]
+    found += [f"{key} holds {weights[key].dtype} values in the checkpoint, not numbers with a fraction"
+              for key in own if key in weights and own[key].is_floating_point()
+              and not weights[key].is_floating_point()]  # (cast without a word, the fractions cut)
     missing, extra = [k for k in own if k not in weights], [k for k in weights if k not in own]
     if missing:
         found.append(f"{len(missing)} missing (e.g. {missing[0]})")

@@ -235,7 +235,16 @@ class Trainer:
     @classmethod
     def _resumed_or_started(cls, run_dir: Path, config: TrainConfig, data: LabelledImages | None,
                             model: torch.nn.Module | None) -> Trainer:
-        if not (run_dir / "last.pt").exists():  # (its config.json was read above)
+        last = run_dir / "last.pt"
+        if not last.exists():  # (its config.json was read above)
+            if os.path.lexists(last):  # (a link that leads nowhere: not a run stopped before its first checkpoint)
+                raise CheckpointError(f"{last} is a link that leads nowhere (to a missing file, or back to itself); "
+                                      "restore the file it led to, or start a new run in another folder")
+            epochs = _epochs_recorded(run_dir)
+            if epochs > 1:  # (past its first checkpoint: one killed between epoch 1's writes holds one row at most)
+                raise CheckpointError(f"{run_dir} holds {epochs} epochs in metrics.csv but no last.pt, which --resume "
+                                      "continues from: restore last.pt from a copy, or start a new run in another "
+                                      "folder (training it again here would overwrite best.pt and the metrics)")
             if model is None and is_own_model_run(run_dir):  # config.model is not the model it trained
                 raise ConfigError(f"{run_dir} is a run of a model of no registered name (given to Trainer(config, "
                                   "model=...)), stopped before its first checkpoint; continue it with "
@@ -287,6 +296,15 @@ class Trainer:
             raise CheckpointError(f"{run_dir / 'last.pt'} " + altered.format(first)) from None
         trainer._saved_epoch = trainer.epoch
         return trainer
+
+
+def _epochs_recorded(run_dir: Path) -> int:
+    """The epoch rows of a run folder's metrics.csv (0 where it has none or it cannot be read)."""
+    try:
+        lines = (run_dir / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return 0
+    return max(0, len([line for line in lines if line.strip()]) - 1)
 
 
 def check_given(config: Any, data: Any, model: Any) -> None:

@@ -237,7 +237,21 @@ def _progress_problem(run: Run, saved: dict[str, Any]) -> str | None:
     if state.batch_in_epoch >= run.batches_per_epoch:
         return (f"its batch_in_epoch is {state.batch_in_epoch}, but an epoch of this run has "
                 f"{run.batches_per_epoch} batches")
+    steps = state.epoch * run.steps_per_epoch + state.batch_in_epoch // run.config.accumulate
+    if "step" in saved and state.step != steps:  # (the schedule's place: an edited one trains another schedule)
+        return (f"its step is {state.step}, but epoch {state.epoch} and batch {state.batch_in_epoch} of this run "
+                f"are step {steps}")
+    if not (math.isfinite(state.best_acc) and (state.best_acc == -1.0 or 0.0 <= state.best_acc <= 1.0)):
+        return f"its best_acc is {state.best_acc!r}, not an accuracy"  # (NaN: no later epoch would beat it)
+    if state.step and not saved["optimizer"]["state"] and _keeps_state(run):
+        return "its optimizer holds no state (moments, momentum) after steps that make one"
     return None
+
+
+def _keeps_state(run: Run) -> bool:
+    """Whether the run's optimizer keeps a state of each parameter once it has stepped (Adam's moments, SGD's
+    momentum): a checkpoint past its first step without one was emptied."""
+    return run.config.optimizer != "sgd" or bool(run.config.momentum)
 
 
 def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
