@@ -25,6 +25,7 @@ from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
 from convolab.compare import compare_models
+from convolab.data import stratified_split
 from convolab.data.archive import ImageSource
 from convolab.errors import ConfigError, DiskFullError, FieldError
 from convolab.export.exporters import META_REVISION, ExportMeta
@@ -386,3 +387,36 @@ def test_a_checkpoint_whose_bytes_changed_or_whose_weights_are_whole_numbers_is_
     torch.save(state, tmp_path / "whole.pt")
     err = one_line(capsys, ["evaluate", str(tmp_path / "whole.pt"), "--output", str(tmp_path / "e2")])
     assert "features.3.weight holds torch.int64 values in the checkpoint" in err, err
+
+
+def test_lr_find_says_which_of_trains_options_it_does_not_use(tmp_path, caplog):
+    """lr-find takes all of train's options (a training command line tested as it is), and ignored --patience,
+    --lr, --test-subset and the like without a word."""
+    caplog.set_level(logging.WARNING)
+    assert main(["lr-find", "lenet5_modern", "--data", "digits", "--steps", "10", "--no-progress", "--patience", "1",
+                 "--lr", "5", "--test-subset", "10", "--batch-size", "16", "--output", str(tmp_path / "l")]) in (0, 2)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lr-find does not use")]
+    assert said == ["lr-find does not use --lr, --patience, --test-subset: it sets each step's learning rate itself, "
+                    "trains --steps batches and scores no test images"], said
+
+
+def test_the_help_of_a_no_flag_does_not_say_default_on(capsys):
+    """`--no-memory-check ... (default: on)` read as if the check were off unless asked."""
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "free memory (refused otherwise) --output" in text and "and CUDA (default: on)" in text
+
+
+@pytest.mark.parametrize("fraction", [-0.5, 1.0, 2.0, True, "0.1"])
+def test_stratified_split_refuses_a_fraction_outside_0_to_1(fraction):
+    """(before: -0.5 held out 3 of 7 images and 2.0 held out 4, from the end of each class)"""
+    with pytest.raises(ConfigError, match="test_fraction must be a number in \\[0, 1\\)"):
+        stratified_split(torch.tensor([0, 0, 1, 1, 1, 1, 2]), fraction)
+
+
+def test_features_out_given_the_data_folder_is_told_so_first(two_epochs, tmp_path, capsys):
+    """(before: '--out imgs is a directory; give a file name such as imgs/features.npz', which was then refused as
+    lying inside the data folder)"""
+    data = write_png_folder(tmp_path / "imgs", per_class=2, mode="L")
+    err = one_line(capsys, ["features", str(two_epochs), "--data", str(data), "--out", str(data)])
+    assert f"--out {data} is the data the features are computed from" in err, err

@@ -128,7 +128,9 @@ def model_options_of(args: argparse.Namespace, given: dict[str, Any] | None = No
 
 def _help(name: str, text: str) -> str:
     default = FIELDS[name].default
-    if name == "progress" or default is MISSING or default in (None, False, "") or "(default" in text:
+    if default is True and flag_of(name).startswith("--no-"):  # (the flag turns it off: "(default: on)" read as
+        return text  # if the --no-X were on)
+    if default is MISSING or default in (None, False, "") or "(default" in text:
         return text
     return f"{text} (default: {'on' if default is True else default})"
 

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, skip=("init_from", "sync_bn"), metavar={"output": "DIR"}, help={
         "output": "comparison folder: the report, and runs/MODEL/ for each run (runs/MODEL/seed-S/ with several "
                   "seeds) (default: runs/compare-DATA[-N])",
+        "epochs": "epochs to train each model (a comparison's --resume keeps its own)",
         "budget_seconds": "stop each model after the epoch in which its training time reaches S seconds "
                           "(--epochs still sets the schedule's length and the most epochs)"})
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for per_class.csv, confusion.csv, confusion.png "
                         "(default: an `evaluation` folder beside the checkpoint, in its run folder; SF-evaluation "
                         "beside a safetensors folder SF; MODEL-evaluation here with --pretrained)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     add_pretrained_options(parser)
 

@@ -45,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(path)
     if not isinstance(path, dict):  # the file its errors name (a record read elsewhere names its own source)
         checkpoint.setdefault("source", str(path))
-    # before the features are computed: not the checkpoint read, nor a file a run or safetensors folder keeps
-    check_file_output(args.out, None if isinstance(path, dict) else path, example="features.npz",
-                      writer="the features", instead="features.npz")
+    # before the features are computed: not the data read (first: a data folder given as --out was advised a file
+    # inside it, then refused), nor the checkpoint read, nor a file a run or safetensors folder keeps
     source = data_of(args, checkpoint, "the images to compute the features of (a folder, a tar or a named set)")
     refuse_an_out_of_the_data(args.out, source)
+    check_file_output(args.out, None if isinstance(path, dict) else path, example="features.npz",
+                      writer="the features", instead="features.npz")
     refuse_a_file_not_of_features(args.out)
     probe_output(args.out, "--out", "file")
     data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images)

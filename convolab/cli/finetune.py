@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--backbone-lr-scale 0.1, at the weights' input size)")
     parser.add_argument("--until", metavar="LAYER", type=nonempty("a layer name, or leave the option out"),
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
-    add_config_options(parser, skip=("init_from", "sync_bn", "model_options"))  # (the checkpoint fixes its model)
+    add_config_options(parser, skip=("init_from", "sync_bn", "model_options"),  # (the checkpoint fixes its model)
+                       help={"epochs": "epochs to fine-tune (a fine-tuned run is extended as any run: convolab train "
+                                       "--resume RUN --epochs N)"})
     add_pretrained_options(parser)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -11,10 +12,18 @@ from ..errors import ConfigError
 from ..training.lr_find import MIN_STEPS, Terminated, check_range, lr_range_test
 from ..training.rundir import data_stem, next_free_dir
 from ._args import positive_float, positive_int
-from ._options import add_config_options, config_from_args
+from ._options import add_config_options, config_from_args, flag_of, given_config
+
+log = logging.getLogger("convolab")
 
 HELP = ("the learning-rate range test: train a fresh model (as `train` would build it) for --steps batches at "
         "exponentially rising learning rates; writes lr_find.csv and lr_find.png and prints the suggested lr")
+
+
+# train's options that a range test has no use for: its learning rates are its own, it trains --steps batches (no
+# epochs, no stopping, no schedule) and scores no test image
+UNUSED = ("lr", "epochs", "schedule", "warmup_epochs", "patience", "min_delta", "monitor", "budget_seconds", "tta",
+          "ema_decay", "test_subset")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"training steps, one batch each (default: %(default)s; at least {MIN_STEPS})")
     # Every option of `train`, so that a training command line can be tested as it is; --lr, --epochs,
     # --schedule and --warmup-epochs are read but the test sets the learning rate of each step itself.
-    add_config_options(parser, help={"output": "folder for lr_find.csv and lr_find.png "
+    add_config_options(parser, help={"epochs": "not used: the test trains --steps batches",
+                                     "output": "folder for lr_find.csv and lr_find.png "
                                      "(default: runs/lr-find-MODEL-DATA[-N])"})
 
 
@@ -37,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     check_range(args.start_lr, args.end_lr, args.steps)  # before anything is loaded
     get_entry(args.model)  # an unknown model: one line, before the data
     config = config_from_args(args, args.model)
+    unused = [flag_of(name) for name in UNUSED if name in given_config(args)]
+    if unused:  # (train's options are all taken, so that a training command line can be tested as it is)
+        log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
+                    "scores no test images", ", ".join(unused))
     stem = None if config.output else f"lr-find-{args.model}-{data_stem(config.data)}"
     output = Path(config.output) if config.output else next_free_dir(stem)
     try:

@@ -127,6 +127,8 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) 
     """Deterministic train/test indices holding out `test_fraction` of every class, and never all of a class:
     one image at least stays to train on (at --val-fraction 0.999, a class of 2 images had none, and its output
     was trained by no image without a word)."""
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise ConfigError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")  # (-0.5 held out 3 of 7)
     gen = torch.Generator().manual_seed(seed)
     train, test = [], []
     for cls in torch.unique(labels).tolist():

@@ -99,7 +99,7 @@ class TrainConfig:
     min_crop_scale: float = option(MIN_CROP_SCALE, "streamed training images are random-resized crops of S to 1 "
                                    "of the image area (as Inception)", group="data", bounds="(0, 1]", metavar="S")
     # optimization
-    epochs: int = option(10, "epochs to train (on --resume: more than the run has, to extend it; the schedule "
+    epochs: int = option(10, "epochs to train (train --resume: more than the run has, to extend it; the schedule "
                          "is then the one of a run of this length)", group="optimization", bounds="[1, inf)",
                          resume=True)
     batch_size: int = option(64, "images per step (with train --nproc: the global batch)", group="optimization",
