@@ -239,5 +239,5 @@ def test_list_models_matches_in_any_case_and_the_verb_names_close_models(capsys)
         "(`convolab models` lists them all)"]
     assert main(["models", "ResNet*", "--json"]) == 0
     assert [row["name"] for row in json.loads(capsys.readouterr().out)] == list_models("resnet*")
-    assert main(["models", "lenet"]) == 0  # an alias shows its model's row
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]] == ["lenet5"]
+    assert main(["models", "lenet"]) == 0  # an alias shows its model's row (then the count, then its options)
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-2]] == ["lenet5"]

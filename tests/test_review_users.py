@@ -20,7 +20,7 @@ from conftest import write_png_folder
 from torch import nn
 from tqdm import tqdm
 
-from convolab import _atomic, register_model
+from convolab import _atomic, _registry, register_model
 from convolab.analysis import compare_designs, design_cost
 from convolab.analysis.cost import parse_design
 from convolab.cli import main
@@ -263,9 +263,9 @@ def test_data_in_dev_shm_is_data(tmp_path):
         shutil.rmtree(shm)
 
 
-@register_model
 def review_users_picky(num_classes: int = 10, in_chans: int = 1, **_: object) -> nn.Module:
-    """A model of a user's own whose code refuses the data's size with its own AssertionError."""
+    """A model of a user's own whose code refuses the data's size with its own AssertionError (registered by the test
+    that uses it, and removed after: the registry's sweeps build every registered model)."""
     class Picky(nn.Module):
         def __init__(self):
             super().__init__()
@@ -281,8 +281,12 @@ def test_compare_reports_a_model_whose_own_code_fails_and_trains_the_others(tmp_
     """compare's check that some model builds (an option failing them all is refused before the comparison exists)
     took a user model's own AssertionError for the end of the command (before: a traceback, nothing trained; and
     before that check: the model reported failed, the others trained)."""
-    results = compare_models(["review_users_picky", "lenet5"], TrainConfig(model="lenet5", data="digits", epochs=1,
-                                                                           progress=False), tmp_path / "cmp", "x")
+    register_model(review_users_picky)
+    try:
+        results = compare_models(["review_users_picky", "lenet5"], TrainConfig(model="lenet5", data="digits", epochs=1,
+                                                                               progress=False), tmp_path / "cmp", "x")
+    finally:
+        _registry._ENTRIES.pop("review_users_picky")
     assert [(r.model, r.status.split(":")[0]) for r in results] == [("review_users_picky", "failed"), ("lenet5", "ok")]
 
 
@@ -420,3 +424,15 @@ def test_features_out_given_the_data_folder_is_told_so_first(two_epochs, tmp_pat
     data = write_png_folder(tmp_path / "imgs", per_class=2, mode="L")
     err = one_line(capsys, ["features", str(two_epochs), "--data", str(data), "--out", str(data)])
     assert f"--out {data} is the data the features are computed from" in err, err
+
+
+def test_models_name_lists_the_options_the_help_of_model_option_points_to(capsys):
+    """summary's and draw's --model-option help says `convolab models NAME` lists a model's options: it listed none,
+    and an unknown option's line named none either."""
+    assert main(["models", "googlenet"]) == 0
+    listed = "options (--model-option KEY=VALUE): aux_logits=False, drop_rate=0.4, img_size=224"
+    assert listed in capsys.readouterr().out
+    assert main(["models", "resnet18", "--json"]) == 0
+    assert {"stem", "drop_rate", "img_size"} <= set(json.loads(capsys.readouterr().out)[0]["options"])
+    err = one_line(capsys, ["summary", "lenet5", "--model-option", "foo=1"])
+    assert "unexpected keyword argument 'foo' (its options: img_size=28)" in err, err

@@ -7,6 +7,7 @@ import json
 from .._registry import did_you_mean, list_models
 from ..analysis.catalog import model_catalog
 from ..errors import UnknownModelError
+from ..models import option_names
 from ..pretrained import weights_table
 
 HELP = "list the registered models with parameters, MACs at their input size, and loadable weights"
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return run_pretrained(args)
     check_matches(args.pattern)
     rows = model_catalog(args.pattern)
+    if len(rows) == 1:  # one model: its options too (what summary's and draw's --model-option help points to)
+        rows[0]["options"] = option_names(rows[0]["name"])
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -68,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(header, table, {1, 2})
     print(f"{len(rows)} model{'s' if len(rows) != 1 else ''}; MACs = Conv2d + Linear multiply-accumulates at the "
           "input size, batch 1")
+    if "options" in rows[0]:
+        print(f"options (--model-option KEY=VALUE): {', '.join(rows[0]['options']) or 'none'}")
     for r in rows:
         if r["note"]:
             print(f"- {r['name']}: {r['note']}")

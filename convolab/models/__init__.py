@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (imported to register their models)
     resnet,
 )
 from ._base import ConvNet, DataConfig, FeatureInfo
-from ._factory import create_model
+from ._factory import create_model, option_names
 
-__all__ = ["ConvNet", "DataConfig", "FeatureInfo", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["ConvNet", "DataConfig", "FeatureInfo", "create_model", "get_entry", "list_models", "option_names",
+           "register_model"]

@@ -41,7 +41,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         raise
     except (TypeError, ValueError, RuntimeError) as err:  # an option the model does not take, or a bad value
         # (RuntimeError: torch's own, a layer of a negative or zero width)
-        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {build_failure(err)}") from None
+        takes = ", ".join(option_names(entry.name))
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {build_failure(err)}"
+                          + (f" (its options: {takes})" if "keyword argument" in str(err) and takes else "")) from None
     model.model_name = entry.name
     if "model_options" not in vars(model):  # (a builder may record its own, as multitask does)
         # what it was built with beside its classes and channels, so that a checkpoint of it rebuilds it
@@ -104,3 +106,27 @@ def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
         fits = type(value) is expected or (expected is float and type(value) is int)
         if not fits:
             raise ConfigError(f"{name}'s option {key} takes {words} (default {default!r}), got {value!r}")
+
+
+TAKEN = ("num_classes", "in_chans")  # create_model's own arguments, not a model's options
+CREATE_OPTIONS = ("features_only", "out_indices", "until")  # create_model's, for every model
+
+
+def option_names(name: str) -> list[str]:
+    """The options (`--model-option KEY=VALUE`) a registered model takes beyond its classes and channels: its
+    builder's keyword arguments with their defaults (`img_size=28`), and, where the builder passes the rest on to its
+    network's class (**kwargs), that class's (by name alone: the builder may set their values itself)."""
+    fn = get_entry(name).fn
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    own = [f"{p.name}={p.default!r}" for p in params if p.default is not p.empty and p.name not in TAKEN]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        with torch.device("meta"):  # (nothing allocated: the class is what is read)
+            network = type(fn())
+        named = {o.split("=")[0] for o in own}
+        own += [p.name for p in inspect.signature(network.__init__).parameters.values()
+                if p.default is not p.empty and p.name not in TAKEN and p.name not in named]
+    return own
+
