@@ -67,6 +67,8 @@ def files(tmp_path_factory) -> Path:
                        ("st_classes", {"classes": list("012345678")})):
         shutil.copytree(root / "st", root / name)
         (root / name / "config.json").write_text(json.dumps({**st_config, **edit}))
+    shutil.copytree(root / "st", root / "st_utf16")  # its config.json saved as UTF-16 by an editor
+    (root / "st_utf16" / "config.json").write_text((root / "st" / "config.json").read_text(), encoding="utf-16")
     torch.save({**ckpt, "classes": list("012345678")}, root / "nine_classes.pt")  # 9 names for 10 outputs
     torch.save({**ckpt, "image_size": [32, 32]}, root / "wrong_size.pt")  # lenet5_modern takes 28 px
     for name, edit in (("run_shape", lambda c: c["model"].__setitem__("features.0.weight", torch.zeros(3, 3))),
@@ -93,6 +95,9 @@ def files(tmp_path_factory) -> Path:
         proto = onnx.load(str(root / "model.onnx"))  # metadata of 3 classes for the model's 10 outputs
         next(p for p in proto.metadata_props if p.key == "classes").value = '["a", "b", "c"]'
         onnx.save(proto, str(root / "three_classes.onnx"))
+        proto = onnx.load(str(root / "model.onnx"))  # metadata edited: a std of 0 (the inputs are divided by it)
+        next(p for p in proto.metadata_props if p.key == "std").value = "[0.0]"
+        onnx.save(proto, str(root / "std_zero.onnx"))
     return root
 
 
@@ -245,6 +250,29 @@ def a_safetensors_config(t: Path) -> None:
 def a_comparison_record(t: Path) -> None:
     """{t}/compare.json, as a comparison's folder holds it (only its presence counts here)."""
     (t / "compare.json").write_text("{}")
+
+
+COMPARE_JSON = {"format": "convolab-compare-1", "models": ["lenet5"], "command": "convolab compare lenet5",
+                "config": {"model": "", "data": "digits", "epochs": 1}, "resumed_by": [], "statuses": {}}
+EXPERIMENT_JSON = {"format": "convolab-reproduce-1", "experiment": "batchnorm", "quick": True, "seeds": 1,
+                   "config": {"model": "", "data": "digits"}, "resumed_by": [],
+                   "command": "convolab reproduce batchnorm --quick --data digits"}
+
+
+def a_record(name: str, doc: object, encoding: str = "utf-8") -> Callable[[Path], None]:
+    """{t}/c/`name` holding `doc` (a compare.json or experiment.json edited by hand, or saved in `encoding`)."""
+    def make(t: Path) -> None:
+        (t / "c" / name).parent.mkdir(parents=True)
+        (t / "c" / name).write_text(json.dumps(doc), encoding=encoding)
+    return make
+
+
+def an_experiment_with_a_comparison_record(doc: object) -> Callable[[Path], None]:
+    """{t}/c: an experiment (its experiment.json as written) whose first comparison's compare.json holds `doc`."""
+    def make(t: Path) -> None:
+        a_record("experiment.json", EXPERIMENT_JSON)(t)
+        a_record("seed-0/arm-1/compare.json", doc)(t)
+    return make
 
 
 def csv_edited(edit: Callable[[list[str], list[list[str]]], None]) -> Callable[[Path], None]:
@@ -592,6 +620,35 @@ CASES: list[Row] = [
         "got 4294967296; give fewer seeds or a lower --seed"),
     Row("compare-resume-with-a-model", ["compare", "lenet5", "--resume", "{t}"], "--resume takes no MODEL"),
     Row("compare-resume-not-a-comparison", ["compare", "--resume", "{t}"], "holds no compare.json"),
+    # compare.json or experiment.json edited or damaged: a traceback, some after the record was rewritten
+    Row("compare-resume-a-record-saved-as-utf-16", ["compare", "--resume", "{t}/c"],
+        "{t}/c/compare.json: it is not readable JSON text ('utf-8' codec can't decode byte 0xff in position 0",
+        a_record("compare.json", COMPARE_JSON, "utf-16")),
+    Row("compare-resume-a-record-that-is-a-list", ["compare", "--resume", "{t}/c"],
+        "{t}/c/compare.json: it holds a JSON list, not the object `convolab compare` writes; the file was edited or "
+        "damaged: restore it from a copy, or run the comparison again into a new --output",
+        a_record("compare.json", [1, 2])),
+    Row("compare-resume-a-record-whose-models-hold-null", ["compare", "--resume", "{t}/c"],
+        "{t}/c/compare.json: its 'models' is [\"lenet5\", null], not a non-empty list of names; the file was edited",
+        a_record("compare.json", {**COMPARE_JSON, "models": ["lenet5", None]})),
+    Row("compare-resume-a-record-whose-statuses-are-a-list", ["compare", "--resume", "{t}/c"],
+        "{t}/c/compare.json: its 'statuses' is [1], not an object of each run's status",
+        a_record("compare.json", {**COMPARE_JSON, "statuses": [1]})),
+    Row("compare-resume-a-record-whose-config-is-a-list", ["compare", "--resume", "{t}/c"],
+        "{t}/c/compare.json: its 'config' is [1], not the object of a run's options",
+        a_record("compare.json", {**COMPARE_JSON, "config": [1]})),
+    Row("reproduce-resume-a-record-whose-config-is-a-list", ["reproduce", "--resume", "{t}/c"],
+        "{t}/c/experiment.json: its 'config' is [1], not the object of a run's options; the file was edited or "
+        "damaged: start the experiment again in a new folder",
+        a_record("experiment.json", {**EXPERIMENT_JSON, "config": [1]})),
+    Row("reproduce-resume-a-record-of-0-seeds", ["reproduce", "--resume", "{t}/c"],
+        "{t}/c/experiment.json: its 'seeds': seeds must be >= 1",
+        a_record("experiment.json", {**EXPERIMENT_JSON, "seeds": 0})),
+    Row("reproduce-resume-a-record-whose-resumed-by-is-a-number", ["reproduce", "--resume", "{t}/c"],
+        "{t}/c/experiment.json: its 'resumed_by' is 5, not a list of strings",
+        a_record("experiment.json", {**EXPERIMENT_JSON, "resumed_by": 5})),
+    Row("reproduce-resume-an-experiment-whose-comparison-record-is-a-list", ["reproduce", "--resume", "{t}/c"],
+        "{t}/c/seed-0/arm-1/compare.json: it holds a JSON list", an_experiment_with_a_comparison_record([1, 2])),
     Row("report-into-one-of-its-runs", ["report", "{d}/run", "--output", "{d}/run"], "curves.png would be overwritten"),
     Row("report-a-run-twice", ["report", "{d}/run", "{d}/run/../run", "--output", "{t}/rep"],
         "run/../run is given twice; give each run once"),
@@ -717,6 +774,9 @@ CASES: list[Row] = [
     Row("export-unfolded-beyond-its-tolerance", ["export", "{d}/run", "--out", "{t}/m.onnx", "--no-fold",
                                                  "--tolerance", "1e-12", "--rtol", "0"],
         "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"),
+    Row("predict-onnx-whose-metadata-std-is-0", ["predict", "{d}/std_zero.onnx", "{d}/digit.png"],
+        "{d}/std_zero.onnx: its metadata 'std' is [0.0], but every value must be > 0 (the inputs are divided by it); "
+        "the file was edited or damaged: export the model again with `convolab export`"),
     Row("predict-onnx-whose-metadata-do-not-fit", ["predict", "{d}/three_classes.onnx", "{d}/digit.png"],
         "{d}/three_classes.onnx: its metadata do not fit its model: they list 3 classes, the model gives 10 outputs"),
     Row("export-onnx-without-onnx", ["export", "{d}/run", "--out", "{t}/m.onnx"], "pip install onnx onnxruntime",
@@ -866,6 +926,8 @@ CASES: list[Row] = [
     Row("features-out-in-proc", ["features", "{d}/run", "--out", "/proc/f.npz"], "--out /proc/f.npz "),
     Row("predict-truncated-safetensors", ["predict", "{d}/st_truncated", "{d}/digit.png"],
         "st_truncated/model.safetensors is not a readable safetensors file"),
+    Row("predict-safetensors-config-saved-as-utf-16", ["predict", "{d}/st_utf16", "{d}/digit.png"],
+        "{d}/st_utf16/config.json is not valid UTF-8 JSON ('utf-8' codec can't decode byte 0xff in position 0"),
 
     # ----- pretrained weights that are not there (offline: the caches only)
     Row("predict-model-without-published-weights", ["predict", "lenet5", "--pretrained", "{d}/digit.png"],

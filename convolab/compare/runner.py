@@ -41,6 +41,7 @@ from ..training.rundir import (
     run_files,
     take_default_dir,
 )
+from .record import read_comparison
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
 from .seeds import seed_values
@@ -102,15 +103,7 @@ class Comparison:
         if not path.is_file():
             raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the --output folder of a "
                               "`convolab compare`")
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON ({err}); the comparison cannot be resumed") from None
-        if state.get("format") != FORMAT:
-            raise ConfigError(f"{path} is not a convolab comparison (no '{FORMAT}' marker)")
-        config = TrainConfig.from_dict(state["config"])
-        return cls(output, list(state["models"]), list(state.get("seeds", [config.seed])), config, state["command"],
-                   list(state.get("resumed_by", [])), dict(state.get("statuses", {})))
+        return cls(output, *read_comparison(path, FORMAT))  # (each field checked: a file edited is one line)
 
 
 def default_compare_dir(data: str) -> Path:

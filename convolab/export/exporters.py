@@ -26,6 +26,7 @@ from ..models import create_model
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from ..training.inference import finite_outputs, input_reading
 from .fold import count_batchnorm, fold_batchnorm
+from .meta_values import meta_values
 from .outputs import check_file_output
 from .portable import portable
 
@@ -111,20 +112,22 @@ class ExportMeta:
 
     @classmethod
     def from_strings(cls, values: dict[str, str], source: str | Path = "the model") -> ExportMeta:
-        """The metadata an export recorded as strings; `source`: the file, as the error line names it."""
-        try:
-            meta = cls(model_name=values.get("model_name", ""), classes=tuple(json.loads(values["classes"])),
-                       in_chans=int(json.loads(values["in_chans"])),
-                       image_size=tuple(json.loads(values["image_size"])),  # type: ignore[arg-type]
-                       mean=tuple(json.loads(values["mean"])), std=tuple(json.loads(values["std"])),
-                       preprocess=values.get("preprocess", "resize"),
-                       # (a file written before they were recorded: what a checkpoint without them means)
-                       crop_pct=float(json.loads(values.get("crop_pct", json.dumps(CROP_PCT)))),
-                       interpolation=values.get("interpolation", "bilinear"), crop_mode=values.get("crop_mode", ""))
-        except (KeyError, ValueError, TypeError) as err:
-            raise ExportError(f"{source}'s metadata lacks or garbles {err}; export it with `convolab export`, or "
+        """The metadata an export recorded as strings; `source`: the file, as the error line names it. An ExportError
+        of one line naming it and the field, for one missing, garbled or out of range (a file edited or damaged)."""
+        decoded, problem = meta_values(values)
+        if problem is not None:
+            raise ExportError(f"{source}: {problem}; the file was edited or damaged: export the model again with "
+                              "`convolab export`")
+        missing = next((key for key in ("classes", "in_chans", "image_size", "mean", "std") if key not in decoded), "")
+        if missing:
+            raise ExportError(f"{source}'s metadata lacks or garbles {missing!r}; export it with `convolab export`, or "
                               "in Python with meta=ExportMeta(...) for a model without num_classes and "
-                              "data_config") from None
+                              "data_config")
+        meta = cls(model_name=decoded["model_name"], classes=tuple(decoded["classes"]), in_chans=decoded["in_chans"],
+                   image_size=tuple(decoded["image_size"]),  # type: ignore[arg-type]
+                   mean=tuple(map(float, decoded["mean"])), std=tuple(map(float, decoded["std"])),
+                   preprocess=decoded["preprocess"], crop_pct=float(decoded["crop_pct"]),
+                   interpolation=decoded["interpolation"], crop_mode=decoded["crop_mode"])
         own = _own_size(meta) if "meta_revision" not in values and meta.preprocess == "resize" else None
         if own is not None and meta.image_size != own:  # (a model of no registered name: its own size unknown)
             _warn_once(source, f"{source} records no metadata revision (a convolab before 2026-11-30 exported it), "
@@ -407,5 +410,13 @@ def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, Exp
         raise ExportError(f"{path} is not a TorchScript export (torch.jit.load cannot read it: an .onnx file or a "
                           "training checkpoint?); give a file written by `convolab export --format torchscript` or "
                           "export_torchscript") from None
-    values: dict[str, Any] = json.loads(extra[TORCHSCRIPT_META] or "{}")
+    text = extra[TORCHSCRIPT_META]
+    try:
+        values = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text) if text else {}
+        problem = "" if isinstance(values, dict) else f"a JSON {type(values).__name__}, not an object of strings"
+    except ValueError as err:  # (UnicodeDecodeError and JSONDecodeError)
+        problem = f"not UTF-8 JSON ({str(err).splitlines()[0][:80]})"
+    if problem:
+        raise ExportError(f"{path}: its metadata ({TORCHSCRIPT_META}) is {problem}; the file was edited or damaged: "
+                          "export the model again with `convolab export --format torchscript`")
     return module, ExportMeta.from_strings(values, path)

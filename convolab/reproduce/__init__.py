@@ -19,7 +19,8 @@ from typing import Any
 from .._atomic import atomic_write, json_text, write_utf8
 from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
-from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, check_device_options, claimed
+from ..compare.record import read_experiment
+from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, Comparison, check_device_options, claimed
 from ..compare.seeds import seed_values, spread, verdict_line
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
@@ -97,17 +98,19 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
         raise ConfigError(f"--resume {output} is not an experiment's folder (no {STATE}); give the --output folder "
                           f"of a `convolab reproduce` run")
     with claimed(output, "--resume"):  # (one line when another command holds it: a second --resume)
+        state, base = read_experiment(path, FORMAT)  # (each field checked, before anything is written)
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
             experiment = get_experiment(state["experiment"])
-            base = TrainConfig.from_dict(state["config"])
-            state["seeds"], state["quick"] = int(state["seeds"]), bool(state["quick"])
-        except (ValueError, KeyError, TypeError, OSError) as err:
-            raise ConfigError(f"{path} cannot be read ({str(err).splitlines()[0][:80]}); the experiment cannot be "
-                              "resumed: start it again in a new folder") from None
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}; the file was edited or damaged: start the experiment again in a new "
+                              "folder") from None
+        for k in range(state["seeds"]):  # (its comparisons' records too, before this one is written)
+            for i in range(len(experiment.arms)):
+                if (output / f"seed-{base.seed + k}" / f"arm-{i + 1}" / COMPARE_FILE).is_file():
+                    Comparison.load(output / f"seed-{base.seed + k}" / f"arm-{i + 1}")
         if progress is not None:
             base.progress = progress
-        state["resumed_by"] = [*state.get("resumed_by", []), command]
+        state["resumed_by"].append(command)
         _save_state(output, state)
         return _run_arms(experiment, output, base, state, resume=True)
 

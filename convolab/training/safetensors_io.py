@@ -98,7 +98,7 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
     config_path = weights_path.with_name(CONFIG_FILE)
     where: Path | None = None
     if config_path.is_file():
-        config, where = _parse(config_path.read_text(encoding="utf-8"), config_path), config_path
+        config, where = _parse(config_path, config_path), config_path
         # another tool's or a run's config.json beside a lone file that holds its own record: not its config
         if not _marked(config) and "convolab" in metadata:
             where = None
@@ -113,11 +113,13 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
     return {**{k: v for k, v in config.items() if k != "format"}, "model": tensors, "source": str(path)}
 
 
-def _parse(text: str, where: Path) -> Any:
+def _parse(text: str | Path, where: Path) -> Any:
+    """The JSON of `text`, or of the file it names (read here: a file not UTF-8 is a ValueError too)."""
     try:
-        return json.loads(text)
-    except ValueError as err:
-        raise CheckpointError(f"{where} is not valid JSON ({err}); {GIVE}") from None
+        return json.loads(text.read_text(encoding="utf-8") if isinstance(text, Path) else text)
+    except ValueError as err:  # (UnicodeDecodeError and JSONDecodeError)
+        raise CheckpointError(f"{where} is not valid UTF-8 JSON ({str(err).splitlines()[0][:120]}); the file "
+                              f"was edited or damaged; {GIVE}") from None
 
 
 def _marked(config: Any) -> bool:
