@@ -47,10 +47,6 @@ def run(args: argparse.Namespace) -> int:
     check_range(args.start_lr, args.end_lr, args.steps)  # before anything is loaded
     get_entry(args.model)  # an unknown model: one line, before the data
     config = config_from_args(args, args.model)
-    unused = [flag_of(name) for name in UNUSED if name in given_config(args)]
-    if unused:  # (train's options are all taken, so that a training command line can be tested as it is)
-        log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
-                    "scores no test images", ", ".join(unused))
     stem = None if config.output else f"lr-find-{args.model}-{data_stem(config.data)}"
     output = Path(config.output) if config.output else next_free_dir(stem)
     try:
@@ -63,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         advice = ("give a larger --end-lr" if result.flat  # (a flat curve: a lower start cannot help)
                   else "lower --start-lr, or give more --steps")
         raise ConfigError(f"lr-find {config.model}: {result.summary()}; {advice} (the curve: {output / 'lr_find.png'})")
+    unused = [flag_of(name) for name in UNUSED if name in given_config(args)]
+    if unused:  # (train's options are all taken, so that a training command line can be tested as it is; said once
+        # the test ran: a command refused for a bad input says that alone)
+        log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
+                    "scores no test images", ", ".join(unused))
     print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
     return 0
