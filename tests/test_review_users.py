@@ -436,3 +436,19 @@ def test_models_name_lists_the_options_the_help_of_model_option_points_to(capsys
     assert {"stem", "drop_rate", "img_size"} <= set(json.loads(capsys.readouterr().out)[0]["options"])
     err = one_line(capsys, ["summary", "lenet5", "--model-option", "foo=1"])
     assert "unexpected keyword argument 'foo' (its options: img_size=28)" in err, err
+
+
+def test_options_this_run_has_no_use_for_are_named(tmp_path, caplog):
+    """--workers and --min-crop-scale on images held in memory, --sync-bn in one process: taken without a word
+    (before), where --nesterov with Adam was warned about."""
+    caplog.set_level(logging.WARNING)
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--train-subset", "200",
+                 "--no-progress", "--min-crop-scale", "0.5", "--workers", "2", "--sync-bn",
+                 "--output", str(tmp_path / "run")]) == 0
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not used by this run")]
+    flags = ("--workers (", "--min-crop-scale (", "--sync-bn (")
+    assert len(said) == 1 and all(flag in said[0] for flag in flags), said
+    caplog.clear()
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--train-subset", "200",
+                 "--no-progress", "--output", str(tmp_path / "plain")]) == 0
+    assert not [r for r in caplog.records if r.getMessage().startswith("not used by this run")]

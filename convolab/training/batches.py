@@ -28,6 +28,7 @@ import torch
 from ..data import ImageData, StreamingImageData
 from ..data.augment import AugmentConfig
 from ..data.base import LabelledImages
+from ..data.decode import MIN_CROP_SCALE
 from ..data.labels_csv import TabularImages
 from ..data.stream import epoch_permutation
 from .distributed import Distributed
@@ -197,3 +198,20 @@ def _streamed(data: StreamingImageData, device: torch.device, dist: Distributed,
 
 __all__ = ["Batch", "BatchSource", "ResidentBatches", "StreamedBatches", "VectorBatches", "VectorInputs",
            "batch_source", "split_batches", "to_device"]
+
+
+def unused_options(workers: int | None, min_crop_scale: float, sync_bn: bool, streamed: bool,
+                   several: bool) -> list[str]:
+    """The options given that this run has no use for, each with why (before: taken without a word, where
+    --nesterov with Adam was warned about): --workers and --min-crop-scale are streamed images', --sync-bn is
+    several processes'."""
+    unused = []
+    if not streamed and workers is not None:
+        unused.append("--workers (the processes that decode streamed images; these are held in memory)")
+    if not streamed and min_crop_scale != MIN_CROP_SCALE:
+        unused.append("--min-crop-scale (of streamed images' random-resized crops; these are held in memory, "
+                      "cropped with --augment's padding)")
+    if sync_bn and not several:
+        unused.append("--sync-bn (batch-norm statistics across processes; this run is one: --nproc N makes several)")
+    return unused
+

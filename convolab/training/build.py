@@ -26,7 +26,7 @@ from ..data.base import LabelledImages, check_subset_counts
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
-from .batches import BatchSource, VectorBatches, VectorInputs, batch_source
+from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unused_options
 from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
@@ -147,6 +147,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         config = dataclasses.replace(config, tta="flip" if flip else "none")
     mixing = mixing_for(config, dist)
     batches = batch_source(data, device, dist, config.batch_size, config.seed, augment, size, config.min_crop_scale)
+    if dist.is_main and (unused := unused_options(config.workers, config.min_crop_scale, config.sync_bn,
+                                                  batches.streamed, dist.enabled)):
+        log.warning("not used by this run: %s", "; ".join(unused))
     mean, std = input_statistics(config, model, batches.data, in_chans, say=dist.is_main)
     transform = BatchTransform(in_chans, (size, size), mean, std, batches.batch_augment, config.channels_last)
     eval_transform = BatchTransform(in_chans, (size, size), mean, std, AugmentConfig(), config.channels_last)
