@@ -17,7 +17,7 @@ HELP = "draw a model's architecture as SVG (branches side by side, joins visible
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="registered model name (see `convolab models`)")
     parser.add_argument("--out", required=True, metavar="FILE.svg", type=nonempty("a file name such as model.svg"),
-                        help="where to write the SVG")
+                        help="where to write the SVG (required)")
     parser.add_argument("--depth", type=positive_int, default=None,
                         help="draw modules nested deeper than this as one box (default: every layer)")
     parser.add_argument("--input-size", type=input_size, default=None, metavar="C,H,W",

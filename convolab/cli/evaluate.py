@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where torchvision data sets live (default: the run's --data-dir)")
     parser.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation: flip scores the mean of "
                         "the logits of each image and its mirror image (default: the run's --tta)")
-    parser.add_argument("--download", action="store_true")
+    parser.add_argument("--download", action="store_true",
+                        help="download a torchvision data set (mnist, cifar10...) that is not in --data-dir yet")
     parser.add_argument("--output", type=nonempty("a folder, or leave the option out (an `evaluation` folder "
                                                    "beside the checkpoint)"),
                         help="folder for per_class.csv, confusion.csv, confusion.png "

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="features.npz", type=nonempty("a file name such as features.npz"),
                         help="output file; an existing one is replaced only if it is a features file, and "
                         "the data read (or a file inside its folder) is refused (default: %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="images a forward pass takes (default: %(default)s; smaller spares memory)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     add_pretrained_options(parser)
 

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .pt or run folder from `convolab train`, a .onnx or safetensors folder from "
                              "`convolab export`, or a model name with --pretrained")
     parser.add_argument("images", nargs="+", type=nonempty("image files"), help="image files")
-    parser.add_argument("--topk", type=positive_int, default=3, help="(default: %(default)s)")
+    parser.add_argument("--topk", type=positive_int, default=3,
+                        help="classes printed per image, the most probable first, each with its probability "
+                             "(default: %(default)s; more than the model's classes prints them all)")
     add_pretrained_options(parser)
 
 

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", type=nonempty("a run folder"),
                         help="run folders of `convolab train` or of a comparison (DIR/runs/MODEL)")
     parser.add_argument("--output", required=True, metavar="DIR", type=nonempty("a folder for the report"),
-                        help="folder for results.json, results.md, curves.png and report.html")
+                        help="folder for results.json, results.md, curves.png and report.html (required)")
 
 
 def run(args: argparse.Namespace) -> int:
