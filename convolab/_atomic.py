@@ -92,35 +92,53 @@ def one_at_a_time(lock: Path, waiting: Callable[[], object]) -> Iterator[None]:
 _HELD_LOCKS: set[int] = set()  # the descriptors of this process's `one_at_a_time` locks
 
 
-def _locked(lock: Path, waiting: Callable[[], object]) -> int | None:
-    said = False
+def locked_file(path: Path, acquire: Callable[[int], bool]) -> int | None:
+    """An open descriptor of the lock file `path` (made if need be) on which `acquire(fd)` took its flock, or None
+    where the file cannot be opened or `acquire` gives up (False). A holder removes the file's name before it
+    unlocks, so the file locked may no longer be the one of that name: then the one now there is locked. What
+    `acquire` raises (a refusal, Ctrl-C while it waits) closes the file first. One mechanism for the run folders'
+    claims (`rundir.claim_run_dir`) and for `one_at_a_time`."""
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:
             return None
         try:
+            if not acquire(fd):
+                os.close(fd)
+                return None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # (no locks here: NFS without lockd)
-                    os.close(fd)
-                    return None
-                if not said:
-                    said = True
-                    waiting()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            try:  # the holder before may have removed the name (and another process made it anew): lock that one
-                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
-        except BaseException:  # (Ctrl-C while waiting)
+        except BaseException:
             os.close(fd)
             raise
         if same:
-            _HELD_LOCKS.add(fd)
             return fd
         os.close(fd)
+
+
+def _locked(lock: Path, waiting: Callable[[], object]) -> int | None:
+    said = False
+
+    def acquire(fd: int) -> bool:  # at once, else after saying so (once), waiting; False where there are no locks
+        nonlocal said
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # (no locks here: NFS without lockd)
+                return False
+            if not said:
+                said = True
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+
+    fd = locked_file(lock, acquire)
+    if fd is not None:
+        _HELD_LOCKS.add(fd)
+    return fd
 
 
 def _close_locks_in_child() -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, locked_file
 from .._paths import check_usable, writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
@@ -239,22 +239,14 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
     if key in _HELD:
         claim = RunClaim(_HELD[key])
         return _checked(claim, run_dir, new_run is not None, resume_call)
-    path = Path(key) / LOCK_FILE
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:  # (a folder turned read-only or removed: its first write says so)
-            return None
+    def acquire(fd: int) -> bool:
         if not _locked_exclusive(fd):
-            os.close(fd)
             raise ConfigError(in_use_line(run_dir, flag)) from None
-        try:  # the name may have been removed and made anew by a holder that ended meanwhile: lock that one
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+        return True
+
+    fd = locked_file(Path(key) / LOCK_FILE, acquire)
+    if fd is None:  # (a folder turned read-only or removed: its first write says so)
+        return None
     with contextlib.suppress(OSError):  # who holds it, for the line another command gives (`holder`)
         os.ftruncate(fd, 0)
         who = os.environ.get(HOLDER) or f"{os.getpid()}\n{typed_command()}"  # (--nproc: the launcher the user ran)
