@@ -59,6 +59,13 @@ def files(tmp_path_factory) -> Path:
     os.symlink("loop.png", _grey_folder(root / "loop") / "a" / "loop.png")
     os.symlink("..", _grey_folder(root / "folder_loop") / "a" / "up")
     assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
+    extra = {"convolab.json": ""}  # metadata of 3 classes for the model's 10 outputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        module = torch.jit.load(str(root / "model.torchscript.pt"), _extra_files=extra)
+        meta = {**json.loads(extra["convolab.json"]), "classes": '["a", "b", "c"]'}
+        torch.jit.save(module, str(root / "three_classes.torchscript.pt"),
+                       _extra_files={"convolab.json": json.dumps(meta)})
     assert main(["export", str(run), "--format", "safetensors", "--out", str(root / "st")]) == 0
     shutil.copytree(root / "st", root / "st_truncated")
     (root / "st_truncated" / "model.safetensors").write_bytes((root / "st" / "model.safetensors").read_bytes()[:999])
@@ -211,6 +218,12 @@ def an_onnx_model_of_two_image_inputs(t: Path) -> None:
     assert main(["train", "lenet5_modern", "--data", str(t / "labels.csv"), "--inputs", "image,image2", "--targets",
                  "species", "--epochs", "1", "--batch-size", "4", "--no-progress", "--output", str(t / "two")]) == 0
     assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
+
+
+def a_torchscript_model_of_two_image_inputs(t: Path) -> None:
+    """{t}/two.torchscript.pt: as above, exported to TorchScript."""
+    an_onnx_model_of_two_image_inputs(t)
+    assert main(["export", str(t / "two"), "--format", "torchscript", "--out", str(t / "two.torchscript.pt")]) == 0
 
 
 def an_onnx_model_of_anothers(t: Path) -> None:
@@ -684,6 +697,9 @@ CASES: list[Row] = [
     Row("predict-one-image-with-a-model-of-two", ["predict", "{t}/two.onnx", "{t}/0.png"],
         "cannot make 1-channel images into the model's 2-channel input; a model of several image inputs takes an "
         "item's images stacked", an_onnx_model_of_two_image_inputs),
+    Row("predict-one-image-with-a-torchscript-model-of-two", ["predict", "{t}/two.torchscript.pt", "{t}/0.png"],
+        "cannot make 1-channel images into the model's 2-channel input; a model of several image inputs takes an "
+        "item's images stacked", a_torchscript_model_of_two_image_inputs),
     # (a missing folder of --out is made, as a safetensors export makes its own: a failed export removes it again)
     Row("export-into-a-new-folder-beyond-its-tolerance", ["export", "{d}/run", "--out", "{t}/no/such/m.onnx",
                                                           "--no-fold", "--tolerance", "1e-12", "--rtol", "0"],
@@ -892,7 +908,12 @@ CASES: list[Row] = [
     Row("evaluate-no-weights", ["evaluate", "{d}/no_weights.pt"], NO_WEIGHTS),
     Row("predict-no-weights", ["predict", "{d}/no_weights.pt", "{d}/digit.png"], NO_WEIGHTS),
     Row("export-no-weights", ["export", "{d}/no_weights.pt"], NO_WEIGHTS),
-    Row("predict-torchscript-file", ["predict", "{d}/model.torchscript.pt", "{d}/digit.png"], TORCHSCRIPT),
+    Row("predict-torchscript-whose-metadata-do-not-fit", ["predict", "{d}/three_classes.torchscript.pt",
+                                                           "{d}/digit.png"],
+        "{d}/three_classes.torchscript.pt: its metadata do not fit its model: they list 3 classes, the model gives "
+        "outputs of shape (1, 10)"),
+    Row("evaluate-onnx-file", ["evaluate", "{d}/model.onnx"],
+        "{d}/model.onnx is an ONNX export (`convolab export`), not a checkpoint"),
     Row("evaluate-torchscript-file", ["evaluate", "{d}/model.torchscript.pt"], TORCHSCRIPT),
     Row("predict-onnx-without-onnxruntime", ["predict", "{d}/model.onnx", "{d}/digit.png"],
         "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
@@ -1236,6 +1257,13 @@ CASES: list[Row] = [
         "--in-chans 100000000: the input 100000000x28x28 at batch 1 would be 292 GiB"),
     Row("draw-huge-num-classes", ["draw", "lenet5", "--out", "{t}/x.svg", "--num-classes", "100000000000"],
         "--num-classes 100000000000: head.fc's output 1x100000000000 would be 373 GiB"),
+    Row("summary-non-square-built-for-a-size", ["summary", "lenet5", "--input-size", "1x32x40"],
+        "input 1x32x40 does not fit lenet5, whose layers are built for one square size (1x28x28; --model-option "
+        "img_size=N builds them for N x N): give a square input"),
+    Row("summary-huge-img-size", ["summary", "lenet5", "--model-option", "img_size=1000000"],
+        "img_size=1000000 (input 1,1000000,1000000): the input at batch 1 would be 3,725 GiB"),
+    Row("draw-huge-img-size-output", ["draw", "lenet5", "--out", "{t}/x.svg", "--model-option", "img_size=60000"],
+        "give a smaller img_size (--model-option img_size=N)"),
     *[Row(f"{name}-empty", argv, words) for name, argv, words in (
         ("report-output", ["report", "{d}/run", "--output", ""],
          "argument --output: is empty; give a folder for the report"),

@@ -18,6 +18,7 @@ from convolab.errors import ConfigError
 from convolab.export import (
     ExportError,
     ExportMeta,
+    TorchScriptClassifier,
     conv_bn_pairs,
     export_onnx,
     export_safetensors,
@@ -247,8 +248,9 @@ def test_the_default_output_of_an_upper_case_checkpoint_name_drops_its_suffix(ru
     assert default_output(args, "onnx") == tmp_path / "Model.onnx"  # (was Model.PT.onnx)
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("batch", [None, 2])  # dynamic, and a fixed batch that 3 images do not fill
-def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, batch):
+def test_predict_exported_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, batch, fmt):
     from PIL import Image
 
     from convolab.data import load_mnist5k
@@ -259,10 +261,18 @@ def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, ba
     for i in range(3):
         paths.append(tmp_path / f"digit{i}.png")
         Image.fromarray(test.images[i, 0].numpy(), mode="L").save(paths[-1])
-    out = tmp_path / "m.onnx"
     model, meta = model_from_checkpoint(run_dir)
-    export_onnx(model, out, (1, 28, 28), batch_size=batch or 1, dynamic_batch=batch is None, meta=meta)
-    got = predict_onnx(out, paths, top_k=3)
+    if fmt == "onnx":
+        out = tmp_path / "m.onnx"
+        export_onnx(model, out, (1, 28, 28), batch_size=batch or 1, dynamic_batch=batch is None, meta=meta)
+        got = predict_onnx(out, paths, top_k=3)
+    else:
+        out = tmp_path / "m.torchscript.pt"
+        export_torchscript(model, out, (1, 28, 28), batch_size=batch or 1, dynamic_batch=batch is None, meta=meta,
+                           fixed_batch=batch is not None)
+        classifier = TorchScriptClassifier(out)
+        assert classifier.fixed_batch == batch  # (read from the file's own refusal of batch 1)
+        got = classifier.predict_files(paths, top_k=3)
     transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
     with torch.no_grad():
         probs = model(transform(test.images[:3])).softmax(1)
@@ -271,6 +281,24 @@ def test_predict_onnx_matches_the_checkpoint_on_png_digits(run_dir, tmp_path, ba
         values, indices = p.topk(3)
         assert [name for name, _ in row] == [meta.classes[i] for i in indices]
         assert [prob for _, prob in row] == pytest.approx(values.tolist(), abs=1e-5)
+
+
+def test_predict_verb_reads_a_torchscript_export_of_any_name_as_it_reads_the_checkpoint(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from convolab.data import load_mnist5k
+
+    images = load_mnist5k().test.images
+    paths = [str(tmp_path / f"d{i}.png") for i in range(3)]
+    for i, path in enumerate(paths):
+        Image.fromarray(images[i, 0].numpy(), mode="L").save(path)
+    out = tmp_path / "exported.bin"  # (any name: read as TorchScript by its contents, not its suffix)
+    assert main(["export", str(run_dir), "--format", "torchscript", "--batch-size", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), *paths, "--topk", "2"]) == 0
+    from_checkpoint = capsys.readouterr().out
+    assert main(["predict", str(out), *paths, "--topk", "2"]) == 0
+    assert capsys.readouterr().out == from_checkpoint and len(from_checkpoint.splitlines()) == 3
 
 
 # ----- the tolerance scales with the logits -------------------------------------------------------

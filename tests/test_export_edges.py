@@ -340,10 +340,12 @@ def test_torchscript_batch_size_fixes_the_batch_size_as_it_says(run, tmp_path, c
 
 
 # ----- 9: the README ----------------------------------------------------------------------------------------------
-def test_the_readme_does_not_say_predict_takes_a_torchscript_export():
+def test_the_readme_says_predict_takes_a_torchscript_export_as_it_now_does():
+    # (it said "`predict` takes no TorchScript file" while that was so; test_export.py's
+    # test_predict_verb_reads_a_torchscript_export_of_any_name_as_it_reads_the_checkpoint proves the new claim)
     text = " ".join((ROOT / "README.md").read_text().split())
-    assert "`predict` on its ONNX or TorchScript export" not in text
-    assert "`predict` on its ONNX export" in text
+    assert "`predict` on its ONNX or TorchScript export" in text
+    assert "takes no TorchScript" not in text
 
 
 def test_safetensors_export_on_a_disk_full_at_its_config_names_config_json(run, tmp_path, monkeypatch):

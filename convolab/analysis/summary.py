@@ -181,12 +181,22 @@ def check_depth(depth: object) -> None:
 class SizeArgs:
     """Where the sizes of a summary or drawing came from, so that a tensor refused as too large names the
     argument to change: `input_size` True when the input size was given (--input-size; the default, as a
-    size passed from Python is), False when it is the model's own (or its weights'); `in_chans` and
-    `num_classes` as given to create_model (--in-chans, --num-classes), None when left out."""
+    size passed from Python is), False when it is the model's own (or its weights'); `in_chans`,
+    `num_classes` and `img_size` as given to create_model (--in-chans, --num-classes, --model-option
+    img_size=N), None when left out."""
 
     input_size: bool = True
     in_chans: int | None = None
     num_classes: int | None = None
+    img_size: int | None = None
+
+    def model_size(self, input_size: Sequence[int]) -> tuple[str, str]:
+        """How to name the model's own input size, and what to change to make it smaller: its img_size where
+        one was given and made it, else --input-size."""
+        size = ",".join(map(str, input_size))
+        if self.img_size is not None and not self.input_size and tuple(input_size[1:]) == (self.img_size,) * 2:
+            return f"img_size={self.img_size} (input {size})", "give a smaller img_size (--model-option img_size=N)"
+        return f"the model's input size {size}", "give a smaller --input-size"
 
 
 SIZE_GIVEN = SizeArgs()  # a size passed in, as from Python
@@ -202,7 +212,8 @@ def refuse_huge_input(input_size: Sequence[int], given: SizeArgs = SIZE_GIVEN) -
         what = f"--in-chans {given.in_chans}: the input {'x'.join(map(str, input_size))} at batch 1"
         advice = "give a smaller --in-chans"
     else:
-        what, advice = f"the model's input size {size}: the input at batch 1", "give a smaller --input-size"
+        named, advice = given.model_size(input_size)
+        what = f"{named}: the input at batch 1"
     error = too_large(what, (1, *input_size), advice)
     if error is not None:
         raise error
@@ -215,7 +226,8 @@ def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence
     made it so: --num-classes for a classifier's output (batch, classes) of the classes given, else the
     input size."""
     size = ",".join(map(str, input_size))
-    at = f"at --input-size {size}" if given.input_size else f"at the model's input size {size}"
+    named, size_advice = (f"--input-size {size}", "give a smaller --input-size") if given.input_size \
+        else given.model_size(input_size)
     for name, output_shape in outputs:
         shapes = output_shape if output_shape and isinstance(output_shape[0], list) else [output_shape]
         for shape in filter(None, shapes):
@@ -223,7 +235,7 @@ def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence
             if given.num_classes is not None and len(shape) == 2 and shape[1] == given.num_classes:
                 what, advice = f"--num-classes {given.num_classes}: {output}", "give a smaller --num-classes"
             else:
-                what, advice = f"{at}, {output}", "give a smaller --input-size"
+                what, advice = f"at {named}, {output}", size_advice
             error = too_large(what, shape, advice)
             if error is not None:
                 raise error

@@ -29,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    options = model_options_of(args, {"num_classes": None, "in_chans": None})
     with torch.device("meta"):  # shapes only: no weights are allocated or initialized
-        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans,
-                             **model_options_of(args, {"num_classes": None, "in_chans": None}))
+        model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
     size = resolve_input_size(model, args.input_size)
     # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
-    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes)
+    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes, options.get("img_size"))
     graph = draw(model, size, args.out, depth=args.depth, given=given)
     print(f"wrote {args.out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
     return 0

@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run folder or a .pt checkpoint written by `convolab train`, a "
                         "safetensors folder, or a model name with --pretrained")
     parser.add_argument("--format", choices=tuple(SUFFIXES),
-                        help="(default: torchscript for an --out ending in .pt or .pth, else onnx)")
+                        help="onnx: one file for ONNX Runtime (any language, no convolab needed); torchscript: "
+                        "one file for torch.jit.load (PyTorch, no convolab needed); safetensors: a folder of the "
+                        "weights and the model's record, for convolab (create_model, --resume, fine-tuning); "
+                        "`convolab predict` reads all three (default: torchscript for an --out ending in .pt or "
+                        ".pth, else onnx)")
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument("--batch-size", type=positive_int, help="fix the batch size of the exported model "
                        "(onnx, torchscript)")

@@ -9,14 +9,15 @@ from tqdm.auto import tqdm
 
 from ..data.archive import shown
 from ..data.decode import check_image_file
-from ..export import OnnxClassifier
+from ..export import OnnxClassifier, TorchScriptClassifier
+from ..training.checkpoint import is_torchscript
 from ..training.inference import Prediction, iter_predictions, load_trained_model
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
-HELP = ("classify image files with a checkpoint, a safetensors folder, an exported .onnx model or a model's "
-        "published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's model, "
-        "each other target's class or number after a |)")
+HELP = ("classify image files with a checkpoint, a safetensors folder, an exported ONNX or TorchScript model or a "
+        "model's published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's "
+        "model, each other target's class or number after a |)")
 
 
 BAR_FROM = 20  # images: a progress bar on a terminal from this many
@@ -24,8 +25,8 @@ BAR_FROM = 20  # images: a progress bar on a terminal from this many
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
-                        help="a .pt or run folder from `convolab train`, a .onnx or safetensors folder from "
-                             "`convolab export`, or a model name with --pretrained")
+                        help="a .pt or run folder from `convolab train`; a .onnx file, TorchScript file or "
+                             "safetensors folder from `convolab export`; or a model name with --pretrained")
     parser.add_argument("images", nargs="+", type=nonempty("image files"), help="image files")
     parser.add_argument("--topk", type=positive_int, default=3,
                         help="classes printed per image, the most probable first, each with its probability "
@@ -35,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results: Iterable[Prediction]
-    if str(args.checkpoint).lower().endswith(".onnx") and not wants_pretrained(args):  # (Model.ONNX too)
-        classifier = OnnxClassifier(args.checkpoint)
+    exported = not wants_pretrained(args) and (str(args.checkpoint).lower().endswith(".onnx")  # (Model.ONNX too)
+                                                or is_torchscript(args.checkpoint))
+    if exported:
+        classifier = (OnnxClassifier if str(args.checkpoint).lower().endswith(".onnx")
+                      else TorchScriptClassifier)(args.checkpoint)
         results = ((classifier.predict_files([path], args.topk)[0], {}) for path in args.images)
     else:
         results = iter_predictions(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)

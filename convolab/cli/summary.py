@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
     # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
-    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes)
+    given = SizeArgs(args.input_size is not None, args.in_chans, args.num_classes, options.get("img_size"))
     size = resolve_input_size(model, size)
     result = summary(model, size, depth=args.depth, given=given)
     print(json.dumps(result.to_dict()) if args.json else result.to_table())

@@ -1,5 +1,6 @@
 """Export for inference: batch-norm folding, ONNX and TorchScript files checked against PyTorch,
-and prediction with an exported ONNX model."""
+and prediction with an exported ONNX or TorchScript model."""
+from .classifiers import ExportedClassifier, OnnxClassifier, TorchScriptClassifier, predict_onnx, predict_torchscript
 from .exporters import (
                         RTOL,
                         TOLERANCE,
@@ -12,9 +13,9 @@ from .exporters import (
                         read_torchscript_meta,
 )
 from .fold import conv_bn_pairs, fold_batchnorm
-from .onnx_predict import OnnxClassifier, predict_onnx
 from .to_safetensors import SafetensorsResult, export_safetensors
 
-__all__ = ["RTOL", "TOLERANCE", "ExportError", "ExportMeta", "ExportResult", "OnnxClassifier", "SafetensorsResult",
-           "conv_bn_pairs", "export_onnx", "export_safetensors", "export_torchscript", "fold_batchnorm",
-           "model_from_checkpoint", "predict_onnx", "read_torchscript_meta"]
+__all__ = ["RTOL", "TOLERANCE", "ExportError", "ExportMeta", "ExportResult", "ExportedClassifier", "OnnxClassifier",
+           "SafetensorsResult", "TorchScriptClassifier", "conv_bn_pairs", "export_onnx", "export_safetensors",
+           "export_torchscript", "fold_batchnorm", "model_from_checkpoint", "predict_onnx", "predict_torchscript",
+           "read_torchscript_meta"]

@@ -70,6 +70,18 @@ def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
     return f"{path} is not a readable checkpoint: a damaged archive ({first[:120]}); {GIVE}"
 
 
+def _torchscript_names(names: list[str]) -> bool:
+    """Whether a zip's member names are a TorchScript archive's (its code and constants), not a checkpoint's."""
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """Whether `path` is a TorchScript file (`convolab export --format torchscript`, whatever its suffix)."""
+    path = Path(path)
+    names = _zip_names(path) if path.is_file() else None
+    return names is not None and _torchscript_names(names)
+
+
 def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a convolab checkpoint, or a safetensors folder or file (`convolab export --format safetensors`);
     anything else gets a CheckpointError saying what is wrong. A record already read (a dict, e.g.
@@ -96,10 +108,14 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     names = _zip_names(path)
-    if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+    if names is None and path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
+                              "checkpoint or run folder written by `convolab train` (predict also takes the ONNX "
+                              "or TorchScript files `convolab export` writes)")
+    if names is not None and _torchscript_names(names):
         raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
                               "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
-                              "(predict also takes a .onnx file written by `convolab export`)")
+                              "(predict also takes the TorchScript or .onnx files `convolab export` writes)")
     try:
         with warnings.catch_warnings():  # torch's own notes on the file; the error below says it all
             warnings.simplefilter("ignore")

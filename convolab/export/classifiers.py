@@ -1,0 +1,169 @@
+"""Prediction with an exported model, ONNX or TorchScript: the preprocessing (channels, size, mean, std)
+comes from the file's own metadata, so the file is all a user needs besides ONNX Runtime or PyTorch.
+"""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..data.augment import BatchTransform
+from ..data.decode import read_input
+from ..errors import ConfigError
+from ..training.inference import ranked
+from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta, read_torchscript_meta
+
+
+class ExportedClassifier(ABC):
+    """What an exported classifier does for any runtime: uint8 images preprocessed as in training (by the file's
+    metadata, `meta`), run in chunks of the model's batch size where it is fixed (`fixed_batch`, else None), top-k
+    classes. A runtime's class sets those two and the transform, and gives `_forward`."""
+
+    meta: ExportMeta
+    fixed_batch: int | None
+    transform: BatchTransform
+
+    @abstractmethod
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One normalized float32 batch (of the fixed batch size, where there is one) -> its logits."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.meta.classes
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes."""
+        return self._run(self.transform(images))
+
+    def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (class name, probability) for each image file, best first (one path alone is one image);
+        `top_k` a positive integer (more than the classes gives them all)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        # Images may differ in size: each is resized on its own, then they run as one batch.
+        meta = self.meta
+        x = [self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans, crop_pct=meta.crop_pct,
+                                       interpolation=meta.interpolation, crop_mode=meta.crop_mode)[None])
+             for p in paths]
+        if not x:
+            return []
+        probs = self._run(torch.cat(x)).softmax(1)
+        k = min(top_k, probs.shape[1])
+        values, indices = ranked(probs, k)
+        return [[(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]
+                for vs, ids in zip(values, indices, strict=True)]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float batch -> logits, in chunks of the model's batch size if it is fixed (the last padded)."""
+        step = self.fixed_batch or max(1, len(x))
+        out = []
+        for start in range(0, len(x), step):
+            chunk = x[start:start + step]
+            if self.fixed_batch and len(chunk) < step:  # pad the last chunk to the fixed batch
+                chunk = torch.cat([chunk, chunk.new_zeros(step - len(chunk), *chunk.shape[1:])])
+            out.append(self._forward(chunk)[:len(x) - start])
+        return torch.cat(out) if out else torch.empty(0, len(self.classes))
+
+
+class OnnxClassifier(ExportedClassifier):
+    """An exported classifier run by ONNX Runtime on uint8 images, preprocessed as in training."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ExportError(ORT_MISSING) from None
+        path = Path(path)
+        if not path.is_file():
+            raise ExportError(f"ONNX model {path} does not exist")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors for a bad file
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{path} is not a readable ONNX model ({first[:160]})") from None
+        self.meta = meta = ExportMeta.from_strings(self.session.get_modelmeta().custom_metadata_map, path)
+        problem = _misfit(meta, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
+        if problem:
+            raise ExportError(f"{path}: its metadata do not fit its model: {problem}; export the model again with "
+                              "`convolab export` (or export_onnx with meta=None, or an ExportMeta that fits it)")
+        batch = self.session.get_inputs()[0].shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) else None  # None: any batch size
+        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {INPUT_NAME: x.numpy()})[0])
+
+
+FIXED_BATCH = re.compile(r"exported for batches of (\d+) images")  # _FixedBatch's refusal, as the file words it
+
+
+class TorchScriptClassifier(ExportedClassifier):
+    """An exported classifier run by TorchScript (`torch.jit.load`, no convolab model class needed) on uint8
+    images, preprocessed as in training; `threads`: torch's intra-op threads for this process, if given."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.module, self.meta = read_torchscript_meta(path)
+        if threads:
+            torch.set_num_threads(threads)
+        meta = self.meta
+        probe = torch.zeros(1, meta.in_chans, *meta.image_size)
+        self.fixed_batch = None
+        try:
+            out = self._forward(probe)
+        except Exception as err:  # noqa: BLE001  torch.jit.Error: a fixed batch's file says its size; else a misfit
+            fixed = FIXED_BATCH.search(str(err))
+            if fixed is None:
+                first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+                raise ExportError(f"{path}: its model does not run on the input its metadata describe "
+                                  f"({meta.in_chans}x{'x'.join(map(str, meta.image_size))}: {first}); export the "
+                                  "model again with `convolab export --format torchscript`") from None
+            self.fixed_batch = int(fixed.group(1))
+            out = self._forward(probe.expand(self.fixed_batch, *probe.shape[1:]).contiguous())
+        if out.ndim != 2 or out.shape[1] != len(meta.classes):
+            raise ExportError(f"{path}: its metadata do not fit its model: they list {len(meta.classes)} classes, the "
+                              f"model gives outputs of shape {tuple(out.shape)}; export the model again with "
+                              "`convolab export --format torchscript`")
+        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module(x).float()
+
+
+def _misfit(meta: ExportMeta, inputs: list, outputs: list) -> str:
+    """What of `meta` does not fit the graph's input shape N x C x H x W and output shape N x classes (its
+    sizes ints, or names for a dynamic axis), or "": a file whose metadata were written for another model."""
+    problems = []
+    if len(inputs) == 4 and all(isinstance(n, int) for n in inputs[1:]) \
+            and (meta.in_chans, *meta.image_size) != tuple(inputs[1:]):
+        problems.append(f"they say inputs of {meta.in_chans}x{'x'.join(map(str, meta.image_size))}, the model takes "
+                        f"{'x'.join(map(str, inputs[1:]))}")
+    if len(meta.mean) != meta.in_chans or len(meta.std) != meta.in_chans:
+        problems.append(f"their mean and std have {len(meta.mean)} and {len(meta.std)} values for {meta.in_chans} "
+                        "input channel(s)")
+    if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(meta.classes):
+        problems.append(f"they list {len(meta.classes)} classes, the model gives {outputs[1]} outputs")
+    return "; ".join(problems)
+
+
+def predict_onnx(model_path: str | Path, images: str | Path | Sequence[str | Path],
+                 top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) per image file from an ONNX model written by `convolab export` (or
+    `export_onnx`); `images` a list of paths, or one path (a list of one result)."""
+    return OnnxClassifier(model_path).predict_files(images, top_k)
+
+
+def predict_torchscript(model_path: str | Path, images: str | Path | Sequence[str | Path],
+                        top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) per image file from a TorchScript model written by `convolab export
+    --format torchscript` (or `export_torchscript`); `images` as for `predict_onnx`."""
+    return TorchScriptClassifier(model_path).predict_files(images, top_k)
