@@ -18,7 +18,7 @@ from .._registry import register_model
 from ..errors import ConfigError
 from ._base import ConvNet, FeatureInfo, check_num_classes
 from ._factory import create_model
-from .two_input import TAKEN_HEAD_NAMES, MultiInputNet, task_head
+from .two_input import MultiInputNet, add_task_heads
 
 
 class MultiTaskNet(ConvNet):
@@ -32,12 +32,7 @@ class MultiTaskNet(ConvNet):
         self.data_config = backbone.data_config
         self.feature_info = [FeatureInfo(f"backbone.{f.module}", f.num_chs, f.reduction)
                              for f in backbone.feature_info]
-        for name, classes in tasks.items():
-            if name in TAKEN_HEAD_NAMES or hasattr(self, name) or not name.isidentifier():
-                raise ValueError(f"task head name {name!r} is taken or not an identifier")
-            self.add_module(name, task_head(self.num_features, classes))
-        self.task_classes = dict(tasks)
-        self.aux_names = tuple(tasks)
+        add_task_heads(self, tasks)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)

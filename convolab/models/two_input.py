@@ -25,6 +25,18 @@ def task_head(features: int, classes: int) -> nn.Linear:
     return nn.Linear(features, classes)
 
 
+def add_task_heads(model: nn.Module, tasks: dict[str, int]) -> None:
+    """One head per task on `model.num_features` features, an attribute named as the task (a name the model has
+    already, or one that is not an identifier, is refused), and the model's record of them: `task_classes`, and
+    `aux_names` for the engine."""
+    for name, classes in tasks.items():
+        if name in TAKEN_HEAD_NAMES or hasattr(model, name) or not name.isidentifier():
+            raise ValueError(f"task head name {name!r} is taken or not an identifier")
+        model.add_module(name, task_head(model.num_features, classes))
+    model.task_classes = dict(tasks)
+    model.aux_names = tuple(tasks)
+
+
 class MultiInputNet(ConvNet):
     """A shared backbone on `image_inputs` images of an item, plus an MLP on `vector_inputs` numbers."""
 
@@ -49,12 +61,7 @@ class MultiInputNet(ConvNet):
                                      nn.Linear(VECTOR_WIDTH, VECTOR_WIDTH), nn.ReLU())
                        if vector_inputs else None)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        for name, classes in tasks.items():
-            if name in TAKEN_HEAD_NAMES or hasattr(self, name) or not name.isidentifier():
-                raise ValueError(f"task head name {name!r} is taken or not an identifier")
-            self.add_module(name, task_head(self.num_features, classes))
-        self.task_classes = dict(tasks)
-        self.aux_names = tuple(tasks)
+        add_task_heads(self, tasks)
 
     def forward_features(self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The fused features N x num_features: each image's pooled backbone features, then the MLP's."""
@@ -96,4 +103,4 @@ TAKEN_HEAD_NAMES = frozenset({*dir(MultiInputNet), *vars(nn.Module()), *ConvNet.
                               "fc", "vector", "image_inputs", "vector_inputs", "task_classes", "main_name",
                               "model_options", "pretrained_cfg"})
 
-__all__ = ["MultiInputNet", "TAKEN_HEAD_NAMES", "VECTOR_WIDTH", "task_head"]
+__all__ = ["MultiInputNet", "TAKEN_HEAD_NAMES", "VECTOR_WIDTH", "add_task_heads", "task_head"]
