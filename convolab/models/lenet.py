@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._registry import register_model
-from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for, init_xavier
+from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for, init_xavier, move_like
 
 
 class LeNetHead(nn.Module):
@@ -25,8 +25,10 @@ class LeNetHead(nn.Module):
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
+        """A fresh classifier of `num_classes` (0: none, the 84 features out), where the layers before it live
+        (a quantized fc2, whose `weight` is a method, has no parameters: then float32 on the CPU)."""
         fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
-        self.fc = fc.to(self.fc2.weight.device, self.fc2.weight.dtype)
+        self.fc = move_like(fc, next(self.fc2.parameters(), None))
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act2(self.fc2(self.act1(self.fc1(self.flatten(x)))))

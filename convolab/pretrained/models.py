@@ -19,6 +19,7 @@ from ..models._features import truncate
 from ..training.checkpoint import checkpoint_model, load_checkpoint, weights_mismatch
 from ..training.safetensors_io import CONFIG_FILE, WEIGHTS_FILE, is_safetensors, read_tensors
 from ..training.safetensors_io import FORMAT as SAFETENSORS_FORMAT
+from ..training.transfer import WRAPPER_PREFIXES
 from .load import fetch_pretrained
 from .sources import WeightsError, choose_weights
 
@@ -204,9 +205,14 @@ def _all_tensors(tensors: Any) -> bool:
 
 
 def _unwrapped(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The names without the "module." that DataParallel and DDP put before every one."""
-    if all(k.startswith("module.") for k in tensors):
-        return {k[len("module."):]: v for k, v in tensors.items()}
+    """The names without the prefix a wrapper put before every one: "module." (DataParallel, DDP), "_orig_mod."
+    (torch.compile), or both, in either order."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if tensors and all(k.startswith(prefix) for k in tensors):
+                tensors, changed = {k[len(prefix):]: v for k, v in tensors.items()}, True
     return tensors
 
 
