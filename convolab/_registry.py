@@ -230,6 +230,7 @@ def resolve_name(name: str) -> str:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The registry's entry of a model or alias (any case); an unknown name is refused as `resolve_name` does."""
     return _ENTRIES[resolve_name(name)]
 
 

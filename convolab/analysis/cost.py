@@ -55,6 +55,7 @@ class ConvSpec:
 
     @property
     def text(self) -> str:
+        """The layer as a design string, e.g. `3x3:64/s2`; stride 1 and same padding are left out."""
         extra = (f"/s{self.stride}" if self.stride != 1 else "") + \
             (f"/p{self.padding}" if self.padding is not None else "")
         return f"{self.kernel[0]}x{self.kernel[1]}:{self.out_channels}{extra}"
@@ -73,9 +74,11 @@ class LayerCost:
 
     @property
     def params(self) -> int:
+        """Weights plus biases (one per output channel)."""
         return self.weights + self.biases
 
     def to_dict(self) -> dict:
+        """The layer for JSON: its design string, input and output (C, H, W), multiplications, weights, params."""
         return {"layer": self.spec.text, "input": list(self.input_shape), "output": list(self.output_shape),
                 "multiplications": self.multiplications, "weights": self.weights, "params": self.params}
 
@@ -88,29 +91,36 @@ class DesignCost:
 
     @property
     def text(self) -> str:
+        """The design string, its layers joined by spaces: `1x1:16 5x5:32`."""
         return " ".join(layer.spec.text for layer in self.layers)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) into the first layer."""
         return self.layers[0].input_shape
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) out of the last layer."""
         return self.layers[-1].output_shape
 
     @property
     def multiplications(self) -> int:
+        """Multiplications (MACs) of all layers, at batch 1."""
         return sum(layer.multiplications for layer in self.layers)
 
     @property
     def weights(self) -> int:
+        """Weights of all layers, biases not counted."""
         return sum(layer.weights for layer in self.layers)
 
     @property
     def params(self) -> int:
+        """Weights plus biases of all layers."""
         return sum(layer.params for layer in self.layers)
 
     def to_dict(self) -> dict:
+        """The design for JSON: its string, input and output (C, H, W), the totals and each layer's `to_dict`."""
         return {"design": self.text, "input": list(self.input_shape), "output": list(self.output_shape),
                 "multiplications": self.multiplications, "weights": self.weights, "params": self.params,
                 "layers": [layer.to_dict() for layer in self.layers]}

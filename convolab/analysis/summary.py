@@ -37,6 +37,7 @@ class LayerRow:
     macs: int
 
     def to_dict(self) -> dict:
+        """The row's fields as a dict, for JSON."""
         return asdict(self)
 
 
@@ -49,6 +50,7 @@ class ModuleInfo:
     params: int
 
     def to_dict(self) -> dict:
+        """The module's name, type and parameter count as a dict, for JSON."""
         return asdict(self)
 
 
@@ -67,9 +69,11 @@ class Summary:
 
     @property
     def flops(self) -> int:
+        """2 x `total_macs`: one multiply and one add per MAC."""
         return 2 * self.total_macs
 
     def to_dict(self) -> dict:
+        """The summary for JSON (`summary --json`): totals, FLOPs, what was counted, and every row."""
         return {
             "model": self.model,
             "input_size": list(self.input_size),

@@ -104,6 +104,7 @@ def table_rows(results: list[ModelResult]) -> tuple[tuple[str, ...], list[tuple[
 
 
 def markdown_table(results: list[ModelResult]) -> str:
+    """The comparison as a Markdown table, one row per model, numbers right-aligned; "-" where a run has none."""
     return _markdown(*table_rows(results))
 
 

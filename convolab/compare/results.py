@@ -48,9 +48,11 @@ class ModelResult:
 
     @property
     def ok(self) -> bool:
+        """True when the run finished (status "ok"), not interrupted, failed or not run."""
         return self.status == OK
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, history included, as a dict for JSON."""
         return asdict(self)
 
 

@@ -76,6 +76,7 @@ class Comparison:
 
     @property
     def several_seeds(self) -> bool:
+        """True when each model trains with more than one seed (runs in runs/MODEL/seed-S)."""
         return len(self.seeds) > 1
 
     def runs(self) -> list[Run]:
@@ -86,9 +87,11 @@ class Comparison:
         return [Run(model, seed, f"{model}/seed-{seed}") for seed in self.seeds for model in self.models]
 
     def run_dir(self, run: Run) -> Path:
+        """The run's folder: OUTPUT/runs/MODEL, or OUTPUT/runs/MODEL/seed-S with several seeds."""
         return self.output / "runs" / run.name
 
     def save(self) -> None:
+        """Write compare.json atomically into `output` (its seeds only when there are several)."""
         state = {"format": FORMAT, "models": self.models, "config": self.config.to_dict(),
                  "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses}
         if self.several_seeds:  # one seed: compare.json as it was before there could be several
@@ -98,6 +101,7 @@ class Comparison:
 
     @classmethod
     def load(cls, output: str | Path) -> Comparison:
+        """The comparison whose compare.json is in `output`; one ConfigError line where it is missing or damaged."""
         output = Path(output)
         path = output / COMPARE_FILE
         if not path.is_file():

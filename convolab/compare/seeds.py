@@ -171,16 +171,20 @@ class SeedSummary:
 
     @property
     def finished(self) -> list[ModelResult]:
+        """The runs that finished ("ok") with at least one epoch recorded: the ones the spreads are over."""
         return [r for r in self.runs if r.ok and r.history]
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds of the finished runs, in run order."""
         return [int(r.options["seed"]) for r in self.finished]
 
     def values(self, figure: str) -> list[float]:
+        """`figure` (a key of FIGURES or TIMES) of each finished run, runs without it left out."""
         return [v for v in (run_figures(r)[figure] for r in self.finished) if v is not None]
 
     def spread(self, figure: str) -> Spread:
+        """Mean and sample standard deviation of `figure` over the finished runs."""
         return spread(self.values(figure))
 
     def first(self, attribute: str) -> Any:
@@ -193,6 +197,8 @@ class SeedSummary:
         return "; ".join(f"{Path(r.run_dir).name}: {r.status}" for r in self.runs if not r.ok) or "ok"
 
     def to_dict(self) -> dict[str, Any]:
+        """The model's row for JSON: its seeds, run count and status, the shared values (parameters, MACs,
+        input size, lr, device), each finished run's epochs, and FIGURE_mean and FIGURE_std of every figure."""
         row: dict[str, Any] = {"model": self.model, "seeds": self.seeds, "n_seeds": len(self.finished),
                                "runs": len(self.runs), "status": self.status}
         for attribute in ("params", "macs", "input_size", "lr", "device"):

@@ -43,6 +43,7 @@ class Split:
         return len(self.labels)
 
     def subset(self, index: torch.Tensor) -> Split:
+        """A new Split of the images and labels at `index` (indices or a boolean mask)."""
         return Split(self.images[index], self.labels[index])
 
 
@@ -58,10 +59,12 @@ class LabelledImages:
 
     @property
     def num_classes(self) -> int:
+        """How many class names there are (labels are 0 to num_classes - 1)."""
         return len(self.classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the data's images: as held in memory, or as a stream decodes them."""
         raise NotImplementedError
 
     def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -107,18 +110,23 @@ class ImageData(LabelledImages):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the training images."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
     def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images in [0, 1] units, as `channels` channels (None: as held)."""
         return channel_statistics(self.train.images, channels)
 
     def eval_batches(self, split: Split, batch_size: int, pin_memory: bool = False
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels, indices) of `split` in order, `batch_size` at a time (the last may be fewer);
+        slices of the tensors held, so `pin_memory` is not used."""
         for start in range(0, len(split), batch_size):
             stop = min(start + batch_size, len(split))
             yield split.images[start:stop], split.labels[start:stop], torch.arange(start, stop)
 
     def per_class_subsets(self, train: int | None, test: int | None) -> ImageData:
+        """A new ImageData of `train` training and `test` test images (None: all), drawn by `per_class_subset`."""
         return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
                          self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
 

@@ -65,6 +65,7 @@ class Column:
     std: float = 1.0
 
     def to_dict(self) -> dict:
+        """For a checkpoint: the kind with its classes (class) or its training mean and std (number); no name."""
         if self.kind == "class":
             return {"kind": "class", "classes": list(self.classes)}
         return {"kind": "number", "mean": self.mean, "std": self.std}
@@ -79,6 +80,7 @@ class TableSplit(Split):
     vectors: torch.Tensor | None = None
 
     def subset(self, index: torch.Tensor) -> TableSplit:
+        """A new TableSplit of the images, labels, targets and numeric inputs at `index`."""
         return TableSplit(self.images[index], self.labels[index], {k: v[index] for k, v in self.targets.items()},
                           None if self.vectors is None else self.vectors[index])
 
@@ -93,6 +95,7 @@ class TabularImages(ImageData):
 
     @property
     def main_column(self) -> str:
+        """The name of the main target column (the first of `columns`), whose classes are `classes`."""
         return next(iter(self.columns))
 
     def model_options(self, backbone: str, backbone_options: dict) -> dict:
@@ -120,6 +123,7 @@ class TabularImages(ImageData):
                 "vectors": {c.name: c.to_dict() for c in self.vector_columns}}
 
     def per_class_subsets(self, train: int | None, test: int | None) -> TabularImages:
+        """As ImageData's, the classes of the main column alike; the other targets and inputs follow their images."""
         pick = {"train": per_class_subset(self.train.labels, train),
                 "test": per_class_subset(self.test.labels, test)}
         return TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),

@@ -142,6 +142,7 @@ class StreamSplit:
         return len(self.locations)
 
     def subset(self, index: torch.Tensor | list[int]) -> StreamSplit:
+        """A new StreamSplit of the locations and labels at `index` (integer indices), on the same reader."""
         index = torch.as_tensor(index, dtype=torch.int64)
         return StreamSplit(self.reader, [self.locations[i] for i in index.tolist()], self.labels[index])
 
@@ -179,6 +180,7 @@ class StreamingImageData(LabelledImages):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """(C, size, size) as decoded: 1 channel for grey ("L") data, else 3."""
         return (1 if self.mode == "L" else 3, self.size, self.size)
 
     def configure(self, size: int | None = None, random_crop: bool | None = None,

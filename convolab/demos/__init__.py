@@ -29,6 +29,7 @@ class Demo:
 
     @property
     def trains(self) -> bool:
+        """True for a demo that trains a model (it takes `epochs`), so its last line is its test accuracy."""
         return "epochs" in self.options
 
 

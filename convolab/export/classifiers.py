@@ -32,6 +32,7 @@ class ExportedClassifier(ABC):
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The class names from the file's metadata, in the order of the logits."""
         return self.meta.classes
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:

@@ -160,6 +160,9 @@ class ExportMeta:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """An export written and checked: its file and format, how far its logits are from PyTorch eager's, at which
+    batch sizes, and how many batch norms were folded."""
+
     path: Path
     format: str
     max_abs_diff: float  # exported vs PyTorch eager (unfolded), over every checked batch size

@@ -23,6 +23,8 @@ from .outputs import check_folder_output
 
 @dataclass(frozen=True)
 class SafetensorsResult:
+    """The safetensors export written: its two files, the model's name, the tensor count and the read-back check."""
+
     files: list[Path]
     model_name: str
     tensors: int

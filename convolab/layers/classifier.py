@@ -28,6 +28,8 @@ class ClassifierHead(nn.Module):
         self.fc = fc.to(old.device, old.dtype) if old is not None else fc
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """N x in_features x H x W (pool=False: N x in_features, already pooled) -> N x num_classes logits;
+        `pre_logits`: the pooled N x in_features features, after dropout, without the linear layer."""
         x = self.drop(self.flatten(self.pool(x)))
         return x if pre_logits else self.fc(x)
 

@@ -57,6 +57,7 @@ class DenseLayer(nn.Module):
         return F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate > 0 else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x growth_rate x H x W: the new features only, not concatenated."""
         if self.bottleneck:
             x = self.conv1(self.relu1(self.norm1(x)))
             if self.drop_every_conv:
@@ -80,6 +81,7 @@ class DenseBlock(nn.ModuleDict):
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x H x W: the input and every layer's output, concatenated."""
         features = [x]
         for layer in self.values():
             features.append(layer(torch.cat(features, 1)))

@@ -48,6 +48,7 @@ class FrozenBatchNorm2d(nn.BatchNorm2d):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W -> the same shape, normalized with the stored statistics (eval-mode `F.batch_norm`)."""
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 

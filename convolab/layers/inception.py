@@ -83,6 +83,7 @@ class InceptionV3A(nn.Module):
         self.branch_pool = conv_block(in_channels, spec.pool_proj, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x H x W: the four branches concatenated on the channels."""
         b5 = self.branch5x5_2(self.branch5x5_1(x))
         b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
         return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(self.pool(x))], 1)
@@ -109,4 +110,5 @@ class ReductionA(nn.Module):
         self.branch2 = nn.MaxPool2d(3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels (n + m + in_channels) x (H-3)//2+1 x (W-3)//2+1."""
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], 1)

@@ -31,6 +31,7 @@ class PadShortcut(nn.Module):
         self.extra = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), the new channels zeros."""
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]
         front = self.extra // 2  # the new channels split around the old ones, as in He et al.'s code
@@ -98,6 +99,7 @@ class BasicBlock(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride)."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.residual:
@@ -133,6 +135,7 @@ class Bottleneck(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride)."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
@@ -181,6 +184,7 @@ class PreActBasicBlock(_PreActShortcut, nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), not activated."""
         pre = self.relu(self.bn1(x))
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
@@ -216,6 +220,7 @@ class PreActBottleneck(_PreActShortcut, nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), not activated."""
         pre = self.relu(self.bn1(x))
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))

@@ -43,6 +43,7 @@ class AuxClassifierNet(ConvNet):
         return outputs
 
     def reset_classifier(self, num_classes: int) -> None:
+        """As ConvNet's, and each auxiliary head this model has gets a fresh final layer for `num_classes` too."""
         reference = next(self.parameters(), None)
         super().reset_classifier(num_classes)
         for name in self.aux_names:

@@ -67,6 +67,7 @@ class DataConfig:
     std: tuple[float, ...] = IMAGENET_STD
 
     def to_dict(self) -> dict:
+        """input_size, mean and std as a dict, the tuples kept as tuples."""
         return asdict(self)
 
 
@@ -136,12 +137,16 @@ class ConvNet(nn.Module):
     model_name: str = ""
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_chans x H x W -> the last feature map before the head, N x C x h x w; subclasses implement."""
         raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """`forward_features`' map -> N x num_classes logits; `pre_logits`: the N x num_features vector the final
+        linear layer takes."""
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_chans x H x W -> N x num_classes logits (num_classes 0: N x num_features pooled features)."""
         return self.forward_head(self.forward_features(x))
 
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -149,6 +154,7 @@ class ConvNet(nn.Module):
         return {"main": self(x)}
 
     def get_classifier(self) -> nn.Module:
+        """The final linear layer, `head.fc` (an nn.Identity when num_classes is 0)."""
         return self.head.fc
 
     def reset_classifier(self, num_classes: int) -> None:

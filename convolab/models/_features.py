@@ -139,6 +139,7 @@ class FeatureListNet(_TracedForward, nn.Module):
         self._compile(_adopt(self, model, {f.module: f.module for f in chosen}))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """N x in_chans x H x W -> the maps in `feature_info` order, each N x num_chs x ~H/reduction x ~W/reduction."""
         maps = self._run(x)  # in the order of the graph
         return [maps[f.module] for f in self.feature_info]
 
@@ -183,6 +184,7 @@ class TruncatedNet(_TracedForward, ConvNet):
         return True
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """N x in_chans x H x W -> the output of `until`, N x num_features x h x w."""
         return self._run(x)["features"]
 
 

@@ -78,6 +78,7 @@ class MultiInputNet(ConvNet):
         return torch.cat(parts, dim=1)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The fused N x num_features features -> N x num_classes main logits; `pre_logits`: the features as given."""
         return x if pre_logits else self.fc(x)
 
     def forward_outputs(self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -86,9 +87,11 @@ class MultiInputNet(ConvNet):
         return {"main": self.fc(features), **{name: getattr(self, name)(features) for name in self.aux_names}}
 
     def get_classifier(self) -> nn.Module:
+        """The main classifier, `fc` (an nn.Identity when num_classes is 0); the task heads are not it."""
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
+        """A fresh main classifier for `num_classes` (0: none) on the backbone's device and dtype; task heads kept."""
         num_classes = check_num_classes(num_classes)
         fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.fc = move_like(fc, next(self.backbone.parameters(), None))

@@ -88,18 +88,22 @@ class Weights:
 
     @property
     def label(self) -> str:
+        """`library:peer.name`, e.g. `torchvision:resnet50.IMAGENET1K_V2`: how records and messages name them."""
         return f"{self.source.library}:{self.source.peer}.{self.name}"
 
     @property
     def resize_size(self) -> int:
+        """The side in pixels an image is resized to before the centre crop: crop_size / crop_pct, rounded down."""
         return int(self.crop_size / self.crop_pct)
 
 
 def models_with_weights() -> list[str]:
+    """The registered names of the models that load published weights (torchvision's or timm's), sorted."""
     return sorted(SOURCES)
 
 
 def no_weights_message(name: str) -> str:
+    """The error for a model `name` without published weights: the models that have some, or weights of one's own."""
     return (f"{name} has no published weights; the models with weights from torchvision or timm are: "
             f"{', '.join(models_with_weights())} (or use weights of your own: a checkpoint or a safetensors folder)")
 

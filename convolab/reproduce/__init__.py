@@ -38,6 +38,7 @@ FORMAT = "convolab-reproduce-1"
 
 
 def get_experiment(name: str) -> Experiment:
+    """The experiment called `name`; an unknown name is a ConfigError listing them all."""
     if name not in EXPERIMENTS:
         raise ConfigError(f"no experiment named {name!r}; `convolab reproduce --list` shows them "
                           f"({', '.join(EXPERIMENTS)})")

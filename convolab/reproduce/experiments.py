@@ -38,19 +38,24 @@ class Outcome:
     runs: dict[str, list[History]]
 
     def final(self, label: str, key: str) -> list[float]:
+        """`key` (e.g. "test_acc") of the last epoch of each seed's run of `label`; runs with no epoch left out."""
         return [h[-1][key] for h in self.runs[label] if h]
 
     def mean(self, label: str, key: str) -> float:
+        """The mean of `final` over the seeds; nan where no run of `label` has an epoch."""
         values = self.final(label, key)
         return statistics.fmean(values) if values else float("nan")
 
     def train_error(self, label: str) -> float:
+        """1 - the final training accuracy of `label`, mean over the seeds (nan: no epoch)."""
         return 1 - self.mean(label, "train_acc")
 
     def test_error(self, label: str) -> float:
+        """1 - the final test accuracy of `label`, mean over the seeds (nan: no epoch)."""
         return 1 - self.mean(label, "test_acc")
 
     def best_test_acc(self, label: str) -> float:
+        """Each seed's best test accuracy over its epochs, mean over the seeds (nan: no epoch)."""
         values = [max(r["test_acc"] for r in h) for h in self.runs[label] if h]
         return statistics.fmean(values) if values else float("nan")
 
@@ -60,6 +65,9 @@ Verdict = Callable[[Outcome], tuple[bool, str]]
 
 @dataclass(frozen=True)
 class Experiment:
+    """One experiment: the claim and where it is made, its arms and data, the full and quick schedules and seeds,
+    the paper's figures, and the verdict that reads the Outcome."""
+
     name: str
     claim: str
     source: str
@@ -74,6 +82,7 @@ class Experiment:
     quick_note: str = ""
 
     def labels(self) -> list[str]:
+        """Every run label, arm by arm: each model with its arm's label appended."""
         return [arm.run_label(m) for arm in self.arms for m in arm.models]
 
 

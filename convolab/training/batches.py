@@ -60,21 +60,27 @@ class ResidentBatches:
         self.test_images: torch.Tensor | None = data.test.images.to(device)
 
     def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """(uint8 images, labels, indices) of this process's share of each training batch of `epoch` from
+        `start_batch` on, in the (seed, epoch) order, on the device; the last partial batch is dropped."""
         perm = epoch_permutation(len(self.train_labels), self.seed, epoch).to(self.train_labels.device)
         for b in range(start_batch, max(1, len(perm) // self.batch_size)):  # the last partial batch is dropped
             idx = self.dist.shard(perm[b * self.batch_size:(b + 1) * self.batch_size])  # rank r of W: idx[r::W]
             yield self.train_images[idx], self.train_labels[idx], idx
 
     def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        """The test split's (images, labels, indices) in order, on the device; `shard`: this process's share,
+        the indices pointing into it."""
         images, labels = self.test_images, self.test_labels
         if shard:
             images, labels = self.dist.shard(images), self.dist.shard(labels)
         return split_batches(images, labels, batch_size)
 
     def describe(self) -> str:
+        """Nothing to add to the CLI's "training ... on DEVICE" line: ""."""
         return ""
 
     def close(self) -> None:
+        """Nothing to end: resident data have no worker processes."""
         pass  # (no worker processes)
 
 
@@ -101,12 +107,16 @@ class StreamedBatches:
                                                            pin_memory=self.pin_memory)
 
     def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """(uint8 images, labels, indices) of this process's share of each training batch of `epoch` from
+        `start_batch` on, decoded by the workers and moved to the device; the last partial batch is dropped."""
         self.sampler.set_epoch(epoch, start_batch)
         for images, labels, index in self.data.batches(self.loader, self.data.train):
             yield (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True),
                    index.to(self.device, non_blocking=True))
 
     def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        """The test split's centre crops as (uint8 images, labels, indices), in order; `shard`: this process's
+        share."""
         split = self.dist.shard(self.data.test) if shard else self.data.test
         return self.data.eval_batches(split, batch_size, pin_memory=self.pin_memory)
 
@@ -118,6 +128,7 @@ class StreamedBatches:
             iterator._shutdown_workers()
 
     def describe(self) -> str:
+        """`, streamed by N workers` (`, streamed` with none) for the CLI's "training ... on DEVICE" line."""
         workers = self.data.workers
         return f", streamed by {workers} worker{'s' if workers != 1 else ''}" if workers else ", streamed"
 
@@ -133,10 +144,12 @@ class VectorBatches(ResidentBatches):
         self.test_vectors = data.test.vectors.to(device)
 
     def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """As ResidentBatches', the images a pair: (uint8 images, their rows' standardized numbers)."""
         for images, labels, idx in super().train_batches(epoch, start_batch):
             yield (images, self.train_vectors[idx]), labels, idx
 
     def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
+        """As ResidentBatches', the images a pair: (uint8 images, their rows' standardized numbers)."""
         vectors = self.dist.shard(self.test_vectors) if shard else self.test_vectors
         for images, labels, idx in super().test_batches(batch_size, shard):
             yield (images, vectors[idx]), labels, idx

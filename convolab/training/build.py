@@ -399,6 +399,7 @@ def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: di
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, want_aux: bool) -> dict[str, torch.Tensor]:
+    """`{"main": logits}`; with `want_aux`, every output of a model's `forward_outputs` (aux and task heads') too."""
     if want_aux and hasattr(model, "forward_outputs"):
         return model.forward_outputs(x)
     return {"main": model(x)}
@@ -413,6 +414,7 @@ class TrainingOutputs(nn.Module):
         self.model, self.want_aux = model, want_aux
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A batch -> {"main": N x num_classes logits, and with `want_aux` each head's output by name}."""
         return model_outputs(self.model, x, self.want_aux)
 
 

@@ -56,6 +56,8 @@ def option(default: Any, help: str, *, group: str = "run", choices: tuple | None
 
 @dataclass
 class TrainConfig:
+    """Every option of a training run, each checked when built; config.json holds it, the CLI's flags come from it."""
+
     model: str = option(MISSING, "model name (see `convolab models`)", cli=False)  # type: ignore[assignment]
     # data
     data: str = option("mnist5k", "mnist5k, digits, mnist, fashion-mnist, cifar10, cifar100, or an image folder "
@@ -271,15 +273,18 @@ class TrainConfig:
                 and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name: the options config.json and a checkpoint record."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config of `values`' known fields (others, e.g. a newer version's, ignored), checked as when built."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> TrainConfig:
+        """The config a run folder's config.json records; a ConfigError of one line where it is missing or bad."""
         path = Path(run_dir) / "config.json"
         if not path.is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); "

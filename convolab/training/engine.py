@@ -104,26 +104,32 @@ class Trainer:
     # What the batch source holds: the labels on the device, the resident images, the stream's loader.
     @property
     def streaming(self) -> bool:
+        """True when the images are streamed from their files by workers, False when resident on the device."""
         return self.run.batches.streamed
 
     @property
     def train_labels(self) -> torch.Tensor:
+        """The training split's labels (int64 N), on the run's device."""
         return self.run.batches.train_labels
 
     @property
     def test_labels(self) -> torch.Tensor:
+        """The test split's labels (int64 N), on the run's device."""
         return self.run.batches.test_labels
 
     @property
     def train_images(self) -> torch.Tensor | None:
+        """The training images, uint8 N x C x H x W on the device; None when they are streamed."""
         return self.run.batches.train_images
 
     @property
     def test_images(self) -> torch.Tensor | None:
+        """The test images, uint8 N x C x H x W on the device; None when they are streamed."""
         return self.run.batches.test_images
 
     @property
     def train_loader(self) -> torch.utils.data.DataLoader | None:
+        """The DataLoader whose workers decode the streamed training images; None for resident data."""
         return self.run.batches.loader
 
     def fit(self) -> TrainResult:
@@ -190,14 +196,17 @@ class Trainer:
 
     # ----- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint of the run as it stands: model, optimizer, progress and every random stream."""
         with self._process.applied():  # (its random streams are the run's)
             return checkpoint_state(self.run, self.state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load a `state_dict` into the run's model, optimizer, scaler, EMA and random streams; its progress too."""
         with self._process.applied():
             self.state = restore_checkpoint(self.run, state)
 
     def save(self, name: str) -> None:
+        """Write the checkpoint as `name` in the run folder (rank 0 writes; every rank must call it)."""
         state = self.state_dict()  # on every rank: it gathers their random streams
         if self.run.dist.is_main:
             save_checkpoint(state, self.run.run_dir / name)

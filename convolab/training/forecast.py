@@ -34,14 +34,19 @@ BACKWARD = 1.4
 
 @dataclass(frozen=True)
 class Cost:
+    """A run's estimate: MACs of one image's forward pass, the bytes each image keeps for the backward pass (with
+    its working memory, BACKWARD), and the bytes of weights, gradients and optimizer state."""
+
     macs: int  # per image, forward
     activation_bytes: int  # per image: layer outputs kept for the backward pass
     fixed_bytes: int  # weights, gradients and optimizer state
 
     def training_bytes(self, batch: int) -> int:
+        """Estimated bytes to train at `batch` images a step: the fixed bytes plus `batch` images' activations."""
         return self.fixed_bytes + batch * self.activation_bytes
 
     def batch_that_fits(self, available: int) -> int:
+        """The largest batch whose `training_bytes` fit in `available` bytes; 0 where not even the fixed bytes do."""
         return max(0, (available - self.fixed_bytes) // max(1, self.activation_bytes))
 
 

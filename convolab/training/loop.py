@@ -53,6 +53,9 @@ class NonFiniteLoss(ConvolabError):
 
 @dataclass
 class TrainResult:
+    """What `fit` returns: the run folder, one history row per epoch, best.pt's test accuracy and epoch (best by
+    --monitor), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it."""
+
     run_dir: Path
     history: list[dict[str, Any]]
     best_acc: float
@@ -71,7 +74,8 @@ class Trainable(Protocol):
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor],
                     mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def save(self, name: str) -> None: ...
+    def save(self, name: str) -> None:
+        """Write the run's checkpoint as `name` (best.pt, last.pt) in the run folder."""
 
 
 def fit(trainer: Trainable) -> TrainResult:

@@ -93,6 +93,7 @@ class LRFindResult:
         return self.lrs[min(considered(self.smoothed), key=self.smoothed.__getitem__)] / 10
 
     def summary(self) -> str:
+        """One line: the suggested lr and min-loss lr / 10, or why the curve suggests none, and how the sweep ended."""
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
                else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
         if self.flat:

@@ -28,11 +28,14 @@ SWITCH_PROB = 0.5  # with mixup and CutMix both on: the chance that an image is 
 
 @dataclass(frozen=True)
 class MixConfig:
+    """A run's batch mixing: the Beta alpha of mixup and of CutMix, 0 turning each off."""
+
     mixup: float = 0.0   # Beta(alpha, alpha) of mixup; 0: off
     cutmix: float = 0.0  # Beta(alpha, alpha) of CutMix; 0: off
 
     @property
     def enabled(self) -> bool:
+        """True when mixup or CutMix is on (its alpha above 0)."""
         return self.mixup > 0 or self.cutmix > 0
 
 
@@ -44,6 +47,8 @@ class Mix:
     partner: torch.Tensor  # N, long
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+        """Cross-entropy (label smoothing `smoothing`) on each image's own label weighted `lam`, on its partner's
+        1 - lam; the mean over the batch."""
         own = F.cross_entropy(logits, target, label_smoothing=smoothing, reduction="none")
         other = F.cross_entropy(logits, target[self.partner], label_smoothing=smoothing, reduction="none")
         return (self.lam * own + (1 - self.lam) * other).mean()

@@ -27,6 +27,7 @@ def random_states() -> tuple[torch.Tensor, list[torch.Tensor] | None, int]:
 
 
 def set_random_states(states: tuple[torch.Tensor, list[torch.Tensor] | None, int]) -> None:
+    """Put back the streams `random_states` took; where CUDA was initialized since, its GPUs get the recorded seed."""
     cpu, cuda, seed = states
     torch.set_rng_state(cpu)
     if torch.cuda.is_available() and torch.cuda.is_initialized():

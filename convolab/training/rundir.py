@@ -206,6 +206,7 @@ class RunClaim:
         lock.holders += 1
 
     def release(self) -> None:
+        """End this share (a second call does nothing); the last share removes the lock file and drops the flock."""
         lock, self._lock = self._lock, None
         if lock is None:
             return
@@ -219,6 +220,7 @@ class RunClaim:
 
     @property
     def held(self) -> bool:
+        """True until `release` is called."""
         return self._lock is not None
 
     def __del__(self) -> None:

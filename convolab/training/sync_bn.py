@@ -72,6 +72,8 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x ... -> the same shape, normalized in training by the whole global batch's statistics (a float16
+        or bfloat16 input comes out float32); otherwise nn.BatchNorm's forward."""
         self._check_input_dim(x)
         synced = self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         if not synced:

@@ -40,6 +40,7 @@ class TableReport:
         return [*files, path]
 
     def lines(self) -> list[str]:
+        """One line a target: its name, kind and score (accuracy, or MAE in the column's units), the main one marked."""
         width = max(len(n) for n in self.targets)
         out = []
         for name, t in self.targets.items():

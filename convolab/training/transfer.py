@@ -55,6 +55,7 @@ class LoadReport:
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
+        """For JSON: the count loaded, the names missing and unexpected, and each mismatch with both shapes."""
         return {"loaded": len(self.loaded), "missing": self.missing, "unexpected": self.unexpected,
                 "mismatched": [[n, list(c), list(m)] for n, c, m in self.mismatched]}
 
