@@ -1,14 +1,17 @@
 """convolab's models inside the PyTorch ecosystem's own habits (found by a tester of torch.compile, quantization
 and friends): a torch.compile'd model's saved weights load through pretrained=, and a LeNet quantized by
-`quantize_dynamic` takes a new classifier."""
+`quantize_dynamic` takes a new classifier; and what the public API's docstrings brought to light: layers without a
+norm, and the resize before a centre crop."""
 from __future__ import annotations
 
 import warnings
 
 import pytest
 import torch
+from torch import nn
 
 import convolab
+from convolab.layers import DenseLayer, PreActBasicBlock, PreActBottleneck
 
 
 @pytest.mark.parametrize("prefix", ["_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
@@ -32,3 +35,41 @@ def test_reset_classifier_of_a_dynamically_quantized_lenet():
     model = convolab.create_model("lenet5").double()
     model.reset_classifier(4)  # (and where the layers live, as before)
     assert model.head.fc.weight.dtype == torch.float64
+
+
+# ----- found while writing the public API's docstrings -------------------------------------------------------
+def NO_NORM(channels: int) -> nn.Module:  # noqa: N802  (a norm_layer, named as the argument it is passed as)
+    return nn.Identity()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PreActBasicBlock(8, 8, norm_layer=NO_NORM),
+    lambda: PreActBottleneck(8, 2, norm_layer=NO_NORM),
+    lambda: DenseLayer(8, 4, norm_layer=NO_NORM),
+    lambda: DenseLayer(8, 4, bn_size=None, norm_layer=NO_NORM),
+], ids=["preact-basic", "preact-bottleneck", "dense-bottleneck", "dense-plain"])
+def test_a_pre_activation_layer_without_a_norm_leaves_its_input_as_it_was(make):
+    # (before: the in-place ReLU after an nn.Identity norm wrote into the caller's tensor, and the shortcut then
+    # added relu(x) instead of x)
+    block = make().eval()
+    x = torch.randn(2, 8, 5, 5)
+    before = x.clone()
+    with torch.no_grad():
+        y = block(x)
+    assert torch.equal(x, before)
+    if hasattr(block, "conv2") and hasattr(block, "_shortcut"):  # the pre-activation blocks: x + F(relu(x))
+        with torch.no_grad():
+            again = block(before.clone())
+        assert torch.equal(y, again)
+    if type(block).__name__ == "PreActBasicBlock":
+        with torch.no_grad():
+            expected = block.conv2(torch.relu(block.conv1(torch.relu(before)))) + before
+        assert torch.allclose(y, expected)
+
+
+@pytest.mark.parametrize("crop, resize", [(176, 233), (224, 232), (299, 342), (224, 256)])
+def test_the_resize_before_a_centre_crop_is_not_a_pixel_short_by_round_off(crop, resize):
+    from convolab.data.decode import resize_side
+
+    assert resize_side(crop, crop / resize) == resize  # (before: int(176 / (176 / 233)) was 232)
+    assert resize_side(224, 0.875) == 256 and resize_side(224, 0.9) == 248  # timm's floor of a true fraction

@@ -172,10 +172,17 @@ def ratio_center_box(width: int, height: int, ratio: tuple[float, float] = CROP_
     return left, top, left + w, top + h
 
 
+def resize_side(size: int, crop_pct: float) -> int:
+    """The short side an image is resized to before its centre crop of `size`: size / crop_pct rounded down, as
+    timm's and torchvision's presets take it, but not below by float round-off (176 / (176 / 233) is
+    232.99999999999997: 233, the resize the crop_pct was made from, not 232)."""
+    return math.floor(size / crop_pct + 1e-6)
+
+
 def center_box(width: int, height: int, size: int, crop_pct: float = CROP_PCT) -> tuple[float, float, float, float]:
-    """The region of the original that torchvision's Resize(int(size / crop_pct)) then CenterCrop(size)
+    """The region of the original that torchvision's Resize(resize_side(size, crop_pct)) then CenterCrop(size)
     keeps (the same integer sizes and offsets), to be resampled once instead of twice."""
-    short = int(size / crop_pct)
+    short = resize_side(size, crop_pct)
     if width <= height:
         rw, rh = short, int(short * height / width)
     else:

@@ -21,7 +21,9 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def reset(self, num_classes: int) -> None:
-        """A fresh final layer on the device and dtype of the one it replaces."""
+        """A fresh final layer on the device and dtype of the one it replaces; a head without one (num_classes 0)
+        has nothing to take them from, and its new layer is float32 on the CPU (`ConvNet.reset_classifier` moves it
+        where the model lives: call that on a model)."""
         _check_num_classes(num_classes)
         old = next(self.fc.parameters(), None)
         fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_channels
+from ._inplace import not_the_input
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -58,11 +59,11 @@ class DenseLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x in_channels x H x W -> N x growth_rate x H x W: the new features only, not concatenated."""
-        if self.bottleneck:
-            x = self.conv1(self.relu1(self.norm1(x)))
+        if self.bottleneck:  # (an nn.Identity norm gives x itself back: not the caller's tensor to write)
+            x = self.conv1(self.relu1(not_the_input(self.norm1(x), x)))
             if self.drop_every_conv:
                 x = self._drop(x)
-        return self._drop(self.conv2(self.relu2(self.norm2(x))))
+        return self._drop(self.conv2(self.relu2(not_the_input(self.norm2(x), x))))
 
 
 class DenseBlock(nn.ModuleDict):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_channels
+from ._inplace import not_the_input
 
 NormLayer = Callable[[int], nn.Module]
 Shortcut = Literal["A", "B", "none"]
@@ -185,7 +186,7 @@ class PreActBasicBlock(_PreActShortcut, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), not activated."""
-        pre = self.relu(self.bn1(x))
+        pre = self.relu(not_the_input(self.bn1(x), x))  # (an nn.Identity norm: x itself, kept for the shortcut)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         if self.residual:
@@ -221,7 +222,7 @@ class PreActBottleneck(_PreActShortcut, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), not activated."""
-        pre = self.relu(self.bn1(x))
+        pre = self.relu(not_the_input(self.bn1(x), x))  # (an nn.Identity norm: x itself, kept for the shortcut)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))

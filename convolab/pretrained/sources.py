@@ -8,6 +8,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.decode import resize_side
 from ..errors import ConvolabError
 
 TIMM_MISSING = "weights from timm need the timm package, which is not installed: pip install timm"
@@ -93,8 +94,9 @@ class Weights:
 
     @property
     def resize_size(self) -> int:
-        """The side in pixels an image is resized to before the centre crop: crop_size / crop_pct, rounded down."""
-        return int(self.crop_size / self.crop_pct)
+        """The side in pixels an image is resized to before the centre crop: crop_size / crop_pct, rounded down
+        (not by float round-off: `resize_side`)."""
+        return resize_side(self.crop_size, self.crop_pct)
 
 
 def models_with_weights() -> list[str]:
