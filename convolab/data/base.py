@@ -69,7 +69,7 @@ class LabelledImages:
 
     def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, in [0, 1] units, as a model of `channels` input
-        channels sees them (colour images made grey; None: as they are)."""
+        channels sees them (colour images made grey, grey ones made colour; None: as they are)."""
         raise NotImplementedError
 
     def per_class_subsets(self, train: int | None, test: int | None) -> LabelledImages:
