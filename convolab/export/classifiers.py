@@ -36,8 +36,15 @@ class ExportedClassifier(ABC):
         return self.meta.classes
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes."""
-        return self._run(self.transform(images))
+        """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes, scored as the run scored
+        its test images (its test-time augmentation, the file's `tta`)."""
+        return self._scores(self.transform(images))
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float batch -> logits; with the run's `tta` "flip", the mean of each image's and its mirror
+        image's, as `convolab evaluate` and `predict` score the checkpoint."""
+        logits = self._run(x)
+        return (logits + self._run(x.flip(3))) / 2 if self.meta.tta == "flip" else logits
 
     def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (class name, probability) for each image file, best first (one path alone is one image);
@@ -53,7 +60,7 @@ class ExportedClassifier(ABC):
              for p in paths]
         if not x:
             return []
-        probs = self._run(torch.cat(x)).softmax(1)
+        probs = self._scores(torch.cat(x)).softmax(1)
         k = min(top_k, probs.shape[1])
         values, indices = ranked(probs, k)
         return [[(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]

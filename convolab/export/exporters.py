@@ -24,7 +24,7 @@ from ..data.decode import CROP_PCT
 from ..errors import ConfigError, ConvolabError
 from ..models import create_model
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
-from ..training.inference import finite_outputs, input_reading
+from ..training.inference import finite_outputs, input_reading, run_tta
 from .fold import count_batchnorm, fold_batchnorm
 from .meta_values import meta_values
 from .outputs import check_file_output
@@ -96,6 +96,7 @@ class ExportMeta:
     crop_pct: float = CROP_PCT
     interpolation: str = "bilinear"  # of that resize: "bilinear", or "bicubic" (timm's weights)
     crop_mode: str = ""  # "center-crop": "L" or "RGB", the mode the run's stream decoded in ("": by in_chans)
+    tta: str = "none"  # how the run scored its test images: "flip", each the mean of it and its mirror image's logits
 
     def to_strings(self) -> dict[str, str]:
         """Flat string key/values (ONNX metadata_props hold strings only)."""
@@ -104,6 +105,7 @@ class ExportMeta:
         values["preprocess"] = self.preprocess
         values["interpolation"] = self.interpolation
         values["crop_mode"] = self.crop_mode
+        values["tta"] = self.tta
         values["input"] = f"{INPUT_NAME}: float32 N x C x H x W, (pixel / 255 - mean) / std"
         values["output"] = f"{OUTPUT_NAME}: float32 N x classes (before softmax)"
         values["producer"] = f"convolab {__version__}"
@@ -127,7 +129,7 @@ class ExportMeta:
                    image_size=tuple(decoded["image_size"]),  # type: ignore[arg-type]
                    mean=tuple(map(float, decoded["mean"])), std=tuple(map(float, decoded["std"])),
                    preprocess=decoded["preprocess"], crop_pct=float(decoded["crop_pct"]),
-                   interpolation=decoded["interpolation"], crop_mode=decoded["crop_mode"])
+                   interpolation=decoded["interpolation"], crop_mode=decoded["crop_mode"], tta=decoded["tta"])
         own = _own_size(meta) if "meta_revision" not in values and meta.preprocess == "resize" else None
         if own is not None and meta.image_size != own:  # (a model of no registered name: its own size unknown)
             _warn_once(source, f"{source} records no metadata revision (a convolab before 2026-11-30 exported it), "
@@ -177,7 +179,7 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
     model = checkpoint_model(ckpt, path)
     meta = ExportMeta(ckpt["model_name"], tuple(ckpt["classes"]), int(ckpt["in_chans"]),
                       tuple(ckpt["image_size"]), tuple(ckpt["mean"]), tuple(ckpt["std"]),  # type: ignore[arg-type]
-                      **input_reading(ckpt))  # (as `predict` reads a checkpoint's images)
+                      **input_reading(ckpt), tta=run_tta(ckpt))  # (as `predict` reads and scores a checkpoint's)
     return model.eval(), meta
 
 

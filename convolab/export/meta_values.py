@@ -15,6 +15,7 @@ NAMES: dict[str, tuple[str, ...] | None] = {  # the plain strings, their allowed
     "preprocess": ("resize", "squash", "center-crop"),
     "interpolation": ("bilinear", "bicubic"),
     "crop_mode": ("", "L", "RGB"),  # ("": by in_chans)
+    "tta": ("none", "flip"),  # (a file written before it was recorded: none, as it was then scored)
 }
 DEFAULTS = {"crop_pct": CROP_PCT, "model_name": ""}  # (a file written before they were recorded: what a checkpoint
 # without them means)

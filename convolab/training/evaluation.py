@@ -16,6 +16,19 @@ from .build import Run
 from .device import autocast
 
 
+def scored_outputs(model: nn.Module, x: torch.Tensor, every_output: bool, tta: str, device: torch.device,
+                   amp_dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """What a run scores for a normalized batch `x`: {"main": logits}, or with `every_output` each output of
+    `model.forward_outputs`; in the run's precision (`amp_dtype` under autocast, None: full); with `tta="flip"`
+    each the mean of the image's and its mirror image's (in float32). `evaluate` and `predict` score alike."""
+    with autocast(device, amp_dtype):
+        named = model.forward_outputs(x) if every_output else {"main": model(x)}
+        if tta == "flip":
+            mirrored = model.forward_outputs(x.flip(3)) if every_output else {"main": model(x.flip(3))}
+            named = {k: (v.float() + mirrored[k].float()) / 2 for k, v in named.items()}
+    return named
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor, transform: BatchTransform,
              batch_size: int, device: torch.device, amp_dtype: torch.dtype | None = None,
@@ -39,11 +52,7 @@ def evaluate(model: nn.Module, images: torch.Tensor | None, labels: torch.Tensor
     for images_u8, y, index in batches if batches is not None else split_batches(images, labels, batch_size):
         x = transform(to_device(images_u8, device))
         y = y.to(device, non_blocking=True)
-        with autocast(device, amp_dtype):
-            named = model.forward_outputs(x) if targets else {"main": model(x)}
-            if tta == "flip":
-                mirrored = model.forward_outputs(x.flip(3)) if targets else {"main": model(x.flip(3))}
-                named = {k: (v.float() + mirrored[k].float()) / 2 for k, v in named.items()}
+        named = scored_outputs(model, x, bool(targets), tta, device, amp_dtype)
         logits = named["main"].float()
         total_loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -99,4 +108,4 @@ def no_image_read(run: Run, split: str) -> DataError:
                      "skipped by --skip-bad-images, the first of them named above): repair or remove them")
 
 
-__all__ = ["evaluate", "evaluate_run", "no_image_read", "split_batches"]
+__all__ = ["evaluate", "evaluate_run", "no_image_read", "scored_outputs", "split_batches"]

@@ -26,7 +26,7 @@ from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
-from .evaluation import evaluate
+from .evaluation import evaluate, scored_outputs
 from .metrics import undrawable
 
 log = logging.getLogger("convolab")
@@ -389,7 +389,8 @@ def _prediction(loaded: LoadedModel, path: str | Path, reading: dict[str, Any], 
     device = next(loaded.model.parameters()).device
     image = read_input(path, image_size=ckpt["image_size"], in_chans=int(ckpt["in_chans"]), **reading)
     x = loaded.transform(image[None].to(device))
-    outputs = loaded.model.forward_outputs(x) if others else {"main": loaded.model(x)}
+    # (as evaluate scores the run's test images: in its precision, with its test-time augmentation)
+    outputs = scored_outputs(loaded.model, x, bool(others), run_tta(ckpt), device, run_amp(ckpt, device))
     probs = outputs["main"].float().softmax(1)[0].cpu()
     values, indices = ranked(probs, k)
     extra: dict[str, tuple[str, float | None]] = {}
