@@ -40,15 +40,16 @@ def test_features_only_returns_one_map_per_stage_with_the_channels_of_feature_in
 
 def test_out_indices_choose_stages_and_keep_the_source_parameter_names():
     source = create_model("resnet18", num_classes=1000)
-    model = create_model("resnet18", features_only=True, out_indices=(1, -1))
+    # (resnet18's stages begin with the stem's, `relu` at stride 2, as timm's: layer2 is stage 2, not 1)
+    model = create_model("resnet18", features_only=True, out_indices=(2, -1))
     assert [(f.module, f.num_chs, f.reduction) for f in model.feature_info] == [("layer2", 128, 8), ("layer4", 512, 32)]
     maps = model.eval()(torch.randn(1, 3, 64, 64))
     assert [m.shape[1] for m in maps] == [128, 512]
     report = load_matching(model, source.state_dict())  # a classifier checkpoint loads by name
     assert report.missing == [] and report.mismatched == []
     assert report.unexpected == ["head.fc.weight", "head.fc.bias"]
-    with pytest.raises(ConfigError, match="out_indices .* resnet18 has 4 feature stages"):
-        create_model("resnet18", features_only=True, out_indices=(4,))
+    with pytest.raises(ConfigError, match="out_indices .* resnet18 has 5 feature stages"):  # (with the stem's)
+        create_model("resnet18", features_only=True, out_indices=(5,))
 
 
 def test_features_cli_writes_pooled_penultimate_features_with_labels_and_classes(tmp_path, capsys):

@@ -7,13 +7,13 @@ import logging
 
 import pytest
 import torch
-from torch import nn
 
 from convolab import create_model
 from convolab.cli import main
 from convolab.data import ImageData, load_data
 from convolab.errors import ConfigError
 from convolab.finetune import finetune_trainer, load_matching
+from convolab.layers.frozen_norm import FrozenBatchNorm2d
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 
 
@@ -83,8 +83,8 @@ def test_frozen_backbone_weights_and_batch_norm_statistics_stay_bit_identical(tm
     assert {k for k in after if not torch.equal(after[k], before[k])} == head  # only the classifier learnt
     assert any("running_mean" in k for k in before) and any("num_batches_tracked" in k for k in before)
     trainer.model.train()  # what every epoch does: frozen BN must stay in eval mode
-    bns = [m for m in trainer.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    assert len(bns) == 4 and not any(m.training for m in bns)
+    bns = [m for m in trainer.model.modules() if isinstance(m, FrozenBatchNorm2d)]  # (no _BatchNorm: PyTorch's
+    assert len(bns) == 4 and not any(m.training for m in bns)  # BN tools leave it alone, as torchvision's)
     assert trainer.model.head.training and trainer.ema.module.features[1].training is False
 
 

@@ -34,7 +34,8 @@ def test_a_double_nin_runs_after_reset_classifier():
 
 
 def test_features_only_gives_the_maps_in_the_order_asked():
-    model = convolab.create_model("resnet20", features_only=True, out_indices=(2, 0)).eval()
+    # (resnet20's stage 0 is now the stem's `relu`, as in timm's ResNets: layer3 and layer1 are stages 3 and 1)
+    model = convolab.create_model("resnet20", features_only=True, out_indices=(3, 1)).eval()
     maps = model(torch.randn(1, 3, 32, 32))
     assert [f.module for f in model.feature_info] == ["layer3", "layer1"]
     assert [m.shape[1] for m in maps] == [f.num_chs for f in model.feature_info] == [64, 16]
@@ -42,7 +43,7 @@ def test_features_only_gives_the_maps_in_the_order_asked():
 
 @pytest.mark.parametrize("out_indices, words", [
     ((1, 1), "name a stage twice"),
-    ((1, -2), "name a stage twice"),
+    ((1, -3), "name a stage twice"),  # (4 stages with the stem's: -3 is stage 1)
     ((True,), "list of whole numbers"),
     ((0.5,), "list of whole numbers"),
     (2, "list of whole numbers"),

@@ -1,5 +1,6 @@
-"""Batch-norm folding: an eval-mode BatchNorm2d that only ever sees one convolution's output is an
-affine map per channel, so it can be merged into that convolution's weight and bias.
+"""Batch-norm folding: an eval-mode BatchNorm2d (or a frozen backbone's FrozenBatchNorm2d) that only ever
+sees one convolution's output is an affine map per channel, so it can be merged into that convolution's
+weight and bias.
 
 Pairs are found by tracing the model with torch.fx (the data flow, not the order modules were
 registered in): a pre-activation net's BN, which reads a sum or a concatenation, is never taken.
@@ -11,6 +12,8 @@ import copy
 import torch
 import torch.fx as fx
 from torch import nn
+
+from ..layers.frozen_norm import FrozenBatchNorm2d
 
 
 class _AllOutputs(nn.Module):
@@ -24,11 +27,18 @@ class _AllOutputs(nn.Module):
         return self.model.forward_outputs(x)
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, a FrozenBatchNorm2d kept as one call (as torch.nn's layers are), not traced through."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, FrozenBatchNorm2d) or super().is_leaf_module(m, module_qualified_name)
+
+
 def _graph(model: nn.Module) -> tuple[fx.Graph, str]:
     """The traced graph and the prefix its module paths carry."""
     if getattr(model, "aux_names", ()) and hasattr(model, "forward_outputs"):
-        return fx.Tracer().trace(_AllOutputs(model)), "model."
-    return fx.Tracer().trace(model), ""
+        return _Tracer().trace(_AllOutputs(model)), "model."
+    return _Tracer().trace(model), ""
 
 
 def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
@@ -54,16 +64,22 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
             continue
         conv_name = src.target.removeprefix(prefix)
         bn, conv = modules.get(bn_name), modules.get(conv_name)
-        if (type(bn) is nn.BatchNorm2d and type(conv) is nn.Conv2d
-                and bn.track_running_stats and bn.running_var is not None
+        if (_foldable(bn) and type(conv) is nn.Conv2d
                 and conv.out_channels == bn.num_features
                 and len(src.users) == 1 and calls[node.target] == 1 and calls[src.target] == 1):
             pairs.append((conv_name, bn_name))
     return pairs
 
 
+def _foldable(bn: nn.Module | None) -> bool:
+    """A BatchNorm2d with running statistics, or a FrozenBatchNorm2d (which has them always)."""
+    if type(bn) is FrozenBatchNorm2d:
+        return True
+    return type(bn) is nn.BatchNorm2d and bn.track_running_stats and bn.running_var is not None
+
+
 @torch.no_grad()
-def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d | FrozenBatchNorm2d) -> None:
     # In float64, so the folded model matches the unfolded one to float32 round-off.
     scale = bn.running_var.double().add(bn.eps).rsqrt()
     if bn.weight is not None:
@@ -83,7 +99,7 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of `model` with every BatchNorm2d that directly follows a Conv2d merged
+    """An eval-mode copy of `model` with every BatchNorm2d (frozen or not) that directly follows a Conv2d merged
     into it and replaced by Identity; the model itself is left unchanged."""
     folded = copy.deepcopy(model).eval()
     modules = dict(folded.named_modules())
@@ -94,4 +110,5 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def count_batchnorm(model: nn.Module) -> int:
-    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    """Batch-norm layers, FrozenBatchNorm2d (not a `_BatchNorm`) included."""
+    return sum(isinstance(m, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)) for m in model.modules())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from numbers import Integral
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,11 +91,28 @@ def stem_data_config(stem: str, in_chans: int, img_size: int | None = None) -> D
 
 @dataclass
 class FeatureInfo:
-    """One stage whose output can be taken as features: module name, channels, total stride."""
+    """One stage whose output can be taken as features: module name, channels, total stride.
+    Read as attributes (`info.num_chs`) or as timm's dicts (`info["num_chs"]`, `info.get("module")`)."""
 
     module: str
     num_chs: int
     reduction: int
+
+    def keys(self) -> tuple[str, ...]:
+        """timm's keys of a stage's dict, so `dict(info)` gives one: num_chs, reduction, module."""
+        return ("num_chs", "reduction", "module")
+
+    def __getitem__(self, key: str) -> str | int:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default: object = None) -> object:
+        """`info[key]`, or `default` for a key timm's dict would not have."""
+        return getattr(self, key) if key in self.keys() else default
 
 
 def torchvision_input(x: torch.Tensor) -> torch.Tensor:
@@ -122,9 +140,11 @@ def init_xavier(model: nn.Module) -> None:
 class ConvNet(nn.Module):
     """Base class: `forward(x) == forward_head(forward_features(x))`.
 
-    Subclasses set `self.head` (a module with `.fc`, `.reset(n)` and `forward(x, pre_logits)`),
-    `self.num_features`, `self.num_classes`, `self.in_chans`, `self.feature_info` and
-    `self.data_config`, and implement `forward_features`.
+    Subclasses set `self.num_features`, `self.num_classes`, `self.in_chans`, `self.feature_info` and
+    `self.data_config`, and implement `forward_features`. Most also set `self.head` (a module with `.fc`,
+    `.reset(n)` and `forward(x, pre_logits)`), which the default `forward_head`, `get_classifier` and
+    `reset_classifier` use; a subclass without one overrides those three (MultiTaskNet and MultiInputNet,
+    whose classifier is `get_classifier()`, not a `head`). `pretrained_cfg` (timm's) follows `data_config`.
     """
 
     head: nn.Module
@@ -135,6 +155,39 @@ class ConvNet(nn.Module):
     data_config: DataConfig
     aux_names: tuple[str, ...] = ()
     model_name: str = ""
+
+    # timm's `pretrained_cfg` (and its older name `default_cfg`), so that timm.data.resolve_model_data_config(model)
+    # gives the model's own input size, mean and std, not timm's 224 px and ImageNet statistics. Computed on each
+    # read from `data_config` (which training and pretrained weights change) and the classifier; keys assigned
+    # (the published weights' classes, crop_pct, interpolation...) win. Kept in the instance's __dict__ under its
+    # own name, as the plain attribute it was before. Assign a dict to change it: the dict read is a copy.
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """input_size, mean, std (`data_config`), num_classes, first_conv and classifier (module names), and every
+        key assigned to it over these."""
+        return {**self._own_cfg(), **(self.__dict__.get("pretrained_cfg") or {})}
+
+    @pretrained_cfg.setter
+    def pretrained_cfg(self, value: dict[str, Any] | None) -> None:
+        self.__dict__["pretrained_cfg"] = value
+
+    default_cfg = pretrained_cfg
+
+    def _own_cfg(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {}
+        config, num_classes = getattr(self, "data_config", None), getattr(self, "num_classes", None)
+        if isinstance(config, DataConfig):
+            cfg.update(input_size=tuple(config.input_size), mean=tuple(config.mean), std=tuple(config.std))
+        if _whole_number(num_classes):
+            cfg["num_classes"] = int(num_classes)
+        names = {id(m): name for name, m in self.named_modules()}
+        first_conv = next((name for name, m in self.named_modules() if isinstance(m, nn.Conv2d)), None)
+        try:  # (never an AttributeError out of a property: nn.Module would say the property does not exist)
+            classifier = names.get(id(self.get_classifier()))
+        except (AttributeError, NotImplementedError):
+            classifier = None
+        cfg.update({k: v for k, v in (("first_conv", first_conv), ("classifier", classifier)) if v})
+        return cfg
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """N x in_chans x H x W -> the last feature map before the head, N x C x h x w; subclasses implement."""

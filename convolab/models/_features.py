@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from numbers import Integral
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,11 +89,15 @@ def _flat_children(model: nn.Module) -> list[str]:
 
 
 def layer_names(model: nn.Module) -> list[str]:
-    """The names `truncate` takes: the model's top-level layers in order, then its feature stages;
-    a layer whose output is not a feature map (N x C x H x W) cannot be cut at and is left out."""
+    """The names `truncate` takes: the model's top-level layers in order, then its feature stages, then
+    the other cuts its layers name (`cut_names`: DenseNet's last block, a stage before timm's stages were
+    taken); a layer whose output is not a feature map (N x C x H x W) cannot be cut at and is left out."""
     skip = {"head", *getattr(model, "aux_names", ()), *_flat_children(model)}
     names = [name for name, _ in model.named_children() if name not in skip]
     names += [f.module for f in getattr(model, "feature_info", []) if f.module not in names]
+    for prefix, layer in model.named_modules():  # a backbone's own, under its name
+        cuts = [f"{prefix}.{cut}" if prefix else cut for cut in getattr(layer, "cut_names", ())]
+        names += [cut for cut in cuts if cut not in names]
     return names
 
 
@@ -120,6 +125,50 @@ def _check_out_indices(model: ConvNet, out_indices: Sequence[int] | None) -> tup
     return tuple(positive)
 
 
+class FeatureInfoList(list):
+    """A features_only model's `feature_info`: the chosen stages (FeatureInfo), in the order of `out_indices`,
+    with timm's accessors. As timm's, their `idx` is a stage number of the source model (one, or a list), and
+    without it they give the chosen stages: `channels()`, `reduction()`, `module_name()`, `get(key, idx)`,
+    `get_dicts(keys, idx)`. `info` lists all the source's stages."""
+
+    def __init__(self, stages: Sequence[FeatureInfo], out_indices: Sequence[int]):
+        self.info = [FeatureInfo(f.module, f.num_chs, f.reduction) for f in stages]
+        self.out_indices = tuple(out_indices)
+        super().__init__(self.info[i] for i in self.out_indices)
+
+    def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
+        """`key` ("num_chs", "reduction" or "module") of the chosen stages, or of the source's stage(s) `idx`."""
+        if idx is None:
+            return [stage[key] for stage in self]
+        if isinstance(idx, (tuple, list)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: Sequence[str] | None = None, idx: int | Sequence[int] | None = None) -> Any:
+        """timm's dicts (num_chs, reduction, module, index: the stage number) of the chosen stages or of `idx`."""
+        def one(i: int) -> dict[str, Any]:
+            entry = {**dict(self.info[i]), "index": i % len(self.info)}
+            return entry if keys is None else {k: entry[k] for k in keys}
+
+        if idx is None:
+            return [one(i) for i in self.out_indices]
+        if isinstance(idx, (tuple, list)):
+            return [one(i) for i in idx]
+        return one(idx)
+
+    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
+        """The stages' channels (num_chs)."""
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
+        """The stages' total strides."""
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
+        """The stages' module names, as the source model names them."""
+        return self.get("module", idx)
+
+
 class FeatureListNet(_TracedForward, nn.Module):
     """The feature maps of the chosen stages of a model, as a list in the order of `out_indices`;
     `feature_info` lists them in the same order."""
@@ -131,12 +180,11 @@ class FeatureListNet(_TracedForward, nn.Module):
             raise ConfigError(f"{type(model).__name__} lists no feature stages (feature_info); "
                               "features_only needs them")
         self.out_indices = _check_out_indices(model, out_indices)
-        chosen = [info[i] for i in self.out_indices]
-        self.feature_info = [FeatureInfo(f.module, f.num_chs, f.reduction) for f in chosen]
+        self.feature_info = FeatureInfoList(info, self.out_indices)
         self.in_chans = model.in_chans
         self.data_config = model.data_config
         self.model_name = getattr(model, "model_name", "")
-        self._compile(_adopt(self, model, {f.module: f.module for f in chosen}))
+        self._compile(_adopt(self, model, {f.module: f.module for f in self.feature_info}))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """N x in_chans x H x W -> the maps in `feature_info` order, each N x num_chs x ~H/reduction x ~W/reduction."""
@@ -198,4 +246,4 @@ def truncate(model: ConvNet, layer: str, num_classes: int | None = None) -> Trun
     return TruncatedNet(model, layer, num_classes)
 
 
-__all__ = ["FeatureListNet", "TruncatedNet", "features_only", "layer_names", "truncate"]
+__all__ = ["FeatureInfoList", "FeatureListNet", "TruncatedNet", "features_only", "layer_names", "truncate"]

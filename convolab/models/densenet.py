@@ -50,28 +50,34 @@ class DenseNet(ConvNet):
                 relu0=nn.ReLU(inplace=True),
                 pool0=nn.MaxPool2d(3, stride=2, padding=1),
             )
-            reduction = 4
+            stem_out, stem_reduction, reduction = "relu0", 2, 4
         else:
             layers = OrderedDict(conv0=nn.Conv2d(in_chans, channels, 3, padding=1, bias=False))
-            reduction = 1
+            stem_out, stem_reduction, reduction = "conv0", 1, 1
         # The CIFAR form follows the authors' code: dropout after each conv but the first
         # (DenseConnectLayer.lua; densenet.lua addTransition); torchvision drops after the 3x3 only.
         self.authors_layout = stem == "cifar"
         transition_drop = drop_rate if self.authors_layout else 0.0
-        self.feature_info: list[FeatureInfo] = []
+        # Stages as timm's: the stem (after its BN-ReLU; before the max-pool), the blocks but the last (before
+        # their transitions), and the features after the final BN-ReLU (timm's norm5 is one BN-act module).
+        self.feature_info = [FeatureInfo(f"features.{stem_out}", channels, stem_reduction)]
         for i, num_layers in enumerate(spec.block_config, start=1):
             block = DenseBlock(num_layers, channels, spec.growth_rate, spec.bn_size, drop_rate,
                                drop_every_conv=self.authors_layout)
             layers[f"denseblock{i}"] = block
             channels = block.out_channels
-            self.feature_info.append(FeatureInfo(f"features.denseblock{i}", channels, reduction))
             if i < len(spec.block_config):
+                self.feature_info.append(FeatureInfo(f"features.denseblock{i}", channels, reduction))
                 transition = Transition(channels, spec.compression, drop_rate=transition_drop)
                 layers[f"transition{i}"] = transition
                 channels = transition.out_channels
                 reduction *= 2
         layers["norm5"] = nn.BatchNorm2d(channels)
         layers["relu5"] = nn.ReLU(inplace=True)
+        self.feature_info.append(FeatureInfo("features.relu5", channels, reduction))
+        # The last block's own output (before norm5), a stage until timm's stages were taken: still a cut for `until`
+        # (a run's recorded `until` rebuilds with it).
+        self.cut_names = (f"features.denseblock{len(spec.block_config)}",)
         self.features = nn.Sequential(layers)
         self.num_features = channels
         self.head = ClassifierHead(channels, num_classes, head_drop_rate)
@@ -117,7 +123,7 @@ def _cifar_spec(depth: int, growth_rate: int, bc: bool) -> DenseNetSpec:
     return DenseNetSpec((per_block,) * 3, growth_rate, 16, bn_size=None, compression=1.0)
 
 
-@register_model(pretrained=("torchvision", "timm"))
+@register_model(aliases=("densenet",), pretrained=("torchvision", "timm"))  # ("densenet": as "resnet")
 def densenet121(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> DenseNet:
     """DenseNet-121 (BC, k=32): blocks [6, 12, 24, 16]; 7,978,856 parameters."""
     return _densenet(DenseNetSpec((6, 12, 24, 16), 32, 64), num_classes, in_chans, **kwargs)

@@ -22,7 +22,12 @@ from .two_input import MultiInputNet, add_task_heads
 
 
 class MultiTaskNet(ConvNet):
-    """A backbone ConvNet whose pre-logits features also feed one linear head per extra task."""
+    """A backbone ConvNet whose pre-logits features also feed one linear head per extra task.
+
+    It has no `head`: the main classifier is `get_classifier()`, the backbone's, and each task head is an
+    attribute named as its task. The backbone's parts are called through its `forward_features` and
+    `forward_head`, never `model.backbone` itself, so a hook registered on `model.backbone` never fires:
+    register it on one of its layers (`model.backbone.head`, a stage) instead."""
 
     def __init__(self, backbone: ConvNet, tasks: dict[str, int]):
         super().__init__()

@@ -78,11 +78,12 @@ class ResNet(ConvNet):
             self.bn1 = nn.BatchNorm2d(stem_width)
             self.relu = nn.ReLU(inplace=True)
         reduction = 2 if stem == "imagenet" else 1
+        # The stem's output is the first stage, as in timm (its `act1`; a pre-activation stem ends in conv1).
+        self.feature_info = [FeatureInfo("conv1" if self.preact else "relu", stem_width, reduction)]
         if stem == "imagenet":
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
             reduction *= 2
         channels = stem_width
-        self.feature_info: list[FeatureInfo] = []
         self.stage_names: list[str] = []
         for i, spec in enumerate(stages, start=1):
             stage = make_stage(block, channels, spec.planes, spec.blocks, spec.stride, shortcut,
@@ -148,7 +149,7 @@ def _without_shortcut(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-@register_model(pretrained=("torchvision", "timm"))
+@register_model(aliases=("resnet",), pretrained=("torchvision", "timm"))  # ("resnet": the SPEC's compare line)
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2]; 11,689,512 parameters."""
     return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kwargs)

@@ -38,7 +38,12 @@ def add_task_heads(model: nn.Module, tasks: dict[str, int]) -> None:
 
 
 class MultiInputNet(ConvNet):
-    """A shared backbone on `image_inputs` images of an item, plus an MLP on `vector_inputs` numbers."""
+    """A shared backbone on `image_inputs` images of an item, plus an MLP on `vector_inputs` numbers.
+
+    It has no `head`: the main classifier is `fc` (`get_classifier()`), and each task head is an attribute
+    named as its task. The backbone's parts are called through its `forward_features` and `forward_head`,
+    never `model.backbone` itself, so a hook registered on `model.backbone` never fires: register it on one
+    of its layers (`model.backbone.head`, a stage) instead."""
 
     def __init__(self, backbone: ConvNet, num_classes: int, tasks: dict[str, int], image_inputs: int = 2,
                  vector_inputs: int = 0):

@@ -134,10 +134,11 @@ def freeze_backbone(model: nn.Module) -> list[str]:
 
 def _freeze_norms(module: nn.Module, done: dict[int, FrozenBatchNorm2d]) -> None:
     """Replace, below `module`, each BN layer with running statistics and no trainable parameter;
-    `done` keeps a layer registered under two names one layer."""
+    `done` keeps a layer registered under two names one layer. (A FrozenBatchNorm2d is no `_BatchNorm`:
+    freezing twice leaves it as it is.)"""
     for name, child in module.named_children():
-        if (isinstance(child, _BatchNorm) and not isinstance(child, FrozenBatchNorm2d)
-                and child.track_running_stats and not any(p.requires_grad for p in child.parameters())):
+        if (isinstance(child, _BatchNorm) and child.track_running_stats
+                and not any(p.requires_grad for p in child.parameters())):
             if id(child) not in done:
                 done[id(child)] = FrozenBatchNorm2d.from_batchnorm(child)
             setattr(module, name, done[id(child)])
