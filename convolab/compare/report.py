@@ -11,11 +11,11 @@ import platform
 import shlex
 from collections.abc import Callable
 from datetime import datetime, timezone
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from .._atomic import json_text, write_together, write_utf8
 from .._platform import cpu_name
@@ -76,7 +76,7 @@ def environment(results: list[ModelResult]) -> dict[str, str]:
             threads = sorted({r.threads for r in results if r.device == device and r.threads})
             said = f", {'-'.join(map(str, threads[::max(1, len(threads) - 1)]))} threads" if threads else ""
             names.append(f"{device} ({cpu_name()}{said})")
-    return {"convolab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"convolab": __version__, "torch": torch.__version__, "torchvision": package_version("torchvision"),
             "python": platform.python_version(), "device": "; ".join(names) or "-"}
 
 

@@ -46,12 +46,35 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 def channel_statistics(images: torch.Tensor, channels: int | None = None
                        ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std, in [0, 1] units, of uint8 N x C x H x W images as a model of `channels`
-    input channels sees them (grey made colour, colour made grey by `convert_channels`; None: as they are)."""
-    x = images.float().div_(255)
-    if channels in (1, 3) and x.shape[1] in (1, 3):
-        x = convert_channels(x, channels)
-    x = x.transpose(0, 1).reshape(x.shape[1], -1)
-    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+    input channels sees them (grey made colour, colour made grey by `convert_channels`; None: as they are).
+
+    Exact and without a float copy of the images (a CIFAR-10 cache is 150 MiB as uint8, 1.2 GiB as float32
+    copied twice): each channel's histogram of its 256 values, in float64; colour made grey (a weighted sum of
+    the channels, whose spread depends on how they vary together) sums chunks of the grey images instead."""
+    if channels == 1 and images.shape[1] == 3:
+        total = square = torch.zeros((), dtype=torch.float64)
+        for chunk in images.split(STATS_CHUNK):
+            grey = convert_channels(chunk.float().div_(255), 1)
+            total = total + grey.sum(dtype=torch.float64)
+            square = square + grey.square().sum(dtype=torch.float64)
+        count = images.numel() // 3
+        mean = total / count
+        std = ((square - count * mean * mean) / max(count - 1, 1)).clamp_(min=0).sqrt()
+        return (float(mean),), (float(std),)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = torch.bincount(images[:, c].reshape(-1), minlength=256).to(torch.float64).cpu()
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        means.append(float(mean))
+        stds.append(float(((counts * (values - mean) ** 2).sum() / max(float(n) - 1, 1)).sqrt()))
+    if channels == 3 and images.shape[1] == 1:  # (grey made colour: the one channel's, three times)
+        return tuple(means * 3), tuple(stds * 3)
+    return tuple(means), tuple(stds)
+
+
+STATS_CHUNK = 4096  # images a chunk, colour made grey: 50 MiB of float32 at 32 x 32
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
