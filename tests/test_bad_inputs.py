@@ -220,6 +220,21 @@ def an_onnx_model_of_two_image_inputs(t: Path) -> None:
     assert main(["export", str(t / "two"), "--out", str(t / "two.onnx")]) == 0
 
 
+def a_run_of_two_images_and_three_targets(t: Path) -> None:
+    """{t}/two3: one epoch on {t}/labels.csv, each item its image and an image2, learning species, colour and age."""
+    a_labels_csv(t, lambda header, rows: ([header.append("image2")], [r.append(f"{(i + 1) % 12}.png")
+                                                                      for i, r in enumerate(rows)]))
+    assert main(["train", "lenet5_modern", "--data", str(t / "labels.csv"), "--inputs", "image,image2",
+                 "--epochs", "1", "--batch-size", "4", "--no-progress", "--output", str(t / "two3")]) == 0
+
+
+def a_two_head_run_and_a_labels_csv(t: Path) -> None:
+    """{t}/th: lenet5_two_head (the digit and its parity) one epoch on the digits; {t}/labels.csv (no parity)."""
+    a_labels_csv(t)
+    assert main(["train", "lenet5_two_head", "--data", "digits", "--extra-target", "parity", "--epochs", "1",
+                 "--no-progress", "--output", str(t / "th")]) == 0
+
+
 def a_torchscript_model_of_two_image_inputs(t: Path) -> None:
     """{t}/two.torchscript.pt: as above, exported to TorchScript."""
     an_onnx_model_of_two_image_inputs(t)
@@ -894,6 +909,21 @@ CASES: list[Row] = [
     Row("csv-multitask-model", ["train", "multitask", "--data", "{t}/labels.csv", "--batch-size", "2",
                                 "--output", "{t}/run"],
         "a labels CSV builds its heads on the MODEL given", a_labels_csv),
+    Row("finetune-two-image-run-on-one-image-an-item",
+        ["finetune", "{t}/two3", "--data", "{t}/labels.csv", "--inputs", "image", "--batch-size", "4",
+         "--output", "{t}/ft"],
+        "two3 was trained on items of 2 images (--inputs image,image2), but --data labels.csv gives items of 1 image: "
+        "name the labels CSV's columns of them with --inputs", a_run_of_two_images_and_three_targets),
+    Row("finetune-loss-on-a-head-left-out-of-targets",
+        ["finetune", "{t}/two3", "--data", "{t}/labels.csv", "--targets", "species,colour", "--loss", "age=1",
+         "--batch-size", "4", "--output", "{t}/ft"],
+        "--loss weighs age, but the labels CSV's targets here are species, colour: add age to --targets",
+        a_run_of_two_images_and_three_targets),
+    Row("finetune-two-head-model-on-a-labels-csv-without-its-column",
+        ["finetune", "{t}/th", "--data", "{t}/labels.csv", "--targets", "species", "--batch-size", "2",
+         "--output", "{t}/ft"],
+        "the model's head parity has no target among the labels CSV's (species): a head learns the column of its "
+        "name; add it to --targets", a_two_head_run_and_a_labels_csv),
     Row("targets-without-csv", ["train", "lenet", "--data", "digits", "--targets", "x"],
         "--targets and --inputs name the columns of a labels CSV"),
 
@@ -975,6 +1005,45 @@ CASES: list[Row] = [
     Row("predict-pretrained-timm-without-timm", ["predict", "inception_v4", "--pretrained", "{d}/digit.png"],
         "weights from timm need the timm package, which is not installed: pip install timm", hidden=("timm",),
         env=(("HF_HOME", "{t}/hf"), ("CONVOLAB_OFFLINE", "1"))),
+    # --pretrained / --weights on the verbs that build MODEL (train, compare, lr-find, draw)
+    Row("train-pretrained-model-without-weights", ["train", "lenet5", "--pretrained", "--output", "{t}/run"],
+        "lenet5 has no published weights; the models with weights from torchvision or timm are: densenet121"),
+    Row("compare-pretrained-model-without-weights", ["compare", "resnet18", "lenet5", "--pretrained", "--data",
+                                                     "digits", "--output", "{t}/cmp"],
+        "lenet5 has no published weights to start from (`convolab models` lists the models that have some in its "
+        "\"weights from\" column): leave lenet5 out, or leave out --pretrained"),
+    Row("train-weights-of-another-model", ["train", "resnet18", "--weights", "IMAGENET1K_V2", "--data", "digits",
+                                           "--output", "{t}/run"],
+        "resnet18 has no weights named 'IMAGENET1K_V2'; torchvision publishes IMAGENET1K_V1"),
+    Row("draw-weights-of-another-model", ["draw", "resnet18", "--weights", "IMAGENET1K_V2", "--out", "{t}/m.svg"],
+        "resnet18 has no weights named 'IMAGENET1K_V2'; torchvision publishes IMAGENET1K_V1"),
+    Row("train-pretrained-resume", ["train", "--resume", "{d}/run", "--pretrained"],
+        "--resume {d}/run continues as it was started, from the weights it has trained (last.pt); leave out "
+        "--pretrained"),
+    Row("compare-weights-resume", ["compare", "--resume", "{t}", "--weights", "timm"],
+        "--resume {t} continues as it was started, from the weights it has trained (last.pt); leave out --weights "
+        "timm"),
+    Row("train-pretrained-init-from", ["train", "resnet18", "--pretrained", "--init-from", "{d}/run/best.pt",
+                                       "--output", "{t}/run"],
+        "--init-from {d}/run/best.pt and --pretrained both name the weights to start from: give one"),
+    Row("lr-find-pretrained-init-from", ["lr-find", "resnet18", "--pretrained", "--init-from", "{d}/run/best.pt",
+                                         "--output", "{t}/lr"],
+        "--init-from {d}/run/best.pt and --pretrained both name the weights to start from: give one"),
+    Row("train-pretrained-model-option", ["train", "resnet18", "--pretrained", "--model-option", "drop_rate=0.1",
+                                          "--output", "{t}/run"],
+        "--pretrained builds the model as its weights were trained, with their options; leave out --model-option"),
+    Row("train-pretrained-not-cached-offline", ["train", "resnet18", "--pretrained", "--data", "digits", "--output",
+                                                "{t}/run"],
+        "the torchvision:resnet18.IMAGENET1K_V1 weights are neither cached nor downloadable (offline",
+        env=(("TORCH_HOME", "{t}/torch"), ("CONVOLAB_OFFLINE", "1"))),
+    Row("compare-pretrained-not-cached-offline", ["compare", "resnet18", "resnet34", "--pretrained", "--data",
+                                                  "digits", "--output", "{t}/cmp"],
+        "the torchvision:resnet18.IMAGENET1K_V1 weights are neither cached nor downloadable (offline",
+        env=(("TORCH_HOME", "{t}/torch"), ("CONVOLAB_OFFLINE", "1"))),
+    Row("lr-find-pretrained-not-cached-offline", ["lr-find", "resnet18", "--pretrained", "--data", "digits",
+                                                  "--output", "{t}/lr"],
+        "the torchvision:resnet18.IMAGENET1K_V1 weights are neither cached nor downloadable (offline",
+        env=(("TORCH_HOME", "{t}/torch"), ("CONVOLAB_OFFLINE", "1"))),
 
     # ----- images that cannot be read
     Row("predict-missing-image", ["predict", "{d}/run", "{t}/none.png"], "does not exist"),

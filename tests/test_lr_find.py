@@ -31,7 +31,10 @@ def test_suggestion_lies_where_training_works(mnist, tmp_path):
     result = lr_range_test(TrainConfig(model="resnet_mnist", progress=False, threads=1), data=mnist)
     suggested = result.suggestion
     assert 1e-5 < suggested < 1.0, result.summary()
-    assert result.stopped_early, result.summary()  # lr 10 is far past where AdamW diverges
+    # lr 10 is far past where AdamW trains: the loss leaves its best, diverging (the run stops) or back at chance
+    # (2.3, under batch norm, 1.5x its best here). Whether its smoothed loss crosses 4x the best within the 100
+    # steps turned on a 1e-9 change of the data's normalization (its statistics computed exactly since 2026-11-30).
+    assert result.stopped_early or result.smoothed[-1] > 1.3 * min(result.smoothed), result.summary()
     at = {factor: one_epoch_accuracy(mnist, suggested * factor, tmp_path) for factor in (1, 100)}
     assert at[1] >= 0.85, (result.summary(), at)
     assert at[1] >= at[100] + 0.3, (result.summary(), at)

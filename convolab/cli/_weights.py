@@ -5,10 +5,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._registry import registered_name
+from .._registry import get_entry, registered_name
 from ..data import read_from_here, relative_record
 from ..errors import ConfigError
-from ..pretrained import pretrained_checkpoint
+from ..pretrained import choose_weights, models_with_weights, pretrained_checkpoint
+from ..pretrained.load import WEIGHTS_IN_CHANS
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
 from ._args import nonempty
 
@@ -25,8 +26,63 @@ def add_pretrained_options(parser: argparse.ArgumentParser) -> None:
                              "torchvision, timm (default: the best published)")
 
 
+def add_start_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--pretrained / --weights on a verb that builds MODEL (train, compare, lr-find, draw): `what` it does there."""
+    parser.add_argument("--pretrained", action="store_true", help=what)
+    parser.add_argument("--weights", metavar="NAME", type=nonempty(WEIGHTS),
+                        help="which published weights (implies --pretrained), e.g. IMAGENET1K_V1, a1_in1k, "
+                             "torchvision, timm (default: the best published; `convolab models --pretrained`)")
+
+
 def wants_pretrained(args: argparse.Namespace) -> bool:
     return bool(args.pretrained or args.weights)
+
+
+def pretrained_flag(args: argparse.Namespace) -> str:
+    """--pretrained or --weights NAME, as the command line gave it."""
+    return f"--weights {args.weights}" if args.weights else "--pretrained"
+
+
+def start_weights(args: argparse.Namespace, models: list[str]) -> bool | str | None:
+    """What --pretrained / --weights ask each run of `models` to start from (True, or a library or weights name, as
+    create_model's `pretrained`), None without them. Each model's weights are looked up (their metadata: nothing is
+    downloaded) before anything starts; what contradicts them is refused: --resume (a run continues from its
+    last.pt), --init-from (other weights to start from), --model-option (the weights fix the model's options)."""
+    if not wants_pretrained(args):
+        return None
+    flag = pretrained_flag(args)
+    if getattr(args, "resume", None):
+        raise ConfigError(f"--resume {args.resume} continues as it was started, from the weights it has trained "
+                          f"(last.pt); leave out {flag}")
+    if getattr(args, "init_from", None):
+        raise ConfigError(f"--init-from {args.init_from} and {flag} both name the weights to start from: give one")
+    if getattr(args, "model_options", None):
+        raise ConfigError(f"{flag} builds the model as its weights were trained, with their options; leave out "
+                          "--model-option")
+    for model in models:
+        name = get_entry(model).name  # (an unknown model: its own line)
+        if len(models) > 1 and name not in models_with_weights():
+            raise ConfigError(f"{model} has no published weights to start from (`convolab models` lists the models "
+                              f"that have some in its \"weights from\" column): leave {model} out, or leave out {flag}")
+        choose_weights(name, args.weights or True)  # (a model without weights, or a name not one of its weights)
+    return args.weights or True
+
+
+def built_as_weights(args: argparse.Namespace, model: str, options: dict[str, Any],
+                     size: tuple[int, int, int] | None) -> tuple[dict[str, Any], tuple[int, int, int] | None]:
+    """The model options and input size of `model` as its published weights build it (--pretrained / --weights on
+    summary and draw: their options, at their input size unless `size` is given; nothing is downloaded); `options`
+    and `size` as they are without those flags."""
+    if not wants_pretrained(args):
+        return options, size
+    weights = choose_weights(get_entry(model).name, args.weights or True)
+    if args.in_chans not in (None, WEIGHTS_IN_CHANS):  # as create_model(pretrained=...) refuses it
+        flag = pretrained_flag(args)
+        raise ConfigError(f"--in-chans {args.in_chans} does not fit {flag}: the weights {weights.label} take "
+                          f"{WEIGHTS_IN_CHANS}-channel (RGB) input; leave out --in-chans, or leave out {flag} "
+                          f"to see {weights.source.model} built for {args.in_chans} channel"
+                          f"{'s' if args.in_chans > 1 else ''}")
+    return {**weights.source.options, **options}, size or (WEIGHTS_IN_CHANS, weights.crop_size, weights.crop_size)
 
 
 def checkpoint_or_weights(args: argparse.Namespace) -> str | dict[str, Any]:

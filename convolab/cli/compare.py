@@ -14,8 +14,11 @@ from ..compare import (
     unfinished_line,
 )
 from ..errors import ConfigError
+from ..finetune import pretrained_defaults, pretrained_trainer
+from ..pretrained import pretrained_checkpoint
 from ._args import nonempty
 from ._options import add_config_options, config_from_args, flag_of, given_config
+from ._weights import add_start_options, start_weights
 
 HELP = ("train several models in turn with the same data and options; one report (table, curves, "
         "report.html) compares them")
@@ -37,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "epochs": "epochs to train each model (a comparison's --resume keeps its own)",
         "budget_seconds": "stop each model after the epoch in which its training time reaches S seconds "
                           "(--epochs still sets the schedule's length and the most epochs)"})
+    add_start_options(parser, "start each run from the weights torchvision or timm publish for its model, as `train "
+                              "MODEL --pretrained` does (each model's weights fetched before the comparison starts; "
+                              "a model without any is refused; a --resume continues as the comparison started)")
 
 
 def seeds_option(text: str) -> int | list[int]:
@@ -63,6 +69,7 @@ def seeds_option(text: str) -> int | list[int]:
 
 def run(args: argparse.Namespace) -> int:
     command = ["convolab", *args._argv]
+    weights = start_weights(args, args.models)  # (with --resume: refused)
     if args.resume:
         if args.models or args.seeds is not None:
             raise ConfigError(f"--resume takes no MODEL or --seeds; they come from {args.resume}/compare.json")
@@ -70,14 +77,20 @@ def run(args: argparse.Namespace) -> int:
         if others:  # (they would be ignored: the comparison's runs keep the options they were started with)
             raise ConfigError(f"--resume {args.resume} continues the comparison with the options in its compare.json; "
                               f"leave out {', '.join(others)}")
-        results = resume_comparison(args.resume, command, progress=getattr(args, "progress", None))
+        results = resume_comparison(args.resume, command, progress=getattr(args, "progress", None),
+                                    start=pretrained_trainer)
         output = args.resume
     else:
         if not args.models:
             raise ConfigError("give the MODELs to compare (see `convolab models`) or --resume DIR")
         config = config_from_args(args, model=args.models[0])
+        if weights is not None:  # each model's weights fetched (or said missing) before the comparison starts
+            config = pretrained_defaults(config, given_config(args), whole=True)
+            for model in args.models:
+                pretrained_checkpoint(model, weights)
         output = config.output or str(default_compare_dir(config.data))
-        results = compare_models(args.models, config, output, command, seeds=args.seeds or 1)
+        results = compare_models(args.models, config, output, command, seeds=args.seeds or 1, pretrained=weights,
+                                 start=pretrained_trainer)
         output = folder_of(results, output)  # (a default name another command took first: the next one's)
     print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")

@@ -24,7 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the layers up to LAYER (e.g. inception4e) + global pool + new head")
     add_config_options(parser, skip=("init_from", "sync_bn", "model_options"),  # (the checkpoint fixes its model)
                        help={"epochs": "epochs to fine-tune (a fine-tuned run is extended as any run: convolab train "
-                                       "--resume RUN --epochs N)"})
+                                       "--resume RUN --epochs N)",
+                             "inputs": "a labels CSV's input columns, the image column first (default: the "
+                                       "checkpoint's, e.g. image,image2, where the CSV has those columns)",
+                             "targets": "a labels CSV's target columns (default: every column but the inputs and "
+                                        "split); a labels-CSV run's heads of the others are dropped"})
     add_pretrained_options(parser)
 
 

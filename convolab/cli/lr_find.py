@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -9,10 +10,16 @@ from pathlib import Path
 
 from .._registry import get_entry
 from ..errors import ConfigError
+from ..finetune import finetune_parts, pretrained_defaults
+from ..pretrained import pretrained_checkpoint
+from ..training import TrainConfig
+from ..training.build import Run, build_run
 from ..training.lr_find import MIN_STEPS, Terminated, check_range, lr_range_test
+from ..training.process import ProcessState
 from ..training.rundir import data_stem, next_free_dir
 from ._args import positive_float, positive_int
 from ._options import add_config_options, config_from_args, flag_of, given_config
+from ._weights import add_start_options, start_weights
 
 log = logging.getLogger("convolab")
 
@@ -41,16 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, help={"epochs": "not used: the test trains --steps batches",
                                      "output": "folder for lr_find.csv and lr_find.png "
                                      "(default: runs/lr-find-MODEL-DATA[-N])"})
+    add_start_options(parser, "test the run `train MODEL --pretrained` would train: MODEL with the weights "
+                              "torchvision or timm publish for it, under a new head, at their input size and "
+                              "statistics (fetched once into their caches)")
 
 
 def run(args: argparse.Namespace) -> int:
     check_range(args.start_lr, args.end_lr, args.steps)  # before anything is loaded
     get_entry(args.model)  # an unknown model: one line, before the data
+    weights = start_weights(args, [args.model])
     config = config_from_args(args, args.model)
+    run = None
+    if weights is not None:
+        config, run = pretrained_run(pretrained_defaults(config, given_config(args), whole=True), weights)
     stem = None if config.output else f"lr-find-{args.model}-{data_stem(config.data)}"
     output = Path(config.output) if config.output else next_free_dir(stem)
     try:
-        result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output, default_stem=stem)
+        result = lr_range_test(config, args.start_lr, args.end_lr, args.steps, output=output, default_stem=stem,
+                               run=run)
     except Terminated:  # as Ctrl-C, one line; the status a shell gives a process SIGTERM ended
         sys.stderr.write(f"convolab {args.verb}: interrupted by SIGTERM\n")
         return 128 + signal.SIGTERM
@@ -64,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
         # the test ran: a command refused for a bad input says that alone)
         log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
                     "scores no test images", ", ".join(unused))
-    print(f"lr-find {config.model} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
+    source = f" from {config.init_from}" if weights is not None else ""
+    print(f"lr-find {config.model}{source} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
     return 0
+
+
+def pretrained_run(config: TrainConfig, weights: bool | str) -> tuple[TrainConfig, Run]:
+    """The run (no folder) `train MODEL --pretrained` would start: the model of its published weights under a new
+    head, as `convolab.finetune.pretrained_trainer` builds it, and its config."""
+    config, data, model = finetune_parts(pretrained_checkpoint(config.model, weights), config)
+    with ProcessState(config.threads).applied(train=True):
+        return config, build_run(dataclasses.replace(config, output=None, tensorboard=False), data, model, folder=False)

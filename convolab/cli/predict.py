@@ -11,7 +11,7 @@ from ..data.archive import shown
 from ..data.decode import check_image_file
 from ..export import OnnxClassifier, TorchScriptClassifier
 from ..training.checkpoint import is_torchscript
-from ..training.inference import Prediction, iter_predictions, load_trained_model
+from ..training.inference import PREDICT_BATCH, Prediction, iter_predictions, load_trained_model
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if exported:
         classifier = (OnnxClassifier if str(args.checkpoint).lower().endswith(".onnx")
                       else TorchScriptClassifier)(args.checkpoint)
-        results = ((classifier.predict_files([path], args.topk)[0], {}) for path in args.images)
+        results = ((top, {}) for start in range(0, len(args.images), PREDICT_BATCH)
+                   for top in classifier.predict_files(args.images[start:start + PREDICT_BATCH], args.topk))
     else:
         results = iter_predictions(load_trained_model(checkpoint_or_weights(args)), args.images, args.topk)
     for path in args.images:  # every file opens as an image before any is scored (a bad one last lost them all)

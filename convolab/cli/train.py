@@ -8,6 +8,7 @@ import torch
 from .._paths import same_path
 from .._registry import get_entry
 from ..errors import ConfigError, FieldError
+from ..finetune import pretrained_defaults, pretrained_trainer
 from ..training import TrainConfig, Trainer
 from ..training.build import mixing_for
 from ..training.config import resumable_options
@@ -17,6 +18,7 @@ from ..training.rundir import refuse_to_overwrite_a_run, resolved_options
 from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
+from ._weights import add_start_options, start_weights, wants_pretrained
 
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
 
@@ -32,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data-parallel on N processes of this machine, as torchrun would start them (gloo on the "
                         "CPU, NCCL with one GPU each); --batch-size is the global batch")
     add_config_options(parser)
+    add_start_options(parser, "start from the weights torchvision or timm publish for MODEL (fetched once into "
+                              "their caches; `convolab models --pretrained`): a new head for the data's classes, "
+                              "their input size and --normalize model by default, every layer trained by the run's "
+                              "own recipe (`finetune MODEL --pretrained` freezes or slows the backbone)")
 
 
 def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
@@ -54,9 +60,12 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
 
 
 def new_run_config(args: argparse.Namespace) -> TrainConfig:
-    """The config of a new run, whose --output must not hold a run already."""
+    """The config of a new run, whose --output must not hold a run already (from published weights: their
+    normalization unless --normalize is given)."""
     config = config_from_args(args, args.model)
     refuse_to_overwrite_a_run(config.output)
+    if wants_pretrained(args):
+        config = pretrained_defaults(config, given_config(args), whole=True)
     return config
 
 
@@ -82,6 +91,7 @@ def launch_processes(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if not args.resume and not args.model:
         raise ConfigError("give a MODEL (see `convolab models`) or --resume RUN_DIR")
+    start_weights(args, [args.model] if args.model else [])  # (--resume or --init-from with them: one line, now)
     if args.nproc and in_torchrun() and args.nproc != launch_env("WORLD_SIZE", 1):
         raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {launch_env('WORLD_SIZE', 1)} "
                           "processes; leave --nproc out when you start torchrun yourself")
@@ -118,12 +128,15 @@ def _as_flag(name: str, value: object) -> object:
 def _train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = _resume(args)
+    elif wants_pretrained(args):  # (checked by `run`: start_weights)
+        trainer = pretrained_trainer(new_run_config(args), pretrained=args.weights or True)
     else:
         trainer = Trainer(new_run_config(args))
     main = trainer.dist.is_main  # with several processes, rank 0 speaks for all
     procs = f" x {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
+    source = f" from {trainer.config.init_from}" if wants_pretrained(args) else ""
     if main:
-        print(f"training {trainer.config.model} on {trainer.config.data} "
+        print(f"training {trainer.config.model}{source} on {trainer.config.data} "
               f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
               f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
               f"on {trainer.device}{procs}{trainer.run.batches.describe()}; run folder {trainer.run_dir}")

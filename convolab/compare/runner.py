@@ -16,7 +16,7 @@ import shlex
 import shutil
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +52,7 @@ COMPARE_FILE = "compare.json"
 FORMAT = "convolab-compare-1"
 EXPERIMENT_FILE = "experiment.json"  # a `convolab reproduce` folder's record (its curves.png is the experiment's)
 EXPERIMENT_REPORT = "reproduce.json"  # an experiment's report: the only record one of an older convolab holds
+Start = Callable[[TrainConfig, ImageData, "bool | str"], Trainer]  # (config, data, pretrained): a run from weights
 
 
 class Run(NamedTuple):
@@ -73,6 +74,7 @@ class Comparison:
     command: str
     resumed_by: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
+    pretrained: bool | str | None = None  # each run starts from its model's published weights (compare --pretrained)
 
     @property
     def several_seeds(self) -> bool:
@@ -93,7 +95,8 @@ class Comparison:
     def save(self) -> None:
         """Write compare.json atomically into `output` (its seeds only when there are several)."""
         state = {"format": FORMAT, "models": self.models, "config": self.config.to_dict(),
-                 "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses}
+                 "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses,
+                 **({"pretrained": self.pretrained} if self.pretrained else {})}
         if self.several_seeds:  # one seed: compare.json as it was before there could be several
             state["seeds"] = self.seeds
         text = json.dumps(state, indent=1) + "\n"
@@ -107,7 +110,9 @@ class Comparison:
         if not path.is_file():
             raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the --output folder of a "
                               "`convolab compare`")
-        return cls(output, *read_comparison(path, FORMAT))  # (each field checked: a file edited is one line)
+        comparison = cls(output, *read_comparison(path, FORMAT))  # (each field checked: a file edited is one line)
+        comparison.pretrained = json.loads(path.read_text(encoding="utf-8")).get("pretrained")  # (a name: weights')
+        return comparison
 
 
 def default_compare_dir(data: str) -> Path:
@@ -124,13 +129,15 @@ def one_line(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def compare_models(models: list[str], config: TrainConfig, output: str | Path,
-                   command: list[str] | str, seeds: int | Sequence[int] = 1) -> list[ModelResult]:
+def compare_models(models: list[str], config: TrainConfig, output: str | Path, command: list[str] | str,
+                   seeds: int | Sequence[int] = 1, pretrained: bool | str | None = None,
+                   start: Start | None = None) -> list[ModelResult]:
     """Train `models` one after another with `config`'s options and write the report into `output`.
 
     seeds: train each model this many times, with the seeds config.seed, config.seed + 1, ..., or once
     with each seed of a list. With several seeds each run has its folder runs/MODEL/seed-S and the
-    report gives each model's mean and standard deviation over its seeds. Returns a row per run.
+    report gives each model's mean and standard deviation over its seeds. Returns a row per run. `pretrained`:
+    each run starts from its model's published weights, by `start` (convolab.finetune.pretrained_trainer).
     """
     if not models:
         raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
@@ -148,7 +155,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
                           "overwrite its curves.png: choose another --output")
     shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
     command = command if isinstance(command, str) else shlex.join(command)
-    comparison = Comparison(output, list(models), seeds, shared, command)
+    comparison = Comparison(output, list(models), seeds, shared, command, pretrained=pretrained)
     refuse_existing_runs(comparison)
     default = config.output is None and output.parent == Path("runs")  # (named as `train` names runs/)
     existed = output.exists()
@@ -167,7 +174,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path,
             raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
                               f"{shlex.quote(str(output))}` or choose another --output")
         comparison.save()
-        return run_comparison(comparison, data=data)
+        return run_comparison(comparison, data=data, start=start)
 
 
 @contextlib.contextmanager
@@ -285,8 +292,8 @@ def check_device_options(config: TrainConfig) -> None:
     check_threads(config.threads)
 
 
-def resume_comparison(output: str | Path, command: list[str] | str,
-                      progress: bool | None = None) -> list[ModelResult]:
+def resume_comparison(output: str | Path, command: list[str] | str, progress: bool | None = None,
+                      start: Start | None = None) -> list[ModelResult]:
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
     rest train."""
     comparison = Comparison.load(output)
@@ -296,7 +303,7 @@ def resume_comparison(output: str | Path, command: list[str] | str,
         if progress is not None:
             comparison.config.progress = progress
         comparison.save()
-        return run_comparison(comparison, resume=True)
+        return run_comparison(comparison, resume=True, start=start)
 
 
 def _load(config: TrainConfig, say: bool = False) -> ImageData:
@@ -304,10 +311,12 @@ def _load(config: TrainConfig, say: bool = False) -> ImageData:
     return load_config_data(config, say_subsets=say)
 
 
-def run_comparison(comparison: Comparison, resume: bool = False,
-                   data: ImageData | None = None) -> list[ModelResult]:
+def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData | None = None,
+                   start: Start | None = None) -> list[ModelResult]:
     """Each run in turn (kept, resumed or trained), then the report; failures are recorded, not raised.
     All runs train on one ImageData (`data`, else loaded once when the first run needs it)."""
+    if comparison.pretrained and start is None:
+        raise ConfigError("a comparison from published weights needs start=convolab.finetune.pretrained_trainer")
     results: list[ModelResult] = []
     runs = comparison.runs()
     for index, run in enumerate(runs):
@@ -321,7 +330,7 @@ def run_comparison(comparison: Comparison, resume: bool = False,
         if data is None:  # loaded once, and only if something trains
             data = _load(comparison.config)
         try:
-            status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]")
+            status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]", start)
         except (KeyboardInterrupt, TrainingInterrupted):
             comparison.statuses[run.name] = INTERRUPTED
             for later in runs[index + 1:]:
@@ -360,7 +369,8 @@ def _next_action(run_dir: Path, status: str | None) -> str:
     return "train"
 
 
-def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, action: str, step: str) -> str:
+def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, action: str, step: str,
+           start: Start | None = None) -> str:
     """Train (or resume) one run; its status: OK or 'failed: <reason>'."""
     trainer = None
     try:
@@ -372,7 +382,8 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             try:
                 log.info("%s %s: training in %s", step, run.name, run_dir)
                 config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
-                trainer = Trainer(config, data=data)  # (it shares the claim, which it holds on)
+                trainer = start(config, data, comparison.pretrained) if start and comparison.pretrained else \
+                    Trainer(config, data=data)  # (it shares the claim, which it holds on)
             finally:
                 if claim is not None:
                     claim.release()

@@ -8,8 +8,15 @@ re-exported here, as before.
 from ..data.targets import DERIVED_TARGETS, derive_target
 from ..training.transfer import LoadReport, backbone_lr_groups, freeze_backbone, head_modules, load_matching
 from .features import extract_features, save_features
-from .finetune import PRETRAINED_DEFAULTS, finetune_trainer, pretrained_defaults
+from .finetune import (
+    PRETRAINED_DEFAULTS,
+    TRAIN_PRETRAINED_DEFAULTS,
+    finetune_parts,
+    finetune_trainer,
+    pretrained_defaults,
+    pretrained_trainer,
+)
 
-__all__ = ["DERIVED_TARGETS", "PRETRAINED_DEFAULTS", "LoadReport", "backbone_lr_groups", "derive_target",
-           "extract_features", "finetune_trainer", "freeze_backbone", "head_modules", "load_matching",
-           "pretrained_defaults", "save_features"]
+__all__ = ["DERIVED_TARGETS", "PRETRAINED_DEFAULTS", "TRAIN_PRETRAINED_DEFAULTS", "LoadReport", "backbone_lr_groups",
+           "derive_target", "extract_features", "finetune_parts", "finetune_trainer", "freeze_backbone",
+           "head_modules", "load_matching", "pretrained_defaults", "pretrained_trainer", "save_features"]

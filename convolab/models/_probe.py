@@ -3,14 +3,17 @@ failure on the input's size or channels said in one line that names the size the
 wherever it is met (`count_macs`, `summary`, `Trainer` before a run), not torch's error from deep inside."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .._registry import get_entry, registered_name
 from ..errors import ConfigError
+from ..layers.frozen_norm import FrozenBatchNorm2d
 from ._factory import create_model
 from ._modes import modes_kept
 
@@ -88,9 +91,29 @@ def fits_when_built_for(model: nn.Module, input_size: Sequence[int]) -> bool:
 def probe_forward(model: nn.Module, input_size: Sequence[int], run=inference_outputs):
     """`run(model, one zero image)` in eval mode (each module's mode restored after), without gradients; a forward
     that fails on the input's size or channels is one ConfigError line (`describe_input_error`)."""
-    with modes_kept(model), torch.no_grad():
+    with modes_kept(model), torch.no_grad(), norms_passed_through_on_meta(model):
         model.eval()
         try:
             return run(model, probe_input(model, input_size))
         except RuntimeError as err:
             raise ConfigError(describe_input_error(model, input_size, err)) from err
+
+
+@contextlib.contextmanager
+def norms_passed_through_on_meta(model: nn.Module) -> Iterator[None]:
+    """On the meta device, each batch norm (trainable or frozen) gives its input back while the block runs: its
+    output has its input's shape, and torch computes it there through Python decompositions (a third of
+    `convolab models`' time); one given an input of other than its channels still runs, and says so as before."""
+    norms = [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d))
+             and getattr(m, "running_mean", None) is not None and m.running_mean.is_meta]
+    for norm in norms:
+        norm.forward = functools.partial(_same_shape, norm, type(norm).forward.__get__(norm))
+    try:
+        yield
+    finally:
+        for norm in norms:
+            del norm.forward
+
+
+def _same_shape(norm: nn.Module, forward, x: torch.Tensor) -> torch.Tensor:
+    return x if x.dim() > 1 and x.shape[1] == norm.num_features else forward(x)

@@ -192,7 +192,8 @@ class Trainer:
 
     def _loss(self, outputs: dict[str, torch.Tensor], y: torch.Tensor,
               targets: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return weighted_loss(outputs, y, targets, self.run.loss_weights, self.run.config.label_smoothing)
+        return weighted_loss(outputs, y, targets, self.run.loss_weights, self.run.config.label_smoothing,
+                             task_heads=getattr(self.run.model, "task_classes", {}))
 
     # ----- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..errors import DataError
 from .batches import Batch, split_batches, to_device
 from .build import Run
 from .device import autocast
+from .targets import output_target
 
 
 def scored_outputs(model: nn.Module, x: torch.Tensor, every_output: bool, tta: str, device: torch.device,
@@ -79,7 +80,8 @@ def evaluate_run(run: Run, model: nn.Module) -> dict[str, Any]:
     share of the test set and the sums are all-reduced."""
     size, shard = max(256, run.config.batch_size), run.dist.enabled
     labels = run.batches.test_labels
-    targets = {name: run.test_targets.get(name, labels) for name in run.scored_outputs}
+    heads = getattr(run.model, "task_classes", {})  # (each scored against its own target, never the labels)
+    targets = {name: output_target(name, labels, run.test_targets, heads) for name in run.scored_outputs}
     columns = getattr(run.data, "columns", {})  # a labels CSV's: numbers scored in their units
     scales = {name: c.std for name, c in columns.items() if c.kind == "number"}
     if shard:

@@ -367,8 +367,9 @@ def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5)
 
 
 def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> Iterator[Prediction]:
-    """`predict_targets`, one image at a time, each as it is scored (a command prints it at once); the model is
-    checked at the call, each image when its turn comes."""
+    """`predict_targets`, each image as it is scored (a command prints it at once), scored `PREDICT_BATCH` files at
+    a time (a batch of one took twice the compute); the model is checked at the call, each image when its turn
+    comes (one that fails to decode: those read before it are scored and given first, then its error)."""
     classes = loaded.classes
     k = min(topk, len(classes))
     ckpt = loaded.checkpoint
@@ -380,25 +381,53 @@ def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
     reading = input_reading(ckpt)  # e.g. files PIL resized to --image-size: the same resize, not the batch's
     # (a generator of its own: the checks above are made at the call; no grad mode is held across a yield)
-    return (_prediction(loaded, path, reading, others, k) for path in paths)
+    return _batched_predictions(loaded, list(paths), reading, others, k)
+
+
+PREDICT_BATCH = 32  # image files scored at a time by `predict`
+
+
+def _batched_predictions(loaded: LoadedModel, paths: list[str | Path], reading: dict[str, Any], others: dict,
+                         k: int) -> Iterator[Prediction]:
+    ckpt = loaded.checkpoint
+    for start in range(0, len(paths), PREDICT_BATCH):
+        images, failure = [], None
+        for path in paths[start:start + PREDICT_BATCH]:
+            try:
+                images.append(read_input(path, image_size=ckpt["image_size"], in_chans=int(ckpt["in_chans"]),
+                                         **reading))
+            except Exception as err:  # noqa: BLE001  those read before it are scored first, then it is raised
+                failure = err
+                break
+        yield from _predictions(loaded, images, others, k)
+        if failure is not None:
+            raise failure
 
 
 @torch.no_grad()
-def _prediction(loaded: LoadedModel, path: str | Path, reading: dict[str, Any], others: dict, k: int) -> Prediction:
+def _predictions(loaded: LoadedModel, images: list[torch.Tensor], others: dict, k: int) -> list[Prediction]:
+    """Each of `images` (uint8 C x H x W, as `read_input` gives them) scored as evaluate scores the run's test
+    images: in its precision, with its test-time augmentation."""
+    if not images:
+        return []
     ckpt, classes = loaded.checkpoint, loaded.classes
     device = next(loaded.model.parameters()).device
-    image = read_input(path, image_size=ckpt["image_size"], in_chans=int(ckpt["in_chans"]), **reading)
-    x = loaded.transform(image[None].to(device))
-    # (as evaluate scores the run's test images: in its precision, with its test-time augmentation)
+    # (each resized to the model's input by the transform alone: a run that read files at their own sizes
+    # gives images of several sizes)
+    x = torch.cat([loaded.transform(image[None].to(device)) for image in images])
     outputs = scored_outputs(loaded.model, x, bool(others), run_tta(ckpt), device, run_amp(ckpt, device))
-    probs = outputs["main"].float().softmax(1)[0].cpu()
-    values, indices = ranked(probs, k)
-    extra: dict[str, tuple[str, float | None]] = {}
-    for name, target in others.items():
-        out = outputs[name].float()[0].cpu()
-        if target["kind"] == "class":
-            p = out.softmax(0)
-            extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
-        else:
-            extra[name] = (in_units(float(out[0]), target["mean"], target["std"]), None)
-    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())], extra
+    values, indices = ranked(outputs["main"].float().softmax(1).cpu(), k)
+    found = {name: outputs[name].float().cpu() for name in others}
+    predictions = []
+    for row in range(len(images)):
+        extra: dict[str, tuple[str, float | None]] = {}
+        for name, target in others.items():
+            out = found[name][row]
+            if target["kind"] == "class":
+                p = out.softmax(0)
+                extra[name] = (target["classes"][int(p.argmax())], float(p.max()))
+            else:
+                extra[name] = (in_units(float(out[0]), target["mean"], target["std"]), None)
+        predictions.append(([(classes[i], float(v)) for v, i in zip(values[row].tolist(), indices[row].tolist())],
+                            extra))
+    return predictions

@@ -17,6 +17,7 @@ import math
 import shlex
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,12 +34,13 @@ from .build import Run
 from .config import CUDA_GRAPH_MODES
 from .device import autocast, device_clock
 from .evaluation import evaluate_run, no_image_read
-from .metrics import plot_curves, write_metrics
+from .metrics import Curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
 from .progress import progress_bar, show_progress
 from .rundir import forget_unsaved_run, resume_call, write_run_config
 from .state import RunState, no_partial
+from .targets import output_target
 
 log = logging.getLogger("convolab")
 
@@ -87,7 +89,8 @@ def fit(trainer: Trainable) -> TrainResult:
             log.info("removed %s, left by a write that was killed", path)
         write_run_config(run.run_dir, cfg, run.resolved())
     stopped_early, compiling = False, cfg.compile  # (this process's first step compiles: timed apart)
-    with stop_signals(trainer):
+    curves = Curves(run.run_dir / "curves.png", cfg.model, cfg.data, drawing=run.dist.is_main)
+    with stop_signals(trainer), curves.complete_at_the_end(state.history):
         while state.epoch < cfg.epochs:
             # The time budget, checked before each epoch: a resumed run whose budget is spent trains no more.
             if cfg.budget_seconds is not None and state.wall_seconds >= cfg.budget_seconds:
@@ -192,7 +195,7 @@ def fit(trainer: Trainable) -> TrainResult:
             # and rewrites best.pt and the metrics, rather than keeping a best.pt and metrics of the epoch before
             if improved:
                 trainer.save("best.pt")
-            report_epoch(run, state, row, speed)
+            report_epoch(run, state, row, speed, curves)
             trainer.save("last.pt")
 
             # ----- early stopping
@@ -248,7 +251,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, targets: dict[str, to
     with no_sync() if no_sync is not None else contextlib.nullcontext():
         with autocast(run.device, run.amp_dtype):
             outputs = run.forward_model(x)
-        loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix) if len(y) \
+        loss = weighted_loss(outputs, y, targets, run.loss_weights, run.config.label_smoothing, mix,
+                             getattr(run.model, "task_classes", {})) if len(y) \
             else sum(out.float().sum() for out in outputs.values()) * 0.0  # (an empty batch: zero gradients)
         share = loss
         skipping = run.config.skip_bad_images and isinstance(run.data, StreamingImageData)
@@ -295,10 +299,12 @@ def has_gradients(run: Run) -> bool:
 
 
 def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: dict[str, torch.Tensor] | None,
-                  weights: dict[str, float], smoothing: float, mix: Mix | None = None) -> torch.Tensor:
-    """Weighted sum of each output's cross-entropy against its own target, else the labels (the mean
-    squared error against a target of numbers: a labels CSV's standardized numeric column); of a mixed
-    batch, each image's two targets weighted by its mixing weight."""
+                  weights: dict[str, float], smoothing: float, mix: Mix | None = None,
+                  task_heads: Collection[str] = ()) -> torch.Tensor:
+    """Weighted sum of each output's cross-entropy against its own target, else (an auxiliary head's) the labels;
+    a head of `task_heads` without its own is an error (`output_target`). The mean squared error against a target
+    of numbers (a labels CSV's standardized numeric column); of a mixed batch, each image's two targets weighted
+    by its mixing weight."""
     targets = targets or {}
 
     def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -311,7 +317,7 @@ def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: di
     loss = weights["main"] * ce(outputs["main"], y)
     for name, logits in outputs.items():
         if name != "main":
-            loss = loss + weights[name] * ce(logits, targets.get(name, y))
+            loss = loss + weights[name] * ce(logits, output_target(name, y, targets, task_heads))
     return loss
 
 
@@ -353,11 +359,12 @@ def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: flo
     return row, speed
 
 
-def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str = "img/s") -> None:
-    """metrics.csv/json, steps.csv and curves.png (rank 0), TensorBoard, and the epoch's log line."""
+def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, curves: Curves) -> None:
+    """metrics.csv/json, steps.csv and curves.png (rank 0; the curves when their drawing is cheap beside the time
+    since the last: `Curves`), TensorBoard, and the epoch's log line."""
     if run.dist.is_main:
         write_metrics(run.run_dir, state.history, state.step_history)
-        plot_curves(state.history, run.run_dir / "curves.png", run.config.model, data=run.config.data)
+        curves.after_epoch(state.history)
     if run.tensorboard is not None:
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_second"):
             run.tensorboard.add_scalar(key, row[key], row["epoch"])

@@ -2,6 +2,8 @@
 (`--extra-target parity`), or a labels CSV's other columns, each checked against the model's heads."""
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import torch
 from torch import nn
 
@@ -38,7 +40,8 @@ def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, c
 def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """A labels CSV's targets besides the main one, on the device; what cannot mix with numbers refused, and
-    targets the model has no head for (a one-head checkpoint fine-tuned on several columns)."""
+    targets the model has no head for (a one-head checkpoint fine-tuned on several columns), and heads without a
+    target among its columns (`convolab finetune` drops a labels-CSV run's heads that --targets leaves out)."""
     data: TabularImages = batches.data
     if config.extra_targets:
         raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
@@ -48,6 +51,13 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
     # a head of another size than its column's (a checkpoint's head of 2 classes, a column of 3 or of numbers)
     wrong = [f"{n} (its {c.kind} column needs {_outputs(c)}, the head has {heads[n]})"
              for n, c in data.columns.items() if n in heads and heads[n] != _outputs(c)]
+    # a head of no column (lenet5_two_head's parity, a given model's): nothing of its own to learn or be scored on
+    untargeted = [n for n in heads if n not in data.train.targets]
+    if untargeted and not missing and not wrong:
+        s = "s" if len(untargeted) > 1 else ""
+        raise ConfigError(f"the model's head{s} {', '.join(untargeted)} ha{'ve' if s else 's'} no target among the "
+                          f"labels CSV's ({', '.join(data.columns)}): a head learns the column of its name; add "
+                          f"{'them' if s else 'it'} to --targets, or give a CSV with {'those columns' if s else 'it'}")
     if missing or wrong:
         what = (f"no output for the labels CSV's column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
                 if missing else f"heads that do not fit the labels CSV's columns: {', '.join(wrong)}")
@@ -69,9 +79,22 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
             {n: t.to(device) for n, t in data.test.targets.items()})
 
 
+def output_target(name: str, labels: torch.Tensor, targets: Mapping[str, torch.Tensor] | None,
+                  task_heads: Collection[str]) -> torch.Tensor:
+    """What output `name` learns and is scored against: its own target (a task head's: the derived target or the
+    labels CSV's column of its name), else the main labels (an auxiliary head's: it predicts them). A task head
+    without its own is an error, never trained or scored against the main labels (`extra_targets` refuses it)."""
+    if targets and name in targets:
+        return targets[name]
+    if name in task_heads:
+        raise ConfigError(f"the model's head {name!r} has no target of its own (the run's: "
+                          f"{', '.join(targets or {}) or 'none'}): it is never trained on the main labels")
+    return labels
+
+
 def _outputs(column: Column) -> int:
     """How many outputs a head of this column has: one per class, one for a number."""
     return len(column.classes) if column.kind == "class" else 1
 
 
-__all__ = ["extra_targets", "table_targets"]
+__all__ = ["extra_targets", "output_target", "table_targets"]
