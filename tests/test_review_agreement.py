@@ -86,3 +86,21 @@ def test_an_export_without_a_recorded_tta_is_scored_as_before():
     assert ExportMeta.from_strings(values).tta == "none"
     with pytest.raises(Exception, match="'tta' is \"sideways\""):
         ExportMeta.from_strings({**values, "tta": "sideways"})
+
+
+def test_a_resumed_run_normalizes_as_it_did_with_normalize_model_of_a_models_own_config(tmp_path):
+    # (before: a run of a model whose data_config was not its name's default, as published weights' is, resumed
+    # normalizing by the default: 0.1307 where the run had 0.5)
+    import dataclasses
+
+    import convolab
+    from convolab.training import TrainConfig, Trainer
+
+    model = convolab.create_model("lenet5_modern")
+    model.data_config = dataclasses.replace(model.data_config, mean=(0.5,), std=(0.5,))
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=1, normalize="model", progress=False,
+                         output=str(tmp_path / "run"))
+    Trainer(config, model=model).fit()
+    resumed = Trainer.resume(tmp_path / "run")
+    assert resumed.run.transform.mean.flatten().tolist() == [0.5]
+    assert resumed.run.transform.std.flatten().tolist() == [0.5]

@@ -73,3 +73,17 @@ def test_the_resize_before_a_centre_crop_is_not_a_pixel_short_by_round_off(crop,
 
     assert resize_side(crop, crop / resize) == resize  # (before: int(176 / (176 / 233)) was 232)
     assert resize_side(224, 0.875) == 256 and resize_side(224, 0.9) == 248  # timm's floor of a true fraction
+
+
+@pytest.mark.parametrize("name, size", [("googlenet_tv", 224), ("inception_v3", 299)])
+def test_a_model_that_takes_torchvisions_input_transform_traces_with_torch_fx(name, size, tmp_path):
+    # (before: "torch.fx cannot trace": draw --pretrained, features_only and --until on the ported weights' models)
+    from convolab.cli import main
+
+    with torch.device("meta"):
+        maps = convolab.create_model(name, transform_input=True, features_only=True)
+    assert len(maps(torch.zeros(1, 3, size, size, device="meta"))) == len(maps.feature_info)
+    assert main(["draw", name, "--model-option", "transform_input=true", "--out", str(tmp_path / "m.svg")]) == 0
+    model = convolab.create_model(name, transform_input=True, features_only=True).eval()
+    with pytest.raises(RuntimeError, match="transform_input takes 3-channel RGB images, got 1"):
+        model(torch.zeros(1, 1, size, size))  # (its channel check still runs, as one call of the graph)

@@ -42,6 +42,9 @@ from ._base import (
     torchvision_input,
 )
 
+# One call in a torch.fx graph (features_only, --until, draw): its channel check cannot be traced through.
+torch.fx.wrap("torchvision_input")
+
 
 class GoogLeNetAux(nn.Module):
     """pool to 4x4 -> 1x1 conv 128 -> FC 1024 -> ReLU -> dropout -> FC classes (GoogLeNet Sec. 5).

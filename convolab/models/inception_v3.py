@@ -25,6 +25,9 @@ from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
 from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for, torchvision_input
 
+# One call in a torch.fx graph (features_only, --until, draw): its channel check cannot be traced through.
+torch.fx.wrap("torchvision_input")
+
 # ---------------------------------------------------------------------------------------------
 # Modules B-E (module A, which Inception-ResNet-v2 shares, is convolab.layers.InceptionV3A)
 # ---------------------------------------------------------------------------------------------

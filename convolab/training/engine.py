@@ -287,6 +287,11 @@ class Trainer:
         except (TypeError, ValueError) as err:  # (a record edited: options the model does not take)
             raise CheckpointError(f"{run_dir / 'last.pt'} was altered or damaged (its model record does not build a "
                                   f"model: {str(err)[:120]}); restore it from a copy, or start the run anew") from None
+        data_cfg = getattr(model, "data_config", None)  # (--normalize model: the run's own, recorded; a model rebuilt
+        # by name has its default, not the published weights' or a given model's, which the run normalized by)
+        if config.normalize == "model" and data_cfg is not None and "mean" in state and "std" in state \
+                and len(state["mean"]) == len(data_cfg.mean):
+            model.data_config = dataclasses.replace(data_cfg, mean=tuple(state["mean"]), std=tuple(state["std"]))
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model, _resuming=True)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
         trainer.config = config
