@@ -10,11 +10,9 @@ import torch
 from ..analysis.summary import SizeArgs, resolve_input_size, summary
 from ..errors import ConfigError
 from ..models import create_model, get_entry
-from ..pretrained import choose_weights
-from ..pretrained.load import WEIGHTS_IN_CHANS
 from ._args import class_count, input_size, nonempty, positive_int
 from ._options import add_model_options, model_options_of
-from ._weights import WEIGHTS
+from ._weights import WEIGHTS, built_as_weights
 
 HELP = "per-layer output shapes, parameters and MACs of a model"
 
@@ -45,17 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.aux_logits and "aux_logits" not in inspect.signature(get_entry(args.model).fn).parameters:
         raise ConfigError(f"{args.model} has no auxiliary heads; leave out --aux-logits (googlenet, googlenet_tv "
                           "and inception_v3 have them)")
-    size = args.input_size
-    if args.pretrained or args.weights:
-        weights = choose_weights(get_entry(args.model).name, args.weights or True)
-        if args.in_chans not in (None, WEIGHTS_IN_CHANS):  # as create_model(pretrained=...) refuses it
-            flag = f"--weights {args.weights}" if args.weights else "--pretrained"
-            raise ConfigError(f"--in-chans {args.in_chans} does not fit {flag}: the weights {weights.label} take "
-                              f"{WEIGHTS_IN_CHANS}-channel (RGB) input; leave out --in-chans, or leave out {flag} "
-                              f"to see {weights.source.model} built for {args.in_chans} channel"
-                              f"{'s' if args.in_chans > 1 else ''}")
-        options = {**weights.source.options, **options}
-        size = size or (WEIGHTS_IN_CHANS, weights.crop_size, weights.crop_size)
+    options, size = built_as_weights(args, args.model, options, args.input_size)
     with torch.device("meta"):  # shapes and counts without allocating or initializing any weight
         model = create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
     # (a size refused as too large names the argument it came from: --input-size, --in-chans, --num-classes)
