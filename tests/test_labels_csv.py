@@ -302,8 +302,9 @@ def test_fine_tuning_a_one_head_run_on_several_columns_is_refused_naming_them(la
     assert main(["finetune", str(run), "--data", path, "--epochs", "1", "--output", str(tmp_path / "ft"), *FAST]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("convolab finetune: error: the model has no output for the labels CSV's columns colour, age (a "
-                   "checkpoint's model keeps its heads); give --targets species to learn its main target alone, or "
-                   "train a model of every column with `convolab train`"), err
+                   "checkpoint's or published weights' model keeps its heads); give --targets species to learn its "
+                   "main target alone, or train a model of every column with `convolab train MODEL` (without "
+                   "--pretrained)"), err  # (the line names --pretrained since train takes it, 2026-11-30)
     assert not (tmp_path / "ft" / "last.pt").exists()
     assert main(["finetune", str(run), "--data", path, "--targets", "species", "--epochs", "1",
                  "--output", str(tmp_path / "ft2"), *FAST]) == 0

@@ -87,3 +87,19 @@ def test_a_model_that_takes_torchvisions_input_transform_traces_with_torch_fx(na
     model = convolab.create_model(name, transform_input=True, features_only=True).eval()
     with pytest.raises(RuntimeError, match="transform_input takes 3-channel RGB images, got 1"):
         model(torch.zeros(1, 1, size, size))  # (its channel check still runs, as one call of the graph)
+
+
+def test_features_only_and_until_models_keep_the_sources_pretrained_cfg():
+    # (found by the review of this change: timm's resolver gave a features_only resnet20 3x224 ImageNet figures,
+    # and a cut of published weights lost their interpolation and crop)
+    from convolab.models._features import features_only, truncate
+
+    timm_data = pytest.importorskip("timm.data")
+    maps = convolab.create_model("resnet20", features_only=True)
+    assert timm_data.resolve_model_data_config(maps)["input_size"] == (3, 32, 32)
+    source = convolab.create_model("resnet18")
+    source.pretrained_cfg = {"interpolation": "bilinear", "crop_pct": 0.875, "classes": ["a"] * 1000}
+    cut = truncate(source, "layer3", num_classes=5)
+    assert cut.pretrained_cfg["interpolation"] == "bilinear" and cut.pretrained_cfg["num_classes"] == 5
+    assert "classes" not in cut.pretrained_cfg
+    assert features_only(source, (1, 2)).pretrained_cfg["crop_pct"] == 0.875

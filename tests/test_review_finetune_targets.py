@@ -117,3 +117,17 @@ def test_a_task_head_without_its_target_is_an_error_never_the_main_labels():
     assert output_target("aux1", y, {"colour": colour}, {"colour": 2}) is y
     with pytest.raises(ConfigError, match="head 'age' has no target of its own"):
         output_target("age", y, {"colour": colour}, {"colour": 2, "age": 1})
+
+
+def test_finetune_with_another_column_as_the_main_target_drops_the_head_of_that_column(run, tmp_path, capsys):
+    # (found by the review of this change: `--targets colour` refused "head colour has no target", and the advice
+    # of `--targets colour,species`'s refusal was that very command: the colour head is dropped, as the main
+    # classifier learns colour now)
+    trained, labels = run
+    assert main(["finetune", str(trained), "--data", str(labels), "--targets", "colour", "--epochs", "1",
+                 "--output", str(tmp_path / "ft"), *FAST]) == 0
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["model_options"]["tasks"] == {}
+    capsys.readouterr()
+    assert main(["finetune", str(trained), "--data", str(labels), "--targets", "colour,species", "--epochs", "1",
+                 "--output", str(tmp_path / "ft2"), *FAST]) == 2
+    assert "give --targets colour to learn its main target alone" in capsys.readouterr().err

@@ -150,7 +150,8 @@ def drop_heads_left_out(model: nn.Module, options: dict[str, Any], data: Any, co
     heads = dict(getattr(model, "task_classes", {}))
     if not isinstance(data, TabularImages) or "tasks" not in options:
         return []
-    dropped = [name for name in heads if name not in data.columns]
+    # (a head named as the new main column is dropped too: the main classifier learns that column)
+    dropped = [name for name in heads if name not in data.train.targets]
     weighed = [name for name in dropped if name in config.loss_weights]
     if weighed:
         them = len(weighed) > 1

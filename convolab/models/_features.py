@@ -169,6 +169,11 @@ class FeatureInfoList(list):
         return self.get("module", idx)
 
 
+def _without_classifier(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A pretrained_cfg without what described the source's classifier (its classes and their number, its name)."""
+    return None if cfg is None else {k: v for k, v in cfg.items() if k not in ("classes", "num_classes", "classifier")}
+
+
 class FeatureListNet(_TracedForward, nn.Module):
     """The feature maps of the chosen stages of a model, as a list in the order of `out_indices`;
     `feature_info` lists them in the same order."""
@@ -184,6 +189,9 @@ class FeatureListNet(_TracedForward, nn.Module):
         self.in_chans = model.in_chans
         self.data_config = model.data_config
         self.model_name = getattr(model, "model_name", "")
+        # timm's pretrained_cfg, as timm's features_only models keep it (their resolvers read the input size, mean
+        # and std there), without what the classifier no longer here would take
+        self.pretrained_cfg = self.default_cfg = _without_classifier(getattr(model, "pretrained_cfg", None))
         self._compile(_adopt(self, model, {f.module: f.module for f in self.feature_info}))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -207,6 +215,8 @@ class TruncatedNet(_TracedForward, ConvNet):
         self.num_classes = model.num_classes if num_classes is None else num_classes
         self.in_chans, self.data_config = model.in_chans, model.data_config
         self.model_name = getattr(model, "model_name", "")
+        self.pretrained_cfg = _without_classifier(model.__dict__.get("pretrained_cfg"))  # (published weights': their
+        # crop and interpolation; a fresh head of its own classes)
         self._compile(_adopt(self, model, {layer: "features"}))
         index = _stage_index(model, layer)
         if index is not None:

@@ -61,9 +61,9 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
     if missing or wrong:
         what = (f"no output for the labels CSV's column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
                 if missing else f"heads that do not fit the labels CSV's columns: {', '.join(wrong)}")
-        raise ConfigError(f"the model has {what} (a checkpoint's model keeps its heads); give --targets "
-                          f"{data.main_column} to learn its main target alone, or train a model of every column with "
-                          "`convolab train`")
+        raise ConfigError(f"the model has {what} (a checkpoint's or published weights' model keeps its heads); "
+                          f"give --targets {data.main_column} to learn its main target alone, or train a model of "
+                          "every column with `convolab train MODEL` (without --pretrained)")
     numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
     if numbers and (config.mixup or config.cutmix):
         raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
