@@ -35,7 +35,9 @@ def test_feature_info_has_timms_stages(name):
 
 
 @pytest.mark.parametrize("name", TIMM_NAMES)
-@pytest.mark.parametrize("out_indices", [(2, 3), (0, 4), (1, 2)])  # ascending: timm's maps come in stage order
+@pytest.mark.parametrize("out_indices", [(0, 4), pytest.param((2, 3), marks=pytest.mark.slow),
+                                         pytest.param((1, 2), marks=pytest.mark.slow)])
+# (ascending: timm's maps come in stage order; (0, 4) takes every end, the others run with `pytest -m slow`)
 def test_out_indices_pick_the_maps_timm_picks(name, out_indices):
     ours, theirs = _meta(name, features_only=True, out_indices=out_indices)
     x = torch.empty(1, 3, 96, 96, device="meta")
