@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import typing
 
 import convolab
 
@@ -50,6 +51,8 @@ def test_every_public_function_class_and_method_has_a_docstring():
     for module in modules():
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name, None)
+            if typing.get_origin(obj) is not None:  # a type alias (NormLayer = Callable[...]), a class on Python 3.10
+                continue
             if not (inspect.isfunction(obj) or inspect.isclass(obj)) or id(obj) in seen:
                 continue
             seen.add(id(obj))
