@@ -79,6 +79,7 @@ def test_a_one_process_run_stopped_between_folds_resumes_under_nproc_counting_it
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], abs=1e-5)
 
 
+@pytest.mark.slow  # (44 s; a Ctrl-C to streaming ranks and one-process resumes run by default: test_stream)
 def test_ctrl_c_stops_every_process_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", "digits", "--epochs", "3",

@@ -70,6 +70,7 @@ def test_conversion_keeps_the_tensors_and_the_state_dict_keys():
     torch.testing.assert_close(synced.eval()(x), model.eval()(x))
 
 
+@pytest.mark.slow  # (34 s; two processes reaching one's weights run by default: test_distributed)
 def test_two_processes_with_sync_bn_train_the_network_of_one(tmp_path):
     """lenet5_bn has BN after every layer: with --sync-bn, two processes end with one process's
     weights and BN statistics; without it, each process's statistics are its half-batch's own."""
