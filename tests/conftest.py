@@ -149,3 +149,13 @@ def randomized(model: torch.nn.Module) -> torch.nn.Module:
                 m.running_mean.normal_(0, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     return model.eval()
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch) -> Path:
+    """TORCH_HOME and HF_HOME in tmp_path, empty; the network never asked (test_pretrained, the verbs' --pretrained)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("CONVOLAB_OFFLINE", "1")
+    return tmp_path

@@ -35,16 +35,6 @@ TV_NAMES = {"resnet18": "resnet18", "densenet121": "densenet121", "googlenet_tv"
             "inception_v3": "inception_v3"}
 
 
-@pytest.fixture
-def offline_caches(tmp_path, monkeypatch) -> Path:
-    """TORCH_HOME and HF_HOME in tmp_path, empty; the network never asked."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("CONVOLAB_OFFLINE", "1")
-    return tmp_path
-
-
 def seed_torchvision(cache_root: Path, name: str) -> tuple[nn.Module, Path]:
     """A random torchvision model saved where torch.hub looks for `name`'s default weights."""
     tv_name = TV_NAMES[name]

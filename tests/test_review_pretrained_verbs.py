@@ -25,13 +25,9 @@ SMALL = ["--data", "digits", "--epochs", "1", "--image-size", "32", "--train-sub
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    """An empty torch hub cache and Hugging Face home in tmp_path; the network never asked."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("CONVOLAB_OFFLINE", "1")
-    return tmp_path
+def cache(offline_caches) -> Path:
+    """An empty torch hub cache and Hugging Face home in tmp_path (conftest's offline_caches)."""
+    return offline_caches
 
 
 def seed(cache: Path, name: str) -> Path:
