@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from test_pretrained import offline_caches, seed_torchvision  # noqa: F401  (a fixture among them)
+from test_pretrained import seed_torchvision  # (offline_caches: a fixture of conftest.py)
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import update_bn

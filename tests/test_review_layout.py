@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from test_pretrained import offline_caches, seed_torchvision  # noqa: F401  (a fixture among them)
+from test_pretrained import seed_torchvision  # (offline_caches: a fixture of conftest.py)
 from torch import nn
 
 import convolab

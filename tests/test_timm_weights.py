@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 from conftest import randomized
-from test_pretrained import offline_caches, one_line_error, seed_timm  # noqa: F401  (a fixture among them)
+from test_pretrained import one_line_error, seed_timm  # (offline_caches: a fixture of conftest.py)
 from torch import nn
 
 import convolab
