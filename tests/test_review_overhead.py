@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from convolab import create_model
 from convolab.data.augment import channel_statistics, convert_channels
 from convolab.training import metrics
 
@@ -105,3 +106,18 @@ def test_counting_on_the_meta_device_passes_batch_norms_through_with_the_same_co
     with pytest.raises(Exception, match="running_mean should contain 4 elements not 5|5"):
         count_macs(bad, (3, 8, 8))
     assert all(m.forward.__func__ is nn.BatchNorm2d.forward for m in bad.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "densenet_bc100_k12", "lenet5"])
+def test_a_model_built_on_the_meta_device_draws_no_weights_and_one_on_the_cpu_draws_them(name, monkeypatch):
+    """`convolab models` and `summary` build on the meta device, where a weight draw is wasted and slow (PyTorch's
+    Python reference kernels: 6 of `convolab models`' 12 s): the models' own initialization skips it there."""
+    drawn: list[str] = []
+    for fn in ("kaiming_normal_", "xavier_uniform_"):
+        real = getattr(torch.nn.init, fn)
+        monkeypatch.setattr(torch.nn.init, fn, lambda t, *a, _r=real, _n=fn, **k: (drawn.append(_n), _r(t, *a, **k))[1])
+    with torch.device("meta"):
+        model = create_model(name)
+    assert next(model.parameters()).is_meta and drawn == []
+    create_model(name)
+    assert drawn  # (on the CPU: the model's own init, Kaiming or Xavier, as before)

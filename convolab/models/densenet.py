@@ -18,7 +18,7 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead, DenseBlock, Transition
-from ._base import ConvNet, FeatureInfo, refuse_fixed_options, stem_data_config
+from ._base import ConvNet, FeatureInfo, on_meta, refuse_fixed_options, stem_data_config
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class DenseNet(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # (shapes only: nothing to draw)
+            return
         # The authors' ConvInit draws N(0, sqrt(2 / (kW*kH*nOutputPlane))): Kaiming fan_out (densenet.lua);
         # torchvision's DenseNet uses kaiming_normal_ with its default fan_in.
         mode = "fan_out" if self.authors_layout else "fan_in"

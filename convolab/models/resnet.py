@@ -20,7 +20,7 @@ from torch import nn
 from .._registry import register_model
 from ..layers import BasicBlock, Bottleneck, ClassifierHead, PreActBasicBlock, PreActBottleneck, make_stage
 from ..layers.residual import ResidualBlock, Shortcut
-from ._base import ConvNet, FeatureInfo, refuse_fixed_options, stem_data_config
+from ._base import ConvNet, FeatureInfo, on_meta, refuse_fixed_options, stem_data_config
 
 
 class Stage(NamedTuple):
@@ -104,6 +104,8 @@ class ResNet(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # (shapes only: nothing to draw)
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
