@@ -242,7 +242,6 @@ def _writer_space() -> str:
 
 
 WRITER_SPACE = _writer_space()
-TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # any temporary of atomic_write's (mkstemp's 8 characters)
 # What they are named now: `.NAME.SPACE-PID.XXXXXXXX.tmp`, the writer's machine (and pid namespace) and pid in it.
 WRITTEN_BY = re.compile(r"\.(?P<name>.+)\.(?P<space>[0-9a-f]{8})-(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp")
 
@@ -308,11 +307,10 @@ def remove_dead_temporaries(folder: str | Path, target: str) -> list[Path]:
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Delete the temporary files that writes into `folder` left when their process was killed mid-write
-    (SIGKILL, a crash of the machine: nothing runs to remove them), and return them: those whose writer has
-    ended, and those of an older convolab, which named no writer. Call it where no other process of an older
-    convolab writes into `folder`."""
-    stale = [p for p in Path(folder).glob(".*.tmp") if TEMPORARY.fullmatch(p.name) and p.is_file()
-             and (WRITTEN_BY.fullmatch(p.name) is None or left_by_the_dead(p.name))]
+    (SIGKILL, a crash of the machine: nothing runs to remove them), and return them: those that name their
+    writer, a process of this machine that has ended. A hidden `.NAME.XXXXXXXX.tmp` that names none is left
+    alone: it is as likely another program's atomic write (mkstemp's usual name) as an older convolab's."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file() and left_by_the_dead(p.name)]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

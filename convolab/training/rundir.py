@@ -152,7 +152,19 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     found = run_files(output)
     if found:
         raise ConfigError(in_use_line(output, "--output") if in_use(output) else holds_a_run(output, found))
+    refuse_to_replace_files_of_no_run(output, "--output")
     _CHECKED_EMPTY.add(_key(output))  # the run that claims it checks again, under its claim (claim_run_dir)
+
+
+def refuse_to_replace_files_of_no_run(output: str | Path, flag: str) -> None:
+    """One line when `output`, holding no run, holds files a run writes (curves.png, steps.csv, metrics.json...):
+    a user's own, or what is left of a run whose checkpoints were removed. A new run would replace them unasked (a
+    run that saved nothing removes its own, `forget_unsaved_run`)."""
+    folder = Path(output)
+    taken = [name for name in RUN_WRITES if (folder / name).exists()] if folder.is_dir() else []
+    if taken:
+        raise ConfigError(f"{flag} {output} holds no run but holds {', '.join(taken)}, which a run there would "
+                          "replace: move them away, or give another folder")
 
 
 def holds_a_run(output: str | Path, found: list[str], resume_call: str | None = None) -> str:
@@ -178,6 +190,8 @@ def refuse_a_new_run_in(output: str | Path, resume_call: str) -> None:
         raise ConfigError(in_use_line(output, f"TrainConfig(output={str(output)!r}):"))
     if found:
         raise ConfigError(holds_a_run(output, found, None if _key(output) in _CHECKED_EMPTY else resume_call))
+    refuse_to_replace_files_of_no_run(output, "--output" if _key(output) in _CHECKED_EMPTY
+                                      else f"TrainConfig(output={str(output)!r}):")
 
 
 # ----- the claim on a run folder -------------------------------------------------------------------
