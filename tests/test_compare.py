@@ -341,16 +341,16 @@ def test_compare_with_seeds_refuses_a_file_in_a_models_folder(tmp_path):
 
 def test_resume_trains_afresh_a_run_the_comparison_recorded_as_failed(tmp_path, monkeypatch):
     def fault(self):
-        (self.run.run_dir / "left.txt").write_text("what the failed attempt left")
+        (self.run.run_dir / "stopped.json").write_text("what the failed attempt left")  # (a run's own file)
         raise RuntimeError("a fault")
 
     monkeypatch.setattr(Trainer, "fit", fault)
     out = tmp_path / "cmp"
     assert main(["compare", "lenet5_modern", *ONE_EPOCH, "--output", str(out)]) == 1
     monkeypatch.undo()
-    assert (out / "runs" / "lenet5_modern" / "left.txt").is_file()
+    assert (out / "runs" / "lenet5_modern" / "stopped.json").is_file()
     assert main(["compare", "--resume", str(out)]) == 0
-    assert not (out / "runs" / "lenet5_modern" / "left.txt").exists()  # its folder was made afresh
+    assert not (out / "runs" / "lenet5_modern" / "stopped.json").exists()  # its folder was made afresh
     assert rows_of(out)["lenet5_modern"]["status"] == "ok"
 
 

@@ -52,17 +52,17 @@ def test_compare_resume_leaves_alone_a_run_folder_another_command_holds(tmp_path
     fd = os.open(run / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        (run / "live.txt").write_text("a file of the live run")
+        (run / "stopped.json").write_text("a file of the live run")
         assert main(["compare", "--resume", str(out)]) == 1  # one line, as before the folder was cleared
         assert status_of(out, "lenet5_modern").startswith(f"failed: --output {run} is in use by another convolab "
                                                           "command")
-        assert (run / "live.txt").is_file() and (run / "config.json").is_file()  # nothing of the live run removed
+        assert (run / "stopped.json").is_file() and (run / "config.json").is_file()  # nothing of the live run removed
         assert os.stat(run / LOCK_FILE).st_ino == os.fstat(fd).st_ino  # its lock is the one the holder locked
     finally:
         os.close(fd)  # (the holder ends)
     assert main(["compare", "--resume", str(out)]) == 0  # now its own failed attempt's folder is cleared and trained
     assert status_of(out, "lenet5_modern") == "ok" and (run / "last.pt").is_file()
-    assert not (run / "live.txt").exists() and not (run / LOCK_FILE).exists()
+    assert not (run / "stopped.json").exists() and not (run / LOCK_FILE).exists()
 
 
 def test_resume_refuses_another_registered_model_whose_weights_have_the_same_shapes(tmp_path):

@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import shlex
-import shutil
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,9 +31,8 @@ from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import build_run, check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
 from ..training.rundir import (
-    LOCK_FILE,
-    RunClaim,
     claim_run_dir,
+    clear_run_dir,
     data_stem,
     next_free_dir,
     refuse_output_inside_data,
@@ -121,11 +119,12 @@ def default_compare_dir(data: str) -> Path:
 
 
 def one_line(err: BaseException) -> str:
-    """An exception as one short line; errors that are not the user's keep their type for the reader."""
+    """An exception as one line: the user's whole (its end says what to do), another's short and with its type."""
     lines = str(err).strip().splitlines()
     text = lines[0] if lines else ""
-    if not isinstance(err, ConvolabError):
-        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if isinstance(err, ConvolabError):
+        return text
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -378,7 +377,7 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
             log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
-            claim = _cleared(run_dir)
+            claim = clear_run_dir(run_dir)
             try:
                 log.info("%s %s: training in %s", step, run.name, run_dir)
                 config = dataclasses.replace(comparison.config, model=run.model, seed=run.seed, output=str(run_dir))
@@ -404,29 +403,6 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next model gets the memory this one held
-
-
-def _cleared(run_dir: Path) -> RunClaim | None:
-    """Empty the folder of a run trained afresh (what this comparison's failed or interrupted attempt left: a kill
-    can come before its status is saved, and a new Trainer refuses a folder holding a run), under its claim: one
-    line, with nothing removed, when another command holds it (a second `compare --resume` of the same folder).
-    The claim's lock file stays: another command would lock a new file of that name. Its claim, if any."""
-    if not run_dir.is_dir():
-        return None
-    claim = claim_run_dir(run_dir, "--output")
-    try:
-        for path in run_dir.iterdir():
-            if path.name == LOCK_FILE:
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    except BaseException:
-        if claim is not None:
-            claim.release()
-        raise
-    return claim
 
 
 def save_traceback(output: Path, run_name: str) -> Path:

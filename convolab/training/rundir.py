@@ -5,12 +5,13 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write, locked_file
+from .._atomic import WRITTEN_BY, atomic_write, locked_file
 from .._paths import check_usable, writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
@@ -157,9 +158,8 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
 
 
 def refuse_to_replace_files_of_no_run(output: str | Path, flag: str) -> None:
-    """One line when `output`, holding no run, holds files a run writes (curves.png, steps.csv, metrics.json...):
-    a user's own, or what is left of a run whose checkpoints were removed. A new run would replace them unasked (a
-    run that saved nothing removes its own, `forget_unsaved_run`)."""
+    """One line when `output`, holding no run, holds files a run writes (a user's curves.png, steps.csv...), which a
+    new run would replace unasked (a run that saved nothing removes its own: `forget_unsaved_run`)."""
     folder = Path(output)
     taken = [name for name in RUN_WRITES if (folder / name).exists()] if folder.is_dir() else []
     if taken:
@@ -360,6 +360,41 @@ def forget_check(run_dir: str | Path) -> None:
     _CHECKED_EMPTY.discard(_key(run_dir))
 
 
+RUN_FOLDERS = ("tensorboard", "evaluation")  # what a run's TensorBoard log and evaluation add to its folder
+
+
+def _a_runs_own(path: Path) -> bool:
+    return not path.is_symlink() and (path.is_dir() if path.name in RUN_FOLDERS else path.is_file() and (
+        path.name in (*RUN_WRITES, LOCK_FILE) or WRITTEN_BY.fullmatch(path.name) is not None))
+
+
+def clear_run_dir(run_dir: Path) -> RunClaim | None:
+    """Empty, under its claim (returned; None: no folder), the folder of a run a comparison trains afresh (what a
+    failed or interrupted attempt left). Only what a run writes goes: a link, or a folder holding anything else (a
+    user's notes), is one line with nothing removed, as is one another command holds. The lock file stays."""
+    if run_dir.is_symlink():
+        raise ConfigError(f"{run_dir} is a link (to {os.readlink(run_dir)}), not the folder the run left; training "
+                          "the run afresh would empty the folder it points to: remove the link, then resume again")
+    if not run_dir.is_dir():
+        return None
+    claim = claim_run_dir(run_dir, "--output")
+    try:
+        entries = sorted(run_dir.iterdir())
+        foreign = [p.name for p in entries if not _a_runs_own(p)]
+        if foreign:
+            raise ConfigError(f"{run_dir} holds files that are not its run's ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}), which training the run afresh would delete: "
+                              "move them out, then resume again")
+        for path in entries:
+            if path.name != LOCK_FILE:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    return claim
+
+
 def resolved_options(run_dir: str | Path) -> dict[str, Any]:
     """The values the run in `run_dir` took for the options it left to their defaults (config.json's
     "resolved"), as those options would give them: lr, aux_weight, loss_weights, image_size. (Not amp: what
@@ -409,7 +444,7 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-__all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "data_stem",
-           "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run", "next_free_dir",
+__all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "clear_run_dir",
+           "data_stem", "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run", "next_free_dir",
            "note_own_model", "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
            "resume_call", "take_default_dir", "write_run_config"]
