@@ -112,7 +112,8 @@ def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     numeric = {i for i, h in enumerate(header) if h not in ("model", "status")}
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    # (& < > escaped: renderers pass inline HTML through, and a run folder named `<img src=x onerror=...>` ran)
+    lines += ["| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -196,10 +197,11 @@ def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
         plots.plain_log_ticks(ax)
     # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
     rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
-    if rows:
-        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
+        for text in fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False).get_texts():
+            text.set_parse_math(False)
     if title:
-        fig.suptitle(plots.figure_title(title, 100))
+        fig.suptitle(plots.figure_title(title, 100), parse_math=False)
     fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -441,7 +443,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
         "runs": [r.to_dict() for r in results],
     }
     md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
-          + "".join(f"- {p.line}\n" for p in pairs))
+          + "".join(f"- {html.escape(p.line, quote=False)}\n" for p in pairs))
     curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
     _write_files(output, json_text(report), md, curves,
                  render_seeds_html(report, summaries, results, curves))

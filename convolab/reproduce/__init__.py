@@ -224,8 +224,9 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
     epoch_axis(ax_test, most)
     for ax in (ax_steps, ax_test):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(figure_title(experiment.name, 100))
+        for text in ax.legend(fontsize=8).get_texts():  # (the names as written: a `$` begins no mathtext)
+            text.set_parse_math(False)
+    fig.suptitle(figure_title(experiment.name, 100), parse_math=False)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -49,9 +50,16 @@ def _failed_checksum(path: Path) -> str | None:
         return None
 
 
-def _pickled_objects(text: str) -> str:
-    """What torch's weights-only unpickler refused, in words: the class it names (a whole pickled model:
-    "torchvision.models.resnet.ResNet"), else its reason's first sentence, whole."""
+def _pickled_objects(text: str) -> str | None:
+    """What torch's weights-only unpickler refused, in words: the class or function it names (a whole pickled model:
+    "torchvision.models.resnet.ResNet"), else its reason's first sentence, whole; None where `text` is no such
+    refusal. A global of a module torch blocks (os.system: posix) is worded without "WeightsUnpickler error:" since
+    torch 2.6, and was called a damaged archive."""
+    blocked = re.search(r"unsupported GLOBAL (\S+) whose module \S+ is blocked", text)
+    if blocked:
+        return f"it holds a pickled {blocked[1]} object"
+    if "WeightsUnpickler error:" not in text:
+        return None
     reason = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
     if "GLOBAL " in reason:
         return f"it holds a pickled {reason.split('GLOBAL ', 1)[1].split()[0]} object"
@@ -64,8 +72,9 @@ def _unreadable(path: Path, err: BaseException, names: list[str] | None) -> str:
     if names is None:
         return (f"{path} is not a readable checkpoint: not a zip archive as torch.save writes "
                 f"(truncated, corrupt or another kind of file); {GIVE}")
-    if "WeightsUnpickler error:" in text:  # a pickle with objects weights_only does not allow
-        return (f"{path} is not a readable checkpoint: {_pickled_objects(text)}, which convolab does not unpickle "
+    pickled = _pickled_objects(text)  # a pickle with objects weights_only does not allow
+    if pickled:
+        return (f"{path} is not a readable checkpoint: {pickled}, which convolab does not unpickle "
                 f"(a checkpoint holds tensors, numbers and strings only); {GIVE}")
     first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
     return f"{path} is not a readable checkpoint: a damaged archive ({first[:120]}); {GIVE}"

@@ -320,8 +320,9 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     rates = (confusion / np.maximum(confusion.sum(1, keepdims=True), 1)).astype(np.float32)  # (halves the work)
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # (not smoothed: fast)
     shown = range(0, n, every)
-    ax.set_xticks(shown, [names[i] for i in shown], rotation=90, fontsize=fontsize)
-    ax.set_yticks(shown, [names[i] for i in shown], fontsize=fontsize)
+    # (parse_math off, here and in the title: a class `under_$5_to_$10` was parsed as mathtext, a traceback)
+    ax.set_xticks(shown, [names[i] for i in shown], rotation=90, fontsize=fontsize, parse_math=False)
+    ax.set_yticks(shown, [names[i] for i in shown], fontsize=fontsize, parse_math=False)
     counts = n <= COUNTS_UP_TO
     if counts:
         for i, j in zip(*np.nonzero(confusion)):
@@ -329,8 +330,9 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
                     color="white" if rates[i, j] > 0.5 else "black")
     nth = f"{every}{ordinal_suffix(every)}"
     named = f" (every {nth} class named; all in confusion.csv)" if every > 1 else ""
-    ax.set(xlabel=f"predicted{named}", ylabel="true",
-           title=f"{title}\n" + ("numbers: images; " if counts else "") + "colour: share of the true class")
+    ax.set(xlabel=f"predicted{named}", ylabel="true")
+    ax.set_title(f"{title}\n" + ("numbers: images; " if counts else "") + "colour: share of the true class",
+                 parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's images (row-normalised)")
     return fig
 

@@ -304,8 +304,8 @@ def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
     low, high = min(finite), max(finite[0], min(finite) * 1.2)
     span = high - low + 1e-9
     ax.set_ylim(low - 0.15 * span, high + 0.3 * span)  # from the best to the start: the diverging tail clipped
-    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss",
-           title=title or "learning-rate range test")
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss")
+    ax.set_title(title or "learning-rate range test", parse_math=False)  # (a `$` in the data's path: no maths)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()

@@ -117,7 +117,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data
         ax.legend()
     title = f"{title} on {data_name(data)}" if data else title
     if title:
-        fig.suptitle(figure_title(title))
+        fig.suptitle(figure_title(title), parse_math=False)  # (a `$` of a data folder's name began mathtext)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
@@ -176,7 +176,8 @@ def data_name(data: str) -> str:
 
 def figure_title(text: str, width: int = 80) -> str:
     """`text` wrapped to lines a figure's width holds (a long title was cut at both edges), a character the
-    font lacks as ? (matplotlib drew a box and warned once per glyph)."""
+    font lacks as ? (matplotlib drew a box and warned once per glyph). Draw it with parse_math=False: a `$` in a
+    name is a dollar (mathtext failed on `$5_to_$10`, and drew `$5-$10` as 5-10 in italics)."""
     missing = undrawable(text)
     text = "".join("?" if c in missing else c for c in str(text))
     return "\n".join(textwrap.fill(line, width) or line for line in text.splitlines())
