@@ -121,9 +121,9 @@ def _photos_with_bad_files(root):
     return root
 
 
-@pytest.mark.parametrize("case", ["no-image", "no-cuda", "bad-file-mid-epoch",
+@pytest.mark.parametrize("case", ["no-image", "no-cuda", pytest.param("bad-file-mid-epoch", marks=pytest.mark.slow),
                                   pytest.param("image-size-too-small", marks=pytest.mark.slow)])  # (as no-cuda:
-# every rank fails alike, before training)
+# every rank fails alike, before training; bad-file-mid-epoch, 13 s: a rank failing mid-run is the rank killed below)
 def test_bad_input_under_nproc_is_one_line_and_exit_code_2(tmp_path, case):
     """Rank 0 fails alone (rank 1 waits for its data), every rank fails alike, or either rank's worker
     meets a bad file mid-epoch: one line in every case, never a traceback from the rank left behind."""
@@ -200,6 +200,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # (12 s; a launcher killed outright, its ranks' folder gone: test_review_launch, by default)
 def test_ranks_die_with_a_launcher_killed_outright(tmp_path):
     """SIGKILL to the launcher (a CI job's timeout) leaves no rank behind, orphaned in a collective."""
     proc, ranks = _start_until_first_epoch(tmp_path, epochs=1000)  # (hours of training)

@@ -24,6 +24,13 @@ from convolab.models import ConvNet
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
 MODELS = list_models()
+# Deselected by default from the per-model checks below (`pytest -m slow` runs them): each repeats the blocks of a
+# shallower model the default run checks, at 5-8 s a check on 2 cores (build and pass on the meta device).
+DEEPEST = {
+    "resnet1202": "resnet20's basic blocks, 200 a stage instead of 3 (resnet110's 18 are checked by default)",
+    "preact_resnet1001": "preact_resnet164's bottlenecks, 111 a stage instead of 18",
+}
+EACH_MODEL = [pytest.param(n, marks=pytest.mark.slow, id=n) if n in DEEPEST else n for n in MODELS]
 SIDES = (16, 32, 48, 64, 96, 128, 160, 224, 299)
 
 
@@ -98,7 +105,7 @@ def test_registering_a_taken_name_is_refused():
     assert get_entry("resnet18").fn is not resnet18
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_model_forwards_without_nan_and_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
     model = create_model(name).train()
@@ -116,7 +123,7 @@ def test_model_forwards_without_nan_and_backward_reaches_every_parameter(name):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_reset_classifier_changes_the_output_classes_and_get_classifier_is_the_last_layer(name):
     model = _meta_model(name).eval()
     side = _input_side(name)
@@ -144,7 +151,7 @@ def test_reset_classifier_changes_the_output_classes_and_get_classifier_is_the_l
         k: (2, _classes(model, k)) for k in ("main", *model.aux_names)}
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_reset_classifier_to_zero_gives_pooled_features_of_num_features(name):
     model = _meta_model(name).eval()
     side = _input_side(name)
@@ -158,7 +165,7 @@ def test_reset_classifier_to_zero_gives_pooled_features_of_num_features(name):
     assert features.shape == (2, model.num_features)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_feature_info_names_real_modules_whose_outputs_have_the_stated_channels(name):
     model = _meta_model(name).eval()
     side = _input_side(name)
@@ -183,7 +190,7 @@ def test_feature_info_names_real_modules_whose_outputs_have_the_stated_channels(
     assert sizes == sorted(sizes, reverse=True)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_in_chans_and_num_classes_are_taken_at_construction_and_data_config_follows(name):
     default = _meta_model(name)
     config = default.data_config
@@ -221,7 +228,7 @@ def test_create_model_takes_0_classes_for_features_and_numpy_whole_numbers():
     assert model(torch.empty(2, 1, 32, 32, device="meta")).shape == (2, model.num_features)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EACH_MODEL)
 def test_reset_classifier_refuses_a_negative_or_fractional_class_count(name):
     model = _meta_model(name)
     for bad in (-5, 1.5):

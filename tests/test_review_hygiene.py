@@ -70,6 +70,7 @@ def test_modes_kept_restores_each_modules_mode_also_after_an_exception():
     assert modes(model) == before
 
 
+@pytest.mark.slow  # (13 s: two ranks started by main() from a thread of the caller)
 def test_train_nproc_2_from_a_thread_that_is_not_main_runs_and_leaves_signals_alone(tmp_path):
     """Before: ValueError 'signal only works in main thread' from the launcher, and no exit code."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
