@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -168,12 +169,9 @@ class Trainer:
         except TrainingInterrupted:
             self.run.dist.close()
             raise
-        except DataError:  # no image of a streamed pass readable: a run that saved nothing leaves no config.json,
-            if self.run.dist.is_main:  # so that the same command may start again there once the data are mended
-                forget_unsaved_run(self.run.run_dir)
-            self.run.dist.close(finished=False)
-            raise
-        except BaseException:
+        except BaseException:  # (no image of a streamed pass readable, a worker that died, a fault): a run that
+            if self.run.dist.is_main:  # saved nothing leaves no config.json, so that the same command may start
+                forget_unsaved_run(self.run.run_dir)  # again there once the cause is mended
             self.run.dist.close(finished=False)
             raise
         finally:
@@ -324,7 +322,13 @@ def _epochs_recorded(run_dir: Path) -> int:
 
 def check_given(config: Any, data: Any, model: Any) -> None:
     """One line, before anything is read or written, for a config, `data=` or `model=` of another kind than they
-    take (Trainer("lenet5") was an AttributeError from inside)."""
+    take (Trainer("lenet5") was an AttributeError from inside); one too in a process started by spawn (macOS,
+    Windows) that is importing the caller's script, as a script without `if __name__ == "__main__":` has it do
+    (each DataLoader worker trained a run of its own, and the first said the folder was in use)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # (multiprocessing's own test of it)
+        raise ConfigError("a Trainer was made while a new process imported the script that makes it (as spawn, the "
+                          "start method of macOS and Windows, starts each DataLoader worker): put the script's work "
+                          "under `if __name__ == \"__main__\":`")
     if not isinstance(config, TrainConfig):
         example = f"model={config!r}" if isinstance(config, str) else "model=NAME"
         raise ConfigError(f"Trainer takes a TrainConfig, got {config!r:.60}; give Trainer(TrainConfig({example}, "
