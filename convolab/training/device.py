@@ -21,6 +21,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
+    if name == "mps" or name.startswith("mps:"):  # (a Mac's GPU: torch has it, but convolab's paths are untried there)
+        raise ConfigError(f"--device {name}: convolab does not train on Apple GPUs (MPS) yet; use --device cpu, or "
+                          "auto (a CUDA GPU where there is one, else the CPU)")
     if name != "cuda" and not name.startswith("cuda:"):
         raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
     index = name[len("cuda:"):] if name != "cuda" else None
