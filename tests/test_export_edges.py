@@ -311,10 +311,11 @@ def test_export_refuses_every_file_the_run_wrote(run_copy, capsys, name):
 def test_every_file_training_writes_is_in_run_writes_and_run_files_still_make_a_run(run, tmp_path):
     written = {p.name for p in run.iterdir() if p.is_file()}
     assert written <= set(rundir.RUN_WRITES) and set(rundir.RUN_FILES) <= set(rundir.RUN_WRITES)
-    for name in set(rundir.RUN_WRITES) - set(rundir.RUN_FILES):  # not a run: train may still write there
+    for name in set(rundir.RUN_WRITES) - set(rundir.RUN_FILES):  # not a run, but files a new run would replace
         (tmp_path / name).write_text("x")
     assert rundir.run_files(tmp_path) == []
-    rundir.refuse_to_overwrite_a_run(tmp_path)
+    with pytest.raises(ConfigError, match="holds no run but holds .*, which a run there would replace"):
+        rundir.refuse_to_overwrite_a_run(tmp_path)
 
 
 # ----- 8: --batch-size with TorchScript --------------------------------------------------------------------------
@@ -342,7 +343,7 @@ def test_torchscript_batch_size_fixes_the_batch_size_as_it_says(run, tmp_path, c
 # ----- 9: the README ----------------------------------------------------------------------------------------------
 def test_the_readme_says_predict_takes_a_torchscript_export_as_it_now_does():
     # (it said "`predict` takes no TorchScript file" while that was so; test_export.py's
-    # test_predict_verb_reads_a_torchscript_export_of_any_name_as_it_reads_the_checkpoint proves the new claim)
+    # test_predict_verb_reads_a_torchscript_export_as_it_reads_the_checkpoint proves the new claim)
     text = " ".join((ROOT / "README.md").read_text().split())
     assert "`predict` on its ONNX or TorchScript export" in text
     assert "takes no TorchScript" not in text

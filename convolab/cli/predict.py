@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from ..data.archive import shown
 from ..data.decode import check_image_file
+from ..errors import ConfigError
 from ..export import OnnxClassifier, TorchScriptClassifier
 from ..training.checkpoint import is_torchscript
 from ..training.inference import PREDICT_BATCH, Prediction, iter_predictions, load_trained_model
@@ -21,6 +22,7 @@ HELP = ("classify image files with a checkpoint, a safetensors folder, an export
 
 
 BAR_FROM = 20  # images: a progress bar on a terminal from this many
+TORCHSCRIPT_SUFFIX = ".torchscript.pt"  # (what `convolab export --format torchscript` writes)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     results: Iterable[Prediction]
     exported = not wants_pretrained(args) and (str(args.checkpoint).lower().endswith(".onnx")  # (Model.ONNX too)
                                                 or is_torchscript(args.checkpoint))
+    if exported and not str(args.checkpoint).lower().endswith((".onnx", TORCHSCRIPT_SUFFIX)):
+        # TorchScript is a program: loading one runs its code, which may write any file the user can (a colleague's
+        # "best.pt" did); only a file named as `convolab export` names one is taken for one
+        raise ConfigError(f"{args.checkpoint} is a TorchScript program, not a checkpoint, and running one runs its "
+                          f"code; convolab runs one only under a name ending {TORCHSCRIPT_SUFFIX}, as `convolab "
+                          "export` names it: rename it so if you trust where it came from")
     if exported:
         classifier = (OnnxClassifier if str(args.checkpoint).lower().endswith(".onnx")
                       else TorchScriptClassifier)(args.checkpoint)
