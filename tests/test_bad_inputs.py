@@ -59,6 +59,7 @@ def files(tmp_path_factory) -> Path:
     os.symlink("loop.png", _grey_folder(root / "loop") / "a" / "loop.png")
     os.symlink("..", _grey_folder(root / "folder_loop") / "a" / "up")
     assert main(["export", str(run), "--format", "torchscript", "--out", str(root / "model.torchscript.pt")]) == 0
+    shutil.copyfile(root / "model.torchscript.pt", root / "colleague.pt")  # a TorchScript program under another name
     extra = {"convolab.json": ""}  # metadata of 3 classes for the model's 10 outputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
@@ -133,6 +134,28 @@ def a_tar_with_a_link_outside_it(t: Path) -> None:
         link = tarfile.TarInfo("two/cat/outside.png")
         link.type, link.linkname = tarfile.SYMTYPE, "../../../elsewhere/x.png"
         tar.addfile(link)
+
+
+def a_tar_with_a_member_named_with_dotdot(t: Path) -> None:
+    """{t}/up.tar: {t}/two's images as two/cat/..., and one more image named ../x/c.png (which tar -x refuses)."""
+    a_two_class_folder(t)
+    with tarfile.open(t / "up.tar", "w") as tar:
+        tar.add(t / "two", arcname="two")
+        tar.add(t / "two" / "cat" / "0.png", arcname="../x/c.png")
+
+
+def a_folder_with_a_link_to_dev_zero(t: Path) -> None:
+    """{t}/z: a grey image folder whose z/a/evil.png is a symbolic link to /dev/zero (read, it never ends)."""
+    os.symlink("/dev/zero", _grey_folder(t / "z") / "a" / "evil.png")
+
+
+def a_folder_with_a_fifo(t: Path) -> None:
+    """{t}/z: a grey image folder whose z/a/pipe.png is a named pipe (read, it waits for a writer for ever)."""
+    os.mkfifo(_grey_folder(t / "z") / "a" / "pipe.png")
+
+
+def a_fifo_named_csv(t: Path) -> None:
+    os.mkfifo(t / "fifo.csv")
 
 
 def a_two_class_folder(t: Path) -> None:
@@ -395,6 +418,16 @@ def a_loop_of_links(t: Path) -> None:
     os.symlink("loop1", t / "loop2")
 
 
+def a_checkpoint_that_runs_a_command(t: Path) -> None:
+    """{t}/evil.pt: a torch.save archive whose object, unpickled, runs os.system("touch {t}/ran") (the row's
+    nothing-new check would see it)."""
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch '{t / 'ran'}'",)
+
+    torch.save({"model": Payload()}, t / "evil.pt")
+
+
 class Row(NamedTuple):
     id: str
     argv: list[str]
@@ -490,6 +523,9 @@ CASES: list[Row] = [
         "is not an experiment's folder (no experiment.json); give the --output folder of a `convolab reproduce` run"),
     Row("reproduce-resume-with-options", ["reproduce", "--resume", "{t}/x", "--quick", "--seeds", "2"],
         "--resume {t}/x continues the experiment as its experiment.json records it; leave out --quick, --seeds"),
+    Row("train-device-mps", ["train", "lenet", "--data", "digits", "--device", "mps"],
+        "--device mps: convolab does not train on Apple GPUs (MPS) yet; use --device cpu, or auto (a CUDA GPU where "
+        "there is one, else the CPU)"),
     Row("train-device-index-not-a-number", ["train", "lenet", "--data", "digits", "--device", "cuda:x"],
         "--device cuda:x: the CUDA device index must be a non-negative whole number, e.g. cuda:0, got 'x'"),
     Row("evaluate-device-index-not-a-number", ["evaluate", "{d}/run", "--device", "cuda:x"],
@@ -554,6 +590,10 @@ CASES: list[Row] = [
     Row("tar-image-link-leading-outside-it", ["train", "lenet5", "--data", "{t}/linked.tar", "--output", "{t}/r"],
         "image {t}/linked.tar:two/cat/outside.png is a link that leads nowhere in the archive (outside it, to no file, "
         "or into a folder that holds it)", a_tar_with_a_link_outside_it),
+    # a member named with '..', which tar -x refuses to unpack (before: read as a class '..' without a word)
+    Row("tar-image-named-with-dotdot", ["train", "lenet5", "--data", "{t}/up.tar", "--output", "{t}/r"],
+        "image {t}/up.tar:../x/c.png is named with a '..' component, which tar -x refuses to unpack (outside the "
+        "folder); pack the archive from inside its folder", a_tar_with_a_member_named_with_dotdot),
     Row("data-neither-folder-tar-nor-csv", ["train", "lenet5", "--data", "{t}/taken.txt", "--output", "{t}/r"],
         "{t}/taken.txt is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv file)", a_file),
     Row("train-batch-1-batchnorm2d-on-1x1", ["train", "googlenet_small", "--batch-size", "1", "--output", "{t}/r"],
@@ -945,6 +985,11 @@ CASES: list[Row] = [
     Row("evaluate-onnx-file", ["evaluate", "{d}/model.onnx"],
         "{d}/model.onnx is an ONNX export (`convolab export`), not a checkpoint"),
     Row("evaluate-torchscript-file", ["evaluate", "{d}/model.torchscript.pt"], TORCHSCRIPT),
+    # (loading TorchScript runs its code: a colleague's "best.pt" wrote into a file of the user's)
+    Row("predict-torchscript-under-another-name", ["predict", "{d}/colleague.pt", "{d}/digit.png"],
+        "{d}/colleague.pt is a TorchScript program, not a checkpoint, and running one runs its code; convolab runs "
+        "one only under a name ending .torchscript.pt, as `convolab export` names it: rename it so if you trust "
+        "where it came from"),
     Row("predict-onnx-without-onnxruntime", ["predict", "{d}/model.onnx", "{d}/digit.png"],
         "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
         hidden=("onnxruntime",)),
@@ -991,6 +1036,11 @@ CASES: list[Row] = [
     Row("predict-whole-pickled-model", ["predict", "{t}/full.pth", "{d}/digit.png"],
         "it holds a pickled torch.nn.modules.container.Sequential object, which convolab does not unpickle",
         lambda t: torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), t / "full.pth")),
+    # torch words a global of a module it blocks (os.system) without "WeightsUnpickler error:" (before: "a damaged
+    # archive (Weights only load failed)")
+    Row("predict-checkpoint-that-runs-a-command", ["predict", "{t}/evil.pt", "{d}/digit.png"],
+        f"it holds a pickled {os.system.__module__}.system object, which convolab does not unpickle",
+        a_checkpoint_that_runs_a_command),
     Row("predict-pretrained-unknown-model", ["predict", "resnet19", "--pretrained", "{d}/digit.png"],
         "unknown model 'resnet19'"),
     Row("predict-pretrained-not-cached-offline", ["predict", "resnet18", "--pretrained", "{d}/digit.png"],
@@ -1100,6 +1150,26 @@ CASES: list[Row] = [
         "loop/a/loop.png is a symbolic link that leads back to itself (a loop)"),
     Row("train-folder-symlink-loop", ["train", "lenet5_modern", "--data", "{d}/folder_loop", "--output", "{t}/run"],
         "folder_loop/a/up is a symbolic link to a folder that holds it (a loop); fix or remove the link"),
+    # an image that is a device or a FIFO, named before anything is read from it (before: /dev/zero read until a
+    # MemoryError's traceback, --skip-bad-images too; a FIFO waited for ever)
+    Row("train-symlink-to-dev-zero", ["train", "lenet5_modern", "--data", "{t}/z", "--output", "{t}/run"],
+        "z/a/evil.png is a symbolic link to '/dev/zero', a character device, not an image file; fix or remove the "
+        "link, or pass --skip-bad-images", a_folder_with_a_link_to_dev_zero),
+    Row("train-fifo-in-a-folder", ["train", "lenet5_modern", "--data", "{t}/z", "--loader", "stream",
+                                   "--output", "{t}/run"],
+        "z/a/pipe.png is a FIFO (named pipe), not an image file; remove it, or pass --skip-bad-images",
+        a_folder_with_a_fifo),
+    Row("csv-row-of-dev-zero", [*CSV, "--output", "{t}/run"],
+        "labels.csv line 14, column 'image': image /dev/zero is a character device, not an image file; give the "
+        "path of an image file, or drop the row", csv_edited(lambda h, rows: rows.append(["/dev/zero", *rows[0][1:]]))),
+    Row("csv-a-fifo", ["train", "lenet5_modern", "--data", "{t}/fifo.csv", "--output", "{t}/run"],
+        "labels CSV {t}/fifo.csv is a FIFO (named pipe), not a file of text", a_fifo_named_csv),
+    Row("predict-dev-zero", ["predict", "{d}/run", "/dev/zero"],
+        "image /dev/zero is a character device, not an image file; give a PNG, JPEG or other image file"),
+    Row("predict-dev-zero-centre-crop", ["predict", "{d}/crop.pt", "/dev/zero"],
+        "image /dev/zero is a character device, not an image file"),
+    Row("predict-fifo", ["predict", "{d}/run", "{t}/fifo"], "image {t}/fifo is a FIFO (named pipe), not an image file",
+        a_fifo),
 
     # ----- sizes no device could hold: arithmetic only, refused before anything is allocated
     Row("cost-huge-kernel", ["cost", "--input", "3x224x224", "99999x99999:1"],
@@ -1134,6 +1204,10 @@ CASES: list[Row] = [
         "--out {t}/taken.txt/m.svg lies under {t}/taken.txt, which is a file", a_file),
     Row("compare-output-under-a-file", ["compare", "lenet", "--data", "digits", "--output", "{t}/taken.txt/c"],
         "--output {t}/taken.txt/c lies under {t}/taken.txt", a_file),
+    Row("train-output-holds-a-users-curves", [*LENET, "--output", "{t}/proj"],
+        "--output {t}/proj holds no run but holds steps.csv, curves.png, which a run there would replace: move them "
+        "away, or give another folder", lambda t: [(t / "proj").mkdir(), (t / "proj" / "curves.png").write_text("mine"),
+                                                   (t / "proj" / "steps.csv").write_text("mine")]),
     Row("train-output-under-a-file", [*LENET, "--output", "{t}/taken.txt/t"],
         "--output {t}/taken.txt/t lies under {t}/taken.txt", a_file),
     Row("evaluate-output-read-only", ["evaluate", "{d}/run", "--output", "{t}/ro/ev"],

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_write, one_at_a_time
 from ..errors import DataError, DiskFullError
-from .decode import sample_headers
+from .decode import not_a_file, sample_headers
 
 log = logging.getLogger("convolab")
 
@@ -157,6 +157,14 @@ def tar_links(members: list[tarfile.TarInfo]) -> tuple[dict[str, str], list[str]
     return {name: file for name, file in found.items() if _is_image(name)}, sorted(nowhere), sorted(others)
 
 
+def member_name(name: str) -> str | None:
+    """A tar member's name as `tar -x` unpacks it: leading `/` and `./` dropped, `a//b` and `a/./b` read as `a/b`
+    (`` for the archive's `.`); None for a name with a `..` component, which GNU tar and Python's tarfile
+    (filter='data') refuse to unpack. The bytes stay where the member's own name finds them."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    return None if ".." in parts else "/".join(parts)
+
+
 def _is_image(name: str) -> bool:
     """An image file name, not inside (or itself) a hidden file or folder."""
     return not any(map(hidden, name.split("/"))) and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
@@ -221,6 +229,9 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
                 dst.write(block)
                 if raw is not None and hasattr(raw, "tell"):
                     bar.update(raw.tell() - bar.n)
+            size = dst.tell()  # (said: a 4.5 MB archive left 1 GiB in the cache without a word)
+            log.info("decompressed %s: %s written to %s (kept for later runs; delete it to free the space)", path,
+                     f"{size / (1 << 20):,.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes", target)
 
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -254,7 +265,8 @@ class FileReader:
         self.offsets: dict[str, tuple[int, int]] = {}
         if tar_path is not None:
             with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
-                self.offsets = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+                self.offsets = {name: (m.offset_data, m.size) for m in tar
+                                if m.isfile() and (name := member_name(m.name)) is not None}
             # a link reads its file member's bytes (`tar_links`)
             self.offsets.update({name: self.offsets[file] for name, file in (links or {}).items()})
         self._file = None
@@ -282,7 +294,7 @@ class ImageSource:
     def __init__(self, path: Path):
         self.path = path
         self.is_tar = path.is_file()
-        self.skipped_links = 0  # symbolic links leading nowhere that list_images(skip_bad=True) left out
+        self.skipped_links = 0  # links leading nowhere, devices, FIFOs... that list_images(skip_bad=True) left out
         self.links: dict[str, str] = {}  # an archive's links: {name: the file member it reads} (`tar_links`)
         if self.is_tar and not tarfile.is_tarfile(path):
             raise DataError(f"{path} is neither an image folder, a .tar/.tar.gz archive nor a labels CSV (a .csv "
@@ -296,6 +308,7 @@ class ImageSource:
                 members = tar.getmembers()
             if compression_of(self.path) is None:
                 self._check_tar_end(members)
+            members, climbing = self._unpacked_names(members, skip_bad)
             self.links, nowhere, others = tar_links(members)
             if others:  # (a folder or a file: the archive cannot say which)
                 log.warning("%s holds %d link%s that lead%s outside it or to nothing (the first: %s): what %s to is "
@@ -310,9 +323,9 @@ class ImageSource:
             if nowhere:
                 log.warning("skipped %d links that lead nowhere in %s (the first: %s)", len(nowhere), self.path,
                             self.describe(nowhere[0]))
-            self.skipped_links = len(nowhere)
-            names = [m.name for m in members if m.isfile() and _is_image(m.name)] + list(self.links)
-            dirs = {m.name for m in members if m.isdir() and not any(map(hidden, m.name.split("/")))}
+            self.skipped_links = len(nowhere) + climbing
+            names = sorted({m.name for m in members if m.isfile() and _is_image(m.name)} | set(self.links))
+            dirs = {m.name for m in members if m.isdir() and m.name and not any(map(hidden, m.name.split("/")))}
         else:
             names, dirs, broken, loops = [], set(), [], []
             for root, subdirs, files in walk(self.path, loops):
@@ -320,25 +333,51 @@ class ImageSource:
                 for d in subdirs:
                     dirs.add(os.path.normpath(os.path.join(rel, d)))
                 for f in filter(_is_image, files):
-                    name, why = os.path.normpath(os.path.join(rel, f)), broken_link(os.path.join(root, f))
+                    name, full = os.path.normpath(os.path.join(rel, f)), os.path.join(root, f)
+                    # (a device or a FIFO read as an image filled the memory or waited for ever: found by a stat)
+                    why = broken_link(full) or (f"{special}, not an image file" if (special := not_a_file(full))
+                                                else None)
                     if why:
-                        broken.append((f"image {self.describe(name)}", why))
+                        broken.append((f"image {self.describe(name)}", why, os.path.islink(full)))
                     else:
                         names.append(name)
-            broken += [(f"folder {self.describe(name)}", "is a symbolic link to a folder that holds it (a loop)")
+            broken += [(f"folder {self.describe(name)}", "is a symbolic link to a folder that holds it (a loop)", True)
                        for name in loops]
             if broken and not skip_bad:
-                what, why = sorted(broken)[0]
+                what, why, link = sorted(broken)[0]
                 more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-                raise DataError(f"{what} {why}{more}; fix or remove the link, or pass --skip-bad-images to count "
-                                "and skip such files")
+                raise DataError(f"{what} {why}{more}; {'fix or remove the link' if link else 'remove it'}, or pass "
+                                "--skip-bad-images to count and skip such files")
             if broken:
-                log.warning("skipped %d symbolic links that lead nowhere or into a loop in %s (the first: %s)",
-                            len(broken), self.path, sorted(broken)[0][0])
+                log.warning("skipped %d symbolic links that lead nowhere or into a loop, or devices or FIFOs, in %s "
+                            "(the first: %s)", len(broken), self.path, sorted(broken)[0][0])
             self.skipped_links = len(broken)
         holders = {os.path.dirname(n) for n in names}
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
         return sorted(names), empty
+
+    def _unpacked_names(self, members: list[tarfile.TarInfo], skip_bad: bool) -> tuple[list[tarfile.TarInfo], int]:
+        """The members named as `tar -x` unpacks them (`member_name`: read as classes `''` and `.` before), without
+        those named with `..` (before: a class `..`): an image among them is a DataError naming it, or with
+        `skip_bad` counted (the count returned) and left out, as a link leading outside the archive is."""
+        climbing = sorted(m.name for m in members if member_name(m.name) is None and _is_image(m.name)
+                          and (m.isfile() or m.islnk() or m.issym()))
+        if climbing and not skip_bad:
+            more = f" (and {len(climbing) - 1} more)" if len(climbing) > 1 else ""
+            raise DataError(f"image {self.describe(climbing[0])}{more} is named with a '..' component, which tar -x "
+                            "refuses to unpack (outside the folder); pack the archive from inside its folder "
+                            "(tar -C FOLDER -cf ARCHIVE .), or pass --skip-bad-images to count and skip such files")
+        if climbing:
+            log.warning("skipped %d image%s named with '..' in %s (the first: %s)", len(climbing),
+                        "s" * (len(climbing) > 1), self.path, self.describe(climbing[0]))
+        kept = []
+        for m in members:
+            if (name := member_name(m.name)) is not None:
+                m.name = name
+                if m.islnk():  # (a hard link names its file as a member is named)
+                    m.linkname = member_name(m.linkname) or m.linkname
+                kept.append(m)
+        return kept, len(climbing)
 
     def file_stats(self) -> Iterator[tuple[str, os.stat_result | None]]:
         """Every image file (as `list_images` reads them: not hidden, an image suffix) and folder of a folder, in
@@ -377,7 +416,7 @@ class ImageSource:
             with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
                 names_of = aliases(self.links, wanted)  # (a file member's bytes, under each name that reads it)
                 for member in tar:
-                    if member.isfile() and (names := names_of.get(member.name)):
+                    if member.isfile() and (names := names_of.get(member_name(member.name) or "")):
                         f = tar.extractfile(member)
                         data = f.read() if f is not None else b""
                         for name in names:
@@ -395,9 +434,10 @@ class ImageSource:
         wanted = set(names)
         with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
             for member in tar:
-                if member.isfile() and member.name in wanted:  # (a link's target: sampled under its own name)
+                name = member_name(member.name)  # (a link's target: sampled under its own name)
+                if member.isfile() and name in wanted:
                     f = tar.extractfile(member)
-                    first[member.name] = f.read() if f is not None else b""
+                    first[name] = f.read() if f is not None else b""
                     if len(first) == count:
                         break
         return sample_headers(first.__getitem__, sorted(first), count)

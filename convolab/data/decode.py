@@ -14,6 +14,7 @@ import os
 import random
 import re
 import signal
+import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,11 +272,34 @@ def check_image_file(path: str | Path) -> None:
         pass
 
 
+SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """What `path` is when it is there, links followed, and is neither a regular file nor a folder: `is a character
+    device`, `is a FIFO (named pipe)`, `is a symbolic link to '/dev/zero', a character device`.
+    Reading one never ended (/dev/zero: until memory ran out, a MemoryError) or waited for ever (a FIFO without a
+    writer); a stat reads nothing. None otherwise: reading a folder or a missing file says what is wrong."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")
+    link = f"a symbolic link to {os.readlink(path)!r}, " if os.path.islink(path) else ""
+    return f"is {link}{kind}"
+
+
 @contextlib.contextmanager
 def reading(path: str | Path) -> Iterator[None]:
-    """Around reading the image file `path`: why it cannot be read, as one DataError line."""
+    """Around reading the image file `path`: why it cannot be read, as one DataError line (a device, a FIFO or a
+    socket before anything is read from it)."""
     from PIL import Image, UnidentifiedImageError
 
+    if why := not_a_file(path):
+        raise DataError(f"image {path} {why}, not an image file; give a PNG, JPEG or other image file")
     try:
         yield
     except FileNotFoundError:

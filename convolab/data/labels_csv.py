@@ -44,7 +44,7 @@ from ..errors import ConfigError, DataError
 from ..models.two_input import TAKEN_HEAD_NAMES
 from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
-from .decode import decode_image
+from .decode import decode_image, not_a_file
 from .layout import SPLIT_NAMES
 
 IMAGE_COLUMNS = ("image", "path", "file")
@@ -143,6 +143,8 @@ class _Table:
 
     def __init__(self, path: Path):
         self.path = path
+        if why := not_a_file(path):
+            raise DataError(f"labels CSV {path} {why}, not a file of text; give the CSV file itself")
         try:
             data = path.read_bytes()  # UTF-8 (a BOM or none), or UTF-16 with its BOM
             text = data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
@@ -383,6 +385,9 @@ def _images(table: _Table, names: list[str], image_size: int | None) -> torch.Te
     for name in names:
         for (line, _), cell in zip(table.rows, table.values(name)):
             file = table.path.parent / cell
+            if why := not_a_file(file):  # (read, /dev/zero filled the memory and a FIFO waited for ever)
+                raise DataError(f"{table.path} line {line}, column {name!r}: image {cell} {why}, not an image "
+                                "file; give the path of an image file, or drop the row")
             try:
                 data = file.read_bytes()
             except FileNotFoundError:

@@ -22,8 +22,10 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -266,7 +268,7 @@ class StreamingImageData(LabelledImages):
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(uint8 images, labels, indices) of each batch of `loader`, without the unreadable images:
         the first one is an error naming the file, or with --skip-bad-images counted and skipped."""
-        for images, labels, index, errors in loader:
+        for images, labels, index, errors in started(loader):
             bad = [i for i, e in enumerate(errors) if e]
             if bad:
                 for i in bad:
@@ -289,11 +291,37 @@ class StreamingImageData(LabelledImages):
             log.warning("skipped %d unreadable images of %s so far (%d named above)", len(self.skipped),
                         self.source or self.name, NAMED_SKIPS)
 
+    def eval_loader(self, split: StreamSplit, batch_size: int, pin_memory: bool = False, persistent: bool = False
+                    ) -> torch.utils.data.DataLoader:
+        """A loader of `split`'s centre crops in order (for `batches`); `persistent`: its workers are kept from one
+        pass to the next (a training run's test passes: under spawn, macOS's and Windows' start method, each new
+        worker imports torch, seconds an epoch), until the caller shuts them down."""
+        return self._loader(self._dataset(split, train=False, seed=0), batch_size=batch_size, pin_memory=pin_memory,
+                            persistent=persistent)
+
     def eval_batches(self, split: StreamSplit, batch_size: int, pin_memory: bool = False
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(uint8 images, labels, indices) of `split` in order, centre-cropped, batch by batch."""
-        loader = self._loader(self._dataset(split, train=False, seed=0), batch_size=batch_size, pin_memory=pin_memory)
-        return self.batches(loader, split)
+        return self.batches(self.eval_loader(split, batch_size, pin_memory), split)
+
+
+def started(loader: torch.utils.data.DataLoader) -> Iterator:
+    """`iter(loader)`, its worker processes started ignoring SIGINT, as they keep it from their first instruction (an
+    ignored signal stays ignored across fork and exec, and Python leaves it so): a Ctrl-C reaches the whole process
+    group, and a worker that spawn (macOS, Windows) started was still importing torch, before `ignore_interrupts`
+    could run, when it took one and died, failing the batch the main process waited for with a traceback instead
+    of its saved stop. A Ctrl-C meanwhile waits, blocked, for this process's own handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    if (not loader.num_workers or not hasattr(signal, "pthread_sigmask") or handler is None
+            or threading.current_thread() is not threading.main_thread()):  # (only the main thread sets handlers)
+        return iter(loader)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # (a blocked signal is kept while ignored)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return iter(loader)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 # ----- choosing between the cache and the stream ------------------------------------------------

@@ -30,7 +30,7 @@ from ..data.augment import AugmentConfig
 from ..data.base import LabelledImages
 from ..data.decode import MIN_CROP_SCALE
 from ..data.labels_csv import TabularImages
-from ..data.stream import epoch_permutation
+from ..data.stream import StreamSplit, epoch_permutation
 from .distributed import Distributed
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, indices into the labels
@@ -105,6 +105,8 @@ class StreamedBatches:
         self.test_labels = data.test.labels.to(device)
         self.loader, self.sampler = self.data.train_loader(batch_size, seed, dist.rank, dist.world_size,
                                                            pin_memory=self.pin_memory)
+        # the test passes' split and loader, by (batch size, shard), kept from epoch to epoch with their workers
+        self._test: dict[tuple[int, bool], tuple[StreamSplit, torch.utils.data.DataLoader]] = {}
 
     def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
         """(uint8 images, labels, indices) of this process's share of each training batch of `epoch` from
@@ -117,15 +119,20 @@ class StreamedBatches:
     def test_batches(self, batch_size: int, shard: bool = False) -> Iterator[Batch]:
         """The test split's centre crops as (uint8 images, labels, indices), in order; `shard`: this process's
         share."""
-        split = self.dist.shard(self.data.test) if shard else self.data.test
-        return self.data.eval_batches(split, batch_size, pin_memory=self.pin_memory)
+        if (batch_size, shard) not in self._test:
+            split = self.dist.shard(self.data.test) if shard else self.data.test
+            self._test[batch_size, shard] = split, self.data.eval_loader(split, batch_size, self.pin_memory,
+                                                                         persistent=True)
+        split, loader = self._test[batch_size, shard]
+        return self.data.batches(loader, split)
 
     def close(self) -> None:
-        """Shut the training loader's persistent workers down, with their queues' threads: they would outlive the
-        fit, and, SIGTERMed by multiprocessing at exit, leave their `pymp-*` folders in $TMPDIR."""
-        iterator, self.loader._iterator = self.loader._iterator, None  # (torch keeps no public handle on them)
-        if iterator is not None:
-            iterator._shutdown_workers()
+        """Shut the loaders' persistent workers down, with their queues' threads: they would outlive the fit, and,
+        SIGTERMed by multiprocessing at exit, leave their `pymp-*` folders in $TMPDIR."""
+        for loader in (self.loader, *(loader for _, loader in self._test.values())):
+            iterator, loader._iterator = loader._iterator, None  # (torch keeps no public handle on them)
+            if iterator is not None:
+                iterator._shutdown_workers()
 
     def describe(self) -> str:
         """`, streamed by N workers` (`, streamed` with none) for the CLI's "training ... on DEVICE" line."""
