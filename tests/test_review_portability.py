@@ -12,6 +12,8 @@ import pytest
 import torch
 from conftest import write_png_folder
 
+from convolab.data import archive, folder
+from convolab.data.folder import load_image_folder
 from convolab.data.stream import StreamingImageData, started
 from convolab.training import TrainConfig, Trainer
 
@@ -98,3 +100,28 @@ def test_a_streamed_runs_test_passes_keep_their_workers_from_epoch_to_epoch(tmp_
     Trainer(TrainConfig(model="lenet5_modern", data=str(tmp_path / "imgs"), epochs=3, loader="stream", workers=1,
                         batch_size=4, output=str(tmp_path / "run"), progress=False)).fit()
     assert made == [True]  # one loader for the three test passes, its workers kept (and shut down at the end)
+
+
+def test_names_joined_on_windows_read_with_slashes_as_on_linux(monkeypatch):
+    """On Windows a folder's image was named `train\\cat\\0.png`, so it lay in no class folder: no image folder
+    could be read there."""
+    assert archive.joined("train/cat", "0.png") == "train/cat/0.png" and archive.joined(".", "0.png") == "0.png"
+    monkeypatch.setattr(archive.os, "sep", "\\")  # (what os.path.relpath gives on Windows)
+    assert archive.joined("train\\cat", "0.png") == "train/cat/0.png"
+
+
+def test_the_decoding_pool_forks_on_linux_alone_and_decodes_the_same_when_spawned(tmp_path, monkeypatch):
+    """On macOS fork can crash the children (Python's docs); the pool is spawned there, and decodes as forked."""
+    monkeypatch.setattr(folder.sys, "platform", "darwin")
+    assert folder.pool_start_method() == "spawn"
+    monkeypatch.undo()
+    assert folder.pool_start_method() == "fork"
+    root = write_png_folder(tmp_path / "imgs", per_class=6)
+    monkeypatch.setattr(folder, "PARALLEL_DECODE_MIN", 4)  # (the pool from 4 images, not 4,096)
+    monkeypatch.setattr(folder.os, "cpu_count", lambda: 2)
+    forked = load_image_folder(root, loader="cache")
+    monkeypatch.setattr(folder, "pool_start_method", lambda: "spawn")
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path / "other-cache"))
+    spawned = load_image_folder(root, loader="cache")
+    assert torch.equal(forked.train.images, spawned.train.images) and torch.equal(forked.test.images,
+                                                                                    spawned.test.images)

@@ -58,6 +58,11 @@ SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # the kernel's, never images; /proc'
 LISTING_SHOWN_AFTER = 2.0  # seconds of listing a folder before a counter shows it (a home folder given as --data)
 
 
+def joined(folder: str, name: str) -> str:
+    """`name` in `folder` (under a data folder's root) joined with `/` as in an archive, also on Windows (`\\`)."""
+    return posixpath.normpath(posixpath.join(folder.replace(os.sep, "/"), name))
+
+
 def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """os.walk in a stable order, into folders that are symbolic links too (as torchvision's ImageFolder
     does), except hidden folders (`hidden`), the kernel's folders (`SYSTEM_FOLDERS`) and a link back to a folder
@@ -79,7 +84,7 @@ def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list
                 target = os.path.realpath(os.path.join(root, d))
                 if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
                     if loops is not None:
-                        loops.append(os.path.normpath(os.path.relpath(os.path.join(root, d), path)))
+                        loops.append(joined(os.path.relpath(root, path), d))
                 elif not _system(target):
                     keep.append(d)
             subdirs[:] = keep
@@ -96,8 +101,7 @@ def walk(path: Path, loops: list[str] | None = None) -> Iterator[tuple[str, list
 
 
 def _system(real: str) -> bool:
-    """Whether a (resolved) path lies in the kernel's folders; /dev/shm, a memory file system users keep data in for
-    speed, does not."""
+    """Whether a (resolved) path lies in the kernel's folders (/dev/shm, where users keep data for speed, not)."""
     if real == "/dev/shm" or real.startswith("/dev/shm/"):
         return False
     return any(real == top or real.startswith(top + os.sep) for top in SYSTEM_FOLDERS)
@@ -331,9 +335,9 @@ class ImageSource:
             for root, subdirs, files in walk(self.path, loops):
                 rel = os.path.relpath(root, self.path)
                 for d in subdirs:
-                    dirs.add(os.path.normpath(os.path.join(rel, d)))
+                    dirs.add(joined(rel, d))
                 for f in filter(_is_image, files):
-                    name, full = os.path.normpath(os.path.join(rel, f)), os.path.join(root, f)
+                    name, full = joined(rel, f), os.path.join(root, f)
                     # (a device or a FIFO read as an image filled the memory or waited for ever: found by a stat)
                     why = broken_link(full) or (f"{special}, not an image file" if (special := not_a_file(full))
                                                 else None)
@@ -387,11 +391,11 @@ class ImageSource:
         made the whole folder decode again into another cache file. A link that leads nowhere gives its own stat
         rather than an error."""
         for root, subdirs, files in walk(self.path):
+            rel = os.path.relpath(root, self.path)
             for name in subdirs:
-                yield os.path.relpath(os.path.join(root, name), self.path) + "/", None
+                yield joined(rel, name) + "/", None
             for name in filter(_is_image, files):
-                full = os.path.join(root, name)
-                yield os.path.relpath(full, self.path), file_stat(full)
+                yield joined(rel, name), file_stat(os.path.join(root, name))
 
     def _check_tar_end(self, members: list[tarfile.TarInfo]) -> None:
         """tarfile lists a plain tar cut short without complaint: cut inside a member, that member's

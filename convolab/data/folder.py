@@ -12,6 +12,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -123,20 +124,27 @@ def _chunks(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tupl
         yield chunk
 
 
+def pool_start_method() -> str:
+    """How the decoding pool starts its processes: fork on Linux (nothing to import again), spawn elsewhere: on macOS
+    fork "should be considered unsafe" (Python's docs: system libraries may start threads; it crashed children)."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def _decode_all(source: _Source, wanted: set[str], resize: int | None
                 ) -> Iterator[tuple[str, np.ndarray | None, str]]:
     """(location, HWC array or None, mode or the reason) of every wanted file. Many files are decoded by
     up to 8 forked processes, as DataLoader workers are (decoding is CPU-bound: CIFAR-10's 60,000 JPEGs
     took 20 s in one process); the files are still read in one pass, in this process."""
     procs = min(8, os.cpu_count() or 1)
-    if procs < 2 or len(wanted) < PARALLEL_DECODE_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if procs < 2 or len(wanted) < PARALLEL_DECODE_MIN:
         for location, data in source.read_all(wanted):
             yield (location, *decode_image(data, resize))
         return
     # The workers ignore Ctrl-C, which reaches the whole process group: one interrupted while it held the
     # result queue's lock would leave the others, and this process, waiting forever. This process takes it,
     # drops the chunks not yet begun and waits for the few under way.
-    pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork"), initializer=ignore_interrupts)
+    pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context(pool_start_method()),
+                               initializer=ignore_interrupts)
     try:
         pending = []
         for chunk in _chunks(source.read_all(wanted), DECODE_CHUNK):
