@@ -12,9 +12,11 @@ import pytest
 import torch
 from conftest import write_png_folder
 
-from convolab.data import archive, folder
+import convolab.data
+from convolab.data import archive, folder, load_data
 from convolab.data.folder import load_image_folder
 from convolab.data.stream import StreamingImageData, started
+from convolab.errors import DataError
 from convolab.training import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
@@ -125,3 +127,9 @@ def test_the_decoding_pool_forks_on_linux_alone_and_decodes_the_same_when_spawne
     spawned = load_image_folder(root, loader="cache")
     assert torch.equal(forked.train.images, spawned.train.images) and torch.equal(forked.test.images,
                                                                                     spawned.test.images)
+
+
+def test_a_missing_data_path_with_slashes_is_a_missing_path_on_windows_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(convolab.data.os, "sep", "\\")  # (Windows': `/` is its altsep)
+    with pytest.raises(DataError, match="does not exist"):
+        load_data(str(tmp_path / "photos" / "cats").replace("\\", "/"))

@@ -56,7 +56,8 @@ def read_from_here(source: str, where: str | Path, otherwise: str) -> str:
 
 
 def _looks_like_path(source: str) -> bool:
-    return os.sep in source or source.startswith(".") or Path(source).suffix != ""
+    """(`/` on every system: on Windows a missing `photos/cats` was "an unknown data set")"""
+    return "/" in source or os.sep in source or source.startswith(".") or Path(source).suffix != ""
 
 
 def _is_int(value: object) -> bool:
