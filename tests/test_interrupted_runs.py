@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from convolab._atomic import WRITER_SPACE
 from convolab.cli import main
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.loop import resume_command
@@ -63,12 +64,13 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     with pytest.raises(Killed):
         cut.fit()
     run = tmp_path / "cut"
-    (run / ".last.pt.k1ll3d_x.tmp").write_bytes(b"half a checkpoint")
-    assert sorted(p.name for p in run.iterdir()) == [".last.pt.k1ll3d_x.tmp", "config.json"]
+    half = f".last.pt.{WRITER_SPACE}-999999999.k1ll3d_x.tmp"  # (named after its writer, a process now gone)
+    (run / half).write_bytes(b"half a checkpoint")
+    assert sorted(p.name for p in run.iterdir()) == [half, "config.json"]
     assert main(["train", "--resume", str(run)]) == 0
     assert "at epoch 1, step 0" in capsys.readouterr().out
     assert metric_rows(run) == metric_rows(tmp_path / "whole")
-    assert not (run / ".last.pt.k1ll3d_x.tmp").exists()
+    assert not (run / half).exists()
 
 
 @pytest.mark.parametrize("folder, processes, said", [

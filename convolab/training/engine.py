@@ -169,9 +169,12 @@ class Trainer:
         except TrainingInterrupted:
             self.run.dist.close()
             raise
-        except BaseException:  # (no image of a streamed pass readable, a worker that died, a fault): a run that
-            if self.run.dist.is_main:  # saved nothing leaves no config.json, so that the same command may start
-                forget_unsaved_run(self.run.run_dir)  # again there once the cause is mended
+        except Exception:  # (no image of a streamed pass readable, a worker that died, a fault): a run that saved
+            if self.run.dist.is_main:  # nothing leaves no config.json, so that the same command may start again
+                forget_unsaved_run(self.run.run_dir)  # there once the cause is mended
+            self.run.dist.close(finished=False)
+            raise
+        except BaseException:  # (a bare KeyboardInterrupt, SystemExit: the folder as a kill would leave it)
             self.run.dist.close(finished=False)
             raise
         finally:
