@@ -125,6 +125,7 @@ def test_safetensors_export_on_a_full_disk_leaves_no_folder_it_made(run, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # (12 s; the three formats on a full disk, monkeypatched, run by default above)
 def test_exports_onto_a_real_full_disk_are_one_line_each(run, tmp_path):
     """A 64 KiB tmpfs (root only): TorchScript's C++ writer aborted the whole process there (rc 134)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:

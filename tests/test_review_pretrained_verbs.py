@@ -69,6 +69,7 @@ def test_train_pretrained_takes_the_weights_input_size_and_the_given_options_win
     assert pretrained_defaults(TrainConfig(model=""), set()).backbone_lr_scale == 0.1  # (finetune's, unchanged)
 
 
+@pytest.mark.slow  # (20 s: resnet18 and resnet34 trained, one twice; their start is train --pretrained's, above)
 def test_compare_pretrained_starts_each_run_from_its_weights_and_resume_trains_the_rest_from_them(cache, capsys):
     seed(cache, "resnet18")
     seed(cache, "resnet34")

@@ -198,6 +198,7 @@ def test_a_val_fraction_the_data_does_not_use_is_said(tmp_path, caplog):
         assert lines == ([f"--val-fraction 0.5 is not used: {data} has a test split of its own"] if said else []), lines
 
 
+@pytest.mark.slow  # (10 s: two commands of their own; the threads a command sets: test_platform, by default)
 def test_a_resumed_command_trains_with_the_threads_the_run_recorded(tmp_path):
     """`convolab train --resume` left to choose its threads by the load (one where another process was busy, two
     on the idle machine before) summed in another order than the run it continues: 0.27 against 0.29 test accuracy

@@ -161,6 +161,7 @@ def test_a_comparison_or_experiment_folder_in_use_by_another_command_is_refused(
         assert f"--resume {exp} is in use by another convolab command" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # (9 s: a script of its own)
 def test_training_and_its_pictures_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
     """(before: fit() switched the caller's backend to Agg: a notebook's inline backend was lost)"""
     code = f"""

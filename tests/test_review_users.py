@@ -179,6 +179,7 @@ def test_an_evaluation_that_cannot_be_written_leaves_no_empty_folder(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # (13 s: three subprocess commands)
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
 def test_a_command_whose_stderr_is_closed_does_its_work_and_keeps_its_exit_codes(tmp_path):
     """`convolab train ... 2>&-` (a cron line, a service): Python leaves sys.stderr None, which the progress bar and

@@ -274,8 +274,9 @@ def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path,
     assert capsys.readouterr().out.strip() == line
 
 
-@pytest.mark.parametrize("unreadable", [False, pytest.param(True, marks=pytest.mark.slow)],  # (18 s: with -m slow)
-                         ids=["readable", "some-unreadable-skipped"])
+@pytest.mark.parametrize("unreadable", [pytest.param(False, marks=pytest.mark.slow),  # (18 s each: -m slow; two
+                                        pytest.param(True, marks=pytest.mark.slow)],  # streamed ranks by default:
+                         ids=["readable", "some-unreadable-skipped"])  # a rank whose batch is all unreadable, below
 def test_two_processes_streaming_reach_the_weights_of_one_process(big_digits, tmp_path, unreadable, capsys):
     """Each rank's workers decode only its half of every global batch; the sum is one process's run. With
     unreadable images skipped, the ranks' shares differ: each weighs by its images, and the test accuracy
