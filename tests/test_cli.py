@@ -127,7 +127,8 @@ from convolab.cli import main
 """
 
 
-@pytest.mark.parametrize("module", ["convolab.pretrained", "convolab.training"])
+@pytest.mark.parametrize("module", [pytest.param("convolab.pretrained", marks=pytest.mark.slow),  # (5 s each)
+                                    "convolab.training"])
 def test_ctrl_c_while_the_command_imports_convolab_is_one_line_and_130(module):
     script = INTERRUPTED_IMPORT.format(module=module, argv0="/venv/bin/convolab")
     command = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

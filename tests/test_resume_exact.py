@@ -44,6 +44,7 @@ def test_streamed_loaders_leave_torch_global_random_stream_to_the_model(pngs):
     assert torch.equal(torch.get_rng_state(), before)
 
 
+@pytest.mark.slow  # (9 s; a streamed run resumed mid-epoch to the same metrics: test_stream, by default)
 def test_streamed_run_with_dropout_resumes_mid_epoch_to_the_same_weights(pngs, tmp_path):
     whole = Trainer(dropout_stream_config(pngs, tmp_path / "whole")).fit().history
     again = Trainer(dropout_stream_config(pngs, tmp_path / "again")).fit().history

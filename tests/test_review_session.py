@@ -199,6 +199,7 @@ def test_cache_folders_follow_the_environment_at_each_load_and_an_empty_variable
     assert default_data_dir() == "~/.cache/convolab/data"
 
 
+@pytest.mark.slow  # (7 s: a command of its own)
 def test_a_path_the_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path):
     """(before: UnicodeEncodeError at the first line naming the run folder, exit 1, the folder left empty)"""
     out = tmp_path / "rün"
@@ -209,6 +210,7 @@ def test_a_path_the_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path):
     assert b"r\\xfcn" in done.stdout and (out / "last.pt").is_file()
 
 
+@pytest.mark.slow  # (9 s: a script of its own)
 def test_main_called_from_python_logs_to_stderr_and_leaves_the_root_logger_alone(tmp_path):
     """(before: main() ran logging.basicConfig(level=INFO) on the caller's root logger, so every library's INFO
     lines, matplotlib's "generated new fontManager" among them, went to stderr from then on)"""
