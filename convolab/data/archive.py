@@ -41,17 +41,19 @@ def shown(name: str) -> str:
     return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in printable(name))
 
 
-def broken_link(path: str) -> str | None:
-    """Why the file at `path` cannot be opened when it is a symbolic link that leads nowhere, else None."""
+def unreadable_entry(path: str) -> str | None:
+    """Why the image file at `path` cannot be read, found by one stat: a symbolic link that leads nowhere, or not
+    a regular file (a device or a FIFO read as an image filled the memory or waited for ever); else None."""
     try:
-        os.stat(path)
-        return None
+        mode = os.stat(path).st_mode
     except OSError as err:
         if not os.path.islink(path):
             return None  # not a link: reading it says what is wrong
         if err.errno == errno.ELOOP:
             return "is a symbolic link that leads back to itself (a loop)"
         return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+    special = not_a_file(path, mode)
+    return f"{special}, not an image file" if special else None
 
 
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # the kernel's, never images; /proc's links lead back into every folder
@@ -319,14 +321,9 @@ class ImageSource:
                             "not in the archive; pack the files themselves (tar -h follows links)", self.path,
                             len(others), "s" * (len(others) > 1), "" if len(others) > 1 else "s",
                             self.describe(others[0]), "they lead" if len(others) > 1 else "it leads")
-            if nowhere and not skip_bad:
-                more = f" (and {len(nowhere) - 1} more)" if len(nowhere) > 1 else ""
-                raise DataError(f"image {self.describe(nowhere[0])}{more} is a link that leads nowhere in the archive "
-                                "(outside it, to no file, or into a folder that holds it); pack the files themselves "
-                                "(tar -h follows links), or pass --skip-bad-images to count and skip such files")
-            if nowhere:
-                log.warning("skipped %d links that lead nowhere in %s (the first: %s)", len(nowhere), self.path,
-                            self.describe(nowhere[0]))
+            self._refused_or_skipped(nowhere, skip_bad, "is a link that leads nowhere in the archive (outside it, to "
+                                     "no file, or into a folder that holds it); pack the files themselves (tar -h "
+                                     "follows links)", "links that lead nowhere")
             self.skipped_links = len(nowhere) + climbing
             names = sorted({m.name for m in members if m.isfile() and _is_image(m.name)} | set(self.links))
             dirs = {m.name for m in members if m.isdir() and m.name and not any(map(hidden, m.name.split("/")))}
@@ -338,10 +335,7 @@ class ImageSource:
                     dirs.add(joined(rel, d))
                 for f in filter(_is_image, files):
                     name, full = joined(rel, f), os.path.join(root, f)
-                    # (a device or a FIFO read as an image filled the memory or waited for ever: found by a stat)
-                    why = broken_link(full) or (f"{special}, not an image file" if (special := not_a_file(full))
-                                                else None)
-                    if why:
+                    if why := unreadable_entry(full):
                         broken.append((f"image {self.describe(name)}", why, os.path.islink(full)))
                     else:
                         names.append(name)
@@ -360,20 +354,26 @@ class ImageSource:
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))
         return sorted(names), empty
 
+    def _refused_or_skipped(self, names: list[str], skip_bad: bool, why: str, skipped: str) -> None:
+        """The archive's images `names` that cannot be read as the unpacked folder reads them: the first named in a
+        DataError (`why`: what it is; what to do), or with `skip_bad` a warning counting them (`skipped`: as what)."""
+        if names and not skip_bad:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            raise DataError(f"image {self.describe(names[0])}{more} {why}, or pass --skip-bad-images to count and "
+                            "skip such files")
+        if names:
+            log.warning("skipped %d %s in %s (the first: %s)", len(names), skipped, self.path,
+                        self.describe(names[0]))
+
     def _unpacked_names(self, members: list[tarfile.TarInfo], skip_bad: bool) -> tuple[list[tarfile.TarInfo], int]:
         """The members named as `tar -x` unpacks them (`member_name`: read as classes `''` and `.` before), without
         those named with `..` (before: a class `..`): an image among them is a DataError naming it, or with
         `skip_bad` counted (the count returned) and left out, as a link leading outside the archive is."""
         climbing = sorted(m.name for m in members if member_name(m.name) is None and _is_image(m.name)
                           and (m.isfile() or m.islnk() or m.issym()))
-        if climbing and not skip_bad:
-            more = f" (and {len(climbing) - 1} more)" if len(climbing) > 1 else ""
-            raise DataError(f"image {self.describe(climbing[0])}{more} is named with a '..' component, which tar -x "
-                            "refuses to unpack (outside the folder); pack the archive from inside its folder "
-                            "(tar -C FOLDER -cf ARCHIVE .), or pass --skip-bad-images to count and skip such files")
-        if climbing:
-            log.warning("skipped %d image%s named with '..' in %s (the first: %s)", len(climbing),
-                        "s" * (len(climbing) > 1), self.path, self.describe(climbing[0]))
+        self._refused_or_skipped(climbing, skip_bad, "is named with a '..' component, which tar -x refuses to "
+                                 "unpack (outside the folder); pack the archive from inside its folder (tar -C FOLDER "
+                                 "-cf ARCHIVE .)", f"image{'s' * (len(climbing) > 1)} named with '..'")
         kept = []
         for m in members:
             if (name := member_name(m.name)) is not None:

@@ -276,15 +276,17 @@ SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block d
                  (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
 
-def not_a_file(path: str | Path) -> str | None:
+def not_a_file(path: str | Path, mode: int | None = None) -> str | None:
     """What `path` is when it is there, links followed, and is neither a regular file nor a folder: `is a character
-    device`, `is a FIFO (named pipe)`, `is a symbolic link to '/dev/zero', a character device`.
-    Reading one never ended (/dev/zero: until memory ran out, a MemoryError) or waited for ever (a FIFO without a
-    writer); a stat reads nothing. None otherwise: reading a folder or a missing file says what is wrong."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return None
+    device`, `is a FIFO (named pipe)`, `is a symbolic link to '/dev/zero', a character device` (`mode`: its stat's,
+    when the caller has it). Reading one never ended (/dev/zero: until memory ran out, a MemoryError) or waited for
+    ever (a FIFO without a writer); a stat reads nothing. None otherwise: reading a folder or a missing file says
+    what is wrong."""
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode
+        except (OSError, ValueError):
+            return None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a regular file")
