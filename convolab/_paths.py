@@ -114,7 +114,7 @@ def making(folder: Path) -> Iterator[list[Path]]:
         raise
 
 
-__all__ = ["making", "probe_output", "writable_output", "written"]
+__all__ = ["lies_within", "making", "probe_output", "writable_output", "written"]
 
 
 def same_path(a: object, b: object) -> bool:
@@ -123,6 +123,22 @@ def same_path(a: object, b: object) -> bool:
         return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def lies_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path` (existing or not) is the existing `folder` or lies inside it, however each is spelled:
+    `path`'s folders are compared with `folder` as files (device and inode), so that a link, or `Photos` and
+    `photos` on a file system blind to case (macOS's, Windows'), count as the same folder."""
+    try:
+        inside = os.stat(folder)
+    except (OSError, ValueError):
+        return False
+    target = Path(path).expanduser().absolute().resolve()  # (`..` and links undone first: `data/../out` is not in data)
+    for candidate in (target, *target.parents):
+        with contextlib.suppress(OSError, ValueError):
+            if os.path.samestat(os.stat(candidate), inside):
+                return True
+    return False
 
 
 def user_cache(variable: str, *parts: str) -> str:

@@ -982,16 +982,29 @@ CASES: list[Row] = [
                                                            "{d}/digit.png"],
         "{d}/three_classes.torchscript.pt: its metadata do not fit its model: they list 3 classes, the model gives "
         "outputs of shape (1, 10)"),
-    Row("evaluate-onnx-file", ["evaluate", "{d}/model.onnx"],
+    Row("export-an-onnx-file", ["export", "{d}/model.onnx"],
         "{d}/model.onnx is an ONNX export (`convolab export`), not a checkpoint"),
-    Row("evaluate-torchscript-file", ["evaluate", "{d}/model.torchscript.pt"], TORCHSCRIPT),
+    Row("export-a-torchscript-file", ["export", "{d}/model.torchscript.pt"], TORCHSCRIPT),
+    # (an export is evaluated on data it does not record, on the CPU, and TorchScript only under its own name)
+    Row("evaluate-onnx-file-without-data", ["evaluate", "{d}/model.onnx"],
+        "{d}/model.onnx is an exported file, which does not record the data its run trained on: give --data"),
+    Row("evaluate-torchscript-file-without-data", ["evaluate", "{d}/model.torchscript.pt"],
+        "{d}/model.torchscript.pt is an exported file, which does not record the data its run trained on"),
+    Row("evaluate-torchscript-under-another-name", ["evaluate", "{d}/colleague.pt", "--data", "digits"],
+        "{d}/colleague.pt is a TorchScript program, not a checkpoint, and running one runs its code"),
+    Row("evaluate-an-export-on-a-gpu", ["evaluate", "{d}/model.torchscript.pt", "--data", "digits", "--device",
+                                        "cuda"],
+        "--device cuda: an exported file is evaluated on the CPU (as `predict` runs it); leave --device out"),
+    Row("evaluate-onnx-without-onnxruntime", ["evaluate", "{d}/model.onnx", "--data", "digits"],
+        "running an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
+        hidden=("onnxruntime",)),
     # (loading TorchScript runs its code: a colleague's "best.pt" wrote into a file of the user's)
     Row("predict-torchscript-under-another-name", ["predict", "{d}/colleague.pt", "{d}/digit.png"],
         "{d}/colleague.pt is a TorchScript program, not a checkpoint, and running one runs its code; convolab runs "
         "one only under a name ending .torchscript.pt, as `convolab export` names it: rename it so if you trust "
         "where it came from"),
     Row("predict-onnx-without-onnxruntime", ["predict", "{d}/model.onnx", "{d}/digit.png"],
-        "predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
+        "running an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
         hidden=("onnxruntime",)),
 
     # ----- a record's values edited by hand (a safetensors config.json, a checkpoint's record)

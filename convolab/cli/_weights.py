@@ -8,11 +8,14 @@ from typing import Any
 from .._registry import get_entry, registered_name
 from ..data import read_from_here, relative_record
 from ..errors import ConfigError
+from ..export import ExportedClassifier, OnnxClassifier, TorchScriptClassifier
 from ..pretrained import choose_weights, models_with_weights, pretrained_checkpoint
 from ..pretrained.load import WEIGHTS_IN_CHANS
+from ..training.checkpoint import is_torchscript
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
 from ._args import nonempty
 
+TORCHSCRIPT_SUFFIX = ".torchscript.pt"  # (what `convolab export --format torchscript` writes)
 # What an empty --weights is told to give instead.
 WEIGHTS = "the name of published weights (`convolab models --pretrained`), or leave the option out"
 
@@ -134,3 +137,19 @@ def output_beside(args: argparse.Namespace, name: str) -> Path:
     if path.is_dir() and is_safetensors(path):
         return path.with_name(f"{path.name}-{name}")
     return (path if path.is_dir() else path.parent) / name
+
+
+def exported_model(args: argparse.Namespace) -> ExportedClassifier | None:
+    """The ONNX or TorchScript file `args.checkpoint` names, loaded to run (`predict`, `evaluate`); None for a
+    checkpoint, run folder, safetensors folder or published weights."""
+    path = str(args.checkpoint)
+    onnx = path.lower().endswith(".onnx")  # (Model.ONNX too)
+    if wants_pretrained(args) or not (onnx or is_torchscript(path)):
+        return None
+    if not onnx and not path.lower().endswith(TORCHSCRIPT_SUFFIX):
+        # TorchScript is a program: loading one runs its code, which may write any file the user can (a colleague's
+        # "best.pt" did); only a file named as `convolab export` names one is taken for one
+        raise ConfigError(f"{path} is a TorchScript program, not a checkpoint, and running one runs its code; "
+                          f"convolab runs one only under a name ending {TORCHSCRIPT_SUFFIX}, as `convolab export` "
+                          "names it: rename it so if you trust where it came from")
+    return OnnxClassifier(path) if onnx else TorchScriptClassifier(path)

@@ -1,4 +1,5 @@
-"""`convolab evaluate CHECKPOINT`: top-1, top-5, per-class accuracy and a confusion matrix."""
+"""`convolab evaluate CHECKPOINT`: top-1, top-5, per-class accuracy and a confusion matrix, of a checkpoint or an
+exported ONNX or TorchScript file."""
 from __future__ import annotations
 
 import argparse
@@ -9,19 +10,30 @@ from .._atomic import json_text
 from .._paths import probe_output, writable_output, written
 from ..data import TabularImages
 from ..data.archive import shown
+from ..errors import ConfigError
+from ..export import ExportedClassifier, evaluate_exported, export_reading
 from ..training.device import resolve_device
-from ..training.inference import evaluate_checkpoint, load_data_for, load_trained_model, run_config, run_tta
-from ..training.table_eval import evaluate_table
+from ..training.inference import (
+    EvaluationReport,
+    evaluate_checkpoint,
+    load_data_for,
+    load_trained_model,
+    run_config,
+    run_tta,
+)
+from ..training.table_eval import TableReport, evaluate_table
 from ._args import CHECKPOINT, nonempty
-from ._weights import add_pretrained_options, checkpoint_or_weights, data_of, output_beside
+from ._weights import add_pretrained_options, checkpoint_or_weights, data_of, exported_model, output_beside
 
-HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix (CSV and PNG)"
+HELP = ("evaluate a checkpoint or an exported ONNX/TorchScript file: top-1/top-5, per-class accuracy, confusion "
+        "matrix (CSV and PNG)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
                         help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
-                        "a safetensors folder, or a model name with --pretrained")
+                        "a safetensors folder, a .onnx or .torchscript.pt file from `convolab export` (with --data), "
+                        "or a model name with --pretrained")
     parser.add_argument("--data", type=nonempty("a data set name or an image folder/tar, or leave the option out "
                                                  "for the run's own data"),
                         help="data set name or image folder/tar (default: the data it was trained on, "
@@ -39,13 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "beside the checkpoint)"),
                         help="folder for per_class.csv, confusion.csv, confusion.png "
                         "(default: an `evaluation` folder beside the checkpoint, in its run folder; SF-evaluation "
-                        "beside a safetensors folder SF; MODEL-evaluation here with --pretrained)")
+                        "beside a safetensors folder SF or an exported file F; MODEL-evaluation here with "
+                        "--pretrained)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     add_pretrained_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    exported = exported_model(args)
+    if exported is not None:
+        return _run_exported(args, exported)
     out = Path(args.output) if args.output else output_beside(args, "evaluation")
     loaded = load_trained_model(checkpoint_or_weights(args), resolve_device(args.device))
     writable_output(out, "--output", create=False)  # before the evaluation; report.write makes it
@@ -60,9 +76,42 @@ def run(args: argparse.Namespace) -> int:
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     with written(out, "--output"):
         files = (table or report).write(out)
+    _print(args, f"{loaded.checkpoint['model_name']} on {source}", report, (tta, origin), files, len(loaded.classes),
+           table)
+    return 0
+
+
+def _run_exported(args: argparse.Namespace, exported: ExportedClassifier) -> int:
+    """An export scored on --data as its run scored its test images (`ExportedClassifier`, on the CPU): the check
+    that the file gives the checkpoint's figures on the images it will meet."""
+    name = str(args.checkpoint)
+    if not args.data:
+        raise ConfigError(f"{name} is an exported file, which does not record the data its run trained on: give "
+                          "--data, a data set name or an image folder, tar or labels CSV")
+    if args.device not in ("cpu", "auto"):
+        raise ConfigError(f"--device {args.device}: an exported file is evaluated on the CPU (as `predict` runs it); "
+                          "leave --device out, or evaluate the run's checkpoint on the GPU")
+    out = Path(args.output) if args.output else Path(f"{name.rstrip('/')}-evaluation")
+    writable_output(out, "--output", create=False)
+    probe_output(out, "--output")
+    data = load_data_for(export_reading(exported.meta), args.data, args.data_dir, args.download, whole=True,
+                         skip_bad_images=args.skip_bad_images)
+    tta, origin = (args.tta, "--tta") if args.tta else (exported.meta.tta, "the file's")
+    report = evaluate_exported(exported, data, tta)
+    with written(out, "--output"):
+        files = report.write(out)
+    _print(args, f"{exported.meta.model_name} ({name}) on {args.data}", report, (tta, origin), files,
+           len(exported.classes))
+    return 0
+
+
+def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: tuple[str, str], files: list[Path],
+           classes: int, table: TableReport | None = None) -> None:
+    """The figures, each class's accuracy, the files written (with --json the figures as one object) of `what`,
+    a model of `classes` classes scored with `tta` (how, and whose choice)."""
     names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
     width = max(len(c) for c in names)
-    print(f"{loaded.checkpoint['model_name']} on {source}: {report.count} test images, tta {tta} ({origin})")
+    print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
     for name, acc in zip(names, report.per_class):
         print(f"  {name.ljust(width)}  {acc:.4f}" if math.isfinite(acc) else f"  {name.ljust(width)}  -  (no images)")
     if table is not None:
@@ -72,12 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
         print(json_text({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
-            report.classes, report.per_class)), "images": report.count, "tta": tta}
+            report.classes, report.per_class)), "images": report.count, "tta": tta[0]}
             | ({"targets": table.targets} if table is not None else {}), indent=None), end="")
     print(f"top-1 accuracy: {report.top1:.4f}")
-    few = len(loaded.classes) <= 5  # (every class among an image's top 5: 1.0 whatever the model learnt)
-    print(f"top-5 accuracy: {report.top5:.4f}" + (f" (the model has {len(loaded.classes)} classes, all among every "
+    few = classes <= 5  # (every class among an image's top 5: 1.0 whatever the model learnt)
+    print(f"top-5 accuracy: {report.top5:.4f}" + (f" (the model has {classes} classes, all among every "
                                                   "image's top 5)" if few else ""))
-    return 0
-
-

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import zipfile
 from pathlib import Path
 
-from .._paths import probe_output, written
+from .._paths import lies_within, probe_output, written
 from ..data import DATA_SETS
 from ..errors import ConfigError
 from ..export.outputs import check_file_output
@@ -76,15 +77,16 @@ def refuse_an_out_of_the_data(out: str, source: str) -> None:
     data = Path(source).expanduser()
     if not data.exists():  # (said by its loading)
         return
-    target, read = Path(out).absolute().resolve(), data.resolve()  # (--out as the writer takes it: no ~)
+    read = data.resolve()
     if read == Path(read.anchor):  # (every path lies inside the root, which the data's loading refuses as data)
         return
-    if target == read:
+    if not lies_within(Path(out).absolute(), read):  # (--out as the writer takes it: no ~)
+        return
+    if Path(out).exists() and os.path.samefile(out, read):
         raise ConfigError(f"--out {out} is the data the features are computed from ({source}), which the features "
                           "would replace; give another file, e.g. features.npz")
-    if read in target.parents:
-        raise ConfigError(f"--out {out} lies inside the data folder {source}: the features would be written among "
-                          "its images (or over one); give a file outside it")
+    raise ConfigError(f"--out {out} lies inside the data folder {source}: the features would be written among "
+                      "its images (or over one); give a file outside it")
 
 
 def refuse_a_file_not_of_features(out: str) -> None:

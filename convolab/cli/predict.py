@@ -9,12 +9,9 @@ from tqdm.auto import tqdm
 
 from ..data.archive import shown
 from ..data.decode import check_image_file
-from ..errors import ConfigError
-from ..export import OnnxClassifier, TorchScriptClassifier
-from ..training.checkpoint import is_torchscript
 from ..training.inference import PREDICT_BATCH, Prediction, iter_predictions, load_trained_model
 from ._args import CHECKPOINT, nonempty, positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
+from ._weights import add_pretrained_options, checkpoint_or_weights, exported_model
 
 HELP = ("classify image files with a checkpoint, a safetensors folder, an exported ONNX or TorchScript model or a "
         "model's published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's "
@@ -22,7 +19,6 @@ HELP = ("classify image files with a checkpoint, a safetensors folder, an export
 
 
 BAR_FROM = 20  # images: a progress bar on a terminal from this many
-TORCHSCRIPT_SUFFIX = ".torchscript.pt"  # (what `convolab export --format torchscript` writes)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,17 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results: Iterable[Prediction]
-    exported = not wants_pretrained(args) and (str(args.checkpoint).lower().endswith(".onnx")  # (Model.ONNX too)
-                                                or is_torchscript(args.checkpoint))
-    if exported and not str(args.checkpoint).lower().endswith((".onnx", TORCHSCRIPT_SUFFIX)):
-        # TorchScript is a program: loading one runs its code, which may write any file the user can (a colleague's
-        # "best.pt" did); only a file named as `convolab export` names one is taken for one
-        raise ConfigError(f"{args.checkpoint} is a TorchScript program, not a checkpoint, and running one runs its "
-                          f"code; convolab runs one only under a name ending {TORCHSCRIPT_SUFFIX}, as `convolab "
-                          "export` names it: rename it so if you trust where it came from")
-    if exported:
-        classifier = (OnnxClassifier if str(args.checkpoint).lower().endswith(".onnx")
-                      else TorchScriptClassifier)(args.checkpoint)
+    classifier = exported_model(args)
+    if classifier is not None:
         results = ((top, {}) for start in range(0, len(args.images), PREDICT_BATCH)
                    for top in classifier.predict_files(args.images[start:start + PREDICT_BATCH], args.topk))
     else:

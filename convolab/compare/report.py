@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import json
 import platform
 import shlex
-from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -22,6 +20,7 @@ from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
 from ..training import metrics as plots  # (what every picture of curves draws alike)
+from .curves import BAND, plot_comparison, plot_seed_comparison
 from .results import OK, ModelResult
 from .seeds import (
     ALPHA,
@@ -29,16 +28,13 @@ from .seeds import (
     SPREAD,
     SeedSummary,
     compare_pairs,
-    epoch_curve,
     has_several_seeds,
     run_label,
-    seed_label,
     summarize_seeds,
 )
 
 FORMAT = "convolab-compare-report-1"
 SEEDS_FORMAT = "convolab-compare-seeds-report-1"
-BAND = "shaded: min..max over the seeds"
 REPORT_FILES = ("results.json", "results.md", "curves.png", "report.html")
 
 
@@ -115,97 +111,6 @@ def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     # (& < > escaped: renderers pass inline HTML through, and a run folder named `<img src=x onerror=...>` ran)
     lines += ["| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-# ----- the curves --------------------------------------------------------------------------------
-def _label(r: ModelResult) -> str:
-    return r.model if r.ok else f"{r.model} ({r.status.split(':')[0]})"
-
-
-def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
-    """Training loss and test accuracy of every model against epoch (top) and training time (middle), and
-    training error and loss by step (bottom, from each run's steps.csv), as PNG."""
-    def draw(axes: Any) -> bool:
-        for i, r in enumerate(results):
-            if not r.history:
-                continue
-            color = f"C{i % 10}"
-            linestyle = "-" if r.ok else ":"
-            for row, x_key in enumerate(("epoch", "wall_seconds")):
-                x = [h[x_key] for h in r.history]
-                style = dict(color=color, marker="o", markersize=3, label=_label(r), linestyle=linestyle)
-                for column, key in enumerate(("train_loss", "test_acc")):
-                    axes[row, column].plot(x, [h[key] for h in r.history], **style)
-                    plots.mark_nonfinite(axes[row, column], x, [h[key] for h in r.history], color)
-            for column, key in enumerate(("train_error", "train_loss")):
-                x, values, _, _ = plots.step_points([r.run_dir], key)  # (one point: a marker, a line is none)
-                axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
-        return any(r.history for r in results)
-
-    return _six_panels(draw, title)
-
-
-def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
-    """plot_comparison's six panels with each model's mean over its seeds, shaded from the lowest to the
-    highest seed (at each epoch, over the seeds that reached it)."""
-    def draw(axes: Any) -> bool:
-        for i, s in enumerate(summaries):
-            runs = s.finished
-            if not runs:
-                continue
-            color = f"C{i % 10}"
-            label = seed_label(s.model, runs)
-            epochs = [h["epoch"] for h in max(runs, key=lambda r: len(r.history)).history]
-            curves = [epoch_curve(runs, "train_loss"), epoch_curve(runs, "test_acc")]
-            for row, x in enumerate((epochs, epoch_curve(runs, "wall_seconds").mean)):
-                for column, values in enumerate(curves):
-                    axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
-                    axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
-            for column, key in enumerate(("train_error", "train_loss")):
-                steps, mean, low, high = plots.step_points([r.run_dir for r in runs], key)
-                axes[2, column].plot(steps, mean, color=color, marker="o" if len(steps) == 1 else None)
-                axes[2, column].fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
-        return any(s.finished for s in summaries)
-
-    return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
-
-
-def _six_panels(draw: Callable[[Any], bool], title: str) -> bytes:
-    """Training loss and test accuracy against epoch and training time, and training error and loss by
-    step (He et al. plot training error by iteration); `draw(axes)` adds the lines and says whether it
-    drew any (then a legend is added)."""
-    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
-
-    fig = Figure(figsize=(11, 12))
-    axes = fig.subplots(3, 2)
-    for column in range(2):  # epoch and time rows share the scale of each measure
-        axes[1, column].sharey(axes[0, column])
-    drawn, (handles, labels) = draw(axes), axes[0, 1].get_legend_handles_labels()
-    for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
-        axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
-        axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
-    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {plots.STEPS_LABEL})")
-    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({plots.STEPS_LABEL})", yscale="log")
-    for ax in axes[0]:
-        plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
-    axes[0, 0].set_title("training loss")
-    axes[0, 1].set_title("test accuracy")
-    axes[2, 0].set_title("training error by step")
-    axes[2, 1].set_title("training loss by step")
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        plots.plain_log_ticks(ax)
-    # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
-    rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
-    if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
-        for text in fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False).get_texts():
-            text.set_parse_math(False)
-    if title:
-        fig.suptitle(plots.figure_title(title, 100), parse_math=False)
-    fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
 
 
 # ----- the page ----------------------------------------------------------------------------------

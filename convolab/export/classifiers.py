@@ -1,19 +1,23 @@
-"""Prediction with an exported model, ONNX or TorchScript: the preprocessing (channels, size, mean, std)
-comes from the file's own metadata, so the file is all a user needs besides ONNX Runtime or PyTorch.
+"""Prediction and evaluation with an exported model, ONNX or TorchScript: the preprocessing (channels, size,
+mean, std) comes from the file's own metadata, so the file is all a user needs besides ONNX Runtime or PyTorch.
 """
 from __future__ import annotations
 
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
+from ..data import LabelledImages
 from ..data.augment import BatchTransform
 from ..data.decode import read_input
 from ..errors import ConfigError
-from ..training.inference import ranked
+from ..training.inference import EvaluationReport, class_mapping, ranked, report_on_data
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta, read_torchscript_meta
 
 
@@ -35,16 +39,16 @@ class ExportedClassifier(ABC):
         """The class names from the file's metadata, in the order of the logits."""
         return self.meta.classes
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor, tta: str | None = None) -> torch.Tensor:
         """uint8 N x C x H x W (any size, any channel count) -> float32 logits N x classes, scored as the run scored
-        its test images (its test-time augmentation, the file's `tta`)."""
-        return self._scores(self.transform(images))
+        its test images (`tta` None: its test-time augmentation, the file's `tta`; else "none" or "flip")."""
+        return self._scores(self.transform(images), tta)
 
-    def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized float batch -> logits; with the run's `tta` "flip", the mean of each image's and its mirror
-        image's, as `convolab evaluate` and `predict` score the checkpoint."""
+    def _scores(self, x: torch.Tensor, tta: str | None = None) -> torch.Tensor:
+        """Normalized float batch -> logits; with `tta` (None: the run's) "flip", the mean of each image's and its
+        mirror image's, as `convolab evaluate` and `predict` score the checkpoint."""
         logits = self._run(x)
-        return (logits + self._run(x.flip(3))) / 2 if self.meta.tta == "flip" else logits
+        return (logits + self._run(x.flip(3))) / 2 if (tta or self.meta.tta) == "flip" else logits
 
     def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (class name, probability) for each image file, best first (one path alone is one image);
@@ -161,6 +165,32 @@ def _misfit(meta: ExportMeta, inputs: list, outputs: list) -> str:
     if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(meta.classes):
         problems.append(f"they list {len(meta.classes)} classes, the model gives {outputs[1]} outputs")
     return "; ".join(problems)
+
+
+def export_reading(meta: ExportMeta) -> dict[str, Any]:
+    """What `training.inference.load_data_for` reads of a checkpoint, from an export's metadata: its input size
+    (image folders are squashed to it as they are decoded, as for any data but a run's own), and the centre crop
+    of a run on streamed photos (its fraction and resampling). No run options: the data are read whole."""
+    return {"image_size": list(meta.image_size), "crop_pct": meta.crop_pct, "interpolation": meta.interpolation,
+            "preprocess": "center-crop" if meta.preprocess == "center-crop" else "resize"}
+
+
+def evaluate_exported(classifier: ExportedClassifier, data: LabelledImages, tta: str | None = None,
+                      batch_size: int = 256) -> EvaluationReport:
+    """Top-1, top-5, per-class accuracy and the confusion matrix of an exported model on the test split of `data`
+    (read as `export_reading` says), scored as its run scored its test images (`tta` None: the file's; "none",
+    "flip"): `convolab evaluate FILE.onnx --data ...`, which checks an export on the images it will meet. The
+    data's classes are matched to the file's by name; a model of more classes is reported on the data's."""
+    classes = list(classifier.classes)
+    mapping = class_mapping(data.classes, classes)
+    logits, labels = [torch.empty(0, len(classes))], [torch.empty(0, dtype=torch.int64)]
+    with tqdm(total=len(data.test), unit="img", desc="evaluating", leave=False, dynamic_ncols=True,
+              file=sys.stderr, disable=None) as bar:
+        for images, y, _ in data.decoded_as(int(classifier.meta.image_size[0])).eval_batches(data.test, batch_size):
+            logits.append(classifier.logits(images, tta))
+            labels.append(mapping[y])
+            bar.update(len(y))
+    return report_on_data(torch.cat(logits), torch.cat(labels), classes, data.classes)
 
 
 def predict_onnx(model_path: str | Path, images: str | Path | Sequence[str | Path],

@@ -48,7 +48,7 @@ TORCHSCRIPT_META = "convolab.json"  # the name of the metadata in a TorchScript 
 ONNX_MISSING = "ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
 DIVERGED = ("outputs NaN or inf on random inputs: its weights diverged (a run whose loss became NaN?); export another "
             "checkpoint, e.g. an earlier epoch's")
-ORT_MISSING = ("predicting with an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime "
+ORT_MISSING = ("running an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime "
                "(or pip install 'convolab[export]'), or give the .pt checkpoint or run folder instead")
 
 

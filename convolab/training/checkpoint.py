@@ -120,12 +120,13 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     names = _zip_names(path)
     if names is None and path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
-                              "checkpoint or run folder written by `convolab train` (predict also takes the ONNX "
-                              "or TorchScript files `convolab export` writes)")
+                              "checkpoint or run folder written by `convolab train` (predict and evaluate --data "
+                              "also take the ONNX or TorchScript files `convolab export` writes)")
     if names is not None and _torchscript_names(names):
         raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
                               "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
-                              "(predict also takes the TorchScript or .onnx files `convolab export` writes)")
+                              "(predict and evaluate --data also take the TorchScript or .onnx files `convolab "
+                              "export` writes)")
     try:
         with warnings.catch_warnings():  # torch's own notes on the file; the error below says it all
             warnings.simplefilter("ignore")

@@ -274,11 +274,20 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
                       tta=run_tta(loaded.checkpoint) if tta is None else tta)
     logits = result["logits"] if label_chunks else torch.empty(0, len(classes))
     labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
+    return report_on_data(logits, labels, classes, data.classes)
+
+
+def report_on_data(logits: torch.Tensor, labels: torch.Tensor, classes: list[str],
+                   data_classes: list[str]) -> EvaluationReport:
+    """The report of a model of `classes` scored on data of `data_classes` (`labels`: the model's indices): on
+    the data's classes where the model knows more (ImageNet weights on a few of its classes), its predictions of
+    the others counted together as one."""
     reported = None
-    if len(data.classes) < len(classes):  # e.g. ImageNet weights on a few of its classes: report those
-        position = torch.full((len(loaded.classes),), len(data.classes), dtype=torch.int64)
-        position[mapping] = torch.arange(len(data.classes))
-        reported = [*data.classes, OTHER_CLASSES], position
+    if len(data_classes) < len(classes):
+        mapping = class_mapping(data_classes, classes)
+        position = torch.full((len(classes),), len(data_classes), dtype=torch.int64)
+        position[mapping] = torch.arange(len(data_classes))
+        reported = [*data_classes, OTHER_CLASSES], position
     return EvaluationReport.of(logits, labels, classes, reported)
 
 

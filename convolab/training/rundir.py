@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import WRITTEN_BY, atomic_write, locked_file
-from .._paths import check_usable, writable_output
+from .._paths import check_usable, lies_within, writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
 from .safetensors_io import CONFIG_FILE
@@ -76,8 +76,7 @@ def refuse_output_inside_data(config: TrainConfig) -> None:
     if not str(config.data).strip() or not data.is_dir():
         return
     out = Path(config.output).expanduser() if config.output else Path("runs")
-    target, folder = out.absolute().resolve(), data.resolve()
-    if target == folder or folder in target.parents:
+    if lies_within(out, data):  # (as files: `--data Photos --output photos/run1` on macOS is inside)
         what = f"--output {out}" if config.output else "the default output folder runs/ (in the current folder)"
         raise ConfigError(f"{what} lies inside the data folder {config.data}: its checkpoints and curves would be "
                           "read as images of a class the next time; give --output outside it")

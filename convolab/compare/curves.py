@@ -1,0 +1,111 @@
+"""compare's picture of curves, curves.png: every model's training loss and test accuracy against epoch and
+training time, and its training error and loss by step; with several seeds per model, the mean over them."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from ..training import metrics as plots  # (what every picture of curves draws alike)
+from .results import ModelResult
+from .seeds import SeedSummary, epoch_curve, seed_label
+
+BAND = "shaded: min..max over the seeds"
+
+
+def _label(r: ModelResult) -> str:
+    return r.model if r.ok else f"{r.model} ({r.status.split(':')[0]})"
+
+
+def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
+    """Training loss and test accuracy of every model against epoch (top) and training time (middle), and
+    training error and loss by step (bottom, from each run's steps.csv), as PNG."""
+    def draw(axes: Any) -> list[Any]:
+        named = []
+        for i, r in enumerate(results):
+            if not r.history:
+                continue
+            color = f"C{i % 10}"
+            linestyle = "-" if r.ok else ":"
+            for row, x_key in enumerate(("epoch", "wall_seconds")):
+                x = [h[x_key] for h in r.history]
+                style = dict(color=color, marker="o", markersize=3, label=_label(r), linestyle=linestyle)
+                for column, key in enumerate(("train_loss", "test_acc")):
+                    line, = axes[row, column].plot(x, [h[key] for h in r.history], **style)
+                    plots.mark_nonfinite(axes[row, column], x, [h[key] for h in r.history], color)
+            named.append(line)  # (the legend's: its four lines look alike)
+            for column, key in enumerate(("train_error", "train_loss")):
+                x, values, _, _ = plots.step_points([r.run_dir], key)  # (one point: a marker, a line is none)
+                axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
+        return named
+
+    return _six_panels(draw, title)
+
+
+def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
+    """plot_comparison's six panels with each model's mean over its seeds, shaded from the lowest to the
+    highest seed (at each epoch, over the seeds that reached it)."""
+    def draw(axes: Any) -> list[Any]:
+        named = []
+        for i, s in enumerate(summaries):
+            runs = s.finished
+            if not runs:
+                continue
+            color = f"C{i % 10}"
+            label = seed_label(s.model, runs)
+            epochs = [h["epoch"] for h in max(runs, key=lambda r: len(r.history)).history]
+            curves = [epoch_curve(runs, "train_loss"), epoch_curve(runs, "test_acc")]
+            for row, x in enumerate((epochs, epoch_curve(runs, "wall_seconds").mean)):
+                for column, values in enumerate(curves):
+                    line, = axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
+                    axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
+            named.append(line)  # (the legend's)
+            for column, key in enumerate(("train_error", "train_loss")):
+                steps, mean, low, high = plots.step_points([r.run_dir for r in runs], key)
+                axes[2, column].plot(steps, mean, color=color, marker="o" if len(steps) == 1 else None)
+                axes[2, column].fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+        return named
+
+    return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
+
+
+def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
+    """Training loss and test accuracy against epoch and training time, and training error and loss by
+    step (He et al. plot training error by iteration); `draw(axes)` adds the lines and returns one per run
+    to name in the legend (matplotlib's own gathering left out a name starting with `_`)."""
+    from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
+
+    fig = Figure(figsize=(11, 12))
+    axes = fig.subplots(3, 2)
+    for column in range(2):  # epoch and time rows share the scale of each measure
+        axes[1, column].sharey(axes[0, column])
+    handles = draw(axes)
+    drawn, labels = bool(handles), [line.get_label() for line in handles]
+    for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
+        axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
+        axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
+    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {plots.STEPS_LABEL})")
+    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({plots.STEPS_LABEL})", yscale="log")
+    for ax in axes[0]:
+        plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
+    axes[0, 0].set_title("training loss")
+    axes[0, 1].set_title("test accuracy")
+    axes[2, 0].set_title("training error by step")
+    axes[2, 1].set_title("training loss by step")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        plots.plain_log_ticks(ax)
+    # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
+    rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
+    if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
+        for text in fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False).get_texts():
+            text.set_parse_math(False)
+    if title:
+        fig.suptitle(plots.figure_title(title, 100), parse_math=False)
+    fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+__all__ = ["BAND", "plot_comparison", "plot_seed_comparison"]
