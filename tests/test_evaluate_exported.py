@@ -71,3 +71,12 @@ def test_an_export_scores_a_folder_of_some_of_its_classes_as_the_checkpoint(expo
     assert list(onnx["per_class"]) == ["3", "7", "(other classes)"]
     rows = [list(csv.reader(open(tmp_path / out / "confusion.csv", encoding="utf-8"))) for out in "ab"]
     assert rows[0] == rows[1]
+
+
+def test_data_of_classes_the_export_does_not_know_is_one_line(exported, tmp_path, capsys):
+    folder = digit_folder(tmp_path / "digits", classes=("3",), each=2)
+    (folder / "3").rename(folder / "ant")
+    assert main(["evaluate", str(exported / "m.onnx"), "--data", str(folder)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "convolab evaluate: error: the data has classes the exported model does not know: ant; the exported "
+        "model's classes are 0, 1, 2, 3, 4, 5, 6, 7, 8, 9")

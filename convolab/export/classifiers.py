@@ -182,7 +182,7 @@ def evaluate_exported(classifier: ExportedClassifier, data: LabelledImages, tta:
     "flip"): `convolab evaluate FILE.onnx --data ...`, which checks an export on the images it will meet. The
     data's classes are matched to the file's by name; a model of more classes is reported on the data's."""
     classes = list(classifier.classes)
-    mapping = class_mapping(data.classes, classes)
+    mapping = class_mapping(data.classes, classes, "exported model")
     logits, labels = [torch.empty(0, len(classes))], [torch.empty(0, dtype=torch.int64)]
     with tqdm(total=len(data.test), unit="img", desc="evaluating", leave=False, dynamic_ncols=True,
               file=sys.stderr, disable=None) as bar:

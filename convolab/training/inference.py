@@ -137,14 +137,14 @@ class EvaluationReport:
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
 
 
-def class_mapping(data_classes: list[str], model_classes: list[str]) -> torch.Tensor:
+def class_mapping(data_classes: list[str], model_classes: list[str], what: str = "checkpoint") -> torch.Tensor:
     """Index of each data class among the model's classes, matched by name (a run on MNIST before its classes
-    were named as the digits are keeps torchvision's "0 - zero": the same class as "0")."""
+    were named as the digits are keeps torchvision's "0 - zero": the same class as "0"); `what` holds them."""
     model_classes = [plain_class_name(c) for c in model_classes]
     missing = [c for c in data_classes if c not in model_classes]
     if missing:
-        raise DataError(f"the data has classes the checkpoint does not know: {', '.join(missing[:5])}; "
-                        f"the checkpoint's classes are {', '.join(model_classes[:12])}")
+        raise DataError(f"the data has classes the {what} does not know: {', '.join(missing[:5])}; "
+                        f"the {what}'s classes are {', '.join(model_classes[:12])}")
     return torch.tensor([model_classes.index(c) for c in data_classes])
 
 
