@@ -1,4 +1,4 @@
-"""What machine this is, for reports and benchmarks."""
+"""What machine this is, for reports and benchmarks, and how its terminal lays text out."""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +145,14 @@ def die_with_parent(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # it died before the line above: nothing will send the signal
         os.kill(os.getpid(), signal.SIGKILL)
 
+
+def columns(text: str) -> int:
+    """The columns `text` takes in a terminal: a wide (Chinese, Japanese, Korean) character two, a combining accent
+    none (`café` decomposed, as macOS names files, is 4 columns of 5 characters)."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def padded(text: str, width: int) -> str:
+    """`text` and the spaces that make it `width` columns wide (str.ljust counts characters: 猫咪 stood two columns
+    out of line)."""
+    return text + " " * max(0, width - columns(text))

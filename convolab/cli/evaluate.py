@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._atomic import json_text
 from .._paths import probe_output, writable_output, written
+from .._platform import columns, padded
 from ..data import TabularImages
 from ..data.archive import shown
 from ..errors import ConfigError
@@ -110,10 +111,10 @@ def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: t
     """The figures, each class's accuracy, the files written (with --json the figures as one object) of `what`,
     a model of `classes` classes scored with `tta` (how, and whose choice)."""
     names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
-    width = max(len(c) for c in names)
+    width = max(columns(c) for c in names)  # (in a terminal's columns: 猫咪 is 4 wide)
     print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
     for name, acc in zip(names, report.per_class):
-        print(f"  {name.ljust(width)}  {acc:.4f}" if math.isfinite(acc) else f"  {name.ljust(width)}  -  (no images)")
+        print(f"  {padded(name, width)}  " + (f"{acc:.4f}" if math.isfinite(acc) else "-  (no images)"))
     if table is not None:
         print("targets:")
         print("\n".join(table.lines()))

@@ -80,7 +80,7 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     for column in range(2):  # epoch and time rows share the scale of each measure
         axes[1, column].sharey(axes[0, column])
     handles = draw(axes)
-    drawn, labels = bool(handles), [line.get_label() for line in handles]
+    drawn, labels = bool(handles), plots.drawable([line.get_label() for line in handles])
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
@@ -98,10 +98,11 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
     rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
     if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
-        for text in fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False).get_texts():
+        prop = {"size": 9, "family": plots.fonts("".join(labels)).get("fontfamily")}  # (None: matplotlib's own)
+        for text in fig.legend(handles, labels, loc="lower center", ncol=2, prop=prop, frameon=False).get_texts():
             text.set_parse_math(False)
     if title:
-        fig.suptitle(plots.figure_title(title, 100), parse_math=False)
+        fig.suptitle(plots.figure_title(title, 100), parse_math=False, **plots.fonts(title))
     fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate, scored_outputs
-from .metrics import undrawable
+from .metrics import fonts, undrawable
 
 log = logging.getLogger("convolab")
 
@@ -330,8 +330,9 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # (not smoothed: fast)
     shown = range(0, n, every)
     # (parse_math off, here and in the title: a class `under_$5_to_$10` was parsed as mathtext, a traceback)
-    ax.set_xticks(shown, [names[i] for i in shown], rotation=90, fontsize=fontsize, parse_math=False)
-    ax.set_yticks(shown, [names[i] for i in shown], fontsize=fontsize, parse_math=False)
+    font = fonts("".join(names))  # (names in Chinese: in an installed font that has it)
+    ax.set_xticks(shown, [names[i] for i in shown], rotation=90, fontsize=fontsize, parse_math=False, **font)
+    ax.set_yticks(shown, [names[i] for i in shown], fontsize=fontsize, parse_math=False, **font)
     counts = n <= COUNTS_UP_TO
     if counts:
         for i, j in zip(*np.nonzero(confusion)):
@@ -341,7 +342,7 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str = "")
     named = f" (every {nth} class named; all in confusion.csv)" if every > 1 else ""
     ax.set(xlabel=f"predicted{named}", ylabel="true")
     ax.set_title(f"{title}\n" + ("numbers: images; " if counts else "") + "colour: share of the true class",
-                 parse_math=False)
+                 parse_math=False, **fonts(title))
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's images (row-normalised)")
     return fig
 

@@ -36,6 +36,7 @@ from .config import TrainConfig
 from .device import resolve_device
 from .evaluation import no_image_read
 from .loop import train_step
+from .metrics import figure_title, fonts
 from .mixing import mix_batch
 from .process import ProcessState
 from .progress import step_bar
@@ -305,7 +306,8 @@ def lr_find_figure(result: LRFindResult, title: str = "") -> Any:
     span = high - low + 1e-9
     ax.set_ylim(low - 0.15 * span, high + 0.3 * span)  # from the best to the start: the diverging tail clipped
     ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss")
-    ax.set_title(title or "learning-rate range test", parse_math=False)  # (a `$` in the data's path: no maths)
+    title = title or "learning-rate range test"  # (a `$` in the data's path: no maths; 中文: a font that has it, or ?)
+    ax.set_title(figure_title(title), parse_math=False, **fonts(title))
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()

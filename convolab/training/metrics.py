@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import math
 import statistics
@@ -117,7 +118,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data
         ax.legend()
     title = f"{title} on {data_name(data)}" if data else title
     if title:
-        fig.suptitle(figure_title(title), parse_math=False)  # (a `$` of a data folder's name began mathtext)
+        # (a `$` of a data folder's name began mathtext; one in Chinese is drawn in a font that has it)
+        fig.suptitle(figure_title(title), parse_math=False, **fonts(title))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
@@ -183,13 +185,76 @@ def figure_title(text: str, width: int = 80) -> str:
     return "\n".join(textwrap.fill(line, width) or line for line in text.splitlines())
 
 
+def drawable(names: list[str]) -> list[str]:
+    """Names as a legend can draw them: a character no font draws as ? (see `undrawable`: no warning per glyph),
+    and where names then look alike, each after its place (1: ?????, 2: ?????), as a legend's entries must differ."""
+    missing = undrawable("".join(names))
+    drawn = ["".join("?" if c in missing else c for c in name) for name in names]
+    return [f"{i}: {name}" for i, name in enumerate(drawn, 1)] if len(set(drawn)) < len(drawn) else drawn
+
+
 def undrawable(text: str) -> set[str]:
-    """The characters of `text` that matplotlib's font has no glyph for (中文 in DejaVu Sans), and the control
-    characters (a tab: matplotlib warned of its missing glyph)."""
+    """The characters of `text` that no font convolab draws it with has a glyph for (中文 where no installed font
+    has Chinese: DejaVu Sans, matplotlib's own, lacks it; see `fonts`), and the control characters (a tab:
+    matplotlib warned of its missing glyph)."""
+    lacking = _lacking(text)
+    drawn = set().union(*_fallbacks(frozenset(lacking)).values()) if lacking else set()
+    return {c for c in set(text) if not c.isprintable()} | (lacking - drawn)
+
+
+def fonts(text: str) -> dict[str, Any]:
+    """`fontfamily` for a matplotlib text holding `text`: matplotlib's own families, then the installed fonts that
+    draw what its own font lacks (Noto Sans CJK, Microsoft YaHei, PingFang...: matplotlib takes each glyph from the
+    first family that has it); {} where its own font draws it all. Class names in Chinese were drawn as ?."""
+    lacking = _lacking(text)
+    extra = list(_fallbacks(frozenset(lacking))) if lacking else []
+    if not extra:
+        return {}
+    from matplotlib import rcParams
+
+    return {"fontfamily": [*rcParams["font.family"], *extra]}
+
+
+def _lacking(text: str) -> set[str]:
+    """The printable characters of `text` matplotlib's own font has no glyph for."""
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
     font = get_font(findfont(FontProperties()))
-    return {c for c in set(text) if not c.isprintable() or font.get_char_index(ord(c)) == 0}
+    return {c for c in set(text) if c.isprintable() and font.get_char_index(ord(c)) == 0}
+
+
+def _fallbacks(chars: frozenset[str]) -> dict[str, set[str]]:
+    """Installed fonts that draw characters of `chars` (family name: those it draws), as few as draw all that any
+    draws. matplotlib's Last Resort font, whose every glyph is an empty box, is none of them."""
+    from matplotlib.font_manager import fontManager
+
+    installed = {(f.name, f.fname) for f in fontManager.ttflist if not f.name.startswith("Last Resort")}
+    return _choose_fonts(chars, tuple(sorted(installed)))
+
+
+@functools.cache
+def _choose_fonts(chars: frozenset[str], installed: tuple[tuple[str, str], ...]) -> dict[str, set[str]]:
+    from matplotlib.font_manager import get_font
+
+    cover: dict[str, set[str]] = {}
+    for name, path in installed:  # (each file opened once a session; matplotlib keeps them)
+        try:
+            font = get_font(path)
+        except (OSError, RuntimeError, ValueError):  # (a font file FreeType cannot read: not one to draw with)
+            continue
+        drawn = {c for c in chars if font.get_char_index(ord(c))}
+        if drawn:
+            cover[name] = cover.get(name, set()) | drawn
+    chosen: dict[str, set[str]] = {}
+    left = set(chars)
+    while left and cover:  # greedily, the font that draws most of what is left (the first by name among equals)
+        name = max(sorted(cover), key=lambda n: len(cover[n] & left))
+        drawn = cover.pop(name) & left
+        if not drawn:
+            break
+        chosen[name] = drawn
+        left -= drawn
+    return chosen
 
 
 def epoch_axis(ax: Any, epochs: int) -> None:

@@ -15,6 +15,7 @@ from .._atomic import WRITTEN_BY, atomic_write, locked_file
 from .._paths import check_usable, lies_within, writable_output
 from ..errors import ConfigError
 from .config import TrainConfig
+from .run_names import data_stem, default_run_dir, next_free_dir, take_default_dir
 from .safetensors_io import CONFIG_FILE
 from .safetensors_io import FORMAT as SAFETENSORS_FORMAT
 
@@ -24,49 +25,6 @@ except ImportError:  # (Windows: no flock; run folders go unclaimed, as before)
     fcntl = None
 
 LOCK_FILE = ".convolab.lock"  # the claim on a run folder: held (flock) by the one process that writes there
-
-
-def next_free_dir(stem: str, parent: str | Path = "runs", create: bool = False) -> Path:
-    """parent/stem, or stem-2, stem-3... beside the ones that exist. With `create`, the folder is made here, by
-    an exclusive mkdir: of two commands started together in one folder, each takes a folder of its own (where it
-    cannot be made, it is returned unmade, for the caller's check to say why in one line)."""
-    path, n = Path(parent) / stem, 2
-    while True:
-        if not path.exists() and not path.is_symlink():
-            if not create:
-                return path
-            try:
-                path.mkdir(parents=True)
-                return path
-            except FileExistsError:  # taken meanwhile, by another command
-                pass
-            except OSError:
-                return path
-        path, n = Path(parent) / f"{stem}-{n}", n + 1
-
-
-def take_default_dir(path: str | Path, stem: str) -> Path:
-    """The default folder `path`, named by `next_free_dir(stem, path.parent)` when it did not exist, made here by an
-    exclusive mkdir; when a command started beside this one made it first, the next free name, made (where it cannot
-    be made, it is returned unmade, for the caller's check to say why in one line)."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True)
-    except FileExistsError:
-        return next_free_dir(stem, path.parent, create=True)
-    except OSError:
-        pass
-    return path
-
-
-def data_stem(data: str) -> str:
-    """A short name for a data source: `cifar10` for ../shared/data/cifar10-jpg.tar.gz."""
-    return Path(data).name.split(".")[0]
-
-
-def default_run_dir(config: TrainConfig, create: bool = False) -> Path:
-    """runs/MODEL-DATA, or the first of runs/MODEL-DATA-2, -3... that does not exist (made, with `create`)."""
-    return next_free_dir(f"{config.model}-{data_stem(config.data)}", create=create)
 
 
 def refuse_output_inside_data(config: TrainConfig) -> None:

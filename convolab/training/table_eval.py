@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write, write_utf8
+from .._platform import columns, padded
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError
 from .batches import VectorInputs
@@ -41,11 +42,11 @@ class TableReport:
 
     def lines(self) -> list[str]:
         """One line a target: its name, kind and score (accuracy, or MAE in the column's units), the main one marked."""
-        width = max(len(n) for n in self.targets)
+        width = max(columns(n) for n in self.targets)  # (in a terminal's columns: 年龄 is 4 wide)
         out = []
         for name, t in self.targets.items():
             score = f"accuracy {t['accuracy']:.4f}" if t["kind"] == "class" else f"MAE {t['mae']:.4g}"
-            out.append(f"  {name.ljust(width)}  {t['kind']:<6}  {score}" + ("  (main)" if t["main"] else ""))
+            out.append(f"  {padded(name, width)}  {t['kind']:<6}  {score}" + ("  (main)" if t["main"] else ""))
         return out
 
 
