@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import platform
 import signal
@@ -156,3 +157,25 @@ def padded(text: str, width: int) -> str:
     """`text` and the spaces that make it `width` columns wide (str.ljust counts characters: 猫咪 stood two columns
     out of line)."""
     return text + " " * max(0, width - columns(text))
+
+
+@contextlib.contextmanager
+def logging_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """convolab's log lines (INFO and up, the message alone) on stderr while a command or a fit runs, where nothing
+    has configured logging (neither the root logger nor convolab's has a handler; in a notebook a fit's epoch lines
+    were lost); the root logger, other libraries' loggers (matplotlib's INFO lines) and an application's own
+    handlers are left as they are. `enabled` False: nothing added."""
+    if not enabled or logging.getLogger().handlers or logging.getLogger("convolab").handlers:  # (an application's,
+        # pytest's, or the command's around this fit: convolab's lines go there)
+        yield
+        return
+    logger, handler = logging.getLogger("convolab"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

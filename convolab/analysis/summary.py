@@ -87,6 +87,11 @@ class Summary:
             "not_counted": list(self.not_counted),
         }
 
+    def __repr__(self) -> str:  # (in a REPL or notebook: the table, as torchinfo shows its summary, not 1,500 chars)
+        return self.to_table()
+
+    __str__ = __repr__
+
     def to_table(self) -> str:
         """The summary as a fixed-width text table with a footer stating what was counted."""
         header = ("Layer (name: type)", "Output shape", "Params", "MACs")

@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import importlib
 import json
-import logging
 import os
 import pkgutil
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,6 +20,7 @@ from .._platform import (
     interrupt_exits,
     interrupt_raises,
     is_the_convolab_command,
+    logging_to_stderr,
     quiet_interrupt_while_starting,
     threads_for_a_shared_cpu,
     usable_cores,
@@ -194,26 +192,6 @@ def recorded_threads(folder: str | None) -> int | None:
             if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads:
                 return threads if threads <= usable_cores() else None
     return None
-
-
-@contextlib.contextmanager
-def logging_to_stderr() -> Iterator[None]:
-    """convolab's log lines (INFO and up, the message alone) on stderr while a command runs, where nothing has
-    configured logging (the root logger has no handler); the root logger, other libraries' loggers (matplotlib's
-    INFO lines) and an application's own handlers are left as they are."""
-    if logging.getLogger().handlers:  # (an application's, or pytest's: convolab's lines go there)
-        yield
-        return
-    logger, handler = logging.getLogger("convolab"), logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _say_error(line: str) -> None:

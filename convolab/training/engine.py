@@ -18,11 +18,12 @@ from typing import Any
 import torch
 
 from .._atomic import RefusedWrite
+from .._platform import logging_to_stderr
 from .._registry import registered_name
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, NotWritableError
+from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, FieldError, NotWritableError
 from ..models import create_model as build_model
 from ..models._modes import modes_kept
 from .build import Run, build_run
@@ -77,7 +78,7 @@ class Trainer:
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
         self._own_model = own  # (config.json says so: config.model is not what this run trains)
-        self._new_run = not _resuming  # (until its first fit: the folder must still hold no run then)
+        self._new_run, self._epochs_given = not _resuming, False  # (a new run's folder, checked at its first fit)
         self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
 
     def _claim_folder(self, new_run: str | None = None) -> Any:
@@ -93,6 +94,9 @@ class Trainer:
         if name in _RUN_PARTS:
             return getattr(self.__dict__["run"], name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:  # (tab completion in IPython offers the run's parts and progress too)
+        return sorted({*super().__dir__(), *_PROGRESS, *_RUN_PARTS})
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PROGRESS:
@@ -138,6 +142,9 @@ class Trainer:
         save and stop. With several processes this one then leaves the process group: after the others
         when the run ended or stopped (every rank stops at the same step: the stop flag and the loss are
         all-reduced), at once on an error of its own (the others may never reach a barrier)."""
+        if self._epochs_given and self.epoch >= self.config.epochs:  # (it trained nothing, and recorded N as the run's)
+            raise FieldError("epochs", f"is {self.config.epochs} and {self.run.run_dir} has trained {self.epoch} "
+                             f"epochs: the run is complete; give epochs=N with N > {self.epoch} to train it further")
         if self._claim is None or not self._claim.held:  # (released by an earlier fit)
             self._claim = self._claim_folder()
         if self.run.dist.is_main and self._new_run:  # another Trainer of this process, made for the same output
@@ -153,7 +160,7 @@ class Trainer:
             # (grad on and the config's precision, inside a caller's torch.no_grad() or autocast region too; each
             # module's train/eval mode as it was before, as Lightning's Trainer leaves it)
             with self._process.applied(train=True), without_callers_autocast(self.run.device), \
-                    modes_kept(self.run.model):
+                    modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 result = fit(self)
         except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
             self.run.dist.close(finished=False)
@@ -238,7 +245,9 @@ class Trainer:
         claim = claim_run_dir(run_dir, "--resume") if launch_env("RANK", 0) == 0 else None
         try:
             with callers_kept():  # (the recorded model: built in float32, its initial weights not the caller's draws)
-                return cls._resumed_or_started(run_dir, config, data, model)
+                trainer = cls._resumed_or_started(run_dir, config, data, model)
+            trainer._epochs_given = "epochs" in overrides
+            return trainer
         finally:
             if claim is not None:
                 claim.release()
