@@ -13,7 +13,6 @@ import os
 import posixpath
 import tarfile
 import time
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,23 +21,12 @@ from tqdm.auto import tqdm
 from .._atomic import atomic_write, one_at_a_time
 from ..errors import DataError, DiskFullError
 from .decode import not_a_file, sample_headers
+from .names import TAR_NAMES, shown
+from .names import printable as printable  # (imported from here by others: inference, tests)
 
 log = logging.getLogger("convolab")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def printable(name: str) -> str:
-    """A file or class name for files of results (CSV, JSON): bytes that are not UTF-8 (kept by Python as
-    surrogates) written as `\\xff`; a UTF-8 name that an ASCII locale read as surrogates, as the characters it is."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def shown(name: str) -> str:
-    """A file or class name for a line a person reads (a message, a table on the console): `printable`, and
-    control characters as Python writes them (`\\t`, `\\n`: a name holding a newline broke a one-line message
-    or a table's row in two). Other characters, a no-break space among them, stay as they are."""
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in printable(name))
 
 
 def unreadable_entry(path: str) -> str | None:
@@ -270,7 +258,7 @@ class FileReader:
         self.root, self.tar_path = root, tar_path
         self.offsets: dict[str, tuple[int, int]] = {}
         if tar_path is not None:
-            with archive_errors(root), tarfile.open(tar_path, mode="r:") as tar:
+            with archive_errors(root), tarfile.open(tar_path, mode="r:", **TAR_NAMES) as tar:
                 self.offsets = {name: (m.offset_data, m.size) for m in tar
                                 if m.isfile() and (name := member_name(m.name)) is not None}
             # a link reads its file member's bytes (`tar_links`)
@@ -310,7 +298,7 @@ class ImageSource:
         """Image paths, and the class-like folders that hold no image. A symbolic link that leads
         nowhere (dangling, or a loop) is a DataError naming it, or with `skip_bad` counted and left out."""
         if self.is_tar:
-            with archive_errors(self.path), tarfile.open(self.path) as tar:
+            with archive_errors(self.path), tarfile.open(self.path, **TAR_NAMES) as tar:
                 members = tar.getmembers()
             if compression_of(self.path) is None:
                 self._check_tar_end(members)
@@ -417,7 +405,7 @@ class ImageSource:
 
     def read_all(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         if self.is_tar:
-            with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:  # one pass, no unpacking
+            with archive_errors(self.path), tarfile.open(self.path, mode="r|*", **TAR_NAMES) as tar:  # one pass
                 names_of = aliases(self.links, wanted)  # (a file member's bytes, under each name that reads it)
                 for member in tar:
                     if member.isfile() and (names := names_of.get(member_name(member.name) or "")):
@@ -436,7 +424,7 @@ class ImageSource:
             return sample_headers(lambda name: (self.path / name).read_bytes(), names, count)
         first: dict[str, bytes] = {}
         wanted = set(names)
-        with archive_errors(self.path), tarfile.open(self.path, mode="r|*") as tar:
+        with archive_errors(self.path), tarfile.open(self.path, mode="r|*", **TAR_NAMES) as tar:
             for member in tar:
                 name = member_name(member.name)  # (a link's target: sampled under its own name)
                 if member.isfile() and name in wanted:

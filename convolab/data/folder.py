@@ -34,10 +34,11 @@ from .stream import StreamingImageData, StreamSplit, should_stream
 log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
-CACHE_VERSION = 6  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
+CACHE_VERSION = 7  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
 # 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache); 5: an
 # archive's links read, integer grey images scaled alike, R = G = B pictures grey, the skipped files named; 6: an
-# archive's members named as tar -x names them (`/dog/`, `./cat/` were classes '' and '.')
+# archive's members named as tar -x names them (`/dog/`, `./cat/` were classes '' and '.'); 7: class names read
+# as UTF-8 in NFC in every locale (`names.class_name`: one cached in an ISO-8859-1 shell was garbled in UTF-8 ones)
 
 
 def default_cache_dir() -> str:

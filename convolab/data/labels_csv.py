@@ -46,6 +46,7 @@ from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
 from .decode import decode_image, not_a_file
 from .layout import SPLIT_NAMES
+from .names import as_spelled_on_disk, same_form
 
 IMAGE_COLUMNS = ("image", "path", "file")
 KINDS = ("class", "number", "image")
@@ -175,10 +176,11 @@ class _Table:
         if name not in self.header:
             raise DataError(f"{what} {name!r} is not a column of {self.path} (its columns: {', '.join(self.header)})")
 
-    def values(self, name: str) -> list[str]:
-        """The column's cells; an empty one is refused (an unlabelled row)."""
+    def values(self, name: str, paths: bool = False) -> list[str]:
+        """The column's cells, in NFC (`café` typed, and pasted from a Mac's file name, is one class); `paths`: as
+        written (the file's own spelling, `as_spelled_on_disk`). An empty one is refused (an unlabelled row)."""
         k = self.header.index(name)
-        cells = [r[k].strip() for _, r in self.rows]
+        cells = [r[k].strip() if paths else same_form(r[k].strip()) for _, r in self.rows]
         for (line, _), cell in zip(self.rows, cells):
             if not cell:
                 raise DataError(f"{self.path} line {line}, column {name!r}: empty; every row needs a value "
@@ -210,7 +212,7 @@ class _Table:
     def check_items(self, names: list[str]) -> None:
         """Refuse an image (a tuple of images for several image columns) listed on two rows."""
         ks = [self.header.index(n) for n in names]
-        keys = zip(*(map(os.path.normpath, self.values(n)) for n in names))  # (an empty cell: refused first)
+        keys = zip(*(map(os.path.normpath, self.values(n, True)) for n in names))  # (an empty cell: refused first)
         seen: dict[tuple[str, ...], tuple[int, list[str]]] = {}
         for (line, row), key in zip(self.rows, keys):
             if key not in seen:
@@ -383,8 +385,8 @@ def _images(table: _Table, names: list[str], image_size: int | None) -> torch.Te
     an item's images stacked on the channels; grey images become RGB where any image is colour."""
     arrays, colour = [], False
     for name in names:
-        for (line, _), cell in zip(table.rows, table.values(name)):
-            file = table.path.parent / cell
+        for (line, _), cell in zip(table.rows, table.values(name, paths=True)):
+            file = as_spelled_on_disk(table.path.parent, cell)  # (NFC typed, NFD on disk: the file meant)
             if why := not_a_file(file):  # (read, /dev/zero filled the memory and a FIFO waited for ever)
                 raise DataError(f"{table.path} line {line}, column {name!r}: image {cell} {why}, not an image "
                                 "file; give the path of an image file, or drop the row")

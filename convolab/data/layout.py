@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import DataError
+from .names import class_name
 
 # torchvision's own sets and most downloads use train/test/val; the longer spellings are common enough
 # (Kaggle's training/, testing/, validation/) that reading them as classes would surprise everyone.
@@ -22,7 +23,7 @@ class ImageEntry:
 
     location: str  # path relative to the folder, or the tar member name
     split: str | None
-    class_name: str
+    class_name: str  # the folder's name read as UTF-8, in NFC (`names.class_name`): alike in every locale
     folder: str = ""  # the class folder's path, as `location` is written
 
 
@@ -86,7 +87,8 @@ def classify(paths: list[str], root: str = "the data",
              archive: bool = False) -> tuple[list[ImageEntry], str | None]:
     """Assign split and class from the path layout, after the folders every path shares that it reads past
     (`_shared`); and a note when a test/ folder is left out because a val/ folder scores the run (train/,
-    val/ and test/). `root` names the data in the errors; `archive`: the paths are a tar's members."""
+    val/ and test/). `root` names the data in the errors; `archive`: the paths are a tar's members (read as UTF-8),
+    else a folder's (as the system gives them). Class names are read alike either way (`names.class_name`)."""
     parts = [p.split("/") for p in paths]
     common = _shared(parts, archive)
     # Split folders (train/, test/, val/...) when every top folder is one: then an image directly in one
@@ -101,12 +103,13 @@ def classify(paths: list[str], root: str = "the data",
     for path, p in zip(paths, parts):
         rest = p[common:]
         if has_splits and len(rest) >= 3:
-            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], rest[1], "/".join(p[:common + 2])))
+            entries.append(ImageEntry(path, SPLIT_NAMES[rest[0].lower()], class_name(rest[1], not archive),
+                                      "/".join(p[:common + 2])))
         elif has_splits and len(rest) == 2:
             raise DataError(f"{path} is not inside a class folder of {rest[0]}/; lay images out as "
                             f"root/{rest[0]}/<class>/<image>, or move it out")
         elif len(rest) >= 2:
-            entries.append(ImageEntry(path, None, rest[0], "/".join(p[:common + 1])))
+            entries.append(ImageEntry(path, None, class_name(rest[0], not archive), "/".join(p[:common + 1])))
         elif has_splits:
             raise DataError(f"{root}/{path} lies beside the split folders ({_listed(sorted(tops))}); move it into a "
                             "class folder of one of them, or out")

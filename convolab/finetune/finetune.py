@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data import ImageData, TabularImages
 from ..data.labels_csv import _split_spec, _Table
+from ..data.names import same_form
 from ..errors import ConfigError, DataError
 from ..models import DataConfig
 from ..models._features import truncate
@@ -181,7 +182,9 @@ def check_kept_heads(checkpoint: dict[str, Any], data: Any, source: str) -> None
         if name == data.main_column or kept is None or column.kind != "class" or kept.get("kind") != "class":
             continue
         # (a head of another size than its column is refused as such when the targets are read)
-        if len(column.classes) == len(kept["classes"]) and list(column.classes) != list(kept["classes"]):
+        # (compared in NFC: a checkpoint of an older version kept a `café` a Mac named in NFD)
+        if len(column.classes) == len(kept["classes"]) and \
+                [same_form(c) for c in column.classes] != [same_form(c) for c in kept["classes"]]:
             raise ConfigError(f"column {name!r} of {data.name} holds the classes {', '.join(column.classes)}, but "
                               f"{source}'s head {name!r} learnt {', '.join(kept['classes'])}, which it keeps: name "
                               f"them as it learnt them, or give --targets {data.main_column} to fine-tune the main "

@@ -22,6 +22,7 @@ from .._platform import logging_to_stderr
 from .._registry import registered_name
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
+from ..data.names import same_form
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, FieldError, NotWritableError
 from ..models import create_model as build_model
@@ -427,8 +428,10 @@ def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) ->
 
 def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:
     """One line when the data's classes are no longer those the run was trained on (a class folder renamed,
-    added or removed): its outputs would be read as other classes, or a new label would have no output."""
-    saved, now = [plain_class_name(str(c)) for c in state.get("classes", [])], [str(c) for c in classes]
+    added or removed): its outputs would be read as other classes, or a new label would have no output. Names
+    compare in NFC: a run of an older version kept a `café` a Mac named in NFD, which is read in NFC now."""
+    saved = [same_form(plain_class_name(str(c))) for c in state.get("classes", [])]
+    now = [same_form(str(c)) for c in classes]
     if not saved or saved == now:
         return
     gone, new = [c for c in saved if c not in now], [c for c in now if c not in saved]

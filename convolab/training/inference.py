@@ -22,6 +22,7 @@ from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import EmptySplitError
 from ..data.decode import CROP_PCT, read_input
+from ..data.names import same_form
 from ..data.torchvision_sets import plain_class_name
 from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
@@ -139,13 +140,15 @@ class EvaluationReport:
 
 def class_mapping(data_classes: list[str], model_classes: list[str], what: str = "checkpoint") -> torch.Tensor:
     """Index of each data class among the model's classes, matched by name (a run on MNIST before its classes
-    were named as the digits are keeps torchvision's "0 - zero": the same class as "0"); `what` holds them."""
+    were named as the digits are keeps torchvision's "0 - zero": the same class as "0"; names compared in NFC, so
+    that a `café` a Mac named in NFD, in a checkpoint of an older version, is the `café` typed); `what` holds them."""
     model_classes = [plain_class_name(c) for c in model_classes]
-    missing = [c for c in data_classes if c not in model_classes]
+    known = [same_form(c) for c in model_classes]
+    missing = [c for c in data_classes if same_form(c) not in known]
     if missing:
         raise DataError(f"the data has classes the {what} does not know: {', '.join(missing[:5])}; "
                         f"the {what}'s classes are {', '.join(model_classes[:12])}")
-    return torch.tensor([model_classes.index(c) for c in data_classes])
+    return torch.tensor([known.index(same_form(c)) for c in data_classes])
 
 
 def run_config(checkpoint: dict) -> dict:
