@@ -59,8 +59,14 @@ def test_resume_to_fewer_epochs_than_trained_is_refused_and_the_run_left_as_it_w
     assert len(Trainer.resume(run, epochs=3).fit().history) == 3  # (the folder was not left claimed)
 
 
-def test_tab_completion_offers_a_trainers_parts_and_a_summary_shows_as_its_table(tmp_path):
+def test_tab_completion_offers_a_trainers_parts_and_reprs_say_what_an_object_is(tmp_path):
+    # dir() lacked what __getattr__ serves; a Trainer was <object at 0x...>, data a dump of every pixel, a summary
+    # one 1,500-character line
     trainer = Trainer(small(tmp_path / "run"))
     assert {"model", "optimizer", "epoch", "step", "history", "config", "run_dir", "fit"} <= set(dir(trainer))
+    assert repr(trainer) == f"Trainer(lenet5 on mnist5k, epoch 0 of 1, run folder {tmp_path / 'run'})"
+    data = trainer.data
+    assert repr(data) == ("ImageData('mnist5k': 10 classes ['0', '1', '2', '3', '4', ...], 100 training and 50 test "
+                          "images of 1x28x28)") and repr(data.train) == "Split(100 images of 1x28x28)"
     text = repr(summary(convolab.create_model("lenet5"), (1, 28, 28)))
     assert text.startswith("lenet5 at input 1x28x28") and "Layer (name: type)" in text and "\n" in text

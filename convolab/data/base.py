@@ -42,6 +42,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:  # (a REPL: its size, not every pixel)
+        return f"{type(self).__name__}({len(self)} images of {'x'.join(map(str, self.images.shape[1:]))})"
+
     def subset(self, index: torch.Tensor) -> Split:
         """A new Split of the images and labels at `index` (indices or a boolean mask)."""
         return Split(self.images[index], self.labels[index])
@@ -56,6 +59,11 @@ class LabelledImages:
     classes: list[str]
 
     held_out = False  # its test split was held out of the training images by --val-fraction (else its own)
+
+    def __repr__(self) -> str:  # (a REPL: what the data are, not a dump of every pixel)
+        names = ", ".join(map(repr, self.classes[:5])) + (", ..." if len(self.classes) > 5 else "")
+        return (f"{type(self).__name__}({self.name!r}: {len(self.classes)} classes [{names}], {len(self.train)} "
+                f"training and {len(self.test)} test images of {'x'.join(map(str, self.image_shape))})")
 
     @property
     def num_classes(self) -> int:
@@ -90,7 +98,7 @@ class LabelledImages:
         raise NotImplementedError
 
 
-@dataclass
+@dataclass(repr=False)  # (LabelledImages' repr)
 class ImageData(LabelledImages):
     """A named data set held in memory: a train and a test split of uint8 images, and its class names."""
 

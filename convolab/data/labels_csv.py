@@ -72,7 +72,7 @@ class Column:
         return {"kind": "number", "mean": self.mean, "std": self.std}
 
 
-@dataclass
+@dataclass(repr=False)  # (Split's repr)
 class TableSplit(Split):
     """A split's images (several images of an item stacked on the channels), its main labels, the other
     targets (class indices, or standardized numbers as float32) and its numeric inputs (N x K or None)."""
@@ -86,7 +86,7 @@ class TableSplit(Split):
                           None if self.vectors is None else self.vectors[index])
 
 
-@dataclass
+@dataclass(repr=False)  # (LabelledImages' repr)
 class TabularImages(ImageData):
     """A labels CSV held in memory: `columns` are the target columns, the main one first."""
 

@@ -143,6 +143,9 @@ class StreamSplit:
     def __len__(self) -> int:
         return len(self.locations)
 
+    def __repr__(self) -> str:  # (a REPL: its size, not every file's location)
+        return f"StreamSplit({len(self)} image files)"
+
     def subset(self, index: torch.Tensor | list[int]) -> StreamSplit:
         """A new StreamSplit of the locations and labels at `index` (integer indices), on the same reader."""
         index = torch.as_tensor(index, dtype=torch.int64)

@@ -8,7 +8,6 @@ saves it. The run's parts and progress read as the trainer's attributes (`traine
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
@@ -19,16 +18,12 @@ import torch
 
 from .._atomic import RefusedWrite
 from .._platform import logging_to_stderr
-from .._registry import registered_name
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
-from ..data.names import same_form
-from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, FieldError, NotWritableError
-from ..models import create_model as build_model
+from ..errors import CheckpointError, ConfigError, ConvolabError, FieldError, NotWritableError
 from ..models._modes import modes_kept
 from .build import Run, build_run
-from .checkpoint import check_layout, load_checkpoint, recorded_model, save_checkpoint, weights_mismatch
+from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
 from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .distributed import launch_env
@@ -36,6 +31,7 @@ from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
 from .mixing import Mix
 from .process import ProcessState, callers_kept
+from .resume_checks import check_same_classes, check_same_run, given_model
 from .rundir import (
     claim_run_dir,
     clear_stop,
@@ -95,6 +91,11 @@ class Trainer:
         if name in _RUN_PARTS:
             return getattr(self.__dict__["run"], name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self) -> str:  # (a REPL: which run, and how far it is)
+        model = type(self.run.model).__name__ if self._own_model else self.config.model
+        return (f"Trainer({model} on {self.config.data}, epoch {self.epoch} of {self.config.epochs}, "
+                f"run folder {self.run.run_dir})")
 
     def __dir__(self) -> list[str]:  # (tab completion in IPython offers the run's parts and progress too)
         return sorted({*super().__dir__(), *_PROGRESS, *_RUN_PARTS})
@@ -354,91 +355,6 @@ def check_given(config: Any, data: Any, model: Any) -> None:
     if model is not None and not isinstance(model, torch.nn.Module):
         raise ConfigError(f"Trainer(model=...) takes a torch.nn.Module, not a {type(model).__name__}; name a "
                           "registered model in TrainConfig(model=...) instead")
-
-
-def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> torch.nn.Module:
-    """`Trainer.resume(run_dir, model=...)`'s model, when it is the one last.pt records (a registered one: by name
-    and options, as weights of the same shapes may compute something else) and last.pt's weights fit it: one line
-    when not."""
-    inner = getattr(model, "module", model)
-    name = str(getattr(inner, "model_name", "") or "")
-    if name and "model_name" in state:  # (one of no registered name is known by its weights alone)
-        recorded, options = str(state.get("model_name", "")), _plain(getattr(inner, "model_options", None))
-        saved = _plain(state.get("model_options"))
-        same_name = (registered_name(name) or name) == (registered_name(recorded) or recorded)
-        if not same_name or (options != saved and not builds_alike(name, options, saved, inner)):
-            given, held = f"{name} {options}" if options else name, f"{recorded} {saved}" if saved else recorded
-            built = "".join(f", {key}={value!r}" for key, value in saved.items())
-            build = f"create_model({recorded!r}, num_classes=..., in_chans=...{built}), or leave model= out"
-            if not recorded:
-                held, build = "a model of no registered name", "a model built as the run's"
-            raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained (given: "
-                                  f"{given}; its last.pt records {held}): give {build}")
-    check_layout(state, run_dir / "last.pt")  # (its weights, of an older layout, would compute something else)
-    problem = weights_mismatch(inner, state["model"])
-    if problem is not None:
-        raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
-                              "give a model built as the run's")
-    return model
-
-
-def builds_alike(name: str, given: dict[str, Any], saved: dict[str, Any], model: torch.nn.Module) -> bool:
-    """Whether model `name` built with the `given` options and with the `saved` ones has the same modules, each with
-    the same settings: options at their defaults where the builder takes **kwargs and names none (resnet20's
-    drop_rate=0.0, shortcut="A")."""
-    size = {"num_classes": getattr(model, "num_classes", None), "in_chans": getattr(model, "in_chans", None)}
-    try:
-        built = [build_model(name, **size, **options) for options in (given, saved)]
-    except Exception:  # noqa: BLE001  (options one of the two cannot take: not alike)
-        return False
-    return _settings(built[0]) == _settings(built[1])
-
-
-def _settings(model: torch.nn.Module) -> list[tuple[str, str, dict[str, Any]]]:
-    """Each module's kind and plain settings (a convolution's stride, a dropout's p, a model's transform_input)."""
-    plain = (bool, int, float, str, tuple, type(None))
-    return [(name, type(m).__name__, {k: v for k, v in vars(m).items()
-                                      if not k.startswith("_") and isinstance(v, plain)})
-            for name, m in model.named_modules()]
-
-
-def _plain(options: Any) -> dict[str, Any]:
-    """Model options as a checkpoint's JSON-like record compares them (tuples as lists)."""
-    return json.loads(json.dumps(dict(options or {}), default=str))
-
-
-def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) -> None:
-    """One line when config.json and last.pt describe different runs (either edited by hand, or a last.pt
-    copied from another run's folder): the options that shaped the weights must agree."""
-    if "config" not in state:  # (a checkpoint older than its record of the options)
-        return
-    try:
-        recorded = json.loads(state["config"])
-    except (TypeError, ValueError):
-        recorded = None
-    if not isinstance(recorded, dict):
-        raise CheckpointError(f"{run_dir / 'last.pt'} holds no readable record of its run's options (its 'config'); "
-                              "it was altered or not written by convolab train: restore it from a copy")
-    differences = config.differences_from(recorded)
-    if differences:
-        raise CheckpointError(f"{run_dir / 'config.json'} and {run_dir / 'last.pt'} describe different runs "
-                              f"({'; '.join(differences[:3])}): one was edited or copied from another run; "
-                              "restore it, or start a new run")
-
-
-def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:
-    """One line when the data's classes are no longer those the run was trained on (a class folder renamed,
-    added or removed): its outputs would be read as other classes, or a new label would have no output. Names
-    compare in NFC: a run of an older version kept a `café` a Mac named in NFD, which is read in NFC now."""
-    saved = [same_form(plain_class_name(str(c))) for c in state.get("classes", [])]
-    now = [same_form(str(c)) for c in classes]
-    if not saved or saved == now:
-        return
-    gone, new = [c for c in saved if c not in now], [c for c in now if c not in saved]
-    what = "; ".join(part for part in (f"gone: {', '.join(gone)}" if gone else "",
-                                       f"new: {', '.join(new)}" if new else "") if part) or "another order"
-    raise DataError(f"--data {data} no longer holds the classes {run_dir} was trained on ({what}): restore the "
-                    f"data as it was, or start a new run from its weights with --init-from {run_dir / 'last.pt'}")
 
 
 def train(config: TrainConfig) -> TrainResult:
