@@ -340,9 +340,10 @@ def check_given(config: Any, data: Any, model: Any) -> None:
     Windows) that is importing the caller's script, as a script without `if __name__ == "__main__":` has it do
     (each DataLoader worker trained a run of its own, and the first said the folder was in use)."""
     if getattr(multiprocessing.current_process(), "_inheriting", False):  # (multiprocessing's own test of it)
-        raise ConfigError("a Trainer was made while a new process imported the script that makes it (as spawn, the "
-                          "start method of macOS and Windows, starts each DataLoader worker): put the script's work "
-                          "under `if __name__ == \"__main__\":`")
+        # the line alone, and the process ends (an error's traceback from each worker was 40 lines around it)
+        raise SystemExit("a Trainer was made while a new process imported the script that makes it (as spawn, the "
+                         "start method of macOS and Windows, starts each DataLoader worker): put the script's work "
+                         "under `if __name__ == \"__main__\":`")
     if not isinstance(config, TrainConfig):
         example = f"model={config!r}" if isinstance(config, str) else "model=NAME"
         raise ConfigError(f"Trainer takes a TrainConfig, got {config!r:.60}; give Trainer(TrainConfig({example}, "
