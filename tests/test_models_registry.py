@@ -29,6 +29,13 @@ MODELS = list_models()
 DEEPEST = {
     "resnet1202": "resnet20's basic blocks, 200 a stage instead of 3 (resnet110's 18 are checked by default)",
     "preact_resnet1001": "preact_resnet164's bottlenecks, 111 a stage instead of 18",
+    # the deeper siblings of a model checked by default, of the same blocks: ~5-13 s of checks each (2026-11-30)
+    **{name: f"{sibling}'s blocks, more of them" for name, sibling in (
+        ("resnet101", "resnet50"), ("resnet152", "resnet50"), ("resnet101_v1", "resnet50_v1"),
+        ("resnet152_v1", "resnet50_v1"), ("densenet161", "densenet121"), ("densenet169", "densenet121"),
+        ("densenet201", "densenet121"), ("densenet100_k24", "densenet100_k12"),
+        ("densenet_bc190_k40", "densenet_bc100_k12"), ("densenet_bc250_k24", "densenet_bc100_k12"),
+        ("inception_resnet_v2", "inception_resnet_v1 and inception_v3"))},
 }
 EACH_MODEL = [pytest.param(n, marks=pytest.mark.slow, id=n) if n in DEEPEST else n for n in MODELS]
 SIDES = (16, 32, 48, 64, 96, 128, 160, 224, 299)

@@ -48,10 +48,18 @@ _DEEPEST = {
     "resnet1202": "resnet20's basic blocks, 200 a stage instead of 3: ~4 s to build, calibrate and trace",
     "preact_resnet1001": "preact_resnet164's bottlenecks, 111 a stage instead of 18: ~4 s to build, calibrate, trace",
 }
-SLOW_FX: dict[str, str] = dict(_DEEPEST)
+# The deeper siblings of a model traced by default, of the same blocks: ~1-2 s each for each of fx and features_only
+_SIBLINGS = {name: f"{sibling}'s blocks, more of them: ~1-2 s to trace" for name, sibling in (
+    ("resnet101", "resnet50"), ("resnet152", "resnet50"), ("resnet101_v1", "resnet50_v1"),
+    ("resnet152_v1", "resnet50_v1"), ("densenet161", "densenet121"), ("densenet169", "densenet121"),
+    ("densenet201", "densenet121"), ("densenet100_k24", "densenet100_k12"),
+    ("densenet_bc190_k40", "densenet_bc100_k12"), ("densenet_bc250_k24", "densenet_bc100_k12"),
+    ("inception_resnet_v2", "inception_resnet_v1 and inception_v3"))}
+SLOW_FX: dict[str, str] = {**_DEEPEST, **_SIBLINGS}
 SLOW_FEATURES: dict[str, str] = {
     "resnet1202": "create_feature_extractor traces the 1202-layer graph twice (train, eval): ~12 s",
     "preact_resnet1001": "create_feature_extractor traces the 1001-layer graph twice (train, eval): ~9 s",
+    **_SIBLINGS,
 }
 # Both exporters trace the whole graph, fold its batch norms and check the written file, so their
 # time grows with the layer count; the same models are slow for both.

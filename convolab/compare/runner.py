@@ -14,7 +14,6 @@ import json
 import logging
 import shlex
 import traceback
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import build_run, check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
+from ..training.process import ProcessState, quiet
 from ..training.rundir import (
     claim_run_dir,
     clear_run_dir,
@@ -254,7 +254,7 @@ def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageD
     note = vars(data).get("subset_note")  # (build_run says it, once: for the comparison's first run)
     for model in models:
         try:
-            with _quiet():
+            with quiet(), ProcessState().applied():  # (the caller's random streams, threads and dtype kept)
                 build_run(dataclasses.replace(config, model=model, output=None), data, folder=False)
             return
         except ConvolabError as err:
@@ -269,19 +269,6 @@ def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageD
         raise problems[0][2]  # (as it is: a FieldError's line names the option as the command spells it)
     raise ConfigError("no model can train with these options: " + "; ".join(f"{model}: {line}"
                                                                             for model, line, _ in problems))
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Log records and warnings of the block left unsaid (a run built only to check it says them when it trains)."""
-    before = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(before)
 
 
 def check_device_options(config: TrainConfig) -> None:

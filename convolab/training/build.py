@@ -35,6 +35,7 @@ from .forecast import check_batch_statistics, check_cost
 from .input_size import check_input_size, check_size_before_data
 from .mixing import MixConfig
 from .optim import ModelEma, optimizer_of, param_groups, warmup_length
+from .process import streams_held
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
@@ -100,6 +101,7 @@ class Run:
         }
 
 
+@streams_held  # (it seeds torch's global streams, then draws the split and weights: one build at a time, any thread)
 def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None, *,
               folder: bool = True) -> Run:
     """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names; without

@@ -6,11 +6,18 @@ its caller is in).
 A Trainer used from Python leaves these as it found them, as timm's and torchvision's functions do: a caller's
 `torch.manual_seed(2024)` followed by a random search over runs draws each trial's value anew (it drew the
 same value after every run when each Trainer reseeded the global stream and kept it).
+
+These settings are the process's, not a thread's: Trainers made or fitted in several threads at once (a web app's,
+a job queue's) take turns at them under `STREAMS`, and the caller's come back when the last of them is done.
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,16 +56,102 @@ def float32_default() -> Iterator[None]:
         torch.set_default_dtype(caller)
 
 
+# Held while a run seeds torch's global streams and draws from them (its data split, its initial weights: one
+# build at a time, so that a seed gives the same run in any thread) and while a block swaps the process's settings.
+STREAMS = threading.RLock()  # (reentrant: a block inside another of its own thread)
+_caller: dict = {"inside": 0, "settings": None}  # the blocks inside, of all threads; the settings the first found
+
+
+def _enter() -> tuple:
+    """(Under STREAMS) the settings a block finds, kept as the caller's when it is the first inside; float32."""
+    found = random_states(), torch.get_num_threads(), torch.backends.cudnn.benchmark, torch.get_default_dtype()
+    if not _caller["inside"]:
+        _caller["settings"] = found
+    _caller["inside"] += 1
+    torch.set_default_dtype(torch.float32)
+    return found
+
+
+def _leave(found: tuple) -> None:
+    """(Under STREAMS) the settings as the block found them; the caller's where it is the last out (a block of
+    another thread that started in between found a run's, and must not leave them to the caller), and float32
+    while another is inside."""
+    _caller["inside"] -= 1
+    last = not _caller["inside"]
+    streams, threads, benchmark, dtype = _caller["settings"] if last else found
+    set_random_states(streams)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = benchmark
+    if last:
+        torch.set_default_dtype(dtype)
+        _caller["settings"] = None
+
+
+def streams_held(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` called under STREAMS: one at a time in the process (it seeds torch's global streams and draws)."""
+    @functools.wraps(function)
+    def held(*args: Any, **kwargs: Any) -> Any:
+        with STREAMS:
+            return function(*args, **kwargs)
+    return held
+
+
 @contextlib.contextmanager
 def callers_kept() -> Iterator[None]:
-    """float32 inside (`float32_default`); after, the caller's random streams as they were too (a model built
-    inside draws its initial weights from them)."""
-    streams = random_states()
-    try:
-        with float32_default():
+    """float32 inside; after, the caller's random streams, threads and dtype as they were (a model built inside
+    draws its initial weights from them). The block holds STREAMS: its seeding and drawing are one thread's."""
+    with STREAMS:
+        found = _enter()
+        try:
             yield
+        finally:
+            _leave(found)
+
+
+class _QuietThreads(logging.Filter):
+    """Drops the records of the threads inside a `quiet` block (a logger's filter runs in the thread that logs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[int, int] = {}  # thread id -> its blocks inside
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.get_ident() not in self.threads
+
+
+_QUIET = _QuietThreads()
+_QUIET_LOCK = threading.Lock()
+_quieted: dict = {"inside": 0, "warnings": None}  # the blocks inside, of all threads; the first one's catch_warnings
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """convolab's log records of the block's thread left unsaid (a filter on its logger, not logging.disable: the
+    host's records, and other threads', go on), and warnings: process-wide, ignored from the first block in, of any
+    thread, until the last out puts the caller's filters back (each block putting back the filters it found left
+    another's ignore-all in place for good)."""
+    me = threading.get_ident()
+    with _QUIET_LOCK:
+        if not _quieted["inside"]:
+            logging.getLogger("convolab").addFilter(_QUIET)
+            _quieted["warnings"] = kept = warnings.catch_warnings()
+            kept.__enter__()
+            warnings.simplefilter("ignore")
+        _quieted["inside"] += 1
+        _QUIET.threads[me] = _QUIET.threads.get(me, 0) + 1
+    try:
+        yield
     finally:
-        set_random_states(streams)
+        with _QUIET_LOCK:
+            _QUIET.threads[me] -= 1
+            if not _QUIET.threads[me]:
+                del _QUIET.threads[me]
+            _quieted["inside"] -= 1
+            if not _quieted["inside"]:
+                _quieted["warnings"].__exit__(None, None, None)
+                _quieted["warnings"] = None
+                logging.getLogger("convolab").removeFilter(_QUIET)
 
 
 @dataclass
@@ -80,27 +173,28 @@ class ProcessState:
                 yield
             return
         check_threads(self.threads)  # (before any change: a --threads of thousands is refused, not started)
-        caller_random, caller_threads = random_states(), torch.get_num_threads()
-        caller_benchmark = torch.backends.cudnn.benchmark
-        if self._random is not None:
-            set_random_states(self._random)
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        if self.cudnn_benchmark:
-            torch.backends.cudnn.benchmark = True
-        self._depth += 1
-        try:
-            # (inference_mode off: a model built inside a caller's inference_mode block had inference tensors)
-            with float32_default(), torch.inference_mode(False), \
-                    torch.enable_grad() if train else contextlib.nullcontext():
-                yield
-        finally:
-            self._depth -= 1
-            self._random = random_states()
-            set_random_states(caller_random)
-            if torch.get_num_threads() != caller_threads:
-                torch.set_num_threads(caller_threads)
-            torch.backends.cudnn.benchmark = caller_benchmark
+        with contextlib.ExitStack() as stack:
+            if not train:  # (a build, a checkpoint: its seeding and drawing are one thread's; a fit holds it to swap)
+                stack.enter_context(STREAMS)
+            with STREAMS:
+                found = _enter()
+                if self._random is not None:
+                    set_random_states(self._random)
+                if self.threads:
+                    torch.set_num_threads(self.threads)
+                if self.cudnn_benchmark:
+                    torch.backends.cudnn.benchmark = True
+                self._depth += 1
+            try:
+                # (inference_mode off: a model built inside a caller's inference_mode block had inference tensors)
+                with torch.inference_mode(False), torch.enable_grad() if train else contextlib.nullcontext():
+                    yield
+            finally:
+                with STREAMS:
+                    self._depth -= 1
+                    self._random = random_states()
+                    _leave(found)
 
 
-__all__ = ["ProcessState", "callers_kept", "float32_default", "random_states", "set_random_states"]
+__all__ = ["STREAMS", "ProcessState", "callers_kept", "float32_default", "quiet", "random_states", "set_random_states",
+           "streams_held"]

@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,8 @@ def refuse_a_new_run_in(output: str | Path, resume_call: str) -> None:
 # so the process that writes a run folder holds an exclusive flock on LOCK_FILE there for the run's life. The kernel
 # drops it when the process dies (a lock file left by a killed run means nothing); the holder removes the file.
 _CHECKED_EMPTY: set[str] = set()  # folders refuse_to_overwrite_a_run found holding no run, not yet claimed
-_HELD: dict[str, _Lock] = {}  # this process's claims, by folder: a second Trainer here on it shares the claim
+_HELD: dict[str, _Lock] = {}  # this process's claims, by folder: a second Trainer of the thread shares the claim
+_CLAIMS = threading.RLock()  # _HELD's changes, one thread at a time (reentrant: a share collected while one is made)
 
 
 def _key(folder: str | Path) -> str:
@@ -166,6 +168,12 @@ def _key(folder: str | Path) -> str:
 class _Lock:
     def __init__(self, key: str, fd: int):
         self.key, self.fd, self.holders = key, fd, 0
+        self.threads: dict[threading.Thread, int] = {}  # the threads that took its live shares, and how many each
+
+    def other_thread(self) -> bool:
+        """Whether a live share was taken by another thread than this one: a Trainer or comparison working there."""
+        me = threading.current_thread()
+        return any(thread is not me for thread in self.threads)
 
 
 class RunClaim:
@@ -174,14 +182,22 @@ class RunClaim:
 
     def __init__(self, lock: _Lock):
         self._lock: _Lock | None = lock
+        self._thread = threading.current_thread()
         lock.holders += 1
+        lock.threads[self._thread] = lock.threads.get(self._thread, 0) + 1
 
     def release(self) -> None:
         """End this share (a second call does nothing); the last share removes the lock file and drops the flock."""
-        lock, self._lock = self._lock, None
-        if lock is None:
-            return
+        with _CLAIMS:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                self._release(lock)
+
+    def _release(self, lock: _Lock) -> None:
         lock.holders -= 1
+        lock.threads[self._thread] -= 1
+        if not lock.threads[self._thread]:
+            del lock.threads[self._thread]
         if lock.holders == 0 and _HELD.get(lock.key) is lock:
             del _HELD[lock.key]
             with contextlib.suppress(OSError):
@@ -203,15 +219,25 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
     """Claim `run_dir` for this process's run (its writer: rank 0), or one line when another convolab command
     holds it. For a new run (`new_run`: the Python call that would continue a run found there) the folder is
     checked again under the claim (a run of the same output may have ended meanwhile, or another Trainer of this
-    process may have written it); a resumed run claims it as it is. None where the platform has no flock."""
+    process may have written it); a resumed run claims it as it is. None where the platform has no flock. A claim
+    of this process is shared by the thread that holds it (a Trainer and its resume, a comparison and its runs), and
+    refused to another thread, as to another process (two jobs of a job queue on one folder)."""
     key = _key(run_dir)
     resume_call = None if key in _CHECKED_EMPTY else new_run  # (checked by a command: its own wording)
     _CHECKED_EMPTY.discard(key)
     if fcntl is None:
         return None
-    if key in _HELD:
-        claim = RunClaim(_HELD[key])
-        return _checked(claim, run_dir, new_run is not None, resume_call)
+    with _CLAIMS:
+        return _claimed(key, run_dir, flag, new_run is not None, resume_call)
+
+
+def _claimed(key: str, run_dir: str | Path, flag: str, new_run: bool, resume_call: str | None) -> RunClaim | None:
+    held = _HELD.get(key)
+    if held is not None:
+        if held.other_thread():
+            raise ConfigError(in_use_line(run_dir, flag))
+        return _checked(RunClaim(held), run_dir, new_run, resume_call)
+
     def acquire(fd: int) -> bool:
         if not _locked_exclusive(fd):
             raise ConfigError(in_use_line(run_dir, flag)) from None
@@ -225,7 +251,7 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
         who = os.environ.get(HOLDER) or f"{os.getpid()}\n{typed_command()}"  # (--nproc: the launcher the user ran)
         os.pwrite(fd, f"{who}\n".encode(errors="replace"), 0)
     _HELD[key] = lock = _Lock(key, fd)
-    return _checked(RunClaim(lock), run_dir, new_run is not None, resume_call)
+    return _checked(RunClaim(lock), run_dir, new_run, resume_call)
 
 
 def _forget_claims_in_child() -> None:
@@ -262,6 +288,10 @@ def _locked_exclusive(fd: int) -> bool:
 
 def in_use_line(run_dir: str | Path, flag: str) -> str:
     other = "" if flag == "--resume" else ", or choose another folder"  # (a run is resumed where it is)
+    held = _HELD.get(_key(run_dir))
+    if held is not None and held.other_thread():  # (the lock file names this process: its pid says nothing)
+        return (f"{flag} {run_dir} is in use by another Trainer or comparison in this process (another thread); "
+                f"wait for it to end{other}")
     return f"{flag} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
 
 
@@ -288,9 +318,13 @@ def holder(run_dir: str | Path) -> str:
 
 
 def in_use(run_dir: str | Path) -> bool:
-    """Whether another process holds `run_dir`'s claim: a command is writing there (checked, not taken)."""
-    if fcntl is None or _key(run_dir) in _HELD:
+    """Whether another process, or another thread of this one, holds `run_dir`'s claim: a command is writing there
+    (checked, not taken)."""
+    if fcntl is None:
         return False
+    held = _HELD.get(_key(run_dir))
+    if held is not None:
+        return held.other_thread()
     try:
         fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
     except OSError:
