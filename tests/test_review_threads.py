@@ -23,6 +23,7 @@ from convolab.compare import compare_models
 from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer
 from convolab.training.process import quiet
+from convolab.training.rundir import holder
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -212,6 +213,7 @@ def test_a_folder_a_trainer_of_another_thread_works_in_is_refused(tmp_path, monk
             Trainer.resume(run, epochs=3)
         with pytest.raises(ConfigError, match=in_use):
             Trainer(small(run))
+        assert holder(run) == " (another thread of this process)"  # (what `report` names: not this pid)
     finally:
         go.set()
     job.done()

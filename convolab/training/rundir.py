@@ -309,7 +309,10 @@ def typed_command(limit: int = 160) -> str:
 
 def holder(run_dir: str | Path) -> str:
     """" (pid N: COMMAND)" of the process whose claim holds `run_dir`, as it wrote it in the lock file; "" where
-    it has not (yet) or the file cannot be read."""
+    it has not (yet) or the file cannot be read; " (another thread of this process)" for a claim of this process."""
+    held = _HELD.get(_key(run_dir))
+    if held is not None and held.other_thread():  # (the file names this process: its pid would say nothing)
+        return " (another thread of this process)"
     try:
         pid, command = (Path(run_dir) / LOCK_FILE).read_text(errors="replace", encoding="utf-8").split("\n")[:2]
     except (OSError, ValueError):
