@@ -4,8 +4,10 @@ completion offers a Trainer's parts, and a summary shows as its table. Each fail
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,22 @@ def test_tab_completion_offers_a_trainers_parts_and_reprs_say_what_an_object_is(
                           "images of 1x28x28)") and repr(data.train) == "Split(100 images of 1x28x28)"
     text = repr(summary(convolab.create_model("lenet5"), (1, 28, 28)))
     assert text.startswith("lenet5 at input 1x28x28") and "Layer (name: type)" in text and "\n" in text
+
+
+def test_a_trainer_never_fitted_leaves_no_empty_default_folder(tmp_path, monkeypatch):
+    # each run of a notebook cell that built a Trainer and failed before fit left an empty runs/lenet5-mnist5k, -2, -3
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(model="lenet5", data="mnist5k", epochs=1, batch_size=50, train_subset=100, test_subset=50,
+                         progress=False)
+    trainer = Trainer(config)
+    folder = Path(trainer.run_dir)
+    assert folder.is_dir()
+    del trainer
+    gc.collect()
+    assert not folder.exists()
+    trainer = Trainer(config)
+    assert Path(trainer.run_dir) == folder  # (its name free again, not lenet5-mnist5k-2)
+    trainer.fit()
+    del trainer
+    gc.collect()
+    assert (folder / "last.pt").is_file()  # (a fitted run's folder stays, of course)

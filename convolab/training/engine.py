@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_c
 from .mixing import Mix
 from .process import ProcessState, callers_kept
 from .resume_checks import check_same_classes, check_same_run, given_model
+from .run_names import forget_unfitted
 from .rundir import (
     claim_run_dir,
     clear_stop,
@@ -77,6 +79,9 @@ class Trainer:
         self._own_model = own  # (config.json says so: config.model is not what this run trains)
         self._new_run, self._epochs_given = not _resuming, False  # (a new run's folder, checked at its first fit)
         self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
+        # a default folder (runs/MODEL-DATA) goes with a Trainer never fitted: a notebook cell run again made -2, -3...
+        self._unfitted = None if _resuming or self.run.config.output or not self.run.dist.is_main else \
+            weakref.finalize(self, forget_unfitted, self.run.run_dir, self._claim)
 
     def _claim_folder(self, new_run: str | None = None) -> Any:
         """This process's claim on the run folder (rank 0 writes it): one line if another command holds it,
@@ -144,6 +149,9 @@ class Trainer:
         save and stop. With several processes this one then leaves the process group: after the others
         when the run ended or stopped (every rank stops at the same step: the stop flag and the loss are
         all-reduced), at once on an error of its own (the others may never reach a barrier)."""
+        if self._unfitted is not None:  # (the folder is the run's now)
+            self._unfitted.detach()
+            self._unfitted = None
         if self._epochs_given and self.epoch >= self.config.epochs:  # (it trained nothing, and recorded N as the run's)
             raise FieldError("epochs", f"is {self.config.epochs} and {self.run.run_dir} has trained {self.epoch} "
                              f"epochs: the run is complete; give epochs=N with N > {self.epoch} to train it further")

@@ -2,7 +2,9 @@
 the first of NAME, NAME-2, NAME-3... that is free."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 from .config import TrainConfig
 
@@ -56,4 +58,13 @@ def default_run_dir(config: TrainConfig, create: bool = False) -> Path:
     return next_free_dir(f"{config.model}-{data_stem(config.data)}", create=create)
 
 
-__all__ = ["STEM_BYTES", "data_stem", "default_run_dir", "next_free_dir", "take_default_dir"]
+def forget_unfitted(folder: Path, claim: Any) -> None:
+    """A default run folder (runs/MODEL-DATA) whose Trainer went unfitted: its claim released, and the folder removed
+    if nothing was written there (a notebook cell run again made runs/MODEL-DATA-2, -3... of nothing)."""
+    if claim is not None:
+        claim.release()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # (an empty folder only: another Trainer's share of it keeps its lock file there)
+
+
+__all__ = ["STEM_BYTES", "data_stem", "default_run_dir", "forget_unfitted", "next_free_dir", "take_default_dir"]
