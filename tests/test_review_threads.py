@@ -143,7 +143,9 @@ def test_trainers_made_at_once_in_two_threads_get_their_seeds_weights(tmp_path, 
     def create(config, data):  # the first build pauses after its seeding until the second has seeded too
         if names.setdefault("first", threading.current_thread()) is threading.current_thread():
             first.set()
+            deadline = time.monotonic() + WAIT  # (a guard against a hang only)
             while not second.is_set() and not ("second" in names and blocked_at_the_streams_lock(names["second"])):
+                assert time.monotonic() < deadline, "the second build neither seeded nor waited at STREAMS"
                 time.sleep(0.001)  # (the fixed code: the second waits for the first's build to end)
             made = real(config, data)
             first_drawn.set()
