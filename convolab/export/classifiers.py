@@ -190,7 +190,7 @@ def evaluate_exported(classifier: ExportedClassifier, data: LabelledImages, tta:
             logits.append(classifier.logits(images, tta))
             labels.append(mapping[y])
             bar.update(len(y))
-    return report_on_data(torch.cat(logits), torch.cat(labels), classes, data.classes)
+    return report_on_data(torch.cat(logits), torch.cat(labels), classes, data.classes, mapping)
 
 
 def predict_onnx(model_path: str | Path, images: str | Path | Sequence[str | Path],

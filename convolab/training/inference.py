@@ -28,7 +28,7 @@ from ..errors import CheckpointError, DataError
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate, scored_outputs
-from .metrics import fonts, undrawable
+from .metrics import fonts, marked
 
 log = logging.getLogger("convolab")
 
@@ -277,17 +277,16 @@ def evaluate_checkpoint(loaded: LoadedModel, data: LabelledImages, tta: str | No
                       tta=run_tta(loaded.checkpoint) if tta is None else tta)
     logits = result["logits"] if label_chunks else torch.empty(0, len(classes))
     labels = torch.cat(label_chunks) if label_chunks else torch.empty(0, dtype=torch.int64)
-    return report_on_data(logits, labels, classes, data.classes)
+    return report_on_data(logits, labels, classes, data.classes, mapping)
 
 
-def report_on_data(logits: torch.Tensor, labels: torch.Tensor, classes: list[str],
-                   data_classes: list[str]) -> EvaluationReport:
-    """The report of a model of `classes` scored on data of `data_classes` (`labels`: the model's indices): on
-    the data's classes where the model knows more (ImageNet weights on a few of its classes), its predictions of
-    the others counted together as one."""
+def report_on_data(logits: torch.Tensor, labels: torch.Tensor, classes: list[str], data_classes: list[str],
+                   mapping: torch.Tensor) -> EvaluationReport:
+    """The report of a model of `classes` scored on data of `data_classes` (`labels`: the model's indices;
+    `mapping`: `class_mapping`'s): on the data's classes where the model knows more (ImageNet weights on a few of
+    its classes), its predictions of the others counted together as one."""
     reported = None
     if len(data_classes) < len(classes):
-        mapping = class_mapping(data_classes, classes)
         position = torch.full((len(classes),), len(data_classes), dtype=torch.int64)
         position[mapping] = torch.arange(len(data_classes))
         reported = [*data_classes, OTHER_CLASSES], position
@@ -304,8 +303,8 @@ def drawn_names(classes: list[str]) -> list[str]:
     """Class names as the picture draws them: long ones shortened in the middle; where the font lacks a
     character (中文 in DejaVu Sans) it is drawn as ? (no warning per glyph), and where names then look alike,
     each is prefixed with its index (its row of confusion.csv)."""
-    missing = undrawable("".join(classes))
-    names = ["".join("?" if c in missing else c for c in name) for name in classes]
+    names = marked(classes)
+    missing = names != list(classes)
     half = (NAME_LENGTH - 1) // 2
     names = [f"{n[:half]}\u2026{n[-(NAME_LENGTH - 1 - half):]}" if len(n) > NAME_LENGTH else n for n in names]
     if missing or len(set(names)) < len(names):

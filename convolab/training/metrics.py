@@ -180,16 +180,21 @@ def figure_title(text: str, width: int = 80) -> str:
     """`text` wrapped to lines a figure's width holds (a long title was cut at both edges), a character the
     font lacks as ? (matplotlib drew a box and warned once per glyph). Draw it with parse_math=False: a `$` in a
     name is a dollar (mathtext failed on `$5_to_$10`, and drew `$5-$10` as 5-10 in italics)."""
-    missing = undrawable(text)
-    text = "".join("?" if c in missing else c for c in str(text))
+    text = marked([str(text)])[0]
     return "\n".join(textwrap.fill(line, width) or line for line in text.splitlines())
 
 
-def drawable(names: list[str]) -> list[str]:
-    """Names as a legend can draw them: a character no font draws as ? (see `undrawable`: no warning per glyph),
-    and where names then look alike, each after its place (1: ?????, 2: ?????), as a legend's entries must differ."""
+def marked(names: list[str]) -> list[str]:
+    """Each name with every character no font draws (see `undrawable`) as ?: matplotlib drew a box for it and
+    warned once per glyph."""
     missing = undrawable("".join(names))
-    drawn = ["".join("?" if c in missing else c for c in name) for name in names]
+    return ["".join("?" if c in missing else c for c in name) for name in names] if missing else list(names)
+
+
+def drawable(names: list[str]) -> list[str]:
+    """Names as a legend can draw them (`marked`), and where they then look alike, each after its place (1: ?????,
+    2: ?????), as a legend's entries must differ."""
+    drawn = marked(names)
     return [f"{i}: {name}" for i, name in enumerate(drawn, 1)] if len(set(drawn)) < len(drawn) else drawn
 
 
