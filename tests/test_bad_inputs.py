@@ -272,6 +272,12 @@ def an_onnx_model_of_anothers(t: Path) -> None:
         torch.onnx.export(plain, (torch.zeros(1, 1, 28, 28),), str(t / "plain.onnx"), dynamo=False)
 
 
+def corrupt_exports(t: Path) -> None:
+    """{t}/bad.onnx and {t}/bad.torchscript.pt: random bytes under an export's names."""
+    for name in ("bad.onnx", "bad.torchscript.pt"):
+        (t / name).write_bytes(random.Random(1).randbytes(100))
+
+
 def an_experiment(t: Path) -> None:
     """{t}/experiment.json: the record of a `convolab reproduce` experiment folder (its curves.png beside it)."""
     (t / "experiment.json").write_text("{}")
@@ -995,6 +1001,16 @@ CASES: list[Row] = [
     Row("evaluate-an-export-on-a-gpu", ["evaluate", "{d}/model.torchscript.pt", "--data", "digits", "--device",
                                         "cuda"],
         "--device cuda: an exported file is evaluated on the CPU (as `predict` runs it); leave --device out"),
+    Row("evaluate-a-missing-onnx-file", ["evaluate", "{t}/nope.onnx", "--data", "digits"],
+        "ONNX model {t}/nope.onnx does not exist"),
+    Row("evaluate-a-corrupt-onnx-file", ["evaluate", "{t}/bad.onnx", "--data", "digits"],
+        "{t}/bad.onnx is not a readable ONNX model", corrupt_exports),
+    Row("evaluate-a-corrupt-torchscript-file", ["evaluate", "{t}/bad.torchscript.pt", "--data", "digits"],
+        "{t}/bad.torchscript.pt is not a readable checkpoint: not a zip archive", corrupt_exports),
+    Row("evaluate-onnx-without-metadata", ["evaluate", "{t}/plain.onnx", "--data", "digits"],
+        "{t}/plain.onnx's metadata lacks or garbles 'classes'", an_onnx_model_of_anothers),
+    Row("evaluate-onnx-on-an-unknown-data-set", ["evaluate", "{d}/model.onnx", "--data", "nosuchset"],
+        "unknown data set 'nosuchset'"),
     Row("evaluate-onnx-without-onnxruntime", ["evaluate", "{d}/model.onnx", "--data", "digits"],
         "running an .onnx file needs onnxruntime, which is not installed: pip install onnxruntime",
         hidden=("onnxruntime",)),
