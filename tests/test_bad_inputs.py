@@ -1006,7 +1006,10 @@ CASES: list[Row] = [
     Row("evaluate-a-corrupt-onnx-file", ["evaluate", "{t}/bad.onnx", "--data", "digits"],
         "{t}/bad.onnx is not a readable ONNX model", corrupt_exports),
     Row("evaluate-a-corrupt-torchscript-file", ["evaluate", "{t}/bad.torchscript.pt", "--data", "digits"],
-        "{t}/bad.torchscript.pt is not a readable checkpoint: not a zip archive", corrupt_exports),
+        "{t}/bad.torchscript.pt is not a readable TorchScript file: not the zip archive `convolab export --format "
+        "torchscript` writes (truncated, corrupt or another kind of file); export the run again", corrupt_exports),
+    Row("predict-a-corrupt-torchscript-file", ["predict", "{t}/bad.torchscript.pt", "{d}/digit.png"],
+        "{t}/bad.torchscript.pt is not a readable TorchScript file", corrupt_exports),
     Row("evaluate-onnx-without-metadata", ["evaluate", "{t}/plain.onnx", "--data", "digits"],
         "{t}/plain.onnx's metadata lacks or garbles 'classes'", an_onnx_model_of_anothers),
     Row("evaluate-onnx-on-an-unknown-data-set", ["evaluate", "{d}/model.onnx", "--data", "nosuchset"],

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..export import ExportedClassifier, OnnxClassifier, TorchScriptClassifier
 from ..pretrained import choose_weights, models_with_weights, pretrained_checkpoint
 from ..pretrained.load import WEIGHTS_IN_CHANS
-from ..training.checkpoint import is_torchscript
+from ..training.checkpoint import is_torchscript, is_zip_archive
 from ..training.safetensors_io import WEIGHTS_FILE, is_safetensors
 from ._args import nonempty
 
@@ -144,6 +144,9 @@ def exported_model(args: argparse.Namespace) -> ExportedClassifier | None:
     checkpoint, run folder, safetensors folder or published weights."""
     path = str(args.checkpoint)
     onnx = path.lower().endswith(".onnx")  # (Model.ONNX too)
+    if path.lower().endswith(TORCHSCRIPT_SUFFIX) and Path(path).is_file() and not is_zip_archive(path):
+        raise ConfigError(f"{path} is not a readable TorchScript file: not the zip archive `convolab export --format "
+                          "torchscript` writes (truncated, corrupt or another kind of file); export the run again")
     if wants_pretrained(args) or not (onnx or is_torchscript(path)):
         return None
     if not onnx and not path.lower().endswith(TORCHSCRIPT_SUFFIX):

@@ -85,6 +85,12 @@ def _torchscript_names(names: list[str]) -> bool:
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
+def is_zip_archive(path: str | Path) -> bool:
+    """Whether `path` is a file whose zip archive reads (what torch.save and torch.jit.save write)."""
+    path = Path(path)
+    return path.is_file() and _zip_names(path) is not None
+
+
 def is_torchscript(path: str | Path) -> bool:
     """Whether `path` is a TorchScript file (`convolab export --format torchscript`, whatever its suffix)."""
     path = Path(path)
