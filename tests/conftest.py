@@ -34,8 +34,9 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Image caches of tests go to a temporary folder, never the user's."""
+    """Image caches and the model catalogue's of tests go to a temporary folder, never the user's."""
     monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path_factory.getbasetemp() / "image-cache"))  # (read at each load)
+    monkeypatch.setenv("CONVOLAB_CATALOG_CACHE", str(tmp_path_factory.getbasetemp() / "catalog-cache"))
 
 
 @pytest.fixture
