@@ -5,6 +5,7 @@ import contextlib
 import html
 import io
 import json
+import shutil
 import signal
 from pathlib import Path
 
@@ -217,3 +218,38 @@ def test_report_labels_say_where_seeds_stopped_which_folders_differ_and_the_runs
     assert environment([run(1, 2), run(1, 2)])["device"].endswith(", 2 threads)")
     assert environment([run(1, 1), run(1, 2)])["device"].endswith(", 1-2 threads)")
     assert "threads" not in environment([run(1)])["device"]  # (a run of an older version records none)
+
+
+# ----- `convolab report` of a comparison's folders -------------------------------------------------------
+def test_report_of_runs_model_folders_of_seeds_gives_each_model_over_its_seeds(two_seeds, tmp_path):
+    out, _, printed = two_seeds
+    code, again = run_cli("report", *(str(out / "runs" / m) for m in MODELS), "--output", str(tmp_path / "rep"))
+    assert code == 0
+    mine, theirs = results_of(tmp_path / "rep"), results_of(out)
+    assert mine["format"] == "convolab-compare-seeds-report-1"
+    assert [(r["model"], r["seeds"], r["final_acc_mean"], r["final_acc_std"]) for r in mine["models"]] == [
+        (r["model"], r["seeds"], r["final_acc_mean"], r["final_acc_std"]) for r in theirs["models"]]
+    assert [r["run_dir"].rsplit("/", 2)[-2:] for r in mine["runs"]] == [[m, f"seed-{s}"] for m in MODELS
+                                                                         for s in (5, 6)]
+    assert [p["line"] for p in mine["significance"]] == [p["line"] for p in theirs["significance"]]
+    for line in (p["line"] for p in theirs["significance"]):
+        assert line in again
+
+
+def test_report_of_a_comparisons_folder_takes_each_of_its_runs_in_its_models_order(two_seeds, tmp_path):
+    out, _, _ = two_seeds
+    assert run_cli("report", str(out), "--output", str(tmp_path / "rep"))[0] == 0
+    assert [r["model"] for r in results_of(tmp_path / "rep")["models"]] == list(MODELS)
+    assert len(results_of(tmp_path / "rep")["runs"]) == 4
+
+
+def test_report_of_one_model_in_two_comparisons_tells_them_apart_by_folder(two_seeds, tmp_path):
+    out, _, _ = two_seeds
+    other = tmp_path / "again"
+    shutil.copytree(out, other)
+    code, _ = run_cli("report", str(out / "runs" / "lenet5"), str(other / "runs" / "lenet5"),
+                      "--output", str(tmp_path / "rep"))
+    assert code == 0
+    rows = results_of(tmp_path / "rep")["models"]
+    assert [r["model"] for r in rows] == [f"lenet5 ({out.name}/runs/lenet5)", "lenet5 (again/runs/lenet5)"]
+    assert [r["n_seeds"] for r in rows] == [2, 2]

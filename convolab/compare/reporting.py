@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from pathlib import Path
 
 from .._paths import check_usable, making, probe_output, writable_output
 from ..errors import ConfigError
 from ..training import TrainConfig
 from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
-from .report import write_report
+from .report import write_report, write_seeds_report
 from .results import ModelResult, read_run
-from .runner import claimed, refuse_experiment
+from .runner import COMPARE_FILE, claimed, refuse_experiment
+from .seeds import has_several_seeds
 
 
 def report_runs(run_dirs: list[str | Path], output: str | Path,
@@ -19,13 +22,14 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     refused."""
     if not run_dirs:
         raise ConfigError("give at least one RUN_DIR (a `convolab train` or `convolab compare` run folder)")
-    paths = [Path(p) for p in run_dirs]
+    groups = [runs_within(Path(p)) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
+    paths = [run for group in groups for run in group]
     output = Path(output)
     check_usable(output, "--output")
     for path in paths:
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
-                              "`convolab train` run or a folder under a comparison's runs/")
+                              "`convolab train` run, a comparison's folder or a folder under its runs/")
         if in_use(path):  # (before: reported as "interrupted" while it trained on)
             who = holder(path) or " (a run still training?)"
             raise ConfigError(f"{path} is in use by another convolab command{who}; report it once that command "
@@ -49,14 +53,57 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     writable_output(output, "--output", create=False)  # write_report makes it
     probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
     results = [read_run(path) for path in paths]
-    names = [r.model for r in results]
-    twice = [r for r in results if names.count(r.model) > 1]  # the same model run twice: told apart by folder
-    for r, folder in zip(twice, distinct_tails([r.run_dir for r in twice])):
-        r.model = f"{r.model} ({folder})"
+    # A model's seeds (runs/MODEL/seed-S) are one model of several runs; the same model given as two folders (two
+    # runs, two comparisons' runs/MODEL) is two, told apart by folder
+    given = [Path(p) for p, group in zip(run_dirs, groups) for _ in group]
+    models: dict[str, set[Path]] = {}
+    for r, folder in zip(results, given):
+        models.setdefault(r.model, set()).add(folder.absolute())
+    twice = [(r, folder.absolute()) for r, folder in zip(results, given) if len(models[r.model]) > 1]
+    folders = sorted({folder for _, folder in twice})
+    tails = dict(zip(folders, distinct_tails([str(f) for f in folders])))
+    for r, folder in twice:
+        r.model = f"{r.model} ({tails[folder]})"
     # (claimed: two reports into one folder mixed their files; made, and removed again if the report is refused)
     with making(output), claimed(output, "--output"):
-        write_report(results, output, command)
+        (write_seeds_report if has_several_seeds(results) else write_report)(results, output, command)
     return results
+
+
+def runs_within(path: Path) -> list[Path]:
+    """The run folders RUN_DIR `path` stands for: itself (a run); a comparison's runs/MODEL of several seeds: its
+    seed-S runs, in seed order; a comparison's folder (compare.json): each of its runs/MODEL in the order of its
+    models, and the seeds of each. Any other folder is itself (and refused as no run)."""
+    if (path / "config.json").is_file():
+        return [path]
+    seeds = sorted((p for p in _subfolders(path) if re.fullmatch(r"seed-(-?\d+)", p.name)),
+                   key=lambda p: int(p.name[5:]))
+    if seeds:
+        return seeds
+    if not _is_comparison(path):
+        return [path]
+    try:
+        order = json.loads((path / COMPARE_FILE).read_text(encoding="utf-8")).get("models")
+    except (OSError, ValueError, AttributeError):
+        order = None
+    folders = _subfolders(path / "runs")
+    if isinstance(order, list):
+        rank = {name: i for i, name in enumerate(order) if isinstance(name, str)}
+        folders.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    runs = [run for folder in folders for run in runs_within(folder)]
+    return runs or [path]
+
+
+def _is_comparison(path: Path) -> bool:
+    return (path / COMPARE_FILE).is_file()
+
+
+def _subfolders(path: Path) -> list[Path]:
+    """The folders in `path` (none where it is no readable folder), by name."""
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:
+        return []
 
 
 def distinct_tails(paths: list[str]) -> list[str]:
@@ -70,4 +117,4 @@ def distinct_tails(paths: list[str]) -> list[str]:
     return [str(p) for p in paths]
 
 
-__all__ = ["distinct_tails", "report_runs"]
+__all__ = ["distinct_tails", "report_runs", "runs_within"]
