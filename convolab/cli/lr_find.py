@@ -29,8 +29,8 @@ HELP = ("the learning-rate range test: train a fresh model (as `train` would bui
 
 # train's options that a range test has no use for: its learning rates are its own, it trains --steps batches (no
 # epochs, no stopping, no schedule) and scores no test image
-UNUSED = ("lr", "epochs", "schedule", "warmup_epochs", "patience", "min_delta", "monitor", "budget_seconds", "tta",
-          "ema_decay", "test_subset")
+UNUSED = ("lr", "epochs", "schedule", "warmup_epochs", "warmup_mode", "patience", "min_delta", "monitor",
+          "budget_seconds", "tta", "ema_decay", "test_subset")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

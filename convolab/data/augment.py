@@ -7,6 +7,7 @@ with its own random parameters, drawn from the run's augmentation generator in t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -98,26 +99,35 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+ERASING_TRIES = 10  # torchvision's RandomErasing: a rectangle that does not fit is drawn again, 10 times at most
+
+
 def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator,
-                   scale: tuple[float, float] = (0.02, 0.33)) -> torch.Tensor:
-    """Zero one random rectangle (area a `scale` fraction of the image) in a fraction `p` of images."""
+                   scale: tuple[float, float] = (0.02, 0.33), ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Zero one random rectangle in a fraction `p` of images, as torchvision's RandomErasing(p, scale, ratio,
+    value=0) draws it for each image: an area a `scale` fraction of the image's and a log-uniform aspect `ratio`,
+    sides rounded to the nearest pixel, drawn again (10 times at most, then none) until it fits inside."""
     n, _, h, w = x.shape
     gdev = generator.device
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator, device=gdev).to(x.device)
 
-    area = (scale[0] + (scale[1] - scale[0]) * rand(n)) * h * w
-    aspect = torch.exp((rand(n) - 0.5) * 2 * 1.2)  # log-uniform in (0.3, 3.3)
-    eh = torch.sqrt(area * aspect).clamp(1, h).floor()
-    ew = torch.sqrt(area / aspect).clamp(1, w).floor()
+    area = (scale[0] + (scale[1] - scale[0]) * rand(n, ERASING_TRIES)) * h * w
+    low, high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(low + (high - low) * rand(n, ERASING_TRIES))
+    tries_h, tries_w = torch.sqrt(area * aspect).round(), torch.sqrt(area / aspect).round()
+    fits = (tries_h < h) & (tries_w < w)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # (the first that fits; 0 where none does)
+    eh, ew = tries_h.gather(1, first)[:, 0], tries_w.gather(1, first)[:, 0]
     y0 = ((h - eh + 1) * rand(n)).floor()
     x0 = ((w - ew + 1) * rand(n)).floor()
     ys = torch.arange(h, device=x.device)[None, :]
     xs = torch.arange(w, device=x.device)[None, :]
     in_y = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
     in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
-    mask = (in_y[:, :, None] & in_x[:, None, :]) & (rand(n) < p)[:, None, None]
+    erased = fits.any(1) & (rand(n) < p)
+    mask = (in_y[:, :, None] & in_x[:, None, :]) & erased[:, None, None]
     return x.masked_fill(mask[:, None], 0.0)
 
 

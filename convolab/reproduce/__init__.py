@@ -50,7 +50,8 @@ def arm_configs(experiment: Experiment, quick: bool, seed: int, base: TrainConfi
     values = experiment.quick if quick else experiment.full
     configs = []
     for arm in experiment.arms:
-        configs.append(dataclasses.replace(base, **(values | arm.options), seed=seed, model=arm.models[0]))
+        options = values | arm.options | ({} if quick else arm.full)
+        configs.append(dataclasses.replace(base, **options, seed=seed, model=arm.models[0]))
     return configs
 
 
@@ -106,9 +107,14 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
             raise ConfigError(f"{path}: {err}; the file was edited or damaged: start the experiment again in a new "
                               "folder") from None
         for k in range(state["seeds"]):  # (its comparisons' records too, before this one is written)
-            for i in range(len(experiment.arms)):
-                if (output / f"seed-{base.seed + k}" / f"arm-{i + 1}" / COMPARE_FILE).is_file():
-                    Comparison.load(output / f"seed-{base.seed + k}" / f"arm-{i + 1}")
+            for i, arm in enumerate(experiment.arms):
+                folder = output / f"seed-{base.seed + k}" / f"arm-{i + 1}"
+                if (folder / COMPARE_FILE).is_file() and Comparison.load(folder).models != list(arm.models):
+                    # (resnet-cifar's resnet110 moved to an arm of its own, with the paper's warm-up)
+                    raise ConfigError(f"--resume {output}: its {folder.relative_to(output)} trains "
+                                      f"{', '.join(Comparison.load(folder).models)}, where this convolab's "
+                                      f"{experiment.name} trains {', '.join(arm.models)} in that arm (the experiment "
+                                      "was started by an older convolab); run it again into another --output")
         if progress is not None:
             base.progress = progress
         state["resumed_by"].append(command)
@@ -129,8 +135,9 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
         seed = base.seed + k
         for i, (arm, config) in enumerate(zip(experiment.arms, arm_configs(experiment, quick, seed, base))):
             folder = output / f"seed-{seed}" / f"arm-{i + 1}"
+            extra = arm.options | ({} if quick else arm.full)
             log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
-                     f" with {arm.options}" if arm.options else "")
+                     f" with {extra}" if extra else "")
             try:
                 if resume and (folder / COMPARE_FILE).is_file():
                     results = resume_comparison(folder, command, progress=base.progress)

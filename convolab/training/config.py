@@ -26,7 +26,7 @@ from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
 from ..errors import ConfigError, FieldError, UnknownModelError
-from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES, WARMUP_MODES
 from .recipes import RECIPES
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -112,7 +112,8 @@ class TrainConfig:
     lr: float | None = option(None, "base learning rate (default: the model's registered default, else 0.05 "
                               "for sgd, 2e-3 for adam/adamw, 0.045 for rmsprop, Inception-v3's)", group="optimization",
                               bounds="(0, inf)")
-    optimizer: str = option("adamw", "the optimizer (rmsprop as Inception-v3 ran it: decay 0.9, eps 1.0)",
+    optimizer: str = option("adamw", "the optimizer (rmsprop as Inception-v3 ran it: TensorFlow's RMSProp, decay "
+                            "0.9, eps 1.0 inside the root)",
                             group="optimization", choices=OPTIMIZERS)
     momentum: float = option(0.9, "momentum (sgd, rmsprop) or beta1 (adam, adamw)", group="optimization",
                              bounds="[0, 1)")
@@ -121,8 +122,11 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
     decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
     schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)
-    warmup_epochs: float = option(1.0, "linear warm-up, in epochs (at most half the run)", group="optimization",
-                                  bounds="[0, inf)")
+    warmup_epochs: float | None = option(None, "linear warm-up, in epochs (at most half the run) (default: 1, none "
+                                         "for --schedule constant)", group="optimization", bounds="[0, inf)")
+    warmup_mode: str = option("linear", "the warm-up's rate: linear rises to --lr; constant trains at a tenth of it, "
+                              "then at it (He et al. 2015's ResNet-110: 0.01 for about 400 iterations, then 0.1)",
+                              group="optimization", choices=WARMUP_MODES)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", group="optimization",
                                     bounds="[0, 1)")
     aux_weight: float | None = option(None, "auxiliary-head loss weight (default: the paper's, 0.3 GoogLeNet, "
@@ -214,6 +218,14 @@ class TrainConfig:
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")
+
+    @property
+    def warmup(self) -> float:
+        """--warmup-epochs, else 1 epoch, none for a constant schedule (a constant rate is constant from its first
+        step, as d2l's recipes train)."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return 0.0 if self.schedule == "constant" else 1.0
 
     @property
     def base_lr(self) -> float:

@@ -323,7 +323,8 @@ def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: di
 
 def set_lr(run: Run, step: int) -> float:
     """The scheduled learning rate of `step`, set in every optimizer group (times its `lr_scale`)."""
-    lr = run.config.base_lr * lr_factor(step, run.total_steps, run.config.schedule, run.warmup_steps)
+    lr = run.config.base_lr * lr_factor(step, run.total_steps, run.config.schedule, run.warmup_steps,
+                                        warmup_mode=run.config.warmup_mode)
     for group in run.optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)  # e.g. a fine-tuned backbone's lower rate
     return lr

@@ -96,8 +96,8 @@ def mix_batch(x: torch.Tensor, config: MixConfig, generator: torch.Generator) ->
     ratio = torch.sqrt(1 - lam)
     cut_h, cut_w = (h * ratio).floor(), (w * ratio).floor()
     cy, cx = (rand(n) * h).floor(), (rand(n) * w).floor()
-    y0, y1 = (cy - (cut_h / 2).floor()).clamp(0, h), (cy + (cut_h / 2).floor()).clamp(0, h)
-    x0, x1 = (cx - (cut_w / 2).floor()).clamp(0, w), (cx + (cut_w / 2).floor()).clamp(0, w)
+    y0, y1 = (cy - (cut_h / 2).floor()).clamp(0, h), (cy + ((cut_h + 1) / 2).floor()).clamp(0, h)
+    x0, x1 = (cx - (cut_w / 2).floor()).clamp(0, w), (cx + ((cut_w + 1) / 2).floor()).clamp(0, w)
     ys, xs = torch.arange(h, device=x.device)[None, :], torch.arange(w, device=x.device)[None, :]
     box = ((ys >= y0[:, None]) & (ys < y1[:, None]))[:, :, None] & ((xs >= x0[:, None]) & (xs < x1[:, None]))[:, None]
     box = box & cut[:, None, None]

@@ -1,7 +1,7 @@
 """Optimizers with decay-free norm/bias groups, and learning-rate schedules as pure functions of the step."""
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
+WARMUP_MODES = ("linear", "constant")
+CONSTANT_WARMUP = 0.1  # a constant warm-up's share of the rate: He et al. 2015's 0.01 before 0.1 (ResNet-110)
 log = logging.getLogger("convolab")
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 0.045}  # rmsprop: Inception-v3's, with eps 1.0
 
@@ -48,9 +50,49 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
         return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999))
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
-    if name == "rmsprop":  # Inception-v3's choice: decay 0.9, eps 1.0
-        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1.0, momentum=momentum)
+    if name == "rmsprop":  # Inception-v3's choice: decay 0.9, eps 1.0, as TensorFlow runs RMSProp
+        return RMSpropTF(groups, lr=lr, alpha=0.9, eps=1.0, momentum=momentum)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSProp as TensorFlow runs it, which Inception-v3's "decay 0.9, epsilon 1.0" means (timm's RMSpropTF, its
+    defaults): the mean square starts at 1 and `eps` is added inside the square root; the momentum buffer holds
+    lr x step, and weight decay is added to the gradient. torch's RMSprop starts the mean at 0 and adds eps outside
+    the root: at eps 1.0 its steps were 0.71x-1.37x these.
+
+        ms = alpha * ms + (1 - alpha) * g^2;  buf = momentum * buf + lr * g / sqrt(ms + eps);  p -= buf
+    """
+
+    def __init__(self, params, lr: float, alpha: float = 0.9, eps: float = 1.0, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
+                state = self.state[p]
+                if "square_avg" not in state:
+                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                square_avg = state["square_avg"]
+                square_avg.add_(grad.square() - square_avg, alpha=1 - group["alpha"])
+                step = grad / square_avg.add(group["eps"]).sqrt_()
+                if group["momentum"] > 0:
+                    buf = state.setdefault("momentum_buffer", torch.zeros_like(p, memory_format=torch.preserve_format))
+                    buf.mul_(group["momentum"]).add_(step, alpha=group["lr"])
+                    p.sub_(buf)
+                else:
+                    p.sub_(step, alpha=group["lr"])
+        return loss
 
 
 def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
@@ -70,10 +112,10 @@ def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimiz
 def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) -> int:
     """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts a warm-up
     the user chose; the default epoch of warm-up, halved in a one-epoch run, is as documented)."""
-    asked, total = round(config.warmup_epochs * steps_per_epoch), steps_per_epoch * config.epochs
-    default = next(f.default for f in dataclasses.fields(config) if f.name == "warmup_epochs")
+    asked, total = round(config.warmup * steps_per_epoch), steps_per_epoch * config.epochs
     recipes = RECIPES[config.recipe].values.get("warmup_epochs") if config.recipe in RECIPES else None
-    if say and asked > total // 2 and config.warmup_epochs not in (default, recipes):  # (a recipe's: as a default)
+    # (the default, 1.0 in runs before it could be None, and a recipe's count as defaults)
+    if say and asked > total // 2 and config.warmup_epochs not in (None, 1.0, recipes):
         epochs = total // 2 / steps_per_epoch
         log.warning("--warmup-epochs %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
                     config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
@@ -82,14 +124,18 @@ def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0,
               milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1,
-              final_factor: float = 0.0) -> float:
+              final_factor: float = 0.0, warmup_mode: str = "linear") -> float:
     """Multiplier of the base learning rate at `step` (0-based) of `total_steps`.
 
-    A pure function, so a resumed run needs no scheduler state. `milestones` are fractions of
-    the run (`step` uses the first only); warm-up rises linearly from 0 to 1 over `warmup_steps`.
+    A pure function, so a resumed run needs no scheduler state. Warm-up rises linearly to 1 over `warmup_steps`
+    (1/W, 2/W, ... 1), or with `warmup_mode` "constant" stays at CONSTANT_WARMUP over them; the schedule then runs
+    over the steps after it, as torch's SequentialLR(LinearLR, ...) runs its second scheduler: `milestones` are
+    fractions of those steps (`step` uses the first only), cosine falls from 1 to `final_factor` over them, and
+    onecycle, the airbench/one-cycle tail (not torch's OneCycleLR, whose rise and fall are cosine), falls linearly
+    to zero at the run's end (its last step at 1/(total - W)).
     """
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        return CONSTANT_WARMUP if warmup_mode == "constant" else (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "constant":
@@ -111,8 +157,6 @@ class ModelEma:
     copied."""
 
     def __init__(self, model: nn.Module, decay: float):
-        import copy
-
         self.decay = decay
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
