@@ -32,7 +32,7 @@ def test_every_experiment_builds_its_configurations_without_training(name, quick
         assert config.seed == 3 and config.data == experiment.data
         for model in arm.models:
             get_entry(model)  # every model exists
-        for key, value in arm.options.items():
+        for key, value in (arm.options | ({} if quick else arm.full)).items():
             assert getattr(config, key) == value
     assert set(experiment.paper) <= set(experiment.labels())
     assert experiment.quick_note
@@ -146,6 +146,36 @@ def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsy
     assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--output", str(out)]) == 2
     assert f"already holds an experiment; continue it with `convolab reproduce --resume {out}`" in \
         capsys.readouterr().err
+
+
+def test_an_experiment_whose_arms_an_older_convolab_laid_out_otherwise_is_refused_at_resume(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """resnet-cifar's resnet110 moved to an arm of its own: an older folder's arm-1 trains it too, and resuming
+    it would train resnet110 twice."""
+    import json
+
+    import convolab.compare.runner as runner
+
+    out, real_train = tmp_path / "bn", runner._train
+
+    def stop_in_second_arm(comparison, *args):
+        if comparison.output.name == "arm-2":
+            raise KeyboardInterrupt
+        return real_train(comparison, *args)
+
+    monkeypatch.setattr(runner, "_train", stop_in_second_arm)
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 130
+    record = out / "seed-0" / "arm-1" / "compare.json"
+    older = json.loads(record.read_text())
+    older["models"] = ["lenet5_bn", "lenet5"]  # (as if the arm had trained two models)
+    older["statuses"]["lenet5"] = "ok"
+    record.write_text(json.dumps(older))
+    capsys.readouterr()
+    assert main(["reproduce", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"--resume {out}: its seed-0/arm-1 trains lenet5_bn, lenet5, where this convolab's batchnorm "
+                        "trains lenet5_bn in that arm (the experiment was started by an older convolab); run it "
+                        "again into another --output") and len(err.splitlines()) == 1
 
 
 def test_lenet_fashion_holds_only_within_the_ranges_it_prints():
