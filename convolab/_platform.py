@@ -179,3 +179,11 @@ def logging_to_stderr(enabled: bool = True) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def signal_name(signum: int) -> str:
+    """SIGINT, SIGTERM: a signal as users know it (`kill -l`), not its number."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

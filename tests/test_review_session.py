@@ -330,7 +330,7 @@ def test_a_trainer_leaves_the_callers_threads_and_default_dtype(tmp_path):
 
 
 def test_fit_again_after_a_ctrl_c_trains_on(tmp_path):
-    """(before: the spent signal stopped the second fit() at once: "stopped by signal 2", no step taken)"""
+    """(before: the spent signal stopped the second fit() at once: "stopped by signal 2" (now SIGINT), no step taken)"""
     trainer = Trainer(_digits(tmp_path, "r", epochs=2))
     signal_after_step(trainer, 3)
     with pytest.raises(TrainingInterrupted):

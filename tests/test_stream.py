@@ -250,6 +250,19 @@ def test_ctrl_c_to_the_process_group_with_workers_saves_and_resumes_to_the_same_
     assert len(cut) == 4 and cut == whole
 
 
+def test_sigterm_to_the_process_group_with_workers_saves_the_stop_as_ctrl_c_does(big_digits, tmp_path):
+    """SLURM and `kill -- -PGID` send SIGTERM to the workers too (before: one ended, and the main process died in
+    torch's "DataLoader worker is killed by signal: Terminated" traceback, exit 1, the epoch's work lost)."""
+    base = [sys.executable, "-m", "convolab", "train", "lenet5_modern", "--data", str(big_digits), "--epochs", "3",
+            "--batch-size", "16", "--loader", "stream", "--workers", "2", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGTERM, env, process_group=True)
+    lines = err.decode().strip().splitlines()
+    assert returncode == 130 and "Traceback" not in err.decode(), err.decode()
+    assert lines[-1].startswith("convolab train: stopped by SIGTERM in epoch ") and "--resume" in lines[-1]
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
+
+
 def test_streamed_digit_photos_train_evaluate_and_predict_from_the_cli(tmp_path, capsys):
     root = write_big_digits(tmp_path / "photos", train_per_class=150, test_per_class=30, seed=1)
     run = tmp_path / "run"

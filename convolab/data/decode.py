@@ -113,6 +113,16 @@ def ignore_interrupts(*_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def ignore_stop_signals(*_worker_id: int) -> None:
+    """`ignore_interrupts` and SIGTERM too, in a DataLoader's worker: SLURM and `kill -- -PGID` send it to the whole
+    process group, and a worker it ended failed the batch the main process waited for (torch's "DataLoader worker
+    is killed by signal: Terminated" traceback) before that process could save its stop. The DataLoader ends its
+    workers itself, and a worker whose main process is gone exits (torch's watchdog). Not in the cache's pool,
+    whose terminate() ends its workers by SIGTERM and then waits for them."""
+    ignore_interrupts()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def decode_image(data: bytes, resize: int | None = None) -> tuple[np.ndarray | None, str]:
     """HWC uint8 array and PIL mode (resized to `resize` x `resize` if given), or (None, reason)."""
     from PIL import Image, UnidentifiedImageError

@@ -35,7 +35,7 @@ from ..errors import ConfigError, DataError
 from .archive import FileReader
 from .augment import channel_statistics
 from .base import LabelledImages, per_class_subset
-from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_interrupts, majority_mode
+from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_stop_signals, majority_mode
 
 log = logging.getLogger("convolab")
 
@@ -255,7 +255,7 @@ class StreamingImageData(LabelledImages):
         # loader's own generator leaves the global stream alone (the images draw on (seed, epoch, index)).
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
-            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_interrupts,
+            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_stop_signals,
             persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(dataset.seed))
 
@@ -309,21 +309,25 @@ class StreamingImageData(LabelledImages):
 
 
 def started(loader: torch.utils.data.DataLoader) -> Iterator:
-    """`iter(loader)`, its worker processes started ignoring SIGINT, as they keep it from their first instruction (an
-    ignored signal stays ignored across fork and exec, and Python leaves it so): a Ctrl-C reaches the whole process
-    group, and a worker that spawn (macOS, Windows) started was still importing torch, before `ignore_interrupts`
-    could run, when it took one and died, failing the batch the main process waited for with a traceback instead
-    of its saved stop. A Ctrl-C meanwhile waits, blocked, for this process's own handler."""
-    handler = signal.getsignal(signal.SIGINT)
-    if (not loader.num_workers or not hasattr(signal, "pthread_sigmask") or handler is None
+    """`iter(loader)`, its worker processes started ignoring SIGINT and SIGTERM, as they keep them from their first
+    instruction (an ignored signal stays ignored across fork and exec, and Python leaves it so): Ctrl-C, SLURM's
+    SIGTERM and `kill -- -PGID` reach the whole process group, and a worker that spawn (macOS, Windows) started
+    was still importing torch, before `ignore_stop_signals` could run, when it took one and died, failing the batch
+    the main process waited for with a traceback instead of its saved stop. A signal meanwhile waits, blocked, for
+    this process's own handler."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    handlers = {sig: signal.getsignal(sig) for sig in stops}
+    if (not loader.num_workers or not hasattr(signal, "pthread_sigmask") or None in handlers.values()
             or threading.current_thread() is not threading.main_thread()):  # (only the main thread sets handlers)
         return iter(loader)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # (a blocked signal is kept while ignored)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(stops))  # (a blocked signal is kept while ignored)
+    for sig in stops:
+        signal.signal(sig, signal.SIG_IGN)
     try:
         return iter(loader)
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._atomic import remove_stale_temporaries
+from .._platform import signal_name
 from .._registry import is_builtin
 from ..data import StreamingImageData
 from ..errors import ConvolabError
@@ -180,7 +181,7 @@ def fit(trainer: Trainable) -> TrainResult:
             if interrupted:
                 trainer.save("last.pt")
                 raise TrainingInterrupted(
-                    f"stopped by signal {trainer._stop_signal} in epoch {state.epoch + 1}; state saved to "
+                    f"stopped by {signal_name(trainer._stop_signal)} in epoch {state.epoch + 1}; state saved to "
                     f"{run.run_dir / 'last.pt'}; continue with: {resume_command(run)}")
 
             # ----- evaluation, the epoch's row, checkpoints and metrics
@@ -422,7 +423,7 @@ def stop_signals(trainer: Trainable):
             return
         saved = trainer.run.run_dir / "last.pt"
         raise TrainingInterrupted(
-            f"stopped at once by a second signal {signum}; "
+            f"stopped at once by a second signal ({signal_name(signum)}); "
             + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
             + f"; continue with: {resume_command(trainer.run)}")
 

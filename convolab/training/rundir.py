@@ -91,12 +91,16 @@ def _is_safetensors_config(path: Path) -> bool:
 
 
 def forget_unsaved_run(run_dir: Path) -> None:
-    """Remove the config.json of a run that saved no checkpoint (its loss became NaN, or no image of its data
-    could be read, in its first epoch), and its folder if that is left empty, so that no run is left there and the
-    corrected command may start again."""
+    """Remove the config.json of a run that saved no last.pt (its loss became NaN, or no image of its data could be
+    read, in its first epoch; a fault between its first best.pt and last.pt), the files it wrote before it failed
+    (best.pt, metrics, curves: the run checked that the folder held none of them before it began) and its folder if
+    that is left empty, so that no run is left there and the corrected command may start again (before: a best.pt
+    left without config.json, which --resume refused as no run and the same command as a run)."""
     if not (run_dir / "last.pt").exists():
         with contextlib.suppress(OSError):  # (a folder turned read-only: the error that stopped the run says it)
             (run_dir / "config.json").unlink(missing_ok=True)
+            for name in RUN_WRITES:
+                (run_dir / name).unlink(missing_ok=True)
             (run_dir / LOCK_FILE).unlink(missing_ok=True)  # (a claim's lock follows the file, not the name)
         with contextlib.suppress(OSError):  # (a folder holding anything else stays)
             run_dir.rmdir()
