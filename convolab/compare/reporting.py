@@ -74,10 +74,10 @@ def runs_within(path: Path) -> list[Path]:
     """The run folders RUN_DIR `path` stands for: itself (a run); a comparison's runs/MODEL of several seeds: its
     seed-S runs, in seed order; a comparison's folder (compare.json): each of its runs/MODEL in the order of its
     models, and the seeds of each. Any other folder is itself (and refused as no run)."""
-    if (path / "config.json").is_file():
+    if _is_run(path):
         return [path]
-    seeds = sorted((p for p in _subfolders(path) if re.fullmatch(r"seed-(-?\d+)", p.name)),
-                   key=lambda p: int(p.name[5:]))
+    seeds = sorted((p for p in _subfolders(path) if re.fullmatch(r"seed-(-?\d+)", p.name) and _is_run(p)),
+                   key=lambda p: int(p.name[5:]))  # (a seed not yet run has no folder, or no config.json)
     if seeds:
         return seeds
     if not _is_comparison(path):
@@ -90,12 +90,16 @@ def runs_within(path: Path) -> list[Path]:
     if isinstance(order, list):
         rank = {name: i for i, name in enumerate(order) if isinstance(name, str)}
         folders.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
-    runs = [run for folder in folders for run in runs_within(folder)]
+    runs = [run for folder in folders for run in runs_within(folder) if _is_run(run)]  # (its models not run: none)
     return runs or [path]
 
 
 def _is_comparison(path: Path) -> bool:
     return (path / COMPARE_FILE).is_file()
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.json").is_file()
 
 
 def _subfolders(path: Path) -> list[Path]:
