@@ -122,7 +122,7 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
     decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
     schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)
-    warmup_epochs: float | None = option(None, "linear warm-up, in epochs (at most half the run) (default: 1, none "
+    warmup_epochs: float | None = option(None, "warm-up, in epochs (at most half the run) (default: 1, none "
                                          "for --schedule constant)", group="optimization", bounds="[0, inf)")
     warmup_mode: str = option("linear", "the warm-up's rate: linear rises to --lr; constant trains at a tenth of it, "
                               "then at it (He et al. 2015's ResNet-110: 0.01 for about 400 iterations, then 0.1)",
