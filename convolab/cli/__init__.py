@@ -96,6 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# The arguments that name files or folders: a leading ~ is the home folder in each, as the shell makes it of a word
+# it expands (not of --output=~/x, nor of an argument a script passes), and as --data always took it (before: the
+# others made a folder named "~" in the current one, whose run held no lock, and evaluate wrote beside the home's)
+PATH_ARGUMENTS = ("output", "out", "data", "data_dir", "resume", "init_from", "checkpoint", "images", "run_dirs")
+
+
+def expand_home(args: argparse.Namespace) -> None:
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list):
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v
+                                 for v in value])
+
+
 def _command(argv: list[str] | None) -> int:
     if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
         die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
@@ -109,6 +125,7 @@ def _command(argv: list[str] | None) -> int:
             raise
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
+    expand_home(args)
     interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
         sys.stdout.reconfigure(errors="backslashreplace")   # a traceback; stderr already does so)

@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "beside a safetensors folder SF or an exported file F; MODEL-evaluation here with "
                         "--pretrained)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print the figures as one JSON object only (top1, top5, per_class, images, tta, "
+                             "tta_from, evaluated, files; targets for a labels CSV's)")
     add_pretrained_options(parser)
 
 
@@ -108,8 +110,16 @@ def _run_exported(args: argparse.Namespace, exported: ExportedClassifier) -> int
 
 def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: tuple[str, str], files: list[Path],
            classes: int, table: TableReport | None = None) -> None:
-    """The figures, each class's accuracy, the files written (with --json the figures as one object) of `what`,
-    a model of `classes` classes scored with `tta` (how, and whose choice)."""
+    """The figures, each class's accuracy and the files written of `what`, a model of `classes` classes scored with
+    `tta` (how, and whose choice); with --json those as one object, alone on stdout (`| jq .`: before, it stood
+    between the table and the top-1 line)."""
+    if args.json:
+        # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
+        print(json_text({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
+            report.classes, report.per_class)), "images": report.count, "tta": tta[0], "tta_from": tta[1],
+            "evaluated": what, "files": [str(f) for f in files]}
+            | ({"targets": table.targets} if table is not None else {}), indent=None), end="")
+        return
     names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
     width = max(columns(c) for c in names)  # (in a terminal's columns: 猫咪 is 4 wide)
     print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
@@ -119,11 +129,6 @@ def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: t
         print("targets:")
         print("\n".join(table.lines()))
     print(f"wrote {', '.join(str(f) for f in files)}")
-    if args.json:
-        # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
-        print(json_text({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
-            report.classes, report.per_class)), "images": report.count, "tta": tta[0]}
-            | ({"targets": table.targets} if table is not None else {}), indent=None), end="")
     print(f"top-1 accuracy: {report.top1:.4f}")
     few = classes <= 5  # (every class among an image's top 5: 1.0 whatever the model learnt)
     print(f"top-5 accuracy: {report.top5:.4f}" + (f" (the model has {classes} classes, all among every "

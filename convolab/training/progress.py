@@ -3,6 +3,7 @@
 cell and neither the loss nor the lr)."""
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
@@ -14,9 +15,17 @@ if TYPE_CHECKING:
 BAR_FORMAT = "{desc} |{bar}| {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}]"  # (", " before a postfix: tqdm's)
 
 
+def bar_wanted() -> bool:
+    """Whether a bar can redraw in place: stderr is a terminal, or this is a notebook's kernel (tqdm.auto draws its
+    widget). In a file or a CI log each redraw is a line of `\r` noise (a 164-epoch schedule wrote 6,400): none,
+    the epoch lines say the same, as tqdm's disable=None leaves predict's and the cache's bars."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty is not None and isatty()) or "ipykernel" in sys.modules
+
+
 def progress_bar(run: Run, state: RunState) -> Any:
-    """A tqdm bar over the epoch's batches (rank 0, unless --no-progress), else None."""
-    if not (run.config.progress and run.dist.is_main):
+    """A tqdm bar over the epoch's batches (rank 0, unless --no-progress or `bar_wanted` says no), else None."""
+    if not (run.config.progress and run.dist.is_main and bar_wanted()):
         return None
     return tqdm(total=run.batches_per_epoch, desc=f"epoch {state.epoch + 1}/{run.config.epochs}",
                 initial=state.batch_in_epoch, leave=False, dynamic_ncols=True, unit="batch", bar_format=BAR_FORMAT)
@@ -38,5 +47,6 @@ def progress_figures(loss: float, acc: float, lr: float, images_per_second: floa
 
 
 def step_bar(total: int, desc: str, unit: str) -> Any:
-    """A bar of `total` steps in BAR_FORMAT (lr-find's)."""
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit=unit, bar_format=BAR_FORMAT)
+    """A bar of `total` steps in BAR_FORMAT (lr-find's), drawn where `bar_wanted`."""
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit=unit, bar_format=BAR_FORMAT,
+                disable=not bar_wanted())
