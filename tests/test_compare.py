@@ -167,7 +167,7 @@ def test_resume_keeps_finished_runs_resumes_the_interrupted_one_and_trains_the_r
     monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
     rc = main(["compare", "lenet5_modern", "lenet5", "resnet_mnist", *QUICK, "--epochs", "1",
                "--model-option", "img_size=16", "--output", str(out)])
-    assert rc == 130 and f"convolab compare --resume {out}" in capsys.readouterr().err
+    assert rc == 143 and f"convolab compare --resume {out}" in capsys.readouterr().err  # (128 + SIGTERM)
     monkeypatch.undo()
     statuses = {m: r["status"] for m, r in rows_of(out).items()}
     assert statuses == {"lenet5_modern": "ok", "lenet5": "interrupted", "resnet_mnist": "not run"}

@@ -154,7 +154,7 @@ def test_resume_of_several_seeds_keeps_finished_runs_and_resumes_the_interrupted
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
     code, _ = run_cli("compare", *MODELS, *QUICK, "--seeds", "0,1", "--output", str(out))
-    assert code == 130 and f"convolab compare --resume {out}" in capsys.readouterr().err
+    assert code == 143 and f"convolab compare --resume {out}" in capsys.readouterr().err  # (128 + SIGTERM)
     monkeypatch.undo()
     statuses = json.loads((out / "compare.json").read_text())["statuses"]
     assert statuses == {"lenet5_modern/seed-0": "ok", "lenet5/seed-0": "ok", "lenet5_modern/seed-1": "ok",

@@ -258,7 +258,7 @@ def test_sigterm_to_the_process_group_with_workers_saves_the_stop_as_ctrl_c_does
     env = dict(os.environ, OMP_NUM_THREADS="1")
     returncode, err = signal_after_first_epoch(base, tmp_path / "cut", signal.SIGTERM, env, process_group=True)
     lines = err.decode().strip().splitlines()
-    assert returncode == 130 and "Traceback" not in err.decode(), err.decode()
+    assert returncode == 143 and "Traceback" not in err.decode(), err.decode()
     assert lines[-1].startswith("convolab train: stopped by SIGTERM in epoch ") and "--resume" in lines[-1]
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] < 3
 

@@ -140,7 +140,7 @@ def _command(argv: list[str] | None) -> int:
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
         _say_error(f"convolab {args.verb}: {cli_message(err)}")
-        return 130
+        return 128 + err.signum  # (130 for Ctrl-C, 143 for SIGTERM, as --nproc's launcher and lr-find give)
     except ConvolabError as err:
         _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
         return 2

@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         result = trainer.fit()  # (with several processes, each leaves the process group as it ends)
     except (TrainingInterrupted, NonFiniteLoss) as err:
         if not main:  # every rank stopped at the same step; rank 0 says why, once
-            return 130 if isinstance(err, TrainingInterrupted) else 2
+            return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
         raise
     if main:
         monitor = trainer.config.monitor

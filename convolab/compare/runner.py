@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import shlex
+import signal
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -317,7 +318,7 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
             data = _load(comparison.config)
         try:
             status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]", start)
-        except (KeyboardInterrupt, TrainingInterrupted):
+        except (KeyboardInterrupt, TrainingInterrupted) as stop:
             comparison.statuses[run.name] = INTERRUPTED
             for later in runs[index + 1:]:
                 comparison.statuses.setdefault(later.name, NOT_RUN)
@@ -327,7 +328,8 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
             _write_report(comparison, results)
             raise TrainingInterrupted(
                 f"stopped while training {run.name}; the report in {comparison.output} holds what finished; "
-                f"continue with: convolab compare --resume {shlex.quote(str(comparison.output))}") from None
+                f"continue with: convolab compare --resume {shlex.quote(str(comparison.output))}",
+                getattr(stop, "signum", signal.SIGINT)) from None
         comparison.statuses[run.name] = status
         comparison.save()
         results.append(_result(run.model, run_dir, status))

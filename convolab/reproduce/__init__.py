@@ -143,10 +143,10 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                     results = resume_comparison(folder, command, progress=base.progress)
                 else:
                     results = compare_models(list(arm.models), config, folder, command)
-            except TrainingInterrupted:
+            except TrainingInterrupted as stop:
                 raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
                                           f"finished is kept; continue with: convolab reproduce --resume "
-                                          f"{shlex.quote(str(output))}") from None
+                                          f"{shlex.quote(str(output))}", stop.signum) from None
             for result in results:
                 if not result.ok:
                     raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "

@@ -47,7 +47,12 @@ log = logging.getLogger("convolab")
 
 
 class TrainingInterrupted(ConvolabError):
-    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed."""
+    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
+    128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 class NonFiniteLoss(ConvolabError):
@@ -182,7 +187,7 @@ def fit(trainer: Trainable) -> TrainResult:
                 trainer.save("last.pt")
                 raise TrainingInterrupted(
                     f"stopped by {signal_name(trainer._stop_signal)} in epoch {state.epoch + 1}; state saved to "
-                    f"{run.run_dir / 'last.pt'}; continue with: {resume_command(run)}")
+                    f"{run.run_dir / 'last.pt'}; continue with: {resume_command(run)}", trainer._stop_signal)
 
             # ----- evaluation, the epoch's row, checkpoints and metrics
             eval_start = device_clock(run.device)
@@ -425,7 +430,7 @@ def stop_signals(trainer: Trainable):
         raise TrainingInterrupted(
             f"stopped at once by a second signal ({signal_name(signum)}); "
             + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
-            + f"; continue with: {resume_command(trainer.run)}")
+            + f"; continue with: {resume_command(trainer.run)}", signum)
 
     previous = {}
     try:
