@@ -4,6 +4,8 @@ counted."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 from torch import nn
@@ -55,12 +57,16 @@ def test_a_damaged_file_is_counted_again(cache, damage):
     assert json.loads(catalog_file().read_text())["lenet5"]["params"] == 61_706
 
 
-def test_a_file_of_another_digest_is_neither_read_nor_kept(cache, monkeypatch):
+def test_a_file_of_another_digest_is_not_read_and_is_removed_once_a_month_old(cache, monkeypatch):
     cache.mkdir()
-    other = cache / "catalog-0123456789abcdef0123456789abcdef.json"
+    other = cache / "catalog-0123456789abcdef0123456789abcdef.json"  # (another install's: another venv, torch)
     other.write_text(json.dumps({"lenet5": {"params": 5, "macs": 5, "input_size": [1, 28, 28], "note": None}}))
     assert model_catalog("lenet5")[0]["params"] == 61_706
-    assert not other.exists() and catalog_file().exists()
+    assert other.exists() and catalog_file().exists()  # (before: removed, and the other install counted again)
+    month = time.time() - 31 * 86400
+    os.utime(other, (month, month))
+    model_catalog("resnet20")
+    assert not other.exists()
 
 
 def test_an_unwritable_cache_only_costs_the_time(cache):

@@ -38,3 +38,25 @@ def test_a_fault_between_the_first_best_pt_and_last_pt_leaves_a_folder_the_same_
 @pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM"), (999, "signal 999")])
 def test_signals_are_named_as_kill_l_names_them(signum, name):
     assert signal_name(signum) == name
+
+
+def test_a_run_started_with_sigint_ignored_keeps_it_ignored(tmp_path):
+    """A shell's `cmd &` job and nohup start with SIGINT ignored, as Python keeps it: a Ctrl-C meant for the driver
+    script stopped the backgrounded run once it trained (its handler replaced the ignored one)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "bg"
+    proc = subprocess.Popen([sys.executable, "-m", "convolab", "train", "lenet5", "--data", "digits", "--epochs", "3",
+                             "--no-progress", "--output", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.time() + 300
+    while not (run / "metrics.csv").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # (in epoch 2)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and b"stopped by" not in err, err.decode()
+    assert len((run / "metrics.csv").read_text().splitlines()) == 4

@@ -31,3 +31,39 @@ def test_the_training_bar_is_not_drawn_into_a_file_or_a_ci_log(tmp_path, capsys,
     assert main(["train", "lenet5", "--data", "digits", "--epochs", "2", "--output", str(tmp_path / "run")]) == 0
     assert "\r" not in capsys.readouterr().err  # (before: tqdm's redraws, one per 10 steps)
     assert "epoch 2/2  train loss" in caplog.text  # (the epoch lines say it)
+
+
+# ----- what an endurance tester found: many runs, many epochs ----------------------------------------------------
+def test_no_two_of_many_curves_look_alike():
+    from convolab.compare.curves import line_style
+
+    for count in (10, 20, 60, 120):
+        looks = [tuple(sorted((k, str(v)) for k, v in line_style(i, count).items())) for i in range(count)]
+        assert len(set(looks)) == count  # (before: C{i % 10}: the eleventh drawn as the first)
+
+
+def test_markers_of_a_long_run_are_about_fifty():
+    from convolab.training.metrics import marks
+
+    assert [marks(n) for n in (1, 50, 51, 1000)] == [1, 1, 2, 20]
+
+
+def test_the_report_of_many_runs_grows_to_hold_its_legend_and_names_them_there(tmp_path, capsys):
+    import shutil
+    import warnings
+
+    from PIL import Image
+
+    run = tmp_path / "r"
+    assert main(["train", "lenet5", "--data", "digits", "--train-subset", "100", "--test-subset", "50",
+                 "--batch-size", "50", "--epochs", "2", "--no-progress", "--output", str(run)]) == 0
+    for i in range(60):
+        shutil.copytree(run, tmp_path / "many" / f"run{i}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (before: matplotlib's "Tight layout not applied" at 80 runs)
+        assert main(["report", *sorted(str(p) for p in (tmp_path / "many").iterdir()),
+                     "--output", str(tmp_path / "rep")]) == 0
+    width, height = Image.open(tmp_path / "rep" / "curves.png").size
+    assert width == 1100 and height > 1200 + 15 * 22  # (60 names in 4 columns: 15 rows of legend below the panels)
+    assert json.loads((tmp_path / "rep" / "results.json").read_text())["models"][0]["model"].startswith("lenet5 (")
+    capsys.readouterr()

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -114,13 +115,18 @@ def _read_cache() -> dict:
     return {}
 
 
+STALE_SECONDS = 30 * 86400  # another digest's file unread this long is an older convolab's or torch's
+
+
 def _write_cache(rows: dict) -> None:
-    """The figures into the cache file (written whole, then renamed; the files of other digests removed)."""
+    """The figures into the cache file (written whole, then renamed). Another digest's file is removed once a month
+    has passed since it was written: two installs sharing the cache folder (two venvs, two torch versions) keep
+    each its own (before: each removed the other's, and counted again at every switch)."""
     with contextlib.suppress(OSError, ConvolabError):
         path = catalog_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: write_utf8(tmp, json_text(rows)))
         for old in path.parent.glob("catalog-*.json"):
-            if old != path:
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):
+                if old != path and time.time() - old.stat().st_mtime > STALE_SECONDS:
                     os.remove(old)

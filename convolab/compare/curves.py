@@ -3,6 +3,7 @@ training time, and its training error and loss by step; with several seeds per m
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,24 @@ def _label(r: ModelResult) -> str:
     return r.model if r.ok else f"{r.model} ({r.status.split(':')[0]})"
 
 
+LINE_STYLES = ("-", "--", "-.")  # a failed run's line is dotted
+MARKERS = ("o", "s", "^", "D", "v")
+
+
+def line_style(i: int, count: int) -> dict[str, Any]:
+    """The colour, marker and line of the i-th of `count` curves, no two alike: matplotlib's ten colours up to ten,
+    its tab20 up to twenty, then each line and marker in turn over those (before: C{i % 10}, so the eleventh model
+    was drawn as the first)."""
+    if count <= 10:
+        return {"color": f"C{i}", "marker": "o", "linestyle": "-"}
+    import matplotlib  # (what the colour map is read from; pyplot is not imported)
+
+    colors = matplotlib.colormaps["tab20"].colors
+    turn = i // len(colors)
+    return {"color": colors[i % len(colors)], "marker": MARKERS[turn % len(MARKERS)],
+            "linestyle": LINE_STYLES[turn % len(LINE_STYLES)]}
+
+
 def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
     """Training loss and test accuracy of every model against epoch (top) and training time (middle), and
     training error and loss by step (bottom, from each run's steps.csv), as PNG."""
@@ -25,11 +44,12 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
         for i, r in enumerate(results):
             if not r.history:
                 continue
-            color = f"C{i % 10}"
-            linestyle = "-" if r.ok else ":"
+            look = line_style(i, len(results))
+            color, linestyle = look["color"], look["linestyle"] if r.ok else ":"
             for row, x_key in enumerate(("epoch", "wall_seconds")):
                 x = [h[x_key] for h in r.history]
-                style = dict(color=color, marker="o", markersize=3, label=_label(r), linestyle=linestyle)
+                style = dict(color=color, marker=look["marker"], markersize=3, label=_label(r), linestyle=linestyle,
+                             markevery=plots.marks(len(x)))
                 for column, key in enumerate(("train_loss", "test_acc")):
                     line, = axes[row, column].plot(x, [h[key] for h in r.history], **style)
                     plots.mark_nonfinite(axes[row, column], x, [h[key] for h in r.history], color)
@@ -51,18 +71,21 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
             runs = s.finished
             if not runs:
                 continue
-            color = f"C{i % 10}"
+            look = line_style(i, len(summaries))
+            color = look["color"]
             label = seed_label(s.model, runs)
             epochs = [h["epoch"] for h in max(runs, key=lambda r: len(r.history)).history]
             curves = [epoch_curve(runs, "train_loss"), epoch_curve(runs, "test_acc")]
             for row, x in enumerate((epochs, epoch_curve(runs, "wall_seconds").mean)):
                 for column, values in enumerate(curves):
-                    line, = axes[row, column].plot(x, values.mean, color=color, marker="o", markersize=3, label=label)
+                    line, = axes[row, column].plot(x, values.mean, markersize=3, label=label,
+                                                   markevery=plots.marks(len(x)), **look)
                     axes[row, column].fill_between(x, values.low, values.high, color=color, alpha=0.2, linewidth=0)
             named.append(line)  # (the legend's)
             for column, key in enumerate(("train_error", "train_loss")):
                 steps, mean, low, high = plots.step_points([r.run_dir for r in runs], key)
-                axes[2, column].plot(steps, mean, color=color, marker="o" if len(steps) == 1 else None)
+                axes[2, column].plot(steps, mean, color=color, linestyle=look["linestyle"],
+                                     marker="o" if len(steps) == 1 else None)
                 axes[2, column].fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         return named
 
@@ -95,15 +118,21 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         plots.plain_log_ticks(ax)
-    # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs')
-    rows = -(-len(labels) // 2) if drawn else 0  # (of the legend, in the figure's 12 inches: its size is kept)
+    # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs'); the
+    # figure grows by its height, in more columns for more runs (before: 120 runs' 60 rows lay on the panels)
+    columns = 2 if len(labels) <= 16 else 3 if len(labels) <= 45 else 4
+    rows = -(-len(labels) // columns) if drawn else 0
+    fig.set_size_inches(11, 12 + 0.22 * rows + 0.1 * bool(rows))
     if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
-        prop = {"size": 9, "family": plots.fonts("".join(labels)).get("fontfamily")}  # (None: matplotlib's own)
-        for text in fig.legend(handles, labels, loc="lower center", ncol=2, prop=prop, frameon=False).get_texts():
+        prop = {"size": 9 if columns == 2 else 8, "family": plots.fonts("".join(labels)).get("fontfamily")}
+        for text in fig.legend(handles, labels, loc="lower center", ncol=columns, prop=prop,
+                               frameon=False).get_texts():
             text.set_parse_math(False)
     if title:
         fig.suptitle(plots.figure_title(title, 100), parse_math=False, **plots.fonts(title))
-    fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / 12, 1, 1))
+    with warnings.catch_warnings():  # (matplotlib's "Tight layout not applied" is no line for the user)
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout(rect=(0, (0.22 * rows + 0.1 * bool(rows)) / fig.get_figheight(), 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()

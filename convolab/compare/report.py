@@ -208,7 +208,8 @@ def _report_head(results: list[ModelResult], output: Path, command: list[str] | 
 def _curves_title(data: str, models: list[str], results: list[ModelResult]) -> str:
     epochs = "/".join(map(str, sorted({r.planned_epochs for r in results if r.planned_epochs})))
     unit = "epoch" if epochs == "1" else "epochs"
-    return f"{plots.data_name(data)}: {', '.join(models)}" + (f" ({epochs} {unit})" if epochs else "")
+    named = ", ".join(models) if len(models) <= 8 else f"{len(models)} curves, named below"  # (in the legend)
+    return f"{plots.data_name(data)}: {named}" + (f" ({epochs} {unit})" if epochs else "")
 
 
 def write_report(results: list[ModelResult], output: str | Path, command: list[str] | str,

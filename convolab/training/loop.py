@@ -435,7 +435,8 @@ def stop_signals(trainer: Trainable):
     previous = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # (a shell's `&` job, nohup: ignored, as Python keeps it)
+                previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:

@@ -103,7 +103,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data
     for split, style, what in (("train", "-", "train (training objective)"), ("test", "--", "test (cross-entropy)")):
         for ax, key, label in ((ax_loss, "loss", what), (ax_acc, "acc", split)):
             values = [h[f"{split}_{key}"] for h in history]
-            line, = ax.plot(epochs, finite(values), style, marker="o", label=label)
+            line, = ax.plot(epochs, finite(values), style, marker="o", label=label, markevery=marks(len(epochs)))
             mark_nonfinite(ax, epochs, values, line.get_color())
     losses = [v for h in history for k in ("train_loss", "test_loss") if math.isfinite(v := h[k])]
     # a diverging run's losses span many decades: on a linear axis all but the largest read as 0
@@ -174,6 +174,12 @@ def data_name(data: str) -> str:
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def marks(points: int) -> int:
+    """Every how many points a line's markers go: each up to 50, then about 50 in all (at 1,000 epochs a marker per
+    epoch drew the lines as bands of dots, train and test alike)."""
+    return max(1, -(-points // 50))
 
 
 def figure_title(text: str, width: int = 80) -> str:
