@@ -67,3 +67,35 @@ def test_the_report_of_many_runs_grows_to_hold_its_legend_and_names_them_there(t
     assert width == 1100 and height > 1200 + 15 * 22  # (60 names in 4 columns: 15 rows of legend below the panels)
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["models"][0]["model"].startswith("lenet5 (")
     capsys.readouterr()
+
+
+# ----- predict for scripts: --json (JSON Lines) and --skip-bad-images ------------------------------------------------
+def test_predict_json_lines_and_skipping_unreadable_files(digits_run, tmp_path, capsys, caplog):
+    import numpy as np
+    from PIL import Image
+
+    good = []
+    for i in range(3):
+        path = tmp_path / f"digit {i}.png"  # (a space: no field splitting to get wrong)
+        Image.fromarray((np.random.default_rng(i).random((8, 8)) * 255).astype("uint8")).save(path)
+        good.append(str(path))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    whole = (tmp_path / "digit 0.png").read_bytes()
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(whole[: len(whole) // 2])  # (its header reads: found when decoded)
+    capsys.readouterr()
+    assert main(["predict", str(digits_run), *good, "--json", "--topk", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == good
+    assert all(len(line["top"]) == 2 and line["top"][0][1] >= line["top"][1][1] for line in lines)
+    assert main(["predict", str(digits_run), good[0], str(junk), good[1]]) == 2  # (as before: the first stops it)
+    capsys.readouterr()
+    caplog.set_level("WARNING", logger="convolab")
+    assert main(["predict", str(digits_run), good[0], str(junk), str(truncated), good[1], "--skip-bad-images",
+                 "--json"]) == 0
+    assert [json.loads(line)["file"] for line in capsys.readouterr().out.splitlines()] == good[:2]
+    assert "skipped 2 files that did not read as images" in caplog.text
+    assert "junk.png" in caplog.text and "truncated.png" in caplog.text
+    assert main(["predict", str(digits_run), str(junk), "--skip-bad-images"]) == 2
+    assert "no file given read as an image (1 skipped)" in capsys.readouterr().err
