@@ -2,6 +2,7 @@
 real quick run ends with its report and verdict line."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -141,6 +142,8 @@ def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsy
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("batchnorm: at the high learning rate lenet5_bn final test accuracy")
     assert (out / "reproduce.md").read_text().strip().splitlines()[-1] == verdict
+    record = json.loads((out / "reproduce.json").read_text())  # (a script's test, not the sentence's last word)
+    assert record["verdict"] == verdict and record["held"] is verdict.endswith(": reproduced")
     assert (out / "seed-0" / "arm-1" / "runs" / "lenet5_bn" / "best.pt").stat().st_mtime_ns == first  # kept
     assert (out / "seed-0" / "arm-2" / "runs" / "lenet5_bn" / "best.pt").is_file()
     assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--output", str(out)]) == 2

@@ -99,3 +99,12 @@ def test_predict_json_lines_and_skipping_unreadable_files(digits_run, tmp_path, 
     assert "junk.png" in caplog.text and "truncated.png" in caplog.text
     assert main(["predict", str(digits_run), str(junk), "--skip-bad-images"]) == 2
     assert "no file given read as an image (1 skipped)" in capsys.readouterr().err
+
+
+def test_lr_find_json_gives_the_suggestion_as_a_number(tmp_path, capsys):
+    assert main(["lr-find", "lenet5_modern", "--data", "digits", "--steps", "30", "--no-progress", "--json",
+                 "--output", str(tmp_path / "lrf")]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["steps"] == 30 or found["stopped_early"]
+    assert found["suggestion"] is None or 1e-7 <= found["suggestion"] <= 10
+    assert found["min_loss_lr"] > 0 and all(str(tmp_path / "lrf") in f for f in found["files"])

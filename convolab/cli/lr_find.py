@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .._atomic import json_text
 from .._registry import get_entry
 from ..errors import ConfigError
 from ..finetune import finetune_parts, pretrained_defaults
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--end-lr", type=positive_float, default=10.0, metavar="LR",
                       help="learning rate of the last step (default: %(default)g); the test stops early once the "
                       "smoothed loss exceeds 4 x its best")
+    test.add_argument("--json", action="store_true",
+                      help="print one JSON object instead of the sentence: suggestion (null where the loss never "
+                           "fell), min_loss_lr, stopped_early, steps and files")
     test.add_argument("--steps", type=positive_int, default=100, metavar="N",
                       help=f"training steps, one batch each (default: %(default)s; at least {MIN_STEPS})")
     # Every option of `train`, so that a training command line can be tested as it is; --lr, --epochs,
@@ -79,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         # the test ran: a command refused for a bad input says that alone)
         log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
                     "scores no test images", ", ".join(unused))
+    if args.json:
+        print(json_text({"model": config.model, "suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr,
+                         "stopped_early": result.stopped_early, "steps": len(result.lrs),
+                         "files": [str(output / "lr_find.csv"), str(output / "lr_find.png")]}, indent=None), end="")
+        return 0
     source = f" from {config.init_from}" if weights is not None else ""
     print(f"lr-find {config.model}{source} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")

@@ -155,7 +155,7 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                 runs[arm.run_label(result.model)].append(Path(result.run_dir))
     outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
     held, line = experiment.verdict(outcome)
-    write_report(experiment, outcome, runs, output, quick, count, line)
+    write_report(experiment, outcome, runs, output, quick, count, line, held)
     return held, line, output / REPORT
 
 
@@ -180,7 +180,7 @@ def data_line(runs: dict[str, list[Path]]) -> list[str]:
 
 
 def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], output: Path,
-                 quick: bool, seeds: int, verdict: str) -> None:
+                 quick: bool, seeds: int, verdict: str, held: bool | None = None) -> None:
     rows = summary_rows(experiment, outcome)
     form = f"quick form ({experiment.quick_note})" if quick else "full form (the paper's schedule)"
     lines = [f"# {experiment.name}", "", f"Claim: {experiment.claim}.", f"Source: {experiment.source}.",
@@ -201,7 +201,7 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
               "Each run's own folder and each comparison's report are under seed-S/arm-K/.", "", verdict, ""]
     text = "\n".join(lines)
     atomic_write(output / REPORT, lambda tmp: write_utf8(tmp, text))
-    state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict,
+    state = {"experiment": experiment.name, "quick": quick, "seeds": seeds, "verdict": verdict, "held": held,
              "rows": rows, "runs": {k: [str(p) for p in v] for k, v in runs.items()}}
     atomic_write(output / EXPERIMENT_REPORT, lambda tmp: Path(tmp).write_text(json_text(state), encoding="utf-8"))
     plot_experiment(experiment, outcome, runs, output / "curves.png")
