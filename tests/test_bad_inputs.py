@@ -1154,6 +1154,10 @@ CASES: list[Row] = [
         "CONVOLAB_CACHE_LIMIT_GB='nan' is not a size in GiB",
         lambda t: write_png_folder(t / "s", per_class=2, size=8, classes=("a", "b"), mode="L"),
         env=(("CONVOLAB_CACHE_LIMIT_GB", "nan"),)),
+    # (read only when a cache was made: a script's typo passed on a cache hit and on the built-in data sets)
+    Row("train-cache-limit-not-a-size-on-built-in-data", ["train", "lenet5_modern", "--data", "digits", "--output",
+                                                          "{t}/run"],
+        "CONVOLAB_CACHE_LIMIT_GB='abc' is not a size in GiB", env=(("CONVOLAB_CACHE_LIMIT_GB", "abc"),)),
     # CUDA graphs asked of a resumed run that sums gradients over batches: the line named --accumulate 1, which a
     # resumed run refuses
     Row("resume-cuda-graphs-over-accumulate", ["train", "--resume", "{t}/run", "--epochs", "2", "--compile",

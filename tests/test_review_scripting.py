@@ -108,3 +108,20 @@ def test_lr_find_json_gives_the_suggestion_as_a_number(tmp_path, capsys):
     assert found["steps"] == 30 or found["stopped_early"]
     assert found["suggestion"] is None or 1e-7 <= found["suggestion"] <= 10
     assert found["min_loss_lr"] > 0 and all(str(tmp_path / "lrf") in f for f in found["files"])
+
+
+def test_output_to_a_full_device_is_named_as_the_output_not_the_current_folder():
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "convolab", "models", "lenet5"], stdout=full, text=True,
+                              stderr=subprocess.PIPE, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "convolab models: error: no space left on the device the output is written to; free some space or write the "
+        "output elsewhere")  # (before: "no space left on the disk of . while writing : ...")

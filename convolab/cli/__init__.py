@@ -151,7 +151,9 @@ def _command(argv: list[str] | None) -> int:
         line = unusable_path_line(args, err)
         if line is None and not disk_full(err):
             raise
-        _say_error(f"convolab {args.verb}: error: {line or no_space_line(Path(err.filename or '.'))}")
+        if line is None and err.filename is None:  # (a write to stdout: `> /dev/full` named "the disk of .")
+            line = "no space left on the device the output is written to; free some space or write the output elsewhere"
+        _say_error(f"convolab {args.verb}: error: {line or no_space_line(Path(err.filename))}")
         return 2
     except KeyboardInterrupt:
         _say_error(f"convolab {args.verb}: interrupted")

@@ -13,7 +13,7 @@ from .base import ImageData, LabelledImages, Split, per_class_subset, stratified
 from .builtin import load_digits, load_mnist5k
 from .folder import load_image_folder
 from .labels_csv import TabularImages, load_labels_csv
-from .stream import LOADERS, StreamingImageData, StreamSplit
+from .stream import LOADERS, StreamingImageData, StreamSplit, cache_limit_bytes
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 
 log = logging.getLogger("convolab")
@@ -108,6 +108,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     targets, inputs = _names("targets", targets), _names("inputs", inputs)
     if loader not in LOADERS:
         raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+    cache_limit_bytes()  # (a bad CONVOLAB_CACHE_LIMIT_GB is one line whatever the data and its cache: it was read
+    # only when a cache was made, so a script's typo passed on every run after the first)
     if workers is not None and workers < 0:
         raise DataError(f"--workers must be 0 or more, got {workers}")
     if loader == "stream" and (source in DATA_SETS):
