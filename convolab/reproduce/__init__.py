@@ -137,7 +137,7 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
             folder = output / f"seed-{seed}" / f"arm-{i + 1}"
             extra = arm.options | ({} if quick else arm.full)
             log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
-                     f" with {extra}" if extra else "")
+                     " with " + ", ".join(f"{k}={v}" for k, v in extra.items()) if extra else "")
             try:
                 if resume and (folder / COMPARE_FILE).is_file():
                     results = resume_comparison(folder, command, progress=base.progress)
