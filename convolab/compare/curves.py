@@ -122,7 +122,7 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     # figure grows by its height, in more columns for more runs (before: 120 runs' 60 rows lay on the panels)
     columns = 2 if len(labels) <= 16 else 3 if len(labels) <= 45 else 4
     rows = -(-len(labels) // columns) if drawn else 0
-    fig.set_size_inches(11, 12 + 0.22 * rows + 0.1 * bool(rows))
+    fig.set_size_inches(11, 12 + 0.22 * max(0, rows - 8))  # (8 rows, 16 names, fit its 12 inches, as ever)
     if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
         prop = {"size": 9 if columns == 2 else 8, "family": plots.fonts("".join(labels)).get("fontfamily")}
         for text in fig.legend(handles, labels, loc="lower center", ncol=columns, prop=prop,
