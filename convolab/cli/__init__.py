@@ -103,13 +103,20 @@ PATH_ARGUMENTS = ("output", "out", "data", "data_dir", "resume", "init_from", "c
 
 
 def expand_home(args: argparse.Namespace) -> None:
+    """PATH_ARGUMENTS' leading ~ expanded; `args._spelled` maps each expanded value to the user's spelling (an error
+    line names the argument as it was given)."""
+    args._spelled = {}
+
+    def expanded(value: object) -> object:
+        if not (isinstance(value, str) and value.startswith("~")):
+            return value
+        args._spelled[os.path.expanduser(value)] = value
+        return os.path.expanduser(value)
+
     for name in PATH_ARGUMENTS:
-        value = getattr(args, name, None)
-        if isinstance(value, str) and value.startswith("~"):
-            setattr(args, name, os.path.expanduser(value))
-        elif isinstance(value, list):
-            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v
-                                 for v in value])
+        if hasattr(args, name):  # (an option not given is absent: argparse.SUPPRESS, what TrainConfig defaults)
+            value = getattr(args, name)
+            setattr(args, name, [expanded(v) for v in value] if isinstance(value, list) else expanded(value))
 
 
 def _command(argv: list[str] | None) -> int:
@@ -190,7 +197,8 @@ def _argument_of(args: argparse.Namespace, path: str) -> tuple[str, str] | None:
         for value in values if isinstance(values, list) else [values]:
             given = os.path.normpath(os.path.expanduser(value)) if isinstance(value, str) and value else os.sep
             if given != os.sep and (target == given or target.startswith(given + os.sep)):
-                found.append((len(given), "/".join(action.option_strings) or action.metavar or action.dest, value))
+                spelled = getattr(args, "_spelled", {}).get(value, value)  # (as the user gave it: ~/...)
+                found.append((len(given), "/".join(action.option_strings) or action.metavar or action.dest, spelled))
     return max(found)[1:] if found else None
 
 
