@@ -125,3 +125,19 @@ def test_output_to_a_full_device_is_named_as_the_output_not_the_current_folder()
     assert done.returncode == 2 and done.stderr.strip() == (
         "convolab models: error: no space left on the device the output is written to; free some space or write the "
         "output elsewhere")  # (before: "no space left on the disk of . while writing : ...")
+
+
+def test_a_title_of_many_curves_says_how_many_and_a_few_are_named():
+    from convolab.compare.report import _curves_title
+
+    assert _curves_title("digits", ["lenet5", "resnet20"], []) == "digits: lenet5, resnet20"
+    assert _curves_title("digits", [f"lenet5 (run{i})" for i in range(120)], []) == "digits: 120 curves, named below"
+
+
+def test_reproduce_logs_an_arms_options_as_key_value(tmp_path, caplog, capsys):
+    caplog.set_level("INFO", logger="convolab")
+    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output",
+                 str(tmp_path / "bn")]) == 0
+    assert "lenet5_bn with model_options={'batch_norm': False}" in caplog.text
+    assert "with {'" not in caplog.text  # (before: the arm's options as a Python dict)
+    capsys.readouterr()
