@@ -118,12 +118,12 @@ def test_the_label_smoothing_verdict_asks_for_more_than_the_seeds_noise():
     assert not ok and "one seed: no test" in line
 
 
-def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsys, monkeypatch):
-    """Ctrl-C in the second arm: the line names `convolab reproduce --resume`, which keeps the first arm's
-    comparison, trains the second and writes the report; a bad device or a file as --output writes nothing."""
+def batchnorm_stopped_in_second_arm(out, monkeypatch) -> int:
+    """`reproduce batchnorm --quick` into `out`, Ctrl-C as its second arm begins; its exit code, the training of
+    comparisons as it was afterwards."""
     import convolab.compare.runner as runner
 
-    out, real_train = tmp_path / "bn", runner._train
+    real_train = runner._train
 
     def stop_in_second_arm(comparison, *args):
         if comparison.output.name == "arm-2":
@@ -131,13 +131,22 @@ def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsy
         return real_train(comparison, *args)
 
     monkeypatch.setattr(runner, "_train", stop_in_second_arm)
-    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 130
+    try:
+        return main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)])
+    finally:
+        monkeypatch.setattr(runner, "_train", real_train)
+
+
+def test_an_interrupted_experiment_resumes_keeping_what_finished(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the second arm: the line names `convolab reproduce --resume`, which keeps the first arm's
+    comparison, trains the second and writes the report; a bad device or a file as --output writes nothing."""
+    out = tmp_path / "bn"
+    assert batchnorm_stopped_in_second_arm(out, monkeypatch) == 130
     err = capsys.readouterr().err
     assert f"stopped during batchnorm (seed 0, arm 2); what finished is kept; continue with: convolab reproduce " \
            f"--resume {out}" in err and "Traceback" not in err
     first = (out / "seed-0" / "arm-1" / "runs" / "lenet5_bn" / "best.pt").stat().st_mtime_ns
     assert not (out / "reproduce.md").exists()
-    monkeypatch.setattr(runner, "_train", real_train)
     assert main(["reproduce", "--resume", str(out), "--no-progress"]) == 0
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("batchnorm: at the high learning rate lenet5_bn final test accuracy")
@@ -155,19 +164,8 @@ def test_an_experiment_whose_arms_an_older_convolab_laid_out_otherwise_is_refuse
                                                                                                monkeypatch):
     """resnet-cifar's resnet110 moved to an arm of its own: an older folder's arm-1 trains it too, and resuming
     it would train resnet110 twice."""
-    import json
-
-    import convolab.compare.runner as runner
-
-    out, real_train = tmp_path / "bn", runner._train
-
-    def stop_in_second_arm(comparison, *args):
-        if comparison.output.name == "arm-2":
-            raise KeyboardInterrupt
-        return real_train(comparison, *args)
-
-    monkeypatch.setattr(runner, "_train", stop_in_second_arm)
-    assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output", str(out)]) == 130
+    out = tmp_path / "bn"
+    assert batchnorm_stopped_in_second_arm(out, monkeypatch) == 130
     record = out / "seed-0" / "arm-1" / "compare.json"
     older = json.loads(record.read_text())
     older["models"] = ["lenet5_bn", "lenet5"]  # (as if the arm had trained two models)
