@@ -20,6 +20,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from .._atomic import remove_dead_temporaries, temporary_prefix
+from .._platform import signal_name
 from ..training.rundir import HOLDER, typed_command
 
 # Exit code of a rank that stopped because another one did; that one printed the cause.
@@ -184,7 +185,7 @@ def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[
     elif died:
         rank, signum = died[0]
         hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
-        sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal.Signals(signum).name}"
+        sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal_name(signum)}"
                          f"{hint}; the others were stopped\n")
     elif any(codes):
         lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]

@@ -71,28 +71,39 @@ class RMSpropTF(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One step of every parameter of a group at once (torch's _foreach ops: a few kernels a group, not a few a
+        parameter, as torch's own optimizers run)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
-                state = self.state[p]
-                if "square_avg" not in state:
-                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
-                square_avg = state["square_avg"]
-                square_avg.add_(grad.square() - square_avg, alpha=1 - group["alpha"])
-                step = grad / square_avg.add(group["eps"]).sqrt_()
-                if group["momentum"] > 0:
-                    buf = state.setdefault("momentum_buffer", torch.zeros_like(p, memory_format=torch.preserve_format))
-                    buf.mul_(group["momentum"]).add_(step, alpha=group["lr"])
-                    p.sub_(buf)
-                else:
-                    p.sub_(step, alpha=group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            square_avgs = [self._buffer(p, "square_avg", torch.ones_like) for p in params]
+            torch._foreach_mul_(square_avgs, group["alpha"])  # ms = alpha * ms + (1 - alpha) * g^2
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - group["alpha"])
+            roots = torch._foreach_add(square_avgs, group["eps"])
+            torch._foreach_sqrt_(roots)
+            if group["momentum"] > 0:
+                bufs = [self._buffer(p, "momentum_buffer", torch.zeros_like) for p in params]
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_addcdiv_(bufs, grads, roots, value=group["lr"])
+                torch._foreach_sub_(params, bufs)
+            else:
+                torch._foreach_addcdiv_(params, grads, roots, value=-group["lr"])
         return loss
+
+    def _buffer(self, p: torch.Tensor, name: str, make) -> torch.Tensor:
+        """The state `name` of `p`, made by `make` (ones, zeros) at its first step."""
+        state = self.state[p]
+        if name not in state:
+            state[name] = make(p, memory_format=torch.preserve_format)
+        return state[name]
 
 
 def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
