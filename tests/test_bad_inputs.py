@@ -977,6 +977,12 @@ CASES: list[Row] = [
     Row("evaluate-missing-run", ["evaluate", "{t}/missing-run/best.pt"], "does not exist"),
     Row("evaluate-random-bytes", ["evaluate", "{d}/junk.pt"], UNREADABLE),
     Row("predict-random-bytes", ["predict", "{d}/junk.pt", "{d}/digit.png"], UNREADABLE),
+    # --skip-bad-images with nothing left to score: one line with the reasons (no warning line before it)
+    Row("predict-skipping-every-file", ["predict", "{d}/run", "{d}/junk.pt", "--skip-bad-images", "--json"],
+        "no file given read as an image (1 skipped): "),
+    Row("report-a-comparison-that-ran-nothing", ["report", "{t}", "--output", "{t}/rep"],
+        "{t} is a comparison none of whose runs has begun (no runs/MODEL/config.json); report it once one has, or "
+        "continue it with `convolab compare --resume`", a_comparison_record),
     Row("evaluate-truncated-checkpoint", ["evaluate", "{d}/truncated.pt"], "not a readable checkpoint"),
     Row("evaluate-weights-of-another-model", ["evaluate", "{d}/other_classes.pt"], MISMATCH),
     Row("predict-weights-of-another-model", ["predict", "{d}/other_classes.pt", "{d}/digit.png"], MISMATCH),

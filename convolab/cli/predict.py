@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.skip_bad_images:
                 raise
             skipped.append((path, str(err)))
+    if not images:  # (one line, the reasons in it: no warning before it)
+        raise DataError(f"no file given read as an image ({len(skipped)} skipped): {reasons(skipped)}")
     # each line as its image is scored (a bar on a terminal for many), so that a file that fails to decode midway
     # leaves the lines of those before it
     with tqdm(total=len(images), disable=None if len(images) >= BAR_FROM else True, unit="img",
@@ -71,11 +73,14 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
     if skipped:
         log.warning("skipped %d file%s that did not read as images: %s", len(skipped), "" if len(skipped) == 1
-                    else "s", "; ".join(why if shown(str(path)) in why else f"{shown(str(path))}: {why}"
-                                        for path, why in skipped[:5]) + ("; ..." if len(skipped) > 5 else ""))
-    if not images and skipped:
-        raise DataError(f"no file given read as an image ({len(skipped)} skipped)")
+                    else "s", reasons(skipped))
     return 0
+
+
+def reasons(skipped: list[tuple[str, str]]) -> str:
+    """The first five skipped files, each with why."""
+    return "; ".join(why if shown(str(path)) in why else f"{shown(str(path))}: {why}"
+                     for path, why in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
 
 
 def scored(images: list[str], score: Callable[[list[str]], Iterable[Prediction]],

@@ -27,6 +27,9 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     output = Path(output)
     check_usable(output, "--output")
     for path in paths:
+        if _is_comparison(path) and not _is_run(path):
+            raise ConfigError(f"{path} is a comparison none of whose runs has begun (no runs/MODEL/config.json); "
+                              "report it once one has, or continue it with `convolab compare --resume`")
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
                               "`convolab train` run, a comparison's folder or a folder under its runs/")
