@@ -95,7 +95,7 @@ def write_png_folder(root: Path, per_class: int = 6, size: int = 12, classes=("a
 
 def signal_after_step(trainer, step: int) -> None:
     """`trainer` records a SIGTERM (as its signal handler would) when it has taken optimizer step `step`."""
-    original = trainer._train_step
+    original = trainer.train_step
 
     def step_then_signal(*args):
         out = original(*args)
@@ -103,7 +103,7 @@ def signal_after_step(trainer, step: int) -> None:
             trainer._stop_signal = signal.SIGTERM
         return out
 
-    trainer._train_step = step_then_signal
+    trainer.train_step = step_then_signal
 
 
 HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "step")  # what a resumed run must repeat

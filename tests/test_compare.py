@@ -156,7 +156,7 @@ def test_report_refuses_runs_of_different_data_sets_in_one_line(comparison, tmp_
 def test_resume_keeps_finished_runs_resumes_the_interrupted_one_and_trains_the_rest(tmp_path, monkeypatch,
                                                                                      capsys, caplog):
     out = tmp_path / "cmp"
-    original_step = Trainer._train_step
+    original_step = Trainer.train_step
 
     def step_then_signal(self, *args, **kwargs):  # a SIGTERM while lenet5 trains, in the middle of its epoch
         result = original_step(self, *args, **kwargs)
@@ -164,7 +164,7 @@ def test_resume_keeps_finished_runs_resumes_the_interrupted_one_and_trains_the_r
             self._stop_signal = signal.SIGTERM
         return result
 
-    monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
+    monkeypatch.setattr(Trainer, "train_step", step_then_signal)
     rc = main(["compare", "lenet5_modern", "lenet5", "resnet_mnist", *QUICK, "--epochs", "1",
                "--model-option", "img_size=16", "--output", str(out)])
     assert rc == 143 and f"convolab compare --resume {out}" in capsys.readouterr().err  # (128 + SIGTERM)

@@ -144,7 +144,7 @@ def test_one_seed_keeps_the_layout_and_report_of_a_comparison_without_seeds(tmp_
 def test_resume_of_several_seeds_keeps_finished_runs_and_resumes_the_interrupted_one(tmp_path, monkeypatch,
                                                                                       capsys, caplog):
     out = tmp_path / "cmp"
-    original_step = Trainer._train_step
+    original_step = Trainer.train_step
 
     def step_then_signal(self, *args, **kwargs):  # a SIGTERM in the middle of lenet5's second seed
         result = original_step(self, *args, **kwargs)
@@ -152,7 +152,7 @@ def test_resume_of_several_seeds_keeps_finished_runs_and_resumes_the_interrupted
             self._stop_signal = signal.SIGTERM
         return result
 
-    monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
+    monkeypatch.setattr(Trainer, "train_step", step_then_signal)
     code, _ = run_cli("compare", *MODELS, *QUICK, "--seeds", "0,1", "--output", str(out))
     assert code == 143 and f"convolab compare --resume {out}" in capsys.readouterr().err  # (128 + SIGTERM)
     monkeypatch.undo()

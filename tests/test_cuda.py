@@ -148,7 +148,7 @@ def test_cached_data_live_in_gpu_memory_and_train(tmp_path):
     assert trainer.train_images.dtype == torch.uint8  # uint8 on the device; floats only per batch
     assert tuple(trainer.train_images.shape) == tuple(trainer.data.train.images.shape)
     assert len(trainer.test_images) == len(trainer.data.test.labels)
-    batches = trainer._train_batches()
+    batches = trainer.run.batches.train_batches(trainer.epoch, trainer.state.batch_in_epoch)
     images, labels, index = next(batches)
     batches.close()
     assert images.is_cuda and labels.is_cuda and index.is_cuda and len(labels) == 32

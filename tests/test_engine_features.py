@@ -8,6 +8,7 @@ from convolab.data import load_data
 from convolab.data.augment import AugmentConfig, BatchTransform, convert_channels, random_crop, random_erasing
 from convolab.errors import ConfigError
 from convolab.training import TrainConfig, Trainer
+from convolab.training.loop import weighted_loss
 
 
 def test_random_crop_shifts_each_image_within_the_padding():
@@ -105,7 +106,8 @@ def test_googlenet_auxiliary_heads_get_the_papers_weight_and_train(tmp_path):
                              model_options={"aux_logits": True}, output=str(tmp_path / "tv")))
     assert tv.aux_weight == 0.3 and tv.want_aux
     x = tv.transform(tv.train_images[:8], train=False)
-    losses = tv._loss(tv.model.forward_outputs(x), tv.train_labels[:8])
+    losses = weighted_loss(tv.model.forward_outputs(x), tv.train_labels[:8], None, tv.loss_weights,
+                           tv.config.label_smoothing)
     assert losses.ndim == 0 and torch.isfinite(losses)
 
 
@@ -143,8 +145,8 @@ def test_threads_sets_the_cpu_threads_of_the_run_and_gives_the_callers_back(tmp_
         torch.set_num_threads(2)
         trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, threads=1, progress=False,
                                       output=str(tmp_path / "r")))
-        seen, step = [], trainer._train_step
-        trainer._train_step = lambda *args, **kwargs: (seen.append(torch.get_num_threads()), step(*args, **kwargs))[1]
+        seen, step = [], trainer.train_step
+        trainer.train_step = lambda *args, **kwargs: (seen.append(torch.get_num_threads()), step(*args, **kwargs))[1]
         trainer.fit()
         assert set(seen) == {1} and torch.get_num_threads() == 2  # (the run's while it trains; the caller's after)
     finally:

@@ -51,7 +51,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config_behind(tm
     def fault(*args, **kwargs):
         raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly")
 
-    monkeypatch.setattr(Trainer, "_train_step", fault)
+    monkeypatch.setattr(Trainer, "train_step", fault)
     config = TrainConfig(model="lenet5_modern", data="digits", epochs=1, output=str(tmp_path / "run"), progress=False)
     with pytest.raises(RuntimeError, match="exited unexpectedly"):
         Trainer(config).fit()

@@ -74,7 +74,7 @@ def test_a_stop_signal_is_honoured_before_the_next_step(tmp_path):
 
 def test_a_second_signal_stops_at_once(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=2, output=str(tmp_path / "run")))
-    original = trainer._train_step
+    original = trainer.train_step
 
     def step_then_two_signals(*args):
         out = original(*args)
@@ -85,7 +85,7 @@ def test_a_second_signal_stops_at_once(tmp_path):
             os.kill(os.getpid(), signal.SIGINT)  # the second, later, stops at once
         return out
 
-    trainer._train_step = step_then_two_signals
+    trainer.train_step = step_then_two_signals
     with pytest.raises(TrainingInterrupted, match="stopped at once by a second signal"):
         trainer.fit()
     assert not (tmp_path / "run" / "last.pt").exists()  # nothing was being written: nothing half-written
@@ -116,14 +116,14 @@ def test_a_real_sigterm_mid_run_then_resume_gives_the_same_final_metrics(tmp_pat
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = Trainer(quick_config(tmp_path, epochs=3))
-    original_step = trainer._train_step
+    original_step = trainer.train_step
 
     def poisoned(x, y, *rest):
         if trainer.epoch == 1:
             x = x * float("nan")
         return original_step(x, y, *rest)
 
-    trainer._train_step = poisoned
+    trainer.train_step = poisoned
     with pytest.raises(NonFiniteLoss, match="lower --lr"):
         trainer.fit()
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1

@@ -29,7 +29,7 @@ from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .distributed import launch_env
 from .evaluation import evaluate
-from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step, weighted_loss
+from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step
 from .mixing import Mix
 from .process import ProcessState, callers_kept
 from .resume_checks import check_same_classes, check_same_run, given_model
@@ -40,7 +40,6 @@ from .rundir import (
     forget_check,
     forget_unsaved_run,
     is_own_model_run,
-    note_own_model,
     record_stop,
     refuse_a_new_run_in,
     resume_call,
@@ -108,8 +107,11 @@ class Trainer:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PROGRESS:
             setattr(self.__dict__["state"], name, value)
-        elif name in _RUN_PARTS:
-            setattr(self.__dict__["run"], name, value)
+        elif name in _RUN_PARTS:  # (trainer.model = other left the optimizer, the EMA and the forward model on
+            # the old one: fit trained it while the checkpoints saved the new)
+            raise AttributeError(f"Trainer.{name} is part of the run built from its config, and the parts made "
+                                 f"from it would not follow a new value; build a new Trainer instead (model=, "
+                                 f"data=, or a TrainConfig of the change)")
         else:
             super().__setattr__(name, value)
 
@@ -162,7 +164,6 @@ class Trainer:
             refuse_a_new_run_in(self.run.run_dir, resume_call(self.run.run_dir, self._own_model))
         self._new_run = False
         if self.run.dist.is_main:
-            note_own_model(self.run.run_dir, self._own_model)  # (for the config.json that fit writes first)
             clear_stop(self.run.run_dir)  # (a run that failed, resumed: failed no more, or anew below)
         self._stop_signal = None  # (a Ctrl-C that stopped an earlier fit of this Trainer is spent)
         self._process.threads = self.run.config.threads
@@ -201,17 +202,12 @@ class Trainer:
         self.run.dist.close()
         return result
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
-                    mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
+                   mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch's forward, loss and backward (the optimizer steps after each --accumulate of them): its loss
+        and correct count, as `fit` calls it for every batch. The place to change what a step does (another loss,
+        SAM's two passes): override it in a subclass, calling `convolab.training.loop.train_step` for the rest."""
         return train_step(self.run, x, y, targets, mix, micro)
-
-    def _train_batches(self):
-        return self.run.batches.train_batches(self.state.epoch, self.state.batch_in_epoch)
-
-    def _loss(self, outputs: dict[str, torch.Tensor], y: torch.Tensor,
-              targets: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return weighted_loss(outputs, y, targets, self.run.loss_weights, self.run.config.label_smoothing,
-                             task_heads=getattr(self.run.model, "task_classes", {}))
 
     # ----- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -314,7 +310,7 @@ class Trainer:
             model.data_config = dataclasses.replace(data_cfg, mean=tuple(state["mean"]), std=tuple(state["std"]))
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model, _resuming=True)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
-        trainer.config = config
+        trainer.run.config = config
         altered = "was altered or damaged ({}); it cannot be resumed: restore it from a copy, or start the run anew"
         problem = resume_problem(trainer.run, state)
         try:

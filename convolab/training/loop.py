@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shlex
-import signal
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -28,7 +26,6 @@ from torch import nn
 
 from .._atomic import remove_stale_temporaries
 from .._platform import signal_name
-from .._registry import is_builtin
 from ..data import StreamingImageData
 from ..errors import ConvolabError
 from .build import Run
@@ -39,20 +36,12 @@ from .metrics import Curves, write_metrics
 from .mixing import Mix, mix_batch
 from .optim import lr_factor
 from .progress import progress_bar, show_progress
-from .rundir import forget_unsaved_run, resume_call, write_run_config
+from .rundir import forget_unsaved_run, write_run_config
+from .signals import TrainingInterrupted, resume_command, should_stop, stop_signals
 from .state import RunState, no_partial
 from .targets import output_target
 
 log = logging.getLogger("convolab")
-
-
-class TrainingInterrupted(ConvolabError):
-    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
-    128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM)."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = int(signum)
 
 
 class NonFiniteLoss(ConvolabError):
@@ -79,7 +68,7 @@ class Trainable(Protocol):
     state: RunState
     _stop_signal: int | None
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor],
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor],
                     mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def save(self, name: str) -> None:
@@ -88,12 +77,12 @@ class Trainable(Protocol):
 
 def fit(trainer: Trainable) -> TrainResult:
     """Train to the configured number of epochs (or early stop, or the time budget); SIGINT/SIGTERM
-    save and stop. Each step goes through `trainer._train_step`, each checkpoint through `trainer.save`."""
+    save and stop. Each step goes through `trainer.train_step`, each checkpoint through `trainer.save`."""
     run, cfg, state = trainer.run, trainer.run.config, trainer.state
     if run.dist.is_main:
         for path in remove_stale_temporaries(run.run_dir):  # a checkpoint half-written when a kill came
             log.info("removed %s, left by a write that was killed", path)
-        write_run_config(run.run_dir, cfg, run.resolved())
+        write_run_config(run.run_dir, cfg, run.resolved(), own_model=not getattr(run.model, "model_name", ""))
     stopped_early, compiling = False, cfg.compile  # (this process's first step compiles: timed apart)
     curves = Curves(run.run_dir / "curves.png", cfg.model, cfg.data, drawing=run.dist.is_main)
     with stop_signals(trainer), curves.complete_at_the_end(state.history):
@@ -150,7 +139,7 @@ def fit(trainer: Trainable) -> TrainResult:
                             x, mix = mix_batch(x, run.mixing, run.aug_generator)
                         lr = set_lr(run, state.step)
                         began = device_clock(run.device) if compiling else 0.0  # (a sync on that path alone, once)
-                        loss, correct = trainer._train_step(x, y, targets, mix, micro)
+                        loss, correct = trainer.train_step(x, y, targets, mix, micro)
                         if compiling:
                             compiled, compiling = (device_clock(run.device) - began, len(y)), False
                         loss_sum += loss * len(y)
@@ -385,65 +374,6 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, cur
     if run.scored_outputs:
         log.info("  test per output: %s", ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}" for k, v in row.items()
                                                     if k.startswith(("test_acc_", "test_mae_"))))
-
-
-# ----- progress and signals ------------------------------------------------------------------------
-def resume_command(run: Run) -> str:
-    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes); for a
-    model of the user's own (registered in Python, which the `convolab` command does not import), the call."""
-    name = getattr(getattr(run.model, "module", run.model), "model_name", "")
-    if not name:
-        return f"{resume_call(run.run_dir, own_model=True)} in Python, giving a model built as this run's (its " \
-               "weights become last.pt's)"
-    if not is_builtin(name):
-        return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
-    nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
-    return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
-
-
-def should_stop(trainer: Trainable) -> bool:
-    """A stop signal arrived (on any rank: all must stop at the same step, or the others would
-    wait forever in the next all-reduce)."""
-    stop = trainer.run.dist.any(trainer._stop_signal is not None)
-    if stop and trainer._stop_signal is None:
-        trainer._stop_signal = signal.SIGTERM
-    return stop
-
-
-@contextlib.contextmanager
-def stop_signals(trainer: Trainable):
-    """SIGINT and SIGTERM recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
-    its next step. A second signal stops at once: the checkpoints already written are whole (each is
-    written to a temporary file, then renamed), and the run resumes from the last one. Copies of one request
-    (the --nproc launcher passes a Ctrl-C on to ranks that got it too) count once: a second signal is one
-    sent a second or more after the first."""
-    first: list[float] = []  # when the first signal came
-
-    def handler(signum, _frame):
-        # A copy of the same request (Ctrl-C reaches the --nproc launcher and its ranks at once, and the
-        # launcher passes it on) arrives within milliseconds: a second signal counts a second on.
-        if trainer._stop_signal is None or not first or time.monotonic() - first[0] < 1.0:
-            first[:] = first or [time.monotonic()]
-            trainer._stop_signal = trainer._stop_signal or signum
-            return
-        saved = trainer.run.run_dir / "last.pt"
-        raise TrainingInterrupted(
-            f"stopped at once by a second signal ({signal_name(signum)}); "
-            + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
-            + f"; continue with: {resume_command(trainer.run)}", signum)
-
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(sig) is not signal.SIG_IGN:  # (a shell's `&` job, nohup: ignored, as Python keeps it)
-                previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 __all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "fit", "optimizer_step",

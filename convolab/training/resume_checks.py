@@ -21,13 +21,12 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
     """`Trainer.resume(run_dir, model=...)`'s model, when it is the one last.pt records (a registered one: by name
     and options, as weights of the same shapes may compute something else) and last.pt's weights fit it: one line
     when not."""
-    inner = getattr(model, "module", model)
-    name = str(getattr(inner, "model_name", "") or "")
+    name = str(getattr(model, "model_name", "") or "")
     if name and "model_name" in state:  # (one of no registered name is known by its weights alone)
-        recorded, options = str(state.get("model_name", "")), _plain(getattr(inner, "model_options", None))
+        recorded, options = str(state.get("model_name", "")), _plain(getattr(model, "model_options", None))
         saved = _plain(state.get("model_options"))
         same_name = (registered_name(name) or name) == (registered_name(recorded) or recorded)
-        if not same_name or (options != saved and not builds_alike(name, options, saved, inner)):
+        if not same_name or (options != saved and not builds_alike(name, options, saved, model)):
             given, held = f"{name} {options}" if options else name, f"{recorded} {saved}" if saved else recorded
             built = "".join(f", {key}={value!r}" for key, value in saved.items())
             build = f"create_model({recorded!r}, num_classes=..., in_chans=...{built}), or leave model= out"
@@ -36,7 +35,7 @@ def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) ->
             raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained (given: "
                                   f"{given}; its last.pt records {held}): give {build}")
     check_layout(state, run_dir / "last.pt")  # (its weights, of an older layout, would compute something else)
-    problem = weights_mismatch(inner, state["model"])
+    problem = weights_mismatch(model, state["model"])
     if problem is not None:
         raise CheckpointError(f"the model given to Trainer.resume is not the one {run_dir} trained ({problem}); "
                               "give a model built as the run's")

@@ -414,13 +414,6 @@ def resolved_options(run_dir: str | Path) -> dict[str, Any]:
 # config.model is not what it trains, so a resume before its first last.pt (which records "") needs model= too.
 # Absent elsewhere: older files read as before, and TrainConfig.from_run ignores a key that is no option.
 OWN_MODEL = "own_model"
-_OWN_MODEL_RUNS: set[str] = set()  # folders whose run, fitting in this process, trains such a model
-
-
-def note_own_model(run_dir: str | Path, own: bool) -> None:
-    """Whether the run about to write `run_dir`'s config.json trains a model of no registered name (set by the
-    Trainer that fits it: write_run_config is given the config and its resolved values, not the model)."""
-    (_OWN_MODEL_RUNS.add if own else _OWN_MODEL_RUNS.discard)(_key(run_dir))
 
 
 def is_own_model_run(run_dir: str | Path) -> bool:
@@ -431,12 +424,12 @@ def is_own_model_run(run_dir: str | Path) -> bool:
         return False
 
 
-def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
+def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any], own_model: bool = False) -> None:
     """run_dir/config.json: the options of the run (what `TrainConfig.from_run` reads back), its folder,
     and under "resolved" what the options became (learning rate, device, input size, statistics...);
-    OWN_MODEL for a run of a given model of no registered name."""
+    OWN_MODEL for a run of a given model of no registered name (`own_model`)."""
     values = config.to_dict() | {"output": str(run_dir), "resolved": resolved}
-    if _key(run_dir) in _OWN_MODEL_RUNS:
+    if own_model:
         values[OWN_MODEL] = True
     text = json.dumps(values, indent=1, default=str)
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
@@ -444,5 +437,5 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
 
 __all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "clear_run_dir",
            "data_stem", "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run", "next_free_dir",
-           "note_own_model", "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
+           "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
            "resume_call", "take_default_dir", "write_run_config"]

@@ -118,7 +118,7 @@ def _decode(f: Field, value: Any) -> Any:
 def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
     """Everything a resumed run, `convolab predict/evaluate/export` and a fine-tuning run need: the
     model and how its input is made, the optimizer, the progress, and every random stream."""
-    model = getattr(run.model, "module", run.model)
+    model = run.model  # (never wrapped: DDP and torch.compile wrap run.forward_model)
     name = getattr(model, "model_name", "")  # ("": a model given of no registered name, not config.model)
     # (a model that records what rebuilds it, e.g. a labels CSV's `multitask`, its own options)
     options = dict(getattr(model, "model_options", None) or run.config.model_options)
@@ -171,7 +171,7 @@ SUMS = tuple(no_partial())
 def resume_problem(run: Run, saved: dict[str, Any]) -> str | None:
     """What in a checkpoint does not fit the run it would resume (weights, optimizer, random streams, progress),
     or None: checked before any of it is loaded, as a file edited by hand or damaged fails deep in torch."""
-    model = getattr(run.model, "module", run.model)
+    model = run.model  # (never wrapped: DDP and torch.compile wrap run.forward_model)
     for key in ("model", "ema") if run.ema is not None and "ema" in saved else ("model",):
         weights = saved.get(key)
         if not isinstance(weights, dict) or not all(torch.is_tensor(w) for w in weights.values()):
@@ -258,7 +258,7 @@ def restore_checkpoint(run: Run, saved: dict[str, Any]) -> RunState:
     """Load `saved` into the run's model, optimizer, scaler, EMA and random streams; its progress. A record
     of an older layout revision is refused (`Trainer.resume` refused it already, naming last.pt)."""
     check_layout(saved, saved.get("source", "the checkpoint"))
-    getattr(run.model, "module", run.model).load_state_dict(saved["model"])
+    run.model.load_state_dict(saved["model"])
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scaler.load_state_dict(saved["scaler"])
     state = RunState.from_state_dict(saved)

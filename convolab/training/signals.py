@@ -1,0 +1,93 @@
+"""Stopping a run: SIGINT and SIGTERM while it fits (`stop_signals`), every rank agreeing to stop at the same step
+(`should_stop`), the error that says what was saved (`TrainingInterrupted`) and the command that continues the run
+(`resume_command`)."""
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import time
+from typing import Protocol
+
+from .._platform import signal_name
+from .._registry import is_builtin
+from ..errors import ConvolabError
+from .build import Run
+from .rundir import resume_call
+
+
+class TrainingInterrupted(ConvolabError):
+    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
+    128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+class Stoppable(Protocol):
+    """What the stop signals act on: the run, and where a signal is recorded until the loop's next step."""
+
+    run: Run
+    _stop_signal: int | None
+
+
+def resume_command(run: Run) -> str:
+    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes); for a
+    model of the user's own (registered in Python, which the `convolab` command does not import), the call."""
+    name = getattr(run.model, "model_name", "")
+    if not name:
+        return f"{resume_call(run.run_dir, own_model=True)} in Python, giving a model built as this run's (its " \
+               "weights become last.pt's)"
+    if not is_builtin(name):
+        return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
+    nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
+    return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
+
+
+def should_stop(trainer: Stoppable) -> bool:
+    """A stop signal arrived (on any rank: all must stop at the same step, or the others would
+    wait forever in the next all-reduce)."""
+    stop = trainer.run.dist.any(trainer._stop_signal is not None)
+    if stop and trainer._stop_signal is None:
+        trainer._stop_signal = signal.SIGTERM
+    return stop
+
+
+@contextlib.contextmanager
+def stop_signals(trainer: Stoppable):
+    """SIGINT and SIGTERM recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
+    its next step. A second signal stops at once: the checkpoints already written are whole (each is
+    written to a temporary file, then renamed), and the run resumes from the last one. Copies of one request
+    (the --nproc launcher passes a Ctrl-C on to ranks that got it too) count once: a second signal is one
+    sent a second or more after the first."""
+    first: list[float] = []  # when the first signal came
+
+    def handler(signum, _frame):
+        # A copy of the same request (Ctrl-C reaches the --nproc launcher and its ranks at once, and the
+        # launcher passes it on) arrives within milliseconds: a second signal counts a second on.
+        if trainer._stop_signal is None or not first or time.monotonic() - first[0] < 1.0:
+            first[:] = first or [time.monotonic()]
+            trainer._stop_signal = trainer._stop_signal or signum
+            return
+        saved = trainer.run.run_dir / "last.pt"
+        raise TrainingInterrupted(
+            f"stopped at once by a second signal ({signal_name(signum)}); "
+            + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
+            + f"; continue with: {resume_command(trainer.run)}", signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # (a shell's `&` job, nohup: ignored, as Python keeps it)
+                previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+__all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_signals"]
