@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import write_png_folder
 from torch import nn
 
 from convolab.training import TrainConfig, Trainer
@@ -69,3 +70,15 @@ def test_a_subclass_changes_the_step_through_the_public_train_step(tmp_path):
 
     result = Counting(_config(tmp_path, batch_size=128)).fit()
     assert calls and sum(calls) == result.history[0]["step"] * 128
+
+
+def test_trainer_resume_takes_the_runs_own_values_as_the_command_does(tmp_path):
+    # (before: only `convolab train --resume` left out what names the run's own value; Trainer.resume refused
+    # the input size the run resolved as a change it cannot take)
+    digits_dir = write_png_folder(tmp_path / "pngs", per_class=8, size=12)
+    Trainer(_config(tmp_path, model="lenet5_modern", data=str(digits_dir), epochs=1, batch_size=8)).fit()
+    lr = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["lr"]
+    resumed = Trainer.resume(tmp_path / "run", image_size=28, lr=lr, output=str(tmp_path / "run" / "."), epochs=2)
+    assert resumed.config.epochs == 2 and len(resumed.fit().history) == 2
+    with pytest.raises(Exception, match="image_size"):  # (a real change is still refused)
+        Trainer.resume(tmp_path / "run", image_size=32)

@@ -5,7 +5,6 @@ import argparse
 
 import torch
 
-from .._paths import same_path
 from .._registry import get_entry
 from ..errors import ConfigError, FieldError
 from ..finetune import pretrained_defaults, pretrained_trainer
@@ -14,7 +13,8 @@ from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
-from ..training.rundir import refuse_to_overwrite_a_run, resolved_options
+from ..training.resume_checks import resume_changes
+from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
@@ -45,16 +45,7 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     if args.model:
         raise ConfigError(f"--resume {args.resume} continues that run's own model; leave out MODEL ({args.model})")
     config = TrainConfig.from_run(args.resume)
-    given = given_config(args)
-    used = resolved_options(args.resume)
-    # What names the run's own value is no change: the run folder itself as --output (wherever it was made
-    # or copied), the same data path written another way, any option repeated as it was given or as the
-    # run resolved it (--lr 0.01 for lenet5's default lr).
-    changes = {name: value for name, value in given.items()
-               if not (name == "output" and same_path(value, args.resume)
-                       or name in ("data", "data_dir", "init_from") and same_path(value, getattr(config, name))
-                       or value == getattr(config, name)
-                       or name in used and value == used[name])}
+    changes = resume_changes(args.resume, config, given_config(args))
     config.resumed_with(changes)  # one line naming the flag that cannot change
     return config, changes
 

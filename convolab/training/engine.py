@@ -32,7 +32,7 @@ from .evaluation import evaluate
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step
 from .mixing import Mix
 from .process import ProcessState, callers_kept
-from .resume_checks import check_same_classes, check_same_run, given_model
+from .resume_checks import check_same_classes, check_same_run, given_model, resume_changes
 from .run_names import forget_unfitted
 from .rundir import (
     claim_run_dir,
@@ -245,7 +245,8 @@ class Trainer:
         if data is None and relative_record(config.data):
             config.data = read_from_here(config.data, run_dir / "config.json", "resume from the folder it was trained "
                                          "in")
-        config = config.resumed_with(overrides)  # one line naming an option a resumed run cannot change
+        changes = resume_changes(run_dir, config, overrides)  # (lr=0.01 for a run that resolved its lr to 0.01: none)
+        config = config.resumed_with(changes)  # one line naming an option a resumed run cannot change
         forget_check(run_dir)  # (a folder refuse_to_overwrite_a_run saw empty earlier in this process)
         # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
         claim = claim_run_dir(run_dir, "--resume") if launch_env("RANK", 0) == 0 else None

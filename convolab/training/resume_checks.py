@@ -1,5 +1,6 @@
-"""What `Trainer.resume` checks before it continues a run: that last.pt and config.json describe one run, that
-the data still hold the run's classes, and that a model given in place of the recorded one is that model."""
+"""What `Trainer.resume` checks before it continues a run: which of the options given are changes, that last.pt
+and config.json describe one run, that the data still hold the run's classes, and that a model given in place of the
+recorded one is that model."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from typing import Any
 
 import torch
 
+from .._paths import same_path
 from .._registry import registered_name
 from ..data.names import same_form
 from ..data.torchvision_sets import plain_class_name
@@ -15,6 +17,20 @@ from ..errors import CheckpointError, DataError
 from ..models import create_model as build_model
 from .checkpoint import check_layout, weights_mismatch
 from .config import TrainConfig
+from .rundir import resolved_options
+
+
+def resume_changes(run_dir: str | Path, config: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """Of the options `given` to continue the run in `run_dir` (recorded as `config`), those that change it. What
+    names the run's own value is no change: the run folder itself as output (wherever it was made or copied), the
+    same data path written another way, an option repeated as it was given or as the run resolved it (lr=0.01 for
+    lenet5's default lr). The CLI's --resume and `Trainer.resume` alike."""
+    used = resolved_options(run_dir)
+    return {name: value for name, value in given.items()
+            if not (name == "output" and same_path(value, run_dir)
+                    or name in ("data", "data_dir", "init_from") and same_path(value, getattr(config, name))
+                    or value == getattr(config, name)
+                    or name in used and value == used[name])}
 
 
 def given_model(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> torch.nn.Module:
@@ -101,4 +117,4 @@ def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path,
                     f"data as it was, or start a new run from its weights with --init-from {run_dir / 'last.pt'}")
 
 
-__all__ = ["builds_alike", "check_same_classes", "check_same_run", "given_model"]
+__all__ = ["builds_alike", "check_same_classes", "check_same_run", "given_model", "resume_changes"]
