@@ -132,11 +132,7 @@ def fit(trainer: Trainable) -> TrainResult:
                     # passed over; under --nproc it still takes its step, a zero-weighted one, so that its
                     # backward joins the gradient all-reduce the other processes make (they would wait forever).
                     if len(y) or run.dist.enabled:
-                        x = run.transform(images, train=True, generator=run.aug_generator)
-                        targets = {name: t[idx] for name, t in run.train_targets.items()}
-                        mix = None
-                        if run.mixing.enabled:
-                            x, mix = mix_batch(x, run.mixing, run.aug_generator)
+                        x, targets, mix = training_batch(run, images, idx)
                         lr = set_lr(run, state.step)
                         began = device_clock(run.device) if compiling else 0.0  # (a sync on that path alone, once)
                         loss, correct = trainer.train_step(x, y, targets, mix, micro)
@@ -316,13 +312,30 @@ def weighted_loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, targets: di
     return loss
 
 
+def training_batch(run: Run, images: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor],
+                                                                             Mix | None]:
+    """A batch as a training step takes it (`fit` and the lr range test alike): augmented and normalized on the
+    device, each extra output's targets (by the images' indices), then mixed (mixup/CutMix) if the run mixes."""
+    x = run.transform(images, train=True, generator=run.aug_generator)
+    targets = {name: t[idx] for name, t in run.train_targets.items()}
+    mix = None
+    if run.mixing.enabled:
+        x, mix = mix_batch(x, run.mixing, run.aug_generator)
+    return x, targets, mix
+
+
 def set_lr(run: Run, step: int) -> float:
-    """The scheduled learning rate of `step`, set in every optimizer group (times its `lr_scale`)."""
+    """The scheduled learning rate of `step`, set in every optimizer group (`apply_lr`)."""
     lr = run.config.base_lr * lr_factor(step, run.total_steps, run.config.schedule, run.warmup_steps,
                                         warmup_mode=run.config.warmup_mode)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)  # e.g. a fine-tuned backbone's lower rate
+    apply_lr(run.optimizer, lr)
     return lr
+
+
+def apply_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """`lr` in every group of `optimizer`, times the group's `lr_scale` (a fine-tuned backbone's lower rate)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 # ----- the epoch's end -----------------------------------------------------------------------------
@@ -376,5 +389,5 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, cur
                                                     if k.startswith(("test_acc_", "test_mae_"))))
 
 
-__all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "fit", "optimizer_step",
-           "train_step", "weighted_loss"]
+__all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "apply_lr", "fit", "optimizer_step",
+           "train_step", "training_batch", "weighted_loss"]

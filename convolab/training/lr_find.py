@@ -35,9 +35,8 @@ from .build import Run, build_run
 from .config import TrainConfig
 from .device import resolve_device
 from .evaluation import no_image_read
-from .loop import train_step
+from .loop import apply_lr, train_step, training_batch
 from .metrics import figure_title, fonts
-from .mixing import mix_batch
 from .process import ProcessState
 from .progress import step_bar
 from .rundir import prepare_run_dir, take_default_dir
@@ -227,8 +226,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
     try:
         for step in range(steps):
             lr = lr_at(step, start_lr, end_lr, steps)
-            for group in run.optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+            apply_lr(run.optimizer, lr)
             loss = 0.0
             for micro in range(accumulate):
                 images, y, idx = _next_batch(run, batches)
@@ -239,12 +237,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
                     images, y, idx = _next_batch(run, batches)
                     if images is None:  # a whole epoch of streamed images skipped as unreadable
                         raise no_image_read(run, "training")
-                # The batch as the training loop makes it: augmentation and normalization, then mixup/CutMix.
-                x = run.transform(images, train=True, generator=run.aug_generator)
-                targets = {name: t[idx] for name, t in run.train_targets.items()}
-                mix = None
-                if run.mixing.enabled:
-                    x, mix = mix_batch(x, run.mixing, run.aug_generator)
+                x, targets, mix = training_batch(run, images, idx)  # (as the training loop makes it)
                 loss += train_step(run, x, y, targets, mix, micro)[0].item() / accumulate
             average = BETA * average + (1 - BETA) * loss
             smoothed = average / (1 - BETA ** (step + 1))
