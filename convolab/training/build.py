@@ -44,9 +44,10 @@ from .transfer import LoadReport, backbone_lr_groups, freeze_backbone, load_matc
 log = logging.getLogger("convolab")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
-    """The parts of a training run, as `build_run` made them; what the loop and the checkpoint read."""
+    """The parts of a training run, as `build_run` made them; what the loop and the checkpoint read. (Built by
+    keyword: several fields share a type, and a field put in the wrong place would be taken silently.)"""
 
     config: TrainConfig
     started: float  # perf_counter at the start of building: elapsed_seconds counts data loading too
@@ -78,12 +79,9 @@ class Run:
     aug_generator: torch.Generator
     run_dir: Path | None  # None: a run that writes nothing (lr-find's)
     tensorboard: Any  # a SummaryWriter on rank 0 with --tensorboard, else None
-    mixing: MixConfig = MixConfig()  # mixup and CutMix of the transformed training batches
-    batches_per_epoch: int = 0  # the batches an epoch trains: steps_per_epoch x --accumulate
+    mixing: MixConfig  # mixup and CutMix of the transformed training batches
+    batches_per_epoch: int  # the batches an epoch trains: steps_per_epoch x --accumulate
     step_images: Any = 0.0  # the images of the optimizer step under way, where its batches add their sums (loop.py)
-
-    def __post_init__(self) -> None:
-        self.batches_per_epoch = self.batches_per_epoch or self.steps_per_epoch
 
     def resolved(self) -> dict[str, Any]:
         """What the options became, for config.json."""
@@ -202,10 +200,14 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         model.data_config = dataclasses.replace(model.data_config, mean=tuple(mean), std=tuple(std))  # (exports;
         if ema is not None:  # once every check passed: a Trainer refused leaves a given model as it was)
             ema.module.data_config = model.data_config
-    return Run(config, started, device, dist, amp_dtype, batches.data, model, init_report, batches, (size, size),
-               mean, std, transform, eval_transform, aux_weight, train_targets, test_targets, loss_weights,
-               want_aux, scored_outputs, optimizer, scaler, ema, forward_model, steps_per_epoch, total_steps,
-               warmup_steps, aug_generator, run_dir, tensorboard, mixing=mixing, batches_per_epoch=batches_per_epoch)
+    return Run(config=config, started=started, device=device, dist=dist, amp_dtype=amp_dtype, data=batches.data,
+               model=model, init_report=init_report, batches=batches, image_size=(size, size), mean=mean, std=std,
+               transform=transform, eval_transform=eval_transform, aux_weight=aux_weight, train_targets=train_targets,
+               test_targets=test_targets, loss_weights=loss_weights, want_aux=want_aux, scored_outputs=scored_outputs,
+               optimizer=optimizer, scaler=scaler, ema=ema, forward_model=forward_model,
+               steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
+               aug_generator=aug_generator, run_dir=run_dir, tensorboard=tensorboard, mixing=mixing,
+               batches_per_epoch=batches_per_epoch)
 
 
 # ----- the process ---------------------------------------------------------------------------------
