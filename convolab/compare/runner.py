@@ -252,7 +252,7 @@ def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageD
     one builds. Where none does, their lines are the command's; where one does, a model that cannot is reported
     failed in its turn, as before (before: every model "failed", a report of none, exit 1)."""
     problems = []
-    note = vars(data).get("subset_note")  # (build_run says it, once: for the comparison's first run)
+    note = data.subset_note  # (build_run says it, once: for the comparison's first run, not these trial builds)
     for model in models:
         try:
             with quiet(), ProcessState().applied():  # (the caller's random streams, threads and dtype kept)
@@ -263,8 +263,7 @@ def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageD
         except Exception:  # noqa: BLE001  a fault of a model's own code: its run fails in its turn, as ever
             return
         finally:
-            if note is not None:
-                data.subset_note = note  # type: ignore[attr-defined]
+            data.subset_note = note
             gc.collect()
     if len({line for _, line, _ in problems}) == 1:
         raise problems[0][2]  # (as it is: a FieldError's line names the option as the command spells it)

@@ -59,6 +59,10 @@ class LabelledImages:
     classes: list[str]
 
     held_out = False  # its test split was held out of the training images by --val-fraction (else its own)
+    # A subset's line for the log ("a subset: 500 of 4000 training and ..."), set where a training config made it
+    # (`config_subsets`) and said once by the first run built on it (`build_run` takes it: a comparison's next
+    # runs on the same data do not repeat it)
+    subset_note: str | None = None
 
     def __repr__(self) -> str:  # (a REPL: what the data are, not a dump of every pixel)
         names = ", ".join(map(repr, self.classes[:5])) + (", ..." if len(self.classes) > 5 else "")

@@ -169,7 +169,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)
-    note = vars(data).pop("subset_note", None)  # (config_subsets': once, for the first run on these data)
+    note, data.subset_note = data.subset_note, None  # (config_subsets': once, for the first run on these data)
     if note and dist.is_main:
         log.info("%s", note)
 
