@@ -56,11 +56,6 @@ class Outcome:
         """1 - the final test accuracy of `label`, mean over the seeds (nan: no epoch)."""
         return 1 - self.mean(label, "test_acc")
 
-    def best_test_acc(self, label: str) -> float:
-        """Each seed's best test accuracy over its epochs, mean over the seeds (nan: no epoch)."""
-        values = [max(r["test_acc"] for r in h) for h in self.runs[label] if h]
-        return statistics.fmean(values) if values else float("nan")
-
 
 Verdict = Callable[[Outcome], tuple[bool, str]]
 
@@ -126,9 +121,11 @@ def resnet_cifar_verdict(out: Outcome) -> tuple[bool, str]:
 
 
 def lecture_mnist_verdict(out: Outcome) -> tuple[bool, str]:
-    acc = round(out.best_test_acc("resnet_mnist"), 4)  # (judged as printed)
+    # The final epoch's, as every verdict: the best over epochs is chosen on the test images it is scored on
+    # (before: a run peaking at 0.991 and ending at 0.985 was "reproduced")
+    acc = round(out.mean("resnet_mnist", "test_acc"), 4)  # (judged as printed)
     ok = acc >= 0.99
-    return ok, f"lecture-mnist: resnet_mnist best test accuracy {acc:.4f} {'>=' if ok else '<'} 0.99: {_held(ok)}"
+    return ok, f"lecture-mnist: resnet_mnist final test accuracy {acc:.4f} {'>=' if ok else '<'} 0.99: {_held(ok)}"
 
 
 def lenet_fashion_verdict(out: Outcome) -> tuple[bool, str]:
