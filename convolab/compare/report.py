@@ -236,7 +236,8 @@ def _write_files(output: Path, results_json: str, results_md: str, curves_png: b
 # ----- several seeds -----------------------------------------------------------------------------
 SEED_COLUMNS = ("model", "parameters", "MACs", "lr", "seeds", "epochs", "train time (s)", *FIGURES.values())
 SIGNIFICANCE = (f"Is the difference in final test accuracy larger than seed-to-seed noise? Welch's t-test, "
-                f"two-sided, at {ALPHA:.0%}")
+                f"two-sided, at {ALPHA:.0%}; of several pairs, each judged on its p-value Holm-adjusted for the number "
+                f"of pairs tested")
 
 
 def _range(values: list[int]) -> str:
@@ -345,6 +346,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
         "models": [s.to_dict() for s in summaries],
         "significance": [{"models": list(p.models), "figure": "final_acc", "test": "welch", "alpha": ALPHA,
                           "t": p.test.t if p.test else None, "p": p.test.p if p.test else None,
+                          "p_holm": p.p_adjusted,  # (None: one pair tested, or none)
                           "different": p.test.different if p.test else None, "line": p.line} for p in pairs],
         "runs": [r.to_dict() for r in results],
     }

@@ -84,11 +84,13 @@ class WelchTest(NamedTuple):
 
 def welch_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> WelchTest | None:
     """Welch's two-sided t-test of two samples (unequal variances); None when either has fewer than two
-    values or scipy is missing."""
+    values, when neither varies over its seeds yet they differ (`no_spread`), or when scipy is missing."""
     if len(a) < 2 or len(b) < 2:
         return None
     if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0 and statistics.fmean(a) == statistics.fmean(b):
         return WelchTest(0.0, 1.0, False)  # the same constant twice: scipy's 0/0 would be nan
+    if no_spread(a, b):
+        return None
     try:  # scipy.stats takes most of a second to import: only when a test is asked for
         from scipy import stats
     except ImportError:
@@ -98,6 +100,27 @@ def welch_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> 
         result = stats.ttest_ind(a, b, equal_var=False)
     t, p = float(result.statistic), float(result.pvalue)
     return WelchTest(t, p, p < alpha)
+
+
+def no_spread(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two samples of two or more values differ while neither varies (0.90 twice against 0.95 twice: a
+    small test set's tie). Welch's t is then a difference over no noise at all: scipy says t=-inf, p=0 ("different"),
+    or float noise makes a t of 10^17; no test can weigh it."""
+    return len(a) > 1 and len(b) > 1 and statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0 \
+        and statistics.fmean(a) != statistics.fmean(b)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values tested together, in their order: the k-th smallest times the number of
+    tests not yet passed, never below the one before it, at most 1. Each pair of a comparison of several models is
+    judged on its adjusted p, so that the chance of any false "different" stays at the level (5%) however many
+    pairs there are; unadjusted, 10 pairs of 5 models would give one about 40% of the time."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [1.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _p_text(p: float) -> str:
@@ -111,17 +134,22 @@ def verdict_line(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float
 
 
 def _line(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], figure: str, test: WelchTest | None,
-          alpha: float) -> str:
+          alpha: float, adjusted: tuple[float, int] | None = None) -> str:
+    """The pair's verdict line; `adjusted`: its Holm-adjusted p and the number of pairs tested, which the verdict
+    then follows."""
     head = f"{name_a} vs {name_b}: {figure} {spread(a).format('.4f', '+-')} vs {spread(b).format('.4f', '+-')}"
     if not a or not b:
         return f"{head}: no finished run: no test"
     if len(a) < 2 or len(b) < 2:
         return f"{head}: one seed: no test"
+    if no_spread(a, b):
+        return f"{head}: neither varies over its seeds: no test"
     if test is None:
         return f"{head}: scipy is not installed: no test"
     verdict = "different" if test.different else "not different"
     t = f"{test.t:.2f}" if math.isfinite(test.t) else f"{test.t}"
-    return f"{head}, Welch t={t}, p={_p_text(test.p)}: {verdict} at {alpha:.0%}"
+    holm_p = f", Holm-adjusted over {adjusted[1]} pairs p={_p_text(adjusted[0])}" if adjusted else ""
+    return f"{head}, Welch t={t}, p={_p_text(test.p)}{holm_p}: {verdict} at {alpha:.0%}"
 
 
 def run_figures(r: ModelResult) -> dict[str, float | None]:
@@ -225,17 +253,29 @@ def has_several_seeds(results: list[ModelResult]) -> bool:
 
 class PairTest(NamedTuple):
     models: tuple[str, str]
-    test: WelchTest | None
+    test: WelchTest | None  # (its `different` judged on p_adjusted where there is one)
     line: str
+    p_adjusted: float | None = None  # Holm's, where several pairs were tested together
 
 
 def compare_pairs(summaries: list[SeedSummary], figure: str = "final_acc") -> list[PairTest]:
     """Each pair of models, in the order given: is the difference in `figure` larger than seed-to-seed noise?"""
+    return pair_tests([(s.model, s.values(figure)) for s in summaries], FIGURES[figure])
+
+
+def pair_tests(named: Sequence[tuple[str, Sequence[float]]], figure: str = FIGURES["final_acc"],
+               alpha: float = ALPHA) -> list[PairTest]:
+    """Welch's test of each pair of the named samples, in the order given; where two or more pairs are tested, each
+    verdict follows its Holm-adjusted p-value (`holm`), which its line gives beside the plain one."""
+    raw = [(a, va, b, vb, welch_test(va, vb, alpha)) for i, (a, va) in enumerate(named) for b, vb in named[i + 1:]]
+    tested = [k for k, pair in enumerate(raw) if pair[4] is not None]
+    several = len(tested) > 1
+    adjusted = dict(zip(tested, holm([raw[k][4].p for k in tested]))) if several else {}
     pairs = []
-    for i, a in enumerate(summaries):
-        for b in summaries[i + 1:]:
-            values_a, values_b = a.values(figure), b.values(figure)
-            test = welch_test(values_a, values_b)
-            line = _line(a.model, values_a, b.model, values_b, FIGURES[figure], test, ALPHA)
-            pairs.append(PairTest((a.model, b.model), test, line))
+    for k, (a, va, b, vb, test) in enumerate(raw):
+        p_adjusted = adjusted.get(k)
+        if test is not None and p_adjusted is not None:
+            test = test._replace(different=p_adjusted < alpha)
+        holm_p = (p_adjusted, len(tested)) if p_adjusted is not None else None
+        pairs.append(PairTest((a, b), test, _line(a, va, b, vb, figure, test, alpha, holm_p), p_adjusted))
     return pairs

@@ -21,7 +21,7 @@ from .._paths import probe_output, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.record import read_experiment
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, Comparison, check_device_options, claimed
-from ..compare.seeds import seed_values, spread, verdict_line
+from ..compare.seeds import pair_tests, seed_values, spread
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.build import load_config_data
@@ -192,11 +192,11 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
         figures = (spread(row[k]).format(".4f", "+-") for k in ("final train error", "final test accuracy",
                                                                  "best test accuracy"))
         lines.append(f"| {row['run']} | {row['paper']} | " + " | ".join(figures) + " |")
-    significance = [verdict_line(a, outcome.final(a, "test_acc"), b, outcome.final(b, "test_acc"))
-                    for i, a in enumerate(experiment.labels()) for b in experiment.labels()[i + 1:]]
+    significance = [pair.line for pair in pair_tests([(k, outcome.final(k, "test_acc")) for k in experiment.labels()])]
     if seeds > 1:
         lines += ["", "Is each difference in final test accuracy larger than the seeds' noise (Welch's t-test, "
-                  "two-sided, 5%)?", "", *(f"- {line}" for line in significance)]
+                  "two-sided, 5%; of several pairs, each judged on its p-value Holm-adjusted for the number of pairs "
+                  "tested)?", "", *(f"- {line}" for line in significance)]
     lines += ["", "Curves: curves.png (training error by step, test accuracy by epoch; means over seeds). "
               "Each run's own folder and each comparison's report are under seed-S/arm-K/.", "", verdict, ""]
     text = "\n".join(lines)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compare.seeds import welch_test
+from ..compare.seeds import no_spread, welch_test
 
 History = list[dict[str, float]]
 
@@ -162,7 +162,8 @@ def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
     lower = error < error_plain
     ok = lower and test is not None and test.different
     if test is None:
-        why = "one seed: no test"
+        why = "one seed: no test" if min(len(smooth), len(plain)) < 2 else \
+            "neither varies over its seeds: no test" if no_spread(smooth, plain) else "scipy is not installed: no test"
     else:
         p = f"p={test.p:.3f}" if test.p >= 0.001 else "p<0.001"
         why = f"Welch {p}, {'beyond' if test.different else 'within'} the seeds' noise at 5%"

@@ -1,0 +1,39 @@
+"""The honesty review: every figure convolab prints about a model's quality says what it is. Each test failed
+before its fix."""
+from __future__ import annotations
+
+import pytest
+
+from convolab.compare.seeds import holm, pair_tests, verdict_line, welch_test
+
+
+def test_two_models_that_do_not_vary_over_their_seeds_get_no_test():
+    # (before: 0.90 twice against 0.95 twice, a tie of a 20-image test set, was "Welch t=-inf, p=0.0e+00: different
+    # at 5%"; 0.1 against 0.9 three times each printed a t of -8e16)
+    assert welch_test([0.9, 0.9], [0.95, 0.95]) is None
+    line = verdict_line("a", [0.9, 0.9], "b", [0.95, 0.95])
+    assert line.endswith(": neither varies over its seeds: no test"), line
+    assert "inf" not in verdict_line("a", [0.1] * 3, "b", [0.9] * 3)
+    assert welch_test([0.9, 0.9], [0.9, 0.9]) == (0.0, 1.0, False)  # (the same results: not different)
+    assert welch_test([0.9, 0.9], [0.95, 0.96]) is not None  # (one of them varies: Welch's test stands)
+
+
+def test_holm_adjusts_as_its_definition():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    assert holm([0.02]) == pytest.approx([0.02])
+
+
+def test_the_pairs_of_several_models_are_judged_on_holm_adjusted_p_values():
+    # (before: each of N pairs at 5% with no adjustment and no word of it)
+    named = [("a", [0.900, 0.910, 0.905]), ("b", [0.880, 0.905, 0.890]), ("c", [0.850, 0.860, 0.840])]
+    pairs = pair_tests(named)
+    plain = [welch_test(va, vb).p for i, (_, va) in enumerate(named) for _, vb in named[i + 1:]]
+    assert [p.p_adjusted for p in pairs] == pytest.approx(holm(plain))
+    for pair, p in zip(pairs, holm(plain)):
+        assert pair.test.different == (p < 0.05)
+        assert f"Holm-adjusted over 3 pairs p={p:.3f}" in pair.line, pair.line
+    lone = pair_tests(named[:2])  # one pair: nothing to adjust
+    assert lone[0].p_adjusted is None and "Holm" not in lone[0].line
+    assert lone[0].test.different == (lone[0].test.p < 0.05)
