@@ -35,7 +35,7 @@ def figures(capsys, *argv: str) -> dict:
     assert main(["evaluate", *argv, "--json"]) == 0
     printed = capsys.readouterr().out
     scored = json.loads(next(line for line in printed.splitlines() if line.startswith("{")))
-    return {k: v for k, v in scored.items() if k not in ("files", "tta_from", "evaluated")}  # (the figures alone)
+    return {k: v for k, v in scored.items() if k not in ("files", "tta_from", "evaluated", "checkpoint")}  # (figures)
 
 
 def digit_folder(root, classes=("3", "7"), each=6):

@@ -37,3 +37,33 @@ def test_the_pairs_of_several_models_are_judged_on_holm_adjusted_p_values():
     lone = pair_tests(named[:2])  # one pair: nothing to adjust
     assert lone[0].p_adjusted is None and "Holm" not in lone[0].line
     assert lone[0].test.different == (lone[0].test.p < 0.05)
+
+
+def test_the_best_epoch_and_the_early_stop_say_they_were_judged_on_the_test_images(tmp_path, capsys):
+    # (before: "best test accuracy 0.9777 at epoch 4; run folder p1" and "early stop: test_acc did not improve for 1
+    # epoch", with nothing saying that the same test images chose the epoch they report)
+    from convolab.cli import main
+    from convolab.training.loop import no_gain
+
+    assert no_gain("test_acc", 0.0, 1) == "test_acc did not improve for 1 epoch (judged on the test images)"
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "2", "--no-progress",
+                 "--output", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "at epoch " in said and "(best.pt, chosen on these test images); run folder" in said, said
+
+
+def test_evaluate_names_the_checkpoint_and_the_epoch_it_scores(digits_run, tmp_path, capsys):
+    # (before: `evaluate RUN` scored best.pt, the epoch chosen on these test images, and said nothing of which)
+    import json
+
+    from convolab.cli import main
+
+    assert main(["evaluate", str(digits_run), "--output", str(tmp_path / "e1")]) == 0
+    said = capsys.readouterr().out.splitlines()
+    epochs = json.loads((digits_run / "config.json").read_text())["epochs"]
+    assert said[1].startswith(f"checkpoint: {digits_run / 'best.pt'}, epoch ") and f"of {epochs}" in said[1], said
+    assert "the epoch of the best test_acc, judged on the run's own test images" in said[1], said
+    assert main(["evaluate", str(digits_run / "last.pt"), "--json", "--output", str(tmp_path / "e2")]) == 0
+    checkpoint = json.loads(capsys.readouterr().out)["checkpoint"]
+    assert checkpoint == {"file": str(digits_run / "last.pt"), "epoch": epochs, "epochs": epochs, "chosen_by": None}

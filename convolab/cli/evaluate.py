@@ -13,6 +13,7 @@ from ..data import TabularImages
 from ..data.archive import shown
 from ..errors import ConfigError
 from ..export import ExportedClassifier, evaluate_exported, export_reading
+from ..training.checkpoint import trained_epoch
 from ..training.device import resolve_device
 from ..training.inference import (
     EvaluationReport,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     with written(out, "--output"):
         files = (table or report).write(out)
     _print(args, f"{loaded.checkpoint['model_name']} on {source}", report, (tta, origin), files, len(loaded.classes),
-           table)
+           table, trained_epoch(loaded.checkpoint, args.checkpoint) if isinstance(args.checkpoint, str) else None)
     return 0
 
 
@@ -109,20 +110,25 @@ def _run_exported(args: argparse.Namespace, exported: ExportedClassifier) -> int
 
 
 def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: tuple[str, str], files: list[Path],
-           classes: int, table: TableReport | None = None) -> None:
+           classes: int, table: TableReport | None = None, epoch: dict | None = None) -> None:
     """The figures, each class's accuracy and the files written of `what`, a model of `classes` classes scored with
-    `tta` (how, and whose choice); with --json those as one object, alone on stdout (`| jq .`: before, it stood
-    between the table and the top-1 line)."""
+    `tta` (how, and whose choice), and which epoch of its run it is (`trained_epoch`); with --json those as one
+    object, alone on stdout (`| jq .`: before, it stood between the table and the top-1 line)."""
     if args.json:
         # a figure of no images (a class the data lacks, "(other classes)") is null: JSON has no NaN
         print(json_text({"top1": report.top1, "top5": report.top5, "per_class": dict(zip(
             report.classes, report.per_class)), "images": report.count, "tta": tta[0], "tta_from": tta[1],
-            "evaluated": what, "files": [str(f) for f in files]}
+            "evaluated": what, "checkpoint": epoch, "files": [str(f) for f in files]}
             | ({"targets": table.targets} if table is not None else {}), indent=None), end="")
         return
     names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
     width = max(columns(c) for c in names)  # (in a terminal's columns: 猫咪 is 4 wide)
     print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
+    if epoch is not None:  # (before: nothing said which epoch was scored, nor that best.pt's was chosen on test images)
+        of = f" of {epoch['epochs']}" if epoch["epochs"] else ""
+        chosen = f" (best.pt: the epoch of the best {epoch['chosen_by']}, judged on the run's own test images; " \
+                 "last.pt holds the run's last epoch)" if epoch["chosen_by"] else ""
+        print(f"checkpoint: {shown(epoch['file'])}, epoch {epoch['epoch']}{of}{chosen}")
     for name, acc in zip(names, report.per_class):
         print(f"  {padded(name, width)}  " + (f"{acc:.4f}" if math.isfinite(acc) else "-  (no images)"))
     if table is not None:

@@ -6,7 +6,7 @@ import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
 from ..training.rundir import refuse_to_overwrite_a_run
-from ._args import CHECKPOINT, nonempty
+from ._args import CHECKPOINT, CHOSEN, nonempty
 from ._options import add_config_options, config_from_args, given_config
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
           f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
           f"on {trainer.device}; run folder {trainer.run_dir}")
     result = trainer.fit()
-    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
+    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({CHOSEN}); "
           f"run folder {result.run_dir}")
     print(f"test accuracy: {result.test_acc:.4f}")
     return 0

@@ -15,7 +15,7 @@ from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
 from ..training.resume_checks import resume_changes
 from ..training.rundir import refuse_to_overwrite_a_run
-from ._args import positive_int
+from ._args import CHOSEN, positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
 from ._weights import add_start_options, start_weights, wants_pretrained
@@ -141,12 +141,13 @@ def _train(args: argparse.Namespace) -> int:
         raise
     if main:
         monitor = trainer.config.monitor
+        # (best.pt's epoch is chosen on the test images it is scored on: its figure is no unseen test's, and says so)
         if monitor == "test_acc":
-            print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}; "
+            print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({CHOSEN}); "
                   f"run folder {result.run_dir}")
         elif result.best_epoch:  # (the history holds every epoch, a resumed run's too)
             print(f"best {monitor} {result.history[result.best_epoch - 1][monitor]:.4g} at epoch {result.best_epoch} "
-                  f"(test accuracy {result.best_acc:.4f}); run folder {result.run_dir}")
+                  f"(test accuracy {result.best_acc:.4f}; {CHOSEN}); run folder {result.run_dir}")
         others = {k[5:]: v for k, v in (result.history[-1] if result.history else {}).items()
                   if k.startswith(("test_acc_", "test_mae_"))}
         if others and hasattr(trainer.data, "describe"):  # a labels CSV's other targets, at the last epoch

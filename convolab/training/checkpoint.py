@@ -1,6 +1,7 @@
 """Checkpoints: one dict of tensors, numbers and strings, written atomically, read with weights_only."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
@@ -111,16 +112,10 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     if is_safetensors(path):
         return {"format": FORMAT, **load_safetensors(path)}
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                if name == "last.pt":  # (before: scored as the run's model without a word)
-                    log.warning("%s holds no best.pt (no epoch finished, or it was removed): its last.pt is read, the "
-                                "run as it stopped", path)
-                path = path / name
-                break
-        else:
-            raise CheckpointError(f"{path} is a folder without best.pt or last.pt; "
-                                  "give a checkpoint file or a run folder")
+        folder, path = path, checkpoint_file(path)
+        if path.name == "last.pt":  # (before: scored as the run's model without a word)
+            log.warning("%s holds no best.pt (no epoch finished, or it was removed): its last.pt is read, the "
+                        "run as it stopped", folder)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     names = _zip_names(path)
@@ -147,6 +142,33 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
                               "give a last.pt or best.pt written by `convolab train`")
     check_record(state, path, GIVE)  # before a reader sizes the data by its image_size
     return state
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The file `load_checkpoint` reads for `path`: a run folder's best.pt, else its last.pt; another path as it is."""
+    path = Path(path)
+    if not path.is_dir() or is_safetensors(path):
+        return path
+    for name in ("best.pt", "last.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"{path} is a folder without best.pt or last.pt; give a checkpoint file or a run folder")
+
+
+def trained_epoch(state: dict[str, Any], path: str | Path) -> dict[str, Any] | None:
+    """Which epoch of its run a checkpoint read from `path` holds: {"file", "epoch", "epochs", "chosen_by"}, where
+    chosen_by is the figure best.pt was chosen on (`--monitor`: test_acc by default), judged on the run's own test
+    images, and None for last.pt or another file; None for weights of no run (published, a safetensors export)."""
+    epoch = state.get("epoch")
+    try:
+        config = json.loads(state["config"]) if isinstance(state.get("config"), str) else {}
+    except ValueError:
+        config = {}
+    if not isinstance(epoch, int) or not isinstance(config, dict) or state.get("weights"):
+        return None
+    file = checkpoint_file(path)
+    chosen = (config.get("monitor") or "test_acc") if file.name == "best.pt" else None
+    return {"file": str(file), "epoch": epoch, "epochs": config.get("epochs"), "chosen_by": chosen}
 
 
 def served_weights(state: dict[str, Any], path: str | Path | None = None) -> dict[str, torch.Tensor]:

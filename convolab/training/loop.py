@@ -205,7 +205,7 @@ def fit(trainer: Trainable) -> TrainResult:
 def no_gain(monitor: str, min_delta: float, epochs: int) -> str:
     """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta)."""
     gain = f"gained no more than --min-delta {min_delta:g}" if min_delta else "did not improve"
-    return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''}"
+    return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''} (judged on the test images)"
 
 
 def check_finite_loss(run: Run, state: RunState, test_loss: float | None = None) -> None:
