@@ -67,3 +67,31 @@ def test_evaluate_names_the_checkpoint_and_the_epoch_it_scores(digits_run, tmp_p
     assert main(["evaluate", str(digits_run / "last.pt"), "--json", "--output", str(tmp_path / "e2")]) == 0
     checkpoint = json.loads(capsys.readouterr().out)["checkpoint"]
     assert checkpoint == {"file": str(digits_run / "last.pt"), "epoch": epochs, "epochs": epochs, "chosen_by": None}
+
+
+def test_report_of_runs_scored_on_different_test_images_says_they_are_not_comparable(digits_run, tmp_path, capsys):
+    # (before: results.md set a figure of 359 test images beside one of 100 without a word; report.html alone named
+    # the options that differed)
+    from convolab.cli import main
+
+    other = tmp_path / "subset"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--epochs", "1", "--test-subset", "10",
+                 "--no-progress", "--output", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(digits_run), str(other), "--output", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    written = (tmp_path / "rep" / "results.md").read_text(encoding="utf-8")
+    for text in (printed, written):
+        assert "Options that differ between runs: test_subset (see results.json)." in text, text
+        assert "Not comparable: the runs were scored on different test images or otherwise (test_subset" in text
+    assert main(["report", str(digits_run), "--output", str(tmp_path / "same")]) == 0
+    assert "differ" not in (tmp_path / "same" / "results.md").read_text(encoding="utf-8")
+
+
+def test_cost_versus_a_design_of_another_output_says_so():
+    # (before: "5.11x fewer, 80% saved" of a 320x8x8 output against a 192x17x17 one, without a word)
+    from convolab.analysis.cost import compare_designs, format_comparison
+
+    text = format_comparison(compare_designs((768, 17, 17), "1x7:192 7x1:192 3x3:320/s2/p0", "7x7:192"))
+    assert "(their outputs differ, 320x8x8 against 192x17x17" in text, text
+    assert "differ" not in format_comparison(compare_designs((192, 28, 28), "1x1:16 5x5:32", "5x5:32"))

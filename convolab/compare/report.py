@@ -61,6 +61,25 @@ def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]
     return shared, [k for k in keys if k not in shared]
 
 
+# Options that change which test images a run is scored on, or how: runs that differ in one are not comparable
+SCORING = ("test_subset", "val_fraction", "tta")
+
+
+def differing_note(results: list[ModelResult]) -> str:
+    """The lines under a table of runs whose options differ (`report` of runs made apart): which options, and a
+    warning where one changes the images or the way their test figures were scored (before: only report.html named
+    the options, and results.md set a figure of 1,000 test images beside one of 500 without a word)."""
+    differing = [k for k in split_options(results)[1] if k != "seed"]  # (seeds differ by design)
+    if not differing:
+        return ""
+    note = f"Options that differ between runs: {', '.join(differing)} (see results.json).\n"
+    scoring = [k for k in differing if k in SCORING]
+    if scoring:
+        note += (f"Not comparable: the runs were scored on different test images or otherwise "
+                 f"({', '.join(scoring)} differ), so their test figures do not measure the same thing.\n")
+    return note
+
+
 def environment(results: list[ModelResult]) -> dict[str, str]:
     """Versions of what produced the report and the devices the runs trained on."""
     devices = sorted({r.device for r in results if r.device})
@@ -219,7 +238,8 @@ def write_report(results: list[ModelResult], output: str | Path, command: list[s
     report = _report_head(results, output, command, resumed_by, FORMAT)
     report["models"] = [r.to_dict() for r in results]
     curves = plot_comparison(results, _curves_title(report["data"], [r.model for r in results], results))
-    _write_files(output, json_text(report), markdown_table(results), curves,
+    note = differing_note(results)
+    _write_files(output, json_text(report), markdown_table(results) + (f"\n{note}" if note else ""), curves,
                  render_html(report, results, curves))
     return report
 
@@ -275,10 +295,11 @@ def _seeds_note(summaries: list[SeedSummary]) -> str:
 def summary_table(results: list[ModelResult]) -> str:
     """The table `convolab compare` prints: a row per model, or with several seeds per model the mean and
     standard deviation of each figure and a line saying so."""
+    note = differing_note(results)
     if not has_several_seeds(results):
-        return markdown_table(results)
+        return markdown_table(results) + note
     summaries = summarize_seeds(results)
-    return seeds_markdown_table(summaries) + _seeds_note(summaries) + "\n"
+    return seeds_markdown_table(summaries) + _seeds_note(summaries) + "\n" + note
 
 
 def significance_lines(results: list[ModelResult]) -> list[str]:
@@ -350,7 +371,9 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
                           "different": p.test.different if p.test else None, "line": p.line} for p in pairs],
         "runs": [r.to_dict() for r in results],
     }
-    md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n\n" + f"## {SIGNIFICANCE}\n\n"
+    note = differing_note(results)
+    md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n" + (f"\n{note}" if note else "")
+          + "\n" + f"## {SIGNIFICANCE}\n\n"
           + "".join(f"- {html.escape(p.line, quote=False)}\n" for p in pairs))
     curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
     _write_files(output, json_text(report), md, curves,
