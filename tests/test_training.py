@@ -179,8 +179,9 @@ def test_a_checkpoint_of_a_model_no_registry_names_says_so(tmp_path, capsys):
 def test_the_early_stop_line_says_what_min_delta_asked():
     from convolab.training.loop import no_gain
 
-    assert no_gain("test_loss", 0.5, 1) == "test_loss gained no more than --min-delta 0.5 for 1 epoch"
-    assert no_gain("test_acc", 0.0, 3) == "test_acc did not improve for 3 epochs"
+    assert no_gain("test_loss", 0.5, 1) == "test_loss gained no more than --min-delta 0.5 for 1 epoch (judged on " \
+        "the test images)"
+    assert no_gain("test_acc", 0.0, 3) == "test_acc did not improve for 3 epochs (judged on the test images)"
 
 
 def test_a_run_saved_on_a_device_of_another_kind_resumes_with_a_fresh_augmentation_stream(tmp_path, caplog):

@@ -69,7 +69,8 @@ class Trainable(Protocol):
     _stop_signal: int | None
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, targets: dict[str, torch.Tensor],
-                    mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
+                   mix: Mix | None = None, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch's forward, loss and backward: its loss and correct count (`Trainer.train_step`)."""
 
     def save(self, name: str) -> None:
         """Write the run's checkpoint as `name` (best.pt, last.pt) in the run folder."""
