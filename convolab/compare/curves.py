@@ -125,8 +125,12 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     fig.set_size_inches(11, 12 + 0.22 * max(0, rows - 8))  # (8 rows, 16 names, fit its 12 inches, as ever)
     if rows:  # (the run folders' and models' names as written: a `$` in one began mathtext, a traceback)
         prop = {"size": 9 if columns == 2 else 8, "family": plots.fonts("".join(labels)).get("fontfamily")}
-        for text in fig.legend(handles, labels, loc="lower center", ncol=columns, prop=prop,
-                               frameon=False).get_texts():
+        # (a label starting with `_` is given with a space before it and set back after: matplotlib before 3.10
+        # leaves such a label out even when it is passed explicitly, and convolab declares matplotlib>=3.7)
+        legend = fig.legend(handles, [f" {label}" if label.startswith("_") else label for label in labels],
+                            loc="lower center", ncol=columns, prop=prop, frameon=False)
+        for text, label in zip(legend.get_texts(), labels):
+            text.set_text(label)
             text.set_parse_math(False)
     if title:
         fig.suptitle(plots.figure_title(title, 100), parse_math=False, **plots.fonts(title))

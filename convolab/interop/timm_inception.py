@@ -41,7 +41,10 @@ def _convert(peer: nn.Module, name: str, fc_name: str, renames: dict[str, str] |
              rules: Rules = (), **options) -> nn.Module:
     refuse_other_pools(peer)
     num_classes = classifier_classes(peer, fc_name, "timm")
-    ours = create_model(name, num_classes=num_classes, in_chans=peer.in_chans, drop_rate=peer.head_drop.p,
+    # (the input channels read off the first convolution: timm's Inception models hold `in_chans` only from timm
+    # 1.0.25, and `timm>=1.0` is what convolab declares)
+    first = next(m for m in peer.modules() if isinstance(m, nn.Conv2d))
+    ours = create_model(name, num_classes=num_classes, in_chans=first.in_channels, drop_rate=peer.head_drop.p,
                         **options)
     # our layer's name -> the peer's: the renames (given peer -> ours) reversed, then the rules
     back = [rule for theirs, mine in (renames or {}).items() for rule in (
