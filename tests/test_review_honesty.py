@@ -23,6 +23,7 @@ def test_holm_adjusts_as_its_definition():
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
     assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
     assert holm([0.02]) == pytest.approx([0.02])
+    assert holm([0.2, float("nan"), 0.01]) == pytest.approx([0.4, 1.0, 0.03])  # (a NaN counts as 1: the others stand)
 
 
 def test_the_pairs_of_several_models_are_judged_on_holm_adjusted_p_values():
@@ -56,17 +57,36 @@ def test_the_best_epoch_and_the_early_stop_say_they_were_judged_on_the_test_imag
 def test_evaluate_names_the_checkpoint_and_the_epoch_it_scores(digits_run, tmp_path, capsys):
     # (before: `evaluate RUN` scored best.pt, the epoch chosen on these test images, and said nothing of which)
     import json
+    import shutil
+
+    import torch
 
     from convolab.cli import main
+    from convolab.training.checkpoint import trained_epoch
 
     assert main(["evaluate", str(digits_run), "--output", str(tmp_path / "e1")]) == 0
     said = capsys.readouterr().out.splitlines()
-    epochs = json.loads((digits_run / "config.json").read_text())["epochs"]
-    assert said[1].startswith(f"checkpoint: {digits_run / 'best.pt'}, epoch ") and f"of {epochs}" in said[1], said
-    assert "the epoch of the best test_acc, judged on the run's own test images" in said[1], said
+    assert said[1] == f"checkpoint: {digits_run / 'best.pt'}, epoch 1 of 1 (the epoch of the best test_acc, judged " \
+        "on the run's own test images)", said
     assert main(["evaluate", str(digits_run / "last.pt"), "--json", "--output", str(tmp_path / "e2")]) == 0
     checkpoint = json.loads(capsys.readouterr().out)["checkpoint"]
-    assert checkpoint == {"file": str(digits_run / "last.pt"), "epoch": epochs, "epochs": epochs, "chosen_by": None}
+    assert checkpoint == {"file": str(digits_run / "last.pt"), "epoch": 1, "batch_in_epoch": 0, "epochs": 1,
+                          "chosen_by": "test_acc"}  # (its one epoch is the best)
+    # Read from the checkpoint, not its name (the diff review's): a best.pt copied elsewhere is still the best
+    # epoch's; a last.pt saved mid-epoch by a stop, or of a later epoch than the best, is not
+    state = torch.load(digits_run / "last.pt", weights_only=True)
+    shutil.copy(digits_run / "best.pt", tmp_path / "copy.pt")
+    assert trained_epoch(torch.load(tmp_path / "copy.pt", weights_only=True), tmp_path / "copy.pt")["chosen_by"] \
+        == "test_acc"
+    stopped = trained_epoch({**state, "batch_in_epoch": 68}, digits_run / "last.pt")
+    assert stopped["batch_in_epoch"] == 68 and stopped["chosen_by"] is None
+    assert trained_epoch({**state, "epoch": 2}, digits_run / "last.pt")["chosen_by"] is None
+    # The run's length as its folder's config.json gives it now (a run extended by --resume --epochs 3 after its best)
+    run = tmp_path / "extended"
+    shutil.copytree(digits_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "epochs": 3}))
+    assert trained_epoch(state, run)["epochs"] == 3
 
 
 def test_report_of_runs_scored_on_different_test_images_says_they_are_not_comparable(digits_run, tmp_path, capsys):
@@ -95,3 +115,21 @@ def test_cost_versus_a_design_of_another_output_says_so():
     text = format_comparison(compare_designs((768, 17, 17), "1x7:192 7x1:192 3x3:320/s2/p0", "7x7:192"))
     assert "(their outputs differ, 320x8x8 against 192x17x17" in text, text
     assert "differ" not in format_comparison(compare_designs((192, 28, 28), "1x1:16 5x5:32", "5x5:32"))
+
+
+def test_the_differing_options_note_leaves_out_how_a_run_was_computed_and_a_pretrained_comparisons_weights():
+    # (the diff review's: `report` of runs made apart listed threads and compile; every `compare --pretrained` ended
+    # with "init_from differs", each model starting from its own published weights by design)
+    from convolab.compare.report import differing_note
+    from convolab.compare.results import ModelResult
+
+    def result(model, **options):
+        base = {"epochs": 2, "seed": 0, "threads": 1, "compile": False, "init_from": None, "image_size": None}
+        return ModelResult(model=model, run_dir=model, options={**base, **options})
+
+    assert differing_note([result("a"), result("b", threads=2, compile=True, seed=1)]) == ""
+    assert differing_note([result("a", init_from="tv:a", image_size=224),
+                           result("b", init_from="tv:b", image_size=299)]) == ""
+    assert differing_note([result("a", init_from="tv:a"), result("b")]) == \
+        "Options that differ between runs: init_from (see results.json).\n"  # (one from weights, one from scratch)
+    assert "epochs, image_size" in differing_note([result("a", epochs=3, image_size=32), result("b")])

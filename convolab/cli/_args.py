@@ -6,10 +6,6 @@ import argparse
 # What an empty CHECKPOINT argument is told to give instead (evaluate, features, export, predict, finetune).
 CHECKPOINT = "a checkpoint file or run folder (or a model name with --pretrained)"
 
-# What the best epoch's line says of it: best.pt and --patience judge on the images each epoch is scored on (the run's
-# test split, or its val/ folder): its figure is no unseen test's
-CHOSEN = "best.pt, chosen on these test images"
-
 
 def positive_int(text: str) -> int:
     try:

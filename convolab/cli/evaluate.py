@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print the figures as one JSON object only (top1, top5, per_class, images, tta, "
-                             "tta_from, evaluated, files; targets for a labels CSV's)")
+                             "tta_from, evaluated, checkpoint, files; targets for a labels CSV's)")
     add_pretrained_options(parser)
 
 
@@ -126,9 +126,11 @@ def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: t
     print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
     if epoch is not None:  # (before: nothing said which epoch was scored, nor that best.pt's was chosen on test images)
         of = f" of {epoch['epochs']}" if epoch["epochs"] else ""
-        chosen = f" (best.pt: the epoch of the best {epoch['chosen_by']}, judged on the run's own test images; " \
-                 "last.pt holds the run's last epoch)" if epoch["chosen_by"] else ""
-        print(f"checkpoint: {shown(epoch['file'])}, epoch {epoch['epoch']}{of}{chosen}")
+        at = f"{epoch['batch_in_epoch']} batches into epoch {epoch['epoch'] + 1}{of} (saved by a stop)" \
+            if epoch["batch_in_epoch"] else f"epoch {epoch['epoch']}{of}"
+        chosen = f" (the epoch of the best {epoch['chosen_by']}, judged on the run's own test images)" \
+            if epoch["chosen_by"] else ""
+        print(f"checkpoint: {shown(epoch['file'])}, {at}{chosen}")
     for name, acc in zip(names, report.per_class):
         print(f"  {padded(name, width)}  " + (f"{acc:.4f}" if math.isfinite(acc) else "-  (no images)"))
     if table is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
+from ..training.loop import CHOSEN
 from ..training.rundir import refuse_to_overwrite_a_run
-from ._args import CHECKPOINT, CHOSEN, nonempty
+from ._args import CHECKPOINT, nonempty
 from ._options import add_config_options, config_from_args, given_config
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 

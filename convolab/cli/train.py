@@ -13,9 +13,10 @@ from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
+from ..training.loop import CHOSEN
 from ..training.resume_checks import resume_changes
 from ..training.rundir import refuse_to_overwrite_a_run
-from ._args import CHOSEN, positive_int
+from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
 from ._weights import add_start_options, start_weights, wants_pretrained

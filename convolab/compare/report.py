@@ -63,13 +63,20 @@ def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]
 
 # Options that change which test images a run is scored on, or how: runs that differ in one are not comparable
 SCORING = ("test_subset", "val_fraction", "tta")
+# Options the note under a table leaves out: how a run was computed, not what (threads, the device, compiling,
+# workers, logs), and the seed, which differs between a comparison's runs by design
+NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", "loader", "tensorboard",
+             "memory_check", "download", "data_dir")
 
 
 def differing_note(results: list[ModelResult]) -> str:
     """The lines under a table of runs whose options differ (`report` of runs made apart): which options, and a
     warning where one changes the images or the way their test figures were scored (before: only report.html named
     the options, and results.md set a figure of 1,000 test images beside one of 500 without a word)."""
-    differing = [k for k in split_options(results)[1] if k != "seed"]  # (seeds differ by design)
+    # (runs that all start from published weights: each model's own, as init_from, at its own input size)
+    weights = all(r.options.get("init_from") for r in results if r.options)
+    differing = [k for k in split_options(results)[1]
+                 if k not in NOT_NOTED and not (weights and k in ("init_from", "image_size"))]
     if not differing:
         return ""
     note = f"Options that differ between runs: {', '.join(differing)} (see results.json).\n"

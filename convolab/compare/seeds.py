@@ -115,6 +115,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     tests not yet passed, never below the one before it, at most 1. Each pair of a comparison of several models is
     judged on its adjusted p, so that the chance of any false "different" stays at the level (5%) however many
     pairs there are; unadjusted, 10 pairs of 5 models would give one about 40% of the time."""
+    pvalues = [p if math.isfinite(p) else 1.0 for p in pvalues]  # (a NaN, which no test should give, sorted wrong)
     order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
     adjusted, running = [1.0] * len(pvalues), 0.0
     for rank, i in enumerate(order):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..training import TrainConfig, Trainer
+from ..training.loop import CHOSEN
 from ..training.rundir import next_free_dir, refuse_to_overwrite_a_run
 
 DATA = "mnist5k"
@@ -59,7 +60,8 @@ def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: b
           f"run folder {trainer.run_dir}"
     result = trainer.fit()
     seconds = sum(row["train_seconds"] for row in result.history)
-    yield f"trained in {seconds:.0f} s; best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch}"
+    yield (f"trained in {seconds:.0f} s; best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch} "
+           f"({CHOSEN})")
     yield f"test accuracy: {result.test_acc:.4f}"
 
 

@@ -156,19 +156,26 @@ def checkpoint_file(path: str | Path) -> Path:
 
 
 def trained_epoch(state: dict[str, Any], path: str | Path) -> dict[str, Any] | None:
-    """Which epoch of its run a checkpoint read from `path` holds: {"file", "epoch", "epochs", "chosen_by"}, where
-    chosen_by is the figure best.pt was chosen on (`--monitor`: test_acc by default), judged on the run's own test
-    images, and None for last.pt or another file; None for weights of no run (published, a safetensors export)."""
-    epoch = state.get("epoch")
+    """Which epoch of its run a checkpoint read from `path` holds: {"file", "epoch" (epochs finished),
+    "batch_in_epoch" (batches of the next one: a run stopped by a signal mid-epoch), "epochs" (the run's length, from
+    its folder's config.json where there is one: a resumed run's), "chosen_by"}. chosen_by is the figure (`--monitor`,
+    test_acc by default) whose best epoch these weights are, judged on the run's own test images (best.pt's, and a
+    last.pt whose last epoch was the best); None otherwise; the whole None for weights of no run (published, a
+    safetensors export). Read from the checkpoint, not its name."""
+    epoch, batches = state.get("epoch"), state.get("batch_in_epoch", 0)
     try:
         config = json.loads(state["config"]) if isinstance(state.get("config"), str) else {}
-    except ValueError:
-        config = {}
+        file = checkpoint_file(path)
+        run = json.loads((file.parent / "config.json").read_text(encoding="utf-8")) \
+            if (file.parent / "config.json").is_file() else {}
+    except (ValueError, OSError):
+        config, file, run = {}, Path(path), {}
     if not isinstance(epoch, int) or not isinstance(config, dict) or state.get("weights"):
         return None
-    file = checkpoint_file(path)
-    chosen = (config.get("monitor") or "test_acc") if file.name == "best.pt" else None
-    return {"file": str(file), "epoch": epoch, "epochs": config.get("epochs"), "chosen_by": chosen}
+    epochs = run.get("epochs") if isinstance(run, dict) and isinstance(run.get("epochs"), int) else config.get("epochs")
+    chosen = (config.get("monitor") or "test_acc") if epoch > 0 and not batches and state.get("best_epoch") == epoch \
+        else None
+    return {"file": str(file), "epoch": epoch, "batch_in_epoch": batches or 0, "epochs": epochs, "chosen_by": chosen}
 
 
 def served_weights(state: dict[str, Any], path: str | Path | None = None) -> dict[str, torch.Tensor]:

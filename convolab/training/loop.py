@@ -203,6 +203,11 @@ def fit(trainer: Trainable) -> TrainResult:
                        stopped_early)
 
 
+# What the best epoch's line says of it (train, finetune, the demos): best.pt and --patience judge on the images each
+# epoch is scored on (the run's test split, or its val/ folder), so its figure is no unseen test's
+CHOSEN = "best.pt, chosen on these test images"
+
+
 def no_gain(monitor: str, min_delta: float, epochs: int) -> str:
     """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta)."""
     gain = f"gained no more than --min-delta {min_delta:g}" if min_delta else "did not improve"
