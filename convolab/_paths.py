@@ -118,8 +118,8 @@ __all__ = ["lies_within", "making", "probe_output", "writable_output", "written"
 
 
 def same_path(a: object, b: object) -> bool:
-    """Whether two values name the same existing file or folder (however each is spelled)."""
-    if not (isinstance(a, str) and isinstance(b, str)):
+    """Whether two values name the same existing file or folder (however each is spelled; a str or a Path)."""
+    if not (isinstance(a, (str, os.PathLike)) and isinstance(b, (str, os.PathLike))):
         return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()

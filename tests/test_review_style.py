@@ -80,5 +80,7 @@ def test_trainer_resume_takes_the_runs_own_values_as_the_command_does(tmp_path):
     lr = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["lr"]
     resumed = Trainer.resume(tmp_path / "run", image_size=28, lr=lr, output=str(tmp_path / "run" / "."), epochs=2)
     assert resumed.config.epochs == 2 and len(resumed.fit().history) == 2
+    again = Trainer.resume(tmp_path / "run", output=tmp_path / "run", epochs=3)  # (the folder as a Path: no change)
+    assert again.config.output == str(tmp_path / "run")
     with pytest.raises(Exception, match="image_size"):  # (a real change is still refused)
         Trainer.resume(tmp_path / "run", image_size=32)
