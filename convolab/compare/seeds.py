@@ -87,10 +87,8 @@ def welch_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> 
     values, when neither varies over its seeds yet they differ (`no_spread`), or when scipy is missing."""
     if len(a) < 2 or len(b) < 2:
         return None
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0 and statistics.fmean(a) == statistics.fmean(b):
-        return WelchTest(0.0, 1.0, False)  # the same constant twice: scipy's 0/0 would be nan
-    if no_spread(a, b):
-        return None
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:  # (scipy: nan for 0/0, -inf and p=0 else)
+        return WelchTest(0.0, 1.0, False) if statistics.fmean(a) == statistics.fmean(b) else None  # (`no_spread`)
     try:  # scipy.stats takes most of a second to import: only when a test is asked for
         from scipy import stats
     except ImportError:

@@ -75,12 +75,16 @@ class Trainer:
         self.state = RunState()
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM while fitting: stop at the next fold
         self._saved_epoch: int | None = None  # the epoch of the last.pt in the run folder (None: none saved)
-        self._own_model = own  # (config.json says so: config.model is not what this run trains)
         self._new_run, self._epochs_given = not _resuming, False  # (a new run's folder, checked at its first fit)
         self._claim = self._claim_folder(None if _resuming else resume_call(self.run.run_dir, own))
         # a default folder (runs/MODEL-DATA) goes with a Trainer never fitted: a notebook cell run again made -2, -3...
         self._unfitted = None if _resuming or self.run.config.output or not self.run.dist.is_main else \
             weakref.finalize(self, forget_unfitted, self.run.run_dir, self._claim)
+
+    @property
+    def _own_model(self) -> bool:
+        """Whether the run trains a model of no registered name (config.json says so: config.model is not it)."""
+        return not getattr(self.run.model, "model_name", "")
 
     def _claim_folder(self, new_run: str | None = None) -> Any:
         """This process's claim on the run folder (rank 0 writes it): one line if another command holds it,
