@@ -15,15 +15,17 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import ConvolabError, DiskFullError
+from .errors import ConvolabError, DiskFullError, NotWritableError
 
 try:
     import fcntl
-except ImportError:  # (Windows: no flock; `one_at_a_time` lets every process through)
-    fcntl = None  # type: ignore[assignment]
+    import resource
+except ImportError:  # (Windows: no flock, `one_at_a_time` letting every process through; no file-size limit)
+    fcntl = resource = None  # type: ignore[assignment]
 
 NEARLY_FULL = 1 << 20  # bytes: a write that fails with less than this left free failed for want of space
-REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # the folder cannot be written (a read-only mount, permissions)
+REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)  # the folder or file cannot be written (a read-only
+# mount, permissions, a file-size limit: `ulimit -f`, or the largest file the file system keeps)
 
 
 class RefusedWrite(OSError):
@@ -39,7 +41,7 @@ class RefusedWrite(OSError):
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `path` (`temporary_prefix`: its writer named), then rename
     it onto `path`; first, the temporaries of `path` that writers killed mid-write left are removed."""
-    path = Path(path)
+    path = written_through(Path(path))
     existed = path.exists()
     remove_dead_temporaries(path.parent, path.name)  # (a write of this file killed earlier left them)
     try:  # (the folder may have become read-only, or been removed, since the command checked it)
@@ -66,9 +68,29 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         # space, measured before the partial file is removed, tells
         if ours and (disk_full(err) or free is not None and free < NEARLY_FULL):
             raise DiskFullError(no_space_line(path, free, existed)) from err
+        if ours and isinstance(err, RuntimeError) and "unexpected pos" in str(err) and _size_limited():
+            err = OSError(errno.EFBIG, os.strerror(errno.EFBIG), tmp)  # (torch.save's short write, under ulimit -f)
         if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
             raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
         raise
+
+
+def written_through(path: Path) -> Path:
+    """The file a write of `path` replaces: where `path` is a symbolic link, the file it leads to (written through,
+    the link kept, as an editor saves a linked file), and refused in one line where it is neither a file nor a
+    folder (a device, a FIFO, a socket), which the rename would replace for every other user of it (/dev/null, to
+    a root user)."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise NotWritableError(f"{path} exists and is not a regular file (a device, a FIFO or a socket), which "
+                               "writing it would replace: give the path of a file")
+    return path
+
+
+def _size_limited() -> bool:
+    """Whether this process may write files of a limited size only (`ulimit -f`)."""
+    return resource is not None and resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
 
 
 @contextlib.contextmanager
@@ -328,9 +350,12 @@ def disk_full(err: BaseException) -> bool:
 
 
 def not_writable_line(path: Path, err: OSError, existed: bool = False) -> str:
+    kept = f"; the previous {path.name} is unchanged" if existed else ""
+    if err.errno == errno.EFBIG:
+        return (f"{path} cannot be written in full (File too large: past the largest file this process may write, "
+                f"`ulimit -f`, or its file system keeps): raise the limit, or write elsewhere{kept}")
     why = {errno.EROFS: "its file system is read-only", errno.ENOENT: "the folder no longer exists"}.get(
         err.errno, "permission denied")
-    kept = f"; the previous {path.name} is unchanged" if existed else ""
     return (f"{path.parent} cannot be written ({why}) while writing {path.name}: make it writable, or write "
             f"elsewhere{kept}")
 

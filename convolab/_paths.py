@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._atomic import temporary_prefix
-from .errors import ConfigError, ConvolabError
+from ._atomic import disk_full, temporary_prefix
+from .errors import ConfigError, ConvolabError, DiskFullError
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -44,7 +44,8 @@ def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", cr
     if existing != folder and not create_parents:
         raise ConfigError(f"the folder of {flag} {path} does not exist; create {folder} first or choose another {what}")
     if not os.access(existing, os.W_OK | os.X_OK):  # a file is written beside its name, then renamed onto it
-        raise ConfigError(f"{flag} {path} is not writable (permission denied in {existing}); choose another {what}")
+        why = "a read-only file system" if _read_only(existing) else "permission denied"
+        raise ConfigError(f"{flag} {path} is not writable ({why} in {existing}); choose another {what}")
     if create and existing != folder:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,14 @@ def check_usable(path: str | os.PathLike, flag: str, what: str = "folder") -> No
             raise ConfigError(f"{flag} {shown} cannot be used ({err.strerror}); choose another {what}") from None
 
 
+def _read_only(folder: Path) -> bool:
+    """Whether `folder` is on a file system mounted read-only (which no change of permissions mends)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # (Windows: no statvfs)
+        return False
+
+
 def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
     """Really write where `path` goes, before any work, after `writable_output` (whose permission check a root
     user always passes, even on /sys or a read-only mount): make its folder and a scratch file in it, then
@@ -75,9 +84,15 @@ def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         # (its writer named: one a kill leaves in this instant is removed later, as atomic_write's temporaries are)
         fd, scratch = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(scratch)
+        try:
+            os.write(fd, b"\0")  # (a full disk still makes an empty file: its first byte is refused)
+        finally:
+            os.close(fd)
+            os.unlink(scratch)
     except OSError as err:
+        if disk_full(err):
+            raise DiskFullError(f"{flag} {path}: no space left on its disk ({err.strerror}); free some space, or "
+                                f"choose another {'folder' if kind == 'folder' else 'file'}") from None
         raise ConfigError(f"{flag} {path} cannot be written ({err.strerror or err}); choose another "
                           f"{'folder' if kind == 'folder' else 'file'}") from None
     finally:

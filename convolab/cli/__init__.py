@@ -29,7 +29,7 @@ from .._platform import (
 with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, and so guarded, in main)
     import torch
 
-    from .._atomic import disk_full, no_space_line
+    from .._atomic import RefusedWrite, disk_full, no_space_line
     from .._version import __version__
     from ..errors import ConvolabError
     from ..training import TrainingInterrupted
@@ -150,6 +150,9 @@ def _command(argv: list[str] | None) -> int:
         return 128 + err.signum  # (130 for Ctrl-C, 143 for SIGTERM, as --nproc's launcher and lr-find give)
     except ConvolabError as err:
         _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
+        return 2
+    except RefusedWrite as err:  # an output that turned read-only, or passed a file-size limit, as it was written
+        _say_error(f"convolab {args.verb}: error: {err.line}")
         return 2
     except BrokenPipeError:  # the reader left (`convolab models | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit's flush)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from ..compare import (
@@ -95,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
-    if unfinished:
-        print(unfinished)
+    if unfinished:  # (a failed run is trained afresh by --resume, an interrupted one continued)
+        print(f"{unfinished}; once their cause is mended: convolab compare --resume {shlex.quote(str(output))}")
     for line in significance_lines(results):
         print(line)
     return 1 if unfinished else 0

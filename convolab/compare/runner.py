@@ -380,6 +380,8 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         raise
     except Exception as err:  # any failure of one model must not lose the others
         reason = one_line(err)
+        if getattr(err, "line", None):  # a write that failed (a full disk...): continued by the comparison's --resume
+            reason = f"{err.line}; continue with convolab compare --resume {shlex.quote(str(comparison.output))}"
         if isinstance(err, ConvolabError):  # the user's to fix: the line says what to do
             log.warning("%s %s failed: %s", step, run.name, reason)
         else:  # a fault of ours or of torch: one line here, the whole traceback in a file for the bug report

@@ -195,14 +195,14 @@ def write_failure(err: OSError) -> str:
 
 
 def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
-    """The uncompressed tar of a compressed archive, made once in the cache folder. A read error of the
-    archive is said as one (truncated or corrupt); a cache folder that cannot take the copy as another."""
+    """The uncompressed tar of a compressed archive, made once in the cache folder (its size recorded beside it).
+    A read error of the archive is said as one (truncated or corrupt); a cache that cannot take the copy as another."""
     import bz2
     import gzip
     import lzma
 
     target = cache_root / f"{fingerprint}.tar"
-    if target.is_file():
+    if _whole(target):
         return target
     opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
 
@@ -231,8 +231,11 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
         cache_root.mkdir(parents=True, exist_ok=True)
         with one_at_a_time(target.with_suffix(".lock"), lambda: log.info(
                 "waiting for another convolab command that is decompressing %s to %s", path, target)):
-            if not target.is_file():  # (made meanwhile, by the command this one waited for)
+            if not _whole(target):  # (made meanwhile, by the command this one waited for)
+                if target.is_file():  # (or made by a convolab that did not record its size)
+                    log.warning("the decompressed copy %s is damaged: decompressing %s again", target, path)
                 atomic_write(target, write)
+                atomic_write(target.with_suffix(".size"), lambda tmp: Path(tmp).write_text(str(target.stat().st_size)))
     except DataError:
         raise
     except OSError as err:  # (DiskFullError is one too)
@@ -240,6 +243,14 @@ def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -
                         f"({write_failure(err)}), which streaming a compressed archive reads: set CONVOLAB_CACHE to a "
                         "writable folder with room for it, or give an uncompressed .tar") from None
     return target
+
+
+def _whole(target: Path) -> bool:
+    """Whether the decompressed copy `target` has the size recorded beside it after it was written (one cut short, by
+    a crash or a hand, was read as the user's archive damaged, or with --skip-bad-images trained on in part)."""
+    with contextlib.suppress(OSError, ValueError):
+        return target.is_file() and int(target.with_suffix(".size").read_text()) == target.stat().st_size
+    return False
 
 
 def aliases(links: dict[str, str], wanted: set[str]) -> dict[str, list[str]]:

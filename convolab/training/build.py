@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._paths import probe_output
 from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
@@ -107,6 +108,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     started = time.perf_counter()
     if folder:
         refuse_output_inside_data(config)
+        probe_output(config.output or "runs", "--output")  # (a disk full or read-only, said before the data load)
     device, dist, amp_dtype = start_process(config)
     # (before the data: a size the model cannot take, refused before they are decoded at it)
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,

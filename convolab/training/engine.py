@@ -21,7 +21,7 @@ from .._atomic import RefusedWrite
 from .._platform import logging_to_stderr
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
-from ..errors import CheckpointError, ConfigError, ConvolabError, FieldError, NotWritableError
+from ..errors import CheckpointError, ConfigError, ConvolabError, DiskFullError, FieldError
 from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
@@ -29,7 +29,7 @@ from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .distributed import launch_env
 from .evaluation import evaluate
-from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, resume_command, train_step
+from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step
 from .mixing import Mix
 from .process import ProcessState, callers_kept
 from .resume_checks import check_same_classes, check_same_run, given_model, resume_changes
@@ -44,6 +44,7 @@ from .rundir import (
     refuse_a_new_run_in,
     resume_call,
 )
+from .signals import stopped_writing
 from .state import RunState, checkpoint_state, restore_checkpoint, resume_problem
 
 log = logging.getLogger("convolab")
@@ -177,12 +178,11 @@ class Trainer:
             with self._process.applied(train=True), without_callers_autocast(self.run.device), \
                     modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 result = fit(self)
-        except RefusedWrite as err:  # the run folder turned read-only: what was saved resumes
+        except (RefusedWrite, DiskFullError) as err:  # the folder turned read-only or full: what was saved resumes
+            if self.run.dist.is_main and self._saved_epoch is None and isinstance(err, DiskFullError):
+                forget_unsaved_run(self.run.run_dir)  # (as below: the same command starts again, once there is space)
             self.run.dist.close(finished=False)
-            saved = f"its last.pt of epoch {self._saved_epoch} is intact" if self._saved_epoch is not None \
-                else "nothing was saved"
-            raise NotWritableError(f"{err.line}; the run stopped ({saved}): make {self.run.run_dir} writable and "
-                                   f"continue with {resume_command(self.run)}") from None
+            raise stopped_writing(self.run, err, self._saved_epoch) from None
         except NonFiniteLoss as err:
             if self.run.dist.is_main and (self.run.run_dir / "last.pt").exists():  # (none saved: the folder forgot)
                 record_stop(self.run.run_dir, str(err))

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import functools
 import io
+import logging
 import math
 import statistics
 import textwrap
@@ -13,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._atomic import json_text
-from ..errors import ConfigError, ConvolabError
+from .._atomic import RefusedWrite, json_text
+from ..errors import ConfigError, ConvolabError, DiskFullError
 from .checkpoint import atomic_write
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -22,6 +23,8 @@ COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_
            "elapsed_seconds")
 
 COMPILE_COLUMN = "compile_seconds"  # with --compile: the step that compiled the model, within train_seconds
+
+log = logging.getLogger("convolab")
 
 STEP_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "train_error", "images")
 
@@ -157,7 +160,11 @@ class Curves:
             with contextlib.suppress(Exception):
                 self.finish(history)
             raise
-        self.finish(history)
+        try:
+            self.finish(history)
+        except (RefusedWrite, DiskFullError) as err:  # (every epoch is saved: the run is complete, not stopped)
+            log.warning("the last curves could not be drawn: %s (the run is complete: metrics.csv holds every epoch)",
+                        err.line if isinstance(err, RefusedWrite) else err)
 
     def draw(self, history: list[dict[str, Any]]) -> None:
         began = time.perf_counter()

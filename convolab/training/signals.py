@@ -1,17 +1,19 @@
 """Stopping a run: SIGINT and SIGTERM while it fits (`stop_signals`), every rank agreeing to stop at the same step
-(`should_stop`), the error that says what was saved (`TrainingInterrupted`) and the command that continues the run
-(`resume_command`)."""
+(`should_stop`), the error that says what was saved (`TrainingInterrupted`), the command that continues the run
+(`resume_command`), and the line of a run stopped by a write that failed (`stopped_writing`)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import shlex
 import signal
 import time
 from typing import Protocol
 
+from .._atomic import RefusedWrite
 from .._platform import signal_name
 from .._registry import is_builtin
-from ..errors import ConvolabError
+from ..errors import ConvolabError, DiskFullError, NotWritableError
 from .build import Run
 from .rundir import resume_call
 
@@ -43,6 +45,23 @@ def resume_command(run: Run) -> str:
         return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
     nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
     return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
+
+
+def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: int | None) -> ConvolabError:
+    """The error of a run stopped by a write that failed (its folder turned read-only, its disk filled up, a file
+    passed the size limit): the write's line, what is intact, and how to go on (resume where the run folder holds
+    config.json, else the same command again). `.line` keeps the write's own line, for a caller that gives its own
+    way on (`compare --resume`)."""
+    line = err.line if isinstance(err, RefusedWrite) else str(err)
+    saved = f"its last.pt of epoch {saved_epoch} is intact" if saved_epoch is not None else "nothing was saved"
+    mend = ("free some space" if isinstance(err, DiskFullError) else "raise the limit" if err.errno == errno.EFBIG
+            else f"make {run.run_dir} writable")
+    go_on = (f"continue with {resume_command(run)}" if (run.run_dir / "config.json").is_file()
+             else "run the same command again")
+    stopped = (DiskFullError if isinstance(err, DiskFullError) else NotWritableError)(
+        f"{line}; the run stopped ({saved}): {mend} and {go_on}")
+    stopped.line = line
+    return stopped
 
 
 def should_stop(trainer: Stoppable) -> bool:
