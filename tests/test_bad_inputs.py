@@ -1596,6 +1596,14 @@ CASES: list[Row] = [
         "--out {t}/0.png exists and is not a features file `convolab features` wrote", a_labels_csv),
     Row("features-out-onto-an-empty-file", ["features", "{d}/run", "--out", "{t}/empty.txt"],
         "--out {t}/empty.txt exists and is not a features file `convolab features` wrote", an_empty_file),
+    # A --data-dir that cannot be written: the folder named, not the network (before: "...; no network?")
+    Row("train-download-into-a-file", ["train", "lenet5", "--data", "mnist", "--download", "--data-dir",
+                                       "{t}/empty.txt/data", "--output", "{t}/run"],
+        "mnist could not be downloaded into {t}/empty.txt/data/MNIST/raw: that folder cannot be written (Not a "
+        "directory); give --data-dir a writable folder", an_empty_file),
+    Row("draw-out-onto-a-fifo", ["draw", "lenet5", "--out", "{t}/pipe.svg"],
+        "{t}/pipe.svg exists and is not a regular file (a device, a FIFO or a socket)",
+        lambda t: os.mkfifo(t / "pipe.svg")),
 ]
 
 

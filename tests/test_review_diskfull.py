@@ -162,6 +162,19 @@ def test_a_decompressed_copy_cut_short_is_made_again_not_read_as_the_users_archi
     assert sum(len(b) for b, _, _ in again.eval_batches(again.test, 64)) == len(again.test)
 
 
+def test_an_image_cache_named_by_a_file_says_so(tmp_path, caplog, monkeypatch):
+    """Before: `cannot write the image cache in CACHE (File exists)`, for CONVOLAB_CACHE naming a file."""
+    (tmp_path / "afile").write_text("hi")
+    monkeypatch.setenv("CONVOLAB_CACHE", str(tmp_path / "afile"))
+    caplog.set_level(logging.INFO)
+    data = load_data(str(write_png_folder(tmp_path / "imgs")))
+    assert len(data.train) + len(data.test) == 36
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [f"cannot write the image cache in {tmp_path / 'afile'} (a file is in the way of the folder: File "
+                    "exists); going on without it, so the images are decoded again next time: set CONVOLAB_CACHE to "
+                    "a writable folder to keep them"], said
+
+
 # ----- a full disk or a read-only file system, really mounted (root only) ----------------------------------------
 @pytest.fixture
 def mounted(tmp_path):

@@ -191,6 +191,8 @@ def write_failure(err: OSError) -> str:
     """Why a file could not be written, in a few words: `Read-only file system`, `its disk is full`."""
     if isinstance(err, DiskFullError):
         return "its disk is full"
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):  # (CONVOLAB_CACHE, or a folder above it, a file)
+        return f"a file is in the way of the folder: {err.strerror}"
     return err.strerror or (str(err).splitlines() or [type(err).__name__])[0]
 
 
@@ -262,8 +264,7 @@ def aliases(links: dict[str, str], wanted: set[str]) -> dict[str, list[str]]:
 
 
 class FileReader:
-    """The bytes of one image of a folder or an uncompressed tar, by its location; safe to send to workers
-    (each process opens the archive itself)."""
+    """The bytes of one image of a folder or an uncompressed tar, by its location; sent to workers (each opens it)."""
 
     def __init__(self, root: Path, tar_path: Path | None = None, links: dict[str, str] | None = None):
         self.root, self.tar_path = root, tar_path

@@ -1,6 +1,7 @@
 """MNIST, Fashion-MNIST and CIFAR-10/100 through torchvision, held in memory as uint8 tensors."""
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import torch
 
 from ..errors import DataError
 from .base import ImageData, Split
+
+# Why a download can fail here, whatever the network: the data folder cannot be written
+LOCAL_FAULTS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT)
 
 _SETS = {
     "mnist": ("MNIST", "MNIST/raw"),
@@ -48,6 +52,9 @@ def load_torchvision(name: str, data_dir: str | Path, download: bool = False) ->
         # torchvision's "Dataset not found or corrupted", or a download that failed (its message spans lines:
         # each mirror tried, each error)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+        if download and isinstance(err, OSError) and err.errno in LOCAL_FAULTS:  # (the network is not to blame)
+            raise DataError(f"{name} could not be downloaded into {root / sub}: that folder cannot be written "
+                            f"({err.strerror}); give --data-dir a writable folder") from None
         if download:
             raise DataError(f"{name} could not be downloaded into {root / sub} ({first[:120]}; no network?); "
                             f"copy its files there by hand, or run once where the network is reachable") from None
