@@ -70,7 +70,8 @@ def test_an_export_scores_a_folder_of_some_of_its_classes_as_the_checkpoint(expo
     onnx = figures(capsys, str(exported / "m.onnx"), "--data", str(folder), "--output", str(tmp_path / "b"))
     assert onnx == checkpoint and onnx["images"] == 12
     assert list(onnx["per_class"]) == ["3", "7", "(other classes)"]
-    rows = [list(csv.reader(open(tmp_path / out / "confusion.csv", encoding="utf-8"))) for out in "ab"]
+    rows = [list(csv.reader((tmp_path / out / "confusion.csv").read_text(encoding="utf-8").splitlines()))
+            for out in "ab"]
     assert rows[0] == rows[1]
 
 

@@ -85,7 +85,7 @@ def test_three_headed_model_trains_end_to_end_and_evaluate_reports_each_target(l
     code = main(["train", "lenet5_modern", "--data", path, "--epochs", "12", "--loss", "species=1,colour=0.5,age=0.5",
                  "--output", str(out), *FAST])
     assert code == 0
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     last = rows[-1]
     assert {"test_acc", "test_acc_colour", "test_mae_age"} <= set(last)
     species, colour, mae = float(last["test_acc"]), float(last["test_acc_colour"]), float(last["test_mae_age"])
@@ -173,7 +173,7 @@ def test_a_two_image_model_trains_on_pairs(labelled, tmp_path, capsys):
     out = tmp_path / "pairs"
     assert main(["train", "lenet5_modern", "--data", path, "--inputs", "image,image2", "--epochs", "12",
                  "--output", str(out), *FAST]) == 0
-    last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
+    last = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))[-1]
     assert float(last["test_acc"]) > 0.8 and float(last["test_acc_colour"]) > 0.8, last
     model = torch.load(out / "last.pt", weights_only=False)
     assert model["model_options"]["image_inputs"] == 2 and model["in_chans"] == 2
@@ -194,7 +194,7 @@ def test_an_image_and_numeric_inputs_train_a_target_only_the_numbers_tell(labell
     out = tmp_path / "vector"
     assert main(["train", "lenet5_modern", "--data", path, "--inputs", "image,height", "--epochs", "12",
                  "--output", str(out), *FAST]) == 0
-    last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
+    last = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))[-1]
     assert float(last["test_acc_size"]) > 0.7, last  # (measured: 8 of 9 test items; chance: about a half)
     assert main(["evaluate", str(out / "last.pt"), "--output", str(tmp_path / "eval")]) == 0
 

@@ -79,7 +79,7 @@ def test_cli_writes_csv_and_png(tmp_path, capsys):
     assert code == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("lr-find lenet5 on digits (sgd, batch 32): suggested lr ") and "lr_find.png" in line
-    rows = list(csv.DictReader((out / "lr_find.csv").open()))
+    rows = list(csv.DictReader((out / "lr_find.csv").read_text().splitlines()))
     assert 5 <= len(rows) <= 30 and list(rows[0]) == ["lr", "loss", "smoothed"]
     lrs = [float(r["lr"]) for r in rows]
     assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-7)

@@ -136,6 +136,7 @@ def held_by_another_command(folder: Path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock")
