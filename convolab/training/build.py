@@ -108,8 +108,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     started = time.perf_counter()
     if folder:
         refuse_output_inside_data(config)
-        probe_output(config.output or "runs", "--output")  # (a disk full or read-only, said before the data load)
     device, dist, amp_dtype = start_process(config)
+    if folder and dist.is_main:  # (one rank: another's would race it, making and removing the folder)
+        probe_output(config.output or "runs", "--output")  # (a disk full or read-only, said before the data load)
     # (before the data: a size the model cannot take, refused before they are decoded at it)
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
                                                       device)
