@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._paths import probe_output
+from .._paths import probe_output, writable_output
 from .._registry import train_defaults
 from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
@@ -110,6 +110,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
     if folder and dist.is_main:  # (one rank: another's would race it, making and removing the folder)
+        writable_output(config.output or "runs", "--output", create=False)  # (a file there said as one)
         probe_output(config.output or "runs", "--output")  # (a disk full or read-only, said before the data load)
     # (before the data: a size the model cannot take, refused before they are decoded at it)
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
