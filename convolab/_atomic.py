@@ -33,9 +33,9 @@ class RefusedWrite(OSError):
     (errno, strerror), for callers that name their own argument, and `line`, the one line for those that do not
     (a training run: its engine adds what to resume)."""
 
-    def __init__(self, err: OSError, line: str):
+    def __init__(self, err: OSError, line: str, what: str | None = None):
         super().__init__(err.errno, err.strerror, err.filename)
-        self.line = line
+        self.line, self.what = line, what or line  # (`what`: the line without its advice)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
@@ -48,9 +48,9 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as err:
         if disk_full(err):
-            raise DiskFullError(no_space_line(path, None, existed)) from err
+            raise _full(path, None, existed) from err
         if err.errno in (*REFUSED, errno.ENOENT):
-            raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
+            raise _refused(path, err, existed) from err
         raise
     os.close(fd)
     try:
@@ -62,16 +62,18 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     except BaseException as err:
         ours = isinstance(err, Exception) and not isinstance(err, ConvolabError)
         free = _free_space(path.parent) if ours else None
+        # (a file-size limit reached: `ulimit -f`; torch.save's short write is a RuntimeError "... unexpected pos")
+        limited = ours and _at_size_limit(tmp) and (isinstance(err, RuntimeError) or disk_full(err))
         with contextlib.suppress(OSError):  # (a folder turned read-only keeps the temporary: removed on --resume)
             Path(tmp).unlink(missing_ok=True)
+        if limited:
+            raise _refused(path, OSError(errno.EFBIG, os.strerror(errno.EFBIG), tmp), existed) from err
         # torch.save on a full disk fails with RuntimeError("... unexpected pos ..."), not ENOSPC: the free
         # space, measured before the partial file is removed, tells
         if ours and (disk_full(err) or free is not None and free < NEARLY_FULL):
-            raise DiskFullError(no_space_line(path, free, existed)) from err
-        if ours and isinstance(err, RuntimeError) and "unexpected pos" in str(err) and _size_limited():
-            err = OSError(errno.EFBIG, os.strerror(errno.EFBIG), tmp)  # (torch.save's short write, under ulimit -f)
+            raise _full(path, free, existed) from err
         if ours and isinstance(err, OSError) and err.errno in REFUSED and err.filename in (None, tmp, str(path)):
-            raise RefusedWrite(err, not_writable_line(path, err, existed)) from err
+            raise _refused(path, err, existed) from err
         raise
 
 
@@ -88,9 +90,26 @@ def written_through(path: Path) -> Path:
     return path
 
 
-def _size_limited() -> bool:
-    """Whether this process may write files of a limited size only (`ulimit -f`)."""
-    return resource is not None and resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
+def _at_size_limit(file: str) -> bool:
+    """Whether `file` is as large as this process may write one (`ulimit -f`): a write that failed there passed the
+    limit, whatever the error said (a disk that a limit-sized file left nearly full, too)."""
+    if resource is None:  # (Windows: no such limit)
+        return False
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    with contextlib.suppress(OSError):
+        return limit != resource.RLIM_INFINITY and os.path.getsize(file) >= limit - 4096
+    return False
+
+
+def _refused(path: Path, err: OSError, existed: bool) -> RefusedWrite:
+    what, advice = _not_writable(path, err)
+    return RefusedWrite(err, f"{what}: {advice}{_kept(path, existed)}", what + _kept(path, existed))
+
+
+def _full(path: Path, free: int | None, existed: bool) -> DiskFullError:
+    full = DiskFullError(no_space_line(path, free, existed))
+    full.what = no_space_what(path, free) + _kept(path, existed)  # (without its advice: a caller gives its own)
+    return full
 
 
 @contextlib.contextmanager
@@ -349,19 +368,29 @@ def disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def not_writable_line(path: Path, err: OSError, existed: bool = False) -> str:
-    kept = f"; the previous {path.name} is unchanged" if existed else ""
+def _kept(path: Path, existed: bool) -> str:
+    return f"; the previous {path.name} is unchanged" if existed else ""
+
+
+def _not_writable(path: Path, err: OSError) -> tuple[str, str]:
+    """(what failed, what to do) of a write the system refused."""
     if err.errno == errno.EFBIG:
         return (f"{path} cannot be written in full (File too large: past the largest file this process may write, "
-                f"`ulimit -f`, or its file system keeps): raise the limit, or write elsewhere{kept}")
+                "`ulimit -f`, or its file system keeps)", "raise the limit, or write elsewhere")
     why = {errno.EROFS: "its file system is read-only", errno.ENOENT: "the folder no longer exists"}.get(
         err.errno, "permission denied")
-    return (f"{path.parent} cannot be written ({why}) while writing {path.name}: make it writable, or write "
-            f"elsewhere{kept}")
+    return f"{path.parent} cannot be written ({why}) while writing {path.name}", "make it writable, or write elsewhere"
+
+
+def not_writable_line(path: Path, err: OSError, existed: bool = False) -> str:
+    what, advice = _not_writable(path, err)
+    return f"{what}: {advice}{_kept(path, existed)}"
+
+
+def no_space_what(path: Path, free: int | None = None) -> str:
+    left = f" ({free / 2**20:.1f} MiB free)" if free is not None else ""
+    return f"no space left on the disk of {path.parent}{left} while writing {path.name}"
 
 
 def no_space_line(path: Path, free: int | None = None, existed: bool = False) -> str:
-    left = f" ({free / 2**20:.1f} MiB free)" if free is not None else ""
-    kept = f"; the previous {path.name} is unchanged" if existed else ""
-    return (f"no space left on the disk of {path.parent}{left} while writing {path.name}: free some space, or "
-            f"write elsewhere{kept}")
+    return f"{no_space_what(path, free)}: free some space, or write elsewhere{_kept(path, existed)}"

@@ -81,9 +81,14 @@ def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
     folder = path if kind == "folder" else path.parent
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again, deepest first
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # (its writer named: one a kill leaves in this instant is removed later, as atomic_write's temporaries are)
-        fd, scratch = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=folder)
+        for attempt in range(3):  # (another command probing the same new folder may remove it in between)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:  # (its writer named: one a kill leaves now is removed later, as atomic_write's temporaries are)
+                fd, scratch = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=folder)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         try:
             os.write(fd, b"\0")  # (a full disk still makes an empty file: its first byte is refused)
         finally:

@@ -130,7 +130,8 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_previous_checkpoint
     code = main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    said = r"while writing (best|last)\.pt: free some space, or write elsewhere; the previous \1\.pt is unchanged"
+    said = r"while writing (best|last)\.pt; the previous \1\.pt is unchanged; the run stopped \(its last\.pt of " \
+           r"epoch 1 is intact\): free some space and continue with convolab train --resume"
     assert err.startswith(f"convolab train: error: no space left on the disk of {run} (") and re.search(said, err), err
     assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))  # no partial file left
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1

@@ -136,10 +136,19 @@ def test_a_compared_model_stopped_by_a_write_points_at_the_comparisons_resume(tm
                  "--no-progress", "--output", str(out)])
     printed = capsys.readouterr().out
     assert code == 1
-    assert f"2 of 2 models did not finish: lenet5, lenet5_modern; once their cause is mended: convolab compare " \
+    assert f"2 of 2 models did not finish: lenet5, lenet5_modern; once mended, continue with: convolab compare " \
            f"--resume {out}" in printed, printed
     status = (out / "results.md").read_text()
-    assert f"continue with convolab compare --resume {out}" in status and "train --resume" not in status, status
+    assert "while writing best.pt: free some space, then resume the comparison |" in status, status
+    assert "train --resume" not in status and "compare --resume" not in status, status  # (said once, above)
+
+
+def test_a_comparison_failed_by_its_own_options_is_not_told_to_resume(tmp_path, capsys):
+    """The diff review's: a NaN loss at --lr 1e30 was told `compare --resume`, which fails alike and takes no --lr."""
+    code = main(["compare", "lenet5", "--data", "digits", "--epochs", "1", "--train-subset", "200", "--lr", "1e30",
+                 "--no-progress", "--output", str(tmp_path / "cmp")])
+    printed = capsys.readouterr().out
+    assert code == 1 and "1 of 1 models did not finish: lenet5\n" in printed and "--resume" not in printed, printed
 
 
 # ----- the decompressed copy of a compressed archive -------------------------------------------------------------
@@ -160,6 +169,15 @@ def test_a_decompressed_copy_cut_short_is_made_again_not_read_as_the_users_archi
     assert f"the decompressed copy {copy} is damaged" in caplog.text
     assert copy.stat().st_size == whole and len(again.train) + len(again.test) == 48
     assert sum(len(b) for b, _, _ in again.eval_batches(again.test, 64)) == len(again.test)
+    # A copy without its record (an older convolab's, or a cache with no room left for it) is read if it ends as a tar
+    # ends (the diff review's: a whole copy was called damaged, and failed to be made again on a full disk)
+    copy.with_suffix(".size").unlink()
+    caplog.clear()
+    load_data(str(tmp_path / "d.tar.gz"), loader="stream", workers=0)
+    assert "decompress" not in caplog.text, caplog.text
+    os.truncate(copy, whole // 2)  # (its last blocks now an image's bytes)
+    load_data(str(tmp_path / "d.tar.gz"), loader="stream", workers=0)
+    assert f"the decompressed copy {copy} is damaged" in caplog.text and copy.stat().st_size == whole
 
 
 def test_an_image_cache_named_by_a_file_says_so(tmp_path, caplog, monkeypatch):
@@ -224,3 +242,22 @@ def test_a_read_only_file_system_is_named_so_not_permission_denied(mounted, tmp_
     capsys.readouterr()
     assert main(["evaluate", str(view / "run")]) == 2
     assert f"is not writable (a read-only file system in {view / 'run'})" in _one_line(capsys)
+
+
+def test_a_resumed_run_on_a_full_disk_is_told_what_is_intact_not_to_choose_another_folder(mounted, capsys):
+    """The diff review's: the check before the data load refused a --resume as `--output RUN: no space left ...;
+    choose another folder`, which a resumed run cannot; and a run that saved nothing lost its config.json."""
+    disk = mounted("size=8m")
+    run = disk / "run"
+    assert main([*TRAIN, "--epochs", "1", "--output", str(run)]) == 0
+    with open(disk / "filler", "wb", buffering=0) as f:
+        with pytest.raises(OSError):
+            while True:
+                f.write(bytes(4096))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    line = _one_line(capsys)
+    assert "the run stopped (its last.pt of epoch 1 is intact): free some space and continue with convolab train " \
+           f"--resume {run}" in line and "choose another" not in line, line
+    (disk / "filler").unlink()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0, capsys.readouterr().err

@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 from ..compare import (
+    RESUME_AFTER_A_WRITE,
     compare_models,
     default_compare_dir,
     resume_comparison,
@@ -96,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
-    if unfinished:  # (a failed run is trained afresh by --resume, an interrupted one continued)
-        print(f"{unfinished}; once their cause is mended: convolab compare --resume {shlex.quote(str(output))}")
+    if unfinished and any(r.status.endswith(RESUME_AFTER_A_WRITE) for r in results):  # (a write that failed:
+        unfinished += f"; once mended, continue with: convolab compare --resume {shlex.quote(str(output))}"  # not
+    if unfinished:  # a NaN loss, which the comparison's own options would meet again)
+        print(unfinished)
     for line in significance_lines(results):
         print(line)
     return 1 if unfinished else 0

@@ -10,10 +10,10 @@ from .report import (
 )
 from .reporting import report_runs
 from .results import ModelResult, read_run
-from .runner import Comparison, compare_models, default_compare_dir, resume_comparison
+from .runner import RESUME_AFTER_A_WRITE, Comparison, compare_models, default_compare_dir, resume_comparison
 from .seeds import SeedSummary, seed_values, summarize_seeds, verdict_line, welch_test
 
-__all__ = ["REPORT_FILES", "Comparison", "ModelResult", "SeedSummary", "compare_models", "default_compare_dir",
-           "markdown_table", "read_run", "report_runs", "resume_comparison", "seed_values", "significance_lines",
-           "summarize_seeds", "summary_table", "unfinished_line", "verdict_line", "welch_test", "write_report",
-           "write_seeds_report"]
+__all__ = ["REPORT_FILES", "RESUME_AFTER_A_WRITE", "Comparison", "ModelResult", "SeedSummary", "compare_models",
+           "default_compare_dir", "markdown_table", "read_run", "report_runs", "resume_comparison", "seed_values",
+           "significance_lines", "summarize_seeds", "summary_table", "unfinished_line", "verdict_line", "welch_test",
+           "write_report", "write_seeds_report"]

@@ -119,6 +119,9 @@ def default_compare_dir(data: str) -> Path:
     return next_free_dir(f"compare-{data_stem(data)}")
 
 
+RESUME_AFTER_A_WRITE = "resume the comparison"  # (the end of the status of a run a failed write stopped)
+
+
 def one_line(err: BaseException) -> str:
     """An exception as one line: the user's whole (its end says what to do), another's short and with its type."""
     lines = str(err).strip().splitlines()
@@ -380,8 +383,8 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         raise
     except Exception as err:  # any failure of one model must not lose the others
         reason = one_line(err)
-        if getattr(err, "line", None):  # a write that failed (a full disk...): continued by the comparison's --resume
-            reason = f"{err.line}; continue with convolab compare --resume {shlex.quote(str(comparison.output))}"
+        if getattr(err, "mend", None):  # a write that failed (a full disk...): the comparison's --resume retrains it
+            reason = f"{err.what}: {err.mend}, then {RESUME_AFTER_A_WRITE}"
         if isinstance(err, ConvolabError):  # the user's to fix: the line says what to do
             log.warning("%s %s failed: %s", step, run.name, reason)
         else:  # a fault of ours or of torch: one line here, the whole traceback in a file for the bug report

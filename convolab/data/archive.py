@@ -18,8 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_write, one_at_a_time
-from ..errors import DataError, DiskFullError
+from ..errors import DataError
 from .decode import not_a_file, sample_headers
 from .names import TAR_NAMES, shown
 from .names import printable as printable  # (imported from here by others: inference, tests)
@@ -185,74 +184,6 @@ def compression_of(path: Path) -> str | None:
     with open(path, "rb") as f:
         head = f.read(6)
     return next((kind for magic, kind in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
-
-
-def write_failure(err: OSError) -> str:
-    """Why a file could not be written, in a few words: `Read-only file system`, `its disk is full`."""
-    if isinstance(err, DiskFullError):
-        return "its disk is full"
-    if err.errno in (errno.EEXIST, errno.ENOTDIR):  # (CONVOLAB_CACHE, or a folder above it, a file)
-        return f"a file is in the way of the folder: {err.strerror}"
-    return err.strerror or (str(err).splitlines() or [type(err).__name__])[0]
-
-
-def decompress_once(path: Path, kind: str, fingerprint: str, cache_root: Path) -> Path:
-    """The uncompressed tar of a compressed archive, made once in the cache folder (its size recorded beside it).
-    A read error of the archive is said as one (truncated or corrupt); a cache that cannot take the copy as another."""
-    import bz2
-    import gzip
-    import lzma
-
-    target = cache_root / f"{fingerprint}.tar"
-    if _whole(target):
-        return target
-    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
-
-    def write(tmp: str) -> None:
-        # (said once the temporary file exists: a cache folder that cannot take it is one error line, no log)
-        log.info("decompressing %s once to %s, to read its images in any order", path, target)
-        with archive_errors(path):
-            src = opener(path, "rb")
-        with src, open(tmp, "wb") as dst, \
-                tqdm(total=path.stat().st_size, disable=None, desc="decompressing", unit="B", unit_scale=True,
-                     leave=False, dynamic_ncols=True) as bar:
-            raw = getattr(src, "fileobj", None) or getattr(src, "_fp", None)  # the compressed stream's position
-            while True:
-                with archive_errors(path):  # (only reading the archive: a failed write is the cache's)
-                    block = src.read(1 << 22)
-                if not block:
-                    break
-                dst.write(block)
-                if raw is not None and hasattr(raw, "tell"):
-                    bar.update(raw.tell() - bar.n)
-            size = dst.tell()  # (said: a 4.5 MB archive left 1 GiB in the cache without a word)
-            log.info("decompressed %s: %s written to %s (kept for later runs; delete it to free the space)", path,
-                     f"{size / (1 << 20):,.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes", target)
-
-    try:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        with one_at_a_time(target.with_suffix(".lock"), lambda: log.info(
-                "waiting for another convolab command that is decompressing %s to %s", path, target)):
-            if not _whole(target):  # (made meanwhile, by the command this one waited for)
-                if target.is_file():  # (or made by a convolab that did not record its size)
-                    log.warning("the decompressed copy %s is damaged: decompressing %s again", target, path)
-                atomic_write(target, write)
-                atomic_write(target.with_suffix(".size"), lambda tmp: Path(tmp).write_text(str(target.stat().st_size)))
-    except DataError:
-        raise
-    except OSError as err:  # (DiskFullError is one too)
-        raise DataError(f"cannot write the decompressed copy of {path} into the cache folder {cache_root} "
-                        f"({write_failure(err)}), which streaming a compressed archive reads: set CONVOLAB_CACHE to a "
-                        "writable folder with room for it, or give an uncompressed .tar") from None
-    return target
-
-
-def _whole(target: Path) -> bool:
-    """Whether the decompressed copy `target` has the size recorded beside it after it was written (one cut short, by
-    a crash or a hand, was read as the user's archive damaged, or with --skip-bad-images trained on in part)."""
-    with contextlib.suppress(OSError, ValueError):
-        return target.is_file() and int(target.with_suffix(".size").read_text()) == target.stat().st_size
-    return False
 
 
 def aliases(links: dict[str, str], wanted: set[str]) -> dict[str, list[str]]:

@@ -1,6 +1,5 @@
-"""Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or
-.tar.gz archives of one (read by `archive.py`): their images classified by path (`layout.py`), then
-decoded into the cache below or streamed (`stream.py`).
+"""Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or .tar.gz
+archives of one (`archive.py`, `decompress.py`): classified by path (`layout.py`), then cached or streamed.
 
 Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later
 runs load a single file instead of decoding thousands of JPEGs.
@@ -24,9 +23,10 @@ import torch
 from .._atomic import atomic_write, one_at_a_time
 from .._paths import user_cache
 from ..errors import DataError
-from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of, decompress_once, write_failure
+from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of
 from .base import EmptySplitError, ImageData, Split, stratified_split
 from .decode import decode_image, ignore_interrupts, majority_mode
+from .decompress import decompress_once, write_failure
 from .layout import SPLIT_NAMES, ImageEntry, classify
 from .skipping import SAY_SKIPPED, classes_with_an_image, main_rank, say_empty, say_lost_classes, say_skipped
 from .stream import StreamingImageData, StreamSplit, should_stream

@@ -109,9 +109,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     if folder:
         refuse_output_inside_data(config)
     device, dist, amp_dtype = start_process(config)
-    if folder and dist.is_main:  # (one rank: another's would race it, making and removing the folder)
-        writable_output(config.output or "runs", "--output", create=False)  # (a file there said as one)
-        probe_output(config.output or "runs", "--output")  # (a disk full or read-only, said before the data load)
+    out = Path(config.output) if config.output else default_run_dir(config)
+    if folder and dist.is_main and not (out / "config.json").exists():  # (a new run; one rank: another's would race
+        writable_output(out, "--output", create=False)  # it; a resumed run's own folder fails as it writes, said so)
+        probe_output(out, "--output")  # (a disk full or read-only, said before the data load)
     # (before the data: a size the model cannot take, refused before they are decoded at it)
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
                                                       device)
@@ -278,8 +279,7 @@ def load_run_data(config: TrainConfig, dist: Distributed) -> LabelledImages:
 
 
 def check_batch_size(batch_size: int, train_images: int, processes: int) -> None:
-    """A batch no bigger than the training set: the last partial batch of an epoch is dropped, so a larger
-    one would train no step at all."""
+    """A batch no bigger than the training set: an epoch drops its last partial batch (a larger: no step at all)."""
     if train_images < processes:
         raise ConfigError(f"the {train_images} training image{'s' if train_images != 1 else ''} cannot be shared by "
                           f"{processes} processes (each needs one image a step at least); give --nproc {train_images} "

@@ -179,8 +179,6 @@ class Trainer:
                     modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 result = fit(self)
         except (RefusedWrite, DiskFullError) as err:  # the folder turned read-only or full: what was saved resumes
-            if self.run.dist.is_main and self._saved_epoch is None and isinstance(err, DiskFullError):
-                forget_unsaved_run(self.run.run_dir)  # (as below: the same command starts again, once there is space)
             self.run.dist.close(finished=False)
             raise stopped_writing(self.run, err, self._saved_epoch) from None
         except NonFiniteLoss as err:

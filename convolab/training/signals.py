@@ -49,18 +49,18 @@ def resume_command(run: Run) -> str:
 
 def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: int | None) -> ConvolabError:
     """The error of a run stopped by a write that failed (its folder turned read-only, its disk filled up, a file
-    passed the size limit): the write's line, what is intact, and how to go on (resume where the run folder holds
-    config.json, else the same command again). `.line` keeps the write's own line, for a caller that gives its own
-    way on (`compare --resume`)."""
-    line = err.line if isinstance(err, RefusedWrite) else str(err)
+    passed the size limit): what failed, what is intact, and how to go on (resume where the run folder holds
+    config.json, else the same command again). `.what` and `.mend` keep the failure and its mending, for a caller
+    that gives its own way on (a comparison's --resume)."""
+    what = getattr(err, "what", None) or str(err)
     saved = f"its last.pt of epoch {saved_epoch} is intact" if saved_epoch is not None else "nothing was saved"
     mend = ("free some space" if isinstance(err, DiskFullError) else "raise the limit" if err.errno == errno.EFBIG
             else f"make {run.run_dir} writable")
     go_on = (f"continue with {resume_command(run)}" if (run.run_dir / "config.json").is_file()
              else "run the same command again")
     stopped = (DiskFullError if isinstance(err, DiskFullError) else NotWritableError)(
-        f"{line}; the run stopped ({saved}): {mend} and {go_on}")
-    stopped.line = line
+        f"{what}; the run stopped ({saved}): {mend} and {go_on}")
+    stopped.what, stopped.mend = what, mend
     return stopped
 
 
