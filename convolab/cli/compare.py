@@ -97,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
-    if unfinished and any(r.status.endswith(RESUME_AFTER_A_WRITE) for r in results):  # (a write that failed:
-        unfinished += f"; once mended, continue with: convolab compare --resume {shlex.quote(str(output))}"  # not
-    if unfinished:  # a NaN loss, which the comparison's own options would meet again)
+    # (the resume trains again a run a failed write stopped; not one of a NaN loss, which it would meet again)
+    if unfinished and any(r.status.endswith(RESUME_AFTER_A_WRITE) for r in results):
+        unfinished += f"; once mended, continue with: convolab compare --resume {shlex.quote(str(output))}"
+    if unfinished:
         print(unfinished)
     for line in significance_lines(results):
         print(line)
