@@ -83,7 +83,10 @@ def written_through(path: Path) -> Path:
     folder (a device, a FIFO, a socket), which the rename would replace for every other user of it (/dev/null, to
     a root user)."""
     if path.is_symlink():
-        path = Path(os.path.realpath(path))
+        link, path = path, Path(os.path.realpath(path))
+        if not path.parent.is_dir():
+            raise NotWritableError(f"{link} is a link to {path}, whose folder does not exist: make it, or remove "
+                                   "the link")
     if path.exists() and not path.is_file() and not path.is_dir():
         raise NotWritableError(f"{path} exists and is not a regular file (a device, a FIFO or a socket), which "
                                "writing it would replace: give the path of a file")

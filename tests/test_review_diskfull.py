@@ -53,6 +53,10 @@ def test_a_write_onto_a_link_writes_the_file_it_leads_to_and_keeps_the_link(tmp_
     (tmp_path / "latest.svg").symlink_to("v1/arch.svg")
     atomic_write(tmp_path / "latest.svg", lambda tmp: Path(tmp).write_text("new"))
     assert (tmp_path / "latest.svg").is_symlink() and (tmp_path / "v1" / "arch.svg").read_text() == "new"
+    (tmp_path / "dangling.svg").symlink_to("gone/arch.svg")  # (the diff review's: named the link, not its target)
+    with pytest.raises(NotWritableError, match=f"dangling.svg is a link to {tmp_path / 'gone' / 'arch.svg'}, whose "
+                                               "folder does not exist"):
+        atomic_write(tmp_path / "dangling.svg", lambda tmp: Path(tmp).write_text("new"))
 
 
 def test_draw_onto_a_fifo_is_one_line_and_leaves_it(tmp_path, capsys):
