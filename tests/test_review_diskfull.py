@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -265,3 +267,22 @@ def test_a_resumed_run_on_a_full_disk_is_told_what_is_intact_not_to_choose_anoth
            f"--resume {run}" in line and "choose another" not in line, line
     (disk / "filler").unlink()
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or not os.path.isdir("/dev/shm"), reason="needs unshare, /dev/shm")
+def test_workers_out_of_shared_memory_are_one_line(tmp_path):
+    """Before: torch's traceback of a worker, `RuntimeError: unable to allocate shared memory(shm) for file
+    </torch_...>: No space left on device`, in a container whose /dev/shm is small (Docker's is 64 MiB)."""
+    folder = write_png_folder(tmp_path / "imgs", per_class=24, size=32)
+    train = (f"import sys\nfrom convolab.cli import main\nsys.exit(main(['train', 'lenet5_modern', '--data', "
+             f"{str(folder)!r}, '--loader', 'stream', '--workers', '2', '--batch-size', '16', '--epochs', '1', "
+             f"'--no-progress', '--output', {str(tmp_path / 'run')!r}]))")
+    script = f"mount -t tmpfs -o size=64k tmpfs /dev/shm || exit 99\nexec {sys.executable} -c {shlex.quote(train)}"
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    if done.returncode == 99 or "unshare failed" in done.stderr or "Operation not permitted" in done.stderr:
+        pytest.skip(f"cannot mount a small /dev/shm of its own here: {done.stderr.strip()[:200]}")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert lines[-1].startswith("convolab train: error: the 2 --workers that decode the images ran out of shared "
+                                "memory") and "give --workers 0" in lines[-1], lines[-1]

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -271,7 +272,7 @@ class StreamingImageData(LabelledImages):
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(uint8 images, labels, indices) of each batch of `loader`, without the unreadable images:
         the first one is an error naming the file, or with --skip-bad-images counted and skipped."""
-        for images, labels, index, errors in started(loader):
+        for images, labels, index, errors in fed(loader):
             bad = [i for i, e in enumerate(errors) if e]
             if bad:
                 for i in bad:
@@ -306,6 +307,26 @@ class StreamingImageData(LabelledImages):
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(uint8 images, labels, indices) of `split` in order, centre-cropped, batch by batch."""
         return self.batches(self.eval_loader(split, batch_size, pin_memory), split)
+
+
+def fed(loader: torch.utils.data.DataLoader) -> Iterator:
+    """The batches of `started(loader)`; its workers running out of shared memory, where they hand each batch over
+    (a container's /dev/shm: Docker gives 64 MiB), one line saying what to do, not torch's traceback of a worker."""
+    batches = started(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as err:
+            if "shared memory" not in str(err):
+                raise
+            free = shutil.disk_usage("/dev/shm").free / 2**20 if os.path.isdir("/dev/shm") else None
+            room = f" ({free:.0f} MiB free in /dev/shm)" if free is not None else ""
+            raise DataError(f"the {loader.num_workers} --workers that decode the images ran out of shared memory, "
+                            f"where they hand each batch over{room}: give --workers 0 (decoded in this process), a "
+                            "smaller --batch-size, or more shared memory (docker run --shm-size 1g)") from None
+        yield batch
 
 
 def started(loader: torch.utils.data.DataLoader) -> Iterator:
