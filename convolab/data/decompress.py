@@ -1,6 +1,6 @@
 """The decompressed copy of a compressed tar (.tar.gz, .bz2, .xz), made once in the cache folder: such an archive
 cannot be read out of order, so its images are read from the copy. Its size is recorded beside it (NAME.size), and
-a copy that differs, cut short by a crash, is made again."""
+a copy that differs, cut short by a crash, is made again (one without a record: if it does not end as a tar ends)."""
 from __future__ import annotations
 
 import bz2
