@@ -822,6 +822,13 @@ CASES: list[Row] = [
     Row("export-torchscript-named-onnx", ["export", "{d}/run", "--format", "torchscript", "--out", "{t}/m.onnx"],
         "--out {t}/m.onnx ends in .onnx, the suffix of an ONNX file, but --format torchscript writes a TorchScript "
         "file: name it {t}/m.torchscript.pt, or give --format onnx"),
+    Row("export-torchscript-with-an-onnx-exporter", ["export", "{d}/run", "--format", "torchscript", "--onnx-exporter",
+                                                     "dynamo"],
+        "--onnx-exporter chooses how an ONNX file is written, but --format torchscript was given: leave "
+        "--onnx-exporter out, or give --format onnx"),
+    Row("export-dot-pt-with-an-onnx-exporter", ["export", "{d}/run", "--onnx-exporter", "dynamo", "--out", "{t}/m.pt"],
+        "--onnx-exporter chooses how an ONNX file is written, but --format torchscript follows from --out {t}/m.pt: "
+        "leave --onnx-exporter out, or give --format onnx"),
     Row("export-onnx-named-pt", ["export", "{d}/run", "--format", "onnx", "--out", "{t}/m.pt"],
         "--out {t}/m.pt ends in .pt, the suffix of a TorchScript file, but --format onnx writes an ONNX file: name it "
         "{t}/m.onnx, or give --format torchscript"),

@@ -27,7 +27,7 @@ import torch.fx
 from torch import nn
 
 from convolab import create_model, list_models
-from convolab.export import export_onnx, export_torchscript
+from convolab.export import export_onnx, export_torchscript, onnx_graph
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -251,6 +251,26 @@ def test_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, case):
     path = tmp_path / "model.onnx"
     result = export_onnx(net, path, case.input_size, batch_size=1, tolerance=tol)
     assert result.max_abs_diff <= tol and result.batch_sizes_checked == (1,)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = case.sample()
+    got = session.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        expected = net(x).numpy()
+    assert got.shape == expected.shape == (1, net.num_classes)
+    assert np.abs(got - expected).max() <= tol
+
+
+# The same through torch's torch.export-based exporter (`--onnx-exporter dynamo`): 3-15 s a model on 2 cores,
+# so every model is `slow` (tests/test_onnx_dynamo.py checks lenet5_modern and resnet20 by default).
+@pytest.mark.slow
+@pytest.mark.skipif(onnx_graph.dynamo_unavailable() != "", reason=onnx_graph.dynamo_unavailable() or "available")
+@pytest.mark.parametrize("case", _sweep(SKIP_ONNX, {}), indirect=True)
+def test_dynamo_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, case):
+    ort = pytest.importorskip("onnxruntime")
+    net, tol = case.net, case.tolerance
+    path = tmp_path / "model.onnx"
+    result = export_onnx(net, path, case.input_size, dynamic_batch=True, tolerance=tol, exporter="dynamo")
+    assert result.max_abs_diff <= tol and result.batch_sizes_checked == (1, 3)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = case.sample()
     got = session.run(None, {"input": x.numpy()})[0]

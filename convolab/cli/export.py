@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..export import export_onnx, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
+from ..export.onnx_graph import ONNX_EXPORTERS
 from ..export.outputs import check_file_output, check_folder_output
 from ..training.safetensors_io import is_safetensors
 from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
@@ -55,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions (onnx, "
                              "torchscript)")
+    parser.add_argument("--onnx-exporter", choices=ONNX_EXPORTERS,
+                        help="which of torch's ONNX exporters writes the graph: torchscript (torch.onnx.export with "
+                             "dynamo=False; deprecated by PyTorch but fast) or dynamo (torch.export and onnxscript, "
+                             "PyTorch's default since 2.9, slower; needs pip install onnxscript) (default: "
+                             "torchscript; onnx only)")
     add_pretrained_options(parser)
 
 
@@ -63,6 +69,10 @@ def chosen_format(args: argparse.Namespace) -> str:
     an ONNX or TorchScript export are refused with safetensors, which writes the weights as they are."""
     suffix = Path(args.out).suffix.lower() if args.out else ""
     fmt = args.format or ("torchscript" if suffix in (".pt", ".pth") else "onnx")
+    if args.onnx_exporter and fmt != "onnx":
+        raise ConfigError(f"--onnx-exporter chooses how an ONNX file is written, but --format {fmt} "
+                          f"{'was given' if args.format else 'follows from --out ' + args.out}: leave "
+                          "--onnx-exporter out, or give --format onnx")
     if fmt == "safetensors":
         given = [flag for flag, on in (("--batch-size", args.batch_size is not None),
                                        ("--dynamic-batch", args.dynamic_batch), ("--no-fold", not args.fold),
@@ -133,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model, meta = model_from_checkpoint(source)
     # (a fixed batch: ONNX's input shape, or a TorchScript model that refuses another batch, as ONNX Runtime does)
-    export = export_onnx if fmt == "onnx" else partial(export_torchscript, fixed_batch=args.batch_size is not None)
+    export = partial(export_onnx, exporter=args.onnx_exporter or "torchscript") if fmt == "onnx" \
+        else partial(export_torchscript, fixed_batch=args.batch_size is not None)
     try:
         result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                         dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,
@@ -149,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
                           "at 1 and 3)") from None
     batch = "any batch size" if args.batch_size is None else f"batch size {args.batch_size}"
     size = "x".join(map(str, (meta.in_chans, *meta.image_size)))
-    print(f"wrote {result.path} ({fmt}, {meta.model_name}, input {size}, {batch}, "
+    how = f"onnx, {args.onnx_exporter or 'torchscript'} exporter" if fmt == "onnx" else fmt
+    print(f"wrote {result.path} ({how}, {meta.model_name}, input {size}, {batch}, "
           f"{result.folded_bn} batch norms folded)")
     print(f"largest difference from PyTorch: {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
           f"image's largest logit; batch sizes {', '.join(map(str, result.batch_sizes_checked))})")

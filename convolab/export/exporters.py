@@ -27,6 +27,7 @@ from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoin
 from ..training.inference import finite_outputs, input_reading, run_tta
 from .fold import count_batchnorm, fold_batchnorm
 from .meta_values import meta_values
+from .onnx_graph import ONNX_EXPORTERS, ExportError, write_onnx_graph
 from .outputs import check_file_output
 from .portable import portable
 
@@ -40,7 +41,6 @@ from .portable import portable
 # error in the export itself (one bias off by 1e-2 among logits of 300) is still refused.
 TOLERANCE = 1e-4  # the absolute part: enough for logits of order 1
 RTOL = 1e-5  # the relative part, times the image's largest |logit|
-ONNX_OPSET = 17
 log = logging.getLogger("convolab")
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -72,10 +72,6 @@ def _own_size(meta: ExportMeta) -> tuple[int, int] | None:
     except ConvolabError:
         return None
     return tuple(config.input_size[-2:]) if config is not None else None
-
-
-class ExportError(ConvolabError):
-    """An export that cannot be written or does not reproduce the PyTorch model."""
 
 
 @dataclass(frozen=True)
@@ -296,20 +292,23 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int], batch_size: int = 1,
                 dynamic_batch: bool = False, meta: ExportMeta | None = None, fold: bool = True,
-                tolerance: float = TOLERANCE, opset: int = ONNX_OPSET, rtol: float = RTOL,
-                what: str = "the model") -> ExportResult:
+                tolerance: float = TOLERANCE, opset: int | None = None, rtol: float = RTOL,
+                what: str = "the model", exporter: str = "torchscript") -> ExportResult:
     """Write `model` as ONNX (input `input` N x C x H x W float32, output `logits`), checked with
     ONNX Runtime against PyTorch eager; `meta` goes into the file's metadata_props (default: the model's
     own, `ExportMeta.of_model`, so that `predict_onnx` reads the file; none for a model without
     num_classes and data_config; a `meta` that does not fit the model, its classes its outputs or its
     sizes `input_size`, is refused; a model outputting NaN or inf too, in a line naming it as `what`). `path`
     may not be a file a run folder keeps (its checkpoints, config.json, metrics, curves: `RUN_WRITES`) nor a
-    safetensors folder's, nor a device or a FIFO."""
+    safetensors folder's, nor a device or a FIFO. `exporter`: which of torch's ONNX exporters writes the graph,
+    "torchscript" or "dynamo" (torch.export and onnxscript; `onnx_graph`); `opset` None: the exporter's own."""
     try:
         import onnx
         import onnxruntime as ort
     except ImportError:
         raise ExportError(ONNX_MISSING) from None
+    if exporter not in ONNX_EXPORTERS:
+        raise ConfigError(f"exporter must be one of {', '.join(ONNX_EXPORTERS)}, got {exporter!r}")
     check_file_output(path, example="model.onnx", create_parents=True)  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
@@ -318,16 +317,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
     expected = reference_outputs(reference, inputs, what)
     _check_meta(meta, tuple(input_size), expected[0])
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
 
     def write(tmp: str) -> torch.Tensor:
-        with warnings.catch_warnings():
-            # The TorchScript-based exporter: torch.export's needs onnxscript and more time, and
-            # gives the same graph for these feed-forward nets.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(exported, (inputs[0],), tmp, dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
-                              do_constant_folding=True)
+        write_onnx_graph(exported, inputs[0], tmp, (INPUT_NAME, OUTPUT_NAME), dynamic_batch, opset, exporter)
         proto = onnx.load(tmp)
         if meta is not None:
             for key, value in meta.to_strings().items():

@@ -1,0 +1,127 @@
+"""ONNX written by torch's torch.export-based exporter (`--onnx-exporter dynamo`): one checked file, read by
+`predict` and `evaluate` as the TorchScript-based exporter's is, and one line where it cannot be used."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import convolab
+from convolab.cli import main
+from convolab.export import ExportError, OnnxClassifier, export_onnx, onnx_graph
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+needs_onnxscript = pytest.mark.skipif(onnx_graph.dynamo_unavailable() != "",
+                                      reason=onnx_graph.dynamo_unavailable() or "available")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """lenet5_modern trained for one epoch on the digits."""
+    from convolab.training import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=64, progress=False,
+                        output=str(out))).fit()
+    return out
+
+
+@needs_onnxscript
+def test_the_dynamo_export_is_one_checked_file_that_evaluate_and_predict_read_as_the_checkpoint(run_dir, tmp_path,
+                                                                                                  capsys):
+    out = tmp_path / "digits.onnx"
+    assert main(["export", str(run_dir), "--onnx-exporter", "dynamo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (onnx, dynamo exporter, lenet5_modern" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.onnx"]  # (no digits.onnx.data beside it)
+    proto = onnx.load(str(out))
+    assert proto.opset_import[0].version >= 18  # (the dynamo exporter's own opset; the other writes 17)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["model_name"] == "lenet5_modern" and json.loads(meta["in_chans"]) == 1
+    assert OnnxClassifier(out).fixed_batch is None  # (any batch size)
+
+    assert main(["evaluate", str(run_dir), "--data", "digits", "--json"]) == 0
+    from_checkpoint = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(out), "--data", "digits", "--json"]) == 0
+    from_export = json.loads(capsys.readouterr().out)
+    assert from_export["images"] == from_checkpoint["images"] > 0
+    assert from_export["top1"] == pytest.approx(from_checkpoint["top1"], abs=1e-9)
+
+
+@needs_onnxscript
+def test_a_fixed_batch_dynamo_export_of_a_batch_norm_net_gives_the_torchscript_exporters_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = convolab.create_model("resnet20").eval()
+    with torch.no_grad():
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.uniform_(0.5, 1.0)
+    files = {}
+    for exporter in ("dynamo", "torchscript"):
+        files[exporter] = tmp_path / f"{exporter}.onnx"
+        result = export_onnx(model, files[exporter], (3, 32, 32), batch_size=2, exporter=exporter)
+        assert result.folded_bn == 19 and result.batch_sizes_checked == (2,) and result.max_abs_diff <= 1e-4
+    dynamo, classic = OnnxClassifier(files["dynamo"]), OnnxClassifier(files["torchscript"])
+    assert dynamo.fixed_batch == classic.fixed_batch == 2
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)  # (5: the last chunk padded to the batch)
+    assert torch.allclose(dynamo.logits(images), classic.logits(images), atol=1e-5)
+
+
+class _DataDependent(nn.Module):
+    """A branch on the values of its input: traced as one path by TorchScript, refused by torch.export."""
+
+    num_classes = 2
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x.flatten(1))
+        return y * 2 if y.sum() > 0 else y
+
+
+@needs_onnxscript
+def test_a_model_torch_export_cannot_capture_is_one_line_naming_the_other_exporter(tmp_path):
+    with pytest.raises(ExportError) as err:
+        export_onnx(_DataDependent(), tmp_path / "m.onnx", (1, 2, 2), exporter="dynamo")
+    line = str(err.value)
+    assert "\n" not in line and line.startswith("the dynamo ONNX exporter could not capture the model (")
+    assert line.endswith("; export it with --onnx-exporter torchscript")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_onnxscript_the_dynamo_exporter_is_refused_in_one_line(tmp_path, monkeypatch):
+    real = onnx_graph.importlib.util.find_spec
+    monkeypatch.setattr(onnx_graph.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(ExportError, match=r"^the dynamo ONNX exporter needs the onnxscript package: pip install "
+                                          r"onnxscript .*, or use --onnx-exporter torchscript$"):
+        export_onnx(convolab.create_model("lenet5"), tmp_path / "m.onnx", (1, 28, 28), exporter="dynamo")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torch_without_the_dynamo_exporter_is_refused_in_one_line(tmp_path, monkeypatch):
+    def old_export(model, args, f, export_params=True, verbose=False, opset_version=None):  # (torch 2.4's kind)
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(torch.onnx, "export", old_export)
+    with pytest.raises(ExportError, match=r"has no torch.export-based ONNX exporter with dynamic shapes \(torch 2.6 "
+                                          r"and later have it\): upgrade torch, or use --onnx-exporter torchscript$"):
+        export_onnx(convolab.create_model("lenet5"), tmp_path / "m.onnx", (1, 28, 28), exporter="dynamo")
+
+
+def test_an_unknown_exporter_is_refused_before_any_work(tmp_path):
+    with pytest.raises(convolab.errors.ConfigError, match="exporter must be one of torchscript, dynamo, got 'tvm'"):
+        export_onnx(convolab.create_model("lenet5"), tmp_path / "m.onnx", (1, 28, 28), exporter="tvm")
+
+
+def test_the_default_exporter_is_still_the_torchscript_one(run_dir, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert "(onnx, torchscript exporter, lenet5_modern" in capsys.readouterr().out
+    assert onnx.load(str(out)).opset_import[0].version == 17
