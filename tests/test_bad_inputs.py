@@ -26,9 +26,11 @@ import torch
 from conftest import write_png_folder
 from PIL import Image
 
+import convolab
 from convolab._platform import usable_cores
 from convolab.cli import main
 from convolab.data import load_data
+from convolab.export import export_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -276,6 +278,14 @@ def corrupt_exports(t: Path) -> None:
     """{t}/bad.onnx and {t}/bad.torchscript.pt: random bytes under an export's names."""
     for name in ("bad.onnx", "bad.torchscript.pt"):
         (t / name).write_bytes(random.Random(1).randbytes(100))
+
+
+def programs(t: Path) -> None:
+    """{t}/model.pt2 (a lenet5_modern exported by `export_program`), {t}/cut.pt2 (its first 3000 bytes) and
+    {t}/bad.pt2 (random bytes)."""
+    export_program(convolab.create_model("lenet5_modern"), t / "model.pt2", (1, 28, 28))
+    (t / "cut.pt2").write_bytes((t / "model.pt2").read_bytes()[:3000])
+    (t / "bad.pt2").write_bytes(random.Random(1).randbytes(100))
 
 
 def an_experiment(t: Path) -> None:
@@ -1016,6 +1026,21 @@ CASES: list[Row] = [
         "--device cuda: an exported file is evaluated on the CPU (as `predict` runs it); leave --device out"),
     Row("evaluate-a-missing-onnx-file", ["evaluate", "{t}/nope.onnx", "--data", "digits"],
         "ONNX model {t}/nope.onnx does not exist"),
+    Row("export-a-pt2-program", ["export", "{t}/model.pt2"],
+        "{t}/model.pt2 is a torch.export program (`convolab export --format pt2`), not a checkpoint", programs),
+    Row("evaluate-a-corrupt-pt2-file", ["evaluate", "{t}/bad.pt2", "--data", "digits"],
+        "{t}/bad.pt2 is not a readable torch.export program (not a zip archive): not the archive `convolab export "
+        "--format pt2` writes", programs),
+    Row("predict-a-truncated-pt2-file", ["predict", "{t}/cut.pt2", "{d}/digit.png"],
+        "{t}/cut.pt2 is not a readable torch.export program", programs),
+    Row("predict-a-missing-pt2-file", ["predict", "{t}/none.pt2", "{d}/digit.png"],
+        "torch.export program {t}/none.pt2 does not exist"),
+    Row("export-pt2-named-onnx", ["export", "{d}/run", "--format", "pt2", "--out", "{t}/m.onnx"],
+        "--out {t}/m.onnx ends in .onnx, the suffix of an ONNX file, but --format pt2 writes a torch.export program: "
+        "name it {t}/m.pt2, or give --format onnx"),
+    Row("export-onnx-named-pt2", ["export", "{d}/run", "--format", "onnx", "--out", "{t}/m.pt2"],
+        "--out {t}/m.pt2 ends in .pt2, the suffix of a torch.export program, but --format onnx writes an ONNX file: "
+        "name it {t}/m.onnx, or give --format pt2"),
     Row("evaluate-a-corrupt-onnx-file", ["evaluate", "{t}/bad.onnx", "--data", "digits"],
         "{t}/bad.onnx is not a readable ONNX model", corrupt_exports),
     Row("evaluate-a-corrupt-torchscript-file", ["evaluate", "{t}/bad.torchscript.pt", "--data", "digits"],
@@ -1619,6 +1644,7 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
     if row.make:
         row.make(tmp_path)
         capsys.readouterr()  # (what making a row's files printed, a run trained for it, is not the row's)
+        caplog.clear()  # (nor what it logged: torch.export's trace records of a program made for it)
     args = [a.format(d=files, t=tmp_path) for a in row.argv]
     if any(a.endswith(".onnx") for a in args) and not (files / "model.onnx").exists():
         pytest.skip("onnx and onnxruntime are not installed (pip install -e '.[export]')")

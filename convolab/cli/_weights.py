@@ -8,7 +8,8 @@ from typing import Any
 from .._registry import get_entry, registered_name
 from ..data import read_from_here, relative_record
 from ..errors import ConfigError
-from ..export import ExportedClassifier, OnnxClassifier, TorchScriptClassifier
+from ..export import ExportedClassifier, OnnxClassifier, ProgramClassifier, TorchScriptClassifier
+from ..export.program import PROGRAM_SUFFIX
 from ..pretrained import choose_weights, models_with_weights, pretrained_checkpoint
 from ..pretrained.load import WEIGHTS_IN_CHANS
 from ..training.checkpoint import is_torchscript, is_zip_archive
@@ -140,9 +141,12 @@ def output_beside(args: argparse.Namespace, name: str) -> Path:
 
 
 def exported_model(args: argparse.Namespace) -> ExportedClassifier | None:
-    """The ONNX or TorchScript file `args.checkpoint` names, loaded to run (`predict`, `evaluate`); None for a
-    checkpoint, run folder, safetensors folder or published weights."""
+    """The ONNX, TorchScript or torch.export (.pt2) file `args.checkpoint` names, loaded to run (`predict`,
+    `evaluate`); None for a checkpoint, run folder, safetensors folder or published weights."""
     path = str(args.checkpoint)
+    if path.lower().endswith(PROGRAM_SUFFIX) and not wants_pretrained(args):
+        # (a program too, whose loading unpickles: taken only under the name `convolab export` gives it, as TorchScript)
+        return ProgramClassifier(path)
     onnx = path.lower().endswith(".onnx")  # (Model.ONNX too)
     if path.lower().endswith(TORCHSCRIPT_SUFFIX) and Path(path).is_file() and not is_zip_archive(path):
         raise ConfigError(f"{path} is not a readable TorchScript file: not the zip archive `convolab export --format "

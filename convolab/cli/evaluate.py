@@ -27,14 +27,14 @@ from ..training.table_eval import TableReport, evaluate_table
 from ._args import CHECKPOINT, nonempty
 from ._weights import add_pretrained_options, checkpoint_or_weights, data_of, exported_model, output_beside
 
-HELP = ("evaluate a checkpoint or an exported ONNX/TorchScript file: top-1/top-5, per-class accuracy, confusion "
+HELP = ("evaluate a checkpoint or an exported ONNX/TorchScript/pt2 file: top-1/top-5, per-class accuracy, confusion "
         "matrix (CSV and PNG)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
                         help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
-                        "a safetensors folder, a .onnx or .torchscript.pt file from `convolab export` (with --data), "
+                        "a safetensors folder, a .onnx, .torchscript.pt or .pt2 file from `convolab export` (with --data), "
                         "or a model name with --pretrained")
     parser.add_argument("--data", type=nonempty("a data set name or an image folder/tar, or leave the option out "
                                                  "for the run's own data"),

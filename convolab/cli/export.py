@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..export import export_onnx, export_safetensors, export_torchscript, model_from_checkpoint
+from ..export import export_onnx, export_program, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
 from ..export.onnx_graph import ONNX_EXPORTERS
 from ..export.outputs import check_file_output, check_folder_output
@@ -15,14 +15,18 @@ from ..training.safetensors_io import is_safetensors
 from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, given_checkpoint, wants_pretrained
 
-HELP = ("export a trained model to ONNX or TorchScript (batch norm folded, checked against PyTorch), or its "
-        "weights to a safetensors folder (model.safetensors + config.json, no pickle)")
+HELP = ("export a trained model to ONNX, TorchScript or a torch.export program (batch norm folded, checked against "
+        "PyTorch), or its weights to a safetensors folder (model.safetensors + config.json, no pickle)")
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": "-safetensors"}  # the last: a folder
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2",
+            "safetensors": "-safetensors"}  # the last: a folder
 # The suffixes a format's files are known by: an --out ending in one of another format is refused (predict
-# reads a file by its suffix), and one ending in .onnx, .pt or .pth chooses the format when --format is not given.
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".safetensors": "safetensors"}
-WHAT = {"onnx": "an ONNX file", "torchscript": "a TorchScript file", "safetensors": "safetensors weights"}
+# reads a file by its suffix), and one ending in .onnx, .pt, .pth or .pt2 chooses the format when --format is not
+# given.
+FORMAT_OF_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".pt2": "pt2",
+                    ".safetensors": "safetensors"}
+WHAT = {"onnx": "an ONNX file", "torchscript": "a TorchScript file", "pt2": "a torch.export program",
+        "safetensors": "safetensors weights"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,31 +35,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "safetensors folder, or a model name with --pretrained")
     parser.add_argument("--format", choices=tuple(SUFFIXES),
                         help="onnx: one file for ONNX Runtime (any language, no convolab needed); torchscript: "
-                        "one file for torch.jit.load (PyTorch, no convolab needed); safetensors: a folder of the "
-                        "weights and the model's record, for convolab (create_model, --resume, fine-tuning); "
-                        "`convolab predict` reads all three (default: torchscript for an --out ending in .pt or "
-                        ".pth, else onnx)")
+                        "one file for torch.jit.load (PyTorch, no convolab needed; deprecated by PyTorch); pt2: "
+                        "one torch.export program for torch.export.load (PyTorch 2.x, no convolab needed); "
+                        "safetensors: a folder of the weights and the model's record, for convolab (create_model, "
+                        "--resume, fine-tuning); `convolab predict` and `evaluate` read all four (default: "
+                        "torchscript for an --out ending in .pt or .pth, pt2 for .pt2, else onnx)")
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument("--batch-size", type=positive_int, help="fix the batch size of the exported model "
-                       "(onnx, torchscript)")
+                       "(onnx, torchscript, pt2)")
     batch.add_argument("--dynamic-batch", action="store_true",
-                       help="any batch size (the default when --batch-size is not given; onnx, torchscript)")
+                       help="any batch size (the default when --batch-size is not given; onnx, torchscript, pt2)")
     parser.add_argument("--out", type=nonempty("a file (a folder for safetensors), or leave the option out "
                                                    "(next to the checkpoint)"),
                         help="output file, or folder for safetensors; a file ending in another format's "
-                        "suffix (.onnx, .pt or .pth, .safetensors) is refused, and so is a file the run keeps "
+                        "suffix (.onnx, .pt or .pth, .pt2, .safetensors) is refused, and so is a file the run keeps "
                         "(best.pt, last.pt, config.json, metrics, curves) or a folder holding a run (default: next to "
-                        "the checkpoint, e.g. RUN/best.onnx, RUN/best.torchscript.pt, RUN/best-safetensors; beside "
-                        "a safetensors folder SF, SF.onnx or SF.torchscript.pt; MODEL.onnx here with --pretrained)")
+                        "the checkpoint, e.g. RUN/best.onnx, RUN/best.torchscript.pt, RUN/best.pt2, "
+                        "RUN/best-safetensors; beside a safetensors folder SF, SF.onnx, SF.torchscript.pt or SF.pt2; "
+                        "MODEL.onnx here with --pretrained)")
     parser.add_argument("--tolerance", type=positive_float,
                         help=f"absolute part of the difference from PyTorch accepted (default: {TOLERANCE:g}; onnx, "
-                             "torchscript)")
+                             "torchscript, pt2)")
     parser.add_argument("--rtol", type=non_negative_float,
                         help="relative part: each image's logits may also differ by this times its largest "
-                             f"|logit|, float32 round-off in deep nets (default: {RTOL:g}; onnx, torchscript)")
+                             f"|logit|, float32 round-off in deep nets (default: {RTOL:g}; onnx, torchscript, pt2)")
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions (onnx, "
-                             "torchscript)")
+                             "torchscript, pt2)")
     parser.add_argument("--onnx-exporter", choices=ONNX_EXPORTERS,
                         help="which of torch's ONNX exporters writes the graph: torchscript (torch.onnx.export with "
                              "dynamo=False; deprecated by PyTorch but fast) or dynamo (torch.export and onnxscript, "
@@ -66,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def chosen_format(args: argparse.Namespace) -> str:
     """--format, else the format --out's suffix names (.onnx, .pt, .pth), else onnx; the options that shape
-    an ONNX or TorchScript export are refused with safetensors, which writes the weights as they are."""
+    an ONNX, TorchScript or pt2 export are refused with safetensors, which writes the weights as they are."""
     suffix = Path(args.out).suffix.lower() if args.out else ""
-    fmt = args.format or ("torchscript" if suffix in (".pt", ".pth") else "onnx")
+    fmt = args.format or ("torchscript" if suffix in (".pt", ".pth") else "pt2" if suffix == ".pt2" else "onnx")
     if args.onnx_exporter and fmt != "onnx":
         raise ConfigError(f"--onnx-exporter chooses how an ONNX file is written, but --format {fmt} "
                           f"{'was given' if args.format else 'follows from --out ' + args.out}: leave "
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta = model_from_checkpoint(source)
     # (a fixed batch: ONNX's input shape, or a TorchScript model that refuses another batch, as ONNX Runtime does)
     export = partial(export_onnx, exporter=args.onnx_exporter or "torchscript") if fmt == "onnx" \
-        else partial(export_torchscript, fixed_batch=args.batch_size is not None)
+        else export_program if fmt == "pt2" else partial(export_torchscript, fixed_batch=args.batch_size is not None)
     try:
         result = export(model, out, (meta.in_chans, *meta.image_size), batch_size=args.batch_size or 1,
                         dynamic_batch=args.batch_size is None, meta=meta, fold=args.fold,

@@ -16,7 +16,7 @@ from ..training.inference import PREDICT_BATCH, Prediction, iter_predictions, lo
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, exported_model
 
-HELP = ("classify image files with a checkpoint, a safetensors folder, an exported ONNX or TorchScript model or a "
+HELP = ("classify image files with a checkpoint, a safetensors folder, an exported ONNX, TorchScript or pt2 model or a "
         "model's published weights (MODEL --pretrained): top-k classes and probabilities (and, for a labels CSV's "
         "model, each other target's class or number after a |)")
 log = logging.getLogger("convolab")
@@ -26,8 +26,8 @@ BAR_FROM = 20  # images: a progress bar on a terminal from this many
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
-                        help="a .pt or run folder from `convolab train`; a .onnx file, TorchScript file or "
-                             "safetensors folder from `convolab export`; or a model name with --pretrained")
+                        help="a .pt or run folder from `convolab train`; a .onnx file, TorchScript file, .pt2 "
+                             "program or safetensors folder from `convolab export`; or a model name with --pretrained")
     parser.add_argument("images", nargs="+", type=nonempty("image files"), help="image files")
     parser.add_argument("--topk", type=positive_int, default=3,
                         help="classes printed per image, the most probable first, each with its probability "

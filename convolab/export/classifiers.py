@@ -1,5 +1,6 @@
-"""Prediction and evaluation with an exported model, ONNX or TorchScript: the preprocessing (channels, size,
-mean, std) comes from the file's own metadata, so the file is all a user needs besides ONNX Runtime or PyTorch.
+"""Prediction and evaluation with an exported model, ONNX, TorchScript or a torch.export program (.pt2): the
+preprocessing (channels, size, mean, std) comes from the file's own metadata, so the file is all a user needs
+besides ONNX Runtime or PyTorch.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..data.decode import read_input
 from ..errors import ConfigError
 from ..training.inference import EvaluationReport, class_mapping, ranked, report_on_data
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta, read_torchscript_meta
+from .program import read_program_meta
 
 
 class ExportedClassifier(ABC):
@@ -151,6 +153,34 @@ class TorchScriptClassifier(ExportedClassifier):
             return self.module(x).float()
 
 
+class ProgramClassifier(ExportedClassifier):
+    """An exported classifier run by a `torch.export` program (a `.pt2` archive, `torch.export.load`, no convolab
+    model class needed) on uint8 images, preprocessed as in training; `threads` as for TorchScriptClassifier."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.module, self.meta, self.fixed_batch = read_program_meta(path)
+        if threads:
+            torch.set_num_threads(threads)
+        meta = self.meta
+        probe = torch.zeros(self.fixed_batch or 1, meta.in_chans, *meta.image_size)
+        try:
+            out = self._forward(probe)
+        except Exception as err:  # noqa: BLE001  the program's guards (its input shape), of several kinds
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{path}: its program does not run on the input its metadata describe "
+                              f"({meta.in_chans}x{'x'.join(map(str, meta.image_size))}: {first}); export the "
+                              "model again with `convolab export --format pt2`") from None
+        if out.ndim != 2 or out.shape[1] != len(meta.classes):
+            raise ExportError(f"{path}: its metadata do not fit its model: they list {len(meta.classes)} classes, the "
+                              f"model gives outputs of shape {tuple(out.shape)}; export the model again with "
+                              "`convolab export --format pt2`")
+        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module(x).float()
+
+
 def _misfit(meta: ExportMeta, inputs: list, outputs: list) -> str:
     """What of `meta` does not fit the graph's input shape N x C x H x W and output shape N x classes (its
     sizes ints, or names for a dynamic axis), or "": a file whose metadata were written for another model."""
@@ -205,3 +235,10 @@ def predict_torchscript(model_path: str | Path, images: str | Path | Sequence[st
     """Top-k (class name, probability) per image file from a TorchScript model written by `convolab export
     --format torchscript` (or `export_torchscript`); `images` as for `predict_onnx`."""
     return TorchScriptClassifier(model_path).predict_files(images, top_k)
+
+
+def predict_program(model_path: str | Path, images: str | Path | Sequence[str | Path],
+                    top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) per image file from a torch.export program written by `convolab export
+    --format pt2` (or `export_program`); `images` as for `predict_onnx`."""
+    return ProgramClassifier(model_path).predict_files(images, top_k)

@@ -73,11 +73,11 @@ def write_onnx_graph(model: nn.Module, example: torch.Tensor, path: str, names: 
                               input_names=[input_name], output_names=[output_name], dynamic_shapes=shapes,
                               **one_file)
         except Exception as err:  # noqa: BLE001  torch.export's and onnxscript's own errors, of many kinds
-            raise ExportError(f"the dynamo ONNX exporter could not capture the model ({_first_line(err)}); "
+            raise ExportError(f"the dynamo ONNX exporter could not capture the model ({first_line(err)}); "
                                     "export it with --onnx-exporter torchscript") from None
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     """The line of torch.export's long report that says what failed (its summary, else its first line)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for i, line in enumerate(lines):

@@ -123,6 +123,11 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
         raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
                               "checkpoint or run folder written by `convolab train` (predict and evaluate --data "
                               "also take the ONNX or TorchScript files `convolab export` writes)")
+    if names is not None and any(n.endswith("/archive_format") for n in names):  # (torch.export.save's archive)
+        raise CheckpointError(f"{path} is a torch.export program (`convolab export --format pt2`), not a checkpoint; "
+                              "give the .pt checkpoint or run folder written by `convolab train` (predict and "
+                              "evaluate --data also take the .pt2, TorchScript or .onnx files `convolab export` "
+                              "writes)")
     if names is not None and _torchscript_names(names):
         raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
                               "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
