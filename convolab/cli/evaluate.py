@@ -34,8 +34,8 @@ HELP = ("evaluate a checkpoint or an exported ONNX/TorchScript/pt2 file: top-1/t
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=nonempty(CHECKPOINT),
                         help="a .pt written by `convolab train`, or its run folder (best.pt is used), "
-                        "a safetensors folder, a .onnx, .torchscript.pt or .pt2 file from `convolab export` (with --data), "
-                        "or a model name with --pretrained")
+                        "a safetensors folder, a .onnx, .torchscript.pt or .pt2 file from `convolab export` (with "
+                        "--data), or a model name with --pretrained")
     parser.add_argument("--data", type=nonempty("a data set name or an image folder/tar, or leave the option out "
                                                  "for the run's own data"),
                         help="data set name or image folder/tar (default: the data it was trained on, "
