@@ -2,6 +2,7 @@
 `predict` and `evaluate` as the TorchScript-based exporter's is, and one line where it cannot be used."""
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -95,6 +96,8 @@ def test_a_model_torch_export_cannot_capture_is_one_line_naming_the_other_export
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif("dynamic_shapes" not in inspect.signature(torch.onnx.export).parameters,
+                    reason="this torch has no dynamo exporter with dynamic shapes, said before onnxscript is sought")
 def test_without_onnxscript_the_dynamo_exporter_is_refused_in_one_line(tmp_path, monkeypatch):
     real = onnx_graph.importlib.util.find_spec
     monkeypatch.setattr(onnx_graph.importlib.util, "find_spec",

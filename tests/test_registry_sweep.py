@@ -27,7 +27,7 @@ import torch.fx
 from torch import nn
 
 from convolab import create_model, list_models
-from convolab.export import export_onnx, export_torchscript, onnx_graph
+from convolab.export import ProgramClassifier, export_onnx, export_program, export_torchscript, onnx_graph
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -278,6 +278,23 @@ def test_dynamo_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, 
         expected = net(x).numpy()
     assert got.shape == expected.shape == (1, net.num_classes)
     assert np.abs(got - expected).max() <= tol
+
+
+# And as a torch.export program (`--format pt2`), also `slow`: tests/test_export_program.py checks lenet5_modern and
+# resnet20 by default.
+@pytest.mark.slow
+@pytest.mark.parametrize("case", _sweep(SKIP_ONNX, {}), indirect=True)
+def test_pt2_export_reproduces_eager(tmp_path, case):
+    net, tol = case.net, case.tolerance
+    path = tmp_path / "model.pt2"
+    result = export_program(net, path, case.input_size, dynamic_batch=True, tolerance=tol)
+    assert result.max_abs_diff <= tol and result.batch_sizes_checked == (1, 3)
+    program = ProgramClassifier(path)
+    x = case.sample()
+    with torch.no_grad():
+        got, expected = program._forward(x), net(x)
+    assert got.shape == expected.shape == (1, net.num_classes)
+    assert (got - expected).abs().max().item() <= tol
 
 
 # ----- features_only -----------------------------------------------------------------------------
