@@ -1,8 +1,7 @@
 """Image folders (`root/<class>/*.png`, optionally under `train/` and `test/` or `val/`) and .tar or .tar.gz
 archives of one (`archive.py`, `decompress.py`): classified by path (`layout.py`), then cached or streamed.
-
-Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later
-runs load a single file instead of decoding thousands of JPEGs.
+Images are decoded once into a uint8 tensor cache on disk, keyed by the source's content, so later runs load a
+single file instead of decoding thousands of JPEGs.
 """
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ import torch
 
 from .._atomic import atomic_write, one_at_a_time
 from .._paths import user_cache
+from .._platform import usable_cores
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of
 from .base import EmptySplitError, ImageData, Split, stratified_split
@@ -30,6 +30,7 @@ from .decompress import decompress_once, write_failure
 from .layout import SPLIT_NAMES, ImageEntry, classify
 from .skipping import SAY_SKIPPED, classes_with_an_image, main_rank, say_empty, say_lost_classes, say_skipped
 from .stream import StreamingImageData, StreamSplit, should_stream
+from .workers import watched
 
 log = logging.getLogger("convolab")
 
@@ -133,29 +134,29 @@ def pool_start_method() -> str:
 
 def _decode_all(source: _Source, wanted: set[str], resize: int | None
                 ) -> Iterator[tuple[str, np.ndarray | None, str]]:
-    """(location, HWC array or None, mode or the reason) of every wanted file. Many files are decoded by
-    up to 8 forked processes, as DataLoader workers are (decoding is CPU-bound: CIFAR-10's 60,000 JPEGs
-    took 20 s in one process); the files are still read in one pass, in this process."""
-    procs = min(8, os.cpu_count() or 1)
+    """(location, HWC array or None, mode or the reason) of every wanted file, decoded by up to 8 processes, one a CPU
+    of this process's affinity (CIFAR-10's 60,000 JPEGs took 20 s in one), read in one pass in this process."""
+    procs = min(8, usable_cores())
     if procs < 2 or len(wanted) < PARALLEL_DECODE_MIN:
         for location, data in source.read_all(wanted):
             yield (location, *decode_image(data, resize))
         return
-    # The workers ignore Ctrl-C, which reaches the whole process group: one interrupted while it held the
-    # result queue's lock would leave the others, and this process, waiting forever. This process takes it,
-    # drops the chunks not yet begun and waits for the few under way.
-    pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context(pool_start_method()),
-                               initializer=ignore_interrupts)
-    try:
-        pending = []
-        for chunk in _chunks(source.read_all(wanted), DECODE_CHUNK):
-            pending.append(pool.submit(_decode_chunk, chunk, resize))
-            while pending and (pending[0].done() or len(pending) > 4 * procs):
-                yield from pending.pop(0).result()
-        for future in pending:
-            yield from future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # The workers ignore Ctrl-C (it reaches the process group: one interrupted holding the result queue's lock would
+    # leave all waiting forever); this process takes it, drops the chunks not begun and waits for those under way.
+    with watched(f"the {procs} processes that decode the images into the cache", "raise the limit, or stream the "
+                 "images instead (--loader stream --workers 0)"):
+        pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context(pool_start_method()),
+                                   initializer=ignore_interrupts)
+        try:
+            pending = []
+            for chunk in _chunks(source.read_all(wanted), DECODE_CHUNK):
+                pending.append(pool.submit(_decode_chunk, chunk, resize))
+                while pending and (pending[0].done() or len(pending) > 4 * procs):
+                    yield from pending.pop(0).result()
+            for future in pending:
+                yield from future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
@@ -166,7 +167,6 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     bad: list[tuple[str, str]] = []
     from tqdm.auto import tqdm
 
-    # A bar on a terminal (disable=None: none when the output is a log file or a pipe).
     for location, array, mode in tqdm(_decode_all(source, set(by_location), resize), total=len(by_location),
                                       disable=None, desc="decoding into the cache", unit="img", leave=False,
                                       dynamic_ncols=True):
@@ -239,8 +239,8 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     if empty_named and not skip_bad_images and not whole:
         _refuse_empty_class(source, empty_named[0])
     say_empty(source, empty_named, whole)
-    # What the listing already says is wrong is said before any work or log line (with --skip-bad-images, the
-    # classes of the splits too: a test class whose training images are all skipped is then said as such).
+    # What the listing says is wrong is said before any work (with --skip-bad-images, a test class whose training
+    # images are all skipped too)
     _check_split_classes(path, *_labels(entries, classes), classes, whole)
     if not skip_bad_images:
         _split_indices(path, *_labels(entries, classes), val_fraction, whole)

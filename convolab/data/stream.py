@@ -32,11 +32,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .._platform import usable_cores
 from ..errors import ConfigError, DataError
 from .archive import FileReader
 from .augment import channel_statistics
 from .base import LabelledImages, per_class_subset
 from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_stop_signals, majority_mode
+from .workers import keep_persistent, watched
 
 log = logging.getLogger("convolab")
 
@@ -47,7 +49,9 @@ NAMED_SKIPS = 10  # unreadable images named one line each with --skip-bad-images
 
 
 def default_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+    """Up to 8, one a CPU this process may run on (its affinity: `taskset`, Slurm's --cpus-per-task), not the
+    machine's count: 8 workers on a 1-CPU allocation of a big node only contend."""
+    return min(8, usable_cores())
 
 
 # multiprocessing's AF_UNIX socket for passing a batch's shared memory between processes: TMPDIR/pymp-XXXXXXXX/
@@ -254,11 +258,14 @@ class StreamingImageData(LabelledImages):
         # which dropout draws on too: a resumed process starts its iterators at other points of the run than
         # the process it continues, so that draw would move the stream and the dropout masks after it. The
         # loader's own generator leaves the global stream alone (the images draw on (seed, epoch, index)).
-        return torch.utils.data.DataLoader(
+        loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
             shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_stop_signals,
             persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(dataset.seed))
+        if persistent and workers > 0:
+            keep_persistent(loader)  # (their workers are shut down at exit, if the caller did not: `close_workers`)
+        return loader
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                      pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader, EpochBatches]:
@@ -336,20 +343,25 @@ def started(loader: torch.utils.data.DataLoader) -> Iterator:
     was still importing torch, before `ignore_stop_signals` could run, when it took one and died, failing the batch
     the main process waited for with a traceback instead of its saved stop. A signal meanwhile waits, blocked, for
     this process's own handler."""
-    stops = (signal.SIGINT, signal.SIGTERM)
-    handlers = {sig: signal.getsignal(sig) for sig in stops}
-    if (not loader.num_workers or not hasattr(signal, "pthread_sigmask") or None in handlers.values()
-            or threading.current_thread() is not threading.main_thread()):  # (only the main thread sets handlers)
+    if not loader.num_workers:
         return iter(loader)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(stops))  # (a blocked signal is kept while ignored)
-    for sig in stops:
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        return iter(loader)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    n = loader.num_workers
+    with watched(f"the {n} --workers that decode the images", "give fewer --workers, or --workers 0 (decoded in "
+                 "this process), or raise the limit"):  # (a limit refusing one: one line, and none left running)
+        stops = (signal.SIGINT, signal.SIGTERM)
+        handlers = {sig: signal.getsignal(sig) for sig in stops}
+        if (not hasattr(signal, "pthread_sigmask") or None in handlers.values()
+                or threading.current_thread() is not threading.main_thread()):  # (only the main thread sets them)
+            return iter(loader)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(stops))  # (a blocked signal is kept while ignored)
+        for sig in stops:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            return iter(loader)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 # ----- choosing between the cache and the stream ------------------------------------------------

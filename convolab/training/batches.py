@@ -31,6 +31,7 @@ from ..data.base import LabelledImages
 from ..data.decode import MIN_CROP_SCALE
 from ..data.labels_csv import TabularImages
 from ..data.stream import StreamSplit, epoch_permutation
+from ..data.workers import close_workers
 from .distributed import Distributed
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, indices into the labels
@@ -130,9 +131,7 @@ class StreamedBatches:
         """Shut the loaders' persistent workers down, with their queues' threads: they would outlive the fit, and,
         SIGTERMed by multiprocessing at exit, leave their `pymp-*` folders in $TMPDIR."""
         for loader in (self.loader, *(loader for _, loader in self._test.values())):
-            iterator, loader._iterator = loader._iterator, None  # (torch keeps no public handle on them)
-            if iterator is not None:
-                iterator._shutdown_workers()
+            close_workers(loader)
 
     def describe(self) -> str:
         """`, streamed by N workers` (`, streamed` with none) for the CLI's "training ... on DEVICE" line."""

@@ -1,0 +1,140 @@
+"""Under resource limits (the limits review): decoding workers that a limit refuses are one line and exit 2, not a
+traceback followed by a hang at exit; a script that keeps a streamed `train_loader` to its end exits."""
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_png_folder
+
+from convolab.data import workers
+from convolab.data.stream import default_workers
+from convolab.errors import DataError
+
+TIMEOUT = 120  # seconds: each command here ends in a few; the faults fixed here never ended
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    return write_png_folder(tmp_path_factory.mktemp("limits") / "photos", per_class=12, size=40,
+                            classes=("cat", "dog"))
+
+
+def _run(args: list[str], cwd: Path, files_limit: int | None = None) -> subprocess.CompletedProcess:
+    def limit() -> None:
+        if files_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (files_limit, files_limit))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CONVOLAB_CACHE": str(cwd / "cache")}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+                          preexec_fn=limit)
+
+
+def test_the_readmes_streaming_example_exits_when_its_work_is_done(photos, tmp_path):
+    # The README's lines: a train_loader's workers persist and ignore SIGTERM, so multiprocessing's exit handler,
+    # which SIGTERMs them and waits, waited forever (`timeout` killed it) before they were shut down at exit.
+    script = tmp_path / "stream.py"
+    script.write_text(textwrap.dedent(f"""
+        from convolab.data import load_data
+        if __name__ == "__main__":
+            photos = load_data({str(photos)!r}, loader="stream", workers=2)
+            photos = photos.decoded_as(224, random_crop=True, flip=True)
+            loader, sampler = photos.train_loader(batch_size=8, seed=0)
+            sampler.set_epoch(0)
+            for images, labels, index in photos.batches(loader, photos.train):
+                pass
+            print("done", flush=True)
+    """))
+    start = time.monotonic()
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the open-file count is Linux's here")
+def test_workers_refused_by_the_open_file_limit_are_one_line_and_the_command_exits(photos, tmp_path):
+    done = _run([sys.executable, "-m", "convolab", "train", "lenet5", "--data", str(photos), "--loader", "stream",
+                 "--workers", "8", "--epochs", "1", "--batch-size", "8", "--no-progress", "--output",
+                 str(tmp_path / "run")], tmp_path, files_limit=64)
+    lines = [line for line in done.stderr.splitlines() if "UserWarning" not in line and not line.startswith(" ")]
+    assert done.returncode == 2, done.stderr
+    assert lines[-1] == ("convolab train: error: the 8 --workers that decode the images could not start: too many "
+                         "open files (the limit of `ulimit -n`); give fewer --workers, or --workers 0 (decoded in "
+                         "this process), or raise the limit"), done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def _ignores_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(60)
+
+
+def _sleeper() -> multiprocessing.Process:
+    child = multiprocessing.get_context("fork").Process(target=_ignores_sigterm, daemon=True)
+    child.start()
+    return child
+
+
+def test_a_limit_refusing_a_worker_is_a_data_error_and_kills_those_started():
+    started = []
+    with pytest.raises(DataError, match=r"^the 3 workers could not start: too many open files \(the limit of "
+                                        r"`ulimit -n`\); give fewer$"):
+        with workers.watched("the 3 workers", "give fewer"):
+            started.append(_sleeper())
+            raise OSError(errno.EMFILE, "Too many open files")
+    assert not started[0].is_alive()  # (killed: SIGTERM would not have ended it)
+
+
+def test_an_error_that_is_not_a_limit_passes_through_and_its_workers_are_ended_at_exit():
+    started = []
+    with pytest.raises(ValueError, match="a bug"):
+        with workers.watched("the 3 workers", "give fewer"):
+            started.append(_sleeper())
+            raise ValueError("a bug")
+    with pytest.raises(RuntimeError, match="other"):
+        with workers.watched("the 3 workers", "give fewer"):
+            raise RuntimeError("other")
+    assert started[0].is_alive()
+    workers._at_exit(close=lambda loader: None)  # (what runs at exit, before multiprocessing's own handler)
+    assert not started[0].is_alive()
+
+
+@pytest.mark.parametrize("err", [RuntimeError("can't start new thread"), OSError(errno.EAGAIN, "try again")])
+def test_workers_that_cannot_be_sent_their_end_are_killed(err):
+    class Iterator:  # torch's, whose shutdown puts to the workers' queues: a feeder thread a pids limit refuses
+        def __init__(self, child):
+            self._workers = [child]
+
+        def _shutdown_workers(self):
+            raise err
+
+    class Loader:
+        pass
+
+    loader = Loader()
+    loader._iterator = Iterator(_sleeper())
+    child = loader._iterator._workers[0]
+    workers.close_workers(loader)
+    assert loader._iterator is None and not child.is_alive()
+
+
+def test_the_limit_of_processes_and_threads_is_named():
+    assert "`ulimit -u`" in workers.limit_refused(RuntimeError("can't start new thread"))
+    assert "`ulimit -u`" in workers.limit_refused(OSError(errno.EAGAIN, "Resource temporarily unavailable"))
+    assert workers.limit_refused(OSError(errno.ENOENT, "No such file")) == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
+def test_the_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == 1  # (was min(8, cpu_count): 8 workers on a 1-CPU allocation of a big node)
