@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import torch
+
 from ..errors import DataError
 
 # The children started by the code this module watches, and the loaders whose workers persist between passes.
@@ -58,21 +60,25 @@ def watched(what: str, advice: str) -> Iterator[None]:
         why = limit_refused(err)
         if not why:
             raise
+        _disarm(err)  # (first: torch's SIGCHLD handler raises for a registered worker that dies)
         kill(set(multiprocessing.active_children()) - before)
-        _disarm(err)
         raise DataError(f"{what} could not start: {why}; {advice}") from None
     finally:
         _STARTED.update(set(multiprocessing.active_children()) - before)  # (those killed: no longer active)
 
 
 def _disarm(err: BaseException) -> None:
-    """Mark shut down the DataLoader iterator whose __init__ `err` came from: collected, its __del__ would read
-    attributes that __init__ never set and print an "Exception ignored ... AttributeError" traceback (torch 2.14)."""
+    """Mark shut down the DataLoader iterator whose __init__ `err` came from, and unregister its workers from torch's
+    SIGCHLD handler: killed, they would raise "DataLoader worker ... is killed by signal" in this process; collected,
+    its __del__ would read attributes that __init__ never set ("Exception ignored ... AttributeError", torch 2.14)."""
     tb = err.__traceback__
     while tb is not None:
         owner = tb.tb_frame.f_locals.get("self")
         if owner is not None and hasattr(type(owner), "_shutdown_workers"):
             owner._shutdown = True
+            if getattr(owner, "_worker_pids_set", False):
+                torch.utils.data._utils.signal_handling._remove_worker_pids(id(owner))
+                owner._worker_pids_set = False
         tb = tb.tb_next
 
 
