@@ -27,7 +27,7 @@ from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoin
 from ..training.inference import finite_outputs, input_reading, run_tta
 from .fold import count_batchnorm, fold_batchnorm
 from .meta_values import meta_values
-from .onnx_graph import ONNX_EXPORTERS, ExportError, write_onnx_graph
+from .onnx_graph import ONNX_EXPORTERS, ExportError, first_line, write_onnx_graph
 from .outputs import check_file_output
 from .portable import portable
 
@@ -319,7 +319,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     _check_meta(meta, tuple(input_size), expected[0])
 
     def write(tmp: str) -> torch.Tensor:
-        write_onnx_graph(exported, inputs[0], tmp, (INPUT_NAME, OUTPUT_NAME), dynamic_batch, opset, exporter)
+        # (the dynamo exporter captures a dynamic batch on the 3 images: torch.export takes a batch of 1 for a constant)
+        example = inputs[-1] if exporter == "dynamo" else inputs[0]
+        write_onnx_graph(exported, example, tmp, (INPUT_NAME, OUTPUT_NAME), dynamic_batch, opset, exporter)
         proto = onnx.load(tmp)
         if meta is not None:
             for key, value in meta.to_strings().items():
@@ -327,9 +329,15 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
                 entry.key, entry.value = key, value
         proto.producer_name = "convolab"
         onnx.save(proto, tmp)
-        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        return _differences(expected, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
-                            inputs)
+        try:
+            session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+            return _differences(expected, lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
+                                inputs)
+        except Exception as err:  # noqa: BLE001  onnxruntime's own untyped errors (a graph it refuses, a shape)
+            if isinstance(err, (ConvolabError, MemoryError)):
+                raise
+            raise ExportError(f"ONNX Runtime could not run the {exporter} exporter's graph ({first_line(err)}); "
+                              "nothing was written (try the other --onnx-exporter, or --batch-size N)") from None
 
     diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, folded)
     return ExportResult(Path(path), "onnx", diff, batch_sizes, folded, rel)

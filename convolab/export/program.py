@@ -29,7 +29,7 @@ from .exporters import (
     _write_checked,
     reference_outputs,
 )
-from .onnx_graph import ExportError, first_line
+from .onnx_graph import ExportError, capture, first_line
 from .outputs import check_file_output
 
 PROGRAM_META = TORCHSCRIPT_META  # "convolab.json": the archive's extra file of metadata, as a TorchScript file's
@@ -42,8 +42,9 @@ def export_program(model: nn.Module, path: str | Path, input_size: tuple[int, in
     """Write `model` captured by `torch.export` as a `.pt2` archive (`torch.export.save`), checked by loading it
     back with `torch.export.load` and running it against PyTorch eager; `meta` as for `export_torchscript`, in the
     archive's `extra/convolab.json`. A fixed batch (`dynamic_batch` False) is the only size the program takes, as
-    an ONNX model of a fixed batch; a dynamic one is captured on the 3 images of the check (torch.export takes a
-    batch of 1 for a constant) and checked at 1 and 3. One line where torch.export cannot capture the model."""
+    an ONNX model of a fixed batch; a dynamic one, up to MAX_BATCH images, is captured on the 3 images of the check
+    (torch.export takes a batch of 1 for a constant) and checked at 1 and 3. One line where torch.export cannot
+    capture the model."""
     check_file_output(path, example="model.pt2", create_parents=True)  # before any work
     batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
@@ -56,13 +57,7 @@ def export_program(model: nn.Module, path: str | Path, input_size: tuple[int, in
     def write(tmp: str) -> torch.Tensor:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                program = torch.export.export(exported, (inputs[-1],),
-                                              dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic_batch
-                                              else None)
-            except Exception as err:  # noqa: BLE001  torch.export's own errors, of many kinds
-                raise ExportError(f"torch.export could not capture the model ({first_line(err)}); export it as "
-                                  "--format torchscript or onnx") from None
+            program = capture(exported, inputs[-1], dynamic_batch, "export it as --format torchscript or onnx")
             # Saved to memory and written from Python, as a TorchScript file is (a full disk is then an OSError).
             buffer = io.BytesIO()
             torch.export.save(program, buffer, extra_files=extra)

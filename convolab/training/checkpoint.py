@@ -123,7 +123,8 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
         raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
                               "checkpoint or run folder written by `convolab train` (predict and evaluate --data "
                               "also take the ONNX or TorchScript files `convolab export` writes)")
-    if names is not None and any(n.endswith("/archive_format") for n in names):  # (torch.export.save's archive)
+    if names is not None and any(n.endswith(("/archive_format", "serialized_exported_program.json"))
+                                 for n in names):  # (torch.export.save's archive: torch 2.7 and later, and before)
         raise CheckpointError(f"{path} is a torch.export program (`convolab export --format pt2`), not a checkpoint; "
                               "give the .pt checkpoint or run folder written by `convolab train` (predict and "
                               "evaluate --data also take the .pt2, TorchScript or .onnx files `convolab export` "
