@@ -260,6 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "throughput":
         return throughput_main(args)
+    if not Path(args.data).is_file():  # (the default is beside this checkout: ../shared/data)
+        parser.error(f"--data {args.data}: no such file; give the CIFAR-10 image-folder tar (cifar10-jpg.tar.gz)")
     args.out = args.out or Path(os.environ.get("OUT") or "gpu-out")
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "gpu.log")
