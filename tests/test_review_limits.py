@@ -138,3 +138,21 @@ def test_the_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert default_workers() == 1  # (was min(8, cpu_count): 8 workers on a 1-CPU allocation of a big node)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXCPU"), reason="no CPU-time limit signal on this platform")
+def test_a_cpu_time_limit_stops_the_run_as_sigterm_does_and_it_resumes(tmp_path):
+    # `ulimit -t`, Grid Engine's s_cpu, PBS: SIGXCPU at the soft limit, every second after it, SIGKILL at the hard
+    # one. It ended the run with no line (its default action) before it was taken as a stop.
+    def cpu_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (12, 120))  # (import and data: ~4 s of CPU)
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "convolab", "train", "resnet20", "--data", "digits", "--epochs", "200",
+                           "--threads", "1", "--no-progress", "--output", str(run)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=cpu_limit)
+    assert done.returncode == 128 + signal.SIGXCPU, done.stderr
+    assert "stopped by SIGXCPU in epoch" in done.stderr and f"continue with: convolab train --resume {run}" in \
+        done.stderr, done.stderr
+    assert (run / "last.pt").is_file() and (run / "config.json").is_file()

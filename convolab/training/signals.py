@@ -64,6 +64,9 @@ def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: in
     return stopped
 
 
+SIGXCPU = getattr(signal, "SIGXCPU", None)  # (POSIX; none on Windows)
+
+
 def should_stop(trainer: Stoppable) -> bool:
     """A stop signal arrived (on any rank: all must stop at the same step, or the others would
     wait forever in the next all-reduce)."""
@@ -75,7 +78,7 @@ def should_stop(trainer: Stoppable) -> bool:
 
 @contextlib.contextmanager
 def stop_signals(trainer: Stoppable):
-    """SIGINT and SIGTERM recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
+    """SIGINT, SIGTERM and SIGXCPU recorded in `trainer._stop_signal` while fitting: the loop saves and stops before
     its next step. A second signal stops at once: the checkpoints already written are whole (each is
     written to a temporary file, then renamed), and the run resumes from the last one. Copies of one request
     (the --nproc launcher passes a Ctrl-C on to ranks that got it too) count once: a second signal is one
@@ -84,7 +87,11 @@ def stop_signals(trainer: Stoppable):
 
     def handler(signum, _frame):
         # A copy of the same request (Ctrl-C reaches the --nproc launcher and its ranks at once, and the
-        # launcher passes it on) arrives within milliseconds: a second signal counts a second on.
+        # launcher passes it on) arrives within milliseconds: a second signal counts a second on. SIGXCPU (a CPU-time
+        # limit's warning: `ulimit -t`, Grid Engine's s_cpu, PBS) comes again every second until the hard limit's
+        # SIGKILL: its repeats are one request.
+        if signum == SIGXCPU and trainer._stop_signal == SIGXCPU:
+            return
         if trainer._stop_signal is None or not first or time.monotonic() - first[0] < 1.0:
             first[:] = first or [time.monotonic()]
             trainer._stop_signal = trainer._stop_signal or signum
@@ -97,7 +104,7 @@ def stop_signals(trainer: Stoppable):
 
     previous = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, *((SIGXCPU,) if SIGXCPU is not None else ())):
             if signal.getsignal(sig) is not signal.SIG_IGN:  # (a shell's `&` job, nohup: ignored, as Python keeps it)
                 previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
