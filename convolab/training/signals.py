@@ -113,7 +113,10 @@ def stop_signals(trainer: Stoppable):
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # (past a CPU-time limit's SIGXCPU, its default action would end the process at the next one, a second
+            # later, before the stop is said: ignored instead; the hard limit's SIGKILL still ends it)
+            keep_going = sig == SIGXCPU and trainer._stop_signal == SIGXCPU and old == signal.SIG_DFL
+            signal.signal(sig, signal.SIG_IGN if keep_going else old)
 
 
 __all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_signals"]
