@@ -20,7 +20,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from .._atomic import remove_dead_temporaries, temporary_prefix
-from .._platform import signal_name
+from .._platform import signal_name, usable_cores
 from ..training.rundir import HOLDER, typed_command
 
 # Exit code of a rank that stopped because another one did; that one printed the cause.
@@ -104,7 +104,8 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     """
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
                WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # share the cores
+    # share the cores this process may run on (its affinity: taskset, Slurm's --cpus-per-task), not the machine's
+    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     procs: list[subprocess.Popen] = []
     signals: list[int] = []  # those passed on to the ranks
 
