@@ -156,3 +156,39 @@ def test_a_cpu_time_limit_stops_the_run_as_sigterm_does_and_it_resumes(tmp_path)
     assert "stopped by SIGXCPU in epoch" in done.stderr and f"continue with: convolab train --resume {run}" in \
         done.stderr, done.stderr
     assert (run / "last.pt").is_file() and (run / "config.json").is_file()
+
+
+@pytest.mark.parametrize("layout, files, left", [
+    ("0::/job\n", {"job/memory.max": "1000000\n", "job/memory.current": "400000\n"}, [600000]),  # cgroup v2
+    ("0::/job\n", {"job/memory.max": "max\n", "job/memory.current": "400000\n"}, []),  # v2 without a limit
+    ("4:memory:/slurm/job\n2:pids:/x\n", {"memory/slurm/job/memory.limit_in_bytes": "1000000",
+                                          "memory/slurm/job/memory.usage_in_bytes": "1200000"}, [0]),  # v1, over it
+    ("4:memory:/\n", {"memory/memory.limit_in_bytes": "9223372036854771712",
+                      "memory/memory.usage_in_bytes": "1200000"}, []),  # v1 without a limit
+])
+def test_the_memory_left_under_this_processs_cgroup_is_read(tmp_path, monkeypatch, layout, files, left):
+    from convolab.training import forecast
+
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "cgroup").write_text(layout)
+    for name, text in files.items():
+        (tmp_path / "cg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cg" / name).write_text(text)
+    monkeypatch.setattr(forecast, "resource", None)  # (the address-space limit: none here)
+    assert forecast.limits_left(str(tmp_path / "proc"), str(tmp_path / "cg")) == left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmSize is read from /proc")
+def test_a_run_beyond_the_address_space_limit_is_refused_in_one_line(tmp_path):
+    # `ulimit -v`: the memory check read MemAvailable alone, and the run failed to allocate with a traceback
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, resource.RLIM_INFINITY))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "convolab", "train", "resnet20", "--data", "digits", "--image-size",
+                           "64", "--batch-size", "1400", "--epochs", "1", "--no-progress", "--output",
+                           str(tmp_path / "run")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT, preexec_fn=limit)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("convolab train: error: resnet20 at 64 px, batch 1400, "
+                                                           "would need about"), done.stderr

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError, FieldError
 from ..models._modes import modes_kept
 from ..models._probe import probe_forward
+
+try:
+    import resource
+except ImportError:  # (Windows)
+    resource = None
 
 log = logging.getLogger("convolab")
 
@@ -85,20 +91,59 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
 
 
 def available_memory(device: torch.device) -> int | None:
-    """Bytes free for this process on `device`: the GPU's free memory, or the host's MemAvailable."""
+    """Bytes free for this process on `device`: the GPU's free memory, or the host's MemAvailable, and less where
+    this process's cgroup (a container's or Slurm job's memory limit) or its address-space limit (`ulimit -v`)
+    leaves less: beyond those the run is killed without a word (the OOM killer) or fails to allocate."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    free = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
     except OSError:
         pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return min([free, *limits_left()])
+
+
+def limits_left(proc: str = "/proc", cgroups: str = "/sys/fs/cgroup") -> list[int]:
+    """Bytes left under this process's memory cgroup (v2: memory.max - memory.current; v1: memory.limit_in_bytes -
+    memory.usage_in_bytes) and under its address-space limit (RLIMIT_AS - VmSize); none where there is no limit
+    or nothing can be read (not Linux)."""
+    left = []
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        with open(f"{proc}/self/cgroup") as f:
+            lines = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        lines = []
+    for _, controllers, path in lines:
+        if controllers == "":  # v2's one hierarchy
+            files = (f"{cgroups}{path}/memory.max", f"{cgroups}{path}/memory.current")
+        elif "memory" in controllers.split(","):
+            files = (f"{cgroups}/memory{path}/memory.limit_in_bytes", f"{cgroups}/memory{path}/memory.usage_in_bytes")
+        else:
+            continue
+        try:
+            limit, used = (Path(name).read_text().strip() for name in files)
+            if limit != "max" and int(limit) < 2**60:  # (v1 writes "no limit" as a number near 2**63)
+                left.append(max(0, int(limit) - int(used)))
+        except (OSError, ValueError):
+            continue
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource is not None else resource
+        if soft is not None and soft != resource.RLIM_INFINITY:
+            with open(f"{proc}/self/status") as f:
+                size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            left.append(max(0, soft - size))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return left
 
 
 def probe_seconds_per_image(model: nn.Module, in_chans: int, size: int, device: torch.device,
@@ -200,4 +245,4 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-__all__ = ["Cost", "available_memory", "check_cost", "estimate_cost", "probe_seconds_per_image"]
+__all__ = ["Cost", "available_memory", "check_cost", "estimate_cost", "limits_left", "probe_seconds_per_image"]
