@@ -415,7 +415,12 @@ def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, Exp
         raise ExportError(f"{path} is not a TorchScript export (torch.jit.load cannot read it: an .onnx file or a "
                           "training checkpoint?); give a file written by `convolab export --format torchscript` or "
                           "export_torchscript") from None
-    text = extra[TORCHSCRIPT_META]
+    return module, meta_from_extra(extra[TORCHSCRIPT_META], path, "torchscript")
+
+
+def meta_from_extra(text: str | bytes, path: Path, fmt: str) -> ExportMeta:
+    """The metadata an export keeps in its extra file convolab.json (a TorchScript file's, a pt2 archive's), read
+    back; one line where it is not a JSON object (`fmt`: the --format that writes the file again)."""
     try:
         values = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text) if text else {}
         problem = "" if isinstance(values, dict) else f"a JSON {type(values).__name__}, not an object of strings"
@@ -423,5 +428,5 @@ def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, Exp
         problem = f"not UTF-8 JSON ({str(err).splitlines()[0][:80]})"
     if problem:
         raise ExportError(f"{path}: its metadata ({TORCHSCRIPT_META}) is {problem}; the file was edited or damaged: "
-                          "export the model again with `convolab export --format torchscript`")
-    return module, ExportMeta.from_strings(values, path)
+                          f"export the model again with `convolab export --format {fmt}`")
+    return ExportMeta.from_strings(values, path)

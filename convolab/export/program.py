@@ -27,6 +27,7 @@ from .exporters import (
     _prepare,
     _random_inputs,
     _write_checked,
+    meta_from_extra,
     reference_outputs,
 )
 from .onnx_graph import ExportError, capture, first_line
@@ -94,17 +95,9 @@ def read_program_meta(path: str | Path) -> tuple[nn.Module, ExportMeta, int | No
                           "the run again") from None
     finally:
         torch_log.setLevel(level)
-    text = extra[PROGRAM_META]
-    try:
-        values = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text) if text else {}
-        problem = "" if isinstance(values, dict) else f"a JSON {type(values).__name__}, not an object of strings"
-    except ValueError as err:  # (UnicodeDecodeError and JSONDecodeError)
-        problem = f"not UTF-8 JSON ({str(err).splitlines()[0][:80]})"
-    if problem:
-        raise ExportError(f"{path}: its metadata ({PROGRAM_META}) is {problem}; the file was edited or damaged: "
-                          "export the model again with `convolab export --format pt2`")
+    meta = meta_from_extra(extra[PROGRAM_META], path, "pt2")
     user_inputs = [node for node in program.graph.nodes if node.op == "placeholder"
                    and node.name in program.graph_signature.user_inputs]
     shape = user_inputs[0].meta.get("val").shape if user_inputs and "val" in user_inputs[0].meta else None
     fixed = int(shape[0]) if shape is not None and isinstance(shape[0], int) else None
-    return program.module(), ExportMeta.from_strings(values, path), fixed
+    return program.module(), meta, fixed
