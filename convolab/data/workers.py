@@ -24,7 +24,6 @@ from ..errors import DataError
 # The children started by the code this module watches, and the loaders whose workers persist between passes.
 _STARTED: weakref.WeakSet[Any] = weakref.WeakSet()
 _PERSISTENT: weakref.WeakSet[Any] = weakref.WeakSet()
-_LIMITS = (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM)
 
 
 def limit_refused(err: BaseException) -> str:
