@@ -101,11 +101,40 @@ def cpu_name() -> str:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), else the machine's."""
+    """The cores this process may run on (its CPU affinity, else the machine's), and no more than its cgroup's CPU
+    quota gives it (`docker run --cpus 2`, a Kubernetes CPU limit: the affinity still lists every core of the host,
+    and threads past the quota only wait their turn)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, quota)) if quota is not None else cores
+
+
+def cpu_quota(proc: str = "/proc", cgroups: str = "/sys/fs/cgroup") -> int | None:
+    """The CPUs this process's cgroup quota allows, rounded up (v2: cpu.max "QUOTA PERIOD"; v1: cpu.cfs_quota_us /
+    cpu.cfs_period_us), the least over its cgroups; None where there is none or nothing can be read."""
+    try:
+        lines = [line.strip().split(":", 2) for line in Path(f"{proc}/self/cgroup").read_text().splitlines()
+                 if line.count(":") >= 2]
+    except OSError:
+        return None
+    found = []
+    for _, controllers, path in lines:
+        try:
+            if controllers == "":  # v2's one hierarchy
+                quota, period = Path(f"{cgroups}{path}/cpu.max").read_text().split()[:2]
+            elif "cpu" in controllers.split(","):
+                base = f"{cgroups}/{controllers}{path}"
+                quota, period = (Path(f"{base}/cpu.cfs_{name}_us").read_text().strip() for name in ("quota", "period"))
+            else:
+                continue
+            if quota not in ("max", "-1") and int(period) > 0:
+                found.append(-(-int(quota) // int(period)))
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
 
 
 def busy_elsewhere(samples: int = 5, interval: float = 0.01) -> int:

@@ -192,3 +192,32 @@ def test_a_run_beyond_the_address_space_limit_is_refused_in_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("convolab train: error: resnet20 at 64 px, batch 1400, "
                                                            "would need about"), done.stderr
+
+
+@pytest.mark.parametrize("layout, files, cpus", [
+    ("0::/job\n", {"job/cpu.max": "150000 100000\n"}, 2),  # cgroup v2, 1.5 CPUs: rounded up
+    ("0::/job\n", {"job/cpu.max": "max 100000\n"}, None),  # v2 without a quota
+    ("5:cpu,cpuacct:/docker/c1\n", {"cpu,cpuacct/docker/c1/cpu.cfs_quota_us": "100000",
+                                     "cpu,cpuacct/docker/c1/cpu.cfs_period_us": "100000"}, 1),  # v1, docker --cpus 1
+    ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),  # v1 without a quota
+])
+def test_the_cpus_of_this_processs_cgroup_quota_are_read(tmp_path, layout, files, cpus):
+    from convolab._platform import cpu_quota
+
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "cgroup").write_text(layout)
+    for name, text in files.items():
+        (tmp_path / "cg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cg" / name).write_text(text)
+    assert cpu_quota(str(tmp_path / "proc"), str(tmp_path / "cg")) == cpus
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
+def test_the_usable_cores_are_no_more_than_the_quota(monkeypatch):
+    from convolab import _platform
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # (a big host's every core)
+    monkeypatch.setattr(_platform, "cpu_quota", lambda: 2)  # (docker run --cpus 2)
+    assert _platform.usable_cores() == 2
+    monkeypatch.setattr(_platform, "cpu_quota", lambda: None)
+    assert _platform.usable_cores() == 64
