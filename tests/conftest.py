@@ -75,6 +75,21 @@ def cifar_tar() -> Path:
     return SHARED_CIFAR_TAR
 
 
+class DataDependent(torch.nn.Module):
+    """A branch on the values of its input: traced as one path by TorchScript, refused by torch.export (the exports'
+    tests: one line where a model cannot be captured)."""
+
+    num_classes = 2
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x.flatten(1))
+        return y * 2 if y.sum() > 0 else y
+
+
 def write_png_folder(root: Path, per_class: int = 6, size: int = 12, classes=("a", "b", "c"),
                      mode: str = "RGB", split_dirs: bool = True) -> Path:
     """A small image folder of real PNG files whose class is readable from the pixels."""

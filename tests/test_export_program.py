@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import DataDependent
 from torch import nn
 
 import convolab
@@ -18,14 +19,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """lenet5_modern trained for one epoch on the digits."""
-    from convolab.training import TrainConfig, Trainer
-
-    out = tmp_path_factory.mktemp("run") / "lenet"
-    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=64, progress=False,
-                        output=str(out))).fit()
-    return out
+def run_dir(digits_run):
+    """lenet5_modern trained for one epoch on the digits (tests/conftest.py)."""
+    return digits_run
 
 
 def test_the_pt2_export_runs_in_plain_torch_and_scores_as_the_checkpoint(run_dir, tmp_path, capsys):
@@ -90,21 +86,9 @@ def test_a_batch_norm_net_is_folded_and_its_program_gives_the_eager_logits(tmp_p
     assert torch.allclose(classifier.logits(images), expected, atol=1e-4)
 
 
-class _DataDependent(nn.Module):
-    num_classes = 2
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fc(x.flatten(1))
-        return y * 2 if y.sum() > 0 else y
-
-
 def test_a_model_torch_export_cannot_capture_is_one_line_and_nothing_is_written(tmp_path):
     with pytest.raises(ExportError) as err:
-        export_program(_DataDependent(), tmp_path / "m.pt2", (1, 2, 2))
+        export_program(DataDependent(), tmp_path / "m.pt2", (1, 2, 2))
     line = str(err.value)
     assert "\n" not in line and line.startswith("torch.export could not capture the model (")
     assert line.endswith("; export it as --format torchscript or onnx")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import DataDependent
 from torch import nn
 
 import convolab
@@ -21,14 +22,9 @@ needs_onnxscript = pytest.mark.skipif(onnx_graph.dynamo_unavailable() != "",
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """lenet5_modern trained for one epoch on the digits."""
-    from convolab.training import TrainConfig, Trainer
-
-    out = tmp_path_factory.mktemp("run") / "lenet"
-    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=64, progress=False,
-                        output=str(out))).fit()
-    return out
+def run_dir(digits_run):
+    """lenet5_modern trained for one epoch on the digits (tests/conftest.py)."""
+    return digits_run
 
 
 @needs_onnxscript
@@ -71,24 +67,10 @@ def test_a_fixed_batch_dynamo_export_of_a_batch_norm_net_gives_the_torchscript_e
     assert torch.allclose(dynamo.logits(images), classic.logits(images), atol=1e-5)
 
 
-class _DataDependent(nn.Module):
-    """A branch on the values of its input: traced as one path by TorchScript, refused by torch.export."""
-
-    num_classes = 2
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fc(x.flatten(1))
-        return y * 2 if y.sum() > 0 else y
-
-
 @needs_onnxscript
 def test_a_model_torch_export_cannot_capture_is_one_line_naming_the_other_exporter(tmp_path):
     with pytest.raises(ExportError) as err:
-        export_onnx(_DataDependent(), tmp_path / "m.onnx", (1, 2, 2), exporter="dynamo")
+        export_onnx(DataDependent(), tmp_path / "m.onnx", (1, 2, 2), exporter="dynamo")
     line = str(err.value)
     assert "\n" not in line and line.startswith("torch.export could not capture the model (")
     assert line.endswith("; export it with --onnx-exporter torchscript")

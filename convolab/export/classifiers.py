@@ -120,7 +120,34 @@ class OnnxClassifier(ExportedClassifier):
 FIXED_BATCH = re.compile(r"exported for batches of (\d+) images")  # _FixedBatch's refusal, as the file words it
 
 
-class TorchScriptClassifier(ExportedClassifier):
+class _ModuleClassifier(ExportedClassifier):
+    """An export PyTorch runs as a module (TorchScript, a torch.export program): its first run, on a probe batch of
+    the metadata's input, checks that the file and its metadata fit (a misfit: one line naming the --format)."""
+
+    module: Any
+
+    def _refused(self, path: str | Path, fmt: str, err: BaseException) -> ExportError:
+        """The line for a module that does not run on the input its metadata describe."""
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        return ExportError(f"{path}: its model does not run on the input its metadata describe ({self.meta.in_chans}x"
+                           f"{'x'.join(map(str, self.meta.image_size))}: {first}); export the model again with "
+                           f"`convolab export --format {fmt}`")
+
+    def _fits(self, path: str | Path, fmt: str, out: torch.Tensor) -> None:
+        """The probe's output `out` checked against the metadata's classes; the transform set."""
+        meta = self.meta
+        if out.ndim != 2 or out.shape[1] != len(meta.classes):
+            raise ExportError(f"{path}: its metadata do not fit its model: they list {len(meta.classes)} classes, the "
+                              f"model gives outputs of shape {tuple(out.shape)}; export the model again with "
+                              f"`convolab export --format {fmt}`")
+        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module(x).float()
+
+
+class TorchScriptClassifier(_ModuleClassifier):
     """An exported classifier run by TorchScript (`torch.jit.load`, no convolab model class needed) on uint8
     images, preprocessed as in training; `threads`: torch's intra-op threads for this process, if given."""
 
@@ -128,32 +155,20 @@ class TorchScriptClassifier(ExportedClassifier):
         self.module, self.meta = read_torchscript_meta(path)
         if threads:
             torch.set_num_threads(threads)
-        meta = self.meta
-        probe = torch.zeros(1, meta.in_chans, *meta.image_size)
+        probe = torch.zeros(1, self.meta.in_chans, *self.meta.image_size)
         self.fixed_batch = None
         try:
             out = self._forward(probe)
         except Exception as err:  # noqa: BLE001  torch.jit.Error: a fixed batch's file says its size; else a misfit
             fixed = FIXED_BATCH.search(str(err))
             if fixed is None:
-                first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-                raise ExportError(f"{path}: its model does not run on the input its metadata describe "
-                                  f"({meta.in_chans}x{'x'.join(map(str, meta.image_size))}: {first}); export the "
-                                  "model again with `convolab export --format torchscript`") from None
+                raise self._refused(path, "torchscript", err) from None
             self.fixed_batch = int(fixed.group(1))
             out = self._forward(probe.expand(self.fixed_batch, *probe.shape[1:]).contiguous())
-        if out.ndim != 2 or out.shape[1] != len(meta.classes):
-            raise ExportError(f"{path}: its metadata do not fit its model: they list {len(meta.classes)} classes, the "
-                              f"model gives outputs of shape {tuple(out.shape)}; export the model again with "
-                              "`convolab export --format torchscript`")
-        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.module(x).float()
+        self._fits(path, "torchscript", out)
 
 
-class ProgramClassifier(ExportedClassifier):
+class ProgramClassifier(_ModuleClassifier):
     """An exported classifier run by a `torch.export` program (a `.pt2` archive, `torch.export.load`, no convolab
     model class needed) on uint8 images, preprocessed as in training; `threads` as for TorchScriptClassifier."""
 
@@ -161,24 +176,11 @@ class ProgramClassifier(ExportedClassifier):
         self.module, self.meta, self.fixed_batch = read_program_meta(path)
         if threads:
             torch.set_num_threads(threads)
-        meta = self.meta
-        probe = torch.zeros(self.fixed_batch or 1, meta.in_chans, *meta.image_size)
-        try:
-            out = self._forward(probe)
+        try:  # (a fixed batch: the only size its guards take)
+            out = self._forward(torch.zeros(self.fixed_batch or 1, self.meta.in_chans, *self.meta.image_size))
         except Exception as err:  # noqa: BLE001  the program's guards (its input shape), of several kinds
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{path}: its program does not run on the input its metadata describe "
-                              f"({meta.in_chans}x{'x'.join(map(str, meta.image_size))}: {first}); export the "
-                              "model again with `convolab export --format pt2`") from None
-        if out.ndim != 2 or out.shape[1] != len(meta.classes):
-            raise ExportError(f"{path}: its metadata do not fit its model: they list {len(meta.classes)} classes, the "
-                              f"model gives outputs of shape {tuple(out.shape)}; export the model again with "
-                              "`convolab export --format pt2`")
-        self.transform = BatchTransform(meta.in_chans, meta.image_size, meta.mean, meta.std)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.module(x).float()
+            raise self._refused(path, "pt2", err) from None
+        self._fits(path, "pt2", out)
 
 
 def _misfit(meta: ExportMeta, inputs: list, outputs: list) -> str:

@@ -199,6 +199,32 @@ def _prepare(model: nn.Module, fold: bool) -> tuple[nn.Module, nn.Module, int]:
     return reference, exported, count_batchnorm(reference) - count_batchnorm(exported)
 
 
+@dataclass
+class Prepared:
+    """Before an export writes: the model (batch norms folded), how many, the check's inputs and PyTorch's outputs."""
+
+    model: nn.Module
+    folded: int
+    batch_sizes: tuple[int, ...]
+    inputs: list[torch.Tensor]
+    expected: list[torch.Tensor]
+    meta: ExportMeta | None
+
+
+def prepare_export(model: nn.Module, path: str | Path, example: str, input_size: tuple[int, int, int],
+                   batch_size: int, dynamic_batch: bool, meta: ExportMeta | None, fold: bool, what: str) -> Prepared:
+    """What every export checks and prepares before any work: `path` (`example`: the name a refusal suggests), the
+    batch sizes, the model folded, PyTorch's finite outputs (`what` names the model) and `meta` fitting them."""
+    check_file_output(path, example=example, create_parents=True)  # before any work
+    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
+    reference, exported, folded = _prepare(model, fold)
+    inputs = _random_inputs(tuple(input_size), batch_sizes)
+    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
+    expected = reference_outputs(reference, inputs, what)
+    _check_meta(meta, tuple(input_size), expected[0])
+    return Prepared(exported, folded, batch_sizes, inputs, expected, meta)
+
+
 def _random_inputs(input_size: tuple[int, int, int], batch_sizes: tuple[int, ...]) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     return [torch.randn(n, *input_size, generator=gen) for n in batch_sizes]
@@ -309,14 +335,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
         raise ExportError(ONNX_MISSING) from None
     if exporter not in ONNX_EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(ONNX_EXPORTERS)}, got {exporter!r}")
-    check_file_output(path, example="model.onnx", create_parents=True)  # before any work
-    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
-    reference, exported, folded = _prepare(model, fold)
-    exported = portable(exported)  # (ceil-mode average pools as floor-mode ones, which all runtimes compute alike)
-    inputs = _random_inputs(tuple(input_size), batch_sizes)
-    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs, what)
-    _check_meta(meta, tuple(input_size), expected[0])
+    ready = prepare_export(model, path, "model.onnx", input_size, batch_size, dynamic_batch, meta, fold, what)
+    inputs, expected, meta = ready.inputs, ready.expected, ready.meta
+    exported = portable(ready.model)  # (ceil-mode average pools as floor-mode ones, which all runtimes compute alike)
 
     def write(tmp: str) -> torch.Tensor:
         # (the dynamo exporter captures a dynamic batch on the 3 images: torch.export takes a batch of 1 for a constant)
@@ -339,8 +360,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
             raise ExportError(f"ONNX Runtime could not run the {exporter} exporter's graph ({first_line(err)}); "
                               "nothing was written (try the other --onnx-exporter, or --batch-size N)") from None
 
-    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, folded)
-    return ExportResult(Path(path), "onnx", diff, batch_sizes, folded, rel)
+    diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, ready.folded)
+    return ExportResult(Path(path), "onnx", diff, ready.batch_sizes, ready.folded, rel)
 
 
 class _FixedBatch(nn.Module):
@@ -369,16 +390,12 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
     The traced model takes any batch size (`batch_size` is the one it is traced and checked at; with
     `dynamic_batch`, two are checked) unless `fixed_batch`: then it refuses any other, as an ONNX export of a
     fixed batch does."""
-    check_file_output(path, example="model.torchscript.pt", create_parents=True)  # before any work
     if fixed_batch and dynamic_batch:
         raise ConfigError("fixed_batch and dynamic_batch contradict each other; give one")
-    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
-    reference, exported, folded = _prepare(model, fold)
-    inputs = _random_inputs(tuple(input_size), batch_sizes)
-    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs, what)
-    _check_meta(meta, tuple(input_size), expected[0])
-    extra = {TORCHSCRIPT_META: json.dumps(meta.to_strings() if meta is not None else {})}
+    ready = prepare_export(model, path, "model.torchscript.pt", input_size, batch_size, dynamic_batch, meta, fold,
+                           what)
+    exported, inputs = ready.model, ready.inputs
+    extra = {TORCHSCRIPT_META: json.dumps(ready.meta.to_strings() if ready.meta is not None else {})}
 
     def write(tmp: str) -> torch.Tensor:
         with torch.no_grad(), warnings.catch_warnings():
@@ -394,10 +411,10 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
             torch.jit.save(traced, buffer, _extra_files=extra)
             Path(tmp).write_bytes(buffer.getvalue())
             loaded = torch.jit.load(tmp, map_location="cpu")
-        return _differences(expected, loaded, inputs)
+        return _differences(ready.expected, loaded, inputs)
 
-    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol, folded)
-    return ExportResult(Path(path), "torchscript", diff, batch_sizes, folded, rel)
+    diff, rel = _write_checked(Path(path), "TorchScript", write, tolerance, rtol, ready.folded)
+    return ExportResult(Path(path), "torchscript", diff, ready.batch_sizes, ready.folded, rel)
 
 
 def read_torchscript_meta(path: str | Path) -> tuple[torch.jit.ScriptModule, ExportMeta]:

@@ -21,17 +21,12 @@ from .exporters import (
     TORCHSCRIPT_META,
     ExportMeta,
     ExportResult,
-    _check_inputs,
-    _check_meta,
     _differences,
-    _prepare,
-    _random_inputs,
     _write_checked,
     meta_from_extra,
-    reference_outputs,
+    prepare_export,
 )
 from .onnx_graph import ExportError, capture, first_line
-from .outputs import check_file_output
 
 PROGRAM_META = TORCHSCRIPT_META  # "convolab.json": the archive's extra file of metadata, as a TorchScript file's
 PROGRAM_SUFFIX = ".pt2"  # torch's name for a torch.export.save archive
@@ -46,29 +41,23 @@ def export_program(model: nn.Module, path: str | Path, input_size: tuple[int, in
     an ONNX model of a fixed batch; a dynamic one, up to MAX_BATCH images, is captured on the 3 images of the check
     (torch.export takes a batch of 1 for a constant) and checked at 1 and 3. One line where torch.export cannot
     capture the model."""
-    check_file_output(path, example="model.pt2", create_parents=True)  # before any work
-    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
-    reference, exported, folded = _prepare(model, fold)
-    inputs = _random_inputs(tuple(input_size), batch_sizes)
-    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs, what)
-    _check_meta(meta, tuple(input_size), expected[0])
-    extra = {PROGRAM_META: json.dumps(meta.to_strings() if meta is not None else {})}
+    ready = prepare_export(model, path, "model.pt2", input_size, batch_size, dynamic_batch, meta, fold, what)
+    extra = {PROGRAM_META: json.dumps(ready.meta.to_strings() if ready.meta is not None else {})}
 
     def write(tmp: str) -> torch.Tensor:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = capture(exported, inputs[-1], dynamic_batch, "export it as --format torchscript or onnx")
+            program = capture(ready.model, ready.inputs[-1], dynamic_batch, "export it as --format torchscript or onnx")
             # Saved to memory and written from Python, as a TorchScript file is (a full disk is then an OSError).
             buffer = io.BytesIO()
             torch.export.save(program, buffer, extra_files=extra)
             Path(tmp).write_bytes(buffer.getvalue())
             # (read from memory: from a path, torch warns of any name not ending .pt2, as the temporary's)
             loaded = torch.export.load(io.BytesIO(Path(tmp).read_bytes())).module()
-        return _differences(expected, loaded, inputs)
+        return _differences(ready.expected, loaded, ready.inputs)
 
-    diff, rel = _write_checked(Path(path), "pt2", write, tolerance, rtol, folded)
-    return ExportResult(Path(path), "pt2", diff, batch_sizes, folded, rel)
+    diff, rel = _write_checked(Path(path), "pt2", write, tolerance, rtol, ready.folded)
+    return ExportResult(Path(path), "pt2", diff, ready.batch_sizes, ready.folded, rel)
 
 
 def read_program_meta(path: str | Path) -> tuple[nn.Module, ExportMeta, int | None]:
