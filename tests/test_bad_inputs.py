@@ -883,6 +883,9 @@ CASES: list[Row] = [
     Row("momentum-5", ["train", "lenet", "--momentum", "5"], "--momentum: must be a number in [0, 1), got 5.0"),
     Row("val-fraction-1.5", ["train", "lenet", "--val-fraction", "1.5"],
         "--val-fraction: must be a number in [0, 1), got 1.5"),
+    # (data with a test split of their own: the validation images it would hold out of the training split are none)
+    Row("val-fraction-holds-out-nothing", [*LENET, "--val-fraction", "0.001", "--output", "{t}/run"],
+        "--val-fraction 0.001 holds out no image of the 1438 training images of digits (10 classes); give more"),
     Row("budget-seconds-0", ["compare", "lenet", "--budget-seconds", "0"],
         "--budget-seconds: must be a positive number, got 0.0"),
     Row("seed-negative", ["train", "lenet", "--seed", "-1"],

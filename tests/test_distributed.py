@@ -18,9 +18,9 @@ from convolab.cli import main
 from convolab.cli._launch import READER_LEFT, _explain_failure, strip_option
 from convolab.errors import ConfigError, FieldError
 from convolab.training import TrainConfig, Trainer, load_checkpoint
-from convolab.training.build import check_batch_size
 from convolab.training.distributed import Distributed
 from convolab.training.engine import TrainingInterrupted
+from convolab.training.run_data import check_batch_size
 
 # BN-free and dropout-free (DDP keeps BN statistics per process); SGD, whose update is linear in
 # the gradient, so the two ways of averaging it differ by float round-off only.

@@ -14,9 +14,9 @@ import convolab.cli.evaluate as evaluate_cli
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
-from convolab.training.build import load_config_data
 from convolab.training.checkpoint import load_checkpoint
 from convolab.training.inference import EvaluationReport, class_mapping, is_run_data, load_data_for
+from convolab.training.run_data import load_config_data
 
 
 def evaluate_json(capsys, *argv: str) -> tuple[dict, str]:

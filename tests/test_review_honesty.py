@@ -71,7 +71,7 @@ def test_evaluate_names_the_checkpoint_and_the_epoch_it_scores(digits_run, tmp_p
     assert main(["evaluate", str(digits_run / "last.pt"), "--json", "--output", str(tmp_path / "e2")]) == 0
     checkpoint = json.loads(capsys.readouterr().out)["checkpoint"]
     assert checkpoint == {"file": str(digits_run / "last.pt"), "epoch": 1, "batch_in_epoch": 0, "epochs": 1,
-                          "chosen_by": "test_acc"}  # (its one epoch is the best)
+                          "chosen_by": "test_acc", "judged_on": "the run's own test images"}  # (one epoch: the best)
     # Read from the checkpoint, not its name (the diff review's): a best.pt copied elsewhere is still the best
     # epoch's; a last.pt saved mid-epoch by a stop, or of a later epoch than the best, is not
     state = torch.load(digits_run / "last.pt", weights_only=True)

@@ -22,7 +22,7 @@ def _rows(n: int) -> list[dict]:
 def test_the_curves_are_drawn_when_cheap_beside_the_time_since_the_last_and_always_at_the_end(tmp_path, monkeypatch):
     clock, drawn = [0.0], []
 
-    def draw(history, path, title="", data=""):
+    def draw(history, path, title="", data="", scored="test"):
         drawn.append(len(history))
         clock[0] += 0.5  # each drawing takes 0.5 s
 

@@ -183,9 +183,10 @@ def test_torchvisions_input_transform_takes_colour_images_only(name, size):
             model(torch.zeros(1, 1, size, size))
 
 
-def test_a_val_fraction_the_data_does_not_use_is_said(tmp_path, caplog):
-    """(before: `--val-fraction 0.5` on a folder with a test/ split, or on a named set, trained on the data's own
-    split without a word, config.json recording 0.5)"""
+def test_a_val_fraction_on_data_with_a_test_split_holds_out_validation_images(tmp_path, caplog):
+    """(at first: `--val-fraction 0.5` on a folder with a test/ split, or on a named set, trained on the data's own
+    split without a word, config.json recording 0.5; then a warning said it was not used; now it holds out half of
+    the training images to validate on, and the test split is scored once at the end: tests/test_validation_split)"""
     split = write_png_folder(tmp_path / "split", per_class=4, size=28, mode="L")
     flat = write_png_folder(tmp_path / "flat", per_class=4, size=28, mode="L", split_dirs=False)
     caplog.set_level(logging.WARNING, logger="convolab")
@@ -194,8 +195,8 @@ def test_a_val_fraction_the_data_does_not_use_is_said(tmp_path, caplog):
         caplog.clear()
         assert main(["train", "lenet5_modern", "--data", str(data), "--val-fraction", "0.5", "--epochs", "1",
                      "--batch-size", "4", *more, "--no-progress", "--output", str(tmp_path / f"run{k}")]) == 0
-        lines = [r.getMessage() for r in caplog.records]
-        assert lines == ([f"--val-fraction 0.5 is not used: {data} has a test split of its own"] if said else []), lines
+        assert [r.getMessage() for r in caplog.records] == []
+        assert (tmp_path / f"run{k}" / "test.json").is_file() == said
 
 
 @pytest.mark.slow  # (10 s: two commands of their own; the threads a command sets: test_platform, by default)

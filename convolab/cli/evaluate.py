@@ -128,7 +128,7 @@ def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: t
         of = f" of {epoch['epochs']}" if epoch["epochs"] else ""
         at = f"{epoch['batch_in_epoch']} batches into epoch {epoch['epoch'] + 1}{of} (saved by a stop)" \
             if epoch["batch_in_epoch"] else f"epoch {epoch['epoch']}{of}"
-        chosen = f" (the epoch of the best {epoch['chosen_by']}, judged on the run's own test images)" \
+        chosen = f" (the epoch of the best {epoch['chosen_by']}, judged on {epoch['judged_on']})" \
             if epoch["chosen_by"] else ""
         print(f"checkpoint: {shown(epoch['file'])}, {at}{chosen}")
     for name, acc in zip(names, report.per_class):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
-from ..training.loop import CHOSEN
+from ..training.final_test import split_sizes, unseen_test_line
+from ..training.loop import chosen_on, scored_split
 from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import CHECKPOINT, nonempty
 from ._options import add_config_options, config_from_args, given_config
@@ -42,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
     cut = f" up to {args.until}" if args.until else ""
     frozen = " (backbone frozen)" if config.freeze_backbone else ""
     print(f"fine-tuning {trainer.config.model}{cut} from {trainer.config.init_from}{frozen} on {trainer.config.data} "
-          f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
+          f"({split_sizes(trainer.data)}, "
           f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
           f"on {trainer.device}; run folder {trainer.run_dir}")
     result = trainer.fit()
-    print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({CHOSEN}); "
-          f"run folder {result.run_dir}")
-    print(f"test accuracy: {result.test_acc:.4f}")
+    print(f"best {scored_split(trainer.data)} accuracy {result.best_acc:.4f} at epoch {result.best_epoch} "
+          f"({chosen_on(trainer.data)}); run folder {result.run_dir}")
+    if result.unseen_test is None:
+        print(f"test accuracy: {result.test_acc:.4f}")
+    else:
+        print(f"validation accuracy: {result.test_acc:.4f} (the last epoch's)")
+        print(unseen_test_line(result.unseen_test, result.run_dir))
     return 0

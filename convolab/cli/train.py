@@ -13,7 +13,8 @@ from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
-from ..training.loop import CHOSEN
+from ..training.final_test import split_sizes, unseen_test_line
+from ..training.loop import chosen_on, scored_split
 from ..training.resume_checks import resume_changes
 from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import positive_int
@@ -129,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
     source = f" from {trainer.config.init_from}" if wants_pretrained(args) else ""
     if main:
         print(f"training {trainer.config.model}{source} on {trainer.config.data} "
-              f"({len(trainer.train_labels)} train / {len(trainer.test_labels)} test images, "
+              f"({split_sizes(trainer.data)}, "
               f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
               f"on {trainer.device}{procs}{trainer.run.batches.describe()}; run folder {trainer.run_dir}")
         if hasattr(trainer.data, "describe"):  # a labels CSV: its targets and inputs
@@ -141,18 +142,22 @@ def _train(args: argparse.Namespace) -> int:
             return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
         raise
     if main:
-        monitor = trainer.config.monitor
-        # (best.pt's epoch is chosen on the test images it is scored on: its figure is no unseen test's, and says so)
+        monitor, scored, chosen = trainer.config.monitor, scored_split(trainer.data), chosen_on(trainer.data)
+        # (best.pt's epoch is chosen on the images it is scored on: its figure is no unseen test's, and says so)
         if monitor == "test_acc":
-            print(f"best test accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({CHOSEN}); "
+            print(f"best {scored} accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({chosen}); "
                   f"run folder {result.run_dir}")
         elif result.best_epoch:  # (the history holds every epoch, a resumed run's too)
             print(f"best {monitor} {result.history[result.best_epoch - 1][monitor]:.4g} at epoch {result.best_epoch} "
-                  f"(test accuracy {result.best_acc:.4f}; {CHOSEN}); run folder {result.run_dir}")
+                  f"({scored} accuracy {result.best_acc:.4f}; {chosen}); run folder {result.run_dir}")
         others = {k[5:]: v for k, v in (result.history[-1] if result.history else {}).items()
                   if k.startswith(("test_acc_", "test_mae_"))}
         if others and hasattr(trainer.data, "describe"):  # a labels CSV's other targets, at the last epoch
             print("other targets: " + ", ".join(f"{k[4:]} accuracy {v:.4f}" if k.startswith("acc") else
                                                 f"{k[4:]} MAE {v:.4g}" for k, v in others.items()))
-        print(f"test accuracy: {result.test_acc:.4f}")
+        if result.unseen_test is None:
+            print(f"test accuracy: {result.test_acc:.4f}")
+        else:  # the last line a script reads stays the test figure: the unseen test split's, of best.pt
+            print(f"validation accuracy: {result.test_acc:.4f} (the last epoch's)")
+            print(unseen_test_line(result.unseen_test, result.run_dir))
     return 0

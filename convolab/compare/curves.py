@@ -9,7 +9,7 @@ from typing import Any
 
 from ..training import metrics as plots  # (what every picture of curves draws alike)
 from .results import ModelResult
-from .seeds import SeedSummary, epoch_curve, seed_label
+from .seeds import SeedSummary, epoch_curve, seed_label, validated
 
 BAND = "shaded: min..max over the seeds"
 
@@ -59,7 +59,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
                 axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
         return named
 
-    return _six_panels(draw, title)
+    return _six_panels(draw, title, "validation" if validated(results) else "test")
 
 
 def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
@@ -89,10 +89,11 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
                 axes[2, column].fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         return named
 
-    return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}")
+    return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}",
+                       "validation" if validated([r for s in summaries for r in s.runs]) else "test")
 
 
-def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
+def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "test") -> bytes:
     """Training loss and test accuracy against epoch and training time, and training error and loss by
     step (He et al. plot training error by iteration); `draw(axes)` adds the lines and returns one per run
     to name in the legend (matplotlib's own gathering left out a name starting with `_`)."""
@@ -106,7 +107,7 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str) -> bytes:
     drawn, labels = bool(handles), plots.drawable([line.get_label() for line in handles])
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
-        axes[row, 1].set(xlabel=xlabel, ylabel="test accuracy")
+        axes[row, 1].set(xlabel=xlabel, ylabel=f"{scored} accuracy")  # (validation: --val-fraction's held-out images)
     axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {plots.STEPS_LABEL})")
     axes[2, 1].set(xlabel="step", ylabel=f"training loss ({plots.STEPS_LABEL})", yscale="log")
     for ax in axes[0]:

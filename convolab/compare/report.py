@@ -26,11 +26,15 @@ from .seeds import (
     ALPHA,
     FIGURES,
     SPREAD,
+    VALIDATED,
     SeedSummary,
     compare_pairs,
+    compared_figure,
+    figures_of,
     has_several_seeds,
     run_label,
     summarize_seeds,
+    validated,
 )
 
 FORMAT = "convolab-compare-report-1"
@@ -114,13 +118,17 @@ def _fmt(value: Any, spec: str) -> str:
 def table_rows(results: list[ModelResult]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """Header and formatted cells, shared by the Markdown and HTML tables; a status column only when
     some model did not finish."""
-    with_status = any(not r.ok for r in results)
-    header = COLUMNS + (("status",) if with_status else ())
+    with_status, held = any(not r.ok for r in results), validated(results)
+    # (runs that validated on held-out images: best and final are the validation images', and best.pt's accuracy
+    # on the unseen test split follows)
+    header = (tuple(c.replace(" test ", " val ") for c in COLUMNS) + (VALIDATED["unseen_test_acc"],) if held
+              else COLUMNS) + (("status",) if with_status else ())
     rows = []
     for r in results:
         cells = (r.model, _fmt(r.params, ","), _fmt(r.macs, ","), _fmt(r.lr, "g"),
                  _fmt(r.images_per_second, ",.0f"), _fmt(r.wall_seconds, ".1f"), str(r.epochs),
-                 _fmt(r.best_acc, ".4f"), _fmt(r.final_acc, ".4f"), _fmt(r.best_epoch, "d"))
+                 _fmt(r.best_acc, ".4f"), _fmt(r.final_acc, ".4f"), _fmt(r.best_epoch, "d"),
+                 *((_fmt(r.unseen_test_acc, ".4f"),) if held else ()))
         rows.append(cells + ((r.status,) if with_status else ()))
     return header, rows
 
@@ -265,6 +273,14 @@ SEED_COLUMNS = ("model", "parameters", "MACs", "lr", "seeds", "epochs", "train t
 SIGNIFICANCE = (f"Is the difference in final test accuracy larger than seed-to-seed noise? Welch's t-test, "
                 f"two-sided, at {ALPHA:.0%}; of several pairs, each judged on its p-value Holm-adjusted for the number "
                 f"of pairs tested")
+# (of runs that validated on held-out images: best.pt's accuracy on the test split no epoch was scored on)
+SIGNIFICANCE_UNSEEN = SIGNIFICANCE.replace("final test accuracy",
+                                           "the test accuracy of best.pt on the unseen test split")
+
+
+def significance_title(results: list[ModelResult]) -> str:
+    """The heading of the tests of pairs: of the figure `compared_figure` tests."""
+    return SIGNIFICANCE_UNSEEN if validated(results) else SIGNIFICANCE
 
 
 def _range(values: list[int]) -> str:
@@ -278,14 +294,15 @@ def seeds_table_rows(summaries: list[SeedSummary]) -> tuple[tuple[str, ...], lis
     """Header and cells of the table of several seeds: each figure as mean ± sample standard deviation;
     `seeds` counts the runs that finished; a status column only when some run did not finish."""
     with_status = any(s.status != OK for s in summaries)
-    header = SEED_COLUMNS + (("status",) if with_status else ())
+    figures = figures_of([r for s in summaries for r in s.runs])
+    header = SEED_COLUMNS[:-len(FIGURES)] + tuple(figures.values()) + (("status",) if with_status else ())
     rows = []
     for s in summaries:
         finished, total = len(s.finished), len(s.runs)
         cells = (s.model, _fmt(s.first("params"), ","), _fmt(s.first("macs"), ","), _fmt(s.first("lr"), "g"),
                  str(finished) if finished == total else f"{finished} of {total}",
                  _range([r.epochs for r in s.finished]), s.spread("wall_seconds").format(".1f"),
-                 *(s.spread(figure).format(".4f") for figure in FIGURES))
+                 *(s.spread(figure).format(".4f") for figure in figures))
         rows.append(cells + ((s.status,) if with_status else ()))
     return header, rows
 
@@ -343,7 +360,7 @@ def render_seeds_html(report: dict[str, Any], summaries: list[SeedSummary], resu
              "is the training steps of all epochs (device-synchronized), evaluation excluded.</p>",
              "<h2>Results</h2>",
              _html_table(header, rows, numeric, classes),
-             f"<h2>{html.escape(SIGNIFICANCE)}</h2>",
+             f"<h2>{html.escape(significance_title(results))}</h2>",
              "<ul>" + "".join(f"<li><code>{html.escape(p['line'])}</code></li>" for p in report["significance"])
              + "</ul>",
              "<h2>Curves</h2>",
@@ -372,7 +389,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     report = _report_head(results, output, command, resumed_by, SEEDS_FORMAT) | {
         "statistics": SPREAD,
         "models": [s.to_dict() for s in summaries],
-        "significance": [{"models": list(p.models), "figure": "final_acc", "test": "welch", "alpha": ALPHA,
+        "significance": [{"models": list(p.models), "figure": compared_figure(results), "test": "welch", "alpha": ALPHA,
                           "t": p.test.t if p.test else None, "p": p.test.p if p.test else None,
                           "p_holm": p.p_adjusted,  # (None: one pair tested, or none)
                           "different": p.test.different if p.test else None, "line": p.line} for p in pairs],
@@ -380,7 +397,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     }
     note = differing_note(results)
     md = (seeds_markdown_table(summaries) + "\n" + _seeds_note(summaries) + "\n" + (f"\n{note}" if note else "")
-          + "\n" + f"## {SIGNIFICANCE}\n\n"
+          + "\n" + f"## {significance_title(results)}\n\n"
           + "".join(f"- {html.escape(p.line, quote=False)}\n" for p in pairs))
     curves = plot_seed_comparison(summaries, _curves_title(report["data"], [s.model for s in summaries], results))
     _write_files(output, json_text(report), md, curves,

@@ -13,6 +13,7 @@ from ..analysis import count_macs, count_params
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from ..training import TrainConfig, load_checkpoint
+from ..training.final_test import TEST_FILE
 from ..training.metrics import read_metrics
 from ..training.rundir import stop_reason
 
@@ -43,6 +44,9 @@ class ModelResult:
     best_acc: float | None = None
     best_epoch: int | None = None
     final_acc: float | None = None
+    # best.pt's accuracy on the test split a run validating on --val-fraction's held-out images kept unseen
+    # (its test.json), where best_acc and final_acc are the validation images'; None for other runs
+    unseen_test_acc: float | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the run's TrainConfig, less model and output
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -165,4 +169,15 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         result.final_acc = accs[-1]
         result.wall_seconds = history[-1]["wall_seconds"]
         result.images_per_second = mean_images_per_second(history)
+    result.unseen_test_acc = unseen_test_acc(run_dir)
     return result
+
+
+def unseen_test_acc(run_dir: Path) -> float | None:
+    """The top-1 accuracy of the run's test.json (`training.final_test`), or None: the run kept no test split
+    unseen, or has not finished, or the file does not read as one."""
+    try:
+        value = json.loads((run_dir / TEST_FILE).read_text(encoding="utf-8")).get("top1")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

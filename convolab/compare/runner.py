@@ -28,9 +28,10 @@ from .._registry import resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
-from ..training.build import build_run, check_batch_size, epoch_lengths, load_config_data, tensorboard_writer
+from ..training.build import build_run, epoch_lengths, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
 from ..training.process import ProcessState, quiet
+from ..training.run_data import check_batch_size, load_config_data
 from ..training.rundir import (
     claim_run_dir,
     clear_run_dir,

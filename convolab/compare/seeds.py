@@ -17,6 +17,11 @@ from .results import ModelResult
 # The accuracy and loss figures summarized over seeds: key in results.json -> column of the table.
 FIGURES = {"best_acc": "best test acc", "final_acc": "final test acc", "final_train_loss": "final train loss",
            "final_train_acc": "final train acc", "final_test_loss": "final test loss"}
+# Of runs that validated on images --val-fraction held out (their test split kept unseen): the per-epoch figures are
+# the validation images', and best.pt's accuracy on the unseen test split is one more
+VALIDATED = {"best_acc": "best val acc", "final_acc": "final val acc", "final_train_loss": "final train loss",
+             "final_train_acc": "final train acc", "final_test_loss": "final val loss",
+             "unseen_test_acc": "test acc (best.pt)"}
 TIMES = ("wall_seconds", "images_per_second")
 ALPHA = 0.05  # the significance level of the verdicts
 SPREAD = "mean ± sample standard deviation (n-1) over the seeds that finished"
@@ -156,7 +161,24 @@ def run_figures(r: ModelResult) -> dict[str, float | None]:
     last = r.history[-1] if r.history else {}
     return {"best_acc": r.best_acc, "final_acc": r.final_acc, "final_train_loss": last.get("train_loss"),
             "final_train_acc": last.get("train_acc"), "final_test_loss": last.get("test_loss"),
-            "wall_seconds": r.wall_seconds, "images_per_second": r.images_per_second}
+            "unseen_test_acc": r.unseen_test_acc, "wall_seconds": r.wall_seconds,
+            "images_per_second": r.images_per_second}
+
+
+def validated(results: Sequence[ModelResult]) -> bool:
+    """Whether some run of a comparison validated on held-out images and scored its unseen test split at the end."""
+    return any(r.unseen_test_acc is not None for r in results)
+
+
+def figures_of(results: Sequence[ModelResult]) -> dict[str, str]:
+    """The figures summarized over seeds, and their columns' names: VALIDATED's where some run validated."""
+    return VALIDATED if validated(results) else FIGURES
+
+
+def compared_figure(results: Sequence[ModelResult]) -> str:
+    """The figure each pair of models is tested on: best.pt's accuracy on the unseen test split where the runs
+    kept one, else the final test accuracy."""
+    return "unseen_test_acc" if validated(results) else "final_acc"
 
 
 def run_label(r: ModelResult) -> str:
@@ -231,7 +253,7 @@ class SeedSummary:
         for attribute in ("params", "macs", "input_size", "lr", "device"):
             row[attribute] = self.first(attribute)
         row["epochs"] = [r.epochs for r in self.finished]
-        for figure in (*FIGURES, *TIMES):
+        for figure in (*VALIDATED, *TIMES):
             mean, std, _ = self.spread(figure)
             row[f"{figure}_mean"], row[f"{figure}_std"] = mean, std
         return row
@@ -257,9 +279,12 @@ class PairTest(NamedTuple):
     p_adjusted: float | None = None  # Holm's, where several pairs were tested together
 
 
-def compare_pairs(summaries: list[SeedSummary], figure: str = "final_acc") -> list[PairTest]:
-    """Each pair of models, in the order given: is the difference in `figure` larger than seed-to-seed noise?"""
-    return pair_tests([(s.model, s.values(figure)) for s in summaries], FIGURES[figure])
+def compare_pairs(summaries: list[SeedSummary], figure: str | None = None) -> list[PairTest]:
+    """Each pair of models, in the order given: is the difference in `figure` (None: `compared_figure`'s) larger
+    than seed-to-seed noise?"""
+    runs = [r for s in summaries for r in s.runs]
+    figure = figure or compared_figure(runs)
+    return pair_tests([(s.model, s.values(figure)) for s in summaries], figures_of(runs)[figure])
 
 
 def pair_tests(named: Sequence[tuple[str, Sequence[float]]], figure: str = FIGURES["final_acc"],

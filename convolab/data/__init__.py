@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._paths import user_cache
 from ..errors import DataError, FieldError
-from .base import ImageData, LabelledImages, Split, per_class_subset, stratified_split
+from .base import FOLDER_VAL_FRACTION, ImageData, LabelledImages, Split, per_class_subset, stratified_split
 from .builtin import load_digits, load_mnist5k
 from .folder import load_image_folder
 from .labels_csv import TabularImages, load_labels_csv
@@ -75,7 +75,7 @@ def _names(field: str, value: object) -> list[str] | None:
 
 
 def load_data(source: str, data_dir: str | None = None, download: bool = False,
-              skip_bad_images: bool = False, val_fraction: float = 0.1, image_size: int | None = None,
+              skip_bad_images: bool = False, val_fraction: float | None = None, image_size: int | None = None,
               loader: str = "auto", workers: int | None = None, targets: list[str] | str | None = None,
               inputs: list[str] | str | None = None, whole: bool = False) -> LabelledImages:
     """A named data set (`mnist5k`, `digits`, `mnist`, `fashion-mnist`, `cifar10`, `cifar100`) or
@@ -84,6 +84,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 
     `loader`: a folder's small images are decoded once into a uint8 cache (`cache`), large ones are
     streamed from their files by `workers` DataLoader processes (`stream`); `auto` chooses by size.
+
+    `val_fraction`: of an image folder without a test/ or val/ split (or a labels CSV without a split column), the
+    fraction of each class held out as its test split (None: 0.1); data with a test split of their own keep it.
 
     `whole`: the data are to be scored, not trained on (`convolab evaluate` of other data than the run's):
     an image folder without a test/ split is all test images, and one class will do; so are the rows of a
@@ -99,8 +102,10 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if not str(source).strip():
         raise DataError("--data is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
                         "cifar100) or the path of an image folder, a .tar/.tar.gz of one, or a labels CSV")
-    if not 0 <= val_fraction < 1:  # (the CLI refuses it first; a caller of the library is told here)
-        raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction}")
+    val_fraction = FOLDER_VAL_FRACTION if val_fraction is None else val_fraction
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        # (the CLI refuses it first; a caller of the library is told here)
+        raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction!r}")
     if image_size is not None and not (_is_int(image_size) and image_size >= 1):  # type: ignore[operator]
         # (-3 was "no readable image in FOLDER", 0 ignored, 2.5 a TypeError from inside PIL)
         raise FieldError("image_size", f"must be a positive integer (pixels a side) or None, got {image_size!r}")
@@ -150,7 +155,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                     f"or give a path to an image folder or tar)")
 
 
-__all__ = ["DATA_SETS", "LOADERS", "absolute_source", "read_from_here", "relative_record", "ImageData",
+__all__ = ["DATA_SETS", "FOLDER_VAL_FRACTION", "LOADERS", "absolute_source", "read_from_here", "relative_record",
+           "ImageData",
            "LabelledImages", "Split", "StreamSplit", "StreamingImageData", "TabularImages", "default_data_dir",
            "load_data", "load_digits", "load_labels_csv", "load_mnist5k", "load_torchvision", "per_class_subset",
            "stratified_split"]

@@ -2,6 +2,7 @@
 every data set answers, in memory or streamed (`LabelledImages`)."""
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from ..errors import ConfigError, DataError
 from .augment import channel_statistics
 
 log = logging.getLogger("convolab")
+
+FOLDER_VAL_FRACTION = 0.1  # held out of a folder of one split (or a labels CSV without a split column) to test on
 
 
 @dataclass
@@ -59,6 +62,9 @@ class LabelledImages:
     classes: list[str]
 
     held_out = False  # its test split was held out of the training images by --val-fraction (else its own)
+    # Its own test split, kept apart by `with_validation` while images held out of its training split score the
+    # epochs: scored once, at the end (None: the test split scores the epochs, or was held out of the training images)
+    unseen_test = None
     # A subset's line for the log ("a subset: 500 of 4000 training and ..."), set where a training config made it
     # (`config_subsets`) and said once by the first run built on it (`build_run` takes it: a comparison's next
     # runs on the same data do not repeat it)
@@ -87,6 +93,20 @@ class LabelledImages:
     def per_class_subsets(self, train: int | None, test: int | None) -> LabelledImages:
         """`train` training and `test` test images (None: all), every class alike, the same ones each time."""
         raise NotImplementedError
+
+    def with_validation(self, fraction: float) -> LabelledImages:
+        """A copy whose test split is `fraction` of each class of the training images (drawn as a folder's
+        --val-fraction draws them: seeded, the same images whatever the run's seed), trained on no more; this data's
+        own test split kept apart as its `unseen_test`."""
+        train, validation = stratified_split(self.train.labels, fraction, seed=0)
+        data = copy.copy(self)
+        data.train, data.test = self.train.subset(train), self.train.subset(validation)
+        data.unseen_test, data.held_out = self.test, True
+        data.forget_statistics()
+        return data
+
+    def forget_statistics(self) -> None:
+        """Drop what was measured on the training split (a copy given another one): nothing, where nothing is kept."""
 
     def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
                    flip: bool | None = None, crop_pct: float | None = None,

@@ -229,8 +229,12 @@ class StreamingImageData(LabelledImages):
         data = copy.copy(self)
         data.train = self.train.subset(per_class_subset(self.train.labels, train))
         data.test = self.test.subset(per_class_subset(self.test.labels, test))
-        data._stats = {}
+        data.forget_statistics()
         return data
+
+    def forget_statistics(self) -> None:
+        """Drop the training split's channel statistics measured so far (a copy given another training split)."""
+        self._stats = {}
 
     def channel_stats(self, channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of up to 256 training images spread over the split (centre crops), as a

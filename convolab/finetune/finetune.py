@@ -19,9 +19,9 @@ from ..models import DataConfig
 from ..models._features import truncate
 from ..pretrained import pretrained_checkpoint
 from ..training import TrainConfig, Trainer
-from ..training.build import load_config_data
 from ..training.inference import load_trained_model, run_config
 from ..training.process import callers_kept
+from ..training.run_data import load_config_data
 
 log = logging.getLogger("convolab")
 

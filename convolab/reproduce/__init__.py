@@ -24,9 +24,9 @@ from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, C
 from ..compare.seeds import pair_tests, seed_values, spread
 from ..errors import ConfigError
 from ..training import TrainConfig, TrainingInterrupted
-from ..training.build import load_config_data
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
+from ..training.run_data import load_config_data
 from ..training.rundir import LOCK_FILE, take_default_dir
 from .experiments import EXPERIMENTS, Experiment, Outcome
 

@@ -20,10 +20,9 @@ from torch import nn
 
 from .._paths import probe_output, writable_output
 from .._registry import train_defaults
-from ..data import load_data
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
-from ..data.base import LabelledImages, check_subset_counts
+from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
@@ -31,12 +30,13 @@ from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unu
 from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
-from .distributed import Distributed, launch_env
+from .distributed import Distributed
 from .forecast import check_batch_statistics, check_cost
 from .input_size import check_input_size, check_size_before_data
 from .mixing import MixConfig
 from .optim import ModelEma, optimizer_of, param_groups, warmup_length
 from .process import streams_held
+from .run_data import check_batch_size, config_subsets, load_run_data, validation_split
 from .rundir import default_run_dir, prepare_run_dir, refuse_output_inside_data
 from .sync_bn import convert_sync_batchnorm
 from .targets import extra_targets
@@ -97,6 +97,9 @@ class Run:
             "mixing": vars(self.mixing), "torch": torch.__version__,
             "processes": self.dist.world_size, "loss_weights": self.loss_weights,
             "init_from": self.init_report.to_dict() if self.init_report is not None else None,
+            # --val-fraction's validation images held out of data with a test split of their own (None: none)
+            "validation": None if self.data.unseen_test is None else {
+                "images": len(self.data.test), "unseen_test_images": len(self.data.unseen_test)},
         }
 
 
@@ -117,7 +120,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
                                                       device)
     torch.manual_seed(config.seed)
-    data = config_subsets(config, data) if data is not None else load_run_data(config, dist)
+    data = validation_split(config, config_subsets(config, data) if data is not None else load_run_data(config, dist))
     if not len(data.test):  # (data built in Python: a folder's loader refuses an empty split itself)
         raise DataError(f"{data.name} has no test images: each epoch scores the run on them (best.pt, "
                         "--patience); give data with a test split")
@@ -233,61 +236,6 @@ def start_process(config: TrainConfig) -> tuple[torch.device, Distributed, torch
         check_threads(config.threads)
         torch.set_num_threads(config.threads)
     return device, dist, amp_dtype
-
-
-# ----- the data ------------------------------------------------------------------------------------
-VAL_FRACTION = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "val_fraction")
-
-
-def load_config_data(config: TrainConfig, say_subsets: bool = True) -> LabelledImages:
-    """The data a training config names, as every training verb loads it (and the subsets it asks for);
-    `say_subsets`: a warning where a subset asks for more images than its split holds (not where an experiment's
-    quick form asks for "at most" so many, nor once per run of a comparison)."""
-    data = load_data(config.data, config.data_dir, config.download, config.skip_bad_images, config.val_fraction,
-                     config.image_size, config.loader, config.workers, config.targets or None, config.inputs or None)
-    check_subset_counts(data, config.train_subset, config.test_subset, say=say_subsets)
-    if config.val_fraction != VAL_FRACTION and not data.held_out:  # (before: taken silently, config.json keeping it)
-        log.warning("--val-fraction %g is not used: %s has a test split of its own", config.val_fraction, config.data)
-    return config_subsets(config, data)
-
-
-def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
-    """The --train-subset/--test-subset of `data` (streamed data too); data that are those subsets already
-    (a caller loaded them with `load_config_data`) as they are."""
-    if config.train_subset is None and config.test_subset is None:
-        return data
-    check_subset_counts(data, config.train_subset, config.test_subset, say=False)
-    subset = data.per_class_subsets(config.train_subset, config.test_subset)
-    if len(subset.train) == len(data.train) and len(subset.test) == len(data.test):
-        return data
-    check_batch_size(config.batch_size, len(subset.train), launch_env("WORLD_SIZE", 1))
-    # Said by build_run once the model and options are checked: a bad one is then the command's only line.
-    subset.subset_note = (f"a subset: {len(subset.train)} of {len(data.train)} training and {len(subset.test)} of "
-                          f"{len(data.test)} test images")
-    return subset
-
-
-def load_run_data(config: TrainConfig, dist: Distributed) -> LabelledImages:
-    """The run's data; with several processes rank 0 loads first, so that a --download, an image
-    cache or a decompressed archive is made once and the other ranks find it ready."""
-    if dist.is_main:
-        data = load_config_data(config)
-    dist.barrier()
-    if not dist.is_main:
-        data = load_config_data(config)
-    return data
-
-
-def check_batch_size(batch_size: int, train_images: int, processes: int) -> None:
-    """A batch no bigger than the training set: an epoch drops its last partial batch (a larger: no step at all)."""
-    if train_images < processes:
-        raise ConfigError(f"the {train_images} training image{'s' if train_images != 1 else ''} cannot be shared by "
-                          f"{processes} processes (each needs one image a step at least); give --nproc {train_images} "
-                          "or fewer, or more images")
-    if batch_size > train_images:
-        most = train_images // processes * processes  # shared evenly by the processes
-        raise FieldError("batch_size", f"{batch_size} is larger than the {train_images} training images; "
-                                       f"give at most {most}")
 
 
 def epoch_lengths(train_images: int, batch_size: int, accumulate: int) -> tuple[int, int]:
@@ -447,4 +395,4 @@ def tensorboard_writer() -> Any:
     return SummaryWriter
 
 
-__all__ = ["Run", "TrainingOutputs", "augment_for", "build_run", "load_config_data", "model_outputs"]
+__all__ = ["Run", "TrainingOutputs", "augment_for", "build_run", "model_outputs"]

@@ -164,9 +164,10 @@ def checkpoint_file(path: str | Path) -> Path:
 def trained_epoch(state: dict[str, Any], path: str | Path) -> dict[str, Any] | None:
     """Which epoch of its run a checkpoint read from `path` holds: {"file", "epoch" (epochs finished),
     "batch_in_epoch" (batches of the next one: a run stopped by a signal mid-epoch), "epochs" (the run's length, from
-    its folder's config.json where there is one: a resumed run's), "chosen_by"}. chosen_by is the figure (`--monitor`,
-    test_acc by default) whose best epoch these weights are, judged on the run's own test images (best.pt's, and a
-    last.pt whose last epoch was the best); None otherwise; the whole None for weights of no run (published, a
+    its folder's config.json where there is one: a resumed run's), "chosen_by", "judged_on"}. chosen_by is the figure
+    (`--monitor`, test_acc by default) whose best epoch these weights are, judged on the images `judged_on` names (the
+    run's own test images, or validation images held out of its training split) (best.pt's, and a last.pt whose last
+    epoch was the best); None otherwise; the whole None for weights of no run (published, a
     safetensors export). Read from the checkpoint, not its name."""
     epoch, batches = state.get("epoch"), state.get("batch_in_epoch", 0)
     try:
@@ -181,7 +182,11 @@ def trained_epoch(state: dict[str, Any], path: str | Path) -> dict[str, Any] | N
     epochs = run.get("epochs") if isinstance(run, dict) and isinstance(run.get("epochs"), int) else config.get("epochs")
     chosen = (config.get("monitor") or "test_acc") if epoch > 0 and not batches and state.get("best_epoch") == epoch \
         else None
-    return {"file": str(file), "epoch": epoch, "batch_in_epoch": batches or 0, "epochs": epochs, "chosen_by": chosen}
+    # (judged on validation images --val-fraction held out of data with a test split of their own, or on test images)
+    judged = "validation images held out of its training split" if state.get("validation_images") \
+        else "the run's own test images"
+    return {"file": str(file), "epoch": epoch, "batch_in_epoch": batches or 0, "epochs": epochs, "chosen_by": chosen,
+            "judged_on": judged}
 
 
 def served_weights(state: dict[str, Any], path: str | Path | None = None) -> dict[str, torch.Tensor]:

@@ -39,6 +39,9 @@ RESUME_REFUSALS = {"monitor": "best.pt and the epochs --patience counts were cho
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
+# --val-fraction's default before it held validation images out of data with a test split of their own (it applied to
+# folders of one split only, and config.json recorded 0.1 for every run): a run recorded so holds out what None does
+LEGACY_VAL_FRACTION = 0.1
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -89,8 +92,12 @@ class TrainConfig:
                             "as torchvision's ToTensor alone leaves them: d2l's recipes)", group="data",
                             choices=NORMALIZE_MODES)
     skip_bad_images: bool = option(False, "count and skip unreadable images", group="data")
-    val_fraction: float = option(0.1, "held-out fraction when an image folder has no test/ or val/ split",
-                                 group="data", bounds="[0, 1)")
+    val_fraction: float | None = option(None, "hold out this fraction of each class of the training images to "
+                                        "score each epoch on (best.pt, --patience); data with a test split of "
+                                        "their own then keep it unseen, scored once at the end with best.pt "
+                                        "(default: 0.1 of a folder without a test/ or val/ split, which it then "
+                                        "scores on; none of other data, scored each epoch on their test split)",
+                                        group="data", bounds="[0, 1)", metavar="F")
     train_subset: int | None = option(None, "train on N of the training images (every class alike, the same "
                                       "ones each run)", group="data", bounds="[1, inf)", metavar="N")
     test_subset: int | None = option(None, "evaluate on N of the test images", group="data", bounds="[1, inf)",
@@ -285,7 +292,8 @@ class TrainConfig:
         own = json.loads(json.dumps(self.to_dict(), default=str))  # (as both were written: JSON)
         return [f"{name} {own[name]!r} there, {recorded[name]!r} in the checkpoint" for name, f in FIELDS.items()
                 if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]
-                and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
+                and not (name == "data" and same_path(own[name], recorded[name]))  # (an older record: relative)
+                and not (name == "val_fraction" and {own[name], recorded[name]} == {None, LEGACY_VAL_FRACTION})]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name: the options config.json and a checkpoint record."""
@@ -312,6 +320,10 @@ class TrainConfig:
         if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
             raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
                               "safetensors export's?); give the --output folder of a `convolab train` run")
+        resolved = values.get("resolved")
+        if values.get("val_fraction") == LEGACY_VAL_FRACTION and not (isinstance(resolved, dict)
+                                                                     and "validation" in resolved):
+            values["val_fraction"] = None  # (recorded by a convolab whose default it was: the default's now None)
         try:
             return cls.from_dict(values)
         except FieldError as err:  # (named as the file's field, not as a flag the user never gave)

@@ -29,6 +29,7 @@ from .config import TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .distributed import launch_env
 from .evaluation import evaluate
+from .final_test import score_unseen_test
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step
 from .mixing import Mix
 from .process import ProcessState, callers_kept
@@ -178,6 +179,9 @@ class Trainer:
             with self._process.applied(train=True), without_callers_autocast(self.run.device), \
                     modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 result = fit(self)
+                if self.run.data.unseen_test is not None and self.run.dist.is_main \
+                        and (self.run.run_dir / "best.pt").is_file():  # (by one process; after one epoch at least)
+                    result.unseen_test = score_unseen_test(self.run)
         except (RefusedWrite, DiskFullError) as err:  # the folder turned read-only or full: what was saved resumes
             self.run.dist.close(finished=False)
             raise stopped_writing(self.run, err, self._saved_epoch) from None

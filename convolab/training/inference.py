@@ -214,7 +214,7 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
         skip = skip_bad_images or (bool(config.get("skip_bad_images")) and not source.lower().endswith(".csv"))
         try:
             data = load_data(source, data_dir, download, skip_bad_images=skip,
-                             val_fraction=float(config.get("val_fraction", 0.1)),
+                             val_fraction=config.get("val_fraction"),  # (None: a folder's default)
                              image_size=None if streamed else size, loader="stream" if streamed else "cache",
                              workers=workers, targets=config.get("targets") or None,
                              inputs=config.get("inputs") or None, whole=whole and not own)

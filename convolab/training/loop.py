@@ -51,7 +51,10 @@ class NonFiniteLoss(ConvolabError):
 @dataclass
 class TrainResult:
     """What `fit` returns: the run folder, one history row per epoch, best.pt's test accuracy and epoch (best by
-    --monitor), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it."""
+    --monitor), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it.
+    The test figures are those of the images each epoch is scored on: with --val-fraction's validation images held
+    out of data with a test split of their own, those; `unseen_test` then holds best.pt's figures on that test
+    split, scored once at the end (`Trainer.fit`; test.json's), else None."""
 
     run_dir: Path
     history: list[dict[str, Any]]
@@ -59,6 +62,7 @@ class TrainResult:
     best_epoch: int
     test_acc: float
     stopped_early: bool = False
+    unseen_test: dict[str, Any] | None = None
 
 
 class Trainable(Protocol):
@@ -85,7 +89,8 @@ def fit(trainer: Trainable) -> TrainResult:
             log.info("removed %s, left by a write that was killed", path)
         write_run_config(run.run_dir, cfg, run.resolved(), own_model=not getattr(run.model, "model_name", ""))
     stopped_early, compiling = False, cfg.compile  # (this process's first step compiles: timed apart)
-    curves = Curves(run.run_dir / "curves.png", cfg.model, cfg.data, drawing=run.dist.is_main)
+    curves = Curves(run.run_dir / "curves.png", cfg.model, cfg.data, drawing=run.dist.is_main,
+                    scored=scored_split(run.data))
     with stop_signals(trainer), curves.complete_at_the_end(state.history):
         while state.epoch < cfg.epochs:
             # The time budget, checked before each epoch: a resumed run whose budget is spent trains no more.
@@ -100,7 +105,8 @@ def fit(trainer: Trainable) -> TrainResult:
                     and state.epochs_since_best >= cfg.patience:
                 stopped_early = True
                 log.info("the run stopped early after epoch %d (%s); a larger --patience trains it further",
-                         state.epoch, no_gain(cfg.monitor, cfg.min_delta, state.epochs_since_best))
+                         state.epoch, no_gain(cfg.monitor, cfg.min_delta, state.epochs_since_best,
+                                              scored_split(run.data)))
                 break
 
             # ----- the epoch's remaining steps
@@ -194,7 +200,8 @@ def fit(trainer: Trainable) -> TrainResult:
             if cfg.patience is not None and state.epochs_since_best >= cfg.patience:
                 stopped_early = state.epoch < cfg.epochs
                 if stopped_early:
-                    log.info("early stop: %s", no_gain(cfg.monitor, cfg.min_delta, cfg.patience))
+                    log.info("early stop: %s", no_gain(cfg.monitor, cfg.min_delta, cfg.patience,
+                                                       scored_split(run.data)))
                 break
     if run.tensorboard is not None:
         run.tensorboard.close()
@@ -203,15 +210,27 @@ def fit(trainer: Trainable) -> TrainResult:
                        stopped_early)
 
 
-# What the best epoch's line says of it (train, finetune, the demos): best.pt and --patience judge on the images each
-# epoch is scored on (the run's test split, or its val/ folder), so its figure is no unseen test's
-CHOSEN = "best.pt, chosen on these test images"
+def scored_split(data: Any) -> str:
+    """What each epoch of a run on `data` is scored on: "validation" images (held out of the training split by
+    --val-fraction, its test split kept unseen: `LabelledImages.with_validation`), else "test" images (the data's
+    test split, its val/ folder, or what --val-fraction held out of a folder of one split)."""
+    return "validation" if getattr(data, "unseen_test", None) is not None else "test"
 
 
-def no_gain(monitor: str, min_delta: float, epochs: int) -> str:
-    """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta)."""
+def chosen_on(data: Any) -> str:
+    """What the best epoch's line says of it (train, finetune, the demos): best.pt and --patience judge on the images
+    each epoch is scored on, so its figure is no unseen test's."""
+    return f"best.pt, chosen on these {scored_split(data)} images"
+
+
+CHOSEN = chosen_on(None)
+
+
+def no_gain(monitor: str, min_delta: float, epochs: int, judged: str = "test") -> str:
+    """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta), judged on
+    the `judged` images (`scored_split`'s)."""
     gain = f"gained no more than --min-delta {min_delta:g}" if min_delta else "did not improve"
-    return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''} (judged on the test images)"
+    return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''} (judged on the {judged} images)"
 
 
 def check_finite_loss(run: Run, state: RunState, test_loss: float | None = None) -> None:
@@ -385,15 +404,17 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, cur
             run.tensorboard.add_scalar(key, row[key], row["epoch"])
         run.tensorboard.flush()
     compiled = f" incl. compile {row['compile_seconds']:.1f}s" if row.get("compile_seconds") else ""
-    log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f %s  %.1fs "
-             "(train %.1fs%s + test %.1fs; %.1fs since start)",
-             row["epoch"], run.config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
+    scored = "val" if scored_split(run.data) == "validation" else "test"  # (metrics.csv's test_* columns hold it)
+    log.info("epoch %d/%d  train loss %.4f acc %.4f  %s loss %.4f acc %.4f  %.0f %s  %.1fs "
+             "(train %.1fs%s + %s %.1fs; %.1fs since start)",
+             row["epoch"], run.config.epochs, row["train_loss"], row["train_acc"], scored, row["test_loss"],
              row["test_acc"], row["images_per_second"], speed, row["epoch_seconds"], row["train_seconds"],
-             compiled, row["eval_seconds"], row["elapsed_seconds"])
+             compiled, scored, row["eval_seconds"], row["elapsed_seconds"])
     if run.scored_outputs:
-        log.info("  test per output: %s", ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}" for k, v in row.items()
-                                                    if k.startswith(("test_acc_", "test_mae_"))))
+        log.info("  %s per output: %s", scored, ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}"
+                                                        for k, v in row.items()
+                                                        if k.startswith(("test_acc_", "test_mae_"))))
 
 
-__all__ = ["NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "apply_lr", "fit", "optimizer_step",
-           "train_step", "training_batch", "weighted_loss"]
+__all__ = ["CHOSEN", "NonFiniteLoss", "TrainResult", "Trainable", "TrainingInterrupted", "apply_lr", "chosen_on", "fit",
+           "no_gain", "optimizer_step", "scored_split", "train_step", "training_batch", "weighted_loss"]

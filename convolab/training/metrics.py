@@ -93,9 +93,11 @@ def damaged_metrics(path: Path, why: str) -> ConfigError:
                        "it again")
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data: str = "") -> None:
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data: str = "",
+                scored: str = "test") -> None:
     """Loss and accuracy by epoch, train and test, side by side; a loss that is not a number marked. The
-    title: `title` (the model) on `data`'s short name."""
+    title: `title` (the model) on `data`'s short name. `scored`: what the test_* columns score, named in the legend
+    ("validation" for the images --val-fraction held out of data with a test split of their own)."""
     from matplotlib.figure import Figure  # (no pyplot: the caller's backend and figures are left alone)
 
     epochs = [h["epoch"] for h in history]
@@ -103,8 +105,9 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", data
     ax_loss, ax_acc = fig.subplots(1, 2)
     # The train loss is what the steps minimise (other heads' weighted losses, mixed and smoothed targets
     # included); the test loss the main output's plain cross-entropy: the legend says so.
-    for split, style, what in (("train", "-", "train (training objective)"), ("test", "--", "test (cross-entropy)")):
-        for ax, key, label in ((ax_loss, "loss", what), (ax_acc, "acc", split)):
+    for split, style, what, named in (("train", "-", "train (training objective)", "train"),
+                                      ("test", "--", f"{scored} (cross-entropy)", scored)):
+        for ax, key, label in ((ax_loss, "loss", what), (ax_acc, "acc", named)):
             values = [h[f"{split}_{key}"] for h in history]
             line, = ax.plot(epochs, finite(values), style, marker="o", label=label, markevery=marks(len(epochs)))
             mark_nonfinite(ax, epochs, values, line.get_color())
@@ -134,8 +137,9 @@ class Curves:
 
     SHARE = 0.1  # of the time between drawings, at most, spent drawing
 
-    def __init__(self, path: Path, title: str = "", data: str = "", drawing: bool = True):
+    def __init__(self, path: Path, title: str = "", data: str = "", drawing: bool = True, scored: str = "test"):
         self.path, self.title, self.data, self.drawing = path, title, data, drawing  # (drawing: rank 0's)
+        self.scored = scored  # (what the test_* columns score: `plot_curves`)
         self.cost: float | None = None  # seconds the last drawing took (None: none yet)
         self.drawn_at = 0.0
         self.epochs_drawn = 0
@@ -168,7 +172,7 @@ class Curves:
 
     def draw(self, history: list[dict[str, Any]]) -> None:
         began = time.perf_counter()
-        plot_curves(history, self.path, self.title, data=self.data)
+        plot_curves(history, self.path, self.title, data=self.data, scored=self.scored)
         self.drawn_at = time.perf_counter()
         self.cost, self.epochs_drawn = self.drawn_at - began, len(history)
 

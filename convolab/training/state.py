@@ -138,7 +138,11 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
         "mean": list(run.mean),
         "std": list(run.std),
         "data": run.config.data,
-        "data_images": [len(run.data.train), len(run.data.test)],  # evaluate warns when they have changed
+        # evaluate warns when they have changed: the data's own splits (training images held out to validate on, by
+        # --val-fraction, counted in the first and in "validation_images"; the second the unseen test split's)
+        "data_images": [len(run.data.train), len(run.data.test)] if run.data.unseen_test is None
+        else [len(run.data.train) + len(run.data.test), len(run.data.unseen_test)],
+        **({"validation_images": len(run.data.test)} if run.data.unseen_test is not None else {}),
         "config": json.dumps(run.config.to_dict()),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),

@@ -1,0 +1,73 @@
+"""The test split a run kept unseen: with --val-fraction, data with a test split of their own score each epoch on
+validation images held out of their training split (`LabelledImages.with_validation`), and their test split is
+scored once, at the end, with best.pt, as `convolab evaluate RUN` scores it (Lightning's `fit` then `test`). Written
+to the run folder's test.json."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_write, json_text, write_utf8
+from ..data.augment import AugmentConfig, BatchTransform
+from ..data.base import LabelledImages
+from ..data.labels_csv import TabularImages
+from .build import Run
+from .checkpoint import load_checkpoint, served_weights
+from .inference import LoadedModel, evaluate_checkpoint, run_tta
+from .table_eval import evaluate_table
+
+TEST_FILE = "test.json"
+
+
+def unseen_test_data(data: LabelledImages) -> LabelledImages:
+    """`data` whose test split is the one `with_validation` kept apart."""
+    if data.unseen_test is None:
+        raise ValueError(f"{data.name} kept no test split apart: its epochs were scored on its test split")
+    test = copy.copy(data)
+    test.test, test.unseen_test, test.held_out = data.unseen_test, None, False
+    return test
+
+
+def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
+    """The run's `checkpoint` scored on the test split its data kept unseen, as `convolab evaluate` scores a
+    checkpoint (its served weights, the run's precision and --tta, a batch of 256 at least); the figures are written
+    to test.json in the run folder (with several processes, call it on rank 0 alone: the scoring is one process's)."""
+    path = Path(run.run_dir) / checkpoint
+    state = load_checkpoint(path)
+    model = copy.deepcopy(run.model)  # (the run's own class: a model of no registered name is scored too)
+    model.load_state_dict(served_weights(state, path))
+    model.to(run.device).eval()
+    transform = BatchTransform(int(state["in_chans"]), tuple(state["image_size"]), tuple(state["mean"]),
+                               tuple(state["std"]), AugmentConfig())
+    loaded, data, tta = LoadedModel(model, state, transform), unseen_test_data(run.data), run_tta(state)
+    table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
+    report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
+    result = {
+        "checkpoint": checkpoint, "epoch": state.get("epoch"), "chosen_by": run.config.monitor,
+        "top1": report.top1, "top5": report.top5, "images": report.count, "tta": tta,
+        "validation_images": len(run.data.test), "data": run.config.data,
+        "per_class": dict(zip(report.classes, report.per_class)),
+        **({"targets": table.targets} if table is not None else {}),
+    }
+    atomic_write(path.parent / TEST_FILE, lambda tmp: write_utf8(tmp, json_text(result)))
+    return result
+
+
+def split_sizes(data: LabelledImages) -> str:
+    """The images of each split, as the command's first line gives them: "N train / M test images", or with
+    validation images held out "N train / M validation images, K test images kept unseen"."""
+    if data.unseen_test is None:
+        return f"{len(data.train)} train / {len(data.test)} test images"
+    return (f"{len(data.train)} train / {len(data.test)} validation images, {len(data.unseen_test)} test images kept "
+            "unseen")
+
+
+def unseen_test_line(result: dict[str, Any], run_dir: str | Path) -> str:
+    """The command's last line for a run that kept its test split unseen: best.pt's figure on it (`result`:
+    `score_unseen_test`'s), where the figures are written."""
+    return (f"test accuracy: {result['top1']:.4f} ({result['checkpoint']} of epoch {result['epoch']}, on the "
+            f"{result['images']} test images no epoch was scored on; {Path(run_dir) / TEST_FILE})")
+
+
+__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unseen_test_data", "unseen_test_line"]

@@ -1,0 +1,138 @@
+"""--val-fraction on data with a test split of their own: that fraction of each class of the training images scores
+the epochs (best.pt, --patience), the test split is kept unseen and scored once, at the end, with best.pt (test.json),
+as `convolab evaluate RUN` scores it; compare tests its models on that figure. Before, --val-fraction was not used on
+such data (a warning said so), and best.pt and early stopping were chosen on the test images themselves."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+
+import pytest
+import torch
+from conftest import write_png_folder
+
+from convolab.cli import main
+from convolab.data import load_data
+from convolab.training import TrainConfig, Trainer
+from convolab.training.metrics import read_metrics
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+RUN = ["lenet5_modern", "--data", "digits", "--batch-size", "64", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def validated_run(tmp_path_factory):
+    """A digits run of 2 epochs validating on 20% of its training images: its folder and what it printed."""
+    out = tmp_path_factory.mktemp("validated") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", *RUN, "--epochs", "2", "--val-fraction", "0.2", "--output", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+def test_the_validation_images_are_held_out_of_the_training_split_and_the_test_split_kept_apart():
+    data = load_data("digits")
+    held = data.with_validation(0.2)
+    assert held.unseen_test is data.test and held.held_out and data.unseen_test is None
+    assert len(held.train) + len(held.test) == len(data.train) == 1438
+    # every class gives a fifth of its images, and no image is in both splits (each row of pixels is its own)
+    for c in range(10):
+        assert (held.test.labels == c).sum() == round((data.train.labels == c).sum().item() * 0.2)
+    rows = {bytes(image.flatten().tolist()) for image in held.train.images}
+    assert not any(bytes(image.flatten().tolist()) in rows for image in held.test.images)
+    again = data.with_validation(0.2)  # (drawn alike whatever the run's seed: a comparison's seeds share them)
+    assert torch.equal(again.test.labels, held.test.labels) and torch.equal(again.test.images, held.test.images)
+
+
+def test_a_run_scores_its_epochs_on_validation_images_and_its_unseen_test_split_once(validated_run, capsys):
+    out, printed = validated_run
+    lines = printed.strip().splitlines()
+    assert "(1151 train / 287 validation images, 359 test images kept unseen, 10 classes)" in lines[0], lines[0]
+    assert lines[-3].startswith("best validation accuracy ") and "(best.pt, chosen on these validation images)" \
+        in lines[-3], lines[-3]
+    assert lines[-2].startswith("validation accuracy: "), lines[-2]
+    result = json.loads((out / "test.json").read_text())
+    assert lines[-1] == (f"test accuracy: {result['top1']:.4f} (best.pt of epoch {result['epoch']}, on the 359 test "
+                         f"images no epoch was scored on; {out / 'test.json'})")
+    assert result["images"] == 359 and result["validation_images"] == 287 and result["checkpoint"] == "best.pt"
+    history = read_metrics(out)
+    best = max(history, key=lambda row: row["test_acc"])  # (metrics.csv's test_* columns: the validation images')
+    assert result["epoch"] == best["epoch"] and f"best validation accuracy {best['test_acc']:.4f}" in lines[-3]
+    resolved = json.loads((out / "config.json").read_text())["resolved"]
+    assert resolved["validation"] == {"images": 287, "unseen_test_images": 359}
+    # `convolab evaluate RUN` scores the same images with the same checkpoint: the same figure, to the last digit
+    assert main(["evaluate", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["images"] == 359 and evaluated["top1"] == result["top1"]
+    assert evaluated["checkpoint"]["judged_on"] == "validation images held out of its training split"
+
+
+def test_its_epoch_lines_name_the_validation_images(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="convolab")
+    assert main(["train", *RUN, "--epochs", "1", "--train-subset", "300", "--val-fraction", "0.2", "--patience", "1",
+                 "--output", str(tmp_path / "run")]) == 0
+    epoch = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1"))
+    assert "  val loss " in epoch and "+ val " in epoch and "test" not in epoch, epoch
+
+
+def test_a_run_without_val_fraction_still_scores_its_epochs_on_the_test_split(digits_run):
+    assert not (digits_run / "test.json").exists()
+    assert json.loads((digits_run / "config.json").read_text())["resolved"]["validation"] is None
+    assert TrainConfig.from_run(digits_run).val_fraction is None
+
+
+def test_a_run_recorded_before_validation_splits_resumes_as_it_trained(digits_run, tmp_path, capsys):
+    """A run whose config.json and last.pt record --val-fraction 0.1, the default then (every run recorded it), on
+    data with a test split: it held nothing out, and resumed, it must not start holding out now."""
+    run = tmp_path / "old"
+    assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    config["val_fraction"] = 0.1
+    del config["resolved"]["validation"]
+    (run / "config.json").write_text(json.dumps(config))
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / name, weights_only=False)
+        state["config"] = json.dumps(json.loads(state["config"]) | {"val_fraction": 0.1})
+        torch.save(state, run / name)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip().splitlines()[-1].startswith("test accuracy: ") and "validation" not in printed
+    assert len(Trainer.resume(run).train_labels) == 1438 and not (run / "test.json").exists()
+
+
+def test_a_streamed_folder_with_a_test_split_validates_and_scores_its_test_folder(tmp_path):
+    folder = write_png_folder(tmp_path / "photos", per_class=10, size=24)  # train/ and test/, 3 classes
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--loader", "stream", "--workers", "0",
+                 "--val-fraction", "0.3", "--epochs", "1", "--batch-size", "7", "--no-progress",
+                 "--output", str(out)]) == 0
+    result = json.loads((out / "test.json").read_text())
+    assert result["images"] == 30 and result["validation_images"] == 9
+
+
+def test_compare_tests_its_models_on_the_unseen_test_figure(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", "lenet5", "--data", "digits", "--train-subset", "300", "--val-fraction",
+                 "0.2", "--epochs", "1", "--seeds", "2", "--no-progress", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| best val acc | final val acc |" in printed and "| test acc (best.pt) |" in printed
+    report = json.loads((out / "results.json").read_text())
+    assert [p["figure"] for p in report["significance"]] == ["unseen_test_acc"]
+    for model in report["models"]:
+        runs = [r for r in report["runs"] if r["model"] == model["model"]]
+        values = [r["unseen_test_acc"] for r in runs]
+        assert all(isinstance(v, float) for v in values) and model["unseen_test_acc_mean"] == pytest.approx(
+            sum(values) / len(values))
+    assert "lenet5_modern vs lenet5: test acc (best.pt) " in printed
+
+
+def test_under_nproc_rank_0_scores_the_unseen_test_split_as_one_process_does(validated_run, tmp_path):
+    out = tmp_path / "two"
+    assert main(["train", *RUN, "--epochs", "2", "--val-fraction", "0.2", "--nproc", "2", "--output", str(out)]) == 0
+    result = json.loads((out / "test.json").read_text())
+    assert result["images"] == 359 and result["validation_images"] == 287
+    assert (out / "config.json").is_file() and not list(out.glob("test.json.*"))  # (written once, by rank 0)
