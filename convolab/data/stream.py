@@ -38,7 +38,7 @@ from .archive import FileReader
 from .augment import channel_statistics
 from .base import LabelledImages, per_class_subset
 from .decode import CROP_PCT, MIN_CROP_SCALE, decode_crop, failure, ignore_stop_signals, majority_mode
-from .workers import keep_persistent, watched
+from .workers import keep_persistent, watched, worker_count_quieted
 
 log = logging.getLogger("convolab")
 
@@ -176,6 +176,11 @@ class StreamingImageData(LabelledImages):
         self.mode, self.source = mode, source
         self.size = size or 224
         self.workers = default_workers() if workers is None else workers
+        # (torch's DataLoader said it three times, a paragraph each; said here once, by --nproc's first process)
+        if self.workers > (cores := usable_cores()) and os.environ.get("RANK", "0") == "0":
+            log.warning("--workers %d is more than the %d CPU%s this process may use: the workers share %s, and "
+                        "decode no faster than %d would", self.workers, cores, "s" if cores != 1 else "",
+                        "them" if cores != 1 else "it", cores)
         check_socket_folder(self.workers)
         self.skip_bad_images = skip_bad_images
         self.random_crop, self.min_scale, self.flip = True, MIN_CROP_SCALE, False
@@ -262,11 +267,12 @@ class StreamingImageData(LabelledImages):
         # which dropout draws on too: a resumed process starts its iterators at other points of the run than
         # the process it continues, so that draw would move the stream and the dropout masks after it. The
         # loader's own generator leaves the global stream alone (the images draw on (seed, epoch, index)).
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
-            shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_stop_signals,
-            persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
-            generator=torch.Generator().manual_seed(dataset.seed))
+        with worker_count_quieted():  # (said once, by __init__)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=batch_sampler, batch_size=batch_size if batch_sampler is None else 1,
+                shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=ignore_stop_signals,
+                persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
+                generator=torch.Generator().manual_seed(dataset.seed))
         if persistent and workers > 0:
             keep_persistent(loader)  # (their workers are shut down at exit, if the caller did not: `close_workers`)
         return loader
@@ -351,7 +357,8 @@ def started(loader: torch.utils.data.DataLoader) -> Iterator:
         return iter(loader)
     n = loader.num_workers
     with watched(f"the {n} --workers that decode the images", "give fewer --workers, or --workers 0 (decoded in "
-                 "this process), or raise the limit"):  # (a limit refusing one: one line, and none left running)
+                 "this process), or raise the limit"), worker_count_quieted():  # (a limit refusing one: one line,
+        # and none left running)
         stops = (signal.SIGINT, signal.SIGTERM)
         handlers = {sig: signal.getsignal(sig) for sig in stops}
         if (not hasattr(signal, "pthread_sigmask") or None in handlers.values()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import errno
 import multiprocessing
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,15 @@ from ..errors import DataError
 # The children started by the code this module watches, and the loaders whose workers persist between passes.
 _STARTED: weakref.WeakSet[Any] = weakref.WeakSet()
 _PERSISTENT: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@contextmanager
+def worker_count_quieted() -> Iterator[None]:
+    """torch's DataLoader warns that its workers outnumber the CPUs at its making and at each start of its workers,
+    in a paragraph each (three for one run); `StreamingImageData` says it once, in a line of its own."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+        yield
 
 
 def limit_refused(err: BaseException) -> str:

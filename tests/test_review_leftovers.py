@@ -1,0 +1,30 @@
+"""The previous notes' left-alone items, mended: each test fails against the code before its fix."""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+from conftest import write_png_folder
+
+from convolab._platform import usable_cores
+from convolab.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+
+def test_more_workers_than_cpus_is_said_once_in_a_line_of_its_own(tmp_path, caplog):
+    """(before: torch's DataLoader warned three times, a paragraph each, at its making and at each start of its
+    workers: `This DataLoader will create 4 worker processes in total. Our suggested max number ...`)"""
+    folder = write_png_folder(tmp_path / "photos", per_class=4, size=16)
+    workers, cores = usable_cores() + 2, usable_cores()
+    caplog.set_level(logging.WARNING, logger="convolab")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "lenet5_modern", "--data", str(folder), "--loader", "stream", "--workers", str(workers),
+                     "--epochs", "1", "--batch-size", "4", "--no-progress", "--output", str(tmp_path / "run")]) == 0
+    assert not [w for w in caught if "worker processes in total" in str(w.message)], [str(w.message) for w in caught]
+    said = [r.getMessage() for r in caplog.records if "--workers" in r.getMessage()]
+    assert said == [f"--workers {workers} is more than the {cores} CPU{'s' if cores != 1 else ''} this process may "
+                    f"use: the workers share {'them' if cores != 1 else 'it'}, and decode no faster than {cores} "
+                    "would"], said
