@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import warnings
 
 import pytest
 from conftest import write_png_folder
 
 from convolab._platform import usable_cores
-from convolab.cli import main
+from convolab.cli import _launch, main
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -28,3 +30,21 @@ def test_more_workers_than_cpus_is_said_once_in_a_line_of_its_own(tmp_path, capl
     assert said == [f"--workers {workers} is more than the {cores} CPU{'s' if cores != 1 else ''} this process may "
                     f"use: the workers share {'them' if cores != 1 else 'it'}, and decode no faster than {cores} "
                     "would"], said
+
+
+@pytest.mark.parametrize("cores, nproc, threads", [(8, 2, "4"), (3, 2, "1"), (1, 4, "1")])
+def test_the_launcher_shares_the_cores_this_process_may_use_among_its_processes(monkeypatch, cores, nproc, threads):
+    """`--nproc N` sets each process's OMP_NUM_THREADS to the cores this process may use (its affinity and cgroup
+    quota: `usable_cores`), shared by N; not the machine's count (a `taskset -c 0-3` on a 64-core host gave each of
+    2 processes 32 threads on 4 cores). The ranks are stand-ins that exit at once."""
+    envs = []
+
+    def start(argv, env):
+        envs.append(env)
+        return subprocess.Popen([sys.executable, "-c", "pass"])
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_launch, "usable_cores", lambda: cores)
+    monkeypatch.setattr(_launch, "_start_rank", start)
+    assert _launch.launch(nproc, ["train", "lenet5"]) == 0
+    assert [env["OMP_NUM_THREADS"] for env in envs] == [threads] * nproc
