@@ -15,10 +15,11 @@ from convolab.cli import main
 from convolab.data import load_data, per_class_subset
 from convolab.data.augment import AugmentConfig, BatchTransform, random_flip
 from convolab.errors import ConfigError
+from convolab.reproduce.experiments import HE_CIFAR
 from convolab.training import TrainConfig, Trainer, evaluate
 from convolab.training.engine import TrainingInterrupted
 from convolab.training.metrics import read_metrics, read_steps
-from convolab.training.optim import ModelEma
+from convolab.training.optim import ModelEma, lr_factor
 from convolab.training.recipes import RECIPES, recipe_values
 
 
@@ -37,6 +38,24 @@ def test_every_epoch_names_what_its_times_cover(tmp_path):
         assert row["elapsed_seconds"] > row["wall_seconds"]
     assert rows[1]["elapsed_seconds"] > rows[0]["elapsed_seconds"] + rows[1]["epoch_seconds"] * 0.99
     assert rows[1]["wall_seconds"] == pytest.approx(rows[0]["train_seconds"] + rows[1]["train_seconds"])
+
+
+def test_the_he_cifar_recipe_is_the_papers_schedule_and_the_degradation_experiments(tmp_path, capsys):
+    """He et al. 2016, 4.2: lr 0.1, divided by 10 at 32k and 48k iterations, 64k in all, batch 128, weight decay 1e-4,
+    momentum 0.9; `convolab reproduce degradation` trains by the same values."""
+    he = RECIPES["he-cifar"].values
+    assert HE_CIFAR == he
+    steps = he["epochs"] * (50_000 // he["batch_size"])  # 164 epochs of 390 steps
+    assert steps == 63_960
+    factors = [lr_factor(s, steps, he["schedule"]) for s in (0, 31_979, 31_980, 47_969, 47_970, steps - 1)]
+    assert factors == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert main(["train", "--help"]) == 0  # (its help's "50%" broke argparse's %-formatting: a traceback)
+    assert "he-cifar: He et al.'s CIFAR-10 ResNets" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "digits", "--recipe", "he-cifar", "--epochs", "1",
+                 "--no-progress", "--output", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert {k: config[k] for k in he if k != "epochs"} == {k: v for k, v in he.items() if k != "epochs"}
 
 
 def test_a_recipe_fills_only_the_options_not_given(tmp_path):

@@ -127,7 +127,9 @@ def model_options_of(args: argparse.Namespace, given: dict[str, Any] | None = No
 
 
 def _help(name: str, text: str) -> str:
-    default = FIELDS[name].default
+    """A field's help as argparse shows it: its default added, and a `%` of its text (`50%`) kept as written (argparse
+    formats help with `%`: `--help` failed with a TypeError)."""
+    default, text = FIELDS[name].default, text.replace("%", "%%")
     if default is True and flag_of(name).startswith("--no-"):  # (the flag turns it off: "(default: on)" read as
         return text  # if the --no-X were on)
     if default is MISSING or default in (None, False, "") or "(default" in text:

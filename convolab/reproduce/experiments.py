@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compare.seeds import no_spread, welch_test
+from ..training.recipes import RECIPES
 
 History = list[dict[str, float]]
 
@@ -175,9 +176,7 @@ def label_smoothing_verdict(out: Outcome) -> tuple[bool, str]:
 # He et al. 2015, section 4.2: batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, 64k in all
 # (182 epochs of 45k images; here the 50k of the whole training set), weight decay 1e-4, momentum 0.9,
 # crop + flip.
-HE_CIFAR = {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-            "decay_norm_and_bias": True, "schedule": "multistep", "warmup_epochs": 0, "epochs": 164,
-            "augment": "crop-flip"}
+HE_CIFAR = dict(RECIPES["he-cifar"].values)  # (`convolab train --recipe he-cifar`)
 HE_110_WARMUP = {"warmup_epochs": 1, "warmup_mode": "constant"}  # (391 iterations of batch 128 on 50k images)
 QUICK_CIFAR = {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
                "decay_norm_and_bias": True, "schedule": "onecycle", "warmup_epochs": 1, "epochs": 5,

@@ -155,8 +155,8 @@ class TrainConfig:
                                           "(--epochs still sets the schedule's length)", group="optimization",
                                           bounds="(0, inf)", metavar="S", resume=True)
     recipe: str | None = option(None, "a named set of option values that the options given on the command line "
-                                "override; fast: " + RECIPES["fast"].summary, group="optimization",
-                                choices=tuple(sorted(RECIPES)))
+                                "override; " + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values()),
+                                group="optimization", choices=tuple(sorted(RECIPES)))
     # run
     seed: int = option(0, "random seed of initialization, data order and augmentation", bounds="[0, 4294967295]")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", resume=True)
