@@ -90,12 +90,15 @@ def test_a_run_recorded_before_validation_splits_resumes_as_it_trained(digits_ru
     run = tmp_path / "old"
     assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
+    assert config.pop("record") == 2  # (the records' revision: none before)
     config["val_fraction"] = 0.1
     del config["resolved"]["validation"]
     (run / "config.json").write_text(json.dumps(config))
     for name in ("last.pt", "best.pt"):
         state = torch.load(run / name, weights_only=False)
-        state["config"] = json.dumps(json.loads(state["config"]) | {"val_fraction": 0.1})
+        recorded = json.loads(state["config"])
+        del recorded["record"]
+        state["config"] = json.dumps(recorded | {"val_fraction": 0.1})
         torch.save(state, run / name)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
@@ -136,3 +139,23 @@ def test_under_nproc_rank_0_scores_the_unseen_test_split_as_one_process_does(val
     result = json.loads((out / "test.json").read_text())
     assert result["images"] == 359 and result["validation_images"] == 287
     assert (out / "config.json").is_file() and not list(out.glob("test.json.*"))  # (written once, by rank 0)
+
+
+def test_a_comparison_recorded_before_validation_splits_resumes_as_it_ran(tmp_path, capsys):
+    """compare.json of an older convolab records --val-fraction 0.1, its default then, for every comparison: its
+    --resume must train the runs not yet made as the others were, on the data's own test split."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", "lenet5", "--data", "digits", "--train-subset", "200", "--epochs", "1",
+                 "--no-progress", "--output", str(out)]) == 0
+    state = json.loads((out / "compare.json").read_text())
+    assert state["config"].pop("record") == 2
+    state["config"]["val_fraction"] = 0.1
+    state["statuses"] = {**state.get("statuses", {}), "lenet5": "not run"}
+    (out / "compare.json").write_text(json.dumps(state))
+    for path in (out / "runs" / "lenet5").iterdir():
+        path.unlink()
+    (out / "runs" / "lenet5").rmdir()
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out), "--no-progress"]) == 0
+    assert "| best test acc | final test acc |" in capsys.readouterr().out
+    assert not (out / "runs" / "lenet5" / "test.json").exists()

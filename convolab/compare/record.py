@@ -62,7 +62,7 @@ class Record:
     def config(self) -> TrainConfig:
         values = self.get("config", dict, "the object of a run's options")
         try:
-            return TrainConfig.from_dict(values)
+            return TrainConfig.from_record(values)
         except (ConvolabError, TypeError, ValueError) as err:  # (a FieldError names its field)
             self.refuse(f"its 'config': {str(err).splitlines()[0][:120]}")
 

@@ -94,7 +94,7 @@ class Comparison:
 
     def save(self) -> None:
         """Write compare.json atomically into `output` (its seeds only when there are several)."""
-        state = {"format": FORMAT, "models": self.models, "config": self.config.to_dict(),
+        state = {"format": FORMAT, "models": self.models, "config": self.config.to_record(),
                  "command": self.command, "resumed_by": self.resumed_by, "statuses": self.statuses,
                  **({"pretrained": self.pretrained} if self.pretrained else {})}
         if self.several_seeds:  # one seed: compare.json as it was before there could be several

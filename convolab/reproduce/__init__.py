@@ -77,7 +77,8 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     seed_values(count, base.seed)  # (the last seed within bounds: --seed 4294967295 --seeds 2 is refused)
     load_config_data(arm_configs(experiment, quick, base.seed, base)[0], say_subsets=False)
     state = {"format": FORMAT, "experiment": experiment.name, "quick": quick, "seeds": count,
-             "config": base.to_dict(), "command": command or f"convolab reproduce {experiment.name}", "resumed_by": []}
+             "config": base.to_record(), "command": command or f"convolab reproduce {experiment.name}",
+             "resumed_by": []}
     if default_stem is not None and not existed:
         output = take_default_dir(output, default_stem)
     output.mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,19 @@ RESUME_REFUSALS = {"monitor": "best.pt and the epochs --patience counts were cho
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
-# --val-fraction's default before it held validation images out of data with a test split of their own (it applied to
-# folders of one split only, and config.json recorded 0.1 for every run): a run recorded so holds out what None does
+# A record of a run's options (`TrainConfig.to_record`) names its revision: 2 from when --val-fraction held validation
+# images out of data with a test split of their own (its default became None); before, it applied to folders of one
+# split only, and every record held its default, 0.1, which such a record means as None does now.
+RECORD, RECORD_REVISION = "record", 2
 LEGACY_VAL_FRACTION = 0.1
+
+
+def as_recorded_now(values: dict[str, Any]) -> dict[str, Any]:
+    """A record of a run's options as this convolab reads it: one of revision 1 (no RECORD) with --val-fraction
+    0.1, its default then, takes the default now (None: the same images held out, none of data with a test split)."""
+    if values.get(RECORD) is None and values.get("val_fraction") == LEGACY_VAL_FRACTION:
+        return {**values, "val_fraction": None}
+    return values
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -290,20 +300,30 @@ class TrainConfig:
         """The fields that shaped what a run trained (those `resumed_with` refuses to change; its folder aside,
         which may be moved) whose values differ from `recorded` (a checkpoint's config), as phrases."""
         own = json.loads(json.dumps(self.to_dict(), default=str))  # (as both were written: JSON)
+        recorded = as_recorded_now(recorded)
         return [f"{name} {own[name]!r} there, {recorded[name]!r} in the checkpoint" for name, f in FIELDS.items()
                 if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]
-                and not (name == "data" and same_path(own[name], recorded[name]))  # (an older record: relative)
-                and not (name == "val_fraction" and {own[name], recorded[name]} == {None, LEGACY_VAL_FRACTION})]
+                and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field by name: the options config.json and a checkpoint record."""
+        """Every field by name."""
         return asdict(self)
+
+    def to_record(self) -> dict[str, Any]:
+        """What config.json, a checkpoint, compare.json and experiment.json record: every field, and the record's
+        revision (`as_recorded_now` reads an older one as it was meant)."""
+        return self.to_dict() | {RECORD: RECORD_REVISION}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """A config of `values`' known fields (others, e.g. a newer version's, ignored), checked as when built."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_record(cls, values: dict[str, Any]) -> TrainConfig:
+        """`from_dict` of a record `to_record` wrote, or an older convolab (`as_recorded_now`)."""
+        return cls.from_dict(as_recorded_now(values))
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> TrainConfig:
@@ -320,12 +340,8 @@ class TrainConfig:
         if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
             raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
                               "safetensors export's?); give the --output folder of a `convolab train` run")
-        resolved = values.get("resolved")
-        if values.get("val_fraction") == LEGACY_VAL_FRACTION and not (isinstance(resolved, dict)
-                                                                     and "validation" in resolved):
-            values["val_fraction"] = None  # (recorded by a convolab whose default it was: the default's now None)
         try:
-            return cls.from_dict(values)
+            return cls.from_record(values)
         except FieldError as err:  # (named as the file's field, not as a flag the user never gave)
             raise ConfigError(f"{path}: {err}; the file was edited or damaged: restore the value the run was "
                               "started with") from None

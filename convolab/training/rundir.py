@@ -428,7 +428,7 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     """run_dir/config.json: the options of the run (what `TrainConfig.from_run` reads back), its folder,
     and under "resolved" what the options became (learning rate, device, input size, statistics...);
     OWN_MODEL for a run of a given model of no registered name (`own_model`)."""
-    values = config.to_dict() | {"output": str(run_dir), "resolved": resolved}
+    values = config.to_record() | {"output": str(run_dir), "resolved": resolved}
     if own_model:
         values[OWN_MODEL] = True
     text = json.dumps(values, indent=1, default=str)

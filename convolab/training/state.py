@@ -143,7 +143,7 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
         "data_images": [len(run.data.train), len(run.data.test)] if run.data.unseen_test is None
         else [len(run.data.train) + len(run.data.test), len(run.data.unseen_test)],
         **({"validation_images": len(run.data.test)} if run.data.unseen_test is not None else {}),
-        "config": json.dumps(run.config.to_dict()),
+        "config": json.dumps(run.config.to_record()),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
         **state.state_dict(),
