@@ -109,6 +109,9 @@ def test_the_console_script_still_exits_on_an_argument_mistake(monkeypatch, caps
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    # (and Ctrl-C is Python's again: before, its start-up handler, which ends the process, stayed, and a test run
+    # later in the same process found it in place of the default one)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 FIRST_DIGITS = """

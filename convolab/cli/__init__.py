@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
         _say_error(line)
         return 130
+    finally:
+        interrupt_raises()  # (main() in a process that goes on, a test's: Ctrl-C as it was, where a mistake in the
+        # arguments left before the verb's work began; it then stayed a handler that ended the process)
 
 
 # The arguments that name files or folders: a leading ~ is the home folder in each, as the shell makes it of a word
