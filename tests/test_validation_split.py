@@ -159,3 +159,18 @@ def test_a_comparison_recorded_before_validation_splits_resumes_as_it_ran(tmp_pa
     assert main(["compare", "--resume", str(out), "--no-progress"]) == 0
     assert "| best test acc | final test acc |" in capsys.readouterr().out
     assert not (out / "runs" / "lenet5" / "test.json").exists()
+
+
+@pytest.mark.parametrize("loader", ["cache", "stream"])
+def test_a_subset_of_a_folder_of_one_split_holds_its_test_images_out_once(tmp_path, loader):
+    """A folder of one split holds --val-fraction of its images out as its test split; with --train-subset, the
+    subset's data were taken for data with a test split of their own, and a second share was held out of the
+    training subset as validation images (21 train / 9 validation / 18 test, where 30 / 18 was asked)."""
+    folder = write_png_folder(tmp_path / "flat", per_class=20, size=16, split_dirs=False)
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.3", "--train-subset", "30",
+                 "--loader", loader, "--workers", "0", "--epochs", "1", "--batch-size", "8", "--no-progress",
+                 "--output", str(out)]) == 0
+    assert not (out / "test.json").exists()
+    assert json.loads((out / "config.json").read_text())["resolved"]["validation"] is None
+    assert len(Trainer.resume(out).train_labels) == 30

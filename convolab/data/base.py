@@ -159,8 +159,10 @@ class ImageData(LabelledImages):
 
     def per_class_subsets(self, train: int | None, test: int | None) -> ImageData:
         """A new ImageData of `train` training and `test` test images (None: all), drawn by `per_class_subset`."""
-        return ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
+        data = ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
                          self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
+        data.held_out = self.held_out  # (a subset of a folder's held-out test split is held out still)
+        return data
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -127,8 +127,10 @@ class TabularImages(ImageData):
         """As ImageData's, the classes of the main column alike; the other targets and inputs follow their images."""
         pick = {"train": per_class_subset(self.train.labels, train),
                 "test": per_class_subset(self.test.labels, test)}
-        return TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
+        data = TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
                              self.classes, self.columns, self.image_columns, self.vector_columns)
+        data.held_out = self.held_out  # (rows held out by --val-fraction: still so)
+        return data
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:
