@@ -174,3 +174,12 @@ def test_a_subset_of_a_folder_of_one_split_holds_its_test_images_out_once(tmp_pa
     assert not (out / "test.json").exists()
     assert json.loads((out / "config.json").read_text())["resolved"]["validation"] is None
     assert len(Trainer.resume(out).train_labels) == 30
+
+
+def test_a_report_of_a_validated_run_and_an_ordinary_one_names_neither_split_for_both(validated_run, digits_run,
+                                                                                       tmp_path, capsys):
+    out, _ = validated_run
+    assert main(["report", str(out), str(digits_run), "--output", str(tmp_path / "report")]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "| best acc | final acc |" in header and header.endswith("| test acc (best.pt) |"), header
+    assert "val_fraction differ" in (tmp_path / "report" / "results.md").read_text()

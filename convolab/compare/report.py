@@ -33,6 +33,7 @@ from .seeds import (
     figures_of,
     has_several_seeds,
     run_label,
+    scored_word,
     summarize_seeds,
     validated,
 )
@@ -121,8 +122,9 @@ def table_rows(results: list[ModelResult]) -> tuple[tuple[str, ...], list[tuple[
     with_status, held = any(not r.ok for r in results), validated(results)
     # (runs that validated on held-out images: best and final are the validation images', and best.pt's accuracy
     # on the unseen test split follows)
-    header = (tuple(c.replace(" test ", " val ") for c in COLUMNS) + (VALIDATED["unseen_test_acc"],) if held
-              else COLUMNS) + (("status",) if with_status else ())
+    word = scored_word(results)
+    header = (tuple(c.replace(" test ", f" {word} " if word else " ") for c in COLUMNS)
+              + (VALIDATED["unseen_test_acc"],) if held else COLUMNS) + (("status",) if with_status else ())
     rows = []
     for r in results:
         cells = (r.model, _fmt(r.params, ","), _fmt(r.macs, ","), _fmt(r.lr, "g"),

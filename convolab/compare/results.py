@@ -47,6 +47,7 @@ class ModelResult:
     # best.pt's accuracy on the test split a run validating on --val-fraction's held-out images kept unseen
     # (its test.json), where best_acc and final_acc are the validation images'; None for other runs
     unseen_test_acc: float | None = None
+    validated: bool = False  # its epochs were scored on validation images held out of its training split
     options: dict[str, Any] = field(default_factory=dict)  # the run's TrainConfig, less model and output
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -170,6 +171,7 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         result.wall_seconds = history[-1]["wall_seconds"]
         result.images_per_second = mean_images_per_second(history)
     result.unseen_test_acc = unseen_test_acc(run_dir)
+    result.validated = isinstance(resolved, dict) and bool(resolved.get("validation"))
     return result
 
 

@@ -167,12 +167,24 @@ def run_figures(r: ModelResult) -> dict[str, float | None]:
 
 def validated(results: Sequence[ModelResult]) -> bool:
     """Whether some run of a comparison validated on held-out images and scored its unseen test split at the end."""
-    return any(r.unseen_test_acc is not None for r in results)
+    return any(r.validated or r.unseen_test_acc is not None for r in results)
+
+
+def scored_word(results: Sequence[ModelResult]) -> str:
+    """What the per-epoch figures of `results` score, for the tables' headers: "val" where every run validated on
+    held-out images, "test" where none did, and nothing where they differ (a `report` of runs made apart; its note
+    says they are not comparable)."""
+    held = [r.validated or r.unseen_test_acc is not None for r in results]
+    return "val" if all(held) else "test" if not any(held) else ""
 
 
 def figures_of(results: Sequence[ModelResult]) -> dict[str, str]:
-    """The figures summarized over seeds, and their columns' names: VALIDATED's where some run validated."""
-    return VALIDATED if validated(results) else FIGURES
+    """The figures summarized over seeds, and their columns' names: VALIDATED's where some run validated (its
+    per-epoch figures named as `scored_word` names them)."""
+    if not validated(results):
+        return FIGURES
+    word = scored_word(results)
+    return {key: name.replace(" val ", f" {word} " if word else " ") for key, name in VALIDATED.items()}
 
 
 def compared_figure(results: Sequence[ModelResult]) -> str:
