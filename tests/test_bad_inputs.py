@@ -885,7 +885,9 @@ CASES: list[Row] = [
         "--val-fraction: must be a number in [0, 1), got 1.5"),
     # (data with a test split of their own: the validation images it would hold out of the training split are none)
     Row("val-fraction-holds-out-nothing", [*LENET, "--val-fraction", "0.001", "--output", "{t}/run"],
-        "--val-fraction 0.001 holds out no image of the 1438 training images of digits (10 classes); give more"),
+        "--val-fraction 0.001 holds out no image of the 1438 training images of digits (10 classes; each class keeps "
+        "one to train on at least): give a larger fraction, or more images"),
+
     Row("budget-seconds-0", ["compare", "lenet", "--budget-seconds", "0"],
         "--budget-seconds: must be a positive number, got 0.0"),
     Row("seed-negative", ["train", "lenet", "--seed", "-1"],

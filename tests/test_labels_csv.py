@@ -325,3 +325,28 @@ def test_finetune_refuses_a_head_that_does_not_fit_its_column_before_any_folder(
     err = capsys.readouterr().err
     assert code == 2 and "colour (its class column needs 3, the head has 2)" in err, err
     assert not (tmp_path / "ft").exists()
+
+
+def test_validation_rows_take_no_part_in_the_numbers_standardization(labelled):
+    """--val-fraction holds validation rows out of a CSV's training rows: its numeric targets and inputs are
+    standardized again by the rows left to train on (before: by every training row, the validation ones too), in new
+    tensors (the loaded data, shared by a comparison's runs, are left as they were)."""
+    folder, items, _ = labelled
+    path = write_csv(folder / "inputs.csv", ["image", "species", "age", "height", "split"],
+                     [[it["image"], it["species"], it["age"], it["age"] * 2 + 1, it["split"]] for it in items])
+    data = load_data(path, inputs=["image", "height"])
+    before = (data.columns["age"], data.train.targets["age"].clone(), data.train.vectors.clone())
+    held = data.with_validation(0.34)
+    assert len(held.train) + len(held.test) == 27 and len(held.unseen_test) == 9
+    for name, column, values in (("age", held.columns["age"], lambda s: s.targets["age"]),
+                                 ("height", held.vector_columns[0], lambda s: s.vectors[:, 0])):
+        raw = {k: values(split).double() * column.std + column.mean
+               for k, split in (("train", held.train), ("test", held.test), ("unseen", held.unseen_test))}
+        assert abs(column.mean - raw["train"].mean().item()) < 1e-4, name
+        assert abs(column.std - raw["train"].std().item()) < 1e-4, name
+        assert abs(values(held.train).double().mean().item()) < 1e-5  # standardized by the rows it trains on
+        # every row's number is its own still, in its column's units
+        ages = torch.tensor([it["age"] for it in items if it["split"] == "test"], dtype=torch.float64)
+        assert torch.allclose(raw["unseen"], ages if name == "age" else ages * 2 + 1, atol=1e-4), name
+    assert data.columns["age"] == before[0] and torch.equal(data.train.targets["age"], before[1])
+    assert torch.equal(data.train.vectors, before[2])

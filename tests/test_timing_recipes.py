@@ -41,7 +41,7 @@ def test_every_epoch_names_what_its_times_cover(tmp_path):
 
 
 def test_the_he_cifar_recipe_is_the_papers_schedule_and_the_degradation_experiments(tmp_path, capsys):
-    """He et al. 2016, 4.2: lr 0.1, divided by 10 at 32k and 48k iterations, 64k in all, batch 128, weight decay 1e-4,
+    """He et al. 2015, 4.2: lr 0.1, divided by 10 at 32k and 48k iterations, 64k in all, batch 128, weight decay 1e-4,
     momentum 0.9; `convolab reproduce degradation` trains by the same values."""
     he = RECIPES["he-cifar"].values
     assert HE_CIFAR == he

@@ -8,6 +8,10 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shutil
+import signal
+import time
 
 import pytest
 import torch
@@ -15,7 +19,8 @@ from conftest import write_png_folder
 
 from convolab.cli import main
 from convolab.data import load_data
-from convolab.training import TrainConfig, Trainer
+from convolab.errors import ConfigError
+from convolab.training import TrainConfig, Trainer, final_test
 from convolab.training.metrics import read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
@@ -183,3 +188,117 @@ def test_a_report_of_a_validated_run_and_an_ordinary_one_names_neither_split_for
     header = capsys.readouterr().out.splitlines()[0]
     assert "| best acc | final acc |" in header and header.endswith("| test acc (best.pt) |"), header
     assert "val_fraction differ" in (tmp_path / "report" / "results.md").read_text()
+
+
+@pytest.mark.parametrize("loader", ["cache", "stream"])
+def test_a_folder_with_val_and_test_folders_refuses_val_fraction(tmp_path, capsys, loader):
+    """Its val/ scores each epoch and its test/ stays unseen already; before, --val-fraction made val/ the unseen
+    "test" split and test/ went unscored. (Not a row of tests/test_bad_inputs.py: the folder is read, and its
+    loader's lines said, before the refusal.)"""
+    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=28, classes=("a", "b"), mode="L")
+    shutil.copytree(folder / "test", folder / "val")
+    capsys.readouterr()
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--loader", loader,
+                 "--workers", "0", "--output", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "convolab train: error: --val-fraction 0.2: tvt has val/ and test/ folders, whose val/ scores each epoch "
+        "while test/ stays unseen; leave --val-fraction out (and score test/ afterwards: convolab evaluate RUN "
+        "--data .../test)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):
+    """(before: a finished run resumed for more epochs and stopped kept the test.json of its earlier best.pt, which
+    `report` then gave beside the new best.pt)"""
+    trainer = Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, val_fraction=0.2, progress=False,
+                                  output=str(tmp_path / "run")))
+    result = trainer.fit()
+    assert result.unseen_test is not None and (tmp_path / "run" / "test.json").is_file()
+    trainer.save("last.pt")
+    assert (tmp_path / "run" / "test.json").is_file()
+    trainer.save("best.pt")
+    assert not (tmp_path / "run" / "test.json").exists()
+
+
+def test_a_complete_run_whose_scoring_was_stopped_is_scored_by_resume(tmp_path, capsys, monkeypatch):
+    """A stop signal while best.pt was scored on the unseen test split (no step to stop before) is one line naming
+    how to finish (before: SIGTERM ended the process without a line, Ctrl-C said "interrupted"); and `--resume` of
+    the complete run scores it (before: refused as complete, so test.json could never be written)."""
+    out = tmp_path / "run"
+
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # (the handler raises at the next instruction)
+        raise AssertionError("not stopped")
+
+    monkeypatch.setattr(final_test, "evaluate_checkpoint", stopped)
+    assert main(["train", *RUN, "--epochs", "1", "--val-fraction", "0.2", "--output", str(out)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "convolab train: stopped by SIGTERM while best.pt was scored on the unseen test split; every epoch is "
+        f"saved: finish it with convolab train --resume {out}")
+    assert not (out / "test.json").exists()
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0] == f"scoring {out}'s best.pt on the test split it kept unseen (the run is complete)"
+    assert printed[-1].startswith("test accuracy: ") and (out / "test.json").is_file()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2  # (scored: complete, as any)
+    assert "the run is complete" in capsys.readouterr().err
+
+
+def test_compare_resume_scores_a_finished_run_whose_test_json_is_missing(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5_modern", "--data", "digits", "--train-subset", "200", "--val-fraction", "0.2",
+                 "--epochs", "1", "--no-progress", "--output", str(out)]) == 0
+    scored = out / "runs" / "lenet5_modern" / "test.json"
+    figure = json.loads(scored.read_text())["top1"]
+    scored.unlink()
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out), "--no-progress"]) == 0
+    assert json.loads(scored.read_text())["top1"] == figure and f"| {figure:.4f} |" in capsys.readouterr().out
+
+
+def test_resuming_with_other_images_held_out_than_the_run_had_is_refused(tmp_path):
+    """A run given data in Python, split by with_validation, records no --val-fraction: resumed without the data,
+    its validation images would have become training images and its test images scored each epoch, silently."""
+    held = load_data("digits").with_validation(0.2)
+    run = tmp_path / "py"
+    Trainer(TrainConfig(model="lenet5_modern", data="digits", epochs=1, progress=False, output=str(run)),
+            data=held).fit()
+    with pytest.raises(ConfigError, match=r"was trained with 287 validation images held out of its training split, "
+                                          r"which this resume would train on; resume it with the data it was given"):
+        Trainer.resume(run, epochs=2)
+    assert len(Trainer.resume(run, data=held, epochs=2).train_labels) == 1151
+
+
+def test_a_resume_on_data_that_changed_says_its_validation_images_are_drawn_again(tmp_path, caplog):
+    folder = write_png_folder(tmp_path / "photos", per_class=10, size=16)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--epochs", "1",
+                 "--batch-size", "8", "--no-progress", "--output", str(run)]) == 0
+    shutil.copy(folder / "train" / "a" / "0.png", folder / "train" / "a" / "extra.png")
+    caplog.set_level(logging.WARNING, logger="convolab")
+    Trainer.resume(run, epochs=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--data {folder} has changed since {run} was trained on it (30 training and 30 test images then, 31 and 30 "
+        "now): its validation images are drawn again, and may be images the model trained on"]
+
+
+def test_an_older_run_given_another_val_fraction_on_data_with_a_test_split_resumes_on_its_whole_split(tmp_path):
+    """An older convolab did not use --val-fraction 0.2 on the digits (it said so), but recorded it: the run trained
+    on all 1,438 training images, and resumed, it must not start holding 20% out (before: refused, "altered or
+    damaged")."""
+    run = tmp_path / "old"
+    assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    del config["record"]
+    (run / "config.json").write_text(json.dumps(config | {"val_fraction": 0.2}))
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / name, weights_only=False)
+        recorded = json.loads(state["config"])
+        del recorded["record"]
+        state["config"] = json.dumps(recorded | {"val_fraction": 0.2})
+        torch.save(state, run / name)
+    trainer = Trainer.resume(run, epochs=2)
+    assert len(trainer.train_labels) == 1438 and trainer.data.unseen_test is None
+    assert trainer.fit().unseen_test is None and not (run / "test.json").exists()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..finetune import finetune_trainer, pretrained_defaults
-from ..training.final_test import split_sizes, unseen_test_line
-from ..training.loop import chosen_on, scored_split
+from ..training.final_test import split_sizes
 from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import CHECKPOINT, nonempty
 from ._options import add_config_options, config_from_args, given_config
+from ._results import closing_lines
 from ._weights import add_pretrained_options, checkpoint_or_weights, wants_pretrained
 
 HELP = ("fine-tune a checkpoint or a model's published weights (MODEL --pretrained) on new data: new head "
@@ -47,11 +47,5 @@ def run(args: argparse.Namespace) -> int:
           f"{trainer.data.num_classes} classes) at {trainer.image_size[0]}x{trainer.image_size[1]} "
           f"on {trainer.device}; run folder {trainer.run_dir}")
     result = trainer.fit()
-    print(f"best {scored_split(trainer.data)} accuracy {result.best_acc:.4f} at epoch {result.best_epoch} "
-          f"({chosen_on(trainer.data)}); run folder {result.run_dir}")
-    if result.unseen_test is None:
-        print(f"test accuracy: {result.test_acc:.4f}")
-    else:
-        print(f"validation accuracy: {result.test_acc:.4f} (the last epoch's)")
-        print(unseen_test_line(result.unseen_test, result.run_dir))
+    print("\n".join(closing_lines(trainer, result)))
     return 0

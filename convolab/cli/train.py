@@ -13,13 +13,13 @@ from ..training.build import mixing_for
 from ..training.config import resumable_options
 from ..training.distributed import Distributed, in_torchrun, launch_env
 from ..training.engine import NonFiniteLoss, TrainingInterrupted
-from ..training.final_test import split_sizes, unseen_test_line
-from ..training.loop import chosen_on, scored_split
+from ..training.final_test import split_sizes, unscored
 from ..training.resume_checks import resume_changes
 from ..training.rundir import refuse_to_overwrite_a_run
 from ._args import positive_int
 from ._launch import PEER_LOST, launch, lost_peer, note_lost_peer, strip_option
 from ._options import add_config_options, config_from_args, flag_of, given_config
+from ._results import closing_lines
 from ._weights import add_start_options, start_weights, wants_pretrained
 
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> Trainer:
     config, changes = resumed_config(args)
     trainer = Trainer.resume(args.resume, **changes)
+    if trainer.epoch >= trainer.config.epochs and unscored(args.resume) and not changes:
+        # (a run whose scoring of its unseen test split was stopped, or whose test.json could not be written)
+        if trainer.dist.is_main:
+            print(f"scoring {args.resume}'s best.pt on the test split it kept unseen (the run is complete)")
+        return trainer
     if trainer.epoch >= trainer.config.epochs:
         raise FieldError("epochs", f"is {trainer.config.epochs} and {args.resume} has trained {trainer.epoch} "
                          f"epochs: the run is complete; give --epochs N with N > {trainer.epoch} to train it further")
@@ -142,22 +147,5 @@ def _train(args: argparse.Namespace) -> int:
             return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
         raise
     if main:
-        monitor, scored, chosen = trainer.config.monitor, scored_split(trainer.data), chosen_on(trainer.data)
-        # (best.pt's epoch is chosen on the images it is scored on: its figure is no unseen test's, and says so)
-        if monitor == "test_acc":
-            print(f"best {scored} accuracy {result.best_acc:.4f} at epoch {result.best_epoch} ({chosen}); "
-                  f"run folder {result.run_dir}")
-        elif result.best_epoch:  # (the history holds every epoch, a resumed run's too)
-            print(f"best {monitor} {result.history[result.best_epoch - 1][monitor]:.4g} at epoch {result.best_epoch} "
-                  f"({scored} accuracy {result.best_acc:.4f}; {chosen}); run folder {result.run_dir}")
-        others = {k[5:]: v for k, v in (result.history[-1] if result.history else {}).items()
-                  if k.startswith(("test_acc_", "test_mae_"))}
-        if others and hasattr(trainer.data, "describe"):  # a labels CSV's other targets, at the last epoch
-            print("other targets: " + ", ".join(f"{k[4:]} accuracy {v:.4f}" if k.startswith("acc") else
-                                                f"{k[4:]} MAE {v:.4g}" for k, v in others.items()))
-        if result.unseen_test is None:
-            print(f"test accuracy: {result.test_acc:.4f}")
-        else:  # the last line a script reads stays the test figure: the unseen test split's, of best.pt
-            print(f"validation accuracy: {result.test_acc:.4f} (the last epoch's)")
-            print(unseen_test_line(result.unseen_test, result.run_dir))
+        print("\n".join(closing_lines(trainer, result)))
     return 0

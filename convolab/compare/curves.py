@@ -1,5 +1,5 @@
-"""compare's picture of curves, curves.png: every model's training loss and test accuracy against epoch and
-training time, and its training error and loss by step; with several seeds per model, the mean over them."""
+"""compare's picture of curves, curves.png: every model's training loss and test (or validation) accuracy against
+epoch and training time, and its training error and loss by step; with several seeds per model, the mean over them."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ from typing import Any
 
 from ..training import metrics as plots  # (what every picture of curves draws alike)
 from .results import ModelResult
-from .seeds import SeedSummary, epoch_curve, seed_label, validated
+from .seeds import SeedSummary, epoch_curve, scored_word, seed_label
 
 BAND = "shaded: min..max over the seeds"
 
@@ -59,7 +59,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
                 axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
         return named
 
-    return _six_panels(draw, title, "validation" if validated(results) else "test")
+    return _six_panels(draw, title, scored_name(results))
 
 
 def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
@@ -90,7 +90,13 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
         return named
 
     return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}",
-                       "validation" if validated([r for s in summaries for r in s.runs]) else "test")
+                       scored_name([r for s in summaries for r in s.runs]))
+
+
+def scored_name(results: list[ModelResult]) -> str:
+    """What the accuracy panels show, in words: "validation" (every run validated on held-out images), "test"
+    (none did), or "validation or test" (some did: a `report` of runs made apart)."""
+    return {"val": "validation", "test": "test"}.get(scored_word(results), "validation or test")
 
 
 def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "test") -> bytes:
@@ -113,7 +119,7 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "tes
     for ax in axes[0]:
         plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
     axes[0, 0].set_title("training loss")
-    axes[0, 1].set_title("test accuracy")
+    axes[0, 1].set_title(f"{scored} accuracy")
     axes[2, 0].set_title("training error by step")
     axes[2, 1].set_title("training loss by step")
     for ax in axes.flat:

@@ -20,7 +20,7 @@ from .._platform import cpu_name
 from .._version import __version__
 from ..errors import ConfigError
 from ..training import metrics as plots  # (what every picture of curves draws alike)
-from .curves import BAND, plot_comparison, plot_seed_comparison
+from .curves import BAND, plot_comparison, plot_seed_comparison, scored_name
 from .results import OK, ModelResult
 from .seeds import (
     ALPHA,
@@ -71,7 +71,7 @@ SCORING = ("test_subset", "val_fraction", "tta")
 # Options the note under a table leaves out: how a run was computed, not what (threads, the device, compiling,
 # workers, logs), and the seed, which differs between a comparison's runs by design
 NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", "loader", "tensorboard",
-             "memory_check", "download", "data_dir")
+             "memory_check", "download", "data_dir", "val_fraction_of_one_split")
 
 
 def differing_note(results: list[ModelResult]) -> str:
@@ -189,7 +189,7 @@ def render_html(report: dict[str, Any], results: list[ModelResult], curves_png: 
              "<h2>Results</h2>",
              _html_table(header, rows, numeric, [_row_class(r) for r in results]),
              "<h2>Curves</h2>",
-             f'<img id="curves" alt="training loss and test accuracy of every model" '
+             f'<img id="curves" alt="training loss and {scored_name(results)} accuracy of every model" '
              f'src="{_data_uri(curves_png)}">']
     own = [(r, Path(r.run_dir) / "curves.png") for r in results]
     own = [(r, path) for r, path in own if path.is_file()]
@@ -282,7 +282,10 @@ SIGNIFICANCE_UNSEEN = SIGNIFICANCE.replace("final test accuracy",
 
 def significance_title(results: list[ModelResult]) -> str:
     """The heading of the tests of pairs: of the figure `compared_figure` tests."""
-    return SIGNIFICANCE_UNSEEN if validated(results) else SIGNIFICANCE
+    if compared_figure(results) == "unseen_test_acc":
+        return SIGNIFICANCE_UNSEEN
+    word = scored_word(results)
+    return SIGNIFICANCE.replace("final test", f"final {word}".replace("val", "validation") if word else "final")
 
 
 def _range(values: list[int]) -> str:
@@ -329,7 +332,8 @@ def summary_table(results: list[ModelResult]) -> str:
 
 
 def significance_lines(results: list[ModelResult]) -> list[str]:
-    """A line per pair of models saying whether their final test accuracies differ by more than
+    """A line per pair of models saying whether their final test accuracies (of runs that validated on held-out
+    images: best.pt's on the unseen test split) differ by more than
     seed-to-seed noise; none when each model ran once."""
     if not has_several_seeds(results):
         return []
@@ -368,7 +372,8 @@ def render_seeds_html(report: dict[str, Any], summaries: list[SeedSummary], resu
              "<h2>Curves</h2>",
              f"<p>Lines: each model's mean over its seeds (at each epoch, of the seeds that reached it); "
              f"{html.escape(BAND)}.</p>",
-             f'<img id="curves" alt="mean training loss and test accuracy of every model over its seeds" '
+             f'<img id="curves" alt="mean training loss and {scored_name(results)} accuracy of every model over its '
+             f'seeds" '
              f'src="{_data_uri(curves_png)}">',
              "<h2>Each run</h2>",
              _html_table(run_header, run_rows, run_numeric, [_row_class(r) for r in results])]

@@ -30,6 +30,7 @@ from ..errors import ConfigError, ConvolabError
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import build_run, epoch_lengths, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
+from ..training.final_test import unscored
 from ..training.process import ProcessState, quiet
 from ..training.run_data import check_batch_size, load_config_data
 from ..training.rundir import (
@@ -354,7 +355,9 @@ def _next_action(run_dir: Path, status: str | None) -> str:
     except ConvolabError:
         state = None  # an unreadable checkpoint: train again
     if run_is_complete(TrainConfig.from_run(run_dir), state):
-        return "keep"
+        # (one whose scoring of its unseen test split was stopped, or whose test.json could not be written: resumed,
+        # it trains no more and is scored)
+        return "resume" if unscored(run_dir) else "keep"
     if state is not None and not (status or "").startswith("failed"):
         return "resume"
     return "train"
@@ -367,7 +370,10 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
     try:
         if action == "resume":
             trainer = Trainer.resume(run_dir, data=data, progress=comparison.config.progress)
-            log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
+            if trainer.epoch >= trainer.config.epochs:  # (complete: its unseen test split was not scored)
+                log.info("%s %s: scoring best.pt of %s on the test split it kept unseen", step, run.name, run_dir)
+            else:
+                log.info("%s %s: resuming in %s at epoch %d", step, run.name, run_dir, trainer.epoch + 1)
         else:
             claim = clear_run_dir(run_dir)
             try:

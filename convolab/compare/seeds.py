@@ -188,9 +188,10 @@ def figures_of(results: Sequence[ModelResult]) -> dict[str, str]:
 
 
 def compared_figure(results: Sequence[ModelResult]) -> str:
-    """The figure each pair of models is tested on: best.pt's accuracy on the unseen test split where the runs
-    kept one, else the final test accuracy."""
-    return "unseen_test_acc" if validated(results) else "final_acc"
+    """The figure each pair of models is tested on: best.pt's accuracy on the unseen test split where every finished
+    run has one, else the final test (or validation) accuracy, which every finished run has."""
+    finished = [r for r in results if r.ok and r.history]
+    return "unseen_test_acc" if finished and all(r.unseen_test_acc is not None for r in finished) else "final_acc"
 
 
 def run_label(r: ModelResult) -> str:

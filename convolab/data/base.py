@@ -65,6 +65,7 @@ class LabelledImages:
     # Its own test split, kept apart by `with_validation` while images held out of its training split score the
     # epochs: scored once, at the end (None: the test split scores the epochs, or was held out of the training images)
     unseen_test = None
+    test_left_out = False  # a folder's test/ left out, unseen, beside the val/ folder that scores the run
     # A subset's line for the log ("a subset: 500 of 4000 training and ..."), set where a training config made it
     # (`config_subsets`) and said once by the first run built on it (`build_run` takes it: a comparison's next
     # runs on the same data do not repeat it)
@@ -98,6 +99,9 @@ class LabelledImages:
         """A copy whose test split is `fraction` of each class of the training images (drawn as a folder's
         --val-fraction draws them: seeded, the same images whatever the run's seed), trained on no more; this data's
         own test split kept apart as its `unseen_test`."""
+        if self.unseen_test is not None:  # (a second call made the first's validation images the "test" split)
+            raise ConfigError(f"{self.name} holds validation images out already (with_validation); call it on the "
+                              "data as loaded")
         train, validation = stratified_split(self.train.labels, fraction, seed=0)
         data = copy.copy(self)
         data.train, data.test = self.train.subset(train), self.train.subset(validation)
@@ -161,7 +165,8 @@ class ImageData(LabelledImages):
         """A new ImageData of `train` training and `test` test images (None: all), drawn by `per_class_subset`."""
         data = ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
                          self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
-        data.held_out = self.held_out  # (a subset of a folder's held-out test split is held out still)
+        # (a subset of a folder's held-out test split is held out still; of validated data, validated still)
+        data.held_out, data.unseen_test, data.test_left_out = self.held_out, self.unseen_test, self.test_left_out
         return data
 
 

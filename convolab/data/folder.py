@@ -251,10 +251,8 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
         log.info("%s: %s, so they are %s", path, why, "streamed from the files" if stream else "cached")
         loader = "stream" if stream else "cache"
     if loader == "stream":
-        if note:
-            log.info("%s: %s", path, note)
         return _streaming(path, source, entries, classes, headers, val_fraction, resize, workers,
-                          skip_bad_images, cache_root, whole)
+                          skip_bad_images, cache_root, whole, note)
     assert cache_file is not None
     with contextlib.suppress(OSError):  # (for the lock; a folder that cannot be made: the cache's warning says so)
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -388,8 +386,10 @@ def _check_split_classes(path: Path, labels: torch.Tensor, is_test: torch.Tensor
 
 def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: list[str], headers: list,
                val_fraction: float, resize: int | None, workers: int | None, skip_bad_images: bool,
-               cache_root: Path, whole: bool = False) -> StreamingImageData:
+               cache_root: Path, whole: bool = False, note: str | None = None) -> StreamingImageData:
     """The folder or archive as StreamSplits over its files (a compressed archive decompressed once)."""
+    if note:  # (val/ scores the run, test/ is left out)
+        log.info("%s: %s", path, note)
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
                         "--loader cache to decode them all and name the bad ones")
@@ -411,7 +411,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     data = StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
                               classes, majority_mode(headers), size=resize, workers=workers,
                               skip_bad_images=skip_bad_images, source=str(path))
-    data.held_out = not has_splits
+    data.held_out, data.test_left_out = not has_splits, bool(note)
     return data
 
 
@@ -446,5 +446,5 @@ def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False
     name = path.name.split(".")[0]
     data = ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
                      classes)
-    data.held_out = not cached["has_splits"]
+    data.held_out, data.test_left_out = not cached["has_splits"], bool(cached.get("note"))
     return data

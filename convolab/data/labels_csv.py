@@ -44,6 +44,7 @@ from ..errors import ConfigError, DataError
 from ..models.two_input import TAKEN_HEAD_NAMES
 from .archive import IMAGE_SUFFIXES
 from .base import EmptySplitError, ImageData, Split, per_class_subset, stratified_split
+from .columns import Column, restandardized
 from .decode import decode_image, not_a_file
 from .layout import SPLIT_NAMES
 from .names import as_spelled_on_disk, same_form
@@ -53,23 +54,6 @@ KINDS = ("class", "number", "image")
 NUMERIC_SHARE = 0.9  # a column this share of whose values are numbers is numeric: the rest are typos
 DELIMITERS = ",;\t"  # the header line's most frequent one (outside quotes) separates the cells; comma on a tie
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")  # 3,5: a number in a semicolon or tab file
-
-
-@dataclass(frozen=True)
-class Column:
-    """A target or numeric input column: its kind, its classes (class) or training mean and std (number)."""
-
-    name: str
-    kind: str
-    classes: tuple[str, ...] = ()
-    mean: float = 0.0
-    std: float = 1.0
-
-    def to_dict(self) -> dict:
-        """For a checkpoint: the kind with its classes (class) or its training mean and std (number); no name."""
-        if self.kind == "class":
-            return {"kind": "class", "classes": list(self.classes)}
-        return {"kind": "number", "mean": self.mean, "std": self.std}
 
 
 @dataclass(repr=False)  # (Split's repr)
@@ -123,13 +107,36 @@ class TabularImages(ImageData):
                 "inputs": [*self.image_columns, *(c.name for c in self.vector_columns)],
                 "vectors": {c.name: c.to_dict() for c in self.vector_columns}}
 
+    def with_validation(self, fraction: float) -> TabularImages:
+        """As LabelledImages', the numeric targets and inputs standardized again by the rows left to train on (the
+        validation rows' numbers took part in the mean and std before); new tensors, this data's left as they were."""
+        data = super().with_validation(fraction)
+        names = ("train", "test", "unseen_test")
+        splits = [getattr(data, k) for k in names]
+        targets = [dict(split.targets) for split in splits]
+        vectors = [None if split.vectors is None else split.vectors.clone() for split in splits]
+        columns, vector_columns = dict(self.columns), list(self.vector_columns)
+        for name, column in self.columns.items():
+            if column.kind == "number":
+                columns[name], values = restandardized(column, [t[name] for t in targets])
+                for t, value in zip(targets, values):
+                    t[name] = value
+        for k, column in enumerate(vector_columns):
+            vector_columns[k], values = restandardized(column, [v[:, k] for v in vectors])
+            for v, value in zip(vectors, values):
+                v[:, k] = value
+        for name, split, t, v in zip(names, splits, targets, vectors):
+            setattr(data, name, TableSplit(split.images, split.labels, t, v))
+        data.columns, data.vector_columns = columns, tuple(vector_columns)
+        return data
+
     def per_class_subsets(self, train: int | None, test: int | None) -> TabularImages:
         """As ImageData's, the classes of the main column alike; the other targets and inputs follow their images."""
         pick = {"train": per_class_subset(self.train.labels, train),
                 "test": per_class_subset(self.test.labels, test)}
         data = TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
                              self.classes, self.columns, self.image_columns, self.vector_columns)
-        data.held_out = self.held_out  # (rows held out by --val-fraction: still so)
+        data.held_out, data.unseen_test = self.held_out, self.unseen_test  # (rows held out: still so)
         return data
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .._paths import same_path
 from .._registry import registered_name, train_defaults
-from ..data import LOADERS
+from ..data import FOLDER_VAL_FRACTION, LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
 from ..errors import ConfigError, FieldError, UnknownModelError
@@ -43,15 +43,18 @@ NORMALIZE_MODES = ("data", "model", "none")
 # images out of data with a test split of their own (its default became None); before, it applied to folders of one
 # split only, and every record held its default, 0.1, which such a record means as None does now.
 RECORD, RECORD_REVISION = "record", 2
-LEGACY_VAL_FRACTION = 0.1
+LEGACY_VAL_FRACTION = FOLDER_VAL_FRACTION  # (0.1)
 
 
 def as_recorded_now(values: dict[str, Any]) -> dict[str, Any]:
     """A record of a run's options as this convolab reads it: one of revision 1 (no RECORD) with --val-fraction
-    0.1, its default then, takes the default now (None: the same images held out, none of data with a test split)."""
-    if values.get(RECORD) is None and values.get("val_fraction") == LEGACY_VAL_FRACTION:
+    0.1, its default then, takes the default now (None: the same images held out, none of data with a test split);
+    with another value, it holds it out of folders of one split only, as that convolab did."""
+    if values.get(RECORD) is not None or values.get("val_fraction") is None:
+        return values
+    if values["val_fraction"] == LEGACY_VAL_FRACTION:
         return {**values, "val_fraction": None}
-    return values
+    return {**values, "val_fraction_of_one_split": True}
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -105,9 +108,14 @@ class TrainConfig:
     val_fraction: float | None = option(None, "hold out this fraction of each class of the training images to "
                                         "score each epoch on (best.pt, --patience); data with a test split of "
                                         "their own then keep it unseen, scored once at the end with best.pt "
-                                        "(default: 0.1 of a folder without a test/ or val/ split, which it then "
-                                        "scores on; none of other data, scored each epoch on their test split)",
+                                        "(default: 0.1 of a folder without a test/ or val/ split or a labels CSV "
+                                        "without a split column, which it then scores on; none of other data, "
+                                        "scored each epoch on their test split)",
                                         group="data", bounds="[0, 1)", metavar="F")
+    # (True in the record of an older convolab, whose --val-fraction was not used on data with a test split of their
+    # own, given another value than its 0.1: the run resumes as it trained, on the whole training split)
+    val_fraction_of_one_split: bool = option(False, "--val-fraction applies to folders of one split only (an "
+                                             "older convolab's meaning)", group="data", cli=False)
     train_subset: int | None = option(None, "train on N of the training images (every class alike, the same "
                                       "ones each run)", group="data", bounds="[1, inf)", metavar="N")
     test_subset: int | None = option(None, "evaluate on N of the test images", group="data", bounds="[1, inf)",
@@ -160,7 +168,9 @@ class TrainConfig:
                               bounds="[0, inf)", resume=True)
     monitor: str = option("test_acc", "the epoch figure that picks best.pt and that --patience waits on: test_acc, "
                           "test_loss, or a labels CSV target's test_acc_COLUMN / test_mae_COLUMN (loss and MAE: "
-                          "lower is better)", group="optimization", metavar="METRIC")
+                          "lower is better), each of the images every epoch is scored on (with --val-fraction on "
+                          "data with a test split of their own: the validation images)", group="optimization",
+                          metavar="METRIC")
     budget_seconds: float | None = option(None, "stop after the epoch in which training time reaches S seconds "
                                           "(--epochs still sets the schedule's length)", group="optimization",
                                           bounds="(0, inf)", metavar="S", resume=True)

@@ -33,9 +33,10 @@ from .final_test import score_unseen_test
 from .loop import NonFiniteLoss, TrainingInterrupted, TrainResult, fit, train_step
 from .mixing import Mix
 from .process import ProcessState, callers_kept
-from .resume_checks import check_same_classes, check_same_run, given_model, resume_changes
+from .resume_checks import check_same_classes, check_same_images, check_same_run, given_model, resume_changes
 from .run_names import forget_unfitted
 from .rundir import (
+    TEST_FILE,
     claim_run_dir,
     clear_stop,
     forget_check,
@@ -45,7 +46,7 @@ from .rundir import (
     refuse_a_new_run_in,
     resume_call,
 )
-from .signals import stopped_writing
+from .signals import stop_at_once, stopped_writing
 from .state import RunState, checkpoint_state, restore_checkpoint, resume_problem
 
 log = logging.getLogger("convolab")
@@ -181,7 +182,8 @@ class Trainer:
                 result = fit(self)
                 if self.run.data.unseen_test is not None and self.run.dist.is_main \
                         and (self.run.run_dir / "best.pt").is_file():  # (by one process; after one epoch at least)
-                    result.unseen_test = score_unseen_test(self.run)
+                    with stop_at_once(self.run, "while best.pt was scored on the unseen test split"):
+                        result.unseen_test = score_unseen_test(self.run)
         except (RefusedWrite, DiskFullError) as err:  # the folder turned read-only or full: what was saved resumes
             self.run.dist.close(finished=False)
             raise stopped_writing(self.run, err, self._saved_epoch) from None
@@ -230,6 +232,8 @@ class Trainer:
         """Write the checkpoint as `name` in the run folder (rank 0 writes; every rank must call it)."""
         state = self.state_dict()  # on every rank: it gathers their random streams
         if self.run.dist.is_main:
+            if name == "best.pt":  # (best.pt's figures on the unseen test split describe the best.pt replaced)
+                (self.run.run_dir / TEST_FILE).unlink(missing_ok=True)
             save_checkpoint(state, self.run.run_dir / name)
             if name == "last.pt":
                 self._saved_epoch = self.state.epoch
@@ -317,6 +321,7 @@ class Trainer:
             model.data_config = dataclasses.replace(data_cfg, mean=tuple(state["mean"]), std=tuple(state["std"]))
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model, _resuming=True)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
+        check_same_images(state, trainer.run.data, run_dir, config.data)
         trainer.run.config = config
         altered = "was altered or damaged ({}); it cannot be resumed: restore it from a copy, or start the run anew"
         problem = resume_problem(trainer.run, state)

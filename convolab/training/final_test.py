@@ -5,19 +5,18 @@ to the run folder's test.json."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write, json_text, write_utf8
-from ..data.augment import AugmentConfig, BatchTransform
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from .build import Run
 from .checkpoint import load_checkpoint, served_weights
-from .inference import LoadedModel, evaluate_checkpoint, run_tta
+from .inference import as_trained, evaluate_checkpoint, run_tta
+from .rundir import TEST_FILE
 from .table_eval import evaluate_table
-
-TEST_FILE = "test.json"
 
 
 def unseen_test_data(data: LabelledImages) -> LabelledImages:
@@ -37,10 +36,7 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     state = load_checkpoint(path)
     model = copy.deepcopy(run.model)  # (the run's own class: a model of no registered name is scored too)
     model.load_state_dict(served_weights(state, path))
-    model.to(run.device).eval()
-    transform = BatchTransform(int(state["in_chans"]), tuple(state["image_size"]), tuple(state["mean"]),
-                               tuple(state["std"]), AugmentConfig())
-    loaded, data, tta = LoadedModel(model, state, transform), unseen_test_data(run.data), run_tta(state)
+    loaded, data, tta = as_trained(model, state, path, run.device), unseen_test_data(run.data), run_tta(state)
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     result = {
@@ -52,6 +48,22 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     }
     atomic_write(path.parent / TEST_FILE, lambda tmp: write_utf8(tmp, json_text(result)))
     return result
+
+
+def validated(run_dir: str | Path) -> bool:
+    """Whether the run in `run_dir` validated on images held out of its training split (its config.json says so)."""
+    try:
+        resolved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("resolved")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(resolved, dict) and bool(resolved.get("validation"))
+
+
+def unscored(run_dir: str | Path) -> bool:
+    """Whether a run that validated holds a best.pt whose test.json is missing: the scoring at its end was stopped,
+    or its write failed, or best.pt was rewritten since (`--resume` of a complete run scores it)."""
+    run_dir = Path(run_dir)
+    return validated(run_dir) and (run_dir / "best.pt").is_file() and not (run_dir / TEST_FILE).is_file()
 
 
 def split_sizes(data: LabelledImages) -> str:
@@ -70,4 +82,5 @@ def unseen_test_line(result: dict[str, Any], run_dir: str | Path) -> str:
             f"{result['images']} test images no epoch was scored on; {Path(run_dir) / TEST_FILE})")
 
 
-__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unseen_test_data", "unseen_test_line"]
+__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unscored", "unseen_test_data", "unseen_test_line",
+           "validated"]

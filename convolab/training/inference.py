@@ -49,12 +49,15 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     ckpt = load_checkpoint(path)
     # (a record read already, e.g. by `features`, is named by its source: formatted, the dict filled 1,000 lines)
     label = str(ckpt.get("source", "the checkpoint")) if isinstance(path, dict) else path
-    model = checkpoint_model(ckpt, label)
+    return as_trained(checkpoint_model(ckpt, label), ckpt, label, device)
+
+
+def as_trained(model: nn.Module, ckpt: dict, label: Any, device: str | torch.device = "cpu") -> LoadedModel:
+    """`model`, holding `ckpt`'s weights, in eval mode on `device` (it must give numbers), preprocessing as trained."""
     model.to(device).eval()
     check_finite_outputs(model, ckpt, label)
-    transform = BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]), tuple(ckpt["mean"]),
-                               tuple(ckpt["std"]), AugmentConfig())
-    return LoadedModel(model, ckpt, transform)
+    return LoadedModel(model, ckpt, BatchTransform(int(ckpt["in_chans"]), tuple(ckpt["image_size"]),
+                                                   tuple(ckpt["mean"]), tuple(ckpt["std"]), AugmentConfig()))
 
 
 def ranked(scores: torch.Tensor, k: int) -> torch.return_types.topk:

@@ -39,13 +39,13 @@ RECIPES: dict[str, Recipe] = {
          "weight_decay": 5e-4, "decay_norm_and_bias": False, "schedule": "onecycle", "warmup_epochs": 2.0,
          "label_smoothing": 0.1, "augment": "auto", "channels_last": True, "tta": "auto"},
     ),
-    # He et al. 2016, section 4.2: "a weight decay of 0.0001 and momentum of 0.9 ... mini-batch size of 128 ... We
+    # He et al. 2015, section 4.2: "a weight decay of 0.0001 and momentum of 0.9 ... mini-batch size of 128 ... We
     # start with a learning rate of 0.1, divide it by 10 at 32k and 48k iterations, and terminate training at 64k
     # iterations"; 4-pixel padding, a 32x32 crop or its flip. 164 epochs of the 50,000 images at 390 steps each are
     # 63,960 iterations, and multistep divides at 50% and 75% of them. `convolab reproduce degradation` trains so.
     "he-cifar": Recipe(
         "he-cifar",
-        "He et al.'s CIFAR-10 ResNets (2016, section 4.2): SGD lr 0.1, momentum 0.9, batch 128, 164 epochs (64k "
+        "He et al.'s CIFAR-10 ResNets (2015, section 4.2): SGD lr 0.1, momentum 0.9, batch 128, 164 epochs (64k "
         "iterations), lr / 10 at 50% and 75% of the steps (32k and 48k), weight decay 1e-4 on every parameter, no "
         "warm-up (ResNet-110's: add --warmup-epochs 1 --warmup-mode constant), padded crop + flip",
         {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,

@@ -4,6 +4,7 @@ recorded one is that model."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,14 @@ from .._paths import same_path
 from .._registry import registered_name
 from ..data.names import same_form
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..models import create_model as build_model
 from .checkpoint import check_layout, weights_mismatch
 from .config import TrainConfig
 from .rundir import resolved_options
+from .state import data_images
+
+log = logging.getLogger("convolab")
 
 
 def resume_changes(run_dir: str | Path, config: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +104,25 @@ def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) ->
         raise CheckpointError(f"{run_dir / 'config.json'} and {run_dir / 'last.pt'} describe different runs "
                               f"({'; '.join(differences[:3])}): one was edited or copied from another run; "
                               "restore it, or start a new run")
+
+
+def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: str) -> None:
+    """One line where last.pt was trained with validation images held out of its data's training split and this
+    resume would hold none out, or the reverse (a run given data in Python, split or not, resumed without them): the
+    images it trains and is scored on would change under it. A warning where the data hold other numbers of images
+    than the run had (changed since): its validation images, drawn again, may then be images it trained on."""
+    then, now = state.get("validation_images"), data_images(data)
+    if bool(then) != ("validation_images" in now):
+        held = f"with {then} validation images held out of its training split, which this resume would train on" \
+            if then else f"on its data's whole training split, of which this resume would hold {len(data.test)} " \
+            "validation images out"
+        raise ConfigError(f"{run_dir / 'last.pt'} was trained {held}; resume it with the data it was given "
+                          f"(Trainer.resume({str(run_dir)!r}, data=...) in Python)")
+    recorded = state.get("data_images")
+    if recorded and list(recorded) != now["data_images"]:
+        log.warning("--data %s has changed since %s was trained on it (%d training and %d test images then, %d and %d "
+                    "now)%s", source, run_dir, *recorded, *now["data_images"],
+                    ": its validation images are drawn again, and may be images the model trained on" if then else "")
 
 
 def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:

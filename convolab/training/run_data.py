@@ -38,12 +38,17 @@ def config_subsets(config: TrainConfig, data: LabelledImages) -> LabelledImages:
 def validation_split(config: TrainConfig, data: LabelledImages) -> LabelledImages:
     """Data with a test split of their own, given --val-fraction: that fraction of each class of the training
     images scores the epochs, the test split kept unseen for the end (`LabelledImages.with_validation`)."""
-    if not config.val_fraction or data.held_out:  # (a folder of one split: held out as it was read)
-        return data
+    if not config.val_fraction or data.held_out or config.val_fraction_of_one_split:  # (a folder of one split: held
+        return data  # out as it was read; an older convolab's run: not held out of data with a test split)
+    if data.test_left_out:  # (its val/ would become the test split, and its test/ go unscored)
+        raise FieldError("val_fraction", f"{config.val_fraction:g}: {data.name} has val/ and test/ folders, whose "
+                                         "val/ scores each epoch while test/ stays unseen; leave --val-fraction out "
+                                         "(and score test/ afterwards: convolab evaluate RUN --data .../test)")
     held = data.with_validation(config.val_fraction)
     if not len(held.test):
         raise FieldError("val_fraction", f"{config.val_fraction:g} holds out no image of the {len(data.train)} "
-                                         f"training images of {data.name} ({data.num_classes} classes); give more")
+                                         f"training images of {data.name} ({data.num_classes} classes; each class "
+                                         "keeps one to train on at least): give a larger fraction, or more images")
     return held
 
 

@@ -50,8 +50,9 @@ RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run w
 # Every file a run writes into its folder (RUN_FILES are those that make a folder a run), and those `convolab
 # evaluate RUN --output RUN` writes beside them: what an export into a run folder must not replace.
 STOP_FILE = "stopped.json"  # why a run stopped short of its end without choosing to (a NaN loss): `report` says it
+TEST_FILE = "test.json"  # best.pt's figures on the test split a run that validated kept unseen (`final_test`)
 RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.csv", "confusion.csv", "confusion.png",
-              "targets.csv", STOP_FILE)
+              "targets.csv", STOP_FILE, TEST_FILE)
 
 
 def record_stop(run_dir: str | Path, reason: str) -> None:
@@ -435,7 +436,7 @@ def write_run_config(run_dir: Path, config: TrainConfig, resolved: dict[str, Any
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-__all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "RunClaim", "claim_run_dir", "clear_run_dir",
-           "data_stem", "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run", "next_free_dir",
-           "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
+__all__ = ["LOCK_FILE", "OWN_MODEL", "RUN_FILES", "RUN_WRITES", "TEST_FILE", "RunClaim", "claim_run_dir",
+           "clear_run_dir", "data_stem", "default_run_dir", "forget_check", "forget_unsaved_run", "is_own_model_run",
+           "next_free_dir", "prepare_run_dir", "refuse_a_new_run_in", "refuse_to_overwrite_a_run", "resolved_options",
            "resume_call", "take_default_dir", "write_run_config"]

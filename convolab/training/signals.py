@@ -119,4 +119,27 @@ def stop_signals(trainer: Stoppable):
             signal.signal(sig, signal.SIG_IGN if keep_going else old)
 
 
-__all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_signals"]
+@contextlib.contextmanager
+def stop_at_once(run: Run, doing: str):
+    """SIGINT, SIGTERM and SIGXCPU stop at once while `doing` (work after the last step, such as the unseen test
+    split's scoring, which has no step to stop before): one TrainingInterrupted naming how to go on, where SIGTERM
+    ended the process without a line, and Ctrl-C said no more than "interrupted"."""
+    def handler(signum, _frame):
+        raise TrainingInterrupted(f"stopped by {signal_name(signum)} {doing}; every epoch is saved: finish it with "
+                                  f"{resume_command(run)}", signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, *((SIGXCPU,) if SIGXCPU is not None else ())):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+__all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_at_once", "stop_signals"]

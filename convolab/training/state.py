@@ -138,11 +138,7 @@ def checkpoint_state(run: Run, state: RunState) -> dict[str, Any]:
         "mean": list(run.mean),
         "std": list(run.std),
         "data": run.config.data,
-        # evaluate warns when they have changed: the data's own splits (training images held out to validate on, by
-        # --val-fraction, counted in the first and in "validation_images"; the second the unseen test split's)
-        "data_images": [len(run.data.train), len(run.data.test)] if run.data.unseen_test is None
-        else [len(run.data.train) + len(run.data.test), len(run.data.unseen_test)],
-        **({"validation_images": len(run.data.test)} if run.data.unseen_test is not None else {}),
+        **data_images(run.data),  # (evaluate and --resume warn when they have changed)
         "config": json.dumps(run.config.to_record()),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
@@ -170,6 +166,15 @@ def _rng_state(run: Run) -> dict[str, torch.Tensor]:
 
 COUNTERS = ("epoch", "step", "batch_in_epoch", "best_epoch", "epochs_since_best")  # whole numbers >= 0
 SUMS = tuple(no_partial())
+
+
+def data_images(data: Any) -> dict[str, Any]:
+    """What a checkpoint records of its run's images: "data_images", the data's own training and test splits (the
+    training images held out to validate on by --val-fraction counted in the first, and in "validation_images")."""
+    if data.unseen_test is None:
+        return {"data_images": [len(data.train), len(data.test)]}
+    return {"data_images": [len(data.train) + len(data.test), len(data.unseen_test)],
+            "validation_images": len(data.test)}
 
 
 def resume_problem(run: Run, saved: dict[str, Any]) -> str | None:
@@ -303,4 +308,4 @@ def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
                     "step, so the resumed run is no longer exactly one never stopped")
 
 
-__all__ = ["RunState", "checkpoint_state", "restore_checkpoint", "resume_problem", "set_aug_state"]
+__all__ = ["data_images", "RunState", "checkpoint_state", "restore_checkpoint", "resume_problem", "set_aug_state"]
