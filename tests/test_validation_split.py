@@ -38,6 +38,21 @@ def validated_run(tmp_path_factory):
     return out, printed.getvalue()
 
 
+def as_an_older_convolab_recorded(run, val_fraction: float) -> None:
+    """The run's config.json and checkpoints as a convolab before the records' revision wrote them: no "record", no
+    resolved "validation", and a --val-fraction (every record held one: 0.1, its default, unless given)."""
+    config = json.loads((run / "config.json").read_text())
+    assert config.pop("record") == 2
+    config["resolved"].pop("validation")
+    (run / "config.json").write_text(json.dumps(config | {"val_fraction": val_fraction}))
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / name, weights_only=False)
+        recorded = json.loads(state["config"])
+        del recorded["record"]
+        state["config"] = json.dumps(recorded | {"val_fraction": val_fraction})
+        torch.save(state, run / name)
+
+
 def test_the_validation_images_are_held_out_of_the_training_split_and_the_test_split_kept_apart():
     data = load_data("digits")
     held = data.with_validation(0.2)
@@ -94,17 +109,7 @@ def test_a_run_recorded_before_validation_splits_resumes_as_it_trained(digits_ru
     data with a test split: it held nothing out, and resumed, it must not start holding out now."""
     run = tmp_path / "old"
     assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
-    config = json.loads((run / "config.json").read_text())
-    assert config.pop("record") == 2  # (the records' revision: none before)
-    config["val_fraction"] = 0.1
-    del config["resolved"]["validation"]
-    (run / "config.json").write_text(json.dumps(config))
-    for name in ("last.pt", "best.pt"):
-        state = torch.load(run / name, weights_only=False)
-        recorded = json.loads(state["config"])
-        del recorded["record"]
-        state["config"] = json.dumps(recorded | {"val_fraction": 0.1})
-        torch.save(state, run / name)
+    as_an_older_convolab_recorded(run, 0.1)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -290,15 +295,7 @@ def test_an_older_run_given_another_val_fraction_on_data_with_a_test_split_resum
     damaged")."""
     run = tmp_path / "old"
     assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
-    config = json.loads((run / "config.json").read_text())
-    del config["record"]
-    (run / "config.json").write_text(json.dumps(config | {"val_fraction": 0.2}))
-    for name in ("last.pt", "best.pt"):
-        state = torch.load(run / name, weights_only=False)
-        recorded = json.loads(state["config"])
-        del recorded["record"]
-        state["config"] = json.dumps(recorded | {"val_fraction": 0.2})
-        torch.save(state, run / name)
+    as_an_older_convolab_recorded(run, 0.2)
     trainer = Trainer.resume(run, epochs=2)
     assert len(trainer.train_labels) == 1438 and trainer.data.unseen_test is None
     assert trainer.fit().unseen_test is None and not (run / "test.json").exists()

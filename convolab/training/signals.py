@@ -102,13 +102,7 @@ def stop_signals(trainer: Stoppable):
             + (f"{saved} holds the state last saved" if saved.is_file() else "no epoch was saved")
             + f"; continue with: {resume_command(trainer.run)}", signum)
 
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM, *((SIGXCPU,) if SIGXCPU is not None else ())):
-            if signal.getsignal(sig) is not signal.SIG_IGN:  # (a shell's `&` job, nohup: ignored, as Python keeps it)
-                previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
+    previous = _installed(handler)
     try:
         yield
     finally:
@@ -128,18 +122,25 @@ def stop_at_once(run: Run, doing: str):
         raise TrainingInterrupted(f"stopped by {signal_name(signum)} {doing}; every epoch is saved: finish it with "
                                   f"{resume_command(run)}", signum)
 
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM, *((SIGXCPU,) if SIGXCPU is not None else ())):
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
+    previous = _installed(handler)
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _installed(handler) -> dict:
+    """`handler` for SIGINT, SIGTERM and SIGXCPU, each but those ignored (a shell's `&` job, nohup: as Python keeps
+    them), from the main thread only (another thread leaves signals alone); the handlers it replaced."""
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, *((SIGXCPU,) if SIGXCPU is not None else ())):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        pass
+    return previous
 
 
 __all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_at_once", "stop_signals"]
