@@ -299,3 +299,18 @@ def test_an_older_run_given_another_val_fraction_on_data_with_a_test_split_resum
     trainer = Trainer.resume(run, epochs=2)
     assert len(trainer.train_labels) == 1438 and trainer.data.unseen_test is None
     assert trainer.fit().unseen_test is None and not (run / "test.json").exists()
+
+
+def test_a_records_default_val_fraction_reads_as_an_older_convolab_and_this_one_mean_it(digits_run, validated_run):
+    """The default (None) is recorded as 0.1, the old default, marked: an older convolab, which refuses None (before:
+    "val_fraction must be a number, got None; the file was edited or damaged"), reads it as its own default, and
+    this one as None; a value given is recorded as given."""
+    default = json.loads((digits_run / "config.json").read_text())
+    assert (default["val_fraction"], default["val_fraction_defaulted"], default["record"]) == (0.1, True, 2)
+    assert TrainConfig.from_run(digits_run).val_fraction is None
+    given = json.loads((validated_run[0] / "config.json").read_text())
+    assert given["val_fraction"] == 0.2 and "val_fraction_defaulted" not in given
+    assert TrainConfig.from_run(validated_run[0]).val_fraction == 0.2
+    assert TrainConfig(model="lenet5", data="digits", val_fraction=0.1).to_record()["val_fraction"] == 0.1
+    assert TrainConfig.from_record(TrainConfig(model="lenet5", data="digits", val_fraction=0.1).to_record()
+                                   ).val_fraction == 0.1

@@ -42,19 +42,24 @@ NORMALIZE_MODES = ("data", "model", "none")
 # A record of a run's options (`TrainConfig.to_record`) names its revision: 2 from when --val-fraction held validation
 # images out of data with a test split of their own (its default became None); before, it applied to folders of one
 # split only, and every record held its default, 0.1, which such a record means as None does now.
-RECORD, RECORD_REVISION = "record", 2
+RECORD, RECORD_REVISION, DEFAULTED = "record", 2, "val_fraction_defaulted"
 LEGACY_VAL_FRACTION = FOLDER_VAL_FRACTION  # (0.1)
 
 
 def as_recorded_now(values: dict[str, Any]) -> dict[str, Any]:
-    """A record of a run's options as this convolab reads it: one of revision 1 (no RECORD) with --val-fraction
-    0.1, its default then, takes the default now (None: the same images held out, none of data with a test split);
-    with another value, it holds it out of folders of one split only, as that convolab did."""
-    if values.get(RECORD) is not None or values.get("val_fraction") is None:
+    """A record of a run's options as this convolab reads it: --val-fraction's default, recorded as 0.1 and
+    DEFAULTED, is None; of a record of revision 1 (no RECORD), 0.1, the default then, is None too (the same images
+    held out, none of data with a test split), and another value holds its fraction out of folders of one split
+    only, as that convolab did."""
+    if values.get(RECORD) is not None:
+        return {**values, "val_fraction": None} if values.get(DEFAULTED) else values
+    if values.get("val_fraction") is None:
         return values
     if values["val_fraction"] == LEGACY_VAL_FRACTION:
         return {**values, "val_fraction": None}
     return {**values, "val_fraction_of_one_split": True}
+
+
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -321,8 +326,13 @@ class TrainConfig:
 
     def to_record(self) -> dict[str, Any]:
         """What config.json, a checkpoint, compare.json and experiment.json record: every field, and the record's
-        revision (`as_recorded_now` reads an older one as it was meant)."""
-        return self.to_dict() | {RECORD: RECORD_REVISION}
+        revision (`as_recorded_now` reads an older one as it was meant). --val-fraction's default is recorded as
+        0.1 and marked so (DEFAULTED): an older convolab, which refuses None, reads it as its own default, which
+        holds out what None does."""
+        values = self.to_dict() | {RECORD: RECORD_REVISION}
+        if values["val_fraction"] is None:
+            values |= {"val_fraction": LEGACY_VAL_FRACTION, DEFAULTED: True}
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
