@@ -11,6 +11,7 @@ from conftest import write_png_folder
 
 from convolab._platform import usable_cores
 from convolab.cli import _launch, main
+from convolab.training.metrics import figure_title
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -48,3 +49,11 @@ def test_the_launcher_shares_the_cores_this_process_may_use_among_its_processes(
     monkeypatch.setattr(_launch, "_start_rank", start)
     assert _launch.launch(nproc, ["train", "lenet5"]) == 0
     assert [env["OMP_NUM_THREADS"] for env in envs] == [threads] * nproc
+
+
+def test_a_figure_titles_line_break_is_a_line_break_not_a_missing_glyph():
+    """(before: compare's seeds picture titled `... (2 epochs)?lines: mean over the seeds`: the line break, no
+    printable character, was marked as a glyph no font draws)"""
+    assert figure_title("resnet20 on cifar10 (2 epochs)\nlines: mean over the seeds ±", 100) == \
+        "resnet20 on cifar10 (2 epochs)\nlines: mean over the seeds ±"
+    assert figure_title("a\tb") == "a?b"  # (a tab within a line is still marked)

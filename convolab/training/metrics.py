@@ -197,8 +197,8 @@ def figure_title(text: str, width: int = 80) -> str:
     """`text` wrapped to lines a figure's width holds (a long title was cut at both edges), a character the
     font lacks as ? (matplotlib drew a box and warned once per glyph). Draw it with parse_math=False: a `$` in a
     name is a dollar (mathtext failed on `$5_to_$10`, and drew `$5-$10` as 5-10 in italics)."""
-    text = marked([str(text)])[0]
-    return "\n".join(textwrap.fill(line, width) or line for line in text.splitlines())
+    lines = marked(str(text).splitlines())  # (each line: a line break is no glyph, which drew it as ?)
+    return "\n".join(textwrap.fill(line, width) or line for line in lines)
 
 
 def marked(names: list[str]) -> list[str]:
