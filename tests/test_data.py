@@ -179,7 +179,7 @@ def test_test_classes_the_training_split_lacks_are_refused(tmp_path):
         load_image_folder(root, cache_dir=tmp_path / "cache")
 
 
-def test_with_train_val_and_test_val_scores_the_run_and_test_is_left_out(tmp_path, caplog):
+def test_with_train_val_and_test_val_scores_the_run_and_test_is_kept_unseen(tmp_path, caplog):
     root = write_png_folder(tmp_path / "f", per_class=3, size=8)
     write_png_folder(tmp_path / "v", per_class=2, size=8, split_dirs=False)
     (tmp_path / "v").rename(root / "val")
@@ -187,8 +187,8 @@ def test_with_train_val_and_test_val_scores_the_run_and_test_is_left_out(tmp_pat
     for loader in ("cache", "stream"):
         caplog.clear()
         data = load_image_folder(root, cache_dir=tmp_path / "cache", loader=loader)
-        assert (len(data.train), len(data.test)) == (9, 6)  # val/'s 6, not val/ and test/'s 15
-        assert "val/ scores the run and test/ (9 images) is left out" in caplog.text
+        assert (len(data.train), len(data.test), len(data.unseen_test)) == (9, 6, 9)  # val/'s 6; test/'s 9 kept
+        assert "val/ scores each epoch and test/ (9 images) is kept unseen, scored once at the end" in caplog.text
 
 
 def test_scoring_takes_every_image_of_an_unsplit_folder_and_one_class_will_do(tmp_path):

@@ -47,13 +47,13 @@ def test_the_usual_spellings_of_split_folders_are_splits(tmp_path, train, test):
     assert data.classes == ["a", "b", "c"] and (len(data.train), len(data.test)) == (12, 12)
 
 
-def test_training_validation_and_testing_leave_testing_out_unseen(tmp_path, caplog):
+def test_training_validation_and_testing_keep_testing_unseen(tmp_path, caplog):
     root = _split_folder(tmp_path / "d", "training", "testing")
     shutil.copytree(root / "testing", root / "validation")
     with caplog.at_level(logging.INFO, logger="convolab"):
         data = load_image_folder(root)
-    assert (len(data.train), len(data.test)) == (12, 12)
-    assert "validation/ scores the run and testing/ (12 images) is left out, unseen" in caplog.text
+    assert (len(data.train), len(data.test), len(data.unseen_test)) == (12, 12, 12)
+    assert "validation/ scores each epoch and testing/ (12 images) is kept unseen" in caplog.text
 
 
 @pytest.mark.parametrize("as_tar", [False, True])

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import tarfile
 import time
 
 import pytest
@@ -87,7 +88,7 @@ def test_a_run_scores_its_epochs_on_validation_images_and_its_unseen_test_split_
     assert main(["evaluate", str(out), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["images"] == 359 and evaluated["top1"] == result["top1"]
-    assert evaluated["checkpoint"]["judged_on"] == "validation images held out of its training split"
+    assert evaluated["checkpoint"]["judged_on"] == "its validation images, not its test images"
 
 
 def test_its_epoch_lines_name_the_validation_images(tmp_path, caplog):
@@ -195,21 +196,45 @@ def test_a_report_of_a_validated_run_and_an_ordinary_one_names_neither_split_for
     assert "val_fraction differ" in (tmp_path / "report" / "results.md").read_text()
 
 
-@pytest.mark.parametrize("loader", ["cache", "stream"])
-def test_a_folder_with_val_and_test_folders_refuses_val_fraction(tmp_path, capsys, loader):
-    """Its val/ scores each epoch and its test/ stays unseen already; before, --val-fraction made val/ the unseen
-    "test" split and test/ went unscored. (Not a row of tests/test_bad_inputs.py: the folder is read, and its
-    loader's lines said, before the refusal.)"""
-    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=28, classes=("a", "b"), mode="L")
+@pytest.mark.parametrize("source", ["cache", "stream", "tar"])
+def test_a_folder_with_val_and_test_folders_scores_test_once_at_the_end(tmp_path, capsys, caplog, source):
+    """train/, val/ and test/: val/ scores each epoch (best.pt, --patience), test/ is kept unseen and scored once,
+    at the end, with best.pt, as `evaluate RUN` scores it (before: test/ was left out, and the user told to evaluate
+    it by hand; the epoch lines called val/ "test"). --val-fraction is refused there (it made val/ the unseen test)."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
     shutil.copytree(folder / "test", folder / "val")
+    for path in sorted((folder / "test").rglob("*.png"))[:6]:
+        path.unlink()  # (test/ of 18 images, val/ of 24)
+    data = str(_tar(folder, tmp_path / "tvt.tar") if source == "tar" else folder)
+    loader = ["--loader", "stream", "--workers", "0"] if source == "stream" else ["--loader", "cache"]
+    out = tmp_path / "run"
+    caplog.set_level(logging.INFO, logger="convolab")
+    assert main(["train", "lenet5_modern", "--data", data, *loader, "--epochs", "2", "--batch-size", "8",
+                 "--no-progress", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert "(24 train / 24 validation images, 18 test images kept unseen, 3 classes)" in printed[0], printed[0]
+    assert "val/ scores each epoch and test/ (18 images) is kept unseen, scored once at the end with best.pt" \
+        in caplog.text
+    result = json.loads((out / "test.json").read_text())
+    assert printed[-1].startswith(f"test accuracy: {result['top1']:.4f} (best.pt of epoch ") and result["images"] == 18
+    assert main(["evaluate", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert (evaluated["images"], evaluated["top1"]) == (18, result["top1"])
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0  # (the same split resumed)
     capsys.readouterr()
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--loader", loader,
-                 "--workers", "0", "--output", str(tmp_path / "run")]) == 2
+    assert main(["train", "lenet5_modern", "--data", data, *loader, "--val-fraction", "0.2",
+                 "--output", str(tmp_path / "refused")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "convolab train: error: --val-fraction 0.2: tvt has val/ and test/ folders, whose val/ scores each epoch "
-        "while test/ stays unseen; leave --val-fraction out (and score test/ afterwards: convolab evaluate RUN "
-        "--data .../test)"]
-    assert not (tmp_path / "run").exists()
+        "while test/ stays unseen until the end; leave --val-fraction out"]
+
+
+def test_other_data_of_train_val_and_test_folders_are_evaluated_on_their_test_folder(digits_run, tmp_path, capsys):
+    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=28, classes=("0", "1"), mode="L")
+    shutil.copytree(folder / "test", folder / "val")
+    (folder / "test" / "0" / "0.png").unlink()
+    assert main(["evaluate", str(digits_run), "--data", str(folder), "--json", "--output", str(tmp_path / "e")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 7  # (test/'s; val/ holds 8)
 
 
 def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):
@@ -285,8 +310,8 @@ def test_a_resume_on_data_that_changed_says_its_validation_images_are_drawn_agai
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
     assert [r.getMessage() for r in caplog.records] == [
-        f"--data {folder} has changed since {run} was trained on it (30 training and 30 test images then, 31 and 30 "
-        "now): its validation images are drawn again, and may be images the model trained on"]
+        f"--data {folder} has changed since {run} was trained on it (24 training and 6 validation images then, 25 and "
+        "6 now): its validation images are drawn again, and may be images the model trained on"]
 
 
 def test_an_older_run_given_another_val_fraction_on_data_with_a_test_split_resumes_on_its_whole_split(tmp_path):
@@ -314,3 +339,29 @@ def test_a_records_default_val_fraction_reads_as_an_older_convolab_and_this_one_
     assert TrainConfig(model="lenet5", data="digits", val_fraction=0.1).to_record()["val_fraction"] == 0.1
     assert TrainConfig.from_record(TrainConfig(model="lenet5", data="digits", val_fraction=0.1).to_record()
                                    ).val_fraction == 0.1
+
+
+
+def _tar(folder, target):
+    with tarfile.open(target, "w") as tar:
+        tar.add(folder, arcname=".")
+    return target
+
+
+def test_a_run_on_train_val_and_test_from_before_test_was_kept_resumes_and_is_evaluated_without_a_word(tmp_path,
+                                                                                                        caplog):
+    """Its checkpoints record train/ and val/ (24 and 24) as its two splits; now the folder gives test/ too."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--output", str(run)]) == 0
+    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them)
+        state = torch.load(run / name, weights_only=False)
+        state["data_images"] = [24, 24]
+        del state["validation_images"]
+        torch.save(state, run / name)
+    caplog.set_level(logging.WARNING, logger="convolab")
+    assert main(["evaluate", str(run), "--json", "--output", str(tmp_path / "e")]) == 0
+    assert Trainer.resume(run, epochs=2).fit().unseen_test["images"] == 24
+    assert [r.getMessage() for r in caplog.records] == []

@@ -62,10 +62,10 @@ class LabelledImages:
     classes: list[str]
 
     held_out = False  # its test split was held out of the training images by --val-fraction (else its own)
-    # Its own test split, kept apart by `with_validation` while images held out of its training split score the
-    # epochs: scored once, at the end (None: the test split scores the epochs, or was held out of the training images)
+    # A test split kept apart, scored once at the end, while other images score the epochs: its own, kept by
+    # `with_validation` (the images held out of its training split score them), or a folder's test/ beside the val/
+    # folder that scores them (None: the test split scores the epochs, or was held out of the training images)
     unseen_test = None
-    test_left_out = False  # a folder's test/ left out, unseen, beside the val/ folder that scores the run
     # A subset's line for the log ("a subset: 500 of 4000 training and ..."), set where a training config made it
     # (`config_subsets`) and said once by the first run built on it (`build_run` takes it: a comparison's next
     # runs on the same data do not repeat it)
@@ -107,6 +107,14 @@ class LabelledImages:
         data.train, data.test = self.train.subset(train), self.train.subset(validation)
         data.unseen_test, data.held_out = self.test, True
         data.forget_statistics()
+        return data
+
+    def scoring_unseen_test(self) -> LabelledImages:
+        """A copy whose test split is the one kept unseen (`unseen_test`): what is scored once, at the end."""
+        if self.unseen_test is None:
+            raise ConfigError(f"{self.name} keeps no test split unseen: its test split is the one scored")
+        data = copy.copy(self)
+        data.test, data.unseen_test, data.held_out = self.unseen_test, None, False
         return data
 
     def forget_statistics(self) -> None:
@@ -166,7 +174,7 @@ class ImageData(LabelledImages):
         data = ImageData(self.name, self.train.subset(per_class_subset(self.train.labels, train)),
                          self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
         # (a subset of a folder's held-out test split is held out still; of validated data, validated still)
-        data.held_out, data.unseen_test, data.test_left_out = self.held_out, self.unseen_test, self.test_left_out
+        data.held_out, data.unseen_test = self.held_out, self.unseen_test
         return data
 
 

@@ -24,11 +24,12 @@ from .._paths import user_cache
 from .._platform import usable_cores
 from ..errors import DataError
 from .archive import IMAGE_SUFFIXES, FileReader, ImageSource, compression_of
-from .base import EmptySplitError, ImageData, Split, stratified_split
+from .base import ImageData, Split
 from .decode import decode_image, ignore_interrupts, majority_mode
 from .decompress import decompress_once, write_failure
 from .layout import SPLIT_NAMES, ImageEntry, classify
-from .skipping import SAY_SKIPPED, classes_with_an_image, main_rank, say_empty, say_lost_classes, say_skipped
+from .skipping import SAY_SKIPPED, classes_with_an_image, main_rank, say_empty, say_skipped
+from .splits import TEST, UNSEEN, cached_codes, check_split_classes, split_codes, split_indices, without_skipped_classes
 from .stream import StreamingImageData, StreamSplit, should_stream
 from .workers import watched
 
@@ -241,9 +242,9 @@ def load_image_folder(path: str | Path, skip_bad_images: bool = False, val_fract
     say_empty(source, empty_named, whole)
     # What the listing says is wrong is said before any work (with --skip-bad-images, a test class whose training
     # images are all skipped too)
-    _check_split_classes(path, *_labels(entries, classes), classes, whole)
+    check_split_classes(path, *split_codes(entries, classes), classes, whole)
     if not skip_bad_images:
-        _split_indices(path, *_labels(entries, classes), val_fraction, whole)
+        split_indices(path, *split_codes(entries, classes), val_fraction, whole)
     headers = source.sample_headers(names)  # (a sample's headers: what `auto` chooses by, recorded in a cache)
     auto_streams, why = should_stream(headers, len(names), resize)
     if loader == "auto":
@@ -285,6 +286,8 @@ def _from_cache(cache_file: Path, source: _Source, loader: str, skip_bad_images:
         # `auto` trains on; and the listing's refusals hold whichever command made the cache.
         if loader == "auto" and cached.get("auto_streams", False):
             return None
+        if cached.get("note") and cached.get("is_unseen") is None:  # (made before a test/ beside val/ was kept
+            return None  # unseen: without its images)
         if cached.get("empty") and not skip_bad_images and not whole:
             _refuse_empty_class(source, cached["empty"][0])
         say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
@@ -303,11 +306,12 @@ def _decode_into(cache_file: Path, source: _Source, entries: list[ImageEntry], c
     path = source.path
     log.info("decoding %d images of %s once into the cache %s", len(entries), path, cache_file)
     kept, images, bad = _decode_source(source, entries, skip_bad_images, resize)
-    labels, is_test, has_splits = _labels(kept, classes)
+    labels, codes, has_splits = split_codes(kept, classes)
     cached = {
         "images": torch.from_numpy(images),
         "labels": labels,
-        "is_test": is_test,
+        "is_test": codes == TEST,
+        "is_unseen": codes == UNSEEN,  # (a test/ beside val/, kept unseen; caches before it dropped its images)
         "has_splits": has_splits,
         "classes": classes,
         "skipped": len(bad) + source.skipped_links,
@@ -343,47 +347,6 @@ def _save_cache(cache_file: Path, cached: dict) -> None:
                         cache_file.parent, write_failure(err))
 
 
-def _labels(entries: list[ImageEntry], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Each entry's class index, whether it is in test/, and whether the folder has train/ and test/."""
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([class_index[e.class_name] for e in entries], dtype=torch.int64)
-    is_test = torch.tensor([e.split == "test" for e in entries], dtype=torch.bool)
-    return labels, is_test, any(e.split is not None for e in entries)
-
-
-def _split_indices(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
-                   val_fraction: float, whole: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    if whole and not (has_splits and is_test.any()):  # to be scored: every image is a test image
-        return torch.zeros(0, dtype=torch.int64), torch.arange(len(labels))
-    if has_splits:
-        train_idx, test_idx = torch.nonzero(~is_test).flatten(), torch.nonzero(is_test).flatten()
-    else:
-        train_idx, test_idx = stratified_split(labels, val_fraction, seed=0)
-    if not whole and (len(train_idx) == 0 or len(test_idx) == 0):
-        found = f"{path} yields {len(train_idx)} training and {len(test_idx)} test images; both splits need images"
-        if has_splits:
-            raise DataError(f"{found} (add a {'train' if len(train_idx) == 0 else 'test'}/ folder of class folders)")
-        raise EmptySplitError(found, "add a test/ folder", "more images of each class", "a folder without test/",
-                              val_fraction, len(test_idx) == 0)
-    return train_idx, test_idx
-
-
-def _check_split_classes(path: Path, labels: torch.Tensor, is_test: torch.Tensor, has_splits: bool,
-                         classes: list[str], whole: bool = False) -> None:
-    """One line when the test split has classes the training split lacks (a model never taught them, or
-    `Cat/` in train and `cat/` in test), and when there is one class (unless scoring)."""
-    if not whole and len(classes) < 2:
-        raise DataError(f"{path} has one class ({', '.join(classes)}); a classifier needs two or more class "
-                        "folders (root/<class>/*.png)")
-    if whole or not has_splits:
-        return
-    taught = set(labels[~is_test].tolist())
-    untaught = [classes[c] for c in sorted(set(labels[is_test].tolist()) - taught)]
-    if untaught and taught:
-        raise DataError(f"{path}: the test split has classes the training split lacks: {', '.join(untaught)} "
-                        "(class folders must be named alike in both, letter case too); rename or remove them")
-
-
 def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: list[str], headers: list,
                val_fraction: float, resize: int | None, workers: int | None, skip_bad_images: bool,
                cache_root: Path, whole: bool = False, note: str | None = None) -> StreamingImageData:
@@ -393,8 +356,8 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
                         "--loader cache to decode them all and name the bad ones")
-    labels, is_test, has_splits = _labels(entries, classes)
-    _check_split_classes(path, labels, is_test, has_splits, classes, whole)
+    labels, codes, has_splits = split_codes(entries, classes)
+    check_split_classes(path, labels, codes, has_splits, classes, whole)
     if source.is_tar:
         kind = compression_of(path)
         tar_path = decompress_once(path, kind, source.fingerprint(), cache_root) if kind else path
@@ -403,48 +366,28 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
         reader = FileReader(path)
     if skip_bad_images and not whole:
         entries, classes = classes_with_an_image(path, reader, entries, classes)
-        labels, is_test, has_splits = _labels(entries, classes)
-        _check_split_classes(path, labels, is_test, has_splits, classes, whole)
-    train_idx, test_idx = _split_indices(path, labels, is_test, has_splits, val_fraction, whole)
-    locations = [e.location for e in entries]
-    everything = StreamSplit(reader, locations, labels)
+        labels, codes, has_splits = split_codes(entries, classes)
+        check_split_classes(path, labels, codes, has_splits, classes, whole)
+    train_idx, test_idx, unseen_idx = split_indices(path, labels, codes, has_splits, val_fraction, whole)
+    everything = StreamSplit(reader, [e.location for e in entries], labels)
     data = StreamingImageData(path.name.split(".")[0], everything.subset(train_idx), everything.subset(test_idx),
                               classes, majority_mode(headers), size=resize, workers=workers,
                               skip_bad_images=skip_bad_images, source=str(path))
-    data.held_out, data.test_left_out = not has_splits, bool(note)
+    data.held_out, data.unseen_test = not has_splits, everything.subset(unseen_idx) if len(unseen_idx) else None
     return data
 
 
-def _without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], is_test: torch.Tensor,
-                             has_splits: bool) -> tuple[torch.Tensor, list[str]]:
-    """The labels and classes without the classes --skip-bad-images left no image of (each unreadable): left
-    out, as an empty class folder is, rather than trained as an output no image teaches. A class left with test
-    images but no training image (the listing had some: `load_image_folder` checked it) is one line."""
-    if has_splits and (untaught := sorted(set(labels[is_test].tolist()) - set(labels[~is_test].tolist()))):
-        names = ", ".join(classes[i] for i in untaught)
-        raise DataError(f"{path}: every training image of class{'es' * (len(untaught) > 1)} {names} was unreadable "
-                        "and skipped (--skip-bad-images), while the test split has some: fix or remove those "
-                        "images, or remove the class from both splits")
-    present = sorted(set(labels.tolist()))
-    if len(present) == len(classes):
-        return labels, classes
-    say_lost_classes(path, [c for i, c in enumerate(classes) if i not in set(present)])
-    new_index = torch.full((len(classes),), -1, dtype=torch.int64)
-    new_index[present] = torch.arange(len(present))
-    return new_index[labels], [classes[i] for i in present]
-
-
 def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False) -> ImageData:
-    images, labels, classes = cached["images"], cached["labels"], list(cached["classes"])
+    images, labels, classes, codes = cached["images"], cached["labels"], list(cached["classes"]), cached_codes(cached)
     if cached.get("skipped") and not whole:
-        labels, classes = _without_skipped_classes(path, labels, classes, cached["is_test"], cached["has_splits"])
+        labels, classes = without_skipped_classes(path, labels, classes, codes, cached["has_splits"])
     # (after decoding: a folder with nothing readable says that first)
-    _check_split_classes(path, labels, cached["is_test"], cached["has_splits"], classes, whole)
+    check_split_classes(path, labels, codes, cached["has_splits"], classes, whole)
     if cached.get("note"):
         log.info("%s: %s", path, cached["note"])
-    train_idx, test_idx = _split_indices(path, labels, cached["is_test"], cached["has_splits"], val_fraction, whole)
-    name = path.name.split(".")[0]
-    data = ImageData(name, Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx]),
-                     classes)
-    data.held_out, data.test_left_out = not cached["has_splits"], bool(cached.get("note"))
+    train_idx, test_idx, unseen_idx = split_indices(path, labels, codes, cached["has_splits"], val_fraction, whole)
+    data = ImageData(path.name.split(".")[0], Split(images[train_idx], labels[train_idx]),
+                     Split(images[test_idx], labels[test_idx]), classes)
+    data.held_out = not cached["has_splits"]
+    data.unseen_test = Split(images[unseen_idx], labels[unseen_idx]) if len(unseen_idx) else None
     return data

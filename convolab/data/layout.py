@@ -13,7 +13,7 @@ from .names import class_name
 # (Kaggle's training/, testing/, validation/) that reading them as classes would surprise everyone.
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
                "val": "test", "valid": "test", "validation": "test"}
-TEST_NAMES = ("test", "testing")  # beside a val/ folder, left out unseen (val/ scores the run)
+TEST_NAMES = ("test", "testing")  # beside a val/ folder, kept unseen until the end (val/ scores each epoch)
 SPLIT_FOLDERS = "train/, test/ or val/ (or training/, testing/, valid/, validation/)"
 
 
@@ -86,9 +86,9 @@ def _check_spellings(root: str, tops: set[str]) -> None:
 def classify(paths: list[str], root: str = "the data",
              archive: bool = False) -> tuple[list[ImageEntry], str | None]:
     """Assign split and class from the path layout, after the folders every path shares that it reads past
-    (`_shared`); and a note when a test/ folder is left out because a val/ folder scores the run (train/,
-    val/ and test/). `root` names the data in the errors; `archive`: the paths are a tar's members (read as UTF-8),
-    else a folder's (as the system gives them). Class names are read alike either way (`names.class_name`)."""
+    (`_shared`); and a note when a test/ folder is kept unseen (split "unseen") because a val/ folder scores the run
+    (train/, val/ and test/). `root` names the data in the errors; `archive`: the paths are a tar's members (read as
+    UTF-8), else a folder's (as the system gives them). Class names are read alike either way (`names.class_name`)."""
     parts = [p.split("/") for p in paths]
     common = _shared(parts, archive)
     # Split folders (train/, test/, val/...) when every top folder is one: then an image directly in one
@@ -117,8 +117,10 @@ def classify(paths: list[str], root: str = "the data",
             raise DataError(f"{root}/{path} is not inside a class folder; lay images out as {root}/<class>/<image>")
     val = sorted(t for t in tops if SPLIT_NAMES.get(t.lower()) == "test" and t.lower() not in TEST_NAMES)
     test = [t for t in sorted(tops) if t.lower() in TEST_NAMES]
-    if has_splits and test and val:  # val/ scores each epoch and picks best.pt; test/ stays unseen
-        kept = [e for e in entries if e.location.split("/")[common] not in test]
-        return kept, (f"{val[0]}/ scores the run and {test[0]}/ ({len(entries) - len(kept)} images) is left out, "
-                      f"unseen: score it afterwards with `convolab evaluate RUN --data .../{test[0]}`")
+    if has_splits and test and val:  # val/ scores each epoch and picks best.pt; test/ stays unseen until the end
+        entries = [ImageEntry(e.location, "unseen", e.class_name, e.folder) if e.location.split("/")[common] in test
+                   else e for e in entries]
+        unseen = sum(e.split == "unseen" for e in entries)
+        return entries, (f"{val[0]}/ scores each epoch and {test[0]}/ ({unseen} images) is kept unseen, scored "
+                         "once at the end with best.pt")
     return entries, None

@@ -183,7 +183,7 @@ def trained_epoch(state: dict[str, Any], path: str | Path) -> dict[str, Any] | N
     chosen = (config.get("monitor") or "test_acc") if epoch > 0 and not batches and state.get("best_epoch") == epoch \
         else None
     # (judged on validation images --val-fraction held out of data with a test split of their own, or on test images)
-    judged = "validation images held out of its training split" if state.get("validation_images") \
+    judged = "its validation images, not its test images" if state.get("validation_images") \
         else "the run's own test images"
     return {"file": str(file), "epoch": epoch, "batch_in_epoch": batches or 0, "epochs": epochs, "chosen_by": chosen,
             "judged_on": judged}

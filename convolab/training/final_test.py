@@ -19,15 +19,6 @@ from .rundir import TEST_FILE
 from .table_eval import evaluate_table
 
 
-def unseen_test_data(data: LabelledImages) -> LabelledImages:
-    """`data` whose test split is the one `with_validation` kept apart."""
-    if data.unseen_test is None:
-        raise ValueError(f"{data.name} kept no test split apart: its epochs were scored on its test split")
-    test = copy.copy(data)
-    test.test, test.unseen_test, test.held_out = data.unseen_test, None, False
-    return test
-
-
 def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     """The run's `checkpoint` scored on the test split its data kept unseen, as `convolab evaluate` scores a
     checkpoint (its served weights, the run's precision and --tta, a batch of 256 at least); the figures are written
@@ -36,7 +27,7 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     state = load_checkpoint(path)
     model = copy.deepcopy(run.model)  # (the run's own class: a model of no registered name is scored too)
     model.load_state_dict(served_weights(state, path))
-    loaded, data, tta = as_trained(model, state, path, run.device), unseen_test_data(run.data), run_tta(state)
+    loaded, data, tta = as_trained(model, state, path, run.device), run.data.scoring_unseen_test(), run_tta(state)
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     result = {
@@ -82,5 +73,5 @@ def unseen_test_line(result: dict[str, Any], run_dir: str | Path) -> str:
             f"{result['images']} test images no epoch was scored on; {Path(run_dir) / TEST_FILE})")
 
 
-__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unscored", "unseen_test_data", "unseen_test_line",
+__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unscored", "unseen_test_line",
            "validated"]

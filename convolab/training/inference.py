@@ -29,6 +29,7 @@ from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate, scored_outputs
 from .metrics import fonts, marked
+from .state import data_images
 
 log = logging.getLogger("convolab")
 
@@ -195,13 +196,12 @@ def is_run_data(checkpoint: dict, source: str) -> bool:
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
                   workers: int | None = None, whole: bool = False, skip_bad_images: bool = False) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
-    it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training).
-
-    The run's own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
+    it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training). The run's
+    own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
     --train-subset and --test-subset of them, chosen as training chose them; other data are used whole
-    (every class, every image; with `whole`, an image folder without a test/ split is all test images);
-    `skip_bad_images` skips unreadable images and odd ones out (as the run's --skip-bad-images did).
-    A warning when the run's data no longer have the numbers of images the run had (changed since)."""
+    (every class, every image; with `whole`, an image folder without a test/ split is all test images); the
+    test split is the one a folder keeps unseen beside its val/; `skip_bad_images` skips unreadable images and odd
+    ones out (as the run's did). A warning when the run's data no longer have the numbers of images it had."""
     config = run_config(checkpoint)
     own = is_run_data(checkpoint, source)
     data_dir = data_dir or (config.get("data_dir") if own else None)
@@ -228,12 +228,12 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
     train_subset, test_subset = (config.get("train_subset"), config.get("test_subset")) if own else (None, None)
     if train_subset is not None or test_subset is not None:
         data = data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
-    then = checkpoint.get("data_images")
-    if own and then and list(then) != [len(data.train), len(data.test)]:
+    then, now = checkpoint.get("data_images"), data_images(data)["data_images"]  # (a run on train/, val/ and test/
+    if own and then and list(then) not in (now, [len(data.train), len(data.test)]):  # before test/ was kept: those)
         log.warning("%s has changed since the run trained on it (%d training and %d test images then, %d and %d "
                     "now): its test images are drawn again and may include images the model trained on",
-                    source, then[0], then[1], len(data.train), len(data.test))
-    return data
+                    source, then[0], then[1], *now)
+    return data.scoring_unseen_test() if data.unseen_test is not None else data  # (a folder's test/ beside val/)
 
 
 def uint8_batches(data: LabelledImages, split: Split | StreamSplit, batch_size: int, size: int | None = None

@@ -19,7 +19,7 @@ from ..models import create_model as build_model
 from .checkpoint import check_layout, weights_mismatch
 from .config import TrainConfig
 from .rundir import resolved_options
-from .state import data_images
+from .state import images_then_and_now
 
 log = logging.getLogger("convolab")
 
@@ -110,19 +110,21 @@ def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: s
     """One line where last.pt was trained with validation images held out of its data's training split and this
     resume would hold none out, or the reverse (a run given data in Python, split or not, resumed without them): the
     images it trains and is scored on would change under it. A warning where the data hold other numbers of images
-    than the run had (changed since): its validation images, drawn again, may then be images it trained on."""
-    then, now = state.get("validation_images"), data_images(data)
-    if bool(then) != ("validation_images" in now):
-        held = f"with {then} validation images held out of its training split, which this resume would train on" \
-            if then else f"on its data's whole training split, of which this resume would hold {len(data.test)} " \
-            "validation images out"
+    than the run had (changed since): its validation images, drawn again, may then be images it trained on. (A run
+    on a folder's train/, val/ and test/ from before test/ was kept unseen trained and was scored as it is now.)"""
+    counts, validation = images_then_and_now(state, data), state.get("validation_images") or 0
+    if counts is None or counts[0] == counts[1]:
+        return
+    then, now = counts
+    if bool(validation) != (data.unseen_test is not None):
+        held = f"with {validation} validation images held out of its training split, which this resume would train " \
+            "on" if validation else f"on its data's whole training split, of which this resume would hold " \
+            f"{len(data.test)} validation images out"
         raise ConfigError(f"{run_dir / 'last.pt'} was trained {held}; resume it with the data it was given "
                           f"(Trainer.resume({str(run_dir)!r}, data=...) in Python)")
-    recorded = state.get("data_images")
-    if recorded and list(recorded) != now["data_images"]:
-        log.warning("--data %s has changed since %s was trained on it (%d training and %d test images then, %d and %d "
-                    "now)%s", source, run_dir, *recorded, *now["data_images"],
-                    ": its validation images are drawn again, and may be images the model trained on" if then else "")
+    log.warning("--data %s has changed since %s was trained on it (%d training and %d %s images then, %d and %d "
+                "now)%s", source, run_dir, *then, "validation" if validation else "test", *now,
+                ": its validation images are drawn again, and may be images the model trained on" if validation else "")
 
 
 def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:

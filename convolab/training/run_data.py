@@ -40,10 +40,10 @@ def validation_split(config: TrainConfig, data: LabelledImages) -> LabelledImage
     images scores the epochs, the test split kept unseen for the end (`LabelledImages.with_validation`)."""
     if not config.val_fraction or data.held_out or config.val_fraction_of_one_split:  # (a folder of one split: held
         return data  # out as it was read; an older convolab's run: not held out of data with a test split)
-    if data.test_left_out:  # (its val/ would become the test split, and its test/ go unscored)
+    if data.unseen_test is not None:  # (a folder's val/ and test/)
         raise FieldError("val_fraction", f"{config.val_fraction:g}: {data.name} has val/ and test/ folders, whose "
-                                         "val/ scores each epoch while test/ stays unseen; leave --val-fraction out "
-                                         "(and score test/ afterwards: convolab evaluate RUN --data .../test)")
+                                         "val/ scores each epoch while test/ stays unseen until the end; leave "
+                                         "--val-fraction out")
     held = data.with_validation(config.val_fraction)
     if not len(held.test):
         raise FieldError("val_fraction", f"{config.val_fraction:g} holds out no image of the {len(data.train)} "

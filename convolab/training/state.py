@@ -177,6 +177,17 @@ def data_images(data: Any) -> dict[str, Any]:
             "validation_images": len(data.test)}
 
 
+def images_then_and_now(saved: dict[str, Any], data: Any) -> tuple[list[int], list[int]] | None:
+    """The images a checkpoint's run trained and was scored on, as [training, scored] counts (from its "data_images"
+    and "validation_images"), and those of `data` now; None for a checkpoint that records none. (A run on a folder's
+    train/, val/ and test/ from before test/ was kept unseen recorded train/ and val/: the same two.)"""
+    recorded, validation = saved.get("data_images"), saved.get("validation_images") or 0
+    if not recorded:
+        return None
+    then = [recorded[0] - validation, validation] if validation else list(recorded)
+    return then, [len(data.train), len(data.test)]
+
+
 def resume_problem(run: Run, saved: dict[str, Any]) -> str | None:
     """What in a checkpoint does not fit the run it would resume (weights, optimizer, random streams, progress),
     or None: checked before any of it is loaded, as a file edited by hand or damaged fails deep in torch."""
@@ -308,4 +319,5 @@ def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
                     "step, so the resumed run is no longer exactly one never stopped")
 
 
-__all__ = ["data_images", "RunState", "checkpoint_state", "restore_checkpoint", "resume_problem", "set_aug_state"]
+__all__ = ["RunState", "checkpoint_state", "data_images", "images_then_and_now", "restore_checkpoint",
+           "resume_problem", "set_aug_state"]
