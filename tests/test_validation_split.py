@@ -11,6 +11,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -365,3 +367,44 @@ def test_a_run_on_train_val_and_test_from_before_test_was_kept_resumes_and_is_ev
     assert main(["evaluate", str(run), "--json", "--output", str(tmp_path / "e")]) == 0
     assert Trainer.resume(run, epochs=2).fit().unseen_test["images"] == 24
     assert [r.getMessage() for r in caplog.records] == []
+
+
+HOOK = """
+import os
+if os.environ.get("HOOK_SLEEP"):
+    import time
+    import convolab.training.final_test as final_test
+    scored = final_test.evaluate_checkpoint
+    def slow(*args, **kwargs):
+        print("HOOK: scoring", flush=True)
+        time.sleep(float(os.environ["HOOK_SLEEP"]))
+        return scored(*args, **kwargs)
+    final_test.evaluate_checkpoint = slow
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_under_nproc_a_stop_while_scoring_is_said_by_the_line_that_says_how_to_finish(tmp_path, stop):
+    """(before: the ranks waiting for rank 0's scoring met the signal in the process group's closing wait, and its
+    copies, passed on by the launcher, ended rank 0 unsaid: `convolab train: interrupted`, 6 times in 7)"""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(HOOK)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), *sys.path]), HOOK_SLEEP="60")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "convolab", "train", *RUN, "--epochs", "1", "--val-fraction", "0.2",
+                             "--nproc", "2", "--output", str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("HOOK: scoring"):
+                break
+        time.sleep(1)
+        os.killpg(proc.pid, stop)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + stop
+    assert err.strip().splitlines()[-1] == (
+        f"convolab train: stopped by {signal.Signals(stop).name} while best.pt was scored on the unseen test split; "
+        f"every epoch is saved: finish it with convolab train --resume {out} --nproc 2"), err

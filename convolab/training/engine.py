@@ -180,10 +180,13 @@ class Trainer:
             with self._process.applied(train=True), without_callers_autocast(self.run.device), \
                     modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 result = fit(self)
-                if self.run.data.unseen_test is not None and self.run.dist.is_main \
-                        and (self.run.run_dir / "best.pt").is_file():  # (by one process; after one epoch at least)
+                if self.run.data.unseen_test is not None and result.best_epoch:  # (best.pt was written)
+                    # By one process; the others wait for it here, where a stop signal is said alike by all (before:
+                    # theirs came in the process group's closing wait, a bare "interrupted").
                     with stop_at_once(self.run, "while best.pt was scored on the unseen test split"):
-                        result.unseen_test = score_unseen_test(self.run)
+                        if self.run.dist.is_main and (self.run.run_dir / "best.pt").is_file():
+                            result.unseen_test = score_unseen_test(self.run)
+                        self.run.dist.barrier()
         except (RefusedWrite, DiskFullError) as err:  # the folder turned read-only or full: what was saved resumes
             self.run.dist.close(finished=False)
             raise stopped_writing(self.run, err, self._saved_epoch) from None

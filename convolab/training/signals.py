@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shlex
 import signal
 import time
@@ -118,7 +119,12 @@ def stop_at_once(run: Run, doing: str):
     """SIGINT, SIGTERM and SIGXCPU stop at once while `doing` (work after the last step, such as the unseen test
     split's scoring, which has no step to stop before): one TrainingInterrupted naming how to go on, where SIGTERM
     ended the process without a line, and Ctrl-C said no more than "interrupted"."""
+    stopped: list[float] = []  # when a signal stopped it
+
     def handler(signum, _frame):
+        if stopped:  # (a copy of the same request: --nproc's launcher passes a signal on to ranks that got it too)
+            return
+        stopped.append(time.monotonic())
         raise TrainingInterrupted(f"stopped by {signal_name(signum)} {doing}; every epoch is saved: finish it with "
                                   f"{resume_command(run)}", signum)
 
@@ -127,7 +133,22 @@ def stop_at_once(run: Run, doing: str):
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # (once stopped, the copies of its signal that come within a second are passed over, as `stop_signals`
+            # passes them over; under --nproc one came while the process group closed, and ended the rank unsaid)
+            signal.signal(sig, _after_copies(old, stopped[0]) if stopped else old)
+
+
+def _after_copies(old, since: float):
+    """A handler that passes over the signals of the second after `since`, then acts as `old` would."""
+    def handler(signum, frame):
+        if time.monotonic() - since < 1.0:
+            return
+        signal.signal(signum, old)
+        if callable(old):
+            old(signum, frame)
+        elif old == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
+    return handler
 
 
 def _installed(handler) -> dict:
