@@ -227,7 +227,7 @@ def test_a_folder_with_val_and_test_folders_scores_test_once_at_the_end(tmp_path
     assert main(["train", "lenet5_modern", "--data", data, *loader, "--val-fraction", "0.2",
                  "--output", str(tmp_path / "refused")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "convolab train: error: --val-fraction 0.2: tvt has val/ and test/ folders, whose val/ scores each epoch "
+        f"convolab train: error: --val-fraction 0.2: {data} has val/ and test/ folders, whose val/ scores each epoch "
         "while test/ stays unseen until the end; leave --val-fraction out"]
 
 
@@ -408,3 +408,42 @@ def test_under_nproc_a_stop_while_scoring_is_said_by_the_line_that_says_how_to_f
     assert err.strip().splitlines()[-1] == (
         f"convolab train: stopped by {signal.Signals(stop).name} while best.pt was scored on the unseen test split; "
         f"every epoch is saved: finish it with convolab train --resume {out} --nproc 2"), err
+
+
+def test_a_resume_on_images_moved_between_classes_or_with_other_steps_says_the_data_changed(tmp_path, caplog,
+                                                                                            capsys):
+    """(before: images moved from one class to another kept the counts, and the validation images were drawn again
+    without a word; and where the data's change changed an epoch's steps, --resume blamed last.pt: "altered or
+    damaged")"""
+    folder = write_png_folder(tmp_path / "photos", per_class=10, size=16)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--epochs", "1",
+                 "--batch-size", "4", "--no-progress", "--output", str(run)]) == 0
+    shutil.move(folder / "train" / "a" / "0.png", folder / "train" / "b" / "moved.png")
+    caplog.set_level(logging.WARNING, logger="convolab")
+    Trainer.resume(run, epochs=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--data {folder} has changed since {run} was trained on it (as many images, 24 training and 6 validation, in "
+        "other classes): its validation images are drawn again, and may be images the model trained on"]
+    for k in range(8):
+        shutil.copy(folder / "train" / "c" / "0.png", folder / "train" / "c" / f"copy{k}.png")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"convolab train: error: --data {folder} has changed since {run} was "
+                                               "trained on it (24 training and 6 validation images then, ") and \
+        "; the run cannot go on with them (" in err[0] and err[0].endswith(
+            "): restore the data it was trained on, or start a new run"), err
+
+
+def test_a_report_of_an_older_run_whose_val_fraction_held_nothing_out_beside_a_new_one_says_no_difference(
+        digits_run, tmp_path, capsys):
+    """An older convolab's run given --val-fraction 0.2 on the digits held nothing out (it said so); resumed now, its
+    config.json says its test split is the data's own: beside a run of today, no "Not comparable" note."""
+    run = tmp_path / "old"
+    assert main(["train", *RUN, "--epochs", "1", "--output", str(run)]) == 0
+    as_an_older_convolab_recorded(run, 0.2)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(run), str(digits_run), "--output", str(tmp_path / "report")]) == 0
+    assert "Not comparable" not in capsys.readouterr().out

@@ -172,6 +172,8 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         result.images_per_second = mean_images_per_second(history)
     result.unseen_test_acc = unseen_test_acc(run_dir)
     result.validated = isinstance(resolved, dict) and bool(resolved.get("validation"))
+    if isinstance(resolved, dict) and resolved.get("test_split") == "own" and not result.validated:
+        result.options["val_fraction"] = None  # (it held nothing out: an older convolab's run given one, resumed)
     return result
 
 

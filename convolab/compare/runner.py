@@ -330,8 +330,9 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
             results.append(_result(run.model, run_dir, INTERRUPTED))
             results += [_result(r.model, comparison.run_dir(r), comparison.statuses[r.name]) for r in runs[index + 1:]]
             _write_report(comparison, results)
+            doing = "scoring" if "while best.pt was scored" in str(stop) else "training"
             raise TrainingInterrupted(
-                f"stopped while training {run.name}; the report in {comparison.output} holds what finished; "
+                f"stopped while {doing} {run.name}; the report in {comparison.output} holds what finished; "
                 f"continue with: convolab compare --resume {shlex.quote(str(comparison.output))}",
                 getattr(stop, "signum", signal.SIGINT)) from None
         comparison.statuses[run.name] = status

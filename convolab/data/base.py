@@ -100,8 +100,8 @@ class LabelledImages:
         --val-fraction draws them: seeded, the same images whatever the run's seed), trained on no more; this data's
         own test split kept apart as its `unseen_test`."""
         if self.unseen_test is not None:  # (a second call made the first's validation images the "test" split)
-            raise ConfigError(f"{self.name} holds validation images out already (with_validation); call it on the "
-                              "data as loaded")
+            raise ConfigError(f"{self.name} keeps a test split unseen already (a folder's test/ beside the val/ that "
+                              "scores each epoch, or with_validation's); call it on data whose test split scores them")
         train, validation = stratified_split(self.train.labels, fraction, seed=0)
         data = copy.copy(self)
         data.train, data.test = self.train.subset(train), self.train.subset(validation)

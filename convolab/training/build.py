@@ -100,6 +100,7 @@ class Run:
             # --val-fraction's validation images held out of data with a test split of their own (None: none)
             "validation": None if self.data.unseen_test is None else {
                 "images": len(self.data.test), "unseen_test_images": len(self.data.unseen_test)},
+            "test_split": "held out" if self.data.held_out and self.data.unseen_test is None else "own",
         }
 
 

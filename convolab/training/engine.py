@@ -21,7 +21,7 @@ from .._atomic import RefusedWrite
 from .._platform import logging_to_stderr
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
-from ..errors import CheckpointError, ConfigError, ConvolabError, DiskFullError, FieldError
+from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, DiskFullError, FieldError
 from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
@@ -324,13 +324,18 @@ class Trainer:
             model.data_config = dataclasses.replace(data_cfg, mean=tuple(state["mean"]), std=tuple(state["std"]))
         trainer = cls(dataclasses.replace(config, init_from=None), data=data, model=model, _resuming=True)
         check_same_classes(state, trainer.run.data.classes, run_dir, config.data)
-        check_same_images(state, trainer.run.data, run_dir, config.data)
+        changed = check_same_images(state, trainer.run.data, run_dir, config.data)
         trainer.run.config = config
         altered = "was altered or damaged ({}); it cannot be resumed: restore it from a copy, or start the run anew"
         problem = resume_problem(trainer.run, state)
         try:
+            if problem is not None and changed:  # (the data's fault, not the file's: its steps no longer fit)
+                raise DataError(f"{changed}; the run cannot go on with them ({problem}): restore the data it was "
+                                "trained on, or start a new run")
             if problem is not None:
                 raise CheckpointError(f"{run_dir / 'last.pt'} " + altered.format(problem))
+            if changed:
+                log.warning("%s", changed)
             trainer.load_state_dict(state)
         except Exception as err:
             if trainer._claim is not None:

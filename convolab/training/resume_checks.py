@@ -19,7 +19,7 @@ from ..models import create_model as build_model
 from .checkpoint import check_layout, weights_mismatch
 from .config import TrainConfig
 from .rundir import resolved_options
-from .state import images_then_and_now
+from .state import images_then_and_now, same_classes_of_images
 
 log = logging.getLogger("convolab")
 
@@ -106,15 +106,16 @@ def check_same_run(config: TrainConfig, state: dict[str, Any], run_dir: Path) ->
                               "restore it, or start a new run")
 
 
-def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: str) -> None:
+def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: str) -> str | None:
     """One line where last.pt was trained with validation images held out of its data's training split and this
     resume would hold none out, or the reverse (a run given data in Python, split or not, resumed without them): the
-    images it trains and is scored on would change under it. A warning where the data hold other numbers of images
-    than the run had (changed since): its validation images, drawn again, may then be images it trained on. (A run
-    on a folder's train/, val/ and test/ from before test/ was kept unseen trained and was scored as it is now.)"""
+    images it trains and is scored on would change under it. Where the data hold other images than the run had
+    (changed since: other numbers, or in other classes), what changed, said by the caller: its validation images,
+    drawn again, may then be images it trained on. (A run on a folder's train/, val/ and test/ from before test/ was
+    kept unseen trained and was scored as it is now.)"""
     counts, validation = images_then_and_now(state, data), state.get("validation_images") or 0
-    if counts is None or counts[0] == counts[1]:
-        return
+    if counts is None or counts[0] == counts[1] and same_classes_of_images(state, data):
+        return None
     then, now = counts
     if bool(validation) != (data.unseen_test is not None):
         held = f"with {validation} validation images held out of its training split, which this resume would train " \
@@ -122,9 +123,11 @@ def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: s
             f"{len(data.test)} validation images out"
         raise ConfigError(f"{run_dir / 'last.pt'} was trained {held}; resume it with the data it was given "
                           f"(Trainer.resume({str(run_dir)!r}, data=...) in Python)")
-    log.warning("--data %s has changed since %s was trained on it (%d training and %d %s images then, %d and %d "
-                "now)%s", source, run_dir, *then, "validation" if validation else "test", *now,
-                ": its validation images are drawn again, and may be images the model trained on" if validation else "")
+    scored = "validation" if validation else "test"
+    what = f"{then[0]} training and {then[1]} {scored} images then, {now[0]} and {now[1]} now" if then != now else \
+        f"as many images, {now[0]} training and {now[1]} {scored}, in other classes"
+    return f"--data {source} has changed since {run_dir} was trained on it ({what})" + (
+        ": its validation images are drawn again, and may be images the model trained on" if validation else "")
 
 
 def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path, data: str) -> None:

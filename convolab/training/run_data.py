@@ -41,7 +41,7 @@ def validation_split(config: TrainConfig, data: LabelledImages) -> LabelledImage
     if not config.val_fraction or data.held_out or config.val_fraction_of_one_split:  # (a folder of one split: held
         return data  # out as it was read; an older convolab's run: not held out of data with a test split)
     if data.unseen_test is not None:  # (a folder's val/ and test/)
-        raise FieldError("val_fraction", f"{config.val_fraction:g}: {data.name} has val/ and test/ folders, whose "
+        raise FieldError("val_fraction", f"{config.val_fraction:g}: {config.data} has val/ and test/ folders, whose "
                                          "val/ scores each epoch while test/ stays unseen until the end; leave "
                                          "--val-fraction out")
     held = data.with_validation(config.val_fraction)

@@ -171,10 +171,14 @@ SUMS = tuple(no_partial())
 def data_images(data: Any) -> dict[str, Any]:
     """What a checkpoint records of its run's images: "data_images", the data's own training and test splits (the
     training images held out to validate on by --val-fraction counted in the first, and in "validation_images")."""
+    # (and each class's images trained and scored on: a move from one class to another keeps the counts, not the
+    # draw of the validation images)
+    classes = {"class_images": [torch.bincount(split.labels, minlength=data.num_classes).tolist()
+                                for split in (data.train, data.test)]}
     if data.unseen_test is None:
-        return {"data_images": [len(data.train), len(data.test)]}
+        return {"data_images": [len(data.train), len(data.test)], **classes}
     return {"data_images": [len(data.train) + len(data.test), len(data.unseen_test)],
-            "validation_images": len(data.test)}
+            "validation_images": len(data.test), **classes}
 
 
 def images_then_and_now(saved: dict[str, Any], data: Any) -> tuple[list[int], list[int]] | None:
@@ -186,6 +190,12 @@ def images_then_and_now(saved: dict[str, Any], data: Any) -> tuple[list[int], li
         return None
     then = [recorded[0] - validation, validation] if validation else list(recorded)
     return then, [len(data.train), len(data.test)]
+
+
+def same_classes_of_images(saved: dict[str, Any], data: Any) -> bool:
+    """Whether each class holds the images it held when the checkpoint's run trained (true where it records none)."""
+    then = saved.get("class_images")
+    return then is None or then == data_images(data)["class_images"]
 
 
 def resume_problem(run: Run, saved: dict[str, Any]) -> str | None:
@@ -320,4 +330,4 @@ def set_aug_state(run: Run, saved: torch.Tensor, step: int) -> None:
 
 
 __all__ = ["RunState", "checkpoint_state", "data_images", "images_then_and_now", "restore_checkpoint",
-           "resume_problem", "set_aug_state"]
+           "resume_problem", "same_classes_of_images", "set_aug_state"]
