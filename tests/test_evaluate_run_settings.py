@@ -15,7 +15,8 @@ from convolab.cli import main
 from convolab.data import load_data
 from convolab.training import TrainConfig, Trainer
 from convolab.training.checkpoint import load_checkpoint
-from convolab.training.inference import EvaluationReport, class_mapping, is_run_data, load_data_for
+from convolab.training.checkpoint_data import is_run_data, load_data_for
+from convolab.training.inference import EvaluationReport, class_mapping
 from convolab.training.run_data import load_config_data
 
 

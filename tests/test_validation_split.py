@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import write_png_folder
 
+import convolab.data.folder as folder_module
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.errors import ConfigError
@@ -447,3 +448,71 @@ def test_a_report_of_an_older_run_whose_val_fraction_held_nothing_out_beside_a_n
     capsys.readouterr()
     assert main(["report", str(run), str(digits_run), "--output", str(tmp_path / "report")]) == 0
     assert "Not comparable" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("loader", ["cache", "stream"])
+def test_a_test_folder_beside_val_whose_every_image_is_unreadable_is_one_line(tmp_path, capsys, loader):
+    """(before: cached, val/ silently became the test split; streamed, `test accuracy: nan ... on the 0 test images`,
+    exit 0)"""
+    folder = write_png_folder(tmp_path / "tvt", per_class=6, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    for path in (folder / "test").rglob("*.png"):
+        path.write_bytes(b"not an image")
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--skip-bad-images", "--loader", loader,
+                 "--workers", "0", "--epochs", "1", "--batch-size", "6", "--no-progress", "--output", str(out)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == (f"convolab train: error: {folder}: no image of its test/ beside val/ could be read (each was "
+                    "skipped by --skip-bad-images); repair or remove them, or the folder" if loader == "cache" else
+                    f"convolab train: error: no image of the test split {folder} kept unseen could be read (each was "
+                    f"skipped by --skip-bad-images); repair or remove them, then score it: convolab train --resume "
+                    f"{out}"), line
+
+
+def test_a_cache_of_an_older_convolab_is_another_file_which_this_one_never_shares(tmp_path, monkeypatch, caplog):
+    """An older convolab read this one's cache of train/, val/ and test/ as train/ and test/ pooled, and trained on
+    test/ (they shared one file name); version 8 of the cache is another file."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    caplog.set_level(logging.INFO, logger="convolab")
+    monkeypatch.setattr(folder_module, "CACHE_VERSION", 7)
+    load_data(str(folder), loader="cache")
+    monkeypatch.undo()
+    caplog.clear()
+    data = load_data(str(folder), loader="cache")
+    assert "once into the cache" in caplog.text and len(data.unseen_test) == 12  # (decoded again, into its own file)
+
+
+def test_evaluate_of_a_run_from_before_test_was_kept_unseen_scores_what_it_scored(tmp_path, capsys):
+    """Its epochs and closing line scored val/ (as its "test"): `evaluate RUN` gives that figure still."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    for path in sorted((folder / "test").rglob("*.png"))[:6]:
+        path.unlink()
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--output", str(run)]) == 0
+    validation = json.loads((run / "metrics.json").read_text())[-1]["test_acc"]
+    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them: train/ and val/, no validation images)
+        state = torch.load(run / name, weights_only=False)
+        state["data_images"] = [24, 24]
+        del state["validation_images"]
+        torch.save(state, run / name)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json", "--output", str(tmp_path / "e")]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert (evaluated["images"], evaluated["top1"]) == (24, validation)
+    assert evaluated["checkpoint"]["judged_on"] == "the run's own test images"
+
+
+def test_evaluate_of_split_folders_that_changed_says_so_without_a_redraw(tmp_path, caplog):
+    """Split folders are fixed: an image gone from test/ is not a test split "drawn again" (before: said so)."""
+    folder = write_png_folder(tmp_path / "tt", per_class=4, size=16)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+                 "--no-progress", "--output", str(run)]) == 0
+    (folder / "test" / "a" / "0.png").unlink()
+    caplog.set_level(logging.WARNING, logger="convolab")
+    assert main(["evaluate", str(run), "--output", str(tmp_path / "e")]) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{folder} has changed since the run trained on it (12 training and 12 test images then, 12 and 11 now)"]

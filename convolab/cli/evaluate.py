@@ -14,11 +14,11 @@ from ..data.archive import shown
 from ..errors import ConfigError
 from ..export import ExportedClassifier, evaluate_exported, export_reading
 from ..training.checkpoint import trained_epoch
+from ..training.checkpoint_data import load_data_for
 from ..training.device import resolve_device
 from ..training.inference import (
     EvaluationReport,
     evaluate_checkpoint,
-    load_data_for,
     load_trained_model,
     run_config,
     run_tta,

@@ -12,8 +12,8 @@ from ..errors import ConfigError
 from ..export.outputs import check_file_output
 from ..finetune import extract_features, save_features
 from ..training.checkpoint import load_checkpoint
+from ..training.checkpoint_data import load_data_for
 from ..training.device import resolve_device
-from ..training.inference import load_data_for
 from ._args import CHECKPOINT, nonempty, positive_int
 from ._weights import add_pretrained_options, checkpoint_or_weights, data_of
 

@@ -36,11 +36,12 @@ from .workers import watched
 log = logging.getLogger("convolab")
 
 LOOKS = {"L": "grey (L)", "RGB": "in colour (RGB)"}
-CACHE_VERSION = 7  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
+CACHE_VERSION = 8  # 2: grey images among colour ones cached in colour; 3: grey palette images (P, GIF) cached grey;
 # 4: the listing's empty class folders and --loader auto's choice recorded (refused and chosen on a warm cache); 5: an
 # archive's links read, integer grey images scaled alike, R = G = B pictures grey, the skipped files named; 6: an
 # archive's members named as tar -x names them (`/dog/`, `./cat/` were classes '' and '.'); 7: class names read
-# as UTF-8 in NFC in every locale (`names.class_name`: one cached in an ISO-8859-1 shell was garbled in UTF-8 ones)
+# as UTF-8 in NFC in every locale (`names.class_name`: one cached in an ISO-8859-1 shell was garbled in UTF-8 ones);
+# 8: a test/ beside val/ cached too, kept unseen (a reader of version 7, sharing the file, trained on those images)
 
 
 def default_cache_dir() -> str:
@@ -286,8 +287,6 @@ def _from_cache(cache_file: Path, source: _Source, loader: str, skip_bad_images:
         # `auto` trains on; and the listing's refusals hold whichever command made the cache.
         if loader == "auto" and cached.get("auto_streams", False):
             return None
-        if cached.get("note") and cached.get("is_unseen") is None:  # (made before a test/ beside val/ was kept
-            return None  # unseen: without its images)
         if cached.get("empty") and not skip_bad_images and not whole:
             _refuse_empty_class(source, cached["empty"][0])
         say_skipped(source, cached, whole, skip_bad_images)  # (each time: a cache hit skips them too)
@@ -386,6 +385,9 @@ def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False
     if cached.get("note"):
         log.info("%s: %s", path, cached["note"])
     train_idx, test_idx, unseen_idx = split_indices(path, labels, codes, cached["has_splits"], val_fraction, whole)
+    if cached.get("note") and not len(unseen_idx) and not whole:  # (val/ would have been scored as the test split)
+        raise DataError(f"{path}: no image of its test/ beside val/ could be read (each was skipped by "
+                        "--skip-bad-images); repair or remove them, or the folder")
     data = ImageData(path.name.split(".")[0], Split(images[train_idx], labels[train_idx]),
                      Split(images[test_idx], labels[test_idx]), classes)
     data.held_out = not cached["has_splits"]

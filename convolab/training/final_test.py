@@ -12,6 +12,7 @@ from typing import Any
 from .._atomic import atomic_write, json_text, write_utf8
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
+from ..errors import DataError
 from .build import Run
 from .checkpoint import load_checkpoint, served_weights
 from .inference import as_trained, evaluate_checkpoint, run_tta
@@ -30,6 +31,10 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     loaded, data, tta = as_trained(model, state, path, run.device), run.data.scoring_unseen_test(), run_tta(state)
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
+    if not report.count:  # (streamed files, each unreadable and skipped: a figure of no image would be nan)
+        raise DataError(f"no image of the test split {run.config.data} kept unseen could be read (each was skipped "
+                        "by --skip-bad-images); repair or remove them, then score it: convolab train --resume "
+                        f"{run.run_dir}")
     result = {
         "checkpoint": checkpoint, "epoch": state.get("epoch"), "chosen_by": run.config.monitor,
         "top1": report.top1, "top5": report.top5, "images": report.count, "tta": tta,
