@@ -1,7 +1,7 @@
-"""The test split a run kept unseen: with --val-fraction, data with a test split of their own score each epoch on
-validation images held out of their training split (`LabelledImages.with_validation`), and their test split is
-scored once, at the end, with best.pt, as `convolab evaluate RUN` scores it (Lightning's `fit` then `test`). Written
-to the run folder's test.json."""
+"""The test split a run kept unseen: where each epoch is scored on validation images (a folder's val/ beside its
+test/, or --val-fraction's, held out of the training split of data with a test split of their own:
+`LabelledImages.with_validation`), the test split is scored once, at the end, with best.pt, as `convolab evaluate
+RUN` scores it (Lightning's `fit` then `test`), into the run folder's test.json."""
 from __future__ import annotations
 
 import copy
@@ -47,7 +47,8 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
 
 
 def validated(run_dir: str | Path) -> bool:
-    """Whether the run in `run_dir` validated on images held out of its training split (its config.json says so)."""
+    """Whether the run in `run_dir` scored its epochs on validation images, its test split kept unseen (its config.json
+    says so)."""
     try:
         resolved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("resolved")
     except (OSError, ValueError, AttributeError):
@@ -78,5 +79,4 @@ def unseen_test_line(result: dict[str, Any], run_dir: str | Path) -> str:
             f"{result['images']} test images no epoch was scored on; {Path(run_dir) / TEST_FILE})")
 
 
-__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unscored", "unseen_test_line",
-           "validated"]
+__all__ = ["TEST_FILE", "score_unseen_test", "split_sizes", "unscored", "unseen_test_line", "validated"]
