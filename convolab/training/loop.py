@@ -52,9 +52,9 @@ class NonFiniteLoss(ConvolabError):
 class TrainResult:
     """What `fit` returns: the run folder, one history row per epoch, best.pt's test accuracy and epoch (best by
     --monitor), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it.
-    The test figures are those of the images each epoch is scored on: with --val-fraction's validation images held
-    out of data with a test split of their own, those; `unseen_test` then holds best.pt's figures on that test
-    split, scored once at the end (`Trainer.fit`; test.json's), else None."""
+    The test figures are those of the images each epoch is scored on: of validation images (`scored_split`), where
+    the test split was kept unseen; `unseen_test` then holds best.pt's figures on that test split, scored once at the
+    end (`Trainer.fit`; test.json's), else None."""
 
     run_dir: Path
     history: list[dict[str, Any]]
@@ -211,9 +211,10 @@ def fit(trainer: Trainable) -> TrainResult:
 
 
 def scored_split(data: Any) -> str:
-    """What each epoch of a run on `data` is scored on: "validation" images (held out of the training split by
-    --val-fraction, its test split kept unseen: `LabelledImages.with_validation`), else "test" images (the data's
-    test split, its val/ folder, or what --val-fraction held out of a folder of one split)."""
+    """What each epoch of a run on `data` is scored on: "validation" images, its test split kept unseen (a folder's
+    val/ beside its test/, or those --val-fraction held out of the training split: `LabelledImages.with_validation`),
+    else "test" images (the data's test split, a folder's val/ without a test/, or what --val-fraction held out of a
+    folder of one split)."""
     return "validation" if getattr(data, "unseen_test", None) is not None else "test"
 
 
