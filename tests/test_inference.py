@@ -11,10 +11,10 @@ from PIL import Image
 from convolab.cli import main
 from convolab.data import load_data
 from convolab.data.decode import read_image
+from convolab.training.checkpoint_data import load_data_for
 from convolab.training.inference import (
     evaluate_checkpoint,
     in_units,
-    load_data_for,
     load_trained_model,
     predict_targets,
 )

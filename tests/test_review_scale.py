@@ -26,9 +26,9 @@ from convolab.data.decode import read_image
 from convolab.errors import ConfigError
 from convolab.models import create_model
 from convolab.training import rundir
+from convolab.training.checkpoint_data import load_data_for
 from convolab.training.inference import (
     confusion_figure,
-    load_data_for,
     load_trained_model,
     ordinal_suffix,
     predict_targets,
