@@ -350,7 +350,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
                val_fraction: float, resize: int | None, workers: int | None, skip_bad_images: bool,
                cache_root: Path, whole: bool = False, note: str | None = None) -> StreamingImageData:
     """The folder or archive as StreamSplits over its files (a compressed archive decompressed once)."""
-    if note:  # (val/ scores the run, test/ is left out)
+    if note:  # (val/ scores each epoch, test/ is kept unseen until the end)
         log.info("%s: %s", path, note)
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
