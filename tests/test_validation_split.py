@@ -516,3 +516,23 @@ def test_evaluate_of_split_folders_that_changed_says_so_without_a_redraw(tmp_pat
     assert main(["evaluate", str(run), "--output", str(tmp_path / "e")]) == 0
     assert [r.getMessage() for r in caplog.records] == [
         f"{folder} has changed since the run trained on it (12 training and 12 test images then, 12 and 11 now)"]
+
+
+def test_a_run_from_before_test_was_kept_whose_val_folder_changed_resumes_with_the_change_said(tmp_path, caplog):
+    """(before: refused with the line for data split in Python, "resume it with the data it was given")"""
+    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--output", str(run)]) == 0
+    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them)
+        state = torch.load(run / name, weights_only=False)
+        state["data_images"] = [24, 24]
+        del state["validation_images"], state["class_images"]
+        torch.save(state, run / name)
+    (folder / "val" / "a" / "0.png").unlink()
+    caplog.set_level(logging.WARNING, logger="convolab")
+    Trainer.resume(run, epochs=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--data {folder} has changed since {run} was trained on it (24 training and 24 test images then, 24 and 23 "
+        "now)"]

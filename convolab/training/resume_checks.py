@@ -117,7 +117,9 @@ def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: s
     if counts is None or counts[0] == counts[1] and same_classes_of_images(state, data):
         return None
     then, now = counts
-    if bool(validation) != (data.unseen_test is not None):
+    # (validation images held out then and none now, or none held out then and some now; a folder's val/ beside a
+    # test/ kept unseen, by a run from before it was kept, scored val/ then as now: a change of its images is said)
+    if validation and data.unseen_test is None or not validation and data.unseen_test is not None and data.held_out:
         held = f"with {validation} validation images held out of its training split, which this resume would train " \
             "on" if validation else f"on its data's whole training split, of which this resume would hold " \
             f"{len(data.test)} validation images out"
