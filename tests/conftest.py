@@ -1,6 +1,7 @@
 """Shared fixtures: small real data and paths to the optional shared CIFAR-10 tar."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,6 +74,14 @@ def cifar_tar() -> Path:
     if not SHARED_CIFAR_TAR.is_file():
         pytest.skip(f"the shared CIFAR-10 tar is not at {SHARED_CIFAR_TAR} (only on development machines)")
     return SHARED_CIFAR_TAR
+
+
+def evaluated_alike(run_dir: Path, export: Path, capsys) -> tuple[dict, dict]:
+    """`convolab evaluate --json` on the digits of a run folder and of its export: the two objects."""
+    assert main(["evaluate", str(run_dir), "--data", "digits", "--json"]) == 0
+    from_checkpoint = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(export), "--data", "digits", "--json"]) == 0
+    return from_checkpoint, json.loads(capsys.readouterr().out)
 
 
 class DataDependent(torch.nn.Module):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import DataDependent
+from conftest import DataDependent, evaluated_alike
 from torch import nn
 
 import convolab
@@ -36,10 +36,7 @@ def test_the_pt2_export_runs_in_plain_torch_and_scores_as_the_checkpoint(run_dir
     with torch.no_grad():
         assert (program.module()(x) - model(x)).abs().max().item() <= 1e-5
 
-    assert main(["evaluate", str(run_dir), "--data", "digits", "--json"]) == 0
-    from_checkpoint = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(path), "--data", "digits", "--json"]) == 0
-    from_program = json.loads(capsys.readouterr().out)
+    from_checkpoint, from_program = evaluated_alike(run_dir, path, capsys)
     assert from_program["images"] == from_checkpoint["images"] > 0
     assert from_program["top1"] == pytest.approx(from_checkpoint["top1"], abs=1e-9)
     assert from_program["per_class"] == pytest.approx(from_checkpoint["per_class"], abs=1e-9)

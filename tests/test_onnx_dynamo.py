@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import DataDependent
+from conftest import DataDependent, evaluated_alike
 from torch import nn
 
 import convolab
@@ -41,10 +41,7 @@ def test_the_dynamo_export_is_one_checked_file_that_evaluate_and_predict_read_as
     assert meta["model_name"] == "lenet5_modern" and json.loads(meta["in_chans"]) == 1
     assert OnnxClassifier(out).fixed_batch is None  # (any batch size)
 
-    assert main(["evaluate", str(run_dir), "--data", "digits", "--json"]) == 0
-    from_checkpoint = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(out), "--data", "digits", "--json"]) == 0
-    from_export = json.loads(capsys.readouterr().out)
+    from_checkpoint, from_export = evaluated_alike(run_dir, out, capsys)
     assert from_export["images"] == from_checkpoint["images"] > 0
     assert from_export["top1"] == pytest.approx(from_checkpoint["top1"], abs=1e-9)
 

@@ -243,6 +243,14 @@ def test_torchscript_export_reproduces_eager(tmp_path, case):
 
 
 # ----- ONNX --------------------------------------------------------------------------------------
+def _onnx_runtime_and_eager(ort, path, case) -> tuple[np.ndarray, np.ndarray]:
+    """The ONNX file's outputs in ONNX Runtime and the eager model's, for the case's sample."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = case.sample()
+    with torch.no_grad():
+        return session.run(None, {"input": x.numpy()})[0], case.net(x).numpy()
+
+
 @pytest.mark.parametrize("case", _sweep(SKIP_ONNX, SLOW_ONNX), indirect=True)
 def test_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, case):
     ort = pytest.importorskip("onnxruntime")
@@ -251,11 +259,7 @@ def test_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, case):
     path = tmp_path / "model.onnx"
     result = export_onnx(net, path, case.input_size, batch_size=1, tolerance=tol)
     assert result.max_abs_diff <= tol and result.batch_sizes_checked == (1,)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = case.sample()
-    got = session.run(None, {"input": x.numpy()})[0]
-    with torch.no_grad():
-        expected = net(x).numpy()
+    got, expected = _onnx_runtime_and_eager(ort, path, case)
     assert got.shape == expected.shape == (1, net.num_classes)
     assert np.abs(got - expected).max() <= tol
 
@@ -271,11 +275,7 @@ def test_dynamo_onnx_export_runs_in_onnx_runtime_and_reproduces_eager(tmp_path, 
     path = tmp_path / "model.onnx"
     result = export_onnx(net, path, case.input_size, dynamic_batch=True, tolerance=tol, exporter="dynamo")
     assert result.max_abs_diff <= tol and result.batch_sizes_checked == (1, 3)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = case.sample()
-    got = session.run(None, {"input": x.numpy()})[0]
-    with torch.no_grad():
-        expected = net(x).numpy()
+    got, expected = _onnx_runtime_and_eager(ort, path, case)
     assert got.shape == expected.shape == (1, net.num_classes)
     assert np.abs(got - expected).max() <= tol
 

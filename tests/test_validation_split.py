@@ -42,6 +42,33 @@ def validated_run(tmp_path_factory):
     return out, printed.getvalue()
 
 
+def validated_photos_run(tmp_path, batch_size: int):
+    """A folder of train/ and test/ photos (10 a class of 3), and a run of one epoch validating on 20% of train/."""
+    folder = write_png_folder(tmp_path / "photos", per_class=10, size=16)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--epochs", "1",
+                 "--batch-size", str(batch_size), "--no-progress", "--output", str(run)]) == 0
+    return folder, run
+
+
+def tvt_run_as_written_before_test_was_kept(tmp_path, test_images: int = 24):
+    """A folder of train/, val/ (24 each) and test/ (`test_images`), and a run of one epoch on it whose checkpoints
+    are as the convolab before wrote them: train/ and val/ its two splits, no validation images, no class counts."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    for path in sorted((folder / "test").rglob("*.png"))[:24 - test_images]:
+        path.unlink()
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--output", str(run)]) == 0
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / name, weights_only=False)
+        state["data_images"] = [24, 24]
+        del state["validation_images"], state["class_images"]
+        torch.save(state, run / name)
+    return folder, run
+
+
 def as_an_older_convolab_recorded(run, val_fraction: float) -> None:
     """The run's config.json and checkpoints as a convolab before the records' revision wrote them: no "record", no
     resolved "validation", and a --val-fraction (every record held one: 0.1, its default, unless given)."""
@@ -305,10 +332,7 @@ def test_resuming_with_other_images_held_out_than_the_run_had_is_refused(tmp_pat
 
 
 def test_a_resume_on_data_that_changed_says_its_validation_images_are_drawn_again(tmp_path, caplog):
-    folder = write_png_folder(tmp_path / "photos", per_class=10, size=16)
-    run = tmp_path / "run"
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--epochs", "1",
-                 "--batch-size", "8", "--no-progress", "--output", str(run)]) == 0
+    folder, run = validated_photos_run(tmp_path, batch_size=8)
     shutil.copy(folder / "train" / "a" / "0.png", folder / "train" / "a" / "extra.png")
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
@@ -354,16 +378,7 @@ def _tar(folder, target):
 def test_a_run_on_train_val_and_test_from_before_test_was_kept_resumes_and_is_evaluated_without_a_word(tmp_path,
                                                                                                         caplog):
     """Its checkpoints record train/ and val/ (24 and 24) as its two splits; now the folder gives test/ too."""
-    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
-    shutil.copytree(folder / "test", folder / "val")
-    run = tmp_path / "run"
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
-                 "--no-progress", "--output", str(run)]) == 0
-    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them)
-        state = torch.load(run / name, weights_only=False)
-        state["data_images"] = [24, 24]
-        del state["validation_images"]
-        torch.save(state, run / name)
+    _, run = tvt_run_as_written_before_test_was_kept(tmp_path)
     caplog.set_level(logging.WARNING, logger="convolab")
     assert main(["evaluate", str(run), "--json", "--output", str(tmp_path / "e")]) == 0
     assert Trainer.resume(run, epochs=2).fit().unseen_test["images"] == 24
@@ -416,10 +431,7 @@ def test_a_resume_on_images_moved_between_classes_or_with_other_steps_says_the_d
     """(before: images moved from one class to another kept the counts, and the validation images were drawn again
     without a word; and where the data's change changed an epoch's steps, --resume blamed last.pt: "altered or
     damaged")"""
-    folder = write_png_folder(tmp_path / "photos", per_class=10, size=16)
-    run = tmp_path / "run"
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--val-fraction", "0.2", "--epochs", "1",
-                 "--batch-size", "4", "--no-progress", "--output", str(run)]) == 0
+    folder, run = validated_photos_run(tmp_path, batch_size=4)
     shutil.move(folder / "train" / "a" / "0.png", folder / "train" / "b" / "moved.png")
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
@@ -485,19 +497,8 @@ def test_a_cache_of_an_older_convolab_is_another_file_which_this_one_never_share
 
 def test_evaluate_of_a_run_from_before_test_was_kept_unseen_scores_what_it_scored(tmp_path, capsys):
     """Its epochs and closing line scored val/ (as its "test"): `evaluate RUN` gives that figure still."""
-    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
-    shutil.copytree(folder / "test", folder / "val")
-    for path in sorted((folder / "test").rglob("*.png"))[:6]:
-        path.unlink()
-    run = tmp_path / "run"
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
-                 "--no-progress", "--output", str(run)]) == 0
+    _, run = tvt_run_as_written_before_test_was_kept(tmp_path, test_images=18)
     validation = json.loads((run / "metrics.json").read_text())[-1]["test_acc"]
-    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them: train/ and val/, no validation images)
-        state = torch.load(run / name, weights_only=False)
-        state["data_images"] = [24, 24]
-        del state["validation_images"]
-        torch.save(state, run / name)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--json", "--output", str(tmp_path / "e")]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -520,16 +521,7 @@ def test_evaluate_of_split_folders_that_changed_says_so_without_a_redraw(tmp_pat
 
 def test_a_run_from_before_test_was_kept_whose_val_folder_changed_resumes_with_the_change_said(tmp_path, caplog):
     """(before: refused with the line for data split in Python, "resume it with the data it was given")"""
-    folder = write_png_folder(tmp_path / "tvt", per_class=8, size=16)
-    shutil.copytree(folder / "test", folder / "val")
-    run = tmp_path / "run"
-    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
-                 "--no-progress", "--output", str(run)]) == 0
-    for name in ("last.pt", "best.pt"):  # (as the convolab before wrote them)
-        state = torch.load(run / name, weights_only=False)
-        state["data_images"] = [24, 24]
-        del state["validation_images"], state["class_images"]
-        torch.save(state, run / name)
+    folder, run = tvt_run_as_written_before_test_was_kept(tmp_path)
     (folder / "val" / "a" / "0.png").unlink()
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)

@@ -165,16 +165,21 @@ def run_figures(r: ModelResult) -> dict[str, float | None]:
             "images_per_second": r.images_per_second}
 
 
+def _held(r: ModelResult) -> bool:
+    """Whether a run validated on held-out images (its test split kept unseen: scored, or to be at its end)."""
+    return r.validated or r.unseen_test_acc is not None
+
+
 def validated(results: Sequence[ModelResult]) -> bool:
     """Whether some run of a comparison validated on held-out images and scored its unseen test split at the end."""
-    return any(r.validated or r.unseen_test_acc is not None for r in results)
+    return any(map(_held, results))
 
 
 def scored_word(results: Sequence[ModelResult]) -> str:
     """What the per-epoch figures of `results` score, for the tables' headers: "val" where every run validated on
     held-out images, "test" where none did, and nothing where they differ (a `report` of runs made apart; its note
     says they are not comparable)."""
-    held = [r.validated or r.unseen_test_acc is not None for r in results]
+    held = [_held(r) for r in results]
     return "val" if all(held) else "test" if not any(held) else ""
 
 
