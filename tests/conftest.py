@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from convolab import _registry
+from convolab import _registry, create_model
 from convolab.cli import main
 from convolab.training import Trainer, TrainingInterrupted, load_checkpoint
 
@@ -82,6 +82,17 @@ def evaluated_alike(run_dir: Path, export: Path, capsys) -> tuple[dict, dict]:
     from_checkpoint = json.loads(capsys.readouterr().out)
     assert main(["evaluate", str(export), "--data", "digits", "--json"]) == 0
     return from_checkpoint, json.loads(capsys.readouterr().out)
+
+
+def resnet20_with_batch_norm_statistics() -> torch.nn.Module:
+    """resnet20 in eval mode whose 19 batch norms hold statistics and scales of their own (seeded): a fold that
+    dropped one would change its outputs."""
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    with torch.no_grad():
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.uniform_(0.5, 1.0)
+    return model
 
 
 class DataDependent(torch.nn.Module):

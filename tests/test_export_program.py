@@ -7,10 +7,8 @@ import json
 
 import pytest
 import torch
-from conftest import DataDependent, evaluated_alike
-from torch import nn
+from conftest import DataDependent, evaluated_alike, resnet20_with_batch_norm_statistics
 
-import convolab
 from convolab.cli import main
 from convolab.data.augment import BatchTransform
 from convolab.export import ExportError, ProgramClassifier, export_program, model_from_checkpoint
@@ -67,11 +65,7 @@ def test_predict_reads_a_pt2_export_as_it_reads_the_checkpoint(run_dir, tmp_path
 
 
 def test_a_batch_norm_net_is_folded_and_its_program_gives_the_eager_logits(tmp_path):
-    torch.manual_seed(0)
-    model = convolab.create_model("resnet20").eval()
-    with torch.no_grad():
-        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-            bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.uniform_(0.5, 1.0)
+    model = resnet20_with_batch_norm_statistics()
     result = export_program(model, tmp_path / "r.pt2", (3, 32, 32), dynamic_batch=True)
     assert result.folded_bn == 19 and result.batch_sizes_checked == (1, 3) and result.max_abs_diff <= 1e-4
     classifier = ProgramClassifier(tmp_path / "r.pt2")

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import DataDependent, evaluated_alike
-from torch import nn
+from conftest import DataDependent, evaluated_alike, resnet20_with_batch_norm_statistics
 
 import convolab
 from convolab.cli import main
@@ -48,11 +47,7 @@ def test_the_dynamo_export_is_one_checked_file_that_evaluate_and_predict_read_as
 
 @needs_onnxscript
 def test_a_fixed_batch_dynamo_export_of_a_batch_norm_net_gives_the_torchscript_exporters_outputs(tmp_path):
-    torch.manual_seed(0)
-    model = convolab.create_model("resnet20").eval()
-    with torch.no_grad():
-        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-            bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.uniform_(0.5, 1.0)
+    model = resnet20_with_batch_norm_statistics()
     files = {}
     for exporter in ("dynamo", "torchscript"):
         files[exporter] = tmp_path / f"{exporter}.onnx"
