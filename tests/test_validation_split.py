@@ -528,3 +528,16 @@ def test_a_run_from_before_test_was_kept_whose_val_folder_changed_resumes_with_t
     assert [r.getMessage() for r in caplog.records] == [
         f"--data {folder} has changed since {run} was trained on it (24 training and 24 test images then, 24 and 23 "
         "now)"]
+
+
+def test_with_validation_twice_or_on_a_folder_keeping_test_unseen_is_one_clear_error(tmp_path):
+    """(before: a second call made the first's validation images the "unseen test", and a train/, val/, test/ folder's
+    val/ became it, its test/ dropped without a word)"""
+    with pytest.raises(ConfigError, match=r"^digits keeps a test split unseen already \(a folder's test/ beside the "
+                                          r"val/ that scores each epoch, or with_validation's\); call it on data "
+                                          r"whose test split scores them$"):
+        load_data("digits").with_validation(0.2).with_validation(0.2)
+    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=16)
+    shutil.copytree(folder / "test", folder / "val")
+    with pytest.raises(ConfigError, match=r"^tvt keeps a test split unseen already"):
+        load_data(str(folder)).with_validation(0.2)
