@@ -1,4 +1,10 @@
-"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2.
+
+A message names an argument as Python spells it, in backquotes: "choose another `output`", "or give
+`skip_bad_images`" (a FieldError names its field first, bare: "epochs must be >= 1, got 0"). The CLI says each by
+its flag (--output, --skip-bad-images); a message names no flag of its own, only a whole command it advises
+(`convolab compare --resume RUN`). Log lines follow the same rule.
+"""
 
 
 class ConvolabError(Exception):

@@ -34,7 +34,7 @@ with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, 
     from ..errors import ConvolabError
     from ..training import TrainingInterrupted
     from ._launch import READER_LEFT
-    from ._options import cli_message
+    from ._options import as_flags, cli_message, flags_of
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -122,6 +122,16 @@ def expand_home(args: argparse.Namespace) -> None:
             setattr(args, name, [expanded(v) for v in value] if isinstance(value, list) else expanded(value))
 
 
+def command_flags(parser: argparse.ArgumentParser, verb_parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The flag of each Python argument a library line may name (see errors.py): the verb's own, then any other
+    verb's (a data set's `skip_bad_images` is --skip-bad-images wherever it is met)."""
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
+    flags: dict[str, str] = {}
+    for each in (*verbs, verb_parser):
+        flags.update(flags_of(each))
+    return flags
+
+
 def _command(argv: list[str] | None) -> int:
     if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
         die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
@@ -135,6 +145,7 @@ def _command(argv: list[str] | None) -> int:
             raise
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
+    args._flags = flags = command_flags(parser, args._parser)
     expand_home(args)
     interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
@@ -146,13 +157,13 @@ def _command(argv: list[str] | None) -> int:
             # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
             torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
                                   or threads_for_a_shared_cpu(torch.get_num_threads()))
-        with logging_to_stderr():
+        with logging_to_stderr(rewrite=lambda line: as_flags(line, flags)):
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
-        _say_error(f"convolab {args.verb}: {cli_message(err)}")
+        _say_error(f"convolab {args.verb}: {cli_message(err, flags)}")
         return 128 + err.signum  # (130 for Ctrl-C, 143 for SIGTERM, as --nproc's launcher and lr-find give)
     except ConvolabError as err:
-        _say_error(f"convolab {args.verb}: error: {cli_message(err)}")
+        _say_error(f"convolab {args.verb}: error: {cli_message(err, flags)}")
         return 2
     except RefusedWrite as err:  # an output that turned read-only, or passed a file-size limit, as it was written
         _say_error(f"convolab {args.verb}: error: {err.line}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING
 from typing import Any
 
@@ -27,11 +28,29 @@ def flag_of(name: str) -> str:
     return FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
 
 
-def cli_message(err: ConvolabError) -> str:
-    """The error's line as the CLI says it: a field of TrainConfig is named by its flag."""
+# A library message names an argument by its Python name in backquotes (`output`, `skip_bad_images`): see errors.py
+ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option of `parser` (a verb's) by its Python name, argparse's dest: {"output": "--output",
+    "ema_decay": "--ema", "progress": "--no-progress"}."""
+    return {action.dest: next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
+            for action in parser._actions if action.option_strings and action.dest != "help"}
+
+
+def as_flags(text: str, flags: Mapping[str, str]) -> str:
+    """A library line as the CLI says it: each argument it names in backquotes, `output`, by its flag, --output
+    (an argument the verb has no flag for stays as it is)."""
+    return ARGUMENT.sub(lambda match: flags.get(match.group(1), match.group(0)), text)
+
+
+def cli_message(err: ConvolabError, flags: Mapping[str, str] | None = None) -> str:
+    """The error's line as the CLI says it: the arguments it names by their flags (a FieldError's field of
+    TrainConfig by its flag; `flags`: the verb's, see flags_of)."""
     if isinstance(err, FieldError) and err.field in FIELDS:
-        return f"{flag_of(err.field)} {err.problem}"
-    return str(err)
+        return as_flags(f"{flag_of(err.field)} {err.problem}", flags or {})
+    return as_flags(str(err), flags or {})
 
 
 def _value_parser(name: str, kind: type):
