@@ -1,4 +1,4 @@
-"""Output locations, checked before any work is done: one line that names the flag, the path and what to do.
+"""Output locations, checked before any work is done: one line that names the argument, the path and what to do.
 
 Every verb that writes (train, evaluate, features, compare, report, draw) checks its output here, so the
 wording is in one place. A folder output is created with its parents (as `mkdir -p`); a file output's
@@ -23,38 +23,39 @@ def _existing_ancestor(path: Path) -> Path:
     return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor))
 
 
-def writable_output(path: str | os.PathLike, flag: str, kind: str = "folder", create_parents: bool | None = None,
+def writable_output(path: str | os.PathLike, argument: str, kind: str = "folder", create_parents: bool | None = None,
                     create: bool = True, example: str = "output") -> Path:
-    """`path` checked as the output `flag` names, before any work: kind "folder" (created with its parents
+    """`path` checked as the output `argument` names, before any work: kind "folder" (created with its parents
     unless create=False, which leaves the making to the writer) or "file" (its folder must exist unless
     create_parents; `example` names a file for the message). A ConfigError of one line where it is of the
     wrong kind, lies under a file, has no folder, or cannot be written to; nothing is written either way."""
     path = Path(path)
     create_parents = kind == "folder" if create_parents is None else create_parents
     what = "folder" if kind == "folder" else "file"
-    check_usable(path, flag, what)
+    check_usable(path, argument, what)
     if kind == "folder" and path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path} is a file; give a folder for the output (it will be created)")
+        raise ConfigError(f"{argument} {path} is a file; give a folder for the output (it will be created)")
     if kind == "file" and path.is_dir():
-        raise ConfigError(f"{flag} {path} is a directory; give a file name such as {path / example}")
+        raise ConfigError(f"{argument} {path} is a directory; give a file name such as {path / example}")
     folder = path if kind == "folder" else path.parent
     existing = folder if folder.is_dir() else _existing_ancestor(folder)
     if not existing.is_dir():
-        raise ConfigError(f"{flag} {path} lies under {existing}, which is a file; choose another {what}")
+        raise ConfigError(f"{argument} {path} lies under {existing}, which is a file; choose another {what}")
     if existing != folder and not create_parents:
-        raise ConfigError(f"the folder of {flag} {path} does not exist; create {folder} first or choose another {what}")
+        raise ConfigError(f"the folder of {argument} {path} does not exist; create {folder} first or choose another "
+                          f"{what}")
     if not os.access(existing, os.W_OK | os.X_OK):  # a file is written beside its name, then renamed onto it
         why = "a read-only file system" if _read_only(existing) else "permission denied"
-        raise ConfigError(f"{flag} {path} is not writable ({why} in {existing}); choose another {what}")
+        raise ConfigError(f"{argument} {path} is not writable ({why} in {existing}); choose another {what}")
     if create and existing != folder:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ConfigError(f"{flag} {path} cannot be created ({err.strerror}); choose another {what}") from None
+            raise ConfigError(f"{argument} {path} cannot be created ({err.strerror}); choose another {what}") from None
     return path
 
 
-def check_usable(path: str | os.PathLike, flag: str, what: str = "folder") -> None:
+def check_usable(path: str | os.PathLike, argument: str, what: str = "folder") -> None:
     """One line where no file can be at `path` at all (a name too long, a loop of links), which any check of it
     would raise as a traceback (Path.exists and is_dir let those errors through)."""
     try:
@@ -62,7 +63,7 @@ def check_usable(path: str | os.PathLike, flag: str, what: str = "folder") -> No
     except OSError as err:
         if err.errno in (errno.ENAMETOOLONG, errno.ELOOP):
             shown = str(path) if len(str(path)) <= 80 else f"{str(path)[:77]}..."
-            raise ConfigError(f"{flag} {shown} cannot be used ({err.strerror}); choose another {what}") from None
+            raise ConfigError(f"{argument} {shown} cannot be used ({err.strerror}); choose another {what}") from None
 
 
 def _read_only(folder: Path) -> bool:
@@ -73,7 +74,7 @@ def _read_only(folder: Path) -> bool:
         return False
 
 
-def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
+def probe_output(path: str | Path, argument: str, kind: str = "folder") -> None:
     """Really write where `path` goes, before any work, after `writable_output` (whose permission check a root
     user always passes, even on /sys or a read-only mount): make its folder and a scratch file in it, then
     remove what was made. A ConfigError of one line where the system refuses."""
@@ -96,9 +97,9 @@ def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
             os.unlink(scratch)
     except OSError as err:
         if disk_full(err):
-            raise DiskFullError(f"{flag} {path}: no space left on its disk ({err.strerror}); free some space, or "
+            raise DiskFullError(f"{argument} {path}: no space left on its disk ({err.strerror}); free some space, or "
                                 f"choose another {'folder' if kind == 'folder' else 'file'}") from None
-        raise ConfigError(f"{flag} {path} cannot be written ({err.strerror or err}); choose another "
+        raise ConfigError(f"{argument} {path} cannot be written ({err.strerror or err}); choose another "
                           f"{'folder' if kind == 'folder' else 'file'}") from None
     finally:
         for p in made:
@@ -107,7 +108,7 @@ def probe_output(path: str | Path, flag: str, kind: str = "folder") -> None:
 
 
 @contextlib.contextmanager
-def written(path: str | Path, flag: str, kind: str = "folder"):
+def written(path: str | Path, argument: str, kind: str = "folder"):
     """Around the final write of `path`: an OSError (a disk gone read-only, a folder removed meanwhile) is one
     ConfigError line; a full disk keeps its own line (DiskFullError)."""
     try:
@@ -115,7 +116,7 @@ def written(path: str | Path, flag: str, kind: str = "folder"):
     except OSError as err:
         if isinstance(err, ConvolabError):
             raise
-        raise ConfigError(f"{flag} {path} cannot be written ({err.strerror or err}); choose another "
+        raise ConfigError(f"{argument} {path} cannot be written ({err.strerror or err}); choose another "
                           f"{'folder' if kind == 'folder' else 'file'}") from None
 
 

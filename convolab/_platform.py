@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # prctl's option: the signal this process gets when its parent dies (Linux)
@@ -188,28 +188,18 @@ def padded(text: str, width: int) -> str:
     return text + " " * max(0, width - columns(text))
 
 
-class _RewritingFormatter(logging.Formatter):
-    def __init__(self, rewrite: Callable[[str], str]):
-        super().__init__("%(message)s")
-        self.rewrite = rewrite
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.rewrite(super().format(record))
-
-
 @contextlib.contextmanager
-def logging_to_stderr(enabled: bool = True, rewrite: Callable[[str], str] | None = None) -> Iterator[None]:
+def logging_to_stderr(enabled: bool = True) -> Iterator[None]:
     """convolab's log lines (INFO and up, the message alone) on stderr while a command or a fit runs, where nothing
     has configured logging (neither the root logger nor convolab's has a handler; in a notebook a fit's epoch lines
     were lost); the root logger, other libraries' loggers (matplotlib's INFO lines) and an application's own
-    handlers are left as they are. `enabled` False: nothing added. `rewrite`: each line as it is written (the CLI
-    names the arguments a line names by their flags)."""
+    handlers are left as they are. `enabled` False: nothing added."""
     if not enabled or logging.getLogger().handlers or logging.getLogger("convolab").handlers:  # (an application's,
         # pytest's, or the command's around this fit: convolab's lines go there)
         yield
         return
     logger, handler = logging.getLogger("convolab"), logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RewritingFormatter(rewrite) if rewrite else logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

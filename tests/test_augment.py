@@ -200,7 +200,7 @@ def test_combinations_that_make_no_sense_are_refused_in_one_line(tmp_path, digit
     with pytest.raises(FieldError, match="accumulate.*too few for one optimizer step; give at most 15"):
         Trainer(quick(tmp_path, "a", accumulate=16), data=digits)
     for option in ("mixup", "cutmix"):  # refused by the options themselves, before any data are read
-        with pytest.raises(FieldError, match=f"{option} mixes the images of a batch, but --batch-size 1 holds one"):
+        with pytest.raises(FieldError, match=f"{option} mixes the images of a batch, but `batch_size` 1 holds one"):
             TrainConfig(model="lenet5", batch_size=1, **{option: 0.2})
         TrainConfig(model="lenet5", batch_size=2, **{option: 0.2})  # two will do
     with pytest.raises(FieldError, match="mixup must be a number >= 0"):

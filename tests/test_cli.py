@@ -173,5 +173,5 @@ def test_a_cuda_index_past_the_devices_there_are_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     assert resolve_device("cuda") == torch.device("cuda")
-    with pytest.raises(ConfigError, match=r"--device cuda:2: this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"):
+    with pytest.raises(ConfigError, match=r"`device` cuda:2: this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:2")

@@ -34,7 +34,7 @@ def test_unknown_data_set_suggests_the_closest_name():
 
 
 def test_missing_torchvision_set_says_where_it_looked_and_how_to_get_it(tmp_path):
-    with pytest.raises(DataError, match=r"not found under .*cifar-10-batches-py.*--download"):
+    with pytest.raises(DataError, match=r"not found under .*cifar-10-batches-py.*`download`"):
         load_data("cifar10", data_dir=str(tmp_path))
 
 
@@ -88,7 +88,7 @@ def test_an_archive_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
 def test_corrupt_image_is_named_and_can_be_skipped(tmp_path):
     root = write_png_folder(tmp_path / "bad", per_class=4)
     (root / "train" / "b" / "broken.png").write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match=r"broken\.png cannot be decoded.*--skip-bad-images"):
+    with pytest.raises(DataError, match=r"broken\.png cannot be decoded.*`skip_bad_images`"):
         load_data(str(root))
     d = load_data(str(root), skip_bad_images=True)
     assert len(d.train) == 12
@@ -100,7 +100,7 @@ def test_grey_among_colour_is_read_in_colour_and_colour_among_grey_and_odd_sizes
     root = write_png_folder(tmp_path / "mixed", per_class=4, size=8)
     Image.new("L", (8, 8), 77).save(root / "train" / "a" / "grey.png")
     Image.new("RGB", (9, 8)).save(root / "train" / "c" / "wide.png")
-    with pytest.raises(DataError, match=r"wide\.png is 9x8 while most images are 8x8.*--image-size N to resize"):
+    with pytest.raises(DataError, match=r"wide\.png is 9x8 while most images are 8x8.*`image_size` N to resize"):
         load_data(str(root))
     (root / "train" / "c" / "wide.png").unlink()
     data = load_data(str(root))  # as torchvision's loader reads it: grey in 3 channels
@@ -109,7 +109,7 @@ def test_grey_among_colour_is_read_in_colour_and_colour_among_grey_and_odd_sizes
     greys = write_png_folder(tmp_path / "greys", per_class=4, size=8, mode="L")
     Image.new("RGB", (8, 8), (200, 0, 0)).save(greys / "train" / "a" / "red.png")
     with pytest.raises(DataError, match=r"red\.png is in colour \(RGB\) while most images are grey \(L\).*"
-                                        r"--skip-bad-images"):
+                                        r"`skip_bad_images`"):
         load_data(str(greys))
 
 
@@ -141,7 +141,7 @@ def test_image_size_resizes_photos_of_mixed_sizes_as_they_are_decoded(tmp_path):
 
     root = write_png_folder(tmp_path / "photos", per_class=3, size=20)
     Image.new("RGB", (37, 23), (200, 10, 10)).save(root / "train" / "a" / "wide.png")
-    with pytest.raises(DataError, match="--image-size N"):
+    with pytest.raises(DataError, match="`image_size` N"):
         load_data(str(root))
     data = load_data(str(root), image_size=16)
     assert data.image_shape == (3, 16, 16) and len(data.train) == 10
@@ -231,7 +231,7 @@ def test_a_folder_named_like_a_built_in_set_is_named_in_a_warning(tmp_path, monk
     (tmp_path / "digits" / "a").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     assert len(load_data("digits").classes) == 10
-    assert "--data digits names the built-in data set; the folder digits here is not read (give ./digits" \
+    assert "`data` digits names the built-in data set; the folder digits here is not read (give ./digits" \
         in caplog.text
 
 

@@ -95,7 +95,7 @@ def test_a_step_of_one_image_a_process_is_refused_for_batchnorm1d_naming_the_bat
     from convolab.training.forecast import check_batch_statistics
 
     bn = create_model("lenet5_bn")
-    with pytest.raises(FieldError, match=r"6 leaves each process 1 image a step, .* give --batch-size 8 or more "
+    with pytest.raises(FieldError, match=r"6 leaves each process 1 image a step, .* give `batch_size` 8 or more "
                                          r"\(2 a process\)"):
         check_batch_statistics(bn, "lenet5_bn", 6, 4, 1, 28, torch.device("cpu"))
     check_batch_statistics(bn, "lenet5_bn", 8, 4, 1, 28, torch.device("cpu"))
@@ -159,7 +159,7 @@ def test_a_test_class_whose_training_images_were_all_skipped_is_said_as_such(tmp
     for png in (root / "train" / "c").glob("*.png"):
         png.write_bytes(b"junk")
     with pytest.raises(DataError, match=r"every training image of class c was unreadable and skipped "
-                                        r"\(--skip-bad-images\), while the test split has some"):
+                                        r"\(`skip_bad_images`\), while the test split has some"):
         load_image_folder(root, skip_bad_images=True, cache_dir=tmp_path / "cache")
     for png in (root / "train" / "c").glob("*.png"):
         png.unlink()
@@ -172,7 +172,7 @@ def test_an_uneven_batch_is_told_a_batch_that_leaves_each_process_two_images_or_
     from convolab.errors import ConfigError
     from convolab.training.distributed import Distributed
 
-    with pytest.raises(ConfigError, match=rf"try --batch-size {said}$"):
+    with pytest.raises(ConfigError, match=rf"try `batch_size` {said}$"):
         Distributed(world_size=processes).check_batch_size(batch)
 
 

@@ -197,7 +197,7 @@ def test_an_output_the_system_will_not_take_is_one_config_error(tmp_path, monkey
 
     monkeypatch.setattr("tempfile.mkstemp", refuse)
     out = tmp_path / "x.svg"
-    with pytest.raises(ConfigError, match=rf"^--out {out} cannot be written \(Permission denied\); choose another"):
+    with pytest.raises(ConfigError, match=rf"^`out` {out} cannot be written \(Permission denied\); choose another"):
         draw(convolab.create_model("lenet5"), (1, 28, 28), out)
     assert list(tmp_path.iterdir()) == []
 
@@ -211,7 +211,7 @@ def test_cli_draw_into_sys_is_one_line_exit_2(capsys):
 
 
 @pytest.mark.parametrize("size,words", [
-    ((3, 100_000, 100_000), "--input-size 3,100000,100000: the input at batch 1 would be 112 GiB in float32"),
+    ((3, 100_000, 100_000), "`input_size` 3,100000,100000: the input at batch 1 would be 112 GiB in float32"),
     ((3, 20_000, 20_000), "conv1's output 1x64x10000x10000 would be 24 GiB in float32"),
 ])
 def test_draw_refuses_a_tensor_above_16_gib_as_summary_does(tmp_path, size, words):

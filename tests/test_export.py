@@ -371,7 +371,7 @@ def contents(folder):
 def test_export_refuses_a_file_the_run_keeps(run_copy, export, name):
     model, meta = model_from_checkpoint(run_copy)
     before = contents(run_copy)
-    with pytest.raises(ConfigError, match=f"--out .*{name} is the {name} of the run in .*which the export would"):
+    with pytest.raises(ConfigError, match=f"`path` .*{name} is the {name} of the run in .*which the export would"):
         export(model, run_copy / name, (1, 28, 28), meta=meta)
     assert contents(run_copy) == before
 
@@ -394,7 +394,7 @@ def test_safetensors_export_to_an_unwritable_folder_is_one_line(run_dir, tmp_pat
         raise PermissionError(13, "Permission denied", str(folder))
 
     monkeypatch.setattr(module, "save_safetensors", denied)
-    with pytest.raises(ExportError, match=r"--out .*sf cannot be written \(Permission denied\); choose another"):
+    with pytest.raises(ExportError, match=r"`folder` .*sf cannot be written \(Permission denied\); choose another"):
         export_safetensors(run_dir, tmp_path / "sf")
 
 

@@ -161,7 +161,7 @@ def test_out_a_fifo_or_a_link_to_one_is_refused_and_left_as_it_is(run, tmp_path,
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "link").symlink_to(tmp_path / "fifo")
     for name in ("fifo", "link"):
-        with pytest.raises(ConfigError, match=f"--out {tmp_path / name} exists and is not a regular file"):
+        with pytest.raises(ConfigError, match=f"`path` {tmp_path / name} exists and is not a regular file"):
             export(model, tmp_path / name, (1, 28, 28), meta=meta)
     assert stat.S_ISFIFO((tmp_path / "fifo").stat().st_mode) and (tmp_path / "link").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link"]

@@ -259,7 +259,7 @@ def test_both_splits_need_rows(labelled):
         load_data(all_train)
     no_split = write_csv(folder / "no_split.csv", ["image", "species", "colour", "age"], rows)
     assert len(load_data(no_split).test) == 3  # a tenth of each species
-    with pytest.raises(DataError, match="yields 36 training and 0 test rows; .*raise --val-fraction from 0"):
+    with pytest.raises(DataError, match="yields 36 training and 0 test rows; .*raise `val_fraction` from 0"):
         load_data(no_split, val_fraction=0)
 
 

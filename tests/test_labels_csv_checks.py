@@ -39,7 +39,7 @@ def test_rows_scored_whole_may_hold_one_class(tmp_path):
 def test_a_target_column_of_image_paths_is_refused(tmp_path):
     body = [[*r, f"{(i + 1) % 8}.png"] for i, r in enumerate(rows())]
     path = write(tmp_path, [*HEADER, "image2"], body)
-    with pytest.raises(DataError, match="--targets names image2, a column of image files: a target is a class or "
+    with pytest.raises(DataError, match="`targets` names image2, a column of image files: a target is a class or "
                                         "a number, not an image"):
         load_labels_csv(path, targets=["species", "image2"])
 
@@ -74,7 +74,7 @@ def test_a_column_named_like_a_model_attribute_is_refused(tmp_path, name):
 
 def test_skip_bad_images_is_refused_for_a_labels_csv(tmp_path):
     path = write(tmp_path, HEADER, rows())
-    with pytest.raises(DataError, match="--skip-bad-images skips the unreadable files of an image folder or tar; "
+    with pytest.raises(DataError, match="`skip_bad_images` skips the unreadable files of an image folder or tar; "
                                         "the labels CSV .* names each of its files: fix or remove the row"):
         load_data(path, skip_bad_images=True)
 
@@ -103,7 +103,7 @@ def test_a_utf16_csv_with_its_bom_is_read(tmp_path):
 @pytest.mark.parametrize(("flag", "names"), [("inputs", "image,image"), ("targets", "species,species")])
 def test_a_column_named_twice_is_refused(tmp_path, flag, names):
     path = write(tmp_path, HEADER, rows())
-    with pytest.raises(DataError, match=f"--{flag} names '{names.split(',')[1]}' twice: name each column once"):
+    with pytest.raises(DataError, match=f"`{flag}` names '{names.split(',')[1]}' twice: name each column once"):
         load_labels_csv(path, **{flag: names.split(",")})
 
 

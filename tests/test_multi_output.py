@@ -68,9 +68,9 @@ def test_auxiliary_heads_take_paper_weights_and_per_output_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model": "lenet5_two_head"}, "predicts its own target: add --extra-target parity"),
+    ({"model": "lenet5_two_head"}, "predicts its own target: add `extra_targets` parity"),
     ({"model": "lenet5_modern", "extra_targets": ["parity"]}, "no output named 'parity'"),
-    ({"model": "lenet5_modern", "loss_weights": {"aux1": 0.3}}, "--loss names aux1"),
+    ({"model": "lenet5_modern", "loss_weights": {"aux1": 0.3}}, "`loss_weights` names aux1"),
 ])
 def test_outputs_targets_and_loss_names_must_agree(tmp_path, overrides, message):
     config = TrainConfig(**{"data": "digits", "output": str(tmp_path / "run"), "progress": False, **overrides})

@@ -314,7 +314,7 @@ def test_mixing_is_refused_for_a_labels_csv_with_numeric_targets(tmp_path, mixin
     data = load_data(str(tmp_path / "labels.csv"))
     config = TrainConfig(model="lenet5_modern", batch_size=2, epochs=1, progress=False, output=str(tmp_path / "run"),
                          **mixing)
-    with pytest.raises(ConfigError, match="--mixup and --cutmix mix class labels; this labels CSV has numeric"):
+    with pytest.raises(ConfigError, match="`mixup` and `cutmix` mix class labels; this labels CSV has numeric"):
         Trainer(config, data=data)
     Trainer(dataclasses.replace(config, mixup=0.0, cutmix=0.0, output=str(tmp_path / "plain")), data=data)
 
@@ -370,7 +370,7 @@ def test_a_cache_made_skipping_bad_images_does_not_skip_them_for_a_load_without(
     root = write_png_folder(tmp_path / "imgs", per_class=3, size=12, classes=("a", "b"))
     (root / "train" / "a" / "bad.png").write_bytes(b"not a png")
     assert len(load_data(str(root), loader="cache", skip_bad_images=True).train) == 6
-    with pytest.raises(DataError, match=r"bad\.png cannot be decoded .*pass --skip-bad-images"):
+    with pytest.raises(DataError, match=r"bad\.png cannot be decoded .*pass `skip_bad_images`"):
         load_data(str(root), loader="cache")
 
 

@@ -155,7 +155,7 @@ def test_momentum_is_adams_beta1_and_nesterov_elsewhere_is_said_to_be_ignored(ca
     build_optimizer(groups(), "sgd", 0.1, momentum=0.9, nesterov=True)
     assert "--nesterov" not in caplog.text
     build_optimizer(groups(), "adamw", 1e-3, nesterov=True)
-    assert "--nesterov is ignored: it is Nesterov momentum of sgd with --momentum above 0 (here adamw" in caplog.text
+    assert "`nesterov` is ignored: it is Nesterov momentum of sgd with `momentum` above 0 (here adamw" in caplog.text
 
 
 def test_a_run_stopped_early_resumes_to_nothing_unless_patience_is_raised(tmp_path):

@@ -43,14 +43,14 @@ def config(tmp_path, root, **changes) -> TrainConfig:
 def test_a_streamed_pass_none_of_whose_images_could_be_read_is_one_line_and_leaves_no_run(tmp_path, split):
     root = streamed(tmp_path, split)
     what = "training" if split == "train" else "test"
-    with pytest.raises(DataError, match=f"no {what} image of --data .* could be read \\(16 unreadable files"):
+    with pytest.raises(DataError, match=f"no {what} image of `data` .* could be read \\(16 unreadable files"):
         Trainer(config(tmp_path, root)).fit()  # (it printed 0.0000 figures, or divided by zero in the bar)
     assert not (tmp_path / "run" / "config.json").exists()  # the same command may start again there
 
 
 def test_lr_find_on_training_images_none_of_which_could_be_read_stops_with_one_line(tmp_path):
     root = streamed(tmp_path, "train")
-    with pytest.raises(DataError, match="no training image of --data"):  # (it looped for ever)
+    with pytest.raises(DataError, match="no training image of `data`"):  # (it looped for ever)
         lr_range_test(config(tmp_path, root), steps=5)
 
 
@@ -148,6 +148,6 @@ def test_resuming_a_run_in_a_read_only_folder_names_resume_not_output(tmp_path, 
     run = tmp_path / "run"
     Trainer(TrainConfig("lenet5", data="digits", epochs=1, batch_size=256, progress=False, output=str(run))).fit()
     monkeypatch.setattr(engine.os, "access", lambda path, mode: Path(path) != run)  # (a read-only mount)
-    with pytest.raises(ConfigError, match=f"--resume {run} is not writable, and a resumed run writes its "
+    with pytest.raises(ConfigError, match=f"`resume` {run} is not writable, and a resumed run writes its "
                                           "checkpoints there: make it writable, or copy the run folder"):
         Trainer.resume(run, epochs=2)

@@ -239,8 +239,8 @@ def test_cuda_graph_modes_on_the_cpu_say_so_once(tmp_path, monkeypatch, caplog, 
     if alike is None:
         assert said == []
     else:
-        assert said == [f"--compile-mode {mode} replays the step as CUDA graphs, which need a CUDA device: on cpu "
-                        f"it compiles as --compile-mode {alike} does"]
+        assert said == [f"`compile_mode` {mode} replays the step as CUDA graphs, which need a CUDA device: on cpu "
+                        f"it compiles as `compile_mode` {alike} does"]
 
 
 def test_torchs_no_cuda_runtime_notice_alone_is_silenced_once_a_run_compiles(tmp_path, monkeypatch):

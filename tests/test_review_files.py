@@ -65,8 +65,8 @@ def test_summary_and_draw_build_the_model_with_its_options(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, hint", [
-    ("lenet5", "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"),
-    ("lenet5_bn", "try --no-fold to export without batch-norm folding"),
+    ("lenet5", "without folding, a larger difference is float32 round-off: try a larger `tolerance` or `rtol`"),
+    ("lenet5_bn", "try `fold=False` to export without batch-norm folding"),
 ])
 def test_an_export_beyond_its_tolerance_suggests_no_fold_only_where_batch_norms_were_folded(tmp_path, name, hint):
     """lenet5 has no batch norm, yet its refused export said "try --no-fold", which gives the same difference."""
@@ -278,7 +278,7 @@ def test_an_aux_drop_rate_without_auxiliary_heads_is_said_unused(caplog):
                          train_subset=100, test_subset=30, model_options={"img_size": 64, "aux_drop_rate": 0.5})
     with caplog.at_level(logging.WARNING, logger="convolab"):
         build.build_run(config, folder=False)
-    assert "--model-option aux_drop_rate is not used: googlenet_tv is built without auxiliary heads" in caplog.text
+    assert "`model_options` aux_drop_rate is not used: googlenet_tv is built without auxiliary heads" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="convolab"):
         build.build_run(dataclasses.replace(config, model_options={**config.model_options, "aux_logits": True}),
@@ -443,8 +443,8 @@ def test_lr_find_on_a_flat_curve_advises_a_larger_end_lr_not_a_lower_start(tmp_p
 
 
 def test_a_resume_refused_as_in_use_is_not_told_to_choose_another_folder():
-    assert rundir.in_use_line("run", "--resume") == \
-        "--resume run is in use by another convolab command; wait for it to end"
+    assert rundir.in_use_line("run", "`resume`") == \
+        "`resume` run is in use by another convolab command; wait for it to end"
     assert rundir.in_use_line("run", "--output").endswith("wait for it to end, or choose another folder")
 
 

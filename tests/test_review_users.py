@@ -247,7 +247,7 @@ def test_an_export_of_no_metadata_revision_at_another_size_is_warned_about(caplo
     ExportMeta.from_strings(old, "old.onnx")
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and warned[0].startswith("old.onnx records no metadata revision") and \
-        "--image-size 24, export it again from its checkpoint" in warned[0], warned
+        "`image_size` 24, export it again from its checkpoint" in warned[0], warned
     mine = {**old, "model_name": "MyNet"}  # (a model of no registered name: its own size unknown, nothing said)
     assert ExportMeta.from_strings(mine, "mine.onnx").model_name == "MyNet" and len(caplog.records) == 1
 

@@ -91,7 +91,7 @@ def test_the_cache_limit_sends_many_small_images_to_the_stream():
 
 
 def test_named_sets_cannot_stream_and_bad_options_are_one_line(capsys):
-    with pytest.raises(DataError, match="--loader stream reads image folders"):
+    with pytest.raises(DataError, match="`loader` stream reads image folders"):
         load_data("digits", loader="stream")
     assert main(["train", "lenet5", "--data", "digits", "--loader", "stream"]) == 2
     assert "--loader stream reads image folders" in capsys.readouterr().err
@@ -201,7 +201,7 @@ def test_a_corrupt_file_is_named_or_counted_and_skipped(big_digits, tmp_path, ca
     bad = root / "test" / "4" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 this is not a JPEG")
     data = load_data(str(root), loader="stream", workers=2)
-    with pytest.raises(DataError, match=r"image .*broken\.jpg cannot be decoded .*--skip-bad-images"):
+    with pytest.raises(DataError, match=r"image .*broken\.jpg cannot be decoded .*`skip_bad_images`"):
         list(data.eval_batches(data.test, 64))
     data = load_data(str(root), loader="stream", workers=2, skip_bad_images=True)
     with caplog.at_level(logging.WARNING, logger="convolab"):

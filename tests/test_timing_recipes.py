@@ -73,7 +73,7 @@ def test_a_recipe_fills_only_the_options_not_given(tmp_path):
     assert fast["tta"] == "auto" and config["tta"] == "none"  # (recorded as it became: grey digits, no flip)
     assert config["recipe"] == "fast"
     assert recipe_values("fast", {"lr", "epochs"}).keys() == fast.keys() - {"lr", "epochs"}
-    with pytest.raises(ConfigError, match="--recipe 'slow' is not a recipe"):
+    with pytest.raises(ConfigError, match="`recipe` 'slow' is not a recipe"):
         recipe_values("slow")
 
 

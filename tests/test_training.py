@@ -124,7 +124,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
         return original_step(x, y, *rest)
 
     trainer.train_step = poisoned
-    with pytest.raises(NonFiniteLoss, match="lower --lr"):
+    with pytest.raises(NonFiniteLoss, match="lower `lr`"):
         trainer.fit()
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
@@ -146,7 +146,7 @@ def test_rmsprop_learns_at_its_default_rate(tmp_path):
 
 def test_aux_weight_on_a_model_without_auxiliary_heads_is_said_to_be_unused(tmp_path, caplog):
     Trainer(quick_config(tmp_path, epochs=1, aux_weight=0.5, train_subset=64, test_subset=32)).fit()
-    assert "--aux-weight 0.5 is not used: lenet5_modern has no auxiliary heads" in caplog.text
+    assert "`aux_weight` 0.5 is not used: lenet5_modern has no auxiliary heads" in caplog.text
 
 
 def test_data_built_in_python_with_a_label_past_its_classes_or_no_test_images_is_refused(tmp_path):
@@ -179,7 +179,7 @@ def test_a_checkpoint_of_a_model_no_registry_names_says_so(tmp_path, capsys):
 def test_the_early_stop_line_says_what_min_delta_asked():
     from convolab.training.loop import no_gain
 
-    assert no_gain("test_loss", 0.5, 1) == "test_loss gained no more than --min-delta 0.5 for 1 epoch (judged on " \
+    assert no_gain("test_loss", 0.5, 1) == "test_loss gained no more than `min_delta` 0.5 for 1 epoch (judged on " \
         "the test images)"
     assert no_gain("test_acc", 0.0, 3) == "test_acc did not improve for 3 epochs (judged on the test images)"
 

@@ -337,7 +337,7 @@ def test_a_resume_on_data_that_changed_says_its_validation_images_are_drawn_agai
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
     assert [r.getMessage() for r in caplog.records] == [
-        f"--data {folder} has changed since {run} was trained on it (24 training and 6 validation images then, 25 and "
+        f"`data` {folder} has changed since {run} was trained on it (24 training and 6 validation images then, 25 and "
         "6 now): its validation images are drawn again, and may be images the model trained on"]
 
 
@@ -436,7 +436,7 @@ def test_a_resume_on_images_moved_between_classes_or_with_other_steps_says_the_d
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
     assert [r.getMessage() for r in caplog.records] == [
-        f"--data {folder} has changed since {run} was trained on it (as many images, 24 training and 6 validation, in "
+        f"`data` {folder} has changed since {run} was trained on it (as many images, 24 training and 6 validation, in "
         "other classes): its validation images are drawn again, and may be images the model trained on"]
     for k in range(8):
         shutil.copy(folder / "train" / "c" / "0.png", folder / "train" / "c" / f"copy{k}.png")
@@ -526,7 +526,7 @@ def test_a_run_from_before_test_was_kept_whose_val_folder_changed_resumes_with_t
     caplog.set_level(logging.WARNING, logger="convolab")
     Trainer.resume(run, epochs=2)
     assert [r.getMessage() for r in caplog.records] == [
-        f"--data {folder} has changed since {run} was trained on it (24 training and 24 test images then, 24 and 23 "
+        f"`data` {folder} has changed since {run} was trained on it (24 training and 24 test images then, 24 and 23 "
         "now)"]
 
 

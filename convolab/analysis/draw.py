@@ -307,8 +307,8 @@ def to_svg(graph: ArchGraph) -> str:
 
 def _check_out_path(out: Path) -> None:
     if out.suffix.lower() != ".svg":
-        raise ConfigError(f"--out must name an .svg file, got {str(out)!r}")
-    writable_output(out, "--out", "file", example="model.svg")
+        raise ConfigError(f"`out` must name an .svg file, got {str(out)!r}")
+    writable_output(out, "`out`", "file", example="model.svg")
 
 
 def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, depth: int | None = None,
@@ -323,5 +323,5 @@ def draw(model: nn.Module, input_size: Sequence[int], out: str | os.PathLike, de
     except ConvolabError:  # a full disk, said in its own line
         raise
     except OSError as err:  # a folder the permission bits allow but the system refuses (/sys, /proc)
-        raise ConfigError(f"--out {path} cannot be written ({err.strerror or err}); choose another file") from None
+        raise ConfigError(f"`out` {path} cannot be written ({err.strerror or err}); choose another file") from None
     return graph

@@ -175,7 +175,7 @@ def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tu
     config = getattr(model, "data_config", None)
     if config is None:
         name = getattr(model, "model_name", "") or type(model).__name__
-        raise ConfigError(f"{name} has no default input size; give --input-size C,H,W")
+        raise ConfigError(f"{name} has no default input size; give `input_size` C,H,W")
     return tuple(config.input_size)
 
 
@@ -204,8 +204,8 @@ class SizeArgs:
         one was given and made it, else --input-size."""
         size = ",".join(map(str, input_size))
         if self.img_size is not None and not self.input_size and tuple(input_size[1:]) == (self.img_size,) * 2:
-            return f"img_size={self.img_size} (input {size})", "give a smaller img_size (--model-option img_size=N)"
-        return f"the model's input size {size}", "give a smaller --input-size"
+            return f"img_size={self.img_size} (input {size})", "give a smaller img_size (`model_options` img_size=N)"
+        return f"the model's input size {size}", "give a smaller `input_size`"
 
 
 SIZE_GIVEN = SizeArgs()  # a size passed in, as from Python
@@ -216,10 +216,10 @@ def refuse_huge_input(input_size: Sequence[int], given: SizeArgs = SIZE_GIVEN) -
     `cost.MAX_TENSOR_BYTES`: what summary, draw and cost refuse alike, before any work."""
     size = ",".join(map(str, input_size))
     if given.input_size:
-        what, advice = f"--input-size {size}: the input at batch 1", "give a smaller --input-size"
+        what, advice = f"`input_size` {size}: the input at batch 1", "give a smaller `input_size`"
     elif given.in_chans is not None and given.in_chans == input_size[0]:  # the model's size, with these channels
-        what = f"--in-chans {given.in_chans}: the input {'x'.join(map(str, input_size))} at batch 1"
-        advice = "give a smaller --in-chans"
+        what = f"`in_chans` {given.in_chans}: the input {'x'.join(map(str, input_size))} at batch 1"
+        advice = "give a smaller `in_chans`"
     else:
         named, advice = given.model_size(input_size)
         what = f"{named}: the input at batch 1"
@@ -235,14 +235,14 @@ def refuse_huge_outputs(outputs: Iterable[tuple[str, Any]], input_size: Sequence
     made it so: --num-classes for a classifier's output (batch, classes) of the classes given, else the
     input size."""
     size = ",".join(map(str, input_size))
-    named, size_advice = (f"--input-size {size}", "give a smaller --input-size") if given.input_size \
+    named, size_advice = (f"`input_size` {size}", "give a smaller `input_size`") if given.input_size \
         else given.model_size(input_size)
     for name, output_shape in outputs:
         shapes = output_shape if output_shape and isinstance(output_shape[0], list) else [output_shape]
         for shape in filter(None, shapes):
             output = f"{name or 'the model'}'s output {'x'.join(map(str, shape))}"
             if given.num_classes is not None and len(shape) == 2 and shape[1] == given.num_classes:
-                what, advice = f"--num-classes {given.num_classes}: {output}", "give a smaller --num-classes"
+                what, advice = f"`num_classes` {given.num_classes}: {output}", "give a smaller `num_classes`"
             else:
                 what, advice = f"at {named}, {output}", size_advice
             error = too_large(what, shape, advice)

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import json
+import logging
 import os
 import pkgutil
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -123,13 +126,36 @@ def expand_home(args: argparse.Namespace) -> None:
 
 
 def command_flags(parser: argparse.ArgumentParser, verb_parser: argparse.ArgumentParser) -> dict[str, str]:
-    """The flag of each Python argument a library line may name (see errors.py): the verb's own, then any other
-    verb's (a data set's `skip_bad_images` is --skip-bad-images wherever it is met)."""
+    """The flag of each Python argument a library line may name (see errors.py): the verb's own (and the names its
+    library functions give them), then any other verb's (a data set's `skip_bad_images` is --skip-bad-images
+    wherever it is met)."""
     verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
     flags: dict[str, str] = {}
-    for each in (*verbs, verb_parser):
-        flags.update(flags_of(each))
-    return flags
+    for each in verbs:
+        flags |= flags_of(each, aliases=False)
+    return flags | flags_of(verb_parser)
+
+
+@contextlib.contextmanager
+def log_lines_by_flags(flags: dict[str, str]) -> Iterator[None]:
+    """While a verb runs, each log line of convolab's names the arguments it names by their flags (see errors.py), as
+    it is made: on stderr, and in a handler of the application or test that called main() alike."""
+    make = logging.getLogRecordFactory()
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if made.name == "convolab" or made.name.startswith("convolab."):
+            try:
+                made.msg, made.args = as_flags(made.getMessage(), flags), ()
+            except (TypeError, ValueError):  # (arguments that do not fit the message: logging says so as it writes it)
+                pass
+        return made
+
+    logging.setLogRecordFactory(record)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(make)
 
 
 def _command(argv: list[str] | None) -> int:
@@ -157,7 +183,7 @@ def _command(argv: list[str] | None) -> int:
             # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
             torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
                                   or threads_for_a_shared_cpu(torch.get_num_threads()))
-        with logging_to_stderr(rewrite=lambda line: as_flags(line, flags)):
+        with logging_to_stderr(), log_lines_by_flags(flags):
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
         _say_error(f"convolab {args.verb}: {cli_message(err, flags)}")

@@ -28,21 +28,35 @@ def flag_of(name: str) -> str:
     return FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
 
 
-# A library message names an argument by its Python name in backquotes (`output`, `skip_bad_images`): see errors.py
-ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)`")
+# A library message names an argument by its Python name in backquotes (`output`, `skip_bad_images`), one a flag turns
+# off with its value (`memory_check=False`, the CLI's --no-memory-check): see errors.py
+ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)(=False)?`")
 
 
-def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+def flags_of(parser: argparse.ArgumentParser, aliases: bool = True) -> dict[str, str]:
     """Each option of `parser` (a verb's) by its Python name, argparse's dest: {"output": "--output",
-    "ema_decay": "--ema", "progress": "--no-progress"}."""
-    return {action.dest: next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
-            for action in parser._actions if action.option_strings and action.dest != "help"}
+    "ema_decay": "--ema", "progress": "--no-progress"}; with `aliases`, also by the names the library functions the verb
+    calls give it (an action's `python_names`: export's --out is export_onnx's `path`)."""
+    flags = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            flag = next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
+            names = (action.dest, *(getattr(action, "python_names", ()) if aliases else ()))
+            flags |= {name: flag for name in names}
+    return flags
 
 
 def as_flags(text: str, flags: Mapping[str, str]) -> str:
-    """A library line as the CLI says it: each argument it names in backquotes, `output`, by its flag, --output
-    (an argument the verb has no flag for stays as it is)."""
-    return ARGUMENT.sub(lambda match: flags.get(match.group(1), match.group(0)), text)
+    """A library line as the CLI says it: each argument it names in backquotes, `output`, by its flag, --output, and
+    `memory_check=False` by --no-memory-check (an argument the verb has no flag for stays as it is)."""
+    def flag(match: re.Match) -> str:
+        name, off = match.groups()
+        found = flags.get(name)
+        if found is None or bool(off) != found.startswith("--no-"):
+            return match.group(0)
+        return found
+
+    return ARGUMENT.sub(flag, text)
 
 
 def cli_message(err: ConvolabError, flags: Mapping[str, str] | None = None) -> str:

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..finetune import pretrained_defaults, pretrained_trainer
 from ..pretrained import pretrained_checkpoint
 from ._args import nonempty
-from ._options import add_config_options, config_from_args, flag_of, given_config
+from ._options import add_config_options, as_flags, config_from_args, flag_of, given_config
 from ._weights import add_start_options, start_weights
 
 HELP = ("train several models in turn with the same data and options; one report (table, curves, "
@@ -65,7 +65,7 @@ def seeds_option(text: str) -> int | list[int]:
     try:
         seed_values(seeds, first=0)
     except ConfigError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+        raise argparse.ArgumentTypeError(as_flags(str(err), {"seed": "--seed"})) from None
     return seeds
 
 
@@ -94,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1, pretrained=weights,
                                  start=pretrained_trainer)
         output = folder_of(results, output)  # (a default name another command took first: the next one's)
-    print(summary_table(results), end="")
+    print(as_flags(summary_table(results), args._flags), end="")  # (a failed run's reason names its arguments)
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
-    unfinished = unfinished_line(results)
+    unfinished = as_flags(unfinished_line(results), args._flags)
     # (the resume trains again a run a failed write stopped; not one of a NaN loss, which it would meet again)
     if unfinished and any(r.status.endswith(RESUME_AFTER_A_WRITE) for r in results):
         unfinished += f"; once mended, continue with: convolab compare --resume {shlex.quote(str(output))}"

@@ -33,7 +33,7 @@ class Record:
         if not isinstance(state, dict):
             self.refuse(f"it holds a JSON {type(state).__name__}, not the object `convolab {verb}` writes")
         if state.get("format") != form:
-            raise ConfigError(f"{path} is not a `convolab {verb}` record (no '{form}' marker); give the --output "
+            raise ConfigError(f"{path} is not a `convolab {verb}` record (no '{form}' marker); give the `output` "
                               f"folder of a `convolab {verb}`")
         self.state: dict[str, Any] = state
 
@@ -69,7 +69,7 @@ class Record:
 
 def read_comparison(path: Path, form: str) -> tuple[list[str], list[int], TrainConfig, str, list[str], dict[str, str]]:
     """compare.json's models, seeds, config, command, resumed_by and statuses, each checked."""
-    record = Record(path, form, "compare", "restore it from a copy, or run the comparison again into a new --output")
+    record = Record(path, form, "compare", "restore it from a copy, or run the comparison again into a new `output`")
     models = record.strings("models", empty=False)
     canonical = []
     for name in models:

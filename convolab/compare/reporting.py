@@ -25,36 +25,36 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     groups = [runs_within(Path(p)) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
     paths = [run for group in groups for run in group]
     output = Path(output)
-    check_usable(output, "--output")
+    check_usable(output, "`output`")
     for path in paths:
         if _is_comparison(path) and not _is_run(path):
             raise ConfigError(f"{path} is a comparison none of whose runs has begun (no runs/MODEL/config.json); "
                               "report it once one has, or continue it with `convolab compare --resume`")
         if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a run folder (no config.json); give the --output folder of a "
+            raise ConfigError(f"{path} is not a run folder (no config.json); give the `output` folder of a "
                               "`convolab train` run, a comparison's folder or a folder under its runs/")
         if in_use(path):  # (before: reported as "interrupted" while it trained on)
             who = holder(path) or " (a run still training?)"
             raise ConfigError(f"{path} is in use by another convolab command{who}; report it once that command "
                               "has ended")
         if path.resolve() == output.resolve():
-            raise ConfigError(f"--output {output} is one of the runs (its curves.png would be overwritten); "
+            raise ConfigError(f"`output` {output} is one of the runs (its curves.png would be overwritten); "
                               "write the report to another folder")
     twice = next((p for i, p in enumerate(paths) if p.resolve() in [q.resolve() for q in paths[:i]]), None)
     if twice is not None:
         raise ConfigError(f"{twice} is given twice; give each run once")
     if (output / "compare.json").is_file():  # (its report files describe its own runs)
-        raise ConfigError(f"--output {output} holds a comparison (compare.json), whose report would be overwritten; "
+        raise ConfigError(f"`output` {output} holds a comparison (compare.json), whose report would be overwritten; "
                           "write the report to another folder")
     refuse_experiment(output, "its curves.png would be overwritten; write the report to another folder")
     found = run_files(output)
     if found:
-        raise ConfigError(f"--output {output} holds a run ({', '.join(found)}), whose curves.png would be "
+        raise ConfigError(f"`output` {output} holds a run ({', '.join(found)}), whose curves.png would be "
                           "overwritten; write the report to another folder")
     for path in paths:  # (a report inside a run's image folder would be read as images of a class)
         refuse_output_inside_data(dataclasses.replace(TrainConfig.from_run(path), output=str(output)))
-    writable_output(output, "--output", create=False)  # write_report makes it
-    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
+    writable_output(output, "`output`", create=False)  # write_report makes it
+    probe_output(output, "`output`")  # (root passes writable_output's permission check even on /sys)
     results = [read_run(path) for path in paths]
     # A model's seeds (runs/MODEL/seed-S) are one model of several runs; the same model given as two folders (two
     # runs, two comparisons' runs/MODEL) is two, told apart by folder
@@ -68,7 +68,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     for r, folder in twice:
         r.model = f"{r.model} ({tails[folder]})"
     # (claimed: two reports into one folder mixed their files; made, and removed again if the report is refused)
-    with making(output), claimed(output, "--output"):
+    with making(output), claimed(output, "`output`"):
         (write_seeds_report if has_several_seeds(results) else write_report)(results, output, command)
     return results
 

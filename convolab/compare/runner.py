@@ -109,7 +109,7 @@ class Comparison:
         output = Path(output)
         path = output / COMPARE_FILE
         if not path.is_file():
-            raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the --output folder of a "
+            raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the `output` folder of a "
                               "`convolab compare`")
         comparison = cls(output, *read_comparison(path, FORMAT))  # (each field checked: a file edited is one line)
         comparison.pretrained = json.loads(path.read_text(encoding="utf-8")).get("pretrained")  # (a name: weights')
@@ -149,15 +149,15 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)
-    check_usable(output, "--output")  # (a name too long: every check below would raise it)
+    check_usable(output, "`output`")  # (a name too long: every check below would raise it)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
-                          f"{shlex.quote(str(output))}` or choose another --output")
-    refuse_experiment(output, "the comparison's report would overwrite its curves.png: choose another --output")
+                          f"{shlex.quote(str(output))}` or choose another `output`")
+    refuse_experiment(output, "the comparison's report would overwrite its curves.png: choose another `output`")
     found = run_files(output)
     if found:
-        raise ConfigError(f"--output {output} holds a run ({', '.join(found)}); the comparison's report would "
-                          "overwrite its curves.png: choose another --output")
+        raise ConfigError(f"`output` {output} holds a run ({', '.join(found)}); the comparison's report would "
+                          "overwrite its curves.png: choose another `output`")
     shared = dataclasses.replace(config, model="", output=None, seed=seeds[0])
     command = command if isinstance(command, str) else shlex.join(command)
     comparison = Comparison(output, list(models), seeds, shared, command, pretrained=pretrained)
@@ -165,8 +165,8 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     default = config.output is None and output.parent == Path("runs")  # (named as `train` names runs/)
     existed = output.exists()
     refuse_output_inside_data(config if default else dataclasses.replace(config, output=str(output)))
-    writable_output(output, "--output", create=False)  # made below, once the data are read
-    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
+    writable_output(output, "`output`", create=False)  # made below, once the data are read
+    probe_output(output, "`output`")  # (root passes writable_output's permission check even on /sys)
     check_device_options(config)
     data = _load(config, say=True)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
@@ -174,19 +174,19 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     if default and not existed:  # named by what existed: a command started beside it may have taken it since
         output = comparison.output = take_default_dir(output, f"compare-{data_stem(config.data)}")
     output.mkdir(parents=True, exist_ok=True)
-    with claimed(output, "--output"):
+    with claimed(output, "`output`"):
         if (output / COMPARE_FILE).is_file():  # (written meanwhile, by a command started beside this one)
             raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
-                              f"{shlex.quote(str(output))}` or choose another --output")
+                              f"{shlex.quote(str(output))}` or choose another `output`")
         comparison.save()
         return run_comparison(comparison, data=data, start=start)
 
 
 @contextlib.contextmanager
-def claimed(folder: Path, flag: str) -> Iterator[None]:
+def claimed(folder: Path, argument: str) -> Iterator[None]:
     """`folder` claimed for this command while it writes there (its record, runs and report): one line when
     another convolab command holds it (two started with one --output, or a second --resume of it)."""
-    claim = claim_run_dir(folder, flag)
+    claim = claim_run_dir(folder, argument)
     try:
         yield
     finally:
@@ -199,7 +199,7 @@ def refuse_experiment(output: Path, what: str) -> None:
     older convolab wrote holds its report, reproduce.json, without experiment.json)."""
     for marker in (EXPERIMENT_FILE, EXPERIMENT_REPORT):
         if (output / marker).is_file():
-            raise ConfigError(f"--output {output} holds an experiment ({marker}); {what}")
+            raise ConfigError(f"`output` {output} holds an experiment ({marker}); {what}")
 
 
 def check_repeats(models: list[str]) -> None:
@@ -224,21 +224,21 @@ def refuse_existing_runs(comparison: Comparison) -> None:
             found = run_files(folder)
             if found:
                 raise ConfigError(f"{folder} already holds a run ({', '.join(found)}), which the comparison would "
-                                  "overwrite: choose another --output")
+                                  "overwrite: choose another `output`")
     runs = comparison.output / "runs"
     for folder, use in [(runs, "keep its runs"), *((runs / m, f"train {m}") for m in comparison.models)]:
         if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
             raise ConfigError(f"{folder} is {'a file' if folder.is_file() else 'not a folder'}, where the comparison "
-                              f"would {use}: remove it or choose another --output")
+                              f"would {use}: remove it or choose another `output`")
     for model in comparison.models:
         try:
             held = sorted(p.name for p in (runs / model).iterdir()) if (runs / model).is_dir() else []
         except OSError as err:
-            raise ConfigError(f"{runs / model} cannot be read ({err.strerror}): choose another --output") from None
+            raise ConfigError(f"{runs / model} cannot be read ({err.strerror}): choose another `output`") from None
         if held:
             raise ConfigError(f"{runs / model} already holds files that are not a run ({', '.join(held[:3])}"
                               f"{', ...' if len(held) > 3 else ''}), where the comparison would train {model}: "
-                              "move them out or choose another --output")
+                              "move them out or choose another `output`")
 
 
 def check_run_options(config: TrainConfig, data: ImageData) -> None:
@@ -288,7 +288,7 @@ def resume_comparison(output: str | Path, command: list[str] | str, progress: bo
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
     rest train."""
     comparison = Comparison.load(output)
-    with claimed(comparison.output, "--resume"):
+    with claimed(comparison.output, "`resume`"):
         comparison = Comparison.load(output)  # (as the command that held it left it)
         comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
         if progress is not None:

@@ -43,7 +43,7 @@ def seed_values(seeds: int | Sequence[int], first: int) -> list[int]:
         problem = option_problem("seed", values[-1])  # (`first` is a checked --seed)
         if problem is not None:
             raise ConfigError(f"seeds {seeds} from seed {first} run up to seed {values[-1]}, but a seed {problem}; "
-                              "give fewer seeds or a lower --seed")
+                              "give fewer seeds or a lower `seed`")
         return values
     values = [int(s) for s in seeds]
     if not values:

@@ -100,7 +100,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         raise DataError(f"load_data's source must be a data set name or a path, got {source!r:.60}")
     source = os.fspath(source)
     if not str(source).strip():
-        raise DataError("--data is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
+        raise DataError("`data` is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
                         "cifar100) or the path of an image folder, a .tar/.tar.gz of one, or a labels CSV")
     val_fraction = FOLDER_VAL_FRACTION if val_fraction is None else val_fraction
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
@@ -112,18 +112,18 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     image_size = None if image_size is None else int(image_size)  # (numpy's too)
     targets, inputs = _names("targets", targets), _names("inputs", inputs)
     if loader not in LOADERS:
-        raise DataError(f"--loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+        raise DataError(f"`loader` must be one of {', '.join(LOADERS)}, got {loader!r}")
     cache_limit_bytes()  # (a bad CONVOLAB_CACHE_LIMIT_GB is one line whatever the data and its cache: it was read
     # only when a cache was made, so a script's typo passed on every run after the first)
     if workers is not None and workers < 0:
-        raise DataError(f"--workers must be 0 or more, got {workers}")
+        raise DataError(f"`workers` must be 0 or more, got {workers}")
     if loader == "stream" and (source in DATA_SETS):
-        raise DataError(f"--loader stream reads image folders and tars; {source} is held in memory, "
-                        "drop --loader or give a folder")
+        raise DataError(f"`loader` stream reads image folders and tars; {source} is held in memory, "
+                        "drop `loader` or give a folder")
     if (targets or inputs) and not source.lower().endswith(".csv"):
-        raise DataError(f"--targets and --inputs name the columns of a labels CSV; {source} is not a .csv file")
+        raise DataError(f"`targets` and `inputs` name the columns of a labels CSV; {source} is not a .csv file")
     if source in DATA_SETS and Path(source).is_dir():
-        log.warning("--data %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
+        log.warning("`data` %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
                     source, source, source)
     if source == "mnist5k":
         return load_mnist5k()
@@ -135,9 +135,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
         if loader == "stream":
-            raise DataError("--loader stream reads image folders and tars; a labels CSV is held in memory")
+            raise DataError("`loader` stream reads image folders and tars; a labels CSV is held in memory")
         if skip_bad_images:  # (a folder's unreadable files are counted and skipped; a CSV's rows are each meant)
-            raise DataError(f"--skip-bad-images skips the unreadable files of an image folder or tar; the labels CSV "
+            raise DataError(f"`skip_bad_images` skips the unreadable files of an image folder or tar; the labels CSV "
                             f"{source} names each of its files: fix or remove the row of a bad one, and drop the flag")
         return load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole)
     if path.is_file() and path.suffix.lower() in (".tsv", ".tab"):
@@ -147,7 +147,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
                                  resize=image_size, loader=loader, workers=workers, whole=whole)
     if _looks_like_path(source):
-        raise DataError(f"--data path {source} does not exist; give an image folder, a .tar/.tar.gz "
+        raise DataError(f"`data` path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")
     close = difflib.get_close_matches(source.lower(), DATA_SETS, n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""

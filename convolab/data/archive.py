@@ -276,7 +276,7 @@ class ImageSource:
                 what, why, link = sorted(broken)[0]
                 more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
                 raise DataError(f"{what} {why}{more}; {'fix or remove the link' if link else 'remove it'}, or pass "
-                                "--skip-bad-images to count and skip such files")
+                                "`skip_bad_images` to count and skip such files")
             if broken:
                 log.warning("skipped %d symbolic links that lead nowhere or into a loop, or devices or FIFOs, in %s "
                             "(the first: %s)", len(broken), self.path, sorted(broken)[0][0])
@@ -290,7 +290,7 @@ class ImageSource:
         DataError (`why`: what it is; what to do), or with `skip_bad` a warning counting them (`skipped`: as what)."""
         if names and not skip_bad:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            raise DataError(f"image {self.describe(names[0])}{more} {why}, or pass --skip-bad-images to count and "
+            raise DataError(f"image {self.describe(names[0])}{more} {why}, or pass `skip_bad_images` to count and "
                             "skip such files")
         if names:
             log.warning("skipped %d %s in %s (the first: %s)", len(names), skipped, self.path,

@@ -220,8 +220,8 @@ def check_subset_counts(data: LabelledImages, train: int | None, test: int | Non
     every class alike (before: the first classes by name, so that the test could score classes never trained on):
     one line; more images than the split holds take them all, and (`say`) a warning says so (config.json keeps the
     number asked)."""
-    for flag, count, split, name in (("--train-subset", train, data.train, "training"),
-                                     ("--test-subset", test, data.test, "test")):
+    for flag, count, split, name in (("`train_subset`", train, data.train, "training"),
+                                     ("`test_subset`", test, data.test, "test")):
         if count is None or count < 1:  # (per_class_subset refuses the latter)
             continue
         classes = len(torch.unique(split.labels))
@@ -238,9 +238,9 @@ class EmptySplitError(DataError):
     a verb that splits as the run did and takes no --val-fraction (features, evaluate)."""
 
     def __init__(self, found: str, layout: str, more: str, unsplit: str, val_fraction: float, test_empty: bool):
-        super().__init__(f"{found} ({layout}, or {'raise' if test_empty else 'lower'} --val-fraction from "
+        super().__init__(f"{found} ({layout}, or {'raise' if test_empty else 'lower'} `val_fraction` from "
                          f"{val_fraction:g})")
         more = f", or {more}" if val_fraction > 0 else ""  # (nothing is held out at 0, however many there are)
         self.without_val_fraction = (f"{found} ({layout}{more}: of {unsplit}, this command holds out {val_fraction:g} "
                                      f"of each class, as `convolab train --val-fraction {val_fraction:g}` would, and "
-                                     "takes no --val-fraction)")
+                                     "takes no `val_fraction`)")

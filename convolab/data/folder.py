@@ -146,7 +146,7 @@ def _decode_all(source: _Source, wanted: set[str], resize: int | None
     # The workers ignore Ctrl-C (it reaches the process group: one interrupted holding the result queue's lock would
     # leave all waiting forever); this process takes it, drops the chunks not begun and waits for those under way.
     with watched(f"the {procs} processes that decode the images into the cache", "raise the limit, or stream the "
-                 "images instead (--loader stream --workers 0)"):
+                 "images instead (`loader` stream `workers` 0)"):
         pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context(pool_start_method()),
                                    initializer=ignore_interrupts)
         try:
@@ -197,9 +197,9 @@ def _decode_source(source: _Source, entries: list[ImageEntry], skip_bad: bool,
     if bad and not skip_bad:
         location, why = sorted(bad)[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        hint = ", or --image-size N to resize every image" if location in resized else ""
+        hint = ", or `image_size` N to resize every image" if location in resized else ""
         raise DataError(f"image {source.describe(location)} {why}{more}; fix or remove it, pass "
-                        f"--skip-bad-images to count and skip such files{hint}")
+                        f"`skip_bad_images` to count and skip such files{hint}")
     kept = [by_location[loc] for loc in sorted(decoded)]
     stack = np.stack([decoded[e.location][0] for e in kept])
     stack = stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)  # N x C x H x W
@@ -326,7 +326,7 @@ def _decode_into(cache_file: Path, source: _Source, entries: list[ImageEntry], c
 
 def _refuse_empty_class(source: _Source, location: str) -> None:
     raise DataError(f"class folder {source.describe(location)} holds no image; remove it, add images, or pass "
-                    "--skip-bad-images to ignore it")
+                    "`skip_bad_images` to ignore it")
 
 
 _UNWRITABLE: set[Path] = set()  # cache folders already warned about in this process
@@ -354,7 +354,7 @@ def _streaming(path: Path, source: _Source, entries: list[ImageEntry], classes: 
         log.info("%s: %s", path, note)
     if not headers:
         raise DataError(f"no readable image among those sampled from {path}; check the files, or pass "
-                        "--loader cache to decode them all and name the bad ones")
+                        "`loader` cache to decode them all and name the bad ones")
     labels, codes, has_splits = split_codes(entries, classes)
     check_split_classes(path, labels, codes, has_splits, classes, whole)
     if source.is_tar:
@@ -387,7 +387,7 @@ def _assemble(path: Path, cached: dict, val_fraction: float, whole: bool = False
     train_idx, test_idx, unseen_idx = split_indices(path, labels, codes, cached["has_splits"], val_fraction, whole)
     if cached.get("note") and not len(unseen_idx) and not whole:  # (val/ would have been scored as the test split)
         raise DataError(f"{path}: no image of its test/ beside val/ could be read (each was skipped by "
-                        "--skip-bad-images); repair or remove them, or the folder")
+                        "`skip_bad_images`); repair or remove them, or the folder")
     data = ImageData(path.name.split(".")[0], Split(images[train_idx], labels[train_idx]),
                      Split(images[test_idx], labels[test_idx]), classes)
     data.held_out = not cached["has_splits"]

@@ -262,16 +262,16 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
     input_specs = [_split_spec(s) for s in inputs or []]
     if input_specs:
         image_column = input_specs[0][0]
-        table.check(image_column, "--inputs names")
+        table.check(image_column, "`inputs` names")
     else:
         image_column = next((h for h in header if h.lower() in IMAGE_COLUMNS), None)
         image_column = image_column or next((h for h in header if table.kind_of(h, None, True) == "image"), None)
         if image_column is None:
             raise DataError(f"labels CSV {path} has no image column (named {', '.join(IMAGE_COLUMNS)}, or of image "
-                            f"files: .png, .jpg...); its columns: {', '.join(header)}; name it with --inputs")
+                            f"files: .png, .jpg...); its columns: {', '.join(header)}; name it with `inputs`")
     image_columns, vector_names = [image_column], []
     for name, kind in input_specs[1:]:
-        table.check(name, "--inputs names")
+        table.check(name, "`inputs` names")
         (image_columns if table.kind_of(name, kind, True) == "image" else vector_names).append(name)
     table.check_items(image_columns)
     split_column = next((h for h in header if h.lower() == "split"), None)
@@ -279,17 +279,17 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
     specs = ([_split_spec(s) for s in targets] if targets else
              [(h, None) for h in header if h not in used and table.kind_of(h, None, True) != "image"])
     for name, _ in specs:
-        table.check(name, "--targets names")
+        table.check(name, "`targets` names")
         if name in used:
-            raise DataError(f"--targets names {name!r}, which is an input or the split column of {path}")
-    for flag, names in (("--inputs", [n for n, _ in input_specs]), ("--targets", [n for n, _ in specs])):
+            raise DataError(f"`targets` names {name!r}, which is an input or the split column of {path}")
+    for flag, names in (("`inputs`", [n for n, _ in input_specs]), ("`targets`", [n for n, _ in specs])):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise DataError(f"{flag} names {', '.join(map(repr, twice))} twice: name each column once")
     kinds = {name: table.kind_of(name, kind, False) for name, kind in specs}
     bad = [n for n, k in kinds.items() if k == "image"]
     if bad:
-        raise DataError(f"--targets names {', '.join(bad)}, a column of image files: a target is a class or a number, "
+        raise DataError(f"`targets` names {', '.join(bad)}, a column of image files: a target is a class or a number, "
                         "not an image (mark it NAME:class if its values are classes)")
     classes = [n for n, k in kinds.items() if k == "class"]
     if not classes:
@@ -415,7 +415,7 @@ def _images(table: _Table, names: list[str], image_size: int | None) -> torch.Te
                 first = arrays[0]
                 raise DataError(f"{table.path}: images differ in size ({first[1]} is {first[2].shape[1]}x"
                                 f"{first[2].shape[0]}, {cell} on line {line} {array.shape[1]}x{array.shape[0]}); "
-                                "give --image-size N to resize every image")
+                                "give `image_size` N to resize every image")
             arrays.append((line, cell, array))
             colour = colour or mode == "RGB"
     tensors = []

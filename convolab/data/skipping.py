@@ -24,7 +24,7 @@ def say_skipped(source: Any, cached: dict, whole: bool, hit: bool = False) -> No
     if (count := int(cached.get("skipped", 0))) and main_rank():
         named = list(cached.get("skipped_files", []))
         more = f"; and {count - len(named)} more" if named and count > len(named) else ""
-        log.warning("skipped %d unreadable or mismatched image%s of %s (--skip-bad-images)%s%s", count,
+        log.warning("skipped %d unreadable or mismatched image%s of %s (`skip_bad_images`)%s%s", count,
                     "s" * (count > 1), source.path, ": " + "; ".join(named) if named else "", more)
     if hit:
         say_empty(source, cached.get("empty", []), whole)
@@ -36,7 +36,7 @@ def main_rank() -> bool:  # (every process of --nproc reads the data: what it sa
 
 def say_empty(source: Any, empty: list[str], whole: bool) -> None:
     if empty and not whole and main_rank():
-        log.warning("%s: left out the empty class folder%s %s (--skip-bad-images)", source.path,
+        log.warning("%s: left out the empty class folder%s %s (`skip_bad_images`)", source.path,
                     "s" * (len(empty) > 1), ", ".join(source.describe(e) for e in empty))
 
 

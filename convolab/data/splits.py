@@ -80,7 +80,7 @@ def without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str]
     if has_splits and (untaught := sorted(set(labels[codes != TRAIN].tolist()) - taught)):
         names = ", ".join(classes[i] for i in untaught)
         raise DataError(f"{path}: every training image of class{'es' * (len(untaught) > 1)} {names} was unreadable "
-                        "and skipped (--skip-bad-images), while the test split has some: fix or remove those "
+                        "and skipped (`skip_bad_images`), while the test split has some: fix or remove those "
                         "images, or remove the class from both splits")
     present = sorted(set(labels.tolist()))
     if len(present) == len(classes):

@@ -72,7 +72,7 @@ def check_socket_folder(workers: int) -> None:
         shown = folder if len(folder) <= 60 else f"{folder[:57]}..."
         raise ConfigError(f"the temporary folder {shown} ($TMPDIR) is {len(os.fsencode(folder))} bytes long: it "
                           f"is too long for the sockets the {workers} data-loading workers pass their images "
-                          f"through (at most {room}); set TMPDIR to a shorter folder (or give --workers 0, where the "
+                          f"through (at most {room}); set TMPDIR to a shorter folder (or give `workers` 0, where the "
                           "command takes it: train, compare, finetune, lr-find)")
 
 
@@ -178,7 +178,7 @@ class StreamingImageData(LabelledImages):
         self.workers = default_workers() if workers is None else workers
         # (torch's DataLoader said it three times, a paragraph each; said here once, by --nproc's first process)
         if self.workers > (cores := usable_cores()) and os.environ.get("RANK", "0") == "0":
-            log.warning("--workers %d is more than the %d CPU%s this process may use: the workers share %s, and "
+            log.warning("`workers` %d is more than the %d CPU%s this process may use: the workers share %s, and "
                         "decode no faster than %d would", self.workers, cores, "s" if cores != 1 else "",
                         "them" if cores != 1 else "it", cores)
         check_socket_folder(self.workers)
@@ -217,7 +217,7 @@ class StreamingImageData(LabelledImages):
             self.random_crop = random_crop
         if min_scale is not None:
             if not 0 < min_scale <= 1:
-                raise DataError(f"--min-crop-scale must be in (0, 1], got {min_scale}")
+                raise DataError(f"`min_crop_scale` must be in (0, 1], got {min_scale}")
             self.min_scale = min_scale
 
     def decoded_as(self, size: int | None = None, random_crop: bool | None = None, min_scale: float | None = None,
@@ -296,7 +296,7 @@ class StreamingImageData(LabelledImages):
                     location = split.locations[int(index[i])]
                     if not self.skip_bad_images:
                         raise DataError(f"image {split.reader.describe(location)} cannot be decoded ({errors[i]}); "
-                                        "fix or remove it, or pass --skip-bad-images to count and skip such files")
+                                        "fix or remove it, or pass `skip_bad_images` to count and skip such files")
                     if location not in self.skipped:
                         self.skipped.add(location)
                         if len(self.skipped) <= NAMED_SKIPS:
@@ -340,9 +340,9 @@ def fed(loader: torch.utils.data.DataLoader) -> Iterator:
                 raise
             free = shutil.disk_usage("/dev/shm").free / 2**20 if os.path.isdir("/dev/shm") else None
             room = f" ({free:.0f} MiB free in /dev/shm)" if free is not None else ""
-            raise DataError(f"the {loader.num_workers} --workers that decode the images ran out of shared memory, "
-                            f"where they hand each batch over{room}: give --workers 0 (decoded in this process), a "
-                            "smaller --batch-size, or more shared memory (docker run --shm-size 1g)") from None
+            raise DataError(f"the {loader.num_workers} `workers` that decode the images ran out of shared memory, "
+                            f"where they hand each batch over{room}: give `workers` 0 (decoded in this process), a "
+                            "smaller `batch_size`, or more shared memory (`docker run --shm-size 1g`)") from None
         yield batch
 
 
@@ -356,7 +356,7 @@ def started(loader: torch.utils.data.DataLoader) -> Iterator:
     if not loader.num_workers:
         return iter(loader)
     n = loader.num_workers
-    with watched(f"the {n} --workers that decode the images", "give fewer --workers, or --workers 0 (decoded in "
+    with watched(f"the {n} `workers` that decode the images", "give fewer `workers`, or `workers` 0 (decoded in "
                  "this process), or raise the limit"), worker_count_quieted():  # (a limit refusing one: one line,
         # and none left running)
         stops = (signal.SIGINT, signal.SIGTERM)

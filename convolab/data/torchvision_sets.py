@@ -54,12 +54,12 @@ def load_torchvision(name: str, data_dir: str | Path, download: bool = False) ->
         first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
         if download and isinstance(err, OSError) and err.errno in LOCAL_FAULTS:  # (the network is not to blame)
             raise DataError(f"{name} could not be downloaded into {root / sub}: that folder cannot be written "
-                            f"({err.strerror}); give --data-dir a writable folder") from None
+                            f"({err.strerror}); give `data_dir` a writable folder") from None
         if download:
             raise DataError(f"{name} could not be downloaded into {root / sub} ({first[:120]}; no network?); "
                             f"copy its files there by hand, or run once where the network is reachable") from None
-        raise DataError(f"{name} not found under {root / sub} ({first[:120]}); pass --download to fetch it "
-                        f"there, or --data-dir to point at a folder that holds it") from None
+        raise DataError(f"{name} not found under {root / sub} ({first[:120]}); pass `download` to fetch it "
+                        f"there, or `data_dir` to point at a folder that holds it") from None
     # MNIST's classes as the digits mnist5k and digits name them ("0", not torchvision's "0 - zero"), so that a
     # model of one scores the others
     classes = [plain_class_name(c) for c in train.classes]

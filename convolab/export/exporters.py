@@ -130,8 +130,8 @@ class ExportMeta:
         if own is not None and meta.image_size != own:  # (a model of no registered name: its own size unknown)
             _warn_once(source, f"{source} records no metadata revision (a convolab before 2026-11-30 exported it), "
                        "and one before 2026-11-29 23:00 recorded as 'resize' the preprocessing of a run that squashed "
-                       f"its image folder's files to --image-size as it read them: if its run read an image folder at "
-                       f"--image-size {meta.image_size[0]}, export it again from its checkpoint (its predictions "
+                       f"its image folder's files to `image_size` as it read them: if its run read an image folder at "
+                       f"`image_size` {meta.image_size[0]}, export it again from its checkpoint (its predictions "
                        "differ slightly from the checkpoint's)")
         return meta
 
@@ -184,7 +184,7 @@ def _check_inputs(input_size: tuple[int, int, int], batch_size: int, dynamic_bat
     if len(input_size) != 3 or min(input_size) <= 0:
         raise ConfigError(f"input_size must be (C, H, W) with positive sizes, got {input_size}")
     if batch_size <= 0:
-        raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
+        raise ConfigError(f"`batch_size` must be a positive integer, got {batch_size}")
     return (1, 3) if dynamic_batch else (batch_size,)
 
 
@@ -291,8 +291,8 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
     found: dict[str, float] = {}
     # the PyTorch outputs are finite (`reference_outputs`): a large difference is the export's or round-off's
     # (--no-fold only where batch norms were folded: a model with none, e.g. lenet5, exports the same without)
-    hint = "try --no-fold to export without batch-norm folding" if folded else \
-        "without folding, a larger difference is float32 round-off: try a larger --tolerance or --rtol"
+    hint = "try `fold=False` to export without batch-norm folding" if folded else \
+        "without folding, a larger difference is float32 round-off: try a larger `tolerance` or `rtol`"
 
     def checked(tmp: str) -> None:
         rows = write(tmp).double()
@@ -311,7 +311,7 @@ def _write_checked(path: Path, fmt: str, write: Callable[[str], torch.Tensor], t
     except ConvolabError:  # a full disk (DiskFullError, an OSError too) or the check: its own line
         raise
     except OSError as err:
-        raise ConfigError(f"--out {path} cannot be written ({err.strerror or err}); "
+        raise ConfigError(f"`path` {path} cannot be written ({err.strerror or err}); "
                           "choose another file") from None
     return found["abs"], found["rel"]
 
@@ -358,7 +358,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
             if isinstance(err, (ConvolabError, MemoryError)):
                 raise
             raise ExportError(f"ONNX Runtime could not run the {exporter} exporter's graph ({first_line(err)}); "
-                              "nothing was written (try the other --onnx-exporter, or --batch-size N)") from None
+                              "nothing was written (try the other `onnx_exporter`, or `batch_size` N)") from None
 
     diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, ready.folded)
     return ExportResult(Path(path), "onnx", diff, ready.batch_sizes, ready.folded, rel)
@@ -375,8 +375,9 @@ class _FixedBatch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != self.batch_size:
             raise RuntimeError("this TorchScript model was exported for batches of " + str(self.batch_size)
-                               + " images, got " + str(x.shape[0]) + "; export it again with `convolab export "
-                               "--batch-size N` for another size, or without --batch-size for any")
+                               + " images, got " + str(x.shape[0])
+                               + "; export it again with `convolab export --batch-size N` for another size, or "
+                               "without it for any")
         return self.model(x)
 
 

@@ -41,18 +41,18 @@ def check_file_output(path: str | Path, source: str | Path | None = None, instea
     can be made (by the writer: nothing is made here). `instead`: a file to suggest in the line; `writer`: what
     writes the file, as the line names it."""
     path = Path(path)
-    check_usable(path, "--out", "file")  # (a name too long: every check below would raise it)
+    check_usable(path, "`path`", "file")  # (a name too long: every check below would raise it)
     if not path.is_dir() and _same(path, source):
-        raise ConfigError(f"--out {path} is the checkpoint being read: {writer} would replace it; "
+        raise ConfigError(f"`path` {path} is the checkpoint being read: {writer} would replace it; "
                           + _instead("file", instead))
     kept = kept_files(path.parent)
     if kept is not None and path.name in kept[1]:
-        raise ConfigError(f"--out {path} is the {path.name} of {kept[0]}, which {writer} would replace; "
+        raise ConfigError(f"`path` {path} is the {path.name} of {kept[0]}, which {writer} would replace; "
                           + _instead("file", instead))
     if path.exists() and not path.is_file() and not path.is_dir():  # (os.access lets root replace /dev/null)
-        raise ConfigError(f"--out {path} exists and is not a regular file (a device, a FIFO or a socket), which "
+        raise ConfigError(f"`path` {path} exists and is not a regular file (a device, a FIFO or a socket), which "
                           f"{writer} would replace; " + _instead("file", instead))
-    return writable_output(path, "--out", "file", create_parents, create=False, example=example)
+    return writable_output(path, "`path`", "file", create_parents, create=False, example=example)
 
 
 def check_folder_output(folder: str | Path, source: str | Path | None = None,
@@ -63,17 +63,17 @@ def check_folder_output(folder: str | Path, source: str | Path | None = None,
     made here)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file; give a folder for model.safetensors and config.json")
+        raise ConfigError(f"`folder` {folder} is a file; give a folder for model.safetensors and config.json")
     found = run_files(folder)
     if found == [CONFIG_FILE]:  # a run's that has no checkpoint yet, or another tool's
-        raise ConfigError(f"--out {folder} holds a {CONFIG_FILE} that no safetensors export wrote, which the "
+        raise ConfigError(f"`folder` {folder} holds a {CONFIG_FILE} that no safetensors export wrote, which the "
                           "export would replace; " + _instead("folder", instead))
     if found:
-        raise ConfigError(f"--out {folder} holds a run ({', '.join(found)}): the safetensors {CONFIG_FILE} would "
+        raise ConfigError(f"`folder` {folder} holds a run ({', '.join(found)}): the safetensors {CONFIG_FILE} would "
                           "replace the run's; " + _instead("folder", instead))
     if _same(folder, source):
-        raise ConfigError(f"--out {folder} is the safetensors folder being exported; " + _instead("folder", instead))
-    return writable_output(folder, "--out", "folder", create=False)
+        raise ConfigError(f"`folder` {folder} is the safetensors folder being exported; " + _instead("folder", instead))
+    return writable_output(folder, "`folder`", "folder", create=False)
 
 
 __all__ = ["SAFETENSORS_FILES", "check_file_output", "check_folder_output", "kept_files", "run_files"]

@@ -68,7 +68,7 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
             written = folder / (CONFIG_FILE if f"writing {CONFIG_FILE}" in str(err) else WEIGHTS_FILE)
             raise DiskFullError(no_space_line(written, existed=written.exists())) from None
         if isinstance(err, OSError) and not isinstance(err, ConvolabError):
-            raise ExportError(f"--out {folder} cannot be written ({err.strerror or err}); choose another "
+            raise ExportError(f"`folder` {folder} cannot be written ({err.strerror or err}); choose another "
                               "folder") from None
         raise
     return SafetensorsResult([folder / WEIGHTS_FILE, folder / CONFIG_FILE], str(ckpt["model_name"]),

@@ -74,7 +74,7 @@ def finetune_parts(checkpoint: str | Path | dict[str, Any], config: TrainConfig,
     """
     with callers_kept():  # (the new head's seeded draws, and the model's dtype, leave the caller's as they were)
         if config.model_options:
-            raise ConfigError("fine-tuning rebuilds the checkpoint's own model; --model-option is not taken")
+            raise ConfigError("fine-tuning rebuilds the checkpoint's own model; `model_options` is not taken")
         loaded = load_trained_model(checkpoint)
         ckpt, model = loaded.checkpoint, loaded.model
         if ckpt.get("weights"):  # published weights: their statistics are the model's
@@ -92,7 +92,7 @@ def finetune_parts(checkpoint: str | Path | dict[str, Any], config: TrainConfig,
         if until is not None:
             if options.get("until") is not None:
                 raise ConfigError(f"{source} is already cut at {options['until']!r}; "
-                                  "fine-tune it without --until")
+                                  "fine-tune it without `until`")
             model = truncate(model, until, num_classes=data.num_classes)
             options["until"] = until  # create_model(..., until=...) rebuilds this network from the new checkpoint
         else:
@@ -131,9 +131,9 @@ def check_inputs(checkpoint: dict[str, Any], data: Any, source: str) -> None:
     if given == (len(inputs) - numbers, numbers):
         return
     specs = ",".join(run_config(checkpoint).get("inputs") or inputs)
-    raise ConfigError(f"{source} was trained on items of {_item(len(inputs) - numbers, numbers)} (--inputs "
-                      f"{specs}), but --data {data.name} gives items of {_item(*given)}: name the labels CSV's "
-                      f"columns of them with --inputs (as --inputs {specs} named them)")
+    raise ConfigError(f"{source} was trained on items of {_item(len(inputs) - numbers, numbers)} (`inputs` "
+                      f"{specs}), but `data` {data.name} gives items of {_item(*given)}: name the labels CSV's "
+                      f"columns of them with `inputs` (as `inputs` {specs} named them)")
 
 
 def _item(images: int, numbers: int) -> str:
@@ -156,10 +156,10 @@ def drop_heads_left_out(model: nn.Module, options: dict[str, Any], data: Any, co
     weighed = [name for name in dropped if name in config.loss_weights]
     if weighed:
         them = len(weighed) > 1
-        raise ConfigError(f"--loss weighs {', '.join(weighed)}, but the labels CSV's targets here are "
-                          f"{', '.join(data.columns)}: add {', '.join(weighed)} to --targets to fine-tune "
+        raise ConfigError(f"`loss_weights` weighs {', '.join(weighed)}, but the labels CSV's targets here are "
+                          f"{', '.join(data.columns)}: add {', '.join(weighed)} to `targets` to fine-tune "
                           f"{'those heads' if them else 'that head'} of {source}, or leave {'them' if them else 'it'} "
-                          "out of --loss")
+                          "out of `loss_weights`")
     if dropped:
         kept = {name: classes for name, classes in heads.items() if name not in dropped}
         for name in dropped:
@@ -187,7 +187,7 @@ def check_kept_heads(checkpoint: dict[str, Any], data: Any, source: str) -> None
                 [same_form(c) for c in column.classes] != [same_form(c) for c in kept["classes"]]:
             raise ConfigError(f"column {name!r} of {data.name} holds the classes {', '.join(column.classes)}, but "
                               f"{source}'s head {name!r} learnt {', '.join(kept['classes'])}, which it keeps: name "
-                              f"them as it learnt them, or give --targets {data.main_column} to fine-tune the main "
+                              f"them as it learnt them, or give `targets` {data.main_column} to fine-tune the main "
                               "target alone")
 
 

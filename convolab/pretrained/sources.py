@@ -184,7 +184,7 @@ def choose_weights(name: str, pretrained: bool | str) -> Weights:
         if source is None:
             only = " and ".join(libraries)
             raise WeightsError(f"convolab loads {name}'s weights from {only} only, not from {pretrained}; give "
-                               f"--weights {libraries[0]} or --pretrained (pretrained={libraries[0]!r} or True in "
+                               f"`weights` {libraries[0]} or `pretrained` (pretrained={libraries[0]!r} or True in "
                                "Python)")
         return published_weights(source)[0]
     given = str(pretrained)

@@ -63,14 +63,14 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     `resume_experiment` (`convolab reproduce --resume DIR`). `default_stem`: `output` is the folder
     `next_free_dir(default_stem)` named, and a command started beside this one that makes it first leaves this
     one the next free name."""
-    output = writable_output(output, "--output", create=False)
+    output = writable_output(output, "`output`", create=False)
     existed = output.exists()
     if (output / STATE).is_file():
-        raise ConfigError(f"--output {output} already holds an experiment; continue it with `convolab reproduce "
+        raise ConfigError(f"`output` {output} already holds an experiment; continue it with `convolab reproduce "
                           f"--resume {shlex.quote(str(output))}`, or give a new folder")
     if output.exists() and any(p.name != LOCK_FILE for p in output.iterdir()):  # (a claim's file alone: nothing)
-        raise ConfigError(f"--output {output} is not empty; give a new folder for the experiment")
-    probe_output(output, "--output")  # (root passes writable_output's permission check even on /sys)
+        raise ConfigError(f"`output` {output} is not empty; give a new folder for the experiment")
+    probe_output(output, "`output`")  # (root passes writable_output's permission check even on /sys)
     # Bad options and data stop the experiment before its folder exists (each comparison checks them again).
     check_device_options(base)
     count = seeds or (experiment.quick_seeds if quick else experiment.full_seeds)
@@ -82,9 +82,9 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     if default_stem is not None and not existed:
         output = take_default_dir(output, default_stem)
     output.mkdir(parents=True, exist_ok=True)
-    with claimed(output, "--output"):
+    with claimed(output, "`output`"):
         if (output / STATE).is_file():  # (written meanwhile, by a command started beside this one)
-            raise ConfigError(f"--output {output} already holds an experiment; give a new folder")
+            raise ConfigError(f"`output` {output} already holds an experiment; give a new folder")
         _save_state(output, state)
         return _run_arms(experiment, output, base, state, resume=False)
 
@@ -95,12 +95,12 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
     output = Path(output)
     path = output / STATE
     if not path.is_file() and (output / EXPERIMENT_REPORT).is_file():
-        raise ConfigError(f"--resume {output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
-                          f"{STATE}), which cannot be continued; run it again into another --output")
+        raise ConfigError(f"`resume` {output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
+                          f"{STATE}), which cannot be continued; run it again into another `output`")
     if not path.is_file():
-        raise ConfigError(f"--resume {output} is not an experiment's folder (no {STATE}); give the --output folder "
+        raise ConfigError(f"`resume` {output} is not an experiment's folder (no {STATE}); give the `output` folder "
                           f"of a `convolab reproduce` run")
-    with claimed(output, "--resume"):  # (one line when another command holds it: a second --resume)
+    with claimed(output, "`resume`"):  # (one line when another command holds it: a second --resume)
         state, base = read_experiment(path, FORMAT)  # (each field checked, before anything is written)
         try:
             experiment = get_experiment(state["experiment"])
@@ -112,10 +112,10 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
                 folder = output / f"seed-{base.seed + k}" / f"arm-{i + 1}"
                 if (folder / COMPARE_FILE).is_file() and Comparison.load(folder).models != list(arm.models):
                     # (resnet-cifar's resnet110 moved to an arm of its own, with the paper's warm-up)
-                    raise ConfigError(f"--resume {output}: its {folder.relative_to(output)} trains "
+                    raise ConfigError(f"`resume` {output}: its {folder.relative_to(output)} trains "
                                       f"{', '.join(Comparison.load(folder).models)}, where this convolab's "
                                       f"{experiment.name} trains {', '.join(arm.models)} in that arm (the experiment "
-                                      "was started by an older convolab); run it again into another --output")
+                                      "was started by an older convolab); run it again into another `output`")
         if progress is not None:
             base.progress = progress
         state["resumed_by"].append(command)

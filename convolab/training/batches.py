@@ -226,11 +226,11 @@ def unused_options(workers: int | None, min_crop_scale: float, sync_bn: bool, st
     several processes'."""
     unused = []
     if not streamed and workers is not None:
-        unused.append("--workers (the processes that decode streamed images; these are held in memory)")
+        unused.append("`workers` (the processes that decode streamed images; these are held in memory)")
     if not streamed and min_crop_scale != MIN_CROP_SCALE:
-        unused.append("--min-crop-scale (of streamed images' random-resized crops; these are held in memory, "
-                      "cropped with --augment's padding)")
+        unused.append("`min_crop_scale` (of streamed images' random-resized crops; these are held in memory, "
+                      "cropped with `augment`'s padding)")
     if sync_bn and not several:
-        unused.append("--sync-bn (batch-norm statistics across processes; this run is one: --nproc N makes several)")
+        unused.append("`sync_bn` (batch-norm statistics across processes; this run is one: `nproc` N makes several)")
     return unused
 

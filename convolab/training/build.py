@@ -115,8 +115,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     device, dist, amp_dtype = start_process(config)
     out = Path(config.output) if config.output else default_run_dir(config)
     if folder and dist.is_main and not (out / "config.json").exists():  # (a new run; one rank: another's would race
-        writable_output(out, "--output", create=False)  # it; a resumed run's own folder fails as it writes, said so)
-        probe_output(out, "--output")  # (a disk full or read-only, said before the data load)
+        writable_output(out, "`output`", create=False)  # it; a resumed run's own folder fails as it writes, said so)
+        probe_output(out, "`output`")  # (a disk full or read-only, said before the data load)
     # (before the data: a size the model cannot take, refused before they are decoded at it)
     probed = model is None and check_size_before_data(config.model, dict(config.model_options), config.image_size,
                                                       device)
@@ -124,7 +124,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     data = validation_split(config, config_subsets(config, data) if data is not None else load_run_data(config, dist))
     if not len(data.test):  # (data built in Python: a folder's loader refuses an empty split itself)
         raise DataError(f"{data.name} has no test images: each epoch scores the run on them (best.pt, "
-                        "--patience); give data with a test split")
+                        "`patience`); give data with a test split")
     check_batch_size(config.batch_size, len(data.train), dist.world_size)
     init_report = None
     if model is None:
@@ -170,11 +170,11 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     train_targets, test_targets = extra_targets(config, model, batches, data.classes)
     loss_weights = output_loss_weights(config, model, train_targets, aux_weight)
     if config.aux_weight is not None and set(loss_weights) <= {"main", *train_targets} and dist.is_main:
-        log.warning("--aux-weight %g is not used: %s has no auxiliary heads (`convolab models %s` says whether an "
+        log.warning("`aux_weight` %g is not used: %s has no auxiliary heads (`convolab models %s` says whether an "
                     "aux_logits option gives it some)", config.aux_weight, config.model, config.model)
     if "aux_drop_rate" in config.model_options and not getattr(model, "aux_names", ()) and dist.is_main:
-        log.warning("--model-option aux_drop_rate is not used: %s is built without auxiliary heads (add "
-                    "--model-option aux_logits=true to build them)", config.model)  # (before: recorded, unused)
+        log.warning("`model_options` aux_drop_rate is not used: %s is built without auxiliary heads (add "
+                    "`model_options` aux_logits=true to build them)", config.model)  # (before: recorded, unused)
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)
@@ -298,7 +298,7 @@ def mixing_for(config: TrainConfig, dist: Distributed) -> MixConfig:
         name = "mixup" if config.mixup > 0 else "cutmix"
         share, least = config.batch_size // dist.world_size, 2 * dist.world_size
         raise FieldError(name, f"mixes the images of a batch, but each process's batch holds {share}; give "
-                               f"--batch-size {least} or more (2 a process)")
+                               f"`batch_size` {least} or more (2 a process)")
     return mixing
 
 
@@ -347,11 +347,11 @@ def output_loss_weights(config: TrainConfig, model: nn.Module, train_targets: di
     unknown = sorted(set(given) - set(weights))
     if unknown:
         outputs = [main_name if n == "main" else n for n in weights]
-        raise ConfigError(f"--loss names {', '.join(unknown)}, which the model does not output "
+        raise ConfigError(f"`loss_weights` names {', '.join(unknown)}, which the model does not output "
                           f"(its outputs: {', '.join(outputs)})")
     if not any((weights | given).values()):  # (the loss would be 0: nothing learnt, the weights only decayed)
-        raise ConfigError(f"--loss weighs every output 0 ({', '.join(f'{k}={v:g}' for k, v in given.items())}); "
-                          "give at least one a weight above 0")
+        weighed = ", ".join(f"{k}={v:g}" for k, v in given.items())
+        raise ConfigError(f"`loss_weights` weighs every output 0 ({weighed}); give at least one a weight above 0")
     return weights | given
 
 
@@ -392,7 +392,7 @@ def tensorboard_writer() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        raise ConfigError("`tensorboard` needs the tensorboard package: pip install tensorboard") from None
     return SummaryWriter
 
 

@@ -121,18 +121,18 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
     names = _zip_names(path)
     if names is None and path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
-                              "checkpoint or run folder written by `convolab train` (predict and evaluate --data "
+                              "checkpoint or run folder written by `convolab train` (predict and evaluate `data` "
                               "also take the ONNX or TorchScript files `convolab export` writes)")
     if names is not None and any(n.endswith(("/archive_format", "serialized_exported_program.json"))
                                  for n in names):  # (torch.export.save's archive: torch 2.7 and later, and before)
         raise CheckpointError(f"{path} is a torch.export program (`convolab export --format pt2`), not a checkpoint; "
                               "give the .pt checkpoint or run folder written by `convolab train` (predict and "
-                              "evaluate --data also take the .pt2, TorchScript or .onnx files `convolab export` "
+                              "evaluate `data` also take the .pt2, TorchScript or .onnx files `convolab export` "
                               "writes)")
     if names is not None and _torchscript_names(names):
         raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
                               "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
-                              "(predict and evaluate --data also take the TorchScript or .onnx files `convolab "
+                              "(predict and evaluate `data` also take the TorchScript or .onnx files `convolab "
                               "export` writes)")
     try:
         with warnings.catch_warnings():  # torch's own notes on the file; the error below says it all
@@ -360,6 +360,6 @@ def runs_at(model: nn.Module, in_chans: int, size: int | Sequence[int],
         # size check: either) -- but an image too large for the memory is not a shape the layers refuse
         if isinstance(err, MemoryError) or "allocate" in str(err):
             raise ConfigError(f"one {int(height)}x{int(width)} px image does not fit in this machine's memory "
-                              "(allocating its activations failed); give a smaller --image-size") from None
+                              "(allocating its activations failed); give a smaller `image_size`") from None
         return False
     return True

@@ -35,7 +35,7 @@ AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # those that capture CUDA graphs (on a GPU)
 # Why an option cannot change on --resume, where the general reason (it shaped what was trained) fits it loosely.
-RESUME_REFUSALS = {"monitor": "best.pt and the epochs --patience counts were chosen by it"}
+RESUME_REFUSALS = {"monitor": "best.pt and the epochs `patience` counts were chosen by it"}
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
@@ -235,18 +235,18 @@ class TrainConfig:
             self.output = os.path.expanduser(self.output)  # the lines naming it on one path (before: a folder "~")
         if self.freeze_backbone and self.backbone_lr_scale is not None:
             raise FieldError("backbone_lr_scale", f"{self.backbone_lr_scale:g} scales the backbone's learning rate, "
-                                                  "but --freeze-backbone trains no backbone: give one of the two")
+                                                  "but `freeze_backbone` trains no backbone: give one of the two")
         if self.compile_mode != "default" and not self.compile:
-            raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give --compile too")
+            raise FieldError("compile_mode", f"{self.compile_mode} is torch.compile's mode: give `compile` too")
         if self.compile and self.compile_mode in CUDA_GRAPH_MODES and self.accumulate > 1:
             # (a replay of the step's graphs would overwrite the gradients the earlier batches left in their pool)
             raise FieldError("accumulate", f"{self.accumulate} sums the gradients of several batches, which "
-                                           f"--compile-mode {self.compile_mode}'s CUDA graphs would overwrite; "
-                                           "give --accumulate 1 or --compile-mode default")
+                                           f"`compile_mode` {self.compile_mode}'s CUDA graphs would overwrite; "
+                                           "give `accumulate` 1 or `compile_mode` default")
         if (self.mixup or self.cutmix) and self.batch_size < 2:  # (a run with --nproc checks each process's share)
             name = "mixup" if self.mixup else "cutmix"
-            raise FieldError(name, f"mixes the images of a batch, but --batch-size {self.batch_size} holds one "
-                                   f"image: give --batch-size 2 or more, or leave out --{name}")
+            raise FieldError(name, f"mixes the images of a batch, but `batch_size` {self.batch_size} holds one "
+                                   f"image: give `batch_size` 2 or more, or leave out `{name}`")
         if taken := sorted(set(self.model_options) & {"num_classes", "in_chans"}):
             raise FieldError("model_options", f"{' and '.join(taken)} come from the data (its classes; 1 channel for "
                                               "grey images, 3 for colour), not from an option: leave them out")
@@ -307,8 +307,8 @@ class TrainConfig:
         if changes.get("compile", self.compile) and mode in CUDA_GRAPH_MODES and self.accumulate > 1:
             # (__post_init__'s line would advise --accumulate 1, which a resumed run cannot take)
             raise FieldError("compile_mode", f"{mode}'s CUDA graphs would overwrite the gradients the run's "
-                                             f"--accumulate {self.accumulate} sums over several batches; leave it "
-                                             "out or give --compile-mode default")
+                                             f"`accumulate` {self.accumulate} sums over several batches; leave it "
+                                             "out or give `compile_mode` default")
         return dataclasses.replace(self, **changes)
 
     def differences_from(self, recorded: dict[str, Any]) -> list[str]:
@@ -351,15 +351,15 @@ class TrainConfig:
         path = Path(run_dir) / "config.json"
         if not path.is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
-                              "give the --output folder of a `convolab train` run")
+                              "give the `output` folder of a `convolab train` run")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as err:
             raise ConfigError(f"{path} cannot be read as a run's config ({str(err).splitlines()[0][:80]}); "
-                              "give the --output folder of a `convolab train` run") from None
+                              "give the `output` folder of a `convolab train` run") from None
         if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
             raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
-                              "safetensors export's?); give the --output folder of a `convolab train` run")
+                              "safetensors export's?); give the `output` folder of a `convolab train` run")
         try:
             return cls.from_record(values)
         except FieldError as err:  # (named as the file's field, not as a flag the user never gave)

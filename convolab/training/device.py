@@ -22,19 +22,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if name == "mps" or name.startswith("mps:"):  # (a Mac's GPU: torch has it, but convolab's paths are untried there)
-        raise ConfigError(f"--device {name}: convolab does not train on Apple GPUs (MPS) yet; use --device cpu, or "
+        raise ConfigError(f"`device` {name}: convolab does not train on Apple GPUs (MPS) yet; use `device` cpu, or "
                           "auto (a CUDA GPU where there is one, else the CPU)")
     if name != "cuda" and not name.startswith("cuda:"):
-        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+        raise ConfigError(f"`device` must be auto, cpu, cuda or cuda:N, got {name!r}")
     index = name[len("cuda:"):] if name != "cuda" else None
     if index is not None and not (index.isascii() and index.isdigit()):
-        raise ConfigError(f"--device {name}: the CUDA device index must be a non-negative whole number, "
+        raise ConfigError(f"`device` {name}: the CUDA device index must be a non-negative whole number, "
                           f"e.g. cuda:0, got {index!r}")
     if not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} was asked for but no CUDA device is available; use --device cpu or auto")
+        raise ConfigError(f"`device` {name} was asked for but no CUDA device is available; use `device` cpu or auto")
     if index is not None and int(index) >= (count := torch.cuda.device_count()):
-        raise ConfigError(f"--device {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
-                          f"(cuda:0 to cuda:{count - 1}); give one of them, or --device cuda")
+        raise ConfigError(f"`device` {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                          f"(cuda:0 to cuda:{count - 1}); give one of them, or `device` cuda")
     return torch.device("cuda" if index is None else f"cuda:{int(index)}")
 
 
@@ -58,8 +58,8 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
         return None
     if mode == "fp16":
         if device.type != "cuda":
-            raise ConfigError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU (a run trained with "
-                              "--amp fp16 continues on a CUDA device only: its precision cannot change on --resume)")
+            raise ConfigError("`amp` fp16 needs a CUDA device; use `amp` bf16 on the CPU (a run trained with "
+                              "`amp` fp16 continues on a CUDA device only: its precision cannot change on `resume`)")
         return torch.float16
     return torch.bfloat16
 
@@ -78,8 +78,8 @@ def check_compiler(device: torch.device) -> None:
     except Exception as err:  # noqa: BLE001  torch's InvalidCxxCompiler, by name only in a private module
         if type(err).__name__ != "InvalidCxxCompiler":
             raise
-        raise ConfigError("--compile on the CPU needs a C++ compiler (torch builds the compiled step with it) and "
-                          "none works here (g++ or $CXX); install one, or leave out --compile") from None
+        raise ConfigError("`compile` on the CPU needs a C++ compiler (torch builds the compiled step with it) and "
+                          "none works here (g++ or $CXX); install one, or leave out `compile`") from None
 
 
 class _NoCudaRuntimeNotice(logging.Filter):
@@ -100,8 +100,8 @@ def start_compiling(device: torch.device, mode: str) -> None:
     logging.getLogger("torch.utils.cpp_extension").addFilter(NO_CUDA_RUNTIME_NOTICE)  # (added once)
     if mode in CUDA_GRAPH_MODES and device.type != "cuda":
         alike = "default" if mode == "reduce-overhead" else f"{mode}-no-cudagraphs"
-        log.info("--compile-mode %s replays the step as CUDA graphs, which need a CUDA device: on %s it compiles as "
-                 "--compile-mode %s does", mode, device.type, alike)
+        log.info("`compile_mode` %s replays the step as CUDA graphs, which need a CUDA device: on %s it compiles as "
+                 "`compile_mode` %s does", mode, device.type, alike)
 
 
 def check_threads(threads: int | None) -> None:
@@ -109,7 +109,7 @@ def check_threads(threads: int | None) -> None:
     cores = usable_cores()
     if threads and threads > THREADS_PER_CORE * cores:
         raise FieldError("threads", f"{threads} is more than {THREADS_PER_CORE} threads a core on this machine's "
-                         f"{cores} cores; give --threads {THREADS_PER_CORE * cores} or fewer ({cores}, one a core, is "
+                         f"{cores} cores; give `threads` {THREADS_PER_CORE * cores} or fewer ({cores}, one a core, is "
                          "the fastest)")
 
 

@@ -106,8 +106,8 @@ def no_image_read(run: Run, split: str) -> DataError:
     """The line for a pass over streamed `split` images none of which could be read (every one skipped): no
     figure is made of no image."""
     skipped = round(run.dist.sum(len(getattr(run.data, "skipped", ())))[0])  # (every process reaches this line)
-    return DataError(f"no {split} image of --data {run.config.data} could be read ({skipped} unreadable files "
-                     "skipped by --skip-bad-images, the first of them named above): repair or remove them")
+    return DataError(f"no {split} image of `data` {run.config.data} could be read ({skipped} unreadable files "
+                     "skipped by `skip_bad_images`, the first of them named above): repair or remove them")
 
 
 __all__ = ["evaluate", "evaluate_run", "no_image_read", "scored_outputs", "split_batches"]

@@ -33,7 +33,7 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     if not report.count:  # (streamed files, each unreadable and skipped: a figure of no image would be nan)
         raise DataError(f"no image of the test split {run.config.data} kept unseen could be read (each was skipped "
-                        "by --skip-bad-images); repair or remove them, then score it: convolab train --resume "
+                        "by `skip_bad_images`); repair or remove them, then score it: convolab train --resume "
                         f"{run.run_dir}")
     result = {
         "checkpoint": checkpoint, "epoch": state.get("epoch"), "chosen_by": run.config.monitor,

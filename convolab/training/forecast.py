@@ -209,7 +209,7 @@ def check_batch_statistics(model: nn.Module, name: str, batch_size: int, process
         a_process = " (2 a process)" if processes > 1 else ""
         raise FieldError("batch_size", f"{batch_size} leaves each process 1 image a step, but {name or 'the model'}'s "
                                        f"{kind} layers need 2 or more for their batch statistics; give "
-                                       f"--batch-size {2 * processes} or more{a_process}")
+                                       f"`batch_size` {2 * processes} or more{a_process}")
 
 
 def check_cost(model: nn.Module, name: str, in_chans: int, size: int, native: int, batch: int, images: int,
@@ -222,16 +222,16 @@ def check_cost(model: nn.Module, name: str, in_chans: int, size: int, native: in
     need, free = cost.training_bytes(batch), available_memory(device)
     if memory_check and free is not None and need > free:
         fits = cost.batch_that_fits(free)
-        advice = (f"lower --batch-size to {fits} or less" if fits else "no batch fits") + \
-            (" or give a smaller --image-size" if size > native else "")
+        advice = (f"lower `batch_size` to {fits} or less" if fits else "no batch fits") + \
+            (" or give a smaller `image_size`" if size > native else "")
         raise ConfigError(f"{name} at {size} px, batch {batch}, would need about {gib(need)} of memory to train "
                           f"({cost.macs / 1e9:.2f} G MACs an image), more than the {gib(free)} free on "
-                          f"{device.type}: {advice}, or pass --no-memory-check to try anyway")
+                          f"{device.type}: {advice}, or pass `memory_check=False` to try anyway")
     heavy = 3 * cost.macs * images > HEAVY_MACS or need > free_share(free)
     if say and size >= FAR * native and heavy:
         per_image = probe_seconds_per_image(model, in_chans, size, device, channels_last)
         log.warning("%s resizes the %d px images to %d px (%.0fx the pixels): %.2f G MACs an image, about %s of "
-                    "memory at batch %d and about %s an epoch on %s (timed on %d images); give --image-size to "
+                    "memory at batch %d and about %s an epoch on %s (timed on %d images); give `image_size` to "
                     "train smaller", name, native, size, (size / native) ** 2, cost.macs / 1e9, gib(need), batch,
                     duration(per_image * images), device.type, PROBE_BATCH)
     return cost

@@ -32,11 +32,11 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
             # which has no forward_outputs, of other channels than the data's: an AttributeError before)
             probe_forward(model, (in_chans, size, size), run=every_output)
         top = None if fits(2 * default_size) else last_fitting(fits, default_size, 2 * default_size)
-        rebuild = "" if top is None else ", or --model-option img_size=N to build it for N px"
+        rebuild = "" if top is None else ", or `model_options` img_size=N to build it for N px"
         if size > default_size:
             most = f", at most {top} px" if top is not None else ""
             raise FieldError("image_size", f"{size} does not fit {name} (its layers are built for {default_size} "
-                                           f"px{most}); give --image-size {default_size}{rebuild}")
+                                           f"px{most}); give `image_size` {default_size}{rebuild}")
         low, high, probe = size, default_size, size * 2
         while probe < default_size:
             if fits(probe):
@@ -49,12 +49,12 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
         if runs_at(model, in_chans, size, device):  # the main path takes it: the other heads do not
             aux = ", or leave out aux_logits" if getattr(model, "aux_names", None) else ""
             raise FieldError("image_size", f"{size} is too small for {name}'s other heads (they need at least "
-                                           f"{high} px); give --image-size {high} or more{aux}")
+                                           f"{high} px); give `image_size` {high} or more{aux}")
         if top is not None:  # (before: "give --image-size 28 or more", and 32 was then refused)
             raise FieldError("image_size", f"{size} is too small for {name} (its layers take {high}-{top} px); give "
-                                           f"--image-size {high}{rebuild}")
+                                           f"`image_size` {high}{rebuild}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "
-                                       f"give --image-size {high} or more")
+                                       f"give `image_size` {high} or more")
 
 
 def every_output(model: nn.Module, x: torch.Tensor):

@@ -104,7 +104,7 @@ def fit(trainer: Trainable) -> TrainResult:
             if cfg.patience is not None and state.epoch > 0 and state.batch_in_epoch == 0 \
                     and state.epochs_since_best >= cfg.patience:
                 stopped_early = True
-                log.info("the run stopped early after epoch %d (%s); a larger --patience trains it further",
+                log.info("the run stopped early after epoch %d (%s); a larger `patience` trains it further",
                          state.epoch, no_gain(cfg.monitor, cfg.min_delta, state.epochs_since_best,
                                               scored_split(run.data)))
                 break
@@ -230,7 +230,7 @@ CHOSEN = chosen_on(None)
 def no_gain(monitor: str, min_delta: float, epochs: int, judged: str = "test") -> str:
     """What stopped a run early: `epochs` epochs without a gain of `monitor` (of more than --min-delta), judged on
     the `judged` images (`scored_split`'s)."""
-    gain = f"gained no more than --min-delta {min_delta:g}" if min_delta else "did not improve"
+    gain = f"gained no more than `min_delta` {min_delta:g}" if min_delta else "did not improve"
     return f"{monitor} {gain} for {epochs} epoch{'s' if epochs != 1 else ''} (judged on the {judged} images)"
 
 
@@ -248,7 +248,7 @@ def check_finite_loss(run: Run, state: RunState, test_loss: float | None = None)
         else f"the test loss became {loss} after epoch {state.epoch + 1} (the weights diverged in its last steps)"
     raise NonFiniteLoss(
         f"{what}; "
-        f"lower --lr (now {run.config.base_lr:g}) or add --clip-grad; "
+        f"lower `lr` (now {run.config.base_lr:g}) or add `clip_grad`; "
         + (f"{run.run_dir / 'last.pt'} holds the last good state (epoch {state.epoch})"
            if saved else f"nothing was saved, so {run.run_dir} can take the new run"))
 

@@ -165,12 +165,12 @@ def steepest_index(smoothed: list[float]) -> int | None:
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
     """One line for a range the test cannot run."""
     if not (start_lr > 0 and math.isfinite(start_lr)):
-        raise ConfigError(f"--start-lr must be a positive number, got {start_lr}")
+        raise ConfigError(f"`start_lr` must be a positive number, got {start_lr}")
     if not (end_lr > start_lr and math.isfinite(end_lr)):
-        raise ConfigError(f"--end-lr {end_lr:g} must be greater than --start-lr {start_lr:g} (the test raises "
+        raise ConfigError(f"`end_lr` {end_lr:g} must be greater than `start_lr` {start_lr:g} (the test raises "
                           "the learning rate from start to end)")
     if steps < MIN_STEPS:
-        raise ConfigError(f"--steps must be at least {MIN_STEPS}, got {steps} (too few points to draw a curve)")
+        raise ConfigError(f"`steps` must be at least {MIN_STEPS}, got {steps} (too few points to draw a curve)")
 
 
 def lr_at(step: int, start_lr: float, end_lr: float, steps: int) -> float:
@@ -194,7 +194,7 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-7, end_lr: float = 1
     check_range(start_lr, end_lr, steps)
     existed = output is not None and Path(output).exists()
     if output is not None:  # checked now, made once there is a curve to write (a refusal leaves no empty folder)
-        writable_output(output, "--output", "folder", create=False)
+        writable_output(output, "`output`", "folder", create=False)
     process = ProcessState(config.threads, resolve_device(config.device).type == "cuda")  # (the caller's kept)
     with sigterm_as_interrupt(Terminated):  # (a stream's workers stop, a half-written file goes)
         with process.applied(train=True):
@@ -257,7 +257,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
         if bar is not None:
             bar.close()
     if not any(math.isfinite(v) for v in result.smoothed):
-        raise ConfigError(f"the loss was not finite from the first step at lr {start_lr:g}: lower --start-lr")
+        raise ConfigError(f"the loss was not finite from the first step at lr {start_lr:g}: lower `start_lr`")
     return result
 
 

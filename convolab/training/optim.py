@@ -42,7 +42,7 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
     beta1 (beta2 0.999, PyTorch's); `nesterov` applies to SGD with momentum, and is said to be ignored
     elsewhere."""
     if nesterov and (name != "sgd" or momentum == 0):
-        log.warning("--nesterov is ignored: it is Nesterov momentum of sgd with --momentum above 0 (here %s, "
+        log.warning("`nesterov` is ignored: it is Nesterov momentum of sgd with `momentum` above 0 (here %s, "
                     "momentum %g)", name, momentum)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
@@ -114,7 +114,7 @@ def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimiz
     if recipe is not None and config.optimizer != recipe.values.get("optimizer", config.optimizer):
         nesterov = nesterov and not recipe.values.get("nesterov")
         if config.lr is not None and config.lr == recipe.values.get("lr"):
-            log.warning("--recipe %s's lr %g is its %s's: --optimizer %s trains at it unless --lr is given "
+            log.warning("`recipe` %s's lr %g is its %s's: `optimizer` %s trains at it unless `lr` is given "
                         "(its usual rate: %g)", recipe.name, config.lr, recipe.values["optimizer"], config.optimizer,
                         DEFAULT_LR.get(config.optimizer, config.lr))
     return build_optimizer(groups, config.optimizer, config.base_lr, config.momentum, nesterov)
@@ -128,7 +128,7 @@ def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) 
     # (the default, 1.0 in runs before it could be None, and a recipe's count as defaults)
     if say and asked > total // 2 and config.warmup_epochs not in (None, 1.0, recipes):
         epochs = total // 2 / steps_per_epoch
-        log.warning("--warmup-epochs %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
+        log.warning("`warmup_epochs` %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
                     config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
     return min(asked, total // 2)
 

@@ -47,7 +47,7 @@ RECIPES: dict[str, Recipe] = {
         "he-cifar",
         "He et al.'s CIFAR-10 ResNets (2015, section 4.2): SGD lr 0.1, momentum 0.9, batch 128, 164 epochs (64k "
         "iterations), lr / 10 at 50% and 75% of the steps (32k and 48k), weight decay 1e-4 on every parameter, no "
-        "warm-up (ResNet-110's: add --warmup-epochs 1 --warmup-mode constant), padded crop + flip",
+        "warm-up (ResNet-110's: add `warmup_epochs` 1 `warmup_mode` constant), padded crop + flip",
         {"batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
          "decay_norm_and_bias": True, "schedule": "multistep", "warmup_epochs": 0, "epochs": 164,
          "augment": "crop-flip"},
@@ -57,7 +57,7 @@ RECIPES: dict[str, Recipe] = {
 
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
-        raise ConfigError(f"--recipe {name!r} is not a recipe; choose one of {', '.join(RECIPES)}")
+        raise ConfigError(f"`recipe` {name!r} is not a recipe; choose one of {', '.join(RECIPES)}")
     return RECIPES[name]
 
 

@@ -128,7 +128,7 @@ def check_same_images(state: dict[str, Any], data: Any, run_dir: Path, source: s
     scored = "validation" if validation else "test"
     what = f"{then[0]} training and {then[1]} {scored} images then, {now[0]} and {now[1]} now" if then != now else \
         f"as many images, {now[0]} training and {now[1]} {scored}, in other classes"
-    return f"--data {source} has changed since {run_dir} was trained on it ({what})" + (
+    return f"`data` {source} has changed since {run_dir} was trained on it ({what})" + (
         ": its validation images are drawn again, and may be images the model trained on" if validation else "")
 
 
@@ -143,8 +143,8 @@ def check_same_classes(state: dict[str, Any], classes: list[str], run_dir: Path,
     gone, new = [c for c in saved if c not in now], [c for c in now if c not in saved]
     what = "; ".join(part for part in (f"gone: {', '.join(gone)}" if gone else "",
                                        f"new: {', '.join(new)}" if new else "") if part) or "another order"
-    raise DataError(f"--data {data} no longer holds the classes {run_dir} was trained on ({what}): restore the "
-                    f"data as it was, or start a new run from its weights with --init-from {run_dir / 'last.pt'}")
+    raise DataError(f"`data` {data} no longer holds the classes {run_dir} was trained on ({what}): restore the "
+                    f"data as it was, or start a new run from its weights with `init_from` {run_dir / 'last.pt'}")
 
 
 __all__ = ["builds_alike", "check_same_classes", "check_same_run", "given_model", "resume_changes"]

@@ -43,7 +43,7 @@ def validation_split(config: TrainConfig, data: LabelledImages) -> LabelledImage
     if data.unseen_test is not None:  # (a folder's val/ and test/)
         raise FieldError("val_fraction", f"{config.val_fraction:g}: {config.data} has val/ and test/ folders, whose "
                                          "val/ scores each epoch while test/ stays unseen until the end; leave "
-                                         "--val-fraction out")
+                                         "`val_fraction` out")
     held = data.with_validation(config.val_fraction)
     if not len(held.test):
         raise FieldError("val_fraction", f"{config.val_fraction:g} holds out no image of the {len(data.train)} "
@@ -67,7 +67,7 @@ def check_batch_size(batch_size: int, train_images: int, processes: int) -> None
     """A batch no bigger than the training set: an epoch drops its last partial batch (a larger: no step at all)."""
     if train_images < processes:
         raise ConfigError(f"the {train_images} training image{'s' if train_images != 1 else ''} cannot be shared by "
-                          f"{processes} processes (each needs one image a step at least); give --nproc {train_images} "
+                          f"{processes} processes (each needs one image a step at least); give `nproc` {train_images} "
                           "or fewer, or more images")
     if batch_size > train_images:
         most = train_images // processes * processes  # shared evenly by the processes

@@ -36,14 +36,14 @@ def refuse_output_inside_data(config: TrainConfig) -> None:
         return
     out = Path(config.output).expanduser() if config.output else Path("runs")
     if lies_within(out, data):  # (as files: `--data Photos --output photos/run1` on macOS is inside)
-        what = f"--output {out}" if config.output else "the default output folder runs/ (in the current folder)"
+        what = f"`output` {out}" if config.output else "the default output folder runs/ (in the current folder)"
         raise ConfigError(f"{what} lies inside the data folder {config.data}: its checkpoints and curves would be "
-                          "read as images of a class the next time; give --output outside it")
+                          "read as images of a class the next time; give `output` outside it")
 
 
 def prepare_run_dir(output: str | Path) -> Path:
     """`output` as a folder, created if need be; one clear line if it is a file or cannot be made or written."""
-    return writable_output(output, "--output", "folder")
+    return writable_output(output, "`output`", "folder")
 
 
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")  # what a run writes into its folder
@@ -112,21 +112,21 @@ def refuse_to_overwrite_a_run(output: str | Path | None) -> None:
     and metrics and leave its other files (an evaluation, exports) beside ones they do not describe."""
     if output is None:
         return
-    check_usable(output, "--output")
+    check_usable(output, "`output`")
     found = run_files(output)
     if found:
-        raise ConfigError(in_use_line(output, "--output") if in_use(output) else holds_a_run(output, found))
-    refuse_to_replace_files_of_no_run(output, "--output")
+        raise ConfigError(in_use_line(output, "`output`") if in_use(output) else holds_a_run(output, found))
+    refuse_to_replace_files_of_no_run(output, "`output`")
     _CHECKED_EMPTY.add(_key(output))  # the run that claims it checks again, under its claim (claim_run_dir)
 
 
-def refuse_to_replace_files_of_no_run(output: str | Path, flag: str) -> None:
+def refuse_to_replace_files_of_no_run(output: str | Path, argument: str) -> None:
     """One line when `output`, holding no run, holds files a run writes (a user's curves.png, steps.csv...), which a
     new run would replace unasked (a run that saved nothing removes its own: `forget_unsaved_run`)."""
     folder = Path(output)
     taken = [name for name in RUN_WRITES if (folder / name).exists()] if folder.is_dir() else []
     if taken:
-        raise ConfigError(f"{flag} {output} holds no run but holds {', '.join(taken)}, which a run there would "
+        raise ConfigError(f"{argument} {output} holds no run but holds {', '.join(taken)}, which a run there would "
                           "replace: move them away, or give another folder")
 
 
@@ -136,7 +136,7 @@ def holds_a_run(output: str | Path, found: list[str], resume_call: str | None = 
     if resume_call is not None:
         return (f"TrainConfig(output={str(output)!r}) already holds a run ({', '.join(found)}), which a new Trainer "
                 f"would overwrite; continue it with {resume_call}, or give another output folder")
-    return (f"--output {output} already holds a run ({', '.join(found)}); continue it with "
+    return (f"`output` {output} already holds a run ({', '.join(found)}); continue it with "
             f"`convolab train --resume {shlex.quote(str(output))}`, or give another folder")
 
 
@@ -153,7 +153,7 @@ def refuse_a_new_run_in(output: str | Path, resume_call: str) -> None:
         raise ConfigError(in_use_line(output, f"TrainConfig(output={str(output)!r}):"))
     if found:
         raise ConfigError(holds_a_run(output, found, None if _key(output) in _CHECKED_EMPTY else resume_call))
-    refuse_to_replace_files_of_no_run(output, "--output" if _key(output) in _CHECKED_EMPTY
+    refuse_to_replace_files_of_no_run(output, "`output`" if _key(output) in _CHECKED_EMPTY
                                       else f"TrainConfig(output={str(output)!r}):")
 
 
@@ -220,7 +220,7 @@ class RunClaim:
             self.release()
 
 
-def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | None = None) -> RunClaim | None:
+def claim_run_dir(run_dir: str | Path, argument: str = "`output`", new_run: str | None = None) -> RunClaim | None:
     """Claim `run_dir` for this process's run (its writer: rank 0), or one line when another convolab command
     holds it. For a new run (`new_run`: the Python call that would continue a run found there) the folder is
     checked again under the claim (a run of the same output may have ended meanwhile, or another Trainer of this
@@ -233,19 +233,19 @@ def claim_run_dir(run_dir: str | Path, flag: str = "--output", new_run: str | No
     if fcntl is None:
         return None
     with _CLAIMS:
-        return _claimed(key, run_dir, flag, new_run is not None, resume_call)
+        return _claimed(key, run_dir, argument, new_run is not None, resume_call)
 
 
-def _claimed(key: str, run_dir: str | Path, flag: str, new_run: bool, resume_call: str | None) -> RunClaim | None:
+def _claimed(key: str, run_dir: str | Path, argument: str, new_run: bool, resume_call: str | None) -> RunClaim | None:
     held = _HELD.get(key)
     if held is not None:
         if held.other_thread():
-            raise ConfigError(in_use_line(run_dir, flag))
+            raise ConfigError(in_use_line(run_dir, argument))
         return _checked(RunClaim(held), run_dir, new_run, resume_call)
 
     def acquire(fd: int) -> bool:
         if not _locked_exclusive(fd):
-            raise ConfigError(in_use_line(run_dir, flag)) from None
+            raise ConfigError(in_use_line(run_dir, argument)) from None
         return True
 
     fd = locked_file(Path(key) / LOCK_FILE, acquire)
@@ -291,13 +291,13 @@ def _locked_exclusive(fd: int) -> bool:
     return False
 
 
-def in_use_line(run_dir: str | Path, flag: str) -> str:
-    other = "" if flag == "--resume" else ", or choose another folder"  # (a run is resumed where it is)
+def in_use_line(run_dir: str | Path, argument: str) -> str:
+    other = "" if argument == "`resume`" else ", or choose another folder"  # (a run is resumed where it is)
     held = _HELD.get(_key(run_dir))
     if held is not None and held.other_thread():  # (the lock file names this process: its pid says nothing)
-        return (f"{flag} {run_dir} is in use by another Trainer or comparison in this process (another thread); "
+        return (f"{argument} {run_dir} is in use by another Trainer or comparison in this process (another thread); "
                 f"wait for it to end{other}")
-    return f"{flag} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
+    return f"{argument} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
 
 
 HOLDER = "CONVOLAB_HOLDER"  # "PID\nCOMMAND" of the command a user ran, set by `train --nproc` for its ranks
@@ -376,7 +376,7 @@ def clear_run_dir(run_dir: Path) -> RunClaim | None:
                           "the run afresh would empty the folder it points to: remove the link, then resume again")
     if not run_dir.is_dir():
         return None
-    claim = claim_run_dir(run_dir, "--output")
+    claim = claim_run_dir(run_dir, "`output`")
     try:
         entries = sorted(run_dir.iterdir())
         foreign = [p.name for p in entries if not _a_runs_own(p)]

@@ -44,8 +44,8 @@ def resume_command(run: Run) -> str:
                "weights become last.pt's)"
     if not is_builtin(name):
         return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
-    nproc = f" --nproc {run.dist.world_size}" if run.dist.enabled else ""
-    return f"convolab train --resume {shlex.quote(str(run.run_dir))}{nproc}"
+    nproc = ["--nproc", str(run.dist.world_size)] if run.dist.enabled else []
+    return shlex.join(["convolab", "train", "--resume", str(run.run_dir), *nproc])
 
 
 def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: int | None) -> ConvolabError:

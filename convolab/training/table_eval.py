@@ -60,7 +60,7 @@ def evaluate_table(loaded: LoadedModel, data: TabularImages, batch_size: int = 2
     """Every target of a labels CSV's test rows scored by the checkpoint's model (`tta` flip: the mean of the
     logits of each item's images and their mirror images, as training scored them with --tta flip)."""
     if tta != "none" and data.vector_columns:
-        raise ConfigError(f"--tta {tta} needs a model of images only; this labels CSV has numeric inputs")
+        raise ConfigError(f"`tta` {tta} needs a model of images only; this labels CSV has numeric inputs")
     record = loaded.checkpoint.get("table")
     if record is None:
         raise DataError(f"{data.name} is a labels CSV, but the checkpoint was not trained on one; give the "

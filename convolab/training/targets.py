@@ -24,14 +24,14 @@ def extra_targets(config: TrainConfig, model: nn.Module, batches: BatchSource, c
     outputs = ("main", *getattr(model, "aux_names", ()))
     for name in names:
         if name not in outputs:
-            raise ConfigError(f"--extra-target {name}: the model has no output named {name!r} "
+            raise ConfigError(f"`extra_targets` {name}: the model has no output named {name!r} "
                               f"(its outputs: {', '.join(outputs)})")
     for name in getattr(model, "task_classes", {}):
         if name not in names:
-            raise ConfigError(f"the model's output {name!r} predicts its own target: add --extra-target {name} "
+            raise ConfigError(f"the model's output {name!r} predicts its own target: add `extra_targets` {name} "
                               f"(which needs data of {DERIVED_TARGETS[name].needs})"
                               if name in DERIVED_TARGETS else f"the model's output {name!r} learnt a labels CSV's "
-                              f"column: give --data a labels CSV with a {name!r} column")
+                              f"column: give `data` a labels CSV with a {name!r} column")
     train = {name: derive_target(name, batches.train_labels, classes) for name in names}
     test = {name: derive_target(name, batches.test_labels, classes) for name in names}
     return train, test
@@ -44,8 +44,8 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
     target among its columns (`convolab finetune` drops a labels-CSV run's heads that --targets leaves out)."""
     data: TabularImages = batches.data
     if config.extra_targets:
-        raise ConfigError("--extra-target derives a target from class names; a labels CSV names its targets "
-                          "as columns: use --targets")
+        raise ConfigError("`extra_targets` derives a target from class names; a labels CSV names its targets "
+                          "as columns: use `targets`")
     heads = getattr(model, "task_classes", {})
     missing = [n for n in data.train.targets if n not in getattr(model, "aux_names", ())]
     # a head of another size than its column's (a checkpoint's head of 2 classes, a column of 3 or of numbers)
@@ -57,23 +57,23 @@ def table_targets(config: TrainConfig, model: nn.Module, batches: BatchSource
         s = "s" if len(untargeted) > 1 else ""
         raise ConfigError(f"the model's head{s} {', '.join(untargeted)} ha{'ve' if s else 's'} no target among the "
                           f"labels CSV's ({', '.join(data.columns)}): a head learns the column of its name; add "
-                          f"{'them' if s else 'it'} to --targets, or give a CSV with {'those columns' if s else 'it'}")
+                          f"{'them' if s else 'it'} to `targets`, or give a CSV with {'those columns' if s else 'it'}")
     if missing or wrong:
         what = (f"no output for the labels CSV's column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
                 if missing else f"heads that do not fit the labels CSV's columns: {', '.join(wrong)}")
         raise ConfigError(f"the model has {what} (a checkpoint's or published weights' model keeps its heads); "
-                          f"give --targets {data.main_column} to learn its main target alone, or train a model of "
-                          "every column with `convolab train MODEL` (without --pretrained)")
+                          f"give `targets` {data.main_column} to learn its main target alone, or train a model of "
+                          "every column with `convolab train MODEL` (without `pretrained`)")
     numbers = data.train.vectors is not None or any(c.kind == "number" for c in data.columns.values())
     if numbers and (config.mixup or config.cutmix):
-        raise ConfigError("--mixup and --cutmix mix class labels; this labels CSV has numeric targets or inputs")
+        raise ConfigError("`mixup` and `cutmix` mix class labels; this labels CSV has numeric targets or inputs")
     if len(data.image_columns) > 1 and config.auto_augment != "none":
-        raise ConfigError(f"--auto-augment {config.auto_augment} draws its operations image by image; this labels "
+        raise ConfigError(f"`auto_augment` {config.auto_augment} draws its operations image by image; this labels "
                           f"CSV gives each item {len(data.image_columns)} images ({', '.join(data.image_columns)}), "
-                          "which it would not keep alike: leave it out (--augment crops and flips an item's images "
+                          "which it would not keep alike: leave it out (`augment` crops and flips an item's images "
                           "alike)")
     if data.train.vectors is not None and config.tta == "flip":
-        raise ConfigError("--tta flip needs a model of images only; this labels CSV has numeric inputs")
+        raise ConfigError("`tta` flip needs a model of images only; this labels CSV has numeric inputs")
     device = batches.train_labels.device
     return ({n: t.to(device) for n, t in data.train.targets.items()},
             {n: t.to(device) for n, t in data.test.targets.items()})

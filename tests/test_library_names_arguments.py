@@ -1,0 +1,129 @@
+"""The library names an argument as Python spells it, in backquotes (`output`); only the CLI says --output.
+
+A Python user of compare_models, Trainer or load_data reads the names of the arguments they gave, and the command
+line user the flags they typed: errors.py says the rule, cli/_options.as_flags turns the one into the other.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+import convolab
+from convolab.cli import build_parser, command_flags, main
+from convolab.cli._options import as_flags, cli_message
+from convolab.compare import compare_models
+from convolab.data import load_data
+from convolab.errors import ConfigError, FieldError
+from convolab.training import TrainConfig
+
+PACKAGE = Path(convolab.__file__).parent
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+# A command the line advises, written out: its flags are the command's (`convolab compare --resume RUN`)
+COMMAND = re.compile(r"`(?:convolab|python|torchrun|pip|docker)\b[^`]*`|\bconvolab [a-z-]+\b[^`;]*")
+
+
+def _strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, text) of each string of a module that is not a docstring, nor the help of a TrainConfig field, an
+    f-string read as one text ({} for each value)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body and \
+                isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            skip.add(id(body[0].value))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "option":
+            skip |= {id(n) for n in ast.walk(node)}  # (the command line's help, which argparse shows)
+        if isinstance(node, ast.JoinedStr):
+            skip |= {id(v) for v in node.values}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+        elif isinstance(node, ast.JoinedStr):
+            found.append((node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)))
+    return found
+
+
+def flags_named(path: Path) -> list[tuple[int, str]]:
+    """(line, --flag) for each flag a string of the module names outside a command it advises (a string that is one
+    flag alone is an argument list's, a command being built)."""
+    return [(line, flag) for line, text in _strings(ast.parse(path.read_text(encoding="utf-8")))
+            if not FLAG.fullmatch(text) for flag in FLAG.findall(COMMAND.sub("", text))]
+
+
+LIBRARY = sorted(p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts)
+
+
+@pytest.mark.parametrize("package", sorted({p.relative_to(PACKAGE).parts[0] for p in LIBRARY}))
+def test_no_library_line_names_a_flag(package):
+    named = [f"{path.relative_to(PACKAGE.parent)}:{line}: {flag}" for path in LIBRARY
+             if path.relative_to(PACKAGE).parts[0] == package for line, flag in flags_named(path)]
+    assert not named, "name the Python argument in backquotes (see convolab/errors.py):\n" + "\n".join(named)
+
+
+def test_the_scan_finds_a_flag_and_leaves_a_command_alone(tmp_path):
+    module = tmp_path / "convolab_module.py"
+    module.write_text('"""--docstring"""\n'
+                      'def f(x):\n'
+                      '    raise ValueError(f"choose another --output, or `convolab compare --resume {x}`")\n'
+                      'ARGV = ["--nproc", "2"]\n'
+                      'LINE = "continue with: convolab train --resume RUN; or give --epochs"\n', encoding="utf-8")
+    assert sorted(flags_named(module)) == [(3, "--output"), (5, "--epochs")]
+
+
+def _verb_flags(verb: str) -> dict[str, str]:
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return command_flags(parser, verbs[verb])
+
+
+@pytest.mark.parametrize("line, verb, said", [
+    ("choose another `output`", "compare", "choose another --output"),
+    ("give `batch_size` 2 or more", "train", "give --batch-size 2 or more"),
+    ("`ema_decay` 0.99 asks for an average", "train", "--ema 0.99 asks for an average"),
+    ("or pass `memory_check=False` to try anyway", "train", "or pass --no-memory-check to try anyway"),
+    ("try `fold=False` to export without folding", "export", "try --no-fold to export without folding"),
+    ("pass `skip_bad_images` to skip them", "predict", "pass --skip-bad-images to skip them"),  # (another verb's)
+    ("`path` m.onnx exists", "export", "--out m.onnx exists"),  # (export_onnx's name for export's --out)
+    ("`folder` sf is a file", "export", "--out sf is a file"),  # (and export_safetensors')
+    ("`path` m.onnx exists", "train", "`path` m.onnx exists"),  # (another verb's alias is not this verb's)
+    ("the layer `fc` is missing", "train", "the layer `fc` is missing"),  # (no argument: kept)
+    ("`memory_check` is on", "train", "`memory_check` is on"),  # (a flag that turns it off cannot say it)
+])
+def test_the_cli_says_each_argument_by_its_flag(line, verb, said):
+    assert as_flags(line, _verb_flags(verb)) == said
+
+
+def test_a_field_error_is_said_by_its_flag_first():
+    err = FieldError("ema_decay", "must be in [0, 1), got 2; or give `batch_size` 8")
+    assert str(err) == "ema_decay must be in [0, 1), got 2; or give `batch_size` 8"
+    assert cli_message(err, _verb_flags("train")) == "--ema must be in [0, 1), got 2; or give --batch-size 8"
+    assert cli_message(ConfigError("choose another `output`"), _verb_flags("compare")) == \
+        "choose another --output"
+
+
+def test_python_hears_the_argument_and_the_command_line_the_flag(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "compare.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"choose another `output`$"):
+        compare_models(["lenet5"], TrainConfig(model="lenet5", data="digits"), tmp_path / "out", "compare")
+    assert main(["compare", "lenet5", "--data", "digits", "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("or choose another --output\n") and "`" not in err.split("`convolab compare --resume")[0]
+
+
+def test_a_log_line_names_the_flag_on_the_command_line_and_the_argument_in_python(tmp_path, caplog, monkeypatch):
+    (tmp_path / "digits").mkdir()  # a folder named as the built-in set: the warning names the argument that gave it
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        load_data("digits")
+    assert "`data` digits names the built-in data set" in caplog.text
+    assert as_flags(caplog.records[0].getMessage(), _verb_flags("train")).startswith(
+        "--data digits names the built-in data set")
