@@ -28,11 +28,16 @@ from PIL import Image
 
 import convolab
 from convolab._platform import usable_cores
-from convolab.cli import main
+from convolab.cli import build_parser, main
+from convolab.cli._options import ARGUMENT, flags_of
 from convolab.data import load_data
 from convolab.export import export_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+# Every verb's options by their Python names (and the library's names for them): none is left in backquotes in a line
+OPTION_NAMES = {name for verb in next(a for a in build_parser()._actions if hasattr(a, "choices") and
+                                      isinstance(a.choices, dict)).choices.values() for name in flags_of(verb)}
 
 
 def _grey_folder(root: Path) -> Path:
@@ -577,7 +582,7 @@ CASES: list[Row] = [
     Row("summary-depth-0", ["summary", "lenet5", "--depth", "0"], "positive integer"),
     Row("summary-larger-than-the-head-is-built-for", ["summary", "lenet5", "--input-size", "1,64,64"],
         "input 1x64x64 does not fit lenet5, whose layers are built for 1x28x28: build it for 64 px with img_size=64 "
-        "(the CLI: --model-option img_size=64)"),  # (before: torch's "a and b must have same reduction dim")
+        "(--model-option img_size=64)"),  # (before: torch's "a and b must have same reduction dim")
     Row("summary-model-option-twice", ["summary", "lenet5", "--in-chans", "3", "--model-option", "in_chans=1"],
         "--model-option in_chans=... sets what --in-chans sets: give it as --in-chans instead"),
     Row("draw-model-option-not-a-pair", ["draw", "lenet5", "--out", "{t}/l.svg", "--model-option", "img_size"],
@@ -1673,6 +1678,7 @@ def test_bad_input_is_one_line_exit_2(files, row, tmp_path, capsys, caplog, monk
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith(f"convolab {args[0]}: error: "), err
     assert row.words.format(d=files, t=tmp_path) in lines[0], lines[0]
+    assert not [n for n, _ in ARGUMENT.findall(lines[0]) if n in OPTION_NAMES], lines[0]  # (said by their flags)
     assert "Traceback" not in err and "object at 0x" not in err, err
     assert row.trains or not out, out
     assert [str(w.message) for w in caught] == []

@@ -93,6 +93,8 @@ def _verb_flags(verb: str) -> dict[str, str]:
     ("pass `skip_bad_images` to skip them", "predict", "pass --skip-bad-images to skip them"),  # (another verb's)
     ("`path` m.onnx exists", "export", "--out m.onnx exists"),  # (export_onnx's name for export's --out)
     ("`folder` sf is a file", "export", "--out sf is a file"),  # (and export_safetensors')
+    ("or use `exporter` torchscript", "export", "or use --onnx-exporter torchscript"),
+    ("give a smaller `input_shape`", "cost", "give a smaller --input"),  # (design_cost's name for cost's --input)
     ("`path` m.onnx exists", "train", "`path` m.onnx exists"),  # (another verb's alias is not this verb's)
     ("the layer `fc` is missing", "train", "the layer `fc` is missing"),  # (no argument: kept)
     ("`memory_check` is on", "train", "`memory_check` is on"),  # (a flag that turns it off cannot say it)

@@ -65,7 +65,7 @@ def test_a_model_torch_export_cannot_capture_is_one_line_naming_the_other_export
         export_onnx(DataDependent(), tmp_path / "m.onnx", (1, 2, 2), exporter="dynamo")
     line = str(err.value)
     assert "\n" not in line and line.startswith("torch.export could not capture the model (")
-    assert line.endswith("; export it with `onnx_exporter` torchscript")
+    assert line.endswith("; export it with `exporter` torchscript")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -76,7 +76,7 @@ def test_without_onnxscript_the_dynamo_exporter_is_refused_in_one_line(tmp_path,
     monkeypatch.setattr(onnx_graph.importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxscript" else real(name, *a))
     with pytest.raises(ExportError, match=r"^the dynamo ONNX exporter needs the onnxscript package: pip install "
-                                          r"onnxscript .*, or use `onnx_exporter` torchscript$"):
+                                          r"onnxscript .*, or use `exporter` torchscript$"):
         export_onnx(convolab.create_model("lenet5"), tmp_path / "m.onnx", (1, 28, 28), exporter="dynamo")
     assert list(tmp_path.iterdir()) == []
 
@@ -87,7 +87,7 @@ def test_a_torch_without_the_dynamo_exporter_is_refused_in_one_line(tmp_path, mo
 
     monkeypatch.setattr(torch.onnx, "export", old_export)
     with pytest.raises(ExportError, match=r"^the dynamo ONNX exporter needs torch 2.7 or later \(this is torch .*\): "
-                                          r"upgrade torch, or use `onnx_exporter` torchscript$"):
+                                          r"upgrade torch, or use `exporter` torchscript$"):
         export_onnx(convolab.create_model("lenet5"), tmp_path / "m.onnx", (1, 28, 28), exporter="dynamo")
     monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "2.6.0+cu124")  # (torch 2.5 and 2.6 have it, but fail resnet20)

@@ -181,7 +181,7 @@ def test_summary_at_a_size_the_model_was_not_built_for_names_the_img_size_that_f
     # (before: "too small ... a and b must have same reduction dim, but got [1, 400] X [3136, 120]")
     line = _cli_error(["summary", "lenet5", "--model-option", "img_size=64", "--input-size", "1,28,28"])
     assert ("input 1x28x28 does not fit lenet5, whose layers are built for 1x64x64: build it for 28 px with "
-            "img_size=28 (the CLI: --model-option img_size=28)") in line
+            "img_size=28 (--model-option img_size=28)") in line
     assert "reduction dim" not in line
     with pytest.raises(ConfigError, match=r"build it for 40 px with img_size=40"):
         summary(convolab.create_model("lenet5", img_size=64), (1, 40, 40))

@@ -185,7 +185,7 @@ def design_cost(input_shape: Sequence[int], design: str | Sequence[str] | Sequen
         raise ConfigError(f"input must be C, H, W with positive integers, got {tuple(input_shape)}")
     specs = _specs(design)
     c, h, w = (int(v) for v in input_shape)
-    error = too_large(f"the input {c}x{h}x{w} at batch 1", (c, h, w), "give a smaller `input`")
+    error = too_large(f"the input {c}x{h}x{w} at batch 1", (c, h, w), "give a smaller `input_shape`")
     if error is not None:
         raise error
     layers = []
@@ -196,7 +196,7 @@ def design_cost(input_shape: Sequence[int], design: str | Sequence[str] | Sequen
         error = (too_large(f"layer {spec.text}'s weight tensor {spec.out_channels}x{c}x{kh}x{kw}",
                            (spec.out_channels, c, kh, kw), "use a smaller kernel or fewer channels")
                  or too_large(f"layer {spec.text}'s output {_shape(out)} at batch 1", out,
-                              "give a smaller `input`, fewer channels or a larger stride"))
+                              "give a smaller `input_shape`, fewer channels or a larger stride"))
         if error is not None:
             raise error
         layers.append(LayerCost(spec, (c, h, w), out, out[0] * out[1] * out[2] * c * kh * kw,

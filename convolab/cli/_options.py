@@ -160,9 +160,11 @@ def model_options_of(args: argparse.Namespace, given: dict[str, Any] | None = No
 
 
 def _help(name: str, text: str) -> str:
-    """A field's help as argparse shows it: its default added, and a `%` of its text (`50%`) kept as written (argparse
-    formats help with `%`: `--help` failed with a TypeError)."""
-    default, text = FIELDS[name].default, text.replace("%", "%%")
+    """A field's help as argparse shows it: its default added, the arguments it names (a recipe's summary: see
+    errors.py) by their flags, and a `%` of its text (`50%`) kept as written (argparse formats help with `%`: `--help`
+    failed with a TypeError)."""
+    flags = {field: flag_of(field) for field in FIELDS}
+    default, text = FIELDS[name].default, as_flags(text, flags).replace("%", "%%")
     if default is True and flag_of(name).startswith("--no-"):  # (the flag turns it off: "(default: on)" read as
         return text  # if the --no-X were on)
     if default is MISSING or default in (None, False, "") or "(default" in text:

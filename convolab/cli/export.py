@@ -63,11 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions (onnx, "
                              "torchscript, pt2)")
-    parser.add_argument("--onnx-exporter", choices=ONNX_EXPORTERS,
-                        help="which of torch's ONNX exporters writes the graph: torchscript (torch.onnx.export with "
-                             "dynamo=False; deprecated by PyTorch but fast) or dynamo (torch.export and onnxscript, "
-                             "PyTorch's default since 2.9, slower; needs pip install onnxscript) (default: "
-                             "torchscript; onnx only)")
+    exporter = parser.add_argument(
+        "--onnx-exporter", choices=ONNX_EXPORTERS,
+        help="which of torch's ONNX exporters writes the graph: torchscript (torch.onnx.export with dynamo=False; "
+             "deprecated by PyTorch but fast) or dynamo (torch.export and onnxscript, PyTorch's default since 2.9, "
+             "slower; needs pip install onnxscript) (default: torchscript; onnx only)")
+    exporter.python_names = ("exporter",)  # (export_onnx's name for it)
     add_pretrained_options(parser)
 
 

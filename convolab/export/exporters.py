@@ -358,7 +358,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
             if isinstance(err, (ConvolabError, MemoryError)):
                 raise
             raise ExportError(f"ONNX Runtime could not run the {exporter} exporter's graph ({first_line(err)}); "
-                              "nothing was written (try the other `onnx_exporter`, or `batch_size` N)") from None
+                              "nothing was written (try the other `exporter`, or `batch_size` N)") from None
 
     diff, rel = _write_checked(Path(path), "ONNX", write, tolerance, rtol, ready.folded)
     return ExportResult(Path(path), "onnx", diff, ready.batch_sizes, ready.folded, rel)

@@ -43,10 +43,10 @@ def dynamo_unavailable() -> str:
     version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
     if version < DYNAMO_FROM or "dynamic_shapes" not in inspect.signature(torch.onnx.export).parameters:
         return (f"the dynamo ONNX exporter needs torch {'.'.join(map(str, DYNAMO_FROM))} or later (this is torch "
-                f"{torch.__version__}): upgrade torch, or use `onnx_exporter` torchscript")
+                f"{torch.__version__}): upgrade torch, or use `exporter` torchscript")
     if importlib.util.find_spec("onnxscript") is None:
         return ("the dynamo ONNX exporter needs the onnxscript package: pip install onnxscript (or pip install "
-                "'convolab[export]'), or use `onnx_exporter` torchscript")
+                "'convolab[export]'), or use `exporter` torchscript")
     return ""
 
 
@@ -101,7 +101,7 @@ def write_onnx_graph(model: nn.Module, example: torch.Tensor, path: str, names: 
     unavailable = dynamo_unavailable()
     if unavailable:
         raise ExportError(unavailable)
-    program = capture(model, example, dynamic_batch, "export it with `onnx_exporter` torchscript")
+    program = capture(model, example, dynamic_batch, "export it with `exporter` torchscript")
     # One file, the weights inside (torch 2.14 writes them to a PATH.data beside it by default, which the rename
     # into place would leave behind): every model here is far below ONNX's 2 GB limit.
     one_file = {"external_data": False} if "external_data" in inspect.signature(torch.onnx.export).parameters else {}
@@ -111,7 +111,7 @@ def write_onnx_graph(model: nn.Module, example: torch.Tensor, path: str, names: 
                               input_names=[input_name], output_names=[output_name], **one_file)
     except Exception as err:  # noqa: BLE001  onnxscript's translation errors, of many kinds
         raise ExportError(f"the dynamo ONNX exporter could not convert the model ({first_line(err)}); export it "
-                          "with `onnx_exporter` torchscript") from None
+                          "with `exporter` torchscript") from None
 
 
 def first_line(err: BaseException) -> str:

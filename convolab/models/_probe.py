@@ -61,7 +61,7 @@ def describe_input_error(model: nn.Module, input_size: Sequence[int], err: Runti
                 f"{input_size[1]} px with img_size={input_size[1]} (`model_options` img_size={input_size[1]})")
     if input_size[1] != input_size[2] and builds_for_size(name):  # (lenet5 at 32x40: not torch's matrix shapes)
         return (f"input {given} does not fit {name}, whose layers are built for one square size ({expected}; "
-                "img_size=N, `model_options` img_size=N, builds them for N x N): give a square input")
+                "`model_options` img_size=N builds them for N x N): give a square input")
     if input_size[1] * input_size[2] < default[1] * default[2]:
         return f"input {given} is too small for {name} (default size {expected}): {reason}"
     return f"input {given} does not fit {name} (default size {expected}): {reason}"
