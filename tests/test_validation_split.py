@@ -16,6 +16,7 @@ import sys
 import tarfile
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_png_folder
@@ -265,6 +266,26 @@ def test_other_data_of_train_val_and_test_folders_are_evaluated_on_their_test_fo
     (folder / "test" / "0" / "0.png").unlink()
     assert main(["evaluate", str(digits_run), "--data", str(folder), "--json", "--output", str(tmp_path / "e")]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 7  # (test/'s; val/ holds 8)
+
+
+def test_features_of_train_val_and_test_folders_hold_all_three_splits(digits_run, tmp_path, capsys):
+    """`features` of such a folder wrote train/ and test/ alone (of a run that kept test/ unseen) or train/ and val/
+    as "test" (of other data): val_* now holds val/'s and test_* test/'s, whichever run the checkpoint is of."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=4, size=28, classes=("0", "1"), mode="L")
+    shutil.copytree(folder / "test", folder / "val")
+    (folder / "test" / "0" / "0.png").unlink()  # (test/ 7 images, val/ 8)
+    run = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+                 "--no-progress", "--output", str(run)]) == 0
+    for checkpoint in (run / "best.pt", digits_run / "best.pt"):  # (its own data; another run's checkpoint)
+        capsys.readouterr()
+        out = tmp_path / f"{checkpoint.parent.name}.npz"
+        assert main(["features", str(checkpoint), "--data", str(folder), "--out", str(out)]) == 0
+        assert "8 train, 8 val and 7 test feature vectors" in capsys.readouterr().out
+        with np.load(out) as arrays:
+            sizes = {key: len(arrays[key]) for key in arrays if key.endswith(("_features", "_labels"))}
+        assert sizes == {"train_features": 8, "train_labels": 8, "val_features": 8, "val_labels": 8,
+                         "test_features": 7, "test_labels": 7}, sizes
 
 
 def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):

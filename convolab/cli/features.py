@@ -56,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
                       writer="the features", instead="features.npz")
     refuse_a_file_not_of_features(args.out)
     probe_output(args.out, "--out", "file")
-    data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images)
+    data = load_data_for(checkpoint, source, args.data_dir, skip_bad_images=args.skip_bad_images, validation=True)
     arrays = extract_features(checkpoint, data, args.batch_size, resolve_device(args.device))
     with written(args.out, "--out", "file"):
         save_features(args.out, arrays)
     train, test = arrays["train_features"], arrays["test_features"]
-    print(f"wrote {args.out}: {len(train)} train and {len(test)} test feature vectors of "
+    val = f", {len(arrays['val_features'])} val" if "val_features" in arrays else ""
+    print(f"wrote {args.out}: {len(train)} train{val} and {len(test)} test feature vectors of "
           f"{train.shape[1]} values from {source} (keys: {', '.join(arrays)})")
     return 0
 

@@ -14,13 +14,17 @@ from ..training.inference import load_trained_model, uint8_batches
 @torch.no_grad()
 def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """`forward_head(pre_logits=True)` of every train and test image, with labels and class names; for a
-    labels CSV, each other target too: `{split}_target_{column}` (class indices, with `target_{column}_classes`,
-    or numbers in the column's own units)."""
+    """`forward_head(pre_logits=True)` of every train and test image, with labels and class names (`train_features`,
+    `train_labels`, `test_...`; of data that keep a test split unseen, a folder's val/ beside its test/, also
+    `val_...`: the test split scored each epoch, and `test_...` the one kept unseen); for a labels CSV, each other
+    target too: `{split}_target_{column}` (class indices, with `target_{column}_classes`, or numbers in the column's
+    own units)."""
     loaded = load_trained_model(checkpoint, device)
     model, transform = loaded.model, loaded.transform
     arrays: dict[str, np.ndarray] = {}
-    for split_name, split in (("train", data.train), ("test", data.test)):
+    splits = [("train", data.train), ("test", data.test)] if data.unseen_test is None else \
+        [("train", data.train), ("val", data.test), ("test", data.unseen_test)]
+    for split_name, split in splits:
         chunks, labels = [], []
         for images, y in uint8_batches(data, split, batch_size, int(loaded.checkpoint["image_size"][0])):
             x = transform(images.to(device))

@@ -25,14 +25,16 @@ def is_run_data(checkpoint: dict, source: str) -> bool:
 
 
 def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, download: bool = False,
-                  workers: int | None = None, whole: bool = False, skip_bad_images: bool = False) -> LabelledImages:
+                  workers: int | None = None, whole: bool = False, skip_bad_images: bool = False,
+                  validation: bool = False) -> LabelledImages:
     """`source` read as the checkpoint's run read its data: an image folder streamed if the run streamed
     it, else cached at the run's --image-size (so photos of mixed sizes load as they did in training). The run's
     own data are the run's images: from its --data-dir (unless `data_dir` is given), and its
     --train-subset and --test-subset of them, chosen as training chose them; other data are used whole
     (every class, every image; with `whole`, an image folder without a test/ split is all test images); the
-    test split is the one a folder keeps unseen beside its val/; `skip_bad_images` skips unreadable images and odd
-    ones out (as the run's did). A warning when the run's data no longer have the numbers of images it had."""
+    test split is the one a folder keeps unseen beside its val/ (with `validation`, the data as read: val/ their test
+    split and test/ their `unseen_test`); `skip_bad_images` skips unreadable images and odd ones out (as the run's
+    did). A warning when the run's data no longer have the numbers of images it had."""
     config = run_config(checkpoint)
     own = is_run_data(checkpoint, source)
     data_dir = data_dir or (config.get("data_dir") if own else None)
@@ -64,7 +66,8 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
         log.warning("%s has changed since the run trained on it (%d training and %d test images then, %d and %d "
                     "now)%s", source, *then, *now, DRAWN_AGAIN if data.held_out else "")  # (split folders: fixed)
     # (test/ beside val/: kept unseen by a run that records validation images; a run from before scored val/ as test)
-    return data.scoring_unseen_test() if data.unseen_test is not None and checkpoint.get("validation_images") else data
+    kept_unseen = data.unseen_test is not None and checkpoint.get("validation_images") and not validation
+    return data.scoring_unseen_test() if kept_unseen else data
 
 
 __all__ = ["is_run_data", "load_data_for"]
