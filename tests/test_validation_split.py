@@ -24,7 +24,7 @@ from conftest import write_png_folder
 import convolab.data.folder as folder_module
 from convolab.cli import main
 from convolab.data import load_data
-from convolab.errors import ConfigError
+from convolab.errors import ConfigError, DataError
 from convolab.training import TrainConfig, Trainer, final_test
 from convolab.training.metrics import read_metrics
 
@@ -286,6 +286,18 @@ def test_features_of_train_val_and_test_folders_hold_all_three_splits(digits_run
             sizes = {key: len(arrays[key]) for key in arrays if key.endswith(("_features", "_labels"))}
         assert sizes == {"train_features": 8, "train_labels": 8, "val_features": 8, "val_labels": 8,
                          "test_features": 7, "test_labels": 7}, sizes
+
+
+@pytest.mark.parametrize("extra_in, said", [("val", "the validation split has"), ("test", "the test split has"),
+                                            ("both", "the validation and test splits have")])
+def test_a_class_the_training_folder_lacks_is_named_with_the_split_that_has_it(tmp_path, extra_in, said):
+    """Of train/, val/ and test/, val/ is the validation split (before: a class only val/ had was "the test split")."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=2, size=8, classes=("a", "b"))
+    shutil.copytree(folder / "test", folder / "val")
+    for split in ("val", "test") if extra_in == "both" else (extra_in,):
+        shutil.copytree(folder / split / "a", folder / split / "zebra")
+    with pytest.raises(DataError, match=f"^{folder}: {said} classes the training split lacks: zebra "):
+        load_data(str(folder))
 
 
 def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):

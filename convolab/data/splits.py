@@ -65,10 +65,14 @@ def check_split_classes(path: Path, labels: torch.Tensor, codes: torch.Tensor, h
     if whole or not has_splits:
         return
     taught = set(labels[codes == TRAIN].tolist())
-    untaught = [classes[c] for c in sorted(set(labels[codes != TRAIN].tolist()) - taught)]
-    if untaught and taught:
-        raise DataError(f"{path}: the test split has classes the training split lacks: {', '.join(untaught)} "
-                        "(class folders must be named alike in both, letter case too); rename or remove them")
+    untaught = sorted(set(labels[codes != TRAIN].tolist()) - taught)
+    if untaught and taught:  # (named as the folders' splits are: val/ beside test/ is the validation split)
+        kept = (codes == UNSEEN).any()
+        where = [name for code, name in ((TEST, "validation" if kept else "test"), (UNSEEN, "test"))
+                 if (codes == code)[torch.isin(labels, torch.tensor(untaught))].any()]
+        raise DataError(f"{path}: the {' and '.join(where)} split{'s have' if len(where) > 1 else ' has'} classes the "
+                        f"training split lacks: {', '.join(classes[c] for c in untaught)} (class folders must be named "
+                        "alike in every split, letter case too); rename or remove them")
 
 
 def without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], codes: torch.Tensor,
