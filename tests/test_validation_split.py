@@ -24,6 +24,7 @@ from conftest import write_png_folder
 import convolab.data.folder as folder_module
 from convolab.cli import main
 from convolab.data import load_data
+from convolab.data.base import check_subset_counts
 from convolab.errors import ConfigError, DataError
 from convolab.training import TrainConfig, Trainer, final_test
 from convolab.training.metrics import read_metrics
@@ -298,6 +299,20 @@ def test_a_class_the_training_folder_lacks_is_named_with_the_split_that_has_it(t
         shutil.copytree(folder / split / "a", folder / split / "zebra")
     with pytest.raises(DataError, match=f"^{folder}: {said} classes the training split lacks: zebra "):
         load_data(str(folder))
+
+
+def test_a_test_subset_of_a_folder_with_val_and_test_is_said_of_its_validation_images(tmp_path, caplog):
+    """--test-subset takes N of val/ there, the split each epoch is scored on (test/ is scored whole): its lines
+    said "test images"."""
+    folder = write_png_folder(tmp_path / "tvt", per_class=2, size=8, classes=("a", "b", "c"))
+    shutil.copytree(folder / "test", folder / "val")
+    data = load_data(str(folder))
+    caplog.set_level(logging.WARNING, logger="convolab")
+    check_subset_counts(data, None, 7)
+    assert [r.getMessage() for r in caplog.records] == ["`test_subset` 7 is more than the 6 validation images: all "
+                                                        "of them are used"]
+    with pytest.raises(ConfigError, match="`test_subset` 2 is fewer than the 3 classes of the validation images"):
+        check_subset_counts(data, None, 2)
 
 
 def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):

@@ -220,8 +220,9 @@ def check_subset_counts(data: LabelledImages, train: int | None, test: int | Non
     every class alike (before: the first classes by name, so that the test could score classes never trained on):
     one line; more images than the split holds take them all, and (`say`) a warning says so (config.json keeps the
     number asked)."""
+    scored = "validation" if data.unseen_test is not None else "test"  # (a folder's val/, scored beside its test/)
     for flag, count, split, name in (("`train_subset`", train, data.train, "training"),
-                                     ("`test_subset`", test, data.test, "test")):
+                                     ("`test_subset`", test, data.test, scored)):
         if count is None or count < 1:  # (per_class_subset refuses the latter)
             continue
         classes = len(torch.unique(split.labels))
