@@ -3,8 +3,33 @@
 A message names an argument as Python spells it, in backquotes: "choose another `output`", "or give
 `skip_bad_images`" (a FieldError names its field first, bare: "epochs must be >= 1, got 0"). The CLI says each by
 its flag (--output, --skip-bad-images); a message names no flag of its own, only a whole command it advises
-(`convolab compare --resume RUN`). Log lines follow the same rule.
+(`convolab compare --resume RUN`). Log lines follow the same rule, and so do the lines a command writes into its
+files from an error (a comparison's status of a failed run: `as_said`).
 """
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+_PHRASING: ContextVar[Callable[[str], str] | None] = ContextVar("convolab_phrasing", default=None)
+
+
+def as_said(text: str) -> str:
+    """`text`, a line that names arguments in backquotes, as the user of the work under way reads it: as it is from
+    Python, with the command's flags under the CLI (`saying`)."""
+    phrase = _PHRASING.get()
+    return phrase(text) if phrase is not None else text
+
+
+@contextlib.contextmanager
+def saying(phrase: Callable[[str], str]) -> Iterator[None]:
+    """While it lasts (in this thread), `as_said` phrases each line so (the CLI: by the verb's flags)."""
+    token = _PHRASING.set(phrase)
+    try:
+        yield
+    finally:
+        _PHRASING.reset(token)
 
 
 class ConvolabError(Exception):

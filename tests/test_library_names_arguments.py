@@ -129,3 +129,18 @@ def test_a_log_line_names_the_flag_on_the_command_line_and_the_argument_in_pytho
     assert "`data` digits names the built-in data set" in caplog.text
     assert as_flags(caplog.records[0].getMessage(), _verb_flags("train")).startswith(
         "--data digits names the built-in data set")
+
+
+def test_a_failed_runs_status_in_a_comparisons_files_names_the_flags_of_the_command_that_ran_it(tmp_path, capsys):
+    """The report's reader is the user who ran it: `convolab compare` writes --lr into results.md, as its table says;
+    compare_models from Python writes `lr`."""
+    options = ["--data", "digits", "--epochs", "1", "--lr", "1e12", "--train-subset", "200", "--test-subset", "50",
+               "--no-progress"]
+    assert main(["compare", "lenet5_modern", *options, "--output", str(tmp_path / "cli")]) == 1
+    assert "failed: the training loss became nan" in capsys.readouterr().out
+    said = (tmp_path / "cli" / "results.md").read_text(encoding="utf-8")
+    assert "; lower --lr (now 1e+12) or add --clip-grad;" in said and "`" not in said.split("| failed")[1]
+    config = TrainConfig(model="lenet5_modern", data="digits", epochs=1, lr=1e12, train_subset=200, test_subset=50,
+                         progress=False)
+    [result] = compare_models(["lenet5_modern"], config, tmp_path / "python", "compare")
+    assert "; lower `lr` (now 1e+12) or add `clip_grad`;" in result.status

@@ -34,7 +34,7 @@ with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, 
 
     from .._atomic import RefusedWrite, disk_full, no_space_line
     from .._version import __version__
-    from ..errors import ConvolabError
+    from ..errors import ConvolabError, saying
     from ..training import TrainingInterrupted
     from ._launch import READER_LEFT
     from ._options import as_flags, cli_message, flags_of
@@ -183,7 +183,7 @@ def _command(argv: list[str] | None) -> int:
             # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
             torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
                                   or threads_for_a_shared_cpu(torch.get_num_threads()))
-        with logging_to_stderr(), log_lines_by_flags(flags):
+        with logging_to_stderr(), log_lines_by_flags(flags), saying(lambda line: as_flags(line, flags)):
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
         _say_error(f"convolab {args.verb}: {cli_message(err, flags)}")

@@ -94,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1, pretrained=weights,
                                  start=pretrained_trainer)
         output = folder_of(results, output)  # (a default name another command took first: the next one's)
-    print(as_flags(summary_table(results), args._flags), end="")  # (a failed run's reason names its arguments)
+    print(summary_table(results), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
-    unfinished = as_flags(unfinished_line(results), args._flags)
+    unfinished = unfinished_line(results)
     # (the resume trains again a run a failed write stopped; not one of a NaN loss, which it would meet again)
     if unfinished and any(r.status.endswith(RESUME_AFTER_A_WRITE) for r in results):
         unfinished += f"; once mended, continue with: convolab compare --resume {shlex.quote(str(output))}"

@@ -26,7 +26,7 @@ from .._atomic import atomic_write
 from .._paths import check_usable, probe_output, writable_output
 from .._registry import resolve_name
 from ..data import ImageData
-from ..errors import ConfigError, ConvolabError
+from ..errors import ConfigError, ConvolabError, as_said
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import build_run, epoch_lengths, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
@@ -398,7 +398,7 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         else:  # a fault of ours or of torch: one line here, the whole traceback in a file for the bug report
             where = save_traceback(comparison.output, run.name)
             log.warning("%s %s failed: %s (the traceback is in %s)", step, run.name, reason, where)
-        return f"failed: {reason}"
+        return f"failed: {as_said(reason)}"  # (the report's reader is the command's user: its flags)
     finally:
         del trainer
         gc.collect()
@@ -421,5 +421,5 @@ def _result(model: str, run_dir: Path, status: str) -> ModelResult:
         try:
             return read_run(run_dir, status=status, label=model)
         except ConvolabError as err:
-            status = f"{status}; unreadable run: {one_line(err)}"
+            status = f"{status}; unreadable run: {as_said(one_line(err))}"
     return ModelResult(model=model, run_dir=str(run_dir), status=status)
