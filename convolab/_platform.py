@@ -7,7 +7,9 @@ import logging
 import os
 import platform
 import signal
+import stat
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
@@ -151,6 +153,46 @@ def busy_elsewhere(samples: int = 5, interval: float = 0.01) -> int:
         if i + 1 < samples:
             time.sleep(interval)
     return max(0, sorted(counts)[len(counts) // 2]) if counts else 0
+
+
+def _writable_folder(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def matplotlib_folder_for_a_command() -> None:
+    """MPLCONFIGDIR set to a folder of this user's in the temporary folder where matplotlib's own configuration or
+    cache folder cannot be written (a read-only or missing home, an XDG_CACHE_HOME on a read-only mount), and
+    MPLCONFIGDIR is not set: matplotlib then warns on stderr at every command, in lines of its own, and builds its
+    font cache again each time in a new temporary folder. For a command of its own only (the environment is the
+    process's)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        home = Path.home()
+    except RuntimeError:  # (no home at all: $HOME unset and no entry for this user)
+        home = None
+    if sys.platform.startswith(("linux", "freebsd")):
+        bases = [os.environ.get("XDG_CONFIG_HOME") or (home and home / ".config"),
+                 os.environ.get("XDG_CACHE_HOME") or (home and home / ".cache")]
+        folders = [Path(base) / "matplotlib" if base else None for base in bases]
+    else:
+        folders = [home / ".matplotlib" if home else None]
+    if all(folder is not None and _writable_folder(folder) for folder in folders):
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    ours = Path(tempfile.gettempdir()) / f"convolab-matplotlib-{uid}"
+    try:
+        ours.mkdir(mode=0o700, exist_ok=True)
+        held = ours.lstat()
+    except OSError:
+        return  # (matplotlib's own temporary folder, and its warning)
+    # (this user's own folder only: a matplotlibrc another user left in a shared /tmp would configure matplotlib)
+    if stat.S_ISDIR(held.st_mode) and (uid is None or held.st_uid == uid) and os.access(ours, os.W_OK):
+        os.environ["MPLCONFIGDIR"] = str(ours)
 
 
 def threads_for_a_shared_cpu(current: int) -> int:

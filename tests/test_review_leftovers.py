@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -57,3 +58,17 @@ def test_a_figure_titles_line_break_is_a_line_break_not_a_missing_glyph():
     assert figure_title("resnet20 on cifar10 (2 epochs)\nlines: mean over the seeds ±", 100) == \
         "resnet20 on cifar10 (2 epochs)\nlines: mean over the seeds ±"
     assert figure_title("a\tb") == "a?b"  # (a tab within a line is still marked)
+
+
+def test_a_command_whose_home_cannot_be_written_says_nothing_of_matplotlibs_folders(tmp_path):
+    """matplotlib warned on stderr at every command where its configuration or cache folder could not be written (a
+    read-only home, XDG_CACHE_HOME on a read-only mount), in two lines of its own, and built its font cache again in
+    a new temporary folder each time; the command now gives it a folder of the user's own in the temporary folder."""
+    env = {"PATH": os.environ["PATH"], "HOME": "/proc/no-home", "XDG_CACHE_HOME": "/proc/no-cache",
+           "XDG_CONFIG_HOME": "/proc/no-config", "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "convolab", "train", "lenet5", "--data", "digits", "--epochs", "1",
+               "--train-subset", "100", "--test-subset", "50", "--no-progress", "--output", str(tmp_path / "run")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and (tmp_path / "run" / "curves.png").is_file(), done.stderr
+    assert "matplotlib" not in done.stderr.lower(), done.stderr
+    assert (tmp_path / f"convolab-matplotlib-{os.getuid()}").is_dir()

@@ -24,6 +24,7 @@ from .._platform import (
     interrupt_raises,
     is_the_convolab_command,
     logging_to_stderr,
+    matplotlib_folder_for_a_command,
     quiet_interrupt_while_starting,
     threads_for_a_shared_cpu,
     usable_cores,
@@ -176,6 +177,8 @@ def _command(argv: list[str] | None) -> int:
     interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
         sys.stdout.reconfigure(errors="backslashreplace")   # a traceback; stderr already does so)
+    if argv is None:
+        matplotlib_folder_for_a_command()  # (not of main() called from Python: the caller's environment)
     try:
         if argv is None and "OMP_NUM_THREADS" not in os.environ and getattr(args, "threads", None) is None:
             # a command of its own (not main() called from Python, whose caller owns torch's threads): no more
