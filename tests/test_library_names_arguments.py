@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import logging
 import re
 from pathlib import Path
@@ -19,7 +20,8 @@ from convolab.cli._options import as_flags, cli_message
 from convolab.compare import compare_models
 from convolab.data import load_data
 from convolab.errors import ConfigError, FieldError
-from convolab.training import TrainConfig
+from convolab.training import TrainConfig, Trainer
+from convolab.training.loop import NonFiniteLoss
 
 PACKAGE = Path(convolab.__file__).parent
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -144,3 +146,21 @@ def test_a_failed_runs_status_in_a_comparisons_files_names_the_flags_of_the_comm
                          progress=False)
     [result] = compare_models(["lenet5_modern"], config, tmp_path / "python", "compare")
     assert "; lower `lr` (now 1e+12) or add `clip_grad`;" in result.status
+
+
+def test_why_a_run_stopped_is_recorded_and_reported_in_the_flags_of_the_command_that_ran_it(tmp_path, capsys):
+    """stopped.json, which `report` prints, held the library's `lr` after a `convolab train` (the terminal said
+    --lr); from Python it holds `lr`."""
+    options = ["--data", "mnist5k", "--train-subset", "200", "--test-subset", "100", "--epochs", "2", "--optimizer",
+               "sgd", "--lr", "1e3", "--no-progress"]
+    assert main(["train", "lenet5_modern", *options, "--output", str(tmp_path / "cli")]) == 2
+    reason = json.loads((tmp_path / "cli" / "stopped.json").read_text(encoding="utf-8"))["reason"]
+    assert "lower --lr (now 1000)" in reason and "`" not in reason, reason
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "cli"), "--output", str(tmp_path / "report")]) == 0
+    assert "lower --lr (now 1000)" in capsys.readouterr().out
+    config = TrainConfig(model="lenet5_modern", data="mnist5k", train_subset=200, test_subset=100, epochs=2,
+                         optimizer="sgd", lr=1e3, progress=False, output=str(tmp_path / "python"))
+    with pytest.raises(NonFiniteLoss, match=r"lower `lr` \(now 1000\)"):
+        Trainer(config).fit()
+    assert "lower `lr` (now 1000)" in (tmp_path / "python" / "stopped.json").read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._atomic import WRITTEN_BY, atomic_write, locked_file
 from .._paths import check_usable, lies_within, writable_output
-from ..errors import ConfigError
+from ..errors import ConfigError, as_said
 from .config import TrainConfig
 from .run_names import data_stem, default_run_dir, next_free_dir, take_default_dir
 from .safetensors_io import CONFIG_FILE
@@ -58,7 +58,7 @@ RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.
 def record_stop(run_dir: str | Path, reason: str) -> None:
     """Write why the run in `run_dir` failed (its loss became NaN): `report` calls it failed, as `compare` did, not
     "interrupted", which a --resume would mend (before: one run, two words)."""
-    text = json.dumps({"reason": reason}) + "\n"
+    text = json.dumps({"reason": as_said(reason)}) + "\n"  # (as the user reads it: the command's flags, for `report`)
     atomic_write(Path(run_dir) / STOP_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
