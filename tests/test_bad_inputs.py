@@ -1573,7 +1573,7 @@ CASES: list[Row] = [
     Row("train-world-size-a-superscript-digit", ["train", "lenet5", "--data", "digits", "--output", "{t}/o"],
         "the environment variable WORLD_SIZE='²' is not a whole number >= 0", env=(("RANK", "0"), ("WORLD_SIZE", "²"))),
     Row("reproduce-resume-of-an-older-experiment", ["reproduce", "--resume", "{t}"],
-        "--resume {t} holds an experiment of an older convolab (its reproduce.json, no experiment.json), which cannot "
+        "{t} holds an experiment of an older convolab (its reproduce.json, no experiment.json), which cannot "
         "be continued; run it again into another --output", an_older_experiment),
     Row("compare-loss-of-an-output-no-model-has", ["compare", "lenet5", "googlenet_small", "--data", "digits", "--loss",
                                                    "foo=1", "--output", "{t}/c"], "--loss names foo"),

@@ -82,5 +82,5 @@ def test_a_model_torch_export_cannot_capture_is_one_line_and_nothing_is_written(
         export_program(DataDependent(), tmp_path / "m.pt2", (1, 2, 2))
     line = str(err.value)
     assert "\n" not in line and line.startswith("torch.export could not capture the model (")
-    assert line.endswith("; export it as `format` torchscript or onnx")
+    assert line.endswith("; export it as TorchScript or ONNX instead")
     assert list(tmp_path.iterdir()) == []

@@ -174,7 +174,7 @@ def test_an_experiment_whose_arms_an_older_convolab_laid_out_otherwise_is_refuse
     capsys.readouterr()
     assert main(["reproduce", "--resume", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"--resume {out}: its seed-0/arm-1 trains lenet5_bn, lenet5, where this convolab's batchnorm "
+    assert err.endswith(f"{out}: its seed-0/arm-1 trains lenet5_bn, lenet5, where this convolab's batchnorm "
                         "trains lenet5_bn in that arm (the experiment was started by an older convolab); run it "
                         "again into another --output") and len(err.splitlines()) == 1
 

@@ -148,6 +148,6 @@ def test_resuming_a_run_in_a_read_only_folder_names_resume_not_output(tmp_path, 
     run = tmp_path / "run"
     Trainer(TrainConfig("lenet5", data="digits", epochs=1, batch_size=256, progress=False, output=str(run))).fit()
     monkeypatch.setattr(engine.os, "access", lambda path, mode: Path(path) != run)  # (a read-only mount)
-    with pytest.raises(ConfigError, match=f"`resume` {run} is not writable, and a resumed run writes its "
+    with pytest.raises(ConfigError, match=f"`run_dir` {run} is not writable, and a resumed run writes its "
                                           "checkpoints there: make it writable, or copy the run folder"):
         Trainer.resume(run, epochs=2)

@@ -443,8 +443,8 @@ def test_lr_find_on_a_flat_curve_advises_a_larger_end_lr_not_a_lower_start(tmp_p
 
 
 def test_a_resume_refused_as_in_use_is_not_told_to_choose_another_folder():
-    assert rundir.in_use_line("run", "`resume`") == \
-        "`resume` run is in use by another convolab command; wait for it to end"
+    assert rundir.in_use_line("run", "`run_dir`", resumed=True) == \
+        "`run_dir` run is in use by another convolab command; wait for it to end"
     assert rundir.in_use_line("run", "--output").endswith("wait for it to end, or choose another folder")
 
 

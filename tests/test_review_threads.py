@@ -211,7 +211,7 @@ def test_a_folder_a_trainer_of_another_thread_works_in_is_refused(tmp_path, monk
     try:
         assert inside.wait(WAIT)
         in_use = re.escape(f"{run} is in use by another Trainer or comparison in this process")
-        with pytest.raises(ConfigError, match=f"`resume` {in_use}"):
+        with pytest.raises(ConfigError, match=f"`run_dir` {in_use}"):
             Trainer.resume(run, epochs=3)
         with pytest.raises(ConfigError, match=in_use):
             Trainer(small(run))

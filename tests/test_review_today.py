@@ -54,7 +54,7 @@ def test_compare_resume_leaves_alone_a_run_folder_another_command_holds(tmp_path
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         (run / "stopped.json").write_text("a file of the live run")
         assert main(["compare", "--resume", str(out)]) == 1  # one line, as before the folder was cleared
-        assert status_of(out, "lenet5_modern").startswith(f"failed: `output` {run} is in use by another convolab "
+        assert status_of(out, "lenet5_modern").startswith(f"failed: --output {run} is in use by another convolab "
                                                           "command")
         assert (run / "stopped.json").is_file() and (run / "config.json").is_file()  # nothing of the live run removed
         assert os.stat(run / LOCK_FILE).st_ino == os.fstat(fd).st_ino  # its lock is the one the holder locked

@@ -33,17 +33,20 @@ def flag_of(name: str) -> str:
 ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)(=False)?`")
 
 
+# The library's name of an option where it is not the verb's (argparse's dest): load_data's `source` is --data,
+# Trainer.resume's `run_dir` --resume, export_onnx's `path`, export_safetensors' `folder` (and features') --out,
+# export_onnx's `exporter` --onnx-exporter, design_cost's `input_shape` cost's --input
+LIBRARY_NAMES = {"source": "data", "run_dir": "resume", "path": "out", "folder": "out", "exporter": "onnx_exporter",
+                 "input_shape": "input"}
+
+
 def flags_of(parser: argparse.ArgumentParser, aliases: bool = True) -> dict[str, str]:
     """Each option of `parser` (a verb's) by its Python name, argparse's dest: {"output": "--output",
-    "ema_decay": "--ema", "progress": "--no-progress"}; with `aliases`, also by the names the library functions the verb
-    calls give it (an action's `python_names`: export's --out is export_onnx's `path`)."""
-    flags = {}
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            flag = next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
-            names = (action.dest, *(getattr(action, "python_names", ()) if aliases else ()))
-            flags |= {name: flag for name in names}
-    return flags
+    "ema_decay": "--ema", "progress": "--no-progress"}; with `aliases`, also by the library's names for them
+    (LIBRARY_NAMES: export's --out is export_onnx's `path`)."""
+    flags = {action.dest: next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
+             for action in parser._actions if action.option_strings and action.dest != "help"}
+    return flags | ({name: flags[dest] for name, dest in LIBRARY_NAMES.items() if dest in flags} if aliases else {})
 
 
 def as_flags(text: str, flags: Mapping[str, str]) -> str:

@@ -24,9 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("design", nargs="+", metavar="LAYER",
                         help=f"convolutions in order, each {DESIGN_FORM} ({DESIGN_EXAMPLE}); 'same' padding "
                              "unless /pP is given")
-    shape = parser.add_argument("--input", type=input_size, required=True, metavar="CxHxW",
-                                help="input channels, height and width, e.g. 192x28x28")
-    shape.python_names = ("input_shape",)  # (design_cost's name for it: see _options.flags_of)
+    parser.add_argument("--input", type=input_size, required=True, metavar="CxHxW",
+                        help="input channels, height and width, e.g. 192x28x28")
     parser.add_argument("--versus", nargs="+", metavar="LAYER", default=None,
                         help="a second design on the same input, to compare against")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

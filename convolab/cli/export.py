@@ -45,14 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(onnx, torchscript, pt2)")
     batch.add_argument("--dynamic-batch", action="store_true",
                        help="any batch size (the default when --batch-size is not given; onnx, torchscript, pt2)")
-    out = parser.add_argument(
+    parser.add_argument(
         "--out", type=nonempty("a file (a folder for safetensors), or leave the option out (next to the checkpoint)"),
         help="output file, or folder for safetensors; a file ending in another format's suffix (.onnx, .pt or .pth, "
              ".pt2, .safetensors) is refused, and so is a file the run keeps (best.pt, last.pt, config.json, metrics, "
              "curves) or a folder holding a run (default: next to the checkpoint, e.g. RUN/best.onnx, "
              "RUN/best.torchscript.pt, RUN/best.pt2, RUN/best-safetensors; beside a safetensors folder SF, SF.onnx, "
              "SF.torchscript.pt or SF.pt2; MODEL.onnx here with --pretrained)")
-    out.python_names = ("path", "folder")  # (export_onnx's and export_safetensors' names for it: see flags_of)
     parser.add_argument("--tolerance", type=positive_float,
                         help=f"absolute part of the difference from PyTorch accepted (default: {TOLERANCE:g}; onnx, "
                              "torchscript, pt2)")
@@ -62,12 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="keep batch norms as they are instead of folding them into the convolutions (onnx, "
                              "torchscript, pt2)")
-    exporter = parser.add_argument(
+    parser.add_argument(
         "--onnx-exporter", choices=ONNX_EXPORTERS,
         help="which of torch's ONNX exporters writes the graph: torchscript (torch.onnx.export with dynamo=False; "
              "deprecated by PyTorch but fast) or dynamo (torch.export and onnxscript, PyTorch's default since 2.9, "
              "slower; needs pip install onnxscript) (default: torchscript; onnx only)")
-    exporter.python_names = ("exporter",)  # (export_onnx's name for it)
     add_pretrained_options(parser)
 
 

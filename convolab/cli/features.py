@@ -33,10 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "whose colour mode or size differs from most (counted and named in a warning)")
     parser.add_argument("--data-dir", type=nonempty("a folder, or leave the option out"),
                         help="where torchvision data sets live (default: the run's --data-dir)")
-    out = parser.add_argument("--out", default="features.npz", type=nonempty("a file name such as features.npz"),
-                              help="output file; an existing one is replaced only if it is a features file, and "
-                              "the data read (or a file inside its folder) is refused (default: %(default)s)")
-    out.python_names = ("path",)  # (check_file_output's name for it, whose lines name it so)
+    parser.add_argument("--out", default="features.npz", type=nonempty("a file name such as features.npz"),
+                        help="output file; an existing one is replaced only if it is a features file, and "
+                        "the data read (or a file inside its folder) is refused (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=256,
                         help="images a forward pass takes (default: %(default)s; smaller spares memory)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")

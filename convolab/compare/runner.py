@@ -183,10 +183,10 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
 
 
 @contextlib.contextmanager
-def claimed(folder: Path, argument: str) -> Iterator[None]:
+def claimed(folder: Path, argument: str, resumed: bool = False) -> Iterator[None]:
     """`folder` claimed for this command while it writes there (its record, runs and report): one line when
     another convolab command holds it (two started with one --output, or a second --resume of it)."""
-    claim = claim_run_dir(folder, argument)
+    claim = claim_run_dir(folder, argument, resumed=resumed)
     try:
         yield
     finally:
@@ -288,7 +288,7 @@ def resume_comparison(output: str | Path, command: list[str] | str, progress: bo
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
     rest train."""
     comparison = Comparison.load(output)
-    with claimed(comparison.output, "`resume`"):
+    with claimed(comparison.output, "", resumed=True):  # (resume_comparison's folder: its `output`, the CLI's --resume)
         comparison = Comparison.load(output)  # (as the command that held it left it)
         comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
         if progress is not None:

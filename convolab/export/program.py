@@ -47,7 +47,7 @@ def export_program(model: nn.Module, path: str | Path, input_size: tuple[int, in
     def write(tmp: str) -> torch.Tensor:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = capture(ready.model, ready.inputs[-1], dynamic_batch, "export it as `format` torchscript or onnx")
+            program = capture(ready.model, ready.inputs[-1], dynamic_batch, "export it as TorchScript or ONNX instead")
             # Saved to memory and written from Python, as a TorchScript file is (a full disk is then an OSError).
             buffer = io.BytesIO()
             torch.export.save(program, buffer, extra_files=extra)

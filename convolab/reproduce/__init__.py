@@ -95,12 +95,12 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
     output = Path(output)
     path = output / STATE
     if not path.is_file() and (output / EXPERIMENT_REPORT).is_file():
-        raise ConfigError(f"`resume` {output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
+        raise ConfigError(f"{output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
                           f"{STATE}), which cannot be continued; run it again into another `output`")
     if not path.is_file():
-        raise ConfigError(f"`resume` {output} is not an experiment's folder (no {STATE}); give the `output` folder "
+        raise ConfigError(f"{output} is not an experiment's folder (no {STATE}); give the `output` folder "
                           f"of a `convolab reproduce` run")
-    with claimed(output, "`resume`"):  # (one line when another command holds it: a second --resume)
+    with claimed(output, "", resumed=True):  # (one line when another command holds it: a second --resume)
         state, base = read_experiment(path, FORMAT)  # (each field checked, before anything is written)
         try:
             experiment = get_experiment(state["experiment"])
@@ -112,7 +112,7 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
                 folder = output / f"seed-{base.seed + k}" / f"arm-{i + 1}"
                 if (folder / COMPARE_FILE).is_file() and Comparison.load(folder).models != list(arm.models):
                     # (resnet-cifar's resnet110 moved to an arm of its own, with the paper's warm-up)
-                    raise ConfigError(f"`resume` {output}: its {folder.relative_to(output)} trains "
+                    raise ConfigError(f"{output}: its {folder.relative_to(output)} trains "
                                       f"{', '.join(Comparison.load(folder).models)}, where this convolab's "
                                       f"{experiment.name} trains {', '.join(arm.models)} in that arm (the experiment "
                                       "was started by an older convolab); run it again into another `output`")

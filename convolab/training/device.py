@@ -58,8 +58,8 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
         return None
     if mode == "fp16":
         if device.type != "cuda":
-            raise ConfigError("`amp` fp16 needs a CUDA device; use `amp` bf16 on the CPU (a run trained with "
-                              "`amp` fp16 continues on a CUDA device only: its precision cannot change on `resume`)")
+            raise ConfigError("`amp` fp16 needs a CUDA device; use `amp` bf16 on the CPU (a run trained with `amp` "
+                              "fp16 continues on a CUDA device only: its precision cannot change when it is resumed)")
         return torch.float16
     return torch.bfloat16
 

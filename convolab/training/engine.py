@@ -252,7 +252,7 @@ class Trainer:
         run_dir = Path(run_dir)
         config = TrainConfig.from_run(run_dir)
         if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
-            raise ConfigError(f"`resume` {run_dir} is not writable, and a resumed run writes its checkpoints there: "
+            raise ConfigError(f"`run_dir` {run_dir} is not writable, and a resumed run writes its checkpoints there: "
                               "make it writable, or copy the run folder elsewhere and resume the copy")
         config.output = str(run_dir)
         if data is None and relative_record(config.data):
@@ -262,7 +262,7 @@ class Trainer:
         config = config.resumed_with(changes)  # one line naming an option a resumed run cannot change
         forget_check(run_dir)  # (a folder refuse_to_overwrite_a_run saw empty earlier in this process)
         # Claimed before anything is read (the trainer shares this claim); rank 0 of --nproc writes the folder.
-        claim = claim_run_dir(run_dir, "`resume`") if launch_env("RANK", 0) == 0 else None
+        claim = claim_run_dir(run_dir, "`run_dir`", resumed=True) if launch_env("RANK", 0) == 0 else None
         try:
             with callers_kept():  # (the recorded model: built in float32, its initial weights not the caller's draws)
                 trainer = cls._resumed_or_started(run_dir, config, data, model)
@@ -282,7 +282,7 @@ class Trainer:
                                       "restore the file it led to, or start a new run in another folder")
             epochs = _epochs_recorded(run_dir)
             if epochs > 1:  # (past its first checkpoint: one killed between epoch 1's writes holds one row at most)
-                raise CheckpointError(f"{run_dir} holds {epochs} epochs in metrics.csv but no last.pt, which `resume` "
+                raise CheckpointError(f"{run_dir} holds {epochs} epochs in metrics.csv but no last.pt, which a resume "
                                       "continues from: restore last.pt from a copy, or start a new run in another "
                                       "folder (training it again here would overwrite best.pt and the metrics)")
             if model is None and is_own_model_run(run_dir):  # config.model is not the model it trained

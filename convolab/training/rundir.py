@@ -220,32 +220,35 @@ class RunClaim:
             self.release()
 
 
-def claim_run_dir(run_dir: str | Path, argument: str = "`output`", new_run: str | None = None) -> RunClaim | None:
+def claim_run_dir(run_dir: str | Path, argument: str = "`output`", new_run: str | None = None,
+                  resumed: bool = False) -> RunClaim | None:
     """Claim `run_dir` for this process's run (its writer: rank 0), or one line when another convolab command
     holds it. For a new run (`new_run`: the Python call that would continue a run found there) the folder is
     checked again under the claim (a run of the same output may have ended meanwhile, or another Trainer of this
     process may have written it); a resumed run claims it as it is. None where the platform has no flock. A claim
     of this process is shared by the thread that holds it (a Trainer and its resume, a comparison and its runs), and
-    refused to another thread, as to another process (two jobs of a job queue on one folder)."""
+    refused to another thread, as to another process (two jobs of a job queue on one folder). `argument` names the
+    folder in that line ("" names none); `resumed`: a run resumed where it is (the line advises no other folder)."""
     key = _key(run_dir)
     resume_call = None if key in _CHECKED_EMPTY else new_run  # (checked by a command: its own wording)
     _CHECKED_EMPTY.discard(key)
     if fcntl is None:
         return None
     with _CLAIMS:
-        return _claimed(key, run_dir, argument, new_run is not None, resume_call)
+        return _claimed(key, run_dir, argument, new_run is not None, resume_call, resumed)
 
 
-def _claimed(key: str, run_dir: str | Path, argument: str, new_run: bool, resume_call: str | None) -> RunClaim | None:
+def _claimed(key: str, run_dir: str | Path, argument: str, new_run: bool, resume_call: str | None,
+             resumed: bool) -> RunClaim | None:
     held = _HELD.get(key)
     if held is not None:
         if held.other_thread():
-            raise ConfigError(in_use_line(run_dir, argument))
+            raise ConfigError(in_use_line(run_dir, argument, resumed))
         return _checked(RunClaim(held), run_dir, new_run, resume_call)
 
     def acquire(fd: int) -> bool:
         if not _locked_exclusive(fd):
-            raise ConfigError(in_use_line(run_dir, argument)) from None
+            raise ConfigError(in_use_line(run_dir, argument, resumed)) from None
         return True
 
     fd = locked_file(Path(key) / LOCK_FILE, acquire)
@@ -291,13 +294,15 @@ def _locked_exclusive(fd: int) -> bool:
     return False
 
 
-def in_use_line(run_dir: str | Path, argument: str) -> str:
-    other = "" if argument == "`resume`" else ", or choose another folder"  # (a run is resumed where it is)
+def in_use_line(run_dir: str | Path, argument: str, resumed: bool = False) -> str:
+    """The line for `run_dir`, which another command or thread holds; `argument` names it ("" names none)."""
+    other = "" if resumed else ", or choose another folder"  # (a run is resumed where it is)
+    named = f"{argument} {run_dir}" if argument else str(run_dir)
     held = _HELD.get(_key(run_dir))
     if held is not None and held.other_thread():  # (the lock file names this process: its pid says nothing)
-        return (f"{argument} {run_dir} is in use by another Trainer or comparison in this process (another thread); "
+        return (f"{named} is in use by another Trainer or comparison in this process (another thread); "
                 f"wait for it to end{other}")
-    return f"{argument} {run_dir} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
+    return f"{named} is in use by another convolab command{holder(run_dir)}; wait for it to end{other}"
 
 
 HOLDER = "CONVOLAB_HOLDER"  # "PID\nCOMMAND" of the command a user ran, set by `train --nproc` for its ranks
