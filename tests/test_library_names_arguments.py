@@ -98,7 +98,6 @@ def _verb_flags(verb: str) -> dict[str, str]:
     ("or use `exporter` torchscript", "export", "or use --onnx-exporter torchscript"),
     ("give a smaller `input_shape`", "cost", "give a smaller --input"),  # (design_cost's name for cost's --input)
     ("`run_dir` r is not writable", "train", "--resume r is not writable"),  # (Trainer.resume's name for it)
-    ("`source` x.csv", "evaluate", "--data x.csv"),  # (load_data's)
     ("`path` m.onnx exists", "train", "`path` m.onnx exists"),  # (another verb's alias is not this verb's)
     ("the layer `fc` is missing", "train", "the layer `fc` is missing"),  # (no argument: kept)
     ("`memory_check` is on", "train", "`memory_check` is on"),  # (a flag that turns it off cannot say it)

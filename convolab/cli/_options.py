@@ -33,10 +33,10 @@ def flag_of(name: str) -> str:
 ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)(=False)?`")
 
 
-# The library's name of an option where it is not the verb's (argparse's dest): load_data's `source` is --data,
-# Trainer.resume's `run_dir` --resume, export_onnx's `path`, export_safetensors' `folder` (and features') --out,
-# export_onnx's `exporter` --onnx-exporter, design_cost's `input_shape` cost's --input
-LIBRARY_NAMES = {"source": "data", "run_dir": "resume", "path": "out", "folder": "out", "exporter": "onnx_exporter",
+# The library's name of an option where it is not the verb's (argparse's dest): Trainer.resume's `run_dir` is --resume,
+# export_onnx's `path`, export_safetensors' `folder` (and features') --out, export_onnx's `exporter` --onnx-exporter,
+# design_cost's `input_shape` cost's --input. (load_data's `source` is named `data`, TrainConfig's, in its lines.)
+LIBRARY_NAMES = {"run_dir": "resume", "path": "out", "folder": "out", "exporter": "onnx_exporter",
                  "input_shape": "input"}
 
 
