@@ -91,6 +91,7 @@ def test_a_quick_experiment_writes_its_report_and_ends_with_the_verdict(tmp_path
     assert report.strip().splitlines()[-1] == last
     assert "| lenet5_bn | trains at lr 1.0 |" in report
     assert "\nData: mnist5k, 4,000 training and 1,000 test images.\n" in report  # (the quick form asks 20,000)
+    assert "is more than the" not in proc.stderr, proc.stderr  # (its "at most" 20,000: said by no arm)
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     for arm in ("arm-1", "arm-2"):
         assert (out / "seed-0" / arm / "runs" / "lenet5_bn" / "steps.csv").is_file()

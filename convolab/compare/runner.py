@@ -136,13 +136,14 @@ def one_line(err: BaseException) -> str:
 
 def compare_models(models: list[str], config: TrainConfig, output: str | Path, command: list[str] | str,
                    seeds: int | Sequence[int] = 1, pretrained: bool | str | None = None,
-                   start: Start | None = None) -> list[ModelResult]:
+                   start: Start | None = None, say_subsets: bool = True) -> list[ModelResult]:
     """Train `models` one after another with `config`'s options and write the report into `output`.
 
     seeds: train each model this many times, with the seeds config.seed, config.seed + 1, ..., or once
     with each seed of a list. With several seeds each run has its folder runs/MODEL/seed-S and the
     report gives each model's mean and standard deviation over its seeds. Returns a row per run. `pretrained`:
     each run starts from its model's published weights, by `start` (convolab.finetune.pretrained_trainer).
+    `say_subsets`: a warning where a subset asks for more images than its split holds.
     """
     if not models:
         raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
@@ -168,7 +169,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     writable_output(output, "`output`", create=False)  # made below, once the data are read
     probe_output(output, "`output`")  # (root passes writable_output's permission check even on /sys)
     check_device_options(config)
-    data = _load(config, say=True)  # a data set that cannot be read stops the comparison before it exists
+    data = _load(config, say=say_subsets)  # a data set that cannot be read stops the comparison before it exists
     check_run_options(config, data)
     check_some_model_builds(models, config, data)
     if default and not existed:  # named by what existed: a command started beside it may have taken it since

@@ -143,7 +143,8 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                 if resume and (folder / COMPARE_FILE).is_file():
                     results = resume_comparison(folder, command, progress=base.progress)
                 else:
-                    results = compare_models(list(arm.models), config, folder, command)
+                    # (its quick form asks for "at most" so many images: no warning where the data hold fewer)
+                    results = compare_models(list(arm.models), config, folder, command, say_subsets=False)
             except TrainingInterrupted as stop:
                 raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
                                           f"finished is kept; continue with: convolab reproduce --resume "
