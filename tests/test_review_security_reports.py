@@ -19,6 +19,7 @@ from matplotlib.text import Text
 
 from convolab.cli import main
 from convolab.compare import read_run, write_seeds_report
+from convolab.compare.report import markdown_table, summary_table
 from convolab.errors import CheckpointError
 from convolab.reproduce import plot_experiment
 from convolab.training import load_checkpoint
@@ -110,6 +111,17 @@ def test_the_seeds_report_escapes_names_in_results_md(run, tmp_path):
     assert "| a &amp; &lt;b&gt; |" in md  # the table
     assert "- a &amp; &lt;b&gt; " in md  # the test of the pair (before: `a & <b>` in both)
     assert "<b>" not in md
+
+
+def test_the_table_a_terminal_shows_is_not_escaped_for_html(run):
+    """compare and report print the table on a terminal, where `&gt;=` was what a status of `>= 0` read as; the
+    files a renderer reads keep their escapes."""
+    one = dataclasses.replace(read_run(run[0]), model="a & <b>", status="failed: seeds must be >= 0")
+    for several in (False, True):
+        results = [one, one] if several else [one]  # (a model run twice: its seeds' table)
+        printed = summary_table(results)
+        assert "a & <b>" in printed and "seeds must be >= 0" in printed and "&" + "gt;" not in printed, printed
+    assert "| a &amp; &lt;b&gt; |" in markdown_table([one])
 
 
 def test_reproduces_picture_draws_names_as_written(run, tmp_path):

@@ -135,17 +135,19 @@ def table_rows(results: list[ModelResult]) -> tuple[tuple[str, ...], list[tuple[
     return header, rows
 
 
-def markdown_table(results: list[ModelResult]) -> str:
-    """The comparison as a Markdown table, one row per model, numbers right-aligned; "-" where a run has none."""
-    return _markdown(*table_rows(results))
+def markdown_table(results: list[ModelResult], escape: bool = True) -> str:
+    """The comparison as a Markdown table, one row per model, numbers right-aligned; "-" where a run has none.
+    `escape`: & < > as HTML entities, for a file a renderer reads (not for a terminal)."""
+    return _markdown(*table_rows(results), escape=escape)
 
 
-def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]], escape: bool = True) -> str:
     numeric = {i for i, h in enumerate(header) if h not in ("model", "status")}
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
     # (& < > escaped: renderers pass inline HTML through, and a run folder named `<img src=x onerror=...>` ran)
-    lines += ["| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join((html.escape(c, quote=False) if escape else c).replace("|", "\\|") for c in row) + " |"
+              for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -312,8 +314,8 @@ def seeds_table_rows(summaries: list[SeedSummary]) -> tuple[tuple[str, ...], lis
     return header, rows
 
 
-def seeds_markdown_table(summaries: list[SeedSummary]) -> str:
-    return _markdown(*seeds_table_rows(summaries))
+def seeds_markdown_table(summaries: list[SeedSummary], escape: bool = True) -> str:
+    return _markdown(*seeds_table_rows(summaries), escape=escape)
 
 
 def _seeds_note(summaries: list[SeedSummary]) -> str:
@@ -323,12 +325,12 @@ def _seeds_note(summaries: list[SeedSummary]) -> str:
 
 def summary_table(results: list[ModelResult]) -> str:
     """The table `convolab compare` prints: a row per model, or with several seeds per model the mean and
-    standard deviation of each figure and a line saying so."""
+    standard deviation of each figure and a line saying so (on a terminal: no HTML entities)."""
     note = differing_note(results)
     if not has_several_seeds(results):
-        return markdown_table(results) + note
+        return markdown_table(results, escape=False) + note
     summaries = summarize_seeds(results)
-    return seeds_markdown_table(summaries) + _seeds_note(summaries) + "\n" + note
+    return seeds_markdown_table(summaries, escape=False) + _seeds_note(summaries) + "\n" + note
 
 
 def significance_lines(results: list[ModelResult]) -> list[str]:
