@@ -20,6 +20,8 @@ from torch import nn
 
 import convolab
 from convolab.analysis import count_macs, summary
+from convolab.cli import main
+from convolab.compare import read_run
 from convolab.data import Split
 from convolab.errors import CheckpointError, ConfigError, ConvolabError
 from convolab.export.exporters import export_torchscript
@@ -95,6 +97,16 @@ def test_a_run_of_an_unregistered_model_resumes_exactly_with_the_model_given(tmp
     assert history_of(resumed.fit().history) == history_of(whole.history)
     with pytest.raises(CheckpointError, match="holds a model of no registered name .*Trainer.resume"):
         convolab.create_model("lenet5", pretrained=tmp_path / "cut")  # (before: "unknown model ''")
+
+
+def test_a_report_of_a_run_of_an_unregistered_model_gives_its_figures_without_a_cost(tmp_path, capsys):
+    """(before: `convolab report RUN` of such a run was "unknown model ''", exit 2)"""
+    Trainer(tiny(tmp_path / "run", epochs=1), model=Net()).fit()
+    assert main(["report", str(tmp_path / "run"), "--output", str(tmp_path / "report")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    cells = [cell.strip() for cell in rows[1].strip("|").split("|")]
+    assert cells[1:3] == ["-", "-"] and cells[6] == "1", rows  # (parameters and MACs unknown; its epoch)
+    assert read_run(tmp_path / "run").input_size == [1, 28, 28]
 
 
 # ----- 3. and 4. create_model(pretrained=...): train mode, options that leave the weights as they are --------

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..analysis import count_macs, count_params
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, UnknownModelError
 from ..models import create_model
 from ..training import TrainConfig, load_checkpoint
 from ..training.final_test import TEST_FILE
@@ -157,7 +157,10 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
     failed = None if status or run_is_complete(config, state) else stop_reason(run_dir)
     result.status = status or (OK if run_is_complete(config, state) else f"failed: {failed}" if failed else INTERRUPTED)
     if state is not None:
-        result.params, result.macs, result.input_size = model_cost(state)
+        try:
+            result.params, result.macs, result.input_size = model_cost(state)
+        except UnknownModelError:  # (a model given to Trainer(config, model=...), of no registered name: no cost)
+            result.input_size = [int(state["in_chans"]), *(int(v) for v in state["image_size"])]
     if history:
         accs = [row["test_acc"] for row in history]
         # best.pt's epoch, as the run's --monitor chose it (the highest accuracy by default)
