@@ -167,8 +167,8 @@ def matplotlib_folder_for_a_command() -> None:
     """MPLCONFIGDIR set to a folder of this user's in the temporary folder where matplotlib's own configuration or
     cache folder cannot be written (a read-only or missing home, an XDG_CACHE_HOME on a read-only mount), and
     MPLCONFIGDIR is not set: matplotlib then warns on stderr at every command, in lines of its own, and builds its
-    font cache again each time in a new temporary folder. For a command of its own only (the environment is the
-    process's)."""
+    font cache again each time in a new temporary folder. Not where the configuration folder holds the user's
+    matplotlibrc, which MPLCONFIGDIR would hide. For a command of its own only (the environment is the process's)."""
     if os.environ.get("MPLCONFIGDIR"):
         return
     try:
@@ -183,6 +183,8 @@ def matplotlib_folder_for_a_command() -> None:
         folders = [home / ".matplotlib" if home else None]
     if all(folder is not None and _writable_folder(folder) for folder in folders):
         return
+    if folders[0] is not None and (folders[0] / "matplotlibrc").is_file():  # (MPLCONFIGDIR would hide the user's own
+        return  # settings: matplotlib's warning is the lesser harm)
     uid = os.getuid() if hasattr(os, "getuid") else None
     ours = Path(tempfile.gettempdir()) / f"convolab-matplotlib-{uid}"
     try:

@@ -4,11 +4,13 @@ A message names an argument as Python spells it, in backquotes: "choose another 
 `skip_bad_images`" (a FieldError names its field first, bare: "epochs must be >= 1, got 0"). The CLI says each by
 its flag (--output, --skip-bad-images); a message names no flag of its own, only a whole command it advises
 (`convolab compare --resume RUN`). Log lines follow the same rule, and so do the lines a command writes into its
-files from an error (a comparison's status of a failed run: `as_said`).
+files from an error (a comparison's status of a failed run): `as_said` phrases them for the user of the work under
+way, and the CLI's `saying` makes them its flags.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
@@ -24,12 +26,35 @@ def as_said(text: str) -> str:
 
 @contextlib.contextmanager
 def saying(phrase: Callable[[str], str]) -> Iterator[None]:
-    """While it lasts (in this thread), `as_said` phrases each line so (the CLI: by the verb's flags)."""
+    """While it lasts, in this context (this thread; other threads and callers keep Python's names), `as_said`
+    phrases each line so, and so is each of convolab's log records made here (the CLI: by the verb's flags)."""
+    _phrase_log_records()
     token = _PHRASING.set(phrase)
     try:
         yield
     finally:
         _PHRASING.reset(token)
+
+
+def _phrase_log_records() -> None:
+    """The process's log record factory wrapped, once, so that convolab's records are phrased by `as_said` as they are
+    made (a handler of an application or a test reads them so too); elsewhere, or outside `saying`, as they were."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "phrases_convolab", False):
+        return
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if _PHRASING.get() is not None and (made.name == "convolab" or made.name.startswith("convolab.")):
+            try:
+                text = made.getMessage()
+            except Exception:  # noqa: BLE001  (arguments that do not fit: logging says so as it writes the line)
+                return made
+            made.msg, made.args = as_said(text), ()
+        return made
+
+    record.phrases_convolab = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(record)
 
 
 class ConvolabError(Exception):

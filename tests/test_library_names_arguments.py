@@ -10,6 +10,7 @@ import ast
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from convolab.cli import build_parser, command_flags, main
 from convolab.cli._options import as_flags, cli_message
 from convolab.compare import compare_models
 from convolab.data import load_data
-from convolab.errors import ConfigError, FieldError
+from convolab.errors import ConfigError, FieldError, as_said, saying
 from convolab.training import TrainConfig, Trainer
 from convolab.training.loop import NonFiniteLoss
 
@@ -165,3 +166,32 @@ def test_why_a_run_stopped_is_recorded_and_reported_in_the_flags_of_the_command_
     with pytest.raises(NonFiniteLoss, match=r"lower `lr` \(now 1000\)"):
         Trainer(config).fit()
     assert "lower `lr` (now 1000)" in (tmp_path / "python" / "stopped.json").read_text(encoding="utf-8")
+
+
+def test_log_lines_are_said_in_flags_in_the_commands_context_alone(caplog):
+    """A command's log lines name its flags; another thread's (an application running main() beside its own
+    work), and any line once it has ended, keep Python's names; a log call whose arguments fail never raises."""
+    log = logging.getLogger("convolab.names_test")
+    caplog.set_level(logging.WARNING, logger="convolab")
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    def beside() -> None:
+        log.warning("beside: choose another `output`")
+
+    with saying(lambda line: as_flags(line, {"output": "--output"})):
+        log.warning("in the command: choose another `output`")
+        thread = threading.Thread(target=beside)
+        thread.start()
+        thread.join()
+        made = logging.getLogRecordFactory()("convolab.x", logging.WARNING, __file__, 1, "value %s", (Unprintable(),),
+                                              None)  # (logging says so as it writes the line, as without the command)
+        assert (made.msg, made.args[0].__class__) == ("value %s", Unprintable)
+        assert as_said("`output`") == "--output"
+    log.warning("after: choose another `output`")
+    said = [r.getMessage() for r in caplog.records if "choose" in r.msg]
+    assert said == ["in the command: choose another --output", "beside: choose another `output`",
+                    "after: choose another `output`"]
+    assert as_said("`output`") == "`output`"

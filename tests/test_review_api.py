@@ -107,6 +107,8 @@ def test_a_report_of_a_run_of_an_unregistered_model_gives_its_figures_without_a_
     cells = [cell.strip() for cell in rows[1].strip("|").split("|")]
     assert cells[1:3] == ["-", "-"] and cells[6] == "1", rows  # (parameters and MACs unknown; its epoch)
     assert read_run(tmp_path / "run").input_size == [1, 28, 28]
+    Trainer(tiny(tmp_path / "nameless", model=""), model=Net()).fit()  # (a config naming no model: the folder's name)
+    assert read_run(tmp_path / "nameless").model == "nameless"
 
 
 # ----- 3. and 4. create_model(pretrained=...): train mode, options that leave the weights as they are --------

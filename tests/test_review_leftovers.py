@@ -72,3 +72,15 @@ def test_a_command_whose_home_cannot_be_written_says_nothing_of_matplotlibs_fold
     assert done.returncode == 0 and (tmp_path / "run" / "curves.png").is_file(), done.stderr
     assert "matplotlib" not in done.stderr.lower(), done.stderr
     assert (tmp_path / f"convolab-matplotlib-{os.getuid()}").is_dir()
+
+
+def test_a_users_matplotlibrc_is_still_read_where_only_the_cache_folder_cannot_be_written(tmp_path):
+    """MPLCONFIGDIR moves where matplotlib reads its settings too: set beside a readable matplotlibrc, it hid them."""
+    (tmp_path / "home" / ".config" / "matplotlib").mkdir(parents=True)
+    (tmp_path / "home" / ".config" / "matplotlib" / "matplotlibrc").write_text("axes.facecolor: red\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": "/proc/no-cache",
+           "TMPDIR": str(tmp_path)}
+    code = ("from convolab._platform import matplotlib_folder_for_a_command as f; f(); import os, matplotlib; "
+            "print(os.environ.get('MPLCONFIGDIR'), matplotlib.rcParams['axes.facecolor'])")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["None", "red"], (done.stdout, done.stderr)

@@ -159,7 +159,7 @@ def test_a_comparison_or_experiment_folder_in_use_by_another_command_is_refused(
     assert main(["reproduce", "degradation", "--quick", "--output", str(exp)]) == 0  # (its lock file alone: empty)
     with held_by_another_command(exp):
         assert main(["reproduce", "--resume", str(exp)]) == 2
-        assert f"--resume {exp} is in use by another convolab command" in capsys.readouterr().err
+        assert f"the experiment {exp} is in use by another convolab command" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # (9 s: a script of its own)

@@ -315,6 +315,17 @@ def test_a_test_subset_of_a_folder_with_val_and_test_is_said_of_its_validation_i
         check_subset_counts(data, None, 2)
 
 
+def test_a_class_all_of_whose_training_images_were_skipped_is_named_with_the_split_that_has_it(tmp_path):
+    folder = write_png_folder(tmp_path / "tvt", per_class=2, size=8, classes=("a", "b", "c"))
+    shutil.copytree(folder / "test", folder / "val")
+    shutil.rmtree(folder / "test" / "c")
+    for png in (folder / "train" / "c").glob("*.png"):
+        png.write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"every training image of class c was unreadable and skipped "
+                                        r"\(`skip_bad_images`\), while the validation split has some: .* every split$"):
+        load_data(str(folder), skip_bad_images=True)
+
+
 def test_a_new_best_pt_drops_the_test_json_of_the_one_it_replaces(tmp_path):
     """(before: a finished run resumed for more epochs and stopped kept the test.json of its earlier best.pt, which
     `report` then gave beside the new best.pt)"""

@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import importlib
 import json
-import logging
 import os
 import pkgutil
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -137,28 +134,6 @@ def command_flags(parser: argparse.ArgumentParser, verb_parser: argparse.Argumen
     return flags | flags_of(verb_parser)
 
 
-@contextlib.contextmanager
-def log_lines_by_flags(flags: dict[str, str]) -> Iterator[None]:
-    """While a verb runs, each log line of convolab's names the arguments it names by their flags (see errors.py), as
-    it is made: on stderr, and in a handler of the application or test that called main() alike."""
-    make = logging.getLogRecordFactory()
-
-    def record(*args, **kwargs) -> logging.LogRecord:
-        made = make(*args, **kwargs)
-        if made.name == "convolab" or made.name.startswith("convolab."):
-            try:
-                made.msg, made.args = as_flags(made.getMessage(), flags), ()
-            except (TypeError, ValueError):  # (arguments that do not fit the message: logging says so as it writes it)
-                pass
-        return made
-
-    logging.setLogRecordFactory(record)
-    try:
-        yield
-    finally:
-        logging.setLogRecordFactory(make)
-
-
 def _command(argv: list[str] | None) -> int:
     if "CONVOLAB_LAUNCHER_PID" in os.environ:  # a rank `train --nproc` started: it ends with its launcher
         die_with_parent(int(os.environ.pop("CONVOLAB_LAUNCHER_PID")))  # (not passed on to its own children)
@@ -172,7 +147,7 @@ def _command(argv: list[str] | None) -> int:
             raise
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
-    args._flags = flags = command_flags(parser, args._parser)
+    flags = command_flags(parser, args._parser)
     expand_home(args)
     interrupt_raises()  # (the verb's work: Ctrl-C is KeyboardInterrupt again, which it handles)
     if argv is None and hasattr(sys.stdout, "reconfigure"):  # (a path the terminal cannot encode: escaped, not
@@ -186,7 +161,7 @@ def _command(argv: list[str] | None) -> int:
             # (a resumed run: the threads it trained with, so that it ends as the run left alone would)
             torch.set_num_threads(recorded_threads(getattr(args, "resume", None))
                                   or threads_for_a_shared_cpu(torch.get_num_threads()))
-        with logging_to_stderr(), log_lines_by_flags(flags), saying(lambda line: as_flags(line, flags)):
+        with logging_to_stderr(), saying(lambda line: as_flags(line, flags)):  # (its lines and log lines: flags)
             return int(args._run(args) or 0)
     except TrainingInterrupted as err:  # Ctrl-C or SIGTERM while training: what was saved, and how to go on
         _say_error(f"convolab {args.verb}: {cli_message(err, flags)}")

@@ -50,8 +50,8 @@ def flags_of(parser: argparse.ArgumentParser, aliases: bool = True) -> dict[str,
 
 
 def as_flags(text: str, flags: Mapping[str, str]) -> str:
-    """A library line as the CLI says it: each argument it names in backquotes, `output`, by its flag, --output, and
-    `memory_check=False` by --no-memory-check (an argument the verb has no flag for stays as it is)."""
+    """A library line as the CLI says it: each argument it names in backquotes, `output`, by its flag in `flags`,
+    --output, and `memory_check=False` by --no-memory-check (an argument `flags` lacks stays as it is)."""
     def flag(match: re.Match) -> str:
         name, off = match.groups()
         found = flags.get(name)

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         results = compare_models(args.models, config, output, command, seeds=args.seeds or 1, pretrained=weights,
                                  start=pretrained_trainer)
         output = folder_of(results, output)  # (a default name another command took first: the next one's)
-    print(summary_table(results), end="")
+    print(summary_table(results, escape=False), end="")
     print(f"report: {Path(output) / 'report.html'} (results.json, results.md, curves.png beside it)")
     unfinished = unfinished_line(results)
     # (the resume trains again a run a failed write stopped; not one of a NaN loss, which it would meet again)

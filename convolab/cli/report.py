@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = report_runs(args.run_dirs, args.output, ["convolab", *args._argv])
-    print(summary_table(results), end="")  # (runs of several seeds: each model's mean and spread)
+    print(summary_table(results, escape=False), end="")  # (runs of several seeds: each model's mean and spread)
     for line in significance_lines(results):
         print(line)
     print(f"report: {Path(args.output) / 'report.html'}")  # (a path, however --output ends: `out/` too)

@@ -323,14 +323,15 @@ def _seeds_note(summaries: list[SeedSummary]) -> str:
     return f"Each figure: {SPREAD} (seeds {', '.join(map(str, seeds)) or '-'})."
 
 
-def summary_table(results: list[ModelResult]) -> str:
+def summary_table(results: list[ModelResult], escape: bool = True) -> str:
     """The table `convolab compare` prints: a row per model, or with several seeds per model the mean and
-    standard deviation of each figure and a line saying so (on a terminal: no HTML entities)."""
+    standard deviation of each figure and a line saying so. `escape`: & < > as HTML entities, for a Markdown file
+    (the CLI prints it unescaped, on a terminal)."""
     note = differing_note(results)
     if not has_several_seeds(results):
-        return markdown_table(results, escape=False) + note
+        return markdown_table(results, escape=escape) + note
     summaries = summarize_seeds(results)
-    return seeds_markdown_table(summaries, escape=False) + _seeds_note(summaries) + "\n" + note
+    return seeds_markdown_table(summaries, escape=escape) + _seeds_note(summaries) + "\n" + note
 
 
 def significance_lines(results: list[ModelResult]) -> list[str]:

@@ -149,7 +149,7 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
     finished = int(state["epoch"]) if state is not None else 0  # the epochs last.pt says finished
     if len(history) < finished:  # an epoch writes its row right after last.pt: a stop in between leaves it out
         history = checkpoint_history(run_dir, state, history, finished)
-    result = ModelResult(model=label or config.model, run_dir=str(run_dir), data=config.data,
+    result = ModelResult(model=label or config.model or run_dir.name, run_dir=str(run_dir), data=config.data,
                          lr=resolved.get("lr"), device=resolved.get("device"),
                          threads=resolved.get("threads"), planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))

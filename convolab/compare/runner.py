@@ -289,7 +289,7 @@ def resume_comparison(output: str | Path, command: list[str] | str, progress: bo
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
     rest train."""
     comparison = Comparison.load(output)
-    with claimed(comparison.output, "", resumed=True):  # (resume_comparison's folder: its `output`, the CLI's --resume)
+    with claimed(comparison.output, "the comparison", resumed=True):  # (its `output`, the CLI's --resume: neither)
         comparison = Comparison.load(output)  # (as the command that held it left it)
         comparison.resumed_by.append(command if isinstance(command, str) else shlex.join(command))
         if progress is not None:

@@ -221,16 +221,16 @@ def check_subset_counts(data: LabelledImages, train: int | None, test: int | Non
     one line; more images than the split holds take them all, and (`say`) a warning says so (config.json keeps the
     number asked)."""
     scored = "validation" if data.unseen_test is not None else "test"  # (a folder's val/, scored beside its test/)
-    for flag, count, split, name in (("`train_subset`", train, data.train, "training"),
-                                     ("`test_subset`", test, data.test, scored)):
+    for argument, count, split, name in (("`train_subset`", train, data.train, "training"),
+                                         ("`test_subset`", test, data.test, scored)):
         if count is None or count < 1:  # (per_class_subset refuses the latter)
             continue
         classes = len(torch.unique(split.labels))
         if count < classes:
-            raise ConfigError(f"{flag} {count} is fewer than the {classes} classes of the {name} images: a subset "
+            raise ConfigError(f"{argument} {count} is fewer than the {classes} classes of the {name} images: a subset "
                               f"takes every class alike, at least one image each; give {classes} or more")
         if say and count > len(split):
-            log.warning("%s %d is more than the %d %s images: all of them are used", flag, count, len(split), name)
+            log.warning("%s %d is more than the %d %s images: all of them are used", argument, count, len(split), name)
 
 
 class EmptySplitError(DataError):

@@ -66,13 +66,21 @@ def check_split_classes(path: Path, labels: torch.Tensor, codes: torch.Tensor, h
         return
     taught = set(labels[codes == TRAIN].tolist())
     untaught = sorted(set(labels[codes != TRAIN].tolist()) - taught)
-    if untaught and taught:  # (named as the folders' splits are: val/ beside test/ is the validation split)
-        kept = (codes == UNSEEN).any()
-        where = [name for code, name in ((TEST, "validation" if kept else "test"), (UNSEEN, "test"))
-                 if (codes == code)[torch.isin(labels, torch.tensor(untaught))].any()]
-        raise DataError(f"{path}: the {' and '.join(where)} split{'s have' if len(where) > 1 else ' has'} classes the "
-                        f"training split lacks: {', '.join(classes[c] for c in untaught)} (class folders must be named "
-                        "alike in every split, letter case too); rename or remove them")
+    if untaught and taught:
+        where = _splits_holding(labels, codes, untaught)
+        raise DataError(f"{path}: {where} {'have' if ' and ' in where else 'has'} classes the training split lacks: "
+                        f"{', '.join(classes[c] for c in untaught)} (class folders must be named alike in every split, "
+                        "letter case too); rename or remove them")
+
+
+def _splits_holding(labels: torch.Tensor, codes: torch.Tensor, classes: list[int]) -> str:
+    """"the test split", "the validation split" or "the validation and test splits": those of `classes`' images other
+    than training ones, named as the folders' splits are (val/ beside test/ is the validation split)."""
+    kept = (codes == UNSEEN).any()
+    held = torch.isin(labels, torch.tensor(classes))
+    where = [name for code, name in ((TEST, "validation" if kept else "test"), (UNSEEN, "test"))
+             if (held & (codes == code)).any()]
+    return f"the {' and '.join(where)} split{'s' if len(where) > 1 else ''}"
 
 
 def without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str], codes: torch.Tensor,
@@ -83,9 +91,10 @@ def without_skipped_classes(path: Path, labels: torch.Tensor, classes: list[str]
     taught = set(labels[codes == TRAIN].tolist())
     if has_splits and (untaught := sorted(set(labels[codes != TRAIN].tolist()) - taught)):
         names = ", ".join(classes[i] for i in untaught)
+        where = _splits_holding(labels, codes, untaught)
         raise DataError(f"{path}: every training image of class{'es' * (len(untaught) > 1)} {names} was unreadable "
-                        "and skipped (`skip_bad_images`), while the test split has some: fix or remove those "
-                        "images, or remove the class from both splits")
+                        f"and skipped (`skip_bad_images`), while {where} {'have' if ' and ' in where else 'has'} some: "
+                        "fix or remove those images, or remove the class from every split")
     present = sorted(set(labels.tolist()))
     if len(present) == len(classes):
         return labels, classes

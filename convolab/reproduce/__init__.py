@@ -100,7 +100,7 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
     if not path.is_file():
         raise ConfigError(f"{output} is not an experiment's folder (no {STATE}); give the `output` folder "
                           f"of a `convolab reproduce` run")
-    with claimed(output, "", resumed=True):  # (one line when another command holds it: a second --resume)
+    with claimed(output, "the experiment", resumed=True):  # (one line when another command holds it: a second --resume)
         state, base = read_experiment(path, FORMAT)  # (each field checked, before anything is written)
         try:
             experiment = get_experiment(state["experiment"])

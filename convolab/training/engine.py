@@ -92,8 +92,8 @@ class Trainer:
     def _claim_folder(self, new_run: str | None = None) -> Any:
         """This process's claim on the run folder (rank 0 writes it): one line if another command holds it,
         or, for a new run (`new_run`: the call that continues a run), if the folder holds a run."""
-        flag = "`output`" if self.run.config.output else "the run folder"
-        return claim_run_dir(self.run.run_dir, flag, new_run) if self.run.dist.is_main else None
+        argument = "`output`" if self.run.config.output else "the run folder"
+        return claim_run_dir(self.run.run_dir, argument, new_run) if self.run.dist.is_main else None
 
     def __getattr__(self, name: str) -> Any:
         """The run's parts (`model`, `optimizer`, `data`...) and progress (`epoch`, `step`, `history`...)."""

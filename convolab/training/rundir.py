@@ -228,7 +228,7 @@ def claim_run_dir(run_dir: str | Path, argument: str = "`output`", new_run: str 
     process may have written it); a resumed run claims it as it is. None where the platform has no flock. A claim
     of this process is shared by the thread that holds it (a Trainer and its resume, a comparison and its runs), and
     refused to another thread, as to another process (two jobs of a job queue on one folder). `argument` names the
-    folder in that line ("" names none); `resumed`: a run resumed where it is (the line advises no other folder)."""
+    folder in that line; `resumed`: a run resumed where it is (the line advises no other folder)."""
     key = _key(run_dir)
     resume_call = None if key in _CHECKED_EMPTY else new_run  # (checked by a command: its own wording)
     _CHECKED_EMPTY.discard(key)
@@ -295,9 +295,9 @@ def _locked_exclusive(fd: int) -> bool:
 
 
 def in_use_line(run_dir: str | Path, argument: str, resumed: bool = False) -> str:
-    """The line for `run_dir`, which another command or thread holds; `argument` names it ("" names none)."""
+    """The line for `run_dir`, which another command or thread holds; `argument` names it (`output`, the experiment)."""
     other = "" if resumed else ", or choose another folder"  # (a run is resumed where it is)
-    named = f"{argument} {run_dir}" if argument else str(run_dir)
+    named = f"{argument} {run_dir}"
     held = _HELD.get(_key(run_dir))
     if held is not None and held.other_thread():  # (the lock file names this process: its pid says nothing)
         return (f"{named} is in use by another Trainer or comparison in this process (another thread); "
