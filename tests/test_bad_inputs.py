@@ -516,6 +516,8 @@ CASES: list[Row] = [
     Row("resume-with-another-monitor", ["train", "--resume", "{d}/run", "--monitor", "test_loss"],
         "--monitor cannot change when a run is resumed (the run has 'test_acc'; best.pt and the epochs "
         "--patience counts were chosen by it): leave it out, or start a new run"),
+    Row("resume-with-a-flag-turned-off", ["train", "--resume", "{d}/run", "--no-channels-last"],
+        "--channels-last cannot change when a run is resumed (the run has it on; "),  # (before: "the run has True")
     Row("missing-data-folder", ["train", "lenet", "--data", "{t}/no/such/folder"], "does not exist"),
     Row("no-model", ["train"], "give a MODEL"),
     Row("unknown-flag", ["models", "--nope"], "unrecognized arguments"),

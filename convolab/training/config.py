@@ -299,7 +299,8 @@ class TrainConfig:
         for name, value in changes.items():
             old = getattr(self, name)
             if value != old and not FIELDS[name].metadata["resume"]:
-                had = "used its default" if old is None else f"has {old!r}"
+                had = "used its default" if old is None else f"has it {'on' if old else 'off'}" \
+                    if isinstance(old, bool) else f"has {old!r}"  # (a flag's True: what --no-channels-last turns off)
                 why = RESUME_REFUSALS.get(name, "it shaped the model, data, optimizer or schedule already trained")
                 raise FieldError(name, f"cannot change when a run is resumed (the run {had}; {why}): leave it "
                                  "out, or start a new run")
