@@ -603,6 +603,8 @@ CASES: list[Row] = [
     Row("lr-negative", ["train", "lenet", "--lr", "-0.1"], "--lr: must be a positive number"),
     Row("train-subset-0", ["train", "lenet", "--train-subset", "0"], "--train-subset: must be a positive integer"),
     Row("reproduce-seeds-0", ["reproduce", "batchnorm", "--seeds", "0"], "--seeds: must be a positive integer"),
+    Row("compare-no-model", ["compare", "--data", "digits", "--output", "{t}/c"],
+        "give the MODELs to compare (see `convolab models`) or --resume DIR"),
     Row("compare-seeds-0", ["compare", "lenet", "--seeds", "0"], "seeds"),
     Row("compare-seeds-negative", ["compare", "lenet", "--seeds", "-2", "--output", "{t}/c"], "seeds must be >= 1"),
     Row("compare-seeds-word", ["compare", "lenet", "--seeds", "two", "--output", "{t}/c"],

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import dataclasses
+import importlib
+import inspect
 import json
 import logging
+import pkgutil
 import re
 import threading
 from pathlib import Path
@@ -17,11 +22,14 @@ import pytest
 
 import convolab
 from convolab.cli import build_parser, command_flags, main
-from convolab.cli._options import as_flags, cli_message
+from convolab.cli._options import ARGUMENT, LIBRARY_NAMES, as_flags, cli_message, flags_of
 from convolab.compare import compare_models
 from convolab.data import load_data
-from convolab.errors import ConfigError, FieldError, as_said, saying
+from convolab.errors import CheckpointError, ConfigError, FieldError, as_said, saying
 from convolab.training import TrainConfig, Trainer
+from convolab.training.batches import MIN_CROP_SCALE, unused_options
+from convolab.training.checkpoint import load_checkpoint
+from convolab.training.distributed import Distributed
 from convolab.training.loop import NonFiniteLoss
 
 PACKAGE = Path(convolab.__file__).parent
@@ -69,6 +77,39 @@ def test_no_library_line_names_a_flag(package):
     named = [f"{path.relative_to(PACKAGE.parent)}:{line}: {flag}" for path in LIBRARY
              if path.relative_to(PACKAGE).parts[0] == package for line, flag in flags_named(path)]
     assert not named, "name the Python argument in backquotes (see convolab/errors.py):\n" + "\n".join(named)
+
+
+def _python_names() -> set[str]:
+    """Every argument a Python user can give convolab: the parameters of its functions and methods, and the fields of
+    its dataclasses (TrainConfig's)."""
+    names: set[str] = set()
+    for info in pkgutil.walk_packages(convolab.__path__, "convolab."):
+        if ".cli" in info.name or info.name.endswith("__main__"):
+            continue
+        for value in vars(importlib.import_module(info.name)).values():
+            if not str(getattr(value, "__module__", "")).startswith("convolab"):
+                continue
+            if dataclasses.is_dataclass(value):
+                names |= {f.name for f in dataclasses.fields(value)}
+            for each in [value, *(vars(value).values() if inspect.isclass(value) else ())]:
+                each = getattr(each, "__func__", each)
+                if callable(each):
+                    with contextlib.suppress(TypeError, ValueError):
+                        names |= set(inspect.signature(each).parameters)
+    return names
+
+
+def test_no_library_line_names_an_option_python_lacks():
+    """A name in backquotes is an argument a Python user can give: not --nproc's `nproc` (processes are torchrun's
+    there), nor --json's or --list's."""
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
+    cli_only = {dest for verb in verbs for dest in flags_of(verb, aliases=False)} - _python_names() - \
+        set(LIBRARY_NAMES.values())
+    assert cli_only >= {"nproc", "json", "list"}
+    named = [f"{path.relative_to(PACKAGE.parent)}:{line}: `{name}`" for path in LIBRARY
+             for line, text in _strings(ast.parse(path.read_text(encoding="utf-8")))
+             for name, _ in ARGUMENT.findall(text) if name in cli_only]
+    assert not named, "a Python user has no such argument: say it in words\n" + "\n".join(named)
 
 
 def test_the_scan_finds_a_flag_and_leaves_a_command_alone(tmp_path):
@@ -123,6 +164,22 @@ def test_python_hears_the_argument_and_the_command_line_the_flag(tmp_path, capsy
     assert main(["compare", "lenet5", "--data", "digits", "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.endswith("or choose another --output\n") and "`" not in err.split("`convolab compare --resume")[0]
+
+
+def test_lines_python_reads_name_what_python_gives(tmp_path):
+    """Not the command line's MODEL, nor a `data` that is no argument of the commands that read exports, nor --nproc
+    (processes are the launcher's: torchrun in Python)."""
+    with pytest.raises(ConfigError, match=r"^give at least one model to compare \(`convolab models` lists them\)$"):
+        compare_models([], TrainConfig(model="lenet5", data="digits"), tmp_path / "c", "compare")
+    (tmp_path / "m.onnx").write_bytes(b"an ONNX protobuf")
+    with pytest.raises(CheckpointError, match=r"read by `convolab predict` and `convolab evaluate`, and in Python by "
+                                              r"OnnxClassifier, TorchScriptClassifier and ProgramClassifier\)$"):
+        load_checkpoint(tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match=r"cannot change; run it on 3 or 7 or 9 or 21 or 63 processes, or one$"):
+        Distributed(0, 2, 0).check_batch_size(63, resumed=True)
+    assert unused_options(streamed=True, workers=None, min_crop_scale=MIN_CROP_SCALE, sync_bn=True,
+                          several=False) == ["`sync_bn` (batch-norm statistics across processes; this run is one "
+                                             "process)"]
 
 
 def test_a_log_line_names_the_flag_on_the_command_line_and_the_argument_in_python(tmp_path, caplog, monkeypatch):

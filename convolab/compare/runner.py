@@ -146,7 +146,7 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     `say_subsets`: a warning where a subset asks for more images than its split holds.
     """
     if not models:
-        raise ConfigError("give at least one MODEL to compare (see `convolab models`)")
+        raise ConfigError("give at least one model to compare (`convolab models` lists them)")
     check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)

@@ -231,6 +231,6 @@ def unused_options(workers: int | None, min_crop_scale: float, sync_bn: bool, st
         unused.append("`min_crop_scale` (of streamed images' random-resized crops; these are held in memory, "
                       "cropped with `augment`'s padding)")
     if sync_bn and not several:
-        unused.append("`sync_bn` (batch-norm statistics across processes; this run is one: `nproc` N makes several)")
+        unused.append("`sync_bn` (batch-norm statistics across processes; this run is one process)")
     return unused
 

@@ -23,6 +23,10 @@ from .safetensors_io import check_record, is_safetensors, load_safetensors, reco
 
 FORMAT = "convolab-checkpoint-1"
 GIVE = "give a best.pt or last.pt (or the run folder) written by `convolab train`"
+# (an export is read by the commands that score with it, and in Python by its classifier)
+EXPORT_READERS = ("give the .pt checkpoint or run folder written by `convolab train` (the exported files are read by "
+                  "`convolab predict` and `convolab evaluate`, and in Python by OnnxClassifier, TorchScriptClassifier "
+                  "and ProgramClassifier)")
 log = logging.getLogger("convolab")
 RECORD = ("model_name", "num_classes", "in_chans", "classes", "image_size", "mean", "std")
 
@@ -120,20 +124,14 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
         raise CheckpointError(f"checkpoint {path} does not exist")
     names = _zip_names(path)
     if names is None and path.suffix.lower() == ".onnx":
-        raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; give the .pt "
-                              "checkpoint or run folder written by `convolab train` (predict and evaluate `data` "
-                              "also take the ONNX or TorchScript files `convolab export` writes)")
+        raise CheckpointError(f"{path} is an ONNX export (`convolab export`), not a checkpoint; {EXPORT_READERS}")
     if names is not None and any(n.endswith(("/archive_format", "serialized_exported_program.json"))
                                  for n in names):  # (torch.export.save's archive: torch 2.7 and later, and before)
         raise CheckpointError(f"{path} is a torch.export program (`convolab export --format pt2`), not a checkpoint; "
-                              "give the .pt checkpoint or run folder written by `convolab train` (predict and "
-                              "evaluate `data` also take the .pt2, TorchScript or .onnx files `convolab export` "
-                              "writes)")
+                              f"{EXPORT_READERS}")
     if names is not None and _torchscript_names(names):
         raise CheckpointError(f"{path} is a TorchScript export (`convolab export --format torchscript`), not a "
-                              "checkpoint; give the .pt checkpoint or run folder written by `convolab train` "
-                              "(predict and evaluate `data` also take the TorchScript or .onnx files `convolab "
-                              "export` writes)")
+                              f"checkpoint; {EXPORT_READERS}")
     try:
         with warnings.catch_warnings():  # torch's own notes on the file; the error below says it all
             warnings.simplefilter("ignore")

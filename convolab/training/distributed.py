@@ -33,7 +33,8 @@ def launch_env(name: str, default: int) -> int:
         return default
     if not (value.isascii() and value.isdigit()):  # (int() takes other scripts' digits, not all: "²")
         raise ConfigError(f"the environment variable {name}={value!r} is not a whole number >= 0; torchrun (and "
-                          f"`nproc`) set it for each process: unset it (unset {name}) to run one process")
+                          f"`convolab train --nproc`) set it for each process: unset it (unset {name}) to run one "
+                          "process")
     return int(value)
 
 
@@ -75,10 +76,10 @@ class Distributed:
         if batch_size % self.world_size:
             if resumed:
                 counts = [n for n in range(2, min(batch_size, 64) + 1) if batch_size % n == 0][:6]
-                fits = f"`nproc` {' or '.join(map(str, counts))}, or " if counts else ""
+                fits = f"{' or '.join(map(str, counts))} processes, or " if counts else ""
                 raise ConfigError(f"`batch_size` {batch_size} of the resumed run is not divisible by the "
                                   f"{self.world_size} processes that share each batch evenly, and cannot change; "
-                                  f"give {fits}leave out `nproc`")
+                                  f"run it on {fits}one")
             # the multiple below, unless it leaves each process one image (batch statistics need two): then above
             share = batch_size // self.world_size
             fit = max(share, 2) * self.world_size

@@ -67,8 +67,8 @@ def check_batch_size(batch_size: int, train_images: int, processes: int) -> None
     """A batch no bigger than the training set: an epoch drops its last partial batch (a larger: no step at all)."""
     if train_images < processes:
         raise ConfigError(f"the {train_images} training image{'s' if train_images != 1 else ''} cannot be shared by "
-                          f"{processes} processes (each needs one image a step at least); give `nproc` {train_images} "
-                          "or fewer, or more images")
+                          f"{processes} processes (each needs one image a step at least); run {train_images} "
+                          "processes or fewer, or give more images")
     if batch_size > train_images:
         most = train_images // processes * processes  # shared evenly by the processes
         raise FieldError("batch_size", f"{batch_size} is larger than the {train_images} training images; "
