@@ -230,8 +230,8 @@ def test_nproc_hints_name_what_can_change_a_resumed_runs_batch_cannot_nor_images
     assert capsys.readouterr().err == (
         "convolab train: error: --batch-size 63 of the resumed run is not divisible by the 2 processes that share "
         "each batch evenly, and cannot change; run it on 3 or 7 or 9 or 21 or 63 processes, or one\n")
-    with pytest.raises(ConfigError, match=r"^the 2 training images cannot be shared by 3 processes .*; give "
-                                          r"run 2 processes or fewer, or give more images$"):
+    with pytest.raises(ConfigError, match=r"^the 2 training images cannot be shared by 3 processes .*; run 2 "
+                                          r"processes or fewer, or give more images$"):
         check_batch_size(3, 2, 3)
     with pytest.raises(FieldError, match=r"7 is larger than the 5 training images; give at most 4$"):
         check_batch_size(7, 5, 2)
