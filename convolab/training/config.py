@@ -23,10 +23,12 @@ from typing import Any
 
 from .._paths import same_path
 from .._registry import registered_name, train_defaults
-from ..data import FOLDER_VAL_FRACTION, LOADERS
+from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
 from ..errors import ConfigError, FieldError, UnknownModelError
+from .bounds import bounds_phrase, interval
+from .config_record import DEFAULTED, LEGACY_VAL_FRACTION, RECORD, RECORD_REVISION, as_recorded_now
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES, WARMUP_MODES
 from .recipes import RECIPES
 
@@ -39,27 +41,6 @@ RESUME_REFUSALS = {"monitor": "best.pt and the epochs `patience` counts were cho
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
-# A record of a run's options (`TrainConfig.to_record`) names its revision: 2 from when --val-fraction held validation
-# images out of data with a test split of their own (its default became None); before, it applied to folders of one
-# split only, and every record held its default, 0.1, which such a record means as None does now.
-RECORD, RECORD_REVISION, DEFAULTED = "record", 2, "val_fraction_defaulted"
-LEGACY_VAL_FRACTION = FOLDER_VAL_FRACTION  # (0.1)
-
-
-def as_recorded_now(values: dict[str, Any]) -> dict[str, Any]:
-    """A record of a run's options as this convolab reads it: --val-fraction's default, recorded as 0.1 and
-    DEFAULTED, is None; of a record of revision 1 (no RECORD), 0.1, the default then, is None too (the same images
-    held out, none of data with a test split), and another value holds its fraction out of folders of one split
-    only, as that convolab did."""
-    if values.get(RECORD) is not None:
-        return {**values, "val_fraction": None} if values.get(DEFAULTED) else values
-    if values.get("val_fraction") is None:
-        return values
-    if values["val_fraction"] == LEGACY_VAL_FRACTION:
-        return {**values, "val_fraction": None}
-    return {**values, "val_fraction_of_one_split": True}
-
-
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -398,23 +379,6 @@ def resumable_options() -> list[str]:
     return [name for name, f in FIELDS.items() if f.metadata["resume"]]
 
 
-def _interval(bounds: str) -> tuple[bool, float, float, bool]:
-    low, high = bounds[1:-1].split(",")
-    return bounds[0] == "[", float(low), float(high), bounds[-1] == "]"
-
-
-def _bounds_phrase(kind: type, bounds: str) -> str:
-    closed_low, low, high, closed_high = _interval(bounds)
-    noun = "an integer" if kind is int else "a number"
-    if math.isinf(high):
-        if kind is int and low == 1 or kind is float and low == 0 and not closed_low:
-            return f"must be a positive {'integer' if kind is int else 'number'}"
-        return f"must be {noun} >= {low:g}" if closed_low else f"must be {noun} > {low:g}"
-    if kind is int:
-        return f"must be {noun} in {bounds[0]}{low:.0f}, {high:.0f}{bounds[-1]}"
-    return f"must be {noun} in {bounds[0]}{low:g}, {high:g}{bounds[-1]}"
-
-
 def plain_number(name: str, value: Any) -> Any:
     """A whole number or a number of another type (numpy's int64 or float32, from np.arange or a sweep) as
     the Python int or float of the field `name`; any other value as it is (option_problem judges it)."""
@@ -439,10 +403,10 @@ def option_problem(name: str, value: Any) -> str | None:
         if not numeric or isinstance(value, bool):
             return f"must be {'an integer' if kind is int else 'a number'}, got {value!r}"
         if meta["bounds"]:
-            closed_low, low, high, closed_high = _interval(meta["bounds"])
+            closed_low, low, high, closed_high = interval(meta["bounds"])
             inside = (value >= low if closed_low else value > low) and (value <= high if closed_high else value < high)
             if not inside or (kind is float and math.isnan(value)):
-                return f"{_bounds_phrase(kind, meta['bounds'])}, got {value}"
+                return f"{bounds_phrase(kind, meta['bounds'])}, got {value}"
         return None
     if kind is str:
         if not isinstance(value, str):
