@@ -26,6 +26,7 @@ from convolab.cli._options import ARGUMENT, LIBRARY_NAMES, as_flags, cli_message
 from convolab.compare import compare_models
 from convolab.data import load_data
 from convolab.errors import CheckpointError, ConfigError, FieldError, as_said, saying
+from convolab.reproduce import options_said
 from convolab.training import TrainConfig, Trainer
 from convolab.training.batches import MIN_CROP_SCALE, unused_options
 from convolab.training.checkpoint import load_checkpoint
@@ -146,6 +147,13 @@ def _verb_flags(verb: str) -> dict[str, str]:
 ])
 def test_the_cli_says_each_argument_by_its_flag(line, verb, said):
     assert as_flags(line, _verb_flags(verb)) == said
+
+
+def test_an_experiments_arm_is_logged_by_its_arguments_and_on_the_command_line_by_its_flags():
+    options = {"lr": 0.1, "model_options": {"batch_norm": False}, "nesterov": True}
+    assert options_said(options) == "`lr` 0.1, `model_options` batch_norm=False, `nesterov`"
+    assert as_flags(options_said(options), _verb_flags("reproduce")) == \
+        "--lr 0.1, --model-option batch_norm=False, --nesterov"  # (before: model_options={'batch_norm': False})
 
 
 def test_a_field_error_is_said_by_its_flag_first():

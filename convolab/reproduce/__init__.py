@@ -123,6 +123,18 @@ def resume_experiment(output: str | Path, command: str, progress: bool | None = 
         return _run_arms(experiment, output, base, state, resume=True)
 
 
+def options_said(options: dict[str, Any]) -> str:
+    """An arm's options as a line names them, by argument (the CLI: by flag): "`lr` 1.0, `model_options`
+    batch_norm=False" (before: model_options={'batch_norm': False})."""
+    def said(name: str, value: Any) -> str:
+        if isinstance(value, dict):
+            return " ".join(f"`{name}` {key}={each}" for key, each in value.items())
+        return {True: f"`{name}`", False: f"`{name}=False`"}.get(value, f"`{name}` {value}") \
+            if isinstance(value, bool) else f"`{name}` {value}"
+
+    return ", ".join(said(name, value) for name, value in options.items())
+
+
 def _save_state(output: Path, state: dict[str, Any]) -> None:
     atomic_write(output / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1), encoding="utf-8"))
 
@@ -138,7 +150,7 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
             folder = output / f"seed-{seed}" / f"arm-{i + 1}"
             extra = arm.options | ({} if quick else arm.full)
             log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
-                     " with " + ", ".join(f"{k}={v}" for k, v in extra.items()) if extra else "")
+                     f" with {options_said(extra)}" if extra else "")
             try:
                 if resume and (folder / COMPARE_FILE).is_file():
                     results = resume_comparison(folder, command, progress=base.progress)
