@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import ConfigError, RegistryError, UnknownModelError
+from .errors import ConfigError, RegistryError, UnknownModelError, way_on
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,12 @@ def resolve_name(name: str) -> str:
                           f"got {type(name).__name__} {name!r:.60}")
     if (found := registered_name(name)) is not None:
         return found
-    raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} (see `convolab models` for the list)")
+    raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name)} ({models_listed()})")
+
+
+def models_listed() -> str:
+    """Where a line sends its user for the models' names: `convolab models`, or from Python list_models()."""
+    return way_on("`convolab models` lists them", "convolab.list_models() lists them")
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -5,12 +5,14 @@ A message names an argument as Python spells it, in backquotes: "choose another 
 its flag (--output, --skip-bad-images); a message names no flag of its own, only a whole command it advises
 (`convolab compare --resume RUN`). Log lines follow the same rule, and so do the lines a command writes into its
 files from an error (a comparison's status of a failed run): `as_said` phrases them for the user of the work under
-way, and the CLI's `saying` makes them its flags.
+way, and the CLI's `saying` makes them its flags. A way on that is a whole command is the Python call from Python
+(`way_on`): `Trainer.resume('RUN').fit()`, not `convolab train --resume RUN`.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
@@ -22,6 +24,13 @@ def as_said(text: str) -> str:
     Python, with the command's flags under the CLI (`saying`)."""
     phrase = _PHRASING.get()
     return phrase(text) if phrase is not None else text
+
+
+def way_on(command: str, call: str) -> str:
+    """How a line tells its user to go on: by `command`, a shell command (`convolab train --resume RUN`), to a user
+    of the command line (while the CLI's `saying` lasts), else by `call`, the Python call
+    (`Trainer.resume('RUN').fit()`)."""
+    return command if _PHRASING.get() is not None else call
 
 
 @contextlib.contextmanager
@@ -99,3 +108,14 @@ class FieldError(ConfigError):
 class RegistryError(ConfigError, RuntimeError):
     """A model registration that cannot stand: a name or alias already taken, an unknown train default.
     (Also a RuntimeError, which a name registered twice raised before.)"""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
+    128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM). A KeyboardInterrupt, as
+    Ctrl-C is: the caller's `except Exception` lets it through, and the loop of runs it stops ends (before: a
+    ConvolabError, which such a loop caught and went on to its next run)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from convolab import _registry, create_model, register_model
+from convolab.errors import saying
 from convolab.export import model_from_checkpoint
 from convolab.training import TrainConfig, Trainer
 from convolab.training.loop import resume_command
@@ -69,7 +70,8 @@ def test_a_run_of_a_model_registered_in_python_is_continued_in_python():
     assert resume_command(run) == ("Trainer.resume('runs/own').fit() in Python, with the module registering "
                                    "given_own imported")
     run.model = create_model("lenet")  # (an alias's model: convolab's own)
-    assert resume_command(run) == "convolab train --resume runs/own"
+    with saying(lambda line: line):
+        assert resume_command(run) == "convolab train --resume runs/own"
 
 
 def test_a_given_registered_model_is_recorded_as_the_runs_model(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from convolab._atomic import WRITER_SPACE
 from convolab.cli import main
+from convolab.errors import saying
 from convolab.training import TrainConfig, Trainer, load_checkpoint
 from convolab.training.loop import resume_command
 
@@ -79,7 +80,9 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
 ])
 def test_the_resume_command_reads_as_a_shell_takes_it(folder, processes, said):
     """A folder with a space is quoted, and a run of N processes continues with --nproc N (without it, the run
-    goes on in one process: a different run)."""
+    goes on in one process: a different run); from Python, the call continues it."""
     run = SimpleNamespace(run_dir=Path(folder), dist=SimpleNamespace(enabled=processes > 1, world_size=processes),
                           model=SimpleNamespace(model_name="resnet20"))
-    assert resume_command(run) == said
+    with saying(lambda line: line):  # (a command of the CLI)
+        assert resume_command(run) == said
+    assert resume_command(run) == f"Trainer.resume({folder!r}).fit()"

@@ -177,7 +177,8 @@ def test_python_hears_the_argument_and_the_command_line_the_flag(tmp_path, capsy
 def test_lines_python_reads_name_what_python_gives(tmp_path):
     """Not the command line's MODEL, nor a `data` that is no argument of the commands that read exports, nor --nproc
     (processes are the launcher's: torchrun in Python)."""
-    with pytest.raises(ConfigError, match=r"^give at least one model to compare \(`convolab models` lists them\)$"):
+    with pytest.raises(ConfigError, match=r"^give at least one model to compare \(convolab\.list_models\(\) lists "
+                                          r"them\)$"):
         compare_models([], TrainConfig(model="lenet5", data="digits"), tmp_path / "c", "compare")
     (tmp_path / "m.onnx").write_bytes(b"an ONNX protobuf")
     with pytest.raises(CheckpointError, match=r"read by `convolab predict` and `convolab evaluate`, and in Python by "

@@ -72,7 +72,7 @@ def test_a_run_folder_turned_read_only_mid_run_is_one_line_and_the_run_resumes(t
         Trainer(tiny(run, epochs=2)).fit()
     line = str(stopped.value)
     assert "\n" not in line and "read-only" in line and f"make {run} writable" in line
-    assert "its last.pt of epoch 1 is intact" in line and f"convolab train --resume {run}" in line
+    assert "its last.pt of epoch 1 is intact" in line and f"continue with Trainer.resume({str(run)!r}).fit()" in line
     monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
     assert Trainer.resume(run).fit().history[-1]["epoch"] == 2
 

@@ -54,7 +54,7 @@ def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_pa
 
     interrupted = Trainer(quick_config(tmp_path, epochs=3, output=str(tmp_path / "cut")))
     signal_after_step(interrupted, interrupted.steps_per_epoch + 15)  # in the middle of epoch 2
-    with pytest.raises(TrainingInterrupted, match="convolab train --resume"):
+    with pytest.raises(TrainingInterrupted, match=r"continue with: Trainer\.resume\('"):
         interrupted.fit()
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved["epoch"] == 1 and 0 < saved["batch_in_epoch"] < interrupted.steps_per_epoch
@@ -66,7 +66,7 @@ def test_resume_after_interruption_mid_epoch_matches_an_uninterrupted_run(tmp_pa
 def test_a_stop_signal_is_honoured_before_the_next_step(tmp_path):
     cut = Trainer(quick_config(tmp_path, epochs=2, output=str(tmp_path / "cut")))
     signal_after_step(cut, 3)  # between two folds of the running sums (every 10 steps)
-    with pytest.raises(TrainingInterrupted, match="convolab train --resume"):
+    with pytest.raises(TrainingInterrupted, match=r"continue with: Trainer\.resume\('"):
         cut.fit()
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved["step"] == 4 and saved["pending"]["seen"] > 0  # the sums since the last fold are kept

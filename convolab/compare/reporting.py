@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._paths import check_usable, making, probe_output, writable_output
@@ -12,16 +13,20 @@ from ..training import TrainConfig
 from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
 from .results import ModelResult, read_run
-from .runner import COMPARE_FILE, claimed, refuse_experiment
+from .runner import COMPARE_FILE, claimed, how_to_continue, refuse_experiment
 from .seeds import has_several_seeds
 
 
-def report_runs(run_dirs: list[str | Path], output: str | Path,
-                command: list[str] | str) -> list[ModelResult]:
+def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
+                command: list[str] | str | None = None) -> list[ModelResult]:
     """The comparison report of runs already made (`convolab report`); runs of other data sets are
-    refused."""
+    refused. One folder alone is a list of one; `command`: what made it, as the report says (from Python, by
+    default, the call)."""
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if command is None:
+        command = f"report_runs({[str(d) for d in run_dirs]!r}, ...) in Python"
     if not run_dirs:
-        raise ConfigError("give at least one RUN_DIR (a `convolab train` or `convolab compare` run folder)")
+        raise ConfigError("give at least one run folder (a `convolab train` or `convolab compare` run folder)")
     groups = [runs_within(Path(p)) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
     paths = [run for group in groups for run in group]
     output = Path(output)
@@ -29,7 +34,7 @@ def report_runs(run_dirs: list[str | Path], output: str | Path,
     for path in paths:
         if _is_comparison(path) and not _is_run(path):
             raise ConfigError(f"{path} is a comparison none of whose runs has begun (no runs/MODEL/config.json); "
-                              "report it once one has, or continue it with `convolab compare --resume`")
+                              f"report it once one has, or continue it with {how_to_continue(path)}")
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} is not a run folder (no config.json); give the `output` folder of a "
                               "`convolab train` run, a comparison's folder or a folder under its runs/")

@@ -24,9 +24,9 @@ import torch
 
 from .._atomic import atomic_write
 from .._paths import check_usable, probe_output, writable_output
-from .._registry import resolve_name
+from .._registry import models_listed, resolve_name
 from ..data import ImageData
-from ..errors import ConfigError, ConvolabError, as_said
+from ..errors import ConfigError, ConvolabError, as_said, way_on
 from ..training import TrainConfig, Trainer, TrainingInterrupted
 from ..training.build import build_run, epoch_lengths, tensorboard_writer
 from ..training.device import check_threads, resolve_amp, resolve_device
@@ -134,26 +134,38 @@ def one_line(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def compare_models(models: list[str], config: TrainConfig, output: str | Path, command: list[str] | str,
-                   seeds: int | Sequence[int] = 1, pretrained: bool | str | None = None,
-                   start: Start | None = None, say_subsets: bool = True) -> list[ModelResult]:
+def how_to_continue(output: str | Path, quoted: bool = True) -> str:
+    """What continues the comparison in `output`: the command (in backquotes where `quoted`), or from Python the
+    call."""
+    command = f"convolab compare --resume {shlex.quote(str(output))}"
+    return way_on(f"`{command}`" if quoted else command, f"resume_comparison({str(output)!r})")
+
+
+def compare_models(models: Sequence[str] | str, config: TrainConfig, output: str | Path,
+                   command: list[str] | str | None = None, seeds: int | Sequence[int] = 1,
+                   pretrained: bool | str | None = None, start: Start | None = None,
+                   say_subsets: bool = True) -> list[ModelResult]:
     """Train `models` one after another with `config`'s options and write the report into `output`.
 
     seeds: train each model this many times, with the seeds config.seed, config.seed + 1, ..., or once
     with each seed of a list. With several seeds each run has its folder runs/MODEL/seed-S and the
     report gives each model's mean and standard deviation over its seeds. Returns a row per run. `pretrained`:
     each run starts from its model's published weights, by `start` (convolab.finetune.pretrained_trainer).
-    `say_subsets`: a warning where a subset asks for more images than its split holds.
+    `say_subsets`: a warning where a subset asks for more images than its split holds. `command`: what made it, as
+    the report says (from Python, by default, the call). One model's name alone is a list of one.
     """
+    models = [models] if isinstance(models, str) else list(models)
+    if command is None:
+        command = f"compare_models({models!r}, ...) in Python"
     if not models:
-        raise ConfigError("give at least one model to compare (`convolab models` lists them)")
+        raise ConfigError(f"give at least one model to compare ({models_listed()})")
     check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
     output = Path(output)
     check_usable(output, "`output`")  # (a name too long: every check below would raise it)
     if (output / COMPARE_FILE).is_file():
-        raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
-                          f"{shlex.quote(str(output))}` or choose another `output`")
+        raise ConfigError(f"{output} already holds a comparison; continue it with {how_to_continue(output)} "
+                          "or choose another `output`")
     refuse_experiment(output, "the comparison's report would overwrite its curves.png: choose another `output`")
     found = run_files(output)
     if found:
@@ -177,8 +189,8 @@ def compare_models(models: list[str], config: TrainConfig, output: str | Path, c
     output.mkdir(parents=True, exist_ok=True)
     with claimed(output, "`output`"):
         if (output / COMPARE_FILE).is_file():  # (written meanwhile, by a command started beside this one)
-            raise ConfigError(f"{output} already holds a comparison; continue it with `convolab compare --resume "
-                              f"{shlex.quote(str(output))}` or choose another `output`")
+            raise ConfigError(f"{output} already holds a comparison; continue it with "
+                              f"{how_to_continue(output)} or choose another `output`")
         comparison.save()
         return run_comparison(comparison, data=data, start=start)
 
@@ -284,10 +296,12 @@ def check_device_options(config: TrainConfig) -> None:
     check_threads(config.threads)
 
 
-def resume_comparison(output: str | Path, command: list[str] | str, progress: bool | None = None,
+def resume_comparison(output: str | Path, command: list[str] | str | None = None, progress: bool | None = None,
                       start: Start | None = None) -> list[ModelResult]:
     """Continue the comparison in `output`: finished runs are kept, an interrupted one resumes, the
-    rest train."""
+    rest train. `command`: what continued it, as the report says (from Python, by default, the call)."""
+    if command is None:
+        command = f"resume_comparison({str(output)!r}) in Python"
     comparison = Comparison.load(output)
     with claimed(comparison.output, "the comparison", resumed=True):  # (its `output`, the CLI's --resume: neither)
         comparison = Comparison.load(output)  # (as the command that held it left it)
@@ -334,7 +348,7 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
             doing = "scoring" if "while best.pt was scored" in str(stop) else "training"
             raise TrainingInterrupted(
                 f"stopped while {doing} {run.name}; the report in {comparison.output} holds what finished; "
-                f"continue with: convolab compare --resume {shlex.quote(str(comparison.output))}",
+                f"continue with: {how_to_continue(comparison.output, quoted=False)}",
                 getattr(stop, "signum", signal.SIGINT)) from None
         comparison.statuses[run.name] = status
         comparison.save()

@@ -22,7 +22,7 @@ from ..compare import compare_models, resume_comparison
 from ..compare.record import read_experiment
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, Comparison, check_device_options, claimed
 from ..compare.seeds import pair_tests, seed_values, spread
-from ..errors import ConfigError
+from ..errors import ConfigError, way_on
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
@@ -66,8 +66,8 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     output = writable_output(output, "`output`", create=False)
     existed = output.exists()
     if (output / STATE).is_file():
-        raise ConfigError(f"`output` {output} already holds an experiment; continue it with `convolab reproduce "
-                          f"--resume {shlex.quote(str(output))}`, or give a new folder")
+        raise ConfigError(f"`output` {output} already holds an experiment; continue it with "
+                          f"{how_to_continue(output)}, or give a new folder")
     if output.exists() and any(p.name != LOCK_FILE for p in output.iterdir()):  # (a claim's file alone: nothing)
         raise ConfigError(f"`output` {output} is not empty; give a new folder for the experiment")
     probe_output(output, "`output`")  # (root passes writable_output's permission check even on /sys)
@@ -89,9 +89,13 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
         return _run_arms(experiment, output, base, state, resume=False)
 
 
-def resume_experiment(output: str | Path, command: str, progress: bool | None = None) -> tuple[bool, str, Path]:
+def resume_experiment(output: str | Path, command: str | None = None,
+                      progress: bool | None = None) -> tuple[bool, str, Path]:
     """Continue the experiment in `output`: finished comparisons are kept, an interrupted one resumes (its
-    finished runs kept), the rest train; then the report. Returns as `run_experiment`."""
+    finished runs kept), the rest train; then the report. Returns as `run_experiment`. `command`: what continued
+    it, as the report says (from Python, by default, the call)."""
+    if command is None:
+        command = f"resume_experiment({str(output)!r}) in Python"
     output = Path(output)
     path = output / STATE
     if not path.is_file() and (output / EXPERIMENT_REPORT).is_file():
@@ -135,6 +139,13 @@ def options_said(options: dict[str, Any]) -> str:
     return ", ".join(said(name, value) for name, value in options.items())
 
 
+def how_to_continue(output: str | Path, quoted: bool = True) -> str:
+    """What continues the experiment in `output`: the command (in backquotes where `quoted`), or from Python the
+    call."""
+    command = f"convolab reproduce --resume {shlex.quote(str(output))}"
+    return way_on(f"`{command}`" if quoted else command, f"resume_experiment({str(output)!r})")
+
+
 def _save_state(output: Path, state: dict[str, Any]) -> None:
     atomic_write(output / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1), encoding="utf-8"))
 
@@ -159,13 +170,12 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                     results = compare_models(list(arm.models), config, folder, command, say_subsets=False)
             except TrainingInterrupted as stop:
                 raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
-                                          f"finished is kept; continue with: convolab reproduce --resume "
-                                          f"{shlex.quote(str(output))}", stop.signum) from None
+                                          f"finished is kept; continue with: {how_to_continue(output, False)}",
+                                          stop.signum) from None
             for result in results:
                 if not result.ok:
                     raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "
-                                      f"{folder}; once fixed, continue with: convolab reproduce --resume "
-                                      f"{shlex.quote(str(output))}")
+                                      f"{folder}; once fixed, continue with: {how_to_continue(output, False)}")
                 runs[arm.run_label(result.model)].append(Path(result.run_dir))
     outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
     held, line = experiment.verdict(outcome)

@@ -26,7 +26,7 @@ from .._registry import registered_name, train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
 from ..data.decode import MIN_CROP_SCALE
-from ..errors import ConfigError, FieldError, UnknownModelError
+from ..errors import ConfigError, FieldError, UnknownModelError, way_on
 from .bounds import bounds_phrase, interval
 from .config_record import DEFAULTED, LEGACY_VAL_FRACTION, RECORD, RECORD_REVISION, as_recorded_now
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES, WARMUP_MODES
@@ -41,6 +41,14 @@ RESUME_REFUSALS = {"monitor": "best.pt and the epochs `patience` counts were cho
 AUTO_AUGMENT_MODES = ("none", "autoaugment", *POLICIES)
 TTA_MODES = ("none", "flip", "auto")
 NORMALIZE_MODES = ("data", "model", "none")
+
+
+def give_a_run_folder() -> str:
+    """The folder of a run a line asks for: `convolab train`'s on the command line, a Trainer's from Python."""
+    return way_on("give the `output` folder of a `convolab train` run",
+                  "give the `output` folder of a run (a Trainer's)")
+
+
 MONITOR = re.compile(r"test_(acc|loss)|test_(acc|mae)_\w+")
 
 
@@ -332,16 +340,15 @@ class TrainConfig:
         """The config a run folder's config.json records; a ConfigError of one line where it is missing or bad."""
         path = Path(run_dir) / "config.json"
         if not path.is_file():
-            raise ConfigError(f"{run_dir} is not a run folder (no config.json); "
-                              "give the `output` folder of a `convolab train` run")
+            raise ConfigError(f"{run_dir} is not a run folder (no config.json); {give_a_run_folder()}")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as err:
             raise ConfigError(f"{path} cannot be read as a run's config ({str(err).splitlines()[0][:80]}); "
-                              "give the `output` folder of a `convolab train` run") from None
+                              f"{give_a_run_folder()}") from None
         if not isinstance(values, dict) or "model" not in values or "epochs" not in values:
             raise ConfigError(f"{run_dir} is not a run folder: its config.json is not a training run's (a "
-                              "safetensors export's?); give the `output` folder of a `convolab train` run")
+                              f"safetensors export's?); {give_a_run_folder()}")
         try:
             return cls.from_record(values)
         except FieldError as err:  # (named as the file's field, not as a flag the user never gave)

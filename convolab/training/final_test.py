@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write, json_text, write_utf8
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
-from ..errors import DataError
+from ..errors import DataError, way_on
 from .build import Run
 from .checkpoint import load_checkpoint, served_weights
 from .inference import as_trained, evaluate_checkpoint, run_tta
-from .rundir import TEST_FILE
+from .rundir import TEST_FILE, resume_call
 from .table_eval import evaluate_table
 
 
@@ -32,9 +33,9 @@ def score_unseen_test(run: Run, checkpoint: str = "best.pt") -> dict[str, Any]:
     table = evaluate_table(loaded, data, tta=tta) if isinstance(data, TabularImages) else None
     report = table.main if table is not None else evaluate_checkpoint(loaded, data, tta)
     if not report.count:  # (streamed files, each unreadable and skipped: a figure of no image would be nan)
+        score = way_on(f"convolab train --resume {shlex.quote(str(run.run_dir))}", resume_call(run.run_dir))
         raise DataError(f"no image of the test split {run.config.data} kept unseen could be read (each was skipped "
-                        "by `skip_bad_images`); repair or remove them, then score it: convolab train --resume "
-                        f"{run.run_dir}")
+                        f"by `skip_bad_images`); repair or remove them, then score it: {score}")
     result = {
         "checkpoint": checkpoint, "epoch": state.get("epoch"), "chosen_by": run.config.monitor,
         "top1": report.top1, "top5": report.top5, "images": report.count, "tta": tta,

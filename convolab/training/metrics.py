@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import RefusedWrite, json_text
-from ..errors import ConfigError, ConvolabError, DiskFullError
+from ..errors import ConfigError, ConvolabError, DiskFullError, TrainingInterrupted
 from .checkpoint import atomic_write
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -160,7 +160,7 @@ class Curves:
         (a stop signal, a diverged loss), whose line a failed drawing does not replace."""
         try:
             yield
-        except ConvolabError:
+        except (ConvolabError, TrainingInterrupted):
             with contextlib.suppress(Exception):
                 self.finish(history)
             raise

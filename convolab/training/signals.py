@@ -14,18 +14,9 @@ from typing import Protocol
 from .._atomic import RefusedWrite
 from .._platform import signal_name
 from .._registry import is_builtin
-from ..errors import ConvolabError, DiskFullError, NotWritableError
+from ..errors import ConvolabError, DiskFullError, NotWritableError, TrainingInterrupted, way_on
 from .build import Run
 from .rundir import resume_call
-
-
-class TrainingInterrupted(ConvolabError):
-    """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
-    128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM)."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = int(signum)
 
 
 class Stoppable(Protocol):
@@ -36,8 +27,9 @@ class Stoppable(Protocol):
 
 
 def resume_command(run: Run) -> str:
-    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes); for a
-    model of the user's own (registered in Python, which the `convolab` command does not import), the call."""
+    """The command that continues `run`, as a shell takes it (with --nproc N for a run of N processes), or from
+    Python the call (`way_on`); for a model of the user's own (registered in Python, which the `convolab` command
+    does not import), the call."""
     name = getattr(run.model, "model_name", "")
     if not name:
         return f"{resume_call(run.run_dir, own_model=True)} in Python, giving a model built as this run's (its " \
@@ -45,7 +37,7 @@ def resume_command(run: Run) -> str:
     if not is_builtin(name):
         return f"{resume_call(run.run_dir)} in Python, with the module registering {name} imported"
     nproc = ["--nproc", str(run.dist.world_size)] if run.dist.enabled else []
-    return shlex.join(["convolab", "train", "--resume", str(run.run_dir), *nproc])
+    return way_on(shlex.join(["convolab", "train", "--resume", str(run.run_dir), *nproc]), resume_call(run.run_dir))
 
 
 def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: int | None) -> ConvolabError:
@@ -58,7 +50,7 @@ def stopped_writing(run: Run, err: RefusedWrite | DiskFullError, saved_epoch: in
     mend = ("free some space" if isinstance(err, DiskFullError) else "raise the limit" if err.errno == errno.EFBIG
             else f"make {run.run_dir} writable")
     go_on = (f"continue with {resume_command(run)}" if (run.run_dir / "config.json").is_file()
-             else "run the same command again")
+             else way_on("run the same command again", "call it again"))
     stopped = (DiskFullError if isinstance(err, DiskFullError) else NotWritableError)(
         f"{what}; the run stopped ({saved}): {mend} and {go_on}")
     stopped.what, stopped.mend = what, mend

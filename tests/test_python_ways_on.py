@@ -1,0 +1,80 @@
+"""What a Python user is told to do next is a Python call, not a shell command (errors.way_on), and Ctrl-C stops a
+script's loop of runs (TrainingInterrupted is a KeyboardInterrupt); one name or folder alone is a list of one."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+import convolab
+from convolab.cli import main
+from convolab.compare import compare_models, report_runs
+from convolab.errors import ConfigError, ConvolabError, UnknownModelError
+from convolab.training import TrainConfig, Trainer, TrainingInterrupted
+from convolab.training.config import TrainConfig as Config
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
+
+
+def _config(tmp_path, name: str, **options) -> TrainConfig:
+    return TrainConfig(model="lenet5_modern", data="digits", epochs=1, batch_size=32, progress=False,
+                       output=str(tmp_path / name), **options)
+
+
+class _StoppedAtStep(Trainer):
+    """Ctrl-C (a real SIGINT to the process) at the third step, as a notebook's interrupt button sends it."""
+
+    steps = 0
+
+    def train_step(self, *args, **kwargs):
+        type(self).steps += 1
+        if type(self).steps == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().train_step(*args, **kwargs)
+
+
+def test_ctrl_c_in_a_loop_of_runs_is_not_swallowed_by_except_exception(tmp_path):
+    """(before: TrainingInterrupted was a ConvolabError, an Exception: the loop caught it and trained the rest)"""
+    finished = []
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        for lr in (0.01, 0.02):
+            try:
+                _StoppedAtStep(_config(tmp_path, f"lr{lr}", lr=lr)).fit()
+                finished.append(lr)
+            except Exception:  # noqa: BLE001, PERF203  (a sweep that goes on past a run that fails)
+                finished.append(f"failed {lr}")
+    assert finished == [] and isinstance(stopped.value, TrainingInterrupted)
+    assert not isinstance(stopped.value, ConvolabError)
+    assert str(stopped.value).endswith(f"continue with: Trainer.resume({str(tmp_path / 'lr0.01')!r}).fit()")
+    assert Trainer.resume(tmp_path / "lr0.01").fit().history[-1]["epoch"] == 1  # (what it says continues it)
+
+
+def test_a_comparison_already_made_is_continued_in_python_by_the_call_and_on_the_command_line_by_the_command(
+        tmp_path, capsys):
+    out = tmp_path / "c"
+    compare_models("lenet5_modern", _config(tmp_path, "unused"), out)  # (one name alone: a list of one)
+    assert (out / "runs" / "lenet5_modern" / "best.pt").is_file()
+    report = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert report["command"] == "compare_models(['lenet5_modern'], ...) in Python"  # (no `command` given)
+    with pytest.raises(ConfigError, match=rf"continue it with resume_comparison\({str(out)!r}\) or choose another "
+                                          r"`output`$"):
+        compare_models(["lenet5_modern"], _config(tmp_path, "unused"), out)
+    assert main(["compare", "lenet5_modern", "--data", "digits", "--output", str(out)]) == 2
+    assert f"continue it with `convolab compare --resume {out}` or choose another --output" in capsys.readouterr().err
+
+
+def test_one_run_folder_alone_is_reported_as_a_list_of_one(tmp_path):
+    Trainer(_config(tmp_path, "run")).fit()
+    results = report_runs(str(tmp_path / "run"), tmp_path / "report")  # (before: "/ is not a run folder")
+    assert [r.model for r in results] == ["lenet5_modern"] and (tmp_path / "report" / "results.md").is_file()
+
+
+def test_python_is_sent_to_list_models_and_to_a_runs_output_folder(tmp_path, capsys):
+    with pytest.raises(UnknownModelError, match=r"\(convolab\.list_models\(\) lists them\)$"):
+        convolab.create_model("resnet_18")
+    assert main(["summary", "resnet_18"]) == 2
+    assert capsys.readouterr().err.endswith("(`convolab models` lists them)\n")
+    with pytest.raises(ConfigError, match=r"give the `output` folder of a run \(a Trainer's\)$"):
+        Config.from_run(tmp_path)
