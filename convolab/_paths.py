@@ -17,6 +17,13 @@ from ._atomic import disk_full, temporary_prefix
 from .errors import ConfigError, ConvolabError, DiskFullError
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """A path a caller gave, `~` expanded as a shell expands it: Python has no shell to do it (the CLI expands its
+    own options), and "~/runs" is a folder "~" nowhere (before: a comparison's runs went to $HOME/runs and its
+    report to ./~/runs)."""
+    return Path(os.path.expanduser(os.fspath(path)))
+
+
 def _existing_ancestor(path: Path) -> Path:
     """The nearest of `path` and its parents that exists (absolute)."""
     path = path.absolute()

@@ -1,12 +1,16 @@
 """What a Python user is told to do next is a Python call, not a shell command (errors.way_on), and Ctrl-C stops a
-script's loop of runs (TrainingInterrupted is a KeyboardInterrupt); one name or folder alone is a list of one."""
+script's loop of runs (TrainingInterrupted is a KeyboardInterrupt); one name or folder alone is a list of one, and
+`~` in a path is the home folder, as a shell has it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import convolab
 from convolab.cli import main
@@ -14,6 +18,7 @@ from convolab.compare import compare_models, report_runs
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted
 from convolab.training.config import TrainConfig as Config
+from convolab.training.inference import load_trained_model, predict_targets
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -78,3 +83,25 @@ def test_python_is_sent_to_list_models_and_to_a_runs_output_folder(tmp_path, cap
     assert capsys.readouterr().err.endswith("(`convolab models` lists them)\n")
     with pytest.raises(ConfigError, match=r"give the `output` folder of a run \(a Trainer's\)$"):
         Config.from_run(tmp_path)
+
+
+def test_a_home_folder_in_a_path_is_expanded_as_a_shell_expands_it(tmp_path, monkeypatch):
+    """(before: a comparison's runs went to $HOME/cmp and its report to ./~/cmp; Trainer.resume("~/run") and
+    load_trained_model("~/run") said the folder did not exist)"""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    compare_models(["lenet5_modern"], _config(tmp_path, "unused"), "~/cmp")
+    assert (home / "cmp" / "results.json").is_file() and (home / "cmp" / "runs" / "lenet5_modern").is_dir()
+    Trainer(dataclasses.replace(_config(tmp_path, "unused"), output="~/run")).fit()
+    assert Trainer.resume("~/run", epochs=2).fit().history[-1]["epoch"] == 2
+    report_runs("~/run", "~/report")
+    assert (home / "report" / "results.md").is_file()
+    loaded = load_trained_model("~/run")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(home / "digit.png")
+    [(top, _)] = predict_targets(loaded, "~/digit.png", topk=2)  # (one path alone: a list of one)
+    assert len(top) == 2
+    with pytest.raises(ConfigError, match=r"^`topk` must be a positive integer, got 0$"):
+        predict_targets(loaded, ["~/digit.png"], topk=0)  # (before: no class, silently)
+    assert list(here.iterdir()) == []  # (no folder "~" made here)

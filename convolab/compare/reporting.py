@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._paths import check_usable, making, probe_output, writable_output
+from .._paths import check_usable, making, probe_output, user_path, writable_output
 from ..errors import ConfigError
 from ..training import TrainConfig
 from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
@@ -27,9 +27,10 @@ def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
         command = f"report_runs({[str(d) for d in run_dirs]!r}, ...) in Python"
     if not run_dirs:
         raise ConfigError("give at least one run folder (a `convolab train` or `convolab compare` run folder)")
-    groups = [runs_within(Path(p)) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
+    run_dirs = [user_path(p) for p in run_dirs]
+    groups = [runs_within(p) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
     paths = [run for group in groups for run in group]
-    output = Path(output)
+    output = user_path(output)
     check_usable(output, "`output`")
     for path in paths:
         if _is_comparison(path) and not _is_run(path):

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from .._atomic import atomic_write
-from .._paths import check_usable, probe_output, writable_output
+from .._paths import check_usable, probe_output, user_path, writable_output
 from .._registry import models_listed, resolve_name
 from ..data import ImageData
 from ..errors import ConfigError, ConvolabError, as_said, way_on
@@ -106,7 +106,7 @@ class Comparison:
     @classmethod
     def load(cls, output: str | Path) -> Comparison:
         """The comparison whose compare.json is in `output`; one ConfigError line where it is missing or damaged."""
-        output = Path(output)
+        output = user_path(output)
         path = output / COMPARE_FILE
         if not path.is_file():
             raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the `output` folder of a "
@@ -161,7 +161,7 @@ def compare_models(models: Sequence[str] | str, config: TrainConfig, output: str
         raise ConfigError(f"give at least one model to compare ({models_listed()})")
     check_repeats(models)  # (and a typo fails now, not after the models before it have trained)
     seeds = seed_values(seeds, config.seed)
-    output = Path(output)
+    output = user_path(output)
     check_usable(output, "`output`")  # (a name too long: every check below would raise it)
     if (output / COMPARE_FILE).is_file():
         raise ConfigError(f"{output} already holds a comparison; continue it with {how_to_continue(output)} "

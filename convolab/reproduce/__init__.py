@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write, json_text, write_utf8
-from .._paths import probe_output, writable_output
+from .._paths import probe_output, user_path, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.record import read_experiment
 from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, Comparison, check_device_options, claimed
@@ -63,7 +63,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
     `resume_experiment` (`convolab reproduce --resume DIR`). `default_stem`: `output` is the folder
     `next_free_dir(default_stem)` named, and a command started beside this one that makes it first leaves this
     one the next free name."""
-    output = writable_output(output, "`output`", create=False)
+    output = writable_output(user_path(output), "`output`", create=False)
     existed = output.exists()
     if (output / STATE).is_file():
         raise ConfigError(f"`output` {output} already holds an experiment; continue it with "
@@ -96,7 +96,7 @@ def resume_experiment(output: str | Path, command: str | None = None,
     it, as the report says (from Python, by default, the call)."""
     if command is None:
         command = f"resume_experiment({str(output)!r}) in Python"
-    output = Path(output)
+    output = user_path(output)
     path = output / STATE
     if not path.is_file() and (output / EXPERIMENT_REPORT).is_file():
         raise ConfigError(f"{output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write
+from .._paths import user_path
 from .._registry import current_layout, is_builtin, registered_name
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, UnknownModelError
@@ -112,7 +113,7 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
             raise CheckpointError(f"not a convolab checkpoint record (no '{FORMAT}' marker); {GIVE}")
         check_record(path, f"the record of {path.get('source', 'the weights')}", GIVE)
         return path
-    path = Path(path)
+    path = user_path(path)
     if is_safetensors(path):
         return {"format": FORMAT, **load_safetensors(path)}
     if path.is_dir():
@@ -150,7 +151,7 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
 
 def checkpoint_file(path: str | Path) -> Path:
     """The file `load_checkpoint` reads for `path`: a run folder's best.pt, else its last.pt; another path as it is."""
-    path = Path(path)
+    path = user_path(path)
     if not path.is_dir() or is_safetensors(path):
         return path
     for name in ("best.pt", "last.pt"):

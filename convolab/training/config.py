@@ -21,7 +21,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._paths import same_path
+from .._paths import same_path, user_path
 from .._registry import registered_name, train_defaults
 from ..data import LOADERS
 from ..data.autoaugment import POLICIES
@@ -338,7 +338,7 @@ class TrainConfig:
     @classmethod
     def from_run(cls, run_dir: str | Path) -> TrainConfig:
         """The config a run folder's config.json records; a ConfigError of one line where it is missing or bad."""
-        path = Path(run_dir) / "config.json"
+        path = user_path(run_dir) / "config.json"
         if not path.is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.json); {give_a_run_folder()}")
         try:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .._atomic import RefusedWrite
+from .._paths import user_path
 from .._platform import logging_to_stderr
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
@@ -249,7 +250,7 @@ class Trainer:
         in place of the one last.pt names (needed for a model of no registered name, `Trainer(config,
         model=...)`): built as the run's, its weights are replaced by last.pt's."""
         check_field_names(overrides, "Trainer.resume()")  # (before the folder is read)
-        run_dir = Path(run_dir)
+        run_dir = user_path(run_dir)
         config = TrainConfig.from_run(run_dir)
         if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
             raise ConfigError(f"`run_dir` {run_dir} is not writable, and a resumed run writes its checkpoints there: "

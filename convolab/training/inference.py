@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,14 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write, write_together, write_utf8
-from .._paths import making
+from .._paths import making, user_path
 from ..data import DATA_SETS, LabelledImages, Split, StreamSplit
 from ..data.archive import printable
 from ..data.augment import AugmentConfig, BatchTransform
 from ..data.decode import CROP_PCT, read_input
 from ..data.names import same_form
 from ..data.torchvision_sets import plain_class_name
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, way_on
 from .checkpoint import checkpoint_model, load_checkpoint
 from .device import resolve_amp
 from .evaluation import evaluate, scored_outputs
@@ -325,29 +326,36 @@ def in_units(standardized: float, mean: float, std: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-def predict_targets(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
+def predict_targets(loaded: LoadedModel, paths: list[str | Path] | str | Path, topk: int = 5) -> list[Prediction]:
     """For each image file, preprocessed as in training: the main target's top-k (class name, probability), and
     each other target of a labels CSV's model: {name: (class, probability)} or {name: (number in the column's
     units, None)}."""
     return list(iter_predictions(loaded, paths, topk))
 
 
-def iter_predictions(loaded: LoadedModel, paths: list[str | Path], topk: int = 5) -> Iterator[Prediction]:
+def iter_predictions(loaded: LoadedModel, paths: list[str | Path] | str | Path, topk: int = 5
+                     ) -> Iterator[Prediction]:
     """`predict_targets`, each image as it is scored (a command prints it at once), scored `PREDICT_BATCH` files at
     a time (a batch of one took twice the compute); the model is checked at the call, each image when its turn
-    comes (one that fails to decode: those read before it are scored and given first, then its error)."""
+    comes (one that fails to decode: those read before it are scored and given first, then its error). One path alone
+    is a list of one; `~` is expanded."""
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:  # (before: 0 gave no class, silently)
+        raise ConfigError(f"`topk` must be a positive integer, got {topk!r}")
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths  # (before: "image / is a folder")
     classes = loaded.classes
     k = min(topk, len(classes))
     ckpt = loaded.checkpoint
     table = ckpt.get("table", {})
     inputs = table.get("inputs", [])
     if len(inputs) > 1:  # a labels CSV's model of several inputs
+        instead = way_on("convolab evaluate RUN --data labels.csv", "evaluate_table(loaded, load_data(CSV))")
         raise DataError(f"the checkpoint's model takes {', '.join(inputs)} of each item; predict reads one image "
-                        "a file: evaluate it on a labels CSV instead (convolab evaluate RUN --data labels.csv)")
+                        f"a file: evaluate it on a labels CSV instead ({instead})")
     others = dict(list(table.get("targets", {}).items())[1:])  # (the first is the main target)
     reading = input_reading(ckpt)  # e.g. files PIL resized to --image-size: the same resize, not the batch's
     # (a generator of its own: the checks above are made at the call; no grad mode is held across a yield)
-    return _batched_predictions(loaded, list(paths), reading, others, k)
+    return _batched_predictions(loaded, [user_path(p) if str(p).startswith("~") else p for p in paths], reading,
+                                others, k)
 
 
 PREDICT_BATCH = 32  # image files scored at a time by `predict`
