@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 import convolab
+from convolab import training
 from convolab.cli import main
 from convolab.compare import compare_models, report_runs
+from convolab.data import load_data
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted
 from convolab.training.config import TrainConfig as Config
@@ -105,3 +107,17 @@ def test_a_home_folder_in_a_path_is_expanded_as_a_shell_expands_it(tmp_path, mon
     with pytest.raises(ConfigError, match=r"^`topk` must be a positive integer, got 0$"):
         predict_targets(loaded, ["~/digit.png"], topk=0)  # (before: no class, silently)
     assert list(here.iterdir()) == []  # (no folder "~" made here)
+
+
+def test_a_checkpoint_is_evaluated_and_predicted_from_python_as_the_readme_shows(tmp_path):
+    """`convolab evaluate` and `predict` in Python, from convolab.training (before: only from its inference module,
+    undocumented): the figure training gave, and each image's classes."""
+    result = Trainer(_config(tmp_path, "run")).fit()
+    loaded = training.load_trained_model(result.run_dir)
+    report = training.evaluate_checkpoint(loaded, load_data("digits"))
+    assert report.top1 == pytest.approx(result.best_acc)
+    assert sorted(p.name for p in report.write(tmp_path / "evaluation")) == ["confusion.csv", "confusion.png",
+                                                                            "per_class.csv"]
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "a.png")
+    [(top, others)] = training.predict_targets(loaded, [tmp_path / "a.png"], topk=3)
+    assert len(top) == 3 and others == {} and {name for name, _ in top} <= set(loaded.classes)
