@@ -25,6 +25,7 @@ from ..errors import ConfigError, ConvolabError
 from ..models import create_model
 from ..training.checkpoint import atomic_write, checkpoint_model, load_checkpoint
 from ..training.inference import finite_outputs, input_reading, run_tta
+from .arguments import checked_sizes, input_taken
 from .fold import count_batchnorm, fold_batchnorm
 from .meta_values import meta_values
 from .onnx_graph import ONNX_EXPORTERS, ExportError, first_line, write_onnx_graph
@@ -179,15 +180,6 @@ def model_from_checkpoint(path: str | Path | dict[str, Any]) -> tuple[nn.Module,
     return model.eval(), meta
 
 
-def _check_inputs(input_size: tuple[int, int, int], batch_size: int, dynamic_batch: bool) -> tuple[int, ...]:
-    """The batch sizes the check runs: the fixed one, or two different ones for a dynamic batch."""
-    if len(input_size) != 3 or min(input_size) <= 0:
-        raise ConfigError(f"input_size must be (C, H, W) with positive sizes, got {input_size}")
-    if batch_size <= 0:
-        raise ConfigError(f"`batch_size` must be a positive integer, got {batch_size}")
-    return (1, 3) if dynamic_batch else (batch_size,)
-
-
 def _prepare(model: nn.Module, fold: bool) -> tuple[nn.Module, nn.Module, int]:
     """(reference, model to export, batch norms folded), both float32 eval-mode copies on the CPU."""
     if getattr(model, "vector_inputs", 0):  # (the exported graph takes the image only: they would read as zeros)
@@ -215,13 +207,14 @@ def prepare_export(model: nn.Module, path: str | Path, example: str, input_size:
                    batch_size: int, dynamic_batch: bool, meta: ExportMeta | None, fold: bool, what: str) -> Prepared:
     """What every export checks and prepares before any work: `path` (`example`: the name a refusal suggests), the
     batch sizes, the model folded, PyTorch's finite outputs (`what` names the model) and `meta` fitting them."""
+    input_size, batch_sizes = checked_sizes(model, input_size, batch_size, dynamic_batch)  # (a name, a bare 32)
     check_file_output(path, example=example, create_parents=True)  # before any work
-    batch_sizes = _check_inputs(tuple(input_size), batch_size, dynamic_batch)
     reference, exported, folded = _prepare(model, fold)
-    inputs = _random_inputs(tuple(input_size), batch_sizes)
-    meta = meta if meta is not None else ExportMeta.of_model(model, tuple(input_size))
-    expected = reference_outputs(reference, inputs, what)
-    _check_meta(meta, tuple(input_size), expected[0])
+    inputs = _random_inputs(input_size, batch_sizes)
+    meta = meta if meta is not None else ExportMeta.of_model(model, input_size)
+    with input_taken(reference, input_size):  # (3 channels given 1: one line, not torch's shapes)
+        expected = reference_outputs(reference, inputs, what)
+    _check_meta(meta, input_size, expected[0])
     return Prepared(exported, folded, batch_sizes, inputs, expected, meta)
 
 
