@@ -7,7 +7,9 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
-from ..data import ImageData, TabularImages
+from .._paths import writable_output, written
+from ..data import ImageData, LabelledImages, TabularImages
+from ..errors import ConfigError
 from ..training.inference import load_trained_model, uint8_batches
 
 
@@ -19,6 +21,10 @@ def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size:
     `val_...`: the test split scored each epoch, and `test_...` the one kept unseen); for a labels CSV, each other
     target too: `{split}_target_{column}` (class indices, with `target_{column}_classes`, or numbers in the column's
     own units)."""
+    if not isinstance(data, LabelledImages):  # (a name or a folder given for it: before the checkpoint is read)
+        source = repr(data) if isinstance(data, str) else "NAME_OR_FOLDER"
+        raise ConfigError(f"`data` must be loaded data, got {type(data).__name__} {data!r:.60}; give "
+                          f"load_data({source:.60}) (convolab.data.load_data)")
     loaded = load_trained_model(checkpoint, device)
     model, transform = loaded.model, loaded.transform
     arrays: dict[str, np.ndarray] = {}
@@ -49,12 +55,16 @@ def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size:
 
 
 def save_features(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the arrays as one .npz file, atomically (a reader never sees half a file)."""
+    """Write the arrays as one .npz file, atomically (a reader never sees half a file); `path` a file in a folder that
+    exists (a folder, or one under a missing folder, is refused in one line before anything is written)."""
+    path = writable_output(path, "`path`", "file", example="features.npz")
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a temporary name
             np.savez(f, **arrays)
 
-    atomic_write(path, write)
+    with written(path, "`path`", "file"):  # (a disk gone read-only meanwhile: one line)
+        atomic_write(path, write)
 
 
 __all__ = ["extract_features", "save_features"]

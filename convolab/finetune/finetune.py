@@ -57,6 +57,7 @@ def pretrained_trainer(config: TrainConfig, data: ImageData | None = None, pretr
     unless `config` freezes the backbone: `convolab train MODEL --pretrained` and each run of `convolab compare
     --pretrained` (after `pretrained_defaults(config, given, whole=True)`). config.json records the weights as
     `init_from`; `--resume` reads last.pt, never the weights."""
+    check_config(config, "TrainConfig(model=NAME, data=...) of the model and the data to train on")
     return finetune_trainer(pretrained_checkpoint(config.model, pretrained), config, data=data)
 
 
@@ -72,6 +73,7 @@ def finetune_parts(checkpoint: str | Path | dict[str, Any], config: TrainConfig,
     published weights (`convolab.pretrained.pretrained_checkpoint`) gives the model the weights' mean and
     std as its own (what `--normalize model` uses); see `pretrained_defaults`.
     """
+    check_config(config)  # (a model's name given for it: before the checkpoint is read)
     with callers_kept():  # (the new head's seeded draws, and the model's dtype, leave the caller's as they were)
         if config.model_options:
             raise ConfigError("fine-tuning rebuilds the checkpoint's own model; `model_options` is not taken")
@@ -102,6 +104,14 @@ def finetune_parts(checkpoint: str | Path | dict[str, Any], config: TrainConfig,
             config, model=str(ckpt["model_name"]), model_options=options, init_from=source,
             image_size=config.image_size or int(ckpt["image_size"][0]))
         return config, data, model
+
+
+def check_config(config: object, give: str = "TrainConfig(data=...) of the data to fine-tune on (the model is the "
+                 "checkpoint's)") -> None:
+    """One line where `config` is not a TrainConfig (a model's name, a checkpoint's path), saying to `give` one,
+    before an AttributeError from inside."""
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"`config` must be a TrainConfig, got {type(config).__name__} {config!r:.60}; give {give}")
 
 
 def checkpoint_inputs(config: TrainConfig, checkpoint: dict[str, Any]) -> TrainConfig:
