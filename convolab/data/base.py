@@ -102,7 +102,7 @@ class LabelledImages:
         if self.unseen_test is not None:  # (a second call made the first's validation images the "test" split)
             raise ConfigError(f"{self.name} keeps a test split unseen already (a folder's test/ beside the val/ that "
                               "scores each epoch, or with_validation's); call it on data whose test split scores them")
-        train, validation = stratified_split(self.train.labels, fraction, seed=0)
+        train, validation = stratified_split(self.train.labels, fraction, seed=0, argument="`fraction`")
         data = copy.copy(self)
         data.train, data.test = self.train.subset(train), self.train.subset(validation)
         data.unseen_test, data.held_out = self.test, True
@@ -178,12 +178,13 @@ class ImageData(LabelledImages):
         return data
 
 
-def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int = 0,
+                     argument: str = "test_fraction") -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic train/test indices holding out `test_fraction` of every class, and never all of a class:
     one image at least stays to train on (at --val-fraction 0.999, a class of 2 images had none, and its output
-    was trained by no image without a word)."""
+    was trained by no image without a word). `argument`: the caller's name of the fraction, as a refusal says it."""
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
-        raise ConfigError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")  # (-0.5 held out 3 of 7)
+        raise ConfigError(f"{argument} must be a number in [0, 1), got {test_fraction!r}")  # (-0.5 held out 3 of 7)
     gen = torch.Generator().manual_seed(seed)
     train, test = [], []
     for cls in torch.unique(labels).tolist():

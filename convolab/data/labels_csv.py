@@ -183,7 +183,8 @@ class _Table:
 
     def check(self, name: str, what: str) -> None:
         if name not in self.header:
-            raise DataError(f"{what} {name!r} is not a column of {self.path} (its columns: {', '.join(self.header)})")
+            raise DataError(f"{what} {name!r}, which is not a column of {self.path} (its columns: "
+                            f"{', '.join(self.header)})")
 
     def values(self, name: str, paths: bool = False) -> list[str]:
         """The column's cells, in NFC (`café` typed, and pasted from a Mac's file name, is one class); `paths`: as
