@@ -1013,7 +1013,7 @@ CASES: list[Row] = [
         "no file given read as an image (1 skipped): "),
     Row("report-a-comparison-that-ran-nothing", ["report", "{t}", "--output", "{t}/rep"],
         "{t} is a comparison none of whose runs has begun (no runs/MODEL/config.json); report it once one has, or "
-        "continue it with `convolab compare --resume`", a_comparison_record),
+        "continue it with `convolab compare --resume {t}`", a_comparison_record),
     Row("evaluate-truncated-checkpoint", ["evaluate", "{d}/truncated.pt"], "not a readable checkpoint"),
     Row("evaluate-weights-of-another-model", ["evaluate", "{d}/other_classes.pt"], MISMATCH),
     Row("predict-weights-of-another-model", ["predict", "{d}/other_classes.pt", "{d}/digit.png"], MISMATCH),

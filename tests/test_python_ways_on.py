@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 
 import numpy as np
 import pytest
+from conftest import write_png_folder
 from PIL import Image
 
 import convolab
 from convolab import training
 from convolab.cli import main
 from convolab.compare import compare_models, report_runs
-from convolab.data import load_data
+from convolab.data import ImageData, load_data
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted
 from convolab.training.config import TrainConfig as Config
@@ -121,3 +123,23 @@ def test_a_checkpoint_is_evaluated_and_predicted_from_python_as_the_readme_shows
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "a.png")
     [(top, others)] = training.predict_targets(loaded, [tmp_path / "a.png"], topk=3)
     assert len(top) == 3 and others == {} and {name for name, _ in top} <= set(loaded.classes)
+
+
+def test_a_run_records_the_data_given_to_its_trainer(tmp_path, caplog):
+    """(before: config.json said mnist5k, the default, of a run trained on a folder: a resume said mnist5k "no longer
+    holds the classes" it was trained on, and `evaluate RUN` would score mnist5k)"""
+    folder = write_png_folder(tmp_path / "photos", per_class=8, size=12, mode="L")
+    config = TrainConfig(model="lenet5_modern", epochs=1, batch_size=4, progress=False)
+    trainer = Trainer(dataclasses.replace(config, output=str(tmp_path / "run")), data=load_data(str(folder)))
+    assert f"on {folder}," in repr(trainer)
+    trainer.fit()
+    assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["data"] == str(folder)
+    assert Trainer.resume(tmp_path / "run", epochs=2).fit().history[-1]["epoch"] == 2  # (the folder read again)
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        named = Trainer(dataclasses.replace(config, data="mnist", output=str(tmp_path / "other")),
+                        data=load_data(str(folder)))
+    assert named.config.data == str(folder)
+    assert f"`data` mnist names other data than those given to the Trainer, read from {folder}" in caplog.text
+    made = load_data(str(folder))
+    mine = ImageData("mine", made.train, made.test, made.classes)  # (data made in Python: named by their name)
+    assert Trainer(dataclasses.replace(config, output=str(tmp_path / "mine")), data=mine).config.data == "mine"

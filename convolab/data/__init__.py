@@ -126,11 +126,11 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         log.warning("`data` %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
                     source, source, source)
     if source == "mnist5k":
-        return load_mnist5k()
+        return _sourced(load_mnist5k(), source)
     if source == "digits":
-        return load_digits()
+        return _sourced(load_digits(), source)
     if source in TORCHVISION_SETS:
-        return load_torchvision(source, data_dir or default_data_dir(), download)
+        return _sourced(load_torchvision(source, data_dir or default_data_dir(), download), source)
     path = Path(source).expanduser()
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
@@ -139,13 +139,13 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         if skip_bad_images:  # (a folder's unreadable files are counted and skipped; a CSV's rows are each meant)
             raise DataError(f"`skip_bad_images` skips the unreadable files of an image folder or tar; the labels CSV "
                             f"{source} names each of its files: fix or remove the row of a bad one, and drop the flag")
-        return load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole)
+        return _sourced(load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole), source)
     if path.is_file() and path.suffix.lower() in (".tsv", ".tab"):
         raise DataError(f"{source}: a labels CSV is read from a file ending in .csv (tab- or semicolon-separated "
                         f"ones too); name it {path.with_suffix('.csv').name}")
     if path.exists():
-        return load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
-                                 resize=image_size, loader=loader, workers=workers, whole=whole)
+        return _sourced(load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
+                                          resize=image_size, loader=loader, workers=workers, whole=whole), source)
     if _looks_like_path(source):
         raise DataError(f"`data` path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")
@@ -153,6 +153,13 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     raise DataError(f"unknown data set {source!r}{hint} (known: {', '.join(DATA_SETS)}; "
                     f"or give a path to an image folder or tar)")
+
+
+def _sourced(data: LabelledImages, source: str) -> LabelledImages:
+    """`data` marked with what they were read from, as a run records its `data` (`absolute_source`): a Trainer given
+    them records that (before: its config's `data`, mnist5k by default, whatever it trained on)."""
+    data.source = absolute_source(source)
+    return data
 
 
 __all__ = ["DATA_SETS", "FOLDER_VAL_FRACTION", "LOADERS", "absolute_source", "read_from_here", "relative_record",

@@ -26,7 +26,7 @@ from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, Dis
 from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
-from .config import TrainConfig, check_field_names
+from .config import FIELDS, TrainConfig, check_field_names
 from .device import without_callers_autocast
 from .distributed import launch_env
 from .evaluation import evaluate
@@ -67,6 +67,7 @@ class Trainer:
         if not _resuming:  # (its paths recorded absolute, as the command records them: read from any folder later)
             config = dataclasses.replace(config, data=absolute_source(config.data), data_dir=config.data_dir and
                                          os.path.realpath(os.path.expanduser(config.data_dir)))
+            config = recorded_data(config, data)
         own = model is not None and not getattr(model, "model_name", "")  # (a model of no registered name)
         if not _resuming and config.output and launch_env("RANK", 0) == 0:
             # before the data are read; checked again under the claim
@@ -381,6 +382,24 @@ def check_given(config: Any, data: Any, model: Any) -> None:
     if model is not None and not isinstance(model, torch.nn.Module):
         raise ConfigError(f"Trainer(model=...) takes a torch.nn.Module, not a {type(model).__name__}; name a "
                           "registered model in TrainConfig(model=...) instead")
+
+
+def recorded_data(config: TrainConfig, data: LabelledImages | None) -> TrainConfig:
+    """`config` as a run on `data` (given to the Trainer) records it: with the `data` load_data read them from, or,
+    built in Python, their name where `config` names none (before: config.data, mnist5k by default, whatever the run
+    trained on: a resume and `evaluate` read other data)."""
+    if data is None:
+        return config
+    source = getattr(data, "source", None)
+    if source is None:  # (made in Python, or a subset of data read: recorded by name where no data are named)
+        named = config.data != FIELDS["data"].default or data.name == config.data
+        return config if named else dataclasses.replace(config, data=data.name)
+    if source != config.data:
+        if config.data != FIELDS["data"].default:
+            log.warning("`data` %s names other data than those given to the Trainer, read from %s: the run records "
+                        "%s", config.data, source, source)
+        return dataclasses.replace(config, data=source)
+    return config
 
 
 def train(config: TrainConfig) -> TrainResult:
