@@ -20,6 +20,8 @@ from convolab.cli import main
 from convolab.compare import compare_models, report_runs
 from convolab.data import ImageData, load_data
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
+from convolab.export import TorchScriptClassifier, export_safetensors, export_torchscript
+from convolab.finetune import save_features
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted
 from convolab.training.config import TrainConfig as Config
 from convolab.training.inference import load_trained_model, predict_targets
@@ -143,3 +145,22 @@ def test_a_run_records_the_data_given_to_its_trainer(tmp_path, caplog):
     made = load_data(str(folder))
     mine = ImageData("mine", made.train, made.test, made.classes)  # (data made in Python: named by their name)
     assert Trainer(dataclasses.replace(config, output=str(tmp_path / "mine")), data=mine).config.data == "mine"
+
+
+def test_exports_and_features_written_and_read_at_a_home_folder_path(tmp_path, monkeypatch):
+    """(before: export_safetensors(RUN, "~/st") wrote ./~/st/model.safetensors)"""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    Trainer(_config(tmp_path, "run")).fit()
+    export_safetensors(tmp_path / "run", "~/st")
+    assert (home / "st" / "model.safetensors").is_file()
+    model = convolab.create_model("lenet5_modern", num_classes=10, in_chans=1)
+    export_torchscript(model, "~/m.torchscript.pt", (1, 28, 28))
+    assert (home / "m.torchscript.pt").is_file()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(home / "digit.png")
+    assert len(TorchScriptClassifier("~/m.torchscript.pt").predict_files("~/digit.png", top_k=2)[0]) == 2
+    save_features("~/f.npz", {"x": np.zeros(3)})
+    assert (home / "f.npz").is_file()
+    assert list(here.iterdir()) == []

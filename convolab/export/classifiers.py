@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .._paths import user_path
 from ..data import LabelledImages
 from ..data.augment import BatchTransform
 from ..data.decode import read_input
@@ -59,6 +60,7 @@ class ExportedClassifier(ABC):
             raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        paths = [user_path(p) if str(p).startswith("~") else p for p in paths]  # (as a shell has it)
         # Images may differ in size: each is resized on its own, then they run as one batch.
         meta = self.meta
         x = [self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans, crop_pct=meta.crop_pct,
@@ -92,7 +94,7 @@ class OnnxClassifier(ExportedClassifier):
             import onnxruntime as ort
         except ImportError:
             raise ExportError(ORT_MISSING) from None
-        path = Path(path)
+        path = user_path(path)
         if not path.is_file():
             raise ExportError(f"ONNX model {path} does not exist")
         options = ort.SessionOptions()
@@ -152,6 +154,7 @@ class TorchScriptClassifier(_ModuleClassifier):
     images, preprocessed as in training; `threads`: torch's intra-op threads for this process, if given."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        path = user_path(path)
         self.module, self.meta = read_torchscript_meta(path)
         if threads:
             torch.set_num_threads(threads)
@@ -173,6 +176,7 @@ class ProgramClassifier(_ModuleClassifier):
     model class needed) on uint8 images, preprocessed as in training; `threads` as for TorchScriptClassifier."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        path = user_path(path)
         self.module, self.meta, self.fixed_batch = read_program_meta(path)
         if threads:
             torch.set_num_threads(threads)

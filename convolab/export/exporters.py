@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._paths import making
+from .._paths import making, user_path
 from .._platform import sigterm_as_interrupt
 from .._registry import registered_name
 from .._version import __version__
@@ -328,6 +328,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
         raise ExportError(ONNX_MISSING) from None
     if exporter not in ONNX_EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(ONNX_EXPORTERS)}, got {exporter!r}")
+    path = user_path(path)
     ready = prepare_export(model, path, "model.onnx", input_size, batch_size, dynamic_batch, meta, fold, what)
     inputs, expected, meta = ready.inputs, ready.expected, ready.meta
     exported = portable(ready.model)  # (ceil-mode average pools as floor-mode ones, which all runtimes compute alike)
@@ -386,6 +387,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
     fixed batch does."""
     if fixed_batch and dynamic_batch:
         raise ConfigError("fixed_batch and dynamic_batch contradict each other; give one")
+    path = user_path(path)
     ready = prepare_export(model, path, "model.torchscript.pt", input_size, batch_size, dynamic_batch, meta, fold,
                            what)
     exported, inputs = ready.model, ready.inputs

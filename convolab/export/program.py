@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._paths import user_path
 from .exporters import (
     RTOL,
     TOLERANCE,
@@ -41,6 +42,7 @@ def export_program(model: nn.Module, path: str | Path, input_size: tuple[int, in
     an ONNX model of a fixed batch; a dynamic one, up to MAX_BATCH images, is captured on the 3 images of the check
     (torch.export takes a batch of 1 for a constant) and checked at 1 and 3. One line where torch.export cannot
     capture the model."""
+    path = user_path(path)
     ready = prepare_export(model, path, "model.pt2", input_size, batch_size, dynamic_batch, meta, fold, what)
     extra = {PROGRAM_META: json.dumps(ready.meta.to_strings() if ready.meta is not None else {})}
 

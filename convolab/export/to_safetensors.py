@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .._atomic import no_space_line, remove_dead_temporaries, restored_on_failure, temporary_prefix
-from .._paths import making
+from .._paths import making, user_path
 from ..errors import ConvolabError, DiskFullError
 from ..pretrained import load_safetensors, save_safetensors
 from ..training.checkpoint import checkpoint_model, load_checkpoint, served_weights
@@ -39,7 +39,7 @@ def export_safetensors(checkpoint: str | Path | dict[str, Any], folder: str | Pa
     folder being exported (`outputs.check_folder_output`); one that cannot be written is one line. The files
     are written into a temporary folder inside `folder` and moved into place only once read back to give the
     checkpoint's outputs: a failed export leaves `folder` as it was (and does not make it)."""
-    folder = check_folder_output(folder, None if isinstance(checkpoint, dict) else checkpoint)
+    folder = check_folder_output(user_path(folder), None if isinstance(checkpoint, dict) else checkpoint)
     ckpt = load_checkpoint(checkpoint)
     label = str(ckpt.get("source", "the weights")) if isinstance(checkpoint, dict) else checkpoint
     model = checkpoint_model(ckpt, label)

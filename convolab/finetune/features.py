@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
-from .._paths import writable_output, written
+from .._paths import user_path, writable_output, written
 from ..data import ImageData, LabelledImages, TabularImages
 from ..errors import ConfigError
 from ..training.inference import load_trained_model, uint8_batches
@@ -57,7 +57,7 @@ def extract_features(checkpoint: str | Path | dict, data: ImageData, batch_size:
 def save_features(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the arrays as one .npz file, atomically (a reader never sees half a file); `path` a file in a folder that
     exists (a folder, or one under a missing folder, is refused in one line before anything is written)."""
-    path = writable_output(path, "`path`", "file", example="features.npz")
+    path = writable_output(user_path(path), "`path`", "file", example="features.npz")
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a temporary name
