@@ -164,3 +164,12 @@ def test_exports_and_features_written_and_read_at_a_home_folder_path(tmp_path, m
     save_features("~/f.npz", {"x": np.zeros(3)})
     assert (home / "f.npz").is_file()
     assert list(here.iterdir()) == []
+
+
+def test_a_complete_run_fitted_again_says_so_in_python(tmp_path, caplog):
+    Trainer(_config(tmp_path, "run")).fit()
+    with caplog.at_level(logging.INFO, logger="convolab"):
+        result = Trainer.resume(tmp_path / "run").fit()
+    assert result.history[-1]["epoch"] == 1  # (its result, trained no further: before, without a word)
+    assert f"{tmp_path / 'run'} has trained its 1 epoch: the run is complete, and fit() gives its result; give " \
+           "`epochs` N > 1 to train it further" in caplog.text
