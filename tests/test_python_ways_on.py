@@ -173,3 +173,19 @@ def test_a_complete_run_fitted_again_says_so_in_python(tmp_path, caplog):
     assert result.history[-1]["epoch"] == 1  # (its result, trained no further: before, without a word)
     assert f"{tmp_path / 'run'} has trained its 1 epoch: the run is complete, and fit() gives its result; give " \
            "`epochs` N > 1 to train it further" in caplog.text
+
+
+def test_a_model_given_of_other_outputs_than_the_datas_classes_is_one_line(tmp_path):
+    """(before: torch's IndexError "Target 9 is out of bounds" at the first step for 3 outputs, and 20 trained without
+    a word; a model's name given to Trainer.resume was an AttributeError)"""
+    for outputs in (3, 20):
+        with pytest.raises(ConfigError, match=rf"^the model given has {outputs} outputs \(`num_classes`\) and digits "
+                                              r"has 10 classes: build it with num_classes=10, or call its "
+                                              r"reset_classifier\(10\)$"):
+            Trainer(_config(tmp_path, f"run{outputs}"),
+                    model=convolab.create_model("lenet5_modern", num_classes=outputs, in_chans=1))
+        assert not (tmp_path / f"run{outputs}").exists()
+    Trainer(_config(tmp_path, "run")).fit()
+    with pytest.raises(ConfigError, match=r"^Trainer\.resume\(model=\.\.\.\) takes a torch\.nn\.Module, not a str; "
+                                          r"leave it out \(last\.pt names the run's model\)"):
+        Trainer.resume(tmp_path / "run", model="lenet5_modern", epochs=2)

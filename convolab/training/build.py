@@ -105,6 +105,18 @@ class Run:
 
 
 @streams_held  # (it seeds torch's global streams, then draws the split and weights: one build at a time, any thread)
+def check_given_outputs(model: nn.Module, data: LabelledImages) -> None:
+    """One line where a model given to train (its `num_classes`, as convolab's and timm's models say it) has other
+    outputs than the data have classes (before: torch's IndexError at the first step for fewer, and outputs no image
+    trains for more)."""
+    outputs = getattr(model, "num_classes", None)
+    if isinstance(data, TabularImages) or not isinstance(outputs, int) or outputs == len(data.classes):
+        return
+    raise ConfigError(f"the model given has {outputs} outputs (`num_classes`) and {data.name} has "
+                      f"{len(data.classes)} classes: build it with num_classes={len(data.classes)}, or call its "
+                      f"reset_classifier({len(data.classes)})")
+
+
 def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None, *,
               folder: bool = True) -> Run:
     """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names; without
@@ -131,6 +143,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         model, init_report = create_run_model(config, data)
     else:
         config = config.for_model_named(getattr(model, "model_name", ""), getattr(model, "model_options", None))
+        check_given_outputs(model, data)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

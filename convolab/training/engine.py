@@ -255,6 +255,7 @@ class Trainer:
         in place of the one last.pt names (needed for a model of no registered name, `Trainer(config,
         model=...)`): built as the run's, its weights are replaced by last.pt's."""
         check_field_names(overrides, "Trainer.resume()")  # (before the folder is read)
+        check_given(None, data, model, "Trainer.resume")  # (a model's name for `model`: an AttributeError before)
         run_dir = user_path(run_dir)
         config = TrainConfig.from_run(run_dir)
         if not os.access(run_dir, os.W_OK | os.X_OK):  # (a read-only mount: root too)
@@ -364,7 +365,7 @@ def _epochs_recorded(run_dir: Path) -> int:
     return max(0, len([line for line in lines if line.strip()]) - 1)
 
 
-def check_given(config: Any, data: Any, model: Any) -> None:
+def check_given(config: Any, data: Any, model: Any, call: str = "Trainer") -> None:
     """One line, before anything is read or written, for a config, `data=` or `model=` of another kind than they
     take (Trainer("lenet5") was an AttributeError from inside); one too in a process started by spawn (macOS,
     Windows) that is importing the caller's script, as a script without `if __name__ == "__main__":` has it do
@@ -374,18 +375,19 @@ def check_given(config: Any, data: Any, model: Any) -> None:
         raise SystemExit("a Trainer was made while a new process imported the script that makes it (as spawn, the "
                          "start method of macOS and Windows, starts each DataLoader worker): put the script's work "
                          "under `if __name__ == \"__main__\":`")
-    if not isinstance(config, TrainConfig):
+    if config is not None and not isinstance(config, TrainConfig):
         example = f"model={config!r}" if isinstance(config, str) else "model=NAME"
         raise ConfigError(f"Trainer takes a TrainConfig, got {config!r:.60}; give Trainer(TrainConfig({example}, "
                           "...))")
     if data is not None and not isinstance(data, LabelledImages):
-        raise ConfigError(f"Trainer(data=...) takes convolab data, not a {type(data).__name__}: "
+        raise ConfigError(f"{call}(data=...) takes convolab data, not a {type(data).__name__}: "
                           "convolab.data.ImageData(name, Split(uint8 N x C x H x W images, int64 labels), Split(...) "
                           "for the test images, class names), or what convolab.data.load_data(...) returns; or leave "
                           "data out and name the data in TrainConfig(data=...)")
     if model is not None and not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"Trainer(model=...) takes a torch.nn.Module, not a {type(model).__name__}; name a "
-                          "registered model in TrainConfig(model=...) instead")
+        instead = "name a registered model in TrainConfig(model=...) instead" if config is not None else \
+            "leave it out (last.pt names the run's model), or give a module built as the run's"
+        raise ConfigError(f"{call}(model=...) takes a torch.nn.Module, not a {type(model).__name__}; {instead}")
 
 
 def recorded_data(config: TrainConfig, data: LabelledImages | None) -> TrainConfig:
