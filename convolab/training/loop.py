@@ -51,7 +51,7 @@ class NonFiniteLoss(ConvolabError):
 @dataclass
 class TrainResult:
     """What `fit` returns: the run folder, one history row per epoch, best.pt's test accuracy and epoch (best by
-    --monitor), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it.
+    `monitor`), the last epoch's test accuracy (nan: no epoch), and whether early stopping or the budget ended it.
     The test figures are those of the images each epoch is scored on: of validation images (`scored_split`), where
     the test split was kept unseen; `unseen_test` then holds best.pt's figures on that test split, scored once at the
     end (`Trainer.fit`; test.json's), else None."""
