@@ -138,6 +138,6 @@ def test_reproduce_logs_an_arms_options_as_key_value(tmp_path, caplog, capsys):
     caplog.set_level("INFO", logger="convolab")
     assert main(["reproduce", "batchnorm", "--quick", "--data", "digits", "--no-progress", "--output",
                  str(tmp_path / "bn")]) == 0
-    assert "lenet5_bn with model_options={'batch_norm': False}" in caplog.text
+    assert "lenet5_bn with --model-option batch_norm=False" in caplog.text  # (the command's flags)
     assert "with {'" not in caplog.text  # (before: the arm's options as a Python dict)
     capsys.readouterr()

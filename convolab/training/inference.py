@@ -35,12 +35,16 @@ log = logging.getLogger("convolab")
 
 @dataclass
 class LoadedModel:
+    """A trained model ready to score images (`load_trained_model`): the network in eval mode, the checkpoint it was
+    read from, and the transform its run gave each batch."""
+
     model: nn.Module
     checkpoint: dict
     transform: BatchTransform
 
     @property
     def classes(self) -> list[str]:
+        """The class names of the model's outputs, in order."""
         return list(self.checkpoint["classes"])
 
 
@@ -90,6 +94,9 @@ def finite_outputs(out: Any) -> bool:
 
 @dataclass
 class EvaluationReport:
+    """What `evaluate_checkpoint` gives: top-1 and top-5 accuracy, each class's accuracy and the confusion matrix of
+    the images scored (`write` puts them in per_class.csv, confusion.csv and confusion.png)."""
+
     classes: list[str]
     top1: float
     top5: float
