@@ -11,6 +11,7 @@ import signal
 
 import numpy as np
 import pytest
+import torch
 from conftest import write_png_folder
 from PIL import Image
 
@@ -189,3 +190,12 @@ def test_a_model_given_of_other_outputs_than_the_datas_classes_is_one_line(tmp_p
     with pytest.raises(ConfigError, match=r"^Trainer\.resume\(model=\.\.\.\) takes a torch\.nn\.Module, not a str; "
                                           r"leave it out \(last\.pt names the run's model\)"):
         Trainer.resume(tmp_path / "run", model="lenet5_modern", epochs=2)
+
+
+def test_a_model_of_lazy_modules_given_to_train_is_made_whole_first(tmp_path):
+    """(before: "Attempted to use an uninitialized parameter" from inside the build; torch's advice, one forward of a
+    dummy batch, is what the build does now)"""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    result = Trainer(_config(tmp_path, "run"), model=net).fit()
+    assert net[1].weight.shape == (10, 64) and net.training  # (materialized; its mode as it was)
+    assert result.history[-1]["epoch"] == 1

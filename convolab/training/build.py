@@ -26,6 +26,7 @@ from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError
 from ..models import DataConfig, create_model
+from ..models._modes import modes_kept
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unused_options
 from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
@@ -117,6 +118,18 @@ def check_given_outputs(model: nn.Module, data: LabelledImages) -> None:
                       f"reset_classifier({len(data.classes)})")
 
 
+def materialized(model: nn.Module, data: LabelledImages, size: int | None) -> None:
+    """A model given with lazy modules (torch's LazyLinear, ...) made whole by one forward pass of a zero batch of the
+    data's images, as torch advises (before: "Attempted to use an uninitialized parameter" from inside the build)."""
+    if isinstance(data, TabularImages) or not any(isinstance(p, nn.parameter.UninitializedParameter)
+                                                  for p in model.parameters()):
+        return
+    channels, height, width = data.image_shape
+    with torch.no_grad(), modes_kept(model):
+        model.eval()
+        model(torch.zeros(2, channels, size or height, size or width))
+
+
 def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn.Module | None = None, *,
               folder: bool = True) -> Run:
     """The run `config` describes; `data` (already loaded) and `model` (built) replace what it names; without
@@ -144,6 +157,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     else:
         config = config.for_model_named(getattr(model, "model_name", ""), getattr(model, "model_options", None))
         check_given_outputs(model, data)
+        materialized(model, data, config.image_size)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
