@@ -142,10 +142,35 @@ def test_a_run_records_the_data_given_to_its_trainer(tmp_path, caplog):
         named = Trainer(dataclasses.replace(config, data="mnist", output=str(tmp_path / "other")),
                         data=load_data(str(folder)))
     assert named.config.data == str(folder)
-    assert f"`data` mnist names other data than those given to the Trainer, read from {folder}" in caplog.text
+    assert f"`data` mnist names other data than those given to the Trainer: the run records theirs, `data` {folder}" \
+        in caplog.text
     made = load_data(str(folder))
     mine = ImageData("mine", made.train, made.test, made.classes)  # (data made in Python: named by their name)
     assert Trainer(dataclasses.replace(config, output=str(tmp_path / "mine")), data=mine).config.data == "mine"
+    subset = Trainer(dataclasses.replace(config, data="fashion-mnist", output=str(tmp_path / "subset")),
+                     data=load_data(str(folder)).per_class_subsets(4, 2))  # (a subset: the folder it is of)
+    assert subset.config.data == str(folder) and "`data` fashion-mnist names other data" in caplog.text
+
+
+def test_a_run_records_the_options_its_given_data_were_loaded_with(tmp_path, capsys):
+    """A labels CSV's `targets` and a folder of one split's hold-out fraction decide the images: recorded, `evaluate`
+    and a resume read the same data (before: a CSV of two columns, trained on one, was refused by both; a folder held
+    out at 0.5 was said to have changed, and evaluate scored 4 other images)."""
+    flat = write_png_folder(tmp_path / "flat", per_class=8, size=12, mode="L", split_dirs=False)
+    lines = ["path,label,age"] + [f"{p.relative_to(flat)},{p.parent.name},{i}" for i, p in
+                                  enumerate(sorted(flat.rglob("*.png")))]
+    (flat / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = TrainConfig(model="lenet5_modern", epochs=1, batch_size=4, progress=False)
+    for name, data in (("csv", load_data(str(flat / "labels.csv"), targets=["label"])),
+                       ("half", load_data(str(flat), val_fraction=0.5))):
+        trainer = Trainer(dataclasses.replace(config, output=str(tmp_path / name)), data=data)
+        trainer.fit()
+        record = Config.from_run(tmp_path / name)
+        assert (record.targets, record.val_fraction) == ((["label"], None) if name == "csv" else ([], 0.5))
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path / name), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["images"] == len(data.test)
+        assert Trainer.resume(tmp_path / name, epochs=2).fit().history[-1]["epoch"] == 2
 
 
 def test_exports_and_features_written_and_read_at_a_home_folder_path(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import logging
 import os
 from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 from .._paths import user_cache
 from ..errors import DataError, FieldError
@@ -102,7 +103,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if not str(source).strip():
         raise DataError("`data` is empty: give a data set name (mnist5k, digits, mnist, fashion-mnist, cifar10, "
                         "cifar100) or the path of an image folder, a .tar/.tar.gz of one, or a labels CSV")
-    val_fraction = FOLDER_VAL_FRACTION if val_fraction is None else val_fraction
+    given_fraction, val_fraction = val_fraction, FOLDER_VAL_FRACTION if val_fraction is None else val_fraction
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         # (the CLI refuses it first; a caller of the library is told here)
         raise FieldError("val_fraction", f"must be a number in [0, 1), got {val_fraction!r}")
@@ -126,11 +127,12 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         log.warning("`data` %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
                     source, source, source)
     if source == "mnist5k":
-        return _sourced(load_mnist5k(), source)
+        return _sourced(load_mnist5k(), source, {})
     if source == "digits":
-        return _sourced(load_digits(), source)
+        return _sourced(load_digits(), source, {})
     if source in TORCHVISION_SETS:
-        return _sourced(load_torchvision(source, data_dir or default_data_dir(), download), source)
+        return _sourced(load_torchvision(source, data_dir or default_data_dir(), download), source,
+                        {"data_dir": data_dir})
     path = Path(source).expanduser()
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
@@ -139,13 +141,16 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
         if skip_bad_images:  # (a folder's unreadable files are counted and skipped; a CSV's rows are each meant)
             raise DataError(f"`skip_bad_images` skips the unreadable files of an image folder or tar; the labels CSV "
                             f"{source} names each of its files: fix or remove the row of a bad one, and drop the flag")
-        return _sourced(load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole), source)
+        return _sourced(load_labels_csv(path, targets, inputs, val_fraction, image_size, whole=whole), source,
+                        {"targets": targets or [], "inputs": inputs or [], "val_fraction": given_fraction,
+                         "image_size": image_size})
     if path.is_file() and path.suffix.lower() in (".tsv", ".tab"):
         raise DataError(f"{source}: a labels CSV is read from a file ending in .csv (tab- or semicolon-separated "
                         f"ones too); name it {path.with_suffix('.csv').name}")
     if path.exists():
         return _sourced(load_image_folder(path, skip_bad_images=skip_bad_images, val_fraction=val_fraction,
-                                          resize=image_size, loader=loader, workers=workers, whole=whole), source)
+                                          resize=image_size, loader=loader, workers=workers, whole=whole), source,
+                        {"skip_bad_images": skip_bad_images, "val_fraction": given_fraction, "image_size": image_size})
     if _looks_like_path(source):
         raise DataError(f"`data` path {source} does not exist; give an image folder, a .tar/.tar.gz "
                         f"of one, or a data set name ({', '.join(DATA_SETS)})")
@@ -155,10 +160,14 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
                     f"or give a path to an image folder or tar)")
 
 
-def _sourced(data: LabelledImages, source: str) -> LabelledImages:
-    """`data` marked with what they were read from, as a run records its `data` (`absolute_source`): a Trainer given
-    them records that (before: its config's `data`, mnist5k by default, whatever it trained on)."""
-    data.source = absolute_source(source)
+def _sourced(data: LabelledImages, source: str, options: dict[str, Any]) -> LabelledImages:
+    """`data` marked with what they were read from, as a run records its `data` (`absolute_source`), and the
+    `options` of the call that decide their images, as a run records them (a hold-out fraction only where one was
+    held out: data with a test split of their own ignore it): a Trainer given them records these (before: its
+    config's `data`, mnist5k by default, and its options, whatever it trained on)."""
+    if not data.held_out:
+        options.pop("val_fraction", None)
+    data.source, data.loaded_with = absolute_source(source), options
     return data
 
 

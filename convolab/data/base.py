@@ -6,6 +6,7 @@ import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -70,6 +71,11 @@ class LabelledImages:
     # (`config_subsets`) and said once by the first run built on it (`build_run` takes it: a comparison's next
     # runs on the same data do not repeat it)
     subset_note: str | None = None
+    # What load_data read them from, as a run records its `data` (absolute), and the options of that call that decide
+    # the images (`loaded_with`: those a training config records too: a CSV's `targets`, a folder's hold-out...);
+    # kept by copies and subsets, so that a Trainer given them records them (None: data made in Python)
+    source: str | None = None
+    loaded_with: dict[str, Any] | None = None
 
     def __repr__(self) -> str:  # (a REPL: what the data are, not a dump of every pixel)
         names = ", ".join(map(repr, self.classes[:5])) + (", ..." if len(self.classes) > 5 else "")
@@ -175,6 +181,7 @@ class ImageData(LabelledImages):
                          self.test.subset(per_class_subset(self.test.labels, test)), self.classes)
         # (a subset of a folder's held-out test split is held out still; of validated data, validated still)
         data.held_out, data.unseen_test = self.held_out, self.unseen_test
+        data.source, data.loaded_with = self.source, self.loaded_with
         return data
 
 

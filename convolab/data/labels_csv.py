@@ -137,6 +137,7 @@ class TabularImages(ImageData):
         data = TabularImages(self.name, self.train.subset(pick["train"]), self.test.subset(pick["test"]),
                              self.classes, self.columns, self.image_columns, self.vector_columns)
         data.held_out, data.unseen_test = self.held_out, self.unseen_test  # (rows held out: still so)
+        data.source, data.loaded_with = self.source, self.loaded_with
         return data
 
 

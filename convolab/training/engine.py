@@ -391,21 +391,23 @@ def check_given(config: Any, data: Any, model: Any, call: str = "Trainer") -> No
 
 
 def recorded_data(config: TrainConfig, data: LabelledImages | None) -> TrainConfig:
-    """`config` as a run on `data` (given to the Trainer) records it: with the `data` load_data read them from, or,
-    built in Python, their name where `config` names none (before: config.data, mnist5k by default, whatever the run
-    trained on: a resume and `evaluate` read other data)."""
+    """`config` as a run on `data` (given to the Trainer) records it: the `data` load_data read them from (or the name
+    of data made in Python), with the options of that call that decided their images (a CSV's `targets`, a folder's
+    hold-out `val_fraction`, ...), so that a resume and `evaluate` read them again; a config that names others is
+    warned of. (Before: config.data, mnist5k by default, and its options, whatever the run trained on.) An
+    `image_size` the config gives is kept: the run trains at it."""
     if data is None:
         return config
-    source = getattr(data, "source", None)
-    if source is None:  # (made in Python, or a subset of data read: recorded by name where no data are named)
-        named = config.data != FIELDS["data"].default or data.name == config.data
-        return config if named else dataclasses.replace(config, data=data.name)
-    if source != config.data:
-        if config.data != FIELDS["data"].default:
-            log.warning("`data` %s names other data than those given to the Trainer, read from %s: the run records "
-                        "%s", config.data, source, source)
-        return dataclasses.replace(config, data=source)
-    return config
+    recorded = {"data": data.source or data.name, **(data.loaded_with or {})}
+    if config.image_size is not None:
+        recorded.pop("image_size", None)
+    changed = {name: value for name, value in recorded.items() if getattr(config, name) != value}
+    named = [name for name in changed if getattr(config, name) != FIELDS[name].default]
+    if named:
+        log.warning("%s name%s other data than those given to the Trainer: the run records theirs, %s",
+                    ", ".join(f"`{name}` {getattr(config, name)}" for name in named), "s" * (len(named) == 1),
+                    ", ".join(f"`{name}` {value}" for name, value in changed.items()))
+    return dataclasses.replace(config, **changed) if changed else config
 
 
 def train(config: TrainConfig) -> TrainResult:
