@@ -18,12 +18,12 @@ from PIL import Image
 import convolab
 from convolab import training
 from convolab.cli import main
-from convolab.compare import compare_models, report_runs
+from convolab.compare import compare_models, report_runs, resume_comparison, runner
 from convolab.data import ImageData, load_data
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.export import TorchScriptClassifier, export_safetensors, export_torchscript
 from convolab.finetune import save_features
-from convolab.training import TrainConfig, Trainer, TrainingInterrupted
+from convolab.training import TrainConfig, Trainer, TrainingInterrupted, loop
 from convolab.training.config import TrainConfig as Config
 from convolab.training.inference import load_trained_model, predict_targets
 
@@ -224,3 +224,45 @@ def test_a_model_of_lazy_modules_given_to_train_is_made_whole_first(tmp_path):
     result = Trainer(_config(tmp_path, "run"), model=net).fit()
     assert net[1].weight.shape == (10, 64) and net.training  # (materialized; its mode as it was)
     assert result.history[-1]["epoch"] == 1
+
+
+def test_a_stop_after_the_last_step_of_a_run_stops_the_comparison(tmp_path, monkeypatch):
+    """A Ctrl-C while the first run's last epoch is scored and saved (before: passed over; the comparison trained
+    its next model, and the command ended 0)."""
+    report = loop.report_epoch
+
+    def then_ctrl_c(run, state, *args):
+        report(run, state, *args)
+        if state.epoch == run.config.epochs and run.config.model == "lenet5_modern":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(loop, "report_epoch", then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match=r"^stopped while training lenet5_modern; the report in .* holds "
+                                                  r"what finished; continue with: resume_comparison\("):
+        compare_models(["lenet5_modern", "lenet5"], _config(tmp_path, "unused"), tmp_path / "c")
+    statuses = {r["model"]: r["status"] for r in json.loads((tmp_path / "c" / "results.json").read_text())["models"]}
+    assert statuses == {"lenet5_modern": "interrupted", "lenet5": "not run"}
+    assert not (tmp_path / "c" / "runs" / "lenet5").exists()
+    with pytest.raises(TrainingInterrupted, match=r"^stopped by SIGINT after the last epoch; every epoch is saved in "):
+        Trainer(_config(tmp_path, "alone")).fit()
+    assert [r.status for r in resume_comparison(tmp_path / "c")] == ["ok", "ok"]  # (the first kept: complete)
+
+
+def test_a_stop_that_python_would_ignore_between_runs_stops_the_comparison(tmp_path, monkeypatch):
+    """A Ctrl-C met inside a __del__ or a weakref's callback between two runs, where Python prints "Exception ignored"
+    and goes on (before: the comparison trained the rest and ended as if never stopped)."""
+    clear = runner.clear_run_dir
+
+    class Collected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def collecting(run_dir):
+        if run_dir.name == "lenet5":
+            Collected()  # (collected at once: the signal comes inside its __del__)
+        return clear(run_dir)
+
+    monkeypatch.setattr(runner, "clear_run_dir", collecting)
+    with pytest.raises(TrainingInterrupted, match=r"^stopped while training lenet5; "):
+        compare_models(["lenet5_modern", "lenet5"], _config(tmp_path, "unused"), tmp_path / "c")
+    assert not (tmp_path / "c" / "runs" / "lenet5" / "last.pt").exists()

@@ -42,6 +42,7 @@ from ..training.rundir import (
     run_files,
     take_default_dir,
 )
+from ..training.signals import stops_between_runs
 from .record import read_comparison
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
@@ -126,8 +127,7 @@ RESUME_AFTER_A_WRITE = "resume the comparison"  # (the end of the status of a ru
 
 def one_line(err: BaseException) -> str:
     """An exception as one line: the user's whole (its end says what to do), another's short and with its type."""
-    lines = str(err).strip().splitlines()
-    text = lines[0] if lines else ""
+    text = next(iter(str(err).strip().splitlines()), "")
     if isinstance(err, ConvolabError):
         return text
     text = f"{type(err).__name__}: {text}" if text else type(err).__name__
@@ -323,6 +323,13 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
     All runs train on one ImageData (`data`, else loaded once when the first run needs it)."""
     if comparison.pretrained and start is None:
         raise ConfigError("a comparison from published weights needs start=convolab.finetune.pretrained_trainer")
+    with stops_between_runs() as stop_here:  # (a Ctrl-C between runs: recorded, and raised at the next check)
+        return _each_run(comparison, resume, data, start, stop_here)
+
+
+def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, start: Start | None,
+              stop_here: Callable[[str], None]) -> list[ModelResult]:
+    """`run_comparison`'s work; `stop_here` raises a stop signal that came between runs, before the next one trains."""
     results: list[ModelResult] = []
     runs = comparison.runs()
     for index, run in enumerate(runs):
@@ -336,7 +343,7 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
         if data is None:  # loaded once, and only if something trains
             data = _load(comparison.config)
         try:
-            status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]", start)
+            status = _train(comparison, run, run_dir, data, action, f"[{index + 1}/{len(runs)}]", start, stop_here)
         except (KeyboardInterrupt, TrainingInterrupted) as stop:
             comparison.statuses[run.name] = INTERRUPTED
             for later in runs[index + 1:]:
@@ -354,6 +361,7 @@ def run_comparison(comparison: Comparison, resume: bool = False, data: ImageData
         comparison.save()
         results.append(_result(run.model, run_dir, status))
     _write_report(comparison, results)
+    stop_here(f"as the comparison ended; every run finished, and the report in {comparison.output} holds them")
     return results
 
 
@@ -380,7 +388,7 @@ def _next_action(run_dir: Path, status: str | None) -> str:
 
 
 def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, action: str, step: str,
-           start: Start | None = None) -> str:
+           start: Start | None = None, stop_here: Callable[[str], None] | None = None) -> str:
     """Train (or resume) one run; its status: OK or 'failed: <reason>'."""
     trainer = None
     try:
@@ -400,6 +408,8 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             finally:
                 if claim is not None:
                     claim.release()
+        if stop_here is not None:
+            stop_here("before the run began")  # (a signal while it was built: its data, its model)
         trainer.fit()
         return OK
     except TrainingInterrupted:

@@ -28,6 +28,7 @@ from ..training.checkpoint import load_checkpoint
 from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
 from ..training.run_data import load_config_data
 from ..training.rundir import LOCK_FILE, take_default_dir
+from ..training.signals import stops_between_runs
 from .experiments import EXPERIMENTS, Experiment, Outcome
 
 log = logging.getLogger("convolab")
@@ -155,31 +156,34 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
     count, quick = state["seeds"], state["quick"]
     command = state["resumed_by"][-1] if resume else state["command"]
     runs: dict[str, list[Path]] = {label: [] for label in experiment.labels()}
-    for k in range(count):
-        seed = base.seed + k
-        for i, (arm, config) in enumerate(zip(experiment.arms, arm_configs(experiment, quick, seed, base))):
-            folder = output / f"seed-{seed}" / f"arm-{i + 1}"
-            extra = arm.options | ({} if quick else arm.full)
-            log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
-                     f" with {options_said(extra)}" if extra else "")
-            try:
-                if resume and (folder / COMPARE_FILE).is_file():
-                    results = resume_comparison(folder, command, progress=base.progress)
-                else:
-                    # (its quick form asks for "at most" so many images: no warning where the data hold fewer)
-                    results = compare_models(list(arm.models), config, folder, command, say_subsets=False)
-            except TrainingInterrupted as stop:
-                raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
-                                          f"finished is kept; continue with: {how_to_continue(output, False)}",
-                                          stop.signum) from None
-            for result in results:
-                if not result.ok:
-                    raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "
-                                      f"{folder}; once fixed, continue with: {how_to_continue(output, False)}")
-                runs[arm.run_label(result.model)].append(Path(result.run_dir))
-    outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
-    held, line = experiment.verdict(outcome)
-    write_report(experiment, outcome, runs, output, quick, count, line, held)
+    with stops_between_runs() as stop_here:  # (a Ctrl-C between its comparisons: raised at the next check)
+        for k in range(count):
+            seed = base.seed + k
+            for i, (arm, config) in enumerate(zip(experiment.arms, arm_configs(experiment, quick, seed, base))):
+                folder = output / f"seed-{seed}" / f"arm-{i + 1}"
+                extra = arm.options | ({} if quick else arm.full)
+                log.info("%s: seed %d, %s%s", experiment.name, seed, ", ".join(arm.models),
+                         f" with {options_said(extra)}" if extra else "")
+                try:
+                    stop_here("between the experiment's runs")
+                    if resume and (folder / COMPARE_FILE).is_file():
+                        results = resume_comparison(folder, command, progress=base.progress)
+                    else:
+                        # (its quick form asks for "at most" so many images: no warning where the data hold fewer)
+                        results = compare_models(list(arm.models), config, folder, command, say_subsets=False)
+                except TrainingInterrupted as stop:
+                    raise TrainingInterrupted(f"stopped during {experiment.name} (seed {seed}, arm {i + 1}); what "
+                                              f"finished is kept; continue with: {how_to_continue(output, False)}",
+                                              stop.signum) from None
+                for result in results:
+                    if not result.ok:
+                        raise ConfigError(f"{experiment.name}: {result.model} did not finish ({result.status}); see "
+                                          f"{folder}; once fixed, continue with: {how_to_continue(output, False)}")
+                    runs[arm.run_label(result.model)].append(Path(result.run_dir))
+        outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
+        held, line = experiment.verdict(outcome)
+        write_report(experiment, outcome, runs, output, quick, count, line, held)
+        stop_here(f"as the experiment ended; every run finished, and its report is in {output}")
     return held, line, output / REPORT
 
 

@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import time
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .._atomic import RefusedWrite
@@ -130,6 +131,30 @@ def stop_at_once(run: Run, doing: str):
             signal.signal(sig, _after_copies(old, stopped[0]) if stopped else old)
 
 
+@contextlib.contextmanager
+def stops_between_runs() -> Iterator[Callable[[str], None]]:
+    """SIGINT, SIGTERM and SIGXCPU recorded while a command goes from one run to the next (a comparison's, an
+    experiment's), where no run's own handler is installed; the `stop_here(doing)` it gives raises the recorded one
+    as TrainingInterrupted ("stopped by SIGINT {doing}") at the points the caller checks. Before, Python's Ctrl-C
+    came wherever the work was, inside a weakref's callback too, which ignores it: the command trained on."""
+    got: list[int] = []
+
+    def handler(signum, _frame):
+        if not got:
+            got.append(signum)
+
+    def stop_here(doing: str) -> None:
+        if got:
+            raise TrainingInterrupted(f"stopped by {signal_name(got[0])} {doing}", got[0])
+
+    previous = _installed(handler)
+    try:
+        yield stop_here
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _after_copies(old, since: float):
     """A handler that passes over the signals of the second after `since`, then acts as `old` would."""
     def handler(signum, frame):
@@ -156,4 +181,5 @@ def _installed(handler) -> dict:
     return previous
 
 
-__all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_at_once", "stop_signals"]
+__all__ = ["Stoppable", "TrainingInterrupted", "resume_command", "should_stop", "stop_at_once", "stop_signals",
+           "stops_between_runs"]
