@@ -142,7 +142,7 @@ def making(folder: Path) -> Iterator[list[Path]]:
         raise
 
 
-__all__ = ["lies_within", "making", "probe_output", "writable_output", "written"]
+__all__ = ["lies_within", "making", "probe_output", "user_path", "writable_output", "written"]
 
 
 def same_path(a: object, b: object) -> bool:

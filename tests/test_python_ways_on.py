@@ -23,9 +23,11 @@ from convolab.data import ImageData, load_data
 from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.export import TorchScriptClassifier, export_safetensors, export_torchscript
 from convolab.finetune import save_features
+from convolab.reproduce import get_experiment, resume_experiment
 from convolab.training import TrainConfig, Trainer, TrainingInterrupted, loop
 from convolab.training.config import TrainConfig as Config
 from convolab.training.inference import load_trained_model, predict_targets
+from convolab.training.lr_find import lr_range_test
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -266,3 +268,37 @@ def test_a_stop_that_python_would_ignore_between_runs_stops_the_comparison(tmp_p
     with pytest.raises(TrainingInterrupted, match=r"^stopped while training lenet5; "):
         compare_models(["lenet5_modern", "lenet5"], _config(tmp_path, "unused"), tmp_path / "c")
     assert not (tmp_path / "c" / "runs" / "lenet5" / "last.pt").exists()
+
+
+def test_more_python_lines_name_python_and_more_writers_expand_a_home_folder(tmp_path, monkeypatch, caplog):
+    """The re-check's: an experiment's name, a comparison's or experiment's folder, report_runs' folders, the
+    aux_weight warning, a numpy topk; EvaluationReport.write, LRFindResult.write and save_checkpoint at ~/..."""
+    with pytest.raises(ConfigError, match=r"^no experiment named 'batchnrom'; EXPERIMENTS holds them \("):
+        get_experiment("batchnrom")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"holds no compare\.json; give the `output` folder of compare_models$"):
+        resume_comparison(tmp_path / "empty")
+    with pytest.raises(ConfigError, match=r"give the `output` folder of run_experiment$"):
+        resume_experiment(tmp_path / "empty")
+    with pytest.raises(ConfigError, match=r"give the `output` folder of a Trainer's run, a comparison's folder"):
+        report_runs(tmp_path / "empty", tmp_path / "report")
+    with pytest.raises(ConfigError, match=r"^give at least one run folder \(a Trainer's or a comparison's\)$"):
+        report_runs([], tmp_path / "report")
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        Trainer(_config(tmp_path, "aux", aux_weight=0.3))
+    assert "has no auxiliary heads (googlenet, googlenet_tv and inception_v3 have them, built with aux_logits=True)" \
+        in caplog.text
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path / "empty")
+    Trainer(_config(tmp_path, "run")).fit()
+    loaded = training.load_trained_model(tmp_path / "run")
+    training.evaluate_checkpoint(loaded, load_data("digits")).write("~/evaluation")
+    assert (home / "evaluation" / "confusion.png").is_file()
+    training.save_checkpoint(training.load_checkpoint(tmp_path / "run"), "~/copy.pt")
+    assert training.load_checkpoint("~/copy.pt")["model_name"] == "lenet5_modern"
+    lr_range_test(dataclasses.replace(_config(tmp_path, "unused"), output=None), steps=12).write("~/lr")
+    assert (home / "lr" / "lr_find.png").is_file() and list((tmp_path / "empty").iterdir()) == []
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(home / "digit.png")
+    assert len(training.predict_targets(loaded, "~/digit.png", topk=np.int64(2))[0][0]) == 2

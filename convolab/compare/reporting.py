@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._paths import check_usable, making, probe_output, user_path, writable_output
-from ..errors import ConfigError
+from ..errors import ConfigError, way_on
 from ..training import TrainConfig
 from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
 from .report import write_report, write_seeds_report
@@ -26,7 +26,8 @@ def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
     if command is None:
         command = f"report_runs({[str(d) for d in run_dirs]!r}, ...) in Python"
     if not run_dirs:
-        raise ConfigError("give at least one run folder (a `convolab train` or `convolab compare` run folder)")
+        made = way_on("a `convolab train` or `convolab compare` run", "a Trainer's or a comparison's")
+        raise ConfigError(f"give at least one run folder ({made})")
     run_dirs = [user_path(p) for p in run_dirs]
     groups = [runs_within(p) for p in run_dirs]  # (a comparison's folder, or its runs/MODEL of seeds: theirs)
     paths = [run for group in groups for run in group]
@@ -37,8 +38,9 @@ def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
             raise ConfigError(f"{path} is a comparison none of whose runs has begun (no runs/MODEL/config.json); "
                               f"report it once one has, or continue it with {how_to_continue(path)}")
         if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a run folder (no config.json); give the `output` folder of a "
-                              "`convolab train` run, a comparison's folder or a folder under its runs/")
+            made = way_on("a `convolab train` run", "a Trainer's run")
+            raise ConfigError(f"{path} is not a run folder (no config.json); give the `output` folder of {made}, a "
+                              "comparison's folder or a folder under its runs/")
         if in_use(path):  # (before: reported as "interrupted" while it trained on)
             who = holder(path) or " (a run still training?)"
             raise ConfigError(f"{path} is in use by another convolab command{who}; report it once that command "

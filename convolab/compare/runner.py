@@ -110,8 +110,8 @@ class Comparison:
         output = user_path(output)
         path = output / COMPARE_FILE
         if not path.is_file():
-            raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the `output` folder of a "
-                              "`convolab compare`")
+            raise ConfigError(f"{output} holds no {COMPARE_FILE}; give the `output` folder of "
+                              f"{way_on('a `convolab compare` run', 'compare_models')}")
         comparison = cls(output, *read_comparison(path, FORMAT))  # (each field checked: a file edited is one line)
         comparison.pretrained = json.loads(path.read_text(encoding="utf-8")).get("pretrained")  # (a name: weights')
         return comparison

@@ -41,8 +41,8 @@ FORMAT = "convolab-reproduce-1"
 def get_experiment(name: str) -> Experiment:
     """The experiment called `name`; an unknown name is a ConfigError listing them all."""
     if name not in EXPERIMENTS:
-        raise ConfigError(f"no experiment named {name!r}; `convolab reproduce --list` shows them "
-                          f"({', '.join(EXPERIMENTS)})")
+        shown = way_on("`convolab reproduce --list` shows them", "EXPERIMENTS holds them")
+        raise ConfigError(f"no experiment named {name!r}; {shown} ({', '.join(EXPERIMENTS)})")
     return EXPERIMENTS[name]
 
 
@@ -103,8 +103,8 @@ def resume_experiment(output: str | Path, command: str | None = None,
         raise ConfigError(f"{output} holds an experiment of an older convolab (its {EXPERIMENT_REPORT}, no "
                           f"{STATE}), which cannot be continued; run it again into another `output`")
     if not path.is_file():
-        raise ConfigError(f"{output} is not an experiment's folder (no {STATE}); give the `output` folder "
-                          f"of a `convolab reproduce` run")
+        made = way_on("a `convolab reproduce` run", "run_experiment")
+        raise ConfigError(f"{output} is not an experiment's folder (no {STATE}); give the `output` folder of {made}")
     with claimed(output, "the experiment", resumed=True):  # (one line when another command holds it: a second --resume)
         state, base = read_experiment(path, FORMAT)  # (each field checked, before anything is written)
         try:

@@ -24,7 +24,7 @@ from ..data.augment import AugmentConfig, BatchTransform
 from ..data.autoaugment import resolve_policy
 from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
-from ..errors import ConfigError, DataError, FieldError, UnknownModelError
+from ..errors import ConfigError, DataError, FieldError, UnknownModelError, way_on
 from ..models import DataConfig, create_model
 from ..models._modes import modes_kept
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unused_options
@@ -197,8 +197,9 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     train_targets, test_targets = extra_targets(config, model, batches, data.classes)
     loss_weights = output_loss_weights(config, model, train_targets, aux_weight)
     if config.aux_weight is not None and set(loss_weights) <= {"main", *train_targets} and dist.is_main:
-        log.warning("`aux_weight` %g is not used: %s has no auxiliary heads (`convolab models %s` says whether an "
-                    "aux_logits option gives it some)", config.aux_weight, config.model, config.model)
+        log.warning("`aux_weight` %g is not used: %s has no auxiliary heads (%s)", config.aux_weight, config.model,
+                    way_on(f"`convolab models {config.model}` says whether an aux_logits option gives it some",
+                           "googlenet, googlenet_tv and inception_v3 have them, built with aux_logits=True"))
     if "aux_drop_rate" in config.model_options and not getattr(model, "aux_names", ()) and dist.is_main:
         log.warning("`model_options` aux_drop_rate is not used: %s is built without auxiliary heads (add "
                     "`model_options` aux_logits=true to build them)", config.model)  # (before: recorded, unused)

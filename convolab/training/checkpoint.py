@@ -34,7 +34,7 @@ RECORD = ("model_name", "num_classes", "in_chans", "classes", "image_size", "mea
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` with torch.save, marked with FORMAT, atomically: `path` is the old file or the whole new one."""
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    atomic_write(user_path(path), lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
 def _zip_names(path: Path) -> list[str] | None:

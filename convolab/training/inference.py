@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ class EvaluationReport:
     def write(self, out_dir: str | Path) -> list[Path]:
         """per_class.csv, confusion.csv and confusion.png in `out_dir`, as one set: all written to temporary
         files, then renamed (an interrupt while the picture draws leaves the old three, which agree)."""
-        out = Path(out_dir)
+        out = user_path(out_dir)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["class", "accuracy", "images"])
@@ -346,8 +347,9 @@ def iter_predictions(loaded: LoadedModel, paths: list[str | Path] | str | Path, 
     a time (a batch of one took twice the compute); the model is checked at the call, each image when its turn
     comes (one that fails to decode: those read before it are scored and given first, then its error). One path alone
     is a list of one; `~` is expanded."""
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:  # (before: 0 gave no class, silently)
-        raise ConfigError(f"`topk` must be a positive integer, got {topk!r}")
+    if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1:  # (before: 0 gave no class,
+        raise ConfigError(f"`topk` must be a positive integer, got {topk!r}")  # silently; numpy's ints are taken)
+    topk = int(topk)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths  # (before: "image / is a folder")
     classes = loaded.classes
     k = min(topk, len(classes))

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_write, write_together
-from .._paths import writable_output
+from .._atomic import atomic_write, write_together, write_utf8
+from .._paths import making, user_path, writable_output
 from .._platform import sigterm_as_interrupt
 from ..data.base import LabelledImages
 from ..errors import ConfigError
@@ -114,14 +114,15 @@ class LRFindResult:
     def write(self, folder: str | Path, title: str = "") -> None:
         """folder/lr_find.csv (lr, loss, smoothed) and folder/lr_find.png, as one set: both written to temporary
         files, then renamed (an interrupt while the picture draws leaves neither, or the two of before)."""
-        folder = Path(folder)
+        folder = user_path(folder)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("lr", "loss", "smoothed"))
         writer.writerows(zip(self.lrs, self.losses, self.smoothed))
         fig = lr_find_figure(self, title)
-        write_together([(folder / "lr_find.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100)),
-                        (folder / "lr_find.csv", lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))])
+        with making(folder):  # (as EvaluationReport.write: a folder not there yet is made, and gone if the write fails)
+            write_together([(folder / "lr_find.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100)),
+                            (folder / "lr_find.csv", lambda tmp: write_utf8(tmp, buf.getvalue()))])
 
 
 def considered(smoothed: list[float]) -> list[int]:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write, write_utf8
+from .._paths import user_path
 from .._platform import columns, padded
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError
@@ -36,7 +37,7 @@ class TableReport:
         for name, t in self.targets.items():
             metric = "accuracy" if t["kind"] == "class" else "mae"
             writer.writerow([name, t["kind"], metric, f"{t[metric]:.6g}"])
-        path = Path(out_dir) / "targets.csv"
+        path = user_path(out_dir) / "targets.csv"
         atomic_write(path, lambda tmp: write_utf8(tmp, buf.getvalue()))
         return [*files, path]
 
