@@ -13,7 +13,13 @@ from ..export.onnx_graph import ONNX_EXPORTERS
 from ..export.outputs import check_file_output, check_folder_output
 from ..training.safetensors_io import is_safetensors
 from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
-from ._weights import add_pretrained_options, checkpoint_or_weights, given_checkpoint, wants_pretrained
+from ._weights import (
+    TORCHSCRIPT_SUFFIX,
+    add_pretrained_options,
+    checkpoint_or_weights,
+    given_checkpoint,
+    wants_pretrained,
+)
 
 HELP = ("export a trained model to ONNX, TorchScript or a torch.export program (batch norm folded, checked against "
         "PyTorch), or its weights to a safetensors folder (model.safetensors + config.json, no pickle)")
@@ -174,4 +180,9 @@ def run(args: argparse.Namespace) -> int:
     if heads:  # (the exported graph is forward(): the main output; predict reads one output)
         print(f"not exported: the model's other head{'s' if len(heads) > 1 else ''} {', '.join(heads)}; the "
               f"{fmt} model gives the main output alone (--format safetensors keeps every head)")
+    if fmt == "torchscript" and not result.path.name.lower().endswith(TORCHSCRIPT_SUFFIX):
+        # (a program runs code as it loads: predict and evaluate run one only under the name export gives it)
+        renamed = result.path.name[:-len(result.path.suffix)] + TORCHSCRIPT_SUFFIX
+        print(f"predict and evaluate run a TorchScript file only under a name ending {TORCHSCRIPT_SUFFIX} (a .pt is "
+              f"read as a checkpoint): rename it {renamed} to score it with them")
     return 0

@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one JSON object a line, an image each (JSON Lines): file, top ([class, probability] "
                              "pairs, the most probable first) and, for a labels CSV's model, targets")
     parser.add_argument("--skip-bad-images", action="store_true",
-                        help="skip files that do not read as images, named in one warning (default: the first stops "
-                             "the command, the lines of those before it printed)")
+                        help="skip files that do not read as images, named in one warning (default: every file is "
+                             "checked first, and one that is no image stops the command before any line; one that "
+                             "fails to decode midway, after the lines of those before it)")
     add_pretrained_options(parser)
 
 
