@@ -228,8 +228,9 @@ def test_exporting_a_features_only_model_is_one_line(tmp_path):
 def test_the_readmes_data_snippet_runs_on_small_images(tmp_path, monkeypatch):
     """(before: load_data gave small images as ImageData, which has no train_loader: AttributeError)"""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = text.index("from convolab.data import load_data\n")
-    snippet = text[start:text.index("\n", text.index("for images, labels, index in photos.batches", start))]
+    start = text.index('photos = load_data("~/photos"')  # (the snippet's data part: load_data is imported above it)
+    snippet = "from convolab.data import load_data\n" + \
+        text[start:text.index("\n", text.index("for images, labels, index in photos.batches", start))]
     folder = write_png_folder(tmp_path / "photos", per_class=4, size=12)
     code = snippet.replace('"~/photos"', repr(str(folder))).replace("workers=4", "workers=0").replace("224", "16")
     code = code.replace("photos.train): ...", "photos.train):\n    seen['shape'] = tuple(images.shape); break  #")
