@@ -65,6 +65,15 @@ def interrupt_raises() -> None:
 _exit_handlers: dict[str, object] = {}  # interrupt_exits' handler while it is set
 
 
+def work_done() -> None:
+    """SIGINT and SIGTERM passed over from now on: the command's work is done and said, and the process is ending
+    (the main thread only; where they are not ignored already, as `nohup` leaves them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt(raising: type[BaseException] = KeyboardInterrupt) -> Iterator[None]:
     """SIGTERM raises `raising` (a KeyboardInterrupt) while the block runs, as Ctrl-C does, so that what it

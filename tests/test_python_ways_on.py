@@ -8,6 +8,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ from convolab.errors import ConfigError, ConvolabError, UnknownModelError
 from convolab.export import TorchScriptClassifier, export_safetensors, export_torchscript
 from convolab.finetune import save_features
 from convolab.reproduce import get_experiment, resume_experiment
-from convolab.training import TrainConfig, Trainer, TrainingInterrupted, loop
+from convolab.training import TrainConfig, Trainer, TrainingInterrupted, loop, metrics, signals
 from convolab.training.config import TrainConfig as Config
 from convolab.training.inference import load_trained_model, predict_targets
 from convolab.training.lr_find import lr_range_test
@@ -245,7 +248,7 @@ def test_a_stop_after_the_last_step_of_a_run_stops_the_comparison(tmp_path, monk
     statuses = {r["model"]: r["status"] for r in json.loads((tmp_path / "c" / "results.json").read_text())["models"]}
     assert statuses == {"lenet5_modern": "interrupted", "lenet5": "not run"}
     assert not (tmp_path / "c" / "runs" / "lenet5").exists()
-    with pytest.raises(TrainingInterrupted, match=r"^stopped by SIGINT after the last epoch; every epoch is saved in "):
+    with pytest.raises(TrainingInterrupted, match=r"^stopped by SIGINT after its last epoch; every epoch is saved in "):
         Trainer(_config(tmp_path, "alone")).fit()
     assert [r.status for r in resume_comparison(tmp_path / "c")] == ["ok", "ok"]  # (the first kept: complete)
 
@@ -265,7 +268,7 @@ def test_a_stop_that_python_would_ignore_between_runs_stops_the_comparison(tmp_p
         return clear(run_dir)
 
     monkeypatch.setattr(runner, "clear_run_dir", collecting)
-    with pytest.raises(TrainingInterrupted, match=r"^stopped while training lenet5; "):
+    with pytest.raises(TrainingInterrupted, match=r"^stopped while starting lenet5; "):
         compare_models(["lenet5_modern", "lenet5"], _config(tmp_path, "unused"), tmp_path / "c")
     assert not (tmp_path / "c" / "runs" / "lenet5" / "last.pt").exists()
 
@@ -302,3 +305,45 @@ def test_more_python_lines_name_python_and_more_writers_expand_a_home_folder(tmp
     assert (home / "lr" / "lr_find.png").is_file() and list((tmp_path / "empty").iterdir()) == []
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(home / "digit.png")
     assert len(training.predict_targets(loaded, "~/digit.png", topk=np.int64(2))[0][0]) == 2
+
+
+def test_a_stop_while_the_last_curves_are_drawn_stops_the_comparison(tmp_path, monkeypatch):
+    """(the stop tester's: the check at the loop's end came before the last curves, drawn as its block closed; a
+    signal then was passed over, 4 times in 4)"""
+    finish = metrics.Curves.finish
+
+    def ctrl_c_while_drawn(curves, history):
+        finish(curves, history)
+        if len(history) == 1 and "lenet5_modern" in str(curves.path):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(metrics.Curves, "finish", ctrl_c_while_drawn)
+    with pytest.raises(TrainingInterrupted, match=r"^stopped while training lenet5_modern; "):
+        compare_models(["lenet5_modern", "lenet5"], _config(tmp_path, "unused"), tmp_path / "c")
+    assert not (tmp_path / "c" / "runs" / "lenet5").exists()
+
+
+def test_a_stop_recorded_by_an_experiment_stops_its_next_comparison_before_it_trains(tmp_path):
+    """(the stop tester's: an experiment's Ctrl-C while an arm was set up waited for the whole arm to train); a second
+    signal a second after the first stops at once."""
+    with signals.stops_between_runs():
+        os.kill(os.getpid(), signal.SIGINT)  # (recorded, as while an arm's comparison is set up)
+        with pytest.raises(TrainingInterrupted, match=r"^stopped while starting lenet5_modern; .* continue with: "
+                                                      r"resume_comparison\("):
+            compare_models(["lenet5_modern"], _config(tmp_path, "unused"), tmp_path / "c")
+    assert not (tmp_path / "c" / "runs" / "lenet5_modern" / "last.pt").exists()
+    with signals.stops_between_runs(), \
+            pytest.raises(TrainingInterrupted, match=r"^stopped at once by a second signal \(SIGTERM\)$"):
+        signals._BETWEEN.append((signal.SIGINT, time.monotonic() - 2))  # (the first, two seconds ago)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+
+
+def test_a_signal_once_the_commands_work_is_done_lets_it_end_as_it_would(tmp_path):
+    """(the stop tester's: a Ctrl-C in the second torch takes to end the process, after the last line, exited 130
+    without a word; a script read "interrupted" of a complete run)"""
+    code = ("import os, signal, sys\nsys.argv = ['convolab', 'models', 'lenet5']\nfrom convolab.cli import main\n"
+            "code = main()\nos.kill(os.getpid(), signal.SIGINT)\nos.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('ended', code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ended 0", done.stderr

@@ -25,6 +25,7 @@ from .._platform import (
     quiet_interrupt_while_starting,
     threads_for_a_shared_cpu,
     usable_cores,
+    work_done,
 )
 
 with quiet_interrupt_while_starting():  # (the verbs' own modules are imported, and so guarded, in main)
@@ -91,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and is_the_convolab_command():
         interrupt_exits(line)  # (until the verb's work begins: see _command)
     try:
-        return _command(argv)
+        code = _command(argv)
+        if argv is None:  # the work is done, and said: a Ctrl-C or SIGTERM while the process ends (a second of torch's
+            work_done()  # teardown) ends it as it would end anyway (before: exit 130, without a word)
+        return code
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
         _say_error(line)
         return 130

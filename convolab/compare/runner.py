@@ -135,8 +135,7 @@ def one_line(err: BaseException) -> str:
 
 
 def how_to_continue(output: str | Path, quoted: bool = True) -> str:
-    """What continues the comparison in `output`: the command (in backquotes where `quoted`), or from Python the
-    call."""
+    """What continues the comparison in `output`: the command (backquoted where `quoted`), from Python the call."""
     command = f"convolab compare --resume {shlex.quote(str(output))}"
     return way_on(f"`{command}`" if quoted else command, f"resume_comparison({str(output)!r})")
 
@@ -352,7 +351,8 @@ def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, star
             results.append(_result(run.model, run_dir, INTERRUPTED))
             results += [_result(r.model, comparison.run_dir(r), comparison.statuses[r.name]) for r in runs[index + 1:]]
             _write_report(comparison, results)
-            doing = "scoring" if "while best.pt was scored" in str(stop) else "training"
+            doing = next((d for d, said in (("scoring", "while best.pt was scored"), ("starting", "before the run "
+                          "began")) if said in str(stop)), "training")
             raise TrainingInterrupted(
                 f"stopped while {doing} {run.name}; the report in {comparison.output} holds what finished; "
                 f"continue with: {how_to_continue(comparison.output, quoted=False)}",

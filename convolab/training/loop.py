@@ -203,12 +203,13 @@ def fit(trainer: Trainable) -> TrainResult:
                     log.info("early stop: %s", no_gain(cfg.monitor, cfg.min_delta, cfg.patience,
                                                        scored_split(run.data)))
                 break
-        if should_stop(trainer):  # (a signal after the last step: in its evaluation, checkpoints or curves; before,
-            # passed over: a comparison trained its next model, an experiment its next arm, and the command ended 0)
-            finish = (f"; score the test split it kept unseen with: {resume_command(run)}"
-                      if run.data.unseen_test is not None else "")
-            raise TrainingInterrupted(f"stopped by {signal_name(trainer._stop_signal)} after the last epoch; every "
-                                      f"epoch is saved in {run.run_dir}{finish}", trainer._stop_signal)
+    if should_stop(trainer):  # (a signal after the last step: in its evaluation, checkpoints or last curves, recorded
+        # by stop_signals; before, passed over: a comparison trained its next model, an experiment its next arm, and
+        # the command ended 0)
+        finish = (f"; score the test split it kept unseen with: {resume_command(run)}"
+                  if run.data.unseen_test is not None else "")
+        raise TrainingInterrupted(f"stopped by {signal_name(trainer._stop_signal)} after its last epoch; every "
+                                  f"epoch is saved in {run.run_dir}{finish}", trainer._stop_signal)
     if run.tensorboard is not None:
         run.tensorboard.close()
     last = state.history[-1] if state.history else {"test_acc": float("nan")}

@@ -78,6 +78,9 @@ def stop_signals(trainer: Stoppable):
     (the --nproc launcher passes a Ctrl-C on to ranks that got it too) count once: a second signal is one
     sent a second or more after the first."""
     first: list[float] = []  # when the first signal came
+    if _BETWEEN:  # (one that came between a comparison's runs, after its last check: this run stops before its step)
+        trainer._stop_signal, first[:] = _BETWEEN[0][0], [_BETWEEN[0][1]]
+        _BETWEEN.clear()
 
     def handler(signum, _frame):
         # A copy of the same request (Ctrl-C reaches the --nproc launcher and its ranks at once, and the
@@ -135,24 +138,39 @@ def stop_at_once(run: Run, doing: str):
 def stops_between_runs() -> Iterator[Callable[[str], None]]:
     """SIGINT, SIGTERM and SIGXCPU recorded while a command goes from one run to the next (a comparison's, an
     experiment's), where no run's own handler is installed; the `stop_here(doing)` it gives raises the recorded one
-    as TrainingInterrupted ("stopped by SIGINT {doing}") at the points the caller checks. Before, Python's Ctrl-C
-    came wherever the work was, inside a weakref's callback too, which ignores it: the command trained on."""
-    got: list[int] = []
-
+    as TrainingInterrupted ("stopped by SIGINT {doing}") at the points the caller checks, and a second signal a
+    second or more after the first stops at once. Before, Python's Ctrl-C came wherever the work was, inside a
+    weakref's callback too, which ignores it: the command trained on. One record for the nested ones (an
+    experiment's comparisons), which a run's `stop_signals` reads as it begins: a signal while an experiment's next
+    comparison was set up stops it before it trains."""
     def handler(signum, _frame):
-        if not got:
-            got.append(signum)
+        if not _BETWEEN:
+            _BETWEEN.append((signum, time.monotonic()))
+        elif time.monotonic() - _BETWEEN[0][1] >= 1.0:  # (a second request, not a copy of the first)
+            _BETWEEN.clear()
+            raise TrainingInterrupted(f"stopped at once by a second signal ({signal_name(signum)})", signum)
 
     def stop_here(doing: str) -> None:
-        if got:
-            raise TrainingInterrupted(f"stopped by {signal_name(got[0])} {doing}", got[0])
+        if _BETWEEN:
+            signum = _BETWEEN[0][0]
+            _BETWEEN.clear()
+            raise TrainingInterrupted(f"stopped by {signal_name(signum)} {doing}", signum)
 
+    outermost = not _DEPTH
+    _DEPTH.append(1)
     previous = _installed(handler)
     try:
         yield stop_here
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _DEPTH.pop()
+        if outermost:
+            _BETWEEN.clear()
+
+
+_BETWEEN: list[tuple[int, float]] = []  # the signal `stops_between_runs` recorded, and when: one for the nested ones
+_DEPTH: list[int] = []  # how many `stops_between_runs` are open
 
 
 def _after_copies(old, since: float):
