@@ -30,7 +30,12 @@ def way_on(command: str, call: str) -> str:
     """How a line tells its user to go on: by `command`, a shell command (`convolab train --resume RUN`), to a user
     of the command line (while the CLI's `saying` lasts), else by `call`, the Python call
     (`Trainer.resume('RUN').fit()`)."""
-    return command if _PHRASING.get() is not None else call
+    return command if on_the_command_line() else call
+
+
+def on_the_command_line() -> bool:
+    """Whether the work under way is a CLI verb's (its `saying` lasts), not a Python caller's."""
+    return _PHRASING.get() is not None
 
 
 @contextlib.contextmanager

@@ -134,10 +134,11 @@ def one_line(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def how_to_continue(output: str | Path, quoted: bool = True) -> str:
-    """What continues the comparison in `output`: the command (backquoted where `quoted`), from Python the call."""
-    command = f"convolab compare --resume {shlex.quote(str(output))}"
-    return way_on(f"`{command}`" if quoted else command, f"resume_comparison({str(output)!r})")
+def how_to_continue(output: str | Path, quoted: bool = True, resume: str = "convolab compare --resume",
+                    call: str = "resume_comparison") -> str:
+    """What continues the comparison (or experiment) in `output`: its `resume` command, or from Python `call`."""
+    command = f"{resume} {shlex.quote(str(output))}"
+    return way_on(f"`{command}`" if quoted else command, f"{call}({str(output)!r})")
 
 
 def compare_models(models: Sequence[str] | str, config: TrainConfig, output: str | Path,
@@ -351,8 +352,7 @@ def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, star
             results.append(_result(run.model, run_dir, INTERRUPTED))
             results += [_result(r.model, comparison.run_dir(r), comparison.statuses[r.name]) for r in runs[index + 1:]]
             _write_report(comparison, results)
-            doing = next((d for d, said in (("scoring", "while best.pt was scored"), ("starting", "before the run "
-                          "began")) if said in str(stop)), "training")
+            doing = "scoring" if "was scored" in f"{stop}" else "starting" if "run began" in f"{stop}" else "training"
             raise TrainingInterrupted(
                 f"stopped while {doing} {run.name}; the report in {comparison.output} holds what finished; "
                 f"continue with: {how_to_continue(comparison.output, quoted=False)}",

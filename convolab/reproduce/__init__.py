@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shlex
 import statistics
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,15 @@ from .._atomic import atomic_write, json_text, write_utf8
 from .._paths import probe_output, user_path, writable_output
 from ..compare import compare_models, resume_comparison
 from ..compare.record import read_experiment
-from ..compare.runner import COMPARE_FILE, EXPERIMENT_FILE, EXPERIMENT_REPORT, Comparison, check_device_options, claimed
+from ..compare.runner import (
+    COMPARE_FILE,
+    EXPERIMENT_FILE,
+    EXPERIMENT_REPORT,
+    Comparison,
+    check_device_options,
+    claimed,
+)
+from ..compare.runner import how_to_continue as continue_comparison
 from ..compare.seeds import pair_tests, seed_values, spread
 from ..errors import ConfigError, way_on
 from ..training import TrainConfig, TrainingInterrupted
@@ -141,10 +148,8 @@ def options_said(options: dict[str, Any]) -> str:
 
 
 def how_to_continue(output: str | Path, quoted: bool = True) -> str:
-    """What continues the experiment in `output`: the command (in backquotes where `quoted`), or from Python the
-    call."""
-    command = f"convolab reproduce --resume {shlex.quote(str(output))}"
-    return way_on(f"`{command}`" if quoted else command, f"resume_experiment({str(output)!r})")
+    """What continues the experiment in `output` (the comparison's wording, `compare.runner.how_to_continue`)."""
+    return continue_comparison(output, quoted, "convolab reproduce --resume", "resume_experiment")
 
 
 def _save_state(output: Path, state: dict[str, Any]) -> None:

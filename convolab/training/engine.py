@@ -22,7 +22,15 @@ from .._paths import user_path
 from .._platform import logging_to_stderr
 from ..data import absolute_source, read_from_here, relative_record
 from ..data.base import LabelledImages
-from ..errors import CheckpointError, ConfigError, ConvolabError, DataError, DiskFullError, FieldError, way_on
+from ..errors import (
+    CheckpointError,
+    ConfigError,
+    ConvolabError,
+    DataError,
+    DiskFullError,
+    FieldError,
+    on_the_command_line,
+)
 from ..models._modes import modes_kept
 from .build import Run, build_run
 from .checkpoint import load_checkpoint, recorded_model, save_checkpoint
@@ -183,8 +191,8 @@ class Trainer:
                     modes_kept(self.run.model), logging_to_stderr(self.config.progress):  # (a notebook: epoch lines)
                 complete = f"{self.run.run_dir} has trained its {self.epoch} epoch{'s' * (self.epoch != 1)}: the " \
                     f"run is complete, and fit() gives its result; give `epochs` N > {self.epoch} to train it further"
-                if self.epoch and self.epoch >= self.config.epochs and way_on("", complete):  # (Python's: the CLI
-                    log.info("%s", complete)  # says its own; before: the old result, without a word)
+                if self.epoch and self.epoch >= self.config.epochs and not on_the_command_line():  # (the CLI says
+                    log.info("%s", complete)  # its own; before: the old result, without a word)
                 result = fit(self)
                 if self.run.data.unseen_test is not None and result.best_epoch:  # (best.pt was written)
                     # By one process; the others wait for it here, where a stop signal is said alike by all (before:
