@@ -436,8 +436,9 @@ def test_predict_onnx_takes_one_path_and_refuses_top_k_below_1(tmp_path):
     assert len(listed) == 1 and len(listed[0]) == 2
     assert predict_onnx(model, str(image), top_k=2) == predict_onnx(model, image, top_k=2) == listed
     for k in (0, -1):
-        with pytest.raises(ConfigError, match=f"top_k must be a positive integer, got {k}"):
+        with pytest.raises(ConfigError, match=f"^`top_k` must be a positive integer, got {k}"):
             predict_onnx(model, [image], top_k=k)
+    assert len(predict_onnx(model, [image], top_k=np.int64(3))[0]) == 3  # (numpy's ints are taken)
 
 
 def test_read_torchscript_meta_refuses_what_is_not_torchscript(tmp_path):

@@ -222,6 +222,21 @@ def test_a_model_given_of_other_outputs_than_the_datas_classes_is_one_line(tmp_p
         Trainer.resume(tmp_path / "run", model="lenet5_modern", epochs=2)
 
 
+def test_a_model_of_the_users_own_without_num_classes_is_checked_by_its_logits(tmp_path):
+    """A plain nn.Module has no `num_classes`: the width of its logits for one image is checked (before: torch's
+    IndexError at the first step for 3 outputs, and 20 trained without a word); one of the right width trains."""
+    def net(outputs: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, outputs))
+
+    for outputs in (3, 20):
+        with pytest.raises(ConfigError, match=rf"^the model given gives {outputs} outputs an image and digits has 10 "
+                                              r"classes: make its last layer give 10$"):
+            Trainer(_config(tmp_path, f"run{outputs}"), model=net(outputs))
+        assert not (tmp_path / f"run{outputs}").exists()
+    result = Trainer(_config(tmp_path, "run"), model=net(10)).fit()
+    assert result.history[-1]["epoch"] == 1
+
+
 def test_a_model_of_lazy_modules_given_to_train_is_made_whole_first(tmp_path):
     """(before: "Attempted to use an uninitialized parameter" from inside the build; torch's advice, one forward of a
     dummy batch, is what the build does now)"""

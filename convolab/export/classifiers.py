@@ -4,6 +4,7 @@ besides ONNX Runtime or PyTorch.
 """
 from __future__ import annotations
 
+import numbers
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -56,8 +57,9 @@ class ExportedClassifier(ABC):
     def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (class name, probability) for each image file, best first (one path alone is one image);
         `top_k` a positive integer (more than the classes gives them all)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ConfigError(f"`top_k` must be a positive integer, got {top_k!r}")
+        top_k = int(top_k)
         if isinstance(paths, (str, Path)):
             paths = [paths]
         paths = [user_path(p) if str(p).startswith("~") else p for p in paths]  # (as a shell has it)

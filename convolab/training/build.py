@@ -27,12 +27,13 @@ from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError, way_on
 from ..models import DataConfig, create_model
 from ..models._modes import modes_kept
+from ..models._probe import probe_forward
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unused_options
 from .checkpoint import check_layout, load_checkpoint, served_weights
 from .config import TrainConfig
 from .device import check_threads, resolve_amp, resolve_device, start_compiling
 from .distributed import Distributed
-from .forecast import check_batch_statistics, check_cost
+from .forecast import check_batch_statistics, check_cost, main_output
 from .input_size import check_input_size, check_size_before_data
 from .mixing import MixConfig
 from .optim import ModelEma, optimizer_of, param_groups, warmup_length
@@ -106,16 +107,24 @@ class Run:
 
 
 @streams_held  # (it seeds torch's global streams, then draws the split and weights: one build at a time, any thread)
-def check_given_outputs(model: nn.Module, data: LabelledImages) -> None:
-    """One line where a model given to train (its `num_classes`, as convolab's and timm's models say it) has other
-    outputs than the data have classes (before: torch's IndexError at the first step for fewer, and outputs no image
-    trains for more)."""
-    outputs = getattr(model, "num_classes", None)
-    if isinstance(data, TabularImages) or not isinstance(outputs, int) or outputs == len(data.classes):
+def check_given_outputs(model: nn.Module, data: LabelledImages, size: int | None = None) -> None:
+    """One line where a model given to train has other outputs than the data have classes (before: torch's IndexError
+    at the first step for fewer, and outputs no image trains for more): its `num_classes`, as convolab's and timm's
+    models say it, or, for a model without one, the width of its logits for one zero image (in eval mode)."""
+    if isinstance(data, TabularImages):
         return
-    raise ConfigError(f"the model given has {outputs} outputs (`num_classes`) and {data.name} has "
-                      f"{len(data.classes)} classes: build it with num_classes={len(data.classes)}, or call its "
-                      f"reset_classifier({len(data.classes)})")
+    classes, outputs = len(data.classes), getattr(model, "num_classes", None)
+    if isinstance(outputs, int):
+        if outputs != classes:
+            raise ConfigError(f"the model given has {outputs} outputs (`num_classes`) and {data.name} has {classes} "
+                              f"classes: build it with num_classes={classes}, or call its reset_classifier({classes})")
+        return
+    channels, height, width = data.image_shape
+    logits = probe_forward(model, (channels, size or height, size or width), run=main_output)
+    logits = logits[0] if isinstance(logits, (tuple, list)) and logits else logits
+    if isinstance(logits, torch.Tensor) and logits.dim() == 2 and logits.shape[1] != classes:
+        raise ConfigError(f"the model given gives {logits.shape[1]} outputs an image and {data.name} has {classes} "
+                          f"classes: make its last layer give {classes}")
 
 
 def materialized(model: nn.Module, data: LabelledImages, size: int | None) -> None:
@@ -156,8 +165,8 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
         model, init_report = create_run_model(config, data)
     else:
         config = config.for_model_named(getattr(model, "model_name", ""), getattr(model, "model_options", None))
-        check_given_outputs(model, data)
         materialized(model, data, config.image_size)
+        check_given_outputs(model, data, config.image_size)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
