@@ -77,19 +77,33 @@ NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", 
 def differing_note(results: list[ModelResult]) -> str:
     """The lines under a table of runs whose options differ (`report` of runs made apart): which options, and a
     warning where one changes the images or the way their test figures were scored (before: only report.html named
-    the options, and results.md set a figure of 1,000 test images beside one of 500 without a word)."""
+    the options, and results.md set a figure of 1,000 test images beside one of 500 without a word), and where the
+    runs trained on other devices or threads (their img/s and train time then measure those too)."""
     # (runs that all start from published weights: each model's own, as init_from, at its own input size)
     weights = all(r.options.get("init_from") for r in results if r.options)
     differing = [k for k in split_options(results)[1]
                  if k not in NOT_NOTED and not (weights and k in ("init_from", "image_size"))]
-    if not differing:
-        return ""
-    note = f"Options that differ between runs: {', '.join(differing)} (see results.json).\n"
-    scoring = [k for k in differing if k in SCORING]
+    note = f"Options that differ between runs: {', '.join(differing)} (see results.json).\n" if differing else ""
+    # (validation images are held out of the training subset: another subset validates on other images)
+    scoring = [k for k in differing if k in SCORING or k == "train_subset" and validated(results)]
     if scoring:
         note += (f"Not comparable: the runs were scored on different test images or otherwise "
                  f"({', '.join(scoring)} differ), so their test figures do not measure the same thing.\n")
-    return note
+    return note + speed_note(results)
+
+
+def speed_note(results: list[ModelResult]) -> str:
+    """A line where the runs that trained did so on other devices or numbers of threads: their img/s and train time
+    measure the machine as much as the model (before: said nowhere but in results.json's versions)."""
+    trained = [r for r in results if r.images_per_second is not None or r.wall_seconds is not None]
+    devices = sorted({r.device for r in trained if r.device})
+    threads = sorted({r.threads for r in trained if r.threads and (r.device or "cpu") == "cpu"})
+    differ = ([f"devices {', '.join(devices)}"] if len(devices) > 1 else []) + \
+        ([f"threads {', '.join(map(str, threads))}"] if len(threads) > 1 else [])
+    if not differ:
+        return ""
+    return (f"Not comparable in speed: the runs trained with different {' and '.join(differ)}, so their train "
+            "img/s and train time do not measure the same thing.\n")
 
 
 def environment(results: list[ModelResult]) -> dict[str, str]:
@@ -273,7 +287,8 @@ def _write_files(output: Path, results_json: str, results_md: str, curves_png: b
 
 
 # ----- several seeds -----------------------------------------------------------------------------
-SEED_COLUMNS = ("model", "parameters", "MACs", "lr", "seeds", "epochs", "train time (s)", *FIGURES.values())
+SEED_COLUMNS = ("model", "parameters", "MACs", "lr", "seeds", "epochs", "train img/s", "train time (s)",
+                *FIGURES.values())
 SIGNIFICANCE = (f"Is the difference in final test accuracy larger than seed-to-seed noise? Welch's t-test, "
                 f"two-sided, at {ALPHA:.0%}; of several pairs, each judged on its p-value Holm-adjusted for the number "
                 f"of pairs tested")
@@ -306,9 +321,10 @@ def seeds_table_rows(summaries: list[SeedSummary]) -> tuple[tuple[str, ...], lis
     rows = []
     for s in summaries:
         finished, total = len(s.finished), len(s.runs)
-        cells = (s.model, _fmt(s.first("params"), ","), _fmt(s.first("macs"), ","), _fmt(s.first("lr"), "g"),
+        cells = (s.model, _fmt(s.first("params"), ","), _fmt(s.first("macs"), ","), _fmt(s.lr, "g"),
                  str(finished) if finished == total else f"{finished} of {total}",
-                 _range([r.epochs for r in s.finished]), s.spread("wall_seconds").format(".1f"),
+                 _range([r.epochs for r in s.finished]), s.spread("images_per_second").format(",.0f"),
+                 s.spread("wall_seconds").format(".1f"),
                  *(s.spread(figure).format(".4f") for figure in figures))
         rows.append(cells + ((s.status,) if with_status else ()))
     return header, rows
@@ -319,8 +335,14 @@ def seeds_markdown_table(summaries: list[SeedSummary], escape: bool = True) -> s
 
 
 def _seeds_note(summaries: list[SeedSummary]) -> str:
-    seeds = sorted({seed for s in summaries for seed in s.seeds})
-    return f"Each figure: {SPREAD} (seeds {', '.join(map(str, seeds)) or '-'})."
+    """The line under a table of seeds: what each figure is, and of which seeds (each model's, where they differ)."""
+    def listed(seeds: list[int]) -> str:
+        return ', '.join(map(str, sorted(seeds))) or '-'
+
+    every = {tuple(sorted(s.seeds)) for s in summaries}
+    if len(every) <= 1:
+        return f"Each figure: {SPREAD} (seeds {listed(next(iter(every), ()))})."
+    return f"Each figure: {SPREAD} (seeds: {'; '.join(f'{s.model} {listed(s.seeds)}' for s in summaries)})."
 
 
 def summary_table(results: list[ModelResult], escape: bool = True) -> str:

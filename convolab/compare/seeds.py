@@ -179,7 +179,7 @@ def scored_word(results: Sequence[ModelResult]) -> str:
     """What the per-epoch figures of `results` score, for the tables' headers: "val" where every run validated on
     held-out images, "test" where none did, and nothing where they differ (a `report` of runs made apart; its note
     says they are not comparable)."""
-    held = [_held(r) for r in results]
+    held = [_held(r) for r in results if r.history or _held(r)]  # (runs not begun score nothing: they say nothing)
     return "val" if all(held) else "test" if not any(held) else ""
 
 
@@ -253,6 +253,13 @@ class SeedSummary:
     def spread(self, figure: str) -> Spread:
         """Mean and sample standard deviation of `figure` over the finished runs."""
         return spread(self.values(figure))
+
+    @property
+    def lr(self) -> float | None:
+        """The runs' learning rate: as they trained at it, else as their options give it (seeds that all failed)."""
+        lr = self.first("lr")
+        given = next((r.options.get("lr") for r in self.runs if r.options.get("lr") is not None), None)
+        return lr if lr is not None else given
 
     def first(self, attribute: str) -> Any:
         """A value every run of the model shares (parameters, MACs, lr), from the first run that has it."""
