@@ -61,11 +61,13 @@ def test_the_verdicts_are_computed_from_the_numbers():
                                "resnet20 0.569 and < plain56: not reproduced")
     ok, line = resnet_cifar_verdict(Outcome({"resnet20": [history(0.9, 0.90)], "resnet32": [history(0.9, 0.92)]}))
     assert ok and "resnet20 10.00%, resnet32 8.00%" in line
-    # Both arms at chance (digits at lr 1.0): BN a little higher is not BN training where the plain net cannot.
+    # Both arms at chance, on their training images too: BN a little higher is not BN training where the plain
+    # net cannot.
     ok, line = batchnorm_verdict(Outcome({"lenet5_bn": [history(0.12, 0.1198)],
                                           "lenet5_bn-without-bn": [history(0.1, 0.1003)]}))
     assert not ok and line.endswith("0.1198 > 0.1003 without its BN layers, but lenet5_bn itself stayed under 0.5 "
-                                    "(it did not learn): not reproduced"), line
+                                    "on its test images, and its training error is 0.8800 (it did not learn): "
+                                    "not reproduced"), line
     ok, _ = batchnorm_verdict(Outcome({"lenet5_bn": [history(0.9, 0.896)],
                                        "lenet5_bn-without-bn": [history(0.1, 0.1)]}))
     assert ok

@@ -32,7 +32,7 @@ from ..compare.seeds import pair_tests, seed_values, spread
 from ..errors import ConfigError, way_on
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.checkpoint import load_checkpoint
-from ..training.metrics import STEPS_LABEL, epoch_axis, figure_title, read_metrics, step_points
+from ..training.metrics import epoch_axis, figure_title, read_metrics, step_points, steps_label
 from ..training.run_data import load_config_data
 from ..training.rundir import LOCK_FILE, take_default_dir
 from ..training.signals import stops_between_runs
@@ -65,8 +65,9 @@ def arm_configs(experiment: Experiment, quick: bool, seed: int, base: TrainConfi
 
 def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig, quick: bool = False,
                    seeds: int | None = None, command: str = "", default_stem: str | None = None
-                   ) -> tuple[bool, str, Path]:
-    """Train every arm for every seed, write the report, and return (held, verdict line, report path).
+                   ) -> tuple[bool | None, str, Path]:
+    """Train every arm for every seed, write the report, and return (held, verdict line, report path); held is
+    None on data the claim is not about (`Experiment.off_claim`: nothing is judged).
     The folder's experiment.json records the experiment, so an interrupted one continues with
     `resume_experiment` (`convolab reproduce --resume DIR`). `default_stem`: `output` is the folder
     `next_free_dir(default_stem)` named, and a command started beside this one that makes it first leaves this
@@ -98,7 +99,7 @@ def run_experiment(experiment: Experiment, output: str | Path, base: TrainConfig
 
 
 def resume_experiment(output: str | Path, command: str | None = None,
-                      progress: bool | None = None) -> tuple[bool, str, Path]:
+                      progress: bool | None = None) -> tuple[bool | None, str, Path]:
     """Continue the experiment in `output`: finished comparisons are kept, an interrupted one resumes (its
     finished runs kept), the rest train; then the report. Returns as `run_experiment`. `command`: what continued
     it, as the report says (from Python, by default, the call)."""
@@ -157,8 +158,12 @@ def _save_state(output: Path, state: dict[str, Any]) -> None:
 
 
 def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: dict[str, Any],
-              resume: bool) -> tuple[bool, str, Path]:
+              resume: bool) -> tuple[bool | None, str, Path]:
     count, quick = state["seeds"], state["quick"]
+    off_claim = experiment.off_claim(base.data)
+    if off_claim:
+        log.warning("%s: %s: the runs train and are reported, but the source's figures are %s's and the claim is "
+                    "not judged", experiment.name, off_claim, experiment.claim_data)
     command = state["resumed_by"][-1] if resume else state["command"]
     runs: dict[str, list[Path]] = {label: [] for label in experiment.labels()}
     with stops_between_runs() as stop_here:  # (a Ctrl-C between its comparisons: raised at the next check)
@@ -186,8 +191,8 @@ def _run_arms(experiment: Experiment, output: Path, base: TrainConfig, state: di
                                           f"{folder}; once fixed, continue with: {how_to_continue(output, False)}")
                     runs[arm.run_label(result.model)].append(Path(result.run_dir))
         outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
-        held, line = experiment.verdict(outcome)
-        write_report(experiment, outcome, runs, output, quick, count, line, held)
+        held, line = (None, experiment.not_judged(outcome, base.data)) if off_claim else experiment.verdict(outcome)
+        write_report(experiment, outcome, runs, output, quick, count, line, held, base.data)
         stop_here(f"as the experiment ended; every run finished, and its report is in {output}")
     return held, line, output / REPORT
 
@@ -213,12 +218,17 @@ def data_line(runs: dict[str, list[Path]]) -> list[str]:
 
 
 def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[Path]], output: Path,
-                 quick: bool, seeds: int, verdict: str, held: bool | None = None) -> None:
+                 quick: bool, seeds: int, verdict: str, held: bool | None = None, data: str = "") -> None:
+    """reproduce.md, reproduce.json and curves.png; `held` None (and a line saying so) where `data` is not what
+    the claim is about."""
     rows = summary_rows(experiment, outcome)
+    off_claim = experiment.off_claim(data)
     form = f"quick form ({experiment.quick_note})" if quick else "full form (the paper's schedule)"
     lines = [f"# {experiment.name}", "", f"Claim: {experiment.claim}.", f"Source: {experiment.source}.",
              f"Run: {form}, {seeds} seed{'s' if seeds != 1 else ''} (mean +- sample standard deviation).",
-             *data_line(runs), "",
+             *data_line(runs),
+             *([f"Not the claim's data: {off_claim}, whose figures do not apply; the runs are reported, and "
+                "the claim is not judged."] if off_claim else []), "",
              "| run | paper | final train error | final test accuracy | best test accuracy |",
              "|---|---|---:|---:|---:|"]
     for row in rows:
@@ -259,7 +269,8 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
         if epochs:
             acc = [statistics.fmean(h[i]["test_acc"] for h in histories) for i in range(epochs)]
             ax_test.plot(range(1, epochs + 1), acc, marker="o", label=label)
-    ax_steps.set(xlabel="step", ylabel=f"training error ({STEPS_LABEL})", title="training error")
+    drawn = [d for dirs in runs.values() for d in dirs]
+    ax_steps.set(xlabel="step", ylabel=f"training error ({steps_label(drawn)})", title="training error")
     ax_test.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     epoch_axis(ax_test, most)
     for ax in (ax_steps, ax_test):

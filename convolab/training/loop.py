@@ -89,6 +89,9 @@ def fit(trainer: Trainable) -> TrainResult:
             log.info("removed %s, left by a write that was killed", path)
         write_run_config(run.run_dir, cfg, run.resolved(), own_model=not getattr(run.model, "model_name", ""))
     stopped_early, compiling = False, cfg.compile  # (this process's first step compiles: timed apart)
+    # A resumed run's clock starts at its restart, while the epoch it resumed in counts its steps before the stop
+    # too: its lines say "since resuming", lest an epoch seem longer than the time since start
+    since = "resuming" if state.step else "start"
     curves = Curves(run.run_dir / "curves.png", cfg.model, cfg.data, drawing=run.dist.is_main,
                     scored=scored_split(run.data))
     with stop_signals(trainer), curves.complete_at_the_end(state.history):
@@ -193,7 +196,7 @@ def fit(trainer: Trainable) -> TrainResult:
             # and rewrites best.pt and the metrics, rather than keeping a best.pt and metrics of the epoch before
             if improved:
                 trainer.save("best.pt")
-            report_epoch(run, state, row, speed, curves)
+            report_epoch(run, state, row, speed, curves, since)
             trainer.save("last.pt")
 
             # ----- early stopping
@@ -390,7 +393,8 @@ def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: flo
         # included, the device synchronized); eval_seconds the test-set evaluation; epoch_seconds
         # both; wall_seconds the training steps of all epochs so far (what --budget-seconds
         # counts); elapsed_seconds this command's time since the trainer began (data loading,
-        # checkpoints and plots of earlier epochs included; a resumed run counts from its restart).
+        # checkpoints and plots of earlier epochs included; a resumed run counts from its restart, while the
+        # train_seconds of the epoch it resumed in include the steps before the stop).
         "train_seconds": p["seconds"], "eval_seconds": eval_seconds, "epoch_seconds": p["seconds"] + eval_seconds,
         "images_per_second": (p["seen"] - images * excluded) / max(p["seconds"] - seconds * excluded, 1e-9),
         "wall_seconds": state.wall_seconds, "elapsed_seconds": now - run.started,
@@ -401,9 +405,11 @@ def epoch_row(run: Run, state: RunState, test: dict[str, Any], eval_seconds: flo
     return row, speed
 
 
-def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, curves: Curves) -> None:
+def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, curves: Curves,
+                 since: str = "start") -> None:
     """metrics.csv/json, steps.csv and curves.png (rank 0; the curves when their drawing is cheap beside the time
-    since the last: `Curves`), TensorBoard, and the epoch's log line."""
+    since the last: `Curves`), TensorBoard, and the epoch's log line (its elapsed time "since start", or on a
+    resumed run "since resuming")."""
     if run.dist.is_main:
         write_metrics(run.run_dir, state.history, state.step_history)
         curves.after_epoch(state.history)
@@ -414,10 +420,10 @@ def report_epoch(run: Run, state: RunState, row: dict[str, Any], speed: str, cur
     compiled = f" incl. compile {row['compile_seconds']:.1f}s" if row.get("compile_seconds") else ""
     scored = "val" if scored_split(run.data) == "validation" else "test"  # (metrics.csv's test_* columns hold it)
     log.info("epoch %d/%d  train loss %.4f acc %.4f  %s loss %.4f acc %.4f  %.0f %s  %.1fs "
-             "(train %.1fs%s + %s %.1fs; %.1fs since start)",
+             "(train %.1fs%s + %s %.1fs; %.1fs since %s)",
              row["epoch"], run.config.epochs, row["train_loss"], row["train_acc"], scored, row["test_loss"],
              row["test_acc"], row["images_per_second"], speed, row["epoch_seconds"], row["train_seconds"],
-             compiled, scored, row["eval_seconds"], row["elapsed_seconds"])
+             compiled, scored, row["eval_seconds"], row["elapsed_seconds"], since)
     if run.scored_outputs:
         log.info("  %s per output: %s", scored, ", ".join(f"{k[5:].replace('_', ' ', 1)} {v:.4f}"
                                                         for k, v in row.items()

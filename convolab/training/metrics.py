@@ -326,7 +326,29 @@ def whole_windows(rows: list[dict[str, float]]) -> tuple[list[int], list[float]]
     return kept, centres
 
 
-STEPS_LABEL = "mean of each 10 steps"
+STEPS_LABEL = "mean of each 10 steps"  # (a window ends at an epoch's end too: `steps_label` says what is drawn)
+
+
+def steps_label(run_dirs: list[str | Path]) -> str:
+    """What each point of `step_points`' curves of `run_dirs` averages, from the windows drawn: "mean of each 10
+    steps", "mean of each 10 steps, 5 at an epoch's end" (an epoch of 15), "mean of each epoch's 4 steps" (an
+    epoch of 4: every window is one); STEPS_LABEL where no run has steps.csv."""
+    lengths, whole_epochs = set(), True
+    for rows in (read_steps(d) for d in run_dirs):
+        kept, _ = whole_windows(rows)
+        for i in kept:
+            lengths.add(round(rows[i]["step"] - (rows[i - 1]["step"] if i else 0)))
+            # an epoch's last window ends on a whole epoch, its first begins at one
+            whole_epochs &= rows[i]["epoch"] == round(rows[i]["epoch"]) and (i == 0 or rows[i - 1]["epoch"] ==
+                                                                              round(rows[i - 1]["epoch"]))
+    if not lengths:
+        return STEPS_LABEL
+    most, fewer = max(lengths), sorted(lengths - {max(lengths)}, reverse=True)
+    if whole_epochs:
+        return "each epoch's one step" if lengths == {1} else \
+            f"mean of each epoch's {' or '.join(str(n) for n in sorted(lengths))} steps"
+    short = (f", {fewer[0]} at an epoch's end" if len(fewer) == 1 else ", fewer at an epoch's end") if fewer else ""
+    return f"mean of each {most} steps{short}"
 
 
 def step_points(run_dirs: list[str | Path], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
