@@ -3,6 +3,7 @@ titles, single points, non-numbers, whole epochs, step windows) and evaluate's f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 
 from convolab.compare import report as compare_report
 from convolab.compare.results import ModelResult
+from convolab.compare.seeds import summarize_seeds
 from convolab.reproduce import get_experiment, plot_experiment
 from convolab.reproduce.experiments import Outcome
 from convolab.training import inference, metrics
@@ -215,6 +217,25 @@ def test_step_curves_leave_out_an_epoch_s_short_last_window(tmp_path, figures):
     assert list(error.get_lines()[0].get_ydata()) == [0.5, 0.45, 0.4, 0.38]
     assert "mean of each 10 steps" in error.get_ylabel()
     assert metrics.whole_windows([{"step": 10.0, "images": 640.0}, {"step": 11.0, "images": 64.0}]) == ([0], [5.5])
+
+
+def test_compare_step_curves_say_the_shorter_window_at_an_epoch_s_end(tmp_path, figures):
+    """Epochs of 15 steps: every second point averages 5 steps, and the axes say so (before: "mean of each 10 steps"
+    of every point, as reproduce's curves said too)."""
+    results = comparison(tmp_path, 2, 2, [])
+    for r in results:
+        with open(Path(r.run_dir) / "steps.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["step", "epoch", "lr", "train_loss", "train_acc", "train_error", "images"])
+            for step, images in ((10, 640), (15, 320), (25, 640), (30, 320)):
+                w.writerow([step, step / 15, 0.01, 1.5, 0.5, 0.5, images])
+    for plot in (lambda: compare_report.plot_comparison(results, "mnist"),
+                 lambda: compare_report.plot_seed_comparison(summarize_seeds(
+                     [dataclasses.replace(r, model="m") for r in results]), "mnist")):
+        plot()
+        error, loss = figures.saved[-1].axes[4:6]
+        assert error.get_ylabel() == "training error (1 - accuracy, mean of each 10 steps, 5 at an epoch's end)"
+        assert loss.get_ylabel() == "training loss (mean of each 10 steps, 5 at an epoch's end)"
 
 
 def test_reproduce_curves_tick_whole_epochs(tmp_path, figures):

@@ -59,7 +59,7 @@ def plot_comparison(results: list[ModelResult], title: str = "") -> bytes:
                 axes[2, column].plot(x, values, color=color, linestyle=linestyle, marker="o" if len(x) == 1 else None)
         return named
 
-    return _six_panels(draw, title, scored_name(results))
+    return _six_panels(draw, title, scored_name(results), [r.run_dir for r in results if r.history])
 
 
 def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes:
@@ -90,7 +90,8 @@ def plot_seed_comparison(summaries: list[SeedSummary], title: str = "") -> bytes
         return named
 
     return _six_panels(draw, f"{title}\nlines: mean over the seeds; {BAND}",
-                       scored_name([r for s in summaries for r in s.runs]))
+                       scored_name([r for s in summaries for r in s.runs]), [r.run_dir for s in summaries
+                                                                             for r in s.finished])
 
 
 def scored_name(results: list[ModelResult]) -> str:
@@ -99,7 +100,8 @@ def scored_name(results: list[ModelResult]) -> str:
     return {"val": "validation", "test": "test"}.get(scored_word(results), "validation or test")
 
 
-def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "test") -> bytes:
+def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "test",
+                run_dirs: list[str] | None = None) -> bytes:
     """Training loss and test accuracy against epoch and training time, and training error and loss by
     step (He et al. plot training error by iteration); `draw(axes)` adds the lines and returns one per run
     to name in the legend (matplotlib's own gathering left out a name starting with `_`)."""
@@ -114,8 +116,9 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "tes
     for row, xlabel in enumerate(("epoch", "training wall time (s, evaluation excluded)")):
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel=f"{scored} accuracy")  # (validation: --val-fraction's held-out images)
-    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {plots.STEPS_LABEL})")
-    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({plots.STEPS_LABEL})", yscale="log")
+    windows = plots.steps_label(run_dirs or [])  # (what each point averages, of the windows drawn)
+    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {windows})")
+    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({windows})", yscale="log")
     for ax in axes[0]:
         plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
     axes[0, 0].set_title("training loss")
