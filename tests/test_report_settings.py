@@ -59,6 +59,8 @@ def test_the_speed_of_runs_of_other_threads_or_devices_is_said_not_comparable():
     assert "devices cpu, cuda:0" in differing_note([_run("a", threads=2),
                                                     ModelResult("b", "b", device="cuda:0", images_per_second=9.0)])
     assert differing_note([_run("a", threads=2), _run("b", threads=2)]) == ""
+    assert differing_note([ModelResult("a", "a", device="cuda", images_per_second=9.0),  # (cuda is cuda:0)
+                           ModelResult("b", "b", device="cuda:0", images_per_second=9.0)]) == ""
     # (a run that never trained has no speed to compare)
     assert differing_note([_run("a", threads=2), ModelResult("b", "b", device="cpu", threads=1)]) == ""
 
@@ -67,8 +69,9 @@ def test_validation_figures_of_other_training_subsets_are_said_not_comparable():
     """Validation images are held out of the training subset: another subset validates on other images."""
     held = [_run("a", validated=True, options={"train_subset": 1000, "val_fraction": 0.1}),
             _run("b", validated=True, options={"train_subset": 2000, "val_fraction": 0.1})]
-    assert "Not comparable: the runs were scored on different test images or otherwise (train_subset differ)" \
-        in differing_note(held)
+    assert "Not comparable on validation: the runs validated on different images (train_subset differs, and the " \
+           "validation images are held out of it), so their val figures do not measure the same thing; their test " \
+           "acc (best.pt) is of the same test images." in differing_note(held)
     plain = [_run("a", options={"train_subset": 1000}), _run("b", options={"train_subset": 2000})]
     assert differing_note(plain) == "Options that differ between runs: train_subset (see results.json).\n"
 
@@ -91,5 +94,44 @@ def test_the_seeds_table_gives_train_images_a_second_the_lr_of_failed_seeds_and_
     assert "| train img/s | train time (s) |" in header
     assert table.splitlines()[2].split(" | ")[6] == "100 ± 0"  # (a's two runs, 100 img/s each)
     assert "| c | - | - | 30 | 0 of 2 |" in table  # (before: its lr "-", though every run was given 30)
-    assert "(seeds: a 0, 1; b 1, 2; c -)" in summary_table(runs)
+    assert "(seeds that finished: a 0, 1; b 1, 2; c -)" in summary_table(runs)
     assert "(seeds 0, 1)." in summary_table(runs[:2])
+
+
+def test_a_comparison_resumed_with_one_seed_trained_further_reports_two_settings_and_its_html_says_why(tmp_path):
+    """`train --resume` of one seed for more epochs, then `compare --resume` (before: the 1- and 2-epoch seeds were
+    pooled and Welch-tested in the comparison's own report, while `report` of its folder told them apart); the
+    page carries the notes results.md has (before: only the options' names)."""
+    out = tmp_path / "cmp"
+    assert run_cli("compare", "lenet5_modern", "lenet5", *QUICK, "--seeds", "2", "--output", str(out)) == 0
+    assert run_cli("train", "--resume", str(out / "runs" / "lenet5" / "seed-1"), "--epochs", "2") == 0
+    assert run_cli("compare", "--resume", str(out)) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["model"], r["n_seeds"]) for r in results["models"]] == [
+        ("lenet5_modern", 2), ("lenet5 (epochs=1)", 1), ("lenet5 (epochs=2)", 1)]
+    assert results["notes"] == ["Options that differ between runs: epochs (see results.json)."]
+    assert "<p>Options that differ between runs: epochs (see results.json).</p>" in \
+        (out / "report.html").read_text()
+    assert run_cli("report", str(out), "--output", str(tmp_path / "rep")) == 0
+    again = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert [r["model"] for r in again["models"]] == [r["model"] for r in results["models"]]
+
+
+def test_a_model_whose_seeds_all_failed_gives_the_lr_they_were_given(tmp_path):
+    """(before: `-`, the rows of runs that wrote nothing holding no options)"""
+    out = tmp_path / "cmp"
+    assert run_cli("compare", "lenet5_modern", *QUICK, "--seeds", "2", "--optimizer", "sgd", "--lr", "1e6",
+                   "--output", str(out)) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["model"], r["lr"]) for r in results["models"]] == [("lenet5_modern", 1e6)]
+    assert "| lenet5_modern | - | - | 1e+06 | 0 of 2 |" in (out / "results.md").read_text()
+
+
+def test_a_folder_named_as_its_model_is_told_apart_by_the_folder_above_it(tmp_path):
+    """(before: `lenet5 (lenet5)` beside `lenet5 (cmp)`, the comparison's)"""
+    assert run_cli("train", "lenet5", *QUICK, "--output", str(tmp_path / "mine" / "lenet5")) == 0
+    assert run_cli("compare", "lenet5", *QUICK, "--output", str(tmp_path / "cmp")) == 0
+    assert run_cli("report", str(tmp_path / "mine" / "lenet5"), str(tmp_path / "cmp"),
+                   "--output", str(tmp_path / "rep")) == 0
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert [r["model"] for r in results["models"]] == ["lenet5 (mine/lenet5)", "lenet5 (cmp)"]

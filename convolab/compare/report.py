@@ -25,6 +25,7 @@ from .results import OK, ModelResult
 from .seeds import (
     ALPHA,
     FIGURES,
+    NOT_NOTED,
     SPREAD,
     VALIDATED,
     SeedSummary,
@@ -34,6 +35,7 @@ from .seeds import (
     has_several_seeds,
     run_label,
     scored_word,
+    settings_apart,
     summarize_seeds,
     validated,
 )
@@ -68,12 +70,6 @@ def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]
 
 # Options that change which test images a run is scored on, or how: runs that differ in one are not comparable
 SCORING = ("test_subset", "val_fraction", "tta")
-# Options the note under a table leaves out: how a run was computed, not what (threads, the device, compiling,
-# workers, logs), and the seed, which differs between a comparison's runs by design
-NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", "loader", "tensorboard",
-             "memory_check", "download", "data_dir", "val_fraction_of_one_split")
-
-
 def differing_note(results: list[ModelResult]) -> str:
     """The lines under a table of runs whose options differ (`report` of runs made apart): which options, and a
     warning where one changes the images or the way their test figures were scored (before: only report.html named
@@ -84,11 +80,14 @@ def differing_note(results: list[ModelResult]) -> str:
     differing = [k for k in split_options(results)[1]
                  if k not in NOT_NOTED and not (weights and k in ("init_from", "image_size"))]
     note = f"Options that differ between runs: {', '.join(differing)} (see results.json).\n" if differing else ""
-    # (validation images are held out of the training subset: another subset validates on other images)
-    scoring = [k for k in differing if k in SCORING or k == "train_subset" and validated(results)]
+    scoring = [k for k in differing if k in SCORING]
     if scoring:
         note += (f"Not comparable: the runs were scored on different test images or otherwise "
                  f"({', '.join(scoring)} differ), so their test figures do not measure the same thing.\n")
+    elif "train_subset" in differing and validated(results):  # (validation images are held out of the subset)
+        note += ("Not comparable on validation: the runs validated on different images (train_subset differs, and "
+                 "the validation images are held out of it), so their val figures do not measure the same thing; "
+                 "their test acc (best.pt) is of the same test images.\n")
     return note + speed_note(results)
 
 
@@ -96,7 +95,7 @@ def speed_note(results: list[ModelResult]) -> str:
     """A line where the runs that trained did so on other devices or numbers of threads: their img/s and train time
     measure the machine as much as the model (before: said nowhere but in results.json's versions)."""
     trained = [r for r in results if r.images_per_second is not None or r.wall_seconds is not None]
-    devices = sorted({r.device for r in trained if r.device})
+    devices = sorted({"cuda:0" if r.device == "cuda" else r.device for r in trained if r.device})  # (cuda's 0)
     threads = sorted({r.threads for r in trained if r.threads and (r.device or "cpu") == "cpu"})
     differ = ([f"devices {', '.join(devices)}"] if len(devices) > 1 else []) + \
         ([f"threads {', '.join(map(str, threads))}"] if len(threads) > 1 else [])
@@ -225,9 +224,7 @@ def _html_footer(report: dict[str, Any]) -> list[str]:
     options = [(k, json.dumps(v)) for k, v in report["shared_options"].items()]
     parts.append("<h2>Training options (equal for all runs)</h2>")
     parts.append(_html_table(("option", "value"), options, set()))
-    if report["differing_options"]:
-        parts.append("<p>Options that differ between runs: "
-                     f"{html.escape(', '.join(report['differing_options']))} (see results.json)</p>")
+    parts += [f"<p>{html.escape(line)}</p>" for line in report["notes"]]
     parts.append("<h2>Versions</h2>")
     parts.append(_html_table(("", "version"), list(report["versions"].items()), set()))
     return parts
@@ -254,6 +251,7 @@ def _report_head(results: list[ModelResult], output: Path, command: list[str] | 
         "versions": environment(results),
         "shared_options": shared,
         "differing_options": differing,
+        "notes": differing_note(results).splitlines(),  # (what results.md says under its table)
     }
 
 
@@ -268,6 +266,7 @@ def write_report(results: list[ModelResult], output: str | Path, command: list[s
                  resumed_by: list[str] | None = None) -> dict[str, Any]:
     """Write the four report files into `output` (together: `_write_files`) and return results.json's content."""
     output = Path(output)
+    settings_apart(results)
     report = _report_head(results, output, command, resumed_by, FORMAT)
     report["models"] = [r.to_dict() for r in results]
     curves = plot_comparison(results, _curves_title(report["data"], [r.model for r in results], results))
@@ -342,7 +341,8 @@ def _seeds_note(summaries: list[SeedSummary]) -> str:
     every = {tuple(sorted(s.seeds)) for s in summaries}
     if len(every) <= 1:
         return f"Each figure: {SPREAD} (seeds {listed(next(iter(every), ()))})."
-    return f"Each figure: {SPREAD} (seeds: {'; '.join(f'{s.model} {listed(s.seeds)}' for s in summaries)})."
+    each = "; ".join(f"{s.model} {listed(s.seeds)}" for s in summaries)
+    return f"Each figure: {SPREAD} (seeds that finished: {each})."
 
 
 def summary_table(results: list[ModelResult], escape: bool = True) -> str:
@@ -416,6 +416,7 @@ def write_seeds_report(results: list[ModelResult], output: str | Path, command: 
     holds a row per model with the mean and sample standard deviation of each figure, the test of each
     pair of models and every run's row."""
     output = Path(output)
+    settings_apart(results)
     summaries = summarize_seeds(results)
     pairs = compare_pairs(summaries)
     report = _report_head(results, output, command, resumed_by, SEEDS_FORMAT) | {

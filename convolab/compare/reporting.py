@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,12 +11,10 @@ from .._paths import check_usable, making, probe_output, user_path, writable_out
 from ..errors import ConfigError, way_on
 from ..training import TrainConfig
 from ..training.rundir import holder, in_use, refuse_output_inside_data, run_files
-from .report import NOT_NOTED, write_report, write_seeds_report
+from .report import write_report, write_seeds_report
 from .results import ModelResult, read_run
 from .runner import COMPARE_FILE, claimed, how_to_continue, refuse_experiment
-from .seeds import has_several_seeds
-
-log = logging.getLogger("convolab")
+from .seeds import has_several_seeds, settings_apart
 
 
 def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
@@ -76,36 +73,14 @@ def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
     twice = [(r, folder.absolute()) for r, folder in zip(results, given) if len(models[r.model]) > 1]
     folders = sorted({folder for _, folder in twice})
     tails = dict(zip(folders, distinct_tails([str(f) for f in folders])))
-    for r, folder in twice:
-        r.model = f"{r.model} ({tails[folder]})"
+    for r, folder in twice:  # (a folder named as its model, runs/MODEL's or a user's: named with the one above it)
+        tail = tails[folder] if tails[folder] != r.model else "/".join(folder.parts[-2:])
+        r.model = f"{r.model} ({tail})"
     settings_apart(results)
     # (claimed: two reports into one folder mixed their files; made, and removed again if the report is refused)
     with making(output), claimed(output, "`output`"):
         (write_seeds_report if has_several_seeds(results) else write_report)(results, output, command)
     return results
-
-
-def settings_apart(results: list[ModelResult]) -> None:
-    """Runs of one model trained with other options (another lr, other epochs; not another seed, thread count or
-    device) are named apart, each setting a model of its own, so that their spread is not taken for seed-to-seed
-    noise nor tested as one model's seeds (before: a run at lr 0.01 pooled with one at 0.002 as two seeds)."""
-    by_model: dict[str, list[ModelResult]] = {}
-    for r in results:
-        by_model.setdefault(r.model, []).append(r)
-    for model, runs in by_model.items():
-        settings = [{k: v for k, v in r.options.items() if k not in NOT_NOTED} for r in runs]
-        keys = sorted(k for k in set().union(*settings) if len({repr(s.get(k)) for s in settings}) > 1)
-        if not keys:
-            continue
-        for r, setting in zip(runs, settings):  # (an lr left to the model's default: the lr it trained at)
-            setting["lr"] = r.lr if setting.get("lr") is None else setting["lr"]
-            r.model = f"{model} ({', '.join(f'{k}={_said(setting.get(k))}' for k in keys)})"
-        log.warning("the runs of %s were trained with different %s: each setting is a model of its own in the "
-                    "report, not seeds of one", model, ", ".join(f"`{k}`" for k in keys))
-
-
-def _said(value: object) -> str:
-    return "default" if value is None else str(value)
 
 
 def runs_within(path: Path) -> list[Path]:
@@ -159,4 +134,4 @@ def distinct_tails(paths: list[str]) -> list[str]:
     return [str(p) for p in paths]
 
 
-__all__ = ["distinct_tails", "report_runs", "runs_within", "settings_apart"]
+__all__ = ["distinct_tails", "report_runs", "runs_within"]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._atomic import atomic_write
 from ..analysis import count_macs, count_params
 from ..errors import CheckpointError, ConfigError, UnknownModelError
 from ..models import create_model
@@ -188,3 +190,12 @@ def unseen_test_acc(run_dir: Path) -> float | None:
     except (OSError, ValueError, AttributeError):
         return None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def save_traceback(output: Path, run_name: str) -> Path:
+    """The exception being handled, written whole to OUTPUT/failures/RUN.txt."""
+    path = Path(output) / "failures" / f"{run_name.replace('/', '-')}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = traceback.format_exc()
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path

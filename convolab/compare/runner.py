@@ -14,7 +14,6 @@ import json
 import logging
 import shlex
 import signal
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from ..training.rundir import (
     take_default_dir,
 )
 from ..training.signals import stops_between_runs
+from . import results as rows
 from .record import read_comparison
 from .report import write_report, write_seeds_report
 from .results import INTERRUPTED, NOT_RUN, OK, ModelResult, read_last_state, read_run, run_is_complete
@@ -338,7 +338,7 @@ def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, star
         if action == "keep":
             log.info("[%d/%d] %s: finished in %s, kept", index + 1, len(runs), run.name, run_dir)
             comparison.statuses[run.name] = OK
-            results.append(_result(run.model, run_dir, OK))
+            results.append(_result(comparison, run, OK))
             continue
         if data is None:  # loaded once, and only if something trains
             data = _load(comparison.config)
@@ -349,8 +349,8 @@ def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, star
             for later in runs[index + 1:]:
                 comparison.statuses.setdefault(later.name, NOT_RUN)
             comparison.save()
-            results.append(_result(run.model, run_dir, INTERRUPTED))
-            results += [_result(r.model, comparison.run_dir(r), comparison.statuses[r.name]) for r in runs[index + 1:]]
+            results.append(_result(comparison, run, INTERRUPTED))
+            results += [_result(comparison, r, comparison.statuses[r.name]) for r in runs[index + 1:]]
             _write_report(comparison, results)
             doing = "scoring" if "was scored" in f"{stop}" else "starting" if "run began" in f"{stop}" else "training"
             raise TrainingInterrupted(
@@ -359,7 +359,7 @@ def _each_run(comparison: Comparison, resume: bool, data: ImageData | None, star
                 getattr(stop, "signum", signal.SIGINT)) from None
         comparison.statuses[run.name] = status
         comparison.save()
-        results.append(_result(run.model, run_dir, status))
+        results.append(_result(comparison, run, status))
     _write_report(comparison, results)
     stop_here(f"as the comparison ended; every run finished, and the report in {comparison.output} holds them")
     return results
@@ -421,7 +421,7 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
         if isinstance(err, ConvolabError):  # the user's to fix: the line says what to do
             log.warning("%s %s failed: %s", step, run.name, reason)
         else:  # a fault of ours or of torch: one line here, the whole traceback in a file for the bug report
-            where = save_traceback(comparison.output, run.name)
+            where = rows.save_traceback(comparison.output, run.name)
             log.warning("%s %s failed: %s (the traceback is in %s)", step, run.name, reason, where)
         return f"failed: {as_said(reason)}"  # (the report's reader is the command's user: its flags)
     finally:
@@ -431,20 +431,13 @@ def _train(comparison: Comparison, run: Run, run_dir: Path, data: ImageData, act
             torch.cuda.empty_cache()  # the next model gets the memory this one held
 
 
-def save_traceback(output: Path, run_name: str) -> Path:
-    """The exception being handled, written whole to OUTPUT/failures/RUN.txt."""
-    path = Path(output) / "failures" / f"{run_name.replace('/', '-')}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = traceback.format_exc()
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return path
-
-
-def _result(model: str, run_dir: Path, status: str) -> ModelResult:
-    """The report row of `model`; a run that never wrote its config is a row with its status alone."""
+def _result(comparison: Comparison, run: Run, status: str) -> ModelResult:
+    """The report row of `run`; one that never wrote its config is its status and the options it was given."""
+    run_dir = comparison.run_dir(run)
     if (run_dir / "config.json").is_file():
         try:
-            return read_run(run_dir, status=status, label=model)
+            return read_run(run_dir, status=status, label=run.model)
         except ConvolabError as err:
             status = f"{status}; unreadable run: {as_said(one_line(err))}"
-    return ModelResult(model=model, run_dir=str(run_dir), status=status)
+    given = dataclasses.replace(comparison.config, model=run.model, seed=run.seed)
+    return ModelResult(model=run.model, run_dir=str(run_dir), status=status, options=rows.run_options(given))

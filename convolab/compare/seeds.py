@@ -2,6 +2,7 @@
 whether two models differ by more than seed-to-seed noise (Welch's t-test)."""
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import warnings
@@ -13,6 +14,8 @@ from typing import Any, NamedTuple
 from ..errors import ConfigError
 from ..training.config import option_problem
 from .results import ModelResult
+
+log = logging.getLogger("convolab")
 
 # The accuracy and loss figures summarized over seeds: key in results.json -> column of the table.
 FIGURES = {"best_acc": "best test acc", "final_acc": "final test acc", "final_train_loss": "final train loss",
@@ -275,13 +278,50 @@ class SeedSummary:
         input size, lr, device), each finished run's epochs, and FIGURE_mean and FIGURE_std of every figure."""
         row: dict[str, Any] = {"model": self.model, "seeds": self.seeds, "n_seeds": len(self.finished),
                                "runs": len(self.runs), "status": self.status}
-        for attribute in ("params", "macs", "input_size", "lr", "device"):
+        for attribute in ("params", "macs", "input_size", "device"):
             row[attribute] = self.first(attribute)
+        row["lr"] = self.lr
         row["epochs"] = [r.epochs for r in self.finished]
         for figure in (*VALIDATED, *TIMES):
             mean, std, _ = self.spread(figure)
             row[f"{figure}_mean"], row[f"{figure}_std"] = mean, std
         return row
+
+
+# Options the note under a table leaves out, and that do not make runs of one model settings apart: how a run was
+# computed, not what (threads, the device, compiling, workers, logs), and the seed, which differs between a
+# comparison's runs by design
+NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", "loader", "tensorboard",
+             "memory_check", "download", "data_dir", "val_fraction_of_one_split")
+
+
+def settings_apart(results: list[ModelResult]) -> None:
+    """Runs of one model trained with other options (another lr, other epochs: a seed's run resumed for more; not
+    another seed, thread count or device) are named apart, each setting a model of its own, so that their spread is
+    not taken for seed-to-seed noise nor tested as one model's seeds (before: a run at lr 0.01 pooled with one at
+    0.002 as two seeds). An lr left to the model's default is the lr the run trained at (one not known, of a run
+    that never began, is no other setting)."""
+    by_model: dict[str, list[ModelResult]] = {}
+    for r in results:
+        by_model.setdefault(r.model, []).append(r)
+    for model, runs in by_model.items():
+        settings = [{k: v for k, v in r.options.items() if k not in NOT_NOTED} for r in runs]
+        for r, setting in zip(runs, settings):
+            if setting.get("lr") is None and r.lr is not None:
+                setting["lr"] = r.lr
+        # (an lr not known, of a run that never began: no setting of its own)
+        keys = sorted(k for k in set().union(*settings)
+                      if len({repr(s.get(k)) for s in settings if k != "lr" or s.get(k) is not None}) > 1)
+        if not keys:
+            continue
+        for r, setting in zip(runs, settings):
+            r.model = f"{model} ({', '.join(f'{k}={_said(setting.get(k))}' for k in keys)})"
+        log.warning("the runs of %s were trained with different %s: each setting is a model of its own in the "
+                    "report, not seeds of one", model, ", ".join(f"`{k}`" for k in keys))
+
+
+def _said(value: object) -> str:
+    return "default" if value is None else str(value)
 
 
 def summarize_seeds(results: list[ModelResult]) -> list[SeedSummary]:
