@@ -767,6 +767,12 @@ CASES: list[Row] = [
         "no model matches 'resnt50'; did you mean resnet50"),
     Row("draw-out-not-svg", ["draw", "lenet5", "--out", "{t}/model.png"], "must name an .svg file"),
     Row("export-missing-checkpoint", ["export", "{t}/missing.pt"], "does not exist"),
+    # (before: the photo and the user's checkpoint were overwritten, exit 0)
+    Row("export-over-a-photo", ["export", "{d}/run", "--format", "onnx", "--out", "{t}/img 017.jpg"],
+        "--out {t}/img 017.jpg exists and is no export (ONNX, TorchScript or .pt2) that the export would replace: "
+        "give a new file, or remove it first", make=lambda t: Image.new("RGB", (8, 8)).save(t / "img 017.jpg")),
+    Row("export-over-a-checkpoint", ["export", "{d}/run", "--out", "{t}/mine.pt"],
+        "--out {t}/mine.pt exists and is no export", make=lambda t: torch.save({"model": {}}, t / "mine.pt")),
     Row("export-a-check-batch-beyond-the-memory", ["export", "{d}/run", "--format", "torchscript", "--out", "{t}/m.pt",
                                                    "--batch-size", "400000000"],
         "--batch-size 400000000: the batch the export is checked with does not fit in this machine's memory"),

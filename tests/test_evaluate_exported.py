@@ -82,3 +82,20 @@ def test_data_of_classes_the_export_does_not_know_is_one_line(exported, tmp_path
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "convolab evaluate: error: the data has classes the exported model does not know: ant; the exported "
         "model's classes are 0, 1, 2, 3, 4, 5, 6, 7, 8, 9")
+
+
+def test_predict_on_an_export_gives_the_lines_of_the_files_before_one_that_fails_to_decode(exported, tmp_path,
+                                                                                          capsys):
+    """As on the checkpoint: the good file's line, then the truncated one's error (before: the error alone)."""
+    folder = digit_folder(tmp_path / "digits", classes=("3",), each=1)
+    good = folder / "3" / "0.png"
+    whole = tmp_path / "whole.png"
+    Image.new("L", (64, 64), 7).save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[:60])  # (its header reads: a failure when decoded, midway)
+    for model in (exported / "run", exported / "m.onnx", exported / "m.torchscript.pt"):
+        capsys.readouterr()
+        assert main(["predict", str(model), str(good), str(cut)]) == 2
+        out, err = capsys.readouterr()
+        assert out.startswith(f"{good}  ") and len(out.splitlines()) == 1, (model, out)
+        assert "cut.png is not a readable image" in err, err

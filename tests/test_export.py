@@ -515,3 +515,20 @@ def test_a_trained_models_own_export_carries_the_normalization_it_was_trained_wi
     ours, cli = (ExportMeta.from_strings(ort.InferenceSession(str(tmp_path / f"{n}.onnx")).get_modelmeta()
                                          .custom_metadata_map) for n in "ab")
     assert (ours.mean, ours.std) == (cli.mean, cli.std) != ((0.1307,), (0.3081,))
+
+
+def test_an_export_replaces_an_export_but_no_other_file(tmp_path):
+    """(before: a user's notes, a photo or a checkpoint at `path` was overwritten without a word)"""
+    model = trained_like("lenet5")
+    notes = tmp_path / "keep.txt"
+    notes.write_text("my notes")
+    with pytest.raises(ConfigError, match=r"^`path` .*keep\.txt exists and is no export \(ONNX, TorchScript or "
+                                          r"\.pt2\) that the export would replace: give a new file, or remove it"):
+        export_torchscript(model, notes, (1, 28, 28))
+    assert notes.read_text() == "my notes"
+    again = tmp_path / "m.torchscript.pt"
+    for _ in range(2):  # (an export exported again replaces itself)
+        export_torchscript(model, again, (1, 28, 28))
+    renamed = tmp_path / "m.pt"  # (a TorchScript file, whatever its name)
+    again.rename(renamed)
+    export_torchscript(model, renamed, (1, 28, 28))

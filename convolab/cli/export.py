@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..export import export_onnx, export_program, export_safetensors, export_torchscript, model_from_checkpoint
 from ..export.exporters import RTOL, TOLERANCE
 from ..export.onnx_graph import ONNX_EXPORTERS
-from ..export.outputs import check_file_output, check_folder_output
+from ..export.outputs import check_file_output, check_folder_output, check_replaced_export
 from ..training.safetensors_io import is_safetensors
 from ._args import CHECKPOINT, non_negative_float, nonempty, positive_float, positive_int
 from ._weights import (
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=nonempty("a file (a folder for safetensors), or leave the option out (next to the checkpoint)"),
         help="output file, or folder for safetensors; a file ending in another format's suffix (.onnx, .pt or .pth, "
              ".pt2, .safetensors) is refused, and so is a file the run keeps (best.pt, last.pt, config.json, metrics, "
-             "curves) or a folder holding a run (default: next to the checkpoint, e.g. RUN/best.onnx, "
+             "curves), any other existing file but an export, or a folder holding a run (default: next to the "
+             "checkpoint, e.g. RUN/best.onnx, "
              "RUN/best.torchscript.pt, RUN/best.pt2, RUN/best-safetensors; beside a safetensors folder SF, SF.onnx, "
              "SF.torchscript.pt or SF.pt2; MODEL.onnx here with --pretrained)")
     parser.add_argument("--tolerance", type=positive_float,
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             check_file_output(out, source, instead, example=instead.name if instead else f"model{SUFFIXES[fmt]}",
                               create_parents=True)  # (made by the export, as a safetensors folder is)
+            check_replaced_export(out)  # (before the model is read)
     refuse_a_suffix_of_another_format(args, fmt, out)
     source = checkpoint_or_weights(args)
     if fmt == "safetensors":

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = exported_model(args)
     if classifier is not None:
         def score(files: list[str]) -> Iterable[Prediction]:
-            return ((top, {}) for top in classifier.predict_files(files, args.topk))
+            return ((top, {}) for top in classifier.iter_predict_files(files, args.topk))
     else:
         loaded = load_trained_model(checkpoint_or_weights(args))
 

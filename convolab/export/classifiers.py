@@ -8,7 +8,7 @@ import numbers
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from .._paths import user_path
 from ..data import LabelledImages
 from ..data.augment import BatchTransform
 from ..data.decode import read_input
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..training.inference import EvaluationReport, class_mapping, ranked, report_on_data
 from .exporters import INPUT_NAME, ORT_MISSING, ExportError, ExportMeta, read_torchscript_meta
 from .program import read_program_meta
@@ -57,24 +57,34 @@ class ExportedClassifier(ABC):
     def predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (class name, probability) for each image file, best first (one path alone is one image);
         `top_k` a positive integer (more than the classes gives them all)."""
+        return list(self.iter_predict_files(paths, top_k))
+
+    def iter_predict_files(self, paths: str | Path | Sequence[str | Path], top_k: int = 5
+                           ) -> Iterator[list[tuple[str, float]]]:
+        """`predict_files`, image by image; a file that fails to decode: those read before it are scored and given
+        first, then its error (as `predict` on a checkpoint gives them; before, an export's lines were lost)."""
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ConfigError(f"`top_k` must be a positive integer, got {top_k!r}")
-        top_k = int(top_k)
         if isinstance(paths, (str, Path)):
             paths = [paths]
         paths = [user_path(p) if str(p).startswith("~") else p for p in paths]  # (as a shell has it)
         # Images may differ in size: each is resized on its own, then they run as one batch.
-        meta = self.meta
-        x = [self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans, crop_pct=meta.crop_pct,
-                                       interpolation=meta.interpolation, crop_mode=meta.crop_mode)[None])
-             for p in paths]
-        if not x:
-            return []
-        probs = self._scores(torch.cat(x)).softmax(1)
-        k = min(top_k, probs.shape[1])
-        values, indices = ranked(probs, k)
-        return [[(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]
-                for vs, ids in zip(values, indices, strict=True)]
+        meta, x, failure = self.meta, [], None
+        for p in paths:
+            try:
+                x.append(self.transform(read_input(p, meta.preprocess, meta.image_size, meta.in_chans,
+                                                   crop_pct=meta.crop_pct, interpolation=meta.interpolation,
+                                                   crop_mode=meta.crop_mode)[None]))
+            except DataError as err:
+                failure = err
+                break
+        if x:
+            probs = self._scores(torch.cat(x)).softmax(1)
+            values, indices = ranked(probs, min(int(top_k), probs.shape[1]))
+            for vs, ids in zip(values, indices, strict=True):
+                yield [(self.classes[i], float(v)) for v, i in zip(vs.tolist(), ids.tolist(), strict=True)]
+        if failure is not None:
+            raise failure
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized float batch -> logits, in chunks of the model's batch size if it is fixed (the last padded)."""

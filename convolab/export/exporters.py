@@ -29,7 +29,7 @@ from .arguments import checked_sizes, input_taken
 from .fold import count_batchnorm, fold_batchnorm
 from .meta_values import meta_values
 from .onnx_graph import ONNX_EXPORTERS, ExportError, first_line, write_onnx_graph
-from .outputs import check_file_output
+from .outputs import check_file_output, check_replaced_export
 from .portable import portable
 
 # An export passes when, for every checked image, each logit is within
@@ -209,6 +209,7 @@ def prepare_export(model: nn.Module, path: str | Path, example: str, input_size:
     batch sizes, the model folded, PyTorch's finite outputs (`what` names the model) and `meta` fitting them."""
     input_size, batch_sizes = checked_sizes(model, input_size, batch_size, dynamic_batch)  # (a name, a bare 32)
     check_file_output(path, example=example, create_parents=True)  # before any work
+    check_replaced_export(path)
     reference, exported, folded = _prepare(model, fold)
     inputs = _random_inputs(input_size, batch_sizes)
     meta = meta if meta is not None else ExportMeta.of_model(model, input_size)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .._paths import check_usable, same_path, writable_output
 from ..errors import ConfigError
+from ..training.checkpoint import is_torchscript
 from ..training.rundir import RUN_WRITES, run_files
 from ..training.safetensors_io import CONFIG_FILE, WEIGHTS_FILE
 
@@ -76,4 +77,18 @@ def check_folder_output(folder: str | Path, source: str | Path | None = None,
     return writable_output(folder, "`folder`", "folder", create=False)
 
 
-__all__ = ["SAFETENSORS_FILES", "check_file_output", "check_folder_output", "kept_files", "run_files"]
+EXPORT_SUFFIXES = (".onnx", ".pt2")  # (and a TorchScript file, known by its archive whatever its name)
+
+
+def check_replaced_export(path: str | Path, writer: str = "the export") -> None:
+    """An existing file at `path` is replaced only where it is an export itself (ONNX, a torch.export program, or
+    TorchScript), exported again (before: any file, a photo of the data or a user's checkpoint, was overwritten)."""
+    path = Path(path)
+    if not path.is_file() or path.name.lower().endswith(EXPORT_SUFFIXES) or is_torchscript(path):
+        return
+    raise ConfigError(f"`path` {path} exists and is no export (ONNX, TorchScript or .pt2) that {writer} would "
+                      "replace: give a new file, or remove it first")
+
+
+__all__ = ["EXPORT_SUFFIXES", "SAFETENSORS_FILES", "check_file_output", "check_folder_output", "check_replaced_export",
+           "kept_files", "run_files"]

@@ -30,6 +30,7 @@ from ..data import StreamingImageData
 from ..errors import ConvolabError
 from .build import Run
 from .config import CUDA_GRAPH_MODES
+from .derived import say_made_before_best
 from .device import autocast, device_clock
 from .evaluation import evaluate_run, no_image_read
 from .metrics import Curves, write_metrics
@@ -215,6 +216,8 @@ def fit(trainer: Trainable) -> TrainResult:
                                   f"epoch is saved in {run.run_dir}{finish}", trainer._stop_signal)
     if run.tensorboard is not None:
         run.tensorboard.close()
+    if since == "resuming" and run.dist.is_main and run.run_dir is not None:  # (a new best.pt: exports now stale)
+        say_made_before_best(run.run_dir)
     last = state.history[-1] if state.history else {"test_acc": float("nan")}
     return TrainResult(run.run_dir, state.history, state.best_acc, state.best_epoch, last["test_acc"],
                        stopped_early)
