@@ -187,8 +187,9 @@ def test_a_rank_killed_mid_run_is_named_and_the_other_stops(tmp_path):
     _, err = proc.communicate(timeout=120)
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert proc.returncode == 128 + signal.SIGKILL, err[-2000:]
-    assert errors == ["convolab train: error: process 1 of 2 died of SIGKILL (the system may have run out of "
-                      "memory); the others were stopped"], err[-2000:]
+    assert errors == ["convolab train: error: process 1 of 2 died of SIGKILL (killed, by hand or by the system's "
+                      "out-of-memory killer); the others were stopped; the run's last.pt, where one was written, "
+                      "continues it: convolab train --resume RUN_DIR --nproc 2"], err[-2000:]
     assert "Traceback" not in err
 
 

@@ -60,7 +60,7 @@ def test_a_secondary_class_column_of_one_training_value_is_refused(tmp_path):
 def test_a_secondary_class_only_in_test_rows_is_refused(tmp_path):
     body = rows()
     body[3][2] = "green"  # a test row
-    with pytest.raises(DataError, match="column 'colour' has classes only in test rows: green"):
+    with pytest.raises(DataError, match="column 'colour' has classes only in test rows: 'green'"):
         load_labels_csv(write(tmp_path, HEADER, body))
 
 

@@ -268,7 +268,7 @@ def test_a_tar_reads_its_links_as_the_unpacked_folder_does(tmp_path, loader, cap
         load_data(str(tmp_path / "out.tar"), loader=loader, workers=0)
     with caplog.at_level(logging.WARNING, logger="convolab"):
         skipped = load_data(str(tmp_path / "out.tar"), loader=loader, workers=0, skip_bad_images=True)
-    assert len(skipped.train) == 20 and "skipped 1 links that lead nowhere" in caplog.text
+    assert len(skipped.train) == 20 and "skipped 1 link that leads nowhere" in caplog.text
 
 
 def test_an_aux_drop_rate_without_auxiliary_heads_is_said_unused(caplog):

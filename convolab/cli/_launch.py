@@ -106,6 +106,9 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
     # share the cores this process may run on (its affinity: taskset, Slurm's --cpus-per-task), not the machine's
     env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
+    # torch's C++ warnings (c10d's "TCP client failed to connect ... retrying" and its 40-line stack when a Ctrl-C
+    # meets a rank still connecting) are not the user's to read; a TORCH_CPP_LOG_LEVEL of the user's own stands
+    env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     procs: list[subprocess.Popen] = []
     signals: list[int] = []  # those passed on to the ranks
 
@@ -185,9 +188,10 @@ def _explain_failure(nproc: int, codes: list[int], killed: set[int], said: list[
         sys.stderr.write(next(lines for lines in causes if lines)[0] + "\n")
     elif died:
         rank, signum = died[0]
-        hint = " (the system may have run out of memory)" if signum == signal.SIGKILL else ""
+        hint = " (killed, by hand or by the system's out-of-memory killer)" if signum == signal.SIGKILL else ""
         sys.stderr.write(f"convolab train: error: process {rank} of {nproc} died of {signal_name(signum)}"
-                         f"{hint}; the others were stopped\n")
+                         f"{hint}; the others were stopped; the run's last.pt, where one was written, continues "
+                         f"it: convolab train --resume RUN_DIR --nproc {nproc}\n")
     elif any(codes):
         lost = [line[len(_CONSEQUENCE):] for lines in said for line in lines if line.startswith(_CONSEQUENCE)]
         sys.stderr.write(f"convolab train: error: the {nproc} processes lost contact with one another"

@@ -92,13 +92,16 @@ def differing_note(results: list[ModelResult]) -> str:
 
 
 def speed_note(results: list[ModelResult]) -> str:
-    """A line where the runs that trained did so on other devices or numbers of threads: their img/s and train time
-    measure the machine as much as the model (before: said nowhere but in results.json's versions)."""
+    """A line where the runs that trained did so on other devices, numbers of threads or of processes (--nproc): their
+    img/s and train time measure the machine as much as the model (before: said nowhere but in results.json's
+    versions; processes: nowhere)."""
     trained = [r for r in results if r.images_per_second is not None or r.wall_seconds is not None]
     devices = sorted({"cuda:0" if r.device == "cuda" else r.device for r in trained if r.device})  # (cuda's 0)
     threads = sorted({r.threads for r in trained if r.threads and (r.device or "cpu") == "cpu"})
+    processes = sorted({r.processes or 1 for r in trained if r.processes is not None})  # (--nproc)
     differ = ([f"devices {', '.join(devices)}"] if len(devices) > 1 else []) + \
-        ([f"threads {', '.join(map(str, threads))}"] if len(threads) > 1 else [])
+        ([f"threads {', '.join(map(str, threads))}"] if len(threads) > 1 else []) + \
+        ([f"numbers of processes {', '.join(map(str, processes))}"] if len(processes) > 1 else [])
     if not differ:
         return ""
     return (f"Not comparable in speed: the runs trained with different {' and '.join(differ)}, so their train "

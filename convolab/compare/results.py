@@ -39,6 +39,7 @@ class ModelResult:
     lr: float | None = None
     device: str | None = None
     threads: int | None = None  # torch's threads the run trained with (runs of older versions: not recorded)
+    processes: int | None = None  # the processes it trained on (--nproc; runs of older versions: not recorded)
     epochs: int = 0  # completed
     planned_epochs: int | None = None
     images_per_second: float | None = None  # mean of the epochs after the first (warm-up excluded)
@@ -153,7 +154,8 @@ def read_run(run_dir: str | Path, status: str | None = None, label: str | None =
         history = checkpoint_history(run_dir, state, history, finished)
     result = ModelResult(model=label or config.model or run_dir.name, run_dir=str(run_dir), data=config.data,
                          lr=resolved.get("lr"), device=resolved.get("device"),
-                         threads=resolved.get("threads"), planned_epochs=config.epochs,
+                         threads=resolved.get("threads"), processes=resolved.get("processes"),
+                         planned_epochs=config.epochs,
                          history=history, epochs=len(history), options=run_options(config))
     # (a run whose loss became NaN: failed, as `compare` said of it, not "interrupted", which a --resume would mend)
     failed = None if status or run_is_complete(config, state) else stop_reason(run_dir)

@@ -254,7 +254,8 @@ class ImageSource:
                             self.describe(others[0]), "they lead" if len(others) > 1 else "it leads")
             self._refused_or_skipped(nowhere, skip_bad, "is a link that leads nowhere in the archive (outside it, to "
                                      "no file, or into a folder that holds it); pack the files themselves (tar -h "
-                                     "follows links)", "links that lead nowhere")
+                                     "follows links)",
+                                     "links that lead nowhere" if len(nowhere) > 1 else "link that leads nowhere")
             self.skipped_links = len(nowhere) + climbing
             names = sorted({m.name for m in members if m.isfile() and _is_image(m.name)} | set(self.links))
             dirs = {m.name for m in members if m.isdir() and m.name and not any(map(hidden, m.name.split("/")))}
@@ -278,8 +279,9 @@ class ImageSource:
                 raise DataError(f"{what} {why}{more}; {'fix or remove the link' if link else 'remove it'}, or pass "
                                 "`skip_bad_images` to count and skip such files")
             if broken:
-                log.warning("skipped %d symbolic links that lead nowhere or into a loop, or devices or FIFOs, in %s "
-                            "(the first: %s)", len(broken), self.path, sorted(broken)[0][0])
+                log.warning("skipped %d %s that lead%s nowhere or into a loop, or devices or FIFOs, in %s "
+                            "(the first: %s)", len(broken), "symbolic links" if len(broken) > 1 else "symbolic link",
+                            "" if len(broken) > 1 else "s", self.path, sorted(broken)[0][0])
             self.skipped_links = len(broken)
         holders = {os.path.dirname(n) for n in names}
         empty = sorted(d for d in dirs if not any(h == d or h.startswith(d + "/") for h in holders))

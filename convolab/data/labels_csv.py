@@ -318,7 +318,7 @@ def load_labels_csv(path: str | Path, targets: list[str] | None = None, inputs: 
         raise EmptySplitError(found, "add a split column of train/test", "more rows of each class",
                               "a labels CSV without one", val_fraction, len(test_index) == 0)
     for name in [] if whole else classes:  # (scored rows: one class will do, and the run's classes count)
-        _check_classes(table, name, train_index, test_index)
+        _check_classes(table, name, train_index, test_index, None if targets else classes[0])
 
     columns, values = {}, {}
     for name in [classes[0], *(n for n in kinds if n != classes[0])]:
@@ -358,19 +358,23 @@ def _test_rows(table: _Table, split_column: str | None, val_fraction: float, mai
     return mask
 
 
-def _check_classes(table: _Table, name: str, train_index: torch.Tensor, test_index: torch.Tensor) -> None:
+def _check_classes(table: _Table, name: str, train_index: torch.Tensor, test_index: torch.Tensor,
+                   defaulted: str | None = None) -> None:
     """Refuse a class column whose training rows hold one class, or whose test rows hold classes none of them has
-    (never taught, or a typo)."""
+    (never taught, or a typo). `defaulted`: the main target, where `targets` was not given and every other column
+    became a target too (a note, a source...): the line then says how to learn that column alone."""
     cells = table.values(name)
     taught = {cells[i] for i in train_index.tolist()}
+    alone = (f"; if {name!r} is no target (every column but the images and split is one where `targets` is not "
+             f"given), give `targets` the columns to learn ({defaulted!r})") if defaulted and name != defaulted else ""
     if len(taught) < 2:
         raise DataError(f"class column {name!r} of {table.path} has one value on its training rows ({min(taught)!r}): "
-                        "nothing to learn")
+                        f"nothing to learn{alone}")
     untaught = sorted({cells[i] for i in test_index.tolist()} - taught)
     if untaught:
-        raise DataError(f"{table.path}: column {name!r} has classes only in test rows: {', '.join(untaught[:5])}"
-                        f"{' ...' if len(untaught) > 5 else ''} (a model is never taught them); fix the spelling, "
-                        "or give them training rows")
+        raise DataError(f"{table.path}: column {name!r} has classes only in test rows: "
+                        f"{', '.join(map(repr, untaught[:5]))}{' ...' if len(untaught) > 5 else ''} (a model is never "
+                        f"taught them); fix the spelling, or give them training rows{alone}")
 
 
 def _target(table: _Table, name: str, kind: str, train_index: torch.Tensor) -> tuple[Column, torch.Tensor]:
