@@ -88,3 +88,11 @@ def test_the_speed_of_runs_on_other_numbers_of_processes_is_said_not_comparable(
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["train", "lenet5", *QUICK, "--output", str(tmp_path / "run")]) == 0
     assert read_run(tmp_path / "run").processes == 1  # (config.json's resolved processes)
+
+
+def test_a_data_dir_given_with_data_it_does_not_serve_is_said_ignored(tmp_path, caplog):
+    """(before: `--data FOLDER --data-dir /nonexistent` trained without a word of the --data-dir)"""
+    with caplog.at_level(logging.WARNING, logger="convolab"):
+        load_data("digits", data_dir=str(tmp_path / "nowhere"))
+    assert f"`data_dir` {tmp_path / 'nowhere'} is where torchvision's data sets (" in caplog.text
+    assert "digits is read as given, not from it" in caplog.text

@@ -126,6 +126,9 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if source in DATA_SETS and Path(source).is_dir():
         log.warning("`data` %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
                     source, source, source)
+    if data_dir is not None and source not in TORCHVISION_SETS:  # (before: ignored without a word, a missing one too)
+        log.warning("`data_dir` %s is where torchvision's data sets (%s) live; %s is read as given, not from it",
+                    data_dir, ", ".join(TORCHVISION_SETS), source)
     if source == "mnist5k":
         return _sourced(load_mnist5k(), source, {})
     if source == "digits":
