@@ -957,7 +957,7 @@ CASES: list[Row] = [
         "labels.csv yields 0 training and 12 test rows; both splits need rows (mark some rows train in its "
         "column 'split')", csv_edited(lambda h, rows: (h.append("split"), [r.append("test") for r in rows]))),
     Row("csv-test-only-class", [*CSV, "--output", "{t}/run"],
-        "labels.csv: column 'species' has classes only in test rows: bird (a model is never taught them)",
+        "labels.csv: column 'species' has classes only in test rows: 'bird' (a model is never taught them)",
         csv_edited(_a_test_only_class)),
     Row("csv-nan-cell", [*CSV, "--output", "{t}/run"],
         "labels.csv line 3, column 'age': 'nan' is not a finite number; every row needs one",
