@@ -20,7 +20,9 @@ device):
 The per-image check feeds 64 copies of one image and counts the distinct outputs over 5 calls (the least
 of the 5 is printed): 1 means one draw for the whole batch. The yardstick is one resnet20 training step
 (forward, backward, SGD; fp32 on the CPU, bf16 autocast and channels-last on a GPU) at the same batch:
-each side's time is printed as a share of it.
+each side's time is printed as a share of it. The yardstick is timed in turns with the sides: before
+the first policy and again after each policy's sides; a policy's shares are of the mean of the step
+timed just before and just after its sides (both printed), so that a load spike does not skew them all.
 Ends with `ratio <policy>-convolab-vs-<side> <x>` lines (images/s; >1: convolab faster).
 """
 from __future__ import annotations
@@ -102,7 +104,8 @@ def distinct_outputs(fn, image: torch.Tensor) -> int:
     return min(len({out.cpu().numpy().tobytes() for out in fn(batch)}) for _ in range(5))
 
 
-def step_seconds(batch: int, device: torch.device, iters: int) -> float:
+def step_timer(batch: int, device: torch.device, iters: int):
+    """A function that times one resnet20 training step (seconds, best of 3 rounds) each time it is called."""
     model = create_model("resnet20").to(device)
     cuda = device.type == "cuda"
     if cuda:
@@ -120,7 +123,7 @@ def step_seconds(batch: int, device: torch.device, iters: int) -> float:
         loss.backward()
         optimizer.step()
 
-    return timed(step, x, max(2, iters // 4), device)
+    return lambda: timed(step, x, max(2, iters // 4), device)
 
 
 def main() -> None:
@@ -137,11 +140,13 @@ def main() -> None:
     print(f"machine: {machine()}; device {device}")
     print(f"batch: {args.batch} x 3 x 32 x 32 uint8 on {device} ({source}); time per call: best of 3 rounds of "
           f"{args.iters} calls")
-    step = step_seconds(args.batch, device, args.iters)
-    print(f"yardstick: one resnet20 training step at batch {args.batch}: {step * 1e3:.1f} ms "
-          f"({args.batch / step:,.0f} img/s)")
+    time_step = step_timer(args.batch, device, args.iters)
+    before = time_step()
+    print(f"yardstick: one resnet20 training step at batch {args.batch}: {before * 1e3:.1f} ms "
+          f"({args.batch / before:,.0f} img/s) before the first policy; timed again after each policy's sides")
     figures: dict = {"device": str(device), "machine": machine(), "batch": args.batch, "data": source,
-                     "resnet20_step_ms": step * 1e3, "policies": {}}
+                     "resnet20_step_ms": before * 1e3, "resnet20_step_ms_after": {}, "policies": {}}
+    steps = []
     lines = []
     print(f"\n{'policy':<24}{'side':<24}{'images/s':>10}{'ms/batch':>10}{'of a step':>11}{'distinct/64':>13}")
     for policy, title in POLICIES.items():
@@ -156,19 +161,27 @@ def main() -> None:
         for side, fn in sides.items():
             seconds = timed(fn, x, args.iters if side != "torchvision per image" else max(2, args.iters // 4), device)
             rows[side] = {"images_per_second": args.batch / seconds, "ms_per_batch": seconds * 1e3,
-                          "share_of_step": seconds / step, "distinct_of_64": distinct_outputs(fn, x[:1])}
-            r = rows[side]
+                          "distinct_of_64": distinct_outputs(fn, x[:1])}
+        after = time_step()
+        step = (before + after) / 2
+        steps.append(f"{title} {before * 1e3:.1f} / {after * 1e3:.1f} ms")
+        for side, r in rows.items():
+            r["share_of_step"] = r["ms_per_batch"] / 1e3 / step
             print(f"{title:<24}{side:<24}{r['images_per_second']:>10,.0f}{r['ms_per_batch']:>10.2f}"
                   f"{r['share_of_step']:>10.1%}{r['distinct_of_64']:>13}", flush=True)
         figures["policies"][policy] = rows
+        figures["resnet20_step_ms_after"][policy] = after * 1e3
+        before = after
         for side, r in rows.items():
             if side != "convolab":
                 ratio = rows["convolab"]["images_per_second"] / r["images_per_second"]
                 lines.append(f"ratio {policy}-convolab-vs-{side.replace(' ', '-')} {ratio:.2f}")
     if kornia_side("rand") is None:
         print("skipped kornia: not installed (pip install kornia)")
-    print("(of a step: the side's time per batch over one resnet20 training step's; distinct/64: distinct outputs "
-          "of 64 copies of one image, the least over 5 calls)")
+    print("(of a step: the side's time per batch over one resnet20 training step's, the mean of the step timed "
+          "just before and just after the policy's sides; distinct/64: distinct outputs of 64 copies of one image, "
+          "the least over 5 calls)")
+    print(f"yardstick before / after each policy's sides: {'; '.join(steps)}")
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))

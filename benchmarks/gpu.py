@@ -1,4 +1,5 @@
-"""Everything convolab claims for a GPU, in one run of about 10 minutes on one CUDA GPU.
+"""Everything convolab claims for a GPU, in one run on one CUDA GPU of at most 1,070 s (about 18 minutes:
+the sum of its parts' time limits, below; 1,180 s with --compile), most parts ending well inside theirs.
 
     python benchmarks/gpu.py --data PATH/cifar10-jpg.tar.gz [--out DIR] [--only PART ...] [--dry-run]
 

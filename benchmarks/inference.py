@@ -5,17 +5,23 @@ For googlenet_tv, resnet50 and inception_v3 at batch 1 and 32 on this machine's 
 NCHW, the same torch threads and ONNX Runtime intra-op threads (one per core) on every path:
 - ours: PyTorch eager (as built, and with batch norm folded), TorchScript (folded, traced, frozen,
   optimize_for_inference) and ONNX Runtime (folded, exported by `convolab.export.export_onnx`, graph
-  optimizations ALL);
+  optimizations ALL, intra-op and inter-op thread spinning off so that its idle threads do not keep the
+  cores busy after a run and slow the next path);
 - torchvision's model of the same architecture (weights=None, eval): eager, and exported to TorchScript
   and ONNX by the very same functions (its batch norm folded the same way where `fold_batchnorm` finds
-  conv-bn pairs in it), and `torch.compile` (inductor, its default mode; compiled once per batch size
-  before the timing, the compile time printed; skipped with the reason where it fails).
+  conv-bn pairs in it; the batch-norm layers counted before and after, "not folded" printed where none
+  were), and `torch.compile` (inductor, its default mode with `torch._inductor.config.freezing = True`,
+  PyTorch's recommended CPU inference setting; compiled once per batch size before the timing, the
+  compile time printed; skipped with the reason where it fails).
 Each path is checked against its PyTorch model before it is timed; the time per batch is the median of
-the timed runs, the paths taking turns. Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>` lines.
+the timed runs, the paths taking turns in an order that rotates each round (round r starts at path
+r mod n, so no path always follows the same one). Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>`
+lines.
 
     python benchmarks/inference.py            # ~20-25 minutes on 2 cores (an estimate; 6 torch.compile builds)
-    python benchmarks/inference.py --quick    # fewer repetitions: 4 min 6 s measured on 2 idle cores (the
-                                              # README's table; a cold first compile took 132 s instead of 6 s)
+    python benchmarks/inference.py --quick    # fewer repetitions: 4 min 6 s measured on 2 idle cores with 2
+                                              # rounds at batch 32 (now 3, so longer; a cold first compile
+                                              # took 132 s instead of 6 s)
     python benchmarks/inference.py --no-compile   # without the torch.compile peer
 """
 from __future__ import annotations
@@ -36,6 +42,7 @@ import torchvision
 import convolab
 from convolab._platform import cpu_name
 from convolab.export import export_onnx, fold_batchnorm
+from convolab.export.fold import count_batchnorm
 
 TV = torchvision.models
 MODELS = {  # convolab name: (torchvision constructor, input size)
@@ -49,14 +56,17 @@ PEER_OF = {"eager": "torchvision", "eager-folded": "torchvision", "torchscript":
 
 def time_per_batch(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     """Median seconds of one call of each, after a warm-up call; the paths take turns, so that
-    other work on the machine slows them alike."""
+    other work on the machine slows them alike, and round r starts at path r mod n (the order rotates),
+    so that no path always follows the same one (what one path leaves behind lands on each in turn)."""
     times: dict[str, list[float]] = {path: [] for path in runs}
     for run in runs.values():  # warm-up
         run()
-    for _ in range(rounds):
-        for path, run in runs.items():
+    order = list(runs)
+    for r in range(rounds):
+        start = r % len(order)
+        for path in order[start:] + order[:start]:
             t0 = time.perf_counter()
-            run()
+            runs[path]()
             times[path].append(time.perf_counter() - t0)
     return {path: statistics.median(t) for path, t in times.items()}
 
@@ -68,23 +78,38 @@ def torchscript(model: torch.nn.Module, x: torch.Tensor) -> torch.jit.ScriptModu
         return torch.jit.optimize_for_inference(traced)
 
 
-def foldable(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
-    """The model with its batch norm folded as ours is, where `fold_batchnorm` can (else as it is)."""
+def foldable(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The model with its batch norm folded as ours is, where `fold_batchnorm` can (else as it is), and what
+    was folded: `fold_batchnorm` returns the model unchanged where it finds no conv-bn pair (torch.fx cannot
+    trace it), so the batch-norm layers are counted before and after."""
+    before = count_batchnorm(model)
     try:
-        return fold_batchnorm(model), True
-    except Exception:
-        return model, False
+        folded = fold_batchnorm(model)
+    except Exception as err:
+        return model, f"not folded: fold_batchnorm failed ({str(err).splitlines()[0][:80]})"
+    after = count_batchnorm(folded)
+    if before and after == before:
+        return model, f"not folded: fold_batchnorm folded none of its {before} batch-norm layers"
+    return folded, f"folded {before - after} of {before} batch-norm layers"
 
 
 def compiled(model: torch.nn.Module, x: torch.Tensor) -> tuple[Callable[[], object] | None, str]:
-    """torch.compile(model) run once on x (compiling), or None and why it could not be."""
+    """torch.compile(model) run once on x (compiling), or None and why it could not be. Compiled with
+    inductor's freezing on (`torch._inductor.config.freezing = True`, PyTorch's recommended setting for CPU
+    inference: weights constant-folded and prepacked, conv-bn folded), for this compile only."""
+    import torch._inductor.config as inductor_config
+
     start = time.perf_counter()
+    was = inductor_config.freezing
+    inductor_config.freezing = True
     try:
         fn = torch.compile(model)
         fn(x)
     except Exception as err:  # no C++ compiler, an unsupported op...
         return None, f"torch.compile failed: {str(err).splitlines()[0][:120]}"
-    return partial(fn, x), f"compiled in {time.perf_counter() - start:.0f} s"
+    finally:
+        inductor_config.freezing = was
+    return partial(fn, x), f"compiled (freezing on) in {time.perf_counter() - start:.0f} s"
 
 
 def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, threads: int, tag: str = ""):
@@ -96,13 +121,17 @@ def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, thr
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # no spinning: ORT's idle intra-op threads otherwise spin on the cores after run() returns and slow
+    # whichever path runs next (~1.6x on 2 cores)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return session, result.max_abs_diff
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (4 min 6 s measured on 2 idle cores)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (10 rounds at batch 1, 3 at batch 32)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile peer")
@@ -115,11 +144,14 @@ def main() -> None:
 
     print(f"peers: torchvision {torchvision.__version__} models of the same architectures (weights=None, eval), "
           "eager, exported to TorchScript and ONNX Runtime by the same functions as ours (batch norm folded the "
-          "same way), and torch.compile (inductor, default mode)" + (" [left out: --no-compile]" if args.no_compile
-                                                                     else ""))
+          "same way), and torch.compile (inductor, default mode, torch._inductor.config.freezing = True as PyTorch "
+          "recommends for CPU inference)" + (" [left out: --no-compile]" if args.no_compile else ""))
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}; {torch.get_num_threads()} torch threads, "
-          f"{threads} ONNX Runtime intra-op threads")
+          f"{threads} ONNX Runtime intra-op threads (ours and torchvision's sessions: graph optimizations ALL, "
+          "inter-op 1, intra-op and inter-op spinning off so no idle thread keeps a core busy after a run)")
+    print("order: the paths take turns, round r starting at path r mod n (the order rotates each round); "
+          "median of the rounds")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     rows = []
     with tempfile.TemporaryDirectory() as folder, torch.no_grad():
@@ -129,10 +161,10 @@ def main() -> None:
             peer = make_peer().eval()
             ours = convolab.create_model(name).eval()
             folded = fold_batchnorm(ours)
-            peer_folded, peer_was_folded = foldable(peer)
+            peer_folded, peer_fold = foldable(peer)
             for batch in args.batches:
                 big = batch >= 8
-                rounds = (2 if big else 10) if args.quick else (5 if big else 30)
+                rounds = (3 if big else 10) if args.quick else (5 if big else 30)
                 x = torch.randn(batch, 3, size, size)
                 ts = torchscript(folded, x)
                 session, diff = onnx_session(ours, size, batch, folder, threads)
@@ -158,7 +190,7 @@ def main() -> None:
                                  times["torchvision"] / seconds))
                 print(f"  {name} b{batch}: checked onnx {diff:.1e}, torchscript {check:.1e} against PyTorch; "
                       f"torchvision's: onnx {peer_diff:.1e}, torchscript {peer_check:.1e} (batch norm "
-                      f"{'folded' if peer_was_folded else 'not folded: fold_batchnorm failed on it'}); "
+                      f"{peer_fold}); "
                       f"tv-compile {note}", flush=True)
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print()

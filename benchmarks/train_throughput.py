@@ -5,8 +5,9 @@ for lenet5, resnet20 and googlenet_small, each side a process of its own, in one
 
 The same images (a class-balanced subset of the tar's training images, written once as a folder of the
 original JPEG files), the same model (convolab's, built by `create_model`), batch, SGD (lr 0.01,
-momentum 0.9, no weight decay, constant lr), crop-and-flip augmentation and precision (fp32, no
-autocast) on every side; every side on the CPU. Sides:
+momentum 0.9, no weight decay, constant lr) and precision (fp32, no autocast) on every side; every side on
+the CPU. Augmentation: a random 32-px crop of the image padded by 4 and a horizontal flip on every side
+but timm, which keeps its own train.py data path: RandomResizedCrop at scale 0.64-1 and a flip. Sides:
 
 - d2l: the textbook loop as d2l writes it (train_ch6 with `d2l.load_data_*` style loaders): ImageFolder,
   DataLoader(shuffle, num_workers=4 = d2l.get_dataloader_workers(), workers restarted each epoch),
@@ -337,21 +338,21 @@ def main() -> None:
     started = time.perf_counter()
     print(f"machine: {machine()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"every side: convolab's model, batch {BATCH}, SGD lr {LR} momentum {MOMENTUM} (no weight decay, constant "
-          f"lr), crop + flip, fp32 on the CPU, {epochs} epochs (images/s: best epoch after the first)"
+          f"lr), crop (padded by 4; timm: its RandomResizedCrop at scale 0.64-1) + flip, fp32 on the CPU, "
+          f"{epochs} epochs (images/s: best epoch after the first)"
           + (f"; {args.rounds} rounds in turn, each side's best" if args.rounds > 1 else ""))
     versions = {"lightning": _version("lightning"), "timm": _version("timm")}
+    sides = []
     for side in args.sides:
+        reason = missing(side)
+        if reason:  # "skipped <side>: ... not installed", no description of a side that will not run
+            print(f"  {reason}")
+            continue
+        sides.append(side)
         counts = settings[side]
         threads = " and ".join(map(str, counts)) + (" (each measured, the better kept)" if len(counts) > 1 else "")
         print(f"  {side}: {DESCRIBE[side].format(threads=threads, version=versions['lightning'])}"
               + (f" (timm {versions['timm']})" if side == "timm" else ""))
-    sides = []
-    for side in args.sides:
-        reason = missing(side)
-        if reason:
-            print(reason)
-        else:
-            sides.append(side)
     results, lines = [], []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
