@@ -74,3 +74,16 @@ def test_import_convolab_loads_no_heavy_optional_package():
     code = f"import sys, convolab, convolab.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_no_test_imports_the_tests_folder_as_a_package():
+    """CI runs `pytest` (not `python -m pytest`), so the checkout's root is not on sys.path and `tests` is no
+    package: `from tests.x import y` collects only from the root under `python -m`. A test shares helpers the way
+    conftest's are shared, by module name (`from conftest import ...`)."""
+    found = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}:{node.lineno} {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert found == [], "\n".join(found)

@@ -17,7 +17,7 @@ from convolab.compare.report import differing_note
 from convolab.compare.results import ModelResult, read_run
 from convolab.data import load_data
 from convolab.errors import DataError
-from tests.test_labels_csv_checks import rows, write
+from test_labels_csv_checks import rows, write
 
 QUICK = ["--data", "digits", "--batch-size", "128", "--epochs", "1", "--no-progress", "--threads", "1",
          "--model-option", "img_size=12"]
