@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import signal_after_first_epoch, signal_after_step
 
+import convolab.cli.train as cli_train
 from convolab.cli import main
 from convolab.cli._launch import READER_LEFT, _explain_failure, strip_option
 from convolab.errors import ConfigError, FieldError
@@ -256,3 +257,16 @@ def test_ranks_split_each_global_batch_in_order():
 def test_relaunch_drops_nproc_and_its_abbreviations():
     argv = ["train", "lenet", "--nproc", "2", "--epochs", "1", "--npr=2", "--no-progress", "--nproc=4"]
     assert strip_option(argv, "--nproc", min_prefix=4) == ["train", "lenet", "--epochs", "1", "--no-progress"]
+
+
+@pytest.mark.parametrize("cores, warned", [(2, True), (4, False)])
+def test_more_processes_than_cores_is_said_before_they_start(monkeypatch, caplog, tmp_path, cores, warned):
+    started = []
+    monkeypatch.setattr(cli_train, "usable_cores", lambda: cores)
+    monkeypatch.setattr(cli_train, "launch", lambda nproc, argv: started.append((nproc, argv)) or 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", *RUN, "--nproc", "4", "--output", str(tmp_path / "r")]) == 0
+    assert started and started[0][0] == 4
+    said = ("--nproc 4 is more than the 2 CPUs this process may use: the 4 processes take turns on them, one thread "
+            "each, and train no faster than --nproc 2 would")
+    assert (said in caplog.text) is warned

@@ -135,3 +135,13 @@ def test_a_folder_named_as_its_model_is_told_apart_by_the_folder_above_it(tmp_pa
                    "--output", str(tmp_path / "rep")) == 0
     results = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert [r["model"] for r in results["models"]] == ["lenet5 (mine/lenet5)", "lenet5 (cmp)"]
+
+
+def test_an_lr_given_equal_to_another_runs_default_is_no_option_that_differs():
+    given, default = (ModelResult("a", "a", lr=0.1, options={"lr": 0.1, "epochs": 2}),
+                      ModelResult("b", "b", lr=0.1, options={"lr": None, "epochs": 2}))
+    assert differing_note([given, default]) == ""
+    other = ModelResult("c", "c", lr=0.05, options={"lr": None, "epochs": 2})  # (its model's default is another lr)
+    assert differing_note([given, other]) == "Options that differ between runs: lr (see results.json).\n"
+    # (runs all at their models' own defaults name no lr, whatever those are)
+    assert differing_note([default, other]) == ""

@@ -11,13 +11,13 @@ import tarfile
 
 import pytest
 from PIL import Image
+from test_labels_csv_checks import rows, write
 
 from convolab.cli import main
 from convolab.compare.report import differing_note
 from convolab.compare.results import ModelResult, read_run
 from convolab.data import load_data
 from convolab.errors import DataError
-from test_labels_csv_checks import rows, write
 
 QUICK = ["--data", "digits", "--batch-size", "128", "--epochs", "1", "--no-progress", "--threads", "1",
          "--model-option", "img_size=12"]

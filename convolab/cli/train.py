@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import torch
 
+from .._platform import usable_cores
 from .._registry import get_entry
 from ..errors import ConfigError, FieldError
 from ..finetune import pretrained_defaults, pretrained_trainer
@@ -22,6 +24,7 @@ from ._options import add_config_options, config_from_args, flag_of, given_confi
 from ._results import closing_lines
 from ._weights import add_start_options, start_weights, wants_pretrained
 
+log = logging.getLogger("convolab")
 HELP = "train a model (default data: the embedded mnist5k digits); ends with `test accuracy: 0.xxxx`"
 
 
@@ -78,6 +81,10 @@ def launch_processes(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc {args.nproc} on CUDA needs {args.nproc} GPUs (one a process), "
                           f"{torch.cuda.device_count()} visible; give --nproc {max(1, torch.cuda.device_count())} "
                           f"or --device cpu")
+    if not wants_cuda and args.nproc > (cores := usable_cores()):  # (not refused: each rank is still one of N)
+        log.warning("--nproc %d is more than the %d CPU%s this process may use: the %d processes take turns on "
+                    "them, one thread each, and train no faster than --nproc %d would", args.nproc, cores,
+                    "s" if cores != 1 else "", args.nproc, cores)
     return launch(args.nproc, strip_option(args._argv, "--nproc", min_prefix=4))
 
 

@@ -59,10 +59,14 @@ def check_same_data(results: list[ModelResult]) -> str:
 
 
 def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]]:
-    """Options equal in every run (shown once) and the names of those that differ."""
-    configs = [r.options for r in results if r.options]
+    """Options equal in every run (shown once) and the names of those that differ. Where a run gave an lr, one left
+    to its model's default counts as the lr it trained at (before: lr 0.1 given beside lr 0.1 by default differed)."""
+    configs = [dict(r.options) for r in results if r.options]
     if not configs:
         return {}, []
+    if any(c.get("lr") is not None for c in configs):
+        for c, r in zip(configs, [r for r in results if r.options]):
+            c["lr"] = r.lr if c.get("lr") is None else c["lr"]
     keys = sorted(set().union(*configs))
     shared = {k: configs[0].get(k) for k in keys if all(c.get(k) == configs[0].get(k) for c in configs)}
     return shared, [k for k in keys if k not in shared]
