@@ -221,9 +221,8 @@ __all__ = ["Batch", "BatchSource", "ResidentBatches", "StreamedBatches", "Vector
 
 def unused_options(workers: int | None, min_crop_scale: float, sync_bn: bool, streamed: bool,
                    several: bool) -> list[str]:
-    """The options given that this run has no use for, each with why (before: taken without a word, where
-    --nesterov with Adam was warned about): --workers and --min-crop-scale are streamed images', --sync-bn is
-    several processes'."""
+    """The options given that this run has no use for, each with why: --workers and --min-crop-scale are streamed
+    images', --sync-bn is several processes'."""
     unused = []
     if not streamed and workers is not None:
         unused.append("`workers` (the processes that decode streamed images; these are held in memory)")

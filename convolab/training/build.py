@@ -108,7 +108,7 @@ class Run:
 
 @streams_held  # (it seeds torch's global streams, then draws the split and weights: one build at a time, any thread)
 def check_given_outputs(model: nn.Module, data: LabelledImages, size: int | None = None) -> None:
-    """One line where a model given to train has other outputs than the data have classes (before: torch's IndexError
+    """One line where a model given to train has other outputs than the data have classes (else torch's IndexError
     at the first step for fewer, and outputs no image trains for more): its `num_classes`, as convolab's and timm's
     models say it, or, for a model without one, the width of its logits for one zero image (in eval mode)."""
     if isinstance(data, TabularImages):
@@ -129,7 +129,7 @@ def check_given_outputs(model: nn.Module, data: LabelledImages, size: int | None
 
 def materialized(model: nn.Module, data: LabelledImages, size: int | None) -> None:
     """A model given with lazy modules (torch's LazyLinear, ...) made whole by one forward pass of a zero batch of the
-    data's images, as torch advises (before: "Attempted to use an uninitialized parameter" from inside the build)."""
+    data's images, as torch advises (otherwise "Attempted to use an uninitialized parameter" from inside the build)."""
     if isinstance(data, TabularImages) or not any(isinstance(p, nn.parameter.UninitializedParameter)
                                                   for p in model.parameters()):
         return
@@ -211,7 +211,7 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
                            "googlenet, googlenet_tv and inception_v3 have them, built with aux_logits=True"))
     if "aux_drop_rate" in config.model_options and not getattr(model, "aux_names", ()) and dist.is_main:
         log.warning("`model_options` aux_drop_rate is not used: %s is built without auxiliary heads (add "
-                    "`model_options` aux_logits=true to build them)", config.model)  # (before: recorded, unused)
+                    "`model_options` aux_logits=true to build them)", config.model)
     want_aux = any(w > 0 for name, w in loss_weights.items() if name != "main")
     scored_outputs = [n for n in loss_weights if n != "main"] if want_aux else []
     check_monitor(config.monitor, scored_outputs, train_targets)

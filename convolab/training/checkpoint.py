@@ -118,7 +118,7 @@ def load_checkpoint(path: str | Path | dict[str, Any], map_location: str | torch
         return {"format": FORMAT, **load_safetensors(path)}
     if path.is_dir():
         folder, path = path, checkpoint_file(path)
-        if path.name == "last.pt":  # (before: scored as the run's model without a word)
+        if path.name == "last.pt":
             log.warning("%s holds no best.pt (no epoch finished, or it was removed): its last.pt is read, the "
                         "run as it stopped", folder)
     if not path.is_file():

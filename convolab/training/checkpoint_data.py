@@ -62,7 +62,7 @@ def load_data_for(checkpoint: dict, source: str, data_dir: str | None = None, do
     if train_subset is not None or test_subset is not None:
         data = data.per_class_subsets(train_subset and int(train_subset), test_subset and int(test_subset))
     then, now = checkpoint.get("data_images"), data_images(data)["data_images"]  # (a run of train/, val/ and test/
-    if own and then and list(then) not in (now, [len(data.train), len(data.test)]):  # from before: those two)
+    if own and then and list(then) not in (now, [len(data.train), len(data.test)]):  # by an older convolab: those two)
         log.warning("%s has changed since the run trained on it (%d training and %d test images then, %d and %d "
                     "now)%s", source, *then, *now, DRAWN_AGAIN if data.held_out else "")  # (split folders: fixed)
     # (test/ beside val/: kept unseen by a run that records validation images; a run from before scored val/ as test)

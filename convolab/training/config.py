@@ -221,7 +221,7 @@ class TrainConfig:
             setattr(self, f.name, plain_number(f.name, getattr(self, f.name)))
             check_option(f.name, getattr(self, f.name))
         if isinstance(self.output, str) and self.output.startswith("~"):  # as --data's: the run folder, its lock and
-            self.output = os.path.expanduser(self.output)  # the lines naming it on one path (before: a folder "~")
+            self.output = os.path.expanduser(self.output)  # the lines naming it on one path (not a folder "~")
         if self.freeze_backbone and self.backbone_lr_scale is not None:
             raise FieldError("backbone_lr_scale", f"{self.backbone_lr_scale:g} scales the backbone's learning rate, "
                                                   "but `freeze_backbone` trains no backbone: give one of the two")

@@ -23,7 +23,7 @@ def made_before_best(run_dir: str | Path) -> list[str]:
 
 
 def say_made_before_best(run_dir: str | Path) -> None:
-    """A warning naming what `made_before_best` finds (before: a resumed run's new best.pt left best.onnx and
+    """A warning naming what `made_before_best` finds (otherwise a resumed run's new best.pt leaves best.onnx and
     evaluation/ scoring the earlier one without a word)."""
     stale = made_before_best(run_dir)
     if stale:

@@ -26,7 +26,7 @@ def in_torchrun() -> bool:
 
 def launch_env(name: str, default: int) -> int:
     """The whole number a launcher (torchrun, --nproc) sets in the environment variable `name` (RANK, WORLD_SIZE,
-    LOCAL_RANK), `default` where it is unset or empty; one line where it holds something else (before: int()'s
+    LOCAL_RANK), `default` where it is unset or empty; one line where it holds something else (not int()'s
     traceback, from a stray `export RANK=abc`)."""
     value = os.environ.get(name, "").strip()
     if not value:

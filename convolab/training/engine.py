@@ -192,11 +192,11 @@ class Trainer:
                 complete = f"{self.run.run_dir} has trained its {self.epoch} epoch{'s' * (self.epoch != 1)}: the " \
                     f"run is complete, and fit() gives its result; give `epochs` N > {self.epoch} to train it further"
                 if self.epoch and self.epoch >= self.config.epochs and not on_the_command_line():  # (the CLI says
-                    log.info("%s", complete)  # its own; before: the old result, without a word)
+                    log.info("%s", complete)  # its own; else the old result, without a word)
                 result = fit(self)
                 if self.run.data.unseen_test is not None and result.best_epoch:  # (best.pt was written)
-                    # By one process; the others wait for it here, where a stop signal is said alike by all (before:
-                    # theirs came in the process group's closing wait, a bare "interrupted").
+                    # By one process; the others wait for it here, where a stop signal is said alike by all (not in
+                    # the process group's closing wait, a bare "interrupted").
                     with stop_at_once(self.run, "while best.pt was scored on the unseen test split"):
                         if self.run.dist.is_main and (self.run.run_dir / "best.pt").is_file():
                             result.unseen_test = score_unseen_test(self.run)

@@ -347,10 +347,10 @@ def iter_predictions(loaded: LoadedModel, paths: list[str | Path] | str | Path, 
     a time (a batch of one took twice the compute); the model is checked at the call, each image when its turn
     comes (one that fails to decode: those read before it are scored and given first, then its error). One path alone
     is a list of one; `~` is expanded."""
-    if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1:  # (before: 0 gave no class,
+    if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1:  # (0 would give no class,
         raise ConfigError(f"`topk` must be a positive integer, got {topk!r}")  # silently; numpy's ints are taken)
     topk = int(topk)
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths  # (before: "image / is a folder")
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths  # (one path, not a list of its characters)
     classes = loaded.classes
     k = min(topk, len(classes))
     ckpt = loaded.checkpoint

@@ -50,7 +50,7 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int, defa
             aux = ", or leave out aux_logits" if getattr(model, "aux_names", None) else ""
             raise FieldError("image_size", f"{size} is too small for {name}'s other heads (they need at least "
                                            f"{high} px); give `image_size` {high} or more{aux}")
-        if top is not None:  # (before: "give --image-size 28 or more", and 32 was then refused)
+        if top is not None:  # (not "or more": sizes above `top` are refused too)
             raise FieldError("image_size", f"{size} is too small for {name} (its layers take {high}-{top} px); give "
                                            f"`image_size` {high}{rebuild}")
         raise FieldError("image_size", f"{size} is too small for {name} (its layers need at least {high} px); "

@@ -1,6 +1,6 @@
 """The progress bars of training and lr-find: the figures first, then the times, which a narrow terminal cuts first
-(before: tqdm's own layout, with its figures' keys in alphabetical order, gave an 80-column terminal a bar of one
-cell and neither the loss nor the lr)."""
+(tqdm's own layout, with its figures' keys in alphabetical order, gives an 80-column terminal a bar of one cell and
+neither the loss nor the lr)."""
 from __future__ import annotations
 
 import sys

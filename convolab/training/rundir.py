@@ -57,7 +57,7 @@ RUN_WRITES = (*RUN_FILES, "metrics.json", "steps.csv", "curves.png", "per_class.
 
 def record_stop(run_dir: str | Path, reason: str) -> None:
     """Write why the run in `run_dir` failed (its loss became NaN): `report` calls it failed, as `compare` did, not
-    "interrupted", which a --resume would mend (before: one run, two words)."""
+    "interrupted", which a --resume would mend."""
     text = json.dumps({"reason": as_said(reason)}) + "\n"  # (as the user reads it: the command's flags, for `report`)
     atomic_write(Path(run_dir) / STOP_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -95,8 +95,8 @@ def forget_unsaved_run(run_dir: Path) -> None:
     """Remove the config.json of a run that saved no last.pt (its loss became NaN, or no image of its data could be
     read, in its first epoch; a fault between its first best.pt and last.pt), the files it wrote before it failed
     (best.pt, metrics, curves: the run checked that the folder held none of them before it began) and its folder if
-    that is left empty, so that no run is left there and the corrected command may start again (before: a best.pt
-    left without config.json, which --resume refused as no run and the same command as a run)."""
+    that is left empty, so that no run is left there and the corrected command may start again (a best.pt without
+    config.json is no run to --resume, and a run to the same command)."""
     if not (run_dir / "last.pt").exists():
         with contextlib.suppress(OSError):  # (a folder turned read-only: the error that stopped the run says it)
             (run_dir / "config.json").unlink(missing_ok=True)
