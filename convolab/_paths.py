@@ -19,8 +19,7 @@ from .errors import ConfigError, ConvolabError, DiskFullError
 
 def user_path(path: str | os.PathLike) -> Path:
     """A path a caller gave, `~` expanded as a shell expands it: Python has no shell to do it (the CLI expands its
-    own options), and "~/runs" is a folder "~" nowhere (before: a comparison's runs went to $HOME/runs and its
-    report to ./~/runs)."""
+    own options), and "~/runs" is a folder "~" nowhere."""
     return Path(os.path.expanduser(os.fspath(path)))
 
 

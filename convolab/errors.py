@@ -118,8 +118,8 @@ class RegistryError(ConfigError, RuntimeError):
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM: the state was saved and the run can be resumed. `signum`: the signal (the CLI exits with
     128 + it, as a shell gives a process the signal ended: 130 for SIGINT, 143 for SIGTERM). A KeyboardInterrupt, as
-    Ctrl-C is: the caller's `except Exception` lets it through, and the loop of runs it stops ends (before: a
-    ConvolabError, which such a loop caught and went on to its next run)."""
+    Ctrl-C is: the caller's `except Exception` lets it through, and the loop of runs it stops ends (a ConvolabError
+    such a loop would catch, and go on to its next run)."""
 
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)

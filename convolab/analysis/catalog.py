@@ -121,7 +121,7 @@ STALE_SECONDS = 30 * 86400  # another digest's file unread this long is an older
 def _write_cache(rows: dict) -> None:
     """The figures into the cache file (written whole, then renamed). Another digest's file is removed once a month
     has passed since it was written: two installs sharing the cache folder (two venvs, two torch versions) keep
-    each its own (before: each removed the other's, and counted again at every switch)."""
+    each its own (removed at once, each would remove the other's and count again at every switch)."""
     with contextlib.suppress(OSError, ConvolabError):
         path = catalog_file()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -260,7 +260,7 @@ def format_comparison(comparison: Comparison) -> str:
     lines = [format_design(comparison.design), format_design(comparison.versus, "versus"),
              f"{comparison.design.text} against {comparison.versus.text}:"]
     ours, theirs = comparison.design.output_shape, comparison.versus.output_shape
-    if tuple(ours) != tuple(theirs):  # (before: "80% saved" between designs of different outputs, not a word of it)
+    if tuple(ours) != tuple(theirs):  # ("80% saved" misleads between designs of different outputs)
         lines.append(f"  (their outputs differ, {_shape(ours)} against {_shape(theirs)}: the designs do not do the "
                      "same job, and the figures below compare their costs alone)")
     for quantity, label in (("multiplications", "multiplications"), ("weights", "weights"),

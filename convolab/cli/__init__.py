@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _command(argv)
         if argv is None:  # the work is done, and said: a Ctrl-C or SIGTERM while the process ends (a second of torch's
-            work_done()  # teardown) ends it as it would end anyway (before: exit 130, without a word)
+            work_done()  # teardown) ends it as it would end anyway (not exit 130, without a word)
         return code
     except KeyboardInterrupt:  # Ctrl-C while the verbs' modules are still importing (torchvision takes seconds)
         _say_error(line)
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The arguments that name files or folders: a leading ~ is the home folder in each, as the shell makes it of a word
-# it expands (not of --output=~/x, nor of an argument a script passes), and as --data always took it (before: the
-# others made a folder named "~" in the current one, whose run held no lock, and evaluate wrote beside the home's)
+# it expands (not of --output=~/x, nor of an argument a script passes), and as --data always took it (otherwise a
+# folder named "~" in the current one, whose run holds no lock, and evaluate writes beside the home's)
 PATH_ARGUMENTS = ("output", "out", "data", "data_dir", "resume", "init_from", "checkpoint", "images", "run_dirs")
 
 

@@ -124,7 +124,7 @@ def _print(args: argparse.Namespace, what: str, report: EvaluationReport, tta: t
     names = [shown(c) for c in report.classes]  # (a tab or newline in a class name: escaped, one row each)
     width = max(columns(c) for c in names)  # (in a terminal's columns: 猫咪 is 4 wide)
     print(f"{what}: {report.count} test images, tta {tta[0]} ({tta[1]})")
-    if epoch is not None:  # (before: nothing said which epoch was scored, nor that best.pt's was chosen on test images)
+    if epoch is not None:  # (best.pt's epoch may have been chosen on these very test images)
         of = f" of {epoch['epochs']}" if epoch["epochs"] else ""
         at = f"{epoch['batch_in_epoch']} batches into epoch {epoch['epoch'] + 1}{of} (saved by a stop)" \
             if epoch["batch_in_epoch"] else f"epoch {epoch['epoch']}{of}"

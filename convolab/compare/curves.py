@@ -24,8 +24,7 @@ MARKERS = ("o", "s", "^", "D", "v")
 
 def line_style(i: int, count: int) -> dict[str, Any]:
     """The colour, marker and line of the i-th of `count` curves, no two alike: matplotlib's ten colours up to ten,
-    its tab20 up to twenty, then each line and marker in turn over those (before: C{i % 10}, so the eleventh model
-    was drawn as the first)."""
+    its tab20 up to twenty, then each line and marker in turn over those."""
     if count <= 10:
         return {"color": f"C{i}", "marker": "o", "linestyle": "-"}
     import matplotlib  # (what the colour map is read from; pyplot is not imported)
@@ -129,7 +128,7 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "tes
         ax.grid(alpha=0.3)
         plots.plain_log_ticks(ax)
     # The legend below the panels: inside one it hid the lines it lay on (a model stuck at 0.10, or 9 runs'); the
-    # figure grows by its height, in more columns for more runs (before: 120 runs' 60 rows lay on the panels)
+    # figure grows by its height, in more columns for more runs (else 120 runs' 60 rows lie on the panels)
     columns = 2 if len(labels) <= 16 else 3 if len(labels) <= 45 else 4
     rows = -(-len(labels) // columns) if drawn else 0
     fig.set_size_inches(11, 12 + 0.22 * max(0, rows - 8))  # (8 rows, 16 names, fit its 12 inches, as ever)

@@ -60,7 +60,7 @@ def check_same_data(results: list[ModelResult]) -> str:
 
 def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]]:
     """Options equal in every run (shown once) and the names of those that differ. Where a run gave an lr, one left
-    to its model's default counts as the lr it trained at (before: lr 0.1 given beside lr 0.1 by default differed)."""
+    to its model's default counts as the lr it trained at (lr 0.1 given and lr 0.1 by default do not differ)."""
     configs = [dict(r.options) for r in results if r.options]
     if not configs:
         return {}, []
@@ -76,9 +76,8 @@ def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]
 SCORING = ("test_subset", "val_fraction", "tta")
 def differing_note(results: list[ModelResult]) -> str:
     """The lines under a table of runs whose options differ (`report` of runs made apart): which options, and a
-    warning where one changes the images or the way their test figures were scored (before: only report.html named
-    the options, and results.md set a figure of 1,000 test images beside one of 500 without a word), and where the
-    runs trained on other devices or threads (their img/s and train time then measure those too)."""
+    warning where one changes the images or the way their test figures were scored, and where the runs trained on
+    other devices or threads (their img/s and train time then measure those too)."""
     # (runs that all start from published weights: each model's own, as init_from, at its own input size)
     weights = all(r.options.get("init_from") for r in results if r.options)
     differing = [k for k in split_options(results)[1]
@@ -97,8 +96,7 @@ def differing_note(results: list[ModelResult]) -> str:
 
 def speed_note(results: list[ModelResult]) -> str:
     """A line where the runs that trained did so on other devices, numbers of threads or of processes (--nproc): their
-    img/s and train time measure the machine as much as the model (before: said nowhere but in results.json's
-    versions; processes: nowhere)."""
+    img/s and train time measure the machine as much as the model."""
     trained = [r for r in results if r.images_per_second is not None or r.wall_seconds is not None]
     devices = sorted({"cuda:0" if r.device == "cuda" else r.device for r in trained if r.device})  # (cuda's 0)
     threads = sorted({r.threads for r in trained if r.threads and (r.device or "cpu") == "cpu"})

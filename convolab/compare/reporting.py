@@ -41,7 +41,7 @@ def report_runs(run_dirs: Sequence[str | Path] | str | Path, output: str | Path,
             made = way_on("a `convolab train` run", "a Trainer's run")
             raise ConfigError(f"{path} is not a run folder (no config.json); give the `output` folder of {made}, a "
                               "comparison's folder or a folder under its runs/")
-        if in_use(path):  # (before: reported as "interrupted" while it trained on)
+        if in_use(path):  # (a run still training would read as "interrupted")
             who = holder(path) or " (a run still training?)"
             raise ConfigError(f"{path} is in use by another convolab command{who}; report it once that command "
                               "has ended")

@@ -266,9 +266,9 @@ def check_run_options(config: TrainConfig, data: ImageData) -> None:
 
 def check_some_model_builds(models: list[str], config: TrainConfig, data: ImageData) -> None:
     """An option that fails every model (a --monitor no run has, a --loss output no model has) refused before the
-    comparison exists: the models' runs are built in turn (nothing trained, nothing written, nothing said) until
-    one builds. Where none does, their lines are the command's; where one does, a model that cannot is reported
-    failed in its turn, as before (before: every model "failed", a report of none, exit 1)."""
+    comparison exists (not every model "failed", a report of none, exit 1): the models' runs are built in turn
+    (nothing trained, nothing written, nothing said) until one builds. Where none does, their lines are the
+    command's; where one does, a model that cannot is reported failed in its turn."""
     problems = []
     note = data.subset_note  # (build_run says it, once: for the comparison's first run, not these trial builds)
     for model in models:

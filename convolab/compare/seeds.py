@@ -298,9 +298,8 @@ NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", 
 def settings_apart(results: list[ModelResult]) -> None:
     """Runs of one model trained with other options (another lr, other epochs: a seed's run resumed for more; not
     another seed, thread count or device) are named apart, each setting a model of its own, so that their spread is
-    not taken for seed-to-seed noise nor tested as one model's seeds (before: a run at lr 0.01 pooled with one at
-    0.002 as two seeds). An lr left to the model's default is the lr the run trained at (one not known, of a run
-    that never began, is no other setting)."""
+    not taken for seed-to-seed noise nor tested as one model's seeds. An lr left to the model's default is the lr
+    the run trained at (one not known, of a run that never began, is no other setting)."""
     by_model: dict[str, list[ModelResult]] = {}
     for r in results:
         by_model.setdefault(r.model, []).append(r)

@@ -46,8 +46,8 @@ def relative_record(source: str) -> bool:
 
 def read_from_here(source: str, where: str | Path, otherwise: str) -> str:
     """A relative --data a run recorded (`relative_record`), read from the current folder where it is there, with a
-    warning naming the folder it reads (before: read so without a word, other data from another folder), else one
-    line; `where` names the record, `otherwise` says what else to do."""
+    warning naming the folder it reads (it may hold other data than the run's), else one line; `where` names the
+    record, `otherwise` says what else to do."""
     old = f"{where} records its data as the relative path {source!r}, as convolab did before 2026-11-28"
     if not Path(source).expanduser().exists():
         raise DataError(f"{old}, which is not there from this folder: {otherwise}")
@@ -126,7 +126,7 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
     if source in DATA_SETS and Path(source).is_dir():
         log.warning("`data` %s names the built-in data set; the folder %s here is not read (give ./%s for it)",
                     source, source, source)
-    if data_dir is not None and source not in TORCHVISION_SETS:  # (before: ignored without a word, a missing one too)
+    if data_dir is not None and source not in TORCHVISION_SETS:
         log.warning("`data_dir` %s is where torchvision's data sets (%s) live; %s is read as given, not from it",
                     data_dir, ", ".join(TORCHVISION_SETS), source)
     if source == "mnist5k":
@@ -166,8 +166,8 @@ def load_data(source: str, data_dir: str | None = None, download: bool = False,
 def _sourced(data: LabelledImages, source: str, options: dict[str, Any]) -> LabelledImages:
     """`data` marked with what they were read from, as a run records its `data` (`absolute_source`), and the
     `options` of the call that decide their images, as a run records them (a hold-out fraction only where one was
-    held out: data with a test split of their own ignore it): a Trainer given them records these (before: its
-    config's `data`, mnist5k by default, and its options, whatever it trained on)."""
+    held out: data with a test split of their own ignore it): a Trainer given them records these (not its config's
+    `data`, mnist5k by default, and its options, whatever it trained on)."""
     if not data.held_out:
         options.pop("val_fraction", None)
     data.source, data.loaded_with = absolute_source(source), options

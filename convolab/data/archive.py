@@ -300,8 +300,8 @@ class ImageSource:
 
     def _unpacked_names(self, members: list[tarfile.TarInfo], skip_bad: bool) -> tuple[list[tarfile.TarInfo], int]:
         """The members named as `tar -x` unpacks them (`member_name`: read as classes `''` and `.` before), without
-        those named with `..` (before: a class `..`): an image among them is a DataError naming it, or with
-        `skip_bad` counted (the count returned) and left out, as a link leading outside the archive is."""
+        those named with `..`: an image among them is a DataError naming it, or with `skip_bad` counted (the count
+        returned) and left out, as a link leading outside the archive is."""
         climbing = sorted(m.name for m in members if member_name(m.name) is None and _is_image(m.name)
                           and (m.isfile() or m.islnk() or m.issym()))
         self._refused_or_skipped(climbing, skip_bad, "is named with a '..' component, which tar -x refuses to "

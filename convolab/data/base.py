@@ -225,7 +225,7 @@ def per_class_subset(labels: torch.Tensor, count: int | None, seed: int = 0) -> 
 
 def check_subset_counts(data: LabelledImages, train: int | None, test: int | None, say: bool = True) -> None:
     """--train-subset/--test-subset against the splits of `data`: fewer images than a split has classes cannot take
-    every class alike (before: the first classes by name, so that the test could score classes never trained on):
+    every class alike (the first classes by name would leave the test scoring classes never trained on):
     one line; more images than the split holds take them all, and (`say`) a warning says so (config.json keeps the
     number asked)."""
     scored = "validation" if data.unseen_test is not None else "test"  # (a folder's val/, scored beside its test/)

@@ -20,7 +20,7 @@ SAY_SKIPPED = 10  # files: the skipped ones a warning names (the rest counted)
 def say_skipped(source: Any, cached: dict, whole: bool, hit: bool = False) -> None:
     """With --skip-bad-images, one warning naming the files skipped (the first SAY_SKIPPED), and (`hit`: the cache
     read, not made: the listing said it then) one naming the empty class folders left out; on every load, a cache
-    hit too (before: a count once, when the cache was made; the empty folders never); by one process of --nproc."""
+    hit too; by one process of --nproc."""
     if (count := int(cached.get("skipped", 0))) and main_rank():
         named = list(cached.get("skipped_files", []))
         more = f"; and {count - len(named)} more" if named and count > len(named) else ""

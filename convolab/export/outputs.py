@@ -82,7 +82,7 @@ EXPORT_SUFFIXES = (".onnx", ".pt2")  # (and a TorchScript file, known by its arc
 
 def check_replaced_export(path: str | Path, writer: str = "the export") -> None:
     """An existing file at `path` is replaced only where it is an export itself (ONNX, a torch.export program, or
-    TorchScript), exported again (before: any file, a photo of the data or a user's checkpoint, was overwritten)."""
+    TorchScript), exported again (never a photo of the data or a user's checkpoint)."""
     path = Path(path)
     if not path.is_file() or path.name.lower().endswith(EXPORT_SUFFIXES) or is_torchscript(path):
         return

@@ -66,7 +66,7 @@ class ResNet(ConvNet):
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}")
         if isinstance(stem_width, bool) or not isinstance(stem_width, int) or stem_width < 1:
-            # (before: -4 was a traceback from torch, 0 a warning of zero-element tensors)
+            # (otherwise -4 is a traceback from torch, 0 a warning of zero-element tensors)
             raise ValueError(f"stem_width takes a whole number of at least 1, got {stem_width!r}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.preact = block in (PreActBasicBlock, PreActBottleneck)

@@ -138,7 +138,7 @@ def resume_experiment(output: str | Path, command: str | None = None,
 
 def options_said(options: dict[str, Any]) -> str:
     """An arm's options as a line names them, by argument (the CLI: by flag): "`lr` 1.0, `model_options`
-    batch_norm=False" (before: model_options={'batch_norm': False})."""
+    batch_norm=False"."""
     def said(name: str, value: Any) -> str:
         if isinstance(value, dict):
             return " ".join(f"`{name}` {key}={each}" for key, each in value.items())
