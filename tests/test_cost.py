@@ -105,6 +105,9 @@ def test_cli_factorizations_show_28_and_33_percent_saved():
     assert "weights: 73,728 vs 102,400: 1.39x fewer, 28% saved" in out
     out = _cli(["cost", "--input", "64x28x28", "1x3:64", "3x1:64", "--versus", "3x3:64"])
     assert "multiplications: 19,267,584 vs 28,901,376: 1.50x fewer, 33% saved" in out
+    # (in the article's order, the larger design first: its saving is said of the other too)
+    out = _cli(["cost", "--input", "64x28x28", "5x5:64", "--versus", "3x3:64", "3x3:64"])
+    assert "multiplications: 80,281,600 vs 57,802,752: 1.39x more, 39% added; 3x3:64 3x3:64 saves 28%" in out
 
 
 def test_cli_json_has_layers_totals_and_comparison():

@@ -53,6 +53,9 @@ def test_corr2d_demo_prints_the_articles_19_25_37_43(capsys):
     assert "corr2d(X, K) = [[19, 25], [37, 43]]" in out
     assert "[[56, 72], [104, 120]]" in out  # two input channels, summed
     assert "equals conv2d with a 2x3x1x1 kernel: True" in out  # 1x1 convolution as a matrix product
+    # (what the 1x1 part multiplies is printed, so that X0 - X2 = -18 can be checked by hand)
+    assert "X = arange(27) as 3 channels of 3x3 (X0 = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]" in out
+    assert "weight = [[1, 0, -1], [0.50, 0.50, 0.50]]" in out
 
 
 def test_edge_kernel_demo_prints_the_image_the_edge_map_and_ends_with_the_learned_kernel(capsys):
@@ -81,6 +84,8 @@ def test_shapes_demo_prints_the_articles_padding_and_stride_examples_agreeing_wi
     for text, out in expected.items():
         (line,) = [line for line in lines if text in line]
         assert line.endswith(f"-> {out}   nn.Conv2d: {out}"), line
+    # (each result worked through, per side)
+    assert "      H: floor((8 + 2*0 - 3) / 3) + 1 = 2; W: floor((8 + 2*1 - 5) / 4) + 1 = 2" in lines
 
 
 def test_shapes_demo_prints_the_lenet_shape_table_of_article_003(capsys):
@@ -98,7 +103,9 @@ def test_pooling_demo_gives_10_for_arange16_and_the_padded_strided_results(capsy
     i = lines.index("max pool 3x3 (stride defaults to the window):")
     assert lines[i + 1:i + 3] == ["  pool2d: [[10]]", "  PyTorch: [[10]]"]
     assert "  pool2d: [[5, 7], [13, 15]]\n  PyTorch: [[5, 7], [13, 15]]" in out
-    assert "  pool2d: [[0, 3], [8, 11], [12, 15]]\n  PyTorch refuses it" in out
+    # (the article's MXNet call: PyTorch's pooling refuses its padding, F.pad of -inf then pooling agrees)
+    assert "  pool2d: [[0, 3], [8, 11], [12, 15]]\n  PyTorch: [[0, 3], [8, 11], [12, 15]] (F.max_pool2d(F.pad(" in out
+    assert "its PyTorch form" not in out  # (padding (0, 1) is another call, of another result)
     assert "  pool2d: [[1.11, 2.67], [5.67, 10]]\n  PyTorch: [[1.11, 2.67], [5.67, 10]]" in out
     assert "[[[5, 7], [13, 15]], [[6, 8], [14, 16]]] (shape [1, 2, 2, 2])" in out
 
@@ -132,6 +139,8 @@ def test_one_epoch_of_a_lecture_net_clears_0_85_on_mnist5k(capsys, tmp_path, nam
     lines = _demo(capsys, name, "--epochs", "1", "--output", str(tmp_path), "--no-progress")
     assert (tmp_path / "metrics.csv").is_file()
     assert float(ACCURACY.match(lines[-1])[1]) >= 0.85
+    # (the residual net's figure beside the lecture's, which is of another data set)
+    assert ("`convolab reproduce lecture-mnist` trains on it" in lines[-2]) is (name == "resnet-mnist")
 
 
 @pytest.mark.slow

@@ -201,8 +201,10 @@ def test_cli_table_lists_lenet_shapes_in_order_and_states_what_is_counted():
     assert shapes == [str(s) for s in LENET_SHAPES]
     assert "Total params: 61,706" in out
     assert "Total MACs: 416,520 (Conv2d + Linear multiply-accumulates)" in out
-    assert "FLOPs: 833,040 (= 2 x MACs)" in out
+    assert "FLOPs: 833,040 (= 2 x MACs; the \"FLOPs\" of ResNet's paper and many others are multiply-adds" in out
     assert "Not counted: AvgPool2d, Flatten, Sigmoid" in out
+    # (the lecture nets pool in their forward code: no row says so, the footer does)
+    assert "functional ops in forward code (activations, pooling, adds, concatenations: no row of their own)" in out
     assert "Did not run: none" in out
 
 

@@ -112,10 +112,11 @@ class Summary:
                  f"Trainable params: {self.trainable_params:,}",
                  f"Non-trainable params: {self.total_params - self.trainable_params:,}",
                  f"Total MACs: {self.total_macs:,} (Conv2d + Linear multiply-accumulates)",
-                 f"FLOPs: {self.flops:,} (= 2 x MACs)"]
+                 f"FLOPs: {self.flops:,} (= 2 x MACs; the \"FLOPs\" of ResNet's paper and many others are "
+                 "multiply-adds: compare them with Total MACs)"]
         counted = f"{', '.join(self.not_counted)} modules" if self.not_counted else "no module"
         lines.append(f"Not counted: {counted}; functional ops in forward code "
-                     "(activations, adds, concatenations)")
+                     "(activations, pooling, adds, concatenations: no row of their own)")
         if self.not_run:
             names = ", ".join(f"{m.name} ({m.type}, {m.params:,} params)" for m in self.not_run)
             lines.append(f"Did not run: {names}; their params are in the totals, their MACs are not")

@@ -56,7 +56,8 @@ def input_size(text: str) -> tuple[int, int, int]:
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected C,H,W with positive integers (e.g. 3,224,224), got {text!r}")
+        raise argparse.ArgumentTypeError("expected C,H,W or CxHxW with positive integers (e.g. 3,224,224 or "
+                                         f"3x224x224), got {text!r}")
     return values  # type: ignore[return-value]
 
 

@@ -43,6 +43,8 @@ def corr2d_demo() -> Iterator[str]:
     y = conv1x1_as_matmul(x, weight)
     same = np.allclose(y, conv2d(x, weight[:, :, None, None]))
     yield "a 1x1 convolution is a fully connected layer at every pixel: (2 x 3 weight) @ (3 channels x 9 px)"
+    yield f"  X = arange(27) as 3 channels of 3x3 (X0 = {nested(x[0, 0])}, X1 = X0 + 9, X2 = X0 + 18)"
+    yield f"  weight = {nested(weight)} (row 0: X0 - X2; row 1: half the channels' sum)"
     yield f"  equals conv2d with a 2x3x1x1 kernel: {same}; output channel 0 = X0 - X2 = {nested(y[0, 0])}"
 
 
@@ -120,6 +122,18 @@ SHAPE_EXAMPLES = (
 )
 
 
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else v
+
+
+def working(ex: ShapeExample, n: int = 8) -> str:
+    """The formula worked through for the height and the width of an `n` x `n` input."""
+    sides = []
+    for axis, k, p, s in zip("HW", _pair(ex.kernel), _pair(ex.padding), _pair(ex.stride)):
+        sides.append(f"{axis}: floor(({n} + 2*{p} - {k}) / {s}) + 1 = {(n + 2 * p - k) // s + 1}")
+    return "; ".join(sides)
+
+
 def shape_rows() -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
     """(example, output by the formula, output of a real nn.Conv2d) for each article example."""
     out = []
@@ -146,8 +160,9 @@ def shapes_demo() -> Iterator[str]:
     yield "output size per side: floor((n + 2p - k) / s) + 1 (p: padding on each side; the article " \
           "writes n - k + p_total + s over s)"
     width = max(len(text) for text, _, _ in shape_rows())
-    for text, formula, real in shape_rows():
+    for ex, (text, formula, real) in zip(SHAPE_EXAMPLES, shape_rows()):
         yield f"  {text:<{width}}  -> {size(formula)}   nn.Conv2d: {size(real)}"
+        yield f"      {working(ex)}"
     yield ""
     yield "LeNet-5 (lenet5) on a 1x1x28x28 image, each layer's output shape:"
     table = lenet_shapes()

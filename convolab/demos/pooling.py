@@ -33,16 +33,20 @@ POOL_EXAMPLES = (
     PoolExample("max pool 3x3, padding 1, stride 2", 3, 2, 1),
     PoolExample("max pool (2, 3), padding (1, 2), stride (2, 3) (the article's MXNet call)",
                 (2, 3), (2, 3), (1, 2), torch_accepts=False),
-    PoolExample("max pool (2, 3), padding (0, 1), stride (2, 3) (its PyTorch form)", (2, 3), (2, 3), (0, 1)),
     PoolExample("avg pool 3x3, padding 1, stride 2 (the padding counts as zeros)", 3, 2, 1, "avg"),
 )
 
 
 def torch_pool(x: np.ndarray, ex: PoolExample) -> np.ndarray:
-    """The same pooling by torch.nn.functional, for the side-by-side check."""
+    """The same pooling by torch.nn.functional, for the side-by-side check; a padding PyTorch's pooling refuses
+    (above half the window) is added by F.pad first, of -inf for max pooling (a padded cell is never the max)."""
     fn = F.max_pool2d if ex.mode == "max" else F.avg_pool2d
     stride = ex.window if ex.stride is None else ex.stride
-    return fn(torch.from_numpy(x), ex.window, stride, ex.padding).numpy()
+    t = torch.from_numpy(x)
+    if ex.torch_accepts:
+        return fn(t, ex.window, stride, ex.padding).numpy()
+    ph, pw = (ex.padding, ex.padding) if isinstance(ex.padding, int) else ex.padding
+    return fn(F.pad(t, (pw, pw, ph, ph), value=-np.inf if ex.mode == "max" else 0.0), ex.window, stride).numpy()
 
 
 def pooling_demo() -> Iterator[str]:
@@ -56,8 +60,10 @@ def pooling_demo() -> Iterator[str]:
         yield f"  pool2d: {nested(ours[0, 0])}"
         if ex.torch_accepts:
             yield f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])}"
-        else:
-            yield "  PyTorch refuses it: padding may be at most half the window"
+        else:  # (nn.MaxPool2d refuses the call: padding may be at most half the window)
+            ph, pw = ex.padding if isinstance(ex.padding, tuple) else (ex.padding, ex.padding)
+            yield (f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])} (F.max_pool2d(F.pad(X, ({pw}, {pw}, {ph}, {ph}), "
+                   f"value=-inf), {ex.window}, {ex.stride}): its pooling refuses a padding above half the window)")
     X2 = np.concatenate([X, X + 1], axis=1)
     yield "two channels, X and X + 1 (1x2x4x4): pooling keeps the channels apart"
     ex = POOL_EXAMPLES[1]
