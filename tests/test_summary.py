@@ -11,6 +11,7 @@ from torch import nn
 import convolab
 from convolab.analysis import count_macs, count_params, summary
 from convolab.analysis.draw import architecture_graph
+from convolab.analysis.summary import kernel_text
 from convolab.cli import main
 from convolab.errors import ConfigError
 
@@ -267,3 +268,25 @@ def test_num_classes_0_summarizes_and_draws_the_feature_extractor(tmp_path, caps
     assert "Total params: 269,072" in out  # resnet20's 269,722 less its 64 x 10 + 10 classifier
     assert main(["draw", "resnet20", "--num-classes", "0", "--out", str(tmp_path / "f.svg")]) == 0
     assert (tmp_path / "f.svg").is_file()
+
+
+def test_each_convolution_and_pooling_row_gives_its_window_stride_and_padding():
+    """Article 003's LeNet: 5x5 kernels, the first padded by 2, 2x2 average pooling of stride 2; GoogLeNet's 5x5
+    branch against torchvision's 3x3, Inception-v3's 1x7, the adaptive pooling's output, groups and dilation."""
+    kernels = {r.name: r.kernel for r in summary(convolab.create_model("lenet5"), (1, 28, 28)).rows}
+    assert [kernels[f"features.{i}"] for i in range(6)] == ["5x5 pad 2", "", "2x2 stride 2", "5x5", "",
+                                                         "2x2 stride 2"]
+    assert kernels["head.fc1"] == ""
+    with torch.device("meta"):
+        rows = {m: {r.name: r.kernel for r in summary(convolab.create_model(m), (3, 224, 224)).rows}
+                for m in ("googlenet", "googlenet_tv")}
+        v3 = {r.name: r.kernel for r in summary(convolab.create_model("inception_v3"), (3, 299, 299)).rows}
+    assert rows["googlenet"]["inception3a.branch3.1.conv"] == "5x5 pad 2"
+    assert rows["googlenet_tv"]["inception3a.branch3.1.conv"] == "3x3 pad 1"
+    assert rows["googlenet"]["maxpool1"] == "3x3 stride 2 ceil" and rows["googlenet"]["head.pool"] == "to 1x1"
+    assert v3["Mixed_6b.branch7x7_2.conv"] == "1x7 pad 0x3"
+    assert kernel_text(nn.Conv2d(64, 64, 3, 2, padding=2, dilation=2, groups=32)) == \
+        "3x3 stride 2 pad 2 dilation 2 groups 32"
+    assert kernel_text(nn.AdaptiveAvgPool2d((None, 7))) == "to inputx7"
+    out = _run_cli(["summary", "lenet5", "--json"])
+    assert json.loads(out)["layers"][1]["kernel"] == "5x5 pad 2"

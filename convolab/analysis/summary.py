@@ -35,6 +35,7 @@ class LayerRow:
     output_shape: Any  # list[int] for a tensor, a list of those for a tuple of tensors, None otherwise
     params: int
     macs: int
+    kernel: str = ""  # a convolution's or pooling's window, stride, padding (`kernel_text`); "" for other modules
 
     def to_dict(self) -> dict:
         """The row's fields as a dict, for JSON."""
@@ -94,18 +95,18 @@ class Summary:
 
     def to_table(self) -> str:
         """The summary as a fixed-width text table with a footer stating what was counted."""
-        header = ("Layer (name: type)", "Output shape", "Params", "MACs")
+        header = ("Layer (name: type)", "Output shape", "Params", "MACs", "Kernel")
         body = [("  " * (r.depth - 1) + f"{r.name}: {r.type}", _format_shape(r.output_shape),
-                 f"{r.params:,}" if r.params else "--", f"{r.macs:,}" if r.macs else "--")
+                 f"{r.params:,}" if r.params else "--", f"{r.macs:,}" if r.macs else "--", r.kernel)
                 for r in self.rows]
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(4)]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(5)]
         widths[0] = max(widths[0], 34)
 
         def fmt(line: Sequence[str]) -> str:
             return (f"{line[0]:<{widths[0]}}  {line[1]:<{widths[1]}}  "
-                    f"{line[2]:>{widths[2]}}  {line[3]:>{widths[3]}}")
+                    f"{line[2]:>{widths[2]}}  {line[3]:>{widths[3]}}  {line[4]}").rstrip()
 
-        rule = "=" * len(fmt(header))
+        rule = "=" * max(len(fmt(line)) for line in [header, *body])
         lines = [f"{self.model} at input {'x'.join(map(str, self.input_size))} (batch 1, eval mode)",
                  rule, fmt(header), rule, *(fmt(b) for b in body), rule,
                  f"Total params: {self.total_params:,}",
@@ -142,6 +143,36 @@ def _output_shape(output: Any) -> Any:
     if isinstance(output, dict) and output and all(isinstance(o, torch.Tensor) for o in output.values()):
         return [list(o.shape) for o in output.values()]
     return None
+
+
+def _size_text(value: Any) -> str:
+    """3 -> "3"; (1, 7) -> "1x7"; (3, 3) -> "3"."""
+    if isinstance(value, (tuple, list)):
+        return str(value[0]) if len(set(value)) == 1 else "x".join(map(str, value))
+    return str(value)
+
+
+def kernel_text(module: nn.Module) -> str:
+    """A convolution's or pooling's window and what it is other than 1 or 0: "5x5 pad 2", "3x3 stride 2 pad 1",
+    "1x7 pad 0x3", "3x3 groups 32"; an adaptive pooling's output ("to 1x1"); "" for any other module."""
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        size = module.output_size
+        size = (size, size) if isinstance(size, int) or size is None else size
+        return "to " + "x".join("input" if v is None else str(v) for v in size)
+    if not isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return ""
+    k = module.kernel_size
+    k = (k, k) if isinstance(k, int) else k
+    text = "x".join(map(str, k))
+    stride, padding = _size_text(module.stride), _size_text(module.padding)
+    text += f" stride {stride}" if stride != "1" else ""
+    text += f" pad {padding}" if padding != "0" else ""
+    if isinstance(module, nn.Conv2d):
+        text += f" dilation {_size_text(module.dilation)}" if _size_text(module.dilation) != "1" else ""
+        text += f" groups {module.groups}" if module.groups != 1 else ""
+    elif isinstance(module, nn.MaxPool2d) and _size_text(module.dilation) != "1":
+        text += f" dilation {_size_text(module.dilation)}"
+    return text + (" ceil" if getattr(module, "ceil_mode", False) else "")
 
 
 def _owned_params(model: nn.Module) -> dict[str, int]:
@@ -307,7 +338,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
         first_call = name not in called
         called.add(name)
         row = LayerRow(name, type(module).__name__, _depth(name), None,
-                       subtree_params[name] if first_call else 0, 0)
+                       subtree_params[name] if first_call else 0, 0, kernel_text(module))
         rows.append(row)
         stack.append(row)
 
