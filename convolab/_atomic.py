@@ -385,11 +385,6 @@ def _not_writable(path: Path, err: OSError) -> tuple[str, str]:
     return f"{path.parent} cannot be written ({why}) while writing {path.name}", "make it writable, or write elsewhere"
 
 
-def not_writable_line(path: Path, err: OSError, existed: bool = False) -> str:
-    what, advice = _not_writable(path, err)
-    return f"{what}: {advice}{_kept(path, existed)}"
-
-
 def no_space_what(path: Path, free: int | None = None) -> str:
     left = f" ({free / 2**20:.1f} MiB free)" if free is not None else ""
     return f"no space left on the disk of {path.parent}{left} while writing {path.name}"

@@ -26,7 +26,6 @@ POLICIES = ("rand", "trivial", "autoaugment-cifar10", "autoaugment-imagenet")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast",
        "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 OP_ID = {name: i for i, name in enumerate(OPS)}
-GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 RAND_OPS, RAND_MAGNITUDE, RAND_BINS = 2, 9, 31  # torchvision's RandAugment defaults
 TRIVIAL_BINS = 31
 AUTO_BINS = 10

@@ -109,7 +109,6 @@ def check_option_types(name: str, fn: Any, kwargs: dict[str, Any]) -> None:
 
 
 TAKEN = ("num_classes", "in_chans")  # create_model's own arguments, not a model's options
-CREATE_OPTIONS = ("features_only", "out_indices", "until")  # create_model's, for every model
 
 
 def option_names(name: str) -> list[str]:
