@@ -55,6 +55,9 @@ def trained_like(name: str, calibrated: bool = False) -> nn.Module:
     if key not in _MODELS:
         torch.manual_seed(0)
         model = convolab.create_model(name)
+        for m in model.modules():  # PyTorch's default scale, whatever the model's own init (Inception-v3's std 0.1
+            if isinstance(m, (nn.Conv2d, nn.Linear)):  # compounds over 95 layers into logits of 1e3 at random)
+                m.reset_parameters()
         bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         for bn in bns:
             bn.weight.uniform_(0.5, 1.0)

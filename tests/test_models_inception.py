@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from convolab import create_model
@@ -325,3 +326,20 @@ def test_small_models_learn_a_batch_of_28x28_mnist_digits(name, options):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name, peer", [("inception_v3", "inception_v3"), ("googlenet_tv", "googlenet")])
+def test_a_model_of_torchvisions_layout_starts_from_torchvisions_initialization(name, peer):
+    """Truncated normals, std 0.1 (Inception-v3; its aux classifier 0.001) and 0.01 (GoogLeNet): each weight of ours
+    pairs with one of torchvision's of the same size and spread (PyTorch's default gives v3's convolutions 0.042)."""
+    torch.manual_seed(0)
+    ours = create_model(name, aux_logits=True)
+    theirs = getattr(torchvision.models, peer)(weights=None, aux_logits=True, init_weights=True)
+
+    def spreads(model):
+        return sorted((p.numel(), p.std().item()) for p in model.parameters() if p.dim() in (2, 4) and p.numel() > 9999)
+
+    mine, peers = spreads(ours), spreads(theirs)
+    assert len(mine) == len(peers) > 50
+    for (n, std), (m, peer_std) in zip(mine, peers):
+        assert n == m and std == pytest.approx(peer_std, rel=0.1), (n, std, peer_std)

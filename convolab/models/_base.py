@@ -145,6 +145,18 @@ def init_xavier(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def init_truncated_normal(model: nn.Module, std: float, stds: dict[nn.Module, float] | None = None) -> None:
+    """torchvision's initialization of its GoogLeNet (std 0.01) and Inception-v3 (0.1, with `stds` for its auxiliary
+    classifier, 0.001): every Conv2d and Linear weight drawn from N(0, std) cut at -2 and 2, the std of a module in
+    `stds` its own, biases left as PyTorch made them (batch norms start at 1 and 0). Nothing to draw on meta."""
+    if on_meta(model):
+        return
+    stds = stds or {}
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, mean=0.0, std=stds.get(m, std), a=-2.0, b=2.0)
+
+
 class ConvNet(nn.Module):
     """Base class: `forward(x) == forward_head(forward_features(x))`.
 

@@ -38,6 +38,7 @@ from ._base import (
     MNIST_STD,
     FeatureInfo,
     data_config_for,
+    init_truncated_normal,
     init_xavier,
     torchvision_input,
 )
@@ -232,9 +233,11 @@ def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = 
                  transform_input: bool = False, drop_rate: float = 0.2, aux_drop_rate: float = 0.7,
                  img_size: int = 224) -> GoogLeNet:
     """torchvision's GoogLeNet: 3x3 "5x5" branch, BN eps 1e-3 (6,624,904 params; 13,004,888 with aux)."""
-    return GoogLeNet(num_classes, in_chans, aux_logits, block=conv_block(norm="bn", eps=1e-3),
-                     kernel_5x5=3, maxpool4_kernel=2, aux_pool="adaptive", drop_rate=drop_rate,
-                     aux_drop_rate=aux_drop_rate, transform_input=transform_input, img_size=img_size)
+    model = GoogLeNet(num_classes, in_chans, aux_logits, block=conv_block(norm="bn", eps=1e-3),
+                      kernel_5x5=3, maxpool4_kernel=2, aux_pool="adaptive", drop_rate=drop_rate,
+                      aux_drop_rate=aux_drop_rate, transform_input=transform_input, img_size=img_size)
+    init_truncated_normal(model, 0.01)  # (torchvision's: trained from scratch, it starts where torchvision's does)
+    return model
 
 
 @register_model

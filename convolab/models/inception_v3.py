@@ -23,7 +23,15 @@ from ..errors import ConfigError
 from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, avg_pool_3x3, conv_block
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
-from ._base import CIFAR10_MEAN, CIFAR10_STD, ConvNet, FeatureInfo, data_config_for, torchvision_input
+from ._base import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    ConvNet,
+    FeatureInfo,
+    data_config_for,
+    init_truncated_normal,
+    torchvision_input,
+)
 
 # One call in a torch.fx graph (features_only, --until, draw): its channel check cannot be traced through.
 torch.fx.wrap("torchvision_input")
@@ -244,6 +252,9 @@ class InceptionV3(AuxClassifierNet):
             FeatureInfo("Mixed_5d", 288, 8), FeatureInfo("Mixed_6e", 768, 16),
             FeatureInfo("Mixed_7c", 2048, 32)]
         self.data_config = data_config_for(in_chans, img_size)
+        # torchvision's initialization (and timm's), so that a run from scratch starts where theirs does; their aux
+        # head's 0.01 is set on the conv block, which their loop never reads (it reads nn.Conv2d's), so 0.1 there too
+        init_truncated_normal(self, 0.1, {self.aux.fc: 0.001} if self.aux else None)
 
     def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.transform_input:
