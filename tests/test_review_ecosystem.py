@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import convolab
+from convolab.errors import ConfigError
 from convolab.layers import DenseLayer, PreActBasicBlock, PreActBottleneck
 
 
@@ -103,3 +104,16 @@ def test_features_only_and_until_models_keep_the_sources_pretrained_cfg():
     assert cut.pretrained_cfg["interpolation"] == "bilinear" and cut.pretrained_cfg["num_classes"] == 5
     assert "classes" not in cut.pretrained_cfg
     assert features_only(source, (1, 2)).pretrained_cfg["crop_pct"] == 0.875
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet_tv", "lenet5_two_head", "multitask"])
+def test_reset_classifier_takes_timms_global_pool_avg_and_refuses_another_in_one_line(name):
+    """timm's `model.reset_classifier(0, "avg")` runs as timm's; its `reset_classifier(0, "")` (the unpooled map)
+    is one line naming `global_pool` and the way to the map, not a TypeError of the signature."""
+    model = convolab.create_model(name, **({"aux_logits": True} if name == "googlenet_tv" else {}))
+    model.reset_classifier(3, "avg")
+    assert model.num_classes == 3 and model.get_classifier().out_features == 3
+    with pytest.raises(ConfigError, match=r"^global_pool '': convolab's heads keep their own pooling; "
+                                                   r"leave `global_pool` out .*forward_features\(x\)$"):
+        model.reset_classifier(0, "")
+    assert model.num_classes == 3  # (refused before anything changed)

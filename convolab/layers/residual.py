@@ -35,7 +35,9 @@ class PadShortcut(nn.Module):
         """N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride), the new channels zeros."""
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]
-        front = self.extra // 2  # the new channels split around the old ones, as in He et al.'s code
+        # the new channels split around the old ones, as the common PyTorch port (akamaster/pytorch_resnet_cifar10)
+        # does; fb.resnet.torch appends them after the old: from scratch, the same network with channels reordered
+        front = self.extra // 2
         return F.pad(x, (0, 0, 0, 0, front, self.extra - front))
 
 

@@ -42,10 +42,10 @@ class AuxClassifierNet(ConvNet):
             outputs[name] = getattr(self, name)(taps[name])
         return outputs
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """As ConvNet's, and each auxiliary head this model has gets a fresh final layer for `num_classes` too."""
         reference = next(self.parameters(), None)
-        super().reset_classifier(num_classes)
+        super().reset_classifier(num_classes, global_pool)
         for name in self.aux_names:
             getattr(self, name).reset(num_classes)
             move_like(getattr(self, name), reference)

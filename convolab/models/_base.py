@@ -31,6 +31,14 @@ def check_num_classes(num_classes: object) -> int:
     return int(num_classes)  # type: ignore[arg-type]
 
 
+def check_global_pool(global_pool: object) -> None:
+    """timm's `reset_classifier(num_classes, global_pool)`: "avg" (or None) keeps the head's own pooling, the only
+    one convolab's heads have; another (timm's "" for the unpooled map, "max") is a ConfigError of one line."""
+    if global_pool not in (None, "avg"):
+        raise ConfigError(f"global_pool {global_pool!r}: convolab's heads keep their own pooling; leave `global_pool` "
+                          "out (or give 'avg'), and take the map before it from forward_features(x)")
+
+
 def check_in_chans(in_chans: object) -> int:
     """`in_chans` as an int >= 1, else a ConfigError (a ValueError) of one line."""
     if not _whole_number(in_chans) or in_chans < 1:  # type: ignore[operator]
@@ -230,9 +238,11 @@ class ConvNet(nn.Module):
         """The final linear layer, `head.fc` (an nn.Identity when num_classes is 0)."""
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final linear layer for `num_classes` (0 drops it: the model gives features)."""
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the final linear layer for `num_classes` (0 drops it: the model gives features); `global_pool` as
+        timm's, "avg" or None (`check_global_pool`)."""
         num_classes = check_num_classes(num_classes)
+        check_global_pool(global_pool)
         reference = next(self.parameters(), None)
         self.head.reset(num_classes)
         move_like(self.head.fc, reference)

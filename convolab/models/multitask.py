@@ -61,10 +61,10 @@ class MultiTaskNet(ConvNet):
     def get_classifier(self) -> nn.Module:
         return self.backbone.get_classifier()
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new main classifier; the task heads keep their own classes."""
         num_classes = check_num_classes(num_classes)
-        self.backbone.reset_classifier(num_classes)
+        self.backbone.reset_classifier(num_classes, global_pool)
         self.num_classes = num_classes
 
 

@@ -53,14 +53,14 @@ class NiNHead(nn.Module):
         return self.flatten(self.pool(self.fc(self.drop(x))))
 
 
-class _ClassMaps3x3(MlpConv):
+class ClassMaps3x3(MlpConv):
     """d2l's last mlpconv: 3x3 then two 1x1 convolutions, all `num_classes` wide."""
 
     def __init__(self, in_features: int, num_classes: int):
         super().__init__(in_features, (num_classes,) * 3, 3, padding=1)
 
 
-class _ClassMaps1x1(nn.Sequential):
+class ClassMaps1x1(nn.Sequential):
     """The paper's CIFAR cccp6: 1x1 convolution to one map per class, then ReLU (as in its Caffe net)."""
 
     def __init__(self, in_features: int, num_classes: int):
@@ -84,7 +84,7 @@ class NiN(ConvNet):
             nn.MaxPool2d(3, stride=2),                           # N x 384 x 5 x 5
         )
         self.num_features = 384
-        self.head = NiNHead(384, num_classes, _ClassMaps3x3, drop_rate)  # N x 10 x 5 x 5 -> N x 10
+        self.head = NiNHead(384, num_classes, ClassMaps3x3, drop_rate)  # N x 10 x 5 x 5 -> N x 10
         self.feature_info = [FeatureInfo("features.1", 96, 8), FeatureInfo("features.3", 256, 16),
                              FeatureInfo("features.5", 384, 32)]
         mean, std = (MNIST_MEAN, MNIST_STD) if in_chans == 1 else (IMAGENET_MEAN, IMAGENET_STD)
@@ -111,7 +111,7 @@ class NiNCifar(ConvNet):
             MlpConv(192, (192, 192), 3, padding=1),              # N x 192 x 8 x 8
         )
         self.num_features = 192
-        self.head = NiNHead(192, num_classes, _ClassMaps1x1)  # N x 10 x 8 x 8 -> N x 10
+        self.head = NiNHead(192, num_classes, ClassMaps1x1)  # N x 10 x 8 x 8 -> N x 10
         self.feature_info = [FeatureInfo("features.0", 96, 1), FeatureInfo("features.3", 192, 2),
                              FeatureInfo("features.6", 192, 4)]
         self.data_config = data_config_for(in_chans, img_size, CIFAR10_MEAN, CIFAR10_STD)

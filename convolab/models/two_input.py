@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import ConvNet, DataConfig, FeatureInfo, check_num_classes, move_like
+from ._base import ConvNet, DataConfig, FeatureInfo, check_global_pool, check_num_classes, move_like
 
 VECTOR_WIDTH = 32  # the numeric inputs' MLP: K -> 32 -> 32, ReLU
 
@@ -95,9 +95,10 @@ class MultiInputNet(ConvNet):
         """The main classifier, `fc` (an nn.Identity when num_classes is 0); the task heads are not it."""
         return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh main classifier for `num_classes` (0: none) on the backbone's device and dtype; task heads kept."""
         num_classes = check_num_classes(num_classes)
+        check_global_pool(global_pool)
         fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.fc = move_like(fc, next(self.backbone.parameters(), None))
         self.num_classes = num_classes
