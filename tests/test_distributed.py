@@ -270,3 +270,19 @@ def test_more_processes_than_cores_is_said_before_they_start(monkeypatch, caplog
     said = ("--nproc 4 is more than the 2 CPUs this process may use: the 4 processes take turns on them, one thread "
             "each, and train no faster than --nproc 2 would")
     assert (said in caplog.text) is warned
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), ("cuda", "nccl")])
+def test_the_process_group_waits_30_minutes_for_a_rank_on_either_backend(monkeypatch, device, backend):
+    """NCCL's own timeout is 10 minutes, gloo's 30: ranks waiting in a barrier while rank 0 alone unpacks a large
+    tar would be aborted on GPUs only."""
+    import datetime
+
+    import torch.distributed as dist
+    joined = []
+    monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda name, **kw: joined.append((name, kw)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    assert Distributed.from_env(torch.device(device)).rank == 1
+    assert joined == [(backend, {"timeout": datetime.timedelta(minutes=30)})]

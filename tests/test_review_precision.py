@@ -28,6 +28,20 @@ def test_compile_without_a_cpp_compiler_is_one_line_before_the_run_folder(tmp_pa
     assert not run.exists()  # (it held a config.json with compile: true, which refused the same command without it)
 
 
+def test_compile_on_cuda_without_a_c_compiler_is_one_line(monkeypatch):
+    """Triton builds the compiled step's launcher with $CC, gcc or clang; a bare GPU image has none."""
+    import convolab.training.device as device_module
+    from convolab.errors import ConfigError
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(device_module.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match=r"^`compile` on CUDA needs a C compiler .*; install one, or leave out "
+                                          r"`compile`$"):
+        device_module.check_compiler(torch.device("cuda"))
+    monkeypatch.setenv("CC", "/usr/bin/cc")
+    device_module.check_compiler(torch.device("cuda"))  # (the user's own compiler: taken, as Triton takes it)
+
+
 def test_fp16_refused_on_the_cpu_says_a_run_trained_so_continues_on_cuda_only():
     from convolab.errors import ConfigError
     from convolab.training.device import resolve_amp

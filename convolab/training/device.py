@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -65,8 +67,14 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def check_compiler(device: torch.device) -> None:
-    """torch.compile on the CPU builds C++ (inductor): without a working compiler it fails at the first step, after
-    the run folder is made, in a traceback of a hundred lines."""
+    """torch.compile on the CPU builds C++ (inductor), and on CUDA Triton builds its kernels' launcher with a C
+    compiler ($CC, else gcc, else clang, as Triton looks): without one it fails at the first step, after the run
+    folder is made, in a traceback of a hundred lines."""
+    if device.type == "cuda":
+        if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+            raise ConfigError("`compile` on CUDA needs a C compiler (Triton builds the compiled step's launcher with "
+                              "it) and none is found (gcc, clang or $CC); install one, or leave out `compile`")
+        return
     if device.type != "cpu":
         return
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -17,6 +18,10 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError
+
+# How long a rank waits in a collective for the others: gloo's default, given to NCCL too (whose own is 10 minutes),
+# so that ranks waiting while rank 0 alone unpacks a large tar or scores the unseen test split are not aborted
+GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 def in_torchrun() -> bool:
@@ -63,7 +68,7 @@ class Distributed:
         if not dist.is_initialized():
             if device.type == "cuda":
                 torch.cuda.set_device(local_rank)
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=GROUP_TIMEOUT)
         return cls(rank, world, local_rank)
 
     def device(self, device: torch.device) -> torch.device:
