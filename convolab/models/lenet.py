@@ -48,7 +48,7 @@ class LeNet5(ConvNet):
             act_layer(),
             pool_layer(kernel_size=2, stride=2),                # N x 16 x 5 x 5
         )
-        side = ((img_size + 4 - 4) // 2 - 4) // 2
+        side = (img_size // 2 - 4) // 2  # conv 5x5 pad 2 keeps the side, pool halves it, conv 5x5 takes 4, pool
         if side < 1:
             raise ValueError(f"LeNet-5 needs img_size >= 12, got {img_size}")
         self.head = LeNetHead(16 * side * side, num_classes, act_layer)
