@@ -581,6 +581,9 @@ CASES: list[Row] = [
     Row("summary-input-size-two-numbers", ["summary", "lenet5", "--input-size", "1,28"], "expected C,H,W"),
     Row("summary-input-too-small", ["summary", "lenet5", "--input-size", "1,8,8"],
         "too small for lenet5 (default size 1x28x28)"),
+    # (the least size a model not built for its size takes, found on the meta device)
+    Row("summary-input-too-small-names-the-least", ["summary", "googlenet_tv", "--input-size", "3,8,8"],
+        "input 3x8x8 is too small for googlenet_tv (default size 3x224x224; its layers need at least 15x15)"),
     Row("summary-depth-0", ["summary", "lenet5", "--depth", "0"], "positive integer"),
     Row("summary-larger-than-the-head-is-built-for", ["summary", "lenet5", "--input-size", "1,64,64"],
         "input 1x64x64 does not fit lenet5, whose layers are built for 1x28x28: build it for 64 px with img_size=64 "

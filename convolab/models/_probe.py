@@ -63,7 +63,9 @@ def describe_input_error(model: nn.Module, input_size: Sequence[int], err: Runti
         return (f"input {given} does not fit {name}, whose layers are built for one square size ({expected}; "
                 "`model_options` img_size=N builds them for N x N): give a square input")
     if input_size[1] * input_size[2] < default[1] * default[2]:
-        return f"input {given} is too small for {name} (default size {expected}): {reason}"
+        side = smallest_side(model, input_size[0], min(input_size[1:]), min(default[1:]))
+        least = f"; its layers need at least {side}x{side}" if side is not None else ""
+        return f"input {given} is too small for {name} (default size {expected}{least}): {reason}"
     return f"input {given} does not fit {name} (default size {expected}): {reason}"
 
 
@@ -86,6 +88,31 @@ def fits_when_built_for(model: nn.Module, input_size: Sequence[int]) -> bool:
     except Exception:  # (too small for any build, lenet5 at 8 px: whatever a builder raises, the answer is no)
         return False
     return True
+
+
+def smallest_side(model: nn.Module, in_chans: int, low: int, high: int) -> int | None:
+    """The smallest square side a registered model takes, between `low` (refused) and `high` (its own: taken), by
+    bisection on the meta device (shapes alone); None for another model, or one whose layers are built for its
+    size (lenet5's flatten: it refuses twice its size, and `img_size` is the advice there)."""
+    name = getattr(model, "model_name", "")
+    if not name or registered_name(name) is None:
+        return None
+
+    def fits(px: int) -> bool:
+        try:
+            with torch.device("meta"), torch.no_grad():
+                rebuilt = create_model(name, in_chans=in_chans, **getattr(model, "model_options", {})).eval()
+                inference_outputs(rebuilt, torch.zeros(1, in_chans, px, px))
+        except Exception:  # (whatever a forward at this size raises: it does not fit)
+            return False
+        return True
+
+    if not fits(high) or not fits(2 * high):
+        return None
+    while high - low > 1:  # low refused, high taken
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return high
 
 
 def probe_forward(model: nn.Module, input_size: Sequence[int], run=inference_outputs):
