@@ -223,3 +223,12 @@ def test_draw_refuses_a_tensor_above_16_gib_as_summary_does(tmp_path, size, word
         summary(model, size)
     assert words in str(drawn.value) and str(drawn.value) == str(summarized.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_convolution_or_pooling_box_gives_its_window_stride_and_padding():
+    graph = architecture_graph(convolab.create_model("lenet5"), (1, 28, 28))
+    kernels = {n.label: n.kernel for n in graph.nodes if n.kind == "module"}
+    assert kernels["features.0"] == "5x5 pad 2" and kernels["features.2"] == "2x2 stride 2"
+    assert kernels["features.1"] == ""  # (a Sigmoid: no window)
+    svg = to_svg(graph)
+    assert ">Conv2d 5x5 pad 2<" in svg and ">AvgPool2d 2x2 stride 2<" in svg and ">Sigmoid<" in svg

@@ -24,7 +24,7 @@ from ..errors import ConfigError, ConvolabError
 from ..models._modes import modes_kept
 from ..models._probe import describe_input_error, probe_input
 from .counting import one_input_size
-from .summary import SIZE_GIVEN, SizeArgs, check_depth, refuse_huge_input, refuse_huge_outputs
+from .summary import SIZE_GIVEN, SizeArgs, check_depth, kernel_text, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -45,6 +45,7 @@ class GraphNode:
     shape: list[int] | list[list[int]] | None
     inputs: list[str] = field(default_factory=list)
     scope: str = ""  # the module whose forward code calls a function, e.g. "inception3a"
+    kernel: str = ""  # a convolution's or pooling's window, stride and padding (`kernel_text`), e.g. "5x5 pad 2"
 
     @property
     def is_join(self) -> bool:
@@ -143,7 +144,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
     nodes: list[GraphNode] = []
     kept: set[str] = set()
     for node in graph.nodes:
-        shape = recorder.shapes.get(node.name)
+        shape, kernel = recorder.shapes.get(node.name), ""
         if node.op == "call_method" and node.target in _SKIPPED_METHODS:
             continue
         if node.op == "output":
@@ -156,6 +157,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
             kind, op, label = "input", "input", "input"
         elif node.op == "call_module":
             kind, op, label = "module", type(gm.get_submodule(node.target)).__name__, str(node.target)
+            kernel = kernel_text(gm.get_submodule(node.target))
         elif node.op == "call_function":
             kind, op = "function", _function_name(node.target)
             label = op
@@ -166,7 +168,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
         inputs = [n.name for n in node.all_input_nodes if n.name in kept]
         stack = node.meta.get("nn_module_stack") or {}
         scope = next(reversed(stack.values()))[0] if kind == "function" and stack else ""
-        nodes.append(GraphNode(node.name, kind, op, label, shape, inputs, scope))
+        nodes.append(GraphNode(node.name, kind, op, label, shape, inputs, scope, kernel))
         kept.add(node.name)
     return ArchGraph(name, tuple(int(v) for v in input_size), nodes)
 
@@ -198,7 +200,7 @@ def _shape_text(shape: list[int] | list[list[int]] | None) -> str:
 
 def _node_lines(node: GraphNode) -> list[str]:
     if node.kind == "module":
-        return [node.label, node.op, _shape_text(node.shape)]
+        return [node.label, f"{node.op} {node.kernel}".rstrip(), _shape_text(node.shape)]
     if node.scope:
         return [node.label, f"in {node.scope}", _shape_text(node.shape)]
     return [node.label, _shape_text(node.shape)]
