@@ -141,3 +141,11 @@ def test_options_a_cifar_entry_fixes_are_refused_by_name(name, options, words):
 def test_a_falsy_pretrained_builds_without_weights(pretrained):
     model = convolab.create_model("resnet20", pretrained=pretrained)
     assert model.num_classes == 10
+
+
+@pytest.mark.parametrize("name", ["googlenet_small", "inception_small"])
+def test_the_small_inception_nets_take_a_dropout_before_their_classifier(name):
+    """Their heads had a dropout fixed at 0: `--model-option drop_rate=0.3` was refused as an unknown option."""
+    assert convolab.create_model(name).head.drop.p == 0.0  # (d2l's and Zhang et al.'s have none)
+    model = convolab.create_model(name, drop_rate=0.3)
+    assert model.head.drop.p == 0.3 and model.model_options == {"drop_rate": 0.3}

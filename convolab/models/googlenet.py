@@ -242,10 +242,11 @@ def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = 
 
 @register_model
 def googlenet_small(num_classes: int = 10, in_chans: int = 1, img_size: int = 28,
-                    batch_norm: bool = True) -> GoogLeNet:
-    """d2l's GoogLeNet layout for 28 to 96 pixel input, BN after each conv (`batch_norm=False`: d2l's)."""
+                    batch_norm: bool = True, drop_rate: float = 0.0) -> GoogLeNet:
+    """d2l's GoogLeNet layout for 28 to 96 pixel input, BN after each conv (`batch_norm=False`: d2l's); no dropout
+    before the classifier unless `drop_rate` (d2l has none)."""
     # No aux heads: at 28x28 inception4a is 2x2, too small for the 5x5/3 pool of the paper's head.
     # BN by default because the plain 22-layer net barely moves in its first hundreds of steps.
     block = conv_block(norm="bn") if batch_norm else conv_block(norm=None)
     return GoogLeNet(num_classes, in_chans, False, block=block, pool_ceil_mode=False, pool_padding=1,
-                     drop_rate=0.0, img_size=img_size, mean=MNIST_MEAN, std=MNIST_STD)
+                     drop_rate=drop_rate, img_size=img_size, mean=MNIST_MEAN, std=MNIST_STD)

@@ -340,7 +340,7 @@ class SmallInception(ConvNet):
     """conv 3x3 96 -> stage1 -> downsample -> stage2 -> downsample -> stage3 -> global pool -> fc."""
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
-                 block: ConvBlock | None = None):
+                 block: ConvBlock | None = None, drop_rate: float = 0.0):
         super().__init__()
         block = block or conv_block(norm="bn")
         self.num_classes, self.in_chans = num_classes, in_chans
@@ -357,7 +357,7 @@ class SmallInception(ConvNet):
             stages.append(nn.Sequential(*modules))
         self.stage1, self.stage2, self.stage3 = stages
         self.num_features = channels
-        self.head = ClassifierHead(channels, num_classes)
+        self.head = ClassifierHead(channels, num_classes, drop_rate)
         self.feature_info = [FeatureInfo("stem", 96, 1), FeatureInfo("stage1", 80, 1),
                              FeatureInfo("stage2", 144, 2), FeatureInfo("stage3", 336, 4)]
         self.data_config = data_config_for(in_chans, img_size, CIFAR10_MEAN, CIFAR10_STD)
@@ -372,6 +372,8 @@ class SmallInception(ConvNet):
 
 
 @register_model
-def inception_small(num_classes: int = 10, in_chans: int = 3, img_size: int = 32) -> SmallInception:
-    """The small Inception of Zhang et al. 2017 for CIFAR-10 / MNIST-size input (conv + BN + ReLU)."""
-    return SmallInception(num_classes, in_chans, img_size)
+def inception_small(num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
+                    drop_rate: float = 0.0) -> SmallInception:
+    """The small Inception of Zhang et al. 2017 for CIFAR-10 / MNIST-size input (conv + BN + ReLU); no dropout
+    before the classifier unless `drop_rate` (theirs has none)."""
+    return SmallInception(num_classes, in_chans, img_size, drop_rate=drop_rate)
