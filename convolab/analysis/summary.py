@@ -1,4 +1,4 @@
-"""A per-layer summary in the manner of torchinfo: output shape, parameters and MACs of each module.
+"""A per-layer summary in the manner of torchinfo: output shape, parameters, MACs and kernel of each module.
 
 One eval-mode forward pass at batch 1 is watched with hooks. An input that would be one float32
 tensor above `cost.MAX_TENSOR_BYTES` (16 GiB) is refused before the pass; on the meta device (as

@@ -1,4 +1,4 @@
-"""`convolab summary MODEL`: per-layer output shapes, parameters and MACs, like torchinfo."""
+"""`convolab summary MODEL`: per-layer output shapes, parameters, MACs and kernels, like torchinfo."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ from ._args import class_count, input_size, nonempty, positive_int
 from ._options import add_model_options, model_options_of
 from ._weights import WEIGHTS, built_as_weights
 
-HELP = "per-layer output shapes, parameters and MACs of a model"
+HELP = "per-layer output shapes, parameters, MACs and kernels (window, stride, padding) of a model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
