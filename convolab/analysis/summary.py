@@ -165,13 +165,11 @@ def kernel_text(module: nn.Module) -> str:
     k = (k, k) if isinstance(k, int) else k
     text = "x".join(map(str, k))
     stride, padding = _size_text(module.stride), _size_text(module.padding)
+    dilation = _size_text(getattr(module, "dilation", 1))  # (average pooling has none)
     text += f" stride {stride}" if stride != "1" else ""
     text += f" pad {padding}" if padding != "0" else ""
-    if isinstance(module, nn.Conv2d):
-        text += f" dilation {_size_text(module.dilation)}" if _size_text(module.dilation) != "1" else ""
-        text += f" groups {module.groups}" if module.groups != 1 else ""
-    elif isinstance(module, nn.MaxPool2d) and _size_text(module.dilation) != "1":
-        text += f" dilation {_size_text(module.dilation)}"
+    text += f" dilation {dilation}" if dilation != "1" else ""
+    text += f" groups {module.groups}" if getattr(module, "groups", 1) != 1 else ""
     return text + (" ceil" if getattr(module, "ceil_mode", False) else "")
 
 

@@ -37,6 +37,7 @@ from .seeds import (
     scored_word,
     settings_apart,
     summarize_seeds,
+    trained_options,
     validated,
 )
 
@@ -61,12 +62,11 @@ def check_same_data(results: list[ModelResult]) -> str:
 def split_options(results: list[ModelResult]) -> tuple[dict[str, Any], list[str]]:
     """Options equal in every run (shown once) and the names of those that differ. Where a run gave an lr, one left
     to its model's default counts as the lr it trained at (lr 0.1 given and lr 0.1 by default do not differ)."""
-    configs = [dict(r.options) for r in results if r.options]
-    if not configs:
+    given = [r for r in results if r.options]
+    if not given:
         return {}, []
-    if any(c.get("lr") is not None for c in configs):
-        for c, r in zip(configs, [r for r in results if r.options]):
-            c["lr"] = r.lr if c.get("lr") is None else c["lr"]
+    lr_given = any(r.options.get("lr") is not None for r in given)
+    configs = [trained_options(r) if lr_given else r.options for r in given]
     keys = sorted(set().union(*configs))
     shared = {k: configs[0].get(k) for k in keys if all(c.get(k) == configs[0].get(k) for c in configs)}
     return shared, [k for k in keys if k not in shared]

@@ -295,6 +295,14 @@ NOT_NOTED = ("seed", "threads", "device", "compile", "compile_mode", "workers", 
              "memory_check", "download", "data_dir", "val_fraction_of_one_split")
 
 
+def trained_options(result: ModelResult) -> dict:
+    """The run's options with an lr left to its model's default as the lr it trained at (where that is known)."""
+    options = dict(result.options)
+    if options.get("lr") is None and result.lr is not None:
+        options["lr"] = result.lr
+    return options
+
+
 def settings_apart(results: list[ModelResult]) -> None:
     """Runs of one model trained with other options (another lr, other epochs: a seed's run resumed for more; not
     another seed, thread count or device) are named apart, each setting a model of its own, so that their spread is
@@ -304,10 +312,7 @@ def settings_apart(results: list[ModelResult]) -> None:
     for r in results:
         by_model.setdefault(r.model, []).append(r)
     for model, runs in by_model.items():
-        settings = [{k: v for k, v in r.options.items() if k not in NOT_NOTED} for r in runs]
-        for r, setting in zip(runs, settings):
-            if setting.get("lr") is None and r.lr is not None:
-                setting["lr"] = r.lr
+        settings = [{k: v for k, v in trained_options(r).items() if k not in NOT_NOTED} for r in runs]
         # (an lr not known, of a run that never began: no setting of its own)
         keys = sorted(k for k in set().union(*settings)
                       if len({repr(s.get(k)) for s in settings if k != "lr" or s.get(k) is not None}) > 1)

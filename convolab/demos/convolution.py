@@ -130,7 +130,7 @@ def working(ex: ShapeExample, n: int = 8) -> str:
     """The formula worked through for the height and the width of an `n` x `n` input."""
     sides = []
     for axis, k, p, s in zip("HW", _pair(ex.kernel), _pair(ex.padding), _pair(ex.stride)):
-        sides.append(f"{axis}: floor(({n} + 2*{p} - {k}) / {s}) + 1 = {(n + 2 * p - k) // s + 1}")
+        sides.append(f"{axis}: floor(({n} + 2*{p} - {k}) / {s}) + 1 = {conv_output_size(n, k, p, s)}")
     return "; ".join(sides)
 
 

@@ -45,8 +45,13 @@ def torch_pool(x: np.ndarray, ex: PoolExample) -> np.ndarray:
     t = torch.from_numpy(x)
     if ex.torch_accepts:
         return fn(t, ex.window, stride, ex.padding).numpy()
+    return fn(F.pad(t, explicit_padding(ex), value=-np.inf if ex.mode == "max" else 0.0), ex.window, stride).numpy()
+
+
+def explicit_padding(ex: PoolExample) -> tuple[int, int, int, int]:
+    """The example's padding as F.pad takes it: (left, right, top, bottom)."""
     ph, pw = (ex.padding, ex.padding) if isinstance(ex.padding, int) else ex.padding
-    return fn(F.pad(t, (pw, pw, ph, ph), value=-np.inf if ex.mode == "max" else 0.0), ex.window, stride).numpy()
+    return pw, pw, ph, ph
 
 
 def pooling_demo() -> Iterator[str]:
@@ -61,8 +66,7 @@ def pooling_demo() -> Iterator[str]:
         if ex.torch_accepts:
             yield f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])}"
         else:  # (nn.MaxPool2d refuses the call: padding may be at most half the window)
-            ph, pw = ex.padding if isinstance(ex.padding, tuple) else (ex.padding, ex.padding)
-            yield (f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])} (F.max_pool2d(F.pad(X, ({pw}, {pw}, {ph}, {ph}), "
+            yield (f"  PyTorch: {nested(torch_pool(X, ex)[0, 0])} (F.max_pool2d(F.pad(X, {explicit_padding(ex)}, "
                    f"value=-inf), {ex.window}, {ex.stride}): its pooling refuses a padding above half the window)")
     X2 = np.concatenate([X, X + 1], axis=1)
     yield "two channels, X and X + 1 (1x2x4x4): pooling keeps the channels apart"

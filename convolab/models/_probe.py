@@ -81,6 +81,12 @@ def fits_when_built_for(model: nn.Module, input_size: Sequence[int]) -> bool:
     if not name or not builds_for_size(name):
         return False
     options = {**getattr(model, "model_options", {}), "img_size": int(input_size[1])}
+    return runs_on_meta(name, options, input_size)
+
+
+def runs_on_meta(name: str, options: dict, input_size: Sequence[int]) -> bool:
+    """Whether the registered model `name`, built with `options` and `input_size`'s channels on the meta device
+    (shapes alone: nothing allocated), takes an input of `input_size` in eval mode."""
     try:
         with torch.device("meta"), torch.no_grad():
             rebuilt = create_model(name, in_chans=int(input_size[0]), **options).eval()
@@ -99,13 +105,7 @@ def smallest_side(model: nn.Module, in_chans: int, low: int, high: int) -> int |
         return None
 
     def fits(px: int) -> bool:
-        try:
-            with torch.device("meta"), torch.no_grad():
-                rebuilt = create_model(name, in_chans=in_chans, **getattr(model, "model_options", {})).eval()
-                inference_outputs(rebuilt, torch.zeros(1, in_chans, px, px))
-        except Exception:  # (whatever a forward at this size raises: it does not fit)
-            return False
-        return True
+        return runs_on_meta(name, getattr(model, "model_options", {}), (in_chans, px, px))
 
     if not fits(high) or not fits(2 * high):
         return None
