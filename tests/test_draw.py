@@ -232,3 +232,17 @@ def test_a_convolution_or_pooling_box_gives_its_window_stride_and_padding():
     assert kernels["features.1"] == ""  # (a Sigmoid: no window)
     svg = to_svg(graph)
     assert ">Conv2d 5x5 pad 2<" in svg and ">AvgPool2d 2x2 stride 2<" in svg and ">Sigmoid<" in svg
+
+
+def test_a_box_of_a_few_layers_lists_their_windows_in_order():
+    # GoogLeNet's Inception branches drawn as one box each: the paper's 5x5 branch, and torchvision's 3x3 in it
+    for name, third in (("googlenet", "1x1, 5x5 pad 2"), ("googlenet_tv", "1x1, 3x3 pad 1")):
+        graph = architecture_graph(convolab.create_model(name), (3, 224, 224), depth=2)
+        kernels = {n.label: (n.op, n.kernel) for n in graph.nodes if n.kind == "module"}
+        assert kernels["inception3a.branch1"][1] == "1x1"  # (a conv-norm-activation: its convolution's)
+        assert kernels["inception3a.branch2"] == ("Sequential", "1x1, 3x3 pad 1")
+        assert kernels["inception3a.branch3"] == ("Sequential", third)
+        assert kernels["inception3a.branch4"] == ("Sequential", "3x3 pad 1 ceil, 1x1")
+    graph = architecture_graph(convolab.create_model("googlenet"), (3, 224, 224), depth=1)
+    kernels = {n.label: n.kernel for n in graph.nodes if n.kind == "module"}
+    assert kernels["inception3a"] == ""  # (six windows: too many for a box)

@@ -24,7 +24,7 @@ from ..errors import ConfigError, ConvolabError
 from ..models._modes import modes_kept
 from ..models._probe import describe_input_error, probe_input
 from .counting import one_input_size
-from .summary import SIZE_GIVEN, SizeArgs, check_depth, kernel_text, refuse_huge_input, refuse_huge_outputs
+from .summary import SIZE_GIVEN, SizeArgs, check_depth, kernels_within, refuse_huge_input, refuse_huge_outputs
 
 JOIN_OPS = frozenset({"cat", "concat", "concatenate", "stack", "add", "add_", "iadd", "sum", "mul", "mul_"})
 _SKIPPED_METHODS = frozenset({"size", "dim"})
@@ -45,7 +45,8 @@ class GraphNode:
     shape: list[int] | list[list[int]] | None
     inputs: list[str] = field(default_factory=list)
     scope: str = ""  # the module whose forward code calls a function, e.g. "inception3a"
-    kernel: str = ""  # a convolution's or pooling's window, stride and padding (`kernel_text`), e.g. "5x5 pad 2"
+    kernel: str = ""  # a convolution's or pooling's window, stride and padding, e.g. "5x5 pad 2"; those inside a
+    # module drawn as one box, "1x1, 3x3 pad 1" (`kernels_within`)
 
     @property
     def is_join(self) -> bool:
@@ -157,7 +158,7 @@ def architecture_graph(model: nn.Module, input_size: Sequence[int], depth: int |
             kind, op, label = "input", "input", "input"
         elif node.op == "call_module":
             kind, op, label = "module", type(gm.get_submodule(node.target)).__name__, str(node.target)
-            kernel = kernel_text(gm.get_submodule(node.target))
+            kernel = kernels_within(gm.get_submodule(node.target))
         elif node.op == "call_function":
             kind, op = "function", _function_name(node.target)
             label = op

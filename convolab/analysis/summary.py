@@ -173,6 +173,18 @@ def kernel_text(module: nn.Module) -> str:
     return text + (" ceil" if getattr(module, "ceil_mode", False) else "")
 
 
+BOX_KERNELS = 3  # the most windows a module drawn as one box lists (a deeper stack is drawn without them)
+
+
+def kernels_within(module: nn.Module, most: int = BOX_KERNELS) -> str:
+    """`kernel_text` of a module, or for a module made of others (a conv-norm-activation, an Inception branch
+    drawn as one box) the windows inside it in order, "1x1, 3x3 pad 1", where there are `most` or fewer."""
+    if text := kernel_text(module):
+        return text
+    inside = [text for m in module.modules() if (text := kernel_text(m))]
+    return ", ".join(inside) if len(inside) <= most else ""
+
+
 def _owned_params(model: nn.Module) -> dict[str, int]:
     """Parameters each module owns directly, a tensor shared by several modules going to the first."""
     seen: set[int] = set()
