@@ -290,3 +290,16 @@ def test_each_convolution_and_pooling_row_gives_its_window_stride_and_padding():
     assert kernel_text(nn.AdaptiveAvgPool2d((None, 7))) == "to inputx7"
     out = _run_cli(["summary", "lenet5", "--json"])
     assert json.loads(out)["layers"][1]["kernel"] == "5x5 pad 2"
+
+
+def test_a_row_at_the_depth_asked_lists_the_windows_below_it_where_there_are_a_few():
+    """--depth 2 of GoogLeNet: each branch row its windows in order; at --depth 1 a conv-norm-activation gives its
+    convolution's, an Inception module (six windows) none, and deeper rows keep their own alone."""
+    with torch.device("meta"):
+        model = convolab.create_model("googlenet")
+    two = {r.name: r.kernel for r in summary(model, (3, 224, 224), depth=2).rows}
+    assert two["inception3a.branch3"] == "1x1, 5x5 pad 2" and two["inception3a.branch4"] == "3x3 pad 1 ceil, 1x1"
+    one = {r.name: r.kernel for r in summary(model, (3, 224, 224), depth=1).rows}
+    assert one["conv1"] == "7x7 stride 2 pad 3" and one["inception3a"] == "" and one["head"] == "to 1x1"
+    full = {r.name: r.kernel for r in summary(model, (3, 224, 224)).rows}
+    assert full["conv1"] == "" and full["conv1.conv"] == "7x7 stride 2 pad 3"  # (the window on its own row only)

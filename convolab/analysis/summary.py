@@ -35,7 +35,8 @@ class LayerRow:
     output_shape: Any  # list[int] for a tensor, a list of those for a tuple of tensors, None otherwise
     params: int
     macs: int
-    kernel: str = ""  # a convolution's or pooling's window, stride, padding (`kernel_text`); "" for other modules
+    kernel: str = ""  # a convolution's or pooling's window, stride, padding (`kernel_text`); "" for other modules;
+    # a row at `depth` that stands for the layers inside it: their windows, where there are a few (`kernels_within`)
 
     def to_dict(self) -> dict:
         """The row's fields as a dict, for JSON."""
@@ -384,6 +385,9 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
                           if not list(modules[n].children()) and not isinstance(modules[n], COUNTED_TYPES)})
     rows = _with_uncalled_containers(rows, modules, called, ran, subtree_params)
     rows = [r for r in rows if r.depth >= 1 and (depth is None or r.depth <= depth)]
+    for row in rows:  # a row that stands for the layers below `depth`: their windows, where a few
+        if row.depth == depth and not row.kernel:
+            row.kernel = kernels_within(modules[row.name])
     return Summary(
         model=getattr(model, "model_name", "") or type(model).__name__,
         input_size=input_size,
