@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
+import timm
 import torch
 import torchvision
 from conftest import randomized
 from torch import nn
 
+import convolab
 from convolab import list_models
 from convolab._registry import get_entry
 from convolab.analysis import count_params
-from convolab.interop import UnsupportedArchitectureError, from_torchvision
+from convolab.interop import UnsupportedArchitectureError, from_timm, from_torchvision
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
@@ -64,6 +66,21 @@ def test_unknown_torchvision_class_is_refused_with_the_list_of_convertible_ones(
         peer = torchvision.models.vgg11(weights=None)
     with pytest.raises(UnsupportedArchitectureError, match="'VGG'.*ResNet"):
         from_torchvision(peer)
+
+
+@pytest.mark.parametrize("build, convert, named", [
+    (lambda: torchvision.models.densenet121(weights=None), "timm", "torchvision's .*: convert it with `from_torchvision`"),
+    (lambda: torchvision.models.resnet50(weights=None), "timm", "torchvision's .*: convert it with `from_torchvision`"),
+    (lambda: timm.create_model("resnet18"), "torchvision", "timm's .*: convert it with `from_timm`"),
+    (lambda: convolab.create_model("densenet121"), "torchvision", "convolab's .*needs no converting"),
+])
+def test_a_model_of_another_library_is_refused_naming_the_converter_it_takes(build, convert, named):
+    """ResNet and DenseNet are class names in timm, torchvision and convolab: the wrong converter ran and failed
+    part-way (an AttributeError, or "timm ResNet of Bottleneck blocks is not convertible")."""
+    with torch.device("meta"):
+        peer = build()
+    with pytest.raises(UnsupportedArchitectureError, match=named):
+        (from_timm if convert == "timm" else from_torchvision)(peer)
 
 
 def test_every_model_marked_with_torchvision_weights_converts():

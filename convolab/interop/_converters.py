@@ -25,7 +25,14 @@ def converter(library: str, class_name: str):
 
 
 def convert(library: str, model: nn.Module) -> nn.Module:
+    """`library`'s `model` as convolab's, by the converter of its class; a model of another library (ResNet and
+    DenseNet are class names in timm, torchvision and convolab alike) is refused in one line naming the right one."""
     name = type(model).__name__
+    origin = type(model).__module__.partition(".")[0]
+    if origin != library and origin in ("timm", "torchvision", "convolab"):
+        where = f"{type(model).__module__}.{name}"
+        way = "it needs no converting" if origin == "convolab" else f"convert it with `from_{origin}`"
+        raise UnsupportedArchitectureError(f"from_{library} was given a model of {origin}'s ({where}): {way}")
     fn = _CONVERTERS.get((library, name))
     if fn is None:
         known = sorted(c for lib, c in _CONVERTERS if lib == library)
