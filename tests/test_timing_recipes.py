@@ -14,7 +14,7 @@ from convolab import create_model
 from convolab.cli import main
 from convolab.data import load_data, per_class_subset
 from convolab.data.augment import AugmentConfig, BatchTransform, random_flip
-from convolab.errors import ConfigError
+from convolab.errors import ConfigError, FieldError
 from convolab.reproduce.experiments import HE_CIFAR
 from convolab.training import TrainConfig, Trainer, evaluate
 from convolab.training.engine import TrainingInterrupted
@@ -75,6 +75,20 @@ def test_a_recipe_fills_only_the_options_not_given(tmp_path):
     assert recipe_values("fast", {"lr", "epochs"}).keys() == fast.keys() - {"lr", "epochs"}
     with pytest.raises(ConfigError, match="`recipe` 'slow' is not a recipe"):
         recipe_values("slow")
+
+
+def test_a_recipe_named_from_python_is_applied_by_from_recipe_and_refused_unapplied(tmp_path):
+    """TrainConfig(recipe="fast") recorded the recipe and trained at none of its values (adamw at 0.01, batch 64)."""
+    with pytest.raises(FieldError, match=r"'fast' is named, but none of its values \(epochs=40, batch_size=512.*"
+                                         r"TrainConfig.from_recipe\('fast', ...\)") as refused:
+        TrainConfig(model="lenet5_modern", data="digits", recipe="fast")
+    assert refused.value.field == "recipe"
+    config = TrainConfig.from_recipe("fast", model="lenet5_modern", data="digits", epochs=1, label_smoothing=0.0)
+    fast = RECIPES["fast"].values
+    assert {k: getattr(config, k) for k in fast if k not in ("epochs", "label_smoothing")} == \
+        {k: v for k, v in fast.items() if k not in ("epochs", "label_smoothing")}
+    assert (config.epochs, config.label_smoothing, config.recipe) == (1, 0.0, "fast")  # (given: kept)
+    assert TrainConfig.from_dict(config.to_dict()) == config  # (config.json read back: applied, so taken)
 
 
 def test_an_abbreviated_option_counts_as_given(tmp_path):

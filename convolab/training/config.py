@@ -30,7 +30,7 @@ from ..errors import ConfigError, FieldError, UnknownModelError, way_on
 from .bounds import bounds_phrase, interval
 from .config_record import DEFAULTED, LEGACY_VAL_FRACTION, RECORD, RECORD_REVISION, as_recorded_now
 from .optim import DEFAULT_LR, OPTIMIZERS, SCHEDULES, WARMUP_MODES
-from .recipes import RECIPES
+from .recipes import RECIPES, recipe_values, unapplied
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 AUGMENT_MODES = ("auto", "none", "crop", "flip", "crop-flip")
@@ -242,6 +242,13 @@ class TrainConfig:
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")
+        if self.recipe and (problem := unapplied(self.recipe, self.to_dict(), DEFAULTS)):
+            raise FieldError("recipe", problem)
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **options: Any) -> TrainConfig:
+        """A config of the recipe's values, those in `options` overriding them (as `--recipe` with the flags given)."""
+        return cls(**recipe_values(recipe, set(options)) | options, recipe=recipe)
 
     @property
     def warmup(self) -> float:
@@ -310,8 +317,7 @@ class TrainConfig:
                 if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]
                 and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field by name."""
+    def to_dict(self) -> dict[str, Any]:  # (every field by name)
         return asdict(self)
 
     def to_record(self) -> dict[str, Any]:
@@ -331,8 +337,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
-    def from_record(cls, values: dict[str, Any]) -> TrainConfig:
-        """`from_dict` of a record `to_record` wrote, or an older convolab (`as_recorded_now`)."""
+    def from_record(cls, values: dict[str, Any]) -> TrainConfig:  # (`from_dict` of a record, as `as_recorded_now`)
         return cls.from_dict(as_recorded_now(values))
 
     @classmethod
@@ -357,6 +362,7 @@ class TrainConfig:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in fields(TrainConfig)}
+DEFAULTS = {f.name: f.default for f in FIELDS.values() if f.default is not MISSING}
 
 
 def check_field_names(names: typing.Iterable[str], call: str) -> None:
@@ -439,7 +445,6 @@ def option_problem(name: str, value: Any) -> str | None:
 
 
 def check_option(name: str, value: Any) -> None:
-    problem = option_problem(name, value)
-    if problem is not None:
+    if (problem := option_problem(name, value)) is not None:
         raise FieldError(name, problem)
 

@@ -61,6 +61,18 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
+def unapplied(name: str, values: dict[str, Any], defaults: dict[str, Any]) -> str | None:
+    """What to say of a config that names the recipe `name` but holds none of the values it sets apart from the
+    defaults (`TrainConfig(recipe="fast")` from Python, which takes the values given it: config.json named a recipe
+    the run never trained with), or None."""
+    own = {k: v for k, v in get_recipe(name).values.items() if v != defaults[k]}
+    if own and all(values[k] == defaults[k] for k in own):
+        return (f"{name!r} is named, but none of its values ({', '.join(f'{k}={v!r}' for k, v in own.items())}) is "
+                f"in these options: a TrainConfig takes the values given it; build it with "
+                f"TrainConfig.from_recipe({name!r}, ...), whose options override the recipe's")
+    return None
+
+
 def recipe_values(name: str | None, given: set[str] = frozenset()) -> dict[str, Any]:
     """The recipe's values for the options not in `given` (what the user set stays set)."""
     if name is None:
