@@ -60,9 +60,8 @@ def option(default: Any, help: str, *, group: str = "run", choices: tuple | None
     `cli=False`: not a command-line option."""
     meta = {"help": help, "group": group, "choices": choices, "bounds": bounds, "resume": resume,
             "metavar": metavar, "flag": flag, "cli": cli}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=type(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    mutable = isinstance(default, (dict, list))
+    return field(default_factory=type(default), metadata=meta) if mutable else field(default=default, metadata=meta)
 
 
 @dataclass
@@ -141,7 +140,9 @@ class TrainConfig:
                             group="optimization")
     weight_decay: float = option(5e-4, "weight decay", group="optimization", bounds="[0, inf)")
     decay_norm_and_bias: bool = option(False, "apply weight decay to norm and bias too", group="optimization")
-    schedule: str = option("onecycle", "learning-rate schedule by step", group="optimization", choices=SCHEDULES)
+    schedule: str = option("onecycle", "learning-rate schedule by step after the warm-up: step / 10 at 50% of the "
+                           "steps, multistep also at 75%, cosine to 0, onecycle linear to 0", group="optimization",
+                           choices=SCHEDULES)
     warmup_epochs: float | None = option(None, "warm-up, in epochs (at most half the run) (default: 1, none "
                                          "for --schedule constant)", group="optimization", bounds="[0, inf)")
     warmup_mode: str = option("linear", "the warm-up's rate: linear rises to --lr; constant trains at a tenth of it, "
@@ -387,8 +388,7 @@ def option_type(name: str) -> type:
     return typing.get_origin(hint) or hint
 
 
-def resumable_options() -> list[str]:
-    """The fields a resumed run may change."""
+def resumable_options() -> list[str]:  # (the fields a resumed run may change)
     return [name for name, f in FIELDS.items() if f.metadata["resume"]]
 
 

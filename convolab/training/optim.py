@@ -120,16 +120,20 @@ def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimiz
     return build_optimizer(groups, config.optimizer, config.base_lr, config.momentum, nesterov)
 
 
+def counted(n: int, noun: str) -> str:  # ("1 epoch", "2 epochs")
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def warmup_length(config: TrainConfig, steps_per_epoch: int, say: bool = False) -> int:
     """The warm-up's steps: `--warmup-epochs`, at most half the run (`say`: one warning when that cuts a warm-up
-    the user chose; the default epoch of warm-up, halved in a one-epoch run, is as documented)."""
+    given, the user's or a recipe's; the default epoch of warm-up, halved in a one-epoch run, is as documented)."""
     asked, total = round(config.warmup * steps_per_epoch), steps_per_epoch * config.epochs
     recipes = RECIPES[config.recipe].values.get("warmup_epochs") if config.recipe in RECIPES else None
-    # (the default, 1.0 in runs before it could be None, and a recipe's count as defaults)
-    if say and asked > total // 2 and config.warmup_epochs not in (None, 1.0, recipes):
-        epochs = total // 2 / steps_per_epoch
-        log.warning("`warmup_epochs` %g is over half of the %d epochs: the warm-up takes %d steps, %.3g epoch%s",
-                    config.warmup_epochs, config.epochs, total // 2, epochs, "" if epochs == 1 else "s")
+    if say and asked > total // 2 and config.warmup_epochs is not None:
+        epochs, whose = total // 2 / steps_per_epoch, f" ({config.recipe}'s)" if config.warmup_epochs == recipes else ""
+        log.warning("`warmup_epochs` %g%s is over half of the %s: the warm-up takes %s, %.3g epoch%s",
+                    config.warmup_epochs, whose, counted(config.epochs, "epoch"), counted(total // 2, "step"),
+                    epochs, "" if epochs == 1 else "s")
     return min(asked, total // 2)
 
 
