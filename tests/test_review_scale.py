@@ -125,7 +125,7 @@ def test_a_recipe_on_another_optimizer_says_its_rate_once_and_blames_no_option_t
     assert main(["train", "lenet5_modern", "--data", "digits", "--recipe", "fast", "--optimizer", "adam", "--lr",
                  "0.002", "--epochs", "1", "--batch-size", "128", "--train-subset", "256", "--no-progress",
                  "--output", str(tmp_path / "r2")]) == 0
-    assert [r.getMessage() for r in caplog.records] == []
+    assert [r.getMessage() for r in caplog.records if "lr" in r.getMessage()] == []
 
 
 def test_a_subset_larger_than_its_split_is_said_once(tmp_path, caplog):
