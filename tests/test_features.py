@@ -50,6 +50,11 @@ def test_out_indices_choose_stages_and_keep_the_source_parameter_names():
     assert report.unexpected == ["head.fc.weight", "head.fc.bias"]
     with pytest.raises(ConfigError, match="out_indices .* resnet18 has 5 feature stages"):  # (with the stem's)
         create_model("resnet18", features_only=True, out_indices=(5,))
+    # (out_indices alone built the classifier, logits where maps were asked for; "no" was taken as True)
+    with pytest.raises(ConfigError, match=r"out_indices \(1, 2\) chooses the stages of a features_only model"):
+        create_model("resnet18", out_indices=(1, 2))
+    with pytest.raises(ConfigError, match="features_only must be True or False, got 'no'"):
+        create_model("resnet18", features_only="no")
 
 
 def test_features_cli_writes_pooled_penultimate_features_with_labels_and_classes(tmp_path, capsys):

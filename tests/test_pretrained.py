@@ -21,7 +21,7 @@ from torch import nn
 import convolab
 from convolab.cli import main
 from convolab.data.decode import center_box, read_image
-from convolab.errors import CheckpointError
+from convolab.errors import CheckpointError, ConfigError
 from convolab.finetune import pretrained_defaults
 from convolab.pretrained import WeightsError, choose_weights, weights_record
 from convolab.training import TrainConfig
@@ -130,6 +130,15 @@ def test_other_num_classes_replaces_the_head_and_keeps_the_backbone(offline_cach
     ours = convolab.create_model("resnet18", pretrained="IMAGENET1K_V1", num_classes=5)
     assert ours.get_classifier().out_features == 5
     assert torch.equal(ours.conv1.weight, peer.conv1.weight)
+    # (the new head's outputs are not ImageNet's first 5: the weights' class names go, their preprocessing stays)
+    assert "classes" not in ours.pretrained_cfg and ours.pretrained_cfg["num_classes"] == 5
+    assert ours.pretrained_cfg["weights"] == "torchvision:resnet18.IMAGENET1K_V1" and "crop_pct" in ours.pretrained_cfg
+    same = convolab.create_model("resnet18", pretrained="IMAGENET1K_V1")
+    assert len(same.pretrained_cfg["classes"]) == 1000
+    same.reset_classifier(10)
+    assert "classes" not in same.pretrained_cfg
+    with pytest.raises(ConfigError, match="out_indices .* features_only=True too"):
+        convolab.create_model("resnet18", pretrained="IMAGENET1K_V1", out_indices=(1, 2))
     with pytest.raises(WeightsError, match="IMAGENET1K_V1"):
         convolab.create_model("resnet18", pretrained="IMAGENET1K_V9")
     with pytest.raises(WeightsError, match="loads inception_v4's weights from timm only, not from torchvision"):

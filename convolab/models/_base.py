@@ -192,8 +192,11 @@ class ConvNet(nn.Module):
     @property
     def pretrained_cfg(self) -> dict[str, Any]:
         """input_size, mean, std (`data_config`), num_classes, first_conv and classifier (module names), and every
-        key assigned to it over these."""
-        return {**self._own_cfg(), **(self.__dict__.get("pretrained_cfg") or {})}
+        key assigned to it over these; the published weights' `classes` only while the head has as many."""
+        own, assigned = self._own_cfg(), dict(self.__dict__.get("pretrained_cfg") or {})
+        if "classes" in assigned and "num_classes" in own and len(assigned["classes"]) != own["num_classes"]:
+            del assigned["classes"]  # (the names of a head since replaced: `num_classes` other than the weights')
+        return {**own, **assigned}
 
     @pretrained_cfg.setter
     def pretrained_cfg(self, value: dict[str, Any] | None) -> None:

@@ -28,6 +28,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     features_only = kwargs.pop("features_only", False)
     out_indices = kwargs.pop("out_indices", None)
     until = kwargs.pop("until", None)
+    check_cuts(features_only, out_indices)
     if num_classes is not None:
         kwargs["num_classes"] = check_num_classes(num_classes)
     if in_chans is not None:
@@ -55,6 +56,16 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if features_only:
         model = feature_maps(model, out_indices)
     return model
+
+
+def check_cuts(features_only: Any, out_indices: Any) -> None:
+    """`features_only` a bool, and `out_indices` with it only (alone, the classifier was built and the stages asked
+    for went unseen; timm refuses it as an unexpected keyword)."""
+    if not isinstance(features_only, bool):
+        raise ConfigError(f"features_only must be True or False, got {features_only!r}")
+    if out_indices is not None and not features_only:
+        raise ConfigError(f"out_indices {out_indices!r} chooses the stages of a features_only model: give "
+                          "features_only=True too, or leave out out_indices")
 
 
 def build_failure(err: Exception) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..models import DataConfig, get_entry
 from ..models import create_model as build_model
+from ..models._factory import check_cuts
 from ..models._features import features_only as feature_maps
 from ..models._features import truncate
 from ..training.checkpoint import checkpoint_model, load_checkpoint, weights_mismatch
@@ -113,6 +114,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if not isinstance(pretrained, Path) and not pretrained:  # None, False, 0, "": no weights
         return build_model(name, num_classes=num_classes, in_chans=in_chans, **options)
     cuts = {k: options.pop(k) for k in _CUTS if k in options}
+    check_cuts(cuts.get("features_only", False), cuts.get("out_indices"))
     tensors = _plain_state_dict(Path(pretrained).expanduser()) if is_weights_path(pretrained, name) else None
     if tensors is not None:
         model = _with_plain_weights(name, tensors, pretrained, num_classes, in_chans, options)
