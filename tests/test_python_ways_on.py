@@ -222,6 +222,15 @@ def test_a_model_given_of_other_outputs_than_the_datas_classes_is_one_line(tmp_p
         Trainer.resume(tmp_path / "run", model="lenet5_modern", epochs=2)
 
 
+def test_a_features_only_model_given_to_train_is_one_line_saying_it_gives_maps(tmp_path):
+    """(before: "input 1x8x8 is too small for lenet5_modern": its maps were probed at the digits' size)"""
+    with pytest.raises(ConfigError, match=r"^the model given gives feature maps \(built with features_only=True\), "
+                                          r"not logits: build it without features_only"):
+        Trainer(_config(tmp_path, "maps"), model=convolab.create_model("lenet5_modern", in_chans=1,
+                                                                       features_only=True))
+    assert not (tmp_path / "maps").exists()
+
+
 def test_a_model_of_the_users_own_without_num_classes_is_checked_by_its_logits(tmp_path):
     """A plain nn.Module has no `num_classes`: the width of its logits for one image is checked (before: torch's
     IndexError at the first step for 3 outputs, and 20 trained without a word); one of the right width trains."""

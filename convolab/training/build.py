@@ -26,6 +26,7 @@ from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError, way_on
 from ..models import DataConfig, create_model
+from ..models._features import FeatureListNet
 from ..models._modes import modes_kept
 from ..models._probe import probe_forward
 from .batches import BatchSource, VectorBatches, VectorInputs, batch_source, unused_options
@@ -111,6 +112,9 @@ def check_given_outputs(model: nn.Module, data: LabelledImages, size: int | None
     """One line where a model given to train has other outputs than the data have classes (else torch's IndexError
     at the first step for fewer, and outputs no image trains for more): its `num_classes`, as convolab's and timm's
     models say it, or, for a model without one, the width of its logits for one zero image (in eval mode)."""
+    if isinstance(model, FeatureListNet):  # (its maps probed at the data's size: "too small" for digits' 8 px)
+        raise ConfigError("the model given gives feature maps (built with features_only=True), not logits: build it "
+                          "without features_only to train it, or put a head of your own on it")
     if isinstance(data, TabularImages):
         return
     classes, outputs = len(data.classes), getattr(model, "num_classes", None)
