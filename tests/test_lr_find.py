@@ -57,6 +57,9 @@ def test_schedule_smoothing_and_suggestions():
     # The fall into the lowest point counts (the curve's last point is skipped before the cut at the lowest)
     assert steepest_index([2.3057, 2.3069, 2.3051, 2.3019, 2.5]) == 2
     assert steepest_index([2.0, 9.0]) is None  # no descent: nothing to suggest
+    # The lowest point's gradient is central, as Lightning's: a short curve's one-sided fall into its minimum (-0.04)
+    # made the minimum's own rate the suggestion, where its central one (-0.015) leaves the steeper point before it
+    assert steepest_index([3.0] * 10 + [2.30, 2.298, 2.295, 2.29, 2.25, 2.26, 2.4, 2.6]) == 13
     assert "no descent of the smoothed loss" in LRFindResult([1.0, 1.4], [2.0, 9.0], [2.0, 9.0], True).summary()
     # a fall in the first steps only, which are not read: said so, at the first step read
     falls_then_rises = [2.3 - 0.05 * i for i in range(6)] + [2.05 + 0.1 * i for i in range(24)]

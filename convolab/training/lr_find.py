@@ -149,18 +149,20 @@ def read_steps(smoothed: list[float]) -> str:
 
 
 def steepest_index(smoothed: list[float]) -> int | None:
-    """The index of the most negative gradient of the smoothed losses `considered` (unit steps, as
-    Lightning); None where no descent is left (the loss rose from the first of them). Unlike Lightning, only
-    the points up to the lowest count, the fall into it included: with few steps the smoothing lags, the test
-    can run past a divergence, and the exploding loss can then fall steeply again."""
+    """The index of the most negative gradient of the smoothed losses `considered` (unit steps, central differences
+    inside, as Lightning's); None where no descent is left (the loss rose from the first of them). Unlike
+    Lightning, only the points up to the lowest are candidates, the fall into it included: with few steps the
+    smoothing lags, the test can run past a divergence, and the exploding loss can then fall steeply again. The
+    gradients are those of the whole curve read, so the lowest point's is central too (cut there, its one-sided
+    difference was the steepest of a short curve, and the rate of the minimum itself was suggested)."""
     index = considered(smoothed)
-    if index:  # only the descent: up to the lowest point (a loss that explodes may fall back steeply)
-        lowest = min(index, key=smoothed.__getitem__)
-        index = [i for i in index if i <= lowest]
     if len(index) < 2:
         return None
     gradients = torch.gradient(torch.tensor([smoothed[i] for i in index], dtype=torch.float64))[0]
-    return index[int(torch.argmin(gradients))]
+    lowest = index.index(min(index, key=smoothed.__getitem__))
+    if lowest == 0:
+        return None
+    return index[int(torch.argmin(gradients[:lowest + 1]))]
 
 
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
