@@ -11,6 +11,7 @@ import fnmatch
 import inspect
 import math
 import numbers
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,17 +175,41 @@ def _check_free(key: str, name: str, f: Callable[..., nn.Module], replaced: Mode
                         f"(registered by {owner.fn.__module__}); give another {what}")
 
 
-def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = False,
-                pretrained: bool = False) -> list[str]:
-    """Sorted names of the registered models matching a shell-style pattern, in any case ('ResNet*'), or any of
-    several (['resnet1*', 'densenet*']), as timm's list_models takes them; with `pretrained`, only those that
-    load published weights (`pretrained_sources`; an alias counts as its model)."""
-    patterns = list(pattern) if isinstance(pattern, (list, tuple, set, frozenset)) else [pattern]
-    if not all(isinstance(p, str) for p in patterns):
-        raise RegistryError(f"list_models takes a pattern or a list of patterns (strings), got {pattern!r}")
+def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = False, pretrained: bool | str = False,
+                exclude_filters: str | Sequence[str] = ()) -> list[str]:
+    """Names of the registered models matching a shell-style pattern, in any case ('ResNet*'), or any of several
+    (['resnet1*', 'densenet*']), "" matching all, and none of `exclude_filters`, as timm's list_models takes them,
+    in timm's natural order (resnet18 before resnet101); with `pretrained`, only those that load published weights
+    (`pretrained_sources`; an alias counts as its model), or of one source ("torchvision", "timm")."""
+    patterns, excluded = _patterns(pattern) or ["*"], _patterns(exclude_filters)
+    sources = sorted({s for e in _ENTRIES.values() for s in e.pretrained_sources})
+    if not isinstance(pretrained, bool) and pretrained not in sources:
+        raise RegistryError(f"list_models' pretrained is True, False or a source ({', '.join(sources)}), got "
+                            f"{pretrained!r}")
+
+    def matches(name: str, among: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in among)
+
+    def weighted(name: str) -> bool:
+        own = _ENTRIES[_ALIASES.get(name, name)].pretrained_sources
+        return not pretrained or (pretrained in own if isinstance(pretrained, str) else bool(own))
+
     names = list(_ENTRIES) + (list(_ALIASES) if include_aliases else [])
-    return sorted(n for n in names if any(fnmatch.fnmatchcase(n.lower(), p.lower()) for p in patterns)
-                  and (not pretrained or _ENTRIES[_ALIASES.get(n, n)].pretrained_sources))
+    return sorted((n for n in names if matches(n, patterns) and not matches(n, excluded) and weighted(n)),
+                  key=natural_key)
+
+
+def natural_key(name: str) -> list:
+    """The order of names timm lists in: numbers as numbers (resnet18, resnet20, resnet101)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _patterns(given: str | Sequence[str]) -> list[str]:
+    """A pattern or several as a list ("" and [] none), each a string (one line otherwise)."""
+    patterns = list(given) if isinstance(given, (list, tuple, set, frozenset)) else [given]
+    if not all(isinstance(p, str) for p in patterns):
+        raise RegistryError(f"list_models takes a pattern or a list of patterns (strings), got {given!r}")
+    return [p for p in patterns if p]
 
 
 def close_names(text: str, n: int = 3) -> list[str]:

@@ -68,9 +68,12 @@ def test_unknown_torchvision_class_is_refused_with_the_list_of_convertible_ones(
         from_torchvision(peer)
 
 
+TV = "torchvision's .*: convert it with `from_torchvision`"
+
+
 @pytest.mark.parametrize("build, convert, named", [
-    (lambda: torchvision.models.densenet121(weights=None), "timm", "torchvision's .*: convert it with `from_torchvision`"),
-    (lambda: torchvision.models.resnet50(weights=None), "timm", "torchvision's .*: convert it with `from_torchvision`"),
+    (lambda: torchvision.models.densenet121(weights=None), "timm", TV),
+    (lambda: torchvision.models.resnet50(weights=None), "timm", TV),
     (lambda: timm.create_model("resnet18"), "torchvision", "timm's .*: convert it with `from_timm`"),
     (lambda: convolab.create_model("densenet121"), "torchvision", "convolab's .*needs no converting"),
 ])

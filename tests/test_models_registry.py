@@ -16,9 +16,9 @@ from torch import nn
 
 import convolab
 from convolab import create_model, list_models, register_model
-from convolab._registry import get_entry, resolve_name
+from convolab._registry import get_entry, natural_key, resolve_name
 from convolab.cli import main
-from convolab.errors import ConfigError, UnknownModelError
+from convolab.errors import ConfigError, RegistryError, UnknownModelError
 from convolab.models import ConvNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
@@ -73,7 +73,9 @@ def _input_side(name: str) -> int:
 
 
 def test_registry_lists_the_model_families():
-    assert MODELS == sorted(MODELS)
+    assert MODELS == sorted(MODELS, key=natural_key)  # (timm's order: resnet18, resnet20, ..., resnet101)
+    assert MODELS.index("resnet18") < MODELS.index("resnet101") and MODELS.index("densenet40_k12") < \
+        MODELS.index("densenet100_k12")
     for name in ("lenet5", "nin", "resnet18", "resnet50", "resnet20", "densenet121", "densenet_bc100_k12",
                  "inception_mnist", "resnet_mnist", "preact_resnet164"):
         assert name in MODELS
@@ -85,6 +87,14 @@ def test_list_models_filters_by_shell_pattern():
     assert all(n.startswith("resnet") for n in resnets)
     assert "preact_resnet18" not in resnets and "densenet121" not in resnets
     assert list_models("densenet[12]??") == ["densenet121", "densenet161", "densenet169", "densenet201"]
+    # timm's list_models: "" lists all, exclude_filters, natural order; pretrained may name a source
+    assert list_models("") == list_models() and list_models([]) == list_models()
+    assert list_models("resnet1*", exclude_filters=["*_v1", "resnet1?"]) == ["resnet101", "resnet110", "resnet152",
+                                                                            "resnet1202"]
+    assert "googlenet_tv" in list_models(pretrained=True) and "googlenet_tv" not in list_models(pretrained="timm")
+    assert "inception_v4" not in list_models(pretrained="torchvision")
+    with pytest.raises(RegistryError, match="pretrained is True, False or a source .*got 'hf'"):
+        list_models(pretrained="hf")
     assert list_models("no_such_model*") == []
 
 

@@ -119,8 +119,9 @@ def test_a_recipe_on_another_optimizer_says_its_rate_once_and_blames_no_option_t
                  "1", "--batch-size", "128", "--train-subset", "256", "--no-progress",
                  "--output", str(tmp_path / "r")]) == 0
     assert [r.getMessage() for r in caplog.records] == [
-        "--recipe fast's lr 0.4 is its sgd's: --optimizer adam trains at it unless --lr is given (its usual rate: 0.002)",
-        "--warmup-epochs 2 (fast's) is over half of the 1 epoch: the warm-up takes 1 step, 0.5 epochs"]  # (the recipe's)
+        "--recipe fast's lr 0.4 is its sgd's: --optimizer adam trains at it unless --lr is given (its usual rate: "
+        "0.002)",
+        "--warmup-epochs 2 (fast's) is over half of the 1 epoch: the warm-up takes 1 step, 0.5 epochs"]  # (recipe's)
     caplog.clear()
     assert main(["train", "lenet5_modern", "--data", "digits", "--recipe", "fast", "--optimizer", "adam", "--lr",
                  "0.002", "--epochs", "1", "--batch-size", "128", "--train-subset", "256", "--no-progress",

@@ -18,6 +18,7 @@ import torch
 
 from .._atomic import atomic_write, json_text, write_utf8
 from .._paths import user_cache
+from .._registry import natural_key
 from ..errors import ConvolabError
 from ..models import create_model, get_entry, list_models
 from .counting import count_macs, count_params
@@ -33,7 +34,7 @@ def model_catalog(pattern: str = "*", cache: bool = True) -> list[dict]:
     that does not run at its input size (no MACs). A registered model is anyone's code: one that fails
     costs its own row's figures, not the listing. `cache`: read and write the figures of convolab's own models
     in the cache file (`catalog_file`); an unreadable or unwritable cache only costs the time."""
-    names = sorted({get_entry(n).name for n in list_models(pattern, include_aliases=True)})
+    names = sorted({get_entry(n).name for n in list_models(pattern, include_aliases=True)}, key=natural_key)
     kept = _read_cache() if cache else {}
     rows, fresh = [], {}
     for name in names:

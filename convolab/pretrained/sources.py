@@ -8,6 +8,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._registry import natural_key
 from ..data.decode import resize_side
 from ..errors import ConvolabError
 
@@ -154,7 +155,7 @@ def weights_table(pattern: str = "*") -> list[dict[str, Any]]:
     published top-1 (None where the library gives none), input size (C, H, W), and whether it is the default
     (the first source's first weights)."""
     rows = []
-    for name in sorted(n for n in SOURCES if fnmatch.fnmatchcase(n, pattern)):
+    for name in sorted((n for n in SOURCES if fnmatch.fnmatchcase(n, pattern)), key=natural_key):
         for weights in (w for source in SOURCES[name] for w in published_weights(source)):
             rows.append({"model": name, "source": weights.source.library, "weights": weights.name,
                          "top1": weights.top1, "input_size": [3, weights.crop_size, weights.crop_size],
