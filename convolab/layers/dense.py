@@ -15,6 +15,7 @@ from torch import nn
 
 from ._checks import check_channels
 from ._inplace import not_the_input
+from .checkpointing import Checkpointed
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -26,7 +27,7 @@ def _check_drop_rate(block: str, drop_rate: float) -> float:
     return drop_rate
 
 
-class DenseLayer(nn.Module):
+class DenseLayer(Checkpointed, nn.Module):
     """BN-ReLU-conv3x3 giving `growth_rate` new channels; with `bn_size`, a BN-ReLU-conv1x1 to
     `bn_size * growth_rate` channels first (DenseNet-B).
 
@@ -57,8 +58,11 @@ class DenseLayer(nn.Module):
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate > 0 else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N x in_channels x H x W -> N x growth_rate x H x W: the new features only, not concatenated."""
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """N x in_channels x H x W -> N x growth_rate x H x W: the new features only, not concatenated. A list of
+        maps (its block's input and earlier layers' outputs) is concatenated here, inside the layer, so that under
+        gradient checkpointing the concatenation is recomputed, not kept (torchvision's `memory_efficient`)."""
+        x = torch.cat(x, 1) if isinstance(x, list) else x
         if self.bottleneck:  # (an nn.Identity norm gives x itself back: not the caller's tensor to write)
             x = self.conv1(self.relu1(not_the_input(self.norm1(x), x)))
             if self.drop_every_conv:
@@ -84,12 +88,12 @@ class DenseBlock(nn.ModuleDict):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x in_channels x H x W -> N x out_channels x H x W: the input and every layer's output, concatenated."""
         features = [x]
-        for layer in self.values():
-            features.append(layer(torch.cat(features, 1)))
+        for layer in self.values():  # (each its own list: a checkpointed layer reads it again in the backward pass)
+            features.append(layer([*features]))
         return torch.cat(features, 1)
 
 
-class Transition(nn.Sequential):
+class Transition(Checkpointed, nn.Sequential):
     """BN-ReLU-conv1x1 to `floor(compression * in)` channels, then 2x2 average pooling (DenseNet-C
     when compression < 1). `drop_rate` > 0 adds dropout after the conv (`drop`), as the authors'
     addTransition does (models/densenet.lua); torchvision's transition has none."""

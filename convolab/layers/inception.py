@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ._checks import check_channels
+from .checkpointing import Checkpointed
 from .conv_norm_act import ConvBlock
 
 
@@ -65,7 +66,7 @@ class InceptionV3ASpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV3A(nn.Module):
+class InceptionV3A(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avgpool -> 1x1 at 35x35 (torchvision's names)."""
 
     def __init__(self, in_channels: int, spec: InceptionV3ASpec, conv_block: ConvBlock,
@@ -98,7 +99,7 @@ class ReductionASpec(NamedTuple):
     n: int
 
 
-class ReductionA(nn.Module):
+class ReductionA(Checkpointed, nn.Module):
     """35 -> 17: conv 3x3/2 (n) | 1x1 (k) -> 3x3 (l) -> 3x3/2 (m) | max pool 3x3/2 (Fig. 7, timm's names)."""
 
     def __init__(self, in_channels: int, spec: ReductionASpec, conv_block: ConvBlock):

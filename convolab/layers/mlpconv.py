@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from torch import nn
 
 from ._checks import check_channels
+from .checkpointing import Checkpointed
 
 
-class MlpConv(nn.Sequential):
+class MlpConv(Checkpointed, nn.Sequential):
     """conv kxk -> ReLU -> (conv 1x1 -> ReLU) per further width in `channels`."""
 
     def __init__(self, in_channels: int, channels: Sequence[int], kernel_size: int, stride: int = 1,

@@ -16,6 +16,7 @@ from torch import nn
 
 from ._checks import check_channels
 from ._inplace import not_the_input
+from .checkpointing import Checkpointed
 
 NormLayer = Callable[[int], nn.Module]
 Shortcut = Literal["A", "B", "none"]
@@ -78,7 +79,7 @@ def _conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(Checkpointed, nn.Module):
     """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus the shortcut, then ReLU (ResNet-18/34, CIFAR).
 
     With `shortcut="none"` nothing is added: conv-BN-ReLU-conv-BN-ReLU, the plain nets' block.
@@ -110,7 +111,7 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(Checkpointed, nn.Module):
     """1x1 reduce -> 3x3 -> 1x1 expand (x4), plus the shortcut, then ReLU (ResNet-50/101/152).
 
     `stride_in_1x1=False` puts the stride on the 3x3 (torchvision, "v1.5"); True puts it on the
@@ -160,7 +161,7 @@ class _PreActShortcut:
         return pre if self.first_unit else x
 
 
-class PreActBasicBlock(_PreActShortcut, nn.Module):
+class PreActBasicBlock(Checkpointed, _PreActShortcut, nn.Module):
     """BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3, plus the shortcut; no ReLU after the add.
 
     A projection shortcut takes the pre-activated input (He et al. 2016), so it is a bare 1x1 conv.
@@ -196,7 +197,7 @@ class PreActBasicBlock(_PreActShortcut, nn.Module):
         return out
 
 
-class PreActBottleneck(_PreActShortcut, nn.Module):
+class PreActBottleneck(Checkpointed, _PreActShortcut, nn.Module):
     """BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1 (x4), plus the shortcut; no ReLU after the add.
 
     A projection shortcut, and with `first_unit=True` an identity one, takes the activated input.

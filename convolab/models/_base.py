@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..layers.checkpointing import set_grad_checkpointing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -236,6 +237,12 @@ class ConvNet(nn.Module):
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """All named outputs: `{"main": logits}` plus one entry per auxiliary head, in any mode."""
         return {"main": self(x)}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's: while training, each block's activations are recomputed in the backward pass instead of kept
+        (less memory for one more forward pass; batch-norm statistics and dropout as without it:
+        layers/checkpointing.py)."""
+        set_grad_checkpointing(self, enable)
 
     def get_classifier(self) -> nn.Module:
         """The final linear layer, `head.fc` (an nn.Identity when num_classes is 0)."""

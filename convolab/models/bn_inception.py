@@ -28,6 +28,7 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead, ConvBlock, avg_pool_3x3, conv_block, tower
+from ..layers.checkpointing import Checkpointed
 from ._base import ConvNet, FeatureInfo, data_config_for
 
 
@@ -60,7 +61,7 @@ def reduction_pool() -> tuple[nn.Module, nn.Module]:
     return nn.ConstantPad2d((0, 1, 0, 1), float("-inf")), nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
 
-class BNInception(nn.Module):
+class BNInception(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool (-> 1x1 proj); stride 2 drops the 1x1 branch.
 
     The double 3x3 replaces v1's 5x5. Pools round up (Caffe's convention, as the reference port)

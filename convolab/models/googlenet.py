@@ -30,6 +30,7 @@ from torch import nn
 from .._registry import register_model
 from ..errors import ConfigError
 from ..layers import ClassifierHead, ConvBlock, conv_block, tower
+from ..layers.checkpointing import Checkpointed
 from ._aux import AuxClassifierNet
 from ._base import (
     IMAGENET_MEAN,
@@ -95,7 +96,7 @@ class InceptionSpec(NamedTuple):
         return self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
 
 
-class InceptionV1(nn.Module):
+class InceptionV1(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | maxpool 3x3/1 -> 1x1, concatenated; H and W are kept.
 
     `kernel_5x5=5` is the paper; torchvision's GoogLeNet uses 3 there (its issue #906). Submodule

@@ -34,6 +34,7 @@ from ..layers import (
     conv_block,
     tower,
 )
+from ..layers.checkpointing import Checkpointed
 from ._base import ConvNet, FeatureInfo, data_config_for
 from .inception_v4 import INCEPTION_MEAN, INCEPTION_STD
 
@@ -43,7 +44,7 @@ from .inception_v4 import INCEPTION_MEAN, INCEPTION_STD
 # ---------------------------------------------------------------------------------------------
 
 
-class ResidualInception(nn.Module):
+class ResidualInception(Checkpointed, nn.Module):
     """Branches -> concat -> linear 1x1 back to the input width -> x + scale * that -> ReLU.
 
     The 1x1 has a bias and no BN or activation (the paper's "1x1 Conv (Linear)"). `scale` is the
@@ -150,7 +151,7 @@ class ResnetReductionBSpec(NamedTuple):
     ch3x3dbl: int
 
 
-class ResnetReductionB(nn.Module):
+class ResnetReductionB(Checkpointed, nn.Module):
     """17 -> 8: 1x1 -> 3x3/2 | 1x1 -> 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | max pool 3x3/2."""
 
     def __init__(self, in_channels: int, spec: ResnetReductionBSpec, conv_block: ConvBlock):

@@ -21,6 +21,7 @@ from torch import nn
 from .._registry import register_model
 from ..errors import ConfigError
 from ..layers import ClassifierHead, InceptionV3A, InceptionV3ASpec, avg_pool_3x3, conv_block
+from ..layers.checkpointing import Checkpointed
 from ..layers.conv_norm_act import ConvBlock
 from ._aux import AuxClassifierNet
 from ._base import (
@@ -75,7 +76,7 @@ class InceptionV3BSpec(NamedTuple):
     ch3x3dbl: int
 
 
-class InceptionV3B(nn.Module):
+class InceptionV3B(Checkpointed, nn.Module):
     """Grid reduction 35 -> 17: stride-2 convolutions beside a max pool, concatenated."""
 
     def __init__(self, in_channels: int, spec: InceptionV3BSpec, conv_block: ConvBlock):
@@ -102,7 +103,7 @@ class InceptionV3CSpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV3C(nn.Module):
+class InceptionV3C(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avgpool -> 1x1 at 17x17."""
 
     def __init__(self, in_channels: int, spec: InceptionV3CSpec, conv_block: ConvBlock,
@@ -138,7 +139,7 @@ class InceptionV3DSpec(NamedTuple):
     ch7x7x3: int
 
 
-class InceptionV3D(nn.Module):
+class InceptionV3D(Checkpointed, nn.Module):
     """Grid reduction 17 -> 8 beside a max pool."""
 
     def __init__(self, in_channels: int, spec: InceptionV3DSpec, conv_block: ConvBlock):
@@ -170,7 +171,7 @@ class InceptionV3ESpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV3E(nn.Module):
+class InceptionV3E(Checkpointed, nn.Module):
     """1x1 | 1x1 -> (1x3, 3x1) | 1x1 -> 3x3 -> (1x3, 3x1) | avgpool -> 1x1 at 8x8."""
 
     def __init__(self, in_channels: int, spec: InceptionV3ESpec, conv_block: ConvBlock,
@@ -299,7 +300,7 @@ class SmallInceptionSpec(NamedTuple):
     ch3x3: int
 
 
-class SmallInceptionModule(nn.Module):
+class SmallInceptionModule(Checkpointed, nn.Module):
     """1x1 | 3x3 (same padding), concatenated."""
 
     def __init__(self, in_channels: int, spec: SmallInceptionSpec, block: ConvBlock):
@@ -312,7 +313,7 @@ class SmallInceptionModule(nn.Module):
         return torch.cat([self.branch1x1(x), self.branch3x3(x)], 1)
 
 
-class SmallDownsample(nn.Module):
+class SmallDownsample(Checkpointed, nn.Module):
     """conv 3x3/2 | max pool 3x3/2, both padded by 1 ("same"), concatenated: halves H and W."""
 
     def __init__(self, in_channels: int, ch3x3: int, block: ConvBlock):

@@ -15,6 +15,7 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead, ConvBlock, ReductionA, ReductionASpec, avg_pool_3x3, conv_block, tower
+from ..layers.checkpointing import Checkpointed
 from ._base import ConvNet, FeatureInfo, data_config_for
 
 INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim's [-1, 1] input scaling
@@ -27,7 +28,7 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 # Submodule names follow timm so that its state dict loads without renaming.
 # ---------------------------------------------------------------------------------------------
 
-class Mixed3a(nn.Module):
+class Mixed3a(Checkpointed, nn.Module):
     """max pool 3x3/2 | conv 3x3/2 (`ch3x3`), concatenated: 64 x 147 -> 160 x 73 in v4."""
 
     def __init__(self, in_channels: int, ch3x3: int, conv_block: ConvBlock):
@@ -58,7 +59,7 @@ class TwoTowerSpec(NamedTuple):
     ch7x7x3: int
 
 
-class Mixed4a(nn.Module):
+class Mixed4a(Checkpointed, nn.Module):
     """1x1 -> 3x3 | 1x1 -> 1x7 -> 7x1 -> 3x3, valid 3x3s of stride `stride`: 160 x 73 -> 192 x 71 in v4."""
 
     def __init__(self, in_channels: int, spec: TwoTowerSpec, conv_block: ConvBlock, stride: int = 1):
@@ -101,7 +102,7 @@ class InceptionV4ASpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV4A(nn.Module):
+class InceptionV4A(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | avgpool -> 1x1 (Fig. 4)."""
 
     def __init__(self, in_channels: int, spec: InceptionV4ASpec, conv_block: ConvBlock):
@@ -131,7 +132,7 @@ class InceptionV4BSpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV4B(nn.Module):
+class InceptionV4B(Checkpointed, nn.Module):
     """1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avgpool -> 1x1 (Fig. 5)."""
 
     def __init__(self, in_channels: int, spec: InceptionV4BSpec, conv_block: ConvBlock):
@@ -161,7 +162,7 @@ class InceptionV4CSpec(NamedTuple):
     pool_proj: int
 
 
-class InceptionV4C(nn.Module):
+class InceptionV4C(Checkpointed, nn.Module):
     """1x1 | 1x1 -> (1x3, 3x1) | 1x1 -> 3x1 -> 1x3 -> (1x3, 3x1) | avgpool -> 1x1 (Fig. 6)."""
 
     def __init__(self, in_channels: int, spec: InceptionV4CSpec, conv_block: ConvBlock):

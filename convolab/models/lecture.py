@@ -13,10 +13,11 @@ from torch import nn
 
 from .._registry import register_model
 from ..layers import ClassifierHead
+from ..layers.checkpointing import Checkpointed
 from ._base import MNIST_MEAN, MNIST_STD, ConvNet, FeatureInfo, data_config_for
 
 
-class InceptionA(nn.Module):
+class InceptionA(Checkpointed, nn.Module):
     """The lecture's Inception module: 1x1 (16), 1x1 -> 5x5 (24), 1x1 -> 3x3 -> 3x3 (24) and
     avg-pool -> 1x1 (24) branches, concatenated: 88 channels at the input's H and W."""
 
@@ -40,7 +41,7 @@ class InceptionA(nn.Module):
         return torch.cat([branch1x1, branch5x5, branch3x3, branch_pool], dim=1)  # N x 88 x H x W
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Checkpointed, nn.Module):
     """The lecture's residual block: y = relu(conv3x3(x)); y = conv3x3(y); relu(x + y), channels kept."""
 
     def __init__(self, channels: int):

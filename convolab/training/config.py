@@ -178,6 +178,8 @@ class TrainConfig:
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA, off on the CPU)", choices=AMP_MODES)
     channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
                                  "and CUDA")
+    grad_checkpointing: bool = option(False, "recompute each block's activations in the backward pass instead of "
+                                      "keeping them: less memory, about a third more time", resume=True)
     compile: bool = option(False, "torch.compile the model", resume=True)
     compile_mode: str = option("default", "torch.compile's mode with --compile; reduce-overhead replays the step's "
                                "kernels as CUDA graphs (fewer launches: for small networks whose GPU steps are bound "
@@ -252,9 +254,7 @@ class TrainConfig:
         return cls(**recipe_values(recipe, set(options)) | options, recipe=recipe)
 
     @property
-    def warmup(self) -> float:
-        """--warmup-epochs, else 1 epoch, none for a constant schedule (a constant rate is constant from its first
-        step, as d2l's recipes train)."""
+    def warmup(self) -> float:  # (--warmup-epochs, else 1 epoch, none for a constant schedule: as d2l's recipes)
         if self.warmup_epochs is not None:
             return self.warmup_epochs
         return 0.0 if self.schedule == "constant" else 1.0

@@ -9,6 +9,7 @@ back afterwards) turns the MACs into seconds per epoch on this device.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -65,18 +66,23 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
                   optimizer_slots: int = 1) -> Cost:
     """MACs and training memory of one image at `size` (value_bytes 2 under bf16/fp16 autocast); the image is made
     where the model's parameters live (`device`, where the run put them). A model that does not take it is one
-    ConfigError line (`probe_forward`)."""
-    outputs = 0
+    ConfigError line (`probe_forward`). With gradient checkpointing on, the blocks' activations are counted as
+    the backward pass holds them: each block's output kept, the inside of one block at a time."""
+    kept, inside = {None: 0}, {}  # values kept of the leaves outside checkpointed blocks, and inside each
+    blocks = [m for m in model.modules() if getattr(m, "grad_checkpointing", False)]
+    owner = {id(leaf): id(block) for block in blocks for leaf in block.modules()}
 
-    def count(_module, inputs, output):
-        nonlocal outputs
+    def count(module, inputs, output, block=False):
         shared = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
         for t in output if isinstance(output, (tuple, list)) else (output,):
             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in shared:  # not in place, no view
-                outputs += t.numel()
+                where = inside if not block and id(module) in owner else kept
+                key = owner[id(module)] if where is inside else None
+                where[key] = where.get(key, 0) + t.numel()
 
     leaves = [m for m in model.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
+    hooks += [m.register_forward_hook(functools.partial(count, block=True)) for m in blocks]
     try:  # (a model that does not take the images: one line, as count_macs says it, not torch's error)
         with FlopCounterMode(display=False) as flops:
             probe_forward(model, (in_chans, size, size), run=main_output)
@@ -86,6 +92,7 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fixed = 4 * (params + trainable * (1 + optimizer_slots))
+    outputs = kept[None] + max(inside.values(), default=0)
     return Cost(macs=flops.get_total_flops() // 2, activation_bytes=int(BACKWARD * outputs * value_bytes),
                 fixed_bytes=fixed)
 
