@@ -627,6 +627,10 @@ CASES: list[Row] = [
     Row("train-batch-1-batchnorm2d-on-1x1", ["train", "googlenet_small", "--batch-size", "1", "--output", "{t}/r"],
         "--batch-size 1 leaves each process 1 image a step, but googlenet_small's BatchNorm2d on a 1 x 1 map at 28 px "
         "layers need 2 or more"),
+    Row("train-grad-checkpointing-of-a-cut-model", ["train", "resnet20", "--data", "digits", "--model-option",
+                                                    "until=layer2", "--grad-checkpointing", "--output", "{t}/r"],
+        "resnet20 cut at 'layer2' runs its layers as one traced graph, which gradient checkpointing does not reach: "
+        "train it without --grad-checkpointing, or the whole model"),
     Row("compare-seeds-empty-item", ["compare", "lenet", "--seeds", "1,,2", "--output", "{t}/c"],
         "a comma list of seeds with an empty item: '1,,2'; give them like 0,1,2"),
     Row("compare-seeds-leading-comma", ["compare", "lenet", "--seeds", ",1", "--output", "{t}/c"],

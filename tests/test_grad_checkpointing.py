@@ -13,6 +13,7 @@ import torch
 
 import convolab
 from convolab.cli import main
+from convolab.errors import ConfigError
 from convolab.layers import checkpointing
 from convolab.training.forecast import estimate_cost
 
@@ -99,3 +100,13 @@ def test_train_grad_checkpointing_trains_the_same_run_and_says_where_it_does_not
     assert main(["train", "lenet5", "--data", "digits", "--epochs", "1", "--train-subset", "100", "--no-progress",
                  "--grad-checkpointing", "--output", str(tmp_path / "lenet")]) == 0
     assert "--grad-checkpointing is not used: lenet5 has no block convolab's checkpointing knows" in caplog.text
+
+
+def test_a_model_cut_by_until_refuses_checkpointing_it_would_not_reach():
+    """Its traced forward runs the blocks' layers one by one: the flags were set and nothing recomputed."""
+    cut = convolab.create_model("resnet20", until="layer2")
+    with pytest.raises(ConfigError, match="resnet20 cut at 'layer2' runs its layers as one traced graph, which "
+                                          "gradient checkpointing does not reach"):
+        cut.set_grad_checkpointing()
+    assert cut.set_grad_checkpointing(False) == 0
+    assert convolab.create_model("resnet20").set_grad_checkpointing() == 9  # (three stages of three blocks)

@@ -238,11 +238,11 @@ class ConvNet(nn.Module):
         """All named outputs: `{"main": logits}` plus one entry per auxiliary head, in any mode."""
         return {"main": self(x)}
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
+    def set_grad_checkpointing(self, enable: bool = True) -> int:
         """timm's: while training, each block's activations are recomputed in the backward pass instead of kept
         (less memory for one more forward pass; batch-norm statistics and dropout as without it:
-        layers/checkpointing.py)."""
-        set_grad_checkpointing(self, enable)
+        layers/checkpointing.py); the number of blocks."""
+        return set_grad_checkpointing(self, enable)
 
     def get_classifier(self) -> nn.Module:
         """The final linear layer, `head.fc` (an nn.Identity when num_classes is 0)."""

@@ -245,6 +245,14 @@ class TruncatedNet(_TracedForward, ConvNet):
         """N x in_chans x H x W -> the output of `until`, N x num_features x h x w."""
         return self._run(x)["features"]
 
+    def set_grad_checkpointing(self, enable: bool = True) -> int:
+        """Refused: the traced forward runs the blocks' layers, not the blocks, so no block would recompute."""
+        if enable:
+            raise ConfigError(f"{self.model_name or 'the model'} cut at {self.until!r} runs its layers as one traced "
+                              "graph, which gradient checkpointing does not reach: train it without "
+                              "`grad_checkpointing`, or the whole model")
+        return 0
+
 
 def features_only(model: ConvNet, out_indices: Sequence[int] | None = None) -> FeatureListNet:
     """`model`'s feature maps at `out_indices` (indices into its feature_info; default all)."""
