@@ -110,3 +110,4 @@ def test_a_model_cut_by_until_refuses_checkpointing_it_would_not_reach():
         cut.set_grad_checkpointing()
     assert cut.set_grad_checkpointing(False) == 0
     assert convolab.create_model("resnet20").set_grad_checkpointing() == 9  # (three stages of three blocks)
+

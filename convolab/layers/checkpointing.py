@@ -30,6 +30,10 @@ class Checkpointed:
         call = super().__call__  # type: ignore[misc]
         if not (self.grad_checkpointing and self.training and torch.is_grad_enabled()):  # type: ignore[attr-defined]
             return call(*args, **kwargs)
+        if torch.compiler.is_compiling():  # torch.compile recomputes in its own backward graph, which updates no
+            # statistics twice; it takes no context_fn, and its gradients of a checkpointed Module.__call__ (hooks
+            # and all) were 8% off resnet20's, where those of `forward` agree with eager's to 4e-5
+            return checkpoint(self.forward, *args, use_reentrant=False, **kwargs)  # type: ignore[attr-defined]
         norms = [m for m in self.modules()  # type: ignore[attr-defined]
                  if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
         return checkpoint(call, *args, use_reentrant=False,
