@@ -2,6 +2,7 @@
 engine and end with `test accuracy: 0.xxxx`."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -136,8 +137,9 @@ def test_lenet5_bn_is_d2l_bn_lenet_44878_parameters_and_44426_without_bn():
 # the same demo code, and the Inception net's full recipe is checked in the slow test below.
 @pytest.mark.parametrize("name", ["resnet-mnist", pytest.param("inception-mnist", marks=pytest.mark.slow)])
 def test_one_epoch_of_a_lecture_net_clears_0_85_on_mnist5k(capsys, tmp_path, name):
-    lines = _demo(capsys, name, "--epochs", "1", "--output", str(tmp_path), "--no-progress")
+    lines = _demo(capsys, name, "--epochs", "1", "--output", str(tmp_path), "--no-progress", "--threads", "1")
     assert (tmp_path / "metrics.csv").is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["threads"] == 1  # (--threads, as train's)
     assert float(ACCURACY.match(lines[-1])[1]) >= 0.85
     # (the residual net's figure beside the lecture's, which is of another data set)
     assert ("`convolab reproduce lecture-mnist` trains on it" in lines[-2]) is (name == "resnet-mnist")

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "runs/demo-batchnorm[-N])")
     g.add_argument("--seed", type=field_value("seed"), metavar="SEED",
                    help="random seed (default: 0); edge-kernel takes it too")
+    g.add_argument("--threads", type=field_value("threads"), metavar="N",
+                   help="PyTorch's CPU threads (default: one per core others leave free, as train's)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -47,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.name in MOVED:
         return run_moved(args)
     demo = get_demo(args.name, moved=MOVED)  # (a typo of a moved name is told its name)
-    given = {"epochs": args.epochs, "output": args.output, "seed": args.seed}
+    given = {"epochs": args.epochs, "output": args.output, "seed": args.seed, "threads": args.threads}
     refused = [f"--{name}" for name, value in given.items() if value is not None and name not in demo.options]
     if refused:
         takes = ", ".join(f"--{name}" for name in demo.options if name != "progress") or "no options"
         raise ConfigError(f"demo {demo.name} does not take {' or '.join(refused)}; it takes {takes} "
-                          "(--epochs and --output are for the demos that train)")
+                          "(--epochs, --output and --threads are for the demos that train)")
     options = {name: value for name, value in given.items() if value is not None}
     if "progress" in demo.options:
         options["progress"] = args.progress
@@ -69,7 +71,7 @@ def run_moved(args: argparse.Namespace) -> int:
         raise ConfigError(f"demo {args.name} is now `convolab reproduce {args.name}`, which runs the experiment's own "
                           f"schedule: drop --epochs")
     print(f"demo {args.name} is now `convolab reproduce {args.name}`; running its quick form on {data}", flush=True)
-    base = TrainConfig(model="", data=data, seed=args.seed or 0, progress=args.progress)
+    base = TrainConfig(model="", data=data, seed=args.seed or 0, progress=args.progress, threads=args.threads)
     stem = None if args.output else f"demo-{args.name}"
     output = args.output or str(next_free_dir(stem))
     _, line, report = run_experiment(experiment, output, base, quick=True, command=f"convolab demo {args.name}",

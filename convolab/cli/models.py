@@ -49,7 +49,8 @@ def run_pretrained(args: argparse.Namespace) -> int:
     table = [(r["model"], r["source"], r["weights"] + (" *" if r["default"] else ""),
               "-" if r["top1"] is None else f"{r['top1']:.2f}", "x".join(map(str, r["input_size"]))) for r in rows]
     print_table(("model", "source", "weights", "top-1 (published)", "input"), table, {3})
-    print(f"{len(rows)} weights of {len({r['model'] for r in rows})} models; * = what --pretrained loads; top-1 on "
+    models = len({r["model"] for r in rows})
+    print(f"{len(rows)} weights of {models} model{'' if models == 1 else 's'}; * = what --pretrained loads; top-1 on "
           "ImageNet-1k as torchvision and timm publish it")
     return 0
 

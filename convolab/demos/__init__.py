@@ -33,7 +33,7 @@ class Demo:
         return "epochs" in self.options
 
 
-TRAINING = ("epochs", "output", "progress", "seed")
+TRAINING = ("epochs", "output", "progress", "seed", "threads")
 
 
 DEMOS = {demo.name: demo for demo in (

@@ -36,20 +36,20 @@ RECIPES = {
 
 
 def lecture_config(recipe: LectureRecipe, epochs: int | None = None, output: str | None = None,
-                   progress: bool = True, seed: int = 0) -> TrainConfig:
+                   progress: bool = True, seed: int = 0, threads: int | None = None) -> TrainConfig:
     """The engine's configuration for one lecture net."""
     return TrainConfig(model=recipe.model, data=DATA, epochs=epochs or recipe.epochs,
                        batch_size=recipe.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
-                       schedule=recipe.schedule, label_smoothing=recipe.label_smoothing, seed=seed,
+                       schedule=recipe.schedule, label_smoothing=recipe.label_smoothing, seed=seed, threads=threads,
                        # (made here, by an exclusive mkdir: two demos started together took one name, and the
                        # second was refused as "--output ... in use")
                        output=output or str(next_free_dir(f"demo-{recipe.model}", create=True)), progress=progress)
 
 
 def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: bool,
-                  seed: int) -> Iterator[str]:
+                  seed: int, threads: int | None) -> Iterator[str]:
     refuse_to_overwrite_a_run(output)  # (as `convolab train --output` does)
-    trainer = Trainer(lecture_config(RECIPES[name], epochs, output, progress, seed))
+    trainer = Trainer(lecture_config(RECIPES[name], epochs, output, progress, seed, threads))
     cfg = trainer.config
     params = sum(p.numel() for p in trainer.model.parameters())
     yield f"training {cfg.model} ({params:,} parameters) on {cfg.data}: " \
@@ -69,12 +69,12 @@ def _lecture_demo(name: str, epochs: int | None, output: str | None, progress: b
 
 
 def inception_mnist_demo(epochs: int | None = None, output: str | None = None, progress: bool = True,
-                         seed: int = 0) -> Iterator[str]:
+                         seed: int = 0, threads: int | None = None) -> Iterator[str]:
     """The lecture's net of two InceptionA modules (88 channels each), trained on mnist5k."""
-    return _lecture_demo("inception-mnist", epochs, output, progress, seed)
+    return _lecture_demo("inception-mnist", epochs, output, progress, seed, threads)
 
 
 def resnet_mnist_demo(epochs: int | None = None, output: str | None = None, progress: bool = True,
-                      seed: int = 0) -> Iterator[str]:
+                      seed: int = 0, threads: int | None = None) -> Iterator[str]:
     """The lecture's net of two residual blocks, trained on mnist5k."""
-    return _lecture_demo("resnet-mnist", epochs, output, progress, seed)
+    return _lecture_demo("resnet-mnist", epochs, output, progress, seed, threads)
