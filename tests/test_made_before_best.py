@@ -28,6 +28,12 @@ def test_a_resumed_run_names_the_exports_made_from_an_earlier_best_pt(tmp_path, 
         Trainer.resume(run, epochs=2).fit()
     assert f"best.torchscript.pt, evaluation in {run} were made from an earlier best.pt than the run now has: " \
            "export and evaluate the run again" in caplog.text
+    for name in ("best.onnx-evaluation", "best-safetensors.onnx"):  # (evaluate's of an export, ONNX of the folder)
+        (run / name).mkdir() if name.endswith("evaluation") else (run / name).write_bytes(b"")
+        os.utime(run / name, (0, 0))
+    assert {"best.onnx-evaluation", "best-safetensors.onnx"} <= set(made_before_best(run))
+    for name in ("best.onnx-evaluation", "best-safetensors.onnx"):
+        os.utime(run / name)  # (made now, after best.pt)
     caplog.clear()
     assert main(["export", str(run), "--format", "torchscript"]) == 0
     assert main(["evaluate", str(run)]) == 0

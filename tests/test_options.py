@@ -136,7 +136,7 @@ def test_resume_extends_epochs_on_the_schedule_of_the_longer_run(tmp_path, capsy
 def test_the_options_a_resumed_run_takes_are_declared_on_their_fields():
     assert set(resumable_options()) == {"data_dir", "workers", "epochs", "patience", "min_delta", "budget_seconds",
                                         "device", "compile", "compile_mode", "threads", "tensorboard", "progress",
-                                        "memory_check"}
+                                        "memory_check", "grad_checkpointing"}
     config = TrainConfig(model="lenet5", epochs=2)
     assert config.resumed_with({"epochs": 5, "device": "cpu"}).epochs == 5
     assert config.resumed_with({"lr": None}).lr is None  # the value it has: no change

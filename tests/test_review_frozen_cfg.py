@@ -129,13 +129,16 @@ def test_timm_resolves_every_models_own_input_size_mean_and_std(name, size):
     assert isinstance(model.get_submodule(cfg["first_conv"]), nn.Conv2d)
     assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
     # An assigned cfg is kept (its keys win), and the data_config that training changes is followed.
-    model.pretrained_cfg = {"classes": ["a", "b"], "crop_pct": 0.9, "interpolation": "bilinear"}
+    classes = [f"class {i}" for i in range(model.num_classes)]
+    model.pretrained_cfg = {"classes": classes, "crop_pct": 0.9, "interpolation": "bilinear"}
     model.data_config = type(model.data_config)(model.data_config.input_size, (0.5,) * size[0], (0.25,) * size[0])
     timm = pytest.importorskip("timm")
     cfg = timm.data.resolve_model_data_config(model)
     assert (cfg["mean"], cfg["std"], cfg["crop_pct"], cfg["interpolation"]) == \
         ((0.5,) * size[0], (0.25,) * size[0], 0.9, "bilinear")
-    assert model.pretrained_cfg["classes"] == ["a", "b"] and copy.deepcopy(model).default_cfg["crop_pct"] == 0.9
+    assert model.pretrained_cfg["classes"] == classes and copy.deepcopy(model).default_cfg["crop_pct"] == 0.9
+    model.pretrained_cfg = {"classes": ["a", "b"], "crop_pct": 0.9}  # (names of another head's outputs: left out)
+    assert "classes" not in model.pretrained_cfg and model.pretrained_cfg["crop_pct"] == 0.9
 
 
 def test_timm_resolves_a_pretrained_models_own_input_size(offline_caches, tmp_path):  # noqa: F811

@@ -1,10 +1,9 @@
 """The configuration of a training run: the one place every training option is declared.
 
-Each field of `TrainConfig` carries its help text, its choices or bounds, its group and whether it may
-change when a run is resumed. The CLI generates its options from these fields (convolab/cli/_options.py),
-and every value is checked once, here, by `check_option` — from Python (`TrainConfig(epochs=0)`) and from
-the command line alike. A library error names the Python field (`epochs must be a positive integer, got 0`);
-the CLI says the flag instead.
+Each field of `TrainConfig` carries its help text, its choices or bounds, its group and whether it may change when a
+run is resumed. The CLI generates its options from these fields (convolab/cli/_options.py), and every value is
+checked once, here, by `check_option` — from Python (`TrainConfig(epochs=0)`) and from the command line alike. A
+library error names the Python field (`epochs must be a positive integer, got 0`); the CLI says the flag instead.
 """
 from __future__ import annotations
 
@@ -176,10 +175,9 @@ class TrainConfig:
     seed: int = option(0, "random seed of initialization, data order and augmentation", bounds="[0, 4294967295]")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", resume=True)
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA, off on the CPU)", choices=AMP_MODES)
-    channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) "
-                                 "and CUDA")
-    grad_checkpointing: bool = option(False, "recompute each block's activations in the backward pass instead of "
-                                      "keeping them: less memory, about a third more time", resume=True)
+    channels_last: bool = option(True, "NHWC memory format: several times faster convolutions on CPU (oneDNN) and CUDA")
+    grad_checkpointing: bool = option(False, "recompute blocks' activations in the backward pass: less memory, more "
+                                      "time (about 1.4x)", resume=True)
     compile: bool = option(False, "torch.compile the model", resume=True)
     compile_mode: str = option("default", "torch.compile's mode with --compile; reduce-overhead replays the step's "
                                "kernels as CUDA graphs (fewer launches: for small networks whose GPU steps are bound "
@@ -254,7 +252,8 @@ class TrainConfig:
         return cls(**recipe_values(recipe, set(options)) | options, recipe=recipe)
 
     @property
-    def warmup(self) -> float:  # (--warmup-epochs, else 1 epoch, none for a constant schedule: as d2l's recipes)
+    def warmup(self) -> float:
+        """--warmup-epochs, else 1 epoch, none for a constant schedule (constant from its first step, as d2l's)."""
         if self.warmup_epochs is not None:
             return self.warmup_epochs
         return 0.0 if self.schedule == "constant" else 1.0
@@ -288,10 +287,10 @@ class TrainConfig:
         return dataclasses.replace(self, **changes) if changes else self
 
     def resumed_with(self, changes: dict[str, Any]) -> TrainConfig:
-        """This run's config with `changes` for its resumption: only options that cannot change what the
-        run computes (the device, threads, workers, progress...) may differ, and `epochs`, which extends
-        (or shortens) the run: its learning-rate schedule becomes that of a run of the new length, from the
-        step it stopped at. Any other change is refused, naming the field."""
+        """This run's config with `changes` for its resumption: only options that cannot change what the run computes
+        (the device, threads, workers, progress...) may differ, and `epochs`, which extends (or shortens) the run: its
+        learning-rate schedule becomes that of a run of the new length, from the step it stopped at. Any other change
+        is refused, naming the field."""
         check_field_names(changes, "TrainConfig.resumed_with()")
         for name, value in changes.items():
             old = getattr(self, name)
@@ -318,7 +317,8 @@ class TrainConfig:
                 if not f.metadata["resume"] and name != "output" and name in recorded and own[name] != recorded[name]
                 and not (name == "data" and same_path(own[name], recorded[name]))]  # (an older record: relative)
 
-    def to_dict(self) -> dict[str, Any]:  # (every field by name)
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name."""
         return asdict(self)
 
     def to_record(self) -> dict[str, Any]:
@@ -338,7 +338,8 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
-    def from_record(cls, values: dict[str, Any]) -> TrainConfig:  # (`from_dict` of a record, as `as_recorded_now`)
+    def from_record(cls, values: dict[str, Any]) -> TrainConfig:
+        """`from_dict` of a record `to_record` wrote, or an older convolab (`as_recorded_now`)."""
         return cls.from_dict(as_recorded_now(values))
 
     @classmethod
@@ -371,8 +372,7 @@ def check_field_names(names: typing.Iterable[str], call: str) -> None:
     the field spelled like it: `call` (e.g. "Trainer.resume()") took them as options (an AttributeError before)."""
     for name in names:
         if name not in FIELDS:
-            close = difflib.get_close_matches(name, FIELDS, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
+            hint = "".join(f"; did you mean {close}?" for close in difflib.get_close_matches(name, FIELDS, n=1))
             raise TypeError(f"{call} got an unexpected keyword argument {name!r}: not a TrainConfig field{hint}")
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 log = logging.getLogger("convolab")
 
-# `convolab export RUN` (each format's default name) and `convolab evaluate RUN` (its folder)
-MADE_FROM_BEST = ("best.onnx", "best.torchscript.pt", "best.pt2", "best-safetensors", "evaluation")
+# `convolab export RUN` (each format's default name, and ONNX of the safetensors folder), `convolab evaluate RUN`
+# (its folder) and `convolab evaluate` of each of those exports (MODEL-evaluation beside it)
+EXPORTS = ("best.onnx", "best.torchscript.pt", "best.pt2", "best-safetensors.onnx")
+MADE_FROM_BEST = (*EXPORTS, "best-safetensors", "evaluation", *(f"{name}-evaluation" for name in EXPORTS))
 
 
 def made_before_best(run_dir: str | Path) -> list[str]:
