@@ -140,6 +140,30 @@ def test_compile_on_cuda_trains_as_the_eager_model_does(tmp_path, mode):
     assert b[0]["train_loss"] == pytest.approx(a[0]["train_loss"], rel=2e-2), (a, b)
 
 
+def test_grad_checkpointing_on_cuda_under_bf16_computes_the_plain_step_and_holds_less():
+    """A checkpointed densenet40_k12 step in bf16 autocast, channels-last: the plain step's gradients and batch-norm
+    statistics (counted once), and a lower peak of GPU memory."""
+    torch.manual_seed(0)
+    plain = create_model("densenet40_k12").cuda().to(memory_format=torch.channels_last).train()
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.set_grad_checkpointing()
+    x = torch.randn(64, 3, 32, 32, device="cuda").contiguous(memory_format=torch.channels_last)
+    peaks = []
+    with exact_fp32():
+        for model in (plain, checkpointed):
+            torch.cuda.reset_peak_memory_stats()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = model(x)
+            out.float().square().sum().backward()
+            torch.cuda.synchronize()
+            peaks.append(torch.cuda.max_memory_allocated())
+    for p, q in zip(plain.parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=2e-2, atol=1e-3 * float(p.grad.abs().max()))
+    for u, v in zip(plain.buffers(), checkpointed.buffers()):
+        torch.testing.assert_close(v.float(), u.float(), rtol=1e-2, atol=1e-3)  # (num_batches_tracked 1 in both)
+    assert peaks[1] < 0.8 * peaks[0], peaks
+
+
 def test_cached_data_live_in_gpu_memory_and_train(tmp_path):
     trainer = Trainer(cuda_config(tmp_path, "resident", epochs=1))  # amp auto: bf16 on CUDA
     assert trainer.amp_dtype == torch.bfloat16 and not trainer.streaming
