@@ -109,5 +109,7 @@ def test_a_model_cut_by_until_refuses_checkpointing_it_would_not_reach():
                                           "gradient checkpointing does not reach"):
         cut.set_grad_checkpointing()
     assert cut.set_grad_checkpointing(False) == 0
+    with pytest.raises(ConfigError, match="resnet20 built features_only runs its layers as one traced graph"):
+        convolab.create_model("resnet20", features_only=True).set_grad_checkpointing()  # (an AttributeError before)
     assert convolab.create_model("resnet20").set_grad_checkpointing() == 9  # (three stages of three blocks)
 

@@ -61,6 +61,14 @@ class _TracedForward:
         run = self._forward_train if self.training else self._forward_eval
         return run(self, x)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> int:
+        """Refused (timm's name): the traced forward runs the blocks' layers, not the blocks, so none would
+        recompute."""
+        if enable:
+            raise ConfigError(f"{self._described} runs its layers as one traced graph, which gradient checkpointing "
+                              "does not reach: train it without `grad_checkpointing`, or the whole model")
+        return 0
+
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # type: ignore[misc]
         state.pop("_forward_train", None)
@@ -194,6 +202,10 @@ class FeatureListNet(_TracedForward, nn.Module):
         self.pretrained_cfg = self.default_cfg = _without_classifier(getattr(model, "pretrained_cfg", None))
         self._compile(_adopt(self, model, {f.module: f.module for f in self.feature_info}))
 
+    @property
+    def _described(self) -> str:
+        return f"{getattr(self, 'model_name', '') or 'the model'} built features_only"
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """N x in_chans x H x W -> the maps in `feature_info` order, each N x num_chs x ~H/reduction x ~W/reduction."""
         maps = self._run(x)  # in the order of the graph
@@ -245,13 +257,9 @@ class TruncatedNet(_TracedForward, ConvNet):
         """N x in_chans x H x W -> the output of `until`, N x num_features x h x w."""
         return self._run(x)["features"]
 
-    def set_grad_checkpointing(self, enable: bool = True) -> int:
-        """Refused: the traced forward runs the blocks' layers, not the blocks, so no block would recompute."""
-        if enable:
-            raise ConfigError(f"{self.model_name or 'the model'} cut at {self.until!r} runs its layers as one traced "
-                              "graph, which gradient checkpointing does not reach: train it without "
-                              "`grad_checkpointing`, or the whole model")
-        return 0
+    @property
+    def _described(self) -> str:
+        return f"{self.model_name or 'the model'} cut at {self.until!r}"
 
 
 def features_only(model: ConvNet, out_indices: Sequence[int] | None = None) -> FeatureListNet:
