@@ -15,6 +15,7 @@ import convolab
 from convolab.cli import main
 from convolab.errors import ConfigError
 from convolab.layers import checkpointing
+from convolab.training import TrainConfig, Trainer
 from convolab.training.forecast import estimate_cost
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
@@ -113,3 +114,13 @@ def test_a_model_cut_by_until_refuses_checkpointing_it_would_not_reach():
         convolab.create_model("resnet20", features_only=True).set_grad_checkpointing()  # (an AttributeError before)
     assert convolab.create_model("resnet20").set_grad_checkpointing() == 9  # (three stages of three blocks)
 
+
+
+def test_a_timm_model_given_to_train_is_checkpointed_by_its_own_method(tmp_path, caplog):
+    """A model with its own set_grad_checkpointing (timm's) takes it, where convolab's blocks are none of its."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet18", num_classes=10, in_chans=1)
+    caplog.set_level(logging.WARNING, logger="convolab")
+    Trainer(TrainConfig(model="resnet18", data="digits", epochs=1, grad_checkpointing=True, progress=False,
+                        output=str(tmp_path / "timm")), model=model)
+    assert model.grad_checkpointing and "not used" not in caplog.text

@@ -26,7 +26,7 @@ from ..data.base import LabelledImages
 from ..data.labels_csv import TabularImages
 from ..errors import ConfigError, DataError, FieldError, UnknownModelError, way_on
 from ..layers.checkpointing import set_grad_checkpointing
-from ..models import ConvNet, DataConfig, create_model
+from ..models import DataConfig, create_model
 from ..models._features import FeatureListNet
 from ..models._modes import modes_kept
 from ..models._probe import probe_forward
@@ -175,8 +175,10 @@ def build_run(config: TrainConfig, data: LabelledImages | None = None, model: nn
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    blocks = (model.set_grad_checkpointing() if isinstance(model, ConvNet) else set_grad_checkpointing(model)) \
-        if config.grad_checkpointing else None
+    # (the model's own set_grad_checkpointing where it has one: convolab's, a cut model's refusal, timm's; else the
+    # Checkpointed blocks found in it)
+    own = getattr(model, "set_grad_checkpointing", None) if config.grad_checkpointing else None
+    blocks = (own() if callable(own) else set_grad_checkpointing(model)) if config.grad_checkpointing else None
     if blocks == 0 and dist.is_main:
         log.warning("`grad_checkpointing` is not used: %s has no block convolab's checkpointing knows (a user's own "
                     "model: torch.utils.checkpoint in its forward)", getattr(model, "model_name", "") or "the model")

@@ -243,7 +243,7 @@ class TrainConfig:
         if not MONITOR.fullmatch(self.monitor):
             raise FieldError("monitor", f"must be test_acc, test_loss, test_acc_COLUMN or test_mae_COLUMN, got "
                                         f"{self.monitor!r}")
-        if self.recipe and (problem := unapplied(self.recipe, self.to_dict(), DEFAULTS)):
+        if self.recipe and (problem := unapplied(self.recipe, vars(self), DEFAULTS)):
             raise FieldError("recipe", problem)
 
     @classmethod

@@ -68,17 +68,16 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
     where the model's parameters live (`device`, where the run put them). A model that does not take it is one
     ConfigError line (`probe_forward`). With gradient checkpointing on, the blocks' activations are counted as
     the backward pass holds them: each block's output kept, the inside of one block at a time."""
-    kept, inside = {None: 0}, {}  # values kept of the leaves outside checkpointed blocks, and inside each
     blocks = [m for m in model.modules() if getattr(m, "grad_checkpointing", False)]
     owner = {id(leaf): id(block) for block in blocks for leaf in block.modules()}
+    values: dict[int | None, int] = {}  # outputs kept (None), and recomputed inside each checkpointed block
 
     def count(module, inputs, output, block=False):
         shared = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
+        key = None if block else owner.get(id(module))  # (a block's own output is kept for the backward pass)
         for t in output if isinstance(output, (tuple, list)) else (output,):
             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in shared:  # not in place, no view
-                where = inside if not block and id(module) in owner else kept
-                key = owner[id(module)] if where is inside else None
-                where[key] = where.get(key, 0) + t.numel()
+                values[key] = values.get(key, 0) + t.numel()
 
     leaves = [m for m in model.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
@@ -92,7 +91,7 @@ def estimate_cost(model: nn.Module, in_chans: int, size: int, device: torch.devi
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fixed = 4 * (params + trainable * (1 + optimizer_slots))
-    outputs = kept[None] + max(inside.values(), default=0)
+    outputs = values.pop(None, 0) + max(values.values(), default=0)  # (the inside of one block at a time)
     return Cost(macs=flops.get_total_flops() // 2, activation_bytes=int(BACKWARD * outputs * value_bytes),
                 fixed_bytes=fixed)
 
