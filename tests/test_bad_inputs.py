@@ -562,6 +562,8 @@ CASES: list[Row] = [
     Row("demo-into-a-run-folder", ["demo", "resnet-mnist", "--epochs", "1", "--output", "{d}/run"],
         "already holds a run (config.json, "),
     Row("demo-option-it-does-not-take", ["demo", "corr2d", "--epochs", "2"], "demo corr2d does not take --epochs"),
+    Row("demo-threads-0", ["demo", "resnet-mnist", "--threads", "0"],
+        "argument --threads: must be a positive integer, got 0"),
     Row("demo-threads-of-one-that-does-not-train", ["demo", "corr2d", "--threads", "2"],
         "demo corr2d does not take --threads; it takes no options (--epochs, --output and --threads are for the demos "
         "that train)"),
