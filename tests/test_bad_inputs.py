@@ -1384,6 +1384,9 @@ CASES: list[Row] = [
         "--data {t}/two no longer holds the classes {t}/r was trained on (gone: dog; new: wolf): restore the data "
         "as it was, or start a new run from its weights with --init-from {t}/r/last.pt",
         a_run_whose_class_folder_was_renamed),
+    Row("evaluate-on-data-of-other-classes", ["evaluate", "{t}/r", "--data", "digits"],
+        "the data has 10 of 10 classes the checkpoint does not know: 0, 1, 2, 3, 4 and 5 more; the checkpoint's 2 "
+        "classes are cat, dog", a_run_whose_class_folder_was_renamed),
     # a checkpoint of preact_resnet164 written before its stride moved to the first 1x1 (layout revision 2)
     Row("evaluate-a-checkpoint-of-an-older-layout", ["evaluate", "{t}/r"],
         "{t}/r/best.pt holds preact_resnet164 weights of layout revision 1, which this convolab no longer builds: "

@@ -80,8 +80,8 @@ def test_data_of_classes_the_export_does_not_know_is_one_line(exported, tmp_path
     (folder / "3").rename(folder / "ant")
     assert main(["evaluate", str(exported / "m.onnx"), "--data", str(folder)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "convolab evaluate: error: the data has classes the exported model does not know: ant; the exported "
-        "model's classes are 0, 1, 2, 3, 4, 5, 6, 7, 8, 9")
+        "convolab evaluate: error: the data has 1 of 1 classes the exported model does not know: ant; the exported "
+        "model's 10 classes are 0, 1, 2, 3, 4, 5, 6, 7, 8, 9")
 
 
 def test_predict_on_an_export_gives_the_lines_of_the_files_before_one_that_fails_to_decode(exported, tmp_path,

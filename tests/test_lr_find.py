@@ -65,6 +65,12 @@ def test_schedule_smoothing_and_suggestions():
     falls_then_rises = [2.3 - 0.05 * i for i in range(6)] + [2.05 + 0.1 * i for i in range(24)]
     line = LRFindResult([lr_at(i, 0.01, 30, 30) for i in range(30)], falls_then_rises, falls_then_rises).summary()
     assert "it rose from step 11 on, at" in line and "the first 10 steps, whose smoothed loss still follows" in line
+    # A short curve reads two steps (6 and 7 of 8), 2.9% apart; its loss exploded at the last step, not read: no
+    # flat curve (which advised a larger --end-lr), but a descent read from steps 6-7 (lr-find --steps 8 on digits)
+    short = [2.653, 2.640, 2.610, 2.570, 2.520, 2.486, 2.414, 4.708]
+    result = LRFindResult([lr_at(i, 1e-7, 10, 8) for i in range(8)], short, short)
+    assert not result.flat and result.suggestion_index == 5, result.summary()
+    assert "read from steps 6-7 of 8" in result.summary()
 
 
 def test_a_curve_that_only_rises_is_one_line_pointing_at_a_lower_start_lr(tmp_path, capsys):

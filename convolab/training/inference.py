@@ -149,6 +149,12 @@ class EvaluationReport:
         return [out / "per_class.csv", out / "confusion.csv", out / "confusion.png"]
 
 
+def listed(names: list[str], most: int) -> str:
+    """The first `most` names, then how many more there are."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
 def class_mapping(data_classes: list[str], model_classes: list[str], what: str = "checkpoint") -> torch.Tensor:
     """Index of each data class among the model's classes, matched by name (a run on MNIST before its classes
     were named as the digits are keeps torchvision's "0 - zero": the same class as "0"; names compared in NFC, so
@@ -157,8 +163,9 @@ def class_mapping(data_classes: list[str], model_classes: list[str], what: str =
     known = [same_form(c) for c in model_classes]
     missing = [c for c in data_classes if same_form(c) not in known]
     if missing:
-        raise DataError(f"the data has classes the {what} does not know: {', '.join(missing[:5])}; "
-                        f"the {what}'s classes are {', '.join(model_classes[:12])}")
+        raise DataError(f"the data has {len(missing)} of {len(data_classes)} classes the {what} does not know: "
+                        f"{listed(missing, 5)}; the {what}'s {len(model_classes)} classes are "
+                        f"{listed(model_classes, 12)}")
     return torch.tensor([known.index(same_form(c)) for c in data_classes])
 
 

@@ -81,11 +81,13 @@ class LRFindResult:
 
     @property
     def flat(self) -> bool:
-        """Whether the smoothed loss barely moved over the rates read (within FLAT of its level): rates too small to
-        train, whose steepest "descent" is batch noise (at 1e-12 it suggested 2.61e-12), where a lower --start-lr
-        cannot help and a larger --end-lr can."""
-        read = [self.smoothed[i] for i in considered(self.smoothed)]
-        return bool(read) and not self.stopped_early and max(read) - min(read) <= FLAT * abs(read[0])
+        """Whether the smoothed loss barely moved from the first step read to the end of the range, the last step
+        included (within FLAT of its level): rates too small to train, whose steepest "descent" is batch noise (at
+        1e-12 it suggested 2.61e-12), where a lower --start-lr cannot help and a larger --end-lr can. (A short
+        curve reads only a few steps: a loss that exploded at the last one is no flat curve.)"""
+        read = considered(self.smoothed)
+        span = [v for v in self.smoothed[read[0]:] if math.isfinite(v)] if read else []
+        return bool(span) and not self.stopped_early and max(span) - min(span) <= FLAT * abs(span[0])
 
     @property
     def min_loss_lr(self) -> float:
@@ -97,8 +99,9 @@ class LRFindResult:
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
                else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
         if self.flat:
+            read = read_steps(self.smoothed)
             return (f"no descent of the smoothed loss to suggest a rate from: it barely moved (within {FLAT:.0%}) up "
-                    f"to {self.lrs[-1]:.2e}; {end}")
+                    f"to {self.lrs[-1]:.2e}; {read + '; ' if read else ''}{end}")
         if self.suggestion is None:
             read = considered(self.smoothed)
             first = read[0] if read else 0
