@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -71,6 +72,11 @@ def test_schedule_smoothing_and_suggestions():
     result = LRFindResult([lr_at(i, 1e-7, 10, 8) for i in range(8)], short, short)
     assert not result.flat and result.suggestion_index == 5, result.summary()
     assert "read from steps 6-7 of 8" in result.summary()
+    # A loss that diverged at the last step (lr-find --steps 6: 2.30, then 2,479 at lr 10) is no flat curve, and
+    # the line says it diverged (stopped_early is for a test that stopped before its last step)
+    burst = LRFindResult([lr_at(i, 1e-7, 10, 6) for i in range(6)], [2.3] * 6, [2.300, 2.299, 2.298, 2.297, 2.297,
+                                                                             2478.67], diverged=True)
+    assert not burst.flat and "6 steps up to 1.00e+01 (loss diverging at the last)" in burst.summary()
 
 
 def test_a_curve_that_only_rises_is_one_line_pointing_at_a_lower_start_lr(tmp_path, capsys):
@@ -79,6 +85,13 @@ def test_a_curve_that_only_rises_is_one_line_pointing_at_a_lower_start_lr(tmp_pa
     err = capsys.readouterr().err
     assert "no descent of the smoothed loss to suggest a rate from: it rose from step 1 on" in err
     assert "lower --start-lr" in err and err.count("\n") == 1 and (tmp_path / "lrf" / "lr_find.png").is_file()
+    # --json: the object a script reads, its suggestion null and why, on stdout; the line and exit status 2 as well
+    assert main(["lr-find", "lenet5_modern", "--data", "digits", "--start-lr", "1", "--end-lr", "1000", "--steps",
+                 "20", "--no-progress", "--json", "--output", str(tmp_path / "lrf2")]) == 2
+    out, err = capsys.readouterr()
+    found = json.loads(out)
+    assert found["suggestion"] is None and found["min_loss_lr"] is None and found["diverged"], found
+    assert found["why"].startswith("no descent of the smoothed loss") and found["why"] in err
 
 
 def test_cli_writes_csv_and_png(tmp_path, capsys):

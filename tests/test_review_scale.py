@@ -127,6 +127,12 @@ def test_a_recipe_on_another_optimizer_says_its_rate_once_and_blames_no_option_t
                  "0.002", "--epochs", "1", "--batch-size", "128", "--train-subset", "256", "--no-progress",
                  "--output", str(tmp_path / "r2")]) == 0
     assert [r.getMessage() for r in caplog.records if "lr" in r.getMessage()] == []
+    caplog.clear()  # the usual rate is the model's registered one where it has one (the sigmoid LeNet-5's 0.01)
+    assert main(["train", "lenet5", "--data", "digits", "--recipe", "fast", "--optimizer", "adamw", "--epochs", "1",
+                 "--batch-size", "128", "--train-subset", "256", "--no-progress",
+                 "--output", str(tmp_path / "r3")]) == 0
+    said = caplog.records[0].getMessage()
+    assert "--optimizer adamw trains at it unless --lr is given (its usual rate: 0.01)" in said
 
 
 def test_a_subset_larger_than_its_split_is_said_once(tmp_path, caplog):

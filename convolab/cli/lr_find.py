@@ -15,7 +15,7 @@ from ..finetune import finetune_parts, pretrained_defaults
 from ..pretrained import pretrained_checkpoint
 from ..training import TrainConfig
 from ..training.build import Run, build_run
-from ..training.lr_find import MIN_STEPS, Terminated, check_range, lr_range_test
+from ..training.lr_find import MIN_STEPS, LRFindResult, Terminated, check_range, lr_range_test
 from ..training.process import ProcessState
 from ..training.rundir import data_stem, next_free_dir
 from ._args import positive_float, positive_int
@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="learning rate of the last step (default: %(default)g); the test stops early once the "
                       "smoothed loss exceeds 4 x its best")
     test.add_argument("--json", action="store_true",
-                      help="print one JSON object instead of the sentence: suggestion (null where the loss never "
-                           "fell), min_loss_lr, stopped_early, steps and files")
+                      help="print one JSON object instead of the sentence: suggestion (null where the curve "
+                           "suggests none, with why; exit status 2 all the same), min_loss_lr, stopped_early, "
+                           "diverged, steps and files")
     test.add_argument("--steps", type=positive_int, default=100, metavar="N",
                       help=f"training steps, one batch each (default: %(default)s; at least {MIN_STEPS})")
     # Every option of `train`, so that a training command line can be tested as it is; --lr, --epochs,
@@ -77,21 +78,31 @@ def run(args: argparse.Namespace) -> int:
     if result.suggestion is None:  # (the curve is written: it shows where the loss went)
         advice = ("give a larger --end-lr" if result.flat  # (a flat curve: a lower start cannot help)
                   else "lower --start-lr, or give more --steps")
-        raise ConfigError(f"lr-find {config.model}: {result.summary()}; {advice} (the curve: {output / 'lr_find.png'})")
+        why = f"{result.summary()}; {advice}"
+        if args.json:  # (the object a script reads, its suggestion null; the line and the exit status all the same)
+            print(json_text(lr_find_json(config.model, result, output) | {"why": why}, indent=None), end="")
+        raise ConfigError(f"lr-find {config.model}: {why} (the curve: {output / 'lr_find.png'})")
     unused = [flag_of(name) for name in UNUSED if name in given_config(args)]
     if unused:  # (train's options are all taken, so that a training command line can be tested as it is; said once
         # the test ran: a command refused for a bad input says that alone)
         log.warning("lr-find does not use %s: it sets each step's learning rate itself, trains --steps batches and "
                     "scores no test images", ", ".join(unused))
     if args.json:
-        print(json_text({"model": config.model, "suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr,
-                         "stopped_early": result.stopped_early, "steps": len(result.lrs),
-                         "files": [str(output / "lr_find.csv"), str(output / "lr_find.png")]}, indent=None), end="")
+        print(json_text(lr_find_json(config.model, result, output), indent=None), end="")
         return 0
     source = f" from {config.init_from}" if weights is not None else ""
     print(f"lr-find {config.model}{source} on {config.data} ({config.optimizer}, batch {config.batch_size}): "
           f"{result.summary()}; wrote {output / 'lr_find.csv'} and {output / 'lr_find.png'}")
     return 0
+
+
+def lr_find_json(model: str, result: LRFindResult, output: Path) -> dict:
+    """`--json`'s object: the suggestion and min-loss lr / 10 (null where the curve suggests none), how the test
+    ended and the files written."""
+    suggested = result.suggestion
+    return {"model": model, "suggestion": suggested, "min_loss_lr": None if suggested is None else result.min_loss_lr,
+            "stopped_early": result.stopped_early, "diverged": result.diverged, "steps": len(result.lrs),
+            "files": [str(output / "lr_find.csv"), str(output / "lr_find.png")]}
 
 
 def pretrained_run(config: TrainConfig, weights: bool | str) -> tuple[TrainConfig, Run]:

@@ -64,6 +64,7 @@ class LRFindResult:
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     stopped_early: bool = False  # the smoothed loss diverged (or became non-finite) before the last step
+    diverged: bool = False  # it diverged at any step, the last one included (stopped_early, or at --end-lr)
     output: Path | None = None
 
     @property
@@ -87,7 +88,8 @@ class LRFindResult:
         curve reads only a few steps: a loss that exploded at the last one is no flat curve.)"""
         read = considered(self.smoothed)
         span = [v for v in self.smoothed[read[0]:] if math.isfinite(v)] if read else []
-        return bool(span) and not self.stopped_early and max(span) - min(span) <= FLAT * abs(span[0])
+        return (bool(span) and not (self.stopped_early or self.diverged)
+                and max(span) - min(span) <= FLAT * abs(span[0]))
 
     @property
     def min_loss_lr(self) -> float:
@@ -97,7 +99,8 @@ class LRFindResult:
     def summary(self) -> str:
         """One line: the suggested lr and min-loss lr / 10, or why the curve suggests none, and how the sweep ended."""
         end = (f"stopped at {self.lrs[-1]:.2e} after {len(self.lrs)} steps (loss diverging)" if self.stopped_early
-               else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}")
+               else f"{len(self.lrs)} steps up to {self.lrs[-1]:.2e}"
+               + (" (loss diverging at the last)" if self.diverged else ""))
         if self.flat:
             read = read_steps(self.smoothed)
             return (f"no descent of the smoothed loss to suggest a rate from: it barely moved (within {FLAT:.0%}) up "
@@ -254,7 +257,7 @@ def _range_test(run: Run, start_lr: float, end_lr: float, steps: int) -> LRFindR
                 bar.set_postfix_str(f"lr {lr:.1e} loss {smoothed:.3f}", refresh=False)
                 bar.update(1)
             if not math.isfinite(smoothed) or (step > 0 and smoothed > DIVERGE * best):
-                result.stopped_early = step < steps - 1
+                result.stopped_early, result.diverged = step < steps - 1, True
                 break
             best = min(best, smoothed)
     finally:

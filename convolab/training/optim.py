@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -116,7 +117,8 @@ def optimizer_of(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimiz
         if config.lr is not None and config.lr == recipe.values.get("lr"):
             log.warning("`recipe` %s's lr %g is its %s's: `optimizer` %s trains at it unless `lr` is given "
                         "(its usual rate: %g)", recipe.name, config.lr, recipe.values["optimizer"], config.optimizer,
-                        DEFAULT_LR.get(config.optimizer, config.lr))
+                        dataclasses.replace(config, lr=None).base_lr)  # (the model's registered rate, else the
+            # optimizer's default: what the run would train at with neither the recipe's rate nor --lr)
     return build_optimizer(groups, config.optimizer, config.base_lr, config.momentum, nesterov)
 
 
