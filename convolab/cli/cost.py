@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from ..analysis.cost import (
     DESIGN_EXAMPLE,
@@ -15,6 +16,8 @@ from ..analysis.cost import (
     gib,
 )
 from ._args import input_size
+
+log = logging.getLogger("convolab")
 
 HELP = ("multiplications and parameters of a chain of convolutions, against another design (arithmetic only: "
         f"nothing is allocated; a tensor above {gib(MAX_TENSOR_BYTES)} is refused as no device could run it)")
@@ -32,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    c, h, w = args.input
+    if c == h and w > h:  # (28x28x192: the articles' H x W x C, read as 28 channels of 28x192 pixels)
+        log.warning("--input %dx%dx%d is read as C x H x W: %d channels of %dx%d pixels; for %d channels of %dx%d "
+                    "(H x W x C, as the articles write it) give --input %dx%dx%d", c, h, w, c, h, w, w, c, h, w, c, h)
     if args.versus:
         comparison = compare_designs(args.input, args.design, args.versus)
         if args.json:

@@ -28,7 +28,7 @@ def bottleneck_demo() -> Iterator[str]:
     """Each layer's multiplications written out, the totals and the ratio."""
     comparison = bottleneck_comparison()
     c, h, w = INPUT
-    yield f"input {h}x{w}x{c}, output 32 channels at {h}x{w} ('same' padding); multiplications:"
+    yield f"input {h}x{w}x{c} (H x W x C), output 32 channels at {h}x{w} ('same' padding); multiplications:"
     (direct,) = comparison.versus.layers
     yield f"  5x5 convolution, 32 filters:      {_product(direct)} = {direct.multiplications:,}"
     reduce, conv = comparison.design.layers
@@ -40,3 +40,5 @@ def bottleneck_demo() -> Iterator[str]:
           f"{comparison.ratio('multiplications'):.2f}x fewer multiplications (about a tenth)"
     yield f"parameters with biases: {comparison.versus.params:,} vs {reduce.params:,} + {conv.params:,} = " \
           f"{comparison.design.params:,} ({comparison.ratio('params'):.2f}x fewer)"
+    yield f"(the article writes H x W x C; convolab's --input is C x H x W: convolab cost --input {c}x{h}x{w} " \
+          "1x1:16 5x5:32 --versus 5x5:32)"
