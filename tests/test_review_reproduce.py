@@ -101,6 +101,10 @@ def test_resnet_cifar_needs_one_strict_fall_and_a_shallowest_net_that_learnt():
     ok, line = resnet_cifar_verdict(outcome(resnet20=0.2, resnet32=0.25))  # falls, but from near chance
     assert not ok and "resnet20 stayed under 30% test accuracy" in line
     ok, line = resnet_cifar_verdict(outcome(resnet20=0.6, resnet32=0.5))
+    assert not ok and line.endswith("; deeper is worse at every step: not reproduced"), line
+    ok, line = resnet_cifar_verdict(outcome(resnet20=0.6, resnet32=0.5, resnet44=0.5))
+    assert not ok and line.endswith("; deeper is never better, and worse at least once: not reproduced"), line
+    ok, line = resnet_cifar_verdict(outcome(resnet20=0.6, resnet32=0.5, resnet44=0.55))  # worse, then better
     assert not ok and line.endswith("; deeper is not always better: not reproduced"), line
 
 
@@ -135,9 +139,46 @@ def test_label_smoothing_run_line_states_the_seed_count_once(tmp_path):
                         "sample standard deviation)."), run_line  # (said "3 epochs, 2 seeds), 1 seed")
 
 
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+def test_the_training_error_axis_label_of_an_epoch_of_15_steps_fits_in_curves_png(tmp_path, monkeypatch):
+    """mnist5k's epochs of 15 steps label the axis "training error (mean of each 10 steps, 5 at an epoch's end)",
+    which ran past both ends of the 4-inch-high panel, clipped as "...aining error (mean of each ... end"."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    import convolab.reproduce as reproduce
+
+    drawn = []
+    monkeypatch.setattr(reproduce, "steps_label", lambda dirs: "mean of each 10 steps, 5 at an epoch's end")
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    experiment = EXPERIMENTS["batchnorm"]
+    measured = Outcome({label: [[{"train_acc": 0.5, "test_acc": 0.4}]] for label in experiment.labels()})
+    write_report(experiment, measured, {label: [] for label in experiment.labels()}, tmp_path, True, 1, "verdict")
+    (fig,) = drawn
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    label = fig.axes[0].yaxis.label
+    assert "5 at an epoch's end" in " ".join(label.get_text().split())
+    box = label.get_window_extent(renderer)
+    assert 0 <= box.y0 and box.y1 <= fig.bbox.height, (box, fig.bbox)
+
+
 def test_reproduce_list_still_gives_the_seed_counts(capsys):
     assert main(["reproduce", "--list"]) == 0
-    assert "3 epochs; seeds: 5 (quick: 2)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 epochs; seeds: 5 (quick: 2)" in out
+    # a full form that is not its source's own schedule says whose it is (lecture-mnist's was "the paper's schedule")
+    assert "full form: all of MNIST, 10 epochs of the recipe of `convolab demo resnet-mnist` (AdamW, one-cycle, " \
+           "label smoothing 0.1), not the lecture's SGD;" in out
+    assert "data: cifar10; full form: the paper's schedule; quick form:" in out
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+def test_the_report_of_a_full_form_names_its_recipe(tmp_path):
+    experiment = EXPERIMENTS["lecture-mnist"]
+    measured = Outcome({label: [[{"train_acc": 0.99, "test_acc": 0.99}]] for label in experiment.labels()})
+    write_report(experiment, measured, {label: [] for label in experiment.labels()}, tmp_path, False, 1, "verdict")
+    assert "Run: full form (all of MNIST, 10 epochs of the recipe of `convolab demo resnet-mnist`" in \
+        (tmp_path / "reproduce.md").read_text()
 
 
 # ----- 6. a typo of a moved demo ---------------------------------------------------------------------------------

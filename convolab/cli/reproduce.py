@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the experiment (see --list)")
     parser.add_argument("--list", action="store_true", help="the experiments, their claims and sources")
     parser.add_argument("--quick", action="store_true",
-                        help="the quick form: a subset and fewer epochs, about ten minutes on 2 CPU cores")
+                        help="the quick form: a subset and fewer epochs (of lenet-fashion, its book's whole CPU-sized "
+                             "recipe), 5 to 17 minutes on 2 CPU cores (the README times each)")
     parser.add_argument("--resume", metavar="DIR", type=nonempty("the experiment's folder"),
                         help="continue the experiment in DIR (an interrupted one, or one "
                         "whose run failed and was fixed): finished comparisons and runs are kept, an interrupted "
@@ -43,7 +44,7 @@ def list_experiments() -> str:
         runs = ", ".join(e.labels())
         seeds = f"; seeds: {e.full_seeds} (quick: {e.quick_seeds})" if max(e.full_seeds, e.quick_seeds) > 1 else ""
         lines.append(f"{e.name:16s} {e.claim}\n{'':16s} source: {e.source}\n{'':16s} runs: {runs}; data: "
-                     f"{e.data}; quick form: {e.quick_note}{seeds}")
+                     f"{e.data}; full form: {e.full_note}; quick form: {e.quick_note}{seeds}")
     return "\n".join(lines)
 
 

@@ -116,8 +116,8 @@ def _six_panels(draw: Callable[[Any], list[Any]], title: str, scored: str = "tes
         axes[row, 0].set(xlabel=xlabel, ylabel="training loss", yscale="log")
         axes[row, 1].set(xlabel=xlabel, ylabel=f"{scored} accuracy")  # (validation: --val-fraction's held-out images)
     windows = plots.steps_label(run_dirs or [])  # (what each point averages, of the windows drawn)
-    axes[2, 0].set(xlabel="step", ylabel=f"training error (1 - accuracy, {windows})")
-    axes[2, 1].set(xlabel="step", ylabel=f"training loss ({windows})", yscale="log")
+    axes[2, 0].set(xlabel="step", ylabel=plots.axis_label(f"training error (1 - accuracy, {windows})"))
+    axes[2, 1].set(xlabel="step", ylabel=plots.axis_label(f"training loss ({windows})"), yscale="log")
     for ax in axes[0]:
         plots.epoch_axis(ax, int(max((max(line.get_xdata(), default=1) for line in ax.get_lines()), default=1)))
     axes[0, 0].set_title("training loss")

@@ -32,7 +32,7 @@ from ..compare.seeds import pair_tests, seed_values, spread
 from ..errors import ConfigError, way_on
 from ..training import TrainConfig, TrainingInterrupted
 from ..training.checkpoint import load_checkpoint
-from ..training.metrics import epoch_axis, figure_title, read_metrics, step_points, steps_label
+from ..training.metrics import axis_label, epoch_axis, figure_title, read_metrics, step_points, steps_label
 from ..training.run_data import load_config_data
 from ..training.rundir import LOCK_FILE, take_default_dir
 from ..training.signals import stops_between_runs
@@ -223,7 +223,7 @@ def write_report(experiment: Experiment, outcome: Outcome, runs: dict[str, list[
     the claim is about."""
     rows = summary_rows(experiment, outcome)
     off_claim = experiment.off_claim(data)
-    form = f"quick form ({experiment.quick_note})" if quick else "full form (the paper's schedule)"
+    form = f"quick form ({experiment.quick_note})" if quick else f"full form ({experiment.full_note})"
     lines = [f"# {experiment.name}", "", f"Claim: {experiment.claim}.", f"Source: {experiment.source}.",
              f"Run: {form}, {seeds} seed{'s' if seeds != 1 else ''} (mean +- sample standard deviation).",
              *data_line(runs),
@@ -270,7 +270,8 @@ def plot_experiment(experiment: Experiment, outcome: Outcome, runs: dict[str, li
             acc = [statistics.fmean(h[i]["test_acc"] for h in histories) for i in range(epochs)]
             ax_test.plot(range(1, epochs + 1), acc, marker="o", label=label)
     drawn = [d for dirs in runs.values() for d in dirs]
-    ax_steps.set(xlabel="step", ylabel=f"training error ({steps_label(drawn)})", title="training error")
+    ax_steps.set(xlabel="step", ylabel=axis_label(f"training error ({steps_label(drawn)})"),
+                 title="training error")
     ax_test.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     epoch_axis(ax_test, most)
     for ax in (ax_steps, ax_test):

@@ -351,6 +351,12 @@ def steps_label(run_dirs: list[str | Path]) -> str:
     return f"mean of each {most} steps{short}"
 
 
+def axis_label(text: str, width: int = 42) -> str:
+    """`text` in lines of at most `width` characters: a step curve's axis label names its windows ("training error
+    (1 - accuracy, mean of each 10 steps, 5 at an epoch's end)"), longer than a panel is high."""
+    return textwrap.fill(text, width)
+
+
 def step_points(run_dirs: list[str | Path], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
     """A curve by step of steps.csv's `key` over runs: the centres of the whole windows (whole_windows) and
     the mean, lowest and highest value at each, over the runs that reached it."""
