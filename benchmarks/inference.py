@@ -7,12 +7,15 @@ NCHW, the same torch threads and ONNX Runtime intra-op threads (one per core) on
   optimize_for_inference) and ONNX Runtime (folded, exported by `convolab.export.export_onnx`, graph
   optimizations ALL, intra-op and inter-op thread spinning off so that its idle threads do not keep the
   cores busy after a run and slow the next path);
-- torchvision's model of the same architecture (weights=None, eval): eager, and exported to TorchScript
+- torchvision's model of the same architecture (weights=None, eval): eager (as built, and with batch norm
+  folded by the same function as ours: `tv-folded`, the like-for-like peer of our folded model), and exported
+  to TorchScript
   and ONNX by the very same functions (its batch norm folded the same way where `fold_batchnorm` finds
   conv-bn pairs in it; the batch-norm layers counted before and after, "not folded" printed where none
   were), and `torch.compile` (inductor, its default mode with `torch._inductor.config.freezing = True`,
-  PyTorch's recommended CPU inference setting; compiled once per batch size before the timing, the
-  compile time printed; skipped with the reason where it fails).
+  PyTorch's recommended CPU inference setting; compiled anew and static (`dynamic=False`, dynamo reset) for
+  each batch size before the timing, the compile time printed; skipped with the reason where it fails).
+Without onnxruntime the ONNX paths are left out, said in a `skipped onnxruntime: ...` line.
 Each path is checked against its PyTorch model before it is timed; the time per batch is the median of
 the timed runs, the paths taking turns in an order that rotates each round (round r starts at path
 r mod n, so no path always follows the same one). Ends with `ratio <model>-<path>-b<batch>-vs-<peer> <x>`
@@ -41,6 +44,11 @@ import torchvision
 
 import convolab
 from convolab._platform import cpu_name
+
+try:
+    import onnxruntime as ort
+except ImportError as missing:  # (the other paths still run: the script says what it left out)
+    ort, ORT_MISSING = None, str(missing)
 from convolab.export import export_onnx, fold_batchnorm
 from convolab.export.fold import count_batchnorm
 
@@ -50,8 +58,9 @@ MODELS = {  # convolab name: (torchvision constructor, input size)
     "resnet50": (partial(TV.resnet50, weights=None), 224),
     "inception_v3": (partial(TV.inception_v3, weights=None, aux_logits=False, init_weights=False), 299),
 }
-PATHS = ("torchvision", "tv-torchscript", "tv-onnx", "tv-compile", "eager", "eager-folded", "torchscript", "onnx")
-PEER_OF = {"eager": "torchvision", "eager-folded": "torchvision", "torchscript": "tv-torchscript", "onnx": "tv-onnx"}
+PATHS = ("torchvision", "tv-folded", "tv-torchscript", "tv-onnx", "tv-compile", "eager", "eager-folded", "torchscript",
+         "onnx")
+PEER_OF = {"eager": "torchvision", "eager-folded": "tv-folded", "torchscript": "tv-torchscript", "onnx": "tv-onnx"}
 
 
 def time_per_batch(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
@@ -96,14 +105,18 @@ def foldable(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
 def compiled(model: torch.nn.Module, x: torch.Tensor) -> tuple[Callable[[], object] | None, str]:
     """torch.compile(model) run once on x (compiling), or None and why it could not be. Compiled with
     inductor's freezing on (`torch._inductor.config.freezing = True`, PyTorch's recommended setting for CPU
-    inference: weights constant-folded and prepacked, conv-bn folded), for this compile only."""
+    inference: weights constant-folded and prepacked, conv-bn folded), for this compile only. Compiled anew for
+    each batch size, static (`dynamic=False`, dynamo's caches reset first): compiled again for a second batch
+    size, the same model got a shape-generic graph (dynamo's automatic dynamic shapes), not the one a user
+    compiling for that batch size gets."""
     import torch._inductor.config as inductor_config
 
     start = time.perf_counter()
     was = inductor_config.freezing
     inductor_config.freezing = True
+    torch._dynamo.reset()
     try:
-        fn = torch.compile(model)
+        fn = torch.compile(model, dynamic=False)
         fn(x)
     except Exception as err:  # no C++ compiler, an unsupported op...
         return None, f"torch.compile failed: {str(err).splitlines()[0][:120]}"
@@ -113,7 +126,6 @@ def compiled(model: torch.nn.Module, x: torch.Tensor) -> tuple[Callable[[], obje
 
 
 def onnx_session(model: torch.nn.Module, size: int, batch: int, folder: str, threads: int, tag: str = ""):
-    import onnxruntime as ort
 
     path = Path(folder) / f"model{tag}-b{batch}.onnx"
     result = export_onnx(model, path, (3, size, size), batch_size=batch, fold=True)
@@ -140,14 +152,16 @@ def main() -> None:
     args = parser.parse_args()
     threads = args.threads
     torch.set_num_threads(threads)
-    import onnxruntime as ort
+    if ort is None:
+        print(f"skipped onnxruntime: {ORT_MISSING} (the ONNX paths, ours and torchvision's, left out)")
 
     print(f"peers: torchvision {torchvision.__version__} models of the same architectures (weights=None, eval), "
-          "eager, exported to TorchScript and ONNX Runtime by the same functions as ours (batch norm folded the "
-          "same way), and torch.compile (inductor, default mode, torch._inductor.config.freezing = True as PyTorch "
-          "recommends for CPU inference)" + (" [left out: --no-compile]" if args.no_compile else ""))
+          "eager (as built, and with batch norm folded the same way as ours), exported to TorchScript and ONNX "
+          "Runtime by the same functions as ours (batch norm folded the same way), and torch.compile (inductor, "
+          "default mode, torch._inductor.config.freezing = True as PyTorch recommends for CPU inference; "
+          "static, compiled anew for each batch size)" + (" [left out: --no-compile]" if args.no_compile else ""))
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
-          f"onnxruntime {ort.__version__}; {torch.get_num_threads()} torch threads, "
+          f"onnxruntime {ort.__version__ if ort else '(none)'}; {torch.get_num_threads()} torch threads, "
           f"{threads} ONNX Runtime intra-op threads (ours and torchvision's sessions: graph optimizations ALL, "
           "inter-op 1, intra-op and inter-op spinning off so no idle thread keeps a core busy after a run)")
     print("order: the paths take turns, round r starting at path r mod n (the order rotates each round); "
@@ -167,21 +181,25 @@ def main() -> None:
                 rounds = (3 if big else 10) if args.quick else (5 if big else 30)
                 x = torch.randn(batch, 3, size, size)
                 ts = torchscript(folded, x)
-                session, diff = onnx_session(ours, size, batch, folder, threads)
                 check = (ts(x) - ours(x)).abs().max().item()
                 peer_ts = torchscript(peer_folded, x)
-                peer_session, peer_diff = onnx_session(peer, size, batch, folder, threads, tag="-tv")
                 peer_check = (peer_ts(x) - peer(x)).abs().max().item()
                 feed = {"input": x.numpy()}
-                runs = {"torchvision": partial(peer, x), "tv-torchscript": partial(peer_ts, x),
-                        "tv-onnx": partial(peer_session.run, None, feed)}
+                runs = {"torchvision": partial(peer, x), "tv-folded": partial(peer_folded, x),
+                        "tv-torchscript": partial(peer_ts, x)}
+                diff = peer_diff = float("nan")
+                if ort is not None:
+                    session, diff = onnx_session(ours, size, batch, folder, threads)
+                    peer_session, peer_diff = onnx_session(peer, size, batch, folder, threads, tag="-tv")
+                    runs["tv-onnx"] = partial(peer_session.run, None, feed)
                 note = "left out"
                 if not args.no_compile:
                     run_compiled, note = compiled(peer, x)
                     if run_compiled is not None:
                         runs["tv-compile"] = run_compiled
-                runs |= {"eager": partial(ours, x), "eager-folded": partial(folded, x), "torchscript": partial(ts, x),
-                         "onnx": partial(session.run, None, feed)}
+                runs |= {"eager": partial(ours, x), "eager-folded": partial(folded, x), "torchscript": partial(ts, x)}
+                if ort is not None:
+                    runs["onnx"] = partial(session.run, None, feed)
                 if args.quick and big:
                     runs.pop("eager")
                 times = time_per_batch(runs, rounds)
@@ -202,7 +220,7 @@ def main() -> None:
     for name, batch, path, _, _, ratio in rows:
         if path in ("eager-folded", "torchscript", "onnx"):
             print(f"ratio {name}-{path}-b{batch}-vs-torchvision {ratio:.2f}")
-        if path in ("torchscript", "onnx") and (name, batch, PEER_OF[path]) in seconds:
+        if path in ("eager-folded", "torchscript", "onnx") and (name, batch, PEER_OF[path]) in seconds:
             like = seconds[(name, batch, PEER_OF[path])] / seconds[(name, batch, path)]
             print(f"ratio {name}-{path}-b{batch}-vs-{PEER_OF[path]} {like:.2f}")
     for name in args.models:

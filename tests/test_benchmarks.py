@@ -134,3 +134,30 @@ def test_gpu_script_parts_stop_at_their_limit_even_when_silent(tmp_path):
     code, lines = gpu.run_streamed([sys.executable, "-c", "print('done'); import time; time.sleep(0.5)"], 30, log)
     # the last entry is the command's end (a command's time counts its teardown after its last line)
     assert code == 0 and lines[-1][1] == "" and lines[-1][0] >= lines[-2][0] + 0.4
+
+
+PEERS = {"timm", "onnxruntime", "lightning", "onnx"}  # (the peer packages a user may lack)
+
+
+def test_a_missing_peer_package_is_skipped_and_every_script_but_two_has_quick():
+    """The README: a script whose peer package is missing prints `skipped <peer>: ...` and runs the rest (an import
+    of a peer at a script's top is inside a `try` that catches ImportError: grad_checkpointing.py's `import timm`
+    and inference.py's `import onnxruntime` ended in a traceback); `--quick` gives a shorter run in every script but
+    augment_policies.py and gpu.py (grad_checkpointing.py had none)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    quick = set()
+    for script in sorted(folder.glob("*.py")):
+        tree = ast.parse(script.read_text())
+        for node in tree.body:  # (imports inside functions run when the peer's side runs, which says it is skipped)
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not PEERS & {n.split(".")[0] for n in names}, f"{script.name}: unguarded import of {names}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(isinstance(h.type, ast.Name) and h.type.id == "ImportError"
+                                                 for h in node.handlers):
+                assert any(isinstance(c, ast.Call) and getattr(c.func, "id", "") == "print" and "skipped" in
+                           ast.unparse(c) for c in ast.walk(tree)), f"{script.name} says nothing of a missing peer"
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and \
+                    node.args[0].value == "--quick":
+                quick.add(script.name)
+    assert sorted({p.name for p in folder.glob("*.py")} - quick) == ["_common.py", "augment_policies.py", "gpu.py"]
