@@ -19,7 +19,8 @@ device):
 
 The per-image check feeds 64 copies of one image and counts the distinct outputs over 5 calls (the least
 of the 5 is printed): 1 means one draw for the whole batch. The yardstick is one resnet20 training step
-(forward, backward, SGD; fp32 on the CPU, bf16 autocast and channels-last on a GPU) at the same batch:
+(forward, backward, SGD; channels-last, as convolab trains it on every device; fp32 on the CPU, bf16
+autocast on a GPU) at the same batch:
 each side's time is printed as a share of it. The yardstick is timed in turns with the sides: before
 the first policy and again after each policy's sides; a policy's shares are of the mean of the step
 timed just before and just after its sides (both printed), so that a load spike does not skew them all.
@@ -105,15 +106,12 @@ def distinct_outputs(fn, image: torch.Tensor) -> int:
 
 
 def step_timer(batch: int, device: torch.device, iters: int):
-    """A function that times one resnet20 training step (seconds, best of 3 rounds) each time it is called."""
-    model = create_model("resnet20").to(device)
+    """A function that times one resnet20 training step (seconds, best of 3 rounds) each time it is called, as
+    convolab trains it: channels-last on every device (its default, `--channels-last`), bf16 autocast on CUDA."""
+    model = create_model("resnet20").to(device).to(memory_format=torch.channels_last)
     cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32, device=device)
-    if cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def step(_):
@@ -142,8 +140,9 @@ def main() -> None:
           f"{args.iters} calls")
     time_step = step_timer(args.batch, device, args.iters)
     before = time_step()
-    print(f"yardstick: one resnet20 training step at batch {args.batch}: {before * 1e3:.1f} ms "
-          f"({args.batch / before:,.0f} img/s) before the first policy; timed again after each policy's sides")
+    print(f"yardstick: one resnet20 training step at batch {args.batch} (channels-last, as convolab trains it): "
+          f"{before * 1e3:.1f} ms ({args.batch / before:,.0f} img/s) before the first policy; timed again after each "
+          "policy's sides")
     figures: dict = {"device": str(device), "machine": machine(), "batch": args.batch, "data": source,
                      "resnet20_step_ms": before * 1e3, "resnet20_step_ms_after": {}, "policies": {}}
     steps = []
