@@ -50,7 +50,9 @@ run found every step bound by the host at about 11 ms whatever the network: fewe
 lever to try first).
 
 `--dry-run` runs every part on the CPU with tiny sizes (a 1,200-image subset of the tar, 1 epoch),
-to catch mistakes before GPU minutes are spent. Ends with a table of every figure.
+to catch mistakes before GPU minutes are spent. Ends with a table of every figure and `ratio <what> <x>` lines
+(convolab's training images/s over the hand-written and the textbook loop's). `env` runs first in every call,
+`--only` or not, so that each call's gpu.json names the machine its figures are of.
 
 The parts' limits add up to 1,070 s, more than one 600 s call of a lent device machine and more than a
 session's 15 minutes of device time. What the first H200 run measured (parts 3, 4 and 7, eager) stands
@@ -278,8 +280,10 @@ def main() -> None:
     cache = work / "image-cache" if args.dry_run else Path(tempfile.gettempdir()) / "convolab-gpu-image-cache"
     results["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["dry_run"] = args.dry_run
-    for part in args.only or PARTS:
-        log(f"== {part} (limit {LIMITS[part]} s)")
+    # env first in every call, --only or not: each call's gpu.json and log name the machine its figures are of
+    for part in ["env", *(p for p in args.only or PARTS if p != "env")]:
+        limit = COMPILED_THROUGHPUT_LIMIT if part == "throughput" and args.compile else LIMITS[part]  # (compiling)
+        log(f"== {part} (limit {limit} s)")
         start = time.perf_counter()
         try:
             if part == "env":
@@ -293,7 +297,7 @@ def main() -> None:
                 cmd = [sys.executable, str(Path(__file__).resolve().parent / "augment_policies.py"), "--data",
                        args.data, "--json", str(figures)] + (["--device", "cpu", "--iters", "2", "--batch", "64"]
                                                               if args.dry_run else [])
-                rc, _ = run_streamed(cmd, LIMITS[part] - 5, log, os.environ | {"PYTHONUNBUFFERED": "1"})
+                rc, _ = run_streamed(cmd, limit - 5, log, os.environ | {"PYTHONUNBUFFERED": "1"})
                 results["augment"] = {"exit_code": rc} | (json.loads(figures.read_text()) if figures.is_file() else {})
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "throughput", "--data", args.data,
@@ -302,7 +306,6 @@ def main() -> None:
                     (["--models", *args.models] if args.models else []) + \
                     ["--batches", *map(str, args.batches)]
                 env = os.environ | {"CONVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-                limit = COMPILED_THROUGHPUT_LIMIT if args.compile else LIMITS[part]  # (two compilations)
                 rc, lines = run_streamed(cmd, limit - 5, log, env)
                 found = [json.loads(line[len("RESULT "):]) for _, line in lines if line.startswith("RESULT ")]
                 partial = [json.loads(line[len("PARTIAL "):]) for _, line in lines if line.startswith("PARTIAL ")]
@@ -320,7 +323,7 @@ def main() -> None:
 
 
 def summary(results: dict, log: Log) -> None:
-    env = results.get("env", {})
+    env, ratios = results.get("env", {}), []
     log("")
     log(f"device: {env.get('device')} ({env.get('nvidia_smi', '')}); torch {env.get('torch')}, "
         f"CUDA {env.get('cuda_runtime')}, {env.get('cpus')} CPUs")
@@ -335,16 +338,25 @@ def summary(results: dict, log: Log) -> None:
                 f"{r['final_test_acc']}, command {r['command_seconds']} s")
         elif r:
             log(f"{name}: {r}")
-    for m in (m for key in results if key.startswith("throughput") for m in results[key].get("models", [])):
+    measured = [(key, m) for key, part in results.items() if key.startswith("throughput")
+                for m in part.get("models", [])]
+    for key, m in measured:
         textbook = (f"textbook {m['textbook']:9,.0f} img/s  " if "textbook" in m else "") + \
             (f"convolab/textbook {m['convolab'] / m['textbook']:.2f}x  " if "textbook" in m else "")
         log(f"{m['model']:16s} batch {m['batch']:5d}  hand-written {m['handwritten']:9,.0f} img/s  "
             f"convolab {m['convolab']:9,.0f} img/s  {textbook}convolab/hand-written "
             f"{m['convolab'] / m['handwritten']:.2f}x")
+        # (key: throughput, or throughput-compiled-MODE)
+        what = f"ratio {m['model'].replace(' ', '-')}-b{m['batch']}{key[len('throughput'):]}-convolab-vs"
+        ratios.append(f"{what}-handwritten {m['convolab'] / m['handwritten']:.2f}")
+        if "textbook" in m:
+            ratios.append(f"{what}-textbook {m['convolab'] / m['textbook']:.2f}")
     for policy, sides in results.get("augment", {}).get("policies", {}).items():
         log(f"augment {policy}: " + "; ".join(f"{side} {r['images_per_second']:,.0f} img/s ({r['share_of_step']:.1%} "
                                                f"of a resnet20 step, {r['distinct_of_64']}/64 distinct)"
                                                for side, r in sides.items()))
+    for line in ratios:  # (as every benchmark ends: `ratio <what> <value>`)
+        log(line)
 
 
 def subset_tar(source: Path, dest: Path, per_class: int, test_per_class: int) -> Path:

@@ -161,3 +161,19 @@ def test_a_missing_peer_package_is_skipped_and_every_script_but_two_has_quick():
                     node.args[0].value == "--quick":
                 quick.add(script.name)
     assert sorted({p.name for p in folder.glob("*.py")} - quick) == ["_common.py", "augment_policies.py", "gpu.py"]
+
+
+def test_gpu_summary_names_the_device_and_ends_with_ratio_lines(tmp_path, capsys):
+    """Each call's figures name the machine (env runs first in every call: `--only throughput` gave "device: None")
+    and end with `ratio` lines, as every benchmark does (gpu.py printed none)."""
+    results = {"env": {"device": "NVIDIA H100"},
+               "throughput": {"models": [{"model": "lenet5 img_size=32", "batch": 512, "textbook": 100.0,
+                                          "handwritten": 400.0, "convolab": 380.0}]},
+               "throughput-compiled-default": {"models": [{"model": "resnet20", "batch": 512, "handwritten": 100.0,
+                                                           "convolab": 99.0}]}}
+    gpu.summary(results, gpu.Log(tmp_path / "gpu.log"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("device: NVIDIA H100")
+    assert lines[-3:] == ["ratio lenet5-img_size=32-b512-convolab-vs-handwritten 0.95",
+                          "ratio lenet5-img_size=32-b512-convolab-vs-textbook 3.80",
+                          "ratio resnet20-b512-compiled-default-convolab-vs-handwritten 0.99"]
