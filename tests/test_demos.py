@@ -118,7 +118,7 @@ def test_bottleneck_demo_prints_120m_against_12_4m(capsys):
     assert "28*28*32 * 5*5*16 = 10,035,200" in out
     assert "2,408,448 + 10,035,200 = 12,443,648" in out
     assert "9.68x fewer multiplications" in out
-    assert "convolab cost --input 192x28x28 1x1:16 5x5:32 --versus 5x5:32" in out  # (C x H x W, the demo H x W x C)
+    assert "`convolab cost` takes C x H x W: 192x28x28, designs 1x1:16 5x5:32 against 5x5:32" in out  # (the demo HxWxC)
 
 
 def test_edge_kernel_takes_a_seed_and_an_unknown_demo_is_named(capsys):

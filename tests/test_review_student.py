@@ -110,7 +110,8 @@ def test_reproduce_curves_label_each_point_a_whole_epoch_when_epochs_are_under_1
     outcome = Outcome({label: [read_metrics(d) for d in dirs] for label, dirs in runs.items()})
     plot_experiment(get_experiment("batchnorm"), outcome, runs, digits_batchnorm / "again.png")
     steps_ax = saved[-1].axes[0]
-    assert steps_ax.get_ylabel() == "training error (mean of each epoch's 5 steps)"  # (1,438 digits at batch 256)
+    # (1,438 digits at batch 256; the label wrapped in the picture)
+    assert " ".join(steps_ax.get_ylabel().split()) == "training error (mean of each epoch's 5 steps)"
 
 
 # ----- 3. resnet110's warm-up, in iterations as counted ------------------------------------------------------

@@ -40,5 +40,5 @@ def bottleneck_demo() -> Iterator[str]:
           f"{comparison.ratio('multiplications'):.2f}x fewer multiplications (about a tenth)"
     yield f"parameters with biases: {comparison.versus.params:,} vs {reduce.params:,} + {conv.params:,} = " \
           f"{comparison.design.params:,} ({comparison.ratio('params'):.2f}x fewer)"
-    yield f"(the article writes H x W x C; convolab's --input is C x H x W: convolab cost --input {c}x{h}x{w} " \
-          "1x1:16 5x5:32 --versus 5x5:32)"
+    yield f"(the article writes H x W x C; `convolab cost` takes C x H x W: {c}x{h}x{w}, designs 1x1:16 5x5:32 " \
+          "against 5x5:32)"
